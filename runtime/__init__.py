@@ -1,0 +1,1 @@
+"""pgpt.runtime: the headless core (settings, ONNX sessions, generation, embeddings, cache)."""

@@ -1,0 +1,175 @@
+"""Chat on an exported model: prompt, answer cache, streaming, timings. Used by CLI and TUI."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgpt.runtime.answer_cache import AnswerCache, cache_key
+from pgpt.runtime.generation import LanguageModel
+from pgpt.runtime.models import ModelInfo, active_chat_model, find_model
+from pgpt.runtime.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.runtime.text import IncrementalDecoder
+
+
+@dataclass
+class ChatResult:
+    """The outcome of one answer, as printed by `chat --json`."""
+
+    answer: str = ""
+    model: str = ""
+    provider: str = ""
+    cached: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The documented JSON shape."""
+        return {
+            "answer": self.answer,
+            "model": self.model,
+            "provider": self.provider,
+            "cached": self.cached,
+            "timings": self.timings,
+        }
+
+
+class ChatEngine:
+    """A loaded chat model plus the answer cache."""
+
+    def __init__(self, settings: Settings, model_name: str = "", use_cache: bool = True) -> None:
+        info: ModelInfo = find_model(settings, model_name) if model_name else active_chat_model(settings)
+        started = time.perf_counter()
+        self.model = LanguageModel(info, settings.provider, settings.threads)
+        self.load_s = time.perf_counter() - started
+        self.cache = AnswerCache(settings.answer_cache_dir, settings.cache_size_mb) if use_cache else None
+
+    @property
+    def provider(self) -> str:
+        """cuda or cpu."""
+        return self.model.provider.name
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        options: SamplingOptions,
+        cancel: threading.Event | None = None,
+    ) -> "ChatStream":
+        """Start an answer; iterate the returned stream for text pieces, then read ``.result``."""
+        return ChatStream(self, messages, options, cancel)
+
+    def ask(self, prompt: str, options: SamplingOptions) -> ChatResult:
+        """Answer one user prompt without streaming."""
+        stream = self.stream([{"role": "user", "content": prompt}], options)
+        for _ in stream:
+            pass
+        return stream.result
+
+    def close(self) -> None:
+        """Release the cache's database."""
+        if self.cache is not None:
+            self.cache.close()
+
+
+class ChatStream:
+    """Iterates text pieces of one answer; fills ``result`` (timings, cached) when done."""
+
+    def __init__(self, engine: ChatEngine, messages: list[dict[str, str]], options: SamplingOptions,
+                 cancel: threading.Event | None) -> None:
+        self._engine = engine
+        self._messages = messages
+        self._options = options
+        self._cancel = cancel
+        self.result = ChatResult(model=engine.model.info.name, provider=engine.provider)
+
+    def __iter__(self) -> Iterator[str]:
+        started = time.perf_counter()
+        model = self._engine.model
+        prompt = model.render_prompt(self._messages)
+        key = cache_key(model=model.model_id, prompt=prompt, params=self._options.as_key())
+        cache = self._engine.cache
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None and isinstance(hit.get("answer"), str):
+            self.result.answer, self.result.cached = hit["answer"], True
+            self.result.timings = {"ttft_s": 0.0, "decode_tok_s": 0.0,
+                                   "total_s": time.perf_counter() - started,
+                                   "prompt_tokens": hit.get("prompt_tokens", 0), "new_tokens": 0}
+            yield hit["answer"]
+            return
+        prompt_ids = model.tokenize(prompt)
+        yield from self._generate(prompt_ids, started)
+        if cache is not None:
+            cache.put(key, {"answer": self.result.answer, "prompt_tokens": len(prompt_ids)})
+
+    def _generate(self, prompt_ids: list[int], started: float) -> Iterator[str]:
+        model, options = self._engine.model, self._options
+        decoder = IncrementalDecoder(model.tokenizer)
+        stops = StopFilter(options.stop)
+        first = last = 0.0
+        count = 0
+        for token in model.generate(prompt_ids, options, self._cancel):
+            last = time.perf_counter()
+            first = first or last
+            count += 1
+            piece, done = stops.feed(decoder.push(token))
+            self.result.answer += piece
+            if piece:
+                yield piece
+            if done:
+                break
+        tail = stops.flush()
+        self.result.answer += tail
+        if tail:
+            yield tail
+        decode_s = last - first
+        self.result.timings = {
+            "ttft_s": round((first or time.perf_counter()) - started, 4),
+            "decode_tok_s": round((count - 1) / decode_s, 2) if count > 1 and decode_s > 0 else 0.0,
+            "total_s": round(time.perf_counter() - started, 4),
+            "prompt_tokens": len(prompt_ids),
+            "new_tokens": count,
+        }
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        """The same pieces, produced in a worker thread so the event loop stays free."""
+        iterator = iter(self)
+        done = object()
+        while True:
+            piece = await asyncio.to_thread(next, iterator, done)
+            if piece is done:
+                return
+            yield piece  # type: ignore[misc]
+
+
+class StopFilter:
+    """Holds back text that may be the start of a stop string; cuts the answer at one."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._pending = ""
+
+    def feed(self, piece: str) -> tuple[str, bool]:
+        """Return the text safe to show and whether a stop string was reached."""
+        if not self._stops:
+            return piece, False
+        self._pending += piece
+        for stop in self._stops:
+            index = self._pending.find(stop)
+            if index >= 0:
+                out, self._pending = self._pending[:index], ""
+                return out, True
+        keep = max((len(s) - 1 for s in self._stops), default=0)
+        keep = next((n for n in range(min(keep, len(self._pending)), 0, -1)
+                     if any(s.startswith(self._pending[-n:]) for s in self._stops)), 0)
+        out = self._pending[: len(self._pending) - keep]
+        self._pending = self._pending[len(out):]
+        return out, False
+
+    def flush(self) -> str:
+        """Text still held back when generation ended without a stop string."""
+        out, self._pending = self._pending, ""
+        return out

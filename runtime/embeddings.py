@@ -1,0 +1,73 @@
+"""Sentence embeddings with an exported encoder: batched, length-sorted, pooled like the original."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pgpt.runtime.errors import ModelIntegrityError
+from pgpt.runtime.manifest import manifest_hash, verify_folder
+from pgpt.runtime.models import ModelInfo
+from pgpt.runtime.session import create_session
+from pgpt.runtime.text import load_tokenizer
+
+
+class Embedder:
+    """An exported sentence-embedding model (e.g. all-MiniLM-L6-v2)."""
+
+    def __init__(self, info: ModelInfo, provider: str = "auto", threads: int = 0) -> None:
+        if info.kind != "embedding":
+            raise ModelIntegrityError(f"{info.name} is a {info.kind} model, not an embedding model.")
+        verify_folder(info.path, info.manifest)
+        self.info = info
+        self.model_id = manifest_hash(info.manifest)
+        pooling = info.manifest.get("pooling", {})
+        self.pooling = str(pooling.get("mode", "mean"))
+        self.normalize = bool(pooling.get("normalize", True))
+        self.max_tokens = int(info.manifest.get("max_seq_length", 256))
+        self.dimension = int(info.manifest.get("dimension", 0))
+        self.session, self.provider = create_session(info.path / "model.onnx", provider, threads)
+        self._inputs = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = load_tokenizer(info.path)
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.tokenizer.no_padding()
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Embeddings of ``texts`` in their order, shape (len(texts), dimension), float32."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(texts)
+        # Sorting by length keeps each batch's padding (wasted compute) small.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        result: list[np.ndarray | None] = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            vectors = self._run([encodings[i] for i in batch])
+            for index, vector in zip(batch, vectors):
+                result[index] = vector
+        return np.stack(result).astype(np.float32)  # type: ignore[arg-type]
+
+    def _run(self, encodings: list[Any]) -> np.ndarray:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, enc.attention_mask, enc.type_ids
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+        return pool(hidden.astype(np.float32), mask, self.pooling, self.normalize)
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, mode: str, normalize: bool) -> np.ndarray:
+    """Pool token vectors as sentence-transformers does (mean over real tokens, or CLS)."""
+    if mode == "cls":
+        vectors = hidden[:, 0]
+    else:
+        weights = mask[..., None].astype(np.float32)
+        vectors = (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
+    if normalize:
+        vectors = vectors / np.clip(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12, None)
+    return vectors

@@ -1,0 +1,168 @@
+"""The one error hierarchy of pgpt, and the table that turns any error into a user message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PgptError(Exception):
+    """Base of every error pgpt raises on purpose; ``hint`` is the next step for the user."""
+
+    title = "pgpt error"
+    hint = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+
+class ConfigError(PgptError, ValueError):
+    """A setting or environment variable is invalid."""
+
+    title = "Invalid setting"
+    hint = "Fix the value (see README, Configuration) and run the command again."
+
+
+class SourceError(PgptError, ValueError):
+    """The model source given to the export cannot be used."""
+
+    title = "Cannot use this model source"
+
+
+class UnsafeWeightsError(SourceError):
+    """Only pickle weights (.bin, .pt, .ckpt, .pkl) are available; pgpt never unpickles."""
+
+    title = "Pickle weights refused"
+    hint = (
+        "Use a revision or a fork of the model that ships .safetensors weights; "
+        "pgpt never loads pickle files because they can run code."
+    )
+
+
+class RemoteCodeError(SourceError):
+    """The model needs trust_remote_code."""
+
+    title = "Model needs remote code"
+    hint = "Read the model's code first; if you trust it, pass --trust-remote-code."
+
+
+class UnsupportedModelError(SourceError):
+    """The architecture or task is not one the export supports."""
+
+    title = "Unsupported model"
+
+
+class OutputExistsError(PgptError, FileExistsError):
+    """The export's output folder already exists."""
+
+    title = "Output folder exists"
+    hint = "Choose another folder with -o, or delete the old one first (pgpt never overwrites it)."
+
+
+class DiskSpaceError(PgptError, OSError):
+    """Not enough free disk for the work asked for."""
+
+    title = "Not enough disk space"
+    hint = "Free some space or point PGPT_MODEL_CACHE / -o at a bigger disk."
+
+
+class QualityError(PgptError):
+    """An exported model lost more quality than the threshold allows."""
+
+    title = "Quality check failed"
+    hint = (
+        "Try a wider type (--dtype int8 or fp32), or pass --accept-quality-loss "
+        "to keep it anyway."
+    )
+
+
+class ModelNotFoundError(PgptError, LookupError):
+    """No exported model of that name, or no model at all."""
+
+    title = "Model not found"
+    hint = "Run `pgpt-export --default` (or `pgpt-tui models` to list exported models)."
+
+
+class ModelIntegrityError(PgptError):
+    """A model folder's files do not match its manifest."""
+
+    title = "Model files damaged"
+    hint = "The folder was changed after export. Export the model again (pgpt-export)."
+
+
+class ProviderError(PgptError, RuntimeError):
+    """The requested ONNX Runtime execution provider cannot be used."""
+
+    title = "Execution provider unavailable"
+
+
+class ContextLengthError(PgptError, ValueError):
+    """The prompt plus the answer do not fit in the model's context window."""
+
+    title = "Prompt too long"
+    hint = "Shorten the prompt or lower --max-tokens."
+
+
+class TemplateError(PgptError):
+    """The model's chat template failed to render (or tried something unsafe)."""
+
+    title = "Chat template error"
+    hint = "The model's chat template is broken or unsafe; export a model with a standard template."
+
+
+class Cancelled(PgptError):
+    """The user cancelled a long operation."""
+
+    title = "Cancelled"
+    hint = "Nothing was changed; run the command again to start over."
+
+
+@dataclass(frozen=True)
+class UserMessage:
+    """What the CLI prints and the TUI shows for an error: a title and one paragraph."""
+
+    title: str
+    text: str
+    exit_code: int = 1
+
+
+def user_message(error: BaseException) -> UserMessage:
+    """Map any error to a title and one paragraph naming the cause and the next step.
+
+    Args:
+        error: The exception that reached the user interface.
+
+    Returns:
+        The message to show. Never contains a traceback.
+    """
+    if isinstance(error, PgptError):
+        text = str(error)
+        if error.hint:
+            text = f"{text} {error.hint}"
+        return UserMessage(error.title, text, 2 if isinstance(error, ConfigError) else 1)
+    for kind, title, hint in _FOREIGN_ERRORS:
+        if isinstance(error, kind):
+            return UserMessage(title, f"{_describe(error)} {hint}".strip())
+    return UserMessage(
+        "Unexpected error",
+        f"{type(error).__name__}: {_describe(error)} This is a bug in pgpt; the log file has details.",
+    )
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    if len(text) > 400:
+        text = text[:397] + "..."
+    if text and text[-1] not in ".!?":
+        text += "."
+    return text
+
+
+_FOREIGN_ERRORS: list[tuple[type[BaseException], str, str]] = [
+    (KeyboardInterrupt, "Interrupted", "Stopped by the user; nothing was left half-written."),
+    (PermissionError, "Permission denied", "Check the folder's owner and mode, or choose another folder."),
+    (FileNotFoundError, "File not found", "Check the path and run the command again."),
+    (MemoryError, "Out of memory", "Close other programs or use a smaller model or a narrower type."),
+    (OSError, "System error", "Check free disk space and permissions of the data folders (pgpt-tui doctor)."),
+]

@@ -1,0 +1,157 @@
+"""A loaded language model and its generation loop: KV cache, streaming, stop, cancel."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgpt.runtime.errors import Cancelled, ContextLengthError, ModelIntegrityError
+from pgpt.runtime.manifest import manifest_hash, verify_folder
+from pgpt.runtime.models import ModelInfo
+from pgpt.runtime.sampling import SamplingOptions, TokenPicker
+from pgpt.runtime.session import create_session
+from pgpt.runtime.text import load_tokenizer, read_json, render_chat, token_text
+
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+class LanguageModel:
+    """An exported causal LM, loaded once and used for many generations."""
+
+    def __init__(self, info: ModelInfo, provider: str = "auto", threads: int = 0) -> None:
+        if info.kind != "llm":
+            raise ModelIntegrityError(f"{info.name} is a {info.kind} model, not a chat model.")
+        verify_folder(info.path, info.manifest)
+        self.info = info
+        self.model_id = manifest_hash(info.manifest)
+        self.session, self.provider = create_session(info.path / "model.onnx", provider, threads)
+        self.tokenizer = load_tokenizer(info.path)
+        self._load_configs(info.path)
+        self._input_names = {i.name for i in self.session.get_inputs()}
+        self._output_names = [o.name for o in self.session.get_outputs()]
+        if not self._output_names or self._output_names[0] != "logits":
+            raise ModelIntegrityError(f"{info.name}: the graph's first output is not 'logits'.")
+        self._past_specs = [
+            (i.name, i.shape, _NUMPY_TYPES.get(i.type, np.float32))
+            for i in self.session.get_inputs()
+            if i.name.startswith("past_key_values.")
+        ]
+        self._device = "cuda" if self.provider.name == "cuda" else "cpu"
+
+    def _load_configs(self, folder: Path) -> None:
+        tok_config = read_json(folder / "tokenizer_config.json")
+        gen_config = read_json(folder / "generation_config.json")
+        config = read_json(folder / "config.json")
+        template_file = folder / "chat_template.jinja"
+        self.chat_template = (
+            template_file.read_text(encoding="utf-8")
+            if template_file.is_file()
+            else str(tok_config.get("chat_template") or "")
+        )
+        self.special_tokens = {
+            key: token_text(tok_config.get(key))
+            for key in ("bos_token", "eos_token", "pad_token", "unk_token")
+        }
+        eos = gen_config.get("eos_token_id", config.get("eos_token_id"))
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        eos_id = self.tokenizer.token_to_id(self.special_tokens["eos_token"] or "")
+        if eos_id is not None:
+            ids.add(eos_id)
+        self.eos_ids = frozenset(int(i) for i in ids)
+        self.max_context = int(config.get("max_position_embeddings") or 2048)
+
+    def render_prompt(self, messages: list[dict[str, str]]) -> str:
+        """Render the chat template (sandboxed) into the prompt text."""
+        if self.chat_template:
+            return render_chat(self.chat_template, messages, self.special_tokens)
+        return "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` (the template already placed the special tokens)."""
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def check_context(self, prompt_len: int, max_new_tokens: int) -> None:
+        """Raise ContextLengthError when prompt + answer exceed the model's context window."""
+        if prompt_len + max_new_tokens > self.max_context:
+            raise ContextLengthError(
+                f"The prompt has {prompt_len} tokens and up to {max_new_tokens} more were asked "
+                f"for, but {self.info.name} holds {self.max_context} tokens."
+            )
+
+    def generate(
+        self,
+        prompt_ids: list[int],
+        options: SamplingOptions,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[int]:
+        """Yield new token ids until EOS, ``max_new_tokens`` or ``cancel`` is set.
+
+        Raises:
+            ContextLengthError: when the prompt and answer do not fit.
+            Cancelled: when ``cancel`` is set (checked between tokens).
+        """
+        self.check_context(len(prompt_ids), options.max_new_tokens)
+        picker = TokenPicker(options)
+        past = self._empty_past()
+        ids = np.asarray([prompt_ids], dtype=np.int64)
+        total = len(prompt_ids)
+        seen = np.asarray(prompt_ids, dtype=np.int64)
+        for _ in range(options.max_new_tokens):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("Generation stopped.")
+            logits, past = self._step(ids, past, total)
+            token = picker.pick(logits, seen if options.repetition_penalty != 1.0 else None)
+            if token in self.eos_ids:
+                return
+            yield token
+            if options.repetition_penalty != 1.0:
+                seen = np.append(seen, token)
+            ids = np.asarray([[token]], dtype=np.int64)
+            total += 1
+
+    def forward_logits(self, token_ids: list[int]) -> np.ndarray:
+        """Logits for every position of one sequence (used by the quality check and tests)."""
+        self.check_context(len(token_ids), 0)
+        binding = self._bind(np.asarray([token_ids], dtype=np.int64), self._empty_past(), len(token_ids))
+        self.session.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()[0]
+
+    def _empty_past(self) -> dict[str, Any]:
+        from onnxruntime import OrtValue
+
+        past = {}
+        for name, shape, dtype in self._past_specs:
+            dims = [1 if not isinstance(d, int) else d for d in shape]
+            dims[2] = 0  # past sequence length
+            past[name] = OrtValue.ortvalue_from_numpy(np.zeros(dims, dtype=dtype))
+        return past
+
+    def _bind(self, ids: np.ndarray, past: dict[str, Any], total: int) -> Any:
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", ids)
+        if "attention_mask" in self._input_names:
+            binding.bind_cpu_input("attention_mask", np.ones((1, total), dtype=np.int64))
+        if "position_ids" in self._input_names:
+            start = total - ids.shape[1]
+            binding.bind_cpu_input("position_ids", np.arange(start, total, dtype=np.int64)[None])
+        for name, value in past.items():
+            binding.bind_ortvalue_input(name, value)
+        for name in self._output_names:
+            # Logits come back to the host for sampling; the KV cache stays on the device.
+            binding.bind_output(name, "cpu" if name == "logits" else self._device)
+        return binding
+
+    def _step(self, ids: np.ndarray, past: dict[str, Any], total: int) -> tuple[np.ndarray, dict[str, Any]]:
+        binding = self._bind(ids, past, total)
+        self.session.run_with_iobinding(binding)
+        outputs = binding.get_outputs()
+        logits = outputs[0].numpy()[0, -1]
+        new_past = {
+            name.replace("present", "past_key_values", 1): value
+            for name, value in zip(self._output_names[1:], outputs[1:])
+        }
+        return logits, new_past

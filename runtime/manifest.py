@@ -1,0 +1,122 @@
+"""The manifest of an exported model folder: what it holds, where it came from, how good it is."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pgpt.runtime.errors import ModelIntegrityError
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+_STAMP = ".verified.json"
+_CHUNK = 8 * 1024 * 1024
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_files(folder: Path) -> list[dict[str, Any]]:
+    """List every regular file of ``folder`` (except the manifest) with size and sha256."""
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name not in (MANIFEST, _STAMP):
+            entries.append(
+                {
+                    "path": path.relative_to(folder).as_posix(),
+                    "size": path.stat().st_size,
+                    "sha256": sha256_file(path),
+                }
+            )
+    return entries
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Add the file list to ``manifest`` and write it into ``folder`` (fsynced)."""
+    manifest = {"format_version": FORMAT_VERSION, **manifest, "files": describe_files(folder)}
+    target = folder / MANIFEST
+    with open(target, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """Read a model folder's manifest, raising ModelIntegrityError when it is missing or bad."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelIntegrityError(f"{folder} has no {MANIFEST}, so it is not a pgpt model.") from None
+    except (OSError, ValueError) as exc:
+        raise ModelIntegrityError(f"The manifest of {folder} cannot be read ({exc}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise ModelIntegrityError(f"The manifest of {folder} has no file list.")
+    return data
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """A short stable id of a model's exact contents (used in cache keys)."""
+    files = sorted((f["path"], f["sha256"]) for f in manifest["files"])
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:32]
+
+
+def verify_folder(folder: Path, manifest: dict[str, Any]) -> None:
+    """Check every file against the manifest: a real file inside the folder, right size and sha256.
+
+    A stat stamp (size, mtime, ctime, inode) of each verified file is kept beside the
+    manifest so a second load skips the hashing; any change of a file changes its ctime.
+
+    Raises:
+        ModelIntegrityError: naming the first file that does not match.
+    """
+    root = folder.resolve()
+    stamps = _read_stamps(folder)
+    fresh: dict[str, list[int]] = {}
+    for entry in manifest["files"]:
+        rel = entry["path"]
+        path = folder / rel
+        if path.is_symlink() or not path.resolve().is_relative_to(root):
+            raise ModelIntegrityError(f"{rel} in {folder} is a link or leaves the model folder.")
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise ModelIntegrityError(f"{rel} is missing from {folder}.") from None
+        if info.st_nlink > 1:
+            raise ModelIntegrityError(f"{rel} in {folder} is a hard link to another file.")
+        stamp = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
+        if info.st_size != entry["size"]:
+            raise ModelIntegrityError(
+                f"{rel} in {folder} has {info.st_size} bytes, the manifest says {entry['size']}."
+            )
+        if stamps.get(rel) != stamp and sha256_file(path) != entry["sha256"]:
+            raise ModelIntegrityError(f"{rel} in {folder} does not match the sha256 in its manifest.")
+        fresh[rel] = stamp
+    _write_stamps(folder, fresh)
+
+
+def _read_stamps(folder: Path) -> dict[str, list[int]]:
+    try:
+        data = json.loads((folder / _STAMP).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_stamps(folder: Path, stamps: dict[str, list[int]]) -> None:
+    # Best effort: a read-only model cache just means hashing on every load.
+    try:
+        tmp = folder / f"{_STAMP}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(stamps))
+        os.replace(tmp, folder / _STAMP)
+    except OSError:
+        pass

@@ -1,0 +1,71 @@
+"""Sampling options (a value object) and the choice of the next token from logits."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How to pick tokens. ``temperature == 0`` means greedy decoding.
+
+    Attributes:
+        max_new_tokens: Upper bound on generated tokens.
+        temperature: Softmax temperature; 0 for greedy.
+        top_p: Nucleus sampling mass (1.0 disables it).
+        top_k: Keep only the k most likely tokens (0 disables it).
+        repetition_penalty: >1 discourages tokens already in the context (1.0 disables it).
+        seed: Seed of the sampler, for repeatable sampling.
+        stop: Strings that end the answer when they appear (not included in it).
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_key(self) -> dict[str, Any]:
+        """The parameters as plain data, for cache keys."""
+        data = asdict(self)
+        data["stop"] = list(self.stop)
+        return data
+
+
+class TokenPicker:
+    """Applies the sampling options to one row of logits at a time."""
+
+    def __init__(self, options: SamplingOptions) -> None:
+        self.options = options
+        self._rng = np.random.default_rng(options.seed)
+
+    def pick(self, logits: np.ndarray, seen: np.ndarray | None = None) -> int:
+        """Choose the next token id from a 1-D logits row."""
+        opts = self.options
+        if opts.repetition_penalty != 1.0 and seen is not None and seen.size:
+            logits = logits.astype(np.float32, copy=True)
+            picked = logits[seen]
+            logits[seen] = np.where(
+                picked > 0, picked / opts.repetition_penalty, picked * opts.repetition_penalty
+            )
+        if opts.temperature <= 0:
+            return int(np.argmax(logits))
+        scores = logits.astype(np.float64) / opts.temperature
+        if opts.top_k > 0 and opts.top_k < scores.size:
+            cutoff = np.partition(scores, -opts.top_k)[-opts.top_k]
+            scores = np.where(scores < cutoff, -np.inf, scores)
+        probs = np.exp(scores - scores.max())
+        probs /= probs.sum()
+        if opts.top_p < 1.0:
+            order = np.argsort(-probs)
+            cumulative = np.cumsum(probs[order])
+            keep = order[: int(np.searchsorted(cumulative, opts.top_p)) + 1]
+            mask = np.zeros_like(probs)
+            mask[keep] = probs[keep]
+            probs = mask / mask.sum()
+        return int(self._rng.choice(probs.size, p=probs))

@@ -1,0 +1,128 @@
+"""ONNX Runtime sessions: execution-provider choice (with the reason), threads, options."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pgpt.runtime.errors import ModelIntegrityError, ProviderError
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """The provider a session uses and why (shown by chat --json, doctor and the TUI)."""
+
+    name: str  # "cuda" or "cpu"
+    reason: str
+
+
+def physical_cores() -> int:
+    """Physical core count (hyper-threads slow ORT's intra-op pool down), at least 1."""
+    cores: set[tuple[str, str]] = set()
+    try:
+        physical = core = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "physical id":
+                physical = value
+            elif key == "core id":
+                core = value
+                cores.add((physical, core))
+    except OSError:
+        pass
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(len(cores) or available or 1, available or 1))
+
+
+def ort_conflict() -> str:
+    """A message when both onnxruntime and onnxruntime-gpu are installed, else ''."""
+    names = {d.metadata["Name"].lower() for d in metadata.distributions() if d.metadata["Name"]}
+    if "onnxruntime" in names and "onnxruntime-gpu" in names:
+        return (
+            "Both onnxruntime and onnxruntime-gpu are installed; they share one module, so the "
+            "CPU-only build may hide CUDA. Run `pip uninstall -y onnxruntime onnxruntime-gpu` "
+            "then `pip install onnxruntime-gpu`."
+        )
+    return ""
+
+
+def cuda_unavailable_reason() -> str:
+    """Why the CUDA EP cannot run here, or '' when it looks usable."""
+    import onnxruntime as ort
+
+    if CUDA not in ort.get_available_providers():
+        return ort_conflict() or (
+            "this onnxruntime build has no CUDA EP (install onnxruntime-gpu instead of onnxruntime)"
+        )
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no NVIDIA driver or GPU is visible (libcuda.so.1 not found)"
+    if hasattr(ort, "preload_dlls"):
+        try:
+            ort.preload_dlls(directory="")
+        except Exception:  # preload is best effort; the session check below decides
+            pass
+    return ""
+
+
+def choose_provider(requested: str) -> ProviderChoice:
+    """Resolve auto/cpu/cuda to a provider, with the reason for the choice.
+
+    Raises:
+        ProviderError: when ``cuda`` is requested and cannot run.
+    """
+    if requested == "cpu":
+        return ProviderChoice("cpu", "CPU requested")
+    reason = cuda_unavailable_reason()
+    if not reason:
+        return ProviderChoice("cuda", "CUDA EP available")
+    if requested == "cuda":
+        raise ProviderError(
+            f"CUDA was requested but cannot be used: {reason}.",
+            hint="Use --provider cpu (or PGPT_PROVIDER=auto), or fix the CUDA install (pgpt-tui doctor).",
+        )
+    return ProviderChoice("cpu", f"CPU fallback: {reason}")
+
+
+def session_options(threads: int = 0) -> Any:
+    """Session options: all graph optimizations, intra-op threads from physical cores."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or physical_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
+
+
+def create_session(model_path: Path, requested: str, threads: int = 0) -> tuple[Any, ProviderChoice]:
+    """Create an InferenceSession on the chosen provider; fall back to CPU when CUDA fails in auto."""
+    import onnxruntime as ort
+
+    choice = choose_provider(requested)
+    providers = [CUDA, CPU] if choice.name == "cuda" else [CPU]
+    try:
+        session = ort.InferenceSession(str(model_path), session_options(threads), providers=providers)
+    except Exception as exc:  # ORT raises its own pybind types; the text names the cause
+        if "INVALID_PROTOBUF" in str(exc) or "Protobuf parsing failed" in str(exc):
+            raise ModelIntegrityError(f"{model_path} is not a valid ONNX model ({exc}).") from None
+        raise ModelIntegrityError(f"ONNX Runtime cannot load {model_path}: {exc}") from None
+    if choice.name == "cuda" and session.get_providers()[0] != CUDA:
+        if requested == "cuda":
+            raise ProviderError(
+                "CUDA was requested but ONNX Runtime could not start the CUDA EP "
+                "(CUDA 13 / cuDNN 9 libraries missing?).",
+                hint="Install them with `pip install 'onnxruntime-gpu[cuda,cudnn]'` or use --provider cpu.",
+            )
+        choice = ProviderChoice("cpu", "CPU fallback: the CUDA EP failed to start (CUDA/cuDNN libraries missing)")
+    return session, choice

@@ -1,0 +1,1 @@
+"""pgpt.tui: the Textual app and the `pgpt-tui` command line."""
