@@ -49,6 +49,8 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
         if not torch.cuda.is_available():
             raise ProviderError("--device cuda was given but PyTorch sees no CUDA GPU here.",
                                 hint="Export on the CPU (--device cpu); the graph still runs on CUDA later.")
+    if not source.gguf_file:
+        require_task(str(read_config(source.folder).get("model_type", "")), TASK)
     report("load", f"loading {source.gguf_file or source.folder.name} with transformers")
     model = load_torch_model(source, options.trust_remote_code)
     require_task(model.config.model_type, TASK)

@@ -7,7 +7,9 @@ import sys
 import threading
 from pathlib import Path
 
-DEFAULT_LLM_DTYPE = "int8"
+# int8 passes the quality gate (97.7% top-1) but flips near-ties such as the first token of
+# "What is the capital of France?"; fp32 answers it right, so fp32 is the default chat model.
+DEFAULT_LLM_DTYPE = "fp32"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="prepare the embedded default chat and embedding models from the installed packages")
     parser.add_argument("-o", "--output", type=Path, help="output folder (default: <model cache>/<name>-<dtype>)")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "int8", "int4"), default=None,
-                        help="weight type (default: fp32; int8 for --default)")
+                        help="weight type (default: fp32)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for export and validation")
     parser.add_argument("--revision", help="branch, tag or commit of a Hub repo")
     parser.add_argument("--name", default="", help="model name in the cache (default: from the source)")
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         setup_logging(settings)
+        quiet_libraries()
         if args.default:
             return _prepare_default(settings, args)
         _run_export(settings, args, args.source, args.dtype or "fp32", args.output, args.name)
@@ -58,6 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         message = user_message(exc)
         print(f"error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code
+
+
+def quiet_libraries() -> None:
+    """Send the libraries' warnings and progress bars to the log file, not the terminal."""
+    import logging
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    logging.captureWarnings(True)
+    for name in ("transformers", "optimum", "onnxruntime", "torch"):
+        logging.getLogger(name).propagate = True
 
 
 def _run_export(settings, args, source: str, dtype: str, output: Path | None, name: str):  # type: ignore[no-untyped-def]

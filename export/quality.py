@@ -47,7 +47,8 @@ def llm_quality(torch_model: Any, onnx_model: Any) -> dict[str, Any]:
     for prompt in CHAT_PROMPTS:
         ids = onnx_model.tokenize(onnx_model.render_prompt([{"role": "user", "content": prompt}]))
         with torch.no_grad():
-            out = torch_model.generate(torch.tensor([ids]), max_new_tokens=CONTINUATION_TOKENS, do_sample=False)
+            out = torch_model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                      max_new_tokens=CONTINUATION_TOKENS, do_sample=False)
         sequences.append(("chat", out[0].tolist()))
     agree = {"text": [0, 0], "chat": [0, 0]}
     ppl = {}

@@ -106,7 +106,7 @@ def check_architecture(model_type: str, task: str) -> None:
     from optimum.exporters.tasks import TasksManager
 
     try:
-        tasks = TasksManager.get_supported_tasks_for_model_type(model_type, "onnx")
+        tasks = TasksManager.get_supported_tasks_for_model_type(model_type, "onnx", library_name="transformers")
     except KeyError:
         tasks = {}
     if task not in tasks:

@@ -105,7 +105,7 @@ class LanguageModel:
                 raise Cancelled("Generation stopped.")
             logits, past = self._step(ids, past, total)
             token = picker.pick(logits, seen if options.repetition_penalty != 1.0 else None)
-            if token in self.eos_ids:
+            if token in self.eos_ids and not options.ignore_eos:
                 return
             yield token
             if options.repetition_penalty != 1.0:

@@ -14,8 +14,9 @@ from pgpt.runtime.settings import Settings, ensure_private_dir
 
 DEFAULT_LLM = "smollm2-135m-instruct"
 DEFAULT_EMBEDDER = "all-minilm-l6-v2-fp32"
-# The default chat model: the fastest dtype of the embedded default that passes the quality gate.
-DEFAULT_CHAT_DTYPES = ("int8", "fp32", "int4", "fp16")
+# Preference among exported dtypes of the embedded default when no model was chosen: fp32 first
+# (int8 passes the quality gate but flips near-tie answers on this 135M model), then the rest.
+DEFAULT_CHAT_DTYPES = ("fp32", "int8", "fp16", "int4")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ class SamplingOptions:
         repetition_penalty: >1 discourages tokens already in the context (1.0 disables it).
         seed: Seed of the sampler, for repeatable sampling.
         stop: Strings that end the answer when they appear (not included in it).
+        ignore_eos: Keep generating past end-of-sequence (benchmarks need fixed lengths).
     """
 
     max_new_tokens: int = 256
@@ -29,6 +30,7 @@ class SamplingOptions:
     repetition_penalty: float = 1.0
     seed: int = 0
     stop: tuple[str, ...] = field(default_factory=tuple)
+    ignore_eos: bool = False
 
     def as_key(self) -> dict[str, Any]:
         """The parameters as plain data, for cache keys."""

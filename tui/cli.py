@@ -1,1 +1,151 @@
-def main(): return 0
+"""`pgpt-tui`: the app with no arguments; headless subcommands for scripts and servers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
+    parser = argparse.ArgumentParser(prog="pgpt-tui", description="Private chat with your documents, in the terminal.")
+    parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chat = sub.add_parser("chat", help="answer one prompt, streamed to stdout")
+    chat.add_argument("prompt")
+    chat.add_argument("--model", default="", help="exported model name (default: the active one)")
+    chat.add_argument("--max-tokens", type=int, default=256)
+    chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    chat.add_argument("--top-p", type=float, default=1.0)
+    chat.add_argument("--top-k", type=int, default=0)
+    chat.add_argument("--repetition-penalty", type=float, default=1.0)
+    chat.add_argument("--seed", type=int, default=0)
+    chat.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
+    chat.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    models = sub.add_parser("models", help="list exported models")
+    models.add_argument("--json", action="store_true")
+    models.add_argument("--use", metavar="NAME", help="make NAME the active chat model")
+    doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads and data folders")
+    doctor.add_argument("--json", action="store_true")
+    bench = sub.add_parser("bench", help="benchmark the default model against Optimum and PyTorch")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--dtypes", default="fp32,int8,int4", help="comma-separated dtypes of the default LLM")
+    bench.add_argument("--engines", default="pgpt,optimum,torch,onnxruntime-genai,llama.cpp")
+    bench.add_argument("--prompt-tokens", type=int, default=1000)
+    bench.add_argument("--new-tokens", type=int, default=128)
+    bench.add_argument("--repeats", type=int, default=3)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `pgpt-tui`."""
+    args = build_parser().parse_args(argv)
+    from pgpt.runtime.errors import user_message
+
+    try:
+        settings = _settings(args)
+        if args.command is None:
+            from pgpt.tui.app import run_app
+
+            return run_app(settings)
+        from pgpt.runtime.logs import setup_logging
+
+        setup_logging(settings)
+        handler = {"chat": _chat, "models": _models, "doctor": _doctor, "bench": _bench}[args.command]
+        return handler(settings, args)
+    except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
+        import logging
+
+        logging.getLogger("pgpt").exception("command failed")
+        message = user_message(exc)
+        print(f"error: {message.title}: {message.text}", file=sys.stderr)
+        return message.exit_code
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    import dataclasses
+
+    from pgpt.runtime.settings import Settings
+
+    settings = Settings.from_env()
+    if args.provider:
+        settings = dataclasses.replace(settings, provider=args.provider)
+    return settings
+
+
+def _chat(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.runtime.chat import ChatEngine
+    from pgpt.runtime.sampling import SamplingOptions
+
+    engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
+    options = SamplingOptions(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+                              top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    stream = engine.stream([{"role": "user", "content": args.prompt}], options)
+    try:
+        for piece in stream:
+            if not args.json:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps(stream.result.as_json(), ensure_ascii=False))
+    else:
+        sys.stdout.write("\n")
+    return 0
+
+
+def _models(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.runtime.models import list_models, set_active_model
+
+    if args.use:
+        chosen = set_active_model(settings, args.use)
+        print(f"active chat model: {chosen.name}")
+        return 0
+    models = [m.summary() for m in list_models(settings)]
+    if args.json:
+        print(json.dumps({"models": models}, indent=2))
+        return 0
+    if not models:
+        print(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`.")
+        return 0
+    print(f"{'name':<34} {'kind':<9} {'dtype':<5} {'size':>8}  quality")
+    for m in models:
+        q = m["quality"]
+        quality = f"top-1 {q['top1_agreement']:.1%}" if "top1_agreement" in q else (
+            f"cosine {q['min_cosine']:.4f}" if "min_cosine" in q else "-")
+        print(f"{m['name']:<34} {m['kind']:<9} {m['dtype']:<5} {m['size_mb']:>6.0f}MB  {quality}")
+    return 0
+
+
+def _doctor(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.runtime.doctor import run_checks
+
+    report = run_checks(settings)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for section, items in report.items():
+            print(f"[{section}]")
+            for key, value in items.items():
+                print(f"  {key:<22} {value}")
+    return 0
+
+
+def _bench(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.export.bench import BenchOptions, print_table, run_bench
+
+    options = BenchOptions(dtypes=tuple(args.dtypes.split(",")), engines=tuple(args.engines.split(",")),
+                           prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens, repeats=args.repeats)
+    results = run_bench(settings, options, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps({"results": results}, indent=2))
+    else:
+        print_table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""pgpt-export on bad input: one paragraph naming cause and next step, exit != 0, nothing written."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import gguf_path
+
+LLAMA_CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 8}
+
+
+def export_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "pgpt.export.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=900)
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], title: str, *words: str) -> None:
+    assert result.returncode != 0
+    assert f"error: {title}:" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for word in words:
+        assert word in result.stderr
+
+
+def hf_folder(tmp_path: Path, config: dict, files: dict[str, bytes]) -> Path:  # type: ignore[type-arg]
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def test_pickle_only_weights_are_refused(tmp_path: Path) -> None:
+    folder = hf_folder(tmp_path, LLAMA_CONFIG, {"pytorch_model.bin": b"\x80\x04not loaded"})
+    result = export_cli(str(folder), "-o", str(tmp_path / "out"))
+    assert_refused(result, "Pickle weights refused", "pytorch_model.bin", "safetensors")
+    assert not (tmp_path / "out").exists()
+
+
+def test_remote_code_is_refused_without_the_flag(tmp_path: Path) -> None:
+    config = dict(LLAMA_CONFIG, auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"})
+    folder = hf_folder(tmp_path, config, {"model.safetensors": b"{}"})
+    result = export_cli(str(folder), "-o", str(tmp_path / "out"))
+    assert_refused(result, "Model needs remote code", "--trust-remote-code")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_architecture_is_refused(tmp_path: Path) -> None:
+    folder = hf_folder(tmp_path, {"model_type": "vit", "architectures": ["ViTModel"]}, {"model.safetensors": b"{}"})
+    result = export_cli(str(folder), "-o", str(tmp_path / "out"))
+    assert_refused(result, "Unsupported model", "'vit'", "text-generation-with-past")
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_a_gguf_and_truncated_gguf_are_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "page.gguf"
+    fake.write_text("<html>403 Forbidden</html>")
+    assert_refused(export_cli(str(fake), "-o", str(tmp_path / "a")), "Cannot use this model source", "not a GGUF")
+    truncated = tmp_path / "cut.gguf"
+    with open(gguf_path(), "rb") as src:
+        truncated.write_bytes(src.read(3_000_000))
+    result = export_cli(str(truncated), "-o", str(tmp_path / "b"))
+    assert_refused(result, "Cannot use this model source", "corrupt or truncated")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_existing_output_folder_is_never_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = export_cli(str(gguf_path()), "-o", str(out))
+    assert_refused(result, "Output folder exists", str(out))
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_missing_source_path_is_explained(tmp_path: Path) -> None:
+    result = export_cli(str(tmp_path / "nothing-here"), "-o", str(tmp_path / "out"))
+    assert_refused(result, "Cannot use this model source", "repo id")
+
+
+class _MissingRepoHub(http.server.BaseHTTPRequestHandler):
+    """Answers like the Hub does for a repo that does not exist."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        body = b'{"error":"Repository not found"}'
+        self.send_response(404)
+        self.send_header("X-Error-Code", "RepoNotFound")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def missing_repo_hub() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MissingRepoHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_unknown_repo_is_explained(tmp_path: Path, missing_repo_hub: str) -> None:
+    env = {"HF_ENDPOINT": missing_repo_hub, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
+    result = export_cli("nobody/no-such-model", "-o", str(tmp_path / "out"), env=env)
+    assert_refused(result, "Cannot use this model source", "nobody/no-such-model", "spelling")
+
+
+def test_not_enough_disk_is_refused_before_work(tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        result = export_cli(str(gguf_path()), "-o", str(small / "out"))
+        assert_refused(result, "Not enough disk space", "GB")
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_a_quantization_that_breaks_quality_is_refused(tmp_path: Path) -> None:
+    """int4 re-rounding of the dequantized Q4_1 weights loses too much on this tiny model."""
+    out = tmp_path / "int4"
+    result = export_cli(str(gguf_path()), "--dtype", "int4", "-o", str(out))
+    assert_refused(result, "Quality check failed", "threshold 90%", "--accept-quality-loss")
+    assert not out.exists()
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
+def test_cli_without_source_shows_usage() -> None:
+    result = export_cli()
+    assert result.returncode == 2 and "SOURCE or --default" in result.stderr
+
+
+@pytest.fixture(autouse=True)
+def _cleanup_tmp(tmp_path: Path) -> Iterator[None]:
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -1,0 +1,55 @@
+"""Packaging: one pgpt namespace, no bare top-level packages, a runtime free of heavy/UI imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+
+
+def test_every_source_package_is_mapped_into_the_namespace() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    mapping = config["tool"]["setuptools"]["package-dir"]
+    assert mapping == {"pgpt.tui": "tui", "pgpt.runtime": "runtime", "pgpt.export": "export"}
+    for folder in mapping.values():
+        assert (ROOT / folder / "__init__.py").is_file()
+    assert config["project"]["name"] != "pgpt"
+
+
+def test_bare_top_level_imports_fail() -> None:
+    for name in ("runtime", "export", "tui"):
+        result = run_python(f"import {name}")
+        assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr
+
+
+def test_runtime_imports_no_torch_transformers_optimum_or_textual() -> None:
+    code = (
+        "import sys, pgpt.runtime.chat, pgpt.runtime.embeddings, pgpt.runtime.doctor, pgpt.runtime.answer_cache\n"
+        "bad = [m for m in ('torch', 'transformers', 'optimum', 'textual', 'pgpt.tui') if m in sys.modules]\n"
+        "print(bad)"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_help_is_fast_and_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\nfrom pgpt.tui.cli import build_parser\nfrom pgpt.export.cli import build_parser as b2\n"
+        "build_parser(); b2()\n"
+        "print([m for m in ('onnxruntime', 'torch', 'textual', 'lancedb') if m in sys.modules])"
+    )
+    result = run_python(code)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_console_scripts_are_declared() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"pgpt-tui": "pgpt.tui.cli:main", "pgpt-export": "pgpt.export.cli:main"}

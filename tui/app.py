@@ -1,0 +1,326 @@
+"""The chat screen of `pgpt-tui`: a conversation log, an input line, a status line and the keys."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState
+
+from pgpt.runtime.errors import Cancelled, ModelNotFoundError, user_message
+from pgpt.runtime.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.sanitize import clean_text
+
+if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
+    from pgpt.runtime.chat import ChatEngine, ChatResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_NEW_TOKENS = 512
+
+
+@dataclass
+class EngineLoaded(Message):
+    """The chat model is loaded and ready."""
+
+    engine: ChatEngine
+
+
+@dataclass
+class AnswerProgress(Message):
+    """The answer so far; a newer one replaces an older one still in the queue."""
+
+    reply_id: int
+    text: str
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the latest text matters, so a busy screen skips frames, not keystrokes."""
+        return isinstance(message, AnswerProgress) and message.reply_id == self.reply_id
+
+
+@dataclass
+class AnswerFinished(Message):
+    """The answer ended, complete or stopped with Esc."""
+
+    reply_id: int
+    result: ChatResult
+    stopped: bool
+
+
+class Turn(Static):
+    """One message of the conversation; ``text`` is the raw text, shown through clean_text."""
+
+    def __init__(self, kind: str, text: str = "") -> None:
+        super().__init__(classes=kind)
+        self.kind = kind
+        self.text = text
+        self.mark = ""
+
+    def on_mount(self) -> None:
+        self._refresh_text()
+
+    def show(self, text: str, mark: str = "") -> None:
+        """Replace the shown text; ``mark`` is a dim note after it, such as "(stopped)"."""
+        self.text, self.mark = text, mark
+        self._refresh_text()
+
+    def _refresh_text(self) -> None:
+        body = clean_text(self.text) if self.text else "[dim]…[/]"
+        self.update(f"{body} [dim italic]{clean_text(self.mark)}[/]" if self.mark else body)
+
+
+class ChatLog(VerticalScroll):
+    """The conversation, oldest first; it follows new text until the user scrolls up."""
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    def add_turn(self, kind: str, text: str = "") -> Turn:
+        """Append a user, assistant or notice turn and keep the view at the bottom."""
+        turn = Turn(kind, text)
+        self.mount(turn)
+        self.anchor()
+        return turn
+
+
+def describe_result(result: ChatResult, stopped: bool) -> str:
+    """The status line after an answer: provider, model, TTFT, tokens/s, cached or stopped."""
+    parts = [result.provider.upper(), result.model]
+    timings = result.timings
+    if result.cached:
+        parts.append("cached")
+    elif timings and not stopped:
+        parts += [f"TTFT {timings.get('ttft_s', 0.0):.2f} s", f"{timings.get('decode_tok_s', 0.0):.1f} tok/s"]
+    if stopped:
+        parts.append("stopped")
+    return " · ".join(parts)
+
+
+class ChatApp(App[int]):
+    """Chat with the active exported model."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "pgpt"
+    BINDINGS = [
+        Binding("escape", "stop", "Stop answer"),
+        Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/Dn"),
+        Binding("pagedown", "scroll_log(1)", "Scroll down", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, settings: Settings, sampling: SamplingOptions | None = None, use_cache: bool = True) -> None:
+        super().__init__()
+        self.settings = settings
+        self.sampling = sampling or SamplingOptions(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
+        self.use_cache = use_cache
+        self.engine: ChatEngine | None = None
+        self.conversation: list[dict[str, str]] = []
+        self.load_error = ""
+        self._reply: Turn | None = None  # the answer being written, or waiting for the model
+        self._reply_id = 0  # tags worker messages, so those of an abandoned answer are dropped
+        self._answer_worker: Worker[None] | None = None
+        self._cancel = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        yield ChatLog(id="log")
+        yield Static("Loading model…", id="status")
+        yield Input(placeholder="Ask a question and press Enter", id="prompt")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt", Input).focus()
+        self.load_engine()
+
+    def on_unmount(self) -> None:
+        self._cancel.set()  # a running answer stops at its next token, so exit does not wait
+        if self.engine is not None:
+            self.engine.close()
+
+    @property
+    def answering(self) -> bool:
+        """Whether a question is being answered (or waits for the model to load)."""
+        return self._reply is not None
+
+    # Workers: they only post messages, never touch widgets.
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def load_engine(self) -> None:
+        """Load the active chat model (seconds), then post EngineLoaded."""
+        from pgpt.runtime.chat import ChatEngine
+
+        engine = ChatEngine(self.settings, use_cache=self.use_cache)
+        if not self.post_message(EngineLoaded(engine)):
+            engine.close()  # the app closed while the model loaded
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
+    def generate(self, engine: ChatEngine, messages: list[dict[str, str]], reply_id: int,
+                 cancel: threading.Event) -> None:
+        """Stream one answer as AnswerProgress messages, then post AnswerFinished."""
+        stream = engine.stream(messages, self.sampling, cancel)
+        text = ""
+        try:
+            for piece in stream:
+                text += piece
+                self.post_message(AnswerProgress(reply_id, text))
+        except Cancelled:
+            self.post_message(AnswerFinished(reply_id, stream.result, stopped=True))
+            return
+        self.post_message(AnswerFinished(reply_id, stream.result, stopped=False))
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        worker, error = event.worker, event.worker.error
+        if event.state is not WorkerState.ERROR or error is None:
+            return
+        log.error("worker %s failed", worker.name, exc_info=error)
+        message = user_message(error)
+        self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
+        if worker.group == "load":
+            self._model_unavailable(error)
+        elif worker is self._answer_worker and self._reply is not None:
+            self._reply.show(self._reply.text, "(failed)")
+            self._close_reply("")
+            self._set_status(self._model_label(), "failed")
+
+    # Messages from the workers.
+
+    @on(EngineLoaded)
+    def _engine_loaded(self, message: EngineLoaded) -> None:
+        self.engine = message.engine
+        log.info("chat model %s loaded on %s", self.engine.model.info.name, self.engine.provider)
+        self._set_status(self._model_label(), f"loaded in {self.engine.load_s:.1f} s")
+        if self._reply is not None:
+            self._start_answer()
+
+    @on(AnswerProgress)
+    def _answer_progress(self, message: AnswerProgress) -> None:
+        if message.reply_id == self._reply_id and self._reply is not None:
+            self._reply.show(message.text)
+
+    @on(AnswerFinished)
+    def _answer_finished(self, message: AnswerFinished) -> None:
+        if message.reply_id != self._reply_id or self._reply is None:
+            return
+        answer = message.result.answer
+        self._reply.show(answer, "(stopped)" if message.stopped else "")
+        self._close_reply(answer)
+        self._set_status(describe_result(message.result, message.stopped))
+
+    # User actions.
+
+    @on(Input.Submitted, "#prompt")
+    def _ask(self, event: Input.Submitted) -> None:
+        question = event.value.strip()
+        if not question:
+            return
+        if self.load_error:
+            self.notify(clean_text(self.load_error), title="No chat model", severity="error")
+            return
+        if self.answering:
+            self.notify("Still answering; press Esc to stop it first.", severity="warning")
+            return
+        event.input.clear()
+        self.conversation.append({"role": "user", "content": question})
+        chat_log = self.query_one(ChatLog)
+        chat_log.add_turn("user", question)
+        self._reply = chat_log.add_turn("assistant")
+        self._reply_id += 1
+        self._cancel = threading.Event()
+        self.refresh_bindings()
+        if self.engine is None:
+            self._set_status("Loading model… the answer starts when it is ready")
+        else:
+            self._start_answer()
+
+    def action_stop(self) -> None:
+        """Stop the answer being written; what was written stays, marked (stopped)."""
+        if self._reply is None:
+            return
+        self._cancel.set()
+        if self.engine is None:  # still waiting for the model: nothing runs yet
+            self._reply.show("", "(stopped)")
+            self._close_reply("")
+            self._set_status("Loading model…", "stopped")
+
+    def action_new_chat(self) -> None:
+        """Forget the conversation (stopping any answer) and start an empty one."""
+        self._cancel.set()
+        self._reply_id += 1
+        self._reply = None
+        self.conversation = []
+        self.query_one(ChatLog).remove_children()
+        self._set_status(self._model_label() if self.engine else "Loading model…")
+        self.query_one("#prompt", Input).focus()
+        self.refresh_bindings()
+
+    def action_scroll_log(self, pages: int) -> None:
+        """Scroll the conversation a page up (-1) or down (1) without leaving the input."""
+        chat_log = self.query_one(ChatLog)
+        if pages < 0:
+            chat_log.scroll_page_up()
+        else:
+            chat_log.scroll_page_down()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out Stop in the footer while nothing is being answered."""
+        if action == "stop":
+            return True if self.answering else None
+        return True
+
+    # Helpers (main thread only).
+
+    def _start_answer(self) -> None:
+        assert self.engine is not None
+        self._set_status(self._model_label(), "answering… Esc stops")
+        messages = [dict(m) for m in self.conversation]  # the worker gets its own copy
+        self._answer_worker = self.generate(self.engine, messages, self._reply_id, self._cancel)
+
+    def _close_reply(self, answer: str) -> None:
+        """Keep the (possibly partial) answer as context; drop a question that got none."""
+        if answer:
+            self.conversation.append({"role": "assistant", "content": answer})
+        elif self.conversation and self.conversation[-1]["role"] == "user":
+            self.conversation.pop()
+        self._reply = None
+        self.refresh_bindings()
+
+    def _model_unavailable(self, error: BaseException) -> None:
+        message = user_message(error)
+        if isinstance(error, ModelNotFoundError):
+            text = f"{error} Run `pgpt-export --default` to export the default models, then start pgpt-tui again."
+        else:
+            text = f"{message.title}: {message.text}"
+        self.load_error = text
+        self.query_one(ChatLog).add_turn("notice", text)
+        self._set_status("No chat model loaded")
+        if self._reply is not None:
+            self._reply.show("", "(no model)")
+            self._close_reply("")
+
+    def _model_label(self) -> str:
+        if self.engine is None:
+            return "No chat model loaded"
+        return f"{self.engine.provider.upper()} · {self.engine.model.info.name}"
+
+    def _set_status(self, *parts: str) -> None:
+        self.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))
+
+
+def run_app(settings: Settings) -> int:
+    """Run the chat app until the user quits; logs go to the log file, never the screen."""
+    from pgpt.runtime.logs import setup_logging
+
+    setup_logging(settings)
+    app = ChatApp(settings)
+    app.run()
+    return app.return_code or 0
