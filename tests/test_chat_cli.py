@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
+from support import cli_env
 from pgpt.runtime.chat import ChatEngine
 from pgpt.runtime.models import set_active_model
 from pgpt.runtime.sampling import SamplingOptions

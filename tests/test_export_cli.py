@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import gguf_path
+from support import gguf_path
 
 LLAMA_CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 8}
 

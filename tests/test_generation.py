@@ -29,11 +29,14 @@ def test_fp32_greedy_tokens_equal_pytorch(fp32_model: LanguageModel, torch_llm, 
     import torch
 
     ids = fp32_model.tokenize(fp32_model.render_prompt([{"role": "user", "content": prompt}]))
-    ours = list(fp32_model.generate(ids, SamplingOptions(max_new_tokens=32, ignore_eos=True)))
+    ours = list(fp32_model.generate(ids, SamplingOptions(max_new_tokens=32)))
     with torch.no_grad():
         out = torch_llm.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                 max_new_tokens=32, min_new_tokens=32, do_sample=False)
-    assert ours == out[0, len(ids):].tolist()
+                                 max_new_tokens=32, do_sample=False)
+    theirs = out[0, len(ids):].tolist()
+    if theirs[-1] in fp32_model.eos_ids:  # we stop at EOS without yielding it
+        theirs = theirs[:-1]
+    assert ours == theirs and len(ours) >= 5
 
 
 def test_manifest_quality_within_thresholds(default_models) -> None:  # type: ignore[no-untyped-def]

@@ -31,9 +31,9 @@ async def ask(pilot: Pilot, question: str) -> None:
     """Type a question, press Enter and wait for the answer to end."""
     app = pilot.app
     assert isinstance(app, ChatApp)
+    before = len(turns(app))
     await pilot.press(*question, "enter")
-    assert app.answering
-    await wait_until(pilot, lambda: not app.answering)
+    await wait_until(pilot, lambda: len(turns(app)) == before + 2 and not app.answering)
     await app.workers.wait_for_complete()
 
 
@@ -92,8 +92,7 @@ async def test_escape_stops_a_running_answer_and_keeps_the_partial_text(settings
 async def test_missing_model_says_to_run_the_export(tmp_path: Path) -> None:
     app = ChatApp(Settings(home=tmp_path / "home", model_cache=tmp_path / "empty"))
     async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await wait_until(pilot, lambda: bool(app.load_error), timeout=30)
         (notice,) = turns(app)
         assert notice.kind == "notice" and "pgpt-export --default" in notice.text
         assert status(app) == "No chat model loaded"

@@ -113,8 +113,9 @@ class ChatApp(App[int]):
     BINDINGS = [
         Binding("escape", "stop", "Stop answer"),
         Binding("ctrl+n", "new_chat", "New chat"),
-        Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/Dn"),
-        Binding("pagedown", "scroll_log(1)", "Scroll down", show=False),
+        # Priority, because the focused Input would take PgUp/PgDn for itself.
+        Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
+        Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -272,9 +273,11 @@ class ChatApp(App[int]):
             chat_log.scroll_page_down()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Grey out Stop in the footer while nothing is being answered."""
+        """Grey out Stop while nothing is being answered; scroll keys belong to dialogs when open."""
         if action == "stop":
             return True if self.answering else None
+        if action == "scroll_log":
+            return len(self.screen_stack) == 1
         return True
 
     # Helpers (main thread only).

