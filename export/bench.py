@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.models import DEFAULT_CHAT_DTYPES, DEFAULT_LLM, ModelInfo, find_model
+from pgpt.runtime.models import DEFAULT_LLM, ModelInfo, find_model
 from pgpt.runtime.settings import Settings
 
 ENGINES = ("pgpt", "optimum", "torch", "onnxruntime-genai", "llama.cpp")
@@ -37,6 +37,7 @@ _MODULES = {"optimum": ("optimum", "torch"), "torch": ("torch", "transformers"),
             "onnxruntime-genai": ("onnxruntime_genai",), "llama.cpp": ("llama_cpp",)}
 _PER_DTYPE = ("pgpt", "optimum")  # engines that run the exported ONNX folders, one row per dtype
 GENAI_NO_MODEL = "installed, but has no model: pgpt exports have no genai_config.json (use its model builder)"
+_SMALLEST_FIRST = ("int4", "int8", "fp16", "fp32")
 _TimedRun = Callable[[int], tuple[float, list[float]]]  # new tokens -> (start, token timestamps)
 
 
@@ -91,9 +92,10 @@ def run_bench(settings: Settings, options: BenchOptions,
 
     report = progress or (lambda _msg: None)
     threads = settings.threads or physical_cores()
-    models = {dtype: _find(settings, dtype) for dtype in dict.fromkeys(options.dtypes + DEFAULT_CHAT_DTYPES)}
+    models = {dtype: _find(settings, dtype) for dtype in dict.fromkeys(options.dtypes + _SMALLEST_FIRST)}
     plan = _plan(settings, options, models, threads)
-    tokenizer_model = next((m for m in models.values() if m is not None), None)
+    # Every dtype shares one tokenizer; load the smallest model that is there to use it.
+    tokenizer_model = next((models[d] for d in _SMALLEST_FIRST + options.dtypes if models.get(d)), None)
     prompt_ids: list[int] = []
     if tokenizer_model is not None and any(job is not None for _row, job in plan):
         report(f"bench: building a {options.prompt_tokens}-token prompt with the {tokenizer_model.name} tokenizer")
@@ -344,8 +346,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                      f"{cell(r.get('ttft_s'), '.3f')} | {cell(r.get('peak_rss_mb'), '.0f')} | "
                      f"{cell(r.get('load_s'), '.2f')} | {cell(r.get('quality'), '.1%')} | {r['status']} |")
     if rows and rows[0].get("prompt_tokens"):
-        first = rows[0]
-        lines += ["", f"Prompt {first['prompt_tokens']} tokens, {first['new_tokens']} new tokens (greedy, EOS ignored)."]
+        lengths = f"Prompt {rows[0]['prompt_tokens']} tokens, {rows[0]['new_tokens']} new tokens"
+        lines += ["", f"{lengths} (greedy, EOS ignored)."]
     ratios = [r for r in rows if "speedup_vs_optimum" in r]
     if ratios:
         lines.append("")
