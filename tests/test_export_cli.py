@@ -155,3 +155,18 @@ def test_cli_without_source_shows_usage() -> None:
 def _cleanup_tmp(tmp_path: Path) -> Iterator[None]:
     yield
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_fp16_export_is_valid_and_warns_about_the_cpu(tmp_path: Path) -> None:
+    """fp16 targets CUDA; without a GPU the graph is still valid and the export says it is slow on CPU."""
+    import onnxruntime as ort
+
+    out = tmp_path / "fp16"
+    result = export_cli(str(gguf_path()), "--dtype", "fp16", "-o", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "fp16 on the CPU EP is slow" in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dtype"] == "fp16" and manifest["quality"]["top1_agreement"] >= 0.9
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    past = next(i for i in session.get_inputs() if i.name.startswith("past_key_values."))
+    assert past.type == "tensor(float16)"
