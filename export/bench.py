@@ -32,7 +32,7 @@ from pgpt.runtime.settings import Settings
 ENGINES = ("pgpt", "optimum", "torch", "onnxruntime-genai", "llama.cpp")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT_PREFIX = "Summarize this licence:\n\n"
-NOT_INSTALLED = "not installed (optional: pip install .[bench])"
+NOT_INSTALLED = "not installed (optional; llama.cpp: pip install .[bench])"
 _MODULES = {"optimum": ("optimum", "torch"), "torch": ("torch", "transformers"),
             "onnxruntime-genai": ("onnxruntime_genai",), "llama.cpp": ("llama_cpp",)}
 _PER_DTYPE = ("pgpt", "optimum")  # engines that run the exported ONNX folders, one row per dtype
