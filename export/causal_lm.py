@@ -56,14 +56,10 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     require_task(model.config.model_type, TASK)
     hf_folder = tmp / "hf"
     report("export", "exporting to ONNX (text-generation-with-past)")
-    if source.gguf_file:
-        from transformers import AutoTokenizer
+    from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(source.folder), gguf_file=source.gguf_file)
-    else:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(source.folder), trust_remote_code=options.trust_remote_code)
+    extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": options.trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(str(source.folder), **extra)
     tokenizer.save_pretrained(str(hf_folder))
     model.generation_config.save_pretrained(str(hf_folder))
     model.config.save_pretrained(str(hf_folder))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -188,4 +187,6 @@ class _Reporter:
 
 def read_config(folder: Path) -> dict[str, Any]:
     """config.json of a HF folder as a dict."""
-    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    from pgpt.runtime.text import read_json
+
+    return read_json(folder / "config.json")
