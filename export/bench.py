@@ -115,9 +115,23 @@ def run_bench(settings: Settings, options: BenchOptions,
     return add_speedups(rows)
 
 
-def _find(settings: Settings, dtype: str) -> ModelInfo | None:
-    folder = settings.model_cache / f"{DEFAULT_LLM}-{dtype}"
-    return find_model(settings, str(folder)) if (folder / "manifest.json").is_file() else None
+def _find(settings: Settings, dtype: str, graph: str = "") -> ModelInfo | None:
+    """The default LLM's export of ``dtype``; with ``graph="optimum"`` its Optimum-graph export."""
+    folders = [f"{DEFAULT_LLM}-{dtype}"]
+    if graph == "optimum":  # `--graph optimum` exports get a suffix; older exports had no fused graph
+        folders.insert(0, f"{DEFAULT_LLM}-{dtype}-optimum")
+    for name in folders:
+        folder = settings.model_cache / name
+        if (folder / "manifest.json").is_file():
+            info = find_model(settings, str(folder))
+            if info is not None and (not graph or graph_of(info) == graph):
+                return info
+    return None
+
+
+def graph_of(info: ModelInfo) -> str:
+    """``fused`` or ``optimum`` (manifests written before the fused graph existed are Optimum's)."""
+    return str(info.manifest.get("graph", "optimum"))
 
 
 def _plan(settings: Settings, options: BenchOptions, models: dict[str, ModelInfo | None],
@@ -138,19 +152,31 @@ def _plan(settings: Settings, options: BenchOptions, models: dict[str, ModelInfo
             plan.append((_row(engine, dtype, reason), replace(job, engine=engine, gguf=gguf) if gguf else None))
         else:
             for dtype in options.dtypes:
-                info = models.get(dtype)
-                if info is None:
-                    plan.append((_row(engine, dtype, f"not exported (run pgpt-export ... --dtype {dtype})"), None))
-                    continue
-                row = _row(engine, dtype, "ok", quality=info.manifest.get("quality", {}).get("top1_agreement"))
-                plan.append((row, replace(job, engine=engine, model=info)))
+                plan += _dtype_rows(settings, engine, dtype, models.get(dtype), job)
     # pgpt and Optimum on one dtype side by side, then the single-row engines.
     order = {d: i for i, d in enumerate(options.dtypes)}
     return sorted(plan, key=lambda item: (item[0]["engine"] not in _PER_DTYPE, order.get(item[0]["dtype"], 0)))
 
 
-def _row(engine: str, dtype: str, status: str, quality: float | None = None) -> dict[str, Any]:
-    return {"engine": engine, "dtype": dtype, "decode_tok_s": None, "ttft_s": None, "peak_rss_mb": None,
+def _dtype_rows(settings: Settings, engine: str, dtype: str, info: ModelInfo | None,
+                job: _Job) -> list[tuple[dict[str, Any], _Job | None]]:
+    """pgpt runs its own export and, when there is one, the Optimum-graph export; Optimum runs the latter."""
+    optimum_info = _find(settings, dtype, "optimum")
+    infos = [optimum_info] if engine == "optimum" else [info] + ([optimum_info] if optimum_info != info else [])
+    rows: list[tuple[dict[str, Any], _Job | None]] = []
+    for candidate in infos:
+        if candidate is None:
+            flag = " --graph optimum" if engine == "optimum" else ""
+            rows.append((_row(engine, dtype, f"not exported (run pgpt-export --default --dtype {dtype}{flag})"), None))
+            continue
+        row = _row(engine, dtype, "ok", quality=candidate.manifest.get("quality", {}).get("top1_agreement"),
+                   graph=graph_of(candidate))
+        rows.append((row, replace(job, engine=engine, model=candidate)))
+    return [item for item in rows if item[1] is not None] or rows[:1]
+
+
+def _row(engine: str, dtype: str, status: str, quality: float | None = None, graph: str = "-") -> dict[str, Any]:
+    return {"engine": engine, "dtype": dtype, "graph": graph, "decode_tok_s": None, "ttft_s": None, "peak_rss_mb": None,
             "load_s": None, "quality": quality, "status": status}
 
 
@@ -327,9 +353,13 @@ def add_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Set ``speedup_vs_optimum`` (decode tok/s ratio) on ok pgpt rows with an ok Optimum row of their dtype."""
     optimum = {r["dtype"]: r["decode_tok_s"] for r in rows
                if r["engine"] == "optimum" and r["status"] == "ok" and r.get("decode_tok_s")}
+    ttft = {r["dtype"]: r["ttft_s"] for r in rows
+            if r["engine"] == "optimum" and r["status"] == "ok" and r.get("ttft_s")}
     for row in rows:
         if row["engine"] == "pgpt" and row["status"] == "ok" and row.get("decode_tok_s") and row["dtype"] in optimum:
             row["speedup_vs_optimum"] = round(row["decode_tok_s"] / optimum[row["dtype"]], 2)
+            if row.get("ttft_s") and row["dtype"] in ttft:
+                row["ttft_vs_optimum"] = round(ttft[row["dtype"]] / row["ttft_s"], 2)
     return rows
 
 
@@ -339,10 +369,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     def cell(value: Any, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    lines = ["| engine | dtype | decode tok/s | TTFT s | peak RSS MB | load s | top-1 agreement | status |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| engine | dtype | graph | decode tok/s | TTFT s | peak RSS MB | load s | top-1 agreement | status |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['engine']} | {r['dtype']} | {cell(r.get('decode_tok_s'), '.1f')} | "
+        lines.append(f"| {r['engine']} | {r['dtype']} | {r.get('graph', '-')} | {cell(r.get('decode_tok_s'), '.1f')} | "
                      f"{cell(r.get('ttft_s'), '.3f')} | {cell(r.get('peak_rss_mb'), '.0f')} | "
                      f"{cell(r.get('load_s'), '.2f')} | {cell(r.get('quality'), '.1%')} | {r['status']} |")
     if rows and rows[0].get("prompt_tokens"):
@@ -352,7 +382,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if ratios:
         lines.append("")
     for r in ratios:
-        lines.append(f"- pgpt {r['dtype']}: {r['speedup_vs_optimum']:.2f}x Optimum's decode tok/s")
+        faster_start = f", TTFT {r['ttft_vs_optimum']:.2f}x shorter" if r.get("ttft_vs_optimum") else ""
+        lines.append(f"- pgpt {r['dtype']} ({r.get('graph', '-')} graph): {r['speedup_vs_optimum']:.2f}x "
+                     f"Optimum's decode tok/s on its graph{faster_start}")
     return "\n".join(lines)
 
 

@@ -41,8 +41,6 @@ def load_torch_model(source: ModelSource, trust_remote_code: bool) -> Any:
 
 def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, report: Any) -> dict[str, Any]:
     """Export, convert to the asked dtype and validate; returns the manifest (without files)."""
-    from optimum.exporters.onnx import onnx_export_from_model
-
     if options.device == "cuda":
         import torch
 
@@ -54,23 +52,26 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     report("load", f"loading {source.gguf_file or source.folder.name} with transformers")
     model = load_torch_model(source, options.trust_remote_code)
     require_task(model.config.model_type, TASK)
-    hf_folder = tmp / "hf"
-    report("export", "exporting to ONNX (text-generation-with-past)")
     from transformers import AutoTokenizer
 
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": options.trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(str(source.folder), **extra)
-    tokenizer.save_pretrained(str(hf_folder))
-    model.generation_config.save_pretrained(str(hf_folder))
-    model.config.save_pretrained(str(hf_folder))
-    onnx_dir = tmp / "onnx"
-    onnx_export_from_model(model, str(onnx_dir), task=TASK, do_validation=False, preprocessors=[tokenizer])
     out = tmp / "out"
-    _convert(onnx_dir / "model.onnx", out / "model.onnx", options.dtype, report)
-    copy_model_files(onnx_dir, out)
-    copy_model_files(hf_folder, out)
-    shutil.rmtree(onnx_dir, ignore_errors=True)
+    graph = choose_graph(model.config, options.graph)
+    if graph == "fused":
+        report("export", "writing the fused ONNX graph (GroupQueryAttention, fused RMSNorm)")
+        (tmp / "fused").mkdir()
+        _write_fused(model, tmp / "fused" / "model.onnx")
+        _convert(tmp / "fused" / "model.onnx", out / "model.onnx", options.dtype, report)
+    else:
+        report("export", "exporting to ONNX with Optimum (text-generation-with-past)")
+        _export_optimum(model, tokenizer, tmp, options, report)
+    tokenizer.save_pretrained(str(tmp / "hf"))
+    model.generation_config.save_pretrained(str(tmp / "hf"))
+    model.config.save_pretrained(str(tmp / "hf"))
+    copy_model_files(tmp / "hf", out)
     manifest = base_manifest(source, options, "llm", TASK)
+    manifest["graph"] = graph
     manifest["opset"] = graph_opset(out / "model.onnx")
     manifest["architecture"] = read_config(out).get("architectures", [""])[0]
     report("validate", "comparing with the PyTorch original (teacher-forced top-1, perplexity)")
@@ -81,12 +82,40 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     return manifest
 
 
+def choose_graph(config: Any, asked: str) -> str:
+    """``fused`` where the architecture has a fused graph (unless ``optimum`` was asked), else ``optimum``."""
+    from pgpt.export.fused_graph import supports
+
+    ok, why = supports(config)
+    if asked == "fused" and not ok:
+        raise UnsupportedModelError(f"--graph fused cannot write this model: {why}.",
+                                    hint="Use --graph optimum (or leave --graph at auto).")
+    return "fused" if ok and asked != "optimum" else "optimum"
+
+
+def _write_fused(model: Any, target: Path) -> None:
+    from pgpt.export.fused_graph import build_graph
+    from pgpt.export.quantize import save_model
+
+    save_model(build_graph(model), target)
+
+
+def _export_optimum(model: Any, tokenizer: Any, tmp: Path, options: ExportOptions, report: Any) -> None:
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    onnx_dir = tmp / "onnx"
+    onnx_export_from_model(model, str(onnx_dir), task=TASK, do_validation=False, preprocessors=[tokenizer])
+    _convert(onnx_dir / "model.onnx", tmp / "out" / "model.onnx", options.dtype, report)
+    copy_model_files(onnx_dir, tmp / "out")
+    shutil.rmtree(onnx_dir, ignore_errors=True)
+
+
 def _convert(fp32: Path, target: Path, dtype: str, report: Any) -> None:
     from pgpt.export.quantize import convert_fp16, quantize_weights
 
     if dtype == "fp32":
         shutil.move(str(fp32), target)
-        for extra in fp32.parent.glob("model.onnx_data*"):
+        for extra in fp32.parent.glob("model.onnx[._]data*"):
             shutil.move(str(extra), target.parent / extra.name)
         return
     if dtype == "fp16":

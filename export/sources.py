@@ -103,6 +103,7 @@ def check_remote_code(config: dict[str, Any], where: str, trust_remote_code: boo
 
 def check_architecture(model_type: str, task: str) -> None:
     """Refuse an architecture the ONNX exporter does not know for ``task``."""
+    import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX configs with TasksManager)
     from optimum.exporters.tasks import TasksManager
 
     try:

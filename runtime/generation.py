@@ -41,6 +41,10 @@ class LanguageModel:
             if i.name.startswith("past_key_values.")
         ]
         self._device = "cuda" if self.provider.name == "cuda" else "cpu"
+        self._keeps_logits = "num_logits_to_keep" in self._input_names
+        # pgpt's fused graph (GroupQueryAttention) reads and writes one preallocated KV buffer in
+        # place; Optimum's graph returns a new, longer cache every step.
+        self._shares_kv = info.manifest.get("graph") == "fused"
 
     def _load_configs(self, folder: Path) -> None:
         tok_config = read_json(folder / "tokenizer_config.json")
@@ -96,7 +100,7 @@ class LanguageModel:
         """
         self.check_context(len(prompt_ids), options.max_new_tokens)
         picker = TokenPicker(options)
-        past = self._empty_past()
+        past = self._empty_past(len(prompt_ids) + options.max_new_tokens)
         ids = np.asarray([prompt_ids], dtype=np.int64)
         total = len(prompt_ids)
         seen = np.asarray(prompt_ids, dtype=np.int64)
@@ -116,23 +120,30 @@ class LanguageModel:
     def forward_logits(self, token_ids: list[int]) -> np.ndarray:
         """Logits for every position of one sequence (used by the quality check and tests)."""
         self.check_context(len(token_ids), 0)
-        binding = self._bind(np.asarray([token_ids], dtype=np.int64), self._empty_past(), len(token_ids))
+        ids = np.asarray([token_ids], dtype=np.int64)
+        binding = self._bind(ids, self._empty_past(len(token_ids)), len(token_ids), keep=len(token_ids))
         self.session.run_with_iobinding(binding)
         return binding.get_outputs()[0].numpy()[0]
 
-    def _empty_past(self) -> dict[str, Any]:
+    def _empty_past(self, capacity: int) -> dict[str, Any]:
+        """The KV cache before the prompt: empty, or ``capacity`` positions for the in-place graph."""
         from onnxruntime import OrtValue
 
         past = {}
         for name, shape, dtype in self._past_specs:
             dims = [1 if not isinstance(d, int) else d for d in shape]
-            dims[2] = 0  # past sequence length
-            past[name] = OrtValue.ortvalue_from_numpy(np.zeros(dims, dtype=dtype))
+            dims[2] = capacity if self._shares_kv else 0  # the sequence axis
+            if self._shares_kv and self._device == "cuda":
+                past[name] = OrtValue.ortvalue_from_shape_and_type(dims, dtype, "cuda", 0)
+            else:
+                past[name] = OrtValue.ortvalue_from_numpy(np.zeros(dims, dtype=dtype))
         return past
 
-    def _bind(self, ids: np.ndarray, past: dict[str, Any], total: int) -> Any:
+    def _bind(self, ids: np.ndarray, past: dict[str, Any], total: int, keep: int = 1) -> Any:
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", ids)
+        if self._keeps_logits:
+            binding.bind_cpu_input("num_logits_to_keep", np.asarray([keep], dtype=np.int64))
         if "attention_mask" in self._input_names:
             binding.bind_cpu_input("attention_mask", np.ones((1, total), dtype=np.int64))
         if "position_ids" in self._input_names:
@@ -140,9 +151,13 @@ class LanguageModel:
             binding.bind_cpu_input("position_ids", np.arange(start, total, dtype=np.int64)[None])
         for name, value in past.items():
             binding.bind_ortvalue_input(name, value)
-        for name in self._output_names:
-            # Logits come back to the host for sampling; the KV cache stays on the device.
-            binding.bind_output(name, "cpu" if name == "logits" else self._device)
+        # Logits come back to the host for sampling; the KV cache stays on the device.
+        binding.bind_output("logits", "cpu")
+        for name in self._output_names[1:]:
+            if self._shares_kv:
+                binding.bind_ortvalue_output(name, past[_past_name(name)])
+            else:
+                binding.bind_output(name, self._device)
         return binding
 
     def _step(self, ids: np.ndarray, past: dict[str, Any], total: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -150,8 +165,11 @@ class LanguageModel:
         self.session.run_with_iobinding(binding)
         outputs = binding.get_outputs()
         logits = outputs[0].numpy()[0, -1]
-        new_past = {
-            name.replace("present", "past_key_values", 1): value
-            for name, value in zip(self._output_names[1:], outputs[1:])
-        }
-        return logits, new_past
+        if self._shares_kv:
+            return logits, past
+        return logits, {_past_name(name): value for name, value in zip(self._output_names[1:], outputs[1:])}
+
+
+def _past_name(present: str) -> str:
+    """``present.3.key`` -> ``past_key_values.3.key``."""
+    return present.replace("present", "past_key_values", 1)
