@@ -111,6 +111,17 @@ class TemplateError(PgptError):
     hint = "The model's chat template is broken or unsafe; export a model with a standard template."
 
 
+class HubAccessError(PgptError):
+    """The Hugging Face Hub refused or could not be reached; ``status`` is the preflight status."""
+
+    title = "Hugging Face access"
+    hint = ""
+
+    def __init__(self, message: str, *, status: str = "network_error", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
 class Cancelled(PgptError):
     """The user cancelled a long operation."""
 

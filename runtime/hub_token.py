@@ -1,0 +1,167 @@
+"""The Hugging Face token: where it comes from, what it overrides, storing and masking it.
+
+Order (the first one found is used, as huggingface_hub itself would): ``HF_TOKEN``, the legacy
+``HUGGING_FACE_HUB_TOKEN``, a ``.env`` file in the working folder, the token stored by
+``pgpt-tui token set``, the token file of ``huggingface-cli login``. ``HUGGINGFACE_HUB_TOKEN``
+(no underscore between HUGGING and FACE, common in docker-compose files) is read by nothing:
+it is detected so that the user is told.
+
+The token itself never leaves this module except as the ``token=`` argument of huggingface_hub
+calls: :func:`mask` is what every message shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgpt.runtime.errors import ConfigError
+from pgpt.runtime.settings import Settings, ensure_private_dir
+
+ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+MISSPELLED = "HUGGINGFACE_HUB_TOKEN"
+TOKEN_FILE = "hf_token"
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]{8,256}$")
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    """The token in effect and what else was found.
+
+    Attributes:
+        token: The token value, or "" when none was found (never print it: use ``masked``).
+        source: Where it came from, e.g. "HF_TOKEN", ".env (./.env)", "pgpt token file".
+        overridden: Other sources that hold a token but lose to ``source``.
+        warnings: Things to tell the user (a misspelled variable, a bad file mode).
+    """
+
+    token: str
+    source: str
+    overridden: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def masked(self) -> str:
+        """The token as it may be shown: ``hf_...`` and its last 4 characters."""
+        return mask(self.token)
+
+
+def mask(token: str) -> str:
+    """``hf_...wxyz``: enough to tell two tokens apart, never enough to use one."""
+    if not token:
+        return "(none)"
+    return f"hf_...{token[-4:]}" if len(token) > 8 else "hf_..."
+
+
+def token_path(settings: Settings) -> Path:
+    """pgpt's own token file (mode 0600 in a 0700 folder)."""
+    return settings.home / TOKEN_FILE
+
+
+def find_token(settings: Settings, environ: dict[str, str] | None = None, cwd: Path | None = None) -> TokenChoice:
+    """Look through every source in order; the first token found wins."""
+    env = os.environ if environ is None else environ
+    found: list[tuple[str, str]] = []
+    for name in ENV_NAMES:
+        if env.get(name, "").strip():
+            found.append((name, env[name].strip()))
+    dotenv = (cwd or Path.cwd()) / ".env"
+    for name, value in _read_dotenv(dotenv).items():
+        if name in ENV_NAMES and value:
+            found.append((f".env ({dotenv}: {name})", value))
+    stored = _read_token_file(token_path(settings))
+    if stored:
+        found.append((f"pgpt token file ({token_path(settings)})", stored))
+    hub_file = _hub_token_file(env)
+    hub_token = _read_token_file(hub_file)
+    if hub_token:
+        found.append((f"huggingface-cli login ({hub_file})", hub_token))
+    warnings = []
+    if env.get(MISSPELLED):
+        warnings.append(f"{MISSPELLED} is set but nothing reads that name (huggingface_hub reads HF_TOKEN, "
+                        f"and the older HUGGING_FACE_HUB_TOKEN); rename it to HF_TOKEN.")
+    if not found:
+        return TokenChoice("", "none", [], warnings)
+    source, token = found[0]
+    overridden = [name for name, value in found[1:]]
+    return TokenChoice(token, source, overridden, warnings)
+
+
+def store_token(settings: Settings, token: str) -> Path:
+    """Write the token to pgpt's token file: 0600, atomic, never through a symlink.
+
+    Raises:
+        ConfigError: the text does not look like a token.
+    """
+    token = token.strip()
+    if not _TOKEN_SHAPE.match(token):
+        raise ConfigError("That does not look like a Hugging Face token (letters, digits, _ and -, no spaces).",
+                          hint="Copy it again from https://huggingface.co/settings/tokens.")
+    ensure_private_dir(settings.home)
+    target = token_path(settings)
+    if target.is_symlink():
+        target.unlink()  # never write through a link planted to leak the token elsewhere
+    tmp = target.with_name(f".{TOKEN_FILE}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(token + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def clear_token(settings: Settings) -> bool:
+    """Remove pgpt's token file; True when there was one."""
+    target = token_path(settings)
+    if target.exists() or target.is_symlink():
+        target.unlink()
+        return True
+    return False
+
+
+def child_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of the environment without token variables, for child processes that need none."""
+    env = dict(os.environ if environ is None else environ)
+    for name in (*ENV_NAMES, MISSPELLED):
+        env.pop(name, None)
+    return env
+
+
+def _read_token_file(path: Path) -> str:
+    try:
+        if path.is_symlink() or not path.is_file():
+            return ""
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def _hub_token_file(env: dict[str, str] | os._Environ[str]) -> Path:
+    if env.get("HF_TOKEN_PATH"):
+        return Path(env["HF_TOKEN_PATH"]).expanduser()
+    hf_home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(hf_home).expanduser() / "token"
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (quotes and ``export`` allowed); nothing is executed."""
+    values: dict[str, str] = {}
+    try:
+        if not path.is_file():
+            return values
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.removeprefix("export ").split("=", 1)
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
