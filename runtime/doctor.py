@@ -10,15 +10,21 @@ from typing import Any
 from pgpt.runtime.settings import Settings
 
 
-def run_checks(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Collect the checks as sections of key -> value (printable and JSON-friendly)."""
+def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, Any]]:
+    """Collect the checks as sections of key -> value (printable and JSON-friendly).
+
+    ``network=False`` skips the Hub section (it makes requests with a bounded timeout).
+    """
     import onnxruntime as ort
+
+    from pgpt.runtime.hub_download import hub_cache_dir
+    from pgpt.runtime.hub_token import find_token
 
     from pgpt.runtime.models import list_models
     from pgpt.runtime.session import cuda_unavailable_reason, ort_conflict, physical_cores
 
     cuda_reason = cuda_unavailable_reason()
-    return {
+    checks: dict[str, dict[str, Any]] = {
         "onnxruntime": {
             "version": ort.__version__,
             "build": ort.get_device(),
@@ -34,8 +40,21 @@ def run_checks(settings: Settings) -> dict[str, dict[str, Any]]:
             "home (PGPT_HOME)": folder_state(settings.home),
             "model cache (PGPT_MODEL_CACHE)": folder_state(settings.model_cache),
             "exported models": len(list_models(settings)),
+            "hub cache (HF_HUB_CACHE)": folder_state(hub_cache_dir()),
         },
     }
+    if network:
+        from pgpt.runtime.hub_identity import network_report, whoami
+
+        token = find_token(settings)
+        checks["network"] = network_report(token)
+        if token.token:
+            identity = whoami(token)
+            checks["network"]["account"] = identity.get("user") or identity.get("whoami_error", "?")
+            checks["network"]["token kind"] = identity.get("role_text", "-")
+        for warning in token.warnings:
+            checks["network"]["warning"] = warning
+    return checks
 
 
 def folder_state(path: Path) -> str:

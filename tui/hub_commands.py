@@ -1,0 +1,167 @@
+"""Headless Hugging Face commands of `pgpt-tui`: token, check, download (the TUI calls the same core)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    """Register token / check / download on the subcommand parser."""
+    token = sub.add_parser("token", help="set, show or clear the Hugging Face token")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    token_set = token_sub.add_parser("set", help="store a token (hidden prompt, or one line on stdin)")
+    token_set.add_argument("--stdin", action="store_true", help="read the token from stdin (for scripts)")
+    status = token_sub.add_parser("status", help="which token is in effect, from where, for whom")
+    status.add_argument("--json", action="store_true")
+    token_sub.add_parser("clear", help="delete the token stored by pgpt")
+    check = sub.add_parser("check", help="can this repo be downloaded? (gated, token, network, size)")
+    check.add_argument("repo")
+    check.add_argument("--revision")
+    check.add_argument("--json", action="store_true")
+    download = sub.add_parser("download", help="download a repo's safetensors, verified and resumable")
+    download.add_argument("repo")
+    download.add_argument("--revision")
+    download.add_argument("--export", metavar="DTYPE", choices=("fp32", "fp16", "int8", "int4"),
+                          help="then export it with pgpt-export and make it ready to chat with")
+
+
+def run_token(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui token set|status|clear`."""
+    from pgpt.runtime.hub_token import clear_token, find_token, store_token
+
+    if args.token_command == "set":
+        if args.stdin or not sys.stdin.isatty():
+            value = sys.stdin.readline()
+        else:
+            value = getpass.getpass("Hugging Face token (input hidden): ")
+        path = store_token(settings, value)
+        print(f"stored in {path} (mode 0600)")
+        return _print_status(settings, find_token(settings), as_json=False)
+    if args.token_command == "clear":
+        print("token removed" if clear_token(settings) else "no token was stored by pgpt")
+        return 0
+    return _print_status(settings, find_token(settings), as_json=args.json)
+
+
+def _print_status(settings: Any, choice: Any, as_json: bool) -> int:
+    from pgpt.runtime.hub_access import hub_endpoint
+    from pgpt.runtime.hub_identity import whoami
+
+    identity = whoami(choice) if choice.token else {}
+    status = {"source": choice.source, "token": choice.masked, "overrides": choice.overridden,
+              "warnings": choice.warnings, "endpoint": hub_endpoint(), **identity}
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"token:     {choice.masked} from {choice.source}")
+    for name in choice.overridden:
+        print(f"overrides: {name} (also holds a token, not used)")
+    if identity:
+        print(f"account:   {identity.get('user') or '?'} ({identity.get('role_text')})")
+    for warning in choice.warnings:
+        print(f"warning:   {warning}")
+    return 0
+
+
+def run_check(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui check REPO`: exit 0 when the repo can be downloaded, 1 otherwise."""
+    from pgpt.runtime.hub_access import check_access
+    from pgpt.runtime.hub_token import find_token
+
+    report = check_access(args.repo, find_token(settings), args.revision, architecture_check=_architecture_check)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+        return 0 if report.status == "ok" else 1
+    print(f"{report.status}: {report.message}")
+    if report.status == "ok":
+        arch = report.architecture or "?"
+        support = {True: "exportable", False: "NOT exportable by pgpt-export", None: "unknown"}
+        print(f"license {report.license or '?'}; architecture {arch} ({support[report.architecture_supported]})")
+        for entry in report.files:
+            print(f"  {entry['size'] / 1e6:10.1f} MB  {entry['path']}")
+    if report.alternatives:
+        print("ungated models of a similar size: " + ", ".join(report.alternatives))
+    return 0 if report.status == "ok" else 1
+
+
+def run_download(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui download REPO [--export DTYPE]`."""
+    import threading
+
+    from pgpt.runtime.hub_download import download
+    from pgpt.runtime.hub_token import find_token
+
+    bar = ProgressBar(sys.stderr)
+    folder = download(settings, args.repo, find_token(settings), args.revision, progress=bar.update,
+                      cancel=threading.Event(), architecture_check=_architecture_check)
+    bar.close()
+    print(f"ready: {folder} (every file matches the Hub's checksum)")
+    if args.export:
+        return _export(settings, args.repo, str(folder), args.export)
+    return 0
+
+
+def _export(settings: Any, repo: str, folder: str, dtype: str) -> int:
+    from pgpt.export.pipeline import ExportOptions, export_model
+    from pgpt.runtime.models import set_active_model
+
+    name = repo.split("/")[-1].lower()
+    options = ExportOptions(source=folder, model_cache=settings.model_cache, dtype=dtype, name=name)
+    info = export_model(options, progress=lambda stage, msg: print(f"{stage:>9}: {msg}", file=sys.stderr))
+    if info.kind == "llm":
+        set_active_model(settings, info.name)
+        print(f"ready to chat: {info.name} is the active model (pgpt-tui chat \"...\")")
+    else:
+        print(f"ready: {info.name} ({info.kind})")
+    return 0
+
+
+def _architecture_check(model_type: str) -> str:
+    """'' when pgpt-export can export ``model_type``, else why not (needs the export extra)."""
+    try:
+        from pgpt.export.sources import check_architecture
+
+        check_architecture(model_type, "text-generation-with-past")
+        return ""
+    except ImportError:
+        return "the export extra is not installed"
+    except Exception as first:  # not a causal LM: maybe an embedding model
+        try:
+            check_architecture(model_type, "feature-extraction")
+            return ""
+        except Exception:
+            return str(first)
+
+
+class ProgressBar:
+    """A one-line bar with bytes, speed and ETA, redrawn in place (plain lines when not a terminal)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_line = ""
+
+    def update(self, tick: Any) -> None:
+        """Draw one DownloadProgress tick."""
+        total = max(tick.total_bytes, 1)
+        filled = int(30 * tick.done_bytes / total)
+        eta = f"ETA {tick.eta_s:4.0f}s" if tick.eta_s is not None else "ETA    ?"
+        line = (f"[{'#' * filled}{'.' * (30 - filled)}] {tick.done_bytes / 1e6:8.1f}/{total / 1e6:.1f} MB "
+                f"{tick.bytes_per_s / 1e6:6.1f} MB/s {eta}  {tick.file}")
+        if self.tty:
+            self.stream.write("\r" + line[:120])
+        elif line.split("]")[0] != self.last_line.split("]")[0]:  # a log line per step of the bar
+            self.stream.write(line + "\n")
+        self.last_line = line
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.tty and self.last_line:
+            self.stream.write("\n")
+            self.stream.flush()
+
