@@ -140,9 +140,20 @@ def gguf_source(path: Path) -> ModelSource:
 
 def hub_source(repo_id: str, revision: str | None, trust_remote_code: bool) -> ModelSource:
     """Download the files the export needs (never pickle weights) pinned to a commit."""
+    import os
+
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
+    from pgpt.runtime.hub_access import check_access
+    from pgpt.runtime.hub_token import find_token
+    from pgpt.runtime.settings import Settings
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("1", "true", "yes"):
+        # The preflight names the exact problem (gated, token, firewall, ...) before any download.
+        report = check_access(repo_id, find_token(Settings.from_env()), revision)
+        if report.status != "ok":
+            raise SourceError(report.message, hint="")
     try:
         info = HfApi().model_info(repo_id, revision=revision)
         check_weights([s.rfilename for s in info.siblings or []], repo_id)
