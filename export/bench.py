@@ -162,17 +162,16 @@ def _dtype_rows(settings: Settings, engine: str, dtype: str, info: ModelInfo | N
                 job: _Job) -> list[tuple[dict[str, Any], _Job | None]]:
     """pgpt runs its own export and, when there is one, the Optimum-graph export; Optimum runs the latter."""
     optimum_info = _find(settings, dtype, "optimum")
-    infos = [optimum_info] if engine == "optimum" else [info] + ([optimum_info] if optimum_info != info else [])
-    rows: list[tuple[dict[str, Any], _Job | None]] = []
-    for candidate in infos:
-        if candidate is None:
-            flag = " --graph optimum" if engine == "optimum" else ""
-            rows.append((_row(engine, dtype, f"not exported (run pgpt-export --default --dtype {dtype}{flag})"), None))
-            continue
-        row = _row(engine, dtype, "ok", quality=candidate.manifest.get("quality", {}).get("top1_agreement"),
-                   graph=graph_of(candidate))
-        rows.append((row, replace(job, engine=engine, model=candidate)))
-    return [item for item in rows if item[1] is not None] or rows[:1]
+    if engine == "optimum":
+        candidates = [optimum_info]
+    else:
+        candidates = [c for c in (info, optimum_info) if c is not None]
+        candidates = candidates[:1] if optimum_info == info else candidates
+    if not any(candidates):
+        flag = " --graph optimum" if engine == "optimum" else ""
+        return [(_row(engine, dtype, f"not exported (run pgpt-export --default --dtype {dtype}{flag})"), None)]
+    return [(_row(engine, dtype, "ok", quality=c.manifest.get("quality", {}).get("top1_agreement"),
+                  graph=graph_of(c)), replace(job, engine=engine, model=c)) for c in candidates if c is not None]
 
 
 def _row(engine: str, dtype: str, status: str, quality: float | None = None, graph: str = "-") -> dict[str, Any]:

@@ -40,12 +40,18 @@ def test_keys_change_with_every_part() -> None:
     assert base != cache_key(model="m", prompt="p", params={"t": 1})
 
 
+def _stored(folder: Path, prompt: str, answer: str) -> str:
+    """Put one answer into a fresh cache at ``folder``, close it, and return its key."""
+    cache = AnswerCache(folder)
+    key = cache_key(model="m", prompt=prompt, params={})
+    cache.put(key, {"answer": answer})
+    cache.close()
+    return key
+
+
 def test_a_planted_pickle_is_never_loaded(tmp_path: Path) -> None:
     folder = tmp_path / "answers"
-    cache = AnswerCache(folder)
-    key = cache_key(model="m", prompt="p", params={})
-    cache.put(key, {"answer": "x"})
-    cache.close()
+    key = _stored(folder, "p", "x")
     canary = tmp_path / "pwned"
     with sqlite3.connect(folder / "cache.db") as db:  # what an attacker with write access could do
         db.execute("UPDATE Cache SET mode = 4, value = ? WHERE key = ?",
@@ -57,10 +63,7 @@ def test_a_planted_pickle_is_never_loaded(tmp_path: Path) -> None:
 
 def test_a_damaged_entry_is_a_miss_never_a_truncated_answer(tmp_path: Path) -> None:
     folder = tmp_path / "answers"
-    cache = AnswerCache(folder)
-    key = cache_key(model="m", prompt="q", params={})
-    cache.put(key, {"answer": "The capital of France is Paris."})
-    cache.close()
+    key = _stored(folder, "q", "The capital of France is Paris.")
     with sqlite3.connect(folder / "cache.db") as db:
         (raw,) = db.execute("SELECT value FROM Cache WHERE key = ?", (key,)).fetchone()
         db.execute("UPDATE Cache SET value = ? WHERE key = ?", (raw.replace("Paris", "Pari"), key))
