@@ -17,6 +17,10 @@ from pgpt.runtime.session import create_session
 from pgpt.runtime.text import load_tokenizer, read_json, render_chat, token_text
 
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+# Prompts go through the fused graph in chunks: each chunk attends only to what precedes it, so
+# the masked half of the prompt's attention is never computed (1000 tokens, 2 cores: -15% TTFT;
+# 256 measured best of 125/250/500/1000). The logits are bit-identical to one pass.
+PREFILL_CHUNK = 256
 
 
 class LanguageModel:
@@ -45,6 +49,21 @@ class LanguageModel:
         # pgpt's fused graph (GroupQueryAttention) reads and writes one preallocated KV buffer in
         # place; Optimum's graph returns a new, longer cache every step.
         self._shares_kv = info.manifest.get("graph") == "fused"
+        self.prefill_session = self._load_prefill_graph(info, threads)
+
+    @property
+    def has_prefill_graph(self) -> bool:
+        """Whether prompts run through the export's int8-compute prefill graph."""
+        return self.prefill_session is not None
+
+    def _load_prefill_graph(self, info: ModelInfo, threads: int) -> Any:
+        """The int8 prefill graph of an int8 fused export; CPU only (its int8 kernels are CPU kernels)."""
+        prefill = info.manifest.get("prefill")
+        if not prefill or not self._shares_kv or self.provider.name != "cpu":
+            return None
+        # Measured: with spinning idle threads, this session cut decode from 59 to 39 tok/s on 2 cores.
+        session, _ = create_session(info.path / str(prefill["file"]), "cpu", threads, spinning=False)
+        return session
 
     def _load_configs(self, folder: Path) -> None:
         tok_config = read_json(folder / "tokenizer_config.json")
@@ -101,29 +120,57 @@ class LanguageModel:
         self.check_context(len(prompt_ids), options.max_new_tokens)
         picker = TokenPicker(options)
         past = self._empty_past(len(prompt_ids) + options.max_new_tokens)
-        ids = np.asarray([prompt_ids], dtype=np.int64)
         total = len(prompt_ids)
         seen = np.asarray(prompt_ids, dtype=np.int64)
-        for _ in range(options.max_new_tokens):
+        token = -1
+        for produced in range(options.max_new_tokens):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("Generation stopped.")
-            logits, past = self._step(ids, past, total)
+            if produced == 0:
+                logits, past = self._prefill(prompt_ids, past)
+            else:
+                logits, past = self._run(self.session, [token], past, total)
+                logits = logits[-1]
             token = picker.pick(logits, seen if options.repetition_penalty != 1.0 else None)
             if token in self.eos_ids and not options.ignore_eos:
                 return
             yield token
             if options.repetition_penalty != 1.0:
                 seen = np.append(seen, token)
-            ids = np.asarray([[token]], dtype=np.int64)
             total += 1
 
-    def forward_logits(self, token_ids: list[int]) -> np.ndarray:
-        """Logits for every position of one sequence (used by the quality check and tests)."""
+    def _prefill(self, prompt_ids: list[int], past: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        """Run the prompt (in chunks on the fused graph); the last position's logits and the cache."""
+        session = self.prefill_session or self.session
+        chunk = PREFILL_CHUNK if self._shares_kv else max(len(prompt_ids), 1)
+        logits = np.zeros(0, dtype=np.float32)
+        for start in range(0, len(prompt_ids), chunk):
+            part = prompt_ids[start:start + chunk]
+            logits, past = self._run(session, part, past, start + len(part))
+        return logits[-1], past
+
+    def forward_logits(self, token_ids: list[int], prompt_len: int | None = None,
+                       prefill_graph: bool = True) -> np.ndarray:
+        """Logits for every position, computed as generation computes them (quality check, tests).
+
+        The first ``prompt_len`` tokens (default: all) take the prompt path: in chunks, on the
+        prefill graph when there is one and ``prefill_graph`` is set; the rest go one token at a
+        time through the main graph, reading the cache the prompt path wrote.
+        """
         self.check_context(len(token_ids), 0)
-        ids = np.asarray([token_ids], dtype=np.int64)
-        binding = self._bind(ids, self._empty_past(len(token_ids)), len(token_ids), keep=len(token_ids))
-        self.session.run_with_iobinding(binding)
-        return binding.get_outputs()[0].numpy()[0]
+        prompt_len = len(token_ids) if prompt_len is None else prompt_len
+        session = (self.prefill_session if prefill_graph else None) or self.session
+        past = self._empty_past(len(token_ids))
+        rows = []
+        chunk = PREFILL_CHUNK if self._shares_kv else max(prompt_len, 1)
+        for start in range(0, prompt_len, chunk):
+            part = token_ids[start:min(start + chunk, prompt_len)]
+            logits, past = self._run(session, part, past, start + len(part), keep=len(part))
+            rows.append(logits)
+        for position in range(prompt_len, len(token_ids)):
+            logits, past = self._run(self.session, token_ids[position:position + 1], past, position + 1)
+            rows.append(logits)
+        return np.concatenate(rows)
 
     def _empty_past(self, capacity: int) -> dict[str, Any]:
         """The KV cache before the prompt: empty, or ``capacity`` positions for the in-place graph."""
@@ -139,8 +186,8 @@ class LanguageModel:
                 past[name] = OrtValue.ortvalue_from_numpy(np.zeros(dims, dtype=dtype))
         return past
 
-    def _bind(self, ids: np.ndarray, past: dict[str, Any], total: int, keep: int = 1) -> Any:
-        binding = self.session.io_binding()
+    def _bind(self, session: Any, ids: np.ndarray, past: dict[str, Any], total: int, keep: int = 1) -> Any:
+        binding = session.io_binding()
         binding.bind_cpu_input("input_ids", ids)
         if self._keeps_logits:
             binding.bind_cpu_input("num_logits_to_keep", np.asarray([keep], dtype=np.int64))
@@ -160,11 +207,13 @@ class LanguageModel:
                 binding.bind_output(name, self._device)
         return binding
 
-    def _step(self, ids: np.ndarray, past: dict[str, Any], total: int) -> tuple[np.ndarray, dict[str, Any]]:
-        binding = self._bind(ids, past, total)
-        self.session.run_with_iobinding(binding)
+    def _run(self, session: Any, ids: list[int], past: dict[str, Any], total: int,
+             keep: int = 1) -> tuple[np.ndarray, dict[str, Any]]:
+        """One pass over ``ids``; the logits of the kept positions and the cache after them."""
+        binding = self._bind(session, np.asarray([ids], dtype=np.int64), past, total, keep)
+        session.run_with_iobinding(binding)
         outputs = binding.get_outputs()
-        logits = outputs[0].numpy()[0, -1]
+        logits = outputs[0].numpy()[0]
         if self._shares_kv:
             return logits, past
         return logits, {_past_name(name): value for name, value in zip(self._output_names[1:], outputs[1:])}

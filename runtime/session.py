@@ -93,8 +93,12 @@ def choose_provider(requested: str) -> ProviderChoice:
     return ProviderChoice("cpu", f"CPU fallback: {reason}")
 
 
-def session_options(threads: int = 0) -> Any:
-    """Session options: all graph optimizations, intra-op threads from physical cores."""
+def session_options(threads: int = 0, spinning: bool = True) -> Any:
+    """Session options: all graph optimizations, intra-op threads from physical cores.
+
+    ``spinning=False`` parks the session's idle threads at once: for a second session (the
+    prefill graph) whose spinning threads would otherwise take cores from the decode session.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -102,17 +106,20 @@ def session_options(threads: int = 0) -> Any:
     options.intra_op_num_threads = threads or physical_cores()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
-def create_session(model_path: Path, requested: str, threads: int = 0) -> tuple[Any, ProviderChoice]:
+def create_session(model_path: Path, requested: str, threads: int = 0,
+                   spinning: bool = True) -> tuple[Any, ProviderChoice]:
     """Create an InferenceSession on the chosen provider; fall back to CPU when CUDA fails in auto."""
     import onnxruntime as ort
 
     choice = choose_provider(requested)
     providers = [CUDA, CPU] if choice.name == "cuda" else [CPU]
     try:
-        session = ort.InferenceSession(str(model_path), session_options(threads), providers=providers)
+        session = ort.InferenceSession(str(model_path), session_options(threads, spinning), providers=providers)
     except Exception as exc:  # ORT raises its own pybind types; the text names the cause
         if "INVALID_PROTOBUF" in str(exc) or "Protobuf parsing failed" in str(exc):
             raise ModelIntegrityError(f"{model_path} is not a valid ONNX model ({exc}).") from None
