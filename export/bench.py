@@ -170,8 +170,26 @@ def _dtype_rows(settings: Settings, engine: str, dtype: str, info: ModelInfo | N
     if not any(candidates):
         flag = " --graph optimum" if engine == "optimum" else ""
         return [(_row(engine, dtype, f"not exported (run pgpt-export --default --dtype {dtype}{flag})"), None)]
-    return [(_row(engine, dtype, "ok", quality=c.manifest.get("quality", {}).get("top1_agreement"),
-                  graph=graph_of(c)), replace(job, engine=engine, model=c)) for c in candidates if c is not None]
+    return [(_row(engine, dtype, "ok", quality=_agreement(c, engine), graph=_graph_label(c, engine)),
+             replace(job, engine=engine, model=c)) for c in candidates if c is not None]
+
+
+def _uses_prefill_graph(info: ModelInfo, engine: str) -> bool:
+    return engine == "pgpt" and bool(info.manifest.get("prefill"))
+
+
+def _agreement(info: ModelInfo, engine: str) -> float | None:
+    """Top-1 agreement of what the engine runs: with a prefill graph, the lower of the two paths."""
+    quality = info.manifest.get("quality", {})
+    values = [quality.get("top1_agreement")]
+    if _uses_prefill_graph(info, engine):
+        values.append(quality.get("prefill", {}).get("top1_agreement"))
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _graph_label(info: ModelInfo, engine: str) -> str:
+    return graph_of(info) + (" + int8 prefill" if _uses_prefill_graph(info, engine) else "")
 
 
 def _row(engine: str, dtype: str, status: str, quality: float | None = None, graph: str = "-") -> dict[str, Any]:

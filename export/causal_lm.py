@@ -15,6 +15,8 @@ from pgpt.export.pipeline import (
     read_config,
     require_task,
 )
+from pgpt.export.prefill_graph import FILE_NAME as PREFILL_FILE
+from pgpt.export.prefill_graph import METHOD as PREFILL_METHOD
 from pgpt.export.sources import ModelSource
 from pgpt.runtime.errors import ProviderError, UnsupportedModelError
 
@@ -63,6 +65,8 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
         (tmp / "fused").mkdir()
         _write_fused(model, tmp / "fused" / "model.onnx")
         _convert(tmp / "fused" / "model.onnx", out / "model.onnx", options.dtype, report)
+        if wants_prefill_graph(options, graph):
+            _write_prefill(tmp / "fused" / "model.onnx", out, tokenizer, report)
     else:
         report("export", "exporting to ONNX with Optimum (text-generation-with-past)")
         _export_optimum(model, tokenizer, tmp, options, report)
@@ -72,6 +76,8 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     copy_model_files(tmp / "hf", out)
     manifest = base_manifest(source, options, "llm", TASK)
     manifest["graph"] = graph
+    if (out / PREFILL_FILE).exists():
+        manifest["prefill"] = {"file": PREFILL_FILE, "method": PREFILL_METHOD, "device": "cpu"}
     manifest["opset"] = graph_opset(out / "model.onnx")
     manifest["architecture"] = read_config(out).get("architectures", [""])[0]
     report("validate", "comparing with the PyTorch original (teacher-forced top-1, perplexity)")
@@ -79,6 +85,7 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     check_quality(manifest["quality"], options, "llm")
     report("validate", f"top-1 agreement {manifest['quality']['top1_agreement']:.1%}, "
                        f"perplexity x{manifest['quality']['perplexity_ratio']:.3f}")
+    _keep_prefill_if_good(manifest, out, options, report)
     return manifest
 
 
@@ -91,6 +98,38 @@ def choose_graph(config: Any, asked: str) -> str:
         raise UnsupportedModelError(f"--graph fused cannot write this model: {why}.",
                                     hint="Use --graph optimum (or leave --graph at auto).")
     return "fused" if ok and asked != "optimum" else "optimum"
+
+
+def wants_prefill_graph(options: ExportOptions, graph: str) -> bool:
+    """An int8 prefill graph goes with quantized fused exports for the CPU, unless --prefill none."""
+    return options.prefill == "auto" and graph == "fused" and options.dtype in ("int8", "int4") \
+        and options.device == "cpu"
+
+
+def _write_prefill(fused_fp32: Path, out: Path, tokenizer: Any, report: Any) -> None:
+    from pgpt.export.prefill_graph import write_prefill_graph
+    from pgpt.export.quality import calibration_sequences
+
+    report("quantize", "int8-compute prefill graph for long prompts (SmoothQuant W8A8, calibrated)")
+    write_prefill_graph(fused_fp32, out / PREFILL_FILE, calibration_sequences(tokenizer))
+
+
+def _keep_prefill_if_good(manifest: dict[str, Any], out: Path, options: ExportOptions, report: Any) -> None:
+    """Drop the prefill graph when it misses the quality threshold: it is a speed-up, not the model."""
+    measured = manifest["quality"].get("prefill")
+    if not measured:
+        return
+    if measured["top1_agreement"] >= options.min_agreement or options.accept_quality_loss:
+        report("validate", f"prefill graph: top-1 agreement {measured['top1_agreement']:.1%}, "
+                           f"perplexity x{measured['perplexity_ratio']:.3f}")
+        return
+    report("validate", f"prefill graph dropped: top-1 agreement {measured['top1_agreement']:.1%} "
+                       f"is below {options.min_agreement:.0%}; prompts run on the main graph")
+    (out / PREFILL_FILE).unlink()
+    for extra in out.glob(PREFILL_FILE + ".data"):
+        extra.unlink()
+    del manifest["prefill"]
+    measured["dropped"] = True
 
 
 def _write_fused(model: Any, target: Path) -> None:

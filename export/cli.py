@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--graph", choices=("auto", "fused", "optimum"), default="auto",
                         help="ONNX graph: fused (GroupQueryAttention, fast; Llama, Mistral, Qwen2), optimum "
                         "(Optimum's exporter, any causal LM), auto = fused where supported (default)")
+    parser.add_argument("--prefill", choices=("auto", "none"), default="auto",
+                        help="auto: int8/int4 fused exports also get an int8-compute prefill graph that "
+                        "reads long prompts faster on the CPU (kept only if it passes the quality check); "
+                        "none: skip it (less disk and memory)")
     parser.add_argument("--revision", help="branch, tag or commit of a Hub repo")
     parser.add_argument("--name", default="", help="model name in the cache (default: from the source)")
     parser.add_argument("--trust-remote-code", action="store_true",
@@ -87,7 +91,7 @@ def _run_export(settings, args, source: str, dtype: str, output: Path | None, na
         source=source, output=output, model_cache=settings.model_cache, dtype=dtype, device=args.device,
         revision=args.revision, trust_remote_code=args.trust_remote_code,
         accept_quality_loss=args.accept_quality_loss, min_agreement=args.min_agreement, name=name,
-        graph=args.graph,
+        graph=args.graph, prefill=args.prefill,
     )
     info = export_model(options, progress=_print_progress, cancel=threading.Event())
     quality = info.manifest.get("quality", {})

@@ -40,6 +40,7 @@ class ExportOptions:
     min_cosine: float = 0.99
     name: str = ""
     graph: str = "auto"
+    prefill: str = "auto"
 
 
 def default_output(options: ExportOptions, source: ModelSource) -> Path:

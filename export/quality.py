@@ -29,6 +29,26 @@ def _nll(logits: np.ndarray, ids: list[int]) -> float:
     return float(-logp[np.arange(targets.size), targets].mean())
 
 
+CALIBRATION_PROMPTS = (
+    "Summarize the main idea of a software licence in one paragraph.",
+    "List three ways to make a program run faster on a CPU.",
+)
+
+
+def calibration_sequences(tokenizer: Any) -> list[list[int]]:
+    """Token sequences for calibrating activation ranges, disjoint from the measured ones.
+
+    The licence text after the measured first ``TEXT_TOKENS`` tokens, and chat prompts other
+    than ``CHAT_PROMPTS``, so the quality numbers are not measured on the calibration data.
+    """
+    text = QUALITY_TEXT.read_text(encoding="utf-8")
+    sequences = [tokenizer(text, add_special_tokens=False)["input_ids"][TEXT_TOKENS:2 * TEXT_TOKENS]]
+    for prompt in CALIBRATION_PROMPTS:
+        sequences.append(list(tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)))
+    return [ids for ids in sequences if ids]
+
+
 def llm_quality(torch_model: Any, onnx_model: Any) -> dict[str, Any]:
     """Top-1 agreement and perplexity ratio of ``onnx_model`` against ``torch_model``.
 
@@ -38,24 +58,40 @@ def llm_quality(torch_model: Any, onnx_model: Any) -> dict[str, Any]:
 
     Returns:
         ``top1_agreement`` (all positions), ``text_top1``/``chat_top1`` per part,
-        ``perplexity_ratio`` (ONNX / PyTorch on the text) and the token counts.
+        ``perplexity_ratio`` (ONNX / PyTorch on the text) and the token counts; with a
+        prefill graph, the same numbers for it under ``prefill``.
     """
+    sequences = _reference(torch_model, onnx_model)
+    quality = _compare(sequences, lambda ids, n: onnx_model.forward_logits(ids, n, prefill_graph=False))
+    if onnx_model.has_prefill_graph:
+        # as generation runs it: prompts through the prefill graph, answers on the main graph
+        quality["prefill"] = _compare(sequences, lambda ids, n: onnx_model.forward_logits(ids, n))
+    return quality
+
+
+def _reference(torch_model: Any, onnx_model: Any) -> list[tuple[str, list[int], int, np.ndarray]]:
+    """(part, token ids, prompt length, PyTorch logits): the licence text, greedy chat answers."""
     import torch
 
     text_ids = onnx_model.tokenize(QUALITY_TEXT.read_text(encoding="utf-8"))[:TEXT_TOKENS]
-    sequences = [("text", text_ids)]
+    sequences = [("text", text_ids, len(text_ids))]
     for prompt in CHAT_PROMPTS:
         ids = onnx_model.tokenize(onnx_model.render_prompt([{"role": "user", "content": prompt}]))
         with torch.no_grad():
             out = torch_model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                                       max_new_tokens=CONTINUATION_TOKENS, do_sample=False)
-        sequences.append(("chat", out[0].tolist()))
+        sequences.append(("chat", out[0].tolist(), len(ids)))
+    with torch.no_grad():
+        return [(part, ids, prompt_len, torch_model(torch.tensor([ids])).logits[0].float().numpy())
+                for part, ids, prompt_len in sequences]
+
+
+def _compare(sequences: list[tuple[str, list[int], int, np.ndarray]], logits_of: Any) -> dict[str, Any]:
+    """Agreement and perplexity of ``logits_of(ids, prompt_len)`` against the reference logits."""
     agree = {"text": [0, 0], "chat": [0, 0]}
     ppl = {}
-    for part, ids in sequences:
-        with torch.no_grad():
-            ref = torch_model(torch.tensor([ids])).logits[0].float().numpy()
-        got = onnx_model.forward_logits(ids).astype(np.float32)
+    for part, ids, prompt_len, ref in sequences:
+        got = logits_of(ids, prompt_len).astype(np.float32)
         agree[part][0] += int((ref.argmax(-1) == got.argmax(-1)).sum())
         agree[part][1] += len(ids)
         if part == "text":
@@ -69,7 +105,7 @@ def llm_quality(torch_model: Any, onnx_model: Any) -> dict[str, Any]:
         "perplexity_torch": round(ppl["torch"], 3),
         "perplexity_onnx": round(ppl["onnx"], 3),
         "positions": total,
-        "text": "Apache License 2.0 (first %d tokens) + %d chat prompts" % (len(text_ids), len(CHAT_PROMPTS)),
+        "text": "Apache License 2.0 (first %d tokens) + %d chat prompts" % (agree["text"][1], len(CHAT_PROMPTS)),
     }
 
 
