@@ -215,9 +215,16 @@ def _gguf_path() -> Path | None:
 
 
 def _in_child(function: Callable[..., Any], *args: Any) -> Any:
-    """Run ``function(*args)`` in a fresh spawned process (its memory and imports are its own)."""
+    """Run ``function(*args)`` in a fresh spawned process (its memory and imports are its own).
+
+    The child needs no Hugging Face token (it runs local models), so it is started without one.
+    """
+    from pgpt.runtime.hub_token import without_token_variables
+
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
+        with without_token_variables():
+            future = pool.submit(function, *args)  # the worker process starts here
+        return future.result()
 
 
 def _prompt_ids(info: ModelInfo, prompt_tokens: int) -> list[int]:

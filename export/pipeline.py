@@ -66,7 +66,8 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
     started = time.perf_counter()
     report = _Reporter(progress, started, cancel)
     report("resolve", f"resolving {options.source}")
-    source = resolve_source(options.source, options.revision, options.trust_remote_code)
+    source = resolve_source(options.source, options.revision, options.trust_remote_code,
+                            progress=_download_lines(report), cancel=cancel)
     final = default_output(options, source)
     if final.exists():
         raise OutputExistsError(f"The output folder {final} already exists.")
@@ -185,8 +186,26 @@ class _Reporter:
     def __call__(self, stage: str, message: str) -> None:
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled("The export was cancelled; nothing was written.")
+        self.note(stage, message)
+
+    def note(self, stage: str, message: str) -> None:
+        """Report without the cancel check (for callbacks on other threads, such as downloads)."""
         if self._progress is not None:
             self._progress(stage, f"[{time.perf_counter() - self._started:6.1f}s] {message}")
+
+
+def _download_lines(report: _Reporter) -> Callable[[Any], None]:
+    """A stage line per tenth of a Hub download: bytes, speed, ETA, current file."""
+    last_step = [-1]
+
+    def tick(p: Any) -> None:
+        step = int(10 * p.done_bytes / max(p.total_bytes, 1))
+        if step != last_step[0]:
+            last_step[0] = step
+            eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
+            report.note("download", f"{p.done_bytes / 1e6:.1f}/{p.total_bytes / 1e6:.1f} MB, "
+                                    f"{p.bytes_per_s / 1e6:.1f} MB/s{eta} ({p.file})")
+    return tick
 
 
 def read_config(folder: Path) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from pgpt.runtime.errors import (
 from pgpt.runtime.manifest import sha256_file
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".h5")
-DOWNLOAD_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "*.txt", "*.model", "tokenizer*"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -43,8 +42,11 @@ def package_folder(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def resolve_source(source: str, revision: str | None = None, trust_remote_code: bool = False) -> ModelSource:
+def resolve_source(source: str, revision: str | None = None, trust_remote_code: bool = False,
+                   progress: Any = None, cancel: Any = None) -> ModelSource:
     """Turn SOURCE into a ModelSource, refusing unsafe or unsupported models.
+
+    ``progress`` receives DownloadProgress ticks and ``cancel`` stops a download between files.
 
     Raises:
         SourceError: unknown repo or path, corrupt GGUF, and the subclasses for pickle-only
@@ -64,7 +66,7 @@ def resolve_source(source: str, revision: str | None = None, trust_remote_code: 
             f"{source!r} is neither a model folder, a .gguf file, nor a Hugging Face repo id.",
             hint="Give a repo id like HuggingFaceTB/SmolLM2-135M-Instruct, a folder with config.json, or a .gguf file.",
         )
-    return hub_source(source, revision, trust_remote_code)
+    return hub_source(source, revision, trust_remote_code, progress, cancel)
 
 
 def check_folder(folder: Path, trust_remote_code: bool) -> dict[str, Any]:
@@ -138,38 +140,25 @@ def gguf_source(path: Path) -> ModelSource:
     return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name)
 
 
-def hub_source(repo_id: str, revision: str | None, trust_remote_code: bool) -> ModelSource:
-    """Download the files the export needs (never pickle weights) pinned to a commit."""
-    import os
+def hub_source(repo_id: str, revision: str | None, trust_remote_code: bool,
+               progress: Any = None, cancel: Any = None) -> ModelSource:
+    """Fetch the files the export needs, as `pgpt-tui download` does, pinned to one commit.
 
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    The access preflight names the exact problem (gated, token, firewall, ...) before any
+    transfer; files are verified against the Hub's checksums and resume after a cut; pickle
+    weights are never fetched (see pgpt.runtime.hub_download).
 
-    from pgpt.runtime.hub_access import check_access
+    Raises:
+        HubAccessError: the preflight status was not ``ok``.
+        UnsafeWeightsError: the repo has only pickle weights.
+    """
+    from pgpt.runtime.hub_download import download
     from pgpt.runtime.hub_token import find_token
     from pgpt.runtime.settings import Settings
 
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("1", "true", "yes"):
-        # The preflight names the exact problem (gated, token, firewall, ...) before any download.
-        report = check_access(repo_id, find_token(Settings.from_env()), revision)
-        if report.status != "ok":
-            raise SourceError(report.message, hint="")
-    try:
-        info = HfApi().model_info(repo_id, revision=revision)
-        check_weights([s.rfilename for s in info.siblings or []], repo_id)
-        folder = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=DOWNLOAD_PATTERNS))
-    except GatedRepoError:
-        raise SourceError(f"{repo_id} is a gated model and this token has no access.",
-                          hint=f"Accept its terms at https://huggingface.co/{repo_id} and set a token (HF_TOKEN).") from None
-    except RepositoryNotFoundError:
-        raise SourceError(f"The Hugging Face repo {repo_id} does not exist or is private.",
-                          hint="Check the spelling; private repos need a token with access.") from None
-    except HfHubHTTPError as exc:
-        raise SourceError(f"The Hub refused {repo_id}: HTTP {getattr(exc.response, 'status_code', '?')}.",
-                          hint="Check your token and network (pgpt-tui doctor).") from None
-    except OSError as exc:  # requests' connection errors and offline mode are OSErrors
-        raise SourceError(f"The Hugging Face Hub could not be reached for {repo_id} ({type(exc).__name__}).",
-                          hint="Check the network, HTTPS_PROXY or HF_ENDPOINT; models already exported still work offline.") from None
+    settings = Settings.from_env()
+    folder = download(settings, repo_id, find_token(settings), revision, progress=progress, cancel=cancel)
     check_folder(folder, trust_remote_code)
-    record = {"type": "hub", "repo_id": repo_id, "revision": revision or "main", "commit": info.sha}
+    # the snapshot folder is named after the commit the preflight pinned
+    record = {"type": "hub", "repo_id": repo_id, "revision": revision or "main", "commit": folder.name}
     return ModelSource(folder, record=record, name=repo_id.split("/")[-1].lower())

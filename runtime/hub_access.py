@@ -52,6 +52,7 @@ class AccessReport:
     architecture_supported: bool | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
     total_bytes: int = 0
+    pickle_files: list[str] = field(default_factory=list)  # in the repo, never fetched
     token_source: str = "none"
     alternatives: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -125,6 +126,7 @@ def _fill_from_info(report: AccessReport, info: Any, architecture_check: Callabl
     if architecture_check is not None and report.architecture:
         report.architecture_supported = not architecture_check(report.architecture)
     report.files = select_files(info.siblings or [])
+    report.pickle_files = [s.rfilename for s in info.siblings or [] if s.rfilename.lower().endswith(PICKLE_SUFFIXES)]
     report.total_bytes = sum(f["size"] for f in report.files)
 
 

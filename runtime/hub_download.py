@@ -17,11 +17,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import Cancelled, DiskSpaceError, HubAccessError, ModelIntegrityError
+from pgpt.runtime.errors import (
+    Cancelled,
+    DiskSpaceError,
+    HubAccessError,
+    ModelIntegrityError,
+    SourceError,
+    UnsafeWeightsError,
+)
 from pgpt.runtime.hub_access import AccessReport, check_access, hub_endpoint
 from pgpt.runtime.hub_token import TokenChoice
 from pgpt.runtime.settings import Settings, ensure_private_dir
@@ -40,6 +47,7 @@ class DownloadProgress:
 
 ProgressCallback = Callable[[DownloadProgress], None]
 RETRIES = 3
+MAX_RETRY_WAIT_S = 60.0
 
 
 def hub_cache_dir(environ: dict[str, str] | None = None) -> Path:
@@ -87,6 +95,7 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
     report = check_access(repo, token, revision, architecture_check)
     if report.status != "ok":
         raise HubAccessError(report.message, status=report.status)
+    require_safetensors(report)
     cache = hub_cache_dir()
     check_writable(cache)
     check_free_space(cache, _missing_bytes(cache, report))
@@ -104,6 +113,18 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
     marker.write_text(json.dumps({"repo": repo, "commit": report.commit, "folder": str(snapshot),
                                   "files": report.files}, indent=1), encoding="utf-8")
     return snapshot
+
+
+def require_safetensors(report: AccessReport) -> None:
+    """Refuse, before any transfer, a repo without safetensors weights (pickles are never fetched)."""
+    if any(f["path"].endswith(".safetensors") for f in report.files):
+        return
+    if report.pickle_files:
+        raise UnsafeWeightsError(f"{report.repo} ships only pickle weights ({', '.join(report.pickle_files[:3])}), "
+                                 "which can run code when loaded; nothing was downloaded.")
+    raise SourceError(f"{report.repo} has no .safetensors weights in its top folder; nothing was downloaded.",
+                      hint="Use a model that ships safetensors (GGUF repos: download the .gguf file and "
+                      "give its path to pgpt-export).")
 
 
 def check_writable(folder: Path) -> None:
@@ -160,6 +181,7 @@ def _repo_cache(cache: Path, repo: str) -> Path:
 def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cache: Path, meter: _Meter) -> Path:
     """hf_hub_download one file while a watcher reports the growth of its ``.incomplete`` blob."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
 
     blob = _repo_cache(cache, report.repo) / "blobs" / (entry["sha256"] or entry["blob_id"])
     stop = threading.Event()
@@ -171,6 +193,8 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
                 path = hf_hub_download(report.repo, entry["path"], revision=report.commit, cache_dir=cache,
                                        token=token.token or False, endpoint=hub_endpoint())
                 break
+            except HfHubHTTPError as exc:
+                _wait_if_rate_limited(exc, report, token, attempt)
             except _transfer_errors() as exc:
                 # The partial blob stays; the next attempt asks for the rest with a Range header.
                 if attempt == RETRIES:
@@ -186,6 +210,28 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
         watcher.join()
     meter.finish(entry)
     return Path(path)
+
+
+def _wait_if_rate_limited(exc: Exception, report: AccessReport, token: TokenChoice, attempt: int) -> None:
+    """Back off on HTTP 429 (Retry-After, capped); any other refusal, or the last 429, is explained."""
+    from pgpt.runtime.hub_access import classify_response, describe
+
+    response = getattr(exc, "response", None)
+    status = classify_response(response.status_code, response.headers, token) if response is not None else ""
+    if status == "rate_limited" and attempt < RETRIES:
+        time.sleep(_retry_after(response.headers.get("Retry-After", ""), attempt))
+        return
+    refused = replace(report, status=status or "network_error")
+    raise HubAccessError(describe(refused, token), status=refused.status) from None
+
+
+def _retry_after(header: str, attempt: int) -> float:
+    """Seconds to wait: the server's Retry-After (in seconds) or 2, 4, ...; never more than a minute."""
+    try:
+        wait = float(header)
+    except ValueError:
+        wait = 2.0 ** attempt
+    return min(max(wait, 0.5), MAX_RETRY_WAIT_S)
 
 
 def _transfer_errors() -> tuple[type[BaseException], ...]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,12 +127,18 @@ def clear_token(settings: Settings) -> bool:
     return False
 
 
-def child_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """A copy of the environment without token variables, for child processes that need none."""
-    env = dict(os.environ if environ is None else environ)
-    for name in (*ENV_NAMES, MISSPELLED):
-        env.pop(name, None)
-    return env
+@contextmanager
+def without_token_variables() -> Iterator[None]:
+    """Remove the token variables from this process's environment for the ``with`` block.
+
+    Child processes started inside the block (the benchmark's workers) inherit an environment
+    without the token; the variables come back afterwards for this process's own Hub calls.
+    """
+    saved = {name: os.environ.pop(name) for name in (*ENV_NAMES, MISSPELLED) if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _read_token_file(path: Path) -> str:

@@ -14,6 +14,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +30,13 @@ class FakeRepo:
 
     files: dict[str, bytes]
     gated: bool = False
-    behaviour: str = ""  # "", "blocked", "rate_limited", "cut", "corrupt"
+    # "", "blocked", "rate_limited", "busy" (one 429 on a file), "cut", "corrupt",
+    # "slow" (a first, unranged transfer trickles, so a test can kill the client mid-file)
+    behaviour: str = ""
     license: str = "apache-2.0"
     config: dict[str, object] = field(default_factory=dict)
     cut_done: bool = False
+    busy_done: bool = False
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -160,24 +164,44 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not send_body:
             headers["Content-Length"] = str(len(data))
             return self._send(200, b"", headers, content_length=len(data))
+        if repo.behaviour == "busy" and is_lfs(name) and not repo.busy_done:
+            repo.busy_done = True
+            return self._error(429, "", "You have been rate-limited", extra={"Retry-After": "1"})
         if repo.behaviour == "cut" and is_lfs(name) and not repo.cut_done and start == 0:
             repo.cut_done = True
             return self._cut(body, headers)
         if start:
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        if repo.behaviour == "slow" and is_lfs(name) and start == 0:
+            return self._trickle(body, headers)
         self._send(206 if start else 200, body, headers)
+
+    def _trickle(self, body: bytes, headers: dict[str, str]) -> None:
+        """Send 64 KiB every 10 ms until the client goes away."""
+        self._begin_body(headers, len(body))
+        try:
+            for offset in range(0, len(body), 65536):
+                self.wfile.write(body[offset:offset + 65536])
+                self.wfile.flush()
+                time.sleep(0.01)
+        except OSError:  # the killed client closed the socket
+            self.close_connection = True
 
     def _cut(self, body: bytes, headers: dict[str, str]) -> None:
         """Promise the whole file, send half, drop the connection."""
-        self.send_response(200)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        self._begin_body(headers, len(body))
         self.wfile.write(body[: len(body) // 2])
         self.wfile.flush()
         self.close_connection = True
         self.connection.shutdown(2)
+
+    def _begin_body(self, headers: dict[str, str], length: int) -> None:
+        """Status 200 and headers promising ``length`` bytes; the caller writes (some of) them."""
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
 
     def _whoami(self, token: str) -> None:
         if not token:

@@ -120,7 +120,7 @@ def missing_repo_hub() -> Iterator[str]:
 def test_unknown_repo_is_explained(tmp_path: Path, missing_repo_hub: str) -> None:
     env = {"HF_ENDPOINT": missing_repo_hub, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
     result = export_cli("nobody/no-such-model", "-o", str(tmp_path / "out"), env=env)
-    assert_refused(result, "Cannot use this model source", "nobody/no-such-model", "spelling")
+    assert_refused(result, "Hugging Face access", "nobody/no-such-model", "spelling")
 
 
 def test_not_enough_disk_is_refused_before_work(tmp_path: Path) -> None:

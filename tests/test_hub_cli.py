@@ -7,12 +7,13 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fake_hub import ACCEPTED_TOKEN, NOT_ACCEPTED_TOKEN, FakeHub, FakeRepo, folder_files
+from fake_hub import ACCEPTED_TOKEN, COMMIT, NOT_ACCEPTED_TOKEN, FakeHub, FakeRepo, folder_files
 from pgpt.export.sources import package_folder
 from pgpt.runtime.settings import Settings
 from support import cli_env, gguf_path
@@ -44,6 +45,10 @@ def hub(smollm_folder: Path) -> Iterator[FakeHub]:
         "pgpt-test/gated-minilm": FakeRepo(minilm, gated=True, config=bert),
         "pgpt-test/cut": FakeRepo(minilm, behaviour="cut", config=bert),
         "pgpt-test/corrupt": FakeRepo(minilm, behaviour="corrupt", config=bert),
+        "pgpt-test/busy": FakeRepo(minilm, behaviour="busy", config=bert),
+        "pgpt-test/slow": FakeRepo(minilm, behaviour="slow", config=bert),
+        "pgpt-test/pickles": FakeRepo({"config.json": minilm["config.json"], "pytorch_model.bin": b"\x80\x04pickle"},
+                                      config=bert),
         "pgpt-test/smollm2": FakeRepo(folder_files(smollm_folder), gated=True, config=llama),
     }
     with FakeHub(repos) as server:
@@ -51,14 +56,14 @@ def hub(smollm_folder: Path) -> Iterator[FakeHub]:
 
 
 def run_cli(settings: Settings, hub: FakeHub, *args: str, token: str = "", stdin: str = "",
-            extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+            extra: dict[str, str] | None = None, module: str = "pgpt.tui.cli") -> subprocess.CompletedProcess[str]:
     env = cli_env(settings)
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
         env.pop(name, None)
     env.update(HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(settings.home / "hf"), **(extra or {}))
     if token:
         env["HF_TOKEN"] = token
-    result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli", *args], env=env, input=stdin,
+    result = subprocess.run([sys.executable, "-m", module, *args], env=env, input=stdin,
                             capture_output=True, text=True, timeout=900, cwd=settings.home.parent)
     for canary in CANARIES:
         assert canary not in result.stdout and canary not in result.stderr
@@ -124,6 +129,53 @@ def test_a_cut_connection_resumes_with_a_range_request(settings: Settings, hub: 
     assert ranges and ranges[0]["range"] != "bytes=0-"
 
 
+def test_a_killed_download_resumes_where_it_stopped(settings: Settings, hub: FakeHub) -> None:
+    """SIGKILL mid-file (an SSH disconnect, an OOM kill): the next run asks only for the rest."""
+    env = cli_env(settings)
+    env.update(HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(settings.home / "hf"))
+    env.pop("HF_TOKEN", None)
+    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli", "download", "pgpt-test/slow"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    blobs = settings.home / "hf" / "hub" / "models--pgpt-test--slow" / "blobs"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(p.stat().st_size > 5_000_000 for p in blobs.glob("*.incomplete")):
+        time.sleep(0.1)
+    process.kill()
+    process.wait()
+    [partial] = list(blobs.glob("*.incomplete"))
+    kept = partial.stat().st_size
+    assert 5_000_000 < kept < 90_000_000 and not list((settings.home / "downloads").glob("pgpt-test--slow@*"))
+    result = run_cli(settings, hub, "download", "pgpt-test/slow")
+    assert result.returncode == 0, result.stderr
+    resumed = [r for r in hub.requests if r["path"].endswith("/model.safetensors") and "slow" in str(r["path"])
+               and r["method"] == "GET" and r["range"]]
+    assert resumed and int(str(resumed[-1]["range"]).removeprefix("bytes=").split("-")[0]) >= kept
+
+
+def test_a_429_on_a_file_waits_for_retry_after_and_goes_on(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/busy")
+    assert result.returncode == 0, result.stderr
+    fetches = [r for r in hub.requests if r["path"] == "/pgpt-test/busy/resolve/" + COMMIT + "/model.safetensors"
+               and r["method"] == "GET"]
+    assert len(fetches) == 2  # the refused one, then the transfer after Retry-After
+
+
+def test_a_repo_with_only_pickle_weights_is_refused_before_any_transfer(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/pickles")
+    assert result.returncode != 0 and "pickle" in result.stderr and "Traceback" not in result.stderr
+    assert not [r for r in hub.requests if r["path"].startswith("/pgpt-test/pickles/resolve") and r["method"] == "GET"]
+
+
+def test_pgpt_export_of_a_repo_downloads_through_the_verified_path(settings: Settings, hub: FakeHub,
+                                                                   tmp_path: Path) -> None:
+    result = run_cli(settings, hub, "pgpt-test/cut", "-o", str(tmp_path / "minilm"), module="pgpt.export.cli")
+    assert result.returncode == 0, result.stderr
+    assert "download:" in result.stderr and "MB/s" in result.stderr
+    source = json.loads((tmp_path / "minilm" / "manifest.json").read_text())["source"]
+    assert source["repo_id"] == "pgpt-test/cut" and source["commit"] == COMMIT
+    assert list((settings.home / "downloads").glob("pgpt-test--cut@*.json"))  # the same ready marker
+
+
 def test_bytes_that_do_not_match_the_etag_are_refused(settings: Settings, hub: FakeHub) -> None:
     result = run_cli(settings, hub, "download", "pgpt-test/corrupt")
     assert result.returncode == 1
@@ -153,3 +205,14 @@ def test_gated_download_export_and_chat_end_to_end(settings: Settings, hub: Fake
             if path.is_file() and path.name != "hf_token":
                 data = path.read_bytes()
                 assert all(canary.encode() not in data for canary in CANARIES), path
+
+
+def test_benchmark_workers_start_without_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Child processes that need no token (the benchmark's) never see it in their environment."""
+    from pgpt.export.bench import _in_child
+
+    monkeypatch.setenv("HF_TOKEN", ACCEPTED_TOKEN)
+    monkeypatch.setenv("HUGGINGFACE_HUB_TOKEN", NOT_ACCEPTED_TOKEN)
+    assert _in_child(os.getenv, "HF_TOKEN") is None
+    assert _in_child(os.getenv, "HUGGINGFACE_HUB_TOKEN") is None
+    assert os.environ["HF_TOKEN"] == ACCEPTED_TOKEN  # this process keeps its own for Hub calls
