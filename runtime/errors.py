@@ -122,6 +122,21 @@ class HubAccessError(PgptError):
         self.status = status
 
 
+class IndexModelMismatchError(PgptError):
+    """The document index was built with another embedding model than the one in use."""
+
+    title = "Index built with another embedding model"
+    hint = ("Re-index with `pgpt-tui ingest PATH... --reindex` (it rebuilds the index with the current "
+            "model), or switch back to the model the index was built with.")
+
+
+class IngestLockedError(PgptError):
+    """Another process is writing to the document index."""
+
+    title = "Ingestion already running"
+    hint = "Wait for it to finish (search and chat keep working meanwhile), then run this again."
+
+
 class Cancelled(PgptError):
     """The user cancelled a long operation."""
 

@@ -21,6 +21,8 @@ from pgpt.runtime import errors as e
         (e.ContextLengthError("too long"), "Prompt too long", "--max-tokens"),
         (e.TemplateError("unsafe"), "Chat template error", "template"),
         (e.Cancelled("stopped"), "Cancelled", "Nothing was changed"),
+        (e.IndexModelMismatchError("built with x"), "Index built with another embedding model", "--reindex"),
+        (e.IngestLockedError("pid 12"), "Ingestion already running", "search and chat keep working"),
         (e.ProviderError("no CUDA", hint="Use --provider cpu."), "Execution provider unavailable", "--provider cpu"),
     ],
 )

@@ -1,0 +1,224 @@
+"""Text out of documents: txt, md, pdf, docx, html and other text files, with pages and headings.
+
+Each reader returns sections (text, page, heading trail). A file that cannot give text raises
+:class:`Skipped` with the reason the ingest report shows (binary, encrypted PDF, scanned PDF
+without a text layer, ...). Text in unknown encodings decodes without failing: BOMs first,
+then UTF-8, then charset detection (GBK, cp1252, ...).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+HTML_SUFFIXES = (".html", ".htm")
+KNOWN_SUFFIXES = (".txt", ".pdf", ".docx", *MARKDOWN_SUFFIXES, *HTML_SUFFIXES)
+_SHORT_TEXT = 200  # bytes: below this, charset detection guesses badly (GBK read as cp949)
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+class Skipped(Exception):
+    """The file gives no text to index; ``str(exc)`` is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text with where it came from: 1-based PDF page (0 elsewhere) and heading trail."""
+
+    text: str
+    page: int = 0
+    heading: str = ""
+
+
+def read_document(path: Path) -> list[Section]:
+    """The sections of one file.
+
+    Raises:
+        Skipped: binary, encrypted or scanned PDF, damaged file, no text at all.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        sections = _read_pdf(path)
+    elif suffix == ".docx":
+        sections = _read_docx(path)
+    else:
+        text = decode_text(path.read_bytes())
+        if suffix in HTML_SUFFIXES:
+            sections = _read_html(text)
+        elif suffix in MARKDOWN_SUFFIXES:
+            sections = _read_markdown(text)
+        else:
+            sections = [Section(text)]
+    sections = [s for s in sections if s.text.strip()]
+    if not sections:
+        raise Skipped("no text in the file")
+    return sections
+
+
+def decode_text(data: bytes) -> str:
+    """Decode bytes of an unknown encoding, or raise Skipped for binary data."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    if b"\x00" in data[:8192]:
+        raise Skipped("binary file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if len(data) < _SHORT_TEXT:
+        for encoding in ("gb18030", "cp1252"):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise Skipped("binary file (no text encoding fits)")
+    return str(best)
+
+
+def is_text_file(path: Path) -> bool:
+    """Content sniffing for files without a known suffix (source code, .rst, .csv, ...)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8192)
+        decode_text(head if len(head) < 8192 else head[:8000])
+        return bool(head.strip())
+    except (Skipped, OSError):
+        return False
+
+
+def _read_markdown(text: str) -> list[Section]:
+    """Sections split at ATX headings (``#`` .. ``######``), each with its heading trail."""
+    sections: list[Section] = []
+    trail: list[str] = []
+    lines: list[str] = []
+    for line in text.splitlines():
+        match = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
+        if match:
+            sections.append(Section("\n".join(lines), heading=" > ".join(trail)))
+            lines = []
+            level = len(match.group(1))
+            trail = trail[: level - 1] + [match.group(2)]
+        lines.append(line)
+    sections.append(Section("\n".join(lines), heading=" > ".join(trail)))
+    return sections
+
+
+def _read_pdf(path: Path) -> list[Section]:
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted and reader.decrypt("") == 0:
+            raise Skipped("encrypted PDF (a password is needed)")
+        pages = [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, 1)]
+    except DependencyError:
+        raise Skipped("encrypted PDF (AES; a password is needed)") from None
+    except (PdfReadError, OSError, ValueError, KeyError) as exc:
+        raise Skipped(f"damaged PDF ({type(exc).__name__})") from None
+    if sum(len(text.strip()) for _, text in pages) < 2 * max(len(pages), 1):
+        raise Skipped("scanned PDF without a text layer (run OCR on it first)")
+    return [Section(text, page=number) for number, text in pages]
+
+
+def _read_docx(path: Path) -> list[Section]:
+    from docx import Document
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    try:
+        document = Document(str(path))
+    except (PackageNotFoundError, KeyError, ValueError) as exc:
+        raise Skipped(f"damaged .docx ({type(exc).__name__})") from None
+    sections: list[Section] = []
+    trail: list[str] = []
+    lines: list[str] = []
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            lines.extend(" | ".join(cell.text for cell in row.cells) for row in block.rows)
+            continue
+        style = block.style.name if block.style is not None else ""
+        level = _heading_level(style)
+        if level:
+            sections.append(Section("\n\n".join(lines), heading=" > ".join(trail)))
+            lines = []
+            trail = trail[: level - 1] + [block.text.strip()]
+        lines.append(block.text)
+    sections.append(Section("\n\n".join(lines), heading=" > ".join(trail)))
+    return sections
+
+
+def _heading_level(style: str) -> int:
+    if style == "Title":
+        return 1
+    match = re.match(r"^Heading (\d)$", style)
+    return int(match.group(1)) if match else 0
+
+
+class _HtmlText(HTMLParser):
+    """Visible text in blocks, with the heading trail; scripts and styles dropped."""
+
+    SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+    BLOCK = {"p", "div", "li", "tr", "br", "pre", "section", "article", "table", "ul", "ol", "blockquote",
+             "h1", "h2", "h3", "h4", "h5", "h6"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.sections: list[Section] = []
+        self.trail: list[str] = []
+        self._buffer: list[str] = []
+        self._skip = 0
+        self._heading_level = 0
+
+    def _flush(self) -> None:
+        text = " ".join("".join(self._buffer).split())
+        self._buffer = []
+        if not text:
+            return
+        if self._heading_level:
+            self.trail = self.trail[: self._heading_level - 1] + [text]
+        self.sections.append(Section(text, heading=" > ".join(self.trail)))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self._skip += 1
+        elif tag in self.BLOCK:
+            self._flush()
+            if tag[0] == "h" and tag[1:].isdigit():
+                self._heading_level = int(tag[1:])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif tag in self.BLOCK:
+            self._flush()
+            if tag[0] == "h" and tag[1:].isdigit():
+                self._heading_level = 0
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self._buffer.append(data)
+
+
+def _read_html(text: str) -> list[Section]:
+    parser = _HtmlText()
+    parser.feed(text)
+    parser.close()
+    parser._flush()
+    # one section per heading, paragraphs joined, so chunks can span paragraphs
+    merged: list[Section] = []
+    for section in parser.sections:
+        if merged and merged[-1].heading == section.heading:
+            merged[-1] = Section(merged[-1].text + "\n\n" + section.text, heading=section.heading)
+        else:
+            merged.append(section)
+    return merged
