@@ -37,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--prompt-tokens", type=int, default=1000)
     bench.add_argument("--new-tokens", type=int, default=128)
     bench.add_argument("--repeats", type=int, default=3)
-    from pgpt.tui.hub_commands import add_parsers
+    from pgpt.tui import doc_commands, hub_commands
 
-    add_parsers(sub)
+    hub_commands.add_parsers(sub)
+    doc_commands.add_parsers(sub)
     return parser
 
 
@@ -57,11 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         from pgpt.runtime.logs import setup_logging
 
         setup_logging(settings)
-        from pgpt.tui import hub_commands
+        from pgpt.tui import doc_commands, hub_commands
 
         handler = {"chat": _chat, "models": _models, "doctor": _doctor, "bench": _bench,
                    "token": hub_commands.run_token, "check": hub_commands.run_check,
-                   "download": hub_commands.run_download}[args.command]
+                   "download": hub_commands.run_download, "ingest": doc_commands.run_ingest,
+                   "docs": doc_commands.run_docs, "forget": doc_commands.run_forget,
+                   "search": doc_commands.run_search, "ask": doc_commands.run_ask}[args.command]
         return handler(settings, args)
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging

@@ -1,0 +1,188 @@
+"""Headless document commands of `pgpt-tui`: ingest, docs, forget, search (the TUI calls the same core)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ingest / docs / forget / search on the subcommand parser."""
+    ingest = sub.add_parser("ingest", help="index files and folders for search and answers (incremental)")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--collection", default="default", help="collection name (default: default)")
+    ingest.add_argument("--prune", action="store_true", help="forget indexed files under PATH that are gone")
+    ingest.add_argument("--reindex", action="store_true", help="rebuild the index (after changing the embedding model)")
+    ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+    docs = sub.add_parser("docs", help="list indexed documents with chunk counts and dates")
+    docs.add_argument("--collection")
+    docs.add_argument("--json", action="store_true")
+    forget = sub.add_parser("forget", help="remove one document from the index")
+    forget.add_argument("path", type=Path)
+    search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    search.add_argument("--collection")
+    search.add_argument("--json", action="store_true")
+    ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
+    ask.add_argument("question")
+    ask.add_argument("--collection")
+    ask.add_argument("-k", type=int, default=5, help="passages to retrieve (default 5)")
+    ask.add_argument("--model", default="", help="exported chat model (default: the active one)")
+    ask.add_argument("--max-tokens", type=int, default=256)
+    ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
+    ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+
+
+def load_embedder(settings: Any) -> Any:
+    """The default embedding model of the model cache."""
+    from pgpt.runtime.embeddings import Embedder
+    from pgpt.runtime.models import DEFAULT_EMBEDDER, find_model
+
+    return Embedder(find_model(settings, DEFAULT_EMBEDDER), provider=settings.provider, threads=settings.threads)
+
+
+def run_ingest(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui ingest PATH... [--collection NAME] [--prune] [--reindex] [--json]`."""
+    from pgpt.runtime.ingest import ingest
+
+    bar = CountBar(sys.stderr)
+    report = ingest(settings, list(args.paths), load_embedder(settings), collection=args.collection,
+                    prune=args.prune, reindex=args.reindex, progress=bar.update, cancel=threading.Event())
+    bar.close()
+    if args.json:
+        fields = ("added", "updated", "renamed", "unchanged", "removed")
+        data = {name: getattr(report, name) for name in fields}
+        data.update(skipped=[{"path": p, "reason": r} for p, r in report.skipped],
+                    failed=[{"path": p, "reason": r} for p, r in report.failed],
+                    chunks=report.chunks, seconds=round(report.seconds, 2), chunks_per_s=round(report.chunks_per_s, 1))
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        from pgpt.tui.sanitize import strip_controls
+
+        for path, reason in report.skipped + report.failed:
+            print(strip_controls(f"skipped: {path}: {reason}"))
+        print(report.summary())
+    return 1 if report.failed else 0
+
+
+def run_docs(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui docs [--collection NAME] [--json]`."""
+    import time
+
+    from pgpt.runtime.ingest import open_store
+    from pgpt.tui.sanitize import strip_controls
+
+    documents = open_store(settings, load_embedder(settings)).documents(args.collection)
+    if args.json:
+        print(json.dumps({"documents": [{"path": d.path, "collection": d.collection, "chunks": d.chunks,
+                                         "ingested_at": d.ingested_at} for d in documents]}, indent=2))
+        return 0
+    if not documents:
+        print("No documents indexed yet. Add some with `pgpt-tui ingest PATH`.")
+    for d in documents:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
+        print(strip_controls(f"{d.chunks:>6} chunks  {when}  [{d.collection}] {d.path}"))
+    return 0
+
+
+def run_forget(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui forget PATH`."""
+    from pgpt.runtime.doc_store import writer_lock
+    from pgpt.runtime.errors import PgptError
+    from pgpt.runtime.ingest import open_store
+
+    wanted = str(args.path.expanduser().resolve())
+    with writer_lock(settings):
+        store = open_store(settings, load_embedder(settings))
+        matches = [d for d in store.documents() if d.path == wanted]
+        if not matches:
+            raise PgptError(f"{wanted} is not in the document index.", hint="See the indexed files with `pgpt-tui docs`.")
+        for record in matches:
+            store.forget(record.doc_id)
+    print(f"forgot {wanted} ({sum(d.chunks for d in matches)} chunks)")
+    return 0
+
+
+def run_search(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui search "QUERY" [-k 5] [--collection NAME] [--json]`."""
+    from pgpt.runtime.ingest import open_store
+    from pgpt.runtime.retrieval import search
+    from pgpt.tui.sanitize import strip_controls
+
+    embedder = load_embedder(settings)
+    hits = search(open_store(settings, embedder), embedder, args.query, k=args.k, collection=args.collection)
+    if args.json:
+        print(json.dumps({"query": args.query, "results": [h.as_json() for h in hits]}, indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("No matching passages. Is anything indexed? (pgpt-tui docs)")
+    for number, hit in enumerate(hits, 1):
+        where = strip_controls(hit.source) + (f", page {hit.page}" if hit.page else "")
+        snippet = " ".join(strip_controls(hit.text).split())[:300]
+        print(f"[{number}] {where}  (score {hit.score:.4f})\n    {snippet}")
+    return 0
+
+
+def run_ask(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 5] [--json]`."""
+    from pgpt.runtime.answers import AskStream
+    from pgpt.runtime.chat import ChatEngine
+    from pgpt.runtime.ingest import open_store
+    from pgpt.runtime.sampling import SamplingOptions
+    from pgpt.tui.sanitize import strip_controls
+
+    embedder = load_embedder(settings)
+    store = open_store(settings, embedder)
+    engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
+    stream = AskStream(engine, store, embedder, args.question, SamplingOptions(max_new_tokens=args.max_tokens),
+                       collection=args.collection, k=args.k, cancel=threading.Event())
+    try:
+        for piece in stream:
+            if not args.json:
+                sys.stdout.write(strip_controls(piece))
+                sys.stdout.flush()
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps(stream.result.as_json(), ensure_ascii=False))
+        return 0
+    sys.stdout.write("\n")
+    for number, source in enumerate(stream.result.sources, 1):
+        page = f", page {source['page']}" if source["page"] else ""
+        print(strip_controls(f"[{number}] {source['source']}{page}"))
+    if stream.result.cached:
+        print("(cached: a similar question was answered before)")
+    return 0
+
+
+class CountBar:
+    """A one-line bar with file counts and ETA, redrawn in place (plain lines when not a terminal)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_step = -1
+
+    def update(self, tick: Any) -> None:
+        """Draw one IngestProgress tick."""
+        total = max(tick.total, 1)
+        filled = int(30 * tick.done / total)
+        eta = f"ETA {tick.eta_s:4.0f}s" if tick.eta_s is not None else "ETA    ?"
+        line = f"[{'#' * filled}{'.' * (30 - filled)}] {tick.done}/{tick.total} files {tick.chunks} chunks {eta}"
+        if self.tty:
+            self.stream.write("\r" + (line + "  " + Path(tick.current).name)[:120])
+        elif filled != self.last_step:
+            self.stream.write(line + "\n")
+        self.last_step = filled
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
