@@ -139,8 +139,8 @@ class AskStream:
     def _messages(self, hits: list[Hit]) -> list[dict[str, str]]:
         blocks = []
         for number, hit in enumerate(hits, 1):
-            where = hit.source + (f", page {hit.page}" if hit.page else "")
-            blocks.append(f'<source id="{number}" file="{where}">\n{hit.text}\n</source>')
+            where = _inert(hit.source + (f", page {hit.page}" if hit.page else "")).replace('"', "'")
+            blocks.append(f'<source id="{number}" file="{where}">\n{_inert(hit.text)}\n</source>')
         content = "Sources:\n" + "\n".join(blocks) + f"\n\nQuestion: {self.question}"
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
@@ -148,6 +148,11 @@ class AskStream:
 def normalize_question(question: str) -> str:
     """Lower case, punctuation and extra spaces removed: what the similar-question cache compares."""
     return " ".join(re.sub(r"[?!.,;:'\"()]+", " ", question.lower()).split())
+
+
+def _inert(text: str) -> str:
+    """Document text cannot open or close a source block (it would step out of the data delimiters)."""
+    return re.sub(r"<\s*/?\s*source", "(source", text, flags=re.IGNORECASE)
 
 
 def _numbers(question: str) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
 KNOWN_SUFFIXES = (".txt", ".pdf", ".docx", *MARKDOWN_SUFFIXES, *HTML_SUFFIXES)
+MAX_EXPANDED_BYTES = 200_000_000  # a .docx's unzipped size; real documents stay far below
 _SHORT_TEXT = 200  # bytes: below this, charset detection guesses badly (GBK read as cp949)
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -135,6 +136,7 @@ def _read_docx(path: Path) -> list[Section]:
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
+    _check_zip_expansion(path)
     try:
         document = Document(str(path))
     except (PackageNotFoundError, KeyError, ValueError) as exc:
@@ -155,6 +157,20 @@ def _read_docx(path: Path) -> list[Section]:
         lines.append(block.text)
     sections.append(Section("\n\n".join(lines), heading=" > ".join(trail)))
     return sections
+
+
+def _check_zip_expansion(path: Path) -> None:
+    """Refuse a .docx that would expand to more than MAX_EXPANDED_BYTES (a zip bomb) before reading it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(item.file_size for item in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Skipped(f"damaged .docx ({type(exc).__name__})") from None
+    if expanded > MAX_EXPANDED_BYTES:
+        raise Skipped(f".docx that would expand to {expanded / 1e6:.0f} MB (a zip bomb?); "
+                      f"the limit is {MAX_EXPANDED_BYTES / 1e6:.0f} MB")
 
 
 def _heading_level(style: str) -> int:
