@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--prompt-tokens", type=int, default=1000)
     bench.add_argument("--new-tokens", type=int, default=128)
     bench.add_argument("--repeats", type=int, default=3)
+    bench_docs = sub.add_parser("bench-docs", help="benchmark retrieval, answers and ingestion on real documents")
+    bench_docs.add_argument("--json", action="store_true")
+    bench_docs.add_argument("--questions", type=int, default=0, help="ask only the first N questions (default: all)")
     from pgpt.tui import doc_commands, hub_commands
 
     hub_commands.add_parsers(sub)
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                    "token": hub_commands.run_token, "check": hub_commands.run_check,
                    "download": hub_commands.run_download, "ingest": doc_commands.run_ingest,
                    "docs": doc_commands.run_docs, "forget": doc_commands.run_forget,
-                   "search": doc_commands.run_search, "ask": doc_commands.run_ask}[args.command]
+                   "search": doc_commands.run_search, "ask": doc_commands.run_ask,
+                   "bench-docs": _bench_docs}[args.command]
         return handler(settings, args)
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
@@ -155,6 +159,15 @@ def _bench(settings: Any, args: argparse.Namespace) -> int:
         print(json.dumps({"results": results}, indent=2))
     else:
         print_table(results)
+    return 0
+
+
+def _bench_docs(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.export.doc_bench import format_results, run_doc_bench
+
+    results = run_doc_bench(settings, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+                            ask_questions=args.questions)
+    print(json.dumps(results, indent=2) if args.json else format_results(results))
     return 0
 
 
