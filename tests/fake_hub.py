@@ -30,7 +30,8 @@ class FakeRepo:
 
     files: dict[str, bytes]
     gated: bool = False
-    # "", "blocked", "rate_limited", "busy" (one 429 on a file), "cut", "corrupt",
+    # "", "blocked", "rate_limited", "busy" (one 429 on a file), "cut", "corrupt", "cdn" (large
+    # files redirect to the CDN server),
     # "slow" (a first, unranged transfer trickles, so a test can kill the client mid-file)
     behaviour: str = ""
     license: str = "apache-2.0"
@@ -64,21 +65,31 @@ class FakeHub:
         class Handler(_Handler):
             server_hub = hub
 
+        class CdnHandler(_Handler):
+            server_hub = hub
+            is_cdn = True
+
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # The file CDN the Hub redirects large files to: another host (port), where no token belongs.
+        self.cdn = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CdnHandler)
+        self.cdn_url = f"http://127.0.0.1:{self.cdn.server_address[1]}"
+        self.threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in (self.server, self.cdn)]
 
     def __enter__(self) -> FakeHub:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        for server in (self.server, self.cdn):
+            server.shutdown()
+            server.server_close()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_hub: FakeHub
+    is_cdn = False
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: object) -> None:  # keep test output clean
@@ -98,7 +109,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         hub = self.server_hub
         path = self.path.split("?", 1)[0]
         hub.requests.append({"method": self.command, "path": path, "range": self.headers.get("Range", ""),
-                             "authorized": bool(self._token())})
+                             "authorized": bool(self._token()), "cdn": self.is_cdn})
+        if self.is_cdn:
+            return self._cdn_file(path)
         token = self._token()
         if token and token not in (ACCEPTED_TOKEN, NOT_ACCEPTED_TOKEN):
             return self._error(401, "", "Invalid credentials in Authorization header")
@@ -157,6 +170,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers["ETag"] = headers["X-Linked-Etag"]
         else:
             headers["ETag"] = f'"{git_blob_sha1(data)}"'
+        if repo.behaviour == "cdn" and is_lfs(name):  # like the Hub: 302 to the CDN, metadata on the 302
+            headers.update({"Location": f"{self.server_hub.cdn_url}/blob/{repo_id}/{name}", "Content-Length": "0"})
+            return self._send(302, b"", headers)
         if repo.behaviour == "corrupt" and is_lfs(name):
             data = data[:-1] + bytes([data[-1] ^ 0xFF])  # same size, different bytes
         start = _range_start(self.headers.get("Range", ""))
@@ -175,6 +191,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if repo.behaviour == "slow" and is_lfs(name) and start == 0:
             return self._trickle(body, headers)
         self._send(206 if start else 200, body, headers)
+
+    def _cdn_file(self, path: str) -> None:
+        parts = path.strip("/").split("/")  # blob/<org>/<repo>/<file>
+        repo = self.server_hub.repos.get("/".join(parts[1:3]))
+        data = repo.files.get("/".join(parts[3:])) if repo is not None else None
+        if data is None:
+            return self._send(404, b"no such blob", {"Content-Type": "text/plain"})
+        start = _range_start(self.headers.get("Range", ""))
+        headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
+                   "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
+        if start:
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        self._send(206 if start else 200, data[start:] if self.command != "HEAD" else b"", headers,
+                   content_length=len(data) - start)
 
     def _trickle(self, body: bytes, headers: dict[str, str]) -> None:
         """Send 64 KiB every 10 ms until the client goes away."""

@@ -47,6 +47,7 @@ def hub(smollm_folder: Path) -> Iterator[FakeHub]:
         "pgpt-test/corrupt": FakeRepo(minilm, behaviour="corrupt", config=bert),
         "pgpt-test/busy": FakeRepo(minilm, behaviour="busy", config=bert),
         "pgpt-test/slow": FakeRepo(minilm, behaviour="slow", config=bert),
+        "pgpt-test/gated-cdn": FakeRepo(minilm, gated=True, behaviour="cdn", config=bert),
         "pgpt-test/pickles": FakeRepo({"config.json": minilm["config.json"], "pytorch_model.bin": b"\x80\x04pickle"},
                                       config=bert),
         "pgpt-test/smollm2": FakeRepo(folder_files(smollm_folder), gated=True, config=llama),
@@ -150,6 +151,15 @@ def test_a_killed_download_resumes_where_it_stopped(settings: Settings, hub: Fak
     resumed = [r for r in hub.requests if r["path"].endswith("/model.safetensors") and "slow" in str(r["path"])
                and r["method"] == "GET" and r["range"]]
     assert resumed and int(str(resumed[-1]["range"]).removeprefix("bytes=").split("-")[0]) >= kept
+
+
+def test_the_token_goes_to_the_hub_and_never_to_the_cdn_it_redirects_to(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/gated-cdn", token=ACCEPTED_TOKEN)
+    assert result.returncode == 0, result.stderr
+    cdn = [r for r in hub.requests if r["cdn"]]
+    hub_files = [r for r in hub.requests if not r["cdn"] and "/pgpt-test/gated-cdn/resolve/" in str(r["path"])]
+    assert cdn and all(not r["authorized"] for r in cdn)  # the large file came from the CDN, no token
+    assert hub_files and all(r["authorized"] for r in hub_files)  # the gated Hub got it
 
 
 def test_a_429_on_a_file_waits_for_retry_after_and_goes_on(settings: Settings, hub: FakeHub) -> None:
