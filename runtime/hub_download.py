@@ -9,6 +9,7 @@ marked ready, in ``PGPT_HOME/downloads``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -133,10 +134,14 @@ def check_writable(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".pgpt-write-test-"):
             pass
-    except PermissionError:
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        why = "is on a read-only file system" if exc.errno == errno.EROFS else \
+            f"is not writable by this user (uid {os.getuid()})"
         raise PermissionError(
-            f"The Hugging Face cache folder {folder} is not writable by this user (uid {os.getuid()}). "
-            f"Fix its owner (for a Docker volume: chown it to the container's user) or point HF_HOME or "
+            f"The Hugging Face cache folder {folder} {why}. Fix its owner or mount (for a Docker "
+            f"volume: chown it to the container's user, mount it read-write) or point HF_HOME or "
             f"HF_HUB_CACHE at a writable folder."
         ) from None
 

@@ -162,6 +162,21 @@ def test_the_token_goes_to_the_hub_and_never_to_the_cdn_it_redirects_to(settings
     assert hub_files and all(r["authorized"] for r in hub_files)  # the gated Hub got it
 
 
+def test_an_unwritable_cache_is_named_before_any_transfer(settings: Settings, hub: FakeHub, tmp_path: Path) -> None:
+    """A read-only mount stands for a volume the process cannot write (root ignores file modes)."""
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(frozen)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        result = run_cli(settings, hub, "download", "pgpt-test/minilm", extra={"HF_HUB_CACHE": str(frozen)})
+    finally:
+        subprocess.run(["umount", str(frozen)], check=False)
+    assert result.returncode == 1 and "Permission denied" in result.stderr
+    assert str(frozen) in result.stderr and "read-only" in result.stderr and "HF_HOME" in result.stderr
+
+
 def test_a_429_on_a_file_waits_for_retry_after_and_goes_on(settings: Settings, hub: FakeHub) -> None:
     result = run_cli(settings, hub, "download", "pgpt-test/busy")
     assert result.returncode == 0, result.stderr
