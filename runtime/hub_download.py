@@ -44,6 +44,8 @@ class DownloadProgress:
     total_bytes: int
     bytes_per_s: float
     eta_s: float | None
+    file_done_bytes: int = 0
+    file_total_bytes: int = 0
 
 
 ProgressCallback = Callable[[DownloadProgress], None]
@@ -260,13 +262,13 @@ class _Meter:
         partial = blob.with_name(blob.name + ".incomplete")
         while not stop.wait(0.25):
             size = partial.stat().st_size if partial.exists() else 0
-            self._tick(entry["path"], self.finished + size)
+            self._tick(entry, self.finished + size, size)
 
     def finish(self, entry: dict[str, Any]) -> None:
         self.finished += entry["size"]
-        self._tick(entry["path"], self.finished)
+        self._tick(entry, self.finished, entry["size"])
 
-    def _tick(self, name: str, done: int) -> None:
+    def _tick(self, entry: dict[str, Any], done: int, file_done: int) -> None:
         if self.callback is None:
             return
         if self.first_done is None:  # bytes resumed from an earlier run do not count as speed
@@ -274,4 +276,4 @@ class _Meter:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         speed = (done - self.first_done) / elapsed
         eta = (self.total - done) / speed if speed > 0 else None
-        self.callback(DownloadProgress(name, done, self.total, speed, eta))
+        self.callback(DownloadProgress(entry["path"], done, self.total, speed, eta, file_done, entry["size"]))

@@ -116,6 +116,8 @@ def test_download_shows_progress_and_verifies(settings: Settings, hub: FakeHub) 
     last = result.stderr.strip().splitlines()[-1]
     done, total = last.split("]")[1].split("MB")[0].split("/")
     assert float(done) == float(total) > 80 and "MB/s" in last and "ETA" in last
+    file_done, file_total = last.split()[-2].split("/")  # the current file's own bytes
+    assert file_done == file_total
     folder = Path(result.stdout.split("ready: ", 1)[1].split(" (")[0])
     assert (folder / "model.safetensors").stat().st_size > 80_000_000
     assert not any(name.endswith((".bin", ".pt")) for name in os.listdir(folder))

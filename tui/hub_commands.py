@@ -151,7 +151,8 @@ class ProgressBar:
         filled = int(30 * tick.done_bytes / total)
         eta = f"ETA {tick.eta_s:4.0f}s" if tick.eta_s is not None else "ETA    ?"
         line = (f"[{'#' * filled}{'.' * (30 - filled)}] {tick.done_bytes / 1e6:8.1f}/{total / 1e6:.1f} MB "
-                f"{tick.bytes_per_s / 1e6:6.1f} MB/s {eta}  {tick.file}")
+                f"{tick.bytes_per_s / 1e6:6.1f} MB/s {eta}  {tick.file} "
+                f"{tick.file_done_bytes / 1e6:.1f}/{tick.file_total_bytes / 1e6:.1f} MB")
         if self.tty:
             self.stream.write("\r" + line[:120])
         elif line.split("]")[0] != self.last_line.split("]")[0]:  # a log line per step of the bar
