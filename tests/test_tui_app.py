@@ -100,6 +100,34 @@ async def test_missing_model_says_to_run_the_export(tmp_path: Path) -> None:
         assert not app.answering and len(turns(app)) == 1
 
 
+async def test_documents_mode_answers_with_sources_and_search_mode_lists_passages(settings: Settings,
+                                                                                 tmp_path: Path) -> None:
+    from pgpt.runtime.ingest import ingest
+    from pgpt.tui.doc_commands import load_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zephyr.txt").write_text("The launch code of project Zephyr is 7341.\n")
+    ingest(settings, [docs], load_embedder(settings))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=24))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        assert app.mode == "docs" and "documents" in app.query_one("#prompt", Input).placeholder
+        await pilot.press(*"What is the launch code of project Zephyr?", "enter")
+        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 3)
+        question, answer, sources = turns(app)
+        assert answer.kind == "assistant" and answer.text.strip()
+        assert sources.kind == "sources" and sources.text.startswith("[1] ") and "zephyr.txt" in sources.text
+        assert app.conversation == []  # document answers are single turns
+        await pilot.press("ctrl+r")
+        assert app.mode == "chat"
+        await pilot.press("ctrl+r")
+        assert app.mode == "search"
+        await pilot.press(*"Zephyr launch code", "enter")
+        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 5)
+        assert "zephyr.txt" in turns(app)[4].text and "7341" in turns(app)[4].text
+
+
 def test_clean_text_drops_osc_52_clipboard_writes() -> None:
     assert clean_text("a\x1b]52;c;cm0gLXJmIH4=\x07b") == "ab"
     assert clean_text("a\x1b]52;c;cm0gLXJmIH4=\x1b\\b") == "ab"

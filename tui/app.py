@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -18,6 +18,7 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import Cancelled, ModelNotFoundError, user_message
 from pgpt.runtime.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
+from pgpt.tui.library import MODES, DocumentLibrary, as_chat_result, format_source, load_library
 from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
@@ -30,9 +31,10 @@ DEFAULT_MAX_NEW_TOKENS = 512
 
 @dataclass
 class EngineLoaded(Message):
-    """The chat model is loaded and ready."""
+    """The chat model (and, when its model is exported, the document index) is loaded."""
 
     engine: ChatEngine
+    library: DocumentLibrary | None = None
 
 
 @dataclass
@@ -49,11 +51,12 @@ class AnswerProgress(Message):
 
 @dataclass
 class AnswerFinished(Message):
-    """The answer ended, complete or stopped with Esc."""
+    """The answer ended, complete or stopped with Esc; ``sources`` for document answers."""
 
     reply_id: int
     result: ChatResult
     stopped: bool
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Turn(Static):
@@ -113,6 +116,7 @@ class ChatApp(App[int]):
     BINDINGS = [
         Binding("escape", "stop", "Stop answer"),
         Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("ctrl+r", "cycle_mode", "Mode"),
         # Priority, because the focused Input would take PgUp/PgDn for itself.
         Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, priority=True),
@@ -131,6 +135,9 @@ class ChatApp(App[int]):
         self._reply_id = 0  # tags worker messages, so those of an abandoned answer are dropped
         self._answer_worker: Worker[None] | None = None
         self._cancel = threading.Event()
+        self.library: DocumentLibrary | None = None
+        self.mode = "chat"
+        self._reply_mode = "chat"
 
     def compose(self) -> ComposeResult:
         yield ChatLog(id="log")
@@ -160,23 +167,43 @@ class ChatApp(App[int]):
         from pgpt.runtime.chat import ChatEngine
 
         engine = ChatEngine(self.settings, use_cache=self.use_cache)
-        if not self.post_message(EngineLoaded(engine)):
+        if not self.post_message(EngineLoaded(engine, load_library(self.settings))):
             engine.close()  # the app closed while the model loaded
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
     def generate(self, engine: ChatEngine, messages: list[dict[str, str]], reply_id: int,
-                 cancel: threading.Event) -> None:
-        """Stream one answer as AnswerProgress messages, then post AnswerFinished."""
-        stream = engine.stream(messages, self.sampling, cancel)
+                 cancel: threading.Event, library: DocumentLibrary | None = None) -> None:
+        """Stream one answer (from the documents when ``library`` is given) as AnswerProgress
+        messages, then post AnswerFinished."""
+        stream: Any
+        if library is not None:
+            from pgpt.runtime.answers import AskStream
+
+            stream = AskStream(engine, library.store, library.embedder, messages[-1]["content"],
+                               self.sampling, cancel=cancel)
+        else:
+            stream = engine.stream(messages, self.sampling, cancel)
         text = ""
+        stopped = False
         try:
             for piece in stream:
                 text += piece
                 self.post_message(AnswerProgress(reply_id, text))
         except Cancelled:
-            self.post_message(AnswerFinished(reply_id, stream.result, stopped=True))
-            return
-        self.post_message(AnswerFinished(reply_id, stream.result, stopped=False))
+            stopped = True
+        result, sources = as_chat_result(stream.result, engine), getattr(stream.result, "sources", [])
+        self.post_message(AnswerFinished(reply_id, result, stopped=stopped, sources=sources))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
+    def find_passages(self, library: DocumentLibrary, query: str, reply_id: int) -> None:
+        """Search mode: the best passages, no LLM (instant even on a slow server)."""
+        from pgpt.runtime.chat import ChatResult
+        from pgpt.runtime.retrieval import search
+
+        hits = search(library.store, library.embedder, query, k=5)
+        text = "\n\n".join(f"[{n}] {format_source(h.as_json())}\n{' '.join(h.text.split())[:240]}"
+                            for n, h in enumerate(hits, 1)) or "No matching passages."
+        self.post_message(AnswerFinished(reply_id, ChatResult(answer=text, model="search", provider="cpu"), False))
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -198,6 +225,9 @@ class ChatApp(App[int]):
     @on(EngineLoaded)
     def _engine_loaded(self, message: EngineLoaded) -> None:
         self.engine = message.engine
+        self.library = message.library
+        if self.library is not None and self.library.documents:
+            self._set_mode("docs")
         log.info("chat model %s loaded on %s", self.engine.model.info.name, self.engine.provider)
         self._set_status(self._model_label(), f"loaded in {self.engine.load_s:.1f} s")
         if self._reply is not None:
@@ -214,6 +244,9 @@ class ChatApp(App[int]):
             return
         answer = message.result.answer
         self._reply.show(answer, "(stopped)" if message.stopped else "")
+        if message.sources:
+            self.query_one(ChatLog).add_turn("sources", "\n".join(
+                f"[{n}] {format_source(source)}" for n, source in enumerate(message.sources, 1)))
         self._close_reply(answer)
         self._set_status(describe_result(message.result, message.stopped))
 
@@ -231,6 +264,7 @@ class ChatApp(App[int]):
             self.notify("Still answering; press Esc to stop it first.", severity="warning")
             return
         event.input.clear()
+        self._reply_mode = self.mode
         self.conversation.append({"role": "user", "content": question})
         chat_log = self.query_one(ChatLog)
         chat_log.add_turn("user", question)
@@ -264,6 +298,19 @@ class ChatApp(App[int]):
         self.query_one("#prompt", Input).focus()
         self.refresh_bindings()
 
+    def action_cycle_mode(self) -> None:
+        """Documents -> Chat -> Search; Documents and Search need the document index."""
+        if self.answering:
+            self.notify("Wait for the answer (or press Esc) before switching modes.", severity="warning")
+            return
+        order = list(MODES)
+        mode = order[(order.index(self.mode) + 1) % len(order)]
+        if mode != "chat" and self.library is None:
+            self.notify("Documents and Search need the embedding model (pgpt-export --default).",
+                        severity="warning")
+            mode = "chat"
+        self._set_mode(mode)
+
     def action_scroll_log(self, pages: int) -> None:
         """Scroll the conversation a page up (-1) or down (1) without leaving the input."""
         chat_log = self.query_one(ChatLog)
@@ -284,13 +331,30 @@ class ChatApp(App[int]):
 
     def _start_answer(self) -> None:
         assert self.engine is not None
-        self._set_status(self._model_label(), "answering… Esc stops")
         messages = [dict(m) for m in self.conversation]  # the worker gets its own copy
-        self._answer_worker = self.generate(self.engine, messages, self._reply_id, self._cancel)
+        if self._reply_mode == "search" and self.library is not None:
+            self._set_status("searching…")
+            self._answer_worker = self.find_passages(self.library, messages[-1]["content"], self._reply_id)
+            return
+        self._set_status(self._model_label(), "answering… Esc stops")
+        library = self.library if self._reply_mode == "docs" else None
+        self._answer_worker = self.generate(self.engine, messages, self._reply_id, self._cancel, library)
+
+    def _set_mode(self, mode: str) -> None:
+        self.mode = mode
+        hint = {"docs": "Ask about your documents", "chat": "Chat with the model",
+                "search": "Search your documents"}[mode]
+        self.query_one("#prompt", Input).placeholder = f"{hint} and press Enter (Ctrl+R: mode)"
+        self.sub_title = MODES[mode]
 
     def _close_reply(self, answer: str) -> None:
-        """Keep the (possibly partial) answer as context; drop a question that got none."""
-        if answer:
+        """Keep the (possibly partial) answer as context; drop a question that got none.
+
+        Document answers and search results are single turns: they do not become chat context.
+        """
+        if self._reply_mode != "chat" and self.conversation and self.conversation[-1]["role"] == "user":
+            self.conversation.pop()
+        elif answer:
             self.conversation.append({"role": "assistant", "content": answer})
         elif self.conversation and self.conversation[-1]["role"] == "user":
             self.conversation.pop()
