@@ -128,6 +128,31 @@ async def test_documents_mode_answers_with_sources_and_search_mode_lists_passage
         assert "zephyr.txt" in turns(app)[4].text and "7341" in turns(app)[4].text
 
 
+async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    from textual.widgets import ProgressBar
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"note{i}.txt").write_text(f"Note {i}: the harbour crane number {i} lifts {i * 3} tonnes.\n" * 30)
+    (docs / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        assert app.mode == "chat"  # nothing indexed yet
+        await pilot.press("ctrl+o")
+        await pilot.press(*str(docs), "enter")
+        await wait_until(pilot, lambda: app.query_one("#ingest-progress", ProgressBar).display)
+        await pilot.press(*"Hi", "enter")  # the chat answers while documents are being added
+        await wait_until(pilot, lambda: not app.answering and any(t.kind == "assistant" and t.text for t in turns(app)))
+        await wait_until(pilot, lambda: app._ingest_cancel is None, timeout=120)
+        notice = [t for t in turns(app) if t.kind == "notice"][-1]
+        assert "12 added" in notice.text and "skipped" in notice.text and "blob.bin" in notice.text
+        assert app.mode == "docs" and app.library is not None and app.library.documents == 12
+        assert not app.query_one("#ingest-progress", ProgressBar).display
+
+
 def test_clean_text_drops_osc_52_clipboard_writes() -> None:
     assert clean_text("a\x1b]52;c;cm0gLXJmIH4=\x07b") == "ab"
     assert clean_text("a\x1b]52;c;cm0gLXJmIH4=\x1b\\b") == "ab"

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.message import Message
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from pgpt.runtime.errors import Cancelled, ModelNotFoundError, user_message
 from pgpt.runtime.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.library import MODES, DocumentLibrary, as_chat_result, format_source, load_library
+from pgpt.tui.messages import AnswerFinished, AnswerProgress, EngineLoaded, IngestDone, IngestTick
+from pgpt.tui.path_prompt import PathPrompt
+from pgpt.tui.widgets import ChatLog, Turn, describe_result
+
+__all__ = ["ChatApp", "Turn", "run_app"]
 from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
@@ -27,85 +29,6 @@ if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the load
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 512
-
-
-@dataclass
-class EngineLoaded(Message):
-    """The chat model (and, when its model is exported, the document index) is loaded."""
-
-    engine: ChatEngine
-    library: DocumentLibrary | None = None
-
-
-@dataclass
-class AnswerProgress(Message):
-    """The answer so far; a newer one replaces an older one still in the queue."""
-
-    reply_id: int
-    text: str
-
-    def can_replace(self, message: Message) -> bool:
-        """Only the latest text matters, so a busy screen skips frames, not keystrokes."""
-        return isinstance(message, AnswerProgress) and message.reply_id == self.reply_id
-
-
-@dataclass
-class AnswerFinished(Message):
-    """The answer ended, complete or stopped with Esc; ``sources`` for document answers."""
-
-    reply_id: int
-    result: ChatResult
-    stopped: bool
-    sources: list[dict[str, Any]] = field(default_factory=list)
-
-
-class Turn(Static):
-    """One message of the conversation; ``text`` is the raw text, shown through clean_text."""
-
-    def __init__(self, kind: str, text: str = "") -> None:
-        super().__init__(classes=kind)
-        self.kind = kind
-        self.text = text
-        self.mark = ""
-
-    def on_mount(self) -> None:
-        self._refresh_text()
-
-    def show(self, text: str, mark: str = "") -> None:
-        """Replace the shown text; ``mark`` is a dim note after it, such as "(stopped)"."""
-        self.text, self.mark = text, mark
-        self._refresh_text()
-
-    def _refresh_text(self) -> None:
-        body = clean_text(self.text) if self.text else "[dim]…[/]"
-        self.update(f"{body} [dim italic]{clean_text(self.mark)}[/]" if self.mark else body)
-
-
-class ChatLog(VerticalScroll):
-    """The conversation, oldest first; it follows new text until the user scrolls up."""
-
-    def on_mount(self) -> None:
-        self.anchor()
-
-    def add_turn(self, kind: str, text: str = "") -> Turn:
-        """Append a user, assistant or notice turn and keep the view at the bottom."""
-        turn = Turn(kind, text)
-        self.mount(turn)
-        self.anchor()
-        return turn
-
-
-def describe_result(result: ChatResult, stopped: bool) -> str:
-    """The status line after an answer: provider, model, TTFT, tokens/s, cached or stopped."""
-    parts = [result.provider.upper(), result.model]
-    timings = result.timings
-    if result.cached:
-        parts.append("cached")
-    elif timings and not stopped:
-        parts += [f"TTFT {timings.get('ttft_s', 0.0):.2f} s", f"{timings.get('decode_tok_s', 0.0):.1f} tok/s"]
-    if stopped:
-        parts.append("stopped")
-    return " · ".join(parts)
 
 
 class ChatApp(App[int]):
@@ -117,6 +40,8 @@ class ChatApp(App[int]):
         Binding("escape", "stop", "Stop answer"),
         Binding("ctrl+n", "new_chat", "New chat"),
         Binding("ctrl+r", "cycle_mode", "Mode"),
+        Binding("ctrl+o", "ingest", "Add documents"),
+        Binding("ctrl+x", "stop_ingest", "Stop adding"),
         # Priority, because the focused Input would take PgUp/PgDn for itself.
         Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, priority=True),
@@ -136,11 +61,13 @@ class ChatApp(App[int]):
         self._answer_worker: Worker[None] | None = None
         self._cancel = threading.Event()
         self.library: DocumentLibrary | None = None
+        self._ingest_cancel: threading.Event | None = None
         self.mode = "chat"
         self._reply_mode = "chat"
 
     def compose(self) -> ComposeResult:
         yield ChatLog(id="log")
+        yield ProgressBar(id="ingest-progress", show_eta=True)
         yield Static("Loading model…", id="status")
         yield Input(placeholder="Ask a question and press Enter", id="prompt")
         yield Footer()
@@ -213,7 +140,11 @@ class ChatApp(App[int]):
         log.error("worker %s failed", worker.name, exc_info=error)
         message = user_message(error)
         self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
-        if worker.group == "load":
+        if worker.group == "ingest":
+            self._ingest_cancel = None
+            self.query_one("#ingest-progress", ProgressBar).display = False
+            self.refresh_bindings()
+        elif worker.group == "load":
             self._model_unavailable(error)
         elif worker is self._answer_worker and self._reply is not None:
             self._reply.show(self._reply.text, "(failed)")
@@ -298,6 +229,66 @@ class ChatApp(App[int]):
         self.query_one("#prompt", Input).focus()
         self.refresh_bindings()
 
+    def action_ingest(self) -> None:
+        """Ask for a file or folder, then index it in the background (chat keeps working)."""
+        if self.library is None:
+            self.notify("Adding documents needs the embedding model (pgpt-export --default).", severity="warning")
+            return
+        if self._ingest_cancel is not None:
+            self.notify("Documents are being added; Ctrl+X stops it.", severity="warning")
+            return
+        self.push_screen(PathPrompt(), self._start_ingest)
+
+    def _start_ingest(self, path: str | None) -> None:
+        if not path or self.library is None:
+            return
+        self._ingest_cancel = threading.Event()
+        bar = self.query_one("#ingest-progress", ProgressBar)
+        bar.update(total=None, progress=0)
+        bar.display = True
+        self.add_documents(self.library, path, self._ingest_cancel)
+        self.refresh_bindings()
+
+    def action_stop_ingest(self) -> None:
+        """Stop adding documents after the current file (the files done so far stay indexed)."""
+        if self._ingest_cancel is not None:
+            self._ingest_cancel.set()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")
+    def add_documents(self, library: DocumentLibrary, path: str, cancel: threading.Event) -> None:
+        """Index ``path``, posting IngestTick messages, then IngestDone."""
+        from pathlib import Path
+
+        from pgpt.runtime.ingest import ingest
+
+        try:
+            report = ingest(self.settings, [Path(path).expanduser()], library.embedder,
+                            progress=lambda tick: self.post_message(IngestTick(tick)), cancel=cancel)
+        except Cancelled as stopped:
+            self.post_message(IngestDone(str(stopped), len(library.store.documents())))
+            return
+        skipped = "".join(f"\nskipped {p}: {why}" for p, why in (report.skipped + report.failed)[:10])
+        self.post_message(IngestDone(report.summary() + skipped, len(library.store.documents())))
+
+    @on(IngestTick)
+    def _ingest_tick(self, message: IngestTick) -> None:
+        tick = message.tick
+        self.query_one("#ingest-progress", ProgressBar).update(total=max(tick.total, 1), progress=tick.done)
+        eta = f", ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
+        self._set_status(f"adding documents: {tick.done}/{tick.total} files, {tick.chunks} chunks{eta} (Ctrl+X stops)")
+
+    @on(IngestDone)
+    def _ingest_done(self, message: IngestDone) -> None:
+        self._ingest_cancel = None
+        self.query_one("#ingest-progress", ProgressBar).display = False
+        self.query_one(ChatLog).add_turn("notice", message.summary)
+        if self.library is not None:
+            self.library.documents = message.documents
+            if message.documents and not self.answering:
+                self._set_mode("docs")
+        self._set_status(self._model_label(), f"{message.documents} documents indexed")
+        self.refresh_bindings()
+
     def action_cycle_mode(self) -> None:
         """Documents -> Chat -> Search; Documents and Search need the document index."""
         if self.answering:
@@ -323,6 +314,8 @@ class ChatApp(App[int]):
         """Grey out Stop while nothing is being answered; scroll keys belong to dialogs when open."""
         if action == "stop":
             return True if self.answering else None
+        if action == "stop_ingest":
+            return True if self._ingest_cancel is not None else None
         if action == "scroll_log":
             return len(self.screen_stack) == 1
         return True
