@@ -119,6 +119,7 @@ class ChatApp(App[int]):
         except Cancelled:
             stopped = True
         result, sources = as_chat_result(stream.result, engine), getattr(stream.result, "sources", [])
+        result.answer = result.answer or text  # a stopped document answer keeps what was written
         self.post_message(AnswerFinished(reply_id, result, stopped=stopped, sources=sources))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
