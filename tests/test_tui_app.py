@@ -143,8 +143,8 @@ async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(setti
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    for i in range(12):
-        (docs / f"note{i}.txt").write_text(f"Note {i}: the harbour crane number {i} lifts {i * 3} tonnes.\n" * 30)
+    for i in range(40):  # enough to take several seconds, so the running state can be seen
+        (docs / f"note{i}.txt").write_text(f"Note {i}: the harbour crane number {i} lifts {i * 3} tonnes.\n\n" * 60)
     (docs / "blob.bin").write_bytes(bytes(range(256)) * 4)
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
     async with app.run_test(size=SIZE) as pilot:
@@ -152,13 +152,13 @@ async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(setti
         assert app.mode == "chat"  # nothing indexed yet
         await pilot.press("ctrl+o")
         await pilot.press(*str(docs), "enter")
-        await wait_until(pilot, lambda: app.query_one("#ingest-progress", ProgressBar).display)
+        assert app.query_one("#ingest-progress", ProgressBar).display  # shown at once, hidden at the end
         await pilot.press(*"Hi", "enter")  # the chat answers while documents are being added
         await wait_until(pilot, lambda: not app.answering and any(t.kind == "assistant" and t.text for t in turns(app)))
         await wait_until(pilot, lambda: app._ingest_cancel is None, timeout=120)
         notice = [t for t in turns(app) if t.kind == "notice"][-1]
-        assert "12 added" in notice.text and "skipped" in notice.text and "blob.bin" in notice.text
-        assert app.mode == "docs" and app.library is not None and app.library.documents == 12
+        assert "40 added" in notice.text and "skipped" in notice.text and "blob.bin" in notice.text
+        assert app.mode == "docs" and app.library is not None and app.library.documents == 40
         assert not app.query_one("#ingest-progress", ProgressBar).display
 
 
