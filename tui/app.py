@@ -37,11 +37,11 @@ class ChatApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "pgpt"
     BINDINGS = [
-        Binding("escape", "stop", "Stop answer"),
-        Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("escape", "stop", "Stop"),
+        Binding("ctrl+n", "new_chat", "New"),
         Binding("ctrl+r", "cycle_mode", "Mode"),
-        Binding("ctrl+o", "ingest", "Add documents"),
-        Binding("ctrl+x", "stop_ingest", "Stop adding"),
+        Binding("ctrl+o", "ingest", "Add docs"),
+        Binding("ctrl+x", "stop_ingest", "Stop adding", show=False),
         # Priority, because the focused Input would take PgUp/PgDn for itself.
         Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, priority=True),
@@ -73,6 +73,7 @@ class ChatApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._set_mode(self.mode)
         self.query_one("#prompt", Input).focus()
         self.load_engine()
 
