@@ -101,13 +101,13 @@ def _write_docx(path: Path, text: str) -> None:
 def run_doc_bench(settings: Settings, progress: Callable[[str], None] = print, ask_questions: int = 0) -> dict[str, Any]:
     """Run everything on a fresh index in a temporary home; the results as one JSON-ready dict."""
     from pgpt.runtime.ingest import ingest, open_store
-    from pgpt.tui.doc_commands import load_embedder
+    from pgpt.runtime.embeddings import default_embedder
 
     questions = json.loads((CORPUS / "questions.json").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="pgpt-bench-docs-") as tmp:
         files = build_corpus(Path(tmp) / "corpus")
         bench_settings = dataclasses.replace(settings, home=Path(tmp) / "home")
-        embedder = load_embedder(bench_settings)
+        embedder = default_embedder(bench_settings)
         progress(f"bench-docs: ingesting {len(files)} files")
         report = ingest(bench_settings, [Path(tmp) / "corpus"], embedder)
         store = open_store(bench_settings, embedder)
@@ -227,7 +227,12 @@ def format_results(results: dict[str, Any]) -> str:
                                f"(TTFT median {a['ttft_s_median']:.2f} s, answers up to 128 tokens)"),
             ("similar-question cache hit", f"{a['cache_hit_s'] * 1000:.0f} ms (hit: {a['cache_hit']})"),
             ("ingestion", f"{i['chunks_per_s']:.1f} chunks/s ({i['seconds']:.1f} s, read + chunk + embed + write)"),
-            ("embedder, ~256-token chunks", f"pgpt {e['pgpt_chunks_per_s']:.1f} chunks/s"
-             + (f", sentence-transformers {e['sentence_transformers_chunks_per_s']:.1f} ({e['speedup']:.2f}x), "
-                f"min cosine {e['min_cosine']:.4f}" if "speedup" in e else f"; sentence-transformers {e.get('sentence_transformers')}"))]
+            ("embedder, ~256-token chunks", f"pgpt {e['pgpt_chunks_per_s']:.1f} chunks/s" + _reference_cell(e))]
     return "\n".join(["| measure | result |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+
+
+def _reference_cell(embedding: dict[str, Any]) -> str:
+    if "speedup" not in embedding:
+        return f"; sentence-transformers {embedding.get('sentence_transformers')}"
+    return (f", sentence-transformers {embedding['sentence_transformers_chunks_per_s']:.1f} "
+            f"({embedding['speedup']:.2f}x), min cosine {embedding['min_cosine']:.4f}")

@@ -57,13 +57,17 @@ def quote(value: str) -> str:
 class DocumentStore:
     """The chunk table, opened for one embedding model."""
 
-    def __init__(self, settings: Settings, model_id: str, model_name: str, dimension: int) -> None:
+    def __init__(self, settings: Settings, model_id: str, model_name: str, dimension: int,
+                 rebuild: bool = False) -> None:
+        """Open the index for this embedding model; ``rebuild`` drops every chunk first (``--reindex``)."""
         import lancedb
 
         self.folder = index_dir(settings)
         ensure_private_dir(self.folder)
         self.model_id, self.model_name, self.dimension = model_id, model_name, dimension
         self.db = lancedb.connect(str(self.folder))
+        if rebuild:
+            self.db.drop_table(TABLE, ignore_missing=True)
         self.table = self._open_or_create()
 
     def _open_or_create(self) -> Any:
@@ -93,11 +97,6 @@ class DocumentStore:
             pa.field("vector", pa.list_(pa.float32(), self.dimension)),
         ], metadata={_META_MODEL: self.model_id.encode(), _META_NAME: self.model_name.encode(),
                      _META_DIM: str(self.dimension).encode()})
-
-    def reset(self) -> None:
-        """Drop every chunk and start an empty index for the current model (``--reindex``)."""
-        self.db.drop_table(TABLE, ignore_missing=True)
-        self.table = self.db.create_table(TABLE, schema=self._schema())
 
     @property
     def version(self) -> int:

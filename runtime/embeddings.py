@@ -8,8 +8,9 @@ import numpy as np
 
 from pgpt.runtime.errors import ModelIntegrityError
 from pgpt.runtime.manifest import manifest_hash, verify_folder
-from pgpt.runtime.models import ModelInfo
+from pgpt.runtime.models import DEFAULT_EMBEDDER, ModelInfo, find_model
 from pgpt.runtime.session import create_session
+from pgpt.runtime.settings import Settings
 from pgpt.runtime.text import load_tokenizer
 
 
@@ -71,3 +72,8 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str, normalize: bool) -> np
     if normalize:
         vectors = vectors / np.clip(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12, None)
     return vectors
+
+
+def default_embedder(settings: Settings) -> Embedder:
+    """The default embedding model of the model cache, on the settings' provider and threads."""
+    return Embedder(find_model(settings, DEFAULT_EMBEDDER), provider=settings.provider, threads=settings.threads)

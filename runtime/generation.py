@@ -127,7 +127,8 @@ class LanguageModel:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("Generation stopped.")
             if produced == 0:
-                logits, past = self._prefill(prompt_ids, past)
+                rows, past = self._prefill(prompt_ids, past, self._prompt_session(True))
+                logits = rows[-1][-1]
             else:
                 logits, past = self._run(self.session, [token], past, total)
                 logits = logits[-1]
@@ -139,15 +140,23 @@ class LanguageModel:
                 seen = np.append(seen, token)
             total += 1
 
-    def _prefill(self, prompt_ids: list[int], past: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        """Run the prompt (in chunks on the fused graph); the last position's logits and the cache."""
-        session = self.prefill_session or self.session
+    def _prompt_session(self, prefill_graph: bool) -> Any:
+        """The session that reads prompts: the prefill graph when loaded and wanted, else the main one."""
+        return (self.prefill_session if prefill_graph else None) or self.session
+
+    def _prefill(self, prompt_ids: list[int], past: dict[str, Any], session: Any,
+                 keep_all: bool = False) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Run the prompt through ``session`` (in chunks on the fused graph).
+
+        Returns each chunk's logits (its last position, or all with ``keep_all``) and the cache.
+        """
         chunk = PREFILL_CHUNK if self._shares_kv else max(len(prompt_ids), 1)
-        logits = np.zeros(0, dtype=np.float32)
+        rows = []
         for start in range(0, len(prompt_ids), chunk):
             part = prompt_ids[start:start + chunk]
-            logits, past = self._run(session, part, past, start + len(part))
-        return logits[-1], past
+            logits, past = self._run(session, part, past, start + len(part), keep=len(part) if keep_all else 1)
+            rows.append(logits)
+        return rows, past
 
     def forward_logits(self, token_ids: list[int], prompt_len: int | None = None,
                        prefill_graph: bool = True) -> np.ndarray:
@@ -159,14 +168,8 @@ class LanguageModel:
         """
         self.check_context(len(token_ids), 0)
         prompt_len = len(token_ids) if prompt_len is None else prompt_len
-        session = (self.prefill_session if prefill_graph else None) or self.session
         past = self._empty_past(len(token_ids))
-        rows = []
-        chunk = PREFILL_CHUNK if self._shares_kv else max(prompt_len, 1)
-        for start in range(0, prompt_len, chunk):
-            part = token_ids[start:min(start + chunk, prompt_len)]
-            logits, past = self._run(session, part, past, start + len(part), keep=len(part))
-            rows.append(logits)
+        rows, past = self._prefill(token_ids[:prompt_len], past, self._prompt_session(prefill_graph), keep_all=True)
         for position in range(prompt_len, len(token_ids)):
             logits, past = self._run(self.session, token_ids[position:position + 1], past, position + 1)
             rows.append(logits)

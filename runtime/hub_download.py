@@ -201,7 +201,7 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
                                        token=token.token or False, endpoint=hub_endpoint())
                 break
             except HfHubHTTPError as exc:
-                _wait_if_rate_limited(exc, report, token, attempt)
+                _retry_or_explain(exc, report, token, attempt)
             except _transfer_errors() as exc:
                 # The partial blob stays; the next attempt asks for the rest with a Range header.
                 if attempt == RETRIES:
@@ -219,8 +219,9 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
     return Path(path)
 
 
-def _wait_if_rate_limited(exc: Exception, report: AccessReport, token: TokenChoice, attempt: int) -> None:
-    """Back off on HTTP 429 (Retry-After, capped); any other refusal, or the last 429, is explained."""
+def _retry_or_explain(exc: Exception, report: AccessReport, token: TokenChoice, attempt: int) -> None:
+    """Return after backing off on HTTP 429 (Retry-After, capped) so the caller retries; raise
+    HubAccessError with the preflight's explanation for any other refusal, or the last 429."""
     from pgpt.runtime.hub_access import classify_response, describe
 
     response = getattr(exc, "response", None)

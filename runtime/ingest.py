@@ -23,7 +23,7 @@ from typing import Any
 
 from pgpt.runtime.chunking import chunk_sections
 from pgpt.runtime.doc_readers import KNOWN_SUFFIXES, Skipped, is_text_file, read_document
-from pgpt.runtime.doc_store import TABLE, DocumentRecord, DocumentStore, index_dir, writer_lock
+from pgpt.runtime.doc_store import DocumentRecord, DocumentStore, writer_lock
 from pgpt.runtime.errors import Cancelled
 from pgpt.runtime.settings import Settings
 
@@ -82,7 +82,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     started = time.perf_counter()
     report = IngestReport()
     with writer_lock(settings):
-        store = _open_store(settings, embedder, reindex)
+        store = open_store(settings, embedder, rebuild=reindex)
         known = {d.path: d for d in store.documents(collection)}
         files, report.skipped = _collect(paths)
         try:
@@ -103,26 +103,9 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     return report
 
 
-def open_store(settings: Settings, embedder: Any) -> DocumentStore:
-    """The index for ``embedder`` (refused when it was built with another model)."""
-    return DocumentStore(settings, embedder.model_id, embedder.info.name, embedder.dimension)
-
-
-def _open_store(settings: Settings, embedder: Any, reindex: bool) -> DocumentStore:
-    from pgpt.runtime.errors import IndexModelMismatchError
-
-    try:
-        store = open_store(settings, embedder)
-    except IndexModelMismatchError:
-        if not reindex:
-            raise
-        import lancedb
-
-        lancedb.connect(str(index_dir(settings))).drop_table(TABLE, ignore_missing=True)
-        return open_store(settings, embedder)
-    if reindex:
-        store.reset()
-    return store
+def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> DocumentStore:
+    """The index for ``embedder`` (refused when it was built with another model, unless ``rebuild``)."""
+    return DocumentStore(settings, embedder.model_id, embedder.info.name, embedder.dimension, rebuild=rebuild)
 
 
 def _tick(done: int, total: int, current: str, chunks: int, started: float) -> IngestProgress:

@@ -55,7 +55,10 @@ def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collecti
         legs.append(_text_leg(store, query, wanted, where))
     for leg in legs:
         for row in leg:  # embeddings are normalized: cosine = dot product = 1 - cosine distance
-            row["similarity"] = 1.0 - row["_distance"] if "_distance" in row else float(np.asarray(row["vector"], dtype=np.float32) @ vector)
+            if "_distance" in row:
+                row["similarity"] = 1.0 - row["_distance"]
+            else:
+                row["similarity"] = float(np.asarray(row["vector"], dtype=np.float32) @ vector)
     return _fuse(legs, k, per_document)
 
 

@@ -17,13 +17,13 @@ QUESTION = "What is the launch code of project Zephyr?"
 
 @pytest.fixture()
 def indexed(settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
-    from pgpt.tui.doc_commands import load_embedder
+    from pgpt.runtime.embeddings import default_embedder
 
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "zephyr.txt").write_text("Project Zephyr\n\nThe launch code of project Zephyr is 7341.\n")
     (docs / "ferry.txt").write_text("The ferry to the island leaves at noon every Tuesday.\n")
-    embedder = load_embedder(settings)
+    embedder = default_embedder(settings)
     ingest(settings, [docs], embedder)
     engine = ChatEngine(settings)
     yield settings, embedder, engine, docs

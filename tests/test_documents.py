@@ -22,9 +22,9 @@ GBK_TEXT = "北京是中华人民共和国的首都，也是全国的政治和�
 
 @pytest.fixture(scope="module")
 def embedder(default_models: Settings):  # type: ignore[no-untyped-def]
-    from pgpt.tui.doc_commands import load_embedder
+    from pgpt.runtime.embeddings import default_embedder
 
-    return load_embedder(default_models)
+    return default_embedder(default_models)
 
 
 @pytest.fixture()

@@ -22,9 +22,9 @@ from support import cli_env, make_pdf
 
 @pytest.fixture(scope="module")
 def embedder(default_models: Settings):  # type: ignore[no-untyped-def]
-    from pgpt.tui.doc_commands import load_embedder
+    from pgpt.runtime.embeddings import default_embedder
 
-    return load_embedder(default_models)
+    return default_embedder(default_models)
 
 
 def test_a_hostile_folder_gives_reasons_and_no_crash(settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -103,12 +103,12 @@ async def test_missing_model_says_to_run_the_export(tmp_path: Path) -> None:
 async def test_documents_mode_answers_with_sources_and_search_mode_lists_passages(settings: Settings,
                                                                                  tmp_path: Path) -> None:
     from pgpt.runtime.ingest import ingest
-    from pgpt.tui.doc_commands import load_embedder
+    from pgpt.runtime.embeddings import default_embedder
 
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "zephyr.txt").write_text("The launch code of project Zephyr is 7341.\n")
-    ingest(settings, [docs], load_embedder(settings))
+    ingest(settings, [docs], default_embedder(settings))
     app = ChatApp(settings, SamplingOptions(max_new_tokens=24))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)

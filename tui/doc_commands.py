@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pgpt.tui.text_bar import TextBar
+
 
 def add_parsers(sub: Any) -> None:
     """Register ingest / docs / forget / search on the subcommand parser."""
@@ -38,21 +40,19 @@ def add_parsers(sub: Any) -> None:
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
 
 
-def load_embedder(settings: Any) -> Any:
-    """The default embedding model of the model cache."""
-    from pgpt.runtime.embeddings import Embedder
-    from pgpt.runtime.models import DEFAULT_EMBEDDER, find_model
-
-    return Embedder(find_model(settings, DEFAULT_EMBEDDER), provider=settings.provider, threads=settings.threads)
-
-
 def run_ingest(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui ingest PATH... [--collection NAME] [--prune] [--reindex] [--json]`."""
+    from pgpt.runtime.embeddings import default_embedder
     from pgpt.runtime.ingest import ingest
 
-    bar = CountBar(sys.stderr)
-    report = ingest(settings, list(args.paths), load_embedder(settings), collection=args.collection,
-                    prune=args.prune, reindex=args.reindex, progress=bar.update, cancel=threading.Event())
+    bar = TextBar(sys.stderr)
+
+    def draw(tick: Any) -> None:
+        bar.draw(tick.done, tick.total, f"{tick.done}/{tick.total} files {tick.chunks} chunks", tick.eta_s,
+                 Path(tick.current).name)
+
+    report = ingest(settings, list(args.paths), default_embedder(settings), collection=args.collection,
+                    prune=args.prune, reindex=args.reindex, progress=draw, cancel=threading.Event())
     bar.close()
     if args.json:
         fields = ("added", "updated", "renamed", "unchanged", "removed")
@@ -74,10 +74,11 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui docs [--collection NAME] [--json]`."""
     import time
 
+    from pgpt.runtime.embeddings import default_embedder
     from pgpt.runtime.ingest import open_store
     from pgpt.tui.sanitize import strip_controls
 
-    documents = open_store(settings, load_embedder(settings)).documents(args.collection)
+    documents = open_store(settings, default_embedder(settings)).documents(args.collection)
     if args.json:
         print(json.dumps({"documents": [{"path": d.path, "collection": d.collection, "chunks": d.chunks,
                                          "ingested_at": d.ingested_at} for d in documents]}, indent=2))
@@ -93,12 +94,13 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
 def run_forget(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui forget PATH`."""
     from pgpt.runtime.doc_store import writer_lock
+    from pgpt.runtime.embeddings import default_embedder
     from pgpt.runtime.errors import PgptError
     from pgpt.runtime.ingest import open_store
 
     wanted = str(args.path.expanduser().resolve())
     with writer_lock(settings):
-        store = open_store(settings, load_embedder(settings))
+        store = open_store(settings, default_embedder(settings))
         matches = [d for d in store.documents() if d.path == wanted]
         if not matches:
             raise PgptError(f"{wanted} is not in the document index.", hint="See the indexed files with `pgpt-tui docs`.")
@@ -110,11 +112,12 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
 
 def run_search(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui search "QUERY" [-k 5] [--collection NAME] [--json]`."""
+    from pgpt.runtime.embeddings import default_embedder
     from pgpt.runtime.ingest import open_store
     from pgpt.runtime.retrieval import search
     from pgpt.tui.sanitize import strip_controls
 
-    embedder = load_embedder(settings)
+    embedder = default_embedder(settings)
     hits = search(open_store(settings, embedder), embedder, args.query, k=args.k, collection=args.collection)
     if args.json:
         print(json.dumps({"query": args.query, "results": [h.as_json() for h in hits]}, indent=2, ensure_ascii=False))
@@ -132,11 +135,12 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 5] [--json]`."""
     from pgpt.runtime.answers import AskStream
     from pgpt.runtime.chat import ChatEngine
+    from pgpt.runtime.embeddings import default_embedder
     from pgpt.runtime.ingest import open_store
     from pgpt.runtime.sampling import SamplingOptions
     from pgpt.tui.sanitize import strip_controls
 
-    embedder = load_embedder(settings)
+    embedder = default_embedder(settings)
     store = open_store(settings, embedder)
     engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
     stream = AskStream(engine, store, embedder, args.question, SamplingOptions(max_new_tokens=args.max_tokens),
@@ -158,31 +162,3 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     if stream.result.cached:
         print("(cached: a similar question was answered before)")
     return 0
-
-
-class CountBar:
-    """A one-line bar with file counts and ETA, redrawn in place (plain lines when not a terminal)."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.last_step = -1
-
-    def update(self, tick: Any) -> None:
-        """Draw one IngestProgress tick."""
-        total = max(tick.total, 1)
-        filled = int(30 * tick.done / total)
-        eta = f"ETA {tick.eta_s:4.0f}s" if tick.eta_s is not None else "ETA    ?"
-        line = f"[{'#' * filled}{'.' * (30 - filled)}] {tick.done}/{tick.total} files {tick.chunks} chunks {eta}"
-        if self.tty:
-            self.stream.write("\r" + (line + "  " + Path(tick.current).name)[:120])
-        elif filled != self.last_step:
-            self.stream.write(line + "\n")
-        self.last_step = filled
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the bar's line."""
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()

@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from pgpt.tui.text_bar import TextBar
+
 
 def add_parsers(sub: Any) -> None:
     """Register token / check / download on the subcommand parser."""
@@ -95,8 +97,15 @@ def run_download(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.hub_download import download
     from pgpt.runtime.hub_token import find_token
 
-    bar = ProgressBar(sys.stderr)
-    folder = download(settings, args.repo, find_token(settings), args.revision, progress=bar.update,
+    bar = TextBar(sys.stderr)
+
+    def draw(tick: Any) -> None:
+        megabytes = f"{tick.done_bytes / 1e6:8.1f}/{max(tick.total_bytes, 1) / 1e6:.1f} MB"
+        this_file = f"{tick.file} {tick.file_done_bytes / 1e6:.1f}/{tick.file_total_bytes / 1e6:.1f} MB"
+        bar.draw(tick.done_bytes, tick.total_bytes, f"{megabytes} {tick.bytes_per_s / 1e6:6.1f} MB/s", tick.eta_s,
+                 this_file)
+
+    folder = download(settings, args.repo, find_token(settings), args.revision, progress=draw,
                       cancel=threading.Event(), architecture_check=_architecture_check)
     bar.close()
     print(f"ready: {folder} (every file matches the Hub's checksum)")
@@ -135,34 +144,3 @@ def _architecture_check(model_type: str) -> str:
             return ""
         except Exception:
             return str(first)
-
-
-class ProgressBar:
-    """A one-line bar with bytes, speed and ETA, redrawn in place (plain lines when not a terminal)."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.last_line = ""
-
-    def update(self, tick: Any) -> None:
-        """Draw one DownloadProgress tick."""
-        total = max(tick.total_bytes, 1)
-        filled = int(30 * tick.done_bytes / total)
-        eta = f"ETA {tick.eta_s:4.0f}s" if tick.eta_s is not None else "ETA    ?"
-        line = (f"[{'#' * filled}{'.' * (30 - filled)}] {tick.done_bytes / 1e6:8.1f}/{total / 1e6:.1f} MB "
-                f"{tick.bytes_per_s / 1e6:6.1f} MB/s {eta}  {tick.file} "
-                f"{tick.file_done_bytes / 1e6:.1f}/{tick.file_total_bytes / 1e6:.1f} MB")
-        if self.tty:
-            self.stream.write("\r" + line[:120])
-        elif line.split("]")[0] != self.last_line.split("]")[0]:  # a log line per step of the bar
-            self.stream.write(line + "\n")
-        self.last_line = line
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the bar's line."""
-        if self.tty and self.last_line:
-            self.stream.write("\n")
-            self.stream.flush()
-

@@ -29,10 +29,10 @@ def load_library(settings: Settings) -> DocumentLibrary | None:
     """The embedder and index when the embedding model is exported, else None (chat only)."""
     from pgpt.runtime.errors import PgptError
     from pgpt.runtime.ingest import open_store
-    from pgpt.tui.doc_commands import load_embedder
+    from pgpt.runtime.embeddings import default_embedder
 
     try:
-        embedder = load_embedder(settings)
+        embedder = default_embedder(settings)
         store = open_store(settings, embedder)
         return DocumentLibrary(embedder, store, len(store.documents()))
     except PgptError as exc:  # no embedder, or an index of another model: chat still works

@@ -1,0 +1,34 @@
+"""The command line's progress bar: redrawn in place on a terminal, a log line per step otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+WIDTH = 30
+
+
+class TextBar:
+    """One line: ``[####....] DETAIL ETA TAIL``, for downloads and ingestion alike."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.step = -1
+
+    def draw(self, done: float, total: float, detail: str, eta_s: float | None, tail: str = "") -> None:
+        """Redraw with ``done`` of ``total``; in a log, only when the bar moves a step."""
+        filled = int(WIDTH * done / max(total, 1))
+        eta = f"ETA {eta_s:4.0f}s" if eta_s is not None else "ETA    ?"
+        line = f"[{'#' * filled}{'.' * (WIDTH - filled)}] {detail} {eta}  {tail}".rstrip()
+        if self.tty:
+            self.stream.write("\r" + line[:120])
+        elif filled != self.step:
+            self.stream.write(line + "\n")
+        self.step = filled
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.tty and self.step >= 0:
+            self.stream.write("\n")
+            self.stream.flush()
