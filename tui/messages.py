@@ -60,3 +60,10 @@ class IngestDone(Message):
 
     summary: str
     documents: int
+
+
+@dataclass
+class ModelChanged(Message):
+    """A panel changed the active chat model (set active, exported, deleted): the chat reloads it."""
+
+    name: str

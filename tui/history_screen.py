@@ -1,0 +1,16 @@
+"""The history screen (work in progress)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Footer, Static
+
+from pgpt.tui.panel import PanelScreen
+
+
+class HistoryScreen(PanelScreen):
+    """Work in progress."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("history", classes="panel-title")
+        yield Footer()

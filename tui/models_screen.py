@@ -1,0 +1,16 @@
+"""The models screen (work in progress)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Footer, Static
+
+from pgpt.tui.panel import PanelScreen
+
+
+class ModelsScreen(PanelScreen):
+    """Work in progress."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("models", classes="panel-title")
+        yield Footer()
