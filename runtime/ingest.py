@@ -24,7 +24,7 @@ from typing import Any
 from pgpt.runtime.chunking import chunk_sections
 from pgpt.runtime.doc_readers import KNOWN_SUFFIXES, Skipped, is_text_file, read_document
 from pgpt.runtime.doc_store import DocumentRecord, DocumentStore, writer_lock
-from pgpt.runtime.errors import Cancelled
+from pgpt.runtime.errors import Cancelled, PgptError
 from pgpt.runtime.settings import Settings
 
 MAX_FILE_BYTES = 100_000_000
@@ -101,6 +101,23 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     if progress is not None:
         progress(IngestProgress(len(files), len(files), "", report.chunks, 0.0))
     return report
+
+
+def forget_path(settings: Settings, embedder: Any, path: str) -> list[DocumentRecord]:
+    """Remove the document at ``path`` (an absolute path as indexed) from every collection.
+
+    Raises:
+        PgptError: nothing is indexed under that path.
+        IngestLockedError: an ingestion is writing the index.
+    """
+    with writer_lock(settings):
+        store = open_store(settings, embedder)
+        matches = [d for d in store.documents() if d.path == path]
+        if not matches:
+            raise PgptError(f"{path} is not in the document index.", hint="See the indexed files with `pgpt-tui docs`.")
+        for record in matches:
+            store.forget(record.doc_id)
+    return matches
 
 
 def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> DocumentStore:

@@ -89,8 +89,9 @@ async def test_escape_stops_a_running_answer_and_keeps_the_partial_text(settings
         assert len(turns(app)) == 4 and turns(app)[3].text and turns(app)[3].mark == ""
 
 
-async def test_missing_model_says_to_run_the_export(tmp_path: Path) -> None:
-    app = ChatApp(Settings(home=tmp_path / "home", model_cache=tmp_path / "empty"))
+async def test_a_missing_chosen_model_says_to_run_the_export(tmp_path: Path) -> None:
+    # PGPT_MODEL names a model: the app does not replace it with the built-in default
+    app = ChatApp(Settings(home=tmp_path / "home", model_cache=tmp_path / "empty", model="no-such-model"))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: bool(app.load_error), timeout=30)
         (notice,) = turns(app)
@@ -150,12 +151,14 @@ async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(setti
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
         assert app.mode == "chat"  # nothing indexed yet
-        await pilot.press("ctrl+o")
+        await pilot.press("ctrl+o")  # the Docs screen, its path input focused
         await pilot.press(*str(docs), "enter")
-        assert app.query_one("#ingest-progress", ProgressBar).display  # shown at once, hidden at the end
-        await pilot.press(*"Hi", "enter")  # the chat answers while documents are being added
+        assert app.screen.query_one("#doc-progress-line").display  # shown at once, hidden at the end
+        await pilot.press("escape")  # back to the chat, which answers while documents are being added
+        await wait_until(pilot, lambda: app.query_one("#ingest-progress", ProgressBar).display)
+        await pilot.press(*"Hi", "enter")
         await wait_until(pilot, lambda: not app.answering and any(t.kind == "assistant" and t.text for t in turns(app)))
-        await wait_until(pilot, lambda: app._ingest_cancel is None, timeout=120)
+        await wait_until(pilot, lambda: not app._ingesting(), timeout=120)
         notice = [t for t in turns(app) if t.kind == "notice"][-1]
         assert "40 added" in notice.text and "skipped" in notice.text and "blob.bin" in notice.text
         assert app.mode == "docs" and app.library is not None and app.library.documents == 40

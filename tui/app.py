@@ -17,8 +17,8 @@ from pgpt.runtime.errors import Cancelled, ModelNotFoundError, user_message
 from pgpt.runtime.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.library import MODES, DocumentLibrary, as_chat_result, format_source, load_library
-from pgpt.tui.messages import AnswerFinished, AnswerProgress, EngineLoaded, IngestDone, IngestTick, ModelChanged
-from pgpt.tui.path_prompt import PathPrompt
+from pgpt.tui.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
+from pgpt.tui.app_panels import PanelsMixin
 from pgpt.tui.widgets import ChatLog, Turn, describe_result
 
 __all__ = ["ChatApp", "Turn", "run_app"]
@@ -26,14 +26,18 @@ from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
     from pgpt.runtime.chat import ChatEngine, ChatResult
+    from pgpt.runtime.conversations import Conversation
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 512
+FIRST_RUN = ("First start: pgpt is exporting its built-in chat and embedding models to ONNX and checking "
+             "their quality (about 2 minutes on 2 CPU cores; only this once). You can type a question now: "
+             "it is answered as soon as the model is ready.")
 CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log"}
 
 
-class ChatApp(App[int]):
+class ChatApp(PanelsMixin, App[int]):
     """Chat with the active exported model."""
 
     CSS_PATH = "app.tcss"
@@ -67,10 +71,11 @@ class ChatApp(App[int]):
         self._reply_id = 0  # tags worker messages, so those of an abandoned answer are dropped
         self._answer_worker: Worker[None] | None = None
         self._cancel = threading.Event()
+        self._quitting = threading.Event()
         self.library: DocumentLibrary | None = None
-        self._ingest_cancel: threading.Event | None = None
         self.mode = "chat"
         self._reply_mode = "chat"
+        self.saved: Conversation | None = None  # the conversation's file, once it has an answer
 
     def compose(self) -> ComposeResult:
         yield ChatLog(id="log")
@@ -80,14 +85,21 @@ class ChatApp(App[int]):
         yield Footer(compact=True, show_command_palette=False)  # 80 columns: Ctrl+P is in the hint
 
     def on_mount(self) -> None:
+        self._show_tip_once()
         self._set_mode(self.mode)
-        self.query_one("#prompt", Input).focus()
+        self._chat.query_one("#prompt", Input).focus()
         self.load_engine()
 
     def on_unmount(self) -> None:
+        self._quitting.set()  # a first-run export stops at its next stage, leaving nothing half-written
         self._cancel.set()  # a running answer stops at its next token, so exit does not wait
         if self.engine is not None:
             self.engine.close()
+
+    @property
+    def _chat(self) -> Screen[Any]:
+        """The chat screen (the bottom of the stack), even while a panel is shown over it."""
+        return self.screen_stack[0]
 
     @property
     def answering(self) -> bool:
@@ -101,6 +113,10 @@ class ChatApp(App[int]):
         """Load the active chat model (seconds), then post EngineLoaded."""
         from pgpt.runtime.chat import ChatEngine
 
+        from pgpt.tui.first_run import prepare
+
+        prepare(self.settings, lambda text, step, steps: self.post_message(PrepareTick(text, step, steps)),
+                self._quitting)
         engine = ChatEngine(self.settings, use_cache=self.use_cache)
         if not self.post_message(EngineLoaded(engine, load_library(self.settings))):
             engine.close()  # the app closed while the model loaded
@@ -150,8 +166,7 @@ class ChatApp(App[int]):
         message = user_message(error)
         self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
         if worker.group == "ingest":
-            self._ingest_cancel = None
-            self.query_one("#ingest-progress", ProgressBar).display = False
+            self._chat.query_one("#ingest-progress", ProgressBar).display = False
             self.refresh_bindings()
         elif worker.group == "load":
             self._model_unavailable(error)
@@ -166,12 +181,22 @@ class ChatApp(App[int]):
     def _engine_loaded(self, message: EngineLoaded) -> None:
         self.engine = message.engine
         self.library = message.library
+        self._chat.query_one("#ingest-progress", ProgressBar).display = self._ingesting()
         if self.library is not None and self.library.documents:
             self._set_mode("docs")
         log.info("chat model %s loaded on %s", self.engine.model.info.name, self.engine.provider)
         self._set_status(self._model_label(), f"loaded in {self.engine.load_s:.1f} s")
         if self._reply is not None:
             self._start_answer()
+
+    @on(PrepareTick)
+    def _preparing(self, message: PrepareTick) -> None:
+        bar = self._chat.query_one("#ingest-progress", ProgressBar)
+        if not bar.display:
+            bar.display = True
+            self._chat.query_one(ChatLog).add_turn("notice", FIRST_RUN)
+        bar.update(total=message.steps, progress=message.step)
+        self._set_status(f"First start, step {message.step}/{message.steps}: {message.text}")
 
     @on(ModelChanged)
     def _model_changed(self, message: ModelChanged) -> None:
@@ -200,10 +225,11 @@ class ChatApp(App[int]):
         answer = message.result.answer
         self._reply.show(answer, "(stopped)" if message.stopped else "")
         if message.sources:
-            self.query_one(ChatLog).add_turn("sources", "\n".join(
+            self._chat.query_one(ChatLog).add_turn("sources", "\n".join(
                 f"[{n}] {format_source(source)}" for n, source in enumerate(message.sources, 1)))
         self._close_reply(answer)
         self._set_status(describe_result(message.result, message.stopped))
+        self.save_conversation()
 
     # User actions.
 
@@ -221,7 +247,7 @@ class ChatApp(App[int]):
         event.input.clear()
         self._reply_mode = self.mode
         self.conversation.append({"role": "user", "content": question})
-        chat_log = self.query_one(ChatLog)
+        chat_log = self._chat.query_one(ChatLog)
         chat_log.add_turn("user", question)
         self._reply = chat_log.add_turn("assistant")
         self._reply_id += 1
@@ -248,69 +274,10 @@ class ChatApp(App[int]):
         self._reply_id += 1
         self._reply = None
         self.conversation = []
-        self.query_one(ChatLog).remove_children()
+        self.saved = None
+        self._chat.query_one(ChatLog).remove_children()
         self._set_status(self._model_label() if self.engine else "Loading model…")
-        self.query_one("#prompt", Input).focus()
-        self.refresh_bindings()
-
-    def action_ingest(self) -> None:
-        """Ask for a file or folder, then index it in the background (chat keeps working)."""
-        if self.library is None:
-            self.notify("Adding documents needs the embedding model (pgpt-export --default).", severity="warning")
-            return
-        if self._ingest_cancel is not None:
-            self.notify("Documents are being added; Ctrl+X stops it.", severity="warning")
-            return
-        self.push_screen(PathPrompt(), self._start_ingest)
-
-    def _start_ingest(self, path: str | None) -> None:
-        if not path or self.library is None:
-            return
-        self._ingest_cancel = threading.Event()
-        bar = self.query_one("#ingest-progress", ProgressBar)
-        bar.update(total=None, progress=0)
-        bar.display = True
-        self.add_documents(self.library, path, self._ingest_cancel)
-        self.refresh_bindings()
-
-    def action_stop_ingest(self) -> None:
-        """Stop adding documents after the current file (the files done so far stay indexed)."""
-        if self._ingest_cancel is not None:
-            self._ingest_cancel.set()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")
-    def add_documents(self, library: DocumentLibrary, path: str, cancel: threading.Event) -> None:
-        """Index ``path``, posting IngestTick messages, then IngestDone."""
-        from pathlib import Path
-
-        from pgpt.runtime.ingest import ingest
-
-        try:
-            report = ingest(self.settings, [Path(path).expanduser()], library.embedder,
-                            progress=lambda tick: self.post_message(IngestTick(tick)), cancel=cancel)
-        except Cancelled as stopped:
-            self.post_message(IngestDone(str(stopped), len(library.store.documents())))
-            return
-        skipped = "".join(f"\nskipped {p}: {why}" for p, why in (report.skipped + report.failed)[:10])
-        self.post_message(IngestDone(report.summary() + skipped, len(library.store.documents())))
-
-    @on(IngestTick)
-    def _ingest_tick(self, message: IngestTick) -> None:
-        tick = message.tick
-        self.query_one("#ingest-progress", ProgressBar).update(total=max(tick.total, 1), progress=tick.done)
-        eta = f", ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
-        self._set_status(f"adding documents: {tick.done}/{tick.total} files, {tick.chunks} chunks{eta} (Ctrl+X stops)")
-
-    @on(IngestDone)
-    def _ingest_done(self, message: IngestDone) -> None:
-        self._ingest_cancel = None
-        self.query_one("#ingest-progress", ProgressBar).display = False
-        self.query_one(ChatLog).add_turn("notice", message.summary)
-        if self.library is not None:
-            self.library.documents = message.documents
-            if message.documents and not self.answering:
-                self._set_mode("docs")
-        self._set_status(self._model_label(), f"{message.documents} documents indexed")
+        self._chat.query_one("#prompt", Input).focus()
         self.refresh_bindings()
 
     def action_cycle_mode(self) -> None:
@@ -334,23 +301,14 @@ class ChatApp(App[int]):
             self.notify(f"Copied the last answer ({len(answer)} characters).", timeout=3)
 
     def _last_answer(self) -> str:
-        answers = [t.text for t in self.query(Turn) if t.kind == "assistant" and t.text] if len(
-            self.screen_stack) == 1 else []
+        if not self.screen_stack:  # bindings are checked once before the first screen exists
+            return ""
+        answers = [t.text for t in self._chat.query(Turn) if t.kind == "assistant" and t.text]
         return answers[-1] if answers else ""
-
-    def action_show_screen(self, name: str) -> None:
-        """Show a panel (setup, models, docs, history) over the chat, or the chat itself."""
-        while len(self.screen_stack) > 1:
-            self.pop_screen()
-        if name == "chat":
-            return
-        if not self.is_screen_installed(name):
-            self.install_screen(_make_panel(name, self.settings), name)
-        self.push_screen(name)
 
     def action_scroll_log(self, pages: int) -> None:
         """Scroll the conversation a page up (-1) or down (1) without leaving the input."""
-        chat_log = self.query_one(ChatLog)
+        chat_log = self._chat.query_one(ChatLog)
         if pages < 0:
             chat_log.scroll_page_up()
         else:
@@ -365,7 +323,7 @@ class ChatApp(App[int]):
         if action == "copy_answer":
             return True if self._last_answer() else None
         if action == "stop_ingest":
-            return True if self._ingest_cancel is not None else None
+            return True if self._ingesting() else None
         return True
 
     # Helpers (main thread only).
@@ -385,8 +343,18 @@ class ChatApp(App[int]):
         self.mode = mode
         hint = {"docs": "Ask about your documents", "chat": "Chat with the model",
                 "search": "Search your documents"}[mode]
-        self.query_one("#prompt", Input).placeholder = f"{hint}, Enter sends (Ctrl+R: mode, Ctrl+P: all keys)"
+        self._chat.query_one("#prompt", Input).placeholder = f"{hint}, Enter sends (Ctrl+R: mode, Ctrl+P: all keys)"
         self.sub_title = MODES[mode]
+
+    def _show_tip_once(self) -> None:
+        """The first start shows where the bigger models, the token and the keys are."""
+        from pgpt.runtime.models import read_config, write_config
+        from pgpt.tui.first_run import TIP
+
+        config = read_config(self.settings)
+        if not config.get("tip_shown"):
+            self._chat.query_one(ChatLog).mount(Static(TIP, classes="tip"))
+            write_config(self.settings, {**config, "tip_shown": True})
 
     def _close_reply(self, answer: str) -> None:
         """Keep the (possibly partial) answer as context; drop a question that got none.
@@ -409,7 +377,7 @@ class ChatApp(App[int]):
         else:
             text = f"{message.title}: {message.text}"
         self.load_error = text
-        self.query_one(ChatLog).add_turn("notice", text)
+        self._chat.query_one(ChatLog).add_turn("notice", text)
         self._set_status("No chat model loaded")
         if self._reply is not None:
             self._reply.show("", "(no model)")
@@ -421,17 +389,7 @@ class ChatApp(App[int]):
         return f"{self.engine.provider.upper()} · {self.engine.model.info.name}"
 
     def _set_status(self, *parts: str) -> None:
-        self.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))
-
-
-def _make_panel(name: str, settings: Settings) -> Screen[None]:
-    from pgpt.tui.documents_screen import DocumentsScreen
-    from pgpt.tui.history_screen import HistoryScreen
-    from pgpt.tui.models_screen import ModelsScreen
-    from pgpt.tui.setup_screen import SetupScreen
-
-    panels = {"setup": SetupScreen, "models": ModelsScreen, "docs": DocumentsScreen, "history": HistoryScreen}
-    return panels[name](settings)
+        self._chat.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))
 
 
 def run_app(settings: Settings) -> int:

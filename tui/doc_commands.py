@@ -93,20 +93,13 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
 
 def run_forget(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui forget PATH`."""
-    from pgpt.runtime.doc_store import writer_lock
     from pgpt.runtime.embeddings import default_embedder
-    from pgpt.runtime.errors import PgptError
-    from pgpt.runtime.ingest import open_store
+    from pgpt.runtime.ingest import forget_path
+    from pgpt.tui.sanitize import strip_controls
 
     wanted = str(args.path.expanduser().resolve())
-    with writer_lock(settings):
-        store = open_store(settings, default_embedder(settings))
-        matches = [d for d in store.documents() if d.path == wanted]
-        if not matches:
-            raise PgptError(f"{wanted} is not in the document index.", hint="See the indexed files with `pgpt-tui docs`.")
-        for record in matches:
-            store.forget(record.doc_id)
-    print(f"forgot {wanted} ({sum(d.chunks for d in matches)} chunks)")
+    forgotten = forget_path(settings, default_embedder(settings), wanted)
+    print(strip_controls(f"forgot {wanted} ({sum(d.chunks for d in forgotten)} chunks)"))
     return 0
 
 

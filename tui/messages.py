@@ -67,3 +67,12 @@ class ModelChanged(Message):
     """A panel changed the active chat model (set active, exported, deleted): the chat reloads it."""
 
     name: str
+
+
+@dataclass
+class PrepareTick(Message):
+    """First run: a stage of exporting the embedded default models (step of steps)."""
+
+    text: str
+    step: int
+    steps: int

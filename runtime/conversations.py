@@ -1,0 +1,123 @@
+"""Conversations kept on disk (one JSON file each under ``PGPT_HOME/conversations``) to reopen later.
+
+Plain JSON, written to a temporary file and renamed, so a crash or a lost SSH session leaves the
+previous version whole; files that do not parse are listed as unreadable, never loaded halfway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgpt.runtime.errors import PgptError
+from pgpt.runtime.settings import Settings, ensure_private_dir
+
+log = logging.getLogger(__name__)
+_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # also keeps ids from naming paths outside the folder
+TITLE_CHARS = 60
+
+
+@dataclass
+class Conversation:
+    """What the chat shows (``turns``: kind + text) and what the model is sent (``context``)."""
+
+    id: str
+    created: float
+    updated: float = 0.0
+    mode: str = "chat"
+    model: str = ""
+    turns: list[dict[str, str]] = field(default_factory=list)
+    context: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        """The first question, on one line and shortened."""
+        first = next((t["text"] for t in self.turns if t.get("kind") == "user"), "(no question)")
+        line = " ".join(first.split())
+        return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+def conversations_dir(settings: Settings) -> Path:
+    """Where conversations are kept."""
+    return settings.home / "conversations"
+
+
+def new_conversation(mode: str = "chat", model: str = "") -> Conversation:
+    """An empty conversation with a fresh id (sortable by time)."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return Conversation(id=f"{stamp}-{secrets.token_hex(3)}", created=now, mode=mode, model=model)
+
+
+def save_conversation(settings: Settings, conversation: Conversation) -> Path:
+    """Write ``conversation`` atomically (owner-only permissions: it holds the user's questions)."""
+    folder = ensure_private_dir(conversations_dir(settings))
+    conversation.updated = time.time()
+    path = folder / f"{_checked(conversation.id)}.json"
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(asdict(conversation), out, ensure_ascii=False, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def list_conversations(settings: Settings) -> list[Conversation]:
+    """Every readable conversation, the most recently updated first (unreadable files are logged)."""
+    folder = conversations_dir(settings)
+    found = []
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            found.append(load_conversation(settings, path.stem))
+        except PgptError as exc:
+            log.warning("skipping %s: %s", path, exc)
+    return sorted(found, key=lambda c: c.updated, reverse=True)
+
+
+def load_conversation(settings: Settings, conversation_id: str) -> Conversation:
+    """Read one conversation.
+
+    Raises:
+        PgptError: no such conversation, or its file is not a conversation (damaged or foreign).
+    """
+    path = conversations_dir(settings) / f"{_checked(conversation_id)}.json"
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        conversation = Conversation(**{k: data[k] for k in ("id", "created", "updated", "mode", "model")},
+                                    turns=_pairs(data["turns"], "kind", "text"),
+                                    context=_pairs(data["context"], "role", "content"))
+    except FileNotFoundError:
+        raise PgptError(f"There is no saved conversation {conversation_id}.",
+                        hint="Open the list of conversations with F5.") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PgptError(f"The conversation file {path} cannot be read ({exc}).",
+                        hint="Delete it, or restore it from a backup.") from exc
+    return conversation
+
+
+def delete_conversation(settings: Settings, conversation_id: str) -> None:
+    """Remove one conversation's file (nothing else refers to it)."""
+    (conversations_dir(settings) / f"{_checked(conversation_id)}.json").unlink(missing_ok=True)
+
+
+def _checked(conversation_id: str) -> str:
+    if not _ID.match(conversation_id):
+        raise PgptError(f"{conversation_id!r} is not a conversation id.", hint="Pick one from the list (F5).")
+    return conversation_id
+
+
+def _pairs(items: Any, key: str, value: str) -> list[dict[str, str]]:
+    """Validate a list of two-string records (a hand-edited or foreign file fails here, whole)."""
+    if not isinstance(items, list):
+        raise TypeError("not a list")
+    for item in items:
+        if not (isinstance(item, dict) and isinstance(item.get(key), str) and isinstance(item.get(value), str)):
+            raise TypeError(f"an entry lacks {key}/{value}")
+    return [{key: item[key], value: item[value]} for item in items]

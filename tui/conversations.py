@@ -1,1 +1,0 @@
-"""Conversations kept on disk."""

@@ -1,0 +1,56 @@
+"""The first start: export the embedded default models when nothing usable is in the model cache.
+
+Runs in the app's loading worker (minutes on a 2-core CPU), reporting each export stage; a
+question typed meanwhile is answered as soon as the model is ready.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from pgpt.runtime.settings import Settings
+
+# Stages export_model reports, in order, for the chat model (int8) and the embedder.
+LLM_STAGES = ("resolve", "load", "export", "quantize", "validate", "done")
+EMBEDDER_STAGES = ("resolve", "load", "export", "validate", "done")
+TIP = ("Tip: this is pgpt's small built-in model (SmolLM2-135M). F3 (Models) checks, downloads and exports "
+       "a bigger one from Hugging Face; F2 (Setup) stores your token and checks the network. "
+       "F4 adds documents; Ctrl+P lists every key.")
+
+
+def models_to_prepare(settings: Settings) -> list:  # type: ignore[type-arg]
+    """The default models to export before the app can run: none when the user chose a model
+    (PGPT_MODEL), the embedder alone when some chat model is already exported."""
+    from pgpt.export.defaults import missing_defaults
+    from pgpt.runtime.models import list_models
+
+    if settings.model:
+        return []
+    have_llm = any(m.kind == "llm" for m in list_models(settings))
+    return [m for m in missing_defaults(settings.model_cache) if not (have_llm and m.kind == "llm")]
+
+
+def prepare(settings: Settings, report: Callable[[str, int, int], None], cancel: threading.Event) -> None:
+    """Export what models_to_prepare names, calling ``report(text, step, steps)`` per stage.
+
+    Does nothing when the export extra is not installed: the chat then explains what is missing.
+    """
+    from pgpt.export.defaults import cannot_prepare_reason, prepare_defaults
+
+    models = models_to_prepare(settings)
+    if not models or cannot_prepare_reason():
+        return
+    from pgpt.export.cli import quiet_libraries
+
+    quiet_libraries()  # the libraries' warnings go to the log file, never over the screen
+    plan = [(m, LLM_STAGES if m.kind == "llm" else EMBEDDER_STAGES) for m in models]
+    steps = sum(len(stages) for _, stages in plan)
+    offset = 0
+    for model, stages in plan:
+        def progress(stage: str, message: str, base: int = offset, stages: tuple[str, ...] = stages) -> None:
+            step = base + (stages.index(stage) + 1 if stage in stages else 0)
+            report(f"preparing {model.name} ({model.dtype}): {stage}: {message}", step, steps)
+
+        prepare_defaults(settings, progress, cancel, models=[model])
+        offset += len(stages)
