@@ -12,6 +12,8 @@ from pgpt.runtime.hub_token import TokenChoice
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "no_proxy")
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+# whoami's answer to a 401: a constant, so callers can tell "refused" from "unreachable".
+REJECTED = "the Hub rejected this token (invalid or expired)"
 ROLE_TEXT = {"read": "read token", "write": "write token",
              "fineGrained": "fine-grained token: needs 'Read access to contents of all public gated repos' "
                             "for gated models"}
@@ -27,7 +29,7 @@ def whoami(token: TokenChoice, timeout: float = 5.0) -> dict[str, Any]:
     except OSError as exc:
         return {"whoami_error": f"the Hub could not be reached ({type(exc).__name__})"}
     if response.status_code == 401:
-        return {"whoami_error": "the Hub rejected this token (invalid or expired)"}
+        return {"whoami_error": REJECTED}
     if response.status_code != 200:
         return {"whoami_error": f"HTTP {response.status_code}"}
     body = response.json()

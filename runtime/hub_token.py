@@ -91,16 +91,29 @@ def find_token(settings: Settings, environ: dict[str, str] | None = None, cwd: P
     return TokenChoice(token, source, overridden, warnings)
 
 
+def checked_token(text: str) -> str:
+    """The token without surrounding whitespace, once it is known to look like a token.
+
+    Callers check the shape before sending the text anywhere (a pasted line with spaces or
+    control characters would not even make a valid HTTP header).
+
+    Raises:
+        ConfigError: the text does not look like a token.
+    """
+    token = text.strip()
+    if not _TOKEN_SHAPE.match(token):
+        raise ConfigError("That does not look like a Hugging Face token (letters, digits, _ and -, no spaces).",
+                          hint="Copy it again from https://huggingface.co/settings/tokens.")
+    return token
+
+
 def store_token(settings: Settings, token: str) -> Path:
     """Write the token to pgpt's token file: 0600, atomic, never through a symlink.
 
     Raises:
         ConfigError: the text does not look like a token.
     """
-    token = token.strip()
-    if not _TOKEN_SHAPE.match(token):
-        raise ConfigError("That does not look like a Hugging Face token (letters, digits, _ and -, no spaces).",
-                          hint="Copy it again from https://huggingface.co/settings/tokens.")
+    token = checked_token(token)
     ensure_private_dir(settings.home)
     target = token_path(settings)
     if target.is_symlink():

@@ -121,7 +121,7 @@ async def test_first_start_prepares_the_missing_default_with_progress(default_mo
             return app.engine is not None
 
         await wait_until(pilot, watch, timeout=600)
-        assert any(line.startswith("First start, step") for line in seen)
+        assert any(line.startswith("First start ") for line in seen)
         assert any(t.kind == "notice" and "First start" in t.text for t in turns(app))
         assert (cache / DEFAULT_EMBEDDER / "manifest.json").is_file() and app.library is not None
         assert not app.query_one("#ingest-progress").display

@@ -165,10 +165,7 @@ class ChatApp(PanelsMixin, App[int]):
         log.error("worker %s failed", worker.name, exc_info=error)
         message = user_message(error)
         self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
-        if worker.group == "ingest":
-            self._chat.query_one("#ingest-progress", ProgressBar).display = False
-            self.refresh_bindings()
-        elif worker.group == "load":
+        if worker.group == "load":
             self._model_unavailable(error)
         elif worker is self._answer_worker and self._reply is not None:
             self._reply.show(self._reply.text, "(failed)")
@@ -196,7 +193,7 @@ class ChatApp(PanelsMixin, App[int]):
             bar.display = True
             self._chat.query_one(ChatLog).add_turn("notice", FIRST_RUN)
         bar.update(total=message.steps, progress=message.step)
-        self._set_status(f"First start, step {message.step}/{message.steps}: {message.text}")
+        self._set_status(f"First start {message.step}/{message.steps}: {message.text}")
 
     @on(ModelChanged)
     def _model_changed(self, message: ModelChanged) -> None:

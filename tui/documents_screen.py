@@ -206,16 +206,17 @@ class DocumentsScreen(PanelScreen):
 
     @on(Worker.StateChanged)
     def _failed(self, event: Worker.StateChanged) -> None:
-        """Show a failure here too (the app also notifies it); the error ends the ingestion."""
+        """Show a failure in the report (PanelScreen notifies it); an error ends the ingestion."""
         error = event.worker.error
         if event.state is not WorkerState.ERROR or error is None:
             return
-        if event.worker.group == "ingest":
-            self._cancel = None
-            self.query_one("#doc-progress-line").display = False
-            self.app.refresh_bindings()
         message = user_message(error)
-        self.query_one("#doc-report", Static).update(clean_text(f"{message.title}: {message.text}"))
+        text = f"{message.title}: {message.text}"
+        if event.worker.group == "ingest":  # ends it like a finished run, here and under the chat
+            library = getattr(self.app, "library", None)
+            self.post_message(IngestDone(f"Adding documents failed. {text}", library.documents if library else 0))
+        else:
+            self.query_one("#doc-report", Static).update(clean_text(text))
 
     def _show_progress(self, done: int, total: int | None, text: str) -> None:
         self.query_one("#doc-progress-line").display = True

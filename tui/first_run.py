@@ -50,7 +50,8 @@ def prepare(settings: Settings, report: Callable[[str, int, int], None], cancel:
     for model, stages in plan:
         def progress(stage: str, message: str, base: int = offset, stages: tuple[str, ...] = stages) -> None:
             step = base + (stages.index(stage) + 1 if stage in stages else 0)
-            report(f"preparing {model.name} ({model.dtype}): {stage}: {message}", step, steps)
+            elapsed, _, text = message.partition("] ")  # "[  12.3s] what happens"
+            report(f"{model.name} {model.dtype}, {stage} ({elapsed.strip('[ ')}): {text}", step, steps)
 
         prepare_defaults(settings, progress, cancel, models=[model])
         offset += len(stages)

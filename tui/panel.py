@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
+from textual import on
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
+from pgpt.runtime.errors import user_message
 from pgpt.runtime.settings import Settings
+from pgpt.tui.sanitize import clean_text
+
+log = logging.getLogger(__name__)
 
 
 class PanelScreen(Screen[None]):
@@ -20,3 +28,15 @@ class PanelScreen(Screen[None]):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
+
+    @on(Worker.StateChanged)
+    def _notify_failure(self, event: Worker.StateChanged) -> None:
+        """Log a failed worker and notify its one-paragraph message (Worker.StateChanged stays on
+        the screen that started the worker, so the app's handler never sees it). Subclasses add
+        their own handler to update their widgets."""
+        error = event.worker.error
+        if event.state is not WorkerState.ERROR or error is None:
+            return
+        log.error("%s worker %s failed", type(self).__name__, event.worker.name, exc_info=error)
+        message = user_message(error)
+        self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
