@@ -21,6 +21,8 @@ from pgpt.tui.messages import IngestDone, IngestTick
 from pgpt.tui.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
 
+PATH_CHARS = 30  # what the file column shows at 80 columns, beside the folder tree
+
 if TYPE_CHECKING:
     from pgpt.runtime.doc_store import DocumentRecord
     from pgpt.tui.library import DocumentLibrary
@@ -31,6 +33,14 @@ class DocumentsListed(Message):
     """The documents now in the index (read by a worker)."""
 
     documents: list[DocumentRecord]
+
+
+def short_path(path: str, width: int = PATH_CHARS) -> str:
+    """``path`` with the home folder as ~ and, when still too long, only its end after an ellipsis."""
+    home = str(Path.home())
+    if path.startswith(home + "/"):
+        path = "~" + path[len(home):]
+    return path if len(path) <= width else "…" + path[-(width - 1):]
 
 
 @dataclass
@@ -50,9 +60,12 @@ class DocumentTable(DataTable[str]):
 class DocumentsScreen(PanelScreen):
     """Add documents to the index while the chat keeps working, and see what is indexed."""
 
+    # Priority: the focused path Input would take Ctrl+X (cut) for itself.
+    BINDINGS = [Binding("ctrl+x", "stop_ingest", "Stop adding", priority=True)]
+
     DEFAULT_CSS = """
     DocumentsScreen #doc-body { height: 1fr; }
-    DocumentsScreen #doc-tree { width: 34; border-right: vkey $panel-lighten-2; }
+    DocumentsScreen #doc-tree { width: 28; border-right: vkey $panel-lighten-2; }
     DocumentsScreen #doc-table { width: 1fr; }
     DocumentsScreen #doc-progress-line { height: 1; display: none; }
     DocumentsScreen #doc-progress { width: 34; padding: 0 1; }
@@ -81,7 +94,7 @@ class DocumentsScreen(PanelScreen):
             yield Static(id="doc-progress-text")
         with VerticalScroll(id="doc-report-box"):
             yield Static("Nothing added in this session yet.", id="doc-report")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns; Ctrl+P still opens it
 
     def on_mount(self) -> None:
         table = self.query_one(DocumentTable)
@@ -113,7 +126,7 @@ class DocumentsScreen(PanelScreen):
         self._cancel = threading.Event()
         self._show_progress(0, None, f"looking at {clean_text(path)}…")
         self.add_documents(library, path, self._cancel)
-        self.app.refresh_bindings()
+        self.refresh_bindings()
 
     @on(DirectoryTree.FileSelected)
     @on(DirectoryTree.DirectorySelected)
@@ -123,6 +136,14 @@ class DocumentsScreen(PanelScreen):
         field.value = str(event.path)
         if isinstance(event, DirectoryTree.FileSelected):
             field.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop adding is shown only while documents are being added."""
+        return self.ingesting if action == "stop_ingest" else True
+
+    def action_stop_ingest(self) -> None:
+        """Stop adding after the current file."""
+        self.cancel_ingest()
 
     def cancel_ingest(self) -> None:
         """Stop adding after the current file (the files done so far stay indexed)."""
@@ -178,8 +199,8 @@ class DocumentsScreen(PanelScreen):
         table = self.query_one(DocumentTable)
         table.clear()
         for record in sorted(message.documents, key=lambda d: d.ingested_at, reverse=True):
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.ingested_at))
-            table.add_row(str(record.chunks), when, clean_text(record.path), key=record.path)
+            when = time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
+            table.add_row(str(record.chunks), when, clean_text(short_path(record.path)), key=record.path)
 
     @on(IngestTick)
     def _tick(self, message: IngestTick) -> None:
@@ -193,7 +214,7 @@ class DocumentsScreen(PanelScreen):
         self._cancel = None  # the message goes on to the app: a notice in the chat, the mode
         self.query_one("#doc-progress-line").display = False
         self.query_one("#doc-report", Static).update(clean_text(message.summary))
-        self.app.refresh_bindings()
+        self.refresh_bindings()
         self.list_documents()
 
     @on(Forgotten)

@@ -47,7 +47,7 @@ class HistoryScreen(PanelScreen):
         yield Static("Chats · saved conversations, newest first · Enter reopens one", classes="panel-title")
         yield ConversationTable(id="chat-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="chat-hint")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns; Ctrl+P still opens it
 
     def on_mount(self) -> None:
         self.query_one(ConversationTable).add_columns("updated", "turns", "mode", "first question")
