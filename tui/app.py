@@ -16,7 +16,7 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import Cancelled, ModelNotFoundError, user_message
 from pgpt.runtime.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
-from pgpt.tui.library import MODES, DocumentLibrary, as_chat_result, format_source, load_library
+from pgpt.tui.library import MODES, DocumentLibrary, as_chat_result, describe_sources, load_library
 from pgpt.tui.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
 from pgpt.tui.app_panels import PanelsMixin
 from pgpt.tui.widgets import ChatLog, Turn, describe_result
@@ -153,8 +153,7 @@ class ChatApp(PanelsMixin, App[int]):
         from pgpt.runtime.retrieval import search
 
         hits = search(library.store, library.embedder, query, k=5)
-        text = "\n\n".join(f"[{n}] {format_source(h.as_json())}\n{' '.join(h.text.split())[:240]}"
-                            for n, h in enumerate(hits, 1)) or "No matching passages."
+        text = describe_sources([h.as_json() for h in hits], snippet_chars=240) or "No matching passages."
         self.post_message(AnswerFinished(reply_id, ChatResult(answer=text, model="search", provider="cpu"), False))
 
     @on(Worker.StateChanged)
@@ -222,8 +221,7 @@ class ChatApp(PanelsMixin, App[int]):
         answer = message.result.answer
         self._reply.show(answer, "(stopped)" if message.stopped else "")
         if message.sources:
-            self._chat.query_one(ChatLog).add_turn("sources", "\n".join(
-                f"[{n}] {format_source(source)}" for n, source in enumerate(message.sources, 1)))
+            self._chat.query_one(ChatLog).add_turn("sources", describe_sources(message.sources))
         self._close_reply(answer)
         self._set_status(describe_result(message.result, message.stopped))
         self.save_conversation()

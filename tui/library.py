@@ -53,3 +53,14 @@ def as_chat_result(result: Any, engine: ChatEngine) -> ChatResult:
 def format_source(source: dict[str, Any]) -> str:
     """``file, page N`` for a source of an answer or a search hit."""
     return str(source["source"]) + (f", page {source['page']}" if source.get("page") else "")
+
+
+def describe_sources(sources: list[dict[str, Any]], snippet_chars: int = 160) -> str:
+    """The sources panel: ``[n] file, page N`` and the start of the cited passage, for each source."""
+    lines = []
+    for number, source in enumerate(sources, 1):
+        snippet = " ".join(str(source.get("text", "")).split())
+        if len(snippet) > snippet_chars:
+            snippet = snippet[: snippet_chars - 1] + "…"
+        lines.append(f"[{number}] {format_source(source)}" + (f"\n    {snippet}" if snippet else ""))
+    return "\n".join(lines)
