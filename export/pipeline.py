@@ -73,6 +73,7 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
         raise OutputExistsError(f"The output folder {final} already exists.")
     final.parent.mkdir(parents=True, exist_ok=True)
     check_disk(source, final.parent)
+    remove_stale_temporaries(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -93,6 +94,24 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
     report("done", f"wrote {final}")
     return ModelInfo(final.name, final, manifest)
+
+
+def remove_stale_temporaries(final: Path) -> None:
+    """Delete what earlier exports to ``final`` left when they were killed (their process is gone)."""
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        pid = stale.name.rpartition("-")[2]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def check_quality(quality: dict[str, Any], options: ExportOptions, kind: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,10 +100,84 @@ def active_chat_model(settings: Settings) -> ModelInfo:
 def set_active_model(settings: Settings, name: str) -> ModelInfo:
     """Make ``name`` the chat model of this home and return it."""
     model = find_model(settings, name)
+    if model.kind != "llm":
+        raise ModelNotFoundError(f"{model.name} is an {model.kind} model, not a chat model.",
+                                 hint="Choose a model of kind llm (`pgpt-tui models` lists them).")
     config = read_config(settings)
     config["active_model"] = model.name
     write_config(settings, config)
     return model
+
+
+@dataclass(frozen=True)
+class DeletedModel:
+    """What ``delete_model`` removed, and whether the chat has to load another model."""
+
+    name: str
+    size_bytes: int
+    was_active: bool  # chat used it (chosen in the config or picked by default)
+    link_only: bool  # the cache held a symlink: only the link went, its target stays
+
+
+def delete_model(settings: Settings, name: str) -> DeletedModel:
+    """Delete the exported model ``name`` from the model cache.
+
+    Only an entry directly inside ``settings.model_cache`` whose manifest pgpt wrote is deleted;
+    a symlink there is removed as a link, never followed, so nothing outside the cache goes.
+    When the config names it as the active model, that choice is cleared (chat falls back to
+    the default).
+
+    Args:
+        settings: The settings whose model cache holds the model.
+        name: The model's folder name, as `pgpt-tui models` lists it.
+
+    Returns:
+        What was deleted, and whether it was the chat model.
+
+    Raises:
+        ModelNotFoundError: ``name`` is not an exported model of the cache; nothing was deleted.
+    """
+    entry = _export_folder(settings, name)
+    size = ModelInfo(name, entry, read_manifest(entry)).size_bytes
+    was_active = chat_model_name(settings) == name
+    config = read_config(settings)
+    if config.get("active_model") == name:
+        del config["active_model"]
+        write_config(settings, config)
+    link_only = entry.is_symlink()
+    if link_only:
+        entry.unlink()
+    else:
+        # Renamed first: a hidden name is never listed, so a half-deleted folder never looks usable.
+        doomed = entry.with_name(f".{name}.deleting-{os.getpid()}")
+        os.replace(entry, doomed)
+        shutil.rmtree(doomed)
+    return DeletedModel(name, size, was_active, link_only)
+
+
+def _export_folder(settings: Settings, name: str) -> Path:
+    """The cache entry called ``name`` if it is a pgpt export, else ModelNotFoundError."""
+    hint = "Run `pgpt-tui models` to list the exported models; only those can be deleted."
+    if not name or name != Path(name).name or name.startswith("."):
+        raise ModelNotFoundError(f"{name!r} is not a model name (a folder name from `pgpt-tui models`, "
+                                 f"not a path); nothing was deleted.", hint=hint)
+    entry = settings.model_cache / name
+    try:
+        manifest = read_manifest(entry) if entry.is_dir() else {}
+    except ModelIntegrityError:
+        manifest = {}
+    if "format_version" not in manifest:
+        raise ModelNotFoundError(f"{entry} is not a model exported by pgpt (no pgpt manifest); "
+                                 f"nothing was deleted.", hint=hint)
+    return entry
+
+
+def chat_model_name(settings: Settings) -> str:
+    """The name of the model chat would load now, or '' when no chat model is exported."""
+    try:
+        return active_chat_model(settings).name
+    except ModelNotFoundError:
+        return ""
 
 
 def read_config(settings: Settings) -> dict[str, Any]:

@@ -182,7 +182,10 @@ def test_doctor_network_section(settings: Settings, hub: FakeHub) -> None:
     assert network["account"] == "pgpt-tester" and network["hub answers"].startswith(("yes", "answers"))
 
 
-def test_gated_download_export_and_chat_end_to_end(settings: Settings, hub: FakeHub) -> None:
+def test_gated_download_export_and_chat_end_to_end(settings: Settings, hub: FakeHub, tmp_path: Path) -> None:
+    import dataclasses
+
+    settings = dataclasses.replace(settings, model_cache=tmp_path / "models")  # its own: it exports
     denied = run_cli(settings, hub, "download", "pgpt-test/smollm2", "--export", "fp32")
     assert denied.returncode == 1 and "gated model and no token is set" in denied.stderr
     result = run_cli(settings, hub, "download", "pgpt-test/smollm2", "--export", "fp32", token=ACCEPTED_TOKEN)

@@ -407,3 +407,30 @@ def test_app_starts_paints_and_quits_under_each_terminal(settings: Settings, ter
         # Textual's NO_COLOR support turns every color into a grey (textual/filter.py Monochrome); it
         # still writes SGR color sequences, so "no color sequences at all" is not what it does.
         assert palette and palette <= GREY_INDICES and basic <= {0, 7, 8, 15}
+
+
+# 4. Quitting while a first-start export runs.
+
+
+def test_ctrl_q_during_the_first_start_export_quits_at_once(default_models: Settings, tmp_path: Path) -> None:
+    """The export runs in a worker thread; quitting must not wait for it, and what it leaves is
+    swept by the next export (its temporary folder belongs to a dead process)."""
+    import dataclasses
+
+    from pgpt.export.pipeline import remove_stale_temporaries
+    from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM
+
+    cache = tmp_path / "models"  # empty: the first start exports the chat model (minutes)
+    settings = dataclasses.replace(default_models, home=tmp_path / "home", model_cache=cache)
+    with pty_app(app_env(settings, TERM="xterm-256color")) as app:
+        app.wait_for(lambda screen: "int8, export" in screen, START_TIMEOUT, "the export stage")
+        app.send(b"\x11")  # Ctrl+Q
+        quit_at = time.monotonic()
+        assert app.wait_exit() == 0
+        assert time.monotonic() - quit_at < 5.0  # the export stage alone takes longer than that
+    final = cache / f"{DEFAULT_LLM}-int8"
+    assert not final.exists() and not (cache / DEFAULT_EMBEDDER).exists()  # nothing half-written looks usable
+    leftovers = list(cache.glob(f".{final.name}.tmp-*"))
+    assert leftovers
+    remove_stale_temporaries(final)
+    assert not any(path.exists() for path in leftovers)

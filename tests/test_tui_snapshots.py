@@ -106,3 +106,15 @@ async def test_chats_panel(snap: Settings) -> None:
         await wait_until(pilot, lambda: table.row_count == 1)
         await pilot.pause(0.2)
         check_snapshot(app, "chats")
+
+
+async def test_models_panel(snap: Settings) -> None:
+    app = ChatApp(snap)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        await pilot.press("f3")
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 3)
+        await pilot.pause(0.2)
+        # Why fp16 is off depends on the machine (no driver, no GPU, ...).
+        check_snapshot(app, "models", extra_masks=[(r"fp16 is off: [^)]*\)", "fp16 is off: <why>")])

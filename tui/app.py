@@ -34,7 +34,7 @@ DEFAULT_MAX_NEW_TOKENS = 512
 FIRST_RUN = ("First start: pgpt is exporting its built-in chat and embedding models to ONNX and checking "
              "their quality (about 2 minutes on 2 CPU cores; only this once). You can type a question now: "
              "it is answered as soon as the model is ready.")
-CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log"}
+CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest"}
 
 
 class ChatApp(PanelsMixin, App[int]):
@@ -387,11 +387,39 @@ class ChatApp(PanelsMixin, App[int]):
         self._chat.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))
 
 
+def _worker_thread_busy() -> bool:
+    """Whether a thread of the loop's executor is still running a worker (an idle one waits in
+    concurrent.futures' ``_worker`` loop for its next job)."""
+    import sys
+
+    frames = sys._current_frames()
+    return any(frames.get(t.ident or 0) is not None and frames[t.ident or 0].f_code.co_name != "_worker"
+               for t in threading.enumerate() if t.name.startswith("asyncio_"))
+
+
 def run_app(settings: Settings) -> int:
     """Run the chat app until the user quits; logs go to the log file, never the screen."""
+    import asyncio
+    import os
+    import sys
+
     from pgpt.runtime.logs import setup_logging
 
     setup_logging(settings)
     app = ChatApp(settings)
-    app.run()
-    return app.return_code or 0
+    # Our own loop: asyncio.run() would wait at its end for the worker threads to finish.
+    loop = asyncio.new_event_loop()
+    app.run(loop=loop)
+    code = app.return_code or 0
+    if _worker_thread_busy():
+        # A model load or a first-start export is still running in a worker thread, and Python
+        # would wait for it at exit. What those threads write survives being cut (exports and
+        # downloads are renamed into place when complete, documents are committed one by one),
+        # so quit now instead of after it.
+        log.info("quitting without waiting for background work")
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+    return code

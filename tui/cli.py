@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     models = sub.add_parser("models", help="list exported models")
     models.add_argument("--json", action="store_true")
-    models.add_argument("--use", metavar="NAME", help="make NAME the active chat model")
+    choice = models.add_mutually_exclusive_group()
+    choice.add_argument("--use", metavar="NAME", help="make NAME the active chat model")
+    choice.add_argument("--delete", metavar="NAME", help="delete the exported model NAME from the model cache")
     doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads, folders and the Hub connection")
     doctor.add_argument("--json", action="store_true")
     doctor.add_argument("--offline", action="store_true", help="skip the network section")
@@ -113,11 +115,19 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
 
 
 def _models(settings: Any, args: argparse.Namespace) -> int:
+    import dataclasses
+
     from pgpt.runtime.models import list_models, set_active_model
+    from pgpt.tui.model_jobs import delete_exported, describe_deletion, quality_cell
 
     if args.use:
         chosen = set_active_model(settings, args.use)
         print(f"active chat model: {chosen.name}")
+        return 0
+    if args.delete is not None:
+        deleted, now = delete_exported(settings, args.delete)
+        print(json.dumps({**dataclasses.asdict(deleted), "active_model": now}, indent=2) if args.json
+              else describe_deletion(deleted, now))
         return 0
     models = [m.summary() for m in list_models(settings)]
     if args.json:
@@ -128,10 +138,7 @@ def _models(settings: Any, args: argparse.Namespace) -> int:
         return 0
     print(f"{'name':<34} {'kind':<9} {'dtype':<5} {'size':>8}  quality")
     for m in models:
-        q = m["quality"]
-        quality = f"top-1 {q['top1_agreement']:.1%}" if "top1_agreement" in q else (
-            f"cosine {q['min_cosine']:.4f}" if "min_cosine" in q else "-")
-        print(f"{m['name']:<34} {m['kind']:<9} {m['dtype']:<5} {m['size_mb']:>6.0f}MB  {quality}")
+        print(f"{m['name']:<34} {m['kind']:<9} {m['dtype']:<5} {m['size_mb']:>6.0f}MB  {quality_cell(m['quality'])}")
     return 0
 
 

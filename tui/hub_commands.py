@@ -71,10 +71,9 @@ def _print_status(settings: Any, choice: Any, as_json: bool) -> int:
 
 def run_check(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui check REPO`: exit 0 when the repo can be downloaded, 1 otherwise."""
-    from pgpt.runtime.hub_access import check_access
-    from pgpt.runtime.hub_token import find_token
+    from pgpt.tui.model_jobs import check_repo
 
-    report = check_access(args.repo, find_token(settings), args.revision, architecture_check=_architecture_check)
+    report = check_repo(settings, args.repo, args.revision)
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
         return 0 if report.status == "ok" else 1
@@ -94,8 +93,7 @@ def run_download(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui download REPO [--export DTYPE]`."""
     import threading
 
-    from pgpt.runtime.hub_download import download
-    from pgpt.runtime.hub_token import find_token
+    from pgpt.tui.model_jobs import download_repo
 
     bar = TextBar(sys.stderr)
 
@@ -105,8 +103,7 @@ def run_download(settings: Any, args: argparse.Namespace) -> int:
         bar.draw(tick.done_bytes, tick.total_bytes, f"{megabytes} {tick.bytes_per_s / 1e6:6.1f} MB/s", tick.eta_s,
                  this_file)
 
-    folder = download(settings, args.repo, find_token(settings), args.revision, progress=draw,
-                      cancel=threading.Event(), architecture_check=_architecture_check)
+    folder = download_repo(settings, args.repo, args.revision, progress=draw, cancel=threading.Event())
     bar.close()
     print(f"ready: {folder} (every file matches the Hub's checksum)")
     if args.export:
@@ -115,32 +112,12 @@ def run_download(settings: Any, args: argparse.Namespace) -> int:
 
 
 def _export(settings: Any, repo: str, folder: str, dtype: str) -> int:
-    from pgpt.export.pipeline import ExportOptions, export_model
-    from pgpt.runtime.models import set_active_model
+    from pgpt.tui.model_jobs import export_download
 
-    name = repo.split("/")[-1].lower()
-    options = ExportOptions(source=folder, model_cache=settings.model_cache, dtype=dtype, name=name)
-    info = export_model(options, progress=lambda stage, msg: print(f"{stage:>9}: {msg}", file=sys.stderr))
-    if info.kind == "llm":
-        set_active_model(settings, info.name)
+    info, active = export_download(settings, repo, folder, dtype,
+                                   progress=lambda stage, msg: print(f"{stage:>9}: {msg}", file=sys.stderr))
+    if active:
         print(f"ready to chat: {info.name} is the active model (pgpt-tui chat \"...\")")
     else:
         print(f"ready: {info.name} ({info.kind})")
     return 0
-
-
-def _architecture_check(model_type: str) -> str:
-    """'' when pgpt-export can export ``model_type``, else why not (needs the export extra)."""
-    try:
-        from pgpt.export.sources import check_architecture
-
-        check_architecture(model_type, "text-generation-with-past")
-        return ""
-    except ImportError:
-        return "the export extra is not installed"
-    except Exception as first:  # not a causal LM: maybe an embedding model
-        try:
-            check_architecture(model_type, "feature-extraction")
-            return ""
-        except Exception:
-            return str(first)
