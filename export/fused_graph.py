@@ -83,7 +83,7 @@ def _rotary_caches(model: Any, positions: int) -> tuple[np.ndarray, np.ndarray]:
 
 def build_graph(model: Any) -> Any:
     """The fused fp32 ONNX ModelProto of a transformers Llama-family model."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
 
     config = model.config
     layers = model.model.layers

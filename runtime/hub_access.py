@@ -204,9 +204,9 @@ def describe(report: AccessReport, token: TokenChoice) -> str:
         "network_error": f"{hub_endpoint()} could not be reached (refused, DNS, timeout, TLS or offline mode). "
                          f"Check HTTPS_PROXY / NO_PROXY, a corporate CA bundle in REQUESTS_CA_BUNDLE, "
                          f"HF_HUB_OFFLINE, or set HF_ENDPOINT to a mirror. Models already downloaded or "
-                         f"exported still work offline.",
-        "rate_limited": f"The Hub is rate-limiting requests (HTTP 429). Wait a few minutes and try again; "
-                        f"requests with a token get a higher limit.",
+                         "exported still work offline.",
+        "rate_limited": "The Hub is rate-limiting requests (HTTP 429). Wait a few minutes and try again; "
+                        "requests with a token get a higher limit.",
     }
     return messages[report.status]
 

@@ -21,11 +21,11 @@ from pgpt.tui.messages import AnswerFinished, AnswerProgress, EngineLoaded, Mode
 from pgpt.tui.app_panels import PanelsMixin
 from pgpt.tui.widgets import ChatLog, Turn, describe_result
 
-__all__ = ["ChatApp", "Turn", "run_app"]
+__all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
-    from pgpt.runtime.chat import ChatEngine, ChatResult
+    from pgpt.runtime.chat import ChatEngine
     from pgpt.runtime.conversations import Conversation
 
 log = logging.getLogger(__name__)
@@ -385,41 +385,3 @@ class ChatApp(PanelsMixin, App[int]):
 
     def _set_status(self, *parts: str) -> None:
         self._chat.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))
-
-
-def _worker_thread_busy() -> bool:
-    """Whether a thread of the loop's executor is still running a worker (an idle one waits in
-    concurrent.futures' ``_worker`` loop for its next job)."""
-    import sys
-
-    frames = sys._current_frames()
-    return any(frames.get(t.ident or 0) is not None and frames[t.ident or 0].f_code.co_name != "_worker"
-               for t in threading.enumerate() if t.name.startswith("asyncio_"))
-
-
-def run_app(settings: Settings) -> int:
-    """Run the chat app until the user quits; logs go to the log file, never the screen."""
-    import asyncio
-    import os
-    import sys
-
-    from pgpt.runtime.logs import setup_logging
-
-    setup_logging(settings)
-    app = ChatApp(settings)
-    # Our own loop: asyncio.run() would wait at its end for the worker threads to finish.
-    loop = asyncio.new_event_loop()
-    app.run(loop=loop)
-    code = app.return_code or 0
-    if _worker_thread_busy():
-        # A model load or a first-start export is still running in a worker thread, and Python
-        # would wait for it at exit. What those threads write survives being cut (exports and
-        # downloads are renamed into place when complete, documents are committed one by one),
-        # so quit now instead of after it.
-        log.info("quitting without waiting for background work")
-        logging.shutdown()
-        sys.stdout.flush()
-        os._exit(code)
-    loop.run_until_complete(loop.shutdown_default_executor())
-    loop.close()
-    return code

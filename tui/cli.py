@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         if args.command is None:
-            from pgpt.tui.app import run_app
+            from pgpt.tui.launch import run_app
 
             return run_app(settings)
         from pgpt.runtime.logs import setup_logging
