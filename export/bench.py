@@ -354,21 +354,27 @@ def _load_torch(job: _Job) -> tuple[float, _TimedRun]:
 
 
 def _load_llama(job: _Job) -> tuple[float, _TimedRun]:
-    # Untested: llama-cpp-python is not installed in the development environment.
     from llama_cpp import Llama
 
     assert job.gguf is not None
     start = time.perf_counter()
-    llm = Llama(model_path=str(job.gguf), n_threads=job.threads, n_ctx=2048, verbose=False)
+    # Prompt (batch) threads too: llama-cpp-python's n_threads_batch defaults to every logical CPU.
+    llm = Llama(model_path=str(job.gguf), n_threads=job.threads, n_threads_batch=job.threads,
+                n_ctx=max(2048, len(job.prompt_ids) + job.new_tokens + 1), verbose=False)
     load_s = time.perf_counter() - start
 
     def timed_run(new_tokens: int) -> tuple[float, list[float]]:
         llm.reset()  # otherwise the matching prompt prefix of the last run is reused and TTFT shrinks
+        stamps: list[float] = []
         start = time.perf_counter()
-        # The same token ids as the other engines; a huge negative bias on EOS keeps the length fixed.
-        stream = llm.create_completion(job.prompt_ids, max_tokens=new_tokens, temperature=0.0, stream=True,
-                                       logit_bias={llm.token_eos(): -1e9})
-        return start, [time.perf_counter() for _ in stream]
+        # Llama.generate yields one token id per step, like pgpt's iterator (create_completion's
+        # stream yields detokenized text: chunks held back on partial UTF-8, an extra final one).
+        # Greedy; it does not stop at EOS, as pgpt's ignore_eos.
+        for _token in llm.generate(job.prompt_ids, temp=0.0, repeat_penalty=1.0):
+            stamps.append(time.perf_counter())
+            if len(stamps) == new_tokens:
+                break
+        return start, stamps
 
     return load_s, timed_run
 

@@ -16,6 +16,7 @@ from textual.widgets._footer import FooterKey
 
 from fake_hub import ACCEPTED_TOKEN, NOT_ACCEPTED_TOKEN, FakeHub
 from pgpt.runtime.manifest import write_manifest
+from pgpt.runtime.hub_token import token_path
 from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM, read_config, set_active_model
 from pgpt.runtime.settings import Settings
 from pgpt.tui.app import ChatApp
@@ -101,8 +102,8 @@ def engine_name(app: ChatApp) -> str:
     return app.engine.model.info.name if app.engine is not None else ""
 
 
-async def test_a_gated_repo_gets_the_cause_the_next_step_and_the_terms_url(
-        own_cache: Settings, hub_env: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_token_set_then_a_gated_repo_gets_the_cause_the_next_step_and_the_terms_url(
+        own_cache: Settings, hub_env: FakeHub) -> None:
     app = ChatApp(own_cache)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_models(pilot)
@@ -118,8 +119,11 @@ async def test_a_gated_repo_gets_the_cause_the_next_step_and_the_terms_url(
         assert f"Accept the terms: {hub_env.url}/{GATED}" in diagnosis
         assert "Ungated models of a similar size: HuggingFaceTB/SmolLM2-1.7B-Instruct" in diagnosis
 
-        monkeypatch.setenv("HF_TOKEN", NOT_ACCEPTED_TOKEN)
-        await pilot.press("ctrl+r")
+        await pilot.press("f2", *NOT_ACCEPTED_TOKEN, "enter")  # the token, set on the Setup screen
+        setup = app.screen
+        await wait_until(pilot, lambda: "pgpt-tester" in str(setup.query_one("#token-status", Static).render()))
+        assert token_path(own_cache).read_text().strip() == NOT_ACCEPTED_TOKEN
+        await pilot.press("f3", "ctrl+r")  # back to Models: check the gated repo again
         await wait_until(pilot, lambda: not screen.busy and "terms not accepted" in text_of(screen, "#diagnosis"))
         diagnosis = text_of(screen, "#diagnosis")
         assert "(hf_...5678) is not on its access list" in diagnosis
