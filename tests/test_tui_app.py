@@ -158,7 +158,8 @@ async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(setti
         await wait_until(pilot, lambda: app.query_one("#ingest-progress", ProgressBar).display)
         await pilot.press(*"Hi", "enter")
         await wait_until(pilot, lambda: not app.answering and any(t.kind == "assistant" and t.text for t in turns(app)))
-        await wait_until(pilot, lambda: not app._ingesting(), timeout=120)
+        await wait_until(pilot, lambda: any(t.kind == "notice" and "added" in t.text for t in turns(app)), timeout=120)
+        assert not app._ingesting()
         notice = [t for t in turns(app) if t.kind == "notice"][-1]
         assert "40 added" in notice.text and "skipped" in notice.text and "blob.bin" in notice.text
         assert app.mode == "docs" and app.library is not None and app.library.documents == 40

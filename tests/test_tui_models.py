@@ -214,7 +214,8 @@ async def test_download_export_use_and_delete_a_gated_model(
         await pilot.press("y")
         await wait_until(pilot, lambda: EXPORTED not in screen.query_one(ModelTable).names())
         assert not folder.exists() and "active_model" not in read_config(own_cache)
-        assert f"{EXPORTED}; it was the chat model, chat now uses {DEFAULT_CHAT}" in text_of(screen, "#diagnosis")
+        await wait_until(pilot, lambda: f"{EXPORTED}; it was the chat model, chat now uses {DEFAULT_CHAT}"
+                         in text_of(screen, "#diagnosis"))
         await wait_until(pilot, lambda: engine_name(app) == DEFAULT_CHAT, 120)
         assert ACCEPTED_TOKEN not in screen_text(pilot)
 

@@ -76,6 +76,7 @@ class ChatApp(PanelsMixin, App[int]):
         self.mode = "chat"
         self._reply_mode = "chat"
         self.saved: Conversation | None = None  # the conversation's file, once it has an answer
+        self.docs_mode_next = False  # switch to documents when the running answer ends
 
     def compose(self) -> ComposeResult:
         yield ChatLog(id="log")
@@ -363,6 +364,9 @@ class ChatApp(PanelsMixin, App[int]):
         elif self.conversation and self.conversation[-1]["role"] == "user":
             self.conversation.pop()
         self._reply = None
+        if self.docs_mode_next:  # documents were indexed while this answer was written
+            self.docs_mode_next = False
+            self._set_mode("docs")
         self.refresh_bindings()
 
     def _model_unavailable(self, error: BaseException) -> None:

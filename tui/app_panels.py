@@ -31,6 +31,7 @@ class PanelsMixin:
     library: Any
     conversation: list[dict[str, str]]
     saved: Conversation | None
+    docs_mode_next: bool
 
     # Panels.
 
@@ -97,7 +98,9 @@ class PanelsMixin:
         self._chat.query_one(ChatLog).add_turn("notice", "\n".join(lines[:11]) + more)
         if self.library is not None:
             self.library.documents = message.documents
-            if message.documents and not self.answering:
+            if message.documents and self.answering:
+                self.docs_mode_next = True  # switched when the answer ends, not under it
+            elif message.documents:
                 self._set_mode("docs")
         self._set_status(self._model_label(), f"{message.documents} documents indexed")
         self.refresh_bindings()
