@@ -188,7 +188,7 @@ async def test_download_export_use_and_delete_a_gated_model(
         await pilot.press("ctrl+b")
         await wait_until(pilot, lambda: "load:" in text_of(screen, "#diagnosis"), 300)
         assert screen.query_one("#job-row").display and text_of(screen, "#job-total").startswith("stage ")
-        assert "Stop" in [k.description for k in screen.query(FooterKey)]
+        await wait_until(pilot, lambda: "Stop" in [k.description for k in screen.query(FooterKey)])  # redrawn async
         await wait_until(pilot, lambda: not screen.busy, 900)
         lines = text_of(screen, "#diagnosis")
         for stage in ("resolve:", "load:", "export:", "validate:", "done:"):
