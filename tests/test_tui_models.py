@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from pgpt.runtime.settings import Settings
 from pgpt.tui.app import ChatApp
 from pgpt.tui.model_table import ConfirmDelete, ModelTable
 from pgpt.tui.models_screen import ModelsScreen
+from test_tui_app import wait_until
 from support import cli_env
 
 SIZE = (80, 24)
@@ -58,14 +57,6 @@ def hub_env(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fa
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .env of the developer's
     return hub
-
-
-async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 120.0) -> None:
-    """Let the app run until ``condition`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the app"
-        await pilot.pause(0.05)
 
 
 async def open_models(pilot: Pilot) -> ModelsScreen:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import stat
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from pgpt.runtime.hub_identity import PROXY_VARIABLES
 from pgpt.runtime.hub_token import store_token, token_path
 from pgpt.runtime.settings import Settings
 from pgpt.tui.app import ChatApp
+from test_tui_app import wait_until
 from pgpt.tui.setup_screen import NO_TOKEN, ConfirmClear, SetupScreen
 
 SIZE = (80, 24)
@@ -42,14 +42,6 @@ def hub_env(whoami_hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.chdir(tmp_path)  # no .env file from the working folder
     return whoami_hub
-
-
-async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Let the app run until ``condition`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the Setup screen"
-        await pilot.pause(0.05)
 
 
 async def open_setup(pilot: Pilot) -> SetupScreen:
