@@ -41,6 +41,19 @@ def load_torch_model(source: ModelSource, trust_remote_code: bool) -> Any:
     return model.eval()
 
 
+def load_model_and_tokenizer(source: ModelSource, trust_remote_code: bool) -> tuple[Any, Any]:
+    """The fp32 original and its tokenizer; a GGUF file is parsed once for both (see gguf_loading)."""
+    from transformers import AutoTokenizer
+
+    from pgpt.export.gguf_loading import fast_gguf_reading
+
+    extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": trust_remote_code}
+    with fast_gguf_reading():
+        model = load_torch_model(source, trust_remote_code)
+        require_task(model.config.model_type, TASK)
+        return model, AutoTokenizer.from_pretrained(str(source.folder), **extra)
+
+
 def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, report: Any) -> dict[str, Any]:
     """Export, convert to the asked dtype and validate; returns the manifest (without files)."""
     if options.device == "cuda":
@@ -52,24 +65,10 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     if not source.gguf_file:
         require_task(str(read_config(source.folder).get("model_type", "")), TASK)
     report("load", f"loading {source.gguf_file or source.folder.name} with transformers")
-    model = load_torch_model(source, options.trust_remote_code)
-    require_task(model.config.model_type, TASK)
-    from transformers import AutoTokenizer
-
-    extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": options.trust_remote_code}
-    tokenizer = AutoTokenizer.from_pretrained(str(source.folder), **extra)
-    out = tmp / "out"
+    model, tokenizer = load_model_and_tokenizer(source, options.trust_remote_code)
     graph = choose_graph(model.config, options.graph)
-    if graph == "fused":
-        report("export", "writing the fused ONNX graph (GroupQueryAttention, fused RMSNorm)")
-        (tmp / "fused").mkdir()
-        _write_fused(model, tmp / "fused" / "model.onnx")
-        _convert(tmp / "fused" / "model.onnx", out / "model.onnx", options.dtype, report)
-        if wants_prefill_graph(options, graph):
-            _write_prefill(tmp / "fused" / "model.onnx", out, tokenizer, report)
-    else:
-        report("export", "exporting to ONNX with Optimum (text-generation-with-past)")
-        _export_optimum(model, tokenizer, tmp, options, report)
+    _write_graphs(model, tokenizer, graph, tmp, options, report)
+    out = tmp / "out"
     tokenizer.save_pretrained(str(tmp / "hf"))
     model.generation_config.save_pretrained(str(tmp / "hf"))
     model.config.save_pretrained(str(tmp / "hf"))
@@ -81,7 +80,7 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     manifest["opset"] = graph_opset(out / "model.onnx")
     manifest["architecture"] = read_config(out).get("architectures", [""])[0]
     report("validate", "comparing with the PyTorch original (teacher-forced top-1, perplexity)")
-    manifest["quality"] = _measure(model, out, manifest, options)
+    manifest["quality"] = _measure(model, tokenizer, out, manifest, options)
     check_quality(manifest["quality"], options, "llm")
     report("validate", f"top-1 agreement {manifest['quality']['top1_agreement']:.1%}, "
                        f"perplexity x{manifest['quality']['perplexity_ratio']:.3f}")
@@ -106,12 +105,31 @@ def wants_prefill_graph(options: ExportOptions, graph: str) -> bool:
         and options.device == "cpu"
 
 
-def _write_prefill(fused_fp32: Path, out: Path, tokenizer: Any, report: Any) -> None:
-    from pgpt.export.prefill_graph import write_prefill_graph
+def _calibrate(model: Any, tokenizer: Any) -> dict[str, Any]:
+    """Activation maxima for the prefill graph's SmoothQuant, from PyTorch passes over calibration text."""
+    from pgpt.export.prefill_graph import activation_maxima
     from pgpt.export.quality import calibration_sequences
 
-    report("quantize", "int8-compute prefill graph for long prompts (SmoothQuant W8A8, calibrated)")
-    write_prefill_graph(fused_fp32, out / PREFILL_FILE, calibration_sequences(tokenizer))
+    return activation_maxima(model, calibration_sequences(tokenizer))
+
+
+def _write_graphs(model: Any, tokenizer: Any, graph: str, tmp: Path, options: ExportOptions, report: Any) -> None:
+    """model.onnx in the asked dtype (and prefill.onnx where wants_prefill_graph) into ``tmp/out``."""
+    out = tmp / "out"
+    if graph == "optimum":
+        report("export", "exporting to ONNX with Optimum (text-generation-with-past)")
+        _export_optimum(model, tokenizer, tmp, options, report)
+        return
+    report("export", "writing the fused ONNX graph (GroupQueryAttention, fused RMSNorm)")
+    from pgpt.export.fused_graph import build_graph
+    from pgpt.export.prefill_graph import write_prefill_graph
+
+    # Kept in memory: writing the fp32 graph and reading it back twice took ~10 s on 2 cores.
+    fused = build_graph(model)
+    if wants_prefill_graph(options, graph):
+        report("quantize", "int8-compute prefill graph for long prompts (SmoothQuant W8A8, calibrated)")
+        write_prefill_graph(fused, _calibrate(model, tokenizer), out / PREFILL_FILE)
+    _convert(fused, out / "model.onnx", options.dtype, report)
 
 
 def _keep_prefill_if_good(manifest: dict[str, Any], out: Path, options: ExportOptions, report: Any) -> None:
@@ -132,47 +150,45 @@ def _keep_prefill_if_good(manifest: dict[str, Any], out: Path, options: ExportOp
     measured["dropped"] = True
 
 
-def _write_fused(model: Any, target: Path) -> None:
-    from pgpt.export.fused_graph import build_graph
-    from pgpt.export.quantize import save_model
-
-    save_model(build_graph(model), target)
-
-
 def _export_optimum(model: Any, tokenizer: Any, tmp: Path, options: ExportOptions, report: Any) -> None:
+    import onnx
     from optimum.exporters.onnx import onnx_export_from_model
 
     onnx_dir = tmp / "onnx"
     onnx_export_from_model(model, str(onnx_dir), task=TASK, do_validation=False, preprocessors=[tokenizer])
-    _convert(onnx_dir / "model.onnx", tmp / "out" / "model.onnx", options.dtype, report)
+    if options.dtype == "fp32":  # as written: moved with its external data, never loaded
+        for path in onnx_dir.glob("model.onnx*"):
+            shutil.move(str(path), tmp / "out" / path.name)
+    else:
+        _convert(onnx.load(str(onnx_dir / "model.onnx")), tmp / "out" / "model.onnx", options.dtype, report)
     copy_model_files(onnx_dir, tmp / "out")
     shutil.rmtree(onnx_dir, ignore_errors=True)
 
 
-def _convert(fp32: Path, target: Path, dtype: str, report: Any) -> None:
-    from pgpt.export.quantize import convert_fp16, quantize_weights
+def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> None:
+    """Write the fp32 ModelProto ``fp32`` (changed in place) to ``target`` as ``dtype``."""
+    from pgpt.export.quantize import convert_fp16, quantize_weights, save_model
 
-    if dtype == "fp32":
-        shutil.move(str(fp32), target)
-        for extra in fp32.parent.glob("model.onnx[._]data*"):
-            shutil.move(str(extra), target.parent / extra.name)
-        return
     if dtype == "fp16":
         report("quantize", "converting to fp16 (made for CUDA: fp16 on the CPU EP is slow)")
-        convert_fp16(fp32, target)
-        return
-    bits = 8 if dtype == "int8" else 4
-    report("quantize", f"weight-only {bits}-bit block quantization (MatMulNBits, block 32, symmetric)")
-    quantize_weights(fp32, target, bits)
+        fp32 = convert_fp16(fp32)
+    elif dtype in ("int8", "int4"):
+        bits = 8 if dtype == "int8" else 4
+        report("quantize", f"weight-only {bits}-bit block quantization (MatMulNBits, block 32, symmetric)")
+        fp32 = quantize_weights(fp32, bits)
+    save_model(fp32, target)
 
 
-def _measure(model: Any, out: Path, manifest: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
-    from pgpt.export.quality import llm_quality
+def _measure(model: Any, tokenizer: Any, out: Path, manifest: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
+    from pgpt.export.quality import llm_quality, reference_logits
     from pgpt.runtime.generation import LanguageModel
     from pgpt.runtime.manifest import write_manifest
     from pgpt.runtime.models import ModelInfo
 
+    # Measured: computing the reference on a second thread while the graphs were written made
+    # the export slower (the GIL; PyTorch's generate loop is Python), so it runs here.
+    reference = reference_logits(model, tokenizer)
     draft = write_manifest(out, dict(manifest))
     provider = "cuda" if options.device == "cuda" else "cpu"
     onnx_model = LanguageModel(ModelInfo(out.name, out, draft), provider=provider)
-    return llm_quality(model, onnx_model)
+    return llm_quality(reference, onnx_model)

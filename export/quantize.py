@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 # Measured on SmolLM2-135M (2 threads): dynamic INT8 (optimum-cli quantize) kept 17.6% top-1
 # agreement; ONNX Runtime's weight-only MatMulNBits, block 32, symmetric, kept 95-98% at 8 bits.
@@ -12,16 +13,14 @@ BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4
 
 
-def quantize_weights(source: Path, target: Path, bits: int) -> None:
-    """Rewrite every MatMul with a constant weight as MatMulNBits (``bits`` = 4 or 8)."""
-    import onnx
+def quantize_weights(model: Any, bits: int) -> Any:
+    """``model`` (a ModelProto, changed in place) with every constant-weight MatMul as MatMulNBits (4 or 8 bits)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
     )
 
     logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
-    model = onnx.load(str(source))
     config = DefaultWeightOnlyQuantConfig(
         block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL, bits=bits
     )
@@ -29,17 +28,14 @@ def quantize_weights(source: Path, target: Path, bits: int) -> None:
         model, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL, algo_config=config
     )
     quantizer.process()
-    save_model(quantizer.model.model, target)
+    return quantizer.model.model
 
 
-def convert_fp16(source: Path, target: Path) -> None:
-    """Convert weights and activations to float16 (fast on CUDA, slow on the CPU EP)."""
-    import onnx
+def convert_fp16(model: Any) -> Any:
+    """``model`` (a ModelProto) with weights and activations in float16 (fast on CUDA, slow on the CPU EP)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = onnx.load(str(source))
-    converted = convert_float_to_float16(model, keep_io_types=False, disable_shape_infer=True)
-    save_model(converted, target)
+    return convert_float_to_float16(model, keep_io_types=False, disable_shape_infer=True)
 
 
 def save_model(model: object, target: Path) -> None:

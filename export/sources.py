@@ -128,9 +128,9 @@ def gguf_source(path: Path) -> ModelSource:
         raise SourceError(f"{path} is not a GGUF file (bad magic bytes).",
                           hint="Download the file again; it may be an HTML error page or a Git LFS pointer.")
     try:
-        from gguf import GGUFReader
+        from pgpt.export.gguf_loading import read_gguf
 
-        reader = GGUFReader(str(path))
+        reader = read_gguf(path)
         _ = [t.name for t in reader.tensors]
     except Exception as exc:  # gguf raises ValueError/IndexError/struct errors on damage
         raise SourceError(f"{path} is a corrupt or truncated GGUF file ({type(exc).__name__}: {exc}).",

@@ -62,11 +62,14 @@ def smollm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from pgpt.export.gguf_loading import fast_gguf_reading
+
     folder = tmp_path_factory.mktemp("smollm2-hf")
     path = gguf_path()
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    model.save_pretrained(folder, safe_serialization=True)
-    AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(folder)
+    with fast_gguf_reading():
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        model.save_pretrained(folder, safe_serialization=True)
+        AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(folder)
     return folder
 
 
