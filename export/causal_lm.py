@@ -80,7 +80,7 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     manifest["opset"] = graph_opset(out / "model.onnx")
     manifest["architecture"] = read_config(out).get("architectures", [""])[0]
     report("validate", "comparing with the PyTorch original (teacher-forced top-1, perplexity)")
-    manifest["quality"] = _measure(model, tokenizer, out, manifest, options)
+    manifest["quality"] = _measure(model, out, manifest, options)
     check_quality(manifest["quality"], options, "llm")
     report("validate", f"top-1 agreement {manifest['quality']['top1_agreement']:.1%}, "
                        f"perplexity x{manifest['quality']['perplexity_ratio']:.3f}")
@@ -179,16 +179,13 @@ def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> None:
     save_model(fp32, target)
 
 
-def _measure(model: Any, tokenizer: Any, out: Path, manifest: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
-    from pgpt.export.quality import llm_quality, reference_logits
+def _measure(model: Any, out: Path, manifest: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
+    from pgpt.export.quality import llm_quality
     from pgpt.runtime.generation import LanguageModel
     from pgpt.runtime.manifest import write_manifest
     from pgpt.runtime.models import ModelInfo
 
-    # Measured: computing the reference on a second thread while the graphs were written made
-    # the export slower (the GIL; PyTorch's generate loop is Python), so it runs here.
-    reference = reference_logits(model, tokenizer)
     draft = write_manifest(out, dict(manifest))
     provider = "cuda" if options.device == "cuda" else "cpu"
     onnx_model = LanguageModel(ModelInfo(out.name, out, draft), provider=provider)
-    return llm_quality(reference, onnx_model)
+    return llm_quality(model, onnx_model)

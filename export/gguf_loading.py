@@ -8,8 +8,9 @@ name map once per module (397 times, 7 s). Measured: loading the default model a
 tokenizer took 26.3 s before and 6.6 s after (2 cores, same run).
 
 Inside ``fast_gguf_reading()`` readers are made once per file over an in-memory copy of it (the
-default model is 90 MB; files over 2 GiB stay memory-mapped) and the name map is memoized. Both patches are undone on exit; with a
-gguf release that changed these names nothing is patched and loading is only slower.
+default model is 90 MB; files over 2 GiB stay memory-mapped) and the name map is memoized. Both
+patches are undone on exit; with a gguf release that changed these names nothing is patched and
+loading is only slower.
 """
 
 from __future__ import annotations

@@ -30,26 +30,21 @@ def write_prefill_graph(fused_fp32: Any, maxima: dict[str, np.ndarray], target: 
     ``activation_maxima`` of its PyTorch original."""
     model = type(fused_fp32)()
     model.CopyFrom(fused_fp32)  # smoothing and quantizing change weights the main graph still needs
-    shape = _attention_shape(model)
+    layers = _layer_count(model)
     weights = {t.name: t for t in model.graph.initializer}
-    _smooth(weights, maxima, shape)
+    _smooth(weights, maxima, layers)
     del weights
     from pgpt.export.int8_compute import quantize_matmuls
     from pgpt.export.quantize import save_model
 
-    keep_fp32 = {"lm_head"} | {f"layers.{i}.down_proj" for i in range(shape["layers"])}
+    keep_fp32 = {"lm_head"} | {f"layers.{i}.down_proj" for i in range(layers)}
     quantize_matmuls(model, keep_fp32=lambda name: name in keep_fp32)
     save_model(model, target)
 
 
-def _attention_shape(model: Any) -> dict[str, int]:
-    """Layers, heads, KV heads and head size from the graph's GroupQueryAttention nodes."""
-    attention = [n for n in model.graph.node if n.op_type == "GroupQueryAttention"]
-    attrs = {a.name: a.i for a in attention[0].attribute}
-    qkv = next(t for t in model.graph.initializer if t.name == "layers.0.qkv_proj.weight")
-    heads, kv_heads = attrs["num_heads"], attrs["kv_num_heads"]
-    head_dim = qkv.dims[1] // (heads + 2 * kv_heads)
-    return {"layers": len(attention), "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim}
+def _layer_count(model: Any) -> int:
+    """Decoder layers of the fused graph: one GroupQueryAttention node each."""
+    return sum(1 for n in model.graph.node if n.op_type == "GroupQueryAttention")
 
 
 def _observed(layer: int) -> dict[str, str]:
@@ -97,7 +92,7 @@ def _scales(activation_max: np.ndarray, weight_max: np.ndarray) -> np.ndarray:
     return np.clip(s, 1e-3, 1e3).astype(np.float32)
 
 
-def _smooth(tensors: dict[str, Any], maxima: dict[str, np.ndarray], shape: dict[str, int]) -> None:
+def _smooth(tensors: dict[str, Any], maxima: dict[str, np.ndarray], layers: int) -> None:
     """Divide each MatMul input by s and multiply the weight rows by s, folding 1/s upstream.
 
     o_proj is not smoothed: its 1/s would fold into V, and V is written to the KV cache that
@@ -106,7 +101,7 @@ def _smooth(tensors: dict[str, Any], maxima: dict[str, np.ndarray], shape: dict[
     from onnx import numpy_helper
 
     w = {name: numpy_helper.to_array(t).copy() for name, t in tensors.items() if name.startswith("layers.")}
-    for layer in range(shape["layers"]):
+    for layer in range(layers):
         p, seen = f"layers.{layer}", _observed(layer)
         qkv = w[f"{p}.qkv_proj.weight"]
         s = _scales(maxima[seen["qkv"]], np.abs(qkv).max(axis=1))

@@ -50,14 +50,11 @@ def calibration_sequences(tokenizer: Any) -> list[list[int]]:
     return [ids for ids in sequences if ids]
 
 
-Reference = tuple[str, list[int], int, np.ndarray]  # part, token ids, prompt length, PyTorch logits
-
-
-def llm_quality(reference: list[Reference], onnx_model: Any) -> dict[str, Any]:
-    """Top-1 agreement and perplexity ratio of ``onnx_model`` against the PyTorch ``reference``.
+def llm_quality(torch_model: Any, onnx_model: Any) -> dict[str, Any]:
+    """Top-1 agreement and perplexity ratio of ``onnx_model`` against ``torch_model``.
 
     Args:
-        reference: ``reference_logits`` of the transformers model the graph was exported from.
+        torch_model: the transformers model the graph was exported from (fp32).
         onnx_model: a pgpt.runtime LanguageModel on the exported folder.
 
     Returns:
@@ -65,24 +62,22 @@ def llm_quality(reference: list[Reference], onnx_model: Any) -> dict[str, Any]:
         ``perplexity_ratio`` (ONNX / PyTorch on the text) and the token counts; with a
         prefill graph, the same numbers for it under ``prefill``.
     """
-    quality = _compare(reference, lambda ids, n: onnx_model.forward_logits(ids, n, prefill_graph=False))
+    sequences = _reference(torch_model, onnx_model)
+    quality = _compare(sequences, lambda ids, n: onnx_model.forward_logits(ids, n, prefill_graph=False))
     if onnx_model.has_prefill_graph:
         # as generation runs it: prompts through the prefill graph, answers on the main graph
-        quality["prefill"] = _compare(reference, lambda ids, n: onnx_model.forward_logits(ids, n))
+        quality["prefill"] = _compare(sequences, lambda ids, n: onnx_model.forward_logits(ids, n))
     return quality
 
 
-def reference_logits(torch_model: Any, tokenizer: Any) -> list[Reference]:
-    """PyTorch's side of the check: the licence text, and greedy answers to the chat prompts.
-
-    Token ids come from the export's own tokenizer (the tokenizer.json the runtime loads), so
-    this can run while the graphs are still being written.
-    """
+def _reference(torch_model: Any, onnx_model: Any) -> list[tuple[str, list[int], int, np.ndarray]]:
+    """(part, token ids, prompt length, PyTorch logits): the licence text, greedy chat answers."""
     import torch
 
-    text_ids = _encode(tokenizer, QUALITY_TEXT.read_text(encoding="utf-8"))[:TEXT_TOKENS]
+    text_ids = onnx_model.tokenize(QUALITY_TEXT.read_text(encoding="utf-8"))[:TEXT_TOKENS]
     sequences = [("text", text_ids, len(text_ids))]
-    prompts = [_encode(tokenizer, _chat_prompt(tokenizer, prompt)) for prompt in CHAT_PROMPTS]
+    prompts = [onnx_model.tokenize(onnx_model.render_prompt([{"role": "user", "content": prompt}]))
+               for prompt in CHAT_PROMPTS]
     sequences += [("chat", ids, len(prompt)) for prompt, ids in zip(prompts, _greedy_answers(torch_model, prompts))]
     with torch.no_grad():
         return [(part, ids, prompt_len, torch_model(torch.tensor([ids])).logits[0].float().numpy())
@@ -111,22 +106,6 @@ def _greedy_answers(torch_model: Any, prompts: list[list[int]]) -> list[list[int
         end = next((i + 1 for i, token in enumerate(row) if token in ends), len(row))
         answers.append(ids + row[:end])
     return answers
-
-
-def _encode(tokenizer: Any, text: str) -> list[int]:
-    """Ids as the runtime tokenizes (tokenizer.json, no added special tokens)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        return list(backend.encode(text, add_special_tokens=False).ids)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def _chat_prompt(tokenizer: Any, prompt: str) -> str:
-    """The prompt as the chat template renders it (the runtime's fallback without a template)."""
-    messages = [{"role": "user", "content": prompt}]
-    if getattr(tokenizer, "chat_template", None):
-        return str(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
-    return f"user: {prompt}\nassistant:"
 
 
 def _compare(sequences: list[tuple[str, list[int], int, np.ndarray]], logits_of: Any) -> dict[str, Any]:
