@@ -12,6 +12,7 @@ from pgpt.export.pipeline import (
     check_quality,
     copy_model_files,
     graph_opset,
+    percent,
     read_config,
     require_task,
 )
@@ -67,7 +68,7 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     report("load", f"loading {source.gguf_file or source.folder.name} with transformers")
     model, tokenizer = load_model_and_tokenizer(source, options.trust_remote_code)
     graph = choose_graph(model.config, options.graph)
-    _write_graphs(model, tokenizer, graph, tmp, options, report)
+    weights = _write_graphs(model, tokenizer, graph, tmp, options, report)
     out = tmp / "out"
     tokenizer.save_pretrained(str(tmp / "hf"))
     model.generation_config.save_pretrained(str(tmp / "hf"))
@@ -75,6 +76,8 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     copy_model_files(tmp / "hf", out)
     manifest = base_manifest(source, options, "llm", TASK)
     manifest["graph"] = graph
+    if weights:
+        manifest["weights"] = weights
     if (out / PREFILL_FILE).exists():
         manifest["prefill"] = {"file": PREFILL_FILE, "method": PREFILL_METHOD, "device": "cpu"}
     manifest["opset"] = graph_opset(out / "model.onnx")
@@ -113,13 +116,13 @@ def _calibrate(model: Any, tokenizer: Any) -> dict[str, Any]:
     return activation_maxima(model, calibration_sequences(tokenizer))
 
 
-def _write_graphs(model: Any, tokenizer: Any, graph: str, tmp: Path, options: ExportOptions, report: Any) -> None:
+def _write_graphs(model: Any, tokenizer: Any, graph: str, tmp: Path, options: ExportOptions,
+                  report: Any) -> dict[str, Any]:
     """model.onnx in the asked dtype (and prefill.onnx where wants_prefill_graph) into ``tmp/out``."""
     out = tmp / "out"
     if graph == "optimum":
         report("export", "exporting to ONNX with Optimum (text-generation-with-past)")
-        _export_optimum(model, tokenizer, tmp, options, report)
-        return
+        return _export_optimum(model, tokenizer, tmp, options, report)
     report("export", "writing the fused ONNX graph (GroupQueryAttention, fused RMSNorm)")
     from pgpt.export.fused_graph import build_graph
     from pgpt.export.prefill_graph import write_prefill_graph
@@ -129,7 +132,7 @@ def _write_graphs(model: Any, tokenizer: Any, graph: str, tmp: Path, options: Ex
     if wants_prefill_graph(options, graph):
         report("quantize", "int8-compute prefill graph for long prompts (SmoothQuant W8A8, calibrated)")
         write_prefill_graph(fused, _calibrate(model, tokenizer), out / PREFILL_FILE)
-    _convert(fused, out / "model.onnx", options.dtype, report)
+    return _convert(fused, out / "model.onnx", options.dtype, report)
 
 
 def _keep_prefill_if_good(manifest: dict[str, Any], out: Path, options: ExportOptions, report: Any) -> None:
@@ -142,7 +145,7 @@ def _keep_prefill_if_good(manifest: dict[str, Any], out: Path, options: ExportOp
                            f"perplexity x{measured['perplexity_ratio']:.3f}")
         return
     report("validate", f"prefill graph dropped: top-1 agreement {measured['top1_agreement']:.1%} "
-                       f"is below {options.min_agreement:.0%}; prompts run on the main graph")
+                       f"is below {percent(options.min_agreement)}; prompts run on the main graph")
     (out / PREFILL_FILE).unlink()
     for extra in out.glob(PREFILL_FILE + ".data"):
         extra.unlink()
@@ -150,33 +153,59 @@ def _keep_prefill_if_good(manifest: dict[str, Any], out: Path, options: ExportOp
     measured["dropped"] = True
 
 
-def _export_optimum(model: Any, tokenizer: Any, tmp: Path, options: ExportOptions, report: Any) -> None:
+def _export_optimum(model: Any, tokenizer: Any, tmp: Path, options: ExportOptions, report: Any) -> dict[str, Any]:
+    """Optimum's graph into ``tmp/out`` in the asked dtype; returns how the weights were written."""
     import onnx
     from optimum.exporters.onnx import onnx_export_from_model
 
     onnx_dir = tmp / "onnx"
     onnx_export_from_model(model, str(onnx_dir), task=TASK, do_validation=False, preprocessors=[tokenizer])
+    weights: dict[str, Any] = {}
     if options.dtype == "fp32":  # as written: moved with its external data, never loaded
         for path in onnx_dir.glob("model.onnx*"):
             shutil.move(str(path), tmp / "out" / path.name)
     else:
-        _convert(onnx.load(str(onnx_dir / "model.onnx")), tmp / "out" / "model.onnx", options.dtype, report)
+        weights = _convert(onnx.load(str(onnx_dir / "model.onnx")), tmp / "out" / "model.onnx", options.dtype, report)
     copy_model_files(onnx_dir, tmp / "out")
     shutil.rmtree(onnx_dir, ignore_errors=True)
+    return weights
 
 
-def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> None:
-    """Write the fp32 ModelProto ``fp32`` (changed in place) to ``target`` as ``dtype``."""
+def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> dict[str, Any]:
+    """Write the fp32 ModelProto ``fp32`` (changed in place) to ``target`` as ``dtype``.
+
+    Returns how the weights were written, for the manifest.
+    """
     from pgpt.export.quantize import convert_fp16, quantize_weights, save_model
 
+    weights: dict[str, Any] = {}
     if dtype == "fp16":
         report("quantize", "converting to fp16 (made for CUDA: fp16 on the CPU EP is slow)")
         fp32 = convert_fp16(fp32)
-    elif dtype in ("int8", "int4"):
-        bits = 8 if dtype == "int8" else 4
-        report("quantize", f"weight-only {bits}-bit block quantization (MatMulNBits, block 32, symmetric)")
-        fp32 = quantize_weights(fp32, bits)
+    elif dtype == "int8":
+        report("quantize", "weight-only 8-bit block quantization (MatMulNBits, block 32, symmetric)")
+        fp32 = quantize_weights(fp32, 8)
+        weights["method"] = "MatMulNBits 8-bit, block 32, symmetric"
+    elif dtype == "int4":
+        fp32, weights = _convert_int4(fp32, report)
     save_model(fp32, target)
+    return weights
+
+
+def _convert_int4(fp32: Any, report: Any) -> tuple[Any, dict[str, Any]]:
+    """int4: GGUF Q4_1/Q8_0 weights as their own blocks (exact), the rest re-quantized to 4 bits."""
+    from pgpt.export.gguf_blocks import count_float_matmuls, write_exact_blocks
+    from pgpt.export.quantize import quantize_weights
+
+    report("quantize", "looking for GGUF 4-bit/8-bit blocks in the weights (written exactly)")
+    exact = write_exact_blocks(fp32)
+    left = count_float_matmuls(fp32, exclude=set(exact.helper_nodes))
+    report("quantize", f"{exact.q4_1} MatMuls as their Q4_1 blocks, {exact.q8_0} as their Q8_0 blocks; "
+                       f"{left} re-quantized (MatMulNBits 4-bit, block 32, symmetric)")
+    if left:
+        fp32 = quantize_weights(fp32, 4, exclude=tuple(exact.helper_nodes))
+    return fp32, {"method": "GGUF blocks written exactly where found, else MatMulNBits 4-bit symmetric",
+                  "exact_blocks": exact.summary(), "requantized": left}
 
 
 def _measure(model: Any, out: Path, manifest: dict[str, Any], options: ExportOptions) -> dict[str, Any]:

@@ -114,6 +114,11 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def percent(fraction: float) -> str:
+    """0.9 -> "90%", 0.995 -> "99.5%" (a threshold printed as 100% would be wrong)."""
+    return f"{fraction * 100:.4g}%"
+
+
 def check_quality(quality: dict[str, Any], options: ExportOptions, kind: str) -> None:
     """Refuse a model below the threshold unless the user accepted the loss."""
     if options.accept_quality_loss:
@@ -121,7 +126,7 @@ def check_quality(quality: dict[str, Any], options: ExportOptions, kind: str) ->
     if kind == "llm" and quality["top1_agreement"] < options.min_agreement:
         raise QualityError(
             f"The {options.dtype} export agrees with the original on only "
-            f"{quality['top1_agreement']:.1%} of next tokens (threshold {options.min_agreement:.0%}; "
+            f"{quality['top1_agreement']:.1%} of next tokens (threshold {percent(options.min_agreement)}; "
             f"perplexity x{quality['perplexity_ratio']:.2f}); nothing was written."
         )
     if kind == "embedding" and quality["min_cosine"] < options.min_cosine:

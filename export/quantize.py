@@ -13,8 +13,11 @@ BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4
 
 
-def quantize_weights(model: Any, bits: int) -> Any:
-    """``model`` (a ModelProto, changed in place) with every constant-weight MatMul as MatMulNBits (4 or 8 bits)."""
+def quantize_weights(model: Any, bits: int, exclude: tuple[str, ...] = ()) -> Any:
+    """``model`` (a ModelProto, changed in place) with every constant-weight MatMul as MatMulNBits (4 or 8 bits).
+
+    MatMuls named in ``exclude`` stay as they are.
+    """
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
@@ -25,7 +28,8 @@ def quantize_weights(model: Any, bits: int) -> Any:
         block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL, bits=bits
     )
     quantizer = MatMulNBitsQuantizer(
-        model, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL, algo_config=config
+        model, block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=ACCURACY_LEVEL, algo_config=config,
+        nodes_to_exclude=list(exclude),
     )
     quantizer.process()
     return quantizer.model.model
