@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="prepare the embedded default chat and embedding models from the installed packages")
     parser.add_argument("-o", "--output", type=Path, help="output folder (default: <model cache>/<name>-<dtype>)")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "int8", "int4"), default=None,
-                        help="weight type (default: fp32; int8 with --default)")
+                        help="weight type (default: fp32; int8 with --default); int4 keeps a GGUF's own "
+                        "Q4_1/Q8_0 blocks exactly where it finds them")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for export and validation")
     parser.add_argument("--graph", choices=("auto", "fused", "optimum"), default="auto",
                         help="ONNX graph: fused (GroupQueryAttention, fast; Llama, Mistral, Qwen2), optimum "
