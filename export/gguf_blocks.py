@@ -111,56 +111,106 @@ def pack_nibbles(codes: np.ndarray) -> np.ndarray:
 
 def write_exact_blocks(model: Any, accuracy_level: int = 4) -> ExactBlocks:
     """Rewrite, in place, every constant-weight MatMul whose fp32 weight is Q4_1 or Q8_0 blocks."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
-    done = ExactBlocks()
-    block_sums: set[str] = set()
-    nodes, dropped = [], set()
-    for node in graph.node:
+    writer = _Writer(graph, accuracy_level)
+    for node in list(graph.node):
         tensor = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if tensor is None or tensor.data_type != TensorProto.FLOAT or len(tensor.dims) != 2:
-            nodes.append(node)
-            continue
-        weight = numpy_helper.to_array(tensor)
-        k, n = weight.shape
-        base, activation = tensor.name, node.input[0]
-        attributes = dict(K=k, N=n, block_size=BLOCK, accuracy_level=accuracy_level)
+        if tensor is None or tensor.data_type != TensorProto.FLOAT or len(tensor.dims) != 2 \
+                or not writer.rewrite(node, tensor):
+            writer.nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(writer.nodes)
+    # drop the fp32 weights no node reads any more
+    still_read = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name not in writer.kinds or t.name in still_read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    if writer.done.written and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return writer.done
+
+
+class _Writer:
+    """Builds the new node list; a weight read by several MatMuls (tied) is converted once."""
+
+    def __init__(self, graph: Any, accuracy_level: int) -> None:
+        self.graph, self.accuracy_level = graph, accuracy_level
+        self.nodes: list[Any] = []
+        self.kinds: dict[str, str] = {}  # weight name -> "q4_1" / "q8_0" / "" (neither)
+        self.block_sums: set[str] = set()
+        self.done = ExactBlocks()
+
+    def rewrite(self, node: Any, tensor: Any) -> bool:
+        """Append ``node`` rewritten as its blocks; False when its weight is not GGUF blocks."""
+        base = tensor.name
+        if base not in self.kinds:
+            self.kinds[base] = self._add_weights(tensor)
+        kind = self.kinds[base]
+        k, n = tensor.dims
+        if kind == "q4_1":
+            self._q4_1_nodes(node, base, k, n)
+            self.done.q4_1 += 1
+        elif kind == "q8_0":
+            self.nodes.append(self._nbits(node, [f"{base}_q8", f"{base}_q8_scale"], list(node.output), 8, k, n))
+            self.done.q8_0 += 1
+        return bool(kind)
+
+    def _add_weights(self, tensor: Any) -> str:
+        """Add the block initializers of ``tensor``; returns its kind."""
+        from onnx import numpy_helper
+
+        weight, base = numpy_helper.to_array(tensor), tensor.name
         q4_1 = affine4_blocks(weight)
-        q8_0 = None if q4_1 is not None else symmetric8_blocks(weight)
         if q4_1 is not None:
             codes, scale, low = q4_1
-            nbits_out = f"{node.output[0]}_nbits"
-            graph.initializer.extend([numpy_helper.from_array(pack_nibbles(codes), f"{base}_q4"),
-                                      numpy_helper.from_array(scale.reshape(-1), f"{base}_q4_scale"),
-                                      numpy_helper.from_array((low + 8 * scale).T.copy(), f"{base}_q4_offset")])
-            nodes.append(helper.make_node("MatMulNBits", [activation, f"{base}_q4", f"{base}_q4_scale"],
-                                          [nbits_out], name=node.name, domain="com.microsoft", bits=4,
-                                          **attributes))
-            sums = _block_sums(activation, k, block_sums, nodes, graph, done)
-            nodes.append(helper.make_node("MatMul", [sums, f"{base}_q4_offset"], [f"{node.output[0]}_offset"],
-                                          name=f"{node.name}_offset"))
-            nodes.append(helper.make_node("Add", [nbits_out, f"{node.output[0]}_offset"], list(node.output),
-                                          name=f"{node.name}_add_offset"))
-            done.helper_nodes.append(f"{node.name}_offset")
-            done.q4_1 += 1
-        elif q8_0 is not None:
-            codes, scale = q8_0
-            graph.initializer.extend([numpy_helper.from_array(codes, f"{base}_q8"),
-                                      numpy_helper.from_array(scale.reshape(-1), f"{base}_q8_scale")])
-            nodes.append(helper.make_node("MatMulNBits", [activation, f"{base}_q8", f"{base}_q8_scale"],
-                                          list(node.output), name=node.name, domain="com.microsoft", bits=8,
-                                          **attributes))
-            done.q8_0 += 1
-        else:
-            nodes.append(node)
-            continue
-        dropped.add(base)
-    _replace(graph, nodes, dropped)
-    if done.written and not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return done
+            self.graph.initializer.extend([
+                numpy_helper.from_array(pack_nibbles(codes), f"{base}_q4"),
+                numpy_helper.from_array(scale.reshape(-1), f"{base}_q4_scale"),
+                numpy_helper.from_array((low + 8 * scale).T.copy(), f"{base}_q4_offset")])
+            return "q4_1"
+        q8_0 = symmetric8_blocks(weight)
+        if q8_0 is not None:
+            self.graph.initializer.extend([numpy_helper.from_array(q8_0[0], f"{base}_q8"),
+                                           numpy_helper.from_array(q8_0[1].reshape(-1), f"{base}_q8_scale")])
+            return "q8_0"
+        return ""
+
+    def _q4_1_nodes(self, node: Any, base: str, k: int, n: int) -> None:
+        """d * (q - 8) by MatMulNBits, plus (min + 8 d) times each block's input sum."""
+        from onnx import helper
+
+        out = node.output[0]
+        self.nodes.append(self._nbits(node, [f"{base}_q4", f"{base}_q4_scale"], [f"{out}_nbits"], 4, k, n))
+        sums = self._block_sums(node.input[0], k)
+        self.nodes.append(helper.make_node("MatMul", [sums, f"{base}_q4_offset"], [f"{out}_offset"],
+                                           name=f"{node.name}_offset"))
+        self.nodes.append(helper.make_node("Add", [f"{out}_nbits", f"{out}_offset"], list(node.output),
+                                           name=f"{node.name}_add_offset"))
+        self.done.helper_nodes.append(f"{node.name}_offset")
+
+    def _nbits(self, node: Any, weights: list[str], outputs: list[str], bits: int, k: int, n: int) -> Any:
+        from onnx import helper
+
+        return helper.make_node("MatMulNBits", [node.input[0], *weights], outputs, name=node.name,
+                                domain="com.microsoft", K=k, N=n, bits=bits, block_size=BLOCK,
+                                accuracy_level=self.accuracy_level)
+
+    def _block_sums(self, activation: str, k: int) -> str:
+        """Name of ``activation``'s per-block sums (..., K/32), adding the MatMul that makes them once."""
+        from onnx import helper, numpy_helper
+
+        name = f"{activation}_block_sums"
+        if name not in self.block_sums:
+            # a MatMul with a 0/1 block indicator works for inputs of any rank (Reshape would not)
+            indicator = np.kron(np.eye(k // BLOCK, dtype=np.float32), np.ones((BLOCK, 1), np.float32))
+            self.graph.initializer.append(numpy_helper.from_array(indicator, f"{name}_indicator"))
+            self.nodes.append(helper.make_node("MatMul", [activation, f"{name}_indicator"], [name], name=name))
+            self.done.helper_nodes.append(name)
+            self.block_sums.add(name)
+        return name
 
 
 def count_float_matmuls(model: Any, exclude: set[str]) -> int:
@@ -170,28 +220,3 @@ def count_float_matmuls(model: Any, exclude: set[str]) -> int:
     floats = {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT and len(t.dims) == 2}
     return sum(1 for node in model.graph.node
                if node.op_type == "MatMul" and node.input[1] in floats and node.name not in exclude)
-
-
-def _block_sums(activation: str, k: int, made: set[str], nodes: list[Any], graph: Any, done: ExactBlocks) -> str:
-    """Name of ``activation``'s per-block sums (..., K/32), adding the MatMul that makes them once."""
-    from onnx import helper, numpy_helper
-
-    name = f"{activation}_block_sums"
-    if name not in made:
-        # a MatMul with a 0/1 block indicator works for inputs of any rank (Reshape would not)
-        indicator = np.kron(np.eye(k // BLOCK, dtype=np.float32), np.ones((BLOCK, 1), np.float32))
-        graph.initializer.append(numpy_helper.from_array(indicator, f"{name}_indicator"))
-        nodes.append(helper.make_node("MatMul", [activation, f"{name}_indicator"], [name], name=name))
-        done.helper_nodes.append(name)
-        made.add(name)
-    return name
-
-
-def _replace(graph: Any, nodes: list[Any], dropped: set[str]) -> None:
-    """Install the new node list and drop the fp32 weights no node reads any more."""
-    del graph.node[:]
-    graph.node.extend(nodes)
-    still_read = {name for node in graph.node for name in node.input}
-    kept = [t for t in graph.initializer if t.name not in dropped or t.name in still_read]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)

@@ -86,6 +86,24 @@ def test_rewritten_graph_computes_the_same_products(accuracy_level: int, toleran
         assert np.abs(out - expected).max() <= tolerance * np.abs(expected).max(), name
 
 
+def test_a_weight_read_by_two_matmuls_is_converted_once() -> None:
+    import onnxruntime as ort
+    from onnx import helper
+
+    weight = q4_1_weight(64, 16)
+    model = _graph({"tied": weight})
+    model.graph.node.append(helper.make_node("MatMul", ["x", "tied"], ["y_again"], name="mm_again"))
+    model.graph.output.append(helper.make_tensor_value_info("y_again", 1, None))
+    done = write_exact_blocks(model, accuracy_level=0)
+    names = [t.name for t in model.graph.initializer]
+    assert done.q4_1 == 2 and len(names) == len(set(names))
+    x = RNG.normal(size=(1, 2, 64)).astype(np.float32)
+    first, again = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        ["y_tied", "y_again"], {"x": x})
+    np.testing.assert_allclose(first, x @ weight, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(first, again)
+
+
 def test_int4_export_of_the_gguf_keeps_its_blocks_and_quality(tmp_path: Path) -> None:
     """The default GGUF's int4 export: every linear weight its own Q4_1 blocks, lm_head its Q8_0 blocks."""
     out = tmp_path / "int4"
