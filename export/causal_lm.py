@@ -194,18 +194,17 @@ def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> dict[str, Any]
 
 def _convert_int4(fp32: Any, report: Any) -> tuple[Any, dict[str, Any]]:
     """int4: GGUF Q4_1/Q8_0 weights as their own blocks (exact), the rest re-quantized to 4 bits."""
-    from pgpt.export.gguf_blocks import count_float_matmuls, write_exact_blocks
+    from pgpt.export.gguf_blocks import write_exact_blocks
     from pgpt.export.quantize import quantize_weights
 
     report("quantize", "looking for GGUF 4-bit/8-bit blocks in the weights (written exactly)")
     exact = write_exact_blocks(fp32)
-    left = count_float_matmuls(fp32, exclude=set(exact.helper_nodes))
     report("quantize", f"{exact.q4_1} MatMuls as their Q4_1 blocks, {exact.q8_0} as their Q8_0 blocks; "
-                       f"{left} re-quantized (MatMulNBits 4-bit, block 32, symmetric)")
-    if left:
+                       f"{exact.left} re-quantized (MatMulNBits 4-bit, block 32, symmetric)")
+    if exact.left:
         fp32 = quantize_weights(fp32, 4, exclude=tuple(exact.helper_nodes))
     return fp32, {"method": "GGUF blocks written exactly where found, else MatMulNBits 4-bit symmetric",
-                  "exact_blocks": exact.summary(), "requantized": left}
+                  "exact_blocks": exact.summary(), "requantized": exact.left}
 
 
 def _measure(model: Any, out: Path, manifest: dict[str, Any], options: ExportOptions) -> dict[str, Any]:

@@ -32,10 +32,11 @@ _SAMPLE_COLUMNS = 64  # checked first, so a model that is not block-quantized is
 
 @dataclass
 class ExactBlocks:
-    """What ``write_exact_blocks`` did: counts per block type and the helper nodes it added."""
+    """What ``write_exact_blocks`` did: counts per block type, MatMuls left, helper nodes added."""
 
     q4_1: int = 0
     q8_0: int = 0
+    left: int = 0  # MatMuls with an fp32 weight that is neither: for the usual quantizer
     helper_nodes: list[str] = field(default_factory=list)
 
     @property
@@ -111,25 +112,17 @@ def pack_nibbles(codes: np.ndarray) -> np.ndarray:
 
 def write_exact_blocks(model: Any, accuracy_level: int = 4) -> ExactBlocks:
     """Rewrite, in place, every constant-weight MatMul whose fp32 weight is Q4_1 or Q8_0 blocks."""
-    from onnx import TensorProto, helper
+    from pgpt.export.onnx_edits import matmul_weight, replace_nodes
 
-    graph = model.graph
-    weights = {t.name: t for t in graph.initializer}
-    writer = _Writer(graph, accuracy_level)
-    for node in list(graph.node):
-        tensor = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if tensor is None or tensor.data_type != TensorProto.FLOAT or len(tensor.dims) != 2 \
-                or not writer.rewrite(node, tensor):
+    weights = {t.name: t for t in model.graph.initializer}
+    writer = _Writer(model.graph, accuracy_level)
+    for node in list(model.graph.node):
+        tensor = matmul_weight(node, weights)
+        if tensor is None or not writer.rewrite(node, tensor):
             writer.nodes.append(node)
-    del graph.node[:]
-    graph.node.extend(writer.nodes)
-    # drop the fp32 weights no node reads any more
-    still_read = {name for node in graph.node for name in node.input}
-    kept = [t for t in graph.initializer if t.name not in writer.kinds or t.name in still_read]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    if writer.done.written and not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+            if tensor is not None:
+                writer.done.left += 1
+    replace_nodes(model, writer.nodes, {name for name, kind in writer.kinds.items() if kind})
     return writer.done
 
 
@@ -212,11 +205,3 @@ class _Writer:
             self.block_sums.add(name)
         return name
 
-
-def count_float_matmuls(model: Any, exclude: set[str]) -> int:
-    """Constant-weight fp32 MatMuls left in ``model`` (those named in ``exclude`` not counted)."""
-    from onnx import TensorProto
-
-    floats = {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT and len(t.dims) == 2}
-    return sum(1 for node in model.graph.node
-               if node.op_type == "MatMul" and node.input[1] in floats and node.name not in exclude)

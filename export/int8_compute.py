@@ -23,19 +23,18 @@ def quantize_matmuls(model: Any, keep_fp32: Callable[[str], bool] = lambda name:
     input, shared by the MatMuls that read it). Nodes for which ``keep_fp32(node.name)`` is
     true stay fp32.
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
+
+    from pgpt.export.onnx_edits import matmul_weight, replace_nodes
 
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
     quantized_inputs: set[str] = set()
+    replaced: set[str] = set()
     nodes, count = [], 0
     for node in graph.node:
-        weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if weight is None or weight.data_type != TensorProto.FLOAT or len(weight.dims) != 2 or keep_fp32(node.name):
+        weight = matmul_weight(node, weights)
+        if weight is None or keep_fp32(node.name):
             nodes.append(node)
             continue
         activation = node.input[0]
@@ -44,22 +43,18 @@ def quantize_matmuls(model: Any, keep_fp32: Callable[[str], bool] = lambda name:
                                           [f"{activation}_q", f"{activation}_q_scale", f"{activation}_q_zero"],
                                           name=f"{node.name}_quantize_input"))
             quantized_inputs.add(activation)
-        codes, scale = per_column_int8(numpy_helper.to_array(weight))
         base = weight.name
-        graph.initializer.extend([numpy_helper.from_array(codes, f"{base}_int8"),
-                                  numpy_helper.from_array(scale, f"{base}_int8_scale")])
-        readers[base] -= 1
-        if readers[base] == 0:
-            graph.initializer.remove(weight)
+        if base not in replaced:
+            codes, scale = per_column_int8(numpy_helper.to_array(weight))
+            graph.initializer.extend([numpy_helper.from_array(codes, f"{base}_int8"),
+                                      numpy_helper.from_array(scale, f"{base}_int8_scale")])
+            replaced.add(base)
         nodes.append(helper.make_node(
             "MatMulIntegerToFloat",
             [f"{activation}_q", f"{base}_int8", f"{activation}_q_scale", f"{base}_int8_scale", f"{activation}_q_zero"],
             list(node.output), name=f"{node.name}_int8", domain="com.microsoft"))
         count += 1
-    del graph.node[:]
-    graph.node.extend(nodes)
-    if count and not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    replace_nodes(model, nodes, replaced)
     return count
 
 
