@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 512
 FIRST_RUN = ("First start: pgpt is exporting its built-in chat and embedding models to ONNX and checking "
-             "their quality (about 2 minutes on 2 CPU cores; only this once). You can type a question now: "
+             "their quality (about a minute on 2 CPU cores; only this once). You can type a question now: "
              "it is answered as soon as the model is ready.")
 CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest"}
 
