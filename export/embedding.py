@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 
 from pgpt.export.pipeline import ExportOptions, base_manifest, check_quality, copy_model_files, graph_opset, require_task
 from pgpt.export.sources import ModelSource
+from pgpt.runtime.errors import UnsupportedModelError
 
 TASK = "feature-extraction"
 
@@ -35,6 +37,10 @@ def export_embedding(source: ModelSource, options: ExportOptions, tmp: Path, rep
     from optimum.exporters.onnx import onnx_export_from_model
     from transformers import AutoModel, AutoTokenizer
 
+    if options.dtype == "int4":
+        raise UnsupportedModelError(
+            "int4 is for chat models: 4-bit weights cost an embedding model too much of its accuracy.",
+            hint="Export embedding models with --dtype int8 (about 1.5x fp32's speed on the CPU) or fp32.")
     report("load", f"loading {source.folder.name} with transformers")
     model = AutoModel.from_pretrained(str(source.folder), use_safetensors=True,
                                       trust_remote_code=options.trust_remote_code).eval()
@@ -50,6 +56,12 @@ def export_embedding(source: ModelSource, options: ExportOptions, tmp: Path, rep
     st_config = source.folder / "sentence_bert_config.json"
     max_len = json.loads(st_config.read_text()).get("max_seq_length", 256) if st_config.is_file() else 256
     manifest = base_manifest(source, options, "embedding", TASK)
+    if options.dtype == "int8":
+        report("quantize", "int8 compute, outlier channels kept in fp32")
+        manifest["weights"] = _quantize_int8(out / "model.onnx", model.config, tokenizer, source.folder, int(max_len))
+    elif options.dtype == "fp16":
+        report("quantize", "converting to float16 (fast on CUDA; slow on the CPU execution provider)")
+        _convert_fp16(out / "model.onnx")
     manifest.update(pooling=pooling, max_seq_length=int(max_len), dimension=int(model.config.hidden_size),
                     opset=graph_opset(out / "model.onnx"), architecture=model.config.architectures[0])
 
@@ -79,3 +91,34 @@ def export_embedding(source: ModelSource, options: ExportOptions, tmp: Path, rep
     check_quality(manifest["quality"], options, "embedding")
     report("validate", f"min cosine {manifest['quality']['min_cosine']:.5f}")
     return manifest
+
+
+def calibration_texts(folder: Path) -> list[str]:
+    """Texts whose activation ranges calibrate int8: the model card's passages and a few prompts.
+
+    Disjoint from the quality check's texts (pgpt.export.quality.embed_texts).
+    """
+    from pgpt.export.quality import CALIBRATION_PROMPTS
+
+    card = folder / "README.md"
+    text = card.read_text(encoding="utf-8", errors="replace") if card.is_file() else ""
+    return [text[i:i + 1000] for i in range(0, min(len(text), 16000), 1000)] + list(CALIBRATION_PROMPTS)
+
+
+def _quantize_int8(graph: Path, config: Any, tokenizer: Any, folder: Path, max_len: int) -> dict[str, Any]:
+    from pgpt.export.encoder_int8 import quantize_encoder
+
+    batch = tokenizer(calibration_texts(folder), padding=True, truncation=True, max_length=max_len, return_tensors="np")
+    feeds = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+    staged = graph.with_name("model.int8.onnx")
+    weights = quantize_encoder(graph, staged, int(config.num_attention_heads), int(config.hidden_size), feeds)
+    os.replace(staged, graph)
+    return weights
+
+
+def _convert_fp16(graph: Path) -> None:
+    import onnx
+
+    from pgpt.export.quantize import convert_fp16, save_model
+
+    save_model(convert_fp16(onnx.load(str(graph))), graph)

@@ -14,6 +14,9 @@ from pgpt.runtime.settings import Settings
 from pgpt.runtime.text import load_tokenizer
 
 
+BATCH_TOKENS = 256
+
+
 class Embedder:
     """An exported sentence-embedding model (e.g. all-MiniLM-L6-v2)."""
 
@@ -34,16 +37,16 @@ class Embedder:
         self.tokenizer.enable_truncation(self.max_tokens)
         self.tokenizer.no_padding()
 
-    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Embeddings of ``texts`` in their order, shape (len(texts), dimension), float32."""
+    def embed(self, texts: list[str], batch_size: int = 32, batch_tokens: int = BATCH_TOKENS) -> np.ndarray:
+        """Embeddings of ``texts`` in their order, shape (len(texts), dimension), float32.
+
+        A batch holds at most ``batch_size`` texts and ``batch_tokens`` tokens with its padding.
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self.tokenizer.encode_batch(texts)
-        # Sorting by length keeps each batch's padding (wasted compute) small.
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         result: list[np.ndarray | None] = [None] * len(texts)
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
+        for batch in token_batches([len(e.ids) for e in encodings], batch_size, batch_tokens):
             vectors = self._run([encodings[i] for i in batch])
             for index, vector in zip(batch, vectors):
                 result[index] = vector
@@ -62,6 +65,29 @@ class Embedder:
         return pool(hidden.astype(np.float32), mask, self.pooling, self.normalize)
 
 
+def token_batches(lengths: list[int], batch_size: int, batch_tokens: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, each within ``batch_size`` and ``batch_tokens``.
+
+    Sorting by length keeps the padding (wasted compute) small. The token cap keeps each batch's
+    activations in the CPU caches: measured on all-MiniLM-L6-v2, 2 threads, ~222-token chunks one
+    per batch ran 1.25x faster in fp32 than 32 per batch and as fast in int8, and short texts lost
+    nothing. It also makes a long text's vector independent of its neighbours: int8's dynamic
+    activation scale is taken over the whole batch.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        # Sorted ascending, so this text sets the batch's padded width.
+        if current and (len(current) >= batch_size or (len(current) + 1) * lengths[index] > batch_tokens):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def pool(hidden: np.ndarray, mask: np.ndarray, mode: str, normalize: bool) -> np.ndarray:
     """Pool token vectors as sentence-transformers does (mean over real tokens, or CLS)."""
     if mode == "cls":
@@ -75,5 +101,6 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str, normalize: bool) -> np
 
 
 def default_embedder(settings: Settings) -> Embedder:
-    """The default embedding model of the model cache, on the settings' provider and threads."""
-    return Embedder(find_model(settings, DEFAULT_EMBEDDER), provider=settings.provider, threads=settings.threads)
+    """The embedding model of the settings (PGPT_EMBEDDER, else the default), on their provider and threads."""
+    info = find_model(settings, settings.embedder or DEFAULT_EMBEDDER)
+    return Embedder(info, provider=settings.provider, threads=settings.threads)

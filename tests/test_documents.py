@@ -13,6 +13,7 @@ from pgpt.runtime.doc_readers import Section, decode_text
 from pgpt.runtime.doc_store import DocumentStore, writer_lock
 from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
 from pgpt.runtime.ingest import ingest, open_store
+from pgpt.runtime.models import DEFAULT_EMBEDDER
 from pgpt.runtime.retrieval import search
 from pgpt.runtime.settings import Settings
 from support import make_pdf
@@ -106,7 +107,7 @@ def test_reingest_is_incremental(settings: Settings, embedder, corpus: Path) -> 
 def test_another_embedding_model_is_refused_with_an_offer_to_reindex(settings: Settings, embedder,
                                                                      corpus: Path) -> None:  # type: ignore[no-untyped-def]
     run(settings, embedder, corpus / "notes.txt")
-    with pytest.raises(IndexModelMismatchError, match="all-minilm-l6-v2-fp32"):
+    with pytest.raises(IndexModelMismatchError, match=DEFAULT_EMBEDDER):
         DocumentStore(settings, "another-model-id", "bge-small", 384)
     other = copy.copy(embedder)  # the same model under another id, as a changed model would be
     other.model_id = "changed"

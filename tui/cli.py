@@ -12,6 +12,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
     parser = argparse.ArgumentParser(prog="pgpt-tui", description="Private chat with your documents, in the terminal.")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
+    parser.add_argument("--embedder", metavar="NAME",
+                        help="exported embedding model for documents (default: PGPT_EMBEDDER or all-minilm-l6-v2-int8)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chat = sub.add_parser("chat", help="answer one prompt, streamed to stdout")
     chat.add_argument("prompt")
@@ -43,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_docs.add_argument("--json", action="store_true")
     bench_docs.add_argument("--questions", type=int, default=0, help="ask only the first N questions (default: all)")
     from pgpt.tui import doc_commands, hub_commands
+
+    doc_commands.add_embedder_option(bench_docs)
 
     hub_commands.add_parsers(sub)
     doc_commands.add_parsers(sub)
@@ -89,6 +93,8 @@ def _settings(args: argparse.Namespace) -> Any:
     settings = Settings.from_env()
     if args.provider:
         settings = dataclasses.replace(settings, provider=args.provider)
+    if getattr(args, "embedder", None):
+        settings = dataclasses.replace(settings, embedder=args.embedder)
     return settings
 
 

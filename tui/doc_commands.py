@@ -38,6 +38,14 @@ def add_parsers(sub: Any) -> None:
     ask.add_argument("--max-tokens", type=int, default=256)
     ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    for command in (ingest, docs, forget, search, ask):
+        add_embedder_option(command)
+
+
+def add_embedder_option(parser: Any) -> None:
+    """``--embedder NAME`` after a document command too (SUPPRESS: absent, it keeps the global one)."""
+    parser.add_argument("--embedder", metavar="NAME", default=argparse.SUPPRESS,
+                        help="exported embedding model (default: PGPT_EMBEDDER or all-minilm-l6-v2-int8)")
 
 
 def run_ingest(settings: Any, args: argparse.Namespace) -> int:

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from pgpt.runtime.settings import Settings
 
-# Stages export_model reports, in order, for the chat model (int8) and the embedder.
+# Stages export_model reports, in order, for the chat model and the embedder (both int8).
 LLM_STAGES = ("resolve", "load", "export", "quantize", "validate", "done")
-EMBEDDER_STAGES = ("resolve", "load", "export", "validate", "done")
+EMBEDDER_STAGES = LLM_STAGES
 TIP = ("Tip: this is pgpt's small built-in model (SmolLM2-135M). F3 (Models) checks, downloads and exports "
        "a bigger one from Hugging Face; F2 (Setup) stores your token and checks the network. "
        "F4 adds documents; Ctrl+P lists every key.")

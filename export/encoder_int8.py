@@ -1,0 +1,180 @@
+"""int8 compute for sentence-embedding encoders, with the few outlier activation channels kept exact.
+
+Measured on all-MiniLM-L6-v2 (2 threads, 256 licence chunks of ~222 tokens): ONNX Runtime's
+dynamic int8 (per-channel weights, one activation scale per tensor) on every MatMul ran 1.5-1.7x
+the fp32 graph but kept min cosine 0.9888 only. The loss comes from a handful of channels: 4 of
+the 1536 FFN channels reach 4-5x the range of all the others, so one int8 step per tensor is 4x
+too coarse for every other channel (the same holds for 4 of the 384 channels entering the FFN).
+Two exact rewrites before quantizing remove them:
+
+- The FFN is split by its intermediate channels: the outlier channels get their own small fp32
+  branch (MatMul -> BiasGelu -> MatMul) whose output is added back. The two halves partition the
+  sum, so the fp32 graph computes the same; only the big branch is quantized.
+- The FFN's input is smoothed (SmoothQuant, alpha 0.5): x / s into the MatMul, its weight rows
+  times s, which moves the outlier range from the activations into the (per-channel) weights.
+
+Result: min cosine 0.9973, at the speed of the all-int8 graph (the branches are 4 channels wide).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUTLIER_CHANNELS = 4
+SMOOTH_ALPHA = 0.5
+_BRANCH = "/outlier_branch"
+
+
+def quantize_encoder(fp32_graph: Path, target: Path, num_heads: int, hidden_size: int,
+                     calibration: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Write ``target``: the fused encoder with int8 MatMuls; returns what was done (for the manifest).
+
+    Args:
+        fp32_graph: the exported fp32 feature-extraction graph.
+        num_heads, hidden_size: the encoder's attention heads and width (for ONNX Runtime's fusions).
+        calibration: one padded batch of model inputs (input_ids, attention_mask, token_type_ids)
+            whose activation ranges choose the outlier channels and the smoothing scales.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
+    # BERT fusions (Attention, SkipLayerNormalization, BiasGelu): the quantizer then makes
+    # QAttention of each attention block, and BiasGelu marks each FFN for the rewrites below.
+    model = optimize_model(str(fp32_graph), model_type="bert", num_heads=num_heads,
+                           hidden_size=hidden_size, opt_level=1).model
+    ffns = find_ffns(model)
+    maxima = activation_maxima(model, [t for ffn in ffns for t in (ffn.gelu.output[0], ffn.mm_in.input[0])],
+                               calibration)
+    for index, ffn in enumerate(ffns):
+        split_outlier_channels(model, ffn, maxima[ffn.gelu.output[0]], f"{_BRANCH}{index}")
+        smooth_input(model, ffn.mm_in, maxima[ffn.mm_in.input[0]])
+    staged = target.with_name(target.name + ".fused.onnx")
+    _save(model, staged)
+    kept = [n.name for n in model.graph.node if n.name.startswith(_BRANCH)]
+    quantize_dynamic(str(staged), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
+                     op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=kept,
+                     extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1})  # 1: float
+    staged.unlink()
+    return {"method": "dynamic int8 (per-channel weights), FFN outlier channels in fp32, SmoothQuant FFN inputs",
+            "ffn_blocks": len(ffns), "outlier_channels": OUTLIER_CHANNELS, "smooth_alpha": SMOOTH_ALPHA}
+
+
+class Ffn:
+    """One feed-forward block of the fused graph: MatMul -> BiasGelu -> MatMul."""
+
+    def __init__(self, mm_in: Any, gelu: Any, mm_out: Any) -> None:
+        self.mm_in, self.gelu, self.mm_out = mm_in, gelu, mm_out
+
+
+def find_ffns(model: Any) -> list[Ffn]:
+    """Every BiasGelu fed by a constant-weight MatMul and feeding one (an empty list for other encoders)."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    weights = {t.name for t in model.graph.initializer}
+    found = []
+    for gelu in (n for n in model.graph.node if n.op_type == "BiasGelu"):
+        mm_in = producer.get(gelu.input[0])
+        users = consumers.get(gelu.output[0], [])
+        if (mm_in is not None and mm_in.op_type == "MatMul" and mm_in.input[1] in weights and len(users) == 1
+                and users[0].op_type == "MatMul" and users[0].input[1] in weights and gelu.input[1] in weights):
+            found.append(Ffn(mm_in, gelu, users[0]))
+    return found
+
+
+def activation_maxima(model: Any, tensors: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-channel max |value| of ``tensors`` over the real (unpadded) tokens of ``feeds``."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}
+    values = session.run(tensors, {k: v for k, v in feeds.items() if k in wanted})
+    real = feeds["attention_mask"].astype(bool)
+    return {name: np.abs(value[real]).max(axis=0) for name, value in zip(tensors, values)}
+
+
+def split_outlier_channels(model: Any, ffn: Ffn, gelu_max: np.ndarray, prefix: str) -> None:
+    """Move the ``OUTLIER_CHANNELS`` widest intermediate channels of ``ffn`` into an fp32 side branch."""
+    from onnx import helper
+
+    outliers = np.sort(np.argsort(-gelu_max)[:OUTLIER_CHANNELS])
+    normal = np.setdiff1d(np.arange(gelu_max.size), outliers)
+    w_in, bias, w_out = (_weight(model, name) for name in (ffn.mm_in.input[1], ffn.gelu.input[1], ffn.mm_out.input[1]))
+    _set_weight(model, ffn.mm_in.input[1], w_in[:, normal])
+    _set_weight(model, ffn.gelu.input[1], bias[normal])
+    _set_weight(model, ffn.mm_out.input[1], w_out[normal])
+    total = ffn.mm_out.output[0]
+    ffn.mm_out.output[0] = f"{prefix}/main_sum"
+    names = [_add_weight(model, f"{prefix}/{part}", value)
+             for part, value in (("w_in", w_in[:, outliers]), ("bias", bias[outliers]), ("w_out", w_out[outliers]))]
+    branch = [
+        helper.make_node("MatMul", [ffn.mm_in.input[0], names[0]], [f"{prefix}/in"], name=f"{prefix}/in/MatMul"),
+        helper.make_node("BiasGelu", [f"{prefix}/in", names[1]], [f"{prefix}/gelu"], name=f"{prefix}/BiasGelu",
+                         domain="com.microsoft"),
+        helper.make_node("MatMul", [f"{prefix}/gelu", names[2]], [f"{prefix}/out"], name=f"{prefix}/out/MatMul"),
+        helper.make_node("Add", [f"{prefix}/main_sum", f"{prefix}/out"], [total], name=f"{prefix}/Add"),
+    ]
+    _insert_after(model, ffn.mm_out, branch)
+
+
+def smooth_input(model: Any, matmul: Any, input_max: np.ndarray) -> None:
+    """Divide ``matmul``'s input by per-channel scales and multiply its weight rows by them (exact)."""
+    from onnx import helper
+
+    weight = _weight(model, matmul.input[1])
+    weight_max = np.maximum(np.abs(weight).max(axis=1), 1e-5)
+    scale = np.clip(np.maximum(input_max, 1e-5) ** SMOOTH_ALPHA / weight_max ** (1 - SMOOTH_ALPHA), 1e-3, 1e3)
+    _set_weight(model, matmul.input[1], weight * scale[:, None])
+    inverse = _add_weight(model, f"{matmul.name}/smooth_inverse", 1.0 / scale)
+    smoothed = f"{matmul.name}/smoothed_input"
+    mul = helper.make_node("Mul", [matmul.input[0], inverse], [smoothed], name=f"{matmul.name}/smooth")
+    matmul.input[0] = smoothed
+    nodes = model.graph.node
+    position = list(nodes).index(matmul)
+    nodes.insert(position, mul)
+
+
+def _weight(model: Any, name: str) -> np.ndarray:
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == name))
+
+
+def _set_weight(model: Any, name: str, value: np.ndarray) -> None:
+    from onnx import numpy_helper
+
+    tensor = next(t for t in model.graph.initializer if t.name == name)
+    tensor.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name))
+
+
+def _add_weight(model: Any, name: str, value: np.ndarray) -> str:
+    from onnx import numpy_helper
+
+    model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name))
+    return name
+
+
+def _insert_after(model: Any, anchor: Any, new_nodes: list[Any]) -> None:
+    position = list(model.graph.node).index(anchor) + 1
+    for offset, node in enumerate(new_nodes):
+        model.graph.node.insert(position + offset, node)
+
+
+def _save(model: Any, path: Path) -> None:
+    import onnx
+
+    onnx.save_model(model, str(path))
