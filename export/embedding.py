@@ -111,7 +111,9 @@ def _quantize_int8(graph: Path, config: Any, tokenizer: Any, folder: Path, max_l
     batch = tokenizer(calibration_texts(folder), padding=True, truncation=True, max_length=max_len, return_tensors="np")
     feeds = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
     staged = graph.with_name("model.int8.onnx")
-    weights = quantize_encoder(graph, staged, int(config.num_attention_heads), int(config.hidden_size), feeds)
+    # 0 lets ONNX Runtime's optimizer read the sizes from the graph (configs name them differently).
+    heads, hidden = (int(getattr(config, key, 0) or 0) for key in ("num_attention_heads", "hidden_size"))
+    weights = quantize_encoder(graph, staged, heads, hidden, feeds)
     os.replace(staged, graph)
     return weights
 

