@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -110,12 +109,9 @@ def _quantize_int8(graph: Path, config: Any, tokenizer: Any, folder: Path, max_l
 
     batch = tokenizer(calibration_texts(folder), padding=True, truncation=True, max_length=max_len, return_tensors="np")
     feeds = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
-    staged = graph.with_name("model.int8.onnx")
     # 0 lets ONNX Runtime's optimizer read the sizes from the graph (configs name them differently).
     heads, hidden = (int(getattr(config, key, 0) or 0) for key in ("num_attention_heads", "hidden_size"))
-    weights = quantize_encoder(graph, staged, heads, hidden, feeds)
-    os.replace(staged, graph)
-    return weights
+    return quantize_encoder(graph, graph, heads, hidden, feeds)  # read whole before it is overwritten
 
 
 def _convert_fp16(graph: Path) -> None:

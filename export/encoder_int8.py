@@ -31,7 +31,8 @@ _BRANCH = "/outlier_branch"
 
 def quantize_encoder(fp32_graph: Path, target: Path, num_heads: int, hidden_size: int,
                      calibration: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Write ``target``: the fused encoder with int8 MatMuls; returns what was done (for the manifest).
+    """Write ``target`` (it may be ``fp32_graph`` itself): the fused encoder with int8 MatMuls;
+    returns what was done (for the manifest).
 
     Args:
         fp32_graph: the exported fp32 feature-extraction graph.
@@ -53,13 +54,10 @@ def quantize_encoder(fp32_graph: Path, target: Path, num_heads: int, hidden_size
     for index, ffn in enumerate(ffns):
         split_outlier_channels(model, ffn, maxima[ffn.gelu.output[0]], f"{_BRANCH}{index}")
         smooth_input(model, ffn.mm_in, maxima[ffn.mm_in.input[0]])
-    staged = target.with_name(target.name + ".fused.onnx")
-    _save(model, staged)
     kept = [n.name for n in model.graph.node if n.name.startswith(_BRANCH)]
-    quantize_dynamic(str(staged), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
+    quantize_dynamic(model, str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
                      op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=kept,
                      extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1})  # 1: float
-    staged.unlink()
     return {"method": "dynamic int8 (per-channel weights), FFN outlier channels in fp32, SmoothQuant FFN inputs",
             "ffn_blocks": len(ffns), "outlier_channels": OUTLIER_CHANNELS, "smooth_alpha": SMOOTH_ALPHA}
 
@@ -135,9 +133,10 @@ def smooth_input(model: Any, matmul: Any, input_max: np.ndarray) -> None:
     """Divide ``matmul``'s input by per-channel scales and multiply its weight rows by them (exact)."""
     from onnx import helper
 
+    from pgpt.export.int8_compute import smoothquant_scales
+
     weight = _weight(model, matmul.input[1])
-    weight_max = np.maximum(np.abs(weight).max(axis=1), 1e-5)
-    scale = np.clip(np.maximum(input_max, 1e-5) ** SMOOTH_ALPHA / weight_max ** (1 - SMOOTH_ALPHA), 1e-3, 1e3)
+    scale = smoothquant_scales(input_max, np.abs(weight).max(axis=1), SMOOTH_ALPHA)
     _set_weight(model, matmul.input[1], weight * scale[:, None])
     inverse = _add_weight(model, f"{matmul.name}/smooth_inverse", 1.0 / scale)
     smoothed = f"{matmul.name}/smoothed_input"
@@ -173,8 +172,3 @@ def _insert_after(model: Any, anchor: Any, new_nodes: list[Any]) -> None:
     for offset, node in enumerate(new_nodes):
         model.graph.node.insert(position + offset, node)
 
-
-def _save(model: Any, path: Path) -> None:
-    import onnx
-
-    onnx.save_model(model, str(path))

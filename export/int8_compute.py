@@ -58,6 +58,13 @@ def quantize_matmuls(model: Any, keep_fp32: Callable[[str], bool] = lambda name:
     return count
 
 
+def smoothquant_scales(activation_max: np.ndarray, weight_max: np.ndarray, alpha: float) -> np.ndarray:
+    """SmoothQuant's s = max|X|^a / max|W|^(1-a) per input channel: X / s and W * s compute the same
+    product, with the activation outliers moved into the weights."""
+    s = np.maximum(activation_max, 1e-5) ** alpha / np.maximum(weight_max, 1e-5) ** (1 - alpha)
+    return np.clip(s, 1e-3, 1e3).astype(np.float32)
+
+
 def per_column_int8(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 codes of a (K, N) weight and its N scales, one per output column."""
     scale = np.abs(weight).max(axis=0) / 127.0

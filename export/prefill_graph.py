@@ -86,12 +86,6 @@ def activation_maxima(torch_model: Any, sequences: list[list[int]]) -> dict[str,
     return maxima
 
 
-def _scales(activation_max: np.ndarray, weight_max: np.ndarray) -> np.ndarray:
-    """SmoothQuant's s = max|X|^a / max|W|^(1-a), per input channel."""
-    s = np.maximum(activation_max, 1e-5) ** ALPHA / np.maximum(weight_max, 1e-5) ** (1 - ALPHA)
-    return np.clip(s, 1e-3, 1e3).astype(np.float32)
-
-
 def _smooth(tensors: dict[str, Any], maxima: dict[str, np.ndarray], layers: int) -> None:
     """Divide each MatMul input by s and multiply the weight rows by s, folding 1/s upstream.
 
@@ -100,20 +94,23 @@ def _smooth(tensors: dict[str, Any], maxima: dict[str, np.ndarray], layers: int)
     """
     from onnx import numpy_helper
 
+    from pgpt.export.int8_compute import smoothquant_scales
+
     w = {name: numpy_helper.to_array(t).copy() for name, t in tensors.items() if name.startswith("layers.")}
     for layer in range(layers):
         p, seen = f"layers.{layer}", _observed(layer)
         qkv = w[f"{p}.qkv_proj.weight"]
-        s = _scales(maxima[seen["qkv"]], np.abs(qkv).max(axis=1))
+        s = smoothquant_scales(maxima[seen["qkv"]], np.abs(qkv).max(axis=1), ALPHA)
         w[f"{p}.input_layernorm.weight"] /= s
         qkv *= s[:, None]
         gate, up = w[f"{p}.gate_proj.weight"], w[f"{p}.up_proj.weight"]
-        s = _scales(maxima[seen["mlp"]], np.maximum(np.abs(gate).max(axis=1), np.abs(up).max(axis=1)))
+        gate_up_max = np.maximum(np.abs(gate).max(axis=1), np.abs(up).max(axis=1))
+        s = smoothquant_scales(maxima[seen["mlp"]], gate_up_max, ALPHA)
         w[f"{p}.post_attention_layernorm.weight"] /= s
         gate *= s[:, None]
         up *= s[:, None]
         down = w[f"{p}.down_proj.weight"]
-        s = _scales(maxima[seen["down"]], np.abs(down).max(axis=1))
+        s = smoothquant_scales(maxima[seen["down"]], np.abs(down).max(axis=1), ALPHA)
         up /= s[None, :]
         down *= s[:, None]
     for name, array in w.items():

@@ -127,7 +127,8 @@ class IndexModelMismatchError(PgptError):
 
     title = "Index built with another embedding model"
     hint = ("Re-index with `pgpt-tui ingest PATH... --reindex` (it rebuilds the index with the current "
-            "model), or keep using the model it was built with: `--embedder NAME` on the command, or PGPT_EMBEDDER=NAME.")
+            "model), or keep using the model it was built with: `--embedder NAME` on the command, "
+            "or PGPT_EMBEDDER=NAME.")
 
 
 class IngestLockedError(PgptError):

@@ -12,8 +12,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
     parser = argparse.ArgumentParser(prog="pgpt-tui", description="Private chat with your documents, in the terminal.")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
-    parser.add_argument("--embedder", metavar="NAME",
-                        help="exported embedding model for documents (default: PGPT_EMBEDDER or all-minilm-l6-v2-int8)")
+    from pgpt.tui import doc_commands, hub_commands
+
+    doc_commands.add_embedder_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chat = sub.add_parser("chat", help="answer one prompt, streamed to stdout")
     chat.add_argument("prompt")
@@ -44,8 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench_docs = sub.add_parser("bench-docs", help="benchmark retrieval, answers and ingestion on real documents")
     bench_docs.add_argument("--json", action="store_true")
     bench_docs.add_argument("--questions", type=int, default=0, help="ask only the first N questions (default: all)")
-    from pgpt.tui import doc_commands, hub_commands
-
     doc_commands.add_embedder_option(bench_docs)
 
     hub_commands.add_parsers(sub)

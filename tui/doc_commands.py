@@ -43,7 +43,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def add_embedder_option(parser: Any) -> None:
-    """``--embedder NAME`` after a document command too (SUPPRESS: absent, it keeps the global one)."""
+    """``--embedder NAME``, global and after each document command (SUPPRESS: when absent it leaves
+    the attribute unset, so a command without it keeps the global one)."""
     parser.add_argument("--embedder", metavar="NAME", default=argparse.SUPPRESS,
                         help="exported embedding model (default: PGPT_EMBEDDER or all-minilm-l6-v2-int8)")
 
