@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from pgpt.runtime.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,21 @@ class SamplingOptions:
     seed: int = 0
     stop: tuple[str, ...] = field(default_factory=tuple)
     ignore_eos: bool = False
+
+    def __post_init__(self) -> None:
+        problems = [text for bad, text in (
+            (self.max_new_tokens < 1, f"max new tokens must be at least 1 (got {self.max_new_tokens})"),
+            (not (math.isfinite(self.temperature) and self.temperature >= 0),
+             f"temperature must be 0 (greedy) or more (got {self.temperature})"),
+            (not 0 < self.top_p <= 1, f"top-p must be above 0 and at most 1 (got {self.top_p})"),
+            (self.top_k < 0, f"top-k must be 0 (off) or more (got {self.top_k})"),
+            (not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0),
+             f"repetition penalty must be above 0; 1 turns it off (got {self.repetition_penalty})"),
+        ) if bad]
+        if problems:
+            text = "; ".join(problems)
+            raise ConfigError(text[0].upper() + text[1:] + ".",
+                              hint="Pass a value in the allowed range (see `pgpt-tui chat --help`).")
 
     def as_key(self) -> dict[str, Any]:
         """The parameters as plain data, for cache keys."""

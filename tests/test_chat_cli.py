@@ -101,3 +101,19 @@ def test_bad_provider_setting_exits_2(settings) -> None:  # type: ignore[no-unty
     env = cli_env(settings) | {"PGPT_PROVIDER": "tpu"}
     result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli", "models"], capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "PGPT_PROVIDER" in result.stderr
+
+
+@pytest.mark.parametrize("args, cause", [
+    (["chat", "hi", "--max-tokens", "0"], "lowest allowed value is 1"),
+    (["chat", "hi", "--top-k", "-1"], "lowest allowed value is 0"),
+    (["search", "x", "-k", "0"], "lowest allowed value is 1"),
+    (["ask", "x", "-k", "many"], "not a whole number"),
+    (["bench", "--repeats", "0"], "lowest allowed value is 1"),
+    (["chat", "hi", "--temperature", "nan"], "Temperature must be 0 (greedy) or more (got nan)"),
+    (["chat", "hi", "--top-p", "2"], "Top-p must be above 0 and at most 1 (got 2.0)"),
+    (["chat", "hi", "--repetition-penalty", "0"], "Repetition penalty must be above 0"),
+])
+def test_out_of_range_numbers_are_refused_before_any_work(settings, args: list[str], cause: str) -> None:  # type: ignore[no-untyped-def]
+    result = tui_cli(settings, *args)
+    assert result.returncode == 2 and cause in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from pgpt.tui.arg_types import non_negative_int, positive_int
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
@@ -19,10 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="answer one prompt, streamed to stdout")
     chat.add_argument("prompt")
     chat.add_argument("--model", default="", help="exported model name (default: the active one)")
-    chat.add_argument("--max-tokens", type=int, default=256)
+    chat.add_argument("--max-tokens", type=positive_int, default=256)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     chat.add_argument("--top-p", type=float, default=1.0)
-    chat.add_argument("--top-k", type=int, default=0)
+    chat.add_argument("--top-k", type=non_negative_int, default=0)
     chat.add_argument("--repetition-penalty", type=float, default=1.0)
     chat.add_argument("--seed", type=int, default=0)
     chat.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
@@ -39,12 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--dtypes", default="fp32,int8,int4", help="comma-separated dtypes of the default LLM")
     bench.add_argument("--engines", default="pgpt,optimum,torch,onnxruntime-genai,llama.cpp")
-    bench.add_argument("--prompt-tokens", type=int, default=1000)
-    bench.add_argument("--new-tokens", type=int, default=128)
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--prompt-tokens", type=positive_int, default=1000)
+    bench.add_argument("--new-tokens", type=positive_int, default=128)
+    bench.add_argument("--repeats", type=positive_int, default=3)
     bench_docs = sub.add_parser("bench-docs", help="benchmark retrieval, answers and ingestion on real documents")
     bench_docs.add_argument("--json", action="store_true")
-    bench_docs.add_argument("--questions", type=int, default=0, help="ask only the first N questions (default: all)")
+    bench_docs.add_argument("--questions", type=non_negative_int, default=0, help="ask only the first N questions of each set (default: all)")
     doc_commands.add_embedder_option(bench_docs)
 
     hub_commands.add_parsers(sub)
@@ -101,9 +103,9 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.chat import ChatEngine
     from pgpt.runtime.sampling import SamplingOptions
 
-    engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
     options = SamplingOptions(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                               top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
     stream = engine.stream([{"role": "user", "content": args.prompt}], options)
     try:
         for piece in stream:

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pgpt.tui.arg_types import positive_int
 from pgpt.tui.text_bar import TextBar
 
 
@@ -27,15 +28,15 @@ def add_parsers(sub: Any) -> None:
     forget.add_argument("path", type=Path)
     search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
     search.add_argument("query")
-    search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    search.add_argument("-k", type=positive_int, default=5, help="number of results (default 5)")
     search.add_argument("--collection")
     search.add_argument("--json", action="store_true")
     ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
     ask.add_argument("question")
     ask.add_argument("--collection")
-    ask.add_argument("-k", type=int, default=5, help="passages to retrieve (default 5)")
+    ask.add_argument("-k", type=positive_int, default=5, help="passages to retrieve (default 5)")
     ask.add_argument("--model", default="", help="exported chat model (default: the active one)")
-    ask.add_argument("--max-tokens", type=int, default=256)
+    ask.add_argument("--max-tokens", type=positive_int, default=256)
     ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     for command in (ingest, docs, forget, search, ask):
