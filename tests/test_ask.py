@@ -63,3 +63,14 @@ def test_a_similar_question_is_answered_from_the_cache_until_the_index_changes(i
     ingest(settings, [docs], embedder)
     after = ask(indexed, QUESTION).result
     assert not after.cached and "9902" in after.sources[0]["text"]
+
+
+def test_the_similar_question_index_holds_packed_vectors_not_answers(indexed) -> None:  # type: ignore[no-untyped-def]
+    first = ask(indexed, QUESTION)
+    index = indexed[2].cache.get(first._scope())
+    (entry,) = index["entries"]
+    # A lookup parses this index on every question: no answer text, no passages, no float lists.
+    assert set(entry) == {"question", "numbers", "answer_key", "vector"} and isinstance(entry["vector"], str)
+    assert indexed[2].cache.get(entry["answer_key"])["answer"] == first.result.answer
+    again = ask(indexed, QUESTION.upper()).result
+    assert again.cached and again.answer == first.result.answer
