@@ -28,6 +28,11 @@ from pgpt.runtime.chat import ChatEngine
 from pgpt.runtime.retrieval import Hit, search
 from pgpt.runtime.sampling import SamplingOptions
 
+# Passages handed to the model. Measured with the default SmolLM2-135M on the 60 questions of
+# `pgpt-tui bench-docs` (answers holding the expected facts, named / paraphrased questions):
+# 2 passages 0.27 / 0.17, 3 passages 0.43 / 0.17, 4 passages 0.27 / 0.10, 5 passages 0.33 / 0.17;
+# 3 also halves the prompt, so the first token comes 0.5 s sooner. `ask -k` chooses another number.
+DEFAULT_PASSAGES = 3
 MIN_SIMILARITY = 0.25  # cosine of question and best passage below which nothing counts as relevant
 # Measured with all-MiniLM-L6-v2 on normalized questions (lower case, no punctuation): rewordings
 # score 0.99-1.0 ("of"/"for", "whats", a missing "?"), while questions that differ in one fact
@@ -60,7 +65,7 @@ class AskStream:
     """Iterates the answer's text pieces; ``result`` is complete when the iteration ends."""
 
     def __init__(self, engine: ChatEngine, store: Any, embedder: Any, question: str, options: SamplingOptions,
-                 collection: str | None = None, k: int = 5, cancel: threading.Event | None = None) -> None:
+                 collection: str | None = None, k: int = DEFAULT_PASSAGES, cancel: threading.Event | None = None) -> None:
         self.engine, self.store, self.embedder = engine, store, embedder
         self.question, self.options, self.collection, self.k, self.cancel = question, options, collection, k, cancel
         self.result = AskResult()
@@ -152,7 +157,10 @@ class AskStream:
         for number, hit in enumerate(hits, 1):
             where = _inert(hit.source + (f", page {hit.page}" if hit.page else "")).replace('"', "'")
             blocks.append(f'<source id="{number}" file="{where}">\n{_inert(hit.text)}\n</source>')
-        content = "Sources:\n" + "\n".join(blocks) + f"\n\nQuestion: {self.question}"
+        # The question comes before the sources as well as after them: a small model then reads the
+        # passages knowing what to look for (measured: 0.23 -> 0.33 of answers right with 5 passages).
+        content = (f"Question: {self.question}\n\nSources:\n" + "\n".join(blocks)
+                   + f"\n\nQuestion: {self.question}")
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
 

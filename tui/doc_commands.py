@@ -34,7 +34,8 @@ def add_parsers(sub: Any) -> None:
     ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
     ask.add_argument("question")
     ask.add_argument("--collection")
-    ask.add_argument("-k", type=positive_int, default=5, help="passages to retrieve (default 5)")
+    # None: pgpt.runtime.answers.DEFAULT_PASSAGES (not imported here: numpy would slow --help).
+    ask.add_argument("-k", type=positive_int, default=None, help="passages to hand to the model (default 3)")
     ask.add_argument("--model", default="", help="exported chat model (default: the active one)")
     ask.add_argument("--max-tokens", type=positive_int, default=256)
     ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
@@ -135,8 +136,8 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
 
 
 def run_ask(settings: Any, args: argparse.Namespace) -> int:
-    """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 5] [--json]`."""
-    from pgpt.runtime.answers import AskStream
+    """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 3] [--json]`."""
+    from pgpt.runtime.answers import DEFAULT_PASSAGES, AskStream
     from pgpt.runtime.chat import ChatEngine
     from pgpt.runtime.embeddings import default_embedder
     from pgpt.runtime.ingest import open_store
@@ -147,7 +148,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     store = open_store(settings, embedder)
     engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
     stream = AskStream(engine, store, embedder, args.question, SamplingOptions(max_new_tokens=args.max_tokens),
-                       collection=args.collection, k=args.k, cancel=threading.Event())
+                       collection=args.collection, k=args.k or DEFAULT_PASSAGES, cancel=threading.Event())
     try:
         for piece in stream:
             if not args.json:
