@@ -171,3 +171,11 @@ def test_fp16_export_is_valid_and_warns_about_the_cpu(tmp_path: Path) -> None:
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     past = next(i for i in session.get_inputs() if i.name.startswith("past_key_values."))
     assert past.type == "tensor(float16)"
+
+
+@pytest.mark.parametrize("value, cause", [("1.5", "is not between 0 and 1"), ("nan", "is not between 0 and 1"),
+                                          ("90%", "is not a number")])
+def test_an_impossible_quality_threshold_is_refused_before_any_work(tmp_path: Path, value: str, cause: str) -> None:
+    result = export_cli("--default", "--min-agreement", value, cwd=tmp_path)
+    assert result.returncode == 2 and cause in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
