@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+from pgpt.runtime.arg_types import fraction
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,20 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="allow models that ship their own Python code (read it first)")
     parser.add_argument("--accept-quality-loss", action="store_true",
                         help="keep the export even when it fails the quality threshold")
-    parser.add_argument("--min-agreement", type=_fraction, default=0.9,
+    parser.add_argument("--min-agreement", type=fraction, default=0.9,
                         help="top-1 agreement with the original required to keep the export (default 0.9)")
     return parser
-
-
-def _fraction(text: str) -> float:
-    """A number from 0 to 1 (a share of tokens): checked before minutes of export work, not after."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:  # also false for nan
-        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1 (0.9 means 90% agreement)")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,9 @@ HTML, PDF, DOCX) in a temporary folder, with two sets of questions written again
 questions.json names the library or licence it asks about, as many users' questions do;
 questions_paraphrased.json never does and avoids the documents' wording, as a held-out set of
 unseen questions would. Measured in one run: ingestion chunks/s, retrieval hit@1 and hit@5 and
-answer accuracy (the expected keywords in the answer) for each set, `ask` end-to-end time, a similar-question cache hit, and the
-embedder's chunks/s and cosine against sentence-transformers on the same ~256-token chunks.
+answer accuracy (the expected keywords in the answer) for each set, `ask` end-to-end time,
+similar-question cache hits, and the embedder's chunks/s and cosine against sentence-transformers
+on the same ~256-token chunks.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from pgpt.tui.arg_types import non_negative_int, positive_int
+from pgpt.runtime.arg_types import non_negative_int, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pgpt.tui.arg_types import positive_int
+from pgpt.runtime.arg_types import positive_int
 from pgpt.tui.text_bar import TextBar
 
 
