@@ -131,6 +131,8 @@ class ChatStream:
             "decode_tok_s": round((count - 1) / decode_s, 2) if count > 1 and decode_s > 0 else 0.0,
             "total_s": round(time.perf_counter() - started, 4),
             "prompt_tokens": len(prompt_ids),
+            # prompt tokens whose keys and values the previous answer left in the KV buffer
+            "reused_prompt_tokens": model.last_reused_tokens,
             "new_tokens": count,
         }
 

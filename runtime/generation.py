@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.errors import Cancelled, ContextLengthError, ModelIntegrityError
+from pgpt.runtime.kv_cache import HEADROOM, KVBuffer
 from pgpt.runtime.manifest import manifest_hash, verify_folder
 from pgpt.runtime.models import ModelInfo
 from pgpt.runtime.sampling import SamplingOptions, TokenPicker
@@ -50,6 +51,10 @@ class LanguageModel:
         # place; Optimum's graph returns a new, longer cache every step.
         self._shares_kv = info.manifest.get("graph") == "fused"
         self.prefill_session = self._load_prefill_graph(info, threads)
+        # The last generation's KV buffer, for the next prompt that starts the same way.
+        self._kept: KVBuffer | None = None
+        self._kept_lock = threading.Lock()
+        self.last_reused_tokens = 0
 
     @property
     def has_prefill_graph(self) -> bool:
@@ -119,42 +124,81 @@ class LanguageModel:
         """
         self.check_context(len(prompt_ids), options.max_new_tokens)
         picker = TokenPicker(options)
-        past = self._empty_past(len(prompt_ids) + options.max_new_tokens)
+        buffer, reused = self._claim_buffer(prompt_ids, len(prompt_ids) + options.max_new_tokens)
+        self.last_reused_tokens = reused
+        past = buffer.values if buffer is not None else self._empty_past(0)
         total = len(prompt_ids)
         seen = np.asarray(prompt_ids, dtype=np.int64)
         token = -1
-        for produced in range(options.max_new_tokens):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("Generation stopped.")
-            if produced == 0:
-                rows, past = self._prefill(prompt_ids, past, self._prompt_session(True))
-                logits = rows[-1][-1]
-            else:
-                logits, past = self._run(self.session, [token], past, total)
-                logits = logits[-1]
-            token = picker.pick(logits, seen if options.repetition_penalty != 1.0 else None)
-            if token in self.eos_ids and not options.ignore_eos:
-                return
-            yield token
-            if options.repetition_penalty != 1.0:
-                seen = np.append(seen, token)
-            total += 1
+        try:
+            for produced in range(options.max_new_tokens):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("Generation stopped.")
+                if produced == 0:
+                    rows, past = self._prefill(prompt_ids, past, self._prompt_session(True), start=reused)
+                    logits = rows[-1][-1]
+                    if buffer is not None:
+                        buffer.tokens = list(prompt_ids)
+                else:
+                    total += 1  # the previous token is run now
+                    logits, past = self._run(self.session, [token], past, total)
+                    logits = logits[-1]
+                    if buffer is not None:
+                        buffer.tokens.append(token)
+                token = picker.pick(logits, seen if options.repetition_penalty != 1.0 else None)
+                if token in self.eos_ids and not options.ignore_eos:
+                    return
+                yield token
+                if options.repetition_penalty != 1.0:
+                    seen = np.append(seen, token)
+        finally:
+            if buffer is not None:
+                with self._kept_lock:
+                    self._kept = buffer
+
+    def release_kv(self) -> None:
+        """Drop the KV buffer the last generation left: its memory is freed, and the next prompt
+        is read in full."""
+        with self._kept_lock:
+            self._kept = None
+
+    def _claim_buffer(self, prompt_ids: list[int], needed: int) -> tuple[KVBuffer | None, int]:
+        """The KV buffer for one generation and how many prompt tokens it already holds.
+
+        The kept buffer is taken (a generation running beside this one gets a new buffer, never a
+        shared one) and grown when the prompt and answer do not fit. None for Optimum's graph,
+        whose cache is a new, longer tensor every step.
+        """
+        if not self._shares_kv:
+            return None, 0
+        with self._kept_lock:
+            kept, self._kept = self._kept, None
+        capacity = min(needed + HEADROOM, self.max_context)
+        if kept is not None:
+            reused = kept.reusable(prompt_ids)
+            if needed > kept.capacity:
+                kept = kept.grown(self._past_specs, capacity, reused) if reused else None
+            if kept is not None:
+                kept.tokens = kept.tokens[:reused]
+                return kept, reused
+        return KVBuffer(self._past_specs, capacity, self._device), 0
 
     def _prompt_session(self, prefill_graph: bool) -> Any:
         """The session that reads prompts: the prefill graph when loaded and wanted, else the main one."""
         return (self.prefill_session if prefill_graph else None) or self.session
 
     def _prefill(self, prompt_ids: list[int], past: dict[str, Any], session: Any,
-                 keep_all: bool = False) -> tuple[list[np.ndarray], dict[str, Any]]:
-        """Run the prompt through ``session`` (in chunks on the fused graph).
+                 keep_all: bool = False, start: int = 0) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Run the prompt from position ``start`` (the cache holds those before it) through
+        ``session``, in chunks on the fused graph.
 
         Returns each chunk's logits (its last position, or all with ``keep_all``) and the cache.
         """
         chunk = PREFILL_CHUNK if self._shares_kv else max(len(prompt_ids), 1)
         rows = []
-        for start in range(0, len(prompt_ids), chunk):
-            part = prompt_ids[start:start + chunk]
-            logits, past = self._run(session, part, past, start + len(part), keep=len(part) if keep_all else 1)
+        for begin in range(start, len(prompt_ids), chunk):
+            part = prompt_ids[begin:begin + chunk]
+            logits, past = self._run(session, part, past, begin + len(part), keep=len(part) if keep_all else 1)
             rows.append(logits)
         return rows, past
 
@@ -176,17 +220,16 @@ class LanguageModel:
         return np.concatenate(rows)
 
     def _empty_past(self, capacity: int) -> dict[str, Any]:
-        """The KV cache before the prompt: empty, or ``capacity`` positions for the in-place graph."""
+        """The KV cache before the prompt: ``capacity`` positions for the in-place graph, else empty."""
         from onnxruntime import OrtValue
 
+        if self._shares_kv:
+            return KVBuffer(self._past_specs, capacity, self._device).values
         past = {}
         for name, shape, dtype in self._past_specs:
             dims = [1 if not isinstance(d, int) else d for d in shape]
-            dims[2] = capacity if self._shares_kv else 0  # the sequence axis
-            if self._shares_kv and self._device == "cuda":
-                past[name] = OrtValue.ortvalue_from_shape_and_type(dims, dtype, "cuda", 0)
-            else:
-                past[name] = OrtValue.ortvalue_from_numpy(np.zeros(dims, dtype=dtype))
+            dims[2] = 0  # the sequence axis: Optimum's graph returns a longer cache every step
+            past[name] = OrtValue.ortvalue_from_numpy(np.zeros(dims, dtype=dtype))
         return past
 
     def _bind(self, session: Any, ids: np.ndarray, past: dict[str, Any], total: int, keep: int = 1) -> Any:

@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--prompt-tokens", type=positive_int, default=1000)
     bench.add_argument("--new-tokens", type=positive_int, default=128)
     bench.add_argument("--repeats", type=positive_int, default=3)
+    bench_chat = sub.add_parser("bench-chat", help="time a multi-turn chat with and without the kept KV buffer")
+    bench_chat.add_argument("--json", action="store_true")
+    bench_chat.add_argument("--model", default="", help="exported chat model (default: the active one)")
+    bench_chat.add_argument("--turns", type=positive_int, default=6, help="user messages, at most 6 (default 6)")
+    bench_chat.add_argument("--new-tokens", type=positive_int, default=128)
+    bench_chat.add_argument("--repeats", type=positive_int, default=3, help="passes per mode (default 3)")
     bench_docs = sub.add_parser("bench-docs", help="benchmark retrieval, answers and ingestion on real documents")
     bench_docs.add_argument("--json", action="store_true")
     bench_docs.add_argument("--questions", type=non_negative_int, default=0, help="ask only the first N questions of each set (default: all)")
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                    "download": hub_commands.run_download, "ingest": doc_commands.run_ingest,
                    "docs": doc_commands.run_docs, "forget": doc_commands.run_forget,
                    "search": doc_commands.run_search, "ask": doc_commands.run_ask,
-                   "bench-docs": _bench_docs}[args.command]
+                   "bench-docs": _bench_docs, "bench-chat": _bench_chat}[args.command]
         return handler(settings, args)
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
@@ -173,6 +179,15 @@ def _bench(settings: Any, args: argparse.Namespace) -> int:
         print(json.dumps({"results": results}, indent=2))
     else:
         print_table(results)
+    return 0
+
+
+def _bench_chat(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.export.chat_bench import format_results, run_chat_bench
+
+    results = run_chat_bench(settings, args.model, args.turns, args.repeats, args.new_tokens,
+                             progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(json.dumps(results, indent=2) if args.json else format_results(results))
     return 0
 
 
