@@ -163,6 +163,7 @@ def ask_scores(settings: Settings, store: Any, embedder: Any,
         for name, questions in question_sets.items():
             correct = 0
             for item in questions:
+                engine.model.release_kv()  # as `pgpt-tui ask` runs: no earlier question's KV buffer
                 stream = AskStream(engine, store, embedder, item["question"], options)
                 answer = "".join(stream).lower()
                 correct += all(_contains_word(answer, word) for word in item["answer"])

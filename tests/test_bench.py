@@ -62,6 +62,27 @@ def test_real_pgpt_run_measures_speed_latency_and_memory(default_models: Setting
     assert any("pgpt int8" in m for m in messages)
 
 
+def test_every_timed_pgpt_run_reads_the_whole_prompt(default_models: Settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pgpt.export.bench import _Job, _load_pgpt
+    from pgpt.runtime.generation import LanguageModel
+    from pgpt.runtime.models import find_model
+
+    reused: list[int] = []
+    generate = LanguageModel.generate
+
+    def watched(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        yield from generate(self, *args, **kwargs)
+        reused.append(self.last_reused_tokens)
+
+    monkeypatch.setattr(LanguageModel, "generate", watched)
+    job = _Job("pgpt", list(range(100, 164)), new_tokens=4, repeats=2, threads=0, provider="cpu",
+               model=find_model(default_models, "smollm2-135m-instruct-int8"))
+    _, timed_run = _load_pgpt(job)
+    for _ in range(3):
+        timed_run(4)
+    assert reused == [0, 0, 0]  # the same prompt again: without release_kv, 63 tokens would be reused
+
+
 def test_optimum_needs_its_own_graph_and_says_how_to_export_it(default_models: Settings) -> None:
     # The session's exports are fused graphs, which Optimum's ORTModelForCausalLM cannot run.
     options = BenchOptions(dtypes=("int8",), engines=("optimum",), repeats=1)
