@@ -74,3 +74,29 @@ def test_the_similar_question_index_holds_packed_vectors_not_answers(indexed) ->
     assert indexed[2].cache.get(entry["answer_key"])["answer"] == first.result.answer
     again = ask(indexed, QUESTION.upper()).result
     assert again.cached and again.answer == first.result.answer
+
+
+def test_the_model_reads_the_sentences_closest_to_the_question(indexed) -> None:  # type: ignore[no-untyped-def]
+    from pgpt.runtime.retrieval import search
+
+    settings, embedder, engine, docs = indexed
+    teams = ["design", "sales", "support", "finance", "legal", "research", "hiring", "security"]
+    filler = [f"The {team} team meets every {day}." for team, day in zip(teams, ["Monday", "Tuesday"] * 4)]
+    (docs / "handbook.txt").write_text(" ".join(filler[:4] + ["The parking garage closes at 11 pm."] + filler[4:]))
+    ingest(settings, [docs], embedder)
+    store = open_store(settings, embedder)
+    question = "When does the parking garage close?"
+    hits = search(store, embedder, question, k=3)
+    vector = embedder.embed([question])[0]
+    stream = AskStream(engine, store, embedder, question, SamplingOptions(max_new_tokens=32), sentences=3)
+    used, texts = stream._focus(hits, vector)
+    assert used[0].source.endswith("handbook.txt") and "The parking garage closes at 11 pm." in texts[0]
+    assert sum(text.count(".") for text in texts) == 3  # three sentences in all
+    kept = [sentence + "." for sentence in texts[0].split(". ") if sentence]
+    places = [used[0].text.index(sentence.rstrip(".") + ".") for sentence in kept]
+    assert len(kept) < 9 and places == sorted(places)  # fewer than the passage's 9, in document order
+    whole = AskStream(engine, store, embedder, question, SamplingOptions(max_new_tokens=32), sentences=0)
+    assert whole._focus(hits, vector) == (hits, [hit.text for hit in hits])
+    answer = "".join(stream)
+    # the sources name the whole passage the sentences came from
+    assert answer.strip() and "The design team meets" in stream.result.sources[0]["text"]

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.arg_types import positive_int
+from pgpt.runtime.arg_types import non_negative_int, positive_int
 from pgpt.tui.text_bar import TextBar
 
 
@@ -36,6 +36,9 @@ def add_parsers(sub: Any) -> None:
     ask.add_argument("--collection")
     # None: pgpt.runtime.answers.DEFAULT_PASSAGES (not imported here: numpy would slow --help).
     ask.add_argument("-k", type=positive_int, default=None, help="passages to hand to the model (default 3)")
+    ask.add_argument("--sentences", type=non_negative_int, default=None,
+                     help="the sentences of those passages closest to the question that the model reads "
+                          "(default 8; 0: whole passages)")
     ask.add_argument("--model", default="", help="exported chat model (default: the active one)")
     ask.add_argument("--max-tokens", type=positive_int, default=256)
     ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
@@ -137,7 +140,7 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
 
 def run_ask(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 3] [--json]`."""
-    from pgpt.runtime.answers import DEFAULT_PASSAGES, AskStream
+    from pgpt.runtime.answers import DEFAULT_PASSAGES, FOCUS_SENTENCES, AskStream
     from pgpt.runtime.chat import ChatEngine
     from pgpt.runtime.embeddings import default_embedder
     from pgpt.runtime.ingest import open_store
@@ -148,7 +151,8 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     store = open_store(settings, embedder)
     engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
     stream = AskStream(engine, store, embedder, args.question, SamplingOptions(max_new_tokens=args.max_tokens),
-                       collection=args.collection, k=args.k or DEFAULT_PASSAGES, cancel=threading.Event())
+                       collection=args.collection, k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
+                       sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
     try:
         for piece in stream:
             if not args.json:
