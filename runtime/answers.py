@@ -2,8 +2,8 @@
 
 Retrieve (hybrid search), keep the passages that fit the model's context, cut them to their
 sentences closest to the question, hand those to the model as numbered, delimited data (not
-instructions), stream the answer and map its citations [1], [2] to files and pages. When no passage is close to the question, say so instead of letting the
-model invent an answer.
+instructions), stream the answer and map its citations [1], [2] to files and pages. When no
+passage is close to the question, say so instead of letting the model invent an answer.
 
 The similar-question cache answers at once a question whose embedding lies within
 ``SIMILAR_COSINE`` of an earlier one, asked against the same index version, embedding model and

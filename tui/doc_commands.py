@@ -139,7 +139,7 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
 
 
 def run_ask(settings: Any, args: argparse.Namespace) -> int:
-    """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 3] [--json]`."""
+    """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 3] [--sentences 8] [--json]`."""
     from pgpt.runtime.answers import DEFAULT_PASSAGES, FOCUS_SENTENCES, AskStream
     from pgpt.runtime.chat import ChatEngine
     from pgpt.runtime.embeddings import default_embedder
