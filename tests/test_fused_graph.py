@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,14 +52,16 @@ def test_default_export_is_fused_with_the_contrib_operators(default_models: Sett
 
 
 @pytest.fixture(scope="module")
-def optimum_graph(default_models: Settings, tmp_path_factory: pytest.TempPathFactory) -> LanguageModel:
-    """The same model through Optimum's exporter (the fallback for other architectures)."""
+def optimum_graph(default_models: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LanguageModel]:
+    """The same model through Optimum's exporter (the fallback for other architectures); its
+    540 MB go when the module ends, not with the session."""
     from pgpt.export.pipeline import ExportOptions, export_model
 
     out: Path = tmp_path_factory.mktemp("optimum") / "smollm2-optimum"
     info = export_model(ExportOptions(source=str(gguf_path()), output=out, graph="optimum"))
     assert info.manifest["graph"] == "optimum" and info.manifest["quality"]["top1_agreement"] >= 0.99
-    return LanguageModel(info, provider="cpu")
+    yield LanguageModel(info, provider="cpu")
+    shutil.rmtree(out.parent, ignore_errors=True)
 
 
 def test_both_graphs_generate_the_same_tokens(default_models: Settings, optimum_graph: LanguageModel) -> None:
