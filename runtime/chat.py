@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,27 @@ class ChatEngine:
         """Release the cache's database."""
         if self.cache is not None:
             self.cache.close()
+
+
+@contextlib.contextmanager
+def engine_loading_beside(settings: Settings, model_name: str = "",
+                          use_cache: bool = True) -> Iterator[Callable[[], ChatEngine]]:
+    """Load a ChatEngine in a background thread while the caller prepares the rest; yields a
+    function that waits for it (and raises what loading raised). The engine is closed at the end.
+
+    Why: a headless ``ask`` spends about 2 s importing LanceDB and 2 s building the model's
+    sessions, and ONNX Runtime builds them mostly without holding the GIL: measured on 2 cores,
+    embedder + index + chat model took 4.2-4.5 s one after the other and 2.4-2.9 s side by side.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="pgpt-load") as pool:
+        loading = pool.submit(ChatEngine, settings, model_name, use_cache)
+        try:
+            yield loading.result
+        finally:
+            if loading.exception() is None:  # waits: the model is never left half-built
+                loading.result().close()
 
 
 class ChatStream:

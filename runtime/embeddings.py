@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from pgpt.runtime.errors import ModelIntegrityError
 from pgpt.runtime.manifest import manifest_hash, verify_folder
 from pgpt.runtime.models import DEFAULT_EMBEDDER, ModelInfo, find_model
-from pgpt.runtime.session import create_session
+from pgpt.runtime.session import choose_provider, create_session, physical_cores
 from pgpt.runtime.settings import Settings
 from pgpt.runtime.text import load_tokenizer
 
@@ -31,7 +32,11 @@ class Embedder:
         self.normalize = bool(pooling.get("normalize", True))
         self.max_tokens = int(info.manifest.get("max_seq_length", 256))
         self.dimension = int(info.manifest.get("dimension", 0))
-        self.session, self.provider = create_session(info.path / "model.onnx", provider, threads)
+        # On the CPU, batches run side by side on one core each (see _run_batches), so the
+        # session itself gets one thread; elsewhere the session uses the given threads.
+        on_cpu = choose_provider(provider).name == "cpu"
+        self.workers = (threads or physical_cores()) if on_cpu else 1
+        self.session, self.provider = create_session(info.path / "model.onnx", provider, 1 if on_cpu else threads)
         self._inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer = load_tokenizer(info.path)
         self.tokenizer.enable_truncation(self.max_tokens)
@@ -46,11 +51,30 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self.tokenizer.encode_batch(texts)
         result: list[np.ndarray | None] = [None] * len(texts)
-        for batch in token_batches([len(e.ids) for e in encodings], batch_size, batch_tokens):
-            vectors = self._run([encodings[i] for i in batch])
+        batches = token_batches([len(e.ids) for e in encodings], batch_size, batch_tokens)
+        for batch, vectors in self._run_batches(batches, encodings):
             for index, vector in zip(batch, vectors):
                 result[index] = vector
         return np.stack(result).astype(np.float32)  # type: ignore[arg-type]
+
+    def _run_batches(self, batches: list[list[int]], encodings: list[Any]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Each batch with its vectors; ``workers`` batches at a time, one core each.
+
+        Why not one batch on all cores: a 256-token chunk's matrices are small, and split over
+        two threads they wait on each other at every operator. Measured on the int8 MiniLM,
+        256-token chunks, 2 cores: two batches side by side ran 47.1 chunks/s, one batch on two
+        threads 41.2. The vectors are the same: batches are formed before they are run.
+        """
+        def run(batch: list[int]) -> tuple[list[int], np.ndarray]:
+            return batch, self._run([encodings[i] for i in batch])
+
+        if self.workers < 2 or len(batches) < 2:
+            yield from map(run, batches)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(self.workers, len(batches)), thread_name_prefix="pgpt-embed") as pool:
+            yield from pool.map(run, batches)
 
     def _run(self, encodings: list[Any]) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)

@@ -55,3 +55,16 @@ def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> No
 def test_question_normalization_keeps_words_and_numbers() -> None:
     assert normalize_question("  What's the launch code, for Project Zephyr?! ") == "what s the launch code for project zephyr"
     assert normalize_question("Report 2021?") != normalize_question("Report 2022?")
+
+
+def test_ask_reports_a_model_that_fails_to_load_beside_the_index(settings: Settings, tmp_path: Path) -> None:
+    """The chat model loads in a thread while the index opens: its error still ends the command
+    with the one-paragraph message and exit 1, and nothing is left running."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.md").write_text("The canteen opens at noon.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    missing = tui_cli(settings, "ask", "When does the canteen open?", "--model", "no-such-model")
+    assert missing.returncode == 1 and "Model not found" in missing.stderr and "pgpt-export" in missing.stderr
+    answered = tui_cli(settings, "ask", "When does the canteen open?", "--max-tokens", "8")
+    assert answered.returncode == 0 and "note.md" in answered.stdout

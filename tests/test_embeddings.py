@@ -77,6 +77,21 @@ def test_batching_and_order_do_not_change_vectors(embedder: Embedder, fp32_embed
     assert (mixed * single).sum(-1).min() >= 0.98
 
 
+def test_batches_side_by_side_give_the_vectors_of_one_at_a_time(default_models) -> None:  # type: ignore[no-untyped-def]
+    """On the CPU the embedder runs one batch per core at once; the vectors do not depend on it."""
+    from pgpt.runtime.session import physical_cores
+
+    info = find_model(default_models, DEFAULT_EMBEDDER)
+    side_by_side = Embedder(info, provider="cpu", threads=2)
+    one_at_a_time = Embedder(info, provider="cpu", threads=1)
+    assert side_by_side.workers == 2 and one_at_a_time.workers == 1
+    assert Embedder(info, provider="cpu").workers == physical_cores()
+    words = (CORPUS / "tqdm.rst").read_text(encoding="utf-8").split()
+    passages = [" ".join(words[i:i + 60]) for i in range(0, 60 * 12, 60)] + TEXTS
+    assert len(token_batches([len(side_by_side.tokenizer.encode(p).ids) for p in passages], 32, BATCH_TOKENS)) >= 4
+    assert np.array_equal(side_by_side.embed(passages), one_at_a_time.embed(passages))
+
+
 def test_token_batches_respect_both_caps() -> None:
     lengths = [300, 5, 120, 7, 130, 60, 6, 64]
     batches = token_batches(lengths, batch_size=3, batch_tokens=256)

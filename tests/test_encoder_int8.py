@@ -15,6 +15,7 @@ from pgpt.export.encoder_int8 import (
     activation_maxima,
     find_ffns,
     smooth_input,
+    spell_out_slow_fusions,
     split_outlier_channels,
 )
 from pgpt.export.sources import package_folder
@@ -63,6 +64,22 @@ def test_outlier_split_and_smoothing_compute_the_same_in_fp32(default_models: Se
     assert np.abs(after - before).max() < 1e-3 and np.abs(after - before).mean() < 1e-5
 
 
+def test_spelled_out_norms_and_gelus_compute_the_same(default_models: Settings) -> None:
+    """SkipLayerNormalization and BiasGelu written as plain operators (faster on the CPU EP) give
+    the fused graph's outputs."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    graph = find_model(default_models, FP32).path / "model.onnx"
+    model = optimize_model(str(graph), model_type="bert", num_heads=12, hidden_size=384, opt_level=1).model
+    feeds = _feeds(["Licensed under the Apache License, Version 2.0.", "Where is the station? " * 20])
+    before = _run(model, feeds)
+    counts = spell_out_slow_fusions(model)
+    assert counts == {"SkipLayerNormalization": 12, "BiasGelu": 6}
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"SkipLayerNormalization", "BiasGelu"} and {"LayerNormalization", "Gelu"} <= ops
+    assert np.abs(_run(model, feeds) - before).max() < 1e-4
+
+
 def test_the_default_embedder_is_int8_with_its_outliers_in_fp32(default_models: Settings) -> None:
     import onnx
 
@@ -73,6 +90,9 @@ def test_the_default_embedder_is_int8_with_its_outliers_in_fp32(default_models: 
     ops = [n.op_type for n in onnx.load(str(info.path / "model.onnx"), load_external_data=False).graph.node]
     assert ops.count("QAttention") == 6 and ops.count("MatMulInteger") == 18  # ONNX Runtime fuses them on load
     assert ops.count("MatMul") == 12  # the outlier branches' two fp32 MatMuls per layer
+    # the fused norms and gelus are written as plain operators (6 FFNs + 6 outlier branches)
+    assert info.manifest["weights"]["spelled_out"] == {"SkipLayerNormalization": 12, "BiasGelu": 12}
+    assert "SkipLayerNormalization" not in ops and ops.count("Gelu") == 12
     assert info.size_bytes < 0.7 * find_model(default_models, FP32).size_bytes
 
 

@@ -141,25 +141,24 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
 def run_ask(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 3] [--sentences 8] [--json]`."""
     from pgpt.runtime.answers import DEFAULT_PASSAGES, FOCUS_SENTENCES, AskStream
-    from pgpt.runtime.chat import ChatEngine
+    from pgpt.runtime.chat import engine_loading_beside
     from pgpt.runtime.embeddings import default_embedder
     from pgpt.runtime.ingest import open_store
     from pgpt.runtime.sampling import SamplingOptions
     from pgpt.tui.sanitize import strip_controls
 
-    embedder = default_embedder(settings)
-    store = open_store(settings, embedder)
-    engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
-    stream = AskStream(engine, store, embedder, args.question, SamplingOptions(max_new_tokens=args.max_tokens),
-                       collection=args.collection, k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
-                       sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
-    try:
+    # The chat model loads while the embedder and the index open: both take about 2 s.
+    with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
+        embedder = default_embedder(settings)
+        store = open_store(settings, embedder)
+        stream = AskStream(loaded_engine(), store, embedder, args.question,
+                           SamplingOptions(max_new_tokens=args.max_tokens), collection=args.collection,
+                           k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
+                           sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
         for piece in stream:
             if not args.json:
                 sys.stdout.write(strip_controls(piece))
                 sys.stdout.flush()
-    finally:
-        engine.close()
     if args.json:
         print(json.dumps(stream.result.as_json(), ensure_ascii=False))
         return 0
