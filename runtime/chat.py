@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -131,6 +132,7 @@ class ChatStream:
         model, options = self._engine.model, self._options
         decoder = IncrementalDecoder(model.tokenizer)
         stops = StopFilter(options.stop)
+        loop = LoopGuard(enabled=not options.ignore_eos)  # benchmarks ask for a fixed length
         first = last = 0.0
         count = 0
         for token in model.generate(prompt_ids, options, self._cancel):
@@ -141,7 +143,7 @@ class ChatStream:
             self.result.answer += piece
             if piece:
                 yield piece
-            if done:
+            if done or loop.feed(piece):
                 break
         tail = stops.flush()
         self.result.answer += tail
@@ -197,3 +199,54 @@ class StopFilter:
         """Text still held back when generation ended without a stop string."""
         out, self._pending = self._pending, ""
         return out
+
+
+class LoopGuard:
+    """Ends an answer that has fallen into a loop: the same sentences three times in a row
+    (twice for a block of ``LONG_BLOCK_CHARS`` or more).
+
+    Why: small models often repeat one sentence or paragraph until the token limit ("The -d
+    option is used to create a new file. ..." over and over), which costs seconds of decoding
+    and adds nothing. Only a run of copies one after another counts, so a list whose items
+    share a sentence, or a song's chorus between verses, goes on; the repeated block must be at
+    least ``MIN_CHARS`` long, and code blocks are left alone (code repeats lines on purpose).
+    """
+
+    MIN_CHARS = 24
+    COPIES = 3
+    LONG_BLOCK_CHARS = 80  # a block this long repeated at once is a loop already
+    LONGEST_BLOCK = 8  # sentences or lines
+    _UNIT_END = re.compile(r"[.!?](?=\s)|\n")
+
+    def __init__(self, enabled: bool = True) -> None:
+        self._enabled = enabled
+        self._pending = ""
+        self._in_code = False
+        self._units: list[str] = []
+
+    def feed(self, piece: str) -> bool:
+        """Take the next shown text; True when it ends in copies of one block (see the class)."""
+        if not self._enabled:
+            return False
+        self._pending += piece
+        while (end := self._UNIT_END.search(self._pending)) is not None:
+            unit = " ".join(self._pending[:end.end()].split())
+            self._pending = self._pending[end.end():]
+            if unit.startswith("```"):
+                self._in_code, self._units = not self._in_code, []
+            elif unit and not self._in_code:
+                self._units.append(unit)
+                if self._looping():
+                    return True
+        return False
+
+    def _looping(self) -> bool:
+        units = self._units
+        for size in range(1, min(self.LONGEST_BLOCK, len(units) // 2) + 1):
+            block = units[-size:]
+            chars = sum(map(len, block))
+            copies = 2 if chars >= self.LONG_BLOCK_CHARS else self.COPIES
+            if chars >= self.MIN_CHARS and len(units) >= size * copies and all(
+                    units[-size * (copy + 1):len(units) - size * copy] == block for copy in range(1, copies)):
+                return True
+        return False
