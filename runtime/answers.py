@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -187,7 +188,9 @@ class AskStream:
         of the question."""
         blocks = []
         for number, (hit, text) in enumerate(zip(hits, texts or [h.text for h in hits]), 1):
-            where = _inert(hit.source + (f", page {hit.page}" if hit.page else "")).replace('"', "'")
+            # The file's name only: its folders add tokens, and made answers depend on where the
+            # documents lie (the same corpus in two temporary folders got different answers).
+            where = _inert(PurePath(hit.source).name + (f", page {hit.page}" if hit.page else "")).replace('"', "'")
             blocks.append(f'<source id="{number}" file="{where}">\n{_inert(text)}\n</source>')
         # The question comes before the sources as well as after them: a small model then reads the
         # passages knowing what to look for (measured with 5 passages: named questions 0.23 -> 0.33 answered right).
