@@ -54,17 +54,11 @@ def quantize_encoder(fp32_graph: Path, target: Path, num_heads: int, hidden_size
     for index, ffn in enumerate(ffns):
         split_outlier_channels(model, ffn, maxima[ffn.gelu.output[0]], f"{_BRANCH}{index}")
         smooth_input(model, ffn.mm_in, maxima[ffn.mm_in.input[0]])
+    spelled = spell_out_slow_fusions(model)  # the quantizer leaves these operators as they are
     kept = [n.name for n in model.graph.node if n.name.startswith(_BRANCH)]
     quantize_dynamic(model, str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
                      op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=kept,
                      extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1})  # 1: float
-    import onnx
-
-    from pgpt.export.quantize import save_model
-
-    quantized = onnx.load(str(target))
-    spelled = spell_out_slow_fusions(quantized)
-    save_model(quantized, target)
     return {"method": "dynamic int8 (per-channel weights), FFN outlier channels in fp32, SmoothQuant FFN inputs",
             "ffn_blocks": len(ffns), "outlier_channels": OUTLIER_CHANNELS, "smooth_alpha": SMOOTH_ALPHA,
             "spelled_out": spelled}

@@ -19,7 +19,7 @@ from pgpt.runtime.models import ModelInfo
 
 DTYPES = ("fp32", "fp16", "int8", "int4")
 GRAPHS = ("auto", "fused", "optimum")
-EXPORT_DISK_FACTOR = 1.6  # work files at their peak, per byte of fp32 weights (see check_disk)
+EXPORT_DISK_FACTOR = 1.6  # work files at their peak, per byte of fp32 weights (see export_space_needed)
 COPIED_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                 "generation_config.json", "config.json")
 Progress = Callable[[str, str], None]
@@ -137,15 +137,20 @@ def check_quality(quality: dict[str, Any], options: ExportOptions, kind: str) ->
         )
 
 
-def check_disk(source: ModelSource, target: Path) -> None:
-    """Refuse early when the target disk cannot hold the work files.
+def export_space_needed(source: ModelSource) -> int:
+    """Bytes an export of ``source`` may write at its peak: 1.6x its weights in fp32.
 
-    Why 1.6x the fp32 weights: the peak under the target, measured on SmolLM2-135M (538 MB in
-    fp32) for every dtype and graph, ran from 0.33 GB (fused fp16) to 0.77 GB (Optimum's fp16,
-    which writes fp32 first), at most 1.43x.
+    Why 1.6x: the peak under the target, measured on SmolLM2-135M (538 MB in fp32) for every
+    dtype and graph, ran from 0.33 GB (fused fp16) to 0.77 GB (Optimum's fp16, which writes fp32
+    first), at most 1.43x.
     """
     parameters = source.parameters or safetensors_parameters(source.folder)
-    needed = parameters * 4 * EXPORT_DISK_FACTOR
+    return int(parameters * 4 * EXPORT_DISK_FACTOR)
+
+
+def check_disk(source: ModelSource, target: Path) -> None:
+    """Refuse early when the target disk cannot hold the work files (``export_space_needed``)."""
+    needed = export_space_needed(source)
     free = shutil.disk_usage(target).free
     if free < needed:
         raise DiskSpaceError(

@@ -139,10 +139,10 @@ def small_disk(folder: Path, megabytes: int) -> Iterator[Path]:
 
 def export_space_needed(path: Path) -> int:
     """What the export's disk check asks for on this GGUF, in bytes."""
-    from pgpt.export.pipeline import EXPORT_DISK_FACTOR
+    from pgpt.export.pipeline import export_space_needed as needed
     from pgpt.export.sources import gguf_source
 
-    return int(gguf_source(path).parameters * 4 * EXPORT_DISK_FACTOR)
+    return needed(gguf_source(path))
 
 
 def test_not_enough_disk_is_refused_before_work(tmp_path: Path) -> None:
