@@ -42,8 +42,10 @@ def run_chat_bench(settings: Settings, model_name: str = "", turns: int = len(QU
             if progress:
                 progress(f"pass {repeat + 1}/{repeats}, KV buffer {mode}")
             runs[mode].append(_conversation(engine, questions, answers, options, keep=mode == "kept"))
-    return {"model": engine.model.info.name, "provider": engine.provider, "new_tokens": new_tokens,
-            "repeats": repeats, "turns": _per_turn(runs), "summary": _summary(runs)}
+    from pgpt.runtime.session import cpu_summary
+
+    return {"model": engine.model.info.name, "provider": engine.provider, "machine": cpu_summary(),
+            "new_tokens": new_tokens, "repeats": repeats, "turns": _per_turn(runs), "summary": _summary(runs)}
 
 
 def _conversation(engine: Any, questions: tuple[str, ...], answers: list[str], options: Any,
@@ -94,7 +96,10 @@ def _summary(runs: dict[str, list[list[dict[str, float]]]]) -> dict[str, Any]:
 
 def format_results(results: dict[str, Any]) -> str:
     """A plain-text table of ``run_chat_bench``'s results."""
-    lines = [f"model {results['model']} ({results['provider']}), answers up to {results['new_tokens']} tokens, "
+    from pgpt.runtime.session import describe_cpu
+
+    lines = [f"machine: {describe_cpu(results['machine'])}",
+             f"model {results['model']} ({results['provider']}), answers up to {results['new_tokens']} tokens, "
              f"medians of {results['repeats']} passes per mode",
              "turn  prompt  reused  TTFT kept / full   tok/s kept / full  answer tokens  total kept / full"]
     for row in results["turns"]:

@@ -109,6 +109,7 @@ def run_doc_bench(settings: Settings, progress: Callable[[str], None] = print, a
     """Run everything on a fresh index in a temporary home; the results as one JSON-ready dict."""
     from pgpt.runtime.ingest import ingest, open_store
     from pgpt.runtime.embeddings import default_embedder
+    from pgpt.runtime.session import cpu_summary
 
     question_sets = load_question_sets()
     with tempfile.TemporaryDirectory(prefix="pgpt-bench-docs-") as tmp:
@@ -119,6 +120,7 @@ def run_doc_bench(settings: Settings, progress: Callable[[str], None] = print, a
         report = ingest(bench_settings, [Path(tmp) / "corpus"], embedder)
         store = open_store(bench_settings, embedder)
         results: dict[str, Any] = {
+            "machine": cpu_summary(),
             "corpus": {"files": len(files), "formats": sorted({f.suffix for f in files}), "chunks": report.chunks,
                        "skipped": report.skipped},
             "ingest": {"seconds": round(report.seconds, 2), "chunks_per_s": round(report.chunks_per_s, 1)},
@@ -276,8 +278,10 @@ def _sentence_transformers(embedder: Any) -> Any:
 
 def format_results(results: dict[str, Any]) -> str:
     """The README's table rows for one run."""
+    from pgpt.runtime.session import describe_cpu
+
     r, a, e, i = results["retrieval"], results["ask"], results["embedding"], results["ingest"]
-    rows = [("corpus", f"{results['corpus']['files']} files ({', '.join(results['corpus']['formats'])}), "
+    rows = [("machine", describe_cpu(results["machine"])), ("corpus", f"{results['corpus']['files']} files ({', '.join(results['corpus']['formats'])}), "
                        f"{results['corpus']['chunks']} chunks")]
     rows += [(f"retrieval hit@1 / hit@5, {name} questions",
               f"{s['hit_at_1']:.2f} / {s['hit_at_5']:.2f} ({s['questions']} questions)") for name, s in r.items()]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
+from pgpt.runtime import session
 from pgpt.runtime.errors import Cancelled, ContextLengthError, ProviderError
 from pgpt.runtime.generation import LanguageModel
 from pgpt.runtime.models import find_model
 from pgpt.runtime.sampling import SamplingOptions
-from pgpt.runtime.session import choose_provider, cuda_unavailable_reason
+from pgpt.runtime.session import choose_provider, cpu_summary, cuda_unavailable_reason, describe_cpu
 
 PROMPTS = (
     "What is the capital of France?",
@@ -86,3 +88,20 @@ def test_auto_provider_falls_back_to_cpu_with_a_reason() -> None:
     assert choice.name == "cpu" and reason in choice.reason
     with pytest.raises(ProviderError, match="CUDA was requested"):
         choose_provider("cuda")
+
+
+@pytest.mark.parametrize(("flags", "amx_permitted", "unit"),
+                         [("fma avx2 avx512_vnni amx_tile amx_int8", True, "AMX"),
+                          ("fma avx2 avx512_vnni amx_tile amx_int8", False, "AVX512-VNNI"),
+                          ("avx2 avx512f avx512_vnni", True, "AVX512-VNNI"), ("avx2 avx_vnni", True, "AVX-VNNI"),
+                          ("sse4_2 avx2", True, "AVX2"), ("sse4_2", True, "unknown")])
+def test_benchmarks_name_the_cpus_int8_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: str,
+                                            amx_permitted: bool, unit: str) -> None:
+    # Whether Linux grants AMX to this process depends on the machine the test runs on.
+    monkeypatch.setattr(session, "_amx_permitted", lambda: amx_permitted)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU @ 2.0GHz\nflags\t\t: {flags}\n")
+    summary = cpu_summary(cpuinfo)
+    assert summary["model"] == "Test CPU @ 2.0GHz" and summary["int8_unit"] == unit
+    assert describe_cpu(summary).endswith(f"cores, int8 on {unit}")
+    assert cpu_summary(tmp_path / "missing")["int8_unit"] == "unknown"

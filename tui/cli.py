@@ -174,10 +174,14 @@ def _bench(settings: Any, args: argparse.Namespace) -> int:
 
     options = BenchOptions(dtypes=tuple(args.dtypes.split(",")), engines=tuple(args.engines.split(",")),
                            prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens, repeats=args.repeats)
+    from pgpt.runtime.session import cpu_summary, describe_cpu
+
     results = run_bench(settings, options, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    machine = cpu_summary()  # int8 speeds depend on the CPU's int8 unit (AMX or VNNI) above all
     if args.json:
-        print(json.dumps({"results": results}, indent=2))
+        print(json.dumps({"machine": machine, "results": results}, indent=2))
     else:
+        print(f"machine: {describe_cpu(machine)}\n")
         print_table(results)
     return 0
 
