@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -144,13 +145,24 @@ async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(setti
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    for i in range(40):  # enough to take several seconds, so the running state can be seen
+    for i in range(40):
         (docs / f"note{i}.txt").write_text(f"Note {i}: the harbour crane number {i} lifts {i * 3} tonnes.\n\n" * 60)
     (docs / "blob.bin").write_bytes(bytes(range(256)) * 4)
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.engine is not None)
+        await wait_until(pilot, lambda: app.engine is not None and app.library is not None)
         assert app.mode == "chat"  # nothing indexed yet
+        # The real embedder waits for the test before its first file, so the running state is
+        # seen on any machine (on a fast one all 40 files were in before Esc came back).
+        release = threading.Event()
+        embedder = app.library.embedder
+        real_embed = embedder.embed
+
+        def embed_when_released(*args, **kwargs):  # type: ignore[no-untyped-def]
+            release.wait(120)
+            return real_embed(*args, **kwargs)
+
+        embedder.embed = embed_when_released
         await pilot.press("ctrl+o")  # the Docs screen, its path input focused
         await pilot.press(*str(docs), "enter")
         assert app.screen.query_one("#doc-progress-line").display  # shown at once, hidden at the end
@@ -158,6 +170,8 @@ async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(setti
         await wait_until(pilot, lambda: app.query_one("#ingest-progress", ProgressBar).display)
         await pilot.press(*"Hi", "enter")
         await wait_until(pilot, lambda: not app.answering and any(t.kind == "assistant" and t.text for t in turns(app)))
+        assert app._ingesting()  # the answer came while the ingestion was still running
+        release.set()
         await wait_until(pilot, lambda: any(t.kind == "notice" and "added" in t.text for t in turns(app)), timeout=120)
         assert not app._ingesting()
         notice = [t for t in turns(app) if t.kind == "notice"][-1]
