@@ -281,7 +281,8 @@ def format_results(results: dict[str, Any]) -> str:
     from pgpt.runtime.session import describe_cpu
 
     r, a, e, i = results["retrieval"], results["ask"], results["embedding"], results["ingest"]
-    rows = [("machine", describe_cpu(results["machine"])), ("corpus", f"{results['corpus']['files']} files ({', '.join(results['corpus']['formats'])}), "
+    rows = [("machine", describe_cpu(results["machine"])),
+            ("corpus", f"{results['corpus']['files']} files ({', '.join(results['corpus']['formats'])}), "
                        f"{results['corpus']['chunks']} chunks")]
     rows += [(f"retrieval hit@1 / hit@5, {name} questions",
               f"{s['hit_at_1']:.2f} / {s['hit_at_5']:.2f} ({s['questions']} questions)") for name, s in r.items()]

@@ -21,7 +21,7 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
     from pgpt.runtime.hub_token import find_token
 
     from pgpt.runtime.models import list_models
-    from pgpt.runtime.session import cpu_summary, cuda_unavailable_reason, ort_conflict, physical_cores
+    from pgpt.runtime.session import cpu_summary, cuda_unavailable_reason, ort_conflict
 
     cuda_reason = cuda_unavailable_reason()
     cpu = cpu_summary()
@@ -36,8 +36,8 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
             "cuda usable": "yes" if not cuda_reason else f"no: {cuda_reason}",
             "provider setting": settings.provider,
         },
-        "cpu": {"model": cpu["model"], "physical cores": physical_cores(),
-                "threads used": settings.threads or physical_cores(), "int8 matrix unit": cpu["int8_unit"]},
+        "cpu": {"model": cpu["model"], "physical cores": cpu["physical_cores"],
+                "threads used": settings.threads or cpu["physical_cores"], "int8 matrix unit": cpu["int8_unit"]},
         "folders": {
             "home (PGPT_HOME)": folder_state(settings.home),
             "model cache (PGPT_MODEL_CACHE)": folder_state(settings.model_cache),

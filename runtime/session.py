@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -26,18 +27,12 @@ class ProviderChoice:
 def physical_cores() -> int:
     """Physical core count (hyper-threads slow ORT's intra-op pool down), at least 1."""
     cores: set[tuple[str, str]] = set()
-    try:
-        physical = core = ""
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key == "physical id":
-                physical = value
-            elif key == "core id":
-                core = value
-                cores.add((physical, core))
-    except OSError:
-        pass
+    physical = ""
+    for key, value in _cpuinfo_fields():
+        if key == "physical id":
+            physical = value
+        elif key == "core id":
+            cores.add((physical, value))
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(len(cores) or available or 1, available or 1))
 
@@ -48,18 +43,20 @@ def physical_cores() -> int:
 _INT8_UNITS = (("amx_int8", "AMX"), ("avx512_vnni", "AVX512-VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx2", "AVX2"))
 
 
+def _cpuinfo_fields(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[tuple[str, str]]:
+    """(key, value) for every line of /proc/cpuinfo; none where it cannot be read."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return []
+    return [(key.strip(), value.strip()) for key, _, value in (line.partition(":") for line in lines)]
+
+
 def cpu_summary(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     """The CPU in a benchmark's or doctor's words: model name, physical cores, int8 matrix unit."""
-    model, flags = "", set()
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not model:
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
+    fields = _cpuinfo_fields(cpuinfo)
+    model = next((value for key, value in fields if key == "model name"), "")
+    flags = set(next((value for key, value in fields if key == "flags"), "").split())
     if "amx_int8" in flags and not _amx_permitted():
         flags.discard("amx_int8")  # the CPU has it, but the kernel or a sandbox refuses it to us
     unit = next((name for flag, name in _INT8_UNITS if flag in flags), "unknown")
@@ -96,6 +93,7 @@ def ort_conflict() -> str:
     return ""
 
 
+@functools.cache  # the probe preloads CUDA libraries; the answer holds for the whole process
 def cuda_unavailable_reason() -> str:
     """Why the CUDA EP cannot run here, or '' when it looks usable."""
     import onnxruntime as ort

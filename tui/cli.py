@@ -171,11 +171,10 @@ def _doctor(settings: Any, args: argparse.Namespace) -> int:
 
 def _bench(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.export.bench import BenchOptions, print_table, run_bench
+    from pgpt.runtime.session import cpu_summary, describe_cpu
 
     options = BenchOptions(dtypes=tuple(args.dtypes.split(",")), engines=tuple(args.engines.split(",")),
                            prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens, repeats=args.repeats)
-    from pgpt.runtime.session import cpu_summary, describe_cpu
-
     results = run_bench(settings, options, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     machine = cpu_summary()  # int8 speeds depend on the CPU's int8 unit (AMX or VNNI) above all
     if args.json:
