@@ -209,7 +209,7 @@ def _convert_int4(fp32: Any, report: Any) -> tuple[Any, dict[str, Any]]:
 
 def _measure(model: Any, out: Path, manifest: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
     from pgpt.export.quality import llm_quality
-    from pgpt.runtime.generation import LanguageModel
+    from pgpt.runtime.llm.generation import LanguageModel
     from pgpt.runtime.manifest import write_manifest
     from pgpt.runtime.models import ModelInfo
 

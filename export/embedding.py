@@ -81,7 +81,7 @@ def export_embedding(source: ModelSource, options: ExportOptions, tmp: Path, rep
 
     report("validate", "comparing embeddings with the PyTorch original (cosine)")
     from pgpt.export.quality import embedding_quality
-    from pgpt.runtime.embeddings import Embedder
+    from pgpt.runtime.llm.embeddings import Embedder
     from pgpt.runtime.manifest import write_manifest
     from pgpt.runtime.models import ModelInfo
 

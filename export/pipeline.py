@@ -242,6 +242,6 @@ def _download_lines(report: _Reporter) -> Callable[[Any], None]:
 
 def read_config(folder: Path) -> dict[str, Any]:
     """config.json of a HF folder as a dict."""
-    from pgpt.runtime.text import read_json
+    from pgpt.runtime.llm.text import read_json
 
     return read_json(folder / "config.json")

@@ -150,14 +150,14 @@ def hub_source(repo_id: str, revision: str | None, trust_remote_code: bool,
 
     The access preflight names the exact problem (gated, token, firewall, ...) before any
     transfer; files are verified against the Hub's checksums and resume after a cut; pickle
-    weights are never fetched (see pgpt.runtime.hub_download).
+    weights are never fetched (see pgpt.runtime.hub.download).
 
     Raises:
         HubAccessError: the preflight status was not ``ok``.
         UnsafeWeightsError: the repo has only pickle weights.
     """
-    from pgpt.runtime.hub_download import download
-    from pgpt.runtime.hub_token import find_token
+    from pgpt.runtime.hub.download import download
+    from pgpt.runtime.hub.token import find_token
     from pgpt.runtime.settings import Settings
 
     settings = Settings.from_env()

@@ -17,11 +17,11 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
     """
     import onnxruntime as ort
 
-    from pgpt.runtime.hub_download import hub_cache_dir
-    from pgpt.runtime.hub_token import find_token
+    from pgpt.runtime.hub.download import hub_cache_dir
+    from pgpt.runtime.hub.token import find_token
 
     from pgpt.runtime.models import list_models
-    from pgpt.runtime.session import cpu_summary, cuda_unavailable_reason, ort_conflict
+    from pgpt.runtime.llm.session import cpu_summary, cuda_unavailable_reason, ort_conflict
 
     cuda_reason = cuda_unavailable_reason()
     cpu = cpu_summary()
@@ -46,7 +46,7 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
         },
     }
     if network:
-        from pgpt.runtime.hub_identity import network_report, whoami
+        from pgpt.runtime.hub.identity import network_report, whoami
 
         token = find_token(settings)
         checks["network"] = network_report(token)

@@ -17,21 +17,28 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_every_source_package_is_mapped_into_the_namespace() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     mapping = config["tool"]["setuptools"]["package-dir"]
-    assert mapping == {"pgpt.tui": "tui", "pgpt.runtime": "runtime", "pgpt.export": "export"}
+    assert mapping == {"pgpt.tui": "tui", "pgpt.runtime": "runtime", "pgpt.export": "export", "pgpt.bench": "bench"}
     for folder in mapping.values():
         assert (ROOT / folder / "__init__.py").is_file()
     assert config["project"]["name"] != "pgpt"
+    # every folder with Python code under a mapped folder is a listed package (else the wheel lacks it)
+    listed = set(config["tool"]["setuptools"]["packages"])
+    for package, folder in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder).parts
+            assert ".".join((package, *relative)) in listed, init
 
 
 def test_bare_top_level_imports_fail() -> None:
-    for name in ("runtime", "export", "tui"):
+    for name in ("runtime", "export", "tui", "bench"):
         result = run_python(f"import {name}")
         assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr
 
 
 def test_runtime_imports_no_torch_transformers_optimum_or_textual() -> None:
     code = (
-        "import sys, pgpt.runtime.chat, pgpt.runtime.embeddings, pgpt.runtime.doctor, pgpt.runtime.answer_cache\n"
+        "import sys, pgpt.runtime.llm.chat, pgpt.runtime.llm.embeddings, pgpt.runtime.doctor, pgpt.runtime.llm.answer_cache\n"
+        "import pgpt.runtime.documents.answers, pgpt.runtime.documents.ingest, pgpt.runtime.hub.download\n"
         "bad = [m for m in ('torch', 'transformers', 'optimum', 'textual', 'pgpt.tui') if m in sys.modules]\n"
         "print(bad)"
     )
@@ -42,7 +49,7 @@ def test_runtime_imports_no_torch_transformers_optimum_or_textual() -> None:
 
 def test_help_is_fast_and_imports_nothing_heavy() -> None:
     code = (
-        "import sys\nfrom pgpt.tui.cli import build_parser\nfrom pgpt.export.cli import build_parser as b2\n"
+        "import sys\nfrom pgpt.tui.cli.main import build_parser\nfrom pgpt.export.cli import build_parser as b2\n"
         "build_parser(); b2()\n"
         "print([m for m in ('onnxruntime', 'torch', 'textual', 'lancedb') if m in sys.modules])"
     )
@@ -52,4 +59,4 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
 
 def test_console_scripts_are_declared() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"pgpt-tui": "pgpt.tui.cli:main", "pgpt-export": "pgpt.export.cli:main"}
+    assert scripts == {"pgpt-tui": "pgpt.tui.cli.main:main", "pgpt-export": "pgpt.export.cli:main"}

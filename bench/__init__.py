@@ -1,0 +1,1 @@
+"""pgpt.bench: benchmarks of pgpt against the alternatives (may import torch, like pgpt.export)."""

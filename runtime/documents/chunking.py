@@ -1,0 +1,100 @@
+"""Split document sections into chunks that fit the embedding model, with overlap.
+
+Chunks follow paragraphs: paragraphs are packed together up to the token limit, a chunk never
+crosses a heading or a PDF page, and a paragraph longer than the limit is cut into overlapping
+windows of words. Each chunk keeps its page, heading trail and character offsets in the
+document's text (the sections joined by blank lines).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pgpt.runtime.documents.readers import Section
+
+MAX_TOKENS = 200  # all-MiniLM-L6-v2 reads 256 word pieces; room for [CLS]/[SEP] and the heading
+OVERLAP_TOKENS = 32
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One retrievable piece of a document."""
+
+    text: str
+    page: int
+    heading: str
+    start: int  # character offsets in the document's text
+    end: int
+
+
+def chunk_sections(sections: list[Section], count_tokens: Callable[[str], int],
+                   max_tokens: int = MAX_TOKENS, overlap_tokens: int = OVERLAP_TOKENS) -> list[Chunk]:
+    """Chunks of all sections, in document order."""
+    chunks: list[Chunk] = []
+    offset = 0
+    for section in sections:
+        for text, start, end in _pack(_paragraphs(section.text), count_tokens, max_tokens, overlap_tokens):
+            chunks.append(Chunk(text, section.page, section.heading, offset + start, offset + end))
+        offset += len(section.text) + 2  # sections are joined with a blank line
+    return chunks
+
+
+def _paragraphs(text: str) -> list[tuple[str, int, int]]:
+    """(paragraph, start, end) with offsets into ``text``; blank-line separated, stripped."""
+    found = []
+    position = 0
+    for match in [*_PARAGRAPH_BREAK.finditer(text), None]:
+        stop = match.start() if match else len(text)
+        piece = text[position:stop]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            found.append((piece.strip(), position + lead, position + lead + len(piece.strip())))
+        position = match.end() if match else len(text)
+    return found
+
+
+def _pack(paragraphs: list[tuple[str, int, int]], count_tokens: Callable[[str], int],
+          max_tokens: int, overlap_tokens: int) -> list[tuple[str, int, int]]:
+    """Greedy packing of paragraphs; the last paragraph carries over when it is short (overlap)."""
+    out: list[tuple[str, int, int]] = []
+    current: list[tuple[str, int, int, int]] = []  # text, start, end, tokens
+    for text, start, end in paragraphs:
+        tokens = count_tokens(text)
+        if tokens > max_tokens:
+            _emit(out, current)
+            current = []
+            out.extend(_windows(text, start, count_tokens, max_tokens, overlap_tokens))
+            continue
+        if current and sum(p[3] for p in current) + tokens > max_tokens:
+            _emit(out, current)
+            tail = current[-1]
+            current = [tail] if tail[3] <= overlap_tokens and tail[3] + tokens <= max_tokens else []
+        current.append((text, start, end, tokens))
+    _emit(out, current)
+    return out
+
+
+def _emit(out: list[tuple[str, int, int]], current: list[tuple[str, int, int, int]]) -> None:
+    if current:
+        out.append(("\n\n".join(p[0] for p in current), current[0][1], current[-1][2]))
+
+
+def _windows(text: str, start: int, count_tokens: Callable[[str], int], max_tokens: int,
+             overlap_tokens: int) -> list[tuple[str, int, int]]:
+    """Overlapping windows of whole words over one long paragraph."""
+    words = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    if any(len(w[0]) > 40 for w in words):  # scripts without spaces (Chinese, Japanese): characters
+        words = [(c, i, i + 1) for i, c in enumerate(text) if not c.isspace()]
+    per_word = max(count_tokens(text) / max(len(words), 1), 1e-6)
+    size = max(int(max_tokens / per_word), 1)
+    step = max(size - int(overlap_tokens / per_word), 1)
+    out = []
+    for first in range(0, len(words), step):
+        window = words[first:first + size]
+        out.append((text[window[0][1]:window[-1][2]], start + window[0][1], start + window[-1][2]))
+        if first + size >= len(words):
+            break
+    return out

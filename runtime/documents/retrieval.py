@@ -1,0 +1,100 @@
+"""Hybrid retrieval: vector search and full-text search over the chunks, fused by rank.
+
+Both legs fetch more candidates than asked; reciprocal rank fusion (score = sum of
+1 / (60 + rank) over the legs) merges them without comparing their incomparable scores; a cap
+per document keeps one long file from filling the whole context. No LLM runs here, so
+`pgpt-tui search` answers at once even on a slow server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pgpt.runtime.documents.store import DocumentStore, quote
+
+RRF_K = 60
+CANDIDATES_PER_LEG = 4  # times k
+DEFAULT_PER_DOCUMENT = 3
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk, as `pgpt-tui search --json` prints it."""
+
+    source: str
+    page: int
+    text: str
+    score: float
+    heading: str
+    chunk_id: str
+    similarity: float  # cosine of the question and the passage
+
+    def as_json(self) -> dict[str, Any]:
+        """source, page, text, score (+ heading and chunk id)."""
+        return asdict(self)
+
+
+def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collection: str | None = None,
+           per_document: int = DEFAULT_PER_DOCUMENT, query_vector: Any = None) -> list[Hit]:
+    """The ``k`` best chunks for ``query``, at most ``per_document`` from one document.
+
+    ``query_vector`` is the query's embedding when the caller already has it.
+    """
+    store.table.checkout_latest()
+    if not query.strip() or not store.table.count_rows():
+        return []
+    where = f"collection = {quote(collection)}" if collection else None
+    wanted = k * CANDIDATES_PER_LEG
+    vector = embedder.embed([query])[0] if query_vector is None else query_vector
+    legs = [_vector_leg(store, vector, wanted, where)]
+    if store.has_text_index():
+        legs.append(_text_leg(store, query, wanted, where))
+    for leg in legs:
+        for row in leg:  # embeddings are normalized: cosine = dot product = 1 - cosine distance
+            if "_distance" in row:
+                row["similarity"] = 1.0 - row["_distance"]
+            else:
+                row["similarity"] = float(np.asarray(row["vector"], dtype=np.float32) @ vector)
+    return _fuse(legs, k, per_document)
+
+
+def _vector_leg(store: DocumentStore, vector: Any, limit: int, where: str | None) -> list[dict[str, Any]]:
+    query = store.table.search(vector).distance_type("cosine").select(_COLUMNS + ["_distance"]).limit(limit)
+    return (query.where(where) if where else query).to_list()
+
+
+def _text_leg(store: DocumentStore, text: str, limit: int, where: str | None) -> list[dict[str, Any]]:
+    # Quotes would start a phrase query, which needs positions the index does not keep.
+    words = re.sub(r"[\"'`]", " ", text).strip()
+    if not words:
+        return []
+    query = store.table.search(words, query_type="fts").select(_COLUMNS + ["vector", "_score"]).limit(limit)
+    return (query.where(where) if where else query).to_list()
+
+
+_COLUMNS = ["chunk_id", "doc_id", "path", "text", "heading", "page"]
+
+
+def _fuse(legs: list[list[dict[str, Any]]], k: int, per_document: int) -> list[Hit]:
+    scores: dict[str, float] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for leg in legs:
+        for rank, row in enumerate(leg, start=1):
+            scores[row["chunk_id"]] = scores.get(row["chunk_id"], 0.0) + 1.0 / (RRF_K + rank)
+            rows.setdefault(row["chunk_id"], row)
+    hits: list[Hit] = []
+    taken: dict[str, int] = {}
+    for chunk_id in sorted(scores, key=lambda c: -scores[c]):
+        row = rows[chunk_id]
+        if taken.get(row["doc_id"], 0) >= per_document:
+            continue
+        taken[row["doc_id"]] = taken.get(row["doc_id"], 0) + 1
+        hits.append(Hit(row["path"], int(row["page"]), row["text"], round(scores[chunk_id], 5),
+                        row["heading"], chunk_id, round(float(row["similarity"]), 4)))
+        if len(hits) == k:
+            break
+    return hits

@@ -1,0 +1,1 @@
+"""pgpt.runtime.hub: the Hugging Face token, access preflight, verified downloads and network facts."""

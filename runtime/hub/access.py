@@ -1,0 +1,223 @@
+"""Access preflight for a Hugging Face repo: one status that names the exact problem.
+
+The statuses follow what the Hub actually answers (headers ``X-Error-Code`` and
+``X-Error-Message``): a gated repo gives 401 ``GatedRepo`` without a token and 403 ``GatedRepo``
+with a token that is not on its list; a bad token gives 401 "Invalid credentials in
+Authorization header"; a missing or private repo 401/404 ``RepoNotFound``. A 403 without a hub
+error code is not the Hub at all but a firewall or proxy page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pgpt.runtime.hub.token import TokenChoice
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+DEFAULT_TIMEOUT_S = 8.0
+STATUSES = ("ok", "gated_no_token", "gated_not_accepted", "invalid_token", "not_found", "blocked",
+            "network_error", "rate_limited")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".h5", ".msgpack")
+WANTED_SUFFIXES = (".safetensors", ".json", ".jinja", ".txt", ".model")
+INVALID_CREDENTIALS = "invalid credentials"
+
+# Ungated models of similar size and purpose, offered when a repo is gated.
+UNGATED_ALTERNATIVES: dict[str, list[str]] = {
+    "small chat (< 2B)": ["HuggingFaceTB/SmolLM2-1.7B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct",
+                          "HuggingFaceTB/SmolLM2-360M-Instruct"],
+    "chat (3-4B)": ["Qwen/Qwen2.5-3B-Instruct", "microsoft/Phi-3.5-mini-instruct"],
+    "chat (7-8B)": ["Qwen/Qwen2.5-7B-Instruct", "allenai/OLMo-2-1124-7B-Instruct"],
+    "embeddings": ["sentence-transformers/all-MiniLM-L6-v2", "BAAI/bge-small-en-v1.5"],
+}
+
+
+@dataclass
+class AccessReport:
+    """What ``pgpt-tui check`` prints (``--json`` prints these fields)."""
+
+    repo: str
+    status: str
+    message: str
+    url: str
+    revision: str = "main"
+    commit: str = ""
+    gated: bool = False
+    license: str = ""
+    architecture: str = ""
+    architecture_supported: bool | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    total_bytes: int = 0
+    pickle_files: list[str] = field(default_factory=list)  # in the repo, never fetched
+    token_source: str = "none"
+    alternatives: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict (status, message and url first)."""
+        return asdict(self)
+
+
+def hub_endpoint(environ: dict[str, str] | None = None) -> str:
+    """The endpoint in use: ``HF_ENDPOINT`` (a mirror) or huggingface.co."""
+    env = os.environ if environ is None else environ
+    return (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def check_access(repo: str, token: TokenChoice, revision: str | None = None,
+                 architecture_check: Callable[[str], str] | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_S) -> AccessReport:
+    """Ask the Hub whether ``repo`` can be downloaded with ``token``, and what it would fetch.
+
+    Args:
+        repo: A repo id such as ``HuggingFaceTB/SmolLM2-135M-Instruct``.
+        token: The token in effect (``find_token``); sent only to the configured endpoint.
+        revision: Branch, tag or commit (default ``main``).
+        architecture_check: Maps a model_type to "" (exportable) or the reason it is not.
+        timeout: Seconds per request, so a dead network answers in bounded time.
+    """
+    started = time.monotonic()
+    endpoint = hub_endpoint()
+    report = AccessReport(repo=repo, status="ok", message="", url=f"{endpoint}/{repo}",
+                          revision=revision or "main", token_source=token.source)
+    try:
+        info = _model_info(repo, revision, token, endpoint, timeout)
+        _fill_from_info(report, info, architecture_check)
+        if report.files:
+            _probe_file(repo, report.commit or report.revision, report.files[0]["path"], token, endpoint, timeout)
+    except Exception as exc:  # every failure becomes a status; unknown ones re-raise below
+        report.status = classify(exc, token)
+    report.message = describe(report, token)
+    if report.status.startswith("gated"):
+        report.alternatives = suggest_alternatives(report)
+    report.elapsed_s = round(time.monotonic() - started, 2)
+    return report
+
+
+def _model_info(repo: str, revision: str | None, token: TokenChoice, endpoint: str, timeout: float) -> Any:
+    from huggingface_hub import HfApi
+
+    # token=False: never let the library add a token from elsewhere; ours was chosen on purpose.
+    return HfApi(endpoint=endpoint).model_info(repo, revision=revision, token=token.token or False,
+                                               timeout=timeout, files_metadata=True)
+
+
+def _probe_file(repo: str, revision: str, path: str, token: TokenChoice, endpoint: str, timeout: float) -> None:
+    """A HEAD on one file: gated repos show their metadata to anyone but refuse the files."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    url = hf_hub_url(repo, path, revision=revision, endpoint=endpoint)
+    get_hf_file_metadata(url, token=token.token or False, timeout=timeout)
+
+
+def _fill_from_info(report: AccessReport, info: Any, architecture_check: Callable[[str], str] | None) -> None:
+    report.commit = info.sha or ""
+    report.gated = bool(getattr(info, "gated", False))
+    card = getattr(info, "card_data", None) or {}
+    license_name = card.get("license") if hasattr(card, "get") else None
+    tags = [t for t in (info.tags or []) if t.startswith("license:")]
+    report.license = str(license_name or (tags[0].split(":", 1)[1] if tags else ""))
+    config = getattr(info, "config", None) or {}
+    report.architecture = str(config.get("model_type") or "")
+    if architecture_check is not None and report.architecture:
+        report.architecture_supported = not architecture_check(report.architecture)
+    report.files = select_files(info.siblings or [])
+    report.pickle_files = [s.rfilename for s in info.siblings or [] if s.rfilename.lower().endswith(PICKLE_SUFFIXES)]
+    report.total_bytes = sum(f["size"] for f in report.files)
+
+
+def select_files(siblings: list[Any]) -> list[dict[str, Any]]:
+    """The files an export needs: safetensors weights, configs, tokenizer, chat template; never pickles."""
+    chosen = []
+    for sibling in siblings:
+        name = sibling.rfilename
+        if "/" in name or name.lower().endswith(PICKLE_SUFFIXES) or not name.endswith(WANTED_SUFFIXES):
+            continue  # sub-folders hold other formats (onnx/, original/) that the export does not read
+        if name.endswith(".txt") and not name.startswith(("merges", "vocab")):
+            continue
+        lfs = getattr(sibling, "lfs", None)
+        chosen.append({"path": name, "size": int(sibling.size or (lfs.size if lfs else 0) or 0),
+                       "sha256": lfs.sha256 if lfs else "", "blob_id": sibling.blob_id or ""})
+    return chosen
+
+
+def classify(exc: BaseException, token: TokenChoice) -> str:
+    """The status for an exception from huggingface_hub or requests (see the module docstring)."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    if isinstance(exc, OfflineModeIsEnabled):
+        return "network_error"
+    response = getattr(exc, "response", None)
+    if isinstance(exc, HfHubHTTPError) and response is not None:
+        return classify_response(response.status_code, response.headers, token)
+    if isinstance(exc, OSError):  # requests' ConnectionError, Timeout and SSLError are OSErrors
+        return "network_error"
+    raise exc
+
+
+def classify_response(status: int, headers: Any, token: TokenChoice) -> str:
+    """The status for one HTTP answer of the Hub (or of whatever stands in front of it)."""
+    code = (headers.get("X-Error-Code") or "").strip()
+    text = (headers.get("X-Error-Message") or "").lower()
+    if status == 429:
+        return "rate_limited"
+    if status == 401 and INVALID_CREDENTIALS in text:
+        return "invalid_token"
+    if code == "GatedRepo":
+        return "gated_not_accepted" if status == 403 and token.token else "gated_no_token"
+    if code in ("RepoNotFound", "RevisionNotFound", "EntryNotFound") or status == 404:
+        return "not_found"
+    if status == 401:
+        return "invalid_token" if token.token else "not_found"
+    if status == 403:
+        return "blocked"
+    return "network_error"
+
+
+def describe(report: AccessReport, token: TokenChoice) -> str:
+    """One paragraph: the cause and the next step."""
+    repo, url = report.repo, report.url
+    source = token.source if token.token else "no token"
+    messages = {
+        "ok": f"{repo} is reachable with {source}: {len(report.files)} files, "
+              f"{report.total_bytes / 1e6:.1f} MB to download at commit {report.commit[:12]}.",
+        "gated_no_token": f"{repo} is a gated model and no token is set. Create a read token at "
+                          f"https://huggingface.co/settings/tokens, run `pgpt-tui token set`, then accept "
+                          f"the model's terms at {url}.",
+        "gated_not_accepted": f"{repo} is gated and the token from {source} ({token.masked}) is not on its "
+                              f"access list. Accept the terms at {url} while logged in as the token's owner "
+                              f"(some repos also wait for the authors' approval); a fine-grained token also "
+                              f"needs 'Read access to contents of all public gated repos'.",
+        "invalid_token": f"The Hub rejected the token from {source} ({token.masked}) as invalid or expired. "
+                         f"Create a new one at https://huggingface.co/settings/tokens and run "
+                         f"`pgpt-tui token set` (and remove or fix {source} if it is an old variable).",
+        "not_found": f"{repo} (revision {report.revision}) does not exist, or it is private. Check the "
+                     f"spelling of the repo id; a private repo needs a token of an account with access.",
+        "blocked": f"Something between this machine and {hub_endpoint()} answered 403 without the Hub's "
+                   f"error headers: a firewall or proxy blocks the Hub. Ask IT to allow huggingface.co and "
+                   f"its file CDN (cdn-lfs*.huggingface.co, *.xethub.hf.co), set HTTPS_PROXY, or use a "
+                   f"mirror with HF_ENDPOINT.",
+        "network_error": f"{hub_endpoint()} could not be reached (refused, DNS, timeout, TLS or offline mode). "
+                         f"Check HTTPS_PROXY / NO_PROXY, a corporate CA bundle in REQUESTS_CA_BUNDLE, "
+                         f"HF_HUB_OFFLINE, or set HF_ENDPOINT to a mirror. Models already downloaded or "
+                         "exported still work offline.",
+        "rate_limited": "The Hub is rate-limiting requests (HTTP 429). Wait a few minutes and try again; "
+                        "requests with a token get a higher limit.",
+    }
+    return messages[report.status]
+
+
+def suggest_alternatives(report: AccessReport) -> list[str]:
+    """Ungated models of a similar kind (a curated table, not a search)."""
+    name = report.repo.lower()
+    if any(word in name for word in ("embed", "minilm", "bge", "e5-", "gte")):
+        return UNGATED_ALTERNATIVES["embeddings"]
+    size = re.search(r"(?<![\w.])(\d+(?:\.\d+)?)b\b", name.split("/")[-1])  # "Llama-3.2-1B" -> 1.0
+    billions = float(size.group(1)) if size else 1.0
+    if billions < 2:
+        return UNGATED_ALTERNATIVES["small chat (< 2B)"]
+    return UNGATED_ALTERNATIVES["chat (3-4B)" if billions < 5 else "chat (7-8B)"]

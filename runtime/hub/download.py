@@ -1,0 +1,280 @@
+"""Verified, resumable downloads of the files an export needs, pinned to one commit.
+
+huggingface_hub does the transfer (it resumes from its ``.incomplete`` blobs after a kill and
+retries a dropped connection with a Range request); this module adds what users missed: a
+preflight, a writable and free-space check first, progress in bytes with speed and ETA, and a
+sha256 (LFS) or git-blob check of every file against the Hub's etag. Only then is the download
+marked ready, in ``PGPT_HOME/downloads``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pgpt.runtime.errors import (
+    Cancelled,
+    DiskSpaceError,
+    HubAccessError,
+    ModelIntegrityError,
+    SourceError,
+    UnsafeWeightsError,
+)
+from pgpt.runtime.hub.access import AccessReport, check_access, hub_endpoint
+from pgpt.runtime.hub.token import TokenChoice
+from pgpt.runtime.settings import Settings, ensure_private_dir
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """One progress tick: the current file and the whole download."""
+
+    file: str
+    done_bytes: int
+    total_bytes: int
+    bytes_per_s: float
+    eta_s: float | None
+    file_done_bytes: int = 0
+    file_total_bytes: int = 0
+
+
+ProgressCallback = Callable[[DownloadProgress], None]
+RETRIES = 3
+MAX_RETRY_WAIT_S = 60.0
+
+
+def hub_cache_dir(environ: dict[str, str] | None = None) -> Path:
+    """huggingface_hub's cache folder: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ~/.cache/huggingface/hub."""
+    env = os.environ if environ is None else environ
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"]).expanduser()
+    hf_home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(hf_home).expanduser() / "hub"
+
+
+def ready_marker(settings: Settings, repo: str, commit: str) -> Path:
+    """Where a verified download is recorded."""
+    return settings.home / "downloads" / f"{repo.replace('/', '--')}@{commit}.json"
+
+
+def find_ready(settings: Settings, repo: str) -> Path | None:
+    """The snapshot folder of the newest verified download of ``repo`` (for offline use), or None."""
+    markers = sorted((settings.home / "downloads").glob(f"{repo.replace('/', '--')}@*.json"),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    for marker in markers:
+        folder = Path(json.loads(marker.read_text(encoding="utf-8"))["folder"])
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def download(settings: Settings, repo: str, token: TokenChoice, revision: str | None = None,
+             progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+             architecture_check: Callable[[str], str] | None = None) -> Path:
+    """Preflight, check the disk, fetch, verify and mark ready; returns the snapshot folder.
+
+    Raises:
+        HubAccessError: the preflight status is not ``ok`` (its message says why and what next).
+        PermissionError / DiskSpaceError: the cache folder is not writable or too small.
+        ModelIntegrityError: a file's bytes do not match the Hub's etag (the file is removed).
+        Cancelled: ``cancel`` was set (finished files stay; the next run resumes).
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        folder = find_ready(settings, repo)
+        if folder is None:
+            raise HubAccessError(f"HF_HUB_OFFLINE is set and {repo} was never downloaded here.",
+                                 hint="Unset HF_HUB_OFFLINE (or run the download on a connected machine).")
+        return folder
+    report = check_access(repo, token, revision, architecture_check)
+    if report.status != "ok":
+        raise HubAccessError(report.message, status=report.status)
+    require_safetensors(report)
+    cache = hub_cache_dir()
+    check_writable(cache)
+    check_free_space(cache, _missing_bytes(cache, report))
+    snapshot = None
+    meter = _Meter(report.total_bytes, progress)
+    for entry in report.files:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"The download of {repo} was cancelled; run it again to resume.")
+        path = _fetch(report, entry, token, cache, meter)
+        verify_file(path, entry)
+        snapshot = path.parent
+    assert snapshot is not None
+    marker = ready_marker(settings, repo, report.commit)
+    ensure_private_dir(marker.parent)
+    marker.write_text(json.dumps({"repo": repo, "commit": report.commit, "folder": str(snapshot),
+                                  "files": report.files}, indent=1), encoding="utf-8")
+    return snapshot
+
+
+def require_safetensors(report: AccessReport) -> None:
+    """Refuse, before any transfer, a repo without safetensors weights (pickles are never fetched)."""
+    if any(f["path"].endswith(".safetensors") for f in report.files):
+        return
+    if report.pickle_files:
+        raise UnsafeWeightsError(f"{report.repo} ships only pickle weights ({', '.join(report.pickle_files[:3])}), "
+                                 "which can run code when loaded; nothing was downloaded.")
+    raise SourceError(f"{report.repo} has no .safetensors weights in its top folder; nothing was downloaded.",
+                      hint="Use a model that ships safetensors (GGUF repos: download the .gguf file and "
+                      "give its path to pgpt-export).")
+
+
+def check_writable(folder: Path) -> None:
+    """Fail early, with the folder named, when the cache cannot be written (the Docker volume case)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pgpt-write-test-"):
+            pass
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        why = "is on a read-only file system" if exc.errno == errno.EROFS else \
+            f"is not writable by this user (uid {os.getuid()})"
+        raise PermissionError(
+            f"The Hugging Face cache folder {folder} {why}. Fix its owner or mount (for a Docker "
+            f"volume: chown it to the container's user, mount it read-write) or point HF_HOME or "
+            f"HF_HUB_CACHE at a writable folder."
+        ) from None
+
+
+def check_free_space(folder: Path, needed: int) -> None:
+    """Refuse before the first byte when the download cannot fit."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise DiskSpaceError(f"The download needs {needed / 1e9:.2f} GB in {folder} but only "
+                             f"{free / 1e9:.2f} GB are free.")
+
+
+def verify_file(path: Path, entry: dict[str, Any]) -> None:
+    """Compare a file with the Hub's etag: sha256 for LFS files, the git blob hash otherwise."""
+    data_hash = hashlib.sha256() if entry["sha256"] else hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            data_hash.update(chunk)
+    expected = entry["sha256"] or entry["blob_id"]
+    if expected and data_hash.hexdigest() != expected:
+        blob = path.resolve()
+        path.unlink(missing_ok=True)
+        blob.unlink(missing_ok=True)
+        raise ModelIntegrityError(
+            f"{entry['path']} arrived with bytes that do not match the Hub's checksum (a proxy that "
+            f"rewrites downloads, or a damaged mirror); the file was deleted and nothing was marked ready.",
+            hint="Run the download again; if it repeats, try another network or HF_ENDPOINT.",
+        )
+
+
+def _missing_bytes(cache: Path, report: AccessReport) -> int:
+    blobs = _repo_cache(cache, report.repo) / "blobs"
+    have = sum((blobs / (e["sha256"] or e["blob_id"])).stat().st_size for e in report.files
+               if (blobs / (e["sha256"] or e["blob_id"])).is_file())
+    return max(report.total_bytes - have, 0)
+
+
+def _repo_cache(cache: Path, repo: str) -> Path:
+    return cache / f"models--{repo.replace('/', '--')}"
+
+
+def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cache: Path, meter: _Meter) -> Path:
+    """hf_hub_download one file while a watcher reports the growth of its ``.incomplete`` blob."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    blob = _repo_cache(cache, report.repo) / "blobs" / (entry["sha256"] or entry["blob_id"])
+    stop = threading.Event()
+    watcher = threading.Thread(target=meter.watch, args=(entry, blob, stop), daemon=True)
+    watcher.start()
+    try:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                path = hf_hub_download(report.repo, entry["path"], revision=report.commit, cache_dir=cache,
+                                       token=token.token or False, endpoint=hub_endpoint())
+                break
+            except HfHubHTTPError as exc:
+                _retry_or_explain(exc, report, token, attempt)
+            except _transfer_errors() as exc:
+                # The partial blob stays; the next attempt asks for the rest with a Range header.
+                if attempt == RETRIES:
+                    kept = blob.with_name(blob.name + ".incomplete")
+                    have = kept.stat().st_size / 1e6 if kept.exists() else 0.0
+                    raise HubAccessError(
+                        f"The connection to {hub_endpoint()} dropped {RETRIES} times while fetching "
+                        f"{entry['path']} ({type(exc).__name__}); {have:.1f} MB of it are kept.",
+                        status="network_error", hint="Run the same command again to resume where it stopped.",
+                    ) from None
+    finally:
+        stop.set()
+        watcher.join()
+    meter.finish(entry)
+    return Path(path)
+
+
+def _retry_or_explain(exc: Exception, report: AccessReport, token: TokenChoice, attempt: int) -> None:
+    """Return after backing off on HTTP 429 (Retry-After, capped) so the caller retries; raise
+    HubAccessError with the preflight's explanation for any other refusal, or the last 429."""
+    from pgpt.runtime.hub.access import classify_response, describe
+
+    response = getattr(exc, "response", None)
+    status = classify_response(response.status_code, response.headers, token) if response is not None else ""
+    if status == "rate_limited" and attempt < RETRIES:
+        time.sleep(_retry_after(response.headers.get("Retry-After", ""), attempt))
+        return
+    refused = replace(report, status=status or "network_error")
+    raise HubAccessError(describe(refused, token), status=refused.status) from None
+
+
+def _retry_after(header: str, attempt: int) -> float:
+    """Seconds to wait: the server's Retry-After (in seconds) or 2, 4, ...; never more than a minute."""
+    try:
+        wait = float(header)
+    except ValueError:
+        wait = 2.0 ** attempt
+    return min(max(wait, 0.5), MAX_RETRY_WAIT_S)
+
+
+def _transfer_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions of a transfer that broke off (not of a refusal, which the preflight explains)."""
+    import requests
+
+    return (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.Timeout)
+
+
+class _Meter:
+    """Turns file sizes on disk into progress ticks with speed and ETA."""
+
+    def __init__(self, total: int, callback: ProgressCallback | None) -> None:
+        self.total, self.callback = total, callback
+        self.finished = 0
+        self.started = time.monotonic()
+        self.first_done: int | None = None
+
+    def watch(self, entry: dict[str, Any], blob: Path, stop: threading.Event) -> None:
+        partial = blob.with_name(blob.name + ".incomplete")
+        while not stop.wait(0.25):
+            size = partial.stat().st_size if partial.exists() else 0
+            self._tick(entry, self.finished + size, size)
+
+    def finish(self, entry: dict[str, Any]) -> None:
+        self.finished += entry["size"]
+        self._tick(entry, self.finished, entry["size"])
+
+    def _tick(self, entry: dict[str, Any], done: int, file_done: int) -> None:
+        if self.callback is None:
+            return
+        if self.first_done is None:  # bytes resumed from an earlier run do not count as speed
+            self.first_done = done
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        speed = (done - self.first_done) / elapsed
+        eta = (self.total - done) / speed if speed > 0 else None
+        self.callback(DownloadProgress(entry["path"], done, self.total, speed, eta, file_done, entry["size"]))

@@ -1,0 +1,69 @@
+"""Who a token belongs to, and the network facts `pgpt-tui doctor` shows about the Hub."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from pgpt.runtime.hub.access import hub_endpoint
+from pgpt.runtime.hub.token import TokenChoice
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "no_proxy")
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+# whoami's answer to a 401: a constant, so callers can tell "refused" from "unreachable".
+REJECTED = "the Hub rejected this token (invalid or expired)"
+ROLE_TEXT = {"read": "read token", "write": "write token",
+             "fineGrained": "fine-grained token: needs 'Read access to contents of all public gated repos' "
+                            "for gated models"}
+
+
+def whoami(token: TokenChoice, timeout: float = 5.0) -> dict[str, Any]:
+    """``{"user", "role", "role_text"}`` from the Hub, or ``{"whoami_error": ...}`` (never the token)."""
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    try:
+        response = get_session().get(f"{hub_endpoint()}/api/whoami-v2", timeout=timeout,
+                                     headers=build_hf_headers(token=token.token or False))
+    except OSError as exc:
+        return {"whoami_error": f"the Hub could not be reached ({type(exc).__name__})"}
+    if response.status_code == 401:
+        return {"whoami_error": REJECTED}
+    if response.status_code != 200:
+        return {"whoami_error": f"HTTP {response.status_code}"}
+    body = response.json()
+    role = str(body.get("auth", {}).get("accessToken", {}).get("role", ""))
+    return {"user": body.get("name", ""), "role": role, "role_text": ROLE_TEXT.get(role, role or "unknown role")}
+
+
+def mask_proxy(url: str) -> str:
+    """``http://user:secret@proxy:3128`` -> ``http://user:***@proxy:3128``."""
+    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def network_report(token: TokenChoice, timeout: float = 5.0) -> dict[str, Any]:
+    """Endpoint, proxies (masked), CA bundle, whether the Hub answers and how fast."""
+    report: dict[str, Any] = {"endpoint": hub_endpoint(),
+                              "mirror": hub_endpoint() != "https://huggingface.co",
+                              "offline (HF_HUB_OFFLINE)": os.environ.get("HF_HUB_OFFLINE", "0")}
+    for name in PROXY_VARIABLES:
+        if os.environ.get(name):
+            report[name] = mask_proxy(os.environ[name])
+    report["CA bundle"] = next((f"{n}={os.environ[n]}" for n in CA_VARIABLES if os.environ.get(n)), "system default")
+    report["hub answers"] = _ping(timeout)
+    report["token"] = f"{token.masked} from {token.source}"
+    return report
+
+
+def _ping(timeout: float) -> str:
+    from huggingface_hub.utils import get_session
+
+    started = time.monotonic()
+    try:
+        response = get_session().get(f"{hub_endpoint()}/api/models?limit=1", timeout=timeout,
+                                     headers={"Authorization": ""})
+    except OSError as exc:
+        return f"no ({type(exc).__name__} after {time.monotonic() - started:.1f}s)"
+    verdict = "yes" if response.status_code == 200 else "blocked?" if response.status_code == 403 else "answers"
+    return f"{verdict} (HTTP {response.status_code} in {time.monotonic() - started:.2f}s)"

@@ -1,0 +1,141 @@
+"""Ingestion, the index and hybrid search on real files, the real embedder and a real LanceDB."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+
+from pgpt.runtime.documents.chunking import chunk_sections
+from pgpt.runtime.documents.readers import Section, decode_text
+from pgpt.runtime.documents.store import DocumentStore, writer_lock
+from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
+from pgpt.runtime.documents.ingest import ingest, open_store
+from pgpt.runtime.models import DEFAULT_EMBEDDER
+from pgpt.runtime.documents.retrieval import search
+from pgpt.runtime.settings import Settings
+from support import make_pdf
+
+GBK_TEXT = "北京是中华人民共和国的首都，也是全国的政治和文化中心。" * 6
+
+
+@pytest.fixture(scope="module")
+def embedder(default_models: Settings):  # type: ignore[no-untyped-def]
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    return default_embedder(default_models)
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> Path:
+    """A folder with every supported format, odd encodings, and files that must be skipped."""
+    from docx import Document
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "notes.txt").write_text("The launch code of project Zephyr is 7341.\n\nKeep it in the red binder.\n")
+    (root / "gbk.txt").write_bytes(GBK_TEXT.encode("gbk"))
+    (root / "menu.txt").write_bytes("Café crème brûlée, 4 €".encode("cp1252"))
+    (root / "wide.txt").write_bytes("UTF-16 text about the lighthouse keeper.".encode("utf-16"))
+    (root / "guide.md").write_text("# Guide\n\nIntro text.\n\n## Install\n\nRun the installer with --quiet.\n")
+    (root / "page.html").write_text("<html><head><script>alert(1)</script></head><body><h1>Harbour</h1>"
+                                    "<p>The ferry leaves at <b>noon</b> every Tuesday.</p></body></html>")
+    make_pdf(root / "report.pdf", ["Quarterly revenue grew by eleven percent", "The audit found tantivy logs"])
+    make_pdf(root / "scan.pdf", ["", ""])
+    document = Document()
+    document.add_heading("Travel policy", level=1)
+    document.add_paragraph("Employees book trains for trips under five hundred kilometres.")
+    document.save(str(root / "policy.docx"))
+    (root / "tool.py").write_text("def greet():\n    return 'hello from the greeting tool'\n")
+    (root / "image.bin").write_bytes(bytes(range(256)) * 8)
+    (root / "outside").symlink_to("/etc/hostname")
+    os.mkfifo(root / "pipe")
+    return root
+
+
+def run(settings: Settings, embedder, *paths: Path, **options):  # type: ignore[no-untyped-def]
+    return ingest(settings, list(paths), embedder, **options)
+
+
+def test_every_format_is_read_and_every_skip_is_explained(settings: Settings, embedder, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    report = run(settings, embedder, corpus)
+    added = {Path(p).name for p in report.added}
+    assert added == {"notes.txt", "gbk.txt", "menu.txt", "wide.txt", "guide.md", "page.html", "report.pdf",
+                     "policy.docx", "tool.py"}
+    reasons = {Path(p).name: r for p, r in report.skipped}
+    assert "scanned PDF" in reasons["scan.pdf"] and "binary" in reasons["image.bin"]
+    assert "outside the folder" in reasons["outside"] and "special file" in reasons["pipe"]
+    assert report.chunks >= 9 and not report.failed and "9 added" in report.summary()
+    texts = {Path(r["path"]).name: r for r in open_store(settings, embedder)._rows(
+        ["path", "text", "heading", "page"], None)}
+    assert "首都" in texts["gbk.txt"]["text"] and "brûlée" in texts["menu.txt"]["text"]
+    assert "lighthouse" in texts["wide.txt"]["text"] and "alert" not in texts["page.html"]["text"]
+
+
+def test_search_finds_the_source_page_and_heading(settings: Settings, embedder, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    run(settings, embedder, corpus)
+    store = open_store(settings, embedder)
+    [top, *_] = search(store, embedder, "What is the launch code of project Zephyr?", k=3)
+    assert Path(top.source).name == "notes.txt" and "7341" in top.text
+    pdf = [h for h in search(store, embedder, "tantivy audit logs", k=5) if h.source.endswith("report.pdf")]
+    assert pdf and pdf[0].page == 2
+    install = search(store, embedder, "installer quiet flag", k=1)[0]
+    assert install.heading == "Guide > Install"
+    assert search(store, embedder, "train trips kilometres", k=1)[0].heading == "Travel policy"
+
+
+def test_reingest_is_incremental(settings: Settings, embedder, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    run(settings, embedder, corpus)
+    again = run(settings, embedder, corpus)
+    assert len(again.unchanged) == 9 and again.chunks == 0 and not again.added
+    (corpus / "notes.txt").write_text("Project Zephyr was cancelled in March.\n")
+    (corpus / "guide.md").rename(corpus / "manual.md")
+    (corpus / "page.html").unlink()
+    changed = run(settings, embedder, corpus, prune=True)
+    assert [Path(p).name for p in changed.updated] == ["notes.txt"]
+    assert changed.renamed and changed.renamed[0].endswith("manual.md") and changed.chunks == 1  # notes only
+    assert [Path(p).name for p in changed.removed] == ["page.html"]
+    store = open_store(settings, embedder)
+    paths = {Path(d.path).name: d for d in store.documents()}
+    assert "guide.md" not in paths and "page.html" not in paths and paths["manual.md"].chunks >= 1
+    texts = " ".join(h.text for h in search(store, embedder, "Zephyr launch code", k=5))
+    assert "cancelled" in texts and "7341" not in texts
+
+
+def test_another_embedding_model_is_refused_with_an_offer_to_reindex(settings: Settings, embedder,
+                                                                     corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    run(settings, embedder, corpus / "notes.txt")
+    with pytest.raises(IndexModelMismatchError, match=DEFAULT_EMBEDDER):
+        DocumentStore(settings, "another-model-id", "bge-small", 384)
+    other = copy.copy(embedder)  # the same model under another id, as a changed model would be
+    other.model_id = "changed"
+    with pytest.raises(IndexModelMismatchError):
+        run(settings, other, corpus / "notes.txt")
+    rebuilt = run(settings, other, corpus / "notes.txt", reindex=True)
+    assert len(rebuilt.added) == 1
+
+
+def test_a_second_writer_is_refused_while_reading_goes_on(settings: Settings, embedder, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    run(settings, embedder, corpus / "notes.txt")
+    with writer_lock(settings):
+        with pytest.raises(IngestLockedError, match="pid"):
+            run(settings, embedder, corpus / "guide.md")
+        assert search(open_store(settings, embedder), embedder, "launch code", k=1)
+
+
+def test_unknown_encodings_decode() -> None:
+    assert decode_text(GBK_TEXT.encode("gbk")) == GBK_TEXT
+    assert decode_text("naïve café".encode("cp1252")) == "naïve café"
+    assert decode_text("\ufeffBOM".encode("utf-8")) == "BOM"
+    assert decode_text("wide".encode("utf-16")) == "wide"
+
+
+def test_chunks_fit_the_model_overlap_and_point_into_the_text() -> None:
+    words = " ".join(f"w{i}" for i in range(1000))
+    sections = [Section("Short intro.\n\n" + words, heading="H")]
+    chunks = chunk_sections(sections, lambda t: len(t.split()), max_tokens=100, overlap_tokens=20)
+    assert all(len(c.text.split()) <= 100 for c in chunks) and chunks[0].text == "Short intro."
+    assert chunks[1].text.split()[-20:] == chunks[2].text.split()[:20]  # overlapping windows
+    assert all(sections[0].text[c.start:c.end] == c.text for c in chunks)

@@ -1,0 +1,66 @@
+"""The loop guard: an answer that repeats itself ends, a list or a song that repeats a line does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgpt.runtime.llm.chat import ChatEngine, LoopGuard
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+
+TIPS = "".join(f"{n}. Avoid screen number {n} before bed. This can interfere with sleep.\n\n" for n in range(1, 11))
+SONG = "".join(f"Verse {n} is about the road to town number {n}.\nWe sing along, we sing along all night long.\n"
+               for n in range(1, 5))
+CODE = "```python\n" + "    result = compute(value, factor)\n" * 5 + "```\n"
+
+
+def stops_at(text: str, piece_size: int = 3, enabled: bool = True) -> int | None:
+    """The length of ``text`` fed when the guard fired (in pieces the way tokens arrive), or None."""
+    guard = LoopGuard(enabled)
+    for start in range(0, len(text), piece_size):
+        if guard.feed(text[start:start + piece_size]):
+            return start + piece_size
+    return None
+
+
+def test_a_sentence_three_times_in_a_row_ends_the_answer_at_the_third() -> None:
+    sentence = "The option is used to create a new file. "
+    assert stops_at("Intro text here. " + sentence * 2 + "Then something else. ") is None
+    fired = stops_at("Intro text here. " + sentence * 6)
+    assert fired is not None and len("Intro text here. " + sentence * 3) <= fired < len("Intro text here. " + sentence * 4)
+
+
+def test_a_long_paragraph_twice_in_a_row_ends_the_answer() -> None:
+    paragraph = ("The first practical bicycle was built in 1796, but it was not until later that "
+                 "practical bicycles began to appear.\n")
+    assert len(paragraph) >= LoopGuard.LONG_BLOCK_CHARS
+    fired = stops_at(paragraph * 4)
+    assert fired is not None and len(paragraph * 2) <= fired < len(paragraph * 3)
+
+
+@pytest.mark.parametrize("text", [TIPS, SONG, CODE, "Short one.\n" * 3], ids=["list", "chorus", "code", "short"])
+def test_repeats_that_are_not_a_loop_go_on(text: str) -> None:
+    assert stops_at(text) is None and stops_at(text, piece_size=1) is None
+
+
+def test_a_disabled_guard_never_fires() -> None:
+    assert stops_at("The option is used to create a new file. " * 8, enabled=False) is None
+
+
+def test_the_model_stops_where_its_answer_starts_to_loop(default_models: Settings, settings: Settings,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default model (fp32, greedy) repeats its explanation of cp -d until the limit: with the
+    guard the answer is the same text cut after the repeat, tokens not decoded at all."""
+    engine = ChatEngine(settings, "smollm2-135m-instruct-fp32", use_cache=False)
+    messages = [{"role": "user", "content": "Explain the -d option of the cp command."}]
+    options = SamplingOptions(max_new_tokens=256)
+    guarded = engine.stream(messages, options)
+    cut = "".join(guarded)
+    monkeypatch.setattr(LoopGuard, "feed", lambda self, piece: False)
+    unguarded = engine.stream(messages, options)
+    full = "".join(unguarded)
+    engine.close()
+    assert full.startswith(cut) and len(full) > len(cut)
+    assert guarded.result.timings["new_tokens"] < unguarded.result.timings["new_tokens"]
+    last_paragraph = cut.rstrip().split("\n\n")[-1]
+    assert cut.count(last_paragraph) >= 2  # it ended on a repeat

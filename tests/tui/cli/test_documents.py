@@ -1,0 +1,70 @@
+"""The document commands as a script runs them: ingest, docs, search, ask, forget."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pgpt.runtime.documents.answers import normalize_question
+from pgpt.runtime.settings import Settings
+from support import cli_env
+
+
+def tui_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
+                            env=cli_env(settings), timeout=600)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zephyr.md").write_text("# Zephyr\n\nThe launch code of project Zephyr is 7341.\n")
+    (docs / "evil.txt").write_text("Ferry times: noon.\x1b]52;c;ZXZpbA==\x07 \x1b[2J [bold]loud[/bold]\n")
+    ingested = tui_cli(settings, "ingest", str(docs), "--json")
+    assert ingested.returncode == 0, ingested.stderr
+    report = json.loads(ingested.stdout)
+    assert len(report["added"]) == 2 and report["chunks"] == 2 and report["chunks_per_s"] > 0
+    assert "2/2 files" in ingested.stderr and "ETA" in ingested.stderr  # the progress bar
+
+    listed = json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]
+    assert sorted(Path(d["path"]).name for d in listed) == ["evil.txt", "zephyr.md"]
+
+    found = json.loads(tui_cli(settings, "search", "Zephyr launch code", "-k", "1", "--json").stdout)
+    assert found["query"] == "Zephyr launch code"
+    [hit] = found["results"]
+    assert hit["source"] == str(docs / "zephyr.md") and "7341" in hit["text"] and hit["page"] == 0 and hit["score"] > 0
+
+    plain = tui_cli(settings, "search", "ferry times")
+    assert "\x1b" not in plain.stdout and "\x07" not in plain.stdout  # no terminal escapes from documents
+
+    answer = json.loads(tui_cli(settings, "ask", "What is the launch code of project Zephyr?", "--json").stdout)
+    assert answer["sources"][0]["source"].endswith("zephyr.md") and answer["cached"] is False
+    assert set(answer["timings"]) == {"embed_s", "retrieve_s", "ttft_s", "decode_tok_s", "total_s"}
+
+    forgot = tui_cli(settings, "forget", str(docs / "evil.txt"))
+    assert forgot.returncode == 0 and "forgot" in forgot.stdout
+    assert len(json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]) == 1
+    missing = tui_cli(settings, "forget", str(docs / "nope.txt"))
+    assert missing.returncode == 1 and "pgpt-tui docs" in missing.stderr
+
+
+def test_question_normalization_keeps_words_and_numbers() -> None:
+    assert normalize_question("  What's the launch code, for Project Zephyr?! ") == "what s the launch code for project zephyr"
+    assert normalize_question("Report 2021?") != normalize_question("Report 2022?")
+
+
+def test_ask_reports_a_model_that_fails_to_load_beside_the_index(settings: Settings, tmp_path: Path) -> None:
+    """The chat model loads in a thread while the index opens: its error still ends the command
+    with the one-paragraph message and exit 1, and nothing is left running."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.md").write_text("The canteen opens at noon.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    missing = tui_cli(settings, "ask", "When does the canteen open?", "--model", "no-such-model")
+    assert missing.returncode == 1 and "Model not found" in missing.stderr and "pgpt-export" in missing.stderr
+    answered = tui_cli(settings, "ask", "When does the canteen open?", "--max-tokens", "8")
+    assert answered.returncode == 0 and "note.md" in answered.stdout

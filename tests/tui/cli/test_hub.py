@@ -1,0 +1,211 @@
+"""token / check / download / doctor through the CLI, the real huggingface_hub client and the hub stand-in."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fake_hub import ACCEPTED_TOKEN, COMMIT, NOT_ACCEPTED_TOKEN, FakeHub
+from pgpt.runtime.settings import Settings
+from support import cli_env
+
+CANARIES = (ACCEPTED_TOKEN, NOT_ACCEPTED_TOKEN)
+
+
+def run_cli(settings: Settings, hub: FakeHub, *args: str, token: str = "", stdin: str = "",
+            extra: dict[str, str] | None = None, module: str = "pgpt.tui.cli.main") -> subprocess.CompletedProcess[str]:
+    env = cli_env(settings)
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
+        env.pop(name, None)
+    env.update(HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(settings.home / "hf"), **(extra or {}))
+    if token:
+        env["HF_TOKEN"] = token
+    result = subprocess.run([sys.executable, "-m", module, *args], env=env, input=stdin,
+                            capture_output=True, text=True, timeout=900, cwd=settings.home.parent)
+    for canary in CANARIES:
+        assert canary not in result.stdout and canary not in result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def test_token_set_status_clear(settings: Settings, hub: FakeHub) -> None:
+    stored = run_cli(settings, hub, "token", "set", "--stdin", stdin=ACCEPTED_TOKEN + "\n")
+    assert stored.returncode == 0, stored.stderr
+    path = settings.home / "hf_token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(settings.home.stat().st_mode) == 0o700
+    status = json.loads(run_cli(settings, hub, "token", "status", "--json").stdout)
+    assert status["source"].startswith("pgpt token file") and status["token"] == "hf_...1234"
+    assert status["user"] == "pgpt-tester" and status["role"] == "read"
+    status = json.loads(run_cli(settings, hub, "token", "status", "--json", token=NOT_ACCEPTED_TOKEN,
+                                extra={"HUGGINGFACE_HUB_TOKEN": "x"}).stdout)
+    assert status["source"] == "HF_TOKEN" and status["overrides"][0].startswith("pgpt token file")
+    assert status["role"] == "fineGrained" and "HUGGINGFACE_HUB_TOKEN" in status["warnings"][0]
+    assert run_cli(settings, hub, "token", "clear").stdout.strip() == "token removed"
+    assert not path.exists()
+
+
+def test_token_from_dotenv_and_never_through_a_symlink(settings: Settings, hub: FakeHub) -> None:
+    (settings.home.parent / ".env").write_text(f"export HF_TOKEN='{NOT_ACCEPTED_TOKEN}'\n")
+    status = json.loads(run_cli(settings, hub, "token", "status", "--json").stdout)
+    assert status["source"].startswith(".env") and status["token"] == "hf_...5678"
+    (settings.home.parent / ".env").unlink()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    decoy = settings.home.parent / "decoy.txt"
+    decoy.write_text("untouched")
+    (settings.home / "hf_token").symlink_to(decoy)
+    assert run_cli(settings, hub, "token", "set", "--stdin", stdin=ACCEPTED_TOKEN).returncode == 0
+    assert decoy.read_text() == "untouched" and not (settings.home / "hf_token").is_symlink()
+
+
+def test_check_json_names_the_problem_and_exits_non_zero(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "check", "pgpt-test/gated-minilm", "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and report["status"] == "gated_no_token"
+    assert report["url"] == f"{hub.url}/pgpt-test/gated-minilm" and "pgpt-tui token set" in report["message"]
+    ok = run_cli(settings, hub, "check", "pgpt-test/minilm")
+    assert ok.returncode == 0 and ok.stdout.startswith("ok: ") and "bert (exportable)" in ok.stdout
+
+
+def test_download_shows_progress_and_verifies(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/minilm")
+    assert result.returncode == 0, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    done, total = last.split("]")[1].split("MB")[0].split("/")
+    assert float(done) == float(total) > 80 and "MB/s" in last and "ETA" in last
+    file_done, file_total = last.split()[-2].split("/")  # the current file's own bytes
+    assert file_done == file_total
+    folder = Path(result.stdout.split("ready: ", 1)[1].split(" (")[0])
+    assert (folder / "model.safetensors").stat().st_size > 80_000_000
+    assert not any(name.endswith((".bin", ".pt")) for name in os.listdir(folder))
+    markers = list((settings.home / "downloads").glob("pgpt-test--minilm@*.json"))
+    assert len(markers) == 1
+
+
+def test_a_cut_connection_resumes_with_a_range_request(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/cut")
+    assert result.returncode == 0, result.stderr
+    ranges = [r for r in hub.requests if r["path"].startswith("/pgpt-test/cut/resolve") and r["range"]]
+    assert ranges and ranges[0]["range"] != "bytes=0-"
+
+
+def test_a_killed_download_resumes_where_it_stopped(settings: Settings, hub: FakeHub) -> None:
+    """SIGKILL mid-file (an SSH disconnect, an OOM kill): the next run asks only for the rest."""
+    env = cli_env(settings)
+    env.update(HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(settings.home / "hf"))
+    env.pop("HF_TOKEN", None)
+    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "download", "pgpt-test/slow"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    blobs = settings.home / "hf" / "hub" / "models--pgpt-test--slow" / "blobs"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(p.stat().st_size > 5_000_000 for p in blobs.glob("*.incomplete")):
+        time.sleep(0.1)
+    process.kill()
+    process.wait()
+    [partial] = list(blobs.glob("*.incomplete"))
+    kept = partial.stat().st_size
+    assert 5_000_000 < kept < 90_000_000 and not list((settings.home / "downloads").glob("pgpt-test--slow@*"))
+    result = run_cli(settings, hub, "download", "pgpt-test/slow")
+    assert result.returncode == 0, result.stderr
+    resumed = [r for r in hub.requests if r["path"].endswith("/model.safetensors") and "slow" in str(r["path"])
+               and r["method"] == "GET" and r["range"]]
+    assert resumed and int(str(resumed[-1]["range"]).removeprefix("bytes=").split("-")[0]) >= kept
+
+
+def test_the_token_goes_to_the_hub_and_never_to_the_cdn_it_redirects_to(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/gated-cdn", token=ACCEPTED_TOKEN)
+    assert result.returncode == 0, result.stderr
+    cdn = [r for r in hub.requests if r["cdn"]]
+    hub_files = [r for r in hub.requests if not r["cdn"] and "/pgpt-test/gated-cdn/resolve/" in str(r["path"])]
+    assert cdn and all(not r["authorized"] for r in cdn)  # the large file came from the CDN, no token
+    assert hub_files and all(r["authorized"] for r in hub_files)  # the gated Hub got it
+
+
+def test_an_unwritable_cache_is_named_before_any_transfer(settings: Settings, hub: FakeHub, tmp_path: Path) -> None:
+    """A read-only mount stands for a volume the process cannot write (root ignores file modes)."""
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(frozen)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        result = run_cli(settings, hub, "download", "pgpt-test/minilm", extra={"HF_HUB_CACHE": str(frozen)})
+    finally:
+        subprocess.run(["umount", str(frozen)], check=False)
+    assert result.returncode == 1 and "Permission denied" in result.stderr
+    assert str(frozen) in result.stderr and "read-only" in result.stderr and "HF_HOME" in result.stderr
+
+
+def test_a_429_on_a_file_waits_for_retry_after_and_goes_on(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/busy")
+    assert result.returncode == 0, result.stderr
+    fetches = [r for r in hub.requests if r["path"] == "/pgpt-test/busy/resolve/" + COMMIT + "/model.safetensors"
+               and r["method"] == "GET"]
+    assert len(fetches) == 2  # the refused one, then the transfer after Retry-After
+
+
+def test_a_repo_with_only_pickle_weights_is_refused_before_any_transfer(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/pickles")
+    assert result.returncode != 0 and "pickle" in result.stderr and "Traceback" not in result.stderr
+    assert not [r for r in hub.requests if r["path"].startswith("/pgpt-test/pickles/resolve") and r["method"] == "GET"]
+
+
+def test_pgpt_export_of_a_repo_downloads_through_the_verified_path(settings: Settings, hub: FakeHub,
+                                                                   tmp_path: Path) -> None:
+    result = run_cli(settings, hub, "pgpt-test/cut", "-o", str(tmp_path / "minilm"), module="pgpt.export.cli")
+    assert result.returncode == 0, result.stderr
+    assert "download:" in result.stderr and "MB/s" in result.stderr
+    source = json.loads((tmp_path / "minilm" / "manifest.json").read_text())["source"]
+    assert source["repo_id"] == "pgpt-test/cut" and source["commit"] == COMMIT
+    assert list((settings.home / "downloads").glob("pgpt-test--cut@*.json"))  # the same ready marker
+
+
+def test_bytes_that_do_not_match_the_etag_are_refused(settings: Settings, hub: FakeHub) -> None:
+    result = run_cli(settings, hub, "download", "pgpt-test/corrupt")
+    assert result.returncode == 1
+    assert "do not match the Hub's checksum" in result.stderr and "nothing was marked ready" in result.stderr
+    assert not list((settings.home / "downloads").glob("pgpt-test--corrupt@*"))
+
+
+def test_doctor_network_section(settings: Settings, hub: FakeHub) -> None:
+    report = json.loads(run_cli(settings, hub, "doctor", "--json", token=ACCEPTED_TOKEN,
+                                extra={"HTTPS_PROXY": "http://alice:s3cret@proxy.example:3128"}).stdout)
+    network = report["network"]
+    assert network["endpoint"] == hub.url and network["mirror"] is True
+    assert network["HTTPS_PROXY"] == "http://alice:***@proxy.example:3128"
+    assert network["account"] == "pgpt-tester" and network["hub answers"].startswith(("yes", "answers"))
+
+
+def test_gated_download_export_and_chat_end_to_end(settings: Settings, hub: FakeHub, tmp_path: Path) -> None:
+    import dataclasses
+
+    settings = dataclasses.replace(settings, model_cache=tmp_path / "models")  # its own: it exports
+    denied = run_cli(settings, hub, "download", "pgpt-test/smollm2", "--export", "fp32")
+    assert denied.returncode == 1 and "gated model and no token is set" in denied.stderr
+    result = run_cli(settings, hub, "download", "pgpt-test/smollm2", "--export", "fp32", token=ACCEPTED_TOKEN)
+    assert result.returncode == 0, result.stderr
+    assert "ready to chat: smollm2-fp32 is the active model" in result.stdout
+    answer = run_cli(settings, hub, "chat", "What is the capital of France?", "--json", token=ACCEPTED_TOKEN)
+    assert "Paris" in json.loads(answer.stdout)["answer"]
+    for root in (settings.home, settings.model_cache / "smollm2-fp32"):
+        for path in root.rglob("*"):
+            if path.is_file() and path.name != "hf_token":
+                data = path.read_bytes()
+                assert all(canary.encode() not in data for canary in CANARIES), path
+
+
+def test_benchmark_workers_start_without_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Child processes that need no token (the benchmark's) never see it in their environment."""
+    from pgpt.bench.engines import _in_child
+
+    monkeypatch.setenv("HF_TOKEN", ACCEPTED_TOKEN)
+    monkeypatch.setenv("HUGGINGFACE_HUB_TOKEN", NOT_ACCEPTED_TOKEN)
+    assert _in_child(os.getenv, "HF_TOKEN") is None
+    assert _in_child(os.getenv, "HUGGINGFACE_HUB_TOKEN") is None
+    assert os.environ["HF_TOKEN"] == ACCEPTED_TOKEN  # this process keeps its own for Hub calls

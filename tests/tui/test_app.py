@@ -1,0 +1,205 @@
+"""The chat app driven by Pilot at 80x24 on the real default model, and clean_text."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.content import Content
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp, Turn
+from pgpt.tui.sanitize import clean_text
+
+QUESTION = "What is the capital of France?"
+SIZE = (80, 24)
+
+
+async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Let the app run until ``condition`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.05)
+
+
+async def ask(pilot: Pilot, question: str) -> None:
+    """Type a question, press Enter and wait for the answer to end."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    before = len(turns(app))
+    await pilot.press(*question, "enter")
+    await wait_until(pilot, lambda: len(turns(app)) == before + 2 and not app.answering)
+    await app.workers.wait_for_complete()
+
+
+def turns(app: ChatApp) -> list[Turn]:
+    return list(app.query(Turn))
+
+
+def status(app: ChatApp) -> str:
+    return str(app.query_one("#status", Static).render())
+
+
+async def test_question_gets_a_streamed_answer_with_timings_and_context(settings: Settings) -> None:
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=24))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.focused is app.query_one("#prompt", Input)
+        await ask(pilot, QUESTION)
+        user, answer = turns(app)
+        assert (user.kind, user.text) == ("user", QUESTION)
+        assert answer.kind == "assistant" and answer.text.strip() and answer.mark == ""
+        line = status(app)
+        assert line.startswith(("CPU · smollm2-135m-instruct", "CUDA · smollm2-135m-instruct"))
+        assert "TTFT" in line and "tok/s" in line and "cached" not in line
+        assert app.query_one("#prompt", Input).value == ""
+
+        await ask(pilot, "And of Italy?")  # the follow-up is sent with the first exchange
+        assert [m["role"] for m in app.conversation] == ["user", "assistant", "user", "assistant"]
+        assert app.conversation[1]["content"] == answer.text
+
+        await pilot.press("ctrl+n")
+        assert turns(app) == [] and app.conversation == []
+        await ask(pilot, QUESTION)  # same prompt and options: served by the answer cache
+        assert turns(app)[1].text == answer.text
+        assert status(app).endswith("cached")
+
+
+async def test_escape_stops_a_running_answer_and_keeps_the_partial_text(settings: Settings) -> None:
+    endless = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
+    app = ChatApp(settings, endless, use_cache=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"Tell me a very long story.", "enter")
+        await wait_until(pilot, lambda: bool(app.answering and turns(app)[1].text))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.answering, timeout=30)
+        await app.workers.wait_for_complete()
+        answer = turns(app)[1]
+        assert answer.mark == "(stopped)" and answer.text.strip()
+        assert "(stopped)" in str(answer.render())
+        assert status(app).endswith("stopped")
+        assert app.conversation[-1] == {"role": "assistant", "content": answer.text}
+
+        app.sampling = SamplingOptions(max_new_tokens=8)  # still answers after a cancel
+        await ask(pilot, "Hi")
+        assert len(turns(app)) == 4 and turns(app)[3].text and turns(app)[3].mark == ""
+
+
+async def test_a_missing_chosen_model_says_to_run_the_export(tmp_path: Path) -> None:
+    # PGPT_MODEL names a model: the app does not replace it with the built-in default
+    app = ChatApp(Settings(home=tmp_path / "home", model_cache=tmp_path / "empty", model="no-such-model"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.load_error), timeout=30)
+        (notice,) = turns(app)
+        assert notice.kind == "notice" and "pgpt-export --default" in notice.text
+        assert status(app) == "No chat model loaded"
+        await pilot.press(*"hello", "enter")  # refused with a notification, nothing crashes
+        assert not app.answering and len(turns(app)) == 1
+
+
+async def test_documents_mode_answers_with_sources_and_search_mode_lists_passages(settings: Settings,
+                                                                                 tmp_path: Path) -> None:
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zephyr.txt").write_text("The launch code of project Zephyr is 7341.\n")
+    ingest(settings, [docs], default_embedder(settings))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=24))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        assert app.mode == "docs" and "documents" in app.query_one("#prompt", Input).placeholder
+        await pilot.press(*"What is the launch code of project Zephyr?", "enter")
+        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 3)
+        question, answer, sources = turns(app)
+        assert answer.kind == "assistant" and answer.text.strip()
+        assert sources.kind == "sources" and sources.text.startswith("[1] ") and "zephyr.txt" in sources.text
+        assert app.conversation == []  # document answers are single turns
+        app.sampling = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
+        await pilot.press(*"Tell me everything about project Zephyr.", "enter")
+        await wait_until(pilot, lambda: bool(app.answering and turns(app)[-1].text))
+        await pilot.press("escape")  # Esc stops a document answer too, keeping its text
+        await wait_until(pilot, lambda: not app.answering, timeout=30)
+        stopped = [t for t in turns(app) if t.kind == "assistant"][-1]
+        assert stopped.mark == "(stopped)" and stopped.text.strip()
+        app.sampling = SamplingOptions(max_new_tokens=24)
+        await pilot.press("ctrl+r")
+        assert app.mode == "chat"
+        await pilot.press("ctrl+r")
+        assert app.mode == "search"
+        await pilot.press(*"Zephyr launch code", "enter")
+        await wait_until(pilot, lambda: not app.answering and turns(app)[-1].kind == "assistant"
+                         and "zephyr.txt" in turns(app)[-1].text)
+        assert "7341" in turns(app)[-1].text
+
+
+async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    from textual.widgets import ProgressBar
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(40):
+        (docs / f"note{i}.txt").write_text(f"Note {i}: the harbour crane number {i} lifts {i * 3} tonnes.\n\n" * 60)
+    (docs / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None and app.library is not None)
+        assert app.mode == "chat"  # nothing indexed yet
+        # The real embedder waits for the test before its first file, so the running state is
+        # seen on any machine (on a fast one all 40 files were in before Esc came back).
+        release = threading.Event()
+        embedder = app.library.embedder
+        real_embed = embedder.embed
+
+        def embed_when_released(*args, **kwargs):  # type: ignore[no-untyped-def]
+            release.wait(120)
+            return real_embed(*args, **kwargs)
+
+        embedder.embed = embed_when_released
+        await pilot.press("ctrl+o")  # the Docs screen, its path input focused
+        await pilot.press(*str(docs), "enter")
+        assert app.screen.query_one("#doc-progress-line").display  # shown at once, hidden at the end
+        await pilot.press("escape")  # back to the chat, which answers while documents are being added
+        await wait_until(pilot, lambda: app.query_one("#ingest-progress", ProgressBar).display)
+        await pilot.press(*"Hi", "enter")
+        await wait_until(pilot, lambda: not app.answering and any(t.kind == "assistant" and t.text for t in turns(app)))
+        assert app._ingesting()  # the answer came while the ingestion was still running
+        release.set()
+        await wait_until(pilot, lambda: any(t.kind == "notice" and "added" in t.text for t in turns(app)), timeout=120)
+        assert not app._ingesting()
+        notice = [t for t in turns(app) if t.kind == "notice"][-1]
+        assert "40 added" in notice.text and "skipped" in notice.text and "blob.bin" in notice.text
+        assert app.mode == "docs" and app.library is not None and app.library.documents == 40
+        assert not app.query_one("#ingest-progress", ProgressBar).display
+
+
+def test_clean_text_drops_osc_52_clipboard_writes() -> None:
+    assert clean_text("a\x1b]52;c;cm0gLXJmIH4=\x07b") == "ab"
+    assert clean_text("a\x1b]52;c;cm0gLXJmIH4=\x1b\\b") == "ab"
+    assert clean_text("a\x9d52;c;cm0gLXJmIH4=\x9cb") == "ab"
+
+
+def test_clean_text_drops_csi_and_c1_controls() -> None:
+    assert clean_text("x\x1b[31mred\x1b[0m\x1b[2J") == "xred"
+    assert clean_text("p\x9b31mq\x85") == "pq"
+    assert clean_text("tab\tnew\nline\r\n\x00\x07\x08\x7f") == "tab\tnew\nline\n"
+
+
+def test_clean_text_escapes_markup() -> None:
+    for markup in ("[@click=app.quit]x[/]", "[B]bold[/B] [$var] [link='https://e.x']y[/link]"):
+        cleaned = clean_text(markup)
+        content = Content.from_markup(cleaned)
+        assert content.plain == markup and not content.spans
+
+
+def test_clean_text_output_has_no_control_characters() -> None:
+    every_char = "".join(chr(c) for c in range(0x00, 0xA0)) + "[@click=app.quit]x[/]"
+    cleaned = clean_text(every_char)
+    assert not [c for c in cleaned if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0]

@@ -1,0 +1,270 @@
+"""The Models screen (F3) driven by Pilot at 80x24 against the hub stand-in, and `pgpt-tui models --delete`."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, ProgressBar, RadioButton, Static
+from textual.widgets._footer import FooterKey
+
+from fake_hub import ACCEPTED_TOKEN, NOT_ACCEPTED_TOKEN, FakeHub
+from pgpt.runtime.manifest import write_manifest
+from pgpt.runtime.hub.token import token_path
+from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM, read_config, set_active_model
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp
+from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
+from pgpt.tui.screens.models.screen import ModelsScreen
+from test_app import wait_until
+from support import cli_env
+
+SIZE = (80, 24)
+GATED = "pgpt-test/smollm2"
+EXPORTED = "smollm2-fp32"
+DEFAULT_CHAT = f"{DEFAULT_LLM}-int8"  # what chat falls back to with nothing chosen
+DEFAULT_MODELS = (DEFAULT_EMBEDDER, f"{DEFAULT_LLM}-fp32", DEFAULT_CHAT)  # exported by conftest
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN")
+
+
+@pytest.fixture()
+def own_cache(settings: Settings, tmp_path: Path) -> Settings:
+    """This test's own model cache: links to the shared default models, so exports and deletions stay here.
+
+    Only the defaults: a reused shared cache (PGPT_TEST_MODEL_CACHE) may hold other tests' exports.
+    """
+    cache = tmp_path / "model-cache"
+    cache.mkdir()
+    for name in DEFAULT_MODELS:
+        (cache / name).symlink_to(settings.model_cache / name, target_is_directory=True)
+    return dataclasses.replace(settings, model_cache=cache)
+
+
+@pytest.fixture()
+def hub_env(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
+    """The in-process client talks to the stand-in, with no token unless a test sets HF_TOKEN."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read at import time
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for name in TOKEN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    return hub
+
+
+async def open_models(pilot: Pilot) -> ModelsScreen:
+    """F3, then wait for the first listing of the local models."""
+    await pilot.press("f3")
+    screen = pilot.app.screen
+    assert isinstance(screen, ModelsScreen)
+    await wait_until(pilot, lambda: screen.query_one(ModelTable).row_count > 0)
+    return screen
+
+
+def text_of(screen: ModelsScreen, selector: str) -> str:
+    return str(screen.query_one(selector, Static).render())
+
+
+def screen_text(pilot: Pilot) -> str:
+    """Every character on the terminal, as the user sees it."""
+    return "\n".join(strip.text for strip in pilot.app.screen._compositor.render_strips())
+
+
+async def select_model(pilot: Pilot, screen: ModelsScreen, name: str) -> None:
+    """Tab to the model list and move the cursor to ``name`` with the arrow keys."""
+    table = screen.query_one(ModelTable)
+    while not isinstance(screen.focused, ModelTable):
+        await pilot.press("tab")
+    target = table.names().index(name)
+    key = "down" if target > table.cursor_row else "up"
+    for _ in range(abs(target - table.cursor_row)):
+        await pilot.press(key)
+    assert table.selected_name == name
+
+
+def engine_name(app: ChatApp) -> str:
+    return app.engine.model.info.name if app.engine is not None else ""
+
+
+async def test_token_set_then_a_gated_repo_gets_the_cause_the_next_step_and_the_terms_url(
+        own_cache: Settings, hub_env: FakeHub) -> None:
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        repo = screen.query_one("#repo", Input)
+        assert screen.focused is repo
+        await pilot.press(*"sentence", "right")  # → takes the suggestion
+        assert repo.value == "sentence-transformers/all-MiniLM-L6-v2"
+        await pilot.press("ctrl+u", *GATED, "enter")
+        await wait_until(pilot, lambda: not screen.busy and "Gated" in text_of(screen, "#diagnosis"))
+        diagnosis = text_of(screen, "#diagnosis")
+        assert diagnosis.startswith(f"Gated model: no token · {GATED}")
+        assert "no token is set" in diagnosis and "`pgpt-tui token set`" in diagnosis
+        assert f"Accept the terms: {hub_env.url}/{GATED}" in diagnosis
+        assert "Ungated models of a similar size: HuggingFaceTB/SmolLM2-1.7B-Instruct" in diagnosis
+
+        await pilot.press("f2", *NOT_ACCEPTED_TOKEN, "enter")  # the token, set on the Setup screen
+        setup = app.screen
+        await wait_until(pilot, lambda: "pgpt-tester" in str(setup.query_one("#token-status", Static).render()))
+        assert token_path(own_cache).read_text().strip() == NOT_ACCEPTED_TOKEN
+        await pilot.press("f3", "ctrl+r")  # back to Models: check the gated repo again
+        await wait_until(pilot, lambda: not screen.busy and "terms not accepted" in text_of(screen, "#diagnosis"))
+        diagnosis = text_of(screen, "#diagnosis")
+        assert "(hf_...5678) is not on its access list" in diagnosis
+        assert f"Accept the terms: {hub_env.url}/{GATED}" in diagnosis
+        assert NOT_ACCEPTED_TOKEN not in diagnosis and NOT_ACCEPTED_TOKEN not in screen_text(pilot)
+
+        await pilot.press("ctrl+u", *"pgpt-test/pickles", "ctrl+g")  # a failed job: said here and notified once
+        await wait_until(pilot, lambda: not screen.busy and "Pickle" in text_of(screen, "#diagnosis"))
+        assert "Pickle weights refused: pgpt-test/pickles ships only pickle weights" in text_of(screen, "#diagnosis")
+        assert [n.title for n in app._notifications] == ["Pickle weights refused"]
+        assert not screen.query_one("#job-row").display
+
+
+async def test_fp16_is_off_with_the_reason_and_the_screen_fits_80x24(own_cache: Settings) -> None:
+    from pgpt.runtime.llm.session import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    if not reason:
+        pytest.skip("this machine has a usable GPU: fp16 is offered")
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        await wait_until(pilot, lambda: text_of(screen, "#dtype-note").startswith("fp16 is off"))
+        assert text_of(screen, "#dtype-note") == f"fp16 is off: {reason}"
+        assert screen.query_one("#dtype-fp16", RadioButton).disabled
+        chosen = [screen.dtype]
+        for _ in range(3):
+            await pilot.press("ctrl+t")
+            chosen.append(screen.dtype)
+        assert chosen == ["fp32", "int8", "int4", "fp32"]  # fp16 is skipped
+
+        table = screen.query_one(ModelTable)
+        assert table.names() == list(DEFAULT_MODELS)
+        shown = screen_text(pilot)
+        assert f"● {DEFAULT_CHAT}  llm    int8" in shown and "top-1 " in shown and "cosine " in shown
+        assert "CPU" in shown and "provider" in shown  # the last column fits in 80 columns
+        for focus in ("#repo", "#models"):  # the footer changes with the focus; every key stays in view
+            screen.query_one(focus).focus()
+            await pilot.pause()
+            keys = [k for k in screen.query(FooterKey) if k.display]
+            assert keys and all(k.region.right <= SIZE[0] for k in keys)
+            labels = " ".join(k.description for k in keys)
+            assert ("Check" in labels and "Get" in labels and "Export" in labels) if focus == "#repo" else (
+                "Use" in labels and "Delete" in labels)
+
+
+async def test_download_export_use_and_delete_a_gated_model(
+        own_cache: Settings, hub_env: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", ACCEPTED_TOKEN)
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: engine_name(app) == DEFAULT_CHAT)
+        screen = await open_models(pilot)
+        await pilot.press(*GATED, "ctrl+g")
+        await wait_until(pilot, lambda: not screen.busy and "downloaded" in text_of(screen, "#diagnosis"), 300)
+        bar = screen.query_one("#job-bar", ProgressBar)
+        assert bar.total and bar.progress == bar.total > 100e6  # total bytes, from the progress ticks
+        assert " MB/s · ETA" in text_of(screen, "#job-total")
+        assert text_of(screen, "#job-file").startswith("file ")
+
+        assert screen.dtype == "fp32"
+        await pilot.press("ctrl+b")
+        await wait_until(pilot, lambda: "load:" in text_of(screen, "#diagnosis"), 300)
+        assert screen.query_one("#job-row").display and text_of(screen, "#job-total").startswith("stage ")
+        await wait_until(pilot, lambda: "Stop" in [k.description for k in screen.query(FooterKey)])  # redrawn async
+        await wait_until(pilot, lambda: not screen.busy, 900)
+        lines = text_of(screen, "#diagnosis")
+        for stage in ("resolve:", "load:", "export:", "validate:", "done:"):
+            assert stage in lines, lines
+        assert "s] " in lines  # each stage line has its elapsed time
+        assert f"{EXPORTED} is ready (fp32" in lines and "top-1 agreement 1" in lines and "perplexity x" in lines
+        await wait_until(pilot, lambda: EXPORTED in screen.query_one(ModelTable).names())
+        folder = own_cache.model_cache / EXPORTED
+        assert folder.is_dir() and not folder.is_symlink()
+        await wait_until(pilot, lambda: engine_name(app) == EXPORTED, 120)  # an exported LLM becomes the chat model
+
+        await select_model(pilot, screen, f"{DEFAULT_LLM}-fp32")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: engine_name(app) == f"{DEFAULT_LLM}-fp32", 120)
+        await select_model(pilot, screen, EXPORTED)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: engine_name(app) == EXPORTED, 120)
+        assert read_config(own_cache)["active_model"] == EXPORTED
+
+        await pilot.press("delete")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDelete))
+        assert "It is the chat model" in screen_text(pilot)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: EXPORTED not in screen.query_one(ModelTable).names())
+        assert not folder.exists() and "active_model" not in read_config(own_cache)
+        await wait_until(pilot, lambda: f"{EXPORTED}; it was the chat model, chat now uses {DEFAULT_CHAT}"
+                         in text_of(screen, "#diagnosis"))
+        await wait_until(pilot, lambda: engine_name(app) == DEFAULT_CHAT, 120)
+        assert ACCEPTED_TOKEN not in screen_text(pilot)
+
+
+async def test_a_download_can_be_stopped_and_says_how_to_resume(own_cache: Settings, hub_env: FakeHub) -> None:
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        await pilot.press(*"pgpt-test/slow", "ctrl+g")  # its weights trickle in for seconds
+        await wait_until(pilot, lambda: text_of(screen, "#job-file").startswith("file model.safetensors"))
+        assert screen.query_one("#job-row").display and " MB/s · ETA" in text_of(screen, "#job-total")
+        keys = [k.description for k in screen.query(FooterKey)]
+        assert "Stop" in keys and "Get" not in keys  # the job keys wait for the job
+        await pilot.press("ctrl+x")
+        assert "stopping after the current file or stage" in text_of(screen, "#diagnosis")
+        await wait_until(pilot, lambda: not screen.busy, 120)
+        assert "The download of pgpt-test/slow was cancelled; run it again to resume." in text_of(screen, "#diagnosis")
+        assert not screen.query_one("#job-row").display
+        await pilot.pause()
+        assert "Get" in [k.description for k in screen.query(FooterKey)]
+        assert not list((own_cache.home / "downloads").glob("pgpt-test--slow@*"))  # never marked ready
+
+
+def tui_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
+                            env=cli_env(settings), timeout=300)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def test_models_delete_on_the_command_line_refuses_what_is_not_an_export(settings: Settings,
+                                                                       own_cache: Settings) -> None:
+    cache = own_cache.model_cache
+    tiny = cache / "tiny-fp32"  # a real export folder as far as the cache can tell: a pgpt manifest
+    tiny.mkdir()
+    (tiny / "model.onnx").write_bytes(b"\0" * 2_000_000)
+    write_manifest(tiny, {"kind": "llm", "dtype": "fp32"})
+    set_active_model(own_cache, "tiny-fp32")
+    (cache / "notes").mkdir()
+    (cache / "notes" / "mine.txt").write_text("not a model")
+
+    deleted = tui_cli(own_cache, "models", "--delete", "tiny-fp32")
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == f"deleted 2 MB: tiny-fp32; it was the chat model, chat now uses {DEFAULT_CHAT}"
+    assert not tiny.exists() and "active_model" not in read_config(own_cache)
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]
+
+    for bad in ("notes", "../home", "no-such-model", str(cache / DEFAULT_CHAT), ""):
+        refused = tui_cli(own_cache, "models", "--delete", bad)
+        assert refused.returncode == 1 and refused.stdout == ""
+        [line] = refused.stderr.splitlines()  # one paragraph
+        assert line.startswith("error: Model not found: ") and "nothing was deleted" in line
+        assert "`pgpt-tui models` to list the exported models" in line
+    assert (cache / "notes" / "mine.txt").is_file() and (cache / DEFAULT_CHAT).is_dir()
+
+    linked = tui_cli(own_cache, "models", "--delete", DEFAULT_EMBEDDER)  # a link: the target stays
+    assert linked.stdout.strip() == f"removed the link: {DEFAULT_EMBEDDER}"
+    assert not (cache / DEFAULT_EMBEDDER).exists()
+    assert (settings.model_cache / DEFAULT_EMBEDDER / "manifest.json").is_file()
+    listed = tui_cli(own_cache, "models")
+    assert "all-minilm" not in listed.stdout and DEFAULT_CHAT in listed.stdout

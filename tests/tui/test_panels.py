@@ -1,0 +1,127 @@
+"""The Docs and Chats panels, saved conversations, copy, the palette and the first start, driven by Pilot."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from pgpt.runtime.conversations import (delete_conversation, list_conversations, load_conversation,
+                                        new_conversation, save_conversation)
+from pgpt.runtime.errors import PgptError
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp
+from test_app import SIZE, ask, turns, wait_until
+
+
+def test_conversations_round_trip_and_refuse_bad_files(settings: Settings) -> None:
+    saved = new_conversation("chat", "m")
+    saved.turns = [{"kind": "user", "text": "Q?"}, {"kind": "assistant", "text": "A."}]
+    saved.context = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]
+    path = save_conversation(settings, saved)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    loaded = load_conversation(settings, saved.id)
+    assert (loaded.turns, loaded.context, loaded.title) == (saved.turns, saved.context, "Q?")
+    broken = path.parent / "20260101-000000-abcdef.json"
+    broken.write_text(json.dumps({"id": "x", "turns": "not a list"}))
+    assert [c.id for c in list_conversations(settings)] == [saved.id]  # the damaged file is left out
+    with pytest.raises(PgptError, match="cannot be read"):
+        load_conversation(settings, broken.stem)
+    with pytest.raises(PgptError, match="not a conversation id"):
+        load_conversation(settings, "../../etc/passwd")
+    delete_conversation(settings, saved.id)
+    assert list_conversations(settings) == []
+
+
+async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: Settings) -> None:
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=12))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        await ask(pilot, "What is the capital of France?")
+        first_answer = turns(app)[1].text
+        (saved,) = list_conversations(settings)
+        assert saved.turns[0] == {"kind": "user", "text": "What is the capital of France?"}
+        assert saved.context[-1] == {"role": "assistant", "content": first_answer}
+
+        await pilot.press("ctrl+y")  # copy: the app writes it with OSC 52
+        assert app.clipboard == first_answer
+
+        await pilot.press("ctrl+n")
+        assert turns(app) == []
+        await pilot.press("f5")
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1)
+        await pilot.press("enter")  # reopen it
+        await wait_until(pilot, lambda: len(app.screen_stack) == 1 and len(turns(app)) == 2)
+        assert [t.text for t in turns(app)] == ["What is the capital of France?", first_answer]
+        await ask(pilot, "And of Italy?")  # goes on in the same file, with the earlier turns as context
+        (saved,) = list_conversations(settings)
+        assert [m["role"] for m in saved.context] == ["user", "assistant", "user", "assistant"]
+
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: table.row_count == 1)
+        await pilot.press("delete")
+        await wait_until(pilot, lambda: table.row_count == 0)
+        assert list_conversations(settings) == []
+
+
+async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Settings, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tide.txt").write_text("The tide tables of Port Vell are published each Monday.\n")
+    (docs / "blob.txt").write_bytes(bytes(range(256)) * 8)  # binary behind a text suffix
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        await pilot.press("f4")
+        screen = app.screen
+        path_input = screen.query_one("#doc-path", Input)
+        assert app.focused is path_input
+        await pilot.press(*str(docs), "enter")
+        await wait_until(pilot, lambda: not app._ingesting())
+        report = str(screen.query_one("#doc-report", Static).render())
+        assert "1 added" in report and "blob.txt" in report and "binary" in report
+        table = screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1)
+        assert "tide.txt" in str(table.get_row_at(0)[2])
+        table.focus()
+        await pilot.press("delete")  # forget it
+        await wait_until(pilot, lambda: table.row_count == 0)
+        assert app.library.store.documents() == [] and "Forgot" in str(screen.query_one("#doc-report").render())
+        await pilot.press("escape")
+        assert len(app.screen_stack) == 1 and app.library.documents == 0
+
+
+async def test_palette_lists_every_panel_and_action(settings: Settings) -> None:
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE):
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        for expected in ("Setup (F2)", "Models (F3)", "Docs (F4)", "Chats (F5)", "New chat (Ctrl+N)",
+                         "Copy answer (Ctrl+Y)", "Switch mode (Ctrl+R)", "Stop answer (Esc)"):
+            assert expected in titles
+
+
+async def test_first_start_prepares_the_missing_default_with_progress(default_models: Settings,
+                                                                      tmp_path: Path) -> None:
+    """A cache with a chat model but no embedding model: the app exports the embedder, then documents work."""
+    from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM
+
+    cache = tmp_path / "models"
+    cache.mkdir()
+    os.symlink(default_models.model_cache / f"{DEFAULT_LLM}-int8", cache / f"{DEFAULT_LLM}-int8")
+    app = ChatApp(Settings(home=tmp_path / "home", model_cache=cache))
+    seen: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        def watch() -> bool:
+            seen.append(str(app.query_one("#status", Static).render()))
+            return app.engine is not None
+
+        await wait_until(pilot, watch, timeout=600)
+        assert any(line.startswith("First start ") for line in seen)
+        assert any(t.kind == "notice" and "First start" in t.text for t in turns(app))
+        assert (cache / DEFAULT_EMBEDDER / "manifest.json").is_file() and app.library is not None
+        assert not app.query_one("#ingest-progress").display

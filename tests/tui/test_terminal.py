@@ -1,0 +1,436 @@
+"""`pgpt-tui` in a real terminal: tmux end to end, escape injection checked on the bytes, TERM and NO_COLOR."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from pgpt.runtime.settings import Settings
+from support import cli_env
+
+pytestmark = pytest.mark.slow
+
+PGPT_TUI = Path(sys.executable).parent / "pgpt-tui"
+ROWS, COLUMNS = 24, 80
+QUESTION = "What is the capital of France?"
+READY = "loaded in"  # the status line once the model is loaded: "CPU · smollm2-… · loaded in 1.2 s"
+# Generous: a slow 2-core CI machine loads the model in seconds and may take a while to answer.
+START_TIMEOUT = 180.0
+ANSWER_TIMEOUT = 180.0
+EXIT_TIMEOUT = 60.0
+
+# Hostile document text: an OSC title, an OSC 52 clipboard write, a screen clear, SGR red, a C1 CSI,
+# a DCS string, a carriage return and backspaces that would overwrite the line, and Textual markup.
+OSC_TITLE = "\x1b]0;PWNED-TITLE\x07"
+OSC_CLIPBOARD = "\x1b]52;c;cm0gLXJmIH4=\x07"  # base64 of "rm -rf ~"
+HOSTILE = (
+    f"Zanzibarite report.{OSC_TITLE}{OSC_CLIPBOARD}\x1b[2J\x1b[31mREDTEXT \x9b31mCONERED "
+    "\x1bP1$qPWNED-DCS\x1b\\ fake\rOVERWRITE\x08\x08 [@click=app.quit]CLICKME[/] [b]BOLD[/b] end.\n"
+)
+# A model answer as hostile (served from the answer cache: the small model writes no escapes itself).
+MODEL_ANSWER = ("Paris.\x1b]0;MODEL-PWNED\x07\x1b]52;c;bW9kZWw=\x07\x1b[5mBLINKED \x9b2J\x1b[?1049l"
+                "[@click=app.quit]MODELCLICK[/] [i]ITALIC[/i] done.")
+INJECTED = [b"PWNED", b"cm0gLXJmIH4=", b"bW9kZWw=", b"\x1b]0;", b"\x1b]52;", b"\x1b[2J", b"\x1b[31m", b"\x1b[5m",
+            b"\xc2\x9b", b"\x1bP", b"\rOVERWRITE", b"\x08"]
+
+
+def app_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The CLI environment as a user's terminal would have it, without settings that change the output."""
+    env = {k: v for k, v in cli_env(settings).items()
+           if k not in {"NO_COLOR", "COLORTERM", "TMUX", "TMUX_PANE"} and not k.startswith("TEXTUAL")}
+    # PYTHONFAULTHANDLER: a hung app is sent SIGABRT and prints its threads' stacks for the failure report.
+    env.update(LANG="C.UTF-8", LC_ALL="C.UTF-8", PYTHONFAULTHANDLER="1", **extra)
+    return env
+
+
+def assert_no_logging_on(screen: str, settings: Settings, output: bytes = b"") -> None:
+    """The log file got the records; neither the screen nor the bytes written to the terminal show
+    any of them (nor onnxruntime's own stderr lines)."""
+    log = settings.log_file.read_text(encoding="utf-8")
+    assert "chat model smollm2-135m-instruct" in log and "Traceback" not in log
+    written = screen + output.decode("utf-8", "replace")
+    assert not re.search(r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b|pgpt\.(tui|runtime)|\[[WE]:onnxruntime", written)
+    for record in log.splitlines():  # "time LEVEL logger: message"
+        message = record.partition(": ")[2]
+        assert len(message) < 12 or message not in written, record
+    assert "Traceback" not in written
+
+
+# A terminal emulator just big enough for Textual's output: cursor moves (CUP), text, CR/LF.
+
+
+_SEQUENCE = re.compile(
+    r"\x1b\[([\x30-\x3f]*)[\x20-\x2f]*([\x40-\x7e])"  # CSI: parameters, final byte
+    r"|\x1b[\]P^_X][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC, DCS, PM, APC, SOS strings
+    r"|\x1b[^\[\]P^_X]"  # any other ESC + one char
+    r"|(\x1b)"  # an unfinished sequence (the end of the output)
+    r"|([^\x1b]+)", re.S)
+
+
+def render(output: bytes, rows: int = ROWS, columns: int = COLUMNS) -> str:
+    """The screen that ``output`` leaves behind, as ``rows`` lines of text."""
+    grid = [[" "] * columns for _ in range(rows)]
+    row = col = 0
+    for match in _SEQUENCE.finditer(output.decode("utf-8", "replace")):
+        params, final, unfinished, text = match.groups()
+        if final in ("H", "f"):
+            numbers = [int(n) if n.isdigit() else 1 for n in params.split(";")] + [1, 1]
+            row, col = min(max(numbers[0], 1), rows) - 1, min(max(numbers[1], 1), columns) - 1
+        elif final == "J" and params == "2":
+            grid = [[" "] * columns for _ in range(rows)]
+        elif unfinished:
+            break
+        for char in text or "":
+            if char == "\r":
+                col = 0
+            elif char == "\n":
+                row = min(row + 1, rows - 1)
+            elif char >= " " and col < columns:  # autowrap is off in Textual (CSI ?7l)
+                grid[row][col] = char
+                col += 1
+    return "\n".join("".join(line).rstrip() for line in grid)
+
+
+class PtyApp:
+    """`pgpt-tui` running on a pseudo-terminal; ``output`` holds every byte it wrote."""
+
+    def __init__(self, process: subprocess.Popen[bytes], master: int) -> None:
+        self.process = process
+        self.master = master
+        self.output = bytearray()
+        self.closed = False
+
+    def screen(self) -> str:
+        return render(bytes(self.output))
+
+    def read(self, timeout: float) -> None:
+        """Read what the app writes for up to ``timeout`` seconds (less when it closes the terminal)."""
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: every slave descriptor is closed, the app is gone
+            data = b""
+        self.output += data
+        self.closed = not data
+
+    def wait_for(self, condition: Callable[[str], bool], timeout: float, what: str) -> str:
+        """Read until ``condition(screen)`` holds; return that screen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if condition(screen):
+                return screen
+            assert not self.closed and time.monotonic() < deadline, f"no {what} on the screen:\n{screen}"
+            self.read(0.2)
+
+    def send(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int:
+        """Read the rest of the output until the app exits; its exit code."""
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None or not self.closed:
+            if time.monotonic() > deadline:
+                hung_at = len(self.output)
+                os.kill(self.process.pid, signal.SIGABRT)
+                for _ in range(25):
+                    self.read(0.2)
+                stacks = re.sub(r"\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]", "",
+                                self.output[hung_at:].decode("utf-8", "replace"))
+                pytest.fail(f"pgpt-tui did not exit; its threads:\n{stacks}")
+            self.read(0.2)
+        return self.process.wait()
+
+
+@contextmanager
+def pty_app(env: dict[str, str]) -> Iterator[PtyApp]:
+    """Start `pgpt-tui` on a new 80x24 pseudo-terminal in its own session; kill it if it outlives the test."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    try:
+        process = subprocess.Popen([str(PGPT_TUI)], stdin=slave, stdout=slave, stderr=slave, env=env,
+                                   start_new_session=True)
+    finally:
+        os.close(slave)
+    try:
+        yield PtyApp(process, master)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        os.close(master)
+
+
+# 1. tmux: as a user would run it.
+
+
+class Tmux:
+    """`pgpt-tui` in a session of a private tmux server (its own socket, no config file), so a user's
+    tmux is never touched. A shell around the app writes its exit status to a file: tmux 3.3a's
+    ``#{pane_dead_status}`` sometimes stays empty after the pane died."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.base = [shutil.which("tmux") or "tmux", "-S", str(folder / "socket"), "-f", "/dev/null"]
+        self.env = env  # a new server, and so the pane, gets the environment of the client that starts it
+        self.exit_file = folder / "exit-status"
+        self.app_pid = 0
+
+    def __call__(self, *args: str) -> str:
+        done = subprocess.run([*self.base, *args], env=self.env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def start(self, command: str) -> None:
+        """Run ``command`` in session ``pgpt``; remain-on-exit keeps the screen it leaves."""
+        script = f"{command}; echo $? > {shlex.quote(str(self.exit_file))}"
+        self("new-session", "-d", "-s", "pgpt", "-x", str(COLUMNS), "-y", str(ROWS),
+             f"exec sh -c {shlex.quote(script)}", ";", "set-option", "-t", "pgpt", "remain-on-exit", "on")
+        shell = int(self("display-message", "-p", "-t", "pgpt", "#{pane_pid}"))
+        deadline = time.monotonic() + 30
+        while not (children := Path(f"/proc/{shell}/task/{shell}/children").read_text().split()):
+            assert time.monotonic() < deadline, "the shell in tmux started no app"
+            time.sleep(0.05)
+        self.app_pid = int(children[0])
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "pgpt")
+
+    def wait_for(self, condition: Callable[[str], bool], timeout: float, what: str) -> str:
+        deadline = time.monotonic() + timeout
+        while not condition(screen := self.screen()):
+            assert time.monotonic() < deadline, f"no {what} on the screen:\n{screen}"
+            time.sleep(0.25)
+        return screen
+
+    def wait_exit(self) -> tuple[int, str]:
+        """Wait until the app exits: its exit status and the screen it left."""
+        deadline = time.monotonic() + EXIT_TIMEOUT
+        while not re.fullmatch(r"\d+\n", status := self.exit_file.read_text() if self.exit_file.exists() else ""):
+            if time.monotonic() > deadline:
+                os.kill(self.app_pid, signal.SIGABRT)  # PYTHONFAULTHANDLER: its threads' stacks go to the pane
+                time.sleep(3)
+                pytest.fail(f"pgpt-tui did not exit:\n{self('capture-pane', '-p', '-S', '-', '-t', 'pgpt')}")
+            time.sleep(0.25)
+        self.app_pid = 0  # gone: its process id may belong to another process by now
+        return int(status), self.screen()
+
+    def kill_server(self) -> None:
+        """Stop the server; its SIGHUP ends the app, which is killed if it is still there 10 s later."""
+        subprocess.run([*self.base, "kill-server"], env=self.env, capture_output=True, timeout=30)
+        deadline = time.monotonic() + 10
+        cmdline = Path(f"/proc/{self.app_pid}/cmdline")
+        while self.app_pid and cmdline.exists() and b"pgpt-tui" in cmdline.read_bytes():
+            if time.monotonic() > deadline:
+                os.kill(self.app_pid, signal.SIGKILL)
+                break
+            time.sleep(0.1)
+
+
+def test_tmux_user_asks_a_question_and_reads_the_answer(settings: Settings) -> None:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    folder = Path(tempfile.mkdtemp(prefix="pgpt-tmux-"))  # short: a socket path has at most ~100 bytes
+    tmux = Tmux(folder, app_env(settings, TERM="xterm-256color"))
+    try:
+        tmux.start(f"env TERM=xterm-256color {shlex.quote(str(PGPT_TUI))}")  # tmux sets its own TERM
+        seen = [tmux.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")]
+        assert "CPU · smollm2-135m-instruct-int8 · loaded in" in seen[0] or "CUDA · " in seen[0]
+        tmux("send-keys", "-t", "pgpt", "-l", QUESTION)
+        tmux("send-keys", "-t", "pgpt", "Enter")
+        # The status line shows TTFT and tok/s once the answer ends; the answer is greedy and short.
+        seen.append(tmux.wait_for(lambda s: "tok/s" in s, ANSWER_TIMEOUT, "finished answer"))
+        assert QUESTION in seen[-1] and "Paris" in seen[-1]
+        tmux("send-keys", "-t", "pgpt", "C-q")
+        status, left = tmux.wait_exit()
+        assert status == 0, left
+        seen.append(left)  # the screen after the app left the alternate screen: nothing was printed there
+        assert [line for line in left.splitlines() if line.strip()] in ([], [left.strip()])
+        assert left.strip() == "" or left.strip().startswith("Pane is dead (status 0")  # tmux's own line
+        assert_no_logging_on("\n".join(seen), settings)
+    finally:
+        tmux.kill_server()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# 2. Document and model text cannot reach the terminal as escape sequences or markup.
+
+
+def ingest_hostile_document(settings: Settings, docs: Path) -> None:
+    """Index one document with hostile text and a hostile file name (one, so its result fits on 80x24)."""
+    docs.mkdir()
+    (docs / f"zanzibarite{OSC_TITLE}\x1b[2J-notes.txt").write_text(HOSTILE, encoding="utf-8")
+    ingested = subprocess.run([str(PGPT_TUI), "ingest", str(docs)], env=cli_env(settings), capture_output=True,
+                              timeout=600)
+    assert ingested.returncode == 0, ingested.stderr
+    found = subprocess.run([str(PGPT_TUI), "search", "zanzibarite", "--json"], env=cli_env(settings),
+                           capture_output=True, text=True, timeout=600)
+    assert found.returncode == 0, found.stderr
+    [hit] = json.loads(found.stdout)["results"]
+    assert OSC_TITLE in hit["source"] and OSC_CLIPBOARD in hit["text"] and "\x9b31m" in hit["text"]  # stored raw
+
+
+def cache_hostile_answer(settings: Settings, question: str) -> None:
+    """Make ``question`` (asked in Chat mode with the app's sampling) answer MODEL_ANSWER from the cache."""
+    import diskcache
+
+    from pgpt.runtime.llm.answer_cache import AnswerCache
+    from pgpt.tui.chat.app import DEFAULT_MAX_NEW_TOKENS
+
+    chat = subprocess.run([str(PGPT_TUI), "chat", question, "--max-tokens", str(DEFAULT_MAX_NEW_TOKENS)],
+                          env=cli_env(settings), capture_output=True, text=True, timeout=600)
+    assert chat.returncode == 0, chat.stderr
+    with diskcache.Cache(str(settings.answer_cache_dir)) as raw:
+        [key] = list(raw)  # keys are plain strings; values are read through AnswerCache only
+    cache = AnswerCache(settings.answer_cache_dir)
+    record = cache.get(key)
+    assert record is not None
+    cache.put(key, {**record, "answer": MODEL_ANSWER})
+    cache.close()
+
+
+def test_hostile_document_and_model_text_reach_the_terminal_as_plain_text(settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    ingest_hostile_document(settings, docs)
+    cache_hostile_answer(settings, QUESTION)
+
+    def shown_safely(done: Callable[[str], bool]) -> Callable[[str], bool]:
+        def condition(screen: str) -> bool:  # an injected sequence fails the wait at once, by name
+            leaked = [payload for payload in INJECTED if payload in app.output]
+            assert not leaked, f"injected sequences reached the terminal: {leaked}"
+            return done(screen)
+
+        return condition
+
+    with pty_app(app_env(settings, TERM="xterm-256color")) as app:
+        app.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")
+        app.send(b"\x12")  # Ctrl+R: Documents -> Chat
+        app.wait_for(lambda s: "Chat with the model" in s, 30, "chat mode")
+        app.send(QUESTION.encode() + b"\r")
+        # "tok/s": the model answered itself (the app's sampling no longer matches the CLI's, say).
+        answered = app.wait_for(shown_safely(lambda s: "done." in s and "cached" in s or "tok/s" in s),
+                                ANSWER_TIMEOUT, "answer")
+        app.send(b"\x12")  # Chat -> Search
+        app.wait_for(lambda s: "Search your documents" in s, 30, "search mode")
+        app.send(b"zanzibarite\r")
+        found = app.wait_for(shown_safely(lambda s: "BOLD[/b] end." in s), ANSWER_TIMEOUT, "search result")
+        app.send(b"\x11")  # Ctrl+Q
+        assert app.wait_exit() == 0
+
+    output = bytes(app.output)
+    for payload in INJECTED:
+        assert payload not in output, payload
+    assert "\x9b" not in output.decode("utf-8", "replace") and output.count(b"\x1b[?1049l") == 1  # the app's own
+    assert "CPU · smollm2-135m-instruct-int8 · cached" in answered or "CUDA · " in answered
+    # Shown as text: the markup literally, the words around the stripped sequences, the file name
+    # (a long path wraps: it is looked for with line breaks, spaces and border blocks taken out).
+    for text in ("Paris.", "BLINKED", "[@click=app.quit]MODELCLICK[/]", "[i]ITALIC[/i]"):
+        assert text in answered, text
+    for text in ("[@click=app.quit]CLICKME[/]", "[b]BOLD[/b]", "Zanzibarite report.", "REDTEXT", "CONERED",
+                 "OVERWRITE", "end."):
+        assert text in found, text
+    assert f"{docs}/zanzibarite-notes.txt" in re.sub(r"[\s\u2580-\u259f]", "", found)
+    assert_no_logging_on(answered + found, settings, output)
+
+
+# 3. TERM and NO_COLOR.
+
+SGR = re.compile(rb"\x1b\[([0-9;:]*)m")
+GREY_INDICES = {0, 7, 8, 15, 16, 59, 102, 145, 188, 231, *range(232, 256)}  # r == g == b in xterm's palette
+
+
+def colors(output: bytes) -> tuple[set[int], set[tuple[int, int, int]], set[int]]:
+    """The 256-palette indices, truecolor RGBs and 16-color indices the output's SGR sequences select."""
+    palette: set[int] = set()
+    truecolor: set[tuple[int, int, int]] = set()
+    basic: set[int] = set()
+    for params in SGR.findall(output):
+        codes = [int(c) if c else 0 for c in re.split(rb"[;:]", params)]
+        while codes:
+            code = codes.pop(0)
+            if code in (38, 48) and codes[:1] == [5]:
+                palette.add(codes[1])
+                codes = codes[2:]
+            elif code in (38, 48) and codes[:1] == [2]:
+                truecolor.add((codes[1], codes[2], codes[3]))
+                codes = codes[4:]
+            elif 30 <= code <= 37 or 40 <= code <= 47:
+                basic.add(code % 10)
+            elif 90 <= code <= 97 or 100 <= code <= 107:
+                basic.add(8 + code % 10)
+    return palette, truecolor, basic
+
+
+@pytest.mark.parametrize("term, no_color", [("xterm", False), ("xterm-256color", False), ("xterm-256color", True)],
+                         ids=["xterm", "xterm-256color", "NO_COLOR"])
+def test_app_starts_paints_and_quits_under_each_terminal(settings: Settings, term: str, no_color: bool) -> None:
+    env = app_env(settings, TERM=term, **({"NO_COLOR": "1"} if no_color else {}))
+    with pty_app(env) as app:
+        screen = app.wait_for(lambda s: "Enter sends" in s and "Quit" in s and READY in s, START_TIMEOUT,
+                              "chat screen")
+        app.send(b"\x11")  # Ctrl+Q
+        assert app.wait_exit() == 0
+    output = bytes(app.output)
+    assert "Chat with the model, Enter sends" in screen
+    assert_no_logging_on(screen, settings, output)
+    # Nothing is printed beside the app: it opens the alternate screen first, and after leaving it
+    # only resets terminal modes (no log line, no warning from onnxruntime).
+    before, _, after = output.rpartition(b"\x1b[?1049l")
+    assert output.startswith(b"\x1b[?1049h") and before
+    assert re.fullmatch(rb"(?:\x1b\[[\x30-\x3f]*[\x40-\x7e])*", after), after
+    palette, truecolor, basic = colors(output)
+    assert not truecolor  # never 24-bit colors unless COLORTERM says the terminal has them
+    if term == "xterm":
+        assert not palette and basic  # 16 colors only
+    elif not no_color:
+        assert palette - GREY_INDICES  # real colors: the check below can tell
+    else:
+        # Textual's NO_COLOR support turns every color into a grey (textual/filter.py Monochrome); it
+        # still writes SGR color sequences, so "no color sequences at all" is not what it does.
+        assert palette and palette <= GREY_INDICES and basic <= {0, 7, 8, 15}
+
+
+# 4. Quitting while a first-start export runs.
+
+
+def test_ctrl_q_during_the_first_start_export_quits_at_once(default_models: Settings, tmp_path: Path) -> None:
+    """The export runs in a worker thread; quitting must not wait for it, and what it leaves is
+    swept by the next export (its temporary folder belongs to a dead process)."""
+    import dataclasses
+
+    from pgpt.export.pipeline import remove_stale_temporaries
+    from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM
+
+    cache = tmp_path / "models"  # empty: the first start exports the chat model (minutes)
+    settings = dataclasses.replace(default_models, home=tmp_path / "home", model_cache=cache)
+    with pty_app(app_env(settings, TERM="xterm-256color")) as app:
+        app.wait_for(lambda screen: "int8, export" in screen, START_TIMEOUT, "the export stage")
+        app.send(b"\x11")  # Ctrl+Q
+        quit_at = time.monotonic()
+        assert app.wait_exit() == 0
+        assert time.monotonic() - quit_at < 5.0  # the export stage alone takes longer than that
+    final = cache / f"{DEFAULT_LLM}-int8"
+    assert not final.exists() and not (cache / DEFAULT_EMBEDDER).exists()  # nothing half-written looks usable
+    leftovers = list(cache.glob(f".{final.name}.tmp-*"))
+    assert leftovers
+    remove_stale_temporaries(final)
+    assert not any(path.exists() for path in leftovers)

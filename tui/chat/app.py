@@ -1,0 +1,391 @@
+"""The chat screen of `pgpt-tui`: a conversation log, an input line, a status line and the keys."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from pgpt.runtime.errors import Cancelled, ModelNotFoundError, user_message
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.library import MODES, DocumentLibrary, as_chat_result, describe_sources, load_library
+from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
+from pgpt.tui.chat.panels import PanelsMixin
+from pgpt.tui.chat.widgets import ChatLog, Turn, describe_result
+
+__all__ = ["ChatApp", "Turn"]
+from pgpt.tui.sanitize import clean_text
+
+if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
+    from pgpt.runtime.llm.chat import ChatEngine
+    from pgpt.runtime.conversations import Conversation
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_NEW_TOKENS = 512
+FIRST_RUN = ("First start: pgpt is exporting its built-in chat and embedding models to ONNX and checking "
+             "their quality (about a minute on 2 CPU cores; only this once). You can type a question now: "
+             "it is answered as soon as the model is ready.")
+CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest"}
+
+
+class ChatApp(PanelsMixin, App[int]):
+    """Chat with the active exported model."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "pgpt"
+    BINDINGS = [
+        Binding("escape", "stop", "Stop"),
+        Binding("ctrl+n", "new_chat", "New"),
+        Binding("ctrl+r", "cycle_mode", "Mode"),
+        Binding("ctrl+y", "copy_answer", "Copy"),
+        Binding("f2", "show_screen('setup')", "Setup", priority=True),
+        Binding("f3", "show_screen('models')", "Models", priority=True),
+        Binding("f4", "show_screen('docs')", "Docs", priority=True),
+        Binding("f5", "show_screen('history')", "Chats", priority=True),
+        Binding("ctrl+o", "ingest", "Add docs", show=False),
+        Binding("ctrl+x", "stop_ingest", "Stop adding", show=False, priority=True),
+        # Priority, because the focused Input would take PgUp/PgDn for itself.
+        Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", show=False, priority=True),
+        Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, settings: Settings, sampling: SamplingOptions | None = None, use_cache: bool = True) -> None:
+        super().__init__()
+        self.settings = settings
+        self.sampling = sampling or SamplingOptions(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
+        self.use_cache = use_cache
+        self.engine: ChatEngine | None = None
+        self.conversation: list[dict[str, str]] = []
+        self.load_error = ""
+        self._reply: Turn | None = None  # the answer being written, or waiting for the model
+        self._reply_id = 0  # tags worker messages, so those of an abandoned answer are dropped
+        self._answer_worker: Worker[None] | None = None
+        self._cancel = threading.Event()
+        self._quitting = threading.Event()
+        self.library: DocumentLibrary | None = None
+        self.mode = "chat"
+        self._reply_mode = "chat"
+        self.saved: Conversation | None = None  # the conversation's file, once it has an answer
+        self.docs_mode_next = False  # switch to documents when the running answer ends
+
+    def compose(self) -> ComposeResult:
+        yield ChatLog(id="log")
+        yield ProgressBar(id="ingest-progress", show_eta=True)
+        yield Static("Loading model…", id="status")
+        yield Input(placeholder="Ask a question and press Enter", id="prompt")
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns: Ctrl+P is in the hint
+
+    def on_mount(self) -> None:
+        self._show_tip_once()
+        self._set_mode(self.mode)
+        self._chat.query_one("#prompt", Input).focus()
+        self.load_engine()
+
+    def on_unmount(self) -> None:
+        self._quitting.set()  # a first-run export stops at its next stage, leaving nothing half-written
+        self._cancel.set()  # a running answer stops at its next token, so exit does not wait
+        if self.engine is not None:
+            self.engine.close()
+
+    @property
+    def _chat(self) -> Screen[Any]:
+        """The chat screen (the bottom of the stack), even while a panel is shown over it."""
+        return self.screen_stack[0]
+
+    @property
+    def answering(self) -> bool:
+        """Whether a question is being answered (or waits for the model to load)."""
+        return self._reply is not None
+
+    # Workers: they only post messages, never touch widgets.
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def load_engine(self) -> None:
+        """Load the active chat model (seconds), then post EngineLoaded."""
+        from pgpt.runtime.llm.chat import ChatEngine
+
+        from pgpt.tui.chat.first_run import prepare
+
+        prepare(self.settings, lambda text, step, steps: self.post_message(PrepareTick(text, step, steps)),
+                self._quitting)
+        engine = ChatEngine(self.settings, use_cache=self.use_cache)
+        if not self.post_message(EngineLoaded(engine, load_library(self.settings))):
+            engine.close()  # the app closed while the model loaded
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
+    def generate(self, engine: ChatEngine, messages: list[dict[str, str]], reply_id: int,
+                 cancel: threading.Event, library: DocumentLibrary | None = None) -> None:
+        """Stream one answer (from the documents when ``library`` is given) as AnswerProgress
+        messages, then post AnswerFinished."""
+        stream: Any
+        if library is not None:
+            from pgpt.runtime.documents.answers import AskStream
+
+            stream = AskStream(engine, library.store, library.embedder, messages[-1]["content"],
+                               self.sampling, cancel=cancel)
+        else:
+            stream = engine.stream(messages, self.sampling, cancel)
+        text = ""
+        stopped = False
+        try:
+            for piece in stream:
+                text += piece
+                self.post_message(AnswerProgress(reply_id, text))
+        except Cancelled:
+            stopped = True
+        result, sources = as_chat_result(stream.result, engine), getattr(stream.result, "sources", [])
+        result.answer = result.answer or text  # a stopped document answer keeps what was written
+        self.post_message(AnswerFinished(reply_id, result, stopped=stopped, sources=sources))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
+    def find_passages(self, library: DocumentLibrary, query: str, reply_id: int) -> None:
+        """Search mode: the best passages, no LLM (instant even on a slow server)."""
+        from pgpt.runtime.llm.chat import ChatResult
+        from pgpt.runtime.documents.retrieval import search
+
+        hits = search(library.store, library.embedder, query, k=5)
+        text = describe_sources([h.as_json() for h in hits], snippet_chars=240) or "No matching passages."
+        self.post_message(AnswerFinished(reply_id, ChatResult(answer=text, model="search", provider="cpu"), False))
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        worker, error = event.worker, event.worker.error
+        if event.state is not WorkerState.ERROR or error is None:
+            return
+        log.error("worker %s failed", worker.name, exc_info=error)
+        message = user_message(error)
+        self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
+        if worker.group == "load":
+            self._model_unavailable(error)
+        elif worker is self._answer_worker and self._reply is not None:
+            self._reply.show(self._reply.text, "(failed)")
+            self._close_reply("")
+            self._set_status(self._model_label(), "failed")
+
+    # Messages from the workers.
+
+    @on(EngineLoaded)
+    def _engine_loaded(self, message: EngineLoaded) -> None:
+        self.engine = message.engine
+        self.library = message.library
+        self._chat.query_one("#ingest-progress", ProgressBar).display = self._ingesting()
+        if self.library is not None and self.library.documents:
+            self._set_mode("docs")
+        log.info("chat model %s loaded on %s", self.engine.model.info.name, self.engine.provider)
+        self._set_status(self._model_label(), f"loaded in {self.engine.load_s:.1f} s")
+        if self._reply is not None:
+            self._start_answer()
+
+    @on(PrepareTick)
+    def _preparing(self, message: PrepareTick) -> None:
+        bar = self._chat.query_one("#ingest-progress", ProgressBar)
+        if not bar.display:
+            bar.display = True
+            self._chat.query_one(ChatLog).add_turn("notice", FIRST_RUN)
+        bar.update(total=message.steps, progress=message.step)
+        self._set_status(f"First start {message.step}/{message.steps}: {message.text}")
+
+    @on(ModelChanged)
+    def _model_changed(self, message: ModelChanged) -> None:
+        """Load the newly chosen model; a running answer is stopped first (it used the old one)."""
+        self._cancel.set()
+        if self._reply is not None:  # its worker's later messages are dropped by the new reply id
+            self._reply_id += 1
+            self._reply.show(self._reply.text, "(stopped: model changed)")
+            self._close_reply(self._reply.text)
+        old, self.engine, self.load_error = self.engine, None, ""
+        busy = self._answer_worker is not None and not self._answer_worker.is_finished
+        if old is not None and not busy:  # a stopping answer still holds it; the GC closes it then
+            old.close()
+        self._set_status(f"Loading {message.name}…")
+        self.load_engine()
+
+    @on(AnswerProgress)
+    def _answer_progress(self, message: AnswerProgress) -> None:
+        if message.reply_id == self._reply_id and self._reply is not None:
+            self._reply.show(message.text)
+
+    @on(AnswerFinished)
+    def _answer_finished(self, message: AnswerFinished) -> None:
+        if message.reply_id != self._reply_id or self._reply is None:
+            return
+        answer = message.result.answer
+        self._reply.show(answer, "(stopped)" if message.stopped else "")
+        if message.sources:
+            self._chat.query_one(ChatLog).add_turn("sources", describe_sources(message.sources))
+        self._close_reply(answer)
+        self._set_status(describe_result(message.result, message.stopped))
+        self.save_conversation()
+
+    # User actions.
+
+    @on(Input.Submitted, "#prompt")
+    def _ask(self, event: Input.Submitted) -> None:
+        question = event.value.strip()
+        if not question:
+            return
+        if self.load_error:
+            self.notify(clean_text(self.load_error), title="No chat model", severity="error")
+            return
+        if self.answering:
+            self.notify("Still answering; press Esc to stop it first.", severity="warning")
+            return
+        event.input.clear()
+        self._reply_mode = self.mode
+        self.conversation.append({"role": "user", "content": question})
+        chat_log = self._chat.query_one(ChatLog)
+        chat_log.add_turn("user", question)
+        self._reply = chat_log.add_turn("assistant")
+        self._reply_id += 1
+        self._cancel = threading.Event()
+        self.refresh_bindings()
+        if self.engine is None:
+            self._set_status("Loading model… the answer starts when it is ready")
+        else:
+            self._start_answer()
+
+    def action_stop(self) -> None:
+        """Stop the answer being written; what was written stays, marked (stopped)."""
+        if self._reply is None:
+            return
+        self._cancel.set()
+        if self.engine is None:  # still waiting for the model: nothing runs yet
+            self._reply.show("", "(stopped)")
+            self._close_reply("")
+            self._set_status("Loading model…", "stopped")
+
+    def action_new_chat(self) -> None:
+        """Forget the conversation (stopping any answer) and start an empty one."""
+        self._cancel.set()
+        self._reply_id += 1
+        self._reply = None
+        self.conversation = []
+        self.saved = None
+        self._chat.query_one(ChatLog).remove_children()
+        self._set_status(self._model_label() if self.engine else "Loading model…")
+        self._chat.query_one("#prompt", Input).focus()
+        self.refresh_bindings()
+
+    def action_cycle_mode(self) -> None:
+        """Documents -> Chat -> Search; Documents and Search need the document index."""
+        if self.answering:
+            self.notify("Wait for the answer (or press Esc) before switching modes.", severity="warning")
+            return
+        order = list(MODES)
+        mode = order[(order.index(self.mode) + 1) % len(order)]
+        if mode != "chat" and self.library is None:
+            self.notify("Documents and Search need the embedding model (pgpt-export --default).",
+                        severity="warning")
+            mode = "chat"
+        self._set_mode(mode)
+
+    def action_copy_answer(self) -> None:
+        """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH)."""
+        answer = self._last_answer()
+        if answer:
+            self.copy_to_clipboard(answer)
+            self.notify(f"Copied the last answer ({len(answer)} characters).", timeout=3)
+
+    def _last_answer(self) -> str:
+        if not self.screen_stack:  # bindings are checked once before the first screen exists
+            return ""
+        answers = [t.text for t in self._chat.query(Turn) if t.kind == "assistant" and t.text]
+        return answers[-1] if answers else ""
+
+    def action_scroll_log(self, pages: int) -> None:
+        """Scroll the conversation a page up (-1) or down (1) without leaving the input."""
+        chat_log = self._chat.query_one(ChatLog)
+        if pages < 0:
+            chat_log.scroll_page_up()
+        else:
+            chat_log.scroll_page_down()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out Stop while nothing is being answered; scroll keys belong to dialogs when open."""
+        if action in CHAT_ACTIONS and len(self.screen_stack) > 1:
+            return False  # hidden on the panels: they act on the chat, which is not in view
+        if action == "stop":
+            return True if self.answering else None
+        if action == "copy_answer":
+            return True if self._last_answer() else None
+        if action == "stop_ingest":
+            return True if self._ingesting() else None
+        return True
+
+    # Helpers (main thread only).
+
+    def _start_answer(self) -> None:
+        assert self.engine is not None
+        messages = [dict(m) for m in self.conversation]  # the worker gets its own copy
+        if self._reply_mode == "search" and self.library is not None:
+            self._set_status("searching…")
+            self._answer_worker = self.find_passages(self.library, messages[-1]["content"], self._reply_id)
+            return
+        self._set_status(self._model_label(), "answering… Esc stops")
+        library = self.library if self._reply_mode == "docs" else None
+        self._answer_worker = self.generate(self.engine, messages, self._reply_id, self._cancel, library)
+
+    def _set_mode(self, mode: str) -> None:
+        self.mode = mode
+        hint = {"docs": "Ask about your documents", "chat": "Chat with the model",
+                "search": "Search your documents"}[mode]
+        self._chat.query_one("#prompt", Input).placeholder = f"{hint}, Enter sends (Ctrl+R: mode, Ctrl+P: all keys)"
+        self.sub_title = MODES[mode]
+
+    def _show_tip_once(self) -> None:
+        """The first start shows where the bigger models, the token and the keys are."""
+        from pgpt.runtime.models import read_config, write_config
+        from pgpt.tui.chat.first_run import TIP
+
+        config = read_config(self.settings)
+        if not config.get("tip_shown"):
+            self._chat.query_one(ChatLog).mount(Static(TIP, classes="tip"))
+            write_config(self.settings, {**config, "tip_shown": True})
+
+    def _close_reply(self, answer: str) -> None:
+        """Keep the (possibly partial) answer as context; drop a question that got none.
+
+        Document answers and search results are single turns: they do not become chat context.
+        """
+        if self._reply_mode != "chat" and self.conversation and self.conversation[-1]["role"] == "user":
+            self.conversation.pop()
+        elif answer:
+            self.conversation.append({"role": "assistant", "content": answer})
+        elif self.conversation and self.conversation[-1]["role"] == "user":
+            self.conversation.pop()
+        self._reply = None
+        if self.docs_mode_next:  # documents were indexed while this answer was written
+            self.docs_mode_next = False
+            self._set_mode("docs")
+        self.refresh_bindings()
+
+    def _model_unavailable(self, error: BaseException) -> None:
+        message = user_message(error)
+        if isinstance(error, ModelNotFoundError):
+            text = f"{error} Run `pgpt-export --default` to export the default models, then start pgpt-tui again."
+        else:
+            text = f"{message.title}: {message.text}"
+        self.load_error = text
+        self._chat.query_one(ChatLog).add_turn("notice", text)
+        self._set_status("No chat model loaded")
+        if self._reply is not None:
+            self._reply.show("", "(no model)")
+            self._close_reply("")
+
+    def _model_label(self) -> str:
+        if self.engine is None:
+            return "No chat model loaded"
+        return f"{self.engine.provider.upper()} · {self.engine.model.info.name}"
+
+    def _set_status(self, *parts: str) -> None:
+        self._chat.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))

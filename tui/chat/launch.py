@@ -1,0 +1,46 @@
+"""Running the app as `pgpt-tui` does: logging to the file, and a quit that does not wait for workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+
+from pgpt.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _worker_thread_busy() -> bool:
+    """Whether a thread of the loop's executor is still running a worker (an idle one waits in
+    concurrent.futures' ``_worker`` loop for its next job)."""
+    frames = sys._current_frames()
+    return any(frames.get(t.ident or 0) is not None and frames[t.ident or 0].f_code.co_name != "_worker"
+               for t in threading.enumerate() if t.name.startswith("asyncio_"))
+
+
+def run_app(settings: Settings) -> int:
+    """Run the chat app until the user quits; logs go to the log file, never the screen."""
+    from pgpt.runtime.logs import setup_logging
+    from pgpt.tui.chat.app import ChatApp
+
+    setup_logging(settings)
+    app = ChatApp(settings)
+    # Our own loop: asyncio.run() would wait at its end for the worker threads to finish.
+    loop = asyncio.new_event_loop()
+    app.run(loop=loop)
+    code = app.return_code or 0
+    if _worker_thread_busy():
+        # A model load or a first-start export is still running in a worker thread, and Python
+        # would wait for it at exit. What those threads write survives being cut (exports and
+        # downloads are renamed into place when complete, documents are committed one by one),
+        # so quit now instead of after it.
+        log.info("quitting without waiting for background work")
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+    return code

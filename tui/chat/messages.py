@@ -1,0 +1,78 @@
+"""Messages that the chat screen's thread workers post (workers never touch widgets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from textual.message import Message
+
+if TYPE_CHECKING:
+    from pgpt.runtime.llm.chat import ChatEngine, ChatResult
+    from pgpt.runtime.documents.ingest import IngestProgress
+    from pgpt.tui.chat.library import DocumentLibrary
+
+
+@dataclass
+class EngineLoaded(Message):
+    """The chat model (and, when its model is exported, the document index) is loaded."""
+
+    engine: ChatEngine
+    library: DocumentLibrary | None = None
+
+
+@dataclass
+class AnswerProgress(Message):
+    """The answer so far; a newer one replaces an older one still in the queue."""
+
+    reply_id: int
+    text: str
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the latest text matters, so a busy screen skips frames, not keystrokes."""
+        return isinstance(message, AnswerProgress) and message.reply_id == self.reply_id
+
+
+@dataclass
+class AnswerFinished(Message):
+    """The answer ended, complete or stopped with Esc; ``sources`` for document answers."""
+
+    reply_id: int
+    result: ChatResult
+    stopped: bool
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class IngestTick(Message):
+    """Progress of adding documents: files done of total, chunks, ETA."""
+
+    tick: IngestProgress
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the latest tick matters."""
+        return isinstance(message, IngestTick)
+
+
+@dataclass
+class IngestDone(Message):
+    """Adding documents ended (finished or stopped); the summary and the documents now indexed."""
+
+    summary: str
+    documents: int
+
+
+@dataclass
+class ModelChanged(Message):
+    """A panel changed the active chat model (set active, exported, deleted): the chat reloads it."""
+
+    name: str
+
+
+@dataclass
+class PrepareTick(Message):
+    """First run: a stage of exporting the embedded default models (step of steps)."""
+
+    text: str
+    step: int
+    steps: int

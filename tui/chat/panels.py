@@ -1,0 +1,132 @@
+"""The chat app's side of its panels: showing them, document ingestion news, saved conversations, palette."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from textual.app import SystemCommand
+from textual.screen import Screen
+from textual.widgets import Input, ProgressBar
+
+from pgpt.tui.chat.messages import IngestDone, IngestTick
+from pgpt.tui.chat.widgets import ChatLog, Turn
+
+if TYPE_CHECKING:
+    from pgpt.runtime.conversations import Conversation
+    from pgpt.tui.screens.documents import DocumentsScreen
+
+PANELS = {"setup": ("pgpt.tui.screens.setup", "SetupScreen"), "models": ("pgpt.tui.screens.models.screen", "ModelsScreen"),
+          "docs": ("pgpt.tui.screens.documents", "DocumentsScreen"),
+          "history": ("pgpt.tui.screens.history", "HistoryScreen")}
+SAVED_KINDS = ("user", "assistant", "sources")  # notices (errors, ingestion news) are not part of a chat
+
+
+class PanelsMixin:
+    """Mixed into ChatApp (handlers by name: Textual's @on does not reach plain mixins)."""
+
+    app: Any  # the attributes below belong to ChatApp
+    settings: Any
+    library: Any
+    conversation: list[dict[str, str]]
+    saved: Conversation | None
+    docs_mode_next: bool
+
+    # Panels.
+
+    def action_show_screen(self: Any, name: str) -> None:
+        """Show a panel (setup, models, docs, history) over the chat, or the chat itself."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        if name == "chat":
+            return
+        if not self.is_screen_installed(name):
+            module, cls = PANELS[name]  # imported when first shown: a fast first paint of the chat
+            self.install_screen(getattr(importlib.import_module(module), cls)(self.settings), name)
+        self.push_screen(name)
+
+    def get_system_commands(self: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P): every action of the app, with its key."""
+        yield from super().get_system_commands(screen)  # type: ignore[misc]
+        for key, title, help_text, action in (
+                ("F2", "Setup", "Hugging Face token, account and network checks", "show_screen('setup')"),
+                ("F3", "Models", "check, download, export, choose and delete models", "show_screen('models')"),
+                ("F4", "Docs", "add a file or folder, list and forget documents", "show_screen('docs')"),
+                ("F5", "Chats", "reopen or delete a saved conversation", "show_screen('history')"),
+                ("Ctrl+N", "New chat", "start an empty conversation", "new_chat"),
+                ("Ctrl+R", "Switch mode", "documents, plain chat, search only", "cycle_mode"),
+                ("Ctrl+Y", "Copy answer", "copy the last answer to the clipboard (OSC 52)", "copy_answer"),
+                ("Esc", "Stop answer", "stop the answer being written", "stop"),
+                ("Ctrl+X", "Stop adding documents", "stop after the current file", "stop_ingest")):
+            yield SystemCommand(f"{title} ({key})", help_text, lambda a=action: self.run_action(a))
+
+    # Documents: the Docs screen runs the ingestion; its messages bubble up to here.
+
+    def action_ingest(self: Any) -> None:
+        """Open the Docs screen with its path input focused."""
+        self.action_show_screen("docs")
+        self.call_after_refresh(lambda: self.screen.query_one("#doc-path", Input).focus())  # once shown
+
+    def action_stop_ingest(self: Any) -> None:
+        """Stop adding documents after the current file (the files done so far stay indexed)."""
+        docs = self._docs_screen()
+        if docs is not None:
+            docs.cancel_ingest()
+
+    def _docs_screen(self: Any) -> DocumentsScreen | None:
+        return self.get_screen("docs") if self.is_screen_installed("docs") else None
+
+    def _ingesting(self: Any) -> bool:
+        docs = self._docs_screen()
+        return docs is not None and docs.ingesting
+
+    def on_ingest_tick(self: Any, message: IngestTick) -> None:
+        """Show ingestion progress under the chat too."""
+        tick = message.tick
+        bar = self._chat.query_one("#ingest-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=max(tick.total, 1), progress=tick.done)
+        eta = f", ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
+        self._set_status(f"adding documents: {tick.done}/{tick.total} files, {tick.chunks} chunks{eta} (Ctrl+X stops)")
+
+    def on_ingest_done(self: Any, message: IngestDone) -> None:
+        """A notice in the chat (the Docs screen keeps the full report); documents mode once indexed."""
+        self._chat.query_one("#ingest-progress", ProgressBar).display = False
+        lines = message.summary.splitlines()
+        more = f"\n… and {len(lines) - 11} more: see the Docs screen (F4)" if len(lines) > 11 else ""
+        self._chat.query_one(ChatLog).add_turn("notice", "\n".join(lines[:11]) + more)
+        if self.library is not None:
+            self.library.documents = message.documents
+            if message.documents and self.answering:
+                self.docs_mode_next = True  # switched when the answer ends, not under it
+            elif message.documents:
+                self._set_mode("docs")
+        self._set_status(self._model_label(), f"{message.documents} documents indexed")
+        self.refresh_bindings()
+
+    # Saved conversations.
+
+    def save_conversation(self: Any) -> None:
+        """Write the conversation to disk after each answer (a lost SSH session loses nothing)."""
+        from pgpt.runtime.conversations import new_conversation, save_conversation
+
+        turns = [{"kind": t.kind, "text": t.text} for t in self._chat.query(Turn) if t.kind in SAVED_KINDS]
+        if not turns:
+            return
+        if self.saved is None:
+            self.saved = new_conversation(self.mode, self.engine.model.info.name if self.engine else "")
+        self.saved.turns, self.saved.context, self.saved.mode = turns, list(self.conversation), self.mode
+        save_conversation(self.settings, self.saved)  # a small JSON file: fine on the main thread
+
+    def open_conversation(self: Any, saved: Conversation) -> None:
+        """Show a saved conversation in the chat; a plain chat goes on with its context."""
+        self.action_new_chat()
+        self.saved = saved
+        self.conversation = [dict(m) for m in saved.context]
+        chat_log = self._chat.query_one(ChatLog)
+        for turn in saved.turns:
+            chat_log.add_turn(turn["kind"], turn["text"])
+        if saved.mode == "chat" or self.library is not None:
+            self._set_mode(saved.mode)
+        self.action_show_screen("chat")

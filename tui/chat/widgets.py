@@ -1,0 +1,62 @@
+"""The chat screen's widgets: one conversation turn, the scrolling log, and the status text."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from pgpt.tui.sanitize import clean_text
+
+if TYPE_CHECKING:
+    from pgpt.runtime.llm.chat import ChatResult
+
+
+class Turn(Static):
+    """One message of the conversation; ``text`` is the raw text, shown through clean_text."""
+
+    def __init__(self, kind: str, text: str = "") -> None:
+        super().__init__(classes=kind)
+        self.kind = kind
+        self.text = text
+        self.mark = ""
+
+    def on_mount(self) -> None:
+        self._refresh_text()
+
+    def show(self, text: str, mark: str = "") -> None:
+        """Replace the shown text; ``mark`` is a dim note after it, such as "(stopped)"."""
+        self.text, self.mark = text, mark
+        self._refresh_text()
+
+    def _refresh_text(self) -> None:
+        body = clean_text(self.text) if self.text else "[dim]…[/]"
+        self.update(f"{body} [dim italic]{clean_text(self.mark)}[/]" if self.mark else body)
+
+
+class ChatLog(VerticalScroll):
+    """The conversation, oldest first; it follows new text until the user scrolls up."""
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    def add_turn(self, kind: str, text: str = "") -> Turn:
+        """Append a user, assistant or notice turn and keep the view at the bottom."""
+        turn = Turn(kind, text)
+        self.mount(turn)
+        self.anchor()
+        return turn
+
+
+def describe_result(result: ChatResult, stopped: bool) -> str:
+    """The status line after an answer: provider, model, TTFT, tokens/s, cached or stopped."""
+    parts = [result.provider.upper(), result.model]
+    timings = result.timings
+    if result.cached:
+        parts.append("cached")
+    elif timings and not stopped:
+        parts += [f"TTFT {timings.get('ttft_s', 0.0):.2f} s", f"{timings.get('decode_tok_s', 0.0):.1f} tok/s"]
+    if stopped:
+        parts.append("stopped")
+    return " · ".join(parts)

@@ -1,0 +1,171 @@
+"""Headless document commands of `pgpt-tui`: ingest, docs, forget, search (the TUI calls the same core)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pgpt.runtime.arg_types import non_negative_int, positive_int
+from pgpt.tui.cli.text_bar import TextBar
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ingest / docs / forget / search on the subcommand parser."""
+    ingest = sub.add_parser("ingest", help="index files and folders for search and answers (incremental)")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--collection", default="default", help="collection name (default: default)")
+    ingest.add_argument("--prune", action="store_true", help="forget indexed files under PATH that are gone")
+    ingest.add_argument("--reindex", action="store_true", help="rebuild the index (after changing the embedding model)")
+    ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+    docs = sub.add_parser("docs", help="list indexed documents with chunk counts and dates")
+    docs.add_argument("--collection")
+    docs.add_argument("--json", action="store_true")
+    forget = sub.add_parser("forget", help="remove one document from the index")
+    forget.add_argument("path", type=Path)
+    search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
+    search.add_argument("query")
+    search.add_argument("-k", type=positive_int, default=5, help="number of results (default 5)")
+    search.add_argument("--collection")
+    search.add_argument("--json", action="store_true")
+    ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
+    ask.add_argument("question")
+    ask.add_argument("--collection")
+    # None: pgpt.runtime.documents.answers.DEFAULT_PASSAGES (not imported here: numpy would slow --help).
+    ask.add_argument("-k", type=positive_int, default=None, help="passages to hand to the model (default 3)")
+    ask.add_argument("--sentences", type=non_negative_int, default=None,
+                     help="the sentences of those passages closest to the question that the model reads "
+                          "(default 8; 0: whole passages)")
+    ask.add_argument("--model", default="", help="exported chat model (default: the active one)")
+    ask.add_argument("--max-tokens", type=positive_int, default=256)
+    ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
+    ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    for command in (ingest, docs, forget, search, ask):
+        add_embedder_option(command)
+
+
+def add_embedder_option(parser: Any) -> None:
+    """``--embedder NAME``, global and after each document command (SUPPRESS: when absent it leaves
+    the attribute unset, so a command without it keeps the global one)."""
+    parser.add_argument("--embedder", metavar="NAME", default=argparse.SUPPRESS,
+                        help="exported embedding model (default: PGPT_EMBEDDER or all-minilm-l6-v2-int8)")
+
+
+def run_ingest(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui ingest PATH... [--collection NAME] [--prune] [--reindex] [--json]`."""
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.documents.ingest import ingest
+
+    bar = TextBar(sys.stderr)
+
+    def draw(tick: Any) -> None:
+        bar.draw(tick.done, tick.total, f"{tick.done}/{tick.total} files {tick.chunks} chunks", tick.eta_s,
+                 Path(tick.current).name)
+
+    report = ingest(settings, list(args.paths), default_embedder(settings), collection=args.collection,
+                    prune=args.prune, reindex=args.reindex, progress=draw, cancel=threading.Event())
+    bar.close()
+    if args.json:
+        fields = ("added", "updated", "renamed", "unchanged", "removed")
+        data = {name: getattr(report, name) for name in fields}
+        data.update(skipped=[{"path": p, "reason": r} for p, r in report.skipped],
+                    failed=[{"path": p, "reason": r} for p, r in report.failed],
+                    chunks=report.chunks, seconds=round(report.seconds, 2), chunks_per_s=round(report.chunks_per_s, 1))
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        from pgpt.tui.sanitize import strip_controls
+
+        for path, reason in report.skipped + report.failed:
+            print(strip_controls(f"skipped: {path}: {reason}"))
+        print(report.summary())
+    return 1 if report.failed else 0
+
+
+def run_docs(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui docs [--collection NAME] [--json]`."""
+    import time
+
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.documents.ingest import open_store
+    from pgpt.tui.sanitize import strip_controls
+
+    documents = open_store(settings, default_embedder(settings)).documents(args.collection)
+    if args.json:
+        print(json.dumps({"documents": [{"path": d.path, "collection": d.collection, "chunks": d.chunks,
+                                         "ingested_at": d.ingested_at} for d in documents]}, indent=2))
+        return 0
+    if not documents:
+        print("No documents indexed yet. Add some with `pgpt-tui ingest PATH`.")
+    for d in documents:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
+        print(strip_controls(f"{d.chunks:>6} chunks  {when}  [{d.collection}] {d.path}"))
+    return 0
+
+
+def run_forget(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui forget PATH`."""
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.documents.ingest import forget_path
+    from pgpt.tui.sanitize import strip_controls
+
+    wanted = str(args.path.expanduser().resolve())
+    forgotten = forget_path(settings, default_embedder(settings), wanted)
+    print(strip_controls(f"forgot {wanted} ({sum(d.chunks for d in forgotten)} chunks)"))
+    return 0
+
+
+def run_search(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui search "QUERY" [-k 5] [--collection NAME] [--json]`."""
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.documents.ingest import open_store
+    from pgpt.runtime.documents.retrieval import search
+    from pgpt.tui.sanitize import strip_controls
+
+    embedder = default_embedder(settings)
+    hits = search(open_store(settings, embedder), embedder, args.query, k=args.k, collection=args.collection)
+    if args.json:
+        print(json.dumps({"query": args.query, "results": [h.as_json() for h in hits]}, indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("No matching passages. Is anything indexed? (pgpt-tui docs)")
+    for number, hit in enumerate(hits, 1):
+        where = strip_controls(hit.source) + (f", page {hit.page}" if hit.page else "")
+        snippet = " ".join(strip_controls(hit.text).split())[:300]
+        print(f"[{number}] {where}  (score {hit.score:.4f})\n    {snippet}")
+    return 0
+
+
+def run_ask(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 3] [--sentences 8] [--json]`."""
+    from pgpt.runtime.documents.answers import DEFAULT_PASSAGES, FOCUS_SENTENCES, AskStream
+    from pgpt.runtime.llm.chat import engine_loading_beside
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.documents.ingest import open_store
+    from pgpt.runtime.llm.sampling import SamplingOptions
+    from pgpt.tui.sanitize import strip_controls
+
+    # The chat model loads while the embedder and the index open: both take about 2 s.
+    with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
+        embedder = default_embedder(settings)
+        store = open_store(settings, embedder)
+        stream = AskStream(loaded_engine(), store, embedder, args.question,
+                           SamplingOptions(max_new_tokens=args.max_tokens), collection=args.collection,
+                           k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
+                           sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
+        for piece in stream:
+            if not args.json:
+                sys.stdout.write(strip_controls(piece))
+                sys.stdout.flush()
+    if args.json:
+        print(json.dumps(stream.result.as_json(), ensure_ascii=False))
+        return 0
+    sys.stdout.write("\n")
+    for number, source in enumerate(stream.result.sources, 1):
+        page = f", page {source['page']}" if source["page"] else ""
+        print(strip_controls(f"[{number}] {source['source']}{page}"))
+    if stream.result.cached:
+        print("(cached: a similar question was answered before)")
+    return 0

@@ -1,0 +1,123 @@
+"""Headless Hugging Face commands of `pgpt-tui`: token, check, download (the TUI calls the same core)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+from pgpt.tui.cli.text_bar import TextBar
+
+
+def add_parsers(sub: Any) -> None:
+    """Register token / check / download on the subcommand parser."""
+    token = sub.add_parser("token", help="set, show or clear the Hugging Face token")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    token_set = token_sub.add_parser("set", help="store a token (hidden prompt, or one line on stdin)")
+    token_set.add_argument("--stdin", action="store_true", help="read the token from stdin (for scripts)")
+    status = token_sub.add_parser("status", help="which token is in effect, from where, for whom")
+    status.add_argument("--json", action="store_true")
+    token_sub.add_parser("clear", help="delete the token stored by pgpt")
+    check = sub.add_parser("check", help="can this repo be downloaded? (gated, token, network, size)")
+    check.add_argument("repo")
+    check.add_argument("--revision")
+    check.add_argument("--json", action="store_true")
+    download = sub.add_parser("download", help="download a repo's safetensors, verified and resumable")
+    download.add_argument("repo")
+    download.add_argument("--revision")
+    download.add_argument("--export", metavar="DTYPE", choices=("fp32", "fp16", "int8", "int4"),
+                          help="then export it with pgpt-export and make it ready to chat with")
+
+
+def run_token(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui token set|status|clear`."""
+    from pgpt.runtime.hub.token import clear_token, find_token, store_token
+
+    if args.token_command == "set":
+        if args.stdin or not sys.stdin.isatty():
+            value = sys.stdin.readline()
+        else:
+            value = getpass.getpass("Hugging Face token (input hidden): ")
+        path = store_token(settings, value)
+        print(f"stored in {path} (mode 0600)")
+        return _print_status(settings, find_token(settings), as_json=False)
+    if args.token_command == "clear":
+        print("token removed" if clear_token(settings) else "no token was stored by pgpt")
+        return 0
+    return _print_status(settings, find_token(settings), as_json=args.json)
+
+
+def _print_status(settings: Any, choice: Any, as_json: bool) -> int:
+    from pgpt.runtime.hub.access import hub_endpoint
+    from pgpt.runtime.hub.identity import whoami
+
+    identity = whoami(choice) if choice.token else {}
+    status = {"source": choice.source, "token": choice.masked, "overrides": choice.overridden,
+              "warnings": choice.warnings, "endpoint": hub_endpoint(), **identity}
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"token:     {choice.masked} from {choice.source}")
+    for name in choice.overridden:
+        print(f"overrides: {name} (also holds a token, not used)")
+    if identity:
+        print(f"account:   {identity.get('user') or '?'} ({identity.get('role_text')})")
+    for warning in choice.warnings:
+        print(f"warning:   {warning}")
+    return 0
+
+
+def run_check(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui check REPO`: exit 0 when the repo can be downloaded, 1 otherwise."""
+    from pgpt.tui.jobs import check_repo
+
+    report = check_repo(settings, args.repo, args.revision)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+        return 0 if report.status == "ok" else 1
+    print(f"{report.status}: {report.message}")
+    if report.status == "ok":
+        arch = report.architecture or "?"
+        support = {True: "exportable", False: "NOT exportable by pgpt-export", None: "unknown"}
+        print(f"license {report.license or '?'}; architecture {arch} ({support[report.architecture_supported]})")
+        for entry in report.files:
+            print(f"  {entry['size'] / 1e6:10.1f} MB  {entry['path']}")
+    if report.alternatives:
+        print("ungated models of a similar size: " + ", ".join(report.alternatives))
+    return 0 if report.status == "ok" else 1
+
+
+def run_download(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui download REPO [--export DTYPE]`."""
+    import threading
+
+    from pgpt.tui.jobs import download_repo
+
+    bar = TextBar(sys.stderr)
+
+    def draw(tick: Any) -> None:
+        megabytes = f"{tick.done_bytes / 1e6:8.1f}/{max(tick.total_bytes, 1) / 1e6:.1f} MB"
+        this_file = f"{tick.file} {tick.file_done_bytes / 1e6:.1f}/{tick.file_total_bytes / 1e6:.1f} MB"
+        bar.draw(tick.done_bytes, tick.total_bytes, f"{megabytes} {tick.bytes_per_s / 1e6:6.1f} MB/s", tick.eta_s,
+                 this_file)
+
+    folder = download_repo(settings, args.repo, args.revision, progress=draw, cancel=threading.Event())
+    bar.close()
+    print(f"ready: {folder} (every file matches the Hub's checksum)")
+    if args.export:
+        return _export(settings, args.repo, str(folder), args.export)
+    return 0
+
+
+def _export(settings: Any, repo: str, folder: str, dtype: str) -> int:
+    from pgpt.tui.jobs import export_download
+
+    info, active = export_download(settings, repo, folder, dtype,
+                                   progress=lambda stage, msg: print(f"{stage:>9}: {msg}", file=sys.stderr))
+    if active:
+        print(f"ready to chat: {info.name} is the active model (pgpt-tui chat \"...\")")
+    else:
+        print(f"ready: {info.name} ({info.kind})")
+    return 0

@@ -1,0 +1,125 @@
+"""Hub and export jobs shared by `pgpt-tui check/download` and the Models screen (one code path)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pgpt.runtime.hub.access import AccessReport
+    from pgpt.runtime.hub.download import DownloadProgress
+    from pgpt.runtime.models import DeletedModel, ModelInfo
+    from pgpt.runtime.settings import Settings
+
+# Offered as the user types a repo id, besides the repos already downloaded or exported here.
+WELL_KNOWN_REPOS = (
+    "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "HuggingFaceTB/SmolLM2-360M-Instruct",
+    "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+    "Qwen/Qwen2.5-0.5B-Instruct",
+    "Qwen/Qwen2.5-1.5B-Instruct",
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "BAAI/bge-small-en-v1.5",
+)
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def check_repo(settings: Settings, repo: str, revision: str | None = None) -> AccessReport:
+    """The access preflight of ``repo`` with the token in effect (never raises for a refusal)."""
+    from pgpt.runtime.hub.access import check_access
+    from pgpt.runtime.hub.token import find_token
+
+    return check_access(repo, find_token(settings), revision, architecture_check=architecture_check)
+
+
+def download_repo(settings: Settings, repo: str, revision: str | None,
+                  progress: Callable[[DownloadProgress], None], cancel: threading.Event) -> Path:
+    """Download and verify the files an export of ``repo`` needs; returns the snapshot folder."""
+    from pgpt.runtime.hub.download import download
+    from pgpt.runtime.hub.token import find_token
+
+    return download(settings, repo, find_token(settings), revision, progress=progress, cancel=cancel,
+                    architecture_check=architecture_check)
+
+
+def export_name(repo: str) -> str:
+    """The model cache name of an export of ``repo`` (without the dtype suffix)."""
+    return repo.split("/")[-1].lower()
+
+
+def export_download(settings: Settings, repo: str, folder: str, dtype: str,
+                    progress: Callable[[str, str], None] | None = None,
+                    cancel: threading.Event | None = None) -> tuple[ModelInfo, bool]:
+    """Export a downloaded repo into the model cache; a chat model becomes the active one.
+
+    Returns the exported model and whether it became the active chat model.
+    """
+    from pgpt.export.pipeline import ExportOptions, export_model
+    from pgpt.runtime.models import set_active_model
+
+    options = ExportOptions(source=folder, model_cache=settings.model_cache, dtype=dtype, name=export_name(repo))
+    info = export_model(options, progress=progress, cancel=cancel)
+    if info.kind != "llm":
+        return info, False
+    set_active_model(settings, info.name)
+    return info, True
+
+
+def delete_exported(settings: Settings, name: str) -> tuple[DeletedModel, str]:
+    """Delete the exported model ``name``; also returns the chat model now in effect ('' if none)."""
+    from pgpt.runtime.models import chat_model_name, delete_model
+
+    deleted = delete_model(settings, name)
+    return deleted, chat_model_name(settings)
+
+
+def describe_deletion(deleted: DeletedModel, now: str) -> str:
+    """What was deleted, in a line, and what chat uses now when it used the deleted model."""
+    what = "removed the link" if deleted.link_only else f"deleted {deleted.size_bytes / 1e6:.0f} MB"
+    line = f"{what}: {deleted.name}"
+    if deleted.was_active:
+        line += f"; it was the chat model, chat now uses {now}" if now else \
+            "; it was the chat model and none is left (pgpt-export --default makes one)"
+    return line
+
+
+def known_repos(settings: Settings, models: list[ModelInfo]) -> list[str]:
+    """Repo ids to suggest: those of the exported models, the verified downloads, a few well-known ones."""
+    found = [str(m.summary()["source"] or "") for m in models]
+    for marker in sorted((settings.home / "downloads").glob("*@*.json")):
+        try:
+            found.append(str(json.loads(marker.read_text(encoding="utf-8")).get("repo", "")))
+        except (OSError, ValueError, AttributeError):
+            continue  # a damaged marker only costs a suggestion
+    unique = dict.fromkeys(r for r in [*found, *WELL_KNOWN_REPOS] if _REPO_ID.match(r))
+    return list(unique)
+
+
+def architecture_check(model_type: str) -> str:
+    """'' when pgpt-export can export ``model_type``, else why not (needs the export extra)."""
+    try:
+        from pgpt.export.sources import check_architecture
+
+        check_architecture(model_type, "text-generation-with-past")
+        return ""
+    except ImportError:
+        return "the export extra is not installed"
+    except Exception as first:  # not a causal LM: maybe an embedding model
+        try:
+            check_architecture(model_type, "feature-extraction")
+            return ""
+        except Exception:
+            return str(first)
+
+
+def quality_cell(quality: dict[str, Any]) -> str:
+    """The measured quality in one short cell: top-1 agreement (LLM) or minimum cosine (embedder)."""
+    if "top1_agreement" in quality:
+        return f"top-1 {quality['top1_agreement']:.1%}"
+    if "min_cosine" in quality:
+        return f"cosine {quality['min_cosine']:.4f}"
+    return "-"

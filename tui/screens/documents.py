@@ -1,0 +1,245 @@
+"""The Docs screen (F4, Ctrl+O): pick a file or folder, add it with progress, list and forget documents."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, DirectoryTree, Footer, Input, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from pgpt.runtime.errors import Cancelled, user_message
+from pgpt.tui.chat.messages import IngestDone, IngestTick
+from pgpt.tui.screens.panel import PanelScreen
+from pgpt.tui.sanitize import clean_text
+
+PATH_CHARS = 30  # what the file column shows at 80 columns, beside the folder tree
+
+if TYPE_CHECKING:
+    from pgpt.runtime.documents.store import DocumentRecord
+    from pgpt.tui.chat.library import DocumentLibrary
+
+
+@dataclass
+class DocumentsListed(Message):
+    """The documents now in the index (read by a worker)."""
+
+    documents: list[DocumentRecord]
+
+
+def short_path(path: str, width: int = PATH_CHARS) -> str:
+    """``path`` with the home folder as ~ and, when still too long, only its end after an ellipsis."""
+    home = str(Path.home())
+    if path.startswith(home + "/"):
+        path = "~" + path[len(home):]
+    return path if len(path) <= width else "…" + path[-(width - 1):]
+
+
+@dataclass
+class Forgotten(Message):
+    """A document was removed from the index."""
+
+    summary: str
+    documents: int
+
+
+class DocumentTable(DataTable[str]):
+    """Indexed documents, newest first; Delete forgets the selected one."""
+
+    BINDINGS = [Binding("delete", "screen.forget", "Forget")]
+
+
+class DocumentsScreen(PanelScreen):
+    """Add documents to the index while the chat keeps working, and see what is indexed."""
+
+    # Priority: the focused path Input would take Ctrl+X (cut) for itself.
+    BINDINGS = [Binding("ctrl+x", "stop_ingest", "Stop adding", priority=True)]
+
+    DEFAULT_CSS = """
+    DocumentsScreen #doc-body { height: 1fr; }
+    DocumentsScreen #doc-tree { width: 28; border-right: vkey $panel-lighten-2; }
+    DocumentsScreen #doc-table { width: 1fr; }
+    DocumentsScreen #doc-progress-line { height: 1; display: none; }
+    DocumentsScreen #doc-progress { width: 34; padding: 0 1; }
+    DocumentsScreen #doc-progress-text { width: 1fr; color: $text-muted; }
+    DocumentsScreen #doc-report-box { height: 5; border-top: hkey $panel-lighten-2; padding: 0 1; }
+    """
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self._cancel: threading.Event | None = None
+
+    @property
+    def ingesting(self) -> bool:
+        """Whether documents are being added right now."""
+        return self._cancel is not None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Documents · Enter adds the path · Tab moves to the folder tree and the list",
+                     classes="panel-title")
+        yield Input(placeholder="A file or folder to add (searched recursively), e.g. ~/docs", id="doc-path")
+        with Horizontal(id="doc-body"):
+            yield DirectoryTree(Path.cwd(), id="doc-tree")
+            yield DocumentTable(id="doc-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="doc-progress-line"):
+            yield ProgressBar(id="doc-progress", show_eta=True)
+            yield Static(id="doc-progress-text")
+        with VerticalScroll(id="doc-report-box"):
+            yield Static("Nothing added in this session yet.", id="doc-report")
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns; Ctrl+P still opens it
+
+    def on_mount(self) -> None:
+        table = self.query_one(DocumentTable)
+        table.add_columns("chunks", "added", "file")
+        self.query_one("#doc-path", Input).focus()
+        self.list_documents()
+
+    def on_screen_resume(self) -> None:
+        self.list_documents()  # another process (pgpt-tui ingest) may have changed the index
+
+    def _library(self) -> DocumentLibrary | None:
+        library = getattr(self.app, "library", None)
+        if library is None:
+            self.notify("Documents need the embedding model (pgpt-export --default); it is not loaded yet.",
+                        severity="warning")
+        return library
+
+    # Actions.
+
+    @on(Input.Submitted, "#doc-path")
+    def _add(self, event: Input.Submitted) -> None:
+        path = event.value.strip()
+        library = self._library() if path else None
+        if library is None:
+            return
+        if self.ingesting:
+            self.notify("Documents are being added; Ctrl+X stops it.", severity="warning")
+            return
+        self._cancel = threading.Event()
+        self._show_progress(0, None, f"looking at {clean_text(path)}…")
+        self.add_documents(library, path, self._cancel)
+        self.refresh_bindings()
+
+    @on(DirectoryTree.FileSelected)
+    @on(DirectoryTree.DirectorySelected)
+    def _pick(self, event: DirectoryTree.FileSelected | DirectoryTree.DirectorySelected) -> None:
+        """A path chosen in the tree goes into the input; Enter there adds it."""
+        field = self.query_one("#doc-path", Input)
+        field.value = str(event.path)
+        if isinstance(event, DirectoryTree.FileSelected):
+            field.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop adding is shown only while documents are being added."""
+        return self.ingesting if action == "stop_ingest" else True
+
+    def action_stop_ingest(self) -> None:
+        """Stop adding after the current file."""
+        self.cancel_ingest()
+
+    def cancel_ingest(self) -> None:
+        """Stop adding after the current file (the files done so far stay indexed)."""
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def action_forget(self) -> None:
+        """Remove the selected document from the index (adding it again brings it back)."""
+        table = self.query_one(DocumentTable)
+        library = self._library()
+        if library is None or table.row_count == 0:
+            return
+        path = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if path:
+            self.forget_document(library, path)
+
+    # Workers (they only post messages).
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="doc-list")
+    def list_documents(self) -> None:
+        """Read the document list from the index."""
+        library = getattr(self.app, "library", None)
+        if library is not None:
+            self.post_message(DocumentsListed(library.store.documents()))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")
+    def add_documents(self, library: DocumentLibrary, path: str, cancel: threading.Event) -> None:
+        """Index ``path``, posting IngestTick messages, then IngestDone (both also reach the chat)."""
+        from pgpt.runtime.documents.ingest import ingest
+
+        try:
+            report = ingest(self.settings, [Path(path).expanduser()], library.embedder,
+                            progress=lambda tick: self.post_message(IngestTick(tick)), cancel=cancel)
+        except Cancelled as stopped:
+            self.post_message(IngestDone(str(stopped), len(library.store.documents())))
+            return
+        skipped = "".join(f"\nskipped {p}: {why}" for p, why in report.skipped + report.failed)
+        self.post_message(IngestDone(report.summary() + skipped, len(library.store.documents())))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="forget")
+    def forget_document(self, library: DocumentLibrary, path: str) -> None:
+        """Remove one document, then list the index again."""
+        from pgpt.runtime.documents.ingest import forget_path
+
+        forgotten = forget_path(self.settings, library.embedder, path)
+        self.post_message(Forgotten(f"Forgot {path} ({sum(d.chunks for d in forgotten)} chunks).",
+                                    len(library.store.documents())))
+
+    # Messages from the workers.
+
+    @on(DocumentsListed)
+    def _listed(self, message: DocumentsListed) -> None:
+        table = self.query_one(DocumentTable)
+        table.clear()
+        for record in sorted(message.documents, key=lambda d: d.ingested_at, reverse=True):
+            when = time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
+            table.add_row(str(record.chunks), when, clean_text(short_path(record.path)), key=record.path)
+
+    @on(IngestTick)
+    def _tick(self, message: IngestTick) -> None:
+        tick = message.tick  # the message goes on to the app, which shows it under the chat too
+        name = Path(tick.current).name if tick.current else ""
+        self._show_progress(tick.done, max(tick.total, 1),
+                            f"{tick.done}/{tick.total} files · {tick.chunks} chunks · {clean_text(name)}")
+
+    @on(IngestDone)
+    def _done(self, message: IngestDone) -> None:
+        self._cancel = None  # the message goes on to the app: a notice in the chat, the mode
+        self.query_one("#doc-progress-line").display = False
+        self.query_one("#doc-report", Static).update(clean_text(message.summary))
+        self.refresh_bindings()
+        self.list_documents()
+
+    @on(Forgotten)
+    def _forgotten(self, message: Forgotten) -> None:
+        library = getattr(self.app, "library", None)
+        if library is not None:
+            library.documents = message.documents
+        self.query_one("#doc-report", Static).update(clean_text(message.summary))
+        self.list_documents()
+
+    @on(Worker.StateChanged)
+    def _failed(self, event: Worker.StateChanged) -> None:
+        """Show a failure in the report (PanelScreen notifies it); an error ends the ingestion."""
+        error = event.worker.error
+        if event.state is not WorkerState.ERROR or error is None:
+            return
+        message = user_message(error)
+        text = f"{message.title}: {message.text}"
+        if event.worker.group == "ingest":  # ends it like a finished run, here and under the chat
+            library = getattr(self.app, "library", None)
+            self.post_message(IngestDone(f"Adding documents failed. {text}", library.documents if library else 0))
+        else:
+            self.query_one("#doc-report", Static).update(clean_text(text))
+
+    def _show_progress(self, done: int, total: int | None, text: str) -> None:
+        self.query_one("#doc-progress-line").display = True
+        self.query_one("#doc-progress", ProgressBar).update(total=total, progress=done)
+        self.query_one("#doc-progress-text", Static).update(text)

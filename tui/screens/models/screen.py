@@ -1,0 +1,352 @@
+"""The Models screen (F3): check, download and export a Hub model; list, choose and delete local models."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.suggester import SuggestFromList
+from textual.widgets import Footer, Input, ProgressBar, RadioButton, RadioSet, Static
+from textual.worker import Worker, WorkerState
+
+from pgpt.runtime.errors import Cancelled, PgptError, user_message
+from pgpt.tui.chat.messages import ModelChanged
+from pgpt.tui.jobs import WELL_KNOWN_REPOS, check_repo, download_repo, export_download, export_name
+from pgpt.tui.screens.models.messages import AccessChecked, DownloadTick, ExportStage, JobEnded, ModelDeleted, ModelsListed
+from pgpt.tui.screens.models.report import describe_access, describe_export, download_lines, export_stages
+from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
+from pgpt.tui.screens.panel import PanelScreen
+from pgpt.tui.sanitize import clean_text
+
+if TYPE_CHECKING:
+    from pgpt.runtime.models import ModelInfo
+    from pgpt.runtime.settings import Settings
+
+DTYPES = ("fp32", "fp16", "int8", "int4")
+HELP = ("Enter or ^r checks the repo's access (gated? token? reachable?), ^g downloads it, ^b downloads and "
+        "exports it as the chosen type (^t picks it). Tab moves on to the model list: there Enter makes a "
+        "model the chat model and Delete deletes it.")
+MAX_LINES = 40
+
+
+class ModelsScreen(PanelScreen):
+    """Get models from the Hub and manage the exported ones; a running job survives going back to the chat."""
+
+    DEFAULT_CSS = """
+    ModelsScreen .panel-title { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
+    ModelsScreen #repo { margin: 0; }
+    ModelsScreen #dtype-row { height: 1; padding: 0 1; }
+    ModelsScreen #dtype-label { width: 9; }
+    ModelsScreen #dtype { width: auto; layout: horizontal; background: transparent; }
+    ModelsScreen #dtype > RadioButton { width: auto; margin-right: 2; }
+    ModelsScreen #dtype-note { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
+    ModelsScreen #info { height: 1fr; padding: 0 1; border-top: hkey $panel-lighten-2; }
+    ModelsScreen #job-row { height: 1; display: none; padding: 0 1; }
+    ModelsScreen #job-bar { width: auto; }
+    ModelsScreen #job-bar Bar { width: 20; }
+    ModelsScreen #job-total { width: 1fr; margin-left: 2; color: $text-muted; }
+    ModelsScreen #job-file { height: 1; display: none; padding: 0 1; color: $text-muted; }
+    ModelsScreen #models { height: auto; max-height: 50%; }  /* the rest goes to the diagnosis */
+    """
+    BINDINGS = [
+        Binding("ctrl+r", "check", "Check"),
+        Binding("ctrl+g", "download", "Get"),
+        Binding("ctrl+b", "export", "Export"),
+        # Not in the footer (80 columns are full): the type row's label names the key.
+        Binding("ctrl+t", "next_dtype", "Type", show=False),
+        Binding("ctrl+x", "stop", "Stop", priority=True),  # priority: the Input would cut
+    ]
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._cancel: threading.Event | None = None  # set while a check, download or export runs
+        self._job = ""
+        self._stages: list[str] = []  # of the running export
+        self._lines: list[str] = []
+        self._models: dict[str, ModelInfo] = {}
+        self._active = ""
+        self._cuda_reason: str | None = None  # None until the first listing has looked
+
+    @property
+    def busy(self) -> bool:
+        """Whether a check, download or export is running."""
+        return self._cancel is not None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Models · a Hub repo id (→ takes the suggestion) · Esc: back to the chat", classes="panel-title")
+        yield Input(placeholder="owner/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct", id="repo",
+                    suggester=SuggestFromList(WELL_KNOWN_REPOS, case_sensitive=False))
+        with Horizontal(id="dtype-row"):
+            yield Static("^t Type", id="dtype-label")
+            with RadioSet(id="dtype", compact=True):
+                for dtype in DTYPES:
+                    yield RadioButton(dtype, value=dtype == "fp32", id=f"dtype-{dtype}", compact=True,
+                                      disabled=dtype == "fp16")  # until the GPU check says otherwise
+        yield Static("fp16: checking for a usable GPU…", id="dtype-note")
+        with VerticalScroll(id="info"):
+            yield Static(HELP, id="diagnosis")
+        with Horizontal(id="job-row"):
+            yield ProgressBar(id="job-bar", show_eta=True)
+            yield Static("", id="job-total")
+        yield Static("", id="job-file")
+        yield ModelTable(id="models")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#repo", Input).focus()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_models()  # a model may have been exported or deleted from the command line meanwhile
+
+    # Workers: they only post messages, never touch widgets.
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-list")
+    def refresh_models(self) -> None:
+        """List the exported models, the chat model, the repos to suggest and whether CUDA can run."""
+        from pgpt.runtime.models import chat_model_name, list_models
+        from pgpt.runtime.llm.session import cuda_unavailable_reason
+        from pgpt.tui.jobs import known_repos
+
+        models = list_models(self.settings)
+        self.post_message(ModelsListed(models, chat_model_name(self.settings), known_repos(self.settings, models),
+                                       cuda_unavailable_reason()))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-job")
+    def run_check(self, repo: str) -> None:
+        """The access preflight (a few seconds at most: each request has a timeout)."""
+        self.post_message(AccessChecked(check_repo(self.settings, repo)))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-job")
+    def run_download(self, repo: str, dtype: str, cancel: threading.Event) -> None:
+        """Download and verify ``repo``; with a ``dtype``, then export it into the model cache."""
+        try:
+            folder = download_repo(self.settings, repo, None, lambda tick: self.post_message(DownloadTick(tick)),
+                                   cancel)
+            if not dtype:
+                self.post_message(JobEnded(f"{repo} is downloaded and verified against the Hub's checksums "
+                                           f"({folder}). ^b exports it."))
+                return
+            self.post_message(ExportStage("download", f"{repo} downloaded and verified"))
+            model, active = export_download(self.settings, repo, str(folder), dtype, cancel=cancel,
+                                            progress=lambda stage, text: self.post_message(ExportStage(stage, text)))
+        except Cancelled as stopped:
+            self.post_message(JobEnded(str(stopped), cancelled=True))
+            return
+        self.post_message(JobEnded(describe_export(model, active), model, active))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-delete")
+    def run_delete(self, name: str) -> None:
+        """Delete an exported model (its folder can be gigabytes: not on the UI thread)."""
+        from pgpt.tui.jobs import delete_exported
+
+        self.post_message(ModelDeleted(*delete_exported(self.settings, name)))
+
+    # User actions.
+
+    @on(Input.Submitted, "#repo")
+    def _submitted(self) -> None:
+        self.action_check()
+
+    def action_check(self) -> None:
+        """Run the access preflight of the repo typed."""
+        repo = self._repo()
+        if repo:
+            self._start("check", f"Checking {repo}…")
+            self.run_check(repo)
+
+    def action_download(self) -> None:
+        """Download the repo typed, with per-file and total progress."""
+        repo = self._repo()
+        if repo:
+            self.run_download(repo, "", self._start("download", f"Downloading {repo}…"))
+
+    def action_export(self) -> None:
+        """Download (verified, resumed) then export the repo typed as the chosen type."""
+        repo, dtype = self._repo(), self.dtype
+        if not repo:
+            return
+        name = f"{export_name(repo)}-{dtype}"
+        if name in self._models:
+            self._show(f"{name} is already exported; delete it first (Tab to the list, then Delete) or choose "
+                       f"another type.")
+            return
+        self._stages = export_stages(dtype)
+        self.run_download(repo, dtype, self._start("export", f"Exporting {repo} as {dtype}…"))
+
+    def action_stop(self) -> None:
+        """Cancel the download or export after the current file or stage."""
+        if self._cancel is not None:
+            self._cancel.set()
+            self._add_line("stopping after the current file or stage…")
+
+    def action_next_dtype(self) -> None:
+        """Choose the next type that can be exported here (fp16 is skipped without a GPU)."""
+        buttons = [b for b in self.query_one("#dtype", RadioSet).query(RadioButton) if not b.disabled]
+        current = next((n for n, b in enumerate(buttons) if b.value), -1)
+        buttons[(current + 1) % len(buttons)].value = True
+
+    def action_use_model(self) -> None:
+        """Make the model under the cursor the chat model; the chat reloads it."""
+        from pgpt.runtime.models import set_active_model
+
+        name = self.query_one(ModelTable).selected_name
+        if not name:
+            return
+        try:
+            model = set_active_model(self.settings, name)
+        except PgptError as error:  # an embedding model, or one deleted from outside
+            message = user_message(error)
+            self._show(f"{message.title}: {message.text}")
+            return
+        self._show(f"{model.name} is now the chat model; the chat is loading it.")
+        self.app.post_message(ModelChanged(model.name))
+        self.refresh_models()
+
+    def action_delete_model(self) -> None:
+        """Ask, then delete the model under the cursor."""
+        model = self._models.get(self.query_one(ModelTable).selected_name)
+        if model is not None:
+            self.app.push_screen(ConfirmDelete(model, model.name == self._active),
+                                 lambda yes: self.run_delete(model.name) if yes else None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop only while a download or export runs; the job keys while none runs and the list is not
+        focused (the list's own keys take their place in the 80-column footer)."""
+        if action == "stop":
+            return self._job in ("download", "export") and not self._cancel_requested()
+        if action in ("check", "download", "export"):
+            return not self.busy and not isinstance(self.focused, ModelTable)
+        return True
+
+    @property
+    def dtype(self) -> str:
+        """The type chosen for the export."""
+        pressed = self.query_one("#dtype", RadioSet).pressed_button
+        return (pressed.id or "dtype-fp32").removeprefix("dtype-") if pressed else "fp32"
+
+    # Messages from the workers.
+
+    @on(ModelsListed)
+    def _listed(self, message: ModelsListed) -> None:
+        self._models = {m.name: m for m in message.models}
+        self._active = message.active
+        self.query_one(ModelTable).show_models(message.models, message.active, message.cuda_reason,
+                                               self.settings.provider)
+        self.query_one("#repo", Input).suggester = SuggestFromList(message.repos, case_sensitive=False)
+        if message.cuda_reason != self._cuda_reason:
+            self._cuda_reason = message.cuda_reason
+            self._show_fp16(message.cuda_reason)
+
+    @on(AccessChecked)
+    def _checked(self, message: AccessChecked) -> None:
+        self._end_job()
+        self._show(describe_access(message.report), markup=True)
+
+    @on(DownloadTick)
+    def _download_tick(self, message: DownloadTick) -> None:
+        total, this_file = download_lines(message.tick)
+        self.query_one("#job-bar", ProgressBar).update(total=max(message.tick.total_bytes, 1),
+                                                      progress=message.tick.done_bytes)
+        self.query_one("#job-total", Static).update(clean_text(total))
+        self.query_one("#job-file", Static).update(clean_text(this_file))
+
+    @on(ExportStage)
+    def _export_stage(self, message: ExportStage) -> None:
+        stages = self._stages
+        step = stages.index(message.stage) + 1 if message.stage in stages else 0
+        if step:
+            self.query_one("#job-bar", ProgressBar).update(total=len(stages), progress=step)
+            self.query_one("#job-total", Static).update(f"stage {step}/{len(stages)}: {message.stage}")
+            self.query_one("#job-file", Static).update("")
+        self._add_line(f"{message.stage:>8}: {message.text}")
+
+    @on(JobEnded)
+    def _job_ended(self, message: JobEnded) -> None:
+        self._end_job()
+        self._add_line(message.summary, bold=not message.cancelled)
+        if message.model is not None and message.active:
+            self.app.post_message(ModelChanged(message.model.name))
+        self.refresh_models()
+
+    @on(ModelDeleted)
+    def _deleted(self, message: ModelDeleted) -> None:
+        from pgpt.tui.jobs import describe_deletion
+
+        self._show(describe_deletion(message.deleted, message.now))
+        if message.deleted.was_active:
+            self.app.post_message(ModelChanged(message.now))
+        self.refresh_models()
+
+    @on(Worker.StateChanged)
+    def _show_failure(self, event: Worker.StateChanged) -> None:
+        """Show a failed job's message here too (PanelScreen logs and notifies it); the keys come back."""
+        error = event.worker.error
+        if event.state is not WorkerState.ERROR or error is None:
+            return
+        if event.worker.group == "models-job":
+            self._end_job()
+        message = user_message(error)
+        self._add_line(f"{message.title}: {message.text}", bold=True)
+
+    # Helpers (main thread only).
+
+    def _repo(self) -> str:
+        repo = self.query_one("#repo", Input).value.strip()
+        if not repo:
+            self._show("Type a Hub repo id first, such as HuggingFaceTB/SmolLM2-135M-Instruct.")
+            self.query_one("#repo", Input).focus()
+        elif self.busy:
+            self._show(f"A {self._job} is running; ^x stops it.")
+            return ""
+        return repo
+
+    def _start(self, job: str, text: str) -> threading.Event:
+        """Show that ``job`` runs (keys, progress rows); returns its cancel event."""
+        self._job, self._cancel = job, threading.Event()
+        self._lines = []
+        self._show(text)
+        bar = self.query_one("#job-bar", ProgressBar)
+        bar.update(total=None, progress=0)
+        long_job = job != "check"
+        self.query_one("#job-row").display = long_job
+        self.query_one("#job-file").display = long_job
+        self.query_one("#job-total", Static).update("")
+        self.query_one("#job-file", Static).update("")
+        self.refresh_bindings()
+        return self._cancel
+
+    def _end_job(self) -> None:
+        self._job, self._cancel = "", None
+        self.query_one("#job-row").display = False
+        self.query_one("#job-file").display = False
+        self.refresh_bindings()
+
+    def _cancel_requested(self) -> bool:
+        return self._cancel is not None and self._cancel.is_set()
+
+    def _show(self, text: str, markup: bool = False) -> None:
+        """Replace the info area with ``text`` (outside text, cleaned unless already built with clean_text)."""
+        self._lines = [text if markup else clean_text(text)]
+        self._render_lines(at_end=False)  # a diagnosis is read from its headline
+
+    def _add_line(self, text: str, bold: bool = False) -> None:
+        line = clean_text(text)
+        self._lines = [*self._lines, f"[b]{line}[/b]" if bold else line][-MAX_LINES:]
+        self._render_lines()
+        self.refresh_bindings()
+
+    def _render_lines(self, at_end: bool = True) -> None:
+        self.query_one("#diagnosis", Static).update("\n".join(self._lines))
+        info = self.query_one("#info", VerticalScroll)
+        # after the refresh, so the new lines count; stage lines follow the newest
+        self.call_after_refresh(info.scroll_end if at_end else info.scroll_home, animate=False)
+
+    def _show_fp16(self, reason: str) -> None:
+        fp16 = self.query_one("#dtype-fp16", RadioButton)
+        fp16.disabled = bool(reason)
+        note = f"fp16 is off: {reason}" if reason else "fp16 runs on the GPU (CUDA); int8 is the CPU's best."
+        self.query_one("#dtype-note", Static).update(clean_text(note))

@@ -1,0 +1,106 @@
+"""The Models screen's table of exported models, and the dialog that confirms a deletion."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.coordinate import Coordinate
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from pgpt.tui.jobs import quality_cell
+from pgpt.tui.sanitize import clean_text
+
+if TYPE_CHECKING:
+    from pgpt.runtime.models import ModelInfo
+
+COLUMNS = ("name", "kind", "dtype", "size", "quality", "provider")
+KINDS = {"embedding": "embed"}  # short enough for 80 columns
+
+
+def provider_label(model: ModelInfo, cuda_reason: str, requested: str) -> str:
+    """Where chat would run the model: runtime.session picks CUDA whenever it can run, unless asked for CPU."""
+    if requested != "cpu" and not cuda_reason:
+        return "CUDA"
+    return "CPU (slow)" if model.dtype == "fp16" else "CPU"  # fp16 is made for CUDA
+
+
+class ModelTable(DataTable[str]):
+    """The exported models, one per row keyed by name (● marks the chat model); Enter makes one the chat
+    model, Delete deletes it."""
+
+    BINDINGS = [
+        Binding("enter", "screen.use_model", "Use"),
+        Binding("delete", "screen.delete_model", "Delete"),
+    ]
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+
+    def on_mount(self) -> None:
+        for label in COLUMNS:
+            self.add_column(label, key=label)
+
+    @property
+    def selected_name(self) -> str:
+        """The model under the cursor, or '' when the table is empty."""
+        if not self.row_count:
+            return ""
+        row_key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
+        return str(row_key.value)
+
+    def names(self) -> list[str]:
+        """The models listed, in order."""
+        return [str(row.key.value) for row in self.ordered_rows]
+
+    def show_models(self, models: list[ModelInfo], active: str, cuda_reason: str, requested: str) -> None:
+        """Replace the rows, keeping the cursor on the same model when it is still there."""
+        keep = self.selected_name
+        self.clear()
+        for model in models:
+            mark = "● " if model.name == active else "  "
+            self.add_row(mark + clean_text(model.name), clean_text(KINDS.get(model.kind, model.kind)),
+                         clean_text(model.dtype), f"{model.size_bytes / 1e6:.0f} MB",
+                         clean_text(quality_cell(model.manifest.get("quality", {}))),
+                         provider_label(model, cuda_reason, requested), key=model.name)
+        if keep in self.names():
+            self.move_cursor(row=self.get_row_index(keep))
+
+
+class ConfirmDelete(ModalScreen[bool]):
+    """Asks before a model is deleted: y deletes, n or Esc keeps it."""
+
+    DEFAULT_CSS = """
+    ConfirmDelete {
+        align: center middle;
+    }
+    ConfirmDelete > Vertical {
+        width: 60;
+        height: auto;
+        padding: 1 2;
+        border: thick $error;
+        background: $surface;
+    }
+    """
+    BINDINGS = [
+        Binding("y", "answer(True)", "Delete"),
+        Binding("n,escape", "answer(False)", "Keep"),
+    ]
+
+    def __init__(self, model: ModelInfo, active: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.active = active
+
+    def compose(self) -> ComposeResult:
+        note = " It is the chat model: chat switches to the default." if self.active else ""
+        with Vertical():
+            yield Static(f"Delete {clean_text(self.model.name)} ({self.model.size_bytes / 1e6:.0f} MB) from "
+                         f"{clean_text(str(self.model.path.parent))}?{note}\n\n[b]y[/b] deletes, [b]n[/b] keeps it.")
+
+    def action_answer(self, delete: bool) -> None:
+        """Close the dialog with the answer."""
+        self.dismiss(delete)
