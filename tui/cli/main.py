@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
     parser = argparse.ArgumentParser(prog="pgpt-tui", description="Private chat with your documents, in the terminal.")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
-    from pgpt.tui.cli import documents as doc_commands, hub as hub_commands
+    from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
 
     doc_commands.add_embedder_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -37,24 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads, folders and the Hub connection")
     doctor.add_argument("--json", action="store_true")
     doctor.add_argument("--offline", action="store_true", help="skip the network section")
-    bench = sub.add_parser("bench", help="benchmark the default model against Optimum and PyTorch")
-    bench.add_argument("--json", action="store_true")
-    bench.add_argument("--dtypes", default="fp32,int8,int4", help="comma-separated dtypes of the default LLM")
-    bench.add_argument("--engines", default="pgpt,optimum,torch,onnxruntime-genai,llama.cpp")
-    bench.add_argument("--prompt-tokens", type=positive_int, default=1000)
-    bench.add_argument("--new-tokens", type=positive_int, default=128)
-    bench.add_argument("--repeats", type=positive_int, default=3)
-    bench_chat = sub.add_parser("bench-chat", help="time a multi-turn chat with and without the kept KV buffer")
-    bench_chat.add_argument("--json", action="store_true")
-    bench_chat.add_argument("--model", default="", help="exported chat model (default: the active one)")
-    bench_chat.add_argument("--turns", type=positive_int, default=6, help="user messages, at most 6 (default 6)")
-    bench_chat.add_argument("--new-tokens", type=positive_int, default=128)
-    bench_chat.add_argument("--repeats", type=positive_int, default=3, help="passes per mode (default 3)")
-    bench_docs = sub.add_parser("bench-docs", help="benchmark retrieval, answers and ingestion on real documents")
-    bench_docs.add_argument("--json", action="store_true")
-    bench_docs.add_argument("--questions", type=non_negative_int, default=0, help="ask only the first N questions of each set (default: all)")
-    doc_commands.add_embedder_option(bench_docs)
-
+    bench_commands.add_parsers(sub, doc_commands.add_embedder_option)
     hub_commands.add_parsers(sub)
     doc_commands.add_parsers(sub)
     return parser
@@ -74,14 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         from pgpt.runtime.logs import setup_logging
 
         setup_logging(settings)
-        from pgpt.tui.cli import documents as doc_commands, hub as hub_commands
+        from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
 
-        handler = {"chat": _chat, "models": _models, "doctor": _doctor, "bench": _bench,
+        handler = {"chat": _chat, "models": _models, "doctor": _doctor, "bench": bench_commands.run_bench,
                    "token": hub_commands.run_token, "check": hub_commands.run_check,
                    "download": hub_commands.run_download, "ingest": doc_commands.run_ingest,
                    "docs": doc_commands.run_docs, "forget": doc_commands.run_forget,
                    "search": doc_commands.run_search, "ask": doc_commands.run_ask,
-                   "bench-docs": _bench_docs, "bench-chat": _bench_chat}[args.command]
+                   "bench-docs": bench_commands.run_bench_docs,
+                   "bench-chat": bench_commands.run_bench_chat}[args.command]
         return handler(settings, args)
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
@@ -166,40 +150,6 @@ def _doctor(settings: Any, args: argparse.Namespace) -> int:
             print(f"[{section}]")
             for key, value in items.items():
                 print(f"  {key:<22} {value}")
-    return 0
-
-
-def _bench(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.bench.engines import BenchOptions, print_table, run_bench
-    from pgpt.runtime.llm.session import cpu_summary, describe_cpu
-
-    options = BenchOptions(dtypes=tuple(args.dtypes.split(",")), engines=tuple(args.engines.split(",")),
-                           prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens, repeats=args.repeats)
-    results = run_bench(settings, options, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    machine = cpu_summary()  # int8 speeds depend on the CPU's int8 unit (AMX or VNNI) above all
-    if args.json:
-        print(json.dumps({"machine": machine, "results": results}, indent=2))
-    else:
-        print(f"machine: {describe_cpu(machine)}\n")
-        print_table(results)
-    return 0
-
-
-def _bench_chat(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.bench.chat import format_results, run_chat_bench
-
-    results = run_chat_bench(settings, args.model, args.turns, args.repeats, args.new_tokens,
-                             progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(json.dumps(results, indent=2) if args.json else format_results(results))
-    return 0
-
-
-def _bench_docs(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.bench.documents import format_results, run_doc_bench
-
-    results = run_doc_bench(settings, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
-                            ask_questions=args.questions)
-    print(json.dumps(results, indent=2) if args.json else format_results(results))
     return 0
 
 
