@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class PgptError(Exception):
@@ -85,10 +87,19 @@ class ModelNotFoundError(PgptError, LookupError):
 
 
 class ModelIntegrityError(PgptError):
-    """A model folder's files do not match its manifest."""
+    """A model folder's files do not match its manifest; ``folder`` names it in the hint."""
 
     title = "Model files damaged"
     hint = "The folder was changed after export. Export the model again (pgpt-export)."
+
+    def __init__(self, message: str, *, folder: Path | str = "", hint: str | None = None) -> None:
+        if hint is None and folder:
+            name = Path(folder).name
+            hint = (f"The folder was changed after export. Remove it with `pgpt-tui models --delete {name}`, "
+                    "then export the model again; `pgpt-export` (and `--default` for the built-in models) "
+                    "also replaces a damaged folder of the model cache by itself.")
+        super().__init__(message, hint=hint)
+        self.folder = str(folder)
 
 
 class ProviderError(PgptError, RuntimeError):
@@ -138,6 +149,50 @@ class IngestLockedError(PgptError):
     hint = "Wait for it to finish (search and chat keep working meanwhile), then run this again."
 
 
+class UsageError(PgptError, ValueError):
+    """The command line was given something it cannot use (an empty prompt, say): exit 2."""
+
+    title = "Usage error"
+    hint = "See the command's --help."
+
+
+class StorageError(PgptError, OSError):
+    """A data folder cannot be used: a full disk, a read-only folder, missing permissions.
+
+    ``folder`` is the folder named in the message; the hint says what to do about it.
+    """
+
+    title = "Cannot use the data folder"
+    hint = "Check free space (df -h) and the folder's owner and mode (ls -ld), then run the command again."
+
+    def __init__(self, message: str, *, folder: Path | str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.folder = str(folder)
+
+
+class DiskFullError(StorageError):
+    """The disk holding a data folder is full."""
+
+    title = "Disk full"
+    hint = ("Free some space on that disk (df -h shows how much is left), or set PGPT_HOME to a folder on "
+            "another disk, then run the command again.")
+
+
+class ReadOnlyError(StorageError):
+    """A data folder is read-only, by its mode or because its file system is mounted read-only."""
+
+    title = "Read-only folder"
+    hint = ("Make it writable (chmod u+w on the folder and its files, or remount the disk read-write), "
+            "or set PGPT_HOME to a writable folder.")
+
+
+class FolderPermissionError(StorageError):
+    """pgpt may not read or write a data folder or file."""
+
+    title = "Permission denied"
+    hint = "Check the owner and mode of the folder and its files (ls -l), or set PGPT_HOME to another folder."
+
+
 class Cancelled(PgptError):
     """The user cancelled a long operation."""
 
@@ -167,18 +222,73 @@ def user_message(error: BaseException) -> UserMessage:
         text = str(error)
         if error.hint:
             text = f"{text} {error.hint}"
-        return UserMessage(error.title, text, 2 if isinstance(error, ConfigError) else 1)
+        return _safe(error.title, text, 2 if isinstance(error, (ConfigError, UsageError)) else 1)
+    fault = storage_fault(error, getattr(error, "filename", None) or "")
+    if fault is not None:
+        return user_message(fault)
     for kind, title, hint in _FOREIGN_ERRORS:
         if isinstance(error, kind):
-            return UserMessage(title, f"{_describe(error)} {hint}".strip())
-    return UserMessage(
+            return _safe(title, f"{_describe(error)} {hint}".strip())
+    return _safe(
         "Unexpected error",
         f"{type(error).__name__}: {_describe(error)} This is a bug in pgpt; the log file has details.",
     )
 
 
+def _safe(title: str, text: str, exit_code: int = 1) -> UserMessage:
+    """Messages often quote file names, which may hold terminal escapes: one sanitizer for all."""
+    from pgpt.runtime.sanitize import strip_controls
+
+    return UserMessage(strip_controls(title), " ".join(strip_controls(text).split()), exit_code)
+
+
+# errno values, and the texts SQLite and Lance (Rust: "(os error 28)") give for the same faults.
+_FULL = ((errno.ENOSPC, errno.EDQUOT), ("database or disk is full", "no space left on device", "(os error 28)",
+                                        "(os error 122)", "disk quota exceeded"))
+_READ_ONLY = ((errno.EROFS,), ("attempt to write a readonly database", "read-only file system", "(os error 30)"))
+_DENIED = ((errno.EACCES, errno.EPERM), ("permission denied", "(os error 13)", "(os error 1)",
+                                         "unable to open database file"))
+
+
+def storage_fault(error: BaseException, folder: Path | str, action: str = "") -> StorageError | None:
+    """The StorageError that ``error`` stands for (disk full, read-only, no permission), or None.
+
+    OSError is classified by its errno; SQLite and Lance errors, which carry no errno, by their
+    text. ``folder`` and ``action`` ("Writing the document index") go into the message.
+
+    Args:
+        error: Any exception raised while reading or writing a data folder.
+        folder: The folder (or file) it was working on; named in the message.
+        action: What pgpt was doing, as the start of a sentence; empty for a generic one.
+    """
+    if isinstance(error, StorageError):
+        return error
+    text = str(error).lower()
+    code = error.errno if isinstance(error, OSError) else None
+    where = f" in {folder}" if folder else ""
+    for (codes, texts), kind, cause in ((_FULL, DiskFullError, "the disk is full"),
+                                         (_READ_ONLY, ReadOnlyError, "the folder is read-only"),
+                                         (_DENIED, FolderPermissionError, "permission denied")):
+        if code in codes or (code is None and any(t in text for t in texts)):
+            if kind is ReadOnlyError and code is None:
+                cause = "the folder or its files are read-only (by their mode or a read-only mount)"
+            return kind(_fault_text(action, folder, cause), folder=folder)
+    if code is None and "disk i/o error" in text:  # SQLite's word for a failed write, most often a full disk
+        return StorageError(_fault_text(action, folder, "a disk I/O error (a full disk or a failing one)"),
+                            folder=folder)
+    return None
+
+
+def _fault_text(action: str, folder: Path | str, cause: str) -> str:
+    if action:
+        return f"{action}{f' in {folder}' if folder else ''} failed: {cause}."
+    return f"{folder}: {cause}." if folder else f"A data folder cannot be used: {cause}."
+
+
 def _describe(error: BaseException) -> str:
-    text = " ".join(str(error).split())
+    from pgpt.runtime.sanitize import strip_controls
+
+    text = " ".join(strip_controls(str(error)).split())
     if len(text) > 400:
         text = text[:397] + "..."
     if text and text[-1] not in ".!?":

@@ -1,4 +1,4 @@
-"""Logging to a 0600 file under PGPT_HOME (never to the terminal), with token redaction."""
+"""Logging to a 0600 file under PGPT_HOME (never to the terminal), with tokens and controls removed."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import os
 import re
 
+from pgpt.runtime.sanitize import strip_controls
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
 _TOKEN = re.compile(r"hf_[A-Za-z0-9]{8,}")
@@ -20,6 +21,28 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class SafeFormatter(logging.Formatter):
+    """The formatted line, tracebacks included, without tokens or terminal controls: a log file
+    is read with ``cat`` and ``less``, and file names in it come from the user's folders."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return strip_controls(_TOKEN.sub("hf_***", super().format(record)))
+
+
+class QuietFileHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A log file handler that goes quiet when the file cannot be written (a full disk, say).
+
+    logging's default prints "--- Logging error ---" and a traceback to stderr, in the middle of
+    the command's output or the app's screen; a log that cannot be written is not worth that.
+    """
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Drop the record; the command's own error message still reaches the user."""
+        self.failed = True
+
+
 def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
     """Send pgpt's (and its libraries') logs to the log file; failures fall back to no logging."""
     root = logging.getLogger()
@@ -28,11 +51,11 @@ def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
     try:
         ensure_private_dir(settings.log_file.parent)
         fd = os.open(settings.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        handler: logging.Handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+        handler: logging.Handler = QuietFileHandler(os.fdopen(fd, "a", encoding="utf-8"))
     except OSError:
         handler = logging.NullHandler()
     handler._pgpt = True  # type: ignore[attr-defined]
     handler.addFilter(RedactTokens())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)

@@ -33,6 +33,9 @@ class Settings:
         model: Name of the chat model to use; empty means the configured active one. ``PGPT_MODEL``.
         embedder: Name of the embedding model for documents; empty means the default. ``PGPT_EMBEDDER``.
         cache_size_mb: Size limit of the answer cache. ``PGPT_CACHE_SIZE_MB``.
+        read_timeout_s: Longest time the ingest gives one file's reader before it reports the file
+            as failed and goes on. ``PGPT_READ_TIMEOUT_S``.
+        read_memory_mb: Memory (address space) the reader of one file may use. ``PGPT_READ_MEMORY_MB``.
     """
 
     home: Path
@@ -42,6 +45,8 @@ class Settings:
     model: str = ""
     embedder: str = ""
     cache_size_mb: int = 256
+    read_timeout_s: int = 120
+    read_memory_mb: int = 4096
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -64,6 +69,8 @@ class Settings:
             model=env.get("PGPT_MODEL", ""),
             embedder=env.get("PGPT_EMBEDDER", ""),
             cache_size_mb=_int(env, "PGPT_CACHE_SIZE_MB", 256),
+            read_timeout_s=_int(env, "PGPT_READ_TIMEOUT_S", 120, lowest=1),
+            read_memory_mb=_int(env, "PGPT_READ_MEMORY_MB", 4096, lowest=256),
         )
 
     @property
@@ -82,20 +89,38 @@ class Settings:
         return self.home / "logs" / "pgpt.log"
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
+def _int(env: dict[str, str], name: str, default: int, lowest: int | None = None) -> int:
     raw = env.get(name, "")
     if not raw:
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        from pgpt.runtime.errors import ConfigError
+    from pgpt.runtime.errors import ConfigError
 
+    try:
+        value = int(raw)
+    except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number.") from None
+    if lowest is not None and value < lowest:
+        raise ConfigError(f"{name}={raw!r} is too small: the lowest allowed value is {lowest}.")
+    return value
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make it 0700, since it may hold answers or tokens."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    """Create ``path`` and its missing parents with mode 0700, since they may hold answers or tokens.
+
+    A folder that already exists keeps its mode: pgpt never changes the modes of a folder it did
+    not create (a user who made PGPT_HOME read-only meant it; writes there fail and say so).
+    """
+    missing = []
+    folder = path
+    while not folder.is_dir() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if folder.is_dir():
+                continue  # another process made it just now
+            raise
+        os.chmod(folder, 0o700)  # mkdir's mode passes through the umask; this folder is ours
     return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from pgpt.runtime import errors as e
@@ -40,7 +42,9 @@ def test_pgpt_errors_map_to_cause_and_next_step(error: Exception, title: str, wo
         (PermissionError(13, "Permission denied", "/data"), "Permission denied"),
         (FileNotFoundError(2, "No such file", "/x"), "File not found"),
         (MemoryError(), "Out of memory"),
-        (OSError(28, "No space left on device"), "System error"),
+        (OSError(28, "No space left on device"), "Disk full"),
+        (OSError(30, "Read-only file system", "/ro"), "Read-only folder"),
+        (OSError(5, "Input/output error"), "System error"),
         (KeyboardInterrupt(), "Interrupted"),
         (RuntimeError("boom"), "Unexpected error"),
     ],
@@ -62,3 +66,40 @@ def test_errors_subclass_the_builtins_callers_expect() -> None:
     assert issubclass(e.OutputExistsError, FileExistsError)
     assert issubclass(e.ModelNotFoundError, LookupError)
     assert issubclass(e.DiskSpaceError, OSError)
+
+
+@pytest.mark.parametrize(
+    "error, kind",
+    [
+        (OSError(28, "No space left on device"), e.DiskFullError),
+        (sqlite3.OperationalError("database or disk is full"), e.DiskFullError),
+        (RuntimeError("lance error: LanceError(IO): No space left on device (os error 28), writer.rs:191:9"),
+         e.DiskFullError),
+        (OSError(30, "Read-only file system"), e.ReadOnlyError),
+        (sqlite3.OperationalError("attempt to write a readonly database"), e.ReadOnlyError),
+        (RuntimeError("LanceError(IO): Read-only file system (os error 30)"), e.ReadOnlyError),
+        (PermissionError(13, "Permission denied"), e.FolderPermissionError),
+        (sqlite3.OperationalError("disk I/O error"), e.StorageError),
+    ],
+)
+def test_storage_faults_name_the_folder_and_the_next_step(error: BaseException, kind: type) -> None:
+    """Probe 4.8 and 4.10: SQLite's and Lance's texts for a full disk or a read-only folder were
+    "Unexpected error ... a bug in pgpt"."""
+    fault = e.storage_fault(error, "/home/u/.local/share/pgpt/index", "Writing the document index")
+    assert type(fault) is kind
+    message = e.user_message(fault)
+    assert "/home/u/.local/share/pgpt/index" in message.text and "bug" not in message.text
+    assert message.text.startswith("Writing the document index in")
+    assert any(word in message.text for word in ("df -h", "chmod", "ls -l", "PGPT_HOME"))
+
+
+def test_other_errors_are_not_storage_faults() -> None:
+    assert e.storage_fault(RuntimeError("boom"), "/x") is None
+    assert e.storage_fault(sqlite3.DatabaseError("file is not a database"), "/x") is None
+
+
+def test_messages_never_carry_terminal_controls() -> None:
+    """A file name in an error reaches stderr: probe 3.8's escape name is cleaned there too."""
+    message = e.user_message(PermissionError(13, "Permission denied", "/d/m_esc\x1b[2J\x1b]52;c;cHduZWQ=\x07.txt"))
+    assert "\x1b" not in message.text and "\x07" not in message.text and "cHduZWQ" not in message.text
+    assert e.user_message(e.UsageError("empty")).exit_code == 2

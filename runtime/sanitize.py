@@ -1,0 +1,60 @@
+"""The one output sanitizer: text from file names, documents and models, safe for a terminal or JSON.
+
+A file name or a document can hold terminal escape sequences (``ESC[2J`` clears the screen, OSC 52
+writes the clipboard) and C1 controls (U+009B is a one-character CSI on many terminals); a file
+name with invalid UTF-8 bytes reaches Python as lone surrogates, which cannot even be printed.
+Every string of that origin passes ``strip_controls`` before plain output, or ``dumps_json``
+before JSON output, wherever it is shown: CLI, app, server, logs shown on screen.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# Whole escape sequences first, so their parameters (an OSC 52 clipboard payload, say) go too:
+# CSI (ESC [ or the C1 byte 0x9b) up to its final byte; OSC, DCS, SOS, PM and APC strings
+# (ESC ] P X ^ _ or C1 0x9d 0x90 0x98 0x9e 0x9f) up to BEL, ST or the end of the line; then any
+# other ESC + one char.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[\x20-\x7e]?"
+)
+# Every C0 control but tab and newline, DEL, and every C1 control.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Lone surrogates: what os.fsdecode makes of bytes that are not UTF-8 (and what a broken PDF
+# text layer may give); no encoder accepts them.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# In JSON text (already escaped by json.dumps for C0, quotes and backslashes): DEL, C1, surrogates.
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\ud800-\udfff]")
+
+
+def strip_controls(text: str) -> str:
+    """Text fit for a terminal: escape sequences and controls removed, newlines and tabs kept.
+
+    Args:
+        text: Any text from a file name, a document or a model.
+
+    Returns:
+        The text without ESC sequences, C0 controls (but ``\\n`` and ``\\t``), DEL or C1
+        controls; lone surrogates become U+FFFD; ``\\r\\n`` becomes ``\\n``.
+    """
+    text = _SURROGATE.sub("\ufffd", text.replace("\r\n", "\n"))
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text))
+
+
+def dumps_json(data: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that keeps the text but writes no raw control character.
+
+    json already escapes C0 controls; this also escapes DEL, the C1 controls and lone
+    surrogates as ``\\uXXXX``, so the output is safe on a terminal and still decodes to the same
+    strings. Other non-ASCII text stays readable (``ensure_ascii=False``).
+
+    Args:
+        data: A JSON-serialisable value.
+        **kwargs: Passed to ``json.dumps`` (``indent``, ``sort_keys``, ...).
+    """
+    kwargs.setdefault("ensure_ascii", False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, **kwargs))
