@@ -3,14 +3,24 @@
 Per file: a content hash decides. Unchanged -> skipped; changed -> its chunks replaced; the same
 content under a new path while the old path is gone -> renamed without re-embedding; new ->
 read, chunked, embedded (batched) and written in one commit. ``prune`` removes documents whose
-files are gone. Files that give no text are reported with the reason, never silently dropped.
-A cancel (or a kill) stops between files; every file done so far stays done, so the next run
-resumes where this one stopped.
+files are gone. A cancel (or a kill) stops between files; every file done so far stays done, so
+the next run resumes where this one stopped. ``reindex`` builds a new index beside the one in
+use and switches to it at the end (readers and a kill see the old one, complete, until then).
+
+One bad file never stops the run. Whatever goes wrong with one file (its name, the file system,
+a reader, a decompressor, an XML or PDF parser, a hang, a crash) ends at the file's boundary:
+the file is listed as skipped (it gives no text: binary, encrypted, damaged) or failed (it could
+not be read: unreadable, over the time or memory limit, or pgpt's own bug, logged with its
+traceback as "internal error: TYPE"), and the next file goes on. The readers run in a worker
+process for that (:mod:`pgpt.runtime.documents.isolation`). Only faults of the index itself stop
+the run: a full disk, a read-only or forbidden folder (StorageError), another writer.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
 import stat
 import threading
@@ -22,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.documents.chunking import chunk_sections
-from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, Skipped, is_text_file, read_document
+from pgpt.runtime.documents.isolation import IsolatedReader
+from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, Section, is_text_file
 from pgpt.runtime.documents.store import DocumentRecord, DocumentStore, writer_lock
-from pgpt.runtime.errors import Cancelled, PgptError
+from pgpt.runtime.errors import Cancelled, PgptError, StorageError
 from pgpt.runtime.settings import Settings
 
+log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 100_000_000
 DEFAULT_COLLECTION = "default"
 
@@ -77,30 +89,60 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     Raises:
         IngestLockedError: another ingestion holds the writer lock.
         IndexModelMismatchError: the index was built with another embedding model (use ``reindex``).
-        Cancelled: ``cancel`` was set; the files done so far are in the index.
+        StorageError: the index cannot be written (disk full, read-only, permissions).
+        Cancelled: ``cancel`` was set; the files done so far are in the index (with ``reindex``:
+            the old index stays in use, unchanged).
     """
     started = time.perf_counter()
     report = IngestReport()
     with writer_lock(settings):
         store = open_store(settings, embedder, rebuild=reindex)
-        known = {d.path: d for d in store.documents(collection)}
-        files, report.skipped = _collect(paths)
+        files: list[Path] = []
         try:
-            for index, path in enumerate(files):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled(f"Ingestion stopped after {index} of {len(files)} files; "
-                                    "run it again to continue where it stopped.")
-                if progress is not None:
-                    progress(_tick(index, len(files), str(path), report.chunks, started))
-                _ingest_file(store, embedder, path, collection, known, report)
+            store.drop_stale_tables()
+            known = {d.path: d for d in store.documents(collection)}
+            files, report.skipped = _collect(paths)
+            with IsolatedReader(settings.read_timeout_s, settings.read_memory_mb) as reader:
+                for index, path in enumerate(files):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled(_stopped_text(index, len(files), reindex))
+                    if progress is not None:
+                        progress(_tick(index, len(files), str(path), report.chunks, started))
+                    try:
+                        _ingest_file(store, embedder, reader, path, collection, known, report, cancel)
+                    except Cancelled:
+                        raise Cancelled(_stopped_text(index, len(files), reindex)) from None
             if prune:
                 _prune(store, known, paths, report)
-        finally:
-            store.finish_batch()
+        except BaseException as exc:
+            _end_unfinished(store, exc)
+            raise
+        store.finish_batch()
+        if reindex:
+            store.publish()
     report.seconds = time.perf_counter() - started
     if progress is not None:
         progress(IngestProgress(len(files), len(files), "", report.chunks, 0.0))
     return report
+
+
+def _stopped_text(done: int, total: int, reindex: bool) -> str:
+    if reindex:
+        return (f"Re-indexing stopped after {done} of {total} files; the index in use is unchanged. "
+                "Run it again to rebuild it.")
+    return f"Ingestion stopped after {done} of {total} files; run it again to continue where it stopped."
+
+
+def _end_unfinished(store: DocumentStore, error: BaseException) -> None:
+    """After a stop: a re-index drops its new table; an update indexes the text of what it did
+    (unless the index cannot be written, which would only fail again)."""
+    if store.rebuilding:
+        store.abandon()
+    elif not isinstance(error, StorageError):
+        try:
+            store.finish_batch()
+        except StorageError as fault:
+            log.warning("full-text index not updated after the stop: %s", fault)
 
 
 def forget_path(settings: Settings, embedder: Any, path: str) -> list[DocumentRecord]:
@@ -137,38 +179,77 @@ def _collect(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     skipped: list[tuple[str, str]] = []
     for root in paths:
         root = root.expanduser()
-        if not root.exists():
-            skipped.append((str(root), "no such file or folder"))
-        elif root.is_dir():
-            for path, reason in _walk(root.resolve()):
-                (skipped.append((str(path), reason)) if reason else files.append(path))
-        else:
-            reason = _file_problem(root.resolve())
-            (skipped.append((str(root), reason)) if reason else files.append(root.resolve()))
+        try:
+            if not root.exists() and not root.is_symlink():
+                skipped.append((str(root), "no such file or folder"))
+            elif root.is_dir():
+                for path, reason in _walk(root.resolve()):
+                    (skipped.append((str(path), reason)) if reason else files.append(path))
+            else:
+                reason = _name_problem(root) or _file_problem(root.resolve())
+                (skipped.append((str(root), reason)) if reason else files.append(root.resolve()))
+        except (OSError, RuntimeError) as exc:  # a symlink loop or an unreadable folder given as PATH
+            skipped.append((str(root), _fs_reason(exc)))
     return sorted(set(files)), skipped
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, str]]:
-    """Every file under ``root``; symlinks followed only when they stay inside ``root``."""
-    for folder, dirs, names in os.walk(root, followlinks=False):
+    """Every file under ``root`` with '' or why it is left out; symlinks followed only when they
+    stay inside ``root``; a folder that cannot be listed is reported, not skipped silently."""
+    unreadable: list[OSError] = []
+    for folder, dirs, names in os.walk(root, followlinks=False, onerror=unreadable.append):
         for name in sorted(dirs):
             link = Path(folder) / name
             if link.is_symlink():
-                target = link.resolve()
-                if not target.is_relative_to(root):
-                    yield link, "a symlink leading outside the folder"
+                reason = _link_problem(link, root)
+                if reason:
+                    yield link, reason
                 # a link to a folder inside the root: that folder is walked on its own
         dirs[:] = [d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink()]
         for name in sorted(names):
-            path = Path(folder) / name
             if name.startswith("."):
                 continue
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(root):
-                    yield path, "a symlink leading outside the folder"
-                continue  # an inside target is ingested under its own path
-            yield path, _file_problem(path)
+            path = Path(folder) / name
+            try:
+                if path.is_symlink():
+                    reason = _link_problem(path, root)
+                    if reason:
+                        yield path, reason
+                    continue  # an inside target is ingested under its own path
+                yield path, _name_problem(path) or _file_problem(path)
+            except (OSError, RuntimeError) as exc:
+                yield path, _fs_reason(exc)
+    for error in unreadable:
+        yield Path(error.filename or root), f"a folder that cannot be listed ({error.strerror})"
+
+
+def _link_problem(link: Path, root: Path) -> str:
+    """Why a symlink under ``root`` is left out: it loops or leads outside; '' when it stays inside."""
+    try:
+        target = link.resolve(strict=True)
+    except FileNotFoundError:
+        return "a broken symlink"
+    except (OSError, RuntimeError) as exc:
+        return _fs_reason(exc)
+    return "" if target.is_relative_to(root) else "a symlink leading outside the folder"
+
+
+def _fs_reason(error: BaseException) -> str:
+    """A short reason for a file system error met on one path."""
+    if (isinstance(error, RuntimeError) and "loop" in str(error).lower()) or getattr(error, "errno", 0) == errno.ELOOP:
+        return "a symlink loop"
+    if isinstance(error, OSError):
+        return f"unreadable ({error.strerror or type(error).__name__})"
+    return f"unreadable ({type(error).__name__})"
+
+
+def _name_problem(path: Path) -> str:
+    """Why the path itself cannot be indexed: a name that is not UTF-8 cannot be stored or shown."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8 (rename the file to index it)"
+    return ""
 
 
 def _file_problem(path: Path) -> str:
@@ -188,13 +269,19 @@ def _file_problem(path: Path) -> str:
     return ""
 
 
-def _ingest_file(store: DocumentStore, embedder: Any, path: Path, collection: str,
-                 known: dict[str, DocumentRecord], report: IngestReport) -> None:
+def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, path: Path, collection: str,
+                 known: dict[str, DocumentRecord], report: IngestReport, cancel: threading.Event | None) -> None:
+    """One file, from its hash to its commit; every failure of the file itself ends in ``report``.
+
+    Raises:
+        StorageError: the index cannot be written (the run stops: the next file would fail too).
+        Cancelled: ``cancel`` was set while the file was read.
+    """
     key = str(path)
     try:
-        content_hash = hashlib.sha256(path.read_bytes()).hexdigest()
+        content_hash = _hash_file(path)
     except OSError as exc:
-        report.failed.append((key, f"unreadable ({exc.strerror})"))
+        report.failed.append((key, _fs_reason(exc)))
         return
     existing = known.get(key)
     if existing is not None and existing.content_hash == content_hash:
@@ -207,24 +294,45 @@ def _ingest_file(store: DocumentStore, embedder: Any, path: Path, collection: st
         del known[moved.path]
         report.renamed.append(f"{moved.path} -> {key}")
         return
-    try:
-        sections = read_document(path)
-    except Skipped as exc:
-        report.skipped.append((key, str(exc)))
-        return
-    except (OSError, ValueError, RuntimeError) as exc:  # a damaged file must not stop the run
-        report.failed.append((key, f"{type(exc).__name__}: {exc}"))
+    outcome = reader.read(path, cancel)
+    if outcome.sections is None:
+        (report.skipped if outcome.skipped else report.failed).append((key, outcome.skipped or outcome.failed))
         return
     doc_id = existing.doc_id if existing is not None else uuid.uuid4().hex
+    try:
+        rows, vectors = _embedded_rows(embedder, outcome.sections, doc_id, collection, key, content_hash)
+    except Exception as exc:  # pgpt's own chunking or embedding failed: a bug, logged, and the next file goes on
+        log.exception("indexing %s failed", key)
+        report.failed.append((key, f"internal error: {type(exc).__name__}"))
+        return
+    store.replace_document(doc_id, rows, vectors)
+    known[key] = DocumentRecord(key, collection, doc_id, content_hash, len(rows), time.time())
+    (report.updated if existing is not None else report.added).append(key)
+    report.chunks += len(rows)
+
+
+def _hash_file(path: Path) -> str:
+    """sha256 of a regular file, opened without following a link or blocking on a pipe (the file
+    may have been swapped for one since the folder was listed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file any more")
+        digest = hashlib.sha256()
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _embedded_rows(embedder: Any, sections: list[Section], doc_id: str, collection: str, key: str,
+                   content_hash: str) -> tuple[list[dict[str, Any]], Any]:
+    """The rows and vectors of one document's chunks."""
     chunks = chunk_sections(sections, lambda text: len(embedder.tokenizer.encode(text).ids))
     vectors = embedder.embed([_embedding_text(c) for c in chunks])
     rows = [{"chunk_id": f"{doc_id}:{i}", "doc_id": doc_id, "collection": collection, "path": key,
              "content_hash": content_hash, "text": c.text, "heading": c.heading, "page": c.page,
              "start": c.start, "end": c.end} for i, c in enumerate(chunks)]
-    store.replace_document(doc_id, rows, vectors)
-    known[key] = DocumentRecord(key, collection, doc_id, content_hash, len(rows), time.time())
-    (report.updated if existing is not None else report.added).append(key)
-    report.chunks += len(rows)
+    return rows, vectors
 
 
 def _embedding_text(chunk: Any) -> str:

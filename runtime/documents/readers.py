@@ -2,14 +2,23 @@
 
 Each reader returns sections (text, page, heading trail). A file that cannot give text raises
 :class:`Skipped` with the reason the ingest report shows (binary, encrypted PDF, scanned PDF
-without a text layer, ...). Text in unknown encodings decodes without failing: BOMs first,
-then UTF-8, then charset detection (GBK, cp1252, ...).
+without a text layer, damaged file, ...). Text in unknown encodings decodes without failing: BOMs
+first, then UTF-8, then charset detection (GBK, cp1252, ...).
+
+A damaged file makes a parser (pypdf, python-docx, lxml, zlib, html.parser) raise whatever it
+raises: any exception that starts inside the parser's own code is the file's fault and becomes
+``Skipped("damaged PDF (TYPE)")``; one that starts in pgpt's code is a bug and goes on up as it
+is (the ingest reports it as an internal error). The ingest runs these readers in a worker
+process with a time and memory limit (:mod:`pgpt.runtime.documents.isolation`).
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import re
+import types
+import zlib
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,6 +29,10 @@ KNOWN_SUFFIXES = (".txt", ".pdf", ".docx", *MARKDOWN_SUFFIXES, *HTML_SUFFIXES)
 MAX_EXPANDED_BYTES = 200_000_000  # a .docx's unzipped size; real documents stay far below
 _SHORT_TEXT = 200  # bytes: below this, charset detection guesses badly (GBK read as cp949)
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+# OSError numbers that mean the file could not be read, rather than that its content is damaged.
+_FILE_FAULTS = frozenset({errno.EACCES, errno.EPERM, errno.EIO, errno.ENOENT, errno.ELOOP, errno.EISDIR})
 
 
 class Skipped(Exception):
@@ -54,10 +67,41 @@ def read_document(path: Path) -> list[Section]:
             sections = _read_markdown(text)
         else:
             sections = [Section(text)]
-    sections = [s for s in sections if s.text.strip()]
+    sections = [Section(_clean(s.text), s.page, _clean(s.heading)) for s in sections if s.text.strip()]
     if not sections:
         raise Skipped("no text in the file")
     return sections
+
+
+def _clean(text: str) -> str:
+    """No NUL and no lone surrogates (a broken PDF text layer has both): the index stores UTF-8."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def parser_failure(error: BaseException, kind: str) -> Skipped:
+    """``Skipped("damaged KIND (TYPE)")`` for an error a parser raised on a damaged file.
+
+    Raises:
+        BaseException: ``error`` itself when it started in pgpt's code (a bug, not a bad file)
+            or is not about the file at all (MemoryError, KeyboardInterrupt).
+    """
+    if not isinstance(error, Exception) or isinstance(error, MemoryError) or _started_in_pgpt(error.__traceback__):
+        raise error
+    if isinstance(error, OSError) and error.errno in _FILE_FAULTS:
+        raise error  # the file system's fault, not the file's (a seek to a bad offset is EINVAL: damage)
+    if isinstance(error, RecursionError):
+        return Skipped(f"damaged {kind} (nested too deeply to read)")
+    if isinstance(error, zlib.error):  # its name is just "error"
+        return Skipped(f"damaged {kind} (bad compressed data)")
+    return Skipped(f"damaged {kind} ({type(error).__name__})")
+
+
+def _started_in_pgpt(trace: types.TracebackType | None) -> bool:
+    """Whether the innermost frame of ``trace`` runs pgpt's code (callbacks from a parser included)."""
+    last = None
+    while trace is not None:
+        last, trace = trace, trace.tb_next
+    return last is not None and str(last.tb_frame.f_globals.get("__name__", "")).startswith("pgpt.")
 
 
 def decode_text(data: bytes) -> str:
@@ -115,17 +159,21 @@ def _read_markdown(text: str) -> list[Section]:
 
 def _read_pdf(path: Path) -> list[Section]:
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, PdfReadError
+    from pypdf.errors import DependencyError
 
     try:
         reader = PdfReader(path)
         if reader.is_encrypted and reader.decrypt("") == 0:
             raise Skipped("encrypted PDF (a password is needed)")
         pages = [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, 1)]
+    except Skipped:
+        raise
     except DependencyError:
         raise Skipped("encrypted PDF (AES; a password is needed)") from None
-    except (PdfReadError, OSError, ValueError, KeyError) as exc:
-        raise Skipped(f"damaged PDF ({type(exc).__name__})") from None
+    except Exception as exc:  # whatever pypdf raises on a damaged file (see parser_failure)
+        raise parser_failure(exc, "PDF") from None
+    if not all(isinstance(text, str) for _, text in pages):
+        raise Skipped("damaged PDF (its text layer is not text)")
     if sum(len(text.strip()) for _, text in pages) < 2 * max(len(pages), 1):
         raise Skipped("scanned PDF without a text layer (run OCR on it first)")
     return [Section(text, page=number) for number, text in pages]
@@ -136,41 +184,55 @@ def _read_docx(path: Path) -> list[Section]:
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
-    _check_zip_expansion(path)
+    _check_docx_archive(path)
     try:
         document = Document(str(path))
-    except (PackageNotFoundError, KeyError, ValueError) as exc:
-        raise Skipped(f"damaged .docx ({type(exc).__name__})") from None
+        blocks = [(block.style.name if block.style is not None else "", block.text,
+                   [[cell.text for cell in row.cells] for row in block.rows] if isinstance(block, Table) else None)
+                  for block in document.iter_inner_content()]
+    except PackageNotFoundError:
+        raise Skipped("damaged .docx (PackageNotFoundError)") from None
+    except Exception as exc:  # lxml, zipfile, zlib or python-docx on a damaged file (see parser_failure)
+        raise parser_failure(exc, ".docx") from None
     sections: list[Section] = []
     trail: list[str] = []
     lines: list[str] = []
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            lines.extend(" | ".join(cell.text for cell in row.cells) for row in block.rows)
+    for style, text, rows in blocks:
+        if rows is not None:
+            lines.extend(" | ".join(cells) for cells in rows)
             continue
-        style = block.style.name if block.style is not None else ""
-        level = _heading_level(style)
+        level = _heading_level(style or "")
         if level:
             sections.append(Section("\n\n".join(lines), heading=" > ".join(trail)))
             lines = []
-            trail = trail[: level - 1] + [block.text.strip()]
-        lines.append(block.text)
+            trail = trail[: level - 1] + [text.strip()]
+        lines.append(text)
     sections.append(Section("\n\n".join(lines), heading=" > ".join(trail)))
     return sections
 
 
-def _check_zip_expansion(path: Path) -> None:
-    """Refuse a .docx that would expand to more than MAX_EXPANDED_BYTES (a zip bomb) before reading it."""
+def _check_docx_archive(path: Path) -> None:
+    """Refuse a .docx before parsing it: a zip bomb (more than MAX_EXPANDED_BYTES unzipped, as
+    its headers say; a size that lies fails the CRC check later) or XML with a DTD (Word never
+    writes one; entity declarations are how an XML entity bomb starts)."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
-            expanded = sum(item.file_size for item in archive.infolist())
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise Skipped(f"damaged .docx ({type(exc).__name__})") from None
-    if expanded > MAX_EXPANDED_BYTES:
-        raise Skipped(f".docx that would expand to {expanded / 1e6:.0f} MB (a zip bomb?); "
-                      f"the limit is {MAX_EXPANDED_BYTES / 1e6:.0f} MB")
+            members = archive.infolist()
+            expanded = sum(item.file_size for item in members)
+            if expanded > MAX_EXPANDED_BYTES:
+                raise Skipped(f".docx that would expand to {expanded / 1e6:.0f} MB (a zip bomb?); "
+                              f"the limit is {MAX_EXPANDED_BYTES / 1e6:.0f} MB")
+            for item in members:
+                if item.filename.endswith((".xml", ".rels")):
+                    with archive.open(item) as member:
+                        if b"<!DOCTYPE" in member.read(4096).upper():
+                            raise Skipped("a .docx whose XML declares a DTD (refused: an entity bomb?)")
+    except Skipped:
+        raise
+    except Exception as exc:  # BadZipFile, zlib.error, a bad CRC, ... (see parser_failure)
+        raise parser_failure(exc, ".docx") from None
 
 
 def _heading_level(style: str) -> int:
@@ -227,8 +289,11 @@ class _HtmlText(HTMLParser):
 
 def _read_html(text: str) -> list[Section]:
     parser = _HtmlText()
-    parser.feed(text)
-    parser.close()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception as exc:  # html.parser gives up on some malformed markup (see parser_failure)
+        raise parser_failure(exc, "HTML") from None
     parser._flush()
     # one section per heading, paragraphs joined, so chunks can span paragraphs
     merged: list[Section] = []

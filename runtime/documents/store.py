@@ -5,25 +5,35 @@ chunks and deletes the old ones together), so a kill at any moment leaves each d
 in or fully out. Readers (search, chat) never take the lock: LanceDB readers see the last
 commit while a writer works. The embedding model's id and dimension are stored in the table's
 schema; opening the index with another model is refused with an offer to re-index.
+
+A re-index builds a new table beside the one in use and switches at the end: the file
+``index/active.json`` names the table readers use (``chunks`` when it is absent), and is
+replaced atomically once the new table is complete. A kill before that leaves the old index in
+use, complete; the next writer drops the unfinished table. Failures to write (a full disk, a
+read-only folder) become StorageError naming the folder.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
+from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError, storage_fault
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
-TABLE = "chunks"
+if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks index_has_data at start
+    import numpy as np
+
+TABLE = "chunks"  # the table's name until the first re-index; then active.json names it
+ACTIVE = "active.json"
 _META_MODEL = b"pgpt.embed_model"
 _META_NAME = b"pgpt.embed_name"
 _META_DIM = b"pgpt.embed_dim"
@@ -54,26 +64,116 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+@contextmanager
+def writing(folder: Path, action: str = "Writing the document index") -> Iterator[None]:
+    """Turn a failed write (disk full, read-only, permissions) into the StorageError naming ``folder``."""
+    try:
+        yield
+    except Exception as exc:
+        fault = storage_fault(exc, folder, action)
+        if fault is None:
+            raise
+        raise fault from exc
+
+
+def active_table(folder: Path) -> str:
+    """The name of the table readers use (see the module docstring)."""
+    try:
+        name = json.loads((folder / ACTIVE).read_text(encoding="utf-8")).get("table")
+    except FileNotFoundError:
+        return TABLE
+    except (OSError, ValueError, AttributeError):
+        return TABLE  # damaged: `doctor` says so; the first table is the best guess
+    return name if isinstance(name, str) and name.startswith(TABLE) else TABLE
+
+
+def index_has_data(settings: Settings) -> bool:
+    """Whether anything was ever written to the index, looked up without opening it (fast: no LanceDB)."""
+    folder = index_dir(settings)
+    data = folder / f"{active_table(folder)}.lance" / "data"
+    try:
+        return any(data.iterdir())
+    except OSError:
+        return False
+
+
+def index_state(settings: Settings) -> str:
+    """What `doctor` says about the document index: its size and full-text index, or what is wrong.
+
+    Reads only (no embedding model needed): the active table's rows and documents, tables a
+    killed re-index left behind, and whether everything can be read.
+    """
+    import lancedb
+
+    folder = index_dir(settings)
+    if not folder.is_dir():
+        return f"{folder}: empty (nothing ingested yet)"
+    name = active_table(folder)
+    try:
+        db = lancedb.connect(str(folder))
+        tables = db.list_tables().tables
+        if name not in tables:
+            return f"{folder}: empty (nothing ingested yet)"
+        table = db.open_table(name)
+        rows = table.count_rows()
+        documents = len({row["doc_id"] for row in table.search().select(["doc_id"]).limit(max(rows, 1)).to_list()})
+        text_index = any(i.index_type == "FTS" for i in table.list_indices())
+    except Exception as exc:  # any failure to read it is what doctor is for
+        return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); rebuild it with "
+                "`pgpt-tui ingest PATH... --reindex`")
+    stale = [t for t in tables if t.startswith(TABLE) and t != name]
+    notes = "" if text_index or not rows else ", full-text index missing (the next ingest builds it)"
+    if stale:
+        notes += f", {len(stale)} unfinished re-index table(s) (the next ingest drops them)"
+    writable = "" if os.access(folder, os.W_OK) else ", NOT writable (ingest cannot add documents)"
+    return f"{folder}: ok, {documents} documents, {rows} chunks{notes}{writable}"
+
+
 class DocumentStore:
     """The chunk table, opened for one embedding model."""
 
     def __init__(self, settings: Settings, model_id: str, model_name: str, dimension: int,
                  rebuild: bool = False) -> None:
-        """Open the index for this embedding model; ``rebuild`` drops every chunk first (``--reindex``)."""
+        """Open the index for this embedding model; ``rebuild`` starts a new, empty table beside the
+        one in use, which :meth:`publish` makes the index (``--reindex``)."""
         import lancedb
 
         self.folder = index_dir(settings)
-        ensure_private_dir(self.folder)
         self.model_id, self.model_name, self.dimension = model_id, model_name, dimension
-        self.db = lancedb.connect(str(self.folder))
-        if rebuild:
-            self.db.drop_table(TABLE, ignore_missing=True)
-        self.table = self._open_or_create()
+        self.rebuilding = rebuild
+        self._changed = False
+        with writing(self.folder, "Opening the document index"):
+            ensure_private_dir(self.folder)
+            self.db = lancedb.connect(str(self.folder))
+            if rebuild:
+                self.name = f"{TABLE}-{uuid.uuid4().hex[:12]}"
+                self._table = self.db.create_table(self.name, schema=self._schema())
+            else:
+                self.name = active_table(self.folder)
+                self._table = self._open_or_create(self.name)
+        self._pointer = self._pointer_stamp()
 
-    def _open_or_create(self) -> Any:
-        if TABLE not in self.db.list_tables().tables:
-            return self.db.create_table(TABLE, schema=self._schema(), exist_ok=True)
-        table = self.db.open_table(TABLE)
+    @property
+    def table(self) -> Any:
+        """The LanceDB table; a reader follows a re-index that another process finished meanwhile."""
+        if not self.rebuilding and self._pointer_stamp() != self._pointer:
+            self._pointer = self._pointer_stamp()
+            name = active_table(self.folder)
+            if name != self.name:
+                self.name, self._table = name, self._open_or_create(name)
+        return self._table
+
+    def _pointer_stamp(self) -> tuple[int, int] | None:
+        try:
+            info = (self.folder / ACTIVE).stat()
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns
+
+    def _open_or_create(self, name: str) -> Any:
+        if name not in self.db.list_tables().tables:
+            return self.db.create_table(name, schema=self._schema(), exist_ok=True)
+        table = self.db.open_table(name)
         meta = table.schema.metadata or {}
         if meta.get(_META_MODEL, b"").decode() != self.model_id:
             built_with = meta.get(_META_NAME, b"?").decode()
@@ -99,10 +199,12 @@ class DocumentStore:
                      _META_DIM: str(self.dimension).encode()})
 
     @property
-    def version(self) -> int:
-        """The table's commit number: it changes with every ingest or forget."""
-        self.table.checkout_latest()
-        return int(self.table.version)
+    def version(self) -> str:
+        """The table's name and commit number: it changes with every ingest, forget and re-index
+        (a re-indexed table may reach the old one's commit number; its name differs)."""
+        table = self.table
+        table.checkout_latest()
+        return f"{self.name}@{table.version}"
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         """Indexed documents with their chunk counts, sorted by path."""
@@ -127,6 +229,7 @@ class DocumentStore:
 
     def replace_document(self, doc_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
         """Insert a document's chunks and delete its old ones in one commit."""
+        import numpy as np
         import pyarrow as pa
 
         now = time.time()
@@ -135,39 +238,95 @@ class DocumentStore:
         data["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).ravel()),
                                                            self.dimension)
         table = pa.table(data, schema=self._schema())
-        (self.table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
-         .when_not_matched_by_source_delete(f"doc_id = {quote(doc_id)}").execute(table))
+        with writing(self.folder):
+            (self.table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+             .when_not_matched_by_source_delete(f"doc_id = {quote(doc_id)}").execute(table))
+        self._changed = True
 
     def move_document(self, doc_id: str, new_path: str) -> None:
         """A renamed file: its chunks get the new path, no re-embedding (one commit)."""
-        self.table.update(where=f"doc_id = {quote(doc_id)}", values={"path": new_path})
+        with writing(self.folder):
+            self.table.update(where=f"doc_id = {quote(doc_id)}", values={"path": new_path})
+        self._changed = True
 
     def forget(self, doc_id: str) -> None:
         """Remove one document's chunks (one commit)."""
-        self.table.delete(f"doc_id = {quote(doc_id)}")
+        with writing(self.folder):
+            self.table.delete(f"doc_id = {quote(doc_id)}")
+        self._changed = True
 
     def finish_batch(self) -> None:
-        """After an ingest: build or update the full-text index and compact."""
+        """After an ingest that changed something: build or update the full-text index and compact."""
         from lancedb.index import FTS
 
-        if not any(i.index_type == "FTS" for i in self.table.list_indices()):
-            if self.table.count_rows():
-                self.table.create_index("text", config=FTS(with_position=False), replace=True)
-            return
-        self.table.optimize()
+        if not self._changed:
+            return  # nothing to index or compact (and nothing is written, even on a full disk)
+        with writing(self.folder):
+            if not any(i.index_type == "FTS" for i in self.table.list_indices()):
+                if self.table.count_rows():
+                    self.table.create_index("text", config=FTS(with_position=False), replace=True)
+                return
+            self.table.optimize()
+
+    def publish(self) -> None:
+        """End a re-index: readers switch to the new table at once (one atomic rename), and the old
+        table is dropped."""
+        assert self.rebuilding, "only a re-index publishes a table"
+        with writing(self.folder):
+            _write_atomically(self.folder / ACTIVE, json.dumps({"table": self.name}))
+            self.rebuilding = False
+            self._pointer = self._pointer_stamp()
+        self.drop_stale_tables()
+
+    def abandon(self) -> None:
+        """A re-index that stopped: drop its unfinished table; the old index stays in use."""
+        if self.rebuilding:
+            self._drop(self.name)
+
+    def drop_stale_tables(self) -> None:
+        """Drop tables that are not the index (left by a re-index that was killed or replaced).
+
+        Only a writer calls this, under the writer lock: no other process is building a table.
+        """
+        keep = {active_table(self.folder), self.name}
+        for name in self.db.list_tables().tables:
+            if name.startswith(TABLE) and name not in keep:
+                self._drop(name)
+
+    def _drop(self, name: str) -> None:
+        try:
+            self.db.drop_table(name, ignore_missing=True)
+        except Exception as exc:  # disk space comes back at the next writer's clean-up
+            import logging
+
+            logging.getLogger(__name__).warning("could not drop the unused index table %s: %s", name, exc)
 
     def has_text_index(self) -> bool:
         """Whether full-text search can run (the index exists once something was ingested)."""
         return any(i.index_type == "FTS" for i in self.table.list_indices())
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file (fsynced, then renamed); no temporary is left behind."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 @contextmanager
 def writer_lock(settings: Settings) -> Iterator[None]:
     """Hold the index's writer lock; a second writer gets IngestLockedError at once."""
     folder = index_dir(settings)
-    ensure_private_dir(folder)
-    path = folder / ".writer.lock"
-    handle = open(path, "a+", encoding="utf-8")
+    with writing(folder, "Locking the document index for writing"):
+        ensure_private_dir(folder)
+        handle = open(folder / ".writer.lock", "a+", encoding="utf-8")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -175,10 +334,14 @@ def writer_lock(settings: Settings) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             raise IngestLockedError(f"Another ingestion ({holder}) is writing to the document index.") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
+        with writing(folder, "Locking the document index for writing"):
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
         yield
     finally:
-        handle.close()  # closing releases the lock, also when the process is killed
+        try:
+            handle.close()  # closing releases the lock, also when the process is killed
+        except OSError:
+            pass  # the pid did not fit on a full disk: the lock is released all the same

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.arg_types import non_negative_int, positive_int
+from pgpt.runtime.sanitize import dumps_json, strip_controls
+from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar
 
 
@@ -19,7 +20,8 @@ def add_parsers(sub: Any) -> None:
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--collection", default="default", help="collection name (default: default)")
     ingest.add_argument("--prune", action="store_true", help="forget indexed files under PATH that are gone")
-    ingest.add_argument("--reindex", action="store_true", help="rebuild the index (after changing the embedding model)")
+    ingest.add_argument("--reindex", action="store_true",
+                        help="rebuild the index (after changing the embedding model); the old one serves until it is done")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     docs = sub.add_parser("docs", help="list indexed documents with chunk counts and dates")
     docs.add_argument("--collection")
@@ -27,12 +29,12 @@ def add_parsers(sub: Any) -> None:
     forget = sub.add_parser("forget", help="remove one document from the index")
     forget.add_argument("path", type=Path)
     search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
-    search.add_argument("query")
+    search.add_argument("query", help="what to look for, or - to read it from standard input")
     search.add_argument("-k", type=positive_int, default=5, help="number of results (default 5)")
     search.add_argument("--collection")
     search.add_argument("--json", action="store_true")
     ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
-    ask.add_argument("question")
+    ask.add_argument("question", help="the question, or - to read it from standard input")
     ask.add_argument("--collection")
     # None: pgpt.runtime.documents.answers.DEFAULT_PASSAGES (not imported here: numpy would slow --help).
     ask.add_argument("-k", type=positive_int, default=None, help="passages to hand to the model (default 3)")
@@ -74,12 +76,11 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         data.update(skipped=[{"path": p, "reason": r} for p, r in report.skipped],
                     failed=[{"path": p, "reason": r} for p, r in report.failed],
                     chunks=report.chunks, seconds=round(report.seconds, 2), chunks_per_s=round(report.chunks_per_s, 1))
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print(dumps_json(data, indent=2))
     else:
-        from pgpt.tui.sanitize import strip_controls
-
-        for path, reason in report.skipped + report.failed:
-            print(strip_controls(f"skipped: {path}: {reason}"))
+        for label, entries in (("skipped", report.skipped), ("failed", report.failed)):
+            for path, reason in entries:
+                print(" ".join(strip_controls(f"{label}: {path}: {reason}").split()))
         print(report.summary())
     return 1 if report.failed else 0
 
@@ -90,11 +91,10 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
 
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.ingest import open_store
-    from pgpt.tui.sanitize import strip_controls
 
     documents = open_store(settings, default_embedder(settings)).documents(args.collection)
     if args.json:
-        print(json.dumps({"documents": [{"path": d.path, "collection": d.collection, "chunks": d.chunks,
+        print(dumps_json({"documents": [{"path": d.path, "collection": d.collection, "chunks": d.chunks,
                                          "ingested_at": d.ingested_at} for d in documents]}, indent=2))
         return 0
     if not documents:
@@ -109,7 +109,6 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui forget PATH`."""
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.ingest import forget_path
-    from pgpt.tui.sanitize import strip_controls
 
     wanted = str(args.path.expanduser().resolve())
     forgotten = forget_path(settings, default_embedder(settings), wanted)
@@ -122,15 +121,17 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.ingest import open_store
     from pgpt.runtime.documents.retrieval import search
-    from pgpt.tui.sanitize import strip_controls
 
+    query = text_argument(args.query, "query")
     embedder = default_embedder(settings)
-    hits = search(open_store(settings, embedder), embedder, args.query, k=args.k, collection=args.collection)
+    store = open_store(settings, embedder)
+    hits = search(store, embedder, query, k=args.k, collection=args.collection)
     if args.json:
-        print(json.dumps({"query": args.query, "results": [h.as_json() for h in hits]}, indent=2, ensure_ascii=False))
+        print(dumps_json({"query": query, "results": [h.as_json() for h in hits]}, indent=2))
         return 0
     if not hits:
-        print("No matching passages. Is anything indexed? (pgpt-tui docs)")
+        print("No matching passages." if store.table.count_rows() else
+              "Nothing is indexed yet. Add documents with `pgpt-tui ingest PATH`.")
     for number, hit in enumerate(hits, 1):
         where = strip_controls(hit.source) + (f", page {hit.page}" if hit.page else "")
         snippet = " ".join(strip_controls(hit.text).split())[:300]
@@ -145,13 +146,16 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.ingest import open_store
     from pgpt.runtime.llm.sampling import SamplingOptions
-    from pgpt.tui.sanitize import strip_controls
+    from pgpt.tui.cli.main import print_warnings
 
+    question = text_argument(args.question, "question")
     # The chat model loads while the embedder and the index open: both take about 2 s.
     with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
         embedder = default_embedder(settings)
         store = open_store(settings, embedder)
-        stream = AskStream(loaded_engine(), store, embedder, args.question,
+        engine = loaded_engine()
+        print_warnings(engine.take_warnings())
+        stream = AskStream(engine, store, embedder, question,
                            SamplingOptions(max_new_tokens=args.max_tokens), collection=args.collection,
                            k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
                            sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
@@ -159,8 +163,9 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
             if not args.json:
                 sys.stdout.write(strip_controls(piece))
                 sys.stdout.flush()
+        print_warnings(engine.take_warnings())
     if args.json:
-        print(json.dumps(stream.result.as_json(), ensure_ascii=False))
+        print(dumps_json(stream.result.as_json()))
         return 0
     sys.stdout.write("\n")
     for number, source in enumerate(stream.result.sources, 1):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgpt.runtime.sanitize import strip_controls
+
 WIDTH = 30
 
 
@@ -16,9 +18,14 @@ class TextBar:
         self.step = -1
 
     def draw(self, done: float, total: float, detail: str, eta_s: float | None, tail: str = "") -> None:
-        """Redraw with ``done`` of ``total``; in a log, only when the bar moves a step."""
+        """Redraw with ``done`` of ``total``; in a log, only when the bar moves a step.
+
+        ``detail`` and ``tail`` (a file name) are sanitized here: a name can hold escape sequences
+        that would clear the screen or write the clipboard, or a newline that would split the line.
+        """
         filled = int(WIDTH * done / max(total, 1))
         eta = f"ETA {eta_s:4.0f}s" if eta_s is not None else "ETA    ?"
+        detail, tail = (" ".join(strip_controls(text).split()) for text in (detail, tail))
         line = f"[{'#' * filled}{'.' * (WIDTH - filled)}] {detail} {eta}  {tail}".rstrip()
         if self.tty:
             self.stream.write("\r" + line[:120])

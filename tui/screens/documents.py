@@ -180,8 +180,10 @@ class DocumentsScreen(PanelScreen):
         except Cancelled as stopped:
             self.post_message(IngestDone(str(stopped), len(library.store.documents())))
             return
-        skipped = "".join(f"\nskipped {p}: {why}" for p, why in report.skipped + report.failed)
-        self.post_message(IngestDone(report.summary() + skipped, len(library.store.documents())))
+        listed = "".join(f"\n{label} {p}: {why}" for label, entries in (("skipped", report.skipped),
+                                                                         ("failed", report.failed))
+                         for p, why in entries)
+        self.post_message(IngestDone(report.summary() + listed, len(library.store.documents())))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="forget")
     def forget_document(self, library: DocumentLibrary, path: str) -> None:

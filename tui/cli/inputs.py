@@ -1,0 +1,27 @@
+"""Text arguments of the command line: ``-`` reads standard input; empty text is a usage error."""
+
+from __future__ import annotations
+
+import sys
+
+from pgpt.runtime.errors import UsageError
+
+STDIN = "-"
+
+
+def text_argument(value: str, what: str) -> str:
+    """The text of a prompt, question or query argument.
+
+    ``-`` reads all of standard input, so a long question needs no argument (Linux refuses one
+    argument over 128 KiB). Text that is empty or only whitespace is refused: a model asked
+    nothing invents an answer, and a search for nothing finds nothing.
+
+    Raises:
+        UsageError: the text is empty (exit code 2).
+    """
+    text = sys.stdin.read() if value == STDIN else value
+    if not text.strip():
+        source = "standard input was" if value == STDIN else f"the {what} is"
+        raise UsageError(f"Nothing to do: {source} empty.",
+                         hint=f"Give the {what} as an argument in quotes, or `-` to read it from standard input.")
+    return text.strip() if value == STDIN else text
