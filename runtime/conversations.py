@@ -6,6 +6,7 @@ previous version whole; files that do not parse are listed as unreadable, never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import PgptError
+from pgpt.runtime.errors import PgptError, storage_fault
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -57,15 +58,25 @@ def new_conversation(mode: str = "chat", model: str = "") -> Conversation:
 
 
 def save_conversation(settings: Settings, conversation: Conversation) -> Path:
-    """Write ``conversation`` atomically (owner-only permissions: it holds the user's questions)."""
-    folder = ensure_private_dir(conversations_dir(settings))
+    """Write ``conversation`` atomically (owner-only permissions: it holds the user's questions).
+
+    Raises:
+        StorageError: the folder cannot be written (disk full, read-only); no temporary is left.
+    """
+    folder = conversations_dir(settings)
     conversation.updated = time.time()
     path = folder / f"{_checked(conversation.id)}.json"
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(asdict(conversation), out, ensure_ascii=False, indent=1)
-    os.replace(tmp, path)
+    try:
+        ensure_private_dir(folder)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(asdict(conversation), out, ensure_ascii=False, indent=1)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise storage_fault(exc, folder, "Saving the conversation") or exc from exc
     return path
 
 

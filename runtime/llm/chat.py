@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgpt.runtime.errors import StorageError, user_message
 from pgpt.runtime.llm.answer_cache import AnswerCache, cache_key
 from pgpt.runtime.llm.generation import LanguageModel
 from pgpt.runtime.models import ModelInfo, active_chat_model, find_model
@@ -48,7 +49,29 @@ class ChatEngine:
         started = time.perf_counter()
         self.model = LanguageModel(info, settings.provider, settings.threads)
         self.load_s = time.perf_counter() - started
-        self.cache = AnswerCache(settings.answer_cache_dir, settings.cache_size_mb) if use_cache else None
+        self._warnings: list[str] = []
+        self.cache = self._open_cache(settings) if use_cache else None
+
+    def _open_cache(self, settings: Settings) -> AnswerCache | None:
+        """The answer cache, or None with a warning when its folder cannot be written: answers
+        still work without it."""
+        try:
+            cache = AnswerCache(settings.answer_cache_dir, settings.cache_size_mb)
+        except StorageError as fault:
+            message = user_message(fault)
+            self._warnings.append(f"{message.title}: {message.text} Answers are not cached until then "
+                                  "(--no-cache hides this warning).")
+            return None
+        return cache
+
+    def take_warnings(self) -> list[str]:
+        """What the user should be told and was not yet (the cache folder is read-only, a damaged
+        cache was moved aside), each once."""
+        found = self._warnings + (self.cache.warnings if self.cache is not None else [])
+        self._warnings = []
+        if self.cache is not None:
+            self.cache.warnings = []
+        return found
 
     @property
     def provider(self) -> str:
@@ -203,19 +226,26 @@ class StopFilter:
 
 class LoopGuard:
     """Ends an answer that has fallen into a loop: the same sentences three times in a row
-    (twice for a block of ``LONG_BLOCK_CHARS`` or more).
+    (twice for a block of ``LONG_BLOCK_CHARS`` or more), or the same run of words three times
+    in a row when it has no sentence end at all.
 
     Why: small models often repeat one sentence or paragraph until the token limit ("The -d
     option is used to create a new file. ..." over and over), which costs seconds of decoding
-    and adds nothing. Only a run of copies one after another counts, so a list whose items
-    share a sentence, or a song's chorus between verses, goes on; the repeated block must be at
-    least ``MIN_CHARS`` long, and code blocks are left alone (code repeats lines on purpose).
+    and adds nothing; some loop inside one endless sentence ('... known as the "Ciphertext of
+    the 1944 ..." or more specifically, the "..."' nine times). Only a run of copies one after
+    another counts, so a list whose items share a sentence, or a song's chorus between verses,
+    goes on; the repeated block must be at least ``MIN_CHARS`` long (``MIN_RUN_CHARS`` and a few
+    words for a run without a sentence end), and code blocks are left alone (code repeats lines
+    on purpose).
     """
 
     MIN_CHARS = 24
     COPIES = 3
     LONG_BLOCK_CHARS = 80  # a block this long repeated at once is a loop already
     LONGEST_BLOCK = 8  # sentences or lines
+    MIN_RUN_CHARS = 40  # a repeated run of words without a sentence end: at least this long,
+    LONGEST_RUN_CHARS = 600  # at most this long,
+    MIN_RUN_WORDS = 5  # with this many different words (not a rule of "=====" or "ha ha ha")
     _UNIT_END = re.compile(r"[.!?](?=\s)|\n")
 
     def __init__(self, enabled: bool = True) -> None:
@@ -223,6 +253,7 @@ class LoopGuard:
         self._pending = ""
         self._in_code = False
         self._units: list[str] = []
+        self._recent = ""  # the last units, whitespace collapsed, for runs across unit ends
 
     def feed(self, piece: str) -> bool:
         """Take the next shown text; True when it ends in copies of one block (see the class)."""
@@ -233,11 +264,31 @@ class LoopGuard:
             unit = " ".join(self._pending[:end.end()].split())
             self._pending = self._pending[end.end():]
             if unit.startswith("```"):
-                self._in_code, self._units = not self._in_code, []
+                self._in_code, self._units, self._recent = not self._in_code, [], ""
             elif unit and not self._in_code:
                 self._units.append(unit)
+                self._recent = f"{self._recent} {unit}"[-self.COPIES * self.LONGEST_RUN_CHARS:]
                 if self._looping():
                     return True
+        return not self._in_code and self._run_repeats(f"{self._recent} {' '.join(self._pending.split())}")
+
+    def _run_repeats(self, text: str) -> bool:
+        """Whether ``text`` ends in COPIES copies of one run of words (see the class)."""
+        probe = text[-self.MIN_RUN_CHARS:]
+        if len(text) < self.COPIES * self.MIN_RUN_CHARS:
+            return False
+        # Each earlier place where the last MIN_RUN_CHARS characters occur gives a candidate period.
+        stop = len(text) - self.MIN_RUN_CHARS
+        while (found := text.rfind(probe, max(0, stop - self.LONGEST_RUN_CHARS), stop)) >= 0:
+            period = len(text) - self.MIN_RUN_CHARS - found
+            block = text[-period:]
+            # A block with a sentence end in it is the sentence check's (it ends at a sentence end).
+            if period >= self.MIN_RUN_CHARS and len(text) >= self.COPIES * period and \
+                    not self._UNIT_END.search(block) and len(set(block.split())) >= self.MIN_RUN_WORDS and all(
+                        text[len(text) - period * (copy + 1):len(text) - period * copy] == block
+                        for copy in range(1, self.COPIES)):
+                return True
+            stop = found + self.MIN_RUN_CHARS - 1
         return False
 
     def _looping(self) -> bool:

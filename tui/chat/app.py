@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from pgpt.runtime.errors import Cancelled, ModelNotFoundError, user_message
+from pgpt.runtime.errors import Cancelled, ModelNotFoundError, StorageError, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.library import MODES, DocumentLibrary, as_chat_result, describe_sources, load_library
@@ -86,8 +86,12 @@ class ChatApp(PanelsMixin, App[int]):
         yield Footer(compact=True, show_command_palette=False)  # 80 columns: Ctrl+P is in the hint
 
     def on_mount(self) -> None:
+        from pgpt.runtime.documents.store import index_has_data
+
         self._show_tip_once()
-        self._set_mode(self.mode)
+        # Documents mode from the start when something is indexed: a question typed while the
+        # model loads is answered in the mode shown, from the documents (the index opens with it).
+        self._set_mode("docs" if index_has_data(self.settings) else self.mode)
         self._chat.query_one("#prompt", Input).focus()
         self.load_engine()
 
@@ -181,10 +185,22 @@ class ChatApp(PanelsMixin, App[int]):
         self._chat.query_one("#ingest-progress", ProgressBar).display = self._ingesting()
         if self.library is not None and self.library.documents:
             self._set_mode("docs")
+        elif self.mode != "chat" and self.library is None:
+            self._documents_unavailable()
         log.info("chat model %s loaded on %s", self.engine.model.info.name, self.engine.provider)
         self._set_status(self._model_label(), f"loaded in {self.engine.load_s:.1f} s")
+        for warning in self.engine.take_warnings():
+            self.notify(clean_text(warning), title="Answer cache", severity="warning", timeout=10)
         if self._reply is not None:
             self._start_answer()
+
+    def _documents_unavailable(self) -> None:
+        """The index could not be opened after all: Chat mode, said aloud (a queued question too)."""
+        self.notify("The documents cannot be read (the log file says why); this answer and the next come "
+                    "from the model alone.", title="Chat mode", severity="warning", timeout=10)
+        self._set_mode("chat")
+        if self._reply is not None:
+            self._reply_mode = "chat"
 
     @on(PrepareTick)
     def _preparing(self, message: PrepareTick) -> None:
@@ -350,7 +366,10 @@ class ChatApp(PanelsMixin, App[int]):
         config = read_config(self.settings)
         if not config.get("tip_shown"):
             self._chat.query_one(ChatLog).mount(Static(TIP, classes="tip"))
-            write_config(self.settings, {**config, "tip_shown": True})
+            try:
+                write_config(self.settings, {**config, "tip_shown": True})
+            except StorageError as fault:  # a read-only or full home: the app still works
+                log.warning("the tip stays on: %s", fault)
 
     def _close_reply(self, answer: str) -> None:
         """Keep the (possibly partial) answer as context; drop a question that got none.

@@ -10,8 +10,10 @@ from textual.app import SystemCommand
 from textual.screen import Screen
 from textual.widgets import Input, ProgressBar
 
+from pgpt.runtime.errors import StorageError, user_message
 from pgpt.tui.chat.messages import IngestDone, IngestTick
 from pgpt.tui.chat.widgets import ChatLog, Turn
+from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:
     from pgpt.runtime.conversations import Conversation
@@ -117,7 +119,11 @@ class PanelsMixin:
         if self.saved is None:
             self.saved = new_conversation(self.mode, self.engine.model.info.name if self.engine else "")
         self.saved.turns, self.saved.context, self.saved.mode = turns, list(self.conversation), self.mode
-        save_conversation(self.settings, self.saved)  # a small JSON file: fine on the main thread
+        try:
+            save_conversation(self.settings, self.saved)  # a small JSON file: fine on the main thread
+        except StorageError as fault:  # a full or read-only home: the chat goes on, unsaved, and says so
+            message = user_message(fault)
+            self.notify(clean_text(message.text), title=f"Not saved: {message.title}", severity="warning")
 
     def open_conversation(self: Any, saved: Conversation) -> None:
         """Show a saved conversation in the chat; a plain chat goes on with its context."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from pgpt.runtime.arg_types import non_negative_int, positive_int
+from pgpt.runtime.sanitize import dumps_json, strip_controls
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     doc_commands.add_embedder_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chat = sub.add_parser("chat", help="answer one prompt, streamed to stdout")
-    chat.add_argument("prompt")
+    chat.add_argument("prompt", help="the prompt, or - to read it from standard input")
     chat.add_argument("--model", default="", help="exported model name (default: the active one)")
     chat.add_argument("--max-tokens", type=positive_int, default=256)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -92,29 +92,39 @@ def _settings(args: argparse.Namespace) -> Any:
 def _chat(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.chat import ChatEngine
     from pgpt.runtime.llm.sampling import SamplingOptions
+    from pgpt.tui.cli.inputs import text_argument
 
+    prompt = text_argument(args.prompt, "prompt")
     options = SamplingOptions(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                               top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
     engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
-    stream = engine.stream([{"role": "user", "content": args.prompt}], options)
+    print_warnings(engine.take_warnings())
+    stream = engine.stream([{"role": "user", "content": prompt}], options)
     try:
         for piece in stream:
             if not args.json:
-                sys.stdout.write(piece)
+                sys.stdout.write(strip_controls(piece))
                 sys.stdout.flush()
     finally:
+        print_warnings(engine.take_warnings())
         engine.close()
     if args.json:
-        print(json.dumps(stream.result.as_json(), ensure_ascii=False))
+        print(dumps_json(stream.result.as_json()))
     else:
         sys.stdout.write("\n")
     return 0
 
 
+def print_warnings(warnings: list[str]) -> None:
+    """Warnings go to stderr, one paragraph each, so stdout keeps only the answer."""
+    for warning in warnings:
+        print(f"warning: {strip_controls(warning)}", file=sys.stderr)
+
+
 def _models(settings: Any, args: argparse.Namespace) -> int:
     import dataclasses
 
-    from pgpt.runtime.models import list_models, set_active_model
+    from pgpt.runtime.models import damaged_models, list_models, set_active_model
     from pgpt.tui.jobs import delete_exported, describe_deletion, quality_cell
 
     if args.use:
@@ -123,19 +133,25 @@ def _models(settings: Any, args: argparse.Namespace) -> int:
         return 0
     if args.delete is not None:
         deleted, now = delete_exported(settings, args.delete)
-        print(json.dumps({**dataclasses.asdict(deleted), "active_model": now}, indent=2) if args.json
+        print(dumps_json({**dataclasses.asdict(deleted), "active_model": now}, indent=2) if args.json
               else describe_deletion(deleted, now))
         return 0
     models = [m.summary() for m in list_models(settings)]
+    damaged = damaged_models(settings)
     if args.json:
-        print(json.dumps({"models": models}, indent=2))
+        print(dumps_json({"models": models, "damaged": [{"name": n, "reason": r} for n, r in damaged]}, indent=2))
         return 0
-    if not models:
-        print(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`.")
+    if not models and not damaged:
+        print(strip_controls(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`."))
         return 0
-    print(f"{'name':<34} {'kind':<9} {'dtype':<5} {'size':>8}  quality")
+    if models:
+        print(f"{'name':<34} {'kind':<9} {'dtype':<5} {'size':>8}  quality")
     for m in models:
-        print(f"{m['name']:<34} {m['kind']:<9} {m['dtype']:<5} {m['size_mb']:>6.0f}MB  {quality_cell(m['quality'])}")
+        print(strip_controls(f"{m['name']:<34} {m['kind']:<9} {m['dtype']:<5} {m['size_mb']:>6.0f}MB  "
+                             f"{quality_cell(m['quality'])}"))
+    for name, reason in damaged:
+        print(" ".join(strip_controls(f"damaged: {name}: {reason} Remove it with `pgpt-tui models --delete {name}` "
+                                      "and export it again.").split()))
     return 0
 
 
@@ -144,12 +160,12 @@ def _doctor(settings: Any, args: argparse.Namespace) -> int:
 
     report = run_checks(settings, network=not args.offline)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(dumps_json(report, indent=2))
     else:
         for section, items in report.items():
             print(f"[{section}]")
             for key, value in items.items():
-                print(f"  {key:<22} {value}")
+                print(strip_controls(f"  {key:<22} {value}"))
     return 0
 
 

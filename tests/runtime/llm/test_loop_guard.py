@@ -43,6 +43,24 @@ def test_repeats_that_are_not_a_loop_go_on(text: str) -> None:
     assert stops_at(text) is None and stops_at(text, piece_size=1) is None
 
 
+BLOCK = ('The secret codeword of document 7 is a cipher known as the "Ciphertext of the 1944 World War II '
+         'Naval Battle of Midway" or more specifically, the "')
+
+
+def test_a_block_without_a_sentence_end_ends_the_answer_at_its_third_copy() -> None:
+    """Probe 6.6: a 35-token block with no sentence end repeated 9 times, up to the token limit."""
+    for size in (1, 3, 7):
+        fired = stops_at("Intro " + BLOCK * 9, piece_size=size)
+        assert fired is not None and len("Intro " + BLOCK * 3) <= fired < len("Intro " + BLOCK * 3) + 2 * size
+
+
+@pytest.mark.parametrize("text", ["=" * 400, "ha " * 200, "- " * 300, "| --- " * 60 + "|\n",
+                                  " ".join(f"item{n}, value {n * 7}" for n in range(120))],
+                         ids=["rule", "laugh", "dashes", "table-rule", "counting"])
+def test_runs_that_are_not_a_loop_of_words_go_on(text: str) -> None:
+    assert stops_at(text) is None and stops_at(text, piece_size=1) is None
+
+
 def test_a_disabled_guard_never_fires() -> None:
     assert stops_at("The option is used to create a new file. " * 8, enabled=False) is None
 

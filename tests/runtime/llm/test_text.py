@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,46 @@ def test_template_injection_is_refused(tmp_path) -> None:  # type: ignore[no-unt
     with pytest.raises(TemplateError):
         render_chat(payload, [{"role": "user", "content": "hi"}], {})
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("template, words", [
+    ("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}hi", "more than 2 s"),
+    ("{% set s = 'ab' * 40000 %}{% for c in s %}{% for d in s %}{% endfor %}{% endfor %}", "more than 2 s"),
+    ("{{ range(10**9)|list|length }}", "too much"),
+    ("{{ 'a' * 10**9 }}", "too much"),
+    ("{{ 7 ** 100000000 }}", "too much"),
+    ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "too much"),
+    ("{% for i in range(99999) %}{{ 'x' * 99 }}{% endfor %}", "characters"),
+], ids=["nested-loops", "nested-string-loops", "huge-range", "huge-string", "huge-power", "recursion", "huge-output"])
+def test_a_hostile_template_is_stopped_in_time(template: str, words: str) -> None:
+    """Probe 4.15: nested loops of range(99999) hung `chat`; range(10**9) was "a bug in pgpt"."""
+    started = time.perf_counter()
+    with pytest.raises(TemplateError, match="chat template") as caught:
+        render_chat(template, [{"role": "user", "content": "hi"}], {})
+    assert words in str(caught.value) and time.perf_counter() - started < 6
+
+
+def test_the_limits_leave_real_templates_as_they_were(settings) -> None:  # type: ignore[no-untyped-def]
+    """The default model's own template renders the same text as plain Jinja's sandbox, and a
+    tracer set before (a debugger, coverage) is back afterwards."""
+    import sys
+
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from pgpt.runtime.models import find_model
+
+    template = (find_model(settings, "smollm2-135m-instruct-fp32").path / "chat_template.jinja").read_text()
+    messages = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}"} for n in range(40)]
+    special = {"bos_token": "", "eos_token": "<|im_end|>"}
+    plain = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(template)
+    tracer = lambda *args: None  # noqa: E731
+    sys.settrace(tracer)
+    try:
+        text = render_chat(template, messages, special)
+        assert sys.gettrace() is tracer
+    finally:
+        sys.settrace(None)
+    assert text == plain.render(messages=messages, add_generation_prompt=True, **special)
 
 
 def test_incremental_decoder_keeps_multibyte_characters(settings) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,70 @@
+"""The app with hostile folders and a question typed early (probe rows 3.3 in the app, and 6.1)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Static
+
+from hostile_files import hostile_folder
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp
+from test_app import SIZE, turns, wait_until
+
+
+async def test_the_docs_panel_adds_a_hostile_folder_and_lists_each_bad_file(settings: Settings,
+                                                                           tmp_path: Path) -> None:
+    """Probe 3.3 in the app: "Adding documents failed. Unexpected error: XMLSyntaxError ... a bug in
+    pgpt", with only the first good file added. Now every good file is in and every bad one listed."""
+    reasons = hostile_folder(tmp_path / "mixed")
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        await pilot.press("f4")
+        screen = app.screen
+        await pilot.press(*str(tmp_path / "mixed"), "enter")
+        await wait_until(pilot, lambda: not app._ingesting(), timeout=300)
+        report = str(screen.query_one("#doc-report", Static).render())
+        assert "5 added" in report and "9 skipped" in report and "failed." not in report
+        for name, word in reasons.items():
+            shown = name.encode("utf-8", "replace").decode() if "\udcff" not in name else "m_bad"
+            assert shown in report and word in report, name
+        assert "Unexpected error" not in report and "\x1b" not in report
+        assert app.library is not None and app.library.documents == 5
+
+
+async def test_a_question_typed_while_the_model_loads_is_answered_from_the_documents(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe 6.1: the app showed Chat mode while loading and answered the early question without the
+    documents (no sources), although it opened in Documents mode once loaded."""
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.llm import chat
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "doc07.txt").write_text("The secret codeword of document 7 is UNIQ007X.\n")
+    ingest(settings, [docs], default_embedder(settings))
+    loading = threading.Event()
+    release = threading.Event()
+
+    class SlowToLoad(chat.ChatEngine):  # the real engine, held until the question is typed
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            loading.set()
+            release.wait(60)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(chat, "ChatEngine", SlowToLoad)
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=24))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, loading.is_set)
+        assert app.engine is None and app.mode == "docs"  # the mode it will answer in, shown at once
+        assert "documents" in app.query_one("#prompt", Input).placeholder
+        await pilot.press(*"What is the secret codeword of document 7?", "enter")
+        release.set()
+        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 3, timeout=180)
+        question, answer, sources = turns(app)
+        assert answer.kind == "assistant" and sources.kind == "sources" and "doc07.txt" in sources.text
