@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.source and not args.default:
         build_parser().error("give a SOURCE or --default")
+    if args.default and args.output is not None:
+        build_parser().error("-o cannot be used with --default: the default models go into the model cache "
+                             "(set PGPT_MODEL_CACHE=DIR to keep them elsewhere)")
     from pgpt.runtime.errors import user_message
     from pgpt.runtime.logs import setup_logging
     from pgpt.runtime.settings import Settings
@@ -113,14 +116,15 @@ def quality_line(manifest: dict) -> str:  # type: ignore[type-arg]
 
 def _prepare_default(settings, args) -> int:  # type: ignore[no-untyped-def]
     """Export the embedded default LLM and embedder unless they are already in the model cache."""
-    from pgpt.export.defaults import DEFAULT_LLM_DTYPE, default_models, prepare_defaults
+    from pgpt.export.defaults import DEFAULT_LLM_DTYPE, default_models, missing_defaults, prepare_defaults
 
     dtype = args.dtype or DEFAULT_LLM_DTYPE
+    missing = missing_defaults(settings.model_cache, dtype, args.graph)
     for model in default_models(dtype, args.graph):
-        if (settings.model_cache / model.folder / "manifest.json").is_file():
+        if model not in missing:
             print(f"ready: {settings.model_cache / model.folder} (already exported)")
-    for info in prepare_defaults(settings, _print_progress, threading.Event(), dtype, device=args.device,
-                                 graph=args.graph, prefill=args.prefill):
+    for info in prepare_defaults(settings, _print_progress, threading.Event(), dtype, models=missing,
+                                 device=args.device, graph=args.graph, prefill=args.prefill):
         print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB; {quality_line(info.manifest)})")
     return 0
 

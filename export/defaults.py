@@ -52,8 +52,12 @@ def default_models(dtype: str = DEFAULT_LLM_DTYPE, graph: str = "auto") -> list[
 
 
 def missing_defaults(model_cache: Path, dtype: str = DEFAULT_LLM_DTYPE, graph: str = "auto") -> list[DefaultModel]:
-    """The default models not yet exported to ``model_cache``."""
-    return [m for m in default_models(dtype, graph) if not (model_cache / m.folder / "manifest.json").is_file()]
+    """The default models not yet exported to ``model_cache``, or whose export is damaged (an export
+    replaces those)."""
+    from pgpt.runtime.manifest import MANIFEST, folder_problem
+
+    return [m for m in default_models(dtype, graph)
+            if not (model_cache / m.folder / MANIFEST).is_file() or folder_problem(model_cache / m.folder)]
 
 
 def cannot_prepare_reason() -> str:

@@ -70,8 +70,11 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
     source = resolve_source(options.source, options.revision, options.trust_remote_code,
                             progress=_download_lines(report), cancel=cancel)
     final = default_output(options, source)
-    if final.exists():
+    damaged = replaceable_damage(final, options.model_cache)
+    if final.exists() and not damaged:
         raise OutputExistsError(f"The output folder {final} already exists.")
+    if damaged:
+        report("replace", f"{final} is damaged ({damaged}); the new export replaces it")
     final.parent.mkdir(parents=True, exist_ok=True)
     check_disk(source, final.parent)
     remove_stale_temporaries(final)
@@ -90,11 +93,26 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
             manifest = export_causal_lm(source, options, tmp, report)
         manifest["export_seconds"] = round(time.perf_counter() - started, 1)
         manifest = write_manifest(out, manifest)
+        if damaged:  # renamed first: a hidden name is never listed or loaded
+            os.replace(final, tmp / "damaged")
         os.replace(out, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report("done", f"wrote {final}")
     return ModelInfo(final.name, final, manifest)
+
+
+def replaceable_damage(final: Path, model_cache: Path | None) -> str:
+    """Why the existing export ``final`` is damaged, when an export may replace it; else ''.
+
+    Only a folder of the model cache with a manifest.json is replaced (a model pgpt exported):
+    a folder elsewhere (``-o``) might be anything, and a whole export is never overwritten.
+    """
+    from pgpt.runtime.manifest import MANIFEST, folder_problem
+
+    if model_cache is None or final.parent != model_cache or final.is_symlink() or not (final / MANIFEST).is_file():
+        return ""
+    return folder_problem(final)
 
 
 def remove_stale_temporaries(final: Path) -> None:

@@ -20,8 +20,10 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
     from pgpt.runtime.hub.download import hub_cache_dir
     from pgpt.runtime.hub.token import find_token
 
-    from pgpt.runtime.models import list_models
+    from pgpt.runtime.documents.store import index_state
+    from pgpt.runtime.llm.answer_cache import cache_state
     from pgpt.runtime.llm.session import cpu_summary, cuda_unavailable_reason, ort_conflict
+    from pgpt.runtime.models import damaged_models, list_models
 
     cuda_reason = cuda_unavailable_reason()
     cpu = cpu_summary()
@@ -42,7 +44,14 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
             "home (PGPT_HOME)": folder_state(settings.home),
             "model cache (PGPT_MODEL_CACHE)": folder_state(settings.model_cache),
             "exported models": len(list_models(settings)),
+            "damaged models": "; ".join(f"{name} ({why} Remove it: pgpt-tui models --delete {name})"
+                                        for name, why in damaged_models(settings)) or "none",
             "hub cache (HF_HUB_CACHE)": folder_state(hub_cache_dir()),
+        },
+        "data": {
+            "document index": index_state(settings),
+            "answer cache": cache_state(settings.answer_cache_dir),
+            "log file": _log_state(settings.log_file),
         },
     }
     if network:
@@ -68,3 +77,11 @@ def folder_state(path: Path) -> str:
     free = shutil.disk_usage(probe).free / 1e9
     exists = "" if path.exists() else " (not created yet)"
     return f"{path}{exists}: {'writable' if writable else 'NOT writable'}, {free:.1f} GB free"
+
+
+def _log_state(path: Path) -> str:
+    """Whether the log file can be written (logs are dropped quietly when it cannot)."""
+    probe = path if path.exists() else path.parent if path.parent.exists() else None
+    if probe is None:
+        return f"{path}: not created yet"
+    return f"{path}: {'writable' if os.access(probe, os.W_OK) else 'NOT writable (nothing is logged)'}"

@@ -56,12 +56,29 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ModelIntegrityError(f"{folder} has no {MANIFEST}, so it is not a pgpt model.") from None
+        raise ModelIntegrityError(f"{folder} has no {MANIFEST}, so it is not a pgpt model.", folder=folder) from None
     except (OSError, ValueError) as exc:
-        raise ModelIntegrityError(f"The manifest of {folder} cannot be read ({exc}).") from None
+        raise ModelIntegrityError(f"The manifest of {folder} cannot be read ({exc}).", folder=folder) from None
     if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-        raise ModelIntegrityError(f"The manifest of {folder} has no file list.")
+        raise ModelIntegrityError(f"The manifest of {folder} has no file list.", folder=folder)
+    for entry in data["files"]:
+        if not (isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("size"), int)
+                and isinstance(entry.get("sha256"), str)):
+            raise ModelIntegrityError(f"The manifest of {folder} lists a file without path, size and sha256.",
+                                      folder=folder)
     return data
+
+
+def folder_problem(folder: Path) -> str:
+    """Why the model folder cannot be used (its manifest or a file is damaged), or '' when it is whole.
+
+    Hashes every file whose stat stamp changed since it was last verified (see verify_folder).
+    """
+    try:
+        verify_folder(folder, read_manifest(folder))
+    except ModelIntegrityError as exc:
+        return str(exc)
+    return ""
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
@@ -86,20 +103,20 @@ def verify_folder(folder: Path, manifest: dict[str, Any]) -> None:
         rel = entry["path"]
         path = folder / rel
         if path.is_symlink() or not path.resolve().is_relative_to(root):
-            raise ModelIntegrityError(f"{rel} in {folder} is a link or leaves the model folder.")
+            raise ModelIntegrityError(f"{rel} in {folder} is a link or leaves the model folder.", folder=folder)
         try:
             info = path.stat()
         except FileNotFoundError:
-            raise ModelIntegrityError(f"{rel} is missing from {folder}.") from None
+            raise ModelIntegrityError(f"{rel} is missing from {folder}.", folder=folder) from None
         if info.st_nlink > 1:
-            raise ModelIntegrityError(f"{rel} in {folder} is a hard link to another file.")
+            raise ModelIntegrityError(f"{rel} in {folder} is a hard link to another file.", folder=folder)
         stamp = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
         if info.st_size != entry["size"]:
             raise ModelIntegrityError(
-                f"{rel} in {folder} has {info.st_size} bytes, the manifest says {entry['size']}."
+                f"{rel} in {folder} has {info.st_size} bytes, the manifest says {entry['size']}.", folder=folder
             )
         if stamps.get(rel) != stamp and sha256_file(path) != entry["sha256"]:
-            raise ModelIntegrityError(f"{rel} in {folder} does not match the sha256 in its manifest.")
+            raise ModelIntegrityError(f"{rel} in {folder} does not match the sha256 in its manifest.", folder=folder)
         fresh[rel] = stamp
     _write_stamps(folder, fresh)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import ModelIntegrityError, ModelNotFoundError
+from pgpt.runtime.errors import ModelIntegrityError, ModelNotFoundError, storage_fault
 from pgpt.runtime.manifest import MANIFEST, read_manifest
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
@@ -62,16 +63,28 @@ class ModelInfo:
 
 def list_models(settings: Settings) -> list[ModelInfo]:
     """Every folder of the model cache that has a readable manifest, sorted by name."""
+    return [ModelInfo(child.name, child, manifest) for child, manifest in _cache_entries(settings)
+            if isinstance(manifest, dict)]
+
+
+def damaged_models(settings: Settings) -> list[tuple[str, str]]:
+    """Folders of the model cache whose manifest cannot be read: (name, why). `models` lists them
+    and `models --delete NAME` removes them; they are never used."""
+    return [(child.name, manifest) for child, manifest in _cache_entries(settings) if isinstance(manifest, str)]
+
+
+def _cache_entries(settings: Settings) -> list[tuple[Path, dict[str, Any] | str]]:
+    """Each model folder of the cache with its manifest, or why the manifest cannot be read."""
     root = settings.model_cache
     if not root.is_dir():
         return []
-    found = []
+    found: list[tuple[Path, dict[str, Any] | str]] = []
     for child in sorted(root.iterdir()):
         if child.is_dir() and (child / MANIFEST).is_file() and not child.name.startswith("."):
             try:
-                found.append(ModelInfo(child.name, child, read_manifest(child)))
-            except ModelIntegrityError:
-                continue  # a broken folder is reported by `doctor`, never used
+                found.append((child, read_manifest(child)))
+            except ModelIntegrityError as exc:
+                found.append((child, str(exc)))
     return found
 
 
@@ -96,6 +109,10 @@ def active_chat_model(settings: Settings) -> ModelInfo:
             return models[f"{DEFAULT_LLM}-{dtype}"]
     if models:
         return next(iter(models.values()))
+    damaged = damaged_models(settings)
+    if damaged:  # "nothing exported" would send the user to an export that says "already exported"
+        name, why = damaged[0]
+        raise ModelIntegrityError(f"No usable chat model: {why}", folder=settings.model_cache / name)
     raise ModelNotFoundError("No chat model has been exported yet.")
 
 
@@ -140,7 +157,10 @@ def delete_model(settings: Settings, name: str) -> DeletedModel:
         ModelNotFoundError: ``name`` is not an exported model of the cache; nothing was deleted.
     """
     entry = _export_folder(settings, name)
-    size = ModelInfo(name, entry, read_manifest(entry)).size_bytes
+    try:
+        size = ModelInfo(name, entry, read_manifest(entry)).size_bytes
+    except ModelIntegrityError:  # a damaged export: what is on disk
+        size = 0 if entry.is_symlink() else sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
     was_active = chat_model_name(settings) == name
     config = read_config(settings)
     if config.get("active_model") == name:
@@ -167,7 +187,8 @@ def _export_folder(settings: Settings, name: str) -> Path:
     try:
         manifest = read_manifest(entry) if entry.is_dir() else {}
     except ModelIntegrityError:
-        manifest = {}
+        # A damaged export (its manifest unreadable) must be removable, or nothing else gets rid of it.
+        manifest = {"format_version": "damaged"} if (entry / MANIFEST).is_file() else {}
     if "format_version" not in manifest:
         raise ModelNotFoundError(f"{entry} is not a model exported by pgpt (no pgpt manifest); "
                                  f"nothing was deleted.", hint=hint)
@@ -178,7 +199,7 @@ def chat_model_name(settings: Settings) -> str:
     """The name of the model chat would load now, or '' when no chat model is exported."""
     try:
         return active_chat_model(settings).name
-    except ModelNotFoundError:
+    except (ModelNotFoundError, ModelIntegrityError):  # none, or only damaged ones
         return ""
 
 
@@ -192,8 +213,17 @@ def read_config(settings: Settings) -> dict[str, Any]:
 
 
 def write_config(settings: Settings, config: dict[str, Any]) -> None:
-    """Write the user's choices atomically (temporary file + rename)."""
-    ensure_private_dir(settings.home)
+    """Write the user's choices atomically (temporary file + rename; no temporary is left behind).
+
+    Raises:
+        StorageError: the home folder cannot be written (disk full, read-only, permissions).
+    """
     tmp = settings.config_file.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    os.replace(tmp, settings.config_file)
+    try:
+        ensure_private_dir(settings.home)
+        tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        os.replace(tmp, settings.config_file)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # on a read-only disk it was never made
+            tmp.unlink(missing_ok=True)
+        raise storage_fault(exc, settings.home, "Saving the settings") or exc from exc

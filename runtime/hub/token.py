@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pgpt.runtime.errors import ConfigError
+from pgpt.runtime.errors import ConfigError, storage_fault
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
 ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -37,12 +37,15 @@ class TokenChoice:
         source: Where it came from, e.g. "HF_TOKEN", ".env (./.env)", "pgpt token file".
         overridden: Other sources that hold a token but lose to ``source``.
         warnings: Things to tell the user (a misspelled variable, a bad file mode).
+        unreadable: Token files that exist but cannot be read, each with why; a token there
+            would otherwise go unnoticed, so `token status` fails on them.
     """
 
     token: str
     source: str
     overridden: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def masked(self) -> str:
@@ -73,22 +76,22 @@ def find_token(settings: Settings, environ: dict[str, str] | None = None, cwd: P
     for name, value in _read_dotenv(dotenv).items():
         if name in ENV_NAMES and value:
             found.append((f".env ({dotenv}: {name})", value))
-    stored = _read_token_file(token_path(settings))
-    if stored:
-        found.append((f"pgpt token file ({token_path(settings)})", stored))
-    hub_file = _hub_token_file(env)
-    hub_token = _read_token_file(hub_file)
-    if hub_token:
-        found.append((f"huggingface-cli login ({hub_file})", hub_token))
+    unreadable: list[str] = []
+    for label, path in (("pgpt token file", token_path(settings)), ("huggingface-cli login", _hub_token_file(env))):
+        value, problem = _read_token_file(path)
+        if value:
+            found.append((f"{label} ({path})", value))
+        if problem:
+            unreadable.append(f"the {label} {path} cannot be read ({problem})")
     warnings = []
     if env.get(MISSPELLED):
         warnings.append(f"{MISSPELLED} is set but nothing reads that name (huggingface_hub reads HF_TOKEN, "
                         f"and the older HUGGING_FACE_HUB_TOKEN); rename it to HF_TOKEN.")
     if not found:
-        return TokenChoice("", "none", [], warnings)
+        return TokenChoice("", "none", [], warnings, unreadable)
     source, token = found[0]
     overridden = [name for name, value in found[1:]]
-    return TokenChoice(token, source, overridden, warnings)
+    return TokenChoice(token, source, overridden, warnings, unreadable)
 
 
 def checked_token(text: str) -> str:
@@ -112,22 +115,26 @@ def store_token(settings: Settings, token: str) -> Path:
 
     Raises:
         ConfigError: the text does not look like a token.
+        StorageError: the home folder cannot be written (disk full, read-only); nothing is left behind.
     """
     token = checked_token(token)
-    ensure_private_dir(settings.home)
     target = token_path(settings)
-    if target.is_symlink():
-        target.unlink()  # never write through a link planted to leak the token elsewhere
     tmp = target.with_name(f".{TOKEN_FILE}.{os.getpid()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(tmp, flags, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(token + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        ensure_private_dir(settings.home)
+        if target.is_symlink():
+            target.unlink()  # never write through a link planted to leak the token elsewhere
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(tmp, flags, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(token + "\n")
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise storage_fault(exc, settings.home, "Storing the token") or exc from exc
     return target
 
 
@@ -154,13 +161,18 @@ def without_token_variables() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _read_token_file(path: Path) -> str:
+def _read_token_file(path: Path) -> tuple[str, str]:
+    """The token in ``path`` ('' when there is none) and why it cannot be read ('' when it can)."""
     try:
         if path.is_symlink() or not path.is_file():
-            return ""
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
+            return "", ""
+        return path.read_text(encoding="utf-8").strip(), ""
+    except (FileNotFoundError, NotADirectoryError):
+        return "", ""
+    except OSError as exc:
+        return "", exc.strerror or type(exc).__name__
+    except UnicodeDecodeError:
+        return "", "it is not text"
 
 
 def _hub_token_file(env: dict[str, str] | os._Environ[str]) -> Path:

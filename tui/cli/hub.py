@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from typing import Any
 
+from pgpt.runtime.sanitize import dumps_json, strip_controls
 from pgpt.tui.cli.text_bar import TextBar
 
 
@@ -55,18 +55,22 @@ def _print_status(settings: Any, choice: Any, as_json: bool) -> int:
 
     identity = whoami(choice) if choice.token else {}
     status = {"source": choice.source, "token": choice.masked, "overrides": choice.overridden,
-              "warnings": choice.warnings, "endpoint": hub_endpoint(), **identity}
+              "warnings": choice.warnings, "unreadable": choice.unreadable, "endpoint": hub_endpoint(), **identity}
+    failed = 1 if choice.unreadable else 0  # a stored token nobody can read must not pass for "none"
     if as_json:
-        print(json.dumps(status, indent=2))
-        return 0
-    print(f"token:     {choice.masked} from {choice.source}")
+        print(dumps_json(status, indent=2))
+        return failed
+    print(strip_controls(f"token:     {choice.masked} from {choice.source}"))
     for name in choice.overridden:
-        print(f"overrides: {name} (also holds a token, not used)")
+        print(strip_controls(f"overrides: {name} (also holds a token, not used)"))
     if identity:
-        print(f"account:   {identity.get('user') or '?'} ({identity.get('role_text')})")
+        print(strip_controls(f"account:   {identity.get('user') or '?'} ({identity.get('role_text')})"))
     for warning in choice.warnings:
-        print(f"warning:   {warning}")
-    return 0
+        print(strip_controls(f"warning:   {warning}"))
+    for problem in choice.unreadable:
+        print(strip_controls(f"error: Token file unreadable: {problem}. Check its owner and mode (ls -l), "
+                             "or store the token again with `pgpt-tui token set`."), file=sys.stderr)
+    return failed
 
 
 def run_check(settings: Any, args: argparse.Namespace) -> int:
@@ -75,7 +79,7 @@ def run_check(settings: Any, args: argparse.Namespace) -> int:
 
     report = check_repo(settings, args.repo, args.revision)
     if args.json:
-        print(json.dumps(report.as_json(), indent=2))
+        print(dumps_json(report.as_json(), indent=2))
         return 0 if report.status == "ok" else 1
     print(f"{report.status}: {report.message}")
     if report.status == "ok":

@@ -90,7 +90,8 @@ def describe_token(settings: Settings, choice: TokenChoice, identity: dict[str, 
     from pgpt.runtime.hub.token import ENV_NAMES, token_path
 
     stored_path = str(token_path(settings))
-    warnings = list(choice.warnings)
+    warnings = list(choice.warnings) + [f"{problem[0].upper()}{problem[1:]}: check its owner and mode."
+                                         for problem in choice.unreadable]
     if any(stored_path in name for name in choice.overridden):
         where = f"{choice.source} (environment variable)" if choice.source in ENV_NAMES else choice.source
         warnings.insert(0, f"{where} overrides the token stored by pgpt; unset or update it to use the stored one.")

@@ -1,0 +1,240 @@
+"""Faults named, with a way out: a full disk, read-only folders (by mode and by mount), unreadable
+files and damaged caches (probe rows 4.7, 4.8, 4.9, 4.10, 4.14).
+
+Real faults: a small tmpfs filled up, a read-only bind mount, and modes that root obeys once
+the CLI runs without CAP_DAC_OVERRIDE (capsh). Each needs root and is skipped without it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pgpt.runtime.settings import Settings, ensure_private_dir
+from support import cli_env
+
+pytestmark = pytest.mark.slow
+NO_DAC = ("capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c")
+
+
+def cli(settings: Settings, *args: str, stdin: str = "", drop_dac: bool = False,
+        timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run `pgpt-tui ARGS` against ``settings`` (as root that obeys file modes with ``drop_dac``)."""
+    command = [sys.executable, "-m", "pgpt.tui.cli.main", *args]
+    if drop_dac:
+        command = [*NO_DAC, shlex.join(command)]
+    return subprocess.run(command, env=cli_env(settings), input=stdin, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def assert_clean_failure(done: subprocess.CompletedProcess[str], title: str, folder: Path) -> None:
+    """One paragraph naming the fault and the folder, no traceback, exit 1."""
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"error: {title}:" in done.stderr and str(folder) in done.stderr, done.stderr
+    for noise in ("Traceback", "Logging error", "bug in pgpt"):
+        assert noise not in done.stderr, done.stderr
+
+
+def _can(command: list[str]) -> bool:
+    return shutil.which(command[0]) is not None and subprocess.run(command, capture_output=True).returncode == 0
+
+
+@pytest.fixture()
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MB tmpfs, unmounted afterwards."""
+    point = tmp_path / "disk"
+    point.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(point)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=True)
+
+
+def _corpus(folder: Path, files: int, word: str) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(files):
+        (folder / f"{word}{i}.txt").write_text(f"Note {i}: the {word} codeword is {word.upper()}{i}X. " * 20)
+    return folder
+
+
+def _fill(disk: Path) -> None:
+    """Write until the disk is full (ENOSPC)."""
+    with open(disk / "filler", "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_disk_is_named_and_leaves_nothing_behind(settings: Settings, tmpfs: Path, tmp_path: Path) -> None:
+    """Probe 4.10: tracebacks ("--- Logging error ---"), "disk I/O error ... a bug in pgpt", an ingest
+    with nothing new failing, and a 0-byte config.<pid>.tmp left behind."""
+    import dataclasses
+
+    home = dataclasses.replace(settings, home=tmpfs / "home")
+    first = _corpus(tmp_path / "first", 3, "alpha")
+    assert cli(home, "ingest", str(first)).returncode == 0
+    assert cli(home, "chat", "Say hello.", "--max-tokens", "4").returncode == 0
+    _fill(tmpfs)
+    answered = cli(home, "chat", "Say goodbye now.", "--max-tokens", "4")
+    assert answered.returncode == 0 and answered.stdout.strip()  # the cache only saves time
+    assert "Traceback" not in answered.stderr and "Logging error" not in answered.stderr
+    more = _corpus(tmp_path / "more", 30, "beta")
+    assert_clean_failure(cli(home, "ingest", str(more)), "Disk full", home.home / "index")
+    unchanged = cli(home, "ingest", str(first))  # nothing to write: no compaction on a full disk
+    assert unchanged.returncode == 0 and "3 unchanged" in unchanged.stdout, unchanged.stderr
+    assert_clean_failure(cli(home, "models", "--use", "smollm2-135m-instruct-int8"), "Disk full", home.home)
+    assert_clean_failure(cli(home, "token", "set", "--stdin", stdin="hf_" + "x" * 34 + "\n"), "Disk full", home.home)
+    assert not [p.name for p in home.home.rglob("*") if ".tmp" in p.name]  # no temporary left behind
+    (tmpfs / "filler").unlink()
+    resumed = cli(home, "ingest", str(more))
+    assert resumed.returncode == 0 and "30 added" in resumed.stdout
+
+
+def _tree_modes(root: Path) -> dict[str, int]:
+    return {str(p): stat.S_IMODE(p.lstat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+def test_a_read_only_home_by_mode_is_never_chmodded_and_writers_name_it(settings: Settings, tmp_path: Path) -> None:
+    """Probe 4.8: pgpt chmodded a read-only PGPT_HOME back to 0700 and wrote into it; chat and ask
+    failed with "attempt to write a readonly database ... a bug in pgpt"."""
+    if not _can([*NO_DAC, "true"]):
+        pytest.skip("needs capsh and root to make root obey file modes")
+    corpus = _corpus(tmp_path / "corpus", 3, "gamma")
+    assert cli(settings, "ingest", str(corpus)).returncode == 0
+    assert cli(settings, "chat", "Say hello.", "--max-tokens", "4").returncode == 0
+    subprocess.run(["chmod", "-R", "a-w", str(settings.home)], check=True)
+    modes = _tree_modes(settings.home)
+    try:
+        chat = cli(settings, "chat", "Say hello again.", "--max-tokens", "4", drop_dac=True)
+        assert chat.returncode == 0 and chat.stdout.strip(), chat.stderr
+        assert "warning: Read-only folder:" in chat.stderr and str(settings.answer_cache_dir) in chat.stderr
+        asked = cli(settings, "ask", "What is the gamma codeword of note 1?", "--max-tokens", "8", drop_dac=True)
+        assert asked.returncode == 0 and "Read-only folder" in asked.stderr, asked.stderr
+        for command in (["search", "GAMMA1X"], ["docs"]):
+            assert cli(settings, *command, drop_dac=True).returncode == 0
+        writer = cli(settings, "ingest", str(_corpus(tmp_path / "more", 2, "delta")), drop_dac=True)
+        assert_clean_failure(writer, "Permission denied", settings.home / "index")
+        token = cli(settings, "token", "set", "--stdin", stdin="hf_" + "y" * 34 + "\n", drop_dac=True)
+        assert_clean_failure(token, "Permission denied", settings.home)
+        assert_clean_failure(cli(settings, "models", "--use", "smollm2-135m-instruct-int8", drop_dac=True),
+                             "Permission denied", settings.home)
+        assert _tree_modes(settings.home) == modes  # not one mode changed
+        assert not (settings.home / "hf_token").exists()
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(settings.home)], check=True)
+
+
+def test_a_read_only_mount_lets_readers_work_and_names_the_folder_to_writers(settings: Settings,
+                                                                           tmp_path: Path) -> None:
+    """Probe 4.9: a read-only bind mount as PGPT_HOME; readers (search, docs, chat) now work too."""
+    corpus = _corpus(tmp_path / "corpus", 3, "epsilon")
+    assert cli(settings, "ingest", str(corpus)).returncode == 0
+    home = str(settings.home)
+    if os.geteuid() != 0 or subprocess.run(["mount", "--bind", home, home], capture_output=True).returncode != 0:
+        pytest.skip("a bind mount needs root")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", home], check=True)
+        for command in (["search", "EPSILON1X"], ["docs"], ["chat", "Hi.", "--max-tokens", "3"]):
+            done = cli(settings, *command)
+            assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert_clean_failure(cli(settings, "ingest", str(corpus)), "Read-only folder", settings.home / "index")
+    finally:
+        subprocess.run(["umount", home], check=True)
+
+
+def test_a_damaged_answer_cache_is_moved_aside_and_rebuilt(settings: Settings) -> None:
+    """Probe 4.14: random bytes over cache.db stopped chat and ask ("file is not a database ... a bug
+    in pgpt") and doctor did not flag it."""
+    assert cli(settings, "chat", "Say hello.", "--max-tokens", "4").returncode == 0
+    database = settings.answer_cache_dir / "cache.db"
+    database.write_bytes(os.urandom(4096))
+    for extra in ("cache.db-wal", "cache.db-shm"):
+        (settings.answer_cache_dir / extra).unlink(missing_ok=True)
+    doctor = cli(settings, "doctor", "--offline")
+    assert "answer cache" in doctor.stdout and "DAMAGED" in doctor.stdout, doctor.stdout
+    first = cli(settings, "chat", "Say hello.", "--max-tokens", "4", "--json")
+    assert first.returncode == 0 and '"cached": false' in first.stdout, first.stderr
+    assert "warning:" in first.stderr and "was damaged" in first.stderr and "moved to" in first.stderr
+    moved = [p for p in settings.answer_cache_dir.parent.iterdir() if p.name.startswith("answers.damaged-")]
+    assert len(moved) == 1 and (moved[0] / "cache.db").read_bytes()[:16] != b"SQLite format 3\0"
+    second = cli(settings, "chat", "Say hello.", "--max-tokens", "4", "--json")
+    assert '"cached": true' in second.stdout and "warning" not in second.stderr  # rebuilt, and working
+    assert "ok, 1 answers" in cli(settings, "doctor", "--offline").stdout
+
+
+def test_doctor_flags_a_damaged_index(settings: Settings, tmp_path: Path) -> None:
+    """A torn write (a zero-byte newest manifest, as a power cut leaves it) is named by doctor."""
+    corpus = _corpus(tmp_path / "corpus", 2, "zeta")
+    assert cli(settings, "ingest", str(corpus)).returncode == 0
+    healthy = cli(settings, "doctor", "--offline").stdout
+    assert "document index" in healthy and "ok, 2 documents" in healthy, healthy
+    manifests = sorted((settings.home / "index" / "chunks.lance" / "_versions").glob("*.manifest"),
+                       key=lambda p: p.stat().st_mtime_ns)
+    manifests[-1].write_bytes(b"")
+    damaged = cli(settings, "doctor", "--offline").stdout
+    assert "DAMAGED" in damaged and "--reindex" in damaged, damaged
+
+
+def test_an_unreadable_stored_token_is_reported_not_hidden(settings: Settings) -> None:
+    """Probe 4.7: with PGPT_HOME unreadable, `token status` said "(none) from none", exit 0."""
+    if not _can([*NO_DAC, "true"]):
+        pytest.skip("needs capsh and root to make root obey file modes")
+    assert cli(settings, "token", "set", "--stdin", stdin="hf_CANARYtokenCANARYtoken0123456789\n").returncode == 0
+    settings.home.chmod(0)
+    try:
+        status = cli(settings, "token", "status", drop_dac=True)
+    finally:
+        settings.home.chmod(0o700)
+    assert status.returncode == 1
+    assert "cannot be read (Permission denied)" in status.stderr and str(settings.home / "hf_token") in status.stderr
+    assert "CANARY" not in status.stdout + status.stderr
+
+
+def test_pgpt_never_changes_the_mode_of_a_folder_it_did_not_create(tmp_path: Path) -> None:
+    """Probe 4.8's cause: ensure_private_dir made every existing folder 0700."""
+    mine = tmp_path / "given"
+    mine.mkdir()
+    mine.chmod(0o755)
+    ensure_private_dir(mine / "a" / "b")
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o755
+    assert stat.S_IMODE((mine / "a").stat().st_mode) == stat.S_IMODE((mine / "a" / "b").stat().st_mode) == 0o700
+    (mine / "a").chmod(0o500)
+    ensure_private_dir(mine / "a")
+    assert stat.S_IMODE((mine / "a").stat().st_mode) == 0o500
+
+
+def test_the_log_handler_stays_quiet_when_the_log_cannot_be_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """Probe 4.10: a full disk printed "--- Logging error ---" and a traceback for each log call."""
+    import io
+    import logging
+
+    from pgpt.runtime.logs import QuietFileHandler, SafeFormatter
+
+    class FullDisk(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    handler = QuietFileHandler(FullDisk())
+    handler.setFormatter(SafeFormatter("%(message)s"))
+    logger = logging.getLogger("pgpt.test.quiet")
+    logger.addHandler(handler)
+    try:
+        logger.error("command failed with hf_abcdefghijklmnop and \x1b[2J", exc_info=RuntimeError("x"))
+    finally:
+        logger.removeHandler(handler)
+    assert capsys.readouterr().err == "" and handler.failed
+    record = logging.LogRecord("pgpt", logging.INFO, __file__, 1, "token hf_abcdefghijklmnop \x1b]52;c;eA==\x07", (),
+                               None)
+    assert SafeFormatter("%(message)s").format(record) == "token hf_*** "

@@ -1,0 +1,131 @@
+"""Bad input and damaged models on the command line (probe rows 3.7, 4.1, 4.6, 4.11, 4.12, 4.13, 6.6)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hostile_files import ESCAPES
+from pgpt.runtime.settings import Settings
+from support import cli_env
+
+RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def tui_cli(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
+                          env=cli_env(settings), input=stdin, timeout=600)
+
+
+@pytest.mark.parametrize("args, stdin", [
+    (["chat", ""], None), (["chat", "   "], None), (["ask", ""], None), (["search", ""], None),
+    (["chat", "-"], ""), (["ask", "-"], " \n\t\n"), (["search", "-"], ""),
+], ids=["chat", "chat-blank", "ask", "search", "chat-stdin", "ask-stdin", "search-stdin"])
+def test_an_empty_prompt_is_a_usage_error(settings: Settings, args: list[str], stdin: str | None) -> None:
+    """Probe 4.1: `chat ""` invented an answer with exit 0; `search ""` asked "Is anything indexed?"."""
+    done = tui_cli(settings, *args, stdin=stdin)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: Usage error: Nothing to do:") and "empty" in done.stderr
+    assert "`-` to read it from standard input" in done.stderr
+
+
+def test_a_prompt_on_standard_input_needs_no_argument(settings: Settings, tmp_path: Path) -> None:
+    """Probe 4.6: a 1 MB question could not be passed at all (Linux refuses an argument over 128 KiB)."""
+    answer = tui_cli(settings, "chat", "-", "--json", "--max-tokens", "24", stdin="What is the capital of France?\n")
+    assert answer.returncode == 0 and "Paris" in json.loads(answer.stdout)["answer"]
+    huge = tui_cli(settings, "chat", "-", "--no-cache", stdin="Tell me about the weather in Paris. " * 30_000)
+    assert huge.returncode == 1 and "error: Prompt too long:" in huge.stderr, huge.stderr  # 1.1 MB reached pgpt
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "zephyr.txt").write_text("The launch code of project Zephyr is 7341.\n")
+    assert tui_cli(settings, "ingest", str(tmp_path / "docs")).returncode == 0
+    asked = tui_cli(settings, "ask", "-", "--json", "--max-tokens", "16",
+                    stdin="What is the launch code of project Zephyr?\n")
+    assert asked.returncode == 0 and json.loads(asked.stdout)["sources"][0]["source"].endswith("zephyr.txt")
+
+
+def test_model_text_reaches_the_terminal_clean_and_json_escaped(settings: Settings) -> None:
+    """Probe 3.7: model text with escape sequences and C1 controls (served here from the answer
+    cache, the way a cached answer is shown) is stripped on the terminal and escaped in JSON."""
+    from pgpt.runtime.llm.answer_cache import cache_key
+    from pgpt.runtime.llm.chat import ChatEngine
+    from pgpt.runtime.llm.sampling import SamplingOptions
+
+    engine = ChatEngine(settings)
+    options = SamplingOptions(max_new_tokens=32)  # what the CLI builds for --max-tokens 32
+    prompt = engine.model.render_prompt([{"role": "user", "content": "Show the escapes."}])
+    engine.cache.put(cache_key(model=engine.model.model_id, prompt=prompt, params=options.as_key()),  # type: ignore[union-attr]
+                     {"answer": ESCAPES, "prompt_tokens": 9})
+    engine.close()
+    plain = tui_cli(settings, "chat", "Show the escapes.", "--max-tokens", "32")
+    assert plain.returncode == 0 and "Clear  screen." in plain.stdout
+    assert not RAW.search(plain.stdout.replace("\n", "")) and "cHduZWQ" not in plain.stdout
+    as_json = tui_cli(settings, "chat", "Show the escapes.", "--max-tokens", "32", "--json")
+    assert not RAW.search(as_json.stdout.replace("\n", ""))
+    assert json.loads(as_json.stdout)["answer"] == ESCAPES  # the text itself is kept
+
+
+def _cache_copy(settings: Settings, tmp_path: Path, *names: str) -> Settings:
+    import dataclasses
+
+    cache = tmp_path / "models"
+    for name in names:  # copies, not links: verify_folder refuses hard links
+        shutil.copytree(settings.model_cache / name, cache / name, ignore=shutil.ignore_patterns(".verified.json"))
+    return dataclasses.replace(settings, model_cache=cache)
+
+
+@pytest.mark.slow
+def test_a_damaged_manifest_is_named_listed_and_deletable(settings: Settings, tmp_path: Path) -> None:
+    """Probe 4.12: a broken manifest.json made a loop: chat said "export", export said "already
+    exported", `models` hid the folder and `models --delete` refused it."""
+    copy = _cache_copy(settings, tmp_path, "smollm2-135m-instruct-int8", "all-minilm-l6-v2-int8")
+    folder = copy.model_cache / "smollm2-135m-instruct-int8"
+    (folder / "manifest.json").write_text('{"format_version": 1, "files": [')
+    chat = tui_cli(copy, "chat", "Say hi", "--max-tokens", "4")
+    assert chat.returncode == 1 and "error: Model files damaged: No usable chat model:" in chat.stderr
+    assert "pgpt-tui models --delete smollm2-135m-instruct-int8" in chat.stderr
+    listing = tui_cli(copy, "models")
+    assert "damaged: smollm2-135m-instruct-int8" in listing.stdout and "--delete" in listing.stdout
+    assert json.loads(tui_cli(copy, "models", "--json").stdout)["damaged"][0]["name"] == "smollm2-135m-instruct-int8"
+    deleted = tui_cli(copy, "models", "--delete", "smollm2-135m-instruct-int8")
+    assert deleted.returncode == 0 and not folder.exists(), deleted.stderr
+    doctor = json.loads(tui_cli(copy, "doctor", "--offline", "--json").stdout)
+    assert doctor["folders"]["damaged models"] == "none"
+
+
+@pytest.mark.slow
+def test_export_default_replaces_a_tampered_default_model(settings: Settings, tmp_path: Path) -> None:
+    """Probe 4.11: after a flipped byte in model.onnx, `pgpt-export --default` said "already
+    exported" and chat kept failing; an explicit export said "Output folder exists"."""
+    from pgpt.runtime.manifest import folder_problem
+
+    copy = _cache_copy(settings, tmp_path, "smollm2-135m-instruct-int8", "all-minilm-l6-v2-int8")
+    folder = copy.model_cache / "all-minilm-l6-v2-int8"
+    with open(folder / "model.onnx", "r+b") as handle:
+        handle.seek(2000)
+        byte = handle.read(1)
+        handle.seek(2000)
+        handle.write(bytes([byte[0] ^ 1]))
+    search = tui_cli(copy, "search", "anything")
+    assert search.returncode == 1 and "does not match the sha256" in search.stderr
+    assert "pgpt-tui models --delete all-minilm-l6-v2-int8" in search.stderr
+    export = subprocess.run([sys.executable, "-m", "pgpt.export.cli", "--default"], capture_output=True, text=True,
+                            env=cli_env(copy), timeout=900)
+    assert export.returncode == 0, export.stderr
+    assert "ready: " + str(copy.model_cache / "smollm2-135m-instruct-int8") + " (already exported)" in export.stdout
+    assert f"{folder} is damaged" in export.stderr and "replaces it" in export.stderr
+    assert folder_problem(folder) == "" and not list(copy.model_cache.glob(".*tmp*"))
+    assert tui_cli(copy, "search", "anything").returncode == 0
+
+
+def test_export_default_refuses_an_output_folder(settings: Settings, tmp_path: Path) -> None:
+    """Probe 4.13: `pgpt-export --default -o DIR` ignored -o and said "already exported"."""
+    done = subprocess.run([sys.executable, "-m", "pgpt.export.cli", "--default", "--dtype", "int4", "-o",
+                           str(tmp_path / "x")], capture_output=True, text=True, env=cli_env(settings), timeout=120)
+    assert done.returncode == 2 and "-o cannot be used with --default" in done.stderr
+    assert "PGPT_MODEL_CACHE" in done.stderr and not (tmp_path / "x").exists()
