@@ -131,9 +131,12 @@ def _read_stamps(folder: Path) -> dict[str, list[int]]:
 
 def _write_stamps(folder: Path, stamps: dict[str, list[int]]) -> None:
     # Best effort: a read-only model cache just means hashing on every load.
+    tmp = folder / f"{_STAMP}.{os.getpid()}.tmp"
     try:
-        tmp = folder / f"{_STAMP}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(stamps))
         os.replace(tmp, folder / _STAMP)
     except OSError:
-        pass
+        try:
+            tmp.unlink(missing_ok=True)  # a full disk leaves an empty one otherwise
+        except OSError:
+            pass  # a read-only folder never had it

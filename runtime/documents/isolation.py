@@ -201,9 +201,22 @@ def _limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this child when the parent dies (kill -9 included): a reader stuck in a
+    pathological file would not notice its closed pipe and run on alone."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the closed pipe ends the child at its next file
+
+
 def main() -> None:
     """The child: one JSON request per line in, one JSON answer per line out, until stdin closes."""
     memory_mb = int(sys.argv[1])
+    _die_with_parent()
     _limit_memory(memory_mb)
     logging.disable(logging.CRITICAL)  # pypdf's warnings about damaged files go nowhere
     # Libraries that print must not corrupt the answers: fd 1 becomes stderr (discarded).
