@@ -16,6 +16,7 @@ class TextBar:
         self.stream = stream
         self.tty = stream.isatty()
         self.step = -1
+        self.width = 0  # of the line on the terminal now
 
     def draw(self, done: float, total: float, detail: str, eta_s: float | None, tail: str = "") -> None:
         """Redraw with ``done`` of ``total``; in a log, only when the bar moves a step.
@@ -27,8 +28,9 @@ class TextBar:
         eta = f"ETA {eta_s:4.0f}s" if eta_s is not None else "ETA    ?"
         detail, tail = (" ".join(strip_controls(text).split()) for text in (detail, tail))
         line = f"[{'#' * filled}{'.' * (WIDTH - filled)}] {detail} {eta}  {tail}".rstrip()
-        if self.tty:
-            self.stream.write("\r" + line[:120])
+        if self.tty:  # padded over the longer line drawn before ("z.txttxt" otherwise)
+            self.stream.write("\r" + line[:120].ljust(self.width))
+            self.width = len(line[:120])
         elif filled != self.step:
             self.stream.write(line + "\n")
         self.step = filled

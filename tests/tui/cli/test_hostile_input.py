@@ -129,3 +129,28 @@ def test_export_default_refuses_an_output_folder(settings: Settings, tmp_path: P
                            str(tmp_path / "x")], capture_output=True, text=True, env=cli_env(settings), timeout=120)
     assert done.returncode == 2 and "-o cannot be used with --default" in done.stderr
     assert "PGPT_MODEL_CACHE" in done.stderr and not (tmp_path / "x").exists()
+
+
+def test_the_progress_line_shows_names_clean_and_overwrites_a_longer_one() -> None:
+    """Probe 3.8: the progress line wrote a file name with ESC[2J and OSC 52 raw (in tmux it cleared
+    the screen and set the clipboard); 3.10: a newline in a name split the line."""
+    import io
+
+    from hostile_files import ESCAPE_NAME
+    from pgpt.tui.cli.text_bar import TextBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    bar = TextBar(terminal)
+    bar.draw(1, 3, "1/3 files", 2.0, ESCAPE_NAME)
+    bar.draw(2, 3, "2/3 files", 1.0, "z.txt")
+    bar.draw(3, 3, "3/3 files", 0.0, "new\nline.txt")
+    bar.close()
+    shown = terminal.getvalue()
+    assert not RAW.search(shown.replace("\r", "").replace("\n", "")) and "cHduZWQ" not in shown
+    lines = shown.strip("\n").split("\r")[1:]
+    assert "m_escname.txt" in lines[0] and len(lines[1]) == len(lines[0])  # padded over the longer name
+    assert lines[2].endswith("new line.txt") and shown.count("\n") == 1
