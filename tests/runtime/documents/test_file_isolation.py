@@ -64,7 +64,8 @@ def test_one_damaged_file_of_each_kind_is_listed_and_the_rest_is_indexed(setting
 
 @pytest.mark.slow
 def test_the_cli_lists_every_bad_file_and_prints_its_report_in_json(settings: Settings, tmp_path: Path) -> None:
-    """The CLI, plain and --json: a report with every reason, exit 0 (skipped files are not failures)."""
+    """Probe 3.2/3.3/3.6/3.9/3.12 in the CLI, plain and --json (which printed nothing then): a report
+    with every reason, exit 0 (skipped files are not failures)."""
     reasons = hostile_folder(tmp_path / "mixed")
     plain = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(tmp_path / "mixed")],
                            env=cli_env(settings), capture_output=True, timeout=300)
@@ -86,7 +87,8 @@ def test_the_cli_lists_every_bad_file_and_prints_its_report_in_json(settings: Se
 @pytest.mark.slow
 def test_names_with_escape_sequences_reach_no_output_raw(settings: Settings, tmp_path: Path) -> None:
     """Probe 3.8: `ingest` printed a name holding ESC[2J and OSC 52 raw (it cleared a tmux screen and
-    wrote its clipboard); `--json` printed a C1 CSI raw."""
+    wrote its clipboard); `--json` printed a C1 CSI raw. Probe 3.7: `search --json` and `ask --json`
+    printed raw C1 controls from a document's text."""
     folder = tmp_path / "names"
     folder.mkdir()
     for name in (ESCAPE_NAME, C1_NAME, "m_new\nline.txt"):
@@ -95,7 +97,8 @@ def test_names_with_escape_sequences_reach_no_output_raw(settings: Settings, tmp
     env = cli_env(settings)
     outputs = []
     for command in (["ingest", str(folder)], ["ingest", str(folder), "--json", "--reindex"], ["docs", "--json"],
-                    ["search", "escapes"], ["search", "escapes", "--json"]):
+                    ["search", "escapes"], ["search", "escapes", "--json"],
+                    ["ask", "What does the body with escapes say?", "--json", "--max-tokens", "8"]):
         done = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *command], env=env, capture_output=True,
                               timeout=300)
         assert done.returncode == 0, (command, done.stderr)
@@ -161,3 +164,27 @@ def test_a_reader_that_dies_costs_one_file_and_a_cancel_stops_at_once(tmp_path: 
         with pytest.raises(Cancelled):
             reader.read(tmp_path / "slow.html", cancel)
         assert time.perf_counter() - started < 5
+
+
+def test_a_bug_in_pgpts_reader_code_is_an_internal_error_not_a_damaged_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An exception that starts in pgpt's own code (here: the HTML reader's callback calls a pgpt
+    function wrongly) is not blamed on the file: the reader process answers "error" with the
+    traceback, which the ingest logs and reports as "internal error: TYPE"."""
+    from pgpt.runtime.documents import isolation, readers
+
+    def broken_callback(self, data: str) -> None:  # type: ignore[no-untyped-def]
+        readers.decode_text(None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readers._HtmlText, "handle_data", broken_callback)
+    page = tmp_path / "page.html"
+    page.write_text("<p>text</p>")
+    answer = isolation.read_one(page, 4096)  # what the reader process runs for each file
+    assert answer["status"] == "error" and answer["type"] == "AttributeError"
+    assert "decode_text" in answer["traceback"]
+    outcome = isolation._outcome(json.loads(json.dumps(answer)), page)
+    assert outcome.failed == "internal error: AttributeError"
+    assert "decode_text" in caplog.text  # the traceback went to the log
+    damaged = tmp_path / "damaged.pdf"
+    damaged.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF")
+    assert isolation.read_one(damaged, 4096)["status"] == "skipped"  # pypdf's own failure: the file's

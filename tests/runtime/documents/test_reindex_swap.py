@@ -50,6 +50,8 @@ def _whole(settings: Settings, embedder, corpus: Path, codes: tuple[int, ...] = 
 
 def test_a_killed_reindex_leaves_the_old_index_whole_and_readers_never_see_half(
         settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Probe 1.4 (kill -9 of `ingest --reindex` left 11 of 30 documents) and 2.3 (searches during a
+    re-index ranked the wrong files first)."""
     corpus = tmp_path / "corpus"
     _corpus(corpus)
     ingest(settings, [corpus], embedder)
@@ -79,6 +81,8 @@ def test_a_killed_reindex_leaves_the_old_index_whole_and_readers_never_see_half(
 
 def test_a_finished_reindex_switches_open_readers_to_the_new_index(settings: Settings, embedder,  # type: ignore[no-untyped-def]
                                                                    tmp_path: Path) -> None:
+    """Probe 2.3, the other half: at the switch, a reader that stayed open (the app) follows to the
+    new table, and its version (which keys cached answers) changes."""
     corpus = tmp_path / "corpus"
     _corpus(corpus)
     ingest(settings, [corpus], embedder)
@@ -97,6 +101,7 @@ def test_a_finished_reindex_switches_open_readers_to_the_new_index(settings: Set
 
 
 def test_a_cancelled_reindex_keeps_the_index_in_use(settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Probe 1.4 with a cancel (Ctrl+X in the app) instead of a kill."""
     import threading
 
     from pgpt.runtime.errors import Cancelled
