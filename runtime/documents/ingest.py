@@ -99,10 +99,11 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
         store = open_store(settings, embedder, rebuild=reindex)
         files: list[Path] = []
         try:
-            store.drop_stale_tables()
-            known = {d.path: d for d in store.documents(collection)}
-            files, report.skipped = _collect(paths)
+            # The reader process starts first: its Python starts while the index is read and the folders listed.
             with IsolatedReader(settings.read_timeout_s, settings.read_memory_mb) as reader:
+                store.drop_stale_tables()
+                known = {d.path: d for d in store.documents(collection)}
+                files, report.skipped = _collect(paths)
                 for index, path in enumerate(files):
                     if cancel is not None and cancel.is_set():
                         raise Cancelled(_stopped_text(index, len(files), reindex))
