@@ -31,6 +31,8 @@ from pgpt.runtime.errors import Cancelled
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.1  # how often a wait checks the cancel event
+STARTUP_S = 120.0  # for the child's Python and imports, even on a machine under heavy load
+READY = {"status": "ready"}
 # Variables the child must not inherit: it parses hostile files and needs no credentials.
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "API_KEY")
 
@@ -55,6 +57,7 @@ class IsolatedReader:
         self.memory_mb = memory_mb
         self._child: subprocess.Popen[bytes] | None = None
         self._last_stop = ""  # why the last child ended, for the file it was reading
+        self._ready = False  # the running child said it is ready
         self.started = 0  # children started (tests and the benchmark read it)
 
     def __enter__(self) -> "IsolatedReader":
@@ -74,6 +77,12 @@ class IsolatedReader:
         for attempt in range(2):
             child = self._running_child()
             assert child.stdin is not None and child.stdout is not None
+            if not self._ready:  # its start (Python, the parsers' imports) is not the file's time
+                self._ready = self._answer(child.stdout, cancel, STARTUP_S) == READY
+                if not self._ready:
+                    self._stop()
+                    log.error("the reader process did not start within %s s", STARTUP_S)
+                    return ReadOutcome(failed="the reader process did not start (the log file says more)")
             try:
                 child.stdin.write(request)
                 child.stdin.flush()
@@ -82,7 +91,7 @@ class IsolatedReader:
                 self._stop()
         else:
             return ReadOutcome(failed=self._stopped_reason())
-        answer = self._answer(child.stdout, cancel)
+        answer = self._answer(child.stdout, cancel, self.timeout_s)
         if answer is None:
             return ReadOutcome(failed=self._stopped_reason())
         return _outcome(answer, path)
@@ -111,11 +120,12 @@ class IsolatedReader:
             self._child = subprocess.Popen(
                 [sys.executable, "-P", "-m", __name__, str(self.memory_mb)], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=os.path.sep)
+            self._ready = False
         return self._child
 
-    def _answer(self, stream: IO[bytes], cancel: threading.Event | None) -> dict[str, Any] | None:
-        """The child's next JSON line, or None when it timed out or died (it is then stopped)."""
-        deadline = time.monotonic() + self.timeout_s
+    def _answer(self, stream: IO[bytes], cancel: threading.Event | None, seconds: float) -> dict[str, Any] | None:
+        """The child's next JSON line, or None when it took over ``seconds`` or died (it is then stopped)."""
+        deadline = time.monotonic() + seconds
         received = bytearray()
         fd = stream.fileno()
         while not received.endswith(b"\n"):
@@ -222,6 +232,12 @@ def main() -> None:
     # Libraries that print must not corrupt the answers: fd 1 becomes stderr (discarded).
     answers = os.fdopen(os.dup(1), "w", encoding="ascii")
     os.dup2(2, 1)
+    import charset_normalizer  # noqa: F401  (imported before the first file's clock starts)
+    import docx  # noqa: F401
+    import pypdf  # noqa: F401
+
+    answers.write(json.dumps(READY) + "\n")
+    answers.flush()
     for line in sys.stdin:
         request = json.loads(line)
         answer = read_one(Path(request["path"]), memory_mb)
