@@ -187,8 +187,9 @@ def _read_docx(path: Path) -> list[Section]:
     _check_docx_archive(path)
     try:
         document = Document(str(path))
-        blocks = [(block.style.name if block.style is not None else "", block.text,
-                   [[cell.text for cell in row.cells] for row in block.rows] if isinstance(block, Table) else None)
+        blocks = [(block.style.name if block.style is not None else "", "",
+                   [[cell.text for cell in row.cells] for row in block.rows]) if isinstance(block, Table)
+                  else (block.style.name if block.style is not None else "", block.text, None)
                   for block in document.iter_inner_content()]
     except PackageNotFoundError:
         raise Skipped("damaged .docx (PackageNotFoundError)") from None

@@ -47,6 +47,8 @@ def corpus(tmp_path: Path) -> Path:
     document = Document()
     document.add_heading("Travel policy", level=1)
     document.add_paragraph("Employees book trains for trips under five hundred kilometres.")
+    table = document.add_table(rows=1, cols=2)  # a table among the paragraphs (it has no .text)
+    table.rows[0].cells[0].text, table.rows[0].cells[1].text = "Per diem", "forty-two euros"
     document.save(str(root / "policy.docx"))
     (root / "tool.py").write_text("def greet():\n    return 'hello from the greeting tool'\n")
     (root / "image.bin").write_bytes(bytes(range(256)) * 8)
@@ -72,6 +74,7 @@ def test_every_format_is_read_and_every_skip_is_explained(settings: Settings, em
         ["path", "text", "heading", "page"], None)}
     assert "首都" in texts["gbk.txt"]["text"] and "brûlée" in texts["menu.txt"]["text"]
     assert "lighthouse" in texts["wide.txt"]["text"] and "alert" not in texts["page.html"]["text"]
+    assert "Per diem | forty-two euros" in texts["policy.docx"]["text"]
 
 
 def test_search_finds_the_source_page_and_heading(settings: Settings, embedder, corpus: Path) -> None:  # type: ignore[no-untyped-def]
