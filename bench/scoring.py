@@ -22,10 +22,14 @@ _LETTER_HYPHEN = re.compile(r"(?<=[^\W\d_])-\s*(?=[^\W\d_])")
 Z95 = 1.959963984540054
 
 
+# A title's underline or a rule ("-----", "====="): readers may keep or drop it.
+_RULE = re.compile(r"(?<!\S)([=\-~^*_#+])\1{2,}(?!\S)")
+
+
 def normalize(text: str) -> str:
-    """Lower case, typographic quotes and dashes made plain, hyphens between letters and runs of
-    white space removed: the form in which evidence spans and chunks are compared."""
-    text = _LETTER_HYPHEN.sub("", text.translate(_QUOTES).lower())
+    """Lower case, typographic quotes and dashes made plain, hyphens between letters, underlines
+    and runs of white space removed: the form in which evidence spans and chunks are compared."""
+    text = _LETTER_HYPHEN.sub("", _RULE.sub(" ", text.translate(_QUOTES)).lower())
     return " ".join(text.split())
 
 

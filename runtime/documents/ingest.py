@@ -23,7 +23,7 @@ from typing import Any
 
 from pgpt.runtime.documents.chunking import chunk_sections
 from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, Skipped, is_text_file, read_document
-from pgpt.runtime.documents.store import DocumentRecord, DocumentStore, writer_lock
+from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore, writer_lock
 from pgpt.runtime.errors import Cancelled, PgptError
 from pgpt.runtime.settings import Settings
 
@@ -53,6 +53,8 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    rechunked: list[str] = field(default_factory=list)  # read and chunked again: the index's format changed
+    rechunked_from: int = 0  # the index's text format before this run, when it was re-chunked
     chunks: int = 0
     seconds: float = 0.0
 
@@ -62,11 +64,15 @@ class IngestReport:
         return self.chunks / self.seconds if self.seconds else 0.0
 
     def summary(self) -> str:
-        """One line: the counts, chunks and speed."""
-        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "
+        """One line: the counts, chunks and speed (and a note when the index was re-chunked)."""
+        line = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "
                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.skipped)} skipped, "
                 f"{len(self.failed)} failed; {self.chunks} chunks in {self.seconds:.1f} s "
                 f"({self.chunks_per_s:.1f} chunks/s)")
+        if self.rechunked_from:
+            line += (f"; the index was made by an older pgpt (text format {self.rechunked_from}), so its "
+                     f"{len(self.rechunked)} documents were read and chunked again (format {TEXT_FORMAT})")
+        return line
 
 
 def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str = DEFAULT_COLLECTION,
@@ -83,24 +89,41 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     report = IngestReport()
     with writer_lock(settings):
         store = open_store(settings, embedder, rebuild=reindex)
-        known = {d.path: d for d in store.documents(collection)}
+        catalog = _catalog(store)
+        known = catalog.setdefault(collection, {})
         files, report.skipped = _collect(paths)
+        work = [(path, collection, False) for path in files]
+        if store.text_format != TEXT_FORMAT and store.table.count_rows():
+            # Chunks of the old format first (every collection), then the files asked for.
+            report.rechunked_from = store.text_format
+            work = [(Path(d.path), d.collection, True) for docs in catalog.values() for d in docs.values()
+                    if Path(d.path).is_file()] + work
         try:
-            for index, path in enumerate(files):
+            for index, (path, into, rechunk) in enumerate(work):
                 if cancel is not None and cancel.is_set():
-                    raise Cancelled(f"Ingestion stopped after {index} of {len(files)} files; "
+                    raise Cancelled(f"Ingestion stopped after {index} of {len(work)} files; "
                                     "run it again to continue where it stopped.")
                 if progress is not None:
-                    progress(_tick(index, len(files), str(path), report.chunks, started))
-                _ingest_file(store, embedder, path, collection, known, report)
+                    progress(_tick(index, len(work), str(path), report.chunks, started))
+                _ingest_file(store, embedder, path, into, catalog.setdefault(into, {}), report, rechunk)
+            if report.rechunked_from:
+                store.mark_text_format()
             if prune:
                 _prune(store, known, paths, report)
         finally:
             store.finish_batch()
     report.seconds = time.perf_counter() - started
     if progress is not None:
-        progress(IngestProgress(len(files), len(files), "", report.chunks, 0.0))
+        progress(IngestProgress(len(work), len(work), "", report.chunks, 0.0))
     return report
+
+
+def _catalog(store: DocumentStore) -> dict[str, dict[str, DocumentRecord]]:
+    """The indexed documents by collection, then by path."""
+    catalog: dict[str, dict[str, DocumentRecord]] = {}
+    for record in store.documents():
+        catalog.setdefault(record.collection, {})[record.path] = record
+    return catalog
 
 
 def forget_path(settings: Settings, embedder: Any, path: str) -> list[DocumentRecord]:
@@ -189,7 +212,8 @@ def _file_problem(path: Path) -> str:
 
 
 def _ingest_file(store: DocumentStore, embedder: Any, path: Path, collection: str,
-                 known: dict[str, DocumentRecord], report: IngestReport) -> None:
+                 known: dict[str, DocumentRecord], report: IngestReport, rechunk: bool = False) -> None:
+    """Bring one file's chunks up to date; ``rechunk``: read and chunk it again even if unchanged."""
     key = str(path)
     try:
         content_hash = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -197,8 +221,9 @@ def _ingest_file(store: DocumentStore, embedder: Any, path: Path, collection: st
         report.failed.append((key, f"unreadable ({exc.strerror})"))
         return
     existing = known.get(key)
-    if existing is not None and existing.content_hash == content_hash:
-        report.unchanged.append(key)
+    if existing is not None and existing.content_hash == content_hash and not rechunk:
+        if key not in report.rechunked:
+            report.unchanged.append(key)
         return
     moved = _moved_from(known, content_hash) if existing is None else None
     if moved is not None:
@@ -223,7 +248,7 @@ def _ingest_file(store: DocumentStore, embedder: Any, path: Path, collection: st
              "start": c.start, "end": c.end} for i, c in enumerate(chunks)]
     store.replace_document(doc_id, rows, vectors)
     known[key] = DocumentRecord(key, collection, doc_id, content_hash, len(rows), time.time())
-    (report.updated if existing is not None else report.added).append(key)
+    (report.rechunked if rechunk else report.updated if existing is not None else report.added).append(key)
     report.chunks += len(rows)
 
 
