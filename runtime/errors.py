@@ -265,7 +265,6 @@ def storage_fault(error: BaseException, folder: Path | str, action: str = "") ->
         return error
     text = str(error).lower()
     code = error.errno if isinstance(error, OSError) else None
-    where = f" in {folder}" if folder else ""
     for (codes, texts), kind, cause in ((_FULL, DiskFullError, "the disk is full"),
                                          (_READ_ONLY, ReadOnlyError, "the folder is read-only"),
                                          (_DENIED, FolderPermissionError, "permission denied")):

@@ -16,6 +16,7 @@ from pgpt.runtime.documents.readers import Section
 
 MAX_TOKENS = 200  # all-MiniLM-L6-v2 reads 256 word pieces; room for [CLS]/[SEP] and the heading
 OVERLAP_TOKENS = 32
+MERGE_SECTIONS = True
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
@@ -34,12 +35,58 @@ def chunk_sections(sections: list[Section], count_tokens: Callable[[str], int],
                    max_tokens: int = MAX_TOKENS, overlap_tokens: int = OVERLAP_TOKENS) -> list[Chunk]:
     """Chunks of all sections, in document order."""
     chunks: list[Chunk] = []
+    offsets = []
     offset = 0
     for section in sections:
-        for text, start, end in _pack(_paragraphs(section.text), count_tokens, max_tokens, overlap_tokens):
-            chunks.append(Chunk(text, section.page, section.heading, offset + start, offset + end))
+        offsets.append(offset)
         offset += len(section.text) + 2  # sections are joined with a blank line
+    for group in _small_runs(sections, count_tokens, max_tokens):
+        first, last = group[0], group[-1]
+        if len(group) > 1:  # short sibling sections (definitions, API entries, options) share a chunk
+            text = "\n\n".join(sections[i].text.strip() for i in group)
+            heading = _common_trail([sections[i].heading for i in group])
+            start = offsets[first] + len(sections[first].text) - len(sections[first].text.lstrip())
+            end = offsets[last] + len(sections[last].text.rstrip())
+            chunks.append(Chunk(text, sections[first].page, heading, start, end))
+            continue
+        section = sections[first]
+        for text, start, end in _pack(_paragraphs(section.text), count_tokens, max_tokens, overlap_tokens):
+            chunks.append(Chunk(text, section.page, section.heading, offsets[first] + start, offsets[first] + end))
     return chunks
+
+
+def _small_runs(sections: list[Section], count_tokens: Callable[[str], int], max_tokens: int) -> list[list[int]]:
+    """Section indices grouped: consecutive short sections on one page under one top heading, up to
+    ``max_tokens`` together; every other section alone."""
+    groups: list[list[int]] = []
+    spent = 0
+    for index, section in enumerate(sections):
+        if not section.text.strip():
+            continue
+        tokens = count_tokens(section.text) if len(section.text) < max_tokens * 8 else max_tokens + 1
+        previous = sections[groups[-1][-1]] if groups else None
+        if (MERGE_SECTIONS and previous is not None and tokens <= max_tokens and spent + tokens <= max_tokens
+                and previous.page == section.page and _top(previous.heading) == _top(section.heading)):
+            groups[-1].append(index)
+            spent += tokens
+        else:
+            groups.append([index])
+            spent = tokens
+    return groups
+
+
+def _top(heading: str) -> str:
+    return heading.split(" > ")[0]
+
+
+def _common_trail(headings: list[str]) -> str:
+    trails = [h.split(" > ") for h in headings]
+    common = []
+    for parts in zip(*trails):
+        if len(set(parts)) > 1:
+            break
+        common.append(parts[0])
+    return " > ".join(common)
 
 
 def _paragraphs(text: str) -> list[tuple[str, int, int]]:

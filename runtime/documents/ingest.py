@@ -34,7 +34,7 @@ from typing import Any
 from pgpt.runtime.documents.chunking import chunk_sections
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, Section, is_text_file
-from pgpt.runtime.documents.store import DocumentRecord, DocumentStore, writer_lock
+from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore, writer_lock
 from pgpt.runtime.errors import Cancelled, PgptError, StorageError
 from pgpt.runtime.settings import Settings
 
@@ -65,6 +65,8 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    rechunked: list[str] = field(default_factory=list)  # read and chunked again: the index's format changed
+    rechunked_from: int = 0  # the index's text format before this run, when it was re-chunked
     chunks: int = 0
     seconds: float = 0.0
 
@@ -74,11 +76,15 @@ class IngestReport:
         return self.chunks / self.seconds if self.seconds else 0.0
 
     def summary(self) -> str:
-        """One line: the counts, chunks and speed."""
-        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "
+        """One line: the counts, chunks and speed (and a note when the index was re-chunked)."""
+        line = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "
                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.skipped)} skipped, "
                 f"{len(self.failed)} failed; {self.chunks} chunks in {self.seconds:.1f} s "
                 f"({self.chunks_per_s:.1f} chunks/s)")
+        if self.rechunked_from:
+            line += (f"; the index was made by an older pgpt (text format {self.rechunked_from}), so its "
+                     f"{len(self.rechunked)} documents were read and chunked again (format {TEXT_FORMAT})")
+        return line
 
 
 def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str = DEFAULT_COLLECTION,
@@ -97,22 +103,32 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     report = IngestReport()
     with writer_lock(settings):
         store = open_store(settings, embedder, rebuild=reindex)
-        files: list[Path] = []
+        work: list[tuple[Path, str, bool]] = []  # (file, collection, re-chunk it even if unchanged)
         try:
             # The reader process starts first: its Python starts while the index is read and the folders listed.
             with IsolatedReader(settings.read_timeout_s, settings.read_memory_mb) as reader:
                 store.drop_stale_tables()
-                known = {d.path: d for d in store.documents(collection)}
+                catalog = _catalog(store)
+                known = catalog.setdefault(collection, {})
                 files, report.skipped = _collect(paths)
-                for index, path in enumerate(files):
+                work = [(path, collection, False) for path in files]
+                if store.text_format != TEXT_FORMAT and store.table.count_rows():
+                    # Chunks of the old format first (every collection), then the files asked for.
+                    report.rechunked_from = store.text_format
+                    work = [(Path(d.path), d.collection, True) for docs in catalog.values() for d in docs.values()
+                            if Path(d.path).is_file()] + work
+                for index, (path, into, rechunk) in enumerate(work):
                     if cancel is not None and cancel.is_set():
-                        raise Cancelled(_stopped_text(index, len(files), reindex))
+                        raise Cancelled(_stopped_text(index, len(work), reindex))
                     if progress is not None:
-                        progress(_tick(index, len(files), str(path), report.chunks, started))
+                        progress(_tick(index, len(work), str(path), report.chunks, started))
                     try:
-                        _ingest_file(store, embedder, reader, path, collection, known, report, cancel)
+                        _ingest_file(store, embedder, reader, path, into, catalog.setdefault(into, {}), report,
+                                     cancel, rechunk)
                     except Cancelled:
-                        raise Cancelled(_stopped_text(index, len(files), reindex)) from None
+                        raise Cancelled(_stopped_text(index, len(work), reindex)) from None
+                if report.rechunked_from:
+                    store.mark_text_format()
             if prune:
                 _prune(store, known, paths, report)
         except BaseException as exc:
@@ -123,7 +139,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
             store.publish()
     report.seconds = time.perf_counter() - started
     if progress is not None:
-        progress(IngestProgress(len(files), len(files), "", report.chunks, 0.0))
+        progress(IngestProgress(len(work), len(work), "", report.chunks, 0.0))
     return report
 
 
@@ -144,6 +160,14 @@ def _end_unfinished(store: DocumentStore, error: BaseException) -> None:
             store.finish_batch()
         except StorageError as fault:
             log.warning("full-text index not updated after the stop: %s", fault)
+
+
+def _catalog(store: DocumentStore) -> dict[str, dict[str, DocumentRecord]]:
+    """The indexed documents by collection, then by path."""
+    catalog: dict[str, dict[str, DocumentRecord]] = {}
+    for record in store.documents():
+        catalog.setdefault(record.collection, {})[record.path] = record
+    return catalog
 
 
 def forget_path(settings: Settings, embedder: Any, path: str) -> list[DocumentRecord]:
@@ -271,8 +295,10 @@ def _file_problem(path: Path) -> str:
 
 
 def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, path: Path, collection: str,
-                 known: dict[str, DocumentRecord], report: IngestReport, cancel: threading.Event | None) -> None:
+                 known: dict[str, DocumentRecord], report: IngestReport, cancel: threading.Event | None,
+                 rechunk: bool = False) -> None:
     """One file, from its hash to its commit; every failure of the file itself ends in ``report``.
+    ``rechunk``: read and chunk it again even if unchanged (the index's text format changed).
 
     Raises:
         StorageError: the index cannot be written (the run stops: the next file would fail too).
@@ -285,8 +311,9 @@ def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, pa
         report.failed.append((key, _fs_reason(exc)))
         return
     existing = known.get(key)
-    if existing is not None and existing.content_hash == content_hash:
-        report.unchanged.append(key)
+    if existing is not None and existing.content_hash == content_hash and not rechunk:
+        if key not in report.rechunked:
+            report.unchanged.append(key)
         return
     moved = _moved_from(known, content_hash) if existing is None else None
     if moved is not None:
@@ -308,7 +335,7 @@ def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, pa
         return
     store.replace_document(doc_id, rows, vectors)
     known[key] = DocumentRecord(key, collection, doc_id, content_hash, len(rows), time.time())
-    (report.updated if existing is not None else report.added).append(key)
+    (report.rechunked if rechunk else report.updated if existing is not None else report.added).append(key)
     report.chunks += len(rows)
 
 

@@ -61,12 +61,14 @@ def read_document(path: Path) -> list[Section]:
         sections = _read_docx(path)
     else:
         text = decode_text(path.read_bytes())
+        from pgpt.runtime.documents.text_structure import markdown_sections, underlined_sections
+
         if suffix in HTML_SUFFIXES:
             sections = _read_html(text)
         elif suffix in MARKDOWN_SUFFIXES:
-            sections = _read_markdown(text)
+            sections = markdown_sections(text)
         else:
-            sections = [Section(text)]
+            sections = underlined_sections(text)
     sections = [Section(_clean(s.text), s.page, _clean(s.heading)) for s in sections if s.text.strip()]
     if not sections:
         raise Skipped("no text in the file")
@@ -140,23 +142,6 @@ def is_text_file(path: Path) -> bool:
         return False
 
 
-def _read_markdown(text: str) -> list[Section]:
-    """Sections split at ATX headings (``#`` .. ``######``), each with its heading trail."""
-    sections: list[Section] = []
-    trail: list[str] = []
-    lines: list[str] = []
-    for line in text.splitlines():
-        match = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
-        if match:
-            sections.append(Section("\n".join(lines), heading=" > ".join(trail)))
-            lines = []
-            level = len(match.group(1))
-            trail = trail[: level - 1] + [match.group(2)]
-        lines.append(line)
-    sections.append(Section("\n".join(lines), heading=" > ".join(trail)))
-    return sections
-
-
 def _read_pdf(path: Path) -> list[Section]:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError
@@ -176,7 +161,10 @@ def _read_pdf(path: Path) -> list[Section]:
         raise Skipped("damaged PDF (its text layer is not text)")
     if sum(len(text.strip()) for _, text in pages) < 2 * max(len(pages), 1):
         raise Skipped("scanned PDF without a text layer (run OCR on it first)")
-    return [Section(text, page=number) for number, text in pages]
+    from pgpt.runtime.documents.pdf_text import pdf_paragraphs
+
+    paragraphs = pdf_paragraphs([text for _, text in pages])
+    return [Section("\n\n".join(page), page=number) for (number, _), page in zip(pages, paragraphs)]
 
 
 def _read_docx(path: Path) -> list[Section]:
@@ -198,15 +186,24 @@ def _read_docx(path: Path) -> list[Section]:
     sections: list[Section] = []
     trail: list[str] = []
     lines: list[str] = []
+    base = 0  # the trail's length at the last real heading: a definition term goes below it
     for style, text, rows in blocks:
         if rows is not None:
             lines.extend(" | ".join(cells) for cells in rows)
             continue
         level = _heading_level(style or "")
-        if level:
+        # A definition list's term (pandoc's "Definition Term" style) heads its definition, like
+        # a heading one level down; the list ends at the first paragraph of another kind.
+        term = style == "Definition Term"
+        leaves_list = len(trail) > base and style not in _DEFINITION_STYLES
+        if level or term or leaves_list:
             sections.append(Section("\n\n".join(lines), heading=" > ".join(trail)))
             lines = []
-            trail = trail[: level - 1] + [text.strip()]
+            if level:
+                trail = trail[: level - 1] + [text.strip()]
+                base = len(trail)
+            else:
+                trail = trail[:base] + ([text.strip()] if term else [])
         lines.append(text)
     sections.append(Section("\n\n".join(lines), heading=" > ".join(trail)))
     return sections
@@ -236,6 +233,9 @@ def _check_docx_archive(path: Path) -> None:
         raise parser_failure(exc, ".docx") from None
 
 
+_DEFINITION_STYLES = ("Definition Term", "Definition", "Source Code", "Compact")
+
+
 def _heading_level(style: str) -> int:
     if style == "Title":
         return 1
@@ -244,19 +244,27 @@ def _heading_level(style: str) -> int:
 
 
 class _HtmlText(HTMLParser):
-    """Visible text in blocks, with the heading trail; scripts and styles dropped."""
+    """Visible text in blocks, with the heading trail; scripts and styles dropped.
 
-    SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+    A definition list's terms (``<dt>``: a config key, an API signature) head their definitions
+    like headings one level below the current one, except in field lists ("Parameters:").
+    """
+
+    SKIP = {"script", "style", "noscript", "template", "svg", "head", "nav", "aside"}
+    SKIP_ROLES = {"navigation", "search", "banner", "contentinfo"}  # site menus, search boxes, footers
     BLOCK = {"p", "div", "li", "tr", "br", "pre", "section", "article", "table", "ul", "ol", "blockquote",
-             "h1", "h2", "h3", "h4", "h5", "h6"}
+             "h1", "h2", "h3", "h4", "h5", "h6", "dl", "dt", "dd"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.sections: list[Section] = []
         self.trail: list[str] = []
         self._buffer: list[str] = []
-        self._skip = 0
+        self._skipping: list[list[str | int]] = []  # [tag, nesting] of the element being left out
         self._heading_level = 0
+        self._base = 0  # the trail's length at the last <hN>
+        self._lists: list[bool] = []  # open <dl>s: whether their terms are headings
+        self._term = False
 
     def _flush(self) -> None:
         text = " ".join("".join(self._buffer).split())
@@ -265,26 +273,47 @@ class _HtmlText(HTMLParser):
             return
         if self._heading_level:
             self.trail = self.trail[: self._heading_level - 1] + [text]
+            self._base = len(self.trail)
+        elif self._term:
+            self.trail = self.trail[: self._base + sum(self._lists) - 1] + [text]
         self.sections.append(Section(text, heading=" > ".join(self.trail)))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIP:
-            self._skip += 1
+        if self._skipping:
+            if tag == self._skipping[-1][0]:
+                self._skipping[-1][1] += 1  # type: ignore[operator]
+            return
+        found = dict(attrs)
+        classes = (found.get("class") or "").split()
+        if tag in self.SKIP or found.get("role") in self.SKIP_ROLES or (tag == "a" and "headerlink" in classes):
+            self._skipping.append([tag, 1])  # Sphinx's "¶" heading anchors are left out too
         elif tag in self.BLOCK:
             self._flush()
             if tag[0] == "h" and tag[1:].isdigit():
                 self._heading_level = int(tag[1:])
+            elif tag == "dl":
+                self._lists.append(not {"field-list", "option-list", "footnote", "citation"} & set(classes))
+            elif tag == "dt":
+                self._term = bool(self._lists and self._lists[-1])
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag in self.BLOCK:
+        if self._skipping:
+            if tag == self._skipping[-1][0]:
+                self._skipping[-1][1] -= 1  # type: ignore[operator]
+                if not self._skipping[-1][1]:
+                    self._skipping.pop()
+            return
+        if tag in self.BLOCK:
             self._flush()
             if tag[0] == "h" and tag[1:].isdigit():
                 self._heading_level = 0
+            elif tag == "dt":
+                self._term = False
+            elif tag == "dl" and self._lists and self._lists.pop():
+                self.trail = self.trail[: self._base + sum(self._lists)]
 
     def handle_data(self, data: str) -> None:
-        if not self._skip:
+        if not self._skipping:
             self._buffer.append(data)
 
 

@@ -34,6 +34,12 @@ if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks i
 
 TABLE = "chunks"  # the table's name until the first re-index; then active.json names it
 ACTIVE = "active.json"
+# How documents are read and cut into chunks. Version 2: PDF paragraphs (running headers, footers
+# and hyphenation undone), headings in plain text and setext Markdown, definition-list terms as
+# headings, short sibling sections packed together. An index of another version is re-chunked by
+# the next ingest (`ingest` says so), since its chunks and the new ones would not agree.
+TEXT_FORMAT = 2
+_META_FORMAT = "pgpt.text_format"  # on the text column's field: schema metadata is fixed at creation
 _META_MODEL = b"pgpt.embed_model"
 _META_NAME = b"pgpt.embed_name"
 _META_DIM = b"pgpt.embed_dim"
@@ -190,13 +196,25 @@ class DocumentStore:
         return pa.schema([
             pa.field("chunk_id", pa.string()), pa.field("doc_id", pa.string()),
             pa.field("collection", pa.string()), pa.field("path", pa.string()),
-            pa.field("content_hash", pa.string()), pa.field("text", pa.string()),
+            pa.field("content_hash", pa.string()),
+            pa.field("text", pa.string(), metadata={_META_FORMAT: str(TEXT_FORMAT)}),
             pa.field("heading", pa.string()), pa.field("page", pa.int32()),
             pa.field("start", pa.int64()), pa.field("end", pa.int64()),
             pa.field("ingested_at", pa.float64()),
             pa.field("vector", pa.list_(pa.float32(), self.dimension)),
         ], metadata={_META_MODEL: self.model_id.encode(), _META_NAME: self.model_name.encode(),
                      _META_DIM: str(self.dimension).encode()})
+
+    @property
+    def text_format(self) -> int:
+        """The version of reading and chunking that wrote the chunks (1: before it was recorded)."""
+        metadata = self.table.schema.field("text").metadata or {}
+        return int(metadata.get(_META_FORMAT.encode(), b"1"))
+
+    def mark_text_format(self) -> None:
+        """Record that every chunk now follows ``TEXT_FORMAT`` (after an ingest re-chunked them all)."""
+        with writing(self.folder):
+            self.table.update_field_metadata({"path": "text", "metadata": {_META_FORMAT: str(TEXT_FORMAT)}})
 
     @property
     def version(self) -> str:
@@ -256,17 +274,20 @@ class DocumentStore:
         self._changed = True
 
     def finish_batch(self) -> None:
-        """After an ingest that changed something: build or update the full-text index and compact."""
+        """After an ingest that changed something: build or update the full-text indexes (text and
+        heading: a search then matches a chunk's heading trail as well as its text) and compact."""
         from lancedb.index import FTS
 
         if not self._changed:
             return  # nothing to index or compact (and nothing is written, even on a full disk)
         with writing(self.folder):
-            if not any(i.index_type == "FTS" for i in self.table.list_indices()):
-                if self.table.count_rows():
-                    self.table.create_index("text", config=FTS(with_position=False), replace=True)
-                return
-            self.table.optimize()
+            indexed = {column for i in self.table.list_indices() if i.index_type == "FTS" for column in i.columns}
+            missing = [column for column in ("text", "heading") if column not in indexed]
+            if missing and self.table.count_rows():
+                for column in missing:
+                    self.table.create_index(column, config=FTS(with_position=False), replace=True)
+            if indexed:
+                self.table.optimize()
 
     def publish(self) -> None:
         """End a re-index: readers switch to the new table at once (one atomic rename), and the old

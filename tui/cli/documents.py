@@ -71,8 +71,10 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
                     prune=args.prune, reindex=args.reindex, progress=draw, cancel=threading.Event())
     bar.close()
     if args.json:
-        fields = ("added", "updated", "renamed", "unchanged", "removed")
+        fields = ("added", "updated", "renamed", "unchanged", "removed", "rechunked")
         data = {name: getattr(report, name) for name in fields}
+        if report.rechunked_from:
+            data["rechunked_from_format"] = report.rechunked_from
         data.update(skipped=[{"path": p, "reason": r} for p, r in report.skipped],
                     failed=[{"path": p, "reason": r} for p, r in report.failed],
                     chunks=report.chunks, seconds=round(report.seconds, 2), chunks_per_s=round(report.chunks_per_s, 1))

@@ -1,0 +1,87 @@
+"""Headings in plain text formats: Markdown (ATX "#" and setext underlines) and reStructuredText-
+style underlined titles in .txt, .rst and other text files (changelogs, licences, READMEs).
+
+A heading starts a section, and its trail ("Pygments changelog > Version 2.9.0") goes with every
+chunk under it: a changelog entry that never names its version, or a licence clause under
+"5. Termination", is then found by what its heading says. Lines inside fenced code blocks are
+never headings (a "# comment" in a shell example is not a title).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pgpt.runtime.documents.readers import Section
+
+_ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+# An underline: one punctuation character repeated (reST allows any of these; Markdown = and -).
+_UNDERLINE = re.compile(r"^([=\-~^\"'`:.*+#_])\1{2,}\s*$")
+
+
+def markdown_sections(text: str) -> list[Section]:
+    """Sections split at ATX headings and setext (``===``/``---`` underlined) headings."""
+    lines = text.splitlines()
+    titles: dict[int, tuple[int, str]] = {}  # line index -> (level, title)
+    skip: set[int] = set()  # underline lines
+    fenced = False
+    for index, line in enumerate(lines):
+        if _FENCE.match(line):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        atx = _ATX.match(line)
+        if atx:
+            titles[index] = (len(atx.group(1)), atx.group(2))
+        elif index and _setext(lines, index) and line.strip()[0] in "=-":
+            titles[index - 1] = (1 if line.strip()[0] == "=" else 2, lines[index - 1].strip())
+            skip.add(index)
+    return _split(lines, titles, skip)
+
+
+def underlined_sections(text: str) -> list[Section]:
+    """Sections split at reST-style titles: a line underlined (and maybe overlined) with one
+    repeated punctuation character; levels in the order the styles first appear, as reST does."""
+    lines = text.splitlines()
+    titles: dict[int, tuple[int, str]] = {}
+    skip: set[int] = set()
+    styles: list[tuple[str, bool]] = []
+    for index in range(1, len(lines)):
+        if not _setext(lines, index) or lines[index - 1][:1].isspace():
+            continue
+        char = lines[index].strip()[0]
+        overline = index >= 2 and lines[index - 2].strip() == lines[index].strip()
+        style = (char, overline)
+        if style not in styles:
+            styles.append(style)
+        titles[index - 1] = (min(styles.index(style) + 1, 6), lines[index - 1].strip())
+        skip.update({index, index - 2} if overline else {index})
+    if not titles:
+        return [Section(text)]
+    return _split(lines, titles, skip)
+
+
+def _setext(lines: list[str], index: int) -> bool:
+    """Whether ``lines[index]`` underlines the line above it (a title, not a rule after a blank)."""
+    line, above = lines[index].strip(), lines[index - 1].strip()
+    if not re.search(r"[^\W_]", above) or not _UNDERLINE.match(line):
+        return False
+    return len(line) >= max(3, int(0.6 * len(above))) and len(above) <= 120
+
+
+def _split(lines: list[str], titles: dict[int, tuple[int, str]], skip: set[int]) -> list[Section]:
+    sections: list[Section] = []
+    trail: list[str] = []
+    body: list[str] = []
+    for index, line in enumerate(lines):
+        if index in skip:
+            continue
+        if index in titles:
+            sections.append(Section("\n".join(body), heading=" > ".join(trail)))
+            body = []
+            level, title = titles[index]
+            trail = trail[: level - 1] + [title]
+        body.append(line)
+    sections.append(Section("\n".join(body), heading=" > ".join(trail)))
+    return sections

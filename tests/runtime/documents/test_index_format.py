@@ -1,0 +1,70 @@
+"""An index written by an older reader and chunker is noticed and re-chunked by the next ingest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pgpt.runtime.documents import ingest as ingest_module, store as store_module
+from pgpt.runtime.documents.ingest import ingest, open_store
+from pgpt.runtime.documents.store import TEXT_FORMAT
+from pgpt.runtime.settings import Settings
+from support import cli_env
+
+
+@pytest.fixture()
+def old_index(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """An index as pgpt wrote it before text formats were recorded: no format on the text column."""
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text("# Ferry\n\nThe ferry leaves at noon.\n")
+    (docs / "bakery.txt").write_text("The bakery opens at six.\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("Project Zephyr's code is 7341.\n")
+    embedder = default_embedder(settings)
+    schema = store_module.DocumentStore._schema
+
+    def format_1(self):  # type: ignore[no-untyped-def]
+        fields = schema(self)
+        return fields.set(fields.get_field_index("text"), pa.field("text", pa.string()))
+
+    with monkeypatch.context() as patch:  # the pgpt of format 1 knew no other format
+        patch.setattr(store_module.DocumentStore, "_schema", format_1)
+        patch.setattr(ingest_module, "TEXT_FORMAT", 1)
+        ingest(settings, [docs], embedder)
+        ingest(settings, [other], embedder, collection="archive")
+    assert open_store(settings, embedder).text_format == 1
+    return settings, embedder, docs, other
+
+
+def test_the_next_ingest_rechunks_every_document_and_says_so(old_index) -> None:  # type: ignore[no-untyped-def]
+    settings, embedder, docs, other = old_index
+    report = ingest(settings, [docs / "ferry.md"], embedder)
+    assert sorted(Path(p).name for p in report.rechunked) == ["bakery.txt", "ferry.md", "notes.txt"]
+    assert report.rechunked_from == 1 and not report.added and not report.updated and not report.unchanged
+    assert f"text format 1), so its 3 documents were read and chunked again (format {TEXT_FORMAT})" in report.summary()
+    store = open_store(settings, embedder)
+    assert store.text_format == TEXT_FORMAT
+    assert {(Path(d.path).name, d.collection) for d in store.documents()} == {
+        ("ferry.md", "default"), ("bakery.txt", "default"), ("notes.txt", "archive")}
+    again = ingest(settings, [docs], embedder)
+    assert not again.rechunked and not again.rechunked_from and len(again.unchanged) == 2
+
+
+@pytest.mark.slow
+def test_the_cli_reports_the_rechunked_documents(old_index) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    settings, _, docs, _ = old_index
+    done = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(docs), "--json"],
+                          capture_output=True, text=True, env=cli_env(settings), timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["rechunked_from_format"] == 1 and len(report["rechunked"]) == 3

@@ -1,0 +1,99 @@
+"""Document structure the readers recover: PDF paragraphs, headings in text formats, definition
+lists in HTML and DOCX, and short sibling sections packed into one chunk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgpt.bench.corpora import MANUALS
+from pgpt.runtime.documents.chunking import chunk_sections
+from pgpt.runtime.documents.pdf_text import pdf_paragraphs
+from pgpt.runtime.documents.readers import Section, _read_html, read_document
+from pgpt.runtime.documents.text_structure import markdown_sections, underlined_sections
+
+LINE = "x" * 60  # a full line of set text
+
+
+def _page(number: int, *lines: str) -> str:
+    return "\n".join(["Annual Report of the Harbour Board", *lines, f"Page {number}"])
+
+
+def test_pdf_headers_footers_and_hyphens_are_undone() -> None:
+    pages = [_page(1, "The ferry leaves at noon on every week-", "day and carries a general-purpose cargo "
+                      "hold for bicycles.", "Short end."),
+             _page(2, "Tickets for the general-", "purpose hold cost extra.", "Done."),
+             _page(3, "Nothing else.")]
+    paragraphs = pdf_paragraphs(pages)
+    text = "\n".join(p for page in paragraphs for p in page)
+    assert "Harbour Board" not in text and "Page " not in text  # running header and footer
+    assert "weekday" in text  # a word broken at the line end is mended
+    assert "general-purpose hold" in text  # ... but a compound the document writes with a hyphen keeps it
+
+
+def test_a_paragraph_running_over_a_page_break_stays_whole_on_its_first_page() -> None:
+    pages = [_page(1, LINE, LINE, "the paragraph goes on and on to the end of this page without"),
+             _page(2, "stopping here.", LINE, "Short."),
+             _page(3, "Last.")]
+    first, second, _ = pdf_paragraphs(pages)
+    assert first[-1].endswith("without stopping here.")
+    assert not second[0].startswith("stopping")
+
+
+def test_a_printed_licence_reads_as_clean_paragraphs() -> None:
+    sections = read_document(MANUALS / "gpl-3.0.pdf")
+    text = "\n\n".join(s.text for s in sections)
+    assert "Page 3" not in text and "GNU General Public License, version 3\n" not in text
+    assert "Everyone is permitted to copy" in text and "general-purpose computers" in text
+    # section 5's last paragraph runs from page 5 onto page 6: it is whole, on page 5
+    page5 = next(s for s in sections if s.page == 5)
+    assert "beyond what the individual works permit. Inclusion of a covered work" in page5.text
+
+
+def test_markdown_headings_atx_and_setext_but_not_in_code() -> None:
+    text = ("Title\n=====\n\nIntro.\n\nUsage\n-----\n\nRun it.\n\n```sh\n# not a heading\nls\n```\n\n"
+            "### Options\n\nNone.\n\n---\n\nAfter a rule.")
+    headings = [s.heading for s in markdown_sections(text) if s.text.strip()]
+    assert headings == ["Title", "Title > Usage", "Title > Usage > Options"]
+    assert "# not a heading" in markdown_sections(text)[2].text
+
+
+def test_underlined_titles_in_text_files_give_heading_trails() -> None:
+    text = ("=========\nChangelog\n=========\n\nVersion 2.0\n-----------\n\n- Added Pango.\n\n"
+            "Version 1.0\n-----------\n\n- First.\n\n*****\n*   *\n*****\n")
+    sections = [s for s in underlined_sections(text) if s.text.strip()]
+    assert [s.heading for s in sections] == ["Changelog", "Changelog > Version 2.0", "Changelog > Version 1.0"]
+    assert "- Added Pango." in sections[1].text and "---" not in sections[1].text
+    assert underlined_sections("No titles here.\nJust text.") == [Section("No titles here.\nJust text.")]
+    licence = [s.heading for s in read_document(MANUALS / "mpl-2.0.txt")]
+    assert "Mozilla Public License Version 2.0 > 8. Litigation" in licence and not any("*" in h for h in licence)
+
+
+def test_html_definition_terms_head_their_definitions_and_menus_are_left_out() -> None:
+    html = ("<html><body><nav>Home | About</nav><h1>Config<a class='headerlink' href='#c'>¶</a></h1>"
+            "<dl><dt>DEBUG</dt><dd><p>Whether debug mode is on.</p>"
+            "<dl class='field-list'><dt>Default</dt><dd>False</dd></dl></dd>"
+            "<dt>TESTING</dt><dd><p>Testing mode.</p></dd></dl><p>After the list.</p>"
+            "<div role='navigation'><div>Sidebar</div></div></body></html>")
+    sections = _read_html(html)
+    assert [s.heading for s in sections] == ["Config", "Config > DEBUG", "Config > TESTING", "Config"]
+    text = " ".join(s.text for s in sections)
+    assert "Home" not in text and "Sidebar" not in text and "¶" not in text and "Default" in text
+
+
+def test_docx_definition_terms_head_their_definitions() -> None:
+    sections = read_document(MANUALS / "jinja-templates.docx")
+    entry = next(s for s in sections if s.heading == "Expressions > Literals > true / false")
+    assert "true is always true and false is always false." in entry.text
+    assert any(s.heading == "Expressions > Literals" and "The special constants" in s.text for s in sections)
+
+
+def test_short_sibling_sections_share_a_chunk_under_their_common_heading() -> None:
+    sections = [Section("Config", heading="Config"), Section("DEBUG\n\nDebug mode.", heading="Config > DEBUG"),
+                Section("TESTING\n\nTesting mode.", heading="Config > TESTING"),
+                Section("Other\n\n" + "word " * 300, heading="Other"),
+                Section("Page two.", page=2, heading="Other")]
+    chunks = chunk_sections(sections, lambda t: len(t.split()), max_tokens=100)
+    assert chunks[0].heading == "Config" and "DEBUG" in chunks[0].text and "Testing mode." in chunks[0].text
+    assert all(c.heading == "Other" for c in chunks[1:]) and chunks[-1].page == 2
+    text = "\n\n".join(s.text for s in sections)
+    assert text[chunks[0].start:chunks[0].end].endswith("Testing mode.")
