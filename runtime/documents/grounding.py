@@ -36,7 +36,13 @@ RELEVANCE_MIN = 0.45
 QUOTE_MIN = 0.55  # a quote stands in for an unsupported draft only from this relevance up
 CLOSEST_PASSAGES = 3
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# Sentences end at . ! ? before a capital, digit, quote or bracket; lines are joined (PDF and plain
+# text wrap sentences over lines) except at a blank line or a line that starts a list item, a
+# heading or a table row. A hyphen at a line's end before a lower-case letter joins the word.
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'\u201c(\[A-Z0-9*`_])")
+_HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n\s*(?=[a-z])")
+_BLOCK = re.compile(r"\n\s*\n")
+_NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*(?:\.[A-Za-z0-9_+#-]+)*")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
@@ -79,9 +85,19 @@ class Grounding:
     measures: dict[str, float] = field(default_factory=dict)
 
 
+def flatten_text(text: str) -> str:
+    """``text`` with words broken over lines joined and all white space single spaces: the form
+    in which ``split_sentences`` gives its sentences."""
+    return " ".join(_HYPHEN_BREAK.sub("", text).split())
+
+
 def split_sentences(text: str) -> list[str]:
-    """The sentences (and list items, lines) of ``text``, stripped, at least 3 characters."""
-    return [part.strip() for part in SENTENCE_END.split(text) if len(part.strip()) > 2]
+    """The sentences and list items of ``text``, flattened (see ``flatten_text``), at least 3 characters."""
+    units = []
+    for block in _BLOCK.split(_HYPHEN_BREAK.sub("", text)):
+        for part in _NEW_UNIT.split(block):
+            units += SENTENCE_END.split(" ".join(part.split()))
+    return [unit.strip() for unit in units if len(unit.strip()) > 2]
 
 
 def strip_citations(text: str) -> str:

@@ -15,19 +15,19 @@ import re
 # Tags of the prompt (also in the "(source" form that `_inert` gives document text) and chat
 # template tokens written out as text: <|im_start|>, <s>, [INST], <<SYS>>.
 _TAGS = re.compile(
-    r"[<(]\s*/?\s*source\b[^>\n]*>"
+    r"[<(]\s*/?\s*source\b[^>\n]*(?:>|$)"
     r"|<\|[^|<>\n]{0,40}\|>"
     r"|</?s>|\[/?INST\]|<</?SYS>>",
-    re.IGNORECASE,
+    re.IGNORECASE | re.MULTILINE,
 )
 _OPEN_TAG = re.compile(r"(?:<|\(\s*/?\s*source\b)[^>\n]{0,200}$", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^\s*(?:assistant|user|system)\s*:?\s*$", re.IGNORECASE)
 _QUESTION = re.compile(r"^\s*(?:\*\*)?question\s*:", re.IGNORECASE)
-_ANSWER = re.compile(r"^\s*(?:\*\*)?answer\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
+_ANSWER = re.compile(r"^\s*(?:\*\*)?(?:the )?answer(?: is)?\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
 _SOURCES = re.compile(r"^\s*(?:\*\*)?sources\s*:\s*(?:\*\*)?\s*$", re.IGNORECASE)
 _ANSWER_IN_LINE = re.compile(r"\banswer\s*:\s*", re.IGNORECASE)
 _PARTIAL_TAGS = ("(source", "(/source", "[inst]", "[/inst]")
-LABELS = ("question:", "answer:", "sources:", "assistant", "user", "system", "**question:**", "**answer:**",
+LABELS = ("question:", "answer:", "the answer is:", "sources:", "assistant", "user", "system", "**question:**", "**answer:**",
           "**sources:**")
 
 

@@ -85,12 +85,13 @@ def describe_hits(hits: list[dict[str, Any]], sentences: list[str], width: int =
 
     Each passage is shown around its matching sentence, about ``width`` characters.
     """
+    from pgpt.runtime.documents.grounding import flatten_text
     from pgpt.tui.sanitize import clean_text, strip_controls
 
     plain, markup = [], []
     for number, (hit, sentence) in enumerate(zip(hits, sentences), 1):
-        text = " ".join(strip_controls(str(hit.get("text", ""))).split())
-        sentence = " ".join(strip_controls(sentence).split())
+        text = flatten_text(strip_controls(str(hit.get("text", ""))))
+        sentence = flatten_text(strip_controls(sentence))
         start = text.find(sentence) if sentence else -1
         if start < 0:
             start, sentence = min(width, len(text)), ""

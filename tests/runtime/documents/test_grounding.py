@@ -22,6 +22,7 @@ LEAKS = [
     ("**Answer:** 7341\nSources:\n[1] zephyr.md", "7341\n[1] zephyr.md"),
     ("[INST] x [/INST] <s>It is 7341.</s>", "x  It is 7341."),
     ("Use the user flag; a < b holds.", "Use the user flag; a < b holds."),
+    ('The answer is: It is 7341 <source id="10" file="', "It is 7341"),  # a tag cut by the token limit
 ]
 
 
@@ -47,6 +48,10 @@ def test_words_facts_and_abstentions() -> None:
     assert "use" not in key_facts("Use it.")  # a capital that only starts the sentence is no name
     assert content_words("The caches were cached by caching servers.") == {"cach", "server"}
     assert split_sentences("One two. Three four!\n- item five\n\nok") == ["One two.", "Three four!", "- item five"]
+    # PDF and plain text wrap sentences over lines and break words with hyphens
+    assert split_sentences("A compilation of a covered work is called an\naggregate. It is pack-\naged.\nd) If the"
+                           " work has an inter-\nface.") == [
+        "A compilation of a covered work is called an aggregate.", "It is packaged.", "d) If the work has an interface."]
     for text in ("I could not find anything about this in the indexed documents.",
                  "The sources do not mention a default timeout.", "That is not specified in the sources.",
                  "There is no information about it."):
