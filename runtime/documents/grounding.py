@@ -158,8 +158,11 @@ class Grounder:
                  vectors: np.ndarray, embed: Callable[[list[str]], np.ndarray]) -> None:
         self.question, self.sentences, self.vectors, self.embed = question, list(sentences), vectors, embed
         self._question_words = content_words(question)
+        self._question_facts = key_facts(question)
+        self._wants_number = _NUMBER_QUESTION.search(question) is not None
         self._words = [content_words(s.text) for s in self.sentences]
-        self._source_text = " ".join(s.text for s in self.sentences).lower()
+        self._window_words = [self._window(i) for i in range(len(self.sentences))]
+        self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
         self.relevance = self._relevance(question_vector)
 
     def _relevance(self, question_vector: np.ndarray) -> np.ndarray:
@@ -168,19 +171,22 @@ class Grounder:
         if not self.sentences:
             return np.zeros(0, dtype=np.float32)
         cosine = self.vectors @ question_vector
-        lexical = np.array([_covered(self._question_words, self._window(i)) for i in range(len(self.sentences))])
-        wants_number = _NUMBER_QUESTION.search(self.question) is not None
-        if wants_number:  # "how many", "which version": a sentence without a new number cannot answer
-            asked = set(_NUMBER.findall(self.question))
-            lexical = lexical * np.array([bool(set(_NUMBER.findall(s.text)) - asked) for s in self.sentences])
+        lexical = np.array([_covered(self._question_words, words) for words in self._window_words])
+        if self._wants_number:  # "how many", "which version": a sentence without a new number cannot answer
+            lexical = lexical * np.array([self._new_number(s.text) for s in self.sentences])
         return SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine
 
+    def _new_number(self, text: str) -> bool:
+        return bool(set(_NUMBER.findall(text)) - set(_NUMBER.findall(self.question)))
+
+    def _neighbours(self, index: int) -> list[str]:
+        """The sentence and those beside it in the same source (a sentence often names its
+        subject one before)."""
+        return [self.sentences[i].text for i in (index - 1, index, index + 1)
+                if 0 <= i < len(self.sentences) and self.sentences[i].number == self.sentences[index].number]
+
     def _window(self, index: int) -> set[str]:
-        words = set(self._words[index])
-        for neighbour in (index - 1, index + 1):
-            if 0 <= neighbour < len(self.sentences) and self.sentences[neighbour].number == self.sentences[index].number:
-                words |= self._words[neighbour]
-        return words
+        return set().union(*(content_words(text) for text in self._neighbours(index)))
 
     def best_sentence(self) -> int:
         """The index of the sentence that answers the question best (-1 when there is none)."""
@@ -192,7 +198,11 @@ class Grounder:
         best = self.best_sentence()
         measures = {"best_relevance": round(float(self.relevance[best]), 4) if best >= 0 else 0.0}
         supported = [] if abstained else self._supported(draft, measures)
-        if supported and max(float(self.relevance[i]) for _, i in supported) >= RELEVANCE_MIN:
+        if supported:
+            measures["answer_relevance"] = round(max(float(self.relevance[i]) for _, i in supported), 4)
+        if self._wants_number and not any(self._new_number(statement) for statement, _ in supported):
+            supported = []  # "how many ...?" answered without a number the question lacks: no answer
+        if supported and measures["answer_relevance"] >= RELEVANCE_MIN:
             text = " ".join(f"{statement} [{self.sentences[i].number}]" for statement, i in supported)
             quotes = [self.sentences[i] for i in dict.fromkeys(i for _, i in supported)]
             return Grounding("answer", text, quotes, measures)
@@ -211,14 +221,18 @@ class Grounder:
         cosine = self.embed(statements) @ self.vectors.T
         supported, scores = [], []
         for row, statement in enumerate(statements):
+            # What the statement adds to the question must come from the sentence (or the ones
+            # beside it): its new content words count, and each new number or name must be there.
             words = content_words(statement)
-            lexical = np.array([_covered(words, w) for w in self._words])
+            new_words = (words - self._question_words) or words
+            new_facts = key_facts(statement) - self._question_facts
+            lexical = np.array([_covered(new_words, window) for window in self._window_words])
             score = SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine[row]
-            best = int(np.argmax(score))
-            scores.append(float(score[best]))
-            invented = [f for f in key_facts(statement) if not _contains(self._source_text, f)]
-            if score[best] >= SUPPORT_MIN and not invented:
-                supported.append((statement, best))
+            holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN
+                     and all(_contains(self._window_text[i], fact) for fact in new_facts)]
+            scores.append(float(score.max()))
+            if holds:
+                supported.append((statement, int(holds[0])))
         measures["support_max"] = round(max(scores), 4)
         measures["supported"] = len(supported)
         return supported

@@ -23,11 +23,12 @@ _TAGS = re.compile(
 _OPEN_TAG = re.compile(r"(?:<|\(\s*/?\s*source\b)[^>\n]{0,200}$", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^\s*(?:assistant|user|system)\s*:?\s*$", re.IGNORECASE)
 _QUESTION = re.compile(r"^\s*(?:\*\*)?question\s*:", re.IGNORECASE)
-_ANSWER = re.compile(r"^\s*(?:\*\*)?(?:the )?answer(?: is)?\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
+_ANSWER = re.compile(r"^\s*(?:\*\*)?(?:the )?answer(?: to (?:this|the|your) question)?(?: is)?\s*:\s*(?:\*\*)?\s*",
+                     re.IGNORECASE)
 _SOURCES = re.compile(r"^\s*(?:\*\*)?sources\s*:\s*(?:\*\*)?\s*$", re.IGNORECASE)
 _ANSWER_IN_LINE = re.compile(r"\banswer\s*:\s*", re.IGNORECASE)
 _PARTIAL_TAGS = ("(source", "(/source", "[inst]", "[/inst]")
-LABELS = ("question:", "answer:", "the answer is:", "sources:", "assistant", "user", "system", "**question:**", "**answer:**",
+LABELS = ("question:", "answer:", "the answer is:", "the answer to this question is:", "sources:", "assistant", "user", "system", "**question:**", "**answer:**",
           "**sources:**")
 
 
