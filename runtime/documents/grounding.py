@@ -34,6 +34,9 @@ SUPPORT_MIN = 0.6
 # answer (or a quote) needs RELEVANCE_MIN; below it the answer is "not found".
 RELEVANCE_MIN = 0.45
 QUOTE_MIN = 0.55  # a quote stands in for an unsupported draft only from this relevance up
+# A draft that states a number or name found in no source was invented: the model had nothing to
+# go on, which says more about the question (unanswerable) than any score of the sources does.
+INVENTED_MEANS_NOT_FOUND = True
 CLOSEST_PASSAGES = 3
 
 # Sentences end at . ! ? before a capital, digit, quote or bracket; lines are joined (PDF and plain
@@ -163,6 +166,7 @@ class Grounder:
         self._words = [content_words(s.text) for s in self.sentences]
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
         self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
+        self._all_text = " ".join(s.text for s in self.sentences).lower()
         self.relevance = self._relevance(question_vector)
 
     def _relevance(self, question_vector: np.ndarray) -> np.ndarray:
@@ -206,7 +210,8 @@ class Grounder:
             text = " ".join(f"{statement} [{self.sentences[i].number}]" for statement, i in supported)
             quotes = [self.sentences[i] for i in dict.fromkeys(i for _, i in supported)]
             return Grounding("answer", text, quotes, measures)
-        if best >= 0 and not abstained and measures["best_relevance"] >= QUOTE_MIN:
+        invented = INVENTED_MEANS_NOT_FOUND and measures.get("invented", 0) > 0
+        if best >= 0 and not abstained and not invented and measures["best_relevance"] >= QUOTE_MIN:
             sentence = self.sentences[best]
             return Grounding("quote", f"From the sources: \u201c{sentence.text}\u201d [{sentence.number}]",
                              [sentence], measures)
@@ -219,13 +224,14 @@ class Grounder:
         if not statements or not self.sentences:
             return []
         cosine = self.embed(statements) @ self.vectors.T
-        supported, scores = [], []
+        supported, scores, invented = [], [], 0
         for row, statement in enumerate(statements):
             # What the statement adds to the question must come from the sentence (or the ones
             # beside it): its new content words count, and each new number or name must be there.
             words = content_words(statement)
             new_words = (words - self._question_words) or words
             new_facts = key_facts(statement) - self._question_facts
+            invented += sum(not _contains(self._all_text, fact) for fact in new_facts)
             lexical = np.array([_covered(new_words, window) for window in self._window_words])
             score = SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine[row]
             holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN
@@ -234,11 +240,14 @@ class Grounder:
             if holds:
                 supported.append((statement, int(holds[0])))
         measures["support_max"] = round(max(scores), 4)
+        measures["invented"] = invented
         measures["supported"] = len(supported)
         return supported
 
     def _carries_fact(self, statement: str) -> bool:
-        return bool(key_facts(statement) or content_words(statement) - self._question_words)
+        """Whether ``statement`` adds to the question: "The formatter was added in 2.9.0" only
+        restates "Which formatter was added in 2.9.0?" and answers nothing."""
+        return bool(key_facts(statement) - self._question_facts or content_words(statement) - self._question_words)
 
 
 _ABSTENTION = re.compile(

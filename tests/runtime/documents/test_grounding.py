@@ -88,12 +88,14 @@ def test_a_supported_answer_is_kept_and_cited_by_its_supporting_sentence(embedde
                                 "sentence": "The launch code of project Zephyr is 7341."}
 
 
-def test_an_invented_number_is_dropped_and_the_best_sentence_quoted(embedder) -> None:  # type: ignore[no-untyped-def]
-    result = grounder(embedder, "What is the launch code of project Zephyr?").check(
-        "The launch code of project Zephyr is 9902 [1].", abstained=False)
-    assert result.kind == "quote" and "9902" not in result.text
+def test_an_unsupported_draft_gives_way_to_the_best_sentence_quoted(embedder) -> None:  # type: ignore[no-untyped-def]
+    ask = grounder(embedder, "What is the launch code of project Zephyr?")
+    result = ask.check("Sure, the secret sequence is what the weather team keeps locked in a safe.", abstained=False)
+    assert result.kind == "quote" and result.measures["supported"] == 0 and result.measures["invented"] == 0
     assert result.text == "From the sources: \u201cThe launch code of project Zephyr is 7341.\u201d [1]"
-    assert result.measures["supported"] == 0
+    # a number that no source holds was invented: the model had nothing to go on
+    invented = ask.check("The launch code of project Zephyr is 9902 [1].", abstained=False)
+    assert invented.kind == "not_found" and invented.measures["invented"] == 1 and invented.text == ""
 
 
 def test_a_question_next_to_related_text_is_not_found(embedder) -> None:  # type: ignore[no-untyped-def]
