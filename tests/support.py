@@ -24,6 +24,6 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 def make_pdf(path: Path, pages: list[str]) -> None:
     """A PDF with one text line per page ('' = a page without a text layer, like a scan)."""
-    from pgpt.bench.documents import write_pdf
+    from pgpt.bench.corpora import write_pdf
 
     write_pdf(path, [[text] if text else [] for text in pages])

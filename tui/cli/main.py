@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench_chat.add_argument("--repeats", type=positive_int, default=3, help="passes per mode (default 3)")
     bench_docs = sub.add_parser("bench-docs", help="benchmark retrieval, answers and ingestion on real documents")
     bench_docs.add_argument("--json", action="store_true")
+    bench_docs.add_argument("--set", dest="sets", action="append", metavar="NAME",
+                            help="question set: named, paraphrased, manuals-dev, manuals-test (repeatable; default: all)")
+    bench_docs.add_argument("--model", default="", help="exported chat model that answers (default: the default one)")
     bench_docs.add_argument("--questions", type=non_negative_int, default=0, help="ask only the first N questions of each set (default: all)")
+    bench_docs.add_argument("--retrieval-only", action="store_true", help="ingest and search only: no answers, no embedder comparison")
     doc_commands.add_embedder_option(bench_docs)
 
     hub_commands.add_parsers(sub)
@@ -195,10 +199,18 @@ def _bench_chat(settings: Any, args: argparse.Namespace) -> int:
 
 
 def _bench_docs(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.bench.documents import format_results, run_doc_bench
+    from pgpt.bench.corpora import QUESTION_SETS
+    from pgpt.bench.documents import DocBenchOptions, format_results, run_doc_bench
 
-    results = run_doc_bench(settings, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
-                            ask_questions=args.questions)
+    sets = tuple(dict.fromkeys(name.strip() for value in args.sets or [] for name in value.split(",") if name.strip()))
+    unknown = [name for name in sets if name not in QUESTION_SETS]
+    if unknown:
+        print(f"error: bench-docs: no question set named {', '.join(unknown)}; the sets are "
+              f"{', '.join(QUESTION_SETS)}.", file=sys.stderr)
+        return 2
+    options = DocBenchOptions(sets=sets or tuple(QUESTION_SETS), model=args.model, questions=args.questions,
+                              answers=not args.retrieval_only)
+    results = run_doc_bench(settings, progress=lambda msg: print(msg, file=sys.stderr, flush=True), options=options)
     print(json.dumps(results, indent=2) if args.json else format_results(results))
     return 0
 

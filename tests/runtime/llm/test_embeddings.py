@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pgpt.export.sources import package_folder
-from pgpt.bench.documents import CORPUS
+from pgpt.bench.corpora import CORPUS
 from pgpt.runtime.llm.embeddings import BATCH_TOKENS, Embedder, token_batches
 from pgpt.runtime.models import DEFAULT_EMBEDDER, find_model
 

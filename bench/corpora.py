@@ -1,0 +1,131 @@
+"""The corpora and question sets of `pgpt-tui bench-docs`.
+
+Two corpora of real texts nobody on the team wrote. ``documents`` (bench/data/documents): package
+READMEs and two licences, some turned into HTML, PDF and DOCX when the corpus is built, with the
+"named" and "paraphrased" sets of 30 questions each. ``manuals`` (bench/data/manuals): 11 long
+manuals, references, licences and a changelog from PyPI source distributions, stored in their
+final formats (PDF, HTML, DOCX, Markdown, text; SOURCES.md says where each comes from and how it
+was made), with a development set and a held-out test set of answerable and unanswerable
+questions. Settings are chosen on the ``dev`` sets and reported on ``manuals-test``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pgpt.export.quality import QUALITY_TEXT
+
+DATA = Path(__file__).parent / "data"
+CORPUS = DATA / "documents"
+MANUALS = DATA / "manuals"
+PLAIN_FILES = ("diskcache.rst", "huggingface_hub.md", "rich.md", "tqdm.rst", "charset_normalizer.md",
+               "lancedb.md", "pypdf.md", "urllib3.md")
+MANUAL_SUFFIXES = (".pdf", ".html", ".docx", ".md", ".txt")
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    """A named list of questions over one corpus; ``role`` is "dev" (tune on it) or "test" (report only)."""
+
+    name: str
+    corpus: str
+    file: Path
+    role: str
+
+    def load(self) -> list[dict[str, Any]]:
+        """The questions (each a dict: question, source, and evidence/answers/tags or answer keywords)."""
+        return json.loads(self.file.read_text(encoding="utf-8"))
+
+
+QUESTION_SETS = {s.name: s for s in (
+    QuestionSet("named", "documents", CORPUS / "questions.json", "dev"),
+    QuestionSet("paraphrased", "documents", CORPUS / "questions_paraphrased.json", "dev"),
+    QuestionSet("manuals-dev", "manuals", MANUALS / "questions_dev.json", "dev"),
+    QuestionSet("manuals-test", "manuals", MANUALS / "questions_test.json", "test"),
+)}
+
+
+def build(corpus: str, target: Path) -> list[Path]:
+    """Write the corpus named ``corpus`` into ``target``; its files, sorted."""
+    return {"documents": build_corpus, "manuals": build_manuals}[corpus](target)
+
+
+def build_corpus(target: Path) -> list[Path]:
+    """Write the first corpus into ``target``: the plain texts plus HTML, PDF and DOCX conversions."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PLAIN_FILES:
+        shutil.copy(CORPUS / name, target / name)
+    (target / "textual.html").write_text(markdown_to_html((CORPUS / "textual.md").read_text(encoding="utf-8")),
+                                         encoding="utf-8")
+    lines = QUALITY_TEXT.read_text(encoding="utf-8").splitlines()
+    write_pdf(target / "apache-2.0.pdf", [lines[i:i + 48] for i in range(0, len(lines), 48)])
+    _write_docx(target / "tqdm-licence.docx", (CORPUS / "tqdm-licence.txt").read_text(encoding="utf-8"))
+    return sorted(target.iterdir())
+
+
+def build_manuals(target: Path) -> list[Path]:
+    """Copy the second corpus (stored in its final formats) into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(MANUALS.iterdir()):
+        if path.suffix in MANUAL_SUFFIXES and path.name != "SOURCES.md":
+            shutil.copy(path, target / path.name)
+    return sorted(target.iterdir())
+
+
+def markdown_to_html(text: str) -> str:
+    """A small Markdown-to-HTML conversion (headings and paragraphs) for the HTML member of the corpus."""
+    import html
+
+    parts = ["<html><head><title>corpus</title><style>body{font:14px sans-serif}</style></head><body>"]
+    for block in re.split(r"\n\s*\n", text):
+        heading = re.match(r"^(#{1,6})\s+(.*)", block.strip())
+        if heading:
+            level = len(heading.group(1))
+            parts.append(f"<h{level}>{html.escape(heading.group(2))}</h{level}>")
+        elif block.strip():
+            parts.append(f"<p>{html.escape(block.strip())}</p>")
+    return "\n".join(parts + ["</body></html>"])
+
+
+def write_pdf(path: Path, pages: list[list[str]]) -> None:
+    """A PDF with a real text layer: one Helvetica line per list item ([] = a page without text)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    for i, lines in enumerate(pages):
+        shown = " ".join(f"({_pdf_escape(line)}) Tj T*" for line in lines)
+        stream = f"BT /F1 9 Tf 11 TL 40 760 Td {shown} ET".encode("latin-1", "replace") if lines else b""
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R "
+                       f">> >> /Contents {5 + 2 * i} 0 R >>".encode())
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+def _pdf_escape(line: str) -> str:
+    return line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def _write_docx(path: Path, text: str) -> None:
+    from docx import Document
+
+    document = Document()
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    document.add_heading(paragraphs[0].splitlines()[0], level=1)
+    for paragraph in paragraphs:
+        document.add_paragraph(" ".join(paragraph.split()))
+    document.save(str(path))

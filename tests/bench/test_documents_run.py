@@ -1,0 +1,89 @@
+"""bench-docs scores a real index and a real model: passage ranks, CRAG scores, the report, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pgpt.bench.corpora import QuestionSet
+from pgpt.bench.documents import DocBenchOptions, answer_scores, ask_scores, format_results, retrieval_scores
+from pgpt.runtime.settings import Settings
+
+DOCS = {
+    "ferry.md": "# Ferry\n\nThe ferry to Inselby leaves at noon every Tuesday.\n\n## Fares\n\nA return ticket costs 14 euros.\n",
+    "bakery.txt": "The bakery on Hafenweg opens at six in the morning.\n\nIt closes on Mondays.\n",
+}
+QUESTIONS = [
+    {"id": "t1", "question": "When does the boat to Inselby go?", "source": "ferry.md",
+     "evidence": "leaves at noon every Tuesday", "answers": ["noon"], "tags": ["paraphrase"]},
+    {"id": "t2", "question": "How much is a return ticket for the ferry?", "source": "ferry.md",
+     "evidence": "A return ticket costs 14 euros.", "answers": ["14 euros"], "tags": []},
+    {"id": "t3", "question": "On which day is the bakery on Hafenweg closed?", "source": "bakery.txt",
+     "evidence": "It closes on Mondays.", "answers": ["Mondays", "Monday"], "tags": []},
+    {"id": "t4", "question": "Who owns the bakery on Hafenweg?", "source": "bakery.txt",
+     "related": "The bakery on Hafenweg opens at six", "answers": [], "unanswerable": True, "tags": []},
+]
+
+
+@pytest.fixture()
+def small_bench(settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from pgpt.runtime.documents.ingest import ingest, open_store
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    file = tmp_path / "questions.json"
+    file.write_text(json.dumps(QUESTIONS), encoding="utf-8")
+    embedder = default_embedder(settings)
+    ingest(settings, [docs], embedder)
+    return settings, open_store(settings, embedder), embedder, QuestionSet("small", "small", file, "test"), \
+        sorted(docs.iterdir())
+
+
+def test_retrieval_is_scored_by_passage_with_intervals_and_groups(small_bench) -> None:  # type: ignore[no-untyped-def]
+    _, store, embedder, qs, files = small_bench
+    scores = retrieval_scores(store, embedder, qs, files)
+    assert scores["questions"] == 3 and scores["role"] == "test"  # the unanswerable one has no passage
+    assert scores["strict_hit_at_5"]["rate"] == 1.0 and scores["file_hit_at_5"]["hits"] == 3
+    low, high = scores["strict_hit_at_5"]["ci95"]
+    assert 0.0 < low < 1.0 and high == pytest.approx(1.0)
+    assert set(scores["by_group"]) == {"format:.md", "format:.txt", "tag:paraphrase"}
+    assert [q["id"] for q in scores["per_question"]] == ["t1", "t2", "t3"]
+
+
+def test_answers_are_scored_crag_style() -> None:
+    qs = QuestionSet("small", "small", Path("unused"), "dev")
+    answers = ["It leaves at noon [1].", "It costs 12 euros.", "I could not find that in the documents.",
+               "The baker, Mr. Hansen [1]."]
+    scores = answer_scores(qs, QUESTIONS, answers, {"ferry.md": ".md", "bakery.txt": ".txt"})
+    assert [q["score"] for q in scores["per_question"]] == [1, -1, 0, -1]
+    assert scores["accuracy"]["hits"] == 1 and scores["false_abstention"]["hits"] == 1
+    assert scores["abstention_on_unanswerable"]["rate"] == 0.0 and scores["score"]["mean"] == -0.25
+    assert scores["by_group"]["format:.txt"]["accuracy"]["n"] == 1 and scores["markup_leaks"] == 0
+
+
+@pytest.mark.slow
+def test_the_default_model_answers_and_the_report_shows_every_rate(small_bench) -> None:  # type: ignore[no-untyped-def]
+    settings, store, embedder, qs, files = small_bench
+    asked = ask_scores(settings, {"small": store}, embedder, [qs], {"small": files}, DocBenchOptions(sets=("small",)))
+    small = asked["sets"]["small"]
+    assert small["answerable"] == 3 and small["unanswerable"] == 1 and len(small["per_question"]) == 4
+    assert asked["fixed_128_questions"] == 3 and asked["cache"]["repeats"] == 3
+    from pgpt.runtime.llm.session import cpu_summary
+
+    results = {"machine": cpu_summary(), "corpora": {}, "ask": asked,
+               "retrieval": {"small": retrieval_scores(store, embedder, qs, files)}}
+    report = format_results(results)
+    assert "answers, small (test" in report and "strict 1.00" in report and "| tag:paraphrase |" in report
+
+
+def test_an_unknown_question_set_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from pgpt.tui.cli.main import main
+
+    assert main(["bench-docs", "--set", "manuals-test,nope"]) == 2
+    error = capsys.readouterr().err
+    assert "no question set named nope" in error and "manuals-dev" in error
