@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from pgpt.runtime.documents.grounding import (CLOSEST_PASSAGES, Grounder, SourceSentence, is_abstention,
-                                              split_sentences)
+from pgpt.runtime.documents.abstention import is_abstention
+from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence, split_sentences
 from pgpt.runtime.documents.markup import MarkupFilter
 from pgpt.runtime.documents.retrieval import Hit, search
 from pgpt.runtime.llm.answer_cache import cache_key
@@ -142,7 +142,8 @@ class AskStream:
         checking = time.perf_counter()
         draft = markup.text
         grounder = Grounder(self.question, vector, sentences, vectors, self.embedder.embed)
-        grounded = grounder.check(draft, is_abstention(draft))
+        # an empty draft (the model wrote only markup) is no verdict: the best sentence may still answer
+        grounded = grounder.check(draft, bool(draft) and is_abstention(draft))
         self.result = AskResult(
             grounded.text or NOT_FOUND, [_source(h) for h in passages], stream.result.cached, {
                 **timings, "ttft_s": stream.result.timings.get("ttft_s", 0.0),

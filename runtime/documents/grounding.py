@@ -250,19 +250,6 @@ class Grounder:
         return bool(key_facts(statement) - self._question_facts or content_words(statement) - self._question_words)
 
 
-_ABSTENTION = re.compile(
-    r"\b(?:could ?n[o']t|can ?n[o']t|cannot|unable to|did ?n[o']t|do(?:es)? ?n[o']t|is ?n[o']t|are ?n[o']t|not)\s+"
-    r"(?:be\s+)?(?:find|found|contain|mention|say|state|provide|specif|include|give|know|answer|determine|given|"
-    r"mentioned|stated|provided|specified|included|available)"
-    r"|\bno (?:information|mention|answer|details?)\b",
-    re.IGNORECASE)
-
-
-def is_abstention(answer: str) -> bool:
-    """Whether ``answer`` says that the sources do not hold the answer ("I could not find...",
-    "The sources do not mention...")."""
-    return _ABSTENTION.search(answer) is not None
-
 
 def matching_sentences(query: str, query_vector: np.ndarray, passages: Sequence[str],
                        embed: Callable[[list[str]], np.ndarray]) -> list[str]:
