@@ -32,7 +32,7 @@ SUPPORT_LEXICAL = 0.5
 SUPPORT_MIN = 0.6
 # How well a sentence answers the question, the same mix over the question's content words; an
 # answer (or a quote) needs RELEVANCE_MIN; below it the answer is "not found".
-RELEVANCE_MIN = 0.45
+RELEVANCE_MIN = 0.4
 QUOTE_MIN = 0.55  # a quote stands in for an unsupported draft only from this relevance up
 # A draft that states a number or name found in no source was invented: the model had nothing to
 # go on, which says more about the question (unanswerable) than any score of the sources does.
