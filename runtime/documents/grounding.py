@@ -213,7 +213,7 @@ class Grounder:
         invented = INVENTED_MEANS_NOT_FOUND and measures.get("invented", 0) > 0
         if best >= 0 and not abstained and not invented and measures["best_relevance"] >= QUOTE_MIN:
             sentence = self.sentences[best]
-            return Grounding("quote", f"From the sources: \u201c{sentence.text}\u201d [{sentence.number}]",
+            return Grounding("quote", f"Quote from the documents: \u201c{sentence.text}\u201d [{sentence.number}]",
                              [sentence], measures)
         return Grounding("not_found", "", [], measures)
 

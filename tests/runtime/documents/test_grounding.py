@@ -86,7 +86,7 @@ def test_an_unsupported_draft_gives_way_to_the_best_sentence_quoted(embedder) ->
     ask = grounder(embedder, "What is the launch code of project Zephyr?")
     result = ask.check("Sure, the secret sequence is what the weather team keeps locked in a safe.", abstained=False)
     assert result.kind == "quote" and result.measures["supported"] == 0 and result.measures["invented"] == 0
-    assert result.text == "From the sources: \u201cThe launch code of project Zephyr is 7341.\u201d [1]"
+    assert result.text == "Quote from the documents: \u201cThe launch code of project Zephyr is 7341.\u201d [1]"
     # a number that no source holds was invented: the model had nothing to go on
     invented = ask.check("The launch code of project Zephyr is 9902 [1].", abstained=False)
     assert invented.kind == "not_found" and invented.measures["invented"] == 1 and invented.text == ""
