@@ -37,6 +37,9 @@ QUOTE_MIN = 0.55  # a quote stands in for an unsupported draft only from this re
 # A draft that states a number or name found in no source was invented: the model had nothing to
 # go on, which says more about the question (unanswerable) than any score of the sources does.
 INVENTED_MEANS_NOT_FOUND = True
+# ... unless a sentence answers the question this well: no unanswerable development question
+# came above 0.69, while a draft cut by the token limit ("... project Zephy") "invents" a name.
+CERTAIN_QUOTE = 0.8
 CLOSEST_PASSAGES = 3
 
 # Sentences end at . ! ? before a capital, digit, quote or bracket; lines are joined (PDF and plain
@@ -210,7 +213,8 @@ class Grounder:
             text = " ".join(f"{statement} [{self.sentences[i].number}]" for statement, i in supported)
             quotes = [self.sentences[i] for i in dict.fromkeys(i for _, i in supported)]
             return Grounding("answer", text, quotes, measures)
-        invented = INVENTED_MEANS_NOT_FOUND and measures.get("invented", 0) > 0
+        invented = (INVENTED_MEANS_NOT_FOUND and measures.get("invented", 0) > 0
+                    and measures["best_relevance"] < CERTAIN_QUOTE)
         if best >= 0 and not abstained and not invented and measures["best_relevance"] >= QUOTE_MIN:
             sentence = self.sentences[best]
             return Grounding("quote", f"Quote from the documents: \u201c{sentence.text}\u201d [{sentence.number}]",

@@ -87,16 +87,17 @@ def test_an_unsupported_draft_gives_way_to_the_best_sentence_quoted(embedder) ->
     result = ask.check("Sure, the secret sequence is what the weather team keeps locked in a safe.", abstained=False)
     assert result.kind == "quote" and result.measures["supported"] == 0 and result.measures["invented"] == 0
     assert result.text == "Quote from the documents: \u201cThe launch code of project Zephyr is 7341.\u201d [1]"
-    # a number that no source holds was invented: the model had nothing to go on
+    # a number that no source holds was invented; with a sentence this close to the question
+    # (relevance >= CERTAIN_QUOTE) that sentence is quoted, else the answer is "not found" (below)
     invented = ask.check("The launch code of project Zephyr is 9902 [1].", abstained=False)
-    assert invented.kind == "not_found" and invented.measures["invented"] == 1 and invented.text == ""
+    assert invented.kind == "quote" and invented.measures["invented"] == 1 and "7341" in invented.text
 
 
 def test_a_question_next_to_related_text_is_not_found(embedder) -> None:  # type: ignore[no-untyped-def]
     ask = grounder(embedder, "How many passengers does the ferry to the island carry?")
     # "how many" needs a number the question does not hold; only "4 euros" and "noon" are near
     invented = ask.check("The ferry carries 120 passengers [2].", abstained=False)
-    assert invented.kind in {"not_found", "quote"} and "120" not in invented.text
+    assert invented.kind == "not_found" and invented.measures["invented"] == 1 and invented.text == ""
     assert ask.check("I could not find it in the sources.", abstained=True).kind == "not_found"
 
 
