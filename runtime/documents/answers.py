@@ -24,9 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from pgpt.runtime.documents.abstention import is_abstention
+from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence, split_sentences
+from pgpt.runtime.documents.markup import MarkupFilter
+from pgpt.runtime.documents.retrieval import Hit, search
 from pgpt.runtime.llm.answer_cache import cache_key
 from pgpt.runtime.llm.chat import ChatEngine
-from pgpt.runtime.documents.retrieval import Hit, search
 from pgpt.runtime.llm.sampling import SamplingOptions
 
 # Passages handed to the model. Measured with the default SmolLM2-135M on the 60 questions of
@@ -44,7 +47,6 @@ DEFAULT_PASSAGES = 3
 # prompt is about half as long. 5 sentences: 0.40 / 0.20; 12: 0.43 / 0.17. `ask --sentences 0`
 # shows whole passages (a bigger chat model may use them better).
 FOCUS_SENTENCES = 8
-_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|\n+")
 MIN_SIMILARITY = 0.25  # cosine of question and best passage below which nothing counts as relevant
 # Measured with all-MiniLM-L6-v2 on normalized questions (lower case, no punctuation): rewordings
 # score 0.99-1.0 ("of"/"for", "whats", a missing "?"), while questions that differ in one fact
@@ -61,20 +63,37 @@ SYSTEM_PROMPT = (
 
 @dataclass
 class AskResult:
-    """What `ask --json` prints."""
+    """What `ask --json` prints (``draft`` and ``measures`` stay out of it: they are for benchmarks)."""
 
     answer: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
     cached: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    kind: str = "answer"  # "answer", "quote" or "not_found" (see pgpt.runtime.documents.grounding)
+    quotes: list[dict[str, Any]] = field(default_factory=list)
+    closest: list[dict[str, Any]] = field(default_factory=list)
+    draft: str = ""
+    measures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def not_found(self) -> bool:
+        """Whether the answer is that the documents do not hold it."""
+        return self.kind == "not_found"
 
     def as_json(self) -> dict[str, Any]:
-        """answer, sources, cached, timings."""
-        return {"answer": self.answer, "sources": self.sources, "cached": self.cached, "timings": self.timings}
+        """answer, kind, not_found, quotes, sources, closest, cached, timings."""
+        return {"answer": self.answer, "kind": self.kind, "not_found": self.not_found, "quotes": self.quotes,
+                "sources": self.sources, "closest": self.closest, "cached": self.cached, "timings": self.timings}
+
+    def record(self) -> dict[str, Any]:
+        """What the similar-question cache keeps of this answer."""
+        return {"answer": self.answer, "kind": self.kind, "quotes": self.quotes, "sources": self.sources,
+                "closest": self.closest}
 
 
 class AskStream:
-    """Iterates the answer's text pieces; ``result`` is complete when the iteration ends."""
+    """Iterates the draft answer's text pieces (free of prompt markup); ``result`` holds the
+    grounded answer when the iteration ends: it may differ from the draft (see ``grounding``)."""
 
     def __init__(self, engine: ChatEngine, store: Any, embedder: Any, question: str, options: SamplingOptions,
                  collection: str | None = None, k: int = DEFAULT_PASSAGES, cancel: threading.Event | None = None,
@@ -93,32 +112,51 @@ class AskStream:
         if hit is not None:
             self.result = AskResult(hit["answer"], hit["sources"], True,
                                     {"embed_s": round(embedded - started, 4), "retrieve_s": 0.0, "ttft_s": 0.0,
-                                     "decode_tok_s": 0.0, "total_s": round(time.perf_counter() - started, 4)})
+                                     "decode_tok_s": 0.0, "check_s": 0.0,
+                                     "total_s": round(time.perf_counter() - started, 4)},
+                                    hit["kind"], hit["quotes"], hit["closest"])
             yield hit["answer"]
             return
         hits = search(self.store, self.embedder, self.question, k=self.k, collection=self.collection,
                       query_vector=vector)
-        relevant = [h for h in hits if h.similarity >= MIN_SIMILARITY]
-        timings = {"embed_s": round(embedded - started, 4),
-                   "retrieve_s": round(time.perf_counter() - embedded, 4)}
-        if not relevant:
-            self.result = AskResult(NOT_FOUND, [], False, {**timings, "ttft_s": 0.0, "decode_tok_s": 0.0,
-                                                           "total_s": round(time.perf_counter() - started, 4)})
+        timings = {"embed_s": round(embedded - started, 4)}
+        if not any(h.similarity >= MIN_SIMILARITY for h in hits):
+            self.result = AskResult(NOT_FOUND, [], False, {
+                **timings, "retrieve_s": round(time.perf_counter() - embedded, 4), "ttft_s": 0.0,
+                "decode_tok_s": 0.0, "check_s": 0.0, "total_s": round(time.perf_counter() - started, 4)},
+                "not_found", closest=[_source(h) for h in hits[:CLOSEST_PASSAGES]])
+            self._remember(scope, normalized)
             yield NOT_FOUND
             return
-        used, excerpts = self._focus(self._fit(hits), vector)
+        passages, sentences, vectors = self._sentences(self._fit(hits))
+        shown = self._focus(sentences, vectors, vector)
         # retrieval ends when the text the model reads is chosen: the passages, then their sentences
         timings["retrieve_s"] = round(time.perf_counter() - embedded, 4)
-        stream = self.engine.stream(self._messages(used, excerpts), self.options, self.cancel)
-        yield from stream
-        self.result = AskResult(stream.result.answer, [_source(h) for h in used], stream.result.cached, {
-            **timings, "ttft_s": stream.result.timings.get("ttft_s", 0.0),
-            "decode_tok_s": stream.result.timings.get("decode_tok_s", 0.0),
-            "total_s": round(time.perf_counter() - started, 4)})
+        stream = self.engine.stream(self._messages(passages, sentences, shown), self.options, self.cancel)
+        markup = MarkupFilter()
+        for piece in stream:
+            if shown_text := markup.feed(piece):
+                yield shown_text
+        if tail := markup.flush():
+            yield tail
+        checking = time.perf_counter()
+        draft = markup.text
+        grounder = Grounder(self.question, vector, sentences, vectors, self.embedder.embed)
+        # an empty draft (the model wrote only markup) is no verdict: the best sentence may still answer
+        grounded = grounder.check(draft, bool(draft) and is_abstention(draft))
+        self.result = AskResult(
+            grounded.text or NOT_FOUND, [_source(h) for h in passages], stream.result.cached, {
+                **timings, "ttft_s": stream.result.timings.get("ttft_s", 0.0),
+                "decode_tok_s": stream.result.timings.get("decode_tok_s", 0.0),
+                "check_s": round(time.perf_counter() - checking, 4),
+                "total_s": round(time.perf_counter() - started, 4)},
+            grounded.kind, [q.as_quote() for q in grounded.quotes],
+            [_source(h) for h in hits[:CLOSEST_PASSAGES]] if grounded.kind == "not_found" else [],
+            draft, grounded.measures)
         self._remember(scope, normalized)
 
     def _scope(self) -> str:
-        return cache_key(kind="similar-questions-v2", index=self.store.version, embedder=self.embedder.model_id,
+        return cache_key(kind="similar-questions-v3", index=self.store.version, embedder=self.embedder.model_id,
                          model=self.engine.model.model_id, collection=self.collection or "",
                          params=self.options.as_key(), passages=self.k, sentences=self.sentences)
 
@@ -135,7 +173,7 @@ class AskStream:
         if float(matrix[best] @ vector) < SIMILAR_COSINE:
             return None
         record = cache.get(vectors[best][0].get("answer_key", ""))  # None when evicted: a miss
-        return record if record is not None and {"answer", "sources"} <= record.keys() else None
+        return record if record is not None and set(AskResult().record()) <= record.keys() else None
 
     def _remember(self, scope: str, vector: np.ndarray) -> None:
         """Store the answer under its own key and add the question to the scope's small index.
@@ -148,7 +186,7 @@ class AskStream:
         if cache is None or not self.result.answer.strip():
             return
         answer_key = cache_key(kind="similar-answer", scope=scope, question=normalize_question(self.question))
-        cache.put(answer_key, {"answer": self.result.answer, "sources": self.result.sources})
+        cache.put(answer_key, self.result.record())
         entries = [e for e in (cache.get(scope) or {}).get("entries", []) if e.get("answer_key") != answer_key]
         entries = entries[-(MAX_SIMILAR_ENTRIES - 1):] + [
             {"question": self.question, "numbers": _numbers(self.question), "answer_key": answer_key,
@@ -168,26 +206,33 @@ class AskStream:
             spent += cost
         return used
 
-    def _focus(self, hits: list[Hit], question: np.ndarray) -> tuple[list[Hit], list[str]]:
-        """The passages that hold one of the ``sentences`` sentences closest to the question, and
-        those sentences of each, in document order (all of them when there are no more)."""
-        pieces = [(index, text) for index, hit in enumerate(hits)
-                  for text in (part.strip() for part in _SENTENCE_END.split(hit.text)) if len(text) > 2]
-        if not self.sentences or len(pieces) <= self.sentences:
-            return hits, [hit.text for hit in hits]
-        closeness = self.embedder.embed([text for _, text in pieces]) @ question
-        chosen = set(np.argsort(-closeness, kind="stable")[:self.sentences].tolist())
-        kept: dict[int, list[str]] = {}
-        for position, (index, text) in enumerate(pieces):
-            if position in chosen:
-                kept.setdefault(index, []).append(text)
-        return [hits[i] for i in sorted(kept)], [" ".join(kept[i]) for i in sorted(kept)]
+    def _sentences(self, hits: list[Hit]) -> tuple[list[Hit], list[SourceSentence], np.ndarray]:
+        """The passages and all their sentences, numbered as the sources, with the sentences' embeddings."""
+        sentences = [SourceSentence(number, hit.source, hit.page, text)
+                     for number, hit in enumerate(hits, 1) for text in split_sentences(hit.text)]
+        return hits, sentences, self.embedder.embed([s.text for s in sentences])
 
-    def _messages(self, hits: list[Hit], texts: list[str] | None = None) -> list[dict[str, str]]:
-        """The chat messages: the sources (``texts``, default the passages' own) between two copies
-        of the question."""
+    def _focus(self, sentences: list[SourceSentence], vectors: np.ndarray, question: np.ndarray) -> list[bool]:
+        """Which sentences the model reads: the ``sentences`` closest to the question (all of them
+        when there are no more, or with ``sentences`` 0)."""
+        if not self.sentences or len(sentences) <= self.sentences:
+            return [True] * len(sentences)
+        chosen = set(np.argsort(-(vectors @ question), kind="stable")[:self.sentences].tolist())
+        return [index in chosen for index in range(len(sentences))]
+
+    def _messages(self, hits: list[Hit], sentences: list[SourceSentence], shown: list[bool]) -> list[dict[str, str]]:
+        """The chat messages: the sources between two copies of the question.
+
+        A source is its shown sentences in document order, or its whole passage when nothing was
+        cut; a passage without a shown sentence is left out (its number is then skipped, so the
+        model's citations keep meaning the same source).
+        """
         blocks = []
-        for number, (hit, text) in enumerate(zip(hits, texts or [h.text for h in hits]), 1):
+        for number, hit in enumerate(hits, 1):
+            kept = [s.text for s, keep in zip(sentences, shown) if keep and s.number == number]
+            if not kept:
+                continue
+            text = hit.text if all(shown) else " ".join(kept)
             # The file's name only: its folders add tokens, and made answers depend on where the
             # documents lie (the same corpus in two temporary folders got different answers).
             where = _inert(PurePath(hit.source).name + (f", page {hit.page}" if hit.page else "")).replace('"', "'")

@@ -102,25 +102,34 @@ async def test_a_missing_chosen_model_says_to_run_the_export(tmp_path: Path) -> 
         assert not app.answering and len(turns(app)) == 1
 
 
-async def test_documents_mode_answers_with_sources_and_search_mode_lists_passages(settings: Settings,
-                                                                                 tmp_path: Path) -> None:
+async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the_sentence(settings: Settings,
+                                                                                       tmp_path: Path) -> None:
     from pgpt.runtime.documents.ingest import ingest
     from pgpt.runtime.llm.embeddings import default_embedder
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "zephyr.txt").write_text("The launch code of project Zephyr is 7341.\n")
+    (docs / "zephyr.txt").write_text("Project Zephyr is a weather balloon. The launch code of project Zephyr is 7341. "
+                                     "It flies from the harbour [bold]every[/] spring.\n")
+    (docs / "ferry.txt").write_text("The ferry to the island leaves at noon every Tuesday.\n")
     ingest(settings, [docs], default_embedder(settings))
     app = ChatApp(settings, SamplingOptions(max_new_tokens=24))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
         assert app.mode == "docs" and "documents" in app.query_one("#prompt", Input).placeholder
         await pilot.press(*"What is the launch code of project Zephyr?", "enter")
-        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 3)
-        question, answer, sources = turns(app)
-        assert answer.kind == "assistant" and answer.text.strip()
+        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 4)
+        question, answer, quotes, sources = turns(app)
+        assert answer.kind == "assistant" and "7341" in answer.text
+        assert quotes.kind == "quotes" and "zephyr.txt" in quotes.text
+        assert "\u201cThe launch code of project Zephyr is 7341.\u201d" in quotes.text
         assert sources.kind == "sources" and sources.text.startswith("[1] ") and "zephyr.txt" in sources.text
         assert app.conversation == []  # document answers are single turns
+        await pilot.press(*"How many passengers can the ferry to the island carry?", "enter")
+        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 7)
+        answer, closest = turns(app)[-2:]
+        assert "could not find" in answer.text and closest.kind == "closest"
+        assert closest.text.startswith("Closest passages") and "ferry.txt" in closest.text
         app.sampling = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
         await pilot.press(*"Tell me everything about project Zephyr.", "enter")
         await wait_until(pilot, lambda: bool(app.answering and turns(app)[-1].text))
@@ -136,7 +145,14 @@ async def test_documents_mode_answers_with_sources_and_search_mode_lists_passage
         await pilot.press(*"Zephyr launch code", "enter")
         await wait_until(pilot, lambda: not app.answering and turns(app)[-1].kind == "assistant"
                          and "zephyr.txt" in turns(app)[-1].text)
-        assert "7341" in turns(app)[-1].text
+        found = turns(app)[-1]
+        assert "7341" in found.text and "[bold]every[/]" in found.text  # plain text, as the document has it
+        shown = Content.from_markup(found.markup)
+        highlights = [shown.plain[s.start:s.end] for s in shown.spans if s.style == "reverse"]
+        # one sentence a passage: zephyr.txt's matching one first, then the ferry's only one
+        assert highlights == ["The launch code of project Zephyr is 7341.",
+                              "The ferry to the island leaves at noon every Tuesday."]
+        assert "[bold]every[/]" in shown.plain  # the document's brackets shown, not applied
 
 
 async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(settings: Settings,

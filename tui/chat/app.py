@@ -16,7 +16,8 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import Cancelled, ModelNotFoundError, StorageError, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
-from pgpt.tui.chat.library import MODES, DocumentLibrary, as_chat_result, describe_sources, load_library
+from pgpt.tui.chat.library import (MODES, DocumentLibrary, as_chat_result, describe_closest, describe_hits,
+                                   describe_quotes, describe_sources, load_library)
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
 from pgpt.tui.chat.panels import PanelsMixin
 from pgpt.tui.chat.widgets import ChatLog, Turn, describe_result
@@ -147,19 +148,25 @@ class ChatApp(PanelsMixin, App[int]):
                 self.post_message(AnswerProgress(reply_id, text))
         except Cancelled:
             stopped = True
-        result, sources = as_chat_result(stream.result, engine), getattr(stream.result, "sources", [])
+        result = as_chat_result(stream.result, engine)
         result.answer = result.answer or text  # a stopped document answer keeps what was written
-        self.post_message(AnswerFinished(reply_id, result, stopped=stopped, sources=sources))
+        details = stream.result.as_json() if library is not None and not stopped else None
+        self.post_message(AnswerFinished(reply_id, result, stopped=stopped, details=details))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
     def find_passages(self, library: DocumentLibrary, query: str, reply_id: int) -> None:
-        """Search mode: the best passages, no LLM (instant even on a slow server)."""
-        from pgpt.runtime.llm.chat import ChatResult
+        """Search mode: the best passages, each with its sentence closest to the query
+        highlighted; no LLM (instant even on a slow server)."""
+        from pgpt.runtime.documents.grounding import matching_sentences
         from pgpt.runtime.documents.retrieval import search
+        from pgpt.runtime.llm.chat import ChatResult
 
-        hits = search(library.store, library.embedder, query, k=5)
-        text = describe_sources([h.as_json() for h in hits], snippet_chars=240) or "No matching passages."
-        self.post_message(AnswerFinished(reply_id, ChatResult(answer=text, model="search", provider="cpu"), False))
+        vector = library.embedder.embed([query])[0]
+        hits = search(library.store, library.embedder, query, k=5, query_vector=vector)
+        sentences = matching_sentences(query, vector, [h.text for h in hits], library.embedder.embed)
+        text, markup = describe_hits([h.as_json() for h in hits], sentences)
+        result = ChatResult(answer=text or "No matching passages.", model="search", provider="cpu")
+        self.post_message(AnswerFinished(reply_id, result, False, markup=markup))
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -235,10 +242,17 @@ class ChatApp(PanelsMixin, App[int]):
     def _answer_finished(self, message: AnswerFinished) -> None:
         if message.reply_id != self._reply_id or self._reply is None:
             return
-        answer = message.result.answer
-        self._reply.show(answer, "(stopped)" if message.stopped else "")
-        if message.sources:
-            self._chat.query_one(ChatLog).add_turn("sources", describe_sources(message.sources))
+        answer, details, chat_log = message.result.answer, message.details, self._chat.query_one(ChatLog)
+        mark = "(stopped)" if message.stopped else ""
+        if details is not None and details["kind"] == "quote":
+            mark = "(quoted: the model's own answer was not supported by the sources)"
+        self._reply.show(answer, mark, message.markup)
+        if details is not None and details["quotes"]:
+            chat_log.add_turn("quotes", describe_quotes(details["quotes"]))
+        if details is not None and details["closest"]:
+            chat_log.add_turn("closest", describe_closest(details["closest"]))
+        elif details is not None and details["sources"]:
+            chat_log.add_turn("sources", describe_sources(details["sources"]))
         self._close_reply(answer)
         self._set_status(describe_result(message.result, message.stopped))
         self.save_conversation()

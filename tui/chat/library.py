@@ -64,3 +64,46 @@ def describe_sources(sources: list[dict[str, Any]], snippet_chars: int = 160) ->
             snippet = snippet[: snippet_chars - 1] + "…"
         lines.append(f"[{number}] {format_source(source)}" + (f"\n    {snippet}" if snippet else ""))
     return "\n".join(lines)
+
+
+def describe_quotes(quotes: list[dict[str, Any]]) -> str:
+    """The sentences that support a document answer: ``[n] file, page N: “sentence”``."""
+    return "Supporting quotes:\n" + "\n".join(
+        f"[{q['source']}] {format_source({'source': q['file'], 'page': q['page']})}: \u201c{q['sentence']}\u201d"
+        for q in quotes)
+
+
+def describe_closest(passages: list[dict[str, Any]]) -> str:
+    """A "not found" answer's closest passages, so the user can judge for themselves."""
+    return ("Closest passages (none of them answers it; judge for yourself):\n"
+            + describe_sources(passages, snippet_chars=200).replace("\n[", "\n\n[") if passages else "")
+
+
+def describe_hits(hits: list[dict[str, Any]], sentences: list[str], width: int = 300) -> tuple[str, str]:
+    """Search results as plain text and as Textual markup with each passage's matching sentence
+    highlighted: document text is sanitized and escaped before any tag is added around it.
+
+    Each passage is shown around its matching sentence, about ``width`` characters.
+    """
+    from pgpt.runtime.documents.grounding import flatten_text
+    from pgpt.tui.sanitize import clean_text, strip_controls
+
+    plain, markup = [], []
+    for number, (hit, sentence) in enumerate(zip(hits, sentences), 1):
+        text = flatten_text(strip_controls(str(hit.get("text", ""))))
+        sentence = flatten_text(strip_controls(sentence))
+        start = text.find(sentence) if sentence else -1
+        if start < 0:
+            start, sentence = min(width, len(text)), ""
+            first, last = 0, start
+        else:
+            room = max(width - len(sentence), 0)
+            first = max(start - room // 2, 0)
+            last = min(start + len(sentence) + room - (start - first), len(text))
+        before = ("…" if first else "") + text[first:start]
+        after = text[start + len(sentence):last] + ("…" if last < len(text) else "")
+        head = f"[{number}] {format_source(hit)}"
+        plain.append(f"{head}\n    {before}{sentence}{after}")
+        markup.append(f"{clean_text(head)}\n    {clean_text(before)}"
+                      + (f"[reverse]{clean_text(sentence)}[/reverse]" if sentence else "") + clean_text(after))
+    return "\n".join(plain), "\n".join(markup)

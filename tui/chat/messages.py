@@ -35,12 +35,18 @@ class AnswerProgress(Message):
 
 @dataclass
 class AnswerFinished(Message):
-    """The answer ended, complete or stopped with Esc; ``sources`` for document answers."""
+    """The answer ended, complete or stopped with Esc.
+
+    ``details`` is a document answer's `ask --json` object (kind, quotes, sources, closest
+    passages); ``markup`` the search results with their matching sentences highlighted, built
+    from sanitized, escaped text.
+    """
 
     reply_id: int
     result: ChatResult
     stopped: bool
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] | None = None
+    markup: str = ""
 
 
 @dataclass

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 PANELS = {"setup": ("pgpt.tui.screens.setup", "SetupScreen"), "models": ("pgpt.tui.screens.models.screen", "ModelsScreen"),
           "docs": ("pgpt.tui.screens.documents", "DocumentsScreen"),
           "history": ("pgpt.tui.screens.history", "HistoryScreen")}
-SAVED_KINDS = ("user", "assistant", "sources")  # notices (errors, ingestion news) are not part of a chat
+SAVED_KINDS = ("user", "assistant", "quotes", "closest", "sources")  # notices (errors, ingestion news) are not part of a chat
 
 
 class PanelsMixin:

@@ -14,24 +14,26 @@ if TYPE_CHECKING:
 
 
 class Turn(Static):
-    """One message of the conversation; ``text`` is the raw text, shown through clean_text."""
+    """One message of the conversation; ``text`` is the raw text, shown through clean_text, or
+    ``markup`` when given (markup built from text that went through clean_text)."""
 
-    def __init__(self, kind: str, text: str = "") -> None:
+    def __init__(self, kind: str, text: str = "", markup: str = "") -> None:
         super().__init__(classes=kind)
         self.kind = kind
         self.text = text
+        self.markup = markup
         self.mark = ""
 
     def on_mount(self) -> None:
         self._refresh_text()
 
-    def show(self, text: str, mark: str = "") -> None:
+    def show(self, text: str, mark: str = "", markup: str = "") -> None:
         """Replace the shown text; ``mark`` is a dim note after it, such as "(stopped)"."""
-        self.text, self.mark = text, mark
+        self.text, self.mark, self.markup = text, mark, markup
         self._refresh_text()
 
     def _refresh_text(self) -> None:
-        body = clean_text(self.text) if self.text else "[dim]…[/]"
+        body = self.markup or (clean_text(self.text) if self.text else "[dim]…[/]")
         self.update(f"{body} [dim italic]{clean_text(self.mark)}[/]" if self.mark else body)
 
 

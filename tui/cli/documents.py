@@ -142,11 +142,15 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
 
 
 def run_ask(settings: Any, args: argparse.Namespace) -> int:
-    """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 3] [--sentences 8] [--json]`."""
+    """`pgpt-tui ask "QUESTION" [--collection NAME] [-k 3] [--sentences 8] [--json]`.
+
+    The answer is printed once it has been checked against the sources (it may then differ from
+    what the model wrote); meanwhile a terminal shows how much of the draft is written.
+    """
     from pgpt.runtime.documents.answers import DEFAULT_PASSAGES, FOCUS_SENTENCES, AskStream
+    from pgpt.runtime.documents.ingest import open_store
     from pgpt.runtime.llm.chat import engine_loading_beside
     from pgpt.runtime.llm.embeddings import default_embedder
-    from pgpt.runtime.documents.ingest import open_store
     from pgpt.runtime.llm.sampling import SamplingOptions
     from pgpt.tui.cli.main import print_warnings
 
@@ -161,18 +165,41 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
                            SamplingOptions(max_new_tokens=args.max_tokens), collection=args.collection,
                            k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
                            sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
+        written = 0
         for piece in stream:
-            if not args.json:
-                sys.stdout.write(strip_controls(piece))
-                sys.stdout.flush()
+            written += len(piece)
+            if not args.json and sys.stderr.isatty():
+                sys.stderr.write(f"\rwriting the answer, then checking it against the sources… {written} characters")
+                sys.stderr.flush()
+        if written and not args.json and sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")
         print_warnings(engine.take_warnings())
     if args.json:
         print(dumps_json(stream.result.as_json()))
         return 0
-    sys.stdout.write("\n")
-    for number, source in enumerate(stream.result.sources, 1):
-        page = f", page {source['page']}" if source["page"] else ""
-        print(strip_controls(f"[{number}] {source['source']}{page}"))
-    if stream.result.cached:
-        print("(cached: a similar question was answered before)")
+    print(describe_answer(stream.result.as_json()))
     return 0
+
+
+def describe_answer(result: dict[str, Any]) -> str:
+    """`ask`'s text output: the answer, its supporting quotes, the sources (or, when nothing was
+    found, the closest passages), all free of terminal escapes."""
+    lines = [result["answer"]]
+    if result["quotes"]:
+        lines += ["", "Supporting quotes:"]
+        lines += [f"  [{q['source']}] {_where(q['file'], q['page'])}: \u201c{q['sentence']}\u201d" for q in result["quotes"]]
+    if result["sources"] and not result["not_found"]:
+        lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'])}" for n, s in enumerate(result["sources"], 1)]
+    if result["closest"]:
+        lines += ["", "Closest passages (none of them answers it; judge for yourself):"]
+        for number, passage in enumerate(result["closest"], 1):
+            snippet = " ".join(passage["text"].split())
+            snippet = snippet[:200] + ("…" if len(snippet) > 200 else "")
+            lines += [f"  {number}. {_where(passage['source'], passage['page'])}", f"     {snippet}"]
+    if result["cached"]:
+        lines += ["(cached: a similar question was answered before)"]
+    return strip_controls("\n".join(lines))
+
+
+def _where(path: str, page: int) -> str:
+    return path + (f", page {page}" if page else "")

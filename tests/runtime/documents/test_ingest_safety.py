@@ -122,7 +122,8 @@ def test_instructions_inside_a_document_stay_data(settings: Settings, embedder, 
     try:
         stream = AskStream(engine, open_store(settings, embedder), embedder, "When does the canteen open?",
                            SamplingOptions(max_new_tokens=24))
-        messages = stream._messages(search(open_store(settings, embedder), embedder, "canteen", k=1))
+        passages, sentences, _ = stream._sentences(search(open_store(settings, embedder), embedder, "canteen", k=1))
+        messages = stream._messages(passages, sentences, [True] * len(sentences))
         text = messages[1]["content"]
         assert text.count("<source") == 1 and text.count("</source>") == 1  # the document cannot break out
         assert messages[0]["role"] == "system" and "not instructions" in messages[0]["content"]

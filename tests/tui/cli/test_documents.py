@@ -43,7 +43,12 @@ def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> No
 
     answer = json.loads(tui_cli(settings, "ask", "What is the launch code of project Zephyr?", "--json").stdout)
     assert answer["sources"][0]["source"].endswith("zephyr.md") and answer["cached"] is False
-    assert set(answer["timings"]) == {"embed_s", "retrieve_s", "ttft_s", "decode_tok_s", "total_s"}
+    assert set(answer["timings"]) == {"embed_s", "retrieve_s", "ttft_s", "decode_tok_s", "check_s", "total_s"}
+    assert answer["kind"] in {"answer", "quote"} and "7341" in answer["answer"] and not answer["not_found"]
+    assert answer["quotes"][0] == {"file": str(docs / "zephyr.md"), "page": 0, "source": 1,
+                                   "sentence": "The launch code of project Zephyr is 7341."}
+    text = tui_cli(settings, "ask", "What is the launch code of project Zephyr?").stdout
+    assert "7341" in text and "Supporting quotes:" in text and "zephyr.md" in text
 
     forgot = tui_cli(settings, "forget", str(docs / "evil.txt"))
     assert forgot.returncode == 0 and "forgot" in forgot.stdout
@@ -68,3 +73,22 @@ def test_ask_reports_a_model_that_fails_to_load_beside_the_index(settings: Setti
     assert missing.returncode == 1 and "Model not found" in missing.stderr and "pgpt-export" in missing.stderr
     answered = tui_cli(settings, "ask", "When does the canteen open?", "--max-tokens", "8")
     assert answered.returncode == 0 and "note.md" in answered.stdout
+
+
+def test_ask_text_output_shows_quotes_or_the_closest_passages_without_escapes() -> None:
+    from pgpt.tui.cli.documents import describe_answer
+
+    quote = {"file": "/d/zephyr.pdf", "page": 3, "sentence": "The code is 7341.\x1b]52;c;ZXZpbA==\x07", "source": 1}
+    answered = describe_answer({"answer": "The code is 7341 [1].", "kind": "answer", "not_found": False,
+                                "quotes": [quote], "sources": [{"source": "/d/zephyr.pdf", "page": 3, "text": "x"}],
+                                "closest": [], "cached": True})
+    assert answered.splitlines() == ["The code is 7341 [1].", "", "Supporting quotes:",
+                                     "  [1] /d/zephyr.pdf, page 3: \u201cThe code is 7341.\u201d", "", "Sources:",
+                                     "  [1] /d/zephyr.pdf, page 3", "(cached: a similar question was answered before)"]
+    passage = {"source": "/d/ferry.txt", "page": 0, "text": "The ferry\nleaves at noon. " * 20, "score": 0.1}
+    missing = describe_answer({"answer": "I could not find it.", "kind": "not_found", "not_found": True, "quotes": [],
+                               "sources": [], "closest": [passage] * 3, "cached": False})
+    lines = missing.splitlines()
+    assert lines[2] == "Closest passages (none of them answers it; judge for yourself):" and "Sources:" not in lines
+    assert lines[3:5] == ["  1. /d/ferry.txt", "     " + ("The ferry leaves at noon. " * 8)[:200] + "\u2026"]
+    assert len(lines) == 9

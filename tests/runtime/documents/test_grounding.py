@@ -1,0 +1,108 @@
+"""Grounding: prompt markup never reaches the user; statements are checked against source
+sentences with the real embedder; a quote or "not found" replaces what is not supported."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pgpt.runtime.documents.grounding import (Grounder, SourceSentence, content_words, key_facts, matching_sentences,
+                                              split_sentences)
+from pgpt.runtime.documents.markup import MarkupFilter, strip_markup
+from pgpt.runtime.settings import Settings
+
+LEAKS = [
+    ('Question: What is the launch code?\nAnswer: The launch code is 7341 [1].', "The launch code is 7341 [1]."),
+    ('<source id="4" file="zephyr.md">The launch code is 7341.</source> [1]', "The launch code is 7341. [1]"),
+    ('(source id="2" file="a.md">It is 7341.', "It is 7341."),
+    ("The launch code is 7341 [1].\n\nQuestion: And the ferry?\nAnswer: Noon.", "The launch code is 7341 [1]."),
+    ("<|im_start|>assistant\nThe launch code is 7341.<|im_end|>", "The launch code is 7341."),
+    ("Question: What is the launch code? Answer: 7341 [1]", "7341 [1]"),
+    ("**Answer:** 7341\nSources:\n[1] zephyr.md", "7341\n[1] zephyr.md"),
+    ("[INST] x [/INST] <s>It is 7341.</s>", "x  It is 7341."),
+    ("Use the user flag; a < b holds.", "Use the user flag; a < b holds."),
+    ('The answer is: It is 7341 <source id="10" file="', "It is 7341"),  # a tag cut by the token limit
+]
+
+
+@pytest.mark.parametrize(("raw", "clean"), LEAKS)
+def test_prompt_markup_is_stripped_whole_and_while_streaming(raw: str, clean: str) -> None:
+    assert strip_markup(raw) == clean
+    rng = random.Random(raw)
+    for _ in range(40):  # any split into stream pieces shows the same text, and never a tag
+        markup, shown, position = MarkupFilter(), "", 0
+        while position < len(raw):
+            size = rng.randint(1, 7)
+            piece = markup.feed(raw[position:position + size])
+            assert "<source" not in piece and "<|" not in piece and "Question:" not in piece
+            shown += piece
+            position += size
+        shown += markup.flush()
+        assert shown.strip() == clean == markup.text
+
+
+def test_words_facts_and_sentences() -> None:
+    assert key_facts("Use FanoutCache or snapshot_download; Rich needs Python 3.8 and utf-8.") >= {
+        "fanoutcache", "snapshot_download", "rich", "python", "3.8", "utf-8"}
+    assert "use" not in key_facts("Use it.")  # a capital that only starts the sentence is no name
+    assert content_words("The caches were cached by caching servers.") == {"cach", "server"}
+    assert split_sentences("One two. Three four!\n- item five\n\nok") == ["One two.", "Three four!", "- item five"]
+    # PDF and plain text wrap sentences over lines and break words with hyphens
+    assert split_sentences("A compilation of a covered work is called an\naggregate. It is pack-\naged.\nd) If the"
+                           " work has an inter-\nface.") == [
+        "A compilation of a covered work is called an aggregate.", "It is packaged.", "d) If the work has an interface."]
+
+
+SOURCES = [(1, "zephyr.md", 0, "Project Zephyr is a weather balloon. The launch code of project Zephyr is 7341. "
+                               "It flies from the harbour."),
+           (2, "ferry.pdf", 3, "The ferry to the island leaves at noon every Tuesday. Tickets cost 4 euros.")]
+
+
+@pytest.fixture(scope="module")
+def embedder(default_models: Settings):  # type: ignore[no-untyped-def]
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    return default_embedder(default_models)
+
+
+def grounder(embedder, question: str) -> Grounder:  # type: ignore[no-untyped-def]
+    sentences = [SourceSentence(n, f, p, s) for n, f, p, text in SOURCES for s in split_sentences(text)]
+    vectors = embedder.embed([s.text for s in sentences])
+    return Grounder(question, embedder.embed([question])[0], sentences, vectors, embedder.embed)
+
+
+def test_a_supported_answer_is_kept_and_cited_by_its_supporting_sentence(embedder) -> None:  # type: ignore[no-untyped-def]
+    result = grounder(embedder, "What is the launch code of project Zephyr?").check(
+        "Sure! The launch code of project Zephyr is 7341 [2].", abstained=False)
+    assert result.kind == "answer" and "7341" in result.text
+    assert result.text.endswith("[1]")  # re-cited: the supporting sentence is in source 1, not 2
+    [quote] = result.quotes
+    assert quote.as_quote() == {"file": "zephyr.md", "page": 0, "source": 1,
+                                "sentence": "The launch code of project Zephyr is 7341."}
+
+
+def test_an_unsupported_draft_gives_way_to_the_best_sentence_quoted(embedder) -> None:  # type: ignore[no-untyped-def]
+    ask = grounder(embedder, "What is the launch code of project Zephyr?")
+    result = ask.check("Sure, the secret sequence is what the weather team keeps locked in a safe.", abstained=False)
+    assert result.kind == "quote" and result.measures["supported"] == 0 and result.measures["invented"] == 0
+    assert result.text == "Quote from the documents: \u201cThe launch code of project Zephyr is 7341.\u201d [1]"
+    # a number that no source holds was invented; with a sentence this close to the question
+    # (relevance >= CERTAIN_QUOTE) that sentence is quoted, else the answer is "not found" (below)
+    invented = ask.check("The launch code of project Zephyr is 9902 [1].", abstained=False)
+    assert invented.kind == "quote" and invented.measures["invented"] == 1 and "7341" in invented.text
+
+
+def test_a_question_next_to_related_text_is_not_found(embedder) -> None:  # type: ignore[no-untyped-def]
+    ask = grounder(embedder, "How many passengers does the ferry to the island carry?")
+    # "how many" needs a number the question does not hold; only "4 euros" and "noon" are near
+    invented = ask.check("The ferry carries 120 passengers [2].", abstained=False)
+    assert invented.kind == "not_found" and invented.measures["invented"] == 1 and invented.text == ""
+    assert ask.check("I could not find it in the sources.", abstained=True).kind == "not_found"
+
+
+def test_search_highlights_the_sentence_that_matches(embedder) -> None:  # type: ignore[no-untyped-def]
+    query = "when does the ferry leave"
+    sentences = matching_sentences(query, embedder.embed([query])[0], [text for *_, text in SOURCES] + [""],
+                                   embedder.embed)
+    assert sentences[1] == "The ferry to the island leaves at noon every Tuesday." and sentences[2] == ""
