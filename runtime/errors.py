@@ -103,6 +103,11 @@ class ContextLengthError(PgptError, ValueError):
     title = "Prompt too long"
     hint = "Shorten the prompt or lower --max-tokens."
 
+    def __init__(self, message: str, *, prompt_tokens: int = 0, max_tokens: int = 0, context: int = 0,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.prompt_tokens, self.max_tokens, self.context = prompt_tokens, max_tokens, context
+
 
 class TemplateError(PgptError):
     """The model's chat template failed to render (or tried something unsafe)."""
@@ -136,6 +141,44 @@ class IngestLockedError(PgptError):
 
     title = "Ingestion already running"
     hint = "Wait for it to finish (search and chat keep working meanwhile), then run this again."
+
+
+class ServerBusyError(PgptError):
+    """A limit of concurrent work is reached (running sequences and waiting requests, or loaded
+    models); the request was refused at once, nothing was queued. ``limit`` names the limit."""
+
+    title = "Server busy"
+    hint = "Try again in a moment, or raise the limit the message names."
+
+    def __init__(self, message: str, *, limit: str = "", retry_after_s: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.limit, self.retry_after_s = limit, retry_after_s
+
+
+class EngineClosedError(PgptError):
+    """A request reached a model engine that was shut down (its model was unloaded)."""
+
+    title = "Model unloaded"
+    hint = "Send the request again: the model is loaded anew."
+
+
+class ModelLoadError(PgptError):
+    """A model version could not be loaded (damaged files, out of memory, ONNX Runtime refused it)."""
+
+    title = "Model could not be loaded"
+    hint = "Check the version with `pgpt-tui models --versions NAME`; switch back with `--rollback NAME`."
+
+    def __init__(self, message: str, *, name: str = "", version: str = "", reason: str = "",
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.name, self.version, self.reason = name, version, reason
+
+
+class VersionNotFoundError(ModelNotFoundError):
+    """``name@version`` names a version that is not on disk."""
+
+    title = "Model version not found"
+    hint = "Run `pgpt-tui models --versions NAME` to list the versions kept on disk."
 
 
 class Cancelled(PgptError):

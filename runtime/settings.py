@@ -33,6 +33,7 @@ class Settings:
         model: Name of the chat model to use; empty means the configured active one. ``PGPT_MODEL``.
         embedder: Name of the embedding model for documents; empty means the default. ``PGPT_EMBEDDER``.
         cache_size_mb: Size limit of the answer cache. ``PGPT_CACHE_SIZE_MB``.
+        keep_versions: Versions of a model name kept when it is exported again. ``PGPT_KEEP_VERSIONS``.
     """
 
     home: Path
@@ -42,6 +43,7 @@ class Settings:
     model: str = ""
     embedder: str = ""
     cache_size_mb: int = 256
+    keep_versions: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -64,6 +66,7 @@ class Settings:
             model=env.get("PGPT_MODEL", ""),
             embedder=env.get("PGPT_EMBEDDER", ""),
             cache_size_mb=_int(env, "PGPT_CACHE_SIZE_MB", 256),
+            keep_versions=max(1, _int(env, "PGPT_KEEP_VERSIONS", 3)),
         )
 
     @property
@@ -99,3 +102,14 @@ def ensure_private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o700)
     return path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs here (for files a killed process may have left)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
