@@ -17,7 +17,7 @@ from pgpt.runtime.errors import Cancelled, DiskSpaceError, OutputExistsError, Qu
 from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.models import ModelInfo
 from pgpt.runtime.settings import process_alive
-from pgpt.runtime.versions import publish_version
+from pgpt.runtime.versions import can_publish, publish_version
 
 DTYPES = ("fp32", "fp16", "int8", "int4")
 GRAPHS = ("auto", "fused", "optimum")
@@ -75,7 +75,7 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
     source = resolve_source(options.source, options.revision, options.trust_remote_code,
                             progress=_download_lines(report), cancel=cancel)
     final = default_output(options, source)
-    if final.exists() and options.output is not None:
+    if final.exists() and (options.output is not None or not can_publish(final.parent, final.name)):
         raise OutputExistsError(f"The output folder {final} already exists.")
     final.parent.mkdir(parents=True, exist_ok=True)
     check_disk(source, final.parent)

@@ -127,6 +127,17 @@ def find_version(settings: Settings, name: str, version: str) -> Version:
     return matches[0]
 
 
+def can_publish(cache: Path, name: str) -> bool:
+    """Whether a new version of ``name`` may be published: nothing is there yet, or a version link,
+    or a plain pgpt export (never a folder or link of the user's)."""
+    entry = cache / name
+    if not entry.exists() and not entry.is_symlink():
+        return True
+    if entry.is_symlink():
+        return bool(linked_version(cache, name))
+    return (entry / MANIFEST).is_file()
+
+
 def publish_version(cache: Path, name: str, folder: Path, keep: int = DEFAULT_KEEP) -> Version:
     """Move a finished export ``folder`` in as a version of ``name``, make it active, and keep
     the newest ``keep`` versions (never removing the active one).

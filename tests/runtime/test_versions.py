@@ -12,6 +12,7 @@ from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.models import delete_model, find_model, list_models
 from pgpt.runtime.settings import Settings
 from pgpt.runtime.versions import (
+    can_publish,
     list_versions,
     publish_version,
     rollback,
@@ -115,3 +116,13 @@ def test_delete_removes_the_link_and_every_version(cache_settings: Settings) -> 
     assert not (cache_settings.model_cache / NAME).exists()
     assert not versions_folder(cache_settings.model_cache, NAME).exists()
     assert delete_model(cache_settings, "linked").link_only and (elsewhere / "model.onnx").is_file()
+
+
+def test_only_exports_and_version_links_may_get_a_new_version(cache_settings: Settings, tmp_path: Path) -> None:
+    cache = cache_settings.model_cache
+    assert can_publish(cache, NAME)
+    _publish(cache_settings, 1)
+    assert can_publish(cache, NAME)
+    (cache / "mine").mkdir()
+    os.symlink(tmp_path, cache / "linked")
+    assert not can_publish(cache, "mine") and not can_publish(cache, "linked")

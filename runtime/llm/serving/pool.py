@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 from pgpt.runtime.errors import ModelLoadError, ModelNotFoundError, ServerBusyError
 from pgpt.runtime.llm.answer_cache import AnswerCache
@@ -164,6 +164,7 @@ class ModelPool:
         self._listeners: list[Callable[[PoolEvent], None]] = []
         self._status = StatusFile(settings)
         self._switching = threading.Lock()
+        self._default: tuple[tuple[int, ...], str] | None = None
         self._closed = False
         self._watcher = threading.Thread(target=self._watch, name="pgpt-pool-watcher", daemon=True)
         self._watcher.start()
@@ -240,8 +241,13 @@ class ModelPool:
             self._unload(loaded, "retired" if loaded.retiring else "keep_alive 0")
 
     def _default_name(self) -> str:
-        """The registry's active chat model, read again for every request (clients follow a switch)."""
-        return active_chat_model(self.settings).name
+        """The registry's active chat model, for every request (clients follow a switch): read
+        again whenever the config file or the model cache's entries changed."""
+        stamp = tuple(_mtime(path) for path in (self.settings.config_file, self.settings.model_cache))
+        cached = self._default
+        if cached is None or cached[0] != stamp:
+            cached = self._default = (stamp, active_chat_model(self.settings).name)
+        return cached[1]
 
     # Loading and unloading ------------------------------------------------------------------
 
@@ -465,6 +471,13 @@ class ModelPool:
         if self.cache is not None:
             self.cache.close()
         self._status.remove()
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _reason(error: BaseException) -> str:

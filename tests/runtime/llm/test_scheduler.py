@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from support import BATCH_PROMPTS
 
 from pgpt.runtime.errors import ContextLengthError, EngineClosedError, ServerBusyError
 from pgpt.runtime.llm.generation import LanguageModel
@@ -18,16 +19,7 @@ from pgpt.runtime.llm.serving.request import Generation
 from pgpt.runtime.llm.serving.scheduler import Scheduler, SchedulerConfig
 from pgpt.runtime.models import find_model
 
-PROMPTS = (
-    "What is the capital of France?",
-    "Give me three tips for staying healthy.",
-    "Write a haiku about the sea.",
-    "Explain what a binary search does.",
-    "Name three colors of the rainbow.",
-    "How do plants make food?",
-    "What is 12 times 12?",
-    "Tell me a fun fact about cats.",
-)
+PROMPTS = BATCH_PROMPTS
 GREEDY = SamplingOptions(max_new_tokens=40)
 NEAR_TIE = 1e-3
 
