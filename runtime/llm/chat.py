@@ -240,7 +240,7 @@ class ChatStream:
         self.result.finish_reason = generation.finish_reason or ""
         self.result.timings = {
             **generation.timings, "ttft_s": round((generation.first_token or time.perf_counter()) - self._started, 4),
-            "total_s": round(time.perf_counter() - self._started, 4), "reused_prompt_tokens": 0}
+            "total_s": round(time.perf_counter() - self._started, 4)}
         if generation.finish_reason == "cancelled":
             raise Cancelled("Generation stopped.")
 

@@ -46,6 +46,7 @@ class Generation:
         self.usage = Usage(prompt_tokens, 0)
         self.submitted = time.perf_counter()
         self.admitted = 0.0
+        self.reused_tokens = 0  # prompt tokens whose keys and values a free row held already
         self.first_token = 0.0
         self.last_token = 0.0
         self.ended = 0.0
@@ -71,7 +72,7 @@ class Generation:
 
     @property
     def timings(self) -> dict[str, float]:
-        """queued_s (waiting for a slot), ttft_s and total_s from submission, decode_tok_s."""
+        """queued_s (waiting for a slot), ttft_s and total_s from submission, decode_tok_s, tokens."""
         end = self.ended or time.perf_counter()
         count = self.usage.completion_tokens
         decode_s = self.last_token - self.first_token
@@ -81,6 +82,7 @@ class Generation:
             "decode_tok_s": round((count - 1) / decode_s, 2) if count > 1 and decode_s > 0 else 0.0,
             "total_s": round(end - self.submitted, 4),
             "prompt_tokens": self.usage.prompt_tokens,
+            "reused_prompt_tokens": self.reused_tokens,
             "new_tokens": count,
         }
 

@@ -48,6 +48,10 @@ class SchedulerConfig:
         prefill_chunk: Prompt tokens read between two decode steps. The default is the
             single-stream chunk, so a prompt's logits are those of ``LanguageModel.generate``.
         retry_after_s: Seconds a refused client is told to wait.
+        reuse_prefix: A prompt that starts with at least this many of the tokens a free row still
+            holds (a conversation's next turn, resent whole to a server) is read from where they
+            end, as the in-process chat does; 0 turns it off. The default leaves out prompts that
+            share only the chat template's first tokens.
     """
 
     parallel: int = 4
@@ -56,12 +60,13 @@ class SchedulerConfig:
     context: int = 0
     prefill_chunk: int = PREFILL_CHUNK
     retry_after_s: int = 1
+    reuse_prefix: int = 64
 
     def __post_init__(self) -> None:
         for name in ("parallel", "max_tokens_cap", "prefill_chunk", "retry_after_s"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"The scheduler's {name} must be at least 1 (got {getattr(self, name)}).")
-        for name in ("max_queue", "context"):
+        for name in ("max_queue", "context", "reuse_prefix"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"The scheduler's {name} must be 0 or more (got {getattr(self, name)}).")
 
@@ -79,6 +84,7 @@ class SchedulerStats:
     decode_rows: int  # sequences decoded, summed over steps: / decode_steps = mean batch
     tokens_generated: int
     prompt_tokens: int  # prompt tokens read
+    reused_tokens: int  # prompt tokens found in a free row's keys and values instead
     finished: dict[str, int] = field(default_factory=dict)  # by finish reason
     kv_bytes: int = 0
 
@@ -169,7 +175,7 @@ class Scheduler:
                 prefilling=sum(1 for s in active if s.reading), parallel=self.parallel,
                 max_queue=self.config.max_queue, decode_steps=self._counts["decode_steps"],
                 decode_rows=self._counts["decode_rows"], tokens_generated=self._counts["tokens"],
-                prompt_tokens=self._counts["prompt_tokens"],
+                prompt_tokens=self._counts["prompt_tokens"], reused_tokens=self._counts["reused_tokens"],
                 finished={k[9:]: v for k, v in self._counts.items() if k.startswith("finished:")},
                 kv_bytes=self._slots.resident_bytes if self._slots is not None else 0)
 
@@ -217,9 +223,18 @@ class Scheduler:
             self._end(sequence, "cancelled")
         while self._waiting and None in self._by_slot:
             sequence = self._waiting.popleft()
-            sequence.slot = self._by_slot.index(None)
-            self._by_slot[sequence.slot] = sequence
-            sequence.gen.admitted = time.perf_counter()
+            free = [row for row, other in enumerate(self._by_slot) if other is None]
+            row, reused = free[0], 0
+            if self._slots is not None:
+                row, reused = self._slots.best_row(free, sequence.prompt, self.config.reuse_prefix)
+                if row != free[0] and self._slots.can_move:  # running rows stay at the top
+                    self._slots.swap(row, free[0], reused, len(self._slots.kept[free[0]]))
+                    row = free[0]
+                self._slots.kept[row] = []
+            sequence.slot, sequence.length = row, reused
+            self._by_slot[row] = sequence
+            sequence.gen.admitted, sequence.gen.reused_tokens = time.perf_counter(), reused
+            self._counts["reused_tokens"] += reused
 
     def _turn(self, active: list[_Sequence]) -> None:
         """Cancels, then one prompt chunk, then one decode step of everything answering."""
@@ -256,9 +271,10 @@ class Scheduler:
         Rows between them that are reading a prompt or free run a harmless dummy token: it is
         written at the row's next position, which that row's next write replaces.
         """
+        assert self._slots is not None
         rows = max(s.slot for s in answering) + 1
         ids = np.zeros((rows, 1), dtype=np.int64)
-        totals = [1] * rows
+        totals = [len(kept) + 1 for kept in self._slots.kept[:rows]]  # free rows: past what they keep
         for row in range(rows):
             other = self._by_slot[row]
             if other is not None:
@@ -338,12 +354,17 @@ class Scheduler:
                 return
             hole, sequence.slot = sequence.slot, -1
             self._by_slot[hole] = None
+            if self._slots is None:
+                self._lock.notify_all()
+                return
+            run = sequence.prompt + sequence.gen.tokens  # what the row holds: the positions run so far
+            self._slots.kept[hole] = run[:sequence.length] if reason != "error" else []
             highest = max((s.slot for s in self._by_slot if s is not None), default=-1)
-            if self._slots is not None and self._slots.can_move and highest > hole:
-                # Fewer rows per decode step from now on, for one copy of the used positions.
+            if self._slots.can_move and highest > hole:
+                # Fewer rows per decode step from now on, for a copy of the used positions.
                 moved = self._by_slot[highest]
                 assert moved is not None
-                self._slots.move(highest, hole, moved.length)
+                self._slots.swap(hole, highest, len(self._slots.kept[hole]), moved.length)
                 self._by_slot[hole], self._by_slot[highest], moved.slot = moved, None, hole
             self._lock.notify_all()
 

@@ -39,6 +39,9 @@ class SlotBuffer:
             self._layout[name] = (dims[1:], dtype, row_bytes)
         self.position_bytes = sum(row_bytes // self.capacity for _, _, row_bytes in self._layout.values())
         self.high_water = [0] * slots  # positions ever written per slot, for the memory report
+        # Tokens whose keys and values a free row still holds (its last sequence's prompt and
+        # answer): a new prompt that starts the same way is read from where they end.
+        self.kept: list[list[int]] = [[] for _ in range(slots)]
 
     def _address(self, name: str, row: int) -> int:
         base = self.arrays[name].ctypes.data if self.device == "cpu" else self._values[name].data_ptr()
@@ -63,11 +66,30 @@ class SlotBuffer:
         """Whether rows can be copied here (CPU); on the GPU a freed row stays a hole instead."""
         return self.device == "cpu"
 
-    def move(self, source: int, target: int, positions: int) -> None:
-        """Copy the first ``positions`` positions of row ``source`` into row ``target``."""
+    def swap(self, first: int, second: int, first_positions: int, second_positions: int) -> None:
+        """Exchange the used positions of two rows (and the tokens a free one keeps)."""
         for array in self.arrays.values():
-            array[target, :, :positions] = array[source, :, :positions]
-        self.wrote(target, positions)
+            held = array[first, :, :first_positions].copy()
+            array[first, :, :second_positions] = array[second, :, :second_positions]
+            array[second, :, :first_positions] = held
+        self.kept[first], self.kept[second] = self.kept[second], self.kept[first]
+        self.wrote(first, second_positions)
+        self.wrote(second, first_positions)
+
+    def best_row(self, free: list[int], prompt: list[int], minimum: int) -> tuple[int, int]:
+        """The free row to read ``prompt`` into and how many of its first tokens that row holds
+        already (0 unless at least ``minimum``): the row with the longest common prefix, else the
+        lowest. The prompt's last token is always read again: its logits pick the first new token."""
+        best, reused = free[0], 0
+        limit = len(prompt) - 1
+        for row in free:
+            kept = self.kept[row]
+            same = 0
+            while same < min(limit, len(kept)) and kept[same] == prompt[same]:
+                same += 1
+            if same > reused:
+                best, reused = row, same
+        return (best, reused) if minimum and reused >= minimum else (free[0], 0)
 
     @property
     def resident_bytes(self) -> int:

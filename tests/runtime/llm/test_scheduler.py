@@ -200,3 +200,23 @@ def test_stop_strings_end_the_answer_and_free_the_row(model: LanguageModel, sche
     _wait_all([cut])
     assert cut.finish_reason == "stop" and cut.text == full.text[:full.text.index(stop)]
     assert scheduler.idle and scheduler.stats().running == 0
+
+
+def test_a_conversations_next_turn_reads_only_what_is_new(model: LanguageModel, scheduler: Scheduler) -> None:
+    """A server gets the whole conversation again; the row the first answer left is reused, and the
+    answer is the one the in-process chat gives with its kept buffer (the same positions read)."""
+    turn = [{"role": "user", "content": "Name a large city in France."}]
+    first_ids = model.tokenize(model.render_prompt(turn))
+    first = scheduler.submit(first_ids, GREEDY)
+    _wait_all([first])
+    turn += [{"role": "assistant", "content": first.text}, {"role": "user", "content": "And one in Spain?"}]
+    next_ids = model.tokenize(model.render_prompt(turn))
+    follow = scheduler.submit(next_ids, GREEDY)
+    _wait_all([follow])
+    assert follow.reused_tokens >= len(first_ids) + len(first.tokens) - 1
+    assert follow.timings["reused_prompt_tokens"] == follow.reused_tokens
+    model.release_kv()
+    assert list(model.generate(first_ids, GREEDY)) == first.tokens
+    in_process = list(model.generate(next_ids, GREEDY))  # reads after the prefix its buffer kept
+    assert model.last_reused_tokens == follow.reused_tokens and follow.tokens == in_process
+    assert scheduler.stats().reused_tokens == follow.reused_tokens
