@@ -28,6 +28,8 @@ class ChatResult:
     provider: str = ""
     cached: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    # "stop" (end of text, a stop string, a loop cut) or "length" (max new tokens reached)
+    finish_reason: str = "stop"
 
     def as_json(self) -> dict[str, Any]:
         """The documented JSON shape."""
@@ -118,6 +120,7 @@ class ChatStream:
         hit = cache.get(key) if cache is not None else None
         if hit is not None and isinstance(hit.get("answer"), str):
             self.result.answer, self.result.cached = hit["answer"], True
+            self.result.finish_reason = str(hit.get("finish_reason", "stop"))
             self.result.timings = {"ttft_s": 0.0, "decode_tok_s": 0.0,
                                    "total_s": time.perf_counter() - started,
                                    "prompt_tokens": hit.get("prompt_tokens", 0), "new_tokens": 0}
@@ -126,7 +129,8 @@ class ChatStream:
         prompt_ids = model.tokenize(prompt)
         yield from self._generate(prompt_ids, started)
         if cache is not None:
-            cache.put(key, {"answer": self.result.answer, "prompt_tokens": len(prompt_ids)})
+            cache.put(key, {"answer": self.result.answer, "prompt_tokens": len(prompt_ids),
+                            "finish_reason": self.result.finish_reason})
 
     def _generate(self, prompt_ids: list[int], started: float) -> Iterator[str]:
         model, options = self._engine.model, self._options
@@ -135,6 +139,7 @@ class ChatStream:
         loop = LoopGuard(enabled=not options.ignore_eos)  # benchmarks ask for a fixed length
         first = last = 0.0
         count = 0
+        cut = False  # a stop string or the loop guard ended the answer
         for token in model.generate(prompt_ids, options, self._cancel):
             last = time.perf_counter()
             first = first or last
@@ -144,7 +149,9 @@ class ChatStream:
             if piece:
                 yield piece
             if done or loop.feed(piece):
+                cut = True
                 break
+        self.result.finish_reason = "length" if count >= options.max_new_tokens and not cut else "stop"
         tail = stops.flush()
         self.result.answer += tail
         if tail:
