@@ -103,6 +103,11 @@ class ContextLengthError(PgptError, ValueError):
     title = "Prompt too long"
     hint = "Shorten the prompt or lower --max-tokens."
 
+    def __init__(self, message: str, *, prompt_tokens: int = 0, max_tokens: int = 0, context: int = 0,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.prompt_tokens, self.max_tokens, self.context = prompt_tokens, max_tokens, context
+
 
 class TemplateError(PgptError):
     """The model's chat template failed to render (or tried something unsafe)."""
@@ -138,25 +143,50 @@ class IngestLockedError(PgptError):
     hint = "Wait for it to finish (search and chat keep working meanwhile), then run this again."
 
 
+class ServerBusyError(PgptError):
+    """A limit of concurrent work is reached (running sequences and waiting requests, or loaded
+    models); the request was refused at once, nothing was queued. ``limit`` names the limit.
+    pgpt-serve answers it with 503 and Retry-After; a client raises it when a server does."""
+
+    title = "Server busy"
+    hint = "Try again in a moment, or raise the limit the message names."
+
+    def __init__(self, message: str, *, limit: str = "", retry_after_s: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.limit, self.retry_after_s = limit, retry_after_s
+
+
+class EngineClosedError(PgptError):
+    """A request reached a model engine that was shut down (its model was unloaded)."""
+
+    title = "Model unloaded"
+    hint = "Send the request again: the model is loaded anew."
+
+
+class ModelLoadError(PgptError):
+    """A model version could not be loaded (damaged files, out of memory, ONNX Runtime refused it)."""
+
+    title = "Model could not be loaded"
+    hint = "Check the version with `pgpt-tui models --versions NAME`; switch back with `--rollback NAME`."
+
+    def __init__(self, message: str, *, name: str = "", version: str = "", reason: str = "",
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.name, self.version, self.reason = name, version, reason
+
+
+class VersionNotFoundError(ModelNotFoundError):
+    """``name@version`` names a version that is not on disk."""
+
+    title = "Model version not found"
+    hint = "Run `pgpt-tui models --versions NAME` to list the versions kept on disk."
+
+
 class Cancelled(PgptError):
     """The user cancelled a long operation."""
 
     title = "Cancelled"
     hint = "Nothing was changed; run the command again to start over."
-
-
-class ServerBusyError(PgptError):
-    """The server is at its limit of running and waiting requests (or of loaded models);
-    ``limit`` names the setting (e.g. ``max_queue=16``), ``retry_after_s`` is when to try again.
-    Raised by the server's queue, and by the client when a server answers 503."""
-
-    title = "Server busy"
-    hint = "Try again in a few seconds; the server's operator can raise --max-queue or --parallel."
-
-    def __init__(self, message: str, *, limit: str = "", retry_after_s: int = 1, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.limit = limit
-        self.retry_after_s = retry_after_s
 
 
 class RequestRefusedError(PgptError, ValueError):
@@ -265,5 +295,7 @@ _HTTP_STATUSES: list[tuple[type[BaseException], int]] = [
     (IndexModelMismatchError, 409),
     (Cancelled, 499),  # the client closed the connection (nginx's code); nobody reads the answer
     (ServerBusyError, 503),
+    (EngineClosedError, 503),  # the model unloaded under the request: a retry loads it again
+    (ModelLoadError, 503),
     (ServerError, 502),
 ]

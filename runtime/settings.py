@@ -35,6 +35,7 @@ class Settings:
         cache_size_mb: Size limit of the answer cache. ``PGPT_CACHE_SIZE_MB``.
         server: URL of a pgpt-serve to use instead of loading the model here. ``PGPT_SERVER``.
         server_key: The API key sent to that server. ``PGPT_API_KEY`` or the file ``PGPT_API_KEY_FILE``.
+        keep_versions: Versions of a model name kept when it is exported again. ``PGPT_KEEP_VERSIONS``.
     """
 
     home: Path
@@ -46,6 +47,7 @@ class Settings:
     cache_size_mb: int = 256
     server: str = ""
     server_key: str = field(default="", repr=False)
+    keep_versions: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +72,7 @@ class Settings:
             cache_size_mb=_int(env, "PGPT_CACHE_SIZE_MB", 256),
             server=_server_url(env.get("PGPT_SERVER", "")),
             server_key=_server_key(env),
+            keep_versions=max(1, _int(env, "PGPT_KEEP_VERSIONS", 3)),
         )
 
     @property
@@ -169,3 +172,14 @@ def read_dotenv(path: Path) -> dict[str, str]:
         key, value = line.removeprefix("export ").split("=", 1)
         values[key.strip()] = value.strip().strip("'\"")
     return values
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs here (for files a killed process may have left)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server", metavar="URL",
                         help="use a running pgpt-serve (e.g. http://127.0.0.1:8642) for the app, chat, ask and "
                              "search instead of loading the model here (default: PGPT_SERVER)")
-    from pgpt.tui.cli import documents as doc_commands, hub as hub_commands
+    from pgpt.tui.cli import documents as doc_commands, hub as hub_commands, models as model_commands
 
     doc_commands.add_embedder_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -32,11 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--seed", type=int, default=0)
     chat.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
     chat.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
-    models = sub.add_parser("models", help="list exported models")
-    models.add_argument("--json", action="store_true")
-    choice = models.add_mutually_exclusive_group()
-    choice.add_argument("--use", metavar="NAME", help="make NAME the active chat model")
-    choice.add_argument("--delete", metavar="NAME", help="delete the exported model NAME from the model cache")
+    model_commands.add_parser(sub)
     doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads, folders and the Hub connection")
     doctor.add_argument("--json", action="store_true")
     doctor.add_argument("--offline", action="store_true", help="skip the network section")
@@ -77,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         from pgpt.runtime.logs import setup_logging
 
         setup_logging(settings)
-        from pgpt.tui.cli import documents as doc_commands, hub as hub_commands
+        from pgpt.tui.cli import documents as doc_commands, hub as hub_commands, models as model_commands
 
-        handler = {"chat": _chat, "models": _models, "doctor": _doctor, "bench": _bench,
+        handler = {"chat": _chat, "models": model_commands.run_models, "doctor": _doctor, "bench": _bench,
                    "token": hub_commands.run_token, "check": hub_commands.run_check,
                    "download": hub_commands.run_download, "ingest": doc_commands.run_ingest,
                    "docs": doc_commands.run_docs, "forget": doc_commands.run_forget,
@@ -133,34 +129,6 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
         print(json.dumps(stream.result.as_json(), ensure_ascii=False))
     else:
         sys.stdout.write("\n")
-    return 0
-
-
-def _models(settings: Any, args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from pgpt.runtime.models import list_models, set_active_model
-    from pgpt.tui.jobs import delete_exported, describe_deletion, quality_cell
-
-    if args.use:
-        chosen = set_active_model(settings, args.use)
-        print(f"active chat model: {chosen.name}")
-        return 0
-    if args.delete is not None:
-        deleted, now = delete_exported(settings, args.delete)
-        print(json.dumps({**dataclasses.asdict(deleted), "active_model": now}, indent=2) if args.json
-              else describe_deletion(deleted, now))
-        return 0
-    models = [m.summary() for m in list_models(settings)]
-    if args.json:
-        print(json.dumps({"models": models}, indent=2))
-        return 0
-    if not models:
-        print(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`.")
-        return 0
-    print(f"{'name':<34} {'kind':<9} {'dtype':<5} {'size':>8}  quality")
-    for m in models:
-        print(f"{m['name']:<34} {m['kind']:<9} {m['dtype']:<5} {m['size_mb']:>6.0f}MB  {quality_cell(m['quality'])}")
     return 0
 
 
