@@ -72,11 +72,15 @@ class RemoteEngine:
         return f"server {self.url.split('://', 1)[-1]}"
 
     def _served_model(self) -> RemoteModel:
-        data = self._request("GET", "/v1/models")
-        chat = next((m for m in data.get("data", []) if m.get("kind", "llm") == "llm"), None)
+        """The model requests go to: the server's default, or the one asked for (name[@version])."""
+        chats = [m for m in self._request("GET", "/v1/models").get("data", []) if m.get("kind", "llm") == "llm"]
+        name, _, version = self.requested.partition("@")
+        chat = next((m for m in chats if (m.get("default") if name == "default" else m["id"] == name)), None)
         if chat is None:
-            raise ServerError(f"The server at {self.url} serves no chat model.", status=200)
-        return RemoteModel(f"{chat['id']}@{chat.get('version', '?')}", str(chat.get("version", "")))
+            served = ", ".join(m["id"] for m in chats) or "none"
+            raise ServerError(f"The server at {self.url} has no chat model {self.requested!r} (it has: {served}).",
+                              status=404, hint="Pick one of those with --model, or leave it out for the default.")
+        return RemoteModel(f"{chat['id']}@{version or chat.get('version', '?')}", version or str(chat.get("version", "")))
 
     def stream(self, messages: list[dict[str, str]], options: SamplingOptions,
                cancel: threading.Event | None = None) -> RemoteStream:

@@ -14,10 +14,10 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from pgpt.runtime.errors import Cancelled, ConfigError, ContextLengthError
+from pgpt.runtime.errors import Cancelled, ConfigError, ContextLengthError, ServerBusyError
 from pgpt.serve.errors import describe_error, json_bytes
 from pgpt.serve.schemas import ChatCompletionRequest, sampling_fields
-from pgpt.serve.service import Service, Ticket, stream_in_thread, version_of
+from pgpt.serve.service import Service, stream_in_thread
 
 DEFAULT_MAX_TOKENS = 512  # the app's; a request may ask for more, up to --max-tokens-cap
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -25,13 +25,13 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
 
 @dataclass
 class Completion:
-    """One accepted chat completion: what runs, where its result lands, and its log fields."""
+    """One accepted chat completion: its lease on the model, what runs, where its result lands,
+    and its log fields."""
 
     service: Service
     body: ChatCompletionRequest
-    engine: Any
+    lease: Any  # pgpt.runtime.llm.serving.pool.Lease: the version that started it finishes it
     stream: Any  # ChatStream or AskStream: iterate it for text, then read .result
-    ticket: Ticket
     log: dict[str, Any]
     cancel: threading.Event = field(default_factory=threading.Event)
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
@@ -40,14 +40,21 @@ class Completion:
     @property
     def model(self) -> str:
         """``name@version`` of the model that answers."""
-        return f"{self.engine.model.info.name}@{version_of(self.engine)}"
+        return str(self.lease.ref)
 
     async def pieces(self) -> AsyncIterator[str]:
-        """The answer's text as it is generated (waits for a slot first)."""
-        async with self.ticket:
+        """The answer's text as it is generated; the lease is given back when it ends."""
+        try:
             async for piece in stream_in_thread(lambda: self.stream, self.cancel):
                 yield piece
+        finally:
+            self.lease.release()
         self._finished()
+
+    def close(self) -> None:
+        """Stop the answer (if it runs) and give the model back; harmless when it is done."""
+        self.cancel.set()
+        self.lease.release()
 
     def _finished(self) -> None:
         result = self.stream.result
@@ -78,42 +85,76 @@ class Completion:
         """One server-sent event of the stream (``delta`` None: a chunk without choices)."""
         choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
         return sse({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                    "model": self.model, "system_fingerprint": version_of(self.engine), "choices": choices,
-                    **extra})
+                    "model": self.model, "system_fingerprint": self.lease.version, "choices": choices, **extra})
 
 
 async def start_completion(service: Service, body: ChatCompletionRequest, log: dict[str, Any]) -> Completion:
-    """Check the request, reserve its place in the queue and prepare its stream.
+    """Check the request, lease its model and queue its generation (or find it in the cache).
 
     Raises:
         ConfigError: a message or setting the server cannot use (400).
         ContextLengthError: the prompt does not fit the model's context (400, both numbers named).
-        ModelNotFoundError: the model is not the one served (404).
-        ServerBusyError: the queue is full (503 with Retry-After).
+        ModelNotFoundError: no model of that name or version (404).
+        ServerBusyError: the queue is full, or every loaded model is busy (503 with Retry-After).
     """
+    messages = chat_messages(body)
+    lease = await service.lease(body.model, _keep_alive(body.keep_alive))
+    log["model"] = lease.ref
+    cancel = threading.Event()
+    try:
+        stream = await _prepare(service, body, lease, messages, cancel)
+    except ServerBusyError:
+        lease.release()
+        service.metrics.rejected.inc()
+        raise
+    except BaseException:
+        lease.release()
+        raise
+    return Completion(service, body, lease, stream, log, cancel)
+
+
+async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, messages: list[dict[str, str]],
+                   cancel: threading.Event) -> Any:
+    """The stream of the answer (``cancel`` stops it), submitted to the scheduler when it is a
+    plain chat, so a full queue or a prompt too long is an HTTP error, not one inside a started stream."""
     from pgpt.runtime.llm.sampling import SamplingOptions
 
-    engine = await service.chat_engine(body.model)
-    log["model"] = f"{engine.model.info.name}@{version_of(engine)}"
-    messages = chat_messages(body)
+    engine = lease.chat
     prompt_tokens = await asyncio.to_thread(_prompt_tokens, engine, messages, body.use_context)
     max_new = _max_new_tokens(body, prompt_tokens, engine.model.max_context, service.serve.max_tokens_cap)
     options = SamplingOptions(max_new_tokens=max_new, stop=body.stop_strings(), **sampling_fields(body))
-    ticket = service.admission.reserve()
-    cancel = threading.Event()
-    if body.use_context:
-        from pgpt.runtime.documents.answers import AskStream
-
-        filters = body.context_filter.docs_ids if body.context_filter else None
-        try:
-            stream: Any = AskStream(engine, await service.store(), await service.embedder(),
-                                    messages[-1]["content"], options, cancel=cancel, doc_ids=filters)
-        except BaseException:
-            ticket.drop()
-            raise
-    else:
+    if not body.use_context:
         stream = engine.stream(messages, options, cancel)
-    return Completion(service, body, engine, stream, ticket, log, cancel)
+        await asyncio.to_thread(stream.start)  # the cache, then the scheduler's queue
+        return stream
+    from pgpt.runtime.documents.answers import AskStream
+
+    _check_room(lease)  # an answer from the documents submits after retrieval: look at the queue now
+    filters = body.context_filter.docs_ids if body.context_filter else None
+    return AskStream(engine, await service.store(), await service.embedder(), messages[-1]["content"], options,
+                     cancel=cancel, doc_ids=filters)
+
+
+def _check_room(lease: Any) -> None:
+    """ServerBusyError now when the lease's scheduler could take no more work."""
+    stats = lease.scheduler.stats()
+    if stats.running >= stats.parallel and stats.queued >= stats.max_queue:
+        raise ServerBusyError(f"{stats.running} requests are running (parallel={stats.parallel}) and {stats.queued} "
+                              f"are waiting (max_queue={stats.max_queue}).", limit=f"max_queue={stats.max_queue}")
+
+
+def _keep_alive(value: str | int | float | None) -> float | None:
+    """A request's keep_alive (ollama's: "5m", 300, -1) in seconds; None keeps the model's."""
+    import argparse
+
+    from pgpt.runtime.arg_types import duration_seconds
+
+    if value is None:
+        return None
+    try:
+        return duration_seconds(str(value))
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"keep_alive: {exc}.", hint="Send seconds, or a duration such as 5m or 1h; -1 for never.")
 
 
 def chat_messages(body: ChatCompletionRequest) -> list[dict[str, str]]:
@@ -203,7 +244,7 @@ class CompletionStream(StreamingResponse):
             self.completion.cancel.set()
             with anyio.CancelScope(shield=True):
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
-            self.completion.ticket.drop()
+            self.completion.close()
 
 
 async def complete(completion: Completion) -> dict[str, Any]:
@@ -216,7 +257,7 @@ async def complete(completion: Completion) -> dict[str, Any]:
     if sources is not None:
         choice["sources"] = sources
     return {"id": completion.id, "object": "chat.completion", "created": completion.created,
-            "model": completion.model, "system_fingerprint": version_of(completion.engine),
+            "model": completion.model, "system_fingerprint": completion.lease.version,
             "choices": [choice], "usage": completion.usage(), **completion.extras()}
 
 

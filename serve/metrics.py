@@ -38,7 +38,10 @@ class ServerMetrics:
         self.model_unloads = Counter("pgpt:model_unloads", "Models unloaded", ["model"], registry=r)
         self.model_load_failures = Counter("pgpt:model_load_failures", "Model loads that failed", ["model"],
                                            registry=r)
-        self.loaded = Gauge("pgpt:models_loaded", "Chat models in memory", registry=r)
+        self.model_switches = Counter("pgpt:model_switches", "Hot swaps to another version", ["model"], registry=r)
+        self.loaded = Gauge("pgpt:models_loaded", "Chat model versions in memory", registry=r)
+        # llama.cpp's n_busy_slots_per_decode: how full the batched decode steps were on average
+        self.busy_slots = Gauge("pgpt:busy_slots_per_decode", "Mean sequences per batched decode step", registry=r)
 
     def observe_generation(self, model: str, timings: dict[str, Any], cached: bool, cache: str) -> None:
         """Count one finished answer: its tokens, TTFT, duration and whether a cache served it."""

@@ -14,7 +14,7 @@ from pgpt.runtime.errors import ConfigError
 from pgpt.serve import documents
 from pgpt.serve.completions import CompletionStream, complete, start_completion, until_disconnected
 from pgpt.serve.schemas import ChatCompletionRequest, ChunksRequest, EmbeddingsRequest, IngestTextRequest
-from pgpt.serve.service import Service, version_of
+from pgpt.serve.service import Service
 
 router = APIRouter()
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit per request
@@ -48,8 +48,10 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    """Prometheus text format."""
-    body, content_type = service_of(request).metrics.exposition()
+    """Prometheus text format (the gauges read from the model pool now)."""
+    service = service_of(request)
+    await asyncio.to_thread(service.refresh_gauges)
+    body, content_type = service.metrics.exposition()
     return Response(body, media_type=content_type)
 
 
@@ -68,7 +70,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     try:
         return await until_disconnected(request.receive, complete(completion))
     finally:
-        completion.ticket.drop()  # when the work never started
+        completion.close()  # the lease, also when the work never started
 
 
 @router.post("/v1/embeddings")
@@ -86,7 +88,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
         raise ConfigError(f"{len(texts)} inputs in one request; the limit is {MAX_EMBEDDING_INPUTS}.")
     vectors = await asyncio.to_thread(embedder.embed, texts)
     tokens = sum(len(e.ids) for e in embedder.tokenizer.encode_batch(texts))
-    log_fields(request).update(model=f"{embedder.info.name}@{version_of(embedder)}", prompt_tokens=tokens)
+    log_fields(request).update(model=embedder.info.ref, prompt_tokens=tokens)
     return {"object": "list", "model": embedder.info.name,
             "data": [{"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
                      for i, v in enumerate(vectors)],

@@ -1,7 +1,10 @@
-"""What one server instance holds: its chat engine, embedder, document index and admission gate.
+"""What one server instance holds: its model pool, embedder and document index.
 
-Built by the app factory from the settings; nothing lives in module globals, so one process may
-hold several services (tests do; Ray Serve would put one in each replica).
+The pool (pgpt.runtime.llm.serving) loads chat models on first use, batches their requests in one
+scheduler per loaded version, refuses work beyond --parallel and --max-queue at once, unloads
+idle models and swaps versions; the server only leases from it. Built by the app factory from
+the settings; nothing lives in module globals, so one process may hold several services (tests
+do; Ray Serve would put one in each replica).
 """
 
 from __future__ import annotations
@@ -14,144 +17,80 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from pgpt.runtime.errors import ModelNotFoundError, ServerBusyError
 from pgpt.runtime.settings import Settings
 from pgpt.serve.config import ServeSettings
 from pgpt.serve.metrics import ServerMetrics
 
 log = logging.getLogger("pgpt.serve")
-DEFAULT_MODEL_NAMES = ("", "default")
-
-
-class Admission:
-    """``parallel`` requests run, ``max_queue`` more wait; beyond that a request is refused at once.
-
-    Why refuse instead of queueing without end: a load balancer or a client can then go elsewhere
-    or retry later, and the server's memory and latency stay bounded (vllm#2901, ollama#4144).
-    """
-
-    def __init__(self, parallel: int, max_queue: int, metrics: ServerMetrics) -> None:
-        self.parallel, self.max_queue, self.metrics = parallel, max_queue, metrics
-        self.running = 0
-        self.waiting = 0
-        self._free = asyncio.Semaphore(parallel)
-
-    def reserve(self) -> Ticket:
-        """A place in the queue, taken at once (no await, so no other request slips in between).
-
-        Raises:
-            ServerBusyError: ``parallel`` run and ``max_queue`` wait already.
-        """
-        if self.running + self.waiting >= self.parallel + self.max_queue:
-            self.metrics.rejected.inc()
-            raise ServerBusyError(
-                f"The server is generating {self.running} answers and {self.waiting} requests are waiting, "
-                f"its limit (--parallel {self.parallel}, --max-queue {self.max_queue}).",
-                limit=f"max_queue={self.max_queue}", retry_after_s=1 + self.waiting // self.parallel)
-        self.waiting += 1
-        self._gauges()
-        return Ticket(self)
-
-    def _gauges(self) -> None:
-        self.metrics.running.set(self.running)
-        self.metrics.waiting.set(self.waiting)
-
-
-class Ticket:
-    """A reserved place: ``async with ticket`` waits for a slot and holds it; ``drop`` gives up
-    a place that was never used (the request failed before it ran)."""
-
-    def __init__(self, admission: Admission) -> None:
-        self._admission = admission
-        self._queued = True
-
-    def drop(self) -> None:
-        """Leave the queue without running (harmless after the slot was taken)."""
-        if self._queued:
-            self._queued = False
-            self._admission.waiting -= 1
-            self._admission._gauges()
-
-    async def __aenter__(self) -> Ticket:
-        gate = self._admission
-        try:
-            await gate._free.acquire()
-        finally:
-            self.drop()
-        gate.running += 1
-        gate._gauges()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        gate = self._admission
-        gate.running -= 1
-        gate._free.release()
-        gate._gauges()
 
 
 class Service:
-    """The models and the index behind the routes (loaded in threads when the app starts)."""
+    """The model pool (chat models, their schedulers, the shared answer cache), the embedder and
+    the document index behind the routes; loaded in threads when the app starts."""
 
     def __init__(self, settings: Settings, serve: ServeSettings, metrics: ServerMetrics) -> None:
         self.settings, self.serve, self.metrics = settings, serve, metrics
-        self.admission = Admission(serve.parallel, serve.max_queue, metrics)
         self.started = time.time()
-        self._engine: Any = None
+        self.pool: Any = None
         self._embedder: Any = None
         self._store: Any = None
         self._loading: asyncio.Task[None] | None = None
-        self.load_error: BaseException | None = None  # the chat model's
+        self.load_error: BaseException | None = None  # the default chat model's, at start
         self.embedder_error: BaseException | None = None  # documents and embeddings only
         self.ingest_lock = threading.Lock()  # one writer at a time inside this server
 
     async def start(self) -> None:
-        """Start loading the chat model and the embedder; /ready answers 200 once the chat model is in."""
+        """Build the pool and start loading the default chat model and the embedder; /ready
+        answers 200 once the chat model serves."""
+        from pgpt.runtime.llm.serving.pool import ModelPool, PoolConfig
+        from pgpt.runtime.llm.serving.scheduler import SchedulerConfig
+
+        serve = self.serve
+        config = PoolConfig(keep_alive_s=serve.keep_alive_s, max_loaded=serve.max_loaded,
+                            scheduler=SchedulerConfig(parallel=serve.parallel, max_queue=serve.max_queue,
+                                                      max_tokens_cap=serve.max_tokens_cap))
+        self.pool = await asyncio.to_thread(ModelPool, self.settings, config)
+        self.pool.subscribe(self._pool_event)
         self._loading = asyncio.create_task(self._load())
 
     async def _load(self) -> None:
-        from pgpt.runtime.llm.chat import ChatEngine
         from pgpt.runtime.llm.embeddings import default_embedder
 
-        engine, embedder = await asyncio.gather(asyncio.to_thread(ChatEngine, self.settings, self.serve.model),
-                                                asyncio.to_thread(default_embedder, self.settings),
-                                                return_exceptions=True)
+        lease, embedder = await asyncio.gather(asyncio.to_thread(self.pool.acquire, self.serve.model or "default"),
+                                               asyncio.to_thread(default_embedder, self.settings),
+                                               return_exceptions=True)
         if isinstance(embedder, BaseException):  # chat still works; documents answer with this error
             self.embedder_error = embedder
             log.error("embedding model unavailable: %s", embedder)
         else:
             self._embedder = embedder
-        if isinstance(engine, BaseException):  # kept: every chat request then answers with it
-            self.load_error = engine
-            self.metrics.model_load_failures.labels(self.serve.model or "default").inc()
-            log.error("chat model loading failed: %s", engine)
+        if isinstance(lease, BaseException):  # requests load on demand and say why they cannot
+            self.load_error = lease
+            log.error("chat model loading failed: %s", lease)
             return
-        self._engine = engine
-        self.metrics.model_loads.labels(engine.model.info.name).inc()
-        self.metrics.loaded.set(1)
-        log.info("serving %s@%s on %s", engine.model.info.name, version_of(engine), engine.provider)
+        log.info("serving %s on %s", lease.ref, lease.chat.provider)
+        lease.release()  # it stays loaded for its keep-alive
+
+    def _pool_event(self, event: Any) -> None:
+        """Model loads, unloads, failures and switches: counted, and logged with the reason."""
+        counters = {"loaded": self.metrics.model_loads, "unloaded": self.metrics.model_unloads,
+                    "load_failed": self.metrics.model_load_failures, "switched": self.metrics.model_switches}
+        if event.kind in counters:
+            counters[event.kind].labels(event.name).inc()
+        log.info("model %s: %s@%s%s%s", event.kind, event.name, event.version,
+                 f" (was {event.previous})" if event.previous else "", f": {event.reason}" if event.reason else "")
 
     @property
     def ready(self) -> bool:
-        """Whether the chat model is loaded."""
-        return self._engine is not None
+        """Whether the default chat model is loaded and serving."""
+        return self.pool is not None and self.pool.ready()
 
-    async def wait_loaded(self) -> None:
-        """Wait for the start-up load; raise what loading the chat model raised."""
+    async def lease(self, ref: str, keep_alive: float | None = None) -> Any:
+        """A lease on the model ``ref`` names ('default', a name, name@version), loading it if
+        needed; release it when the answer is done (the version that started it finishes it)."""
         if self._loading is not None:
-            await asyncio.shield(self._loading)
-        if self.load_error is not None:
-            raise self.load_error
-
-    async def chat_engine(self, name: str) -> Any:
-        """The engine that serves model ``name`` ('default', its name, or name@version)."""
-        await self.wait_loaded()
-        engine = self._engine
-        wanted, _, version = name.partition("@")
-        if wanted not in DEFAULT_MODEL_NAMES and wanted != engine.model.info.name or (
-                version and version != version_of(engine)):
-            raise ModelNotFoundError(f"This server serves {engine.model.info.name}@{version_of(engine)}, "
-                                     f"not {name!r}.", hint="Ask for model 'default' or see GET /v1/models.")
-        return engine
+            await asyncio.shield(self._loading)  # the first requests wait for the start-up load
+        return await asyncio.to_thread(self.pool.acquire, ref or "default", keep_alive)
 
     async def embedder(self) -> Any:
         """The embedding model (raises why it could not be loaded)."""
@@ -169,30 +108,49 @@ class Service:
             self._store = await asyncio.to_thread(open_store, self.settings, await self.embedder())
         return self._store
 
+    def refresh_gauges(self) -> None:
+        """Queue depth, running sequences, loaded models and batch fill, read from the pool now."""
+        if self.pool is None:
+            return
+        loaded = self.pool.loaded()
+        self.metrics.running.set(sum(m.scheduler.running for m in loaded))
+        self.metrics.waiting.set(sum(m.scheduler.queued for m in loaded))
+        self.metrics.loaded.set(len(loaded))
+        steps = sum(m.scheduler.decode_steps for m in loaded)
+        self.metrics.busy_slots.set(sum(m.scheduler.decode_rows for m in loaded) / steps if steps else 0.0)
+
     def models(self) -> list[dict[str, Any]]:
-        """``/v1/models`` entries: the chat model and the embedder, with what is loaded."""
+        """``/v1/models``: every chat model of the registry (active version, loaded versions with
+        memory and unload time) and the embedder."""
+        from pgpt.runtime.models import chat_model_name, list_models
+
+        loaded = self.pool.loaded() if self.pool is not None else []
+        default = chat_model_name(self.settings)
         entries = []
-        for kind, model in (("llm", self._engine), ("embedding", self._embedder)):
-            if model is None:
+        for info in list_models(self.settings):
+            if info.kind != "llm":
                 continue
-            info = model.model.info if kind == "llm" else model.info
+            versions = [{"version": m.version, "memory_bytes": m.memory_bytes, "active_requests": m.active_requests,
+                         "serving": m.serving, "loaded_at": int(m.loaded_at),
+                         "expires_at": int(m.expires_at) if m.expires_at is not None else None}
+                        for m in loaded if m.name == info.name]
             entries.append({"id": info.name, "object": "model", "created": int(self.started), "owned_by": "pgpt",
-                            "kind": kind, "version": version_of(model), "loaded": True,
-                            "size_bytes": info.size_bytes, "expires_at": None})
+                            "kind": "llm", "version": info.version, "default": info.name == default,
+                            "loaded": bool(versions), "size_bytes": info.size_bytes, "loaded_versions": versions})
+        if self._embedder is not None:
+            info = self._embedder.info
+            entries.append({"id": info.name, "object": "model", "created": int(self.started), "owned_by": "pgpt",
+                            "kind": "embedding", "version": info.version, "loaded": True,
+                            "size_bytes": info.size_bytes})
         return entries
 
     async def close(self) -> None:
-        """Release the engine's cache database."""
+        """Stop the pool (its schedulers, the watcher, the answer cache)."""
         if self._loading is not None:
             with contextlib.suppress(BaseException):
                 await self._loading
-        if self._engine is not None:
-            self._engine.close()
-
-
-def version_of(model: Any) -> str:
-    """A model's version: the first 12 hex digits of its manifest hash."""
-    return str(getattr(model, "model_id", "") or model.model.model_id)[:12]
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.close)
 
 
 async def stream_in_thread(make: Callable[[], Iterable[str]], cancel: threading.Event) -> AsyncIterator[str]:

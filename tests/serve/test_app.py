@@ -15,39 +15,40 @@ from pgpt.serve.config import ServeSettings, add_arguments, environment, serve_s
 
 
 async def test_a_model_failing_mid_stream_reports_inside_the_stream(settings: Settings) -> None:
-    """A crash of ONNX Runtime after the first tokens cannot be caused for real on demand: the real
-    engine's session is made to fail from its 4th run on."""
-    from pgpt.runtime.llm.chat import ChatEngine
+    """A crash of ONNX Runtime after the first tokens cannot be caused for real on demand: the
+    served model's decode session is made to fail from its 3rd step on."""
     from pgpt.serve.app import create_app
     from pgpt.serve.metrics import ServerMetrics
     from pgpt.serve.service import Service
 
     serve = ServeSettings()
     service = Service(settings, serve, ServerMetrics())
-    engine = ChatEngine(settings, use_cache=False)
-    run, calls = engine.model.session.run_with_iobinding, []
+    await service.start()  # what the app's lifespan does (the ASGI transport runs none)
+    lease = await service.lease("default")
+    run, calls = lease.model.session.run_with_iobinding, []
 
     def failing(*args: object) -> None:
         calls.append(1)
-        if len(calls) > 3:
+        if len(calls) > 2:
             raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : simulated device failure")
         run(*args)
 
-    engine.model.session.run_with_iobinding = failing
-    service._engine = engine  # what the start-up load would have put there
-    app = create_app(settings, serve, service)
-    transport = httpx.ASGITransport(app=app)
+    lease.model.session.run_with_iobinding = failing
+    lease.release()
+    transport = httpx.ASGITransport(app=create_app(settings, serve, service))
     client = openai.AsyncOpenAI(base_url="http://localhost/v1", api_key="x", max_retries=0,
                                 http_client=httpx.AsyncClient(transport=transport, base_url="http://localhost"))
-    stream = await client.chat.completions.create(model="default", messages=[{"role": "user", "content": "Hi there"}],
-                                                  max_tokens=20, stream=True)
-    pieces = []
-    with pytest.raises(openai.APIError, match="simulated device failure"):
-        async for chunk in stream:
-            pieces.append(chunk.choices[0].delta.content if chunk.choices else None)
-    assert len([p for p in pieces if p]) >= 1  # the error came after text had been sent
-    assert service.metrics.http_requests.labels("/v1/chat/completions", "POST", "500")._value.get() == 1
-    engine.close()
+    try:
+        stream = await client.chat.completions.create(model="default", max_tokens=20, stream=True,
+                                                      messages=[{"role": "user", "content": "Hi there"}])
+        pieces = []
+        with pytest.raises(openai.APIError, match="simulated device failure"):
+            async for chunk in stream:
+                pieces.append(chunk.choices[0].delta.content if chunk.choices else None)
+        assert len([p for p in pieces if p]) >= 1  # the error came after text had been sent
+        assert service.metrics.http_requests.labels("/v1/chat/completions", "POST", "500")._value.get() == 1
+    finally:
+        await service.close()
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -121,7 +121,7 @@ def small_server(served_settings: Settings) -> RunningServer:
 
 def test_bodies_over_the_cap_get_413(small_server: RunningServer) -> None:
     big = b"x" * 1_200_000
-    declared = httpx.post(small_server.url + "/v1/ingest/text", content=big, timeout=60,
+    declared = httpx.post(small_server.url + "/v1/ingest/text", content=big, timeout=300,
                           headers={"Content-Type": "application/json"})
     assert declared.status_code == 413 and "--max-body-mb" in declared.json()["error"]["message"]
 
@@ -132,7 +132,7 @@ def test_bodies_over_the_cap_get_413(small_server: RunningServer) -> None:
             yield b"y" * 100_000
         yield b"\r\n--zzz--\r\n"
 
-    streamed = httpx.post(small_server.url + "/v1/ingest/file", content=chunked(), timeout=60,
+    streamed = httpx.post(small_server.url + "/v1/ingest/file", content=chunked(), timeout=300,
                           headers={"Content-Type": "multipart/form-data; boundary=zzz"})
     assert streamed.status_code == 413
     small = httpx.post(small_server.url + "/v1/ingest/text", json={"file_name": "small.txt", "text": "fits"},
