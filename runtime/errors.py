@@ -145,7 +145,8 @@ class IngestLockedError(PgptError):
 
 class ServerBusyError(PgptError):
     """A limit of concurrent work is reached (running sequences and waiting requests, or loaded
-    models); the request was refused at once, nothing was queued. ``limit`` names the limit."""
+    models); the request was refused at once, nothing was queued. ``limit`` names the limit.
+    pgpt-serve answers it with 503 and Retry-After; a client raises it when a server does."""
 
     title = "Server busy"
     hint = "Try again in a moment, or raise the limit the message names."
@@ -188,6 +189,45 @@ class Cancelled(PgptError):
     hint = "Nothing was changed; run the command again to start over."
 
 
+class RequestRefusedError(PgptError, ValueError):
+    """The server refused a request it will never accept as sent (too large, bad file, bad key);
+    ``status`` is the HTTP status it answers with."""
+
+    title = "Request refused"
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class ServerError(PgptError):
+    """A pgpt-serve that the app or the CLI talks to (``PGPT_SERVER``) could not answer;
+    ``status`` is its HTTP status (0: it was not reached at all)."""
+
+    title = "Server error"
+    hint = "See the server's log (PGPT_HOME/logs/pgpt.log on the server) for details."
+
+    def __init__(self, message: str, *, status: int = 0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class ServerUnreachableError(ServerError):
+    """Nothing answers at the server address."""
+
+    title = "Server unreachable"
+    hint = ("Start it with `pgpt-serve` (or open the SSH tunnel: ssh -L 8642:127.0.0.1:8642 HOST), "
+            "or unset PGPT_SERVER to run the model in this process.")
+
+
+class ServerAuthError(ServerError):
+    """The server refused the API key (or the Host name)."""
+
+    title = "Server refused the key"
+    hint = ("Set PGPT_API_KEY (or PGPT_API_KEY_FILE) to the key the server was started with "
+            "(its --api-key-file); pgpt never prints it.")
+
+
 @dataclass(frozen=True)
 class UserMessage:
     """What the CLI prints and the TUI shows for an error: a title and one paragraph."""
@@ -195,6 +235,7 @@ class UserMessage:
     title: str
     text: str
     exit_code: int = 1
+    http_status: int = 500
 
 
 def user_message(error: BaseException) -> UserMessage:
@@ -210,7 +251,7 @@ def user_message(error: BaseException) -> UserMessage:
         text = str(error)
         if error.hint:
             text = f"{text} {error.hint}"
-        return UserMessage(error.title, text, 2 if isinstance(error, ConfigError) else 1)
+        return UserMessage(error.title, text, 2 if isinstance(error, ConfigError) else 1, http_status(error))
     for kind, title, hint in _FOREIGN_ERRORS:
         if isinstance(error, kind):
             return UserMessage(title, f"{_describe(error)} {hint}".strip())
@@ -218,6 +259,14 @@ def user_message(error: BaseException) -> UserMessage:
         "Unexpected error",
         f"{type(error).__name__}: {_describe(error)} This is a bug in pgpt; the log file has details.",
     )
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status pgpt-serve answers with for ``error`` (500 for anything unexpected)."""
+    status = getattr(error, "status", None)
+    if isinstance(error, RequestRefusedError) and isinstance(status, int):
+        return status
+    return next((code for kind, code in _HTTP_STATUSES if isinstance(error, kind)), 500)
 
 
 def _describe(error: BaseException) -> str:
@@ -235,4 +284,18 @@ _FOREIGN_ERRORS: list[tuple[type[BaseException], str, str]] = [
     (FileNotFoundError, "File not found", "Check the path and run the command again."),
     (MemoryError, "Out of memory", "Close other programs or use a smaller model or a narrower type."),
     (OSError, "System error", "Check free disk space and permissions of the data folders (pgpt-tui doctor)."),
+]
+
+# HTTP statuses of pgpt-serve, first match wins: the caller's mistakes are 4xx, the server's 5xx.
+_HTTP_STATUSES: list[tuple[type[BaseException], int]] = [
+    (ContextLengthError, 400),
+    (ConfigError, 400),
+    (ModelNotFoundError, 404),
+    (IngestLockedError, 409),
+    (IndexModelMismatchError, 409),
+    (Cancelled, 499),  # the client closed the connection (nginx's code); nobody reads the answer
+    (ServerBusyError, 503),
+    (EngineClosedError, 503),  # the model unloaded under the request: a retry loads it again
+    (ModelLoadError, 503),
+    (ServerError, 502),
 ]

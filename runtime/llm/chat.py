@@ -166,7 +166,8 @@ class ChatStream:
         cache = self._engine.cache
         hit = cache.get(self._key) if cache is not None else None
         if hit is not None and isinstance(hit.get("answer"), str):
-            self.result.answer, self.result.cached, self.result.finish_reason = hit["answer"], True, "stop"
+            self.result.answer, self.result.cached = hit["answer"], True
+            self.result.finish_reason = str(hit.get("finish_reason", "stop"))  # "length" stays "length"
             self.result.timings = {"ttft_s": 0.0, "decode_tok_s": 0.0,
                                    "total_s": time.perf_counter() - self._started,
                                    "prompt_tokens": hit.get("prompt_tokens", 0), "new_tokens": 0}
@@ -180,7 +181,8 @@ class ChatStream:
     def _remember(self) -> None:
         cache = self._engine.cache
         if cache is not None and self.result.finish_reason in ("stop", "length"):
-            cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids)})
+            cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
+                                  "finish_reason": self.result.finish_reason})
 
     def __iter__(self) -> Iterator[str]:
         self.start()
@@ -207,6 +209,7 @@ class ChatStream:
         loop = LoopGuard(enabled=not options.ignore_eos)  # benchmarks ask for a fixed length
         first = last = 0.0
         count = 0
+        cut = False  # a stop string or the loop guard ended the answer
         for token in model.generate(prompt_ids, options, self._cancel):
             last = time.perf_counter()
             first = first or last
@@ -216,13 +219,14 @@ class ChatStream:
             if piece:
                 yield piece
             if done or loop.feed(piece):
+                cut = True
                 break
+        self.result.finish_reason = "length" if count >= options.max_new_tokens and not cut else "stop"
         tail = stops.flush()
         self.result.answer += tail
         if tail:
             yield tail
         decode_s = last - first
-        self.result.finish_reason = "length" if count >= options.max_new_tokens else "stop"
         self.result.timings = {
             "ttft_s": round((first or time.perf_counter()) - started, 4),
             "decode_tok_s": round((count - 1) / decode_s, 2) if count > 1 and decode_s > 0 else 0.0,

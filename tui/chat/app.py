@@ -19,7 +19,7 @@ from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.library import MODES, DocumentLibrary, as_chat_result, describe_sources, load_library
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
 from pgpt.tui.chat.panels import PanelsMixin
-from pgpt.tui.chat.widgets import ChatLog, Turn, describe_result
+from pgpt.tui.chat.widgets import ChatLog, Turn, describe_result, provider_label
 
 __all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
@@ -111,15 +111,23 @@ class ChatApp(PanelsMixin, App[int]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load_engine(self) -> None:
-        """Load the active chat model (seconds), then post EngineLoaded."""
-        from pgpt.runtime.llm.chat import ChatEngine
+        """Load the active chat model (seconds), or connect to PGPT_SERVER, then post EngineLoaded."""
+        engine: Any
+        if self.settings.server:
+            from pgpt.runtime.remote import connect
 
-        from pgpt.tui.chat.first_run import prepare
+            engine = connect(self.settings)
+            library = load_library(self.settings, remote=engine)
+        else:
+            from pgpt.runtime.llm.chat import ChatEngine
 
-        prepare(self.settings, lambda text, step, steps: self.post_message(PrepareTick(text, step, steps)),
-                self._quitting)
-        engine = ChatEngine(self.settings, use_cache=self.use_cache)
-        if not self.post_message(EngineLoaded(engine, load_library(self.settings))):
+            from pgpt.tui.chat.first_run import prepare
+
+            prepare(self.settings, lambda text, step, steps: self.post_message(PrepareTick(text, step, steps)),
+                    self._quitting)
+            engine = ChatEngine(self.settings, use_cache=self.use_cache)
+            library = load_library(self.settings)
+        if not self.post_message(EngineLoaded(engine, library)):
             engine.close()  # the app closed while the model loaded
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
@@ -129,10 +137,7 @@ class ChatApp(PanelsMixin, App[int]):
         messages, then post AnswerFinished."""
         stream: Any
         if library is not None:
-            from pgpt.runtime.documents.answers import AskStream
-
-            stream = AskStream(engine, library.store, library.embedder, messages[-1]["content"],
-                               self.sampling, cancel=cancel)
+            stream = library.ask(engine, messages[-1]["content"], self.sampling, cancel)
         else:
             stream = engine.stream(messages, self.sampling, cancel)
         text = ""
@@ -151,10 +156,8 @@ class ChatApp(PanelsMixin, App[int]):
     def find_passages(self, library: DocumentLibrary, query: str, reply_id: int) -> None:
         """Search mode: the best passages, no LLM (instant even on a slow server)."""
         from pgpt.runtime.llm.chat import ChatResult
-        from pgpt.runtime.documents.retrieval import search
 
-        hits = search(library.store, library.embedder, query, k=5)
-        text = describe_sources([h.as_json() for h in hits], snippet_chars=240) or "No matching passages."
+        text = describe_sources(library.search(query, k=5), snippet_chars=240) or "No matching passages."
         self.post_message(AnswerFinished(reply_id, ChatResult(answer=text, model="search", provider="cpu"), False))
 
     @on(Worker.StateChanged)
@@ -182,7 +185,8 @@ class ChatApp(PanelsMixin, App[int]):
         if self.library is not None and self.library.documents:
             self._set_mode("docs")
         log.info("chat model %s loaded on %s", self.engine.model.info.name, self.engine.provider)
-        self._set_status(self._model_label(), f"loaded in {self.engine.load_s:.1f} s")
+        verb = "connected" if self.settings.server else "loaded"
+        self._set_status(self._model_label(), f"{verb} in {self.engine.load_s:.1f} s")
         if self._reply is not None:
             self._start_answer()
 
@@ -385,7 +389,7 @@ class ChatApp(PanelsMixin, App[int]):
     def _model_label(self) -> str:
         if self.engine is None:
             return "No chat model loaded"
-        return f"{self.engine.provider.upper()} · {self.engine.model.info.name}"
+        return f"{provider_label(self.engine.provider)} · {self.engine.model.info.name}"
 
     def _set_status(self, *parts: str) -> None:
         self._chat.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))

@@ -124,17 +124,27 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.documents.retrieval import search
     from pgpt.tui.sanitize import strip_controls
 
-    embedder = default_embedder(settings)
-    hits = search(open_store(settings, embedder), embedder, args.query, k=args.k, collection=args.collection)
+    if settings.server:
+        from pgpt.runtime.remote import connect
+
+        remote = connect(settings)
+        try:
+            hits = remote.search(args.query, args.k)
+        finally:
+            remote.close()
+    else:
+        embedder = default_embedder(settings)
+        hits = [h.as_json() for h in search(open_store(settings, embedder), embedder, args.query, k=args.k,
+                                            collection=args.collection)]
     if args.json:
-        print(json.dumps({"query": args.query, "results": [h.as_json() for h in hits]}, indent=2, ensure_ascii=False))
+        print(json.dumps({"query": args.query, "results": hits}, indent=2, ensure_ascii=False))
         return 0
     if not hits:
         print("No matching passages. Is anything indexed? (pgpt-tui docs)")
     for number, hit in enumerate(hits, 1):
-        where = strip_controls(hit.source) + (f", page {hit.page}" if hit.page else "")
-        snippet = " ".join(strip_controls(hit.text).split())[:300]
-        print(f"[{number}] {where}  (score {hit.score:.4f})\n    {snippet}")
+        where = strip_controls(hit["source"]) + (f", page {hit['page']}" if hit["page"] else "")
+        snippet = " ".join(strip_controls(hit["text"]).split())[:300]
+        print(f"[{number}] {where}  (score {hit['score']:.4f})\n    {snippet}")
     return 0
 
 
@@ -147,18 +157,25 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.sampling import SamplingOptions
     from pgpt.tui.sanitize import strip_controls
 
-    # The chat model loads while the embedder and the index open: both take about 2 s.
-    with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
-        embedder = default_embedder(settings)
-        store = open_store(settings, embedder)
-        stream = AskStream(loaded_engine(), store, embedder, args.question,
-                           SamplingOptions(max_new_tokens=args.max_tokens), collection=args.collection,
-                           k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
-                           sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
-        for piece in stream:
-            if not args.json:
-                sys.stdout.write(strip_controls(piece))
-                sys.stdout.flush()
+    options = SamplingOptions(max_new_tokens=args.max_tokens)
+    if settings.server:  # the server's documents, model and caches
+        from pgpt.runtime.remote import connect
+
+        remote = connect(settings, args.model)
+        try:
+            stream: Any = remote.ask(args.question, options, threading.Event())
+            _write_answer(stream, args.json)
+        finally:
+            remote.close()
+    else:
+        # The chat model loads while the embedder and the index open: both take about 2 s.
+        with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
+            embedder = default_embedder(settings)
+            store = open_store(settings, embedder)
+            stream = AskStream(loaded_engine(), store, embedder, args.question, options, collection=args.collection,
+                               k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
+                               sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
+            _write_answer(stream, args.json)
     if args.json:
         print(json.dumps(stream.result.as_json(), ensure_ascii=False))
         return 0
@@ -169,3 +186,13 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     if stream.result.cached:
         print("(cached: a similar question was answered before)")
     return 0
+
+
+def _write_answer(stream: Any, quiet: bool) -> None:
+    """Stream the answer's pieces to stdout (terminal escapes removed) unless ``quiet``."""
+    from pgpt.tui.sanitize import strip_controls
+
+    for piece in stream:
+        if not quiet:
+            sys.stdout.write(strip_controls(piece))
+            sys.stdout.flush()

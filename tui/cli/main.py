@@ -14,6 +14,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
     parser = argparse.ArgumentParser(prog="pgpt-tui", description="Private chat with your documents, in the terminal.")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
+    parser.add_argument("--server", metavar="URL",
+                        help="use a running pgpt-serve (e.g. http://127.0.0.1:8642) for the app, chat, ask and "
+                             "search instead of loading the model here (default: PGPT_SERVER)")
     from pgpt.tui.cli import documents as doc_commands, hub as hub_commands, models as model_commands
 
     doc_commands.add_embedder_option(parser)
@@ -90,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings(args: argparse.Namespace) -> Any:
     import dataclasses
+    import os
 
     from pgpt.runtime.settings import Settings
 
-    settings = Settings.from_env()
+    settings = Settings.from_env({**os.environ, "PGPT_SERVER": args.server} if args.server else None)
     if args.provider:
         settings = dataclasses.replace(settings, provider=args.provider)
     if getattr(args, "embedder", None):
@@ -107,7 +111,12 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
 
     options = SamplingOptions(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                               top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
-    engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
+    if settings.server:  # the server keeps the model loaded; its cache serves every client
+        from pgpt.runtime.remote import connect
+
+        engine: Any = connect(settings, args.model)
+    else:
+        engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
     stream = engine.stream([{"role": "user", "content": args.prompt}], options)
     try:
         for piece in stream:

@@ -42,7 +42,8 @@ def test_answer_cites_the_file_it_comes_from(indexed) -> None:  # type: ignore[n
     result = ask(indexed, QUESTION).result
     assert result.sources[0]["source"].endswith("zephyr.txt") and "7341" in result.sources[0]["text"]
     assert "7341" in result.answer and not result.cached
-    assert set(result.timings) == {"embed_s", "retrieve_s", "ttft_s", "decode_tok_s", "total_s"}
+    assert set(result.timings) == {"embed_s", "retrieve_s", "ttft_s", "decode_tok_s", "total_s", "prompt_tokens",
+                                   "new_tokens"}
     assert result.timings["ttft_s"] > 0
 
 
