@@ -17,6 +17,11 @@ def non_negative_int(text: str) -> int:
     return _checked(text, int, "a whole number", lambda v: v >= 0, "the lowest allowed value is 0")
 
 
+def positive_ints(text: str) -> tuple[int, ...]:
+    """Comma-separated integers of at least 1 ("1,2,4,8")."""
+    return tuple(positive_int(part.strip()) for part in text.split(","))
+
+
 def fraction(text: str) -> float:
     """A number from 0 to 1 (a share, e.g. of tokens that must agree)."""
     return _checked(text, float, "a number", lambda v: 0.0 <= v <= 1.0,  # also false for nan

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from pgpt.runtime.arg_types import non_negative_int, positive_int
+from pgpt.runtime.arg_types import non_negative_int, positive_int, positive_ints
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench_chat.add_argument("--turns", type=positive_int, default=6, help="user messages, at most 6 (default 6)")
     bench_chat.add_argument("--new-tokens", type=positive_int, default=128)
     bench_chat.add_argument("--repeats", type=positive_int, default=3, help="passes per mode (default 3)")
+    bench_serve = sub.add_parser("bench-serve", help="concurrent clients against a real pgpt-serve (and llama.cpp's server)")
+    bench_serve.add_argument("--json", action="store_true")
+    bench_serve.add_argument("--clients", type=positive_ints, default=(1, 2, 4, 8, 16),
+                             help="comma-separated numbers of concurrent clients (default 1,2,4,8,16)")
+    bench_serve.add_argument("--rounds", type=positive_int, default=2, help="chats per client per level (default 2)")
+    bench_serve.add_argument("--prompt-tokens", type=positive_int, default=200)
+    bench_serve.add_argument("--new-tokens", type=positive_int, default=128)
+    bench_serve.add_argument("--parallel", type=positive_int, default=8, help="the servers' running sequences")
+    bench_serve.add_argument("--engines", default="pgpt,llama.cpp")
+    bench_serve.add_argument("--model", default="", help="exported chat model (default: the active one)")
     bench_docs = sub.add_parser("bench-docs", help="benchmark retrieval, answers and ingestion on real documents")
     bench_docs.add_argument("--json", action="store_true")
     bench_docs.add_argument("--questions", type=non_negative_int, default=0, help="ask only the first N questions of each set (default: all)")
@@ -80,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                    "download": hub_commands.run_download, "ingest": doc_commands.run_ingest,
                    "docs": doc_commands.run_docs, "forget": doc_commands.run_forget,
                    "search": doc_commands.run_search, "ask": doc_commands.run_ask,
-                   "bench-docs": _bench_docs, "bench-chat": _bench_chat}[args.command]
+                   "bench-docs": _bench_docs, "bench-chat": _bench_chat, "bench-serve": _bench_serve}[args.command]
         return handler(settings, args)
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
@@ -168,6 +178,20 @@ def _bench_chat(settings: Any, args: argparse.Namespace) -> int:
     results = run_chat_bench(settings, args.model, args.turns, args.repeats, args.new_tokens,
                              progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(json.dumps(results, indent=2) if args.json else format_results(results))
+    return 0
+
+
+def _bench_serve(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.bench.serve import ServeBenchOptions, format_results, run_serve_bench
+    from pgpt.runtime.llm.session import cpu_summary, describe_cpu
+
+    options = ServeBenchOptions(clients=args.clients, rounds=args.rounds,
+                                prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
+                                parallel=args.parallel, engines=tuple(args.engines.split(",")), model=args.model)
+    results = run_serve_bench(settings, options, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    results["machine"] = cpu_summary()
+    print(json.dumps(results, indent=2) if args.json
+          else f"machine: {describe_cpu(results['machine'])}\n{format_results(results)}")
     return 0
 
 
