@@ -4,7 +4,6 @@ JSON or as a server-sent event stream, with PrivateGPT's sources when it asked a
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 import uuid
@@ -81,9 +80,12 @@ class Completion:
             return None
         return [context_chunk(s) for s in getattr(self.stream.result, "sources", [])]
 
-    def chunk(self, delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> bytes:
-        """One server-sent event of the stream (``delta`` None: a chunk without choices)."""
-        choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+    def chunk(self, delta: dict[str, Any] | None, finish: str | None = None,
+              on_choice: dict[str, Any] | None = None, **extra: Any) -> bytes:
+        """One server-sent event of the stream (``delta`` None: a chunk without choices);
+        ``on_choice`` adds fields to the choice (PrivateGPT's sources), ``extra`` to the chunk."""
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish,
+                                             **(on_choice or {})}]
         return sse({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                     "model": self.model, "system_fingerprint": self.lease.version, "choices": choices, **extra})
 
@@ -212,14 +214,9 @@ async def event_stream(completion: Completion) -> AsyncIterator[bytes]:
         completion.log["status"] = status
         yield sse(payload) + b"data: [DONE]\n\n"
         return
-    result = completion.stream.result
     sources = completion.sources()
-    final = completion.chunk({}, result.finish_reason, **completion.extras())
-    if sources is not None:  # PrivateGPT's field, on the choice
-        data = json.loads(final[len(b"data: "):])
-        data["choices"][0]["sources"] = sources
-        final = sse(data)
-    yield final
+    yield completion.chunk({}, completion.stream.result.finish_reason,
+                           {"sources": sources} if sources is not None else None, **completion.extras())
     options = completion.body.stream_options
     if options is not None and options.include_usage:
         yield completion.chunk(None, usage=completion.usage())

@@ -14,6 +14,9 @@ from starlette.exceptions import HTTPException
 from pgpt.serve.errors import send_error
 
 PUBLIC_PATHS = frozenset({"/health"})  # what a load balancer or systemd may poll without the key
+# A refused body is left unread: the connection must close after the 413, or the client, still
+# sending, and the server, no longer reading, would wait for each other.
+CLOSE = {"Connection": "close"}
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:
@@ -94,7 +97,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise BodyTooLarge(413, self.message())
+                    raise BodyTooLarge(413, self.message(), headers=CLOSE)
             return message
 
         async def watched_send(message: dict[str, Any]) -> None:
@@ -114,7 +117,7 @@ class BodyLimit:
                 "smaller file, or ask its operator to raise --max-body-mb.")
 
     async def _refuse(self, send: Any) -> None:
-        await send_error(send, 413, self.message(), "body_too_large")
+        await send_error(send, 413, self.message(), "body_too_large", CLOSE)
 
 
 class BodyTooLarge(HTTPException):

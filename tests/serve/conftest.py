@@ -36,11 +36,14 @@ def server(served_settings: Settings) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def keyed_server(served_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A running server that requires an API key (its home is the module's too)."""
+    """A running server that requires an API key, with a 1 MB body cap, CORS for
+    http://localhost:3000 and the extra host name gpu-box.example (its home is the module's too)."""
     key_file = tmp_path_factory.mktemp("key") / "api-key"
     key_file.write_text("pgpt-test-key-0123456789abcdef\n")
     key_file.chmod(0o600)
-    running = start_server(served_settings, "--api-key-file", str(key_file), key="pgpt-test-key-0123456789abcdef")
+    running = start_server(served_settings, "--api-key-file", str(key_file), "--max-body-mb", "1",
+                           "--cors-origins", "http://localhost:3000", "--allowed-hosts", "gpu-box.example",
+                           key="pgpt-test-key-0123456789abcdef")
     try:
         yield running
     finally:

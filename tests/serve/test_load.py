@@ -91,6 +91,8 @@ def test_a_client_that_leaves_frees_its_slot(one_slot: RunningServer) -> None:
 
 
 def test_kill_9_mid_stream_then_a_restart_serves_from_the_same_caches(served_settings: Settings) -> None:
+    """The client of a killed server gets a clear error; the next server on the same home answers
+    from the answer cache and the similar-question cache, and the index is there."""
     import dataclasses
 
     from pgpt.runtime.errors import ServerUnreachableError
@@ -101,6 +103,12 @@ def test_kill_9_mid_stream_then_a_restart_serves_from_the_same_caches(served_set
     first = start_server(settings)
     question = [{"role": "user", "content": "Name a fruit."}]
     answer = first.openai().chat.completions.create(model="default", messages=question, max_tokens=6)
+    ferry = "The ferry to Tresco leaves the quay at 9:15 every morning."
+    assert first.http().post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": ferry}).status_code == 200
+    documents = {"use_context": True}
+    asked = first.openai().chat.completions.create(
+        model="default", max_tokens=12, extra_body=documents,
+        messages=[{"role": "user", "content": "When does the ferry to Tresco leave?"}])
     remote = RemoteEngine(first.url)
     stream = iter(remote.stream(LONG, SamplingOptions(max_new_tokens=200, temperature=0.7, seed=5, ignore_eos=True)))
     next(stream)
@@ -115,6 +123,11 @@ def test_kill_9_mid_stream_then_a_restart_serves_from_the_same_caches(served_set
         again = second.openai().chat.completions.create(model="default", messages=question, max_tokens=6)
         assert again.model_extra["cached"] is True
         assert again.choices[0].message.content == answer.choices[0].message.content
+        reworded = second.openai().chat.completions.create(  # the similar-question cache, on disk too
+            model="default", max_tokens=12, extra_body=documents,
+            messages=[{"role": "user", "content": "when does the ferry to tresco leave"}])
+        assert reworded.model_extra["cached"] is True
+        assert reworded.choices[0].message.content == asked.choices[0].message.content
     finally:
         second.stop()
         remote.close()

@@ -110,19 +110,11 @@ def test_a_taken_port_is_a_clear_error(server: RunningServer) -> None:
     assert "--port" in result.stderr
 
 
-@pytest.fixture(scope="module")
-def small_server(served_settings: Settings) -> RunningServer:
-    """A server with a 1 MB body cap, CORS for one origin and an extra host name."""
-    running = start_server(served_settings, "--max-body-mb", "1", "--cors-origins", "http://localhost:3000",
-                           "--allowed-hosts", "gpu-box.example")
-    yield running  # type: ignore[misc]
-    running.stop()
-
-
-def test_bodies_over_the_cap_get_413(small_server: RunningServer) -> None:
+def test_bodies_over_the_cap_get_413(keyed_server: RunningServer) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
     big = b"x" * 1_200_000
-    declared = httpx.post(small_server.url + "/v1/ingest/text", content=big, timeout=300,
-                          headers={"Content-Type": "application/json"})
+    declared = httpx.post(keyed_server.url + "/v1/ingest/text", content=big, timeout=300,
+                          headers={**auth, "Content-Type": "application/json"})
     assert declared.status_code == 413 and "--max-body-mb" in declared.json()["error"]["message"]
 
     def chunked():  # no Content-Length: the cap must hold while the upload streams in
@@ -132,20 +124,20 @@ def test_bodies_over_the_cap_get_413(small_server: RunningServer) -> None:
             yield b"y" * 100_000
         yield b"\r\n--zzz--\r\n"
 
-    streamed = httpx.post(small_server.url + "/v1/ingest/file", content=chunked(), timeout=300,
-                          headers={"Content-Type": "multipart/form-data; boundary=zzz"})
+    streamed = httpx.post(keyed_server.url + "/v1/ingest/file", content=chunked(), timeout=300,
+                          headers={**auth, "Content-Type": "multipart/form-data; boundary=zzz"})
     assert streamed.status_code == 413
-    small = httpx.post(small_server.url + "/v1/ingest/text", json={"file_name": "small.txt", "text": "fits"},
-                       timeout=120)
+    small = httpx.post(keyed_server.url + "/v1/ingest/text", json={"file_name": "small.txt", "text": "fits"},
+                       timeout=120, headers=auth)
     assert small.status_code == 200
 
 
-def test_configured_cors_and_hosts_are_honoured(small_server: RunningServer) -> None:
+def test_configured_cors_and_hosts_are_honoured(keyed_server: RunningServer) -> None:
     allowed = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
-    response = httpx.options(small_server.url + "/v1/chat/completions", headers=allowed, timeout=30)
+    response = httpx.options(keyed_server.url + "/v1/chat/completions", headers=allowed, timeout=30)
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
-    other = httpx.options(small_server.url + "/v1/chat/completions", timeout=30,
+    other = httpx.options(keyed_server.url + "/v1/chat/completions", timeout=30,
                           headers={**allowed, "Origin": "http://evil.example"})
     assert other.headers.get("access-control-allow-origin") != "http://evil.example"
-    assert httpx.get(small_server.url + "/health", headers={"Host": "gpu-box.example"}, timeout=30).status_code == 200
+    assert httpx.get(keyed_server.url + "/health", headers={"Host": "gpu-box.example"}, timeout=30).status_code == 200
