@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from pgpt.runtime.arg_types import fraction
+from pgpt.runtime.arg_types import fraction, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep the export even when it fails the quality threshold")
     parser.add_argument("--min-agreement", type=fraction, default=0.9,
                         help="top-1 agreement with the original required to keep the export (default 0.9)")
+    parser.add_argument("--keep-versions", type=positive_int, default=None,
+                        help="exporting a name again into the model cache adds a version and keeps the newest N "
+                        "(default: PGPT_KEEP_VERSIONS or 3); `pgpt-tui models --versions NAME` lists them")
     return parser
 
 
@@ -93,7 +96,7 @@ def _run_export(settings, args, source: str, dtype: str, output: Path | None, na
         source=source, output=output, model_cache=settings.model_cache, dtype=dtype, device=args.device,
         revision=args.revision, trust_remote_code=args.trust_remote_code,
         accept_quality_loss=args.accept_quality_loss, min_agreement=args.min_agreement, name=name,
-        graph=args.graph, prefill=args.prefill,
+        graph=args.graph, prefill=args.prefill, keep_versions=args.keep_versions or settings.keep_versions,
     )
     info = export_model(options, progress=_print_progress, cancel=threading.Event())
     print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB; {quality_line(info.manifest)})")

@@ -16,6 +16,8 @@ from pgpt.export.sources import ModelSource, check_architecture, resolve_source,
 from pgpt.runtime.errors import Cancelled, DiskSpaceError, OutputExistsError, QualityError, UnsupportedModelError
 from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.models import ModelInfo
+from pgpt.runtime.settings import process_alive
+from pgpt.runtime.versions import can_publish, publish_version
 
 DTYPES = ("fp32", "fp16", "int8", "int4")
 GRAPHS = ("auto", "fused", "optimum")
@@ -42,6 +44,7 @@ class ExportOptions:
     name: str = ""
     graph: str = "auto"
     prefill: str = "auto"
+    keep_versions: int = 3  # versions of a name kept in the model cache (see pgpt.runtime.versions)
 
 
 def default_output(options: ExportOptions, source: ModelSource) -> Path:
@@ -59,7 +62,9 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
     """Export SOURCE to an ONNX folder with a manifest and a measured quality.
 
     The result appears only through the final rename of a temporary folder, so a crash,
-    a refusal or a cancel leaves nothing that looks usable.
+    a refusal or a cancel leaves nothing that looks usable. Into the model cache, the result is
+    a new version of its name (the previous versions stay, the newest ``keep_versions``);
+    to an explicit ``output`` folder, it is a plain folder that must not exist yet.
 
     Raises:
         SourceError, OutputExistsError, DiskSpaceError, QualityError, Cancelled.
@@ -71,7 +76,7 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
                             progress=_download_lines(report), cancel=cancel)
     final = default_output(options, source)
     damaged = replaceable_damage(final, options.model_cache)
-    if final.exists() and not damaged:
+    if final.exists() and not damaged and (options.output is not None or not can_publish(final.parent, final.name)):
         raise OutputExistsError(f"The output folder {final} already exists.")
     if damaged:
         report("replace", f"{final} is damaged ({damaged}); the new export replaces it")
@@ -95,6 +100,10 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
         manifest = write_manifest(out, manifest)
         if damaged:  # renamed first: a hidden name is never listed or loaded
             os.replace(final, tmp / "damaged")
+        if options.output is None:
+            version = publish_version(final.parent, final.name, out, options.keep_versions)
+            report("done", f"wrote {final} (version {version.version})")
+            return ModelInfo(final.name, version.path, manifest)
         os.replace(out, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -119,18 +128,8 @@ def remove_stale_temporaries(final: Path) -> None:
     """Delete what earlier exports to ``final`` left when they were killed (their process is gone)."""
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
         pid = stale.name.rpartition("-")[2]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def percent(fraction: float) -> str:

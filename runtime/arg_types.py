@@ -17,10 +17,30 @@ def non_negative_int(text: str) -> int:
     return _checked(text, int, "a whole number", lambda v: v >= 0, "the lowest allowed value is 0")
 
 
+def positive_ints(text: str) -> tuple[int, ...]:
+    """Comma-separated integers of at least 1 ("1,2,4,8")."""
+    return tuple(positive_int(part.strip()) for part in text.split(","))
+
+
 def fraction(text: str) -> float:
     """A number from 0 to 1 (a share, e.g. of tokens that must agree)."""
     return _checked(text, float, "a number", lambda v: 0.0 <= v <= 1.0,  # also false for nan
                     "it is not between 0 and 1 (0.9 means 90%)")
+
+
+def duration_seconds(text: str) -> float:
+    """A duration as ollama writes it: ``90s``, ``30m``, ``1h``, a bare number of seconds, ``0``
+    (at once) or any negative number (never); returns seconds, -1.0 for never."""
+    raw = text.strip().lower()
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    unit = next((u for u in ("ms", "s", "m", "h") if raw.endswith(u)), "")
+    try:
+        value = float(raw[: len(raw) - len(unit)] if unit else raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90s, 30m, 1h, or -1 for never)") from None
+    if value != value or value in (float("inf"), float("-inf")):  # nan or infinite
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90s, 30m, 1h, or -1 for never)")
+    return -1.0 if value < 0 else value * scale.get(unit, 1.0)
 
 
 def _checked(text: str, parse: Callable[[str], float], kind: str, allowed: Callable[[float], bool],

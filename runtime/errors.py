@@ -114,6 +114,11 @@ class ContextLengthError(PgptError, ValueError):
     title = "Prompt too long"
     hint = "Shorten the prompt or lower --max-tokens."
 
+    def __init__(self, message: str, *, prompt_tokens: int = 0, max_tokens: int = 0, context: int = 0,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.prompt_tokens, self.max_tokens, self.context = prompt_tokens, max_tokens, context
+
 
 class TemplateError(PgptError):
     """The model's chat template failed to render (or tried something unsafe)."""
@@ -193,11 +198,89 @@ class FolderPermissionError(StorageError):
     hint = "Check the owner and mode of the folder and its files (ls -l), or set PGPT_HOME to another folder."
 
 
+class ServerBusyError(PgptError):
+    """A limit of concurrent work is reached (running sequences and waiting requests, or loaded
+    models); the request was refused at once, nothing was queued. ``limit`` names the limit.
+    pgpt-serve answers it with 503 and Retry-After; a client raises it when a server does."""
+
+    title = "Server busy"
+    hint = "Try again in a moment, or raise the limit the message names."
+
+    def __init__(self, message: str, *, limit: str = "", retry_after_s: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.limit, self.retry_after_s = limit, retry_after_s
+
+
+class EngineClosedError(PgptError):
+    """A request reached a model engine that was shut down (its model was unloaded)."""
+
+    title = "Model unloaded"
+    hint = "Send the request again: the model is loaded anew."
+
+
+class ModelLoadError(PgptError):
+    """A model version could not be loaded (damaged files, out of memory, ONNX Runtime refused it)."""
+
+    title = "Model could not be loaded"
+    hint = "Check the version with `pgpt-tui models --versions NAME`; switch back with `--rollback NAME`."
+
+    def __init__(self, message: str, *, name: str = "", version: str = "", reason: str = "",
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.name, self.version, self.reason = name, version, reason
+
+
+class VersionNotFoundError(ModelNotFoundError):
+    """``name@version`` names a version that is not on disk."""
+
+    title = "Model version not found"
+    hint = "Run `pgpt-tui models --versions NAME` to list the versions kept on disk."
+
+
 class Cancelled(PgptError):
     """The user cancelled a long operation."""
 
     title = "Cancelled"
     hint = "Nothing was changed; run the command again to start over."
+
+
+class RequestRefusedError(PgptError, ValueError):
+    """The server refused a request it will never accept as sent (too large, bad file, bad key);
+    ``status`` is the HTTP status it answers with."""
+
+    title = "Request refused"
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class ServerError(PgptError):
+    """A pgpt-serve that the app or the CLI talks to (``PGPT_SERVER``) could not answer;
+    ``status`` is its HTTP status (0: it was not reached at all)."""
+
+    title = "Server error"
+    hint = "See the server's log (PGPT_HOME/logs/pgpt.log on the server) for details."
+
+    def __init__(self, message: str, *, status: int = 0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class ServerUnreachableError(ServerError):
+    """Nothing answers at the server address."""
+
+    title = "Server unreachable"
+    hint = ("Start it with `pgpt-serve` (or open the SSH tunnel: ssh -L 8642:127.0.0.1:8642 HOST), "
+            "or unset PGPT_SERVER to run the model in this process.")
+
+
+class ServerAuthError(ServerError):
+    """The server refused the API key (or the Host name)."""
+
+    title = "Server refused the key"
+    hint = ("Set PGPT_API_KEY (or PGPT_API_KEY_FILE) to the key the server was started with "
+            "(its --api-key-file); pgpt never prints it.")
 
 
 @dataclass(frozen=True)
@@ -207,6 +290,7 @@ class UserMessage:
     title: str
     text: str
     exit_code: int = 1
+    http_status: int = 500
 
 
 def user_message(error: BaseException) -> UserMessage:
@@ -222,7 +306,8 @@ def user_message(error: BaseException) -> UserMessage:
         text = str(error)
         if error.hint:
             text = f"{text} {error.hint}"
-        return _safe(error.title, text, 2 if isinstance(error, (ConfigError, UsageError)) else 1)
+        return _safe(error.title, text, 2 if isinstance(error, (ConfigError, UsageError)) else 1,
+                     http_status(error))
     fault = storage_fault(error, getattr(error, "filename", None) or "")
     if fault is not None:
         return user_message(fault)
@@ -235,11 +320,11 @@ def user_message(error: BaseException) -> UserMessage:
     )
 
 
-def _safe(title: str, text: str, exit_code: int = 1) -> UserMessage:
+def _safe(title: str, text: str, exit_code: int = 1, status: int = 500) -> UserMessage:
     """Messages often quote file names, which may hold terminal escapes: one sanitizer for all."""
     from pgpt.runtime.sanitize import strip_controls
 
-    return UserMessage(strip_controls(title), " ".join(strip_controls(text).split()), exit_code)
+    return UserMessage(strip_controls(title), " ".join(strip_controls(text).split()), exit_code, status)
 
 
 # errno values, and the texts SQLite and Lance (Rust: "(os error 28)") give for the same faults.
@@ -284,6 +369,14 @@ def _fault_text(action: str, folder: Path | str, cause: str) -> str:
     return f"{folder}: {cause}." if folder else f"A data folder cannot be used: {cause}."
 
 
+def http_status(error: BaseException) -> int:
+    """The HTTP status pgpt-serve answers with for ``error`` (500 for anything unexpected)."""
+    status = getattr(error, "status", None)
+    if isinstance(error, RequestRefusedError) and isinstance(status, int):
+        return status
+    return next((code for kind, code in _HTTP_STATUSES if isinstance(error, kind)), 500)
+
+
 def _describe(error: BaseException) -> str:
     from pgpt.runtime.sanitize import strip_controls
 
@@ -301,4 +394,21 @@ _FOREIGN_ERRORS: list[tuple[type[BaseException], str, str]] = [
     (FileNotFoundError, "File not found", "Check the path and run the command again."),
     (MemoryError, "Out of memory", "Close other programs or use a smaller model or a narrower type."),
     (OSError, "System error", "Check free disk space and permissions of the data folders (pgpt-tui doctor)."),
+]
+
+# HTTP statuses of pgpt-serve, first match wins: the caller's mistakes are 4xx, the server's 5xx.
+_HTTP_STATUSES: list[tuple[type[BaseException], int]] = [
+    (ContextLengthError, 400),
+    (ConfigError, 400),
+    (UsageError, 400),
+    (ModelNotFoundError, 404),
+    (IngestLockedError, 409),
+    (IndexModelMismatchError, 409),
+    (Cancelled, 499),  # the client closed the connection (nginx's code); nobody reads the answer
+    (ServerBusyError, 503),
+    (EngineClosedError, 503),  # the model unloaded under the request: a retry loads it again
+    (ModelLoadError, 503),
+    (ServerError, 502),
+    (DiskFullError, 507),  # Insufficient Storage: the server's disk, not the request
+    (StorageError, 503),  # a read-only or forbidden data folder on the server
 ]

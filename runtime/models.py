@@ -13,6 +13,7 @@ from typing import Any
 from pgpt.runtime.errors import ModelIntegrityError, ModelNotFoundError, storage_fault
 from pgpt.runtime.manifest import MANIFEST, read_manifest
 from pgpt.runtime.settings import Settings, ensure_private_dir
+from pgpt.runtime.versions import find_version, linked_version, parse_ref, version_of, versions_folder
 
 DEFAULT_LLM = "smollm2-135m-instruct"
 # int8 with its outlier channels in fp32: 1.4x fp32's chunks/s at cosine 0.996 to the original,
@@ -47,11 +48,22 @@ class ModelInfo:
         """Total size of the model's files."""
         return sum(int(f["size"]) for f in self.manifest["files"])
 
+    @property
+    def version(self) -> str:
+        """The export's version id (see pgpt.runtime.versions)."""
+        return version_of(self.manifest)
+
+    @property
+    def ref(self) -> str:
+        """``name@version``: this exact export."""
+        return f"{self.name}@{self.version}"
+
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly description for `pgpt-tui models --json`."""
         source = self.manifest.get("source", {})
         return {
             "name": self.name,
+            "version": self.version,
             "kind": self.kind,
             "dtype": self.dtype,
             "size_mb": round(self.size_bytes / 1e6, 1),
@@ -63,8 +75,9 @@ class ModelInfo:
 
 def list_models(settings: Settings) -> list[ModelInfo]:
     """Every folder of the model cache that has a readable manifest, sorted by name."""
-    return [ModelInfo(child.name, child, manifest) for child, manifest in _cache_entries(settings)
-            if isinstance(manifest, dict)]
+    root = settings.model_cache
+    return [ModelInfo(child.name, _version_folder(root, child.name), manifest)
+            for child, manifest in _cache_entries(settings) if isinstance(manifest, dict)]
 
 
 def damaged_models(settings: Settings) -> list[tuple[str, str]]:
@@ -88,14 +101,32 @@ def _cache_entries(settings: Settings) -> list[tuple[Path, dict[str, Any] | str]
     return found
 
 
+def _version_folder(cache: Path, name: str) -> Path:
+    """The folder a model's files are read from: its active version's own folder when the name is
+    a version link (so a switch while it loads cannot mix two versions), else the entry itself."""
+    version = linked_version(cache, name)
+    return versions_folder(cache, name) / version if version else cache / name
+
+
 def find_model(settings: Settings, name: str) -> ModelInfo:
-    """The exported model called ``name`` (a folder name or a path to a model folder)."""
+    """The exported model called ``name`` (a folder name, ``name@version``, or a path to a model folder).
+
+    Raises:
+        ModelNotFoundError: no such model (VersionNotFoundError: no such version).
+    """
+    base, version = parse_ref(name)
+    if version and "/" not in name:
+        chosen = find_version(settings, base, version)
+        return ModelInfo(base, chosen.path, chosen.manifest)
     candidate = Path(name).expanduser()
     folder = candidate if candidate.is_dir() else settings.model_cache / name
     if not (folder / MANIFEST).is_file():
         known = ", ".join(m.name for m in list_models(settings)) or "none yet"
         raise ModelNotFoundError(f"There is no exported model called {name!r} (exported: {known}).")
-    return ModelInfo(folder.name, folder, read_manifest(folder))
+    label = folder.name
+    if folder.parent == settings.model_cache:
+        folder = _version_folder(settings.model_cache, label)
+    return ModelInfo(label, folder, read_manifest(folder))
 
 
 def active_chat_model(settings: Settings) -> ModelInfo:
@@ -141,8 +172,9 @@ class DeletedModel:
 def delete_model(settings: Settings, name: str) -> DeletedModel:
     """Delete the exported model ``name`` from the model cache.
 
-    Only an entry directly inside ``settings.model_cache`` whose manifest pgpt wrote is deleted;
-    a symlink there is removed as a link, never followed, so nothing outside the cache goes.
+    Only an entry directly inside ``settings.model_cache`` whose manifest pgpt wrote is deleted,
+    with all its versions; any other symlink there is removed as a link, never followed, so
+    nothing outside the cache goes.
     When the config names it as the active model, that choice is cleared (chat falls back to
     the default).
 
@@ -157,22 +189,27 @@ def delete_model(settings: Settings, name: str) -> DeletedModel:
         ModelNotFoundError: ``name`` is not an exported model of the cache; nothing was deleted.
     """
     entry = _export_folder(settings, name)
+    versions = versions_folder(settings.model_cache, name) if linked_version(settings.model_cache, name) else None
     try:
         size = ModelInfo(name, entry, read_manifest(entry)).size_bytes
+        if versions is not None:  # every version goes with the name
+            size = sum(ModelInfo(name, v, read_manifest(v)).size_bytes
+                       for v in versions.iterdir() if (v / MANIFEST).is_file() and not v.name.startswith("."))
     except ModelIntegrityError:  # a damaged export: what is on disk
-        size = 0 if entry.is_symlink() else sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+        folder = versions or entry
+        size = 0 if folder.is_symlink() else sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     was_active = chat_model_name(settings) == name
     config = read_config(settings)
     if config.get("active_model") == name:
         del config["active_model"]
         write_config(settings, config)
-    link_only = entry.is_symlink()
-    if link_only:
+    link_only = entry.is_symlink() and versions is None
+    if entry.is_symlink():
         entry.unlink()
-    else:
-        # Renamed first: a hidden name is never listed, so a half-deleted folder never looks usable.
-        doomed = entry.with_name(f".{name}.deleting-{os.getpid()}")
-        os.replace(entry, doomed)
+    # Renamed first: a hidden name is never listed, so a half-deleted folder never looks usable.
+    for folder in [] if link_only else [versions or entry]:
+        doomed = folder.with_name(f".{name}.deleting-{os.getpid()}")
+        os.replace(folder, doomed)
         shutil.rmtree(doomed)
     return DeletedModel(name, size, was_active, link_only)
 

@@ -36,6 +36,9 @@ class Settings:
         read_timeout_s: Longest time the ingest gives one file's reader before it reports the file
             as failed and goes on. ``PGPT_READ_TIMEOUT_S``.
         read_memory_mb: Memory (address space) the reader of one file may use. ``PGPT_READ_MEMORY_MB``.
+        server: URL of a pgpt-serve to use instead of loading the model here. ``PGPT_SERVER``.
+        server_key: The API key sent to that server. ``PGPT_API_KEY`` or the file ``PGPT_API_KEY_FILE``.
+        keep_versions: Versions of a model name kept when it is exported again. ``PGPT_KEEP_VERSIONS``.
     """
 
     home: Path
@@ -47,6 +50,9 @@ class Settings:
     cache_size_mb: int = 256
     read_timeout_s: int = 120
     read_memory_mb: int = 4096
+    server: str = ""
+    server_key: str = field(default="", repr=False)
+    keep_versions: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -71,6 +77,9 @@ class Settings:
             cache_size_mb=_int(env, "PGPT_CACHE_SIZE_MB", 256),
             read_timeout_s=_int(env, "PGPT_READ_TIMEOUT_S", 120, lowest=1),
             read_memory_mb=_int(env, "PGPT_READ_MEMORY_MB", 4096, lowest=256),
+            server=_server_url(env.get("PGPT_SERVER", "")),
+            server_key=_server_key(env),
+            keep_versions=max(1, _int(env, "PGPT_KEEP_VERSIONS", 3)),
         )
 
     @property
@@ -104,6 +113,52 @@ def _int(env: dict[str, str], name: str, default: int, lowest: int | None = None
     return value
 
 
+def _server_url(raw: str) -> str:
+    """``PGPT_SERVER`` as a base URL: ``host:port`` gets ``http://``; other schemes are refused."""
+    url = raw.strip().rstrip("/")
+    if not url:
+        return ""
+    if "://" not in url:
+        url = f"http://{url}"
+    if not url.startswith(("http://", "https://")) or not url.split("://", 1)[1]:
+        from pgpt.runtime.errors import ConfigError
+
+        raise ConfigError(f"PGPT_SERVER={raw!r} is not a server address.",
+                          hint="Use http://HOST:PORT, e.g. http://127.0.0.1:8642.")
+    return url
+
+
+def _server_key(env: dict[str, str]) -> str:
+    """The key for PGPT_SERVER: the file PGPT_API_KEY_FILE, else PGPT_API_KEY."""
+    path = env.get("PGPT_API_KEY_FILE", "")
+    return read_key_file(Path(path)) if path else env.get("PGPT_API_KEY", "").strip()
+
+
+def read_key_file(path: Path) -> str:
+    """An API key kept in a file of its own, which only its owner may read.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, empty, or readable by other users.
+    """
+    import stat
+
+    from pgpt.runtime.errors import ConfigError
+
+    path = path.expanduser()
+    try:
+        mode = path.stat().st_mode
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the API key file {path}: {exc.strerror}.",
+                          hint="Create it (openssl rand -hex 32 > FILE; chmod 600 FILE) or fix the path.") from None
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        raise ConfigError(f"The API key file {path} can be read by other users.",
+                          hint=f"Make it private: chmod 600 {path}.")
+    if not key:
+        raise ConfigError(f"The API key file {path} is empty.", hint="Put a key in it: openssl rand -hex 32 > FILE.")
+    return key
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` and its missing parents with mode 0700, since they may hold answers or tokens.
 
@@ -124,3 +179,32 @@ def ensure_private_dir(path: Path) -> Path:
             raise
         os.chmod(folder, 0o700)  # mkdir's mode passes through the umask; this folder is ours
     return path
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (quotes and ``export`` allowed); nothing is executed."""
+    values: dict[str, str] = {}
+    try:
+        if not path.is_file():
+            return values
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.removeprefix("export ").split("=", 1)
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs here (for files a killed process may have left)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

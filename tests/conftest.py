@@ -95,3 +95,33 @@ def hub(smollm_folder: Path) -> Iterator[FakeHub]:
     }
     with FakeHub(repos) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_versions(default_models: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A model cache holding two versions of the tiny random model ``tiny-chat-fp32`` (seeds 1 and 2,
+    the second active), exported through the real pipeline; and the two versions, oldest first."""
+    from tiny_models import export_tiny_version
+
+    from pgpt.runtime.models import DEFAULT_LLM, find_model
+
+    cache = tmp_path_factory.mktemp("tiny-cache")
+    work = tmp_path_factory.mktemp("tiny-work")
+    tokenizer_from = find_model(default_models, f"{DEFAULT_LLM}-int8").path
+    return cache, [export_tiny_version(cache, work, seed, tokenizer_from) for seed in (1, 2)]
+
+
+@pytest.fixture()
+def tiny_settings(tiny_versions: tuple[Path, list[str]], tmp_path: Path) -> Settings:
+    """A fresh copy of the tiny model cache (tests switch its versions) with the tiny model active."""
+    import shutil
+
+    from tiny_models import TINY_MODEL
+
+    from pgpt.runtime.models import set_active_model
+
+    cache = tmp_path / "models"
+    shutil.copytree(tiny_versions[0], cache, symlinks=True)
+    settings = Settings(home=tmp_path / "home", model_cache=cache)
+    set_active_model(settings, TINY_MODEL)
+    return settings

@@ -27,3 +27,16 @@ def make_pdf(path: Path, pages: list[str]) -> None:
     from pgpt.bench.corpora import write_pdf
 
     write_pdf(path, [[text] if text else [] for text in pages])
+
+
+# Eight different chat prompts: the batching tests send them at once and compare with single streams.
+BATCH_PROMPTS = (
+    "What is the capital of France?",
+    "Give me three tips for staying healthy.",
+    "Write a haiku about the sea.",
+    "Explain what a binary search does.",
+    "Name three colors of the rainbow.",
+    "How do plants make food?",
+    "What is 12 times 12?",
+    "Tell me a fun fact about cats.",
+)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("runtime", "runtime/llm", "runtime/documents", "runtime/hub", "export", "bench", "tui")
+PACKAGES = ("runtime", "runtime/llm", "runtime/documents", "runtime/hub", "export", "bench", "tui", "serve")
 
 
 def lint(cwd: Path, env_path: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -34,6 +34,9 @@ def test_the_contracts_are_the_promised_ones() -> None:
         contracts["runtime-is-headless"]["forbidden_modules"])
     assert contracts["documents-and-hub-apart"]["modules"] == ["pgpt.runtime.documents", "pgpt.runtime.hub"]
     assert contracts["nothing-imports-the-ui"]["forbidden_modules"] == ["pgpt.tui"]
+    assert "pgpt.serve" in contracts["nothing-imports-the-ui"]["source_modules"]
+    assert {"fastapi", "starlette", "uvicorn", "pgpt.serve"} <= set(contracts["runtime-is-headless"]["forbidden_modules"])
+    assert {"textual", "pgpt.tui", "pgpt.export", "torch"} <= set(contracts["serve-is-thin"]["forbidden_modules"])
 
 
 def _fake_tree(tmp_path: Path, offending: dict[str, str]) -> Path:
@@ -42,7 +45,7 @@ def _fake_tree(tmp_path: Path, offending: dict[str, str]) -> Path:
     for folder in PACKAGES:
         (tree / "pgpt" / folder).mkdir(parents=True, exist_ok=True)
         (tree / "pgpt" / folder / "__init__.py").write_text('"""stub"""\n')
-    for name in ("textual", "torch", "transformers", "optimum"):  # the externals the contracts name
+    for name in ("textual", "torch", "transformers", "optimum", "fastapi", "starlette", "uvicorn"):  # externals named
         (tree / name).mkdir(exist_ok=True)
         (tree / name / "__init__.py").write_text("")
     for path, source in offending.items():
@@ -57,6 +60,7 @@ def test_each_contract_catches_its_violation(tmp_path: Path) -> None:
         "documents-and-hub-apart": {"runtime/hub/bad.py": "import pgpt.runtime.documents\n"},
         "engine-below-documents": {"runtime/llm/bad.py": "from pgpt.runtime import documents\n"},
         "nothing-imports-the-ui": {"export/bad.py": "import pgpt.tui\n"},
+        "serve-is-thin": {"serve/bad.py": "import pgpt.export\n"},
     }
     for index, (contract, offending) in enumerate(violations.items()):
         tree = _fake_tree(tmp_path / str(index), offending)

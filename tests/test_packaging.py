@@ -17,7 +17,8 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_every_source_package_is_mapped_into_the_namespace() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     mapping = config["tool"]["setuptools"]["package-dir"]
-    assert mapping == {"pgpt.tui": "tui", "pgpt.runtime": "runtime", "pgpt.export": "export", "pgpt.bench": "bench"}
+    assert mapping == {"pgpt.tui": "tui", "pgpt.runtime": "runtime", "pgpt.export": "export", "pgpt.bench": "bench",
+                       "pgpt.serve": "serve"}
     for folder in mapping.values():
         assert (ROOT / folder / "__init__.py").is_file()
     assert config["project"]["name"] != "pgpt"
@@ -30,7 +31,7 @@ def test_every_source_package_is_mapped_into_the_namespace() -> None:
 
 
 def test_bare_top_level_imports_fail() -> None:
-    for name in ("runtime", "export", "tui", "bench"):
+    for name in ("runtime", "export", "tui", "bench", "serve"):
         result = run_python(f"import {name}")
         assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr
 
@@ -39,6 +40,7 @@ def test_runtime_imports_no_torch_transformers_optimum_or_textual() -> None:
     code = (
         "import sys, pgpt.runtime.llm.chat, pgpt.runtime.llm.embeddings, pgpt.runtime.doctor, pgpt.runtime.llm.answer_cache\n"
         "import pgpt.runtime.documents.answers, pgpt.runtime.documents.ingest, pgpt.runtime.hub.download\n"
+        "import pgpt.runtime.remote, pgpt.serve.app, pgpt.serve.routes\n"
         "bad = [m for m in ('torch', 'transformers', 'optimum', 'textual', 'pgpt.tui') if m in sys.modules]\n"
         "print(bad)"
     )
@@ -50,8 +52,8 @@ def test_runtime_imports_no_torch_transformers_optimum_or_textual() -> None:
 def test_help_is_fast_and_imports_nothing_heavy() -> None:
     code = (
         "import sys\nfrom pgpt.tui.cli.main import build_parser\nfrom pgpt.export.cli import build_parser as b2\n"
-        "build_parser(); b2()\n"
-        "print([m for m in ('onnxruntime', 'torch', 'textual', 'lancedb') if m in sys.modules])"
+        "from pgpt.serve.cli import build_parser as b3\nbuild_parser(); b2(); b3()\n"
+        "print([m for m in ('onnxruntime', 'torch', 'textual', 'lancedb', 'fastapi', 'uvicorn') if m in sys.modules])"
     )
     result = run_python(code)
     assert result.stdout.strip() == "[]", result.stderr
@@ -59,4 +61,5 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
 
 def test_console_scripts_are_declared() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"pgpt-tui": "pgpt.tui.cli.main:main", "pgpt-export": "pgpt.export.cli:main"}
+    assert scripts == {"pgpt-tui": "pgpt.tui.cli.main:main", "pgpt-export": "pgpt.export.cli:main",
+                       "pgpt-serve": "pgpt.serve.cli:main"}

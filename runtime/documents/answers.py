@@ -74,6 +74,7 @@ class AskResult:
     closest: list[dict[str, Any]] = field(default_factory=list)
     draft: str = ""
     measures: dict[str, float] = field(default_factory=dict)
+    finish_reason: str = "stop"  # as ChatResult's: "length" when max new tokens cut the answer
 
     @property
     def not_found(self) -> bool:
@@ -97,10 +98,11 @@ class AskStream:
 
     def __init__(self, engine: ChatEngine, store: Any, embedder: Any, question: str, options: SamplingOptions,
                  collection: str | None = None, k: int = DEFAULT_PASSAGES, cancel: threading.Event | None = None,
-                 sentences: int = FOCUS_SENTENCES) -> None:
+                 sentences: int = FOCUS_SENTENCES, doc_ids: list[str] | None = None) -> None:
         self.engine, self.store, self.embedder = engine, store, embedder
         self.question, self.options, self.collection, self.k, self.cancel = question, options, collection, k, cancel
         self.sentences = sentences
+        self.doc_ids = sorted(doc_ids) if doc_ids is not None else None  # only these documents
         self.result = AskResult()
 
     def __iter__(self) -> Iterator[str]:
@@ -118,7 +120,7 @@ class AskStream:
             yield hit["answer"]
             return
         hits = search(self.store, self.embedder, self.question, k=self.k, collection=self.collection,
-                      query_vector=vector)
+                      query_vector=vector, doc_ids=self.doc_ids)
         timings = {"embed_s": round(embedded - started, 4)}
         if not any(h.similarity >= MIN_SIMILARITY for h in hits):
             self.result = AskResult(NOT_FOUND, [], False, {
@@ -149,16 +151,19 @@ class AskStream:
                 **timings, "ttft_s": stream.result.timings.get("ttft_s", 0.0),
                 "decode_tok_s": stream.result.timings.get("decode_tok_s", 0.0),
                 "check_s": round(time.perf_counter() - checking, 4),
-                "total_s": round(time.perf_counter() - started, 4)},
+                "total_s": round(time.perf_counter() - started, 4),
+                "prompt_tokens": stream.result.timings.get("prompt_tokens", 0),
+                "new_tokens": stream.result.timings.get("new_tokens", 0)},
             grounded.kind, [q.as_quote() for q in grounded.quotes],
             [_source(h) for h in hits[:CLOSEST_PASSAGES]] if grounded.kind == "not_found" else [],
-            draft, grounded.measures)
+            draft, grounded.measures, stream.result.finish_reason)
         self._remember(scope, normalized)
 
     def _scope(self) -> str:
         return cache_key(kind="similar-questions-v3", index=self.store.version, embedder=self.embedder.model_id,
                          model=self.engine.model.model_id, collection=self.collection or "",
-                         params=self.options.as_key(), passages=self.k, sentences=self.sentences)
+                         params=self.options.as_key(), passages=self.k, sentences=self.sentences,
+                         **({"doc_ids": self.doc_ids} if self.doc_ids is not None else {}))
 
     def _similar(self, scope: str, vector: np.ndarray) -> dict[str, Any] | None:
         cache = self.engine.cache
@@ -268,4 +273,5 @@ def _numbers(question: str) -> list[str]:
 
 
 def _source(hit: Hit) -> dict[str, Any]:
-    return {"source": hit.source, "page": hit.page, "text": hit.text, "score": hit.score}
+    return {"source": hit.source, "page": hit.page, "text": hit.text, "score": hit.score,
+            "doc_id": hit.chunk_id.rpartition(":")[0]}

@@ -187,6 +187,20 @@ def forget_path(settings: Settings, embedder: Any, path: str) -> list[DocumentRe
     return matches
 
 
+def forget_document(settings: Settings, embedder: Any, doc_id: str) -> DocumentRecord | None:
+    """Remove the document ``doc_id`` (as listed by the index); None when there is none.
+
+    Raises:
+        IngestLockedError: an ingestion is writing the index.
+    """
+    with writer_lock(settings):
+        store = open_store(settings, embedder)
+        record = next((d for d in store.documents() if d.doc_id == doc_id), None)
+        if record is not None:
+            store.forget(doc_id)
+    return record
+
+
 def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> DocumentStore:
     """The index for ``embedder`` (refused when it was built with another model, unless ``rebuild``)."""
     return DocumentStore(settings, embedder.model_id, embedder.info.name, embedder.dimension, rebuild=rebuild)

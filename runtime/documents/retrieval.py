@@ -42,15 +42,17 @@ class Hit:
 
 
 def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collection: str | None = None,
-           per_document: int | None = None, query_vector: Any = None) -> list[Hit]:
+           per_document: int | None = None, query_vector: Any = None,
+           doc_ids: list[str] | None = None) -> list[Hit]:
     """The ``k`` best chunks for ``query``, at most ``per_document`` from one document (None: no cap).
 
-    ``query_vector`` is the query's embedding when the caller already has it.
+    ``query_vector`` is the query's embedding when the caller already has it; ``doc_ids``, when
+    given, limits the search to those documents (PrivateGPT's ``context_filter``).
     """
     store.table.checkout_latest()
-    if not query.strip() or not store.table.count_rows():
+    if not query.strip() or not store.table.count_rows() or doc_ids == []:
         return []
-    where = f"collection = {quote(collection)}" if collection else None
+    where = _where(collection, doc_ids)
     wanted = k * CANDIDATES_PER_LEG
     vector = embedder.embed([query])[0] if query_vector is None else query_vector
     legs = [_vector_leg(store, vector, wanted, where)]
@@ -63,6 +65,29 @@ def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collecti
             else:
                 row["similarity"] = float(np.asarray(row["vector"], dtype=np.float32) @ vector)
     return _fuse(legs, k, per_document)
+
+
+def neighbours(store: DocumentStore, chunk_id: str, before: int, after: int) -> tuple[list[str], list[str]]:
+    """The texts of up to ``before`` chunks before ``chunk_id`` and ``after`` after it, in document
+    order (PrivateGPT's ``prev_next_chunks``); chunk ids are ``doc_id:position``."""
+    doc_id, _, position = chunk_id.rpartition(":")
+    if not doc_id or not position.isdigit() or before + after <= 0:
+        return [], []
+    index = int(position)
+    wanted = [f"{doc_id}:{i}" for i in range(max(index - before, 0), index + after + 1) if i != index]
+    if not wanted:
+        return [], []
+    rows = (store.table.search().where(f"chunk_id IN ({', '.join(quote(c) for c in wanted)})")
+            .select(["chunk_id", "text"]).limit(len(wanted)).to_list())
+    texts = {int(r["chunk_id"].rpartition(":")[2]): r["text"] for r in rows}
+    return ([texts[i] for i in sorted(texts) if i < index], [texts[i] for i in sorted(texts) if i > index])
+
+
+def _where(collection: str | None, doc_ids: list[str] | None) -> str | None:
+    filters = [f"collection = {quote(collection)}"] if collection else []
+    if doc_ids:
+        filters.append(f"doc_id IN ({', '.join(quote(d) for d in doc_ids)})")
+    return " AND ".join(filters) or None
 
 
 def _vector_leg(store: DocumentStore, vector: Any, limit: int, where: str | None) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgpt.runtime.errors import ConfigError, storage_fault
-from pgpt.runtime.settings import Settings, ensure_private_dir
+from pgpt.runtime.settings import Settings, ensure_private_dir, read_dotenv
 
 ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 MISSPELLED = "HUGGINGFACE_HUB_TOKEN"
@@ -73,7 +73,7 @@ def find_token(settings: Settings, environ: dict[str, str] | None = None, cwd: P
         if env.get(name, "").strip():
             found.append((name, env[name].strip()))
     dotenv = (cwd or Path.cwd()) / ".env"
-    for name, value in _read_dotenv(dotenv).items():
+    for name, value in read_dotenv(dotenv).items():
         if name in ENV_NAMES and value:
             found.append((f".env ({dotenv}: {name})", value))
     unreadable: list[str] = []
@@ -180,21 +180,3 @@ def _hub_token_file(env: dict[str, str] | os._Environ[str]) -> Path:
         return Path(env["HF_TOKEN_PATH"]).expanduser()
     hf_home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
     return Path(hf_home).expanduser() / "token"
-
-
-def _read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (quotes and ``export`` allowed); nothing is executed."""
-    values: dict[str, str] = {}
-    try:
-        if not path.is_file():
-            return values
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return values
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.removeprefix("export ").split("=", 1)
-        values[key.strip()] = value.strip().strip("'\"")
-    return values

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pgpt.runtime.errors import StorageError, user_message
+from pgpt.runtime.errors import Cancelled, StorageError, user_message
 from pgpt.runtime.llm.answer_cache import AnswerCache, cache_key
 from pgpt.runtime.llm.generation import LanguageModel
 from pgpt.runtime.models import ModelInfo, active_chat_model, find_model
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
+from pgpt.runtime.llm.stopping import LoopGuard, StopFilter
 from pgpt.runtime.llm.text import IncrementalDecoder
+
+if TYPE_CHECKING:
+    from pgpt.runtime.llm.serving.request import Generation
+    from pgpt.runtime.llm.serving.scheduler import Scheduler
 
 
 @dataclass
@@ -29,28 +33,47 @@ class ChatResult:
     provider: str = ""
     cached: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    version: str = ""  # the export that answered (pgpt.runtime.versions)
+    finish_reason: str = "stop"  # stop, or length when max_new_tokens ended the answer
 
     def as_json(self) -> dict[str, Any]:
         """The documented JSON shape."""
         return {
             "answer": self.answer,
             "model": self.model,
+            "version": self.version,
             "provider": self.provider,
             "cached": self.cached,
+            "finish_reason": self.finish_reason,
             "timings": self.timings,
         }
 
 
 class ChatEngine:
-    """A loaded chat model plus the answer cache."""
+    """A loaded chat model plus the answer cache; answers run on the model directly, or through a
+    scheduler shared with other requests (``on_scheduler``, what a server's model pool builds)."""
 
     def __init__(self, settings: Settings, model_name: str = "", use_cache: bool = True) -> None:
         info: ModelInfo = find_model(settings, model_name) if model_name else active_chat_model(settings)
         started = time.perf_counter()
-        self.model = LanguageModel(info, settings.provider, settings.threads)
-        self.load_s = time.perf_counter() - started
+        model = LanguageModel(info, settings.provider, settings.threads)
         self._warnings: list[str] = []
-        self.cache = self._open_cache(settings) if use_cache else None
+        cache = self._open_cache(settings) if use_cache else None
+        self._setup(model, cache, None, time.perf_counter() - started, owns_cache=True)
+
+    @classmethod
+    def on_scheduler(cls, scheduler: "Scheduler", cache: AnswerCache | None) -> "ChatEngine":
+        """An engine whose answers go through ``scheduler`` (batched with other requests) and
+        share ``cache``, which the caller owns and closes."""
+        engine = cls.__new__(cls)
+        engine._warnings = []
+        engine._setup(scheduler.model, cache, scheduler, 0.0, owns_cache=False)
+        return engine
+
+    def _setup(self, model: LanguageModel, cache: AnswerCache | None, scheduler: "Scheduler | None",
+               load_s: float, owns_cache: bool) -> None:
+        self.model, self.cache, self.scheduler, self.load_s = model, cache, scheduler, load_s
+        self._owns_cache = owns_cache
 
     def _open_cache(self, settings: Settings) -> AnswerCache | None:
         """The answer cache, or None with a warning when its folder cannot be written: answers
@@ -95,8 +118,8 @@ class ChatEngine:
         return stream.result
 
     def close(self) -> None:
-        """Release the cache's database."""
-        if self.cache is not None:
+        """Release the cache's database (when this engine opened it)."""
+        if self.cache is not None and self._owns_cache:
             self.cache.close()
 
 
@@ -122,34 +145,85 @@ def engine_loading_beside(settings: Settings, model_name: str = "",
 
 
 class ChatStream:
-    """Iterates text pieces of one answer; fills ``result`` (timings, cached) when done."""
+    """Iterates text pieces of one answer; fills ``result`` (timings, cached) when done.
+
+    ``start()`` (called by the iteration when not called before) checks the answer cache and,
+    through a scheduler, submits the generation: so a server gets ServerBusyError or
+    ContextLengthError before it starts its response. Through a scheduler, a cancelled answer
+    raises ``Cancelled`` like a direct one, and ``generation`` is the scheduler's handle.
+    """
 
     def __init__(self, engine: ChatEngine, messages: list[dict[str, str]], options: SamplingOptions,
                  cancel: threading.Event | None) -> None:
         self._engine = engine
         self._messages = messages
         self._options = options
-        self._cancel = cancel
-        self.result = ChatResult(model=engine.model.info.name, provider=engine.provider)
+        self._cancel = cancel or threading.Event()
+        self._started = 0.0
+        self._key = ""
+        self._prompt_ids: list[int] = []
+        self.generation: "Generation | None" = None
+        self.result = ChatResult(model=engine.model.info.name, provider=engine.provider,
+                                 version=engine.model.info.version)
 
-    def __iter__(self) -> Iterator[str]:
-        started = time.perf_counter()
+    def cancel(self) -> None:
+        """Stop the answer (between two tokens)."""
+        self._cancel.set()
+        if self.generation is not None:
+            self.generation.cancel()
+
+    def start(self) -> None:
+        """Look the answer up in the cache; on a miss check the context and, through a scheduler,
+        submit the generation (once; blocking for a moment: the cache is a SQLite file).
+
+        Raises:
+            ContextLengthError: the prompt and answer do not fit.
+            ServerBusyError: the scheduler's queue is full.
+        """
+        if self._started:
+            return
+        self._started = time.perf_counter()
         model = self._engine.model
         prompt = model.render_prompt(self._messages)
-        key = cache_key(model=model.model_id, prompt=prompt, params=self._options.as_key())
+        self._key = cache_key(model=model.model_id, prompt=prompt, params=self._options.as_key())
         cache = self._engine.cache
-        hit = cache.get(key) if cache is not None else None
+        hit = cache.get(self._key) if cache is not None else None
         if hit is not None and isinstance(hit.get("answer"), str):
             self.result.answer, self.result.cached = hit["answer"], True
+            self.result.finish_reason = str(hit.get("finish_reason", "stop"))  # "length" stays "length"
             self.result.timings = {"ttft_s": 0.0, "decode_tok_s": 0.0,
-                                   "total_s": time.perf_counter() - started,
+                                   "total_s": time.perf_counter() - self._started,
                                    "prompt_tokens": hit.get("prompt_tokens", 0), "new_tokens": 0}
-            yield hit["answer"]
             return
-        prompt_ids = model.tokenize(prompt)
-        yield from self._generate(prompt_ids, started)
-        if cache is not None:
-            cache.put(key, {"answer": self.result.answer, "prompt_tokens": len(prompt_ids)})
+        self._prompt_ids = model.tokenize(prompt)
+        if self._engine.scheduler is None:
+            model.check_context(len(self._prompt_ids), self._options.max_new_tokens)
+        else:
+            self.generation = self._engine.scheduler.submit(self._prompt_ids, self._options, self._cancel)
+
+    def _remember(self) -> None:
+        cache = self._engine.cache
+        if cache is not None and self.result.finish_reason in ("stop", "length"):
+            cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
+                                  "finish_reason": self.result.finish_reason})
+
+    def __iter__(self) -> Iterator[str]:
+        self.start()
+        if self.result.cached:
+            yield self.result.answer
+            return
+        if self.generation is None:
+            yield from self._generate(self._prompt_ids, self._started)
+        else:
+            try:
+                for piece in self.generation:
+                    self.result.answer += piece
+                    yield piece
+            finally:  # the reader went away (closed this iterator): free the slot
+                if not self.generation.done:
+                    self.generation.cancel()
+            self._scheduled_end()
+        self._remember()
 
     def _generate(self, prompt_ids: list[int], started: float) -> Iterator[str]:
         model, options = self._engine.model, self._options
@@ -158,6 +232,7 @@ class ChatStream:
         loop = LoopGuard(enabled=not options.ignore_eos)  # benchmarks ask for a fixed length
         first = last = 0.0
         count = 0
+        cut = False  # a stop string or the loop guard ended the answer
         for token in model.generate(prompt_ids, options, self._cancel):
             last = time.perf_counter()
             first = first or last
@@ -167,7 +242,9 @@ class ChatStream:
             if piece:
                 yield piece
             if done or loop.feed(piece):
+                cut = True
                 break
+        self.result.finish_reason = "length" if count >= options.max_new_tokens and not cut else "stop"
         tail = stops.flush()
         self.result.answer += tail
         if tail:
@@ -183,121 +260,40 @@ class ChatStream:
             "new_tokens": count,
         }
 
+    def _scheduled_end(self) -> None:
+        """Fill ``result`` from the scheduler's handle; a cancelled answer raises Cancelled."""
+        generation = self.generation
+        assert generation is not None
+        self.result.finish_reason = generation.finish_reason or ""
+        self.result.timings = {
+            **generation.timings, "ttft_s": round((generation.first_token or time.perf_counter()) - self._started, 4),
+            "total_s": round(time.perf_counter() - self._started, 4)}
+        if generation.finish_reason == "cancelled":
+            raise Cancelled("Generation stopped.")
+
     async def __aiter__(self) -> AsyncIterator[str]:
-        """The same pieces, produced in a worker thread so the event loop stays free."""
-        iterator = iter(self)
-        done = object()
-        while True:
-            piece = await asyncio.to_thread(next, iterator, done)
-            if piece is done:
-                return
-            yield piece  # type: ignore[misc]
-
-
-class StopFilter:
-    """Holds back text that may be the start of a stop string; cuts the answer at one."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self._stops = tuple(s for s in stops if s)
-        self._pending = ""
-
-    def feed(self, piece: str) -> tuple[str, bool]:
-        """Return the text safe to show and whether a stop string was reached."""
-        if not self._stops:
-            return piece, False
-        self._pending += piece
-        for stop in self._stops:
-            index = self._pending.find(stop)
-            if index >= 0:
-                out, self._pending = self._pending[:index], ""
-                return out, True
-        keep = max((len(s) - 1 for s in self._stops), default=0)
-        keep = next((n for n in range(min(keep, len(self._pending)), 0, -1)
-                     if any(s.startswith(self._pending[-n:]) for s in self._stops)), 0)
-        out = self._pending[: len(self._pending) - keep]
-        self._pending = self._pending[len(out):]
-        return out, False
-
-    def flush(self) -> str:
-        """Text still held back when generation ended without a stop string."""
-        out, self._pending = self._pending, ""
-        return out
-
-
-class LoopGuard:
-    """Ends an answer that has fallen into a loop: the same sentences three times in a row
-    (twice for a block of ``LONG_BLOCK_CHARS`` or more), or the same run of words three times
-    in a row when it has no sentence end at all.
-
-    Why: small models often repeat one sentence or paragraph until the token limit ("The -d
-    option is used to create a new file. ..." over and over), which costs seconds of decoding
-    and adds nothing; some loop inside one endless sentence ('... known as the "Ciphertext of
-    the 1944 ..." or more specifically, the "..."' nine times). Only a run of copies one after
-    another counts, so a list whose items share a sentence, or a song's chorus between verses,
-    goes on; the repeated block must be at least ``MIN_CHARS`` long (``MIN_RUN_CHARS`` and a few
-    words for a run without a sentence end), and code blocks are left alone (code repeats lines
-    on purpose).
-    """
-
-    MIN_CHARS = 24
-    COPIES = 3
-    LONG_BLOCK_CHARS = 80  # a block this long repeated at once is a loop already
-    LONGEST_BLOCK = 8  # sentences or lines
-    MIN_RUN_CHARS = 40  # a repeated run of words without a sentence end: at least this long,
-    LONGEST_RUN_CHARS = 600  # at most this long,
-    MIN_RUN_WORDS = 5  # with this many different words (not a rule of "=====" or "ha ha ha")
-    _UNIT_END = re.compile(r"[.!?](?=\s)|\n")
-
-    def __init__(self, enabled: bool = True) -> None:
-        self._enabled = enabled
-        self._pending = ""
-        self._in_code = False
-        self._units: list[str] = []
-        self._recent = ""  # the last units, whitespace collapsed, for runs across unit ends
-
-    def feed(self, piece: str) -> bool:
-        """Take the next shown text; True when it ends in copies of one block (see the class)."""
-        if not self._enabled:
-            return False
-        self._pending += piece
-        while (end := self._UNIT_END.search(self._pending)) is not None:
-            unit = " ".join(self._pending[:end.end()].split())
-            self._pending = self._pending[end.end():]
-            if unit.startswith("```"):
-                self._in_code, self._units, self._recent = not self._in_code, [], ""
-            elif unit and not self._in_code:
-                self._units.append(unit)
-                self._recent = f"{self._recent} {unit}"[-self.COPIES * self.LONGEST_RUN_CHARS:]
-                if self._looping():
-                    return True
-        return not self._in_code and self._run_repeats(f"{self._recent} {' '.join(self._pending.split())}")
-
-    def _run_repeats(self, text: str) -> bool:
-        """Whether ``text`` ends in COPIES copies of one run of words (see the class)."""
-        probe = text[-self.MIN_RUN_CHARS:]
-        if len(text) < self.COPIES * self.MIN_RUN_CHARS:
-            return False
-        # Each earlier place where the last MIN_RUN_CHARS characters occur gives a candidate period.
-        stop = len(text) - self.MIN_RUN_CHARS
-        while (found := text.rfind(probe, max(0, stop - self.LONGEST_RUN_CHARS), stop)) >= 0:
-            period = len(text) - self.MIN_RUN_CHARS - found
-            block = text[-period:]
-            # A block with a sentence end in it is the sentence check's (it ends at a sentence end).
-            if period >= self.MIN_RUN_CHARS and len(text) >= self.COPIES * period and \
-                    not self._UNIT_END.search(block) and len(set(block.split())) >= self.MIN_RUN_WORDS and all(
-                        text[len(text) - period * (copy + 1):len(text) - period * copy] == block
-                        for copy in range(1, self.COPIES)):
-                return True
-            stop = found + self.MIN_RUN_CHARS - 1
-        return False
-
-    def _looping(self) -> bool:
-        units = self._units
-        for size in range(1, min(self.LONGEST_BLOCK, len(units) // 2) + 1):
-            block = units[-size:]
-            chars = sum(map(len, block))
-            copies = 2 if chars >= self.LONG_BLOCK_CHARS else self.COPIES
-            if chars >= self.MIN_CHARS and len(units) >= size * copies and all(
-                    units[-size * (copy + 1):len(units) - size * copy] == block for copy in range(1, copies)):
-                return True
-        return False
+        """The same pieces on an event loop. Through a scheduler the loop is woken per piece;
+        a direct answer is produced in a worker thread so the loop stays free."""
+        if self._engine.scheduler is None:
+            iterator = iter(self)
+            done = object()
+            while True:
+                piece = await asyncio.to_thread(next, iterator, done)
+                if piece is done:
+                    return
+                yield piece  # type: ignore[misc]
+        if not self._started:
+            await asyncio.to_thread(self.start)
+        if self.result.cached:
+            yield self.result.answer
+            return
+        assert self.generation is not None
+        try:
+            async for piece in self.generation:
+                self.result.answer += piece
+                yield piece
+        finally:  # the client went away (the server closed this iterator): free the slot
+            if not self.generation.done:
+                self.generation.cancel()
+        self._scheduled_end()
+        await asyncio.to_thread(self._remember)

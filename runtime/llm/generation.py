@@ -102,13 +102,35 @@ class LanguageModel:
         """Token ids of ``text`` (the template already placed the special tokens)."""
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
-    def check_context(self, prompt_len: int, max_new_tokens: int) -> None:
-        """Raise ContextLengthError when prompt + answer exceed the model's context window."""
-        if prompt_len + max_new_tokens > self.max_context:
+    def check_context(self, prompt_len: int, max_new_tokens: int, context: int = 0) -> None:
+        """Raise ContextLengthError when prompt + answer exceed ``context`` tokens (default: the
+        model's context window)."""
+        context = context or self.max_context
+        if prompt_len + max_new_tokens > context:
             raise ContextLengthError(
                 f"The prompt has {prompt_len} tokens and up to {max_new_tokens} more were asked "
-                f"for, but {self.info.name} holds {self.max_context} tokens."
-            )
+                f"for, but {self.info.name} holds {context} tokens.",
+                prompt_tokens=prompt_len, max_tokens=max_new_tokens, context=context)
+
+    @property
+    def past_specs(self) -> list[tuple[str, Any, Any]]:
+        """(name, shape, numpy type) of every ``past_key_values.*`` input."""
+        return self._past_specs
+
+    @property
+    def present_names(self) -> list[str]:
+        """The graph's KV outputs (``present.*``), in order."""
+        return self._output_names[1:]
+
+    @property
+    def shares_kv(self) -> bool:
+        """Whether the graph reads and writes one in-place KV buffer (pgpt's fused graph)."""
+        return self._shares_kv
+
+    @property
+    def device(self) -> str:
+        """Where the KV cache lives: cuda or cpu."""
+        return self._device
 
     def generate(
         self,
@@ -232,20 +254,31 @@ class LanguageModel:
             past[name] = OrtValue.ortvalue_from_numpy(np.zeros(dims, dtype=dtype))
         return past
 
-    def _bind(self, session: Any, ids: np.ndarray, past: dict[str, Any], total: int, keep: int = 1) -> Any:
+    def bind_step(self, session: Any, ids: np.ndarray, totals: list[int], keep: int = 1) -> Any:
+        """An IO binding of one step, all but the KV cache: ``ids`` (batch x new tokens), each
+        row ending at ``totals[row]`` tokens (its attention mask), logits of the last ``keep``
+        positions returned to the host."""
         binding = session.io_binding()
         binding.bind_cpu_input("input_ids", ids)
         if self._keeps_logits:
             binding.bind_cpu_input("num_logits_to_keep", np.asarray([keep], dtype=np.int64))
         if "attention_mask" in self._input_names:
-            binding.bind_cpu_input("attention_mask", np.ones((1, total), dtype=np.int64))
+            # The fused graph reads only each row's sum (its length) and the width (the longest).
+            mask = np.zeros((len(totals), max(totals)), dtype=np.int64)
+            for row, total in enumerate(totals):
+                mask[row, :total] = 1
+            binding.bind_cpu_input("attention_mask", mask)
         if "position_ids" in self._input_names:
-            start = total - ids.shape[1]
-            binding.bind_cpu_input("position_ids", np.arange(start, total, dtype=np.int64)[None])
+            start = totals[0] - ids.shape[1]
+            binding.bind_cpu_input("position_ids", np.arange(start, totals[0], dtype=np.int64)[None])
+        binding.bind_output("logits", "cpu")
+        return binding
+
+    def _bind(self, session: Any, ids: np.ndarray, past: dict[str, Any], total: int, keep: int = 1) -> Any:
+        binding = self.bind_step(session, ids, [total], keep)
         for name, value in past.items():
             binding.bind_ortvalue_input(name, value)
         # Logits come back to the host for sampling; the KV cache stays on the device.
-        binding.bind_output("logits", "cpu")
         for name in self._output_names[1:]:
             if self._shares_kv:
                 binding.bind_ortvalue_output(name, past[_past_name(name)])

@@ -188,7 +188,9 @@ async def test_download_export_use_and_delete_a_gated_model(
         assert f"{EXPORTED} is ready (fp32" in lines and "top-1 agreement 1" in lines and "perplexity x" in lines
         await wait_until(pilot, lambda: EXPORTED in screen.query_one(ModelTable).names())
         folder = own_cache.model_cache / EXPORTED
-        assert folder.is_dir() and not folder.is_symlink()
+        assert folder.is_dir() and folder.is_symlink()  # to its first version (pgpt.runtime.versions)
+        versions = own_cache.model_cache / ".versions" / EXPORTED
+        assert [p.name for p in versions.iterdir() if p.is_dir()] == [folder.resolve().name]
         await wait_until(pilot, lambda: engine_name(app) == EXPORTED, 120)  # an exported LLM becomes the chat model
 
         await select_model(pilot, screen, f"{DEFAULT_LLM}-fp32")
@@ -204,7 +206,7 @@ async def test_download_export_use_and_delete_a_gated_model(
         assert "It is the chat model" in screen_text(pilot)
         await pilot.press("y")
         await wait_until(pilot, lambda: EXPORTED not in screen.query_one(ModelTable).names())
-        assert not folder.exists() and "active_model" not in read_config(own_cache)
+        assert not folder.exists() and not versions.exists() and "active_model" not in read_config(own_cache)
         await wait_until(pilot, lambda: f"{EXPORTED}; it was the chat model, chat now uses {DEFAULT_CHAT}"
                          in text_of(screen, "#diagnosis"))
         await wait_until(pilot, lambda: engine_name(app) == DEFAULT_CHAT, 120)

@@ -16,11 +16,11 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import Cancelled, ModelNotFoundError, StorageError, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
-from pgpt.tui.chat.library import (MODES, DocumentLibrary, as_chat_result, describe_closest, describe_hits,
+from pgpt.tui.chat.library import (MODES, DocumentLibrary, as_chat_result, describe_closest,
                                    describe_quotes, describe_sources, load_library)
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
 from pgpt.tui.chat.panels import PanelsMixin
-from pgpt.tui.chat.widgets import ChatLog, Turn, describe_result
+from pgpt.tui.chat.widgets import ChatLog, Turn, describe_result, provider_label
 
 __all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
@@ -116,15 +116,23 @@ class ChatApp(PanelsMixin, App[int]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load_engine(self) -> None:
-        """Load the active chat model (seconds), then post EngineLoaded."""
-        from pgpt.runtime.llm.chat import ChatEngine
+        """Load the active chat model (seconds), or connect to PGPT_SERVER, then post EngineLoaded."""
+        engine: Any
+        if self.settings.server:
+            from pgpt.runtime.remote import connect
 
-        from pgpt.tui.chat.first_run import prepare
+            engine = connect(self.settings)
+            library = load_library(self.settings, remote=engine)
+        else:
+            from pgpt.runtime.llm.chat import ChatEngine
 
-        prepare(self.settings, lambda text, step, steps: self.post_message(PrepareTick(text, step, steps)),
-                self._quitting)
-        engine = ChatEngine(self.settings, use_cache=self.use_cache)
-        if not self.post_message(EngineLoaded(engine, load_library(self.settings))):
+            from pgpt.tui.chat.first_run import prepare
+
+            prepare(self.settings, lambda text, step, steps: self.post_message(PrepareTick(text, step, steps)),
+                    self._quitting)
+            engine = ChatEngine(self.settings, use_cache=self.use_cache)
+            library = load_library(self.settings)
+        if not self.post_message(EngineLoaded(engine, library)):
             engine.close()  # the app closed while the model loaded
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
@@ -134,10 +142,7 @@ class ChatApp(PanelsMixin, App[int]):
         messages, then post AnswerFinished."""
         stream: Any
         if library is not None:
-            from pgpt.runtime.documents.answers import AskStream
-
-            stream = AskStream(engine, library.store, library.embedder, messages[-1]["content"],
-                               self.sampling, cancel=cancel)
+            stream = library.ask(engine, messages[-1]["content"], self.sampling, cancel)
         else:
             stream = engine.stream(messages, self.sampling, cancel)
         text = ""
@@ -157,14 +162,9 @@ class ChatApp(PanelsMixin, App[int]):
     def find_passages(self, library: DocumentLibrary, query: str, reply_id: int) -> None:
         """Search mode: the best passages, each with its sentence closest to the query
         highlighted; no LLM (instant even on a slow server)."""
-        from pgpt.runtime.documents.grounding import matching_sentences
-        from pgpt.runtime.documents.retrieval import search
         from pgpt.runtime.llm.chat import ChatResult
 
-        vector = library.embedder.embed([query])[0]
-        hits = search(library.store, library.embedder, query, k=5, query_vector=vector)
-        sentences = matching_sentences(query, vector, [h.text for h in hits], library.embedder.embed)
-        text, markup = describe_hits([h.as_json() for h in hits], sentences)
+        text, markup = library.highlighted_search(query, k=5)
         result = ChatResult(answer=text or "No matching passages.", model="search", provider="cpu")
         self.post_message(AnswerFinished(reply_id, result, False, markup=markup))
 
@@ -195,7 +195,8 @@ class ChatApp(PanelsMixin, App[int]):
         elif self.mode != "chat" and self.library is None:
             self._documents_unavailable()
         log.info("chat model %s loaded on %s", self.engine.model.info.name, self.engine.provider)
-        self._set_status(self._model_label(), f"loaded in {self.engine.load_s:.1f} s")
+        verb = "connected" if self.settings.server else "loaded"
+        self._set_status(self._model_label(), f"{verb} in {self.engine.load_s:.1f} s")
         for warning in self.engine.take_warnings():
             self.notify(clean_text(warning), title="Answer cache", severity="warning", timeout=10)
         if self._reply is not None:
@@ -418,7 +419,7 @@ class ChatApp(PanelsMixin, App[int]):
     def _model_label(self) -> str:
         if self.engine is None:
             return "No chat model loaded"
-        return f"{self.engine.provider.upper()} · {self.engine.model.info.name}"
+        return f"{provider_label(self.engine.provider)} · {self.engine.model.info.name}"
 
     def _set_status(self, *parts: str) -> None:
         self._chat.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -18,19 +20,53 @@ MODES = {"docs": "Ask your documents", "chat": "Chat with the model", "search": 
 
 @dataclass
 class DocumentLibrary:
-    """The embedder and the index that the Documents and Search modes read."""
+    """The embedder and the index that the Documents and Search modes read; both None when the
+    documents live on a pgpt-serve (``remote``), which then answers and searches."""
 
     embedder: Any
     store: Any
     documents: int
+    remote: Any = None  # the RemoteEngine of PGPT_SERVER
+
+    def ask(self, engine: Any, question: str, options: SamplingOptions, cancel: threading.Event) -> Any:
+        """A stream of the answer from the documents (iterate it, then read ``.result``)."""
+        if self.remote is not None:
+            return self.remote.ask(question, options, cancel)
+        from pgpt.runtime.documents.answers import AskStream
+
+        return AskStream(engine, self.store, self.embedder, question, options, cancel=cancel)
+
+    def search(self, query: str, k: int = 5) -> list[dict[str, Any]]:
+        """The passages closest to ``query`` as source dicts (no language model)."""
+        if self.remote is not None:
+            return list(self.remote.search(query, k))
+        from pgpt.runtime.documents.retrieval import search
+
+        return [hit.as_json() for hit in search(self.store, self.embedder, query, k=k)]
+
+    def highlighted_search(self, query: str, k: int = 5) -> tuple[str, str]:
+        """Search mode's text and markup: the best passages, each with its sentence closest to the
+        query highlighted (a server's passages are shown without the highlight)."""
+        if self.remote is not None:
+            return describe_sources(self.search(query, k), snippet_chars=240), ""
+        from pgpt.runtime.documents.grounding import matching_sentences
+        from pgpt.runtime.documents.retrieval import search
+
+        vector = self.embedder.embed([query])[0]
+        hits = [h.as_json() for h in search(self.store, self.embedder, query, k=k, query_vector=vector)]
+        sentences = matching_sentences(query, vector, [h["text"] for h in hits], self.embedder.embed)
+        return describe_hits(hits, sentences)
 
 
-def load_library(settings: Settings) -> DocumentLibrary | None:
-    """The embedder and index when the embedding model is exported, else None (chat only)."""
+def load_library(settings: Settings, remote: Any = None) -> DocumentLibrary | None:
+    """The embedder and index when the embedding model is exported, else None (chat only); with
+    ``remote`` (a RemoteEngine), the server's documents."""
     from pgpt.runtime.errors import PgptError
     from pgpt.runtime.documents.ingest import open_store
     from pgpt.runtime.llm.embeddings import default_embedder
 
+    if remote is not None:
+        return DocumentLibrary(None, None, len(remote.documents()), remote)
     try:
         embedder = default_embedder(settings)
         store = open_store(settings, embedder)

@@ -51,9 +51,14 @@ class ChatLog(VerticalScroll):
         return turn
 
 
+def provider_label(provider: str) -> str:
+    """CPU or CUDA; a server (PGPT_SERVER) as "server HOST:PORT"."""
+    return provider if provider.startswith("server ") else provider.upper()
+
+
 def describe_result(result: ChatResult, stopped: bool) -> str:
     """The status line after an answer: provider, model, TTFT, tokens/s, cached or stopped."""
-    parts = [result.provider.upper(), result.model]
+    parts = [provider_label(result.provider), result.model]
     timings = result.timings
     if result.cached:
         parts.append("cached")

@@ -1,4 +1,4 @@
-"""Benchmark commands of `pgpt-tui`: bench, bench-chat, bench-docs (the measuring lives in pgpt.bench)."""
+"""Benchmark commands of `pgpt-tui`: bench, bench-chat, bench-docs, bench-serve (the measuring lives in pgpt.bench)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from pgpt.runtime.arg_types import non_negative_int, positive_int
+from pgpt.runtime.arg_types import non_negative_int, positive_int, positive_ints
 
 
 def add_parsers(sub: Any, add_embedder_option: Any) -> None:
@@ -52,6 +52,30 @@ def add_parsers(sub: Any, add_embedder_option: Any) -> None:
     bench_docs.add_argument("--retrieval-only", action="store_true",
                             help="ingest and search only: no answers, no embedder comparison")
     add_embedder_option(bench_docs)
+    add_serve_parser(sub)
+
+
+def add_serve_parser(sub: Any) -> None:
+    """`bench-serve`: concurrent clients against real servers."""
+    serve = sub.add_parser(
+        "bench-serve", help="concurrent clients against a real pgpt-serve (and llama.cpp's server)",
+        description="Starts pgpt-serve (and llama.cpp's server on the model's GGUF, where installed) and runs "
+                    "1, 2, 4, 8 and 16 concurrent clients: each sends chats of a unique prompt with a fixed "
+                    "number of new tokens, then one documents question. Reports aggregate tokens/s, its ratio "
+                    "to one client, and p50/p95 time to first token and total latency.")
+    serve.add_argument("--json", action="store_true", help="print the rows as JSON")
+    serve.add_argument("--clients", type=positive_ints, default=(1, 2, 4, 8, 16),
+                       help="comma-separated numbers of concurrent clients, one level each (default 1,2,4,8,16)")
+    serve.add_argument("--rounds", type=positive_int, default=2, help="chats per client per level (default 2)")
+    serve.add_argument("--prompt-tokens", type=positive_int, default=200,
+                       help="tokens of each chat prompt, chat template included (default 200)")
+    serve.add_argument("--new-tokens", type=positive_int, default=128,
+                       help="new tokens per chat, end of text ignored (default 128)")
+    serve.add_argument("--parallel", type=positive_int, default=8,
+                       help="sequences each server runs at once (pgpt-serve and llama-server --parallel; default 8)")
+    serve.add_argument("--engines", default="pgpt,llama.cpp",
+                       help="comma-separated servers: pgpt, llama.cpp (default both; llama.cpp where installed)")
+    serve.add_argument("--model", default="", help="exported chat model (default: the active one)")
 
 
 def _progress(message: str) -> None:
@@ -122,4 +146,19 @@ def run_bench_docs(settings: Any, args: argparse.Namespace) -> int:
                               answers=not args.retrieval_only)
     results = run_doc_bench(settings, progress=_progress, options=options)
     print(json.dumps(results, indent=2) if args.json else format_results(results))
+    return 0
+
+
+def run_bench_serve(settings: Any, args: argparse.Namespace) -> int:
+    """`pgpt-tui bench-serve`."""
+    from pgpt.bench.serve import ServeBenchOptions, format_results, run_serve_bench
+    from pgpt.runtime.llm.session import cpu_summary, describe_cpu
+
+    options = ServeBenchOptions(clients=args.clients, rounds=args.rounds, prompt_tokens=args.prompt_tokens,
+                                new_tokens=args.new_tokens, parallel=args.parallel,
+                                engines=tuple(e for e in args.engines.split(",") if e), model=args.model)
+    results = run_serve_bench(settings, options, progress=_progress)
+    results["machine"] = cpu_summary()
+    print(json.dumps(results, indent=2) if args.json
+          else f"machine: {describe_cpu(results['machine'])}\n{format_results(results)}")
     return 0

@@ -125,19 +125,30 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.documents.retrieval import search
 
     query = text_argument(args.query, "query")
-    embedder = default_embedder(settings)
-    store = open_store(settings, embedder)
-    hits = search(store, embedder, query, k=args.k, collection=args.collection)
+    indexed = True
+    if settings.server:
+        from pgpt.runtime.remote import connect
+
+        remote = connect(settings)
+        try:
+            hits = remote.search(query, args.k)
+        finally:
+            remote.close()
+    else:
+        embedder = default_embedder(settings)
+        store = open_store(settings, embedder)
+        hits = [h.as_json() for h in search(store, embedder, query, k=args.k, collection=args.collection)]
+        indexed = bool(hits) or bool(store.table.count_rows())
     if args.json:
-        print(dumps_json({"query": query, "results": [h.as_json() for h in hits]}, indent=2))
+        print(dumps_json({"query": query, "results": hits}, indent=2))
         return 0
     if not hits:
-        print("No matching passages." if store.table.count_rows() else
+        print("No matching passages." if indexed else
               "Nothing is indexed yet. Add documents with `pgpt-tui ingest PATH`.")
     for number, hit in enumerate(hits, 1):
-        where = strip_controls(hit.source) + (f", page {hit.page}" if hit.page else "")
-        snippet = " ".join(strip_controls(hit.text).split())[:300]
-        print(f"[{number}] {where}  (score {hit.score:.4f})\n    {snippet}")
+        where = strip_controls(hit["source"]) + (f", page {hit['page']}" if hit["page"] else "")
+        snippet = " ".join(strip_controls(hit["text"]).split())[:300]
+        print(f"[{number}] {where}  (score {hit['score']:.4f})\n    {snippet}")
     return 0
 
 
@@ -155,25 +166,28 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.tui.cli.main import print_warnings
 
     question = text_argument(args.question, "question")
-    # The chat model loads while the embedder and the index open: both take about 2 s.
-    with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
-        embedder = default_embedder(settings)
-        store = open_store(settings, embedder)
-        engine = loaded_engine()
-        print_warnings(engine.take_warnings())
-        stream = AskStream(engine, store, embedder, question,
-                           SamplingOptions(max_new_tokens=args.max_tokens), collection=args.collection,
-                           k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
-                           sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
-        written = 0
-        for piece in stream:
-            written += len(piece)
-            if not args.json and sys.stderr.isatty():
-                sys.stderr.write(f"\rwriting the answer, then checking it against the sources… {written} characters")
-                sys.stderr.flush()
-        if written and not args.json and sys.stderr.isatty():
-            sys.stderr.write("\r\x1b[K")
-        print_warnings(engine.take_warnings())
+    options = SamplingOptions(max_new_tokens=args.max_tokens)
+    if settings.server:  # the server's documents, model and caches; it checks the answer too
+        from pgpt.runtime.remote import connect
+
+        remote = connect(settings, args.model)
+        try:
+            stream: Any = remote.ask(question, options, threading.Event())
+            _write_progress(stream, args.json)
+        finally:
+            remote.close()
+    else:
+        # The chat model loads while the embedder and the index open: both take about 2 s.
+        with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
+            embedder = default_embedder(settings)
+            store = open_store(settings, embedder)
+            engine = loaded_engine()
+            print_warnings(engine.take_warnings())
+            stream = AskStream(engine, store, embedder, question, options, collection=args.collection,
+                               k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
+                               sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
+            _write_progress(stream, args.json)
+            print_warnings(engine.take_warnings())
     if args.json:
         print(dumps_json(stream.result.as_json()))
         return 0
@@ -185,12 +199,12 @@ def describe_answer(result: dict[str, Any]) -> str:
     """`ask`'s text output: the answer, its supporting quotes, the sources (or, when nothing was
     found, the closest passages), all free of terminal escapes."""
     lines = [result["answer"]]
-    if result["quotes"]:
+    if result.get("quotes"):
         lines += ["", "Supporting quotes:"]
         lines += [f"  [{q['source']}] {_where(q['file'], q['page'])}: \u201c{q['sentence']}\u201d" for q in result["quotes"]]
-    if result["sources"] and not result["not_found"]:
+    if result["sources"] and not result.get("not_found"):
         lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'])}" for n, s in enumerate(result["sources"], 1)]
-    if result["closest"]:
+    if result.get("closest"):
         lines += ["", "Closest passages (none of them answers it; judge for yourself):"]
         for number, passage in enumerate(result["closest"], 1):
             snippet = " ".join(passage["text"].split())
@@ -203,3 +217,15 @@ def describe_answer(result: dict[str, Any]) -> str:
 
 def _where(path: str, page: int) -> str:
     return path + (f", page {page}" if page else "")
+
+
+def _write_progress(stream: Any, quiet: bool) -> None:
+    """Read the answer; a terminal sees how much of the draft is written (on stderr) meanwhile."""
+    written = 0
+    for piece in stream:
+        written += len(piece)
+        if not quiet and sys.stderr.isatty():
+            sys.stderr.write(f"\rwriting the answer, then checking it against the sources… {written} characters")
+            sys.stderr.flush()
+    if written and not quiet and sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K")

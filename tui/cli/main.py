@@ -14,7 +14,11 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
     parser = argparse.ArgumentParser(prog="pgpt-tui", description="Private chat with your documents, in the terminal.")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
+    parser.add_argument("--server", metavar="URL",
+                        help="use a running pgpt-serve (e.g. http://127.0.0.1:8642) for the app, chat, ask and "
+                             "search instead of loading the model here (default: PGPT_SERVER)")
     from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
+    from pgpt.tui.cli import models as model_commands
 
     doc_commands.add_embedder_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -29,15 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--seed", type=int, default=0)
     chat.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
     chat.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
-    models = sub.add_parser("models", help="list exported models")
-    models.add_argument("--json", action="store_true")
-    choice = models.add_mutually_exclusive_group()
-    choice.add_argument("--use", metavar="NAME", help="make NAME the active chat model")
-    choice.add_argument("--delete", metavar="NAME", help="delete the exported model NAME from the model cache")
+    model_commands.add_parser(sub)
     doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads, folders and the Hub connection")
     doctor.add_argument("--json", action="store_true")
     doctor.add_argument("--offline", action="store_true", help="skip the network section")
     bench_commands.add_parsers(sub, doc_commands.add_embedder_option)
+
     hub_commands.add_parsers(sub)
     doc_commands.add_parsers(sub)
     return parser
@@ -58,14 +59,15 @@ def main(argv: list[str] | None = None) -> int:
 
         setup_logging(settings)
         from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
+        from pgpt.tui.cli import models as model_commands
 
-        handler = {"chat": _chat, "models": _models, "doctor": _doctor, "bench": bench_commands.run_bench,
+        handler = {"chat": _chat, "models": model_commands.run_models, "doctor": _doctor, "bench": bench_commands.run_bench,
                    "token": hub_commands.run_token, "check": hub_commands.run_check,
                    "download": hub_commands.run_download, "ingest": doc_commands.run_ingest,
                    "docs": doc_commands.run_docs, "forget": doc_commands.run_forget,
                    "search": doc_commands.run_search, "ask": doc_commands.run_ask,
-                   "bench-docs": bench_commands.run_bench_docs,
-                   "bench-chat": bench_commands.run_bench_chat}[args.command]
+                   "bench-docs": bench_commands.run_bench_docs, "bench-chat": bench_commands.run_bench_chat,
+                   "bench-serve": bench_commands.run_bench_serve}[args.command]
         return handler(settings, args)
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
@@ -78,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings(args: argparse.Namespace) -> Any:
     import dataclasses
+    import os
 
     from pgpt.runtime.settings import Settings
 
-    settings = Settings.from_env()
+    settings = Settings.from_env({**os.environ, "PGPT_SERVER": args.server} if args.server else None)
     if args.provider:
         settings = dataclasses.replace(settings, provider=args.provider)
     if getattr(args, "embedder", None):
@@ -97,8 +100,13 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
     prompt = text_argument(args.prompt, "prompt")
     options = SamplingOptions(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                               top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
-    engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
-    print_warnings(engine.take_warnings())
+    if settings.server:  # the server keeps the model loaded; its cache serves every client
+        from pgpt.runtime.remote import connect
+
+        engine: Any = connect(settings, args.model)
+    else:
+        engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
+        print_warnings(engine.take_warnings())
     stream = engine.stream([{"role": "user", "content": prompt}], options)
     try:
         for piece in stream:
@@ -119,40 +127,6 @@ def print_warnings(warnings: list[str]) -> None:
     """Warnings go to stderr, one paragraph each, so stdout keeps only the answer."""
     for warning in warnings:
         print(f"warning: {strip_controls(warning)}", file=sys.stderr)
-
-
-def _models(settings: Any, args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from pgpt.runtime.models import damaged_models, list_models, set_active_model
-    from pgpt.tui.jobs import delete_exported, describe_deletion, quality_cell
-
-    if args.use:
-        chosen = set_active_model(settings, args.use)
-        print(f"active chat model: {chosen.name}")
-        return 0
-    if args.delete is not None:
-        deleted, now = delete_exported(settings, args.delete)
-        print(dumps_json({**dataclasses.asdict(deleted), "active_model": now}, indent=2) if args.json
-              else describe_deletion(deleted, now))
-        return 0
-    models = [m.summary() for m in list_models(settings)]
-    damaged = damaged_models(settings)
-    if args.json:
-        print(dumps_json({"models": models, "damaged": [{"name": n, "reason": r} for n, r in damaged]}, indent=2))
-        return 0
-    if not models and not damaged:
-        print(strip_controls(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`."))
-        return 0
-    if models:
-        print(f"{'name':<34} {'kind':<9} {'dtype':<5} {'size':>8}  quality")
-    for m in models:
-        print(strip_controls(f"{m['name']:<34} {m['kind']:<9} {m['dtype']:<5} {m['size_mb']:>6.0f}MB  "
-                             f"{quality_cell(m['quality'])}"))
-    for name, reason in damaged:
-        print(" ".join(strip_controls(f"damaged: {name}: {reason} Remove it with `pgpt-tui models --delete {name}` "
-                                      "and export it again.").split()))
-    return 0
 
 
 def _doctor(settings: Any, args: argparse.Namespace) -> int:

@@ -110,6 +110,10 @@ class DocumentsScreen(PanelScreen):
         if library is None:
             self.notify("Documents need the embedding model (pgpt-export --default); it is not loaded yet.",
                         severity="warning")
+        elif library.remote is not None:
+            self.notify("The documents live on the server (PGPT_SERVER): add them there with "
+                        "`pgpt-tui ingest` or POST /v1/ingest/file.", severity="warning")
+            return None
         return library
 
     # Actions.
@@ -166,7 +170,7 @@ class DocumentsScreen(PanelScreen):
     def list_documents(self) -> None:
         """Read the document list from the index."""
         library = getattr(self.app, "library", None)
-        if library is not None:
+        if library is not None and library.store is not None:
             self.post_message(DocumentsListed(library.store.documents()))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")

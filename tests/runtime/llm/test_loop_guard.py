@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pgpt.runtime.llm.chat import ChatEngine, LoopGuard
+from pgpt.runtime.llm.chat import ChatEngine
+from pgpt.runtime.llm.stopping import LoopGuard
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 

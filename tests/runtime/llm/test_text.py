@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from pgpt.runtime.llm.chat import StopFilter
+from pgpt.runtime.llm.stopping import StopFilter
 from pgpt.runtime.errors import TemplateError
 from pgpt.runtime.llm.sampling import SamplingOptions, TokenPicker
 from pgpt.runtime.llm.text import IncrementalDecoder, load_tokenizer, render_chat

@@ -43,7 +43,8 @@ def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> No
 
     answer = json.loads(tui_cli(settings, "ask", "What is the launch code of project Zephyr?", "--json").stdout)
     assert answer["sources"][0]["source"].endswith("zephyr.md") and answer["cached"] is False
-    assert set(answer["timings"]) == {"embed_s", "retrieve_s", "ttft_s", "decode_tok_s", "check_s", "total_s"}
+    assert set(answer["timings"]) == {"embed_s", "retrieve_s", "ttft_s", "decode_tok_s", "check_s", "total_s",
+                                   "prompt_tokens", "new_tokens"}
     assert answer["kind"] in {"answer", "quote"} and "7341" in answer["answer"] and not answer["not_found"]
     assert answer["quotes"][0] == {"file": str(docs / "zephyr.md"), "page": 0, "source": 1,
                                    "sentence": "The launch code of project Zephyr is 7341."}

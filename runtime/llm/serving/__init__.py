@@ -1,0 +1,1 @@
+"""Serving many requests on loaded models: continuous batching and the model pool."""

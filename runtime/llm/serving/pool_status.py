@@ -1,0 +1,113 @@
+"""A running pool's status file, and how `pgpt-tui models --use` reads the outcome of a switch.
+
+A server's model pool notices version switches by watching the model cache, so the command that
+switched needs no network access to the server; it learns whether the server could load the new
+version from this file: ``PGPT_HOME/run/pool-<pid>-<n>.json`` (which models are loaded and how
+each name's last switch went), written by the pool's watcher and removed when the pool closes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pgpt.runtime.settings import Settings, ensure_private_dir, process_alive
+
+_NUMBERS = itertools.count(1)
+
+
+def run_folder(settings: Settings) -> Path:
+    """Where running pools write their status files."""
+    return settings.home / "run"
+
+
+class StatusFile:
+    """The status file of one pool (written only when its content changes)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = run_folder(settings) / f"pool-{os.getpid()}-{next(_NUMBERS)}.json"
+        self._lock = threading.Lock()
+        self._switches: dict[str, dict[str, Any]] = {}
+        self._written = ""
+
+    def switched(self, name: str, target: str, previous: str, ok: bool, reason: str = "") -> None:
+        """Record how the switch of ``name`` to ``target`` went (written with the next ``write``)."""
+        with self._lock:
+            self._switches[name] = {"target": target, "previous": previous, "ok": ok, "reason": reason,
+                                    "at": time.time()}
+
+    def write(self, loaded: list[Any]) -> None:
+        """Write the file if anything changed (``loaded``: the pool's LoadedModelInfo list)."""
+        with self._lock:
+            body = json.dumps({"pid": os.getpid(),
+                               "serving": {m.name: m.version for m in loaded if m.serving},
+                               "loaded": sorted(m.ref for m in loaded),
+                               "switches": self._switches}, sort_keys=True)
+            if body == self._written:
+                return
+            ensure_private_dir(self.path.parent)
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(body, encoding="utf-8")
+            os.replace(temporary, self.path)
+            self._written = body
+
+    def remove(self) -> None:
+        """Delete the file (the pool is closing)."""
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class SwitchOutcome:
+    """What one running pool did with a switch: ok, failed (with the reason), or still pending."""
+
+    pid: int
+    state: str  # ok, failed, pending
+    reason: str = ""
+
+
+def running_pools(settings: Settings) -> list[dict[str, Any]]:
+    """Status of every pool whose process still runs (stale files of dead processes are removed)."""
+    pools = []
+    folder = run_folder(settings)
+    for path in sorted(folder.glob("pool-*.json")) if folder.is_dir() else []:
+        try:
+            status = json.loads(path.read_text(encoding="utf-8"))
+            pid = int(status["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if process_alive(pid):
+            pools.append(status)
+        else:
+            path.unlink(missing_ok=True)
+    return pools
+
+
+def wait_for_switch(settings: Settings, name: str, target: str, since: float, timeout_s: float,
+                    poll_s: float = 0.25) -> list[SwitchOutcome]:
+    """Wait until every running pool that serves ``name`` switched it to ``target`` or failed
+    to (a failure recorded at or after ``since``, a ``time.time()``).
+
+    Returns one outcome per such pool (pending ones when ``timeout_s`` passed); none when no
+    running pool serves ``name`` (it loads the active version when first asked).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        outcomes = []
+        for pool in running_pools(settings):
+            switch = pool.get("switches", {}).get(name, {})
+            if pool.get("serving", {}).get(name) == target and switch.get("target", target) == target:
+                outcomes.append(SwitchOutcome(pool["pid"], "ok"))
+            elif switch.get("target") == target and not switch.get("ok") and switch.get("at", 0) >= since:
+                outcomes.append(SwitchOutcome(pool["pid"], "failed", str(switch.get("reason", ""))))
+            elif name in pool.get("serving", {}):
+                outcomes.append(SwitchOutcome(pool["pid"], "pending"))
+        if all(o.state != "pending" for o in outcomes) or time.monotonic() >= deadline:
+            return outcomes
+        time.sleep(poll_s)
+

@@ -1,0 +1,243 @@
+"""The client side of pgpt-serve: what the app and the CLI use instead of a loaded model when
+``PGPT_SERVER`` (or ``--server``) names a server. httpx only, no server code.
+
+``RemoteEngine`` offers the parts of ChatEngine the interfaces use (``stream``, ``model.info.name``,
+``provider``, ``close``) plus ``ask`` and ``search`` for documents, so the app and the CLI keep
+one code path; its streams give the same ``result`` objects (answer, cached, timings, sources).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgpt.runtime.errors import (Cancelled, PgptError, ServerAuthError, ServerBusyError, ServerError,
+                                 ServerUnreachableError)
+from pgpt.runtime.llm.chat import ChatResult
+from pgpt.runtime.llm.sampling import SamplingOptions
+
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 600.0  # a long answer behind a full queue; the server sends its first chunk at once
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    """What the app shows of the served model: ``info.name`` is ``name@version``."""
+
+    name: str
+    version: str
+
+    @property
+    def info(self) -> RemoteModel:
+        """ChatEngine's ``model.info`` shape."""
+        return self
+
+
+@dataclass
+class RemoteResult(ChatResult):
+    """A ChatResult from the server; documents answers also carry their sources."""
+
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    documents: bool = False  # an answer from the documents: its JSON is ask's
+    grounding: dict[str, Any] = field(default_factory=dict)  # kind, not_found, quotes, closest (the server's check)
+
+    def as_json(self) -> dict[str, Any]:
+        """The same JSON as ``chat --json`` (``ask --json``: answer, kind, not_found, quotes,
+        sources, closest, cached, timings)."""
+        if self.documents:
+            checked = {"kind": "answer", "not_found": False, "quotes": [], "closest": [], **self.grounding}
+            return {"answer": self.answer, **checked, "sources": self.sources, "cached": self.cached,
+                    "timings": self.timings}
+        return super().as_json()
+
+
+class RemoteEngine:
+    """A pgpt-serve reached over HTTP, used like a loaded ChatEngine."""
+
+    def __init__(self, url: str, api_key: str = "", model: str = "") -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        self.requested = model or "default"  # what requests ask for: "default" follows the server's switches
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers,
+                                  timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
+        started = time.perf_counter()
+        self.model = self._served_model()
+        self.load_s = time.perf_counter() - started
+
+    def take_warnings(self) -> list[str]:
+        """ChatEngine's warnings (about its local answer cache): a server keeps its own."""
+        return []
+
+    @property
+    def provider(self) -> str:
+        """Where the answers come from, for the status line."""
+        return f"server {self.url.split('://', 1)[-1]}"
+
+    def _served_model(self) -> RemoteModel:
+        """The model requests go to: the server's default, or the one asked for (name[@version])."""
+        chats = [m for m in self._request("GET", "/v1/models").get("data", []) if m.get("kind", "llm") == "llm"]
+        name, _, version = self.requested.partition("@")
+        chat = next((m for m in chats if (m.get("default") if name == "default" else m["id"] == name)), None)
+        if chat is None:
+            served = ", ".join(m["id"] for m in chats) or "none"
+            raise ServerError(f"The server at {self.url} has no chat model {self.requested!r} (it has: {served}).",
+                              status=404, hint="Pick one of those with --model, or leave it out for the default.")
+        return RemoteModel(f"{chat['id']}@{version or chat.get('version', '?')}", version or str(chat.get("version", "")))
+
+    def stream(self, messages: list[dict[str, str]], options: SamplingOptions,
+               cancel: threading.Event | None = None) -> RemoteStream:
+        """An answer to the conversation; iterate for text pieces, then read ``.result``."""
+        return RemoteStream(self, {"messages": messages, **_body(self.requested, options)}, cancel)
+
+    def ask(self, question: str, options: SamplingOptions, cancel: threading.Event | None = None,
+            doc_ids: list[str] | None = None) -> RemoteStream:
+        """An answer from the server's documents, with sources (PrivateGPT's use_context)."""
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": question}], "use_context": True,
+                                "include_sources": True, **_body(self.requested, options)}
+        if doc_ids is not None:
+            body["context_filter"] = {"docs_ids": doc_ids}
+        return RemoteStream(self, body, cancel)
+
+    def search(self, query: str, k: int = 5) -> list[dict[str, Any]]:
+        """The passages closest to ``query`` (``source``, ``page``, ``text``, ``score``), no model run."""
+        data = self._request("POST", "/v1/chunks", json={"text": query, "limit": k})
+        return [_source(chunk) for chunk in data.get("data", [])]
+
+    def documents(self) -> list[dict[str, Any]]:
+        """The server's indexed documents (``doc_id`` and ``doc_metadata``)."""
+        return list(self._request("GET", "/v1/ingest/list").get("data", []))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        import httpx
+
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from None
+        if response.status_code >= 400:
+            raise refused(self.url, response.status_code, response.text, response.headers.get("retry-after"))
+        return dict(response.json())
+
+
+class RemoteStream:
+    """Iterates the text pieces of one remote answer; ``result`` is complete when it ends.
+
+    Setting ``cancel`` closes the connection at the next piece, which makes the server stop the
+    sequence (its slot is free within one decode step).
+    """
+
+    def __init__(self, engine: RemoteEngine, body: dict[str, Any], cancel: threading.Event | None) -> None:
+        self._engine, self._body, self._cancel = engine, {**body, "stream": True}, cancel
+        self.result = RemoteResult(model=engine.model.info.name, provider=engine.provider,
+                                   documents=bool(body.get("use_context")))
+
+    def __iter__(self) -> Iterator[str]:
+        import httpx
+
+        engine = self._engine
+        try:
+            with engine._http.stream("POST", "/v1/chat/completions", json=self._body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise refused(engine.url, response.status_code, response.text,
+                                  response.headers.get("retry-after"))
+                for data in _events(response.iter_lines()):
+                    if self._cancel is not None and self._cancel.is_set():
+                        raise Cancelled("Generation stopped.")
+                    piece = self._take(data)
+                    if piece:
+                        yield piece
+        except httpx.HTTPError as exc:
+            raise unreachable(engine.url, exc, during_answer=bool(self.result.answer)) from None
+
+    def _take(self, data: dict[str, Any]) -> str:
+        """Fold one event into the result; the text it adds."""
+        if "error" in data:  # an error after the answer started travels inside the stream
+            error = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
+            code = str(error.get("code", ""))
+            raise refused(self._engine.url, int(code) if code.isdigit() else 500, json.dumps({"error": error}), None)
+        result = self.result
+        for choice in data.get("choices", []):
+            if choice.get("finish_reason"):
+                result.finish_reason = choice["finish_reason"]
+                result.cached = bool(data.get("cached", False))
+                result.timings = dict(data.get("timings") or {})
+                result.sources = [_source(s) for s in choice.get("sources") or []]
+                result.grounding = dict(data.get("grounding") or {})
+            piece = (choice.get("delta") or {}).get("content") or ""
+            result.answer += piece
+            return str(piece)
+        return ""
+
+
+def connect(settings: Any, model: str = "") -> RemoteEngine:
+    """The engine for ``settings.server`` with ``settings.server_key``; ``model`` picks one of the
+    server's models (default: the one it serves as ``default``)."""
+    return RemoteEngine(settings.server, settings.server_key, model)
+
+
+def _events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        yield json.loads(payload)
+
+
+def _body(model: str, options: SamplingOptions) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "max_tokens": options.max_new_tokens,
+                            "temperature": options.temperature, "top_p": options.top_p, "seed": options.seed}
+    if options.top_k:
+        body["top_k"] = options.top_k
+    if options.repetition_penalty != 1.0:
+        body["repeat_penalty"] = options.repetition_penalty
+    if options.stop:
+        body["stop"] = list(options.stop)
+    if options.ignore_eos:
+        body["ignore_eos"] = True
+    return body
+
+
+def _source(chunk: dict[str, Any]) -> dict[str, Any]:
+    """A PrivateGPT context chunk as the app's and the CLI's sources (source, page, text, score)."""
+    metadata = (chunk.get("document") or {}).get("doc_metadata") or {}
+    page = str(metadata.get("page_label", "0"))
+    return {"source": metadata.get("path") or metadata.get("file_name", "?"), "page": int(page) if page.isdigit() else 0,
+            "text": chunk.get("text", ""), "score": chunk.get("score", 0.0),
+            "doc_id": (chunk.get("document") or {}).get("doc_id", "")}
+
+
+def unreachable(url: str, error: BaseException, during_answer: bool = False) -> ServerError:
+    """The error for a server that did not answer (or stopped answering)."""
+    if during_answer:
+        return ServerUnreachableError(f"The server at {url} closed the connection in the middle of the answer "
+                                      f"({type(error).__name__}): it stopped or crashed.")
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return ServerUnreachableError(f"Nothing answers at {url} ({reason[:200]}).")
+
+
+def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptError:
+    """The error for an HTTP error answer, with the server's own message."""
+    try:
+        message = str(json.loads(text)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = " ".join(text.split())[:300] or f"HTTP {status}"
+    if status in (401, 403):
+        return ServerAuthError(f"The server at {url} refused the request ({status}): {message}", status=status)
+    if status == 503:
+        wait = int(retry_after) if (retry_after or "").isdigit() else 1
+        return ServerBusyError(f"The server at {url} is busy: {message} It asks to retry in {wait} s.",
+                               limit="server", retry_after_s=wait)
+    return ServerError(f"The server at {url} answered {status}: {message}", status=status, hint="")

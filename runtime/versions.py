@@ -1,0 +1,261 @@
+"""Model versions on disk: every export of a name is an immutable version; one is active.
+
+Layout in the model cache::
+
+    <cache>/<name>                          symlink -> .versions/<name>/<version> (the active one)
+    <cache>/.versions/<name>/<version>/     one export, never changed after it was published
+    <cache>/.versions/<name>/history.json   the versions activated, in order (rollback pops it)
+
+Why a symlink: replacing it is one atomic rename, so every reader (the app, `ask`, a server's
+pool) sees either the old or the new version, never a mix; and everything that reads
+``<cache>/<name>`` as a model folder keeps working. A version is the first 12 hex digits of the
+manifest hash (the files and their sha256), so re-exporting the same weights gives the same
+version. Folders exported before versions existed (plain folders) count as one version and
+become versioned the first time their name is exported again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pgpt.runtime.errors import ModelNotFoundError, VersionNotFoundError
+from pgpt.runtime.manifest import MANIFEST, manifest_hash, read_manifest
+from pgpt.runtime.settings import Settings
+
+VERSIONS = ".versions"
+HISTORY = "history.json"
+VERSION_DIGITS = 12
+DEFAULT_KEEP = 3
+
+
+def version_of(manifest: dict[str, Any]) -> str:
+    """The version id of an export: the first 12 hex digits of its manifest hash."""
+    return manifest_hash(manifest)[:VERSION_DIGITS]
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """``name@version`` -> (name, version); ``name`` -> (name, '')."""
+    name, _, version = ref.partition("@")
+    return name, version
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a model on disk."""
+
+    name: str
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+    active: bool
+
+    @property
+    def created(self) -> str:
+        """When the export was written (the manifest's UTC time stamp)."""
+        return str(self.manifest.get("created", ""))
+
+    @property
+    def size_bytes(self) -> int:
+        """Total size of the version's files."""
+        return sum(int(f["size"]) for f in self.manifest["files"])
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly: for `pgpt-tui models --versions NAME --json`."""
+        return {"name": self.name, "version": self.version, "active": self.active, "created": self.created,
+                "dtype": self.manifest.get("dtype", "?"), "size_mb": round(self.size_bytes / 1e6, 1),
+                "path": str(self.path)}
+
+
+def versions_folder(cache: Path, name: str) -> Path:
+    """Where the versions of ``name`` are kept."""
+    return cache / VERSIONS / name
+
+
+def linked_version(cache: Path, name: str) -> str:
+    """The version ``<cache>/<name>`` points at, or '' when it is not a version link."""
+    entry = cache / name
+    if not entry.is_symlink():
+        return ""
+    target = Path(os.readlink(entry))
+    if target.parent != Path(VERSIONS) / name:
+        return ""  # a link the user made to a folder elsewhere: not ours
+    return target.name
+
+
+def list_versions(settings: Settings, name: str) -> list[Version]:
+    """The versions of ``name`` on disk, newest export first; a plain folder is one version.
+
+    Raises:
+        ModelNotFoundError: no model called ``name``.
+    """
+    cache = settings.model_cache
+    active = linked_version(cache, name)
+    found = []
+    folder = versions_folder(cache, name)
+    if active and folder.is_dir():
+        for child in folder.iterdir():
+            if child.is_dir() and not child.name.startswith(".") and (child / MANIFEST).is_file():
+                found.append(Version(name, child.name, child, read_manifest(child), child.name == active))
+    elif (cache / name / MANIFEST).is_file():
+        manifest = read_manifest(cache / name)
+        found.append(Version(name, version_of(manifest), cache / name, manifest, True))
+    if not found:
+        raise ModelNotFoundError(f"There is no exported model called {name!r}.")
+    return sorted(found, key=lambda v: (v.created, v.path.stat().st_mtime), reverse=True)
+
+
+def find_version(settings: Settings, name: str, version: str) -> Version:
+    """The version of ``name`` whose id starts with ``version`` ('' = the active one).
+
+    Raises:
+        ModelNotFoundError: no model called ``name``.
+        VersionNotFoundError: no version (or more than one) starts with ``version``.
+    """
+    versions = list_versions(settings, name)
+    if not version:
+        return next(v for v in versions if v.active)
+    matches = [v for v in versions if v.version.startswith(version.lower())]
+    if len(matches) != 1:
+        kept = ", ".join(v.version for v in versions)
+        what = "no version" if not matches else "more than one version"
+        raise VersionNotFoundError(f"{name} has {what} starting with {version!r} (kept: {kept}).")
+    return matches[0]
+
+
+def can_publish(cache: Path, name: str) -> bool:
+    """Whether a new version of ``name`` may be published: nothing is there yet, or a version link,
+    or a plain pgpt export (never a folder or link of the user's)."""
+    entry = cache / name
+    if not entry.exists() and not entry.is_symlink():
+        return True
+    if entry.is_symlink():
+        return bool(linked_version(cache, name))
+    return (entry / MANIFEST).is_file()
+
+
+def publish_version(cache: Path, name: str, folder: Path, keep: int = DEFAULT_KEEP) -> Version:
+    """Move a finished export ``folder`` in as a version of ``name``, make it active, and keep
+    the newest ``keep`` versions (never removing the active one).
+
+    ``folder`` must be on the cache's file system (it is renamed, not copied). When the same
+    version is already kept, ``folder`` is deleted and that version becomes active again.
+    """
+    _adopt_plain_folder(cache, name)
+    manifest = read_manifest(folder)
+    target = _store(cache, name, folder, version_of(manifest))
+    prune_versions(cache, name, keep)
+    return Version(name, target.name, target, manifest, True)
+
+
+def use_version(settings: Settings, name: str, version: str) -> Version:
+    """Make ``version`` (a unique prefix) the active version of ``name``."""
+    chosen = find_version(settings, name, version)
+    if not linked_version(settings.model_cache, name):
+        _adopt_plain_folder(settings.model_cache, name)
+    _activate(settings.model_cache, name, chosen.version)
+    return Version(name, chosen.version, versions_folder(settings.model_cache, name) / chosen.version,
+                   chosen.manifest, True)
+
+
+def rollback(settings: Settings, name: str) -> Version:
+    """Activate the version that was active before the current one (undo the last switch).
+
+    Raises:
+        VersionNotFoundError: no earlier version is still on disk.
+    """
+    cache = settings.model_cache
+    current = find_version(settings, name, "")
+    history = _read_history(cache, name)
+    kept = {v.version for v in list_versions(settings, name)}
+    while history and history[-1] == current.version:
+        history.pop()
+    while history and history[-1] not in kept:
+        history.pop()
+    if not history:
+        raise VersionNotFoundError(f"{name} has no earlier version to roll back to (active: {current.version}).",
+                                   hint="`pgpt-tui models --versions NAME` lists the versions kept on disk.")
+    previous = history[-1]
+    # The history is the stack below the restored version: another rollback goes further back.
+    _link(cache, name, previous)
+    _write_history(cache, name, history)
+    return find_version(settings, name, previous)
+
+
+def prune_versions(cache: Path, name: str, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` versions of ``name`` (the active one always stays)."""
+    active = linked_version(cache, name)
+    root = versions_folder(cache, name)
+    versions = []
+    for child in root.iterdir() if root.is_dir() else []:
+        if child.is_dir() and not child.name.startswith("."):
+            try:
+                created = str(read_manifest(child).get("created", ""))
+            except Exception:  # an unreadable version is the first to go
+                created = ""
+            versions.append((created, child.stat().st_mtime, child))
+    versions.sort(reverse=True)
+    removed = []
+    for _, _, child in versions[max(keep, 1):]:
+        if child.name != active:
+            doomed = child.with_name(f".{child.name}.deleting-{os.getpid()}")
+            os.replace(child, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            removed.append(child.name)
+    return removed
+
+
+def _adopt_plain_folder(cache: Path, name: str) -> None:
+    """Turn a plain (pre-versions) model folder ``<cache>/<name>`` into its first version."""
+    entry = cache / name
+    if not entry.is_symlink() and (entry / MANIFEST).is_file():
+        _store(cache, name, entry, version_of(read_manifest(entry)))
+
+
+def _store(cache: Path, name: str, folder: Path, version: str) -> Path:
+    """Move ``folder`` in as ``version`` of ``name`` (dropping it when that version is kept
+    already) and make it active; returns the version's folder."""
+    target = versions_folder(cache, name) / version
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        shutil.rmtree(folder)
+    else:
+        os.replace(folder, target)
+    _activate(cache, name, version)
+    return target
+
+
+def _activate(cache: Path, name: str, version: str) -> None:
+    """Point the name at ``version`` and push it on the history."""
+    _link(cache, name, version)
+    history = _read_history(cache, name)
+    if not history or history[-1] != version:
+        history.append(version)
+    _write_history(cache, name, history[-100:])
+
+
+def _link(cache: Path, name: str, version: str) -> None:
+    """Replace ``<cache>/<name>`` by a relative link to the version, atomically."""
+    temporary = cache / f".{name}.link-{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    os.symlink(Path(VERSIONS) / name / version, temporary, target_is_directory=True)
+    os.replace(temporary, cache / name)
+
+
+def _read_history(cache: Path, name: str) -> list[str]:
+    try:
+        data = json.loads((versions_folder(cache, name) / HISTORY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [str(v) for v in data] if isinstance(data, list) else []
+
+
+def _write_history(cache: Path, name: str, history: list[str]) -> None:
+    path = versions_folder(cache, name) / HISTORY
+    temporary = path.with_name(f".{HISTORY}.{os.getpid()}")
+    temporary.write_text(json.dumps(history), encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,1 @@
+"""pgpt-serve: the HTTP server (routes, authentication, metrics) over the headless runtime."""

@@ -1,0 +1,144 @@
+"""The app factory: a FastAPI app for one Service, with the guards, the access log and JSON errors.
+
+``create_app`` takes settings and returns a new app each time (no globals), so tests build
+several and Ray Serve could wrap one per replica (``@serve.ingress(create_app(...))``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pgpt.runtime.settings import Settings
+from pgpt.serve.config import ServeSettings
+from pgpt.serve.metrics import ServerMetrics
+from pgpt.serve.service import Service
+
+access_log = logging.getLogger("pgpt.serve.access")
+
+
+def create_app(settings: Settings, serve: ServeSettings, service: Service | None = None) -> Any:
+    """A FastAPI app serving ``settings``' models under ``serve``'s rules.
+
+    Args:
+        settings: Where models, the index, caches and logs live.
+        serve: How the server listens and whom it lets in (checked here: an exposed address
+            without a key raises ConfigError).
+        service: The models and index to serve; by default built from the settings and loaded
+            when the app starts.
+
+    Returns:
+        The ASGI app; each request passes the access log, the Host allow-list, CORS, the API key
+        and the body cap, in that order.
+    """
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    from pgpt.runtime.errors import PgptError
+    from pgpt.serve.guard import ApiKeyGuard, BodyLimit, HostGuard
+    from pgpt.serve.routes import router
+
+    serve.check()
+    service = service or Service(settings, serve, ServerMetrics())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.close()
+
+    app = FastAPI(title="pgpt-serve", version="1", lifespan=lifespan)
+    app.state.service = service
+    app.include_router(router)
+    app.add_exception_handler(PgptError, _pgpt_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _pgpt_error)  # a JSON 500, not Starlette's plain text
+    # add_middleware wraps: the last one added runs first.
+    app.add_middleware(BodyLimit, limit=serve.max_body_bytes)
+    app.add_middleware(ApiKeyGuard, key=serve.api_key)
+    if serve.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(serve.cors_origins), allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(HostGuard, names=serve.host_names())
+    app.add_middleware(AccessLog, metrics=service.metrics)  # outermost: refusals are logged and counted too
+    return app
+
+
+async def _pgpt_error(request: Any, error: Exception) -> Any:
+    from fastapi.responses import JSONResponse
+
+    from pgpt.serve.errors import describe_error
+
+    status, payload, headers = describe_error(error)
+    request.scope.setdefault("state", {}).setdefault("pgpt_log", {})["error"] = type(error).__name__
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+async def _http_error(request: Any, error: Any) -> Any:
+    from fastapi.responses import JSONResponse
+
+    from pgpt.serve.errors import error_payload
+
+    return JSONResponse(error_payload(error.status_code, str(error.detail)), status_code=error.status_code,
+                        headers=getattr(error, "headers", None))
+
+
+async def _validation_error(request: Any, error: Any) -> Any:
+    """400 naming each bad field, instead of FastAPI's 422 list."""
+    from fastapi.responses import JSONResponse
+
+    from pgpt.serve.errors import error_payload
+
+    problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
+                         for e in error.errors()[:5])
+    return JSONResponse(error_payload(400, f"Invalid request: {problems}."), status_code=400)
+
+
+class AccessLog:
+    """One log line per request when its response ends, and the request counter by route.
+
+    The line holds the method, the route, the status, model@version, prompt and new tokens, TTFT
+    and the total time; never a prompt, an answer or a header (the key travels in one).
+    """
+
+    def __init__(self, app: Any, metrics: ServerMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        fields: dict[str, Any] = scope.setdefault("state", {}).setdefault("pgpt_log", {})
+        status = 500
+
+        async def watched_send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        finally:
+            status = int(fields.get("status", status))  # an error inside a stream after its 200
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            access_log.info(
+                "%s %s %s model=%s prompt_tokens=%s new_tokens=%s ttft_s=%s total_s=%.3f%s",
+                scope["method"], route, status, fields.get("model", "-"), fields.get("prompt_tokens", "-"),
+                fields.get("new_tokens", "-"), _seconds(fields.get("ttft_s")), time.perf_counter() - started,
+                " cached" if fields.get("cached") else "")
+
+
+def _seconds(value: Any) -> str:
+    return f"{float(value):.3f}" if isinstance(value, int | float) else "-"

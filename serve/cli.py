@@ -1,0 +1,97 @@
+"""`pgpt-serve`: the model as a service on uvicorn (OpenAI- and PrivateGPT-compatible HTTP API)."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from typing import Any
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options of pgpt-serve (no heavy imports: --help stays instant)."""
+    from pgpt.serve.config import add_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="pgpt-serve",
+        description="Serve pgpt's chat model, embedder and document index over an OpenAI-compatible HTTP API. "
+                    "Every option can also be set as a PGPT_ environment variable (PGPT_PORT, PGPT_API_KEY_FILE, "
+                    "...) or in a .env file.")
+    add_arguments(parser)
+    parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `pgpt-serve`; returns when the server stops (Ctrl+C or SIGTERM)."""
+    args = build_parser().parse_args(argv)
+    from pgpt.runtime.errors import user_message
+
+    try:
+        settings, serve = _settings(args)
+        listener = _bind(serve.host, serve.port)
+    except Exception as exc:  # one paragraph to stderr, never a traceback
+        message = user_message(exc)
+        print(f"error: {message.title}: {message.text}", file=sys.stderr)
+        return message.exit_code
+    return _run(settings, serve, listener)
+
+
+def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    import dataclasses
+
+    from pgpt.runtime.logs import setup_logging
+    from pgpt.runtime.settings import Settings
+    from pgpt.serve.config import environment, serve_settings
+
+    env = environment()
+    settings = Settings.from_env(env)
+    if args.provider:
+        settings = dataclasses.replace(settings, provider=args.provider)
+    serve = serve_settings(args, env)
+    if serve.model:
+        settings = dataclasses.replace(settings, model=serve.model)
+    serve.check()
+    setup_logging(settings)
+    return settings, serve
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a taken port is a clear error, not a log line."""
+    from pgpt.runtime.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}.",
+                          hint="Another program (maybe another pgpt-serve) uses that port: stop it or choose "
+                               "another with --port.") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
+    import logging
+
+    import uvicorn
+
+    from pgpt.serve.app import create_app
+
+    app = create_app(settings, serve)
+    shown = f"[{serve.host}]" if ":" in serve.host else serve.host
+    print(f"pgpt-serve: listening on http://{shown}:{serve.port} (key {'required' if serve.api_key else 'off'}); "
+          f"log: {settings.log_file}", file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False,
+                            timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.run(sockets=[listener])
+    logging.getLogger("pgpt.serve").info("pgpt-serve stopped")
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

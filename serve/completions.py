@@ -1,0 +1,311 @@
+"""Chat completions: a request checked and queued, run in its own thread, answered as OpenAI's
+JSON or as a server-sent event stream, with PrivateGPT's sources when it asked about documents."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from pgpt.runtime.errors import Cancelled, ConfigError, ContextLengthError, ServerBusyError
+from pgpt.serve.errors import describe_error, json_bytes
+from pgpt.serve.schemas import ChatCompletionRequest, sampling_fields
+from pgpt.serve.service import Service, stream_in_thread
+
+DEFAULT_MAX_TOKENS = 512  # the app's; a request may ask for more, up to --max-tokens-cap
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+@dataclass
+class Completion:
+    """One accepted chat completion: its lease on the model, what runs, where its result lands,
+    and its log fields."""
+
+    service: Service
+    body: ChatCompletionRequest
+    lease: Any  # pgpt.runtime.llm.serving.pool.Lease: the version that started it finishes it
+    stream: Any  # ChatStream or AskStream: iterate it for text, then read .result
+    log: dict[str, Any]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def model(self) -> str:
+        """``name@version`` of the model that answers."""
+        return str(self.lease.ref)
+
+    async def pieces(self) -> AsyncIterator[str]:
+        """The answer's text as it is generated; the lease is given back when it ends."""
+        try:
+            if self.body.use_context:
+                # A documents answer is checked against the sources once the draft is whole (it may be
+                # replaced by a quote or "not found"), so the checked answer is sent, in one piece.
+                async for _ in stream_in_thread(lambda: self.stream, self.cancel):
+                    pass
+                if self.stream.result.answer:
+                    yield self.stream.result.answer
+            else:
+                async for piece in stream_in_thread(lambda: self.stream, self.cancel):
+                    yield piece
+        finally:
+            self.lease.release()
+        self._finished()
+
+    def close(self) -> None:
+        """Stop the answer (if it runs) and give the model back; harmless when it is done."""
+        self.cancel.set()
+        self.lease.release()
+
+    def _finished(self) -> None:
+        result = self.stream.result
+        timings = dict(result.timings)
+        cache = "documents" if self.body.use_context else "answer"
+        self.service.metrics.observe_generation(self.model, timings, result.cached, cache)
+        self.log.update(prompt_tokens=timings.get("prompt_tokens", 0), new_tokens=timings.get("new_tokens", 0),
+                        ttft_s=timings.get("ttft_s"), cached=result.cached)
+
+    def extras(self) -> dict[str, Any]:
+        """pgpt's additions to the final chunk or the response: cached, timings (as llama.cpp)."""
+        result = self.stream.result
+        extras: dict[str, Any] = {"cached": result.cached, "timings": result.timings}
+        if self.body.use_context:  # how the answer was checked: ask --json's fields
+            extras["grounding"] = {"kind": result.kind, "not_found": result.not_found, "quotes": result.quotes,
+                                   "closest": result.closest}
+        return extras
+
+    def usage(self) -> dict[str, int]:
+        """OpenAI's usage block."""
+        timings = self.stream.result.timings
+        prompt, new = int(timings.get("prompt_tokens", 0) or 0), int(timings.get("new_tokens", 0) or 0)
+        return {"prompt_tokens": prompt, "completion_tokens": new, "total_tokens": prompt + new}
+
+    def sources(self) -> list[dict[str, Any]] | None:
+        """PrivateGPT's ``sources`` (context chunks) of a documents answer, when asked for."""
+        if not (self.body.use_context and self.body.include_sources):
+            return None
+        return [context_chunk(s) for s in getattr(self.stream.result, "sources", [])]
+
+    def chunk(self, delta: dict[str, Any] | None, finish: str | None = None,
+              on_choice: dict[str, Any] | None = None, **extra: Any) -> bytes:
+        """One server-sent event of the stream (``delta`` None: a chunk without choices);
+        ``on_choice`` adds fields to the choice (PrivateGPT's sources), ``extra`` to the chunk."""
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish,
+                                             **(on_choice or {})}]
+        return sse({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                    "model": self.model, "system_fingerprint": self.lease.version, "choices": choices, **extra})
+
+
+async def start_completion(service: Service, body: ChatCompletionRequest, log: dict[str, Any]) -> Completion:
+    """Check the request, lease its model and queue its generation (or find it in the cache).
+
+    Raises:
+        ConfigError: a message or setting the server cannot use (400).
+        ContextLengthError: the prompt does not fit the model's context (400, both numbers named).
+        ModelNotFoundError: no model of that name or version (404).
+        ServerBusyError: the queue is full, or every loaded model is busy (503 with Retry-After).
+    """
+    messages = chat_messages(body)
+    lease = await service.lease(body.model, _keep_alive(body.keep_alive))
+    log["model"] = lease.ref
+    cancel = threading.Event()
+    try:
+        stream = await _prepare(service, body, lease, messages, cancel)
+    except ServerBusyError:
+        lease.release()
+        service.metrics.rejected.inc()
+        raise
+    except BaseException:
+        lease.release()
+        raise
+    return Completion(service, body, lease, stream, log, cancel)
+
+
+async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, messages: list[dict[str, str]],
+                   cancel: threading.Event) -> Any:
+    """The stream of the answer (``cancel`` stops it), submitted to the scheduler when it is a
+    plain chat, so a full queue or a prompt too long is an HTTP error, not one inside a started stream."""
+    from pgpt.runtime.llm.sampling import SamplingOptions
+
+    engine = lease.chat
+    prompt_tokens = await asyncio.to_thread(_prompt_tokens, engine, messages, body.use_context)
+    max_new = _max_new_tokens(body, prompt_tokens, engine.model.max_context, service.serve.max_tokens_cap)
+    options = SamplingOptions(max_new_tokens=max_new, stop=body.stop_strings(), **sampling_fields(body))
+    if not body.use_context:
+        stream = engine.stream(messages, options, cancel)
+        await asyncio.to_thread(stream.start)  # the cache, then the scheduler's queue
+        return stream
+    from pgpt.runtime.documents.answers import AskStream
+
+    _check_room(lease)  # an answer from the documents submits after retrieval: look at the queue now
+    filters = body.context_filter.docs_ids if body.context_filter else None
+    return AskStream(engine, await service.store(), await service.embedder(), messages[-1]["content"], options,
+                     cancel=cancel, doc_ids=filters)
+
+
+def _check_room(lease: Any) -> None:
+    """ServerBusyError now when the lease's scheduler could take no more work."""
+    stats = lease.scheduler.stats()
+    if stats.running >= stats.parallel and stats.queued >= stats.max_queue:
+        raise ServerBusyError(f"{stats.running} requests are running (parallel={stats.parallel}) and {stats.queued} "
+                              f"are waiting (max_queue={stats.max_queue}).", limit=f"max_queue={stats.max_queue}")
+
+
+def _keep_alive(value: str | int | float | None) -> float | None:
+    """A request's keep_alive (ollama's: "5m", 300, -1) in seconds; None keeps the model's."""
+    import argparse
+
+    from pgpt.runtime.arg_types import duration_seconds
+
+    if value is None:
+        return None
+    try:
+        return duration_seconds(str(value))
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"keep_alive: {exc}.", hint="Send seconds, or a duration such as 5m or 1h; -1 for never.")
+
+
+def chat_messages(body: ChatCompletionRequest) -> list[dict[str, str]]:
+    """The conversation as the chat template takes it; refuses what it cannot read."""
+    messages = []
+    for message in body.messages:
+        if message.role not in _ROLES:
+            raise ConfigError(f"Messages of role {message.role!r} are not supported (tools are not).",
+                              hint="Send system, user and assistant messages.")
+        if isinstance(message.content, list) and any(p.type != "text" for p in message.content):
+            raise ConfigError("Only text content is supported (no images or audio).",
+                              hint="Send the message's content as text.")
+        messages.append({"role": _ROLES[message.role], "content": message.text()})
+    if body.use_context and messages[-1]["role"] != "user":
+        raise ConfigError("With use_context the last message must be the user's question.",
+                          hint="End the messages with a user message.")
+    return messages
+
+
+def _prompt_tokens(engine: Any, messages: list[dict[str, str]], use_context: bool) -> int:
+    """Tokens of the prompt (for documents: of the question; the passages are fitted later)."""
+    if use_context:
+        return len(engine.model.tokenize(messages[-1]["content"]))
+    return len(engine.model.tokenize(engine.model.render_prompt(messages)))
+
+
+def _max_new_tokens(body: ChatCompletionRequest, prompt_tokens: int, context: int, cap: int) -> int:
+    """The request's max_tokens within the cap; when none was asked, what fits up to the default."""
+    asked = body.max_tokens or body.max_completion_tokens
+    room = context - prompt_tokens
+    if asked is None:
+        wanted = min(DEFAULT_MAX_TOKENS, cap, room)
+        if wanted >= 1:
+            return wanted
+        asked = 1
+    wanted = min(asked, cap)
+    if prompt_tokens + wanted > context:
+        raise ContextLengthError(
+            f"The prompt has {prompt_tokens} tokens and max_tokens is {wanted}: {prompt_tokens + wanted} tokens, "
+            f"but the model's context holds {context}.",
+            hint="Shorten the messages or lower max_tokens.")
+    return wanted
+
+
+async def event_stream(completion: Completion) -> AsyncIterator[bytes]:
+    """The SSE body: a role chunk, text chunks, a final chunk with finish_reason (plus cached,
+    timings and sources), usage when asked, ``[DONE]``; an error after the start is sent as an
+    ``{"error": ...}`` event, which the openai client raises as an APIError."""
+    yield completion.chunk({"role": "assistant", "content": ""})
+    try:
+        async for piece in completion.pieces():
+            yield completion.chunk({"content": piece})
+    except Exception as exc:  # headers are gone: the error travels inside the stream
+        status, payload, _ = describe_error(exc)
+        completion.log["status"] = status
+        yield sse(payload) + b"data: [DONE]\n\n"
+        return
+    sources = completion.sources()
+    yield completion.chunk({}, completion.stream.result.finish_reason,
+                           {"sources": sources} if sources is not None else None, **completion.extras())
+    options = completion.body.stream_options
+    if options is not None and options.include_usage:
+        yield completion.chunk(None, usage=completion.usage())
+    yield b"data: [DONE]\n\n"
+
+
+class CompletionStream(StreamingResponse):
+    """The SSE response of a completion; however it ends (done, client gone before or during the
+    stream), the sequence is stopped and its queue place or slot given back."""
+
+    def __init__(self, completion: Completion) -> None:
+        super().__init__(event_stream(completion), media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.completion = completion
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        import anyio
+
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.completion.cancel.set()
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+            self.completion.close()
+
+
+async def complete(completion: Completion) -> dict[str, Any]:
+    """The whole answer as one ``chat.completion`` object."""
+    text = "".join([piece async for piece in completion.pieces()])
+    result = completion.stream.result
+    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": result.answer or text},
+                              "logprobs": None, "finish_reason": result.finish_reason}
+    sources = completion.sources()
+    if sources is not None:
+        choice["sources"] = sources
+    return {"id": completion.id, "object": "chat.completion", "created": completion.created,
+            "model": completion.model, "system_fingerprint": completion.lease.version,
+            "choices": [choice], "usage": completion.usage(), **completion.extras()}
+
+
+def context_chunk(source: dict[str, Any]) -> dict[str, Any]:
+    """A source in PrivateGPT's ``context.chunk`` shape (file name and page in ``doc_metadata``)."""
+    from pathlib import PurePath
+
+    metadata: dict[str, Any] = {"file_name": PurePath(str(source.get("source", ""))).name,
+                                "path": source.get("source", "")}
+    if source.get("page"):
+        metadata["page_label"] = str(source["page"])
+    return {"object": "context.chunk", "score": source.get("score", 0.0),
+            "document": {"object": "ingest.document", "doc_id": source.get("doc_id", ""),
+                         "doc_metadata": metadata},
+            "text": source.get("text", ""), "previous_texts": source.get("previous_texts"),
+            "next_texts": source.get("next_texts")}
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    """One ``data:`` event."""
+    return b"data: " + json_bytes(data) + b"\n\n"
+
+
+async def until_disconnected(receive: Any, work: Any) -> Any:
+    """Run the coroutine ``work`` unless the client disconnects first (then it is cancelled and
+    Cancelled is raised): vLLM's ``with_cancellation``, since a plain response never notices."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise Cancelled("The client closed the connection before the answer was complete.")
+    return task.result()

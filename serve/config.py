@@ -1,0 +1,179 @@
+"""Settings of `pgpt-serve`: command line over ``PGPT_*`` environment over a ``.env`` file over defaults.
+
+The API key is read from a file (``--api-key-file``, ``PGPT_API_KEY_FILE``) or ``PGPT_API_KEY``,
+never from the command line, where ``ps`` would show it to every user of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgpt.runtime.errors import ConfigError
+
+DEFAULT_PORT = 8642
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How the server listens, whom it lets in and how much work it takes.
+
+    Attributes:
+        host: Address to bind; 127.0.0.1 unless a key is set. ``PGPT_HOST``.
+        port: TCP port. ``PGPT_PORT``.
+        model: Chat model served as ``default``; empty: the active one. ``PGPT_MODEL``.
+        api_key: Bearer key every route but /health requires; empty: no key (loopback only).
+        parallel: Sequences generated at once. ``PGPT_PARALLEL``.
+        max_queue: Requests waiting for a slot before new ones get 503. ``PGPT_MAX_QUEUE``.
+        max_tokens_cap: Upper bound of a request's max_tokens. ``PGPT_MAX_TOKENS_CAP``.
+        keep_alive_s: Idle seconds before a model unloads; -1 never. ``PGPT_KEEP_ALIVE``.
+        max_loaded: Chat models loaded at once. ``PGPT_MAX_LOADED``.
+        allowed_hosts: Host header names accepted besides the loopback ones; ``*`` any. ``PGPT_ALLOWED_HOSTS``.
+        cors_origins: Browser origins allowed by CORS; empty: CORS off. ``PGPT_CORS_ORIGINS``.
+        max_body_mb: Largest request body (uploads included), in MB. ``PGPT_MAX_BODY_MB``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    model: str = ""
+    api_key: str = field(default="", repr=False)
+    parallel: int = 4
+    max_queue: int = 16
+    max_tokens_cap: int = 1024
+    keep_alive_s: float = 1800.0
+    max_loaded: int = 2
+    allowed_hosts: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    max_body_mb: int = 32
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The body cap in bytes."""
+        return self.max_body_mb * 1_000_000
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the server listens on this machine only."""
+        return is_loopback(self.host)
+
+    def host_names(self) -> frozenset[str]:
+        """Host header names (without port) that the server answers; empty set when any is allowed."""
+        if "*" in self.allowed_hosts:
+            return frozenset()
+        names = {*LOOPBACK_NAMES, *(h.lower() for h in self.allowed_hosts)}
+        if self.host not in WILDCARD_HOSTS:
+            names.add(self.host.lower())
+        return frozenset(names)
+
+    def check(self) -> None:
+        """Refuse settings that would expose the server or cannot work (see the messages)."""
+        if not self.loopback and not self.api_key:
+            raise ConfigError(
+                f"pgpt-serve refuses to listen on {self.host or 'every address'} without an API key: anyone who "
+                "can reach that address could use the model and read the indexed documents.",
+                hint="Create a key (openssl rand -hex 32 > ~/.config/pgpt/api-key; chmod 600 ~/.config/pgpt/api-key) "
+                     "and pass --api-key-file ~/.config/pgpt/api-key (or set PGPT_API_KEY), or keep "
+                     "--host 127.0.0.1 and reach it through an SSH tunnel.")
+        if any(o.strip() == "*" for o in self.cors_origins):
+            raise ConfigError("--cors-origins '*' is refused: any web page could then call the server from "
+                              "a visitor's browser.", hint="List the exact origins, e.g. http://localhost:3000.")
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `pgpt-serve` (defaults None: unset options fall back to the environment)."""
+    from pgpt.runtime.arg_types import non_negative_int, positive_int
+
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1; others need an API key)")
+    parser.add_argument("--port", type=positive_int, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument("--model", help="chat model served as 'default' (default: the active one)")
+    parser.add_argument("--api-key-file", type=Path, metavar="FILE",
+                        help="file holding the API key clients must send as 'Authorization: Bearer KEY'")
+    parser.add_argument("--parallel", type=positive_int, help="sequences generated at once (default 4)")
+    parser.add_argument("--max-queue", type=non_negative_int, help="requests that may wait for a slot (default 16)")
+    parser.add_argument("--max-tokens-cap", type=positive_int, help="largest max_tokens a request gets (default 1024)")
+    parser.add_argument("--keep-alive", metavar="DURATION",
+                        help="idle time before a model unloads: 30m, 1h, 90s, 0 or -1 for never (default 30m)")
+    parser.add_argument("--max-loaded", type=positive_int, help="chat models loaded at once (default 2)")
+    parser.add_argument("--allowed-hosts", nargs="+", metavar="NAME",
+                        help="Host header names accepted besides localhost (* for any; DNS-rebinding guard)")
+    parser.add_argument("--cors-origins", nargs="+", metavar="ORIGIN",
+                        help="browser origins allowed to call the server (default: none, CORS off)")
+    parser.add_argument("--max-body-mb", type=positive_int, help="largest request body or upload in MB (default 32)")
+
+
+def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSettings:
+    """Combine the command line with ``env`` (the environment over the ``.env`` file)."""
+    from pgpt.runtime.arg_types import duration_seconds
+
+    def pick(arg: object, name: str, default: str) -> str:
+        return str(arg) if arg is not None else env.get(name, "") or default
+
+    def number(arg: object, name: str, default: int, lowest: int) -> int:
+        raw = pick(arg, name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number.") from None
+        if value < lowest:
+            raise ConfigError(f"{name}={value} is below the lowest allowed value, {lowest}.")
+        return value
+
+    try:
+        keep_alive = duration_seconds(pick(args.keep_alive, "PGPT_KEEP_ALIVE", "30m"))
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"--keep-alive / PGPT_KEEP_ALIVE: {exc}.") from None
+    return ServeSettings(
+        host=pick(args.host, "PGPT_HOST", "127.0.0.1"),
+        port=number(args.port, "PGPT_PORT", DEFAULT_PORT, 1),
+        model=pick(args.model, "PGPT_MODEL", ""),
+        api_key=read_api_key(args.api_key_file, env),
+        parallel=number(args.parallel, "PGPT_PARALLEL", 4, 1),
+        max_queue=number(args.max_queue, "PGPT_MAX_QUEUE", 16, 0),
+        max_tokens_cap=number(args.max_tokens_cap, "PGPT_MAX_TOKENS_CAP", 1024, 1),
+        keep_alive_s=keep_alive,
+        max_loaded=number(args.max_loaded, "PGPT_MAX_LOADED", 2, 1),
+        allowed_hosts=tuple(args.allowed_hosts or _names(env.get("PGPT_ALLOWED_HOSTS", ""))),
+        cors_origins=tuple(args.cors_origins or _names(env.get("PGPT_CORS_ORIGINS", ""))),
+        max_body_mb=number(args.max_body_mb, "PGPT_MAX_BODY_MB", 32, 1),
+    )
+
+
+def read_api_key(path: Path | None, env: Mapping[str, str]) -> str:
+    """The key from ``path``, else ``PGPT_API_KEY_FILE``, else ``PGPT_API_KEY``; '' when none is set.
+
+    Raises:
+        ConfigError: the file is missing, empty, or readable by other users.
+    """
+    from pgpt.runtime.settings import read_key_file
+
+    if path is None and env.get("PGPT_API_KEY_FILE"):
+        path = Path(env["PGPT_API_KEY_FILE"])
+    return read_key_file(path) if path is not None else env.get("PGPT_API_KEY", "").strip()
+
+
+def environment(cwd: Path | None = None) -> dict[str, str]:
+    """``PGPT_*`` values of the ``.env`` file in ``cwd``, overridden by the process environment."""
+    from pgpt.runtime.settings import read_dotenv
+
+    dotenv = {k: v for k, v in read_dotenv((cwd or Path.cwd()) / ".env").items() if k.startswith("PGPT_")}
+    return {**dotenv, **os.environ}
+
+
+def _names(text: str) -> list[str]:
+    return [part for part in text.replace(",", " ").split() if part]

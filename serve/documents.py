@@ -1,0 +1,173 @@
+"""PrivateGPT's document API over pgpt's index: chunks, ingest file and text, list, delete.
+
+Uploads are written to ``PGPT_HOME/uploads/COLLECTION/NAME`` (the file name is the document's
+identity: the same name again updates it, unchanged content is skipped) and then go through the
+CLI's ``ingest``: the same readers, size cap and hostile-file rules, one commit per document, one
+writer at a time while searches and answers go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from pgpt.runtime.errors import RequestRefusedError
+from pgpt.serve.completions import context_chunk
+from pgpt.serve.service import Service
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+_COPY_BYTES = 1 << 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def upload_folder(service: Service, collection: str) -> Path:
+    """Where uploads of ``collection`` are kept (private to the server's user)."""
+    from pgpt.runtime.settings import ensure_private_dir
+
+    return ensure_private_dir(service.settings.home / "uploads" / safe_name(collection, "collection"))
+
+
+def safe_name(name: str | None, what: str = "file name") -> str:
+    """The last part of a client's file name, refused when it is empty, hidden or not a name.
+
+    Raises:
+        RequestRefusedError: 400 with the reason.
+    """
+    raw = (name or "").replace("\\", "/")
+    base = PurePosixPath(raw).name.strip()
+    if not base or base in (".", "..") or base.startswith(".") or _CONTROL.search(base) or len(base.encode()) > 255:
+        raise RequestRefusedError(f"The {what} {raw[:80]!r} cannot be used: it must be a plain name, not hidden, "
+                                  "without control characters, at most 255 bytes.", status=400,
+                                  hint="Send the file under a plain name such as report.pdf.")
+    return base
+
+
+async def ingest_upload(service: Service, name: str | None, data: BinaryIO, collection: str) -> dict[str, Any]:
+    """Store an uploaded file and index it; the PrivateGPT answer with its document."""
+    folder = upload_folder(service, collection)
+    target = folder / safe_name(name)
+    await asyncio.to_thread(_store_file, data, target, service.serve.max_body_bytes)
+    return await _index(service, target, collection)
+
+
+async def ingest_text(service: Service, file_name: str, text: str, collection: str) -> dict[str, Any]:
+    """Store a text under ``file_name`` (``.txt`` added unless it ends in a text suffix) and index it."""
+    import io
+
+    name = safe_name(file_name)
+    if not name.lower().endswith(TEXT_SUFFIXES):
+        name += ".txt"
+    target = upload_folder(service, collection) / name
+    await asyncio.to_thread(_store_file, io.BytesIO(text.encode("utf-8")), target, service.serve.max_body_bytes)
+    return await _index(service, target, collection)
+
+
+def _store_file(data: BinaryIO, target: Path, limit: int) -> None:
+    """Copy into a new private file beside ``target``, then rename over it: a reader never sees
+    half a file, and a symlink planted at ``target`` is replaced, never written through."""
+    temporary = target.with_name(f".upload-{uuid.uuid4().hex}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while block := data.read(_COPY_BYTES):
+                written += len(block)
+                if written > limit:
+                    raise RequestRefusedError(f"The file is larger than this server's limit of {limit / 1e6:g} MB.",
+                                              status=413, hint="Ask the operator to raise --max-body-mb.")
+                out.write(block)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+async def _index(service: Service, path: Path, collection: str) -> dict[str, Any]:
+    from pgpt.runtime.documents.ingest import ingest
+
+    embedder = await service.embedder()
+
+    def run() -> Any:
+        with service.ingest_lock:  # uploads to this server queue here; another process gets 409
+            return ingest(service.settings, [path], embedder, collection=collection)
+
+    report = await asyncio.to_thread(run)
+    problems = report.skipped + report.failed
+    if problems:
+        path.unlink(missing_ok=True)  # nothing of it is indexed; do not keep it
+        reason = problems[0][1]
+        raise RequestRefusedError(f"{path.name} was not indexed: {reason}.", status=415,
+                                  hint="Send a text, Markdown, HTML, PDF (with a text layer) or .docx file.")
+    status = next((name for name in ("added", "updated", "renamed") if getattr(report, name)), "unchanged")
+    store = await service.store()
+    record = next(d for d in await asyncio.to_thread(store.documents, collection) if d.path == str(path))
+    return listing([ingested_document(record, status=status)])
+
+
+async def list_documents(service: Service) -> dict[str, Any]:
+    """Every indexed document (PrivateGPT's ``/v1/ingest/list``)."""
+    store = await service.store()
+    return listing([ingested_document(d) for d in await asyncio.to_thread(store.documents)])
+
+
+async def delete_document(service: Service, doc_id: str) -> None:
+    """Forget one document (and its uploaded file).
+
+    Raises:
+        RequestRefusedError: 404 when no document has that id.
+        IngestLockedError: another process is ingesting (409).
+    """
+    from pgpt.runtime.documents.ingest import forget_document
+
+    embedder = await service.embedder()
+
+    def run() -> Any:
+        with service.ingest_lock:
+            return forget_document(service.settings, embedder, doc_id)
+
+    record = await asyncio.to_thread(run)
+    if record is None:
+        raise RequestRefusedError(f"No document has the id {doc_id[:80]!r}.", status=404,
+                                  hint="GET /v1/ingest/list lists the documents and their ids.")
+    uploads = service.settings.home / "uploads"
+    path = Path(record.path)
+    if path.is_relative_to(uploads) and not path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: int,
+                 around: int) -> dict[str, Any]:
+    """The passages closest to ``text`` (PrivateGPT's ``/v1/chunks``), with their neighbours."""
+    from pgpt.runtime.documents.retrieval import neighbours, search
+
+    store, embedder = await service.store(), await service.embedder()
+
+    def run() -> list[dict[str, Any]]:
+        found = []
+        for hit in search(store, embedder, text, k=limit, per_document=limit, doc_ids=doc_ids):
+            before, after = neighbours(store, hit.chunk_id, around, around) if around else (None, None)
+            found.append(context_chunk({"source": hit.source, "page": hit.page, "text": hit.text,
+                                        "score": hit.score, "doc_id": hit.chunk_id.rpartition(":")[0],
+                                        "previous_texts": before, "next_texts": after}))
+        return found
+
+    return listing(await asyncio.to_thread(run))
+
+
+def ingested_document(record: Any, status: str = "") -> dict[str, Any]:
+    """PrivateGPT's ``ingest.document``: the id, and the file name in ``doc_metadata``."""
+    metadata: dict[str, Any] = {"file_name": Path(record.path).name, "path": record.path,
+                                "collection": record.collection, "chunks": record.chunks,
+                                "ingested_at": record.ingested_at}
+    if status:
+        metadata["status"] = status
+    return {"object": "ingest.document", "doc_id": record.doc_id, "doc_metadata": metadata}
+
+
+def listing(data: list[dict[str, Any]]) -> dict[str, Any]:
+    """PrivateGPT's list envelope (its clients check ``model == "private-gpt"``)."""
+    return {"object": "list", "model": "private-gpt", "data": data}

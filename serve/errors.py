@@ -1,0 +1,53 @@
+"""Errors as JSON in OpenAI's shape, with the status and message from pgpt's one error table."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pgpt.runtime.errors import PgptError, ServerBusyError, user_message
+
+log = logging.getLogger("pgpt.serve")
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+          404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
+          415: "invalid_request_error", 422: "invalid_request_error", 499: "cancelled",
+          503: "overloaded_error"}
+
+
+def error_payload(status: int, message: str, code: str | None = None) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}`` as OpenAI's API answers errors."""
+    return {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "param": None,
+                      "code": code or str(status)}}
+
+
+def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The status, JSON body and extra headers for ``error`` (a 503 says when to retry)."""
+    message = user_message(error)
+    status = message.http_status
+    headers: dict[str, str] = {}
+    code = None
+    if isinstance(error, ServerBusyError):
+        headers["Retry-After"] = str(error.retry_after_s)
+        code = "server_busy"
+    if status >= 500 and not isinstance(error, PgptError):  # a bug: keep the traceback in the log
+        log.error("request failed: %s: %s", message.title, message.text, exc_info=error)
+    elif status >= 500:
+        log.warning("request refused: %s: %s", message.title, message.text)
+    return status, error_payload(status, f"{message.title}: {message.text}", code), headers
+
+
+def json_bytes(data: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def send_error(send: Any, status: int, message: str, code: str | None = None,
+                     headers: dict[str, str] | None = None) -> None:
+    """Answer with a JSON error from ASGI middleware (before any route runs)."""
+    body = json_bytes(error_payload(status, message, code))
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,125 @@
+"""What every request passes before a route runs: the Host allow-list, the API key and the body cap.
+
+Plain ASGI middleware, so each check covers every route the app has, including ones added
+later (vLLM's ``--api-key`` covered ``/v1`` only and left the rest open).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.exceptions import HTTPException
+
+from pgpt.serve.errors import send_error
+
+PUBLIC_PATHS = frozenset({"/health"})  # what a load balancer or systemd may poll without the key
+# A refused body is left unread: the connection must close after the 413, or the client, still
+# sending, and the server, no longer reading, would wait for each other.
+CLOSE = {"Connection": "close"}
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def host_name(host_header: str) -> str:
+    """``Example.com:8642`` -> ``example.com``; ``[::1]:8642`` -> ``::1``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class HostGuard:
+    """403 unless the Host header names this server: a web page that rebinds its own DNS name to
+    127.0.0.1 still sends its own name, so it cannot reach the API (ollama's CVE-2024-28224)."""
+
+    def __init__(self, app: Any, names: frozenset[str]) -> None:
+        self.app, self.names = app, names
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.names:
+            name = host_name(_header(scope, b"host"))
+            if name not in self.names:
+                await send_error(send, 403, f"Host '{name[:100]}' is not one this server answers to. Its operator "
+                                 "can add it with --allowed-hosts.", "host_not_allowed")
+                return
+        await self.app(scope, receive, send)
+
+
+class ApiKeyGuard:
+    """401 unless ``Authorization: Bearer KEY`` matches, on every route but /health; compared in
+    constant time so the response time does not leak how much of a guess was right."""
+
+    def __init__(self, app: Any, key: str) -> None:
+        self.app, self.key = app, key.encode("utf-8")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.key and scope["path"] not in PUBLIC_PATHS and not _preflight(scope):
+            scheme, _, given = _header(scope, b"authorization").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), self.key):
+                await send_error(send, 401, "Missing or wrong API key: send 'Authorization: Bearer KEY' with the "
+                                 "key the server was started with.", "invalid_api_key",
+                                 {"WWW-Authenticate": "Bearer"})
+                return
+        await self.app(scope, receive, send)
+
+
+def _preflight(scope: dict[str, Any]) -> bool:
+    """A CORS preflight: browsers send it without credentials; CORS middleware answers it."""
+    return scope["method"] == "OPTIONS" and bool(_header(scope, b"access-control-request-method"))
+
+
+class BodyLimit:
+    """413 for a body over ``limit`` bytes: at once from Content-Length, else while it streams in."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(413, self.message(), headers=CLOSE)
+            return message
+
+        async def watched_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    def message(self) -> str:
+        """What a refused client reads."""
+        return (f"The request body is larger than this server's limit of {self.limit / 1e6:g} MB. Send a "
+                "smaller file, or ask its operator to raise --max-body-mb.")
+
+    async def _refuse(self, send: Any) -> None:
+        await send_error(send, 413, self.message(), "body_too_large", CLOSE)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised inside the app's receive when a streamed body passes the cap. An HTTPException, so
+    that FastAPI's body parsing passes it on (it turns other errors into a 400)."""

@@ -1,0 +1,134 @@
+"""The HTTP routes: thin wrappers that parse, call the service and shape the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from pgpt.runtime.errors import ConfigError
+from pgpt.serve import documents
+from pgpt.serve.completions import CompletionStream, complete, start_completion, until_disconnected
+from pgpt.serve.schemas import ChatCompletionRequest, ChunksRequest, EmbeddingsRequest, IngestTextRequest
+from pgpt.serve.service import Service
+
+router = APIRouter()
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit per request
+
+
+def service_of(request: Request) -> Service:
+    """The service this app was built with (no globals: each app has its own)."""
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def log_fields(request: Request) -> dict[str, Any]:
+    """The dict the access log reads when the response is done (model, tokens, TTFT)."""
+    return request.scope.setdefault("state", {}).setdefault("pgpt_log", {})  # type: ignore[no-any-return]
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Alive (no key needed): the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    """200 once the model and the embedder are loaded, 503 before (and after a failed load)."""
+    service = service_of(request)
+    if service.ready:
+        return JSONResponse({"status": "ready", "models": [m["id"] for m in service.models()]})
+    reason = f"loading failed: {service.load_error}" if service.load_error else "loading"
+    return JSONResponse({"status": reason}, status_code=503, headers={"Retry-After": "2"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text format (the gauges read from the model pool now)."""
+    service = service_of(request)
+    await asyncio.to_thread(service.refresh_gauges)
+    body, content_type = service.metrics.exposition()
+    return Response(body, media_type=content_type)
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    """The models this server serves: loaded, version, size, when they unload."""
+    return {"object": "list", "data": service_of(request).models()}
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+    """OpenAI's chat completions (stream or not), with PrivateGPT's use_context and sources."""
+    completion = await start_completion(service_of(request), body, log_fields(request))
+    if body.stream:
+        return CompletionStream(completion)
+    try:
+        return await until_disconnected(request.receive, complete(completion))
+    finally:
+        completion.close()  # the lease, also when the work never started
+
+
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
+    """OpenAI's embeddings with the server's embedding model (float lists or base64)."""
+    service = service_of(request)
+    embedder = await service.embedder()
+    if body.model not in ("default", "", embedder.info.name):
+        raise ConfigError(f"This server embeds with {embedder.info.name}, not {body.model!r}.",
+                          hint="Ask for model 'default' or see GET /v1/models.")
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ConfigError("input must be a text or a list of texts (token ids are not supported).")
+    if len(texts) > MAX_EMBEDDING_INPUTS:
+        raise ConfigError(f"{len(texts)} inputs in one request; the limit is {MAX_EMBEDDING_INPUTS}.")
+    vectors = await asyncio.to_thread(embedder.embed, texts)
+    tokens = sum(len(e.ids) for e in embedder.tokenizer.encode_batch(texts))
+    log_fields(request).update(model=embedder.info.ref, prompt_tokens=tokens)
+    return {"object": "list", "model": embedder.info.name,
+            "data": [{"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
+                     for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _encode(vector: np.ndarray, encoding: str) -> Any:
+    if encoding == "base64":  # what the openai client asks for by default: little-endian float32
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return [float(x) for x in vector]
+
+
+@router.post("/v1/chunks")
+async def chunks(body: ChunksRequest, request: Request) -> dict[str, Any]:
+    """PrivateGPT: the passages closest to a text (no language model runs)."""
+    filters = body.context_filter.docs_ids if body.context_filter else None
+    return await documents.chunks(service_of(request), body.text, filters, body.limit, body.prev_next_chunks)
+
+
+@router.post("/v1/ingest/file")
+async def ingest_file(request: Request, file: UploadFile = File(...),
+                      collection: str = Form("default")) -> dict[str, Any]:
+    """PrivateGPT: index an uploaded file (multipart field ``file``)."""
+    return await documents.ingest_upload(service_of(request), file.filename, file.file, collection)
+
+
+@router.post("/v1/ingest/text")
+async def ingest_text(body: IngestTextRequest, request: Request, collection: str = "default") -> dict[str, Any]:
+    """PrivateGPT: index a text under a file name."""
+    return await documents.ingest_text(service_of(request), body.file_name, body.text, collection)
+
+
+@router.get("/v1/ingest/list")
+async def ingest_list(request: Request) -> dict[str, Any]:
+    """PrivateGPT: the indexed documents and their ids."""
+    return await documents.list_documents(service_of(request))
+
+
+@router.delete("/v1/ingest/{doc_id}")
+async def ingest_delete(doc_id: str, request: Request) -> Response:
+    """PrivateGPT: forget one document."""
+    await documents.delete_document(service_of(request), doc_id)
+    return Response(status_code=200)

@@ -1,0 +1,108 @@
+"""Request bodies of the API: OpenAI's chat completions and embeddings, PrivateGPT's extensions,
+chunks and ingestion. Unknown fields are ignored, as OpenAI-compatible servers do."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ContentPart(BaseModel):
+    """A part of a message's content; only text parts are understood."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    """One message of the conversation."""
+
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        """The message's text (text parts joined; other parts are refused by the route)."""
+        if isinstance(self.content, list):
+            return "".join(part.text or "" for part in self.content if part.type == "text")
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    """OpenAI's ``stream_options``."""
+
+    include_usage: bool = False
+
+
+class ContextFilter(BaseModel):
+    """PrivateGPT's filter: answer from these documents only (ids from /v1/ingest/list)."""
+
+    docs_ids: list[str] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """``POST /v1/chat/completions``: OpenAI's fields plus PrivateGPT's ``use_context``,
+    ``context_filter`` and ``include_sources`` (ollama's ``keep_alive`` and llama.cpp's ``top_k``,
+    ``repeat_penalty`` too)."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str = "default"
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=0)
+    repeat_penalty: float | None = Field(default=None, gt=0.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(default=1, ge=1, le=1)
+    keep_alive: str | int | float | None = None
+    ignore_eos: bool = False  # vLLM's: decode exactly max_tokens (benchmarks)
+    use_context: bool = False
+    context_filter: ContextFilter | None = None
+    include_sources: bool = True
+
+    def stop_strings(self) -> tuple[str, ...]:
+        """``stop`` as a tuple (OpenAI allows one string or up to 4)."""
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop[:4])
+
+
+class EmbeddingsRequest(BaseModel):
+    """``POST /v1/embeddings``."""
+
+    model_config = ConfigDict(extra="ignore")
+    input: str | list[str] | list[int] | list[list[int]]
+    model: str = "default"
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+
+
+class ChunksRequest(BaseModel):
+    """``POST /v1/chunks`` (PrivateGPT): the passages closest to ``text``, no model run."""
+
+    model_config = ConfigDict(extra="ignore")
+    text: str
+    context_filter: ContextFilter | None = None
+    limit: int = Field(default=10, ge=1, le=100)
+    prev_next_chunks: int = Field(default=0, ge=0, le=10)
+
+
+class IngestTextRequest(BaseModel):
+    """``POST /v1/ingest/text`` (PrivateGPT): a text stored and indexed under ``file_name``."""
+
+    file_name: str = Field(min_length=1, max_length=255)
+    text: str
+
+
+def sampling_fields(body: ChatCompletionRequest) -> dict[str, Any]:
+    """The request's sampling settings that were given, under SamplingOptions' names."""
+    given = {"temperature": body.temperature, "top_p": body.top_p, "top_k": body.top_k,
+             "repetition_penalty": body.repeat_penalty, "seed": body.seed, "ignore_eos": body.ignore_eos or None}
+    return {name: value for name, value in given.items() if value is not None}

@@ -1,0 +1,196 @@
+"""What one server instance holds: its model pool, embedder and document index.
+
+The pool (pgpt.runtime.llm.serving) loads chat models on first use, batches their requests in one
+scheduler per loaded version, refuses work beyond --parallel and --max-queue at once, unloads
+idle models and swaps versions; the server only leases from it. Built by the app factory from
+the settings; nothing lives in module globals, so one process may hold several services (tests
+do; Ray Serve would put one in each replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+from pgpt.runtime.settings import Settings
+from pgpt.serve.config import ServeSettings
+from pgpt.serve.metrics import ServerMetrics
+
+log = logging.getLogger("pgpt.serve")
+
+
+class Service:
+    """The model pool (chat models, their schedulers, the shared answer cache), the embedder and
+    the document index behind the routes; loaded in threads when the app starts."""
+
+    def __init__(self, settings: Settings, serve: ServeSettings, metrics: ServerMetrics) -> None:
+        self.settings, self.serve, self.metrics = settings, serve, metrics
+        self.started = time.time()
+        self.pool: Any = None
+        self._embedder: Any = None
+        self._store: Any = None
+        self._loading: asyncio.Task[None] | None = None
+        self.load_error: BaseException | None = None  # the default chat model's, at start
+        self.embedder_error: BaseException | None = None  # documents and embeddings only
+        self.ingest_lock = threading.Lock()  # one writer at a time inside this server
+
+    async def start(self) -> None:
+        """Build the pool and start loading the default chat model and the embedder; /ready
+        answers 200 once the chat model serves."""
+        from pgpt.runtime.llm.serving.pool import ModelPool, PoolConfig
+        from pgpt.runtime.llm.serving.scheduler import SchedulerConfig
+
+        serve = self.serve
+        config = PoolConfig(keep_alive_s=serve.keep_alive_s, max_loaded=serve.max_loaded,
+                            scheduler=SchedulerConfig(parallel=serve.parallel, max_queue=serve.max_queue,
+                                                      max_tokens_cap=serve.max_tokens_cap))
+        self.pool = await asyncio.to_thread(ModelPool, self.settings, config)
+        self.pool.subscribe(self._pool_event)
+        self._loading = asyncio.create_task(self._load())
+
+    async def _load(self) -> None:
+        from pgpt.runtime.llm.embeddings import default_embedder
+
+        lease, embedder = await asyncio.gather(asyncio.to_thread(self.pool.acquire, self.serve.model or "default"),
+                                               asyncio.to_thread(default_embedder, self.settings),
+                                               return_exceptions=True)
+        if isinstance(embedder, BaseException):  # chat still works; documents answer with this error
+            self.embedder_error = embedder
+            log.error("embedding model unavailable: %s", embedder)
+        else:
+            self._embedder = embedder
+        if isinstance(lease, BaseException):  # requests load on demand and say why they cannot
+            self.load_error = lease
+            log.error("chat model loading failed: %s", lease)
+            return
+        log.info("serving %s on %s", lease.ref, lease.chat.provider)
+        lease.release()  # it stays loaded for its keep-alive
+
+    def _pool_event(self, event: Any) -> None:
+        """Model loads, unloads, failures and switches: counted, and logged with the reason."""
+        counters = {"loaded": self.metrics.model_loads, "unloaded": self.metrics.model_unloads,
+                    "load_failed": self.metrics.model_load_failures, "switched": self.metrics.model_switches}
+        if event.kind in counters:
+            counters[event.kind].labels(event.name).inc()
+        log.info("model %s: %s@%s%s%s", event.kind, event.name, event.version,
+                 f" (was {event.previous})" if event.previous else "", f": {event.reason}" if event.reason else "")
+
+    @property
+    def ready(self) -> bool:
+        """Whether the default chat model is loaded and serving."""
+        return self.pool is not None and self.pool.ready()
+
+    async def lease(self, ref: str, keep_alive: float | None = None) -> Any:
+        """A lease on the model ``ref`` names ('default', a name, name@version), loading it if
+        needed; release it when the answer is done (the version that started it finishes it)."""
+        if self._loading is not None:
+            await asyncio.shield(self._loading)  # the first requests wait for the start-up load
+        return await asyncio.to_thread(self.pool.acquire, ref or "default", keep_alive)
+
+    async def embedder(self) -> Any:
+        """The embedding model (raises why it could not be loaded)."""
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
+        if self.embedder_error is not None:
+            raise self.embedder_error
+        return self._embedder
+
+    async def store(self) -> Any:
+        """The document index (opened on first use; refused when built with another embedder)."""
+        from pgpt.runtime.documents.ingest import open_store
+
+        if self._store is None:
+            self._store = await asyncio.to_thread(open_store, self.settings, await self.embedder())
+        return self._store
+
+    def refresh_gauges(self) -> None:
+        """Queue depth, running sequences, loaded models and batch fill, read from the pool now."""
+        if self.pool is None:
+            return
+        loaded = self.pool.loaded()
+        self.metrics.running.set(sum(m.scheduler.running for m in loaded))
+        self.metrics.waiting.set(sum(m.scheduler.queued for m in loaded))
+        self.metrics.loaded.set(len(loaded))
+        steps = sum(m.scheduler.decode_steps for m in loaded)
+        self.metrics.busy_slots.set(sum(m.scheduler.decode_rows for m in loaded) / steps if steps else 0.0)
+
+    def models(self) -> list[dict[str, Any]]:
+        """``/v1/models``: every chat model of the registry (active version, loaded versions with
+        memory and unload time) and the embedder."""
+        from pgpt.runtime.models import chat_model_name, list_models
+
+        loaded = self.pool.loaded() if self.pool is not None else []
+        default = chat_model_name(self.settings)
+        entries = []
+        for info in list_models(self.settings):
+            if info.kind != "llm":
+                continue
+            versions = [{"version": m.version, "memory_bytes": m.memory_bytes, "active_requests": m.active_requests,
+                         "serving": m.serving, "loaded_at": int(m.loaded_at),
+                         "expires_at": int(m.expires_at) if m.expires_at is not None else None}
+                        for m in loaded if m.name == info.name]
+            entries.append({"id": info.name, "object": "model", "created": int(self.started), "owned_by": "pgpt",
+                            "kind": "llm", "version": info.version, "default": info.name == default,
+                            "loaded": bool(versions), "size_bytes": info.size_bytes, "loaded_versions": versions})
+        if self._embedder is not None:
+            info = self._embedder.info
+            entries.append({"id": info.name, "object": "model", "created": int(self.started), "owned_by": "pgpt",
+                            "kind": "embedding", "version": info.version, "loaded": True,
+                            "size_bytes": info.size_bytes})
+        return entries
+
+    async def close(self) -> None:
+        """Stop the pool (its schedulers, the watcher, the answer cache)."""
+        if self._loading is not None:
+            with contextlib.suppress(BaseException):
+                await self._loading
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.close)
+
+
+async def stream_in_thread(make: Callable[[], Iterable[str]], cancel: threading.Event) -> AsyncIterator[str]:
+    """Iterate a blocking stream in its own thread and hand its pieces to the event loop.
+
+    Closing this generator (the client went away) sets ``cancel``: the generation stops at its
+    next token, and the close waits for that so the slot is free when the caller releases it.
+    """
+    import anyio
+
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    finished = loop.create_future()
+
+    def deliver(kind: str, value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
+            loop.call_soon_threadsafe(pieces.put_nowait, (kind, value))
+
+    def work() -> None:
+        try:
+            for piece in make():
+                deliver("piece", piece)
+            deliver("end", None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the event loop, raised there
+            deliver("error", exc)
+        finally:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: finished.done() or finished.set_result(None))
+
+    threading.Thread(target=work, name="pgpt-sequence", daemon=True).start()
+    try:
+        while True:
+            kind, value = await pieces.get()
+            if kind == "piece":
+                yield value
+            elif kind == "end":
+                return
+            else:
+                raise value
+    finally:
+        cancel.set()
+        with anyio.CancelScope(shield=True):
+            await finished

@@ -1,0 +1,128 @@
+"""Model versions on disk: publish, list, address by name@version, switch, roll back, prune, delete."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pgpt.runtime.errors import ModelNotFoundError, VersionNotFoundError
+from pgpt.runtime.manifest import write_manifest
+from pgpt.runtime.models import delete_model, find_model, list_models
+from pgpt.runtime.settings import Settings
+from pgpt.runtime.versions import (
+    can_publish,
+    list_versions,
+    publish_version,
+    rollback,
+    use_version,
+    version_of,
+    versions_folder,
+)
+
+NAME = "toy-int8"
+
+
+def _export(folder: Path, weights: bytes, created: str) -> Path:
+    """A folder that looks like a finished export: files and a pgpt manifest."""
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(weights)
+    (folder / "config.json").write_text("{}")
+    write_manifest(folder, {"kind": "llm", "dtype": "int8", "created": created})
+    return folder
+
+
+@pytest.fixture()
+def cache_settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", model_cache=tmp_path / "models")
+
+
+def _publish(settings: Settings, n: int, keep: int = 3) -> str:
+    settings.model_cache.mkdir(parents=True, exist_ok=True)
+    work = settings.model_cache / f".work-{n}"
+    _export(work, bytes([n]) * 100, f"2026-01-0{n}T00:00:00Z")
+    return publish_version(settings.model_cache, NAME, work, keep).version
+
+
+def test_each_export_is_a_version_and_the_newest_is_active(cache_settings: Settings) -> None:
+    v1, v2 = _publish(cache_settings, 1), _publish(cache_settings, 2)
+    assert v1 != v2 and len(v1) == 12
+    assert os.readlink(cache_settings.model_cache / NAME) == f".versions/{NAME}/{v2}"
+    versions = list_versions(cache_settings, NAME)
+    assert [(v.version, v.active) for v in versions] == [(v2, True), (v1, False)]
+    listed = list_models(cache_settings)
+    assert [(m.name, m.version) for m in listed] == [(NAME, v2)]
+    assert listed[0].path == versions_folder(cache_settings.model_cache, NAME) / v2  # never the link
+    assert find_model(cache_settings, f"{NAME}@{v1[:5]}").version == v1
+    assert find_model(cache_settings, NAME).ref == f"{NAME}@{v2}"
+    assert _publish(cache_settings, 2) == v2  # the same files again: the same version, nothing added
+    assert len(list_versions(cache_settings, NAME)) == 2
+
+
+def test_use_and_rollback_walk_the_history(cache_settings: Settings) -> None:
+    v1, v2, v3 = (_publish(cache_settings, n) for n in (1, 2, 3))
+    assert use_version(cache_settings, NAME, v1[:6]).version == v1
+    assert find_model(cache_settings, NAME).version == v1
+    assert rollback(cache_settings, NAME).version == v3  # undo the switch
+    assert rollback(cache_settings, NAME).version == v2  # and the export before it
+    assert rollback(cache_settings, NAME).version == v1
+    with pytest.raises(VersionNotFoundError, match="no earlier version"):
+        rollback(cache_settings, NAME)
+    assert find_model(cache_settings, NAME).version == v1
+
+
+def test_unknown_or_ambiguous_versions_name_the_kept_ones(cache_settings: Settings) -> None:
+    versions = [_publish(cache_settings, n, keep=20) for n in range(1, 10)]
+    with pytest.raises(VersionNotFoundError, match=f"no version starting with 'zz'.*{versions[-1]}"):
+        find_model(cache_settings, f"{NAME}@zz")
+    shared = next(v[0] for v in versions if sum(w[0] == v[0] for w in versions) > 1)
+    with pytest.raises(VersionNotFoundError, match=f"more than one version starting with '{shared}'"):
+        use_version(cache_settings, NAME, shared)
+    with pytest.raises(ModelNotFoundError, match="no exported model called 'nothing'"):
+        find_model(cache_settings, "nothing@123")
+
+
+def test_only_the_newest_versions_are_kept_but_never_the_active_one(cache_settings: Settings) -> None:
+    v1 = _publish(cache_settings, 1)
+    v2 = _publish(cache_settings, 2, keep=2)
+    use_version(cache_settings, NAME, v1)  # the oldest is active now
+    v3 = _publish(cache_settings, 3, keep=2)  # publishing activates v3; keep 2: v3, v2
+    assert [v.version for v in list_versions(cache_settings, NAME)] == [v3, v2]
+    use_version(cache_settings, NAME, v2)
+    v4 = _publish(cache_settings, 4, keep=1)
+    assert [v.version for v in list_versions(cache_settings, NAME)] == [v4]
+    assert not [p for p in versions_folder(cache_settings.model_cache, NAME).iterdir() if p.name.startswith(".")]
+
+
+def test_a_plain_folder_from_before_versions_becomes_the_first_version(cache_settings: Settings) -> None:
+    plain = _export(cache_settings.model_cache / NAME, b"old" * 10, "2025-12-01T00:00:00Z")
+    old = version_of(find_model(cache_settings, NAME).manifest)
+    assert [v.version for v in list_versions(cache_settings, NAME)] == [old]
+    assert find_model(cache_settings, f"{NAME}@{old}").path == plain
+    new = _publish(cache_settings, 5)
+    assert (cache_settings.model_cache / NAME).is_symlink()
+    assert [v.version for v in list_versions(cache_settings, NAME)] == [new, old]
+    assert rollback(cache_settings, NAME).version == old
+
+
+def test_delete_removes_the_link_and_every_version(cache_settings: Settings) -> None:
+    _publish(cache_settings, 1)
+    _publish(cache_settings, 2)
+    elsewhere = _export(cache_settings.model_cache.parent / "outside", b"x" * 50, "2026-01-01T00:00:00Z")
+    os.symlink(elsewhere, cache_settings.model_cache / "linked")
+    deleted = delete_model(cache_settings, NAME)
+    assert deleted.size_bytes == 2 * 100 + 2 * 2 and not deleted.link_only
+    assert not (cache_settings.model_cache / NAME).exists()
+    assert not versions_folder(cache_settings.model_cache, NAME).exists()
+    assert delete_model(cache_settings, "linked").link_only and (elsewhere / "model.onnx").is_file()
+
+
+def test_only_exports_and_version_links_may_get_a_new_version(cache_settings: Settings, tmp_path: Path) -> None:
+    cache = cache_settings.model_cache
+    assert can_publish(cache, NAME)
+    _publish(cache_settings, 1)
+    assert can_publish(cache, NAME)
+    (cache / "mine").mkdir()
+    os.symlink(tmp_path, cache / "linked")
+    assert not can_publish(cache, "mine") and not can_publish(cache, "linked")

@@ -1,0 +1,93 @@
+"""The app in this process (httpx's ASGI transport): a model failing mid-stream, and the settings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from pgpt.runtime.errors import ConfigError
+from pgpt.runtime.settings import Settings
+from pgpt.serve.config import ServeSettings, add_arguments, environment, serve_settings
+
+
+async def test_a_model_failing_mid_stream_reports_inside_the_stream(settings: Settings) -> None:
+    """A crash of ONNX Runtime after the first tokens cannot be caused for real on demand: the
+    served model's decode session is made to fail from its 3rd step on."""
+    from pgpt.serve.app import create_app
+    from pgpt.serve.metrics import ServerMetrics
+    from pgpt.serve.service import Service
+
+    serve = ServeSettings()
+    service = Service(settings, serve, ServerMetrics())
+    await service.start()  # what the app's lifespan does (the ASGI transport runs none)
+    lease = await service.lease("default")
+    run, calls = lease.model.session.run_with_iobinding, []
+
+    def failing(*args: object) -> None:
+        calls.append(1)
+        if len(calls) > 2:
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : simulated device failure")
+        run(*args)
+
+    lease.model.session.run_with_iobinding = failing
+    lease.release()
+    transport = httpx.ASGITransport(app=create_app(settings, serve, service))
+    client = openai.AsyncOpenAI(base_url="http://localhost/v1", api_key="x", max_retries=0,
+                                http_client=httpx.AsyncClient(transport=transport, base_url="http://localhost"))
+    try:
+        stream = await client.chat.completions.create(model="default", max_tokens=20, stream=True,
+                                                      messages=[{"role": "user", "content": "Hi there"}])
+        pieces = []
+        with pytest.raises(openai.APIError, match="simulated device failure"):
+            async for chunk in stream:
+                pieces.append(chunk.choices[0].delta.content if chunk.choices else None)
+        assert len([p for p in pieces if p]) >= 1  # the error came after text had been sent
+        assert service.metrics.http_requests.labels("/v1/chat/completions", "POST", "500")._value.get() == 1
+    finally:
+        await service.close()
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_options_come_from_the_command_line_then_the_environment_then_dotenv(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("PGPT_PORT=9000\nPGPT_PARALLEL=3\nPGPT_KEEP_ALIVE=5m\nOTHER=1\n")
+    monkeypatch.setenv("PGPT_PARALLEL", "6")
+    monkeypatch.delenv("OTHER", raising=False)
+    env = environment(tmp_path)
+    assert "OTHER" not in env  # only PGPT_ settings are taken from .env
+    chosen = serve_settings(parse("--max-queue", "5"), env)
+    assert (chosen.port, chosen.parallel, chosen.max_queue, chosen.keep_alive_s) == (9000, 6, 5, 300.0)
+    assert serve_settings(parse("--parallel", "2"), env).parallel == 2
+    assert serve_settings(parse("--keep-alive", "-1"), env).keep_alive_s == -1.0
+    with pytest.raises(ConfigError, match="PGPT_MAX_QUEUE"):
+        serve_settings(parse(), {"PGPT_MAX_QUEUE": "lots"})
+    with pytest.raises(ConfigError, match="keep-alive"):
+        serve_settings(parse("--keep-alive", "soon"), {})
+
+
+def test_the_host_rules(tmp_path: Path) -> None:
+    from pgpt.serve.guard import host_name
+
+    assert ServeSettings().loopback and ServeSettings(host="::1").loopback and not ServeSettings(host="0.0.0.0").loopback
+    assert ServeSettings(host="10.0.0.5", api_key="k").host_names() >= {"localhost", "127.0.0.1", "::1", "10.0.0.5"}
+    assert ServeSettings(allowed_hosts=("*",)).host_names() == frozenset()
+    assert [host_name(h) for h in ("Example.org:80", "[::1]:8642", "::1", "localhost")] == [
+        "example.org", "::1", "::1", "localhost"]
+    with pytest.raises(ConfigError, match="refuses to listen on 10.0.0.5"):
+        ServeSettings(host="10.0.0.5").check()
+    with pytest.raises(ConfigError, match="any web page"):
+        ServeSettings(cors_origins=("*",)).check()
+    key = tmp_path / "key"
+    key.write_text("")
+    key.chmod(0o600)
+    with pytest.raises(ConfigError, match="empty"):
+        serve_settings(parse("--api-key-file", str(key)), {})

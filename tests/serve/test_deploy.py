@@ -1,0 +1,64 @@
+"""The systemd unit in deploy/: it parses, systemd accepts it, and its ExecStart runs pgpt-serve."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "deploy" / "pgpt-serve.service"
+ENV_FILE = ROOT / "deploy" / "pgpt-serve.env"
+
+
+def unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
+    parser.read_string(UNIT.read_text())
+    return parser
+
+
+def installed(tmp_path: Path) -> Path:
+    """The unit as installed on this machine: ExecStart points at this checkout's pgpt-serve."""
+    text = UNIT.read_text().replace("/opt/pgpt/.venv/bin/pgpt-serve", str(Path(sys.executable).parent / "pgpt-serve"))
+    target = tmp_path / "pgpt-serve.service"
+    target.write_text(text)
+    return target
+
+
+def test_the_unit_restarts_on_failure_and_keeps_its_secrets_in_a_root_file() -> None:
+    service = unit()["Service"]
+    assert service["Restart"] == "on-failure" and service["EnvironmentFile"] == "/etc/pgpt/pgpt-serve.env"
+    environment = UNIT.read_text()
+    assert "Environment=PGPT_MODEL_CACHE=/var/cache/pgpt/models" in environment
+    assert "Environment=PGPT_HOME=/var/lib/pgpt" in environment
+    assert service["User"] == "pgpt" and service["NoNewPrivileges"] == "yes"
+    assert unit()["Install"]["WantedBy"] == "multi-user.target"
+    names = {line.split("=", 1)[0] for line in ENV_FILE.read_text().splitlines() if "=" in line and line[0] != "#"}
+    assert {"PGPT_API_KEY", "HF_TOKEN", "PGPT_HOST", "PGPT_PORT"} <= names
+
+
+def test_exec_start_runs_pgpt_serve(tmp_path: Path) -> None:
+    command = shlex.split(unit()["Service"]["ExecStart"])
+    assert command[0] == "/opt/pgpt/.venv/bin/pgpt-serve"
+    result = subprocess.run([str(Path(sys.executable).parent / "pgpt-serve"), *command[1:], "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--api-key-file" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(installed(tmp_path))],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "pgpt-serve.service" not in result.stderr, result.stderr  # no warning about the unit itself
+    broken = installed(tmp_path)
+    broken.write_text(broken.read_text().replace(str(Path(sys.executable).parent / "pgpt-serve"), "/nonexistent/x"))
+    refused = subprocess.run(["systemd-analyze", "verify", "--man=no", str(broken)], capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode != 0 and "not executable" in refused.stderr

@@ -1,0 +1,140 @@
+"""PrivateGPT's document API on a real pgpt-serve: ingest, list, chunks, answers with sources, delete,
+and the CLI's hostile-file rules for uploads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from serve_support import RunningServer
+from support import cli_env, make_pdf
+
+FERRY = ("Ferry timetable. The ferry to Tresco leaves the quay at 9:15 every morning. "
+         "Tickets are sold at the harbour office.")
+
+
+def upload(server: RunningServer, path: Path, name: str | None = None) -> tuple[int, dict]:
+    with server.http() as client, open(path, "rb") as handle:
+        response = client.post("/v1/ingest/file", files={"file": (name or path.name, handle)})
+    return response.status_code, response.json()
+
+
+def test_text_in_list_chunks_answer_with_sources_then_delete(server: RunningServer) -> None:
+    http = server.http()
+    added = http.post("/v1/ingest/text", json={"file_name": "ferry", "text": FERRY}).json()
+    assert added["object"] == "list" and added["model"] == "private-gpt"
+    doc = added["data"][0]
+    assert doc["object"] == "ingest.document" and doc["doc_metadata"]["file_name"] == "ferry.txt"
+    assert doc["doc_id"] in {d["doc_id"] for d in http.get("/v1/ingest/list").json()["data"]}
+
+    chunks = http.post("/v1/chunks", json={"text": "When does the ferry leave?",
+                                           "context_filter": {"docs_ids": [doc["doc_id"]]}}).json()["data"]
+    assert chunks and all(c["document"]["doc_id"] == doc["doc_id"] for c in chunks)
+    assert "9:15" in chunks[0]["text"] and chunks[0]["object"] == "context.chunk"
+    elsewhere = http.post("/v1/chunks", json={"text": "ferry", "context_filter": {"docs_ids": ["no-such-id"]}})
+    assert elsewhere.json()["data"] == []
+
+    reply = server.openai().chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "When does the ferry to Tresco leave?"}],
+        max_tokens=24, extra_body={"use_context": True, "context_filter": {"docs_ids": [doc["doc_id"]]},
+                                   "include_sources": True})
+    sources = reply.choices[0].model_extra["sources"]
+    assert sources and sources[0]["document"]["doc_metadata"]["file_name"] == "ferry.txt"
+    assert reply.choices[0].message.content
+
+    assert http.delete(f"/v1/ingest/{doc['doc_id']}").status_code == 200
+    assert doc["doc_id"] not in {d["doc_id"] for d in http.get("/v1/ingest/list").json()["data"]}
+    missing = http.delete(f"/v1/ingest/{doc['doc_id']}")
+    assert missing.status_code == 404 and "ingest/list" in missing.json()["error"]["message"]
+
+
+def test_a_pdf_upload_answers_with_file_and_page_streamed(server: RunningServer, tmp_path: Path) -> None:
+    pdf = tmp_path / "timetable.pdf"
+    make_pdf(pdf, ["Opening hours of the museum: 10 to 17.", FERRY])
+    status, added = upload(server, pdf)
+    assert status == 200, added
+    doc_id = added["data"][0]["doc_id"]
+    stream = server.openai().chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "When does the ferry to Tresco leave?"}],
+        max_tokens=16, stream=True,
+        extra_body={"use_context": True, "context_filter": {"docs_ids": [doc_id]}})
+    chunks = list(stream)
+    final = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
+    pages = {s["document"]["doc_metadata"].get("page_label") for s in final.choices[0].model_extra["sources"]}
+    files = {s["document"]["doc_metadata"]["file_name"] for s in final.choices[0].model_extra["sources"]}
+    assert "2" in pages and files == {"timetable.pdf"}
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_uploads_are_incremental_by_file_name(server: RunningServer, tmp_path: Path) -> None:
+    note = tmp_path / "note.md"
+    note.write_text("# Note\n\nThe lighthouse opens at noon.\n")
+    first = upload(server, note)[1]["data"][0]
+    again = upload(server, note)[1]["data"][0]
+    note.write_text("# Note\n\nThe lighthouse opens at one.\n")
+    changed = upload(server, note)[1]["data"][0]
+    assert [d["doc_metadata"]["status"] for d in (first, again, changed)] == ["added", "unchanged", "updated"]
+    assert first["doc_id"] == again["doc_id"] == changed["doc_id"]
+
+
+def test_neighbouring_chunks_come_with_prev_next(server: RunningServer) -> None:
+    paragraphs = "\n\n".join(f"Paragraph {i}. " + f"Filler sentence number {i} about harbours. " * 30
+                             for i in range(6))
+    doc_id = server.http().post("/v1/ingest/text", json={"file_name": "long.txt", "text": paragraphs}
+                                ).json()["data"][0]["doc_id"]
+    found = server.http().post("/v1/chunks", json={"text": "Paragraph 3", "limit": 1, "prev_next_chunks": 1,
+                                                   "context_filter": {"docs_ids": [doc_id]}}).json()["data"][0]
+    assert len(found["previous_texts"]) == 1 and len(found["next_texts"]) == 1
+    assert found["previous_texts"][0] != found["text"] != found["next_texts"][0]
+
+
+def test_hostile_uploads_are_refused_with_the_reason(server: RunningServer, tmp_path: Path) -> None:
+    binary = tmp_path / "fake.txt"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
+    status, body = upload(server, binary)
+    assert status == 415 and "binary" in body["error"]["message"]
+    bomb = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"\0" * 300_000_000)
+    status, body = upload(server, bomb)
+    assert status == 415 and "zip bomb" in body["error"]["message"]
+    status, body = upload(server, binary, name=".bashrc")
+    assert status == 400 and "hidden" in body["error"]["message"]
+    uploads = server.settings.home / "uploads" / "default"
+    assert not (uploads / "fake.txt").exists() and not (uploads / "bomb.docx").exists()
+
+
+def test_an_upload_never_leaves_the_uploads_folder(server: RunningServer, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("must stay as it is")
+    uploads = server.settings.home / "uploads" / "default"
+    uploads.mkdir(parents=True, exist_ok=True)
+    (uploads / "planted.txt").symlink_to(outside)
+    source = tmp_path / "planted.txt"
+    source.write_text("An uploaded note about the harbour master.")
+    assert upload(server, source)[0] == 200
+    status, body = upload(server, source, name="../../../escape.txt")
+    assert status == 200 and body["data"][0]["doc_metadata"]["path"] == str(uploads / "escape.txt")
+    assert outside.read_text() == "must stay as it is" and not (uploads / "planted.txt").is_symlink()
+    assert not (server.settings.home / "escape.txt").exists()
+
+
+def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: RunningServer) -> None:
+    code = ("import sys, time\nfrom pgpt.runtime.settings import Settings\nfrom pgpt.runtime.documents.store import "
+            "writer_lock\nwith writer_lock(Settings.from_env()):\n    print('locked', flush=True)\n    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], env=cli_env(server.settings), stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        refused = server.http().post("/v1/ingest/text", json={"file_name": "late.txt", "text": "Late news."})
+        assert refused.status_code == 409 and "Another ingestion" in refused.json()["error"]["message"]
+        assert server.http().post("/v1/chunks", json={"text": "ferry"}).status_code == 200
+    finally:
+        holder.kill()
+        holder.wait()
+    later = server.http().post("/v1/ingest/text", json={"file_name": "late.txt", "text": "Late news."})
+    assert later.status_code == 200 and later.json()["data"][0]["doc_metadata"]["status"] == "added"

@@ -1,0 +1,133 @@
+"""Limits under load on a real pgpt-serve: 503 with Retry-After when the queue is full (nothing lost
+for the accepted), the max_tokens cap, a disconnect freeing its slot, and a kill -9 mid-stream."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from pgpt.runtime.settings import Settings
+from serve_support import RunningServer, start_server
+
+LONG = [{"role": "user", "content": "Count from one to two hundred, one number per line."}]
+
+
+@pytest.fixture(scope="module")
+def one_slot(served_settings: Settings) -> Iterator[RunningServer]:
+    """One generation at a time, one more may wait, answers of at most 200 tokens (long enough
+    to still run when the test looks, also on a quiet machine: 60 tokens/s)."""
+    running = start_server(served_settings, "--parallel", "1", "--max-queue", "1", "--max-tokens-cap", "200")
+    yield running
+    running.stop()
+
+
+def wait_for(condition, timeout: float = 60.0) -> float:  # type: ignore[no-untyped-def]
+    """Seconds until ``condition()`` held (fails after ``timeout``)."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, "condition not reached"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_a_full_queue_gets_503_at_once_and_the_accepted_finish(one_slot: RunningServer) -> None:
+    results: dict[int, str] = {}
+
+    def ask(number: int) -> None:
+        stream = one_slot.openai().chat.completions.create(
+            model="default", messages=LONG, max_tokens=200, temperature=0.7, seed=number, stream=True,
+            extra_body={"ignore_eos": True})
+        results[number] = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.3)
+    wait_for(lambda: one_slot.metric("pgpt:num_requests_running") == 1
+             and one_slot.metric("pgpt:num_requests_waiting") == 1)
+    started = time.monotonic()
+    refused = httpx.post(one_slot.url + "/v1/chat/completions", timeout=30,
+                         json={"messages": LONG, "max_tokens": 8, "seed": 3, "temperature": 0.7})
+    assert time.monotonic() - started < 2.0  # at once, never a hang
+    assert refused.status_code == 503 and int(refused.headers["retry-after"]) >= 1
+    error = refused.json()["error"]
+    assert error["code"] == "server_busy" and "max_queue=1" in error["message"]
+    for thread in threads:
+        thread.join(timeout=600)
+    assert set(results) == {1, 2} and all(results.values())  # nothing lost for the accepted
+    assert one_slot.metric("pgpt:requests_rejected_total") >= 1
+
+
+def test_max_tokens_is_capped(one_slot: RunningServer) -> None:
+    reply = one_slot.openai().chat.completions.create(model="default", messages=LONG, max_tokens=5000,
+                                                      extra_body={"ignore_eos": True})
+    assert reply.usage.completion_tokens == 200 and reply.choices[0].finish_reason == "length"
+
+
+def test_a_client_that_leaves_frees_its_slot(one_slot: RunningServer) -> None:
+    wait_for(lambda: one_slot.metric("pgpt:num_requests_running") == 0)
+    body = {"messages": LONG, "max_tokens": 200, "stream": True, "temperature": 0.7, "seed": 99, "ignore_eos": True}
+    with httpx.Client(timeout=120) as client, client.stream("POST", one_slot.url + "/v1/chat/completions",
+                                                            json=body) as response:
+        pieces, lines = 0, response.iter_lines()  # kept: a dropped line iterator closes the connection
+        for line in lines:
+            pieces += '"content":"' in line and '"content":""' not in line
+            if pieces == 2:  # two tokens in: the sequence runs
+                break
+        assert one_slot.metric("pgpt:num_requests_running") == 1
+    # leaving the block closed the connection
+    seconds = wait_for(lambda: one_slot.metric("pgpt:num_requests_running") == 0, timeout=10)
+    generated_after = one_slot.metric("pgpt:generation_tokens_total")
+    assert seconds < 2.0, f"the slot stayed busy {seconds:.2f} s after the client left"
+    time.sleep(1.0)
+    assert one_slot.metric("pgpt:generation_tokens_total") == generated_after  # nothing runs for nobody
+    assert one_slot.openai().chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "Hi"}], max_tokens=3).choices[0].message.content
+
+
+def test_kill_9_mid_stream_then_a_restart_serves_from_the_same_caches(served_settings: Settings) -> None:
+    """The client of a killed server gets a clear error; the next server on the same home answers
+    from the answer cache and the similar-question cache, and the index is there."""
+    import dataclasses
+
+    from pgpt.runtime.errors import ServerUnreachableError
+    from pgpt.runtime.llm.sampling import SamplingOptions
+    from pgpt.runtime.remote import RemoteEngine
+
+    settings = dataclasses.replace(served_settings, home=served_settings.home / "crash")
+    first = start_server(settings)
+    question = [{"role": "user", "content": "Name a fruit."}]
+    answer = first.openai().chat.completions.create(model="default", messages=question, max_tokens=6)
+    ferry = "The ferry to Tresco leaves the quay at 9:15 every morning."
+    assert first.http().post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": ferry}).status_code == 200
+    documents = {"use_context": True}
+    asked = first.openai().chat.completions.create(
+        model="default", max_tokens=12, extra_body=documents,
+        messages=[{"role": "user", "content": "When does the ferry to Tresco leave?"}])
+    remote = RemoteEngine(first.url)
+    stream = iter(remote.stream(LONG, SamplingOptions(max_new_tokens=200, temperature=0.7, seed=5, ignore_eos=True)))
+    next(stream)
+    first.kill()
+    with pytest.raises(ServerUnreachableError, match="closed the connection in the middle of the answer"):
+        for _ in stream:
+            pass
+    with pytest.raises(openai.APIConnectionError):
+        first.openai().chat.completions.create(model="default", messages=question, max_tokens=6)
+    second = start_server(settings, port=first.port)
+    try:
+        again = second.openai().chat.completions.create(model="default", messages=question, max_tokens=6)
+        assert again.model_extra["cached"] is True
+        assert again.choices[0].message.content == answer.choices[0].message.content
+        reworded = second.openai().chat.completions.create(  # the similar-question cache, on disk too
+            model="default", max_tokens=12, extra_body=documents,
+            messages=[{"role": "user", "content": "when does the ferry to tresco leave"}])
+        assert reworded.model_extra["cached"] is True
+        assert reworded.choices[0].message.content == asked.choices[0].message.content
+    finally:
+        second.stop()
+        remote.close()

@@ -1,0 +1,124 @@
+"""The OpenAI-compatible endpoints of a real pgpt-serve, through the official openai client."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import openai
+import pytest
+
+from pgpt.runtime.settings import Settings
+from serve_support import RunningServer
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def engine(served_settings: Settings):  # type: ignore[no-untyped-def]
+    """The same chat model in this process, without a cache: what the server must match."""
+    from pgpt.runtime.llm.chat import ChatEngine
+
+    engine = ChatEngine(served_settings, use_cache=False)
+    yield engine
+    engine.close()
+
+
+def test_models_lists_the_chat_model_and_the_embedder(server: RunningServer) -> None:
+    models = {m.id: m for m in server.openai().models.list()}
+    assert "smollm2-135m-instruct-int8" in models and "all-minilm-l6-v2-int8" in models
+    chat = models["smollm2-135m-instruct-int8"].model_extra
+    assert chat["kind"] == "llm" and chat["loaded"] is True and len(chat["version"]) == 12
+
+
+def test_a_greedy_answer_is_the_in_process_answer(server: RunningServer, engine) -> None:  # type: ignore[no-untyped-def]
+    from pgpt.runtime.llm.sampling import SamplingOptions
+
+    reply = server.openai().chat.completions.create(model="default", messages=QUESTION, max_tokens=16,
+                                                    temperature=0)
+    local = engine.ask(QUESTION[0]["content"], SamplingOptions(max_new_tokens=16))
+    assert reply.choices[0].message.content == local.answer and local.answer
+    assert reply.model.startswith("smollm2-135m-instruct-int8@")
+    assert reply.usage.completion_tokens == local.timings["new_tokens"]
+    assert reply.usage.prompt_tokens == local.timings["prompt_tokens"]
+
+
+def test_a_stream_gives_the_same_text_then_length_and_usage(server: RunningServer) -> None:
+    client = server.openai()
+    messages = [{"role": "user", "content": "Write a long story about a dragon."}]
+    chunks = list(client.chat.completions.create(model="default", messages=messages, max_tokens=8, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].choices[0].finish_reason == "length"
+    assert finals[0].model_extra["timings"]["new_tokens"] == 8
+    assert not chunks[-1].choices and chunks[-1].usage.completion_tokens == 8
+    whole = client.chat.completions.create(model="default", messages=messages, max_tokens=8)
+    assert whole.choices[0].message.content == text and whole.choices[0].finish_reason == "length"
+
+
+def test_a_stop_string_ends_the_answer_before_it(server: RunningServer) -> None:
+    client = server.openai()
+    full = client.chat.completions.create(model="default", messages=QUESTION, max_tokens=16).choices[0].message.content
+    word = full.split()[-1]
+    cut = client.chat.completions.create(model="default", messages=QUESTION, max_tokens=16, stop=[word])
+    assert cut.choices[0].finish_reason == "stop"
+    assert cut.choices[0].message.content == full[: full.index(word)]
+
+
+def test_a_seed_repeats_a_sampled_answer(server: RunningServer) -> None:
+    story = [{"role": "user", "content": "Tell me a story."}]
+
+    def sample(seed: int, tokens: int) -> str:  # another max_tokens: not the cached answer
+        return server.openai().chat.completions.create(model="default", messages=story, max_tokens=tokens,
+                                                       temperature=1.0, top_p=0.95, seed=seed).choices[0].message.content
+
+    first, longer, other = sample(7, 10), sample(7, 14), sample(8, 10)
+    assert longer.startswith(first) and len(longer) > len(first)
+    assert other != first
+
+
+def test_the_same_question_again_comes_from_the_cache_and_says_so(server: RunningServer) -> None:
+    client = server.openai()
+    messages = [{"role": "user", "content": "Name a colour."}]
+    before = server.metric("pgpt:cache_hits_total", 'cache="answer"')
+    first = client.chat.completions.create(model="default", messages=messages, max_tokens=6)
+    second = client.chat.completions.create(model="default", messages=messages, max_tokens=6)
+    assert first.model_extra["cached"] is False and second.model_extra["cached"] is True
+    assert second.choices[0].message.content == first.choices[0].message.content
+    assert second.choices[0].finish_reason == first.choices[0].finish_reason
+    assert server.metric("pgpt:cache_hits_total", 'cache="answer"') == before + 1
+
+
+def test_embeddings_are_the_in_process_vectors(server: RunningServer, served_settings: Settings) -> None:
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    texts = ["The ferry leaves at nine.", "Ein ganz anderer Satz."]
+    expected = default_embedder(served_settings).embed(texts)
+    client = server.openai()
+    as_base64 = client.embeddings.create(model="default", input=texts)  # the client's default encoding
+    as_floats = client.embeddings.create(model="all-minilm-l6-v2-int8", input=texts, encoding_format="float")
+    for response in (as_base64, as_floats):
+        got = np.array([d.embedding for d in response.data], dtype=np.float32)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert as_floats.usage.prompt_tokens > 4
+    raw = server.http().post("/v1/embeddings", json={"input": "x", "encoding_format": "base64"}).json()
+    assert np.frombuffer(base64.b64decode(raw["data"][0]["embedding"]), "<f4").shape == (expected.shape[1],)
+
+
+@pytest.mark.parametrize(("request_fields", "status", "words"), [
+    ({"model": "no-such-model"}, 404, ["smollm2-135m-instruct-int8", "no-such-model"]),
+    ({"n": 2}, 400, ["n"]),
+    ({"temperature": -1}, 400, ["temperature"]),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, ["text"]),
+    ({"messages": [{"role": "user", "content": "word " * 9000}], "max_tokens": 10}, 400, ["9", "10", "8192"]),
+])
+def test_bad_requests_get_a_json_error_naming_the_cause(server: RunningServer, request_fields: dict,
+                                                         status: int, words: list[str]) -> None:
+    body = {"model": "default", "messages": QUESTION, **request_fields}
+    with pytest.raises(openai.APIStatusError) as caught:
+        server.openai().chat.completions.create(**body)
+    error = caught.value
+    assert error.status_code == status
+    assert error.body["type"] and all(w in error.body["message"] for w in words), error.body

@@ -1,0 +1,143 @@
+"""Safe by default: loopback bind, the key on every route, the Host allow-list, CORS, the body cap,
+and no key or prompt in the logs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pgpt.runtime.settings import Settings
+from serve_support import RunningServer, free_port, serve_command, start_server
+from support import cli_env
+
+KEY = "pgpt-test-key-0123456789abcdef"
+
+
+def every_route() -> list[tuple[str, str]]:
+    """(method, path) of every route the app has, path parameters filled in."""
+    from pgpt.serve.app import create_app
+    from pgpt.serve.config import ServeSettings
+
+    nowhere = Path("/nonexistent")
+    app = create_app(Settings(home=nowhere, model_cache=nowhere), ServeSettings())  # its lifespan never runs
+    routes, pending = [], list(app.routes)
+    while pending:
+        route = pending.pop(0)
+        if hasattr(route, "original_router"):  # FastAPI's included router: walk its routes too
+            pending += route.original_router.routes
+            continue
+        methods = (getattr(route, "methods", None) or {"GET"}) - {"HEAD"}
+        routes += [(method, re.sub(r"\{[^}]+\}", "x", route.path)) for method in sorted(methods)]
+    return routes
+
+
+def test_the_route_list_covers_the_api() -> None:
+    paths = {path for _, path in every_route()}
+    assert {"/health", "/ready", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/embeddings", "/v1/chunks",
+            "/v1/ingest/file", "/v1/ingest/text", "/v1/ingest/list", "/v1/ingest/x", "/docs", "/openapi.json"} <= paths
+
+
+def test_every_route_but_health_needs_the_key(keyed_server: RunningServer) -> None:
+    for method, path in every_route():
+        for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": f"Basic {KEY}"}):
+            response = httpx.request(method, keyed_server.url + path, headers=headers, timeout=60)
+            if path == "/health":
+                assert response.status_code == 200
+            else:
+                assert response.status_code == 401, (method, path, response.status_code)
+                assert response.json()["error"]["code"] == "invalid_api_key"
+                assert response.headers["www-authenticate"] == "Bearer"
+    with keyed_server.http() as client:
+        assert client.get("/v1/models").status_code == 200
+        assert client.get("/metrics").status_code == 200
+    answer = keyed_server.openai().chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    assert answer.choices[0].message.content is not None
+
+
+def test_the_key_and_the_prompts_never_reach_the_log(keyed_server: RunningServer) -> None:
+    secret_prompt = "my-secret-prompt-4711"
+    keyed_server.openai().chat.completions.create(
+        model="default", messages=[{"role": "user", "content": secret_prompt}], max_tokens=3)
+    log = keyed_server.log_text()
+    assert "POST /v1/chat/completions 200 model=smollm2-135m-instruct-int8@" in log
+    assert "prompt_tokens=" in log and "ttft_s=" in log
+    assert KEY not in log and secret_prompt not in log
+
+
+def test_a_foreign_host_name_gets_403(server: RunningServer) -> None:
+    for host in ("evil.example", "evil.example:8642", "127.0.0.1.evil.example"):
+        response = httpx.get(server.url + "/v1/models", headers={"Host": host}, timeout=30)
+        assert response.status_code == 403 and "--allowed-hosts" in response.json()["error"]["message"]
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}", f"[::1]:{server.port}", "LOCALHOST"):
+        assert httpx.get(server.url + "/v1/models", headers={"Host": host}, timeout=30).status_code == 200
+
+
+def test_cors_is_off_unless_origins_are_given(server: RunningServer) -> None:
+    preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    response = httpx.options(server.url + "/v1/chat/completions", headers=preflight, timeout=30)
+    assert "access-control-allow-origin" not in response.headers
+    plain = httpx.get(server.url + "/v1/models", headers={"Origin": "http://evil.example"}, timeout=30)
+    assert "access-control-allow-origin" not in plain.headers
+
+
+def test_non_loopback_bind_without_a_key_is_refused(served_settings: Settings) -> None:
+    port = free_port()
+    result = subprocess.run(serve_command("--host", "0.0.0.0", "--port", str(port)), capture_output=True, text=True,
+                            env=cli_env(served_settings), timeout=120, cwd=served_settings.home)
+    assert result.returncode == 2
+    assert "refuses to listen on 0.0.0.0 without an API key" in result.stderr and "--api-key-file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_key_file_others_can_read_is_refused(served_settings: Settings, tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    key_file.chmod(0o644)
+    result = subprocess.run(serve_command("--api-key-file", str(key_file), "--port", str(free_port())),
+                            capture_output=True, text=True, env=cli_env(served_settings), timeout=120)
+    assert result.returncode == 2 and "chmod 600" in result.stderr and KEY not in result.stderr
+
+
+def test_a_taken_port_is_a_clear_error(server: RunningServer) -> None:
+    result = subprocess.run(serve_command("--port", str(server.port)), capture_output=True, text=True,
+                            env=cli_env(server.settings), timeout=120)
+    assert result.returncode == 2 and f"Cannot listen on 127.0.0.1:{server.port}" in result.stderr
+    assert "--port" in result.stderr
+
+
+def test_bodies_over_the_cap_get_413(keyed_server: RunningServer) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    big = b"x" * 1_200_000
+    declared = httpx.post(keyed_server.url + "/v1/ingest/text", content=big, timeout=300,
+                          headers={**auth, "Content-Type": "application/json"})
+    assert declared.status_code == 413 and "--max-body-mb" in declared.json()["error"]["message"]
+
+    def chunked():  # no Content-Length: the cap must hold while the upload streams in
+        yield (b'--zzz\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n'
+               b"Content-Type: text/plain\r\n\r\n")
+        for _ in range(12):
+            yield b"y" * 100_000
+        yield b"\r\n--zzz--\r\n"
+
+    streamed = httpx.post(keyed_server.url + "/v1/ingest/file", content=chunked(), timeout=300,
+                          headers={**auth, "Content-Type": "multipart/form-data; boundary=zzz"})
+    assert streamed.status_code == 413
+    small = httpx.post(keyed_server.url + "/v1/ingest/text", json={"file_name": "small.txt", "text": "fits"},
+                       timeout=120, headers=auth)
+    assert small.status_code == 200
+
+
+def test_configured_cors_and_hosts_are_honoured(keyed_server: RunningServer) -> None:
+    allowed = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
+    response = httpx.options(keyed_server.url + "/v1/chat/completions", headers=allowed, timeout=30)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+    other = httpx.options(keyed_server.url + "/v1/chat/completions", timeout=30,
+                          headers={**allowed, "Origin": "http://evil.example"})
+    assert other.headers.get("access-control-allow-origin") != "http://evil.example"
+    assert httpx.get(keyed_server.url + "/health", headers={"Host": "gpu-box.example"}, timeout=30).status_code == 200

@@ -1,0 +1,92 @@
+"""`pgpt-tui models --versions/--use/--rollback` on real exports, alone and with a running pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from support import cli_env
+from tiny_models import TINY_MODEL
+
+from pgpt.runtime.llm.serving.pool import ModelPool, PoolConfig
+from pgpt.runtime.manifest import read_manifest, write_manifest
+from pgpt.runtime.models import find_model
+from pgpt.runtime.settings import Settings
+from pgpt.runtime.versions import publish_version, use_version, versions_folder
+
+
+def tui_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
+                            env=cli_env(settings), timeout=300)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def _copy_version(settings: Settings, source: str, note: str, graph: bytes | None = None) -> str:
+    """A new version made from ``source`` (plus a note file), optionally with another graph; not active."""
+    active = find_model(settings, TINY_MODEL).version
+    work = settings.model_cache / f".work-{note}"
+    shutil.copytree(versions_folder(settings.model_cache, TINY_MODEL) / source, work)
+    (work / ".verified.json").unlink(missing_ok=True)
+    (work / "notes.txt").write_text(note)
+    if graph is not None:
+        (work / "model.onnx").write_bytes(graph)
+    write_manifest(work, {k: v for k, v in read_manifest(work).items() if k != "files"})
+    version = publish_version(settings.model_cache, TINY_MODEL, work, keep=10).version
+    use_version(settings, TINY_MODEL, active)
+    return version
+
+
+def test_versions_use_and_rollback(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
+    old, new = tiny_versions[1]
+    listed = json.loads(tui_cli(tiny_settings, "models", "--versions", TINY_MODEL, "--json").stdout)
+    assert [(v["version"], v["active"]) for v in listed["versions"]] == [(new, True), (old, False)]
+    used = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@{old[:5]}")
+    assert used.returncode == 0 and used.stdout.splitlines()[0] == f"active chat model: {TINY_MODEL}@{old}"
+    table = tui_cli(tiny_settings, "models", "--versions", TINY_MODEL).stdout
+    assert f"* {old}" in table and f"  {new}" in table
+    rolled = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)
+    assert rolled.returncode == 0 and rolled.stdout.startswith(f"{TINY_MODEL} is back at version {new}")
+    further = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)  # the history: old, new, old
+    assert further.returncode == 0 and further.stdout.startswith(f"{TINY_MODEL} is back at version {old}")
+    again = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)
+    assert again.returncode == 1 and "no earlier version to roll back to" in again.stderr
+    unknown = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@fff000")
+    assert unknown.returncode == 1 and "Model version not found" in unknown.stderr and new in unknown.stderr
+
+
+def test_a_damaged_version_is_refused_before_anything_switches(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
+    new = tiny_versions[1][1]
+    bad = _copy_version(tiny_settings, new, "damaged")
+    graph = versions_folder(tiny_settings.model_cache, TINY_MODEL) / bad / "model.onnx"
+    data = bytearray(graph.read_bytes())
+    data[100] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    refused = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@{bad}")
+    assert refused.returncode == 1 and "Model files damaged" in refused.stderr and "sha256" in refused.stderr
+    assert find_model(tiny_settings, TINY_MODEL).version == new
+
+
+@pytest.mark.slow
+def test_use_reports_what_a_running_pool_did(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
+    old, new = tiny_versions[1]
+    pool = ModelPool(tiny_settings, PoolConfig(watch_interval_s=0.05), use_cache=False)
+    try:
+        pool.acquire(TINY_MODEL).release()  # a running server serving the tiny model
+        pid = os.getpid()
+        switched = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@{old}", "--wait", "60")
+        assert switched.returncode == 0, switched.stderr
+        assert f"server (pid {pid}): now serving {TINY_MODEL}@{old}" in switched.stdout
+        unloadable = _copy_version(tiny_settings, new, "no-graph", graph=b"this is not an ONNX graph")
+        failed = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@{unloadable}", "--wait", "60")
+        assert failed.returncode == 1
+        assert f"server (pid {pid}): could not load {TINY_MODEL}@{unloadable}" in failed.stdout
+        assert "not a valid ONNX model" in failed.stdout
+        with pool.acquire(TINY_MODEL) as lease:
+            assert lease.version == old  # the server kept serving what it had
+    finally:
+        pool.close()

@@ -1,0 +1,152 @@
+"""The app and the CLI as clients of a real pgpt-serve (PGPT_SERVER / --server), with an empty
+local model cache: nothing is loaded here. Errors: a server that is down, refuses the key, or is busy."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_app import SIZE, ask, status, turns, wait_until
+
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp
+from serve_support import RunningServer, free_port, start_server
+from support import cli_env
+
+pytestmark = pytest.mark.slow  # a server subprocess, and the CLI in subprocesses
+KEY = "remote-test-key-5551234"
+FERRY = "Ferry timetable. The ferry to Tresco leaves the quay at 9:15 every morning."
+
+
+@pytest.fixture(scope="module")
+def served(default_models: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A keyed server that runs one answer at a time and queues none, with one document."""
+    home = tmp_path_factory.mktemp("served-home")
+    key_file = home / "key"
+    key_file.write_text(KEY)
+    key_file.chmod(0o600)
+    running = start_server(dataclasses.replace(default_models, home=home), "--api-key-file", str(key_file),
+                           "--parallel", "1", "--max-queue", "0", key=KEY)
+    with running.http() as client:
+        assert client.post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": FERRY}).status_code == 200
+    yield running
+    running.stop()
+
+
+def client_settings(server: RunningServer, tmp_path: Path, key: str = KEY) -> Settings:
+    """A client home and an empty model cache: answers can only come from the server."""
+    (tmp_path / "no-models").mkdir(exist_ok=True)
+    return Settings(home=tmp_path / "client", model_cache=tmp_path / "no-models", server=server.url, server_key=key)
+
+
+def client_cli(settings: Settings, *args: str, key: str = KEY) -> subprocess.CompletedProcess[str]:
+    env = {**cli_env(settings), "PGPT_SERVER": settings.server, "PGPT_API_KEY": key}
+    return subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+async def test_the_app_chats_through_the_server(served: RunningServer, tmp_path: Path) -> None:
+    app = ChatApp(client_settings(served, tmp_path), SamplingOptions(max_new_tokens=12))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        await pilot.press("ctrl+r")  # documents -> chat
+        assert app.mode == "chat"
+        await ask(pilot, "What is the capital of France?")
+        answer = turns(app)[1].text
+        line = status(app)
+        assert line.startswith(f"server 127.0.0.1:{served.port} · smollm2-135m-instruct-int8@") and "TTFT" in line
+        await pilot.press("ctrl+n")
+        await ask(pilot, "What is the capital of France?")
+        assert turns(app)[1].text == answer and status(app).endswith("cached")
+
+
+async def test_documents_and_search_modes_use_the_servers_index(served: RunningServer, tmp_path: Path) -> None:
+    app = ChatApp(client_settings(served, tmp_path), SamplingOptions(max_new_tokens=16))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        assert app.mode == "docs" and app.library is not None and app.library.documents >= 1
+        await pilot.press(*"When does the ferry to Tresco leave?", "enter")
+        await wait_until(pilot, lambda: len(turns(app)) == 3 and not app.answering)
+        kinds = [t.kind for t in turns(app)]
+        assert kinds == ["user", "assistant", "sources"] and "ferry.txt" in turns(app)[2].text
+        await pilot.press("ctrl+r", "ctrl+r")  # -> chat -> search
+        assert app.mode == "search"
+        await ask(pilot, "ferry Tresco")
+        assert "9:15" in turns(app)[-1].text
+
+
+async def test_escape_cancels_the_request_on_the_server(served: RunningServer, tmp_path: Path) -> None:
+    endless = SamplingOptions(max_new_tokens=1000, ignore_eos=True, temperature=0.8, seed=int(time.time()))
+    app = ChatApp(client_settings(served, tmp_path), endless)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        await pilot.press("ctrl+r")
+        await pilot.press(*"Tell me a very long story.", "enter")
+        await wait_until(pilot, lambda: bool(app.answering and len(turns(app)) == 2 and turns(app)[1].text))
+        assert served.metric("pgpt:num_requests_running") == 1
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.answering, timeout=30)
+        assert turns(app)[1].mark == "(stopped)" and turns(app)[1].text
+        deadline = time.monotonic() + 10
+        while served.metric("pgpt:num_requests_running") != 0:
+            assert time.monotonic() < deadline, "the server kept generating after Esc"
+            time.sleep(0.05)
+
+
+def test_chat_ask_and_search_on_the_command_line(served: RunningServer, tmp_path: Path) -> None:
+    settings = client_settings(served, tmp_path)
+    chat = client_cli(settings, "chat", "Name a river.", "--json", "--max-tokens", "8")
+    assert chat.returncode == 0, chat.stderr
+    data = json.loads(chat.stdout)
+    assert data["answer"] and data["model"].startswith("smollm2-135m-instruct-int8@")
+    assert data["provider"] == f"server 127.0.0.1:{served.port}" and data["timings"]["new_tokens"] >= 1
+    asked = client_cli(settings, "--server", served.url, "ask", "When does the ferry to Tresco leave?",
+                       "--max-tokens", "16")
+    assert asked.returncode == 0, asked.stderr
+    assert "ferry.txt" in asked.stdout
+    found = client_cli(settings, "search", "ferry Tresco", "--json")
+    assert json.loads(found.stdout)["results"][0]["source"].endswith("ferry.txt")
+
+
+def test_a_server_that_is_down_refuses_or_is_busy_gives_one_paragraph(served: RunningServer, tmp_path: Path) -> None:
+    down = dataclasses.replace(client_settings(served, tmp_path), server=f"http://127.0.0.1:{free_port()}")
+    result = client_cli(down, "chat", "Hi")
+    assert result.returncode == 1 and "error: Server unreachable: Nothing answers at http://127.0.0.1:" in result.stderr
+    assert "pgpt-serve" in result.stderr and "ssh -L" in result.stderr and "Traceback" not in result.stderr
+
+    refused = client_cli(client_settings(served, tmp_path), "ask", "Hi", key="wrong-key")
+    assert refused.returncode == 1 and "error: Server refused the key" in refused.stderr
+    assert "PGPT_API_KEY" in refused.stderr and "wrong-key" not in refused.stderr and KEY not in refused.stderr
+
+    holder = threading.Event()
+
+    def occupy() -> None:  # the one slot, with nothing allowed to wait
+        body = {"messages": [{"role": "user", "content": "Count to 500."}], "max_tokens": 400, "ignore_eos": True,
+                "stream": True}
+        with served.http() as client, client.stream("POST", "/v1/chat/completions", json=body) as response:
+            for _ in response.iter_lines():
+                if holder.is_set():
+                    return
+
+    thread = threading.Thread(target=occupy)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while served.metric("pgpt:num_requests_running") != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        busy = client_cli(client_settings(served, tmp_path), "chat", "Hi", "--max-tokens", "4")
+        assert busy.returncode == 1 and "error: Server busy" in busy.stderr and "retry in" in busy.stderr
+    finally:
+        holder.set()
+        thread.join(timeout=60)
+    assert httpx.get(served.url + "/health", timeout=10).status_code == 200

@@ -1,0 +1,133 @@
+"""`pgpt-tui models`: list, choose, version, roll back and delete exported models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from pgpt.runtime.arg_types import non_negative_int
+from pgpt.runtime.sanitize import dumps_json, strip_controls
+
+
+def add_parser(sub: Any) -> None:
+    """The `models` subcommand."""
+    models = sub.add_parser("models", help="list, choose, version and delete exported models")
+    models.add_argument("--json", action="store_true")
+    choice = models.add_mutually_exclusive_group()
+    choice.add_argument("--use", metavar="NAME[@VERSION]",
+                        help="make NAME the active chat model; with @VERSION also its active version (a running "
+                        "pgpt-serve switches to it without a restart)")
+    choice.add_argument("--versions", metavar="NAME", help="list the versions of NAME kept on disk")
+    choice.add_argument("--rollback", metavar="NAME", help="make the version of NAME that was active before the "
+                        "current one active again")
+    choice.add_argument("--delete", metavar="NAME", help="delete the exported model NAME (all its versions)")
+    models.add_argument("--wait", type=non_negative_int, default=60, metavar="SECONDS",
+                        help="with --use/--rollback: how long to wait for running servers to load the version "
+                        "(default 60; 0: do not wait)")
+
+
+def run_models(settings: Any, args: argparse.Namespace) -> int:
+    """Handle `pgpt-tui models`; the exit code is 1 when a running server could not load the version."""
+    if args.use:
+        return _use(settings, args)
+    if args.rollback:
+        return _rollback(settings, args)
+    if args.versions:
+        return _versions(settings, args)
+    if args.delete is not None:
+        return _delete(settings, args)
+    return _list(settings, args)
+
+
+def _use(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.runtime.manifest import verify_folder
+    from pgpt.runtime.models import find_model, set_active_model
+    from pgpt.runtime.versions import parse_ref, use_version
+
+    name, version = parse_ref(args.use)
+    since = time.time()
+    if version:
+        chosen = find_model(settings, args.use)
+        verify_folder(chosen.path, chosen.manifest)  # a damaged version is refused before anyone switches
+        use_version(settings, name, chosen.version)
+    model = set_active_model(settings, name)
+    print(f"active chat model: {model.ref}")
+    return _report_servers(settings, model.name, model.version, since, args.wait)
+
+
+def _rollback(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.runtime.versions import rollback
+
+    since = time.time()
+    restored = rollback(settings, args.rollback)
+    print(f"{restored.name} is back at version {restored.version} ({restored.created})")
+    return _report_servers(settings, restored.name, restored.version, since, args.wait)
+
+
+def _report_servers(settings: Any, name: str, version: str, since: float, wait_s: int) -> int:
+    """Wait for running servers (their pools) to switch ``name``; 1 when one could not."""
+    from pgpt.runtime.llm.serving.pool_status import wait_for_switch
+
+    if not wait_s:
+        return 0
+    failed = 0
+    for outcome in wait_for_switch(settings, name, version, since, wait_s):
+        if outcome.state == "ok":
+            print(f"server (pid {outcome.pid}): now serving {name}@{version}")
+        elif outcome.state == "failed":
+            failed += 1
+            print(f"server (pid {outcome.pid}): could not load {name}@{version} and keeps serving the previous "
+                  f"version: {outcome.reason}")
+        else:
+            print(f"server (pid {outcome.pid}): has not switched after {wait_s} s (still loading?)")
+    return 1 if failed else 0
+
+
+def _versions(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.runtime.versions import list_versions
+
+    versions = [v.summary() for v in list_versions(settings, args.versions)]
+    if args.json:
+        print(json.dumps({"name": args.versions, "versions": versions}, indent=2))
+        return 0
+    print(f"  {'version':<13} {'created':<21} {'dtype':<5} {'size':>8}")
+    for v in versions:
+        mark = "*" if v["active"] else " "
+        print(f"{mark} {v['version']:<13} {v['created']:<21} {v['dtype']:<5} {v['size_mb']:>6.0f}MB")
+    return 0
+
+
+def _delete(settings: Any, args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from pgpt.tui.jobs import delete_exported, describe_deletion
+
+    deleted, now = delete_exported(settings, args.delete)
+    print(dumps_json({**dataclasses.asdict(deleted), "active_model": now}, indent=2) if args.json
+          else describe_deletion(deleted, now))
+    return 0
+
+
+def _list(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.runtime.models import damaged_models, list_models
+    from pgpt.tui.jobs import quality_cell
+
+    models = [m.summary() for m in list_models(settings)]
+    damaged = damaged_models(settings)
+    if args.json:
+        print(dumps_json({"models": models, "damaged": [{"name": n, "reason": r} for n, r in damaged]}, indent=2))
+        return 0
+    if not models and not damaged:
+        print(strip_controls(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`."))
+        return 0
+    if models:
+        print(f"{'name':<34} {'version':<13} {'kind':<9} {'dtype':<5} {'size':>8}  quality")
+    for m in models:
+        print(strip_controls(f"{m['name']:<34} {m['version']:<13} {m['kind']:<9} {m['dtype']:<5} "
+                             f"{m['size_mb']:>6.0f}MB  {quality_cell(m['quality'])}"))
+    for name, reason in damaged:
+        print(" ".join(strip_controls(f"damaged: {name}: {reason} Remove it with `pgpt-tui models --delete {name}` "
+                                      "and export it again.").split()))
+    return 0
