@@ -24,6 +24,7 @@ from typing import Any
 
 from pgpt.runtime.errors import (
     Cancelled,
+    FolderPermissionError,
     DiskSpaceError,
     HubAccessError,
     ModelIntegrityError,
@@ -85,7 +86,7 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
 
     Raises:
         HubAccessError: the preflight status is not ``ok`` (its message says why and what next).
-        PermissionError / DiskSpaceError: the cache folder is not writable or too small.
+        FolderPermissionError / DiskSpaceError: the cache folder is not writable or too small.
         ModelIntegrityError: a file's bytes do not match the Hub's etag (the file is removed).
         Cancelled: ``cancel`` was set (finished files stay; the next run resumes).
     """
@@ -141,11 +142,11 @@ def check_writable(folder: Path) -> None:
             raise
         why = "is on a read-only file system" if exc.errno == errno.EROFS else \
             f"is not writable by this user (uid {os.getuid()})"
-        raise PermissionError(
-            f"The Hugging Face cache folder {folder} {why}. Fix its owner or mount (for a Docker "
-            f"volume: chown it to the container's user, mount it read-write) or point HF_HOME or "
-            f"HF_HUB_CACHE at a writable folder."
-        ) from None
+        # Named here, not by the generic storage classifier: the next step is the Hub's variables.
+        raise FolderPermissionError(
+            f"The Hugging Face cache folder {folder} {why}.", folder=folder,
+            hint="Fix its owner or mount (for a Docker volume: chown it to the container's user, mount it "
+                 "read-write) or point HF_HOME or HF_HUB_CACHE at a writable folder.") from None
 
 
 def check_free_space(folder: Path, needed: int) -> None:

@@ -6,20 +6,20 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from pgpt.runtime.errors import Cancelled, ModelNotFoundError, StorageError, user_message
+from pgpt.runtime.errors import ModelNotFoundError, StorageError, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
-from pgpt.tui.chat.library import (MODES, DocumentLibrary, as_chat_result, describe_closest,
-                                   describe_quotes, describe_sources, load_library)
+from pgpt.tui.chat.library import MODES, DocumentLibrary, describe_closest, describe_quotes, describe_sources
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
 from pgpt.tui.chat.panels import PanelsMixin
+from pgpt.tui.chat.workers import WorkersMixin
 from pgpt.tui.chat.widgets import ChatLog, Turn, describe_result, provider_label
 
 __all__ = ["ChatApp", "Turn"]
@@ -38,7 +38,7 @@ FIRST_RUN = ("First start: pgpt is exporting its built-in chat and embedding mod
 CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest"}
 
 
-class ChatApp(PanelsMixin, App[int]):
+class ChatApp(PanelsMixin, WorkersMixin, App[int]):
     """Chat with the active exported model."""
 
     CSS_PATH = "app.tcss"
@@ -111,62 +111,6 @@ class ChatApp(PanelsMixin, App[int]):
     def answering(self) -> bool:
         """Whether a question is being answered (or waits for the model to load)."""
         return self._reply is not None
-
-    # Workers: they only post messages, never touch widgets.
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
-    def load_engine(self) -> None:
-        """Load the active chat model (seconds), or connect to PGPT_SERVER, then post EngineLoaded."""
-        engine: Any
-        if self.settings.server:
-            from pgpt.runtime.remote import connect
-
-            engine = connect(self.settings)
-            library = load_library(self.settings, remote=engine)
-        else:
-            from pgpt.runtime.llm.chat import ChatEngine
-
-            from pgpt.tui.chat.first_run import prepare
-
-            prepare(self.settings, lambda text, step, steps: self.post_message(PrepareTick(text, step, steps)),
-                    self._quitting)
-            engine = ChatEngine(self.settings, use_cache=self.use_cache)
-            library = load_library(self.settings)
-        if not self.post_message(EngineLoaded(engine, library)):
-            engine.close()  # the app closed while the model loaded
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
-    def generate(self, engine: ChatEngine, messages: list[dict[str, str]], reply_id: int,
-                 cancel: threading.Event, library: DocumentLibrary | None = None) -> None:
-        """Stream one answer (from the documents when ``library`` is given) as AnswerProgress
-        messages, then post AnswerFinished."""
-        stream: Any
-        if library is not None:
-            stream = library.ask(engine, messages[-1]["content"], self.sampling, cancel)
-        else:
-            stream = engine.stream(messages, self.sampling, cancel)
-        text = ""
-        stopped = False
-        try:
-            for piece in stream:
-                text += piece
-                self.post_message(AnswerProgress(reply_id, text))
-        except Cancelled:
-            stopped = True
-        result = as_chat_result(stream.result, engine)
-        result.answer = result.answer or text  # a stopped document answer keeps what was written
-        details = stream.result.as_json() if library is not None and not stopped else None
-        self.post_message(AnswerFinished(reply_id, result, stopped=stopped, details=details))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
-    def find_passages(self, library: DocumentLibrary, query: str, reply_id: int) -> None:
-        """Search mode: the best passages, each with its sentence closest to the query
-        highlighted; no LLM (instant even on a slow server)."""
-        from pgpt.runtime.llm.chat import ChatResult
-
-        text, markup = library.highlighted_search(query, k=5)
-        result = ChatResult(answer=text or "No matching passages.", model="search", provider="cpu")
-        self.post_message(AnswerFinished(reply_id, result, False, markup=markup))
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:

@@ -1,0 +1,83 @@
+"""The chat app's thread workers: loading the model, answering, searching.
+
+They run blocking work (ONNX Runtime, LanceDB, HTTP) off Textual's event loop and only post
+messages (pgpt.tui.chat.messages); the app's handlers update the widgets.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+
+from pgpt.runtime.errors import Cancelled
+from pgpt.tui.chat.library import DocumentLibrary, as_chat_result, load_library
+from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, PrepareTick
+
+if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
+    from pgpt.runtime.llm.chat import ChatEngine
+
+
+class WorkersMixin:
+    """Mixed into ChatApp, which provides settings, sampling, use_cache, _quitting and post_message."""
+
+    settings: Any
+    sampling: Any
+    use_cache: bool
+    _quitting: threading.Event
+    post_message: Any
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def load_engine(self) -> None:
+        """Load the active chat model (seconds), or connect to PGPT_SERVER, then post EngineLoaded."""
+        engine: Any
+        if self.settings.server:
+            from pgpt.runtime.remote import connect
+
+            engine = connect(self.settings)
+            library = load_library(self.settings, remote=engine)
+        else:
+            from pgpt.runtime.llm.chat import ChatEngine
+
+            from pgpt.tui.chat.first_run import prepare
+
+            prepare(self.settings, lambda text, step, steps: self.post_message(PrepareTick(text, step, steps)),
+                    self._quitting)
+            engine = ChatEngine(self.settings, use_cache=self.use_cache)
+            library = load_library(self.settings)
+        if not self.post_message(EngineLoaded(engine, library)):
+            engine.close()  # the app closed while the model loaded
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
+    def generate(self, engine: ChatEngine, messages: list[dict[str, str]], reply_id: int,
+                 cancel: threading.Event, library: DocumentLibrary | None = None) -> None:
+        """Stream one answer (from the documents when ``library`` is given) as AnswerProgress
+        messages, then post AnswerFinished."""
+        stream: Any
+        if library is not None:
+            stream = library.ask(engine, messages[-1]["content"], self.sampling, cancel)
+        else:
+            stream = engine.stream(messages, self.sampling, cancel)
+        text = ""
+        stopped = False
+        try:
+            for piece in stream:
+                text += piece
+                self.post_message(AnswerProgress(reply_id, text))
+        except Cancelled:
+            stopped = True
+        result = as_chat_result(stream.result, engine)
+        result.answer = result.answer or text  # a stopped document answer keeps what was written
+        details = stream.result.as_json() if library is not None and not stopped else None
+        self.post_message(AnswerFinished(reply_id, result, stopped=stopped, details=details))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="answer")
+    def find_passages(self, library: DocumentLibrary, query: str, reply_id: int) -> None:
+        """Search mode: the best passages, each with its sentence closest to the query
+        highlighted; no LLM (instant even on a slow server)."""
+        from pgpt.runtime.llm.chat import ChatResult
+
+        text, markup = library.highlighted_search(query, k=5)
+        result = ChatResult(answer=text or "No matching passages.", model="search", provider="cpu")
+        self.post_message(AnswerFinished(reply_id, result, False, markup=markup))
