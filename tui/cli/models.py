@@ -68,7 +68,7 @@ def _rollback(settings: Any, args: argparse.Namespace) -> int:
 
 def _report_servers(settings: Any, name: str, version: str, since: float, wait_s: int) -> int:
     """Wait for running servers (their pools) to switch ``name``; 1 when one could not."""
-    from pgpt.runtime.llm.serving.pool_status import wait_for_switch
+    from pgpt.runtime.llm.serving.status_file import wait_for_switch
 
     if not wait_s:
         return 0

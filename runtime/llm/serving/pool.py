@@ -24,12 +24,13 @@ from pgpt.runtime.errors import ModelLoadError, ModelNotFoundError, ServerBusyEr
 from pgpt.runtime.llm.answer_cache import AnswerCache
 from pgpt.runtime.llm.chat import ChatEngine
 from pgpt.runtime.llm.generation import LanguageModel
-from pgpt.runtime.llm.serving.pool_reports import LoadedModelInfo, PoolConfig, PoolEvent, PoolStats
-from pgpt.runtime.llm.serving.pool_status import StatusFile
+from pgpt.runtime.llm.serving.hot_swap import HotSwapMixin, failure_reason
+from pgpt.runtime.llm.serving.reports import LoadedModelInfo, PoolConfig, PoolEvent, PoolStats
+from pgpt.runtime.llm.serving.status_file import StatusFile
 from pgpt.runtime.llm.serving.scheduler import Scheduler
 from pgpt.runtime.models import ModelInfo, active_chat_model, find_model
 from pgpt.runtime.settings import Settings
-from pgpt.runtime.versions import linked_version, parse_ref
+from pgpt.runtime.versions import parse_ref
 
 log = logging.getLogger(__name__)
 __all__ = ["Lease", "LoadedModelInfo", "ModelPool", "PoolConfig", "PoolEvent", "PoolStats"]
@@ -85,7 +86,7 @@ class Lease:
         self.release()
 
 
-class ModelPool:
+class ModelPool(HotSwapMixin):
     """Loaded chat models, their schedulers and the shared answer cache (see the module)."""
 
     def __init__(self, settings: Settings, config: PoolConfig | None = None, use_cache: bool = True) -> None:
@@ -226,7 +227,7 @@ class ModelPool:
                 self._loading.discard(key)
                 self._counts["load_failures"] += 1
                 self._lock.notify_all()
-            reason = _reason(exc)
+            reason = failure_reason(exc)
             log.error("loading %s failed: %s", info.ref, reason)
             self._emit(PoolEvent("load_failed", info.name, info.version, reason=reason))
             raise ModelLoadError(f"{info.ref} could not be loaded: {reason}", name=info.name,
@@ -275,60 +276,6 @@ class ModelPool:
             return False
         self._unload(loaded, "asked")
         return True
-
-    # Hot swap -------------------------------------------------------------------------------
-
-    def check_registry(self) -> None:
-        """Switch every served name whose active version changed on disk (see the module); returns
-        when the switches it started, or the watcher's running one, are done."""
-        with self._switching:  # one switch at a time: the watcher and a caller never load it twice
-            with self._lock:
-                served = dict(self._serving)
-            for name, version in served.items():
-                wanted = linked_version(self.settings.model_cache, name)
-                if not wanted or wanted == version or self._failed.get(name) == (wanted, self._link_time(name)):
-                    continue
-                self._switch(name, version, wanted)
-
-    def _link_time(self, name: str) -> int:
-        """When the name's version link was last made (a new `--use` of the same version retries it)."""
-        try:
-            return (self.settings.model_cache / name).lstat().st_mtime_ns
-        except OSError:
-            return 0
-
-    def _switch(self, name: str, current: str, wanted: str) -> None:
-        """Load ``wanted`` beside ``current``, then send new requests of ``name`` to it."""
-        try:
-            info = find_model(self.settings, f"{name}@{wanted}")
-            key = (name, info.version)
-            with self._lock:
-                if key in self._loading:
-                    return
-                loaded = self._loaded.get(key)  # e.g. a rollback while it still drains
-                if loaded is None:
-                    self._loading.add(key)
-                else:
-                    loaded.retiring = False
-            loaded = loaded or self._load(info, None, serve=False)
-        except Exception as exc:  # the old version keeps serving; say why everywhere
-            reason = exc.reason if isinstance(exc, ModelLoadError) else _reason(exc)
-            self._failed[name] = (wanted, self._link_time(name))
-            self._status.switched(name, wanted, current, ok=False, reason=reason)
-            log.error("switch of %s to %s failed, %s keeps serving: %s", name, wanted, current, reason)
-            return
-        with self._lock:
-            old = self._loaded.get((name, current))
-            self._serving[name] = info.version
-            self._failed.pop(name, None)
-            self._counts["switches"] += 1
-            loaded.keep_alive_s = old.keep_alive_s if old is not None else loaded.keep_alive_s
-            if old is not None:
-                old.retiring = True
-        self._status.switched(name, info.version, current, ok=True)
-        self._emit(PoolEvent("switched", name, info.version, previous=current))
-        if old is not None:
-            self._unload(old, "replaced")  # now if idle, else with its last lease
 
     # The watcher ----------------------------------------------------------------------------
 
@@ -416,10 +363,3 @@ def _mtime(path: Path) -> int:
         return path.stat().st_mtime_ns
     except OSError:
         return 0
-
-
-def _reason(error: BaseException) -> str:
-    """One line for logs and metrics labels: the error's own words, or its type."""
-    if isinstance(error, MemoryError):
-        return "out of memory"
-    return " ".join(str(error).split())[:300] or type(error).__name__

@@ -14,7 +14,7 @@ from tiny_models import TINY_MODEL
 from pgpt.runtime.errors import ModelLoadError, ServerBusyError
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.llm.serving.pool import ModelPool, PoolConfig, PoolEvent
-from pgpt.runtime.llm.serving.pool_status import running_pools, wait_for_switch
+from pgpt.runtime.llm.serving.status_file import running_pools, wait_for_switch
 from pgpt.runtime.llm.serving.scheduler import SchedulerConfig
 from pgpt.runtime.manifest import read_manifest, write_manifest
 from pgpt.runtime.settings import Settings
