@@ -285,7 +285,7 @@ def _process(command: list[str], env: dict[str, str], health: str, log: Path) ->
 def _pgpt_server(settings: Settings, model: Any, options: ServeBenchOptions,
                  progress: Callable[[str], None]) -> Iterator[tuple[str, str, list[str]]]:
     """pgpt-serve on the model, with the benchmark corpus ingested in a fresh home."""
-    from pgpt.bench.documents import build_corpus, load_question_sets
+    from pgpt.bench.corpora import QUESTION_SETS, build_corpus
 
     with tempfile.TemporaryDirectory(prefix="pgpt-bench-serve-") as work:
         home = Path(work) / "home"
@@ -301,7 +301,7 @@ def _pgpt_server(settings: Settings, model: Any, options: ServeBenchOptions,
                    "--max-tokens-cap", str(max(options.new_tokens, 128))]
         progress(f"pgpt: starting pgpt-serve on port {port}")
         with _process(command, env, f"http://127.0.0.1:{port}/health", Path(work) / "server.log"):
-            questions = [q["question"] for q in load_question_sets()["named"]]
+            questions = [q["question"] for q in QUESTION_SETS["named"].load()]
             yield f"http://127.0.0.1:{port}", model.name, questions
 
 

@@ -7,6 +7,7 @@ the CLI runs without CAP_DAC_OVERRIDE (capsh). Each needs root and is skipped wi
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import shutil
@@ -49,10 +50,10 @@ def _can(command: list[str]) -> bool:
 
 @pytest.fixture()
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 6 MB tmpfs, unmounted afterwards."""
+    """A 24 MB tmpfs (the first ingest and chat use about 6 MB of it), unmounted afterwards."""
     point = tmp_path / "disk"
     point.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(point)],
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(point)],
                                            capture_output=True).returncode != 0:
         pytest.skip("mounting a tmpfs needs root")
     yield point
@@ -68,13 +69,13 @@ def _corpus(folder: Path, files: int, word: str) -> Path:
 
 def _fill(disk: Path) -> None:
     """Write until the disk is full (ENOSPC)."""
-    with open(disk / "filler", "wb") as handle:
-        try:
+    try:
+        with open(disk / "filler", "wb") as handle:
             while True:
                 handle.write(b"\0" * 65536)
                 handle.flush()
-        except OSError:
-            pass
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
 
 
 def test_a_full_disk_is_named_and_leaves_nothing_behind(settings: Settings, tmpfs: Path, tmp_path: Path) -> None:

@@ -75,9 +75,10 @@ async def test_documents_and_search_modes_use_the_servers_index(served: RunningS
         await wait_until(pilot, lambda: app.engine is not None)
         assert app.mode == "docs" and app.library is not None and app.library.documents >= 1
         await pilot.press(*"When does the ferry to Tresco leave?", "enter")
-        await wait_until(pilot, lambda: len(turns(app)) == 3 and not app.answering)
-        kinds = [t.kind for t in turns(app)]
-        assert kinds == ["user", "assistant", "sources"] and "ferry.txt" in turns(app)[2].text
+        await wait_until(pilot, lambda: not app.answering and turns(app)[-1].kind in ("sources", "closest"))
+        kinds = [t.kind for t in turns(app)]  # the server checked the answer: quotes when it found them
+        assert kinds in (["user", "assistant", "quotes", "sources"], ["user", "assistant", "sources"],
+                         ["user", "assistant", "closest"]) and "ferry.txt" in turns(app)[-1].text
         await pilot.press("ctrl+r", "ctrl+r")  # -> chat -> search
         assert app.mode == "search"
         await ask(pilot, "ferry Tresco")

@@ -244,6 +244,10 @@ class ModelPool(HotSwapMixin):
             self._lock.notify_all()
         log.info("loaded %s in %.1f s", info.ref, seconds)
         self._emit(PoolEvent("loaded", info.name, info.version, seconds=round(seconds, 3)))
+        try:  # at once, not at the watcher's next turn: `models --use` looks for pools serving the name
+            self._status.write(self.loaded())
+        except OSError as exc:
+            log.warning("the pool's status file could not be written: %s", exc)
         return loaded
 
     def _drop(self, loaded: _Loaded) -> None:

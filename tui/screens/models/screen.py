@@ -202,15 +202,18 @@ class ModelsScreen(PanelScreen):
             message = user_message(error)
             self._show(f"{message.title}: {message.text}")
             return
+        self._active = model.name
         self._show(f"{model.name} is now the chat model; the chat is loading it.")
         self.app.post_message(ModelChanged(model.name))
         self.refresh_models()
 
     def action_delete_model(self) -> None:
         """Ask, then delete the model under the cursor."""
+        from pgpt.runtime.models import chat_model_name
+
         model = self._models.get(self.query_one(ModelTable).selected_name)
-        if model is not None:
-            self.app.push_screen(ConfirmDelete(model, model.name == self._active),
+        if model is not None:  # the chat model now, not as last listed (a listing may be on its way)
+            self.app.push_screen(ConfirmDelete(model, model.name == chat_model_name(self.settings)),
                                  lambda yes: self.run_delete(model.name) if yes else None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
