@@ -203,7 +203,9 @@ async def test_download_export_use_and_delete_a_gated_model(
 
         await pilot.press("delete")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDelete))
-        assert "It is the chat model" in screen_text(pilot)
+        dialog = app.screen  # its question, whole (on the screen it wraps with the model cache's path)
+        assert dialog.active and "It is the chat model" in str(dialog.query_one(Static).render())
+        assert f"Delete {EXPORTED}" in str(dialog.query_one(Static).render())
         await pilot.press("y")
         await wait_until(pilot, lambda: EXPORTED not in screen.query_one(ModelTable).names())
         assert not folder.exists() and not versions.exists() and "active_model" not in read_config(own_cache)

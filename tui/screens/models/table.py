@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -99,8 +100,13 @@ class ConfirmDelete(ModalScreen[bool]):
         note = " It is the chat model: chat switches to the default." if self.active else ""
         with Vertical():
             yield Static(f"Delete {clean_text(self.model.name)} ({self.model.size_bytes / 1e6:.0f} MB) from "
-                         f"{clean_text(str(self.model.path.parent))}?{note}\n\n[b]y[/b] deletes, [b]n[/b] keeps it.")
+                         f"{clean_text(str(_cache_of(self.model.path)))}?{note}\n\n[b]y[/b] deletes, [b]n[/b] keeps it.")
 
     def action_answer(self, delete: bool) -> None:
         """Close the dialog with the answer."""
         self.dismiss(delete)
+
+
+def _cache_of(folder: Path) -> Path:
+    """The model cache a model folder belongs to (a version lives in .versions/NAME/VERSION)."""
+    return folder.parents[2] if folder.parent.parent.name == ".versions" else folder.parent
