@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import os
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support import gguf_path
+from support import gguf_path, small_disk
 
 LLAMA_CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 8}
 
@@ -123,20 +122,6 @@ def test_unknown_repo_is_explained(tmp_path: Path, missing_repo_hub: str) -> Non
     assert_refused(result, "Hugging Face access", "nobody/no-such-model", "spelling")
 
 
-@contextlib.contextmanager
-def small_disk(folder: Path, megabytes: int) -> Iterator[Path]:
-    """A tmpfs of that size mounted on ``folder`` (the test is skipped where mounting is not allowed)."""
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
-
-
 def export_space_needed(path: Path) -> int:
     """What the export's disk check asks for on this GGUF, in bytes."""
     from pgpt.export.pipeline import export_space_needed as needed
@@ -178,7 +163,7 @@ def test_safetensors_weights_are_counted_from_their_headers() -> None:
 def test_a_quantization_below_the_threshold_is_refused(tmp_path: Path) -> None:
     """int4 keeps about 97% top-1 agreement on the default model: asking for 99.5% refuses it."""
     out = tmp_path / "int4"
-    result = export_cli(str(gguf_path()), "--dtype", "int4", "--prefill", "none", "--min-agreement", "0.995",
+    result = export_cli(str(gguf_path()), "--dtype", "int4", "--min-agreement", "0.995",
                         "-o", str(out))
     assert_refused(result, "Quality check failed", "threshold 99.5%", "--accept-quality-loss")
     assert not out.exists()
