@@ -107,6 +107,11 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
         from pgpt.export.fused_export import write_fused
 
         info = write_fused(spec, config, weights, out, options.dtype, report)
+        from pgpt.export import prefill_graph
+
+        if prefill_graph.wanted(options, graph, spec):
+            manifest["prefill"] = prefill_graph.write_for_export(source, spec, config, weights, tokenizer, tmp,
+                                                                 options, report)
     else:
         model, info = _write_optimum(source, tokenizer, tmp, options, report)
     for part in (tokenizer, generation, config):
@@ -126,6 +131,10 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     check_quality(manifest["quality"], options, "llm")
     report("validate", f"top-1 agreement {manifest['quality']['top1_agreement']:.1%}, "
                        f"perplexity x{manifest['quality']['perplexity_ratio']:.3f}")
+    if "prefill" in manifest:
+        from pgpt.export.prefill_graph import keep_if_good
+
+        keep_if_good(manifest, out, options, report)
     return manifest
 
 
@@ -143,9 +152,11 @@ def _plan_fused(source: ModelSource, config: Any, options: ExportOptions) -> tup
     from pgpt.export.fused_export import fused_spec, open_weights
     from pgpt.export.memory import check_memory, fused_need
 
+    from pgpt.export.prefill_graph import wanted
+
     weights = open_weights(source, config)
     spec = fused_spec(config, weights)
-    check_memory(fused_need(spec, options.dtype), f"{options.name or source.name} to {options.dtype}",
+    check_memory(fused_need(spec, options.dtype, wanted(options, "fused", spec)), f"{options.name or source.name} to {options.dtype}",
                  options.max_memory_gb)
     return weights, spec
 

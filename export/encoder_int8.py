@@ -183,6 +183,8 @@ def smooth_input(model: Any, matmul: Any, input_max: np.ndarray) -> None:
     """Divide ``matmul``'s input by per-channel scales and multiply its weight rows by them (exact)."""
     from onnx import helper
 
+    from pgpt.export.int8_compute import smoothquant_scales
+
     weight = _weight(model, matmul.input[1])
     scale = smoothquant_scales(input_max, np.abs(weight).max(axis=1), SMOOTH_ALPHA)
     _set_weight(model, matmul.input[1], weight * scale[:, None])
@@ -220,10 +222,3 @@ def _insert_after(model: Any, anchor: Any, new_nodes: list[Any]) -> None:
     for offset, node in enumerate(new_nodes):
         model.graph.node.insert(position + offset, node)
 
-
-
-def smoothquant_scales(activation_max: np.ndarray, weight_max: np.ndarray, alpha: float) -> np.ndarray:
-    """SmoothQuant's s = max|X|^a / max|W|^(1-a) per input channel: X / s and W * s compute the same
-    product, with the activation outliers moved into the weights."""
-    s = np.maximum(activation_max, 1e-5) ** alpha / np.maximum(weight_max, 1e-5) ** (1 - alpha)
-    return np.clip(s, 1e-3, 1e3).astype(np.float32)

@@ -32,8 +32,9 @@ def fused_bytes_per_weight(dtype: str) -> float:
     return {"fp32": 4.0, "fp16": 4.0, "int8": 1.2, "int4": 0.8}[dtype]
 
 
-def fused_need(spec: DecoderSpec, dtype: str) -> int:
-    """Peak bytes of a fused export: the larger of writing the graph and checking its quality."""
+def fused_need(spec: DecoderSpec, dtype: str, prefill: bool = False) -> int:
+    """Peak bytes of a fused export: the larger of writing the graph and checking its quality
+    (and, with a prefill graph, the fp32 graph and its int8 copy while that is made)."""
     largest = max(spec.vocab * spec.hidden, spec.intermediate * spec.hidden * 1)
     writing = largest * 4 * 3  # fp32 values, the transposed copy the quantizer reads, codes and scales
     layer = spec.weights // max(spec.layers, 1) - spec.vocab * spec.hidden // max(spec.layers, 1)
@@ -44,6 +45,8 @@ def fused_need(spec: DecoderSpec, dtype: str) -> int:
     need = max(writing, loaded + reference)
     if dtype == "fp16":
         need = max(need, spec.weights * 4 * 2)  # the fp32 graph loaded whole, and its fp16 copy
+    if prefill:  # the fp32 graph loaded whole, its smoothed weights, and the int8 graph
+        need = max(need, spec.weights * 4 * 3)
     return int(BASE_BYTES + need)
 
 

@@ -52,6 +52,7 @@ class ExportOptions:
     min_cosine: float = 0.99
     name: str = ""
     graph: str = "auto"
+    prefill: str = "auto"  # "none": no int8 prefill graph (see prefill_graph.wanted)
     max_memory_gb: float = 0.0  # 0: what the machine has available
     keep_versions: int = 3  # versions of a name kept in the model cache (see pgpt.runtime.versions)
 
@@ -90,7 +91,7 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
     if damaged:
         report("replace", f"{final} is damaged ({damaged}); the new export replaces it")
     final.parent.mkdir(parents=True, exist_ok=True)
-    check_disk(source, final.parent, options.dtype, options.graph)
+    check_disk(source, final.parent, options.dtype, options.graph, options.prefill)
     remove_stale_temporaries(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -175,24 +176,29 @@ def check_quality(quality: dict[str, Any], options: ExportOptions, kind: str) ->
         )
 
 
-def export_space_needed(source: ModelSource, dtype: str = "fp32", graph: str = "auto") -> int:
+def export_space_needed(source: ModelSource, dtype: str = "fp32", graph: str = "auto", prefill: str = "none") -> int:
     """Bytes an export of ``source`` may write at its peak.
 
-    int8/int4 fused exports write their weights once, already quantized: 1.4 / 1.0 bytes per
-    weight is above what they use (1.13 / 0.75 plus the rotary tables). Everything else gets
+    int8/int4 fused exports without a prefill graph write their weights once, already quantized:
+    1.4 / 1.0 bytes per weight is above what they use (1.13 / 0.75 plus the rotary tables); with
+    one (``prefill_graph.MAX_PARAMETERS``) an fp32 graph is written first. Everything else gets
     1.6x the weights in fp32: the peak under the target, measured on SmolLM2-135M (538 MB in
     fp32) for every dtype and graph, ran from 0.33 GB (fused fp16) to 0.77 GB (Optimum's fp16,
     which writes fp32 first), at most 1.43x.
     """
     parameters = source.parameters or safetensors_parameters(source.folder)
-    if graph != "optimum" and dtype in FUSED_DISK_PER_WEIGHT:
+    from pgpt.export.prefill_graph import MAX_PARAMETERS
+
+    with_prefill = prefill == "auto" and parameters <= MAX_PARAMETERS
+    if graph != "optimum" and dtype in FUSED_DISK_PER_WEIGHT and not with_prefill:
         return int(parameters * FUSED_DISK_PER_WEIGHT[dtype]) + 50_000_000
     return int(parameters * 4 * EXPORT_DISK_FACTOR)
 
 
-def check_disk(source: ModelSource, target: Path, dtype: str = "fp32", graph: str = "auto") -> None:
+def check_disk(source: ModelSource, target: Path, dtype: str = "fp32", graph: str = "auto",
+               prefill: str = "none") -> None:
     """Refuse early when the target disk cannot hold the work files (``export_space_needed``)."""
-    needed = export_space_needed(source, dtype, graph)
+    needed = export_space_needed(source, dtype, graph, prefill)
     free = shutil.disk_usage(target).free
     if free < needed:
         raise DiskSpaceError(

@@ -17,7 +17,26 @@ CHAT_PROMPTS = (
     "Write a Python function that returns the square of a number.",
 )
 CONTINUATION_TOKENS = 32
+# Prompts for calibrating the prefill graph's int8 ranges, disjoint from the measured ones.
+CALIBRATION_PROMPTS = (
+    "Summarize the main idea of a software licence in one paragraph.",
+    "List three ways to make a program run faster on a CPU.",
+)
 
+
+
+def calibration_sequences(tokenizer: Any) -> list[list[int]]:
+    """Token sequences for calibrating activation ranges, disjoint from the measured ones.
+
+    The licence text after the measured first ``TEXT_TOKENS`` tokens, and chat prompts other
+    than ``CHAT_PROMPTS``, so the quality numbers are not measured on the calibration data.
+    """
+    text = QUALITY_TEXT.read_text(encoding="utf-8")
+    sequences = [tokenizer(text, add_special_tokens=False)["input_ids"][TEXT_TOKENS:2 * TEXT_TOKENS]]
+    for prompt in CALIBRATION_PROMPTS:
+        sequences.append(list(tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)))
+    return [ids for ids in sequences if ids]
 
 @dataclass
 class Scores:

@@ -64,7 +64,7 @@ def test_real_pgpt_run_measures_speed_latency_and_memory(default_models: Setting
     options = BenchOptions(dtypes=("int8",), engines=("pgpt",), prompt_tokens=64, new_tokens=8, repeats=1)
     [row] = run_bench(default_models, options, progress=messages.append)
     assert row["status"] == "ok", row
-    assert row["engine"] == "pgpt" and row["dtype"] == "int8" and row["graph"] == "fused"  # one graph since issue 19
+    assert row["engine"] == "pgpt" and row["dtype"] == "int8" and row["graph"] == "fused + int8 prefill"
     assert row["decode_tok_s"] > 0 and row["ttft_s"] > 0 and row["peak_rss_mb"] > 0 and row["load_s"] > 0
     assert 0.9 < row["quality"] <= 1.0  # top-1 agreement from the manifest (the lower of the two graphs)
     assert abs(row["prompt_tokens"] - 64) <= 4  # the licence text cut to the asked length

@@ -163,7 +163,7 @@ def test_safetensors_weights_are_counted_from_their_headers() -> None:
 def test_a_quantization_below_the_threshold_is_refused(tmp_path: Path) -> None:
     """int4 keeps about 97% top-1 agreement on the default model: asking for 99.5% refuses it."""
     out = tmp_path / "int4"
-    result = export_cli(str(gguf_path()), "--dtype", "int4", "--min-agreement", "0.995",
+    result = export_cli(str(gguf_path()), "--dtype", "int4", "--prefill", "none", "--min-agreement", "0.995",
                         "-o", str(out))
     assert_refused(result, "Quality check failed", "threshold 99.5%", "--accept-quality-loss")
     assert not out.exists()

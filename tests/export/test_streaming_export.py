@@ -55,7 +55,7 @@ def test_int4_keeps_4_bit_kquants_exactly_and_names_what_it_rounded(kquant_gguf:
     # Random weights give near-flat next-token distributions, whose top-1 flips on any rounding
     # (74% here, perplexity x1.00): the gate is for real models (the default's int4: 96.8%).
     info = export_model(ExportOptions(source=str(kquant_gguf), output=tmp_path / "int4", dtype="int4",
-                                      accept_quality_loss=True), progress=lambda stage, line: lines.append(line))
+                                      prefill="none", accept_quality_loss=True), progress=lambda stage, line: lines.append(line))
     weights = info.manifest["weights"]
     tensors = weights["tensors"]
     assert tensors["model.layers.0.self_attn.q_proj.weight"] == "q4_k kept exactly (4-bit blocks of 32)"
@@ -73,7 +73,8 @@ def test_int4_keeps_4_bit_kquants_exactly_and_names_what_it_rounded(kquant_gguf:
 
 
 def test_int8_of_a_kquant_model_passes_the_quality_gate(kquant_gguf: Path, tmp_path: Path) -> None:
-    info = export_model(ExportOptions(source=str(kquant_gguf), output=tmp_path / "int8", dtype="int8"))
+    info = export_model(ExportOptions(source=str(kquant_gguf), output=tmp_path / "int8", dtype="int8",
+                                      prefill="none"))
     quality = info.manifest["quality"]
     assert quality["top1_agreement"] >= 0.95 and abs(quality["perplexity_ratio"] - 1) < 0.01
     assert set(info.manifest["weights"]["tensors"].values()) >= {"q4_k re-rounded to 8-bit blocks of 32",
@@ -95,7 +96,7 @@ def _peak_rss_by_stage(source: Path, out: Path) -> dict[str, int]:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
-        export_model(ExportOptions(source=str(source), output=out, dtype="int4"),
+        export_model(ExportOptions(source=str(source), output=out, dtype="int4", prefill="none"),
                      progress=lambda name, line: stage.__setitem__(0, name))
     finally:
         done.set()
@@ -162,7 +163,8 @@ def test_a_disk_that_fills_up_while_weights_are_written_names_what_was_needed(tm
 
 
 def test_the_manifest_says_how_the_reference_was_computed(kquant_gguf: Path, tmp_path: Path) -> None:
-    info = export_model(ExportOptions(source=str(kquant_gguf), output=tmp_path / "out", dtype="int8"))
+    info = export_model(ExportOptions(source=str(kquant_gguf), output=tmp_path / "out", dtype="int8",
+                                      prefill="none"))
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert "decoder layers run one at a time" in manifest["quality"]["reference"]
     assert "greedy answers of the export" in manifest["quality"]["chat_answers"]
