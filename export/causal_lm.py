@@ -1,4 +1,4 @@
-"""Causal LM export: transformers (safetensors or GGUF) -> ONNX with KV cache, then quality check."""
+"""Causal LM export: GGUF or safetensors -> ONNX with KV cache (fused, streamed; or Optimum's), then quality check."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ from pgpt.export.pipeline import (
     check_quality,
     copy_model_files,
     graph_opset,
-    percent,
     read_config,
     require_task,
 )
-from pgpt.export.prefill_graph import FILE_NAME as PREFILL_FILE
-from pgpt.export.prefill_graph import METHOD as PREFILL_METHOD
+from pgpt.export.decoder_spec import SUPPORTED_TYPES
 from pgpt.export.sources import ModelSource
 from pgpt.runtime.errors import ProviderError, UnsupportedModelError
 
@@ -55,102 +53,143 @@ def load_model_and_tokenizer(source: ModelSource, trust_remote_code: bool) -> tu
         return model, AutoTokenizer.from_pretrained(str(source.folder), **extra)
 
 
+def load_config(source: ModelSource, trust_remote_code: bool) -> Any:
+    """The transformers config (from config.json, or from the GGUF header)."""
+    from transformers import AutoConfig
+
+    extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": trust_remote_code}
+    try:
+        return AutoConfig.from_pretrained(str(source.folder), **extra)
+    except (ValueError, KeyError) as exc:
+        raise UnsupportedModelError(f"transformers cannot read this model's configuration ({exc}).") from None
+
+
+def load_tokenizer(source: ModelSource, trust_remote_code: bool, config: Any) -> tuple[Any, Any]:
+    """The tokenizer (converted by transformers from a GGUF's vocabulary) and the generation config."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(str(source.folder), **extra)
+    try:
+        generation = GenerationConfig.from_pretrained(str(source.folder))
+    except OSError:  # GGUF files and folders without generation_config.json
+        generation = GenerationConfig.from_model_config(config)
+    return tokenizer, generation
+
+
 def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, report: Any) -> dict[str, Any]:
-    """Export, convert to the asked dtype and validate; returns the manifest (without files)."""
+    """Export, convert to the asked dtype and validate; returns the manifest (without files).
+
+    The memory need is checked from the config, before the tokenizer and the weights are read.
+    """
+    from pgpt.export.gguf_loading import fast_gguf_reading
+
+    _check_device(options)
+    model_type = "" if source.gguf_file else str(read_config(source.folder).get("model_type", ""))
+    if not source.gguf_file and (options.graph == "optimum" or model_type not in SUPPORTED_TYPES):
+        require_task(model_type, TASK)
+    name = source.gguf_file or source.folder.name
+    with fast_gguf_reading():  # the config and the tokenizer share one parse of a GGUF header
+        with report.heartbeat("load", f"reading the configuration of {name}"):
+            config = load_config(source, options.trust_remote_code)
+        graph = choose_graph(config, options.graph)
+        if graph == "fused":
+            weights, spec = _plan_fused(source, config, options)
+        else:
+            require_task(config.model_type, TASK)
+            _check_whole_model_memory(source, options)
+        with report.heartbeat("load", f"reading the tokenizer of {name}"):
+            tokenizer, generation = load_tokenizer(source, options.trust_remote_code, config)
+    out = tmp / "out"
+    manifest = base_manifest(source, options, "llm", TASK)
+    manifest["graph"] = graph
+    if graph == "fused":
+        from pgpt.export.fused_export import write_fused
+
+        info = write_fused(spec, config, weights, out, options.dtype, report)
+        from pgpt.export import prefill_graph
+
+        if prefill_graph.wanted(options, graph, spec):
+            manifest["prefill"] = prefill_graph.write_for_export(source, spec, config, weights, tokenizer, tmp,
+                                                                 options, report)
+    else:
+        model, info = _write_optimum(source, tokenizer, tmp, options, report)
+    for part in (tokenizer, generation, config):
+        part.save_pretrained(str(tmp / "hf"))
+    copy_model_files(tmp / "hf", out)
+    if info:
+        manifest["weights"] = info
+    manifest["opset"] = graph_opset(out / "model.onnx")
+    manifest["architecture"] = read_config(out).get("architectures", [""])[0]
+    report("validate", "comparing with the original (teacher-forced top-1, perplexity)")
+    if graph == "fused":
+        from pgpt.export.fused_export import measure_fused
+
+        manifest["quality"] = measure_fused(spec, config, weights, out, manifest, options, report)
+    else:
+        manifest["quality"] = _measure(model, out, manifest, options, report)
+    check_quality(manifest["quality"], options, "llm")
+    report("validate", f"top-1 agreement {manifest['quality']['top1_agreement']:.1%}, "
+                       f"perplexity x{manifest['quality']['perplexity_ratio']:.3f}")
+    if "prefill" in manifest:
+        from pgpt.export.prefill_graph import keep_if_good
+
+        keep_if_good(manifest, out, options, report)
+    return manifest
+
+
+def _check_device(options: ExportOptions) -> None:
     if options.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ProviderError("--device cuda was given but PyTorch sees no CUDA GPU here.",
                                 hint="Export on the CPU (--device cpu); the graph still runs on CUDA later.")
-    if not source.gguf_file:
-        require_task(str(read_config(source.folder).get("model_type", "")), TASK)
-    report("load", f"loading {source.gguf_file or source.folder.name} with transformers")
-    model, tokenizer = load_model_and_tokenizer(source, options.trust_remote_code)
-    graph = choose_graph(model.config, options.graph)
-    weights = _write_graphs(model, tokenizer, graph, tmp, options, report)
-    out = tmp / "out"
-    tokenizer.save_pretrained(str(tmp / "hf"))
-    model.generation_config.save_pretrained(str(tmp / "hf"))
-    model.config.save_pretrained(str(tmp / "hf"))
-    copy_model_files(tmp / "hf", out)
-    manifest = base_manifest(source, options, "llm", TASK)
-    manifest["graph"] = graph
-    if weights:
-        manifest["weights"] = weights
-    if (out / PREFILL_FILE).exists():
-        manifest["prefill"] = {"file": PREFILL_FILE, "method": PREFILL_METHOD, "device": "cpu"}
-    manifest["opset"] = graph_opset(out / "model.onnx")
-    manifest["architecture"] = read_config(out).get("architectures", [""])[0]
-    report("validate", "comparing with the PyTorch original (teacher-forced top-1, perplexity)")
-    manifest["quality"] = _measure(model, out, manifest, options)
-    check_quality(manifest["quality"], options, "llm")
-    report("validate", f"top-1 agreement {manifest['quality']['top1_agreement']:.1%}, "
-                       f"perplexity x{manifest['quality']['perplexity_ratio']:.3f}")
-    _keep_prefill_if_good(manifest, out, options, report)
-    return manifest
+
+
+def _plan_fused(source: ModelSource, config: Any, options: ExportOptions) -> tuple[Any, Any]:
+    """The weight source and the decoder spec, after checking that memory can hold the export."""
+    from pgpt.export.fused_export import fused_spec, open_weights
+    from pgpt.export.memory import check_memory, fused_need
+
+    from pgpt.export.prefill_graph import wanted
+
+    weights = open_weights(source, config)
+    spec = fused_spec(config, weights)
+    check_memory(fused_need(spec, options.dtype, wanted(options, "fused", spec)), f"{options.name or source.name} to {options.dtype}",
+                 options.max_memory_gb)
+    return weights, spec
+
+
+def _check_whole_model_memory(source: ModelSource, options: ExportOptions) -> None:
+    from pgpt.export.memory import check_memory, whole_model_need
+    from pgpt.export.sources import safetensors_parameters
+
+    parameters = source.parameters or safetensors_parameters(source.folder)
+    check_memory(whole_model_need(parameters), f"{options.name or source.name} with Optimum's graph",
+                 options.max_memory_gb)
+
+
+def _write_optimum(source: ModelSource, tokenizer: Any, tmp: Path, options: ExportOptions,
+                   report: Any) -> tuple[Any, dict[str, Any]]:
+    """Optimum's graph of the whole transformers model (memory checked before, by the caller)."""
+    from pgpt.export.gguf_loading import fast_gguf_reading
+
+    with report.heartbeat("load", "loading the whole model with transformers"), fast_gguf_reading():
+        model = load_torch_model(source, options.trust_remote_code)
+    report("export", "exporting to ONNX with Optimum (text-generation-with-past)")
+    return model, _export_optimum(model, tokenizer, tmp, options, report)
 
 
 def choose_graph(config: Any, asked: str) -> str:
     """``fused`` where the architecture has a fused graph (unless ``optimum`` was asked), else ``optimum``."""
-    from pgpt.export.fused_graph import supports
+    from pgpt.export.decoder_spec import supports
 
     ok, why = supports(config)
     if asked == "fused" and not ok:
         raise UnsupportedModelError(f"--graph fused cannot write this model: {why}.",
                                     hint="Use --graph optimum (or leave --graph at auto).")
     return "fused" if ok and asked != "optimum" else "optimum"
-
-
-def wants_prefill_graph(options: ExportOptions, graph: str) -> bool:
-    """An int8 prefill graph goes with quantized fused exports for the CPU, unless --prefill none."""
-    return options.prefill == "auto" and graph == "fused" and options.dtype in ("int8", "int4") \
-        and options.device == "cpu"
-
-
-def _calibrate(model: Any, tokenizer: Any) -> dict[str, Any]:
-    """Activation maxima for the prefill graph's SmoothQuant, from PyTorch passes over calibration text."""
-    from pgpt.export.prefill_graph import activation_maxima
-    from pgpt.export.quality import calibration_sequences
-
-    return activation_maxima(model, calibration_sequences(tokenizer))
-
-
-def _write_graphs(model: Any, tokenizer: Any, graph: str, tmp: Path, options: ExportOptions,
-                  report: Any) -> dict[str, Any]:
-    """model.onnx in the asked dtype (and prefill.onnx where wants_prefill_graph) into ``tmp/out``."""
-    out = tmp / "out"
-    if graph == "optimum":
-        report("export", "exporting to ONNX with Optimum (text-generation-with-past)")
-        return _export_optimum(model, tokenizer, tmp, options, report)
-    report("export", "writing the fused ONNX graph (GroupQueryAttention, fused RMSNorm)")
-    from pgpt.export.fused_graph import build_graph
-    from pgpt.export.prefill_graph import write_prefill_graph
-
-    # Kept in memory: writing the fp32 graph and reading it back twice took ~10 s on 2 cores.
-    fused = build_graph(model)
-    if wants_prefill_graph(options, graph):
-        report("quantize", "int8-compute prefill graph for long prompts (SmoothQuant W8A8, calibrated)")
-        write_prefill_graph(fused, _calibrate(model, tokenizer), out / PREFILL_FILE)
-    return _convert(fused, out / "model.onnx", options.dtype, report)
-
-
-def _keep_prefill_if_good(manifest: dict[str, Any], out: Path, options: ExportOptions, report: Any) -> None:
-    """Drop the prefill graph when it misses the quality threshold: it is a speed-up, not the model."""
-    measured = manifest["quality"].get("prefill")
-    if not measured:
-        return
-    if measured["top1_agreement"] >= options.min_agreement or options.accept_quality_loss:
-        report("validate", f"prefill graph: top-1 agreement {measured['top1_agreement']:.1%}, "
-                           f"perplexity x{measured['perplexity_ratio']:.3f}")
-        return
-    report("validate", f"prefill graph dropped: top-1 agreement {measured['top1_agreement']:.1%} "
-                       f"is below {percent(options.min_agreement)}; prompts run on the main graph")
-    (out / PREFILL_FILE).unlink()
-    for extra in out.glob(PREFILL_FILE + ".data"):
-        extra.unlink()
-    del manifest["prefill"]
-    measured["dropped"] = True
 
 
 def _export_optimum(model: Any, tokenizer: Any, tmp: Path, options: ExportOptions, report: Any) -> dict[str, Any]:
@@ -207,13 +246,8 @@ def _convert_int4(fp32: Any, report: Any) -> tuple[Any, dict[str, Any]]:
                   "exact_blocks": exact.summary(), "requantized": exact.left}
 
 
-def _measure(model: Any, out: Path, manifest: dict[str, Any], options: ExportOptions) -> dict[str, Any]:
-    from pgpt.export.quality import llm_quality
-    from pgpt.runtime.llm.generation import LanguageModel
-    from pgpt.runtime.manifest import write_manifest
-    from pgpt.runtime.models import ModelInfo
+def _measure(model: Any, out: Path, manifest: dict[str, Any], options: ExportOptions, report: Any) -> dict[str, Any]:
+    from pgpt.export.fused_export import open_export
+    from pgpt.export.quality import TorchReference, llm_quality
 
-    draft = write_manifest(out, dict(manifest))
-    provider = "cuda" if options.device == "cuda" else "cpu"
-    onnx_model = LanguageModel(ModelInfo(out.name, out, draft), provider=provider)
-    return llm_quality(model, onnx_model)
+    return llm_quality(TorchReference(model), lambda: open_export(out, manifest, options, report))

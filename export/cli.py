@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from pgpt.runtime.arg_types import fraction, positive_int
+from pgpt.runtime.arg_types import fraction, positive_float, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,12 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "Q4_1/Q8_0 blocks exactly where it finds them")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for export and validation")
     parser.add_argument("--graph", choices=("auto", "fused", "optimum"), default="auto",
-                        help="ONNX graph: fused (GroupQueryAttention, fast; Llama, Mistral, Qwen2), optimum "
+                        help="ONNX graph: fused (GroupQueryAttention, fast; Llama, Mistral, Qwen2, Qwen3, Gemma 3), optimum "
                         "(Optimum's exporter, any causal LM), auto = fused where supported (default)")
     parser.add_argument("--prefill", choices=("auto", "none"), default="auto",
-                        help="auto: int8/int4 fused exports also get an int8-compute prefill graph that "
-                        "reads long prompts faster on the CPU (kept only if it passes the quality check); "
-                        "none: skip it (less disk and memory)")
+                        help="auto: int8/int4 fused exports of models up to 500M parameters also get an "
+                        "int8-compute prefill graph that reads long prompts faster on the CPU (kept only if it "
+                        "passes the quality check); none: skip it (less disk and memory)")
     parser.add_argument("--revision", help="branch, tag or commit of a Hub repo")
     parser.add_argument("--name", default="", help="model name in the cache (default: from the source)")
     parser.add_argument("--trust-remote-code", action="store_true",
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-versions", type=positive_int, default=None,
                         help="exporting a name again into the model cache adds a version and keeps the newest N "
                         "(default: PGPT_KEEP_VERSIONS or 3); `pgpt-tui models --versions NAME` lists them")
+    parser.add_argument("--max-memory", type=positive_float, default=None, metavar="GB",
+                        help="refuse, before any work, an export that needs more memory than this (default: "
+                        "what the machine has available)")
     return parser
 
 
@@ -96,7 +99,8 @@ def _run_export(settings, args, source: str, dtype: str, output: Path | None, na
         source=source, output=output, model_cache=settings.model_cache, dtype=dtype, device=args.device,
         revision=args.revision, trust_remote_code=args.trust_remote_code,
         accept_quality_loss=args.accept_quality_loss, min_agreement=args.min_agreement, name=name,
-        graph=args.graph, prefill=args.prefill, keep_versions=args.keep_versions or settings.keep_versions,
+        graph=args.graph, prefill=args.prefill, max_memory_gb=args.max_memory or 0.0,
+        keep_versions=args.keep_versions or settings.keep_versions,
     )
     info = export_model(options, progress=_print_progress, cancel=threading.Event())
     print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB; {quality_line(info.manifest)})")
@@ -127,7 +131,8 @@ def _prepare_default(settings, args) -> int:  # type: ignore[no-untyped-def]
         if model not in missing:
             print(f"ready: {settings.model_cache / model.folder} (already exported)")
     for info in prepare_defaults(settings, _print_progress, threading.Event(), dtype, models=missing,
-                                 device=args.device, graph=args.graph, prefill=args.prefill):
+                                 device=args.device, graph=args.graph, prefill=args.prefill,
+                                 max_memory_gb=args.max_memory or 0.0):
         print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB; {quality_line(info.manifest)})")
     return 0
 

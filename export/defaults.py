@@ -9,13 +9,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pgpt.export.pipeline import ExportOptions, Progress, export_model
 from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM, ModelInfo
 from pgpt.runtime.settings import Settings
 
-# int8 with its prefill graph: 2x fp32's decode on the CPU and TTFT 0.94 s at 1000 tokens
-# (README benchmark); see DEFAULT_CHAT_DTYPES in pgpt.runtime.models.
+# int8: 2x fp32's decode on the CPU (README benchmark); see DEFAULT_CHAT_DTYPES in pgpt.runtime.models.
 DEFAULT_LLM_DTYPE = "int8"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_EMBEDDER_DTYPE = DEFAULT_EMBEDDER.rpartition("-")[2]
@@ -79,10 +79,10 @@ def cannot_prepare_reason() -> str:
 
 def prepare_defaults(settings: Settings, progress: Progress | None = None, cancel: threading.Event | None = None,
                      dtype: str = DEFAULT_LLM_DTYPE, models: list[DefaultModel] | None = None,
-                     **options: str) -> list[ModelInfo]:
+                     **options: Any) -> list[ModelInfo]:
     """Export ``models`` (default: whichever default model is missing); returns what it exported.
 
-    ``options`` go to ExportOptions (device, graph, prefill); each export is atomic, so a cancel
+    ``options`` go to ExportOptions (device, graph, max_memory_gb); each export is atomic, so a cancel
     or a crash leaves the cache as it was for the model in progress.
     """
     exported = []

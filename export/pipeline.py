@@ -6,14 +6,22 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pgpt.export.sources import ModelSource, check_architecture, resolve_source, safetensors_parameters
-from pgpt.runtime.errors import Cancelled, DiskSpaceError, OutputExistsError, QualityError, UnsupportedModelError
+from pgpt.runtime.errors import (
+    Cancelled,
+    DiskSpaceError,
+    MemoryNeedError,
+    OutputExistsError,
+    QualityError,
+    UnsupportedModelError,
+)
 from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.models import ModelInfo
 from pgpt.runtime.settings import process_alive
@@ -22,6 +30,7 @@ from pgpt.runtime.versions import can_publish, publish_version
 DTYPES = ("fp32", "fp16", "int8", "int4")
 GRAPHS = ("auto", "fused", "optimum")
 EXPORT_DISK_FACTOR = 1.6  # work files at their peak, per byte of fp32 weights (see export_space_needed)
+FUSED_DISK_PER_WEIGHT = {"int8": 1.4, "int4": 1.0}
 COPIED_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                 "generation_config.json", "config.json")
 Progress = Callable[[str, str], None]
@@ -43,7 +52,8 @@ class ExportOptions:
     min_cosine: float = 0.99
     name: str = ""
     graph: str = "auto"
-    prefill: str = "auto"
+    prefill: str = "auto"  # "none": no int8 prefill graph (see prefill_graph.wanted)
+    max_memory_gb: float = 0.0  # 0: what the machine has available
     keep_versions: int = 3  # versions of a name kept in the model cache (see pgpt.runtime.versions)
 
 
@@ -67,7 +77,7 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
     to an explicit ``output`` folder, it is a plain folder that must not exist yet.
 
     Raises:
-        SourceError, OutputExistsError, DiskSpaceError, QualityError, Cancelled.
+        SourceError, OutputExistsError, DiskSpaceError, MemoryNeedError, QualityError, Cancelled.
     """
     started = time.perf_counter()
     report = _Reporter(progress, started, cancel)
@@ -81,21 +91,14 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
     if damaged:
         report("replace", f"{final} is damaged ({damaged}); the new export replaces it")
     final.parent.mkdir(parents=True, exist_ok=True)
-    check_disk(source, final.parent)
+    check_disk(source, final.parent, options.dtype, options.graph, options.prefill)
     remove_stale_temporaries(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         out = tmp / "out"
         out.mkdir(parents=True)
-        if _is_sentence_transformer(source.folder) and not source.gguf_file:
-            from pgpt.export.embedding import export_embedding
-
-            manifest = export_embedding(source, options, tmp, report)
-        else:
-            from pgpt.export.causal_lm import export_causal_lm
-
-            manifest = export_causal_lm(source, options, tmp, report)
+        manifest = _export_kind(source, options, tmp, report)
         manifest["export_seconds"] = round(time.perf_counter() - started, 1)
         manifest = write_manifest(out, manifest)
         if damaged:  # renamed first: a hidden name is never listed or loaded
@@ -109,6 +112,25 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
     report("done", f"wrote {final}")
     return ModelInfo(final.name, final, manifest)
+
+
+def _export_kind(source: ModelSource, options: ExportOptions, tmp: Path, report: _Reporter) -> dict[str, Any]:
+    """The embedder or causal-LM export into ``tmp/out``; a MemoryError names the stage it hit."""
+    try:
+        if _is_sentence_transformer(source.folder) and not source.gguf_file:
+            from pgpt.export.embedding import export_embedding
+
+            return export_embedding(source, options, tmp, report)
+        from pgpt.export.causal_lm import export_causal_lm
+
+        return export_causal_lm(source, options, tmp, report)
+    except MemoryError as exc:
+        if isinstance(exc, MemoryNeedError):
+            raise
+        from pgpt.export.memory import available_memory
+
+        raise MemoryNeedError(f"The export ran out of memory in its {report.stage} stage "
+                              f"({available_memory() / 1e9:.1f} GB were available when it failed).") from None
 
 
 def replaceable_damage(final: Path, model_cache: Path | None) -> str:
@@ -154,20 +176,29 @@ def check_quality(quality: dict[str, Any], options: ExportOptions, kind: str) ->
         )
 
 
-def export_space_needed(source: ModelSource) -> int:
-    """Bytes an export of ``source`` may write at its peak: 1.6x its weights in fp32.
+def export_space_needed(source: ModelSource, dtype: str = "fp32", graph: str = "auto", prefill: str = "none") -> int:
+    """Bytes an export of ``source`` may write at its peak.
 
-    Why 1.6x: the peak under the target, measured on SmolLM2-135M (538 MB in fp32) for every
-    dtype and graph, ran from 0.33 GB (fused fp16) to 0.77 GB (Optimum's fp16, which writes fp32
-    first), at most 1.43x.
+    int8/int4 fused exports without a prefill graph write their weights once, already quantized:
+    1.4 / 1.0 bytes per weight is above what they use (1.13 / 0.75 plus the rotary tables); with
+    one (``prefill_graph.MAX_PARAMETERS``) an fp32 graph is written first. Everything else gets
+    1.6x the weights in fp32: the peak under the target, measured on SmolLM2-135M (538 MB in
+    fp32) for every dtype and graph, ran from 0.33 GB (fused fp16) to 0.77 GB (Optimum's fp16,
+    which writes fp32 first), at most 1.43x.
     """
     parameters = source.parameters or safetensors_parameters(source.folder)
+    from pgpt.export.prefill_graph import MAX_PARAMETERS
+
+    with_prefill = prefill == "auto" and parameters <= MAX_PARAMETERS
+    if graph != "optimum" and dtype in FUSED_DISK_PER_WEIGHT and not with_prefill:
+        return int(parameters * FUSED_DISK_PER_WEIGHT[dtype]) + 50_000_000
     return int(parameters * 4 * EXPORT_DISK_FACTOR)
 
 
-def check_disk(source: ModelSource, target: Path) -> None:
+def check_disk(source: ModelSource, target: Path, dtype: str = "fp32", graph: str = "auto",
+               prefill: str = "none") -> None:
     """Refuse early when the target disk cannot hold the work files (``export_space_needed``)."""
-    needed = export_space_needed(source)
+    needed = export_space_needed(source, dtype, graph, prefill)
     free = shutil.disk_usage(target).free
     if free < needed:
         raise DiskSpaceError(
@@ -183,6 +214,7 @@ def base_manifest(source: ModelSource, options: ExportOptions, kind: str, task: 
         "task": task,
         "dtype": options.dtype,
         "source": source.record,
+        "parameters": source.parameters or safetensors_parameters(source.folder),
         "tools": tool_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -231,6 +263,8 @@ class _Reporter:
 
     def __init__(self, progress: Progress | None, started: float, cancel: threading.Event | None) -> None:
         self._progress, self._started, self._cancel = progress, started, cancel
+        self.stage = "resolve"
+        self._last_line = started
 
     def __call__(self, stage: str, message: str) -> None:
         if self._cancel is not None and self._cancel.is_set():
@@ -239,8 +273,36 @@ class _Reporter:
 
     def note(self, stage: str, message: str) -> None:
         """Report without the cancel check (for callbacks on other threads, such as downloads)."""
+        self.stage = stage
+        self._last_line = time.perf_counter()
         if self._progress is not None:
-            self._progress(stage, f"[{time.perf_counter() - self._started:6.1f}s] {message}")
+            self._progress(stage, f"[{self._last_line - self._started:6.1f}s] {message}")
+
+    @contextmanager
+    def heartbeat(self, stage: str, message: str | Callable[[], str], every: float = 3.0) -> Iterator[None]:
+        """Within the block, a line every ``every`` seconds when nothing else was reported (for
+        steps that report nothing themselves: parsing a tokenizer, converting one large tensor).
+        ``message`` may be a function, called for each line."""
+        stop = threading.Event()
+        started = time.perf_counter()
+
+        def text() -> str:
+            return message() if callable(message) else message
+
+        self.note(stage, text())
+
+        def beat() -> None:
+            while not stop.wait(every / 3):
+                if time.perf_counter() - self._last_line >= every:
+                    self.note(stage, f"{text()} ({time.perf_counter() - started:.0f}s)")
+
+        thread = threading.Thread(target=beat, name="export-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
 
 def _download_lines(report: _Reporter) -> Callable[[Any], None]:

@@ -11,6 +11,12 @@ Quality, measured on SmolLM2-135M (teacher-forced top-1 agreement with PyTorch):
 - SmoothQuant (alpha 0.7) moves the outliers into the weights first: 86%.
 - and keeping ``down_proj`` in fp32 (its input, SiLU(gate) x up, has the worst outliers): 95%.
 The smoothing itself is exact: scales fold into the RMSNorm weights, V columns and up columns.
+
+Issue 19 tried one graph per export (prompts on the decode graph's MatMulNBits, int8 compute):
+in the same run on 2 cores (AMX) the default model's 1000-token TTFT was 4.24-4.89 s against
+1.67-2.04 s with this graph, so it stays for small models. It is made from the whole model in
+fp32 (the fused graph and the PyTorch original for calibration), so only up to
+``MAX_PARAMETERS``: larger exports keep the bounded-memory path and read prompts on the decode graph.
 """
 
 from __future__ import annotations
@@ -22,14 +28,13 @@ import numpy as np
 
 FILE_NAME = "prefill.onnx"
 ALPHA = 0.7
+MAX_PARAMETERS = 500_000_000  # 2 GB of fp32 weights, held about three times while this graph is made
 METHOD = "SmoothQuant (alpha 0.7) + dynamic int8 MatMul; down_proj and lm_head fp32"
 
 
-def write_prefill_graph(fused_fp32: Any, maxima: dict[str, np.ndarray], target: Path) -> None:
-    """Write ``target`` from the fp32 fused graph (a ModelProto, left as it is), smoothed with the
-    ``activation_maxima`` of its PyTorch original."""
-    model = type(fused_fp32)()
-    model.CopyFrom(fused_fp32)  # smoothing and quantizing change weights the main graph still needs
+def write_prefill_graph(model: Any, maxima: dict[str, np.ndarray], target: Path) -> None:
+    """Write ``target`` from the fp32 fused graph (a ModelProto of ``fused_graph``, with its weights
+    loaded; changed in place), smoothed with the ``activation_maxima`` of its PyTorch original."""
     layers = _layer_count(model)
     weights = {t.name: t for t in model.graph.initializer}
     _smooth(weights, maxima, layers)
@@ -96,17 +101,18 @@ def _smooth(tensors: dict[str, Any], maxima: dict[str, np.ndarray], layers: int)
 
     from pgpt.export.int8_compute import smoothquant_scales
 
-    w = {name: numpy_helper.to_array(t).copy() for name, t in tensors.items() if name.startswith("layers.")}
+    w = {name: numpy_helper.to_array(t).copy() for name, t in tensors.items()
+         if name.startswith(("layers.", "model.layers."))}  # MatMul weights, and the norms by source name
     for layer in range(layers):
         p, seen = f"layers.{layer}", _observed(layer)
         qkv = w[f"{p}.qkv_proj.weight"]
         s = smoothquant_scales(maxima[seen["qkv"]], np.abs(qkv).max(axis=1), ALPHA)
-        w[f"{p}.input_layernorm.weight"] /= s
+        w[f"model.{p}.input_layernorm.weight"] /= s
         qkv *= s[:, None]
         gate, up = w[f"{p}.gate_proj.weight"], w[f"{p}.up_proj.weight"]
         gate_up_max = np.maximum(np.abs(gate).max(axis=1), np.abs(up).max(axis=1))
         s = smoothquant_scales(maxima[seen["mlp"]], gate_up_max, ALPHA)
-        w[f"{p}.post_attention_layernorm.weight"] /= s
+        w[f"model.{p}.post_attention_layernorm.weight"] /= s
         gate *= s[:, None]
         up *= s[:, None]
         down = w[f"{p}.down_proj.weight"]
@@ -115,3 +121,58 @@ def _smooth(tensors: dict[str, Any], maxima: dict[str, np.ndarray], layers: int)
         down *= s[:, None]
     for name, array in w.items():
         tensors[name].CopyFrom(numpy_helper.from_array(array, name))
+
+
+def wanted(options: Any, graph: str, spec: Any) -> bool:
+    """A prefill graph goes with int8/int4 fused CPU exports of models up to ``MAX_PARAMETERS``
+    (unless --prefill none); not for Gemma 3, whose norms after each block it does not smooth."""
+    return options.prefill == "auto" and graph == "fused" and options.dtype in ("int8", "int4") \
+        and options.device == "cpu" and spec.weights <= MAX_PARAMETERS and not spec.sandwich_norms
+
+
+def write_for_export(source: Any, spec: Any, config: Any, weights: Any, tokenizer: Any, tmp: Path,
+                     options: Any, report: Any) -> dict[str, str]:
+    """``tmp/out/prefill.onnx`` from an fp32 fused graph written to ``tmp/prefill-fp32`` (deleted
+    after), calibrated on the PyTorch original; returns the manifest's ``prefill`` entry."""
+    import gc
+    import shutil
+
+    import onnx
+
+    from pgpt.export.causal_lm import load_torch_model
+    from pgpt.export.fused_export import write_fused
+    from pgpt.export.gguf_loading import fast_gguf_reading
+    from pgpt.export.quality import calibration_sequences
+
+    with report.heartbeat("quantize", "int8-compute prefill graph: calibrating on the PyTorch original"):
+        with fast_gguf_reading():
+            torch_model = load_torch_model(source, options.trust_remote_code)
+        maxima = activation_maxima(torch_model, calibration_sequences(tokenizer))
+        del torch_model
+        gc.collect()
+    work = tmp / "prefill-fp32"
+    work.mkdir()
+    write_fused(spec, config, weights, work, "fp32", report)  # its own progress lines
+    with report.heartbeat("quantize", "int8-compute prefill graph (SmoothQuant W8A8)"):
+        write_prefill_graph(onnx.load(str(work / "model.onnx")), maxima, tmp / "out" / FILE_NAME)
+    shutil.rmtree(work)
+    return {"file": FILE_NAME, "method": METHOD, "device": "cpu"}
+
+
+def keep_if_good(manifest: dict[str, Any], out: Path, options: Any, report: Any) -> None:
+    """Drop the prefill graph when it misses the quality threshold: it is a speed-up, not the model."""
+    from pgpt.export.pipeline import percent
+
+    measured = manifest["quality"].get("prefill")
+    if not measured:
+        return
+    if measured["top1_agreement"] >= options.min_agreement or options.accept_quality_loss:
+        report("validate", f"prefill graph: top-1 agreement {measured['top1_agreement']:.1%}, "
+                           f"perplexity x{measured['perplexity_ratio']:.3f}")
+        return
+    report("validate", f"prefill graph dropped: top-1 agreement {measured['top1_agreement']:.1%} "
+                       f"is below {percent(options.min_agreement)}; prompts run on the main graph")
+    for extra in (out / FILE_NAME, out / (FILE_NAME + ".data")):
+        extra.unlink(missing_ok=True)
+    del manifest["prefill"]
+    measured["dropped"] = True

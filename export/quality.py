@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +17,12 @@ CHAT_PROMPTS = (
     "Write a Python function that returns the square of a number.",
 )
 CONTINUATION_TOKENS = 32
-
-
-def _nll(logits: np.ndarray, ids: list[int]) -> float:
-    """Mean negative log-likelihood of ``ids[1:]`` under ``logits[:-1]``.
-
-    Only the targets' log-probabilities are formed (logsumexp minus the target's logit): a full
-    float64 log-softmax over a 49k vocabulary took 1.8 s per call on 2 cores.
-    """
-    rows = logits[:-1].astype(np.float32)
-    peak = rows.max(axis=-1)
-    log_sum = peak.astype(np.float64) + np.log(np.exp(rows - peak[:, None]).sum(axis=-1, dtype=np.float64))
-    targets = np.asarray(ids[1:])
-    return float((log_sum - rows[np.arange(targets.size), targets]).mean())
-
-
+# Prompts for calibrating the prefill graph's int8 ranges, disjoint from the measured ones.
 CALIBRATION_PROMPTS = (
     "Summarize the main idea of a software licence in one paragraph.",
     "List three ways to make a program run faster on a CPU.",
 )
+
 
 
 def calibration_sequences(tokenizer: Any) -> list[list[int]]:
@@ -49,75 +38,129 @@ def calibration_sequences(tokenizer: Any) -> list[list[int]]:
             [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)))
     return [ids for ids in sequences if ids]
 
+@dataclass
+class Scores:
+    """What the check needs of a sequence's logits: each position's top token and the
+    log-probability of the token that follows (the full logits of a 150k vocabulary are 0.6 GB
+    per 1,000 tokens, so they are reduced as soon as they are made)."""
 
-def llm_quality(torch_model: Any, onnx_model: Any) -> dict[str, Any]:
-    """Top-1 agreement and perplexity ratio of ``onnx_model`` against ``torch_model``.
+    top: np.ndarray  # (L,) argmax
+    next_logprob: np.ndarray  # (L - 1,) log p(ids[i + 1] | ids[: i + 1])
+
+
+def scores(logits: np.ndarray, ids: list[int], rows: int = 128) -> Scores:
+    """Scores of (L, vocab) logits of the tokens ``ids`` (L of them, or L + 1 when the token after
+    the last position is known), ``rows`` positions at a time.
+
+    Only the targets' log-probabilities are formed (logsumexp minus the target's logit): a full
+    float64 log-softmax over a 49k vocabulary took 1.8 s per call on 2 cores.
+    """
+    positions = len(logits)
+    targets = np.asarray(ids[1:positions + 1], dtype=np.int64)
+    top = np.empty(positions, dtype=np.int64)
+    logprob = np.empty(len(targets), dtype=np.float64)
+    for start in range(0, positions, rows):
+        chunk = np.asarray(logits[start:start + rows], dtype=np.float32)
+        top[start:start + len(chunk)] = chunk.argmax(-1)
+        scored = chunk[:max(0, len(targets) - start)]
+        if len(scored):
+            peak = scored.max(axis=-1)
+            log_sum = peak.astype(np.float64) + np.log(np.exp(scored - peak[:, None]).sum(axis=-1, dtype=np.float64))
+            logprob[start:start + len(scored)] = scored[np.arange(len(scored)), targets[start:start + len(scored)]] \
+                - log_sum
+    return Scores(top, logprob)
+
+
+# Calibration text of the int8 embedder export, disjoint from what the quality checks measure.
+CALIBRATION_PROMPTS = (
+    "Summarize the main idea of a software licence in one paragraph.",
+    "List three ways to make a program run faster on a CPU.",
+)
+
+
+class TorchReference:
+    """Reference scores from a whole transformers model in memory (the Optimum path's small models)."""
+
+    method = "the whole transformers model in fp32"
+
+    def __init__(self, torch_model: Any) -> None:
+        self.model = torch_model
+
+    def scores(self, sequences: list[list[int]]) -> list[Scores]:
+        """Scores of each token sequence."""
+        import torch
+
+        with torch.no_grad():
+            return [scores(self.model(torch.tensor([ids])).logits[0].float().numpy(), ids) for ids in sequences]
+
+
+Sequence = tuple[str, list[int], int]  # part ("text" or "chat"), token ids, prompt length
+
+
+def llm_quality(reference: Any, open_model: Callable[[], Any], progress: Callable[[str], None] | None = None
+                ) -> dict[str, Any]:
+    """Top-1 agreement and perplexity ratio of the export against ``reference``.
+
+    The export is opened, scored and closed before the reference runs, so the two never hold
+    memory at the same time.
 
     Args:
-        torch_model: the transformers model the graph was exported from (fp32).
-        onnx_model: a pgpt.runtime LanguageModel on the exported folder.
+        reference: gives the original's scores of token sequences (``TorchReference`` or
+            ``reference.LayerwiseReference``).
+        open_model: opens the export as a pgpt.runtime LanguageModel.
+        progress: called with a line of text as the check goes.
 
     Returns:
         ``top1_agreement`` (all positions), ``text_top1``/``chat_top1`` per part,
-        ``perplexity_ratio`` (ONNX / PyTorch on the text) and the token counts; with a
-        prefill graph, the same numbers for it under ``prefill``.
+        ``perplexity_ratio`` (ONNX / original on the text), the token counts and how the
+        reference and the chat answers were made; with a prefill graph, the same numbers for it
+        under ``prefill``.
     """
-    sequences = _reference(torch_model, onnx_model)
-    quality = _compare(sequences, lambda ids, n: onnx_model.forward_logits(ids, n, prefill_graph=False))
-    if onnx_model.has_prefill_graph:
-        # as generation runs it: prompts through the prefill graph, answers on the main graph
-        quality["prefill"] = _compare(sequences, lambda ids, n: onnx_model.forward_logits(ids, n))
+    say = progress or (lambda line: None)
+    model = open_model()
+    say("greedy answers of the export to the chat prompts")
+    sequences = _sequences(model)
+    say("running the test tokens through the export")
+    main = [scores(model.forward_logits(ids, n, prefill_graph=False), ids) for _, ids, n in sequences]
+    # as generation runs it: prompts through the prefill graph, answers on the main graph
+    prefill = [scores(model.forward_logits(ids, n), ids) for _, ids, n in sequences] \
+        if model.has_prefill_graph else None
+    del model
+    import gc
+
+    gc.collect()  # the session's memory goes before the reference takes its own
+    references = reference.scores([ids for _, ids, _ in sequences])
+    quality = _compare(sequences, references, main)
+    quality["reference"] = reference.method
+    quality["chat_answers"] = "greedy answers of the export itself, scored token by token by both models"
+    if prefill is not None:
+        quality["prefill"] = _compare(sequences, references, prefill)
     return quality
 
 
-def _reference(torch_model: Any, onnx_model: Any) -> list[tuple[str, list[int], int, np.ndarray]]:
-    """(part, token ids, prompt length, PyTorch logits): the licence text, greedy chat answers."""
-    import torch
+def _sequences(onnx_model: Any) -> list[Sequence]:
+    """The licence text, and each chat prompt with the export's greedy answer (without its end token)."""
+    from pgpt.runtime.llm.sampling import SamplingOptions
 
     text_ids = onnx_model.tokenize(QUALITY_TEXT.read_text(encoding="utf-8"))[:TEXT_TOKENS]
     sequences = [("text", text_ids, len(text_ids))]
-    prompts = [onnx_model.tokenize(onnx_model.render_prompt([{"role": "user", "content": prompt}]))
-               for prompt in CHAT_PROMPTS]
-    sequences += [("chat", ids, len(prompt)) for prompt, ids in zip(prompts, _greedy_answers(torch_model, prompts))]
-    with torch.no_grad():
-        return [(part, ids, prompt_len, torch_model(torch.tensor([ids])).logits[0].float().numpy())
-                for part, ids, prompt_len in sequences]
+    for prompt in CHAT_PROMPTS:
+        ids = onnx_model.tokenize(onnx_model.render_prompt([{"role": "user", "content": prompt}]))
+        answer = list(onnx_model.generate(ids, SamplingOptions(max_new_tokens=CONTINUATION_TOKENS)))
+        sequences.append(("chat", ids + answer, len(ids)))
+    onnx_model.release_kv()
+    return sequences
 
 
-def _greedy_answers(torch_model: Any, prompts: list[list[int]]) -> list[list[int]]:
-    """Each prompt followed by the model's greedy answer (up to its end token).
-
-    One left-padded batch: three generate loops took 5 s on 2 cores, one takes under 2. The
-    logits are computed afterwards per sequence, unpadded, so padding only picks the sequences.
-    """
-    import torch
-
-    config = torch_model.generation_config
-    ends = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
-    pad = config.pad_token_id if config.pad_token_id is not None else (ends[0] if ends[0] is not None else 0)
-    width = max(len(ids) for ids in prompts)
-    batch = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts])
-    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts])
-    with torch.no_grad():
-        out = torch_model.generate(batch, attention_mask=mask, max_new_tokens=CONTINUATION_TOKENS,
-                                   do_sample=False, pad_token_id=pad)
-    answers = []
-    for ids, row in zip(prompts, out[:, width:].tolist()):
-        end = next((i + 1 for i, token in enumerate(row) if token in ends), len(row))
-        answers.append(ids + row[:end])
-    return answers
-
-
-def _compare(sequences: list[tuple[str, list[int], int, np.ndarray]], logits_of: Any) -> dict[str, Any]:
-    """Agreement and perplexity of ``logits_of(ids, prompt_len)`` against the reference logits."""
+def _compare(sequences: list[Sequence], references: list[Scores], tested: list[Scores]) -> dict[str, Any]:
+    """Agreement and perplexity of the tested scores against the reference scores."""
     agree = {"text": [0, 0], "chat": [0, 0]}
     ppl = {}
-    for part, ids, prompt_len, ref in sequences:
-        got = logits_of(ids, prompt_len).astype(np.float32)
-        agree[part][0] += int((ref.argmax(-1) == got.argmax(-1)).sum())
+    for (part, ids, _), ref, got in zip(sequences, references, tested):
+        agree[part][0] += int((ref.top == got.top).sum())
         agree[part][1] += len(ids)
         if part == "text":
-            ppl = {"torch": float(np.exp(_nll(ref, ids))), "onnx": float(np.exp(_nll(got, ids)))}
+            ppl = {"torch": float(np.exp(-ref.next_logprob.mean())), "onnx": float(np.exp(-got.next_logprob.mean()))}
     total = agree["text"][1] + agree["chat"][1]
     return {
         "top1_agreement": round((agree["text"][0] + agree["chat"][0]) / total, 4),

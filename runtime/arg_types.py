@@ -43,6 +43,12 @@ def duration_seconds(text: str) -> float:
     return -1.0 if value < 0 else value * scale.get(unit, 1.0)
 
 
+def positive_float(text: str) -> float:
+    """A number above 0 (an amount such as gigabytes)."""
+    return _checked(text, float, "a number", lambda v: v > 0 and v != float("inf"),  # also false for nan
+                    "it must be above 0")
+
+
 def _checked(text: str, parse: Callable[[str], float], kind: str, allowed: Callable[[float], bool],
              why: str) -> float:
     try:

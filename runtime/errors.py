@@ -69,6 +69,14 @@ class DiskSpaceError(PgptError, OSError):
     hint = "Free some space or point PGPT_MODEL_CACHE / -o at a bigger disk."
 
 
+class MemoryNeedError(PgptError, MemoryError):
+    """Not enough memory for the work asked for (checked before it starts, or met while it ran)."""
+
+    title = "Not enough memory"
+    hint = ("Close other programs, run it on a machine with more memory, or choose a smaller model "
+            "or a narrower type (--dtype int4 needs the least).")
+
+
 class QualityError(PgptError):
     """An exported model lost more quality than the threshold allows."""
 

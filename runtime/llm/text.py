@@ -86,10 +86,32 @@ def render_chat(template: str, messages: list[dict[str, str]], special: dict[str
     """Render a chat template in an immutable Jinja sandbox (templates come with models), within
     TEMPLATE_SECONDS and TEMPLATE_MAX_CHARS.
 
+    A template without a system role (Gemma's refuses one) gets the system text at the start of
+    the first user message instead, as Gemma 3's own template places it.
+
     Raises:
         TemplateError: when the template is broken, tries an unsafe operation, runs too long or
             makes too much text.
     """
+    try:
+        return _render(template, messages, special)
+    except TemplateError:
+        if not messages or messages[0].get("role") != "system":
+            raise
+        return _render(template, fold_system_message(messages), special)
+
+
+def fold_system_message(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The conversation with its leading system message merged into the first user message."""
+    system, rest = messages[0], list(messages[1:])
+    for index, message in enumerate(rest):
+        if message.get("role") == "user":
+            rest[index] = {**message, "content": f"{system['content']}\n\n{message['content']}"}
+            return rest
+    return [{"role": "user", "content": system["content"]}, *rest]
+
+
+def _render(template: str, messages: list[dict[str, str]], special: dict[str, str]) -> str:
     from jinja2 import TemplateError as JinjaError
     from jinja2.exceptions import SecurityError
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import os
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support import gguf_path
+from support import gguf_path, small_disk
 
 LLAMA_CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 8}
 
@@ -121,20 +120,6 @@ def test_unknown_repo_is_explained(tmp_path: Path, missing_repo_hub: str) -> Non
     env = {"HF_ENDPOINT": missing_repo_hub, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
     result = export_cli("nobody/no-such-model", "-o", str(tmp_path / "out"), env=env)
     assert_refused(result, "Hugging Face access", "nobody/no-such-model", "spelling")
-
-
-@contextlib.contextmanager
-def small_disk(folder: Path, megabytes: int) -> Iterator[Path]:
-    """A tmpfs of that size mounted on ``folder`` (the test is skipped where mounting is not allowed)."""
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 def export_space_needed(path: Path) -> int:

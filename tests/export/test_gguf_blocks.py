@@ -107,8 +107,8 @@ def test_a_weight_read_by_two_matmuls_is_converted_once() -> None:
 def test_int4_export_of_the_gguf_keeps_its_blocks_and_quality(tmp_path: Path) -> None:
     """The default GGUF's int4 export: every linear weight its own Q4_1 blocks, lm_head its Q8_0 blocks."""
     out = tmp_path / "int4"
-    result = subprocess.run([sys.executable, "-m", "pgpt.export.cli", str(gguf_path()), "--dtype", "int4",
-                             "--prefill", "none", "-o", str(out)],
+    result = subprocess.run([sys.executable, "-m", "pgpt.export.cli", str(gguf_path()), "--dtype", "int4", "--prefill", "none",
+                             "-o", str(out)],
                             capture_output=True, text=True, timeout=900, env=dict(os.environ))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "150 MatMuls as their Q4_1 blocks, 1 as their Q8_0 blocks; 0 re-quantized" in result.stderr

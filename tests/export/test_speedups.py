@@ -1,4 +1,4 @@
-"""The export's faster parts give the same results: GGUF read once from memory, numpy int8 MatMuls."""
+"""The export's faster parts give the same results: GGUF parsed once over a plain mmap, numpy int8 MatMuls."""
 
 from __future__ import annotations
 

@@ -1,0 +1,113 @@
+"""The fused export in bounded memory: weights streamed from the source into the graph, then
+checked against a reference that runs one decoder layer at a time.
+
+Peak memory is the largest tensor while writing, and the loaded export plus one fp32 layer while
+checking (``memory.fused_need``), not the model: on Qwen2.5-Coder-1.5B the old path (transformers
+model, whole graph in memory) peaked at 23.7 GB; see the README's "Real-size models" for this one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from pgpt.export.decoder_spec import DecoderSpec, decoder_spec
+from pgpt.export.pipeline import ExportOptions
+from pgpt.export.sources import ModelSource
+from pgpt.export.weights import GGUFWeights, SafetensorsWeights, WeightSource
+
+METHODS = {
+    "fp32": "fp32 weights as stored (dequantized from GGUF blocks)",
+    "fp16": "fp16 weights and activations",
+    "int8": "MatMulNBits 8-bit, blocks of 32, symmetric; GGUF Q8_0/Q4_0/Q5_0 blocks kept exactly",
+    "int4": "MatMulNBits 4-bit; GGUF blocks of at most 4 bits (Q4_0, Q4_1, Q4_K, Q3_K, Q2_K) kept exactly, "
+            "wider ones re-rounded to 4 bits (blocks of 32, symmetric), embedding and lm_head to 8 bits",
+}
+
+
+def open_weights(source: ModelSource, config: Any) -> WeightSource:
+    """The source's tensors, one at a time, by transformers name."""
+    if source.gguf_file:
+        return GGUFWeights(source.folder / source.gguf_file, config.model_type, config.num_attention_heads,
+                           config.num_key_value_heads)
+    return SafetensorsWeights(source.folder)
+
+
+def fused_spec(config: Any, weights: WeightSource) -> DecoderSpec:
+    """The decoder's spec; lm_head reads the embedding exactly when the source has no lm_head tensor."""
+    return dataclasses.replace(decoder_spec(config), tied=weights.info("lm_head.weight") is None)
+
+
+def write_fused(spec: DecoderSpec, config: Any, weights: WeightSource, out: Path, dtype: str,
+                report: Any) -> dict[str, Any]:
+    """``out/model.onnx`` (+ its data file) in ``dtype``; returns how the weights were written."""
+    from pgpt.export.fused_graph import count_tensors, graph_io, write_graph
+    from pgpt.export.linear_weights import LinearWriter
+    from pgpt.export.onnx_writer import ByteProgress, GraphWriter
+
+    report("export", f"writing the fused ONNX graph tensor by tensor ({spec.layers} layers, {dtype})")
+    graph = GraphWriter(out)
+    progress = ByteProgress(report, "export", weights.stored_bytes(), count_tensors(spec, weights))
+    linear = LinearWriter(graph, weights, "fp32" if dtype == "fp16" else dtype, progress)
+    try:
+        with report.heartbeat("export", progress.waiting_line):
+            write_graph(spec, config, linear)
+        graph.finish(*graph_io(spec), "pgpt-fused-decoder")
+    finally:
+        graph.close()
+    report("export", f"wrote {graph.written / 1e6:.0f} MB of weights")
+    if dtype == "fp16":
+        _to_fp16(out / "model.onnx", report)
+    if dtype not in ("int8", "int4"):
+        return {}
+    summary = {"method": METHODS[dtype], "exact_blocks": dict(sorted(linear.kept.items())),
+               "requantized": linear.requantized, "tensors": dict(sorted(linear.record.items()))}
+    report("quantize", blocks_line(linear.kept, linear.requantized, dtype))
+    return summary
+
+
+def blocks_line(kept: dict[str, int], requantized: int, dtype: str) -> str:
+    """``150 MatMuls as their Q4_1 blocks, 1 as their Q8_0 blocks; 0 re-quantized (...)``."""
+    counts = sorted(kept.items(), key=lambda item: -item[1])
+    parts = [f"{n} as their {kind.upper()} blocks" for kind, n in counts] or ["0 as GGUF blocks"]
+    bits = dtype.removeprefix("int")
+    return f"{parts[0].replace(' as', ' MatMuls as', 1)}{''.join(', ' + p for p in parts[1:])}; " \
+           f"{requantized} re-quantized (MatMulNBits {bits}-bit, block 32, symmetric)"
+
+
+def _to_fp16(path: Path, report: Any) -> None:
+    """Convert the fp32 graph to fp16 in place (made for CUDA; the whole graph is loaded, so
+    ``memory.fused_need`` counts it)."""
+    import onnx
+
+    from pgpt.export.quantize import convert_fp16, save_model
+
+    report("quantize", "converting to fp16 (made for CUDA: fp16 on the CPU EP is slow)")
+    model = convert_fp16(onnx.load(str(path)))
+    for stale in (path, path.with_name(path.name + ".data")):
+        stale.unlink()
+    save_model(model, path)
+
+
+def measure_fused(spec: DecoderSpec, config: Any, weights: WeightSource, out: Path, manifest: dict[str, Any],
+                  options: ExportOptions, report: Any) -> dict[str, Any]:
+    """Quality of the export in ``out`` against the layer-by-layer reference."""
+    from pgpt.export.quality import llm_quality
+    from pgpt.export.reference import LayerwiseReference
+
+    reference = LayerwiseReference(config, spec, weights, progress=lambda line: report("validate", line))
+    with report.heartbeat("validate", "comparing"):
+        return llm_quality(reference, lambda: open_export(out, manifest, options, report),
+                           progress=lambda line: report("validate", line))
+
+
+def open_export(out: Path, manifest: dict[str, Any], options: ExportOptions, report: Any) -> Any:
+    """The export in ``out`` as a LanguageModel (its manifest written as a draft first)."""
+    from pgpt.runtime.llm.generation import LanguageModel
+    from pgpt.runtime.manifest import write_manifest
+    from pgpt.runtime.models import ModelInfo
+
+    draft = write_manifest(out, dict(manifest))
+    report("validate", "loading the export")
+    return LanguageModel(ModelInfo(out.name, out, draft), provider="cuda" if options.device == "cuda" else "cpu")

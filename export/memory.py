@@ -1,0 +1,93 @@
+"""How much memory an export needs, checked against what the machine can give before it starts.
+
+The fused path holds one tensor at a time while it writes the graph, then the loaded export and
+one decoder layer of the reference while it checks quality; the Optimum path (and fp16, which is
+converted from a whole fp32 graph) holds the whole model in fp32 several times over. The
+estimates below are those peaks, from the shapes, with the factors measured on this project's
+models (see the README's "Real-size models").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgpt.export.decoder_spec import DecoderSpec
+from pgpt.runtime.errors import MemoryNeedError
+
+GB = 1e9
+# Python with torch, transformers, onnx and onnxruntime imported, measured at about 0.6 GB.
+BASE_BYTES = int(0.8 * GB)
+# Resident bytes of a loaded export per byte of its files: MatMulNBits repacks 4-bit blocks with
+# their scales and block sums (measured 1.35x for 4-bit, 1.17x for 8-bit).
+LOADED_FACTOR = 1.4
+# Whole-model paths: the fp32 model plus the traced graph plus its converted copy (the old fused
+# export peaked at 3.8x the fp32 weights on Qwen2.5-1.5B).
+WHOLE_MODEL_FACTOR = 4.0
+# Quality check positions: the licence text plus three prompts with their answers.
+CHECK_POSITIONS = 1400
+
+
+def fused_bytes_per_weight(dtype: str) -> float:
+    """Bytes an export's files take per weight (4-bit blocks with fp32 scales and offsets: 0.75)."""
+    return {"fp32": 4.0, "fp16": 4.0, "int8": 1.2, "int4": 0.8}[dtype]
+
+
+def fused_need(spec: DecoderSpec, dtype: str, prefill: bool = False) -> int:
+    """Peak bytes of a fused export: the larger of writing the graph and checking its quality
+    (and, with a prefill graph, the fp32 graph and its int8 copy while that is made)."""
+    largest = max(spec.vocab * spec.hidden, spec.intermediate * spec.hidden * 1)
+    writing = largest * 4 * 3  # fp32 values, the transposed copy the quantizer reads, codes and scales
+    layer = spec.weights // max(spec.layers, 1) - spec.vocab * spec.hidden // max(spec.layers, 1)
+    loaded = spec.weights * fused_bytes_per_weight(dtype) * LOADED_FACTOR
+    reference = (layer * 4 * 2  # one layer's fp32 weights and transformers' module over them
+                 + spec.vocab * spec.hidden * 4 * 2  # the embedding, then lm_head, in fp32
+                 + CHECK_POSITIONS * spec.vocab * 4 * 3)  # reference and export logits, and a softmax
+    need = max(writing, loaded + reference)
+    if dtype == "fp16":
+        need = max(need, spec.weights * 4 * 2)  # the fp32 graph loaded whole, and its fp16 copy
+    if prefill:  # the fp32 graph loaded whole, its smoothed weights, and the int8 graph
+        need = max(need, spec.weights * 4 * 3)
+    return int(BASE_BYTES + need)
+
+
+def whole_model_need(parameters: int) -> int:
+    """Peak bytes of an export that loads the whole model with transformers (Optimum's graph)."""
+    return int(BASE_BYTES + parameters * 4 * WHOLE_MODEL_FACTOR)
+
+
+def available_memory() -> int:
+    """Bytes this process can still use: free and reclaimable RAM, within a cgroup limit if there is one."""
+    import psutil
+
+    available = int(psutil.virtual_memory().available)
+    limit, usage = _cgroup_value("memory.max"), _cgroup_value("memory.current")
+    if limit and usage:
+        available = min(available, limit - usage)
+    return available
+
+
+def _cgroup_value(name: str) -> int:
+    """A cgroup v2 memory value of this process's cgroup, 0 when absent or unlimited."""
+    try:
+        group = Path("/proc/self/cgroup").read_text().strip().rpartition(":")[2]
+        text = (Path("/sys/fs/cgroup") / group.lstrip("/") / name).read_text().strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def check_memory(needed: int, what: str, limit_gb: float = 0.0) -> None:
+    """Refuse before any work when ``needed`` bytes exceed what the machine can give (or ``limit_gb``,
+    pgpt-export's --max-memory, when it is lower).
+
+    Raises:
+        MemoryNeedError: naming the need, what is available, and what to do.
+    """
+    available = available_memory()
+    where = "are available"
+    if limit_gb and limit_gb * GB < available:
+        available, where = int(limit_gb * GB), "are allowed (--max-memory)"
+    if needed > available:
+        raise MemoryNeedError(
+            f"Exporting {what} needs about {needed / GB:.1f} GB of memory but only {available / GB:.1f} GB {where}."
+        )
