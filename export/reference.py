@@ -48,6 +48,8 @@ def _mask(length: int, window: int) -> Any:
     return mask[None, None]
 
 
+LINE_EVERY = 1.0  # seconds between two progress lines of the reference
+
 class LayerwiseReference:
     """Reference logits of a decoder whose weights come from ``source``."""
 
@@ -72,16 +74,19 @@ class LayerwiseReference:
             del embed
             positions = [torch.arange(len(ids))[None] for ids in sequences]
             rotary = self._rotary(rotary_class, states, positions)
-            started = time.perf_counter()
+            started = last_line = time.perf_counter()
             for i in range(self.spec.layers):
                 layer = self._layer(layer_class, i)
                 window = self.spec.windows[i]
                 for s, hidden in enumerate(states):
                     states[s] = self._run(layer, hidden[None], positions[s], rotary[s], _mask(hidden.shape[0], window))[0]
                 del layer
-                done = (i + 1) / self.spec.layers
-                elapsed = time.perf_counter() - started
-                self._progress(f"reference layer {i + 1}/{self.spec.layers}, ETA {elapsed * (1 - done) / done:.0f}s")
+                done, now = (i + 1) / self.spec.layers, time.perf_counter()
+                # a line a second at most: the app's log keeps the last 40, which must still show every stage
+                if now - last_line >= LINE_EVERY or i + 1 == self.spec.layers:
+                    last_line = now
+                    self._progress(f"reference layer {i + 1}/{self.spec.layers}, "
+                                   f"ETA {(now - started) * (1 - done) / done:.0f}s")
             return self._head(norm_class, states, sequences)
 
     def _rotary(self, rotary_class: Any, states: list[Any], positions: list[Any]) -> list[dict[str, Any]]:
