@@ -138,6 +138,18 @@ def _tensors(model: GGUFModel, vocab: int) -> Iterator[tuple[str, tuple[int, int
         yield "output.weight", (vocab, model.hidden), model.type_of("output")
 
 
+def stored_bytes(model: GGUFModel, vocab: int) -> tuple[int, int]:
+    """(weights, bytes of tensor data) of what ``write_gguf`` writes for ``model`` with ``vocab`` tokens."""
+    import gguf
+
+    weights = size = 0
+    for _, shape, type_name in _tensors(model, vocab):
+        per_block, block_bytes = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[type_name]]
+        weights += int(np.prod(shape))
+        size += int(np.prod(shape)) // per_block * block_bytes
+    return weights, size
+
+
 def _values(name: str, shape: tuple[int, ...], type_name: str, model: GGUFModel,
             rng: np.random.Generator) -> np.ndarray:
     """A tensor's stored bytes (block types) or values (F32)."""
