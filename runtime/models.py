@@ -60,13 +60,20 @@ class ModelInfo:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly description for `pgpt-tui models --json`."""
+        from pgpt.runtime.footprint import footprint
+
         source = self.manifest.get("source", {})
+        sizes = footprint(self)
         return {
             "name": self.name,
             "version": self.version,
             "kind": self.kind,
             "dtype": self.dtype,
+            "parameters": sizes.parameters,
             "size_mb": round(self.size_bytes / 1e6, 1),
+            "expected_memory_mb": round(sizes.expected_bytes / 1e6),
+            "context_tokens": sizes.context,
+            "kv_mb_per_1k_tokens": round(sizes.kv_bytes_per_token * 1000 / 1e6, 1),
             "quality": self.manifest.get("quality", {}),
             "source": source.get("repo_id") or source.get("path"),
             "path": str(self.path),

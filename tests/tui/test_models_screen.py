@@ -15,7 +15,8 @@ from textual.widgets._footer import FooterKey
 from fake_hub import ACCEPTED_TOKEN, NOT_ACCEPTED_TOKEN, FakeHub
 from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.hub.token import token_path
-from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM, read_config, set_active_model
+from pgpt.runtime.footprint import footprint
+from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM, find_model, read_config, set_active_model
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
 from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
@@ -150,7 +151,13 @@ async def test_fp16_is_off_with_the_reason_and_the_screen_fits_80x24(own_cache: 
         assert table.names() == list(DEFAULT_MODELS)
         shown = screen_text(pilot)
         assert f"● {DEFAULT_CHAT}  llm    int8" in shown and "top-1 " in shown and "cosine " in shown
-        assert "CPU" in shown and "provider" in shown  # the last column fits in 80 columns
+        # size on disk and expected memory once loaded (pgpt.runtime.footprint), then the provider,
+        # the last column, still inside 80 columns
+        row = next(line for line in shown.splitlines() if f"● {DEFAULT_CHAT}" in line)
+        memory = footprint(find_model(own_cache, DEFAULT_CHAT)).expected_bytes / 1e6
+        assert f" {memory:.0f} MB " in row and row.rstrip().endswith("CPU"), row
+        header = next(line for line in shown.splitlines() if line.startswith(" name "))
+        assert header.split() == ["name", "kind", "dtype", "disk", "memory", "quality", "on"], header
         for focus in ("#repo", "#models"):  # the footer changes with the focus; every key stays in view
             screen.query_one(focus).focus()
             await pilot.pause()

@@ -111,6 +111,7 @@ def _delete(settings: Any, args: argparse.Namespace) -> int:
 
 
 def _list(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.runtime.footprint import DEFAULT_CONTEXT, RUNTIME_MB, human_count
     from pgpt.runtime.models import damaged_models, list_models
     from pgpt.tui.jobs import quality_cell
 
@@ -122,11 +123,17 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
     if not models and not damaged:
         print(strip_controls(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`."))
         return 0
+    width = max([34, *(len(m["name"]) for m in models)])
     if models:
-        print(f"{'name':<34} {'version':<13} {'kind':<9} {'dtype':<5} {'size':>8}  quality")
+        print(f"{'name':<{width}} {'version':<13} {'kind':<9} {'dtype':<5} {'params':>6} {'disk':>8} {'memory':>8}"
+              "  quality")
     for m in models:
-        print(strip_controls(f"{m['name']:<34} {m['version']:<13} {m['kind']:<9} {m['dtype']:<5} "
-                             f"{m['size_mb']:>6.0f}MB  {quality_cell(m['quality'])}"))
+        print(strip_controls(f"{m['name']:<{width}} {m['version']:<13} {m['kind']:<9} {m['dtype']:<5} "
+                             f"{human_count(m['parameters']):>6} {m['size_mb']:>6.0f}MB "
+                             f"{m['expected_memory_mb']:>6.0f}MB  {quality_cell(m['quality'])}"))
+    if models:
+        print(f"\nmemory: expected RSS once loaded (weights + KV buffer of {DEFAULT_CONTEXT} tokens + "
+              f"{RUNTIME_MB} MB of runtime); `pgpt-tui bench --model NAME` measures the peak.")
     for name, reason in damaged:
         print(" ".join(strip_controls(f"damaged: {name}: {reason} Remove it with `pgpt-tui models --delete {name}` "
                                       "and export it again.").split()))

@@ -10,14 +10,17 @@ from textual.message import Message
 if TYPE_CHECKING:
     from pgpt.runtime.hub.access import AccessReport
     from pgpt.runtime.hub.download import DownloadProgress
+    from pgpt.runtime.footprint import Footprint
     from pgpt.runtime.models import DeletedModel, ModelInfo
 
 
 @dataclass
 class ModelsListed(Message):
-    """The exported models, the one chat uses, the repos to suggest and why CUDA cannot run ('' = it can)."""
+    """The exported models with their footprints (by name), the one chat uses, the repos to suggest and
+    why CUDA cannot run ('' = it can)."""
 
     models: list[ModelInfo]
+    footprints: dict[str, Footprint]
     active: str
     repos: list[str]
     cuda_reason: str

@@ -106,14 +106,16 @@ class ModelsScreen(PanelScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-list")
     def refresh_models(self) -> None:
-        """List the exported models, the chat model, the repos to suggest and whether CUDA can run."""
+        """List the exported models and their footprints, the chat model, the repos to suggest and whether
+        CUDA can run."""
+        from pgpt.runtime.footprint import footprint
         from pgpt.runtime.models import chat_model_name, list_models
         from pgpt.runtime.llm.session import cuda_unavailable_reason
         from pgpt.tui.jobs import known_repos
 
         models = list_models(self.settings)
-        self.post_message(ModelsListed(models, chat_model_name(self.settings), known_repos(self.settings, models),
-                                       cuda_unavailable_reason()))
+        self.post_message(ModelsListed(models, {m.name: footprint(m) for m in models}, chat_model_name(self.settings),
+                                       known_repos(self.settings, models), cuda_unavailable_reason()))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-job")
     def run_check(self, repo: str) -> None:
@@ -237,8 +239,8 @@ class ModelsScreen(PanelScreen):
     def _listed(self, message: ModelsListed) -> None:
         self._models = {m.name: m for m in message.models}
         self._active = message.active
-        self.query_one(ModelTable).show_models(message.models, message.active, message.cuda_reason,
-                                               self.settings.provider)
+        self.query_one(ModelTable).show_models(message.models, message.footprints, message.active,
+                                               message.cuda_reason, self.settings.provider)
         self.query_one("#repo", Input).suggester = SuggestFromList(message.repos, case_sensitive=False)
         if message.cuda_reason != self._cuda_reason:
             self._cuda_reason = message.cuda_reason

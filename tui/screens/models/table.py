@@ -16,9 +16,12 @@ from pgpt.tui.jobs import quality_cell
 from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:
+    from pgpt.runtime.footprint import Footprint
     from pgpt.runtime.models import ModelInfo
 
-COLUMNS = ("name", "kind", "dtype", "size", "quality", "provider")
+# "memory": expected RSS once loaded (pgpt.runtime.footprint); "on": the provider chat would run it
+# on. The parameter count is left to `pgpt-tui models`, so that a row still fits 80 columns.
+COLUMNS = ("name", "kind", "dtype", "disk", "memory", "quality", "on")
 KINDS = {"embedding": "embed"}  # short enough for 80 columns
 
 
@@ -57,18 +60,25 @@ class ModelTable(DataTable[str]):
         """The models listed, in order."""
         return [str(row.key.value) for row in self.ordered_rows]
 
-    def show_models(self, models: list[ModelInfo], active: str, cuda_reason: str, requested: str) -> None:
+    def show_models(self, models: list[ModelInfo], footprints: dict[str, Footprint], active: str, cuda_reason: str,
+                    requested: str) -> None:
         """Replace the rows, keeping the cursor on the same model when it is still there."""
         keep = self.selected_name
         self.clear()
         for model in models:
             mark = "● " if model.name == active else "  "
+            sizes = footprints[model.name]
             self.add_row(mark + clean_text(model.name), clean_text(KINDS.get(model.kind, model.kind)),
-                         clean_text(model.dtype), f"{model.size_bytes / 1e6:.0f} MB",
-                         clean_text(quality_cell(model.manifest.get("quality", {}))),
+                         clean_text(model.dtype), _size(model.size_bytes),
+                         _size(sizes.expected_bytes), clean_text(quality_cell(model.manifest.get("quality", {}))),
                          provider_label(model, cuda_reason, requested), key=model.name)
         if keep in self.names():
             self.move_cursor(row=self.get_row_index(keep))
+
+
+def _size(size: int) -> str:
+    """659 MB, 1.4 GB: three digits at most, so the row fits 80 columns."""
+    return f"{size / 1e6:.0f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
 
 
 class ConfirmDelete(ModalScreen[bool]):
