@@ -53,6 +53,10 @@ class BenchOptions:
         prompt_tokens: Approximate prompt length in tokens (chat template included).
         new_tokens: Tokens generated per run (EOS is ignored).
         repeats: Timed runs per engine; medians are reported.
+        export_missing: Export the default model's missing dtypes first.
+        models: Exported chat models to time instead of the default model's dtypes (pgpt.bench.named).
+        bandwidth_mb: Array size of the memory-bandwidth measurement (0: none); each row is then
+            set against the decode speed that bandwidth allows (pgpt.bench.bandwidth).
     """
 
     dtypes: tuple[str, ...] = ("fp32", "int8", "int4")
@@ -61,10 +65,16 @@ class BenchOptions:
     new_tokens: int = 128
     repeats: int = 3
     export_missing: bool = True
+    models: tuple[str, ...] = ()
+    bandwidth_mb: int = 0
 
     def chosen_engines(self) -> tuple[str, ...]:
-        """The engines asked for, or (none asked) every engine that can run here."""
-        return self.engines or tuple(e for e in ENGINES if not _unavailable(e))
+        """The engines asked for, or (none asked) every engine that can run here (with named models:
+        pgpt and llama.cpp)."""
+        from pgpt.bench.named import DEFAULT_ENGINES
+
+        default = DEFAULT_ENGINES if self.models else ENGINES
+        return self.engines or tuple(e for e in default if not _unavailable(e))
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,8 @@ class ExportNeed:
 def missing_exports(settings: Settings, options: BenchOptions) -> list[ExportNeed]:
     """The exports that the rows asked for need and the model cache does not hold."""
     engines = options.chosen_engines()
+    if options.models:  # named models are measured as they are, never exported here
+        return []
     needs = []
     for dtype in options.dtypes:
         if "pgpt" in engines and _find(settings, dtype) is None:
@@ -111,6 +123,10 @@ def not_measured(options: BenchOptions) -> dict[str, str]:
     """Engines left out of the default set, with why and how to add them (empty when engines were named)."""
     if options.engines:
         return {}
+    if options.models:
+        from pgpt.bench.named import DEFAULT_ENGINES
+
+        return {engine: reason for engine in DEFAULT_ENGINES if (reason := _unavailable(engine))}
     return {engine: reason for engine in ENGINES if (reason := _unavailable(engine))}
 
 
@@ -134,10 +150,12 @@ def run_bench(settings: Settings, options: BenchOptions,
     if options.export_missing and (needs := missing_exports(settings, options)):
         export_needs(settings, needs, report)
     threads = settings.threads or physical_cores()
-    models = {dtype: _find(settings, dtype) for dtype in dict.fromkeys(options.dtypes + _SMALLEST_FIRST)}
-    plan = _plan(settings, options, models, threads)
-    # Every dtype shares one tokenizer; load the smallest model that is there to use it.
-    tokenizer_model = next((models[d] for d in _SMALLEST_FIRST + options.dtypes if models.get(d)), None)
+    plan, tokenizer_model = _plan_rows(settings, options, threads)
+    if options.bandwidth_mb and any(job is not None for _row, job in plan):
+        from pgpt.bench.bandwidth import measure_bandwidth, set_limits
+
+        report(f"bench: measuring memory bandwidth ({threads} threads, {options.bandwidth_mb} MB array)")
+        set_limits(plan, _in_child(measure_bandwidth, threads, options.bandwidth_mb))
     prompt_ids: list[int] = []
     if tokenizer_model is not None and any(job is not None for _row, job in plan):
         report(f"bench: building a {options.prompt_tokens}-token prompt with the {tokenizer_model.name} tokenizer")
@@ -155,6 +173,22 @@ def run_bench(settings: Settings, options: BenchOptions,
                 row["status"] = f"crashed ({exc})"
         rows.append({**row, "prompt_tokens": len(prompt_ids), "new_tokens": options.new_tokens})
     return add_speedups(rows)
+
+
+def _plan_rows(settings: Settings, options: BenchOptions, threads: int) -> tuple[list[tuple[dict[str, Any], Job | None]],
+                                                                                 ModelInfo | None]:
+    """The rows to fill and the model whose tokenizer makes the prompt (None: no model exported)."""
+    if options.models:
+        from pgpt.bench.named import named_models, plan_named
+
+        infos = named_models(settings, options.models)
+        job = Job(engine="", prompt_ids=[], new_tokens=options.new_tokens, repeats=options.repeats,
+                  threads=threads, provider=settings.provider)
+        return plan_named(infos, options.chosen_engines(), job, _row, _missing), infos[0]
+    models = {dtype: _find(settings, dtype) for dtype in dict.fromkeys(options.dtypes + _SMALLEST_FIRST)}
+    # Every dtype shares one tokenizer; load the smallest model that is there to use it.
+    tokenizer_model = next((models[d] for d in _SMALLEST_FIRST + options.dtypes if models.get(d)), None)
+    return _plan(settings, options, models, threads), tokenizer_model
 
 
 def _find(settings: Settings, dtype: str, graph: str = "") -> ModelInfo | None:
@@ -212,8 +246,13 @@ def _dtype_rows(settings: Settings, engine: str, dtype: str, info: ModelInfo | N
     if not any(candidates):
         flag = " --graph optimum" if engine == "optimum" else ""
         return [(_row(engine, dtype, f"not exported (run pgpt-export --default --dtype {dtype}{flag})"), None)]
-    return [(_row(engine, dtype, "ok", quality=_agreement(c, engine), graph=_graph_label(c, engine)),
-             replace(job, engine=engine, model=c)) for c in candidates if c is not None]
+    return [(_row(engine, dtype, "ok", *row_quality(c, engine)), replace(job, engine=engine, model=c))
+            for c in candidates if c is not None]
+
+
+def row_quality(info: ModelInfo, engine: str) -> tuple[float | None, str]:
+    """The quality and graph cells of ``engine`` running ``info``."""
+    return _agreement(info, engine), _graph_label(info, engine)
 
 
 def _uses_prefill_graph(info: ModelInfo, engine: str) -> bool:
@@ -306,20 +345,36 @@ def add_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The results as a Markdown table, followed by one line per pgpt/Optimum speed ratio."""
+    """The results as a Markdown table, followed by one line per pgpt/Optimum speed ratio.
+
+    Rows of named models get a model column; rows set against the bandwidth (``read_gb_s``) get
+    the weight MB each token reads and the share of the tok/s that bandwidth allows.
+    """
 
     def cell(value: Any, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    lines = ["| engine | dtype | graph | decode tok/s | TTFT s | peak RSS MB | load s | top-1 agreement | status |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    named = any("model" in r for r in rows)
+    limits = any("read_gb_s" in r for r in rows)
+    head = ["engine", *(["model"] if named else []), "dtype", "graph", "decode tok/s", "TTFT s", "peak RSS MB",
+            "load s", "top-1 agreement", *(["MB read/token", "bandwidth limit tok/s"] if limits else []), "status"]
+    right = {"decode tok/s", "TTFT s", "peak RSS MB", "load s", "top-1 agreement", "MB read/token",
+             "bandwidth limit tok/s"}
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if h in right else "---" for h in head) + "|"]
     for r in rows:
-        lines.append(f"| {r['engine']} | {r['dtype']} | {r.get('graph', '-')} | {cell(r.get('decode_tok_s'), '.1f')} | "
-                     f"{cell(r.get('ttft_s'), '.3f')} | {cell(r.get('peak_rss_mb'), '.0f')} | "
-                     f"{cell(r.get('load_s'), '.2f')} | {cell(r.get('quality'), '.1%')} | {r['status']} |")
+        cells = [r["engine"], *([r.get("model", "-")] if named else []), r["dtype"], r.get("graph", "-"),
+                 cell(r.get("decode_tok_s"), ".1f"), cell(r.get("ttft_s"), ".3f"), cell(r.get("peak_rss_mb"), ".0f"),
+                 cell(r.get("load_s"), ".2f"), cell(r.get("quality"), ".1%")]
+        if limits:
+            cells += [cell(r.get("weights_mb_per_token"), ".0f"), _limit_cell(r)]
+        lines.append("| " + " | ".join([*cells, r["status"]]) + " |")
     if rows and rows[0].get("prompt_tokens"):
         lengths = f"Prompt {rows[0]['prompt_tokens']} tokens, {rows[0]['new_tokens']} new tokens"
         lines += ["", f"{lengths} (greedy, EOS ignored)."]
+    if limits:
+        read = next(r["read_gb_s"] for r in rows if "read_gb_s" in r)
+        lines.append(f"Bandwidth limit: {read:.1f} GB/s (measured read bandwidth) / weight MB read per token; "
+                     f"the share is the decode tok/s reached of it.")
     ratios = [r for r in rows if "speedup_vs_optimum" in r]
     if ratios:
         lines.append("")
@@ -328,6 +383,15 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"- pgpt {r['dtype']} ({r.get('graph', '-')} graph): {r['speedup_vs_optimum']:.2f}x "
                      f"Optimum's decode tok/s on its graph{faster_start}")
     return "\n".join(lines)
+
+
+def _limit_cell(row: dict[str, Any]) -> str:
+    """``31.2 (71%)``: the tok/s the bandwidth allows and the share of it the row reached."""
+    limit = row.get("bandwidth_limit_tok_s")
+    if not limit:
+        return "-"
+    decode = row.get("decode_tok_s")
+    return f"{limit:.1f} ({decode / limit:.0%})" if decode else f"{limit:.1f}"
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

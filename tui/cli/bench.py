@@ -7,29 +7,40 @@ import json
 import sys
 from typing import Any
 
+from pgpt.bench.bandwidth import ARRAY_MB
 from pgpt.runtime.arg_types import non_negative_int, positive_int, positive_ints
 
 
 def add_parsers(sub: Any, add_embedder_option: Any) -> None:
     """Register bench / bench-chat / bench-docs on the subcommand parser."""
     bench = sub.add_parser(
-        "bench", help="benchmark the default model against Optimum, PyTorch and llama.cpp",
+        "bench", help="benchmark the default model (or --model NAME) against Optimum, PyTorch and llama.cpp",
         description="Decode speed, time to first token, peak memory and load time of the default chat model "
                     "in each dtype, side by side with the other engines on the same prompt. The exports it "
-                    "compares are made first when missing (it asks on a terminal).")
+                    "compares are made first when missing (it asks on a terminal). With --model, the named "
+                    "exports instead, beside llama.cpp on the GGUF file they were exported from. Each row is "
+                    "also set against the decode speed this machine's memory bandwidth allows.")
     bench.add_argument("--json", action="store_true", help="print the rows as JSON")
+    bench.add_argument("--model", action="append", default=[], metavar="NAME",
+                       help="an exported chat model to time instead of the default model's dtypes (repeat it or "
+                            "give a comma-separated list: the exports of one model, e.g. its int8 and int4); "
+                            "llama.cpp runs the GGUF file it was exported from")
     bench.add_argument("--dtypes", default="fp32,int8,int4",
                        help="comma-separated dtypes of the default chat model to compare: fp32, fp16, int8, int4 "
                             "(default fp32,int8,int4)")
     bench.add_argument("--engines", default="",
                        help="comma-separated engines: pgpt, optimum, torch, llama.cpp, onnxruntime-genai "
-                            "(default: every one that can run here; the others are named under the table)")
+                            "(default: every one that can run here, pgpt and llama.cpp with --model; the others "
+                            "are named under the table)")
     bench.add_argument("--prompt-tokens", type=positive_int, default=1000,
                        help="prompt length in tokens, chat template included; TTFT is for this length (default 1000)")
     bench.add_argument("--new-tokens", type=positive_int, default=128,
                        help="tokens generated per timed run, end of text ignored (default 128)")
     bench.add_argument("--repeats", type=positive_int, default=3,
                        help="timed runs per row after one warm-up; medians are reported (default 3)")
+    bench.add_argument("--bandwidth-mb", type=non_negative_int, default=ARRAY_MB,
+                       help="array size of the memory-bandwidth measurement that sets each row's limit, far above "
+                            f"the CPU's last-level cache; 0 skips it (default {ARRAY_MB})")
     choice = bench.add_mutually_exclusive_group()
     choice.add_argument("--yes", action="store_true", help="export the missing models without asking")
     choice.add_argument("--no-export", action="store_true",
@@ -91,8 +102,10 @@ def run_bench(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.session import cpu_summary, describe_cpu
 
     engines = tuple(e for e in args.engines.split(",") if e)
+    models = tuple(name for value in args.model for name in value.split(",") if name)
     options = BenchOptions(dtypes=tuple(args.dtypes.split(",")), engines=engines, prompt_tokens=args.prompt_tokens,
-                           new_tokens=args.new_tokens, repeats=args.repeats, export_missing=not args.no_export)
+                           new_tokens=args.new_tokens, repeats=args.repeats, export_missing=not args.no_export,
+                           models=models, bandwidth_mb=args.bandwidth_mb)
     needs = missing_exports(settings, options) if options.export_missing else []
     if needs and not args.yes and not _confirmed([need.folder for need in needs]):
         options = dataclasses.replace(options, export_missing=False)
