@@ -71,8 +71,7 @@ def run_doc_bench(settings: Settings, progress: Callable[[str], None] = print,
             results["retrieval"][qs.name] = retrieval_scores(stores[qs.corpus], embedder, qs, files[qs.corpus])
         if options.answers:
             ask_settings = dataclasses.replace(settings, home=Path(tmp) / f"home-{sets[0].corpus}")
-            progress("bench-docs: ask")
-            results["ask"] = ask_scores(ask_settings, stores, embedder, sets, files, options)
+            results["ask"] = ask_scores(ask_settings, stores, embedder, sets, files, options, progress)
             progress("bench-docs: embedder against sentence-transformers on ~256-token chunks")
             from pgpt.bench.embedding_speed import embedding_speed
 
@@ -127,8 +126,11 @@ def _hit_rates(ranks: list[scoring.PassageHit], strict: bool) -> dict[str, Any]:
 
 
 def ask_scores(settings: Settings, stores: dict[str, Any], embedder: Any, sets: list[QuestionSet],
-               files: dict[str, list[Path]], options: DocBenchOptions) -> dict[str, Any]:
-    """CRAG scores per set, `ask` end-to-end times over all, cache hits and 128-token asks on the first set."""
+               files: dict[str, list[Path]], options: DocBenchOptions,
+               progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """CRAG scores per set, `ask` end-to-end times over all, cache hits and 128-token asks on the first set.
+
+    A line of progress per question (with a 1.5B model a set takes most of an hour)."""
     from pgpt.runtime.llm.chat import ChatEngine
 
     engine = ChatEngine(settings, options.model)
@@ -138,7 +140,10 @@ def ask_scores(settings: Settings, stores: dict[str, Any], embedder: Any, sets: 
     try:
         for qs in sets:
             questions = qs.load()[:options.questions or None]
-            answers = [_ask(engine, stores[qs.corpus], embedder, q["question"], totals, ttfts) for q in questions]
+            answers = []
+            for number, q in enumerate(questions, 1):
+                progress(f"bench-docs: ask, {qs.name} {number}/{len(questions)} ({engine.model.info.name})")
+                answers.append(_ask(engine, stores[qs.corpus], embedder, q["question"], totals, ttfts))
             out["sets"][qs.name] = answer_scores(qs, questions, answers, formats_of(files[qs.corpus]))
         first = [q for q in sets[0].load() if not q.get("unanswerable")]
         out["cache"] = _cache_hits(engine, stores[sets[0].corpus], embedder, first[:CACHE_REPEATS])
