@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgpt.runtime.footprint import DEFAULT_CONTEXT
 from pgpt.runtime.settings import Settings
 
 ENGINES = ("pgpt", "llama.cpp")
@@ -297,7 +298,7 @@ def _pgpt_server(settings: Settings, model: Any, options: ServeBenchOptions,
                        check=True, capture_output=True)
         port = free_port()
         command = [sys.executable, "-m", "pgpt.serve.cli", "--port", str(port), "--model", model.name,
-                   "--parallel", str(options.parallel), "--max-queue", "256",
+                   "--parallel", str(options.parallel), "--max-queue", "256", "--context", str(DEFAULT_CONTEXT),
                    "--max-tokens-cap", str(max(options.new_tokens, 128))]
         progress(f"pgpt: starting pgpt-serve on port {port}")
         with _process(command, env, f"http://127.0.0.1:{port}/health", Path(work) / "server.log"):
@@ -318,7 +319,7 @@ def _llama_server(settings: Settings, model: Any, options: ServeBenchOptions,
     threads = str(os.cpu_count() or 1)
     if binary:
         command = [binary, "-m", str(gguf), "--port", str(port), "--host", "127.0.0.1", "--parallel",
-                   str(options.parallel), "-c", str(options.parallel * 1024), "-t", threads, "--cont-batching"]
+                   str(options.parallel), "-c", str(options.parallel * DEFAULT_CONTEXT), "-t", threads, "--cont-batching"]
     else:
         import importlib.util
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgpt.runtime.errors import ConfigError
+from pgpt.runtime.footprint import DEFAULT_CONTEXT
 
 DEFAULT_PORT = 8642
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -30,6 +31,8 @@ class ServeSettings:
         model: Chat model served as ``default``; empty: the active one. ``PGPT_MODEL``.
         api_key: Bearer key every route but /health requires; empty: no key (loopback only).
         parallel: Sequences generated at once. ``PGPT_PARALLEL``.
+        context: Tokens one sequence may hold, prompt and answer (at most the model's own); the KV
+            buffer holds ``parallel`` of them, all in memory from the model's load. ``PGPT_CONTEXT``.
         max_queue: Requests waiting for a slot before new ones get 503. ``PGPT_MAX_QUEUE``.
         max_tokens_cap: Upper bound of a request's max_tokens. ``PGPT_MAX_TOKENS_CAP``.
         keep_alive_s: Idle seconds before a model unloads; -1 never. ``PGPT_KEEP_ALIVE``.
@@ -44,6 +47,7 @@ class ServeSettings:
     model: str = ""
     api_key: str = field(default="", repr=False)
     parallel: int = 4
+    context: int = DEFAULT_CONTEXT
     max_queue: int = 16
     max_tokens_cap: int = 1024
     keep_alive_s: float = 1800.0
@@ -105,6 +109,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-file", type=Path, metavar="FILE",
                         help="file holding the API key clients must send as 'Authorization: Bearer KEY'")
     parser.add_argument("--parallel", type=positive_int, help="sequences generated at once (default 4)")
+    parser.add_argument("--context", type=positive_int, metavar="TOKENS",
+                        help=f"tokens one sequence may hold, prompt and answer, at most the model's own (default "
+                             f"{DEFAULT_CONTEXT}); the KV buffer of --parallel such sequences is taken when the model "
+                             "loads")
     parser.add_argument("--max-queue", type=non_negative_int, help="requests that may wait for a slot (default 16)")
     parser.add_argument("--max-tokens-cap", type=positive_int, help="largest max_tokens a request gets (default 1024)")
     parser.add_argument("--keep-alive", metavar="DURATION",
@@ -144,6 +152,7 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
         model=pick(args.model, "PGPT_MODEL", ""),
         api_key=read_api_key(args.api_key_file, env),
         parallel=number(args.parallel, "PGPT_PARALLEL", 4, 1),
+        context=number(args.context, "PGPT_CONTEXT", DEFAULT_CONTEXT, 1),
         max_queue=number(args.max_queue, "PGPT_MAX_QUEUE", 16, 0),
         max_tokens_cap=number(args.max_tokens_cap, "PGPT_MAX_TOKENS_CAP", 1024, 1),
         keep_alive_s=keep_alive,

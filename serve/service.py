@@ -48,7 +48,7 @@ class Service:
         serve = self.serve
         config = PoolConfig(keep_alive_s=serve.keep_alive_s, max_loaded=serve.max_loaded,
                             scheduler=SchedulerConfig(parallel=serve.parallel, max_queue=serve.max_queue,
-                                                      max_tokens_cap=serve.max_tokens_cap))
+                                                      max_tokens_cap=serve.max_tokens_cap, context=serve.context))
         self.pool = await asyncio.to_thread(ModelPool, self.settings, config)
         self.pool.subscribe(self._pool_event)
         self._loading = asyncio.create_task(self._load())

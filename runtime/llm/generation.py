@@ -107,9 +107,11 @@ class LanguageModel:
         model's context window)."""
         context = context or self.max_context
         if prompt_len + max_new_tokens > context:
+            holds = (f"{self.info.name} holds {context} tokens" if context >= self.max_context else
+                     f"a sequence here holds {context} tokens (pgpt-serve --context; {self.info.name} itself "
+                     f"holds {self.max_context})")
             raise ContextLengthError(
-                f"The prompt has {prompt_len} tokens and up to {max_new_tokens} more were asked "
-                f"for, but {self.info.name} holds {context} tokens.",
+                f"The prompt has {prompt_len} tokens and up to {max_new_tokens} more were asked for, but {holds}.",
                 prompt_tokens=prompt_len, max_tokens=max_new_tokens, context=context)
 
     @property

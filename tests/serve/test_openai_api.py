@@ -112,7 +112,8 @@ def test_embeddings_are_the_in_process_vectors(server: RunningServer, served_set
     ({"n": 2}, 400, ["n"]),
     ({"temperature": -1}, 400, ["temperature"]),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, ["text"]),
-    ({"messages": [{"role": "user", "content": "word " * 9000}], "max_tokens": 10}, 400, ["9", "10", "8192"]),
+    ({"messages": [{"role": "user", "content": "word " * 9000}], "max_tokens": 10}, 400,
+     ["9", "10", "4096", "--context", "8192"]),
 ])
 def test_bad_requests_get_a_json_error_naming_the_cause(server: RunningServer, request_fields: dict,
                                                          status: int, words: list[str]) -> None:
