@@ -219,3 +219,17 @@ def test_clean_text_output_has_no_control_characters() -> None:
     every_char = "".join(chr(c) for c in range(0x00, 0xA0)) + "[@click=app.quit]x[/]"
     cleaned = clean_text(every_char)
     assert not [c for c in cleaned if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0]
+
+
+async def test_the_first_start_tip_names_the_bigger_model_path_once(settings: Settings) -> None:
+    from pgpt.tui.chat.first_run import TIP
+
+    for start in (1, 2):
+        app = ChatApp(settings)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            tips = [str(w.render()) for w in app.query(".tip").results(Static)]
+            if start == 1:  # the measured path: a 1.5B GGUF exported to int4, then chosen in F3
+                assert tips == [TIP] and "pgpt-export FILE.gguf --dtype int4" in TIP and "1.5B" in TIP
+            else:
+                assert tips == []
