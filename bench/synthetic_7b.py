@@ -75,6 +75,7 @@ def run_export(gguf: Path, cache: Path) -> dict[str, Any]:
         if time.perf_counter() - sampled >= 1.0:  # the export writes a line at least every 3 s
             peak_disk, sampled = max(peak_disk, folder_bytes(cache)), time.perf_counter()
     code = child.wait()
+    peak_disk = max(peak_disk, folder_bytes(cache))  # a small export ends before the first sample
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing.read_text() if timing.is_file() else "")
     result = {"command": " ".join(["pgpt-export", gguf.name, *COMMAND]), "exit_code": code,
               "wall_s": round(time.perf_counter() - started, 1), "peak_rss_gb": round(int(rss[1]) * 1024 / GB, 2)

@@ -44,7 +44,10 @@ def write_prefill_graph(model: Any, maxima: dict[str, np.ndarray], target: Path)
 
     keep_fp32 = {"lm_head"} | {f"layers.{i}.down_proj" for i in range(layers)}
     quantize_matmuls(model, keep_fp32=lambda name: name in keep_fp32)
-    save_model(model, target)
+    # Weights beside the graph: one protobuf of 400 MB is serialized in a single call that holds
+    # the GIL for seconds, and the stage's heartbeat line missed its turn (6.5 s on a busy 2-core
+    # machine); written tensor by tensor, the heartbeat keeps its 3 s.
+    save_model(model, target, external=True)
 
 
 def _layer_count(model: Any) -> int:

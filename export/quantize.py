@@ -42,13 +42,14 @@ def convert_fp16(model: Any) -> Any:
     return convert_float_to_float16(model, keep_io_types=False, disable_shape_infer=True)
 
 
-def save_model(model: object, target: Path) -> None:
-    """Save a ModelProto, with its weights in a side file when protobuf's 2 GB limit requires it."""
+def save_model(model: object, target: Path, external: bool | None = None) -> None:
+    """Save a ModelProto, with its weights in a side file when protobuf's 2 GB limit requires it
+    (or when ``external`` says so)."""
     import onnx
 
-    size = model.ByteSize()  # type: ignore[attr-defined]
-    # protobuf cannot hold more than 2 GB in one file: larger graphs keep weights beside it.
-    external = size > 1_800_000_000
+    if external is None:
+        # protobuf cannot hold more than 2 GB in one file: larger graphs keep weights beside it.
+        external = model.ByteSize() > 1_800_000_000  # type: ignore[attr-defined]
     onnx.save_model(
         model,  # type: ignore[arg-type]
         str(target),
