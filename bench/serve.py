@@ -51,6 +51,9 @@ class ServeBenchOptions:
         parallel: The servers' running sequences (pgpt-serve --parallel, llama-server --parallel).
         engines: Servers to run, a subset of ``ENGINES``.
         model: pgpt model (default: the active one); llama.cpp runs its GGUF source.
+        documents: Each client asks its documents question after its chats (pgpt only: its
+            ~1000-token prompt overlaps the other clients' chats); False: chats only, the same
+            load on both servers.
     """
 
     clients: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -60,6 +63,7 @@ class ServeBenchOptions:
     parallel: int = 8
     engines: tuple[str, ...] = ENGINES
     model: str = ""
+    documents: bool = True
 
 
 @dataclass
@@ -302,7 +306,7 @@ def _pgpt_server(settings: Settings, model: Any, options: ServeBenchOptions,
                    "--max-tokens-cap", str(max(options.new_tokens, 128))]
         progress(f"pgpt: starting pgpt-serve on port {port}")
         with _process(command, env, f"http://127.0.0.1:{port}/health", Path(work) / "server.log"):
-            questions = [q["question"] for q in QUESTION_SETS["named"].load()]
+            questions = [q["question"] for q in QUESTION_SETS["named"].load()] if options.documents else []
             yield f"http://127.0.0.1:{port}", model.name, questions
 
 

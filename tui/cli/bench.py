@@ -86,6 +86,9 @@ def add_serve_parser(sub: Any) -> None:
                        help="sequences each server runs at once (pgpt-serve and llama-server --parallel; default 8)")
     serve.add_argument("--engines", default="pgpt,llama.cpp",
                        help="comma-separated servers: pgpt, llama.cpp (default both; llama.cpp where installed)")
+    serve.add_argument("--chats-only", action="store_true",
+                       help="no documents question after the chats (pgpt asks one per client by default; "
+                            "llama.cpp never does), so both servers get the same load")
     serve.add_argument("--model", default="", help="exported chat model (default: the active one)")
 
 
@@ -169,7 +172,8 @@ def run_bench_serve(settings: Any, args: argparse.Namespace) -> int:
 
     options = ServeBenchOptions(clients=args.clients, rounds=args.rounds, prompt_tokens=args.prompt_tokens,
                                 new_tokens=args.new_tokens, parallel=args.parallel,
-                                engines=tuple(e for e in args.engines.split(",") if e), model=args.model)
+                                engines=tuple(e for e in args.engines.split(",") if e), model=args.model,
+                                documents=not args.chats_only)
     results = run_serve_bench(settings, options, progress=_progress)
     results["machine"] = cpu_summary()
     print(json.dumps(results, indent=2) if args.json
