@@ -98,8 +98,9 @@ def test_sequences_join_and_leave_between_steps(model: LanguageModel, scheduler:
     assert late.first_token < long.last_token  # and answered beside it
 
 
-def test_a_long_prompt_is_read_between_decode_steps(model: LanguageModel) -> None:
-    scheduler = Scheduler(model, SchedulerConfig(parallel=2, prefill_chunk=64))
+@pytest.mark.parametrize("budget", [0.0, SchedulerConfig.prefill_budget_s])
+def test_a_long_prompt_is_read_between_decode_steps(model: LanguageModel, budget: float) -> None:
+    scheduler = Scheduler(model, SchedulerConfig(parallel=2, prefill_chunk=64, prefill_budget_s=budget))
     try:
         running = scheduler.submit(_ids(model, PROMPTS[3]), SamplingOptions(max_new_tokens=200, ignore_eos=True))
         while running.usage.completion_tokens < 2:
@@ -112,8 +113,10 @@ def test_a_long_prompt_is_read_between_decode_steps(model: LanguageModel) -> Non
         _wait_all([reader])
         during = running.usage.completion_tokens - before
         running.cancel()
-        # 13+ chunks of 64 tokens, each followed by a decode step of the running stream.
-        assert during >= len(long_ids) // 64 - 1, f"the running stream got {during} tokens meanwhile"
+        # No budget: 13+ chunks of 64 tokens, each followed by a decode step of the running stream.
+        # The default budget reads chunks for up to 0.3 s a turn: the stream pauses, never stops.
+        least = len(long_ids) // 64 - 1 if budget == 0 else 2
+        assert during >= least, f"the running stream got {during} tokens meanwhile"
         _assert_same_or_near_tie(model, long_ids, _single(model, long_ids, SamplingOptions(max_new_tokens=4)),
                                  reader.tokens)
     finally:
@@ -248,3 +251,20 @@ def test_the_kv_buffer_is_in_memory_from_the_start(model: LanguageModel) -> None
         assert scheduler.stats().kv_bytes == slots.reserved_bytes == 3 * 512 * slots.position_bytes
     finally:
         scheduler.close()
+
+
+def test_a_burst_of_prompts_is_read_before_the_next_decode_step(model: LanguageModel) -> None:
+    # Four prompts arrive at once. Within the prompt budget all four are read first and then
+    # decoded in lockstep (7 steps for 8 tokens: the first comes from the prompt); with no
+    # budget each turn reads one prompt and runs a decode step, 3 steps more.
+    for budget, steps in ((10.0, 7), (0.0, 10)):
+        scheduler = Scheduler(model, SchedulerConfig(parallel=4, context=512, prefill_budget_s=budget))
+        try:
+            with scheduler._lock:  # all four wait before the scheduler's thread admits any
+                burst = [scheduler.submit(_ids(model, prompt), SamplingOptions(max_new_tokens=8, ignore_eos=True))
+                         for prompt in PROMPTS[:4]]
+            _wait_all(burst)
+            assert all(len(g.tokens) == 8 for g in burst)
+            assert scheduler.stats().decode_steps == steps, (budget, scheduler.stats())
+        finally:
+            scheduler.close()
