@@ -135,8 +135,7 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
 
     engine = lease.chat
     prompt_tokens = await asyncio.to_thread(_prompt_tokens, engine, messages, body.use_context)
-    max_new = _max_new_tokens(body, prompt_tokens, engine.model.max_context, service.serve.max_tokens_cap,
-                              service.serve.context)
+    max_new = _max_new_tokens(body, prompt_tokens, engine.model, service.serve.max_tokens_cap, service.serve.context)
     options = SamplingOptions(max_new_tokens=max_new, stop=body.stop_strings(), **sampling_fields(body))
     if not body.use_context:
         stream = engine.stream(messages, options, cancel)
@@ -196,13 +195,10 @@ def _prompt_tokens(engine: Any, messages: list[dict[str, str]], use_context: boo
     return len(engine.model.tokenize(engine.model.render_prompt(messages)))
 
 
-def _max_new_tokens(body: ChatCompletionRequest, prompt_tokens: int, model_context: int, cap: int,
-                    server_context: int) -> int:
+def _max_new_tokens(body: ChatCompletionRequest, prompt_tokens: int, model: Any, cap: int, server_context: int) -> int:
     """The request's max_tokens within the cap; when none was asked, what fits up to the default.
     A sequence holds ``server_context`` tokens (--context) or the model's, the smaller."""
-    context = min(model_context, server_context)
-    holds = (f"the model's context holds {context}" if context == model_context else
-             f"a sequence here holds {context} (pgpt-serve --context; the model's context holds {model_context})")
+    context = min(model.max_context, server_context)
     asked = body.max_tokens or body.max_completion_tokens
     room = context - prompt_tokens
     if asked is None:
@@ -214,7 +210,7 @@ def _max_new_tokens(body: ChatCompletionRequest, prompt_tokens: int, model_conte
     if prompt_tokens + wanted > context:
         raise ContextLengthError(
             f"The prompt has {prompt_tokens} tokens and max_tokens is {wanted}: {prompt_tokens + wanted} tokens, "
-            f"but {holds}.",
+            f"but {model.holds(context)}.",
             hint="Shorten the messages or lower max_tokens.")
     return wanted
 

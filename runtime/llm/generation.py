@@ -107,12 +107,17 @@ class LanguageModel:
         model's context window)."""
         context = context or self.max_context
         if prompt_len + max_new_tokens > context:
-            holds = (f"{self.info.name} holds {context} tokens" if context >= self.max_context else
-                     f"a sequence here holds {context} tokens (pgpt-serve --context; {self.info.name} itself "
-                     f"holds {self.max_context})")
             raise ContextLengthError(
-                f"The prompt has {prompt_len} tokens and up to {max_new_tokens} more were asked for, but {holds}.",
-                prompt_tokens=prompt_len, max_tokens=max_new_tokens, context=context)
+                f"The prompt has {prompt_len} tokens and up to {max_new_tokens} more were asked for, but "
+                f"{self.holds(context)}.", prompt_tokens=prompt_len, max_tokens=max_new_tokens, context=context)
+
+    def holds(self, context: int) -> str:
+        """What a sequence of ``context`` tokens is, for messages: the model's window, or a server's
+        smaller --context with the window beside it."""
+        if context >= self.max_context:
+            return f"{self.info.name} holds {context} tokens"
+        return (f"a sequence here holds {context} tokens (pgpt-serve --context; {self.info.name} itself holds "
+                f"{self.max_context})")
 
     @property
     def past_specs(self) -> list[tuple[str, Any, Any]]:

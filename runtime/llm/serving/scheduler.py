@@ -252,13 +252,13 @@ class Scheduler:
             if active:
                 self._one_at_a_time(active[0])
             return
-        started = time.perf_counter()
-        for sequence in [s for s in active if s.reading]:  # admission order: the oldest first
-            while sequence.reading and not sequence.gen.done:
-                self._read_prompt(sequence)
-                if time.perf_counter() - started >= self.config.prefill_budget_s:
-                    break
-            if time.perf_counter() - started >= self.config.prefill_budget_s:
+        reading = [s for s in active if s.reading]  # admission order: the oldest first
+        deadline = time.perf_counter() + self.config.prefill_budget_s
+        while reading:  # at least one chunk, then more until the budget is spent
+            self._read_prompt(reading[0])
+            if not reading[0].reading or reading[0].gen.done:
+                reading.pop(0)
+            if time.perf_counter() >= deadline:
                 break
         answering = [s for s in active if not s.reading and not s.gen.done]
         if answering:
