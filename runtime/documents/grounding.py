@@ -52,6 +52,7 @@ _NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*(?:\.[A-Za-z0-9_+#-]+)*")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
 _NUMBER_QUESTION = re.compile(
     r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)|what (?:year|percentage|version|number|size)"
     r"|which (?:year|version))", re.IGNORECASE)
@@ -131,9 +132,12 @@ def key_facts(text: str) -> set[str]:
 
     A name is a word with a capital after its first letter or with a digit, dot or underscore
     inside (FanoutCache, snapshot_download, utf-8), or a capitalized word that does not start
-    its sentence.
+    its sentence. What a sentence puts in backticks is a name too, words or not (`~`, `YY`,
+    `dehumanize`): a model that answers with an operator or a format token states a fact. Dashes
+    around a span go (`--branch` is the option a manual may call "branch").
     """
-    facts = set(_NUMBER.findall(text))
+    facts = set(_NUMBER.findall(text)) | {span.strip(" -").lower() for span in _CODE_SPAN.findall(text)
+                                          if span.strip(" -")}
     for sentence in split_sentences(text):
         for index, match in enumerate(_WORD.finditer(sentence)):
             word = match.group().strip("._-")
@@ -233,10 +237,14 @@ class Grounder:
             # What the statement adds to the question must come from the sentence (or the ones
             # beside it): its new content words count, and each new number or name must be there.
             words = content_words(statement)
-            new_words = (words - self._question_words) or words
             new_facts = key_facts(statement) - self._question_facts
             invented += sum(not _contains(self._all_text, fact) for fact in new_facts)
-            lexical = np.array([_covered(new_words, window) for window in self._window_words])
+            if words - self._question_words or not new_facts:
+                new_words = (words - self._question_words) or words
+                lexical = np.array([_covered(new_words, window) for window in self._window_words])
+            else:  # all it adds is a symbol (`~`): a sentence beside it either holds it or not
+                lexical = np.array([float(all(_contains(text, fact) for fact in new_facts))
+                                    for text in self._window_text])
             score = SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine[row]
             holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN
                      and all(_contains(self._window_text[i], fact) for fact in new_facts)]

@@ -46,6 +46,7 @@ def test_words_facts_and_sentences() -> None:
     assert key_facts("Use FanoutCache or snapshot_download; Rich needs Python 3.8 and utf-8.") >= {
         "fanoutcache", "snapshot_download", "rich", "python", "3.8", "utf-8"}
     assert "use" not in key_facts("Use it.")  # a capital that only starts the sentence is no name
+    assert {"~", "yy", "branch"} <= key_facts("Join with `~`; `YY` is the year; `--branch`.")  # code spans
     assert content_words("The caches were cached by caching servers.") == {"cach", "server"}
     assert split_sentences("One two. Three four!\n- item five\n\nok") == ["One two.", "Three four!", "- item five"]
     # PDF and plain text wrap sentences over lines and break words with hyphens
@@ -99,6 +100,20 @@ def test_a_question_next_to_related_text_is_not_found(embedder) -> None:  # type
     invented = ask.check("The ferry carries 120 passengers [2].", abstained=False)
     assert invented.kind == "not_found" and invented.measures["invented"] == 1 and invented.text == ""
     assert ask.check("I could not find it in the sources.", abstained=True).kind == "not_found"
+
+
+def test_an_answer_that_is_a_symbol_in_backticks_is_a_fact_to_check(embedder) -> None:  # type: ignore[no-untyped-def]
+    # Jinja's manual (its DOCX table): the answer is one symbol, which holds no word at all
+    sentences = [SourceSentence(1, "jinja.docx", 0, s) for s in split_sentences(
+        "~ (tilde) Converts all operands into strings and concatenates them. {{ \"Hello \" ~ name ~ \"!\" }} "
+        "would return Hello John!. + Adds two objects together.")]
+    question = "Which Jinja operator converts operands to strings and joins them?"
+    ask = Grounder(question, embedder.embed([question])[0], sentences,
+                   embedder.embed([s.text for s in sentences]), embedder.embed)
+    right = ask.check("The Jinja operator that converts operands to strings and joins them is `~` [1].", False)
+    assert right.kind == "answer" and "`~`" in right.text
+    invented = ask.check("The Jinja operator that converts operands to strings and joins them is `&` [1].", False)
+    assert invented.kind != "answer" and invented.measures["invented"] == 1
 
 
 def test_search_highlights_the_sentence_that_matches(embedder) -> None:  # type: ignore[no-untyped-def]
