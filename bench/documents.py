@@ -140,11 +140,12 @@ def ask_scores(settings: Settings, stores: dict[str, Any], embedder: Any, sets: 
     try:
         for qs in sets:
             questions = qs.load()[:options.questions or None]
-            answers = []
+            results = []
             for number, q in enumerate(questions, 1):
                 progress(f"bench-docs: ask, {qs.name} {number}/{len(questions)} ({engine.model.info.name})")
-                answers.append(_ask(engine, stores[qs.corpus], embedder, q["question"], totals, ttfts))
-            out["sets"][qs.name] = answer_scores(qs, questions, answers, formats_of(files[qs.corpus]))
+                results.append(_ask(engine, stores[qs.corpus], embedder, q["question"], totals, ttfts))
+            out["sets"][qs.name] = answer_scores(qs, questions, [r.answer for r in results],
+                                                 formats_of(files[qs.corpus]), results)
         first = [q for q in sets[0].load() if not q.get("unanswerable")]
         out["cache"] = _cache_hits(engine, stores[sets[0].corpus], embedder, first[:CACHE_REPEATS])
         fixed = _fixed_length_asks(engine, stores[sets[0].corpus], embedder, first[:FIXED_LENGTH_ASKS])
@@ -157,7 +158,8 @@ def ask_scores(settings: Settings, stores: dict[str, Any], embedder: Any, sets: 
     return out
 
 
-def _ask(engine: Any, store: Any, embedder: Any, question: str, totals: list[float], ttfts: list[float]) -> str:
+def _ask(engine: Any, store: Any, embedder: Any, question: str, totals: list[float], ttfts: list[float]) -> Any:
+    """One `ask` as the CLI runs it; its AskResult (``answer`` is what the user would see)."""
     from pgpt.runtime.documents.answers import AskStream
     from pgpt.runtime.llm.sampling import SamplingOptions
 
@@ -166,13 +168,16 @@ def _ask(engine: Any, store: Any, embedder: Any, question: str, totals: list[flo
     answer = "".join(stream)
     totals.append(stream.result.timings["total_s"])
     ttfts.append(stream.result.timings["ttft_s"])
-    return stream.result.answer or answer
+    stream.result.answer = stream.result.answer or answer
+    return stream.result
 
 
 def answer_scores(qs: QuestionSet, questions: list[dict[str, Any]], answers: list[str],
-                  formats: dict[str, str]) -> dict[str, Any]:
+                  formats: dict[str, str], results: list[Any] | None = None) -> dict[str, Any]:
     """Accuracy, abstention on unanswerables, false abstentions and the CRAG score, with intervals,
-    overall and per format and tag; markup leaks; each question's answer and score."""
+    overall and per format and tag; markup leaks; each question's answer and score, and with
+    ``results`` (the AskResults) the answer's kind and the model's draft before the check, so a
+    run shows what the check kept and what it refused."""
     from pgpt.runtime.documents.abstention import is_abstention
 
     abstained = [is_abstention(a) for a in answers]
@@ -184,6 +189,11 @@ def answer_scores(qs: QuestionSet, questions: list[dict[str, Any]], answers: lis
                                                [abstained[i] for i in indices])
     out["per_question"] = [{"id": q.get("id", str(i)), "score": s, "abstained": x, "answer": a}
                            for i, (q, s, x, a) in enumerate(zip(questions, scores, abstained, answers))]
+    for row, result in zip(out["per_question"], results or []):
+        row.update(kind=result.kind, draft=result.draft)
+    if results:
+        out["drafts_right"] = scoring.rate(sum(scoring.answer_is_right(q, r.draft) for q, r in zip(questions, results)
+                                               if not q.get("unanswerable")), out["answerable"])
     return out
 
 

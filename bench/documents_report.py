@@ -53,6 +53,8 @@ def _ask_rows(a: dict[str, Any]) -> list[tuple[str, str]]:
         if s["unanswerable"]:
             text += f", abstention on unanswerables {cell(s['abstention_on_unanswerable'])}"
         text += f"; CRAG score {score_cell(s['score'])}; answers with prompt markup: {s['markup_leaks']}"
+        if "drafts_right" in s:  # the model's drafts before the check: what the check kept or refused
+            text += f"; drafts holding the answer {cell(s['drafts_right'])}"
         rows.append((f"answers, {name} ({s['role']}, {a['model']})", text))
     c = a["cache"]
     rows += [("ask end to end", f"median {a['total_s_median']:.2f} s, max {a['total_s_max']:.2f} s "

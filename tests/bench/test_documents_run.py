@@ -72,6 +72,10 @@ def test_the_default_model_answers_and_the_report_shows_every_rate(small_bench) 
     asked = ask_scores(settings, {"small": store}, embedder, [qs], {"small": files}, DocBenchOptions(sets=("small",)))
     small = asked["sets"]["small"]
     assert small["answerable"] == 3 and small["unanswerable"] == 1 and len(small["per_question"]) == 4
+    for row in small["per_question"]:  # what the check made of each draft, for reading a run
+        assert row["kind"] in ("answer", "quote", "not_found") and isinstance(row["draft"], str)
+        assert row["kind"] != "answer" or row["answer"] == row["answer"].strip() != ""
+    assert small["drafts_right"]["n"] == 3 and 0 <= small["drafts_right"]["hits"] <= 3
     assert asked["fixed_128_questions"] == 3 and asked["cache"]["repeats"] == 3
     from pgpt.runtime.llm.session import cpu_summary
 
@@ -79,6 +83,7 @@ def test_the_default_model_answers_and_the_report_shows_every_rate(small_bench) 
                "retrieval": {"small": retrieval_scores(store, embedder, qs, files)}}
     report = format_results(results)
     assert "answers, small (test" in report and "strict 1.00" in report and "| tag:paraphrase |" in report
+    assert "drafts holding the answer" in report
 
 
 def test_an_unknown_question_set_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
