@@ -28,6 +28,11 @@ def test_every_source_package_is_mapped_into_the_namespace() -> None:
         for init in (ROOT / folder).rglob("__init__.py"):
             relative = init.parent.relative_to(ROOT / folder).parts
             assert ".".join((package, *relative)) in listed, init
+    # data files ship from listed packages only: setuptools >= 77 warns that it will ignore data
+    # folders it was not told are packages (the quality text, the benchmark corpora)
+    for package, patterns in config["tool"]["setuptools"]["package-data"].items():
+        assert package in listed and all("/" not in pattern for pattern in patterns), package
+    assert (ROOT / "export" / "data" / "quality_text.txt").is_file()
 
 
 def test_bare_top_level_imports_fail() -> None:
