@@ -56,7 +56,9 @@ def quantize_encoder(fp32_graph: Path, target: Path, num_heads: int, hidden_size
         smooth_input(model, ffn.mm_in, maxima[ffn.mm_in.input[0]])
     spelled = spell_out_slow_fusions(model)  # the quantizer leaves these operators as they are
     kept = [n.name for n in model.graph.node if n.name.startswith(_BRANCH)]
-    quantize_dynamic(model, str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
+    # reduce_range: 7-bit weights, so that CPUs without VNNI do not saturate (int8_compute.COMPUTE_LIMIT);
+    # on an AVX2-only EPYC min cosine 0.9913 -> 0.9951 (export check).
+    quantize_dynamic(model, str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                      op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=kept,
                      extra_options={"MatMulConstBOnly": True, "DefaultTensorType": 1})  # 1: float
     return {"method": "dynamic int8 (per-channel weights), FFN outlier channels in fp32, SmoothQuant FFN inputs",
