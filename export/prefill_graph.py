@@ -10,6 +10,7 @@ Quality, measured on SmolLM2-135M (teacher-forced top-1 agreement with PyTorch):
 - plain dynamic int8 (per-tensor activations): 59%; activation outliers ruin the scale.
 - SmoothQuant (alpha 0.7) moves the outliers into the weights first: 86%.
 - and keeping ``down_proj`` in fp32 (its input, SiLU(gate) x up, has the worst outliers): 95%.
+The embedding and lm_head keep fp32 activations over 8-bit weights (``prefill_weights``).
 The smoothing itself is exact: scales fold into the RMSNorm weights, V columns and up columns.
 
 Issue 19 tried one graph per export (prompts on the decode graph's MatMulNBits, int8 compute):
@@ -29,25 +30,29 @@ import numpy as np
 FILE_NAME = "prefill.onnx"
 ALPHA = 0.7
 MAX_PARAMETERS = 500_000_000  # 2 GB of fp32 weights, held about three times while this graph is made
-METHOD = "SmoothQuant (alpha 0.7) + dynamic int8 MatMul; down_proj and lm_head fp32"
+METHOD = "SmoothQuant (alpha 0.7) + dynamic int8 MatMul; down_proj fp32; embedding and lm_head 8-bit blocks"
 
 
-def write_prefill_graph(model: Any, maxima: dict[str, np.ndarray], target: Path) -> None:
+def write_prefill_graph(model: Any, maxima: dict[str, np.ndarray], target: Path) -> dict[str, str]:
     """Write ``target`` from the fp32 fused graph (a ModelProto of ``fused_graph``, with its weights
-    loaded; changed in place), smoothed with the ``activation_maxima`` of its PyTorch original."""
+    loaded; changed in place), smoothed with the ``activation_maxima`` of its PyTorch original;
+    returns how its embedding and lm_head are stored (``prefill_weights.compact``)."""
     layers = _layer_count(model)
     weights = {t.name: t for t in model.graph.initializer}
     _smooth(weights, maxima, layers)
     del weights
     from pgpt.export.int8_compute import quantize_matmuls
+    from pgpt.export.prefill_weights import compact
     from pgpt.export.quantize import save_model
 
     keep_fp32 = {"lm_head"} | {f"layers.{i}.down_proj" for i in range(layers)}
     quantize_matmuls(model, keep_fp32=lambda name: name in keep_fp32)
+    stored = compact(model)
     # Weights beside the graph: one protobuf of 400 MB is serialized in a single call that holds
     # the GIL for seconds, and the stage's heartbeat line missed its turn (6.5 s on a busy 2-core
     # machine); written tensor by tensor, the heartbeat keeps its 3 s.
     save_model(model, target, external=True)
+    return stored
 
 
 def _layer_count(model: Any) -> int:
@@ -157,9 +162,9 @@ def write_for_export(source: Any, spec: Any, config: Any, weights: Any, tokenize
     work.mkdir()
     write_fused(spec, config, weights, work, "fp32", report)  # its own progress lines
     with report.heartbeat("quantize", "int8-compute prefill graph (SmoothQuant W8A8)"):
-        write_prefill_graph(onnx.load(str(work / "model.onnx")), maxima, tmp / "out" / FILE_NAME)
+        stored = write_prefill_graph(onnx.load(str(work / "model.onnx")), maxima, tmp / "out" / FILE_NAME)
     shutil.rmtree(work)
-    return {"file": FILE_NAME, "method": METHOD, "device": "cpu"}
+    return {"file": FILE_NAME, "method": METHOD, "device": "cpu", "weights": stored}
 
 
 def keep_if_good(manifest: dict[str, Any], out: Path, options: Any, report: Any) -> None:
