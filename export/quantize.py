@@ -57,3 +57,8 @@ def save_model(model: object, target: Path, external: bool | None = None) -> Non
         all_tensors_to_one_file=True,
         location=f"{target.name}.data" if external else None,
     )
+    if external:
+        # onnx creates the side file 0600; give it the graph's mode (the umask's), so that a model
+        # cache shared with a service user or a group is readable as a whole, not all but one file.
+        data = target.with_name(f"{target.name}.data")
+        data.chmod(target.stat().st_mode & 0o777)

@@ -98,6 +98,8 @@ def test_int8_export_ships_a_prefill_graph_that_passed_the_check(int8_model: Lan
     # down_proj (3.5 MB a layer) is the largest fp32 weight left; the table was 113 MB
     assert max(fp32_bytes.values()) < 4_000_000, max(fp32_bytes, key=fp32_bytes.__getitem__)
     assert manifest["prefill"]["weights"]["lm_head"] == "MatMulNBits over the embedding's blocks (tied)"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in int8_model.info.path.iterdir() if p.is_file()}
+    assert len(set(modes.values())) == 1, modes  # onnx wrote prefill.onnx.data 0600, the rest 0644
 
 
 def test_decode_graph_reads_the_cache_the_prefill_graph_wrote(int8_model: LanguageModel) -> None:
