@@ -17,6 +17,7 @@ import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,15 +41,18 @@ KEPT_BEFORE_HANGUP = 5_000_000  # bytes of the weights on disk before the hangup
 
 
 @contextlib.contextmanager
-def app_on_pty(env: dict[str, str], cwd: Path) -> Iterator[PtyApp]:
-    """`pgpt-tui` on an 80x24 pseudo-terminal in its own session, run from ``cwd``; its process group
-    is killed when the test ends, and the terminal closed unless ``hang_up`` closed it."""
+def app_on_pty(env: dict[str, str], cwd: Path, sighup: Any = signal.SIG_DFL) -> Iterator[PtyApp]:
+    """`pgpt-tui` on an 80x24 pseudo-terminal in its own session, run from ``cwd``, with ``sighup``
+    as the SIGHUP disposition it inherits; its process group is killed when the test ends, and the
+    terminal closed unless ``hang_up`` closed it."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    inherited = signal.signal(signal.SIGHUP, sighup)  # a child keeps an ignored signal across exec
     try:
         process = subprocess.Popen([str(PGPT_TUI)], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
                                    start_new_session=True)
     finally:
+        signal.signal(signal.SIGHUP, inherited)
         os.close(slave)
     app = PtyApp(process, master)
     try:
@@ -222,3 +226,11 @@ def test_sighup_during_a_download_marks_nothing_ready_and_the_next_download_resu
     for name in listed:
         assert hashlib.sha256((folder / name).read_bytes()).digest() == \
             hashlib.sha256(hub.repos[SLOW_REPO].files[name]).digest(), name
+
+
+def test_sighup_ends_the_app_even_when_it_was_started_with_sighup_ignored(settings: Settings, tmp_path: Path) -> None:
+    """Started under ``nohup`` (or a runner that ignores SIGHUP), the app outlived its terminal: found
+    when the whole suite ran under nohup and both tests above failed."""
+    with app_on_pty(app_env(settings, TERM="xterm-256color"), tmp_path, sighup=signal.SIG_IGN) as app:
+        app.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")
+        assert hang_up(app) != 0

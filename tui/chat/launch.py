@@ -21,12 +21,23 @@ def _worker_thread_busy() -> bool:
                for t in threading.enumerate() if t.name.startswith("asyncio_"))
 
 
+def _end_with_the_terminal() -> None:
+    """Restore SIGHUP's default (end the process) when it was inherited as ignored (``nohup``, some
+    supervisors and job runners): an interactive app whose terminal is gone kept running, found
+    still alive 60 s after an SSH-style hangup. Nothing is lost by ending: see tests/tui/test_hangup.py."""
+    import signal
+
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def run_app(settings: Settings) -> int:
     """Run the chat app until the user quits; logs go to the log file, never the screen."""
     from pgpt.runtime.logs import setup_logging
     from pgpt.tui.chat.app import ChatApp
 
     setup_logging(settings)
+    _end_with_the_terminal()
     app = ChatApp(settings)
     # Our own loop: asyncio.run() would wait at its end for the worker threads to finish.
     loop = asyncio.new_event_loop()
