@@ -208,8 +208,14 @@ def test_stop_strings_end_the_answer_and_free_the_row(model: LanguageModel, sche
 def test_a_conversations_next_turn_reads_only_what_is_new(model: LanguageModel, scheduler: Scheduler) -> None:
     """A server gets the whole conversation again; the row the first answer left is reused, and the
     answer is the one the in-process chat gives with its kept buffer (the same positions read)."""
-    turn = [{"role": "user", "content": "Name a large city in France."}]
+    # The prompt alone holds reuse_prefix (64) tokens: how long the first answer is depends on the
+    # CPU's arithmetic (20 tokens on an AVX2-only EPYC, where 37 + 20 fell short and nothing was reused).
+    turn = [{"role": "system", "content": "You are a travel guide for visitors who read your answers on a small "
+             "phone screen while they walk between stations, museums and cafes. Answer in one short sentence "
+             "that names one city, and never add a list, a table or a greeting."},
+            {"role": "user", "content": "Name a large city in France."}]
     first_ids = model.tokenize(model.render_prompt(turn))
+    assert len(first_ids) > scheduler.config.reuse_prefix
     first = scheduler.submit(first_ids, GREEDY)
     _wait_all([first])
     turn += [{"role": "assistant", "content": first.text}, {"role": "user", "content": "And one in Spain?"}]
