@@ -39,8 +39,8 @@ def compact(model: Any) -> dict[str, str]:
     head_weight = numpy_helper.to_array(weights[head.input[1]])  # (hidden, vocab)
     tied = head_weight.shape == table.shape[::-1] and np.array_equal(head_weight.T, table)
     del table
-    own = None if tied else requantize(np.ascontiguousarray(head_weight.T), BITS)
-    new["lm_head"] = _output_projection(head, own or blocks, own is None, model.graph.initializer)
+    head_blocks = blocks if tied else requantize(np.ascontiguousarray(head_weight.T), BITS)
+    new["lm_head"] = _output_projection(head, head_blocks, tied, model.graph.initializer)
     nodes = [n for node in model.graph.node for n in new.get(node.name, [node])]
     replace_nodes(model, nodes, {embed.input[0], head.input[1]})
     return {"embedding": f"{BITS}-bit blocks of {blocks.block} (GatherBlockQuantized)",
