@@ -68,11 +68,11 @@ def write_fused(spec: DecoderSpec, config: Any, weights: WeightSource, out: Path
 
 
 def blocks_line(kept: dict[str, int], requantized: int, dtype: str) -> str:
-    """``150 MatMuls as their Q4_1 blocks, 1 as their Q8_0 blocks; 0 re-quantized (...)``."""
+    """``210 weight matrices as their Q4_1 blocks, 1 as their Q8_0 blocks; 0 re-quantized (...)``."""
     counts = sorted(kept.items(), key=lambda item: -item[1])
     parts = [f"{n} as their {kind.upper()} blocks" for kind, n in counts] or ["0 as GGUF blocks"]
     bits = dtype.removeprefix("int")
-    return f"{parts[0].replace(' as', ' MatMuls as', 1)}{''.join(', ' + p for p in parts[1:])}; " \
+    return f"{parts[0].replace(' as', ' weight matrices as', 1)}{''.join(', ' + p for p in parts[1:])}; " \
            f"{requantized} re-quantized (MatMulNBits {bits}-bit, block 32, symmetric)"
 
 

@@ -111,9 +111,9 @@ def test_int4_export_of_the_gguf_keeps_its_blocks_and_quality(tmp_path: Path) ->
                              "-o", str(out)],
                             capture_output=True, text=True, timeout=900, env=dict(os.environ))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "150 MatMuls as their Q4_1 blocks, 1 as their Q8_0 blocks; 0 re-quantized" in result.stderr
+    assert "210 weight matrices as their Q4_1 blocks, 1 as their Q8_0 blocks; 0 re-quantized" in result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["weights"]["exact_blocks"] == {"q4_1": 150, "q8_0": 1}
+    assert manifest["weights"]["exact_blocks"] == {"q4_1": 210, "q8_0": 1}
     assert manifest["weights"]["requantized"] == 0
     # re-rounding these weights onto a new 4-bit grid kept 66-79%; the blocks themselves keep ~97%
     assert manifest["quality"]["top1_agreement"] >= 0.95

@@ -74,3 +74,15 @@ def test_kept_grids_compute_the_same_products_in_onnx_runtime(type_name: str, ac
     expected = x @ grid.dequantize().T
     got = session.run(None, {"x": x})[0]
     assert np.abs(got - expected).max() <= tolerance * np.abs(expected).max()
+
+
+def test_int4_tables_follow_their_source_bits() -> None:
+    """In int4 an embedding or lm_head that the GGUF already rounded to 5-6 bits goes to 4 bits (the
+    lm_head MatMul reads half the bytes); an 8-bit or float table keeps 8 bits, exactly where it can."""
+    assert plan("Q6_K", "int4", "table") == (False, 4, 32)
+    assert plan("Q5_0", "int4", "table") == (False, 4, 32)
+    assert plan("Q4_K", "int4", "table") == (True, 4, 32)
+    assert plan("Q8_0", "int4", "table") == (True, 8, 32)
+    assert plan("F16", "int4", "table") == (False, 8, 32)
+    assert plan("F32", "int4", "table") == (False, 8, 32)
+    assert plan("Q6_K", "int8", "table") == (False, 8, 32)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from pgpt.bench.synthetic_gguf import GGUFModel, Vocabulary, train_vocabulary, write_gguf
@@ -64,11 +65,15 @@ def test_int4_keeps_4_bit_kquants_exactly_and_names_what_it_rounded(kquant_gguf:
     assert tensors["model.embed_tokens.weight"] == "q4_k kept exactly (4-bit blocks of 32)"
     assert tensors["model.layers.1.mlp.down_proj.weight"] == "q6_k re-rounded to 4-bit blocks of 32"
     assert tensors["model.layers.1.self_attn.o_proj.weight"] == "q5_k re-rounded to 4-bit blocks of 32"
-    assert tensors["lm_head.weight"] == "q6_k re-rounded to 8-bit blocks of 32"
+    assert tensors["lm_head.weight"] == "q6_k re-rounded to 4-bit blocks of 32"  # a Q8_0 table would keep 8 bits
     # q/k/v stay three MatMuls (Q3_K's blocks of 16 cannot stack with blocks of 32); per layer q and
     # gate keep Q4_K, k keeps Q3_K, v, o, up and down are re-rounded; lm_head too
     assert weights["exact_blocks"] == {"q4_k": 4, "q3_k": 2} and weights["requantized"] == 9
-    assert any("4 MatMuls as their Q4_K blocks, 2 as their Q3_K blocks; 9 re-quantized" in line for line in lines)
+    # gate (Q4_K, kept) and up (re-rounded) share a layout: one MatMulNBits reads both, split after
+    nodes = {n.name: n.op_type for n in onnx.load(str(info.path / "model.onnx"), load_external_data=False).graph.node}
+    assert nodes["layers.0.gate_up_proj"] == "MatMulNBits" and "layers.0.gate_up_split" in nodes
+    assert "layers.0.gate_proj" not in nodes and "layers.0.up_proj" not in nodes
+    assert any("4 weight matrices as their Q4_K blocks, 2 as their Q3_K blocks; 9 re-quantized" in line for line in lines)
     assert abs(info.manifest["quality"]["perplexity_ratio"] - 1) < 0.02
 
 
