@@ -7,8 +7,8 @@ Q4_1, Q4_K (and Q2_K) have a real minimum per block, so the node gets the zero p
 block sums (a float zero point made ONNX Runtime 1.31 dequantize the whole matrix on every call,
 15x slower). Wider tensors (Q5/Q6/Q8, fp16/fp32) are re-rounded to 4 bits, except an embedding
 or output projection stored with 8 bits or more (Q8_0, fp16/fp32), which keeps 8 bits. int8 keeps
-symmetric grids of 32 (Q8_0, Q4_0, Q5_0) exactly and re-rounds the rest to 8 bits. What became of each tensor is recorded for the
-manifest.
+symmetric grids of 32 (Q8_0, Q4_0, Q5_0) exactly and re-rounds the rest to 8 bits. What became of
+each tensor is recorded for the manifest.
 
 Embeddings are read by ``GatherBlockQuantized`` from the same blocks; a tied lm_head's
 MatMulNBits reads the very same initializer, so the table is stored once.

@@ -49,7 +49,8 @@ def test_a_tiny_run_exports_to_int4_reports_and_cleans_up(tmp_path: Path) -> Non
     assert export["exit_code"] == 0, export.get("error")
     assert report["gguf"]["bytes"] > 0 and export["peak_rss_gb"] > 0.1
     assert {"load", "export", "validate"} <= set(export["stages_s"])
-    assert export["exact_blocks"] == {"q4_0": 10, "q8_0": 1} and export["requantized"] == 0
+    # 2 layers x 7 weight matrices (q, k, v, o, gate, up, down) as their Q4_0 blocks, lm_head its Q8_0
+    assert export["exact_blocks"] == {"q4_0": 14, "q8_0": 1} and export["requantized"] == 0
     # embedding and output have the padded 600 x 64 shape
     assert export["parameters"] == 2 * 600 * 64 + 2 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 64 * 128 + 2 * 64) + 64
     assert 0 < export["files_mb"] <= export["peak_disk_mb"] and export["quality"]["positions"] > 1000

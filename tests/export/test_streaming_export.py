@@ -70,7 +70,8 @@ def test_int4_keeps_4_bit_kquants_exactly_and_names_what_it_rounded(kquant_gguf:
     # gate keep Q4_K, k keeps Q3_K, v, o, up and down are re-rounded; lm_head too
     assert weights["exact_blocks"] == {"q4_k": 4, "q3_k": 2} and weights["requantized"] == 9
     # gate (Q4_K, kept) and up (re-rounded) share a layout: one MatMulNBits reads both, split after
-    nodes = {n.name: n.op_type for n in onnx.load(str(info.path / "model.onnx"), load_external_data=False).graph.node}
+    graph = onnx.load(str(info.path / "model.onnx"), load_external_data=False).graph
+    nodes = {n.name: n.op_type for n in graph.node}
     assert nodes["layers.0.gate_up_proj"] == "MatMulNBits" and "layers.0.gate_up_split" in nodes
     assert "layers.0.gate_proj" not in nodes and "layers.0.up_proj" not in nodes
     assert any("4 weight matrices as their Q4_K blocks, 2 as their Q3_K blocks; 9 re-quantized" in line for line in lines)
