@@ -46,7 +46,7 @@ class Blocks:
     data: np.ndarray  # (N, K / block, block * bits / 8) uint8; the zero point is 2 ** (bits - 1)
     scale: np.ndarray  # (N, K / block) float32
     offset: np.ndarray | None  # (N, K / block) float32, added as offset * block sum of the input
-    kept: str = ""  # the GGUF type whose grid these blocks hold exactly ("" when re-rounded)
+    kept: str = ""  # the GGUF type whose grid these blocks hold exactly ("" when re-rounded or stacked)
     parts: tuple[str, ...] = ()  # ``kept`` of each matrix stacked in here (empty: one matrix)
 
     @property
@@ -131,10 +131,9 @@ def stack(parts: list[Blocks]) -> Blocks:
     offset = None
     if any(p.offset is not None for p in parts):
         offset = np.concatenate([p.offset if p.offset is not None else np.zeros_like(p.scale) for p in parts])
-    kinds = {p.kept for p in parts}
     matrices = tuple(kind for p in parts for kind in p.matrices)
     return Blocks(first.bits, first.block, np.concatenate([p.data for p in parts]),
-                  np.concatenate([p.scale for p in parts]), offset, kinds.pop() if len(kinds) == 1 else "", matrices)
+                  np.concatenate([p.scale for p in parts]), offset, parts=matrices)
 
 
 class LinearWriter:
