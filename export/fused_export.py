@@ -40,8 +40,11 @@ def fused_spec(config: Any, weights: WeightSource) -> DecoderSpec:
 
 
 def write_fused(spec: DecoderSpec, config: Any, weights: WeightSource, out: Path, dtype: str,
-                report: Any) -> dict[str, Any]:
-    """``out/model.onnx`` (+ its data file) in ``dtype``; returns how the weights were written."""
+                report: Any, wide: bool = False) -> dict[str, Any]:
+    """``out/model.onnx`` (+ its data file) in ``dtype``; returns how the weights were written.
+
+    ``wide`` (int4): GGUF tensors with 5-8-bit grids keep 8 bits (``linear_weights.plan``).
+    """
     from pgpt.export.fused_graph import count_tensors, graph_io, write_graph
     from pgpt.export.linear_weights import LinearWriter
     from pgpt.export.onnx_writer import ByteProgress, GraphWriter
@@ -49,7 +52,7 @@ def write_fused(spec: DecoderSpec, config: Any, weights: WeightSource, out: Path
     report("export", f"writing the fused ONNX graph tensor by tensor ({spec.layers} layers, {dtype})")
     graph = GraphWriter(out)
     progress = ByteProgress(report, "export", weights.stored_bytes(), count_tensors(spec, weights))
-    linear = LinearWriter(graph, weights, "fp32" if dtype == "fp16" else dtype, progress)
+    linear = LinearWriter(graph, weights, "fp32" if dtype == "fp16" else dtype, progress, wide)
     try:
         with report.heartbeat("export", progress.waiting_line):
             write_graph(spec, config, linear)
@@ -63,15 +66,16 @@ def write_fused(spec: DecoderSpec, config: Any, weights: WeightSource, out: Path
         return {}
     summary = {"method": METHODS[dtype], "exact_blocks": dict(sorted(linear.kept.items())),
                "requantized": linear.requantized, "tensors": dict(sorted(linear.record.items()))}
-    report("quantize", blocks_line(linear.kept, linear.requantized, dtype))
+    if dtype == "int4":  # how many 5-8-bit GGUF matrices went to 4 bits (0 after a wide retry)
+        summary["narrowed_to_4bit"] = linear.narrowed
+    report("quantize", blocks_line(linear.kept, linear.requantized, "4 or 8" if wide else dtype.removeprefix("int")))
     return summary
 
 
-def blocks_line(kept: dict[str, int], requantized: int, dtype: str) -> str:
+def blocks_line(kept: dict[str, int], requantized: int, bits: str) -> str:
     """``210 weight matrices as their Q4_1 blocks, 1 as their Q8_0 blocks; 0 re-quantized (...)``."""
     counts = sorted(kept.items(), key=lambda item: -item[1])
     parts = [f"{n} as their {kind.upper()} blocks" for kind, n in counts] or ["0 as GGUF blocks"]
-    bits = dtype.removeprefix("int")
     return f"{parts[0].replace(' as', ' weight matrices as', 1)}{''.join(', ' + p for p in parts[1:])}; " \
            f"{requantized} re-quantized (MatMulNBits {bits}-bit, block 32, symmetric)"
 

@@ -60,21 +60,29 @@ class Blocks:
         return self.data.shape[0], self.data.shape[1] * self.block
 
 
-def plan(type_name: str, dtype: str, role: str) -> tuple[bool, int, int]:
+def plan(type_name: str, dtype: str, role: str, wide: bool = False) -> tuple[bool, int, int]:
     """(keep the GGUF grid exactly?, bits, block) for one tensor of ``type_name``.
 
-    ``role`` is ``linear`` (a layer's projection) or ``table`` (embedding, lm_head).
+    ``role`` is ``linear`` (a layer's projection) or ``table`` (embedding, lm_head). ``wide``
+    (int4 only): a tensor whose GGUF grid has 5-8 bits keeps 8 bits instead of going to 4 (the
+    export's second try when the first fails the quality check, see ``narrowed``).
     """
     bits, block, symmetric = GRID_LAYOUTS.get(type_name, (0, BLOCK, True))
     if dtype == "int4":
         if 0 < bits <= 4:
             return True, 4, block
-        target = 8 if role == "table" and not 0 < bits <= TABLE_4BIT_FROM else 4
+        target = 8 if (wide and bits > 4) or (role == "table" and not 0 < bits <= TABLE_4BIT_FROM) else 4
     else:
         target = 8
     if target == 8 and 0 < bits <= 8 and block == BLOCK and symmetric:
         return True, 8, BLOCK
     return False, target, BLOCK
+
+
+def narrowed(type_name: str, dtype: str, role: str) -> bool:
+    """Whether int4 re-rounds this GGUF tensor from a 5-8-bit grid to 4 bits (what ``wide`` undoes)."""
+    bits = GRID_LAYOUTS.get(type_name, (0, BLOCK, True))[0]
+    return bits > 4 and plan(type_name, dtype, role)[1] == 4
 
 
 def pack_codes(codes: np.ndarray, bits: int, block: int) -> np.ndarray:
@@ -139,8 +147,11 @@ def stack(parts: list[Blocks]) -> Blocks:
 class LinearWriter:
     """Writes the weights of one graph in one dtype (fp32, int8 or int4) and the nodes that read them."""
 
-    def __init__(self, graph: GraphWriter, source: WeightSource, dtype: str, progress: ByteProgress) -> None:
+    def __init__(self, graph: GraphWriter, source: WeightSource, dtype: str, progress: ByteProgress,
+                 wide: bool = False) -> None:
         self.graph, self.source, self.dtype, self.progress = graph, source, dtype, progress
+        self.wide = wide  # see plan()
+        self.narrowed = 0  # matrices int4 re-rounded from a 5-8-bit grid to 4 bits
         self.record: dict[str, str] = {}  # source tensor -> what became of it
         self.kept: dict[str, int] = {}  # GGUF type -> weight matrices read as exactly its blocks
         self.requantized = 0  # weight matrices read from a new grid (a tied lm_head counts again)
@@ -166,13 +177,15 @@ class LinearWriter:
         """Whether these weights share one block layout in this dtype, so ``matmul`` can stack them."""
         if self.dtype == "fp32":
             return True
-        return len({plan(self._info_type(n), self.dtype, "linear")[1:] for n in names}) == 1
+        return len({plan(self._info_type(n), self.dtype, "linear", self.wide)[1:] for n in names}) == 1
 
     def _blocks(self, name: str, role: str) -> Blocks:
         """The tensor as blocks for this dtype, recording how they were made."""
         type_name = self._info_type(name)
         self.progress.working_on(name, self.source.info(name).size)  # type: ignore[union-attr]
-        keep, bits, _ = plan(type_name, self.dtype, role)
+        keep, bits, _ = plan(type_name, self.dtype, role, self.wide)
+        if not self.wide and narrowed(type_name, self.dtype, role):
+            self.narrowed += 1
         grid = self.source.grid(name)
         if keep and grid is not None:
             blocks = blocks_from_grid(grid, bits, type_name.lower())

@@ -7,7 +7,7 @@ import pytest
 
 from pgpt.bench.synthetic_gguf import random_blocks
 from pgpt.export.gguf_quants import GRID_LAYOUTS, GRID_TYPES, decode_grid
-from pgpt.export.linear_weights import blocks_from_grid, plan
+from pgpt.export.linear_weights import blocks_from_grid, narrowed, plan
 
 
 @pytest.mark.parametrize("type_name", GRID_TYPES)
@@ -86,3 +86,16 @@ def test_int4_tables_follow_their_source_bits() -> None:
     assert plan("F16", "int4", "table") == (False, 8, 32)
     assert plan("F32", "int4", "table") == (False, 8, 32)
     assert plan("Q6_K", "int8", "table") == (False, 8, 32)
+
+
+def test_int4_wide_keeps_5_to_8_bit_grids_at_8_bits() -> None:
+    """The int4 export's second try (``wide``, after a failed quality check): a 5-8-bit GGUF grid
+    keeps 8 bits, exactly where MatMulNBits can express it; 4-bit grids and float weights do not change."""
+    assert plan("Q5_0", "int4", "linear") == (False, 4, 32) and narrowed("Q5_0", "int4", "linear")
+    assert plan("Q5_0", "int4", "linear", wide=True) == (True, 8, 32)
+    assert plan("Q8_0", "int4", "linear", wide=True) == (True, 8, 32)
+    assert plan("Q6_K", "int4", "linear", wide=True) == (False, 8, 32)  # blocks of 16 with mins: re-rounded
+    assert plan("Q6_K", "int4", "table", wide=True) == (False, 8, 32)
+    assert plan("Q4_K", "int4", "linear", wide=True) == (True, 4, 32)
+    assert plan("F32", "int4", "linear", wide=True) == (False, 4, 32) and not narrowed("F32", "int4", "linear")
+    assert not narrowed("Q4_K", "int4", "linear") and not narrowed("Q8_0", "int4", "table")
