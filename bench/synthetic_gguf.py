@@ -103,6 +103,7 @@ class GGUFModel:
     window_pattern: int = 0  # Gemma 3: every Nth layer is global
     tied: bool = False
     seed: int = 0
+    chat_template: bool = True  # False: a base model's file (no template; its tokenizer adds BOS)
     std: float = 0.02  # spread of the matrices' weights (the embedding's is 2.5x)
 
     def type_of(self, kind: str) -> str:
@@ -218,5 +219,6 @@ def _metadata(writer: object, model: GGUFModel, vocabulary: Vocabulary) -> None:
         w.add_token_merges(vocabulary.merges)  # type: ignore[attr-defined]
     w.add_bos_token_id(vocabulary.special["<bos>" if gemma else "<|endoftext|>"])  # type: ignore[attr-defined]
     w.add_eos_token_id(vocabulary.special["<end_of_turn>" if gemma else "<|im_end|>"])  # type: ignore[attr-defined]
-    w.add_add_bos_token(False)  # type: ignore[attr-defined]
-    w.add_chat_template(GEMMA_TEMPLATE if gemma else CHAT_TEMPLATE)  # type: ignore[attr-defined]
+    w.add_add_bos_token(not model.chat_template)  # type: ignore[attr-defined]
+    if model.chat_template:
+        w.add_chat_template(GEMMA_TEMPLATE if gemma else CHAT_TEMPLATE)  # type: ignore[attr-defined]

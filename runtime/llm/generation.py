@@ -84,6 +84,9 @@ class LanguageModel:
             key: token_text(tok_config.get(key))
             for key in ("bos_token", "eos_token", "pad_token", "unk_token")
         }
+        # Without a chat template (a base model's GGUF) the plain prompt still needs the BOS token
+        # its tokenizer adds; templates place it themselves. Gemma 3 270M without it: "</h2><h2>".
+        self.plain_prefix = self.special_tokens["bos_token"] if tok_config.get("add_bos_token") else ""
         eos = gen_config.get("eos_token_id", config.get("eos_token_id"))
         ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         eos_id = self.tokenizer.token_to_id(self.special_tokens["eos_token"] or "")
@@ -96,7 +99,7 @@ class LanguageModel:
         """Render the chat template (sandboxed) into the prompt text."""
         if self.chat_template:
             return render_chat(self.chat_template, messages, self.special_tokens)
-        return "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
+        return self.plain_prefix + "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (the template already placed the special tokens)."""

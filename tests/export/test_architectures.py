@@ -105,3 +105,42 @@ def test_gemma_chat_template_without_a_system_role(vocabulary: Vocabulary, tmp_p
                                   {"role": "user", "content": "What is ONNX?"}])
     assert prompt.endswith("<start_of_turn>user\nAnswer briefly.\n\nWhat is ONNX?<end_of_turn>\n<start_of_turn>model\n")
     assert "system" not in prompt
+
+
+def test_a_model_without_a_chat_template_still_gets_its_bos_token(vocabulary: Vocabulary, tmp_path: Path) -> None:
+    """A base model's GGUF has no chat template: the plain prompt starts with the BOS token its
+    tokenizer adds (Gemma reads markup-like garbage without it), and with none where it adds none."""
+    import json
+
+    path = write_gguf(tmp_path / "gemma.gguf", MODELS["gemma3"], vocabulary)
+    model = LanguageModel(export_model(ExportOptions(source=str(path), output=tmp_path / "out")), provider="cpu")
+    base = tmp_path / "base"
+    shutil.copytree(model.info.path, base)
+    (base / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((base / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    for adds_bos, expected in ((True, "<bos>user: Hi\nassistant:"), (False, "user: Hi\nassistant:")):
+        config["add_bos_token"] = adds_bos
+        (base / "tokenizer_config.json").write_text(json.dumps(config))
+        model._load_configs(base)
+        prompt = model.render_prompt([{"role": "user", "content": "Hi"}])
+        assert prompt == expected
+    config["add_bos_token"] = True
+    (base / "tokenizer_config.json").write_text(json.dumps(config))
+    model._load_configs(base)
+    assert model.tokenize(model.render_prompt([{"role": "user", "content": "Hi"}]))[0] == vocabulary.special["<bos>"]
+
+
+def test_a_gguf_without_a_chat_template_is_exported_and_named_a_base_model(vocabulary: Vocabulary,
+                                                                            tmp_path: Path) -> None:
+    import dataclasses
+
+    path = write_gguf(tmp_path / "base.gguf", dataclasses.replace(MODELS["gemma3"], chat_template=False), vocabulary)
+    lines: list[str] = []
+    info = export_model(ExportOptions(source=str(path), output=tmp_path / "out"),
+                        progress=lambda stage, line: lines.append(line))
+    assert any("has no chat template: probably a base model" in line for line in lines)
+    model = LanguageModel(info, provider="cpu")
+    prompt = model.render_prompt([{"role": "user", "content": "Hi"}])
+    assert prompt == "<bos>user: Hi\nassistant:"
+    assert model.tokenize(prompt)[0] == vocabulary.special["<bos>"]
