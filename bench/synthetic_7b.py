@@ -54,10 +54,12 @@ def padded_vocabulary(size: int) -> Vocabulary:
 
 
 def disk_needed(model: GGUFModel, vocab: int) -> int:
-    """Bytes the run needs free: the GGUF, the 1.0 byte per weight that pgpt-export's own disk
-    check asks for int4 (``pipeline.FUSED_DISK_PER_WEIGHT``), and 1 GB to spare."""
+    """Bytes the run needs free: the GGUF, what pgpt-export's own disk check asks for int4
+    (``pipeline.FUSED_DISK_PER_WEIGHT``), and 1 GB to spare."""
+    from pgpt.export.pipeline import FUSED_DISK_PER_WEIGHT
+
     weights, gguf_bytes = stored_bytes(model, vocab)
-    return int(gguf_bytes + weights * 1.0 + 1 * GB)
+    return int(gguf_bytes + weights * FUSED_DISK_PER_WEIGHT["int4"] + 1 * GB)
 
 
 def run_export(gguf: Path, cache: Path) -> dict[str, Any]:

@@ -30,7 +30,9 @@ from pgpt.runtime.versions import can_publish, publish_version
 DTYPES = ("fp32", "fp16", "int8", "int4")
 GRAPHS = ("auto", "fused", "optimum")
 EXPORT_DISK_FACTOR = 1.6  # work files at their peak, per byte of fp32 weights (see export_space_needed)
-FUSED_DISK_PER_WEIGHT = {"int8": 1.4, "int4": 1.0}
+# int4 asks as much as int8: an 8-bit table, or the second try with 5-8-bit blocks at 8 bits
+# (causal_lm._retry_wide), writes up to int8's size (Gemma 3 270M Q4_K_M: 1.28 and 1.42 B/weight).
+FUSED_DISK_PER_WEIGHT = {"int8": 1.4, "int4": 1.4}
 COPIED_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                 "generation_config.json", "config.json")
 Progress = Callable[[str, str], None]
@@ -180,11 +182,11 @@ def export_space_needed(source: ModelSource, dtype: str = "fp32", graph: str = "
     """Bytes an export of ``source`` may write at its peak.
 
     int8/int4 fused exports without a prefill graph write their weights once, already quantized:
-    1.4 / 1.0 bytes per weight is above what they use (1.13 / 0.75 plus the rotary tables); with
-    one (``prefill_graph.MAX_PARAMETERS``) an fp32 graph is written first. Everything else gets
-    1.6x the weights in fp32: the peak under the target, measured on SmolLM2-135M (538 MB in
-    fp32) for every dtype and graph, ran from 0.33 GB (fused fp16) to 0.77 GB (Optimum's fp16,
-    which writes fp32 first), at most 1.43x.
+    1.4 bytes per weight and 50 MB are above what they use (int8 1.13, int4 0.75-1.42 bytes per
+    weight, plus the rotary tables); with one (``prefill_graph.MAX_PARAMETERS``) an fp32 graph is
+    written first. Everything else gets 1.6x the weights in fp32: the peak under the target,
+    measured on SmolLM2-135M (538 MB in fp32) for every dtype and graph, ran from 0.33 GB (fused
+    fp16) to 0.77 GB (Optimum's fp16, which writes fp32 first), at most 1.43x.
     """
     parameters = source.parameters or safetensors_parameters(source.folder)
     from pgpt.export.prefill_graph import MAX_PARAMETERS
