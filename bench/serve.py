@@ -65,6 +65,14 @@ class ServeBenchOptions:
     model: str = ""
     documents: bool = True
 
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.engines if e not in ENGINES]
+        if unknown:  # before: any name but pgpt silently ran llama.cpp
+            from pgpt.runtime.errors import ConfigError
+
+            raise ConfigError(f"Unknown engine {', '.join(unknown)} for bench-serve.",
+                              hint=f"Choose from {', '.join(ENGINES)}.")
+
 
 @dataclass
 class _Result:

@@ -18,6 +18,14 @@ def test_percentiles_are_nearest_rank() -> None:
     assert _percentile([float(n) for n in range(1, 21)], 100) == 20.0
 
 
+def test_an_unknown_engine_is_refused_with_the_known_ones() -> None:
+    from pgpt.runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Unknown engine vllm") as caught:
+        ServeBenchOptions(engines=("pgpt", "vllm"))
+    assert caught.value.hint == "Choose from pgpt, llama.cpp."
+
+
 @pytest.mark.slow
 def test_a_short_run_against_a_real_server(settings: Settings) -> None:
     options = ServeBenchOptions(clients=(1, 2), rounds=1, new_tokens=8, parallel=2)
