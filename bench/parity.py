@@ -35,12 +35,14 @@ DOCUMENT = Path(__file__).parent / "data" / "manuals" / "lgpl-2.1.txt"
 
 
 def torch_reference(gguf: Path) -> Any:
-    """transformers' float32 model of the GGUF (dequantized by transformers itself), eager attention."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    """transformers' float32 model of the GGUF (dequantized by transformers itself), eager
+    attention: the export's own loader (``causal_lm.load_torch_model``), the file parsed once."""
+    from pgpt.export.causal_lm import load_torch_model
+    from pgpt.export.gguf_loading import fast_gguf_reading
+    from pgpt.export.sources import gguf_source
 
-    return AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
-                                                attn_implementation="eager").eval()
+    with fast_gguf_reading():
+        return load_torch_model(gguf_source(gguf), trust_remote_code=False)
 
 
 def reference_outputs(reference: Any, ids: list[int], prompts: list[list[int]], new_tokens: int) -> dict[str, Any]:

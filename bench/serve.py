@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgpt.runtime.errors import ConfigError
 from pgpt.runtime.footprint import DEFAULT_CONTEXT
 from pgpt.runtime.settings import Settings
 
@@ -68,8 +69,6 @@ class ServeBenchOptions:
     def __post_init__(self) -> None:
         unknown = [e for e in self.engines if e not in ENGINES]
         if unknown:  # before: any name but pgpt silently ran llama.cpp
-            from pgpt.runtime.errors import ConfigError
-
             raise ConfigError(f"Unknown engine {', '.join(unknown)} for bench-serve.",
                               hint=f"Choose from {', '.join(ENGINES)}.")
 
