@@ -41,7 +41,6 @@ def quantize_matmuls(model: Any, keep_fp32: Callable[[str], bool] = lambda name:
     quantized_inputs: dict[str, bool] = {}  # activation -> quantized per row
     replaced: set[str] = set()
     nodes, count = [], 0
-    widths: tuple[set[int], set[int]] = (set(), set())  # K and N of the MatMuls with rows quantized
     for node in graph.node:
         weight = matmul_weight(node, weights)
         if weight is None or keep_fp32(node.name):
@@ -52,11 +51,7 @@ def quantize_matmuls(model: Any, keep_fp32: Callable[[str], bool] = lambda name:
         if quantized_inputs.get(activation, rows) != rows:  # both would write the same code tensor
             raise ValueError(f"{activation} feeds MatMuls quantized per row and per tensor")
         if rows and activation not in quantized_inputs:
-            readers = [(n.input[1], weights[n.input[1]].dims[1]) for n in graph.node
-                       if n.input[:1] == [activation] and matmul_weight(n, weights) is not None]
-            widths[0].add(weight.dims[0])
-            widths[1].update(n for _, n in readers)
-            nodes.extend(row_quantize(activation, f"{node.name}_quantize_input", weight.dims[0], readers))
+            nodes.extend(row_quantize(activation, f"{node.name}_quantize_input"))
         elif activation not in quantized_inputs:
             nodes.append(helper.make_node("DynamicQuantizeLinear", [activation],
                                           [f"{activation}_q", f"{activation}_q_scale", f"{activation}_q_zero"],
@@ -70,8 +65,8 @@ def quantize_matmuls(model: Any, keep_fp32: Callable[[str], bool] = lambda name:
             replaced.add(base)
         nodes.extend(_integer_matmul(node, activation, base, rows))
         count += 1
-    if widths[0]:
-        graph.initializer.extend(_row_constants(widths))
+    if any(quantized_inputs.values()):
+        graph.initializer.extend(_row_constants())
     replace_nodes(model, nodes, replaced)
     return count
 
@@ -93,17 +88,19 @@ def _integer_matmul(node: Any, activation: str, base: str, rows: bool) -> list[A
                              name=f"{name}_row_scale"),
             helper.make_node("Mul", [f"{name}_rows", f"{base}_int8_scale"], [f"{name}_flat"],
                              name=f"{name}_column_scale"),
-            helper.make_node("Reshape", [f"{name}_flat", f"{activation}_out_shape_{base}"], list(node.output),
+            helper.make_node("Reshape", [f"{name}_flat", f"{activation}_out_shape"], list(node.output),
                              name=f"{name}_unflatten")]
 
 
 ROW_ZERO = "int8_row_zero"  # uint8 128: a row's codes are its values / scale + 128, in 1..255
+ROW_LAST = "int8_row_last"  # [-1]: the last index, axis or dimension
 
 
-def row_quantize(x: str, name: str, k: int, columns: list[tuple[str, int]]) -> list[Any]:
+def row_quantize(x: str, name: str) -> list[Any]:
     """Nodes that quantize ``x`` (..., K), flattened to (rows, K), to uint8 codes ``{x}_q`` with
     one scale per row, ``{x}_q_scale`` (rows,) = max|row| / 127, symmetric around 128
-    (``ROW_ZERO``); and ``{x}_out_shape_{weight}``, x's shape with K replaced by each weight's N.
+    (``ROW_ZERO``); and ``{x}_out_shape``, x's leading dimensions and -1, to give a product of
+    the codes x's shape back.
 
     Why: ``DynamicQuantizeLinear``'s one scale for the whole tensor lets one loud token coarsen
     every other one. The input of a SwiGLU ``down_proj`` has such tokens (the first one of a
@@ -115,34 +112,29 @@ def row_quantize(x: str, name: str, k: int, columns: list[tuple[str, int]]) -> l
     def node(op: str, inputs: list[str], output: str, **attributes: Any) -> Any:
         return helper.make_node(op, inputs, [output], name=f"{name}_{output[len(x) + 1:]}", **attributes)
 
-    nodes = [node("Shape", [x], f"{x}_shape"),
-             node("Slice", [f"{x}_shape", "int8_row_zero_index", "int8_row_last_index"], f"{x}_lead"),
-             node("Reshape", [x, f"int8_row_flat_{k}"], f"{x}_flat"),
-             node("Abs", [f"{x}_flat"], f"{x}_abs"),
-             node("ReduceMax", [f"{x}_abs"], f"{x}_rowmax", axes=[-1], keepdims=0),
-             node("Max", [f"{x}_rowmax", "int8_row_tiny"], f"{x}_rowmaxed"),
-             node("Div", [f"{x}_rowmaxed", "int8_row_levels"], f"{x}_q_scale"),
-             node("Unsqueeze", [f"{x}_q_scale", "int8_row_last_axis"], f"{x}_q_scale_column"),
-             node("Shape", [f"{x}_q_scale"], f"{x}_rows"),
-             helper.make_node("ConstantOfShape", [f"{x}_rows"], [f"{x}_q_zeros"], name=f"{name}_zeros",
-                              value=helper.make_tensor("zero", TensorProto.UINT8, [1], [128])),
-             node("QuantizeLinear", [f"{x}_flat", f"{x}_q_scale", f"{x}_q_zeros"], f"{x}_q", axis=0)]
-    for weight, n in columns:
-        nodes.append(node("Concat", [f"{x}_lead", f"int8_row_width_{n}"], f"{x}_out_shape_{weight}", axis=0))
-    return nodes
+    return [node("Shape", [x], f"{x}_shape"),
+            node("Slice", [f"{x}_shape", "int8_row_zero_index", ROW_LAST], f"{x}_lead"),
+            node("Concat", [f"{x}_lead", ROW_LAST], f"{x}_out_shape", axis=0),
+            node("Flatten", [x], f"{x}_flat", axis=-1),
+            node("Abs", [f"{x}_flat"], f"{x}_abs"),
+            node("ReduceMax", [f"{x}_abs"], f"{x}_rowmax", axes=[-1], keepdims=0),
+            node("Max", [f"{x}_rowmax", "int8_row_tiny"], f"{x}_rowmaxed"),
+            node("Div", [f"{x}_rowmaxed", "int8_row_levels"], f"{x}_q_scale"),
+            node("Unsqueeze", [f"{x}_q_scale", ROW_LAST], f"{x}_q_scale_column"),
+            node("Shape", [f"{x}_q_scale"], f"{x}_rows"),
+            helper.make_node("ConstantOfShape", [f"{x}_rows"], [f"{x}_q_zeros"], name=f"{name}_zeros",
+                             value=helper.make_tensor("zero", TensorProto.UINT8, [1], [128])),
+            node("QuantizeLinear", [f"{x}_flat", f"{x}_q_scale", f"{x}_q_zeros"], f"{x}_q", axis=0)]
 
 
-def _row_constants(widths: tuple[set[int], set[int]]) -> list[Any]:
+def _row_constants() -> list[Any]:
     from onnx import numpy_helper
 
     return [numpy_helper.from_array(np.array(1e-12, np.float32), "int8_row_tiny"),
             numpy_helper.from_array(np.array(127.0, np.float32), "int8_row_levels"),
             numpy_helper.from_array(np.array(128, np.uint8), ROW_ZERO),
             numpy_helper.from_array(np.array([0], np.int64), "int8_row_zero_index"),
-            numpy_helper.from_array(np.array([-1], np.int64), "int8_row_last_index"),
-            numpy_helper.from_array(np.array([-1], np.int64), "int8_row_last_axis"),
-            *(numpy_helper.from_array(np.array([n], np.int64), f"int8_row_width_{n}") for n in sorted(widths[1])),
-            *(numpy_helper.from_array(np.array([-1, k], np.int64), f"int8_row_flat_{k}") for k in sorted(widths[0]))]
+            numpy_helper.from_array(np.array([-1], np.int64), ROW_LAST)]
 
 
 def smoothquant_scales(activation_max: np.ndarray, weight_max: np.ndarray, alpha: float) -> np.ndarray:
