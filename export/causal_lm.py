@@ -108,13 +108,15 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     manifest = base_manifest(source, options, "llm", TASK)
     manifest["graph"] = graph
     if graph == "fused":
-        from pgpt.export import prefill_graph
+        from pgpt.export import prefill_graph, prefill_stream
         from pgpt.export.fused_export import measure_fused, write_fused
 
         def write_decoder(wide: bool = False) -> None:
             info = write_fused(spec, config, weights, out, options.dtype, report, wide)
             if info:
                 manifest["weights"] = info
+            if prefill_stream.wanted(options, graph, spec):  # from the decode graph: made again on a retry
+                manifest["prefill"] = prefill_stream.write_streamed_prefill(out, report)
 
         def measure() -> dict[str, Any]:
             return measure_fused(spec, config, weights, out, manifest, options, report)
@@ -191,12 +193,13 @@ def _plan_fused(source: ModelSource, config: Any, options: ExportOptions) -> tup
     from pgpt.export.fused_export import fused_spec, open_weights
     from pgpt.export.memory import check_memory, fused_need
 
-    from pgpt.export.prefill_graph import wanted
+    from pgpt.export import prefill_graph, prefill_stream
 
     weights = open_weights(source, config)
     spec = fused_spec(config, weights)
-    check_memory(fused_need(spec, options.dtype, wanted(options, "fused", spec)), f"{options.name or source.name} to {options.dtype}",
-                 options.max_memory_gb)
+    need = fused_need(spec, options.dtype, prefill_graph.wanted(options, "fused", spec),
+                      prefill_stream.wanted(options, "fused", spec))
+    check_memory(need, f"{options.name or source.name} to {options.dtype}", options.max_memory_gb)
     return weights, spec
 
 

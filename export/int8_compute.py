@@ -63,16 +63,18 @@ def quantize_matmuls(model: Any, keep_fp32: Callable[[str], bool] = lambda name:
             graph.initializer.extend([numpy_helper.from_array(codes, f"{base}_int8"),
                                       numpy_helper.from_array(scale, f"{base}_int8_scale")])
             replaced.add(base)
-        nodes.extend(_integer_matmul(node, activation, base, rows))
+        nodes.extend(integer_matmul(node, activation, base, rows))
         count += 1
     if any(quantized_inputs.values()):
-        graph.initializer.extend(_row_constants())
+        graph.initializer.extend(row_constants())
     replace_nodes(model, nodes, replaced)
     return count
 
 
-def _integer_matmul(node: Any, activation: str, base: str, rows: bool) -> list[Any]:
-    """The int8 product of ``activation``'s codes and weight ``base``'s codes, scaled back to fp32."""
+def integer_matmul(node: Any, activation: str, base: str, rows: bool) -> list[Any]:
+    """Nodes that compute ``node``'s output as the int8 product of ``activation``'s codes (per tensor,
+    or per row with ``rows``) and the codes of weight ``base`` (``{base}_int8``, ``{base}_int8_scale``),
+    scaled back to fp32."""
     from onnx import TensorProto, helper
 
     q, name = f"{activation}_q", node.name
@@ -127,7 +129,8 @@ def row_quantize(x: str, name: str) -> list[Any]:
             node("QuantizeLinear", [f"{x}_flat", f"{x}_q_scale", f"{x}_q_zeros"], f"{x}_q", axis=0)]
 
 
-def _row_constants() -> list[Any]:
+def row_constants() -> list[Any]:
+    """The initializers that ``row_quantize`` and per-row ``integer_matmul`` nodes read (add once)."""
     from onnx import numpy_helper
 
     return [numpy_helper.from_array(np.array(1e-12, np.float32), "int8_row_tiny"),

@@ -54,7 +54,7 @@ class ExportOptions:
     min_cosine: float = 0.99
     name: str = ""
     graph: str = "auto"
-    prefill: str = "auto"  # "none": no int8 prefill graph (see prefill_graph.wanted)
+    prefill: str = "auto"  # "none": no int8 prefill graph; "int8": also above 500M (prefill_stream.wanted)
     max_memory_gb: float = 0.0  # 0: what the machine has available
     keep_versions: int = 3  # versions of a name kept in the model cache (see pgpt.runtime.versions)
 
@@ -183,17 +183,20 @@ def export_space_needed(source: ModelSource, dtype: str = "fp32", graph: str = "
 
     int8/int4 fused exports without a prefill graph write their weights once, already quantized:
     1.4 bytes per weight and 50 MB are above what they use (int8 1.13, int4 0.75-1.42 bytes per
-    weight, plus the rotary tables); with one (``prefill_graph.MAX_PARAMETERS``) an fp32 graph is
-    written first. Everything else gets 1.6x the weights in fp32: the peak under the target,
+    weight, plus the rotary tables), and one byte per weight more with a prefill graph made from
+    them (``--prefill int8`` above ``prefill_graph.MAX_PARAMETERS``); with the calibrated prefill
+    graph (up to that size) an fp32 graph is written first. Everything else gets 1.6x the weights in fp32: the peak under the target,
     measured on SmolLM2-135M (538 MB in fp32) for every dtype and graph, ran from 0.33 GB (fused
     fp16) to 0.77 GB (Optimum's fp16, which writes fp32 first), at most 1.43x.
     """
     parameters = source.parameters or safetensors_parameters(source.folder)
     from pgpt.export.prefill_graph import MAX_PARAMETERS
 
-    with_prefill = prefill == "auto" and parameters <= MAX_PARAMETERS
+    with_prefill = prefill in ("auto", "int8") and parameters <= MAX_PARAMETERS
     if graph != "optimum" and dtype in FUSED_DISK_PER_WEIGHT and not with_prefill:
-        return int(parameters * FUSED_DISK_PER_WEIGHT[dtype]) + 50_000_000
+        # --prefill int8 above that size: one more byte per weight, the prefill graph's int8 codes
+        streamed = parameters if prefill == "int8" else 0
+        return int(parameters * FUSED_DISK_PER_WEIGHT[dtype]) + streamed + 50_000_000
     return int(parameters * 4 * EXPORT_DISK_FACTOR)
 
 

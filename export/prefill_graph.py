@@ -187,9 +187,10 @@ def split_outlier_channels(model: Any, layer: int, down_max: np.ndarray) -> None
 
 
 def wanted(options: Any, graph: str, spec: Any) -> bool:
-    """A prefill graph goes with int8/int4 fused CPU exports of models up to ``MAX_PARAMETERS``
-    (unless --prefill none); not for Gemma 3, whose norms after each block it does not smooth."""
-    return options.prefill == "auto" and graph == "fused" and options.dtype in ("int8", "int4") \
+    """A calibrated prefill graph goes with int8/int4 fused CPU exports of models up to
+    ``MAX_PARAMETERS`` (unless --prefill none); not for Gemma 3, whose norms after each block it
+    does not smooth. Larger models and Gemma 3 get ``prefill_stream``'s with --prefill int8."""
+    return options.prefill in ("auto", "int8") and graph == "fused" and options.dtype in ("int8", "int4") \
         and options.device == "cpu" and spec.weights <= MAX_PARAMETERS and not spec.sandwich_norms
 
 
