@@ -185,9 +185,10 @@ def export_space_needed(source: ModelSource, dtype: str = "fp32", graph: str = "
     1.4 bytes per weight and 50 MB are above what they use (int8 1.13, int4 0.75-1.42 bytes per
     weight, plus the rotary tables), and one byte per weight more with a prefill graph made from
     them (``--prefill int8`` above ``prefill_graph.MAX_PARAMETERS``); with the calibrated prefill
-    graph (up to that size) an fp32 graph is written first. Everything else gets 1.6x the weights in fp32: the peak under the target,
-    measured on SmolLM2-135M (538 MB in fp32) for every dtype and graph, ran from 0.33 GB (fused
-    fp16) to 0.77 GB (Optimum's fp16, which writes fp32 first), at most 1.43x.
+    graph (up to that size) an fp32 graph is written first. Everything else gets 1.6x the weights
+    in fp32: the peak under the target, measured on SmolLM2-135M (538 MB in fp32) for every dtype
+    and graph, ran from 0.33 GB (fused fp16) to 0.77 GB (Optimum's fp16, which writes fp32 first),
+    at most 1.43x.
     """
     parameters = source.parameters or safetensors_parameters(source.folder)
     from pgpt.export.prefill_graph import MAX_PARAMETERS

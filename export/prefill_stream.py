@@ -5,22 +5,21 @@ Why: above ``prefill_graph.MAX_PARAMETERS`` prompts run on the decode graph's ``
 whose ONNX Runtime 1.31 kernel reads a 256-token chunk at about the fp32 rate of the cores. One
 1536 x 8960 matrix times 256 rows on 2 cores (AVX-512 VNNI), measured: 4-bit ``MatMulNBits``
 (accuracy level 4) 115 G multiply-adds/s, 8-bit 126, fp32 ``MatMul`` 103, the int8 GEMM of
-``DynamicQuantizeMatMul`` 366. Qwen2.5-Coder-1.5B int4's 999-token prompt: 13.2 s on the decode
-graph, 5.6 s through this graph.
+``DynamicQuantizeMatMul`` 366 (README, "Prompts at 1.5B", for the whole prompt).
 
 How: the calibrated graph (``prefill_graph``) is built from the whole model in fp32, held about
-three times. This one holds one matrix: each decoder-layer ``MatMulNBits`` (with the Q4_K offset
-MatMul beside it) is dequantized from ``model.onnx.data``, given 7-bit codes per output column
-(``int8_compute.per_column_int8``) and appended to ``prefill.onnx.data``. Activations get one
-scale per token at run time (``int8_compute.row_quantize``), so no calibration pass is needed:
-a per-tensor scale would let one loud token coarsen all the others. Everything else (the
-embedding, norms, attention, ``lm_head``) reads the decode graph's own tensors in
-``model.onnx.data``: stored once.
+three times. This one holds one matrix: each decoder layer's q/k/v, o and gate/up ``MatMulNBits``
+(with the Q4_K offset MatMul beside it) is dequantized from ``model.onnx.data``, given 7-bit
+codes per output column (``int8_compute.per_column_int8``) and appended to
+``prefill.onnx.data``. Activations get one scale per token at run time
+(``int8_compute.row_quantize``), so no calibration pass is needed: a per-tensor scale would let
+one loud token coarsen all the others. Everything else (the embedding, norms, attention,
+``down_proj``, ``lm_head``) reads the decode graph's own tensors in ``model.onnx.data``: stored
+once.
 
-Cost: the codes, about one byte per layer weight on disk and in memory (1.3 GB for the 1.5B
-model). Quality, teacher-forced top-1 against the decode graph over 1047 positions: 92.4% on
-Qwen2.5-Coder-1.5B int4 (perplexity x1.024); 88.7% on SmolLM2-135M, where the calibrated graph
-(93.5%) is used instead.
+Cost: the codes, about one byte per converted weight on disk and in memory (0.93 GB for the 1.5B
+model). Quality (the export's check, against PyTorch): 94.5% top-1, perplexity x1.065, where the
+decode graph has 96.2%, x1.037. On SmolLM2-135M the calibrated graph agrees better and is used.
 """
 
 from __future__ import annotations
@@ -93,8 +92,12 @@ def write_streamed_prefill(folder: Path, report: Any) -> dict[str, Any]:
 
 
 def _plan(graph: Any) -> list[_Matrix]:
-    """The decoder layers' MatMulNBits nodes this graph can rewrite (not lm_head; not one with
-    zero points, which stays as it is and reads the decode graph's blocks)."""
+    """The decoder layers' MatMulNBits nodes this graph rewrites. Left as they are, reading the
+    decode graph's blocks: lm_head, any node with zero points, and ``down_proj``, whose input
+    (SiLU(gate) x up) has channels far louder than the rest, which one scale per token cannot
+    hold (the calibrated graph moves them to fp32; here that would need a calibration pass).
+    Qwen2.5-Coder-1.5B int4, against the decode graph over 1047 positions: down_proj in int8
+    92.4% top-1 (perplexity x1.024), TTFT 5.6 s; left as it is 96.4% (x1.013), TTFT 7.4-8.5 s."""
     readers: dict[str, list[Any]] = {}
     made_by = {out: node for node in graph.node for out in node.output}
     for node in graph.node:
@@ -102,7 +105,8 @@ def _plan(graph: Any) -> list[_Matrix]:
             readers.setdefault(name, []).append(node)
     plan = []
     for node in graph.node:
-        if node.op_type != "MatMulNBits" or not node.name.startswith("layers.") or any(node.input[3:]):
+        if node.op_type != "MatMulNBits" or not node.name.startswith("layers.") or any(node.input[3:]) \
+                or node.name.endswith(".down_proj"):
             continue
         add = next((r for r in readers.get(node.output[0], []) if r.name == f"{node.name}_add_offset"), None)
         if add is None:

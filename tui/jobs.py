@@ -51,17 +51,19 @@ def export_name(repo: str) -> str:
     return repo.split("/")[-1].lower()
 
 
-def export_download(settings: Settings, repo: str, folder: str, dtype: str,
+def export_download(settings: Settings, repo: str, folder: str, dtype: str, prefill: str = "auto",
                     progress: Callable[[str, str], None] | None = None,
                     cancel: threading.Event | None = None) -> tuple[ModelInfo, bool]:
-    """Export a downloaded repo into the model cache; a chat model becomes the active one.
+    """Export a downloaded repo into the model cache (``prefill``: pgpt-export's --prefill); a chat
+    model becomes the active one.
 
     Returns the exported model and whether it became the active chat model.
     """
     from pgpt.export.pipeline import ExportOptions, export_model
     from pgpt.runtime.models import set_active_model
 
-    options = ExportOptions(source=folder, model_cache=settings.model_cache, dtype=dtype, name=export_name(repo))
+    options = ExportOptions(source=folder, model_cache=settings.model_cache, dtype=dtype, name=export_name(repo),
+                            prefill=prefill)
     info = export_model(options, progress=progress, cancel=cancel)
     if info.kind != "llm":
         return info, False

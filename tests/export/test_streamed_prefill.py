@@ -25,15 +25,15 @@ from support import gguf_path
 @pytest.fixture(scope="module")
 def streamed_export(tmp_path_factory: pytest.TempPathFactory) -> ModelInfo:
     """The default model in int4 with --prefill int8, taken as a model over the calibrated graph's
-    size limit. Its gate is 80%: on this 135M model the per-token graph agrees with the decode
-    graph on 88.7% of next tokens (the calibrated graph 93.5%), on Qwen2.5-1.5B on 92.4%."""
+    size limit. Its gate is 80%: this graph is made for larger models, and on the 135M one its
+    calibrated graph (SmoothQuant, outlier channels) agrees better."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(prefill_graph, "MAX_PARAMETERS", 0)
         return export_model(ExportOptions(source=str(gguf_path()), output=tmp_path_factory.mktemp("stream") / "int4",
                                           dtype="int4", prefill="int8", min_agreement=0.8))
 
 
-def test_export_writes_a_checked_prefill_graph_that_shares_the_decode_graphs_tensors(streamed_export: ModelInfo) -> None:
+def test_export_writes_a_checked_prefill_graph_sharing_the_decode_graphs_tensors(streamed_export: ModelInfo) -> None:
     import onnx
 
     manifest = streamed_export.manifest
@@ -45,12 +45,14 @@ def test_export_writes_a_checked_prefill_graph_that_shares_the_decode_graphs_ten
     graph = onnx.load(str(streamed_export.path / "prefill.onnx"), load_external_data=False).graph
     ops = {node.name: node.op_type for node in graph.node}
     assert ops["layers.0.gate_up_proj_int8"] == "MatMulInteger" and ops["lm_head"] == "MatMulNBits"
-    assert "MatMulNBits" not in {op for name, op in ops.items() if name.startswith("layers.")}
+    # down_proj's loud input channels stay on the decode graph's blocks; the rest is int8
+    assert {name for name, op in ops.items() if op == "MatMulNBits"} == {"lm_head"} | {
+        f"layers.{n}.down_proj" for n in range(30)}
     location = {t.name: {e.key: e.value for e in t.external_data}.get("location") for t in graph.initializer}
     # the embedding table and lm_head are read from the decode graph's file: stored once
     assert location["embed_tokens.weight_q8"] == "model.onnx.data"
-    layer_weights = 30 * 576 * (960 + 576 + 2 * 1536 + 1536)  # q/k/v, o, gate/up, down
-    assert files["prefill.onnx.data"] < 1.05 * layer_weights  # 1 byte a layer weight, no table
+    layer_weights = 30 * 576 * (960 + 576 + 2 * 1536)  # q/k/v, o, gate/up (down_proj: shared)
+    assert files["prefill.onnx.data"] < 1.05 * layer_weights  # 1 byte a weight, no table, no down_proj
 
 
 def test_prompts_on_the_streamed_graph_agree_with_the_decode_graph(streamed_export: ModelInfo) -> None:
@@ -82,7 +84,7 @@ def test_the_graph_is_made_one_matrix_at_a_time(streamed_export: ModelInfo, tmp_
     largest = 3072 * 576 * 4
     assert peak < 8 * largest, peak
     assert entry["file"] == "prefill.onnx" and (tmp_path / "prefill.onnx.data").stat().st_size > 50_000_000
-    assert lines[-2].startswith("tensors 120/120"), lines  # q/k/v, o, gate/up and down: 4 products a layer
+    assert lines[-2].startswith("tensors 90/90"), lines  # q/k/v, o and gate/up: 3 products a layer
     original = (streamed_export.path / "prefill.onnx.data").read_bytes()
     assert np.array_equal(np.frombuffer(original, np.uint8), np.fromfile(tmp_path / "prefill.onnx.data", np.uint8))
 

@@ -279,3 +279,31 @@ def test_models_delete_on_the_command_line_refuses_what_is_not_an_export(setting
     assert (settings.model_cache / DEFAULT_EMBEDDER / "manifest.json").is_file()
     listed = tui_cli(own_cache, "models")
     assert "all-minilm" not in listed.stdout and DEFAULT_CHAT in listed.stdout
+
+
+async def test_fast_prompts_export_a_prefill_graph_made_from_the_decode_graph(
+        own_cache: Settings, hub_env: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """^f asks the export for --prefill int8: an int8 or int4 model over 500M parameters gets a prefill
+    graph made from its decode graph's weights (the 135M test model is taken as one here); the check
+    measures it and keeps or drops it as the CLI's export does."""
+    from textual.widgets import Checkbox
+
+    from pgpt.export import prefill_graph
+
+    monkeypatch.setenv("HF_TOKEN", ACCEPTED_TOKEN)
+    monkeypatch.setattr(prefill_graph, "MAX_PARAMETERS", 0)
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        assert screen.prefill == "auto" and "^f fast prompts" in screen_text(pilot)
+        await pilot.press(*GATED, "ctrl+t", "ctrl+f")
+        assert screen.dtype == "int8" and screen.prefill == "int8" and screen.query_one("#prefill", Checkbox).value
+        await pilot.press("ctrl+b")
+        await wait_until(pilot, lambda: "load:" in text_of(screen, "#diagnosis"), 300)
+        await wait_until(pilot, lambda: not screen.busy, 900)
+        assert "smollm2-int8 is ready (int8" in text_of(screen, "#diagnosis")
+        manifest = find_model(own_cache, "smollm2-int8").manifest
+        # measured only where a prefill graph was made: with MAX_PARAMETERS 0, the streamed one
+        measured = manifest["quality"]["prefill"]
+        assert 0.8 <= measured["top1_agreement"] <= 1.0  # kept at 90% and above, dropped below
+        assert measured.get("dropped") or manifest["prefill"]["method"].startswith("dynamic int8 MatMul")

@@ -29,6 +29,9 @@ def add_parsers(sub: Any) -> None:
     download.add_argument("--revision")
     download.add_argument("--export", metavar="DTYPE", choices=("fp32", "fp16", "int8", "int4"),
                           help="then export it with pgpt-export and make it ready to chat with")
+    download.add_argument("--prefill", choices=("auto", "int8", "none"), default="auto",
+                          help="with --export: pgpt-export's --prefill (int8: an int8 prefill graph for models over "
+                          "500M parameters too, prompts about 2x faster for about 1 byte per weight more memory)")
 
 
 def run_token(settings: Any, args: argparse.Namespace) -> int:
@@ -111,14 +114,14 @@ def run_download(settings: Any, args: argparse.Namespace) -> int:
     bar.close()
     print(f"ready: {folder} (every file matches the Hub's checksum)")
     if args.export:
-        return _export(settings, args.repo, str(folder), args.export)
+        return _export(settings, args.repo, str(folder), args.export, args.prefill)
     return 0
 
 
-def _export(settings: Any, repo: str, folder: str, dtype: str) -> int:
+def _export(settings: Any, repo: str, folder: str, dtype: str, prefill: str) -> int:
     from pgpt.tui.jobs import export_download
 
-    info, active = export_download(settings, repo, folder, dtype,
+    info, active = export_download(settings, repo, folder, dtype, prefill,
                                    progress=lambda stage, msg: print(f"{stage:>9}: {msg}", file=sys.stderr))
     if active:
         print(f"ready to chat: {info.name} is the active model (pgpt-tui chat \"...\")")
