@@ -19,8 +19,8 @@ TIP = ("Tip: this is pgpt's small built-in model (SmolLM2-135M): quick, but ofte
        "A 1.5B model answers better and runs on 2 cores and 24 GB: export a Q4_K_M GGUF file (e.g. "
        "Qwen2.5-1.5B-Instruct) with `pgpt-export FILE.gguf --dtype int4` (about 2 minutes; 1.9 GB of memory, "
        "13-17 s a documents answer; add `--prefill int8` for about 10 s at 3.2 GB) and choose it with Enter "
-       "in F3 (Models), which also exports from Hugging Face (^f: fast prompts). F2 (Setup) stores your token and checks the network; F4 adds documents; Ctrl+P lists "
-       "every key.")
+       "in F3 (Models), which also exports from Hugging Face (^f: fast prompts). F2 (Setup) stores your "
+       "token and checks the network; F4 adds documents; Ctrl+P lists every key.")
 
 
 def models_to_prepare(settings: Settings) -> list:  # type: ignore[type-arg]
