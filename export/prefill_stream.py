@@ -88,7 +88,7 @@ def write_streamed_prefill(folder: Path, report: Any) -> dict[str, Any]:
         raise
     report("quantize", f"prefill graph: {writer.written / 1e6:.0f} MB of int8 codes")
     return {"file": FILE_NAME, "method": METHOD, "device": "cpu",
-            "weights": {"embedding": "the decode graph's (shared)", "lm_head": "the decode graph's (shared)"}}
+            "weights": {name: "the decode graph's (shared)" for name in ("embedding", "down_proj", "lm_head")}}
 
 
 def _plan(graph: Any) -> list[_Matrix]:
