@@ -155,6 +155,21 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert "[bold]every[/]" in shown.plain  # the document's brackets shown, not applied
 
 
+async def test_a_documents_question_with_nothing_indexed_says_how_to_add_documents(settings: Settings) -> None:
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        assert app.mode == "chat"
+        await pilot.press("ctrl+r")
+        assert app.mode == "search"
+        await pilot.press(*"launch code", "enter")
+        await pilot.pause(0.2)
+        assert not turns(app) and not app.answering
+        assert app.query_one("#prompt", Input).value == "launch code"  # kept, to ask again later
+        [note] = [n for n in app._notifications if n.title == "No documents"]
+        assert "Nothing is indexed yet" in note.message and "F4" in note.message
+
+
 async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(settings: Settings,
                                                                           tmp_path: Path) -> None:
     from textual.widgets import ProgressBar

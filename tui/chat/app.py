@@ -215,6 +215,11 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         if self.answering:
             self.notify("Still answering; press Esc to stop it first.", severity="warning")
             return
+        if self.mode != "chat" and not self._has_documents():
+            # "Not found" would say the user's documents do not hold it; none were searched.
+            self.notify("Nothing is indexed yet, so there is nothing to answer from. Press F4 (Docs) or "
+                        "Ctrl+O to add documents, or Ctrl+R for Chat.", title="No documents", severity="warning")
+            return
         event.input.clear()
         self._reply_mode = self.mode
         self.conversation.append({"role": "user", "content": question})
@@ -228,6 +233,12 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
             self._set_status("Loading model… the answer starts when it is ready")
         else:
             self._start_answer()
+
+    def _has_documents(self) -> bool:
+        """Whether there is an index to ask (a server's own is not looked at from here)."""
+        from pgpt.runtime.documents.store import index_has_data
+
+        return bool(self.settings.server) or index_has_data(self.settings)
 
     def action_stop(self) -> None:
         """Stop the answer being written; what was written stays, marked (stopped)."""

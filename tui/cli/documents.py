@@ -177,6 +177,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
         finally:
             remote.close()
     else:
+        _require_documents(settings)
         # The chat model loads while the embedder and the index open: both take about 2 s.
         with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
             embedder = default_embedder(settings)
@@ -193,6 +194,18 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
         return 0
     print(describe_answer(stream.result.as_json()))
     return 0
+
+
+def _require_documents(settings: Any) -> None:
+    """Refuse a question when nothing is indexed, before any model loads: "not found" would
+    suggest the user's documents were searched and do not say."""
+    from pgpt.runtime.documents.store import index_has_data
+    from pgpt.runtime.errors import UsageError
+
+    if not index_has_data(settings):
+        raise UsageError(f"Nothing is indexed yet in {settings.home}, so there is nothing to answer from.",
+                         hint="Add documents with `pgpt-tui ingest PATH` (files or folders), or ask the model "
+                              "without documents with `pgpt-tui chat`.")
 
 
 def describe_answer(result: dict[str, Any]) -> str:

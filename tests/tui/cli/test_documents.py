@@ -19,6 +19,15 @@ def tui_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def test_ask_with_nothing_indexed_says_so_instead_of_not_found(settings: Settings) -> None:
+    """"Not found" would tell the user that their documents do not say; none were searched."""
+    refused = tui_cli(settings, "ask", "What is the launch code of project Zephyr?")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "Nothing is indexed yet" in refused.stderr and "pgpt-tui ingest PATH" in refused.stderr
+    searched = tui_cli(settings, "search", "launch code")
+    assert searched.returncode == 0 and "Nothing is indexed yet" in searched.stdout
+
+
 def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
