@@ -1,8 +1,9 @@
 """Split document sections into chunks that fit the embedding model, with overlap.
 
 Chunks follow paragraphs: paragraphs are packed together up to the token limit, a chunk never
-crosses a heading or a PDF page, and a paragraph longer than the limit is cut into overlapping
-windows of words. Each chunk keeps its page, heading trail and character offsets in the
+crosses a heading or a PDF page, and a paragraph longer than the limit is packed from its
+sentences, else its lines (a CSV, a log, one sentence a line), and only a run of text with neither
+is cut into overlapping windows of words. Each chunk keeps its page, heading trail and character offsets in the
 document's text (the sections joined by blank lines).
 """
 
@@ -18,6 +19,9 @@ MAX_TOKENS = 200  # all-MiniLM-L6-v2 reads 256 word pieces; room for [CLS]/[SEP]
 OVERLAP_TOKENS = 32
 MERGE_SECTIONS = True
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# How a paragraph over the limit is split, in order: at sentence ends, then at line breaks.
+_SPLITS = (re.compile(r"(?<=[.!?])\s+"), re.compile(r"\s*\n\s*"))
+Piece = tuple[str, int, int]  # text, start, end (offsets in the section's text)
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def _common_trail(headings: list[str]) -> str:
     return " > ".join(common)
 
 
-def _paragraphs(text: str) -> list[tuple[str, int, int]]:
+def _paragraphs(text: str) -> list[Piece]:
     """(paragraph, start, end) with offsets into ``text``; blank-line separated, stripped."""
     found = []
     position = 0
@@ -103,34 +107,66 @@ def _paragraphs(text: str) -> list[tuple[str, int, int]]:
     return found
 
 
-def _pack(paragraphs: list[tuple[str, int, int]], count_tokens: Callable[[str], int],
-          max_tokens: int, overlap_tokens: int) -> list[tuple[str, int, int]]:
-    """Greedy packing of paragraphs; the last paragraph carries over when it is short (overlap)."""
-    out: list[tuple[str, int, int]] = []
+def _pack(paragraphs: list[Piece], count_tokens: Callable[[str], int], max_tokens: int, overlap_tokens: int,
+          glue: Callable[[list[Piece]], str] | None = None, level: int = 0) -> list[Piece]:
+    """Greedy packing of pieces up to ``max_tokens``; the last piece carries over when it is short
+    (overlap). ``glue`` makes a chunk's text of its pieces (default: paragraphs joined by a blank
+    line); a piece over the limit is split further, from split ``level`` on."""
+    out: list[Piece] = []
     current: list[tuple[str, int, int, int]] = []  # text, start, end, tokens
     for text, start, end in paragraphs:
         tokens = count_tokens(text)
         if tokens > max_tokens:
-            _emit(out, current)
+            _emit(out, current, glue)
             current = []
-            out.extend(_windows(text, start, count_tokens, max_tokens, overlap_tokens))
+            out.extend(_long_paragraph(text, start, count_tokens, max_tokens, overlap_tokens, level))
             continue
         if current and sum(p[3] for p in current) + tokens > max_tokens:
-            _emit(out, current)
+            _emit(out, current, glue)
             tail = current[-1]
             current = [tail] if tail[3] <= overlap_tokens and tail[3] + tokens <= max_tokens else []
         current.append((text, start, end, tokens))
-    _emit(out, current)
+    _emit(out, current, glue)
     return out
 
 
-def _emit(out: list[tuple[str, int, int]], current: list[tuple[str, int, int, int]]) -> None:
+def _emit(out: list[Piece], current: list[tuple[str, int, int, int]],
+          glue: Callable[[list[Piece]], str] | None) -> None:
     if current:
-        out.append(("\n\n".join(p[0] for p in current), current[0][1], current[-1][2]))
+        pieces = [(p[0], p[1], p[2]) for p in current]
+        text = glue(pieces) if glue else "\n\n".join(p[0] for p in pieces)
+        out.append((text, current[0][1], current[-1][2]))
+
+
+def _long_paragraph(text: str, start: int, count_tokens: Callable[[str], int], max_tokens: int,
+                    overlap_tokens: int, level: int) -> list[Piece]:
+    """A paragraph over the limit, packed from its sentences, else its lines, else windows of words.
+
+    Each chunk is a slice of the paragraph, so a table's rows keep their line breaks.
+    """
+    for index in range(level, len(_SPLITS)):
+        pieces = _split(text, start, _SPLITS[index])
+        if len(pieces) > 1:
+            def glue(run: list[Piece]) -> str:
+                return text[run[0][1] - start:run[-1][2] - start]
+            return _pack(pieces, count_tokens, max_tokens, overlap_tokens, glue, index + 1)
+    return _windows(text, start, count_tokens, max_tokens, overlap_tokens)
+
+
+def _split(text: str, start: int, pattern: re.Pattern[str]) -> list[Piece]:
+    """The non-blank pieces of ``text`` between matches of ``pattern``, with absolute offsets."""
+    pieces = []
+    position = 0
+    for match in [*pattern.finditer(text), None]:
+        stop = match.start() if match else len(text)
+        if text[position:stop].strip():
+            pieces.append((text[position:stop], start + position, start + stop))
+        position = match.end() if match else len(text)
+    return pieces
 
 
 def _windows(text: str, start: int, count_tokens: Callable[[str], int], max_tokens: int,
-             overlap_tokens: int) -> list[tuple[str, int, int]]:
+             overlap_tokens: int) -> list[Piece]:
     """Overlapping windows of whole words over one long paragraph."""
     words = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
     if any(len(w[0]) > 40 for w in words):  # scripts without spaces (Chinese, Japanese): characters

@@ -369,7 +369,7 @@ def _hash_file(path: Path) -> str:
 def _embedded_rows(embedder: Any, sections: list[Section], doc_id: str, collection: str, key: str,
                    content_hash: str) -> tuple[list[dict[str, Any]], Any]:
     """The rows and vectors of one document's chunks."""
-    chunks = chunk_sections(sections, lambda text: len(embedder.tokenizer.encode(text).ids))
+    chunks = chunk_sections(sections, embedder.count_tokens)
     vectors = embedder.embed([_embedding_text(c) for c in chunks])
     rows = [{"chunk_id": f"{doc_id}:{i}", "doc_id": doc_id, "collection": collection, "path": key,
              "content_hash": content_hash, "text": c.text, "heading": c.heading, "page": c.page,

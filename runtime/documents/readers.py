@@ -287,6 +287,10 @@ class _HtmlText(HTMLParser):
         classes = (found.get("class") or "").split()
         if tag in self.SKIP or found.get("role") in self.SKIP_ROLES or (tag == "a" and "headerlink" in classes):
             self._skipping.append([tag, 1])  # Sphinx's "¶" heading anchors are left out too
+        elif tag in ("td", "th"):
+            # A row's cells as "a | b | c", as .docx tables read: glued, "Friday17:30" matched nothing.
+            if "".join(self._buffer).strip():
+                self._buffer.append(" | ")
         elif tag in self.BLOCK:
             self._flush()
             if tag[0] == "h" and tag[1:].isdigit():

@@ -39,8 +39,17 @@ class Embedder:
         self.session, self.provider = create_session(info.path / "model.onnx", provider, 1 if on_cpu else threads)
         self._inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer = load_tokenizer(info.path)
+        # Chunking needs a text's whole length: with truncation every long paragraph counted as
+        # 256 and was cut into two or three huge chunks whose tails the embedder never read.
+        self._counter = load_tokenizer(info.path)
+        self._counter.no_truncation()
+        self._counter.no_padding()
         self.tokenizer.enable_truncation(self.max_tokens)
         self.tokenizer.no_padding()
+
+    def count_tokens(self, text: str) -> int:
+        """How many word pieces the whole of ``text`` is, special tokens included (not truncated)."""
+        return len(self._counter.encode(text).ids)
 
     def embed(self, texts: list[str], batch_size: int = 32, batch_tokens: int = BATCH_TOKENS) -> np.ndarray:
         """Embeddings of ``texts`` in their order, shape (len(texts), dimension), float32.

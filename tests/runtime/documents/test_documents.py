@@ -171,3 +171,23 @@ def test_a_chunk_that_only_full_text_search_finds_still_ranks(settings: Settings
     hits = search(open_store(settings, embedder), embedder, "Which harbour configuration setting tells the app "
                                                                "what host and port it is bound to?", k=3)
     assert any("SERVER_NAME" in h.text for h in hits)
+
+
+def test_a_long_text_without_blank_lines_is_chunked_to_fit_the_embedder(settings: Settings, embedder,
+                                                                        tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The chunker counted tokens with the embedder's truncating tokenizer: every long paragraph
+    # counted as 256, so 1,200 words became two chunks and a fact past the first 256 word pieces
+    # was never embedded.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    filler = [f"Report {i} lists the river, the mountain and the cloud systems of region {i}." for i in range(90)]
+    filler.insert(60, "The museum guard on duty in the west wing is named Ingrid Solberg.")
+    (docs / "onepara.txt").write_text("\n".join(filler) + "\n")
+    (docs / "words.txt").write_text(" ".join(f"harbour{i}" for i in range(1500)))  # no sentence, no line
+    ingest(settings, [docs], embedder)
+    store = open_store(settings, embedder)
+    hits = search(store, embedder, "Who is the guard on duty in the museum's west wing?", k=1)
+    assert "Ingrid Solberg" in hits[0].text
+    every = search(store, embedder, "harbour", k=40)
+    assert len({h.source for h in every}) == 2
+    assert all(embedder.count_tokens(h.text) <= embedder.max_tokens for h in every)

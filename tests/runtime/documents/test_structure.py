@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pgpt.bench.corpora import MANUALS
 from pgpt.runtime.documents.chunking import chunk_sections
 from pgpt.runtime.documents.pdf_text import pdf_paragraphs
@@ -97,3 +99,25 @@ def test_short_sibling_sections_share_a_chunk_under_their_common_heading() -> No
     assert all(c.heading == "Other" for c in chunks[1:]) and chunks[-1].page == 2
     text = "\n\n".join(s.text for s in sections)
     assert text[chunks[0].start:chunks[0].end].endswith("Testing mode.")
+
+
+def test_html_table_cells_are_kept_apart_as_rows() -> None:
+    # Cells were glued ("Friday17:3018:55"), so neither the day nor the times could be found.
+    html = ("<h1>Ferry</h1><p>Daily.</p><table><tr><th>Day</th><th>Departure</th><th>Arrival</th></tr>"
+            "<tr><td>Monday</td><td>08:15</td><td>09:40</td></tr>"
+            "<tr><td>Friday</td><td><b>17</b>:30</td><td>18:55</td></tr></table>")
+    lines = _read_html(html)[0].text.split("\n\n")
+    assert lines[2:] == ["Day | Departure | Arrival", "Monday | 08:15 | 09:40", "Friday | 17:30 | 18:55"]
+
+
+@pytest.mark.parametrize("joiner, ender", [("\n", "."), (" ", "."), ("\n", "")])
+def test_a_long_paragraph_is_packed_from_its_sentences_or_lines(joiner: str, ender: str) -> None:
+    # One sentence a line, a run of prose, or CSV rows, with no blank line: each chunk ends
+    # where a sentence or a line does, fits the limit, and is the text's own slice.
+    rows = [f"row {i} holds item {i} at {i * 3} euros{ender}" for i in range(300)]
+    sections = [Section("Intro.\n\n" + joiner.join(rows), heading="H")]
+    chunks = chunk_sections(sections, lambda t: len(t.split()), max_tokens=100, overlap_tokens=20)
+    assert chunks[0].text == "Intro." and len(chunks) >= 19
+    assert all(len(c.text.split()) <= 100 and sections[0].text[c.start:c.end] == c.text for c in chunks)
+    bodies = [row for c in chunks[1:] for row in c.text.split(joiner if ender == "" else f"{ender}{joiner}")]
+    assert {b.rstrip(ender) for b in bodies} == {r.rstrip(ender) for r in rows}  # every row whole, in some chunk
