@@ -17,6 +17,11 @@ def non_negative_int(text: str) -> int:
     return _checked(text, int, "a whole number", lambda v: v >= 0, "the lowest allowed value is 0")
 
 
+def tcp_port(text: str) -> int:
+    """A TCP port, 1 to 65535 (0, "any free port", would leave clients not knowing where to connect)."""
+    return _checked(text, int, "a whole number", lambda v: 1 <= v <= 65535, "a TCP port is 1 to 65535")
+
+
 def positive_ints(text: str) -> tuple[int, ...]:
     """Comma-separated integers of at least 1 ("1,2,4,8")."""
     return tuple(positive_int(part.strip()) for part in text.split(","))

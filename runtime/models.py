@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import ModelIntegrityError, ModelNotFoundError, storage_fault
+from pgpt.runtime.errors import ConfigError, ModelIntegrityError, ModelNotFoundError, UsageError, storage_fault
 from pgpt.runtime.manifest import MANIFEST, read_manifest
 from pgpt.runtime.settings import Settings, ensure_private_dir
 from pgpt.runtime.versions import find_version, linked_version, parse_ref, version_of, versions_folder
@@ -23,6 +23,10 @@ DEFAULT_EMBEDDER = "all-minilm-l6-v2-int8"
 # (with its prefill graph: 2x fp32's decode, TTFT 0.94 s at 1000 tokens, `ask` 2.7 s vs 5.1 s,
 # top-1 agreement 95-97%), then fp32 and the rest.
 DEFAULT_CHAT_DTYPES = ("int8", "fp32", "fp16", "int4")
+# What each kind of model is called in messages, and where the user picks one.
+KIND_NAMES = {"llm": "a chat model", "embedding": "an embedding model"}
+_PICK = {"llm": "Pick a chat model with --model NAME or PGPT_MODEL",
+         "embedding": "Pick an embedding model with --embedder NAME or PGPT_EMBEDDER"}
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,20 @@ def _version_folder(cache: Path, name: str) -> Path:
     return versions_folder(cache, name) / version if version else cache / name
 
 
+def require_kind(info: ModelInfo, kind: str, hint: str = "") -> ModelInfo:
+    """``info`` when it is a model of ``kind`` (llm or embedding).
+
+    Raises:
+        UsageError: it is another kind (exit 2): the user named the wrong model, the files are fine.
+    """
+    if info.kind == kind:
+        return info
+    actual = KIND_NAMES.get(info.kind, f"a model of kind {info.kind!r}")
+    raise UsageError(f"{info.name} is {actual}, not {KIND_NAMES.get(kind, kind)}.",
+                     hint=hint or f"{_PICK.get(kind, 'Pick another model')} (`pgpt-tui models` lists each "
+                                       "model's kind).")
+
+
 def find_model(settings: Settings, name: str) -> ModelInfo:
     """The exported model called ``name`` (a folder name, ``name@version``, or a path to a model folder).
 
@@ -137,10 +155,17 @@ def find_model(settings: Settings, name: str) -> ModelInfo:
 
 
 def active_chat_model(settings: Settings) -> ModelInfo:
-    """The model chat uses: PGPT_MODEL, else the configured one, else the best default."""
-    name = settings.model or read_config(settings).get("active_model", "")
+    """The model chat uses: PGPT_MODEL, else the configured one, else the best default.
+
+    Raises:
+        ConfigError: the config file cannot be read, or names a model that is not a chat model.
+        ModelNotFoundError: the model named is not exported (the config file's name says so).
+    """
+    if settings.model:
+        return find_model(settings, settings.model)
+    name = read_config(settings).get("active_model", "")
     if name:
-        return find_model(settings, name)
+        return _configured_model(settings, name)
     models = {m.name: m for m in list_models(settings) if m.kind == "llm"}
     for dtype in DEFAULT_CHAT_DTYPES:
         if f"{DEFAULT_LLM}-{dtype}" in models:
@@ -154,13 +179,27 @@ def active_chat_model(settings: Settings) -> ModelInfo:
     raise ModelNotFoundError("No chat model has been exported yet.")
 
 
+def _configured_model(settings: Settings, name: str) -> ModelInfo:
+    """The chat model the config file names; errors say that the name came from that file."""
+    file = settings.config_file
+    repair = "Choose another with `pgpt-tui models --use NAME` (it rewrites the file)"
+    try:
+        model = find_model(settings, name)
+    except ModelNotFoundError as exc:
+        why = str(exc)
+        raise type(exc)(f"{file} names {name!r} as the active chat model, but {why[:1].lower()}{why[1:]}",
+                        hint=f"{repair}, or export that model again with pgpt-export.") from None
+    try:
+        return require_kind(model, "llm", hint=f"{repair}.")
+    except UsageError as exc:
+        raise ConfigError(f"{file} names {name!r} as the active chat model: {exc}", hint=exc.hint) from None
+
+
 def set_active_model(settings: Settings, name: str) -> ModelInfo:
-    """Make ``name`` the chat model of this home and return it."""
-    model = find_model(settings, name)
-    if model.kind != "llm":
-        raise ModelNotFoundError(f"{model.name} is an {model.kind} model, not a chat model.",
-                                 hint="Choose a model of kind llm (`pgpt-tui models` lists them).")
-    config = read_config(settings)
+    """Make ``name`` the chat model of this home and return it; this also repairs a damaged config file."""
+    model = require_kind(find_model(settings, name), "llm",
+                         hint="Choose a chat model (kind llm in `pgpt-tui models`).")
+    config = read_config(settings, repair=True)
     config["active_model"] = model.name
     write_config(settings, config)
     return model
@@ -206,7 +245,7 @@ def delete_model(settings: Settings, name: str) -> DeletedModel:
         folder = versions or entry
         size = 0 if folder.is_symlink() else sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     was_active = chat_model_name(settings) == name
-    config = read_config(settings)
+    config = read_config(settings, repair=True)
     if config.get("active_model") == name:
         del config["active_model"]
         write_config(settings, config)
@@ -240,20 +279,50 @@ def _export_folder(settings: Settings, name: str) -> Path:
 
 
 def chat_model_name(settings: Settings) -> str:
-    """The name of the model chat would load now, or '' when no chat model is exported."""
+    """The name of the model chat would load now, or '' when no chat model is exported (or the
+    config file naming it is damaged: loading the model reports that)."""
     try:
         return active_chat_model(settings).name
-    except (ModelNotFoundError, ModelIntegrityError):  # none, or only damaged ones
+    except (ModelNotFoundError, ModelIntegrityError, ConfigError, UsageError):  # none, only damaged ones
         return ""
 
 
-def read_config(settings: Settings) -> dict[str, Any]:
-    """The user's choices (JSON); an unreadable file counts as empty."""
+def read_config(settings: Settings, repair: bool = False) -> dict[str, Any]:
+    """The user's choices (JSON); no file counts as empty.
+
+    Args:
+        settings: The settings whose home holds the file.
+        repair: For a caller about to rewrite the file: a damaged file counts as empty, and an
+            active model that is not a name is left out.
+
+    Raises:
+        ConfigError: the file is not a JSON object, or its active model is not a name (unless
+            ``repair``): ignored, the user's model choice would be lost without a word.
+        StorageError: the file cannot be read (permissions).
+    """
+    file = settings.config_file
     try:
-        data = json.loads(settings.config_file.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        data: Any = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return {}
+    except OSError as exc:  # no permission is a StorageError; anything else (a folder there) is damage
+        fault = storage_fault(exc, file, "Reading the settings")
+        if fault is not None:
+            raise fault from exc
+        data, problem = None, f"it cannot be read ({exc.strerror})"
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        data, problem = None, f"it is not valid JSON ({exc})"
+    else:
+        problem = "" if isinstance(data, dict) else "it holds no JSON object ({...})"
+    if isinstance(data, dict) and not isinstance(data.get("active_model", ""), str):
+        problem = f'"active_model" must be a model name in quotes, not {json.dumps(data["active_model"])}'
+        data = {key: value for key, value in data.items() if key != "active_model"}
+    if not problem or repair:
+        return data if isinstance(data, dict) else {}
+    raise ConfigError(f"The settings file {file} is damaged: {problem}.",
+                      hint="Choose the chat model again with `pgpt-tui models --use NAME` (it rewrites the file), "
+                           "or fix the file, or delete it (it only holds the active model and whether the "
+                           "first-start tip was shown).")
 
 
 def write_config(settings: Settings, config: dict[str, Any]) -> None:

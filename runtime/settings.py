@@ -59,9 +59,9 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         """Build settings from ``PGPT_*`` variables, falling back to XDG folders."""
         env = dict(os.environ if env is None else env)
-        home = Path(env["PGPT_HOME"]).expanduser() if env.get("PGPT_HOME") else _default_home()
+        home = _folder(Path(env["PGPT_HOME"]).expanduser() if env.get("PGPT_HOME") else _default_home(), "PGPT_HOME")
         cache = env.get("PGPT_MODEL_CACHE")
-        model_cache = Path(cache).expanduser() if cache else _default_model_cache()
+        model_cache = _folder(Path(cache).expanduser() if cache else _default_model_cache(), "PGPT_MODEL_CACHE")
         provider = env.get("PGPT_PROVIDER", "auto").lower()
         if provider not in PROVIDERS:
             from pgpt.runtime.errors import ConfigError
@@ -96,6 +96,23 @@ class Settings:
     def log_file(self) -> Path:
         """Log file (logs never go to the terminal while the TUI runs)."""
         return self.home / "logs" / "pgpt.log"
+
+
+def _folder(path: Path, name: str) -> Path:
+    """``path`` unless it, or the nearest of its parents that exists, is not a folder: that is a
+    setting to fix, said now, rather than "File exists" from the first folder pgpt makes there."""
+    try:
+        existing = next((p for p in (path, *path.parents) if p.exists()), path)
+        if existing.is_dir() or not existing.exists():
+            return path
+    except OSError:  # a parent that may not be searched: the first use says so
+        return path
+    from pgpt.runtime.errors import ConfigError
+
+    where = f"{name} ({path}) is" if existing == path else f"{name} ({path}) is inside {existing}, which is"
+    raise ConfigError(f"{where} a file, not a folder.",
+                      hint=f"Point {name} at a folder (a new one is created), or move the file away, "
+                           "then run the command again.")
 
 
 def _int(env: dict[str, str], name: str, default: int, lowest: int | None = None) -> int:

@@ -61,6 +61,7 @@ def create_app(settings: Settings, serve: ServeSettings, service: Service | None
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _pgpt_error)  # a JSON 500, not Starlette's plain text
     # add_middleware wraps: the last one added runs first.
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(BodyLimit, limit=serve.max_body_bytes)
     app.add_middleware(ApiKeyGuard, key=serve.api_key)
     if serve.cors_origins:
@@ -101,6 +102,36 @@ async def _validation_error(request: Any, error: Any) -> Any:
     problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
                          for e in error.errors()[:5])
     return JSONResponse(error_payload(400, f"Invalid request: {problems}."), status_code=400)
+
+
+class UnexpectedErrors:
+    """Answers an unexpected error (a bug) before the response started with the JSON 500 and ends
+    there. Starlette's ServerErrorMiddleware sends the same answer but then re-raises the error,
+    and uvicorn resets the connection: a keep-alive client's next request on it failed."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as error:
+            if started:  # too late for an answer of its own: the server ends the response
+                raise
+            from starlette.requests import Request
+
+            response = await _pgpt_error(Request(scope), error)
+            await response(scope, receive, send)
 
 
 class AccessLog:

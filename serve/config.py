@@ -101,10 +101,10 @@ def is_loopback(host: str) -> bool:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `pgpt-serve` (defaults None: unset options fall back to the environment)."""
-    from pgpt.runtime.arg_types import non_negative_int, positive_int
+    from pgpt.runtime.arg_types import non_negative_int, positive_int, tcp_port
 
     parser.add_argument("--host", help="address to bind (default 127.0.0.1; others need an API key)")
-    parser.add_argument("--port", type=positive_int, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=tcp_port, help=f"TCP port, 1 to 65535 (default {DEFAULT_PORT})")
     parser.add_argument("--model", help="chat model served as 'default' (default: the active one)")
     parser.add_argument("--api-key-file", type=Path, metavar="FILE",
                         help="file holding the API key clients must send as 'Authorization: Bearer KEY'")
@@ -132,7 +132,7 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
     def pick(arg: object, name: str, default: str) -> str:
         return str(arg) if arg is not None else env.get(name, "") or default
 
-    def number(arg: object, name: str, default: int, lowest: int) -> int:
+    def number(arg: object, name: str, default: int, lowest: int, highest: int | None = None) -> int:
         raw = pick(arg, name, str(default))
         try:
             value = int(raw)
@@ -140,6 +140,8 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
             raise ConfigError(f"{name}={raw!r} is not a whole number.") from None
         if value < lowest:
             raise ConfigError(f"{name}={value} is below the lowest allowed value, {lowest}.")
+        if highest is not None and value > highest:
+            raise ConfigError(f"{name}={value} is above the highest allowed value, {highest}.")
         return value
 
     try:
@@ -148,7 +150,7 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
         raise ConfigError(f"--keep-alive / PGPT_KEEP_ALIVE: {exc}.") from None
     return ServeSettings(
         host=pick(args.host, "PGPT_HOST", "127.0.0.1"),
-        port=number(args.port, "PGPT_PORT", DEFAULT_PORT, 1),
+        port=number(args.port, "PGPT_PORT", DEFAULT_PORT, 1, 65535),
         model=pick(args.model, "PGPT_MODEL", ""),
         api_key=read_api_key(args.api_key_file, env),
         parallel=number(args.parallel, "PGPT_PARALLEL", 4, 1),

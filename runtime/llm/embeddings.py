@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from pgpt.runtime.errors import ModelIntegrityError
 from pgpt.runtime.manifest import manifest_hash, verify_folder
-from pgpt.runtime.models import DEFAULT_EMBEDDER, ModelInfo, find_model
+from pgpt.runtime.models import DEFAULT_EMBEDDER, ModelInfo, find_model, require_kind
 from pgpt.runtime.llm.session import choose_provider, create_session, physical_cores
 from pgpt.runtime.settings import Settings
 from pgpt.runtime.llm.text import load_tokenizer
@@ -22,8 +21,7 @@ class Embedder:
     """An exported sentence-embedding model (e.g. all-MiniLM-L6-v2)."""
 
     def __init__(self, info: ModelInfo, provider: str = "auto", threads: int = 0) -> None:
-        if info.kind != "embedding":
-            raise ModelIntegrityError(f"{info.name} is a {info.kind} model, not an embedding model.")
+        require_kind(info, "embedding")  # a usage error: the files are fine, the wrong model was named
         verify_folder(info.path, info.manifest)
         self.info = info
         self.model_id = manifest_hash(info.manifest)

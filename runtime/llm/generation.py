@@ -12,7 +12,7 @@ import numpy as np
 from pgpt.runtime.errors import Cancelled, ContextLengthError, ModelIntegrityError
 from pgpt.runtime.llm.kv_cache import HEADROOM, KVBuffer
 from pgpt.runtime.manifest import manifest_hash, verify_folder
-from pgpt.runtime.models import ModelInfo
+from pgpt.runtime.models import ModelInfo, require_kind
 from pgpt.runtime.llm.sampling import SamplingOptions, TokenPicker
 from pgpt.runtime.llm.session import create_session
 from pgpt.runtime.llm.text import load_tokenizer, read_json, render_chat, token_text
@@ -28,8 +28,7 @@ class LanguageModel:
     """An exported causal LM, loaded once and used for many generations."""
 
     def __init__(self, info: ModelInfo, provider: str = "auto", threads: int = 0) -> None:
-        if info.kind != "llm":
-            raise ModelIntegrityError(f"{info.name} is a {info.kind} model, not a chat model.")
+        require_kind(info, "llm")  # a usage error: the files are fine, the wrong model was named
         verify_folder(info.path, info.manifest)
         self.info = info
         self.model_id = manifest_hash(info.manifest)

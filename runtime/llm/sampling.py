@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,7 +22,8 @@ class SamplingOptions:
         top_p: Nucleus sampling mass (1.0 disables it).
         top_k: Keep only the k most likely tokens (0 disables it).
         repetition_penalty: >1 discourages tokens already in the context (1.0 disables it).
-        seed: Seed of the sampler, for repeatable sampling.
+        seed: Seed of the sampler, for repeatable sampling: any whole number, negative or above 64
+            bits too (OpenAI's API allows them); kept as ``seed % 2**64``, the range numpy takes.
         stop: Strings that end the answer when they appear (not included in it).
         ignore_eos: Keep generating past end-of-sequence (benchmarks need fixed lengths).
     """
@@ -44,11 +46,16 @@ class SamplingOptions:
             (self.top_k < 0, f"top-k must be 0 (off) or more (got {self.top_k})"),
             (not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0),
              f"repetition penalty must be above 0; 1 turns it off (got {self.repetition_penalty})"),
+            (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral),
+             f"seed must be a whole number (got {self.seed!r})"),
         ) if bad]
         if problems:
             text = "; ".join(problems)
             raise ConfigError(text[0].upper() + text[1:] + ".",
                               hint="Pass a value in the allowed range (see `pgpt-tui chat --help`).")
+        # numpy's generator refuses negative seeds; one mapping keeps every seed repeatable, and
+        # -1 and 2**64 - 1 (the same generator) share their answer-cache entries.
+        object.__setattr__(self, "seed", int(self.seed) % 2**64)
 
     def as_key(self) -> dict[str, Any]:
         """The parameters as plain data, for cache keys."""

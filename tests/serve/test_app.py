@@ -91,3 +91,25 @@ def test_the_host_rules(tmp_path: Path) -> None:
     key.chmod(0o600)
     with pytest.raises(ConfigError, match="empty"):
         serve_settings(parse("--api-key-file", str(key)), {})
+
+
+async def test_an_unexpected_error_is_a_json_500_and_the_connection_stays(settings: Settings) -> None:
+    """Starlette answered an unexpected error, then re-raised it, and uvicorn reset the keep-alive
+    connection (seen with a negative seed). The error here is made on purpose: a bug has no input."""
+    from pgpt.serve.app import create_app
+    from pgpt.serve.metrics import ServerMetrics
+
+    class Broken:
+        metrics = ServerMetrics()
+
+        def models(self) -> list[dict[str, str]]:
+            raise RuntimeError("simulated bug")
+
+    # raise_app_exceptions: an error the app re-raises fails the request here, as a reset did there
+    transport = httpx.ASGITransport(app=create_app(settings, ServeSettings(), Broken()), raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        failed = await client.get("/v1/models")
+        alive = await client.get("/health")
+    assert failed.status_code == 500 and "simulated bug" in failed.json()["error"]["message"]
+    assert failed.json()["error"]["type"] == "server_error" and alive.status_code == 200
+    assert Broken.metrics.http_requests.labels("/v1/models", "GET", "500")._value.get() == 1

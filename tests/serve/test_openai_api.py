@@ -123,3 +123,21 @@ def test_bad_requests_get_a_json_error_naming_the_cause(server: RunningServer, r
     error = caught.value
     assert error.status_code == status
     assert error.body["type"] and all(w in error.body["message"] for w in words), error.body
+
+
+def test_any_whole_number_is_a_seed(server: RunningServer) -> None:
+    """A negative seed gave HTTP 500 ("a bug in pgpt") and a reset keep-alive connection; OpenAI's API
+    allows any 64-bit seed. It is kept modulo 2**64: -3 and 2**64 - 3 are the same sampler."""
+    ask = {"model": "default", "messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 8,
+           "temperature": 1}
+    with server.http() as client:  # one keep-alive connection for all of them
+        low = client.post("/v1/chat/completions", json={**ask, "seed": -3})
+        high = client.post("/v1/chat/completions", json={**ask, "seed": 2**64 - 3})
+        huge = client.post("/v1/chat/completions", json={**ask, "seed": 10**30})
+        with client.stream("POST", "/v1/chat/completions", json={**ask, "seed": -(2**63), "stream": True}) as stream:
+            events = [line for line in stream.iter_lines() if line.startswith("data: ")]
+        fraction = client.post("/v1/chat/completions", json={**ask, "seed": 1.5})
+    assert [r.status_code for r in (low, high, huge)] == [200, 200, 200], low.text
+    assert low.json()["choices"][0]["message"]["content"] == high.json()["choices"][0]["message"]["content"]
+    assert stream.status_code == 200 and events[-1] == "data: [DONE]" and '"finish_reason":"length"' in events[-2]
+    assert fraction.status_code == 400 and "seed" in fraction.json()["error"]["message"]

@@ -141,3 +141,17 @@ def test_configured_cors_and_hosts_are_honoured(keyed_server: RunningServer) -> 
                           headers={**allowed, "Origin": "http://evil.example"})
     assert other.headers.get("access-control-allow-origin") != "http://evil.example"
     assert httpx.get(keyed_server.url + "/health", headers={"Host": "gpu-box.example"}, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("args, env, cause", [
+    (["--port", "70000"], {}, "argument --port: 70000 is refused: a TCP port is 1 to 65535"),
+    (["--port", "0"], {}, "argument --port: 0 is refused: a TCP port is 1 to 65535"),
+    ([], {"PGPT_PORT": "70000"}, "PGPT_PORT=70000 is above the highest allowed value, 65535"),
+], ids=["above", "zero", "environment"])
+def test_a_port_out_of_range_is_a_usage_error(served_settings: Settings, args: list[str], env: dict[str, str],
+                                              cause: str) -> None:
+    """--port 70000 said "Unexpected error: OverflowError ... This is a bug in pgpt" (exit 1)."""
+    result = subprocess.run(serve_command(*args), capture_output=True, text=True,
+                            env=cli_env(served_settings) | env, timeout=120, cwd=served_settings.home)
+    assert result.returncode == 2 and cause in result.stderr
+    assert "Traceback" not in result.stderr and "bug in pgpt" not in result.stderr

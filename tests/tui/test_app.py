@@ -248,3 +248,17 @@ async def test_the_first_start_tip_names_the_bigger_model_path_once(settings: Se
                 assert tips == [TIP] and "pgpt-export FILE.gguf --dtype int4" in TIP and "1.5B" in TIP
             else:
                 assert tips == []
+
+
+async def test_a_damaged_config_file_is_named_in_the_chat_and_left_as_it_is(settings: Settings) -> None:
+    """A config.json with {"active_model": 42} crashed every start; the app now starts and says
+    which file is damaged and how to repair it, and does not rewrite it (the first-start tip neither)."""
+    settings.home.mkdir(parents=True)
+    settings.config_file.write_text('{"active_model": 42}')
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.load_error), timeout=60)
+        (notice,) = turns(app)
+        assert notice.kind == "notice" and "is damaged" in notice.text and "models --use NAME" in notice.text
+        assert status(app) == "No chat model loaded"
+    assert settings.config_file.read_text() == '{"active_model": 42}'

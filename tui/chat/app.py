@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from pgpt.runtime.errors import ModelNotFoundError, StorageError, user_message
+from pgpt.runtime.errors import ConfigError, ModelNotFoundError, StorageError, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.library import MODES, DocumentLibrary, describe_closest, describe_quotes, describe_sources
@@ -333,7 +333,11 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         from pgpt.runtime.models import read_config, write_config
         from pgpt.tui.chat.first_run import TIP
 
-        config = read_config(self.settings)
+        try:
+            config = read_config(self.settings)
+        except (ConfigError, StorageError) as fault:  # the model's load reports it; writing here would lose the file
+            log.warning("no tip: %s", fault)
+            return
         if not config.get("tip_shown"):
             self._chat.query_one(ChatLog).mount(Static(TIP, classes="tip"))
             try:

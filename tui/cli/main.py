@@ -25,17 +25,24 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="answer one prompt, streamed to stdout")
     chat.add_argument("prompt", help="the prompt, or - to read it from standard input")
     chat.add_argument("--model", default="", help="exported model name (default: the active one)")
-    chat.add_argument("--max-tokens", type=positive_int, default=256)
+    chat.add_argument("--max-tokens", type=positive_int, default=256,
+                      help="most tokens in the answer (default 256; prompt and answer must fit the model's context)")
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    chat.add_argument("--top-p", type=float, default=1.0)
-    chat.add_argument("--top-k", type=non_negative_int, default=0)
-    chat.add_argument("--repetition-penalty", type=float, default=1.0)
-    chat.add_argument("--seed", type=int, default=0)
+    chat.add_argument("--top-p", type=float, default=1.0,
+                      help="sample only from the likeliest tokens holding this much probability, above 0 to 1 "
+                           "(default 1: off)")
+    chat.add_argument("--top-k", type=non_negative_int, default=0,
+                      help="sample only from the K likeliest tokens (default 0: off)")
+    chat.add_argument("--repetition-penalty", type=float, default=1.0,
+                      help="above 1 makes tokens already in the text less likely, e.g. 1.1 (default 1: off)")
+    chat.add_argument("--seed", type=int, default=0,
+                      help="seed of the sampler, any whole number: the same seed gives the same answer with "
+                           "--temperature above 0 (default 0)")
     chat.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
     chat.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     model_commands.add_parser(sub)
     doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads, folders and the Hub connection")
-    doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
     doctor.add_argument("--offline", action="store_true", help="skip the network section")
     bench_commands.add_parsers(sub, doc_commands.add_embedder_option)
 
@@ -72,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
 
-        logging.getLogger("pgpt").exception("command failed")
+        log = logging.getLogger("pgpt")
+        if log.hasHandlers():  # none before setup_logging (a bad setting): logging would print the traceback
+            log.exception("command failed")
         message = user_message(exc)
         print(f"error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code

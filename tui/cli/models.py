@@ -14,7 +14,7 @@ from pgpt.runtime.sanitize import dumps_json, strip_controls
 def add_parser(sub: Any) -> None:
     """The `models` subcommand."""
     models = sub.add_parser("models", help="list, choose, version and delete exported models")
-    models.add_argument("--json", action="store_true")
+    models.add_argument("--json", action="store_true", help="print JSON (the list, or what --versions/--delete did)")
     choice = models.add_mutually_exclusive_group()
     choice.add_argument("--use", metavar="NAME[@VERSION]",
                         help="make NAME the active chat model; with @VERSION also its active version (a running "

@@ -117,3 +117,93 @@ def test_out_of_range_numbers_are_refused_before_any_work(settings, args: list[s
     result = tui_cli(settings, *args)
     assert result.returncode == 2 and cause in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_any_whole_number_is_a_seed(settings) -> None:  # type: ignore[no-untyped-def]
+    """A negative seed crashed ("expected non-negative integer ... a bug in pgpt", exit 1); any whole
+    number is a seed, kept modulo 2**64, so -1 and 2**64 - 1 give the same answer."""
+    from pgpt.runtime.errors import ConfigError
+
+    runs = [tui_cli(settings, "chat", "Tell me a story.", "--json", "--no-cache", "--max-tokens", "8",
+                    "--temperature", "1", "--seed", seed) for seed in ("-1", str(2**64 - 1), str(10**30))]
+    assert [run.returncode for run in runs] == [0, 0, 0], runs[0].stderr
+    answers = [json.loads(run.stdout)["answer"] for run in runs]
+    assert answers[0] and answers[0] == answers[1]
+    assert SamplingOptions(seed=-1).seed == 2**64 - 1
+    with pytest.raises(ConfigError, match="Seed must be a whole number"):
+        SamplingOptions(seed=1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("args, cause, step", [
+    (["chat", "hi", "--model", DEFAULT_EMBEDDER], f"{DEFAULT_EMBEDDER} is an embedding model, not a chat model.",
+     "Pick a chat model with --model NAME"),
+    (["models", "--use", DEFAULT_EMBEDDER], f"{DEFAULT_EMBEDDER} is an embedding model, not a chat model.",
+     "Choose a chat model"),
+    (["search", "x", "--embedder", "smollm2-135m-instruct-int8"],
+     "smollm2-135m-instruct-int8 is a chat model, not an embedding model.", "Pick an embedding model with --embedder"),
+    (["--embedder", "smollm2-135m-instruct-int8", "ingest", "HOME"],
+     "smollm2-135m-instruct-int8 is a chat model, not an embedding model.", "Pick an embedding model with --embedder"),
+], ids=["chat-model", "models-use", "search-embedder", "ingest-embedder"])
+def test_a_model_of_the_wrong_kind_is_a_usage_error(settings, args: list[str], cause: str, step: str) -> None:  # type: ignore[no-untyped-def]
+    """It said "Model files damaged ... The folder was changed after export. Export the model again": false."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    result = tui_cli(settings, *[str(settings.home) if arg == "HOME" else arg for arg in args])
+    assert result.returncode == 2 and f"error: Usage error: {cause}" in result.stderr, result.stderr
+    assert step in result.stderr and "damaged" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_option_of_chat_models_and_check_has_help() -> None:
+    import argparse
+
+    from pgpt.tui.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("chat", "models", "check", "ask", "doctor"):
+        assert [a.dest for a in sub.choices[command]._actions if not a.help] == [], command
+
+
+@pytest.mark.parametrize("text, cause", [
+    ('{"active_model": 42}', '"active_model" must be a model name in quotes, not 42'),
+    ('{"active_model": "smollm2-13', "it is not valid JSON"),
+    ("[1]", "it holds no JSON object"),
+], ids=["wrong-type", "truncated", "not-an-object"])
+def test_a_damaged_config_file_is_named_and_models_use_repairs_it(settings, text: str, cause: str) -> None:  # type: ignore[no-untyped-def]
+    """{"active_model": 42} crashed (AttributeError, "a bug in pgpt"); a truncated file was ignored
+    without a word, and the user's model choice with it."""
+    settings.home.mkdir(parents=True)
+    settings.config_file.write_text(text)
+    chat = tui_cli(settings, "chat", "hi", "--max-tokens", "2")
+    assert chat.returncode == 2 and "Traceback" not in chat.stderr
+    assert f"error: Invalid setting: The settings file {settings.config_file} is damaged: {cause}" in chat.stderr
+    assert "pgpt-tui models --use NAME" in chat.stderr and "delete it" in chat.stderr
+    assert settings.config_file.read_text() == text  # nothing rewrote it behind the user's back
+    used = tui_cli(settings, "models", "--use", "smollm2-135m-instruct-fp32", "--wait", "0")
+    assert used.returncode == 0, used.stderr
+    assert json.loads(settings.config_file.read_text())["active_model"] == "smollm2-135m-instruct-fp32"
+
+
+def test_a_config_naming_a_missing_or_embedding_model_names_the_file(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.home.mkdir(parents=True)
+    settings.config_file.write_text('{"active_model": "nosuch"}')
+    missing = tui_cli(settings, "chat", "hi")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert f"{settings.config_file} names 'nosuch' as the active chat model, but there is no exported model" \
+        in missing.stderr and "pgpt-tui models --use NAME" in missing.stderr
+    settings.config_file.write_text(json.dumps({"active_model": DEFAULT_EMBEDDER}))
+    wrong = tui_cli(settings, "chat", "hi")
+    assert wrong.returncode == 2 and f"{settings.config_file} names '{DEFAULT_EMBEDDER}'" in wrong.stderr
+    assert "is an embedding model, not a chat model" in wrong.stderr
+
+
+@pytest.mark.parametrize("variable", ["PGPT_HOME", "PGPT_MODEL_CACHE"])
+def test_a_file_where_a_data_folder_belongs_is_a_setting_error(settings, tmp_path: Path, variable: str) -> None:  # type: ignore[no-untyped-def]
+    """PGPT_HOME pointing at a file said "System error: [Errno 17] File exists ... Check free disk space"."""
+    file = tmp_path / "a-file"
+    file.write_text("not a folder")
+    for path, what in ((file, "is a file, not a folder"), (file / "sub", f"is inside {file}, which is a file")):
+        env = cli_env(settings) | {variable: str(path)}
+        result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "chat", "hi"], capture_output=True,
+                                text=True, env=env, timeout=120)
+        assert result.returncode == 2 and f"error: Invalid setting: {variable} ({path}) {what}" in result.stderr
+        assert f"Point {variable} at a folder" in result.stderr
+        assert "Traceback" not in result.stderr and "Errno" not in result.stderr
