@@ -45,6 +45,12 @@ def strip_controls(text: str) -> str:
     return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text))
 
 
+def one_line(text: str) -> str:
+    """``strip_controls`` for a field shown on one line (a file name in a list): its newlines and
+    tabs become spaces, so a file named with a newline cannot split or forge a line."""
+    return re.sub(r"[\n\t]", " ", strip_controls(text))
+
+
 def dumps_json(data: Any, **kwargs: Any) -> str:
     """``json.dumps`` that keeps the text but writes no raw control character.
 

@@ -6,7 +6,7 @@ import json
 import re
 
 from hostile_files import C1_NAME, ESCAPE_NAME, ESCAPES
-from pgpt.runtime.sanitize import dumps_json, strip_controls
+from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
 
 # What must never reach a terminal: C0 but tab and newline, DEL, C1, and lone surrogates.
 RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -41,3 +41,7 @@ def test_json_keeps_the_text_but_escapes_every_control() -> None:
     assert not RAW.search(text)
     assert "caf\u00e9 \u4e2d\u6587" in text  # other non-ASCII stays readable
     assert json.loads(text) == data  # nothing lost
+
+
+def test_one_line_fields_cannot_split_or_forge_a_line() -> None:
+    assert one_line("report\n[1] forged.txt\tx\x1b[2J") == "report [1] forged.txt x"

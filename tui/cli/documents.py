@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.arg_types import non_negative_int, positive_int
-from pgpt.runtime.sanitize import dumps_json, strip_controls
+from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar
 
@@ -24,25 +24,25 @@ def add_parsers(sub: Any) -> None:
                         help="rebuild the index (after changing the embedding model); the old one serves until it is done")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     docs = sub.add_parser("docs", help="list indexed documents with chunk counts and dates")
-    docs.add_argument("--collection")
-    docs.add_argument("--json", action="store_true")
+    docs.add_argument("--collection", help="list this collection only (default: all)")
+    docs.add_argument("--json", action="store_true", help="print one JSON object")
     forget = sub.add_parser("forget", help="remove one document from the index")
     forget.add_argument("path", type=Path)
     search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
     search.add_argument("query", help="what to look for, or - to read it from standard input")
     search.add_argument("-k", type=positive_int, default=5, help="number of results (default 5)")
-    search.add_argument("--collection")
-    search.add_argument("--json", action="store_true")
+    search.add_argument("--collection", help="search this collection only (default: all)")
+    search.add_argument("--json", action="store_true", help="print one JSON object")
     ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
     ask.add_argument("question", help="the question, or - to read it from standard input")
-    ask.add_argument("--collection")
+    ask.add_argument("--collection", help="answer from this collection only (default: all)")
     # None: pgpt.runtime.documents.answers.DEFAULT_PASSAGES (not imported here: numpy would slow --help).
     ask.add_argument("-k", type=positive_int, default=None, help="passages to hand to the model (default 3)")
     ask.add_argument("--sentences", type=non_negative_int, default=None,
                      help="the sentences of those passages closest to the question that the model reads "
                           "(default 8; 0: whole passages)")
     ask.add_argument("--model", default="", help="exported chat model (default: the active one)")
-    ask.add_argument("--max-tokens", type=positive_int, default=256)
+    ask.add_argument("--max-tokens", type=positive_int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     for command in (ingest, docs, forget, search, ask):
@@ -61,6 +61,7 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.ingest import ingest
 
+    _require_paths(list(args.paths), args.prune)
     bar = TextBar(sys.stderr)
 
     def draw(tick: Any) -> None:
@@ -94,7 +95,9 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.ingest import open_store
 
-    documents = open_store(settings, default_embedder(settings)).documents(args.collection)
+    store = open_store(settings, default_embedder(settings))
+    _require_collection(store, args.collection)
+    documents = store.documents(args.collection)
     if args.json:
         print(dumps_json({"documents": [{"path": d.path, "collection": d.collection, "chunks": d.chunks,
                                          "ingested_at": d.ingested_at} for d in documents]}, indent=2))
@@ -103,7 +106,7 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
         print("No documents indexed yet. Add some with `pgpt-tui ingest PATH`.")
     for d in documents:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
-        print(strip_controls(f"{d.chunks:>6} chunks  {when}  [{d.collection}] {d.path}"))
+        print(f"{d.chunks:>6} chunks  {when}  [{one_line(d.collection)}] {one_line(d.path)}")
     return 0
 
 
@@ -137,6 +140,7 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
     else:
         embedder = default_embedder(settings)
         store = open_store(settings, embedder)
+        _require_collection(store, args.collection)
         hits = [h.as_json() for h in search(store, embedder, query, k=args.k, collection=args.collection)]
         indexed = bool(hits) or bool(store.table.count_rows())
     if args.json:
@@ -146,7 +150,7 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
         print("No matching passages." if indexed else
               "Nothing is indexed yet. Add documents with `pgpt-tui ingest PATH`.")
     for number, hit in enumerate(hits, 1):
-        where = strip_controls(hit["source"]) + (f", page {hit['page']}" if hit["page"] else "")
+        where = one_line(hit["source"]) + (f", page {hit['page']}" if hit["page"] else "")
         snippet = " ".join(strip_controls(hit["text"]).split())[:300]
         print(f"[{number}] {where}  (score {hit['score']:.4f})\n    {snippet}")
     return 0
@@ -182,6 +186,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
         with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
             embedder = default_embedder(settings)
             store = open_store(settings, embedder)
+            _require_collection(store, args.collection)
             engine = loaded_engine()
             print_warnings(engine.take_warnings())
             stream = AskStream(engine, store, embedder, question, options, collection=args.collection,
@@ -208,6 +213,31 @@ def _require_documents(settings: Any) -> None:
                               "without documents with `pgpt-tui chat`.")
 
 
+def _require_paths(paths: list[Path], prune: bool) -> None:
+    """Refuse paths that do not exist before anything loads: a typo was "1 skipped" and exit 0.
+    With --prune a vanished folder is meant: its documents leave the index."""
+    from pgpt.runtime.errors import UsageError
+
+    missing = [str(p) for p in paths if not (p.expanduser().exists() or p.expanduser().is_symlink())]
+    if missing and not prune:
+        raise UsageError(f"No such file or folder: {', '.join(missing)}. Nothing was indexed.",
+                         hint="Check the path. To drop the documents of a file or folder you deleted from the "
+                              "index, run the same command with --prune.")
+
+
+def _require_collection(store: Any, collection: str | None) -> None:
+    """Refuse a --collection that holds no documents, naming the ones there are: a typo gave
+    "not found" or an empty list, as if the documents did not say."""
+    from pgpt.runtime.errors import UsageError
+
+    if not collection or store.documents(collection):
+        return
+    names = sorted({d.collection for d in store.documents()})
+    raise UsageError(f"No documents are indexed in the collection {collection!r}.",
+                     hint=f"Collections here: {', '.join(names) or 'none yet'}. Leave out --collection to use "
+                          f"them all, or add documents to it with `pgpt-tui ingest PATH --collection {collection}`.")
+
+
 def describe_answer(result: dict[str, Any]) -> str:
     """`ask`'s text output: the answer, its supporting quotes, the sources (or, when nothing was
     found, the closest passages), all free of terminal escapes."""
@@ -229,7 +259,7 @@ def describe_answer(result: dict[str, Any]) -> str:
 
 
 def _where(path: str, page: int) -> str:
-    return path + (f", page {page}" if page else "")
+    return one_line(path) + (f", page {page}" if page else "")
 
 
 def _write_progress(stream: Any, quiet: bool) -> None:

@@ -67,6 +67,28 @@ def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> No
     assert missing.returncode == 1 and "pgpt-tui docs" in missing.stderr
 
 
+def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: Settings, tmp_path: Path) -> None:
+    """A missing path was "1 skipped" (exit 0) and an unknown collection "not found" or an empty
+    list, as if the documents did not say."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "two\nlines.txt").write_text("The ferry leaves at noon.\n")
+    typo = tui_cli(settings, "ingest", str(docs), str(tmp_path / "dosc"))
+    assert typo.returncode == 2 and "No such file or folder" in typo.stderr and "dosc" in typo.stderr
+    assert "--prune" in typo.stderr and "Nothing was indexed" in typo.stderr
+    assert tui_cli(settings, "ingest", str(docs), "--collection", "ferries").returncode == 0
+    listed = tui_cli(settings, "docs")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 1  # the newline in the name is a space
+    assert "two lines.txt" in listed.stdout
+    for command in (["docs"], ["search", "ferry"], ["ask", "When does the ferry leave?"]):
+        wrong = tui_cli(settings, *command, "--collection", "ferry")
+        assert wrong.returncode == 2 and "'ferry'" in wrong.stderr and "Collections here: ferries" in wrong.stderr
+    (docs / "two\nlines.txt").unlink()
+    docs.rmdir()
+    pruned = tui_cli(settings, "ingest", str(docs), "--prune", "--collection", "ferries", "--json")
+    assert pruned.returncode == 0 and len(json.loads(pruned.stdout)["removed"]) == 1
+
+
 def test_question_normalization_keeps_words_and_numbers() -> None:
     assert normalize_question("  What's the launch code, for Project Zephyr?! ") == "what s the launch code for project zephyr"
     assert normalize_question("Report 2021?") != normalize_question("Report 2022?")
