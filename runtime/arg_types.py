@@ -1,10 +1,14 @@
-"""argparse types for numbers, shared by pgpt-tui and pgpt-export: a value out of range is a usage
-error (exit 2, one line) before any work, not a crash or a wasted export later."""
+"""argparse types for numbers and names, shared by pgpt-tui, pgpt-export and pgpt-serve: a value out of
+range is a usage error (exit 2, one line) before any work, not a crash or a wasted export later."""
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
+
+COLLECTION_RULE = "1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or a digit"
+_COLLECTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def positive_int(text: str) -> int:
@@ -46,6 +50,15 @@ def duration_seconds(text: str) -> float:
     if value != value or value in (float("inf"), float("-inf")):  # nan or infinite
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90s, 30m, 1h, or -1 for never)")
     return -1.0 if value < 0 else value * scale.get(unit, 1.0)
+
+
+def collection_name(text: str) -> str:
+    """A document collection's name. pgpt-serve keeps uploads in a folder of that name, so only plain
+    names pass: "../x" and "x" would otherwise share one folder under two names in the index."""
+    if not _COLLECTION.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"the collection name {text[:80]!r} is refused: a collection name is "
+                                         f"{COLLECTION_RULE}")
+    return text
 
 
 def positive_float(text: str) -> float:

@@ -52,8 +52,25 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
     if serve.model:
         settings = dataclasses.replace(settings, model=serve.model)
     serve.check()
+    if serve.model:
+        _check_model(settings, serve.model)
     setup_logging(settings)
     return settings, serve
+
+
+def _check_model(settings: Any, name: str) -> None:
+    """Refuse a --model / PGPT_MODEL that names no exported chat model before the port is bound:
+    otherwise the server starts and only /ready and each request say why. The manifest is read,
+    the model is not loaded (that stays lazy)."""
+    from pgpt.runtime.errors import ConfigError, ModelNotFoundError, UsageError
+    from pgpt.runtime.models import find_model, require_kind
+
+    pick = ("Pick a chat model with --model NAME or PGPT_MODEL (`pgpt-tui models` lists them), or leave both "
+            "unset to serve the active chat model.")
+    try:
+        require_kind(find_model(settings, name), "llm")
+    except (ModelNotFoundError, UsageError) as exc:  # exit 2, not 1: the setting is wrong, not the model
+        raise ConfigError(f"--model / PGPT_MODEL: {exc}", hint=pick) from None
 
 
 def _bind(host: str, port: int) -> socket.socket:

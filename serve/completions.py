@@ -182,9 +182,15 @@ def chat_messages(body: ChatCompletionRequest) -> list[dict[str, str]]:
             raise ConfigError("Only text content is supported (no images or audio).",
                               hint="Send the message's content as text.")
         messages.append({"role": _ROLES[message.role], "content": message.text()})
+    if not any(m["content"].strip() for m in messages):  # asked nothing, a model invents an answer (the CLI: exit 2)
+        raise ConfigError("The messages hold no text: every content is empty or only whitespace.",
+                          hint="Put the question in a user message's content.")
     if body.use_context and messages[-1]["role"] != "user":
         raise ConfigError("With use_context the last message must be the user's question.",
                           hint="End the messages with a user message.")
+    if body.use_context and not messages[-1]["content"].strip():
+        raise ConfigError("With use_context the last user message is the question, and it is empty.",
+                          hint="Put the question in the last user message's content.")
     return messages
 
 

@@ -25,24 +25,43 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def upload_folder(service: Service, collection: str) -> Path:
-    """Where uploads of ``collection`` are kept (private to the server's user)."""
+    """Where uploads of ``collection`` are kept (private to the server's user).
+
+    Raises:
+        RequestRefusedError: 400 when ``collection`` is not a plain name (the allowed characters named).
+    """
+    import argparse
+
+    from pgpt.runtime.arg_types import collection_name
     from pgpt.runtime.settings import ensure_private_dir
 
-    return ensure_private_dir(service.settings.home / "uploads" / safe_name(collection, "collection"))
+    try:  # the name is the folder's and the index's: one rule keeps them one to one
+        collection = collection_name(collection)
+    except argparse.ArgumentTypeError as exc:
+        raise RequestRefusedError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", status=400,
+                                  hint="Choose a collection name such as default or team-notes.") from None
+    return ensure_private_dir(service.settings.home / "uploads" / collection)
 
 
 def safe_name(name: str | None, what: str = "file name") -> str:
-    """The last part of a client's file name, refused when it is empty, hidden or not a name.
+    """A client's file name when it is plain: not empty, not hidden, no folder part, no control
+    characters, at most 255 bytes; a name with a folder part is refused, not cut to its last part,
+    so that the client learns under which name the document is kept.
 
     Raises:
         RequestRefusedError: 400 with the reason.
     """
-    raw = (name or "").replace("\\", "/")
-    base = PurePosixPath(raw).name.strip()
-    if not base or base in (".", "..") or base.startswith(".") or _CONTROL.search(base) or len(base.encode()) > 255:
-        raise RequestRefusedError(f"The {what} {raw[:80]!r} cannot be used: it must be a plain name, not hidden, "
-                                  "without control characters, at most 255 bytes.", status=400,
-                                  hint="Send the file under a plain name such as report.pdf.")
+    raw = name or ""
+    base = raw.strip()
+    problem = ("it is empty" if not base else
+               "it has a folder part ('/' or '\\')" if "/" in raw or "\\" in raw else
+               "it is hidden (starts with '.')" if base.startswith(".") else
+               "it holds control characters" if _CONTROL.search(base) else
+               "it is longer than 255 bytes" if len(base.encode()) > 255 else "")
+    if problem:
+        raise RequestRefusedError(f"The {what} {raw[:80]!r} cannot be used: {problem}; it must be a plain name, "
+                                  "not hidden, without a folder or control characters, at most 255 bytes.",
+                                  status=400, hint="Send the file under a plain name such as report.pdf.")
     return base
 
 

@@ -118,9 +118,36 @@ def test_an_upload_never_leaves_the_uploads_folder(server: RunningServer, tmp_pa
     source.write_text("An uploaded note about the harbour master.")
     assert upload(server, source)[0] == 200
     status, body = upload(server, source, name="../../../escape.txt")
-    assert status == 200 and body["data"][0]["doc_metadata"]["path"] == str(uploads / "escape.txt")
+    assert status == 400 and "folder part" in body["error"]["message"]
     assert outside.read_text() == "must stay as it is" and not (uploads / "planted.txt").is_symlink()
-    assert not (server.settings.home / "escape.txt").exists()
+    assert not (server.settings.home / "escape.txt").exists() and not (uploads / "escape.txt").exists()
+
+
+def test_names_with_a_folder_part_are_refused_not_cut(server: RunningServer, tmp_path: Path) -> None:
+    """"../../etc/evil.txt" was stored as evil.txt without a word, and the collection "../../x" in the
+    folder uploads/x while the index recorded "../../x": two names, one folder."""
+    http = server.http()
+    for name in ("../../etc/evil.txt", "notes/evil.txt", "..\\evil.txt"):
+        refused = http.post("/v1/ingest/text", json={"file_name": name, "text": "Evil."})
+        assert refused.status_code == 400 and "folder part" in refused.json()["error"]["message"], refused.text
+    note = tmp_path / "x.txt"
+    note.write_text("Evil.")
+    for collection in ("../../x", "x/y", ".hidden", "a b"):
+        as_text = http.post("/v1/ingest/text", params={"collection": collection},
+                            json={"file_name": "x.txt", "text": "Evil."})
+        with open(note, "rb") as handle:
+            as_file = http.post("/v1/ingest/file", files={"file": ("x.txt", handle)}, data={"collection": collection})
+        for refused in (as_text, as_file):
+            message = refused.json()["error"]["message"]
+            assert refused.status_code == 400 and "letters, digits" in message and "collection" in message, message
+    uploads = server.settings.home / "uploads"
+    assert not (uploads / "default" / "evil.txt").exists() and not (uploads / "x").exists()
+    assert not any(d["doc_metadata"]["file_name"] in ("evil.txt", "x.txt")
+                   for d in http.get("/v1/ingest/list").json()["data"])
+    kept = http.post("/v1/ingest/text", params={"collection": "team-notes_2.0"},
+                     json={"file_name": "plain name.txt", "text": "A plain name in a plain collection."})
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["data"][0]["doc_metadata"]["path"] == str(uploads / "team-notes_2.0" / "plain name.txt")
 
 
 def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: RunningServer) -> None:

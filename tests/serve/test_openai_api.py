@@ -114,6 +114,13 @@ def test_embeddings_are_the_in_process_vectors(server: RunningServer, served_set
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, ["text"]),
     ({"messages": [{"role": "user", "content": "word " * 9000}], "max_tokens": 10}, 400,
      ["9", "10", "4096", "--context", "8192"]),
+    ({"messages": [{"role": "user", "content": ""}]}, 400, ["no text"]),
+    ({"messages": [{"role": "user", "content": None}]}, 400, ["no text"]),
+    ({"messages": [{"role": "system", "content": " "}, {"role": "user", "content": [{"type": "text", "text": "\n"}]}]},
+     400, ["no text"]),
+    ({"messages": [{"role": "user", "content": " "}], "extra_body": {"use_context": True}}, 400, ["no text"]),
+    ({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                   {"role": "user", "content": ""}], "extra_body": {"use_context": True}}, 400, ["question", "empty"]),
 ])
 def test_bad_requests_get_a_json_error_naming_the_cause(server: RunningServer, request_fields: dict,
                                                          status: int, words: list[str]) -> None:
@@ -141,3 +148,12 @@ def test_any_whole_number_is_a_seed(server: RunningServer) -> None:
     assert low.json()["choices"][0]["message"]["content"] == high.json()["choices"][0]["message"]["content"]
     assert stream.status_code == 200 and events[-1] == "data: [DONE]" and '"finish_reason":"length"' in events[-2]
     assert fraction.status_code == 400 and "seed" in fraction.json()["error"]["message"]
+
+
+def test_empty_system_or_assistant_messages_beside_a_question_are_fine(server: RunningServer) -> None:
+    """A request whose messages hold no text is refused (400, as the CLI refuses an empty prompt), but
+    only then: empty messages of other roles beside a user's question are answered."""
+    messages = [{"role": "system", "content": ""}, {"role": "user", "content": "Name a colour."},
+                {"role": "assistant", "content": ""}, {"role": "user", "content": "Name a colour."}]
+    reply = server.openai().chat.completions.create(model="default", messages=messages, max_tokens=4)
+    assert reply.choices[0].message.content

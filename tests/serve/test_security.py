@@ -155,3 +155,18 @@ def test_a_port_out_of_range_is_a_usage_error(served_settings: Settings, args: l
                             env=cli_env(served_settings) | env, timeout=120, cwd=served_settings.home)
     assert result.returncode == 2 and cause in result.stderr
     assert "Traceback" not in result.stderr and "bug in pgpt" not in result.stderr
+
+
+@pytest.mark.parametrize("args, env, cause", [
+    (["--model", "nosuch"], {}, "--model / PGPT_MODEL: There is no exported model called 'nosuch'"),
+    ([], {"PGPT_MODEL": "nosuch@0123456789ab"}, "--model / PGPT_MODEL:"),
+    (["--model", "all-minilm-l6-v2-int8"], {}, "all-minilm-l6-v2-int8 is an embedding model, not a chat model"),
+], ids=["unknown", "unknown-version", "embedder"])
+def test_a_model_that_is_no_chat_model_stops_the_start(served_settings: Settings, args: list[str],
+                                                       env: dict[str, str], cause: str) -> None:
+    """--model nosuch started normally; only /ready and each request showed the problem."""
+    result = subprocess.run(serve_command("--port", str(free_port()), *args), capture_output=True, text=True,
+                            env=cli_env(served_settings) | env, timeout=120, cwd=served_settings.home)
+    assert result.returncode == 2 and cause in result.stderr, result.stderr
+    assert "Pick a chat model with --model NAME or PGPT_MODEL" in result.stderr
+    assert "listening on" not in result.stderr and "Traceback" not in result.stderr

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.arg_types import non_negative_int, positive_int
+from pgpt.runtime.arg_types import collection_name, non_negative_int, positive_int
 from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar
@@ -18,7 +18,8 @@ def add_parsers(sub: Any) -> None:
     """Register ingest / docs / forget / search on the subcommand parser."""
     ingest = sub.add_parser("ingest", help="index files and folders for search and answers (incremental)")
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    ingest.add_argument("--collection", default="default", help="collection name (default: default)")
+    ingest.add_argument("--collection", default="default", type=collection_name,
+                        help="collection name: letters, digits, '.', '_', '-' (default: default)")
     ingest.add_argument("--prune", action="store_true", help="forget indexed files under PATH that are gone")
     ingest.add_argument("--reindex", action="store_true",
                         help="rebuild the index (after changing the embedding model); the old one serves until it is done")

@@ -89,6 +89,14 @@ def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: S
     assert pruned.returncode == 0 and len(json.loads(pruned.stdout)["removed"]) == 1
 
 
+def test_a_collection_name_that_is_not_plain_is_a_usage_error(settings: Settings, tmp_path: Path) -> None:
+    """pgpt-serve keeps uploads in a folder named after the collection, so both take plain names only."""
+    (tmp_path / "note.txt").write_text("The ferry leaves at noon.\n")
+    refused = tui_cli(settings, "ingest", str(tmp_path / "note.txt"), "--collection", "../x")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "'../x' is refused" in refused.stderr and "letters, digits" in refused.stderr
+
+
 def test_question_normalization_keeps_words_and_numbers() -> None:
     assert normalize_question("  What's the launch code, for Project Zephyr?! ") == "what s the launch code for project zephyr"
     assert normalize_question("Report 2021?") != normalize_question("Report 2022?")
