@@ -35,7 +35,7 @@ from pgpt.runtime.documents.chunking import chunk_sections
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, Section, is_text_file
 from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore, writer_lock
-from pgpt.runtime.errors import Cancelled, PgptError, StorageError
+from pgpt.runtime.errors import Cancelled, StorageError, UsageError
 from pgpt.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -174,14 +174,14 @@ def forget_path(settings: Settings, embedder: Any, path: str) -> list[DocumentRe
     """Remove the document at ``path`` (an absolute path as indexed) from every collection.
 
     Raises:
-        PgptError: nothing is indexed under that path.
+        UsageError: nothing is indexed under that path (exit 2: a path to check, not a fault).
         IngestLockedError: an ingestion is writing the index.
     """
     with writer_lock(settings):
         store = open_store(settings, embedder)
         matches = [d for d in store.documents() if d.path == path]
         if not matches:
-            raise PgptError(f"{path} is not in the document index.", hint="See the indexed files with `pgpt-tui docs`.")
+            raise UsageError(f"{path} is not in the document index.", hint="See the indexed files with `pgpt-tui docs`.")
         for record in matches:
             store.forget(record.doc_id)
     return matches

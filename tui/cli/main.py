@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         if log.hasHandlers():  # none before setup_logging (a bad setting): logging would print the traceback
             log.exception("command failed")
         message = user_message(exc)
-        print(f"error: {message.title}: {message.text}", file=sys.stderr)
+        # Ctrl+C mostly lands mid-answer: the error starts its own line, not the answer's.
+        start = "\n" if isinstance(exc, KeyboardInterrupt) and sys.stderr.isatty() else ""
+        print(f"{start}error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code
 
 

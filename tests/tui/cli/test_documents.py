@@ -64,7 +64,7 @@ def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> No
     assert forgot.returncode == 0 and "forgot" in forgot.stdout
     assert len(json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]) == 1
     missing = tui_cli(settings, "forget", str(docs / "nope.txt"))
-    assert missing.returncode == 1 and "pgpt-tui docs" in missing.stderr
+    assert missing.returncode == 2 and "pgpt-tui docs" in missing.stderr and "Usage error" in missing.stderr
 
 
 def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: Settings, tmp_path: Path) -> None:
