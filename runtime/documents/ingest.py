@@ -181,7 +181,8 @@ def forget_path(settings: Settings, embedder: Any, path: str) -> list[DocumentRe
         store = open_store(settings, embedder)
         matches = [d for d in store.documents() if d.path == path]
         if not matches:
-            raise UsageError(f"{path} is not in the document index.", hint="See the indexed files with `pgpt-tui docs`.")
+            raise UsageError(f"{path} is not in the document index.",
+                             hint="See the indexed files with `pgpt-tui docs`.")
         for record in matches:
             store.forget(record.doc_id)
     return matches
