@@ -234,6 +234,11 @@ class DocumentStore:
                                                   (known.chunks if known else 0) + 1, row["ingested_at"])
         return sorted(found.values(), key=lambda d: (d.collection, d.path))
 
+    def chunk_count(self, collection: str | None = None) -> int:
+        """Chunks indexed (in ``collection`` when given), counted without reading them."""
+        self.table.checkout_latest()
+        return self.table.count_rows(f"collection = {quote(collection)}" if collection else None)
+
     def _rows(self, columns: list[str], collection: str | None, where: str = "") -> list[dict[str, Any]]:
         self.table.checkout_latest()
         filters = [f for f in (where, f"collection = {quote(collection)}" if collection else "") if f]

@@ -231,7 +231,7 @@ def _require_collection(store: Any, collection: str | None) -> None:
     "not found" or an empty list, as if the documents did not say."""
     from pgpt.runtime.errors import UsageError
 
-    if not collection or store.documents(collection):
+    if not collection or store.chunk_count(collection):  # a count: no rows read on every search
         return
     names = sorted({d.collection for d in store.documents()})
     raise UsageError(f"No documents are indexed in the collection {collection!r}.",
