@@ -2,8 +2,9 @@
 
 A statement that carries a fact (a content word the question does not already hold, a number or
 a name) is supported when one sentence of the sources covers it: enough of its content words,
-close in embedding space, and every number and name of the statement found in the sources. What
-comes out is one of three kinds:
+close in embedding space, every number and name of the statement found in the sources, and a
+statement that denies ("is not") backed by a sentence that denies. A statement the draft repeats
+counts once. What comes out is one of three kinds:
 
 - ``answer``: the supported statements, each cited with the source of its supporting sentence,
   and those sentences as quotes;
@@ -53,6 +54,9 @@ _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*(?:\.[A-Za-z0-9_+#-]+)*")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
+# A statement that denies ("is not recognized as Python") is supported only by a sentence that
+# denies something too: word overlap and embeddings cannot tell "X is a Y" from "X is not a Y".
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without)\b|n't\b", re.IGNORECASE)
 _NUMBER_QUESTION = re.compile(
     r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)|what (?:year|percentage|version|number|size)"
     r"|which (?:year|version))", re.IGNORECASE)
@@ -149,6 +153,11 @@ def key_facts(text: str) -> set[str]:
     return facts
 
 
+def denies(text: str) -> bool:
+    """Whether ``text`` says "not", "no", "never" or the like (curly apostrophes as straight)."""
+    return _NEGATION.search(text.replace("\u2019", "'")) is not None
+
+
 def _covered(words: set[str], sentence: set[str]) -> float:
     return len(words & sentence) / len(words) if words else 0.0
 
@@ -174,6 +183,7 @@ class Grounder:
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
         self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
         self._all_text = " ".join(s.text for s in self.sentences).lower()
+        self._denies = [denies(s.text) for s in self.sentences]
         self.relevance = self._relevance(question_vector)
 
     def _relevance(self, question_vector: np.ndarray) -> np.ndarray:
@@ -227,7 +237,10 @@ class Grounder:
 
     def _supported(self, draft: str, measures: dict[str, float]) -> list[tuple[str, int]]:
         """The draft's fact-carrying statements that a sentence supports, each with that sentence."""
-        statements = [s for s in split_sentences(strip_citations(draft)) if self._carries_fact(s)]
+        # once each: a small model often repeats a sentence until the token limit, and the
+        # answer would repeat it as often, each time with its citation
+        unique = {" ".join(s.lower().split()): s for s in split_sentences(strip_citations(draft))}
+        statements = [s for s in unique.values() if self._carries_fact(s)]
         measures["statements"] = len(statements)
         if not statements or not self.sentences:
             return []
@@ -246,8 +259,10 @@ class Grounder:
                 lexical = np.array([float(all(_contains(text, fact) for fact in new_facts))
                                     for text in self._window_text])
             score = SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine[row]
+            denial = denies(statement)
             holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN
-                     and all(_contains(self._window_text[i], fact) for fact in new_facts)]
+                     and all(_contains(self._window_text[i], fact) for fact in new_facts)
+                     and (not denial or self._denies[i])]
             scores.append(float(score.max()))
             if holds:
                 supported.append((statement, int(holds[0])))

@@ -92,3 +92,26 @@ def test_an_unknown_question_set_is_refused(capsys: pytest.CaptureFixture[str]) 
     assert main(["bench-docs", "--set", "manuals-test,nope"]) == 2
     error = capsys.readouterr().err
     assert "no question set named nope" in error and "manuals-dev" in error
+
+
+def test_saved_drafts_checked_again_give_the_same_answers(small_bench, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """pgpt.bench.grounding_drafts: drafts saved once and checked again reproduce the run, so two
+    versions of the check can be compared on the same drafts."""
+    from pgpt.bench.grounding_drafts import drafts, rechecked, save, summary
+    from pgpt.runtime.llm.chat import ChatEngine
+
+    settings, store, embedder, qs, _ = small_bench
+    engine = ChatEngine(settings)
+    try:
+        records = drafts(engine, store, embedder, qs.name, qs.load())
+    finally:
+        engine.close()
+    save(tmp_path / "drafts.json", "default", records)
+    again = rechecked(settings, tmp_path / "drafts.json")
+    assert [(kind, answer) for _, answer, kind in again] == [(r["kind"], r["answer"]) for r in records]
+    drafted = [r for r in records if "draft" in r]  # the others: nothing close enough to ask the model
+    assert drafted and all(len(r["sentences"]) == len(r["vectors"]) > 0 for r in drafted)
+    scores = summary(again)
+    assert scores["questions"] == 4 and scores["accuracy"]["n"] == 3 and scores["abstention_on_unanswerable"]["n"] == 1
+    assert sum(scores["kinds"].values()) == 4
+    assert scores["wrong"] == sum(n for kind, n in scores["kinds"].items() if kind.endswith("-1"))

@@ -83,6 +83,31 @@ def test_a_supported_answer_is_kept_and_cited_by_its_supporting_sentence(embedde
                                 "sentence": "The launch code of project Zephyr is 7341."}
 
 
+def test_a_statement_the_model_repeats_is_answered_once(embedder) -> None:  # type: ignore[no-untyped-def]
+    result = grounder(embedder, "What is the launch code of project Zephyr?").check(
+        "The launch code of project Zephyr is 7341 [1]. The launch code of project  zephyr is 7341. "
+        "The launch code of project Zephyr is 7341 [1].", abstained=False)
+    assert result.kind == "answer" and result.measures["statements"] == 1
+    assert result.text == "The launch code of project Zephyr is 7341. [1]"
+
+
+def test_a_statement_that_denies_needs_a_sentence_that_denies(embedder) -> None:  # type: ignore[no-untyped-def]
+    # Pygments' changelog: the model turned "added as a recognized file type" into its opposite,
+    # and words and embeddings alone took the sentence as support
+    sentences = [SourceSentence(1, "CHANGES.txt", 0,
+                                "- Add ``*.pyi`` (for typing stub files) as a recognized file type for Python (#2231)"),
+                 SourceSentence(2, "lexers.md", 0, "The Python lexer does not treat print as a keyword any more.")]
+    question = "Which file pattern for typing stubs does Pygments recognise as Python?"
+    ask = Grounder(question, embedder.embed([question])[0], sentences,
+                   embedder.embed([s.text for s in sentences]), embedder.embed)
+    denied = ask.check("The file pattern for typing stubs is not recognized as Python [1].", abstained=False)
+    assert denied.kind == "quote" and "*.pyi" in denied.text and denied.measures["supported"] == 0
+    assert ask.check("The file pattern `*.pyi` is recognized as Python [1].", False).kind == "answer"
+    # a denial that a sentence makes is supported as before
+    kept = ask.check("The Python lexer does not treat print as a keyword [2].", abstained=False)
+    assert kept.measures["supported"] == 1
+
+
 def test_an_unsupported_draft_gives_way_to_the_best_sentence_quoted(embedder) -> None:  # type: ignore[no-untyped-def]
     ask = grounder(embedder, "What is the launch code of project Zephyr?")
     result = ask.check("Sure, the secret sequence is what the weather team keeps locked in a safe.", abstained=False)
