@@ -118,7 +118,8 @@ def verify_folder(folder: Path, manifest: dict[str, Any]) -> None:
         if stamps.get(rel) != stamp and sha256_file(path) != entry["sha256"]:
             raise ModelIntegrityError(f"{rel} in {folder} does not match the sha256 in its manifest.", folder=folder)
         fresh[rel] = stamp
-    _write_stamps(folder, fresh)
+    if fresh != stamps:  # unchanged files: no write, so a load leaves the model cache as it was
+        _write_stamps(folder, fresh)
 
 
 def _read_stamps(folder: Path) -> dict[str, list[int]]:

@@ -213,7 +213,7 @@ def _body(model: str, options: SamplingOptions) -> dict[str, Any]:
 def _source(chunk: dict[str, Any]) -> dict[str, Any]:
     """A PrivateGPT context chunk as the app's and the CLI's sources (source, page, text, score)."""
     metadata = (chunk.get("document") or {}).get("doc_metadata") or {}
-    page = str(metadata.get("page_label", "0"))
+    page = str(metadata.get("page_label") or "0")  # null: a file without pages
     return {"source": metadata.get("path") or metadata.get("file_name", "?"), "page": int(page) if page.isdigit() else 0,
             "text": chunk.get("text", ""), "score": chunk.get("score", 0.0),
             "doc_id": (chunk.get("document") or {}).get("doc_id", "")}

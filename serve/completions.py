@@ -282,10 +282,11 @@ def context_chunk(source: dict[str, Any]) -> dict[str, Any]:
     """A source in PrivateGPT's ``context.chunk`` shape (file name and page in ``doc_metadata``)."""
     from pathlib import PurePath
 
+    # page_label is always there, so a client reads one shape: the page number as text (PrivateGPT's
+    # "1", "2"), or null for a file without pages (text, Markdown, Word).
+    page = source.get("page")
     metadata: dict[str, Any] = {"file_name": PurePath(str(source.get("source", ""))).name,
-                                "path": source.get("source", "")}
-    if source.get("page"):
-        metadata["page_label"] = str(source["page"])
+                                "path": source.get("source", ""), "page_label": str(page) if page else None}
     return {"object": "context.chunk", "score": source.get("score", 0.0),
             "document": {"object": "ingest.document", "doc_id": source.get("doc_id", ""),
                          "doc_metadata": metadata},

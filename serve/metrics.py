@@ -45,10 +45,11 @@ class ServerMetrics:
 
     def observe_generation(self, model: str, timings: dict[str, Any], cached: bool, cache: str) -> None:
         """Count one finished answer: its tokens, TTFT, duration and whether a cache served it."""
-        if cached:
+        if cached:  # its usage counts the answer's tokens, but the model read and wrote none
             self.cache_hits.labels(cache).inc()
-        self.prompt_tokens.labels(model).inc(float(timings.get("prompt_tokens", 0) or 0))
-        self.generation_tokens.labels(model).inc(float(timings.get("new_tokens", 0) or 0))
+        else:
+            self.prompt_tokens.labels(model).inc(float(timings.get("prompt_tokens", 0) or 0))
+            self.generation_tokens.labels(model).inc(float(timings.get("new_tokens", 0) or 0))
         if timings.get("total_s") is not None:
             self.latency.labels(model).observe(float(timings["total_s"]))
         if not cached and timings.get("new_tokens"):

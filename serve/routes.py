@@ -79,6 +79,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
     service = service_of(request)
     embedder = await service.embedder()
     if body.model not in ("default", "", embedder.info.name):
+        await asyncio.to_thread(_refuse_chat_model, service, body.model, embedder.info.name)
         raise ConfigError(f"This server embeds with {embedder.info.name}, not {body.model!r}.",
                           hint="Ask for model 'default' or see GET /v1/models.")
     texts = [body.input] if isinstance(body.input, str) else body.input
@@ -93,6 +94,17 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
             "data": [{"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
                      for i, v in enumerate(vectors)],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _refuse_chat_model(service: Service, name: str, served: str) -> None:
+    """UsageError (400) when ``name`` is one of the exported chat models: the same words as a chat
+    completion naming an embedding model. Only model names are looked up, never a client's path."""
+    from pgpt.runtime.models import list_models, require_kind
+
+    for info in list_models(service.settings):
+        if info.name == name:
+            require_kind(info, "embedding", hint=f"This server embeds with {served}: ask for model 'default' "
+                                                 f"or {served!r} (GET /v1/models gives each model's kind).")
 
 
 def _encode(vector: np.ndarray, encoding: str) -> Any:

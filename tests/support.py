@@ -27,6 +27,19 @@ def cli_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def defaults_only(settings: Settings, cache: Path) -> Settings:
+    """``settings`` with a model cache of links to the three default models only: a reused shared
+    cache (PGPT_TEST_MODEL_CACHE) may hold other tests' exports, such as a 1.5B model."""
+    import dataclasses
+
+    from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM
+
+    cache.mkdir()
+    for name in (DEFAULT_EMBEDDER, f"{DEFAULT_LLM}-fp32", f"{DEFAULT_LLM}-int8"):
+        (cache / name).symlink_to(settings.model_cache / name, target_is_directory=True)
+    return dataclasses.replace(settings, model_cache=cache)
+
+
 def make_pdf(path: Path, pages: list[str]) -> None:
     """A PDF with one text line per page ('' = a page without a text layer, like a scan)."""
     from pgpt.bench.corpora import write_pdf

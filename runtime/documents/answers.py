@@ -112,10 +112,15 @@ class AskStream:
         scope = self._scope()
         hit = self._similar(scope, normalized)
         if hit is not None:
+            from pgpt.runtime.llm.chat import cached_answer_tokens
+
+            # No prompt was read (the question's embedding found the answer); the answer's own
+            # tokens are its completion tokens, as the server's usage reports them.
             self.result = AskResult(hit["answer"], hit["sources"], True,
                                     {"embed_s": round(embedded - started, 4), "retrieve_s": 0.0, "ttft_s": 0.0,
                                      "decode_tok_s": 0.0, "check_s": 0.0,
-                                     "total_s": round(time.perf_counter() - started, 4)},
+                                     "total_s": round(time.perf_counter() - started, 4), "prompt_tokens": 0,
+                                     "new_tokens": cached_answer_tokens(self.engine.model, hit)},
                                     hit["kind"], hit["quotes"], hit["closest"])
             yield hit["answer"]
             return

@@ -25,7 +25,10 @@ from pgpt.runtime.settings import Settings, ensure_private_dir, read_dotenv
 ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 MISSPELLED = "HUGGINGFACE_HUB_TOKEN"
 TOKEN_FILE = "hf_token"
-_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]{8,256}$")
+_TOKEN_CHARACTERS = re.compile(r"^[A-Za-z0-9_\-]*$")
+# A Hugging Face user access token is "hf_" and 34 letters and digits: 37 characters. The bounds
+# are looser (8-256): a mirror or a self-hosted hub may issue tokens of another length.
+TOKEN_LENGTH, _MIN_LENGTH, _MAX_LENGTH = 37, 8, 256
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,19 @@ def checked_token(text: str) -> str:
         ConfigError: the text does not look like a token.
     """
     token = text.strip()
-    if not _TOKEN_SHAPE.match(token):
+    again = "Copy it again from https://huggingface.co/settings/tokens (its copy button takes all of it)."
+    # The messages give lengths, never the text: it may be most of a real token.
+    if not token:
+        raise ConfigError("No token was given: the input was empty.", hint=again)
+    if not _TOKEN_CHARACTERS.match(token):
         raise ConfigError("That does not look like a Hugging Face token (letters, digits, _ and -, no spaces).",
-                          hint="Copy it again from https://huggingface.co/settings/tokens.")
+                          hint=again)
+    if len(token) < _MIN_LENGTH:
+        raise ConfigError(f"That token is too short: {len(token)} characters, where a Hugging Face token has "
+                          f"{TOKEN_LENGTH} (hf_ and 34 letters and digits).", hint=again)
+    if len(token) > _MAX_LENGTH:
+        raise ConfigError(f"That is too long for a Hugging Face token: {len(token)} characters, where a token has "
+                          f"{TOKEN_LENGTH}.", hint=again)
     return token
 
 

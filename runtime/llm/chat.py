@@ -144,6 +144,20 @@ def engine_loading_beside(settings: Settings, model_name: str = "",
                 loading.result().close()
 
 
+def cached_answer_tokens(model: LanguageModel, record: dict[str, Any]) -> int:
+    """The completion tokens of a cached answer: the count stored with it, or (entries written
+    before counts were stored, and the similar-question cache, which keeps none) its text's tokens.
+
+    Args:
+        model: The chat model that wrote the answer (its tokenizer counts the text).
+        record: The cache entry; ``answer`` is its text.
+    """
+    stored = record.get("new_tokens")
+    if isinstance(stored, int) and not isinstance(stored, bool) and stored >= 0:
+        return stored
+    return len(model.tokenize(str(record.get("answer", ""))))
+
+
 class ChatStream:
     """Iterates text pieces of one answer; fills ``result`` (timings, cached) when done.
 
@@ -193,7 +207,8 @@ class ChatStream:
             self.result.finish_reason = str(hit.get("finish_reason", "stop"))  # "length" stays "length"
             self.result.timings = {"ttft_s": 0.0, "decode_tok_s": 0.0,
                                    "total_s": time.perf_counter() - self._started,
-                                   "prompt_tokens": hit.get("prompt_tokens", 0), "new_tokens": 0}
+                                   "prompt_tokens": hit.get("prompt_tokens", 0), "reused_prompt_tokens": 0,
+                                   "new_tokens": cached_answer_tokens(model, hit)}
             return
         self._prompt_ids = model.tokenize(prompt)
         if self._engine.scheduler is None:
@@ -205,6 +220,7 @@ class ChatStream:
         cache = self._engine.cache
         if cache is not None and self.result.finish_reason in ("stop", "length"):
             cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
+                                  "new_tokens": int(self.result.timings.get("new_tokens", 0)),
                                   "finish_reason": self.result.finish_reason})
 
     def __iter__(self) -> Iterator[str]:

@@ -35,16 +35,22 @@ def test_text_in_list_chunks_answer_with_sources_then_delete(server: RunningServ
                                            "context_filter": {"docs_ids": [doc["doc_id"]]}}).json()["data"]
     assert chunks and all(c["document"]["doc_id"] == doc["doc_id"] for c in chunks)
     assert "9:15" in chunks[0]["text"] and chunks[0]["object"] == "context.chunk"
+    # page_label was left out for a file without pages: always there, null
+    assert all(c["document"]["doc_metadata"]["page_label"] is None for c in chunks)
     elsewhere = http.post("/v1/chunks", json={"text": "ferry", "context_filter": {"docs_ids": ["no-such-id"]}})
     assert elsewhere.json()["data"] == []
 
-    reply = server.openai().chat.completions.create(
-        model="default", messages=[{"role": "user", "content": "When does the ferry to Tresco leave?"}],
-        max_tokens=24, extra_body={"use_context": True, "context_filter": {"docs_ids": [doc["doc_id"]]},
-                                   "include_sources": True})
+    question = {"model": "default", "messages": [{"role": "user", "content": "When does the ferry to Tresco leave?"}],
+                "max_tokens": 24, "extra_body": {"use_context": True, "include_sources": True,
+                                                 "context_filter": {"docs_ids": [doc["doc_id"]]}}}
+    reply = server.openai().chat.completions.create(**question)
     sources = reply.choices[0].model_extra["sources"]
     assert sources and sources[0]["document"]["doc_metadata"]["file_name"] == "ferry.txt"
-    assert reply.choices[0].message.content
+    assert "page_label" in sources[0]["document"]["doc_metadata"] and reply.choices[0].message.content
+    # The same question again comes from the similar-question cache: its usage counted 0 tokens.
+    again = server.openai().chat.completions.create(**question)
+    assert again.model_extra["cached"] is True and again.choices[0].message.content == reply.choices[0].message.content
+    assert again.usage.completion_tokens > 0 and again.usage.total_tokens == again.usage.completion_tokens
 
     assert http.delete(f"/v1/ingest/{doc['doc_id']}").status_code == 200
     assert doc["doc_id"] not in {d["doc_id"] for d in http.get("/v1/ingest/list").json()["data"]}

@@ -84,11 +84,15 @@ def test_the_same_question_again_comes_from_the_cache_and_says_so(server: Runnin
     messages = [{"role": "user", "content": "Name a colour."}]
     before = server.metric("pgpt:cache_hits_total", 'cache="answer"')
     first = client.chat.completions.create(model="default", messages=messages, max_tokens=6)
+    generated = server.metric("pgpt:generation_tokens_total")
     second = client.chat.completions.create(model="default", messages=messages, max_tokens=6)
     assert first.model_extra["cached"] is False and second.model_extra["cached"] is True
     assert second.choices[0].message.content == first.choices[0].message.content
     assert second.choices[0].finish_reason == first.choices[0].finish_reason
     assert server.metric("pgpt:cache_hits_total", 'cache="answer"') == before + 1
+    # usage said 0 completion tokens for a cached answer; the metric counts only what the model wrote
+    assert second.usage == first.usage and second.usage.completion_tokens > 0
+    assert server.metric("pgpt:generation_tokens_total") == generated
 
 
 def test_embeddings_are_the_in_process_vectors(server: RunningServer, served_settings: Settings) -> None:
@@ -107,8 +111,22 @@ def test_embeddings_are_the_in_process_vectors(server: RunningServer, served_set
     assert np.frombuffer(base64.b64decode(raw["data"][0]["embedding"]), "<f4").shape == (expected.shape[1],)
 
 
+def test_embeddings_naming_a_chat_model_is_a_bad_request(server: RunningServer) -> None:
+    """The same words as a chat completion naming the embedder, the other way round."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        server.openai().embeddings.create(model="smollm2-135m-instruct-int8", input="x")
+    message = caught.value.body["message"]
+    assert "smollm2-135m-instruct-int8 is a chat model, not an embedding model" in message
+    assert "This server embeds with all-minilm-l6-v2-int8" in message
+    with pytest.raises(openai.BadRequestError, match="embeds with all-minilm-l6-v2-int8, not 'no-such-model'"):
+        server.openai().embeddings.create(model="no-such-model", input="x")
+
+
 @pytest.mark.parametrize(("request_fields", "status", "words"), [
     ({"model": "no-such-model"}, 404, ["smollm2-135m-instruct-int8", "no-such-model"]),
+    # the model exists but is no chat model: the request is wrong (it said 404, "not found")
+    ({"model": "all-minilm-l6-v2-int8"}, 400, ["all-minilm-l6-v2-int8 is an embedding model, not a chat model",
+                                               "GET /v1/models"]),
     ({"n": 2}, 400, ["n"]),
     ({"temperature": -1}, 400, ["temperature"]),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, ["text"]),

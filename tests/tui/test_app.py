@@ -15,6 +15,7 @@ from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp, Turn
 from pgpt.tui.sanitize import clean_text
+from support import defaults_only
 
 QUESTION = "What is the capital of France?"
 SIZE = (80, 24)
@@ -236,9 +237,10 @@ def test_clean_text_output_has_no_control_characters() -> None:
     assert not [c for c in cleaned if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0]
 
 
-async def test_the_first_start_tip_names_the_bigger_model_path_once(settings: Settings) -> None:
+async def test_the_first_start_tip_names_the_bigger_model_path_once(settings: Settings, tmp_path: Path) -> None:
     from pgpt.tui.chat.first_run import TIP
 
+    settings = defaults_only(settings, tmp_path / "models")  # no 1.5B model of other tests in it
     for start in (1, 2):
         app = ChatApp(settings)
         async with app.run_test(size=SIZE) as pilot:
@@ -248,6 +250,30 @@ async def test_the_first_start_tip_names_the_bigger_model_path_once(settings: Se
                 assert tips == [TIP] and "pgpt-export FILE.gguf --dtype int4" in TIP and "1.5B" in TIP
             else:
                 assert tips == []
+
+
+async def test_the_first_start_tip_chooses_a_bigger_model_already_exported(settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    """It told the user to export a 1.5B model that was in the model cache already."""
+    import dataclasses
+
+    from pgpt.runtime.manifest import write_manifest
+    from pgpt.tui.chat.first_run import first_start_tip
+
+    settings = defaults_only(settings, tmp_path / "models")
+    big = settings.model_cache / "qwen2.5-1.5b-instruct-int4"
+    big.mkdir()  # a manifest is all the tip reads: a real 1.5B export takes minutes and 1.3 GB
+    write_manifest(big, {"kind": "llm", "dtype": "int4", "parameters": 1_543_714_304})
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        (tip,) = [str(w.render()) for w in app.query(".tip").results(Static)]
+    assert "qwen2.5-1.5b-instruct-int4 (1.54B weights) is already exported" in " ".join(tip.split())
+    assert "pgpt-tui models --use qwen2.5-1.5b-instruct-int4" in tip and "pgpt-export" not in tip
+    assert "F3 (Models)" in tip and "Ctrl+P lists every key" in tip
+    serving_it = dataclasses.replace(settings, model="qwen2.5-1.5b-instruct-int4")  # PGPT_MODEL
+    assert first_start_tip(serving_it) == ("Tip: F2 (Setup) stores your token and checks the network; F4 adds "
+                                           "documents; Ctrl+P lists every key.")
 
 
 async def test_a_damaged_config_file_is_named_in_the_chat_and_left_as_it_is(settings: Settings) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from pgpt.tui.chat.app import ChatApp
 from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
 from pgpt.tui.screens.models.screen import ModelsScreen
 from test_app import wait_until
-from support import cli_env
+from support import cli_env, defaults_only
 
 SIZE = (80, 24)
 GATED = "pgpt-test/smollm2"
@@ -38,11 +37,7 @@ def own_cache(settings: Settings, tmp_path: Path) -> Settings:
 
     Only the defaults: a reused shared cache (PGPT_TEST_MODEL_CACHE) may hold other tests' exports.
     """
-    cache = tmp_path / "model-cache"
-    cache.mkdir()
-    for name in DEFAULT_MODELS:
-        (cache / name).symlink_to(settings.model_cache / name, target_is_directory=True)
-    return dataclasses.replace(settings, model_cache=cache)
+    return defaults_only(settings, tmp_path / "model-cache")
 
 
 @pytest.fixture()

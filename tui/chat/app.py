@@ -331,7 +331,7 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
     def _show_tip_once(self) -> None:
         """The first start shows where the bigger models, the token and the keys are."""
         from pgpt.runtime.models import read_config, write_config
-        from pgpt.tui.chat.first_run import TIP
+        from pgpt.tui.chat.first_run import first_start_tip
 
         try:
             config = read_config(self.settings)
@@ -339,7 +339,7 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
             log.warning("no tip: %s", fault)
             return
         if not config.get("tip_shown"):
-            self._chat.query_one(ChatLog).mount(Static(TIP, classes="tip"))
+            self._chat.query_one(ChatLog).mount(Static(first_start_tip(self.settings), classes="tip"))
             try:
                 write_config(self.settings, {**config, "tip_shown": True})
             except StorageError as fault:  # a read-only or full home: the app still works

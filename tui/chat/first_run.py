@@ -15,12 +15,43 @@ from pgpt.runtime.settings import Settings
 LLM_STAGES = ("resolve", "load", "export", "quantize", "validate", "done")
 EMBEDDER_STAGES = LLM_STAGES
 # The bigger model path and its numbers were measured on a 2-core, 24 GB machine (README, Quick start).
+KEYS_TIP = "F2 (Setup) stores your token and checks the network; F4 adds documents; Ctrl+P lists every key."
 TIP = ("Tip: this is pgpt's small built-in model (SmolLM2-135M): quick, but often wrong about documents. "
        "A 1.5B model answers better and runs on 2 cores and 24 GB: export a Q4_K_M GGUF file (e.g. "
        "Qwen2.5-1.5B-Instruct) with `pgpt-export FILE.gguf --dtype int4` (about 2 minutes; 1.9 GB of memory, "
        "13-17 s a documents answer; add `--prefill int8` for about 10 s at 3.2 GB) and choose it with Enter "
-       "in F3 (Models), which also exports from Hugging Face (^f: fast prompts). F2 (Setup) stores your "
-       "token and checks the network; F4 adds documents; Ctrl+P lists every key.")
+       "in F3 (Models), which also exports from Hugging Face (^f: fast prompts). " + KEYS_TIP)
+# A chat model this big is the "bigger model" of the tip (the built-in one has 135M weights).
+BIG_MODEL_PARAMETERS = 1_000_000_000
+
+
+def first_start_tip(settings: Settings) -> str:
+    """The first start's tip: TIP while no chat model of 1B weights or more is exported; else how
+    to choose the one there is, or only the keys when it is the active chat model already."""
+    from pgpt.runtime.errors import PgptError
+    from pgpt.runtime.footprint import human_count, parameter_count
+    from pgpt.runtime.models import active_chat_model, list_models
+
+    bigger = []
+    for model in list_models(settings):
+        try:
+            weights = parameter_count(model) if model.kind == "llm" else 0
+        except (PgptError, OSError):  # a damaged config.json: the Models screen names it
+            weights = 0
+        if weights >= BIG_MODEL_PARAMETERS:
+            bigger.append((weights, model.name))
+    if not bigger:
+        return TIP
+    try:
+        active = active_chat_model(settings).name
+    except PgptError:  # the model's load reports it in the chat
+        active = ""
+    if active in {name for _, name in bigger}:
+        return f"Tip: {KEYS_TIP}"
+    weights, name = max(bigger)
+    return (f"Tip: {name} ({human_count(weights)} weights) is already exported and answers documents better "
+            f"than a small model such as the built-in SmolLM2-135M: choose it with Enter in F3 (Models) or "
+            f"`pgpt-tui models --use {name}` (`--model {name}` for one command). {KEYS_TIP}")
 
 
 def models_to_prepare(settings: Settings) -> list:  # type: ignore[type-arg]

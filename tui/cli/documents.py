@@ -6,12 +6,15 @@ import argparse
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgpt.runtime.arg_types import collection_name, non_negative_int, positive_int
 from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar
+
+if TYPE_CHECKING:
+    from pgpt.runtime.errors import UsageError
 
 
 def add_parsers(sub: Any) -> None:
@@ -129,7 +132,6 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.documents.retrieval import search
 
     query = text_argument(args.query, "query")
-    indexed = True
     if settings.server:
         from pgpt.runtime.remote import connect
 
@@ -139,17 +141,20 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
         finally:
             remote.close()
     else:
+        # The embedder first (small: a fraction of a second), so a wrong or damaged one is named
+        # even before anything is indexed; then, as `ask`, an empty index is an error, not 0 results.
         embedder = default_embedder(settings)
+        _require_documents(settings, "search")
         store = open_store(settings, embedder)
         _require_collection(store, args.collection)
         hits = [h.as_json() for h in search(store, embedder, query, k=args.k, collection=args.collection)]
-        indexed = bool(hits) or bool(store.table.count_rows())
+        if not hits and not store.chunk_count():  # every document was forgotten
+            raise _nothing_indexed(settings, "search")
     if args.json:
         print(dumps_json({"query": query, "results": hits}, indent=2))
         return 0
     if not hits:
-        print("No matching passages." if indexed else
-              "Nothing is indexed yet. Add documents with `pgpt-tui ingest PATH`.")
+        print("No matching passages.")
     for number, hit in enumerate(hits, 1):
         where = one_line(hit["source"]) + (f", page {hit['page']}" if hit["page"] else "")
         snippet = " ".join(strip_controls(hit["text"]).split())[:300]
@@ -202,16 +207,23 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _require_documents(settings: Any) -> None:
-    """Refuse a question when nothing is indexed, before any model loads: "not found" would
-    suggest the user's documents were searched and do not say."""
+def _require_documents(settings: Any, command: str = "ask") -> None:
+    """Refuse a question or a search when nothing is indexed, before any model loads: "not found"
+    or no results would suggest the user's documents were searched and do not say."""
     from pgpt.runtime.documents.store import index_has_data
-    from pgpt.runtime.errors import UsageError
 
     if not index_has_data(settings):
-        raise UsageError(f"Nothing is indexed yet in {settings.home}, so there is nothing to answer from.",
-                         hint="Add documents with `pgpt-tui ingest PATH` (files or folders), or ask the model "
-                              "without documents with `pgpt-tui chat`.")
+        raise _nothing_indexed(settings, command)
+
+
+def _nothing_indexed(settings: Any, command: str) -> UsageError:
+    """The usage error (exit 2) of ``ask`` or ``search`` with an empty index."""
+    from pgpt.runtime.errors import UsageError
+
+    purpose, then = (("to answer from", ", or ask the model without documents with `pgpt-tui chat`.")
+                     if command == "ask" else ("to search", ", then search again."))
+    return UsageError(f"Nothing is indexed yet in {settings.home}, so there is nothing {purpose}.",
+                      hint=f"Add documents with `pgpt-tui ingest PATH` (files or folders){then}")
 
 
 def _require_paths(paths: list[Path], prune: bool) -> None:

@@ -28,11 +28,13 @@ from pgpt.runtime.llm.serving.hot_swap import HotSwapMixin, failure_reason
 from pgpt.runtime.llm.serving.reports import LoadedModelInfo, PoolConfig, PoolEvent, PoolStats
 from pgpt.runtime.llm.serving.status_file import StatusFile
 from pgpt.runtime.llm.serving.scheduler import Scheduler
-from pgpt.runtime.models import ModelInfo, active_chat_model, find_model
+from pgpt.runtime.models import ModelInfo, active_chat_model, find_model, require_kind
 from pgpt.runtime.settings import Settings
 from pgpt.runtime.versions import parse_ref
 
 log = logging.getLogger(__name__)
+# What a client naming an embedding model for a chat answer reads after the cause.
+WRONG_KIND_HINT = "Name a chat model (GET /v1/models and `pgpt-tui models` give each model's kind)."
 __all__ = ["Lease", "LoadedModelInfo", "ModelPool", "PoolConfig", "PoolEvent", "PoolStats"]
 
 
@@ -120,6 +122,7 @@ class ModelPool(HotSwapMixin):
 
         Raises:
             ModelNotFoundError / VersionNotFoundError: nothing of that name or version.
+            UsageError: ``ref`` names an embedding model.
             ModelLoadError: the version could not be loaded.
             ServerBusyError: ``max_loaded`` models are loaded and all are in use.
         """
@@ -134,8 +137,8 @@ class ModelPool(HotSwapMixin):
                 if key in self._loaded:
                     return self._lease(self._loaded[key], keep_alive)
             info = find_model(self.settings, f"{name}@{version}" if version else name)  # reads the disk
-            if info.kind != "llm":
-                raise ModelNotFoundError(f"{info.name} is an {info.kind} model, not a chat model.")
+            # The model exists but is of the wrong kind: the request names the wrong model (400), no 404.
+            require_kind(info, "llm", hint=WRONG_KIND_HINT)
             key = (info.name, info.version)
             with self._lock:
                 if key in self._loading:

@@ -84,6 +84,16 @@ def test_a_similar_question_is_answered_from_the_cache_until_the_index_changes(i
     assert not after.cached and "9902" in after.sources[0]["text"]
 
 
+def test_a_similar_question_from_the_cache_reports_the_answers_tokens(indexed) -> None:  # type: ignore[no-untyped-def]
+    """It said 0 completion tokens (and the server's usage with it): the answer has its tokens."""
+    first = ask(indexed, QUESTION).result
+    again = ask(indexed, QUESTION.lower()).result
+    model = indexed[2].model
+    assert again.cached and set(again.timings) == set(first.timings)
+    assert again.timings["new_tokens"] == len(model.tokenize(first.answer)) > 0
+    assert again.timings["prompt_tokens"] == 0  # nothing was read: the question's embedding found it
+
+
 def test_the_similar_question_index_holds_packed_vectors_not_answers(indexed) -> None:  # type: ignore[no-untyped-def]
     first = ask(indexed, QUESTION)
     index = indexed[2].cache.get(first._scope())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from pgpt.export.sources import package_folder
 from pgpt.bench.corpora import CORPUS
 from pgpt.runtime.llm.embeddings import BATCH_TOKENS, Embedder, token_batches
 from pgpt.runtime.models import DEFAULT_EMBEDDER, find_model
+from pgpt.runtime.settings import Settings
 
 TEXTS = [
     "A short one.",
@@ -113,3 +116,25 @@ def test_manifest_records_pooling_and_quality(embedder: Embedder) -> None:
     assert manifest["pooling"] == {"mode": "mean", "normalize": True}
     assert manifest["task"] == "feature-extraction" and manifest["dimension"] == 384
     assert manifest["quality"]["min_cosine"] >= 0.99
+
+
+def test_a_second_load_leaves_the_verified_stamp_as_it_was(default_models: Settings, tmp_path: Path) -> None:
+    """Every load rewrote .verified.json in the model cache; now only a changed file rewrites it."""
+    import os
+    import shutil
+
+    from pgpt.runtime.models import ModelInfo
+
+    source = find_model(default_models, DEFAULT_EMBEDDER)
+    folder = tmp_path / DEFAULT_EMBEDDER  # a copy: the first load must write the stamp itself
+    shutil.copytree(source.path, folder, ignore=shutil.ignore_patterns(".verified.json"))
+    info = ModelInfo(DEFAULT_EMBEDDER, folder, source.manifest)
+    stamp = folder / ".verified.json"
+    Embedder(info, provider="cpu")
+    written, first = stamp.stat(), stamp.read_bytes()
+    Embedder(info, provider="cpu")
+    again = stamp.stat()
+    assert (again.st_mtime_ns, again.st_ino, stamp.read_bytes()) == (written.st_mtime_ns, written.st_ino, first)
+    os.utime(folder / "tokenizer.json")  # a file changed (its mtime and ctime): it is hashed and stamped anew
+    Embedder(info, provider="cpu")
+    assert stamp.read_bytes() != first and stamp.stat().st_ino != written.st_ino

@@ -33,6 +33,9 @@ def test_chat_answers_paris_then_serves_it_from_the_cache(settings) -> None:  # 
     assert timings["ttft_s"] > 0 and timings["decode_tok_s"] > 0 and timings["new_tokens"] > 0
     second = json.loads(tui_cli(settings, "chat", QUESTION, "--json", "--max-tokens", "48").stdout)
     assert second["cached"] is True and second["answer"] == answer["answer"]
+    # A cached answer said 0 completion tokens; it has as many as when it was written.
+    assert second["timings"]["new_tokens"] == timings["new_tokens"]
+    assert second["timings"]["prompt_tokens"] == timings["prompt_tokens"] and set(second["timings"]) == set(timings)
 
 
 def test_streaming_output_is_plain_text(settings) -> None:  # type: ignore[no-untyped-def]
@@ -54,6 +57,21 @@ def test_a_cache_hit_does_not_run_the_model(settings) -> None:  # type: ignore[n
     with pytest.raises(AssertionError, match="session ran"):
         engine.ask(QUESTION, SamplingOptions(max_new_tokens=17))  # other parameters: a miss
     engine.close()
+
+
+def test_an_answer_cached_without_its_token_count_counts_its_text(settings) -> None:  # type: ignore[no-untyped-def]
+    """Entries written before the count was stored still report the answer's completion tokens."""
+    engine = ChatEngine(settings)
+    options = SamplingOptions(max_new_tokens=16)
+    first = engine.stream([{"role": "user", "content": QUESTION}], options)
+    answer = "".join(first)
+    assert engine.cache is not None and engine.cache.get(first._key)["new_tokens"] == first.result.timings["new_tokens"]
+    engine.cache.put(first._key, {"answer": answer, "prompt_tokens": first.result.timings["prompt_tokens"],
+                                  "finish_reason": "stop"})  # the old entry's fields
+    again = engine.ask(QUESTION, options)
+    engine.close()
+    assert again.cached and again.answer == answer
+    assert again.timings["new_tokens"] == len(engine.model.tokenize(answer)) == first.result.timings["new_tokens"]
 
 
 def test_models_lists_dtype_quality_and_source(settings) -> None:  # type: ignore[no-untyped-def]

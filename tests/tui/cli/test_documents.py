@@ -19,13 +19,31 @@ def tui_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_ask_with_nothing_indexed_says_so_instead_of_not_found(settings: Settings) -> None:
-    """"Not found" would tell the user that their documents do not say; none were searched."""
+def test_ask_and_search_with_nothing_indexed_say_so_instead_of_not_found(settings: Settings) -> None:
+    """"Not found" would tell the user that their documents do not say; none were searched.
+    `search` said so on stdout with exit 0 (and `--json` printed no results): now it fails as `ask` does."""
     refused = tui_cli(settings, "ask", "What is the launch code of project Zephyr?")
     assert refused.returncode == 2 and refused.stdout == ""
-    assert "Nothing is indexed yet" in refused.stderr and "pgpt-tui ingest PATH" in refused.stderr
-    searched = tui_cli(settings, "search", "launch code")
-    assert searched.returncode == 0 and "Nothing is indexed yet" in searched.stdout
+    assert refused.stderr.startswith(f"error: Usage error: Nothing is indexed yet in {settings.home}, so there is "
+                                     "nothing to answer from.") and "pgpt-tui ingest PATH" in refused.stderr
+    for args in (["search", "launch code"], ["search", "launch code", "--json"]):
+        searched = tui_cli(settings, *args)
+        assert searched.returncode == 2 and searched.stdout == ""
+        assert searched.stderr.startswith(f"error: Usage error: Nothing is indexed yet in {settings.home}, so "
+                                          "there is nothing to search.")
+        assert "pgpt-tui ingest PATH" in searched.stderr and len(searched.stderr.strip().splitlines()) == 1
+
+
+def test_search_after_every_document_was_forgotten_says_nothing_is_indexed(settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    """The index's files stay after the last document is forgotten: the rows decide."""
+    note = tmp_path / "note.md"
+    note.write_text("The canteen opens at noon.\n")
+    assert tui_cli(settings, "ingest", str(note)).returncode == 0
+    assert tui_cli(settings, "search", "canteen").returncode == 0
+    assert tui_cli(settings, "forget", str(note)).returncode == 0
+    searched = tui_cli(settings, "search", "canteen", "--json")
+    assert searched.returncode == 2 and searched.stdout == "" and "Nothing is indexed yet" in searched.stderr
 
 
 def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> None:

@@ -120,7 +120,8 @@ def test_export_default_replaces_a_tampered_default_model(settings: Settings, tm
     assert "ready: " + str(copy.model_cache / "smollm2-135m-instruct-int8") + " (already exported)" in export.stdout
     assert f"{folder} is damaged" in export.stderr and "replaces it" in export.stderr
     assert folder_problem(folder) == "" and not list(copy.model_cache.glob(".*tmp*"))
-    assert tui_cli(copy, "search", "anything").returncode == 0
+    repaired = tui_cli(copy, "search", "anything")  # the embedder loads; nothing is indexed in this home
+    assert repaired.returncode == 2 and "Nothing is indexed yet" in repaired.stderr, repaired.stderr
 
 
 def test_export_default_refuses_an_output_folder(settings: Settings, tmp_path: Path) -> None:
@@ -154,3 +155,20 @@ def test_the_progress_line_shows_names_clean_and_overwrites_a_longer_one() -> No
     lines = shown.strip("\n").split("\r")[1:]
     assert "m_escname.txt" in lines[0] and len(lines[1]) == len(lines[0])  # padded over the longer name
     assert lines[2].endswith("new line.txt") and shown.count("\n") == 1
+
+
+@pytest.mark.parametrize("typed, cause", [
+    ("hf_Zq81", "That token is too short: 7 characters, where a Hugging Face token has 37"),
+    ("\n", "No token was given: the input was empty."),
+    ("hf_Zq81k Pasted" + "x" * 30, "That does not look like a Hugging Face token (letters, digits, _ and -, no "
+                                   "spaces)."),
+    ("hf_Zq81k" + "x" * 300, "That is too long for a Hugging Face token: 308 characters"),
+], ids=["short", "empty", "space", "long"])
+def test_token_set_says_what_is_wrong_with_the_text_and_never_shows_it(settings: Settings, typed: str,
+                                                                       cause: str) -> None:
+    """A token that lost its end was told "letters, digits, _ and -", which it had."""
+    done = tui_cli(settings, "token", "set", "--stdin", stdin=typed)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: Invalid setting: {cause}")
+    assert "huggingface.co/settings/tokens" in done.stderr
+    assert "hf_Zq81" not in done.stderr and not (settings.home / "hf_token").exists()
