@@ -151,3 +151,21 @@ def test_a_server_that_is_down_refuses_or_is_busy_gives_one_paragraph(served: Ru
         holder.set()
         thread.join(timeout=60)
     assert httpx.get(served.url + "/health", timeout=10).status_code == 200
+
+
+def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(served: RunningServer, tmp_path: Path) -> None:
+    """As locally: an empty index is a usage error (exit 2) that says where to add documents, not
+    "No matching passages" or "not found", which would suggest the documents were searched."""
+    with served.http() as client:
+        (document,) = client.get("/v1/ingest/list").json()["data"]
+        assert client.delete(f"/v1/ingest/{document['doc_id']}").status_code == 200
+    try:
+        settings = client_settings(served, tmp_path)
+        for command in (["search", "ferry Tresco"], ["ask", "When does the ferry to Tresco leave?"]):
+            result = client_cli(settings, *command, "--json")
+            assert result.returncode == 2 and result.stdout == "", result.stderr
+            assert f"Nothing is indexed yet on the server at {served.url}" in result.stderr
+            assert "POST /v1/ingest/file" in result.stderr and "Traceback" not in result.stderr
+    finally:  # the module's other tests expect the one document
+        with served.http() as client:
+            assert client.post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": FERRY}).status_code == 200

@@ -138,6 +138,8 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
         remote = connect(settings)
         try:
             hits = remote.search(query, args.k)
+            if not hits and not remote.documents():  # the server's index is empty: as locally, exit 2
+                raise _nothing_indexed(settings, "search")
         finally:
             remote.close()
     else:
@@ -184,6 +186,10 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
         try:
             stream: Any = remote.ask(question, options, threading.Event())
             _write_progress(stream, args.json)
+            # "not found" with no closest passage: asked only then, so an answer costs no extra request
+            if stream.result.as_json()["not_found"] and not stream.result.as_json()["closest"] \
+                    and not remote.documents():
+                raise _nothing_indexed(settings, "ask")
         finally:
             remote.close()
     else:
@@ -217,11 +223,16 @@ def _require_documents(settings: Any, command: str = "ask") -> None:
 
 
 def _nothing_indexed(settings: Any, command: str) -> UsageError:
-    """The usage error (exit 2) of ``ask`` or ``search`` with an empty index."""
+    """The usage error (exit 2) of ``ask`` or ``search`` with an empty index (the server's, with
+    ``settings.server``)."""
     from pgpt.runtime.errors import UsageError
 
     purpose, then = (("to answer from", ", or ask the model without documents with `pgpt-tui chat`.")
                      if command == "ask" else ("to search", ", then search again."))
+    if settings.server:  # the documents live on the server, not in this machine's home
+        return UsageError(f"Nothing is indexed yet on the server at {settings.server}, so there is nothing {purpose}.",
+                          hint="Add documents there (`pgpt-tui ingest PATH` on the server's machine, or "
+                               f"POST /v1/ingest/file){then}")
     return UsageError(f"Nothing is indexed yet in {settings.home}, so there is nothing {purpose}.",
                       hint=f"Add documents with `pgpt-tui ingest PATH` (files or folders){then}")
 
