@@ -108,6 +108,22 @@ def test_a_statement_that_denies_needs_a_sentence_that_denies(embedder) -> None:
     assert kept.measures["supported"] == 1
 
 
+def test_a_name_in_its_sentence_lowers_the_relevance_gate(embedder) -> None:  # type: ignore[no-untyped-def]
+    # A terse reference line pins the answer ("``MMM``") though it shares few words with the
+    # question; a fluent sentence supported by words alone, equally far from the question, is
+    # what small models answer wrongly with, so it needs RELEVANCE_MIN_WORDS.
+    sentences = [SourceSentence(n, "dates.md", 0, text) for n, text in enumerate(
+        ["``MMM``: abbreviated month name, such as Jan.", "Names of weekdays and months depend on the locale."], 1)]
+    question = "Which date format code prints the month name?"
+    ask = Grounder(question, embedder.embed([question])[0], sentences,
+                   embedder.embed([s.text for s in sentences]), embedder.embed)
+    assert 0.4 <= ask.relevance[1] < 0.5 and 0.4 <= ask.relevance[0] < 0.5  # both between the two gates
+    pinned = ask.check("The format code `MMM` prints the month name [1].", abstained=False)
+    assert pinned.kind == "answer" and pinned.text.endswith("[1]")
+    words_only = ask.check("Names of months depend on the locale [2].", abstained=False)
+    assert words_only.measures["supported"] == 1 and words_only.kind == "not_found"
+
+
 def test_an_unsupported_draft_gives_way_to_the_best_sentence_quoted(embedder) -> None:  # type: ignore[no-untyped-def]
     ask = grounder(embedder, "What is the launch code of project Zephyr?")
     result = ask.check("Sure, the secret sequence is what the weather team keeps locked in a safe.", abstained=False)
