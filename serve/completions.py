@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from pgpt.runtime.errors import Cancelled, ConfigError, ContextLengthError, ServerBusyError
+from pgpt.runtime.errors import Cancelled, ConfigError, ContextLengthError, ServerBusyError, UsageError
 from pgpt.serve.errors import describe_error, json_bytes
 from pgpt.serve.schemas import ChatCompletionRequest, sampling_fields
 from pgpt.serve.service import Service, stream_in_thread
@@ -108,6 +108,7 @@ async def start_completion(service: Service, body: ChatCompletionRequest, log: d
     Raises:
         ConfigError: a message or setting the server cannot use (400).
         ContextLengthError: the prompt does not fit the model's context (400, both numbers named).
+        UsageError: ``use_context`` with nothing indexed (400).
         ModelNotFoundError: no model of that name or version (404).
         ServerBusyError: the queue is full, or every loaded model is busy (503 with Retry-After).
     """
@@ -145,7 +146,13 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
 
     _check_room(lease)  # an answer from the documents submits after retrieval: look at the queue now
     filters = body.context_filter.docs_ids if body.context_filter else None
-    return AskStream(engine, await service.store(), await service.embedder(), messages[-1]["content"], options,
+    store = await service.store()
+    if not await asyncio.to_thread(store.chunk_count):
+        # "not found" would say the documents were searched and do not hold it (the CLI: exit 2)
+        raise UsageError("Nothing is indexed yet on this server, so there is nothing to answer from.",
+                         hint="Add documents with POST /v1/ingest/file or /v1/ingest/text (or `pgpt-tui ingest "
+                              "PATH` on the server's machine), or ask without use_context.")
+    return AskStream(engine, store, await service.embedder(), messages[-1]["content"], options,
                      cancel=cancel, doc_ids=filters)
 
 

@@ -161,11 +161,19 @@ def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(served: Run
         assert client.delete(f"/v1/ingest/{document['doc_id']}").status_code == 200
     try:
         settings = client_settings(served, tmp_path)
-        for command in (["search", "ferry Tresco"], ["ask", "When does the ferry to Tresco leave?"]):
-            result = client_cli(settings, *command, "--json")
-            assert result.returncode == 2 and result.stdout == "", result.stderr
-            assert f"Nothing is indexed yet on the server at {served.url}" in result.stderr
-            assert "POST /v1/ingest/file" in result.stderr and "Traceback" not in result.stderr
+        search = client_cli(settings, "search", "ferry Tresco", "--json")
+        assert search.returncode == 2 and search.stdout == "", search.stderr
+        assert f"Nothing is indexed yet on the server at {served.url}" in search.stderr
+        assert "POST /v1/ingest/file" in search.stderr and "Traceback" not in search.stderr
+        # the server refuses a documents question itself (400), so every client hears it: the
+        # CLI, the app and PrivateGPT's clients
+        ask = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--json")
+        assert ask.returncode == 1 and ask.stdout == "" and "Traceback" not in ask.stderr
+        assert "answered 400" in ask.stderr and "Nothing is indexed yet on this server" in ask.stderr
+        body = {"messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True}
+        with served.http() as client:
+            refused = client.post("/v1/chat/completions", json=body)
+        assert refused.status_code == 400 and "POST /v1/ingest/file" in refused.json()["error"]["message"]
     finally:  # the module's other tests expect the one document
         with served.http() as client:
             assert client.post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": FERRY}).status_code == 200

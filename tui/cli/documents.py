@@ -185,11 +185,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
         remote = connect(settings, args.model)
         try:
             stream: Any = remote.ask(question, options, threading.Event())
-            _write_progress(stream, args.json)
-            # "not found" with no closest passage: asked only then, so an answer costs no extra request
-            if stream.result.as_json()["not_found"] and not stream.result.as_json()["closest"] \
-                    and not remote.documents():
-                raise _nothing_indexed(settings, "ask")
+            _write_progress(stream, args.json)  # a server with nothing indexed refuses (400) before it starts
         finally:
             remote.close()
     else:
