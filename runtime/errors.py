@@ -328,6 +328,16 @@ def user_message(error: BaseException) -> UserMessage:
     )
 
 
+def known_titles() -> frozenset[str]:
+    """Every title the error table can give (what a pgpt-serve error message starts with)."""
+    classes, titles = [PgptError], {"Unexpected error", *(title for _, title, _ in _FOREIGN_ERRORS)}
+    while classes:
+        kind = classes.pop()
+        titles.add(kind.title)
+        classes += kind.__subclasses__()
+    return frozenset(titles)
+
+
 def _safe(title: str, text: str, exit_code: int = 1, status: int = 500) -> UserMessage:
     """Messages often quote file names, which may hold terminal escapes: one sanitizer for all."""
     from pgpt.runtime.sanitize import strip_controls

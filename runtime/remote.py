@@ -240,4 +240,17 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
         wait = int(retry_after) if (retry_after or "").isdigit() else 1
         return ServerBusyError(f"The server at {url} is busy: {message} It asks to retry in {wait} s.",
                                limit="server", retry_after_s=wait)
-    return ServerError(f"The server at {url} answered {status}: {message}", status=status, hint="")
+    title, message = _server_title(message)
+    error = ServerError(f"The server at {url} answered {status}: {message}", status=status, hint="")
+    if title:  # the server's own title ("Usage error"), not "Server error: ... Usage error: ..."
+        error.title = title
+    return error
+
+
+def _server_title(message: str) -> tuple[str, str]:
+    """(title, rest) of a pgpt-serve error message, which starts with its error table's title
+    ("Usage error: Nothing is indexed ..."); ("", message) for any other server's message."""
+    from pgpt.runtime.errors import known_titles
+
+    title, sep, rest = message.partition(": ")
+    return (title, rest) if sep and title in known_titles() else ("", message)

@@ -170,6 +170,9 @@ def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(served: Run
         ask = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--json")
         assert ask.returncode == 1 and ask.stdout == "" and "Traceback" not in ask.stderr
         assert "answered 400" in ask.stderr and "Nothing is indexed yet on this server" in ask.stderr
+        # one title, the server's own: not "Server error: ... answered 400: Usage error: ..."
+        assert "Usage error" in ask.stderr and "Server error" not in ask.stderr
+        assert ask.stderr.count("Usage error") == 1, ask.stderr
         body = {"messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True}
         with served.http() as client:
             refused = client.post("/v1/chat/completions", json=body)
