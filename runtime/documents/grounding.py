@@ -59,6 +59,9 @@ _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*(?:\.[A-Za-z0-9_+#-]+)*")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
+# A code fence and its language tag ("```python"): the lines inside are checked as statements like
+# any other, but the marker is no statement, and left in it showed as "```python import time [1]".
+_FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
 # A statement that denies ("is not recognized as Python") is supported only by a sentence that
 # denies something too: word overlap and embeddings cannot tell "X is a Y" from "X is not a Y".
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without)\b|n't\b", re.IGNORECASE)
@@ -254,7 +257,7 @@ class Grounder:
         """The draft's fact-carrying statements that a sentence supports, each with that sentence."""
         # once each: a small model often repeats a sentence until the token limit, and the
         # answer would repeat it as often, each time with its citation
-        unique = {" ".join(s.lower().split()): s for s in split_sentences(strip_citations(draft))}
+        unique = {" ".join(s.lower().split()): s for s in split_sentences(strip_citations(_FENCE.sub("\n\n", draft)))}
         statements = [s for s in unique.values() if self._carries_fact(s)]
         measures["statements"] = len(statements)
         if not statements or not self.sentences:

@@ -91,6 +91,19 @@ def test_a_statement_the_model_repeats_is_answered_once(embedder) -> None:  # ty
     assert result.text == "The launch code of project Zephyr is 7341. [1]"
 
 
+def test_code_fences_of_a_draft_never_reach_the_answer(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A small model wraps what it read in a fence; the marker ("```python") went into the answer
+    with the line after it, supported by a source that mentions Python: "```python launch(7341) [1]"."""
+    sentences = [SourceSentence(1, "zephyr.md", 0, "The launch code of project Zephyr is 7341."),
+                 SourceSentence(1, "zephyr.md", 0, "The launcher is a Python program.")]
+    question = "What is the launch code of project Zephyr?"
+    check = Grounder(question, embedder.embed([question])[0], sentences, embedder.embed([s.text for s in sentences]),
+                     embedder.embed).check
+    result = check("The launch code of project Zephyr is 7341 [1].\n```python\nlaunch(7341)\n```", abstained=False)
+    assert result.kind == "answer" and "`" not in result.text, result.text
+    assert result.text.startswith("The launch code of project Zephyr is 7341. [1]")
+
+
 def test_a_statement_that_denies_needs_a_sentence_that_denies(embedder) -> None:  # type: ignore[no-untyped-def]
     # Pygments' changelog: the model turned "added as a recognized file type" into its opposite,
     # and words and embeddings alone took the sentence as support
