@@ -99,20 +99,39 @@ def retrieval_scores(store: Any, embedder: Any, qs: QuestionSet, files: list[Pat
     from pgpt.runtime.documents.retrieval import search
 
     questions = [q for q in qs.load() if not q.get("unanswerable")]
-    ranks, times = [], []
+    ranks, times, shown = [], [], []
     for item in questions:
         started = time.perf_counter()
         hits = search(store, embedder, item["question"], k=SEARCH_K)
         times.append(time.perf_counter() - started)
         ranks.append(scoring.passage_rank(item, [(Path(h.source).name, h.text) for h in hits]))
+        shown.append(_closest_shows_it(item, hits, embedder))
     strict = any(q.get("evidence") for q in questions)
     out = {"role": qs.role, "questions": len(questions), "search_ms_median": round(statistics.median(times) * 1000, 1),
-           **_hit_rates(ranks, strict), "by_group": {}}
+           **_hit_rates(ranks, strict), "closest_shown": scoring.rate(sum(shown), len(shown)), "by_group": {}}
     for group, indices in scoring.groups(questions, formats_of(files)).items():
         out["by_group"][group] = _hit_rates([ranks[i] for i in indices], strict)
     out["per_question"] = [{"id": q.get("id", str(i)), "strict": r.strict, "lenient": r.lenient, "file": r.file}
                            for i, (q, r) in enumerate(zip(questions, ranks))]
     return out
+
+
+def _closest_shows_it(item: dict[str, Any], hits: list[Any], embedder: Any) -> bool:
+    """Whether a "not found" answer's closest passages, as shown (each around its sentence closest
+    to the question), show the answer: a snippet of the right file with the evidence span or an
+    accepted answer."""
+    from pgpt.runtime.documents.grounding import CLOSEST_CHARS, CLOSEST_PASSAGES, matching_sentences, sentence_window
+
+    closest = hits[:CLOSEST_PASSAGES]
+    vector = embedder.embed([item["question"]])[0]
+    sentences = matching_sentences(item["question"], vector, [h.text for h in closest], embedder.embed)
+    for hit, sentence in zip(closest, sentences):
+        snippet = "".join(sentence_window(hit.text, sentence, CLOSEST_CHARS))
+        if Path(hit.source).name == item["source"] and (
+                (item.get("evidence") and scoring.contains_span(snippet, item["evidence"]))
+                or any(scoring.contains_answer(snippet, a) for a in scoring.accepted_answers(item))):
+            return True
+    return False
 
 
 def _hit_rates(ranks: list[scoring.PassageHit], strict: bool) -> dict[str, Any]:

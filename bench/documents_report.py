@@ -35,7 +35,9 @@ def format_results(results: dict[str, Any]) -> str:
                   if "strict_hit_at_1" in r else "")
         rows.append((f"retrieval hit@1 / hit@5, {name} ({r['role']})",
                      f"{strict}lenient {cell(r['lenient_hit_at_1'])} / {cell(r['lenient_hit_at_5'])}; "
-                     f"file hit@5 {cell(r['file_hit_at_5'])}; search median {r['search_ms_median']:.0f} ms"))
+                     f"file hit@5 {cell(r['file_hit_at_5'])}; search median {r['search_ms_median']:.0f} ms"
+                     + (f"; a not-found answer's 3 closest passages show it {cell(r['closest_shown'])}"
+                        if "closest_shown" in r else "")))
     if "ask" in results:
         rows += _ask_rows(results["ask"])
     if "embedding" in results:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.abstention import is_abstention
-from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence, split_sentences
+from pgpt.runtime.documents.grounding import (CLOSEST_PASSAGES, Grounder, SourceSentence, matching_sentences,
+                                               split_sentences)
 from pgpt.runtime.documents.markup import MarkupFilter
 from pgpt.runtime.documents.retrieval import Hit, search
 from pgpt.runtime.llm.answer_cache import cache_key
@@ -131,7 +132,7 @@ class AskStream:
             self.result = AskResult(NOT_FOUND, [], False, {
                 **timings, "retrieve_s": round(time.perf_counter() - embedded, 4), "ttft_s": 0.0,
                 "decode_tok_s": 0.0, "check_s": 0.0, "total_s": round(time.perf_counter() - started, 4)},
-                "not_found", closest=[_source(h) for h in hits[:CLOSEST_PASSAGES]])
+                "not_found", closest=self._closest(hits, vector))
             self._remember(scope, normalized)
             yield NOT_FOUND
             return
@@ -160,9 +161,25 @@ class AskStream:
                 "prompt_tokens": stream.result.timings.get("prompt_tokens", 0),
                 "new_tokens": stream.result.timings.get("new_tokens", 0)},
             grounded.kind, [q.as_quote() for q in grounded.quotes],
-            [_source(h) for h in hits[:CLOSEST_PASSAGES]] if grounded.kind == "not_found" else [],
+            self._closest(hits, vector, sentences, grounder.relevance) if grounded.kind == "not_found" else [],
             draft, grounded.measures, stream.result.finish_reason)
         self._remember(scope, normalized)
+
+    def _closest(self, hits: list[Hit], vector: np.ndarray, sentences: list[SourceSentence] | None = None,
+                 relevance: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """A "not found" answer's closest passages, each with its ``sentence`` that answers the
+        question best (the check's relevance), so the user sees at once where to look; the check's
+        sentences are numbered as the passages they come from."""
+        closest = hits[:CLOSEST_PASSAGES]
+        best: dict[int, int] = {}
+        for index, sentence in enumerate(sentences or []):
+            if sentence.number not in best or relevance[index] > relevance[best[sentence.number]]:
+                best[sentence.number] = index
+        if any(number not in best for number in range(1, len(closest) + 1)):  # not read by the model: embedded now
+            found = matching_sentences(self.question, vector, [h.text for h in closest], self.embedder.embed)
+        else:
+            found = [sentences[best[number]].text for number in range(1, len(closest) + 1)]
+        return [{**_source(hit), "sentence": sentence} for hit, sentence in zip(closest, found)]
 
     def _scope(self) -> str:
         return cache_key(kind="similar-questions-v3", index=self.store.version, embedder=self.embedder.model_id,

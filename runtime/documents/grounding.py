@@ -47,6 +47,7 @@ INVENTED_MEANS_NOT_FOUND = True
 # came above 0.69, while a draft cut by the token limit ("... project Zephy") "invents" a name.
 CERTAIN_QUOTE = 0.8
 CLOSEST_PASSAGES = 3
+CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
 # Sentences end at . ! ? before a capital, digit, quote or bracket; lines are joined (PDF and plain
 # text wrap sentences over lines) except at a blank line or a line that starts a list item, a
@@ -310,3 +311,23 @@ def matching_sentences(query: str, query_vector: np.ndarray, passages: Sequence[
         if sentence.number not in best or relevance[index] > relevance[best[sentence.number]]:
             best[sentence.number] = index
     return [sentences[best[n]].text if n in best else "" for n in range(1, len(passages) + 1)]
+
+
+def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str]:
+    """(before, sentence, after): about ``width`` characters of ``text`` (flattened, free of
+    terminal controls) around ``sentence``, with "…" where it was cut; the text's start, and ""
+    for the sentence, when the sentence is not in it. How search hits and a "not found" answer's
+    closest passages are shown."""
+    from pgpt.runtime.sanitize import strip_controls
+
+    text, sentence = flatten_text(strip_controls(text)), flatten_text(strip_controls(sentence))
+    start = text.find(sentence) if sentence else -1
+    if start < 0:
+        start, sentence = min(width, len(text)), ""
+        first, last = 0, start
+    else:
+        room = max(width - len(sentence), 0)
+        first = max(start - room // 2, 0)
+        last = min(start + len(sentence) + room - (start - first), len(text))
+    return (("\u2026" if first else "") + text[first:start], sentence,
+            text[start + len(sentence):last] + ("\u2026" if last < len(text) else ""))

@@ -53,6 +53,8 @@ def test_retrieval_is_scored_by_passage_with_intervals_and_groups(small_bench) -
     assert 0.0 < low < 1.0 and high == pytest.approx(1.0)
     assert set(scores["by_group"]) == {"format:.md", "format:.txt", "tag:paraphrase"}
     assert [q["id"] for q in scores["per_question"]] == ["t1", "t2", "t3"]
+    # what a "not found" answer would show of its three closest passages holds the answer too
+    assert scores["closest_shown"]["hits"] == 3 and scores["closest_shown"]["n"] == 3
 
 
 def test_answers_are_scored_crag_style() -> None:
@@ -83,7 +85,7 @@ def test_the_default_model_answers_and_the_report_shows_every_rate(small_bench) 
                "retrieval": {"small": retrieval_scores(store, embedder, qs, files)}}
     report = format_results(results)
     assert "answers, small (test" in report and "strict 1.00" in report and "| tag:paraphrase |" in report
-    assert "drafts holding the answer" in report
+    assert "drafts holding the answer" in report and "3 closest passages show it 1.00" in report
 
 
 def test_an_unknown_question_set_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

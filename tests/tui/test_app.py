@@ -131,6 +131,7 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         answer, closest = turns(app)[-2:]
         assert "could not find" in answer.text and closest.kind == "closest"
         assert closest.text.startswith("Closest passages") and "ferry.txt" in closest.text
+        assert "[reverse]" in closest.markup  # each passage's sentence closest to the question stands out
         app.sampling = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
         await pilot.press(*"Tell me everything about project Zephyr.", "enter")
         await wait_until(pilot, lambda: bool(app.answering and turns(app)[-1].text))

@@ -195,7 +195,8 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         if details is not None and details["quotes"]:
             chat_log.add_turn("quotes", describe_quotes(details["quotes"]))
         if details is not None and details["closest"]:
-            chat_log.add_turn("closest", describe_closest(details["closest"]))
+            plain, markup = describe_closest(details["closest"])
+            chat_log.add_turn("closest", plain).show(plain, "", markup)
         elif details is not None and details["sources"]:
             chat_log.add_turn("sources", describe_sources(details["sources"]))
         self._close_reply(answer)

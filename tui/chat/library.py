@@ -109,10 +109,16 @@ def describe_quotes(quotes: list[dict[str, Any]]) -> str:
         for q in quotes)
 
 
-def describe_closest(passages: list[dict[str, Any]]) -> str:
-    """A "not found" answer's closest passages, so the user can judge for themselves."""
-    return ("Closest passages (none of them answers it; judge for yourself):\n"
-            + describe_sources(passages, snippet_chars=200).replace("\n[", "\n\n[") if passages else "")
+def describe_closest(passages: list[dict[str, Any]]) -> tuple[str, str]:
+    """A "not found" answer's closest passages, so the user can judge for themselves: plain text
+    and markup, each passage shown around its sentence that answers the question best."""
+    if not passages:
+        return "", ""
+    from pgpt.runtime.documents.grounding import CLOSEST_CHARS
+
+    plain, markup = describe_hits(passages, [p.get("sentence", "") for p in passages], width=CLOSEST_CHARS)
+    title = "Closest passages (none of them answers it; judge for yourself):\n"
+    return title + plain.replace("\n[", "\n\n["), title + markup.replace("\n[", "\n\n[")
 
 
 def describe_hits(hits: list[dict[str, Any]], sentences: list[str], width: int = 300) -> tuple[str, str]:
@@ -121,23 +127,12 @@ def describe_hits(hits: list[dict[str, Any]], sentences: list[str], width: int =
 
     Each passage is shown around its matching sentence, about ``width`` characters.
     """
-    from pgpt.runtime.documents.grounding import flatten_text
-    from pgpt.tui.sanitize import clean_text, strip_controls
+    from pgpt.runtime.documents.grounding import sentence_window
+    from pgpt.tui.sanitize import clean_text
 
     plain, markup = [], []
     for number, (hit, sentence) in enumerate(zip(hits, sentences), 1):
-        text = flatten_text(strip_controls(str(hit.get("text", ""))))
-        sentence = flatten_text(strip_controls(sentence))
-        start = text.find(sentence) if sentence else -1
-        if start < 0:
-            start, sentence = min(width, len(text)), ""
-            first, last = 0, start
-        else:
-            room = max(width - len(sentence), 0)
-            first = max(start - room // 2, 0)
-            last = min(start + len(sentence) + room - (start - first), len(text))
-        before = ("…" if first else "") + text[first:start]
-        after = text[start + len(sentence):last] + ("…" if last < len(text) else "")
+        before, sentence, after = sentence_window(str(hit.get("text", "")), sentence, width)
         head = f"[{number}] {format_source(hit)}"
         plain.append(f"{head}\n    {before}{sentence}{after}")
         markup.append(f"{clean_text(head)}\n    {clean_text(before)}"

@@ -269,9 +269,10 @@ def describe_answer(result: dict[str, Any]) -> str:
         lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'])}" for n, s in enumerate(result["sources"], 1)]
     if result.get("closest"):
         lines += ["", "Closest passages (none of them answers it; judge for yourself):"]
-        for number, passage in enumerate(result["closest"], 1):
-            snippet = " ".join(passage["text"].split())
-            snippet = snippet[:200] + ("…" if len(snippet) > 200 else "")
+        from pgpt.runtime.documents.grounding import CLOSEST_CHARS, sentence_window
+
+        for number, passage in enumerate(result["closest"], 1):  # around the sentence closest to the question
+            snippet = "".join(sentence_window(passage["text"], passage.get("sentence", ""), CLOSEST_CHARS))
             lines += [f"  {number}. {_where(passage['source'], passage['page'])}", f"     {snippet}"]
     if result["cached"]:
         lines += ["(cached: a similar question was answered before)"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pgpt.runtime.documents.answers import NOT_FOUND, AskStream
+from pgpt.runtime.documents.grounding import flatten_text
 from pgpt.runtime.llm.chat import ChatEngine
 from pgpt.runtime.documents.ingest import ingest, open_store
 from pgpt.runtime.llm.sampling import SamplingOptions
@@ -57,6 +58,8 @@ def test_nothing_relevant_says_so_instead_of_inventing(indexed) -> None:  # type
     result = ask(indexed, "How do penguins regulate their body temperature in Antarctica?").result
     assert result.answer == NOT_FOUND and result.sources == [] and result.not_found and result.quotes == []
     assert {Path(p["source"]).name for p in result.closest} == {"zephyr.txt", "ferry.txt"}  # for the user to judge
+    # each with its sentence closest to the question, where the user looks first
+    assert all(p["sentence"] and p["sentence"] in flatten_text(p["text"]) for p in result.closest)
 
 
 def test_a_question_next_to_related_text_is_not_found_and_replayed_so(indexed) -> None:  # type: ignore[no-untyped-def]
@@ -65,6 +68,7 @@ def test_a_question_next_to_related_text_is_not_found_and_replayed_so(indexed) -
     result = first.result
     assert result.kind == "not_found" and result.answer == NOT_FOUND, result.draft
     assert Path(result.closest[0]["source"]).name == "ferry.txt" and result.quotes == []
+    assert "ferry" in result.closest[0]["sentence"] and result.closest[0]["sentence"] in result.closest[0]["text"]
     again = ask(indexed, question.lower().rstrip("?")).result
     assert again.cached and again.as_json() | {"timings": {}} == result.as_json() | {"cached": True, "timings": {}}
 

@@ -148,5 +148,13 @@ def test_ask_text_output_shows_quotes_or_the_closest_passages_without_escapes() 
                                "sources": [], "closest": [passage] * 3, "cached": False})
     lines = missing.splitlines()
     assert lines[2] == "Closest passages (none of them answers it; judge for yourself):" and "Sources:" not in lines
-    assert lines[3:5] == ["  1. /d/ferry.txt", "     " + ("The ferry leaves at noon. " * 8)[:200] + "\u2026"]
+    assert lines[3:5] == ["  1. /d/ferry.txt", "     " + ("The ferry leaves at noon. " * 10)[:240] + "\u2026"]
     assert len(lines) == 9
+    # a passage is shown around its sentence closest to the question, not from its start
+    passage = {"source": "/d/ferry.txt", "page": 2, "score": 0.1, "sentence": "The ferry carries 40 cars.",
+               "text": "Tickets are sold on board. " * 20 + "The ferry carries 40 cars. " + "Dogs travel free. " * 20}
+    missing = describe_answer({"answer": "I could not find it.", "kind": "not_found", "not_found": True, "quotes": [],
+                               "sources": [], "closest": [passage], "cached": False})
+    snippet = missing.splitlines()[4]
+    assert snippet.startswith("     \u2026") and snippet.endswith("\u2026") and "The ferry carries 40 cars." in snippet
+    assert len(snippet) < 260
