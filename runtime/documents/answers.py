@@ -188,7 +188,7 @@ class AskStream:
                          **({"doc_ids": self.doc_ids} if self.doc_ids is not None else {}))
 
     def _similar(self, scope: str, vector: np.ndarray) -> dict[str, Any] | None:
-        cache = self.engine.cache
+        cache = self.engine.cache if self.options.cacheable else None
         entries = (cache.get(scope) or {}).get("entries", []) if cache is not None else []
         numbers = _numbers(self.question)
         vectors = [(e, _unpack(e.get("vector"), vector.size)) for e in entries if e.get("numbers") == numbers]
@@ -209,7 +209,7 @@ class AskStream:
         per entry instead of every cached answer with its passages (measured: 60 entries in JSON
         lists took 6 ms to parse, which pushed a hit past 50 ms on a slow VM).
         """
-        cache = self.engine.cache
+        cache = self.engine.cache if self.options.cacheable else None
         if cache is None or not self.result.answer.strip():
             return
         answer_key = cache_key(kind="similar-answer", scope=scope, question=normalize_question(self.question))

@@ -200,7 +200,7 @@ class ChatStream:
         model = self._engine.model
         prompt = model.render_prompt(self._messages)
         self._key = cache_key(model=model.model_id, prompt=prompt, params=self._options.as_key())
-        cache = self._engine.cache
+        cache = self._engine.cache if self._options.cacheable else None
         hit = cache.get(self._key) if cache is not None else None
         if hit is not None and isinstance(hit.get("answer"), str):
             self.result.answer, self.result.cached = hit["answer"], True
@@ -217,7 +217,7 @@ class ChatStream:
             self.generation = self._engine.scheduler.submit(self._prompt_ids, self._options, self._cancel)
 
     def _remember(self) -> None:
-        cache = self._engine.cache
+        cache = self._engine.cache if self._options.cacheable else None
         if cache is not None and self.result.finish_reason in ("stop", "length"):
             cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
                                   "new_tokens": int(self.result.timings.get("new_tokens", 0)),

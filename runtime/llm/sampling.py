@@ -24,6 +24,7 @@ class SamplingOptions:
         repetition_penalty: >1 discourages tokens already in the context (1.0 disables it).
         seed: Seed of the sampler, for repeatable sampling: any whole number, negative or above 64
             bits too (OpenAI's API allows them); kept as ``seed % 2**64``, the range numpy takes.
+            None (the default): a fresh sample each time, as OpenAI's API does without a seed.
         stop: Strings that end the answer when they appear (not included in it).
         ignore_eos: Keep generating past end-of-sequence (benchmarks need fixed lengths).
     """
@@ -33,7 +34,7 @@ class SamplingOptions:
     top_p: float = 1.0
     top_k: int = 0
     repetition_penalty: float = 1.0
-    seed: int = 0
+    seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
     ignore_eos: bool = False
 
@@ -46,7 +47,7 @@ class SamplingOptions:
             (self.top_k < 0, f"top-k must be 0 (off) or more (got {self.top_k})"),
             (not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0),
              f"repetition penalty must be above 0; 1 turns it off (got {self.repetition_penalty})"),
-            (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral),
+            (self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)),
              f"seed must be a whole number (got {self.seed!r})"),
         ) if bad]
         if problems:
@@ -55,7 +56,14 @@ class SamplingOptions:
                               hint="Pass a value in the allowed range (see `pgpt-tui chat --help`).")
         # numpy's generator refuses negative seeds; one mapping keeps every seed repeatable, and
         # -1 and 2**64 - 1 (the same generator) share their answer-cache entries.
-        object.__setattr__(self, "seed", int(self.seed) % 2**64)
+        if self.seed is not None:
+            object.__setattr__(self, "seed", int(self.seed) % 2**64)
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether the same prompt must give the same answer (greedy, or sampled with a seed), so
+        that an answer cache may answer it: a sampled answer without a seed is drawn afresh."""
+        return self.temperature == 0 or self.seed is not None
 
     def as_key(self) -> dict[str, Any]:
         """The parameters as plain data, for cache keys."""

@@ -175,3 +175,17 @@ def test_empty_system_or_assistant_messages_beside_a_question_are_fine(server: R
                 {"role": "assistant", "content": ""}, {"role": "user", "content": "Name a colour."}]
     reply = server.openai().chat.completions.create(model="default", messages=messages, max_tokens=4)
     assert reply.choices[0].message.content
+
+
+def test_a_sampled_answer_without_a_seed_is_drawn_afresh_not_cached(server: RunningServer) -> None:
+    """With temperature above 0 and no seed every request got the first one's answer from the
+    cache ("regenerate" never changed anything); with a seed the cache answers a repeat."""
+    ask = {"model": "default", "messages": [{"role": "user", "content": "Invent a name for a cat."}],
+           "max_tokens": 12, "temperature": 1.5}
+    with server.http() as client:
+        unseeded = [client.post("/v1/chat/completions", json=ask).json() for _ in range(4)]
+        seeded = [client.post("/v1/chat/completions", json={**ask, "seed": 11}).json() for _ in range(2)]
+    assert not any(r["cached"] for r in unseeded)
+    assert len({r["choices"][0]["message"]["content"] for r in unseeded}) > 1  # four draws at 1.5: not all alike
+    assert [r["cached"] for r in seeded] == [False, True]
+    assert seeded[0]["choices"][0]["message"]["content"] == seeded[1]["choices"][0]["message"]["content"]

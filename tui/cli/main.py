@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="sample only from the K likeliest tokens (default 0: off)")
     chat.add_argument("--repetition-penalty", type=float, default=1.0,
                       help="above 1 makes tokens already in the text less likely, e.g. 1.1 (default 1: off)")
-    chat.add_argument("--seed", type=int, default=0,
+    chat.add_argument("--seed", type=int, default=None,
                       help="seed of the sampler, any whole number: the same seed gives the same answer with "
-                           "--temperature above 0 (default 0)")
+                           "--temperature above 0 (default: a fresh sample each time, never from the cache)")
     chat.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
     chat.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     model_commands.add_parser(sub)
