@@ -131,15 +131,26 @@ def _int(env: dict[str, str], name: str, default: int, lowest: int | None = None
 
 
 def _server_url(raw: str) -> str:
-    """``PGPT_SERVER`` as a base URL: ``host:port`` gets ``http://``; other schemes are refused."""
+    """``PGPT_SERVER`` as a base URL: ``host:port`` gets ``http://``, OpenAI's ``.../v1`` base URL
+    its server's root; other schemes are refused, and so is a key or password in the address
+    (it would be shown in messages and logs: the key belongs in PGPT_API_KEY_FILE)."""
+    from urllib.parse import urlsplit
+
+    from pgpt.runtime.errors import ConfigError
+
     url = raw.strip().rstrip("/")
     if not url:
         return ""
     if "://" not in url:
         url = f"http://{url}"
-    if not url.startswith(("http://", "https://")) or not url.split("://", 1)[1]:
-        from pgpt.runtime.errors import ConfigError
-
+    if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+        raise ConfigError(f"PGPT_SERVER (or --server) holds a user name or key before {host!r}; pgpt does not "
+                          "send credentials in the address, and would show them in messages and logs.",
+                          hint=f"Use http://{host} and put the key in a file named by PGPT_API_KEY_FILE (or in "
+                               "PGPT_API_KEY).")
+    url = url.removesuffix("/v1")  # the base URL OpenAI's clients take; pgpt adds /v1 itself
+    if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
         raise ConfigError(f"PGPT_SERVER={raw!r} is not a server address.",
                           hint="Use http://HOST:PORT, e.g. http://127.0.0.1:8642.")
     return url

@@ -116,6 +116,21 @@ def test_chat_ask_and_search_on_the_command_line(served: RunningServer, tmp_path
     assert "ferry.txt" in asked.stdout
     found = client_cli(settings, "search", "ferry Tresco", "--json")
     assert json.loads(found.stdout)["results"][0]["source"].endswith("ferry.txt")
+    # OpenAI's base URL (".../v1"), as users of its clients type it, names the same server
+    again = client_cli(settings, "--server", served.url + "/v1/", "search", "ferry Tresco", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout) == json.loads(found.stdout), again.stderr
+
+
+def test_a_key_in_the_server_address_is_refused_and_never_shown(served: RunningServer, tmp_path: Path) -> None:
+    """It was printed in "Nothing answers at http://user:KEY@..." and logged."""
+    settings = client_settings(served, tmp_path)
+    secret = "sekret-key-123456"
+    url = served.url.replace("http://", f"http://user:{secret}@")
+    result = client_cli(settings, "--server", url, "search", "ferry")
+    assert result.returncode == 2 and "Invalid setting" in result.stderr and "PGPT_API_KEY_FILE" in result.stderr
+    assert secret not in result.stderr + result.stdout and f"http://127.0.0.1:{served.port}" in result.stderr
+    logs = settings.home / "logs"
+    assert not logs.exists() or all(secret not in p.read_text() for p in logs.iterdir())
 
 
 def test_a_server_that_is_down_refuses_or_is_busy_gives_one_paragraph(served: RunningServer, tmp_path: Path) -> None:

@@ -164,9 +164,11 @@ class Scheduler:
                 raise EngineClosedError(f"The engine of {self.model.info.name} was shut down.")
             running = self.parallel - self._by_slot.count(None)
             if running + len(self._waiting) >= self.parallel + self.config.max_queue:
+                # one total: a request that waits for its prompt to be read holds no slot yet, so
+                # "1 running (parallel=4) and 19 waiting (max_queue=16)" read as a contradiction
                 raise ServerBusyError(
-                    f"{running} requests are running (parallel={self.parallel}) and {len(self._waiting)} "
-                    f"are waiting (max_queue={self.config.max_queue}).",
+                    f"It holds {running + len(self._waiting)} requests, as many as it takes (parallel="
+                    f"{self.parallel} answered at once, max_queue={self.config.max_queue} waiting).",
                     limit=f"max_queue={self.config.max_queue}", retry_after_s=self.config.retry_after_s)
             self._waiting.append(sequence)
             self._lock.notify_all()
