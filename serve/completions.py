@@ -218,7 +218,8 @@ def _max_new_tokens(body: ChatCompletionRequest, prompt_tokens: int, model: Any,
         wanted = min(DEFAULT_MAX_TOKENS, cap, room)
         if wanted >= 1:
             return wanted
-        asked = 1
+        raise ContextLengthError(f"The prompt has {prompt_tokens} tokens, which leaves no room for an answer: "
+                                 f"{model.holds(context)}.", hint="Shorten the messages.")
     wanted = min(asked, cap)
     if prompt_tokens + wanted > context:
         raise ContextLengthError(

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import ModelIntegrityError, TemplateError
+from pgpt.runtime.errors import ContextLengthError, ModelIntegrityError, TemplateError
 
 
 def load_tokenizer(folder: Path) -> Any:
@@ -93,6 +93,10 @@ def render_chat(template: str, messages: list[dict[str, str]], special: dict[str
         TemplateError: when the template is broken, tries an unsafe operation, runs too long or
             makes too much text.
     """
+    given = sum(len(str(m.get("content") or "")) for m in messages)
+    if given > TEMPLATE_MAX_CHARS:  # the messages, not the template, are too long: say so
+        raise ContextLengthError(f"The messages hold {given:,} characters, far more than any model's context "
+                                 "(about 4 characters a token).", hint="Shorten the messages.")
     try:
         return _render(template, messages, special)
     except TemplateError:

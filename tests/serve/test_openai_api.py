@@ -132,6 +132,10 @@ def test_embeddings_naming_a_chat_model_is_a_bad_request(server: RunningServer) 
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, ["text"]),
     ({"messages": [{"role": "user", "content": "word " * 9000}], "max_tokens": 10}, 400,
      ["9", "10", "4096", "--context", "8192"]),
+    # a 2 MB prompt is the user's, not the chat template's fault (it said "Chat template error", 500)
+    ({"messages": [{"role": "user", "content": "word " * 420_000}]}, 400, ["Prompt too long", "2,100,000 characters"]),
+    # no max_tokens and no room left: it said "max_tokens is 1", which nobody had asked for
+    ({"messages": [{"role": "user", "content": "word " * 4200}]}, 400, ["leaves no room for an answer", "4096"]),
     ({"messages": [{"role": "user", "content": ""}]}, 400, ["no text"]),
     ({"messages": [{"role": "user", "content": None}]}, 400, ["no text"]),
     ({"messages": [{"role": "system", "content": " "}, {"role": "user", "content": [{"type": "text", "text": "\n"}]}]},

@@ -116,8 +116,10 @@ def test_chat_ask_and_search_on_the_command_line(served: RunningServer, tmp_path
     assert "ferry.txt" in asked.stdout
     found = client_cli(settings, "search", "ferry Tresco", "--json")
     assert json.loads(found.stdout)["results"][0]["source"].endswith("ferry.txt")
-    # OpenAI's base URL (".../v1"), as users of its clients type it, names the same server
-    again = client_cli(settings, "--server", served.url + "/v1/", "search", "ferry Tresco", "--json")
+    # --server after the command (it was taken for the question) wins over PGPT_SERVER, and OpenAI's
+    # base URL (".../v1"), as users of its clients type it, names the same server
+    down = dataclasses.replace(settings, server=f"http://127.0.0.1:{free_port()}")
+    again = client_cli(down, "search", "--server", served.url + "/v1/", "ferry Tresco", "--json")
     assert again.returncode == 0 and json.loads(again.stdout) == json.loads(found.stdout), again.stderr
 
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 def add_parsers(sub: Any) -> None:
     """Register ingest / docs / forget / search on the subcommand parser."""
+    from pgpt.tui.cli.main import add_server_option
+
     ingest = sub.add_parser("ingest", help="index files and folders for search and answers (incremental)")
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--collection", default="default", type=collection_name,
@@ -37,6 +39,7 @@ def add_parsers(sub: Any) -> None:
     search.add_argument("-k", type=positive_int, default=5, help="number of results (default 5)")
     search.add_argument("--collection", help="search this collection only (default: all)")
     search.add_argument("--json", action="store_true", help="print one JSON object")
+    add_server_option(search, after_command=True)
     ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
     ask.add_argument("question", help="the question, or - to read it from standard input")
     ask.add_argument("--collection", help="answer from this collection only (default: all)")
@@ -49,6 +52,7 @@ def add_parsers(sub: Any) -> None:
     ask.add_argument("--max-tokens", type=positive_int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    add_server_option(ask, after_command=True)
     for command in (ingest, docs, forget, search, ask):
         add_embedder_option(command)
 

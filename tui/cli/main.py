@@ -10,13 +10,19 @@ from pgpt.runtime.arg_types import non_negative_int, positive_int
 from pgpt.runtime.sanitize import dumps_json, strip_controls
 
 
+def add_server_option(parser: argparse.ArgumentParser, after_command: bool = False) -> None:
+    """``--server URL``, global and after chat, ask and search (there SUPPRESS: when absent it
+    leaves the global one), as users of other CLIs put it after the command."""
+    parser.add_argument("--server", metavar="URL", **({"default": argparse.SUPPRESS} if after_command else {}),
+                        help="use a running pgpt-serve (e.g. http://127.0.0.1:8642) for the app, chat, ask and "
+                             "search instead of loading the model here (default: PGPT_SERVER)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
     parser = argparse.ArgumentParser(prog="pgpt-tui", description="Private chat with your documents, in the terminal.")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
-    parser.add_argument("--server", metavar="URL",
-                        help="use a running pgpt-serve (e.g. http://127.0.0.1:8642) for the app, chat, ask and "
-                             "search instead of loading the model here (default: PGPT_SERVER)")
+    add_server_option(parser)
     from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
     from pgpt.tui.cli import models as model_commands
 
@@ -40,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "--temperature above 0 (default: a fresh sample each time, never from the cache)")
     chat.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
     chat.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    add_server_option(chat, after_command=True)
     model_commands.add_parser(sub)
     doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads, folders and the Hub connection")
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
