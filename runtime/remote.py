@@ -96,17 +96,22 @@ class RemoteEngine:
         return RemoteStream(self, {"messages": messages, **_body(self.requested, options)}, cancel)
 
     def ask(self, question: str, options: SamplingOptions, cancel: threading.Event | None = None,
-            doc_ids: list[str] | None = None) -> RemoteStream:
-        """An answer from the server's documents, with sources (PrivateGPT's use_context)."""
+            doc_ids: list[str] | None = None, collection: str | None = None, passages: int | None = None,
+            sentences: int | None = None) -> RemoteStream:
+        """An answer from the server's documents, with sources (PrivateGPT's use_context; pgpt's
+        collection, passages and sentences as `ask` takes them, the server's defaults when None)."""
         body: dict[str, Any] = {"messages": [{"role": "user", "content": question}], "use_context": True,
                                 "include_sources": True, **_body(self.requested, options)}
         if doc_ids is not None:
             body["context_filter"] = {"docs_ids": doc_ids}
+        given = {"collection": collection, "passages": passages, "sentences": sentences}
+        body.update({name: value for name, value in given.items() if value is not None})
         return RemoteStream(self, body, cancel)
 
-    def search(self, query: str, k: int = 5) -> list[dict[str, Any]]:
+    def search(self, query: str, k: int = 5, collection: str | None = None) -> list[dict[str, Any]]:
         """The passages closest to ``query`` (``source``, ``page``, ``text``, ``score``), no model run."""
-        data = self._request("POST", "/v1/chunks", json={"text": query, "limit": k})
+        request = {"text": query, "limit": k, **({"collection": collection} if collection else {})}
+        data = self._request("POST", "/v1/chunks", json=request)
         return [_source(chunk) for chunk in data.get("data", [])]
 
     def documents(self) -> list[dict[str, Any]]:

@@ -142,7 +142,8 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
         stream = engine.stream(messages, options, cancel)
         await asyncio.to_thread(stream.start)  # the cache, then the scheduler's queue
         return stream
-    from pgpt.runtime.documents.answers import AskStream
+    from pgpt.runtime.documents.answers import DEFAULT_PASSAGES, FOCUS_SENTENCES, AskStream
+    from pgpt.runtime.documents.retrieval import require_collection
 
     _check_room(lease)  # an answer from the documents submits after retrieval: look at the queue now
     filters = body.context_filter.docs_ids if body.context_filter else None
@@ -152,8 +153,13 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
         raise UsageError("Nothing is indexed yet on this server, so there is nothing to answer from.",
                          hint="Add documents with POST /v1/ingest/file or /v1/ingest/text (or `pgpt-tui ingest "
                               "PATH` on the server's machine), or ask without use_context.")
+    await asyncio.to_thread(require_collection, store, body.collection, _ADD_TO_COLLECTION)
     return AskStream(engine, store, await service.embedder(), messages[-1]["content"], options,
-                     cancel=cancel, doc_ids=filters)
+                     collection=body.collection, k=body.passages or DEFAULT_PASSAGES, cancel=cancel,
+                     sentences=FOCUS_SENTENCES if body.sentences is None else body.sentences, doc_ids=filters)
+
+
+_ADD_TO_COLLECTION = "POST /v1/ingest/file (form field collection)"
 
 
 def _check_room(lease: Any) -> None:

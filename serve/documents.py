@@ -159,15 +159,18 @@ async def delete_document(service: Service, doc_id: str) -> None:
 
 
 async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: int,
-                 around: int) -> dict[str, Any]:
-    """The passages closest to ``text`` (PrivateGPT's ``/v1/chunks``), with their neighbours."""
-    from pgpt.runtime.documents.retrieval import neighbours, search
+                 around: int, collection: str | None = None) -> dict[str, Any]:
+    """The passages closest to ``text`` (PrivateGPT's ``/v1/chunks``), with their neighbours;
+    ``collection`` (pgpt's own) searches that one only."""
+    from pgpt.runtime.documents.retrieval import neighbours, require_collection, search
 
     store, embedder = await service.store(), await service.embedder()
 
     def run() -> list[dict[str, Any]]:
+        require_collection(store, collection, "POST /v1/ingest/file (form field collection)")
         found = []
-        for hit in search(store, embedder, text, k=limit, per_document=limit, doc_ids=doc_ids):
+        for hit in search(store, embedder, text, k=limit, collection=collection, per_document=limit,
+                          doc_ids=doc_ids):
             before, after = neighbours(store, hit.chunk_id, around, around) if around else (None, None)
             found.append(context_chunk({"source": hit.source, "page": hit.page, "text": hit.text,
                                         "score": hit.score, "doc_id": hit.chunk_id.rpartition(":")[0],

@@ -117,7 +117,8 @@ def _encode(vector: np.ndarray, encoding: str) -> Any:
 async def chunks(body: ChunksRequest, request: Request) -> dict[str, Any]:
     """PrivateGPT: the passages closest to a text (no language model runs)."""
     filters = body.context_filter.docs_ids if body.context_filter else None
-    return await documents.chunks(service_of(request), body.text, filters, body.limit, body.prev_next_chunks)
+    return await documents.chunks(service_of(request), body.text, filters, body.limit, body.prev_next_chunks,
+                                  body.collection)
 
 
 @router.post("/v1/ingest/file")

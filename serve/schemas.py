@@ -66,6 +66,10 @@ class ChatCompletionRequest(BaseModel):
     use_context: bool = False
     context_filter: ContextFilter | None = None
     include_sources: bool = True
+    # pgpt's own, as `pgpt-tui ask` takes them: one collection, passages read, their sentences read
+    collection: str | None = None
+    passages: int | None = Field(default=None, ge=1, le=20)
+    sentences: int | None = Field(default=None, ge=0, le=200)
 
     def stop_strings(self) -> tuple[str, ...]:
         """``stop`` as a tuple (OpenAI allows one string or up to 4)."""
@@ -92,6 +96,7 @@ class ChunksRequest(BaseModel):
     context_filter: ContextFilter | None = None
     limit: int = Field(default=10, ge=1, le=100)
     prev_next_chunks: int = Field(default=0, ge=0, le=10)
+    collection: str | None = None  # pgpt's own: search this collection only
 
 
 class IngestTextRequest(BaseModel):

@@ -67,6 +67,23 @@ def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collecti
     return _fuse(legs, k, per_document)
 
 
+def require_collection(store: DocumentStore, collection: str | None, how_to_add: str) -> None:
+    """Refuse a collection that holds no documents, naming the ones there are: a typo gave "not
+    found" or an empty list, as if the documents did not say. ``how_to_add``: the next step.
+
+    Raises:
+        UsageError: nothing is indexed in ``collection``.
+    """
+    from pgpt.runtime.errors import UsageError
+
+    if not collection or store.chunk_count(collection):  # a count: no rows read on every search
+        return
+    names = sorted({d.collection for d in store.documents()})
+    raise UsageError(f"No documents are indexed in the collection {collection!r}.",
+                     hint=f"Collections here: {', '.join(names) or 'none yet'}. Leave out the collection to use "
+                          f"them all, or add documents to it with {how_to_add}.")
+
+
 def neighbours(store: DocumentStore, chunk_id: str, before: int, after: int) -> tuple[list[str], list[str]]:
     """The texts of up to ``before`` chunks before ``chunk_id`` and ``after`` after it, in document
     order (PrivateGPT's ``prev_next_chunks``); chunk ids are ``doc_id:position``."""

@@ -123,6 +123,26 @@ def test_chat_ask_and_search_on_the_command_line(served: RunningServer, tmp_path
     assert again.returncode == 0 and json.loads(again.stdout) == json.loads(found.stdout), again.stderr
 
 
+def test_collection_and_reading_options_reach_the_server(served: RunningServer, tmp_path: Path) -> None:
+    """--collection, -k and --sentences were dropped on the way to a server: a typo searched every
+    collection and said nothing; --no-cache, which a server cannot honour for one client, is refused."""
+    settings = client_settings(served, tmp_path)
+    typo = client_cli(settings, "search", "ferry Tresco", "--collection", "defualt")
+    assert typo.returncode == 1 and "No documents are indexed in the collection 'defualt'" in typo.stderr
+    assert "Collections here: default" in typo.stderr and "Traceback" not in typo.stderr
+    right = client_cli(settings, "search", "ferry Tresco", "--collection", "default", "--json")
+    assert right.returncode == 0 and json.loads(right.stdout)["results"][0]["source"].endswith("ferry.txt")
+    asked = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--collection", "defualt", "-k", "1",
+                       "--sentences", "0")
+    assert asked.returncode == 1 and "'defualt'" in asked.stderr, asked.stderr
+    uncached = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--no-cache")
+    assert uncached.returncode == 2 and "--no-cache" in uncached.stderr and "server" in uncached.stderr
+    body = {"messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True,
+            "passages": 0}
+    with served.http() as client:
+        assert client.post("/v1/chat/completions", json=body).status_code == 400  # at least one passage
+
+
 def test_a_key_in_the_server_address_is_refused_and_never_shown(served: RunningServer, tmp_path: Path) -> None:
     """It was printed in "Nothing answers at http://user:KEY@..." and logged."""
     settings = client_settings(served, tmp_path)

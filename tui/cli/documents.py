@@ -141,7 +141,7 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
 
         remote = connect(settings)
         try:
-            hits = remote.search(query, args.k)
+            hits = remote.search(query, args.k, args.collection)
             if not hits and not remote.documents():  # the server's index is empty: as locally, exit 2
                 raise _nothing_indexed(settings, "search")
         finally:
@@ -186,9 +186,15 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     if settings.server:  # the server's documents, model and caches; it checks the answer too
         from pgpt.runtime.remote import connect
 
+        if args.no_cache:
+            from pgpt.runtime.errors import UsageError
+
+            raise UsageError("--no-cache applies to answers made here; the server's caches serve all its clients.",
+                             hint="Leave out --no-cache, or ask without --server (PGPT_SERVER) to bypass them.")
         remote = connect(settings, args.model)
         try:
-            stream: Any = remote.ask(question, options, threading.Event())
+            stream: Any = remote.ask(question, options, threading.Event(), collection=args.collection,
+                                     passages=args.k, sentences=args.sentences)
             _write_progress(stream, args.json)  # a server with nothing indexed refuses (400) before it starts
         finally:
             remote.close()
@@ -250,16 +256,9 @@ def _require_paths(paths: list[Path], prune: bool) -> None:
 
 
 def _require_collection(store: Any, collection: str | None) -> None:
-    """Refuse a --collection that holds no documents, naming the ones there are: a typo gave
-    "not found" or an empty list, as if the documents did not say."""
-    from pgpt.runtime.errors import UsageError
+    from pgpt.runtime.documents.retrieval import require_collection
 
-    if not collection or store.chunk_count(collection):  # a count: no rows read on every search
-        return
-    names = sorted({d.collection for d in store.documents()})
-    raise UsageError(f"No documents are indexed in the collection {collection!r}.",
-                     hint=f"Collections here: {', '.join(names) or 'none yet'}. Leave out --collection to use "
-                          f"them all, or add documents to it with `pgpt-tui ingest PATH --collection {collection}`.")
+    require_collection(store, collection, f"`pgpt-tui ingest PATH --collection {collection}`")
 
 
 def describe_answer(result: dict[str, Any]) -> str:
