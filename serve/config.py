@@ -73,6 +73,10 @@ class ServeSettings:
         names = {*LOOPBACK_NAMES, *(h.lower() for h in self.allowed_hosts)}
         if self.host not in WILDCARD_HOSTS:
             names.add(self.host.lower())
+        else:  # every address: clients reach it by this machine's names and addresses
+            from pgpt.serve.host_names import machine_names
+
+            names.update(machine_names())
         return frozenset(names)
 
     def check(self) -> None:

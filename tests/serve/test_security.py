@@ -77,6 +77,31 @@ def test_a_foreign_host_name_gets_403(server: RunningServer) -> None:
         assert httpx.get(server.url + "/v1/models", headers={"Host": host}, timeout=30).status_code == 200
 
 
+def test_bound_to_every_address_it_answers_to_this_machines_names(served_settings: Settings, tmp_path: Path) -> None:
+    """--host 0.0.0.0 with a key refused every client that used the machine's address (403), and
+    health checks by IP failed; now its own names and addresses pass, other names still get 403."""
+    from pgpt.serve.host_names import machine_names
+
+    key_file = tmp_path / "api-key"
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)
+    running = start_server(served_settings, "--host", "0.0.0.0", "--api-key-file", str(key_file), key=KEY,
+                           ready=False)
+    try:
+        own = sorted(machine_names() - {"localhost", "127.0.0.1", "::1"})
+        assert own, "the machine has a name besides localhost"
+        auth = {"Authorization": f"Bearer {KEY}"}
+        for name in own[:4]:
+            host = f"[{name}]:{running.port}" if ":" in name else f"{name}:{running.port}"
+            assert httpx.get(running.url + "/health", headers={"Host": host}, timeout=30).status_code == 200
+            assert httpx.get(running.url + "/v1/ingest/list", headers={"Host": host}, timeout=30).status_code == 401
+        foreign = httpx.get(running.url + "/health", headers={**auth, "Host": "evil.example"}, timeout=30)
+        assert foreign.status_code == 403
+        assert "answers to Host" in running.log_text() and "--allowed-hosts" in running.log_text()
+    finally:
+        running.stop()
+
+
 def test_cors_is_off_unless_origins_are_given(server: RunningServer) -> None:
     preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
     response = httpx.options(server.url + "/v1/chat/completions", headers=preflight, timeout=30)
