@@ -26,11 +26,7 @@ def machine_names() -> frozenset[str]:
 
 def _ipv4_local(path: Path) -> set[str]:
     """Addresses that /proc/net/fib_trie marks "/32 host LOCAL" (the line after the address)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return set()
-    found = set()
+    lines, found = _lines(path), set()
     for previous, line in zip(lines, lines[1:]):
         if line.strip() == "/32 host LOCAL" and previous.strip().startswith("|--"):
             found.add(previous.strip()[3:].strip())
@@ -39,14 +35,18 @@ def _ipv4_local(path: Path) -> set[str]:
 
 def _ipv6_local(path: Path) -> set[str]:
     """Addresses of /proc/net/if_inet6 (32 hex digits first on each line)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return set()
     found = set()
-    for line in lines:
+    for line in _lines(path):
         try:
             found.add(str(ipaddress.IPv6Address(bytes.fromhex(line.split()[0]))))
         except (ValueError, IndexError):
             continue
     return found
+
+
+def _lines(path: Path) -> list[str]:
+    """The file's lines; none where it cannot be read (not Linux, a container without /proc)."""
+    try:
+        return path.read_text().splitlines()
+    except OSError:
+        return []
