@@ -219,6 +219,14 @@ class ServerBusyError(PgptError):
         self.limit, self.retry_after_s = limit, retry_after_s
 
 
+class ServerStoppingError(PgptError):
+    """pgpt-serve was told to stop (Ctrl-C, SIGTERM, systemctl stop) while an answer ran: the
+    answer is cut at once, with this error inside its stream, instead of after a 10 s wait."""
+
+    title = "Server stopping"
+    hint = "Send the request again once the server is back (systemd restarts it; see `systemctl status pgpt-serve`)."
+
+
 class EngineClosedError(PgptError):
     """A request reached a model engine that was shut down (its model was unloaded)."""
 
@@ -425,6 +433,7 @@ _HTTP_STATUSES: list[tuple[type[BaseException], int]] = [
     (Cancelled, 499),  # the client closed the connection (nginx's code); nobody reads the answer
     (ServerBusyError, 503),
     (EngineClosedError, 503),  # the model unloaded under the request: a retry loads it again
+    (ServerStoppingError, 503),
     (ModelLoadError, 503),
     (ServerError, 502),
     (DiskFullError, 507),  # Insufficient Storage: the server's disk, not the request

@@ -91,6 +91,23 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _server_class() -> Any:
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        """uvicorn's server that, told to stop, first cuts the running answers: their streams end
+        with a "Server stopping" error at once, and the process exits without waiting them out."""
+
+        service: Any = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.service is not None:
+                self.service.stop_answers()
+            super().handle_exit(sig, frame)
+
+    return StoppingServer
+
+
 def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
     import logging
 
@@ -107,7 +124,8 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
               "machine, a proxy's) with --allowed-hosts", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False,
                             timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
+    server.service = app.state.service
     server.run(sockets=[listener])
     logging.getLogger("pgpt.serve").info("pgpt-serve stopped")
     return 0 if server.started else 1

@@ -13,7 +13,8 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from pgpt.runtime.errors import Cancelled, ConfigError, ContextLengthError, ServerBusyError, UsageError
+from pgpt.runtime.errors import (Cancelled, ConfigError, ContextLengthError, ServerBusyError, ServerStoppingError,
+                                 UsageError)
 from pgpt.serve.errors import describe_error, json_bytes
 from pgpt.serve.schemas import ChatCompletionRequest, sampling_fields
 from pgpt.serve.service import Service, stream_in_thread
@@ -22,7 +23,7 @@ DEFAULT_MAX_TOKENS = 512  # the app's; a request may ask for more, up to --max-t
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: the service keeps a set of the running ones
 class Completion:
     """One accepted chat completion: its lease on the model, what runs, where its result lands,
     and its log fields."""
@@ -42,8 +43,15 @@ class Completion:
         return str(self.lease.ref)
 
     async def pieces(self) -> AsyncIterator[str]:
-        """The answer's text as it is generated; the lease is given back when it ends."""
+        """The answer's text as it is generated; the lease is given back when it ends.
+
+        Raises:
+            ServerStoppingError: the server was told to stop while the answer ran.
+        """
+        self.service.answering.add(self)
         try:
+            if self.service.stopping.is_set():
+                raise ServerStoppingError("pgpt-serve is stopping; the answer was not started.")
             if self.body.use_context:
                 # A documents answer is checked against the sources once the draft is whole (it may be
                 # replaced by a quote or "not found"), so the checked answer is sent, in one piece.
@@ -54,8 +62,16 @@ class Completion:
             else:
                 async for piece in stream_in_thread(lambda: self.stream, self.cancel):
                     yield piece
+                    if self.service.stopping.is_set():
+                        break
+        except Cancelled:
+            if not self.service.stopping.is_set():
+                raise
         finally:
+            self.service.answering.discard(self)
             self.lease.release()
+        if self.service.stopping.is_set() and self.cancel.is_set():
+            raise ServerStoppingError("pgpt-serve was told to stop, so the answer was cut here.")
         self._finished()
 
     def close(self) -> None:

@@ -38,6 +38,15 @@ class Service:
         self.load_error: BaseException | None = None  # the default chat model's, at start
         self.embedder_error: BaseException | None = None  # documents and embeddings only
         self.ingest_lock = threading.Lock()  # one writer at a time inside this server
+        self.stopping = threading.Event()  # told to stop: running answers are cut at once
+        self.answering: set[Any] = set()  # the Completions whose answers run
+
+    def stop_answers(self) -> None:
+        """The server was told to stop: cut every running answer now (each stream ends with a
+        "Server stopping" error), so the process does not wait out uvicorn's grace period."""
+        self.stopping.set()
+        for completion in list(self.answering):
+            completion.cancel.set()
 
     async def start(self) -> None:
         """Build the pool and start loading the default chat model and the embedder; /ready

@@ -131,3 +131,33 @@ def test_kill_9_mid_stream_then_a_restart_serves_from_the_same_caches(served_set
     finally:
         second.stop()
         remote.close()
+
+
+def test_sigterm_mid_stream_cuts_the_answer_at_once_with_a_clear_error(served_settings: Settings) -> None:
+    """Ctrl-C / SIGTERM / systemctl stop: the stream ran on for uvicorn's 10 s grace period and was
+    then cut with no error (and a CancelledError traceback in the log). Now the client reads
+    "Server stopping" inside the stream at once and the process exits within seconds."""
+    import dataclasses
+    import json
+
+    settings = dataclasses.replace(served_settings, home=served_settings.home / "stopping")
+    running = start_server(settings)
+    body = {"messages": LONG, "max_tokens": 2000, "ignore_eos": True, "stream": True}
+    try:
+        with running.http() as client, client.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200, response.read()
+            events = response.iter_lines()
+            first = [next(events) for _ in range(6)]  # the role chunk, then text
+            assert all(line.startswith("data: {") for line in first if line), first
+            signalled = time.monotonic()
+            running.process.terminate()
+            rest = [line for line in events if line.startswith("data: ")]
+            cut_after = time.monotonic() - signalled
+        assert rest[-1] == "data: [DONE]" and cut_after < 5.0, (cut_after, rest[-3:])
+        error = json.loads(rest[-2].removeprefix("data: "))["error"]
+        assert "Server stopping" in error["message"] and "cut" in error["message"]
+        running.process.wait(timeout=10)
+        assert time.monotonic() - signalled < 8.0
+        assert "Traceback" not in running.log_text() and "CancelledError" not in running.log_text()
+    finally:
+        running.stop()
