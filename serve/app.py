@@ -99,9 +99,22 @@ async def _validation_error(request: Any, error: Any) -> Any:
 
     from pgpt.serve.errors import error_payload
 
-    problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
-                         for e in error.errors()[:5])
-    return JSONResponse(error_payload(400, f"Invalid request: {problems}."), status_code=400)
+    errors = error.errors()
+    broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if broken is not None:  # it said "Invalid request: 14: JSON decode error."
+        where = broken.get("loc", ())[1:2]
+        message = (f"The request body is not valid JSON (near character {where[0]}: "
+                   f"{(broken.get('ctx') or {}).get('error', 'cannot be read')}).") if where else \
+            "The request body is not valid JSON."
+    elif "json" not in request.headers.get("content-type", "") and any(tuple(e.get("loc", ())) == ("body",)
+                                                                        for e in errors):
+        message = ("The request body must be JSON sent with the header Content-Type: application/json "
+                   "(curl: -H 'Content-Type: application/json').")
+    else:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
+                             for e in errors[:5])
+        message = f"Invalid request: {problems}."
+    return JSONResponse(error_payload(400, message), status_code=400)
 
 
 class UnexpectedErrors:

@@ -11,7 +11,7 @@ from pgpt.runtime.errors import PgptError, ServerBusyError, user_message
 log = logging.getLogger("pgpt.serve")
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
+          404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error", 413: "invalid_request_error",
           415: "invalid_request_error", 422: "invalid_request_error", 499: "cancelled",
           503: "overloaded_error"}
 

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from pgpt.runtime.errors import ConfigError
+from pgpt.runtime.errors import ConfigError, ModelNotFoundError
 from pgpt.serve import documents
 from pgpt.serve.completions import CompletionStream, complete, start_completion, until_disconnected
 from pgpt.serve.schemas import ChatCompletionRequest, ChunksRequest, EmbeddingsRequest, IngestTextRequest
@@ -59,6 +59,18 @@ async def metrics(request: Request) -> Response:
 async def list_models(request: Request) -> dict[str, Any]:
     """The models this server serves: loaded, version, size, when they unload."""
     return {"object": "list", "data": service_of(request).models()}
+
+
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, request: Request) -> dict[str, Any]:
+    """One model of GET /v1/models, by its id (OpenAI's ``models.retrieve``)."""
+    models = service_of(request).models()
+    for model in models:
+        if model_id in (model["id"], f"{model['id']}@{model.get('version', '')}") or (
+                model_id == "default" and model.get("default")):
+            return model
+    raise ModelNotFoundError(f"This server serves no model {model_id!r}; it serves "
+                             f"{', '.join(m['id'] for m in models) or 'none yet'}.", hint="See GET /v1/models.")
 
 
 @router.post("/v1/chat/completions", response_model=None)

@@ -193,3 +193,25 @@ def test_a_sampled_answer_without_a_seed_is_drawn_afresh_not_cached(server: Runn
     assert len({r["choices"][0]["message"]["content"] for r in unseeded}) > 1  # four draws at 1.5: not all alike
     assert [r["cached"] for r in seeded] == [False, True]
     assert seeded[0]["choices"][0]["message"]["content"] == seeded[1]["choices"][0]["message"]["content"]
+
+
+def test_one_model_by_id_and_plain_words_for_a_body_that_is_not_json(server: RunningServer) -> None:
+    """openai's models.retrieve() got 404 "Not Found"; a body that is not JSON got "Invalid request:
+    14: JSON decode error." or, without a Content-Type, "body: Input should be a valid dictionary"."""
+    client = server.openai()
+    listed = {m.id: m for m in client.models.list().data}
+    chat = client.models.retrieve("smollm2-135m-instruct-int8")
+    assert chat.id == "smollm2-135m-instruct-int8" and chat.model_dump() == listed[chat.id].model_dump()
+    assert client.models.retrieve("default").id == chat.id
+    assert client.models.retrieve(f"{chat.id}@{chat.model_extra['version']}").id == chat.id
+    with pytest.raises(openai.NotFoundError, match="serves no model 'gpt-4o'; it serves .*smollm2-135m-instruct-int8"):
+        client.models.retrieve("gpt-4o")
+    with server.http() as http:
+        broken = http.post("/v1/chat/completions", content=b'{"messages": [}',
+                           headers={"Content-Type": "application/json"})
+        untyped = http.post("/v1/chat/completions", content=b"messages=hello",
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        wrong_method = http.put("/v1/models")
+    assert broken.status_code == 400 and "not valid JSON (near character" in broken.json()["error"]["message"]
+    assert untyped.status_code == 400 and "Content-Type: application/json" in untyped.json()["error"]["message"]
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
