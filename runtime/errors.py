@@ -169,6 +169,13 @@ class UsageError(PgptError, ValueError):
     hint = "See the command's --help."
 
 
+class InvalidRequestError(UsageError):
+    """An HTTP request to pgpt-serve that it cannot use as sent (a field, a message, an input): 400."""
+
+    title = "Invalid request"
+    hint = "Fix the request (the README's pgpt-serve section lists the fields) and send it again."
+
+
 class StorageError(PgptError, OSError):
     """A data folder cannot be used: a full disk, a read-only folder, missing permissions.
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from pgpt.runtime.errors import (Cancelled, ConfigError, ContextLengthError, ServerBusyError, ServerStoppingError,
-                                 UsageError)
+from pgpt.runtime.errors import (Cancelled, ConfigError, ContextLengthError, InvalidRequestError, ServerBusyError,
+                                 ServerStoppingError, UsageError)
 from pgpt.serve.errors import describe_error, json_bytes
 from pgpt.serve.schemas import ChatCompletionRequest, sampling_fields
 from pgpt.serve.service import Service, stream_in_thread
@@ -122,7 +122,7 @@ async def start_completion(service: Service, body: ChatCompletionRequest, log: d
     """Check the request, lease its model and queue its generation (or find it in the cache).
 
     Raises:
-        ConfigError: a message or setting the server cannot use (400).
+        InvalidRequestError: a message or setting the server cannot use (400).
         ContextLengthError: the prompt does not fit the model's context (400, both numbers named).
         UsageError: ``use_context`` with nothing indexed (400).
         ModelNotFoundError: no model of that name or version (404).
@@ -153,7 +153,10 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
     engine = lease.chat
     prompt_tokens = await asyncio.to_thread(_prompt_tokens, engine, messages, body.use_context)
     max_new = _max_new_tokens(body, prompt_tokens, engine.model, service.serve.max_tokens_cap, service.serve.context)
-    options = SamplingOptions(max_new_tokens=max_new, stop=body.stop_strings(), **sampling_fields(body))
+    try:
+        options = SamplingOptions(max_new_tokens=max_new, stop=body.stop_strings(), **sampling_fields(body))
+    except ConfigError as exc:  # its hint names the CLI's options; here the request's fields are wrong
+        raise InvalidRequestError(str(exc)) from None
     if not body.use_context:
         stream = engine.stream(messages, options, cancel)
         await asyncio.to_thread(stream.start)  # the cache, then the scheduler's queue
@@ -197,7 +200,8 @@ def _keep_alive(value: str | int | float | None) -> float | None:
     try:
         return duration_seconds(str(value))
     except argparse.ArgumentTypeError as exc:
-        raise ConfigError(f"keep_alive: {exc}.", hint="Send seconds, or a duration such as 5m or 1h; -1 for never.")
+        raise InvalidRequestError(f"keep_alive: {exc}.",
+                                  hint="Send seconds, or a duration such as 5m or 1h; -1 for never.")
 
 
 def chat_messages(body: ChatCompletionRequest) -> list[dict[str, str]]:
@@ -205,20 +209,20 @@ def chat_messages(body: ChatCompletionRequest) -> list[dict[str, str]]:
     messages = []
     for message in body.messages:
         if message.role not in _ROLES:
-            raise ConfigError(f"Messages of role {message.role!r} are not supported (tools are not).",
+            raise InvalidRequestError(f"Messages of role {message.role!r} are not supported (tools are not).",
                               hint="Send system, user and assistant messages.")
         if isinstance(message.content, list) and any(p.type != "text" for p in message.content):
-            raise ConfigError("Only text content is supported (no images or audio).",
+            raise InvalidRequestError("Only text content is supported (no images or audio).",
                               hint="Send the message's content as text.")
         messages.append({"role": _ROLES[message.role], "content": message.text()})
     if not any(m["content"].strip() for m in messages):  # asked nothing, a model invents an answer (the CLI: exit 2)
-        raise ConfigError("The messages hold no text: every content is empty or only whitespace.",
+        raise InvalidRequestError("The messages hold no text: every content is empty or only whitespace.",
                           hint="Put the question in a user message's content.")
     if body.use_context and messages[-1]["role"] != "user":
-        raise ConfigError("With use_context the last message must be the user's question.",
+        raise InvalidRequestError("With use_context the last message must be the user's question.",
                           hint="End the messages with a user message.")
     if body.use_context and not messages[-1]["content"].strip():
-        raise ConfigError("With use_context the last user message is the question, and it is empty.",
+        raise InvalidRequestError("With use_context the last user message is the question, and it is empty.",
                           hint="Put the question in the last user message's content.")
     return messages
 

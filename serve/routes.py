@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from pgpt.runtime.errors import ConfigError, ModelNotFoundError
+from pgpt.runtime.errors import InvalidRequestError, ModelNotFoundError
 from pgpt.serve import documents
 from pgpt.serve.completions import CompletionStream, complete, start_completion, until_disconnected
 from pgpt.serve.schemas import ChatCompletionRequest, ChunksRequest, EmbeddingsRequest, IngestTextRequest
@@ -92,13 +92,13 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
     embedder = await service.embedder()
     if body.model not in ("default", "", embedder.info.name):
         await asyncio.to_thread(_refuse_chat_model, service, body.model, embedder.info.name)
-        raise ConfigError(f"This server embeds with {embedder.info.name}, not {body.model!r}.",
+        raise InvalidRequestError(f"This server embeds with {embedder.info.name}, not {body.model!r}.",
                           hint="Ask for model 'default' or see GET /v1/models.")
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or not all(isinstance(t, str) for t in texts):
-        raise ConfigError("input must be a text or a list of texts (token ids are not supported).")
+        raise InvalidRequestError("input must be a text or a list of texts (token ids are not supported).")
     if len(texts) > MAX_EMBEDDING_INPUTS:
-        raise ConfigError(f"{len(texts)} inputs in one request; the limit is {MAX_EMBEDDING_INPUTS}.")
+        raise InvalidRequestError(f"{len(texts)} inputs in one request; the limit is {MAX_EMBEDDING_INPUTS}.")
     vectors = await asyncio.to_thread(embedder.embed, texts)
     tokens = sum(len(e.ids) for e in embedder.tokenizer.encode_batch(texts))
     log_fields(request).update(model=embedder.info.ref, prompt_tokens=tokens)
