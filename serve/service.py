@@ -97,9 +97,16 @@ class Service:
     async def lease(self, ref: str, keep_alive: float | None = None) -> Any:
         """A lease on the model ``ref`` names ('default', a name, name@version), loading it if
         needed; release it when the answer is done (the version that started it finishes it)."""
+        from pgpt.runtime.errors import ModelNotFoundError
+
         if self._loading is not None:
             await asyncio.shield(self._loading)  # the first requests wait for the start-up load
-        return await asyncio.to_thread(self.pool.acquire, ref or "default", keep_alive)
+        try:
+            return await asyncio.to_thread(self.pool.acquire, ref or "default", keep_alive)
+        except ModelNotFoundError as exc:  # its hint is for the server's operator, not for a client
+            if "hint" not in vars(exc):  # the class's, which names pgpt-export and pgpt-tui
+                exc.hint = "GET /v1/models lists the models this server serves; 'default' is its active one."
+            raise
 
     async def embedder(self) -> Any:
         """The embedding model (raises why it could not be loaded)."""
