@@ -46,12 +46,14 @@ class LoopGuard:
     the 1944 ..." or more specifically, the "..."' nine times). Only a run of copies one after
     another counts, so a list whose items share a sentence, or a song's chorus between verses,
     goes on; the repeated block must be at least ``MIN_CHARS`` long (``MIN_RUN_CHARS`` and a few
-    words for a run without a sentence end), and code blocks are left alone (code repeats lines
+    words for a run without a sentence end; a shorter block counts from ``SHORT_COPIES`` copies:
+    a 1.5B model once wrote "*" on 512 lines), and code blocks are left alone (code repeats lines
     on purpose).
     """
 
     MIN_CHARS = 24
     COPIES = 3
+    SHORT_COPIES = 16  # a shorter block ("*", "---", "ok") repeated this often in a row is a loop too
     LONG_BLOCK_CHARS = 80  # a block this long repeated at once is a loop already
     LONGEST_BLOCK = 8  # sentences or lines
     MIN_RUN_CHARS = 40  # a repeated run of words without a sentence end: at least this long,
@@ -107,8 +109,9 @@ class LoopGuard:
         for size in range(1, min(self.LONGEST_BLOCK, len(units) // 2) + 1):
             block = units[-size:]
             chars = sum(map(len, block))
-            copies = 2 if chars >= self.LONG_BLOCK_CHARS else self.COPIES
-            if chars >= self.MIN_CHARS and len(units) >= size * copies and all(
+            copies = (2 if chars >= self.LONG_BLOCK_CHARS else self.COPIES if chars >= self.MIN_CHARS
+                      else self.SHORT_COPIES)
+            if len(units) >= size * copies and all(
                     units[-size * (copy + 1):len(units) - size * copy] == block for copy in range(1, copies)):
                 return True
         return False

@@ -31,6 +31,14 @@ def test_a_sentence_three_times_in_a_row_ends_the_answer_at_the_third() -> None:
     assert fired is not None and len("Intro text here. " + sentence * 3) <= fired < len("Intro text here. " + sentence * 4)
 
 
+def test_a_short_line_many_times_in_a_row_ends_the_answer() -> None:
+    """A server's client got 512 lines of "*" (76 s of decoding): too short for the sentence rule."""
+    fired = stops_at("Here is the list:\n" + "*\n" * 200)
+    assert fired is not None and fired < len("Here is the list:\n" + "*\n" * (LoopGuard.SHORT_COPIES + 1))
+    assert stops_at("Steps:\n" + "".join(f"- step {n}\n" for n in range(40))) is None  # alike, not the same
+    assert stops_at("Answers:\n" + "yes\n" * (LoopGuard.SHORT_COPIES - 1) + "no\n") is None
+
+
 def test_a_long_paragraph_twice_in_a_row_ends_the_answer() -> None:
     paragraph = ("The first practical bicycle was built in 1796, but it was not until later that "
                  "practical bicycles began to appear.\n")
