@@ -34,6 +34,7 @@ class Completion:
     stream: Any  # ChatStream or AskStream: iterate it for text, then read .result
     log: dict[str, Any]
     cancel: threading.Event = field(default_factory=threading.Event)
+    legacy: bool = False  # /v1/completions: "text_completion" objects with "text", not chat's "delta"
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -112,13 +113,16 @@ class Completion:
               on_choice: dict[str, Any] | None = None, **extra: Any) -> bytes:
         """One server-sent event of the stream (``delta`` None: a chunk without choices);
         ``on_choice`` adds fields to the choice (PrivateGPT's sources), ``extra`` to the chunk."""
-        choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish,
+        content: dict[str, Any] = {"text": (delta or {}).get("content", "")} if self.legacy else {"delta": delta}
+        choices = [] if delta is None else [{"index": 0, **content, "logprobs": None, "finish_reason": finish,
                                              **(on_choice or {})}]
-        return sse({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+        return sse({"id": self.id, "object": "text_completion" if self.legacy else "chat.completion.chunk",
+                    "created": self.created,
                     "model": self.model, "system_fingerprint": self.lease.version, "choices": choices, **extra})
 
 
-async def start_completion(service: Service, body: ChatCompletionRequest, log: dict[str, Any]) -> Completion:
+async def start_completion(service: Service, body: ChatCompletionRequest, log: dict[str, Any],
+                           legacy: bool = False) -> Completion:
     """Check the request, lease its model and queue its generation (or find it in the cache).
 
     Raises:
@@ -141,7 +145,7 @@ async def start_completion(service: Service, body: ChatCompletionRequest, log: d
     except BaseException:
         lease.release()
         raise
-    return Completion(service, body, lease, stream, log, cancel)
+    return Completion(service, body, lease, stream, log, cancel, legacy)
 
 
 async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, messages: list[dict[str, str]],
@@ -259,7 +263,8 @@ async def event_stream(completion: Completion) -> AsyncIterator[bytes]:
     """The SSE body: a role chunk, text chunks, a final chunk with finish_reason (plus cached,
     timings and sources), usage when asked, ``[DONE]``; an error after the start is sent as an
     ``{"error": ...}`` event, which the openai client raises as an APIError."""
-    yield completion.chunk({"role": "assistant", "content": ""})
+    if not completion.legacy:  # chat's first chunk names the role; a text completion has none
+        yield completion.chunk({"role": "assistant", "content": ""})
     try:
         async for piece in completion.pieces():
             yield completion.chunk({"content": piece})
@@ -299,15 +304,17 @@ class CompletionStream(StreamingResponse):
 
 
 async def complete(completion: Completion) -> dict[str, Any]:
-    """The whole answer as one ``chat.completion`` object."""
+    """The whole answer as one ``chat.completion`` object (``text_completion`` for /v1/completions)."""
     text = "".join([piece async for piece in completion.pieces()])
     result = completion.stream.result
-    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": result.answer or text},
-                              "logprobs": None, "finish_reason": result.finish_reason}
+    content: dict[str, Any] = ({"text": result.answer or text} if completion.legacy else
+                               {"message": {"role": "assistant", "content": result.answer or text}})
+    choice: dict[str, Any] = {"index": 0, **content, "logprobs": None, "finish_reason": result.finish_reason}
     sources = completion.sources()
     if sources is not None:
         choice["sources"] = sources
-    return {"id": completion.id, "object": "chat.completion", "created": completion.created,
+    return {"id": completion.id, "object": "text_completion" if completion.legacy else "chat.completion",
+            "created": completion.created,
             "model": completion.model, "system_fingerprint": completion.lease.version,
             "choices": [choice], "usage": completion.usage(), **completion.extras()}
 

@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from pgpt.runtime.errors import InvalidRequestError, ModelNotFoundError
 from pgpt.serve import documents
 from pgpt.serve.completions import CompletionStream, complete, start_completion, until_disconnected
-from pgpt.serve.schemas import ChatCompletionRequest, ChunksRequest, EmbeddingsRequest, IngestTextRequest
+from pgpt.serve.schemas import (ChatCompletionRequest, ChunksRequest, CompletionRequest, EmbeddingsRequest,
+                                IngestTextRequest)
 from pgpt.serve.service import Service
 
 router = APIRouter()
@@ -76,7 +77,18 @@ async def get_model(model_id: str, request: Request) -> dict[str, Any]:
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     """OpenAI's chat completions (stream or not), with PrivateGPT's use_context and sources."""
-    completion = await start_completion(service_of(request), body, log_fields(request))
+    return await _answer(body, request)
+
+
+@router.post("/v1/completions", response_model=None)
+async def completions(body: CompletionRequest, request: Request) -> Any:
+    """OpenAI's legacy completions, as ollama and PrivateGPT serve them: the prompt asked as one
+    user message (the chat template applies), answered as ``text_completion`` objects."""
+    return await _answer(body.as_chat(), request, legacy=True)
+
+
+async def _answer(body: ChatCompletionRequest, request: Request, legacy: bool = False) -> Any:
+    completion = await start_completion(service_of(request), body, log_fields(request), legacy)
     if body.stream:
         return CompletionStream(completion)
     try:

@@ -78,6 +78,28 @@ class ChatCompletionRequest(BaseModel):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop[:4])
 
 
+class CompletionRequest(ChatCompletionRequest):
+    """``POST /v1/completions`` (OpenAI's legacy completions, as ollama and PrivateGPT serve them):
+    the prompt is asked as one user message, after PrivateGPT's ``system_prompt`` when given; every
+    other field is chat completions'. ``echo``, ``suffix``, ``best_of`` and ``logprobs`` are ignored."""
+
+    messages: list[ChatMessage] = Field(default_factory=list)
+    prompt: str | list[str]
+    system_prompt: str | None = None
+
+    def as_chat(self) -> ChatCompletionRequest:
+        """The same request as a chat completion."""
+        prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
+        if len(prompts) != 1:
+            from pgpt.runtime.errors import InvalidRequestError
+
+            raise InvalidRequestError(f"prompt holds {len(prompts)} texts; this server answers one per request.",
+                                      hint="Send one prompt (a string) per request.")
+        messages = ([ChatMessage(role="system", content=self.system_prompt)] if self.system_prompt else [])
+        fields = self.model_dump(exclude={"prompt", "system_prompt", "messages"}, exclude_unset=True)
+        return ChatCompletionRequest(**fields, messages=[*messages, ChatMessage(role="user", content=prompts[0])])
+
+
 class EmbeddingsRequest(BaseModel):
     """``POST /v1/embeddings``."""
 

@@ -215,3 +215,37 @@ def test_one_model_by_id_and_plain_words_for_a_body_that_is_not_json(server: Run
     assert broken.status_code == 400 and "not valid JSON (near character" in broken.json()["error"]["message"]
     assert untyped.status_code == 400 and "Content-Type: application/json" in untyped.json()["error"]["message"]
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_legacy_completions_answer_a_prompt_as_one_user_message(server: RunningServer) -> None:
+    """/v1/completions (ollama's, vLLM's, PrivateGPT's) was a 404: now the official client's
+    completions.create() gets the same greedy answer as a chat with that one message, streamed or
+    not, with PrivateGPT's system_prompt and use_context."""
+    client = server.openai()
+    prompt = "Name three colours of the rainbow."
+    chat = client.chat.completions.create(model="default", max_tokens=16,
+                                          messages=[{"role": "user", "content": prompt}])
+    whole = client.completions.create(model="default", prompt=prompt, max_tokens=16)
+    assert whole.object == "text_completion" and whole.choices[0].text == chat.choices[0].message.content
+    assert whole.choices[0].finish_reason == chat.choices[0].finish_reason and whole.usage.completion_tokens >= 1
+    pieces = list(client.completions.create(model="default", prompt=prompt, max_tokens=16, stream=True))
+    assert "".join(p.choices[0].text for p in pieces if p.choices) == whole.choices[0].text
+    assert pieces[-1].choices[0].finish_reason == whole.choices[0].finish_reason
+    system = client.completions.create(model="default", prompt=prompt, max_tokens=16,
+                                       extra_body={"system_prompt": "Answer in one word."})
+    framed = client.chat.completions.create(model="default", max_tokens=16, messages=[
+        {"role": "system", "content": "Answer in one word."}, {"role": "user", "content": prompt}])
+    assert system.choices[0].text == framed.choices[0].message.content
+    with server.http() as http:
+        ferry = {"file_name": "ferry.txt", "text": "The ferry to Tresco leaves at 9:15."}
+        added = http.post("/v1/ingest/text", json=ferry)
+        doc_id = added.json()["data"][0]["doc_id"]
+        try:
+            documents = client.completions.create(model="default", prompt="When does the ferry to Tresco leave?",
+                                                  max_tokens=24, extra_body={"use_context": True})
+        finally:
+            assert http.delete(f"/v1/ingest/{doc_id}").status_code == 200
+    assert documents.choices[0].text and documents.model_extra["grounding"]["kind"] in ("answer", "quote", "not_found")
+    assert documents.choices[0].model_extra["sources"][0]["document"]["doc_metadata"]["file_name"] == "ferry.txt"
+    with pytest.raises(openai.BadRequestError, match="one per request"):
+        client.completions.create(model="default", prompt=["a", "b"], max_tokens=4)
