@@ -105,13 +105,17 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
     if body.model not in ("default", "", embedder.info.name):
         await asyncio.to_thread(_refuse_chat_model, service, body.model, embedder.info.name)
         raise InvalidRequestError(f"This server embeds with {embedder.info.name}, not {body.model!r}.",
-                          hint="Ask for model 'default' or see GET /v1/models.")
+                                  hint="Ask for model 'default' or see GET /v1/models.")
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or not all(isinstance(t, str) for t in texts):
         raise InvalidRequestError("input must be a text or a list of texts (token ids are not supported).")
     if len(texts) > MAX_EMBEDDING_INPUTS:
         raise InvalidRequestError(f"{len(texts)} inputs in one request; the limit is {MAX_EMBEDDING_INPUTS}.")
     vectors = await asyncio.to_thread(embedder.embed, texts)
+    if body.dimensions not in (None, vectors.shape[1]):  # silently 384 where 64 were asked broke a vector store
+        raise InvalidRequestError(f"dimensions={body.dimensions}: {embedder.info.name} gives vectors of "
+                                  f"{vectors.shape[1]} dimensions and cannot shorten them.",
+                                  hint=f"Leave out dimensions, or send {vectors.shape[1]}.")
     tokens = sum(len(e.ids) for e in embedder.tokenizer.encode_batch(texts))
     log_fields(request).update(model=embedder.info.ref, prompt_tokens=tokens)
     return {"object": "list", "model": embedder.info.name,

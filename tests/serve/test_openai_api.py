@@ -109,6 +109,11 @@ def test_embeddings_are_the_in_process_vectors(server: RunningServer, served_set
     assert as_floats.usage.prompt_tokens > 4
     raw = server.http().post("/v1/embeddings", json={"input": "x", "encoding_format": "base64"}).json()
     assert np.frombuffer(base64.b64decode(raw["data"][0]["embedding"]), "<f4").shape == (expected.shape[1],)
+    # dimensions: the embedder's own is fine, another is refused (it was ignored: 384 where 64 were asked)
+    same = client.embeddings.create(model="default", input=texts[:1], dimensions=expected.shape[1])
+    assert len(same.data[0].embedding) == expected.shape[1]
+    with pytest.raises(openai.BadRequestError, match="dimensions=64: all-minilm-l6-v2-int8 gives vectors of 384"):
+        client.embeddings.create(model="default", input=texts[:1], dimensions=64)
 
 
 def test_embeddings_naming_a_chat_model_is_a_bad_request(server: RunningServer) -> None:
