@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.errors import (Cancelled, PgptError, ServerAuthError, ServerBusyError, ServerError,
@@ -118,11 +119,23 @@ class RemoteEngine:
         """The server's indexed documents (``doc_id`` and ``doc_metadata``)."""
         return list(self._request("GET", "/v1/ingest/list").get("data", []))
 
+    def upload(self, path: Path, collection: str) -> dict[str, Any]:
+        """Send one file to the server's index (PrivateGPT's /v1/ingest/file); its document, with
+        ``doc_metadata.status`` added, updated, renamed or unchanged."""
+        with open(path, "rb") as handle:
+            data = self._request("POST", "/v1/ingest/file", files={"file": (path.name, handle)},
+                                 data={"collection": collection})
+        return dict(data["data"][0])
+
+    def forget(self, doc_id: str) -> None:
+        """Remove one document from the server's index (and its uploaded file)."""
+        self._request("DELETE", f"/v1/ingest/{doc_id}", expect_json=False)
+
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, path: str, expect_json: bool = True, **kwargs: Any) -> dict[str, Any]:
         import httpx
 
         try:
@@ -131,7 +144,7 @@ class RemoteEngine:
             raise unreachable(self.url, exc) from None
         if response.status_code >= 400:
             raise refused(self.url, response.status_code, response.text, response.headers.get("retry-after"))
-        return dict(response.json())
+        return dict(response.json()) if expect_json else {}
 
 
 class RemoteStream:

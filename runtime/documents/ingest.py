@@ -110,7 +110,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 store.drop_stale_tables()
                 catalog = _catalog(store)
                 known = catalog.setdefault(collection, {})
-                files, report.skipped = _collect(paths)
+                files, report.skipped = collect_files(paths)
                 work = [(path, collection, False) for path in files]
                 if store.text_format != TEXT_FORMAT and store.table.count_rows():
                     # Chunks of the old format first (every collection), then the files asked for.
@@ -213,8 +213,9 @@ def _tick(done: int, total: int, current: str, chunks: int, started: float) -> I
     return IngestProgress(done, total, current, chunks, eta)
 
 
-def _collect(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files to read under ``paths``, and the ones left out with why."""
+def collect_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to read under ``paths``, and the ones left out with why (symlinks out of a folder,
+    hidden, binary or unreadable files): what ingest reads, and what a client uploads to a server."""
     files: list[Path] = []
     skipped: list[tuple[str, str]] = []
     for root in paths:

@@ -143,6 +143,38 @@ def test_collection_and_reading_options_reach_the_server(served: RunningServer, 
         assert client.post("/v1/chat/completions", json=body).status_code == 400  # at least one passage
 
 
+def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer, tmp_path: Path) -> None:
+    """With --server they indexed into a local index nobody asks and said nothing of the server."""
+    settings = client_settings(served, tmp_path)
+    folder = tmp_path / "to-send"
+    folder.mkdir()
+    (folder / "canteen.md").write_text("# Canteen\n\nThe canteen on deck two opens at 11:40 on weekdays.\n")
+    (folder / "empty.txt").write_text("")
+    (tmp_path / "secret.txt").write_text("outside the folder")
+    (folder / "link.txt").symlink_to(tmp_path / "secret.txt")
+    sent = client_cli(settings, "ingest", str(folder), "--collection", "sent", "--json")
+    report = json.loads(sent.stdout)
+    assert report["added"] == 1 and report["server"] == served.url, sent.stderr
+    assert {Path(s["path"]).name for s in report["skipped"]} == {"link.txt"}
+    assert [Path(f["path"]).name for f in report["failed"]] == ["empty.txt"] and sent.returncode == 1
+    assert not (settings.home / "index").exists()  # nothing local
+    try:
+        listed = client_cli(settings, "docs", "--collection", "sent")
+        assert listed.returncode == 0 and "canteen.md" in listed.stdout and "[sent]" in listed.stdout
+        again = client_cli(settings, "ingest", str(folder / "canteen.md"), "--collection", "sent")
+        assert again.returncode == 0 and "1 unchanged" in again.stdout and served.url in again.stdout
+        found = client_cli(settings, "search", "canteen deck two", "--collection", "sent", "--json")
+        assert json.loads(found.stdout)["results"][0]["text"].startswith("# Canteen") or "canteen" in found.stdout
+        refused = client_cli(settings, "ingest", str(folder), "--prune")
+        assert refused.returncode == 2 and "--prune" in refused.stderr
+    finally:
+        forgot = client_cli(settings, "forget", "canteen.md")
+    assert forgot.returncode == 0 and "forgot canteen.md on the server" in forgot.stdout, forgot.stderr
+    assert "canteen.md" not in client_cli(settings, "docs").stdout
+    missing = client_cli(settings, "forget", "canteen.md")
+    assert missing.returncode == 2 and "has no document 'canteen.md'" in missing.stderr
+
+
 def test_a_key_in_the_server_address_is_refused_and_never_shown(served: RunningServer, tmp_path: Path) -> None:
     """It was printed in "Nothing answers at http://user:KEY@..." and logged."""
     settings = client_settings(served, tmp_path)

@@ -33,13 +33,12 @@ def add_parsers(sub: Any) -> None:
     docs.add_argument("--collection", help="list this collection only (default: all)")
     docs.add_argument("--json", action="store_true", help="print one JSON object")
     forget = sub.add_parser("forget", help="remove one document from the index")
-    forget.add_argument("path", type=Path)
+    forget.add_argument("path", type=Path, help="its path (with --server: its file name, path or id)")
     search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
     search.add_argument("query", help="what to look for, or - to read it from standard input")
     search.add_argument("-k", type=positive_int, default=5, help="number of results (default 5)")
     search.add_argument("--collection", help="search this collection only (default: all)")
     search.add_argument("--json", action="store_true", help="print one JSON object")
-    add_server_option(search, after_command=True)
     ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
     ask.add_argument("question", help="the question, or - to read it from standard input")
     ask.add_argument("--collection", help="answer from this collection only (default: all)")
@@ -52,9 +51,9 @@ def add_parsers(sub: Any) -> None:
     ask.add_argument("--max-tokens", type=positive_int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
-    add_server_option(ask, after_command=True)
     for command in (ingest, docs, forget, search, ask):
         add_embedder_option(command)
+        add_server_option(command, after_command=True)  # with a server: its index, over its API
 
 
 def add_embedder_option(parser: Any) -> None:
@@ -70,6 +69,10 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.documents.ingest import ingest
 
     _require_paths(list(args.paths), args.prune)
+    if settings.server:  # the server's index, not a local one nobody asks
+        from pgpt.tui.cli.remote_documents import ingest_on_server
+
+        return ingest_on_server(settings, args)
     bar = TextBar(sys.stderr)
 
     def draw(tick: Any) -> None:
@@ -103,6 +106,10 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.ingest import open_store
 
+    if settings.server:
+        from pgpt.tui.cli.remote_documents import docs_on_server
+
+        return docs_on_server(settings, args)
     store = open_store(settings, default_embedder(settings))
     _require_collection(store, args.collection)
     documents = store.documents(args.collection)
@@ -123,6 +130,10 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.ingest import forget_path
 
+    if settings.server:
+        from pgpt.tui.cli.remote_documents import forget_on_server
+
+        return forget_on_server(settings, args)
     wanted = str(args.path.expanduser().resolve())
     forgotten = forget_path(settings, default_embedder(settings), wanted)
     print(strip_controls(f"forgot {wanted} ({sum(d.chunks for d in forgotten)} chunks)"))

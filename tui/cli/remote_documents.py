@@ -1,0 +1,106 @@
+"""`ingest`, `docs` and `forget` against a running pgpt-serve (``--server`` / ``PGPT_SERVER``): the
+files go to the server's index over its PrivateGPT API, picked by the same rules as a local ingest
+(no symlinks out of a folder, no hidden or binary files), instead of a local index nobody asks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
+from pgpt.tui.cli.text_bar import TextBar
+
+_STATUSES = ("added", "updated", "renamed", "unchanged")
+
+
+def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
+    """Upload the files under ``args.paths`` to the server, one at a time, with progress; exit 1
+    when one was refused (each named with the server's reason), else 0."""
+    from pgpt.runtime.documents.ingest import collect_files
+    from pgpt.runtime.errors import PgptError, ServerError, UsageError, user_message
+    from pgpt.runtime.remote import connect
+
+    if args.prune or args.reindex:
+        raise UsageError("--prune and --reindex work on a local index; the server keeps its own.",
+                         hint="Run them on the server's machine, or upload without them.")
+    files, skipped = collect_files(list(args.paths))
+    counts, failed, started = dict.fromkeys(_STATUSES, 0), [], time.monotonic()
+    remote, bar = connect(settings), TextBar(sys.stderr)
+    try:
+        for done, path in enumerate(files):
+            bar.draw(done, len(files), f"{done}/{len(files)} files sent", None, path.name)
+            try:
+                status = remote.upload(path, args.collection)["doc_metadata"].get("status", "unchanged")
+                counts[status if status in counts else "unchanged"] += 1
+            except ServerError as exc:
+                if exc.status in (0, 401, 403, 502, 503):  # the server, not this file: stop here
+                    raise
+                failed.append((str(path), user_message(exc).text))
+            except (OSError, PgptError) as exc:
+                failed.append((str(path), user_message(exc).text))
+    finally:
+        bar.close()
+        remote.close()
+    seconds = round(time.monotonic() - started, 2)
+    if args.json:
+        print(dumps_json({**counts, "skipped": [{"path": p, "reason": r} for p, r in skipped],
+                          "failed": [{"path": p, "reason": r} for p, r in failed], "server": settings.server,
+                          "seconds": seconds}, indent=2))
+    else:
+        for label, entries in (("skipped", skipped), ("failed", failed)):
+            for path, reason in entries:
+                print(" ".join(strip_controls(f"{label}: {path}: {reason}").split()))
+        print(", ".join(f"{n} {name}" for name, n in counts.items()) + f"; {len(skipped)} skipped, {len(failed)} "
+              f"failed, on the server at {settings.server} (collection {args.collection}), in {seconds:.1f} s")
+    return 1 if failed else 0
+
+
+def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
+    """The server's indexed documents, as `docs` lists local ones."""
+    from pgpt.runtime.remote import connect
+
+    remote = connect(settings)
+    try:
+        listed = [d["doc_metadata"] | {"doc_id": d["doc_id"]} for d in remote.documents()]
+    finally:
+        remote.close()
+    if args.collection:
+        listed = [d for d in listed if d.get("collection") == args.collection]
+    if args.json:
+        print(dumps_json({"documents": [{"path": d.get("path", d.get("file_name", "")), "doc_id": d["doc_id"],
+                                         "collection": d.get("collection", ""), "chunks": d.get("chunks", 0),
+                                         "ingested_at": d.get("ingested_at", 0)} for d in listed]}, indent=2))
+        return 0
+    if not listed:
+        print(f"No documents indexed on the server at {settings.server} yet. Add some with "
+              "`pgpt-tui --server URL ingest PATH`.")
+    for d in listed:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.get("ingested_at", 0)))
+        print(f"{d.get('chunks', 0):>6} chunks  {when}  [{one_line(str(d.get('collection', '')))}] "
+              f"{one_line(str(d.get('file_name', '')))}  ({d['doc_id']})")
+    return 0
+
+
+def forget_on_server(settings: Any, args: argparse.Namespace) -> int:
+    """Forget the server's documents whose id, file name or path is ``args.path``."""
+    from pgpt.runtime.errors import UsageError
+    from pgpt.runtime.remote import connect
+
+    wanted = str(args.path)
+    remote = connect(settings)
+    try:
+        matches = [d for d in remote.documents() if wanted in (d["doc_id"], d["doc_metadata"].get("file_name"),
+                                                               d["doc_metadata"].get("path"))]
+        if not matches:
+            raise UsageError(f"The server at {settings.server} has no document {wanted!r}.",
+                             hint="`pgpt-tui --server URL docs` lists its documents with their file names and ids.")
+        for document in matches:
+            remote.forget(document["doc_id"])
+    finally:
+        remote.close()
+    chunks = sum(d["doc_metadata"].get("chunks", 0) for d in matches)
+    print(strip_controls(f"forgot {wanted} on the server at {settings.server} ({len(matches)} document(s), "
+                         f"{chunks} chunks)"))
+    return 0
