@@ -252,8 +252,11 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
         message = str(json.loads(text)["error"]["message"])
     except (ValueError, KeyError, TypeError):
         message = " ".join(text.split())[:300] or f"HTTP {status}"
-    if status in (401, 403):
-        return ServerAuthError(f"The server at {url} refused the request ({status}): {message}", status=status)
+    if status == 401:  # the hint says which key to set; the server's own text would say it again
+        return ServerAuthError(f"The server at {url} refused the request (401): the API key is missing or wrong.",
+                               status=status)
+    if status == 403:
+        return ServerAuthError(f"The server at {url} refused the request (403): {message}", status=status)
     if status == 503:
         wait = int(retry_after) if (retry_after or "").isdigit() else 1
         return ServerBusyError(f"The server at {url} is busy: {message} It asks to retry in {wait} s.",
