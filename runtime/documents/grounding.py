@@ -52,7 +52,9 @@ CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its s
 # Sentences end at . ! ? before a capital, digit, quote or bracket; lines are joined (PDF and plain
 # text wrap sentences over lines) except at a blank line or a line that starts a list item, a
 # heading or a table row. A hyphen at a line's end before a lower-case letter joins the word.
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'\u201c(\[A-Z0-9*`_])")
+# Not after a title or "e.g.": "Dr. Ilse Varga" was cut into "... is Dr. [1] Ilse Varga. [1]".
+_TITLES = "".join(rf"(?<!\b{re.escape(t)})" for t in ("Dr.", "Mr.", "Ms.", "Mrs.", "Prof.", "St.", "vs.", "e.g.", "i.e."))
+SENTENCE_END = re.compile(rf"(?<=[.!?]){_TITLES}\s+(?=[\"'\u201c(\[A-Z0-9*`_])")
 _HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n\s*(?=[a-z])")
 _BLOCK = re.compile(r"\n\s*\n")
 _NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")
@@ -238,11 +240,18 @@ class Grounder:
             return Grounding("answer", text, quotes, measures)
         invented = (INVENTED_MEANS_NOT_FOUND and measures.get("invented", 0) > 0
                     and measures["best_relevance"] < CERTAIN_QUOTE)
-        if best >= 0 and not abstained and not invented and measures["best_relevance"] >= QUOTE_MIN:
+        best = self._best_quote()
+        if best >= 0 and not abstained and not invented and self.relevance[best] >= QUOTE_MIN:
             sentence = self.sentences[best]
             return Grounding("quote", f"Quote from the documents: \u201c{sentence.text}\u201d [{sentence.number}]",
                              [sentence], measures)
         return Grounding("not_found", "", [], measures)
+
+    def _best_quote(self) -> int:
+        """The sentence to quote when the draft holds nothing: the most relevant one that is not a
+        heading ("# The Harbor Lighthouse" repeats the question's words and answers nothing)."""
+        candidates = [i for i, s in enumerate(self.sentences) if not s.text.lstrip().startswith("#")]
+        return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
         """RELEVANCE_MIN when a supported statement's new names and numbers all stand in its
@@ -288,13 +297,28 @@ class Grounder:
         measures["support_max"] = round(max(scores), 4)
         measures["invented"] = invented
         measures["supported"] = len(supported)
-        return supported
+        return _without_restatements(supported)
 
     def _carries_fact(self, statement: str) -> bool:
         """Whether ``statement`` adds to the question: "The formatter was added in 2.9.0" only
         restates "Which formatter was added in 2.9.0?" and answers nothing."""
         return bool(key_facts(statement) - self._question_facts or content_words(statement) - self._question_words)
 
+
+
+def _without_restatements(supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Drop a statement whose words, names and numbers an earlier one already holds: a small model
+    ends with the bare value ("... sold 4,310 bicycles. [1] 4,310 [1]")."""
+    kept: list[tuple[str, int]] = []
+    words: set[str] = set()
+    facts: set[str] = set()
+    for statement, index in supported:
+        if kept and content_words(statement) <= words and key_facts(statement) <= facts:
+            continue
+        kept.append((statement, index))
+        words |= content_words(statement)
+        facts |= key_facts(statement)
+    return kept
 
 
 def matching_sentences(query: str, query_vector: np.ndarray, passages: Sequence[str],

@@ -53,6 +53,9 @@ def test_words_facts_and_sentences() -> None:
     assert split_sentences("A compilation of a covered work is called an\naggregate. It is pack-\naged.\nd) If the"
                            " work has an inter-\nface.") == [
         "A compilation of a covered work is called an aggregate.", "It is packaged.", "d) If the work has an interface."]
+    # a title or "e.g." ends no sentence: answers read "... is Dr. [1] Ilse Varga. [1]"
+    assert split_sentences("The lead is Dr. Ilse Varga. Ask Mr. Quince, e.g. Monday. Done.") == [
+        "The lead is Dr. Ilse Varga.", "Ask Mr. Quince, e.g. Monday.", "Done."]
 
 
 SOURCES = [(1, "zephyr.md", 0, "Project Zephyr is a weather balloon. The launch code of project Zephyr is 7341. "
@@ -69,8 +72,12 @@ def embedder(default_models: Settings):  # type: ignore[no-untyped-def]
 
 def grounder(embedder, question: str) -> Grounder:  # type: ignore[no-untyped-def]
     sentences = [SourceSentence(n, f, p, s) for n, f, p, text in SOURCES for s in split_sentences(text)]
-    vectors = embedder.embed([s.text for s in sentences])
-    return Grounder(question, embedder.embed([question])[0], sentences, vectors, embedder.embed)
+    return grounder_over(embedder, question, sentences)
+
+
+def grounder_over(embedder, question: str, sentences: list[SourceSentence]) -> Grounder:  # type: ignore[no-untyped-def]
+    return Grounder(question, embedder.embed([question])[0], sentences, embedder.embed([s.text for s in sentences]),
+                    embedder.embed)
 
 
 def test_a_supported_answer_is_kept_and_cited_by_its_supporting_sentence(embedder) -> None:  # type: ignore[no-untyped-def]
@@ -96,9 +103,7 @@ def test_code_fences_of_a_draft_never_reach_the_answer(embedder) -> None:  # typ
     with the line after it, supported by a source that mentions Python: "```python launch(7341) [1]"."""
     sentences = [SourceSentence(1, "zephyr.md", 0, "The launch code of project Zephyr is 7341."),
                  SourceSentence(1, "zephyr.md", 0, "The launcher is a Python program.")]
-    question = "What is the launch code of project Zephyr?"
-    check = Grounder(question, embedder.embed([question])[0], sentences, embedder.embed([s.text for s in sentences]),
-                     embedder.embed).check
+    check = grounder_over(embedder, "What is the launch code of project Zephyr?", sentences).check
     result = check("The launch code of project Zephyr is 7341 [1].\n```python\nlaunch(7341)\n```", abstained=False)
     assert result.kind == "answer" and "`" not in result.text, result.text
     assert result.text.startswith("The launch code of project Zephyr is 7341. [1]")
@@ -135,6 +140,20 @@ def test_a_name_in_its_sentence_lowers_the_relevance_gate(embedder) -> None:  # 
     assert pinned.kind == "answer" and pinned.text.endswith("[1]")
     words_only = ask.check("Names of months depend on the locale [2].", abstained=False)
     assert words_only.measures["supported"] == 1 and words_only.kind == "not_found"
+
+
+def test_a_bare_restatement_and_a_heading_are_no_answers(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A small model ends with the bare value ("... is 7341. [1] 7341 [1]"); and a heading that
+    repeats the question's words ("# The Harbor Lighthouse") was quoted as the answer."""
+    result = grounder(embedder, "What is the launch code of project Zephyr?").check(
+        "The launch code of project Zephyr is 7341 [1]. 7341", abstained=False)
+    assert result.kind == "answer" and result.text == "The launch code of project Zephyr is 7341. [1]"
+    sentences = [SourceSentence(1, "harbor.md", 0, "# The Harbor Lighthouse"),
+                 SourceSentence(1, "harbor.md", 0, "The lamp was electrified in 1931.")]
+    check = grounder_over(embedder, "Who built the harbor lighthouse?", sentences).check
+    heading_first = check("It was built by the harbour masters of old.", abstained=False)
+    assert heading_first.measures["best_relevance"] >= 0.6  # the heading is the closest sentence
+    assert "#" not in heading_first.text and heading_first.kind != "quote" or "1931" in heading_first.text
 
 
 def test_an_unsupported_draft_gives_way_to_the_best_sentence_quoted(embedder) -> None:  # type: ignore[no-untyped-def]
