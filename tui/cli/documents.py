@@ -74,13 +74,22 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
 
         return ingest_on_server(settings, args)
     bar = TextBar(sys.stderr)
+    last: list[Any] = []
 
     def draw(tick: Any) -> None:
-        bar.draw(tick.done, tick.total, f"{tick.done}/{tick.total} files {tick.chunks} chunks", tick.eta_s,
-                 Path(tick.current).name)
+        last[:] = [tick]
+        inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks of it)" if tick.file_chunks else ""
+        bar.draw(tick.fraction, tick.total, f"{tick.done}/{tick.total} files {tick.chunks} chunks", tick.eta_s,
+                 Path(tick.current).name + inside)
 
-    report = ingest(settings, list(args.paths), default_embedder(settings), collection=args.collection,
-                    prune=args.prune, reindex=args.reindex, progress=draw, cancel=threading.Event())
+    try:
+        report = ingest(settings, list(args.paths), default_embedder(settings), collection=args.collection,
+                        prune=args.prune, reindex=args.reindex, progress=draw, cancel=threading.Event())
+    except KeyboardInterrupt:  # Ctrl-C: say what stays, as a cancel does, not the generic "Interrupted"
+        from pgpt.runtime.documents.ingest import stopped
+
+        bar.close()
+        raise stopped(last[0].done if last else 0, last[0].total if last else 0, args.reindex) from None
     bar.close()
     if args.json:
         fields = ("added", "updated", "renamed", "unchanged", "removed", "rechunked")

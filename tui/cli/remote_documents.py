@@ -18,7 +18,7 @@ _STATUSES = ("added", "updated", "renamed", "unchanged")
 def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     """Upload the files under ``args.paths`` to the server, one at a time, with progress; exit 1
     when one was refused (each named with the server's reason), else 0."""
-    from pgpt.runtime.documents.ingest import collect_files
+    from pgpt.runtime.documents.discovery import collect_files
     from pgpt.runtime.errors import PgptError, ServerError, UsageError, user_message
     from pgpt.runtime.remote import connect
 

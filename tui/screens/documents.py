@@ -212,8 +212,9 @@ class DocumentsScreen(PanelScreen):
     def _tick(self, message: IngestTick) -> None:
         tick = message.tick  # the message goes on to the app, which shows it under the chat too
         name = Path(tick.current).name if tick.current else ""
-        self._show_progress(tick.done, max(tick.total, 1),
-                            f"{tick.done}/{tick.total} files · {tick.chunks} chunks · {clean_text(name)}")
+        inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks)" if tick.file_chunks else ""
+        self._show_progress(tick.fraction, max(tick.total, 1),
+                            f"{tick.done}/{tick.total} files · {tick.chunks} chunks · {clean_text(name)}{inside}")
 
     @on(IngestDone)
     def _done(self, message: IngestDone) -> None:
@@ -245,7 +246,7 @@ class DocumentsScreen(PanelScreen):
         else:
             self.query_one("#doc-report", Static).update(clean_text(text))
 
-    def _show_progress(self, done: int, total: int | None, text: str) -> None:
+    def _show_progress(self, done: float, total: int | None, text: str) -> None:
         self.query_one("#doc-progress-line").display = True
         self.query_one("#doc-progress", ProgressBar).update(total=total, progress=done)
         self.query_one("#doc-progress-text", Static).update(text)

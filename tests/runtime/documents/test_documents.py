@@ -191,3 +191,34 @@ def test_a_long_text_without_blank_lines_is_chunked_to_fit_the_embedder(settings
     every = search(store, embedder, "harbour", k=40)
     assert len({h.source for h in every}) == 2
     assert all(embedder.count_tokens(h.text) <= embedder.max_tokens for h in every)
+
+
+def test_a_large_file_shows_progress_inside_it_and_stops_between_batches(settings: Settings, embedder,  # type: ignore[no-untyped-def]
+                                                                         tmp_path: Path, monkeypatch) -> None:
+    """One 20 MB text showed "0/12 files 0 chunks ETA ?" for 8 minutes and Ctrl-C waited for the
+    whole file: now each batch of chunks is a tick, and a cancel stops before the next batch."""
+    import threading
+
+    from pgpt.runtime.documents import ingest as ingest_module
+    from pgpt.runtime.errors import Cancelled
+
+    monkeypatch.setattr(ingest_module, "EMBED_BATCH", 8)  # the property, at a size a test embeds in seconds
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "big.txt").write_text("\n\n".join(f"Paragraph {n} is about harbour number {n} and its {n} boats. " * 12
+                                              for n in range(60)))
+    ticks, cancel = [], threading.Event()
+
+    def stop_at_second_batch(tick) -> None:  # type: ignore[no-untyped-def]
+        ticks.append(tick)
+        if tick.file_chunks_done >= 16:
+            cancel.set()
+
+    with pytest.raises(Cancelled, match="stopped after 0 of 1 files"):
+        ingest(settings, [docs], embedder, progress=stop_at_second_batch, cancel=cancel)
+    inside = [t for t in ticks if t.file_chunks]
+    assert [t.file_chunks_done for t in inside] == [8, 16] and inside[0].file_chunks > 16
+    assert 0 < inside[0].fraction < inside[1].fraction < 1 and inside[1].eta_s is not None
+    assert open_store(settings, embedder).chunk_count() == 0  # nothing of the stopped file was written
+    done = ingest(settings, [docs], embedder)
+    assert len(done.added) == 1 and done.chunks == inside[0].file_chunks

@@ -158,3 +158,29 @@ def test_ask_text_output_shows_quotes_or_the_closest_passages_without_escapes() 
     snippet = missing.splitlines()[4]
     assert snippet.startswith("     \u2026") and snippet.endswith("\u2026") and "The ferry carries 40 cars." in snippet
     assert len(snippet) < 260
+
+
+def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path: Path) -> None:
+    """Ctrl-C gave the generic "Interrupted" (and ingest's own "Nothing was changed" contradicted
+    "run it again to continue"); the bar showed nothing inside a large file until it was done."""
+    import signal
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a-small.md").write_text("# Ferry\n\nThe ferry leaves at noon.\n")
+    (docs / "big.txt").write_text("\n\n".join(f"Section {n} tells of harbour {n}, its quays, cranes and {n} boats. " * 9
+                                              for n in range(1500)))
+    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(docs)],
+                               env=cli_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in process.stderr:  # not a terminal: one line each time the bar moves a step
+        seen.append(line)
+        if "chunks of it)" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.stderr.read()
+    assert process.wait(timeout=120) == 1 and any("big.txt (" in line for line in seen), seen
+    assert "Ingestion stopped after 1 of 2 files; the files done are in the index" in rest, rest
+    assert "Nothing was changed" not in rest and "Traceback" not in rest
+    listed = tui_cli(settings, "docs", "--json")
+    assert [Path(d["path"]).name for d in json.loads(listed.stdout)["documents"]] == ["a-small.md"]

@@ -1,0 +1,113 @@
+"""Which files an ingest reads under the paths it is given, and why the others are left out:
+symlinks only when they stay inside the folder, no hidden files or folders, no special, binary,
+oversized or unreadable files, no file names that are not UTF-8. The local ingest and an upload
+to a server (`pgpt-tui --server URL ingest`) pick files by these same rules."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, is_text_file
+
+MAX_FILE_BYTES = 100_000_000
+
+
+def collect_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to read under ``paths``, and the ones left out with why (symlinks out of a folder,
+    hidden, binary or unreadable files): what ingest reads, and what a client uploads to a server."""
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for root in paths:
+        root = root.expanduser()
+        try:
+            if not root.exists() and not root.is_symlink():
+                skipped.append((str(root), "no such file or folder"))
+            elif root.is_dir():
+                for path, reason in _walk(root.resolve()):
+                    (skipped.append((str(path), reason)) if reason else files.append(path))
+            else:
+                reason = _name_problem(root) or _file_problem(root.resolve())
+                (skipped.append((str(root), reason)) if reason else files.append(root.resolve()))
+        except (OSError, RuntimeError) as exc:  # a symlink loop or an unreadable folder given as PATH
+            skipped.append((str(root), fs_reason(exc)))
+    return sorted(set(files)), skipped
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, str]]:
+    """Every file under ``root`` with '' or why it is left out; symlinks followed only when they
+    stay inside ``root``; a folder that cannot be listed is reported, not skipped silently."""
+    unreadable: list[OSError] = []
+    for folder, dirs, names in os.walk(root, followlinks=False, onerror=unreadable.append):
+        for name in sorted(dirs):
+            link = Path(folder) / name
+            if link.is_symlink():
+                reason = _link_problem(link, root)
+                if reason:
+                    yield link, reason
+                # a link to a folder inside the root: that folder is walked on its own
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink()]
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            try:
+                if path.is_symlink():
+                    reason = _link_problem(path, root)
+                    if reason:
+                        yield path, reason
+                    continue  # an inside target is ingested under its own path
+                yield path, _name_problem(path) or _file_problem(path)
+            except (OSError, RuntimeError) as exc:
+                yield path, fs_reason(exc)
+    for error in unreadable:
+        yield Path(error.filename or root), f"a folder that cannot be listed ({error.strerror})"
+
+
+def _link_problem(link: Path, root: Path) -> str:
+    """Why a symlink under ``root`` is left out: it loops or leads outside; '' when it stays inside."""
+    try:
+        target = link.resolve(strict=True)
+    except FileNotFoundError:
+        return "a broken symlink"
+    except (OSError, RuntimeError) as exc:
+        return fs_reason(exc)
+    return "" if target.is_relative_to(root) else "a symlink leading outside the folder"
+
+
+def fs_reason(error: BaseException) -> str:
+    """A short reason for a file system error met on one path."""
+    if (isinstance(error, RuntimeError) and "loop" in str(error).lower()) or getattr(error, "errno", 0) == errno.ELOOP:
+        return "a symlink loop"
+    if isinstance(error, OSError):
+        return f"unreadable ({error.strerror or type(error).__name__})"
+    return f"unreadable ({type(error).__name__})"
+
+
+def _name_problem(path: Path) -> str:
+    """Why the path itself cannot be indexed: a name that is not UTF-8 cannot be stored or shown."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8 (rename the file to index it)"
+    return ""
+
+
+def _file_problem(path: Path) -> str:
+    """Why ``path`` cannot be ingested, or ''."""
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return "a special file (device, pipe or socket)"
+    if info.st_size > MAX_FILE_BYTES:
+        return f"too large ({info.st_size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB)"
+    if not os.access(path, os.R_OK):
+        return "unreadable (permission denied)"
+    if path.suffix.lower() not in KNOWN_SUFFIXES and not is_text_file(path):
+        return "binary file"
+    return ""
