@@ -128,6 +128,12 @@ class ContextLengthError(PgptError, ValueError):
         self.prompt_tokens, self.max_tokens, self.context = prompt_tokens, max_tokens, context
 
 
+class AnswerTooLongError(ContextLengthError):
+    """The prompt is short, but the answer length asked for does not fit after it."""
+
+    title = "Answer length too large"
+
+
 class TemplateError(PgptError):
     """The model's chat template failed to render (or tried something unsafe)."""
 
@@ -329,7 +335,9 @@ def user_message(error: BaseException) -> UserMessage:
         text = str(error)
         if error.hint:
             text = f"{text} {error.hint}"
-        return _safe(error.title, text, 2 if isinstance(error, (ConfigError, UsageError)) else 1,
+        # 2: the user named something wrong (a setting, a usage, a model name), as for bad arguments
+        wrong = isinstance(error, (ConfigError, UsageError, ModelNotFoundError))
+        return _safe(error.title, text, 2 if wrong else 1,
                      http_status(error))
     fault = storage_fault(error, getattr(error, "filename", None) or "")
     if fault is not None:

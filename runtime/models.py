@@ -146,8 +146,11 @@ def find_model(settings: Settings, name: str) -> ModelInfo:
     candidate = Path(name).expanduser()
     folder = candidate if candidate.is_dir() else settings.model_cache / name
     if not (folder / MANIFEST).is_file():
-        known = ", ".join(m.name for m in list_models(settings)) or "none yet"
-        raise ModelNotFoundError(f"There is no exported model called {name!r} (exported: {known}).")
+        models = list_models(settings)
+        known = ", ".join(f"{m.name} ({'chat' if m.kind == 'llm' else m.kind})" for m in models) or "none yet"
+        raise ModelNotFoundError(f"There is no exported model called {name!r} (exported: {known}).",
+                                 hint=None if not models else "Check the name (`pgpt-tui models` lists them), or "
+                                 "export that model with `pgpt-export SOURCE --name NAME`.")
     label = folder.name
     if folder.parent == settings.model_cache:
         folder = _version_folder(settings.model_cache, label)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pgpt.runtime.errors import Cancelled, ContextLengthError, ModelIntegrityError
+from pgpt.runtime.errors import AnswerTooLongError, Cancelled, ContextLengthError, ModelIntegrityError
 from pgpt.runtime.llm.kv_cache import HEADROOM, KVBuffer
 from pgpt.runtime.manifest import manifest_hash, verify_folder
 from pgpt.runtime.models import ModelInfo, require_kind
@@ -109,6 +109,11 @@ class LanguageModel:
         model's context window)."""
         context = context or self.max_context
         if prompt_len + max_new_tokens > context:
+            if prompt_len < context // 2:  # the prompt is short: the answer length asked is what does not fit
+                raise AnswerTooLongError(
+                    f"An answer of up to {max_new_tokens} tokens was asked for after a prompt of {prompt_len}, but "
+                    f"{self.holds(context)}.", prompt_tokens=prompt_len, max_tokens=max_new_tokens, context=context,
+                    hint=f"Ask for at most {context - prompt_len} tokens (--max-tokens, max_tokens).")
             raise ContextLengthError(
                 f"The prompt has {prompt_len} tokens and up to {max_new_tokens} more were asked for, but "
                 f"{self.holds(context)}.", prompt_tokens=prompt_len, max_tokens=max_new_tokens, context=context)

@@ -105,5 +105,5 @@ def test_bandwidth_is_measured_and_weights_per_token_read_from_the_graph(default
 def test_cli_refuses_an_unknown_model_in_one_paragraph(default_models: Settings) -> None:
     result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "bench", "--model", "nope", "--no-export"],
                             capture_output=True, text=True, env=cli_env(default_models), timeout=120)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error: Model not found: There is no exported model called 'nope'" in result.stderr

@@ -33,7 +33,7 @@ def test_pgpt_errors_map_to_cause_and_next_step(error: Exception, title: str, wo
     assert message.title == title
     assert str(error) in message.text and words in message.text
     assert "\n" not in message.text and "Traceback" not in message.text
-    assert message.exit_code == (2 if isinstance(error, e.ConfigError) else 1)
+    assert message.exit_code == (2 if isinstance(error, (e.ConfigError, e.UsageError, e.ModelNotFoundError)) else 1)
 
 
 @pytest.mark.parametrize(

@@ -262,7 +262,7 @@ def test_models_delete_on_the_command_line_refuses_what_is_not_an_export(setting
 
     for bad in ("notes", "../home", "no-such-model", str(cache / DEFAULT_CHAT), ""):
         refused = tui_cli(own_cache, "models", "--delete", bad)
-        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.returncode == 2 and refused.stdout == ""
         [line] = refused.stderr.splitlines()  # one paragraph
         assert line.startswith("error: Model not found: ") and "nothing was deleted" in line
         assert "`pgpt-tui models` to list the exported models" in line

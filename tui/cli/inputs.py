@@ -21,7 +21,10 @@ def text_argument(value: str, what: str) -> str:
     """
     text = sys.stdin.read() if value == STDIN else value
     if not text.strip():
-        source = "standard input was" if value == STDIN else f"the {what} is"
-        raise UsageError(f"Nothing to do: {source} empty.",
+        if value == STDIN:  # the user did use `-`: the text was missing from the pipe
+            raise UsageError(f"Nothing to do: standard input was empty, so there is no {what}.",
+                             hint=f"Pipe the {what} in (echo 'TEXT' | pgpt-tui ... -), or give it as an argument in "
+                                  "quotes.")
+        raise UsageError(f"Nothing to do: the {what} is empty.",
                          hint=f"Give the {what} as an argument in quotes, or `-` to read it from standard input.")
     return text.strip() if value == STDIN else text

@@ -105,8 +105,14 @@ def test_a_tampered_model_is_refused(settings, tmp_path: Path) -> None:  # type:
 
 
 def test_missing_model_gives_the_next_step(settings) -> None:  # type: ignore[no-untyped-def]
+    """A wrong name is a usage error (exit 2); the models there are are named with their kind, and
+    the next step is to check the name, not to export the defaults that exist already."""
     result = tui_cli(settings, "chat", "hi", "--model", "no-such-model")
-    assert result.returncode == 1 and "pgpt-export --default" in result.stderr
+    assert result.returncode == 2 and "pgpt-tui models" in result.stderr and "--default" not in result.stderr
+    assert f"{DEFAULT_EMBEDDER} (embedding)" in result.stderr and "(chat)" in result.stderr
+    long_answer = tui_cli(settings, "chat", "hi", "--max-tokens", "100000")
+    assert long_answer.returncode == 1 and "error: Answer length too large:" in long_answer.stderr
+    assert "Ask for at most" in long_answer.stderr and "Prompt too long" not in long_answer.stderr
 
 
 def test_active_model_can_be_switched(settings) -> None:  # type: ignore[no-untyped-def]
@@ -204,7 +210,7 @@ def test_a_config_naming_a_missing_or_embedding_model_names_the_file(settings) -
     settings.home.mkdir(parents=True)
     settings.config_file.write_text('{"active_model": "nosuch"}')
     missing = tui_cli(settings, "chat", "hi")
-    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert f"{settings.config_file} names 'nosuch' as the active chat model, but there is no exported model" \
         in missing.stderr and "pgpt-tui models --use NAME" in missing.stderr
     settings.config_file.write_text(json.dumps({"active_model": DEFAULT_EMBEDDER}))

@@ -128,7 +128,7 @@ def test_ask_reports_a_model_that_fails_to_load_beside_the_index(settings: Setti
     (docs / "note.md").write_text("The canteen opens at noon.\n")
     assert tui_cli(settings, "ingest", str(docs)).returncode == 0
     missing = tui_cli(settings, "ask", "When does the canteen open?", "--model", "no-such-model")
-    assert missing.returncode == 1 and "Model not found" in missing.stderr and "pgpt-export" in missing.stderr
+    assert missing.returncode == 2 and "Model not found" in missing.stderr and "pgpt-export" in missing.stderr
     answered = tui_cli(settings, "ask", "When does the canteen open?", "--max-tokens", "8")
     assert answered.returncode == 0 and "note.md" in answered.stdout
 

@@ -54,9 +54,9 @@ def test_versions_use_and_rollback(tiny_settings: Settings, tiny_versions) -> No
     further = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)  # the history: old, new, old
     assert further.returncode == 0 and further.stdout.startswith(f"{TINY_MODEL} is back at version {old}")
     again = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)
-    assert again.returncode == 1 and "no earlier version to roll back to" in again.stderr
+    assert again.returncode == 2 and "no earlier version to roll back to" in again.stderr
     unknown = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@fff000")
-    assert unknown.returncode == 1 and "Model version not found" in unknown.stderr and new in unknown.stderr
+    assert unknown.returncode == 2 and "Model version not found" in unknown.stderr and new in unknown.stderr
 
 
 def test_a_damaged_version_is_refused_before_anything_switches(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
