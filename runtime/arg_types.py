@@ -21,6 +21,11 @@ def non_negative_int(text: str) -> int:
     return _checked(text, int, "a whole number", lambda v: v >= 0, "the lowest allowed value is 0")
 
 
+def result_count(text: str) -> int:
+    """A number of search results, 1 to 100 (-k 100000 printed every passage of the index)."""
+    return _checked(text, int, "a whole number", lambda v: 1 <= v <= 100, "a search gives 1 to 100 results")
+
+
 def tcp_port(text: str) -> int:
     """A TCP port, 1 to 65535 (0, "any free port", would leave clients not knowing where to connect)."""
     return _checked(text, int, "a whole number", lambda v: 1 <= v <= 65535, "a TCP port is 1 to 65535")

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgpt.runtime.arg_types import collection_name, non_negative_int, positive_int
+from pgpt.runtime.arg_types import collection_name, non_negative_int, positive_int, result_count
 from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar
@@ -36,7 +36,7 @@ def add_parsers(sub: Any) -> None:
     forget.add_argument("path", type=Path, help="its path (with --server: its file name, path or id)")
     search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
     search.add_argument("query", help="what to look for, or - to read it from standard input")
-    search.add_argument("-k", type=positive_int, default=5, help="number of results (default 5)")
+    search.add_argument("-k", type=result_count, default=5, help="number of results, 1 to 100 (default 5)")
     search.add_argument("--collection", help="search this collection only (default: all)")
     search.add_argument("--json", action="store_true", help="print one JSON object")
     ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
@@ -176,16 +176,29 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
         hits = [h.as_json() for h in search(store, embedder, query, k=args.k, collection=args.collection)]
         if not hits and not store.chunk_count():  # every document was forgotten
             raise _nothing_indexed(settings, "search")
+        _add_matching_sentences(query, hits, embedder)
     if args.json:
         print(dumps_json({"query": query, "results": hits}, indent=2))
         return 0
     if not hits:
         print("No matching passages.")
-    for number, hit in enumerate(hits, 1):
+    from pgpt.runtime.documents.grounding import sentence_window
+
+    for number, hit in enumerate(hits, 1):  # each around its sentence that matches best, as the app shows it
         where = one_line(hit["source"]) + (f", page {hit['page']}" if hit["page"] else "")
-        snippet = " ".join(strip_controls(hit["text"]).split())[:300]
+        snippet = "".join(sentence_window(hit["text"], hit.get("sentence", ""), 300))
         print(f"[{number}] {where}  (score {hit['score']:.4f})\n    {snippet}")
     return 0
+
+
+def _add_matching_sentences(query: str, hits: list[dict[str, Any]], embedder: Any) -> None:
+    """Each hit's ``sentence`` that matches the query best (the app's highlight; --json has it too)."""
+    from pgpt.runtime.documents.grounding import matching_sentences
+
+    if hits:
+        found = matching_sentences(query, embedder.embed([query])[0], [h["text"] for h in hits], embedder.embed)
+        for hit, sentence in zip(hits, found):
+            hit["sentence"] = sentence
 
 
 def run_ask(settings: Any, args: argparse.Namespace) -> int:

@@ -64,6 +64,9 @@ def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> No
     assert found["query"] == "Zephyr launch code"
     [hit] = found["results"]
     assert hit["source"] == str(docs / "zephyr.md") and "7341" in hit["text"] and hit["page"] == 0 and hit["score"] > 0
+    assert hit["sentence"] == "The launch code of project Zephyr is 7341."  # what the text output centres on
+    too_many = tui_cli(settings, "search", "Zephyr", "-k", "100000")
+    assert too_many.returncode == 2 and "a search gives 1 to 100 results" in too_many.stderr
 
     plain = tui_cli(settings, "search", "ferry times")
     assert "\x1b" not in plain.stdout and "\x07" not in plain.stdout  # no terminal escapes from documents
@@ -184,3 +187,14 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
     assert "Nothing was changed" not in rest and "Traceback" not in rest
     listed = tui_cli(settings, "docs", "--json")
     assert [Path(d["path"]).name for d in json.loads(listed.stdout)["documents"]] == ["a-small.md"]
+
+
+def test_search_text_shows_each_passage_around_its_matching_sentence(settings: Settings, tmp_path: Path) -> None:
+    """It printed each passage's first 300 characters: a name deep in a long passage was not shown."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    filler = "The orchard grows apples, pears and plums on the south slope of the hill. " * 6
+    (docs / "orchard.txt").write_text(filler + "The orchard keeper is Bartholomew Quince. " + filler)
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    shown = tui_cli(settings, "search", "Who is the orchard keeper?", "-k", "1").stdout.splitlines()
+    assert "The orchard keeper is Bartholomew Quince." in shown[1] and shown[1].strip().startswith("\u2026")
