@@ -69,9 +69,12 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
         assert list_conversations(settings) == []
 
 
-async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Settings, tmp_path: Path) -> None:
+async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Settings, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
+    (docs / ".git").mkdir()  # the folder tree listed .git and .venv, which ingest skips
+    monkeypatch.chdir(docs)
     (docs / "tide.txt").write_text("The tide tables of Port Vell are published each Monday.\n")
     (docs / "blob.txt").write_bytes(bytes(range(256)) * 8)  # binary behind a text suffix
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
@@ -81,6 +84,9 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
         screen = app.screen
         path_input = screen.query_one("#doc-path", Input)
         assert app.focused is path_input
+        tree = screen.query_one("#doc-tree")
+        await wait_until(pilot, lambda: len(tree.root.children) == 2)
+        assert sorted(str(node.label) for node in tree.root.children) == ["blob.txt", "tide.txt"]
         await pilot.press(*str(docs), "enter")
         await wait_until(pilot, lambda: not app._ingesting())
         report = str(screen.query_one("#doc-report", Static).render())

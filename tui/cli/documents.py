@@ -104,6 +104,10 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         for label, entries in (("skipped", report.skipped), ("failed", report.failed)):
             for path, reason in entries:
                 print(" ".join(strip_controls(f"{label}: {path}: {reason}").split()))
+        if not (report.added or report.updated or report.renamed or report.unchanged or report.removed
+                or report.skipped or report.failed):
+            print("No files found under " + ", ".join(one_line(str(p)) for p in args.paths)
+                  + " (hidden files and folders are left out).")
         print(report.summary())
     return 1 if report.failed else 0
 
@@ -145,7 +149,8 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
         return forget_on_server(settings, args)
     wanted = str(args.path.expanduser().resolve())
     forgotten = forget_path(settings, default_embedder(settings), wanted)
-    print(strip_controls(f"forgot {wanted} ({sum(d.chunks for d in forgotten)} chunks)"))
+    chunks = sum(d.chunks for d in forgotten)
+    print(strip_controls(f"forgot {wanted} ({chunks} chunk{'' if chunks == 1 else 's'})"))
     return 0
 
 

@@ -110,6 +110,17 @@ def _delete(settings: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _active_name(settings: Any) -> str:
+    """The active chat model's name, or "" when there is none (the listing still shows the rest)."""
+    from pgpt.runtime.errors import PgptError
+    from pgpt.runtime.models import active_chat_model
+
+    try:
+        return active_chat_model(settings).name
+    except PgptError:
+        return ""
+
+
 def _list(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.footprint import DEFAULT_CONTEXT, RUNTIME_MB, human_count
     from pgpt.runtime.models import damaged_models, list_models
@@ -117,6 +128,9 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
 
     models = [m.summary() for m in list_models(settings)]
     damaged = damaged_models(settings)
+    active = _active_name(settings)
+    for m in models:
+        m["active"] = m["name"] == active
     if args.json:
         print(dumps_json({"models": models, "damaged": [{"name": n, "reason": r} for n, r in damaged]}, indent=2))
         return 0
@@ -125,14 +139,16 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
         return 0
     width = max([34, *(len(m["name"]) for m in models)])
     if models:
-        print(f"{'name':<{width}} {'version':<13} {'kind':<9} {'dtype':<5} {'params':>6} {'disk':>8} {'memory':>8}"
+        print(f"  {'name':<{width}} {'version':<13} {'kind':<9} {'dtype':<5} {'params':>6} {'disk':>8} {'memory':>8}"
               "  quality")
     for m in models:
-        print(strip_controls(f"{m['name']:<{width}} {m['version']:<13} {m['kind']:<9} {m['dtype']:<5} "
+        mark = "*" if m["active"] else " "
+        print(strip_controls(f"{mark} {m['name']:<{width}} {m['version']:<13} {m['kind']:<9} {m['dtype']:<5} "
                              f"{human_count(m['parameters']):>6} {m['size_mb']:>6.0f}MB "
                              f"{m['expected_memory_mb']:>6.0f}MB  {quality_cell(m['quality'])}"))
     if models:
-        print(f"\nmemory: expected RSS once loaded (weights + KV buffer of {DEFAULT_CONTEXT} tokens + "
+        print(f"\n* the active chat model (`pgpt-tui models --use NAME` switches); "
+              f"memory: expected RSS once loaded (weights + KV buffer of {DEFAULT_CONTEXT} tokens + "
               f"{RUNTIME_MB} MB of runtime); `pgpt-tui bench --model NAME` measures the peak.")
     for name, reason in damaged:
         print(" ".join(strip_controls(f"damaged: {name}: {reason} Remove it with `pgpt-tui models --delete {name}` "

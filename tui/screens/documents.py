@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,15 @@ PATH_CHARS = 30  # what the file column shows at 80 columns, beside the folder t
 if TYPE_CHECKING:
     from pgpt.runtime.documents.store import DocumentRecord
     from pgpt.tui.chat.library import DocumentLibrary
+
+
+class VisibleTree(DirectoryTree):
+    """The folder tree without hidden entries (.git, .venv): ingest skips them, so listing them
+    offered folders that add nothing."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        """Every path whose name does not start with a dot."""
+        return [path for path in paths if not path.name.startswith(".")]
 
 
 @dataclass
@@ -87,7 +97,7 @@ class DocumentsScreen(PanelScreen):
                      classes="panel-title")
         yield Input(placeholder="A file or folder to add (searched recursively), e.g. ~/docs", id="doc-path")
         with Horizontal(id="doc-body"):
-            yield DirectoryTree(Path.cwd(), id="doc-tree")
+            yield VisibleTree(Path.cwd(), id="doc-tree")
             yield DocumentTable(id="doc-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="doc-progress-line"):
             yield ProgressBar(id="doc-progress", show_eta=True)

@@ -81,8 +81,10 @@ def test_models_lists_dtype_quality_and_source(settings) -> None:  # type: ignor
     assert llm["dtype"] == "int8" and llm["quality"]["top1_agreement"] >= 0.9
     assert llm["source"].endswith(".gguf") and llm["size_mb"] > 50
     assert models[DEFAULT_EMBEDDER]["kind"] == "embedding"
+    assert llm["active"] and not models["smollm2-135m-instruct-fp32"]["active"]
     table = tui_cli(settings, "models").stdout
     assert "smollm2-135m-instruct-fp32" in table and "top-1" in table
+    assert "* smollm2-135m-instruct-int8 " in table and "* the active chat model" in table
 
 
 def test_doctor_reports_runtime_and_folders(settings) -> None:  # type: ignore[no-untyped-def]

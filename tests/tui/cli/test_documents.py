@@ -198,3 +198,11 @@ def test_search_text_shows_each_passage_around_its_matching_sentence(settings: S
     assert tui_cli(settings, "ingest", str(docs)).returncode == 0
     shown = tui_cli(settings, "search", "Who is the orchard keeper?", "-k", "1").stdout.splitlines()
     assert "The orchard keeper is Bartholomew Quince." in shown[1] and shown[1].strip().startswith("\u2026")
+
+
+def test_an_empty_folder_says_no_files_were_found(settings: Settings, tmp_path: Path) -> None:
+    """It printed "0 added, 0 updated, ... 0 skipped" and nothing else."""
+    (tmp_path / "empty" / ".hidden").mkdir(parents=True)
+    (tmp_path / "empty" / ".hidden" / "notes.md").write_text("# Notes\n")
+    result = tui_cli(settings, "ingest", str(tmp_path / "empty"))
+    assert result.returncode == 0 and "No files found under" in result.stdout and "hidden" in result.stdout
