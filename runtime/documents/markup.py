@@ -1,4 +1,5 @@
-"""Prompt markup out of answers: source tags, template tokens and "Question: ... Answer:" echoes.
+"""Prompt markup out of answers: source tags, template tokens, "Question: ... Answer:" echoes, and
+script-like HTML tags.
 
 A small model often copies what it read: the ``<source id="4" file="...">`` delimiters of
 `ask`'s prompt, the chat template's ``<|im_start|>`` tokens spelled as text, or a
@@ -17,7 +18,10 @@ import re
 _TAGS = re.compile(
     r"[<(]\s*/?\s*source\b[^>\n]*(?:>|$)"
     r"|<\|[^|<>\n]{0,40}\|>"
-    r"|</?s>|\[/?INST\]|<</?SYS>>",
+    r"|</?s>|\[/?INST\]|<</?SYS>>"
+    # tags that run code or load content where an HTML client shows the answer: a model copied
+    # "</script>" out of a page it read into an answer (the readers drop scripts from documents)
+    r"|</?\s*(?:script|style|iframe|object|embed)\b[^>\n]*>",
     re.IGNORECASE | re.MULTILINE,
 )
 _OPEN_TAG = re.compile(r"(?:<|\(\s*/?\s*source\b)[^>\n]{0,200}$", re.IGNORECASE)

@@ -23,6 +23,9 @@ LEAKS = [
     ("[INST] x [/INST] <s>It is 7341.</s>", "x  It is 7341."),
     ("Use the user flag; a < b holds.", "Use the user flag; a < b holds."),
     ('The answer is: It is 7341 <source id="10" file="', "It is 7341"),  # a tag cut by the token limit
+    # a model copied "</script>" from a page into an answer that an HTML client may show
+    ("The password is zebra-42. </script> [1] <SCRIPT src=x>", "The password is zebra-42.  [1]"),
+    ("Write <b>bold</b> with the b tag.", "Write <b>bold</b> with the b tag."),
 ]
 
 
