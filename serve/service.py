@@ -103,9 +103,8 @@ class Service:
             await asyncio.shield(self._loading)  # the first requests wait for the start-up load
         try:
             return await asyncio.to_thread(self.pool.acquire, ref or "default", keep_alive)
-        except ModelNotFoundError as exc:  # its hint is for the server's operator, not for a client
-            if "hint" not in vars(exc):  # the class's, which names pgpt-export and pgpt-tui
-                exc.hint = "GET /v1/models lists the models this server serves; 'default' is its active one."
+        except ModelNotFoundError as exc:  # its hint (pgpt-export, pgpt-tui) is for the operator, not a client
+            exc.hint = "GET /v1/models lists the models this server serves; 'default' is its active one."
             raise
 
     async def embedder(self) -> Any:

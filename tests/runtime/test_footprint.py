@@ -84,7 +84,7 @@ def test_models_command_shows_parameters_and_memory(default_models: Settings) ->
     assert llm["expected_memory_mb"] > llm["size_mb"] > 0
     table = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "models"], capture_output=True, text=True,
                            env=env, timeout=120).stdout
-    row = next(line for line in table.splitlines() if line.startswith(f"{DEFAULT_LLM}-int8 "))
+    row = next(line for line in table.splitlines() if line[2:].startswith(f"{DEFAULT_LLM}-int8 "))  # "* ": active
     assert " 135M " in row and f"{llm['expected_memory_mb']:.0f}MB" in row
     assert f"KV buffer of {DEFAULT_CONTEXT} tokens" in table
 

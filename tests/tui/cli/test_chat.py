@@ -132,7 +132,7 @@ def test_bad_provider_setting_exits_2(settings) -> None:  # type: ignore[no-unty
 @pytest.mark.parametrize("args, cause", [
     (["chat", "hi", "--max-tokens", "0"], "lowest allowed value is 1"),
     (["chat", "hi", "--top-k", "-1"], "lowest allowed value is 0"),
-    (["search", "x", "-k", "0"], "lowest allowed value is 1"),
+    (["search", "x", "-k", "0"], "a search gives 1 to 100 results"),
     (["ask", "x", "-k", "many"], "not a whole number"),
     (["bench", "--repeats", "0"], "lowest allowed value is 1"),
     (["chat", "hi", "--temperature", "nan"], "Temperature must be 0 (greedy) or more (got nan)"),

@@ -173,8 +173,11 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
     (docs / "a-small.md").write_text("# Ferry\n\nThe ferry leaves at noon.\n")
     (docs / "big.txt").write_text("\n\n".join(f"Section {n} tells of harbour {n}, its quays, cranes and {n} boats. " * 9
                                               for n in range(1500)))
+    # SIGINT as a terminal's Ctrl-C sends it; a shell that starts a job in the background (CI) makes
+    # it ignored for the job's processes, and an ignored signal stays ignored through exec
     process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(docs)],
-                               env=cli_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=cli_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in process.stderr:  # not a terminal: one line each time the bar moves a step
         seen.append(line)

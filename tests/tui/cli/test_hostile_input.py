@@ -32,7 +32,10 @@ def test_an_empty_prompt_is_a_usage_error(settings: Settings, args: list[str], s
     done = tui_cli(settings, *args, stdin=stdin)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("error: Usage error: Nothing to do:") and "empty" in done.stderr
-    assert "`-` to read it from standard input" in done.stderr
+    if stdin is None:
+        assert "`-` to read it from standard input" in done.stderr
+    else:  # `-` was used: the pipe was empty (it advised `-` to someone who had used it)
+        assert "standard input was empty" in done.stderr and "Pipe the" in done.stderr
 
 
 def test_a_prompt_on_standard_input_needs_no_argument(settings: Settings, tmp_path: Path) -> None:
