@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import PgptError, storage_fault
+from pgpt.runtime.errors import PgptError
+from pgpt.runtime.storage_faults import storage_fault
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
 log = logging.getLogger(__name__)

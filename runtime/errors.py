@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,6 +338,8 @@ def user_message(error: BaseException) -> UserMessage:
         wrong = isinstance(error, (ConfigError, UsageError, ModelNotFoundError))
         return _safe(error.title, text, 2 if wrong else 1,
                      http_status(error))
+    from pgpt.runtime.storage_faults import storage_fault  # it builds this module's errors
+
     fault = storage_fault(error, getattr(error, "filename", None) or "")
     if fault is not None:
         return user_message(fault)
@@ -366,48 +367,6 @@ def _safe(title: str, text: str, exit_code: int = 1, status: int = 500) -> UserM
     from pgpt.runtime.sanitize import strip_controls
 
     return UserMessage(strip_controls(title), " ".join(strip_controls(text).split()), exit_code, status)
-
-
-# errno values, and the texts SQLite and Lance (Rust: "(os error 28)") give for the same faults.
-_FULL = ((errno.ENOSPC, errno.EDQUOT), ("database or disk is full", "no space left on device", "(os error 28)",
-                                        "(os error 122)", "disk quota exceeded"))
-_READ_ONLY = ((errno.EROFS,), ("attempt to write a readonly database", "read-only file system", "(os error 30)"))
-_DENIED = ((errno.EACCES, errno.EPERM), ("permission denied", "(os error 13)", "(os error 1)",
-                                         "unable to open database file"))
-
-
-def storage_fault(error: BaseException, folder: Path | str, action: str = "") -> StorageError | None:
-    """The StorageError that ``error`` stands for (disk full, read-only, no permission), or None.
-
-    OSError is classified by its errno; SQLite and Lance errors, which carry no errno, by their
-    text. ``folder`` and ``action`` ("Writing the document index") go into the message.
-
-    Args:
-        error: Any exception raised while reading or writing a data folder.
-        folder: The folder (or file) it was working on; named in the message.
-        action: What pgpt was doing, as the start of a sentence; empty for a generic one.
-    """
-    if isinstance(error, StorageError):
-        return error
-    text = str(error).lower()
-    code = error.errno if isinstance(error, OSError) else None
-    for (codes, texts), kind, cause in ((_FULL, DiskFullError, "the disk is full"),
-                                         (_READ_ONLY, ReadOnlyError, "the folder is read-only"),
-                                         (_DENIED, FolderPermissionError, "permission denied")):
-        if code in codes or (code is None and any(t in text for t in texts)):
-            if kind is ReadOnlyError and code is None:
-                cause = "the folder or its files are read-only (by their mode or a read-only mount)"
-            return kind(_fault_text(action, folder, cause), folder=folder)
-    if code is None and "disk i/o error" in text:  # SQLite's word for a failed write, most often a full disk
-        return StorageError(_fault_text(action, folder, "a disk I/O error (a full disk or a failing one)"),
-                            folder=folder)
-    return None
-
-
-def _fault_text(action: str, folder: Path | str, cause: str) -> str:
-    if action:
-        return f"{action}{f' in {folder}' if folder else ''} failed: {cause}."
-    return f"{folder}: {cause}." if folder else f"A data folder cannot be used: {cause}."
 
 
 def http_status(error: BaseException) -> int:

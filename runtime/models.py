@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import ConfigError, ModelIntegrityError, ModelNotFoundError, UsageError, storage_fault
+from pgpt.runtime.errors import ConfigError, ModelIntegrityError, ModelNotFoundError, UsageError
+from pgpt.runtime.storage_faults import storage_fault
 from pgpt.runtime.manifest import MANIFEST, read_manifest
 from pgpt.runtime.settings import Settings, ensure_private_dir
 from pgpt.runtime.versions import find_version, linked_version, parse_ref, version_of, versions_folder

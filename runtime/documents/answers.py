@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.abstention import is_abstention
-from pgpt.runtime.documents.grounding import (CLOSEST_PASSAGES, Grounder, SourceSentence, matching_sentences,
-                                               split_sentences)
+from pgpt.runtime.documents.grounding import (CLOSEST_PASSAGES, Grounder, SourceSentence, best_per_source,
+                                               matching_sentences, split_sentences)
 from pgpt.runtime.documents.markup import MarkupFilter
 from pgpt.runtime.documents.retrieval import Hit, search
 from pgpt.runtime.llm.answer_cache import cache_key
@@ -171,14 +171,9 @@ class AskStream:
         question best (the check's relevance), so the user sees at once where to look; the check's
         sentences are numbered as the passages they come from."""
         closest = hits[:CLOSEST_PASSAGES]
-        best: dict[int, int] = {}
-        for index, sentence in enumerate(sentences or []):
-            if sentence.number not in best or relevance[index] > relevance[best[sentence.number]]:
-                best[sentence.number] = index
-        if any(number not in best for number in range(1, len(closest) + 1)):  # not read by the model: embedded now
+        found = best_per_source(sentences, relevance, len(closest)) if sentences and relevance is not None else []
+        if not found or "" in found:  # a passage the model did not read: its sentences embedded now
             found = matching_sentences(self.question, vector, [h.text for h in closest], self.embedder.embed)
-        else:
-            found = [sentences[best[number]].text for number in range(1, len(closest) + 1)]
         return [{**_source(hit), "sentence": sentence} for hit, sentence in zip(closest, found)]
 
     def _scope(self) -> str:
@@ -188,7 +183,7 @@ class AskStream:
                          **({"doc_ids": self.doc_ids} if self.doc_ids is not None else {}))
 
     def _similar(self, scope: str, vector: np.ndarray) -> dict[str, Any] | None:
-        cache = self.engine.cache if self.options.cacheable else None
+        cache = self.engine.cache_for(self.options)
         entries = (cache.get(scope) or {}).get("entries", []) if cache is not None else []
         numbers = _numbers(self.question)
         vectors = [(e, _unpack(e.get("vector"), vector.size)) for e in entries if e.get("numbers") == numbers]
@@ -209,7 +204,7 @@ class AskStream:
         per entry instead of every cached answer with its passages (measured: 60 entries in JSON
         lists took 6 ms to parse, which pushed a hit past 50 ms on a slow VM).
         """
-        cache = self.engine.cache if self.options.cacheable else None
+        cache = self.engine.cache_for(self.options)
         if cache is None or not self.result.answer.strip():
             return
         answer_key = cache_key(kind="similar-answer", scope=scope, question=normalize_question(self.question))

@@ -330,11 +330,17 @@ def matching_sentences(query: str, query_vector: np.ndarray, passages: Sequence[
     if not sentences:
         return ["" for _ in passages]
     relevance = Grounder(query, query_vector, sentences, embed([s.text for s in sentences]), embed).relevance
+    return best_per_source(sentences, relevance, len(passages))
+
+
+def best_per_source(sentences: Sequence[SourceSentence], relevance: np.ndarray, sources: int) -> list[str]:
+    """For sources 1..``sources``, the text of its sentence with the highest ``relevance`` ("" for
+    a source without sentences)."""
     best: dict[int, int] = {}
     for index, sentence in enumerate(sentences):
         if sentence.number not in best or relevance[index] > relevance[best[sentence.number]]:
             best[sentence.number] = index
-    return [sentences[best[n]].text if n in best else "" for n in range(1, len(passages) + 1)]
+    return [sentences[best[n]].text if n in best else "" for n in range(1, sources + 1)]
 
 
 def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str]:

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                         progress(_tick(index, len(work), str(path), report.chunks, started))
                     def within(done: int, total: int, at: int = index, name: str = str(path)) -> None:
                         if progress is not None:
-                            progress(_within_tick(at, len(work), name, report.chunks + done, total, done, started))
+                            progress(_tick(at, len(work), name, report.chunks + done, started, done, total))
 
                     try:
                         _ingest_file(store, embedder, reader, path, into, catalog.setdefault(into, {}), report,
@@ -225,19 +225,13 @@ def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> Docu
     return DocumentStore(settings, embedder.model_id, embedder.info.name, embedder.dimension, rebuild=rebuild)
 
 
-def _within_tick(done: int, total: int, current: str, chunks: int, file_chunks: int, file_done: int,
-                 started: float) -> IngestProgress:
-    """A tick inside a large file: the ETA counts its embedded share as work done."""
-    elapsed = time.perf_counter() - started
-    share = done + file_done / file_chunks
-    eta = elapsed / share * (total - share) if share else None
-    return IngestProgress(done, total, current, chunks, eta, file_done, file_chunks)
-
-
-def _tick(done: int, total: int, current: str, chunks: int, started: float) -> IngestProgress:
-    elapsed = time.perf_counter() - started
-    eta = elapsed / done * (total - done) if done else None
-    return IngestProgress(done, total, current, chunks, eta)
+def _tick(done: int, total: int, current: str, chunks: int, started: float, file_done: int = 0,
+          file_chunks: int = 0) -> IngestProgress:
+    """A tick; inside a large file the ETA counts its embedded share as work done."""
+    tick = IngestProgress(done, total, current, chunks, None, file_done, file_chunks)
+    share = tick.fraction
+    eta = (time.perf_counter() - started) / share * (total - share) if share else None
+    return replace(tick, eta_s=eta)
 
 
 def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, path: Path, collection: str,
@@ -321,7 +315,7 @@ def _embedded_rows(embedder: Any, sections: list[Section], doc_id: str, collecti
         parts.append(embedder.embed(texts[start:start + EMBED_BATCH]))
         if within is not None and len(texts) > EMBED_BATCH:
             within(min(start + EMBED_BATCH, len(texts)), len(texts))
-    vectors = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else embedder.embed([]))
+    vectors = np.concatenate(parts) if parts else embedder.embed([])
     rows = [{"chunk_id": f"{doc_id}:{i}", "doc_id": doc_id, "collection": collection, "path": key,
              "content_hash": content_hash, "text": c.text, "heading": c.heading, "page": c.page,
              "start": c.start, "end": c.end} for i, c in enumerate(chunks)]

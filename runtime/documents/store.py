@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError, storage_fault
+from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
+from pgpt.runtime.storage_faults import storage_fault
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
 if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks index_has_data at start

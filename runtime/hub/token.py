@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pgpt.runtime.errors import ConfigError, storage_fault
+from pgpt.runtime.errors import ConfigError
+from pgpt.runtime.storage_faults import storage_fault
 from pgpt.runtime.settings import Settings, ensure_private_dir, read_dotenv
 
 ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import StorageError, storage_fault
+from pgpt.runtime.errors import StorageError
+from pgpt.runtime.storage_faults import storage_fault
 from pgpt.runtime.settings import ensure_private_dir
 
 log = logging.getLogger(__name__)

@@ -101,6 +101,11 @@ class ChatEngine:
         """cuda or cpu."""
         return self.model.provider.name
 
+    def cache_for(self, options: SamplingOptions) -> Any:
+        """The answer cache when ``options`` give the same answer to the same prompt (greedy, or
+        sampled with a seed); None for a sampled answer without a seed, which is drawn afresh."""
+        return self.cache if options.cacheable else None
+
     def stream(
         self,
         messages: list[dict[str, str]],
@@ -200,7 +205,7 @@ class ChatStream:
         model = self._engine.model
         prompt = model.render_prompt(self._messages)
         self._key = cache_key(model=model.model_id, prompt=prompt, params=self._options.as_key())
-        cache = self._engine.cache if self._options.cacheable else None
+        cache = self._engine.cache_for(self._options)
         hit = cache.get(self._key) if cache is not None else None
         if hit is not None and isinstance(hit.get("answer"), str):
             self.result.answer, self.result.cached = hit["answer"], True
@@ -217,7 +222,7 @@ class ChatStream:
             self.generation = self._engine.scheduler.submit(self._prompt_ids, self._options, self._cancel)
 
     def _remember(self) -> None:
-        cache = self._engine.cache if self._options.cacheable else None
+        cache = self._engine.cache_for(self._options)
         if cache is not None and self.result.finish_reason in ("stop", "length"):
             cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
                                   "new_tokens": int(self.result.timings.get("new_tokens", 0)),

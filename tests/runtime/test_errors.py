@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from pgpt.runtime import errors as e
+from pgpt.runtime.storage_faults import storage_fault
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,7 @@ def test_errors_subclass_the_builtins_callers_expect() -> None:
 def test_storage_faults_name_the_folder_and_the_next_step(error: BaseException, kind: type) -> None:
     """Probe 4.8 and 4.10: SQLite's and Lance's texts for a full disk or a read-only folder were
     "Unexpected error ... a bug in pgpt"."""
-    fault = e.storage_fault(error, "/home/u/.local/share/pgpt/index", "Writing the document index")
+    fault = storage_fault(error, "/home/u/.local/share/pgpt/index", "Writing the document index")
     assert type(fault) is kind
     message = e.user_message(fault)
     assert "/home/u/.local/share/pgpt/index" in message.text and "bug" not in message.text
@@ -94,8 +95,8 @@ def test_storage_faults_name_the_folder_and_the_next_step(error: BaseException, 
 
 
 def test_other_errors_are_not_storage_faults() -> None:
-    assert e.storage_fault(RuntimeError("boom"), "/x") is None
-    assert e.storage_fault(sqlite3.DatabaseError("file is not a database"), "/x") is None
+    assert storage_fault(RuntimeError("boom"), "/x") is None
+    assert storage_fault(sqlite3.DatabaseError("file is not a database"), "/x") is None
 
 
 def test_messages_never_carry_terminal_controls() -> None:

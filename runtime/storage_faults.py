@@ -1,0 +1,52 @@
+"""Which low-level errors mean that a data folder cannot be used, and the StorageError each stands
+for: a full disk, a read-only folder or mount, missing permissions. OSError is told by its errno;
+SQLite and Lance errors, which carry none, by their text."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+from pgpt.runtime.errors import DiskFullError, FolderPermissionError, ReadOnlyError, StorageError
+
+
+# errno values, and the texts SQLite and Lance (Rust: "(os error 28)") give for the same faults.
+_FULL = ((errno.ENOSPC, errno.EDQUOT), ("database or disk is full", "no space left on device", "(os error 28)",
+                                        "(os error 122)", "disk quota exceeded"))
+_READ_ONLY = ((errno.EROFS,), ("attempt to write a readonly database", "read-only file system", "(os error 30)"))
+_DENIED = ((errno.EACCES, errno.EPERM), ("permission denied", "(os error 13)", "(os error 1)",
+                                         "unable to open database file"))
+
+
+def storage_fault(error: BaseException, folder: Path | str, action: str = "") -> StorageError | None:
+    """The StorageError that ``error`` stands for (disk full, read-only, no permission), or None.
+
+    OSError is classified by its errno; SQLite and Lance errors, which carry no errno, by their
+    text. ``folder`` and ``action`` ("Writing the document index") go into the message.
+
+    Args:
+        error: Any exception raised while reading or writing a data folder.
+        folder: The folder (or file) it was working on; named in the message.
+        action: What pgpt was doing, as the start of a sentence; empty for a generic one.
+    """
+    if isinstance(error, StorageError):
+        return error
+    text = str(error).lower()
+    code = error.errno if isinstance(error, OSError) else None
+    for (codes, texts), kind, cause in ((_FULL, DiskFullError, "the disk is full"),
+                                         (_READ_ONLY, ReadOnlyError, "the folder is read-only"),
+                                         (_DENIED, FolderPermissionError, "permission denied")):
+        if code in codes or (code is None and any(t in text for t in texts)):
+            if kind is ReadOnlyError and code is None:
+                cause = "the folder or its files are read-only (by their mode or a read-only mount)"
+            return kind(_fault_text(action, folder, cause), folder=folder)
+    if code is None and "disk i/o error" in text:  # SQLite's word for a failed write, most often a full disk
+        return StorageError(_fault_text(action, folder, "a disk I/O error (a full disk or a failing one)"),
+                            folder=folder)
+    return None
+
+
+def _fault_text(action: str, folder: Path | str, cause: str) -> str:
+    if action:
+        return f"{action}{f' in {folder}' if folder else ''} failed: {cause}."
+    return f"{folder}: {cause}." if folder else f"A data folder cannot be used: {cause}."
