@@ -6,7 +6,7 @@ in reading order, with what changes from run to run masked (numbers: timings, si
 moved, cut or missing widget fails the test while a faster machine does not. Colours are not compared: the theme is
 Textual's, and its exact SVG changes between Textual releases.
 
-Update the files after an intended change with ``PGPT_UPDATE_SNAPSHOTS=1 pytest tests/test_tui_snapshots.py``.
+Update the files after an intended change with ``PGPT_UPDATE_SNAPSHOTS=1 pytest tests/tui/test_snapshots.py``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from __future__ import annotations
 import html
 import os
 import re
+import time
 from pathlib import Path
 
 from textual.app import App
+from textual.pilot import Pilot
 
 FOLDER = Path(__file__).parent / "snapshots"
 CELL_WIDTH = 12.2  # pixels per terminal column in Textual's SVG export
@@ -43,6 +45,20 @@ def words(rows: list[str], extra: list[tuple[str, str]] | None = None) -> list[s
     for pattern, replacement in [(re.compile(p), r) for p, r in extra or []] + MASKS:
         text = pattern.sub(replacement, text)
     return text.split()
+
+
+async def settle(pilot: Pilot, timeout: float = 10.0) -> None:
+    """Let the app render until its screen holds still: the footer row is drawn and two frames
+    0.1 s apart show the same text. A fixed pause was not enough on a slower CI machine, where a
+    focus change had not yet redrawn the footer's key bindings when the screenshot was taken."""
+    deadline = time.monotonic() + timeout
+    before: list[str] = []
+    while time.monotonic() < deadline:
+        await pilot.pause(0.1)
+        rows = screen_text(pilot.app.export_screenshot())
+        if rows[-1].strip() and rows == before:
+            return
+        before = rows
 
 
 def check_snapshot(app: App[object], name: str, extra_masks: list[tuple[str, str]] | None = None) -> None:

@@ -19,7 +19,7 @@ from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
-from snapshots import check_snapshot
+from snapshots import check_snapshot, settle
 from test_app import SIZE, turns, wait_until
 
 ROOT = Path("/tmp/pgpt-snap")
@@ -53,7 +53,7 @@ async def test_chat_first_start(snap: Settings) -> None:
     app = ChatApp(snap)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
-        await pilot.pause(0.2)
+        await settle(pilot)
         check_snapshot(app, "chat-first-start")
 
 
@@ -68,7 +68,7 @@ async def test_chat_search_mode(snap: Settings) -> None:
         await pilot.press("ctrl+r", "ctrl+r")  # documents -> chat -> search
         await pilot.press(*"When are the tide tables published?", "enter")
         await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 2)
-        await pilot.pause(0.2)
+        await settle(pilot)
         check_snapshot(app, "chat-search")
 
 
@@ -78,7 +78,7 @@ async def test_setup_panel(snap: Settings) -> None:
         await pilot.press("f2")
         screen = app.screen
         await wait_until(pilot, lambda: screen.token_status is not None and bool(screen.checks))
-        await pilot.pause(0.2)
+        await settle(pilot)
         check_snapshot(app, "setup")
 
 
@@ -90,7 +90,7 @@ async def test_docs_panel_after_adding_a_folder(snap: Settings) -> None:
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: not app._ingesting() and table.row_count == 1)
         table.focus()
-        await pilot.pause(0.2)
+        await settle(pilot)
         check_snapshot(app, "docs")
 
 
@@ -104,7 +104,7 @@ async def test_chats_panel(snap: Settings) -> None:
         await pilot.press("f5")
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 1)
-        await pilot.pause(0.2)
+        await settle(pilot)
         check_snapshot(app, "chats")
 
 
@@ -115,6 +115,6 @@ async def test_models_panel(snap: Settings) -> None:
         await pilot.press("f3")
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 3)
-        await pilot.pause(0.2)
+        await settle(pilot)
         # Why fp16 is off depends on the machine (no driver, no GPU, ...).
         check_snapshot(app, "models", extra_masks=[(r"fp16 is off: [^)]*\)", "fp16 is off: <why>")])
