@@ -119,8 +119,9 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
     shown = f"[{serve.host}]" if ":" in serve.host else serve.host
     print(f"pgpt-serve: listening on http://{shown}:{serve.port} (key {'required' if serve.api_key else 'off'}); "
           f"log: {settings.log_file}", file=sys.stderr, flush=True)
-    if not serve.loopback and serve.host_names():  # which Host names pass the DNS-rebinding guard
-        print(f"pgpt-serve: answers to Host {', '.join(sorted(serve.host_names()))}; add others (a DNS name of this "
+    names = serve.host_names()
+    if not serve.loopback and names:  # which Host names pass the DNS-rebinding guard
+        print(f"pgpt-serve: answers to Host {', '.join(sorted(names))}; add others (a DNS name of this "
               "machine, a proxy's) with --allowed-hosts", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False,
                             timeout_graceful_shutdown=10)

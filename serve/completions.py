@@ -176,13 +176,13 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
         raise UsageError("Nothing is indexed yet on this server, so there is nothing to answer from.",
                          hint="Add documents with POST /v1/ingest/file or /v1/ingest/text (or `pgpt-tui ingest "
                               "PATH` on the server's machine), or ask without use_context.")
-    await asyncio.to_thread(require_collection, store, body.collection, _ADD_TO_COLLECTION)
+    await asyncio.to_thread(require_collection, store, body.collection, ADD_TO_COLLECTION)
     return AskStream(engine, store, await service.embedder(), messages[-1]["content"], options,
                      collection=body.collection, k=body.passages or DEFAULT_PASSAGES, cancel=cancel,
                      sentences=FOCUS_SENTENCES if body.sentences is None else body.sentences, doc_ids=filters)
 
 
-_ADD_TO_COLLECTION = "POST /v1/ingest/file (form field collection)"
+ADD_TO_COLLECTION = "POST /v1/ingest/file (form field collection)"  # how a client fills a collection
 
 
 def _check_room(lease: Any) -> None:

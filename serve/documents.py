@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from pgpt.runtime.errors import RequestRefusedError
-from pgpt.serve.completions import context_chunk
+from pgpt.serve.completions import ADD_TO_COLLECTION, context_chunk
 from pgpt.serve.service import Service
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
@@ -167,7 +167,7 @@ async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: 
     store, embedder = await service.store(), await service.embedder()
 
     def run() -> list[dict[str, Any]]:
-        require_collection(store, collection, "POST /v1/ingest/file (form field collection)")
+        require_collection(store, collection, ADD_TO_COLLECTION)
         found = []
         for hit in search(store, embedder, text, k=limit, collection=collection, per_document=limit,
                           doc_ids=doc_ids):

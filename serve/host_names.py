@@ -3,11 +3,13 @@ address (0.0.0.0 or ::) may put in its Host header, so the allow-list can name t
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from pathlib import Path
 
 
+@functools.cache  # getfqdn may wait on DNS; the start line and the Host guard both ask
 def machine_names() -> frozenset[str]:
     """The host name, its fully qualified form, and every local IPv4 and IPv6 address (lower case).
 
