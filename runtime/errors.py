@@ -215,7 +215,8 @@ class FolderPermissionError(StorageError):
     """pgpt may not read or write a data folder or file."""
 
     title = "Permission denied"
-    hint = "Check the owner and mode of the folder and its files (ls -l), or set PGPT_HOME to another folder."
+    hint = ("Check the owner and mode of the folder and its files (ls -l), or point PGPT_HOME (data) or "
+            "PGPT_MODEL_CACHE (models), whichever holds it, to a folder you may write.")
 
 
 class ServerBusyError(PgptError):
@@ -236,7 +237,7 @@ class ServerStoppingError(PgptError):
     answer is cut at once, with this error inside its stream, instead of after a 10 s wait."""
 
     title = "Server stopping"
-    hint = "Send the request again once the server is back (systemd restarts it; see `systemctl status pgpt-serve`)."
+    hint = "Send the request again once the server is back."
 
 
 class EngineClosedError(PgptError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,8 @@ class RemoteResult(ChatResult):
             checked = {"kind": "answer", "not_found": False, "quotes": [], "closest": [], **self.grounding}
             return {"answer": self.answer, **checked, "sources": self.sources, "cached": self.cached,
                     "timings": self.timings}
-        return super().as_json()
+        name, _, version = self.model.partition("@")  # shown as name@version; in JSON as in-process
+        return {**super().as_json(), "model": name, "version": version or self.version}
 
 
 class RemoteEngine:
@@ -185,6 +187,10 @@ class RemoteStream:
             code = str(error.get("code", ""))
             raise refused(self._engine.url, int(code) if code.isdigit() else 500, json.dumps({"error": error}), None)
         result = self.result
+        served = str(data.get("model") or "")
+        if "@" in served and served != result.model:  # a hot swap: this answer comes from that version
+            result.model, result.version = served, served.partition("@")[2]
+            self._engine.model = RemoteModel(served, result.version)  # the app's status line follows
         for choice in data.get("choices", []):
             if choice.get("finish_reason"):
                 result.finish_reason = choice["finish_reason"]
@@ -238,12 +244,15 @@ def _source(chunk: dict[str, Any]) -> dict[str, Any]:
 
 
 def unreachable(url: str, error: BaseException, during_answer: bool = False) -> ServerError:
-    """The error for a server that did not answer (or stopped answering)."""
+    """The error for a server that did not answer (or stopped answering); the hint names its port."""
+    port = urllib.parse.urlsplit(url).port or 8642
+    hint = (f"Start it with `pgpt-serve --port {port}` (or open the SSH tunnel: ssh -L {port}:127.0.0.1:{port} "
+            "HOST), or unset PGPT_SERVER to run the model in this process.")
     if during_answer:
         return ServerUnreachableError(f"The server at {url} closed the connection in the middle of the answer "
-                                      f"({type(error).__name__}): it stopped or crashed.")
+                                      f"({type(error).__name__}): it stopped or crashed.", hint=hint)
     reason = " ".join(str(error).split()) or type(error).__name__
-    return ServerUnreachableError(f"Nothing answers at {url} ({reason[:200]}).")
+    return ServerUnreachableError(f"Nothing answers at {url} ({reason[:200]}).", hint=hint)
 
 
 def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptError:
@@ -259,6 +268,9 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
         return ServerAuthError(f"The server at {url} refused the request (403): {message}", status=status)
     if status == 503:
         wait = int(retry_after) if (retry_after or "").isdigit() else 1
+        title, message = _server_title(message)
+        if title:  # pgpt-serve's own "Server busy: ... <hint>": the hint is shown once, after ours
+            message = message.removesuffix(ServerBusyError.hint).strip()
         return ServerBusyError(f"The server at {url} is busy: {message} It asks to retry in {wait} s.",
                                limit="server", retry_after_s=wait)
     title, message = _server_title(message)

@@ -178,7 +178,7 @@ def read_key_file(path: Path) -> str:
         key = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"Cannot read the API key file {path}: {exc.strerror}.",
-                          hint="Create it (openssl rand -hex 32 > FILE; chmod 600 FILE) or fix the path.") from None
+                          hint="Create it ((umask 077; openssl rand -hex 32 > FILE)) or fix the path.") from None
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         raise ConfigError(f"The API key file {path} can be read by other users.",
                           hint=f"Make it private: chmod 600 {path}.")

@@ -127,7 +127,12 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
                             timeout_graceful_shutdown=10)
     server = _server_class()(config)
     server.service = app.state.service
-    server.run(sockets=[listener])
+    try:
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:  # uvicorn stops cleanly, then raises the Ctrl-C it caught again
+        logging.getLogger("pgpt.serve").info("pgpt-serve stopped (Ctrl-C)")
+        print("pgpt-serve: stopped", file=sys.stderr, flush=True)
+        return 130
     logging.getLogger("pgpt.serve").info("pgpt-serve stopped")
     return 0 if server.started else 1
 

@@ -52,7 +52,7 @@ class Completion:
         self.service.answering.add(self)
         try:
             if self.service.stopping.is_set():
-                raise ServerStoppingError("pgpt-serve is stopping; the answer was not started.")
+                raise stopping("pgpt-serve is stopping; the answer was not started.")
             if self.body.use_context:
                 # A documents answer is checked against the sources once the draft is whole (it may be
                 # replaced by a quote or "not found"), so the checked answer is sent, in one piece.
@@ -72,7 +72,7 @@ class Completion:
             self.service.answering.discard(self)
             self.lease.release()
         if self.service.stopping.is_set() and self.cancel.is_set():
-            raise ServerStoppingError("pgpt-serve was told to stop, so the answer was cut here.")
+            raise stopping("pgpt-serve was told to stop, so the answer was cut off before its end.")
         self._finished()
 
     def close(self) -> None:
@@ -180,6 +180,17 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
     return AskStream(engine, store, await service.embedder(), messages[-1]["content"], options,
                      collection=body.collection, k=body.passages or DEFAULT_PASSAGES, cancel=cancel,
                      sentences=FOCUS_SENTENCES if body.sentences is None else body.sentences, doc_ids=filters)
+
+
+def stopping(message: str) -> ServerStoppingError:
+    """The error for an answer the server's stop cut; under systemd (which sets INVOCATION_ID) it
+    says that systemd brings the server back, otherwise only to send the request again."""
+    import os
+
+    if os.environ.get("INVOCATION_ID"):
+        return ServerStoppingError(message, hint="Send the request again once the server is back (systemd "
+                                                 "restarts it; see `systemctl status pgpt-serve`).")
+    return ServerStoppingError(message)
 
 
 ADD_TO_COLLECTION = "POST /v1/ingest/file (form field collection)"  # how a client fills a collection

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from pgpt.runtime.errors import PgptError, ServerBusyError, user_message
+from pgpt.runtime.errors import PgptError, ServerBusyError, ServerStoppingError, user_message
 
 log = logging.getLogger("pgpt.serve")
 
@@ -31,6 +31,8 @@ def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str,
     if isinstance(error, ServerBusyError):
         headers["Retry-After"] = str(error.retry_after_s)
         code = "server_busy"
+    elif isinstance(error, ServerStoppingError):
+        code = "server_stopping"
     if status >= 500 and not isinstance(error, PgptError):  # a bug: keep the traceback in the log
         log.error("request failed: %s: %s", message.title, message.text, exc_info=error)
     elif status >= 500:

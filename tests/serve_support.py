@@ -97,8 +97,10 @@ def start_server(settings: Settings, *args: str, key: str = "", port: int = 0, r
     output = settings.home / f"serve-{port}-{time.monotonic_ns()}.out"
     full_env = {**cli_env(settings), "PGPT_THREADS": os.environ.get("PGPT_THREADS", "2"), **(env or {})}
     with open(output, "wb") as sink:
+        # Ctrl-C as in a terminal: a job started in the background (CI) inherits SIGINT ignored
         process = subprocess.Popen(serve_command("--port", str(port), *args), env=full_env, stdout=sink,
-                                   stderr=subprocess.STDOUT, cwd=settings.home)
+                                   stderr=subprocess.STDOUT, cwd=settings.home,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     server = RunningServer(process, port, settings, output, key, args)
     wait_until_up(server, ready)
     return server

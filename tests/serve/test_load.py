@@ -161,3 +161,20 @@ def test_sigterm_mid_stream_cuts_the_answer_at_once_with_a_clear_error(served_se
         assert "Traceback" not in running.log_text() and "CancelledError" not in running.log_text()
     finally:
         running.stop()
+
+
+def test_ctrl_c_stops_the_server_with_one_line_and_no_traceback(served_settings: Settings) -> None:
+    """Ctrl-C in the terminal: uvicorn stopped cleanly, then raised the Ctrl-C it had caught again,
+    and a KeyboardInterrupt traceback ended the output. Now one line, and the shell's 130."""
+    import dataclasses
+    import signal
+
+    running = start_server(dataclasses.replace(served_settings, home=served_settings.home / "ctrl-c"))
+    try:
+        running.process.send_signal(signal.SIGINT)
+        assert running.process.wait(timeout=30) == 130
+        output = running.output.read_text(errors="replace")
+        assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-2000:]
+        assert output.rstrip().endswith("pgpt-serve: stopped"), output[-500:]
+    finally:
+        running.stop()

@@ -69,6 +69,26 @@ async def test_the_app_chats_through_the_server(served: RunningServer, tmp_path:
         assert turns(app)[1].text == answer and status(app).endswith("cached")
 
 
+async def test_an_app_started_before_its_server_connects_on_the_next_question(served: RunningServer,
+                                                                               tmp_path: Path) -> None:
+    """The app started while nothing answered; once the server was up, Enter showed the old
+    "Server unreachable" again and never sent the question. Now Enter connects anew."""
+    port = free_port()
+    settings = dataclasses.replace(client_settings(served, tmp_path), server=f"http://127.0.0.1:{port}")
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.load_error))
+        assert "Server unreachable" in app.load_error and app.engine is None
+        second = start_server(dataclasses.replace(served.settings, home=tmp_path / "late-server"), key=KEY,
+                              env={"PGPT_API_KEY": KEY}, port=port)
+        try:
+            await ask(pilot, "What is the capital of France?")
+            assert app.engine is not None and turns(app)[1].text
+            assert status(app).startswith(f"server 127.0.0.1:{port} · smollm2-135m-instruct-int8@")
+        finally:
+            second.stop()
+
+
 async def test_documents_and_search_modes_use_the_servers_index(served: RunningServer, tmp_path: Path) -> None:
     app = ChatApp(client_settings(served, tmp_path), SamplingOptions(max_new_tokens=16))
     async with app.run_test(size=SIZE) as pilot:
@@ -108,7 +128,8 @@ def test_chat_ask_and_search_on_the_command_line(served: RunningServer, tmp_path
     chat = client_cli(settings, "chat", "Name a river.", "--json", "--max-tokens", "8")
     assert chat.returncode == 0, chat.stderr
     data = json.loads(chat.stdout)
-    assert data["answer"] and data["model"].startswith("smollm2-135m-instruct-int8@")
+    # the same JSON as in-process: the name, and the version that answered beside it
+    assert data["answer"] and data["model"] == "smollm2-135m-instruct-int8" and len(data["version"]) == 12, data
     assert data["provider"] == f"server 127.0.0.1:{served.port}" and data["timings"]["new_tokens"] >= 1
     asked = client_cli(settings, "--server", served.url, "ask", "When does the ferry to Tresco leave?",
                        "--max-tokens", "16")
@@ -188,10 +209,13 @@ def test_a_key_in_the_server_address_is_refused_and_never_shown(served: RunningS
 
 
 def test_a_server_that_is_down_refuses_or_is_busy_gives_one_paragraph(served: RunningServer, tmp_path: Path) -> None:
-    down = dataclasses.replace(client_settings(served, tmp_path), server=f"http://127.0.0.1:{free_port()}")
+    port = free_port()
+    down = dataclasses.replace(client_settings(served, tmp_path), server=f"http://127.0.0.1:{port}")
     result = client_cli(down, "chat", "Hi")
     assert result.returncode == 1 and "error: Server unreachable: Nothing answers at http://127.0.0.1:" in result.stderr
-    assert "pgpt-serve" in result.stderr and "ssh -L" in result.stderr and "Traceback" not in result.stderr
+    # the hint names the address's own port, not the default 8642
+    assert f"pgpt-serve --port {port}" in result.stderr and f"ssh -L {port}:127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
 
     refused = client_cli(client_settings(served, tmp_path), "ask", "Hi", key="wrong-key")
     assert refused.returncode == 1 and "error: Server refused the key" in refused.stderr
@@ -216,6 +240,9 @@ def test_a_server_that_is_down_refuses_or_is_busy_gives_one_paragraph(served: Ru
             time.sleep(0.05)
         busy = client_cli(client_settings(served, tmp_path), "chat", "Hi", "--max-tokens", "4")
         assert busy.returncode == 1 and "error: Server busy" in busy.stderr and "retry in" in busy.stderr
+        # the server's own title and hint are not repeated inside the client's message
+        assert busy.stderr.count("Server busy") == 1 and busy.stderr.count("Try again in a moment") == 1, busy.stderr
+        assert "1 request(s)" in busy.stderr
     finally:
         holder.set()
         thread.join(timeout=60)

@@ -210,7 +210,10 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         question = event.value.strip()
         if not question:
             return
-        if self.load_error:
+        if self.load_error and self.settings.server:  # the server may be up by now: connect again
+            self.load_error = ""
+            self.load_engine()
+        elif self.load_error:
             self.notify(clean_text(self.load_error), title="No chat model", severity="error")
             return
         if self.answering:
@@ -231,7 +234,8 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         self._cancel = threading.Event()
         self.refresh_bindings()
         if self.engine is None:
-            self._set_status("Loading model… the answer starts when it is ready")
+            waiting = "Connecting to the server…" if self.settings.server else "Loading model…"
+            self._set_status(f"{waiting} the answer starts when it is ready")
         else:
             self._start_answer()
 

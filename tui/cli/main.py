@@ -126,11 +126,18 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
         engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
         print_warnings(engine.take_warnings())
     stream = engine.stream([{"role": "user", "content": prompt}], options)
+    written = False
     try:
         for piece in stream:
             if not args.json:
                 sys.stdout.write(strip_controls(piece))
                 sys.stdout.flush()
+                written = written or bool(piece)
+    except Exception:
+        if written:  # a server that died mid-answer: its error starts a line of its own
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        raise
     finally:
         print_warnings(engine.take_warnings())
         engine.close()

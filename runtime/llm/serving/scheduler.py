@@ -167,7 +167,7 @@ class Scheduler:
                 # one total: a request that waits for its prompt to be read holds no slot yet, so
                 # "1 running (parallel=4) and 19 waiting (max_queue=16)" read as a contradiction
                 raise ServerBusyError(
-                    f"It holds {running + len(self._waiting)} requests, as many as it takes (parallel="
+                    f"It holds {running + len(self._waiting)} request(s), as many as it takes (parallel="
                     f"{self.parallel} answered at once, max_queue={self.config.max_queue} waiting).",
                     limit=f"max_queue={self.config.max_queue}", retry_after_s=self.config.retry_after_s)
             self._waiting.append(sequence)
