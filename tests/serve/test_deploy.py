@@ -43,6 +43,15 @@ def test_the_unit_restarts_on_failure_and_keeps_its_secrets_in_a_root_file() -> 
     assert {"PGPT_API_KEY", "HF_TOKEN", "PGPT_HOST", "PGPT_PORT"} <= names
 
 
+def test_a_settings_error_is_exit_2_which_the_unit_does_not_restart(tmp_path: Path) -> None:
+    """A public address without a key can never start: systemd restarted it every 5 s forever."""
+    assert unit()["Service"]["RestartPreventExitStatus"] == "2"
+    env = {"PATH": "/usr/bin:/bin", "PGPT_HOME": str(tmp_path / "home"), "PGPT_MODEL_CACHE": str(tmp_path / "models")}
+    result = subprocess.run([str(Path(sys.executable).parent / "pgpt-serve"), "--host", "0.0.0.0"], env=env,
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and "without an API key" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_exec_start_runs_pgpt_serve(tmp_path: Path) -> None:
     command = shlex.split(unit()["Service"]["ExecStart"])
     assert command[0] == "/opt/pgpt/.venv/bin/pgpt-serve"
