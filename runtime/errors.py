@@ -101,7 +101,9 @@ class ModelIntegrityError(PgptError):
 
     def __init__(self, message: str, *, folder: Path | str = "", hint: str | None = None) -> None:
         if hint is None and folder:
-            name = Path(folder).name
+            path = Path(folder)
+            # a kept version (<cache>/.versions/NAME/VERSION) is deleted alone, as NAME@VERSION
+            name = f"{path.parent.name}@{path.name}" if path.parent.parent.name == ".versions" else path.name
             hint = (f"The folder was changed after export. Remove it with `pgpt-tui models --delete {name}`, "
                     "then export the model again; `pgpt-export` (and `--default` for the built-in models) "
                     "also replaces a damaged folder of the model cache by itself.")

@@ -1,4 +1,5 @@
-"""Logging to a 0600 file under PGPT_HOME (never to the terminal), with tokens and controls removed."""
+"""Logging to a 0600 file under PGPT_HOME, with tokens and controls removed; a server also shows its
+warnings and errors on stderr, one line each."""
 
 from __future__ import annotations
 
@@ -59,3 +60,29 @@ def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
     handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+
+
+class BriefFormatter(logging.Formatter):
+    """``PREFIX: level: message`` on one line, no traceback (the log file has it), without
+    tokens or terminal controls: for a service's stderr, which journalctl shows."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = " ".join(record.getMessage().split())
+        line = line if len(line) <= 400 else line[:400] + "… (the rest in the log file)"
+        return strip_controls(_TOKEN.sub("hf_***", f"{self.prefix}: {record.levelname.lower()}: {line}"))
+
+
+def warnings_to_stderr(prefix: str) -> None:
+    """Also send warnings and errors to stderr, briefly (a server's failed model load or version
+    switch was only in the log file, while ``journalctl -u pgpt-serve`` shows stderr)."""
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(RedactTokens())
+    handler.setFormatter(BriefFormatter(prefix))
+    logging.getLogger("pgpt").addHandler(handler)

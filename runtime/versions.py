@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.errors import ModelNotFoundError, VersionNotFoundError
-from pgpt.runtime.manifest import MANIFEST, manifest_hash, read_manifest
+from pgpt.runtime.manifest import MANIFEST, manifest_hash, read_manifest, verify_folder
 from pgpt.runtime.settings import Settings
 
 VERSIONS = ".versions"
@@ -153,8 +153,14 @@ def publish_version(cache: Path, name: str, folder: Path, keep: int = DEFAULT_KE
 
 
 def use_version(settings: Settings, name: str, version: str) -> Version:
-    """Make ``version`` (a unique prefix) the active version of ``name``."""
+    """Make ``version`` (a unique prefix) the active version of ``name``, after checking its
+    files: a damaged version is refused before anyone (a running server) switches to it.
+
+    Raises:
+        ModelIntegrityError: the version's files do not match its manifest.
+    """
     chosen = find_version(settings, name, version)
+    verify_folder(chosen.path, chosen.manifest)
     if not linked_version(settings.model_cache, name):
         _adopt_plain_folder(settings.model_cache, name)
     _activate(settings.model_cache, name, chosen.version)
@@ -180,10 +186,35 @@ def rollback(settings: Settings, name: str) -> Version:
         raise VersionNotFoundError(f"{name} has no earlier version to roll back to (active: {current.version}).",
                                    hint="`pgpt-tui models --versions NAME` lists the versions kept on disk.")
     previous = history[-1]
+    restored = find_version(settings, name, previous)
+    verify_folder(restored.path, restored.manifest)  # never switch back to a damaged version
     # The history is the stack below the restored version: another rollback goes further back.
     _link(cache, name, previous)
     _write_history(cache, name, history)
     return find_version(settings, name, previous)
+
+
+def delete_version(settings: Settings, name: str, version: str) -> dict[str, Any]:
+    """Delete one kept version of ``name`` (a unique prefix; a damaged one too), never the active
+    one; what was deleted, as ``Version.summary`` gives it.
+
+    Raises:
+        UsageError: ``version`` is the active version.
+    """
+    from pgpt.runtime.errors import UsageError
+
+    chosen = find_version(settings, name, version)
+    if chosen.active:
+        raise UsageError(f"{name}@{chosen.version} is the active version of {name}.",
+                         hint=f"Switch first (`pgpt-tui models --use {name}@VERSION` or `--rollback {name}`), or "
+                              f"delete every version with `pgpt-tui models --delete {name}`.")
+    deleted = chosen.summary()  # its size, while its files are there
+    doomed = chosen.path.with_name(f".{chosen.version}.deleting-{os.getpid()}")
+    os.replace(chosen.path, doomed)  # a hidden name is never listed, so a half-deleted one never looks usable
+    shutil.rmtree(doomed, ignore_errors=True)
+    cache = settings.model_cache
+    _write_history(cache, name, [v for v in _read_history(cache, name) if v != chosen.version])
+    return deleted
 
 
 def prune_versions(cache: Path, name: str, keep: int) -> list[str]:

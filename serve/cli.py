@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
     import dataclasses
 
-    from pgpt.runtime.logs import setup_logging
+    from pgpt.runtime.logs import setup_logging, warnings_to_stderr
     from pgpt.runtime.settings import Settings
     from pgpt.serve.config import environment, serve_settings
 
@@ -55,6 +55,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
     if serve.model:
         _check_model(settings, serve.model)
     setup_logging(settings)
+    warnings_to_stderr("pgpt-serve")
     return settings, serve
 
 

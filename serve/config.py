@@ -85,7 +85,8 @@ class ServeSettings:
             raise ConfigError(
                 f"pgpt-serve refuses to listen on {self.host or 'every address'} without an API key: anyone who "
                 "can reach that address could use the model and read the indexed documents.",
-                hint="Create a key (mkdir -p ~/.config/pgpt; (umask 077; openssl rand -hex 32 > ~/.config/pgpt/api-key)) "
+                hint="Create a key (mkdir -p ~/.config/pgpt; "
+                     "(umask 077; openssl rand -hex 32 > ~/.config/pgpt/api-key)) "
                      "and pass --api-key-file ~/.config/pgpt/api-key (or set PGPT_API_KEY), or keep "
                      "--host 127.0.0.1 and reach it through an SSH tunnel.")
         if any(o.strip() == "*" for o in self.cors_origins):

@@ -35,8 +35,9 @@ def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str,
         code = "server_stopping"
     if status >= 500 and not isinstance(error, PgptError):  # a bug: keep the traceback in the log
         log.error("request failed: %s: %s", message.title, message.text, exc_info=error)
-    elif status >= 500:
-        log.warning("request refused: %s: %s", message.title, message.text)
+    elif status >= 500:  # a full queue is routine under load: not a warning on the server's stderr
+        (log.info if isinstance(error, ServerBusyError) else log.warning)(
+            "request refused: %s: %s", message.title, message.text)
     return status, error_payload(status, f"{message.title}: {message.text}", code), headers
 
 

@@ -41,6 +41,7 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     """200 once the model and the embedder are loaded, 503 before (and after a failed load)."""
     service = service_of(request)
+    service.retry_failed_load()  # models exported after the start are found without a restart
     if service.ready:
         return JSONResponse({"status": "ready", "models": [m["id"] for m in service.models()]})
     reason = f"loading failed: {service.load_error}" if service.load_error else "loading"

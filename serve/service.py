@@ -22,6 +22,7 @@ from pgpt.serve.config import ServeSettings
 from pgpt.serve.metrics import ServerMetrics
 
 log = logging.getLogger("pgpt.serve")
+RETRY_LOAD_S = 5.0  # a failed start-up load is tried again on /ready or a documents request, at most this often
 
 
 class Service:
@@ -60,7 +61,18 @@ class Service:
                                                       max_tokens_cap=serve.max_tokens_cap, context=serve.context))
         self.pool = await asyncio.to_thread(ModelPool, self.settings, config)
         self.pool.subscribe(self._pool_event)
+        self._attempted = time.monotonic()
         self._loading = asyncio.create_task(self._load())
+
+    def retry_failed_load(self) -> None:
+        """Start the start-up load again when it failed, at most every ``RETRY_LOAD_S``: models
+        exported after the server started were found by chat requests but never by the
+        embeddings and documents routes, and /ready said "loading failed" until a chat came."""
+        failed = self.load_error is not None or self.embedder_error is not None
+        running = self._loading is not None and not self._loading.done()
+        if failed and not running and time.monotonic() - self._attempted >= RETRY_LOAD_S:
+            self._attempted = time.monotonic()
+            self._loading = asyncio.create_task(self._load())
 
     async def _load(self) -> None:
         from pgpt.runtime.llm.embeddings import default_embedder
@@ -69,14 +81,17 @@ class Service:
                                                asyncio.to_thread(default_embedder, self.settings),
                                                return_exceptions=True)
         if isinstance(embedder, BaseException):  # chat still works; documents answer with this error
+            if str(embedder) != str(self.embedder_error):  # a retry that fails alike is not news
+                log.error("embedding model unavailable: %s", embedder)
             self.embedder_error = embedder
-            log.error("embedding model unavailable: %s", embedder)
         else:
-            self._embedder = embedder
+            self._embedder, self.embedder_error = embedder, None
         if isinstance(lease, BaseException):  # requests load on demand and say why they cannot
+            if str(lease) != str(self.load_error):
+                log.error("chat model loading failed: %s", lease)
             self.load_error = lease
-            log.error("chat model loading failed: %s", lease)
             return
+        self.load_error = None
         log.info("serving %s on %s", lease.ref, lease.chat.provider)
         lease.release()  # it stays loaded for its keep-alive
 
@@ -109,6 +124,7 @@ class Service:
 
     async def embedder(self) -> Any:
         """The embedding model (raises why it could not be loaded)."""
+        self.retry_failed_load()
         if self._loading is not None:
             await asyncio.shield(self._loading)
         if self.embedder_error is not None:

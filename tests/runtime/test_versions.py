@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pgpt.runtime.errors import ModelNotFoundError, VersionNotFoundError
+from pgpt.runtime.errors import ModelIntegrityError, ModelNotFoundError, UsageError, VersionNotFoundError
 from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.models import delete_model, find_model, list_models
 from pgpt.runtime.settings import Settings
 from pgpt.runtime.versions import (
     can_publish,
+    delete_version,
     list_versions,
     publish_version,
     rollback,
@@ -70,6 +71,28 @@ def test_use_and_rollback_walk_the_history(cache_settings: Settings) -> None:
     with pytest.raises(VersionNotFoundError, match="no earlier version"):
         rollback(cache_settings, NAME)
     assert find_model(cache_settings, NAME).version == v1
+
+
+def test_a_damaged_version_is_neither_used_nor_rolled_back_to_but_can_be_deleted(cache_settings: Settings) -> None:
+    """--rollback switched to a damaged version (only --use checked), and a damaged kept version
+    could only go with every version of its name (the hint's --delete VERSION found no model)."""
+    v1, v2 = _publish(cache_settings, 1), _publish(cache_settings, 2)
+    damaged = versions_folder(cache_settings.model_cache, NAME) / v1 / "model.onnx"
+    damaged.write_bytes(b"\0" * 100)
+    with pytest.raises(ModelIntegrityError, match="model.onnx") as used:
+        use_version(cache_settings, NAME, v1)
+    assert f"--delete {NAME}@{v1}" in (used.value.hint or "")
+    use_version(cache_settings, NAME, v2)  # history: v1, v2 -> rolling back would reach v1
+    with pytest.raises(ModelIntegrityError):
+        rollback(cache_settings, NAME)
+    assert find_model(cache_settings, NAME).version == v2  # nothing switched
+    with pytest.raises(UsageError, match="active version"):
+        delete_version(cache_settings, NAME, v2)
+    gone = delete_version(cache_settings, NAME, v1[:6])
+    assert gone["version"] == v1 and gone["size_mb"] >= 0
+    assert [v.version for v in list_versions(cache_settings, NAME)] == [v2]
+    with pytest.raises(VersionNotFoundError, match="no earlier version"):
+        rollback(cache_settings, NAME)
 
 
 def test_unknown_or_ambiguous_versions_name_the_kept_ones(cache_settings: Settings) -> None:

@@ -178,3 +178,35 @@ def test_ctrl_c_stops_the_server_with_one_line_and_no_traceback(served_settings:
         assert output.rstrip().endswith("pgpt-serve: stopped"), output[-500:]
     finally:
         running.stop()
+
+
+def test_models_exported_after_the_start_are_found_without_a_restart(served_settings: Settings,
+                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Started on an empty model cache: chat found the models once exported, but embeddings and
+    documents said "no exported model" until a restart, and /ready said "loading failed" until a
+    chat came. Now /ready (and a documents request) try the start-up load again."""
+    import dataclasses
+
+    cache = tmp_path_factory.mktemp("late-models")
+    settings = dataclasses.replace(served_settings, home=served_settings.home / "late", model_cache=cache)
+    running = start_server(settings, ready=False)
+    try:
+        with running.http() as client:
+            deadline = time.monotonic() + 60
+            while "loading failed" not in client.get("/ready").text:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert client.post("/v1/embeddings", json={"input": "tides"}).status_code == 404
+            for model in served_settings.model_cache.iterdir():  # the export lands: the same folders, linked
+                if not model.name.startswith("."):
+                    (cache / model.name).symlink_to(model.resolve())
+            deadline = time.monotonic() + 120
+            while client.get("/ready").status_code != 200:
+                assert time.monotonic() < deadline, client.get("/ready").text
+                time.sleep(1)
+            vectors = client.post("/v1/embeddings", json={"input": "tides"})
+            assert vectors.status_code == 200 and len(vectors.json()["data"][0]["embedding"]) == 384
+        output = running.output.read_text(errors="replace")  # the failure was shown once on stderr, briefly
+        assert output.count("pgpt-serve: error: chat model loading failed") == 1 and "Traceback" not in output
+    finally:
+        running.stop()

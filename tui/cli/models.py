@@ -22,7 +22,8 @@ def add_parser(sub: Any) -> None:
     choice.add_argument("--versions", metavar="NAME", help="list the versions of NAME kept on disk")
     choice.add_argument("--rollback", metavar="NAME", help="make the version of NAME that was active before the "
                         "current one active again")
-    choice.add_argument("--delete", metavar="NAME", help="delete the exported model NAME (all its versions)")
+    choice.add_argument("--delete", metavar="NAME", help="delete the exported model NAME (all its versions), "
+                        "or NAME@VERSION: that one kept version")
     models.add_argument("--wait", type=non_negative_int, default=60, metavar="SECONDS",
                         help="with --use/--rollback: how long to wait for running servers to load the version "
                         "(default 60; 0: do not wait)")
@@ -42,7 +43,6 @@ def run_models(settings: Any, args: argparse.Namespace) -> int:
 
 
 def _use(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.runtime.manifest import verify_folder
     from pgpt.runtime.models import find_model, set_active_model
     from pgpt.runtime.versions import parse_ref, use_version
 
@@ -50,8 +50,7 @@ def _use(settings: Any, args: argparse.Namespace) -> int:
     since = time.time()
     if version:
         chosen = find_model(settings, args.use)
-        verify_folder(chosen.path, chosen.manifest)  # a damaged version is refused before anyone switches
-        use_version(settings, name, chosen.version)
+        use_version(settings, name, chosen.version)  # a damaged version is refused before anyone switches
     model = set_active_model(settings, name)
     print(f"active chat model: {model.ref}")
     return _report_servers(settings, model.name, model.version, since, args.wait)
@@ -104,6 +103,14 @@ def _delete(settings: Any, args: argparse.Namespace) -> int:
 
     from pgpt.tui.jobs import delete_exported, describe_deletion
 
+    if "@" in args.delete:  # one kept version (a damaged one too); the active one stays
+        from pgpt.runtime.versions import delete_version, parse_ref
+
+        name, version = parse_ref(args.delete)
+        gone = delete_version(settings, name, version)
+        print(dumps_json(gone, indent=2) if args.json
+              else f"deleted version {gone['version']} of {name} ({gone['size_mb']:.0f} MB)")
+        return 0
     deleted, now = delete_exported(settings, args.delete)
     print(dumps_json({**dataclasses.asdict(deleted), "active_model": now}, indent=2) if args.json
           else describe_deletion(deleted, now))

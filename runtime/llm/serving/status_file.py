@@ -101,7 +101,9 @@ def wait_for_switch(settings: Settings, name: str, target: str, since: float, ti
         outcomes = []
         for pool in running_pools(settings):
             switch = pool.get("switches", {}).get(name, {})
-            if pool.get("serving", {}).get(name) == target and switch.get("target", target) == target:
+            # Serving it is done, whatever an earlier switch to another version did (a failed one
+            # left the old version serving, and --use of that version waited out its whole time).
+            if pool.get("serving", {}).get(name) == target:
                 outcomes.append(SwitchOutcome(pool["pid"], "ok"))
             elif switch.get("target") == target and not switch.get("ok") and switch.get("at", 0) >= since:
                 outcomes.append(SwitchOutcome(pool["pid"], "failed", str(switch.get("reason", ""))))

@@ -172,6 +172,10 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(pool_events, ti
     pool._status.write(pool.loaded())
     (outcome,) = wait_for_switch(settings, TINY_MODEL, bad, since, 1)
     assert outcome.state == "failed" and outcome.reason == failures[0].reason
+    # Switching back to what it serves is done at once; it waited out its whole time after a failure.
+    started = time.monotonic()
+    assert [o.state for o in wait_for_switch(settings, TINY_MODEL, new, time.time(), 5)] == ["ok"]
+    assert time.monotonic() - started < 1.0
     status = running_pools(settings)
     assert status[0]["serving"] == {TINY_MODEL: new}
     with pytest.raises(ModelLoadError, match=f"{TINY_MODEL}@{bad} could not be loaded"):
