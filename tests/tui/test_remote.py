@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from test_app import SIZE, ask, status, turns, wait_until
+from textual.widgets import DataTable
 
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
@@ -103,6 +104,10 @@ async def test_documents_and_search_modes_use_the_servers_index(served: RunningS
         assert app.mode == "search"
         await ask(pilot, "ferry Tresco")
         assert "9:15" in turns(app)[-1].text
+        await pilot.press("f4")  # the Docs panel lists the server's documents (it showed an empty list)
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count >= 1)
+        assert any("ferry.txt" in str(table.get_row_at(i)[2]) for i in range(table.row_count))
 
 
 async def test_escape_cancels_the_request_on_the_server(served: RunningServer, tmp_path: Path) -> None:

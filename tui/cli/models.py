@@ -72,7 +72,11 @@ def _report_servers(settings: Any, name: str, version: str, since: float, wait_s
     if not wait_s:
         return 0
     failed = 0
-    for outcome in wait_for_switch(settings, name, version, since, wait_s):
+    outcomes = wait_for_switch(settings, name, version, since, wait_s)
+    if not outcomes:  # servers announce themselves under their PGPT_HOME/run
+        print(f"no running pgpt-serve with PGPT_HOME={settings.home} serves {name}; a server with another "
+              "PGPT_HOME and this model cache switches too, but only its own log says how it went")
+    for outcome in outcomes:
         if outcome.state == "ok":
             print(f"server (pid {outcome.pid}): now serving {name}@{version}")
         elif outcome.state == "failed":

@@ -45,6 +45,17 @@ class DocumentsListed(Message):
     documents: list[DocumentRecord]
 
 
+def _remote_record(document: dict[str, Any]) -> DocumentRecord:
+    """A server's document (GET /v1/ingest/list) as the table lists a local one."""
+    from pgpt.runtime.documents.store import DocumentRecord
+
+    meta = document.get("doc_metadata") or {}
+    return DocumentRecord(path=str(meta.get("path") or meta.get("file_name") or document.get("doc_id", "")),
+                          collection=str(meta.get("collection", "")), doc_id=str(document.get("doc_id", "")),
+                          content_hash="", chunks=int(meta.get("chunks") or 0),
+                          ingested_at=float(meta.get("ingested_at") or 0))
+
+
 def short_path(path: str, width: int = PATH_CHARS) -> str:
     """``path`` with the home folder as ~ and, when still too long, only its end after an ellipsis."""
     home = str(Path.home())
@@ -121,8 +132,9 @@ class DocumentsScreen(PanelScreen):
             self.notify("Documents need the embedding model (pgpt-export --default); it is not loaded yet.",
                         severity="warning")
         elif library.remote is not None:
-            self.notify("The documents live on the server (PGPT_SERVER): add them there with "
-                        "`pgpt-tui ingest` or POST /v1/ingest/file.", severity="warning")
+            self.notify(f"The documents live on the server ({self.settings.server}): upload files from here with "
+                        f"`pgpt-tui --server {self.settings.server} ingest PATH`, or add them on the server with "
+                        "`pgpt-tui ingest`.", severity="warning")
             return None
         return library
 
@@ -180,7 +192,9 @@ class DocumentsScreen(PanelScreen):
     def list_documents(self) -> None:
         """Read the document list from the index."""
         library = getattr(self.app, "library", None)
-        if library is not None and library.store is not None:
+        if library is not None and library.remote is not None:  # a client: the server's index
+            self.post_message(DocumentsListed([_remote_record(d) for d in library.remote.documents()]))
+        elif library is not None and library.store is not None:
             self.post_message(DocumentsListed(library.store.documents()))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")

@@ -47,6 +47,7 @@ def test_versions_use_and_rollback(tiny_settings: Settings, tiny_versions) -> No
     assert [(v["version"], v["active"]) for v in listed["versions"]] == [(new, True), (old, False)]
     used = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@{old[:5]}")
     assert used.returncode == 0 and used.stdout.splitlines()[0] == f"active chat model: {TINY_MODEL}@{old}"
+    assert "no running pgpt-serve with PGPT_HOME=" in used.stdout  # nothing to wait for, said so
     table = tui_cli(tiny_settings, "models", "--versions", TINY_MODEL).stdout
     assert f"* {old}" in table and f"  {new}" in table
     rolled = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)
@@ -69,6 +70,12 @@ def test_a_damaged_version_is_refused_before_anything_switches(tiny_settings: Se
     refused = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@{bad}")
     assert refused.returncode == 1 and "Model files damaged" in refused.stderr and "sha256" in refused.stderr
     assert find_model(tiny_settings, TINY_MODEL).version == new
+    assert f"models --delete {TINY_MODEL}@{bad}" in " ".join(refused.stderr.split())  # the hint's command works
+    deleted = tui_cli(tiny_settings, "models", "--delete", f"{TINY_MODEL}@{bad}")
+    assert deleted.returncode == 0 and deleted.stdout.startswith(f"deleted version {bad} of {TINY_MODEL}")
+    assert bad not in tui_cli(tiny_settings, "models", "--versions", TINY_MODEL).stdout
+    active = tui_cli(tiny_settings, "models", "--delete", f"{TINY_MODEL}@{new}")
+    assert active.returncode == 2 and "is the active version" in active.stderr
 
 
 @pytest.mark.slow
