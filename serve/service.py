@@ -156,6 +156,7 @@ class Service:
         from pgpt.runtime.models import chat_model_name, list_models
 
         loaded = self.pool.loaded() if self.pool is not None else []
+        failed = self.pool.failed_switches() if self.pool is not None else {}
         default = chat_model_name(self.settings)
         entries = []
         for info in list_models(self.settings):
@@ -168,6 +169,9 @@ class Service:
             entries.append({"id": info.name, "object": "model", "created": int(self.started), "owned_by": "pgpt",
                             "kind": "llm", "version": info.version, "default": info.name == default,
                             "loaded": bool(versions), "size_bytes": info.size_bytes, "loaded_versions": versions})
+            switch = failed.get(info.name)
+            if switch is not None and switch["target"] == info.version:  # the active version would not load
+                entries[-1]["switch_failed"] = {"version": switch["target"], "reason": switch["reason"]}
         if self._embedder is not None:
             info = self._embedder.info
             entries.append({"id": info.name, "object": "model", "created": int(self.started), "owned_by": "pgpt",

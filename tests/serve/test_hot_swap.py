@@ -116,3 +116,10 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(tiny_server: Runn
     assert _stream(client, "default") == before
     assert tiny_server.metric("pgpt:model_load_failures_total", f'model="{TINY_MODEL}"') >= 1
     assert "not a valid ONNX model" in tiny_server.log_text()
+    # said where an operator looks: the server's stderr (journalctl) and /v1/models
+    assert f"pgpt-serve: error: switch of {TINY_MODEL} to {broken} failed" in tiny_server.output.read_text()
+    with tiny_server.http() as http:
+        [entry] = [m for m in http.get("/v1/models").json()["data"] if m["id"] == TINY_MODEL]
+    assert entry["version"] == broken and entry["switch_failed"]["version"] == broken
+    assert "not a valid ONNX model" in entry["switch_failed"]["reason"]
+    assert [v["version"] for v in entry["loaded_versions"] if v["serving"]] == [new]

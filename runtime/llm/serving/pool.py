@@ -304,6 +304,10 @@ class ModelPool(HotSwapMixin):
 
     # Reports --------------------------------------------------------------------------------
 
+    def failed_switches(self) -> dict[str, dict[str, Any]]:
+        """Names whose last version switch failed: the version wanted and why (the old one serves)."""
+        return self._status.failed_switches()
+
     def loaded(self) -> list[LoadedModelInfo]:
         """The loaded versions, with memory (weights + KV written) and unload time."""
         with self._lock:

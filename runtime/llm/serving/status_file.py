@@ -42,6 +42,11 @@ class StatusFile:
             self._switches[name] = {"target": target, "previous": previous, "ok": ok, "reason": reason,
                                     "at": time.time()}
 
+    def failed_switches(self) -> dict[str, dict[str, Any]]:
+        """The last switch of each name that failed (target, previous, reason, at)."""
+        with self._lock:
+            return {name: dict(switch) for name, switch in self._switches.items() if not switch["ok"]}
+
     def write(self, loaded: list[Any]) -> None:
         """Write the file if anything changed (``loaded``: the pool's LoadedModelInfo list)."""
         with self._lock:
