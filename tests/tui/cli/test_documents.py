@@ -150,7 +150,7 @@ def test_ask_text_output_shows_quotes_or_the_closest_passages_without_escapes() 
     missing = describe_answer({"answer": "I could not find it.", "kind": "not_found", "not_found": True, "quotes": [],
                                "sources": [], "closest": [passage] * 3, "cached": False})
     lines = missing.splitlines()
-    assert lines[2] == "Closest passages (none of them answers it; judge for yourself):" and "Sources:" not in lines
+    assert lines[2] == "Closest passages (the answer may be in them; judge for yourself):" and "Sources:" not in lines
     assert lines[3:5] == ["  1. /d/ferry.txt", "     " + ("The ferry leaves at noon. " * 10)[:240] + "\u2026"]
     assert len(lines) == 9
     # a passage is shown around its sentence closest to the question, not from its start

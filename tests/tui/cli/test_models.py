@@ -97,3 +97,14 @@ def test_use_reports_what_a_running_pool_did(tiny_settings: Settings, tiny_versi
             assert lease.version == old  # the server kept serving what it had
     finally:
         pool.close()
+
+
+def test_a_reader_that_goes_away_ends_the_listing_quietly(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
+    """`pgpt-tui models --json | head -1` printed "System error: [Errno 32] Broken pipe" (exit 1)
+    about as often as not. Now nothing on stderr, and the status of a process SIGPIPE ended."""
+    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "models", "--json"],
+                               env=cli_env(tiny_settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the command writes anything: its first write finds no reader
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and error == ""

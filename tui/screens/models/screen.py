@@ -30,8 +30,8 @@ DTYPES = ("fp32", "fp16", "int8", "int4")
 HELP = ("Enter or ^r checks the repo's access (gated? token? reachable?), ^g downloads it, ^b downloads and "
         "exports it as the chosen type (^t picks it; ^f adds fast prompts to an int8 or int4 model over 500M "
         "parameters: an int8 prefill graph that read prompts 1.6-1.8x faster on 2 CPU cores, for about 0.75 "
-        "byte per weight more memory). Tab moves on to the model list: there Enter makes a model the chat "
-        "model and Delete deletes it.")
+        "byte per weight more memory). Tab moves on to this text (arrows scroll it), then to the model list: "
+        "there Enter makes a model the chat model and Delete deletes it.")
 MAX_LINES = 40
 
 
@@ -102,6 +102,9 @@ class ModelsScreen(PanelScreen):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
+        # The type row has its keys (^t, ^f): Tab skips it, so it reaches the model list as the help says.
+        self.query_one("#dtype", RadioSet).can_focus = False
+        self.query_one("#prefill", Checkbox).can_focus = False
         self.query_one("#repo", Input).focus()
 
     def on_screen_resume(self) -> None:
