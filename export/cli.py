@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         if args.default:
             return _prepare_default(settings, args)
+        if args.dtype is None and str(args.source).lower().endswith(".gguf"):
+            # a quantized file widened to fp32 takes 4-8x its size on disk and in memory
+            print("note: no --dtype, so this exports fp32 weights (4 bytes each); a quantized GGUF is usually "
+                  "exported with --dtype int4 (Q4 files) or --dtype int8", file=sys.stderr, flush=True)
         _run_export(settings, args, args.source, args.dtype or "fp32", args.output, args.name)
         return 0
     except (Exception, KeyboardInterrupt) as exc:  # every failure becomes one paragraph, no traceback
