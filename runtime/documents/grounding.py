@@ -46,6 +46,7 @@ INVENTED_MEANS_NOT_FOUND = True
 # ... unless a sentence answers the question this well: no unanswerable development question
 # came above 0.69, while a draft cut by the token limit ("... project Zephy") "invents" a name.
 CERTAIN_QUOTE = 0.8
+QUOTE_MIN_WORDS = 3  # words and numbers a quoted sentence needs (links taken out)
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -249,8 +250,10 @@ class Grounder:
 
     def _best_quote(self) -> int:
         """The sentence to quote when the draft holds nothing: the most relevant one that is not a
-        heading ("# The Harbor Lighthouse" repeats the question's words and answers nothing)."""
-        candidates = [i for i, s in enumerate(self.sentences) if not s.text.lstrip().startswith("#")]
+        heading ("# The Harbor Lighthouse" repeats the question's words and answers nothing) and
+        has a few words of prose (a link line, "- `Documentation <http://...>`_", answers nothing)."""
+        candidates = [i for i, s in enumerate(self.sentences)
+                      if not s.text.lstrip().startswith("#") and _prose_words(s.text) >= QUOTE_MIN_WORDS]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
@@ -304,6 +307,14 @@ class Grounder:
         restates "Which formatter was added in 2.9.0?" and answers nothing."""
         return bool(key_facts(statement) - self._question_facts or content_words(statement) - self._question_words)
 
+
+
+def _prose_words(text: str) -> int:
+    """How many words (two letters or more) and numbers ``text`` holds once links are taken out."""
+    return len(re.findall(r"[A-Za-z]{2,}|\d+(?:\.\d+)*", _LINK.sub(" ", text)))
+
+
+_LINK = re.compile(r"<?\b(?:https?|ftp)://\S+>?|<[^<>\s]+>|\bwww\.\S+")
 
 
 def _without_restatements(supported: list[tuple[str, int]]) -> list[tuple[str, int]]:

@@ -159,6 +159,20 @@ def test_a_bare_restatement_and_a_heading_are_no_answers(embedder) -> None:  # t
     assert "#" not in heading_first.text and heading_first.kind != "quote" or "1931" in heading_first.text
 
 
+def test_a_link_line_is_never_quoted_as_the_answer(embedder) -> None:  # type: ignore[no-untyped-def]
+    """The 1.5B model's draft about psutil went unsupported and the closest "sentence", a README's
+    link line, was quoted as the answer: "- `Documentation <http://psutil.readthedocs.io>`_"."""
+    sentences = [SourceSentence(1, "psutil.rst", 0, "- `Documentation <http://psutil.readthedocs.io>`_"),
+                 SourceSentence(1, "psutil.rst", 0, "- `Download <https://pypi.org/project/psutil/#files>`_")]
+    check = grounder_over(embedder, "Where is the documentation of psutil?", sentences).check
+    result = check("Its documentation explains everything about processes.", abstained=False)
+    assert result.measures["best_relevance"] >= 0.6 and result.kind == "not_found", result
+    # a short sentence of words and numbers is prose enough
+    short = [SourceSentence(1, "zephyr.md", 0, "Launch code: 7341.")]
+    quoted = grounder_over(embedder, "What is the launch code?", short).check("Unclear.", abstained=False)
+    assert quoted.kind == "quote" and "7341" in quoted.text, quoted
+
+
 def test_an_unsupported_draft_gives_way_to_the_best_sentence_quoted(embedder) -> None:  # type: ignore[no-untyped-def]
     ask = grounder(embedder, "What is the launch code of project Zephyr?")
     result = ask.check("Sure, the secret sequence is what the weather team keeps locked in a safe.", abstained=False)
