@@ -46,7 +46,7 @@ INVENTED_MEANS_NOT_FOUND = True
 # ... unless a sentence answers the question this well: no unanswerable development question
 # came above 0.69, while a draft cut by the token limit ("... project Zephy") "invents" a name.
 CERTAIN_QUOTE = 0.8
-QUOTE_MIN_WORDS = 3  # words and numbers a quoted sentence needs (links taken out)
+QUOTE_MIN_WORDS = 2  # words and numbers a quoted sentence needs (links taken out)
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -70,8 +70,10 @@ _FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
 # denies something too: word overlap and embeddings cannot tell "X is a Y" from "X is not a Y".
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without)\b|n't\b", re.IGNORECASE)
 _NUMBER_QUESTION = re.compile(
-    r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)|what (?:year|percentage|version|number|size)"
-    r"|which (?:year|version))", re.IGNORECASE)
+    r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)"
+    # "what version", and with one name between: "what Python version" (not "what does the version ...")
+    r"|what (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|percentage|version|number|size)"
+    r"|which (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|version))", re.IGNORECASE)
 STOPWORDS = frozenset("""
 a about above after again against all also am an and any are as at be because been before being below between both
 but by can could did do does doing done down during each either else few for from further get gets got had has
