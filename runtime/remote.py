@@ -184,6 +184,11 @@ class RemoteStream:
         """Fold one event into the result; the text it adds."""
         if "error" in data:  # an error after the answer started travels inside the stream
             error = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
+            title, message = _server_title(str(error.get("message", "")))
+            if title:  # pgpt-serve's own: "Server stopping: ...", not "answered 500: ..."
+                ended = ServerError(f"The server at {self._engine.url} ended the answer: {message}", hint="")
+                ended.title = title
+                raise ended
             code = str(error.get("code", ""))
             raise refused(self._engine.url, int(code) if code.isdigit() else 500, json.dumps({"error": error}), None)
         result = self.result

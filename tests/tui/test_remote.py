@@ -281,3 +281,24 @@ def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(served: Run
     finally:  # the module's other tests expect the one document
         with served.http() as client:
             assert client.post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": FERRY}).status_code == 200
+
+
+def test_a_server_told_to_stop_mid_answer_ends_the_cli_answer_saying_so(served: RunningServer, tmp_path: Path) -> None:
+    """The stop's error inside the stream read "The server ... answered 500: ..."; now the
+    server's own title and words, after the part of the answer that came."""
+    own = start_server(dataclasses.replace(served.settings, home=tmp_path / "stopping"))
+    settings = dataclasses.replace(client_settings(served, tmp_path), server=own.url)
+    env = {**cli_env(settings), "PGPT_SERVER": own.url}
+    question = "Count from 1 to 1000, one per line."
+    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "chat", question,
+                                "--max-tokens", "2000", "--temperature", "0.8", "--seed", "3"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None and process.stdout.read(8)  # the answer is under way
+        own.process.terminate()
+        out, err = process.communicate(timeout=120)
+    finally:
+        own.stop()
+    assert process.returncode == 1 and out.endswith("\n"), (out[-200:], err)
+    assert err.startswith("error: Server stopping: The server at ") and "ended the answer" in err, err
+    assert "answered 500" not in err and "Traceback" not in err
