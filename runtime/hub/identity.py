@@ -27,7 +27,7 @@ def whoami(token: TokenChoice, timeout: float = 5.0) -> dict[str, Any]:
         response = get_session().get(f"{hub_endpoint()}/api/whoami-v2", timeout=timeout,
                                      headers=build_hf_headers(token=token.token or False))
     except OSError as exc:
-        return {"whoami_error": f"the Hub could not be reached ({type(exc).__name__})"}
+        return {"whoami_error": unreachable_reason(exc)}
     if response.status_code == 401:
         return {"whoami_error": REJECTED}
     if response.status_code != 200:
@@ -35,6 +35,22 @@ def whoami(token: TokenChoice, timeout: float = 5.0) -> dict[str, Any]:
     body = response.json()
     role = str(body.get("auth", {}).get("accessToken", {}).get("role", ""))
     return {"user": body.get("name", ""), "role": role, "role_text": ROLE_TEXT.get(role, role or "unknown role")}
+
+
+def unreachable_reason(error: BaseException) -> str:
+    """Why the Hub did not answer, in words: offline mode, the proxy, a timeout, or refused."""
+    name = type(error).__name__
+    if name == "OfflineModeIsEnabled":  # a setting, not a network fault
+        return "offline mode is on (HF_HUB_OFFLINE=1), so the Hub was not asked"
+    scheme = hub_endpoint().partition(":")[0].lower()  # the proxy variable that applies to it
+    proxy = next((os.environ[v] for v in (f"{scheme.upper()}_PROXY", f"{scheme}_proxy", "ALL_PROXY", "all_proxy")
+                  if os.environ.get(v)), "")
+    if name == "ProxyError":
+        return f"the proxy {mask_proxy(proxy) or '(HTTPS_PROXY)'} did not pass the request on (ProxyError)"
+    if "Timeout" in name:
+        return f"{hub_endpoint()} did not answer in time ({name})" + (f" through the proxy {mask_proxy(proxy)}"
+                                                                      if proxy else "")
+    return f"{hub_endpoint()} could not be reached ({name})"
 
 
 def mask_proxy(url: str) -> str:
@@ -64,6 +80,6 @@ def _ping(timeout: float) -> str:
         response = get_session().get(f"{hub_endpoint()}/api/models?limit=1", timeout=timeout,
                                      headers={"Authorization": ""})
     except OSError as exc:
-        return f"no ({type(exc).__name__} after {time.monotonic() - started:.1f}s)"
+        return f"no, after {time.monotonic() - started:.1f}s: {unreachable_reason(exc)}"
     verdict = "yes" if response.status_code == 200 else "blocked?" if response.status_code == 403 else "answers"
     return f"{verdict} (HTTP {response.status_code} in {time.monotonic() - started:.2f}s)"

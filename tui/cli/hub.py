@@ -36,15 +36,16 @@ def add_parsers(sub: Any) -> None:
 
 def run_token(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui token set|status|clear`."""
-    from pgpt.runtime.hub.token import clear_token, find_token, store_token
+    from pgpt.runtime.hub.token import checked_token, clear_token, find_token, store_token
 
     if args.token_command == "set":
         if args.stdin or not sys.stdin.isatty():
             value = sys.stdin.readline()
         else:
             value = getpass.getpass("Hugging Face token (input hidden): ")
+        checked = _hub_refusal(checked_token(value))  # as F2 does: a token the Hub rejects is not stored
         path = store_token(settings, value)
-        print(f"stored in {path} (mode 0600)")
+        print(f"stored in {path} (mode 0600)" + (f", not verified: {checked}" if checked else ""))
         return _print_status(settings, find_token(settings), as_json=False)
     if args.token_command == "clear":
         print("token removed" if clear_token(settings) else "no token was stored by pgpt")
@@ -52,21 +53,45 @@ def run_token(settings: Any, args: argparse.Namespace) -> int:
     return _print_status(settings, find_token(settings), as_json=args.json)
 
 
+def _hub_refusal(token: str) -> str:
+    """"" when the Hub knows ``token``, why it could not be asked when it is unreachable (the token
+    is kept, unverified).
+
+    Raises:
+        HubAccessError: the Hub rejected the token (invalid or expired); nothing is stored.
+    """
+    from pgpt.runtime.errors import HubAccessError
+    from pgpt.runtime.hub.access import hub_endpoint
+    from pgpt.runtime.hub.identity import REJECTED, whoami
+    from pgpt.runtime.hub.token import TokenChoice, mask
+
+    identity = whoami(TokenChoice(token, "typed"))
+    if identity.get("whoami_error") == REJECTED:
+        raise HubAccessError(f"The Hub at {hub_endpoint()} rejected the token you gave ({mask(token)}) as invalid "
+                             "or expired, so it was not stored.", status="unauthorized",
+                             hint="Create a new read token at https://huggingface.co/settings/tokens and run "
+                                  "`pgpt-tui token set` again.")
+    return str(identity.get("whoami_error", ""))
+
+
 def _print_status(settings: Any, choice: Any, as_json: bool) -> int:
     from pgpt.runtime.hub.access import hub_endpoint
-    from pgpt.runtime.hub.identity import whoami
+    from pgpt.runtime.hub.identity import REJECTED, whoami
 
     identity = whoami(choice) if choice.token else {}
     status = {"source": choice.source, "token": choice.masked, "overrides": choice.overridden,
               "warnings": choice.warnings, "unreadable": choice.unreadable, "endpoint": hub_endpoint(), **identity}
-    failed = 1 if choice.unreadable else 0  # a stored token nobody can read must not pass for "none"
+    # a stored token nobody can read must not pass for "none"; one the Hub rejects is no token either
+    failed = 1 if choice.unreadable or identity.get("whoami_error") == REJECTED else 0
     if as_json:
         print(dumps_json(status, indent=2))
         return failed
     print(strip_controls(f"token:     {choice.masked} from {choice.source}"))
     for name in choice.overridden:
         print(strip_controls(f"overrides: {name} (also holds a token, not used)"))
-    if identity:
+    if identity.get("whoami_error"):  # rejected, or the Hub could not be asked: say which
+        print(strip_controls(f"account:   unknown: {identity['whoami_error']}"))
+    elif identity:
         print(strip_controls(f"account:   {identity.get('user') or '?'} ({identity.get('role_text')})"))
     for warning in choice.warnings:
         print(strip_controls(f"warning:   {warning}"))

@@ -49,6 +49,13 @@ def test_token_set_status_clear(settings: Settings, hub: FakeHub) -> None:
     assert status["role"] == "fineGrained" and "HUGGINGFACE_HUB_TOKEN" in status["warnings"][0]
     assert run_cli(settings, hub, "token", "clear").stdout.strip() == "token removed"
     assert not path.exists()
+    # a token the Hub rejects is not stored (it was, with "account: ? (None)" and exit 0), as in F2
+    bogus = "hf_" + "Bogus" * 6 + "0000"
+    refused = run_cli(settings, hub, "token", "set", "--stdin", stdin=bogus + "\n")
+    assert refused.returncode == 1 and "rejected the token you gave (hf_...0000)" in refused.stderr
+    assert "not stored" in refused.stderr and bogus not in refused.stderr + refused.stdout and not path.exists()
+    rejected = run_cli(settings, hub, "token", "status", token=bogus)  # one in HF_TOKEN: said, and exit 1
+    assert rejected.returncode == 1 and "account:   unknown: the Hub rejected this token" in rejected.stdout
 
 
 def test_token_from_dotenv_and_never_through_a_symlink(settings: Settings, hub: FakeHub) -> None:
