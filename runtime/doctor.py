@@ -76,7 +76,9 @@ def folder_state(path: Path) -> str:
     writable = os.access(probe, os.W_OK)
     free = shutil.disk_usage(probe).free / 1e9
     exists = "" if path.exists() else " (not created yet)"
-    return f"{path}{exists}: {'writable' if writable else 'NOT writable'}, {free:.1f} GB free"
+    # the next step where it is wrong: the owner and mode of the folder that stops it
+    state = "writable" if writable else f"NOT writable (check the owner and mode: ls -ld {probe})"
+    return f"{path}{exists}: {state}, {free:.1f} GB free"
 
 
 def _log_state(path: Path) -> str:

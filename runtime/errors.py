@@ -392,7 +392,8 @@ def _describe(error: BaseException) -> str:
 
 
 _FOREIGN_ERRORS: list[tuple[type[BaseException], str, str]] = [
-    (KeyboardInterrupt, "Interrupted", "Stopped by the user; nothing was left half-written."),
+    (KeyboardInterrupt, "Interrupted", "Stopped by the user; nothing was left half-written (a download keeps "
+                                       "its partial file: the same command resumes it)."),
     (PermissionError, "Permission denied", "Check the folder's owner and mode, or choose another folder."),
     (FileNotFoundError, "File not found", "Check the path and run the command again."),
     (MemoryError, "Out of memory", "Close other programs or use a smaller model or a narrower type."),

@@ -52,6 +52,8 @@ class DownloadProgress:
 ProgressCallback = Callable[[DownloadProgress], None]
 RETRIES = 3
 MAX_RETRY_WAIT_S = 60.0
+ETA_AFTER_S = 2.0  # an ETA is shown once this long and this many bytes went by
+ETA_AFTER_BYTES = 1_000_000
 
 
 def hub_cache_dir(environ: dict[str, str] | None = None) -> Path:
@@ -190,6 +192,10 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
     """hf_hub_download one file while a watcher reports the growth of its ``.incomplete`` blob."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+
+    if not are_progress_bars_disabled():  # pgpt draws one bar for the whole download; the Hub's per-file
+        disable_progress_bars()           # bars interleaved with it on a terminal
 
     blob = _repo_cache(cache, report.repo) / "blobs" / (entry["sha256"] or entry["blob_id"])
     stop = threading.Event()
@@ -277,5 +283,7 @@ class _Meter:
             self.first_done = done
         elapsed = max(time.monotonic() - self.started, 1e-6)
         speed = (done - self.first_done) / elapsed
-        eta = (self.total - done) / speed if speed > 0 else None
+        # No ETA from the first moments: a few kB of a small config file in 0.3 s read "ETA 73605s".
+        settled = elapsed >= ETA_AFTER_S and done - self.first_done >= ETA_AFTER_BYTES
+        eta = 0.0 if done >= self.total else (self.total - done) / speed if speed > 0 and settled else None
         self.callback(DownloadProgress(entry["path"], done, self.total, speed, eta, file_done, entry["size"]))

@@ -55,7 +55,8 @@ def describe_export(model: ModelInfo, active: bool) -> str:
     """The finished export: its size and the quality measured against the original."""
     from pgpt.export.cli import quality_line
 
-    then = "it is now the chat model (the chat is loading it)" if active else f"a {model.kind} model"
+    kind = {"llm": "a chat model", "embedding": "an embedding model"}.get(model.kind, f"a {model.kind} model")
+    then = "it is now the chat model (the chat is loading it)" if active else kind
     return (f"{model.name} is ready ({model.dtype}, {model.size_bytes / 1e6:.0f} MB): "
             f"{quality_line(model.manifest)}; {then}.")
 
