@@ -56,6 +56,7 @@ class AccessReport:
     token_source: str = "none"
     alternatives: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    cause: str = ""  # a network error's own cause, when one is known
 
     def as_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict (status, message and url first)."""
@@ -91,6 +92,10 @@ def check_access(repo: str, token: TokenChoice, revision: str | None = None,
             _probe_file(repo, report.commit or report.revision, report.files[0]["path"], token, endpoint, timeout)
     except Exception as exc:  # every failure becomes a status; unknown ones re-raise below
         report.status = classify(exc, token)
+        if report.status == "network_error" and isinstance(exc, OSError):
+            from pgpt.runtime.hub.identity import unreachable_reason
+
+            report.cause = unreachable_reason(exc)  # offline mode, the proxy, a timeout, refused
     report.message = describe(report, token)
     if report.status.startswith("gated"):
         report.alternatives = suggest_alternatives(report)
@@ -201,14 +206,25 @@ def describe(report: AccessReport, token: TokenChoice) -> str:
                    f"error headers: a firewall or proxy blocks the Hub. Ask IT to allow huggingface.co and "
                    f"its file CDN (cdn-lfs*.huggingface.co, *.xethub.hf.co), set HTTPS_PROXY, or use a "
                    f"mirror with HF_ENDPOINT.",
-        "network_error": f"{hub_endpoint()} could not be reached (refused, DNS, timeout, TLS or offline mode). "
-                         f"Check HTTPS_PROXY / NO_PROXY, a corporate CA bundle in REQUESTS_CA_BUNDLE, "
-                         f"HF_HUB_OFFLINE, or set HF_ENDPOINT to a mirror. Models already downloaded or "
-                         "exported still work offline.",
+        "network_error": _network_message(report.cause),
         "rate_limited": "The Hub is rate-limiting requests (HTTP 429). Wait a few minutes and try again; "
                         "requests with a token get a higher limit.",
     }
     return messages[report.status]
+
+
+def _network_message(cause: str) -> str:
+    """A network error: its own cause when known (offline mode needs no network advice), then
+    what to check; a mirror is suggested only to whom does not use one."""
+    if cause.startswith("offline mode"):
+        return (f"O{cause[1:]}. Unset HF_HUB_OFFLINE to reach {hub_endpoint()}; models already downloaded or "
+                "exported still work offline.")
+    if cause.startswith("the proxy"):
+        cause = "T" + cause[1:]
+    first = f"{cause}." if cause else f"{hub_endpoint()} could not be reached (refused, DNS, timeout or TLS)."
+    mirror = "" if os.environ.get("HF_ENDPOINT") else ", or set HF_ENDPOINT to a mirror"
+    return (f"{first} Check HTTPS_PROXY / NO_PROXY, a corporate CA bundle in REQUESTS_CA_BUNDLE{mirror}. "
+            "Models already downloaded or exported still work offline.")
 
 
 def suggest_alternatives(report: AccessReport) -> list[str]:

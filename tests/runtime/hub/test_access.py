@@ -79,6 +79,10 @@ def test_dead_endpoint_is_a_network_error_in_bounded_time(monkeypatch: pytest.Mo
     report = check_access("pgpt-test/open", _token(), timeout=2.0)
     assert report.status == "network_error" and time.monotonic() - started < 10
     assert "HTTPS_PROXY" in report.message and "offline" in report.message
+    # its own cause, and no "set HF_ENDPOINT to a mirror" to whom already set one
+    endpoint = report.url.rsplit("/pgpt-test", 1)[0]
+    assert report.message.startswith(f"{endpoint} could not be reached (ConnectionError).")
+    assert "to a mirror" not in report.message
 
 
 def test_classification_table_covers_every_status() -> None:

@@ -24,7 +24,7 @@ def run_cli(settings: Settings, hub: FakeHub, *args: str, token: str = "", stdin
     env = cli_env(settings)
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
         env.pop(name, None)
-    env.update(HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(settings.home / "hf"), **(extra or {}))
+    env.update({"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(settings.home / "hf"), **(extra or {})})
     if token:
         env["HF_TOKEN"] = token
     result = subprocess.run([sys.executable, "-m", module, *args], env=env, input=stdin,
@@ -78,6 +78,10 @@ def test_check_json_names_the_problem_and_exits_non_zero(settings: Settings, hub
     assert report["url"] == f"{hub.url}/pgpt-test/gated-minilm" and "pgpt-tui token set" in report["message"]
     ok = run_cli(settings, hub, "check", "pgpt-test/minilm")
     assert ok.returncode == 0 and ok.stdout.startswith("ok: ") and "bert (exportable)" in ok.stdout
+    # offline mode is a setting, not a Hub that cannot be reached: said so, with its undo
+    offline = run_cli(settings, hub, "check", "pgpt-test/minilm", extra={"HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 1 and "Offline mode is on (HF_HUB_OFFLINE=1)" in offline.stdout, offline.stdout
+    assert "Unset HF_HUB_OFFLINE" in offline.stdout and "HTTPS_PROXY" not in offline.stdout
 
 
 def test_download_shows_progress_and_verifies(settings: Settings, hub: FakeHub) -> None:
