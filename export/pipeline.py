@@ -83,6 +83,13 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
     """
     started = time.perf_counter()
     report = _Reporter(progress, started, cancel)
+    # Before a download of minutes: a target folder that cannot be written failed only at the end.
+    from pgpt.runtime.storage_faults import require_writable
+
+    if options.output is not None:
+        require_writable(Path(options.output).parent, "the output folder's parent (-o)")
+    elif options.model_cache is not None:
+        require_writable(options.model_cache, "the model cache (PGPT_MODEL_CACHE)")
     report("resolve", f"resolving {options.source}")
     source = resolve_source(options.source, options.revision, options.trust_remote_code,
                             progress=_download_lines(report), cancel=cancel)

@@ -50,3 +50,24 @@ def _fault_text(action: str, folder: Path | str, cause: str) -> str:
     if action:
         return f"{action}{f' in {folder}' if folder else ''} failed: {cause}."
     return f"{folder}: {cause}." if folder else f"A data folder cannot be used: {cause}."
+
+
+def require_writable(folder: Path, what: str) -> None:
+    """Refuse at once when ``folder`` (created if missing) cannot be written, before a download
+    or an export spends minutes only to fail on its last step. ``what`` names it for the user,
+    e.g. "the model cache (PGPT_MODEL_CACHE)".
+
+    Raises:
+        StorageError: the folder cannot be created or written (read-only, no permission, full).
+    """
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pgpt-write-test-"):
+            pass
+    except OSError as exc:
+        fault = storage_fault(exc, folder, f"Writing to {what}")
+        if fault is None:
+            raise
+        raise fault from None

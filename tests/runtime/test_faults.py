@@ -239,3 +239,23 @@ def test_the_log_handler_stays_quiet_when_the_log_cannot_be_written(capsys: pyte
     record = logging.LogRecord("pgpt", logging.INFO, __file__, 1, "token hf_abcdefghijklmnop \x1b]52;c;eA==\x07", (),
                                None)
     assert SafeFormatter("%(message)s").format(record) == "token hf_*** "
+
+
+def test_an_export_into_a_read_only_model_cache_is_refused_before_any_work(tmp_path: Path) -> None:
+    """A tester's read-only PGPT_MODEL_CACHE failed only after the download, naming a temp folder."""
+    if not _can([*NO_DAC, "true"]):
+        pytest.skip("needs capsh and root to make root obey file modes")
+    from support import gguf_path
+
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "models")
+    settings.model_cache.mkdir()
+    settings.model_cache.chmod(0o555)
+    try:
+        command = [str(Path(sys.executable).parent / "pgpt-export"), str(gguf_path()), "--dtype", "int8"]
+        done = subprocess.run([*NO_DAC, shlex.join(command)], env=cli_env(settings), capture_output=True,
+                              text=True, timeout=120)
+        assert_clean_failure(done, "Permission denied", settings.model_cache)
+        assert "the model cache (PGPT_MODEL_CACHE)" in done.stderr and "resolv" not in done.stdout + done.stderr
+        assert list(settings.model_cache.iterdir()) == []
+    finally:
+        settings.model_cache.chmod(0o755)

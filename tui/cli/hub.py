@@ -127,6 +127,10 @@ def run_download(settings: Any, args: argparse.Namespace) -> int:
 
     from pgpt.tui.jobs import download_repo
 
+    if args.export:  # the export's folder is checked before the download, not after it
+        from pgpt.runtime.storage_faults import require_writable
+
+        require_writable(settings.model_cache, "the model cache (PGPT_MODEL_CACHE)")
     bar = TextBar(sys.stderr)
 
     def draw(tick: Any) -> None:
