@@ -204,11 +204,12 @@ def describe(report: AccessReport, token: TokenChoice) -> str:
                      f"spelling of the repo id; a private repo needs a token of an account with access.",
         "blocked": f"Something between this machine and {hub_endpoint()} answered 403 without the Hub's "
                    f"error headers: a firewall or proxy blocks the Hub. Ask IT to allow huggingface.co and "
-                   f"its file CDN (cdn-lfs*.huggingface.co, *.xethub.hf.co), set HTTPS_PROXY, or use a "
-                   f"mirror with HF_ENDPOINT.",
+                   f"its file CDN (cdn-lfs*.huggingface.co, *.xethub.hf.co), set HTTPS_PROXY"
+                   + (", or ask the mirror's owner to allow this machine." if os.environ.get("HF_ENDPOINT")
+                      else ", or use a mirror with HF_ENDPOINT."),
         "network_error": _network_message(report.cause),
-        "rate_limited": "The Hub is rate-limiting requests (HTTP 429). Wait a few minutes and try again; "
-                        "requests with a token get a higher limit.",
+        "rate_limited": "The Hub is rate-limiting requests (HTTP 429). Wait a few minutes and try again"
+                        + ("." if token.token else "; requests with a token get a higher limit."),
     }
     return messages[report.status]
 

@@ -57,6 +57,16 @@ def test_each_hub_answer_gets_its_status(endpoint: str, repo: str, token: str, s
         assert secret not in report.message and secret not in str(report.as_json())
 
 
+def test_refusals_advise_only_what_the_user_has_not_done(endpoint: str) -> None:
+    """A firewall's 403 behind a mirror (HF_ENDPOINT set) suggested "use a mirror with HF_ENDPOINT";
+    a rate limit with a token suggested a token."""
+    blocked = check_access("pgpt-test/blocked", _token())
+    assert "mirror's owner" in blocked.message and "use a mirror" not in blocked.message
+    busy = check_access("pgpt-test/busy", _token(ACCEPTED_TOKEN))
+    assert busy.status == "rate_limited" and "with a token get a higher limit" not in busy.message
+    assert "with a token get a higher limit" in check_access("pgpt-test/busy", _token()).message
+
+
 def test_ok_lists_the_files_sizes_license_and_architecture(endpoint: str) -> None:
     report = check_access("pgpt-test/open", _token(), architecture_check=lambda t: "" if t == "bert" else "no")
     names = {f["path"] for f in report.files}
