@@ -217,11 +217,11 @@ def describe(report: AccessReport, token: TokenChoice) -> str:
 def _network_message(cause: str) -> str:
     """A network error: its own cause when known (offline mode needs no network advice), then
     what to check; a mirror is suggested only to whom does not use one."""
-    if cause.startswith("offline mode"):
-        return (f"O{cause[1:]}. Unset HF_HUB_OFFLINE to reach {hub_endpoint()}; models already downloaded or "
+    if not cause.startswith(("http:", "https:")):  # a sentence starts with a capital, a URL as written
+        cause = cause[:1].upper() + cause[1:]
+    if cause.startswith("Offline mode"):
+        return (f"{cause}. Unset HF_HUB_OFFLINE to reach {hub_endpoint()}; models already downloaded or "
                 "exported still work offline.")
-    if cause.startswith("the proxy"):
-        cause = "T" + cause[1:]
     first = f"{cause}." if cause else f"{hub_endpoint()} could not be reached (refused, DNS, timeout or TLS)."
     mirror = "" if os.environ.get("HF_ENDPOINT") else ", or set HF_ENDPOINT to a mirror"
     return (f"{first} Check HTTPS_PROXY / NO_PROXY, a corporate CA bundle in REQUESTS_CA_BUNDLE{mirror}. "
