@@ -61,11 +61,40 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
         checks["network"] = network_report(token)
         if token.token:
             identity = whoami(token)
-            checks["network"]["account"] = identity.get("user") or identity.get("whoami_error", "?")
+            checks["network"]["account"] = identity.get("user") or f"unknown: {identity.get('whoami_error', '?')}"
             checks["network"]["token kind"] = identity.get("role_text", "-")
         for warning in token.warnings:
             checks["network"]["warning"] = warning
     return checks
+
+
+# Words the checks above put in a value when something needs the user's attention.
+_FAULT_MARKERS = ("NOT writable", "DAMAGED")
+
+
+def problems(report: dict[str, dict[str, Any]]) -> list[str]:
+    """The findings that need action, as "section: key: value" lines (empty when all is well).
+
+    A missing GPU is no problem unless CUDA was asked for; a Hub that does not answer is one only
+    when the network section was checked and Hub access is not switched off (HF_HUB_OFFLINE).
+    """
+    found = [f"{section}: {key}: {value}" for section, items in report.items() for key, value in items.items()
+             if isinstance(value, str) and any(marker in value for marker in _FAULT_MARKERS)]
+    runtime, gpu, folders = report["onnxruntime"], report["gpu"], report["folders"]
+    if runtime["package conflict"] != "none":
+        found.append(f"onnxruntime: package conflict: {runtime['package conflict']}")
+    if folders["damaged models"] != "none":
+        found.append(f"folders: damaged models: {folders['damaged models']}")
+    if gpu["provider setting"] == "cuda" and gpu["cuda usable"] != "yes":
+        found.append(f"gpu: cuda usable: {gpu['cuda usable']}")
+    network = report.get("network", {})
+    offline = str(network.get("offline (HF_HUB_OFFLINE)", "")).lower() in ("1", "true", "yes")
+    if network and not offline:
+        if not network["hub answers"].startswith(("yes", "answers")):
+            found.append(f"network: hub answers: {network['hub answers']}")
+        if str(network.get("account", "")).startswith("unknown: "):
+            found.append(f"network: account: {network['account']}")
+    return found
 
 
 def folder_state(path: Path) -> str:

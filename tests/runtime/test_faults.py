@@ -179,13 +179,15 @@ def test_doctor_flags_a_damaged_index(settings: Settings, tmp_path: Path) -> Non
     """A torn write (a zero-byte newest manifest, as a power cut leaves it) is named by doctor."""
     corpus = _corpus(tmp_path / "corpus", 2, "zeta")
     assert cli(settings, "ingest", str(corpus)).returncode == 0
-    healthy = cli(settings, "doctor", "--offline").stdout
-    assert "document index" in healthy and "ok, 2 documents" in healthy, healthy
+    healthy = cli(settings, "doctor", "--offline")
+    assert "document index" in healthy.stdout and "ok, 2 documents" in healthy.stdout, healthy.stdout
+    assert healthy.returncode == 0 and "problem" not in healthy.stderr, healthy.stderr
     manifests = sorted((settings.home / "index" / "chunks.lance" / "_versions").glob("*.manifest"),
                        key=lambda p: p.stat().st_mtime_ns)
     manifests[-1].write_bytes(b"")
-    damaged = cli(settings, "doctor", "--offline").stdout
-    assert "DAMAGED" in damaged and "--reindex" in damaged, damaged
+    damaged = cli(settings, "doctor", "--offline")
+    assert "DAMAGED" in damaged.stdout and "--reindex" in damaged.stdout, damaged.stdout
+    assert damaged.returncode == 1 and "data: document index: " in damaged.stderr, damaged.stderr
 
 
 def test_an_unreadable_stored_token_is_reported_not_hidden(settings: Settings) -> None:

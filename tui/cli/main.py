@@ -170,17 +170,23 @@ def print_warnings(warnings: list[str]) -> None:
 
 
 def _doctor(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.runtime.doctor import run_checks
+    from pgpt.runtime.doctor import problems, run_checks
 
     report = run_checks(settings, network=not args.offline)
+    found = problems(report)
     if args.json:
-        print(dumps_json(report, indent=2))
+        print(dumps_json({**report, "problems": found}, indent=2))
     else:
         for section, items in report.items():
             print(f"[{section}]")
             for key, value in items.items():
                 print(strip_controls(f"  {key:<22} {value}"))
-    return 0
+    # Scripts and health checks read the exit status: 1 when something above needs action.
+    if found:
+        print(f"doctor: {len(found)} problem{'s' if len(found) > 1 else ''} found:", file=sys.stderr)
+        for line in found:
+            print(strip_controls(f"  {line}"), file=sys.stderr)
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

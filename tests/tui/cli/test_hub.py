@@ -185,12 +185,26 @@ def test_bytes_that_do_not_match_the_etag_are_refused(settings: Settings, hub: F
 
 
 def test_doctor_network_section(settings: Settings, hub: FakeHub) -> None:
-    report = json.loads(run_cli(settings, hub, "doctor", "--json", token=ACCEPTED_TOKEN,
-                                extra={"HTTPS_PROXY": "http://alice:s3cret@proxy.example:3128"}).stdout)
+    done = run_cli(settings, hub, "doctor", "--json", token=ACCEPTED_TOKEN,
+                   extra={"HTTPS_PROXY": "http://alice:s3cret@proxy.example:3128"})
+    report = json.loads(done.stdout)
     network = report["network"]
     assert network["endpoint"] == hub.url and network["mirror"] is True
     assert network["HTTPS_PROXY"] == "http://alice:***@proxy.example:3128"
     assert network["account"] == "pgpt-tester" and network["hub answers"].startswith(("yes", "answers"))
+    assert done.returncode == 0 and report["problems"] == [], done.stderr
+
+
+def test_doctor_exits_1_when_the_hub_refuses_the_token_or_does_not_answer(settings: Settings, hub: FakeHub) -> None:
+    """Scripts and health checks read doctor's exit status; it was 0 whatever it found."""
+    refused = run_cli(settings, hub, "doctor", token="hf_" + "x" * 34)
+    assert refused.returncode == 1 and "doctor: 1 problem found:" in refused.stderr, refused.stderr
+    assert "network: account: unknown: " in refused.stderr
+    silent = run_cli(settings, hub, "doctor", "--json", extra={"HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert silent.returncode == 1 and "network: hub answers: no" in silent.stderr, silent.stderr
+    assert json.loads(silent.stdout)["problems"][0].startswith("network: hub answers: no")
+    offline = run_cli(settings, hub, "doctor", extra={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 0, offline.stderr
 
 
 def test_gated_download_export_and_chat_end_to_end(settings: Settings, hub: FakeHub, tmp_path: Path) -> None:
