@@ -48,7 +48,7 @@ def resolve_source(source: str, revision: str | None = None, trust_remote_code: 
                    progress: Any = None, cancel: Any = None) -> ModelSource:
     """Turn SOURCE into a ModelSource, refusing unsafe or unsupported models.
 
-    ``progress`` receives DownloadProgress ticks and ``cancel`` stops a download between files.
+    ``progress`` receives DownloadProgress ticks and ``cancel`` stops a download (mid-file; it resumes).
 
     Raises:
         SourceError: unknown repo or path, corrupt GGUF, and the subclasses for pickle-only

@@ -17,7 +17,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
         HubAccessError: the preflight status is not ``ok`` (its message says why and what next).
         FolderPermissionError / DiskSpaceError: the cache folder is not writable or too small.
         ModelIntegrityError: a file's bytes do not match the Hub's etag (the file is removed).
-        Cancelled: ``cancel`` was set (finished files stay; the next run resumes).
+        Cancelled: ``cancel`` was set (finished files and the partial one stay; the next run resumes).
     """
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         folder = find_ready(settings, repo)
@@ -110,7 +111,7 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
     for entry in report.files:
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"The download of {repo} was cancelled; run it again to resume.")
-        path = _fetch(report, entry, token, cache, meter)
+        path = _fetch(report, entry, token, cache, meter, cancel)
         verify_file(path, entry)
         snapshot = path.parent
     assert snapshot is not None
@@ -188,8 +189,10 @@ def _repo_cache(cache: Path, repo: str) -> Path:
     return cache / f"models--{repo.replace('/', '--')}"
 
 
-def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cache: Path, meter: _Meter) -> Path:
-    """hf_hub_download one file while a watcher reports the growth of its ``.incomplete`` blob."""
+def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cache: Path, meter: _Meter,
+           cancel: threading.Event | None = None) -> Path:
+    """hf_hub_download one file while a watcher reports the growth of its ``.incomplete`` blob;
+    ``cancel`` stops it mid-file (the partial blob stays for the next run to resume)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
@@ -204,9 +207,15 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
     try:
         for attempt in range(1, RETRIES + 1):
             try:
-                path = hf_hub_download(report.repo, entry["path"], revision=report.commit, cache_dir=cache,
-                                       token=token.token or False, endpoint=hub_endpoint())
+                with _stoppable(cancel):
+                    path = hf_hub_download(report.repo, entry["path"], revision=report.commit, cache_dir=cache,
+                                           token=token.token or False, endpoint=hub_endpoint())
                 break
+            except _Stopped:
+                kept = blob.with_name(blob.name + ".incomplete")
+                have = kept.stat().st_size / 1e6 if kept.exists() else 0.0
+                raise Cancelled(f"The download of {report.repo} was cancelled in {entry['path']} ({have:.1f} MB "
+                                f"of it kept); run it again to resume.") from None
             except HfHubHTTPError as exc:
                 _retry_or_explain(exc, report, token, attempt)
             except _transfer_errors() as exc:
@@ -224,6 +233,45 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
         watcher.join()
     meter.finish(entry)
     return Path(path)
+
+
+class _Stopped(Exception):
+    """Raised inside huggingface_hub's read loop once the user stops the download. Not a network
+    error, so huggingface_hub does not retry it; it ends hf_hub_download with the partial blob kept."""
+
+
+@contextmanager
+def _stoppable(cancel: threading.Event | None) -> Iterator[None]:
+    """Make this thread's Hub session check ``cancel`` before every read of a response body.
+
+    hf_hub_download has no cancel hook, so a response hook wraps the body's ``read``: a 1 GB file
+    used to finish before a stop took effect. Only this thread's session gets the hook, and only
+    while the file is fetched. (After a dropped connection huggingface_hub makes a new session, and
+    a stop then waits for the end of the file, as before.)
+    """
+    if cancel is None:
+        yield
+        return
+    from huggingface_hub.utils import get_session
+
+    session = get_session()
+
+    def hook(response: Any, *args: Any, **kwargs: Any) -> Any:
+        read = response.raw.read
+
+        def checked_read(*read_args: Any, **read_kwargs: Any) -> Any:
+            if cancel.is_set():
+                raise _Stopped
+            return read(*read_args, **read_kwargs)
+
+        response.raw.read = checked_read
+        return response
+
+    session.hooks["response"].append(hook)
+    try:
+        yield
+    finally:
+        session.hooks["response"].remove(hook)
 
 
 def _retry_or_explain(exc: Exception, report: AccessReport, token: TokenChoice, attempt: int) -> None:

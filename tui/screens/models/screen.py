@@ -189,10 +189,11 @@ class ModelsScreen(PanelScreen):
         self.run_download(repo, dtype, self._start("export", f"Exporting {repo} as {dtype}…"), self.prefill)
 
     def action_stop(self) -> None:
-        """Cancel the download or export after the current file or stage."""
+        """Cancel the download (at once; what it fetched stays for the next run) or the export (at its
+        next progress step)."""
         if self._cancel is not None:
             self._cancel.set()
-            self._add_line("stopping after the current file or stage…")
+            self._add_line("stopping…")
 
     def action_next_dtype(self) -> None:
         """Choose the next type that can be exported here (fp16 is skipped without a GPU)."""
