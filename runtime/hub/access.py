@@ -96,6 +96,8 @@ def check_access(repo: str, token: TokenChoice, revision: str | None = None,
             from pgpt.runtime.hub.identity import unreachable_reason
 
             report.cause = unreachable_reason(exc)  # offline mode, the proxy, a timeout, refused
+        if report.status == "rate_limited":
+            report.cause = _retry_after_text(getattr(getattr(exc, "response", None), "headers", {}) or {})
     report.message = describe(report, token)
     if report.status.startswith("gated"):
         report.alternatives = suggest_alternatives(report)
@@ -208,10 +210,27 @@ def describe(report: AccessReport, token: TokenChoice) -> str:
                    + (", or ask the mirror's owner to allow this machine." if os.environ.get("HF_ENDPOINT")
                       else ", or use a mirror with HF_ENDPOINT."),
         "network_error": _network_message(report.cause),
-        "rate_limited": "The Hub is rate-limiting requests (HTTP 429). Wait a few minutes and try again"
-                        + ("." if token.token else "; requests with a token get a higher limit."),
+        "rate_limited": f"The Hub is rate-limiting requests (HTTP 429). {report.cause or 'Wait a few minutes'} "
+                        "and try again" + ("." if token.token else "; requests with a token get a higher limit."),
     }
     return messages[report.status]
+
+
+def _retry_after_text(headers: Any) -> str:
+    """"Wait N seconds" from a 429's Retry-After (seconds, or an HTTP date), or "" when it has none."""
+    from email.utils import parsedate_to_datetime
+
+    value = str(headers.get("Retry-After") or "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return ""
+    if seconds <= 0:
+        return ""
+    return f"It asks to wait {seconds:.0f} s" if seconds < 120 else f"It asks to wait {seconds / 60:.0f} minutes"
 
 
 def _network_message(cause: str) -> str:

@@ -64,7 +64,19 @@ def test_refusals_advise_only_what_the_user_has_not_done(endpoint: str) -> None:
     assert "mirror's owner" in blocked.message and "use a mirror" not in blocked.message
     busy = check_access("pgpt-test/busy", _token(ACCEPTED_TOKEN))
     assert busy.status == "rate_limited" and "with a token get a higher limit" not in busy.message
+    assert "It asks to wait 60 s and try again." in busy.message  # the Hub's Retry-After, not "a few minutes"
     assert "with a token get a higher limit" in check_access("pgpt-test/busy", _token()).message
+
+
+def test_retry_after_in_seconds_or_as_a_date_becomes_the_wait() -> None:
+    from email.utils import formatdate
+
+    from pgpt.runtime.hub.access import _retry_after_text
+
+    assert _retry_after_text({"Retry-After": "30"}) == "It asks to wait 30 s"
+    assert _retry_after_text({"Retry-After": formatdate(time.time() + 600, usegmt=True)}) in (
+        "It asks to wait 10 minutes", "It asks to wait 9 minutes")
+    assert _retry_after_text({"Retry-After": "soon"}) == _retry_after_text({}) == ""
 
 
 def test_ok_lists_the_files_sizes_license_and_architecture(endpoint: str) -> None:
