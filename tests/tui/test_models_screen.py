@@ -106,7 +106,7 @@ async def test_token_set_then_a_gated_repo_gets_the_cause_the_next_step_and_the_
         await wait_until(pilot, lambda: not screen.busy and "Gated" in text_of(screen, "#diagnosis"))
         diagnosis = text_of(screen, "#diagnosis")
         assert diagnosis.startswith(f"Gated model: no token · {GATED}")
-        assert "no token is set" in diagnosis and "`pgpt-tui token set`" in diagnosis
+        assert "no token is set" in diagnosis and "save it on the Setup screen (F2)" in diagnosis and "pgpt-tui token set" not in diagnosis
         assert f"Accept the terms: {hub_env.url}/{GATED}" in diagnosis
         assert "Ungated models of a similar size: HuggingFaceTB/SmolLM2-1.7B-Instruct" in diagnosis
 

@@ -23,10 +23,15 @@ HEADLINES = {
 }
 
 
+def in_the_app(text: str) -> str:
+    """A runtime message's next step as the app's: the token is saved on the Setup screen (F2)."""
+    return text.replace("run `pgpt-tui token set`", "save it on the Setup screen (F2)")
+
+
 def describe_access(report: AccessReport) -> str:
     """The preflight's diagnosis as markup: a headline, the cause and next step, the terms URL."""
     lines = [f"[b]{HEADLINES.get(report.status, report.status)}[/b] · {clean_text(report.repo)}",
-             clean_text(report.message)]
+             clean_text(in_the_app(report.message))]
     if report.status.startswith("gated"):
         lines.append(f"[b]Accept the terms:[/b] {clean_text(report.url)}")
     if report.status == "ok":

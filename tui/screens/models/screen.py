@@ -17,7 +17,7 @@ from pgpt.runtime.errors import Cancelled, PgptError, user_message
 from pgpt.tui.chat.messages import ModelChanged
 from pgpt.tui.jobs import WELL_KNOWN_REPOS, check_repo, download_repo, export_download, export_name
 from pgpt.tui.screens.models.messages import AccessChecked, DownloadTick, ExportStage, JobEnded, ModelDeleted, ModelsListed
-from pgpt.tui.screens.models.report import describe_access, describe_export, download_lines, export_stages
+from pgpt.tui.screens.models.report import describe_access, describe_export, download_lines, export_stages, in_the_app
 from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
 from pgpt.tui.screens.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
@@ -315,7 +315,7 @@ class ModelsScreen(PanelScreen):
         if event.worker.group == "models-job":
             self._end_job()
         message = user_message(error)
-        self._add_line(f"{message.title}: {message.text}", bold=True)
+        self._add_line(in_the_app(f"{message.title}: {message.text}"), bold=True)
 
     # Helpers (main thread only).
 
