@@ -46,7 +46,7 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
             "exported models": len(list_models(settings)),
             "damaged models": "; ".join(f"{name} ({why} Remove it: pgpt-tui models --delete {name})"
                                         for name, why in damaged_models(settings)) or "none",
-            "hub cache (HF_HUB_CACHE)": folder_state(hub_cache_dir()),
+            "hub cache (HF_HUB_CACHE or HF_HOME/hub)": folder_state(hub_cache_dir()),
         },
         "data": {
             "document index": index_state(settings),

@@ -157,7 +157,7 @@ async def test_doctor_shows_endpoint_reachability_proxies_and_folders(settings: 
         assert findings.startswith("network\n") and f"endpoint: {hub_env.url}" in findings
         assert "mirror: True" in findings and "proxies: none set" in findings
         assert screen.checks["network"]["hub answers"].startswith("answers (HTTP 404")  # no /api/models here
-        assert f"hub cache (HF_HUB_CACHE): {tmp_path / 'hf' / 'hub'} (not created yet): writable" in findings
+        assert f"hub cache (HF_HUB_CACHE or HF_HOME/hub): {tmp_path / 'hf' / 'hub'} (not created yet): writable" in findings
         assert "GB free" in findings
 
         dead = dead_endpoint()
