@@ -103,6 +103,10 @@ def known_repos(settings: Settings, models: list[ModelInfo]) -> list[str]:
 
 def architecture_check(model_type: str) -> str:
     """'' when pgpt-export can export ``model_type``, else why not (needs the export extra)."""
+    from pgpt.export.decoder_spec import SUPPORTED_TYPES
+
+    if model_type in (*SUPPORTED_TYPES, "bert"):  # pgpt's own graphs: no need to ask Optimum (4-5 s to import)
+        return ""
     try:
         from pgpt.export.sources import check_architecture
 
