@@ -104,8 +104,9 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
         raise HubAccessError(report.message, status=report.status)
     require_safetensors(report)
     cache = hub_cache_dir()
-    check_writable(cache)
-    check_free_space(cache, _missing_bytes(cache, report))
+    if not _in_cache(cache, report):  # a complete snapshot is only read (a shared read-only cache works)
+        check_writable(cache)
+        check_free_space(cache, _missing_bytes(cache, report))
     snapshot = None
     meter = _Meter(report.total_bytes, progress)
     for entry in report.files:
@@ -183,6 +184,13 @@ def _missing_bytes(cache: Path, report: AccessReport) -> int:
     have = sum((blobs / (e["sha256"] or e["blob_id"])).stat().st_size for e in report.files
                if (blobs / (e["sha256"] or e["blob_id"])).is_file())
     return max(report.total_bytes - have, 0)
+
+
+def _in_cache(cache: Path, report: AccessReport) -> bool:
+    """Whether every file of the commit is in the cache's snapshot: hf_hub_download then returns it
+    without writing anything (no lock, no link)."""
+    snapshot = _repo_cache(cache, report.repo) / "snapshots" / report.commit
+    return bool(report.commit and report.files) and all((snapshot / e["path"]).is_file() for e in report.files)
 
 
 def _repo_cache(cache: Path, repo: str) -> Path:

@@ -153,6 +153,26 @@ def test_an_unwritable_cache_is_named_before_any_transfer(settings: Settings, hu
     assert str(frozen) in result.stderr and "read-only" in result.stderr and "HF_HOME" in result.stderr
 
 
+def test_a_complete_snapshot_in_a_read_only_cache_is_used(settings: Settings, hub: FakeHub, tmp_path: Path) -> None:
+    """A cache shared read-only (a volume filled once) was refused as unwritable though nothing was missing."""
+    import dataclasses
+
+    filled, frozen = tmp_path / "filled", tmp_path / "frozen"
+    assert run_cli(settings, hub, "download", "pgpt-test/minilm", extra={"HF_HUB_CACHE": str(filled)}).returncode == 0
+    frozen.mkdir()
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(filled), str(frozen)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount read-only here")
+    try:
+        fresh = dataclasses.replace(settings, home=tmp_path / "other-home")  # no ready marker of its own
+        result = run_cli(fresh, hub, "download", "pgpt-test/minilm", extra={"HF_HUB_CACHE": str(frozen)})
+        writable = subprocess.run(["touch", str(frozen / "probe")], capture_output=True).returncode == 0
+    finally:
+        subprocess.run(["umount", str(frozen)], check=False)
+    assert not writable  # the mount really was read-only
+    assert result.returncode == 0, result.stderr
+    assert str(frozen / "models--pgpt-test--minilm" / "snapshots") in result.stdout
+
+
 def test_a_429_on_a_file_waits_for_retry_after_and_goes_on(settings: Settings, hub: FakeHub) -> None:
     result = run_cli(settings, hub, "download", "pgpt-test/busy")
     assert result.returncode == 0, result.stderr
