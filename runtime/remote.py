@@ -244,7 +244,8 @@ def _source(chunk: dict[str, Any]) -> dict[str, Any]:
     metadata = (chunk.get("document") or {}).get("doc_metadata") or {}
     page = str(metadata.get("page_label") or "0")  # null: a file without pages
     return {"source": metadata.get("path") or metadata.get("file_name", "?"), "page": int(page) if page.isdigit() else 0,
-            "text": chunk.get("text", ""), "score": chunk.get("score", 0.0),
+            "text": chunk.get("text", ""),
+            "score": chunk.get("rank_score", chunk.get("score", 0.0)),  # the in-process search's score
             "doc_id": (chunk.get("document") or {}).get("doc_id", "")}
 
 

@@ -35,8 +35,25 @@ class Completion:
     log: dict[str, Any]
     cancel: threading.Event = field(default_factory=threading.Event)
     legacy: bool = False  # /v1/completions: "text_completion" objects with "text", not chat's "delta"
+    # A request without "model" comes from a PrivateGPT client (its SDK never sends one, every OpenAI
+    # client must): it gets PrivateGPT's shapes, "completion" objects with message / delta on both
+    # routes, which its SDK validates (it refused "chat.completion" and found no text in "text").
+    privategpt: bool = False
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
+
+    def object_name(self, chunk: bool) -> str:
+        """The response's ``object``: OpenAI's chat or legacy names, or PrivateGPT's."""
+        if self.privategpt:
+            return "completion.chunk" if chunk else "completion"
+        if self.legacy:
+            return "text_completion"
+        return "chat.completion.chunk" if chunk else "chat.completion"
+
+    @property
+    def text_choices(self) -> bool:
+        """Whether choices carry ``text`` (OpenAI's legacy completions) instead of message / delta."""
+        return self.legacy and not self.privategpt
 
     @property
     def model(self) -> str:
@@ -113,11 +130,10 @@ class Completion:
               on_choice: dict[str, Any] | None = None, **extra: Any) -> bytes:
         """One server-sent event of the stream (``delta`` None: a chunk without choices);
         ``on_choice`` adds fields to the choice (PrivateGPT's sources), ``extra`` to the chunk."""
-        content: dict[str, Any] = {"text": (delta or {}).get("content", "")} if self.legacy else {"delta": delta}
+        content: dict[str, Any] = {"text": (delta or {}).get("content", "")} if self.text_choices else {"delta": delta}
         choices = [] if delta is None else [{"index": 0, **content, "logprobs": None, "finish_reason": finish,
                                              **(on_choice or {})}]
-        return sse({"id": self.id, "object": "text_completion" if self.legacy else "chat.completion.chunk",
-                    "created": self.created,
+        return sse({"id": self.id, "object": self.object_name(chunk=True), "created": self.created,
                     "model": self.model, "system_fingerprint": self.lease.version, "choices": choices, **extra})
 
 
@@ -145,7 +161,8 @@ async def start_completion(service: Service, body: ChatCompletionRequest, log: d
     except BaseException:
         lease.release()
         raise
-    return Completion(service, body, lease, stream, log, cancel, legacy)
+    privategpt = "model" not in body.model_fields_set
+    return Completion(service, body, lease, stream, log, cancel, legacy, privategpt)
 
 
 async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, messages: list[dict[str, str]],
@@ -274,7 +291,7 @@ async def event_stream(completion: Completion) -> AsyncIterator[bytes]:
     """The SSE body: a role chunk, text chunks, a final chunk with finish_reason (plus cached,
     timings and sources), usage when asked, ``[DONE]``; an error after the start is sent as an
     ``{"error": ...}`` event, which the openai client raises as an APIError."""
-    if not completion.legacy:  # chat's first chunk names the role; a text completion has none
+    if not completion.text_choices:  # chat's first chunk names the role; a text completion has none
         yield completion.chunk({"role": "assistant", "content": ""})
     try:
         async for piece in completion.pieces():
@@ -318,14 +335,13 @@ async def complete(completion: Completion) -> dict[str, Any]:
     """The whole answer as one ``chat.completion`` object (``text_completion`` for /v1/completions)."""
     text = "".join([piece async for piece in completion.pieces()])
     result = completion.stream.result
-    content: dict[str, Any] = ({"text": result.answer or text} if completion.legacy else
+    content: dict[str, Any] = ({"text": result.answer or text} if completion.text_choices else
                                {"message": {"role": "assistant", "content": result.answer or text}})
     choice: dict[str, Any] = {"index": 0, **content, "logprobs": None, "finish_reason": result.finish_reason}
     sources = completion.sources()
     if sources is not None:
         choice["sources"] = sources
-    return {"id": completion.id, "object": "text_completion" if completion.legacy else "chat.completion",
-            "created": completion.created,
+    return {"id": completion.id, "object": completion.object_name(chunk=False), "created": completion.created,
             "model": completion.model, "system_fingerprint": completion.lease.version,
             "choices": [choice], "usage": completion.usage(), **completion.extras()}
 
@@ -339,7 +355,10 @@ def context_chunk(source: dict[str, Any]) -> dict[str, Any]:
     page = source.get("page")
     metadata: dict[str, Any] = {"file_name": PurePath(str(source.get("source", ""))).name,
                                 "path": source.get("source", ""), "page_label": str(page) if page else None}
-    return {"object": "context.chunk", "score": source.get("score", 0.0),
+    # score: PrivateGPT's, the passage's similarity to the question (comparable between questions);
+    # rank_score: pgpt's fused rank score (cosine and BM25, scaled within one result list).
+    return {"object": "context.chunk", "score": source.get("similarity", source.get("score", 0.0)),
+            "rank_score": source.get("score", 0.0),
             "document": {"object": "ingest.document", "doc_id": source.get("doc_id", ""),
                          "doc_metadata": metadata},
             "text": source.get("text", ""), "previous_texts": source.get("previous_texts"),

@@ -173,7 +173,8 @@ async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: 
                           doc_ids=doc_ids):
             before, after = neighbours(store, hit.chunk_id, around, around) if around else (None, None)
             found.append(context_chunk({"source": hit.source, "page": hit.page, "text": hit.text,
-                                        "score": hit.score, "doc_id": hit.chunk_id.rpartition(":")[0],
+                                        "score": hit.score, "similarity": hit.similarity,
+                                        "doc_id": hit.chunk_id.rpartition(":")[0],
                                         "previous_texts": before, "next_texts": after}))
         return found
 

@@ -150,6 +150,7 @@ async def chunks(body: ChunksRequest, request: Request) -> dict[str, Any]:
                                   body.collection)
 
 
+@router.post("/v1/ingest")  # PrivateGPT's older name, still served by it and called by its SDK's ingest()
 @router.post("/v1/ingest/file")
 async def ingest_file(request: Request, file: UploadFile = File(...),
                       collection: str = Form("default")) -> dict[str, Any]:
@@ -173,4 +174,5 @@ async def ingest_list(request: Request) -> dict[str, Any]:
 async def ingest_delete(doc_id: str, request: Request) -> Response:
     """PrivateGPT: forget one document."""
     await documents.delete_document(service_of(request), doc_id)
-    return Response(status_code=200)
+    # JSON null, as PrivateGPT (FastAPI) answers: its SDK parses every 2xx body as JSON.
+    return Response(b"null", status_code=200, media_type="application/json")

@@ -291,4 +291,4 @@ def _numbers(question: str) -> list[str]:
 
 def _source(hit: Hit) -> dict[str, Any]:
     return {"source": hit.source, "page": hit.page, "text": hit.text, "score": hit.score,
-            "doc_id": hit.chunk_id.rpartition(":")[0]}
+            "similarity": hit.similarity, "doc_id": hit.chunk_id.rpartition(":")[0]}
