@@ -196,7 +196,8 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
     await asyncio.to_thread(require_collection, store, body.collection, ADD_TO_COLLECTION)
     return AskStream(engine, store, await service.embedder(), messages[-1]["content"], options,
                      collection=body.collection, k=body.passages or DEFAULT_PASSAGES, cancel=cancel,
-                     sentences=FOCUS_SENTENCES if body.sentences is None else body.sentences, doc_ids=filters)
+                     sentences=FOCUS_SENTENCES if body.sentences is None else body.sentences, doc_ids=filters,
+                     history=messages[:-1])
 
 
 def stopping(message: str) -> ServerStoppingError:

@@ -99,11 +99,18 @@ class AskStream:
 
     def __init__(self, engine: ChatEngine, store: Any, embedder: Any, question: str, options: SamplingOptions,
                  collection: str | None = None, k: int = DEFAULT_PASSAGES, cancel: threading.Event | None = None,
-                 sentences: int = FOCUS_SENTENCES, doc_ids: list[str] | None = None) -> None:
+                 sentences: int = FOCUS_SENTENCES, doc_ids: list[str] | None = None,
+                 history: list[dict[str, str]] | None = None) -> None:
+        """``history``: the messages before the question (a server's chat). As PrivateGPT does, its
+        system messages add to the instructions and its turns come before the question, so a
+        follow-up ("and his parrot?") reads what it follows; retrieval and the check use the question."""
         self.engine, self.store, self.embedder = engine, store, embedder
         self.question, self.options, self.collection, self.k, self.cancel = question, options, collection, k, cancel
         self.sentences = sentences
         self.doc_ids = sorted(doc_ids) if doc_ids is not None else None  # only these documents
+        history = history or []
+        self.instructions = "\n\n".join(m["content"] for m in history if m["role"] == "system" and m["content"].strip())
+        self.turns = self._recent([m for m in history if m["role"] in ("user", "assistant")])
         self.result = AskResult()
 
     def __iter__(self) -> Iterator[str]:
@@ -177,10 +184,23 @@ class AskStream:
         return [{**_source(hit), "sentence": sentence} for hit, sentence in zip(closest, found)]
 
     def _scope(self) -> str:
+        # The same follow-up after another conversation is another question: its own cache scope.
+        conversation = {"conversation": cache_key(instructions=self.instructions, turns=self.turns)} \
+            if self.instructions or self.turns else {}
         return cache_key(kind="similar-questions-v3", index=self.store.version, embedder=self.embedder.model_id,
                          model=self.engine.model.model_id, collection=self.collection or "",
                          params=self.options.as_key(), passages=self.k, sentences=self.sentences,
-                         **({"doc_ids": self.doc_ids} if self.doc_ids is not None else {}))
+                         **({"doc_ids": self.doc_ids} if self.doc_ids is not None else {}), **conversation)
+
+    def _recent(self, turns: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The newest turns that fit a quarter of the context (the sources need the rest), oldest first."""
+        budget, kept = self.engine.model.max_context // 4, []
+        for turn in reversed(turns):
+            budget -= len(self.engine.model.tokenize(turn["content"])) + 8
+            if budget < 0:
+                break
+            kept.append({"role": turn["role"], "content": turn["content"]})
+        return kept[::-1]
 
     def _similar(self, scope: str, vector: np.ndarray) -> dict[str, Any] | None:
         cache = self.engine.cache_for(self.options)
@@ -219,7 +239,8 @@ class AskStream:
         """The passages, best first, that fit the context with room for the answer."""
         model = self.engine.model
         budget = model.max_context - self.options.max_new_tokens - 256  # the template and question
-        used, spent = [], len(model.tokenize(SYSTEM_PROMPT + self.question))
+        used, spent = [], len(model.tokenize(SYSTEM_PROMPT + self.instructions + self.question))
+        spent += sum(len(model.tokenize(turn["content"])) + 8 for turn in self.turns)
         for hit in hits:
             cost = len(model.tokenize(hit.text)) + 24
             if spent + cost > budget:
@@ -263,7 +284,8 @@ class AskStream:
         # passages knowing what to look for (measured with 5 passages: named questions 0.23 -> 0.33 answered right).
         content = (f"Question: {self.question}\n\nSources:\n" + "\n".join(blocks)
                    + f"\n\nQuestion: {self.question}")
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
+        system = SYSTEM_PROMPT + (f"\n\n{self.instructions}" if self.instructions else "")
+        return [{"role": "system", "content": system}, *self.turns, {"role": "user", "content": content}]
 
 
 def normalize_question(question: str) -> str:

@@ -10,6 +10,7 @@ from pgpt.runtime.documents.answers import NOT_FOUND, AskStream
 from pgpt.runtime.documents.grounding import flatten_text
 from pgpt.runtime.llm.chat import ChatEngine
 from pgpt.runtime.documents.ingest import ingest, open_store
+from pgpt.runtime.documents.retrieval import search
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 
@@ -110,7 +111,6 @@ def test_the_similar_question_index_holds_packed_vectors_not_answers(indexed) ->
 
 
 def test_the_model_reads_the_sentences_closest_to_the_question(indexed) -> None:  # type: ignore[no-untyped-def]
-    from pgpt.runtime.documents.retrieval import search
 
     settings, embedder, engine, docs = indexed
     teams = ["design", "sales", "support", "finance", "legal", "research", "hiring", "security"]
@@ -138,3 +138,41 @@ def test_the_model_reads_the_sentences_closest_to_the_question(indexed) -> None:
     answer = "".join(stream)
     # the sources name the whole passage the sentences came from
     assert answer.strip() and "The design team meets" in stream.result.sources[0]["text"]
+
+
+def test_a_follow_up_reads_the_conversation_and_the_system_prompt(indexed) -> None:  # type: ignore[no-untyped-def]
+    """A server's chat with use_context: PrivateGPT's clients send the system prompt and earlier turns,
+    which were dropped (a follow-up "what is it?" was read alone). Retrieval still uses the question."""
+    settings, embedder, engine, _ = indexed
+    history = [{"role": "system", "content": "Answer in one short sentence."},
+               {"role": "user", "content": "Which project has a launch code?"},
+               {"role": "assistant", "content": "Project Zephyr has one [1]."}]
+    store = open_store(settings, embedder)
+    stream = AskStream(engine, store, embedder, "What is it?", SamplingOptions(max_new_tokens=24), history=history)
+    hits = stream._fit(search(store, embedder, QUESTION, k=2))
+    passages, sentences, _ = stream._sentences(hits)
+    messages = stream._messages(passages, sentences, [True] * len(sentences))
+    assert messages[0]["role"] == "system" and messages[0]["content"].endswith("\n\nAnswer in one short sentence.")
+    assert messages[1:3] == history[1:] and messages[3]["role"] == "user"
+    assert messages[3]["content"].endswith("Question: What is it?") and "7341" in messages[3]["content"]
+    # The same words after another conversation are another question for the similar-question cache.
+    plain = ask(indexed, QUESTION).result
+    followed = AskStream(engine, store, embedder, QUESTION, SamplingOptions(max_new_tokens=48), history=history)
+    list(followed)
+    assert not plain.cached and not followed.result.cached
+    again = AskStream(engine, store, embedder, QUESTION, SamplingOptions(max_new_tokens=48), history=history)
+    list(again)
+    assert again.result.cached and again.result.answer == followed.result.answer
+
+
+def test_a_long_conversation_keeps_its_newest_turns_within_a_quarter_of_the_context(indexed) -> None:  # type: ignore[no-untyped-def]
+    settings, embedder, engine, _ = indexed
+    words = " ".join(["harbour"] * 600)
+    turns = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n}: {words}"} for n in range(40)]
+    stream = AskStream(engine, open_store(settings, embedder), embedder, QUESTION, SamplingOptions(max_new_tokens=48),
+                       history=turns)
+    kept = stream.turns
+    assert 0 < len(kept) < 40 and kept == turns[-len(kept):]  # the newest, oldest first
+    assert sum(len(engine.model.tokenize(t["content"])) for t in kept) <= engine.model.max_context // 4
+    answer = "".join(stream)  # the passages still fit beside them
+    assert answer and "7341" in stream.result.sources[0]["text"]
