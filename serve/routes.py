@@ -108,8 +108,14 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
         raise InvalidRequestError(f"This server embeds with {embedder.info.name}, not {body.model!r}.",
                                   hint="Ask for model 'default' or see GET /v1/models.")
     texts = [body.input] if isinstance(body.input, str) else body.input
-    if not texts or not all(isinstance(t, str) for t in texts):
+    if not texts:
+        raise InvalidRequestError("input is an empty list: there is nothing to embed.",
+                                  hint="Send one text, or a list of 1 to 2048 texts.")
+    if not all(isinstance(t, str) for t in texts):
         raise InvalidRequestError("input must be a text or a list of texts (token ids are not supported).")
+    if empty := [n for n, t in enumerate(texts) if not t.strip()]:  # OpenAI refuses them too
+        raise InvalidRequestError(f"input {empty[0]} is empty or only whitespace; an empty text has no meaning "
+                                  "to embed.", hint="Leave empty texts out of the request.")
     if len(texts) > MAX_EMBEDDING_INPUTS:
         raise InvalidRequestError(f"{len(texts)} inputs in one request; the limit is {MAX_EMBEDDING_INPUTS}.")
     vectors = await asyncio.to_thread(embedder.embed, texts)
@@ -145,6 +151,9 @@ def _encode(vector: np.ndarray, encoding: str) -> Any:
 @router.post("/v1/chunks")
 async def chunks(body: ChunksRequest, request: Request) -> dict[str, Any]:
     """PrivateGPT: the passages closest to a text (no language model runs)."""
+    if not body.text.strip():
+        raise InvalidRequestError("text is empty: there is nothing to search for.",
+                                  hint="Send the question or words to find in the documents.")
     filters = body.context_filter.docs_ids if body.context_filter else None
     return await documents.chunks(service_of(request), body.text, filters, body.limit, body.prev_next_chunks,
                                   body.collection)

@@ -116,6 +116,19 @@ def test_embeddings_are_the_in_process_vectors(server: RunningServer, served_set
         client.embeddings.create(model="default", input=texts[:1], dimensions=64)
 
 
+def test_empty_embedding_inputs_and_an_empty_search_are_named(server: RunningServer) -> None:
+    """[] was "input must be a text or a list of texts (token ids ...)", "" got a vector, and an empty
+    /v1/chunks text an empty list."""
+    http = server.http()
+    cases = {("/v1/embeddings", '{"input": []}'): "input is an empty list",
+             ("/v1/embeddings", '{"input": ["ferry", " "]}'): "input 1 is empty or only whitespace",
+             ("/v1/embeddings", '{"input": ""}'): "input 0 is empty",
+             ("/v1/chunks", '{"text": "  "}'): "text is empty: there is nothing to search for"}
+    for (route, body), expected in cases.items():
+        answer = http.post(route, content=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400 and expected in answer.json()["error"]["message"], (route, answer.text)
+
+
 def test_embeddings_naming_a_chat_model_is_a_bad_request(server: RunningServer) -> None:
     """The same words as a chat completion naming the embedder, the other way round."""
     with pytest.raises(openai.BadRequestError) as caught:
