@@ -78,6 +78,7 @@ class IngestReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     rechunked: list[str] = field(default_factory=list)  # read and chunked again: the index's format changed
     rechunked_from: int = 0  # the index's text format before this run, when it was re-chunked
+    gone: list[str] = field(default_factory=list)  # indexed under the paths, file gone, kept (no --prune)
     chunks: int = 0
     seconds: float = 0.0
 
@@ -95,6 +96,11 @@ class IngestReport:
         if self.rechunked_from:
             line += (f"; the index was made by an older pgpt (text format {self.rechunked_from}), so its "
                      f"{len(self.rechunked)} documents were read and chunked again (format {TEXT_FORMAT})")
+        if self.gone:
+            one = len(self.gone) == 1
+            line += (f"; {len(self.gone)} indexed {'file' if one else 'files'} under these paths "
+                     f"{'is gone but still answers' if one else 'are gone but still answer'} (--prune forgets "
+                     f"{'it' if one else 'them'})")
         return line
 
 
@@ -123,6 +129,8 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 known = catalog.setdefault(collection, {})
                 files, report.skipped = collect_files(paths)
                 work = [(path, collection, False) for path in files]
+                if reindex:  # every document of the index in use comes along, in its own collection
+                    work += _carried_over(store, {(str(path), collection) for path in files}, report)
                 if store.text_format != TEXT_FORMAT and store.table.count_rows():
                     # Chunks of the old format first (every collection), then the files asked for.
                     report.rechunked_from = store.text_format
@@ -146,6 +154,8 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                     store.mark_text_format()
             if prune:
                 _prune(store, known, paths, report)
+            else:
+                report.gone = [record.path for record in _gone(known, paths)]
         except BaseException as exc:
             _end_unfinished(store, exc)
             raise
@@ -338,10 +348,30 @@ def _moved_from(known: dict[str, DocumentRecord], content_hash: str) -> Document
 def _prune(store: DocumentStore, known: dict[str, DocumentRecord], paths: list[Path],
            report: IngestReport) -> None:
     """Forget documents under ``paths`` whose files are gone."""
+    for record in _gone(known, paths):
+        store.forget(record.doc_id)
+        report.removed.append(record.path)
+
+
+def _gone(known: dict[str, DocumentRecord], paths: list[Path]) -> list[DocumentRecord]:
+    """The documents indexed under ``paths`` whose files no longer exist."""
     roots = [p.expanduser().resolve() for p in paths]
-    for record in list(known.values()):
-        path = Path(record.path)
-        inside = any(path == root or path.is_relative_to(root) for root in roots)
-        if inside and not path.exists():
-            store.forget(record.doc_id)
+    return [record for record in known.values()
+            if any(Path(record.path) == root or Path(record.path).is_relative_to(root) for root in roots)
+            and not Path(record.path).exists()]
+
+
+def _carried_over(store: DocumentStore, asked: set[tuple[str, str]],
+                  report: IngestReport) -> list[tuple[Path, str, bool]]:
+    """A re-index's other work: the documents of the index in use that the paths asked for do not
+    cover, each into its collection (``--reindex PATH`` dropped every other folder and collection).
+    A file that is gone, or whose path now leads through a link, cannot be read again: removed."""
+    work = []
+    for record in store.documents_in_use():
+        if (record.path, record.collection) in asked:
+            continue
+        if os.path.realpath(record.path) == record.path and Path(record.path).is_file():
+            work.append((Path(record.path), record.collection, False))
+        else:
             report.removed.append(record.path)
+    return work

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import time
 import uuid
@@ -59,6 +60,19 @@ class DocumentRecord:
     content_hash: str
     chunks: int
     ingested_at: float
+
+
+RECORD_COLUMNS = ("doc_id", "collection", "path", "content_hash", "ingested_at")
+
+
+def _records(rows: list[dict[str, Any]]) -> list[DocumentRecord]:
+    """Chunk rows as documents with their chunk counts, sorted by collection and path."""
+    found: dict[str, DocumentRecord] = {}
+    for row in rows:
+        known = found.get(row["doc_id"])
+        found[row["doc_id"]] = DocumentRecord(row["path"], row["collection"], row["doc_id"], row["content_hash"],
+                                              (known.chunks if known else 0) + 1, row["ingested_at"])
+    return sorted(found.values(), key=lambda d: (d.collection, d.path))
 
 
 def index_dir(settings: Settings) -> Path:
@@ -227,13 +241,21 @@ class DocumentStore:
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         """Indexed documents with their chunk counts, sorted by path."""
-        rows = self._rows(["doc_id", "collection", "path", "content_hash", "ingested_at"], collection)
-        found: dict[str, DocumentRecord] = {}
-        for row in rows:
-            known = found.get(row["doc_id"])
-            found[row["doc_id"]] = DocumentRecord(row["path"], row["collection"], row["doc_id"], row["content_hash"],
-                                                  (known.chunks if known else 0) + 1, row["ingested_at"])
-        return sorted(found.values(), key=lambda d: (d.collection, d.path))
+        return _records(self._rows(list(RECORD_COLUMNS), collection))
+
+    def documents_in_use(self) -> list[DocumentRecord]:
+        """While rebuilding: the documents of the index in use (made with any embedder), which the
+        re-index carries over; none when there is none or it cannot be read (a damaged index)."""
+        name = active_table(self.folder)
+        try:
+            if name == self.name or name not in self.db.list_tables().tables:
+                return []
+            table = self.db.open_table(name)
+            count = table.count_rows()
+            return _records(table.search().select(list(RECORD_COLUMNS)).limit(count).to_list() if count else [])
+        except Exception:  # lancedb and pyarrow raise their own kinds on a damaged table
+            logging.getLogger(__name__).warning("the index in use could not be read", exc_info=True)
+            return []
 
     def chunk_count(self, collection: str | None = None) -> int:
         """Chunks indexed (in ``collection`` when given), counted without reading them."""

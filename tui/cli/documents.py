@@ -92,7 +92,7 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         raise stopped(last[0].done if last else 0, last[0].total if last else 0, args.reindex) from None
     bar.close()
     if args.json:
-        fields = ("added", "updated", "renamed", "unchanged", "removed", "rechunked")
+        fields = ("added", "updated", "renamed", "unchanged", "removed", "gone", "rechunked")
         data = {name: getattr(report, name) for name in fields}
         if report.rechunked_from:
             data["rechunked_from_format"] = report.rechunked_from

@@ -108,6 +108,17 @@ def test_reingest_is_incremental(settings: Settings, embedder, corpus: Path) -> 
     assert "cancelled" in texts and "7341" not in texts
 
 
+def test_a_gone_file_is_named_with_the_way_to_forget_it(settings: Settings, embedder, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    """Without --prune a deleted file kept answering and the summary said "0 removed", nothing else."""
+    run(settings, embedder, corpus)
+    (corpus / "notes.txt").unlink()
+    report = run(settings, embedder, corpus)
+    assert [Path(p).name for p in report.gone] == ["notes.txt"] and not report.removed
+    assert report.summary().endswith("; 1 indexed file under these paths is gone but still answers "
+                                     "(--prune forgets it)")
+    assert not run(settings, embedder, corpus, prune=True).gone
+
+
 def test_another_embedding_model_is_refused_with_an_offer_to_reindex(settings: Settings, embedder,
                                                                      corpus: Path) -> None:  # type: ignore[no-untyped-def]
     run(settings, embedder, corpus / "notes.txt")

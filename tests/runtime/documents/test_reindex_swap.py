@@ -100,6 +100,28 @@ def test_a_finished_reindex_switches_open_readers_to_the_new_index(settings: Set
     assert len(update.unchanged) == FILES
 
 
+def test_a_reindex_of_one_folder_keeps_every_other_folder_and_collection(
+        settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A tester's `ingest FOLDER --reindex` dropped the 20 documents of another folder and collection,
+    and said "0 removed"."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    (first / "one.txt").write_text("The codeword of file one is ALPHA1X.")
+    (second / "two.txt").write_text("The codeword of file two is BRAVO2X.")
+    (second / "three.txt").write_text("The codeword of file three is CHARLIE3X.")
+    ingest(settings, [first], embedder)
+    ingest(settings, [second], embedder, collection="notes")
+    (second / "three.txt").unlink()
+    report = ingest(settings, [first], embedder, reindex=True)
+    assert sorted(Path(p).name for p in report.added) == ["one.txt", "two.txt"]
+    assert [Path(p).name for p in report.removed] == ["three.txt"]  # gone: it cannot be read again
+    store = open_store(settings, embedder)
+    assert {(Path(d.path).name, d.collection) for d in store.documents()} == {("one.txt", "default"),
+                                                                          ("two.txt", "notes")}
+    assert search(store, embedder, "BRAVO2X", k=1, collection="notes")[0].source == str(second / "two.txt")
+
+
 def test_a_cancelled_reindex_keeps_the_index_in_use(settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Probe 1.4 with a cancel (Ctrl+X in the app) instead of a kill."""
     import threading
