@@ -117,6 +117,12 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    if (mostly := _mostly_utf8(data)) is not None:
+        return mostly
+    # Accented letters alone between ASCII bytes are single-byte Latin text: a CJK character is two
+    # high bytes, nearly always side by side (gb18030 and charset_normalizer read "Coruña" as "Coru鎙").
+    if _isolated_high_bytes(data):
+        return data.decode(_latin_code_page(data), errors="replace")
     if len(data) < _SHORT_TEXT:
         for encoding in ("gb18030", "cp1252"):
             try:
@@ -129,6 +135,38 @@ def decode_text(data: bytes) -> str:
     if best is None:
         raise Skipped("binary file (no text encoding fits)")
     return str(best)
+
+
+# The accented letters (and typographic marks) each Windows code page's languages use: the page whose
+# reading of the bytes gives the most of its own wins (charset_normalizer read French as cp1250).
+_CODE_PAGE_LETTERS = {
+    "cp1252": "àâäæçéèêëîïìíôöòóœùûüúÿñãõßøåÀÂÄÆÇÉÈÊËÎÏÔÖŒÙÛÜÑØÅ’‘“”–—€…«»°",
+    "cp1250": "ąćęłńóśźżčďěňřšťůžáéíúýôäĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽÁÉÍÚÝ’‘“”„–—€…°",
+    "cp1254": "çğışöüâîûÇĞİŞÖÜ’‘“”–—€…",
+}
+
+
+def _latin_code_page(data: bytes) -> str:
+    """cp1252, cp1250 or cp1254 for single-byte Latin text, by which gives its own letters most."""
+    def own(page: str) -> int:
+        letters = set(_CODE_PAGE_LETTERS[page])
+        return sum(char in letters for char in data.decode(page, errors="replace") if ord(char) > 0x7F)
+
+    return max(_CODE_PAGE_LETTERS, key=own)  # a tie keeps the first, cp1252
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 with its few stray bytes replaced, when valid UTF-8 letters outnumber them ten to one
+    (a 4 MB UTF-8 file with 8 Latin-1 bytes was read whole as another code page)."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = len(text) - len(text.encode("ascii", "ignore")) - bad  # valid non-ASCII characters
+    return text if good >= 10 * bad else None
+
+
+def _isolated_high_bytes(data: bytes) -> bool:
+    """Whether every byte above 0x7F stands between two ASCII bytes (or at an end)."""
+    return re.search(rb"[\x80-\xff]", data) is not None and re.search(rb"[\x80-\xff]{2}", data) is None
 
 
 def is_text_file(path: Path) -> bool:

@@ -143,6 +143,16 @@ def test_a_second_writer_is_refused_while_reading_goes_on(settings: Settings, em
 def test_unknown_encodings_decode() -> None:
     assert decode_text(GBK_TEXT.encode("gbk")) == GBK_TEXT
     assert decode_text("naïve café".encode("cp1252")) == "naïve café"
+    # A tester's files: cp1252 with a few accents read as a Chinese code page ("Coru鎙"), French as
+    # cp1250 ("ŕ" for "à"), and 4 MB of UTF-8 with 8 stray Latin-1 bytes read whole as another page.
+    thanks = "Docutils thanks. " * 200 + "University of A Coruña, Günter Milde, Félix." + " More text." * 100
+    for text, page in ((thanks, "cp1252"), (thanks[-300:], "cp1252"), ("Merci à tous, voilà. " * 40, "cp1252"),
+                       ("Dziękujemy za pomoc w tłumaczeniu na język polski. " * 40, "cp1250"),
+                       ("Türkçe belge için teşekkür ederiz, ışık ve güneş. " * 30, "cp1254"),
+                       ("Привет, это русский текст. " * 40, "cp1251"), ("日本語のテキストです。" * 30, "shift_jis")):
+        assert decode_text(text.encode(page)) == text, page
+    mostly = "© 2025 Günter Milde. " * 5000
+    assert decode_text(mostly.encode() + b"caf\xe9 " + mostly.encode()) == f"{mostly}caf\ufffd {mostly}"
     assert decode_text("\ufeffBOM".encode("utf-8")) == "BOM"
     assert decode_text("wide".encode("utf-16")) == "wide"
 
