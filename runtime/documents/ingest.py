@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,14 +136,16 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                     report.rechunked_from = store.text_format
                     work = [(Path(d.path), d.collection, True) for docs in catalog.values() for d in docs.values()
                             if Path(d.path).is_file()] + work
+                weights = _WorkShares([path for path, _, _ in work])
                 for index, (path, into, rechunk) in enumerate(work):
                     if cancel is not None and cancel.is_set():
                         raise stopped(index, len(work), reindex)
                     if progress is not None:
-                        progress(_tick(index, len(work), str(path), report.chunks, started))
+                        progress(_tick(index, len(work), str(path), report.chunks, started, share=weights(index)))
                     def within(done: int, total: int, at: int = index, name: str = str(path)) -> None:
                         if progress is not None:
-                            progress(_tick(at, len(work), name, report.chunks + done, started, done, total))
+                            progress(_tick(at, len(work), name, report.chunks + done, started, done, total,
+                                           weights(at, done / total if total else 0.0)))
 
                     try:
                         _ingest_file(store, embedder, reader, path, into, catalog.setdefault(into, {}), report,
@@ -236,12 +238,30 @@ def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> Docu
 
 
 def _tick(done: int, total: int, current: str, chunks: int, started: float, file_done: int = 0,
-          file_chunks: int = 0) -> IngestProgress:
-    """A tick; inside a large file the ETA counts its embedded share as work done."""
-    tick = IngestProgress(done, total, current, chunks, None, file_done, file_chunks)
-    share = tick.fraction
-    eta = (time.perf_counter() - started) / share * (total - share) if share else None
-    return replace(tick, eta_s=eta)
+          file_chunks: int = 0, share: float = 0.0) -> IngestProgress:
+    """A tick; the ETA from ``share``, the part of the work's bytes done (a file's embedded share
+    counted): by files, a 4 MB file among small ones read "ETA 10s" with 90 s to go."""
+    eta = (time.perf_counter() - started) * (1 - share) / share if share > 0 else None
+    return IngestProgress(done, total, current, chunks, eta, file_done, file_chunks)
+
+
+class _WorkShares:
+    """The part of a run's bytes that is done before file ``index`` (plus ``within`` of it)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        sizes = []
+        for path in paths:
+            try:
+                sizes.append(max(path.stat().st_size, 1))
+            except OSError:  # reported when the file itself is read
+                sizes.append(1)
+        self.sizes, self.total = sizes, max(sum(sizes), 1)
+        self.before = [0] * len(sizes)
+        for index in range(1, len(sizes)):
+            self.before[index] = self.before[index - 1] + sizes[index - 1]
+
+    def __call__(self, index: int, within: float = 0.0) -> float:
+        return (self.before[index] + self.sizes[index] * within) / self.total
 
 
 def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, path: Path, collection: str,

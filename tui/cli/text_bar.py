@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pgpt.runtime.sanitize import strip_controls
 
 WIDTH = 30
+LOG_EVERY_S = 15.0  # in a log, a line at least this often while a large file holds the bar still
 
 
 class TextBar:
@@ -17,9 +19,10 @@ class TextBar:
         self.tty = stream.isatty()
         self.step = -1
         self.width = 0  # of the line on the terminal now
+        self.written = time.monotonic()  # when a log line was last written
 
     def draw(self, done: float, total: float, detail: str, eta_s: float | None, tail: str = "") -> None:
-        """Redraw with ``done`` of ``total``; in a log, only when the bar moves a step.
+        """Redraw with ``done`` of ``total``; in a log, when the bar moves a step or every 15 s.
 
         ``detail`` and ``tail`` (a file name) are sanitized here: a name can hold escape sequences
         that would clear the screen or write the clipboard, or a newline that would split the line.
@@ -31,8 +34,9 @@ class TextBar:
         if self.tty:  # padded over the longer line drawn before ("z.txttxt" otherwise)
             self.stream.write("\r" + line[:120].ljust(self.width))
             self.width = len(line[:120])
-        elif filled != self.step:
+        elif filled != self.step or time.monotonic() - self.written >= LOG_EVERY_S:
             self.stream.write(line + "\n")
+            self.written = time.monotonic()
         self.step = filled
         self.stream.flush()
 

@@ -160,6 +160,41 @@ def test_the_progress_line_shows_names_clean_and_overwrites_a_longer_one() -> No
     assert lines[2].endswith("new line.txt") and shown.count("\n") == 1
 
 
+def test_a_log_gets_a_progress_line_while_one_large_file_holds_the_bar_still(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Piped to a log, the bar wrote a line only when it moved a step: 2.5 minutes of silence on a 4 MB file."""
+    import io
+    import time
+
+    from pgpt.tui.cli import text_bar
+
+    monkeypatch.setattr(text_bar, "LOG_EVERY_S", 0.05)
+    log = io.StringIO()
+    bar = text_bar.TextBar(log)
+    bar.draw(51, 66, "51/66 files", 90.0, "big.txt (1024/8728 chunks of it)")
+    bar.draw(51, 66, "51/66 files", 80.0, "big.txt (1536/8728 chunks of it)")  # the same step: no line
+    time.sleep(0.06)
+    bar.draw(51, 66, "51/66 files", 70.0, "big.txt (2048/8728 chunks of it)")  # but time has passed
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].endswith("(1024/8728 chunks of it)")
+    assert lines[1].endswith("(2048/8728 chunks of it)")
+
+
+def test_the_ingest_eta_counts_bytes_not_files(tmp_path: Path) -> None:
+    """By files, a 4 MB file after 51 small ones read "ETA 10s" with 90 s to go."""
+    import time
+
+    from pgpt.runtime.documents.ingest import _tick, _WorkShares
+
+    paths = []
+    for name, size in (("a.txt", 100), ("b.txt", 100), ("big.txt", 9800)):
+        (tmp_path / name).write_bytes(b"x" * size)
+        paths.append(tmp_path / name)
+    shares = _WorkShares(paths)
+    assert shares(2) == pytest.approx(0.02) and shares(2, 0.5) == pytest.approx(0.51)
+    tick = _tick(2, 3, "big.txt", 0, time.perf_counter() - 2.0, share=shares(2))
+    assert tick.eta_s == pytest.approx(98.0, rel=0.05)  # 2 s for 2 % of the bytes
+
+
 @pytest.mark.parametrize("typed, cause", [
     ("hf_Zq81", "That token is too short: 7 characters, where a Hugging Face token has 37"),
     ("\n", "No token was given: the input was empty."),
