@@ -339,7 +339,8 @@ def user_message(error: BaseException) -> UserMessage:
             text = f"{text} {error.hint}"
         # 2: the user named something wrong (a setting, a usage, a model name), as for bad arguments
         wrong = isinstance(error, (ConfigError, UsageError, ModelNotFoundError))
-        return _safe(error.title, text, 2 if wrong else 1,
+        # 130: stopped by the user, as a shell reports a Ctrl-C (128 + SIGINT)
+        return _safe(error.title, text, 2 if wrong else 130 if isinstance(error, Cancelled) else 1,
                      http_status(error))
     from pgpt.runtime.storage_faults import storage_fault  # it builds this module's errors
 
@@ -348,7 +349,7 @@ def user_message(error: BaseException) -> UserMessage:
         return user_message(fault)
     for kind, title, hint in _FOREIGN_ERRORS:
         if isinstance(error, kind):
-            return _safe(title, f"{_describe(error)} {hint}".strip())
+            return _safe(title, f"{_describe(error)} {hint}".strip(), 130 if kind is KeyboardInterrupt else 1)
     return _safe(
         "Unexpected error",
         f"{type(error).__name__}: {_describe(error)} This is a bug in pgpt; the log file has details.",

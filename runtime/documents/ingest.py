@@ -139,7 +139,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 weights = _WorkShares([path for path, _, _ in work])
                 for index, (path, into, rechunk) in enumerate(work):
                     if cancel is not None and cancel.is_set():
-                        raise stopped(index, len(work), reindex)
+                        raise stopped(index, len(work), reindex)  # between files: none was in progress
                     if progress is not None:
                         progress(_tick(index, len(work), str(path), report.chunks, started, share=weights(index)))
                     def within(done: int, total: int, at: int = index, name: str = str(path)) -> None:
@@ -151,7 +151,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                         _ingest_file(store, embedder, reader, path, into, catalog.setdefault(into, {}), report,
                                      cancel, rechunk, within)
                     except Cancelled:
-                        raise stopped(index, len(work), reindex) from None
+                        raise stopped(index, len(work), reindex, str(path)) from None
                 if report.rechunked_from:
                     store.mark_text_format()
             if prune:
@@ -170,14 +170,17 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     return report
 
 
-def stopped(done: int, total: int, reindex: bool) -> Cancelled:
+def stopped(done: int, total: int, reindex: bool, current: str = "") -> Cancelled:
     """The error of an ingest stopped after ``done`` of ``total`` files (a cancel, Ctrl-C): what
-    stays and what to run next, in one paragraph (the generic "Nothing was changed" is not true)."""
+    stays and what to run next, in one paragraph (the generic "Nothing was changed" is not true).
+    ``current``: the file it stopped inside, whose chunks embedded so far are not kept (a file's
+    chunks are committed together, so that a document is never half in the index)."""
     if reindex:
         return Cancelled(f"Re-indexing stopped after {done} of {total} files; the index in use is unchanged. "
                          "Run it again to rebuild it.", hint="")
+    inside = f" {Path(current).name} was not finished and starts over then." if current else ""
     return Cancelled(f"Ingestion stopped after {done} of {total} files; the files done are in the index. Run it "
-                     "again to continue where it stopped (the files done are skipped).", hint="")
+                     f"again to continue where it stopped (the files done are skipped).{inside}", hint="")
 
 
 def _end_unfinished(store: DocumentStore, error: BaseException) -> None:

@@ -34,7 +34,8 @@ def test_pgpt_errors_map_to_cause_and_next_step(error: Exception, title: str, wo
     assert message.title == title
     assert str(error) in message.text and words in message.text
     assert "\n" not in message.text and "Traceback" not in message.text
-    assert message.exit_code == (2 if isinstance(error, (e.ConfigError, e.UsageError, e.ModelNotFoundError)) else 1)
+    wrong = isinstance(error, (e.ConfigError, e.UsageError, e.ModelNotFoundError))
+    assert message.exit_code == (2 if wrong else 130 if isinstance(error, e.Cancelled) else 1)  # 130: a Ctrl-C
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ def test_pgpt_errors_map_to_cause_and_next_step(error: Exception, title: str, wo
 def test_foreign_errors_have_a_title_and_a_next_step(error: BaseException, title: str) -> None:
     message = e.user_message(error)
     assert message.title == title
-    assert message.exit_code == 1
+    assert message.exit_code == (130 if isinstance(error, KeyboardInterrupt) else 1)  # as a shell says Ctrl-C
     assert message.text.endswith((".", "details."))
 
 

@@ -89,7 +89,8 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         from pgpt.runtime.documents.ingest import stopped
 
         bar.close()
-        raise stopped(last[0].done if last else 0, last[0].total if last else 0, args.reindex) from None
+        inside = last[0].current if last and last[0].file_chunks else ""  # stopped inside a large file
+        raise stopped(last[0].done if last else 0, last[0].total if last else 0, args.reindex, inside) from None
     bar.close()
     if args.json:
         fields = ("added", "updated", "renamed", "unchanged", "removed", "gone", "rechunked")
