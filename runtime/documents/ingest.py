@@ -203,8 +203,9 @@ def _catalog(store: DocumentStore) -> dict[str, dict[str, DocumentRecord]]:
     return catalog
 
 
-def forget_path(settings: Settings, embedder: Any, path: str) -> list[DocumentRecord]:
-    """Remove the document at ``path`` (an absolute path as indexed) from every collection.
+def forget_path(settings: Settings, embedder: Any, path: str, collection: str | None = None) -> list[DocumentRecord]:
+    """Remove the document at ``path`` (an absolute path as indexed), or every document under it
+    when it is a folder, from ``collection`` (None: every collection).
 
     Raises:
         UsageError: nothing is indexed under that path (exit 2: a path to check, not a fault).
@@ -212,9 +213,11 @@ def forget_path(settings: Settings, embedder: Any, path: str) -> list[DocumentRe
     """
     with writer_lock(settings):
         store = open_store(settings, embedder)
-        matches = [d for d in store.documents() if d.path == path]
+        matches = [d for d in store.documents(collection)
+                   if d.path == path or Path(d.path).is_relative_to(Path(path))]
         if not matches:
-            raise UsageError(f"{path} is not in the document index.",
+            where = f" (collection {collection})" if collection else ""
+            raise UsageError(f"{path} is not in the document index{where}, and no indexed file is under it.",
                              hint="See the indexed files with `pgpt-tui docs`.")
         for record in matches:
             store.forget(record.doc_id)

@@ -139,10 +139,14 @@ def _fuse(legs: list[list[dict[str, Any]]], k: int, per_document: int | None) ->
               + (1 - VECTOR_WEIGHT) * bm25.get(chunk_id, 0.0) / best_bm25 for chunk_id, row in rows.items()}
     hits: list[Hit] = []
     taken: dict[str, int] = {}
+    shown: set[tuple[str, str]] = set()  # a file in two collections has each passage twice: show it once
     for chunk_id in sorted(scores, key=lambda c: -scores[c]):
         row = rows[chunk_id]
         if per_document is not None and taken.get(row["doc_id"], 0) >= per_document:
             continue
+        if (row["path"], row["text"]) in shown:
+            continue
+        shown.add((row["path"], row["text"]))
         taken[row["doc_id"]] = taken.get(row["doc_id"], 0) + 1
         hits.append(Hit(row["path"], int(row["page"]), row["text"], round(scores[chunk_id], 5),
                         row["heading"], chunk_id, round(float(row["similarity"]), 4)))

@@ -32,8 +32,9 @@ def add_parsers(sub: Any) -> None:
     docs = sub.add_parser("docs", help="list indexed documents with chunk counts and dates")
     docs.add_argument("--collection", help="list this collection only (default: all)")
     docs.add_argument("--json", action="store_true", help="print one JSON object")
-    forget = sub.add_parser("forget", help="remove one document from the index")
-    forget.add_argument("path", type=Path, help="its path (with --server: its file name, path or id)")
+    forget = sub.add_parser("forget", help="remove a document, or every document under a folder, from the index")
+    forget.add_argument("path", type=Path, help="its path or a folder's (with --server: its file name, path or id)")
+    forget.add_argument("--collection", help="from this collection only (default: every collection)")
     search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
     search.add_argument("query", help="what to look for, or - to read it from standard input")
     search.add_argument("-k", type=result_count, default=5, help="number of results, 1 to 100 (default 5)")
@@ -149,9 +150,13 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
 
         return forget_on_server(settings, args)
     wanted = str(args.path.expanduser().resolve())
-    forgotten = forget_path(settings, default_embedder(settings), wanted)
+    forgotten = forget_path(settings, default_embedder(settings), wanted, args.collection)
     chunks = sum(d.chunks for d in forgotten)
-    print(strip_controls(f"forgot {wanted} ({chunks} chunk{'' if chunks == 1 else 's'})"))
+    files = {d.path for d in forgotten}
+    what = wanted if files == {wanted} else f"{len(files)} file{'' if len(files) == 1 else 's'} under {wanted}"
+    collections = sorted({d.collection for d in forgotten})
+    print(strip_controls(f"forgot {what} ({chunks} chunk{'' if chunks == 1 else 's'}; "
+                         f"collection{'' if len(collections) == 1 else 's'} {', '.join(collections)})"))
     return 0
 
 

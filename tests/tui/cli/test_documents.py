@@ -88,6 +88,30 @@ def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> No
     assert missing.returncode == 2 and "pgpt-tui docs" in missing.stderr and "Usage error" in missing.stderr
 
 
+def test_a_file_in_two_collections_is_found_once_and_forgotten_where_asked(settings: Settings, tmp_path: Path) -> None:
+    """A tester's README in two collections came back as results [1] and [2]; forget had no
+    --collection (it removed both) and a folder was "not in the document index"."""
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "readme.md").write_text("# Requests\n\nRequests sends HTTP/1.1 requests with a session object.\n")
+    (docs / "sub" / "notes.md").write_text("# Notes\n\nThe ferry leaves at noon from the north quay.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    assert tui_cli(settings, "ingest", str(docs), "--collection", "req").returncode == 0
+    found = json.loads(tui_cli(settings, "search", "HTTP session object", "-k", "3", "--json").stdout)["results"]
+    assert Path(found[0]["source"]).name == "readme.md"
+    assert [(r["source"], r["text"]) for r in found].count((found[0]["source"], found[0]["text"])) == 1
+    one = tui_cli(settings, "forget", str(docs / "readme.md"), "--collection", "req")
+    assert one.returncode == 0 and "collection req)" in one.stdout, one.stdout
+    listed = json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]
+    assert {(Path(d["path"]).name, d["collection"]) for d in listed} == {
+        ("readme.md", "default"), ("notes.md", "default"), ("notes.md", "req")}
+    folder = tui_cli(settings, "forget", str(docs / "sub"))
+    assert folder.returncode == 0 and f"forgot 1 file under {docs / 'sub'} (2 chunks; collections default, req)" \
+        in folder.stdout, folder.stdout
+    left = [Path(d["path"]).name for d in json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]]
+    assert left == ["readme.md"]
+
+
 def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: Settings, tmp_path: Path) -> None:
     """A missing path was "1 skipped" (exit 0) and an unknown collection "not found" or an empty
     list, as if the documents did not say."""
