@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,17 @@ def _link_problem(link: Path, root: Path) -> str:
     except (OSError, RuntimeError) as exc:
         return fs_reason(exc)
     return "" if target.is_relative_to(root) else "a symlink leading outside the folder"
+
+
+def split_unreadable(left_out: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """:func:`collect_files`' left-out files as (skipped, failed): a file or folder this user may
+    not read is a failure to fix (exit 1, with the command that shows why), not a file without text."""
+    def unreadable(reason: str) -> bool:
+        return reason.startswith(("unreadable", "a folder that cannot be listed"))
+
+    return ([(name, why) for name, why in left_out if not unreadable(why)],
+            [(name, f"{why}; check its owner and mode: ls -ld {shlex.quote(name)}")
+             for name, why in left_out if unreadable(why)])
 
 
 def fs_reason(error: BaseException) -> str:

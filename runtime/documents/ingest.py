@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.documents.chunking import chunk_sections
-from pgpt.runtime.documents.discovery import collect_files, fs_reason
+from pgpt.runtime.documents.discovery import collect_files, fs_reason, split_unreadable
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.readers import Section
 from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore, writer_lock
@@ -127,7 +127,8 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 store.drop_stale_tables()
                 catalog = _catalog(store)
                 known = catalog.setdefault(collection, {})
-                files, report.skipped = collect_files(paths)
+                files, left_out = collect_files(paths)
+                report.skipped, report.failed = split_unreadable(left_out)
                 work = [(path, collection, False) for path in files]
                 if reindex:  # every document of the index in use comes along, in its own collection
                     work += _carried_over(store, {(str(path), collection) for path in files}, report)

@@ -190,6 +190,23 @@ def test_doctor_flags_a_damaged_index(settings: Settings, tmp_path: Path) -> Non
     assert damaged.returncode == 1 and "data: document index: " in damaged.stderr, damaged.stderr
 
 
+def test_an_unreadable_file_fails_the_ingest_with_the_way_to_fix_it(settings: Settings, tmp_path: Path) -> None:
+    """A tester's mode-000 file was "skipped: unreadable (permission denied)", exit 0, no next step."""
+    if not _can([*NO_DAC, "true"]):
+        pytest.skip("needs capsh and root to make root obey file modes")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ok.txt").write_text("The ferry leaves at noon.")
+    secret = docs / "secret.txt"
+    secret.write_text("The launch code is 7341.")
+    secret.chmod(0)
+    done = cli(settings, "ingest", str(docs), drop_dac=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (f"failed: {secret}: unreadable (permission denied); check its owner and mode: ls -ld {secret}"
+            in done.stdout), done.stdout
+    assert "1 added, 0 updated, 0 renamed, 0 unchanged, 0 removed, 0 skipped, 1 failed" in done.stdout
+
+
 def test_an_unreadable_stored_token_is_reported_not_hidden(settings: Settings) -> None:
     """Probe 4.7: with PGPT_HOME unreadable, `token status` said "(none) from none", exit 0."""
     if not _can([*NO_DAC, "true"]):

@@ -18,7 +18,7 @@ _STATUSES = ("added", "updated", "renamed", "unchanged")
 def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     """Upload the files under ``args.paths`` to the server, one at a time, with progress; exit 1
     when one was refused (each named with the server's reason), else 0."""
-    from pgpt.runtime.documents.discovery import collect_files
+    from pgpt.runtime.documents.discovery import collect_files, split_unreadable
     from pgpt.runtime.errors import PgptError, ServerError, UsageError, user_message
     from pgpt.runtime.remote import connect
 
@@ -26,7 +26,8 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
         raise UsageError("--prune and --reindex work on a local index; the server keeps its own.",
                          hint="Run them on the server's machine, or upload without them.")
     files, skipped = collect_files(list(args.paths))
-    counts, failed, started = dict.fromkeys(_STATUSES, 0), [], time.monotonic()
+    skipped, failed = split_unreadable(skipped)
+    counts, started = dict.fromkeys(_STATUSES, 0), time.monotonic()
     remote, bar = connect(settings), TextBar(sys.stderr)
     try:
         for done, path in enumerate(files):
