@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `pgpt-tui`."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        return _unknown_arguments(parser, args, unknown)
     from pgpt.runtime.errors import user_message
 
     try:
@@ -98,6 +101,25 @@ def main(argv: list[str] | None = None) -> int:
         start = "\n" if isinstance(exc, KeyboardInterrupt) and sys.stderr.isatty() else ""
         print(f"{start}error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code
+
+
+def _unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> int:
+    """Exit 2 naming what was not understood, the nearest option of the command, and its --help
+    (argparse printed the top level's usage for `ingest docs --colection x`)."""
+    import difflib
+
+    command = getattr(args, "command", None)
+    choices = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+    where = choices.get(command, parser) if command else parser
+    options = [flag for action in where._actions for flag in action.option_strings]
+    guess = next((difflib.get_close_matches(word.split("=")[0], options, n=1) for word in unknown
+                  if word.startswith("-")), [])
+    prog = f"pgpt-tui {command}" if command else "pgpt-tui"
+    print(where.format_usage().rstrip(), file=sys.stderr)
+    print(strip_controls(f"error: Usage error: {prog} does not take {' '.join(unknown)}."
+                         + (f" Did you mean {guess[0]}?" if guess else "") + f" See `{prog} --help`."),
+          file=sys.stderr)
+    return 2
 
 
 def _reader_gone() -> int:

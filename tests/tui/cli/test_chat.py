@@ -188,6 +188,17 @@ def test_every_option_of_chat_models_and_check_has_help() -> None:
         assert [a.dest for a in sub.choices[command]._actions if not a.help] == [], command
 
 
+def test_a_mistyped_option_names_the_command_and_the_nearest_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ingest docs --colection x` printed the top level's usage and "unrecognized arguments"."""
+    from pgpt.tui.cli.main import main
+
+    assert main(["ingest", "docs", "--colection", "x"]) == 2
+    shown = capsys.readouterr().err.splitlines()
+    assert shown[0].startswith("usage: pgpt-tui ingest ") and shown[-1] == (
+        "error: Usage error: pgpt-tui ingest does not take --colection x. Did you mean --collection? "
+        "See `pgpt-tui ingest --help`.")
+
+
 @pytest.mark.parametrize("text, cause", [
     ('{"active_model": 42}', '"active_model" must be a model name in quotes, not 42'),
     ('{"active_model": "smollm2-13', "it is not valid JSON"),
