@@ -144,10 +144,26 @@ def index_state(settings: Settings) -> str:
                 "`pgpt-tui ingest PATH... --reindex`")
     stale = [t for t in tables if t.startswith(TABLE) and t != name]
     notes = "" if text_index or not rows else ", full-text index missing (the next ingest builds it)"
-    if stale:
+    if stale and (writer := _writer(folder)):
+        notes += f", a re-index or ingestion is running ({writer})"
+    elif stale:
         notes += f", {len(stale)} unfinished re-index table(s) (the next ingest drops them)"
     writable = "" if os.access(folder, os.W_OK) else ", NOT writable (ingest cannot add documents)"
     return f"{folder}: ok, {documents} documents, {rows} chunks{notes}{writable}"
+
+
+def _writer(folder: Path) -> str:
+    """Who holds the index's writer lock ("pid N"), or "" when nobody does (looked at, not taken)."""
+    try:
+        with open(folder / ".writer.lock", "r", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return handle.read().strip() or "another process"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        pass
+    return ""
 
 
 class DocumentStore:

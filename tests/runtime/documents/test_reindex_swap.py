@@ -122,6 +122,22 @@ def test_a_reindex_of_one_folder_keeps_every_other_folder_and_collection(
     assert search(store, embedder, "BRAVO2X", k=1, collection="notes")[0].source == str(second / "two.txt")
 
 
+def test_doctor_tells_a_running_reindex_from_an_unfinished_one(settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """During a live --reindex doctor said "1 unfinished re-index table(s) (the next ingest drops them)"."""
+    import os
+
+    from pgpt.runtime.documents.store import index_state, writer_lock
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "one.txt").write_text("The codeword is ALPHA1X.")
+    ingest(settings, [corpus], embedder)
+    with writer_lock(settings):
+        open_store(settings, embedder, rebuild=True)  # its new table, as a re-index has it mid-way
+        assert f"a re-index or ingestion is running (pid {os.getpid()})" in index_state(settings)
+    assert "1 unfinished re-index table(s) (the next ingest drops them)" in index_state(settings)
+
+
 def test_a_cancelled_reindex_keeps_the_index_in_use(settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Probe 1.4 with a cancel (Ctrl+X in the app) instead of a kill."""
     import threading
