@@ -46,26 +46,27 @@ def _walk(root: Path) -> Iterator[tuple[Path, str]]:
         for name in sorted(dirs):
             link = Path(folder) / name
             if link.is_symlink():
-                reason = _link_problem(link, root)
-                if reason:
-                    yield link, reason
-                # a link to a folder inside the root: that folder is walked on its own
+                # a link to a folder inside the root: that folder is walked on its own, and said so
+                yield link, _link_problem(link, root) or _inside_link(link, root)
         dirs[:] = [d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink()]
         for name in sorted(names):
             if name.startswith("."):
                 continue
             path = Path(folder) / name
             try:
-                if path.is_symlink():
-                    reason = _link_problem(path, root)
-                    if reason:
-                        yield path, reason
-                    continue  # an inside target is ingested under its own path
+                if path.is_symlink():  # an inside target is ingested under its own path, and said so
+                    yield path, _link_problem(path, root) or _inside_link(path, root)
+                    continue
                 yield path, _name_problem(path) or _file_problem(path)
             except (OSError, RuntimeError) as exc:
                 yield path, fs_reason(exc)
     for error in unreadable:
         yield Path(error.filename or root), f"a folder that cannot be listed ({error.strerror})"
+
+
+def _inside_link(link: Path, root: Path) -> str:
+    """The report's line for a link that stays inside ``root``: its target is read once, by its own path."""
+    return f"a link to {link.resolve().relative_to(root)} (read there, once)"
 
 
 def _link_problem(link: Path, root: Path) -> str:

@@ -43,10 +43,12 @@ def test_a_hostile_folder_gives_reasons_and_no_crash(settings: Settings, embedde
     odd = root / "it's \"quoted\"\nand new-lined.txt"
     odd.write_text("The odd file talks about lighthouses.")
     (root / "outside.txt").symlink_to(tmp_path / "plain.pdf")
+    (root / "again.txt").symlink_to(root / "latin.txt")  # inside: read once, by its own path, and said so
     report = ingest(settings, [root], embedder)
     reasons = {Path(p).name: r for p, r in report.skipped}
     assert reasons["fake.txt"].startswith("binary") and "zip bomb" in reasons["bomb.docx"]
     assert "encrypted PDF" in reasons["locked.pdf"] and "outside the folder" in reasons["outside.txt"]
+    assert reasons["again.txt"] == "a link to latin.txt (read there, once)"
     assert {Path(p).name for p in report.added} == {"latin.txt", odd.name} and not report.failed
     store = open_store(settings, embedder)
     assert search(store, embedder, "lighthouses", k=1)[0].source == str(odd)
