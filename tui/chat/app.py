@@ -81,7 +81,7 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
 
     def compose(self) -> ComposeResult:
         yield ChatLog(id="log")
-        yield ProgressBar(id="ingest-progress", show_eta=True)
+        yield ProgressBar(id="ingest-progress", show_eta=False)  # the status line has the ETA by bytes
         yield Static("Loading model…", id="status")
         yield Input(placeholder="Ask a question and press Enter", id="prompt")
         yield Footer(compact=True, show_command_palette=False)  # 80 columns: Ctrl+P is in the hint

@@ -89,10 +89,9 @@ class PanelsMixin:
         bar = self._chat.query_one("#ingest-progress", ProgressBar)
         bar.display = True
         bar.update(total=max(tick.total, 1), progress=tick.fraction)
-        eta = f", ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
-        inside = f" ({tick.file_chunks_done}/{tick.file_chunks} of a large file)" if tick.file_chunks else ""
-        self._set_status(f"adding documents: {tick.done}/{tick.total} files, {tick.chunks} chunks{inside}{eta} "
-                         "(Ctrl+X stops)")
+        eta = f" · ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
+        # 80 columns: the files, the ETA and the key first; the Docs panel (F4) has the current file
+        self._set_status(f"adding documents {tick.done}/{tick.total}{eta} · {tick.chunks} chunks · Ctrl+X stops")
 
     def on_ingest_done(self: Any, message: IngestDone) -> None:
         """A notice in the chat (the Docs screen keeps the full report); documents mode once indexed."""

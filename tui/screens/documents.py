@@ -22,7 +22,7 @@ from pgpt.tui.chat.messages import IngestDone, IngestTick
 from pgpt.tui.screens.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
 
-PATH_CHARS = 30  # what the file column shows at 80 columns, beside the folder tree
+PATH_CHARS = 26  # what the file column shows at 80 columns, beside the folder tree and the scrollbar
 
 if TYPE_CHECKING:
     from pgpt.runtime.documents.store import DocumentRecord
@@ -111,7 +111,7 @@ class DocumentsScreen(PanelScreen):
             yield VisibleTree(Path.cwd(), id="doc-tree")
             yield DocumentTable(id="doc-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="doc-progress-line"):
-            yield ProgressBar(id="doc-progress", show_eta=True)
+            yield ProgressBar(id="doc-progress", show_eta=False)  # its ETA counts files: ours counts bytes
             yield Static(id="doc-progress-text")
         with VerticalScroll(id="doc-report-box"):
             yield Static("Nothing added in this session yet.", id="doc-report")
@@ -237,8 +237,9 @@ class DocumentsScreen(PanelScreen):
         tick = message.tick  # the message goes on to the app, which shows it under the chat too
         name = Path(tick.current).name if tick.current else ""
         inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks)" if tick.file_chunks else ""
+        eta = f"ETA {tick.eta_s:.0f} s · " if tick.eta_s is not None else ""  # first: the line is cut at 80 columns
         self._show_progress(tick.fraction, max(tick.total, 1),
-                            f"{tick.done}/{tick.total} files · {tick.chunks} chunks · {clean_text(name)}{inside}")
+                            f"{eta}{tick.done}/{tick.total} files · {clean_text(name)}{inside} · {tick.chunks} chunks")
 
     @on(IngestDone)
     def _done(self, message: IngestDone) -> None:
