@@ -26,6 +26,12 @@ def result_count(text: str) -> int:
     return _checked(text, int, "a whole number", lambda v: 1 <= v <= 100, "a search gives 1 to 100 results")
 
 
+def passage_count(text: str) -> int:
+    """Passages an answer reads, 1 to 20 (as pgpt-serve's ``passages``: -k 1000 was taken, and the
+    context holds a few)."""
+    return _checked(text, int, "a whole number", lambda v: 1 <= v <= 20, "an answer reads 1 to 20 passages")
+
+
 def tcp_port(text: str) -> int:
     """A TCP port, 1 to 65535 (0, "any free port", would leave clients not knowing where to connect)."""
     return _checked(text, int, "a whole number", lambda v: 1 <= v <= 65535, "a TCP port is 1 to 65535")

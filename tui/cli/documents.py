@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgpt.runtime.arg_types import collection_name, non_negative_int, positive_int, result_count
+from pgpt.runtime.arg_types import collection_name, non_negative_int, passage_count, positive_int, result_count
 from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar
@@ -44,7 +44,7 @@ def add_parsers(sub: Any) -> None:
     ask.add_argument("question", help="the question, or - to read it from standard input")
     ask.add_argument("--collection", help="answer from this collection only (default: all)")
     # None: pgpt.runtime.documents.answers.DEFAULT_PASSAGES (not imported here: numpy would slow --help).
-    ask.add_argument("-k", type=positive_int, default=None, help="passages to hand to the model (default 3)")
+    ask.add_argument("-k", type=passage_count, default=None, help="passages to hand to the model, 1 to 20 (default 3)")
     ask.add_argument("--sentences", type=non_negative_int, default=None,
                      help="the sentences of those passages closest to the question that the model reads "
                           "(default 8; 0: whole passages)")

@@ -134,6 +134,7 @@ def test_bad_provider_setting_exits_2(settings) -> None:  # type: ignore[no-unty
     (["chat", "hi", "--top-k", "-1"], "lowest allowed value is 0"),
     (["search", "x", "-k", "0"], "a search gives 1 to 100 results"),
     (["ask", "x", "-k", "many"], "not a whole number"),
+    (["ask", "x", "-k", "1000"], "1000 is refused: an answer reads 1 to 20 passages"),
     (["bench", "--repeats", "0"], "lowest allowed value is 1"),
     (["chat", "hi", "--temperature", "nan"], "Temperature must be 0 (greedy) or more (got nan)"),
     (["chat", "hi", "--top-p", "2"], "Top-p must be above 0 and at most 1 (got 2.0)"),
