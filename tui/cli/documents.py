@@ -313,7 +313,9 @@ def describe_answer(result: dict[str, Any]) -> str:
         lines += ["", "Supporting quotes:"]
         lines += [f"  [{q['source']}] {_where(q['file'], q['page'])}: \u201c{q['sentence']}\u201d" for q in result["quotes"]]
     if result["sources"] and not result.get("not_found"):
-        lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'])}" for n, s in enumerate(result["sources"], 1)]
+        # each with its opening words: two passages of one PDF page were "[1] a.pdf, page 3" twice
+        lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'])}: {_opening(s.get('text', ''))}"
+                                     for n, s in enumerate(result["sources"], 1)]
     if result.get("closest"):
         lines += ["", "Closest passages (the answer may be in them; judge for yourself):"]
         from pgpt.runtime.documents.grounding import CLOSEST_CHARS, sentence_window
@@ -324,6 +326,12 @@ def describe_answer(result: dict[str, Any]) -> str:
     if result["cached"]:
         lines += ["(cached: a similar question was answered before)"]
     return strip_controls("\n".join(lines))
+
+
+def _opening(text: str, width: int = 60) -> str:
+    """A passage's first words on one line, cut at a word within ``width`` characters, with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0] + "\u2026"
 
 
 def _where(path: str, page: int) -> str:

@@ -165,11 +165,12 @@ def test_ask_text_output_shows_quotes_or_the_closest_passages_without_escapes() 
 
     quote = {"file": "/d/zephyr.pdf", "page": 3, "sentence": "The code is 7341.\x1b]52;c;ZXZpbA==\x07", "source": 1}
     answered = describe_answer({"answer": "The code is 7341 [1].", "kind": "answer", "not_found": False,
-                                "quotes": [quote], "sources": [{"source": "/d/zephyr.pdf", "page": 3, "text": "x"}],
+                                "quotes": [quote], "sources": [{"source": "/d/zephyr.pdf", "page": 3,
+                                                                "text": "Launch codes\n\nThe code is 7341. " * 3}],
                                 "closest": [], "cached": True})
     assert answered.splitlines() == ["The code is 7341 [1].", "", "Supporting quotes:",
                                      "  [1] /d/zephyr.pdf, page 3: \u201cThe code is 7341.\u201d", "", "Sources:",
-                                     "  [1] /d/zephyr.pdf, page 3", "(cached: a similar question was answered before)"]
+                                     "  [1] /d/zephyr.pdf, page 3: Launch codes The code is 7341. Launch codes The code is\u2026", "(cached: a similar question was answered before)"]
     passage = {"source": "/d/ferry.txt", "page": 0, "text": "The ferry\nleaves at noon. " * 20, "score": 0.1}
     missing = describe_answer({"answer": "I could not find it.", "kind": "not_found", "not_found": True, "quotes": [],
                                "sources": [], "closest": [passage] * 3, "cached": False})
