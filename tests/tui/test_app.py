@@ -103,6 +103,30 @@ async def test_a_missing_chosen_model_says_to_run_the_export(tmp_path: Path) -> 
         assert not app.answering and len(turns(app)) == 1
 
 
+async def test_a_pasted_text_keeps_all_its_lines_and_loses_its_control_characters(tmp_path: Path) -> None:
+    """A tester pasted "Summarise this:\nThe ferry leaves at noon.\n..." and the prompt kept only its first line."""
+    from textual import events
+
+    app = ChatApp(Settings(home=tmp_path / "home", model_cache=tmp_path / "empty", model="no-such-model"))
+    async with app.run_test(size=SIZE) as pilot:
+        prompt = app.query_one("#prompt", Input)
+        await pilot.press(*"Q: ")
+        prompt.post_message(events.Paste("Summarise this:\nThe ferry leaves at noon.\r\n\n  It costs 42 \x1b[31meuros.\n"))
+        await pilot.pause()
+        assert prompt.value == "Q: Summarise this: The ferry leaves at noon. It costs 42 euros."
+
+
+def test_the_status_line_shows_speeds_only_when_the_model_ran() -> None:
+    """A "not found" decided before any model ran said "TTFT 0.00 s · 0.0 tok/s"."""
+    from pgpt.runtime.llm.chat import ChatResult
+    from pgpt.tui.chat.widgets import describe_result
+
+    ran = ChatResult("x", "m", "cpu", timings={"ttft_s": 0.31, "decode_tok_s": 55.0})
+    early = ChatResult("not found", "m", "cpu", timings={"embed_s": 0.01, "ttft_s": 0.0, "decode_tok_s": 0.0})
+    assert describe_result(ran, False).endswith("m · TTFT 0.31 s · 55.0 tok/s")
+    assert describe_result(early, False).endswith(" · m") and "TTFT" not in describe_result(early, False)
+
+
 async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the_sentence(settings: Settings,
                                                                                        tmp_path: Path) -> None:
     from pgpt.runtime.documents.ingest import ingest

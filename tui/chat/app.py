@@ -20,7 +20,7 @@ from pgpt.tui.chat.library import MODES, DocumentLibrary, describe_closest, desc
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
 from pgpt.tui.chat.panels import PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
-from pgpt.tui.chat.widgets import ChatLog, Turn, describe_result, provider_label
+from pgpt.tui.chat.widgets import ChatLog, PromptInput, Turn, describe_result, provider_label
 
 __all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
@@ -78,12 +78,13 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         self._reply_mode = "chat"
         self.saved: Conversation | None = None  # the conversation's file, once it has an answer
         self.docs_mode_next = False  # switch to documents when the running answer ends
+        self._loaded_once = False  # the first model load picks documents mode when some are indexed
 
     def compose(self) -> ComposeResult:
         yield ChatLog(id="log")
         yield ProgressBar(id="ingest-progress", show_eta=False)  # the status line has the ETA by bytes
         yield Static("Loading model…", id="status")
-        yield Input(placeholder="Ask a question and press Enter", id="prompt")
+        yield PromptInput(placeholder="Ask a question and press Enter", id="prompt")
         yield Footer(compact=True, show_command_palette=False)  # 80 columns: Ctrl+P is in the hint
 
     def on_mount(self) -> None:
@@ -134,7 +135,9 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         self.engine = message.engine
         self.library = message.library
         self._chat.query_one("#ingest-progress", ProgressBar).display = self._ingesting()
-        if self.library is not None and self.library.documents:
+        first = not self._loaded_once  # a model chosen later (F3) leaves the user's mode alone
+        self._loaded_once = True
+        if first and self.library is not None and self.library.documents:
             self._set_mode("docs")
         elif self.mode != "chat" and self.library is None:
             self._documents_unavailable()

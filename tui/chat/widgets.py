@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
-from pgpt.tui.sanitize import clean_text
+from pgpt.tui.sanitize import clean_text, strip_controls
 
 if TYPE_CHECKING:
     from pgpt.runtime.llm.chat import ChatResult
@@ -37,6 +38,21 @@ class Turn(Static):
         self.update(f"{body} [dim italic]{clean_text(self.mark)}[/]" if self.mark else body)
 
 
+class PromptInput(Input):
+    """The one-line prompt. A paste keeps all its lines, joined by spaces, and loses its control
+    characters: Textual's Input kept only the first line of a paste, without a word."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        lines = [" ".join(line.split()) for line in strip_controls(event.text).splitlines()]
+        text = " ".join(line for line in lines if line)
+        if text and self.selection.is_empty:
+            self.insert_text_at_cursor(text)
+        elif text:
+            self.replace(text, *self.selection)
+        event.stop()
+        event.prevent_default()  # not Input's own handler as well
+
+
 class ChatLog(VerticalScroll):
     """The conversation, oldest first; it follows new text until the user scrolls up."""
 
@@ -62,7 +78,7 @@ def describe_result(result: ChatResult, stopped: bool) -> str:
     timings = result.timings
     if result.cached:
         parts.append("cached")
-    elif timings and not stopped:
+    elif timings and not stopped and timings.get("ttft_s", 0.0) > 0:  # "not found" before any model ran: no speeds
         parts += [f"TTFT {timings.get('ttft_s', 0.0):.2f} s", f"{timings.get('decode_tok_s', 0.0):.1f} tok/s"]
     if stopped:
         parts.append("stopped")
