@@ -15,6 +15,7 @@ from pgpt.runtime.errors import PgptError
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
+from pgpt.tui.screens.confirm import Confirm
 from test_app import SIZE, ask, turns, wait_until
 
 
@@ -64,9 +65,23 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
 
         await pilot.press("f5")
         await wait_until(pilot, lambda: table.row_count == 1)
-        await pilot.press("delete")
+        await pilot.press("delete")  # it asks first (it deleted at once); n keeps it
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "Delete the conversation \u201cWhat is the capital of France?\u201d" in str(
+            app.screen.query_one(Static).render())
+        await pilot.press("n")
+        await wait_until(pilot, lambda: not isinstance(app.screen, Confirm))
+        assert len(list_conversations(settings)) == 1
+        await pilot.press("delete", "y")
         await wait_until(pilot, lambda: table.row_count == 0)
         assert list_conversations(settings) == []
+        # It was the open conversation: the chat starts anew, and the next answer does not bring it back
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: len(app.screen_stack) == 1)
+        assert turns(app) == []
+        await ask(pilot, "What is the capital of Spain?")
+        (fresh,) = list_conversations(settings)
+        assert [t["text"] for t in fresh.turns if t["kind"] == "user"] == ["What is the capital of Spain?"]
 
 
 async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Settings, tmp_path: Path,

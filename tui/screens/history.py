@@ -83,13 +83,25 @@ class HistoryScreen(PanelScreen):
             self.app.open_conversation(conversation)  # type: ignore[attr-defined]
 
     def action_delete(self) -> None:
-        """Delete the selected conversation's file."""
-        from pgpt.runtime.conversations import delete_conversation
+        """Delete the selected conversation's file, after asking (it deleted at once, with no way back)."""
+        from pgpt.tui.screens.confirm import Confirm
 
         table = self.query_one(ConversationTable)
         if table.row_count == 0:
             return
         key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        conversation = self._conversations.get(key)
+        title = clean_text(conversation.title) if conversation else key
+        self.app.push_screen(Confirm(f"Delete the conversation \u201c{title}\u201d? It cannot be brought back."),
+                             lambda yes: self._delete(key) if yes else None)
+
+    def _delete(self, key: str) -> None:
+        from pgpt.runtime.conversations import delete_conversation
+
         delete_conversation(self.settings, key)  # one unlink: quick enough for the main thread
+        # The chat open on it would save it again, whole, with its next answer: it starts anew.
+        opened = getattr(self.app, "saved", None)
+        if opened is not None and opened.id == key:
+            self.app.action_new_chat()  # type: ignore[attr-defined]
         self.notify("Conversation deleted.", timeout=3)
         self.list_conversations()

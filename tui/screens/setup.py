@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from pgpt.runtime.errors import user_message
+from pgpt.tui.screens.confirm import Confirm
 from pgpt.tui.screens.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
 
@@ -142,27 +142,13 @@ def findings_markup(checks: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-class ConfirmClear(ModalScreen[bool]):
+class ConfirmClear(Confirm):
     """Ask before deleting the stored token: pasting it again is the only way back."""
 
-    DEFAULT_CSS = """
-    ConfirmClear { align: center middle; }
-    ConfirmClear > Vertical { width: 64; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
-    """
-    BINDINGS = [Binding("y", "answer(True)", "Remove"), Binding("n,escape", "answer(False)", "Keep")]
-
     def __init__(self, path: str) -> None:
-        super().__init__()
+        super().__init__(f"Remove the token stored by pgpt ({clean_text(path)})?\n"
+                         "Pasting it again is the only way back.", yes="remove")
         self.path = path
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(f"Remove the token stored by pgpt ({clean_text(self.path)})?\n"
-                         "Pasting it again is the only way back.\n\n[b]y[/b] remove · [b]n[/b] / [b]Esc[/b] keep")
-
-    def action_answer(self, remove: bool) -> None:
-        """Close the dialog with the answer."""
-        self.dismiss(remove)
 
 
 class SetupScreen(PanelScreen):

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.coordinate import Coordinate
-from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from pgpt.tui.jobs import quality_cell
+from pgpt.tui.screens.confirm import Confirm
 from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:
@@ -81,40 +79,14 @@ def _size(size: int) -> str:
     return f"{size / 1e6:.0f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
 
 
-class ConfirmDelete(ModalScreen[bool]):
+class ConfirmDelete(Confirm):
     """Asks before a model is deleted: y deletes, n or Esc keeps it."""
 
-    DEFAULT_CSS = """
-    ConfirmDelete {
-        align: center middle;
-    }
-    ConfirmDelete > Vertical {
-        width: 60;
-        height: auto;
-        padding: 1 2;
-        border: thick $error;
-        background: $surface;
-    }
-    """
-    BINDINGS = [
-        Binding("y", "answer(True)", "Delete"),
-        Binding("n,escape", "answer(False)", "Keep"),
-    ]
-
     def __init__(self, model: ModelInfo, active: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.active = active
-
-    def compose(self) -> ComposeResult:
-        note = " It is the chat model: chat switches to the default." if self.active else ""
-        with Vertical():
-            yield Static(f"Delete {clean_text(self.model.name)} ({self.model.size_bytes / 1e6:.0f} MB) from "
-                         f"{clean_text(str(_cache_of(self.model.path)))}?{note}\n\n[b]y[/b] deletes, [b]n[/b] keeps it.")
-
-    def action_answer(self, delete: bool) -> None:
-        """Close the dialog with the answer."""
-        self.dismiss(delete)
+        note = " It is the chat model: chat switches to the default." if active else ""
+        super().__init__(f"Delete {clean_text(model.name)} ({model.size_bytes / 1e6:.0f} MB) from "
+                         f"{clean_text(str(_cache_of(model.path)))}?{note}")
+        self.model, self.active = model, active
 
 
 def _cache_of(folder: Path) -> Path:
