@@ -68,7 +68,7 @@ def network_report(token: TokenChoice, timeout: float = 5.0) -> dict[str, Any]:
             report[name] = mask_proxy(os.environ[name])
     report["CA bundle"] = next((f"{n}={os.environ[n]}" for n in CA_VARIABLES if os.environ.get(n)), "system default")
     report["hub answers"] = _ping(timeout)
-    report["token"] = f"{token.masked} from {token.source}"
+    report["token"] = f"{token.masked} from {token.source}" if token.token else "none set"
     return report
 
 

@@ -155,7 +155,7 @@ async def test_doctor_shows_endpoint_reachability_proxies_and_folders(settings: 
         screen = await open_setup(pilot)
         findings = shown(screen, "#doctor-findings")
         assert findings.startswith("network\n") and f"endpoint: {hub_env.url}" in findings
-        assert "mirror: True" in findings and "proxies: none set" in findings
+        assert "mirror: yes" in findings and "proxies: none set" in findings  # not "True"
         assert screen.checks["network"]["hub answers"].startswith("answers (HTTP 404")  # no /api/models here
         assert f"hub cache (HF_HUB_CACHE or HF_HOME/hub): {tmp_path / 'hf' / 'hub'} (not created yet): writable" in findings
         assert "GB free" in findings

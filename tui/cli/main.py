@@ -202,7 +202,8 @@ def _doctor(settings: Any, args: argparse.Namespace) -> int:
         for section, items in report.items():
             print(f"[{section}]")
             for key, value in items.items():
-                print(strip_controls(f"  {key:<22} {value}"))
+                shown = ("yes" if value else "no") if isinstance(value, bool) else value  # not "False"
+                print(strip_controls(f"  {key:<22} {shown}"))
     # Scripts and health checks read the exit status: 1 when something above needs action.
     if found:
         print(f"doctor: {len(found)} problem{'s' if len(found) > 1 else ''} found:", file=sys.stderr)
