@@ -85,7 +85,8 @@ def describe_deletion(deleted: DeletedModel, now: str) -> str:
     line = f"{what}: {deleted.name}"
     if deleted.was_active:
         line += f"; it was the chat model, chat now uses {now}" if now else \
-            "; it was the chat model and none is left (pgpt-export --default makes one)"
+            ("; it was the chat model and none is left: the app prepares the built-in default again when it "
+             "runs (or run pgpt-export --default)")
     return line
 
 

@@ -83,7 +83,8 @@ class ConfirmDelete(Confirm):
     """Asks before a model is deleted: y deletes, n or Esc keeps it."""
 
     def __init__(self, model: ModelInfo, active: bool) -> None:
-        note = " It is the chat model: chat switches to the default." if active else ""
+        note = (" It is the chat model: chat switches to the built-in default (prepared again if it is this one)."
+                if active else "")
         super().__init__(f"Delete {clean_text(model.name)} ({model.size_bytes / 1e6:.0f} MB) from "
                          f"{clean_text(str(_cache_of(model.path)))}?{note}")
         self.model, self.active = model, active
