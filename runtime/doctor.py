@@ -97,6 +97,11 @@ def problems(report: dict[str, dict[str, Any]]) -> list[str]:
     return found
 
 
+def shown(value: Any) -> str:
+    """A finding as words: yes / no for a flag (it read "mirror: False")."""
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
 def folder_state(path: Path) -> str:
     """'<path>: writable, N GB free' or what is wrong with it."""
     probe = path

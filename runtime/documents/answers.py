@@ -193,12 +193,14 @@ class AskStream:
                          **({"doc_ids": self.doc_ids} if self.doc_ids is not None else {}), **conversation)
 
     def _recent(self, turns: list[dict[str, str]]) -> list[dict[str, str]]:
-        """The newest turns that fit a quarter of the context (the sources need the rest), oldest first."""
-        budget, kept = self.engine.model.max_context // 4, []
+        """The newest turns that fit a quarter of the context (the sources need the rest), oldest first;
+        their tokens (with the template's few per turn) go to ``turn_tokens`` for :meth:`_fit`."""
+        budget, kept, self.turn_tokens = self.engine.model.max_context // 4, [], 0
         for turn in reversed(turns):
-            budget -= len(self.engine.model.tokenize(turn["content"])) + 8
-            if budget < 0:
+            cost = len(self.engine.model.tokenize(turn["content"])) + 8
+            if cost > budget - self.turn_tokens:
                 break
+            self.turn_tokens += cost
             kept.append({"role": turn["role"], "content": turn["content"]})
         return kept[::-1]
 
@@ -239,8 +241,7 @@ class AskStream:
         """The passages, best first, that fit the context with room for the answer."""
         model = self.engine.model
         budget = model.max_context - self.options.max_new_tokens - 256  # the template and question
-        used, spent = [], len(model.tokenize(SYSTEM_PROMPT + self.instructions + self.question))
-        spent += sum(len(model.tokenize(turn["content"])) + 8 for turn in self.turns)
+        used, spent = [], len(model.tokenize(SYSTEM_PROMPT + self.instructions + self.question)) + self.turn_tokens
         for hit in hits:
             cost = len(model.tokenize(hit.text)) + 24
             if spent + cost > budget:

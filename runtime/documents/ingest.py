@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from itertools import accumulate
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,9 +264,7 @@ class _WorkShares:
             except OSError:  # reported when the file itself is read
                 sizes.append(1)
         self.sizes, self.total = sizes, max(sum(sizes), 1)
-        self.before = [0] * len(sizes)
-        for index in range(1, len(sizes)):
-            self.before[index] = self.before[index - 1] + sizes[index - 1]
+        self.before = [0, *accumulate(sizes)]  # bytes of the files before each one
 
     def __call__(self, index: int, within: float = 0.0) -> float:
         return (self.before[index] + self.sizes[index] * within) / self.total

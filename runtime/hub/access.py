@@ -216,19 +216,24 @@ def describe(report: AccessReport, token: TokenChoice) -> str:
     return messages[report.status]
 
 
-def _retry_after_text(headers: Any) -> str:
-    """"Wait N seconds" from a 429's Retry-After (seconds, or an HTTP date), or "" when it has none."""
+def retry_after_seconds(header: str) -> float | None:
+    """The wait a Retry-After header asks for, in seconds (it is seconds or an HTTP date), or None."""
     from email.utils import parsedate_to_datetime
 
-    value = str(headers.get("Retry-After") or "").strip()
+    value = str(header or "").strip()
     try:
-        seconds = float(value)
+        return float(value)
     except ValueError:
         try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+            return parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError, IndexError):
-            return ""
-    if seconds <= 0:
+            return None
+
+
+def _retry_after_text(headers: Any) -> str:
+    """"It asks to wait N s" from a 429's Retry-After, or "" when it has none."""
+    seconds = retry_after_seconds(headers.get("Retry-After") or "")
+    if seconds is None or seconds <= 0:
         return ""
     return f"It asks to wait {seconds:.0f} s" if seconds < 120 else f"It asks to wait {seconds / 60:.0f} minutes"
 

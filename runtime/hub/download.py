@@ -32,7 +32,7 @@ from pgpt.runtime.errors import (
     SourceError,
     UnsafeWeightsError,
 )
-from pgpt.runtime.hub.access import AccessReport, check_access, hub_endpoint
+from pgpt.runtime.hub.access import AccessReport, check_access, hub_endpoint, retry_after_seconds
 from pgpt.runtime.hub.token import TokenChoice
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
@@ -297,12 +297,9 @@ def _retry_or_explain(exc: Exception, report: AccessReport, token: TokenChoice, 
 
 
 def _retry_after(header: str, attempt: int) -> float:
-    """Seconds to wait: the server's Retry-After (in seconds) or 2, 4, ...; never more than a minute."""
-    try:
-        wait = float(header)
-    except ValueError:
-        wait = 2.0 ** attempt
-    return min(max(wait, 0.5), MAX_RETRY_WAIT_S)
+    """Seconds to wait: the server's Retry-After or 2, 4, ...; never more than a minute."""
+    wait = retry_after_seconds(header)
+    return min(max(2.0 ** attempt if wait is None else wait, 0.5), MAX_RETRY_WAIT_S)
 
 
 def _transfer_errors() -> tuple[type[BaseException], ...]:

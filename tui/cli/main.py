@@ -192,7 +192,7 @@ def print_warnings(warnings: list[str]) -> None:
 
 
 def _doctor(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.runtime.doctor import problems, run_checks
+    from pgpt.runtime.doctor import problems, run_checks, shown
 
     report = run_checks(settings, network=not args.offline)
     found = problems(report)
@@ -202,8 +202,7 @@ def _doctor(settings: Any, args: argparse.Namespace) -> int:
         for section, items in report.items():
             print(f"[{section}]")
             for key, value in items.items():
-                shown = ("yes" if value else "no") if isinstance(value, bool) else value  # not "False"
-                print(strip_controls(f"  {key:<22} {shown}"))
+                print(strip_controls(f"  {key:<22} {shown(value)}"))
     # Scripts and health checks read the exit status: 1 when something above needs action.
     if found:
         print(f"doctor: {len(found)} problem{'s' if len(found) > 1 else ''} found:", file=sys.stderr)

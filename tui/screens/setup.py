@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
+from pgpt.runtime.doctor import shown
 from pgpt.runtime.errors import user_message
 from pgpt.tui.screens.confirm import Confirm
 from pgpt.tui.screens.panel import PanelScreen
@@ -138,13 +139,8 @@ def findings_markup(checks: dict[str, dict[str, Any]]) -> str:
     lines = []
     for section in order:
         lines.append(f"[b]{clean_text(section)}[/b]")
-        lines += [f"  {clean_text(key)}: {clean_text(_shown(value))}" for key, value in checks[section].items()]
+        lines += [f"  {clean_text(key)}: {clean_text(shown(value))}" for key, value in checks[section].items()]
     return "\n".join(lines)
-
-
-def _shown(value: object) -> str:
-    """A finding as words: yes / no for a flag (it read "mirror: False")."""
-    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
 class ConfirmClear(Confirm):
