@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -110,8 +111,10 @@ class Completion:
         result = self.stream.result
         extras: dict[str, Any] = {"cached": result.cached, "timings": result.timings}
         if self.body.use_context:  # how the answer was checked: ask --json's fields
-            extras["grounding"] = {"kind": result.kind, "not_found": result.not_found, "quotes": result.quotes,
-                                   "closest": result.closest}
+            home = self.service.settings.home
+            extras["grounding"] = {"kind": result.kind, "not_found": result.not_found,
+                                   "quotes": [shown_source(home, q) for q in result.quotes],
+                                   "closest": [shown_source(home, c) for c in result.closest]}
         return extras
 
     def usage(self) -> dict[str, int]:
@@ -124,7 +127,8 @@ class Completion:
         """PrivateGPT's ``sources`` (context chunks) of a documents answer, when asked for."""
         if not (self.body.use_context and self.body.include_sources):
             return None
-        return [context_chunk(s) for s in getattr(self.stream.result, "sources", [])]
+        home = self.service.settings.home
+        return [context_chunk(shown_source(home, s)) for s in getattr(self.stream.result, "sources", [])]
 
     def chunk(self, delta: dict[str, Any] | None, finish: str | None = None,
               on_choice: dict[str, Any] | None = None, **extra: Any) -> bytes:
@@ -347,14 +351,31 @@ async def complete(completion: Completion) -> dict[str, Any]:
             "choices": [choice], "usage": completion.usage(), **completion.extras()}
 
 
+def shown_path(home: Path, path: str) -> str:
+    """A document's path as the server's clients see it: an upload by its file name, another file
+    with the server account's home folder as ``~``. A client learns neither the account's name nor
+    where the server keeps its data; the documents' own folders stay, as the team may know them."""
+    uploads = home / "uploads"
+    where = Path(path)
+    if where.is_relative_to(uploads):
+        return where.name
+    account = Path.home()
+    return f"~/{where.relative_to(account)}" if where.is_relative_to(account) else path
+
+
+def shown_source(home: Path, source: dict[str, Any]) -> dict[str, Any]:
+    """``source`` (a passage, quote or closest passage of an answer) with its path as clients see it
+    (a passage keeps it in ``source``, a quote in ``file``: its ``source`` is the citation number)."""
+    key = "file" if "file" in source else "source"
+    return {**source, key: shown_path(home, str(source[key]))} if key in source else source
+
+
 def context_chunk(source: dict[str, Any]) -> dict[str, Any]:
     """A source in PrivateGPT's ``context.chunk`` shape (file name and page in ``doc_metadata``)."""
-    from pathlib import PurePath
-
     # page_label is always there, so a client reads one shape: the page number as text (PrivateGPT's
     # "1", "2"), or null for a file without pages (text, Markdown, Word).
     page = source.get("page")
-    metadata: dict[str, Any] = {"file_name": PurePath(str(source.get("source", ""))).name,
+    metadata: dict[str, Any] = {"file_name": Path(str(source.get("source", ""))).name,
                                 "path": source.get("source", ""), "page_label": str(page) if page else None}
     # score: PrivateGPT's, the passage's similarity to the question (comparable between questions);
     # rank_score: pgpt's fused rank score (cosine and BM25, scaled within one result list).

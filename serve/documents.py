@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from pgpt.runtime.errors import RequestRefusedError
-from pgpt.serve.completions import ADD_TO_COLLECTION, context_chunk
+from pgpt.serve.completions import ADD_TO_COLLECTION, context_chunk, shown_path
 from pgpt.serve.service import Service
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
@@ -124,13 +124,14 @@ async def _index(service: Service, path: Path, collection: str) -> dict[str, Any
     status = next((name for name in ("added", "updated", "renamed") if getattr(report, name)), "unchanged")
     store = await service.store()
     record = next(d for d in await asyncio.to_thread(store.documents, collection) if d.path == str(path))
-    return listing([ingested_document(record, status=status)])
+    return listing([ingested_document(record, service.settings.home, status=status)])
 
 
 async def list_documents(service: Service) -> dict[str, Any]:
     """Every indexed document (PrivateGPT's ``/v1/ingest/list``)."""
     store = await service.store()
-    return listing([ingested_document(d) for d in await asyncio.to_thread(store.documents)])
+    home = service.settings.home
+    return listing([ingested_document(d, home) for d in await asyncio.to_thread(store.documents)])
 
 
 async def delete_document(service: Service, doc_id: str) -> None:
@@ -172,7 +173,7 @@ async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: 
         for hit in search(store, embedder, text, k=limit, collection=collection, per_document=limit,
                           doc_ids=doc_ids):
             before, after = neighbours(store, hit.chunk_id, around, around) if around else (None, None)
-            found.append(context_chunk({"source": hit.source, "page": hit.page, "text": hit.text,
+            found.append(context_chunk({"source": shown_path(service.settings.home, hit.source), "page": hit.page, "text": hit.text,
                                         "score": hit.score, "similarity": hit.similarity,
                                         "doc_id": hit.chunk_id.rpartition(":")[0],
                                         "previous_texts": before, "next_texts": after}))
@@ -181,9 +182,10 @@ async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: 
     return listing(await asyncio.to_thread(run))
 
 
-def ingested_document(record: Any, status: str = "") -> dict[str, Any]:
-    """PrivateGPT's ``ingest.document``: the id, and the file name in ``doc_metadata``."""
-    metadata: dict[str, Any] = {"file_name": Path(record.path).name, "path": record.path,
+def ingested_document(record: Any, home: Path, status: str = "") -> dict[str, Any]:
+    """PrivateGPT's ``ingest.document``: the id, and the file name in ``doc_metadata`` (``path`` as
+    clients see it: :func:`shown_path`)."""
+    metadata: dict[str, Any] = {"file_name": Path(record.path).name, "path": shown_path(home, record.path),
                                 "collection": record.collection, "chunks": record.chunks,
                                 "ingested_at": record.ingested_at}
     if status:

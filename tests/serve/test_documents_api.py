@@ -51,6 +51,11 @@ def test_text_in_list_chunks_answer_with_sources_then_delete(server: RunningServ
     again = server.openai().chat.completions.create(**question)
     assert again.model_extra["cached"] is True and again.choices[0].message.content == reply.choices[0].message.content
     assert again.usage.completion_tokens > 0 and again.usage.total_tokens == again.usage.completion_tokens
+    # Clients see an upload by its name: no response tells where the server keeps its data.
+    home = str(server.settings.home)
+    assert doc["doc_metadata"]["path"] == "ferry.txt" and sources[0]["document"]["doc_metadata"]["path"] == "ferry.txt"
+    for shown in (added, chunks, reply.model_dump(), http.get("/v1/ingest/list").json()):
+        assert home not in str(shown), shown
 
     assert http.delete(f"/v1/ingest/{doc['doc_id']}").status_code == 200
     assert doc["doc_id"] not in {d["doc_id"] for d in http.get("/v1/ingest/list").json()["data"]}
@@ -153,7 +158,8 @@ def test_names_with_a_folder_part_are_refused_not_cut(server: RunningServer, tmp
     kept = http.post("/v1/ingest/text", params={"collection": "team-notes_2.0"},
                      json={"file_name": "plain name.txt", "text": "A plain name in a plain collection."})
     assert kept.status_code == 200, kept.text
-    assert kept.json()["data"][0]["doc_metadata"]["path"] == str(uploads / "team-notes_2.0" / "plain name.txt")
+    assert kept.json()["data"][0]["doc_metadata"]["path"] == "plain name.txt"
+    assert (uploads / "team-notes_2.0" / "plain name.txt").read_text() == "A plain name in a plain collection."
 
 
 def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: RunningServer) -> None:
