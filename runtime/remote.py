@@ -200,6 +200,7 @@ class RemoteStream:
             if choice.get("finish_reason"):
                 result.finish_reason = choice["finish_reason"]
                 result.cached = bool(data.get("cached", False))
+                result.repeated = data.get("repeated") is True
                 result.timings = dict(data.get("timings") or {})
                 result.sources = [_source(s) for s in choice.get("sources") or []]
                 result.grounding = dict(data.get("grounding") or {})

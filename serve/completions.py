@@ -110,6 +110,8 @@ class Completion:
         """pgpt's additions to the final chunk or the response: cached, timings (as llama.cpp)."""
         result = self.stream.result
         extras: dict[str, Any] = {"cached": result.cached, "timings": result.timings}
+        if getattr(result, "repeated", False):  # finish_reason is OpenAI's "stop"; pgpt's clients say why
+            extras["repeated"] = True
         if self.body.use_context:  # how the answer was checked: ask --json's fields
             home = self.service.settings.home
             extras["grounding"] = {"kind": result.kind, "not_found": result.not_found,

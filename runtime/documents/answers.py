@@ -75,7 +75,7 @@ class AskResult:
     closest: list[dict[str, Any]] = field(default_factory=list)
     draft: str = ""
     measures: dict[str, float] = field(default_factory=dict)
-    finish_reason: str = "stop"  # as ChatResult's: "length" when max new tokens cut the answer
+    finish_reason: str = "stop"  # as ChatResult's: "length" when max new tokens cut the answer shown
 
     @property
     def not_found(self) -> bool:
@@ -169,7 +169,8 @@ class AskStream:
                 "new_tokens": stream.result.timings.get("new_tokens", 0)},
             grounded.kind, [q.as_quote() for q in grounded.quotes],
             self._closest(hits, vector, sentences, grounder.relevance) if grounded.kind == "not_found" else [],
-            draft, grounded.measures, stream.result.finish_reason)
+            # a quote or "not found" replaced the draft: how the draft ended is not the answer's end
+            draft, grounded.measures, stream.result.finish_reason if grounded.kind == "answer" else "stop")
         self._remember(scope, normalized)
 
     def _closest(self, hits: list[Hit], vector: np.ndarray, sentences: list[SourceSentence] | None = None,

@@ -35,6 +35,7 @@ class ChatResult:
     timings: dict[str, float] = field(default_factory=dict)
     version: str = ""  # the export that answered (pgpt.runtime.versions)
     finish_reason: str = "stop"  # stop, or length when max_new_tokens ended the answer
+    repeated: bool = False  # the loop guard ended it (finish_reason "stop"): it began repeating itself
 
     def as_json(self) -> dict[str, Any]:
         """The documented JSON shape."""
@@ -45,8 +46,20 @@ class ChatResult:
             "provider": self.provider,
             "cached": self.cached,
             "finish_reason": self.finish_reason,
+            "repeated": self.repeated,
             "timings": self.timings,
         }
+
+
+def cut_note(result: Any) -> str:
+    """Why an answer (a ChatResult or a documents answer) ended before the model finished it, for
+    the user; "" when it finished. A cut answer must not look whole."""
+    if getattr(result, "repeated", False):
+        return "cut: the model began repeating itself"
+    if result.finish_reason == "length":
+        count = int(result.timings.get("new_tokens", 0) or 0)
+        return f"cut at the {count}-token limit" if count else "cut at the token limit"
+    return ""
 
 
 class ChatEngine:
@@ -210,6 +223,7 @@ class ChatStream:
         if hit is not None and isinstance(hit.get("answer"), str):
             self.result.answer, self.result.cached = hit["answer"], True
             self.result.finish_reason = str(hit.get("finish_reason", "stop"))  # "length" stays "length"
+            self.result.repeated = hit.get("repeated") is True
             self.result.timings = {"ttft_s": 0.0, "decode_tok_s": 0.0,
                                    "total_s": time.perf_counter() - self._started,
                                    "prompt_tokens": hit.get("prompt_tokens", 0), "reused_prompt_tokens": 0,
@@ -226,7 +240,7 @@ class ChatStream:
         if cache is not None and self.result.finish_reason in ("stop", "length"):
             cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
                                   "new_tokens": int(self.result.timings.get("new_tokens", 0)),
-                                  "finish_reason": self.result.finish_reason})
+                                  "finish_reason": self.result.finish_reason, "repeated": self.result.repeated})
 
     def __iter__(self) -> Iterator[str]:
         self.start()
@@ -263,7 +277,7 @@ class ChatStream:
             if piece:
                 yield piece
             if done or loop.feed(piece):
-                cut = True
+                cut, self.result.repeated = True, not done
                 break
         self.result.finish_reason = "length" if count >= options.max_new_tokens and not cut else "stop"
         tail = stops.flush()
@@ -286,6 +300,7 @@ class ChatStream:
         generation = self.generation
         assert generation is not None
         self.result.finish_reason = generation.finish_reason or ""
+        self.result.repeated = generation.repeated
         self.result.timings = {
             **generation.timings, "ttft_s": round((generation.first_token or time.perf_counter()) - self._started, 4),
             "total_s": round(time.perf_counter() - self._started, 4)}

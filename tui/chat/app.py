@@ -191,7 +191,10 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         if message.reply_id != self._reply_id or self._reply is None:
             return
         answer, details, chat_log = message.result.answer, message.details, self._chat.query_one(ChatLog)
-        mark = "(stopped)" if message.stopped else ""
+        from pgpt.runtime.llm.chat import cut_note
+
+        note = cut_note(message.result)
+        mark = "(stopped)" if message.stopped else f"({note})" if note else ""
         if details is not None and details["kind"] == "quote":
             mark = "(quoted: the model's own answer was not supported by the sources)"
         self._reply.show(answer, mark, message.markup)

@@ -83,7 +83,7 @@ def as_chat_result(result: Any, engine: ChatEngine) -> ChatResult:
     if isinstance(result, ChatResult):
         return result
     return ChatResult(answer=result.answer, model=engine.model.info.name, provider=engine.provider,
-                      cached=result.cached, timings=result.timings)
+                      cached=result.cached, timings=result.timings, finish_reason=result.finish_reason)
 
 
 def format_source(source: dict[str, Any]) -> str:

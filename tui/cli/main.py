@@ -182,7 +182,17 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
         print(dumps_json(stream.result.as_json()))
     else:
         sys.stdout.write("\n")
+        print_cut_note(stream.result)
     return 0
+
+
+def print_cut_note(result: Any) -> None:
+    """On stderr (stdout keeps only the answer): that the answer was cut, and how to allow more."""
+    from pgpt.runtime.llm.chat import cut_note
+
+    if note := cut_note(result):
+        hint = "; --max-tokens allows a longer answer" if result.finish_reason == "length" else ""
+        print(f"({note}{hint})", file=sys.stderr)
 
 
 def print_warnings(warnings: list[str]) -> None:

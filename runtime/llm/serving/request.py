@@ -40,6 +40,7 @@ class Generation:
         self.max_tokens = max_tokens
         self.cancel_event = cancel or threading.Event()
         self.finish_reason: FinishReason | None = None
+        self.repeated = False  # the loop guard ended it ("stop"): the model began repeating itself
         self.error: BaseException | None = None
         self.text = ""
         self.tokens: list[int] = []  # the generated token ids (end-of-text is not one of them)

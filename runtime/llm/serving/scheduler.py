@@ -348,6 +348,7 @@ class Scheduler:
         piece, stopped = sequence.stops.feed(sequence.decoder.push(token))
         sequence.gen._emit(piece, token)
         if stopped or sequence.loop.feed(piece):
+            sequence.gen.repeated = not stopped
             self._end(sequence, "stop")
         elif sequence.gen.usage.completion_tokens >= sequence.gen.max_tokens:
             self._end(sequence, "length")

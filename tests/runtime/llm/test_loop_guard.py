@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pgpt.runtime.llm.chat import ChatEngine
+from pgpt.runtime.llm.chat import ChatEngine, cut_note
+from pgpt.runtime.llm.generation import LanguageModel
+from pgpt.runtime.llm.serving.scheduler import Scheduler, SchedulerConfig
+from pgpt.runtime.models import find_model
 from pgpt.runtime.llm.stopping import LoopGuard
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
@@ -91,3 +94,23 @@ def test_the_model_stops_where_its_answer_starts_to_loop(default_models: Setting
     assert guarded.result.timings["new_tokens"] < unguarded.result.timings["new_tokens"]
     last_paragraph = cut.rstrip().split("\n\n")[-1]
     assert cut.count(last_paragraph) >= 2  # it ended on a repeat
+    # ... and says so: a cut answer must not look whole (the app's and the CLI's note)
+    assert guarded.result.repeated and guarded.result.finish_reason == "stop"
+    assert cut_note(guarded.result) == "cut: the model began repeating itself"
+    assert not unguarded.result.repeated and unguarded.result.finish_reason == "length"
+    assert cut_note(unguarded.result) == f"cut at the {unguarded.result.timings['new_tokens']}-token limit"
+
+
+def test_a_scheduled_answer_that_loops_says_so(default_models: Settings) -> None:
+    """The server's path: the scheduler's loop guard marks the answer as repeated, as in-process."""
+    model = LanguageModel(find_model(default_models, "smollm2-135m-instruct-fp32"), provider="cpu")
+    scheduler = Scheduler(model, SchedulerConfig(parallel=2, max_queue=2))
+    try:
+        engine = ChatEngine.on_scheduler(scheduler, None)
+        stream = engine.stream([{"role": "user", "content": "Explain the -d option of the cp command."}],
+                               SamplingOptions(max_new_tokens=256))
+        text = "".join(stream)
+    finally:
+        scheduler.close()
+    assert stream.result.repeated and stream.result.finish_reason == "stop", text
+    assert stream.result.timings["new_tokens"] < 256

@@ -41,6 +41,15 @@ def test_chat_answers_paris_then_serves_it_from_the_cache(settings) -> None:  # 
 def test_streaming_output_is_plain_text(settings) -> None:  # type: ignore[no-untyped-def]
     result = tui_cli(settings, "chat", QUESTION, "--max-tokens", "24", "--no-cache")
     assert result.returncode == 0 and "Paris" in result.stdout and "{" not in result.stdout
+    assert "cut" not in result.stderr  # a finished answer has no note
+
+
+def test_an_answer_cut_at_the_token_limit_says_so(settings) -> None:  # type: ignore[no-untyped-def]
+    cut = tui_cli(settings, "chat", "Describe Paris in detail.", "--max-tokens", "5", "--no-cache")
+    assert cut.returncode == 0 and "cut" not in cut.stdout  # stdout keeps only the answer
+    assert "(cut at the 5-token limit; --max-tokens allows a longer answer)" in cut.stderr, cut.stderr
+    as_json = json.loads(tui_cli(settings, "chat", "Describe Paris in detail.", "--max-tokens", "5", "--json").stdout)
+    assert as_json["finish_reason"] == "length" and as_json["repeated"] is False
 
 
 def test_a_cache_hit_does_not_run_the_model(settings) -> None:  # type: ignore[no-untyped-def]
