@@ -91,7 +91,8 @@ def problems(report: dict[str, dict[str, Any]]) -> list[str]:
     offline = str(network.get("offline (HF_HUB_OFFLINE)", "")).lower() in ("1", "true", "yes")
     if network and not offline:
         if not network["hub answers"].startswith(("yes", "answers")):
-            found.append(f"network: hub answers: {network['hub answers']}")
+            step = f"; next step: {network['next step']}" if network.get("next step") else ""
+            found.append(f"network: hub answers: {network['hub answers']}{step}")
         if str(network.get("account", "")).startswith("unknown: "):
             found.append(f"network: account: {network['account']}")
     return found

@@ -17,6 +17,19 @@ from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, is_text_file
 MAX_FILE_BYTES = 100_000_000
 
 
+def missing_paths(paths: list[Path]) -> list[str]:
+    """The paths that do not exist (a dangling link exists: ingest says where it leads). Checked
+    before anything loads: a typo read as "1 skipped" and a line of zeros."""
+    return [str(p) for p in paths if not (p.expanduser().exists() or p.expanduser().is_symlink())]
+
+
+def nothing_found(paths: list[Path]) -> str:
+    """What to say when the paths held no file (the summary's zeros alone said nothing)."""
+    from pgpt.runtime.sanitize import one_line
+
+    return f"No files found under {', '.join(one_line(str(p)) for p in paths)} (hidden files and folders are left out)."
+
+
 def collect_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files to read under ``paths``, and the ones left out with why (symlinks out of a folder,
     hidden, binary or unreadable files): what ingest reads, and what a client uploads to a server."""

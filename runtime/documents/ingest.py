@@ -88,6 +88,11 @@ class IngestReport:
         """Chunks embedded and written per second of the run."""
         return self.chunks / self.seconds if self.seconds else 0.0
 
+    def found_nothing(self) -> bool:
+        """Whether the paths held no file at all (an empty folder; hidden files are left out)."""
+        return not (self.added or self.updated or self.renamed or self.unchanged or self.removed
+                    or self.skipped or self.failed)
+
     def summary(self) -> str:
         """One line: the counts, chunks and speed (and a note when the index was re-chunked)."""
         line = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "

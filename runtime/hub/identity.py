@@ -68,6 +68,11 @@ def network_report(token: TokenChoice, timeout: float = 5.0) -> dict[str, Any]:
             report[name] = mask_proxy(os.environ[name])
     report["CA bundle"] = next((f"{n}={os.environ[n]}" for n in CA_VARIABLES if os.environ.get(n)), "system default")
     report["hub answers"] = _ping(timeout)
+    if report["hub answers"].startswith("no,") and "offline mode" not in report["hub answers"]:
+        # what to do about it, where the finding is shown (doctor, the app's Setup screen)
+        report["next step"] = ("check the network or the proxy (HTTPS_PROXY), or set HF_ENDPOINT to a mirror; "
+                               "models already here still work, and `pgpt-export FILE.gguf` or a model folder "
+                               "needs no Hub")
     report["token"] = f"{token.masked} from {token.source}" if token.token else "none set"
     return report
 

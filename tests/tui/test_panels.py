@@ -102,17 +102,27 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
         tree = screen.query_one("#doc-tree")
         await wait_until(pilot, lambda: len(tree.root.children) == 2)
         assert sorted(str(node.label) for node in tree.root.children) == ["blob.txt", "tide.txt"]
-        await pilot.press(*str(docs), "enter")
+        await pilot.press(*str(docs / "tyde.txt"), "enter")  # a typo: said at once, nothing starts
+        report = str(screen.query_one("#doc-report", Static).render())
+        assert report.startswith(f"No such file or folder: {docs / 'tyde.txt'}. Nothing was indexed.")
+        assert not app._ingesting()
+        (tmp_path / "empty").mkdir()
+        await pilot.press("ctrl+u", *str(tmp_path / "empty"), "enter")  # an empty folder: said, not zeros only
+        await wait_until(pilot, lambda: "No files found" in str(screen.query_one("#doc-report", Static).render()))
         await wait_until(pilot, lambda: not app._ingesting())
+        await pilot.press("ctrl+u", *str(docs), "enter")
+        await wait_until(pilot, lambda: not app._ingesting() and "added" in str(screen.query_one("#doc-report").render()))
         report = str(screen.query_one("#doc-report", Static).render())
         assert "1 added" in report and "blob.txt" in report and "binary" in report
+        assert "No files found" not in report  # the previous run's report went when this one started
         table = screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 1)
         assert "tide.txt" in str(table.get_row_at(0)[2])
         table.focus()
         await pilot.press("delete")  # forget it
         await wait_until(pilot, lambda: table.row_count == 0)
-        assert app.library.store.documents() == [] and "Forgot" in str(screen.query_one("#doc-report").render())
+        forgot = str(screen.query_one("#doc-report").render())
+        assert app.library.store.documents() == [] and "Forgot" in forgot and "(1 chunk)." in forgot
         await pilot.press("escape")
         assert len(app.screen_stack) == 1 and app.library.documents == 0
 

@@ -106,10 +106,10 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         for label, entries in (("skipped", report.skipped), ("failed", report.failed)):
             for path, reason in entries:
                 print(" ".join(strip_controls(f"{label}: {path}: {reason}").split()))
-        if not (report.added or report.updated or report.renamed or report.unchanged or report.removed
-                or report.skipped or report.failed):
-            print("No files found under " + ", ".join(one_line(str(p)) for p in args.paths)
-                  + " (hidden files and folders are left out).")
+        if report.found_nothing():
+            from pgpt.runtime.documents.discovery import nothing_found
+
+            print(nothing_found(args.paths))
         print(report.summary())
     return 1 if report.failed else 0
 
@@ -223,7 +223,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.chat import engine_loading_beside
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.llm.sampling import SamplingOptions
-    from pgpt.tui.cli.main import print_warnings
+    from pgpt.tui.cli.main import print_cut_note, print_warnings
 
     question = text_argument(args.question, "question")
     options = SamplingOptions(max_new_tokens=args.max_tokens)
@@ -260,6 +260,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
         print(dumps_json(stream.result.as_json()))
         return 0
     print(describe_answer(stream.result.as_json()))
+    print_cut_note(stream.result)
     return 0
 
 
@@ -290,9 +291,10 @@ def _nothing_indexed(settings: Any, command: str) -> UsageError:
 def _require_paths(paths: list[Path], prune: bool) -> None:
     """Refuse paths that do not exist before anything loads: a typo was "1 skipped" and exit 0.
     With --prune a vanished folder is meant: its documents leave the index."""
+    from pgpt.runtime.documents.discovery import missing_paths
     from pgpt.runtime.errors import UsageError
 
-    missing = [str(p) for p in paths if not (p.expanduser().exists() or p.expanduser().is_symlink())]
+    missing = missing_paths(paths)
     if missing and not prune:
         raise UsageError(f"No such file or folder: {', '.join(missing)}. Nothing was indexed.",
                          hint="Check the path. To drop the documents of a file or folder you deleted from the "

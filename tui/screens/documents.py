@@ -81,6 +81,8 @@ class DocumentTable(DataTable[str]):
 class DocumentsScreen(PanelScreen):
     """Add documents to the index while the chat keeps working, and see what is indexed."""
 
+    SHOWS_FAILURES = True
+
     # Priority: the focused path Input would take Ctrl+X (cut) for itself.
     BINDINGS = [Binding("ctrl+x", "stop_ingest", "Stop adding", priority=True)]
 
@@ -149,6 +151,14 @@ class DocumentsScreen(PanelScreen):
         if self.ingesting:
             self.notify("Documents are being added; Ctrl+X stops it.", severity="warning")
             return
+        from pgpt.runtime.documents.discovery import missing_paths
+
+        report = self.query_one("#doc-report", Static)
+        if missing_paths([Path(path)]):  # a typo: said at once, not as "1 skipped" under a line of zeros
+            report.update(clean_text(f"No such file or folder: {path}. Nothing was indexed. Check the path, "
+                                     "or pick a file or folder in the tree."))
+            return
+        report.update("")  # the previous run's report is not this run's
         self._cancel = threading.Event()
         self._show_progress(0, None, f"looking at {clean_text(path)}…")
         self.add_documents(library, path, self._cancel)
@@ -208,10 +218,13 @@ class DocumentsScreen(PanelScreen):
         except Cancelled as stopped:
             self.post_message(IngestDone(str(stopped), len(library.store.documents())))
             return
+        from pgpt.runtime.documents.discovery import nothing_found
+
         listed = "".join(f"\n{label} {p}: {why}" for label, entries in (("skipped", report.skipped),
                                                                          ("failed", report.failed))
                          for p, why in entries)
-        self.post_message(IngestDone(report.summary() + listed, len(library.store.documents())))
+        first = nothing_found([Path(path)]) + "\n" if report.found_nothing() else ""
+        self.post_message(IngestDone(first + report.summary() + listed, len(library.store.documents())))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="forget")
     def forget_document(self, library: DocumentLibrary, path: str) -> None:
@@ -219,7 +232,8 @@ class DocumentsScreen(PanelScreen):
         from pgpt.runtime.documents.ingest import forget_path
 
         forgotten = forget_path(self.settings, library.embedder, path)
-        self.post_message(Forgotten(f"Forgot {path} ({sum(d.chunks for d in forgotten)} chunks).",
+        chunks = sum(d.chunks for d in forgotten)
+        self.post_message(Forgotten(f"Forgot {path} ({chunks} {'chunk' if chunks == 1 else 'chunks'}).",
                                     len(library.store.documents())))
 
     # Messages from the workers.

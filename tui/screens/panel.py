@@ -24,6 +24,10 @@ class PanelScreen(Screen[None]):
     """
 
     BINDINGS = [Binding("escape", "app.show_screen('chat')", "Chat")]
+    # Whether the screen shows a failed worker's message in its own panel: then a toast on top of it
+    # only repeats it (two stacked toasts hid the Models table's columns), so there is one only
+    # while the user is elsewhere.
+    SHOWS_FAILURES = False
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
@@ -37,6 +41,11 @@ class PanelScreen(Screen[None]):
         error = event.worker.error
         if event.state is not WorkerState.ERROR or error is None:
             return
-        log.error("%s worker %s failed", type(self).__name__, event.worker.name, exc_info=error)
         message = user_message(error)
-        self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
+        if message.title == "Unexpected error":  # a bug: its traceback is what the log is for
+            log.error("%s worker %s failed", type(self).__name__, event.worker.name, exc_info=error)
+        else:  # a known cause (no network, a refused token): its message says all
+            log.warning("%s worker %s failed: %s: %s", type(self).__name__, event.worker.name, message.title,
+                        message.text)
+        if not (self.SHOWS_FAILURES and self.is_current):
+            self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)

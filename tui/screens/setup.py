@@ -155,6 +155,8 @@ class ConfirmClear(Confirm):
 class SetupScreen(PanelScreen):
     """Enter, check and clear the Hugging Face token; see what the network doctor finds."""
 
+    SHOWS_FAILURES = True
+
     DEFAULT_CSS = """
     SetupScreen .panel-title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
     SetupScreen #token-input { margin: 0; }

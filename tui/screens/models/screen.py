@@ -38,6 +38,8 @@ MAX_LINES = 40
 class ModelsScreen(PanelScreen):
     """Get models from the Hub and manage the exported ones; a running job survives going back to the chat."""
 
+    SHOWS_FAILURES = True
+
     DEFAULT_CSS = """
     ModelsScreen .panel-title { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
     ModelsScreen #repo { margin: 0; }
@@ -313,6 +315,9 @@ class ModelsScreen(PanelScreen):
         if event.state is not WorkerState.ERROR or error is None:
             return
         if event.worker.group == "models-job":
+            if self._lines:  # the headline ("Exporting X as int8…") must not read as still running
+                ended = "Stopped" if isinstance(error, Cancelled) else "Failed"
+                self._lines[0] = f"{ended}: {self._lines[0].rstrip('…')}"
             self._end_job()
         message = user_message(error)
         self._add_line(in_the_app(f"{message.title}: {message.text}"), bold=True)
