@@ -253,7 +253,7 @@ class AskStream:
 
     def _sentences(self, hits: list[Hit]) -> tuple[list[Hit], list[SourceSentence], np.ndarray]:
         """The passages and all their sentences, numbered as the sources, with the sentences' embeddings."""
-        sentences = [SourceSentence(number, hit.source, hit.page, text)
+        sentences = [SourceSentence(number, hit.source, hit.page, text, _is_title(text, hit.heading))
                      for number, hit in enumerate(hits, 1) for text in split_sentences(hit.text)]
         return hits, sentences, self.embedder.embed([s.text for s in sentences])
 
@@ -311,6 +311,13 @@ def _unpack(packed: Any, size: int) -> np.ndarray | None:
 
 def _numbers(question: str) -> list[str]:
     return sorted(re.findall(r"\d+(?:[.,]\d+)?", question))
+
+
+def _is_title(sentence: str, trail: str) -> bool:
+    """Whether ``sentence`` is one of the headings of its passage's trail ("Guide > Background"):
+    an RST title, underlined in the file, reads as prose once read, and a "who wrote ...?" was
+    answered with a quote of "A guide to masked arrays in NumPy"."""
+    return bool(trail) and sentence.strip().lstrip("#").strip() in {part.strip() for part in trail.split(" > ")}
 
 
 def _source(hit: Hit) -> dict[str, Any]:

@@ -61,7 +61,10 @@ _BLOCK = re.compile(r"\n\s*\n")
 _NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*(?:\.[A-Za-z0-9_+#-]+)*")
-_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+# A number stands alone: the digits inside "1DS", "SHA256", "IPv6", "S3" or "v3-8" are no number of
+# their own (the word itself is the fact); read alone, "256" was an invented number that no source
+# sentence held as a word, and a sentence copied from its source was dropped.
+_NUMBER = re.compile(r"(?<![A-Za-z0-9])\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
 _CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
 # A code fence and its language tag ("```python"): the lines inside are checked as statements like
 # any other, but the marker is no statement, and left in it showed as "```python import time [1]".
@@ -94,6 +97,7 @@ class SourceSentence:
     file: str
     page: int
     text: str
+    heading: bool = False  # a title of its passage (RST, HTML, Word headings carry no "#")
 
     def as_quote(self) -> dict[str, Any]:
         """The JSON of a supporting quote: file, page, sentence and the source's number."""
@@ -254,8 +258,8 @@ class Grounder:
         """The sentence to quote when the draft holds nothing: the most relevant one that is not a
         heading ("# The Harbor Lighthouse" repeats the question's words and answers nothing) and
         has a few words of prose (a link line, "- `Documentation <http://...>`_", answers nothing)."""
-        candidates = [i for i, s in enumerate(self.sentences)
-                      if not s.text.lstrip().startswith("#") and _prose_words(s.text) >= QUOTE_MIN_WORDS]
+        candidates = [i for i, s in enumerate(self.sentences) if not (s.heading or s.text.lstrip().startswith("#"))
+                      and _prose_words(s.text) >= QUOTE_MIN_WORDS]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:

@@ -216,3 +216,29 @@ def test_search_highlights_the_sentence_that_matches(embedder) -> None:  # type:
     sentences = matching_sentences(query, embedder.embed([query])[0], [text for *_, text in SOURCES] + [""],
                                    embedder.embed)
     assert sentences[1] == "The ferry to the island leaves at noon every Tuesday." and sentences[2] == ""
+
+
+def test_digits_inside_a_word_are_no_number_of_their_own(embedder) -> None:  # type: ignore[no-untyped-def]
+    """The 1.5B model copied "1DS" from its source; read alone, its "1" was a number no source
+    sentence held as a word, and the copied sentence was dropped as an invention."""
+    facts = key_facts("Sign it with SHA256 over IPv6 to S3 on a 1DS board, version 2.5.")
+    assert {"sha256", "ipv6", "s3", "1ds", "2.5"} <= facts and not facts & {"256", "6", "3", "1"}
+    sentences = [SourceSentence(1, "board.md", 0, "The 1DS board is flashed over USB with the SHA256 image."),
+                 SourceSentence(1, "board.md", 0, "A second board is optional.")]
+    ask = grounder_over(embedder, "How is the 1DS board flashed?", sentences)
+    result = ask.check("The 1DS board is flashed over USB with the SHA256 image [1].", abstained=False)
+    assert result.kind == "answer" and result.measures["invented"] == 0, result
+
+
+def test_a_title_is_never_the_quote(embedder) -> None:  # type: ignore[no-untyped-def]
+    """An RST title carries no "#" once read: "Who wrote the guide?" was answered with a quote of
+    the title "A guide to masked arrays in NumPy", which repeats the question's words."""
+    from pgpt.runtime.documents.answers import _is_title
+
+    trail = "A guide to masked arrays in NumPy > Background"
+    assert _is_title("A guide to masked arrays in NumPy", trail) and not _is_title("Masks hide values.", trail)
+    sentences = [SourceSentence(1, "guide.rst", 0, "A guide to masked arrays in NumPy", heading=True),
+                 SourceSentence(1, "guide.rst", 0, "Masked arrays hide invalid entries from every computation.")]
+    result = grounder_over(embedder, "What is the guide to masked arrays in NumPy about?", sentences).check(
+        "It was written by the NumPy steering council in 2019.", abstained=False)
+    assert result.kind != "answer" and "A guide to masked arrays" not in result.text, result
