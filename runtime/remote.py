@@ -121,12 +121,13 @@ class RemoteEngine:
         """The server's indexed documents (``doc_id`` and ``doc_metadata``)."""
         return list(self._request("GET", "/v1/ingest/list").get("data", []))
 
-    def upload(self, path: Path, collection: str) -> dict[str, Any]:
-        """Send one file to the server's index (PrivateGPT's /v1/ingest/file); its document, with
+    def upload(self, path: Path, collection: str, name: str = "") -> dict[str, Any]:
+        """Send one file to the server's index (PrivateGPT's /v1/ingest/file) under ``name``
+        (its folders too, as ``docs/guide/README.md``; its file name when ""); its document, with
         ``doc_metadata.status`` added, updated, renamed or unchanged."""
         with open(path, "rb") as handle:
             data = self._request("POST", "/v1/ingest/file", files={"file": (path.name, handle)},
-                                 data={"collection": collection})
+                                 data={"collection": collection, "file_name": name or path.name})
         return dict(data["data"][0])
 
     def forget(self, doc_id: str) -> None:
@@ -166,14 +167,15 @@ class RemoteStream:
 
         engine = self._engine
         try:
-            with engine._http.stream("POST", "/v1/chat/completions", json=self._body) as response:
+            # the heartbeat: a line each second while the server has nothing to send (queued, a
+            # documents answer drafted and checked), so that a cancel is seen within a second
+            with engine._http.stream("POST", "/v1/chat/completions", json=self._body,
+                                     headers={"X-Pgpt-Heartbeat": "1"}) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise refused(engine.url, response.status_code, response.text,
                                   response.headers.get("retry-after"))
-                for data in _events(response.iter_lines()):
-                    if self._cancel is not None and self._cancel.is_set():
-                        raise Cancelled("Generation stopped.")
+                for data in _events(response.iter_lines(), self._cancel):
                     piece = self._take(data)
                     if piece:
                         yield piece
@@ -216,8 +218,12 @@ def connect(settings: Any, model: str = "") -> RemoteEngine:
     return RemoteEngine(settings.server, settings.server_key, model)
 
 
-def _events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+def _events(lines: Iterator[str], cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+    """The ``data:`` events of an SSE stream until ``[DONE]``; Cancelled as soon as any line
+    (a heartbeat comment too) arrives after ``cancel`` was set."""
     for line in lines:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("Generation stopped.")
         if not line.startswith("data:"):
             continue
         payload = line[5:].strip()
@@ -279,7 +285,9 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
         if title:  # pgpt-serve's own "Server busy: ... <hint>": the hint is shown once, after ours
             message = message.removesuffix(ServerBusyError.hint).strip()
         return ServerBusyError(f"The server at {url} is busy: {message} It asks to retry in {wait} s.",
-                               limit="server", retry_after_s=wait)
+                               limit="server", retry_after_s=wait,
+                               hint="Try again in a moment; if it is busy often, ask its operator to raise the "
+                                    "limit the message names.")  # a client cannot raise it itself
     title, message = _server_title(message)
     error = ServerError(f"The server at {url} answered {status}: {message}", status=status, hint="")
     if title:  # the server's own title ("Usage error"), not "Server error: ... Usage error: ..."

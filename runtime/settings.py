@@ -8,6 +8,12 @@ from pathlib import Path
 
 PROVIDERS = ("auto", "cpu", "cuda")
 
+# One default length for every front end: the caches key answers by their options, so the app
+# (512) and the CLI (256) never shared an answer through one server. A documents answer is short
+# and checked sentence by sentence: drafting 512 tokens of it took 12.6 s for two sentences.
+CHAT_MAX_TOKENS = 512
+DOCUMENTS_MAX_TOKENS = 256
+
 
 def _default_home() -> Path:
     from platformdirs import user_data_dir
@@ -159,11 +165,12 @@ def _server_url(raw: str) -> str:
 def _server_key(env: dict[str, str]) -> str:
     """The key for PGPT_SERVER: the file PGPT_API_KEY_FILE, else PGPT_API_KEY."""
     path = env.get("PGPT_API_KEY_FILE", "")
-    return read_key_file(Path(path)) if path else env.get("PGPT_API_KEY", "").strip()
+    return read_key_file(Path(path), client=True) if path else env.get("PGPT_API_KEY", "").strip()
 
 
-def read_key_file(path: Path) -> str:
-    """An API key kept in a file of its own, which only its owner may read.
+def read_key_file(path: Path, client: bool = False) -> str:
+    """An API key kept in a file of its own, which only its owner may read (``client``: the key
+    of a server this user reaches, which its operator hands out, not one to make up).
 
     Raises:
         ConfigError: the file is missing, unreadable, empty, or readable by other users.
@@ -177,13 +184,17 @@ def read_key_file(path: Path) -> str:
         mode = path.stat().st_mode
         key = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
+        make = ("Put the server's key in it (its operator has it), private to you (chmod 600)," if client else
+                f"Create it with (umask 077; openssl rand -hex 32 > {path}),")
         raise ConfigError(f"Cannot read the API key file {path}: {exc.strerror}.",
-                          hint="Create it ((umask 077; openssl rand -hex 32 > FILE)) or fix the path.") from None
+                          hint=f"{make} or fix the path.") from None
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         raise ConfigError(f"The API key file {path} can be read by other users.",
                           hint=f"Make it private: chmod 600 {path}.")
     if not key:
-        raise ConfigError(f"The API key file {path} is empty.", hint="Put a key in it: openssl rand -hex 32 > FILE.")
+        raise ConfigError(f"The API key file {path} is empty.",
+                          hint="Put the server's key in it (its operator has it)." if client else
+                          f"Put a key in it: (umask 077; openssl rand -hex 32 > {path}).")
     return key
 
 

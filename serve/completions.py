@@ -4,6 +4,7 @@ JSON or as a server-sent event stream, with PrivateGPT's sources when it asked a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -16,11 +17,13 @@ from starlette.responses import StreamingResponse
 
 from pgpt.runtime.errors import (Cancelled, ConfigError, ContextLengthError, InvalidRequestError, ServerBusyError,
                                  ServerStoppingError, UsageError)
+from pgpt.runtime.settings import CHAT_MAX_TOKENS, DOCUMENTS_MAX_TOKENS  # a request without max_tokens: the app's
 from pgpt.serve.errors import describe_error, json_bytes
 from pgpt.serve.schemas import ChatCompletionRequest, sampling_fields
 from pgpt.serve.service import Service, stream_in_thread
 
-DEFAULT_MAX_TOKENS = 512  # the app's; a request may ask for more, up to --max-tokens-cap
+HEARTBEAT = b": waiting\n\n"  # an SSE comment: clients skip it
+HEARTBEAT_S = 1.0
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
@@ -40,6 +43,11 @@ class Completion:
     # client must): it gets PrivateGPT's shapes, "completion" objects with message / delta on both
     # routes, which its SDK validates (it refused "chat.completion" and found no text in "text").
     privategpt: bool = False
+    # A client that asked for it (pgpt's own, header X-Pgpt-Heartbeat: 1) gets an SSE comment each
+    # second the stream is silent (queued, a documents answer being drafted and checked): its Esc
+    # closes the stream at once instead of at the next piece. Off by default: PrivateGPT's SDK
+    # parses every line of a stream as JSON.
+    heartbeat: bool = False
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -144,7 +152,7 @@ class Completion:
 
 
 async def start_completion(service: Service, body: ChatCompletionRequest, log: dict[str, Any],
-                           legacy: bool = False) -> Completion:
+                           legacy: bool = False, heartbeat: bool = False) -> Completion:
     """Check the request, lease its model and queue its generation (or find it in the cache).
 
     Raises:
@@ -168,7 +176,7 @@ async def start_completion(service: Service, body: ChatCompletionRequest, log: d
         lease.release()
         raise
     privategpt = "model" not in body.model_fields_set
-    return Completion(service, body, lease, stream, log, cancel, legacy, privategpt)
+    return Completion(service, body, lease, stream, log, cancel, legacy, privategpt, heartbeat)
 
 
 async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, messages: list[dict[str, str]],
@@ -280,7 +288,7 @@ def _max_new_tokens(body: ChatCompletionRequest, prompt_tokens: int, model: Any,
     asked = body.max_tokens or body.max_completion_tokens
     room = context - prompt_tokens
     if asked is None:
-        wanted = min(DEFAULT_MAX_TOKENS, cap, room)
+        wanted = min(DOCUMENTS_MAX_TOKENS if body.use_context else CHAT_MAX_TOKENS, cap, room)
         if wanted >= 1:
             return wanted
         raise ContextLengthError(f"The prompt has {prompt_tokens} tokens, which leaves no room for an answer: "
@@ -301,8 +309,8 @@ async def event_stream(completion: Completion) -> AsyncIterator[bytes]:
     if not completion.text_choices:  # chat's first chunk names the role; a text completion has none
         yield completion.chunk({"role": "assistant", "content": ""})
     try:
-        async for piece in completion.pieces():
-            yield completion.chunk({"content": piece})
+        async for piece in _beating(completion.pieces(), HEARTBEAT_S if completion.heartbeat else None):
+            yield HEARTBEAT if piece is None else completion.chunk({"content": piece})
     except Exception as exc:  # headers are gone: the error travels inside the stream
         status, payload, _ = describe_error(exc)
         completion.log["status"] = status
@@ -315,6 +323,35 @@ async def event_stream(completion: Completion) -> AsyncIterator[bytes]:
     if options is not None and options.include_usage:
         yield completion.chunk(None, usage=completion.usage())
     yield b"data: [DONE]\n\n"
+
+
+async def _beating(pieces: AsyncIterator[str], every_s: float | None) -> AsyncIterator[str | None]:
+    """``pieces``, with None after each ``every_s`` seconds without one (None: never). The next
+    piece is awaited as a task, not under a timeout, which would cancel the generator."""
+    if every_s is None:
+        async for piece in pieces:
+            yield piece
+        return
+    waiting: asyncio.Future[str] | None = None
+    try:
+        while True:
+            waiting = waiting or asyncio.ensure_future(pieces.__anext__())
+            done, _ = await asyncio.wait({waiting}, timeout=every_s)
+            if not done:
+                yield None
+                continue
+            try:
+                piece = waiting.result()
+            except StopAsyncIteration:
+                return
+            waiting = None
+            yield piece
+    finally:  # the stream ended or its client left: the generation stops, its slot is given back
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(BaseException):
+                await waiting
+        await pieces.aclose()  # type: ignore[attr-defined]
 
 
 class CompletionStream(StreamingResponse):
@@ -354,13 +391,14 @@ async def complete(completion: Completion) -> dict[str, Any]:
 
 
 def shown_path(home: Path, path: str) -> str:
-    """A document's path as the server's clients see it: an upload by its file name, another file
-    with the server account's home folder as ``~``. A client learns neither the account's name nor
-    where the server keeps its data; the documents' own folders stay, as the team may know them."""
+    """A document's path as the server's clients see it: an upload by the name it was sent under
+    (``report.pdf``, ``docs/guide/README.md``), another file with the server account's home folder
+    as ``~``. A client learns neither the account's name nor where the server keeps its data; the
+    documents' own folders stay, as the team may know them."""
     uploads = home / "uploads"
     where = Path(path)
-    if where.is_relative_to(uploads):
-        return where.name
+    if where.is_relative_to(uploads):  # uploads/COLLECTION/NAME
+        return "/".join(where.relative_to(uploads).parts[1:]) or where.name
     account = Path.home()
     return f"~/{where.relative_to(account)}" if where.is_relative_to(account) else path
 

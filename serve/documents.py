@@ -1,7 +1,8 @@
 """PrivateGPT's document API over pgpt's index: chunks, ingest file and text, list, delete.
 
-Uploads are written to ``PGPT_HOME/uploads/COLLECTION/NAME`` (the file name is the document's
-identity: the same name again updates it, unchanged content is skipped) and then go through the
+Uploads are written to ``PGPT_HOME/uploads/COLLECTION/NAME`` (the name, which may hold folders, as
+``docs/guide/README.md``, is the document's identity: the same name again updates it, unchanged
+content is skipped) and then go through the
 CLI's ``ingest``: the same readers, size cap and hostile-file rules, one commit per document, one
 writer at a time while searches and answers go on.
 """
@@ -22,6 +23,7 @@ from pgpt.serve.service import Service
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 _COPY_BYTES = 1 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_PARTS = 16
 
 
 def upload_folder(service: Service, collection: str) -> Path:
@@ -43,32 +45,66 @@ def upload_folder(service: Service, collection: str) -> Path:
     return ensure_private_dir(service.settings.home / "uploads" / collection)
 
 
-def safe_name(name: str | None, what: str = "file name") -> str:
-    """A client's file name when it is plain: not empty, not hidden, no folder part, no control
-    characters, at most 255 bytes; a name with a folder part is refused, not cut to its last part,
-    so that the client learns under which name the document is kept.
+def safe_name(name: str | None, what: str = "file name") -> list[str]:
+    """A client's file name as its parts: a plain name (``report.pdf``), or one under plain folder
+    names (``docs/guide/README.md``: a folder uploaded by ``pgpt-tui ingest``, whose files of one
+    name in different folders stay apart). Each part is not empty, not ``.`` or ``..``, not hidden,
+    without control characters, at most 255 bytes; at most 16 parts; ``\\`` and a leading ``/``
+    are refused, never cut away, so that the client learns under which name the document is kept.
 
     Raises:
         RequestRefusedError: 400 with the reason.
     """
     raw = name or ""
-    base = raw.strip()
-    problem = ("it is empty" if not base else
-               "it has a folder part ('/' or '\\')" if "/" in raw or "\\" in raw else
-               "it is hidden (starts with '.')" if base.startswith(".") else
-               "it holds control characters" if _CONTROL.search(base) else
-               "it is longer than 255 bytes" if len(base.encode()) > 255 else "")
+    parts = raw.strip().split("/")
+    problem = ("it is empty" if not raw.strip() else
+               "it has a '\\'" if "\\" in raw else
+               "it starts at the root ('/')" if raw.strip().startswith("/") else
+               f"it has more than {_MAX_PARTS} parts" if len(parts) > _MAX_PARTS else
+               next((_part_problem(part) for part in parts if _part_problem(part)), ""))
     if problem:
         raise RequestRefusedError(f"The {what} {raw[:80]!r} cannot be used: {problem}; it must be a plain name, "
-                                  "not hidden, without a folder or control characters, at most 255 bytes.",
+                                  "or one under plain folder names (docs/report.pdf), none hidden, empty, '.' or "
+                                  "'..', without control characters, at most 255 bytes each.",
                                   status=400, hint="Send the file under a plain name such as report.pdf.")
-    return base
+    return [part.strip() for part in parts]
+
+
+def _part_problem(part: str) -> str:
+    """Why one part of a name cannot be a file or folder name under the uploads folder, or ''."""
+    base = part.strip()
+    return ("it has an empty part ('//')" if not base else
+            "it has a '..' or '.' part" if base in (".", "..") else
+            "it is hidden (a part starts with '.')" if base.startswith(".") else
+            "it holds control characters" if _CONTROL.search(base) else
+            "a part is longer than 255 bytes" if len(base.encode()) > 255 else "")
+
+
+def _upload_target(service: Service, name: str | None, collection: str) -> Path:
+    """Where an upload named ``name`` is kept: its folders made private, under the collection's."""
+    from pgpt.runtime.settings import ensure_private_dir
+
+    folder = upload_folder(service, collection)
+    *folders, file_name = safe_name(name)
+    for part in folders:
+        folder = folder / part
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise _taken(name, part, "a document's name")
+        ensure_private_dir(folder)
+    if (folder / file_name).is_dir():
+        raise _taken(name, file_name, "a folder of documents")
+    return folder / file_name
+
+
+def _taken(name: str | None, part: str, what: str) -> RequestRefusedError:
+    return RequestRefusedError(f"The file name {str(name)[:80]!r} cannot be used: {part!r} is {what} in this "
+                               "collection already.", status=409,
+                               hint="Send it under another name, or into another collection.")
 
 
 async def ingest_upload(service: Service, name: str | None, data: BinaryIO, collection: str) -> dict[str, Any]:
     """Store an uploaded file and index it; the PrivateGPT answer with its document."""
-    folder = upload_folder(service, collection)
-    target = folder / safe_name(name)
+    target = _upload_target(service, name, collection)
     await asyncio.to_thread(_store_file, data, target, service.serve.max_body_bytes)
     return await _index(service, target, collection)
 
@@ -77,10 +113,10 @@ async def ingest_text(service: Service, file_name: str, text: str, collection: s
     """Store a text under ``file_name`` (``.txt`` added unless it ends in a text suffix) and index it."""
     import io
 
-    name = safe_name(file_name)
+    name = "/".join(safe_name(file_name))
     if not name.lower().endswith(TEXT_SUFFIXES):
         name += ".txt"
-    target = upload_folder(service, collection) / name
+    target = _upload_target(service, name, collection)
     await asyncio.to_thread(_store_file, io.BytesIO(text.encode("utf-8")), target, service.serve.max_body_bytes)
     return await _index(service, target, collection)
 

@@ -89,7 +89,8 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
 
 
 async def _answer(body: ChatCompletionRequest, request: Request, legacy: bool = False) -> Any:
-    completion = await start_completion(service_of(request), body, log_fields(request), legacy)
+    heartbeat = request.headers.get("x-pgpt-heartbeat") == "1"  # pgpt's client: see Completion.heartbeat
+    completion = await start_completion(service_of(request), body, log_fields(request), legacy, heartbeat)
     if body.stream:
         return CompletionStream(completion)
     try:
@@ -161,10 +162,11 @@ async def chunks(body: ChunksRequest, request: Request) -> dict[str, Any]:
 
 @router.post("/v1/ingest")  # PrivateGPT's older name, still served by it and called by its SDK's ingest()
 @router.post("/v1/ingest/file")
-async def ingest_file(request: Request, file: UploadFile = File(...),
-                      collection: str = Form("default")) -> dict[str, Any]:
-    """PrivateGPT: index an uploaded file (multipart field ``file``)."""
-    return await documents.ingest_upload(service_of(request), file.filename, file.file, collection)
+async def ingest_file(request: Request, file: UploadFile = File(...), collection: str = Form("default"),
+                      file_name: str = Form("")) -> dict[str, Any]:
+    """PrivateGPT: index an uploaded file (multipart field ``file``); pgpt's ``file_name`` field
+    names it with its folders (``docs/guide/README.md``), as ``pgpt-tui ingest`` sends a folder."""
+    return await documents.ingest_upload(service_of(request), file_name or file.filename, file.file, collection)
 
 
 @router.post("/v1/ingest/text")

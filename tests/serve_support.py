@@ -54,6 +54,11 @@ class RunningServer:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=kwargs.pop("timeout", 300), **kwargs)
 
+    def documents(self) -> list[dict]:
+        """The server's documents (GET /v1/ingest/list)."""
+        with self.http() as client:
+            return list(client.get("/v1/ingest/list").json()["data"])
+
     def metric(self, name: str, labels: str = "") -> float:
         """The value of one sample of /metrics (``labels`` as written there, e.g. 'cache="answer"')."""
         with self.http() as client:

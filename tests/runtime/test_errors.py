@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,18 @@ def test_a_servers_error_keeps_its_own_title_once(server_message: str, title: st
     assert (message.title, message.exit_code) == (title, 1)
     assert message.text.startswith("The server at http://127.0.0.1:8642 ") and text in message.text
     assert title not in message.text  # the title once, in its place
+
+
+def test_a_missing_key_file_gets_the_advice_that_fits_who_reads_it(tmp_path: Path) -> None:
+    """A client was told to make a random key up: it needs its server's, from the operator."""
+    from pgpt.runtime.errors import ConfigError
+    from pgpt.runtime.settings import read_key_file
+
+    missing = tmp_path / "server.key"
+    with pytest.raises(ConfigError) as client:
+        read_key_file(missing, client=True)
+    with pytest.raises(ConfigError) as server:
+        read_key_file(missing)
+    client_text, server_text = e.user_message(client.value).text, e.user_message(server.value).text
+    assert "Put the server's key in it (its operator has it)" in client_text and "openssl" not in client_text
+    assert f"(umask 077; openssl rand -hex 32 > {missing})" in server_text and "((" not in server_text

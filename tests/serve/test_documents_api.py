@@ -129,18 +129,24 @@ def test_an_upload_never_leaves_the_uploads_folder(server: RunningServer, tmp_pa
     source.write_text("An uploaded note about the harbour master.")
     assert upload(server, source)[0] == 200
     status, body = upload(server, source, name="../../../escape.txt")
-    assert status == 400 and "folder part" in body["error"]["message"]
+    assert status == 400 and "'..'" in body["error"]["message"]
+    (uploads / "linked").symlink_to(tmp_path)  # a planted folder link is not followed either
+    status, body = upload(server, source, name="linked/escape.txt")
+    assert status == 409 and "'linked' is a document's name" in body["error"]["message"], body
+    assert not (tmp_path / "escape.txt").exists()
     assert outside.read_text() == "must stay as it is" and not (uploads / "planted.txt").is_symlink()
     assert not (server.settings.home / "escape.txt").exists() and not (uploads / "escape.txt").exists()
 
 
-def test_names_with_a_folder_part_are_refused_not_cut(server: RunningServer, tmp_path: Path) -> None:
+def test_unsafe_names_are_refused_not_cut_and_plain_folders_are_kept(server: RunningServer, tmp_path: Path) -> None:
     """"../../etc/evil.txt" was stored as evil.txt without a word, and the collection "../../x" in the
     folder uploads/x while the index recorded "../../x": two names, one folder."""
     http = server.http()
-    for name in ("../../etc/evil.txt", "notes/evil.txt", "..\\evil.txt"):
+    for name, cause in (("../../etc/evil.txt", "'..'"), ("notes/../../evil.txt", "'..'"), ("..\\evil.txt", "'\\'"),
+                        ("/etc/evil.txt", "root"), ("notes//evil.txt", "empty part"), ("notes/.git/evil.txt", "hidden"),
+                        ("/".join(["a"] * 17), "more than 16 parts")):
         refused = http.post("/v1/ingest/text", json={"file_name": name, "text": "Evil."})
-        assert refused.status_code == 400 and "folder part" in refused.json()["error"]["message"], refused.text
+        assert refused.status_code == 400 and cause in refused.json()["error"]["message"], refused.text
     note = tmp_path / "x.txt"
     note.write_text("Evil.")
     for collection in ("../../x", "x/y", ".hidden", "a b"):
@@ -153,6 +159,7 @@ def test_names_with_a_folder_part_are_refused_not_cut(server: RunningServer, tmp
             assert refused.status_code == 400 and "letters, digits" in message and "collection" in message, message
     uploads = server.settings.home / "uploads"
     assert not (uploads / "default" / "evil.txt").exists() and not (uploads / "x").exists()
+    assert not (uploads / "default" / "notes").exists()  # nothing made for a refused name
     assert not any(d["doc_metadata"]["file_name"] in ("evil.txt", "x.txt")
                    for d in http.get("/v1/ingest/list").json()["data"])
     kept = http.post("/v1/ingest/text", params={"collection": "team-notes_2.0"},
@@ -160,6 +167,17 @@ def test_names_with_a_folder_part_are_refused_not_cut(server: RunningServer, tmp
     assert kept.status_code == 200, kept.text
     assert kept.json()["data"][0]["doc_metadata"]["path"] == "plain name.txt"
     assert (uploads / "team-notes_2.0" / "plain name.txt").read_text() == "A plain name in a plain collection."
+    # plain folder names keep one tree's files of one name apart (pgpt-tui ingest sends a folder so)
+    for team in ("ops", "dev"):
+        with open(note, "rb") as handle:
+            kept = http.post("/v1/ingest/file", files={"file": ("README.md", handle)},
+                             data={"file_name": f"handbook/{team}/README.md"})
+        assert kept.status_code == 200 and kept.json()["data"][0]["doc_metadata"]["status"] == "added", kept.text
+        assert kept.json()["data"][0]["doc_metadata"]["path"] == f"handbook/{team}/README.md"
+    assert (uploads / "default" / "handbook" / "dev" / "README.md").stat().st_mode & 0o077 == 0
+    assert (uploads / "default" / "handbook").stat().st_mode & 0o777 == 0o700
+    clash = http.post("/v1/ingest/text", json={"file_name": "handbook/ops/README.md/x.txt", "text": "x"})
+    assert clash.status_code == 409 and "'README.md' is a document's name" in clash.json()["error"]["message"]
 
 
 def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: RunningServer) -> None:

@@ -3,6 +3,7 @@ local model cache: nothing is loaded here. Errors: a server that is down, refuse
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from test_app import SIZE, ask, status, turns, wait_until
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input, Static
 
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
@@ -49,10 +50,11 @@ def client_settings(server: RunningServer, tmp_path: Path, key: str = KEY) -> Se
     return Settings(home=tmp_path / "client", model_cache=tmp_path / "no-models", server=server.url, server_key=key)
 
 
-def client_cli(settings: Settings, *args: str, key: str = KEY) -> subprocess.CompletedProcess[str]:
+def client_cli(settings: Settings, *args: str, key: str = KEY,
+               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**cli_env(settings), "PGPT_SERVER": settings.server, "PGPT_API_KEY": key}
     return subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+                          env=env, timeout=600, cwd=cwd)
 
 
 async def test_the_app_chats_through_the_server(served: RunningServer, tmp_path: Path) -> None:
@@ -83,8 +85,13 @@ async def test_an_app_started_before_its_server_connects_on_the_next_question(se
         second = start_server(dataclasses.replace(served.settings, home=tmp_path / "late-server"), key=KEY,
                               env={"PGPT_API_KEY": KEY}, port=port)
         try:
-            await ask(pilot, "What is the capital of France?")
-            assert app.engine is not None and turns(app)[1].text
+            with second.http() as client:
+                client.post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": FERRY})
+            # typed in Chat mode (nothing was known), asked of the server's documents once it answers:
+            # it was answered by the model alone (an invented timetable) under a Documents prompt
+            await pilot.press(*"When does the ferry to Tresco leave?", "enter")
+            await wait_until(pilot, lambda: not app.answering and turns(app)[-1].kind in ("sources", "closest"))
+            assert app.engine is not None and turns(app)[1].text and app.mode == "docs"
             assert status(app).startswith(f"server 127.0.0.1:{port} · smollm2-135m-instruct-int8@")
         finally:
             second.stop()
@@ -104,10 +111,21 @@ async def test_documents_and_search_modes_use_the_servers_index(served: RunningS
         assert app.mode == "search"
         await ask(pilot, "ferry Tresco")
         assert "9:15" in turns(app)[-1].text
+        assert status(app).startswith(f"server {served.url.split('://')[1]} · search")  # not "CPU · search"
+        with served.http() as client:
+            client.post("/v1/ingest/text", json={"file_name": "old-notes.txt", "text": "Old notes, to be forgotten."})
         await pilot.press("f4")  # the Docs panel lists the server's documents (it showed an empty list)
-        table = app.screen.query_one(DataTable)
-        await wait_until(pilot, lambda: table.row_count >= 1)
-        assert any("ferry.txt" in str(table.get_row_at(i)[2]) for i in range(table.row_count))
+        table, report = app.screen.query_one(DataTable), app.screen.query_one("#doc-report", Static)
+        await wait_until(pilot, lambda: table.row_count >= 2)
+        names = [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
+        assert "ferry.txt" in names and "old-notes.txt" in names  # names, not the server's folders
+        assert str(report.render()).startswith(f"The documents live on the server ({served.url})")
+        table.focus()
+        table.move_cursor(row=names.index("old-notes.txt"))
+        await pilot.press("delete")  # forgets it on the server (it only said where documents live)
+        await wait_until(pilot, lambda: table.row_count == len(names) - 1)
+        assert "Forgot old-notes.txt on the server." in str(report.render())
+        assert "old-notes.txt" not in {d["doc_metadata"]["file_name"] for d in served.documents()}
 
 
 async def test_escape_cancels_the_request_on_the_server(served: RunningServer, tmp_path: Path) -> None:
@@ -126,6 +144,33 @@ async def test_escape_cancels_the_request_on_the_server(served: RunningServer, t
         while served.metric("pgpt:num_requests_running") != 0:
             assert time.monotonic() < deadline, "the server kept generating after Esc"
             time.sleep(0.05)
+
+
+def test_a_documents_answer_stops_within_a_second_of_a_cancel(served: RunningServer, tmp_path: Path) -> None:
+    """The server sends nothing while it drafts and checks a documents answer; the client saw its
+    cancel only at the next piece, so Esc waited for the whole draft (the server's heartbeat)."""
+    from pgpt.runtime.errors import Cancelled
+    from pgpt.runtime.remote import connect
+
+    remote = connect(client_settings(served, tmp_path))
+    cancel = threading.Event()
+    long_draft = SamplingOptions(max_new_tokens=1000, ignore_eos=True, temperature=0.8, seed=int(time.time()))
+    stream = remote.ask("When does the ferry to Tresco leave?", long_draft, cancel)
+    timer = threading.Timer(1.0, cancel.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(Cancelled):
+            for _ in stream:
+                pass
+    finally:
+        timer.cancel()
+        remote.close()
+    assert time.monotonic() - started < 4.0  # a heartbeat each second; the 1000-token draft takes far longer
+    deadline = time.monotonic() + 10
+    while served.metric("pgpt:num_requests_running") != 0:
+        assert time.monotonic() < deadline, "the server kept drafting after the cancel"
+        time.sleep(0.05)
 
 
 def test_chat_ask_and_search_on_the_command_line(served: RunningServer, tmp_path: Path) -> None:
@@ -178,27 +223,68 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
     (folder / "empty.txt").write_text("")
     (tmp_path / "secret.txt").write_text("outside the folder")
     (folder / "link.txt").symlink_to(tmp_path / "secret.txt")
-    sent = client_cli(settings, "ingest", str(folder), "--collection", "sent", "--json")
+    for team in ("ops", "dev"):  # one name in two folders, as every tree has README files
+        (folder / team).mkdir()
+        (folder / team / "README.md").write_text(f"# {team}\n\nThe {team} team meets on Thursdays in room {len(team)}.\n")
+    sent = client_cli(settings, "ingest", str(folder), "--collection", "sent", "--json", cwd=tmp_path)
     report = json.loads(sent.stdout)
-    assert report["added"] == 1 and report["server"] == served.url, sent.stderr
+    assert report["added"] == 3 and report["updated"] == 0 and report["server"] == served.url, sent.stderr
     assert {Path(s["path"]).name for s in report["skipped"]} == {"link.txt"}
     assert [Path(f["path"]).name for f in report["failed"]] == ["empty.txt"] and sent.returncode == 1
     assert not (settings.home / "index").exists()  # nothing local
     try:
         listed = client_cli(settings, "docs", "--collection", "sent")
-        assert listed.returncode == 0 and "canteen.md" in listed.stdout and "[sent]" in listed.stdout
-        again = client_cli(settings, "ingest", str(folder / "canteen.md"), "--collection", "sent")
+        assert listed.returncode == 0 and "[sent] to-send/canteen.md" in listed.stdout, listed.stdout
+        assert "to-send/ops/README.md" in listed.stdout and "to-send/dev/README.md" in listed.stdout
+        # the file by itself, from the same folder, is the same document (its name is its path from here)
+        again = client_cli(settings, "ingest", "to-send/canteen.md", "--collection", "sent", cwd=tmp_path)
         assert again.returncode == 0 and "1 unchanged" in again.stdout and served.url in again.stdout
+        client_cli(settings, "ingest", str(folder / "ops"), "--collection", "other", cwd=tmp_path)
+        only = client_cli(settings, "forget", "--collection", "other", str(folder / "ops"))
+        assert only.returncode == 0 and "(1 document(s)" in only.stdout, only.stdout + only.stderr
+        assert "to-send/ops/README.md" in client_cli(settings, "docs", "--collection", "sent").stdout
+        assert "[other]" not in client_cli(settings, "docs").stdout  # the other collection's copy only
+        team = client_cli(settings, "forget", str(folder / "dev"))  # a local folder: what was sent from it
+        assert team.returncode == 0 and "(1 document(s)" in team.stdout, team.stdout + team.stderr
         found = client_cli(settings, "search", "canteen deck two", "--collection", "sent", "--json")
         assert json.loads(found.stdout)["results"][0]["text"].startswith("# Canteen") or "canteen" in found.stdout
         refused = client_cli(settings, "ingest", str(folder), "--prune")
         assert refused.returncode == 2 and "--prune" in refused.stderr
     finally:
         forgot = client_cli(settings, "forget", "canteen.md")
+        client_cli(settings, "forget", str(folder))  # the rest sent from it: the server is shared by the tests
     assert forgot.returncode == 0 and "forgot canteen.md on the server" in forgot.stdout, forgot.stderr
     assert "canteen.md" not in client_cli(settings, "docs").stdout
     missing = client_cli(settings, "forget", "canteen.md")
     assert missing.returncode == 2 and "has no document 'canteen.md'" in missing.stderr
+
+
+def test_ctrl_c_while_sending_says_what_the_server_has(served: RunningServer, tmp_path: Path) -> None:
+    """It said "nothing was left half-written (a download keeps its partial file ...)", while the
+    server went on indexing what it had received."""
+    import signal
+
+    settings = client_settings(served, tmp_path)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(300):
+        (folder / f"note-{n:03}.txt").write_text(f"Note {n}: the boat number {n} leaves at {n % 24}:00.\n")
+    env = {**cli_env(settings), "PGPT_SERVER": settings.server, "PGPT_API_KEY": KEY}
+    sending = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(folder)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(d["doc_metadata"]["file_name"].startswith("note-") for d in served.documents()):
+            assert time.monotonic() < deadline and sending.poll() is None, "nothing arrived at the server"
+            time.sleep(0.1)
+        sending.send_signal(signal.SIGINT)
+        _, err = sending.communicate(timeout=60)
+        assert sending.returncode == 130, err
+        assert "files were indexed on the server; it may still index the one it was receiving" in err
+        assert "docs` lists what it has" in err and "download" not in err and "Traceback" not in err
+    finally:
+        sending.kill()
+        client_cli(settings, "forget", str(folder))
 
 
 def test_a_key_in_the_server_address_is_refused_and_never_shown(served: RunningServer, tmp_path: Path) -> None:
@@ -226,9 +312,22 @@ def test_a_server_that_is_down_refuses_or_is_busy_gives_one_paragraph(served: Ru
     assert refused.returncode == 1 and "error: Server refused the key" in refused.stderr
     assert "PGPT_API_KEY" in refused.stderr and "wrong-key" not in refused.stderr and KEY not in refused.stderr
 
+    with occupied(served):
+        busy = client_cli(client_settings(served, tmp_path), "chat", "Hi", "--max-tokens", "4")
+        assert busy.returncode == 1 and "error: Server busy" in busy.stderr and "retry in" in busy.stderr
+        # the server's own title and hint are not repeated inside the client's message
+        assert busy.stderr.count("Server busy") == 1 and busy.stderr.count("Try again in a moment") == 1, busy.stderr
+        assert "ask its operator to raise" in busy.stderr  # a client cannot raise --parallel itself
+        assert "1 request(s)" in busy.stderr
+    assert httpx.get(served.url + "/health", timeout=10).status_code == 200
+
+
+@contextlib.contextmanager
+def occupied(served: RunningServer) -> Iterator[None]:
+    """The server's one slot taken by a long answer (it allows nothing to wait) while the block runs."""
     holder = threading.Event()
 
-    def occupy() -> None:  # the one slot, with nothing allowed to wait
+    def occupy() -> None:
         body = {"messages": [{"role": "user", "content": "Count to 500."}], "max_tokens": 400, "ignore_eos": True,
                 "stream": True}
         with served.http() as client, client.stream("POST", "/v1/chat/completions", json=body) as response:
@@ -243,15 +342,39 @@ def test_a_server_that_is_down_refuses_or_is_busy_gives_one_paragraph(served: Ru
         while served.metric("pgpt:num_requests_running") != 1:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        busy = client_cli(client_settings(served, tmp_path), "chat", "Hi", "--max-tokens", "4")
-        assert busy.returncode == 1 and "error: Server busy" in busy.stderr and "retry in" in busy.stderr
-        # the server's own title and hint are not repeated inside the client's message
-        assert busy.stderr.count("Server busy") == 1 and busy.stderr.count("Try again in a moment") == 1, busy.stderr
-        assert "1 request(s)" in busy.stderr
+        yield
     finally:
         holder.set()
         thread.join(timeout=60)
-    assert httpx.get(served.url + "/health", timeout=10).status_code == 200
+
+
+async def test_a_model_chosen_in_the_app_is_asked_of_the_server(served: RunningServer, tmp_path: Path) -> None:
+    """F3's Enter marked a local model as the chat model, and answers kept coming from the server's default."""
+    from pgpt.tui.chat.messages import ModelChanged
+
+    app = ChatApp(client_settings(served, tmp_path), SamplingOptions(max_new_tokens=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        app.post_message(ModelChanged("no-such-model"))
+        await wait_until(pilot, lambda: bool(app.load_error))
+        assert "no-such-model" in app.load_error and app.engine is None
+        app.post_message(ModelChanged("smollm2-135m-instruct-int8"))
+        await wait_until(pilot, lambda: app.engine is not None)
+        assert app.engine.requested == "smollm2-135m-instruct-int8"
+
+
+async def test_a_question_the_busy_server_refused_is_kept_in_the_prompt(served: RunningServer,
+                                                                        tmp_path: Path) -> None:
+    """It was gone (the input cleared, the turn marked failed): the user had to type it again."""
+    app = ChatApp(client_settings(served, tmp_path), SamplingOptions(max_new_tokens=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        with occupied(served):
+            await pilot.press(*"When does the ferry leave?", "enter")
+            await wait_until(pilot, lambda: not app.answering)
+        assert turns(app)[1].mark == "(failed)"
+        assert app.query_one("#prompt", Input).value == "When does the ferry leave?"
+        assert any(n.title == "Server busy" and "operator" in n.message for n in app._notifications)
 
 
 def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(served: RunningServer, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from textual.worker import Worker, WorkerState
 
 from pgpt.runtime.errors import ConfigError, ModelNotFoundError, StorageError, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
-from pgpt.runtime.settings import Settings
+from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
 from pgpt.tui.chat.library import MODES, DocumentLibrary, describe_closest, describe_quotes, describe_sources
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
 from pgpt.tui.chat.panels import PanelsMixin
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the load
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_NEW_TOKENS = 512
+DEFAULT_MAX_NEW_TOKENS = CHAT_MAX_TOKENS  # documents answers: at most DOCUMENTS_MAX_TOKENS (workers.py)
 FIRST_RUN = ("First start: pgpt is exporting its built-in chat and embedding models to ONNX and checking "
              "their quality (about a minute on 2 CPU cores; only this once). You can type a question now: "
              "it is answered as soon as the model is ready.")
@@ -79,6 +79,8 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         self.saved: Conversation | None = None  # the conversation's file, once it has an answer
         self.docs_mode_next = False  # switch to documents when the running answer ends
         self._loaded_once = False  # the first model load picks documents mode when some are indexed
+        self._mode_chosen = False  # the user switched modes (Ctrl+R): a load then leaves the mode alone
+        self.server_model = ""  # a client: the model asked of the server (F3's Enter), "" for its default
 
     def compose(self) -> ComposeResult:
         yield ChatLog(id="log")
@@ -118,15 +120,23 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         worker, error = event.worker, event.worker.error
         if event.state is not WorkerState.ERROR or error is None:
             return
-        log.error("worker %s failed", worker.name, exc_info=error)
         message = user_message(error)
+        if message.title == "Unexpected error":  # a bug: its traceback is what the log is for
+            log.error("worker %s failed", worker.name, exc_info=error)
+        else:
+            log.warning("worker %s failed: %s: %s", worker.name, message.title, message.text)
         self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
         if worker.group == "load":
             self._model_unavailable(error)
         elif worker is self._answer_worker and self._reply is not None:
+            unanswered = not self._reply.text and self.conversation and self.conversation[-1]["role"] == "user"
+            question = self.conversation[-1]["content"] if unanswered else ""
             self._reply.show(self._reply.text, "(failed)")
             self._close_reply("")
             self._set_status(self._model_label(), "failed")
+            prompt = self._chat.query_one("#prompt", Input)
+            if question and not prompt.value:  # a busy server: Enter sends it again, nothing retyped
+                prompt.value = question
 
     # Messages from the workers.
 
@@ -139,6 +149,10 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         self._loaded_once = True
         if first and self.library is not None and self.library.documents:
             self._set_mode("docs")
+            if self._reply is not None and not self._mode_chosen:
+                # typed while nothing was known (a server not up yet): asked of the documents, as
+                # the mode now says, not answered by the model alone under a Documents prompt
+                self._reply_mode = "docs"
         elif self.mode != "chat" and self.library is None:
             self._documents_unavailable()
         log.info("chat model %s loaded on %s", self.engine.model.info.name, self.engine.provider)
@@ -174,6 +188,8 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
             self._reply_id += 1
             self._reply.show(self._reply.text, "(stopped: model changed)")
             self._close_reply(self._reply.text)
+        if self.settings.server:  # a client asks the server for the model of that name
+            self.server_model = message.name
         old, self.engine, self.load_error = self.engine, None, ""
         busy = self._answer_worker is not None and not self._answer_worker.is_finished
         if old is not None and not busy:  # a stopping answer still holds it; the GC closes it then
@@ -278,6 +294,7 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         if self.answering:
             self.notify("Wait for the answer (or press Esc) before switching modes.", severity="warning")
             return
+        self._mode_chosen = True
         order = list(MODES)
         mode = order[(order.index(self.mode) + 1) % len(order)]
         if mode != "chat" and self.library is None:

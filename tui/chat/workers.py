@@ -24,6 +24,7 @@ class WorkersMixin:
 
     settings: Any
     sampling: Any
+    server_model: str  # a client: the server's model chosen on F3 ("" for its default)
     use_cache: bool
     _quitting: threading.Event
     post_message: Any
@@ -35,7 +36,7 @@ class WorkersMixin:
         if self.settings.server:
             from pgpt.runtime.remote import connect
 
-            engine = connect(self.settings)
+            engine = connect(self.settings, self.server_model)  # "": the model the server serves as default
             library = load_library(self.settings, remote=engine)
         else:
             from pgpt.runtime.llm.chat import ChatEngine
@@ -56,7 +57,14 @@ class WorkersMixin:
         messages, then post AnswerFinished."""
         stream: Any
         if library is not None:
-            stream = library.ask(engine, messages[-1]["content"], self.sampling, cancel)
+            import dataclasses
+
+            from pgpt.runtime.settings import DOCUMENTS_MAX_TOKENS
+
+            # ask's length: the same cache entries as the CLI's and a server's other clients
+            short = dataclasses.replace(self.sampling, max_new_tokens=min(self.sampling.max_new_tokens,
+                                                                          DOCUMENTS_MAX_TOKENS))
+            stream = library.ask(engine, messages[-1]["content"], short, cancel)
         else:
             stream = engine.stream(messages, self.sampling, cancel)
         text = ""
@@ -79,5 +87,6 @@ class WorkersMixin:
         from pgpt.runtime.llm.chat import ChatResult
 
         text, markup = library.highlighted_search(query, k=5)
-        result = ChatResult(answer=text or "No matching passages.", model="search", provider="cpu")
+        where = library.remote.provider if library.remote is not None else "cpu"  # "server HOST:PORT" for a client
+        result = ChatResult(answer=text or "No matching passages.", model="search", provider=where)
         self.post_message(AnswerFinished(reply_id, result, False, markup=markup))

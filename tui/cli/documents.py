@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgpt.runtime.arg_types import collection_name, non_negative_int, passage_count, positive_int, result_count
 from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
+from pgpt.runtime.settings import DOCUMENTS_MAX_TOKENS
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar
 
@@ -49,7 +50,8 @@ def add_parsers(sub: Any) -> None:
                      help="the sentences of those passages closest to the question that the model reads "
                           "(default 8; 0: whole passages)")
     ask.add_argument("--model", default="", help="exported chat model (default: the active one)")
-    ask.add_argument("--max-tokens", type=positive_int, default=256, help="most tokens in the answer (default 256)")
+    ask.add_argument("--max-tokens", type=positive_int, default=DOCUMENTS_MAX_TOKENS,
+                     help=f"most tokens in the answer (default {DOCUMENTS_MAX_TOKENS}, as the app's Documents mode)")
     ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     for command in (ingest, docs, forget, search, ask):

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from pgpt.runtime.arg_types import non_negative_int, positive_int
+from pgpt.runtime.settings import CHAT_MAX_TOKENS
 from pgpt.runtime.sanitize import dumps_json, strip_controls
 
 
@@ -31,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="answer one prompt, streamed to stdout")
     chat.add_argument("prompt", help="the prompt, or - to read it from standard input")
     chat.add_argument("--model", default="", help="exported model name (default: the active one)")
-    chat.add_argument("--max-tokens", type=positive_int, default=256,
-                      help="most tokens in the answer (default 256; prompt and answer must fit the model's context)")
+    chat.add_argument("--max-tokens", type=positive_int, default=CHAT_MAX_TOKENS,
+                      help=f"most tokens in the answer (default {CHAT_MAX_TOKENS}, as the app; prompt and answer "
+                           "must fit the model's context)")
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     chat.add_argument("--top-p", type=float, default=1.0,
                       help="sample only from the likeliest tokens holding this much probability, above 0 to 1 "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
@@ -27,13 +28,14 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                          hint="Run them on the server's machine, or upload without them.")
     files, skipped = collect_files(list(args.paths))
     skipped, failed = split_unreadable(skipped)
+    names = upload_names(list(args.paths), files)  # names with folders: one tree's README.md files stay apart
     counts, started = dict.fromkeys(_STATUSES, 0), time.monotonic()
     remote, bar = connect(settings), TextBar(sys.stderr)
     try:
         for done, path in enumerate(files):
-            bar.draw(done, len(files), f"{done}/{len(files)} files sent", None, path.name)
+            bar.draw(done, len(files), f"{done}/{len(files)} files sent", None, names[path])
             try:
-                status = remote.upload(path, args.collection)["doc_metadata"].get("status", "unchanged")
+                status = remote.upload(path, args.collection, names[path])["doc_metadata"].get("status", "unchanged")
                 counts[status if status in counts else "unchanged"] += 1
             except ServerError as exc:
                 if exc.status in (0, 401, 403, 502, 503):  # the server, not this file: stop here
@@ -41,6 +43,13 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                 failed.append((str(path), user_message(exc).text))
             except (OSError, PgptError) as exc:
                 failed.append((str(path), user_message(exc).text))
+    except KeyboardInterrupt:  # Ctrl-C: what the server has, not the generic "nothing half-written"
+        from pgpt.runtime.errors import Cancelled
+
+        raise Cancelled(f"Stopped after {sum(counts.values())} of {len(files)} files were indexed on the server; "
+                        "it may still index the one it was receiving.",
+                        hint=f"`pgpt-tui --server {settings.server} docs` lists what it has; the same command "
+                             "again sends the rest (sent files come back unchanged).") from None
     finally:
         bar.close()
         remote.close()
@@ -56,6 +65,40 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
         print(", ".join(f"{n} {name}" for name, n in counts.items()) + f"; {len(skipped)} skipped, {len(failed)} "
               f"failed, on the server at {settings.server} (collection {args.collection}), in {seconds:.1f} s")
     return 1 if failed else 0
+
+
+def _sent_as(document: dict[str, Any], wanted: str) -> bool:
+    """Whether ``document`` is the one ``wanted`` names: its id, file name or path on the server,
+    or the local file or folder it was sent from (the names upload_names gives them)."""
+    meta = document["doc_metadata"]
+    path = str(meta.get("path") or "")
+    if wanted in (document["doc_id"], meta.get("file_name"), path):
+        return True
+    local = Path(wanted).expanduser()
+    if local.is_dir():  # sent from inside it: the name starts with the folder's last parts, and the file is there
+        folder, parts = local.resolve(), path.split("/")
+        return any(folder.parts[-k:] == tuple(parts[:k]) and (folder / "/".join(parts[k:])).is_file()
+                   for k in range(1, min(len(parts), len(folder.parts))))
+    # a file sent by itself (its name) or inside a folder (the end of its path)
+    return local.is_file() and bool(path) and local.resolve().as_posix().endswith(f"/{path}")
+
+
+def upload_names(paths: list[Path], files: list[Path], cwd: Path | None = None) -> dict[Path, str]:
+    """The name each file is kept under on the server: its path from the current folder
+    (``docs/guide/README.md``, the same whether the folder or the file was given), else the
+    given folder's name and the path inside it, else its file name; the first of these with no
+    hidden part, which the server refuses. Sent by name alone, the README.md files of one tree
+    replaced each other on the server."""
+    here = (cwd or Path.cwd()).resolve()
+    roots = [p.expanduser().resolve() for p in paths if p.expanduser().is_dir()]
+    names = {}
+    for file in files:
+        root = next((r for r in roots if file.is_relative_to(r)), None)
+        candidates = [file.relative_to(here).as_posix()] if file.is_relative_to(here) else []
+        if root is not None:
+            candidates += [f"{root.name}/{file.relative_to(root).as_posix()}", file.relative_to(root).as_posix()]
+        names[file] = next((c for c in candidates if not any(p.startswith(".") for p in c.split("/"))), file.name)
+    return names
 
 
 def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
@@ -80,23 +123,25 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
     for d in listed:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.get("ingested_at", 0)))
         print(f"{d.get('chunks', 0):>6} chunks  {when}  [{one_line(str(d.get('collection', '')))}] "
-              f"{one_line(str(d.get('file_name', '')))}  ({d['doc_id']})")
+              f"{one_line(str(d.get('path') or d.get('file_name', '')))}  ({d['doc_id']})")
     return 0
 
 
 def forget_on_server(settings: Any, args: argparse.Namespace) -> int:
-    """Forget the server's documents whose id, file name or path is ``args.path``."""
+    """Forget the server's documents (in ``args.collection``, or every collection) whose id, file
+    name or path is ``args.path``, or that were sent from that local file or folder."""
     from pgpt.runtime.errors import UsageError
     from pgpt.runtime.remote import connect
 
     wanted = str(args.path)
     remote = connect(settings)
     try:
-        matches = [d for d in remote.documents() if wanted in (d["doc_id"], d["doc_metadata"].get("file_name"),
-                                                               d["doc_metadata"].get("path"))]
+        matches = [d for d in remote.documents() if _sent_as(d, wanted)
+                   and (not args.collection or d["doc_metadata"].get("collection") == args.collection)]
         if not matches:
-            raise UsageError(f"The server at {settings.server} has no document {wanted!r}.",
-                             hint="`pgpt-tui --server URL docs` lists its documents with their file names and ids.")
+            where = f" in the collection {args.collection!r}" if args.collection else ""
+            raise UsageError(f"The server at {settings.server} has no document {wanted!r}{where}.",
+                             hint="`pgpt-tui --server URL docs` lists its documents with their names and ids.")
         for document in matches:
             remote.forget(document["doc_id"])
     finally:

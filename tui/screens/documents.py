@@ -123,7 +123,14 @@ class DocumentsScreen(PanelScreen):
         table = self.query_one(DocumentTable)
         table.add_columns("chunks", "added", "file")
         self.query_one("#doc-path", Input).focus()
+        if self.settings.server:  # said before the user tries to add, not after
+            self.query_one("#doc-report", Static).update(clean_text(self._on_server()))
         self.list_documents()
+
+    def _on_server(self) -> str:
+        server = self.settings.server
+        return (f"The documents live on the server ({server}): the list is its index, Delete forgets the selected "
+                f"document there; add files with `pgpt-tui --server {server} ingest PATH`.")
 
     def on_screen_resume(self) -> None:
         self.list_documents()  # another process (pgpt-tui ingest) may have changed the index
@@ -134,9 +141,7 @@ class DocumentsScreen(PanelScreen):
             self.notify("Documents need the embedding model (pgpt-export --default); it is not loaded yet.",
                         severity="warning")
         elif library.remote is not None:
-            self.notify(f"The documents live on the server ({self.settings.server}): upload files from here with "
-                        f"`pgpt-tui --server {self.settings.server} ingest PATH`, or add them on the server with "
-                        "`pgpt-tui ingest`.", severity="warning")
+            self.notify(self._on_server(), severity="warning")
             return None
         return library
 
@@ -187,14 +192,18 @@ class DocumentsScreen(PanelScreen):
             self._cancel.set()
 
     def action_forget(self) -> None:
-        """Remove the selected document from the index (adding it again brings it back)."""
+        """Remove the selected document from the index (adding it again brings it back); in
+        client mode from the server's (the row's key is then the document's id)."""
         table = self.query_one(DocumentTable)
-        library = self._library()
+        shared = getattr(self.app, "library", None)
+        library = shared if shared is not None and shared.remote is not None else self._library()
         if library is None or table.row_count == 0:
             return
-        path = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        if path:
-            self.forget_document(library, path)
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key and library.remote is not None:
+            self.forget_on_server(library, key, str(table.get_row_at(table.cursor_row)[2]))
+        elif key:
+            self.forget_document(library, key)
 
     # Workers (they only post messages).
 
@@ -236,15 +245,25 @@ class DocumentsScreen(PanelScreen):
         self.post_message(Forgotten(f"Forgot {path} ({chunks} {'chunk' if chunks == 1 else 'chunks'}).",
                                     len(library.store.documents())))
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="forget")
+    def forget_on_server(self, library: DocumentLibrary, doc_id: str, name: str) -> None:
+        """Remove one of the server's documents, then list its index again."""
+        library.remote.forget(doc_id)
+        self.post_message(Forgotten(f"Forgot {name} on the server.", len(library.remote.documents())))
+
     # Messages from the workers.
 
     @on(DocumentsListed)
     def _listed(self, message: DocumentsListed) -> None:
         table = self.query_one(DocumentTable)
         table.clear()
+        report = self.query_one("#doc-report", Static)
+        if str(report.render()).startswith("Server unreachable"):  # it answers again: the error is old
+            report.update(clean_text(self._on_server()))
         for record in sorted(message.documents, key=lambda d: d.ingested_at, reverse=True):
             when = time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
-            table.add_row(str(record.chunks), when, clean_text(short_path(record.path)), key=record.path)
+            key = record.doc_id if self.settings.server else record.path  # a server forgets by id
+            table.add_row(str(record.chunks), when, clean_text(short_path(record.path)), key=key)
 
     @on(IngestTick)
     def _tick(self, message: IngestTick) -> None:

@@ -50,7 +50,7 @@ class HistoryScreen(PanelScreen):
         yield Footer(compact=True, show_command_palette=False)  # 80 columns; Ctrl+P still opens it
 
     def on_mount(self) -> None:
-        self.query_one(ConversationTable).add_columns("updated", "turns", "mode", "first question")
+        self.query_one(ConversationTable).add_columns("updated", "questions", "mode", "first question")
 
     def on_screen_resume(self) -> None:
         self.query_one(ConversationTable).focus()
@@ -70,8 +70,9 @@ class HistoryScreen(PanelScreen):
         self._conversations = {c.id: c for c in message.conversations}
         for conversation in message.conversations:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(conversation.updated))
-            table.add_row(when, str(len(conversation.turns)), conversation.mode, clean_text(conversation.title),
-                          key=conversation.id)
+            # the user's questions: quotes, sources and notices are turns too (12 questions read "turns 41")
+            questions = sum(1 for turn in conversation.turns if turn.get("kind") == "user")
+            table.add_row(when, str(questions), conversation.mode, clean_text(conversation.title), key=conversation.id)
         self.query_one("#chat-hint", Static).update(
             f"{len(message.conversations)} saved · Ctrl+N in the chat starts a new one" if message.conversations
             else "No saved conversations yet: every answered question is saved here.")

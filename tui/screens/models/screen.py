@@ -227,7 +227,9 @@ class ModelsScreen(PanelScreen):
             self._show(f"{message.title}: {message.text}")
             return
         self._active = model.name
-        self._show(f"{model.name} is now the chat model; the chat is loading it.")
+        self._show(f"{model.name} is now the chat model; " + (
+            f"the chat asks the server at {self.settings.server} for it (it must hold a model of that name)."
+            if self.settings.server else "the chat is loading it."))
         self.app.post_message(ModelChanged(model.name))
         self.refresh_models()
 
