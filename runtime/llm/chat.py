@@ -136,9 +136,15 @@ class ChatEngine:
         return stream.result
 
     def close(self) -> None:
-        """Release the cache's database (when this engine opened it)."""
+        """Release the cache's database and the model (when this engine loaded them); an engine
+        on a scheduler leaves both to the pool that owns them."""
         if self.cache is not None and self._owns_cache:
             self.cache.close()
+        if self.scheduler is None:
+            from pgpt.runtime.llm.session import release_freed_memory
+
+            self.model.close()
+            release_freed_memory()
 
 
 @contextlib.contextmanager

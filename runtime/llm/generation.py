@@ -55,6 +55,13 @@ class LanguageModel:
         self._kept_lock = threading.Lock()
         self.last_reused_tokens = 0
 
+    def close(self) -> None:
+        """Drop the sessions and the kept KV buffer, so that their memory can go back to the
+        system (the caller runs ``release_freed_memory`` once nothing else holds them)."""
+        with self._kept_lock:
+            self._kept = None
+        self.session = self.prefill_session = None
+
     @property
     def has_prefill_graph(self) -> bool:
         """Whether prompts run through the export's int8-compute prefill graph."""

@@ -173,3 +173,19 @@ def create_session(model_path: Path, requested: str, threads: int = 0,
             )
         choice = ProviderChoice("cpu", "CPU fallback: the CUDA EP failed to start (CUDA/cuDNN libraries missing)")
     return session, choice
+
+
+def release_freed_memory() -> None:
+    """Hand memory that closed sessions freed back to the system.
+
+    Why: ONNX Runtime frees a session's weights into glibc's heap, which keeps the pages; after
+    the app switched models a few times its RSS held every model it had loaded. A collection
+    drops the last cycles that still reach a session, and malloc_trim returns the free pages.
+    """
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): the allocator keeps what it keeps
+        pass

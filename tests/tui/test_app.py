@@ -155,6 +155,8 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 7)
         answer, closest = turns(app)[-2:]
         assert "could not find" in answer.text and closest.kind == "closest"
+        # the draft streamed first ("The ferry ... leaves at noon"): its vanishing is explained
+        assert answer.mark == "(replaced: the model's own answer was not supported by the sources)"
         assert closest.text.startswith("Closest passages") and "ferry.txt" in closest.text
         assert "[reverse]" in closest.markup  # each passage's sentence closest to the question stands out
         app.sampling = SamplingOptions(max_new_tokens=4000, ignore_eos=True)

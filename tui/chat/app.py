@@ -81,6 +81,7 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         self._loaded_once = False  # the first model load picks documents mode when some are indexed
         self._mode_chosen = False  # the user switched modes (Ctrl+R): a load then leaves the mode alone
         self.server_model = ""  # a client: the model asked of the server (F3's Enter), "" for its default
+        self._retired: ChatEngine | None = None  # the model switched away from while an answer still used it
 
     def compose(self) -> ComposeResult:
         yield ChatLog(id="log")
@@ -102,7 +103,8 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
     def on_unmount(self) -> None:
         self._quitting.set()  # a first-run export stops at its next stage, leaving nothing half-written
         self._cancel.set()  # a running answer stops at its next token, so exit does not wait
-        if self.engine is not None:
+        busy = self._answer_worker is not None and not self._answer_worker.is_finished
+        if self.engine is not None and not busy:  # a stopping answer still runs on it; exit frees it
             self.engine.close()
 
     @property
@@ -114,6 +116,13 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
     def answering(self) -> bool:
         """Whether a question is being answered (or waits for the model to load)."""
         return self._reply is not None
+
+    @on(Worker.StateChanged)
+    def _answer_ended(self, event: Worker.StateChanged) -> None:
+        """Close the model switched away from once the answer that still used it has ended."""
+        if event.worker.group == "answer" and event.worker.is_finished and self._retired is not None:
+            retired, self._retired = self._retired, None
+            retired.close()
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -192,7 +201,9 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
             self.server_model = message.name
         old, self.engine, self.load_error = self.engine, None, ""
         busy = self._answer_worker is not None and not self._answer_worker.is_finished
-        if old is not None and not busy:  # a stopping answer still holds it; the GC closes it then
+        if old is not None and busy:  # a stopping answer still holds it: closed when that answer ends
+            self._retired = old
+        elif old is not None:
             old.close()
         self._set_status(f"Loading {message.name}…")
         self.load_engine()
@@ -213,6 +224,8 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         mark = "(stopped)" if message.stopped else f"({note})" if note else ""
         if details is not None and details["kind"] == "quote":
             mark = "(quoted: the model's own answer was not supported by the sources)"
+        elif details is not None and details["kind"] == "not_found" and _drafted_an_answer(self._reply.text):
+            mark = "(replaced: the model's own answer was not supported by the sources)"
         self._reply.show(answer, mark, message.markup)
         if details is not None and details["quotes"]:
             chat_log.add_turn("quotes", describe_quotes(details["quotes"]))
@@ -410,3 +423,11 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
 
     def _set_status(self, *parts: str) -> None:
         self._chat.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))
+
+
+def _drafted_an_answer(streamed: str) -> bool:
+    """Whether the text streamed before the check was an answer (which "not found" then replaced,
+    and the user saw vanish) rather than the model's own "I could not find it"."""
+    from pgpt.runtime.documents.abstention import is_abstention
+
+    return bool(streamed.strip()) and not is_abstention(streamed)

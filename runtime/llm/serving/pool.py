@@ -270,6 +270,7 @@ class ModelPool(HotSwapMixin):
 
     def _close_loaded(self, loaded: _Loaded, why: str) -> None:
         loaded.scheduler.close()
+        loaded.scheduler.release_model()
         log.info("unloaded %s (%s)", loaded.info.ref, why)
         self._emit(PoolEvent("unloaded", loaded.info.name, loaded.info.version, reason=why))
 

@@ -201,6 +201,15 @@ class Scheduler:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
+    def release_model(self) -> None:
+        """After close: drop the model's sessions and hand their memory back (an unloaded or
+        replaced version must not stay in the server's RSS); a thread still stopping keeps them."""
+        if not self._thread.is_alive():
+            from pgpt.runtime.llm.session import release_freed_memory
+
+            self.model.close()
+            release_freed_memory()
+
     # The scheduler's thread -----------------------------------------------------------------
 
     def _run(self) -> None:

@@ -71,6 +71,7 @@ def test_loads_on_first_use_and_unloads_after_keep_alive(pool_events, tiny_versi
     (loaded,) = pool.loaded()
     assert loaded.active_requests == 1 and loaded.expires_at is None and loaded.serving
     assert loaded.memory_bytes > 10_000_000 and pool.ready()
+    model = lease.chat.model
     lease.release()
     lease.release()  # twice is harmless
     (loaded,) = pool.loaded()
@@ -78,6 +79,7 @@ def test_loads_on_first_use_and_unloads_after_keep_alive(pool_events, tiny_versi
     assert 0 < loaded.expires_at - time.time() <= 0.3
     assert _until(lambda: pool.loaded() == [] and len(events) == 2)
     assert [(e.kind, e.reason) for e in events] == [("loaded", ""), ("unloaded", "keep_alive")]
+    assert model.session is None and model.prefill_session is None  # its weights left the server's RSS
     stats = pool.stats()
     assert (stats.loads, stats.unloads, stats.loaded) == (1, 1, 0)
 
