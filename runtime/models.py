@@ -170,17 +170,31 @@ def active_chat_model(settings: Settings) -> ModelInfo:
     name = read_config(settings).get("active_model", "")
     if name:
         return _configured_model(settings, name)
-    models = {m.name: m for m in list_models(settings) if m.kind == "llm"}
-    for dtype in DEFAULT_CHAT_DTYPES:
-        if f"{DEFAULT_LLM}-{dtype}" in models:
-            return models[f"{DEFAULT_LLM}-{dtype}"]
-    if models:
-        return next(iter(models.values()))
+    fallback = _fallback_chat_model(settings)
+    if fallback is not None:
+        return fallback
     damaged = damaged_models(settings)
     if damaged:  # "nothing exported" would send the user to an export that says "already exported"
         name, why = damaged[0]
         raise ModelIntegrityError(f"No usable chat model: {why}", folder=settings.model_cache / name)
     raise ModelNotFoundError("No chat model has been exported yet.")
+
+
+def _fallback_chat_model(settings: Settings, excluding: str = "") -> ModelInfo | None:
+    """The chat model when none is chosen: the built-in default's best dtype, else the first
+    exported LLM (``excluding`` one about to be deleted); None when there is none."""
+    models = {m.name: m for m in list_models(settings) if m.kind == "llm" and m.name != excluding}
+    for dtype in DEFAULT_CHAT_DTYPES:
+        if f"{DEFAULT_LLM}-{dtype}" in models:
+            return models[f"{DEFAULT_LLM}-{dtype}"]
+    return next(iter(models.values()), None)
+
+
+def chat_model_after_deleting(settings: Settings, name: str) -> str:
+    """The model chat switches to once the chat model ``name`` is deleted ('' when none is left:
+    the built-in default is prepared again). The Models panel says it before asking."""
+    fallback = _fallback_chat_model(settings, excluding=name)
+    return fallback.name if fallback is not None else ""
 
 
 def _configured_model(settings: Settings, name: str) -> ModelInfo:

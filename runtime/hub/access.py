@@ -63,6 +63,31 @@ class AccessReport:
         return asdict(self)
 
 
+def require_repo_id(repo: str) -> None:
+    """Refuse what is no Hub repo id before any request: a local file or folder, a GGUF's name, a
+    URL or a malformed id (huggingface_hub raised HFValidationError, shown as an unexpected error).
+
+    Raises:
+        UsageError: naming the cause and the next step (a local model is exported, not downloaded).
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    from pgpt.runtime.errors import UsageError
+
+    local = repo.lower().endswith((".gguf", ".onnx", ".safetensors")) or os.path.exists(os.path.expanduser(repo))
+    if local:
+        raise UsageError(f"{repo} is a file or folder on this machine, not a Hugging Face repo id (owner/name).",
+                         hint=f"Export it instead of downloading it: pgpt-export {repo} --dtype int4, "
+                              "then choose it with pgpt-tui models --use NAME or on F3.")
+    try:
+        validate_repo_id(repo)
+    except HFValidationError:
+        raise UsageError(f"'{repo}' is not a Hugging Face repo id: it has the form owner/name, such as "
+                         "Qwen/Qwen2.5-1.5B-Instruct.",
+                         hint="Copy the id from the model's page on huggingface.co.") from None
+
+
 def hub_endpoint(environ: dict[str, str] | None = None) -> str:
     """The endpoint in use: ``HF_ENDPOINT`` (a mirror) or huggingface.co."""
     env = os.environ if environ is None else environ
@@ -81,6 +106,7 @@ def check_access(repo: str, token: TokenChoice, revision: str | None = None,
         architecture_check: Maps a model_type to "" (exportable) or the reason it is not.
         timeout: Seconds per request, so a dead network answers in bounded time.
     """
+    require_repo_id(repo)
     started = time.monotonic()
     endpoint = hub_endpoint()
     report = AccessReport(repo=repo, status="ok", message="", url=f"{endpoint}/{repo}",

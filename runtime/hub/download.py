@@ -32,7 +32,7 @@ from pgpt.runtime.errors import (
     SourceError,
     UnsafeWeightsError,
 )
-from pgpt.runtime.hub.access import AccessReport, check_access, hub_endpoint, retry_after_seconds
+from pgpt.runtime.hub.access import AccessReport, check_access, hub_endpoint, require_repo_id, retry_after_seconds
 from pgpt.runtime.hub.token import TokenChoice
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
@@ -93,6 +93,7 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
         ModelIntegrityError: a file's bytes do not match the Hub's etag (the file is removed).
         Cancelled: ``cancel`` was set (finished files and the partial one stay; the next run resumes).
     """
+    require_repo_id(repo)
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         folder = find_ready(settings, repo)
         if folder is None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pgpt.runtime.errors import ModelNotFoundError
 from pgpt.runtime.manifest import manifest_hash, verify_folder
 from pgpt.runtime.models import DEFAULT_EMBEDDER, ModelInfo, find_model, require_kind
 from pgpt.runtime.llm.session import choose_provider, create_session, physical_cores
@@ -133,5 +134,14 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str, normalize: bool) -> np
 
 def default_embedder(settings: Settings) -> Embedder:
     """The embedding model of the settings (PGPT_EMBEDDER, else the default), on their provider and threads."""
-    info = find_model(settings, settings.embedder or DEFAULT_EMBEDDER)
+    name = settings.embedder or DEFAULT_EMBEDDER
+    try:
+        info = find_model(settings, name)
+    except ModelNotFoundError as missing:
+        if name != DEFAULT_EMBEDDER:
+            raise
+        # deleted on F3 or by hand: it ships with pgpt and comes back in seconds
+        raise ModelNotFoundError(f"The embedding model {name} is not exported, and documents cannot be indexed "
+                                 "or searched without it.",
+                                 hint="Prepare it again with `pgpt-export --default` (it ships with pgpt).") from missing
     return Embedder(info, provider=settings.provider, threads=settings.threads)

@@ -200,9 +200,11 @@ async def test_download_export_use_and_delete_a_gated_model(
         assert [p.name for p in versions.iterdir() if p.is_dir()] == [folder.resolve().name]
         await wait_until(pilot, lambda: engine_name(app) == EXPORTED, 120)  # an exported LLM becomes the chat model
 
+        exported = app.engine
         await select_model(pilot, screen, f"{DEFAULT_LLM}-fp32")
         await pilot.press("enter")
         await wait_until(pilot, lambda: engine_name(app) == f"{DEFAULT_LLM}-fp32", 120)
+        assert exported is not None and exported.model.session is None  # closed: its memory went back
         await select_model(pilot, screen, EXPORTED)
         await pilot.press("enter")
         await wait_until(pilot, lambda: engine_name(app) == EXPORTED, 120)
@@ -211,7 +213,8 @@ async def test_download_export_use_and_delete_a_gated_model(
         await pilot.press("delete")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDelete))
         dialog = app.screen  # its question, whole (on the screen it wraps with the model cache's path)
-        assert dialog.active and "It is the chat model" in str(dialog.query_one(Static).render())
+        assert dialog.active and f"It is the chat model: chat switches to {DEFAULT_CHAT}." in str(
+            dialog.query_one(Static).render())
         assert f"Delete {EXPORTED}" in str(dialog.query_one(Static).render())
         await pilot.press("y")
         await wait_until(pilot, lambda: EXPORTED not in screen.query_one(ModelTable).names())
@@ -277,12 +280,18 @@ def test_models_delete_on_the_command_line_refuses_what_is_not_an_export(setting
         assert "`pgpt-tui models` to list the exported models" in line
     assert (cache / "notes" / "mine.txt").is_file() and (cache / DEFAULT_CHAT).is_dir()
 
+    embedder = find_model(own_cache, DEFAULT_EMBEDDER)  # F3's question says what deleting it stops
+    assert "until `pgpt-export --default` prepares it again" in ConfirmDelete(embedder, False).question
     linked = tui_cli(own_cache, "models", "--delete", DEFAULT_EMBEDDER)  # a link: the target stays
     assert linked.stdout.strip() == f"removed the link: {DEFAULT_EMBEDDER}"
     assert not (cache / DEFAULT_EMBEDDER).exists()
     assert (settings.model_cache / DEFAULT_EMBEDDER / "manifest.json").is_file()
     listed = tui_cli(own_cache, "models")
     assert "all-minilm" not in listed.stdout and DEFAULT_CHAT in listed.stdout
+    (cache / "docs").mkdir()
+    (cache / "docs" / "a.txt").write_text("A note.")
+    without = tui_cli(own_cache, "ingest", str(cache / "docs"))  # and how to get it back
+    assert without.returncode != 0 and "Prepare it again with `pgpt-export --default`" in without.stderr, without.stderr
 
 
 async def test_fast_prompts_export_a_prefill_graph_made_from_the_decode_graph(

@@ -74,8 +74,10 @@ def _report_servers(settings: Any, name: str, version: str, since: float, wait_s
     failed = 0
     outcomes = wait_for_switch(settings, name, version, since, wait_s)
     if not outcomes:  # servers announce themselves under their PGPT_HOME/run
-        print(f"no running pgpt-serve with PGPT_HOME={settings.home} serves {name}; a server with another "
-              "PGPT_HOME and this model cache switches too, but only its own log says how it went")
+        # most users run no server: what changes for them comes first
+        print(f"chat, ask and the app use it from their next start; no running pgpt-serve with "
+              f"PGPT_HOME={settings.home} serves {name} (one with another PGPT_HOME over this model cache "
+              "switches too: its log says how it went)")
     for outcome in outcomes:
         if outcome.state == "ok":
             print(f"server (pid {outcome.pid}): now serving {name}@{version}")

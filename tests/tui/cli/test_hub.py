@@ -84,6 +84,19 @@ def test_check_json_names_the_problem_and_exits_non_zero(settings: Settings, hub
     assert "Unset HF_HUB_OFFLINE" in offline.stdout and "HTTPS_PROXY" not in offline.stdout
 
 
+def test_a_local_file_or_a_malformed_id_is_no_repo_and_says_what_to_do(settings: Settings, hub: FakeHub,
+                                                                       tmp_path: Path) -> None:
+    """huggingface_hub's HFValidationError reached the user as an unexpected error (F3, check, download)."""
+    gguf = tmp_path / "qwen2.5-1.5b-instruct-q4_k_m.gguf"
+    gguf.write_bytes(b"GGUF")
+    for command in ("check", "download"):
+        local = run_cli(settings, hub, command, str(gguf))
+        assert local.returncode == 2 and "is a file or folder on this machine" in local.stderr, local.stderr
+        assert f"pgpt-export {gguf} --dtype int4" in local.stderr
+    malformed = run_cli(settings, hub, "check", "Qwen//Qwen2.5 1.5B")
+    assert malformed.returncode == 2 and "is not a Hugging Face repo id" in malformed.stderr, malformed.stderr
+
+
 def test_download_shows_progress_and_verifies(settings: Settings, hub: FakeHub) -> None:
     result = run_cli(settings, hub, "download", "pgpt-test/minilm")
     assert result.returncode == 0, result.stderr

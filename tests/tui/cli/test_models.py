@@ -48,6 +48,7 @@ def test_versions_use_and_rollback(tiny_settings: Settings, tiny_versions) -> No
     used = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@{old[:5]}")
     assert used.returncode == 0 and used.stdout.splitlines()[0] == f"active chat model: {TINY_MODEL}@{old}"
     assert "no running pgpt-serve with PGPT_HOME=" in used.stdout  # nothing to wait for, said so
+    assert "chat, ask and the app use it from their next start" in used.stdout
     table = tui_cli(tiny_settings, "models", "--versions", TINY_MODEL).stdout
     assert f"* {old}" in table and f"  {new}" in table
     rolled = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)

@@ -235,12 +235,16 @@ class ModelsScreen(PanelScreen):
 
     def action_delete_model(self) -> None:
         """Ask, then delete the model under the cursor."""
-        from pgpt.runtime.models import chat_model_name
+        from pgpt.runtime.models import chat_model_after_deleting, chat_model_name
 
         model = self._models.get(self.query_one(ModelTable).selected_name)
-        if model is not None:  # the chat model now, not as last listed (a listing may be on its way)
-            self.app.push_screen(ConfirmDelete(model, model.name == chat_model_name(self.settings)),
-                                 lambda yes: self.run_delete(model.name) if yes else None)
+        if model is None:
+            return
+        # the chat model now, not as last listed (a listing may be on its way)
+        active = model.name == chat_model_name(self.settings)
+        then = chat_model_after_deleting(self.settings, model.name) if active else ""
+        self.app.push_screen(ConfirmDelete(model, active, then),
+                             lambda yes: self.run_delete(model.name) if yes else None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Stop only while a download or export runs; the job keys while none runs and the list is not

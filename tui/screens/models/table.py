@@ -82,9 +82,16 @@ def _size(size: int) -> str:
 class ConfirmDelete(Confirm):
     """Asks before a model is deleted: y deletes, n or Esc keeps it."""
 
-    def __init__(self, model: ModelInfo, active: bool) -> None:
-        note = (" It is the chat model: chat switches to the built-in default (prepared again if it is this one)."
-                if active else "")
+    def __init__(self, model: ModelInfo, active: bool, then: str = "") -> None:
+        from pgpt.runtime.models import DEFAULT_EMBEDDER
+
+        # what chat uses next: another exported chat model when one is left (the default first)
+        switch = f"chat switches to {clean_text(then)}" if then else "chat prepares the built-in default again"
+        note = f" It is the chat model: {switch}." if active else ""
+        if model.kind == "embedding":  # documents need it: said before, not at the next search
+            note = (" Documents cannot be indexed or searched without it until `pgpt-export --default` prepares it "
+                    "again." if model.name == DEFAULT_EMBEDDER else " Documents indexed with it cannot be searched "
+                    "without it.")
         super().__init__(f"Delete {clean_text(model.name)} ({model.size_bytes / 1e6:.0f} MB) from "
                          f"{clean_text(str(_cache_of(model.path)))}?{note}")
         self.model, self.active = model, active
