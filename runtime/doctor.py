@@ -54,6 +54,8 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
             "log file": _log_state(settings.log_file),
         },
     }
+    if settings.server:
+        checks["server"] = _server_section(settings)
     if network:
         from pgpt.runtime.hub.identity import network_report, whoami
 
@@ -66,6 +68,28 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
         for warning in token.warnings:
             checks["network"]["warning"] = warning
     return checks
+
+
+def _server_section(settings: Settings) -> dict[str, Any]:
+    """A client's pgpt-serve (PGPT_SERVER): whether it answers and takes the key, what it serves.
+    Why: as a client, chat, ask and the app run there; the local sections say little about them."""
+    from pgpt.runtime.errors import PgptError, user_message
+    from pgpt.runtime.remote import connect
+
+    key = ("from PGPT_API_KEY_FILE" if settings.server_key_file else
+           "from PGPT_API_KEY" if settings.server_key else "none set")
+    section: dict[str, Any] = {"url (PGPT_SERVER)": settings.server, "api key": key + " (never shown)"}
+    try:
+        remote = connect(settings)
+        try:
+            section["answers"] = f"yes: chat model {remote.model.info.name}"
+            section["documents"] = len(remote.documents())
+        finally:
+            remote.close()
+    except PgptError as fault:
+        message = user_message(fault)
+        section["answers"] = f"NO: {message.title}: {message.text}"
+    return section
 
 
 # Words the checks above put in a value when something needs the user's attention.
@@ -87,6 +111,9 @@ def problems(report: dict[str, dict[str, Any]]) -> list[str]:
         found.append(f"folders: damaged models: {folders['damaged models']}")
     if gpu["provider setting"] == "cuda" and gpu["cuda usable"] != "yes":
         found.append(f"gpu: cuda usable: {gpu['cuda usable']}")
+    server = report.get("server", {})
+    if server and not str(server["answers"]).startswith("yes"):
+        found.append(f"server: answers: {server['answers']}")
     network = report.get("network", {})
     offline = str(network.get("offline (HF_HUB_OFFLINE)", "")).lower() in ("1", "true", "yes")
     if network and not offline:

@@ -311,7 +311,8 @@ class ServerAuthError(ServerError):
 
     title = "Server refused the key"
     hint = ("Set PGPT_API_KEY (or PGPT_API_KEY_FILE) to the key the server was started with "
-            "(its --api-key-file); pgpt never prints it.")
+            "(its --api-key-file); pgpt never prints it. The app reads the key file again at its next "
+            "question; a changed PGPT_API_KEY needs a restart.")
 
 
 @dataclass(frozen=True)

@@ -214,8 +214,15 @@ class RemoteStream:
 
 def connect(settings: Any, model: str = "") -> RemoteEngine:
     """The engine for ``settings.server`` with ``settings.server_key``; ``model`` picks one of the
-    server's models (default: the one it serves as ``default``)."""
-    return RemoteEngine(settings.server, settings.server_key, model)
+    server's models (default: the one it serves as ``default``). A key file is read again here:
+    the app connects again at the next question after a refusal, and a key fixed in the file
+    then works without a restart."""
+    key = settings.server_key
+    if getattr(settings, "server_key_file", ""):
+        from pgpt.runtime.settings import read_key_file
+
+        key = read_key_file(Path(settings.server_key_file), client=True)
+    return RemoteEngine(settings.server, key, model)
 
 
 def _events(lines: Iterator[str], cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:

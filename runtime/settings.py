@@ -58,6 +58,7 @@ class Settings:
     read_memory_mb: int = 4096
     server: str = ""
     server_key: str = field(default="", repr=False)
+    server_key_file: str = ""  # PGPT_API_KEY_FILE: read again at each connect, so a fixed key needs no restart
     keep_versions: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -85,6 +86,7 @@ class Settings:
             read_memory_mb=_int(env, "PGPT_READ_MEMORY_MB", 4096, lowest=256),
             server=_server_url(env.get("PGPT_SERVER", "")),
             server_key=_server_key(env),
+            server_key_file=env.get("PGPT_API_KEY_FILE", ""),
             keep_versions=max(1, _int(env, "PGPT_KEEP_VERSIONS", 3)),
         )
 

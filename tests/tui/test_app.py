@@ -128,6 +128,19 @@ def test_the_status_line_shows_speeds_only_when_the_model_ran() -> None:
     assert describe_result(early, False).endswith(" · m") and "TTFT" not in describe_result(early, False)
 
 
+def test_the_status_line_keeps_its_speeds_within_80_columns() -> None:
+    from pgpt.tui.chat.widgets import fit_status
+
+    speeds = "TTFT 13.20 s · 11.3 tok/s"
+    short = f"CPU · smollm2-135m-instruct-int8 · {speeds}"
+    assert fit_status(short, 78) == short  # what fits stays whole
+    versioned = f"server 127.0.0.1:41234 · qwen2.5-coder-1.5b-instruct-int4@1a2b3c4d5e6f · {speeds}"
+    assert fit_status(versioned, 90) == f"server 127.0.0.1:41234 · qwen2.5-coder-1.5b-instruct-int4 · {speeds}"
+    for width in (78, 60):  # then the longest part gives way, never the speeds
+        fitted = fit_status(versioned, width)
+        assert len(fitted) == width and fitted.endswith(speeds) and "int4@" not in fitted and "\u2026" in fitted
+
+
 async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the_sentence(settings: Settings,
                                                                                        tmp_path: Path) -> None:
     from pgpt.runtime.documents.ingest import ingest

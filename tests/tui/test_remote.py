@@ -61,15 +61,20 @@ async def test_the_app_chats_through_the_server(served: RunningServer, tmp_path:
     app = ChatApp(client_settings(served, tmp_path), SamplingOptions(max_new_tokens=12))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
+        tip = str(app.query_one(".tip", Static).render())  # not the local "export a 1.5B model" tip
+        assert f"this app asks the pgpt-serve at {served.url}" in tip and "pgpt-export" not in tip
         await pilot.press("ctrl+r")  # documents -> chat
         assert app.mode == "chat"
         await ask(pilot, "What is the capital of France?")
         answer = turns(app)[1].text
         line = status(app)
-        assert line.startswith(f"server 127.0.0.1:{served.port} · smollm2-135m-instruct-int8@") and "TTFT" in line
+        # NAME@VERSION and the speeds ran past 80 columns: the version gives way, tok/s stays in view
+        assert line.startswith(f"server 127.0.0.1:{served.port} · smollm2-135m-instruct-int8 · TTFT ")
+        assert line.endswith(" tok/s") and len(line) <= 78
         await pilot.press("ctrl+n")
         await ask(pilot, "What is the capital of France?")
         assert turns(app)[1].text == answer and status(app).endswith("cached")
+        assert "smollm2-135m-instruct-int8@" in status(app)  # the version, where there is room for it
 
 
 async def test_an_app_started_before_its_server_connects_on_the_next_question(served: RunningServer,
@@ -92,7 +97,8 @@ async def test_an_app_started_before_its_server_connects_on_the_next_question(se
             await pilot.press(*"When does the ferry to Tresco leave?", "enter")
             await wait_until(pilot, lambda: not app.answering and turns(app)[-1].kind in ("sources", "closest"))
             assert app.engine is not None and turns(app)[1].text and app.mode == "docs"
-            assert status(app).startswith(f"server 127.0.0.1:{port} · smollm2-135m-instruct-int8@")
+            line = status(app)  # within 78 columns (80 less the padding): no part cut off by the screen's edge
+            assert line.startswith(f"server 127.0.0.1:{port} · smollm2-135m-instruct-") and len(line) <= 78
         finally:
             second.stop()
 
@@ -299,6 +305,37 @@ def test_a_key_in_the_server_address_is_refused_and_never_shown(served: RunningS
     assert not logs.exists() or all(secret not in p.read_text() for p in logs.iterdir())
 
 
+async def test_a_key_fixed_in_its_file_works_at_the_apps_next_question(served: RunningServer,
+                                                                       tmp_path: Path) -> None:
+    """A wrong key in PGPT_API_KEY_FILE needed the app restarted once the file was fixed."""
+    key_file = tmp_path / "server.key"
+    key_file.write_text("wrong-key\n")
+    key_file.chmod(0o600)
+    settings = dataclasses.replace(client_settings(served, tmp_path, key="wrong-key"), server_key_file=str(key_file))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.load_error))
+        assert app.engine is None and "refused the request (401)" in app.load_error
+        key_file.write_text(KEY + "\n")
+        await pilot.press("ctrl+r")  # documents -> chat
+        await ask(pilot, "What is the capital of France?")
+        assert app.engine is not None and turns(app)[-1].kind == "assistant" and turns(app)[-1].text
+        assert turns(app)[-1].mark != "(failed)" and "wrong-key" not in status(app)
+
+
+def test_doctor_of_a_client_checks_its_server(served: RunningServer, tmp_path: Path) -> None:
+    """As a client, chat, ask and the app run on the server: doctor spoke only of local folders."""
+    settings = client_settings(served, tmp_path)
+    report = json.loads(client_cli(settings, "doctor", "--offline", "--json").stdout)
+    server = report["server"]
+    assert server["url (PGPT_SERVER)"] == served.url and server["api key"] == "from PGPT_API_KEY (never shown)"
+    assert server["answers"] == "yes: chat model smollm2-135m-instruct-int8@" + server["answers"].rpartition("@")[2]
+    assert server["documents"] >= 1 and not [p for p in report["problems"] if p.startswith("server")]
+    refused = client_cli(settings, "doctor", "--offline", key="wrong-key")
+    assert refused.returncode == 1 and "server: answers: NO: Server refused the key" in refused.stderr
+    assert "wrong-key" not in refused.stdout + refused.stderr and KEY not in refused.stdout + refused.stderr
+
+
 def test_a_server_that_is_down_refuses_or_is_busy_gives_one_paragraph(served: RunningServer, tmp_path: Path) -> None:
     port = free_port()
     down = dataclasses.replace(client_settings(served, tmp_path), server=f"http://127.0.0.1:{port}")
@@ -377,7 +414,8 @@ async def test_a_question_the_busy_server_refused_is_kept_in_the_prompt(served: 
         assert any(n.title == "Server busy" and "operator" in n.message for n in app._notifications)
 
 
-def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(served: RunningServer, tmp_path: Path) -> None:
+async def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(served: RunningServer,
+                                                                          tmp_path: Path) -> None:
     """As locally: an empty index is a usage error (exit 2) that says where to add documents, not
     "No matching passages" or "not found", which would suggest the documents were searched."""
     with served.http() as client:
@@ -391,16 +429,23 @@ def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(served: Run
         assert "POST /v1/ingest/file" in search.stderr and "Traceback" not in search.stderr
         # the server refuses a documents question itself (400), so every client hears it: the
         # CLI, the app and PrivateGPT's clients
-        ask = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--json")
-        assert ask.returncode == 1 and ask.stdout == "" and "Traceback" not in ask.stderr
-        assert "answered 400" in ask.stderr and "Nothing is indexed yet on this server" in ask.stderr
+        asked = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--json")
+        assert asked.returncode == 1 and asked.stdout == "" and "Traceback" not in asked.stderr
+        assert "answered 400" in asked.stderr and "Nothing is indexed yet on this server" in asked.stderr
         # one title, the server's own: not "Server error: ... answered 400: Usage error: ..."
-        assert "Usage error" in ask.stderr and "Server error" not in ask.stderr
-        assert ask.stderr.count("Usage error") == 1, ask.stderr
+        assert "Usage error" in asked.stderr and "Server error" not in asked.stderr
+        assert asked.stderr.count("Usage error") == 1, asked.stderr
         body = {"messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True}
         with served.http() as client:
             refused = client.post("/v1/chat/completions", json=body)
         assert refused.status_code == 400 and "POST /v1/ingest/file" in refused.json()["error"]["message"]
+        app = ChatApp(settings, SamplingOptions(max_new_tokens=12))
+        async with app.run_test(size=SIZE) as pilot:  # the app's Search mode: not "No matching passages"
+            await wait_until(pilot, lambda: app.engine is not None)
+            while app.mode != "search":
+                await pilot.press("ctrl+r")
+            await ask(pilot, "ferry Tresco")
+            assert turns(app)[-1].text.startswith("The server has no documents yet: add some with F4 (Docs)")
     finally:  # the module's other tests expect the one document
         with served.http() as client:
             assert client.post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": FERRY}).status_code == 200

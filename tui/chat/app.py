@@ -20,7 +20,7 @@ from pgpt.tui.chat.library import MODES, DocumentLibrary, describe_closest, desc
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
 from pgpt.tui.chat.panels import PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
-from pgpt.tui.chat.widgets import ChatLog, PromptInput, Turn, describe_result, provider_label
+from pgpt.tui.chat.widgets import ChatLog, PromptInput, Turn, describe_result, fit_status, provider_label
 
 __all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
@@ -422,7 +422,9 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         return f"{provider_label(self.engine.provider)} · {self.engine.model.info.name}"
 
     def _set_status(self, *parts: str) -> None:
-        self._chat.query_one("#status", Static).update(" · ".join(clean_text(p) for p in parts))
+        status = self._chat.query_one("#status", Static)
+        width = status.content_region.width or self.size.width - 2  # 0 before the first layout
+        status.update(fit_status(" · ".join(clean_text(p) for p in parts), width))
 
 
 def _drafted_an_answer(streamed: str) -> bool:

@@ -33,6 +33,10 @@ def first_start_tip(settings: Settings) -> str:
     from pgpt.runtime.footprint import human_count, parameter_count
     from pgpt.runtime.models import active_chat_model, list_models
 
+    if settings.server:  # a client: the models and the documents are the server's, not this machine's
+        return (f"Tip: this app asks the pgpt-serve at {settings.server} (PGPT_SERVER): its chat model answers, "
+                "and F4 adds documents to its index. `pgpt-tui doctor` checks the connection and the key; "
+                "unset PGPT_SERVER to run a model here. Ctrl+P lists every key.")
     bigger = []
     for model in list_models(settings):
         try:

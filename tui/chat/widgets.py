@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from textual import events
@@ -70,6 +71,20 @@ class ChatLog(VerticalScroll):
 def provider_label(provider: str) -> str:
     """CPU or CUDA; a server (PGPT_SERVER) as "server HOST:PORT"."""
     return provider if provider.startswith("server ") else provider.upper()
+
+
+def fit_status(line: str, width: int) -> str:
+    """``line`` within ``width`` columns, the speeds at its end kept in view: a model's @version
+    goes first, then the longest part is shortened with an ellipsis (a client's "server HOST:PORT ·
+    NAME@VERSION · TTFT · tok/s" ran past 80 columns and Textual cut the tokens/s off)."""
+    if width <= 0 or len(line) <= width:
+        return line
+    parts = [re.sub(r"@[0-9a-f]{6,}$", "", part) for part in line.split(" · ")]
+    excess = len(" · ".join(parts)) - width
+    if excess > 0:
+        longest = max(range(len(parts)), key=lambda i: len(parts[i]))
+        parts[longest] = parts[longest][:max(1, len(parts[longest]) - excess - 1)] + "\u2026"
+    return " · ".join(parts)[:width]
 
 
 def describe_result(result: ChatResult, stopped: bool) -> str:

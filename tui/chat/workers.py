@@ -88,5 +88,9 @@ class WorkersMixin:
 
         text, markup = library.highlighted_search(query, k=5)
         where = library.remote.provider if library.remote is not None else "cpu"  # "server HOST:PORT" for a client
-        result = ChatResult(answer=text or "No matching passages.", model="search", provider=where)
+        if not text:  # "no match" about an empty index sends the user rewording instead of adding documents
+            empty = library.remote is not None and not library.remote.documents()
+            text = ("The server has no documents yet: add some with F4 (Docs) or `pgpt-tui ingest --server PATH`."
+                    if empty else "No matching passages.")
+        result = ChatResult(answer=text, model="search", provider=where)
         self.post_message(AnswerFinished(reply_id, result, False, markup=markup))
