@@ -17,7 +17,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from pgpt.runtime.errors import RequestRefusedError
-from pgpt.serve.completions import ADD_TO_COLLECTION, context_chunk, shown_path
+from pgpt.serve.completions import ADD_TO_COLLECTION
+from pgpt.serve.sources import context_chunk, shown_path
 from pgpt.serve.service import Service
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")

@@ -13,10 +13,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from pgpt.runtime.errors import ConfigError, ModelNotFoundError, StorageError, user_message
+from pgpt.runtime.errors import ModelNotFoundError, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
-from pgpt.tui.chat.library import MODES, DocumentLibrary, describe_closest, describe_quotes, describe_sources
+from pgpt.tui.chat.library import (MODES, DocumentLibrary, describe_closest, describe_quotes, describe_sources,
+                                   drafted_an_answer)
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
 from pgpt.tui.chat.panels import PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
@@ -224,7 +225,7 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         mark = "(stopped)" if message.stopped else f"({note})" if note else ""
         if details is not None and details["kind"] == "quote":
             mark = "(quoted: the model's own answer was not supported by the sources)"
-        elif details is not None and details["kind"] == "not_found" and _drafted_an_answer(self._reply.text):
+        elif details is not None and details["kind"] == "not_found" and drafted_an_answer(self._reply.text):
             mark = "(replaced: the model's own answer was not supported by the sources)"
         self._reply.show(answer, mark, message.markup)
         if details is not None and details["quotes"]:
@@ -371,20 +372,11 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
 
     def _show_tip_once(self) -> None:
         """The first start shows where the bigger models, the token and the keys are."""
-        from pgpt.runtime.models import read_config, write_config
-        from pgpt.tui.chat.first_run import first_start_tip
+        from pgpt.tui.chat.first_run import tip_once
 
-        try:
-            config = read_config(self.settings)
-        except (ConfigError, StorageError) as fault:  # the model's load reports it; writing here would lose the file
-            log.warning("no tip: %s", fault)
-            return
-        if not config.get("tip_shown"):
-            self._chat.query_one(ChatLog).mount(Static(first_start_tip(self.settings), classes="tip"))
-            try:
-                write_config(self.settings, {**config, "tip_shown": True})
-            except StorageError as fault:  # a read-only or full home: the app still works
-                log.warning("the tip stays on: %s", fault)
+        tip = tip_once(self.settings)
+        if tip:
+            self._chat.query_one(ChatLog).mount(Static(tip, classes="tip"))
 
     def _close_reply(self, answer: str) -> None:
         """Keep the (possibly partial) answer as context; drop a question that got none.
@@ -425,11 +417,3 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         status = self._chat.query_one("#status", Static)
         width = status.content_region.width or self.size.width - 2  # 0 before the first layout
         status.update(fit_status(" · ".join(clean_text(p) for p in parts), width))
-
-
-def _drafted_an_answer(streamed: str) -> bool:
-    """Whether the text streamed before the check was an answer (which "not found" then replaced,
-    and the user saw vanish) rather than the model's own "I could not find it"."""
-    from pgpt.runtime.documents.abstention import is_abstention
-
-    return bool(streamed.strip()) and not is_abstention(streamed)

@@ -6,10 +6,13 @@ question typed meanwhile is answered as soon as the model is ready.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
 from pgpt.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Stages export_model reports, in order, for the chat model and the embedder (both int8).
 LLM_STAGES = ("resolve", "load", "export", "quantize", "validate", "done")
@@ -95,3 +98,22 @@ def prepare(settings: Settings, report: Callable[[str, int, int], None], cancel:
 
         prepare_defaults(settings, progress, cancel, models=[model])
         offset += len(stages)
+
+
+def tip_once(settings: Settings) -> str:
+    """The first start's tip, once: "" when it was shown before, and marked shown now."""
+    from pgpt.runtime.errors import ConfigError, StorageError
+    from pgpt.runtime.models import read_config, write_config
+
+    try:
+        config = read_config(settings)
+    except (ConfigError, StorageError) as fault:  # the model's load reports it; writing here would lose the file
+        log.warning("no tip: %s", fault)
+        return ""
+    if config.get("tip_shown"):
+        return ""
+    try:
+        write_config(settings, {**config, "tip_shown": True})
+    except StorageError as fault:  # a read-only or full home: the app still works
+        log.warning("the tip stays on: %s", fault)
+    return first_start_tip(settings)

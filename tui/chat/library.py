@@ -138,3 +138,11 @@ def describe_hits(hits: list[dict[str, Any]], sentences: list[str], width: int =
         markup.append(f"{clean_text(head)}\n    {clean_text(before)}"
                       + (f"[reverse]{clean_text(sentence)}[/reverse]" if sentence else "") + clean_text(after))
     return "\n".join(plain), "\n".join(markup)
+
+
+def drafted_an_answer(streamed: str) -> bool:
+    """Whether the text streamed before the check was an answer (which "not found" then replaced,
+    and the user saw vanish) rather than the model's own "I could not find it"."""
+    from pgpt.runtime.documents.abstention import is_abstention
+
+    return bool(streamed.strip()) and not is_abstention(streamed)

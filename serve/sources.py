@@ -1,0 +1,44 @@
+"""How documents and passages look to pgpt-serve's clients: paths without the server's folders,
+and PrivateGPT's ``context.chunk`` shape for sources and /v1/chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def shown_path(home: Path, path: str) -> str:
+    """A document's path as the server's clients see it: an upload by the name it was sent under
+    (``report.pdf``, ``docs/guide/README.md``), another file with the server account's home folder
+    as ``~``. A client learns neither the account's name nor where the server keeps its data; the
+    documents' own folders stay, as the team may know them."""
+    uploads = home / "uploads"
+    where = Path(path)
+    if where.is_relative_to(uploads):  # uploads/COLLECTION/NAME
+        return "/".join(where.relative_to(uploads).parts[1:]) or where.name
+    account = Path.home()
+    return f"~/{where.relative_to(account)}" if where.is_relative_to(account) else path
+
+
+def shown_source(home: Path, source: dict[str, Any]) -> dict[str, Any]:
+    """``source`` (a passage, quote or closest passage of an answer) with its path as clients see it
+    (a passage keeps it in ``source``, a quote in ``file``: its ``source`` is the citation number)."""
+    key = "file" if "file" in source else "source"
+    return {**source, key: shown_path(home, str(source[key]))} if key in source else source
+
+
+def context_chunk(source: dict[str, Any]) -> dict[str, Any]:
+    """A source in PrivateGPT's ``context.chunk`` shape (file name and page in ``doc_metadata``)."""
+    # page_label is always there, so a client reads one shape: the page number as text (PrivateGPT's
+    # "1", "2"), or null for a file without pages (text, Markdown, Word).
+    page = source.get("page")
+    metadata: dict[str, Any] = {"file_name": Path(str(source.get("source", ""))).name,
+                                "path": source.get("source", ""), "page_label": str(page) if page else None}
+    # score: PrivateGPT's, the passage's similarity to the question (comparable between questions);
+    # rank_score: pgpt's fused rank score (cosine and BM25, scaled within one result list).
+    return {"object": "context.chunk", "score": source.get("similarity", source.get("score", 0.0)),
+            "rank_score": source.get("score", 0.0),
+            "document": {"object": "ingest.document", "doc_id": source.get("doc_id", ""),
+                         "doc_metadata": metadata},
+            "text": source.get("text", ""), "previous_texts": source.get("previous_texts"),
+            "next_texts": source.get("next_texts")}
