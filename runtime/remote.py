@@ -12,7 +12,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,8 @@ class RemoteStream:
 
     def __init__(self, engine: RemoteEngine, body: dict[str, Any], cancel: threading.Event | None) -> None:
         self._engine, self._body, self._cancel = engine, {**body, "stream": True}, cancel
+        # called with what the server is doing while it sends no text ("waiting", "drafting 42")
+        self.on_state: Callable[[str], None] | None = None
         self.result = RemoteResult(model=engine.model.info.name, provider=engine.provider,
                                    documents=bool(body.get("use_context")))
 
@@ -175,7 +177,7 @@ class RemoteStream:
                     response.read()
                     raise refused(engine.url, response.status_code, response.text,
                                   response.headers.get("retry-after"))
-                for data in _events(response.iter_lines(), self._cancel):
+                for data in _events(response.iter_lines(), self._cancel, self.on_state):
                     piece = self._take(data)
                     if piece:
                         yield piece
@@ -225,12 +227,16 @@ def connect(settings: Any, model: str = "") -> RemoteEngine:
     return RemoteEngine(settings.server, key, model)
 
 
-def _events(lines: Iterator[str], cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+def _events(lines: Iterator[str], cancel: threading.Event | None = None,
+            on_state: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
     """The ``data:`` events of an SSE stream until ``[DONE]``; Cancelled as soon as any line
-    (a heartbeat comment too) arrives after ``cancel`` was set."""
+    (a heartbeat comment too) arrives after ``cancel`` was set; a heartbeat's state (``: waiting
+    drafting 42`` -> "drafting 42", a bare one -> "waiting") goes to ``on_state``."""
     for line in lines:
         if cancel is not None and cancel.is_set():
             raise Cancelled("Generation stopped.")
+        if line.startswith(": waiting") and on_state is not None:
+            on_state(line[len(": waiting"):].strip() or "waiting")
         if not line.startswith("data:"):
             continue
         payload = line[5:].strip()

@@ -22,7 +22,7 @@ from pgpt.serve.schemas import ChatCompletionRequest, sampling_fields
 from pgpt.serve.sources import context_chunk, shown_source
 from pgpt.serve.service import Service, stream_in_thread
 
-HEARTBEAT = b": waiting\n\n"  # an SSE comment: clients skip it
+HEARTBEAT = b": waiting\n\n"  # an SSE comment: clients skip it; pgpt's reads the state after "waiting"
 HEARTBEAT_S = 1.0
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -48,6 +48,7 @@ class Completion:
     # closes the stream at once instead of at the next piece. Off by default: PrivateGPT's SDK
     # parses every line of a stream as JSON.
     heartbeat: bool = False
+    drafted: int = 0  # pieces of a documents answer's draft so far (the heartbeat tells the client)
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -83,7 +84,7 @@ class Completion:
                 # A documents answer is checked against the sources once the draft is whole (it may be
                 # replaced by a quote or "not found"), so the checked answer is sent, in one piece.
                 async for _ in stream_in_thread(lambda: self.stream, self.cancel):
-                    pass
+                    self.drafted += 1
                 if self.stream.result.answer:
                     yield self.stream.result.answer
             else:
@@ -100,6 +101,12 @@ class Completion:
         if self.service.stopping.is_set() and self.cancel.is_set():
             raise stopping("pgpt-serve was told to stop, so the answer was cut off before its end.")
         self._finished()
+
+    def heartbeat_line(self) -> bytes:
+        """The heartbeat comment, with what the silence is: ": waiting" (queued, or reading the
+        prompt), ": waiting drafting N" (a documents answer's draft, N pieces so far; it is sent
+        once checked), so that a client waiting 5-26 s sees the answer is under way."""
+        return HEARTBEAT if not self.drafted else f": waiting drafting {self.drafted}\n\n".encode()
 
     def close(self) -> None:
         """Stop the answer (if it runs) and give the model back; harmless when it is done."""
@@ -310,7 +317,7 @@ async def event_stream(completion: Completion) -> AsyncIterator[bytes]:
         yield completion.chunk({"role": "assistant", "content": ""})
     try:
         async for piece in _beating(completion.pieces(), HEARTBEAT_S if completion.heartbeat else None):
-            yield HEARTBEAT if piece is None else completion.chunk({"content": piece})
+            yield completion.heartbeat_line() if piece is None else completion.chunk({"content": piece})
     except Exception as exc:  # headers are gone: the error travels inside the stream
         status, payload, _ = describe_error(exc)
         completion.log["status"] = status

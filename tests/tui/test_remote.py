@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -162,7 +163,9 @@ def test_a_documents_answer_stops_within_a_second_of_a_cancel(served: RunningSer
     cancel = threading.Event()
     long_draft = SamplingOptions(max_new_tokens=1000, ignore_eos=True, temperature=0.8, seed=int(time.time()))
     stream = remote.ask("When does the ferry to Tresco leave?", long_draft, cancel)
-    timer = threading.Timer(1.0, cancel.set)
+    states: list[str] = []
+    stream.on_state = states.append  # the app's status line: "drafting: N tokens"
+    timer = threading.Timer(2.2, cancel.set)
     timer.start()
     started = time.monotonic()
     try:
@@ -172,11 +175,27 @@ def test_a_documents_answer_stops_within_a_second_of_a_cancel(served: RunningSer
     finally:
         timer.cancel()
         remote.close()
-    assert time.monotonic() - started < 4.0  # a heartbeat each second; the 1000-token draft takes far longer
+    assert time.monotonic() - started < 5.2  # a heartbeat each second; the 1000-token draft takes far longer
+    drafted = [int(state.split()[1]) for state in states if state.startswith("drafting ")]
+    assert drafted and drafted[-1] > 0 and drafted == sorted(drafted), states
     deadline = time.monotonic() + 10
     while served.metric("pgpt:num_requests_running") != 0:
         assert time.monotonic() < deadline, "the server kept drafting after the cancel"
         time.sleep(0.05)
+
+
+async def test_the_status_line_says_what_the_server_does_while_it_drafts(served: RunningServer,
+                                                                         tmp_path: Path) -> None:
+    """A documents answer arrives once checked: the app showed a bare "answering…" for 5-26 s."""
+    long_draft = SamplingOptions(max_new_tokens=256, ignore_eos=True, temperature=0.8, seed=int(time.time()))
+    app = ChatApp(client_settings(served, tmp_path), long_draft)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None and app.mode == "docs")
+        await pilot.press(*"When does the ferry to Tresco leave?", "enter")
+        await wait_until(pilot, lambda: "drafting: " in status(app), timeout=30)
+        assert re.search(r"smollm2-135m-instruct-int8 · drafting: \d+ tokens$", status(app)), status(app)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.answering, timeout=10)
 
 
 def test_chat_ask_and_search_on_the_command_line(served: RunningServer, tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
 from pgpt.tui.chat.library import (MODES, DocumentLibrary, describe_closest, describe_quotes, describe_sources,
                                    drafted_an_answer)
-from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick
+from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick,
+                                    ServerState)
 from pgpt.tui.chat.panels import PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
 from pgpt.tui.chat.widgets import ChatLog, PromptInput, Turn, describe_result, fit_status, provider_label
@@ -213,6 +214,15 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
     def _answer_progress(self, message: AnswerProgress) -> None:
         if message.reply_id == self._reply_id and self._reply is not None:
             self._reply.show(message.text)
+
+    @on(ServerState)
+    def _server_state(self, message: ServerState) -> None:
+        """A client's status line while the server sends nothing: queued, or drafting a documents
+        answer that it sends once checked (5-26 s of a silent "answering…" before)."""
+        if message.reply_id != self._reply_id or self._reply is None:
+            return
+        tokens = message.state.removeprefix("drafting ")  # short: at 80 columns beside "server HOST:PORT · model"
+        self._set_status(self._model_label(), f"drafting: {tokens} tokens" if tokens.isdigit() else "waiting…")
 
     @on(AnswerFinished)
     def _answer_finished(self, message: AnswerFinished) -> None:

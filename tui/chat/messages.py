@@ -34,6 +34,19 @@ class AnswerProgress(Message):
 
 
 @dataclass
+class ServerState(Message):
+    """What a server does while it sends no text: "waiting" (queued, or reading the prompt),
+    "drafting N" (a documents answer, sent once checked)."""
+
+    reply_id: int
+    state: str
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the latest state matters."""
+        return isinstance(message, ServerState) and message.reply_id == self.reply_id
+
+
+@dataclass
 class AnswerFinished(Message):
     """The answer ended, complete or stopped with Esc.
 

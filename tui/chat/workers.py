@@ -13,7 +13,7 @@ from textual import work
 
 from pgpt.runtime.errors import Cancelled
 from pgpt.tui.chat.library import DocumentLibrary, as_chat_result, load_library
-from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, PrepareTick
+from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, PrepareTick, ServerState
 
 if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
     from pgpt.runtime.llm.chat import ChatEngine
@@ -67,6 +67,8 @@ class WorkersMixin:
             stream = library.ask(engine, messages[-1]["content"], short, cancel)
         else:
             stream = engine.stream(messages, self.sampling, cancel)
+        if hasattr(stream, "on_state"):  # a server's stream: its silences are said on the status line
+            stream.on_state = lambda state: self.post_message(ServerState(reply_id, state))
         text = ""
         stopped = False
         try:
