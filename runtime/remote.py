@@ -82,9 +82,13 @@ class RemoteEngine:
         """Where the answers come from, for the status line."""
         return f"server {self.url.split('://', 1)[-1]}"
 
+    def chat_models(self) -> list[dict[str, Any]]:
+        """The server's chat models as /v1/models lists them (``id``, ``version``, ``default``)."""
+        return [m for m in self._request("GET", "/v1/models").get("data", []) if m.get("kind", "llm") == "llm"]
+
     def _served_model(self) -> RemoteModel:
         """The model requests go to: the server's default, or the one asked for (name[@version])."""
-        chats = [m for m in self._request("GET", "/v1/models").get("data", []) if m.get("kind", "llm") == "llm"]
+        chats = self.chat_models()
         name, _, version = self.requested.partition("@")
         chat = next((m for m in chats if (m.get("default") if name == "default" else m["id"] == name)), None)
         if chat is None:

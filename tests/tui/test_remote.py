@@ -419,6 +419,33 @@ async def test_a_model_chosen_in_the_app_is_asked_of_the_server(served: RunningS
         assert app.engine.requested == "smollm2-135m-instruct-int8"
 
 
+async def test_f3_in_client_mode_says_what_the_server_serves(served: RunningServer, tmp_path: Path) -> None:
+    """F3 listed this machine's models alone, and Enter on one the server lacks made it the chat model."""
+    from test_models_screen import select_model, text_of
+
+    from pgpt.runtime.manifest import write_manifest
+    from pgpt.runtime.models import read_config
+    from pgpt.tui.screens.models.screen import ModelsScreen
+
+    settings = client_settings(served, tmp_path)
+    local = settings.model_cache / "tiny-fp32"  # an export of this machine that the server does not have
+    local.mkdir(parents=True)
+    (local / "model.onnx").write_bytes(b"\0" * 1000)
+    write_manifest(local, {"kind": "llm", "dtype": "fp32"})
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        await pilot.press("f3")
+        screen = app.screen
+        assert isinstance(screen, ModelsScreen)
+        await wait_until(pilot, lambda: "which serves: smollm2-135m-instruct-int8 (default)"
+                         in text_of(screen, "#diagnosis"))
+        await select_model(pilot, screen, "tiny-fp32")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "does not serve tiny-fp32" in text_of(screen, "#diagnosis"))
+        assert "active_model" not in read_config(settings) and app.engine is not None
+
+
 async def test_a_question_the_busy_server_refused_is_kept_in_the_prompt(served: RunningServer,
                                                                         tmp_path: Path) -> None:
     """It was gone (the input cleared, the turn marked failed): the user had to type it again."""

@@ -24,6 +24,7 @@ class ModelsListed(Message):
     active: str
     repos: list[str]
     cuda_reason: str
+    served: list[str] | None = None  # a client's server: the chat models it serves (None: no server)
 
 
 @dataclass

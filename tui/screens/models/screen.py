@@ -76,6 +76,7 @@ class ModelsScreen(PanelScreen):
         self._models: dict[str, ModelInfo] = {}
         self._active = ""
         self._cuda_reason: str | None = None  # None until the first listing has looked
+        self._served: list[str] | None = None  # a client's server's chat models, once listed
 
     @property
     def busy(self) -> bool:
@@ -125,7 +126,28 @@ class ModelsScreen(PanelScreen):
 
         models = list_models(self.settings)
         self.post_message(ModelsListed(models, {m.name: footprint(m) for m in models}, chat_model_name(self.settings),
-                                       known_repos(self.settings, models), cuda_unavailable_reason()))
+                                       known_repos(self.settings, models), cuda_unavailable_reason(),
+                                       self._served_models()))
+
+    def _served_models(self) -> list[str] | None:
+        """A client's server's chat models, the default first ("name (default)"); None without a
+        server or when it cannot be asked (the chat says why)."""
+        if not self.settings.server:
+            return None
+        from pgpt.runtime.remote import connect
+
+        try:
+            remote = connect(self.settings)
+        except PgptError:
+            return None
+        try:
+            chats = remote.chat_models()
+        except PgptError:
+            return None
+        finally:
+            remote.close()
+        return [f"{m['id']} (default)" if m.get("default") else str(m["id"])
+                for m in sorted(chats, key=lambda m: not m.get("default"))]
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-job")
     def run_check(self, repo: str) -> None:
@@ -220,6 +242,11 @@ class ModelsScreen(PanelScreen):
         name = self.query_one(ModelTable).selected_name
         if not name:
             return
+        served = [shown.removesuffix(" (default)") for shown in self._served or []]
+        if self.settings.server and self._served is not None and name not in served:  # before any change
+            self._show(f"The server at {self.settings.server} does not serve {name} (it serves: "
+                       f"{', '.join(self._served) or 'no chat model'}). Export it on the server, or pick one of those.")
+            return
         try:
             model = set_active_model(self.settings, name)
         except PgptError as error:  # an embedding model, or one deleted from outside
@@ -273,6 +300,11 @@ class ModelsScreen(PanelScreen):
         if message.cuda_reason != self._cuda_reason:
             self._cuda_reason = message.cuda_reason
             self._show_fp16(message.cuda_reason)
+        said, self._served = self._served is not None, message.served
+        if message.served is not None and not said and not self.busy:  # a client: the list is this machine's
+            self._show(f"The chat asks the server at {self.settings.server}, which serves: "
+                       f"{', '.join(message.served) or 'no chat model'}. The list below is this machine's "
+                       "exports; Enter on one asks the server for the model of that name.")
 
     @on(AccessChecked)
     def _checked(self, message: AccessChecked) -> None:
