@@ -295,8 +295,10 @@ def test_ctrl_c_while_sending_says_what_the_server_has(served: RunningServer, tm
     for n in range(300):
         (folder / f"note-{n:03}.txt").write_text(f"Note {n}: the boat number {n} leaves at {n % 24}:00.\n")
     env = {**cli_env(settings), "PGPT_SERVER": settings.server, "PGPT_API_KEY": KEY}
+    # Ctrl-C as in a terminal: a job started in the background (CI) inherits SIGINT ignored
     sending = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(folder)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not any(d["doc_metadata"]["file_name"].startswith("note-") for d in served.documents()):
