@@ -17,9 +17,10 @@ _DOCS = r"(?:sources?|documents?|context|texts?|passages?|excerpts?|information|
 _DECLINES = re.compile(
     r"could(?: not|n't) find|can(?:not|'t) find|unable to (?:find|answer|locate|determine)"
     rf"|(?:the|these|those|your|provided|given) (?:provided |given |indexed )?{_DOCS} (?:provided |given |above |here )?"
-    r"(?:do|does|did)(?: not|n't) "
+    r"(?:do|does|did)(?: not|n't) (?:explicitly |directly |specifically |clearly )?"
     r"(?:contain|say|mention|provide|specify|state|include|give|cover|describe|answer|have|tell)"
-    r"|not (?:mentioned|stated|specified|provided|given|covered|included|described|found|present|available"
+    # "not explicitly stated": the 1.5B model's usual hedge, then side remarks shown as the answer
+    r"|not (?:explicitly |directly |specifically |clearly )?(?:mentioned|stated|specified|provided|given|covered|included|described|found|present|available"
     rf"|addressed|discussed|listed)(?: \w+)? in (?:the |any of the |these |those |your )?(?:provided |given |indexed )?{_DOCS}"
     r"|\bno (?:information|mention|details?|answer|reference)s? (?:about|on|regarding|for|in|to|is|was)"
     r"|there is nothing|nothing about|not enough information|insufficient information"

@@ -66,6 +66,8 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*(?:\.[A-Za-z0-9_+#-]+)*")
 # sentence held as a word, and a sentence copied from its source was dropped.
 _NUMBER = re.compile(r"(?<![A-Za-z0-9])\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
 _CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
+# A command-line option, "-J" or "--zstd" (its name without the dashes, as a code span's)
+_OPTION = re.compile(r"(?<![\w-])(?:--([A-Za-z][\w-]*[A-Za-z0-9])|-([A-Za-z]))(?![\w-])")
 # A code fence and its language tag ("```python"): the lines inside are checked as statements like
 # any other, but the marker is no statement, and left in it showed as "```python import time [1]".
 _FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
@@ -153,13 +155,14 @@ def key_facts(text: str) -> set[str]:
     """Numbers and names in ``text`` (lower case): what an invented answer gets wrong first.
 
     A name is a word with a capital after its first letter or with a digit, dot or underscore
-    inside (FanoutCache, snapshot_download, utf-8), or a capitalized word that does not start
-    its sentence. What a sentence puts in backticks is a name too, words or not (`~`, `YY`,
-    `dehumanize`): a model that answers with an operator or a format token states a fact. Dashes
-    around a span go (`--branch` is the option a manual may call "branch").
+    inside (FanoutCache, snapshot_download, utf-8), a command-line option (`--xz`, `-J`), or a
+    capitalized word that does not start its sentence. What a sentence puts in backticks is a name
+    too, words or not (`~`, `YY`, `dehumanize`): a model that answers with an operator or a format
+    token states a fact. Dashes around a span go (`--branch` is the option a manual may call "branch").
     """
     facts = set(_NUMBER.findall(text)) | {span.strip(" -").lower() for span in _CODE_SPAN.findall(text)
                                           if span.strip(" -")}
+    facts |= {"".join(option).lower() for option in _OPTION.findall(text)}  # "--xz", "-J" ("-cover" is a value)
     for sentence in split_sentences(text):
         for index, match in enumerate(_WORD.finditer(sentence)):
             word = match.group().strip("._-")
@@ -200,7 +203,9 @@ class Grounder:
         self._words = [content_words(s.text) for s in self.sentences]
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
         self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
-        self._all_text = " ".join(s.text for s in self.sentences).lower()
+        # the passages and their files' names: the prompt shows each source's file, and a draft that
+        # names it ("tar --directory=/var/tmp/tar-man.txt") invents nothing
+        self._all_text = " ".join([s.text for s in self.sentences] + list({s.file: 0 for s in self.sentences})).lower()
         self._denies = [denies(s.text) for s in self.sentences]
         self.relevance = self._relevance(question_vector)
 
@@ -310,16 +315,24 @@ class Grounder:
 
     def _carries_fact(self, statement: str) -> bool:
         """Whether ``statement`` adds to the question: "The formatter was added in 2.9.0" only
-        restates "Which formatter was added in 2.9.0?" and answers nothing."""
+        restates "Which formatter was added in 2.9.0?" and answers nothing; "This can be found in
+        the changelog, which states ..." points at a source: once the invented value before it
+        was dropped, it was shown as the answer to a question no source answers."""
+        if _POINTER.match(statement):
+            return False
         return bool(key_facts(statement) - self._question_facts or content_words(statement) - self._question_words)
 
 
 
 def _prose_words(text: str) -> int:
-    """How many words (two letters or more) and numbers ``text`` holds once links are taken out."""
-    return len(re.findall(r"[A-Za-z]{2,}|\d+(?:\.\d+)*", _LINK.sub(" ", text)))
+    """How many words (two letters or more) and numbers ``text`` holds once links are taken out; an
+    identifier is one word ("PREFERRED_URL_SCHEME" and "www-data" were quoted as answers: a
+    definition list's term alone)."""
+    return sum(1 for token in _LINK.sub(" ", text).split() if re.search(r"[A-Za-z]{2,}|\d", token))
 
 
+_POINTER = re.compile(r"\s*(?:this|that|it|these)\s+(?:information\s+)?(?:(?:can|could|may)\s+be|is|are)\s+"
+                      r"(?:found|stated|mentioned|shown|seen|described|given)\b", re.IGNORECASE)
 _LINK = re.compile(r"<?\b(?:https?|ftp)://\S+>?|<[^<>\s]+>|\bwww\.\S+")
 
 

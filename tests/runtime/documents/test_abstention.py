@@ -13,6 +13,8 @@ from pgpt.runtime.documents.answers import NOT_FOUND
     "The provided documents don't mention a fine.", "The default timeout is not specified in the sources.",
     "There is no information about a quarter token.", "I don't know.", "The source does not tell.",
     "Unable to determine this from the sources.",
+    # the 1.5B model's hedge: its side remarks were shown as the answer
+    "The maximum length is not explicitly stated in the given sources.", "The sources do not explicitly mention it.",
 ])
 def test_declining_answers(answer: str) -> None:
     assert is_abstention(answer)

@@ -242,3 +242,31 @@ def test_a_title_is_never_the_quote(embedder) -> None:  # type: ignore[no-untype
     result = grounder_over(embedder, "What is the guide to masked arrays in NumPy about?", sentences).check(
         "It was written by the NumPy steering council in 2019.", abstained=False)
     assert result.kind != "answer" and "A guide to masked arrays" not in result.text, result
+
+
+def test_an_option_is_a_fact_and_a_source_file_name_is_no_invention(embedder) -> None:  # type: ignore[no-untyped-def]
+    """tar's manual (a tester's corpus): an option was no fact, so a made-up one passed on its words;
+    and a draft naming the file the prompt showed ("tar-man.txt") "invented" it."""
+    assert key_facts("The option that makes tar filter through zstd is --xz.") == {"xz"}
+    assert key_facts("Use -J, not x86-64 or e-mail.") >= {"j"} and not key_facts("an e-mail") & {"mail"}
+    sentences = [SourceSentence(1, "tar-man.txt", 0, s) for s in (
+        "--zstd Filter the archive through zstd(1).", "-J, --xz Filter the archive through xz(1).",
+        "-C, --directory=DIR Change to DIR before performing any operations.")]
+    ask = grounder_over(embedder, "What option makes tar filter the archive through zstd?", sentences)
+    made_up = ask.check("The option that makes tar filter the archive through zstd is --lzma-zstd [1].", False)
+    assert made_up.kind != "answer" and made_up.measures["invented"] == 1, made_up
+    move = grounder_over(embedder, "How do I make tar change to a directory before performing any operations?",
+                         sentences)
+    named = move.check("Use tar --directory=/var/tmp/tar-man.txt to change to it first.", abstained=False)
+    assert named.measures["invented"] == 0, named.measures
+
+
+def test_a_sentence_that_points_at_a_source_is_no_answer(embedder) -> None:  # type: ignore[no-untyped-def]
+    """libtasn1's changelog names ASN1_MAX_NAME_SIZE but gives no value: the 1.5B model's invented
+    "256" was dropped, and "This can be found in the changelog ..., which states ..." was shown."""
+    sentences = [SourceSentence(1, "NEWS", 0, "The new names are ASN1_MAX_NAME_SIZE and ASN1_MAX_ERROR_DESCRIPTION_SIZE.")]
+    ask = grounder_over(embedder, "What is the value of ASN1_MAX_NAME_SIZE in libtasn1?", sentences)
+    result = ask.check("The value of ASN1_MAX_NAME_SIZE is 256. This can be found in the changelog of libtasn1, "
+                       "which states that the new names are ASN1_MAX_NAME_SIZE and ASN1_MAX_ERROR_DESCRIPTION_SIZE.",
+                       abstained=False)
+    assert result.kind == "not_found", result
