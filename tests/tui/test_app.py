@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp, Turn
+from pgpt.tui.chat.widgets import ChatLog
 from pgpt.tui.sanitize import clean_text
 from support import defaults_only
 
@@ -160,6 +161,8 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 4)
         question, answer, quotes, sources = turns(app)
         assert answer.kind == "assistant" and "7341" in answer.text
+        log = app.query_one(ChatLog)  # the question stays in view, though quotes and sources followed it
+        await wait_until(pilot, lambda: log.scroll_y <= question.virtual_region.y)
         assert quotes.kind == "quotes" and "zephyr.txt" in quotes.text
         assert "\u201cThe launch code of project Zephyr is 7341.\u201d" in quotes.text
         assert sources.kind == "sources" and sources.text.startswith("[1] ") and "zephyr.txt" in sources.text

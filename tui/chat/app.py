@@ -245,6 +245,10 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
             chat_log.add_turn("closest", plain).show(plain, "", markup)
         elif details is not None and details["sources"]:
             chat_log.add_turn("sources", describe_sources(details["sources"]))
+        if details is not None:  # read from the question down; PgDn shows the rest of the sources
+            turns = list(chat_log.query(Turn))
+            asked = turns[turns.index(self._reply) - 1] if self._reply in turns[1:] else self._reply
+            self.call_after_refresh(chat_log.show_from, asked)
         self._close_reply(answer)
         self._set_status(describe_result(message.result, message.stopped))
         self.save_conversation()

@@ -67,6 +67,13 @@ class ChatLog(VerticalScroll):
         self.anchor()
         return turn
 
+    def show_from(self, turn: Turn) -> None:
+        """Scroll back so that ``turn`` starts the view when it went above it: a documents answer's
+        quotes and sources pushed the question and the answer's start off a 24-row screen."""
+        if turn.virtual_region.y < self.scroll_y:
+            self.release_anchor()  # the user's own scrolling, as PgUp would; the next turn anchors again
+            self.scroll_to_widget(turn, top=True, animate=False)
+
 
 def provider_label(provider: str) -> str:
     """CPU or CUDA; a server (PGPT_SERVER) as "server HOST:PORT"."""
