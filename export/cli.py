@@ -61,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
                              "(set PGPT_MODEL_CACHE=DIR to keep them elsewhere)")
     from pgpt.runtime.errors import user_message
     from pgpt.runtime.logs import setup_logging
+    from pgpt.runtime.models import is_plain_name
     from pgpt.runtime.settings import Settings
 
+    if args.name and not is_plain_name(args.name):  # "../../evil" wrote /evil-int8 outside the cache
+        build_parser().error(f"--name {ascii(args.name)} is not a model name: use letters, digits and ._+- "
+                             "(no path, no '..'), such as qwen2.5-1.5b-instruct")
     try:
         settings = Settings.from_env()
         setup_logging(settings)

@@ -4,11 +4,21 @@ range is a usage error (exit 2, one line) before any work, not a crash or a wast
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import re
 from collections.abc import Callable
 
 COLLECTION_RULE = "1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or a digit"
 _COLLECTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def given_path(text: str) -> Path:
+    """A file or folder argument that is not empty: Path("") is the current folder, so an unset
+    variable in a script ("ingest $DOCS", "forget $OLD") indexed, or forgot, the whole folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is refused (it would mean the current folder; "
+                                         "write . for that)")
+    return Path(text)
 
 
 def positive_int(text: str) -> int:

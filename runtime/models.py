@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,16 @@ def require_kind(info: ModelInfo, kind: str, hint: str = "") -> ModelInfo:
     raise UsageError(f"{info.name} is {actual}, not {KIND_NAMES.get(kind, kind)}.",
                      hint=hint or f"{_PICK.get(kind, 'Pick another model')} (`pgpt-tui models` lists each "
                                        "model's kind).")
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` can only mean an entry of the model cache: letters, digits and ``._+-``,
+    no ``..`` and no path. A server's client (a request's ``model``) and an export's ``--name``
+    must give one: a path loaded, or wrote, a model anywhere on the disk."""
+    return _PLAIN_NAME.fullmatch(name) is not None and ".." not in name
 
 
 def find_model(settings: Settings, name: str) -> ModelInfo:

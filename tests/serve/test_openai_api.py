@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import numpy as np
 import openai
@@ -138,6 +139,19 @@ def test_embeddings_naming_a_chat_model_is_a_bad_request(server: RunningServer) 
     assert "This server embeds with all-minilm-l6-v2-int8" in message
     with pytest.raises(openai.BadRequestError, match="embeds with all-minilm-l6-v2-int8, not 'no-such-model'"):
         server.openai().embeddings.create(model="no-such-model", input="x")
+
+
+def test_a_path_as_model_loads_nothing_from_the_disk(server: RunningServer, tmp_path: Path) -> None:
+    """A request's "model": "/tmp/x/chatcopy" loaded any folder holding a pgpt manifest."""
+    import shutil
+
+    copy = tmp_path / "chatcopy"
+    shutil.copytree(server.settings.model_cache / "smollm2-135m-instruct-int8", copy)
+    for name in (str(copy), f"../{copy.name}", "smollm2-135m-instruct-int8/../smollm2-135m-instruct-int8"):
+        with pytest.raises(openai.NotFoundError, match="no model called"):
+            server.openai().chat.completions.create(model=name, messages=QUESTION, max_tokens=2)
+    loaded = server.openai().models.list().data
+    assert all("chatcopy" not in m.id for m in loaded)
 
 
 @pytest.mark.parametrize(("request_fields", "status", "words"), [

@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgpt.runtime.arg_types import collection_name, non_negative_int, passage_count, positive_int, result_count
+from pgpt.runtime.arg_types import (collection_name, given_path, non_negative_int, passage_count, positive_int,
+                                     result_count)
 from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
 from pgpt.runtime.settings import DOCUMENTS_MAX_TOKENS
 from pgpt.tui.cli.inputs import text_argument
@@ -23,7 +24,7 @@ def add_parsers(sub: Any) -> None:
     from pgpt.tui.cli.main import add_server_option
 
     ingest = sub.add_parser("ingest", help="index files and folders for search and answers (incremental)")
-    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("paths", nargs="+", type=given_path, metavar="PATH")
     ingest.add_argument("--collection", default="default", type=collection_name,
                         help="collection name: letters, digits, '.', '_', '-' (default: default)")
     ingest.add_argument("--prune", action="store_true", help="forget indexed files under PATH that are gone")
@@ -34,7 +35,8 @@ def add_parsers(sub: Any) -> None:
     docs.add_argument("--collection", help="list this collection only (default: all)")
     docs.add_argument("--json", action="store_true", help="print one JSON object")
     forget = sub.add_parser("forget", help="remove a document, or every document under a folder, from the index")
-    forget.add_argument("path", type=Path, help="its path or a folder's (with --server: its file name, path or id)")
+    forget.add_argument("path", type=given_path,
+                        help="its path or a folder's (with --server: its file name, path or id)")
     forget.add_argument("--collection", help="from this collection only (default: every collection)")
     search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
     search.add_argument("query", help="what to look for, or - to read it from standard input")

@@ -19,7 +19,10 @@ def text_argument(value: str, what: str) -> str:
     Raises:
         UsageError: the text is empty (exit code 2).
     """
-    text = sys.stdin.read() if value == STDIN else value
+    raw = sys.stdin.buffer.read() if value == STDIN else value.encode("utf-8", "surrogateescape")
+    # Bytes that are no UTF-8 (a Latin-1 file piped in, a terminal in another encoding) become
+    # U+FFFD: they reached the tokenizer as lone surrogates and failed as "a bug in pgpt".
+    text = raw.decode("utf-8", "replace")
     if not text.strip():
         if value == STDIN:  # the user did use `-`: the text was missing from the pipe
             raise UsageError(f"Nothing to do: standard input was empty, so there is no {what}.",

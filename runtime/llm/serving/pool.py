@@ -28,7 +28,7 @@ from pgpt.runtime.llm.serving.hot_swap import HotSwapMixin, failure_reason
 from pgpt.runtime.llm.serving.reports import LoadedModelInfo, PoolConfig, PoolEvent, PoolStats
 from pgpt.runtime.llm.serving.status_file import StatusFile
 from pgpt.runtime.llm.serving.scheduler import Scheduler
-from pgpt.runtime.models import ModelInfo, active_chat_model, find_model, require_kind
+from pgpt.runtime.models import ModelInfo, active_chat_model, find_model, is_plain_name, require_kind
 from pgpt.runtime.settings import Settings
 from pgpt.runtime.versions import parse_ref
 
@@ -136,6 +136,9 @@ class ModelPool(HotSwapMixin):
                     continue
                 if key in self._loaded:
                     return self._lease(self._loaded[key], keep_alive)
+            if not is_plain_name(name):  # a client names a model of the cache, never a folder on the disk
+                raise ModelNotFoundError(f"There is no model called {name!r} on this server.",
+                                         hint="GET /v1/models lists the models this server serves.")
             info = find_model(self.settings, f"{name}@{version}" if version else name)  # reads the disk
             # The model exists but is of the wrong kind: the request names the wrong model (400), no 404.
             require_kind(info, "llm", hint=WRONG_KIND_HINT)

@@ -210,3 +210,25 @@ def test_token_set_says_what_is_wrong_with_the_text_and_never_shows_it(settings:
     assert done.stderr.startswith(f"error: Invalid setting: {cause}")
     assert "huggingface.co/settings/tokens" in done.stderr
     assert "hf_Zq81" not in done.stderr and not (settings.home / "hf_token").exists()
+
+
+def test_bytes_that_are_no_utf8_an_empty_path_and_a_path_as_name(settings: Settings, tmp_path: Path) -> None:
+    """A Latin-1 prompt piped in or given as an argument was "Unexpected error ... a bug in pgpt";
+    `ingest ''` indexed the current folder and `forget ''` forgot it; `pgpt-export --name
+    ../../evil` wrote /evil-int8 outside the model cache."""
+    env = cli_env(settings)
+    latin = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "chat", "-", "--max-tokens", "2", "--no-cache"],
+                           capture_output=True, input="caf\xe9 au lait".encode("latin-1"), env=env, timeout=600)
+    assert latin.returncode == 0 and b"Traceback" not in latin.stderr and b"Unexpected" not in latin.stderr
+    argument = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "chat", b"caf\xe9", "--max-tokens", "2",
+                               "--no-cache"], capture_output=True, env=env, timeout=600)
+    assert argument.returncode == 0 and b"Unexpected" not in argument.stderr, argument.stderr
+    for command in ("ingest", "forget"):
+        empty = tui_cli(settings, command, "")
+        assert empty.returncode == 2 and "an empty path is refused" in empty.stderr, empty.stderr
+    outside = tmp_path / "evil"
+    for name in (f"../../{outside.name}", str(outside), "bad\x1b[31mname"):
+        refused = subprocess.run([sys.executable, "-m", "pgpt.export.cli", "model.gguf", "--name", name],
+                                 capture_output=True, text=True, env=env, timeout=600)
+        assert refused.returncode == 2 and "is not a model name" in refused.stderr and "\x1b" not in refused.stderr
+    assert not list(tmp_path.parent.glob("evil*")) and not list(tmp_path.glob("evil*"))
