@@ -22,8 +22,11 @@ _ESCAPE_SEQUENCE = re.compile(
     r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
     r"|\x1b[\x20-\x7e]?"
 )
-# Every C0 control but tab and newline, DEL, and every C1 control.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Every C0 control but tab and newline, DEL, every C1 control; and what shows nothing yet changes
+# what is read: bidi overrides and isolates (U+202A-202E, U+2066-2069: "Trojan Source" text that
+# reads backwards), zero-width space, word joiner, a stray BOM, and Unicode tag characters
+# (U+E0000-E007F), which hide a whole sentence from the eye.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200b\u2060\ufeff\U000e0000-\U000e007f]")
 # Lone surrogates: what os.fsdecode makes of bytes that are not UTF-8 (and what a broken PDF
 # text layer may give); no encoder accepts them.
 _SURROGATE = re.compile(r"[\ud800-\udfff]")

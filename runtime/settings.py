@@ -11,6 +11,7 @@ PROVIDERS = ("auto", "cpu", "cuda")
 # One default length for every front end: the caches key answers by their options, so the app
 # (512) and the CLI (256) never shared an answer through one server. A documents answer is short
 # and checked sentence by sentence: drafting 512 tokens of it took 12.6 s for two sentences.
+MAX_THREADS = 256  # PGPT_THREADS: more than any CPU pgpt runs on has cores
 CHAT_MAX_TOKENS = 512
 DOCUMENTS_MAX_TOKENS = 256
 
@@ -78,7 +79,8 @@ class Settings:
             home=home,
             model_cache=model_cache,
             provider=provider,
-            threads=_int(env, "PGPT_THREADS", 0),
+            # 100000 threads hung every command without a word; 0 is one per physical core
+            threads=_int(env, "PGPT_THREADS", 0, lowest=0, highest=MAX_THREADS),
             model=env.get("PGPT_MODEL", ""),
             embedder=env.get("PGPT_EMBEDDER", ""),
             cache_size_mb=_int(env, "PGPT_CACHE_SIZE_MB", 256),
@@ -123,7 +125,7 @@ def _folder(path: Path, name: str) -> Path:
                            "then run the command again.")
 
 
-def _int(env: dict[str, str], name: str, default: int, lowest: int | None = None) -> int:
+def _int(env: dict[str, str], name: str, default: int, lowest: int | None = None, highest: int | None = None) -> int:
     raw = env.get(name, "")
     if not raw:
         return default
@@ -135,6 +137,8 @@ def _int(env: dict[str, str], name: str, default: int, lowest: int | None = None
         raise ConfigError(f"{name}={raw!r} is not a whole number.") from None
     if lowest is not None and value < lowest:
         raise ConfigError(f"{name}={raw!r} is too small: the lowest allowed value is {lowest}.")
+    if highest is not None and value > highest:
+        raise ConfigError(f"{name}={raw!r} is too large: the highest allowed value is {highest}.")
     return value
 
 

@@ -140,3 +140,13 @@ def test_a_missing_key_file_gets_the_advice_that_fits_who_reads_it(tmp_path: Pat
     client_text, server_text = e.user_message(client.value).text, e.user_message(server.value).text
     assert "Put the server's key in it (its operator has it)" in client_text and "openssl" not in client_text
     assert f"(umask 077; openssl rand -hex 32 > {missing})" in server_text and "((" not in server_text
+
+
+@pytest.mark.parametrize(("value", "words"), [("100000", "too large: the highest allowed value is 256"),
+                                              ("-2", "too small: the lowest allowed value is 0")])
+def test_a_thread_count_no_cpu_has_is_refused(value: str, words: str) -> None:
+    """PGPT_THREADS=100000 hung every command without a word; -2 was taken."""
+    from pgpt.runtime.settings import Settings
+
+    with pytest.raises(e.ConfigError, match=words):
+        Settings.from_env({"PGPT_THREADS": value})

@@ -45,3 +45,13 @@ def test_json_keeps_the_text_but_escapes_every_control() -> None:
 
 def test_one_line_fields_cannot_split_or_forge_a_line() -> None:
     assert one_line("report\n[1] forged.txt\tx\x1b[2J") == "report [1] forged.txt x"
+
+
+def test_invisible_characters_that_change_what_is_read_are_removed() -> None:
+    """Bidi overrides ("Trojan Source"), zero-width spaces and tag characters reached the terminal:
+    a document could show one text and mean another, or hide a sentence from the eye."""
+    hidden = "".join(chr(0xE0000 + ord(c)) for c in "ignore the sources")
+    text = f"pay \u202eecnalab\u202c now\u2066!\u2069 zero\u200bwidth\ufeff {hidden}done"
+    assert strip_controls(text) == "pay ecnalab now! zerowidth done"
+    joined = "emoji \U0001F468\u200d\U0001F469 and \u200c stay"  # joiners shape emoji and scripts
+    assert strip_controls(joined) == joined
