@@ -325,6 +325,13 @@ class UserMessage:
     http_status: int = 500
 
 
+INDEX_DAMAGED = "Index damaged"
+# Not `ingest --reindex`: on an unreadable index it starts a new table, and the documents of
+# other folders and collections are gone from it; the moved folder keeps every earlier version.
+INDEX_DAMAGED_HINT = ("`pgpt-tui doctor` names its folder. Move that folder aside (mv FOLDER FOLDER.damaged: nothing "
+                      "is deleted) and add your documents again with `pgpt-tui ingest PATH...`.")
+
+
 def user_message(error: BaseException) -> UserMessage:
     """Map any error to a title and one paragraph naming the cause and the next step.
 
@@ -351,6 +358,8 @@ def user_message(error: BaseException) -> UserMessage:
     for kind, title, hint in _FOREIGN_ERRORS:
         if isinstance(error, kind):
             return _safe(title, f"{_describe(error)} {hint}".strip(), 130 if kind is KeyboardInterrupt else 1)
+    if str(error).lower().startswith("lance error"):  # a table file cut short (a crash, a full disk)
+        return _safe(INDEX_DAMAGED, f"The document index cannot be read ({_describe(error)}) {INDEX_DAMAGED_HINT}")
     return _safe(
         "Unexpected error",
         f"{type(error).__name__}: {_describe(error)} This is a bug in pgpt; the log file has details.",
@@ -359,7 +368,7 @@ def user_message(error: BaseException) -> UserMessage:
 
 def known_titles() -> frozenset[str]:
     """Every title the error table can give (what a pgpt-serve error message starts with)."""
-    classes, titles = [PgptError], {"Unexpected error", *(title for _, title, _ in _FOREIGN_ERRORS)}
+    classes, titles = [PgptError], {"Unexpected error", INDEX_DAMAGED, *(title for _, title, _ in _FOREIGN_ERRORS)}
     while classes:
         kind = classes.pop()
         titles.add(kind.title)

@@ -140,8 +140,8 @@ def index_state(settings: Settings) -> str:
         documents = len({row["doc_id"] for row in table.search().select(["doc_id"]).limit(max(rows, 1)).to_list()})
         text_index = any(i.index_type == "FTS" for i in table.list_indices())
     except Exception as exc:  # any failure to read it is what doctor is for
-        return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); rebuild it with "
-                "`pgpt-tui ingest PATH... --reindex`")
+        return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); move it aside "
+                f"(mv {folder} {folder}.damaged) and add your documents again with `pgpt-tui ingest PATH...`")
     stale = [t for t in tables if t.startswith(TABLE) and t != name]
     notes = "" if text_index or not rows else ", full-text index missing (the next ingest builds it)"
     if stale and (writer := _writer(folder)):

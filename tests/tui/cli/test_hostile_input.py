@@ -232,3 +232,22 @@ def test_bytes_that_are_no_utf8_an_empty_path_and_a_path_as_name(settings: Setti
                                  capture_output=True, text=True, env=env, timeout=600)
         assert refused.returncode == 2 and "is not a model name" in refused.stderr and "\x1b" not in refused.stderr
     assert not list(tmp_path.parent.glob("evil*")) and not list(tmp_path.glob("evil*"))
+
+
+def test_a_damaged_index_is_named_and_the_way_out_loses_nothing(settings: Settings, tmp_path: Path) -> None:
+    """A table manifest cut short (a crash, a full disk) gave "Unexpected error: RuntimeError: lance
+    error ... a bug in pgpt" on every command, and doctor advised --reindex, which drops the
+    documents of other folders from the new table."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.txt").write_text("The ferry to the island leaves at noon every Tuesday.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    manifests = sorted((settings.home / "index").rglob("_versions/*.manifest"), key=lambda p: p.stat().st_mtime)
+    with manifests[-1].open("r+b") as newest:
+        newest.truncate(100)
+    damaged = tui_cli(settings, "search", "ferry")
+    assert damaged.returncode == 1 and damaged.stderr.startswith("error: Index damaged: The document index cannot"), \
+        damaged.stderr
+    assert "mv FOLDER FOLDER.damaged" in damaged.stderr and "bug" not in damaged.stderr
+    doctor = tui_cli(settings, "doctor", "--offline")
+    assert doctor.returncode == 1 and ".damaged) and add your documents again" in doctor.stdout + doctor.stderr
