@@ -105,14 +105,18 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
     def on_unmount(self) -> None:
         self._quitting.set()  # a first-run export stops at its next stage, leaving nothing half-written
         self._cancel.set()  # a running answer stops at its next token, so exit does not wait
-        busy = self._answer_worker is not None and not self._answer_worker.is_finished
-        if self.engine is not None and not busy:  # a stopping answer still runs on it; exit frees it
+        if self.engine is not None and not self._answer_running:  # a stopping answer still runs on it; exit frees it
             self.engine.close()
 
     @property
     def _chat(self) -> Screen[Any]:
         """The chat screen (the bottom of the stack), even while a panel is shown over it."""
         return self.screen_stack[0]
+
+    @property
+    def _answer_running(self) -> bool:
+        """Whether an answer's worker still runs on the engine (a stopped one runs to its next token)."""
+        return self._answer_worker is not None and not self._answer_worker.is_finished
 
     @property
     def answering(self) -> bool:
@@ -202,8 +206,7 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         if self.settings.server:  # a client asks the server for the model of that name
             self.server_model = message.name
         old, self.engine, self.load_error = self.engine, None, ""
-        busy = self._answer_worker is not None and not self._answer_worker.is_finished
-        if old is not None and busy:  # a stopping answer still holds it: closed when that answer ends
+        if old is not None and self._answer_running:  # a stopping answer still holds it: closed when that answer ends
             self._retired = old
         elif old is not None:
             old.close()
