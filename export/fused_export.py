@@ -87,11 +87,12 @@ def _to_fp16(path: Path, report: Any) -> None:
 
     from pgpt.export.quantize import convert_fp16, save_model
 
-    report("quantize", "converting to fp16 (made for CUDA: fp16 on the CPU EP is slow)")
-    model = convert_fp16(onnx.load(str(path)))
-    for stale in (path, path.with_name(path.name + ".data")):
-        stale.unlink()
-    save_model(model, path)
+    # a line every few seconds: a minute and more at 1.5B
+    with report.heartbeat("quantize", "converting to fp16 (made for CUDA: fp16 on the CPU EP is slow)"):
+        model = convert_fp16(onnx.load(str(path)))
+        for stale in (path, path.with_name(path.name + ".data")):
+            stale.unlink()
+        save_model(model, path)
 
 
 def measure_fused(spec: DecoderSpec, config: Any, weights: WeightSource, out: Path, manifest: dict[str, Any],

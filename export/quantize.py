@@ -49,7 +49,12 @@ def save_model(model: object, target: Path, external: bool | None = None) -> Non
 
     if external is None:
         # protobuf cannot hold more than 2 GB in one file: larger graphs keep weights beside it.
-        external = model.ByteSize() > 1_800_000_000  # type: ignore[attr-defined]
+        from google.protobuf.message import EncodeError
+
+        try:
+            external = model.ByteSize() > 1_800_000_000  # type: ignore[attr-defined]
+        except EncodeError:  # protobuf cannot even measure a message over 2 GB (a 1.5B model in fp16)
+            external = True
     onnx.save_model(
         model,  # type: ignore[arg-type]
         str(target),
