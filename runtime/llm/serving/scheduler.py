@@ -174,6 +174,11 @@ class Scheduler:
             self._lock.notify_all()
         return generation
 
+    @property
+    def kv_buffer(self) -> SlotBuffer | None:
+        """The batch's KV buffer (None for a graph that cannot batch), for memory and device reports."""
+        return self._slots
+
     def stats(self) -> SchedulerStats:
         """Queue depth, running and prefilling sequences, and the counters."""
         with self._lock:

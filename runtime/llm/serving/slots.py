@@ -8,7 +8,8 @@ step copies the cache; rows are contiguous because the slot is the outermost axi
 
 On the CPU the tensors are numpy arrays (zeroed lazily by the kernel: a slot's memory is only
 resident once its positions are written). On CUDA they are device tensors that never leave the
-GPU; only token ids, the mask and the logits cross (the CUDA path is not tested: no GPU here).
+GPU; only token ids, the mask and the logits cross (checked on a lent GPU by ``bench/cuda.py``; no
+test here can: CI has no GPU).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class SlotBuffer:
     def wrote(self, row: int, positions: int) -> None:
         """Record that ``row`` holds ``positions`` positions now (memory report only)."""
         self.high_water[row] = max(self.high_water[row], positions)
+
+    @property
+    def devices(self) -> set[str]:
+        """Where the buffer's tensors live, as ONNX Runtime names the device ("Cuda"), or {"cpu"}."""
+        return {value.device_name() for value in self._values.values()} if self._values else {"cpu"}
 
     @property
     def can_move(self) -> bool:

@@ -73,6 +73,7 @@ def test_batch_of_8_greedy_answers_equal_single_stream(model: LanguageModel, sch
     assert generations[0].text == model.tokenizer.decode(singles[0])
     stats = scheduler.stats()
     assert stats.decode_rows / stats.decode_steps > 4, "the decode steps did not batch the sequences"
+    assert scheduler.kv_buffer is not None and scheduler.kv_buffer.devices == {"cpu"}
     assert stats.finished == {"stop": sum(g.finish_reason == "stop" for g in generations),
                               "length": sum(g.finish_reason == "length" for g in generations)}
 
