@@ -14,7 +14,7 @@ from pgpt.runtime.llm.kv_cache import HEADROOM, KVBuffer
 from pgpt.runtime.manifest import manifest_hash, verify_folder
 from pgpt.runtime.models import ModelInfo, require_kind
 from pgpt.runtime.llm.sampling import SamplingOptions, TokenPicker
-from pgpt.runtime.llm.session import create_session
+from pgpt.runtime.llm.session import ATTENTION_ON_CPU, attention_needs_cpu, create_session
 from pgpt.runtime.llm.text import load_tokenizer, read_json, render_chat, token_text
 
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -32,7 +32,10 @@ class LanguageModel:
         verify_folder(info.path, info.manifest)
         self.info = info
         self.model_id = manifest_hash(info.manifest)
-        self.session, self.provider = create_session(info.path / "model.onnx", provider, threads)
+        dtype, graph = info.dtype, str(info.manifest.get("graph", ""))
+        cpu_reason = ATTENTION_ON_CPU.format(dtype=dtype) if attention_needs_cpu(dtype, graph) else ""
+        self.session, self.provider = create_session(info.path / "model.onnx", provider, threads,
+                                                     cpu_reason=cpu_reason)
         self.tokenizer = load_tokenizer(info.path)
         self._load_configs(info.path)
         self._input_names = {i.name for i in self.session.get_inputs()}

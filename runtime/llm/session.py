@@ -151,12 +151,33 @@ def session_options(threads: int = 0, spinning: bool = True) -> Any:
     return options
 
 
+def attention_needs_cpu(dtype: str, graph: str) -> bool:
+    """Whether ``auto`` keeps this export on the CPU although CUDA can run.
+
+    CUDA's GroupQueryAttention has fp16 and bf16 kernels only, so in pgpt's fused graph of any
+    other dtype every layer's attention falls back to the CPU, its activations copied to the host
+    and back each layer. Measured on an H200 (bench/cuda.py, SmolLM2-135M's shape): int4 on CUDA
+    54 tok/s for one stream and 29 tok/s for 8 clients together; fp16 300 and 1474.
+    """
+    return graph == "fused" and dtype != "fp16"
+
+
+ATTENTION_ON_CPU = ("CPU: the {dtype} export's attention has no CUDA kernel, so auto runs it on the CPU "
+                    "(the GPU runs fp16 exports: pgpt-export SOURCE --dtype fp16)")
+
+
 def create_session(model_path: Path, requested: str, threads: int = 0,
-                   spinning: bool = True) -> tuple[Any, ProviderChoice]:
-    """Create an InferenceSession on the chosen provider; fall back to CPU when CUDA fails in auto."""
+                   spinning: bool = True, cpu_reason: str = "") -> tuple[Any, ProviderChoice]:
+    """Create an InferenceSession on the chosen provider; fall back to CPU when CUDA fails in auto.
+
+    ``cpu_reason``: why ``auto`` should use the CPU for this model although CUDA may run (shown
+    as the choice's reason when CUDA could have run).
+    """
     import onnxruntime as ort
 
     choice = choose_provider(requested)
+    if cpu_reason and requested == "auto" and choice.name == "cuda":
+        choice = ProviderChoice("cpu", cpu_reason)
     providers = [CUDA, CPU] if choice.name == "cuda" else [CPU]
     try:
         session = ort.InferenceSession(str(model_path), session_options(threads, spinning), providers=providers)

@@ -20,7 +20,8 @@ from pgpt.runtime.footprint import footprint
 from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM, find_model, read_config, set_active_model
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
-from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
+from pgpt.runtime.models import ModelInfo
+from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable, provider_label
 from pgpt.tui.screens.models.screen import ModelsScreen
 from test_app import wait_until
 from support import cli_env, defaults_only
@@ -320,3 +321,13 @@ async def test_fast_prompts_export_a_prefill_graph_made_from_the_decode_graph(
         measured = manifest["quality"]["prefill"]
         assert 0.8 <= measured["top1_agreement"] <= 1.0  # kept at 90% and above, dropped below
         assert measured.get("dropped") or manifest["prefill"]["method"].startswith("dynamic int8 MatMul")
+
+
+@pytest.mark.parametrize(("dtype", "graph", "requested", "cuda_reason", "label"),
+                         [("fp16", "fused", "auto", "", "CUDA"), ("int4", "fused", "auto", "", "CPU"),
+                          ("int4", "fused", "cuda", "", "CUDA"), ("fp32", "optimum", "auto", "", "CUDA"),
+                          ("fp16", "fused", "auto", "no GPU", "CPU (slow)"), ("int8", "fused", "cpu", "", "CPU")])
+def test_on_column_says_where_chat_runs_each_export(tmp_path: Path, dtype: str, graph: str, requested: str,
+                                                    cuda_reason: str, label: str) -> None:
+    model = ModelInfo("m", tmp_path, {"dtype": dtype, "graph": graph, "kind": "llm"})
+    assert provider_label(model, cuda_reason, requested) == label

@@ -12,7 +12,8 @@ from pgpt.runtime.errors import Cancelled, ContextLengthError, ProviderError
 from pgpt.runtime.llm.generation import LanguageModel
 from pgpt.runtime.models import find_model
 from pgpt.runtime.llm.sampling import SamplingOptions
-from pgpt.runtime.llm.session import choose_provider, cpu_summary, cuda_unavailable_reason, describe_cpu
+from pgpt.runtime.llm.session import (attention_needs_cpu, choose_provider, cpu_summary, cuda_unavailable_reason,
+                                      describe_cpu)
 
 PROMPTS = (
     "What is the capital of France?",
@@ -105,3 +106,10 @@ def test_benchmarks_name_the_cpus_int8_unit(tmp_path: Path, monkeypatch: pytest.
     assert summary["model"] == "Test CPU @ 2.0GHz" and summary["int8_unit"] == unit
     assert describe_cpu(summary).endswith(f"cores, int8 on {unit}")
     assert cpu_summary(tmp_path / "missing")["int8_unit"] == "unknown"
+
+
+def test_auto_keeps_fused_exports_that_are_not_fp16_off_cuda() -> None:
+    # CUDA's GroupQueryAttention has fp16/bf16 kernels only; measured on an H200 (bench/cuda.py):
+    # int4 on CUDA was 5x slower than fp16 alone and did not scale with clients.
+    assert attention_needs_cpu("int4", "fused") and attention_needs_cpu("fp32", "fused")
+    assert not attention_needs_cpu("fp16", "fused") and not attention_needs_cpu("fp32", "optimum")

@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
+from pgpt.runtime.llm.session import attention_needs_cpu
 from pgpt.tui.jobs import quality_cell
 from pgpt.tui.screens.confirm import Confirm
 from pgpt.tui.sanitize import clean_text
@@ -24,8 +25,10 @@ KINDS = {"embedding": "embed"}  # short enough for 80 columns
 
 
 def provider_label(model: ModelInfo, cuda_reason: str, requested: str) -> str:
-    """Where chat would run the model: runtime.session picks CUDA whenever it can run, unless asked for CPU."""
-    if requested != "cpu" and not cuda_reason:
+    """Where chat would run the model: runtime.session picks CUDA whenever it can run, unless asked
+    for CPU, or (auto) for a fused export whose attention CUDA cannot run (not fp16)."""
+    on_cpu = requested == "auto" and attention_needs_cpu(model.dtype, str(model.manifest.get("graph", "")))
+    if requested != "cpu" and not cuda_reason and not on_cpu:
         return "CUDA"
     return "CPU (slow)" if model.dtype == "fp16" else "CPU"  # fp16 is made for CUDA
 
