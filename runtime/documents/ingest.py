@@ -80,6 +80,7 @@ class IngestReport:
     rechunked: list[str] = field(default_factory=list)  # read and chunked again: the index's format changed
     rechunked_from: int = 0  # the index's text format before this run, when it was re-chunked
     gone: list[str] = field(default_factory=list)  # indexed under the paths, file gone, kept (no --prune)
+    set_aside: str = ""  # a re-index found the index in use unreadable: the folder it was moved to
     chunks: int = 0
     seconds: float = 0.0
 
@@ -102,6 +103,10 @@ class IngestReport:
         if self.rechunked_from:
             line += (f"; the index was made by an older pgpt (text format {self.rechunked_from}), so its "
                      f"{len(self.rechunked)} documents were read and chunked again (format {TEXT_FORMAT})")
+        if self.set_aside:
+            line += (f"; the index in use could not be read (damaged), so none of its documents came along: only "
+                     f"the paths given are indexed now. The damaged table was moved to {self.set_aside} (its "
+                     "earlier versions may still be readable there); ingest its folders again to get them back")
         if self.gone:
             one = len(self.gone) == 1
             line += (f"; {len(self.gone)} indexed {'file' if one else 'files'} under these paths "
@@ -171,6 +176,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
         store.finish_batch()
         if reindex:
             store.publish()
+            report.set_aside = store.set_aside
     report.seconds = time.perf_counter() - started
     if progress is not None:
         progress(IngestProgress(len(work), len(work), "", report.chunks, 0.0))

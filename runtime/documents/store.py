@@ -178,6 +178,8 @@ class DocumentStore:
         self.folder = index_dir(settings)
         self.model_id, self.model_name, self.dimension = model_id, model_name, dimension
         self.rebuilding = rebuild
+        self.damaged_in_use = ""  # a re-index's unreadable old table (see documents_in_use)
+        self.set_aside = ""  # where publish() moved it
         self._changed = False
         with writing(self.folder, "Opening the document index"):
             ensure_private_dir(self.folder)
@@ -271,6 +273,9 @@ class DocumentStore:
             return _records(table.search().select(list(RECORD_COLUMNS)).limit(count).to_list() if count else [])
         except Exception:  # lancedb and pyarrow raise their own kinds on a damaged table
             logging.getLogger(__name__).warning("the index in use could not be read", exc_info=True)
+            # Its documents cannot come along; publish() moves it out of the folder instead of
+            # dropping it (its earlier versions may still be readable there).
+            self.damaged_in_use = name
             return []
 
     def chunk_count(self, collection: str | None = None) -> int:
@@ -341,7 +346,23 @@ class DocumentStore:
             _write_atomically(self.folder / ACTIVE, json.dumps({"table": self.name}))
             self.rebuilding = False
             self._pointer = self._pointer_stamp()
+        if self.damaged_in_use:
+            self.set_aside = self._set_aside(self.damaged_in_use)
+            if not self.set_aside:
+                return  # it could not be moved: dropping it would lose what may still be recovered
         self.drop_stale_tables()
+
+    def _set_aside(self, name: str) -> str:
+        """Move table ``name`` out of the index folder, beside it (``index.damaged-STAMP/``), as
+        the answer cache is; the new folder's path, or '' when it could not be moved."""
+        target = self.folder.with_name(f"{self.folder.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            target.mkdir(mode=0o700)
+            os.rename(self.folder / f"{name}.lance", target / f"{name}.lance")
+        except OSError as exc:
+            logging.getLogger(__name__).warning("could not move the damaged index table %s aside: %s", name, exc)
+            return ""
+        return str(target)
 
     def abandon(self) -> None:
         """A re-index that stopped: drop its unfinished table; the old index stays in use."""

@@ -191,6 +191,26 @@ def test_doctor_flags_a_damaged_index(settings: Settings, tmp_path: Path) -> Non
     assert damaged.returncode == 1 and "data: document index: " in damaged.stderr, damaged.stderr
 
 
+def test_reindex_of_a_damaged_index_moves_it_aside_and_says_what_was_lost(settings: Settings, tmp_path: Path) -> None:
+    """A tester's `ingest --reindex PATH` on an unreadable index dropped the old table, which held
+    other folders and collections, and said "0 removed"."""
+    first, second = _corpus(tmp_path / "first", 2, "zeta"), _corpus(tmp_path / "second", 1, "eta")
+    assert cli(settings, "ingest", str(first), "--collection", "other").returncode == 0
+    assert cli(settings, "ingest", str(second)).returncode == 0
+    manifests = sorted((settings.home / "index" / "chunks.lance" / "_versions").glob("*.manifest"),
+                       key=lambda p: p.stat().st_mtime_ns)
+    manifests[-1].write_bytes(b"")
+    done = cli(settings, "ingest", "--reindex", str(second))
+    assert done.returncode == 0, done.stderr
+    assert "could not be read (damaged), so none of its documents came along" in done.stdout, done.stdout
+    aside = list(settings.home.glob("index.damaged-*"))
+    assert len(aside) == 1 and str(aside[0]) in done.stdout
+    assert len(list((aside[0] / "chunks.lance" / "_versions").glob("*.manifest"))) == len(manifests)  # kept whole
+    docs = cli(settings, "docs")
+    assert docs.returncode == 0 and "second" in docs.stdout and "first" not in docs.stdout, docs.stdout
+    assert "ok, 1 documents" in cli(settings, "doctor", "--offline").stdout
+
+
 def test_an_unreadable_file_fails_the_ingest_with_the_way_to_fix_it(settings: Settings, tmp_path: Path) -> None:
     """A tester's mode-000 file was "skipped: unreadable (permission denied)", exit 0, no next step."""
     if not _can([*NO_DAC, "true"]):

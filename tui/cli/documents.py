@@ -102,6 +102,8 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         data = {name: getattr(report, name) for name in fields}
         if report.rechunked_from:
             data["rechunked_from_format"] = report.rechunked_from
+        if report.set_aside:
+            data["damaged_index_moved_to"] = report.set_aside
         data.update(skipped=[{"path": p, "reason": r} for p, r in report.skipped],
                     failed=[{"path": p, "reason": r} for p, r in report.failed],
                     chunks=report.chunks, seconds=round(report.seconds, 2), chunks_per_s=round(report.chunks_per_s, 1))
