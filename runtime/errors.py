@@ -326,8 +326,8 @@ class UserMessage:
 
 
 INDEX_DAMAGED = "Index damaged"
-# Not `ingest --reindex`: on an unreadable index it starts a new table, and the documents of
-# other folders and collections are gone from it; the moved folder keeps every earlier version.
+# Not `ingest --reindex` alone: it can carry no document of an unreadable table over (it moves the
+# table aside and indexes only the paths given); the moved folder keeps every earlier version.
 INDEX_DAMAGED_HINT = ("`pgpt-tui doctor` names its folder. Move that folder aside (mv FOLDER FOLDER.damaged: nothing "
                       "is deleted) and add your documents again with `pgpt-tui ingest PATH...`.")
 
@@ -346,7 +346,8 @@ def user_message(error: BaseException) -> UserMessage:
         if error.hint:
             text = f"{text} {error.hint}"
         # 2: the user named something wrong (a setting, a usage, a model name), as for bad arguments
-        wrong = isinstance(error, (ConfigError, UsageError, ModelNotFoundError))
+        # (an answer length that cannot fit after even a short prompt is a bad --max-tokens)
+        wrong = isinstance(error, (ConfigError, UsageError, ModelNotFoundError, AnswerTooLongError))
         # 130: stopped by the user, as a shell reports a Ctrl-C (128 + SIGINT)
         return _safe(error.title, text, 2 if wrong else 130 if isinstance(error, Cancelled) else 1,
                      http_status(error))

@@ -111,7 +111,8 @@ async def _validation_error(request: Any, error: Any) -> Any:
         message = ("The request body must be JSON sent with the header Content-Type: application/json "
                    "(curl: -H 'Content-Type: application/json').")
     else:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: "
+                             f"{str(e.get('msg', '')).removeprefix('Value error, ')}"
                              for e in errors[:5])
         message = f"Invalid request: {problems}."
     return JSONResponse(error_payload(400, message), status_code=400)

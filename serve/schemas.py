@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ContentPart(BaseModel):
@@ -52,10 +52,11 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    # allow_inf_nan: NaN was refused as "less than or equal to 2", which is not its fault
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, allow_inf_nan=False)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
     top_k: int | None = Field(default=None, ge=0)
-    repeat_penalty: float | None = Field(default=None, gt=0.0)
+    repeat_penalty: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
@@ -70,6 +71,38 @@ class ChatCompletionRequest(BaseModel):
     collection: str | None = None
     passages: int | None = Field(default=None, ge=1, le=20)
     sentences: int | None = Field(default=None, ge=0, le=200)
+    # OpenAI's fields this server does not implement are refused, not ignored: a client asking for
+    # JSON mode, tool calls or log probabilities would take plain text for what it asked.
+    response_format: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+    logprobs: int | bool | None = None
+
+    @field_validator("collection")
+    @classmethod
+    def _plain_collection(cls, value: str | None) -> str | None:
+        return plain_collection(value)
+
+    @field_validator("response_format")
+    @classmethod
+    def _plain_text_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value and value.get("type", "text") != "text":
+            raise ValueError(f"type {str(value.get('type'))[:40]!r} is not supported: this server answers in plain "
+                             "text only (no JSON mode or schema)")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
+        if value:
+            raise ValueError("tool calls are not supported by this server; send the request without tools")
+        return value
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, value: int | bool | None) -> int | bool | None:
+        if value:
+            raise ValueError("log probabilities are not returned by this server; send it without logprobs")
+        return value
 
     def stop_strings(self) -> tuple[str, ...]:
         """``stop`` as a tuple (OpenAI allows one string or up to 4)."""
@@ -81,7 +114,7 @@ class ChatCompletionRequest(BaseModel):
 class CompletionRequest(ChatCompletionRequest):
     """``POST /v1/completions`` (OpenAI's legacy completions, as ollama and PrivateGPT serve them):
     the prompt is asked as one user message, after PrivateGPT's ``system_prompt`` when given; every
-    other field is chat completions'. ``echo``, ``suffix``, ``best_of`` and ``logprobs`` are ignored."""
+    other field is chat completions'. ``echo``, ``suffix`` and ``best_of`` are ignored."""
 
     messages: list[ChatMessage] = Field(default_factory=list)
     prompt: str | list[str]
@@ -119,6 +152,23 @@ class ChunksRequest(BaseModel):
     limit: int = Field(default=10, ge=1, le=100)
     prev_next_chunks: int = Field(default=0, ge=0, le=10)
     collection: str | None = None  # pgpt's own: search this collection only
+
+    @field_validator("collection")
+    @classmethod
+    def _plain_collection(cls, value: str | None) -> str | None:
+        return plain_collection(value)
+
+
+def plain_collection(value: str | None) -> str | None:
+    """A collection name as the CLI and uploads take it: "../x" was "no documents in '../x'"."""
+    import argparse
+
+    from pgpt.runtime.arg_types import collection_name
+
+    try:
+        return value if value is None else collection_name(value)
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(str(error)) from None
 
 
 class IngestTextRequest(BaseModel):

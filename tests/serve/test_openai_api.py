@@ -161,6 +161,12 @@ def test_a_path_as_model_loads_nothing_from_the_disk(server: RunningServer, tmp_
                                                "GET /v1/models"]),
     ({"n": 2}, 400, ["n"]),
     ({"temperature": -1}, 400, ["temperature"]),
+    # refused, not silently ignored: the client would take plain text for JSON mode or a tool call
+    ({"response_format": {"type": "json_object"}}, 400, ["response_format", "plain text only"]),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, 400, ["tools", "not supported"]),
+    ({"logprobs": True}, 400, ["logprobs", "not returned"]),
+    # it said "No documents are indexed in the collection '../x'"; the name is what is wrong
+    ({"extra_body": {"use_context": True, "collection": "../x"}}, 400, ["collection", "refused"]),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, ["text"]),
     ({"messages": [{"role": "user", "content": "word " * 9000}], "max_tokens": 10}, 400,
      ["9", "10", "4096", "--context", "8192"]),
@@ -184,6 +190,16 @@ def test_bad_requests_get_a_json_error_naming_the_cause(server: RunningServer, r
     error = caught.value
     assert error.status_code == status
     assert error.body["type"] and all(w in error.body["message"] for w in words), error.body
+
+
+def test_a_nan_temperature_is_named_as_such(server: RunningServer) -> None:
+    """JSON's NaN (Python's json writes it; the openai client refuses to) was refused as "Input
+    should be less than or equal to 2", which is not its fault."""
+    body = '{"model": "default", "messages": [{"role": "user", "content": "Hi"}], "temperature": NaN}'
+    with server.http() as client:
+        answer = client.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert "temperature: Input should be a finite number" in answer.json()["error"]["message"]
 
 
 def test_any_whole_number_is_a_seed(server: RunningServer) -> None:

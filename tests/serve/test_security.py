@@ -151,7 +151,17 @@ def test_bodies_over_the_cap_get_413(keyed_server: RunningServer) -> None:
 
     streamed = httpx.post(keyed_server.url + "/v1/ingest/file", content=chunked(), timeout=300,
                           headers={**auth, "Content-Type": "multipart/form-data; boundary=zzz"})
-    assert streamed.status_code == 413
+    assert streamed.status_code == 413 and "--max-body-mb" in streamed.json()["error"]["message"]
+
+    def chunked_json():  # a tester's chunked JSON body got the 413 without its JSON error
+        yield b'{"model": "default", "messages": [{"role": "user", "content": "'
+        for _ in range(12):
+            yield b"z" * 100_000
+        yield b'"}]}'
+
+    streamed = httpx.post(keyed_server.url + "/v1/chat/completions", content=chunked_json(), timeout=300,
+                          headers={**auth, "Content-Type": "application/json"})
+    assert streamed.status_code == 413 and "--max-body-mb" in streamed.json()["error"]["message"], streamed.text
     small = httpx.post(keyed_server.url + "/v1/ingest/text", json={"file_name": "small.txt", "text": "fits"},
                        timeout=120, headers=auth)
     assert small.status_code == 200

@@ -122,7 +122,7 @@ def test_missing_model_gives_the_next_step(settings) -> None:  # type: ignore[no
     assert result.returncode == 2 and "pgpt-tui models" in result.stderr and "--default" not in result.stderr
     assert f"{DEFAULT_EMBEDDER} (embedding)" in result.stderr and "(chat)" in result.stderr
     long_answer = tui_cli(settings, "chat", "hi", "--max-tokens", "100000")
-    assert long_answer.returncode == 1 and "error: Answer length too large:" in long_answer.stderr
+    assert long_answer.returncode == 2 and "error: Answer length too large:" in long_answer.stderr  # a bad --max-tokens
     assert "Ask for at most" in long_answer.stderr and "Prompt too long" not in long_answer.stderr
 
 
