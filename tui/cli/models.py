@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -124,15 +125,20 @@ def _delete(settings: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _active_name(settings: Any) -> str:
-    """The active chat model's name, or "" when there is none (the listing still shows the rest)."""
-    from pgpt.runtime.errors import PgptError
+def _active_name(settings: Any) -> tuple[str, str]:
+    """The active chat model's name ("" when there is none: the listing still shows the rest), and
+    the message when the settings file that names it cannot be read ("" when it can): the listing
+    said nothing about a damaged file, and marked no model."""
+    from pgpt.runtime.errors import ConfigError, PgptError, StorageError, user_message
     from pgpt.runtime.models import active_chat_model
 
     try:
-        return active_chat_model(settings).name
+        return active_chat_model(settings).name, ""
+    except (ConfigError, StorageError) as error:
+        message = user_message(error)
+        return "", f"{message.title}: {message.text}"
     except PgptError:
-        return ""
+        return "", ""
 
 
 def _list(settings: Any, args: argparse.Namespace) -> int:
@@ -142,11 +148,15 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
 
     models = [m.summary() for m in list_models(settings)]
     damaged = damaged_models(settings)
-    active = _active_name(settings)
+    active, problem = _active_name(settings)
     for m in models:
         m["active"] = m["name"] == active
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
     if args.json:
-        print(dumps_json({"models": models, "damaged": [{"name": n, "reason": r} for n, r in damaged]}, indent=2))
+        extra = {"settings_problem": problem} if problem else {}
+        print(dumps_json({"models": models, "damaged": [{"name": n, "reason": r} for n, r in damaged], **extra},
+                         indent=2))
         return 0
     if not models and not damaged:
         print(strip_controls(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`."))

@@ -224,6 +224,9 @@ def test_a_damaged_config_file_is_named_and_models_use_repairs_it(settings, text
     assert f"error: Invalid setting: The settings file {settings.config_file} is damaged: {cause}" in chat.stderr
     assert "pgpt-tui models --use NAME" in chat.stderr and "delete it" in chat.stderr
     assert settings.config_file.read_text() == text  # nothing rewrote it behind the user's back
+    listed = tui_cli(settings, "models")  # it listed the models without a word and marked none
+    assert listed.returncode == 0 and "smollm2-135m-instruct-fp32" in listed.stdout
+    assert f"warning: Invalid setting: The settings file {settings.config_file} is damaged: {cause}" in listed.stderr
     used = tui_cli(settings, "models", "--use", "smollm2-135m-instruct-fp32", "--wait", "0")
     assert used.returncode == 0, used.stderr
     assert json.loads(settings.config_file.read_text())["active_model"] == "smollm2-135m-instruct-fp32"
