@@ -83,14 +83,22 @@ def save_conversation(settings: Settings, conversation: Conversation) -> Path:
 
 def list_conversations(settings: Settings) -> list[Conversation]:
     """Every readable conversation, the most recently updated first (unreadable files are logged)."""
+    return read_conversations(settings)[0]
+
+
+def read_conversations(settings: Settings) -> tuple[list[Conversation], list[str]]:
+    """Every readable conversation, the most recently updated first, and the names of the files
+    that could not be read (logged with the reason; never deleted): a damaged chat vanished from
+    the list without a word."""
     folder = conversations_dir(settings)
-    found = []
+    found, unreadable = [], []
     for path in folder.glob("*.json") if folder.is_dir() else []:
         try:
             found.append(load_conversation(settings, path.stem))
         except PgptError as exc:
             log.warning("skipping %s: %s", path, exc)
-    return sorted(found, key=lambda c: c.updated, reverse=True)
+            unreadable.append(path.name)
+    return sorted(found, key=lambda c: c.updated, reverse=True), sorted(unreadable)
 
 
 def load_conversation(settings: Settings, conversation_id: str) -> Conversation:

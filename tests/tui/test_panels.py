@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from pgpt.runtime.conversations import (delete_conversation, list_conversations, load_conversation,
+from pgpt.runtime.conversations import (delete_conversation, list_conversations, load_conversation, read_conversations,
                                         new_conversation, save_conversation)
 from pgpt.runtime.errors import PgptError
 from pgpt.runtime.llm.sampling import SamplingOptions
@@ -30,6 +30,7 @@ def test_conversations_round_trip_and_refuse_bad_files(settings: Settings) -> No
     broken = path.parent / "20260101-000000-abcdef.json"
     broken.write_text(json.dumps({"id": "x", "turns": "not a list"}))
     assert [c.id for c in list_conversations(settings)] == [saved.id]  # the damaged file is left out
+    assert read_conversations(settings)[1] == [broken.name]  # and named (F5 says so)
     with pytest.raises(PgptError, match="cannot be read"):
         load_conversation(settings, broken.stem)
     with pytest.raises(PgptError, match="not a conversation id"):
@@ -53,9 +54,15 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
 
         await pilot.press("ctrl+n")
         assert turns(app) == []
+        damaged = settings.home / "conversations" / "20260101-000000-abcdef.json"
+        damaged.write_text('{"id": "20260101-000000-abcdef", "turns": [')  # a chat cut short vanished unsaid
         await pilot.press("f5")
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 1)
+        hint = app.screen.query_one("#chat-hint", Static)
+        await wait_until(pilot, lambda: "could not be read" in str(hint.render()))
+        assert "1 saved · 1 file in conversations/ could not be read" in str(hint.render())
+        damaged.unlink()
         await pilot.press("enter")  # reopen it
         await wait_until(pilot, lambda: len(app.screen_stack) == 1 and len(turns(app)) == 2)
         assert [t.text for t in turns(app)] == ["What is the capital of France?", first_answer]

@@ -22,6 +22,7 @@ class ConversationsListed(Message):
     """The saved conversations, newest first (read by a worker)."""
 
     conversations: list[Conversation]
+    unreadable: list[str]  # files in the folder that are no readable conversation
 
 
 class ConversationTable(DataTable[str]):
@@ -59,9 +60,9 @@ class HistoryScreen(PanelScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="conversations")
     def list_conversations(self) -> None:
         """Read the saved conversations."""
-        from pgpt.runtime.conversations import list_conversations
+        from pgpt.runtime.conversations import read_conversations
 
-        self.post_message(ConversationsListed(list_conversations(self.settings)))
+        self.post_message(ConversationsListed(*read_conversations(self.settings)))
 
     @on(ConversationsListed)
     def _listed(self, message: ConversationsListed) -> None:
@@ -73,9 +74,13 @@ class HistoryScreen(PanelScreen):
             # the user's questions: quotes, sources and notices are turns too (12 questions read "turns 41")
             questions = sum(1 for turn in conversation.turns if turn.get("kind") == "user")
             table.add_row(when, str(questions), conversation.mode, clean_text(conversation.title), key=conversation.id)
-        self.query_one("#chat-hint", Static).update(
-            f"{len(message.conversations)} saved · Ctrl+N in the chat starts a new one" if message.conversations
-            else "No saved conversations yet: every answered question is saved here.")
+        hint = (f"{len(message.conversations)} saved · Ctrl+N in the chat starts a new one" if message.conversations
+                else "No saved conversations yet: every answered question is saved here.")
+        if message.unreadable:  # one line: the log names each file and why
+            count = len(message.unreadable)
+            hint = (f"{len(message.conversations)} saved · {count} file{'s' if count > 1 else ''} in conversations/ "
+                    f"could not be read (logs/pgpt.log says why): {clean_text(', '.join(message.unreadable))}")
+        self.query_one("#chat-hint", Static).update(hint)
 
     @on(DataTable.RowSelected, "#chat-table")
     def _open(self, event: DataTable.RowSelected) -> None:
