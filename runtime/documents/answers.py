@@ -114,6 +114,7 @@ class AskStream:
         self.result = AskResult()
 
     def __iter__(self) -> Iterator[str]:
+        self._refuse_oversized_question()
         started = time.perf_counter()
         vector, normalized = self.embedder.embed([self.question, normalize_question(self.question)])
         embedded = time.perf_counter()
@@ -237,6 +238,27 @@ class AskStream:
             {"question": self.question, "numbers": _numbers(self.question), "answer_key": answer_key,
              "vector": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")}]
         cache.put(scope, {"entries": entries})
+
+    def _refuse_oversized_question(self) -> None:
+        """A question that leaves no room for the passages and the answer is refused before it is
+        embedded and searched: a 4 MB `ask -` took 39 s and 2 GB to end in "not found"."""
+        model = self.engine.model
+        room = model.max_context - self.options.max_new_tokens - 256  # as _fit: the template and answer
+        if len(self.question) * 4 <= room:  # a byte-level token holds at least a quarter of a character
+            return
+        if len(self.question) > 8 * model.max_context:  # tokenizing megabytes takes seconds too
+            size = f"{len(self.question):,} characters"
+        else:
+            tokens = len(model.tokenize(self.question))
+            if tokens <= room:
+                return
+            size = f"{tokens:,} tokens"
+        from pgpt.runtime.errors import ContextLengthError
+
+        raise ContextLengthError(
+            f"The question has {size}, but {model.holds(model.max_context)} and the passages and the answer need "
+            f"room: a documents question may have up to {room:,} tokens.",
+            hint="Shorten the question; to ask about a long text, save it as a file and ingest it.")
 
     def _fit(self, hits: list[Hit]) -> list[Hit]:
         """The passages, best first, that fit the context with room for the answer."""

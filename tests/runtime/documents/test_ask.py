@@ -176,3 +176,19 @@ def test_a_long_conversation_keeps_its_newest_turns_within_a_quarter_of_the_cont
     assert sum(len(engine.model.tokenize(t["content"])) for t in kept) <= engine.model.max_context // 4
     answer = "".join(stream)  # the passages still fit beside them
     assert answer and "7341" in stream.result.sources[0]["text"]
+
+
+@pytest.mark.parametrize("question", ["harbour ferry " * 4600, "x" * 3_000_000], ids=["tokens", "megabytes"])
+def test_a_question_too_long_for_the_context_is_refused_before_it_is_embedded(indexed, question: str) -> None:  # type: ignore[no-untyped-def]
+    """A tester's 4 MB `ask -` took 39 s and 2 GB of memory to end in "not found"."""
+    import time
+
+    from pgpt.runtime.errors import ContextLengthError
+
+    settings, embedder, engine, _ = indexed
+    stream = AskStream(engine, open_store(settings, embedder), embedder, question, SamplingOptions(max_new_tokens=48))
+    started = time.perf_counter()
+    refused = r"The question has [\d,]+ (tokens|characters), but .* up to [\d,]+ tokens"
+    with pytest.raises(ContextLengthError, match=refused):
+        next(iter(stream))
+    assert time.perf_counter() - started < 2
