@@ -256,11 +256,16 @@ def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> Docu
     return DocumentStore(settings, embedder.model_id, embedder.info.name, embedder.dimension, rebuild=rebuild)
 
 
+ETA_FROM_SHARE = 0.02
+
+
 def _tick(done: int, total: int, current: str, chunks: int, started: float, file_done: int = 0,
           file_chunks: int = 0, share: float = 0.0) -> IngestProgress:
     """A tick; the ETA from ``share``, the part of the work's bytes done (a file's embedded share
     counted): by files, a 4 MB file among small ones read "ETA 10s" with 90 s to go."""
-    eta = (time.perf_counter() - started) * (1 - share) / share if share > 0 else None
+    # Not before 2% of the bytes: while the first file loads, "ETA 337117s" was shown (the reader
+    # process starting, a few chunks of a large file done); "ETA ?" says as much and no more.
+    eta = (time.perf_counter() - started) * (1 - share) / share if share >= ETA_FROM_SHARE else None
     return IngestProgress(done, total, current, chunks, eta, file_done, file_chunks)
 
 

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from hostile_files import hostile_folder
 from pgpt.runtime.llm.sampling import SamplingOptions
@@ -20,6 +20,7 @@ async def test_the_docs_panel_adds_a_hostile_folder_and_lists_each_bad_file(sett
     """Probe 3.3 in the app: "Adding documents failed. Unexpected error: XMLSyntaxError ... a bug in
     pgpt", with only the first good file added. Now every good file is in and every bad one listed."""
     reasons = hostile_folder(tmp_path / "mixed")
+    (tmp_path / "mixed" / "new\nline.txt").write_text("A file whose name holds a newline.\n")
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.library is not None)
@@ -28,13 +29,17 @@ async def test_the_docs_panel_adds_a_hostile_folder_and_lists_each_bad_file(sett
         await pilot.press(*str(tmp_path / "mixed"), "enter")
         await wait_until(pilot, lambda: not app._ingesting(), timeout=300)
         report = str(screen.query_one("#doc-report", Static).render())
-        assert "5 added" in report and "9 skipped" in report and "failed." not in report
+        assert "6 added" in report and "9 skipped" in report and "failed." not in report
         for name, word in reasons.items():
             shown = name.encode("utf-8", "replace").decode() if "\udcff" not in name else "m_bad"
             assert shown in report and word in report, name
         assert "Unexpected error" not in report and "\x1b" not in report
         # the app hears of the end through its own message, just after the Docs screen does
-        await wait_until(pilot, lambda: app.library is not None and app.library.documents == 5)
+        await wait_until(pilot, lambda: app.library is not None and app.library.documents == 6)
+        table = screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 6)
+        paths = [str(table.get_row_at(row)[2]) for row in range(table.row_count)]
+        assert any(p.endswith("new line.txt") for p in paths), paths  # it read "…/mixed/new", cut there
 
 
 async def test_a_question_typed_while_the_model_loads_is_answered_from_the_documents(

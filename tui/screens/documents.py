@@ -18,6 +18,7 @@ from textual.widgets import DataTable, DirectoryTree, Footer, Input, ProgressBar
 from textual.worker import Worker, WorkerState
 
 from pgpt.runtime.errors import Cancelled, user_message
+from pgpt.runtime.sanitize import one_line
 from pgpt.tui.chat.messages import IngestDone, IngestTick
 from pgpt.tui.screens.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
@@ -263,7 +264,8 @@ class DocumentsScreen(PanelScreen):
         for record in sorted(message.documents, key=lambda d: d.ingested_at, reverse=True):
             when = time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
             key = record.doc_id if self.settings.server else record.path  # a server forgets by id
-            table.add_row(str(record.chunks), when, clean_text(short_path(record.path)), key=key)
+            # one_line: a cell shows only its first line ("new\nline.txt" read "…/new")
+            table.add_row(str(record.chunks), when, clean_text(one_line(short_path(record.path))), key=key)
 
     @on(IngestTick)
     def _tick(self, message: IngestTick) -> None:

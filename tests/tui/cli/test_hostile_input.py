@@ -193,6 +193,8 @@ def test_the_ingest_eta_counts_bytes_not_files(tmp_path: Path) -> None:
     assert shares(2) == pytest.approx(0.02) and shares(2, 0.5) == pytest.approx(0.51)
     tick = _tick(2, 3, "big.txt", 0, time.perf_counter() - 2.0, share=shares(2))
     assert tick.eta_s == pytest.approx(98.0, rel=0.05)  # 2 s for 2 % of the bytes
+    # 0.01% of the bytes after 3 s (the reader starting, a first batch of a large file) read ETA 30,000 s
+    assert _tick(0, 3, "big.txt", 0, time.perf_counter() - 3.0, share=0.0001).eta_s is None
 
 
 @pytest.mark.parametrize("typed, cause", [
