@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,14 @@ class ServeSettings:
         if any(o.strip() == "*" for o in self.cors_origins):
             raise ConfigError("--cors-origins '*' is refused: any web page could then call the server from "
                               "a visitor's browser.", hint="List the exact origins, e.g. http://localhost:3000.")
+        for origin in self.cors_origins:  # a browser sends scheme://host[:port]; anything else matches nothing
+            if not _ORIGIN.fullmatch(origin.strip()):
+                raise ConfigError(f"--cors-origins {origin[:80]!r} is not an origin: an origin is "
+                                  "http(s)://host[:port], without a path.",
+                                  hint="List the exact origins, e.g. http://localhost:3000.")
+
+
+_ORIGIN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
 
 
 def is_loopback(host: str) -> bool:

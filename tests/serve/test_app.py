@@ -86,6 +86,10 @@ def test_the_host_rules(tmp_path: Path) -> None:
         ServeSettings(host="10.0.0.5").check()
     with pytest.raises(ConfigError, match="any web page"):
         ServeSettings(cors_origins=("*",)).check()
+    for origin in ("javascript:alert(1)", "http://x.org/path", "localhost:3000"):  # started, matching nothing
+        with pytest.raises(ConfigError, match="is not an origin"):
+            ServeSettings(cors_origins=(origin,)).check()
+    ServeSettings(cors_origins=("http://localhost:3000", "https://chat.example.org", "http://[::1]:8080")).check()
     key = tmp_path / "key"
     key.write_text("")
     key.chmod(0o600)
