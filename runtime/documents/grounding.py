@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from pgpt.runtime.documents.attachment import misattached
+
 # A statement's support: SUPPORT_LEXICAL * (share of its content words in the sentence) +
 # (1 - SUPPORT_LEXICAL) * (embedding cosine); supported at SUPPORT_MIN or more.
 SUPPORT_LEXICAL = 0.5
@@ -304,6 +306,7 @@ class Grounder:
             denial = denies(statement)
             holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN
                      and all(_contains(self._window_text[i], fact) for fact in new_facts)
+                     and not self._misattached(new_facts, i)
                      and (not denial or self._denies[i])]
             scores.append(float(score.max()))
             if holds:
@@ -312,6 +315,12 @@ class Grounder:
         measures["invented"] = invented
         measures["supported"] = len(supported)
         return _without_restatements(supported)
+
+    def _misattached(self, facts: set[str], index: int) -> bool:
+        """Whether a new number of the statement is one the window's sentences tie to other words
+        than the question's ("0 if a line is selected, ... 2 if an error occurred": see attachment)."""
+        return any(misattached(fact, self._neighbours(index), self._question_words, self.question, _NUMBER.findall,
+                               content_words) for fact in facts if _NUMBER.fullmatch(fact))
 
     def _carries_fact(self, statement: str) -> bool:
         """Whether ``statement`` adds to the question: "The formatter was added in 2.9.0" only

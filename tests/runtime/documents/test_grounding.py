@@ -270,3 +270,19 @@ def test_a_sentence_that_points_at_a_source_is_no_answer(embedder) -> None:  # t
                        "which states that the new names are ASN1_MAX_NAME_SIZE and ASN1_MAX_ERROR_DESCRIPTION_SIZE.",
                        abstained=False)
     assert result.kind == "not_found", result
+
+
+@pytest.mark.parametrize(("question", "source", "wrong", "right"), [
+    ("What is the exit status of grep when an error occurred?",
+     "Normally the exit status is 0 if a line is selected, 1 if no lines were selected, and 2 if an error occurred.",
+     "The exit status of grep when an error occurred is 0.", "The exit status of grep when an error occurred is 2."),
+    ("What is the default port?", "The server listens on port 8080 by default; the admin console uses port 9090.",
+     "The default port is 9090.", "The default port is 8080."),
+], ids=["enumeration", "two-ports"])
+def test_a_number_the_sentence_ties_to_other_words_does_not_support(embedder, question: str, source: str,  # type: ignore[no-untyped-def]
+                                                                     wrong: str, right: str) -> None:
+    """An answer-quality tester's M1: any number of the sentence supported the statement."""
+    ask = grounder_over(embedder, question, [SourceSentence(1, "manual.txt", 0, source)])
+    assert ask.check(wrong, abstained=False).measures["supported"] == 0
+    kept = ask.check(right, abstained=False)
+    assert kept.kind == "answer" and kept.measures["supported"] == 1, kept
