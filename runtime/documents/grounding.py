@@ -250,7 +250,7 @@ class Grounder:
             supported = []  # "how many ...?" answered without a number the question lacks: no answer
         if supported and measures["answer_relevance"] >= self._relevance_gate(supported):
             text = " ".join(f"{statement} [{self.sentences[i].number}]" for statement, i in supported)
-            quotes = [self.sentences[i] for i in dict.fromkeys(i for _, i in supported)]
+            quotes = [self.sentences[i] for i in dict.fromkeys(self._shown(i, statement) for statement, i in supported)]
             return Grounding("answer", text, quotes, measures)
         invented = (INVENTED_MEANS_NOT_FOUND and measures.get("invented", 0) > 0
                     and measures["best_relevance"] < CERTAIN_QUOTE)
@@ -260,6 +260,20 @@ class Grounder:
             return Grounding("quote", f"Quote from the documents: \u201c{sentence.text}\u201d [{sentence.number}]",
                              [sentence], measures)
         return Grounding("not_found", "", [], measures)
+
+    def _shown(self, index: int, statement: str) -> int:
+        """The sentence of ``index``'s window to show as the quote: the window (the sentence and
+        its neighbours) supports a statement, but one sentence is shown, and "License: curl" was
+        the quote of a copyright holder named in the line before it."""
+        facts = key_facts(statement) - self._question_facts
+
+        def held(i: int) -> int:
+            return sum(_contains(self.sentences[i].text.lower(), fact) for fact in facts)
+
+        near = [i for i in (index - 1, index + 1)
+                if 0 <= i < len(self.sentences) and self.sentences[i].number == self.sentences[index].number]
+        best = max(near, key=held, default=index)
+        return best if facts and held(best) > held(index) else index
 
     def _best_quote(self) -> int:
         """The sentence to quote when the draft holds nothing: the most relevant one that is not a

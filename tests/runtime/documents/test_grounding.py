@@ -286,3 +286,16 @@ def test_a_number_the_sentence_ties_to_other_words_does_not_support(embedder, qu
     assert ask.check(wrong, abstained=False).measures["supported"] == 0
     kept = ask.check(right, abstained=False)
     assert kept.kind == "answer" and kept.measures["supported"] == 1, kept
+
+
+def test_the_quote_is_the_sentence_of_the_window_that_holds_the_fact(embedder) -> None:  # type: ignore[no-untyped-def]
+    """An answer-quality tester's M8: the window around "License: curl" supported the copyright
+    holder named in the line before, and "License: curl" was shown as the quote."""
+    question = "Who holds the copyright of the curl license file?"
+    sentences = [SourceSentence(1, "copyright", 0, s) for s in (
+        "Files: *", "Copyright: 1996 - 2025, Daniel Stenberg, <daniel@haxx.se>, et al.", "License: curl file terms",
+        "Permission to use, copy, modify, and distribute this software for any purpose is hereby granted.")]
+    ask = grounder_over(embedder, question, sentences)
+    result = ask.check("The copyright of the curl license file is held by Daniel Stenberg.", abstained=False)
+    assert result.kind == "answer", result
+    assert [q.text for q in result.quotes] == [sentences[1].text]
