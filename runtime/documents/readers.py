@@ -302,7 +302,9 @@ class _HtmlText(HTMLParser):
         self._heading_level = 0
         self._base = 0  # the trail's length at the last <hN>
         self._lists: list[bool] = []  # open <dl>s: whether their terms are headings
-        self._term = False
+        self._term = False  # in a <dt> that heads its definition
+        self._in_term = False  # in any <dt>
+        self._pending_term = ""
 
     def _flush(self) -> None:
         text = " ".join("".join(self._buffer).split())
@@ -310,11 +312,28 @@ class _HtmlText(HTMLParser):
         if not text:
             return
         if self._heading_level:
+            self.emit_pending_term()
             self.trail = self.trail[: self._heading_level - 1] + [text]
             self._base = len(self.trail)
-        elif self._term:
-            self.trail = self.trail[: self._base + sum(self._lists) - 1] + [text]
+        elif self._in_term:
+            if self._term:
+                self.trail = self.trail[: self._base + sum(self._lists) - 1] + [text]
+            # The term waits for its definition, to make one sentence with it ("adm Members of
+            # this group can read many log files."): apart, a quote was the bare term ("www-data")
+            # or a definition without the term the question asked for. A space joins them, as the
+            # text read before (the benchmarks' evidence spans) had only white space between.
+            self.emit_pending_term()
+            self._pending_term = text
+            return
+        elif self._pending_term:
+            text, self._pending_term = f"{self._pending_term} {text}", ""
         self.sections.append(Section(text, heading=" > ".join(self.trail)))
+
+    def emit_pending_term(self) -> None:
+        """A term that got no definition (the next term or a heading came first) as a block of its own."""
+        if self._pending_term:
+            self.sections.append(Section(self._pending_term, heading=" > ".join(self.trail)))
+            self._pending_term = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self._skipping:
@@ -336,7 +355,9 @@ class _HtmlText(HTMLParser):
             elif tag == "dl":
                 self._lists.append(not {"field-list", "option-list", "footnote", "citation"} & set(classes))
             elif tag == "dt":
-                self._term = bool(self._lists and self._lists[-1])
+                self._term, self._in_term = bool(self._lists and self._lists[-1]), True
+            elif tag == "dd":  # HTML may leave </dt> out
+                self._term = self._in_term = False
 
     def handle_endtag(self, tag: str) -> None:
         if self._skipping:
@@ -350,8 +371,10 @@ class _HtmlText(HTMLParser):
             if tag[0] == "h" and tag[1:].isdigit():
                 self._heading_level = 0
             elif tag == "dt":
-                self._term = False
-            elif tag == "dl" and self._lists and self._lists.pop():
+                self._term = self._in_term = False
+            elif tag == "dl":
+                self.emit_pending_term()
+            if tag == "dl" and self._lists and self._lists.pop():
                 self.trail = self.trail[: self._base + sum(self._lists)]
 
     def handle_data(self, data: str) -> None:
@@ -367,6 +390,7 @@ def _read_html(text: str) -> list[Section]:
     except Exception as exc:  # html.parser gives up on some malformed markup (see parser_failure)
         raise parser_failure(exc, "HTML") from None
     parser._flush()
+    parser.emit_pending_term()
     # one section per heading, paragraphs joined, so chunks can span paragraphs
     merged: list[Section] = []
     for section in parser.sections:

@@ -40,7 +40,9 @@ ACTIVE = "active.json"
 # and hyphenation undone), headings in plain text and setext Markdown, definition-list terms as
 # headings, short sibling sections packed together. An index of another version is re-chunked by
 # the next ingest (`ingest` says so), since its chunks and the new ones would not agree.
-TEXT_FORMAT = 2
+# Version 3: an HTML definition list's term and its definition's first paragraph are one block
+# ("adm Members of this group ..."), not two sentences.
+TEXT_FORMAT = 3
 _META_FORMAT = "pgpt.text_format"  # on the text column's field: schema metadata is fixed at creation
 _META_MODEL = b"pgpt.embed_model"
 _META_NAME = b"pgpt.embed_name"

@@ -121,3 +121,19 @@ def test_a_long_paragraph_is_packed_from_its_sentences_or_lines(joiner: str, end
     assert all(len(c.text.split()) <= 100 and sections[0].text[c.start:c.end] == c.text for c in chunks)
     bodies = [row for c in chunks[1:] for row in c.text.split(joiner if ender == "" else f"{ender}{joiner}")]
     assert {b.rstrip(ender) for b in bodies} == {r.rstrip(ender) for r in rows}  # every row whole, in some chunk
+
+
+def test_an_html_term_and_its_definition_are_one_sentence() -> None:
+    """An answer-quality tester's M4: "adm" and "Members of this group ..." were two sentences, so a
+    quote showed the bare term or a definition without the term the question asked for."""
+    from pgpt.runtime.documents.grounding import split_sentences
+
+    html = ("<h2>Groups</h2><dl><dt>adm</dt><dd>Members of this group can read many log files.</dd>"
+            "<dt><code>ffi_type_sint16</code><a href='#x'> &para;</a></dt><dd>A signed, 16-bit integer type.</dd>"
+            "<dt>lonely</dt><dt>www-data<dd>The web server runs as this user. It had uid 33.</dl><p>After.</p>")
+    text = "\n\n".join(s.text for s in _read_html(html))
+    sentences = split_sentences(text)
+    assert "adm Members of this group can read many log files." in sentences
+    assert "ffi_type_sint16 \u00b6 A signed, 16-bit integer type." in sentences
+    assert "www-data The web server runs as this user." in sentences and "It had uid 33." in sentences
+    assert "lonely" in sentences and "After." in sentences  # a term without definition stays, alone
