@@ -156,7 +156,7 @@ def attention_needs_cpu(dtype: str, graph: str) -> bool:
 
     CUDA's GroupQueryAttention has fp16 and bf16 kernels only, so in pgpt's fused graph of any
     other dtype every layer's attention falls back to the CPU, its activations copied to the host
-    and back each layer. Measured on an H200 (bench/cuda.py, SmolLM2-135M's shape): int4 on CUDA
+    and back each layer. Measured on an H200 (bench/cuda/, SmolLM2-135M's shape): int4 on CUDA
     54 tok/s for one stream and 29 tok/s for 8 clients together; fp16 300 and 1474.
     """
     return graph == "fused" and dtype != "fp16"

@@ -1,4 +1,4 @@
-"""bench/cuda.py, the GPU check run on the device tool's machine, kept working without a GPU: its
+"""bench/cuda/, the GPU check run on the device tool's machine, kept working without a GPU: its
 dry run on the CPU EP builds a tiny random-weight model with pgpt-export and runs every check."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ step copies the cache; rows are contiguous because the slot is the outermost axi
 
 On the CPU the tensors are numpy arrays (zeroed lazily by the kernel: a slot's memory is only
 resident once its positions are written). On CUDA they are device tensors that never leave the
-GPU; only token ids, the mask and the logits cross (checked on a lent GPU by ``bench/cuda.py``; no
+GPU; only token ids, the mask and the logits cross (checked on a lent GPU by ``bench/cuda/``; no
 test here can: CI has no GPU).
 """
 

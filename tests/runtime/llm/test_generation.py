@@ -109,7 +109,7 @@ def test_benchmarks_name_the_cpus_int8_unit(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_auto_keeps_fused_exports_that_are_not_fp16_off_cuda() -> None:
-    # CUDA's GroupQueryAttention has fp16/bf16 kernels only; measured on an H200 (bench/cuda.py):
+    # CUDA's GroupQueryAttention has fp16/bf16 kernels only; measured on an H200 (bench/cuda/):
     # int4 on CUDA was 5x slower than fp16 alone and did not scale with clients.
     assert attention_needs_cpu("int4", "fused") and attention_needs_cpu("fp32", "fused")
     assert not attention_needs_cpu("fp16", "fused") and not attention_needs_cpu("fp32", "optimum")

@@ -147,7 +147,7 @@ def text_ids(model: Any, tokens: int, offset: int = 0) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen stages; exit 0 when every stage ran."""
-    from pgpt.bench import cuda_checks as checks
+    from pgpt.bench.cuda import checks
 
     parser = argparse.ArgumentParser(prog="python -m pgpt.bench.cuda", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for cuda.json")
@@ -190,6 +190,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stages failed: {', '.join(failed) or 'none'}", flush=True)
     return 1 if failed else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,7 @@ users would run it (``generate``, greedy, its default attention and cache), with
 (speed does not depend on them). Prints one JSON line: TTFT, one stream's decode tok/s, and the
 aggregate tok/s of 8 and 16 prompts decoded as one batch.
 
-    python -m pgpt.bench.cuda_torch '{"arch": "qwen2", "layers": 28, ...}'
+    python -m pgpt.bench.cuda.torch_run '{"arch": "qwen2", "layers": 28, ...}'
 """
 
 from __future__ import annotations

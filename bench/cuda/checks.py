@@ -213,8 +213,8 @@ def torch_baseline(shape: tuple[Any, int], device: str) -> dict[str, Any]:
     spec = json.dumps({"arch": model.arch, "layers": model.layers, "hidden": model.hidden, "heads": model.heads,
                        "kv_heads": model.kv_heads, "head_dim": model.head_dim, "intermediate": model.intermediate,
                        "rope_base": model.rope_base, "eps": model.eps, "vocab": vocab, "device": device})
-    child = subprocess.run([sys.executable, "-m", "pgpt.bench.cuda_torch", spec], capture_output=True, text=True,
-                           check=False, timeout=600)
+    child = subprocess.run([sys.executable, "-m", "pgpt.bench.cuda.torch_run", spec], capture_output=True,
+                           text=True, check=False, timeout=600)
     if child.returncode != 0:
         raise RuntimeError(f"the PyTorch run exited {child.returncode}: {child.stderr[-2000:]}")
     return json.loads(child.stdout.strip().splitlines()[-1])
