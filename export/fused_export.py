@@ -81,18 +81,50 @@ def blocks_line(kept: dict[str, int], requantized: int, bits: str) -> str:
 
 
 def _to_fp16(path: Path, report: Any) -> None:
-    """Convert the fp32 graph to fp16 in place (made for CUDA; the whole graph is loaded, so
-    ``memory.fused_need`` counts it)."""
+    """Convert the fp32 graph to fp16 in place, one weight at a time.
+
+    The weights (the side file) are converted as they are copied to a new side file, then the
+    graph's structure alone goes through ONNX Runtime's converter, which finds them fp16 already.
+    Converting the loaded graph held the whole model several times: a peak RSS of 15.3 GB and
+    four minutes for Qwen2.5-1.5B's shape on 2 cores.
+    """
     import onnx
 
-    from pgpt.export.quantize import convert_fp16, save_model
+    from pgpt.export.quantize import convert_fp16
 
-    # a line every few seconds: a minute and more at 1.5B
+    data = path.with_name(path.name + ".data")
+    fresh = path.with_name(path.name + ".data.fp16")
     with report.heartbeat("quantize", "converting to fp16 (made for CUDA: fp16 on the CPU EP is slow)"):
-        model = convert_fp16(onnx.load(str(path)))
-        for stale in (path, path.with_name(path.name + ".data")):
-            stale.unlink()
-        save_model(model, path)
+        model = onnx.load(str(path), load_external_data=False)
+        weights_to_fp16(model, data, fresh)
+        model = convert_fp16(model)  # the structure: inputs, outputs, casts, the small inline tensors
+        fresh.replace(data)
+        onnx.save_model(model, str(path))
+
+
+def weights_to_fp16(model: Any, data: Path, fresh: Path) -> None:
+    """Copy every external weight of ``model`` from ``data`` to ``fresh``, float32 ones as float16
+    (with the converter's own clipping), and point the graph at them under ``data``'s name."""
+    import numpy as np
+    from onnx import TensorProto
+    from onnxruntime.transformers.float16 import convert_np_to_float16
+
+    with open(data, "rb") as source, open(fresh, "wb") as target:
+        for tensor in model.graph.initializer:
+            if tensor.data_location != TensorProto.EXTERNAL:
+                continue
+            where = {entry.key: entry.value for entry in tensor.external_data}
+            source.seek(int(where.get("offset", 0)))
+            raw = source.read(int(where["length"]))
+            if tensor.data_type == TensorProto.FLOAT:
+                raw = convert_np_to_float16(np.frombuffer(raw, dtype=np.float32)).tobytes()
+                tensor.data_type = TensorProto.FLOAT16
+            offset = target.tell()
+            target.write(raw)
+            del tensor.external_data[:]
+            for key, value in (("location", data.name), ("offset", str(offset)), ("length", str(len(raw)))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, value
 
 
 def measure_fused(spec: DecoderSpec, config: Any, weights: WeightSource, out: Path, manifest: dict[str, Any],
