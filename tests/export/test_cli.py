@@ -192,7 +192,8 @@ def test_fp16_export_is_valid_and_warns_about_the_cpu(tmp_path: Path) -> None:
     assert past.type == "tensor(float16)"
 
 
-def test_fp16_weights_are_converted_one_at_a_time_into_the_same_graph(default_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_fp16_weights_are_converted_one_at_a_time_into_the_same_graph(default_models,  # type: ignore[no-untyped-def]
+                                                                       tmp_path: Path) -> None:
     """The fp16 conversion loaded the whole fp32 graph (15.3 GB of peak RSS for a 1.5B model); it now
     converts the side file weight by weight. The graph it writes must be the converter's own."""
     import contextlib
