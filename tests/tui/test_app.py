@@ -126,6 +126,8 @@ def test_the_status_line_shows_speeds_only_when_the_model_ran() -> None:
     ran = ChatResult("x", "m", "cpu", timings={"ttft_s": 0.31, "decode_tok_s": 55.0})
     early = ChatResult("not found", "m", "cpu", timings={"embed_s": 0.01, "ttft_s": 0.0, "decode_tok_s": 0.0})
     assert describe_result(ran, False).endswith("m · TTFT 0.31 s · 55.0 tok/s")
+    fast = ChatResult("x", "m", "cuda", timings={"ttft_s": 0.05, "decode_tok_s": 107.1})  # 3 digits are enough
+    assert describe_result(fast, False).endswith("m · TTFT 0.05 s · 107 tok/s")
     assert describe_result(early, False).endswith(" · m") and "TTFT" not in describe_result(early, False)
 
 

@@ -101,7 +101,10 @@ def describe_result(result: ChatResult, stopped: bool) -> str:
     if result.cached:
         parts.append("cached")
     elif timings and not stopped and timings.get("ttft_s", 0.0) > 0:  # "not found" before any model ran: no speeds
-        parts += [f"TTFT {timings.get('ttft_s', 0.0):.2f} s", f"{timings.get('decode_tok_s', 0.0):.1f} tok/s"]
+        rate = timings.get("decode_tok_s", 0.0)
+        # three digits say enough: "107.1 tok/s" pushed a client's line past 80 columns (GPU: 1018)
+        speed = f"{rate:.0f} tok/s" if rate >= 100 else f"{rate:.1f} tok/s"
+        parts += [f"TTFT {timings.get('ttft_s', 0.0):.2f} s", speed]
     if stopped:
         parts.append("stopped")
     return " · ".join(parts)
