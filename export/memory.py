@@ -1,10 +1,10 @@
 """How much memory an export needs, checked against what the machine can give before it starts.
 
-The fused path holds one tensor at a time while it writes the graph, then the loaded export and
-one decoder layer of the reference while it checks quality; the Optimum path (and fp16, which is
-converted from a whole fp32 graph) holds the whole model in fp32 several times over. The
-estimates below are those peaks, from the shapes, with the factors measured on this project's
-models (see the README's "Real-size models").
+The fused path holds one tensor at a time while it writes the graph (fp16 too: it is converted
+weight by weight), then, while it checks quality, the loaded export, and after the export is
+closed the reference one decoder layer at a time; the Optimum path holds the whole model in fp32
+several times over. The estimates below are those peaks, from the shapes, with the factors
+measured on this project's models (see the README's "Real-size models").
 """
 
 from __future__ import annotations
@@ -23,37 +23,48 @@ LOADED_FACTOR = 1.4
 # Whole-model paths: the fp32 model plus the traced graph plus its converted copy (the old fused
 # export peaked at 3.8x the fp32 weights on Qwen2.5-1.5B).
 WHOLE_MODEL_FACTOR = 4.0
+# The same for an fp16 export on the CPU EP, which runs its fp16 MatMuls in fp32 and holds fp32
+# copies: loading Qwen2.5-1.5B's shape (3.56 GB of files) peaked at 7.84 GB, 7.29 GB after it.
+FP16_LOADED_FACTOR = 2.2
 # Resident bytes of a prefill graph made from the decode graph, per layer weight: its int8 codes
 # (q/k/v, o, gate/up) and its own packed copies of down_proj and lm_head (ONNX Runtime packs a
 # weight per session). Measured +1.34 GB of peak RSS for Qwen2.5-1.5B's 1.31B layer weights.
 STREAMED_PREFILL_FACTOR = 1.1
+# Bytes per weight while a calibrated prefill graph is made: the fp32 graph loaded whole, its
+# smoothed weights, the int8 graph and the calibration's activations (SmolLM2-135M's export peaked
+# at 2.6 GB, 13.4 bytes a weight above the base).
+CALIBRATED_PREFILL_BYTES = 14
 # Quality check positions: the licence text plus three prompts with their answers.
 CHECK_POSITIONS = 1400
 
 
-def fused_bytes_per_weight(dtype: str) -> float:
-    """Bytes an export's files take per weight (4-bit blocks with fp32 scales and offsets: 0.75)."""
-    return {"fp32": 4.0, "fp16": 4.0, "int8": 1.2, "int4": 0.8}[dtype]
+def fused_file_bytes(spec: DecoderSpec, dtype: str) -> float:
+    """Bytes of an export's weight files: fp32 and fp16 write a tied table twice (the embedding and
+    ``lm_head``); int8 and int4 per weight as measured (4-bit blocks with fp32 scales and offsets: 0.75)."""
+    if dtype in ("fp32", "fp16"):
+        stored = spec.weights + (spec.vocab * spec.hidden if spec.tied else 0)
+        return stored * (4.0 if dtype == "fp32" else 2.0)
+    return spec.weights * {"int8": 1.2, "int4": 0.8}[dtype]
 
 
 def fused_need(spec: DecoderSpec, dtype: str, prefill: bool = False, streamed_prefill: bool = False) -> int:
-    """Peak bytes of a fused export: the larger of writing the graph and checking its quality
-    (and, with a calibrated prefill graph, the fp32 graph and its int8 copy while that is made;
-    with one made from the decode graph, its int8 codes loaded beside it for the check)."""
+    """Peak bytes of a fused export: the largest of writing the graph, the loaded export with its
+    logits, and the reference (the check closes the export before the reference runs:
+    ``quality.llm_quality``); with a calibrated prefill graph, the fp32 graph and its int8 copy
+    while that is made; with one made from the decode graph, its int8 codes beside the export."""
     largest = max(spec.vocab * spec.hidden, spec.intermediate * spec.hidden * 1)
     writing = largest * 4 * 3  # fp32 values, the transposed copy the quantizer reads, codes and scales
     layer = spec.weights // max(spec.layers, 1) - spec.vocab * spec.hidden // max(spec.layers, 1)
-    loaded = spec.weights * fused_bytes_per_weight(dtype) * LOADED_FACTOR
+    loaded = fused_file_bytes(spec, dtype) * (FP16_LOADED_FACTOR if dtype == "fp16" else LOADED_FACTOR)
     if streamed_prefill:  # one byte per layer weight, packed by ONNX Runtime (measured +1.42 GB at 1.5B)
         loaded += layer * spec.layers * STREAMED_PREFILL_FACTOR
+    export = loaded + CHECK_POSITIONS * spec.vocab * 4 * 2  # the logits of the test tokens, and a softmax
     reference = (layer * 4 * 2  # one layer's fp32 weights and transformers' module over them
                  + spec.vocab * spec.hidden * 4 * 2  # the embedding, then lm_head, in fp32
                  + CHECK_POSITIONS * spec.vocab * 4 * 3)  # reference and export logits, and a softmax
-    need = max(writing, loaded + reference)
-    if dtype == "fp16":
-        need = max(need, spec.weights * 4 * 2)  # the fp32 graph loaded whole, and its fp16 copy
+    need = max(writing, export, reference)
     if prefill:  # the fp32 graph loaded whole, its smoothed weights, and the int8 graph
-        need = max(need, spec.weights * 4 * 3)
+        need = max(need, spec.weights * CALIBRATED_PREFILL_BYTES)
     return int(BASE_BYTES + need)
 
 
