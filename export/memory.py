@@ -25,6 +25,7 @@ LOADED_FACTOR = 1.4
 WHOLE_MODEL_FACTOR = 4.0
 # The same for an fp16 export on the CPU EP, which runs its fp16 MatMuls in fp32 and holds fp32
 # copies: loading Qwen2.5-1.5B's shape (3.56 GB of files) peaked at 7.84 GB, 7.29 GB after it.
+# Applied with --device cuda too, where the host's share was not measured (an upper bound there).
 FP16_LOADED_FACTOR = 2.2
 # Resident bytes of a prefill graph made from the decode graph, per layer weight: its int8 codes
 # (q/k/v, o, gate/up) and its own packed copies of down_proj and lm_head (ONNX Runtime packs a
