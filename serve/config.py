@@ -90,6 +90,12 @@ class ServeSettings:
                      "(umask 077; openssl rand -hex 32 > ~/.config/pgpt/api-key)) "
                      "and pass --api-key-file ~/.config/pgpt/api-key (or set PGPT_API_KEY), or keep "
                      "--host 127.0.0.1 and reach it through an SSH tunnel.")
+        if not self.loopback and (weak := weak_key(self.api_key)):
+            raise ConfigError(
+                f"pgpt-serve refuses to listen on {self.host or 'every address'} with this API key: {weak}.",
+                hint="Use a random key of 32 hexadecimal characters or more: put the output of `openssl rand -hex 32` "
+                     "in the key file (or PGPT_API_KEY; an environment file such as systemd's runs no commands, "
+                     "so $(...) stays text).")
         if any(o.strip() == "*" for o in self.cors_origins):
             raise ConfigError("--cors-origins '*' is refused: any web page could then call the server from "
                               "a visitor's browser.", hint="List the exact origins, e.g. http://localhost:3000.")
@@ -98,6 +104,22 @@ class ServeSettings:
                 raise ConfigError(f"--cors-origins {origin[:80]!r} is not an origin: an origin is "
                                   "http(s)://host[:port], without a path.",
                                   hint="List the exact origins, e.g. http://localhost:3000.")
+
+
+# A key anyone can guess opens the model and the documents to the network: a short one, or a
+# command that was pasted where no shell runs it (the README's `$(openssl rand -hex 32)`).
+MIN_KEY_CHARS = 16
+
+
+def weak_key(key: str) -> str:
+    """Why ``key`` is too weak for a server on the network ('' when it is not); never quotes it."""
+    if "$(" in key or "`" in key or "${" in key:
+        return "it holds a shell command ($(...) or backticks) that was never run"
+    if any(c.isspace() for c in key):
+        return "it holds spaces"
+    if len(key) < MIN_KEY_CHARS:
+        return f"it has {len(key)} characters, fewer than {MIN_KEY_CHARS}"
+    return ""
 
 
 _ORIGIN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import httpx
@@ -86,6 +87,14 @@ def test_the_host_rules(tmp_path: Path) -> None:
         ServeSettings(host="10.0.0.5").check()
     with pytest.raises(ConfigError, match="any web page"):
         ServeSettings(cors_origins=("*",)).check()
+    # a key anyone could guess, or a command pasted where no shell runs it, opens a public address
+    for key, why in (("abc", "3 characters, fewer than 16"), ("$(openssl rand -hex 32)", "shell command"),
+                     ("a key with spaces in it", "spaces")):
+        with pytest.raises(ConfigError, match=re.escape(why)) as refused:
+            ServeSettings(host="0.0.0.0", api_key=key).check()
+        assert key not in str(refused.value) and "openssl rand -hex 32" in refused.value.hint
+        ServeSettings(api_key=key).check()  # on the loopback address it is the user's own business
+    ServeSettings(host="0.0.0.0", api_key="0123456789abcdef").check()
     for origin in ("javascript:alert(1)", "http://x.org/path", "localhost:3000"):  # started, matching nothing
         with pytest.raises(ConfigError, match="is not an origin"):
             ServeSettings(cors_origins=(origin,)).check()

@@ -71,3 +71,13 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     refused = subprocess.run(["systemd-analyze", "verify", "--man=no", str(broken)], capture_output=True, text=True,
                              timeout=60)
     assert refused.returncode != 0 and "not executable" in refused.stderr
+
+
+def test_the_environment_file_refuses_the_key_command_pasted_as_text(tmp_path: Path) -> None:
+    """systemd's EnvironmentFile runs no shell: `PGPT_API_KEY=$(openssl rand -hex 32)` is that text as the key."""
+    env = {"PATH": "/usr/bin:/bin", "PGPT_HOME": str(tmp_path / "home"), "PGPT_MODEL_CACHE": str(tmp_path / "models"),
+           "PGPT_HOST": "0.0.0.0", "PGPT_API_KEY": "$(openssl rand -hex 32)"}
+    result = subprocess.run([str(Path(sys.executable).parent / "pgpt-serve")], env=env,
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and "shell command" in result.stderr and "Traceback" not in result.stderr
+    assert "openssl rand -hex 32" in ENV_FILE.read_text()
