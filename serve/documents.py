@@ -14,7 +14,7 @@ import os
 import re
 import uuid
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from pgpt.runtime.errors import RequestRefusedError
 from pgpt.serve.completions import ADD_TO_COLLECTION
@@ -66,7 +66,7 @@ def safe_name(name: str | None, what: str = "file name") -> list[str]:
     if problem:
         raise RequestRefusedError(f"The {what} {raw[:80]!r} cannot be used: {problem}; it must be a plain name, "
                                   "or one under plain folder names (docs/report.pdf), none hidden, empty, '.' or "
-                                  "'..', without control characters, at most 255 bytes each.",
+                                  "'..', without control or invisible characters, at most 255 bytes each.",
                                   status=400, hint="Send the file under a plain name such as report.pdf.")
     return [part.strip() for part in parts]
 
@@ -78,7 +78,16 @@ def _part_problem(part: str) -> str:
             "it has a '..' or '.' part" if base in (".", "..") else
             "it is hidden (a part starts with '.')" if base.startswith(".") else
             "it holds control characters" if _CONTROL.search(base) else
+            # shown without them, "fe\u200brry.txt" was a second "ferry.txt" that `forget ferry.txt` missed
+            "it holds invisible or direction-changing characters" if _invisible(base) else
             "a part is longer than 255 bytes" if len(base.encode()) > 255 else "")
+
+
+def _invisible(text: str) -> bool:
+    """Whether ``text`` holds Unicode format characters (zero-width spaces, bidi overrides, tags)."""
+    import unicodedata
+
+    return any(unicodedata.category(c) == "Cf" for c in text)
 
 
 def _upload_target(service: Service, name: str | None, collection: str) -> Path:
@@ -106,8 +115,7 @@ def _taken(name: str | None, part: str, what: str) -> RequestRefusedError:
 async def ingest_upload(service: Service, name: str | None, data: BinaryIO, collection: str) -> dict[str, Any]:
     """Store an uploaded file and index it; the PrivateGPT answer with its document."""
     target = _upload_target(service, name, collection)
-    await asyncio.to_thread(_store_file, data, target, service.serve.max_body_bytes)
-    return await _index(service, target, collection)
+    return await _index(service, target, collection, lambda: _store_file(data, target, service.serve.max_body_bytes))
 
 
 async def ingest_text(service: Service, file_name: str, text: str, collection: str) -> dict[str, Any]:
@@ -118,8 +126,8 @@ async def ingest_text(service: Service, file_name: str, text: str, collection: s
     if not name.lower().endswith(TEXT_SUFFIXES):
         name += ".txt"
     target = _upload_target(service, name, collection)
-    await asyncio.to_thread(_store_file, io.BytesIO(text.encode("utf-8")), target, service.serve.max_body_bytes)
-    return await _index(service, target, collection)
+    data = io.BytesIO(text.encode("utf-8"))
+    return await _index(service, target, collection, lambda: _store_file(data, target, service.serve.max_body_bytes))
 
 
 def _store_file(data: BinaryIO, target: Path, limit: int) -> None:
@@ -142,25 +150,30 @@ def _store_file(data: BinaryIO, target: Path, limit: int) -> None:
         raise
 
 
-async def _index(service: Service, path: Path, collection: str) -> dict[str, Any]:
+async def _index(service: Service, path: Path, collection: str, store_file: Callable[[], None]) -> dict[str, Any]:
+    """Put the upload in place and index it, both in one turn of the server's ingest queue: eight
+    clients sending one name at once were told "unchanged" for the content that stayed indexed
+    and "updated" for content a later rename had replaced before it was read."""
     from pgpt.runtime.documents.ingest import ingest
 
     embedder = await service.embedder()
+    store = await service.store()
 
-    def run() -> Any:
+    def run() -> tuple[Any, Any]:
         with service.ingest_lock:  # uploads to this server queue here; another process gets 409
-            return ingest(service.settings, [path], embedder, collection=collection)
+            store_file()
+            report = ingest(service.settings, [path], embedder, collection=collection)
+            if report.skipped or report.failed:
+                path.unlink(missing_ok=True)  # nothing of it is indexed; do not keep it
+                return report, None
+            return report, next(d for d in store.documents(collection) if d.path == str(path))
 
-    report = await asyncio.to_thread(run)
-    problems = report.skipped + report.failed
-    if problems:
-        path.unlink(missing_ok=True)  # nothing of it is indexed; do not keep it
-        reason = problems[0][1]
+    report, record = await asyncio.to_thread(run)
+    if record is None:
+        reason = (report.skipped + report.failed)[0][1]
         raise RequestRefusedError(f"{path.name} was not indexed: {reason}.", status=415,
                                   hint="Send a text, Markdown, HTML, PDF (with a text layer) or .docx file.")
     status = next((name for name in ("added", "updated", "renamed") if getattr(report, name)), "unchanged")
-    store = await service.store()
-    record = next(d for d in await asyncio.to_thread(store.documents, collection) if d.path == str(path))
     return listing([ingested_document(record, service.settings.home, status=status)])
 
 

@@ -162,17 +162,32 @@ async def chunks(body: ChunksRequest, request: Request) -> dict[str, Any]:
 
 @router.post("/v1/ingest")  # PrivateGPT's older name, still served by it and called by its SDK's ingest()
 @router.post("/v1/ingest/file")
-async def ingest_file(request: Request, file: UploadFile = File(...), collection: str = Form("default"),
+async def ingest_file(request: Request, file: UploadFile = File(...), collection: str = Form(""),
                       file_name: str = Form("")) -> dict[str, Any]:
     """PrivateGPT: index an uploaded file (multipart field ``file``); pgpt's ``file_name`` field
     names it with its folders (``docs/guide/README.md``), as ``pgpt-tui ingest`` sends a folder."""
-    return await documents.ingest_upload(service_of(request), file_name or file.filename, file.file, collection)
+    files = (await request.form()).getlist("file")  # parsed once: FastAPI read the same form
+    if len(files) > 1:  # FastAPI binds one; the others were dropped without a word
+        raise InvalidRequestError(f"The request holds {len(files)} files; each upload takes one (form field file).",
+                                  hint="Send one request per file (pgpt-tui ingest PATH does so for a folder).")
+    chosen = _collection(collection, request.query_params.get("collection"), "form field")
+    return await documents.ingest_upload(service_of(request), file_name or file.filename, file.file, chosen)
 
 
 @router.post("/v1/ingest/text")
-async def ingest_text(body: IngestTextRequest, request: Request, collection: str = "default") -> dict[str, Any]:
+async def ingest_text(body: IngestTextRequest, request: Request) -> dict[str, Any]:
     """PrivateGPT: index a text under a file name."""
-    return await documents.ingest_text(service_of(request), body.file_name, body.text, collection)
+    chosen = _collection(body.collection or "", request.query_params.get("collection"), "body field")
+    return await documents.ingest_text(service_of(request), body.file_name, body.text, chosen)
+
+
+def _collection(given: str, query: str | None, field: str) -> str:
+    """The collection an upload goes into: from the request's own field or the query string (the
+    two ingest routes once read different places, and a collection in the other one was ignored)."""
+    if given and query is not None and query != given:
+        raise InvalidRequestError(f"The collection is given twice, as {given[:80]!r} ({field}) and {query[:80]!r} "
+                                  "(?collection=).", hint="Give it once.")
+    return given or query or "default"
 
 
 @router.get("/v1/ingest/list")

@@ -176,6 +176,7 @@ class IngestTextRequest(BaseModel):
 
     file_name: str = Field(min_length=1, max_length=255)
     text: str
+    collection: str | None = None  # pgpt's own: also taken as ?collection=, as it was first
 
 
 def sampling_fields(body: ChatCompletionRequest) -> dict[str, Any]:

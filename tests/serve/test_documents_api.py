@@ -195,3 +195,48 @@ def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: Run
         holder.wait()
     later = server.http().post("/v1/ingest/text", json={"file_name": "late.txt", "text": "Late news."})
     assert later.status_code == 200 and later.json()["data"][0]["doc_metadata"]["status"] == "added"
+
+
+def test_uploads_of_one_name_at_once_each_report_what_became_of_their_own_content(server: RunningServer) -> None:
+    """Eight clients sending different texts as race.txt were told "unchanged" for the content that
+    stayed indexed: each upload was renamed into place before it waited for its turn to be indexed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(number: int) -> tuple[str, str]:
+        with server.http() as client:
+            response = client.post("/v1/ingest/text", json={"file_name": "race.txt",
+                                                            "text": f"Version {number} of the race notes."})
+        assert response.status_code == 200, response.text
+        return response.json()["data"][0]["doc_metadata"]["status"], f"Version {number} of the race notes."
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(send, range(6)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == ["added"] + ["updated"] * 5, statuses
+    kept = (server.settings.home / "uploads" / "default" / "race.txt").read_text()
+    with server.http() as client:
+        found = client.post("/v1/chunks", json={"text": "race notes version", "limit": 5}).json()["data"]
+    assert [c["document"]["doc_metadata"]["file_name"] for c in found].count("race.txt") == 1
+    assert next(c["text"] for c in found if c["document"]["doc_metadata"]["file_name"] == "race.txt") == kept
+
+
+def test_an_upload_says_where_its_collection_was_read_and_takes_one_file(server: RunningServer, tmp_path: Path) -> None:
+    """A second file part was dropped and a collection in the other route's place ignored, both silently."""
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("Alpha notes.")
+    second.write_text("Beta notes.")
+    http = server.http()
+    with open(first, "rb") as one, open(second, "rb") as two:
+        both = http.post("/v1/ingest/file", files=[("file", ("a.txt", one)), ("file", ("b.txt", two))])
+    assert both.status_code == 400 and "holds 2 files" in both.json()["error"]["message"]
+    with open(first, "rb") as handle:
+        by_query = http.post("/v1/ingest/file", params={"collection": "qq"}, files={"file": ("a.txt", handle)})
+    by_body = http.post("/v1/ingest/text", json={"file_name": "b.txt", "text": "Beta notes.", "collection": "bodyc"})
+    assert by_query.json()["data"][0]["doc_metadata"]["collection"] == "qq", by_query.text
+    assert by_body.json()["data"][0]["doc_metadata"]["collection"] == "bodyc", by_body.text
+    twice = http.post("/v1/ingest/text", params={"collection": "x"},
+                      json={"file_name": "b.txt", "text": "Beta.", "collection": "y"})
+    assert twice.status_code == 400 and "given twice" in twice.json()["error"]["message"]
+    for name in ("fe\u200brry.txt", "inv\u202etxt.exe"):  # shown as "ferry.txt" and "invexe.txt"
+        refused = http.post("/v1/ingest/text", json={"file_name": name, "text": "Look-alike."})
+        assert refused.status_code == 400 and "invisible" in refused.json()["error"]["message"], refused.text
