@@ -106,8 +106,8 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
     embedder = await service.embedder()
     if body.model not in ("default", "", embedder.info.name):
         await asyncio.to_thread(_refuse_chat_model, service, body.model, embedder.info.name)
-        raise InvalidRequestError(f"This server embeds with {embedder.info.name}, not {body.model!r}.",
-                                  hint="Ask for model 'default' or see GET /v1/models.")
+        raise ModelNotFoundError(f"This server embeds with {embedder.info.name}, not {body.model[:80]!r}.",
+                                 hint="Ask for model 'default' or see GET /v1/models.")
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
         raise InvalidRequestError("input is an empty list: there is nothing to embed.",
@@ -119,6 +119,8 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
                                   "to embed.", hint="Leave empty texts out of the request.")
     if len(texts) > MAX_EMBEDDING_INPUTS:
         raise InvalidRequestError(f"{len(texts)} inputs in one request; the limit is {MAX_EMBEDDING_INPUTS}.")
+    if not body.truncate:
+        await asyncio.to_thread(_refuse_long_inputs, embedder, texts)
     vectors = await asyncio.to_thread(embedder.embed, texts)
     if body.dimensions not in (None, vectors.shape[1]):  # silently 384 where 64 were asked broke a vector store
         raise InvalidRequestError(f"dimensions={body.dimensions}: {embedder.info.name} gives vectors of "
@@ -130,6 +132,19 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
             "data": [{"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
                      for i, v in enumerate(vectors)],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _refuse_long_inputs(embedder: Any, texts: list[str]) -> None:
+    """400 for a text longer than the embedder reads, as OpenAI answers: its vector would stand for
+    the first paragraph only (2 MB gave a 200 and the vector of its first 256 word pieces)."""
+    for number, text in enumerate(texts):
+        # characters bound the pieces from above: most texts need no count at all
+        if len(text) > embedder.max_tokens - 2 and (tokens := embedder.count_tokens(text)) > embedder.max_tokens:
+            raise InvalidRequestError(
+                f"input {number} has {tokens:,} word pieces; {embedder.info.name} reads at most "
+                f"{embedder.max_tokens}, so its vector would stand for the first part only.",
+                hint="Split the text into passages (as ingestion does), or send \"truncate\": true to embed "
+                     "its beginning.")
 
 
 def _refuse_chat_model(service: Service, name: str, served: str) -> None:

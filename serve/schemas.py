@@ -114,11 +114,30 @@ class ChatCompletionRequest(BaseModel):
 class CompletionRequest(ChatCompletionRequest):
     """``POST /v1/completions`` (OpenAI's legacy completions, as ollama and PrivateGPT serve them):
     the prompt is asked as one user message, after PrivateGPT's ``system_prompt`` when given; every
-    other field is chat completions'. ``echo``, ``suffix`` and ``best_of`` are ignored."""
+    other field is chat completions'. ``echo``, ``suffix`` and ``best_of`` are refused (a 400 naming
+    them), as chat's unsupported fields are: a client asking for them would take the answer for them."""
 
     messages: list[ChatMessage] = Field(default_factory=list)
     prompt: str | list[str]
     system_prompt: str | None = None
+    echo: bool | None = None
+    suffix: str | None = None
+    best_of: int | None = None
+
+    @field_validator("echo", "suffix", "best_of")
+    @classmethod
+    def _not_supported(cls, value: Any, info: Any) -> Any:
+        harmless = value is None or value is False or value == "" or (info.field_name == "best_of" and value == 1)
+        if not harmless:  # (True == 1: "not in (None, False, '', 1)" let echo=true through)
+            raise ValueError(f"{info.field_name} is not supported by this server; send the request without it")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_text(cls, value: str | list[str]) -> str | list[str]:
+        if not any(p.strip() for p in ([value] if isinstance(value, str) else value)):
+            raise ValueError("the prompt is empty: there is nothing to complete")
+        return value
 
     def as_chat(self) -> ChatCompletionRequest:
         """The same request as a chat completion."""
@@ -141,6 +160,7 @@ class EmbeddingsRequest(BaseModel):
     model: str = "default"
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
+    truncate: bool = False  # ollama's: embed the beginning of a text longer than the embedder reads
 
 
 class ChunksRequest(BaseModel):

@@ -137,8 +137,18 @@ def test_embeddings_naming_a_chat_model_is_a_bad_request(server: RunningServer) 
     message = caught.value.body["message"]
     assert "smollm2-135m-instruct-int8 is a chat model, not an embedding model" in message
     assert "This server embeds with all-minilm-l6-v2-int8" in message
-    with pytest.raises(openai.BadRequestError, match="embeds with all-minilm-l6-v2-int8, not 'no-such-model'"):
-        server.openai().embeddings.create(model="no-such-model", input="x")
+    with pytest.raises(openai.NotFoundError, match="embeds with all-minilm-l6-v2-int8, not 'no-such-model'"):
+        server.openai().embeddings.create(model="no-such-model", input="x")  # 404, as chat's unknown model
+
+
+def test_a_text_longer_than_the_embedder_reads_is_refused_unless_truncate_is_asked(server: RunningServer) -> None:
+    """2 MB was a 200 and the vector of its first 256 word pieces; OpenAI refuses such an input."""
+    long_text = "The harbour ferry leaves early. " * 200
+    client = server.openai()
+    with pytest.raises(openai.BadRequestError, match=r"input 1 has 1,\d{3} word pieces; .* reads at most 256"):
+        client.embeddings.create(model="default", input=["short", long_text])
+    cut = client.embeddings.create(model="default", input=long_text, extra_body={"truncate": True})
+    assert cut.usage.prompt_tokens == 256 and len(cut.data[0].embedding) == 384
 
 
 def test_a_path_as_model_loads_nothing_from_the_disk(server: RunningServer, tmp_path: Path) -> None:
@@ -297,3 +307,9 @@ def test_legacy_completions_answer_a_prompt_as_one_user_message(server: RunningS
     assert documents.choices[0].model_extra["sources"][0]["document"]["doc_metadata"]["file_name"] == "ferry.txt"
     with pytest.raises(openai.BadRequestError, match="one per request"):
         client.completions.create(model="default", prompt=["a", "b"], max_tokens=4)
+    # refused, not ignored (as chat's unsupported fields); an empty prompt was "the messages hold no text"
+    for field, value in (("echo", True), ("suffix", "x"), ("best_of", 3)):
+        with pytest.raises(openai.BadRequestError, match=f"{field}: {field} is not supported"):
+            client.completions.create(model="default", prompt="Hi", max_tokens=2, **{field: value})
+    with pytest.raises(openai.BadRequestError, match="the prompt is empty"):
+        client.completions.create(model="default", prompt=" ", max_tokens=2)
