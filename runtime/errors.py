@@ -315,6 +315,11 @@ class ServerAuthError(ServerError):
             "question; a changed PGPT_API_KEY needs a restart.")
 
 
+class ServerUsageError(ServerError, UsageError):
+    """The server refused what the client asked for (a collection, a model, a setting): a usage
+    error (exit 2), as the same mistake is without a server; its title is the server's own."""
+
+
 @dataclass(frozen=True)
 class UserMessage:
     """What the CLI prints and the TUI shows for an error: a title and one paragraph."""

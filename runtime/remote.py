@@ -18,12 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.errors import (Cancelled, PgptError, ServerAuthError, ServerBusyError, ServerError,
-                                 ServerUnreachableError)
+                                 ServerUnreachableError, ServerUsageError)
 from pgpt.runtime.llm.chat import ChatResult
 from pgpt.runtime.llm.sampling import SamplingOptions
 
 CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 600.0  # a long answer behind a full queue; the server sends its first chunk at once
+# How long a read may wait. pgpt-serve answers /v1/models and searches at once; a stream's headers
+# wait for its model to load, then a heartbeat comes each second; an upload's answer waits for
+# its indexing. A hung server or a dead SSH tunnel otherwise kept `chat` silent for 10 minutes.
+READ_TIMEOUT_S = 30.0
+STREAM_TIMEOUT_S = 300.0
+INDEXING_TIMEOUT_S = 600.0
+# Titles of pgpt-serve's errors that are the client's own mistake: exit 2, as without a server.
+USAGE_TITLES = ("Usage error", "Invalid request", "Invalid setting", "Model not found", "Model version not found")
 
 
 @dataclass(frozen=True)
@@ -93,8 +100,11 @@ class RemoteEngine:
         chat = next((m for m in chats if (m.get("default") if name == "default" else m["id"] == name)), None)
         if chat is None:
             served = ", ".join(m["id"] for m in chats) or "none"
-            raise ServerError(f"The server at {self.url} has no chat model {self.requested!r} (it has: {served}).",
-                              status=404, hint="Pick one of those with --model, or leave it out for the default.")
+            error = ServerUsageError(f"The server at {self.url} has no chat model {self.requested!r} (it has: "
+                                     f"{served}).", status=404,
+                                     hint="Pick one of those with --model, or leave it out for the default.")
+            error.title = "Model not found"
+            raise error
         return RemoteModel(f"{chat['id']}@{version or chat.get('version', '?')}", version or str(chat.get("version", "")))
 
     def stream(self, messages: list[dict[str, str]], options: SamplingOptions,
@@ -131,12 +141,13 @@ class RemoteEngine:
         ``doc_metadata.status`` added, updated, renamed or unchanged."""
         with open(path, "rb") as handle:
             data = self._request("POST", "/v1/ingest/file", files={"file": (path.name, handle)},
-                                 data={"collection": collection, "file_name": name or path.name})
+                                 data={"collection": collection, "file_name": name or path.name},
+                                 timeout=INDEXING_TIMEOUT_S)
         return dict(data["data"][0])
 
     def forget(self, doc_id: str) -> None:
         """Remove one document from the server's index (and its uploaded file)."""
-        self._request("DELETE", f"/v1/ingest/{doc_id}", expect_json=False)
+        self._request("DELETE", f"/v1/ingest/{doc_id}", expect_json=False, timeout=INDEXING_TIMEOUT_S)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -151,7 +162,12 @@ class RemoteEngine:
             raise unreachable(self.url, exc) from None
         if response.status_code >= 400:
             raise refused(self.url, response.status_code, response.text, response.headers.get("retry-after"))
-        return dict(response.json()) if expect_json else {}
+        if not expect_json:
+            return {}
+        try:
+            return dict(response.json())
+        except ValueError:  # a web server, but not pgpt-serve
+            raise not_pgpt_serve(self.url, response.status_code, response.text) from None
 
 
 class RemoteStream:
@@ -175,7 +191,7 @@ class RemoteStream:
         try:
             # the heartbeat: a line each second while the server has nothing to send (queued, a
             # documents answer drafted and checked), so that a cancel is seen within a second
-            with engine._http.stream("POST", "/v1/chat/completions", json=self._body,
+            with engine._http.stream("POST", "/v1/chat/completions", json=self._body, timeout=STREAM_TIMEOUT_S,
                                      headers={"X-Pgpt-Heartbeat": "1"}) as response:
                 if response.status_code >= 400:
                     response.read()
@@ -278,11 +294,40 @@ def unreachable(url: str, error: BaseException, during_answer: bool = False) -> 
     port = urllib.parse.urlsplit(url).port or 8642
     hint = (f"Start it with `pgpt-serve --port {port}` (or open the SSH tunnel: ssh -L {port}:127.0.0.1:{port} "
             "HOST), or unset PGPT_SERVER to run the model in this process.")
+    import httpx
+
+    reason = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
+        return ServerUnreachableError(
+            f"The server at {url} accepted the connection but sent nothing for {_seconds(error)}: it hangs, or a "
+            "tunnel or proxy in between lost the far end.",
+            hint=f"Check it on its machine (curl http://127.0.0.1:{port}/health), open the SSH tunnel again, or "
+                 "unset PGPT_SERVER to run the model in this process.")
     if during_answer:
         return ServerUnreachableError(f"The server at {url} closed the connection in the middle of the answer "
                                       f"({type(error).__name__}): it stopped or crashed.", hint=hint)
-    reason = " ".join(str(error).split()) or type(error).__name__
+    if url.startswith("https:") and "ssl" in reason.lower():  # pgpt-serve speaks plain HTTP
+        return ServerUnreachableError(f"The server at {url} does not speak HTTPS ({reason[:120]}).",
+                                      hint="pgpt-serve speaks plain HTTP: use http://; across networks reach it "
+                                           f"through an SSH tunnel (ssh -L {port}:127.0.0.1:{port} HOST).")
     return ServerUnreachableError(f"Nothing answers at {url} ({reason[:200]}).", hint=hint)
+
+
+def _seconds(error: BaseException) -> str:
+    """The read timeout that ran out, as '30 s' ('too long' when httpx does not say)."""
+    try:  # httpx raises RuntimeError for an error without its request
+        timeout = error.request.extensions.get("timeout", {}).get("read")  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        timeout = None
+    return f"{timeout:g} s" if isinstance(timeout, (int, float)) else "too long"
+
+
+def not_pgpt_serve(url: str, status: int, text: str) -> ServerError:
+    """A web server answered, but not as pgpt-serve does (its answers are JSON): its page was printed whole."""
+    page = "an HTML page" if "<html" in text[:2000].lower() else "text that is not JSON"
+    return ServerError(f"The server at {url} answered {status} with {page}: it is not pgpt-serve.",
+                       status=status, hint="Check the address and the port (pgpt-serve prints its own when it "
+                                           "starts: listening on http://HOST:PORT).")
 
 
 def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptError:
@@ -290,6 +335,8 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
     try:
         message = str(json.loads(text)["error"]["message"])
     except (ValueError, KeyError, TypeError):
+        if status not in (401, 403, 503):
+            return not_pgpt_serve(url, status, text)
         message = " ".join(text.split())[:300] or f"HTTP {status}"
     if status == 401:  # the hint says which key to set; the server's own text would say it again
         return ServerAuthError(f"The server at {url} refused the request (401): the API key is missing or wrong.",
@@ -306,7 +353,8 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
                                hint="Try again in a moment; if it is busy often, ask its operator to raise the "
                                     "limit the message names.")  # a client cannot raise it itself
     title, message = _server_title(message)
-    error = ServerError(f"The server at {url} answered {status}: {message}", status=status, hint="")
+    kind = ServerUsageError if title in USAGE_TITLES else ServerError  # exit 2, as without a server
+    error = kind(f"The server at {url} answered {status}: {message}", status=status, hint="")
     if title:  # the server's own title ("Usage error"), not "Server error: ... Usage error: ..."
         error.title = title
     return error

@@ -46,15 +46,21 @@ def test_collection_and_reading_options_reach_the_server(served: RunningServer, 
     collection and said nothing; --no-cache, which a server cannot honour for one client, is refused."""
     settings = client_settings(served, tmp_path)
     typo = client_cli(settings, "search", "ferry Tresco", "--collection", "defualt")
-    assert typo.returncode == 1 and "No documents are indexed in the collection 'defualt'" in typo.stderr
+    assert typo.returncode == 2 and "No documents are indexed in the collection 'defualt'" in typo.stderr
     assert "Collections here: default" in typo.stderr and "Traceback" not in typo.stderr
     right = client_cli(settings, "search", "ferry Tresco", "--collection", "default", "--json")
     assert right.returncode == 0 and json.loads(right.stdout)["results"][0]["source"].endswith("ferry.txt")
     asked = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--collection", "defualt", "-k", "1",
                        "--sentences", "0")
-    assert asked.returncode == 1 and "'defualt'" in asked.stderr, asked.stderr
-    uncached = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--no-cache")
-    assert uncached.returncode == 2 and "--no-cache" in uncached.stderr and "server" in uncached.stderr
+    assert asked.returncode == 2 and "'defualt'" in asked.stderr, asked.stderr  # a usage error, as without a server
+    listed = client_cli(settings, "docs", "--collection", "defualt")  # it said "no documents ... yet", exit 0
+    assert listed.returncode == 2 and "Collections there: default" in listed.stderr, listed.stderr
+    assert "pgpt-tui --server URL ingest PATH --collection defualt" in listed.stderr
+    for command in ("ask", "chat"):  # chat took the server's cached answer without a word
+        uncached = client_cli(settings, command, "When does the ferry to Tresco leave?", "--no-cache")
+        assert uncached.returncode == 2 and "--no-cache" in uncached.stderr and "server" in uncached.stderr
+    unknown = client_cli(settings, "chat", "Hi", "--model", "no-such-model")
+    assert unknown.returncode == 2 and "error: Model not found: The server at" in unknown.stderr, unknown.stderr
     body = {"messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True,
             "passages": 0}
     with served.http() as client:
@@ -203,3 +209,35 @@ def test_a_server_told_to_stop_mid_answer_ends_the_cli_answer_saying_so(served: 
     assert process.returncode == 1 and out.endswith("\n"), (out[-200:], err)
     assert err.startswith("error: Server stopping: The server at ") and "ended the answer" in err, err
     assert "answered 500" not in err and "Traceback" not in err
+
+
+def test_a_hung_server_a_web_page_and_https_each_get_their_own_paragraph(served: RunningServer,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that accepts and never answers kept `chat` silent for 10 minutes; another web server's
+    404 page was printed whole, and https:// to pgpt-serve's plain HTTP said "start pgpt-serve"."""
+    import http.server
+    import socket
+    import threading
+
+    from pgpt.runtime import remote
+    from pgpt.runtime.errors import ServerError, ServerUnreachableError
+
+    monkeypatch.setattr(remote, "READ_TIMEOUT_S", 1.0)
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        started = time.perf_counter()
+        with pytest.raises(ServerUnreachableError, match="accepted the connection but sent nothing for 1 s"):
+            remote.RemoteEngine(f"http://127.0.0.1:{hung.getsockname()[1]}")
+        assert time.perf_counter() - started < 10
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ServerError, match="answered 404 with an HTML page: it is not pgpt-serve") as caught:
+            remote.RemoteEngine(f"http://127.0.0.1:{web.server_address[1]}")
+        assert "<html" not in str(caught.value).lower() and "port" in caught.value.hint
+    finally:
+        web.shutdown()
+    with pytest.raises(ServerUnreachableError, match="does not speak HTTPS") as caught:
+        remote.RemoteEngine(served.url.replace("http:", "https:"), api_key=KEY)
+    assert "use http://" in caught.value.hint

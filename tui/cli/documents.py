@@ -236,11 +236,9 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     if settings.server:  # the server's documents, model and caches; it checks the answer too
         from pgpt.runtime.remote import connect
 
-        if args.no_cache:
-            from pgpt.runtime.errors import UsageError
+        from pgpt.tui.cli.inputs import refuse_no_cache_on_server
 
-            raise UsageError("--no-cache applies to answers made here; the server's caches serve all its clients.",
-                             hint="Leave out --no-cache, or ask without --server (PGPT_SERVER) to bypass them.")
+        refuse_no_cache_on_server(args.no_cache)
         remote = connect(settings, args.model)
         try:
             stream: Any = remote.ask(question, options, threading.Event(), collection=args.collection,

@@ -1,4 +1,5 @@
-"""Text arguments of the command line: ``-`` reads standard input; empty text is a usage error."""
+"""Text arguments of the command line: ``-`` reads standard input; empty text is a usage error.
+Also the options that mean nothing with a server."""
 
 from __future__ import annotations
 
@@ -31,3 +32,15 @@ def text_argument(value: str, what: str) -> str:
         raise UsageError(f"Nothing to do: the {what} is empty.",
                          hint=f"Give the {what} as an argument in quotes, or `-` to read it from standard input.")
     return text.strip() if value == STDIN else text
+
+
+def refuse_no_cache_on_server(no_cache: bool) -> None:
+    """``--no-cache`` with ``--server``: the server's caches serve all its clients, and `chat`
+    took a cached answer without a word while `ask` refused.
+
+    Raises:
+        UsageError: when ``no_cache`` is set.
+    """
+    if no_cache:
+        raise UsageError("--no-cache applies to answers made here; the server's caches serve all its clients.",
+                         hint="Leave out --no-cache, or run without --server (PGPT_SERVER) to bypass them.")

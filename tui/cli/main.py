@@ -152,7 +152,7 @@ def _settings(args: argparse.Namespace) -> Any:
 def _chat(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.chat import ChatEngine
     from pgpt.runtime.llm.sampling import SamplingOptions
-    from pgpt.tui.cli.inputs import text_argument
+    from pgpt.tui.cli.inputs import refuse_no_cache_on_server, text_argument
 
     prompt = text_argument(args.prompt, "prompt")
     options = SamplingOptions(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
@@ -160,6 +160,7 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
     if settings.server:  # the server keeps the model loaded; its cache serves every client
         from pgpt.runtime.remote import connect
 
+        refuse_no_cache_on_server(args.no_cache)
         engine: Any = connect(settings, args.model)
     else:
         engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)

@@ -111,7 +111,16 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
     finally:
         remote.close()
     if args.collection:
+        collections = sorted({str(d.get("collection", "")) for d in listed})
         listed = [d for d in listed if d.get("collection") == args.collection]
+        if not listed:  # as `docs` says without a server: "yet" and exit 0 hid the typo
+            from pgpt.runtime.errors import UsageError
+
+            raise UsageError(f"No documents are indexed in the collection {args.collection!r} on the server at "
+                             f"{settings.server}.",
+                             hint=f"Collections there: {', '.join(collections) or 'none yet'}. Leave out the "
+                                  f"collection to list them all, or add documents to it with `pgpt-tui --server URL "
+                                  f"ingest PATH --collection {args.collection}`.")
     if args.json:
         print(dumps_json({"documents": [{"path": d.get("path", d.get("file_name", "")), "doc_id": d["doc_id"],
                                          "collection": d.get("collection", ""), "chunks": d.get("chunks", 0),
