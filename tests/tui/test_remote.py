@@ -57,11 +57,13 @@ async def test_an_app_started_before_its_server_connects_on_the_next_question(se
         try:
             with second.http() as client:
                 client.post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": FERRY})
-            # typed in Chat mode (nothing was known), asked of the server's documents once it answers:
-            # it was answered by the model alone (an invented timetable) under a Documents prompt
+            # typed under "Chat with the model": answered in that mode, which stays, and the notice says
+            # the server has documents (it was asked of them and the mode changed under the question)
             await pilot.press(*"When does the ferry to Tresco leave?", "enter")
-            await wait_until(pilot, lambda: not app.answering and turns(app)[-1].kind in ("sources", "closest"))
-            assert app.engine is not None and turns(app)[1].text and app.mode == "docs"
+            await wait_until(pilot, lambda: not app.answering and turns(app)[-1].kind == "assistant"
+                             and bool(turns(app)[-1].text))
+            assert app.engine is not None and app.mode == "chat"
+            assert any("answered in Chat mode, as it was sent" in str(n.message) for n in app._notifications)
             line = status(app)  # within 78 columns (80 less the padding): no part cut off by the screen's edge
             assert line.startswith(f"server 127.0.0.1:{port} · smollm2-135m-instruct-") and len(line) <= 78
         finally:
@@ -252,7 +254,7 @@ async def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(serve
         # the server refuses a documents question itself (400), so every client hears it: the
         # CLI, the app and PrivateGPT's clients
         asked = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--json")
-        assert asked.returncode == 1 and asked.stdout == "" and "Traceback" not in asked.stderr
+        assert asked.returncode == 2 and asked.stdout == "" and "Traceback" not in asked.stderr  # was 1
         assert "answered 400" in asked.stderr and "Nothing is indexed yet on this server" in asked.stderr
         # one title, the server's own: not "Server error: ... answered 400: Usage error: ..."
         assert "Usage error" in asked.stderr and "Server error" not in asked.stderr

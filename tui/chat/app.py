@@ -162,12 +162,8 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
         self._chat.query_one("#ingest-progress", ProgressBar).display = self._ingesting()
         first = not self._loaded_once  # a model chosen later (F3) leaves the user's mode alone
         self._loaded_once = True
-        if first and self.library is not None and self.library.documents:
-            self._set_mode("docs")
-            if self._reply is not None and not self._mode_chosen:
-                # typed while nothing was known (a server not up yet): asked of the documents, as
-                # the mode now says, not answered by the model alone under a Documents prompt
-                self._reply_mode = "docs"
+        if first and self.library is not None and self.library.documents and self.mode != "docs":
+            self._documents_found()
         elif self.mode != "chat" and self.library is None:
             self._documents_unavailable()
         log.info("chat model %s loaded on %s", self.engine.model.info.name, self.engine.provider)
@@ -177,6 +173,18 @@ class ChatApp(PanelsMixin, WorkersMixin, App[int]):
             self.notify(clean_text(warning), title="Answer cache", severity="warning", timeout=10)
         if self._reply is not None:
             self._start_answer()
+
+    def _documents_found(self) -> None:
+        """A server reached only now has documents: Documents mode if nothing was asked yet, said
+        aloud. A question sent meanwhile keeps the mode it was sent in (a chat question typed under
+        "Chat with the model" was answered from the documents, and the mode changed under it)."""
+        if self._reply is None and not self.conversation and not self._mode_chosen:
+            self._set_mode("docs")
+            self.notify("The server has documents: questions are asked of them (Ctrl+R: Chat).",
+                        title="Documents mode", timeout=8)
+        elif not self._mode_chosen:
+            self.notify("The server has documents; this question is answered in Chat mode, as it was sent. "
+                        "Ctrl+R switches to Documents.", title="Documents", timeout=10)
 
     def _documents_unavailable(self) -> None:
         """The index could not be opened after all: Chat mode, said aloud (a queued question too)."""
