@@ -39,8 +39,18 @@ def version_of(manifest: dict[str, Any]) -> str:
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
-    """``name@version`` -> (name, version); ``name`` -> (name, '')."""
-    name, _, version = ref.partition("@")
+    """``name@version`` -> (name, version); ``name`` -> (name, '').
+
+    Raises:
+        UsageError: an ``@`` without a version after it ("name@" was taken as the active version).
+    """
+    name, at, version = ref.partition("@")
+    if at and not version.strip():
+        from pgpt.runtime.errors import UsageError
+
+        raise UsageError(f"{ref[:80]!r} has no version after the '@'.",
+                         hint="Write NAME@VERSION (a unique start of one, see `pgpt-tui models --versions NAME`), "
+                              "or NAME alone for its active version.")
     return name, version
 
 
@@ -209,6 +219,13 @@ def delete_version(settings: Settings, name: str, version: str) -> dict[str, Any
         raise UsageError(f"{name}@{chosen.version} is the active version of {name}.",
                          hint=f"Switch first (`pgpt-tui models --use {name}@VERSION` or `--rollback {name}`), or "
                               f"delete every version with `pgpt-tui models --delete {name}`.")
+    ref = f"{name}@{chosen.version}"
+    serving = [pool["pid"] for pool in _running_pools(settings) if ref in pool.get("loaded", [])]
+    if serving:  # its files went, the server went on answering with it and said 404 for it
+        raise UsageError(f"{name}@{chosen.version} is loaded by a running pgpt-serve (pid "
+                         f"{', '.join(map(str, serving))}), which answers requests with it.",
+                         hint="Delete it once the server has unloaded it (after its keep-alive, or restart the "
+                              "server); GET /v1/models lists what it holds.")
     deleted = chosen.summary()  # its size, while its files are there
     doomed = chosen.path.with_name(f".{chosen.version}.deleting-{os.getpid()}")
     os.replace(chosen.path, doomed)  # a hidden name is never listed, so a half-deleted one never looks usable
@@ -216,6 +233,12 @@ def delete_version(settings: Settings, name: str, version: str) -> dict[str, Any
     cache = settings.model_cache
     _write_history(cache, name, [v for v in _read_history(cache, name) if v != chosen.version])
     return deleted
+
+
+def _running_pools(settings: Settings) -> list[dict[str, Any]]:
+    from pgpt.runtime.llm.serving.status_file import running_pools
+
+    return running_pools(settings)
 
 
 def prune_versions(cache: Path, name: str, keep: int) -> list[str]:

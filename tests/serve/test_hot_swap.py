@@ -123,3 +123,10 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(tiny_server: Runn
     assert entry["version"] == broken and entry["switch_failed"]["version"] == broken
     assert "not a valid ONNX model" in entry["switch_failed"]["reason"]
     assert [v["version"] for v in entry["loaded_versions"] if v["serving"]] == [new]
+    # a kept version a request loaded: its files were deleted under the server, which served it on
+    # and answered 404 for it
+    old = tiny_versions[1][0]
+    assert _stream(client, f"{TINY_MODEL}@{old}")[0] == old
+    kept = _models_cli(settings, "--delete", f"{TINY_MODEL}@{old}")
+    assert kept.returncode == 2 and "is loaded by a running pgpt-serve" in kept.stderr, kept.stderr
+    assert (versions_folder(settings.model_cache, TINY_MODEL) / old).is_dir()

@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
     choice.add_argument("--versions", metavar="NAME", help="list the versions of NAME kept on disk")
     choice.add_argument("--rollback", metavar="NAME", help="make the version of NAME that was active before the "
                         "current one active again")
-    choice.add_argument("--delete", metavar="NAME", help="delete the exported model NAME (all its versions), "
+    choice.add_argument("--delete", metavar="NAME[@VERSION]", help="delete the exported model NAME (all its versions), "
                         "or NAME@VERSION: that one kept version")
     models.add_argument("--wait", type=non_negative_int, default=60, metavar="SECONDS",
                         help="with --use/--rollback: how long to wait for running servers to load the version "
@@ -92,8 +92,12 @@ def _report_servers(settings: Any, name: str, version: str, since: float, wait_s
 
 
 def _versions(settings: Any, args: argparse.Namespace) -> int:
+    from pgpt.runtime.errors import UsageError
     from pgpt.runtime.versions import list_versions
 
+    if "@" in args.versions:  # it said "There is no exported model called 'NAME@VERSION'"
+        raise UsageError(f"--versions takes a model's name, not {args.versions[:80]!r}.",
+                         hint=f"Run `pgpt-tui models --versions {args.versions.partition('@')[0]}`.")
     versions = [v.summary() for v in list_versions(settings, args.versions)]
     if args.json:
         print(json.dumps({"name": args.versions, "versions": versions}, indent=2))

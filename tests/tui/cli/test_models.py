@@ -59,6 +59,11 @@ def test_versions_use_and_rollback(tiny_settings: Settings, tiny_versions) -> No
     assert again.returncode == 2 and "no earlier version to roll back to" in again.stderr
     unknown = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@fff000")
     assert unknown.returncode == 2 and "Model version not found" in unknown.stderr and new in unknown.stderr
+    # "NAME@" was taken as the active version; --versions NAME@VERSION said "no exported model called ..."
+    empty = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@")
+    assert empty.returncode == 2 and "has no version after the '@'" in empty.stderr
+    listed_one = tui_cli(tiny_settings, "models", "--versions", f"{TINY_MODEL}@{old}")
+    assert listed_one.returncode == 2 and f"pgpt-tui models --versions {TINY_MODEL}`" in listed_one.stderr
 
 
 def test_a_damaged_version_is_refused_before_anything_switches(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
