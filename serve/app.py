@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -111,11 +112,46 @@ async def _validation_error(request: Any, error: Any) -> Any:
         message = ("The request body must be JSON sent with the header Content-Type: application/json "
                    "(curl: -H 'Content-Type: application/json').")
     else:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: "
-                             f"{str(e.get('msg', '')).removeprefix('Value error, ')}"
-                             for e in errors[:5])
-        message = f"Invalid request: {problems}."
+        message = f"Invalid request: {'; '.join(_problems(errors)[:5])}."
     return JSONResponse(error_payload(400, message), status_code=400)
+
+
+# pydantic names each branch of a union in the error's place ("input.list[list[int]]: Input should
+# be a valid list"): one line per field instead, in the words of JSON.
+_BRANCH = re.compile(r"(str|int|float|bool|list\[.*\]|dict\[.*\])")
+_JSON_NAMES = {"str": "a text", "int": "a whole number", "float": "a number", "bool": "true or false",
+               "list[str]": "a list of texts", "list[any]": "a list", "list[int]": "a list of numbers"}
+
+
+def _problems(errors: list[dict[str, Any]]) -> list[str]:
+    """One line per bad field: its place and what was wrong (a union's branches said once)."""
+    lines: dict[str, str] = {}
+    branches: dict[str, list[str]] = {}
+    given: dict[str, Any] = {}
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ())[1:]]
+        cut = next((i for i, part in enumerate(loc) if _BRANCH.fullmatch(part)), None)
+        if cut is None:
+            place = ".".join(loc) or "body"
+            lines.setdefault(place, f"{place}: {str(error.get('msg', '')).removeprefix('Value error, ')}")
+            continue
+        place = ".".join(loc[:cut]) or "body"
+        branches.setdefault(place, []).append(loc[cut])
+        if len(loc) == cut + 1:
+            given.setdefault(place, error.get("input"))
+        lines.setdefault(place, "")
+    for place, kinds in branches.items():
+        wanted = [_JSON_NAMES.get(kind, "an object" if kind.startswith("dict") else kind)
+                  for kind in dict.fromkeys(kinds)]
+        expected = ", ".join(wanted[:-1]) + f" or {wanted[-1]}" if len(wanted) > 1 else wanted[0]
+        lines[place] = f"{place} must be {expected} (got {_json_kind(given.get(place))})"
+    return list(lines.values())
+
+
+def _json_kind(value: Any) -> str:
+    return ("null" if value is None else "true or false" if isinstance(value, bool) else
+            "a number" if isinstance(value, (int, float)) else "a text" if isinstance(value, str) else
+            "a list" if isinstance(value, list) else "an object")
 
 
 class UnexpectedErrors:

@@ -192,6 +192,12 @@ async def ingest_file(request: Request, file: UploadFile = File(...), collection
 @router.post("/v1/ingest/text")
 async def ingest_text(body: IngestTextRequest, request: Request) -> dict[str, Any]:
     """PrivateGPT: index a text under a file name."""
+    # named as text, before it is stored: the readers' words are about files ("binary file")
+    if not body.text.strip():
+        raise InvalidRequestError("text is empty: there is nothing to index.", hint="Send the document's text.")
+    if "\x00" in body.text:
+        raise InvalidRequestError("text holds NUL characters, which no document text has (binary data?).",
+                                  hint="Send text; upload a binary document (PDF, .docx) to /v1/ingest/file.")
     chosen = _collection(body.collection or "", request.query_params.get("collection"), "body field")
     return await documents.ingest_text(service_of(request), body.file_name, body.text, chosen)
 

@@ -156,7 +156,7 @@ class EmbeddingsRequest(BaseModel):
     """``POST /v1/embeddings``."""
 
     model_config = ConfigDict(extra="ignore")
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[Any]  # token ids are named in the route: "input must be a text or a list of texts"
     model: str = "default"
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None

@@ -237,6 +237,9 @@ def test_an_upload_says_where_its_collection_was_read_and_takes_one_file(server:
     twice = http.post("/v1/ingest/text", params={"collection": "x"},
                       json={"file_name": "b.txt", "text": "Beta.", "collection": "y"})
     assert twice.status_code == 400 and "given twice" in twice.json()["error"]["message"]
+    for text, words in (("", "text is empty"), ("abc\x00def", "NUL characters")):  # were "binary file ... .docx"
+        refused = http.post("/v1/ingest/text", json={"file_name": "t.txt", "text": text})
+        assert refused.status_code == 400 and words in refused.json()["error"]["message"], refused.text
     for name in ("fe\u200brry.txt", "inv\u202etxt.exe"):  # shown as "ferry.txt" and "invexe.txt"
         refused = http.post("/v1/ingest/text", json={"file_name": name, "text": "Look-alike."})
         assert refused.status_code == 400 and "invisible" in refused.json()["error"]["message"], refused.text

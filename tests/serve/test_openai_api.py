@@ -124,7 +124,11 @@ def test_empty_embedding_inputs_and_an_empty_search_are_named(server: RunningSer
     cases = {("/v1/embeddings", '{"input": []}'): "input is an empty list",
              ("/v1/embeddings", '{"input": ["ferry", " "]}'): "input 1 is empty or only whitespace",
              ("/v1/embeddings", '{"input": ""}'): "input 0 is empty",
-             ("/v1/chunks", '{"text": "  "}'): "text is empty: there is nothing to search for"}
+             ("/v1/chunks", '{"text": "  "}'): "text is empty: there is nothing to search for",
+             # pydantic's union branches ("input.list[list[int]]: Input should be a valid list") said once
+             ("/v1/embeddings", '{"input": 123}'): "input must be a text or a list (got a number)",
+             ("/v1/embeddings", '{"input": [1, 2]}'): "token ids are not supported",
+             ("/v1/completions", '{"prompt": [1, 2]}'): "prompt must be a text or a list of texts (got a list)"}
     for (route, body), expected in cases.items():
         answer = http.post(route, content=body, headers={"Content-Type": "application/json"})
         assert answer.status_code == 400 and expected in answer.json()["error"]["message"], (route, answer.text)

@@ -95,10 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
 
+        from pgpt.runtime.errors import PgptError
+
         log = logging.getLogger("pgpt")
-        if log.hasHandlers():  # none before setup_logging (a bad setting): logging would print the traceback
-            log.exception("command failed")
         message = user_message(exc)
+        if log.hasHandlers():  # none before setup_logging (a bad setting): logging would print the traceback
+            if isinstance(exc, PgptError):  # a named cause (a bad key, a typo): a line, not a traceback each time
+                log.warning("command failed: %s (%s)", message.title, type(exc).__name__)
+            else:
+                log.exception("command failed")
         # Ctrl+C mostly lands mid-answer: the error starts its own line, not the answer's.
         start = "\n" if isinstance(exc, KeyboardInterrupt) and sys.stderr.isatty() else ""
         print(f"{start}error: {message.title}: {message.text}", file=sys.stderr)

@@ -64,6 +64,9 @@ def test_versions_use_and_rollback(tiny_settings: Settings, tiny_versions) -> No
     assert empty.returncode == 2 and "has no version after the '@'" in empty.stderr
     listed_one = tui_cli(tiny_settings, "models", "--versions", f"{TINY_MODEL}@{old}")
     assert listed_one.returncode == 2 and f"pgpt-tui models --versions {TINY_MODEL}`" in listed_one.stderr
+    # a named cause is a line of the log, not a traceback each time a user mistypes
+    log = (tiny_settings.home / "logs" / "pgpt.log").read_text()
+    assert "command failed: Usage error (UsageError)" in log and "Traceback" not in log
 
 
 def test_a_damaged_version_is_refused_before_anything_switches(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
