@@ -204,7 +204,7 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
         await asyncio.to_thread(stream.start)  # the cache, then the scheduler's queue
         return stream
     from pgpt.runtime.documents.answers import DEFAULT_PASSAGES, FOCUS_SENTENCES, AskStream
-    from pgpt.runtime.documents.retrieval import require_collection
+    from pgpt.runtime.documents.retrieval import require_collection, require_documents
 
     _check_room(lease)  # an answer from the documents submits after retrieval: look at the queue now
     filters = body.context_filter.docs_ids if body.context_filter else None
@@ -215,6 +215,7 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
                          hint="Add documents with POST /v1/ingest/file or /v1/ingest/text (or `pgpt-tui ingest "
                               "PATH` on the server's machine), or ask without use_context.")
     await asyncio.to_thread(require_collection, store, body.collection, ADD_TO_COLLECTION)
+    await asyncio.to_thread(require_documents, store, filters)
     return AskStream(engine, store, await service.embedder(), messages[-1]["content"], options,
                      collection=body.collection, k=body.passages or DEFAULT_PASSAGES, cancel=cancel,
                      sentences=FOCUS_SENTENCES if body.sentences is None else body.sentences, doc_ids=filters,

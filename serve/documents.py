@@ -213,12 +213,13 @@ async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: 
                  around: int, collection: str | None = None) -> dict[str, Any]:
     """The passages closest to ``text`` (PrivateGPT's ``/v1/chunks``), with their neighbours;
     ``collection`` (pgpt's own) searches that one only."""
-    from pgpt.runtime.documents.retrieval import neighbours, require_collection, search
+    from pgpt.runtime.documents.retrieval import neighbours, require_collection, require_documents, search
 
     store, embedder = await service.store(), await service.embedder()
 
     def run() -> list[dict[str, Any]]:
         require_collection(store, collection, ADD_TO_COLLECTION)
+        require_documents(store, doc_ids)
         found = []
         for hit in search(store, embedder, text, k=limit, collection=collection, per_document=limit,
                           doc_ids=doc_ids):

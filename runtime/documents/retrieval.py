@@ -84,6 +84,22 @@ def require_collection(store: DocumentStore, collection: str | None, how_to_add:
                           f"them all, or add documents to it with {how_to_add}.")
 
 
+def require_documents(store: DocumentStore, doc_ids: list[str] | None) -> None:
+    """Refuse a filter none of whose ids is indexed (PrivateGPT's ``context_filter``): a misspelled
+    id gave no passages and "not found", as if the documents did not say.
+
+    Raises:
+        RequestRefusedError: 404 naming the ids.
+    """
+    from pgpt.runtime.errors import RequestRefusedError
+
+    if not doc_ids or store.chunk_count(doc_ids=doc_ids):
+        return
+    shown = ", ".join(repr(d[:40]) for d in doc_ids[:3]) + (f" and {len(doc_ids) - 3} more" if len(doc_ids) > 3 else "")
+    raise RequestRefusedError(f"No document has the id {shown} (context_filter.docs_ids).", status=404,
+                              hint="GET /v1/ingest/list lists the documents and their ids.")
+
+
 def neighbours(store: DocumentStore, chunk_id: str, before: int, after: int) -> tuple[list[str], list[str]]:
     """The texts of up to ``before`` chunks before ``chunk_id`` and ``after`` after it, in document
     order (PrivateGPT's ``prev_next_chunks``); chunk ids are ``doc_id:position``."""

@@ -280,10 +280,12 @@ class DocumentStore:
             self.damaged_in_use = name
             return []
 
-    def chunk_count(self, collection: str | None = None) -> int:
-        """Chunks indexed (in ``collection`` when given), counted without reading them."""
+    def chunk_count(self, collection: str | None = None, doc_ids: list[str] | None = None) -> int:
+        """Chunks indexed (in ``collection``, of ``doc_ids`` when given), counted without reading them."""
         self.table.checkout_latest()
-        return self.table.count_rows(f"collection = {quote(collection)}" if collection else None)
+        where = ([f"collection = {quote(collection)}"] if collection else []) + \
+            ([f"doc_id IN ({', '.join(quote(d) for d in doc_ids)})"] if doc_ids else [])
+        return self.table.count_rows(" AND ".join(where) or None)
 
     def _rows(self, columns: list[str], collection: str | None, where: str = "") -> list[dict[str, Any]]:
         self.table.checkout_latest()

@@ -37,8 +37,13 @@ def test_text_in_list_chunks_answer_with_sources_then_delete(server: RunningServ
     assert "9:15" in chunks[0]["text"] and chunks[0]["object"] == "context.chunk"
     # page_label was left out for a file without pages: always there, null
     assert all(c["document"]["doc_metadata"]["page_label"] is None for c in chunks)
+    # an id that names no document: 404 (it was an empty list, and "not found" as an answer)
     elsewhere = http.post("/v1/chunks", json={"text": "ferry", "context_filter": {"docs_ids": ["no-such-id"]}})
-    assert elsewhere.json()["data"] == []
+    assert elsewhere.status_code == 404 and "No document has the id 'no-such-id'" in elsewhere.text
+    unknown = {"messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True,
+               "context_filter": {"docs_ids": ["no-such-id", "nor-this"]}}
+    answered = http.post("/v1/chat/completions", json=unknown)
+    assert answered.status_code == 404 and "'nor-this'" in answered.json()["error"]["message"]
 
     question = {"model": "default", "messages": [{"role": "user", "content": "When does the ferry to Tresco leave?"}],
                 "max_tokens": 24, "extra_body": {"use_context": True, "include_sources": True,
