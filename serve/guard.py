@@ -97,6 +97,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    if message.get("more_body"):  # before the 413 is sent (FastAPI's handler sends it)
+                        await _drain(receive, self.limit)
                     raise BodyTooLarge(413, self.message(), headers=CLOSE)
             return message
 
@@ -118,6 +120,26 @@ class BodyLimit:
 
     async def _refuse(self, send: Any) -> None:
         await send_error(send, 413, self.message(), "body_too_large", CLOSE)
+
+
+async def _drain(receive: Any, budget: int, seconds: float = 5.0) -> None:
+    """Read and drop what the client still sends, up to ``budget`` bytes or ``seconds``: closing
+    while it sends makes the kernel reset the connection, and the reset threw away the 413's JSON
+    (curl showed the status with no body). A client sending far more is cut off without it."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + seconds
+    while budget > 0:
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.01))
+        except asyncio.TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body"):
+            return
 
 
 class BodyTooLarge(HTTPException):

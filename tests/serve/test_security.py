@@ -167,6 +167,32 @@ def test_bodies_over_the_cap_get_413(keyed_server: RunningServer) -> None:
     assert small.status_code == 200
 
 
+def test_a_client_still_sending_past_the_cap_reads_the_413s_json(server: RunningServer) -> None:
+    """curl sends a chunked body without waiting for an answer: the server answered at the cap and
+    closed while bytes were still coming, the kernel reset the connection, and curl showed the 413
+    with no body. The server now reads the rest (up to the cap again) before it answers."""
+    import socket
+
+    # the tester's 34 MB against the default cap of 32 MB
+    body_chunks = [b'{"model": "default", "messages": [{"role": "user", "content": "'] + [b"z" * 2 ** 20] * 34
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n").encode()
+    received = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as connection:
+        try:  # like curl: Expect: 100-continue, then the whole body, the answer read after it
+            connection.sendall(head)
+            for chunk in body_chunks:
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            connection.sendall(b"0\r\n\r\n")
+            while part := connection.recv(65536):
+                received += part
+        except OSError:  # a reset: what was received before it is all there is
+            pass
+    received = received.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl's Expect: 100-continue
+    assert received.startswith(b"HTTP/1.1 413"), received[:200]
+    assert b'"body_too_large"' in received or b"--max-body-mb" in received, received[:600]
+
+
 def test_configured_cors_and_hosts_are_honoured(keyed_server: RunningServer) -> None:
     allowed = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
     response = httpx.options(keyed_server.url + "/v1/chat/completions", headers=allowed, timeout=30)
