@@ -163,7 +163,7 @@ def _server_url(raw: str) -> str:
                                "PGPT_API_KEY).")
     url = url.removesuffix("/v1")  # the base URL OpenAI's clients take; pgpt adds /v1 itself
     if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
-        raise ConfigError(f"PGPT_SERVER={raw!r} is not a server address.",
+        raise ConfigError(f"PGPT_SERVER (or --server) {raw[:120]!r} is not a server address.",
                           hint="Use http://HOST:PORT, e.g. http://127.0.0.1:8642.")
     return url
 

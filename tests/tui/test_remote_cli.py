@@ -59,6 +59,8 @@ def test_collection_and_reading_options_reach_the_server(served: RunningServer, 
     for command in ("ask", "chat"):  # chat took the server's cached answer without a word
         uncached = client_cli(settings, command, "When does the ferry to Tresco leave?", "--no-cache")
         assert uncached.returncode == 2 and "--no-cache" in uncached.stderr and "server" in uncached.stderr
+    chosen = client_cli(settings, "search", "ferry", "--embedder", "all-minilm-l6-v2-int8")  # it was ignored
+    assert chosen.returncode == 2 and "searches its own index with its own" in chosen.stderr, chosen.stderr
     unknown = client_cli(settings, "chat", "Hi", "--model", "no-such-model")
     assert unknown.returncode == 2 and "error: Model not found: The server at" in unknown.stderr, unknown.stderr
     body = {"messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True,

@@ -150,6 +150,13 @@ def _settings(args: argparse.Namespace) -> Any:
     if args.provider:
         settings = dataclasses.replace(settings, provider=args.provider)
     if getattr(args, "embedder", None):
+        if settings.server:  # it was ignored: the server searches its index with its own embedder
+            from pgpt.runtime.errors import UsageError
+
+            raise UsageError("--embedder chooses the embedding model of this machine's index; the server "
+                             f"at {settings.server} searches its own index with its own.",
+                             hint="Leave out --embedder (GET /v1/models names the server's), or run without "
+                                  "--server (PGPT_SERVER).")
         settings = dataclasses.replace(settings, embedder=args.embedder)
     return settings
 
