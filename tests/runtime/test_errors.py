@@ -108,21 +108,22 @@ def test_messages_never_carry_terminal_controls() -> None:
     assert e.user_message(e.UsageError("empty")).exit_code == 2
 
 
-@pytest.mark.parametrize("server_message, title, text", [
-    ("Usage error: Nothing is indexed yet on this server.", "Usage error", "answered 400: Nothing is indexed yet"),
-    ("Model not found: no model named 'x'.", "Model not found", "answered 400: no model named 'x'."),
-    ("Bad thing: the request had no body", "Server error", "answered 400: Bad thing: the request had no body"),
+@pytest.mark.parametrize("server_message, title, text, code", [
+    ("Usage error: Nothing is indexed yet on this server.", "Usage error", "answered 400: Nothing is indexed yet", 2),
+    ("Model not found: no model named 'x'.", "Model not found", "answered 400: no model named 'x'.", 2),
+    ("Bad thing: the request had no body", "Server error", "answered 400: Bad thing: the request had no body", 1),
 ])
-def test_a_servers_error_keeps_its_own_title_once(server_message: str, title: str, text: str) -> None:
+def test_a_servers_error_keeps_its_own_title_once(server_message: str, title: str, text: str, code: int) -> None:
     """pgpt-serve's messages start with the error table's title; the client shows that title once
-    ("Usage error", not "Server error: ... Usage error: ..."), and another server's text whole."""
+    ("Usage error", not "Server error: ... Usage error: ..."), and another server's text whole; the
+    client's own mistakes exit 2, as without a server."""
     import json
 
     from pgpt.runtime.remote import refused
 
     body = json.dumps({"error": {"message": server_message}})
     message = e.user_message(refused("http://127.0.0.1:8642", 400, body, None))
-    assert (message.title, message.exit_code) == (title, 1)
+    assert (message.title, message.exit_code) == (title, code)
     assert message.text.startswith("The server at http://127.0.0.1:8642 ") and text in message.text
     assert title not in message.text  # the title once, in its place
 
