@@ -291,11 +291,11 @@ def _source(chunk: dict[str, Any]) -> dict[str, Any]:
 
 def unreachable(url: str, error: BaseException, during_answer: bool = False) -> ServerError:
     """The error for a server that did not answer (or stopped answering); the hint names its port."""
+    import httpx
+
     port = urllib.parse.urlsplit(url).port or 8642
     hint = (f"Start it with `pgpt-serve --port {port}` (or open the SSH tunnel: ssh -L {port}:127.0.0.1:{port} "
             "HOST), or unset PGPT_SERVER to run the model in this process.")
-    import httpx
-
     reason = " ".join(str(error).split()) or type(error).__name__
     if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
         return ServerUnreachableError(
