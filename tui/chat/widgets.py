@@ -68,11 +68,13 @@ class ChatLog(VerticalScroll):
         return turn
 
     def show_from(self, turn: Turn) -> None:
-        """Scroll back so that ``turn`` starts the view when it went above it: a documents answer's
-        quotes and sources pushed the question and the answer's start off a 24-row screen."""
-        if turn.virtual_region.y < self.scroll_y:
-            self.release_anchor()  # the user's own scrolling, as PgUp would; the next turn anchors again
-            self.scroll_to_widget(turn, top=True, animate=False)
+        """Scroll so that ``turn`` starts the view (or as near as the content allows): a documents
+        answer's quotes and sources pushed the question and the answer's start off a 24-row screen.
+        Not only when it is above the view now: the new turns may not be laid out yet, and the
+        anchor then scrolled to the bottom after this looked (a test saw it once the app did less
+        work at load)."""
+        self.release_anchor()  # the user's own scrolling, as PgUp would; the next turn anchors again
+        self.scroll_to_widget(turn, top=True, animate=False)
 
 
 def provider_label(provider: str) -> str:
