@@ -240,9 +240,10 @@ def _check_room(lease: Any) -> None:
     """ServerBusyError now when the lease's scheduler could take no more work."""
     stats = lease.scheduler.stats()
     if stats.running >= stats.parallel and stats.queued >= stats.max_queue:
-        running = f"{stats.running} request{'s are' if stats.running != 1 else ' is'} running"
-        raise ServerBusyError(f"{running} (parallel={stats.parallel}) and {stats.queued} waiting "
-                              f"(max_queue={stats.max_queue}).", limit=f"max_queue={stats.max_queue}")
+        from pgpt.runtime.llm.serving.scheduler import busy_message
+
+        raise ServerBusyError(busy_message(stats.running + stats.queued, stats.parallel, stats.max_queue),
+                              limit=f"max_queue={stats.max_queue}")
 
 
 def _keep_alive(value: str | int | float | None) -> float | None:

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from pgpt.runtime.errors import InvalidRequestError, ModelNotFoundError
+from pgpt.runtime.errors import InvalidRequestError, ModelNotFoundError, RequestRefusedError
 from pgpt.serve import documents
 from pgpt.serve.completions import CompletionStream, complete, start_completion, until_disconnected
 from pgpt.serve.schemas import (ChatCompletionRequest, ChunksRequest, CompletionRequest, EmbeddingsRequest,
@@ -215,6 +215,14 @@ def _collection(given: str, query: str | None, field: str) -> str:
 async def ingest_list(request: Request) -> dict[str, Any]:
     """PrivateGPT: the indexed documents and their ids."""
     return await documents.list_documents(service_of(request))
+
+
+@router.delete("/v1/ingest")
+@router.delete("/v1/ingest/")  # an empty id was a 307 to /v1/ingest, then a 405
+async def ingest_delete_without_id() -> Response:
+    """No document named: a 404 that says what to send."""
+    raise RequestRefusedError("DELETE names no document: send DELETE /v1/ingest/{doc_id}.", status=404,
+                              hint="GET /v1/ingest/list lists the documents and their ids.")
 
 
 @router.delete("/v1/ingest/{doc_id}")

@@ -66,6 +66,9 @@ def test_text_in_list_chunks_answer_with_sources_then_delete(server: RunningServ
     assert doc["doc_id"] not in {d["doc_id"] for d in http.get("/v1/ingest/list").json()["data"]}
     missing = http.delete(f"/v1/ingest/{doc['doc_id']}")
     assert missing.status_code == 404 and "ingest/list" in missing.json()["error"]["message"]
+    for path in ("/v1/ingest/", "/v1/ingest"):  # an empty id was a 307 to /v1/ingest, then a 405
+        unnamed = http.delete(path)
+        assert unnamed.status_code == 404 and "DELETE /v1/ingest/{doc_id}" in unnamed.json()["error"]["message"]
 
 
 def test_a_pdf_upload_answers_with_file_and_page_streamed(server: RunningServer, tmp_path: Path) -> None:

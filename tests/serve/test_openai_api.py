@@ -189,6 +189,8 @@ def test_a_path_as_model_loads_nothing_from_the_disk(server: RunningServer, tmp_
     # no max_tokens and no room left: it said "max_tokens is 1", which nobody had asked for
     ({"messages": [{"role": "user", "content": "word " * 4200}]}, 400, ["leaves no room for an answer", "4096"]),
     ({"messages": [{"role": "user", "content": ""}]}, 400, ["no text"]),
+    # it was a 404 saying 'default' is no exported model and is the active one
+    ({"model": "default@abc123"}, 400, ["'default' follows the active chat model and takes no version"]),
     ({"messages": [{"role": "user", "content": None}]}, 400, ["no text"]),
     ({"messages": [{"role": "system", "content": " "}, {"role": "user", "content": [{"type": "text", "text": "\n"}]}]},
      400, ["no text"]),

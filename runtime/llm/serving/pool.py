@@ -127,6 +127,12 @@ class ModelPool(HotSwapMixin):
             ServerBusyError: ``max_loaded`` models are loaded and all are in use.
         """
         follow_default = ref in ("", "default")
+        if ref.startswith("default@"):  # it said "no exported model called 'default' ... 'default' is its active one"
+            from pgpt.runtime.errors import UsageError
+
+            raise UsageError(f"{ref[:80]!r}: 'default' follows the active chat model and takes no version.",
+                             hint="Name the model with its version (NAME@VERSION: GET /v1/models lists them), or "
+                                  "ask for 'default' alone.")
         name, version = parse_ref(self._default_name() if follow_default else ref)
         while True:
             with self._lock:

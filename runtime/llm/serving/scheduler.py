@@ -166,10 +166,10 @@ class Scheduler:
             if running + len(self._waiting) >= self.parallel + self.config.max_queue:
                 # one total: a request that waits for its prompt to be read holds no slot yet, so
                 # "1 running (parallel=4) and 19 waiting (max_queue=16)" read as a contradiction
-                raise ServerBusyError(
-                    f"It holds {running + len(self._waiting)} request(s), as many as it takes (parallel="
-                    f"{self.parallel} answered at once, max_queue={self.config.max_queue} waiting).",
-                    limit=f"max_queue={self.config.max_queue}", retry_after_s=self.config.retry_after_s)
+                held = running + len(self._waiting)
+                raise ServerBusyError(busy_message(held, self.parallel, self.config.max_queue),
+                                      limit=f"max_queue={self.config.max_queue}",
+                                      retry_after_s=self.config.retry_after_s)
             self._waiting.append(sequence)
             self._lock.notify_all()
         return generation
@@ -399,3 +399,9 @@ class Scheduler:
     def _count(self, key: str, amount: int) -> None:
         with self._lock:
             self._counts[key] += amount
+
+
+def busy_message(held: int, parallel: int, max_queue: int) -> str:
+    """What a full scheduler says (chat and documents answers alike)."""
+    return (f"It holds {held} request{'' if held == 1 else 's'}, as many as it takes (parallel={parallel} "
+            f"answered at once, max_queue={max_queue} waiting).")
