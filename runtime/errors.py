@@ -320,6 +320,11 @@ class ServerUsageError(ServerError, UsageError):
     error (exit 2), as the same mistake is without a server; its title is the server's own."""
 
 
+# Exit 2: the user named something wrong (a setting, a usage, a model name), as for bad arguments
+# (an answer length that cannot fit after even a short prompt is a bad --max-tokens).
+USER_MISTAKES = (ConfigError, UsageError, ModelNotFoundError, AnswerTooLongError)
+
+
 @dataclass(frozen=True)
 class UserMessage:
     """What the CLI prints and the TUI shows for an error: a title and one paragraph."""
@@ -350,9 +355,7 @@ def user_message(error: BaseException) -> UserMessage:
         text = str(error)
         if error.hint:
             text = f"{text} {error.hint}"
-        # 2: the user named something wrong (a setting, a usage, a model name), as for bad arguments
-        # (an answer length that cannot fit after even a short prompt is a bad --max-tokens)
-        wrong = isinstance(error, (ConfigError, UsageError, ModelNotFoundError, AnswerTooLongError))
+        wrong = isinstance(error, USER_MISTAKES)
         # 130: stopped by the user, as a shell reports a Ctrl-C (128 + SIGINT)
         return _safe(error.title, text, 2 if wrong else 130 if isinstance(error, Cancelled) else 1,
                      http_status(error))
@@ -370,6 +373,17 @@ def user_message(error: BaseException) -> UserMessage:
         "Unexpected error",
         f"{type(error).__name__}: {_describe(error)} This is a bug in pgpt; the log file has details.",
     )
+
+
+def usage_titles() -> frozenset[str]:
+    """The titles of USER_MISTAKES: a pgpt-serve message with one is the client's own mistake."""
+    classes, titles = list(USER_MISTAKES), set()
+    while classes:
+        kind = classes.pop()
+        if not issubclass(kind, ServerError):  # ServerUsageError carries the server's title, not its own
+            titles.add(kind.title)
+        classes += kind.__subclasses__()
+    return frozenset(titles)
 
 
 def known_titles() -> frozenset[str]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import (Cancelled, PgptError, ServerAuthError, ServerBusyError, ServerError,
-                                 ServerUnreachableError, ServerUsageError)
+from pgpt.runtime.errors import (Cancelled, ModelNotFoundError, PgptError, ServerAuthError, ServerBusyError,
+                                 ServerError, ServerUnreachableError, ServerUsageError, usage_titles)
 from pgpt.runtime.llm.chat import ChatResult
 from pgpt.runtime.llm.sampling import SamplingOptions
 
@@ -29,8 +29,6 @@ CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
 STREAM_TIMEOUT_S = 300.0
 INDEXING_TIMEOUT_S = 600.0
-# Titles of pgpt-serve's errors that are the client's own mistake: exit 2, as without a server.
-USAGE_TITLES = ("Usage error", "Invalid request", "Invalid setting", "Model not found", "Model version not found")
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,7 @@ class RemoteEngine:
             error = ServerUsageError(f"The server at {self.url} has no chat model {self.requested!r} (it has: "
                                      f"{served}).", status=404,
                                      hint="Pick one of those with --model, or leave it out for the default.")
-            error.title = "Model not found"
+            error.title = ModelNotFoundError.title
             raise error
         return RemoteModel(f"{chat['id']}@{version or chat.get('version', '?')}", version or str(chat.get("version", "")))
 
@@ -353,7 +351,7 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
                                hint="Try again in a moment; if it is busy often, ask its operator to raise the "
                                     "limit the message names.")  # a client cannot raise it itself
     title, message = _server_title(message)
-    kind = ServerUsageError if title in USAGE_TITLES else ServerError  # exit 2, as without a server
+    kind = ServerUsageError if title in usage_titles() else ServerError  # exit 2, as without a server
     error = kind(f"The server at {url} answered {status}: {message}", status=status, hint="")
     if title:  # the server's own title ("Usage error"), not "Server error: ... Usage error: ..."
         error.title = title

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Callable
 
 from pgpt.runtime.errors import RequestRefusedError
+from pgpt.runtime.sanitize import strip_controls
 from pgpt.serve.completions import ADD_TO_COLLECTION
 from pgpt.serve.sources import context_chunk, shown_path
 from pgpt.serve.service import Service
@@ -78,16 +79,10 @@ def _part_problem(part: str) -> str:
             "it has a '..' or '.' part" if base in (".", "..") else
             "it is hidden (a part starts with '.')" if base.startswith(".") else
             "it holds control characters" if _CONTROL.search(base) else
-            # shown without them, "fe\u200brry.txt" was a second "ferry.txt" that `forget ferry.txt` missed
-            "it holds invisible or direction-changing characters" if _invisible(base) else
+            # what the one sanitizer hides from display: "fe\u200brry.txt" was shown as a second
+            # "ferry.txt" that `forget ferry.txt` missed
+            "it holds invisible or direction-changing characters" if strip_controls(base) != base else
             "a part is longer than 255 bytes" if len(base.encode()) > 255 else "")
-
-
-def _invisible(text: str) -> bool:
-    """Whether ``text`` holds Unicode format characters (zero-width spaces, bidi overrides, tags)."""
-    import unicodedata
-
-    return any(unicodedata.category(c) == "Cf" for c in text)
 
 
 def _upload_target(service: Service, name: str | None, collection: str) -> Path:

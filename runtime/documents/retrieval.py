@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pgpt.runtime.documents.store import DocumentStore, quote
+from pgpt.runtime.documents.store import DocumentStore, quote, where_clause
 
 CANDIDATES_PER_LEG = 10  # times k
 VECTOR_WEIGHT = 0.5  # the cosine's share of the fused score; the rest is BM25
@@ -52,7 +52,7 @@ def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collecti
     store.table.checkout_latest()
     if not query.strip() or not store.table.count_rows() or doc_ids == []:
         return []
-    where = _where(collection, doc_ids)
+    where = where_clause(collection, doc_ids)
     wanted = k * CANDIDATES_PER_LEG
     vector = embedder.embed([query])[0] if query_vector is None else query_vector
     legs = [_vector_leg(store, vector, wanted, where)]
@@ -114,13 +114,6 @@ def neighbours(store: DocumentStore, chunk_id: str, before: int, after: int) -> 
             .select(["chunk_id", "text"]).limit(len(wanted)).to_list())
     texts = {int(r["chunk_id"].rpartition(":")[2]): r["text"] for r in rows}
     return ([texts[i] for i in sorted(texts) if i < index], [texts[i] for i in sorted(texts) if i > index])
-
-
-def _where(collection: str | None, doc_ids: list[str] | None) -> str | None:
-    filters = [f"collection = {quote(collection)}"] if collection else []
-    if doc_ids:
-        filters.append(f"doc_id IN ({', '.join(quote(d) for d in doc_ids)})")
-    return " AND ".join(filters) or None
 
 
 def _vector_leg(store: DocumentStore, vector: Any, limit: int, where: str | None) -> list[dict[str, Any]]:

@@ -87,6 +87,14 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def where_clause(collection: str | None, doc_ids: list[str] | None) -> str | None:
+    """The LanceDB filter for one collection and some documents (None: every chunk)."""
+    filters = [f"collection = {quote(collection)}"] if collection else []
+    if doc_ids:
+        filters.append(f"doc_id IN ({', '.join(quote(d) for d in doc_ids)})")
+    return " AND ".join(filters) or None
+
+
 @contextmanager
 def writing(folder: Path, action: str = "Writing the document index") -> Iterator[None]:
     """Turn a failed write (disk full, read-only, permissions) into the StorageError naming ``folder``."""
@@ -283,9 +291,7 @@ class DocumentStore:
     def chunk_count(self, collection: str | None = None, doc_ids: list[str] | None = None) -> int:
         """Chunks indexed (in ``collection``, of ``doc_ids`` when given), counted without reading them."""
         self.table.checkout_latest()
-        where = ([f"collection = {quote(collection)}"] if collection else []) + \
-            ([f"doc_id IN ({', '.join(quote(d) for d in doc_ids)})"] if doc_ids else [])
-        return self.table.count_rows(" AND ".join(where) or None)
+        return self.table.count_rows(where_clause(collection, doc_ids))
 
     def _rows(self, columns: list[str], collection: str | None, where: str = "") -> list[dict[str, Any]]:
         self.table.checkout_latest()
