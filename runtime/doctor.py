@@ -20,7 +20,7 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
     from pgpt.runtime.hub.download import hub_cache_dir
     from pgpt.runtime.hub.token import find_token
 
-    from pgpt.runtime.documents.store import index_state
+    from pgpt.runtime.documents.index_folder import index_state
     from pgpt.runtime.llm.answer_cache import cache_state
     from pgpt.runtime.llm.session import cpu_summary, cuda_unavailable_reason, ort_conflict
     from pgpt.runtime.models import damaged_models, list_models

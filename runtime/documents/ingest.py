@@ -36,7 +36,8 @@ from pgpt.runtime.documents.chunking import chunk_sections
 from pgpt.runtime.documents.discovery import collect_files, fs_reason, split_unreadable
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.readers import Section
-from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore, writer_lock
+from pgpt.runtime.documents.index_folder import writer_lock
+from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore
 from pgpt.runtime.errors import Cancelled, StorageError, UsageError
 from pgpt.runtime.settings import Settings
 

@@ -1,4 +1,4 @@
-"""The document index: one LanceDB table of chunks with their vectors, and its writer lock.
+"""The document index: one LanceDB table of chunks with their vectors.
 
 Every change to one document is one LanceDB commit (``merge_insert`` that inserts the new
 chunks and deletes the old ones together), so a kill at any moment leaves each document fully
@@ -15,27 +15,23 @@ read-only folder) become StorageError naming the folder.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
-from pgpt.runtime.storage_faults import storage_fault
+from pgpt.runtime.documents.index_folder import (
+    ACTIVE, TABLE, active_table, index_dir, write_atomically, writing,
+)
+from pgpt.runtime.errors import IndexModelMismatchError
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
 if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks index_has_data at start
     import numpy as np
 
-TABLE = "chunks"  # the table's name until the first re-index; then active.json names it
-ACTIVE = "active.json"
 # How documents are read and cut into chunks. Version 2: PDF paragraphs (running headers, footers
 # and hyphenation undone), headings in plain text and setext Markdown, definition-list terms as
 # headings, short sibling sections packed together. An index of another version is re-chunked by
@@ -77,11 +73,6 @@ def _records(rows: list[dict[str, Any]]) -> list[DocumentRecord]:
     return sorted(found.values(), key=lambda d: (d.collection, d.path))
 
 
-def index_dir(settings: Settings) -> Path:
-    """Where the index lives: ``PGPT_HOME/index``."""
-    return settings.home / "index"
-
-
 def quote(value: str) -> str:
     """A SQL string literal for LanceDB filters (single quotes doubled)."""
     return "'" + value.replace("'", "''") + "'"
@@ -93,87 +84,6 @@ def where_clause(collection: str | None, doc_ids: list[str] | None) -> str | Non
     if doc_ids:
         filters.append(f"doc_id IN ({', '.join(quote(d) for d in doc_ids)})")
     return " AND ".join(filters) or None
-
-
-@contextmanager
-def writing(folder: Path, action: str = "Writing the document index") -> Iterator[None]:
-    """Turn a failed write (disk full, read-only, permissions) into the StorageError naming ``folder``."""
-    try:
-        yield
-    except Exception as exc:
-        fault = storage_fault(exc, folder, action)
-        if fault is None:
-            raise
-        raise fault from exc
-
-
-def active_table(folder: Path) -> str:
-    """The name of the table readers use (see the module docstring)."""
-    try:
-        name = json.loads((folder / ACTIVE).read_text(encoding="utf-8")).get("table")
-    except FileNotFoundError:
-        return TABLE
-    except (OSError, ValueError, AttributeError):
-        return TABLE  # damaged: `doctor` says so; the first table is the best guess
-    return name if isinstance(name, str) and name.startswith(TABLE) else TABLE
-
-
-def index_has_data(settings: Settings) -> bool:
-    """Whether anything was ever written to the index, looked up without opening it (fast: no LanceDB)."""
-    folder = index_dir(settings)
-    data = folder / f"{active_table(folder)}.lance" / "data"
-    try:
-        return any(data.iterdir())
-    except OSError:
-        return False
-
-
-def index_state(settings: Settings) -> str:
-    """What `doctor` says about the document index: its size and full-text index, or what is wrong.
-
-    Reads only (no embedding model needed): the active table's rows and documents, tables a
-    killed re-index left behind, and whether everything can be read.
-    """
-    import lancedb
-
-    folder = index_dir(settings)
-    if not folder.is_dir():
-        return f"{folder}: empty (nothing ingested yet)"
-    name = active_table(folder)
-    try:
-        db = lancedb.connect(str(folder))
-        tables = db.list_tables().tables
-        if name not in tables:
-            return f"{folder}: empty (nothing ingested yet)"
-        table = db.open_table(name)
-        rows = table.count_rows()
-        documents = len({row["doc_id"] for row in table.search().select(["doc_id"]).limit(max(rows, 1)).to_list()})
-        text_index = any(i.index_type == "FTS" for i in table.list_indices())
-    except Exception as exc:  # any failure to read it is what doctor is for
-        return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); move it aside "
-                f"(mv {folder} {folder}.damaged) and add your documents again with `pgpt-tui ingest PATH...`")
-    stale = [t for t in tables if t.startswith(TABLE) and t != name]
-    notes = "" if text_index or not rows else ", full-text index missing (the next ingest builds it)"
-    if stale and (writer := _writer(folder)):
-        notes += f", a re-index or ingestion is running ({writer})"
-    elif stale:
-        notes += f", {len(stale)} unfinished re-index table(s) (the next ingest drops them)"
-    writable = "" if os.access(folder, os.W_OK) else ", NOT writable (ingest cannot add documents)"
-    return f"{folder}: ok, {documents} documents, {rows} chunks{notes}{writable}"
-
-
-def _writer(folder: Path) -> str:
-    """Who holds the index's writer lock ("pid N"), or "" when nobody does (looked at, not taken)."""
-    try:
-        with open(folder / ".writer.lock", "r", encoding="utf-8") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return handle.read().strip() or "another process"
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    except OSError:
-        pass
-    return ""
 
 
 class DocumentStore:
@@ -353,7 +263,7 @@ class DocumentStore:
         table is dropped."""
         assert self.rebuilding, "only a re-index publishes a table"
         with writing(self.folder):
-            _write_atomically(self.folder / ACTIVE, json.dumps({"table": self.name}))
+            write_atomically(self.folder / ACTIVE, json.dumps({"table": self.name}))
             self.rebuilding = False
             self._pointer = self._pointer_stamp()
         if self.damaged_in_use:
@@ -400,44 +310,3 @@ class DocumentStore:
     def has_text_index(self) -> bool:
         """Whether full-text search can run (the index exists once something was ingested)."""
         return any(i.index_type == "FTS" for i in self.table.list_indices())
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file (fsynced, then renamed); no temporary is left behind."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def writer_lock(settings: Settings) -> Iterator[None]:
-    """Hold the index's writer lock; a second writer gets IngestLockedError at once."""
-    folder = index_dir(settings)
-    with writing(folder, "Locking the document index for writing"):
-        ensure_private_dir(folder)
-        handle = open(folder / ".writer.lock", "a+", encoding="utf-8")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise IngestLockedError(f"Another ingestion ({holder}) is writing to the document index.") from None
-        with writing(folder, "Locking the document index for writing"):
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
-        yield
-    finally:
-        try:
-            handle.close()  # closing releases the lock, also when the process is killed
-        except OSError:
-            pass  # the pid did not fit on a full disk: the lock is released all the same

@@ -189,7 +189,7 @@ def test_unsafe_names_are_refused_not_cut_and_plain_folders_are_kept(server: Run
 
 
 def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: RunningServer) -> None:
-    code = ("import sys, time\nfrom pgpt.runtime.settings import Settings\nfrom pgpt.runtime.documents.store import "
+    code = ("import sys, time\nfrom pgpt.runtime.settings import Settings\nfrom pgpt.runtime.documents.index_folder import "
             "writer_lock\nwith writer_lock(Settings.from_env()):\n    print('locked', flush=True)\n    time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], env=cli_env(server.settings), stdout=subprocess.PIPE,
                               text=True)

@@ -271,7 +271,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
 def _require_documents(settings: Any, command: str = "ask") -> None:
     """Refuse a question or a search when nothing is indexed, before any model loads: "not found"
     or no results would suggest the user's documents were searched and do not say."""
-    from pgpt.runtime.documents.store import index_has_data
+    from pgpt.runtime.documents.index_folder import index_has_data
 
     if not index_has_data(settings):
         raise _nothing_indexed(settings, command)

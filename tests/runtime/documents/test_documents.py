@@ -10,7 +10,8 @@ import pytest
 
 from pgpt.runtime.documents.chunking import chunk_sections
 from pgpt.runtime.documents.readers import Section, decode_text
-from pgpt.runtime.documents.store import DocumentStore, writer_lock
+from pgpt.runtime.documents.index_folder import writer_lock
+from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
 from pgpt.runtime.documents.ingest import ingest, open_store
 from pgpt.runtime.models import DEFAULT_EMBEDDER

@@ -16,7 +16,7 @@ import pytest
 
 from pgpt.runtime.documents.ingest import ingest, open_store
 from pgpt.runtime.documents.retrieval import search
-from pgpt.runtime.documents.store import ACTIVE, TABLE, index_dir
+from pgpt.runtime.documents.index_folder import ACTIVE, TABLE, index_dir
 from pgpt.runtime.settings import Settings
 from support import cli_env
 
@@ -126,7 +126,7 @@ def test_doctor_tells_a_running_reindex_from_an_unfinished_one(settings: Setting
     """During a live --reindex doctor said "1 unfinished re-index table(s) (the next ingest drops them)"."""
     import os
 
-    from pgpt.runtime.documents.store import index_state, writer_lock
+    from pgpt.runtime.documents.index_folder import index_state, writer_lock
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

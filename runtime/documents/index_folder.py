@@ -1,0 +1,151 @@
+"""The document index's folder: where it lives, which table readers use, its writer lock, and its state.
+
+``PGPT_HOME/index`` holds LanceDB tables; ``active.json`` names the one readers use (``chunks``
+when it is absent) and is replaced atomically when a re-index finishes. One writer at a time holds
+``.writer.lock`` (an flock, released by the kernel when its process dies); readers never take it.
+Everything here works without opening the table or loading an embedder (the app's start and
+`doctor` ask these questions); the table itself is ``store.DocumentStore``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pgpt.runtime.errors import IngestLockedError
+from pgpt.runtime.settings import Settings, ensure_private_dir
+from pgpt.runtime.storage_faults import storage_fault
+
+TABLE = "chunks"  # the table's name until the first re-index; then active.json names it
+ACTIVE = "active.json"
+
+
+def index_dir(settings: Settings) -> Path:
+    """Where the index lives: ``PGPT_HOME/index``."""
+    return settings.home / "index"
+
+
+@contextmanager
+def writing(folder: Path, action: str = "Writing the document index") -> Iterator[None]:
+    """Turn a failed write (disk full, read-only, permissions) into the StorageError naming ``folder``."""
+    try:
+        yield
+    except Exception as exc:
+        fault = storage_fault(exc, folder, action)
+        if fault is None:
+            raise
+        raise fault from exc
+
+
+def active_table(folder: Path) -> str:
+    """The name of the table readers use (see the module docstring)."""
+    try:
+        name = json.loads((folder / ACTIVE).read_text(encoding="utf-8")).get("table")
+    except FileNotFoundError:
+        return TABLE
+    except (OSError, ValueError, AttributeError):
+        return TABLE  # damaged: `doctor` says so; the first table is the best guess
+    return name if isinstance(name, str) and name.startswith(TABLE) else TABLE
+
+
+def index_has_data(settings: Settings) -> bool:
+    """Whether anything was ever written to the index, looked up without opening it (fast: no LanceDB)."""
+    folder = index_dir(settings)
+    data = folder / f"{active_table(folder)}.lance" / "data"
+    try:
+        return any(data.iterdir())
+    except OSError:
+        return False
+
+
+def index_state(settings: Settings) -> str:
+    """What `doctor` says about the document index: its size and full-text index, or what is wrong.
+
+    Reads only (no embedding model needed): the active table's rows and documents, tables a
+    killed re-index left behind, and whether everything can be read.
+    """
+    import lancedb
+
+    folder = index_dir(settings)
+    if not folder.is_dir():
+        return f"{folder}: empty (nothing ingested yet)"
+    name = active_table(folder)
+    try:
+        db = lancedb.connect(str(folder))
+        tables = db.list_tables().tables
+        if name not in tables:
+            return f"{folder}: empty (nothing ingested yet)"
+        table = db.open_table(name)
+        rows = table.count_rows()
+        documents = len({row["doc_id"] for row in table.search().select(["doc_id"]).limit(max(rows, 1)).to_list()})
+        text_index = any(i.index_type == "FTS" for i in table.list_indices())
+    except Exception as exc:  # any failure to read it is what doctor is for
+        return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); move it aside "
+                f"(mv {folder} {folder}.damaged) and add your documents again with `pgpt-tui ingest PATH...`")
+    stale = [t for t in tables if t.startswith(TABLE) and t != name]
+    notes = "" if text_index or not rows else ", full-text index missing (the next ingest builds it)"
+    if stale and (writer := _writer(folder)):
+        notes += f", a re-index or ingestion is running ({writer})"
+    elif stale:
+        notes += f", {len(stale)} unfinished re-index table(s) (the next ingest drops them)"
+    writable = "" if os.access(folder, os.W_OK) else ", NOT writable (ingest cannot add documents)"
+    return f"{folder}: ok, {documents} documents, {rows} chunks{notes}{writable}"
+
+
+def _writer(folder: Path) -> str:
+    """Who holds the index's writer lock ("pid N"), or "" when nobody does (looked at, not taken)."""
+    try:
+        with open(folder / ".writer.lock", "r", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return handle.read().strip() or "another process"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        pass
+    return ""
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file (fsynced, then renamed); no temporary is left behind."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def writer_lock(settings: Settings) -> Iterator[None]:
+    """Hold the index's writer lock; a second writer gets IngestLockedError at once."""
+    folder = index_dir(settings)
+    with writing(folder, "Locking the document index for writing"):
+        ensure_private_dir(folder)
+        handle = open(folder / ".writer.lock", "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IngestLockedError(f"Another ingestion ({holder}) is writing to the document index.") from None
+        with writing(folder, "Locking the document index for writing"):
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+        yield
+    finally:
+        try:
+            handle.close()  # closing releases the lock, also when the process is killed
+        except OSError:
+            pass  # the pid did not fit on a full disk: the lock is released all the same

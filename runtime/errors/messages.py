@@ -1,0 +1,140 @@
+"""The one table that turns any error into a user message: a title, one paragraph, an exit code and an HTTP status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgpt.runtime.errors.kinds import (
+    AnswerTooLongError, Cancelled, ConfigError, ContextLengthError, DiskFullError, EngineClosedError,
+    IndexModelMismatchError, IngestLockedError, ModelLoadError, ModelNotFoundError, PgptError, RequestRefusedError,
+    ServerBusyError, ServerError, ServerStoppingError, StorageError, UsageError,
+)
+
+# Exit 2: the user named something wrong (a setting, a usage, a model name), as for bad arguments
+# (an answer length that cannot fit after even a short prompt is a bad --max-tokens).
+USER_MISTAKES = (ConfigError, UsageError, ModelNotFoundError, AnswerTooLongError)
+
+
+@dataclass(frozen=True)
+class UserMessage:
+    """What the CLI prints and the TUI shows for an error: a title and one paragraph."""
+
+    title: str
+    text: str
+    exit_code: int = 1
+    http_status: int = 500
+
+
+INDEX_DAMAGED = "Index damaged"
+# Not `ingest --reindex` alone: it can carry no document of an unreadable table over (it moves the
+# table aside and indexes only the paths given); the moved folder keeps every earlier version.
+INDEX_DAMAGED_HINT = ("`pgpt-tui doctor` names its folder. Move that folder aside (mv FOLDER FOLDER.damaged: nothing "
+                      "is deleted) and add your documents again with `pgpt-tui ingest PATH...`.")
+
+
+def user_message(error: BaseException) -> UserMessage:
+    """Map any error to a title and one paragraph naming the cause and the next step.
+
+    Args:
+        error: The exception that reached the user interface.
+
+    Returns:
+        The message to show. Never contains a traceback.
+    """
+    if isinstance(error, PgptError):
+        text = str(error)
+        if error.hint:
+            text = f"{text} {error.hint}"
+        wrong = isinstance(error, USER_MISTAKES)
+        # 130: stopped by the user, as a shell reports a Ctrl-C (128 + SIGINT)
+        return _safe(error.title, text, 2 if wrong else 130 if isinstance(error, Cancelled) else 1,
+                     http_status(error))
+    from pgpt.runtime.storage_faults import storage_fault  # it builds this module's errors
+
+    fault = storage_fault(error, getattr(error, "filename", None) or "")
+    if fault is not None:
+        return user_message(fault)
+    for kind, title, hint in _FOREIGN_ERRORS:
+        if isinstance(error, kind):
+            return _safe(title, f"{_describe(error)} {hint}".strip(), 130 if kind is KeyboardInterrupt else 1)
+    if str(error).lower().startswith("lance error"):  # a table file cut short (a crash, a full disk)
+        return _safe(INDEX_DAMAGED, f"The document index cannot be read ({_describe(error)}) {INDEX_DAMAGED_HINT}")
+    return _safe(
+        "Unexpected error",
+        f"{type(error).__name__}: {_describe(error)} This is a bug in pgpt; the log file has details.",
+    )
+
+
+def usage_titles() -> frozenset[str]:
+    """The titles of USER_MISTAKES: a pgpt-serve message with one is the client's own mistake."""
+    classes, titles = list(USER_MISTAKES), set()
+    while classes:
+        kind = classes.pop()
+        if not issubclass(kind, ServerError):  # ServerUsageError carries the server's title, not its own
+            titles.add(kind.title)
+        classes += kind.__subclasses__()
+    return frozenset(titles)
+
+
+def known_titles() -> frozenset[str]:
+    """Every title the error table can give (what a pgpt-serve error message starts with)."""
+    classes, titles = [PgptError], {"Unexpected error", INDEX_DAMAGED, *(title for _, title, _ in _FOREIGN_ERRORS)}
+    while classes:
+        kind = classes.pop()
+        titles.add(kind.title)
+        classes += kind.__subclasses__()
+    return frozenset(titles)
+
+
+def _safe(title: str, text: str, exit_code: int = 1, status: int = 500) -> UserMessage:
+    """Messages often quote file names, which may hold terminal escapes: one sanitizer for all."""
+    from pgpt.runtime.sanitize import strip_controls
+
+    return UserMessage(strip_controls(title), " ".join(strip_controls(text).split()), exit_code, status)
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status pgpt-serve answers with for ``error`` (500 for anything unexpected)."""
+    status = getattr(error, "status", None)
+    if isinstance(error, RequestRefusedError) and isinstance(status, int):
+        return status
+    return next((code for kind, code in _HTTP_STATUSES if isinstance(error, kind)), 500)
+
+
+def _describe(error: BaseException) -> str:
+    from pgpt.runtime.sanitize import strip_controls
+
+    text = " ".join(strip_controls(str(error)).split())
+    if len(text) > 400:
+        text = text[:397] + "..."
+    if text and text[-1] not in ".!?":
+        text += "."
+    return text
+
+
+_FOREIGN_ERRORS: list[tuple[type[BaseException], str, str]] = [
+    (KeyboardInterrupt, "Interrupted", "Stopped by the user; nothing was left half-written (a download keeps "
+                                       "its partial file: the same command resumes it)."),
+    (PermissionError, "Permission denied", "Check the folder's owner and mode, or choose another folder."),
+    (FileNotFoundError, "File not found", "Check the path and run the command again."),
+    (MemoryError, "Out of memory", "Close other programs or use a smaller model or a narrower type."),
+    (OSError, "System error", "Check free disk space and permissions of the data folders (pgpt-tui doctor)."),
+]
+
+# HTTP statuses of pgpt-serve, first match wins: the caller's mistakes are 4xx, the server's 5xx.
+_HTTP_STATUSES: list[tuple[type[BaseException], int]] = [
+    (ContextLengthError, 400),
+    (ConfigError, 400),
+    (UsageError, 400),
+    (ModelNotFoundError, 404),
+    (IngestLockedError, 409),
+    (IndexModelMismatchError, 409),
+    (Cancelled, 499),  # the client closed the connection (nginx's code); nobody reads the answer
+    (ServerBusyError, 503),
+    (EngineClosedError, 503),  # the model unloaded under the request: a retry loads it again
+    (ServerStoppingError, 503),
+    (ModelLoadError, 503),
+    (ServerError, 502),
+    (DiskFullError, 507),  # Insufficient Storage: the server's disk, not the request
+    (StorageError, 503),  # a read-only or forbidden data folder on the server
+]

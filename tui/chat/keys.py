@@ -1,0 +1,83 @@
+"""The chat app's key actions: stop an answer, start a new chat, switch modes, copy, scroll; and which are live."""
+
+from __future__ import annotations
+
+from textual.widgets import Input
+
+from pgpt.tui.chat.library import MODES
+from pgpt.tui.chat.widgets import ChatLog, Turn
+
+CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest"}
+
+
+class KeysMixin:
+    """Mixed into ChatApp, whose state (engine, mode, reply, conversation) these actions change."""
+
+    def action_stop(self) -> None:
+        """Stop the answer being written; what was written stays, marked (stopped)."""
+        if self._reply is None:
+            return
+        self._cancel.set()
+        if self.engine is None:  # still waiting for the model: nothing runs yet
+            self._reply.show("", "(stopped)")
+            self._close_reply("")
+            self._set_status("Loading model…", "stopped")
+
+    def action_new_chat(self) -> None:
+        """Forget the conversation (stopping any answer) and start an empty one."""
+        self._cancel.set()
+        self._reply_id += 1
+        self._reply = None
+        self.conversation = []
+        self.saved = None
+        self._chat.query_one(ChatLog).remove_children()
+        self._set_status(self._model_label() if self.engine else "Loading model…")
+        self._chat.query_one("#prompt", Input).focus()
+        self.refresh_bindings()
+
+    def action_cycle_mode(self) -> None:
+        """Documents -> Chat -> Search; Documents and Search need the document index."""
+        if self.answering:
+            self.notify("Wait for the answer (or press Esc) before switching modes.", severity="warning")
+            return
+        self._mode_chosen = True
+        order = list(MODES)
+        mode = order[(order.index(self.mode) + 1) % len(order)]
+        if mode != "chat" and self.library is None:
+            self.notify("Documents and Search need the embedding model (pgpt-export --default).",
+                        severity="warning")
+            mode = "chat"
+        self._set_mode(mode)
+
+    def action_copy_answer(self) -> None:
+        """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH)."""
+        answer = self._last_answer()
+        if answer:
+            self.copy_to_clipboard(answer)
+            self.notify(f"Copied the last answer ({len(answer)} characters).", timeout=3)
+
+    def _last_answer(self) -> str:
+        if not self.screen_stack:  # bindings are checked once before the first screen exists
+            return ""
+        answers = [t.text for t in self._chat.query(Turn) if t.kind == "assistant" and t.text]
+        return answers[-1] if answers else ""
+
+    def action_scroll_log(self, pages: int) -> None:
+        """Scroll the conversation a page up (-1) or down (1) without leaving the input."""
+        chat_log = self._chat.query_one(ChatLog)
+        if pages < 0:
+            chat_log.scroll_page_up()
+        else:
+            chat_log.scroll_page_down()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out Stop while nothing is being answered; scroll keys belong to dialogs when open."""
+        if action in CHAT_ACTIONS and len(self.screen_stack) > 1:
+            return False  # hidden on the panels: they act on the chat, which is not in view
+        if action == "stop":
+            return True if self.answering else None
+        if action == "copy_answer":
+            return True if self._last_answer() else None
+        if action == "stop_ingest":
+            return True if self._ingesting() else None
+        return True
