@@ -90,8 +90,16 @@ async def _http_error(request: Any, error: Any) -> Any:
 
     from pgpt.serve.errors import error_payload
 
-    return JSONResponse(error_payload(error.status_code, str(error.detail)), status_code=error.status_code,
+    detail = str(error.detail)
+    if error.status_code == 400 and detail in _MULTIPART_FAULTS:  # Starlette's words alone name no next step
+        detail = (f"The upload's multipart form cannot be read ({detail.rstrip('.')}): a part's header is malformed "
+                  "or longer than the form parser reads (a file name must be at most 255 bytes). Send the file as "
+                  "the form field 'file' under a plain name (curl -F file=@report.pdf).")
+    return JSONResponse(error_payload(error.status_code, detail), status_code=error.status_code,
                         headers=getattr(error, "headers", None))
+
+
+_MULTIPART_FAULTS = ("Invalid multipart data.", "Missing boundary in multipart.")
 
 
 async def _validation_error(request: Any, error: Any) -> Any:
