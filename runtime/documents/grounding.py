@@ -162,8 +162,9 @@ def key_facts(text: str) -> set[str]:
     too, words or not (`~`, `YY`, `dehumanize`): a model that answers with an operator or a format
     token states a fact. Dashes around a span go (`--branch` is the option a manual may call "branch").
     """
-    facts = set(_NUMBER.findall(text)) | {span.strip(" -").lower() for span in _CODE_SPAN.findall(text)
-                                          if span.strip(" -")}
+    # `tqdm.write()` names the function a source calls as tqdm.write("Done"): empty parentheses go
+    facts = set(_NUMBER.findall(text)) | {span.strip(" -").removesuffix("()").lower()
+                                          for span in _CODE_SPAN.findall(text) if span.strip(" -").removesuffix("()")}
     facts |= {"".join(option).lower() for option in _OPTION.findall(text)}  # "--xz", "-J" ("-cover" is a value)
     for sentence in split_sentences(text):
         for index, match in enumerate(_WORD.finditer(sentence)):

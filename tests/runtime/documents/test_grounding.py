@@ -101,6 +101,19 @@ def test_a_statement_the_model_repeats_is_answered_once(embedder) -> None:  # ty
     assert result.text == "The launch code of project Zephyr is 7341. [1]"
 
 
+def test_a_function_named_with_empty_parentheses_is_found_where_the_source_calls_it(embedder) -> None:  # type: ignore[no-untyped-def]
+    """The right draft "use the `tqdm.write()` method" was dropped as invented: the sources call
+    tqdm.write("Done task %i") and speak of "a .write() method", never "tqdm.write()" itself."""
+    sentences = [SourceSentence(1, "tqdm.rst", 0, text) for text in (
+        "To write messages in the terminal without any collision with the bar display, a .write() method is provided:",
+        '# Print using tqdm class method .write() sleep(0.1) if not (i % 3): tqdm.write("Done task %i" % i)',
+        "Uses file.write(str) and file.flush() methods.")]
+    result = grounder_over(embedder, "How do I print messages while a tqdm progress bar is running?", sentences).check(
+        "To print messages without breaking the progress bar, you can use the `tqdm.write()` method.", abstained=False)
+    assert result.kind == "answer" and "`tqdm.write()`" in result.text, (result.kind, result.text, result.measures)
+    assert "tqdm.write" in key_facts("Use `tqdm.write()`.") and "tqdm.write()" not in key_facts("Use `tqdm.write()`.")
+
+
 def test_code_fences_of_a_draft_never_reach_the_answer(embedder) -> None:  # type: ignore[no-untyped-def]
     """A small model wraps what it read in a fence; the marker ("```python") went into the answer
     with the line after it, supported by a source that mentions Python: "```python launch(7341) [1]"."""
