@@ -28,7 +28,8 @@ TITLE_CHARS = 60
 
 @dataclass
 class Conversation:
-    """What the chat shows (``turns``: kind + text) and what the model is sent (``context``)."""
+    """What the chat shows (``turns``: kind + text, and the dim mark after it where one was shown)
+    and what the model is sent (``context``)."""
 
     id: str
     created: float
@@ -111,7 +112,7 @@ def load_conversation(settings: Settings, conversation_id: str) -> Conversation:
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
         conversation = Conversation(**{k: data[k] for k in ("id", "created", "updated", "mode", "model")},
-                                    turns=_pairs(data["turns"], "kind", "text"),
+                                    turns=_pairs(data["turns"], "kind", "text", "mark"),
                                     context=_pairs(data["context"], "role", "content"))
     except FileNotFoundError:
         raise PgptError(f"There is no saved conversation {conversation_id}.",
@@ -133,11 +134,14 @@ def _checked(conversation_id: str) -> str:
     return conversation_id
 
 
-def _pairs(items: Any, key: str, value: str) -> list[dict[str, str]]:
-    """Validate a list of two-string records (a hand-edited or foreign file fails here, whole)."""
+def _pairs(items: Any, key: str, value: str, optional: str = "") -> list[dict[str, str]]:
+    """Validate a list of two-string records, with an ``optional`` third string kept where present
+    (a hand-edited or foreign file fails here, whole)."""
     if not isinstance(items, list):
         raise TypeError("not a list")
     for item in items:
-        if not (isinstance(item, dict) and isinstance(item.get(key), str) and isinstance(item.get(value), str)):
+        if not (isinstance(item, dict) and isinstance(item.get(key), str) and isinstance(item.get(value), str)
+                and isinstance(item.get(optional, ""), str)):
             raise TypeError(f"an entry lacks {key}/{value}")
-    return [{key: item[key], value: item[value]} for item in items]
+    return [{key: item[key], value: item[value], **({optional: item[optional]} if item.get(optional) else {})}
+            for item in items]

@@ -11,6 +11,7 @@ from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
+from pgpt.runtime.conversations import load_conversation
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp, Turn
@@ -86,6 +87,12 @@ async def test_escape_stops_a_running_answer_and_keeps_the_partial_text(settings
         assert "(stopped)" in str(answer.render())
         assert status(app).endswith("stopped")
         assert app.conversation[-1] == {"role": "assistant", "content": answer.text}
+        # saved with its mark, so that the chat reopened from F5 says so too (it read as a whole answer)
+        saved = load_conversation(settings, app.saved.id)
+        assert saved.turns[-1]["mark"] == "(stopped)"
+        app.open_conversation(saved)
+        await pilot.pause()
+        assert turns(app)[1].mark == "(stopped)" and "(stopped)" in str(turns(app)[1].render())
 
         app.sampling = SamplingOptions(max_new_tokens=8)  # still answers after a cancel
         await ask(pilot, "Hi")
@@ -180,10 +187,14 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         app.sampling = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
         await pilot.press(*"Tell me everything about project Zephyr.", "enter")
         await wait_until(pilot, lambda: bool(app.answering and turns(app)[-1].text))
-        await pilot.press("escape")  # Esc stops a document answer too, keeping its text
+        await pilot.press("escape")  # Esc stops a document answer too
         await wait_until(pilot, lambda: not app.answering, timeout=30)
+        # the draft, never checked against the documents, is not left on screen as if it were the
+        # answer (it was, marked only "(stopped)", and saved as an answer without the mark)
         stopped = [t for t in turns(app) if t.kind == "assistant"][-1]
-        assert stopped.mark == "(stopped)" and stopped.text.strip()
+        assert stopped.text == "" and stopped.mark == "(stopped before the answer was checked against your documents)"
+        saved = load_conversation(settings, app.saved.id).turns[-1]
+        assert saved == {"kind": "assistant", "text": "", "mark": stopped.mark}
         app.sampling = SamplingOptions(max_new_tokens=24)
         await pilot.press("ctrl+r")
         assert app.mode == "chat"

@@ -244,6 +244,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
 
         note = cut_note(message.result)
         mark = "(stopped)" if message.stopped else f"({note})" if note else ""
+        if message.stopped and self._reply_mode == "docs":  # a draft is checked only once it is whole
+            answer, mark = "", "(stopped before the answer was checked against your documents)"
         if details is not None and details["kind"] == "quote":
             mark = "(quoted: the model's own answer was not supported by the sources)"
         elif details is not None and details["kind"] == "not_found" and drafted_an_answer(self._reply.text):

@@ -114,7 +114,8 @@ class PanelsMixin:
         """Write the conversation to disk after each answer (a lost SSH session loses nothing)."""
         from pgpt.runtime.conversations import new_conversation, save_conversation
 
-        turns = [{"kind": t.kind, "text": t.text} for t in self._chat.query(Turn) if t.kind in SAVED_KINDS]
+        turns = [{"kind": t.kind, "text": t.text, **({"mark": t.mark} if t.mark else {})}
+                 for t in self._chat.query(Turn) if t.kind in SAVED_KINDS]
         if not turns:
             return
         if self.saved is None:
@@ -132,8 +133,8 @@ class PanelsMixin:
         self.saved = saved
         self.conversation = [dict(m) for m in saved.context]
         chat_log = self._chat.query_one(ChatLog)
-        for turn in saved.turns:
-            chat_log.add_turn(turn["kind"], turn["text"])
+        for turn in saved.turns:  # with its mark: "(stopped)", "(cut at the 256-token limit)"
+            chat_log.add_turn(turn["kind"], turn["text"]).show(turn["text"], turn.get("mark", ""))
         if saved.mode == "chat" or self.library is not None:
             self._set_mode(saved.mode)
         self.action_show_screen("chat")
