@@ -107,9 +107,31 @@ async def test_a_missing_chosen_model_says_to_run_the_export(tmp_path: Path) -> 
         await wait_until(pilot, lambda: bool(app.load_error), timeout=30)
         (notice,) = turns(app)
         assert notice.kind == "notice" and "pgpt-export --default" in notice.text
+        assert "PGPT_MODEL names a model that is not exported" in notice.text  # where the name came from
         assert status(app) == "No chat model loaded"
         await pilot.press(*"hello", "enter")  # refused with a notification, nothing crashes
         assert not app.answering and len(turns(app)) == 1
+
+
+async def test_choosing_a_model_on_f3_replaces_a_pgpt_model_that_names_none(settings: Settings) -> None:
+    """With PGPT_MODEL naming no model, F3 said "... is now the chat model; the chat is loading it",
+    and the chat failed again on PGPT_MODEL's name: there was no way out inside the app."""
+    import dataclasses
+
+    from pgpt.runtime.models import chat_model_name
+    from pgpt.tui.chat.messages import ModelChanged
+
+    app = ChatApp(dataclasses.replace(settings, model="no-such-model"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.load_error), timeout=30)
+        (notice,) = turns(app)
+        assert "PGPT_MODEL" in notice.text and "F3" in notice.text and "all-minilm" in notice.text
+        name = chat_model_name(settings)  # what F3 writes as the active model, then announces
+        app.post_message(ModelChanged(name))
+        await wait_until(pilot, lambda: app.engine is not None, timeout=60)
+        assert app.engine.model.info.name == name and app.settings.model == ""
+        await ask(pilot, QUESTION)
+        assert turns(app)[-1].kind == "assistant" and turns(app)[-1].text
 
 
 async def test_a_pasted_text_keeps_all_its_lines_and_loses_its_control_characters(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from pgpt.tui.chat.library import (MODES, DocumentLibrary, describe_closest, des
 from pgpt.tui.chat.keys import KeysMixin
 from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick,
                                     ServerState)
-from pgpt.tui.chat.panels import PanelsMixin
+from pgpt.tui.chat.panels import PANELS, PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
 from pgpt.tui.chat.widgets import ChatLog, PromptInput, Turn, describe_result, fit_status, provider_label
 
@@ -213,6 +213,10 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             self._close_reply(self._reply.text)
         if self.settings.server:  # a client asks the server for the model of that name
             self.server_model = message.name
+        elif self.settings.model:  # PGPT_MODEL would win over the choice just made (F3 said "loading it")
+            self.notify(f"PGPT_MODEL={self.settings.model} is set in the environment; your choice replaces it "
+                        "until pgpt-tui starts again.", timeout=8)
+            self._forget_model_variable()
         old, self.engine, self.load_error = self.engine, None, ""
         if old is not None and self._answer_running:  # a stopping answer still holds it: closed when that answer ends
             self._retired = old
@@ -353,9 +357,20 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             self._set_mode("docs")
         self.refresh_bindings()
 
+    def _forget_model_variable(self) -> None:
+        """Load the configured active model from now on (the panels' settings too), not PGPT_MODEL's."""
+        import dataclasses
+
+        self.settings = dataclasses.replace(self.settings, model="")
+        for name in PANELS:
+            if self.is_screen_installed(name):
+                self.get_screen(name).settings = self.settings
+
     def _model_unavailable(self, error: BaseException) -> None:
         message = user_message(error)
-        if isinstance(error, ModelNotFoundError):
+        if isinstance(error, ModelNotFoundError) and self.settings.model:  # PGPT_MODEL's name: F3 overrides it
+            text = f"{message.text} Or press F3 (Models): Enter on an exported chat model loads it."
+        elif isinstance(error, ModelNotFoundError):
             text = f"{error} Run `pgpt-export --default` to export the default models, then start pgpt-tui again."
         else:
             text = f"{message.title}: {message.text}"
