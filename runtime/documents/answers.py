@@ -48,6 +48,7 @@ DEFAULT_PASSAGES = 3
 # prompt is about half as long. 5 sentences: 0.40 / 0.20; 12: 0.43 / 0.17. `ask --sentences 0`
 # shows whole passages (a bigger chat model may use them better).
 FOCUS_SENTENCES = 8
+PASSAGE_ROOM = 320  # tokens: one chunk (about 256) and its <source> markup; a question leaves room for it
 MIN_SIMILARITY = 0.25  # cosine of question and best passage below which nothing counts as relevant
 # Measured with all-MiniLM-L6-v2 on normalized questions (lower case, no punctuation): rewordings
 # score 0.99-1.0 ("of"/"for", "whats", a missing "?"), while questions that differ in one fact
@@ -243,7 +244,10 @@ class AskStream:
         """A question that leaves no room for the passages and the answer is refused before it is
         embedded and searched: a 4 MB `ask -` took 39 s and 2 GB to end in "not found"."""
         model = self.engine.model
-        room = model.max_context - self.options.max_new_tokens - 256  # as _fit: the template and answer
+        # the prompt holds the question twice (before and after the sources) and needs room for the
+        # template, the answer and one passage at least: a question under the old limit (the context
+        # less the answer) overflowed the model with 9,068 tokens
+        room = (model.max_context - self.options.max_new_tokens - 256 - PASSAGE_ROOM) // 2
         if len(self.question) * 4 <= room:  # a byte-level token holds at least a quarter of a character
             return
         if len(self.question) > 8 * model.max_context:  # tokenizing megabytes takes seconds too
@@ -256,15 +260,17 @@ class AskStream:
         from pgpt.runtime.errors import ContextLengthError
 
         raise ContextLengthError(
-            f"The question has {size}, but {model.holds(model.max_context)} and the passages and the answer need "
-            f"room: a documents question may have up to {room:,} tokens.",
+            f"The question has {size}, but {model.holds(model.max_context)}, which must take the question twice "
+            f"(before and after the passages), the passages and the answer: a documents question may have up to "
+            f"{room:,} tokens.",
             hint="Shorten the question; to ask about a long text, save it as a file and ingest it.")
 
     def _fit(self, hits: list[Hit]) -> list[Hit]:
         """The passages, best first, that fit the context with room for the answer."""
         model = self.engine.model
         budget = model.max_context - self.options.max_new_tokens - 256  # the template and question
-        used, spent = [], len(model.tokenize(SYSTEM_PROMPT + self.instructions + self.question)) + self.turn_tokens
+        question = len(model.tokenize(self.question))  # read twice: before and after the sources
+        used, spent = [], len(model.tokenize(SYSTEM_PROMPT + self.instructions)) + 2 * question + self.turn_tokens
         for hit in hits:
             cost = len(model.tokenize(hit.text)) + 24
             if spent + cost > budget:

@@ -134,6 +134,18 @@ async def test_choosing_a_model_on_f3_replaces_a_pgpt_model_that_names_none(sett
         assert turns(app)[-1].kind == "assistant" and turns(app)[-1].text
 
 
+async def test_a_long_question_is_shown_cut_but_kept_whole(tmp_path: Path) -> None:
+    """A pasted 24 KB question filled the conversation with dozens of rows."""
+    app = ChatApp(Settings(home=tmp_path / "home", model_cache=tmp_path / "empty", model="no-such-model"))
+    async with app.run_test(size=SIZE) as pilot:
+        question = "[b]Why?[/b] " * 500  # markup in it stays text
+        turn = app.query_one(ChatLog).add_turn("user", question)
+        await pilot.pause()
+        shown = str(turn.render())
+        assert turn.text == question and "(and 4,800 more characters)" in shown and "[b]Why?[/b]" in shown
+        assert len(shown) < 1300
+
+
 async def test_a_pasted_text_keeps_all_its_lines_and_loses_its_control_characters(tmp_path: Path) -> None:
     """A tester pasted "Summarise this:\nThe ferry leaves at noon.\n..." and the prompt kept only its first line."""
     from textual import events

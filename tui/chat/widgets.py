@@ -35,8 +35,14 @@ class Turn(Static):
         self._refresh_text()
 
     def _refresh_text(self) -> None:
-        body = self.markup or (clean_text(self.text) if self.text else "[dim]…[/]")
+        text, more = self.text, ""
+        if self.kind == "user" and len(text) > QUESTION_SHOWN:  # a pasted 24 KB question filled screens
+            text, more = text[:QUESTION_SHOWN], f" [dim italic](and {len(text) - QUESTION_SHOWN:,} more characters)[/]"
+        body = self.markup or (clean_text(text) + more if text else "[dim]…[/]")
         self.update(f"{body} [dim italic]{clean_text(self.mark)}[/]" if self.mark else body)
+
+
+QUESTION_SHOWN = 1200  # characters of a question the conversation shows (all of it is asked and saved)
 
 
 class PromptInput(Input):
