@@ -361,10 +361,10 @@ async def test_the_first_start_tip_chooses_a_bigger_model_already_exported(setti
         (tip,) = [str(w.render()) for w in app.query(".tip").results(Static)]
     assert "qwen2.5-1.5b-instruct-int4 (1.54B weights) is already exported" in " ".join(tip.split())
     assert "pgpt-tui models --use qwen2.5-1.5b-instruct-int4" in tip and "pgpt-export" not in tip
-    assert "F3 (Models)" in tip and "Ctrl+P lists every key" in tip
+    assert "F3 (Models)" in tip and "F1 lists the keys" in tip
     serving_it = dataclasses.replace(settings, model="qwen2.5-1.5b-instruct-int4")  # PGPT_MODEL
     assert first_start_tip(serving_it) == ("Tip: F2 (Setup) stores your token and checks the network; F4 adds "
-                                           "documents; Ctrl+P lists every key.")
+                                           "documents; F1 lists the keys.")
 
 
 async def test_a_damaged_config_file_is_named_in_the_chat_and_left_as_it_is(settings: Settings) -> None:

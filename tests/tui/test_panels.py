@@ -15,6 +15,7 @@ from pgpt.runtime.errors import PgptError
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
+from pgpt.tui.chat.library import MODES
 from pgpt.tui.screens.confirm import Confirm
 from test_app import SIZE, ask, turns, wait_until
 
@@ -126,7 +127,14 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
         await wait_until(pilot, lambda: table.row_count == 1)
         assert "tide.txt" in str(table.get_row_at(0)[2])
         table.focus()
-        await pilot.press("delete")  # forget it
+        await pilot.press("delete")  # it asks first (a stray Delete forgot at once); n keeps it
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "Forget" in str(app.screen.query_one(Static).render()) and "tide.txt" in str(
+            app.screen.query_one(Static).render())
+        await pilot.press("n")
+        await wait_until(pilot, lambda: not isinstance(app.screen, Confirm))
+        assert table.row_count == 1 and len(app.library.store.documents()) == 1
+        await pilot.press("delete", "y")  # forget it
         await wait_until(pilot, lambda: table.row_count == 0)
         forgot = str(screen.query_one("#doc-report").render())
         assert app.library.store.documents() == [] and "Forgot" in forgot and "(1 chunk)." in forgot
@@ -136,11 +144,26 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
 
 async def test_palette_lists_every_panel_and_action(settings: Settings) -> None:
     app = ChatApp(settings)
-    async with app.run_test(size=SIZE):
+    async with app.run_test(size=SIZE) as pilot:
         titles = [command.title for command in app.get_system_commands(app.screen)]
         for expected in ("Setup (F2)", "Models (F3)", "Docs (F4)", "Chats (F5)", "New chat (Ctrl+N)",
-                         "Copy answer (Ctrl+Y)", "Switch mode (Ctrl+R)", "Stop answer (Esc)"):
+                         "Copy answer (Ctrl+Y)", "Switch mode (Ctrl+R)", "Stop answer (Esc)", "Keys (F1)",
+                         "Quit (Ctrl+Q)"):
             assert expected in titles
+        assert "Quit" not in titles and "Keys" not in titles  # Textual's own, without their keys
+        # F1 did nothing; Textual's "Keys" panel listed the input's editing keys and ignored Esc
+        from pgpt.tui.screens.keys_help import KeysHelp
+
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, KeysHelp))
+        shown = str(app.screen.query_one(Static).render())
+        assert "Ctrl+R" in shown and "switch mode" in shown and "F4 Delete" in shown
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: len(app.screen_stack) == 1)
+        prompt = app.query_one("#prompt", Input)  # the mode stays in sight once text hides the placeholder
+        assert prompt.border_title and prompt.border_title.startswith(MODES[app.mode])
+        await pilot.press("ctrl+r")
+        assert prompt.border_title.startswith(MODES[app.mode])
 
 
 async def test_first_start_prepares_the_missing_default_with_progress(default_models: Settings,

@@ -95,7 +95,7 @@ async def test_documents_and_search_modes_use_the_servers_index(served: RunningS
         assert str(report.render()).startswith(f"The documents live on the server ({served.url})")
         table.focus()
         table.move_cursor(row=names.index("old-notes.txt"))
-        await pilot.press("delete")  # forgets it on the server (it only said where documents live)
+        await pilot.press("delete", "y")  # forgets it on the server (it only said where documents live)
         await wait_until(pilot, lambda: table.row_count == len(names) - 1)
         assert "Forgot old-notes.txt on the server." in str(report.render())
         assert "old-notes.txt" not in {d["doc_metadata"]["file_name"] for d in served.documents()}

@@ -60,6 +60,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", show=False, priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f1", "show_keys", "Keys", show=False, priority=True),
     ]
 
     def __init__(self, settings: Settings, sampling: SamplingOptions | None = None, use_cache: bool = True) -> None:
@@ -329,7 +330,10 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         self.mode = mode
         hint = {"docs": "Ask about your documents", "chat": "Chat with the model",
                 "search": "Search your documents"}[mode]
-        self._chat.query_one("#prompt", Input).placeholder = f"{hint}, Enter sends (Ctrl+R: mode, Ctrl+P: all keys)"
+        prompt = self._chat.query_one("#prompt", Input)
+        prompt.placeholder = f"{hint}, Enter sends (Ctrl+R: mode, F1: keys)"
+        # on the input's frame too: the placeholder, the only sign of the mode, hides once one types
+        prompt.border_title = f"{MODES[mode]} · Ctrl+R"
         self.sub_title = MODES[mode]
 
     def _show_tip_once(self) -> None:

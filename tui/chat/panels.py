@@ -50,8 +50,12 @@ class PanelsMixin:
 
     def get_system_commands(self: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette (Ctrl+P): every action of the app, with its key."""
-        yield from super().get_system_commands(screen)  # type: ignore[misc]
+        for command in super().get_system_commands(screen):  # type: ignore[misc]
+            if command.title not in ("Quit", "Keys"):  # named with their keys below; F1 shows pgpt's own
+                yield command
         for key, title, help_text, action in (
+                ("F1", "Keys", "every key of the chat and the panels", "show_keys"),
+                ("Ctrl+Q", "Quit", "quit pgpt (a running answer or export stops; indexed files stay)", "quit"),
                 ("F2", "Setup", "Hugging Face token, account and network checks", "show_screen('setup')"),
                 ("F3", "Models", "check, download, export, choose and delete models", "show_screen('models')"),
                 ("F4", "Docs", "add a file or folder, list and forget documents", "show_screen('docs')"),
@@ -62,6 +66,13 @@ class PanelsMixin:
                 ("Esc", "Stop answer", "stop the answer being written", "stop"),
                 ("Ctrl+X", "Stop adding documents", "stop after the current file", "stop_ingest")):
             yield SystemCommand(f"{title} ({key})", help_text, lambda a=action: self.run_action(a))
+
+    def action_show_keys(self: Any) -> None:
+        """F1: the keys of the chat and the panels (once: F1 on the dialog closes it)."""
+        from pgpt.tui.screens.keys_help import KeysHelp
+
+        if not isinstance(self.screen, KeysHelp):
+            self.push_screen(KeysHelp())
 
     # Documents: the Docs screen runs the ingestion; its messages bubble up to here.
 

@@ -201,9 +201,21 @@ class DocumentsScreen(PanelScreen):
         if library is None or table.row_count == 0:
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        if key and library.remote is not None:
-            self.forget_on_server(library, key, str(table.get_row_at(table.cursor_row)[2]))
-        elif key:
+        if not key:
+            return
+        from pgpt.tui.screens.confirm import Confirm
+
+        name = str(table.get_row_at(table.cursor_row)[2])  # cleaned when the row was added
+        where = " on the server" if library.remote is not None else ""
+        # it forgot at once: a stray Delete took a document out of every answer (F3 and F5 ask first)
+        self.app.push_screen(Confirm(f"Forget {name}{where}? Its passages leave the index; adding the file again "
+                                     "brings it back.", yes="forget"),
+                             lambda yes: self._forget(library, key, name) if yes else None)
+
+    def _forget(self, library: DocumentLibrary, key: str, name: str) -> None:
+        if library.remote is not None:
+            self.forget_on_server(library, key, name)
+        else:
             self.forget_document(library, key)
 
     # Workers (they only post messages).

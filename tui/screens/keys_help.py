@@ -1,0 +1,61 @@
+"""F1: pgpt's own keys on one page (Textual's "Keys" panel listed the input's editing keys first,
+covered the footer and did not close with Esc)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+# (key, what it does), short enough for one line of the dialog at 80 columns
+CHAT_KEYS = (
+    ("Enter", "ask, chat or search (the mode on the input's frame)"),
+    ("Ctrl+R", "switch mode: Documents, Chat, Search"),
+    ("Esc", "stop the answer being written"),
+    ("Ctrl+N", "new chat"),
+    ("Ctrl+Y", "copy the last answer (OSC 52, works over SSH)"),
+    ("PgUp/PgDn", "scroll the conversation"),
+    ("Ctrl+O", "add documents (Docs, with the path field)"),
+    ("Ctrl+X", "stop adding documents after the current file"),
+    ("F2 F3 F4 F5", "Setup (token, network), Models, Docs, Chats"),
+    ("Ctrl+P", "command palette: every action by name"),
+    ("Ctrl+Q", "quit"),
+)
+PANEL_KEYS = (
+    ("Esc", "back to the chat (work there keeps running)"),
+    ("Tab", "next field or list"),
+    ("F3 Enter", "use the model under the cursor"),
+    ("F3 Delete", "delete that model (asks first)"),
+    ("F4 Enter", "add the path typed, or the one chosen in the tree"),
+    ("F4 Delete", "forget the document under the cursor (asks first)"),
+    ("F5 Enter", "reopen the chat under the cursor"),
+    ("F5 Delete", "delete that chat (asks first)"),
+)
+
+
+class KeysHelp(ModalScreen[None]):
+    """The keys of the chat and the panels; Esc, F1 or q closes it."""
+
+    DEFAULT_CSS = """
+    KeysHelp { align: center middle; }
+    KeysHelp > VerticalScroll { width: 76; max-width: 100%; height: auto; max-height: 100%;
+                                border: thick $primary; padding: 0 1; background: $surface; }
+    """
+    BINDINGS = [Binding("escape,f1,q", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        frame = VerticalScroll()
+        frame.border_title, frame.border_subtitle = "pgpt keys", "Esc, F1 or q closes"
+        with frame:
+            yield Static(_table("Chat", CHAT_KEYS) + "\n\n" + _table("Panels", PANEL_KEYS))
+
+    def action_close(self) -> None:
+        """Back to where F1 was pressed."""
+        self.dismiss(None)
+
+
+def _table(title: str, keys: tuple[tuple[str, str], ...]) -> str:
+    width = max(len(key) for key, _ in keys)
+    return f"[b]{title}[/b]\n" + "\n".join(f"[b]{key:<{width}}[/b]  {what}" for key, what in keys)
