@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.name and not is_plain_name(args.name):  # "../../evil" wrote /evil-int8 outside the cache
         build_parser().error(f"--name {ascii(args.name)} is not a model name: use letters, digits and ._+- "
                              "(no path, no '..'), such as qwen2.5-1.5b-instruct")
+    from pgpt.runtime.signals import terminate_as_interrupt
+
     try:
+        terminate_as_interrupt()  # a `kill` cleans up as Ctrl-C does (it left a 300 MB temporary folder)
         settings = Settings.from_env()
         setup_logging(settings)
         quiet_libraries()

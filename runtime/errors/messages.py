@@ -41,13 +41,15 @@ def user_message(error: BaseException) -> UserMessage:
     Returns:
         The message to show. Never contains a traceback.
     """
+    from pgpt.runtime.signals import terminated
+
+    stop_code = 143 if terminated(error) else 130  # as a shell reports a stop: 128 + SIGTERM or SIGINT
     if isinstance(error, PgptError):
         text = str(error)
         if error.hint:
             text = f"{text} {error.hint}"
         wrong = isinstance(error, USER_MISTAKES)
-        # 130: stopped by the user, as a shell reports a Ctrl-C (128 + SIGINT)
-        return _safe(error.title, text, 2 if wrong else 130 if isinstance(error, Cancelled) else 1,
+        return _safe(error.title, text, 2 if wrong else stop_code if isinstance(error, Cancelled) else 1,
                      http_status(error))
     from pgpt.runtime.storage_faults import storage_fault  # it builds this module's errors
 
@@ -56,7 +58,10 @@ def user_message(error: BaseException) -> UserMessage:
         return user_message(fault)
     for kind, title, hint in _FOREIGN_ERRORS:
         if isinstance(error, kind):
-            return _safe(title, f"{_describe(error)} {hint}".strip(), 130 if kind is KeyboardInterrupt else 1)
+            if kind is KeyboardInterrupt and stop_code == 143:
+                title, hint = "Stopped", "Stopped by SIGTERM (kill, timeout, systemctl stop); nothing was left half-written."
+            return _safe(title, hint if kind is KeyboardInterrupt else f"{_describe(error)} {hint}".strip(),
+                         stop_code if kind is KeyboardInterrupt else 1)
     if str(error).lower().startswith("lance error"):  # a table file cut short (a crash, a full disk)
         return _safe(INDEX_DAMAGED, f"The document index cannot be read ({_describe(error)}) {INDEX_DAMAGED_HINT}")
     return _safe(
@@ -113,8 +118,8 @@ def _describe(error: BaseException) -> str:
 
 
 _FOREIGN_ERRORS: list[tuple[type[BaseException], str, str]] = [
-    (KeyboardInterrupt, "Interrupted", "Stopped by the user; nothing was left half-written (a download keeps "
-                                       "its partial file: the same command resumes it)."),
+    # a download's own stop says that the same command resumes it (runtime/hub/download.py)
+    (KeyboardInterrupt, "Interrupted", "Stopped by the user; nothing was left half-written."),
     (PermissionError, "Permission denied", "Check the folder's owner and mode, or choose another folder."),
     (FileNotFoundError, "File not found", "Check the path and run the command again."),
     (MemoryError, "Out of memory", "Close other programs or use a smaller model or a narrower type."),

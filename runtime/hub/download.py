@@ -110,12 +110,16 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
         check_free_space(cache, _missing_bytes(cache, report))
     snapshot = None
     meter = _Meter(report.total_bytes, progress)
-    for entry in report.files:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"The download of {repo} was cancelled; run it again to resume.")
-        path = _fetch(report, entry, token, cache, meter, cancel)
-        verify_file(path, entry)
-        snapshot = path.parent
+    try:
+        for entry in report.files:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"The download of {repo} was cancelled; run it again to resume.")
+            path = _fetch(report, entry, token, cache, meter, cancel)
+            verify_file(path, entry)
+            snapshot = path.parent
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM in a command: what stays is worth saying
+        raise Cancelled(f"The download of {repo} was stopped; the files fetched and the partial one are kept: "
+                        "the same command resumes it.") from None
     assert snapshot is not None
     marker = ready_marker(settings, repo, report.commit)
     ensure_private_dir(marker.parent)

@@ -238,3 +238,35 @@ def test_an_impossible_quality_threshold_is_refused_before_any_work(tmp_path: Pa
     result = export_cli("--default", "--min-agreement", value, cwd=tmp_path)
     assert result.returncode == 2 and cause in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_cleans_up_as_ctrl_c_does_and_says_so(tmp_path: Path) -> None:
+    """`kill` (SIGTERM) ended an export without a word and left its 150-300 MB temporary folder
+    in the model cache, where `models` and `doctor` did not show it."""
+    import signal
+    import time
+
+    cache = tmp_path / "models"
+    env = dict(os.environ, PGPT_MODEL_CACHE=str(cache), PGPT_HOME=str(tmp_path / "home"))
+    process = subprocess.Popen([sys.executable, "-m", "pgpt.export.cli", str(gguf_path()), "--dtype", "int8",
+                                "--name", "cut"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+
+    def written() -> int:  # bytes in the export's temporary folder: it is writing the graph
+        total = 0
+        for root, _, files in os.walk(cache):
+            for name in files:
+                try:
+                    total += os.path.getsize(os.path.join(root, name))
+                except OSError:  # renamed or removed meanwhile
+                    pass
+        return total
+
+    while written() < 50_000_000 and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "error: Stopped: Stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    assert not any(cache.glob(".cut-int8.tmp-*")) and not (cache / "cut-int8").exists()

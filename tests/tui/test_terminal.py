@@ -409,6 +409,20 @@ def test_app_starts_paints_and_quits_under_each_terminal(settings: Settings, ter
         assert palette and palette <= GREY_INDICES and basic <= {0, 7, 8, 15}
 
 
+@pytest.mark.parametrize("stop, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_from_outside_quits_the_app_and_gives_the_terminal_back(settings: Settings, stop: str,
+                                                                         code: int) -> None:
+    """`kill -INT` froze the app (its KeyboardInterrupt landed in the event loop's select), and
+    `kill -TERM` ended it in full-screen mode with mouse tracking on, until `reset`."""
+    with pty_app(app_env(settings, TERM="xterm-256color")) as app:
+        app.wait_for(lambda s: "Enter sends" in s and READY in s, START_TIMEOUT, "chat screen")
+        app.process.send_signal(getattr(signal, stop))
+        assert app.wait_exit() == code
+    output = bytes(app.output)
+    before, _, after = output.rpartition(b"\x1b[?1049l")  # the alternate screen left, as Ctrl+Q leaves it
+    assert before and b"\x1b[?1000l" in after + before[-400:], after  # mouse tracking off
+
+
 # 4. Quitting while a first-start export runs.
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import threading
+from typing import Any
 
 from pgpt.runtime.settings import Settings
 
@@ -31,6 +32,17 @@ def _end_with_the_terminal() -> None:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
+def _quit_on_signals(loop: asyncio.AbstractEventLoop, app: Any) -> None:
+    """SIGTERM and a SIGINT sent from outside (`kill`, `timeout`, a supervisor) quit as Ctrl+Q does,
+    the terminal restored, with exit 143 or 130: SIGINT froze the app (its KeyboardInterrupt landed
+    in the event loop's select) and SIGTERM left the terminal in full-screen mode with mouse
+    tracking on. SIGHUP keeps its default: the terminal is gone (_end_with_the_terminal)."""
+    import signal
+
+    for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        loop.add_signal_handler(signum, lambda code=code: app.exit(return_code=code))
+
+
 def run_app(settings: Settings) -> int:
     """Run the chat app until the user quits; logs go to the log file, never the screen."""
     from pgpt.runtime.logs import setup_logging
@@ -41,6 +53,7 @@ def run_app(settings: Settings) -> int:
     app = ChatApp(settings)
     # Our own loop: asyncio.run() would wait at its end for the worker threads to finish.
     loop = asyncio.new_event_loop()
+    _quit_on_signals(loop, app)
     app.run(loop=loop)
     code = app.return_code or 0
     if _worker_thread_busy():

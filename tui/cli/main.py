@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_app(settings)
         from pgpt.runtime.logs import setup_logging
+        from pgpt.runtime.signals import terminate_as_interrupt
 
         setup_logging(settings)
+        terminate_as_interrupt()
         from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
         from pgpt.tui.cli import models as model_commands
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as exc:  # one paragraph to stderr, details in the log
         import logging
 
-        from pgpt.runtime.errors import PgptError
+        from pgpt.runtime.errors import Cancelled, PgptError
 
         log = logging.getLogger("pgpt")
         message = user_message(exc)
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 log.exception("command failed")
         # Ctrl+C mostly lands mid-answer: the error starts its own line, not the answer's.
-        start = "\n" if isinstance(exc, KeyboardInterrupt) and sys.stderr.isatty() else ""
+        start = "\n" if isinstance(exc, (KeyboardInterrupt, Cancelled)) and sys.stderr.isatty() else ""
         print(f"{start}error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pgpt.runtime.documents.answers import normalize_question
 from pgpt.runtime.settings import Settings
 from support import cli_env
@@ -188,9 +190,11 @@ def test_ask_text_output_shows_quotes_or_the_closest_passages_without_escapes() 
     assert len(snippet) < 260
 
 
-def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path: Path, stop: str) -> None:
     """Ctrl-C gave the generic "Interrupted" (and ingest's own "Nothing was changed" contradicted
-    "run it again to continue"); the bar showed nothing inside a large file until it was done."""
+    "run it again to continue"); the bar showed nothing inside a large file until it was done.
+    SIGTERM (kill, timeout, systemctl stop) ended it without a word: now it says the same, exit 143."""
     import signal
 
     docs = tmp_path / "docs"
@@ -207,10 +211,11 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
     for line in process.stderr:  # not a terminal: one line each time the bar moves a step
         seen.append(line)
         if "chunks of it)" in line:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(getattr(signal, stop))
             break
     rest = process.stderr.read()
-    assert process.wait(timeout=120) == 130 and any("big.txt (" in line for line in seen), seen
+    code = 130 if stop == "SIGINT" else 143
+    assert process.wait(timeout=120) == code and any("big.txt (" in line for line in seen), seen
     assert "Ingestion stopped after 1 of 2 files; the files done are in the index" in rest, rest
     assert "big.txt was not finished and starts over then." in rest  # its embedded chunks are not kept
     assert "Nothing was changed" not in rest and "Traceback" not in rest
