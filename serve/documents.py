@@ -13,10 +13,12 @@ import asyncio
 import os
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Callable
 
-from pgpt.runtime.errors import RequestRefusedError
+from pgpt.runtime.errors import Cancelled, RequestRefusedError
 from pgpt.runtime.sanitize import strip_controls
 from pgpt.serve.completions import ADD_TO_COLLECTION
 from pgpt.serve.sources import context_chunk, shown_path
@@ -155,21 +157,46 @@ async def _index(service: Service, path: Path, collection: str, store_file: Call
     store = await service.store()
 
     def run() -> tuple[Any, Any]:
-        with service.ingest_lock:  # uploads to this server queue here; another process gets 409
+        with service.ingest_lock, _kept_until_indexed(path):  # uploads queue here; another process gets 409
             store_file()
-            report = ingest(service.settings, [path], embedder, collection=collection)
-            if report.skipped or report.failed:
-                path.unlink(missing_ok=True)  # nothing of it is indexed; do not keep it
-                return report, None
+            # a server told to stop stops indexing at the next batch of chunks (it went on for a
+            # minute after the client was told the upload failed, and then indexed it)
+            report = ingest(service.settings, [path], embedder, collection=collection, cancel=service.stopping)
+            if report.skipped or report.failed:  # nothing of it is indexed: the earlier file comes back
+                reason = (report.skipped + report.failed)[0][1]
+                raise RequestRefusedError(f"{path.name} was not indexed: {reason}.", status=415,
+                                          hint="Send a text, Markdown, HTML, PDF (with a text layer) or .docx file.")
             return report, next(d for d in store.documents(collection) if d.path == str(path))
 
-    report, record = await asyncio.to_thread(run)
-    if record is None:
-        reason = (report.skipped + report.failed)[0][1]
-        raise RequestRefusedError(f"{path.name} was not indexed: {reason}.", status=415,
-                                  hint="Send a text, Markdown, HTML, PDF (with a text layer) or .docx file.")
+    try:
+        report, record = await asyncio.to_thread(run)
+    except Cancelled:
+        from pgpt.serve.completions import stopping
+
+        raise stopping(f"pgpt-serve was told to stop while it indexed {path.name}; the upload was not kept.") from None
     status = next((name for name in ("added", "updated", "renamed") if getattr(report, name)), "unchanged")
     return listing([ingested_document(record, service.settings.home, status=status)])
+
+
+@contextmanager
+def _kept_until_indexed(path: Path) -> Iterator[None]:
+    """Give ``path`` back its earlier content (or remove it, when it is new) unless the block ends
+    well: an upload refused with 409 (another process ingesting) or stopped midway replaced the
+    stored copy of an indexed document, while the index kept the old content."""
+    earlier = path.with_name(f".earlier-{uuid.uuid4().hex}") if path.is_file() and not path.is_symlink() else None
+    if earlier is not None:
+        os.link(path, earlier, follow_symlinks=False)  # the new upload is renamed over path; this keeps the old
+    try:
+        yield
+    except BaseException:
+        if earlier is not None:
+            os.replace(earlier, path)
+        else:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        if earlier is not None:
+            earlier.unlink(missing_ok=True)
 
 
 async def list_documents(service: Service) -> dict[str, Any]:

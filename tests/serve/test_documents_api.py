@@ -195,6 +195,9 @@ def test_unsafe_names_are_refused_not_cut_and_plain_folders_are_kept(server: Run
 def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: RunningServer) -> None:
     code = ("import sys, time\nfrom pgpt.runtime.settings import Settings\nfrom pgpt.runtime.documents.index_folder import "
             "writer_lock\nwith writer_lock(Settings.from_env()):\n    print('locked', flush=True)\n    time.sleep(60)\n")
+    kept = server.http().post("/v1/ingest/text", json={"file_name": "kept.txt", "text": "The pier opens at six."})
+    assert kept.status_code == 200
+    stored = server.settings.home / "uploads" / "default" / "kept.txt"
     holder = subprocess.Popen([sys.executable, "-c", code], env=cli_env(server.settings), stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -202,11 +205,26 @@ def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: Run
         refused = server.http().post("/v1/ingest/text", json={"file_name": "late.txt", "text": "Late news."})
         assert refused.status_code == 409 and "Another ingestion" in refused.json()["error"]["message"]
         assert server.http().post("/v1/chunks", json={"text": "ferry"}).status_code == 200
+        # a refused upload leaves uploads/ as it was: it replaced an indexed document's stored copy
+        again = server.http().post("/v1/ingest/text", json={"file_name": "kept.txt", "text": "Overwritten."})
+        assert again.status_code == 409 and stored.read_text() == "The pier opens at six."
+        assert not (stored.parent / "late.txt").exists()
+        assert not [f.name for f in stored.parent.iterdir() if f.name.startswith(".")]  # no temporary left either
     finally:
         holder.kill()
         holder.wait()
     later = server.http().post("/v1/ingest/text", json={"file_name": "late.txt", "text": "Late news."})
     assert later.status_code == 200 and later.json()["data"][0]["doc_metadata"]["status"] == "added"
+
+
+def test_an_upload_that_cannot_be_indexed_keeps_the_earlier_file_of_its_name(server: RunningServer) -> None:
+    """A binary sent under an indexed document's name got its 415, and the stored copy was deleted
+    while the index still held its passages."""
+    http = server.http()
+    assert http.post("/v1/ingest/text", json={"file_name": "pier.txt", "text": "The pier opens at six."}).status_code == 200
+    refused = http.post("/v1/ingest/file", files={"file": ("pier.txt", b"\x00\x01\x02binary\xff" * 100)})
+    assert refused.status_code == 415, refused.text
+    assert (server.settings.home / "uploads" / "default" / "pier.txt").read_text() == "The pier opens at six."
 
 
 def test_uploads_of_one_name_at_once_each_report_what_became_of_their_own_content(server: RunningServer) -> None:

@@ -163,6 +163,42 @@ def test_sigterm_mid_stream_cuts_the_answer_at_once_with_a_clear_error(served_se
         running.stop()
 
 
+def test_sigterm_mid_upload_answers_503_and_keeps_nothing_of_it(served_settings: Settings) -> None:
+    """An upload being indexed when the server was told to stop got a plain-text 500 after the
+    10 s grace period (a CancelledError traceback in the log), its file stayed in uploads/ unlisted,
+    and with Ctrl-C the document was indexed after the client had been told it failed."""
+    import dataclasses
+    import threading
+
+    settings = dataclasses.replace(served_settings, home=served_settings.home / "stop-upload")
+    running = start_server(settings)
+    text = "\n\n".join(f"Section {n} tells of harbour {n}, its quays, cranes and {n} boats. " * 9 for n in range(3000))
+    answer: list[httpx.Response] = []
+    try:
+        with running.http() as client:
+            upload = threading.Thread(target=lambda: answer.append(client.post(
+                "/v1/ingest/file", files={"file": ("big.txt", text.encode())}, timeout=120)))
+            upload.start()
+            stored = settings.home / "uploads" / "default" / "big.txt"  # in place once its indexing starts
+            deadline = time.monotonic() + 120
+            while not stored.exists():
+                assert time.monotonic() < deadline and upload.is_alive(), answer
+                time.sleep(0.1)
+            time.sleep(1.0)  # indexing: reading and embedding its 3,000 chunks takes tens of seconds
+            signalled = time.monotonic()
+            running.process.terminate()
+            upload.join(timeout=60)
+        (response,) = answer
+        assert response.status_code == 503 and response.json()["error"]["code"] == "server_stopping", response.text
+        assert "big.txt" in response.json()["error"]["message"]
+        running.process.wait(timeout=30)
+        assert time.monotonic() - signalled < 8.0
+        assert not stored.exists()
+        assert "Traceback" not in running.log_text() and "CancelledError" not in running.log_text()
+    finally:
+        running.stop()
+
+
 def test_ctrl_c_stops_the_server_with_one_line_and_no_traceback(served_settings: Settings) -> None:
     """Ctrl-C in the terminal: uvicorn stopped cleanly, then raised the Ctrl-C it had caught again,
     and a KeyboardInterrupt traceback ended the output. Now one line, and the shell's 130."""
