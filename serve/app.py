@@ -48,7 +48,11 @@ def create_app(settings: Settings, serve: ServeSettings, service: Service | None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        await service.start()
+        try:
+            await service.start()
+        except Exception as exc:  # uvicorn exits 3 and logs it, where a read-only home has no log
+            service.start_error = exc
+            raise
         try:
             yield
         finally:

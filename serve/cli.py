@@ -52,6 +52,11 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
     if serve.model:
         settings = dataclasses.replace(settings, model=serve.model)
     serve.check()
+    from pgpt.runtime.storage_faults import require_writable
+
+    # before the port is bound: the answer cache, uploads and the log live there (a read-only home
+    # printed "listening on ..." and exited 3 a second later, its reason in a log it could not write)
+    require_writable(settings.home, "PGPT_HOME")
     if serve.model:
         _check_model(settings, serve.model)
     setup_logging(settings)
@@ -130,6 +135,14 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
     server.service = app.state.service
     try:
         server.run(sockets=[listener])
+    except SystemExit:  # uvicorn's exit 3: the app's start failed, said only in the log until now
+        from pgpt.runtime.errors import user_message
+
+        error = server.service.start_error
+        message = user_message(error) if error is not None else None
+        print(f"error: {message.title}: {message.text}" if message else "error: pgpt-serve could not start; the "
+              f"log ({settings.log_file}) says why.", file=sys.stderr, flush=True)
+        return message.exit_code if message else 1
     except KeyboardInterrupt:  # uvicorn stops cleanly, then raises the Ctrl-C it caught again
         logging.getLogger("pgpt.serve").info("pgpt-serve stopped (Ctrl-C)")
         print("pgpt-serve: stopped", file=sys.stderr, flush=True)

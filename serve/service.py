@@ -36,6 +36,7 @@ class Service:
         self._embedder: Any = None
         self._store: Any = None
         self._loading: asyncio.Task[None] | None = None
+        self.start_error: BaseException | None = None  # why start() failed: pgpt-serve prints it
         self.load_error: BaseException | None = None  # the default chat model's, at start
         self.embedder_error: BaseException | None = None  # documents and embeddings only
         self.ingest_lock = threading.Lock()  # one writer at a time inside this server

@@ -137,6 +137,30 @@ def test_a_read_only_home_by_mode_is_never_chmodded_and_writers_name_it(settings
         subprocess.run(["chmod", "-R", "u+w", str(settings.home)], check=True)
 
 
+def test_pgpt_serve_with_a_read_only_home_says_why_before_it_listens(settings: Settings) -> None:
+    """It printed "listening on ..." and exited 3 a second later without a word: the reason went to
+    a log in that home, which could not be written either (under systemd: a restart every 5 s)."""
+    if not _can([*NO_DAC, "true"]):
+        pytest.skip("needs capsh and root to make root obey file modes")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["chmod", "-R", "a-w", str(settings.home)], check=True)
+    try:
+        command = [sys.executable, "-m", "pgpt.serve.cli", "--port", "18899"]  # refused before it is bound
+        done = subprocess.run([*NO_DAC, shlex.join(command)], env=cli_env(settings), capture_output=True, text=True,
+                              timeout=120)
+        assert_clean_failure(done, "Permission denied", settings.home)
+        assert "listening" not in done.stderr and "PGPT_HOME" in done.stderr
+        # a home that can be written, with an answer cache that cannot: the start fails later, and says why
+        subprocess.run(["chmod", "u+w", str(settings.home)], check=True)
+        settings.answer_cache_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["chmod", "a-w", str(settings.answer_cache_dir)], check=True)
+        done = subprocess.run([*NO_DAC, shlex.join(command)], env=cli_env(settings), capture_output=True, text=True,
+                              timeout=120)
+        assert_clean_failure(done, "Permission denied", settings.answer_cache_dir)
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(settings.home)], check=True)
+
+
 def test_a_read_only_mount_lets_readers_work_and_names_the_folder_to_writers(settings: Settings,
                                                                            tmp_path: Path) -> None:
     """Probe 4.9: a read-only bind mount as PGPT_HOME; readers (search, docs, chat) now work too."""
