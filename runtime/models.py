@@ -106,7 +106,11 @@ def _cache_entries(settings: Settings) -> list[tuple[Path, dict[str, Any] | str]
         return []
     found: list[tuple[Path, dict[str, Any] | str]] = []
     for child in sorted(root.iterdir()):
-        if child.is_dir() and (child / MANIFEST).is_file() and not child.name.startswith("."):
+        if child.is_symlink() and not child.exists() and not child.name.startswith("."):
+            # a cache copied without its .versions folder (cp -r) was "No exported models" without a word
+            found.append((child, f"It is a link to {os.readlink(child)}, which is missing (a copy of the model "
+                                 "cache made without its .versions folder? cp -a copies both)."))
+        elif child.is_dir() and (child / MANIFEST).is_file() and not child.name.startswith("."):
             try:
                 found.append((child, read_manifest(child)))
             except ModelIntegrityError as exc:
@@ -193,7 +197,10 @@ def active_chat_model(settings: Settings) -> ModelInfo:
     damaged = damaged_models(settings)
     if damaged:  # "nothing exported" would send the user to an export that says "already exported"
         name, why = damaged[0]
-        raise ModelIntegrityError(f"No usable chat model: {why}", folder=settings.model_cache / name)
+        entry = settings.model_cache / name
+        raise ModelIntegrityError(f"No usable chat model: {why}", folder=entry, hint=(
+            f"Remove the link with `pgpt-tui models --delete {name}` and export the model again."
+            if entry.is_symlink() and not entry.exists() else None))
     raise ModelNotFoundError("No chat model has been exported yet.")
 
 
@@ -271,6 +278,8 @@ def delete_model(settings: Settings, name: str) -> DeletedModel:
     """
     entry = _export_folder(settings, name)
     versions = versions_folder(settings.model_cache, name) if linked_version(settings.model_cache, name) else None
+    if versions is not None and not versions.is_dir():  # the link's versions are gone: the link alone goes
+        versions = None
     try:
         size = ModelInfo(name, entry, read_manifest(entry)).size_bytes
         if versions is not None:  # every version goes with the name
@@ -302,6 +311,8 @@ def _export_folder(settings: Settings, name: str) -> Path:
         raise ModelNotFoundError(f"{name!r} is not a model name (a folder name from `pgpt-tui models`, "
                                  f"not a path); nothing was deleted.", hint=hint)
     entry = settings.model_cache / name
+    if entry.is_symlink() and not entry.exists():  # a link into a missing .versions: listed as damaged
+        return entry
     try:
         manifest = read_manifest(entry) if entry.is_dir() else {}
     except ModelIntegrityError:

@@ -149,3 +149,25 @@ def test_only_exports_and_version_links_may_get_a_new_version(cache_settings: Se
     (cache / "mine").mkdir()
     os.symlink(tmp_path, cache / "linked")
     assert not can_publish(cache, "mine") and not can_publish(cache, "linked")
+
+
+def test_a_link_whose_version_folder_is_missing_is_listed_as_damaged_and_can_be_deleted(cache_settings: Settings,
+                                                                                         tmp_path: Path) -> None:
+    """A cache copied with `cp -r` of its entries holds links into a .versions folder it lacks: `models`
+    said "No exported models", `doctor` "damaged models none" and chat "nothing exported"."""
+    from pgpt.runtime.errors import ModelIntegrityError
+    from pgpt.runtime.models import active_chat_model, damaged_models
+
+    source = Settings(home=tmp_path / "home", model_cache=tmp_path / "source")
+    publish_version(source.model_cache, NAME, _export(tmp_path / "staged", b"weights", "2026-12-01T00:00:00"), 3)
+    cache_settings.model_cache.mkdir(parents=True)
+    copied = cache_settings.model_cache / NAME
+    copied.symlink_to(os.readlink(source.model_cache / NAME))  # what cp -r of the entry alone makes
+    assert list_models(cache_settings) == []
+    [(name, why)] = damaged_models(cache_settings)
+    assert name == NAME and ".versions" in why and "missing" in why and "cp -a" in why
+    with pytest.raises(ModelIntegrityError, match="No usable chat model") as caught:
+        active_chat_model(cache_settings)
+    assert f"pgpt-tui models --delete {NAME}" in caught.value.hint
+    deleted = delete_model(cache_settings, NAME)
+    assert deleted.link_only and not copied.is_symlink() and damaged_models(cache_settings) == []
