@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,7 +142,7 @@ def writer_lock(settings: Settings) -> Iterator[None]:
         with writing(folder, "Locking the document index for writing"):
             handle.seek(0)
             handle.truncate()
-            handle.write(f"pid {os.getpid()}")
+            handle.write(_holder())
             handle.flush()
         yield
     finally:
@@ -149,3 +150,10 @@ def writer_lock(settings: Settings) -> Iterator[None]:
             handle.close()  # closing releases the lock, also when the process is killed
         except OSError:
             pass  # the pid did not fit on a full disk: the lock is released all the same
+
+
+def _holder() -> str:
+    """Who writes, as the lock file says it to a second writer: "pgpt-serve, pid 6227" (a bare pid
+    sent users looking for an `ingest` process that was the server indexing an upload)."""
+    program = Path(sys.argv[0]).name
+    return f"{program}, pid {os.getpid()}" if program.startswith("pgpt") else f"pid {os.getpid()}"

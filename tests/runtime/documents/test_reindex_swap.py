@@ -158,3 +158,19 @@ def test_a_cancelled_reindex_keeps_the_index_in_use(settings: Settings, embedder
         ingest(settings, [corpus], embedder, reindex=True, progress=stop_at_five, cancel=cancel)
     assert _tables(settings) == tables
     _whole(settings, embedder, corpus)
+
+
+def test_a_second_writer_is_told_which_program_holds_the_index(settings: Settings,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Another ingestion (pid 6227)" sent a user looking for an `ingest` process: it was pgpt-serve
+    indexing an upload."""
+    import os
+
+    from pgpt.runtime.documents.index_folder import writer_lock
+    from pgpt.runtime.errors import IngestLockedError
+
+    monkeypatch.setattr(sys, "argv", ["/opt/pgpt/.venv/bin/pgpt-serve", "--port", "8642"])
+    with writer_lock(settings):  # flock: a second open of the file conflicts, also in one process
+        with pytest.raises(IngestLockedError, match=rf"Another ingestion \(pgpt-serve, pid {os.getpid()}\)"):
+            with writer_lock(settings):
+                pass
