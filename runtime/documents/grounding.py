@@ -409,6 +409,9 @@ def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str
     if start < 0:
         start, sentence = min(width, len(text)), ""
         first, last = 0, start
+    elif len(sentence) > width:  # a run-on "sentence" (a list or table without full stops) filled screens
+        shown = sentence[:width].rsplit(" ", 1)[0] or sentence[:width]
+        return ("\u2026" if start else ""), shown, "\u2026"
     else:
         room = max(width - len(sentence), 0)
         first = max(start - room // 2, 0)

@@ -234,11 +234,15 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert app.mode == "chat"
         await pilot.press("ctrl+r")
         assert app.mode == "search"
+        await pilot.resize_terminal(80, 14)  # results taller than the log: the view must start at the query
         await pilot.press(*"Zephyr launch code", "enter")
         await wait_until(pilot, lambda: not app.answering and turns(app)[-1].kind == "assistant"
                          and "zephyr.txt" in turns(app)[-1].text)
         found = turns(app)[-1]
         assert "7341" in found.text and "[bold]every[/]" in found.text  # plain text, as the document has it
+        query = turns(app)[-2]  # the view starts at the query, so that result [1] is in sight (it stayed at the bottom)
+        await wait_until(pilot, lambda: log.scroll_y <= query.virtual_region.y < log.max_scroll_y)
+        await pilot.resize_terminal(*SIZE)
         shown = Content.from_markup(found.markup)
         highlights = [shown.plain[s.start:s.end] for s in shown.spans if s.style == "reverse"]
         # one sentence a passage: zephyr.txt's matching one first, then the ferry's only one

@@ -263,7 +263,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             chat_log.add_turn("closest", plain).show(plain, "", markup)
         elif details is not None and details["sources"]:
             chat_log.add_turn("sources", describe_sources(details["sources"]))
-        if details is not None:  # read from the question down; PgDn shows the rest of the sources
+        if details is not None or self._reply_mode == "search":  # read from the question down; PgDn shows the rest
             turns = list(chat_log.query(Turn))
             asked = turns[turns.index(self._reply) - 1] if self._reply in turns[1:] else self._reply
             self.call_after_refresh(chat_log.show_from, asked)

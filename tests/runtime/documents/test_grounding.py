@@ -312,3 +312,13 @@ def test_the_quote_is_the_sentence_of_the_window_that_holds_the_fact(embedder) -
     result = ask.check("The copyright of the curl license file is held by Daniel Stenberg.", abstained=False)
     assert result.kind == "answer", result
     assert [q.text for q in result.quotes] == [sentences[1].text]
+
+
+def test_a_run_on_sentence_is_shown_cut_around_its_start() -> None:
+    """A search hit whose "sentence" was 150 words without a full stop filled 14 rows of an 80x24 screen."""
+    from pgpt.runtime.documents.grounding import sentence_window
+
+    run_on = " ".join(["keeper stone bread ferry lantern rope harbor sail meadow bridge"] * 15)
+    before, shown, after = sentence_window("Intro. " + run_on, run_on, 300)
+    assert before == "\u2026" and after == "\u2026" and len(shown) <= 300 and run_on.startswith(shown)
+    assert sentence_window("One. Two is short. Three.", "Two is short.", 300) == ("One. ", "Two is short.", " Three.")
