@@ -99,10 +99,10 @@ class IngestReport:
 
     def summary(self) -> str:
         """One line: the counts, chunks and speed (and a note when the index was re-chunked)."""
+        chunks = f"{self.chunks} chunk{'' if self.chunks == 1 else 's'}"
         line = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "
                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.skipped)} skipped, "
-                f"{len(self.failed)} failed; {self.chunks} chunks in {self.seconds:.1f} s "
-                f"({self.chunks_per_s:.1f} chunks/s)")
+                f"{len(self.failed)} failed; {chunks} in {self.seconds:.1f} s ({self.chunks_per_s:.1f} chunks/s)")
         if self.rechunked_from:
             line += (f"; the index was made by an older pgpt (text format {self.rechunked_from}), so its "
                      f"{len(self.rechunked)} documents were read and chunked again (format {TEXT_FORMAT})")

@@ -110,7 +110,10 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
         tree = screen.query_one("#doc-tree")
         await wait_until(pilot, lambda: len(tree.root.children) == 2)
         assert sorted(str(node.label) for node in tree.root.children) == ["blob.txt", "tide.txt"]
-        await pilot.press(*str(docs / "tyde.txt"), "enter")  # a typo: said at once, nothing starts
+        tree.focus()
+        await pilot.press("x", "y")  # typed in the tree: it goes to the path field (it went nowhere)
+        assert app.focused is path_input and path_input.value == "xy"
+        await pilot.press("ctrl+u", *str(docs / "tyde.txt"), "enter")  # a typo: said at once, nothing starts
         report = str(screen.query_one("#doc-report", Static).render())
         assert report.startswith(f"No such file or folder: {docs / 'tyde.txt'}. Nothing was indexed.")
         assert not app._ingesting()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -37,6 +37,15 @@ class VisibleTree(DirectoryTree):
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         """Every path whose name does not start with a dot."""
         return [path for path in paths if not path.name.startswith(".")]
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing here types into the path field: after Enter on a folder the focus stays in the
+        tree (Enter opens it), and the path a user then typed went nowhere."""
+        if event.is_printable and event.character:
+            field = self.screen.query_one("#doc-path", Input)
+            field.focus()
+            field.insert_text_at_cursor(event.character)
+            event.stop()
 
 
 @dataclass
@@ -109,7 +118,9 @@ class DocumentsScreen(PanelScreen):
     def compose(self) -> ComposeResult:
         yield Static("Documents · Enter adds the path · Tab moves to the folder tree and the list",
                      classes="panel-title")
-        yield Input(placeholder="A file or folder to add (searched recursively), e.g. ~/docs", id="doc-path")
+        # not selected on focus: a path typed in the tree goes on here character by character
+        yield Input(placeholder="A file or folder to add (searched recursively), e.g. ~/docs", id="doc-path",
+                    select_on_focus=False)
         with Horizontal(id="doc-body"):
             yield VisibleTree(Path.cwd(), id="doc-tree")
             yield DocumentTable(id="doc-table", cursor_type="row", zebra_stripes=True)
@@ -285,8 +296,9 @@ class DocumentsScreen(PanelScreen):
         name = Path(tick.current).name if tick.current else ""
         inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks)" if tick.file_chunks else ""
         eta = f"ETA {tick.eta_s:.0f} s · " if tick.eta_s is not None else ""  # first: the line is cut at 80 columns
+        # the file's name last: at 80 columns the line is cut, and it cut the chunk count
         self._show_progress(tick.fraction, max(tick.total, 1),
-                            f"{eta}{tick.done}/{tick.total} files · {clean_text(name)}{inside} · {tick.chunks} chunks")
+                            f"{eta}{tick.done}/{tick.total} files · {tick.chunks} chunks · {clean_text(name)}{inside}")
 
     @on(IngestDone)
     def _done(self, message: IngestDone) -> None:
