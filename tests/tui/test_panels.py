@@ -145,6 +145,33 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
         assert len(app.screen_stack) == 1 and app.library.documents == 0
 
 
+async def test_quitting_while_documents_are_added_asks_and_ctrl_x_is_answered_at_once(settings: Settings,
+                                                                                     tmp_path: Path) -> None:
+    """Ctrl+Q ended the app mid-ingestion without a word about the partly indexed folder, and
+    Ctrl+X showed nothing for 6-7 s (the stop lands between two batches of chunks)."""
+    docs = tmp_path / "big"
+    docs.mkdir()
+    (docs / "big.txt").write_text("\n\n".join(f"Section {n} tells of harbour {n}, its quays and {n} boats. " * 9
+                                               for n in range(1500)))
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        await pilot.press("f4")
+        await pilot.press(*str(docs), "enter")
+        await wait_until(pilot, lambda: app._ingesting())
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "still being added" in str(app.screen.query_one(Static).render())
+        await pilot.press("n")  # keeps the app and the ingestion
+        await wait_until(pilot, lambda: not isinstance(app.screen, Confirm))
+        assert app.is_running and app._ingesting()
+        await pilot.press("ctrl+x")
+        assert any("Stopping after the current batch" in n.message for n in app._notifications)
+        await wait_until(pilot, lambda: not app._ingesting(), timeout=60)
+        await pilot.press("ctrl+q")  # nothing running: it quits without asking
+        await wait_until(pilot, lambda: not app.is_running, timeout=10)
+
+
 async def test_palette_lists_every_panel_and_action(settings: Settings) -> None:
     app = ChatApp(settings)
     async with app.run_test(size=SIZE) as pilot:

@@ -49,6 +49,18 @@ class KeysMixin:
             mode = "chat"
         self._set_mode(mode)
 
+    async def action_quit(self) -> None:
+        """Quit; while documents are being added, ask first (the app ended at once, and nothing said
+        that the folder was only partly indexed)."""
+        from pgpt.tui.screens.confirm import Confirm
+
+        if not self._ingesting():
+            self.exit()
+        elif not isinstance(self.screen, Confirm):
+            self.push_screen(Confirm("Documents are still being added. Quit anyway? The files done stay indexed; "
+                                     "adding the same folder again goes on where it stopped.", yes="quit"),
+                             lambda yes: self.exit() if yes else None)
+
     def action_copy_answer(self) -> None:
         """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH)."""
         answer = self._last_answer()

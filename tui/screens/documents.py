@@ -200,8 +200,11 @@ class DocumentsScreen(PanelScreen):
 
     def cancel_ingest(self) -> None:
         """Stop adding after the current file (the files done so far stay indexed)."""
-        if self._cancel is not None:
+        if self._cancel is not None and not self._cancel.is_set():
             self._cancel.set()
+            # said at once: the stop lands between two batches of chunks, a second or two later, and
+            # a silent Ctrl+X looked ignored
+            self.app.notify("Stopping after the current batch of chunks; the files done stay indexed.", timeout=4)
 
     def action_forget(self) -> None:
         """Remove the selected document from the index (adding it again brings it back); in

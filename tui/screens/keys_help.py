@@ -21,7 +21,7 @@ CHAT_KEYS = (
     ("Ctrl+X", "stop adding documents after the current file"),
     ("F2 F3 F4 F5", "Setup (token, network), Models, Docs, Chats"),
     ("Ctrl+P", "command palette: every action by name"),
-    ("Ctrl+Q", "quit"),
+    ("Ctrl+Q", "quit (asks first while documents are being added)"),
 )
 PANEL_KEYS = (
     ("Esc", "back to the chat (work there keeps running)"),
