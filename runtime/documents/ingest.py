@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from itertools import accumulate
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from pgpt.runtime.documents.discovery import collect_files, fs_reason, split_unr
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.readers import Section
 from pgpt.runtime.documents.index_folder import writer_lock
+from pgpt.runtime.documents.progress import IngestProgress, WorkShares, tick
 from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore
 from pgpt.runtime.errors import Cancelled, StorageError, UsageError
 from pgpt.runtime.settings import Settings
@@ -48,25 +48,6 @@ log = logging.getLogger(__name__)
 # 1,024 chunks embedded 128 or 512 at a time took the same time (13.8-14.9 s, alternated runs).
 EMBED_BATCH = 128
 DEFAULT_COLLECTION = "default"
-
-
-@dataclass(frozen=True)
-class IngestProgress:
-    """One tick: files looked at so far, of how many, and the current file; within a large file,
-    its chunks embedded so far of how many (0 of 0 between files)."""
-
-    done: int
-    total: int
-    current: str
-    chunks: int
-    eta_s: float | None
-    file_chunks_done: int = 0
-    file_chunks: int = 0
-
-    @property
-    def fraction(self) -> float:
-        """The files done, counting the current one's embedded share: what a bar shows."""
-        return self.done + (self.file_chunks_done / self.file_chunks if self.file_chunks else 0.0)
 
 
 @dataclass
@@ -151,22 +132,26 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                     report.rechunked_from = store.text_format
                     work = [(Path(d.path), d.collection, True) for docs in catalog.values() for d in docs.values()
                             if Path(d.path).is_file()] + work
-                weights = _WorkShares([path for path, _, _ in work])
+                weights = WorkShares([path for path, _, _ in work])
                 for index, (path, into, rechunk) in enumerate(work):
                     if cancel is not None and cancel.is_set():
                         raise stopped(index, len(work), reindex)  # between files: none was in progress
                     if progress is not None:
-                        progress(_tick(index, len(work), str(path), report.chunks, started, share=weights(index)))
+                        progress(tick(index, len(work), str(path), report.chunks, started, share=weights(index),
+                                       skipped=weights.skipped))
                     def within(done: int, total: int, at: int = index, name: str = str(path)) -> None:
                         if progress is not None:
-                            progress(_tick(at, len(work), name, report.chunks + done, started, done, total,
-                                           weights(at, done / total if total else 0.0)))
+                            progress(tick(at, len(work), name, report.chunks + done, started, done, total,
+                                           weights(at, done / total if total else 0.0), weights.skipped))
 
+                    unchanged = len(report.unchanged)
                     try:
                         _ingest_file(store, embedder, reader, path, into, catalog.setdefault(into, {}), report,
                                      cancel, rechunk, within)
                     except Cancelled:
                         raise stopped(index, len(work), reindex, str(path)) from None
+                    if len(report.unchanged) > unchanged:
+                        weights.unchanged(index)
                 if report.rechunked_from:
                     store.mark_text_format()
             if prune:
@@ -257,36 +242,6 @@ def forget_document(settings: Settings, embedder: Any, doc_id: str) -> DocumentR
 def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> DocumentStore:
     """The index for ``embedder`` (refused when it was built with another model, unless ``rebuild``)."""
     return DocumentStore(settings, embedder.model_id, embedder.info.name, embedder.dimension, rebuild=rebuild)
-
-
-ETA_FROM_SHARE = 0.02
-
-
-def _tick(done: int, total: int, current: str, chunks: int, started: float, file_done: int = 0,
-          file_chunks: int = 0, share: float = 0.0) -> IngestProgress:
-    """A tick; the ETA from ``share``, the part of the work's bytes done (a file's embedded share
-    counted): by files, a 4 MB file among small ones read "ETA 10s" with 90 s to go."""
-    # Not before 2% of the bytes: while the first file loads, "ETA 337117s" was shown (the reader
-    # process starting, a few chunks of a large file done); "ETA ?" says as much and no more.
-    eta = (time.perf_counter() - started) * (1 - share) / share if share >= ETA_FROM_SHARE else None
-    return IngestProgress(done, total, current, chunks, eta, file_done, file_chunks)
-
-
-class _WorkShares:
-    """The part of a run's bytes that is done before file ``index`` (plus ``within`` of it)."""
-
-    def __init__(self, paths: list[Path]) -> None:
-        sizes = []
-        for path in paths:
-            try:
-                sizes.append(max(path.stat().st_size, 1))
-            except OSError:  # reported when the file itself is read
-                sizes.append(1)
-        self.sizes, self.total = sizes, max(sum(sizes), 1)
-        self.before = [0, *accumulate(sizes)]  # bytes of the files before each one
-
-    def __call__(self, index: int, within: float = 0.0) -> float:
-        return (self.before[index] + self.sizes[index] * within) / self.total
 
 
 def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, path: Path, collection: str,

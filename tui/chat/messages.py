@@ -9,7 +9,7 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from pgpt.runtime.llm.chat import ChatEngine, ChatResult
-    from pgpt.runtime.documents.ingest import IngestProgress
+    from pgpt.runtime.documents.progress import IngestProgress
     from pgpt.tui.chat.library import DocumentLibrary
 
 
