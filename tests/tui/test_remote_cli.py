@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import time
@@ -86,6 +87,8 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
     assert report["added"] == 3 and report["updated"] == 0 and report["server"] == served.url, sent.stderr
     assert {Path(s["path"]).name for s in report["skipped"]} == {"link.txt"}
     assert [Path(f["path"]).name for f in report["failed"]] == ["empty.txt"] and sent.returncode == 1
+    # the progress gives an ETA once some bytes were sent (it read "ETA ?" on every line)
+    assert re.search(r"ETA +\d+s", sent.stderr), sent.stderr
     assert not (settings.home / "index").exists()  # nothing local
     try:
         listed = client_cli(settings, "docs", "--collection", "sent")

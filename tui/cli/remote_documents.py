@@ -29,14 +29,20 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     files, skipped = collect_files(list(args.paths))
     skipped, failed = split_unreadable(skipped)
     names = upload_names(list(args.paths), files)  # names with folders: one tree's README.md files stay apart
-    counts, started = dict.fromkeys(_STATUSES, 0), time.monotonic()
-    remote, bar = connect(settings), TextBar(sys.stderr)
+    from pgpt.runtime.documents.progress import WorkShares, tick
+
+    counts, started, clock = dict.fromkeys(_STATUSES, 0), time.monotonic(), time.perf_counter()
+    remote, bar, shares = connect(settings), TextBar(sys.stderr), WorkShares(files)
     try:
         for done, path in enumerate(files):
-            bar.draw(done, len(files), f"{done}/{len(files)} files sent", None, names[path])
+            # the ETA from the bytes sent, as a local ingest's ("ETA ?" on every line before)
+            eta = tick(done, len(files), str(path), 0, clock, share=shares(done), skipped=shares.skipped).eta_s
+            bar.draw(done, len(files), f"{done}/{len(files)} files sent", eta, names[path])
             try:
                 status = remote.upload(path, args.collection, names[path])["doc_metadata"].get("status", "unchanged")
                 counts[status if status in counts else "unchanged"] += 1
+                if status == "unchanged":
+                    shares.unchanged(done)
             except ServerError as exc:
                 if exc.status in (0, 401, 403, 502, 503):  # the server, not this file: stop here
                     raise
