@@ -248,6 +248,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
             remote.close()
     else:
         _require_documents(settings)
+        _status("loading the model and the document index…", args.json)
         # The chat model loads while the embedder and the index open: both take about 2 s.
         with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
             embedder = default_embedder(settings)
@@ -344,13 +345,19 @@ def _where(path: str, page: int) -> str:
     return one_line(path) + (f", page {page}" if page else "")
 
 
+def _status(text: str, quiet: bool = False) -> None:
+    """One line of what `ask` does now, on a terminal's stderr only, replaced by the next ("" clears it):
+    it showed nothing for the first 5 s (the model, the embedder and the index loading, the search)."""
+    if not quiet and sys.stderr.isatty():
+        sys.stderr.write(f"\r{text}\x1b[K")
+        sys.stderr.flush()
+
+
 def _write_progress(stream: Any, quiet: bool) -> None:
     """Read the answer; a terminal sees how much of the draft is written (on stderr) meanwhile."""
+    _status("searching the documents and reading the passages…", quiet)
     written = 0
     for piece in stream:
         written += len(piece)
-        if not quiet and sys.stderr.isatty():
-            sys.stderr.write(f"\rwriting the answer, then checking it against the sources… {written} characters")
-            sys.stderr.flush()
-    if written and not quiet and sys.stderr.isatty():
-        sys.stderr.write("\r\x1b[K")
+        _status(f"writing the answer, then checking it against the sources… {written} characters", quiet)
+    _status("", quiet)

@@ -240,3 +240,34 @@ def test_an_empty_folder_says_no_files_were_found(settings: Settings, tmp_path: 
     (tmp_path / "empty" / ".hidden" / "notes.md").write_text("# Notes\n")
     result = tui_cli(settings, "ingest", str(tmp_path / "empty"))
     assert result.returncode == 0 and "No files found under" in result.stdout and "hidden" in result.stdout
+
+
+def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, tmp_path: Path) -> None:
+    """On a terminal `ask` showed nothing for about 5 s (the model, the embedder and the index
+    loading, then the search) before "writing the answer ..."."""
+    import os
+    import select
+
+    (tmp_path / "ferry.txt").write_text("The ferry leaves at noon from pier 4.\n")
+    assert tui_cli(settings, "ingest", str(tmp_path / "ferry.txt")).returncode == 0
+    master, slave = os.openpty()  # stderr on a terminal; the answer on a pipe
+    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "ask", "When does the ferry leave?",
+                                "--max-tokens", "8"], env=cli_env(settings), stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        try:
+            data = os.read(master, 65536) if ready else b""
+        except OSError:  # EIO: the command ended
+            break
+        if ready and not data:
+            break
+        shown += data
+        if not ready and process.poll() is not None:
+            break
+    os.close(master)
+    assert process.wait(timeout=300) == 0 and process.stdout is not None and "[1]" in process.stdout.read().decode()
+    text = shown.decode("utf-8", "replace")
+    assert text.index("loading the model and the document index") < text.index("searching the documents"), text
+    assert "writing the answer" in text and "characters\x1b[K\r\x1b[K" in text, text  # cleared before the answer
