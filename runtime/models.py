@@ -240,7 +240,7 @@ def _configured_model(settings: Settings, name: str) -> ModelInfo:
 def set_active_model(settings: Settings, name: str) -> ModelInfo:
     """Make ``name`` the chat model of this home and return it; this also repairs a damaged config file."""
     model = require_kind(find_model(settings, name), "llm",
-                         hint="Choose a chat model (kind llm in `pgpt-tui models`).")
+                         hint="Choose a chat model: kind llm in `pgpt-tui models` and in the Models list (F3).")
     config = read_config(settings, repair=True)
     config["active_model"] = model.name
     write_config(settings, config)

@@ -76,10 +76,18 @@ def require_repo_id(repo: str) -> None:
     from pgpt.runtime.errors import UsageError
 
     local = repo.lower().endswith((".gguf", ".onnx", ".safetensors")) or os.path.exists(os.path.expanduser(repo))
+    path = os.path.expanduser(repo)
+    if local and not (repo.lower().endswith(".gguf") or os.path.isfile(os.path.join(path, "config.json"))):
+        # "export it as int4" was said of a .txt file too
+        raise UsageError(f"{repo} is a file or folder on this machine, and not a model pgpt can export.",
+                         hint="pgpt exports a .gguf file or a Hugging Face model folder (config.json and "
+                              "safetensors weights) with pgpt-export; to download one, give its Hugging Face "
+                              "repo id (owner/name), such as Qwen/Qwen2.5-1.5B-Instruct.")
     if local:
-        raise UsageError(f"{repo} is a file or folder on this machine, not a Hugging Face repo id (owner/name).",
-                         hint=f"Export it instead of downloading it: pgpt-export {repo} --dtype int4, "
-                              "then choose it with pgpt-tui models --use NAME or on F3.")
+        raise UsageError(f"{repo} is a model on this machine, not a Hugging Face repo id (owner/name).",
+                         hint=f"Export it instead of downloading it: pgpt-export {repo} --dtype int4 (int8 for "
+                              "more quality), in a shell; it then appears in `pgpt-tui models` and the Models list "
+                              "(F3), where Enter makes it the chat model.")
     try:
         validate_repo_id(repo)
     except HFValidationError:

@@ -216,3 +216,14 @@ async def test_first_start_prepares_the_missing_default_with_progress(default_mo
         assert any(t.kind == "notice" and "First start" in t.text for t in turns(app))
         assert (cache / DEFAULT_EMBEDDER / "manifest.json").is_file() and app.library is not None
         assert not app.query_one("#ingest-progress").display
+
+
+def test_panels_show_a_mistake_without_the_command_lines_title() -> None:
+    """F2 and F3 showed "Usage error: ..." and "Invalid setting: ...", a command line's words."""
+    from pgpt.runtime.errors import ConfigError, DiskFullError, UsageError
+    from pgpt.tui.screens.panel import app_error
+
+    assert app_error(UsageError("x is an embedding model.", hint="Choose a chat model.")) == (
+        "x is an embedding model. Choose a chat model.")
+    assert app_error(ConfigError("Bad token.", hint="Paste it again.")) == "Bad token. Paste it again."
+    assert app_error(DiskFullError("The disk is full.", hint="Free some space.")).startswith("Disk full: ")

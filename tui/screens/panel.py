@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from pgpt.runtime.errors import user_message
+from pgpt.runtime.errors import usage_titles, user_message
 from pgpt.runtime.settings import Settings
 from pgpt.tui.sanitize import clean_text
 
@@ -49,3 +49,17 @@ class PanelScreen(Screen[None]):
                         message.text)
         if not (self.SHOWS_FAILURES and self.is_current):
             self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
+
+
+def app_error(error: BaseException) -> str:
+    """An error as a panel shows it: one paragraph, its title left out when it is a command line's
+    word for a mistake ("Usage error", "Invalid setting": the panels' own fields are the usage), and
+    its next step in the app's terms."""
+    message = user_message(error)
+    text = in_the_app(message.text)
+    return text if message.title in usage_titles() else f"{message.title}: {text}"
+
+
+def in_the_app(text: str) -> str:
+    """A runtime message's next step as the app's: the token is saved on the Setup screen (F2)."""
+    return text.replace("run `pgpt-tui token set`", "save it on the Setup screen (F2)")

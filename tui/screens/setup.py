@@ -18,9 +18,8 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from pgpt.runtime.doctor import shown
-from pgpt.runtime.errors import user_message
 from pgpt.tui.screens.confirm import Confirm
-from pgpt.tui.screens.panel import PanelScreen
+from pgpt.tui.screens.panel import PanelScreen, app_error
 from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:
@@ -219,8 +218,7 @@ class SetupScreen(PanelScreen):
         try:  # a typo is answered here and now: it is no failure worth a log entry
             secret = Secret(checked_token(typed))
         except ConfigError as error:
-            message = user_message(error)
-            self._show_diagnosis(clean_text(f"{message.title}: {message.text}"))
+            self._show_diagnosis(clean_text(app_error(error)))
             return
         self._show_diagnosis("")
         self.query_one("#token-status", Static).update("checking the token with the Hub…")
@@ -336,8 +334,7 @@ class SetupScreen(PanelScreen):
         worker, error = event.worker, event.worker.error
         if event.state is not WorkerState.ERROR or error is None:
             return
-        message = user_message(error)
-        text = clean_text(f"{message.title}: {message.text}")
+        text = clean_text(app_error(error))
         if worker.group == TOKEN_GROUP:
             self._show_diagnosis(text)
             self._show_token_status()

@@ -91,8 +91,12 @@ def test_a_local_file_or_a_malformed_id_is_no_repo_and_says_what_to_do(settings:
     gguf.write_bytes(b"GGUF")
     for command in ("check", "download"):
         local = run_cli(settings, hub, command, str(gguf))
-        assert local.returncode == 2 and "is a file or folder on this machine" in local.stderr, local.stderr
+        assert local.returncode == 2 and "is a model on this machine" in local.stderr, local.stderr
         assert f"pgpt-export {gguf} --dtype int4" in local.stderr
+    notes = tmp_path / "notes.txt"  # not a model: no advice to export it as int4
+    notes.write_text("Meeting notes.")
+    other = run_cli(settings, hub, "check", str(notes))
+    assert other.returncode == 2 and "not a model pgpt can export" in other.stderr and "--dtype" not in other.stderr
     malformed = run_cli(settings, hub, "check", "Qwen//Qwen2.5 1.5B")
     assert malformed.returncode == 2 and "is not a Hugging Face repo id" in malformed.stderr, malformed.stderr
 

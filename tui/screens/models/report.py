@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pgpt.tui.sanitize import clean_text
+from pgpt.tui.screens.panel import in_the_app
 
 if TYPE_CHECKING:
     from pgpt.runtime.hub.access import AccessReport
@@ -21,11 +22,6 @@ HEADLINES = {
     "network_error": "Hub not reachable",
     "rate_limited": "Rate limited",
 }
-
-
-def in_the_app(text: str) -> str:
-    """A runtime message's next step as the app's: the token is saved on the Setup screen (F2)."""
-    return text.replace("run `pgpt-tui token set`", "save it on the Setup screen (F2)")
 
 
 def describe_access(report: AccessReport) -> str:

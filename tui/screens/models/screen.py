@@ -13,13 +13,13 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Footer, Input, ProgressBar, RadioButton, RadioSet, Static
 from textual.worker import Worker, WorkerState
 
-from pgpt.runtime.errors import Cancelled, PgptError, user_message
+from pgpt.runtime.errors import Cancelled, PgptError
 from pgpt.tui.chat.messages import ModelChanged
 from pgpt.tui.jobs import WELL_KNOWN_REPOS, check_repo, download_repo, export_download, export_name
 from pgpt.tui.screens.models.messages import AccessChecked, DownloadTick, ExportStage, JobEnded, ModelDeleted, ModelsListed
-from pgpt.tui.screens.models.report import describe_access, describe_export, download_lines, export_stages, in_the_app
+from pgpt.tui.screens.models.report import describe_access, describe_export, download_lines, export_stages
 from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
-from pgpt.tui.screens.panel import PanelScreen
+from pgpt.tui.screens.panel import PanelScreen, app_error
 from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:
@@ -250,8 +250,7 @@ class ModelsScreen(PanelScreen):
         try:
             model = set_active_model(self.settings, name)
         except PgptError as error:  # an embedding model, or one deleted from outside
-            message = user_message(error)
-            self._show(f"{message.title}: {message.text}")
+            self._show(app_error(error))
             return
         self._active = model.name
         self._show(f"{model.name} is now the chat model; " + (
@@ -357,8 +356,7 @@ class ModelsScreen(PanelScreen):
                 ended = "Stopped" if isinstance(error, Cancelled) else "Failed"
                 self._lines[0] = f"{ended}: {self._lines[0].rstrip('…')}"
             self._end_job()
-        message = user_message(error)
-        self._add_line(in_the_app(f"{message.title}: {message.text}"), bold=True)
+        self._add_line(app_error(error), bold=True)
 
     # Helpers (main thread only).
 
