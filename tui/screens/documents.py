@@ -109,6 +109,7 @@ class DocumentsScreen(PanelScreen):
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
         self._cancel: threading.Event | None = None
+        self._records: list[DocumentRecord] = []  # listed last: refitted on a resize
 
     @property
     def ingesting(self) -> bool:
@@ -287,11 +288,27 @@ class DocumentsScreen(PanelScreen):
         report = self.query_one("#doc-report", Static)
         if str(report.render()).startswith("Server unreachable"):  # it answers again: the error is old
             report.update(clean_text(self._on_server()))
-        for record in sorted(message.documents, key=lambda d: d.ingested_at, reverse=True):
+        self._records = message.documents
+        self._fill(table)
+
+    def _fill(self, table: DocumentTable) -> None:
+        """The rows, newest first, the file column as wide as the table allows (it was 26 characters at
+        every size: 60 empty columns at 120x40, and "…ork/t32a" for every file at 60x15)."""
+        width = max(8, table.size.width - 25) if table.size.width else PATH_CHARS  # chunks, date, padding
+        for record in sorted(self._records, key=lambda d: d.ingested_at, reverse=True):
             when = time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
             key = record.doc_id if self.settings.server else record.path  # a server forgets by id
             # one_line: a cell shows only its first line ("new\nline.txt" read "…/new")
-            table.add_row(str(record.chunks), when, clean_text(one_line(short_path(record.path))), key=key)
+            table.add_row(str(record.chunks), when, clean_text(one_line(short_path(record.path, width))), key=key)
+
+    def on_resize(self) -> None:
+        """Fit the file column to the new width."""
+        table = self.query_one(DocumentTable)
+        cursor = table.cursor_row
+        table.clear()
+        self._fill(table)
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
 
     @on(IngestTick)
     def _tick(self, message: IngestTick) -> None:
