@@ -57,7 +57,10 @@ CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its s
 # heading or a table row. A hyphen at a line's end before a lower-case letter joins the word.
 # Not after a title or "e.g.": "Dr. Ilse Varga" was cut into "... is Dr. [1] Ilse Varga. [1]".
 _TITLES = "".join(rf"(?<!\b{re.escape(t)})" for t in ("Dr.", "Mr.", "Ms.", "Mrs.", "Prof.", "St.", "vs.", "e.g.", "i.e."))
-SENTENCE_END = re.compile(rf"(?<=[.!?]){_TITLES}\s+(?=[\"'\u201c(\[A-Z0-9*`_])")
+# Scripts without capitals (Hebrew, Arabic, CJK, kana, Hangul) start a sentence with any letter: an
+# Arabic sentence after an English one was quoted as part of it.
+_CASELESS = "\u0590-\u08ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
+SENTENCE_END = re.compile(rf"(?<=[.!?\u3002]){_TITLES}\s*(?<=\s|\u3002)(?=[\"'\u201c(\[A-Z0-9*`_{_CASELESS}])")
 _HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n\s*(?=[a-z])")
 _BLOCK = re.compile(r"\n\s*\n")
 _NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")

@@ -322,3 +322,14 @@ def test_a_run_on_sentence_is_shown_cut_around_its_start() -> None:
     before, shown, after = sentence_window("Intro. " + run_on, run_on, 300)
     assert before == "\u2026" and after == "\u2026" and len(shown) <= 300 and run_on.startswith(shown)
     assert sentence_window("One. Two is short. Three.", "Two is short.", 300) == ("One. ", "Two is short.", " Three.")
+
+
+def test_a_sentence_in_a_script_without_capitals_is_a_sentence_of_its_own() -> None:
+    """An Arabic sentence after an English one was quoted with it, as support for the English one."""
+    assert split_sentences("The cafe serves green tea. \u0641\u064a \u0627\u0644\u0645\u062f\u064a\u0646\u0629 "
+                           "\u0645\u0643\u062a\u0628\u0629.") == [
+        "The cafe serves green tea.", "\u0641\u064a \u0627\u0644\u0645\u062f\u064a\u0646\u0629 "
+        "\u0645\u0643\u062a\u0628\u0629."]
+    assert split_sentences("\u6771\u4eac\u306f\u5927\u304d\u3044\u3002\u5927\u962a\u3082\u3002") == [
+        "\u6771\u4eac\u306f\u5927\u304d\u3044\u3002", "\u5927\u962a\u3082\u3002"]
+    assert split_sentences("It is pack-\naged. see below.") == ["It is packaged. see below."]  # lower case goes on
