@@ -227,3 +227,21 @@ def test_panels_show_a_mistake_without_the_command_lines_title() -> None:
         "x is an embedding model. Choose a chat model.")
     assert app_error(ConfigError("Bad token.", hint="Paste it again.")) == "Bad token. Paste it again."
     assert app_error(DiskFullError("The disk is full.", hint="Free some space.")).startswith("Disk full: ")
+
+
+async def test_home_and_end_go_to_the_first_and_the_last_saved_chat(settings: Settings) -> None:
+    """End left the selection on the first of the saved chats."""
+    for n in range(4):
+        saved = new_conversation("chat", "")
+        saved.turns = [{"kind": "user", "text": f"Question {n}"}]
+        save_conversation(settings, saved)
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 4)
+        table.focus()
+        await pilot.press("end")
+        assert table.cursor_row == 3
+        await pilot.press("home")
+        assert table.cursor_row == 0

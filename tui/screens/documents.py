@@ -14,13 +14,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, DirectoryTree, Footer, Input, ProgressBar, Static
+from textual.widgets import DirectoryTree, Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from pgpt.runtime.errors import Cancelled, user_message
 from pgpt.runtime.sanitize import one_line
 from pgpt.tui.chat.messages import IngestDone, IngestTick
-from pgpt.tui.screens.panel import PanelScreen
+from pgpt.tui.screens.panel import PanelScreen, RowTable
 from pgpt.tui.sanitize import clean_text
 
 PATH_CHARS = 26  # what the file column shows at 80 columns, beside the folder tree and the scrollbar
@@ -82,7 +82,7 @@ class Forgotten(Message):
     documents: int
 
 
-class DocumentTable(DataTable[str]):
+class DocumentTable(RowTable):
     """Indexed documents, newest first; Delete forgets the selected one."""
 
     BINDINGS = [Binding("delete", "screen.forget", "Forget")]

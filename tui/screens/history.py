@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 
 from pgpt.runtime.conversations import Conversation
-from pgpt.tui.screens.panel import PanelScreen
+from pgpt.tui.screens.panel import PanelScreen, RowTable
 from pgpt.tui.sanitize import clean_text
 
 
@@ -25,7 +25,7 @@ class ConversationsListed(Message):
     unreadable: list[str]  # files in the folder that are no readable conversation
 
 
-class ConversationTable(DataTable[str]):
+class ConversationTable(RowTable):
     """One row per saved conversation; Enter opens it, Delete removes it."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Open", show=True),

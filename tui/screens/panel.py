@@ -7,6 +7,7 @@ import logging
 from textual import on
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
 from pgpt.runtime.errors import usage_titles, user_message
@@ -63,3 +64,17 @@ def app_error(error: BaseException) -> str:
 def in_the_app(text: str) -> str:
     """A runtime message's next step as the app's: the token is saved on the Setup screen (F2)."""
     return text.replace("run `pgpt-tui token set`", "save it on the Setup screen (F2)")
+
+
+class RowTable(DataTable[str]):
+    """A panel's list: Home and End go to the first and the last row (they did nothing in Chats)."""
+
+    BINDINGS = [Binding("home", "first_row", "First", show=False), Binding("end", "last_row", "Last", show=False)]
+
+    def action_first_row(self) -> None:
+        """Select the first row."""
+        self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        """Select the last row."""
+        self.move_cursor(row=max(self.row_count - 1, 0))

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from textual.binding import Binding
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable
 
 from pgpt.runtime.llm.session import attention_needs_cpu
 from pgpt.tui.jobs import quality_cell
-from pgpt.tui.screens.confirm import Confirm
 from pgpt.tui.sanitize import clean_text
+from pgpt.tui.screens.confirm import Confirm
+from pgpt.tui.screens.panel import RowTable
 
 if TYPE_CHECKING:
     from pgpt.runtime.footprint import Footprint
@@ -33,7 +33,7 @@ def provider_label(model: ModelInfo, cuda_reason: str, requested: str) -> str:
     return "CPU (slow)" if model.dtype == "fp16" else "CPU"  # fp16 is made for CUDA
 
 
-class ModelTable(DataTable[str]):
+class ModelTable(RowTable):
     """The exported models, one per row keyed by name (● marks the chat model); Enter makes one the chat
     model, Delete deletes it."""
 
