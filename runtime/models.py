@@ -184,10 +184,11 @@ def active_chat_model(settings: Settings) -> ModelInfo:
         try:
             return find_model(settings, settings.model)
         except ModelNotFoundError as exc:  # say where the name came from: the config's choice is overridden
-            raise ModelNotFoundError(f"PGPT_MODEL names a model that is not exported. {exc}", hint=(
-                "Unset PGPT_MODEL to use the active chat model, or set it to an exported chat model (`pgpt-tui "
-                "models` lists them)." if list_models(settings) else "Export that model (`pgpt-export SOURCE --name NAME`), or "
-                "unset PGPT_MODEL and run `pgpt-export --default` for the built-in models.")) from None
+            hint = ("Unset PGPT_MODEL to use the active chat model, or set it to an exported chat model "
+                    "(`pgpt-tui models` lists them)." if list_models(settings) else
+                    "Export that model (`pgpt-export SOURCE --name NAME`), or unset PGPT_MODEL and run "
+                    "`pgpt-export --default` for the built-in models.")
+            raise ModelNotFoundError(f"PGPT_MODEL names a model that is not exported. {exc}", hint=hint) from None
     name = read_config(settings).get("active_model", "")
     if name:
         return _configured_model(settings, name)

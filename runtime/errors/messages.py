@@ -59,7 +59,8 @@ def user_message(error: BaseException) -> UserMessage:
     for kind, title, hint in _FOREIGN_ERRORS:
         if isinstance(error, kind):
             if kind is KeyboardInterrupt and stop_code == 143:
-                title, hint = "Stopped", "Stopped by SIGTERM (kill, timeout, systemctl stop); nothing was left half-written."
+                title = "Stopped"
+                hint = "Stopped by SIGTERM (kill, timeout, systemctl stop); nothing was left half-written."
             return _safe(title, hint if kind is KeyboardInterrupt else f"{_describe(error)} {hint}".strip(),
                          stop_code if kind is KeyboardInterrupt else 1)
     if str(error).lower().startswith("lance error"):  # a table file cut short (a crash, a full disk)

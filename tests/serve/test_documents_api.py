@@ -193,8 +193,9 @@ def test_unsafe_names_are_refused_not_cut_and_plain_folders_are_kept(server: Run
 
 
 def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: RunningServer) -> None:
-    code = ("import sys, time\nfrom pgpt.runtime.settings import Settings\nfrom pgpt.runtime.documents.index_folder import "
-            "writer_lock\nwith writer_lock(Settings.from_env()):\n    print('locked', flush=True)\n    time.sleep(60)\n")
+    code = ("import sys, time\nfrom pgpt.runtime.settings import Settings\n"
+            "from pgpt.runtime.documents.index_folder import writer_lock\n"
+            "with writer_lock(Settings.from_env()):\n    print('locked', flush=True)\n    time.sleep(60)\n")
     kept = server.http().post("/v1/ingest/text", json={"file_name": "kept.txt", "text": "The pier opens at six."})
     assert kept.status_code == 200
     stored = server.settings.home / "uploads" / "default" / "kept.txt"
@@ -221,7 +222,8 @@ def test_an_upload_that_cannot_be_indexed_keeps_the_earlier_file_of_its_name(ser
     """A binary sent under an indexed document's name got its 415, and the stored copy was deleted
     while the index still held its passages."""
     http = server.http()
-    assert http.post("/v1/ingest/text", json={"file_name": "pier.txt", "text": "The pier opens at six."}).status_code == 200
+    first = http.post("/v1/ingest/text", json={"file_name": "pier.txt", "text": "The pier opens at six."})
+    assert first.status_code == 200
     refused = http.post("/v1/ingest/file", files={"file": ("pier.txt", b"\x00\x01\x02binary\xff" * 100)})
     assert refused.status_code == 415, refused.text
     assert (server.settings.home / "uploads" / "default" / "pier.txt").read_text() == "The pier opens at six."

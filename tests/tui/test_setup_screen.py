@@ -122,7 +122,8 @@ async def test_a_rejected_malformed_or_unwritable_token_is_diagnosed_inline(sett
         await wait_until(pilot, lambda: "does not look like" in shown(screen, "#token-diagnosis"))
         # the mistake in plain words, without the command line's title ("Invalid setting: ...")
         diagnosis = shown(screen, "#token-diagnosis")
-        assert diagnosis.startswith("That does not look like a Hugging Face token") and not token_path(settings).exists()
+        assert diagnosis.startswith("That does not look like a Hugging Face token")
+        assert not token_path(settings).exists()
 
         token_path(settings).mkdir(parents=True)  # the Hub accepts it, but the file cannot be written
         await pilot.press(*ACCEPTED_TOKEN, "enter")

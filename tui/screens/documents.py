@@ -317,8 +317,8 @@ class DocumentsScreen(PanelScreen):
         inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks)" if tick.file_chunks else ""
         eta = f"ETA {tick.eta_s:.0f} s · " if tick.eta_s is not None else ""  # first: the line is cut at 80 columns
         # the file's name last: at 80 columns the line is cut, and it cut the chunk count
-        self._show_progress(tick.fraction, max(tick.total, 1),
-                            f"{eta}{tick.done}/{tick.total} files · {tick.chunks} chunks · {clean_text(name)}{inside}")
+        counts = f"{tick.done}/{tick.total} files · {tick.chunks} chunks"
+        self._show_progress(tick.fraction, max(tick.total, 1), f"{eta}{counts} · {clean_text(name)}{inside}")
 
     @on(IngestDone)
     def _done(self, message: IngestDone) -> None:

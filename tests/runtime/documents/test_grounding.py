@@ -101,7 +101,8 @@ def test_a_statement_the_model_repeats_is_answered_once(embedder) -> None:  # ty
     assert result.text == "The launch code of project Zephyr is 7341. [1]"
 
 
-def test_a_function_named_with_empty_parentheses_is_found_where_the_source_calls_it(embedder) -> None:  # type: ignore[no-untyped-def]
+def test_a_function_named_with_empty_parentheses_is_found_where_the_source_calls_it(  # type: ignore[no-untyped-def]
+        embedder) -> None:
     """The right draft "use the `tqdm.write()` method" was dropped as invented: the sources call
     tqdm.write("Done task %i") and speak of "a .write() method", never "tqdm.write()" itself."""
     sentences = [SourceSentence(1, "tqdm.rst", 0, text) for text in (
