@@ -39,11 +39,13 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    """200 once the model and the embedder are loaded, 503 before (and after a failed load)."""
+    """200 once the default chat model has loaded (also while it is unloaded after its keep-alive), 503
+    before and after a failed load."""
     service = service_of(request)
     service.retry_failed_load()  # models exported after the start are found without a restart
-    if service.ready:
-        return JSONResponse({"status": "ready", "models": [m["id"] for m in service.models()]})
+    if service.ready:  # "loaded": false after an idle unload: the next request loads it again
+        return JSONResponse({"status": "ready", "loaded": service.pool.ready(),
+                             "models": [m["id"] for m in service.models()]})
     reason = f"loading failed: {service.load_error}" if service.load_error else "loading"
     return JSONResponse({"status": reason}, status_code=503, headers={"Retry-After": "2"})
 

@@ -38,6 +38,7 @@ class Service:
         self._loading: asyncio.Task[None] | None = None
         self.start_error: BaseException | None = None  # why start() failed: pgpt-serve prints it
         self.load_error: BaseException | None = None  # the default chat model's, at start
+        self.loaded_once = False  # the default chat model loaded well at least once
         self.embedder_error: BaseException | None = None  # documents and embeddings only
         self.ingest_lock = threading.Lock()  # one writer at a time inside this server
         self.stopping = threading.Event()  # told to stop: running answers are cut at once
@@ -92,7 +93,7 @@ class Service:
                 log.error("chat model loading failed: %s", lease)
             self.load_error = lease
             return
-        self.load_error = None
+        self.load_error, self.loaded_once = None, True
         log.info("serving %s on %s", lease.ref, lease.chat.provider)
         lease.release()  # it stays loaded for its keep-alive
 
@@ -107,8 +108,10 @@ class Service:
 
     @property
     def ready(self) -> bool:
-        """Whether the default chat model is loaded and serving."""
-        return self.pool is not None and self.pool.ready()
+        """Whether the default chat model serves: loaded, or unloaded after its keep-alive once it had
+        loaded well (the next request loads it again). /ready said 503 "loading" for good after an
+        idle unload, so a health check marked an idle, working server down (with --keep-alive 0 always)."""
+        return self.pool is not None and (self.pool.ready() or (self.loaded_once and self.load_error is None))
 
     async def lease(self, ref: str, keep_alive: float | None = None) -> Any:
         """A lease on the model ``ref`` names ('default', a name, name@version), loading it if

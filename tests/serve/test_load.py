@@ -199,6 +199,28 @@ def test_sigterm_mid_upload_answers_503_and_keeps_nothing_of_it(served_settings:
         running.stop()
 
 
+def test_a_server_whose_model_unloaded_when_idle_is_still_ready(served_settings: Settings) -> None:
+    """After the keep-alive unloaded the model, /ready said 503 "loading" for good (with --keep-alive 0
+    always), so a health check marked an idle, working server down; the next request loads it again."""
+    import dataclasses
+
+    running = start_server(dataclasses.replace(served_settings, home=served_settings.home / "idle"),
+                           "--keep-alive", "0")  # waits for /ready: it never came
+    try:
+        with running.http() as client:
+            deadline = time.monotonic() + 30
+            while client.get("/v1/models/default").json()["loaded"]:  # unloaded once the start-up load ended
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            ready = client.get("/ready")
+            assert ready.status_code == 200 and ready.json()["loaded"] is False, ready.text
+            answer = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}],
+                                                                 "max_tokens": 4})
+            assert answer.status_code == 200, answer.text
+    finally:
+        running.stop()
+
+
 def test_ctrl_c_stops_the_server_with_one_line_and_no_traceback(served_settings: Settings) -> None:
     """Ctrl-C in the terminal: uvicorn stopped cleanly, then raised the Ctrl-C it had caught again,
     and a KeyboardInterrupt traceback ended the output. Now one line, and the shell's 130."""
