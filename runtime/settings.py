@@ -83,13 +83,13 @@ class Settings:
             threads=_int(env, "PGPT_THREADS", 0, lowest=0, highest=MAX_THREADS),
             model=env.get("PGPT_MODEL", ""),
             embedder=env.get("PGPT_EMBEDDER", ""),
-            cache_size_mb=_int(env, "PGPT_CACHE_SIZE_MB", 256),
+            cache_size_mb=_int(env, "PGPT_CACHE_SIZE_MB", 256, lowest=1),  # -5 was taken
             read_timeout_s=_int(env, "PGPT_READ_TIMEOUT_S", 120, lowest=1),
             read_memory_mb=_int(env, "PGPT_READ_MEMORY_MB", 4096, lowest=256),
             server=_server_url(env.get("PGPT_SERVER", "")),
             server_key=_server_key(env),
             server_key_file=env.get("PGPT_API_KEY_FILE", ""),
-            keep_versions=max(1, _int(env, "PGPT_KEEP_VERSIONS", 3)),
+            keep_versions=_int(env, "PGPT_KEEP_VERSIONS", 3, lowest=1),  # 0 became 1 without a word
         )
 
     @property

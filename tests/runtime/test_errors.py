@@ -151,3 +151,13 @@ def test_a_thread_count_no_cpu_has_is_refused(value: str, words: str) -> None:
 
     with pytest.raises(e.ConfigError, match=words):
         Settings.from_env({"PGPT_THREADS": value})
+
+
+@pytest.mark.parametrize(("name", "value"), [("PGPT_CACHE_SIZE_MB", "-5"), ("PGPT_CACHE_SIZE_MB", "0"),
+                                             ("PGPT_KEEP_VERSIONS", "0")])
+def test_a_cache_size_or_a_version_count_below_one_is_refused(name: str, value: str) -> None:
+    """A negative answer cache size was taken without a word, and 0 versions to keep became 1."""
+    from pgpt.runtime.settings import Settings
+
+    with pytest.raises(e.ConfigError, match=f"{name}='{value}' is too small: the lowest allowed value is 1"):
+        Settings.from_env({name: value})
