@@ -125,6 +125,10 @@ async def _validation_error(request: Any, error: Any) -> Any:
                    "(curl: -H 'Content-Type: application/json').")
     else:
         message = f"Invalid request: {'; '.join(_problems(errors)[:5])}."
+        loc = [str(part) for part in errors[0].get("loc", ())[1:]] if errors else []
+        cut = next((i for i, part in enumerate(loc) if _BRANCH.fullmatch(part)), len(loc))
+        param = ".".join(loc[:cut]) or None  # the first field named, as OpenAI's param ("n", "messages.0.role")
+        return JSONResponse(error_payload(400, message, param=param), status_code=400)
     return JSONResponse(error_payload(400, message), status_code=400)
 
 

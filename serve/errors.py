@@ -16,9 +16,10 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permi
           503: "overloaded_error"}
 
 
-def error_payload(status: int, message: str, code: str | None = None) -> dict[str, Any]:
-    """``{"error": {"message", "type", "param", "code"}}`` as OpenAI's API answers errors."""
-    return {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "param": None,
+def error_payload(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}`` as OpenAI's API answers errors; ``param``
+    names the request's field at fault, where one is."""
+    return {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "param": param,
                       "code": code or str(status)}}
 
 
