@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as exc:  # every failure becomes one paragraph, no traceback
         import logging
 
-        logging.getLogger("pgpt.export").exception("export failed")
+        if isinstance(exc, KeyboardInterrupt):  # a stop, not a fault: one line in the log
+            logging.getLogger("pgpt.export").warning("export stopped: %s", type(exc).__name__)
+        else:
+            logging.getLogger("pgpt.export").exception("export failed")
         message = user_message(exc)
         print(f"error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code

@@ -133,6 +133,11 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
                             timeout_graceful_shutdown=10)
     server = _server_class()(config)
     server.service = app.state.service
+    from pgpt.runtime.signals import Terminated, terminate_as_interrupt
+
+    # uvicorn restores the handlers it found and raises the signal it caught again once it has
+    # stopped: SIGTERM (systemctl stop) then ended the process without the line Ctrl-C gives
+    terminate_as_interrupt()
     try:
         server.run(sockets=[listener])
     except SystemExit:  # uvicorn's exit 3: the app's start failed, said only in the log until now
@@ -143,9 +148,16 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
         print(f"error: {message.title}: {message.text}" if message else "error: pgpt-serve could not start; the "
               f"log ({settings.log_file}) says why.", file=sys.stderr, flush=True)
         return message.exit_code if message else 1
-    except KeyboardInterrupt:  # uvicorn stops cleanly, then raises the Ctrl-C it caught again
-        logging.getLogger("pgpt.serve").info("pgpt-serve stopped (Ctrl-C)")
+    except KeyboardInterrupt as stop:  # uvicorn stops cleanly, then raises the Ctrl-C (or SIGTERM) again
+        terminated = isinstance(stop, Terminated)
+        logging.getLogger("pgpt.serve").info("pgpt-serve stopped (%s)", "SIGTERM" if terminated else "Ctrl-C")
         print("pgpt-serve: stopped", file=sys.stderr, flush=True)
+        if terminated:  # end by the signal, as before: systemd counts a stop by SIGTERM as clean, not exit 143
+            import os
+            import signal
+
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
         return 130
     logging.getLogger("pgpt.serve").info("pgpt-serve stopped")
     return 0 if server.started else 1

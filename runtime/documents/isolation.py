@@ -130,7 +130,7 @@ class IsolatedReader:
         fd = stream.fileno()
         while not received.endswith(b"\n"):
             if cancel is not None and cancel.is_set():
-                self._stop()
+                self._stop(cancelled=True)
                 raise Cancelled("Ingestion stopped while a file was being read; run it again to continue.")
             left = deadline - time.monotonic()
             if left <= 0:
@@ -150,7 +150,7 @@ class IsolatedReader:
             return None
         return answer if isinstance(answer, dict) else None
 
-    def _stop(self, timed_out: bool = False) -> None:
+    def _stop(self, timed_out: bool = False, cancelled: bool = False) -> None:
         """Kill the child and remember why it ended (for the file that was being read)."""
         child, self._child = self._child, None
         if child is None:
@@ -164,6 +164,10 @@ class IsolatedReader:
                     pipe.close()
             except OSError:
                 pass  # a broken pipe to a dead child has nothing left to flush
+        if cancelled:  # pgpt's own kill on a stop: "the reader crashed on it (signal 9)" said otherwise
+            self._last_stop = "stopped while it was read"
+            log.info("reader process stopped: the ingestion was stopped")
+            return
         if timed_out:
             self._last_stop = f"took longer than {self.timeout_s:g} s to read (the limit; PGPT_READ_TIMEOUT_S)"
         elif code < 0:

@@ -159,6 +159,8 @@ def test_sigterm_mid_stream_cuts_the_answer_at_once_with_a_clear_error(served_se
         running.process.wait(timeout=10)
         assert time.monotonic() - signalled < 8.0
         assert "Traceback" not in running.log_text() and "CancelledError" not in running.log_text()
+        # the same last line as after Ctrl-C (SIGTERM, systemctl stop, ended without one)
+        assert running.output.read_text(errors="replace").rstrip().endswith("pgpt-serve: stopped")
     finally:
         running.stop()
 

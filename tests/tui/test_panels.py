@@ -122,6 +122,7 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
         await wait_until(pilot, lambda: "No files found" in str(screen.query_one("#doc-report", Static).render()))
         await wait_until(pilot, lambda: not app._ingesting())
         await pilot.press("ctrl+u", *str(docs), "enter")
+        assert path_input.value == ""  # started: the next path is not appended to this one
         await wait_until(pilot, lambda: not app._ingesting() and "added" in str(screen.query_one("#doc-report").render()))
         report = str(screen.query_one("#doc-report", Static).render())
         assert "1 added" in report and "blob.txt" in report and "binary" in report

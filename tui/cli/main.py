@@ -102,12 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         log = logging.getLogger("pgpt")
         message = user_message(exc)
         if log.hasHandlers():  # none before setup_logging (a bad setting): logging would print the traceback
-            if isinstance(exc, PgptError):  # a named cause (a bad key, a typo): a line, not a traceback each time
+            if isinstance(exc, (PgptError, KeyboardInterrupt)):  # a named cause or a stop: a line, no traceback
                 log.warning("command failed: %s (%s)", message.title, type(exc).__name__)
             else:
                 log.exception("command failed")
         # Ctrl+C mostly lands mid-answer: the error starts its own line, not the answer's.
-        start = "\n" if isinstance(exc, (KeyboardInterrupt, Cancelled)) and sys.stderr.isatty() else ""
+        stop = isinstance(exc, (KeyboardInterrupt, Cancelled))
+        start = "\n" if stop and sys.stderr.isatty() else ""
+        if stop and getattr(args, "command", None) == "chat" and not sys.stdout.isatty():
+            print(flush=True)  # the streamed answer's line ends: "...Pollyerror: Stopped" in one file
         print(f"{start}error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code
 

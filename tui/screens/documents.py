@@ -180,6 +180,7 @@ class DocumentsScreen(PanelScreen):
         self._cancel = threading.Event()
         self._show_progress(0, None, f"looking at {clean_text(path)}…")
         self.add_documents(library, path, self._cancel)
+        event.input.clear()  # the next path typed was appended to this one (a typo stays, to be mended)
         self.refresh_bindings()
 
     @on(DirectoryTree.FileSelected)
@@ -318,7 +319,8 @@ class DocumentsScreen(PanelScreen):
         eta = f"ETA {tick.eta_s:.0f} s · " if tick.eta_s is not None else ""  # first: the line is cut at 80 columns
         # the file's name last: at 80 columns the line is cut, and it cut the chunk count
         counts = f"{tick.done}/{tick.total} files · {tick.chunks} chunks"
-        self._show_progress(tick.fraction, max(tick.total, 1), f"{eta}{counts} · {clean_text(name)}{inside}")
+        current = f" · {clean_text(name)}{inside}" if name else ""  # a stray "·" ended the last line
+        self._show_progress(tick.fraction, max(tick.total, 1), f"{eta}{counts}{current}")
 
     @on(IngestDone)
     def _done(self, message: IngestDone) -> None:

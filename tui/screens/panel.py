@@ -63,7 +63,8 @@ def app_error(error: BaseException) -> str:
 
 def in_the_app(text: str) -> str:
     """A runtime message's next step as the app's: the token is saved on the Setup screen (F2)."""
-    return text.replace("run `pgpt-tui token set`", "save it on the Setup screen (F2)")
+    return (text.replace("run `pgpt-tui token set`", "save it on the Setup screen (F2)")
+            .replace(" in `pgpt-tui models` and in the Models list (F3)", " in the Models list (F3)"))
 
 
 class RowTable(DataTable[str]):
