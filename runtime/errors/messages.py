@@ -60,7 +60,7 @@ def user_message(error: BaseException) -> UserMessage:
         if isinstance(error, kind):
             if kind is KeyboardInterrupt and stop_code == 143:
                 title = "Stopped"
-                hint = "Stopped by SIGTERM (kill, timeout, systemctl stop); nothing was left half-written."
+                hint = "Ended by SIGTERM (kill, timeout, systemctl stop); nothing was left half-written."
             return _safe(title, hint if kind is KeyboardInterrupt else f"{_describe(error)} {hint}".strip(),
                          stop_code if kind is KeyboardInterrupt else 1)
     if str(error).lower().startswith("lance error"):  # a table file cut short (a crash, a full disk)

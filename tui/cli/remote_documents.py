@@ -44,7 +44,10 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                 if status == "unchanged":
                     shares.unchanged(done)
             except ServerError as exc:
-                if exc.status in (0, 401, 403, 502, 503):  # the server, not this file: stop here
+                if exc.status in (0, 401, 403, 502, 503):  # the server, not this file: stop here, saying where
+                    exc.hint = (f"{sum(counts.values())} of {len(files)} files were indexed on the server before "
+                                "that. Run the same command again once the server answers: the files done are "
+                                "unchanged and skipped.")
                     raise
                 failed.append((str(path), user_message(exc).text))
             except (OSError, PgptError) as exc:
