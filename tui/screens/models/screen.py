@@ -112,6 +112,8 @@ class ModelsScreen(PanelScreen):
 
     def on_screen_resume(self) -> None:
         self.refresh_models()  # a model may have been exported or deleted from the command line meanwhile
+        if self._cancel is None:  # nothing runs: the repo field, as at the first visit (F3 reopened on the list,
+            self.query_one("#repo", Input).focus()  # where typing was lost and Enter loaded the active model again)
 
     # Workers: they only post messages, never touch widgets.
 
