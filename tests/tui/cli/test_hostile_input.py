@@ -183,18 +183,18 @@ def test_the_ingest_eta_counts_bytes_not_files(tmp_path: Path) -> None:
     """By files, a 4 MB file after 51 small ones read "ETA 10s" with 90 s to go."""
     import time
 
-    from pgpt.runtime.documents.ingest import _tick, _WorkShares
+    from pgpt.runtime.documents.progress import WorkShares, tick
 
     paths = []
     for name, size in (("a.txt", 100), ("b.txt", 100), ("big.txt", 9800)):
         (tmp_path / name).write_bytes(b"x" * size)
         paths.append(tmp_path / name)
-    shares = _WorkShares(paths)
+    shares = WorkShares(paths)
     assert shares(2) == pytest.approx(0.02) and shares(2, 0.5) == pytest.approx(0.51)
-    tick = _tick(2, 3, "big.txt", 0, time.perf_counter() - 2.0, share=shares(2))
-    assert tick.eta_s == pytest.approx(98.0, rel=0.05)  # 2 s for 2 % of the bytes
+    first = tick(2, 3, "big.txt", 0, time.perf_counter() - 2.0, share=shares(2))
+    assert first.eta_s == pytest.approx(98.0, rel=0.05)  # 2 s for 2 % of the bytes
     # 0.01% of the bytes after 3 s (the reader starting, a first batch of a large file) read ETA 30,000 s
-    assert _tick(0, 3, "big.txt", 0, time.perf_counter() - 3.0, share=0.0001).eta_s is None
+    assert tick(0, 3, "big.txt", 0, time.perf_counter() - 3.0, share=0.0001).eta_s is None
 
 
 @pytest.mark.parametrize("typed, cause", [
