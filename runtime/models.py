@@ -106,7 +106,7 @@ def _cache_entries(settings: Settings) -> list[tuple[Path, dict[str, Any] | str]
         return []
     found: list[tuple[Path, dict[str, Any] | str]] = []
     for child in sorted(root.iterdir()):
-        if child.is_symlink() and not child.exists() and not child.name.startswith("."):
+        if _dangling(child) and not child.name.startswith("."):
             # a cache copied without its .versions folder (cp -r) was "No exported models" without a word
             found.append((child, f"It is a link to {os.readlink(child)}, which is missing (a copy of the model "
                                  "cache made without its .versions folder? cp -a copies both)."))
@@ -116,6 +116,11 @@ def _cache_entries(settings: Settings) -> list[tuple[Path, dict[str, Any] | str]
             except ModelIntegrityError as exc:
                 found.append((child, str(exc)))
     return found
+
+
+def _dangling(entry: Path) -> bool:
+    """Whether ``entry`` is a link to nothing (a cache copied without its .versions folder)."""
+    return entry.is_symlink() and not entry.exists()
 
 
 def _version_folder(cache: Path, name: str) -> Path:
@@ -201,7 +206,7 @@ def active_chat_model(settings: Settings) -> ModelInfo:
         entry = settings.model_cache / name
         raise ModelIntegrityError(f"No usable chat model: {why}", folder=entry, hint=(
             f"Remove the link with `pgpt-tui models --delete {name}` and export the model again."
-            if entry.is_symlink() and not entry.exists() else None))
+            if _dangling(entry) else None))
     raise ModelNotFoundError("No chat model has been exported yet.")
 
 
@@ -312,7 +317,7 @@ def _export_folder(settings: Settings, name: str) -> Path:
         raise ModelNotFoundError(f"{name!r} is not a model name (a folder name from `pgpt-tui models`, "
                                  f"not a path); nothing was deleted.", hint=hint)
     entry = settings.model_cache / name
-    if entry.is_symlink() and not entry.exists():  # a link into a missing .versions: listed as damaged
+    if _dangling(entry):  # a link into a missing .versions: listed as damaged
         return entry
     try:
         manifest = read_manifest(entry) if entry.is_dir() else {}

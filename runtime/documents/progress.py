@@ -33,15 +33,20 @@ ETA_FROM_SHARE = 0.02
 
 def tick(done: int, total: int, current: str, chunks: int, started: float, file_done: int = 0,
           file_chunks: int = 0, share: float = 0.0, skipped: float = 0.0) -> IngestProgress:
-    """A tick; the ETA from ``share``, the part of the work's bytes done (a file's embedded share
+    """A tick, with the ETA of ``eta``."""
+    eta_s = eta(started, share, skipped)
+    return IngestProgress(done, total, current, chunks, eta_s, file_done, file_chunks)
+
+
+def eta(started: float, share: float, skipped: float = 0.0) -> float | None:
+    """Seconds left, from ``share``, the part of the work's bytes done (a file's embedded share
     counted): by files, a 4 MB file among small ones read "ETA 10s" with 90 s to go. The rate
     leaves out ``skipped``, the share of files found unchanged (hashed, not read): when a stopped
     run went on, they made it read "ETA 1 s" with 100 files to index."""
     # Not before 2% of the bytes: while the first file loads, "ETA 337117s" was shown (the reader
     # process starting, a few chunks of a large file done); "ETA ?" says as much and no more.
     worked = share - skipped
-    eta = (time.perf_counter() - started) * (1 - share) / worked if worked >= ETA_FROM_SHARE else None
-    return IngestProgress(done, total, current, chunks, eta, file_done, file_chunks)
+    return (time.perf_counter() - started) * (1 - share) / worked if worked >= ETA_FROM_SHARE else None
 
 
 class WorkShares:

@@ -29,15 +29,15 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     files, skipped = collect_files(list(args.paths))
     skipped, failed = split_unreadable(skipped)
     names = upload_names(list(args.paths), files)  # names with folders: one tree's README.md files stay apart
-    from pgpt.runtime.documents.progress import WorkShares, tick
+    from pgpt.runtime.documents.progress import WorkShares, eta
 
     counts, started, clock = dict.fromkeys(_STATUSES, 0), time.monotonic(), time.perf_counter()
     remote, bar, shares = connect(settings), TextBar(sys.stderr), WorkShares(files)
     try:
         for done, path in enumerate(files):
             # the ETA from the bytes sent, as a local ingest's ("ETA ?" on every line before)
-            eta = tick(done, len(files), str(path), 0, clock, share=shares(done), skipped=shares.skipped).eta_s
-            bar.draw(done, len(files), f"{done}/{len(files)} files sent", eta, names[path])
+            left = eta(clock, shares(done), shares.skipped)
+            bar.draw(done, len(files), f"{done}/{len(files)} files sent", left, names[path])
             try:
                 status = remote.upload(path, args.collection, names[path])["doc_metadata"].get("status", "unchanged")
                 counts[status if status in counts else "unchanged"] += 1
