@@ -47,6 +47,13 @@ def tcp_port(text: str) -> int:
     return _checked(text, int, "a whole number", lambda v: 1 <= v <= 65535, "a TCP port is 1 to 65535")
 
 
+def int_between(low: int, high: int, why: str) -> Callable[[str], int]:
+    """An argparse type for an integer from ``low`` to ``high``; ``why`` says what the bound is."""
+    def parse(text: str) -> int:
+        return _checked(text, int, "a whole number", lambda v: low <= v <= high, why)
+    return parse
+
+
 def positive_ints(text: str) -> tuple[int, ...]:
     """Comma-separated integers of at least 1 ("1,2,4,8")."""
     return tuple(positive_int(part.strip()) for part in text.split(","))

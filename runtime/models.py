@@ -166,6 +166,13 @@ def find_model(settings: Settings, name: str) -> ModelInfo:
         return ModelInfo(base, chosen.path, chosen.manifest)
     candidate = Path(name).expanduser()
     folder = candidate if candidate.is_dir() else settings.model_cache / name
+    if folder.parent == settings.model_cache and _dangling(folder):
+        # chat said "no exported model called ..." while `models` and `doctor` listed it as damaged
+        raise ModelIntegrityError(
+            f"The model {name!r} is damaged: it is a link to {os.readlink(folder)}, which is missing (a copy of "
+            "the model cache made without its .versions folder? cp -a copies both).",
+            hint=f"Remove it with `pgpt-tui models --delete {name}` and export it again, or copy the model cache "
+                 "again with cp -a.")
     if not (folder / MANIFEST).is_file():
         models = list_models(settings)
         known = ", ".join(f"{m.name} ({'chat' if m.kind == 'llm' else m.kind})" for m in models) or "none yet"

@@ -39,3 +39,10 @@ def test_an_unknown_model_is_one_clear_line(settings) -> None:  # type: ignore[n
     done = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "bench-chat", "--model", "no-such-model"],
                           capture_output=True, text=True, env=cli_env(settings), timeout=600)
     assert done.returncode != 0 and "no-such-model" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_more_turns_than_questions_is_refused_before_any_work(settings) -> None:  # type: ignore[no-untyped-def]
+    """--turns 7 ran 6 turns without a word."""
+    done = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "bench-chat", "--turns", "7"],
+                          capture_output=True, text=True, env=cli_env(settings), timeout=60)
+    assert done.returncode == 2 and "7 is refused: the chat benchmark has 6 questions" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -169,5 +170,14 @@ def test_a_link_whose_version_folder_is_missing_is_listed_as_damaged_and_can_be_
     with pytest.raises(ModelIntegrityError, match="No usable chat model") as caught:
         active_chat_model(cache_settings)
     assert f"pgpt-tui models --delete {NAME}" in caught.value.hint
+    for chosen in ({"PGPT_MODEL": NAME}, {}):  # named by PGPT_MODEL, or the config's active model
+        settings = Settings(home=cache_settings.home, model_cache=cache_settings.model_cache,
+                            model=chosen.get("PGPT_MODEL", ""))
+        if not chosen:
+            settings.home.mkdir(parents=True, exist_ok=True)
+            settings.config_file.write_text(json.dumps({"active_model": NAME}))
+        with pytest.raises(ModelIntegrityError, match="is damaged: it is a link to") as caught:
+            active_chat_model(settings)  # it said "no exported model called ..." (exported: none yet)
+        assert f"pgpt-tui models --delete {NAME}" in caught.value.hint
     deleted = delete_model(cache_settings, NAME)
     assert deleted.link_only and not copied.is_symlink() and damaged_models(cache_settings) == []

@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 from pgpt.bench.bandwidth import ARRAY_MB
-from pgpt.runtime.arg_types import non_negative_int, positive_int, positive_ints
+from pgpt.bench.chat import QUESTIONS as CHAT_QUESTIONS
+from pgpt.runtime.arg_types import int_between, non_negative_int, positive_int, positive_ints
 
 
 def add_parsers(sub: Any, add_embedder_option: Any) -> None:
@@ -48,7 +49,9 @@ def add_parsers(sub: Any, add_embedder_option: Any) -> None:
     bench_chat = sub.add_parser("bench-chat", help="time a multi-turn chat with and without the kept KV buffer")
     bench_chat.add_argument("--json", action="store_true", help="print the results as JSON")
     bench_chat.add_argument("--model", default="", help="exported chat model (default: the active one)")
-    bench_chat.add_argument("--turns", type=positive_int, default=6, help="user messages, at most 6 (default 6)")
+    turns = len(CHAT_QUESTIONS)  # --turns 7 ran 6 without a word
+    bench_chat.add_argument("--turns", type=int_between(1, turns, f"the chat benchmark has {turns} questions"),
+                            default=turns, help=f"user messages, 1 to {turns} (default {turns})")
     bench_chat.add_argument("--new-tokens", type=positive_int, default=128,
                             help="tokens generated per turn, end of text ignored (default 128)")
     bench_chat.add_argument("--repeats", type=positive_int, default=3, help="passes per mode (default 3)")
