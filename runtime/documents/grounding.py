@@ -61,7 +61,7 @@ _TITLES = "".join(rf"(?<!\b{re.escape(t)})" for t in ("Dr.", "Mr.", "Ms.", "Mrs.
 # Arabic sentence after an English one was quoted as part of it.
 _CASELESS = "\u0590-\u08ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
 SENTENCE_END = re.compile(rf"(?<=[.!?\u3002]){_TITLES}\s*(?<=\s|\u3002)(?=[\"'\u201c(\[A-Z0-9*`_{_CASELESS}])")
-_HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n\s*(?=[a-z])")
+HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n\s*(?=[a-z])")
 _BLOCK = re.compile(r"\n\s*\n")
 _NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
@@ -124,13 +124,13 @@ class Grounding:
 def flatten_text(text: str) -> str:
     """``text`` with words broken over lines joined and all white space single spaces: the form
     in which ``split_sentences`` gives its sentences."""
-    return " ".join(_HYPHEN_BREAK.sub("", text).split())
+    return " ".join(HYPHEN_BREAK.sub("", text).split())
 
 
 def split_sentences(text: str) -> list[str]:
     """The sentences and list items of ``text``, flattened (see ``flatten_text``), at least 3 characters."""
     units = []
-    for block in _BLOCK.split(_HYPHEN_BREAK.sub("", text)):
+    for block in _BLOCK.split(HYPHEN_BREAK.sub("", text)):
         for part in _NEW_UNIT.split(block):
             units += SENTENCE_END.split(" ".join(part.split()))
     return [unit.strip() for unit in units if len(unit.strip()) > 2]
@@ -398,26 +398,3 @@ def best_per_source(sentences: Sequence[SourceSentence], relevance: np.ndarray, 
         if sentence.number not in best or relevance[index] > relevance[best[sentence.number]]:
             best[sentence.number] = index
     return [sentences[best[n]].text if n in best else "" for n in range(1, sources + 1)]
-
-
-def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str]:
-    """(before, sentence, after): about ``width`` characters of ``text`` (flattened, free of
-    terminal controls) around ``sentence``, with "…" where it was cut; the text's start, and ""
-    for the sentence, when the sentence is not in it. How search hits and a "not found" answer's
-    closest passages are shown."""
-    from pgpt.runtime.sanitize import strip_controls
-
-    text, sentence = flatten_text(strip_controls(text)), flatten_text(strip_controls(sentence))
-    start = text.find(sentence) if sentence else -1
-    if start < 0:
-        start, sentence = min(width, len(text)), ""
-        first, last = 0, start
-    elif len(sentence) > width:  # a run-on "sentence" (a list or table without full stops) filled screens
-        shown = sentence[:width].rsplit(" ", 1)[0] or sentence[:width]
-        return ("\u2026" if start else ""), shown, "\u2026"
-    else:
-        room = max(width - len(sentence), 0)
-        first = max(start - room // 2, 0)
-        last = min(start + len(sentence) + room - (start - first), len(text))
-    return (("\u2026" if first else "") + text[first:start], sentence,
-            text[start + len(sentence):last] + ("\u2026" if last < len(text) else ""))

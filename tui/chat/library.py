@@ -127,16 +127,17 @@ def describe_hits(hits: list[dict[str, Any]], sentences: list[str], width: int =
 
     Each passage is shown around its matching sentence, about ``width`` characters.
     """
-    from pgpt.runtime.documents.grounding import sentence_window
+    from pgpt.runtime.documents.passage_view import indented, sentence_window
     from pgpt.tui.sanitize import clean_text
 
     plain, markup = [], []
     for number, (hit, sentence) in enumerate(zip(hits, sentences), 1):
         before, sentence, after = sentence_window(str(hit.get("text", "")), sentence, width)
         head = f"[{number}] {format_source(hit)}"
-        plain.append(f"{head}\n    {before}{sentence}{after}")
-        markup.append(f"{clean_text(head)}\n    {clean_text(before)}"
-                      + (f"[reverse]{clean_text(sentence)}[/reverse]" if sentence else "") + clean_text(after))
+        plain.append(indented(f"{head}\n{before}{sentence}{after}", "    "))
+        markup.append(indented(f"{clean_text(head)}\n{clean_text(before)}"
+                               + (f"[reverse]{clean_text(sentence)}[/reverse]" if sentence else "")
+                               + clean_text(after), "    "))
     return "\n".join(plain), "\n".join(markup)
 
 

@@ -199,12 +199,12 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
         return 0
     if not hits:
         print("No matching passages.")
-    from pgpt.runtime.documents.grounding import sentence_window
+    from pgpt.runtime.documents.passage_view import indented, sentence_window
 
     for number, hit in enumerate(hits, 1):  # each around its sentence that matches best, as the app shows it
         where = one_line(hit["source"]) + (f", page {hit['page']}" if hit["page"] else "")
         snippet = "".join(sentence_window(hit["text"], hit.get("sentence", ""), 300))
-        print(f"[{number}] {where}  (score {hit['score']:.4f})\n    {snippet}")
+        print(indented(f"[{number}] {where}  (score {hit['score']:.4f})\n{snippet}", "    "))
     return 0
 
 
@@ -325,11 +325,12 @@ def describe_answer(result: dict[str, Any]) -> str:
                                      for n, s in enumerate(result["sources"], 1)]
     if result.get("closest"):
         lines += ["", "Closest passages (the answer may be in them; judge for yourself):"]
-        from pgpt.runtime.documents.grounding import CLOSEST_CHARS, sentence_window
+        from pgpt.runtime.documents.grounding import CLOSEST_CHARS
+        from pgpt.runtime.documents.passage_view import indented, sentence_window
 
         for number, passage in enumerate(result["closest"], 1):  # around the sentence closest to the question
             snippet = "".join(sentence_window(passage["text"], passage.get("sentence", ""), CLOSEST_CHARS))
-            lines += [f"  {number}. {_where(passage['source'], passage['page'])}", f"     {snippet}"]
+            lines += [f"  {number}. {_where(passage['source'], passage['page'])}", indented(f"     {snippet}", "     ")]
     if result["cached"]:
         lines += ["(cached: a similar question was answered before)"]
     return strip_controls("\n".join(lines))

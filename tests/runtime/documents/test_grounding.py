@@ -317,7 +317,7 @@ def test_the_quote_is_the_sentence_of_the_window_that_holds_the_fact(embedder) -
 
 def test_a_run_on_sentence_is_shown_cut_around_its_start() -> None:
     """A search hit whose "sentence" was 150 words without a full stop filled 14 rows of an 80x24 screen."""
-    from pgpt.runtime.documents.grounding import sentence_window
+    from pgpt.runtime.documents.passage_view import sentence_window
 
     run_on = " ".join(["keeper stone bread ferry lantern rope harbor sail meadow bridge"] * 15)
     before, shown, after = sentence_window("Intro. " + run_on, run_on, 300)
@@ -334,3 +334,19 @@ def test_a_sentence_in_a_script_without_capitals_is_a_sentence_of_its_own() -> N
     assert split_sentences("\u6771\u4eac\u306f\u5927\u304d\u3044\u3002\u5927\u962a\u3082\u3002") == [
         "\u6771\u4eac\u306f\u5927\u304d\u3044\u3002", "\u5927\u962a\u3082\u3002"]
     assert split_sentences("It is pack-\naged. see below.") == ["It is packaged. see below."]  # lower case goes on
+
+
+def test_table_rows_are_shown_on_lines_of_their_own() -> None:
+    """An HTML table's rows ran together in search and "not found" views ("... Closes Monday | 07:00 ...")."""
+    from pgpt.runtime.documents.grounding import flatten_text
+    from pgpt.runtime.documents.passage_view import sentence_window, shown_text
+
+    text = ("Oskar's Bakery\n\nOpening hours of the bakery.\n\nDay | Opens | Closes\n\nMonday | 07:00 | 14:00\n\n"
+            "Friday | 06:30 | 18:00\n\nBread is baked\ndaily.")
+    shown = shown_text(text)
+    assert shown.replace("\n", " ") == flatten_text(text)  # positions in the flattened text hold here
+    assert "Day | Opens | Closes\nMonday | 07:00 | 14:00\nFriday | 06:30 | 18:00 Bread is baked daily." in shown
+    before, sentence, after = sentence_window(text, "Monday | 07:00 | 14:00 Friday | 06:30 | 18:00 Bread is baked "
+                                                    "daily.", 300)
+    assert sentence == "Monday | 07:00 | 14:00\nFriday | 06:30 | 18:00 Bread is baked daily."
+    assert before.endswith("Closes\n") and after == ""

@@ -1,0 +1,59 @@
+"""How a passage is shown to the user (search hits, a "not found" answer's closest passages): about
+``width`` characters around the sentence that matches best, with table rows kept on lines of their own.
+
+Display only: the sentences the model reads and the check compares are grounding's flattened ones.
+"""
+
+from __future__ import annotations
+
+from pgpt.runtime.documents.grounding import HYPHEN_BREAK, flatten_text
+
+
+def shown_text(text: str) -> str:
+    """``text`` as ``flatten_text`` gives it, except that a line break between two table rows
+    (``a | b | c``, as the readers write HTML, DOCX and Markdown tables) stays a line break: the rows
+    ran together ("Day | Opens | Closes Monday | 07:00 | 14:00 Friday ...").
+
+    Replacing each line break of the result by a space gives ``flatten_text(text)`` exactly, so a
+    position found in the flattened text is the same position here."""
+    lines = [" ".join(line.split()) for line in HYPHEN_BREAK.sub("", text).splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    shown = [lines[0]]
+    for previous, line in zip(lines, lines[1:]):
+        shown.append(("\n" if _is_row(previous) and _is_row(line) else " ") + line)
+    return "".join(shown)
+
+
+def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str]:
+    """(before, sentence, after): about ``width`` characters of ``text`` (free of terminal controls,
+    white space single spaces but for line breaks between table rows) around ``sentence``, with "…"
+    where it was cut; the text's start, and "" for the sentence, when the sentence is not in it."""
+    from pgpt.runtime.sanitize import strip_controls
+
+    text, sentence = shown_text(strip_controls(text)), flatten_text(strip_controls(sentence))
+    start = text.replace("\n", " ").find(sentence) if sentence else -1
+    if start < 0:
+        start, sentence = min(width, len(text)), ""
+        first, last = 0, start
+    elif len(sentence) > width:  # a run-on "sentence" (a list or table without full stops) filled screens
+        sentence = text[start:start + len(sentence)]  # with its rows' line breaks
+        shown = sentence[:width].rsplit(" ", 1)[0] or sentence[:width]
+        return ("\u2026" if start else ""), shown, "\u2026"
+    else:
+        sentence = text[start:start + len(sentence)]
+        room = max(width - len(sentence), 0)
+        first = max(start - room // 2, 0)
+        last = min(start + len(sentence) + room - (start - first), len(text))
+    return (("\u2026" if first else "") + text[first:start], sentence,
+            text[start + len(sentence):last] + ("\u2026" if last < len(text) else ""))
+
+
+def indented(text: str, indent: str) -> str:
+    """``text`` with every line after its first indented by ``indent`` (a passage under its source line)."""
+    return text.replace("\n", "\n" + indent)
+
+
+def _is_row(line: str) -> bool:
+    return " | " in line
