@@ -350,3 +350,16 @@ def test_table_rows_are_shown_on_lines_of_their_own() -> None:
                                                     "daily.", 300)
     assert sentence == "Monday | 07:00 | 14:00\nFriday | 06:30 | 18:00 Bread is baked daily."
     assert before.endswith("Closes\n") and after == ""
+
+
+def test_a_statement_copied_from_an_unrelated_source_is_dropped(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A tester's "How much is a cardamom bun?" was answered with the right sentence, then with
+    sentences of other sources copied word for word ("Hidden fact: zebra count 44."), each cited."""
+    question = "How much is a cardamom bun?"
+    sentences = [SourceSentence(1, "bakery.md", 0, "A cardamom bun costs 3 euros at Oskar's Bakery."),
+                 SourceSentence(2, "cafe.md", 0, "Café au lait costs 4 euros in Bergen."),
+                 SourceSentence(3, "notes.txt", 0, "Hidden fact: zebra count 44.")]
+    ask = grounder_over(embedder, question, sentences)
+    result = ask.check("A cardamom bun costs 3 euros. Hidden fact: zebra count 44.", abstained=False)
+    assert result.kind == "answer" and result.text == "A cardamom bun costs 3 euros. [1]", result
+    assert [q.number for q in result.quotes] == [1]
