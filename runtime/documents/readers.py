@@ -61,14 +61,14 @@ def read_document(path: Path) -> list[Section]:
         sections = _read_docx(path)
     else:
         text = decode_text(path.read_bytes())
-        from pgpt.runtime.documents.text_structure import markdown_sections, underlined_sections
+        from pgpt.runtime.documents.text_structure import markdown_sections, underlined_sections, without_rest_markup
 
         if suffix in HTML_SUFFIXES:
             sections = _read_html(text)
         elif suffix in MARKDOWN_SUFFIXES:
             sections = markdown_sections(text)
         else:
-            sections = underlined_sections(text)
+            sections = underlined_sections(without_rest_markup(text) if suffix in (".rst", ".rest") else text)
     sections = [Section(_clean(s.text), s.page, _clean(s.heading)) for s in sections if s.text.strip()]
     if not sections:
         raise Skipped("no text in the file")

@@ -38,7 +38,9 @@ if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks i
 # the next ingest (`ingest` says so), since its chunks and the new ones would not agree.
 # Version 3: an HTML definition list's term and its definition's first paragraph are one block
 # ("adm Members of this group ..."), not two sentences.
-TEXT_FORMAT = 3
+# Version 4: reST hyperlink targets and image directives are left out of .rst files (they render as
+# nothing, and a link target was quoted as the answer).
+TEXT_FORMAT = 4
 _META_FORMAT = "pgpt.text_format"  # on the text column's field: schema metadata is fixed at creation
 _META_MODEL = b"pgpt.embed_model"
 _META_NAME = b"pgpt.embed_name"

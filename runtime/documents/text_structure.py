@@ -17,6 +17,11 @@ _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 # An underline: one punctuation character repeated (reST allows any of these; Markdown = and -).
 _UNDERLINE = re.compile(r"^([=\-~^\"'`:.*+#_])\1{2,}\s*$")
+# reST markup that renders as no text: hyperlink targets (".. _`Cache`: http://..."), anonymous ones
+# ("__ http://..."), and image, figure and badge directives with their ":target:" option lines
+_REST_TARGET = re.compile(r"^(?:\.\.\s+_[^:]*(?:`[^`]*`)?[^:]*:|__)\s+\S+\s*$")
+_REST_IMAGE = re.compile(r"^\.\.\s+(?:\|[^|]+\|\s+)?(?:image|figure)::")
+_REST_OPTION = re.compile(r"^\s+:[\w-]+:")
 
 
 def markdown_sections(text: str) -> list[Section]:
@@ -60,6 +65,24 @@ def underlined_sections(text: str) -> list[Section]:
     if not titles:
         return [Section(text)]
     return _split(lines, titles, skip)
+
+
+def without_rest_markup(text: str) -> str:
+    """``text`` (a .rst file) without the lines that render as nothing: a newcomer's question about
+    DiskCache's licence was answered from ".. _`DiskCache Documentation`: http://...", and a badge's
+    ".. image:: ...badge.svg" was the first passage found."""
+    kept: list[str] = []
+    in_image = False
+    for line in text.splitlines():
+        if _REST_IMAGE.match(line):
+            in_image = True
+            continue
+        if in_image and _REST_OPTION.match(line):
+            continue
+        in_image = False
+        if not _REST_TARGET.match(line):
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def _setext(lines: list[str], index: int) -> bool:

@@ -137,3 +137,19 @@ def test_an_html_term_and_its_definition_are_one_sentence() -> None:
     assert "ffi_type_sint16 \u00b6 A signed, 16-bit integer type." in sentences
     assert "www-data The web server runs as this user." in sentences and "It had uid 33." in sentences
     assert "lonely" in sentences and "After." in sentences  # a term without definition stays, alone
+
+
+def test_rest_link_targets_and_badges_are_left_out_of_rst_files(tmp_path: Path) -> None:
+    """A newcomer's question about DiskCache's licence was answered from ".. _`DiskCache Documentation`:
+    http://...", and a badge's ".. image::" line was the first passage found for it."""
+    text = ("DiskCache\n=========\n\n.. image:: https://example.org/badge.svg\n   :target: https://example.org/ci\n\n"
+            "Installing `DiskCache`_ is simple with `pip <http://pip.example/>`_.\n\n"
+            ".. _`DiskCache`: http://www.grantjenks.com/docs/diskcache/\n__ https://example.org/anonymous\n\n"
+            "License\n-------\n\nLicensed under the Apache License, Version 2.0.\n")
+    (tmp_path / "README.rst").write_text(text)
+    (tmp_path / "README.txt").write_text(text)  # only .rst files are read as reST
+    shown = "\n".join(s.text for s in read_document(tmp_path / "README.rst"))
+    assert "Installing `DiskCache`_ is simple with `pip <http://pip.example/>`_." in shown
+    assert "Licensed under the Apache License" in shown
+    assert "image::" not in shown and ":target:" not in shown and "grantjenks" not in shown and "__ " not in shown
+    assert "grantjenks" in "\n".join(s.text for s in read_document(tmp_path / "README.txt"))
