@@ -149,7 +149,9 @@ def _fuse(legs: list[list[dict[str, Any]]], k: int, per_document: int | None) ->
     hits: list[Hit] = []
     taken: dict[str, int] = {}
     shown: set[tuple[str, str]] = set()  # a file in two collections has each passage twice: show it once
-    for chunk_id in sorted(scores, key=lambda c: -scores[c]):
+    # On a tie the passage that holds the query's words comes first: "libevent" ranked a passage
+    # without the word (the best cosine, 0.5) above the one with it (the best BM25, 0.5).
+    for chunk_id in sorted(scores, key=lambda c: (-round(scores[c], 9), -bm25.get(c, 0.0))):
         row = rows[chunk_id]
         if per_document is not None and taken.get(row["doc_id"], 0) >= per_document:
             continue

@@ -195,6 +195,22 @@ def test_a_chunk_that_only_full_text_search_finds_still_ranks(settings: Settings
     assert any("SERVER_NAME" in h.text for h in hits)
 
 
+def test_on_a_tie_the_passage_with_the_query_word_ranks_first() -> None:
+    """A newcomer's `search libevent` ranked a passage without the word first: the best cosine and the
+    best BM25 both fuse to 0.5."""
+    from pgpt.runtime.documents.retrieval import _fuse
+
+    def row(chunk: str, similarity: float, **more: float) -> dict[str, object]:
+        return {"chunk_id": f"{chunk}:0", "doc_id": chunk, "path": f"{chunk}.txt", "text": chunk, "heading": "",
+                "page": 0, "similarity": similarity, **more}
+
+    vector_leg = [row("authors", 0.62), row("readme", 0.41)]
+    text_leg = [row("readme", 0.41, _score=7.5)]
+    for legs in ([vector_leg, text_leg], [text_leg, vector_leg]):
+        hits = _fuse(legs, 2, None)
+        assert [h.source for h in hits] == ["readme.txt", "authors.txt"] and hits[0].score == hits[1].score
+
+
 def test_a_long_text_without_blank_lines_is_chunked_to_fit_the_embedder(settings: Settings, embedder,
                                                                         tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # The chunker counted tokens with the embedder's truncating tokenizer: every long paragraph
