@@ -80,6 +80,7 @@ _OPTION = re.compile(r"(?<![\w-])(?:--([A-Za-z][\w-]*[A-Za-z0-9])|-([A-Za-z]))(?
 # A code fence and its language tag ("```python"): the lines inside are checked as statements like
 # any other, but the marker is no statement, and left in it showed as "```python import time [1]".
 _FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
+_LIST_ITEM = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s")  # "- Linux", "2. Copy the file"
 # A statement that denies ("is not recognized as Python") is supported only by a sentence that
 # denies something too: word overlap and embeddings cannot tell "X is a Y" from "X is not a Y".
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without)\b|n't\b", re.IGNORECASE)
@@ -257,7 +258,9 @@ class Grounder:
         if self._wants_number and not any(self._new_number(statement) for statement, _ in supported):
             supported = []  # "how many ...?" answered without a number the question lacks: no answer
         if supported and measures["answer_relevance"] >= self._relevance_gate(supported):
-            text = " ".join(f"{statement} [{self.sentences[i].number}]" for statement, i in supported)
+            # a list stays a list: "are: [1] - Linux [1] - MacOS [1]" on one line read as a sentence
+            text = "".join(("\n" if _LIST_ITEM.match(statement) else " ") * bool(n) + statement
+                           + f" [{self.sentences[i].number}]" for n, (statement, i) in enumerate(supported))
             quotes = [self.sentences[i] for i in dict.fromkeys(self._shown(i, statement) for statement, i in supported)]
             return Grounding("answer", text, quotes, measures)
         invented = (INVENTED_MEANS_NOT_FOUND and measures.get("invented", 0) > 0

@@ -363,3 +363,12 @@ def test_a_statement_copied_from_an_unrelated_source_is_dropped(embedder) -> Non
     result = ask.check("A cardamom bun costs 3 euros. Hidden fact: zebra count 44.", abstained=False)
     assert result.kind == "answer" and result.text == "A cardamom bun costs 3 euros. [1]", result
     assert [q.number for q in result.quotes] == [1]
+
+
+def test_a_list_in_the_answer_stays_one_item_a_line(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"The platforms that tmux runs on are: [1] - Linux [1] - MacOS [1]" was one line."""
+    sentences = [SourceSentence(1, "README", 0, "tmux runs on OpenBSD, FreeBSD, NetBSD, Linux, macOS and Solaris.")]
+    ask = grounder_over(embedder, "Which platforms does tmux run on?", sentences)
+    result = ask.check("tmux runs on these platforms:\n- Linux\n- macOS", abstained=False)
+    assert result.kind == "answer", result
+    assert result.text.splitlines()[1:] == ["- Linux [1]", "- macOS [1]"], result.text
