@@ -98,9 +98,10 @@ def format_results(results: dict[str, Any]) -> str:
     """A plain-text table of ``run_chat_bench``'s results."""
     from pgpt.runtime.llm.session import describe_cpu
 
+    passes = f"medians of {results['repeats']} passes per mode" if results["repeats"] > 1 else "one pass per mode"
     lines = [f"machine: {describe_cpu(results['machine'])}",
              f"model {results['model']} ({results['provider']}), answers up to {results['new_tokens']} tokens, "
-             f"medians of {results['repeats']} passes per mode",
+             + passes,
              "turn  prompt  reused  TTFT kept / full   tok/s kept / full  answer tokens  total kept / full"]
     for row in results["turns"]:
         ttft, speed, new, total = (row[key] for key in ("ttft_s", "decode_tok_s", "new_tokens", "total_s"))

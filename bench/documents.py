@@ -166,7 +166,8 @@ def ask_scores(settings: Settings, stores: dict[str, Any], embedder: Any, sets: 
                 results.append(_ask(engine, stores[qs.corpus], embedder, q["question"], totals, ttfts))
             out["sets"][qs.name] = answer_scores(qs, questions, [r.answer for r in results],
                                                  formats_of(files[qs.corpus]), results)
-        first = [q for q in sets[0].load() if not q.get("unanswerable")]
+        asked = sets[0].load()[:options.questions or None]  # --questions N: the rest of the run keeps to N too
+        first = [q for q in asked if not q.get("unanswerable")] or asked
         out["cache"] = _cache_hits(engine, stores[sets[0].corpus], embedder, first[:CACHE_REPEATS])
         fixed = _fixed_length_asks(engine, stores[sets[0].corpus], embedder, first[:FIXED_LENGTH_ASKS])
     finally:

@@ -166,7 +166,7 @@ def run_bench(settings: Settings, options: BenchOptions,
             row["status"] = f"no exported {DEFAULT_LLM} model to take the tokenizer from"
         elif job is not None:
             report(f"bench: {row['engine']} {row['dtype']} ({len(prompt_ids)} prompt tokens, "
-                   f"{options.new_tokens} new, {options.repeats} repeats)")
+                   f"{options.new_tokens} new, {options.repeats} run{'' if options.repeats == 1 else 's'})")
             try:
                 row.update(_in_child(measure, replace(job, prompt_ids=prompt_ids)))
             except BrokenProcessPool as exc:  # killed (out of memory?) or crashed in native code

@@ -155,7 +155,7 @@ def _run_levels(engine: str, base_url: str, model: str, docs: list[str], prompts
         row = _summary(engine, level)
         single = single or row["chat_tok_s"]
         row["ratio_to_1"] = round(row["chat_tok_s"] / single, 2) if single else 0.0
-        progress(f"{engine}: {clients} clients: {row['chat_tok_s']} tok/s, p95 TTFT {row['chat_ttft_p95_s']} s")
+        progress(f"{engine}: {clients} client{'' if clients == 1 else 's'}: {row['chat_tok_s']} tok/s, p95 TTFT {row['chat_ttft_p95_s']} s")
         rows.append(row)
     return rows
 

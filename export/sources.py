@@ -13,6 +13,7 @@ from typing import Any
 from pgpt.runtime.errors import (
     RemoteCodeError,
     SourceError,
+    SourceNotFoundError,
     UnsafeWeightsError,
     UnsupportedModelError,
 )
@@ -57,14 +58,14 @@ def resolve_source(source: str, revision: str | None = None, trust_remote_code: 
     path = Path(source).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
-            raise SourceError(f"The GGUF file {path} does not exist.", hint="Check the path.")
+            raise SourceNotFoundError(f"The GGUF file {path} does not exist.", hint="Check the path.")
         return gguf_source(path)
     if path.is_dir():
         check_folder(path, trust_remote_code)
         return ModelSource(path.resolve(), record={"type": "folder", "path": str(path.resolve())},
                            name=path.resolve().name.lower())
     if path.exists() or source.startswith((".", "/", "~")) or not _REPO_ID.match(source):
-        raise SourceError(
+        raise SourceNotFoundError(
             f"{source!r} is neither a model folder, a .gguf file, nor a Hugging Face repo id.",
             hint="Give a repo id like HuggingFaceTB/SmolLM2-135M-Instruct, a folder with config.json, or a .gguf file.",
         )

@@ -331,6 +331,10 @@ def _export_folder(settings: Settings, name: str) -> Path:
     except ModelIntegrityError:
         # A damaged export (its manifest unreadable) must be removable, or nothing else gets rid of it.
         manifest = {"format_version": "damaged"} if (entry / MANIFEST).is_file() else {}
+    if not entry.exists():  # a typo said "... is not a model exported by pgpt (no pgpt manifest)"
+        known = ", ".join(m.name for m in list_models(settings)) or "none"
+        raise ModelNotFoundError(f"There is no exported model called {name!r} (exported: {known}); nothing was "
+                                 "deleted.", hint=hint)
     if "format_version" not in manifest:
         raise ModelNotFoundError(f"{entry} is not a model exported by pgpt (no pgpt manifest); "
                                  f"nothing was deleted.", hint=hint)

@@ -293,14 +293,14 @@ def unreachable(url: str, error: BaseException, during_answer: bool = False) -> 
 
     port = urllib.parse.urlsplit(url).port or 8642
     hint = (f"Start it with `pgpt-serve --port {port}` (or open the SSH tunnel: ssh -L {port}:127.0.0.1:{port} "
-            "HOST), or unset PGPT_SERVER to run the model in this process.")
+            "HOST), or leave out --server (and PGPT_SERVER) to run the model in this process.")
     reason = " ".join(str(error).split()) or type(error).__name__
     if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
         return ServerUnreachableError(
             f"The server at {url} accepted the connection but sent nothing for {_seconds(error)}: it hangs, or a "
             "tunnel or proxy in between lost the far end.",
             hint=f"Check it on its machine (curl http://127.0.0.1:{port}/health), open the SSH tunnel again, or "
-                 "unset PGPT_SERVER to run the model in this process.")
+                 "leave out --server (and PGPT_SERVER) to run the model in this process.")
     if during_answer:
         return ServerUnreachableError(f"The server at {url} closed the connection in the middle of the answer "
                                       f"({type(error).__name__}): it stopped or crashed.", hint=hint)

@@ -30,9 +30,11 @@ def nothing_found(paths: list[Path]) -> str:
     return f"No files found under {', '.join(one_line(str(p)) for p in paths)} (hidden files and folders are left out)."
 
 
-def collect_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+def collect_files(paths: list[Path], own: tuple[Path, ...] = ()) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files to read under ``paths``, and the ones left out with why (symlinks out of a folder,
-    hidden, binary or unreadable files): what ingest reads, and what a client uploads to a server."""
+    hidden, binary or unreadable files, and pgpt's ``own`` folders: PGPT_HOME and the model cache):
+    what ingest reads, and what a client uploads to a server."""
+    mine = {folder.expanduser().resolve() for folder in own}
     files: list[Path] = []
     skipped: list[tuple[str, str]] = []
     for root in paths:
@@ -41,7 +43,7 @@ def collect_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]
             if not root.exists() and not root.is_symlink():
                 skipped.append((str(root), "no such file or folder"))
             elif root.is_dir():
-                for path, reason in _walk(root.resolve()):
+                for path, reason in _walk(root.resolve(), mine):
                     (skipped.append((str(path), reason)) if reason else files.append(path))
             else:
                 reason = _name_problem(root) or _file_problem(root.resolve())
@@ -51,11 +53,16 @@ def collect_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]
     return sorted(set(files)), skipped
 
 
-def _walk(root: Path) -> Iterator[tuple[Path, str]]:
+def _walk(root: Path, mine: set[Path]) -> Iterator[tuple[Path, str]]:
     """Every file under ``root`` with '' or why it is left out; symlinks followed only when they
-    stay inside ``root``; a folder that cannot be listed is reported, not skipped silently."""
+    stay inside ``root``; a folder that cannot be listed is reported, not skipped silently; pgpt's
+    own folders (``mine``) are left out whole, and said so."""
     unreadable: list[OSError] = []
     for folder, dirs, names in os.walk(root, followlinks=False, onerror=unreadable.append):
+        for name in [d for d in dirs if (Path(folder) / d) in mine]:
+            # a home inside the folder: its saved chats, logs and index were read as documents
+            dirs.remove(name)
+            yield Path(folder) / name, "pgpt's own folder (PGPT_HOME or the model cache), not documents"
         for name in sorted(dirs):
             link = Path(folder) / name
             if link.is_symlink():

@@ -122,7 +122,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 store.drop_stale_tables()
                 catalog = _catalog(store)
                 known = catalog.setdefault(collection, {})
-                files, left_out = collect_files(paths)
+                files, left_out = collect_files(paths, own=(settings.home, settings.model_cache))
                 report.skipped, report.failed = split_unreadable(left_out)
                 work = [(path, collection, False) for path in files]
                 if reindex:  # every document of the index in use comes along, in its own collection

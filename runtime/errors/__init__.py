@@ -7,7 +7,7 @@ from pgpt.runtime.errors.kinds import (
     MemoryNeedError, ModelIntegrityError, ModelLoadError, ModelNotFoundError, OutputExistsError, PgptError,
     ProviderError, QualityError, ReadOnlyError, RemoteCodeError, RequestRefusedError, ServerAuthError,
     ServerBusyError, ServerError, ServerStoppingError, ServerUnreachableError, ServerUsageError, SourceError,
-    StorageError, TemplateError, UnsafeWeightsError, UnsupportedModelError, UsageError, VersionNotFoundError,
+    SourceNotFoundError, StorageError, TemplateError, UnsafeWeightsError, UnsupportedModelError, UsageError, VersionNotFoundError,
 )
 from pgpt.runtime.errors.messages import (
     INDEX_DAMAGED, INDEX_DAMAGED_HINT, USER_MISTAKES, UserMessage, http_status, known_titles, usage_titles,
@@ -20,7 +20,7 @@ __all__ = [
     "InvalidRequestError", "MemoryNeedError", "ModelIntegrityError", "ModelLoadError", "ModelNotFoundError",
     "OutputExistsError", "PgptError", "ProviderError", "QualityError", "ReadOnlyError", "RemoteCodeError",
     "RequestRefusedError", "ServerAuthError", "ServerBusyError", "ServerError", "ServerStoppingError",
-    "ServerUnreachableError", "ServerUsageError", "SourceError", "StorageError", "TemplateError",
+    "ServerUnreachableError", "ServerUsageError", "SourceError", "SourceNotFoundError", "StorageError", "TemplateError",
     "UnsafeWeightsError", "UnsupportedModelError", "UsageError", "VersionNotFoundError",
     "INDEX_DAMAGED", "INDEX_DAMAGED_HINT", "USER_MISTAKES", "UserMessage", "http_status", "known_titles",
     "usage_titles", "user_message",

@@ -175,6 +175,12 @@ class UsageError(PgptError, ValueError):
     hint = "See the command's --help."
 
 
+class SourceNotFoundError(SourceError, UsageError):
+    """The export's SOURCE is no file, folder or repo id (a typo): exit 2, as ingest's wrong path (it was 1)."""
+
+    title = SourceError.title
+
+
 class InvalidRequestError(UsageError):
     """An HTTP request to pgpt-serve that it cannot use as sent (a field, a message, an input): 400."""
 
@@ -302,7 +308,7 @@ class ServerUnreachableError(ServerError):
 
     title = "Server unreachable"
     hint = ("Start it with `pgpt-serve` (or open the SSH tunnel: ssh -L 8642:127.0.0.1:8642 HOST), "
-            "or unset PGPT_SERVER to run the model in this process.")
+            "or leave out --server (and PGPT_SERVER) to run the model in this process.")
 
 
 class ServerAuthError(ServerError):

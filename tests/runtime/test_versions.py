@@ -140,6 +140,9 @@ def test_delete_removes_the_link_and_every_version(cache_settings: Settings) -> 
     assert not (cache_settings.model_cache / NAME).exists()
     assert not versions_folder(cache_settings.model_cache, NAME).exists()
     assert delete_model(cache_settings, "linked").link_only and (elsewhere / "model.onnx").is_file()
+    _publish(cache_settings, 3)
+    with pytest.raises(ModelNotFoundError, match=rf"no exported model called 'nosuch' \(exported: {NAME}\)"):
+        delete_model(cache_settings, "nosuch")  # a typo said "... is not a model exported by pgpt (no pgpt manifest)"
 
 
 def test_only_exports_and_version_links_may_get_a_new_version(cache_settings: Settings, tmp_path: Path) -> None:

@@ -250,13 +250,15 @@ async def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(serve
         search = client_cli(settings, "search", "ferry Tresco", "--json")
         assert search.returncode == 2 and search.stdout == "", search.stderr
         assert f"Nothing is indexed yet on the server at {served.url}" in search.stderr
-        assert "POST /v1/ingest/file" in search.stderr and "Traceback" not in search.stderr
+        # the command that adds them from here (it named the server's HTTP API)
+        assert "pgpt-tui --server URL ingest PATH" in search.stderr and "Traceback" not in search.stderr
         # the server refuses a documents question itself (400), so every client hears it: the
-        # CLI, the app and PrivateGPT's clients
+        # CLI, the app and PrivateGPT's clients; the CLI names its own next step
         asked = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--json")
         assert asked.returncode == 2 and asked.stdout == "" and "Traceback" not in asked.stderr  # was 1
-        assert "answered 400" in asked.stderr and "Nothing is indexed yet on this server" in asked.stderr
-        # one title, the server's own: not "Server error: ... answered 400: Usage error: ..."
+        assert f"Nothing is indexed yet on the server at {served.url}" in asked.stderr
+        assert "pgpt-tui --server URL ingest PATH" in asked.stderr and "use_context" not in asked.stderr
+        # one title: not "Server error: ... answered 400: Usage error: ..."
         assert "Usage error" in asked.stderr and "Server error" not in asked.stderr
         assert asked.stderr.count("Usage error") == 1, asked.stderr
         body = {"messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True}

@@ -64,7 +64,7 @@ class PanelsMixin:
                 ("Ctrl+R", "Switch mode", "documents, plain chat, search only", "cycle_mode"),
                 ("Ctrl+Y", "Copy answer", "copy the last answer to the clipboard (OSC 52)", "copy_answer"),
                 ("Esc", "Stop answer", "stop the answer being written", "stop"),
-                ("Ctrl+X", "Stop adding documents", "stop after the current file", "stop_ingest")):
+                ("Ctrl+X", "Stop adding documents", "stop after the current batch", "stop_ingest")):
             yield SystemCommand(f"{title} ({key})", help_text, lambda a=action: self.run_action(a))
 
     def action_show_keys(self: Any) -> None:

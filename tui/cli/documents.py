@@ -56,9 +56,9 @@ def add_parsers(sub: Any) -> None:
                      help=f"most tokens in the answer (default {DOCUMENTS_MAX_TOKENS}, as the app's Documents mode)")
     ask.add_argument("--no-cache", action="store_true", help="do not read or write the answer caches")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
-    for command in (ingest, docs, forget, search, ask):
+    for name, command in (("ingest", ingest), ("docs", docs), ("forget", forget), ("search", search), ("ask", ask)):
         add_embedder_option(command)
-        add_server_option(command, after_command=True)  # with a server: its index, over its API
+        add_server_option(command, after_command=name)  # with a server: its index, over its API
 
 
 def add_embedder_option(parser: Any) -> None:
@@ -117,7 +117,14 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
 
             print(nothing_found(args.paths))
         print(report.summary())
-    return 1 if report.failed else 0
+    return 1 if report.failed or _all_skipped(list(args.paths), report.skipped) else 0
+
+
+def _all_skipped(paths: list[Path], skipped: list[tuple[str, str]]) -> bool:
+    """Whether the user named files only and each was skipped (`ingest /usr/bin/ls` exited 0 with
+    nothing indexed: a script went on as if it had worked)."""
+    passed_over = {path for path, _ in skipped}  # a named file is reported under the name it was given
+    return all(path.is_file() and str(path.expanduser()) in passed_over for path in paths)
 
 
 def run_docs(settings: Any, args: argparse.Namespace) -> int:
@@ -142,7 +149,7 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
         print("No documents indexed yet. Add some with `pgpt-tui ingest PATH`.")
     for d in documents:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
-        print(f"{d.chunks:>6} chunks  {when}  [{one_line(d.collection)}] {one_line(d.path)}")
+        print(f"{d.chunks:>6} chunk{' ' if d.chunks == 1 else 's'}  {when}  [{one_line(d.collection)}] {one_line(d.path)}")
     return 0
 
 
@@ -234,8 +241,8 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     question = text_argument(args.question, "question")
     options = SamplingOptions(max_new_tokens=args.max_tokens)
     if settings.server:  # the server's documents, model and caches; it checks the answer too
+        from pgpt.runtime.errors import ServerUsageError
         from pgpt.runtime.remote import connect
-
         from pgpt.tui.cli.inputs import refuse_no_cache_on_server
 
         refuse_no_cache_on_server(args.no_cache)
@@ -243,7 +250,11 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
         try:
             stream: Any = remote.ask(question, options, threading.Event(), collection=args.collection,
                                      passages=args.k, sentences=args.sentences)
-            _write_progress(stream, args.json)  # a server with nothing indexed refuses (400) before it starts
+            _write_progress(stream, args.json)
+        except ServerUsageError:  # the server's "nothing indexed" names its HTTP API, not this command
+            if not remote.documents():
+                raise _nothing_indexed(settings, "ask") from None
+            raise
         finally:
             remote.close()
     else:
@@ -287,8 +298,8 @@ def _nothing_indexed(settings: Any, command: str) -> UsageError:
                      if command == "ask" else ("to search", ", then search again."))
     if settings.server:  # the documents live on the server, not in this machine's home
         return UsageError(f"Nothing is indexed yet on the server at {settings.server}, so there is nothing {purpose}.",
-                          hint="Add documents there (`pgpt-tui ingest PATH` on the server's machine, or "
-                               f"POST /v1/ingest/file){then}")
+                          hint="Send documents to it from here with `pgpt-tui --server URL ingest PATH` (files or "
+                               f"folders){then}")
     return UsageError(f"Nothing is indexed yet in {settings.home}, so there is nothing {purpose}.",
                       hint=f"Add documents with `pgpt-tui ingest PATH` (files or folders){then}")
 

@@ -86,7 +86,10 @@ def _print_status(settings: Any, choice: Any, as_json: bool) -> int:
     if as_json:
         print(dumps_json(status, indent=2))
         return failed
-    print(strip_controls(f"token:     {choice.masked} from {choice.source}"))
+    # "(none) from none" without a token
+    shown = (f"{choice.masked} from {choice.source}" if choice.token else "none that can be read"
+             if choice.unreadable else "none (set one with `pgpt-tui token set`, or HF_TOKEN)")
+    print(strip_controls(f"token:     {shown}"))
     for name in choice.overridden:
         print(strip_controls(f"overrides: {name} (also holds a token, not used)"))
     if identity.get("whoami_error"):  # rejected, or the Hub could not be asked: say which

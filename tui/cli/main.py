@@ -11,12 +11,19 @@ from pgpt.runtime.settings import CHAT_MAX_TOKENS
 from pgpt.runtime.sanitize import dumps_json, strip_controls
 
 
-def add_server_option(parser: argparse.ArgumentParser, after_command: bool = False) -> None:
-    """``--server URL``, global and after chat, ask and search (there SUPPRESS: when absent it
-    leaves the global one), as users of other CLIs put it after the command."""
+SERVER_USES = {"ingest": "upload the files to its index", "docs": "list its documents",
+               "forget": "remove documents from its index"}
+
+
+def add_server_option(parser: argparse.ArgumentParser, after_command: str = "") -> None:
+    """``--server URL``, global and after the commands that can use a server (there SUPPRESS: when
+    absent it leaves the global one), as users of other CLIs put it after the command; its help
+    says what it does for ``after_command`` (for ingest it uploads: "instead of loading the model" misled)."""
+    use = SERVER_USES.get(after_command, "")
     parser.add_argument("--server", metavar="URL", **({"default": argparse.SUPPRESS} if after_command else {}),
-                        help="use a running pgpt-serve (e.g. http://127.0.0.1:8642) for the app, chat, ask and "
-                             "search instead of loading the model here (default: PGPT_SERVER)")
+                        help=f"use a running pgpt-serve (e.g. http://127.0.0.1:8642): {use} (default: PGPT_SERVER)"
+                        if use else "use a running pgpt-serve (e.g. http://127.0.0.1:8642) for the app, chat, ask "
+                                    "and search instead of loading the model here (default: PGPT_SERVER)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "--temperature above 0 (default: a fresh sample each time, never from the cache)")
     chat.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
     chat.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
-    add_server_option(chat, after_command=True)
+    add_server_option(chat, after_command="chat")
     model_commands.add_parser(sub)
     doctor = sub.add_parser("doctor", help="check onnxruntime, GPU, threads, folders and the Hub connection")
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
@@ -128,10 +135,33 @@ def _unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace
                   if word.startswith("-")), [])
     prog = f"pgpt-tui {command}" if command else "pgpt-tui"
     print(where.format_usage().rstrip(), file=sys.stderr)
+    words = _unquoted_words(where, args, unknown)
+    if words and words[0] == "repo":  # `check not a repo` said "check does not take a repo"
+        print(strip_controls(f"error: Usage error: {prog} takes one Hugging Face repo id, such as "
+                             f"HuggingFaceTB/SmolLM2-135M-Instruct, not the words {words[1]!r}."), file=sys.stderr)
+        return 2
+    if words:  # `ask What is the MPL` said "ask does not take is the MPL": the cause is the missing quotes
+        print(strip_controls(f"error: Usage error: {prog} takes its {words[0]} as one argument: put it in quotes, "
+                             f"{prog} \"{words[1]}\"" + (" (or - to read it from standard input)."
+                                                          if command in ("ask", "chat") else ".")), file=sys.stderr)
+        return 2
     print(strip_controls(f"error: Usage error: {prog} does not take {' '.join(unknown)}."
                          + (f" Did you mean {guess[0]}?" if guess else "") + f" See `{prog} --help`."),
           file=sys.stderr)
     return 2
+
+
+def _unquoted_words(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                    unknown: list[str]) -> tuple[str, str] | None:
+    """(the positional's name, the words joined) when the words left over are no options and the
+    command takes one text (a question, a query, a repo id): they were meant as one argument."""
+    if any(word.startswith("-") for word in unknown):
+        return None
+    positionals = [a for a in parser._actions if not a.option_strings and a.nargs is None]
+    if len(positionals) != 1 or not isinstance(getattr(args, positionals[0].dest, None), str):
+        return None
+    action = positionals[0]
+    return (action.metavar or action.dest).lower(), " ".join([getattr(args, action.dest), *unknown])
 
 
 def _reader_gone() -> int:

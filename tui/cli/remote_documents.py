@@ -26,7 +26,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     if args.prune or args.reindex:
         raise UsageError("--prune and --reindex work on a local index; the server keeps its own.",
                          hint="Run them on the server's machine, or upload without them.")
-    files, skipped = collect_files(list(args.paths))
+    files, skipped = collect_files(list(args.paths), own=(settings.home, settings.model_cache))
     skipped, failed = split_unreadable(skipped)
     names = upload_names(list(args.paths), files)  # names with folders: one tree's README.md files stay apart
     from pgpt.runtime.documents.progress import WorkShares, eta
@@ -140,7 +140,8 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
               "`pgpt-tui --server URL ingest PATH`.")
     for d in listed:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.get("ingested_at", 0)))
-        print(f"{d.get('chunks', 0):>6} chunks  {when}  [{one_line(str(d.get('collection', '')))}] "
+        chunks = d.get("chunks", 0)
+        print(f"{chunks:>6} chunk{' ' if chunks == 1 else 's'}  {when}  [{one_line(str(d.get('collection', '')))}] "
               f"{one_line(str(d.get('path') or d.get('file_name', '')))}  ({d['doc_id']})")
     return 0
 
@@ -165,6 +166,6 @@ def forget_on_server(settings: Any, args: argparse.Namespace) -> int:
     finally:
         remote.close()
     chunks = sum(d["doc_metadata"].get("chunks", 0) for d in matches)
-    print(strip_controls(f"forgot {wanted} on the server at {settings.server} ({len(matches)} document(s), "
-                         f"{chunks} chunks)"))
+    print(strip_controls(f"forgot {wanted} on the server at {settings.server} ({len(matches)} document"
+                         f"{'' if len(matches) == 1 else 's'}, {chunks} chunk{'' if chunks == 1 else 's'})"))
     return 0

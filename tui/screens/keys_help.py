@@ -18,7 +18,7 @@ CHAT_KEYS = (
     ("Ctrl+Y", "copy the last answer (OSC 52, works over SSH)"),
     ("PgUp/PgDn", "scroll the conversation"),
     ("Ctrl+O", "add documents (Docs, with the path field)"),
-    ("Ctrl+X", "stop adding documents after the current file"),
+    ("Ctrl+X", "stop adding documents after the current batch"),
     ("F2 F3 F4 F5", "Setup (token, network), Models, Docs, Chats"),
     ("Ctrl+P", "command palette: every action by name"),
     ("Ctrl+Q", "quit (asks first while documents are being added)"),

@@ -209,6 +209,23 @@ def test_a_mistyped_option_names_the_command_and_the_nearest_option(capsys: pyte
         "See `pgpt-tui ingest --help`.")
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["ask", "What", "is", "the", "MPL"], 'pgpt-tui ask takes its question as one argument: put it in quotes, '
+                                         'pgpt-tui ask "What is the MPL" (or - to read it from standard input).'),
+    (["search", "ASGI", "specification"], 'pgpt-tui search takes its query as one argument: put it in quotes, '
+                                          'pgpt-tui search "ASGI specification".'),
+    (["check", "not", "a", "repo"], "pgpt-tui check takes one Hugging Face repo id, such as "
+                                    "HuggingFaceTB/SmolLM2-135M-Instruct, not the words 'not a repo'."),
+])
+def test_an_unquoted_question_is_told_to_be_quoted(argv: list[str], said: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`ask What is the MPL` said "ask does not take is the MPL", and `check not a repo` "check does not take a repo"."""
+    from pgpt.tui.cli.main import main
+
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: Usage error: {said}"
+
+
 @pytest.mark.parametrize("text, cause", [
     ('{"active_model": 42}', '"active_model" must be a model name in quotes, not 42'),
     ('{"active_model": "smollm2-13', "it is not valid JSON"),

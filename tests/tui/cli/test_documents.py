@@ -242,6 +242,20 @@ def test_an_empty_folder_says_no_files_were_found(settings: Settings, tmp_path: 
     assert result.returncode == 0 and "No files found under" in result.stdout and "hidden" in result.stdout
 
 
+def test_a_named_file_that_is_skipped_is_a_failed_command(settings: Settings, tmp_path: Path) -> None:
+    """`ingest /usr/bin/ls` exited 0 with nothing indexed; a folder with one binary file in it still
+    succeeds, and pgpt's own home inside it is left out."""
+    (tmp_path / "tool.bin").write_bytes(bytes(range(256)) * 64)
+    (tmp_path / "notes.txt").write_text("The ferry leaves at noon.\n")
+    named = tui_cli(settings, "ingest", str(tmp_path / "tool.bin"))
+    assert named.returncode == 1 and "skipped:" in named.stdout and "binary file" in named.stdout, named.stdout
+    # the folder holds PGPT_HOME too: its log, index and saved chats were indexed as documents
+    assert settings.home.parent == tmp_path and (settings.home / "logs" / "pgpt.log").is_file()
+    folder = tui_cli(settings, "ingest", str(tmp_path))
+    assert folder.returncode == 0 and "1 added" in folder.stdout and "2 skipped" in folder.stdout, folder.stdout
+    assert f"skipped: {settings.home.resolve()}: pgpt's own folder (PGPT_HOME or the model cache)" in folder.stdout
+
+
 def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, tmp_path: Path) -> None:
     """On a terminal `ask` showed nothing for about 5 s (the model, the embedder and the index
     loading, then the search) before "writing the answer ..."."""
