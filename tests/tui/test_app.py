@@ -73,12 +73,23 @@ async def test_question_gets_a_streamed_answer_with_timings_and_context(settings
         assert status(app).endswith("cached")
 
 
+def endless_app(settings: Settings) -> ChatApp:
+    """An app whose answers run until stopped."""
+    return ChatApp(settings, SamplingOptions(max_new_tokens=4000, ignore_eos=True), use_cache=False)
+
+
+async def start_a_long_answer(pilot: Pilot) -> None:
+    """Ask for a story and wait until its first words are shown."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    await pilot.press(*"Tell me a very long story.", "enter")
+    await wait_until(pilot, lambda: bool(app.answering and turns(app)[-1].text))
+
+
 async def test_escape_stops_a_running_answer_and_keeps_the_partial_text(settings: Settings) -> None:
-    endless = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
-    app = ChatApp(settings, endless, use_cache=False)
+    app = endless_app(settings)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press(*"Tell me a very long story.", "enter")
-        await wait_until(pilot, lambda: bool(app.answering and turns(app)[1].text))
+        await start_a_long_answer(pilot)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not app.answering, timeout=30)
         await app.workers.wait_for_complete()
@@ -98,6 +109,21 @@ async def test_escape_stops_a_running_answer_and_keeps_the_partial_text(settings
         await ask(pilot, "Hi")
         # ... and its answer, cut at 8 tokens, says so: a cut answer must not look whole
         assert len(turns(app)) == 4 and turns(app)[3].text and turns(app)[3].mark == "(cut at the 8-token limit)"
+
+
+async def test_quitting_during_a_first_answer_saves_the_chat_with_the_partial_answer(settings: Settings) -> None:
+    """Ctrl+Q (or SIGTERM) while a chat's first answer streamed left nothing on disk: F5 did not list it."""
+    app = endless_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_a_long_answer(pilot)
+        await pilot.press("ctrl+q")  # the app ends; run_test returns once it has
+    (path,) = (settings.home / "conversations").glob("*.json")
+    saved = load_conversation(settings, path.stem)
+    question, answer = saved.turns
+    assert question == {"kind": "user", "text": "Tell me a very long story."}
+    assert answer["kind"] == "assistant" and answer["text"].strip() and answer["mark"] == "(stopped)"
+    assert saved.context == [{"role": "user", "content": question["text"]},
+                             {"role": "assistant", "content": answer["text"]}]  # the chat goes on from there
 
 
 async def test_a_missing_chosen_model_says_to_run_the_export(tmp_path: Path) -> None:

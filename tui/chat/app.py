@@ -16,8 +16,8 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import ModelNotFoundError, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
-from pgpt.tui.chat.library import (MODES, DocumentLibrary, describe_closest, describe_quotes, describe_sources,
-                                   drafted_an_answer)
+from pgpt.tui.chat.library import (MODES, UNCHECKED, DocumentLibrary, describe_closest, describe_quotes,
+                                   describe_sources, drafted_an_answer)
 from pgpt.tui.chat.keys import KeysMixin
 from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick,
                                     ServerState)
@@ -249,8 +249,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
 
         note = cut_note(message.result)
         mark = "(stopped)" if message.stopped else f"({note})" if note else ""
-        if message.stopped and self._reply_mode == "docs":  # a draft is checked only once it is whole
-            answer, mark = "", "(stopped before the answer was checked against your documents)"
+        if message.stopped and self._reply_mode == "docs":
+            answer, mark = "", UNCHECKED
         if details is not None and details["kind"] == "quote":
             mark = "(quoted: the model's own answer was not supported by the sources)"
         elif details is not None and details["kind"] == "not_found" and drafted_an_answer(self._reply.text):

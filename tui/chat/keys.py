@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from pgpt.tui.chat.library import MODES
+from pgpt.tui.chat.library import MODES, UNCHECKED
 from pgpt.tui.chat.widgets import ChatLog, Turn
 
 CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest"}
@@ -60,6 +60,19 @@ class KeysMixin:
             self.push_screen(Confirm("Documents are still being added. Quit anyway? The files done stay indexed; "
                                      "adding the same folder again goes on where it stopped.", yes="quit"),
                              lambda yes: self.exit() if yes else None)
+
+    def exit(self, result: object = None, return_code: int = 0, message: object = None) -> None:
+        """Quit (Ctrl+Q, SIGTERM, SIGINT); an answer being written is kept as Esc keeps it, marked, and
+        the chat saved: quitting during a chat's first answer left nothing on disk."""
+        if self._reply is not None and self.screen_stack:
+            self._cancel.set()
+            self._reply_id += 1  # the worker's last messages, if any arrive, are dropped
+            draft = self._reply_mode == "docs" and self.engine is not None  # unchecked: no answer to keep
+            answer = "" if draft else self._reply.text
+            self._reply.show(answer, UNCHECKED if draft else "(stopped)")
+            self._close_reply(answer)
+            self.save_conversation()
+        super().exit(result, return_code, message)  # type: ignore[misc]
 
     def action_copy_answer(self) -> None:
         """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH)."""
