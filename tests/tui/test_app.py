@@ -255,6 +255,9 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert stopped.text == "" and stopped.mark == "(stopped before the answer was checked against your documents)"
         saved = load_conversation(settings, app.saved.id).turns[-1]
         assert saved == {"kind": "assistant", "text": "", "mark": stopped.mark}
+        await pilot.press("ctrl+y")  # it said nothing at all: every Ctrl+Y says something
+        assert app._notifications and list(app._notifications)[-1].message == (
+            "Nothing to copy: the last answer was stopped before it was checked.")
         app.sampling = SamplingOptions(max_new_tokens=24)
         await pilot.press("ctrl+r")
         assert app.mode == "chat"

@@ -44,6 +44,9 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
     app = ChatApp(settings, SamplingOptions(max_new_tokens=12))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
+        await pilot.press("ctrl+y")  # nothing to copy yet: said, not silent
+        assert [n.message for n in app._notifications] == ["Nothing to copy yet: no question has been answered in "
+                                                             "this chat."]
         await ask(pilot, "What is the capital of France?")
         first_answer = turns(app)[1].text
         (saved,) = list_conversations(settings)
@@ -52,6 +55,7 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
 
         await pilot.press("ctrl+y")  # copy: the app writes it with OSC 52
         assert app.clipboard == first_answer
+        assert list(app._notifications)[-1].message == f"Copied the last answer ({len(first_answer)} characters)."
 
         await pilot.press("ctrl+n")
         assert turns(app) == []

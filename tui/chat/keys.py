@@ -75,17 +75,23 @@ class KeysMixin:
         super().exit(result, return_code, message)  # type: ignore[misc]
 
     def action_copy_answer(self) -> None:
-        """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH)."""
+        """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH);
+        without one, say why (a Ctrl+Y that did nothing after a stopped answer looked broken)."""
         answer = self._last_answer()
-        if answer:
-            self.copy_to_clipboard(answer)
-            self.notify(f"Copied the last answer ({len(answer)} characters).", timeout=3)
+        if answer is not None and answer.text:
+            self.copy_to_clipboard(answer.text)
+            self.notify(f"Copied the last answer ({len(answer.text)} characters).", timeout=3)
+        elif answer is None:
+            self.notify("Nothing to copy yet: no question has been answered in this chat.", timeout=3)
+        elif answer.mark == UNCHECKED:
+            self.notify("Nothing to copy: the last answer was stopped before it was checked.", timeout=3)
+        else:
+            self.notify(f"Nothing to copy: the last answer has no text {answer.mark}".rstrip() + ".", timeout=3)
 
-    def _last_answer(self) -> str:
-        if not self.screen_stack:  # bindings are checked once before the first screen exists
-            return ""
-        answers = [t.text for t in self._chat.query(Turn) if t.kind == "assistant" and t.text]
-        return answers[-1] if answers else ""
+    def _last_answer(self) -> Turn | None:
+        """The last answer shown, not the one being written."""
+        answers = [t for t in self._chat.query(Turn) if t.kind == "assistant" and t is not self._reply]
+        return answers[-1] if answers else None
 
     def action_scroll_log(self, pages: int) -> None:
         """Scroll the conversation a page up (-1) or down (1) without leaving the input."""
@@ -101,8 +107,6 @@ class KeysMixin:
             return False  # hidden on the panels: they act on the chat, which is not in view
         if action == "stop":
             return True if self.answering else None
-        if action == "copy_answer":
-            return True if self._last_answer() else None
         if action == "stop_ingest":
             return True if self._ingesting() else None
         return True
