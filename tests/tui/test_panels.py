@@ -16,6 +16,7 @@ from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
 from pgpt.tui.chat.library import MODES
+from pgpt.tui.chat.widgets import ChatLog
 from pgpt.tui.screens.confirm import Confirm
 from test_app import SIZE, ask, turns, wait_until
 
@@ -250,3 +251,23 @@ async def test_home_and_end_go_to_the_first_and_the_last_saved_chat(settings: Se
         assert table.cursor_row == 3
         await pilot.press("home")
         assert table.cursor_row == 0
+
+
+async def test_a_reopened_chat_starts_at_its_last_question(settings: Settings) -> None:
+    """A chat reopened from F5 showed its end (the closest passages), its last question off screen."""
+    passages = "\n\n".join(f"[{n}] notes-{n}.txt\n    A passage that says nothing of the ferry." for n in range(1, 9))
+    saved = new_conversation("docs", "")
+    saved.turns = [{"kind": "user", "text": "When does the ferry leave?"},
+                   {"kind": "assistant", "text": "It leaves at noon."},
+                   {"kind": "user", "text": "How many passengers can it carry?"},
+                   {"kind": "assistant", "text": "I could not find that in your documents."},
+                   {"kind": "closest", "text": f"Closest passages, none of which answers it:\n\n{passages}"}]
+    save_conversation(settings, saved)
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.screen_stack) == 1 and len(turns(app)) == 5)
+        log, question = app.query_one(ChatLog), turns(app)[2]
+        await wait_until(pilot, lambda: 0 < log.max_scroll_y and log.scroll_y == question.virtual_region.y, timeout=10)
