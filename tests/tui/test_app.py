@@ -244,6 +244,12 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert answer.mark == "(replaced: the model's own answer was not supported by the sources)"
         assert closest.text.startswith("Closest passages") and "ferry.txt" in closest.text
         assert "[reverse]" in closest.markup  # each passage's sentence closest to the question stands out
+        prompt = app.query_one("#prompt", Input)
+        prompt.value = "Is the ferry late? " * 1300  # 24 KB: refused before the model reads it
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not app.answering and turns(app)[-1].mark == "(failed)")
+        assert turns(app)[-1].text == "" and any(n.title == "Prompt too long" for n in app._notifications)
+        prompt.value = ""  # it came back to be shortened
         app.sampling = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
         await pilot.press(*"Tell me everything about project Zephyr.", "enter")
         await wait_until(pilot, lambda: bool(app.answering and turns(app)[-1].text))
@@ -253,8 +259,11 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         # answer (it was, marked only "(stopped)", and saved as an answer without the mark)
         stopped = [t for t in turns(app) if t.kind == "assistant"][-1]
         assert stopped.text == "" and stopped.mark == "(stopped before the answer was checked against your documents)"
-        saved = load_conversation(settings, app.saved.id).turns[-1]
-        assert saved == {"kind": "assistant", "text": "", "mark": stopped.mark}
+        saved = load_conversation(settings, app.saved.id).turns
+        assert saved[-1] == {"kind": "assistant", "text": "", "mark": stopped.mark}
+        # the refused question is no turn of the saved chat (it was, whole, marked "(failed)", and F5 counted it)
+        assert [t["text"][:9] for t in saved if t["kind"] == "user"] == ["What is t", "How many ", "Tell me e"]
+        assert "(failed)" not in [t.get("mark") for t in saved]
         await pilot.press("ctrl+y")  # it said nothing at all: every Ctrl+Y says something
         assert app._notifications and list(app._notifications)[-1].message == (
             "Nothing to copy: the last answer was stopped before it was checked.")

@@ -126,7 +126,7 @@ class PanelsMixin:
         from pgpt.runtime.conversations import new_conversation, save_conversation
 
         turns = [{"kind": t.kind, "text": t.text, **({"mark": t.mark} if t.mark else {})}
-                 for t in self._chat.query(Turn) if t.kind in SAVED_KINDS]
+                 for t in self._chat.query(Turn) if t.kind in SAVED_KINDS and not t.refused]
         if not turns:
             return
         if self.saved is None:
