@@ -271,3 +271,22 @@ async def test_a_reopened_chat_starts_at_its_last_question(settings: Settings) -
         await wait_until(pilot, lambda: len(app.screen_stack) == 1 and len(turns(app)) == 5)
         log, question = app.query_one(ChatLog), turns(app)[2]
         await wait_until(pilot, lambda: 0 < log.max_scroll_y and log.scroll_y == question.virtual_region.y, timeout=10)
+
+
+async def test_the_docs_progress_line_is_cut_with_an_ellipsis_not_a_dangling_dot(settings: Settings) -> None:
+    """At 80 columns the line wrapped after the file's "·" and its second row was hidden: "… 65 chunks ·"."""
+    from pgpt.runtime.documents.progress import IngestProgress
+    from pgpt.tui.chat.messages import IngestTick
+
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        screen = app.screen
+        tick = IngestProgress(73, 401, "/tmp/corpus/a-file-with-a-rather-long-name-0073.txt", 65, 75.0)
+        screen.post_message(IngestTick(tick))
+        text = screen.query_one("#doc-progress-text", Static)
+        await wait_until(pilot, lambda: "73/401" in str(text.render()))
+        await pilot.pause()
+        row = "".join(s.text for s in screen._compositor.render_strips()[text.region.y:text.region.y + 1])
+        shown = row[text.region.x:text.region.right].rstrip()
+        assert shown.startswith("ETA 75 s · 73/401 files · 65 chunks · a-file") and shown.endswith("…"), shown
