@@ -1,4 +1,4 @@
-"""SVG snapshots of the app's screens at 80x24, compared by the text they show.
+"""SVG snapshots of the app's screens (80x24, and some at 60x15), compared by the text they show.
 
 Each snapshot is a real SVG screenshot (``tests/snapshots/NAME.svg``, viewable in a browser). The
 comparison reads the characters of each terminal cell back out of the SVG and compares the words
@@ -69,7 +69,7 @@ def check_snapshot(app: App[object], name: str, extra_masks: list[tuple[str, str
         FOLDER.mkdir(exist_ok=True)
         path.write_text(svg, encoding="utf-8")
     assert path.is_file(), f"no snapshot {path}; create it with PGPT_UPDATE_SNAPSHOTS=1"
-    expected_rows = screen_text(path.read_text(encoding="utf-8"))
-    shown_rows = screen_text(svg)
+    expected_rows = screen_text(path.read_text(encoding="utf-8"), *app.size)
+    shown_rows = screen_text(svg, *app.size)
     assert words(shown_rows, extra_masks) == words(expected_rows, extra_masks), (
         "the screen changed; shown:\n" + "\n".join(shown_rows) + "\nexpected:\n" + "\n".join(expected_rows))

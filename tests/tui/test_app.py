@@ -73,12 +73,23 @@ async def test_question_gets_a_streamed_answer_with_timings_and_context(settings
         assert status(app).endswith("cached")
 
 
+def endless_app(settings: Settings) -> ChatApp:
+    """An app whose answers run until stopped."""
+    return ChatApp(settings, SamplingOptions(max_new_tokens=4000, ignore_eos=True), use_cache=False)
+
+
+async def start_a_long_answer(pilot: Pilot) -> None:
+    """Ask for a story and wait until its first words are shown."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    await pilot.press(*"Tell me a very long story.", "enter")
+    await wait_until(pilot, lambda: bool(app.answering and turns(app)[-1].text))
+
+
 async def test_escape_stops_a_running_answer_and_keeps_the_partial_text(settings: Settings) -> None:
-    endless = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
-    app = ChatApp(settings, endless, use_cache=False)
+    app = endless_app(settings)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press(*"Tell me a very long story.", "enter")
-        await wait_until(pilot, lambda: bool(app.answering and turns(app)[1].text))
+        await start_a_long_answer(pilot)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not app.answering, timeout=30)
         await app.workers.wait_for_complete()
@@ -98,6 +109,21 @@ async def test_escape_stops_a_running_answer_and_keeps_the_partial_text(settings
         await ask(pilot, "Hi")
         # ... and its answer, cut at 8 tokens, says so: a cut answer must not look whole
         assert len(turns(app)) == 4 and turns(app)[3].text and turns(app)[3].mark == "(cut at the 8-token limit)"
+
+
+async def test_quitting_during_a_first_answer_saves_the_chat_with_the_partial_answer(settings: Settings) -> None:
+    """Ctrl+Q (or SIGTERM) while a chat's first answer streamed left nothing on disk: F5 did not list it."""
+    app = endless_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_a_long_answer(pilot)
+        await pilot.press("ctrl+q")  # the app ends; run_test returns once it has
+    (path,) = (settings.home / "conversations").glob("*.json")
+    saved = load_conversation(settings, path.stem)
+    question, answer = saved.turns
+    assert question == {"kind": "user", "text": "Tell me a very long story."}
+    assert answer["kind"] == "assistant" and answer["text"].strip() and answer["mark"] == "(stopped)"
+    assert saved.context == [{"role": "user", "content": question["text"]},
+                             {"role": "assistant", "content": answer["text"]}]  # the chat goes on from there
 
 
 async def test_a_missing_chosen_model_says_to_run_the_export(tmp_path: Path) -> None:
@@ -218,6 +244,12 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert answer.mark == "(replaced: the model's own answer was not supported by the sources)"
         assert closest.text.startswith("Closest passages") and "ferry.txt" in closest.text
         assert "[reverse]" in closest.markup  # each passage's sentence closest to the question stands out
+        prompt = app.query_one("#prompt", Input)
+        prompt.value = "Is the ferry late? " * 1300  # 24 KB: refused before the model reads it
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not app.answering and turns(app)[-1].mark == "(failed)")
+        assert turns(app)[-1].text == "" and any(n.title == "Prompt too long" for n in app._notifications)
+        prompt.value = ""  # it came back to be shortened
         app.sampling = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
         await pilot.press(*"Tell me everything about project Zephyr.", "enter")
         await wait_until(pilot, lambda: bool(app.answering and turns(app)[-1].text))
@@ -227,8 +259,14 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         # answer (it was, marked only "(stopped)", and saved as an answer without the mark)
         stopped = [t for t in turns(app) if t.kind == "assistant"][-1]
         assert stopped.text == "" and stopped.mark == "(stopped before the answer was checked against your documents)"
-        saved = load_conversation(settings, app.saved.id).turns[-1]
-        assert saved == {"kind": "assistant", "text": "", "mark": stopped.mark}
+        saved = load_conversation(settings, app.saved.id).turns
+        assert saved[-1] == {"kind": "assistant", "text": "", "mark": stopped.mark}
+        # the refused question is no turn of the saved chat (it was, whole, marked "(failed)", and F5 counted it)
+        assert [t["text"][:9] for t in saved if t["kind"] == "user"] == ["What is t", "How many ", "Tell me e"]
+        assert "(failed)" not in [t.get("mark") for t in saved]
+        await pilot.press("ctrl+y")  # it said nothing at all: every Ctrl+Y says something
+        assert app._notifications and list(app._notifications)[-1].message == (
+            "Nothing to copy: the last answer was stopped before it was checked.")
         app.sampling = SamplingOptions(max_new_tokens=24)
         await pilot.press("ctrl+r")
         assert app.mode == "chat"

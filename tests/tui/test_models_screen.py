@@ -331,3 +331,17 @@ def test_on_column_says_where_chat_runs_each_export(tmp_path: Path, dtype: str, 
                                                     cuda_reason: str, label: str) -> None:
     model = ModelInfo("m", tmp_path, {"dtype": dtype, "graph": graph, "kind": "llm"})
     assert provider_label(model, cuda_reason, requested) == label
+
+
+async def test_the_message_area_keeps_its_rows_at_60x15(own_cache: Settings) -> None:
+    """At 60x15 the model list took every row and the check's message had none: nothing was said."""
+    app = ChatApp(own_cache)
+    async with app.run_test(size=(60, 15)) as pilot:
+        screen = await open_models(pilot)
+        await pilot.press(*"not a repo!!", "enter")
+        await wait_until(pilot, lambda: not screen.busy and "repo id" in text_of(screen, "#diagnosis"))
+        await pilot.pause()
+        info = screen.query_one("#info")
+        assert info.content_region.height >= 2, info.region
+        assert "not a Hugging Face repo id" in " ".join(screen_text(pilot).split())
+        assert screen.query_one(ModelTable).region.height >= 3  # the list shrank, but shows a row or two

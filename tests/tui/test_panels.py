@@ -16,6 +16,7 @@ from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
 from pgpt.tui.chat.library import MODES
+from pgpt.tui.chat.widgets import ChatLog
 from pgpt.tui.screens.confirm import Confirm
 from test_app import SIZE, ask, turns, wait_until
 
@@ -44,6 +45,9 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
     app = ChatApp(settings, SamplingOptions(max_new_tokens=12))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
+        await pilot.press("ctrl+y")  # nothing to copy yet: said, not silent
+        assert [n.message for n in app._notifications] == ["Nothing to copy yet: no question has been answered in "
+                                                             "this chat."]
         await ask(pilot, "What is the capital of France?")
         first_answer = turns(app)[1].text
         (saved,) = list_conversations(settings)
@@ -52,6 +56,7 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
 
         await pilot.press("ctrl+y")  # copy: the app writes it with OSC 52
         assert app.clipboard == first_answer
+        assert list(app._notifications)[-1].message == f"Copied the last answer ({len(first_answer)} characters)."
 
         await pilot.press("ctrl+n")
         assert turns(app) == []
@@ -246,3 +251,42 @@ async def test_home_and_end_go_to_the_first_and_the_last_saved_chat(settings: Se
         assert table.cursor_row == 3
         await pilot.press("home")
         assert table.cursor_row == 0
+
+
+async def test_a_reopened_chat_starts_at_its_last_question(settings: Settings) -> None:
+    """A chat reopened from F5 showed its end (the closest passages), its last question off screen."""
+    passages = "\n\n".join(f"[{n}] notes-{n}.txt\n    A passage that says nothing of the ferry." for n in range(1, 9))
+    saved = new_conversation("docs", "")
+    saved.turns = [{"kind": "user", "text": "When does the ferry leave?"},
+                   {"kind": "assistant", "text": "It leaves at noon."},
+                   {"kind": "user", "text": "How many passengers can it carry?"},
+                   {"kind": "assistant", "text": "I could not find that in your documents."},
+                   {"kind": "closest", "text": f"Closest passages, none of which answers it:\n\n{passages}"}]
+    save_conversation(settings, saved)
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.screen_stack) == 1 and len(turns(app)) == 5)
+        log, question = app.query_one(ChatLog), turns(app)[2]
+        await wait_until(pilot, lambda: 0 < log.max_scroll_y and log.scroll_y == question.virtual_region.y, timeout=10)
+
+
+async def test_the_docs_progress_line_is_cut_with_an_ellipsis_not_a_dangling_dot(settings: Settings) -> None:
+    """At 80 columns the line wrapped after the file's "·" and its second row was hidden: "… 65 chunks ·"."""
+    from pgpt.runtime.documents.progress import IngestProgress
+    from pgpt.tui.chat.messages import IngestTick
+
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        screen = app.screen
+        tick = IngestProgress(73, 401, "/tmp/corpus/a-file-with-a-rather-long-name-0073.txt", 65, 75.0)
+        screen.post_message(IngestTick(tick))
+        text = screen.query_one("#doc-progress-text", Static)
+        await wait_until(pilot, lambda: "73/401" in str(text.render()))
+        await pilot.pause()
+        row = "".join(s.text for s in screen._compositor.render_strips()[text.region.y:text.region.y + 1])
+        shown = row[text.region.x:text.region.right].rstrip()
+        assert shown.startswith("ETA 75 s · 73/401 files · 65 chunks · a-file") and shown.endswith("…"), shown

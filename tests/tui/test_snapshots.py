@@ -1,4 +1,5 @@
-"""SVG snapshots of every screen at 80x24 (see tests/snapshots.py for how they are compared).
+"""SVG snapshots of every screen at 80x24, and of the Docs panel at 60x15 too (see tests/snapshots.py
+for how they are compared).
 
 The app runs on fixed short paths (/tmp/pgpt-snap) so that wrapped lines do not move with the
 length of pytest's temporary folders.
@@ -82,16 +83,18 @@ async def test_setup_panel(snap: Settings) -> None:
         check_snapshot(app, "setup")
 
 
-async def test_docs_panel_after_adding_a_folder(snap: Settings) -> None:
+@pytest.mark.parametrize(("size", "name"), [(SIZE, "docs"), ((60, 15), "docs-60x15")])
+async def test_docs_panel_after_adding_a_folder(snap: Settings, size: tuple[int, int], name: str) -> None:
+    """At 60x15 the folder tree narrows and the file column keeps the file's name (it read "…des.txt")."""
     app = ChatApp(snap)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await wait_until(pilot, lambda: app.library is not None)
         await pilot.press("f4", *str(ROOT / "docs"), "enter")
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: not app._ingesting() and table.row_count == 1)
         table.focus()
         await settle(pilot)
-        check_snapshot(app, "docs")
+        check_snapshot(app, name)
 
 
 async def test_chats_panel(snap: Settings) -> None:

@@ -16,8 +16,8 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import ModelNotFoundError, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
-from pgpt.tui.chat.library import (MODES, DocumentLibrary, describe_closest, describe_quotes, describe_sources,
-                                   drafted_an_answer)
+from pgpt.tui.chat.library import (MODES, UNCHECKED, DocumentLibrary, describe_closest, describe_quotes,
+                                   describe_sources, drafted_an_answer)
 from pgpt.tui.chat.keys import KeysMixin
 from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick,
                                     ServerState)
@@ -148,6 +148,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             unanswered = not self._reply.text and self.conversation and self.conversation[-1]["role"] == "user"
             question = self.conversation[-1]["content"] if unanswered else ""
             self._reply.show(self._reply.text, "(failed)")
+            if question:  # refused before the model answered (too long, a busy server): no turn of the saved chat
+                self._reply.refused = self._chat.query_one(ChatLog).question_of(self._reply).refused = True
             self._close_reply("")
             self._set_status(self._model_label(), "failed")
             prompt = self._chat.query_one("#prompt", Input)
@@ -249,8 +251,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
 
         note = cut_note(message.result)
         mark = "(stopped)" if message.stopped else f"({note})" if note else ""
-        if message.stopped and self._reply_mode == "docs":  # a draft is checked only once it is whole
-            answer, mark = "", "(stopped before the answer was checked against your documents)"
+        if message.stopped and self._reply_mode == "docs":
+            answer, mark = "", UNCHECKED
         if details is not None and details["kind"] == "quote":
             mark = "(quoted: the model's own answer was not supported by the sources)"
         elif details is not None and details["kind"] == "not_found" and drafted_an_answer(self._reply.text):
@@ -264,9 +266,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         elif details is not None and details["sources"]:
             chat_log.add_turn("sources", describe_sources(details["sources"]))
         if details is not None or self._reply_mode == "search":  # read from the question down; PgDn shows the rest
-            turns = list(chat_log.query(Turn))
-            asked = turns[turns.index(self._reply) - 1] if self._reply in turns[1:] else self._reply
-            self.call_after_refresh(chat_log.show_from, asked)
+            self.call_after_refresh(chat_log.show_from, chat_log.question_of(self._reply))
         self._close_reply(answer)
         self._set_status(describe_result(message.result, message.stopped))
         self.save_conversation()

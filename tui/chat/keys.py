@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from pgpt.tui.chat.library import MODES
+from pgpt.tui.chat.library import MODES, UNCHECKED
 from pgpt.tui.chat.widgets import ChatLog, Turn
 
 CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest"}
@@ -61,18 +61,37 @@ class KeysMixin:
                                      "adding the same folder again goes on where it stopped.", yes="quit"),
                              lambda yes: self.exit() if yes else None)
 
-    def action_copy_answer(self) -> None:
-        """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH)."""
-        answer = self._last_answer()
-        if answer:
-            self.copy_to_clipboard(answer)
-            self.notify(f"Copied the last answer ({len(answer)} characters).", timeout=3)
+    def exit(self, result: object = None, return_code: int = 0, message: object = None) -> None:
+        """Quit (Ctrl+Q, SIGTERM, SIGINT); an answer being written is kept as Esc keeps it, marked, and
+        the chat saved: quitting during a chat's first answer left nothing on disk."""
+        if self._reply is not None and self.screen_stack:
+            self._cancel.set()
+            self._reply_id += 1  # the worker's last messages, if any arrive, are dropped
+            draft = self._reply_mode == "docs" and self.engine is not None  # unchecked: no answer to keep
+            answer = "" if draft else self._reply.text
+            self._reply.show(answer, UNCHECKED if draft else "(stopped)")
+            self._close_reply(answer)
+            self.save_conversation()
+        super().exit(result, return_code, message)  # type: ignore[misc]
 
-    def _last_answer(self) -> str:
-        if not self.screen_stack:  # bindings are checked once before the first screen exists
-            return ""
-        answers = [t.text for t in self._chat.query(Turn) if t.kind == "assistant" and t.text]
-        return answers[-1] if answers else ""
+    def action_copy_answer(self) -> None:
+        """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH);
+        without one, say why (a Ctrl+Y that did nothing after a stopped answer looked broken)."""
+        answer = self._last_answer()
+        if answer is not None and answer.text:
+            self.copy_to_clipboard(answer.text)
+            self.notify(f"Copied the last answer ({len(answer.text)} characters).", timeout=3)
+        elif answer is None:
+            self.notify("Nothing to copy yet: no question has been answered in this chat.", timeout=3)
+        elif answer.mark == UNCHECKED:
+            self.notify("Nothing to copy: the last answer was stopped before it was checked.", timeout=3)
+        else:
+            self.notify(f"Nothing to copy: the last answer has no text {answer.mark}".rstrip() + ".", timeout=3)
+
+    def _last_answer(self) -> Turn | None:
+        """The last answer shown, not the one being written."""
+        answers = [t for t in self._chat.query(Turn) if t.kind == "assistant" and t is not self._reply]
+        return answers[-1] if answers else None
 
     def action_scroll_log(self, pages: int) -> None:
         """Scroll the conversation a page up (-1) or down (1) without leaving the input."""
@@ -88,8 +107,6 @@ class KeysMixin:
             return False  # hidden on the panels: they act on the chat, which is not in view
         if action == "stop":
             return True if self.answering else None
-        if action == "copy_answer":
-            return True if self._last_answer() else None
         if action == "stop_ingest":
             return True if self._ingesting() else None
         return True

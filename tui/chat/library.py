@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODES = {"docs": "Ask your documents", "chat": "Chat with the model", "search": "Search passages (no LLM)"}
+UNCHECKED = "(stopped before the answer was checked against your documents)"  # a draft is checked only once whole
 
 
 @dataclass

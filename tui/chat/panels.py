@@ -126,7 +126,7 @@ class PanelsMixin:
         from pgpt.runtime.conversations import new_conversation, save_conversation
 
         turns = [{"kind": t.kind, "text": t.text, **({"mark": t.mark} if t.mark else {})}
-                 for t in self._chat.query(Turn) if t.kind in SAVED_KINDS]
+                 for t in self._chat.query(Turn) if t.kind in SAVED_KINDS and not t.refused]
         if not turns:
             return
         if self.saved is None:
@@ -144,8 +144,12 @@ class PanelsMixin:
         self.saved = saved
         self.conversation = [dict(m) for m in saved.context]
         chat_log = self._chat.query_one(ChatLog)
-        for turn in saved.turns:  # with its mark: "(stopped)", "(cut at the 256-token limit)"
-            chat_log.add_turn(turn["kind"], turn["text"]).show(turn["text"], turn.get("mark", ""))
+        shown = [chat_log.add_turn(turn["kind"], turn["text"]) for turn in saved.turns]
+        for widget, turn in zip(shown, saved.turns):  # with its mark: "(stopped)", "(cut at the 256-token limit)"
+            widget.show(turn["text"], turn.get("mark", ""))
         if saved.mode == "chat" or self.library is not None:
             self._set_mode(saved.mode)
         self.action_show_screen("chat")
+        asked = [widget for widget in shown if widget.kind == "user"]
+        if asked:  # read from the last question down, as a live answer is (its end hid the question)
+            self.call_after_refresh(chat_log.show_from, asked[-1])

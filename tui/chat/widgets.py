@@ -25,6 +25,7 @@ class Turn(Static):
         self.text = text
         self.markup = markup
         self.mark = ""
+        self.refused = False  # a question refused before the model answered (too long): shown, not saved
 
     def on_mount(self) -> None:
         self._refresh_text()
@@ -81,6 +82,11 @@ class ChatLog(VerticalScroll):
         work at load)."""
         self.release_anchor()  # the user's own scrolling, as PgUp would; the next turn anchors again
         self.scroll_to_widget(turn, top=True, animate=False)
+
+    def question_of(self, reply: Turn) -> Turn:
+        """The question that ``reply`` answers: the turn before it (``reply`` itself when it is the first)."""
+        turns = list(self.query(Turn))
+        return turns[turns.index(reply) - 1] if reply in turns[1:] else reply
 
 
 def provider_label(provider: str) -> str:

@@ -23,7 +23,8 @@ from pgpt.tui.chat.messages import IngestDone, IngestTick
 from pgpt.tui.screens.panel import PanelScreen, RowTable
 from pgpt.tui.sanitize import clean_text
 
-PATH_CHARS = 26  # what the file column shows at 80 columns, beside the folder tree and the scrollbar
+PATH_CHARS = 26  # the file column before the table has a size
+OTHER_COLUMNS = len("chunks") + len("2026-12-05") + 3 * 2  # chunks and date, and 1 column of padding a side
 
 if TYPE_CHECKING:
     from pgpt.runtime.documents.store import DocumentRecord
@@ -98,11 +99,11 @@ class DocumentsScreen(PanelScreen):
 
     DEFAULT_CSS = """
     DocumentsScreen #doc-body { height: 1fr; }
-    DocumentsScreen #doc-tree { width: 28; border-right: vkey $panel-lighten-2; }
+    DocumentsScreen #doc-tree { width: 30%; max-width: 28; border-right: vkey $panel-lighten-2; }
     DocumentsScreen #doc-table { width: 1fr; }
     DocumentsScreen #doc-progress-line { height: 1; display: none; }
     DocumentsScreen #doc-progress { width: 34; padding: 0 1; }
-    DocumentsScreen #doc-progress-text { width: 1fr; color: $text-muted; }
+    DocumentsScreen #doc-progress-text { width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     DocumentsScreen #doc-report-box { height: 5; border-top: hkey $panel-lighten-2; padding: 0 1; }
     """
 
@@ -295,12 +296,22 @@ class DocumentsScreen(PanelScreen):
     def _fill(self, table: DocumentTable) -> None:
         """The rows, newest first, the file column as wide as the table allows (it was 26 characters at
         every size: 60 empty columns at 120x40, and "…ork/t32a" for every file at 60x15)."""
-        width = max(8, table.size.width - 25) if table.size.width else PATH_CHARS  # chunks, date, padding
+        width = self._path_width(table)
         for record in sorted(self._records, key=lambda d: d.ingested_at, reverse=True):
             when = time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
             key = record.doc_id if self.settings.server else record.path  # a server forgets by id
             # one_line: a cell shows only its first line ("new\nline.txt" read "…/new")
             table.add_row(str(record.chunks), when, clean_text(one_line(short_path(record.path, width))), key=key)
+
+    def _path_width(self, table: DocumentTable) -> int:
+        """The file column's characters: the table's width less the other columns, the padding and the
+        scrollbar when the rows overflow (a guess of 3 columns cut paths that fitted, with 3 left free)."""
+        if not table.size.width:
+            return PATH_CHARS
+        # the room it has, not its own height (that of the rows it holds, the header's alone once cleared)
+        overflows = len(self._records) > self.query_one("#doc-body").size.height - 1  # the header takes a row
+        scrollbar = table.styles.scrollbar_size_vertical if overflows else 0
+        return max(8, table.size.width - OTHER_COLUMNS - scrollbar)
 
     def on_resize(self) -> None:
         """Fit the file column to the new width."""
@@ -319,7 +330,7 @@ class DocumentsScreen(PanelScreen):
         eta = f"ETA {tick.eta_s:.0f} s · " if tick.eta_s is not None else ""  # first: the line is cut at 80 columns
         # the file's name last: at 80 columns the line is cut, and it cut the chunk count
         counts = f"{tick.done}/{tick.total} files · {tick.chunks} chunks"
-        current = f" · {clean_text(name)}{inside}" if name else ""  # a stray "·" ended the last line
+        current = f" · {clean_text(name)}{inside}" if name else ""  # cut with "…" where the row ends, not wrapped
         self._show_progress(tick.fraction, max(tick.total, 1), f"{eta}{counts}{current}")
 
     @on(IngestDone)

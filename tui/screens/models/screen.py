@@ -49,7 +49,7 @@ class ModelsScreen(PanelScreen):
     ModelsScreen #dtype > RadioButton { width: auto; margin-right: 2; }
     ModelsScreen #prefill { width: auto; margin-left: 2; background: transparent; }
     ModelsScreen #dtype-note { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
-    ModelsScreen #info { height: 1fr; padding: 0 1; border-top: hkey $panel-lighten-2; }
+    ModelsScreen #info { height: 1fr; min-height: 3; padding: 0 1; border-top: hkey $panel-lighten-2; }
     ModelsScreen #job-row { height: 1; display: none; padding: 0 1; }
     ModelsScreen #job-bar { width: auto; }
     ModelsScreen #job-bar Bar { width: 20; }
@@ -410,8 +410,17 @@ class ModelsScreen(PanelScreen):
     def _render_lines(self, at_end: bool = True) -> None:
         self.query_one("#diagnosis", Static).update("\n".join(self._lines))
         info = self.query_one("#info", VerticalScroll)
-        # after the refresh, so the new lines count; stage lines follow the newest
-        self.call_after_refresh(info.scroll_end if at_end else info.scroll_home, animate=False)
+        if not at_end:
+            info.scroll_home(animate=False)
+            return
+        # Stage lines follow the newest, but a failure's cause is read from its first words: the end,
+        # never past the newest line's start (at 60x15 the area has two rows; its end said nothing).
+        from textual.content import Content
+
+        diagnosis, earlier = self.query_one("#diagnosis", Static), "\n".join(self._lines[:-1])
+        width = diagnosis.content_region.width
+        start = Content.from_markup(earlier).get_height(diagnosis.styles, width) if earlier else 0
+        info.scroll_to(y=start, animate=False)  # after the refresh, clamped to what the new lines allow
 
     def _show_fp16(self, reason: str) -> None:
         fp16 = self.query_one("#dtype-fp16", RadioButton)
