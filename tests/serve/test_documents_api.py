@@ -275,3 +275,18 @@ def test_an_upload_says_where_its_collection_was_read_and_takes_one_file(server:
     for name in ("fe\u200brry.txt", "inv\u202etxt.exe"):  # shown as "ferry.txt" and "invexe.txt"
         refused = http.post("/v1/ingest/text", json={"file_name": name, "text": "Look-alike."})
         assert refused.status_code == 400 and "invisible" in refused.json()["error"]["message"], refused.text
+
+
+def test_a_misspelled_field_of_chunks_or_ingest_text_is_named(server: RunningServer) -> None:
+    """"limt" gave the default 10 passages; "txt" was "text: Field required", which was not its fault."""
+    http = server.http()
+    for route, body, param, meant in (("/v1/chunks", {"text": "ferry", "limt": 2}, "limt", "limit"),
+                                      ("/v1/ingest/text", {"file_name": "a.txt", "txt": "Notes."}, "txt", "text"),
+                                      ("/v1/ingest/text", {"fileName": "a.txt", "text": "Notes."}, "fileName",
+                                       "file_name")):
+        refused = http.post(route, json=body)
+        error = refused.json()["error"]
+        assert refused.status_code == 400 and error["param"] == param, refused.text
+        assert f"unrecognized request argument {param} (did you mean {meant}?)" in error["message"], refused.text
+    kept = http.post("/v1/chunks", json={"text": "ferry", "limit": 1, "vendor_field": 1})
+    assert kept.status_code == 200 and "POST /v1/chunks: ignored request fields" in server.log_text()

@@ -210,6 +210,45 @@ def test_bad_requests_get_a_json_error_naming_the_cause(server: RunningServer, r
         assert error.body["param"] == next(iter(request_fields)), error.body
 
 
+@pytest.mark.parametrize(("extra", "param", "words"), [
+    # each gave a 200 as if it were not there: 121 tokens of the defaults, every collection searched
+    ({"max_token": 5, "temprature": 0.9}, "max_token", ["arguments max_token (did you mean max_tokens?), "
+                                                        "temprature (did you mean temperature?)"]),
+    ({"use_context": True, "colection": "licences"}, "colection", ["colection (did you mean collection?)"]),
+    ({"maxTokens": 5}, "maxTokens", ["maxTokens (did you mean max_tokens?)"]),
+    ({"context_filter": {"docs_id": ["x"]}}, "context_filter.docs_id", ["(did you mean context_filter.docs_ids?)"]),
+])
+def test_a_misspelled_field_is_refused_naming_the_field_it_means(server: RunningServer, extra: dict, param: str,
+                                                                  words: list[str]) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        server.openai().chat.completions.create(model="default", messages=QUESTION, extra_body=extra)
+    body = caught.value.body
+    assert body["param"] == param and body["type"] == "invalid_request_error", body
+    assert all(w in body["message"] for w in words) and "unrecognized request argument" in body["message"], body
+
+
+def test_misspellings_are_refused_by_completions_and_embeddings_too(server: RunningServer) -> None:
+    client = server.openai()
+    with pytest.raises(openai.BadRequestError, match=r"sytem_prompt \(did you mean system_prompt\?\)"):
+        client.completions.create(model="default", prompt="Hi", max_tokens=2, extra_body={"sytem_prompt": "Be brief."})
+    with pytest.raises(openai.BadRequestError, match=r"truncte \(did you mean truncate\?\)") as caught:
+        client.embeddings.create(model="default", input="ferry", extra_body={"truncte": True})
+    assert caught.value.body["param"] == "truncte"
+
+
+def test_other_unknown_fields_are_ignored_and_logged_by_name_only(server: RunningServer) -> None:
+    """UIs send vendor fields: refusing them all would break them. Real fields of other APIs that look
+    like pgpt's (top_logprobs, min_tokens) are no misspellings. Their values (a prompt, a key) stay out of the log."""
+    extra = {"vendor_session": "secret-value-4711", "top_logprobs": 0, "min_tokens": 1, "frequency_penalty": 0.5}
+    reply = server.openai().chat.completions.create(model="default", messages=QUESTION, max_tokens=2,
+                                                    extra_body=extra)
+    assert reply.choices[0].message.content
+    log = server.settings.log_file.read_text()  # (log_text() adds the terminal's copy of each warning)
+    lines = [line for line in log.splitlines() if "vendor_session" in line]
+    assert len(lines) == 1 and "POST /v1/chat/completions" in lines[0] and "WARNING" in lines[0], lines
+    assert all(name in lines[0] for name in extra) and "secret-value-4711" not in server.log_text()
+
+
 def test_a_nan_temperature_is_named_as_such(server: RunningServer) -> None:
     """JSON's NaN (Python's json writes it; the openai client refuses to) was refused as "Input
     should be less than or equal to 2", which is not its fault."""

@@ -1,0 +1,103 @@
+"""Request fields that a body's schema does not know: a close misspelling of a known field is refused
+with a 400 naming both ("max_token" silently gave an answer of the default length); any other is
+ignored, as OpenAI-compatible servers do (UIs send vendor fields), and logged by name, never value."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import typing
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
+
+log = logging.getLogger("pgpt.serve")
+
+UNRECOGNIZED = "unrecognized_argument"
+CLOSE_RATIO = 0.8  # difflib's: max_token, temprature, colection; not frequency_penalty for repeat_penalty
+_SHOWN_NAMES = 10
+# Fields of OpenAI's API and of other servers (vLLM, llama.cpp, ollama, TGI, OpenRouter) that this server
+# ignores: a real API's name is no misspelling (top_logprobs is not logprobs, min_tokens not max_tokens).
+FOREIGN_FIELDS = frozenset({
+    "frequency_penalty", "presence_penalty", "logit_bias", "top_logprobs", "user", "metadata", "store",
+    "parallel_tool_calls", "tool_choice", "functions", "function_call", "modalities", "audio", "prediction",
+    "reasoning_effort", "service_tier", "web_search_options", "verbosity", "safety_identifier",
+    "prompt_cache_key", "min_p", "min_tokens", "repetition_penalty", "length_penalty", "stop_token_ids",
+    "skip_special_tokens", "chat_template_kwargs", "n_predict", "num_predict", "typical_p", "tfs_z", "mirostat",
+    "cache_prompt", "n_probs", "max_new_tokens", "do_sample", "top_a", "models", "options", "format", "think",
+    "input_type",
+})
+
+
+class RequestBody(BaseModel):
+    """A JSON request body of the API, served at ``route``: see the module's docstring."""
+
+    model_config = ConfigDict(extra="ignore")
+    route: ClassVar[str] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        # before the fields: a misspelled "mesages" is named as such, not as "messages: Field required"
+        if not isinstance(data, dict):
+            return data
+        unknown = unknown_fields(cls, data)
+        if misspelled := [f"{name} (did you mean {meant}?)" for name, meant in unknown if meant]:
+            raise PydanticCustomError(UNRECOGNIZED, "unrecognized request argument {fields}",
+                                      {"fields": ", ".join(misspelled), "name": next(n for n, m in unknown if m)})
+        if unknown:  # names only: a value may hold a prompt or a key
+            from pgpt.runtime.sanitize import strip_controls
+
+            names = [strip_controls(name)[:40] for name, _ in unknown]
+            more = f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
+            log.warning("POST %s: ignored request fields that it does not know: %s%s", cls.route,
+                        ", ".join(names[:_SHOWN_NAMES]), more)
+        return data
+
+
+def unknown_fields(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """The fields of ``data`` (and of its nested request objects, as ``context_filter.docs_id``)
+    that ``model`` does not know, each with the known field it probably means, or ''."""
+    found: list[tuple[str, str]] = []
+    for name, value in data.items():
+        field = model.model_fields.get(name)
+        if field is None:
+            foreign = not prefix and name in FOREIGN_FIELDS
+            meant = "" if foreign else close_field(str(name), list(model.model_fields))
+            found.append((f"{prefix}{name}", f"{prefix}{meant}" if meant else ""))
+        elif isinstance(value, dict) and (nested := _checked_model(field.annotation)) is not None:
+            found += unknown_fields(nested, value, f"{prefix}{name}.")
+    return found
+
+
+def close_field(name: str, known: list[str]) -> str:
+    """The known field that ``name`` probably misspells (a case, "-" or "_" variant, or a close
+    spelling), or ''."""
+    plain = name.lower().replace("_", "").replace("-", "")
+    same = [field for field in known if field.replace("_", "") == plain]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=CLOSE_RATIO)
+    return (same or close or [""])[0]
+
+
+def _checked_model(annotation: Any) -> type[BaseModel] | None:
+    """The request object a field holds (``ContextFilter | None``); not one that keeps any field
+    (a message's ``name`` or a content part's ``image_url`` are a client's own)."""
+    for kind in typing.get_args(annotation) or (annotation,):
+        if isinstance(kind, type) and issubclass(kind, BaseModel) and kind.model_config.get("extra") != "allow":
+            return kind
+    return None
+
+
+def unrecognized(errors: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """The 400's message and ``param`` (the first) for misspelled fields among a request's validation
+    errors, or None: OpenAI's "Unrecognized request argument", with the field each probably means."""
+    error = next((e for e in errors if e.get("type") == UNRECOGNIZED), None)
+    if error is None:
+        return None
+    from pgpt.runtime.sanitize import strip_controls
+
+    context = error.get("ctx") or {}
+    fields = strip_controls(str(context.get("fields", "")))
+    plural = "s" if fields.count("(did you mean") > 1 else ""
+    return f"Invalid request: unrecognized request argument{plural} {fields}.", str(context.get("name", ""))
