@@ -99,11 +99,11 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
         assert again.returncode == 0 and "1 unchanged" in again.stdout and served.url in again.stdout
         client_cli(settings, "ingest", str(folder / "ops"), "--collection", "other", cwd=tmp_path)
         only = client_cli(settings, "forget", "--collection", "other", str(folder / "ops"))
-        assert only.returncode == 0 and "(1 document(s)" in only.stdout, only.stdout + only.stderr
+        assert only.returncode == 0 and "(1 document, " in only.stdout, only.stdout + only.stderr
         assert "to-send/ops/README.md" in client_cli(settings, "docs", "--collection", "sent").stdout
         assert "[other]" not in client_cli(settings, "docs").stdout  # the other collection's copy only
         team = client_cli(settings, "forget", str(folder / "dev"))  # a local folder: what was sent from it
-        assert team.returncode == 0 and "(1 document(s)" in team.stdout, team.stdout + team.stderr
+        assert team.returncode == 0 and "(1 document, " in team.stdout, team.stdout + team.stderr
         found = client_cli(settings, "search", "canteen deck two", "--collection", "sent", "--json")
         assert json.loads(found.stdout)["results"][0]["text"].startswith("# Canteen") or "canteen" in found.stdout
         refused = client_cli(settings, "ingest", str(folder), "--prune")

@@ -289,7 +289,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             return
         if self.mode != "chat" and not self._has_documents():
             # "Not found" would say the user's documents do not hold it; none were searched.
-            self.notify("Nothing is indexed yet, so there is nothing to answer from. Press F4 (Docs) or "
+            purpose = "to search" if self.mode == "search" else "to answer from"
+            self.notify(f"Nothing is indexed yet, so there is nothing {purpose}. Press F4 (Docs) or "
                         "Ctrl+O to add documents, or Ctrl+R for Chat.", title="No documents", severity="warning")
             return
         event.input.clear()
