@@ -104,7 +104,7 @@ class DocumentsScreen(PanelScreen):
     DocumentsScreen #doc-progress-line { height: 1; display: none; }
     DocumentsScreen #doc-progress { width: 34; padding: 0 1; }
     DocumentsScreen #doc-progress-text { width: 1fr; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
-    DocumentsScreen #doc-report-box { height: 5; border-top: hkey $panel-lighten-2; padding: 0 1; }
+    DocumentsScreen #doc-report-box { height: 5; max-height: 25%; border-top: hkey $panel-lighten-2; padding: 0 1; }
     """
 
     def __init__(self, settings: Any) -> None:
