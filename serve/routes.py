@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 
 from pgpt.runtime.errors import InvalidRequestError, ModelNotFoundError, RequestRefusedError
 from pgpt.serve import documents
-from pgpt.serve.completions import CompletionStream, complete, start_completion, until_disconnected
+from pgpt.serve.completions import start_completion
+from pgpt.serve.responses import CompletionStream, complete, until_disconnected
 from pgpt.serve.schemas import (ChatCompletionRequest, ChunksRequest, CompletionRequest, EmbeddingsRequest,
                                 IngestTextRequest)
 from pgpt.serve.service import Service
