@@ -120,8 +120,8 @@ def _closest_shows_it(item: dict[str, Any], hits: list[Any], embedder: Any) -> b
     """Whether a "not found" answer's closest passages, as shown (each around its sentence closest
     to the question), show the answer: a snippet of the right file with the evidence span or an
     accepted answer."""
-    from pgpt.runtime.documents.grounding import CLOSEST_CHARS, CLOSEST_PASSAGES, matching_sentences
-    from pgpt.runtime.documents.passage_view import sentence_window
+    from pgpt.runtime.documents.grounding import CLOSEST_CHARS, CLOSEST_PASSAGES
+    from pgpt.runtime.documents.passage_view import matching_sentences, sentence_window
 
     closest = hits[:CLOSEST_PASSAGES]
     vector = embedder.embed([item["question"]])[0]

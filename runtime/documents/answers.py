@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.abstention import is_abstention
-from pgpt.runtime.documents.grounding import (CLOSEST_PASSAGES, Grounder, SourceSentence, best_per_source,
-                                               matching_sentences, split_sentences)
+from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence, split_sentences
+from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter
 from pgpt.runtime.documents.retrieval import Hit, search
 from pgpt.runtime.llm.answer_cache import cache_key

@@ -389,25 +389,3 @@ def _without_restatements(supported: list[tuple[str, int]]) -> list[tuple[str, i
         words |= content_words(statement)
         facts |= key_facts(statement)
     return kept
-
-
-def matching_sentences(query: str, query_vector: np.ndarray, passages: Sequence[str],
-                       embed: Callable[[list[str]], np.ndarray]) -> list[str]:
-    """For each passage, its sentence that matches ``query`` best (what search highlights);
-    "" for a passage without sentences."""
-    sentences = [SourceSentence(number, "", 0, text)
-                 for number, passage in enumerate(passages, 1) for text in split_sentences(passage)]
-    if not sentences:
-        return ["" for _ in passages]
-    relevance = Grounder(query, query_vector, sentences, embed([s.text for s in sentences]), embed).relevance
-    return best_per_source(sentences, relevance, len(passages))
-
-
-def best_per_source(sentences: Sequence[SourceSentence], relevance: np.ndarray, sources: int) -> list[str]:
-    """For sources 1..``sources``, the text of its sentence with the highest ``relevance`` ("" for
-    a source without sentences)."""
-    best: dict[int, int] = {}
-    for index, sentence in enumerate(sentences):
-        if sentence.number not in best or relevance[index] > relevance[best[sentence.number]]:
-            best[sentence.number] = index
-    return [sentences[best[n]].text if n in best else "" for n in range(1, sources + 1)]

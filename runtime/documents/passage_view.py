@@ -1,12 +1,17 @@
-"""How a passage is shown to the user (search hits, a "not found" answer's closest passages): about
-``width`` characters around the sentence that matches best, with table rows kept on lines of their own.
+"""How a passage is shown to the user (search hits, a "not found" answer's closest passages): its
+sentence that matches the question best (``matching_sentences``), and about ``width`` characters around
+it, with table rows kept on lines of their own.
 
 Display only: the sentences the model reads and the check compares are grounding's flattened ones.
 """
 
 from __future__ import annotations
 
-from pgpt.runtime.documents.grounding import HYPHEN_BREAK, flatten_text
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from pgpt.runtime.documents.grounding import HYPHEN_BREAK, Grounder, SourceSentence, flatten_text, split_sentences
 
 
 def shown_text(text: str) -> str:
@@ -53,6 +58,28 @@ def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str
 def indented(text: str, indent: str) -> str:
     """``text`` with every line after its first indented by ``indent`` (a passage under its source line)."""
     return text.replace("\n", "\n" + indent)
+
+
+def matching_sentences(query: str, query_vector: np.ndarray, passages: Sequence[str],
+                       embed: Callable[[list[str]], np.ndarray]) -> list[str]:
+    """For each passage, its sentence that matches ``query`` best (what search highlights);
+    "" for a passage without sentences."""
+    sentences = [SourceSentence(number, "", 0, text)
+                 for number, passage in enumerate(passages, 1) for text in split_sentences(passage)]
+    if not sentences:
+        return ["" for _ in passages]
+    relevance = Grounder(query, query_vector, sentences, embed([s.text for s in sentences]), embed).relevance
+    return best_per_source(sentences, relevance, len(passages))
+
+
+def best_per_source(sentences: Sequence[SourceSentence], relevance: np.ndarray, sources: int) -> list[str]:
+    """For sources 1..``sources``, the text of its sentence with the highest ``relevance`` ("" for
+    a source without sentences)."""
+    best: dict[int, int] = {}
+    for index, sentence in enumerate(sentences):
+        if sentence.number not in best or relevance[index] > relevance[best[sentence.number]]:
+            best[sentence.number] = index
+    return [sentences[best[n]].text if n in best else "" for n in range(1, sources + 1)]
 
 
 def _is_row(line: str) -> bool:

@@ -50,7 +50,7 @@ class DocumentLibrary:
         query highlighted (a server's passages are shown without the highlight)."""
         if self.remote is not None:
             return describe_sources(self.search(query, k), snippet_chars=240), ""
-        from pgpt.runtime.documents.grounding import matching_sentences
+        from pgpt.runtime.documents.passage_view import matching_sentences
         from pgpt.runtime.documents.retrieval import search
 
         vector = self.embedder.embed([query])[0]

@@ -217,7 +217,7 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
 
 def _add_matching_sentences(query: str, hits: list[dict[str, Any]], embedder: Any) -> None:
     """Each hit's ``sentence`` that matches the query best (the app's highlight; --json has it too)."""
-    from pgpt.runtime.documents.grounding import matching_sentences
+    from pgpt.runtime.documents.passage_view import matching_sentences
 
     if hits:
         found = matching_sentences(query, embedder.embed([query])[0], [h["text"] for h in hits], embedder.embed)

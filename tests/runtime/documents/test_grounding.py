@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from pgpt.runtime.documents.grounding import (Grounder, SourceSentence, content_words, key_facts, matching_sentences,
-                                              split_sentences)
+from pgpt.runtime.documents.grounding import Grounder, SourceSentence, content_words, key_facts, split_sentences
+from pgpt.runtime.documents.passage_view import matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter, strip_markup
 from pgpt.runtime.settings import Settings
 
