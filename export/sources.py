@@ -64,6 +64,9 @@ def resolve_source(source: str, revision: str | None = None, trust_remote_code: 
         check_folder(path, trust_remote_code)
         return ModelSource(path.resolve(), record={"type": "folder", "path": str(path.resolve())},
                            name=path.resolve().name.lower())
+    if source.startswith((".", "/", "~")) and not path.exists():  # "neither a model folder, ..." of a typo
+        raise SourceNotFoundError(f"{source} does not exist.", hint="Check the path (a Hugging Face repo id has "
+                                  "the form owner/name, without a leading ., / or ~).")
     if path.exists() or source.startswith((".", "/", "~")) or not _REPO_ID.match(source):
         raise SourceNotFoundError(
             f"{source!r} is neither a model folder, a .gguf file, nor a Hugging Face repo id.",

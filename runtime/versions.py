@@ -115,8 +115,11 @@ def list_versions(settings: Settings, name: str) -> list[Version]:
     elif (cache / name / MANIFEST).is_file():
         manifest = read_manifest(cache / name)
         found.append(Version(name, version_of(manifest), cache / name, manifest, True))
-    if not found:
-        raise ModelNotFoundError(f"There is no exported model called {name!r}.")
+    if not found:  # with the names there are: "Run pgpt-export --default" was beside the point
+        names = sorted(c.name for c in cache.iterdir() if (c / MANIFEST).is_file()) if cache.is_dir() else []
+        raise ModelNotFoundError(f"There is no exported model called {name!r} (exported: "
+                                 f"{', '.join(names) or 'none'}).",
+                                 hint="Check the name (`pgpt-tui models` lists them).")
     return sorted(found, key=lambda v: (v.created, v.path.stat().st_mtime), reverse=True)
 
 

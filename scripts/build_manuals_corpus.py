@@ -1,4 +1,5 @@
-"""Build bench/data/manuals/ (the second bench-docs corpus) from PyPI source distributions.
+#!/usr/bin/env python3
+r"""Build bench/data/manuals/ (the second bench-docs corpus) from PyPI source distributions.
 
 Not run by the benchmark: its outputs are committed, so that every run reads the same bytes and
 the evidence spans of the questions stay true. Run it again only to rebuild the corpus:
@@ -207,5 +208,16 @@ def build(sdists: Path, target: Path = TARGET) -> None:
     shutil.copy(src["pygments"] / "CHANGES", target / "pygments-changes.txt")
 
 
+def main(argv: list[str]) -> int:
+    """``SDISTS`` is the folder of unpacked source distributions (see above); --help shows this file's
+    docstring (--help was taken as SDISTS, and it failed with a traceback after creating the target)."""
+    if len(argv) != 1 or argv[0] in ("-h", "--help") or not Path(argv[0]).is_dir():
+        print("usage: scripts/build_manuals_corpus.py SDISTS\n" + (__doc__ or ""),
+              file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    build(Path(argv[0]))
+    return 0
+
+
 if __name__ == "__main__":
-    build(Path(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))

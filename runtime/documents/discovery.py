@@ -15,6 +15,7 @@ from pathlib import Path
 from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, is_text_file
 
 MAX_FILE_BYTES = 100_000_000
+OWN_FOLDER = "pgpt's own folder (PGPT_HOME or the model cache), not documents"
 
 
 def missing_paths(paths: list[Path]) -> list[str]:
@@ -42,6 +43,8 @@ def collect_files(paths: list[Path], own: tuple[Path, ...] = ()) -> tuple[list[P
         try:
             if not root.exists() and not root.is_symlink():
                 skipped.append((str(root), "no such file or folder"))
+            elif _pgpt_owns(root.resolve(), mine):  # `ingest $PGPT_HOME` indexed its index's files
+                skipped.append((str(root), OWN_FOLDER))
             elif root.is_dir():
                 for path, reason in _walk(root.resolve(), mine):
                     (skipped.append((str(path), reason)) if reason else files.append(path))
@@ -53,6 +56,12 @@ def collect_files(paths: list[Path], own: tuple[Path, ...] = ()) -> tuple[list[P
     return sorted(set(files)), skipped
 
 
+def _pgpt_owns(path: Path, mine: set[Path]) -> bool:
+    """Whether ``path`` is one of pgpt's own folders or inside one, but for the uploads a pgpt-serve
+    keeps in its home (``uploads/``): those are documents, indexed by their paths."""
+    return any(path.is_relative_to(folder) and not path.is_relative_to(folder / "uploads") for folder in mine)
+
+
 def _walk(root: Path, mine: set[Path]) -> Iterator[tuple[Path, str]]:
     """Every file under ``root`` with '' or why it is left out; symlinks followed only when they
     stay inside ``root``; a folder that cannot be listed is reported, not skipped silently; pgpt's
@@ -62,7 +71,7 @@ def _walk(root: Path, mine: set[Path]) -> Iterator[tuple[Path, str]]:
         for name in [d for d in dirs if (Path(folder) / d) in mine]:
             # a home inside the folder: its saved chats, logs and index were read as documents
             dirs.remove(name)
-            yield Path(folder) / name, "pgpt's own folder (PGPT_HOME or the model cache), not documents"
+            yield Path(folder) / name, OWN_FOLDER
         for name in sorted(dirs):
             link = Path(folder) / name
             if link.is_symlink():
@@ -141,6 +150,8 @@ def _file_problem(path: Path) -> str:
         return f"too large ({info.st_size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB)"
     if not os.access(path, os.R_OK):
         return "unreadable (permission denied)"
+    if not info.st_size:  # an empty .log was a "binary file"
+        return "no text in the file (it is empty)"
     if path.suffix.lower() not in KNOWN_SUFFIXES and not is_text_file(path):
         return "binary file"
     return ""

@@ -267,16 +267,40 @@ class Grounder:
                     and measures["best_relevance"] < CERTAIN_QUOTE)
         best = self._best_quote()
         if best >= 0 and not abstained and not invented and self.relevance[best] >= QUOTE_MIN:
-            sentence = self.sentences[best]
-            return Grounding("quote", f"Quote from the documents: \u201c{sentence.text}\u201d [{sentence.number}]",
-                             [sentence], measures)
+            quoted = [self.sentences[i] for i in self._with_its_list(best)]
+            text = "\n".join(s.text for s in quoted)
+            return Grounding("quote", f"Quote from the documents: \u201c{text}\u201d [{quoted[0].number}]",
+                             quoted, measures)
         return Grounding("not_found", "", [], measures)
+
+    def _with_its_list(self, index: int) -> list[int]:
+        """``index``, and when its sentence leads in to a list ("... these items:") the items after it in
+        its source (up to 8, to the first full sentence): the lead-in alone was quoted as the answer."""
+        lead = self.sentences[index]
+        items = [index]
+        if lead.text.rstrip().endswith(":"):
+            for i in range(index + 1, min(index + 9, len(self.sentences))):
+                text = self.sentences[i].text.rstrip()
+                if self.sentences[i].number != lead.number or (text.endswith(".") and not _LIST_ITEM.match(text)):
+                    break
+                items.append(i)
+        return items
 
     def _on_topic(self, supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """``supported`` without the statements whose sentence is far from the question (OFF_TOPIC),
-        but for the one whose sentence is closest."""
+        but for the one whose sentence is closest and those whose sentences run on from a kept one in
+        its source: a list's items ("- radio tested") share no word with the question, their lead-in
+        does, and the answer kept the first item only."""
         closest = max((i for _, i in supported), key=lambda i: self.relevance[i], default=-1)
-        return [(statement, i) for statement, i in supported if i == closest or self.relevance[i] >= OFF_TOPIC]
+        kept = {i for _, i in supported if i == closest or self.relevance[i] >= OFF_TOPIC}
+        grown = True
+        while grown:  # a run grows either way, a sentence at a time (one left out between may be its lead-in)
+            near = {i for _, i in supported if i not in kept and any(k in kept and self.sentences[k].number
+                                                                      == self.sentences[i].number
+                                                                      for k in (i - 2, i - 1, i + 1, i + 2))}
+            kept |= near
+            grown = bool(near)
+        return [(statement, i) for statement, i in supported if i in kept]
 
     def _shown(self, index: int, statement: str) -> int:
         """The sentence of ``index``'s window to show as the quote: the window (the sentence and

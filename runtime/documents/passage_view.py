@@ -7,6 +7,8 @@ Display only: the sentences the model reads and the check compares are grounding
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -16,8 +18,9 @@ from pgpt.runtime.documents.grounding import HYPHEN_BREAK, Grounder, SourceSente
 
 def shown_text(text: str) -> str:
     """``text`` as ``flatten_text`` gives it, except that a line break between two table rows
-    (``a | b | c``, as the readers write HTML, DOCX and Markdown tables) stays a line break: the rows
-    ran together ("Day | Opens | Closes Monday | 07:00 | 14:00 Friday ...").
+    (``a | b | c``, as the readers write HTML, DOCX and Markdown tables) or before a list item or a
+    Markdown table row stays a line break: the rows ran together ("Day | Opens | Closes Monday | 07:00
+    | 14:00 Friday ..."), and a list read "- life jackets counted - radio tested".
 
     Replacing each line break of the result by a space gives ``flatten_text(text)`` exactly, so a
     position found in the flattened text is the same position here."""
@@ -27,7 +30,8 @@ def shown_text(text: str) -> str:
         return ""
     shown = [lines[0]]
     for previous, line in zip(lines, lines[1:]):
-        shown.append(("\n" if _is_row(previous) and _is_row(line) else " ") + line)
+        apart = (_is_row(previous) and _is_row(line)) or _OWN_LINE.match(line)
+        shown.append(("\n" if apart else " ") + line)
     return "".join(shown)
 
 
@@ -80,6 +84,10 @@ def best_per_source(sentences: Sequence[SourceSentence], relevance: np.ndarray, 
         if sentence.number not in best or relevance[index] > relevance[best[sentence.number]]:
             best[sentence.number] = index
     return [sentences[best[n]].text if n in best else "" for n in range(1, sources + 1)]
+
+
+# a list item ("- radio tested", "2. Copy the file") or a Markdown table row starts a line of its own
+_OWN_LINE = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s|\|")
 
 
 def _is_row(line: str) -> bool:

@@ -78,8 +78,12 @@ def require_collection(store: DocumentStore, collection: str | None, how_to_add:
 
     if not collection or store.chunk_count(collection):  # a count: no rows read on every search
         return
+    import difflib
+
     names = sorted({d.collection for d in store.documents()})
-    raise UsageError(f"No documents are indexed in the collection {collection!r}.",
+    close = difflib.get_close_matches(collection, names, n=1)  # "defualt" was offered an ingest into itself
+    raise UsageError(f"No documents are indexed in the collection {collection!r}"
+                     + (f": did you mean {close[0]!r}?" if close else "."),
                      hint=f"Collections here: {', '.join(names) or 'none yet'}. Leave out the collection to use "
                           f"them all, or add documents to it with {how_to_add}.")
 

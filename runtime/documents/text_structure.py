@@ -19,7 +19,11 @@ _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _UNDERLINE = re.compile(r"^([=\-~^\"'`:.*+#_])\1{2,}\s*$")
 # reST markup that renders as no text: hyperlink targets (".. _`Cache`: http://..."), anonymous ones
 # ("__ http://..."), and image, figure and badge directives with their ":target:" option lines
-_REST_TARGET = re.compile(r"^(?:\.\.\s+_[^:]*(?:`[^`]*`)?[^:]*:|__)\s+\S+\s*$")
+_REST_TARGET = re.compile(r"^(?:\.\.\s+_[^:]*(?:`[^`]*`)?[^:]*:(?:\s+\S+)?|__\s+\S+)\s*$")  # ".. _install:" too
+_REST_BADGES = re.compile(r"^\s*(?:\|[^|\s][^|]*\|\s*)+$")  # a line of substitutions alone: "|pypi| |ci|"
+# an admonition's marker reads as its word: ".. note:: Needs Python 3.12" -> "Note: Needs Python 3.12"
+_REST_ADMONITION = re.compile(r"^\.\.\s+(note|warning|tip|important|caution|attention|danger|error|hint|seealso)::\s*",
+                              re.IGNORECASE)
 _REST_IMAGE = re.compile(r"^\.\.\s+(?:\|[^|]+\|\s+)?(?:image|figure)::")
 _REST_OPTION = re.compile(r"^\s+:[\w-]+:")
 
@@ -80,8 +84,8 @@ def without_rest_markup(text: str) -> str:
         if in_image and _REST_OPTION.match(line):
             continue
         in_image = False
-        if not _REST_TARGET.match(line):
-            kept.append(line)
+        if not (_REST_TARGET.match(line) or _REST_BADGES.match(line)):
+            kept.append(_REST_ADMONITION.sub(lambda m: f"{m.group(1).capitalize()}: ", line))
     return "\n".join(kept)
 
 

@@ -83,6 +83,9 @@ def require_repo_id(repo: str) -> None:
                          hint="pgpt exports a .gguf file or a Hugging Face model folder (config.json and "
                               "safetensors weights) with pgpt-export; to download one, give its Hugging Face "
                               "repo id (owner/name), such as Qwen/Qwen2.5-1.5B-Instruct.")
+    if local and not os.path.exists(path):  # it said "a model on this machine ... export it" of a typo
+        raise UsageError(f"{repo} does not exist, and it is not a Hugging Face repo id (owner/name).",
+                         hint="Check the path, or give a repo id such as Qwen/Qwen2.5-1.5B-Instruct.")
     if local:
         raise UsageError(f"{repo} is a model on this machine, not a Hugging Face repo id (owner/name).",
                          hint=f"Export it instead of downloading it: pgpt-export {repo} --dtype int4 (int8 for "

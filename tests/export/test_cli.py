@@ -274,7 +274,8 @@ def test_sigterm_cleans_up_as_ctrl_c_does_and_says_so(tmp_path: Path) -> None:
 
 def test_a_source_that_names_nothing_is_a_usage_error(tmp_path: Path) -> None:
     """A mistyped path exited 1, where `pgpt-tui ingest` exits 2 for the same mistake."""
-    for source, words in ((str(tmp_path / "nope.gguf"), "does not exist"), ("not a thing", "neither a model folder")):
+    for source, words in ((str(tmp_path / "nope.gguf"), "does not exist"), ("not a thing", "neither a model folder"),
+                          (str(tmp_path / "no-such-dir"), "does not exist")):
         result = export_cli(source, "--dtype", "int4", "-o", str(tmp_path / "out"))
         assert_refused(result, "Cannot use this model source", words)
         assert result.returncode == 2 and not (tmp_path / "out").exists()

@@ -60,6 +60,8 @@ def test_each_export_is_a_version_and_the_newest_is_active(cache_settings: Setti
     assert find_model(cache_settings, NAME).ref == f"{NAME}@{v2}"
     assert _publish(cache_settings, 2) == v2  # the same files again: the same version, nothing added
     assert len(list_versions(cache_settings, NAME)) == 2
+    with pytest.raises(ModelNotFoundError, match=rf"no exported model called 'nosuch' \(exported: {NAME}\)"):
+        list_versions(cache_settings, "nosuch")  # `models --versions nosuch` said "Run pgpt-export --default"
 
 
 def test_use_and_rollback_walk_the_history(cache_settings: Settings) -> None:

@@ -76,7 +76,8 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
     folder = tmp_path / "to-send"
     folder.mkdir()
     (folder / "canteen.md").write_text("# Canteen\n\nThe canteen on deck two opens at 11:40 on weekdays.\n")
-    (folder / "empty.txt").write_text("")
+    (folder / "empty.txt").write_text("")  # skipped here, as a local ingest skips it
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")  # sent, and refused by the server (415)
     (tmp_path / "secret.txt").write_text("outside the folder")
     (folder / "link.txt").symlink_to(tmp_path / "secret.txt")
     for team in ("ops", "dev"):  # one name in two folders, as every tree has README files
@@ -85,8 +86,8 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
     sent = client_cli(settings, "ingest", str(folder), "--collection", "sent", "--json", cwd=tmp_path)
     report = json.loads(sent.stdout)
     assert report["added"] == 3 and report["updated"] == 0 and report["server"] == served.url, sent.stderr
-    assert {Path(s["path"]).name for s in report["skipped"]} == {"link.txt"}
-    assert [Path(f["path"]).name for f in report["failed"]] == ["empty.txt"] and sent.returncode == 1
+    assert {Path(s["path"]).name for s in report["skipped"]} == {"link.txt", "empty.txt"}
+    assert [Path(f["path"]).name for f in report["failed"]] == ["broken.pdf"] and sent.returncode == 1
     # the progress gives an ETA once some bytes were sent (it read "ETA ?" on every line)
     assert re.search(r"ETA +\d+s", sent.stderr), sent.stderr
     assert not (settings.home / "index").exists()  # nothing local

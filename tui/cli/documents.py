@@ -117,14 +117,18 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
 
             print(nothing_found(args.paths))
         print(report.summary())
-    return 1 if report.failed or _all_skipped(list(args.paths), report.skipped) else 0
+    return 1 if report.failed or all_skipped(list(args.paths), report.skipped) else 0
 
 
-def _all_skipped(paths: list[Path], skipped: list[tuple[str, str]]) -> bool:
-    """Whether the user named files only and each was skipped (`ingest /usr/bin/ls` exited 0 with
-    nothing indexed: a script went on as if it had worked)."""
-    passed_over = {path for path, _ in skipped}  # a named file is reported under the name it was given
-    return all(path.is_file() and str(path.expanduser()) in passed_over for path in paths)
+def all_skipped(paths: list[Path], skipped: list[tuple[str, str]]) -> bool:
+    """Whether each path the user named was skipped whole (`ingest /usr/bin/ls` exited 0 with nothing
+    indexed: a script went on as if it had worked): a file, or pgpt's own folder."""
+    import os
+
+    passed_over = {path for path, _ in skipped}  # under the name given, or its real path once read
+    named = [path.expanduser() for path in paths if os.path.lexists(path.expanduser())]  # --prune names gone ones
+    return bool(named) and len(named) == len(paths) and all(
+        str(path) in passed_over or os.path.realpath(path) in passed_over for path in named)
 
 
 def run_docs(settings: Any, args: argparse.Namespace) -> int:
@@ -311,6 +315,10 @@ def _require_paths(paths: list[Path], prune: bool) -> None:
     from pgpt.runtime.errors import UsageError
 
     missing = missing_paths(paths)
+    joined = " ".join(str(path) for path in paths)
+    if missing and len(paths) > 1 and Path(joined).expanduser().exists():  # `ingest sp dir` for "sp dir"
+        raise UsageError(f"No such file or folder: {', '.join(missing)}; but {joined!r} exists. Nothing was indexed.",
+                         hint=f"A path with spaces goes in quotes: pgpt-tui ingest \"{joined}\".")
     if missing and not prune:
         raise UsageError(f"No such file or folder: {', '.join(missing)}. Nothing was indexed.",
                          hint="Check the path. To drop the documents of a file or folder you deleted from the "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.arg_types import non_negative_int, positive_int
@@ -158,10 +159,10 @@ def _unquoted_words(parser: argparse.ArgumentParser, args: argparse.Namespace,
     if any(word.startswith("-") for word in unknown):
         return None
     positionals = [a for a in parser._actions if not a.option_strings and a.nargs is None]
-    if len(positionals) != 1 or not isinstance(getattr(args, positionals[0].dest, None), str):
-        return None
+    if len(positionals) != 1 or not isinstance(getattr(args, positionals[0].dest, None), (str, Path)):
+        return None  # a path too: `forget sp dir/my notes.txt` said "forget does not take dir/my notes.txt"
     action = positionals[0]
-    return (action.metavar or action.dest).lower(), " ".join([getattr(args, action.dest), *unknown])
+    return (action.metavar or action.dest).lower(), " ".join([str(getattr(args, action.dest)), *unknown])
 
 
 def _reader_gone() -> int:

@@ -73,7 +73,9 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                 print(" ".join(strip_controls(f"{label}: {path}: {reason}").split()))
         print(", ".join(f"{n} {name}" for name, n in counts.items()) + f"; {len(skipped)} skipped, {len(failed)} "
               f"failed, on the server at {settings.server} (collection {args.collection}), in {seconds:.1f} s")
-    return 1 if failed else 0
+    from pgpt.tui.cli.documents import all_skipped
+
+    return 1 if failed or all_skipped(list(args.paths), skipped) else 0  # as without --server
 
 
 def _sent_as(document: dict[str, Any], wanted: str) -> bool:

@@ -372,3 +372,42 @@ def test_a_list_in_the_answer_stays_one_item_a_line(embedder) -> None:  # type: 
     result = ask.check("tmux runs on these platforms:\n- Linux\n- macOS", abstained=False)
     assert result.kind == "answer", result
     assert result.text.splitlines()[1:] == ["- Linux [1]", "- macOS [1]"], result.text
+
+
+def test_every_item_of_a_list_answer_is_kept(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A list's items share no word with the question, their lead-in does: the check kept the first
+    item and dropped the rest as far from the question."""
+    sentences = [SourceSentence(1, "notes.txt", 0, text) for text in (
+        "Harbour safety", "The crew safety checklist has these items:", "- life jackets counted", "- radio tested",
+        "- flares checked", "- engine oil level read", "The harbour opens at six.")]
+    ask = grounder_over(embedder, "What items are on the crew safety checklist?", sentences)
+    draft = "The crew safety checklist has these items:\n- life jackets counted\n- radio tested\n- flares checked"
+    result = ask.check(draft + "\n- engine oil level read", abstained=False)
+    assert result.kind == "answer" and result.text.splitlines() == [
+        "- life jackets counted [1]", "- radio tested [1]", "- flares checked [1]",
+        "- engine oil level read [1]"], result
+
+
+def test_a_quoted_lead_in_brings_its_list(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Quote from the documents: “Every sailor must bring the following:”" showed none of the items."""
+    sentences = [SourceSentence(1, "club.html", 0, text) for text in (
+        "Sailing club", "Every sailor must bring the following:", "a waterproof jacket", "a head torch",
+        "a first aid kit", "Boots are provided by the club.")]
+    ask = grounder_over(embedder, "What must every sailor bring?", sentences)
+    result = ask.check("Sailors must bring a lifeboat and a compass.", abstained=False)  # nothing of it holds
+    assert result.kind == "quote", result
+    assert result.text == ("Quote from the documents: \u201cEvery sailor must bring the following:\n"
+                           "a waterproof jacket\na head torch\na first aid kit\u201d [1]")
+    assert [q.text for q in result.quotes][-1] == "a first aid kit"
+
+
+def test_list_items_and_markdown_rows_are_shown_on_lines_of_their_own() -> None:
+    """A list read "- life jackets counted - radio tested" and a Markdown table's header was joined to the text."""
+    from pgpt.runtime.documents.grounding import flatten_text
+    from pgpt.runtime.documents.passage_view import shown_text
+
+    text = ("The checklist has these items:\n- life jackets counted\n- radio tested\n\n"
+            "Shifts:\n| Shift | Keeper |\n|---|---|")
+    assert shown_text(text) == ("The checklist has these items:\n- life jackets counted\n- radio tested Shifts:\n"
+                                "| Shift | Keeper |\n|---|---|")
+    assert shown_text(text).replace("\n", " ") == flatten_text(text)

@@ -145,11 +145,14 @@ def test_rest_link_targets_and_badges_are_left_out_of_rst_files(tmp_path: Path) 
     text = ("DiskCache\n=========\n\n.. image:: https://example.org/badge.svg\n   :target: https://example.org/ci\n\n"
             "Installing `DiskCache`_ is simple with `pip <http://pip.example/>`_.\n\n"
             ".. _`DiskCache`: http://www.grantjenks.com/docs/diskcache/\n__ https://example.org/anonymous\n\n"
-            "License\n-------\n\nLicensed under the Apache License, Version 2.0.\n")
+            "License\n-------\n\nLicensed under the Apache License, Version 2.0.\n\n|pypi| |ci|\n\n"
+            ".. |pypi| image:: https://img.shields.io/pypi\n   :target: https://pypi.org/x\n\n.. _installation:\n\n"
+            ".. note:: Needs Python 3.12 or newer.\n")
     (tmp_path / "README.rst").write_text(text)
     (tmp_path / "README.txt").write_text(text)  # only .rst files are read as reST
     shown = "\n".join(s.text for s in read_document(tmp_path / "README.rst"))
     assert "Installing `DiskCache`_ is simple with `pip <http://pip.example/>`_." in shown
     assert "Licensed under the Apache License" in shown
     assert "image::" not in shown and ":target:" not in shown and "grantjenks" not in shown and "__ " not in shown
+    assert "|pypi|" not in shown and "_installation" not in shown and "Note: Needs Python 3.12 or newer." in shown
     assert "grantjenks" in "\n".join(s.text for s in read_document(tmp_path / "README.txt"))

@@ -216,6 +216,8 @@ def test_a_mistyped_option_names_the_command_and_the_nearest_option(capsys: pyte
                                           'pgpt-tui search "ASGI specification".'),
     (["check", "not", "a", "repo"], "pgpt-tui check takes one Hugging Face repo id, such as "
                                     "HuggingFaceTB/SmolLM2-135M-Instruct, not the words 'not a repo'."),
+    (["forget", "sp", "dir/my", "notes.txt"], 'pgpt-tui forget takes its path as one argument: put it in quotes, '
+                                              'pgpt-tui forget "sp dir/my notes.txt".'),
 ])
 def test_an_unquoted_question_is_told_to_be_quoted(argv: list[str], said: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:

@@ -130,6 +130,11 @@ def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: S
     for command in (["docs"], ["search", "ferry"], ["ask", "When does the ferry leave?"]):
         wrong = tui_cli(settings, *command, "--collection", "ferry")
         assert wrong.returncode == 2 and "'ferry'" in wrong.stderr and "Collections here: ferries" in wrong.stderr
+    (tmp_path / "sp dir").mkdir()
+    spaced = tui_cli(settings, "ingest", str(tmp_path / "sp"), "dir")  # `ingest sp dir`: "No such file: sp, dir"
+    assert spaced.returncode == 2 and f'pgpt-tui ingest "{tmp_path / "sp"} dir"' in spaced.stderr, spaced.stderr
+    near = tui_cli(settings, "search", "ferry", "--collection", "feries")  # a typo: offered an ingest into it
+    assert near.returncode == 2 and "'feries': did you mean 'ferries'?" in near.stderr, near.stderr
     (docs / "two\nlines.txt").unlink()
     docs.rmdir()
     pruned = tui_cli(settings, "ingest", str(docs), "--prune", "--collection", "ferries", "--json")
@@ -254,6 +259,11 @@ def test_a_named_file_that_is_skipped_is_a_failed_command(settings: Settings, tm
     folder = tui_cli(settings, "ingest", str(tmp_path))
     assert folder.returncode == 0 and "1 added" in folder.stdout and "2 skipped" in folder.stdout, folder.stdout
     assert f"skipped: {settings.home.resolve()}: pgpt's own folder (PGPT_HOME or the model cache)" in folder.stdout
+    home = tui_cli(settings, "ingest", str(settings.home))  # named itself: its index's files were indexed
+    assert home.returncode == 1 and f"skipped: {settings.home}: pgpt's own folder" in home.stdout, home.stdout
+    (tmp_path / "empty.log").write_text("")
+    empty = tui_cli(settings, "ingest", str(tmp_path / "empty.log"))  # it was "binary file"
+    assert empty.returncode == 1 and "empty.log: no text in the file (it is empty)" in empty.stdout, empty.stdout
 
 
 def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, tmp_path: Path) -> None:

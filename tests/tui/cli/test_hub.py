@@ -97,6 +97,8 @@ def test_a_local_file_or_a_malformed_id_is_no_repo_and_says_what_to_do(settings:
     notes.write_text("Meeting notes.")
     other = run_cli(settings, hub, "check", str(notes))
     assert other.returncode == 2 and "not a model pgpt can export" in other.stderr and "--dtype" not in other.stderr
+    missing = run_cli(settings, hub, "check", str(tmp_path / "no-such.gguf"))  # it said "export it" of a typo
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "pgpt-export" not in missing.stderr
     malformed = run_cli(settings, hub, "check", "Qwen//Qwen2.5 1.5B")
     assert malformed.returncode == 2 and "is not a Hugging Face repo id" in malformed.stderr, malformed.stderr
 
