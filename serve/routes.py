@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pgpt.runtime.errors import InvalidRequestError, ModelNotFoundError, RequestRefusedError
 from pgpt.serve import documents
 from pgpt.serve.completions import start_completion
+from pgpt.serve.request_fields import check_arguments
 from pgpt.serve.responses import CompletionStream, complete, until_disconnected
 from pgpt.serve.schemas import (ChatCompletionRequest, ChunksRequest, CompletionRequest, EmbeddingsRequest,
                                 IngestTextRequest)
@@ -184,7 +185,10 @@ async def ingest_file(request: Request, file: UploadFile = File(...), collection
                       file_name: str = Form("")) -> dict[str, Any]:
     """PrivateGPT: index an uploaded file (multipart field ``file``); pgpt's ``file_name`` field
     names it with its folders (``docs/guide/README.md``), as ``pgpt-tui ingest`` sends a folder."""
-    files = (await request.form()).getlist("file")  # parsed once: FastAPI read the same form
+    form = await request.form()  # parsed once: FastAPI read the same form
+    check_arguments(f"POST {request.url.path}", list(form.keys()), ["file", "collection", "file_name"], "form fields")
+    _check_query(request)
+    files = form.getlist("file")
     if len(files) > 1:  # FastAPI binds one; the others were dropped without a word
         raise InvalidRequestError(f"The request holds {len(files)} files; each upload takes one (form field file).",
                                   hint="Send one request per file (pgpt-tui ingest PATH does so for a folder).")
@@ -195,6 +199,7 @@ async def ingest_file(request: Request, file: UploadFile = File(...), collection
 @router.post("/v1/ingest/text")
 async def ingest_text(body: IngestTextRequest, request: Request) -> dict[str, Any]:
     """PrivateGPT: index a text under a file name."""
+    _check_query(request)
     # named as text, before it is stored: the readers' words are about files ("binary file")
     if not body.text.strip():
         raise InvalidRequestError("text is empty: there is nothing to index.", hint="Send the document's text.")
@@ -203,6 +208,12 @@ async def ingest_text(body: IngestTextRequest, request: Request) -> dict[str, An
                                   hint="Send text; upload a binary document (PDF, .docx) to /v1/ingest/file.")
     chosen = _collection(body.collection or "", request.query_params.get("collection"), "body field")
     return await documents.ingest_text(service_of(request), body.file_name, body.text, chosen)
+
+
+def _check_query(request: Request) -> None:
+    """Refuse a misspelled query parameter of an ingest route (``?colection=``), log any other."""
+    check_arguments(f"POST {request.url.path}", list(request.query_params.keys()), ["collection"],
+                    "query parameters")
 
 
 def _collection(given: str, query: str | None, field: str) -> str:
