@@ -21,10 +21,10 @@ _SHOWN_NAMES = 10
 # Fields of OpenAI's API and of other servers (vLLM, llama.cpp, ollama, TGI, OpenRouter) that this server
 # ignores: a real API's name is no misspelling (top_logprobs is not logprobs, min_tokens not max_tokens).
 FOREIGN_FIELDS = frozenset({
-    "frequency_penalty", "presence_penalty", "logit_bias", "top_logprobs", "user", "metadata", "store",
-    "parallel_tool_calls", "tool_choice", "functions", "function_call", "modalities", "audio", "prediction",
+    "top_logprobs", "user", "metadata", "store",
+    "parallel_tool_calls", "modalities", "audio", "prediction",
     "reasoning_effort", "service_tier", "web_search_options", "verbosity", "safety_identifier",
-    "prompt_cache_key", "min_p", "min_tokens", "repetition_penalty", "length_penalty", "stop_token_ids",
+    "prompt_cache_key", "min_p", "min_tokens", "length_penalty", "stop_token_ids",
     "skip_special_tokens", "chat_template_kwargs", "n_predict", "num_predict", "typical_p", "tfs_z", "mirostat",
     "cache_prompt", "n_probs", "max_new_tokens", "do_sample", "top_a", "models", "options", "format", "think",
     "input_type",
