@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from typing import Any
 
 import numpy as np
@@ -94,13 +95,24 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
 
 async def _answer(body: ChatCompletionRequest, request: Request, legacy: bool = False) -> Any:
     heartbeat = request.headers.get("x-pgpt-heartbeat") == "1"  # pgpt's client: see Completion.heartbeat
-    completion = await start_completion(service_of(request), body, log_fields(request), legacy, heartbeat)
+    completion = await start_completion(service_of(request), body, log_fields(request), legacy, heartbeat,
+                                        server_url(request))
     if body.stream:
         return CompletionStream(completion)
     try:
         return await until_disconnected(request.receive, complete(completion))
     finally:
         completion.close()  # the lease, also when the work never started
+
+
+def server_url(request: Request) -> str:
+    """This server's address as the request reached it (its Host header, which HostGuard checked), for
+    a command that a message names; "URL" when it is no plain address (none given, or odd characters)."""
+    url = str(request.base_url).rstrip("/")  # without a Host header: the bound address, maybe 0.0.0.0
+    return url if request.headers.get("host") and _PLAIN_URL.fullmatch(url) else "URL"
+
+
+_PLAIN_URL = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*")
 
 
 @router.post("/v1/embeddings")
