@@ -156,8 +156,9 @@ class Completion:
 
 
 async def start_completion(service: Service, body: ChatCompletionRequest, log: dict[str, Any],
-                           legacy: bool = False, heartbeat: bool = False) -> Completion:
-    """Check the request, lease its model and queue its generation (or find it in the cache).
+                           legacy: bool = False, heartbeat: bool = False, url: str = "URL") -> Completion:
+    """Check the request, lease its model and queue its generation (or find it in the cache);
+    ``url`` is the server's address as the request reached it, for the commands a message names.
 
     Raises:
         InvalidRequestError: a message or setting the server cannot use (400).
@@ -171,7 +172,7 @@ async def start_completion(service: Service, body: ChatCompletionRequest, log: d
     log["model"] = lease.ref
     cancel = threading.Event()
     try:
-        stream = await _prepare(service, body, lease, messages, cancel)
+        stream = await _prepare(service, body, lease, messages, cancel, url)
     except ServerBusyError:
         lease.release()
         service.metrics.rejected.inc()
@@ -184,7 +185,7 @@ async def start_completion(service: Service, body: ChatCompletionRequest, log: d
 
 
 async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, messages: list[dict[str, str]],
-                   cancel: threading.Event) -> Any:
+                   cancel: threading.Event, url: str = "URL") -> Any:
     """The stream of the answer (``cancel`` stops it), submitted to the scheduler when it is a
     plain chat, so a full queue or a prompt too long is an HTTP error, not one inside a started stream."""
     from pgpt.runtime.llm.sampling import SamplingOptions
@@ -208,9 +209,11 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
     store = await service.store()
     if not await asyncio.to_thread(store.chunk_count):
         # "not found" would say the documents were searched and do not hold it (the CLI: exit 2)
+        # the client's command too: the app in client mode shows this to people, not to API clients
         raise UsageError("Nothing is indexed yet on this server, so there is nothing to answer from.",
-                         hint="Add documents with POST /v1/ingest/file or /v1/ingest/text (or `pgpt-tui ingest "
-                              "PATH` on the server's machine), or ask without use_context.")
+                         hint=f"Add documents with `pgpt-tui --server {url} ingest PATH` (or `pgpt-tui ingest PATH` "
+                              "on the server's machine), or with POST /v1/ingest/file or /v1/ingest/text; or ask "
+                              "without use_context.")
     await asyncio.to_thread(require_collection, store, body.collection, ADD_TO_COLLECTION)
     await asyncio.to_thread(require_documents, store, filters)
     return AskStream(engine, store, await service.embedder(), messages[-1]["content"], options,

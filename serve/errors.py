@@ -39,7 +39,8 @@ def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str,
     elif status >= 500:  # a full queue is routine under load: not a warning on the server's stderr
         (log.info if isinstance(error, ServerBusyError) else log.warning)(
             "request refused: %s: %s", message.title, message.text)
-    return status, error_payload(status, f"{message.title}: {message.text}", code), headers
+    param = getattr(error, "param", None)  # InvalidRequestError's field at fault
+    return status, error_payload(status, f"{message.title}: {message.text}", code, param), headers
 
 
 def json_bytes(data: dict[str, Any]) -> bytes:

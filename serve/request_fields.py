@@ -1,6 +1,7 @@
-"""Request fields that a body's schema does not know: a close misspelling of a known field is refused
-with a 400 naming both ("max_token" silently gave an answer of the default length); any other is
-ignored, as OpenAI-compatible servers do (UIs send vendor fields), and logged by name, never value."""
+"""Request fields that a body's schema does not know, and form fields or query parameters that a route
+does not read: a close misspelling of a known one is refused with a 400 naming both ("max_token"
+silently gave an answer of the default length); any other is ignored, as OpenAI-compatible servers
+do (UIs send vendor fields), and logged by name, never value."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ _SHOWN_NAMES = 10
 # Fields of OpenAI's API and of other servers (vLLM, llama.cpp, ollama, TGI, OpenRouter) that this server
 # ignores: a real API's name is no misspelling (top_logprobs is not logprobs, min_tokens not max_tokens).
 FOREIGN_FIELDS = frozenset({
-    "frequency_penalty", "presence_penalty", "logit_bias", "top_logprobs", "user", "metadata", "store",
-    "parallel_tool_calls", "tool_choice", "functions", "function_call", "modalities", "audio", "prediction",
+    "top_logprobs", "user", "metadata", "store",
+    "parallel_tool_calls", "modalities", "audio", "prediction",
     "reasoning_effort", "service_tier", "web_search_options", "verbosity", "safety_identifier",
-    "prompt_cache_key", "min_p", "min_tokens", "repetition_penalty", "length_penalty", "stop_token_ids",
+    "prompt_cache_key", "min_p", "min_tokens", "length_penalty", "stop_token_ids",
     "skip_special_tokens", "chat_template_kwargs", "n_predict", "num_predict", "typical_p", "tfs_z", "mirostat",
     "cache_prompt", "n_probs", "max_new_tokens", "do_sample", "top_a", "models", "options", "format", "think",
     "input_type",
@@ -46,14 +47,38 @@ class RequestBody(BaseModel):
         if misspelled := [f"{name} (did you mean {meant}?)" for name, meant in unknown if meant]:
             raise PydanticCustomError(UNRECOGNIZED, "unrecognized request argument {fields}",
                                       {"fields": ", ".join(misspelled), "name": next(n for n, m in unknown if m)})
-        if unknown:  # names only: a value may hold a prompt or a key
-            from pgpt.runtime.sanitize import strip_controls
-
-            names = [strip_controls(name)[:40] for name, _ in unknown]
-            more = f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
-            log.warning("POST %s: ignored request fields that it does not know: %s%s", cls.route,
-                        ", ".join(names[:_SHOWN_NAMES]), more)
+        log_ignored(f"POST {cls.route}", "request fields", [name for name, _ in unknown])
         return data
+
+
+def check_arguments(route: str, given: list[str], known: list[str], what: str) -> None:
+    """Refuse a misspelling of a ``known`` form field or query parameter among the ``given`` names,
+    as a JSON body's ("-F colection=team" went to the collection default with a 200); log the others.
+
+    Raises:
+        InvalidRequestError: 400 naming the misspelled argument and the one it probably means.
+    """
+    unknown = [(name, close_field(name, known)) for name in dict.fromkeys(given) if name not in known]
+    if misspelled := [(name, meant) for name, meant in unknown if meant]:
+        from pgpt.runtime.errors import InvalidRequestError
+        from pgpt.runtime.sanitize import strip_controls
+
+        words = ", ".join(f"{strip_controls(name)[:40]} (did you mean {meant}?)" for name, meant in misspelled)
+        plural = "s" if len(misspelled) > 1 else ""
+        raise InvalidRequestError(f"unrecognized request argument{plural} {words}.", param=misspelled[0][0][:40],
+                                  hint="")
+    log_ignored(route, what, [name for name, _ in unknown])
+
+
+def log_ignored(route: str, what: str, names: list[str]) -> None:
+    """One warning naming the ignored ``names`` (never their values: a value may hold a prompt or a key)."""
+    if not names:
+        return
+    from pgpt.runtime.sanitize import strip_controls
+
+    shown = [strip_controls(name)[:40] for name in names]
+    more = f" and {len(shown) - _SHOWN_NAMES} more" if len(shown) > _SHOWN_NAMES else ""
+    log.warning("%s: ignored %s that it does not know: %s%s", route, what, ", ".join(shown[:_SHOWN_NAMES]), more)
 
 
 def unknown_fields(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:

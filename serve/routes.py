@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pgpt.runtime.errors import InvalidRequestError, ModelNotFoundError, RequestRefusedError
 from pgpt.serve import documents
 from pgpt.serve.completions import start_completion
+from pgpt.serve.request_fields import check_arguments
 from pgpt.serve.responses import CompletionStream, complete, until_disconnected
 from pgpt.serve.schemas import (ChatCompletionRequest, ChunksRequest, CompletionRequest, EmbeddingsRequest,
                                 IngestTextRequest)
@@ -93,13 +95,24 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
 
 async def _answer(body: ChatCompletionRequest, request: Request, legacy: bool = False) -> Any:
     heartbeat = request.headers.get("x-pgpt-heartbeat") == "1"  # pgpt's client: see Completion.heartbeat
-    completion = await start_completion(service_of(request), body, log_fields(request), legacy, heartbeat)
+    completion = await start_completion(service_of(request), body, log_fields(request), legacy, heartbeat,
+                                        server_url(request))
     if body.stream:
         return CompletionStream(completion)
     try:
         return await until_disconnected(request.receive, complete(completion))
     finally:
         completion.close()  # the lease, also when the work never started
+
+
+def server_url(request: Request) -> str:
+    """This server's address as the request reached it (its Host header, which HostGuard checked), for
+    a command that a message names; "URL" when it is no plain address (none given, or odd characters)."""
+    url = str(request.base_url).rstrip("/")  # without a Host header: the bound address, maybe 0.0.0.0
+    return url if request.headers.get("host") and _PLAIN_URL.fullmatch(url) else "URL"
+
+
+_PLAIN_URL = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*")
 
 
 @router.post("/v1/embeddings")
@@ -184,7 +197,10 @@ async def ingest_file(request: Request, file: UploadFile = File(...), collection
                       file_name: str = Form("")) -> dict[str, Any]:
     """PrivateGPT: index an uploaded file (multipart field ``file``); pgpt's ``file_name`` field
     names it with its folders (``docs/guide/README.md``), as ``pgpt-tui ingest`` sends a folder."""
-    files = (await request.form()).getlist("file")  # parsed once: FastAPI read the same form
+    form = await request.form()  # parsed once: FastAPI read the same form
+    check_arguments(f"POST {request.url.path}", list(form.keys()), ["file", "collection", "file_name"], "form fields")
+    _check_query(request)
+    files = form.getlist("file")
     if len(files) > 1:  # FastAPI binds one; the others were dropped without a word
         raise InvalidRequestError(f"The request holds {len(files)} files; each upload takes one (form field file).",
                                   hint="Send one request per file (pgpt-tui ingest PATH does so for a folder).")
@@ -195,6 +211,7 @@ async def ingest_file(request: Request, file: UploadFile = File(...), collection
 @router.post("/v1/ingest/text")
 async def ingest_text(body: IngestTextRequest, request: Request) -> dict[str, Any]:
     """PrivateGPT: index a text under a file name."""
+    _check_query(request)
     # named as text, before it is stored: the readers' words are about files ("binary file")
     if not body.text.strip():
         raise InvalidRequestError("text is empty: there is nothing to index.", hint="Send the document's text.")
@@ -203,6 +220,12 @@ async def ingest_text(body: IngestTextRequest, request: Request) -> dict[str, An
                                   hint="Send text; upload a binary document (PDF, .docx) to /v1/ingest/file.")
     chosen = _collection(body.collection or "", request.query_params.get("collection"), "body field")
     return await documents.ingest_text(service_of(request), body.file_name, body.text, chosen)
+
+
+def _check_query(request: Request) -> None:
+    """Refuse a misspelled query parameter of an ingest route (``?colection=``), log any other."""
+    check_arguments(f"POST {request.url.path}", list(request.query_params.keys()), ["collection"],
+                    "query parameters")
 
 
 def _collection(given: str, query: str | None, field: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pgpt.serve.request_fields import RequestBody
 
@@ -60,6 +60,9 @@ class ChatCompletionRequest(RequestBody):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
     top_k: int | None = Field(default=None, ge=0)
     repeat_penalty: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    # vLLM's and Hugging Face's name (the CLI's --repetition-penalty): the same multiplicative penalty
+    # on the logits of tokens already seen; it was ignored as a foreign field
+    repetition_penalty: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
@@ -78,7 +81,15 @@ class ChatCompletionRequest(RequestBody):
     # JSON mode, tool calls or log probabilities would take plain text for what it asked.
     response_format: dict[str, Any] | None = None
     tools: list[Any] | None = None
+    functions: list[Any] | None = None  # the tools of OpenAI's older API
+    tool_choice: str | dict[str, Any] | None = None
+    function_call: str | dict[str, Any] | None = None
     logprobs: int | bool | None = None
+    # OpenAI's penalties this sampler has no counterpart for: a value that changes nothing is accepted,
+    # as clients (LangChain) send 0 and {} by default; any other would be silently ignored
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: dict[str, Any] | None = None
 
     @field_validator("collection")
     @classmethod
@@ -93,12 +104,39 @@ class ChatCompletionRequest(RequestBody):
                              "text only (no JSON mode or schema)")
         return value
 
-    @field_validator("tools")
+    @field_validator("tools", "functions")
     @classmethod
-    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
+    def _no_tools(cls, value: list[Any] | None, info: Any) -> list[Any] | None:
         if value:
-            raise ValueError("tool calls are not supported by this server; send the request without tools")
+            kind = "tool" if info.field_name == "tools" else "function"
+            raise ValueError(f"{kind} calls are not supported by this server; send the request without "
+                             f"{info.field_name}")
         return value
+
+    @field_validator("tool_choice", "function_call")
+    @classmethod
+    def _no_tool_choice(cls, value: Any, info: Any) -> Any:
+        if value not in (None, "none"):
+            raise ValueError("tool calls are not supported by this server; send the request without "
+                             f"{info.field_name}, or with {info.field_name} \"none\"")
+        return value
+
+    @field_validator("frequency_penalty", "presence_penalty", "logit_bias")
+    @classmethod
+    def _no_penalties(cls, value: Any, info: Any) -> Any:
+        if value:  # 0, 0.0 and {} change nothing
+            raise ValueError(f"{info.field_name} is not supported by this server's sampler; send it without "
+                             f"{info.field_name} (or as {'{}' if info.field_name == 'logit_bias' else '0'}); "
+                             "repeat_penalty (or repetition_penalty) discourages repeated tokens")
+        return value
+
+    @model_validator(mode="after")
+    def _one_repeat_penalty(self) -> ChatCompletionRequest:
+        both = (self.repeat_penalty, self.repetition_penalty)
+        if None not in both and both[0] != both[1]:
+            raise ValueError(f"repeat_penalty ({both[0]}) and repetition_penalty ({both[1]}) are one setting "
+                             "given twice with different values; send one of them")
+        return self
 
     @field_validator("logprobs")
     @classmethod
@@ -207,5 +245,6 @@ class IngestTextRequest(RequestBody):
 def sampling_fields(body: ChatCompletionRequest) -> dict[str, Any]:
     """The request's sampling settings that were given, under SamplingOptions' names."""
     given = {"temperature": body.temperature, "top_p": body.top_p, "top_k": body.top_k,
-             "repetition_penalty": body.repeat_penalty, "seed": body.seed, "ignore_eos": body.ignore_eos or None}
+             "repetition_penalty": body.repeat_penalty or body.repetition_penalty, "seed": body.seed,
+             "ignore_eos": body.ignore_eos or None}
     return {name: value for name, value in given.items() if value is not None}

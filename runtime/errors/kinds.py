@@ -187,6 +187,10 @@ class InvalidRequestError(UsageError):
     title = "Invalid request"
     hint = "Fix the request (the README's pgpt-serve section lists the fields) and send it again."
 
+    def __init__(self, message: str, *, param: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.param = param  # the field at fault, answered as OpenAI's error.param
+
 
 class StorageError(PgptError, OSError):
     """A data folder cannot be used: a full disk, a read-only folder, missing permissions.

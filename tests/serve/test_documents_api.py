@@ -290,3 +290,35 @@ def test_a_misspelled_field_of_chunks_or_ingest_text_is_named(server: RunningSer
         assert f"unrecognized request argument {param} (did you mean {meant}?)" in error["message"], refused.text
     kept = http.post("/v1/chunks", json={"text": "ferry", "limit": 1, "vendor_field": 1})
     assert kept.status_code == 200 and "POST /v1/chunks: ignored request fields" in server.log_text()
+
+
+def test_a_misspelled_form_field_or_query_parameter_is_named(server: RunningServer, tmp_path: Path) -> None:
+    """-F colection=team, ?colection=team and -F file_nmae=... went to the collection "default" under
+    the file's own name with a 200, and nothing was logged."""
+    http = server.http()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Notes: the quay cafe opens at seven.\n")
+    text = {"file_name": "q.txt", "text": "Quay notes."}
+    for route, form, query, param, meant in (
+            ("/v1/ingest/file", {"colection": "team"}, "", "colection", "collection"),
+            ("/v1/ingest/file", {"file_nmae": "x/notes.txt"}, "", "file_nmae", "file_name"),
+            ("/v1/ingest/file", {}, "?colection=team", "colection", "collection"),
+            ("/v1/ingest/text", None, "?colection=team", "colection", "collection")):
+        if form is None:
+            refused = http.post(route + query, json=text)
+        else:
+            with open(notes, "rb") as handle:
+                refused = http.post(route + query, files={"file": ("notes.txt", handle)}, data=form)
+        error = refused.json()["error"]
+        assert refused.status_code == 400 and error["param"] == param, refused.text
+        assert f"unrecognized request argument {param} (did you mean {meant}?)" in error["message"], refused.text
+    assert "notes.txt" not in http.get("/v1/ingest/list").text and "q.txt" not in http.get("/v1/ingest/list").text
+    with open(notes, "rb") as handle:  # others are named in the warning, never their values
+        kept = http.post("/v1/ingest/file?vendor_query=secret-value-1", files={"file": ("notes.txt", handle)},
+                         data={"vendor_form": "secret-value-2", "collection": "formcheck"})
+    assert kept.status_code == 200 and kept.json()["data"][0]["doc_metadata"]["collection"] == "formcheck", kept.text
+    log = server.log_text()
+    assert "POST /v1/ingest/file: ignored form fields that it does not know: vendor_form" in log
+    assert "POST /v1/ingest/file: ignored query parameters that it does not know: vendor_query" in log
+    assert "secret-value" not in log
+    http.delete(f"/v1/ingest/{kept.json()['data'][0]['doc_id']}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import openai
@@ -239,7 +240,7 @@ def test_misspellings_are_refused_by_completions_and_embeddings_too(server: Runn
 def test_other_unknown_fields_are_ignored_and_logged_by_name_only(server: RunningServer) -> None:
     """UIs send vendor fields: refusing them all would break them. Real fields of other APIs that look
     like pgpt's (top_logprobs, min_tokens) are no misspellings. Their values (a prompt, a key) stay out of the log."""
-    extra = {"vendor_session": "secret-value-4711", "top_logprobs": 0, "min_tokens": 1, "frequency_penalty": 0.5}
+    extra = {"vendor_session": "secret-value-4711", "top_logprobs": 0, "min_tokens": 1, "length_penalty": 0.5}
     reply = server.openai().chat.completions.create(model="default", messages=QUESTION, max_tokens=2,
                                                     extra_body=extra)
     assert reply.choices[0].message.content
@@ -247,6 +248,34 @@ def test_other_unknown_fields_are_ignored_and_logged_by_name_only(server: Runnin
     lines = [line for line in log.splitlines() if "vendor_session" in line]
     assert len(lines) == 1 and "POST /v1/chat/completions" in lines[0] and "WARNING" in lines[0], lines
     assert all(name in lines[0] for name in extra) and "secret-value-4711" not in server.log_text()
+
+
+def test_repetition_penalty_is_repeat_penalty_and_idle_penalties_are_refused(server: RunningServer) -> None:
+    """vLLM's repetition_penalty, OpenAI's frequency_penalty, presence_penalty and logit_bias, and
+    functions and tool_choice (while tools is refused) were accepted and changed nothing."""
+    client = server.openai()
+    echo = [{"role": "user", "content": "Say the word ferry ten times."}]
+
+    def answer(**extra: Any) -> str:
+        reply = client.chat.completions.create(model="default", messages=echo, max_tokens=16, **extra)
+        return reply.choices[0].message.content or ""
+
+    penalized = answer(extra_body={"repeat_penalty": 1.8})
+    assert penalized != answer()  # the prompt is one that a penalty changes
+    assert answer(extra_body={"repetition_penalty": 1.8}) == penalized
+    assert answer(frequency_penalty=0, presence_penalty=0.0, logit_bias={}, tool_choice="none")  # clients' defaults
+    function = {"name": "weather", "parameters": {"type": "object", "properties": {}}}
+    for given, param, words in (({"frequency_penalty": 1.5}, "frequency_penalty", "not supported"),
+                                ({"presence_penalty": -0.5}, "presence_penalty", "not supported"),
+                                ({"logit_bias": {"42": -100}}, "logit_bias", "not supported"),
+                                ({"functions": [function]}, "functions", "function calls are not supported"),
+                                ({"tool_choice": "auto"}, "tool_choice", "tool calls are not supported"),
+                                ({"extra_body": {"repeat_penalty": 1.2, "repetition_penalty": 1.8}}, None,
+                                 "given twice")):
+        with pytest.raises(openai.BadRequestError) as caught:
+            answer(**given)
+        body = caught.value.body
+        assert body["param"] == param and words in body["message"], body
 
 
 def test_a_nan_temperature_is_named_as_such(server: RunningServer) -> None:

@@ -265,6 +265,11 @@ async def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(serve
         with served.http() as client:
             refused = client.post("/v1/chat/completions", json=body)
         assert refused.status_code == 400 and "POST /v1/ingest/file" in refused.json()["error"]["message"]
+        # the app shows it to a person: the client's command too, with the address the request used
+        assert f"`pgpt-tui --server {served.url} ingest PATH`" in refused.json()["error"]["message"], refused.text
+        with served.http() as client:
+            named = client.post("/v1/chat/completions", json=body, headers={"Host": f"localhost:{served.port}"})
+        assert f"`pgpt-tui --server http://localhost:{served.port} ingest PATH`" in named.json()["error"]["message"]
         app = ChatApp(settings, SamplingOptions(max_new_tokens=12))
         async with app.run_test(size=SIZE) as pilot:  # the app's Search mode: not "No matching passages"
             await wait_until(pilot, lambda: app.engine is not None)

@@ -118,6 +118,29 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
     assert missing.returncode == 2 and "has no document 'canteen.md'" in missing.stderr
 
 
+def test_forget_a_file_name_in_several_folders_is_refused(served: RunningServer, tmp_path: Path) -> None:
+    """`forget LICENSE` forgot lic/projA/LICENSE and lic/projB/LICENSE, and said only "2 documents"."""
+    settings = client_settings(served, tmp_path)
+    for project in ("projA", "projB", "projC"):
+        (tmp_path / "lic" / project).mkdir(parents=True)
+        (tmp_path / "lic" / project / "LICENSE").write_text(f"The {project} licence: use it as you like.\n")
+    assert client_cli(settings, "ingest", "lic", cwd=tmp_path).returncode == 0
+    try:
+        both = client_cli(settings, "forget", "LICENSE")  # not from lic/projX: no local file of that name
+        assert both.returncode == 2 and "lic/projA/LICENSE, lic/projB/LICENSE, lic/projC/LICENSE" in both.stderr
+        assert "Nothing was forgotten" in both.stderr and "Give the folder" in both.stderr, both.stderr
+        assert "lic/projB/LICENSE" in client_cli(settings, "docs").stdout
+        one = client_cli(settings, "forget", "lic/projA/LICENSE")  # the name it was sent under
+        assert one.returncode == 0 and "(1 document, " in one.stdout, one.stdout + one.stderr
+        assert "] lic/projA/LICENSE  (" in one.stdout and "projB" not in one.stdout
+        folder = client_cli(settings, "forget", "lic/projB")  # a folder of those names: what is under it
+        assert folder.returncode == 0 and "] lic/projB/LICENSE  (" in folder.stdout and "projC" not in folder.stdout
+        left = client_cli(settings, "forget", "LICENSE")  # one left of that file name: no doubt which
+        assert left.returncode == 0 and "] lic/projC/LICENSE  (" in left.stdout, left.stdout + left.stderr
+    finally:
+        client_cli(settings, "forget", "lic", cwd=tmp_path)
+
+
 def test_ctrl_c_while_sending_says_what_the_server_has(served: RunningServer, tmp_path: Path) -> None:
     """It said "nothing was left half-written (a download keeps its partial file ...)", while the
     server went on indexing what it had received."""

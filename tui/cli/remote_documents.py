@@ -79,19 +79,41 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
 
 
 def _sent_as(document: dict[str, Any], wanted: str) -> bool:
-    """Whether ``document`` is the one ``wanted`` names: its id, file name or path on the server,
-    or the local file or folder it was sent from (the names upload_names gives them)."""
+    """Whether ``document`` is one ``wanted`` names: its id, its name on the server (the path it was
+    sent under) or a folder of that name, or the local file or folder it was sent from (the names
+    upload_names gives them). A bare file name is not matched here: see _by_file_name."""
     meta = document["doc_metadata"]
     path = str(meta.get("path") or "")
-    if wanted in (document["doc_id"], meta.get("file_name"), path):
+    folder = wanted.rstrip("/")
+    if wanted == document["doc_id"] or (path and (path == wanted or (folder and path.startswith(folder + "/")))):
         return True
     local = Path(wanted).expanduser()
     if local.is_dir():  # sent from inside it: the name starts with the folder's last parts, and the file is there
-        folder, parts = local.resolve(), path.split("/")
-        return any(folder.parts[-k:] == tuple(parts[:k]) and (folder / "/".join(parts[k:])).is_file()
-                   for k in range(1, min(len(parts), len(folder.parts))))
+        resolved, parts = local.resolve(), path.split("/")
+        return any(resolved.parts[-k:] == tuple(parts[:k]) and (resolved / "/".join(parts[k:])).is_file()
+                   for k in range(1, min(len(parts), len(resolved.parts))))
     # a file sent by itself (its name) or inside a folder (the end of its path)
     return local.is_file() and bool(path) and local.resolve().as_posix().endswith(f"/{path}")
+
+
+def _by_file_name(documents: list[dict[str, Any]], wanted: str, server: str) -> list[dict[str, Any]]:
+    """The documents whose file name is ``wanted``, when they all have one name on the server (the
+    same file in several collections); one name in several folders is refused, since forgetting
+    every LICENSE of a tree for `forget LICENSE` loses documents the user did not mean.
+
+    Raises:
+        UsageError: the file name is that of documents in several folders (exit 2, nothing forgotten).
+    """
+    from pgpt.runtime.errors import UsageError
+
+    named = [d for d in documents if "/" not in wanted and d["doc_metadata"].get("file_name") == wanted]
+    paths = sorted({str(d["doc_metadata"].get("path") or wanted) for d in named})
+    if len(paths) > 1:
+        raise UsageError(f"{len(paths)} documents on the server at {server} are named {wanted!r}, in different "
+                         f"folders: {', '.join(one_line(p) for p in paths)}. Nothing was forgotten.",
+                         hint=f"Give the folder too (`pgpt-tui --server URL forget {one_line(paths[0])}`), or the "
+                              "document's id from `pgpt-tui --server URL docs`.")
+    return named
 
 
 def upload_names(paths: list[Path], files: list[Path], cwd: Path | None = None) -> dict[Path, str]:
@@ -149,16 +171,18 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
 
 
 def forget_on_server(settings: Any, args: argparse.Namespace) -> int:
-    """Forget the server's documents (in ``args.collection``, or every collection) whose id, file
-    name or path is ``args.path``, or that were sent from that local file or folder."""
+    """Forget the server's documents (in ``args.collection``, or every collection) whose id or name
+    is ``args.path``, that are under the folder of that name, or that were sent from that local
+    file or folder; a file name alone when it names one document only. Each is named as forgotten."""
     from pgpt.runtime.errors import UsageError
     from pgpt.runtime.remote import connect
 
     wanted = str(args.path)
     remote = connect(settings)
     try:
-        matches = [d for d in remote.documents() if _sent_as(d, wanted)
-                   and (not args.collection or d["doc_metadata"].get("collection") == args.collection)]
+        documents = [d for d in remote.documents()
+                     if not args.collection or d["doc_metadata"].get("collection") == args.collection]
+        matches = [d for d in documents if _sent_as(d, wanted)] or _by_file_name(documents, wanted, settings.server)
         if not matches:
             where = f" in the collection {args.collection!r}" if args.collection else ""
             raise UsageError(f"The server at {settings.server} has no document {wanted!r}{where}.",
@@ -169,5 +193,9 @@ def forget_on_server(settings: Any, args: argparse.Namespace) -> int:
         remote.close()
     chunks = sum(d["doc_metadata"].get("chunks", 0) for d in matches)
     print(strip_controls(f"forgot {wanted} on the server at {settings.server} ({len(matches)} document"
-                         f"{'' if len(matches) == 1 else 's'}, {chunks} chunk{'' if chunks == 1 else 's'})"))
+                         f"{'' if len(matches) == 1 else 's'}, {chunks} chunk{'' if chunks == 1 else 's'}):"))
+    for d in matches:  # which ones: a name or folder can stand for several
+        meta = d["doc_metadata"]
+        name = one_line(str(meta.get("path") or meta.get("file_name", "")))
+        print(f"  [{one_line(str(meta.get('collection', '')))}] {name}  ({d['doc_id']})")
     return 0
