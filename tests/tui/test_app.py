@@ -409,6 +409,17 @@ async def test_the_first_start_tip_chooses_a_bigger_model_already_exported(setti
                                            "documents; F1 lists the keys.")
 
 
+def test_the_client_tip_gives_the_command_that_adds_documents_to_the_server(settings: Settings) -> None:
+    """In client mode the tip said "F4 adds documents to its index", but F4 there only lists them."""
+    import dataclasses
+
+    from pgpt.tui.chat.first_run import first_start_tip
+
+    tip = first_start_tip(dataclasses.replace(settings, server="http://127.0.0.1:8642"))
+    assert "add documents with `pgpt-tui --server http://127.0.0.1:8642 ingest PATH`" in tip
+    assert "F4 adds" not in tip and "F4 lists them" in tip
+
+
 async def test_a_damaged_config_file_is_named_in_the_chat_and_left_as_it_is(settings: Settings) -> None:
     """A config.json with {"active_model": 42} crashed every start; the app now starts and says
     which file is damaged and how to repair it, and does not rewrite it (the first-start tip neither)."""
