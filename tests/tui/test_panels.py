@@ -151,6 +151,43 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
         assert len(app.screen_stack) == 1 and app.library.documents == 0
 
 
+async def test_docs_panel_names_the_whole_path_of_same_named_files(settings: Settings, tmp_path: Path) -> None:
+    """Files of one name in several folders all read "…-a-fairly-long-file-name.txt" at 60x15, in the
+    list and in the Forget dialog; the highlighted row's whole path is now on the report box's rule,
+    and the dialog names it whole."""
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    folders = [tmp_path / "docs" / f"folder-{n}" for n in range(2)]
+    for n, folder in enumerate(folders):
+        folder.mkdir(parents=True)
+        (folder / "a-fairly-long-file-name-98.txt").write_text(f"Harbour {n} opens at dawn each Monday.\n")
+    ingest(settings, [tmp_path / "docs"], default_embedder(settings))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=(60, 15)) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        await pilot.press("f4")
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 2)
+        table.focus()
+        box = screen.query_one("#doc-report-box")
+        shown = set()
+        for _ in range(2):
+            await pilot.pause()
+            title = str(box.border_title)
+            assert "/folder-" in title and title.endswith("/a-fairly-long-file-name-98.txt"), title
+            shown.add(title)
+            await pilot.press("down")
+        assert len(shown) == 2  # the two rows' rules tell their folders apart
+        await pilot.press("delete")
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+        question = str(app.screen.query_one(Static).render())
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        assert f"Forget {key}?" in question, question
+        await pilot.press("n")
+
+
 async def test_quitting_while_documents_are_added_asks_and_ctrl_x_is_answered_at_once(settings: Settings,
                                                                                      tmp_path: Path) -> None:
     """Ctrl+Q ended the app mid-ingestion without a word about the partly indexed folder, and

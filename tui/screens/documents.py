@@ -111,6 +111,7 @@ class DocumentsScreen(PanelScreen):
         super().__init__(settings)
         self._cancel: threading.Event | None = None
         self._records: list[DocumentRecord] = []  # listed last: refitted on a resize
+        self._paths: dict[str, str] = {}  # a row's key to its document's whole path (the cell has its end)
 
     @property
     def ingesting(self) -> bool:
@@ -222,7 +223,8 @@ class DocumentsScreen(PanelScreen):
             return
         from pgpt.tui.screens.confirm import Confirm
 
-        name = str(table.get_row_at(table.cursor_row)[2])  # cleaned when the row was added
+        # the whole path, not the cell's end: files of one name in 5 folders read alike there
+        name = clean_text(one_line(self._paths.get(key) or str(key)))
         where = " on the server" if library.remote is not None else ""
         # it forgot at once: a stray Delete took a document out of every answer (F3 and F5 ask first)
         self.app.push_screen(Confirm(f"Forget {name}{where}? Its passages leave the index; adding the file again "
@@ -287,11 +289,18 @@ class DocumentsScreen(PanelScreen):
     def _listed(self, message: DocumentsListed) -> None:
         table = self.query_one(DocumentTable)
         table.clear()
+        self._paths.clear()
         report = self.query_one("#doc-report", Static)
         if str(report.render()).startswith("Server unreachable"):  # it answers again: the error is old
             report.update(clean_text(self._on_server()))
         self._records = message.documents
         self._fill(table)
+        self._title_current(table)
+
+    def _title_current(self, table: DocumentTable) -> None:
+        """The cursor row's path on the report box's rule, none once the list is empty."""
+        row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
+        self._title_path(row)
 
     def _fill(self, table: DocumentTable) -> None:
         """The rows, newest first, the file column as wide as the table allows (it was 26 characters at
@@ -300,6 +309,7 @@ class DocumentsScreen(PanelScreen):
         for record in sorted(self._records, key=lambda d: d.ingested_at, reverse=True):
             when = time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
             key = record.doc_id if self.settings.server else record.path  # a server forgets by id
+            self._paths[key] = short_path(record.path, width=len(record.path) + 1)  # the home as ~, all else
             # one_line: a cell shows only its first line ("new\nline.txt" read "…/new")
             table.add_row(str(record.chunks), when, clean_text(one_line(short_path(record.path, width))), key=key)
 
@@ -313,6 +323,18 @@ class DocumentsScreen(PanelScreen):
         scrollbar = table.styles.scrollbar_size_vertical if overflows else 0
         return max(8, table.size.width - OTHER_COLUMNS - scrollbar)
 
+    @on(DocumentTable.RowHighlighted)
+    def _show_whole_path(self, event: DocumentTable.RowHighlighted) -> None:
+        """The highlighted row's path, on the report box's top rule (a line that was blank): the file
+        column cuts paths from the front, and same-named files in 5 folders all read "…name.txt"."""
+        self._title_path(event.row_key.value)
+
+    def _title_path(self, key: str | None) -> None:
+        box = self.query_one("#doc-report-box")
+        path = self._paths.get(key or "", "")
+        room = max(8, box.size.width - 4)  # the rule's corners and a space either side of the title
+        box.border_title = clean_text(one_line(short_path(path, room))) if path else None
+
     def on_resize(self) -> None:
         """Fit the file column to the new width."""
         table = self.query_one(DocumentTable)
@@ -321,6 +343,7 @@ class DocumentsScreen(PanelScreen):
         self._fill(table)
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
+        self._title_current(table)  # cut to the new width
 
     @on(IngestTick)
     def _tick(self, message: IngestTick) -> None:
