@@ -46,6 +46,14 @@ class Turn(Static):
 QUESTION_SHOWN = 1200  # characters of a question the conversation shows (all of it is asked and saved)
 
 
+def failed_mark(title: str, text: str, width: int) -> str:
+    """The mark of an answer that failed, with its reason cut to ``width`` characters: the reason
+    was only in a toast, and once that went (10 s) the turn said "(failed)" and nothing more."""
+    reason = " ".join(f"{title}: {text}".split())
+    mark = f"(failed: {reason})"
+    return mark if len(mark) <= width else f"(failed: {reason[:max(8, width - 11)].rstrip()}…)"
+
+
 class PromptInput(Input):
     """The one-line prompt. A paste keeps all its lines, joined by spaces, and loses its control
     characters: Textual's Input kept only the first line of a paste, without a word."""
