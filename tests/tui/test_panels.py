@@ -326,4 +326,32 @@ async def test_the_docs_progress_line_is_cut_with_an_ellipsis_not_a_dangling_dot
         await pilot.pause()
         row = "".join(s.text for s in screen._compositor.render_strips()[text.region.y:text.region.y + 1])
         shown = row[text.region.x:text.region.right].rstrip()
-        assert shown.startswith("ETA 75 s · 73/401 files · 65 chunks · a-file") and shown.endswith("…"), shown
+        # 8 columns are left for the name: it goes whole (a name of 10 or more is cut with "…")
+        assert shown == "ETA 75 s · 73/401 files · 65 chunks", shown
+
+
+async def test_narrow_progress_lines_drop_whole_fields_from_their_end(settings: Settings) -> None:
+    """At 60x15 F4's line ended "ETA 7 s · 62/300 files · …" and the chat's read "adding documents
+    14… · ETA 5 s · 146 chunks": the file name goes first, then the chunks, then the ETA, and the
+    files count stays whole."""
+    from pgpt.runtime.documents.progress import IngestProgress
+    from pgpt.tui.chat.messages import IngestTick
+    from pgpt.tui.chat.widgets import fit_fields
+
+    app = ChatApp(settings)
+    async with app.run_test(size=(60, 15)) as pilot:
+        await pilot.press("f4")
+        screen = app.screen
+        await pilot.pause()
+        tick = IngestProgress(146, 300, "/tmp/corpus/report-with-a-fairly-long-file-name-98.txt", 146, 7.0)
+        screen.post_message(IngestTick(tick))
+        text = screen.query_one("#doc-progress-text", Static)
+        await wait_until(pilot, lambda: "146/300" in str(text.render()))
+        assert str(text.render()) == "ETA 7 s · 146/300 files"
+        status = app._chat.query_one("#status", Static)
+        assert str(status.render()) == "adding documents 146/300 · ETA 7 s · Ctrl+X stops"
+    fields = ["ETA 5 s", "62/300 files", "146 chunks", "notes.txt"]
+    assert fit_fields(fields, 47, (3, 2, 0), cut=3) == "ETA 5 s · 62/300 files · 146 chunks · notes.txt"
+    assert fit_fields(fields, 12, (3, 2, 0), cut=3) == "62/300 files"  # all but the count gone
+    assert fit_fields([*fields[:3], "a-fairly-long-name.txt"], 50, (3, 2, 0), cut=3) == (
+        "ETA 5 s · 62/300 files · 146 chunks · a-fairly-lo…")

@@ -116,6 +116,22 @@ def fit_status(line: str, width: int) -> str:
     return " · ".join(parts)[:width]
 
 
+def fit_fields(fields: list[str], width: int, drop: tuple[int, ...], cut: int | None = None) -> str:
+    """``fields`` joined by " · " within ``width`` columns, whole fields dropped in the order of their
+    indices in ``drop`` until the line fits: Textual's ellipsis cut a progress line in the middle of
+    a field ("adding documents 14…" for 146/300) or left " · …" after the last whole one. The field
+    ``cut`` (a file name) is shortened with "…" instead while 10 characters of it still fit."""
+    kept = list(fields)
+    for index in drop:
+        line = " · ".join(f for f in kept if f)
+        if width <= 0 or len(line) <= width:
+            return line
+        room = width - (len(line) - len(kept[index]))
+        kept[index] = kept[index][:room - 1] + "\u2026" if index == cut and room >= 10 else ""
+    line = " · ".join(f for f in kept if f)
+    return line if width <= 0 or len(line) <= width else line[:max(1, width - 1)] + "\u2026"
+
+
 def describe_result(result: ChatResult, stopped: bool) -> str:
     """The status line after an answer: provider, model, TTFT, tokens/s, cached or stopped."""
     parts = [provider_label(result.provider), result.model]

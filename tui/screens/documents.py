@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import Cancelled, user_message
 from pgpt.runtime.sanitize import one_line
 from pgpt.tui.chat.messages import IngestDone, IngestTick
+from pgpt.tui.chat.widgets import fit_fields
 from pgpt.tui.screens.panel import PanelScreen, RowTable
 from pgpt.tui.sanitize import clean_text
 
@@ -111,6 +112,7 @@ class DocumentsScreen(PanelScreen):
         super().__init__(settings)
         self._cancel: threading.Event | None = None
         self._records: list[DocumentRecord] = []  # listed last: refitted on a resize
+        self._progress: list[str] = []  # the last tick's fields, fitted again on a resize
         self._paths: dict[str, str] = {}  # a row's key to its document's whole path (the cell has its end)
 
     @property
@@ -344,17 +346,24 @@ class DocumentsScreen(PanelScreen):
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
         self._title_current(table)  # cut to the new width
+        if self.ingesting and self._progress:
+            self.query_one("#doc-progress-text", Static).update(self._fitted_progress())
 
     @on(IngestTick)
     def _tick(self, message: IngestTick) -> None:
         tick = message.tick  # the message goes on to the app, which shows it under the chat too
         name = Path(tick.current).name if tick.current else ""
         inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks)" if tick.file_chunks else ""
-        eta = f"ETA {tick.eta_s:.0f} s · " if tick.eta_s is not None else ""  # first: the line is cut at 80 columns
-        # the file's name last: at 80 columns the line is cut, and it cut the chunk count
-        counts = f"{tick.done}/{tick.total} files · {tick.chunks} chunks"
-        current = f" · {clean_text(name)}{inside}" if name else ""  # cut with "…" where the row ends, not wrapped
-        self._show_progress(tick.fraction, max(tick.total, 1), f"{eta}{counts}{current}")
+        eta = f"ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
+        # narrower than the line, whole fields go from its end: the file's name, the chunks, the ETA
+        self._progress = [eta, f"{tick.done}/{tick.total} files", f"{tick.chunks} chunks",
+                          f"{clean_text(one_line(name))}{inside}" if name else ""]
+        self._show_progress(tick.fraction, max(tick.total, 1), self._fitted_progress())
+
+    def _fitted_progress(self) -> str:
+        """The last tick's fields within the progress text's width (the screen's less the bar's, before a layout)."""
+        width = self.query_one("#doc-progress-text").size.width or self.size.width - 34
+        return fit_fields(self._progress, width, (3, 2, 0), cut=3)
 
     @on(IngestDone)
     def _done(self, message: IngestDone) -> None:
