@@ -148,8 +148,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         elif worker is self._answer_worker and self._reply is not None:
             unanswered = not self._reply.text and self.conversation and self.conversation[-1]["role"] == "user"
             question = self.conversation[-1]["content"] if unanswered else ""
-            room = (self._reply.content_size.width or 80) - 2  # one line after the "…" of an empty answer
-            self._reply.show(self._reply.text, failed_mark(message.title, message.text, room))
+            width = self._chat.query_one(ChatLog).size.width or self.size.width  # the turn is not laid out yet
+            self._reply.show(self._reply.text, failed_mark(message.title, message.text, width))
             if question:  # refused before the model answered (too long, a busy server): no turn of the saved chat
                 self._reply.refused = self._chat.query_one(ChatLog).question_of(self._reply).refused = True
             self._close_reply("")

@@ -46,9 +46,11 @@ class Turn(Static):
 QUESTION_SHOWN = 1200  # characters of a question the conversation shows (all of it is asked and saved)
 
 
-def failed_mark(title: str, text: str, width: int) -> str:
-    """The mark of an answer that failed, with its reason cut to ``width`` characters: the reason
-    was only in a toast, and once that went (10 s) the turn said "(failed)" and nothing more."""
+def failed_mark(title: str, text: str, log_width: int) -> str:
+    """The mark of an answer that failed, with its reason cut to one line of a ChatLog ``log_width``
+    wide: the reason was only in a toast, and once that went (10 s) the turn said "(failed)" and
+    nothing more."""
+    width = log_width - 8  # the log's scrollbar, the turn's border and padding, the "… " of an empty answer
     reason = " ".join(f"{title}: {text}".split())
     mark = f"(failed: {reason})"
     return mark if len(mark) <= width else f"(failed: {reason[:max(8, width - 11)].rstrip()}…)"

@@ -332,8 +332,7 @@ class DocumentsScreen(PanelScreen):
         self._title_path(event.row_key.value)
 
     def _title_path(self, key: str | None) -> None:
-        box = self.query_one("#doc-report-box")
-        path = self._paths.get(key or "", "")
+        box, path = self.query_one("#doc-report-box"), self._paths.get(key or "", "")
         room = max(8, box.size.width - 4)  # the rule's corners and a space either side of the title
         box.border_title = clean_text(one_line(short_path(path, room))) if path else None
 
