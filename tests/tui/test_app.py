@@ -247,8 +247,16 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         prompt = app.query_one("#prompt", Input)
         prompt.value = "Is the ferry late? " * 1300  # 24 KB: refused before the model reads it
         await pilot.press("enter")
-        await wait_until(pilot, lambda: not app.answering and turns(app)[-1].mark == "(failed)")
+        await wait_until(pilot, lambda: not app.answering and turns(app)[-1].mark.startswith("(failed"))
         assert turns(app)[-1].text == "" and any(n.title == "Prompt too long" for n in app._notifications)
+        # why stays in the conversation once the toast is gone (it read "… (failed)"), on one line
+        failed = turns(app)[-1]
+        assert failed.mark.startswith("(failed: Prompt too long: ") and failed.mark.endswith(")"), failed.mark
+        await pilot.pause()
+        assert failed.content_size.height == 1 and "\n" not in failed.mark, (failed.content_size, failed.mark)
+        await pilot.press("ctrl+y")
+        assert list(app._notifications)[-1].message.startswith(
+            "Nothing to copy: the last answer has no text (failed: Prompt too long: ")
         prompt.value = ""  # it came back to be shortened
         app.sampling = SamplingOptions(max_new_tokens=4000, ignore_eos=True)
         await pilot.press(*"Tell me everything about project Zephyr.", "enter")
@@ -263,7 +271,7 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert saved[-1] == {"kind": "assistant", "text": "", "mark": stopped.mark}
         # the refused question is no turn of the saved chat (it was, whole, marked "(failed)", and F5 counted it)
         assert [t["text"][:9] for t in saved if t["kind"] == "user"] == ["What is t", "How many ", "Tell me e"]
-        assert "(failed)" not in [t.get("mark") for t in saved]
+        assert not any(str(t.get("mark")).startswith("(failed") for t in saved)
         await pilot.press("ctrl+y")  # it said nothing at all: every Ctrl+Y says something
         assert app._notifications and list(app._notifications)[-1].message == (
             "Nothing to copy: the last answer was stopped before it was checked.")
@@ -407,6 +415,17 @@ async def test_the_first_start_tip_chooses_a_bigger_model_already_exported(setti
     serving_it = dataclasses.replace(settings, model="qwen2.5-1.5b-instruct-int4")  # PGPT_MODEL
     assert first_start_tip(serving_it) == ("Tip: F2 (Setup) stores your token and checks the network; F4 adds "
                                            "documents; F1 lists the keys.")
+
+
+def test_the_client_tip_gives_the_command_that_adds_documents_to_the_server(settings: Settings) -> None:
+    """In client mode the tip said "F4 adds documents to its index", but F4 there only lists them."""
+    import dataclasses
+
+    from pgpt.tui.chat.first_run import first_start_tip
+
+    tip = first_start_tip(dataclasses.replace(settings, server="http://127.0.0.1:8642"))
+    assert "add documents with `pgpt-tui --server http://127.0.0.1:8642 ingest PATH`" in tip
+    assert "F4 adds" not in tip and "F4 lists them" in tip
 
 
 async def test_a_damaged_config_file_is_named_in_the_chat_and_left_as_it_is(settings: Settings) -> None:

@@ -151,6 +151,43 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
         assert len(app.screen_stack) == 1 and app.library.documents == 0
 
 
+async def test_docs_panel_names_the_whole_path_of_same_named_files(settings: Settings, tmp_path: Path) -> None:
+    """Files of one name in several folders all read "…-a-fairly-long-file-name.txt" at 60x15, in the
+    list and in the Forget dialog; the highlighted row's whole path is now on the report box's rule,
+    and the dialog names it whole."""
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    folders = [tmp_path / "docs" / f"folder-{n}" for n in range(2)]
+    for n, folder in enumerate(folders):
+        folder.mkdir(parents=True)
+        (folder / "a-fairly-long-file-name-98.txt").write_text(f"Harbour {n} opens at dawn each Monday.\n")
+    ingest(settings, [tmp_path / "docs"], default_embedder(settings))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=(60, 15)) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        await pilot.press("f4")
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 2)
+        table.focus()
+        box = screen.query_one("#doc-report-box")
+        shown = set()
+        for _ in range(2):
+            await pilot.pause()
+            title = str(box.border_title)
+            assert "/folder-" in title and title.endswith("/a-fairly-long-file-name-98.txt"), title
+            shown.add(title)
+            await pilot.press("down")
+        assert len(shown) == 2  # the two rows' rules tell their folders apart
+        await pilot.press("delete")
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+        question = str(app.screen.query_one(Static).render())
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        assert f"Forget {key}?" in question, question
+        await pilot.press("n")
+
+
 async def test_quitting_while_documents_are_added_asks_and_ctrl_x_is_answered_at_once(settings: Settings,
                                                                                      tmp_path: Path) -> None:
     """Ctrl+Q ended the app mid-ingestion without a word about the partly indexed folder, and
@@ -289,4 +326,32 @@ async def test_the_docs_progress_line_is_cut_with_an_ellipsis_not_a_dangling_dot
         await pilot.pause()
         row = "".join(s.text for s in screen._compositor.render_strips()[text.region.y:text.region.y + 1])
         shown = row[text.region.x:text.region.right].rstrip()
-        assert shown.startswith("ETA 75 s · 73/401 files · 65 chunks · a-file") and shown.endswith("…"), shown
+        # 8 columns are left for the name: it goes whole (a name of 10 or more is cut with "…")
+        assert shown == "ETA 75 s · 73/401 files · 65 chunks", shown
+
+
+async def test_narrow_progress_lines_drop_whole_fields_from_their_end(settings: Settings) -> None:
+    """At 60x15 F4's line ended "ETA 7 s · 62/300 files · …" and the chat's read "adding documents
+    14… · ETA 5 s · 146 chunks": the file name goes first, then the chunks, then the ETA, and the
+    files count stays whole."""
+    from pgpt.runtime.documents.progress import IngestProgress
+    from pgpt.tui.chat.messages import IngestTick
+    from pgpt.tui.chat.widgets import fit_fields
+
+    app = ChatApp(settings)
+    async with app.run_test(size=(60, 15)) as pilot:
+        await pilot.press("f4")
+        screen = app.screen
+        await pilot.pause()
+        tick = IngestProgress(146, 300, "/tmp/corpus/report-with-a-fairly-long-file-name-98.txt", 146, 7.0)
+        screen.post_message(IngestTick(tick))
+        text = screen.query_one("#doc-progress-text", Static)
+        await wait_until(pilot, lambda: "146/300" in str(text.render()))
+        assert str(text.render()) == "ETA 7 s · 146/300 files"
+        status = app._chat.query_one("#status", Static)
+        assert str(status.render()) == "adding documents 146/300 · ETA 7 s · Ctrl+X stops"
+    fields = ["ETA 5 s", "62/300 files", "146 chunks", "notes.txt"]
+    assert fit_fields(fields, 47, (3, 2, 0), cut=3) == "ETA 5 s · 62/300 files · 146 chunks · notes.txt"
+    assert fit_fields(fields, 12, (3, 2, 0), cut=3) == "62/300 files"  # all but the count gone
+    assert fit_fields([*fields[:3], "a-fairly-long-name.txt"], 50, (3, 2, 0), cut=3) == (
+        "ETA 5 s · 62/300 files · 146 chunks · a-fairly-lo…")

@@ -23,7 +23,8 @@ from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded
                                     ServerState)
 from pgpt.tui.chat.panels import PANELS, PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
-from pgpt.tui.chat.widgets import ChatLog, PromptInput, Turn, describe_result, fit_status, provider_label
+from pgpt.tui.chat.widgets import (ChatLog, PromptInput, Turn, describe_result, failed_mark, fit_status,
+                                   provider_label)
 
 __all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
@@ -147,7 +148,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         elif worker is self._answer_worker and self._reply is not None:
             unanswered = not self._reply.text and self.conversation and self.conversation[-1]["role"] == "user"
             question = self.conversation[-1]["content"] if unanswered else ""
-            self._reply.show(self._reply.text, "(failed)")
+            width = self._chat.query_one(ChatLog).size.width or self.size.width  # the turn is not laid out yet
+            self._reply.show(self._reply.text, failed_mark(message.title, message.text, width))
             if question:  # refused before the model answered (too long, a busy server): no turn of the saved chat
                 self._reply.refused = self._chat.query_one(ChatLog).question_of(self._reply).refused = True
             self._close_reply("")

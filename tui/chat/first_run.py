@@ -35,11 +35,14 @@ def first_start_tip(settings: Settings) -> str:
     from pgpt.runtime.errors import PgptError
     from pgpt.runtime.footprint import human_count, parameter_count
     from pgpt.runtime.models import active_chat_model, list_models
+    from pgpt.tui.chat.library import server_ingest
 
     if settings.server:  # a client: the models and the documents are the server's, not this machine's
-        return (f"Tip: this app asks the pgpt-serve at {settings.server} (PGPT_SERVER): its chat model answers, "
-                "and F4 adds documents to its index. `pgpt-tui doctor` checks the connection and the key; "
-                "unset PGPT_SERVER to run a model here. F1 lists the keys.")
+        # F4 only lists the server's documents: they are added from the command line
+        return (f"Tip: this app asks the pgpt-serve at {settings.server} (PGPT_SERVER): its chat model answers "
+                f"from its index; add documents with {server_ingest(settings.server)} and F4 lists them. "
+                "`pgpt-tui doctor` checks the connection and the key; unset PGPT_SERVER to run a model here. "
+                "F1 lists the keys.")
     bigger = []
     for model in list_models(settings):
         try:

@@ -19,6 +19,12 @@ MODES = {"docs": "Ask your documents", "chat": "Chat with the model", "search": 
 UNCHECKED = "(stopped before the answer was checked against your documents)"  # a draft is checked only once whole
 
 
+def server_ingest(server: str) -> str:
+    """The command that adds documents to a pgpt-serve's index, with its real URL: a client's Docs
+    screen (F4) only lists and forgets them."""
+    return f"`pgpt-tui --server {server} ingest PATH`"
+
+
 @dataclass
 class DocumentLibrary:
     """The embedder and the index that the Documents and Search modes read; both None when the

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import SystemCommand
 from textual.screen import Screen
-from textual.widgets import Input, ProgressBar
+from textual.widgets import Input, ProgressBar, Static
 
 from pgpt.runtime.errors import StorageError, user_message
 from pgpt.tui.chat.messages import IngestDone, IngestTick
-from pgpt.tui.chat.widgets import ChatLog, Turn
+from pgpt.tui.chat.widgets import ChatLog, Turn, fit_fields
 from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:
@@ -100,9 +100,11 @@ class PanelsMixin:
         bar = self._chat.query_one("#ingest-progress", ProgressBar)
         bar.display = True
         bar.update(total=max(tick.total, 1), progress=tick.fraction)
-        eta = f" · ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
-        # 80 columns: the files, the ETA and the key first; the Docs panel (F4) has the current file
-        self._set_status(f"adding documents {tick.done}/{tick.total}{eta} · {tick.chunks} chunks · Ctrl+X stops")
+        eta = f"ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
+        # the Docs panel (F4) has the current file; narrower than the line, the chunks go, then the ETA
+        fields = [f"adding documents {tick.done}/{tick.total}", eta, f"{tick.chunks} chunks", "Ctrl+X stops"]
+        status = self._chat.query_one("#status", Static)
+        self._set_status(fit_fields(fields, status.content_region.width or self.size.width - 2, (2, 1)))
 
     def on_ingest_done(self: Any, message: IngestDone) -> None:
         """A notice in the chat (the Docs screen keeps the full report); documents mode once indexed."""

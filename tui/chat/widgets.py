@@ -46,6 +46,16 @@ class Turn(Static):
 QUESTION_SHOWN = 1200  # characters of a question the conversation shows (all of it is asked and saved)
 
 
+def failed_mark(title: str, text: str, log_width: int) -> str:
+    """The mark of an answer that failed, with its reason cut to one line of a ChatLog ``log_width``
+    wide: the reason was only in a toast, and once that went (10 s) the turn said "(failed)" and
+    nothing more."""
+    width = log_width - 8  # the log's scrollbar, the turn's border and padding, the "… " of an empty answer
+    reason = " ".join(f"{title}: {text}".split())
+    mark = f"(failed: {reason})"
+    return mark if len(mark) <= width else f"(failed: {reason[:max(8, width - 11)].rstrip()}…)"
+
+
 class PromptInput(Input):
     """The one-line prompt. A paste keeps all its lines, joined by spaces, and loses its control
     characters: Textual's Input kept only the first line of a paste, without a word."""
@@ -106,6 +116,22 @@ def fit_status(line: str, width: int) -> str:
         longest = max(range(len(parts)), key=lambda i: len(parts[i]))
         parts[longest] = parts[longest][:max(1, len(parts[longest]) - excess - 1)] + "\u2026"
     return " · ".join(parts)[:width]
+
+
+def fit_fields(fields: list[str], width: int, drop: tuple[int, ...], cut: int | None = None) -> str:
+    """``fields`` joined by " · " within ``width`` columns, whole fields dropped in the order of their
+    indices in ``drop`` until the line fits: Textual's ellipsis cut a progress line in the middle of
+    a field ("adding documents 14…" for 146/300) or left " · …" after the last whole one. The field
+    ``cut`` (a file name) is shortened with "…" instead while 10 characters of it still fit."""
+    kept = list(fields)
+    for index in drop:
+        line = " · ".join(f for f in kept if f)
+        if width <= 0 or len(line) <= width:
+            return line
+        room = width - (len(line) - len(kept[index]))
+        kept[index] = kept[index][:room - 1] + "\u2026" if index == cut and room >= 10 else ""
+    line = " · ".join(f for f in kept if f)
+    return line if width <= 0 or len(line) <= width else line[:max(1, width - 1)] + "\u2026"
 
 
 def describe_result(result: ChatResult, stopped: bool) -> str:

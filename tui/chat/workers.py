@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 
 from pgpt.runtime.errors import Cancelled
-from pgpt.tui.chat.library import DocumentLibrary, as_chat_result, load_library
+from pgpt.tui.chat.library import DocumentLibrary, as_chat_result, load_library, server_ingest
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, PrepareTick, ServerState
 
 if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
@@ -92,7 +92,8 @@ class WorkersMixin:
         where = library.remote.provider if library.remote is not None else "cpu"  # "server HOST:PORT" for a client
         if not text:  # "no match" about an empty index sends the user rewording instead of adding documents
             empty = library.remote is not None and not library.remote.documents()
-            text = ("The server has no documents yet: add some with F4 (Docs) or `pgpt-tui ingest --server PATH`."
+            text = (f"The server has no documents yet: add some with {server_ingest(self.settings.server)}, "
+                    "or press Ctrl+R for Chat mode (F4 lists the server's documents)."
                     if empty else "No matching passages.")
         result = ChatResult(answer=text, model="search", provider=where)
         self.post_message(AnswerFinished(reply_id, result, False, markup=markup))

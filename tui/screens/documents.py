@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import Cancelled, user_message
 from pgpt.runtime.sanitize import one_line
 from pgpt.tui.chat.messages import IngestDone, IngestTick
+from pgpt.tui.chat.widgets import fit_fields
 from pgpt.tui.screens.panel import PanelScreen, RowTable
 from pgpt.tui.sanitize import clean_text
 
@@ -111,6 +112,8 @@ class DocumentsScreen(PanelScreen):
         super().__init__(settings)
         self._cancel: threading.Event | None = None
         self._records: list[DocumentRecord] = []  # listed last: refitted on a resize
+        self._progress: list[str] = []  # the last tick's fields, fitted again on a resize
+        self._paths: dict[str, str] = {}  # a row's key to its document's whole path (the cell has its end)
 
     @property
     def ingesting(self) -> bool:
@@ -222,7 +225,8 @@ class DocumentsScreen(PanelScreen):
             return
         from pgpt.tui.screens.confirm import Confirm
 
-        name = str(table.get_row_at(table.cursor_row)[2])  # cleaned when the row was added
+        # the whole path, not the cell's end: files of one name in 5 folders read alike there
+        name = clean_text(one_line(self._paths.get(key) or str(key)))
         where = " on the server" if library.remote is not None else ""
         # it forgot at once: a stray Delete took a document out of every answer (F3 and F5 ask first)
         self.app.push_screen(Confirm(f"Forget {name}{where}? Its passages leave the index; adding the file again "
@@ -287,11 +291,18 @@ class DocumentsScreen(PanelScreen):
     def _listed(self, message: DocumentsListed) -> None:
         table = self.query_one(DocumentTable)
         table.clear()
+        self._paths.clear()
         report = self.query_one("#doc-report", Static)
         if str(report.render()).startswith("Server unreachable"):  # it answers again: the error is old
             report.update(clean_text(self._on_server()))
         self._records = message.documents
         self._fill(table)
+        self._title_current(table)
+
+    def _title_current(self, table: DocumentTable) -> None:
+        """The cursor row's path on the report box's rule, none once the list is empty."""
+        row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
+        self._title_path(row)
 
     def _fill(self, table: DocumentTable) -> None:
         """The rows, newest first, the file column as wide as the table allows (it was 26 characters at
@@ -300,6 +311,7 @@ class DocumentsScreen(PanelScreen):
         for record in sorted(self._records, key=lambda d: d.ingested_at, reverse=True):
             when = time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
             key = record.doc_id if self.settings.server else record.path  # a server forgets by id
+            self._paths[key] = short_path(record.path, width=len(record.path) + 1)  # the home as ~, all else
             # one_line: a cell shows only its first line ("new\nline.txt" read "…/new")
             table.add_row(str(record.chunks), when, clean_text(one_line(short_path(record.path, width))), key=key)
 
@@ -313,6 +325,17 @@ class DocumentsScreen(PanelScreen):
         scrollbar = table.styles.scrollbar_size_vertical if overflows else 0
         return max(8, table.size.width - OTHER_COLUMNS - scrollbar)
 
+    @on(DocumentTable.RowHighlighted)
+    def _show_whole_path(self, event: DocumentTable.RowHighlighted) -> None:
+        """The highlighted row's path, on the report box's top rule (a line that was blank): the file
+        column cuts paths from the front, and same-named files in 5 folders all read "…name.txt"."""
+        self._title_path(event.row_key.value)
+
+    def _title_path(self, key: str | None) -> None:
+        box, path = self.query_one("#doc-report-box"), self._paths.get(key or "", "")
+        room = max(8, box.size.width - 4)  # the rule's corners and a space either side of the title
+        box.border_title = clean_text(one_line(short_path(path, room))) if path else None
+
     def on_resize(self) -> None:
         """Fit the file column to the new width."""
         table = self.query_one(DocumentTable)
@@ -321,17 +344,25 @@ class DocumentsScreen(PanelScreen):
         self._fill(table)
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
+        self._title_current(table)  # cut to the new width
+        if self.ingesting and self._progress:
+            self.query_one("#doc-progress-text", Static).update(self._fitted_progress())
 
     @on(IngestTick)
     def _tick(self, message: IngestTick) -> None:
         tick = message.tick  # the message goes on to the app, which shows it under the chat too
         name = Path(tick.current).name if tick.current else ""
         inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks)" if tick.file_chunks else ""
-        eta = f"ETA {tick.eta_s:.0f} s · " if tick.eta_s is not None else ""  # first: the line is cut at 80 columns
-        # the file's name last: at 80 columns the line is cut, and it cut the chunk count
-        counts = f"{tick.done}/{tick.total} files · {tick.chunks} chunks"
-        current = f" · {clean_text(name)}{inside}" if name else ""  # cut with "…" where the row ends, not wrapped
-        self._show_progress(tick.fraction, max(tick.total, 1), f"{eta}{counts}{current}")
+        eta = f"ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
+        # narrower than the line, whole fields go from its end: the file's name, the chunks, the ETA
+        self._progress = [eta, f"{tick.done}/{tick.total} files", f"{tick.chunks} chunks",
+                          f"{clean_text(one_line(name))}{inside}" if name else ""]
+        self._show_progress(tick.fraction, max(tick.total, 1), self._fitted_progress())
+
+    def _fitted_progress(self) -> str:
+        """The last tick's fields within the progress text's width (the screen's less the bar's, before a layout)."""
+        width = self.query_one("#doc-progress-text").size.width or self.size.width - 34
+        return fit_fields(self._progress, width, (3, 2, 0), cut=3)
 
     @on(IngestDone)
     def _done(self, message: IngestDone) -> None:
