@@ -108,8 +108,7 @@ def _cache_entries(settings: Settings) -> list[tuple[Path, dict[str, Any] | str]
     for child in sorted(root.iterdir()):
         if _dangling(child) and not child.name.startswith("."):
             # a cache copied without its .versions folder (cp -r) was "No exported models" without a word
-            found.append((child, f"It is a link to {os.readlink(child)}, which is missing (a copy of the model "
-                                 "cache made without its .versions folder? cp -a copies both)."))
+            found.append((child, f"It is {_dangling_reason(child)}"))
         elif child.is_dir() and (child / MANIFEST).is_file() and not child.name.startswith("."):
             try:
                 found.append((child, read_manifest(child)))
@@ -121,6 +120,12 @@ def _cache_entries(settings: Settings) -> list[tuple[Path, dict[str, Any] | str]
 def _dangling(entry: Path) -> bool:
     """Whether ``entry`` is a link to nothing (a cache copied without its .versions folder)."""
     return entry.is_symlink() and not entry.exists()
+
+
+def _dangling_reason(entry: Path) -> str:
+    """What a link to nothing is, as `models`, `doctor` and chat say it."""
+    return (f"a link to {os.readlink(entry)}, which is missing (a copy of the model cache made without its "
+            ".versions folder? cp -a copies both).")
 
 
 def _version_folder(cache: Path, name: str) -> Path:
@@ -169,8 +174,7 @@ def find_model(settings: Settings, name: str) -> ModelInfo:
     if folder.parent == settings.model_cache and _dangling(folder):
         # chat said "no exported model called ..." while `models` and `doctor` listed it as damaged
         raise ModelIntegrityError(
-            f"The model {name!r} is damaged: it is a link to {os.readlink(folder)}, which is missing (a copy of "
-            "the model cache made without its .versions folder? cp -a copies both).",
+            f"The model {name!r} is damaged: it is {_dangling_reason(folder)}",
             hint=f"Remove it with `pgpt-tui models --delete {name}` and export it again, or copy the model cache "
                  "again with cp -a.")
     if not (folder / MANIFEST).is_file():

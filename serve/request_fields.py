@@ -44,9 +44,8 @@ class RequestBody(BaseModel):
         if not isinstance(data, dict):
             return data
         unknown = unknown_fields(cls, data)
-        if misspelled := [f"{name} (did you mean {meant}?)" for name, meant in unknown if meant]:
-            raise PydanticCustomError(UNRECOGNIZED, "unrecognized request argument {fields}",
-                                      {"fields": ", ".join(misspelled), "name": next(n for n, m in unknown if m)})
+        if misspelled := [(name, meant) for name, meant in unknown if meant]:
+            raise PydanticCustomError(UNRECOGNIZED, "{text}", {"text": _refusal(misspelled), "name": misspelled[0][0]})
         log_ignored(f"POST {cls.route}", "request fields", [name for name, _ in unknown])
         return data
 
@@ -61,13 +60,17 @@ def check_arguments(route: str, given: list[str], known: list[str], what: str) -
     unknown = [(name, close_field(name, known)) for name in dict.fromkeys(given) if name not in known]
     if misspelled := [(name, meant) for name, meant in unknown if meant]:
         from pgpt.runtime.errors import InvalidRequestError
-        from pgpt.runtime.sanitize import strip_controls
 
-        words = ", ".join(f"{strip_controls(name)[:40]} (did you mean {meant}?)" for name, meant in misspelled)
-        plural = "s" if len(misspelled) > 1 else ""
-        raise InvalidRequestError(f"unrecognized request argument{plural} {words}.", param=misspelled[0][0][:40],
-                                  hint="")
+        raise InvalidRequestError(f"{_refusal(misspelled)}.", param=misspelled[0][0][:40], hint="")
     log_ignored(route, what, [name for name, _ in unknown])
+
+
+def _refusal(misspelled: list[tuple[str, str]]) -> str:
+    """OpenAI's "unrecognized request argument", each misspelled name with the one it probably means."""
+    from pgpt.runtime.sanitize import strip_controls
+
+    words = ", ".join(f"{strip_controls(name)[:40]} (did you mean {meant}?)" for name, meant in misspelled)
+    return f"unrecognized request argument{'s' if len(misspelled) > 1 else ''} {words}"
 
 
 def log_ignored(route: str, what: str, names: list[str]) -> None:
@@ -120,9 +123,5 @@ def unrecognized(errors: list[dict[str, Any]]) -> tuple[str, str] | None:
     error = next((e for e in errors if e.get("type") == UNRECOGNIZED), None)
     if error is None:
         return None
-    from pgpt.runtime.sanitize import strip_controls
-
     context = error.get("ctx") or {}
-    fields = strip_controls(str(context.get("fields", "")))
-    plural = "s" if fields.count("(did you mean") > 1 else ""
-    return f"Invalid request: unrecognized request argument{plural} {fields}.", str(context.get("name", ""))
+    return f"Invalid request: {context.get('text', '')}.", str(context.get("name", ""))[:40]
