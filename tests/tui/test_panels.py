@@ -355,3 +355,19 @@ async def test_narrow_progress_lines_drop_whole_fields_from_their_end(settings: 
     assert fit_fields(fields, 12, (3, 2, 0), cut=3) == "62/300 files"  # all but the count gone
     assert fit_fields([*fields[:3], "a-fairly-long-name.txt"], 50, (3, 2, 0), cut=3) == (
         "ETA 5 s · 62/300 files · 146 chunks · a-fairly-lo…")
+
+
+def test_the_sources_panel_keeps_a_lists_items_and_a_tables_rows_apart() -> None:
+    """The sources under an answer flattened a list ("- life jackets counted - radio tested") and a
+    table's rows onto one line; terminal controls never reach the panel."""
+    from pgpt.tui.chat.library import describe_sources
+
+    shown = describe_sources([
+        {"source": "notes.txt", "text": "The checklist has these items:\n- life jackets counted\n- radio tested\x1b[31m"},
+        {"source": "hours.html", "page": 2, "text": "Day | Opens\nMonday | 07:00\nFriday | 17:30"},
+    ])
+    assert shown.splitlines() == ["[1] notes.txt", "    The checklist has these items:", "    - life jackets counted",
+                                  "    - radio tested", "[2] hours.html, page 2", "    Day | Opens",
+                                  "    Monday | 07:00", "    Friday | 17:30"]
+    long = describe_sources([{"source": "a.txt", "text": "word " * 100}], snippet_chars=40)
+    assert long.endswith("\u2026") and len(long.splitlines()[1]) < 50

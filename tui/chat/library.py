@@ -99,13 +99,15 @@ def format_source(source: dict[str, Any]) -> str:
 
 
 def describe_sources(sources: list[dict[str, Any]], snippet_chars: int = 160) -> str:
-    """The sources panel: ``[n] file, page N`` and the start of the cited passage, for each source."""
+    """The sources panel: ``[n] file, page N`` and about ``snippet_chars`` of the cited passage
+    (around its ``sentence`` when the source names one), for each source. A table's rows and a
+    list's items stay on lines of their own ("- life jackets counted - radio tested" ran together)."""
+    from pgpt.runtime.documents.passage_view import indented, sentence_window
+
     lines = []
     for number, source in enumerate(sources, 1):
-        snippet = " ".join(str(source.get("text", "")).split())
-        if len(snippet) > snippet_chars:
-            snippet = snippet[: snippet_chars - 1] + "…"
-        lines.append(f"[{number}] {format_source(source)}" + (f"\n    {snippet}" if snippet else ""))
+        snippet = "".join(sentence_window(str(source.get("text", "")), str(source.get("sentence", "")), snippet_chars))
+        lines.append(f"[{number}] {format_source(source)}" + (f"\n    {indented(snippet, '    ')}" if snippet else ""))
     return "\n".join(lines)
 
 
