@@ -118,6 +118,13 @@ async def test_docs_panel_lists_forgets_and_reports_skipped_files(settings: Sett
         tree.focus()
         await pilot.press("x", "y")  # typed in the tree: it goes to the path field (it went nowhere)
         assert app.focused is path_input and path_input.value == "xy"
+        tree.focus()
+        await pilot.press("backspace")  # the folder above (nothing above the start folder could be picked)
+        await wait_until(pilot, lambda: "docs" in [str(node.label) for node in tree.root.children])
+        assert path_input.value == "xy" and app.focused is tree
+        await pilot.press("down", "enter")  # the first entry of the folder above: picked into the path field
+        await wait_until(pilot, lambda: path_input.value == str(tmp_path / "docs"))
+        path_input.focus()
         await pilot.press("ctrl+u", *str(docs / "tyde.txt"), "enter")  # a typo: said at once, nothing starts
         report = str(screen.query_one("#doc-report", Static).render())
         assert report.startswith(f"No such file or folder: {docs / 'tyde.txt'}. Nothing was indexed.")

@@ -42,8 +42,13 @@ class VisibleTree(DirectoryTree):
 
     def on_key(self, event: events.Key) -> None:
         """Typing here types into the path field: after Enter on a folder the focus stays in the
-        tree (Enter opens it), and the path a user then typed went nowhere."""
-        if event.is_printable and event.character:
+        tree (Enter opens it), and the path a user then typed went nowhere. Backspace shows the
+        folder above: the tree starts at the folder the app was started in, and nothing above it
+        could be picked."""
+        if event.key == "backspace":
+            self.path = Path(self.path).resolve().parent
+            event.stop()
+        elif event.is_printable and event.character:
             field = self.screen.query_one("#doc-path", Input)
             field.focus()
             field.insert_text_at_cursor(event.character)
@@ -121,7 +126,7 @@ class DocumentsScreen(PanelScreen):
         return self._cancel is not None
 
     def compose(self) -> ComposeResult:
-        yield Static("Documents · Enter adds the path · Tab moves to the folder tree and the list",
+        yield Static("Documents · Enter adds the path · Tab: folder tree (Backspace: up), list",
                      classes="panel-title")
         # not selected on focus: a path typed in the tree goes on here character by character
         yield Input(placeholder="A file or folder to add (searched recursively), e.g. ~/docs", id="doc-path",
@@ -193,6 +198,7 @@ class DocumentsScreen(PanelScreen):
         """A path chosen in the tree goes into the input; Enter there adds it."""
         field = self.query_one("#doc-path", Input)
         field.value = str(event.path)
+        field.cursor_position = len(field.value)  # typing goes on after the path; Ctrl+U clears it
         if isinstance(event, DirectoryTree.FileSelected):
             field.focus()
 
