@@ -20,8 +20,8 @@ import re
 import types
 import zlib
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
@@ -64,7 +64,9 @@ def read_document(path: Path) -> list[Section]:
         from pgpt.runtime.documents.text_structure import markdown_sections, underlined_sections, without_rest_markup
 
         if suffix in HTML_SUFFIXES:
-            sections = _read_html(text)
+            from pgpt.runtime.documents.html_reader import read_html
+
+            sections = read_html(text)
         elif suffix in MARKDOWN_SUFFIXES:
             sections = markdown_sections(text)
         else:
@@ -76,7 +78,9 @@ def read_document(path: Path) -> list[Section]:
 
 
 def _clean(text: str) -> str:
-    """No NUL and no lone surrogates (a broken PDF text layer has both): the index stores UTF-8."""
+    """No NUL and no lone surrogates (a broken PDF text layer has both): the index stores UTF-8.
+    Line ends as ``\n``: a Windows file's ``\r`` reached `search --json` and the server's passages."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
@@ -215,7 +219,7 @@ def _read_docx(path: Path) -> list[Section]:
         document = Document(str(path))
         blocks = [(block.style.name if block.style is not None else "", "",
                    [[cell.text for cell in row.cells] for row in block.rows]) if isinstance(block, Table)
-                  else (block.style.name if block.style is not None else "", block.text, None)
+                  else (block.style.name if block.style is not None else "", _list_marker(block) + block.text, None)
                   for block in document.iter_inner_content()]
     except PackageNotFoundError:
         raise Skipped("damaged .docx (PackageNotFoundError)") from None
@@ -245,6 +249,19 @@ def _read_docx(path: Path) -> list[Section]:
         lines.append(text)
     sections.append(Section("\n\n".join(lines), heading=" > ".join(trail)))
     return sections
+
+
+def _list_marker(paragraph: Any) -> str:
+    """"- " for a list item (numbering on the paragraph, as pandoc and Google Docs write it, or on
+    its style, as Word's "List Bullet" and "List Number" do), as Markdown's items read; "" else.
+    Without it a list's items ran together in passages and answers."""
+    if not paragraph.text.strip():
+        return ""
+    for element in (paragraph._p, paragraph.style.element if paragraph.style is not None else None):
+        properties = element.pPr if element is not None else None
+        if properties is not None and properties.numPr is not None:
+            return "- "
+    return ""
 
 
 def _check_docx_archive(path: Path) -> None:
@@ -279,123 +296,3 @@ def _heading_level(style: str) -> int:
         return 1
     match = re.match(r"^Heading (\d)$", style)
     return int(match.group(1)) if match else 0
-
-
-class _HtmlText(HTMLParser):
-    """Visible text in blocks, with the heading trail; scripts and styles dropped.
-
-    A definition list's terms (``<dt>``: a config key, an API signature) head their definitions
-    like headings one level below the current one, except in field lists ("Parameters:").
-    """
-
-    SKIP = {"script", "style", "noscript", "template", "svg", "head", "nav", "aside"}
-    SKIP_ROLES = {"navigation", "search", "banner", "contentinfo"}  # site menus, search boxes, footers
-    BLOCK = {"p", "div", "li", "tr", "br", "pre", "section", "article", "table", "ul", "ol", "blockquote",
-             "h1", "h2", "h3", "h4", "h5", "h6", "dl", "dt", "dd"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.sections: list[Section] = []
-        self.trail: list[str] = []
-        self._buffer: list[str] = []
-        self._skipping: list[list[str | int]] = []  # [tag, nesting] of the element being left out
-        self._heading_level = 0
-        self._base = 0  # the trail's length at the last <hN>
-        self._lists: list[bool] = []  # open <dl>s: whether their terms are headings
-        self._term = False  # in a <dt> that heads its definition
-        self._in_term = False  # in any <dt>
-        self._pending_term = ""
-
-    def _flush(self) -> None:
-        text = " ".join("".join(self._buffer).split())
-        self._buffer = []
-        if not text:
-            return
-        if self._heading_level:
-            self.emit_pending_term()
-            self.trail = self.trail[: self._heading_level - 1] + [text]
-            self._base = len(self.trail)
-        elif self._in_term:
-            if self._term:
-                self.trail = self.trail[: self._base + sum(self._lists) - 1] + [text]
-            # The term waits for its definition, to make one sentence with it ("adm Members of
-            # this group can read many log files."): apart, a quote was the bare term ("www-data")
-            # or a definition without the term the question asked for. A space joins them, as the
-            # text read before (the benchmarks' evidence spans) had only white space between.
-            self.emit_pending_term()
-            self._pending_term = text
-            return
-        elif self._pending_term:
-            text, self._pending_term = f"{self._pending_term} {text}", ""
-        self.sections.append(Section(text, heading=" > ".join(self.trail)))
-
-    def emit_pending_term(self) -> None:
-        """A term that got no definition (the next term or a heading came first) as a block of its own."""
-        if self._pending_term:
-            self.sections.append(Section(self._pending_term, heading=" > ".join(self.trail)))
-            self._pending_term = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._skipping:
-            if tag == self._skipping[-1][0]:
-                self._skipping[-1][1] += 1  # type: ignore[operator]
-            return
-        found = dict(attrs)
-        classes = (found.get("class") or "").split()
-        if tag in self.SKIP or found.get("role") in self.SKIP_ROLES or (tag == "a" and "headerlink" in classes):
-            self._skipping.append([tag, 1])  # Sphinx's "¶" heading anchors are left out too
-        elif tag in ("td", "th"):
-            # A row's cells as "a | b | c", as .docx tables read: glued, "Friday17:30" matched nothing.
-            if "".join(self._buffer).strip():
-                self._buffer.append(" | ")
-        elif tag in self.BLOCK:
-            self._flush()
-            if tag[0] == "h" and tag[1:].isdigit():
-                self._heading_level = int(tag[1:])
-            elif tag == "dl":
-                self._lists.append(not {"field-list", "option-list", "footnote", "citation"} & set(classes))
-            elif tag == "dt":
-                self._term, self._in_term = bool(self._lists and self._lists[-1]), True
-            elif tag == "dd":  # HTML may leave </dt> out
-                self._term = self._in_term = False
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._skipping:
-            if tag == self._skipping[-1][0]:
-                self._skipping[-1][1] -= 1  # type: ignore[operator]
-                if not self._skipping[-1][1]:
-                    self._skipping.pop()
-            return
-        if tag in self.BLOCK:
-            self._flush()
-            if tag[0] == "h" and tag[1:].isdigit():
-                self._heading_level = 0
-            elif tag == "dt":
-                self._term = self._in_term = False
-            elif tag == "dl":
-                self.emit_pending_term()
-            if tag == "dl" and self._lists and self._lists.pop():
-                self.trail = self.trail[: self._base + sum(self._lists)]
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self._buffer.append(data)
-
-
-def _read_html(text: str) -> list[Section]:
-    parser = _HtmlText()
-    try:
-        parser.feed(text)
-        parser.close()
-    except Exception as exc:  # html.parser gives up on some malformed markup (see parser_failure)
-        raise parser_failure(exc, "HTML") from None
-    parser._flush()
-    parser.emit_pending_term()
-    # one section per heading, paragraphs joined, so chunks can span paragraphs
-    merged: list[Section] = []
-    for section in parser.sections:
-        if merged and merged[-1].heading == section.heading:
-            merged[-1] = Section(merged[-1].text + "\n\n" + section.text, heading=section.heading)
-        else:
-            merged.append(section)
-    return merged

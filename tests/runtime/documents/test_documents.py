@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pgpt.runtime.documents.chunking import chunk_sections
-from pgpt.runtime.documents.readers import Section, decode_text
+from pgpt.runtime.documents.readers import Section, decode_text, read_document
 from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
@@ -156,6 +156,14 @@ def test_unknown_encodings_decode() -> None:
     assert decode_text(mostly.encode() + b"caf\xe9 " + mostly.encode()) == f"{mostly}caf\ufffd {mostly}"
     assert decode_text("\ufeffBOM".encode("utf-8")) == "BOM"
     assert decode_text("wide".encode("utf-16")) == "wide"
+
+
+def test_windows_line_ends_are_read_as_line_ends(tmp_path: Path) -> None:
+    """A CRLF file's "\r" reached `search --json` and the server's passages."""
+    text = "La biblioteca abrió en 1964.\r\nLa directora es Begoña.\r\n\r\nOld Mac\rline"
+    (tmp_path / "espanol.txt").write_bytes(text.encode("cp1252"))
+    (text,) = [section.text for section in read_document(tmp_path / "espanol.txt")]
+    assert text == "La biblioteca abrió en 1964.\nLa directora es Begoña.\n\nOld Mac\nline"
 
 
 def test_chunks_fit_the_model_overlap_and_point_into_the_text() -> None:

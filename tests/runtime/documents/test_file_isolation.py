@@ -171,12 +171,12 @@ def test_a_bug_in_pgpts_reader_code_is_an_internal_error_not_a_damaged_file(
     """An exception that starts in pgpt's own code (here: the HTML reader's callback calls a pgpt
     function wrongly) is not blamed on the file: the reader process answers "error" with the
     traceback, which the ingest logs and reports as "internal error: TYPE"."""
-    from pgpt.runtime.documents import isolation, readers
+    from pgpt.runtime.documents import html_reader, isolation, readers
 
     def broken_callback(self, data: str) -> None:  # type: ignore[no-untyped-def]
         readers.decode_text(None)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(readers._HtmlText, "handle_data", broken_callback)
+    monkeypatch.setattr(html_reader._HtmlText, "handle_data", broken_callback)
     page = tmp_path / "page.html"
     page.write_text("<p>text</p>")
     answer = isolation.read_one(page, 4096)  # what the reader process runs for each file

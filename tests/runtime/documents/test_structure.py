@@ -9,8 +9,9 @@ import pytest
 
 from pgpt.bench.corpora import MANUALS
 from pgpt.runtime.documents.chunking import chunk_sections
+from pgpt.runtime.documents.html_reader import read_html
 from pgpt.runtime.documents.pdf_text import pdf_paragraphs
-from pgpt.runtime.documents.readers import Section, _read_html, read_document
+from pgpt.runtime.documents.readers import Section, read_document
 from pgpt.runtime.documents.text_structure import markdown_sections, underlined_sections
 
 LINE = "x" * 60  # a full line of set text
@@ -76,7 +77,7 @@ def test_html_definition_terms_head_their_definitions_and_menus_are_left_out() -
             "<dl class='field-list'><dt>Default</dt><dd>False</dd></dl></dd>"
             "<dt>TESTING</dt><dd><p>Testing mode.</p></dd></dl><p>After the list.</p>"
             "<div role='navigation'><div>Sidebar</div></div></body></html>")
-    sections = _read_html(html)
+    sections = read_html(html)
     assert [s.heading for s in sections] == ["Config", "Config > DEBUG", "Config > TESTING", "Config"]
     text = " ".join(s.text for s in sections)
     assert "Home" not in text and "Sidebar" not in text and "¶" not in text and "Default" in text
@@ -106,8 +107,29 @@ def test_html_table_cells_are_kept_apart_as_rows() -> None:
     html = ("<h1>Ferry</h1><p>Daily.</p><table><tr><th>Day</th><th>Departure</th><th>Arrival</th></tr>"
             "<tr><td>Monday</td><td>08:15</td><td>09:40</td></tr>"
             "<tr><td>Friday</td><td><b>17</b>:30</td><td>18:55</td></tr></table>")
-    lines = _read_html(html)[0].text.split("\n\n")
+    lines = read_html(html)[0].text.split("\n\n")
     assert lines[2:] == ["Day | Departure | Arrival", "Monday | 08:15 | 09:40", "Friday | 17:30 | 18:55"]
+
+
+def test_html_and_docx_list_items_keep_their_markers(tmp_path: Path) -> None:
+    """An HTML or Word list's items lost their bullets: they ran together in passages ("a jacket
+    boots"), and an item ending in "." ended the list that a quoted lead-in brings."""
+    from docx import Document
+
+    html = ("<p>Every sailor must bring the following:</p><ul><li>a jacket.</li><li><p>boots</p></li><li></li></ul>"
+            "<ol><li>Open the hatch</li><li>Check the lamp<ul><li>its wick</li></ul></li><li>Close it</li></ol>"
+            "<p>Then sign the log.</p>")
+    assert read_html(html)[0].text.split("\n\n") == [
+        "Every sailor must bring the following:", "- a jacket.", "- boots", "1. Open the hatch",
+        "2. Check the lamp", "- its wick", "3. Close it", "Then sign the log."]
+    document = Document()
+    document.add_paragraph("The crew safety checklist has these items:")
+    document.add_paragraph("life jackets counted", style="List Bullet")
+    document.add_paragraph("radio tested", style="List Number")
+    document.add_paragraph("Sign the log.")
+    document.save(str(tmp_path / "checklist.docx"))
+    assert read_document(tmp_path / "checklist.docx")[0].text.split("\n\n") == [
+        "The crew safety checklist has these items:", "- life jackets counted", "- radio tested", "Sign the log."]
 
 
 @pytest.mark.parametrize("joiner, ender", [("\n", "."), (" ", "."), ("\n", "")])
@@ -131,7 +153,7 @@ def test_an_html_term_and_its_definition_are_one_sentence() -> None:
     html = ("<h2>Groups</h2><dl><dt>adm</dt><dd>Members of this group can read many log files.</dd>"
             "<dt><code>ffi_type_sint16</code><a href='#x'> &para;</a></dt><dd>A signed, 16-bit integer type.</dd>"
             "<dt>lonely</dt><dt>www-data<dd>The web server runs as this user. It had uid 33.</dl><p>After.</p>")
-    text = "\n\n".join(s.text for s in _read_html(html))
+    text = "\n\n".join(s.text for s in read_html(html))
     sentences = split_sentences(text)
     assert "adm Members of this group can read many log files." in sentences
     assert "ffi_type_sint16 \u00b6 A signed, 16-bit integer type." in sentences
