@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.abstention import is_abstention
-from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence, split_sentences
+from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence, denies, split_sentences
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter
 from pgpt.runtime.documents.retrieval import Hit, search
@@ -55,6 +55,7 @@ MIN_SIMILARITY = 0.25  # cosine of question and best passage below which nothing
 # score 0.85-0.91 ("ferry on Tuesday"/"on Friday" 0.909). Numbers must also match exactly.
 SIMILAR_COSINE = 0.95
 MAX_SIMILAR_ENTRIES = 200
+_BLANK_LINE = re.compile(r"\n\s*\n")
 NOT_FOUND = "I could not find anything about this in the indexed documents."
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources given with the question. Cite the sources "
@@ -210,8 +211,11 @@ class AskStream:
     def _similar(self, scope: str, vector: np.ndarray) -> dict[str, Any] | None:
         cache = self.engine.cache_for(self.options)
         entries = (cache.get(scope) or {}).get("entries", []) if cache is not None else []
-        numbers = _numbers(self.question)
-        vectors = [(e, _unpack(e.get("vector"), vector.size)) for e in entries if e.get("numbers") == numbers]
+        numbers, negated = _numbers(self.question), denies(self.question)
+        # the same numbers, and both or neither denying: "Who is not the keeper?" lies at cosine 0.97
+        # from "Who is the keeper?" and got its answer
+        vectors = [(e, _unpack(e.get("vector"), vector.size)) for e in entries
+                   if e.get("numbers") == numbers and e.get("denies", False) == negated]
         vectors = [(e, v) for e, v in vectors if v is not None]
         if not vectors:
             return None
@@ -236,7 +240,8 @@ class AskStream:
         cache.put(answer_key, self.result.record())
         entries = [e for e in (cache.get(scope) or {}).get("entries", []) if e.get("answer_key") != answer_key]
         entries = entries[-(MAX_SIMILAR_ENTRIES - 1):] + [
-            {"question": self.question, "numbers": _numbers(self.question), "answer_key": answer_key,
+            {"question": self.question, "numbers": _numbers(self.question), "denies": denies(self.question),
+             "answer_key": answer_key,
              "vector": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")}]
         cache.put(scope, {"entries": entries})
 
@@ -281,7 +286,7 @@ class AskStream:
 
     def _sentences(self, hits: list[Hit]) -> tuple[list[Hit], list[SourceSentence], np.ndarray]:
         """The passages and all their sentences, numbered as the sources, with the sentences' embeddings."""
-        sentences = [SourceSentence(number, hit.source, hit.page, text, _is_title(text, hit.heading))
+        sentences = [SourceSentence(number, hit.source, hit.page, text, _is_title(text, hit.heading, hit.text))
                      for number, hit in enumerate(hits, 1) for text in split_sentences(hit.text)]
         return hits, sentences, self.embedder.embed([s.text for s in sentences])
 
@@ -341,11 +346,25 @@ def _numbers(question: str) -> list[str]:
     return sorted(re.findall(r"\d+(?:[.,]\d+)?", question))
 
 
-def _is_title(sentence: str, trail: str) -> bool:
+def _is_title(sentence: str, trail: str, passage: str) -> bool:
     """Whether ``sentence`` is one of the headings of its passage's trail ("Guide > Background"):
     an RST title, underlined in the file, reads as prose once read, and a "who wrote ...?" was
-    answered with a quote of "A guide to masked arrays in NumPy"."""
-    return bool(trail) and sentence.strip().lstrip("#").strip() in {part.strip() for part in trail.split(" > ")}
+    answered with a quote of "A guide to masked arrays in NumPy"; or a title line of the passage."""
+    if trail and sentence.strip().lstrip("#").strip() in {part.strip() for part in trail.split(" > ")}:
+        return True
+    return _title_line(sentence.strip(), passage)
+
+
+def _title_line(sentence: str, passage: str) -> bool:
+    """Whether ``sentence`` is a line standing alone between blank lines, of at most 6 words, its
+    long words capitalized, with no full stop, digit, table cell or list marker: a plain text file's
+    title ("Velmora Bakery"), which was quoted as the answer to "On which day is the bakery closed?"."""
+    words = sentence.split()
+    if (not 1 <= len(words) <= 6 or sentence[-1] in ".!?:;,)\"'" or any(c.isdigit() for c in sentence)
+            or "|" in sentence or sentence.startswith(("-", "*", "\u2022"))
+            or not all(word[0].isupper() for word in words if len(word) > 3 and word[0].isalpha())):
+        return False
+    return sentence in {" ".join(block.split()) for block in _BLANK_LINE.split(passage)}
 
 
 def _source(hit: Hit) -> dict[str, Any]:

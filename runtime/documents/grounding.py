@@ -64,12 +64,16 @@ _TITLES = "".join(rf"(?<!\b{re.escape(t)})" for t in ("Dr.", "Mr.", "Ms.", "Mrs.
 # Scripts without capitals (Hebrew, Arabic, CJK, kana, Hangul) start a sentence with any letter: an
 # Arabic sentence after an English one was quoted as part of it.
 _CASELESS = "\u0590-\u08ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
-SENTENCE_END = re.compile(rf"(?<=[.!?\u3002]){_TITLES}\s*(?<=\s|\u3002)(?=[\"'\u201c(\[A-Z0-9*`_{_CASELESS}])")
+_CAPITALS = "A-Z\u00c0-\u00d6\u00d8-\u00de\u0391-\u03a9\u0410-\u042f"  # "Émilie ..." starts a sentence too
+SENTENCE_END = re.compile(rf"(?<=[.!?\u3002]){_TITLES}\s*(?<=\s|\u3002)(?=[\"'\u201c(\[{_CAPITALS}0-9*`_{_CASELESS}])")
 HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n\s*(?=[a-z])")
 _BLOCK = re.compile(r"\n\s*\n")
 _NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*(?:\.[A-Za-z0-9_+#-]+)*")
+# Letters of the alphabets with spaces between words (Latin with accents, Greek, Cyrillic): read
+# as ASCII only, "Quiría" was "Quir" + "a", and "Quir" stood in "Quirós" (a changed surname passed).
+_LETTERS = "0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u04ff"
+_WORD = re.compile(rf"[{_LETTERS}][{_LETTERS}_+#-]*(?:\.[{_LETTERS}_+#-]+)*")
 # A number stands alone: the digits inside "1DS", "SHA256", "IPv6", "S3" or "v3-8" are no number of
 # their own (the word itself is the fact); read alone, "256" was an invented number that no source
 # sentence held as a word, and a sentence copied from its source was dropped.
@@ -195,7 +199,11 @@ def _covered(words: set[str], sentence: set[str]) -> float:
 
 
 def _contains(text: str, fact: str) -> bool:
-    return re.search(rf"(?<![a-z0-9]){re.escape(fact)}(?![a-z0-9])", text) is not None
+    """Whether ``text`` holds ``fact`` as a word of its own; a number as a whole number ("10" is
+    not in "18:10" or "2.10": "10%" passed on a time)."""
+    whole = r"(?<!\d[.,:])", r"(?![.,:]\d)"
+    head, tail = whole if fact[:1].isdigit() else ("", "")
+    return re.search(rf"(?<![{_LETTERS}]){head}{re.escape(fact)}(?![{_LETTERS}]){tail}", text) is not None
 
 
 class Grounder:

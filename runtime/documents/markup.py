@@ -26,14 +26,15 @@ _TAGS = re.compile(
 )
 _OPEN_TAG = re.compile(r"(?:<|\(\s*/?\s*source\b)[^>\n]{0,200}$", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^\s*(?:assistant|user|system)\s*:?\s*$", re.IGNORECASE)
-_QUESTION = re.compile(r"^\s*(?:\*\*)?question\s*:", re.IGNORECASE)
-_ANSWER = re.compile(r"^\s*(?:\*\*)?(?:the )?answer(?: to (?:this|the|your) question)?(?: is)?\s*:\s*(?:\*\*)?\s*",
-                     re.IGNORECASE)
+# "Q:" and "A:" too: a German answer ended "... [1] A: Die Brücke ... entworfen. [1]", an echo of its start
+_QUESTION = re.compile(r"^\s*(?:\*\*)?(?:question|q)\s*:", re.IGNORECASE)
+_ANSWER = re.compile(
+    r"^\s*(?:\*\*)?(?:(?:the )?answer(?: to (?:this|the|your) question)?(?: is)?|a)\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
 _SOURCES = re.compile(r"^\s*(?:\*\*)?sources\s*:\s*(?:\*\*)?\s*$", re.IGNORECASE)
-_ANSWER_IN_LINE = re.compile(r"\banswer\s*:\s*", re.IGNORECASE)
+_ANSWER_IN_LINE = re.compile(r"\banswer\s*:\s*|\bA:\s*", re.IGNORECASE)
 _PARTIAL_TAGS = ("(source", "(/source", "[inst]", "[/inst]")
-LABELS = ("question:", "answer:", "the answer is:", "the answer to this question is:", "sources:", "assistant", "user", "system", "**question:**", "**answer:**",
-          "**sources:**")
+LABELS = ("q:", "a:", "question:", "answer:", "the answer is:", "the answer to this question is:", "sources:",
+          "assistant", "user", "system", "**question:**", "**answer:**", "**sources:**")
 
 
 def strip_markup(text: str, final: bool = True) -> str:

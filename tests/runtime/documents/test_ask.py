@@ -82,6 +82,8 @@ def test_a_similar_question_is_answered_from_the_cache_until_the_index_changes(i
     # No generation ran (an answer takes seconds); the 50 ms target is measured by bench-docs.
     assert again.timings["total_s"] < 0.5
     assert not ask(indexed, "What is the launch code of project Apollo?").result.cached  # another fact
+    # the question turned round by a "not" (cosine 0.97 to it) got the same answer
+    assert not ask(indexed, "What is not the launch code of project Zephyr?").result.cached
     settings, embedder, _, docs = indexed
     (docs / "zephyr.txt").write_text("Project Zephyr\n\nThe launch code of project Zephyr is 9902.\n")
     ingest(settings, [docs], embedder)
@@ -104,7 +106,7 @@ def test_the_similar_question_index_holds_packed_vectors_not_answers(indexed) ->
     index = indexed[2].cache.get(first._scope())
     (entry,) = index["entries"]
     # A lookup parses this index on every question: no answer text, no passages, no float lists.
-    assert set(entry) == {"question", "numbers", "answer_key", "vector"} and isinstance(entry["vector"], str)
+    assert set(entry) == {"question", "numbers", "denies", "answer_key", "vector"} and isinstance(entry["vector"], str)
     assert indexed[2].cache.get(entry["answer_key"])["answer"] == first.result.answer
     again = ask(indexed, QUESTION.upper()).result
     assert again.cached and again.answer == first.result.answer

@@ -26,6 +26,12 @@ LEAKS = [
     # a model copied "</script>" from a page into an answer that an HTML client may show
     ("The password is zebra-42. </script> [1] <SCRIPT src=x>", "The password is zebra-42.  [1]"),
     ("Write <b>bold</b> with the b tag.", "Write <b>bold</b> with the b tag."),
+    # "Q:"/"A:" labels: a German answer ended in "A: <its first sentence again>"
+    ("Die Brücke ist 418 Meter lang. [1]\nA: Die Brücke ist 418 Meter lang. [1]",
+     "Die Brücke ist 418 Meter lang. [1]\nDie Brücke ist 418 Meter lang. [1]"),
+    ("Q: Wer hat sie entworfen? A: Jördis Straßmann. [1]", "Jördis Straßmann. [1]"),
+    ("It opens at 05:30. [1]\nQ: And on Monday?\nA: Closed.", "It opens at 05:30. [1]"),
+    ("Plan A: sail north. [1]", "Plan A: sail north. [1]"),
 ]
 
 
@@ -244,13 +250,38 @@ def test_digits_inside_a_word_are_no_number_of_their_own(embedder) -> None:  # t
     assert result.kind == "answer" and result.measures["invented"] == 0, result
 
 
+def test_a_number_inside_a_time_and_a_changed_accented_name_are_inventions(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A tester's answers passed the check: "10%" on a sentence beside "returns at 18:10", and the
+    surname "Quiría" for "Quirós" (read as ASCII words, "Quir" stood in both)."""
+    ferry = [SourceSentence(1, "ferry.txt", 0, "The ferry leaves Port Quillan at 09:20 and returns at 18:10."),
+             SourceSentence(1, "ferry.txt", 0, "A return ticket costs 55 krona for adults.")]
+    result = grounder_over(embedder, "How much does an adult return ticket cost?", ferry).check(
+        "The ticket is 55 krona, which is 10% of the ticket price. [1]", abstained=False)
+    assert "10%" not in result.text and result.measures["invented"] == 1, result
+    library = [SourceSentence(1, "espanol.txt", 0, "La biblioteca abrió en 1964 y guarda 52.300 libros."),
+               SourceSentence(1, "espanol.txt", 0, "La directora actual es Begoña Ibáñez Quirós.")]
+    question = "¿Quién es la directora de la biblioteca?"
+    result = grounder_over(embedder, question, library).check("La directora actual es Begoña Ibáñez Quiría. [1]",
+                                                              abstained=False)
+    assert "Quiría" not in result.text and result.measures["invented"] == 1, result
+    result = grounder_over(embedder, question, library).check("La directora actual es Begoña Ibáñez Quirós. [1]",
+                                                              abstained=False)
+    assert result.kind == "answer" and result.measures["invented"] == 0, result
+
+
 def test_a_title_is_never_the_quote(embedder) -> None:  # type: ignore[no-untyped-def]
     """An RST title carries no "#" once read: "Who wrote the guide?" was answered with a quote of
     the title "A guide to masked arrays in NumPy", which repeats the question's words."""
     from pgpt.runtime.documents.answers import _is_title
 
     trail = "A guide to masked arrays in NumPy > Background"
-    assert _is_title("A guide to masked arrays in NumPy", trail) and not _is_title("Masks hide values.", trail)
+    assert _is_title("A guide to masked arrays in NumPy", trail, "") and not _is_title("Masks hide values.", trail, "")
+    # a plain text file's title line: "On which day is the bakery closed?" was answered with "Velmora Bakery"
+    bakery = "Velmora Bakery\n\nThe Velmora bakery opens at 05:30 every day except Monday.\n\nOpening Hours\nDaily."
+    assert _is_title("Velmora Bakery", "", bakery)
+    assert not _is_title("Opening Hours", "", bakery)  # not a line of its own: it runs on into "Daily."
+    for line in ("- Radio Tested", "Monday | Closed", "Version 2 Notes", "The Bakery Is Closed.", "the bakery shop"):
+        assert not _is_title(line, "", f"{line}\n\nMore text.")
     sentences = [SourceSentence(1, "guide.rst", 0, "A guide to masked arrays in NumPy", heading=True),
                  SourceSentence(1, "guide.rst", 0, "Masked arrays hide invalid entries from every computation.")]
     result = grounder_over(embedder, "What is the guide to masked arrays in NumPy about?", sentences).check(
