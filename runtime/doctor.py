@@ -135,12 +135,28 @@ def folder_state(path: Path) -> str:
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    writable = os.access(probe, os.W_OK)
     free = shutil.disk_usage(probe).free / 1e9
     exists = "" if path.exists() else " (not created yet)"
     # the next step where it is wrong: the owner and mode of the folder that stops it
-    state = "writable" if writable else f"NOT writable (check the owner and mode: ls -ld {probe})"
+    if not probe.is_dir():  # HF_HOME=notes.txt/hf was "writable": no folder can be made under a file
+        state = f"NOT writable ({probe} is a file, not a folder: choose another path)"
+    elif not _can_create_in(probe):
+        state = f"NOT writable (nothing can be made in {probe}: check its owner and mode, ls -ld {probe})"
+    else:
+        state = "writable"
     return f"{path}{exists}: {state}, {free:.1f} GB free"
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a folder can be made in ``folder`` (made and removed at once): os.access says yes to
+    root everywhere, /proc included, where nothing can be created."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".pgpt-doctor-", dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 def _log_state(path: Path) -> str:

@@ -43,6 +43,8 @@ class TokenChoice:
         warnings: Things to tell the user (a misspelled variable, a bad file mode).
         unreadable: Token files that exist but cannot be read, each with why; a token there
             would otherwise go unnoticed, so `token status` fails on them.
+        malformed: The token cannot be a Hugging Face token (a space, a wrong length): said in
+            ``warnings``, and `token status` fails on it as on a token the Hub rejects.
     """
 
     token: str
@@ -50,6 +52,7 @@ class TokenChoice:
     overridden: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    malformed: bool = False
 
     @property
     def masked(self) -> str:
@@ -95,6 +98,12 @@ def find_token(settings: Settings, environ: dict[str, str] | None = None, cwd: P
         return TokenChoice("", "none", [], warnings, unreadable)
     source, token = found[0]
     overridden = [name for name, value in found[1:]]
+    try:  # `token set` refuses such a text; one from HF_TOKEN or a file was used without a word
+        checked_token(token)
+    except ConfigError as exc:  # its message gives lengths and rules, never the text
+        warnings.append(f"the token from {source.split(' (')[0]} cannot be a Hugging Face token: {exc} "
+                        "The Hub will refuse it; set it again (`pgpt-tui token set`, or HF_TOKEN).")
+        return TokenChoice(token, source, overridden, warnings, unreadable, malformed=True)
     return TokenChoice(token, source, overridden, warnings, unreadable)
 
 

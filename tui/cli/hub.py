@@ -82,7 +82,7 @@ def _print_status(settings: Any, choice: Any, as_json: bool) -> int:
     status = {"source": choice.source, "token": choice.masked, "overrides": choice.overridden,
               "warnings": choice.warnings, "unreadable": choice.unreadable, "endpoint": hub_endpoint(), **identity}
     # a stored token nobody can read must not pass for "none"; one the Hub rejects is no token either
-    failed = 1 if choice.unreadable or identity.get("whoami_error") == REJECTED else 0
+    failed = 1 if choice.unreadable or choice.malformed or identity.get("whoami_error") == REJECTED else 0
     if as_json:
         print(dumps_json(status, indent=2))
         return failed

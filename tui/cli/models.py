@@ -54,7 +54,7 @@ def _use(settings: Any, args: argparse.Namespace) -> int:
         use_version(settings, name, chosen.version)  # a damaged version is refused before anyone switches
     model = set_active_model(settings, name)
     print(f"active chat model: {model.ref}")
-    return _report_servers(settings, model.name, model.version, since, args.wait)
+    return _report_servers(settings, model.name, model.version, since, args.wait, version_changed=bool(version))
 
 
 def _rollback(settings: Any, args: argparse.Namespace) -> int:
@@ -66,8 +66,11 @@ def _rollback(settings: Any, args: argparse.Namespace) -> int:
     return _report_servers(settings, restored.name, restored.version, since, args.wait)
 
 
-def _report_servers(settings: Any, name: str, version: str, since: float, wait_s: int) -> int:
-    """Wait for running servers (their pools) to switch ``name``; 1 when one could not."""
+def _report_servers(settings: Any, name: str, version: str, since: float, wait_s: int,
+                    version_changed: bool = True) -> int:
+    """Wait for running servers (their pools) to switch ``name``; 1 when one could not.
+    ``version_changed``: a model's version changed (every home over this model cache sees it), not
+    only this home's choice of active model."""
     from pgpt.runtime.llm.serving.status_file import wait_for_switch
 
     if not wait_s:
@@ -76,9 +79,11 @@ def _report_servers(settings: Any, name: str, version: str, since: float, wait_s
     outcomes = wait_for_switch(settings, name, version, since, wait_s)
     if not outcomes:  # servers announce themselves under their PGPT_HOME/run
         # most users run no server: what changes for them comes first
+        # the version in use is the model cache's, the active model each home's own
+        others = ("one with another PGPT_HOME over this model cache switches too: its log says how it went"
+                  if version_changed else "one with another PGPT_HOME keeps its own active model")
         print(f"chat, ask and the app use it from their next start; no running pgpt-serve with "
-              f"PGPT_HOME={settings.home} serves {name} (one with another PGPT_HOME over this model cache "
-              "switches too: its log says how it went)")
+              f"PGPT_HOME={settings.home} serves {name} ({others})")
     for outcome in outcomes:
         if outcome.state == "ok":
             print(f"server (pid {outcome.pid}): now serving {name}@{version}")

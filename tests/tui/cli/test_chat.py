@@ -103,6 +103,21 @@ def test_doctor_reports_runtime_and_folders(settings) -> None:  # type: ignore[n
     assert "writable" in report["folders"]["model cache (PGPT_MODEL_CACHE)"]
 
 
+def test_doctor_flags_a_hub_cache_under_a_file(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """HF_HOME=notes.txt/hf was "writable", exit 0: no folder can be made under a file."""
+    from pgpt.runtime.doctor import folder_state
+
+    (tmp_path / "notes.txt").write_text("not a folder")
+    env = cli_env(settings) | {"HF_HOME": str(tmp_path / "notes.txt" / "hf")}
+    result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "doctor", "--offline"], capture_output=True,
+                            text=True, env=env, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"NOT writable ({tmp_path / 'notes.txt'} is a file, not a folder" in result.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert ": writable," in folder_state(empty / "hub") and list(empty.iterdir()) == []  # the probe left nothing
+
+
 def test_a_tampered_model_is_refused(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     source = settings.model_cache / "smollm2-135m-instruct-int8"
     copy = tmp_path / "tampered"

@@ -56,6 +56,10 @@ def test_token_set_status_clear(settings: Settings, hub: FakeHub) -> None:
     assert "not stored" in refused.stderr and bogus not in refused.stderr + refused.stdout and not path.exists()
     rejected = run_cli(settings, hub, "token", "status", token=bogus)  # one in HF_TOKEN: said, and exit 1
     assert rejected.returncode == 1 and "account:   unknown: the Hub rejected this token" in rejected.stdout
+    # one that cannot be a token (a space in it), from HF_TOKEN: `token set` refuses it, status said nothing
+    spaced = run_cli(settings, hub, "token", "status", token="hf_bad token" + "x" * 30)
+    assert spaced.returncode == 1 and "the token from HF_TOKEN cannot be a Hugging Face token" in spaced.stdout
+    assert "bad token" not in spaced.stdout + spaced.stderr  # never its text
 
 
 def test_token_from_dotenv_and_never_through_a_symlink(settings: Settings, hub: FakeHub) -> None:

@@ -49,6 +49,9 @@ def test_versions_use_and_rollback(tiny_settings: Settings, tiny_versions) -> No
     assert used.returncode == 0 and used.stdout.splitlines()[0] == f"active chat model: {TINY_MODEL}@{old}"
     assert "no running pgpt-serve with PGPT_HOME=" in used.stdout  # nothing to wait for, said so
     assert "chat, ask and the app use it from their next start" in used.stdout
+    assert "another PGPT_HOME over this model cache switches too" in used.stdout  # a version: the cache's
+    named = tui_cli(tiny_settings, "models", "--use", TINY_MODEL)  # a name only: this home's choice
+    assert named.returncode == 0 and "one with another PGPT_HOME keeps its own active model" in named.stdout
     table = tui_cli(tiny_settings, "models", "--versions", TINY_MODEL).stdout
     assert f"* {old}" in table and f"  {new}" in table
     rolled = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)
