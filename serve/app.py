@@ -10,7 +10,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pgpt.runtime.settings import Settings
@@ -75,7 +75,8 @@ def create_app(settings: Settings, serve: ServeSettings, service: Service | None
         app.add_middleware(CORSMiddleware, allow_origins=list(serve.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(HostGuard, names=serve.host_names())
-    app.add_middleware(AccessLog, metrics=service.metrics)  # outermost: refusals are logged and counted too
+    # outermost: refusals are logged and counted too, under the route they were meant for
+    app.add_middleware(AccessLog, metrics=service.metrics, routes=app.routes)
     return app
 
 
@@ -207,11 +208,13 @@ class AccessLog:
     """One log line per request when its response ends, and the request counter by route.
 
     The line holds the method, the route, the status, model@version, prompt and new tokens, TTFT
-    and the total time; never a prompt, an answer or a header (the key travels in one).
+    and the total time, then ``cached`` (a cache answered) or ``disconnected`` (the client left
+    before the response ended: a stream cut off shows 200 and no tokens); never a prompt, an
+    answer or a header (the key travels in one).
     """
 
-    def __init__(self, app: Any, metrics: ServerMetrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: Any, metrics: ServerMetrics, routes: Sequence[Any] = ()) -> None:
+        self.app, self.metrics, self.routes = app, metrics, routes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -219,25 +222,51 @@ class AccessLog:
             return
         started = time.perf_counter()
         fields: dict[str, Any] = scope.setdefault("state", {}).setdefault("pgpt_log", {})
-        status = 500
+        status, ended, left = 500, False, False
 
         async def watched_send(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, ended
             if message["type"] == "http.response.start":
                 status = message["status"]
+            ended = ended or (message["type"] == "http.response.body" and not message.get("more_body"))
             await send(message)
 
+        async def watched_receive() -> dict[str, Any]:
+            nonlocal left
+            message: dict[str, Any] = await receive()
+            left = left or (message["type"] == "http.disconnect" and not ended)
+            return message
+
         try:
-            await self.app(scope, receive, watched_send)
+            await self.app(scope, watched_receive, watched_send)
         finally:
             status = int(fields.get("status", status))  # an error inside a stream after its 200
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None) or route_template(self.routes, scope)
             self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
             access_log.info(
-                "%s %s %s model=%s prompt_tokens=%s new_tokens=%s ttft_s=%s total_s=%.3f%s",
+                "%s %s %s model=%s prompt_tokens=%s new_tokens=%s ttft_s=%s total_s=%.3f%s%s",
                 scope["method"], route, status, fields.get("model", "-"), fields.get("prompt_tokens", "-"),
                 fields.get("new_tokens", "-"), _seconds(fields.get("ttft_s")), time.perf_counter() - started,
-                " cached" if fields.get("cached") else "")
+                " cached" if fields.get("cached") else "", " disconnected" if left else "")
+
+
+def route_template(routes: Sequence[Any], scope: dict[str, Any]) -> str:
+    """The template of the route a request was meant for (``/v1/ingest/{doc_id}``) when none ran:
+    the key, the Host or the body cap refused it first, and every 401 was "unmatched", so nobody
+    saw which routes are probed. "unmatched" for a path that no route has: a label per path
+    would let any client grow the metrics without end."""
+    from starlette.routing import Match
+
+    # a bare copy: FastAPI's own matching writes its state into the scope it is given
+    probe = {"type": "http", "method": scope["method"], "path": scope["path"], "root_path": scope.get("root_path", "")}
+    pending = list(routes)
+    while pending:
+        route = pending.pop(0)
+        if hasattr(route, "original_router"):  # FastAPI's included router: its routes, in their order
+            pending[:0] = route.original_router.routes
+        elif getattr(route, "path", None) and route.matches(dict(probe))[0] is not Match.NONE:
+            return str(route.path)
+    return "unmatched"
 
 
 def _seconds(value: Any) -> str:

@@ -257,10 +257,11 @@ async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: 
 
 def ingested_document(record: Any, home: Path, status: str = "") -> dict[str, Any]:
     """PrivateGPT's ``ingest.document``: the id, and the file name in ``doc_metadata`` (``path`` as
-    clients see it: :func:`shown_path`)."""
+    clients see it: :func:`shown_path`; ``content_hash``, the sha256 of the file, by which a client
+    tells a renamed file from a new one)."""
     metadata: dict[str, Any] = {"file_name": Path(record.path).name, "path": shown_path(home, record.path),
                                 "collection": record.collection, "chunks": record.chunks,
-                                "ingested_at": record.ingested_at}
+                                "ingested_at": record.ingested_at, "content_hash": record.content_hash}
     if status:
         metadata["status"] = status
     return {"object": "ingest.document", "doc_id": record.doc_id, "doc_metadata": metadata}

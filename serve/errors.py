@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from pgpt.runtime.errors import PgptError, ServerBusyError, ServerStoppingError, user_message
+from pgpt.runtime.errors import PgptError, ServerBusyError, http_code, user_message
 
 log = logging.getLogger("pgpt.serve")
 
@@ -28,19 +28,15 @@ def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str,
     message = user_message(error)
     status = message.http_status
     headers: dict[str, str] = {}
-    code = None
     if isinstance(error, ServerBusyError):
         headers["Retry-After"] = str(error.retry_after_s)
-        code = "server_busy"
-    elif isinstance(error, ServerStoppingError):
-        code = "server_stopping"
     if status >= 500 and not isinstance(error, PgptError):  # a bug: keep the traceback in the log
         log.error("request failed: %s: %s", message.title, message.text, exc_info=error)
     elif status >= 500:  # a full queue is routine under load: not a warning on the server's stderr
         (log.info if isinstance(error, ServerBusyError) else log.warning)(
             "request refused: %s: %s", message.title, message.text)
     param = getattr(error, "param", None)  # InvalidRequestError's field at fault
-    return status, error_payload(status, f"{message.title}: {message.text}", code, param), headers
+    return status, error_payload(status, f"{message.title}: {message.text}", http_code(error) or None, param), headers
 
 
 def json_bytes(data: dict[str, Any]) -> bytes:

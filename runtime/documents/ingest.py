@@ -92,11 +92,17 @@ class IngestReport:
                      f"the paths given are indexed now. The damaged table was moved to {self.set_aside} (its "
                      "earlier versions may still be readable there); ingest its folders again to get them back")
         if self.gone:
-            one = len(self.gone) == 1
-            line += (f"; {len(self.gone)} indexed {'file' if one else 'files'} under these paths "
-                     f"{'is gone but still answers' if one else 'are gone but still answer'} (--prune forgets "
-                     f"{'it' if one else 'them'})")
+            line += gone_note(len(self.gone))
         return line
+
+
+def gone_note(count: int) -> str:
+    """The summary's note on ``count`` indexed files under the paths whose files are gone (kept
+    without --prune, so they still answer); a server's ingest says it in the same words."""
+    one = count == 1
+    return (f"; {count} indexed {'file' if one else 'files'} under these paths "
+            f"{'is gone but still answers' if one else 'are gone but still answer'} (--prune forgets "
+            f"{'it' if one else 'them'})")
 
 
 def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str = DEFAULT_COLLECTION,

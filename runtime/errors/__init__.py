@@ -10,8 +10,8 @@ from pgpt.runtime.errors.kinds import (
     SourceNotFoundError, StorageError, TemplateError, UnsafeWeightsError, UnsupportedModelError, UsageError, VersionNotFoundError,
 )
 from pgpt.runtime.errors.messages import (
-    INDEX_DAMAGED, INDEX_DAMAGED_HINT, USER_MISTAKES, UserMessage, http_status, known_titles, usage_titles,
-    user_message,
+    INDEX_DAMAGED, INDEX_DAMAGED_HINT, USER_MISTAKES, UserMessage, http_code, http_status, known_titles,
+    usage_titles, user_message,
 )
 
 __all__ = [
@@ -22,6 +22,6 @@ __all__ = [
     "RequestRefusedError", "ServerAuthError", "ServerBusyError", "ServerError", "ServerStoppingError",
     "ServerUnreachableError", "ServerUsageError", "SourceError", "SourceNotFoundError", "StorageError", "TemplateError",
     "UnsafeWeightsError", "UnsupportedModelError", "UsageError", "VersionNotFoundError",
-    "INDEX_DAMAGED", "INDEX_DAMAGED_HINT", "USER_MISTAKES", "UserMessage", "http_status", "known_titles",
+    "INDEX_DAMAGED", "INDEX_DAMAGED_HINT", "USER_MISTAKES", "UserMessage", "http_code", "http_status", "known_titles",
     "usage_titles", "user_message",
 ]

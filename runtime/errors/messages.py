@@ -104,7 +104,15 @@ def http_status(error: BaseException) -> int:
     status = getattr(error, "status", None)
     if isinstance(error, RequestRefusedError) and isinstance(status, int):
         return status
-    return next((code for kind, code in _HTTP_STATUSES if isinstance(error, kind)), 500)
+    return next((code for kind, code, _ in _HTTP_STATUSES if isinstance(error, kind)), 500)
+
+
+def http_code(error: BaseException) -> str:
+    """The ``code`` of pgpt-serve's JSON error for ``error`` where the table gives one
+    (``context_length_exceeded``, ``server_busy``), else "" (the status is the code)."""
+    if isinstance(error, RequestRefusedError):  # its own status, not its base classes' row
+        return ""
+    return next((code for kind, _, code in _HTTP_STATUSES if isinstance(error, kind)), "")
 
 
 def _describe(error: BaseException) -> str:
@@ -127,20 +135,21 @@ _FOREIGN_ERRORS: list[tuple[type[BaseException], str, str]] = [
     (OSError, "System error", "Check free disk space and permissions of the data folders (pgpt-tui doctor)."),
 ]
 
-# HTTP statuses of pgpt-serve, first match wins: the caller's mistakes are 4xx, the server's 5xx.
-_HTTP_STATUSES: list[tuple[type[BaseException], int]] = [
-    (ContextLengthError, 400),
-    (ConfigError, 400),
-    (UsageError, 400),
-    (ModelNotFoundError, 404),
-    (IngestLockedError, 409),
-    (IndexModelMismatchError, 409),
-    (Cancelled, 499),  # the client closed the connection (nginx's code); nobody reads the answer
-    (ServerBusyError, 503),
-    (EngineClosedError, 503),  # the model unloaded under the request: a retry loads it again
-    (ServerStoppingError, 503),
-    (ModelLoadError, 503),
-    (ServerError, 502),
-    (DiskFullError, 507),  # Insufficient Storage: the server's disk, not the request
-    (StorageError, 503),  # a read-only or forbidden data folder on the server
+# HTTP statuses of pgpt-serve, and the JSON error's code where clients test for one (else the status
+# is the code), first match wins: the caller's mistakes are 4xx, the server's 5xx.
+_HTTP_STATUSES: list[tuple[type[BaseException], int, str]] = [
+    (ContextLengthError, 400, "context_length_exceeded"),  # OpenAI's code: its clients look for it
+    (ConfigError, 400, ""),
+    (UsageError, 400, ""),
+    (ModelNotFoundError, 404, ""),
+    (IngestLockedError, 409, ""),
+    (IndexModelMismatchError, 409, ""),
+    (Cancelled, 499, ""),  # the client closed the connection (nginx's code); nobody reads the answer
+    (ServerBusyError, 503, "server_busy"),
+    (EngineClosedError, 503, ""),  # the model unloaded under the request: a retry loads it again
+    (ServerStoppingError, 503, "server_stopping"),
+    (ModelLoadError, 503, ""),
+    (ServerError, 502, ""),
+    (DiskFullError, 507, ""),  # Insufficient Storage: the server's disk, not the request
+    (StorageError, 503, ""),  # a read-only or forbidden data folder on the server
 ]

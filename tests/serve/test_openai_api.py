@@ -207,6 +207,9 @@ def test_bad_requests_get_a_json_error_naming_the_cause(server: RunningServer, r
     error = caught.value
     assert error.status_code == status
     assert error.body["type"] and all(w in error.body["message"] for w in words), error.body
+    # OpenAI's code for a prompt that does not fit, which its clients look for (it was "400")
+    too_long = error.body["message"].startswith(("Prompt too long:", "Answer length too large:"))
+    assert (error.body["code"] == "context_length_exceeded") == too_long, error.body
     if set(request_fields) & {"n", "temperature"}:  # the field at fault in OpenAI's param, too (it was null)
         assert error.body["param"] == next(iter(request_fields)), error.body
 

@@ -51,6 +51,13 @@ def test_every_route_but_health_needs_the_key(keyed_server: RunningServer) -> No
                 assert response.status_code == 401, (method, path, response.status_code)
                 assert response.json()["error"]["code"] == "invalid_api_key"
                 assert response.headers["www-authenticate"] == "Bearer"
+    # counted and logged under the route they were meant for: all were "unmatched", so an operator
+    # could not tell which routes are probed (a path no route has stays "unmatched": no label per path)
+    assert httpx.get(keyed_server.url + "/no/such/route", timeout=60).status_code == 401
+    probed = 'method="DELETE",route="/v1/ingest/{doc_id}",status="401"'
+    assert keyed_server.metric("pgpt:http_requests_total", probed) >= 3
+    assert keyed_server.metric("pgpt:http_requests_total", 'method="GET",route="unmatched",status="401"') >= 1
+    assert "DELETE /v1/ingest/{doc_id} 401 " in keyed_server.log_text()
     with keyed_server.http() as client:
         assert client.get("/v1/models").status_code == 200
         assert client.get("/metrics").status_code == 200

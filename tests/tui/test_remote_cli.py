@@ -107,8 +107,8 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
         assert team.returncode == 0 and "(1 document, " in team.stdout, team.stdout + team.stderr
         found = client_cli(settings, "search", "canteen deck two", "--collection", "sent", "--json")
         assert json.loads(found.stdout)["results"][0]["text"].startswith("# Canteen") or "canteen" in found.stdout
-        refused = client_cli(settings, "ingest", str(folder), "--prune")
-        assert refused.returncode == 2 and "--prune" in refused.stderr
+        refused = client_cli(settings, "ingest", str(folder), "--reindex")
+        assert refused.returncode == 2 and "--reindex works on a local index" in refused.stderr
     finally:
         forgot = client_cli(settings, "forget", "canteen.md")
         client_cli(settings, "forget", str(folder))  # the rest sent from it: the server is shared by the tests
@@ -116,6 +116,60 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
     assert "canteen.md" not in client_cli(settings, "docs").stdout
     missing = client_cli(settings, "forget", "canteen.md")
     assert missing.returncode == 2 and "has no document 'canteen.md'" in missing.stderr
+
+
+def test_a_renamed_or_deleted_file_is_named_and_pruned_on_the_server(served: RunningServer,
+                                                                      tmp_path: Path) -> None:
+    """Through a server a renamed file was "1 added" and its old copy kept answering, with the old
+    text after an edit; nothing said so, and --prune was refused. Now as a local ingest: renamed,
+    gone (named), and removed with --prune, never a document from outside the folders sent."""
+    settings = client_settings(served, tmp_path)
+    docs, old = tmp_path / "docs3", tmp_path / "docs3-old"  # docs3-old: a name that starts like docs3
+    for folder in (docs, old):
+        folder.mkdir()
+        (folder / "museum.txt").write_text("The Velmora Maritime Museum opened in 1998. Its director is Marta "
+                                           f"Quenneville. ({folder.name})\n")
+    (docs / "hours.txt").write_text("The museum opens at 10:00 and closes at 17:00, every day but Monday.\n")
+
+    def ingest(*args: str) -> subprocess.CompletedProcess[str]:
+        return client_cli(settings, "ingest", *args, cwd=tmp_path)
+
+    try:
+        assert ingest("docs3", "docs3-old").returncode == 0 and ingest("docs3", "--collection", "side").returncode == 0
+        (old / "museum.txt").unlink()  # gone here, but sent from another folder: never touched below
+        (docs / "museum.txt").rename(docs / "maritime-museum.txt")
+        renamed = ingest("docs3")
+        assert renamed.returncode == 0 and "renamed: docs3/museum.txt -> docs3/maritime-museum.txt" in renamed.stdout
+        assert "0 added, 0 updated, 1 renamed, 1 unchanged, 0 removed; 0 skipped" in renamed.stdout, renamed.stdout
+        assert "gone" not in renamed.stdout  # docs3-old/museum.txt is gone, but was sent from another folder
+        assert "docs3/museum.txt" not in client_cli(settings, "docs", "--collection", "default").stdout
+        quiet = ingest("docs3")  # nothing gone: nothing more than the summary
+        assert quiet.stdout.splitlines() == [line for line in quiet.stdout.splitlines() if "2 unchanged" in line]
+        (docs / "maritime-museum.txt").rename(docs / "museum-2.txt")  # renamed and edited: a new document
+        (docs / "museum-2.txt").write_text("The Velmora Maritime Museum's director is Bertil Saxenholm.\n")
+        report = json.loads(ingest("docs3", "--json").stdout)
+        assert report["added"] == 1 and report["gone"] == ["docs3/maritime-museum.txt"], report
+        gone = ingest("docs3")
+        assert "gone: docs3/maritime-museum.txt: no such file here; the server still answers from it" in gone.stdout
+        assert gone.stdout.rstrip().endswith("; 1 indexed file under these paths is gone but still answers "
+                                             "(--prune forgets it)"), gone.stdout
+        pruned = ingest("docs3", "--prune")
+        assert pruned.returncode == 0 and "removed: docs3/maritime-museum.txt (" in pruned.stdout, pruned.stdout
+        assert "1 removed;" in pruned.stdout and "gone" not in pruned.stdout
+        listed = client_cli(settings, "docs").stdout
+        assert "] docs3/maritime-museum.txt " not in listed and "[default] docs3-old/museum.txt " in listed
+        assert "[side] docs3/museum.txt " in listed  # another collection's copy stays
+        asked = client_cli(settings, "ask", "Who is the director of the Velmora Maritime Museum?", "--json")
+        sources = {source["source"] for source in json.loads(asked.stdout)["sources"]}
+        assert "docs3/museum-2.txt" in sources and "docs3/maritime-museum.txt" not in sources, asked.stdout
+        old.rmdir()
+        vanished = ingest("docs3-old", "--prune")  # a folder deleted here: its documents go
+        assert vanished.returncode == 0 and "removed: docs3-old/museum.txt (" in vanished.stdout, vanished.stderr
+        here = client_cli(settings, "ingest", ".", "--prune", "--collection", "dot", cwd=docs)  # bare names
+        assert "not compared: .: its files have no folder in their names on the server" in here.stdout, here.stdout
+    finally:
+        for name in ("docs3", "docs3-old", "hours.txt", "museum-2.txt"):
+            client_cli(settings, "forget", name, cwd=tmp_path)
 
 
 def test_forget_a_file_name_in_several_folders_is_refused(served: RunningServer, tmp_path: Path) -> None:

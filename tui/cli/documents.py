@@ -27,9 +27,12 @@ def add_parsers(sub: Any) -> None:
     ingest.add_argument("paths", nargs="+", type=given_path, metavar="PATH")
     ingest.add_argument("--collection", default="default", type=collection_name,
                         help="collection name: letters, digits, '.', '_', '-' (default: default)")
-    ingest.add_argument("--prune", action="store_true", help="forget indexed files under PATH that are gone")
+    ingest.add_argument("--prune", action="store_true",
+                        help="forget indexed files under PATH that are gone (with --server: the server's documents "
+                             "sent from PATH whose files are gone here)")
     ingest.add_argument("--reindex", action="store_true",
-                        help="rebuild the index (after changing the embedding model); the old one serves until it is done")
+                        help="rebuild the index (after changing the embedding model); the old one serves until "
+                             "it is done (not with --server)")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     docs = sub.add_parser("docs", help="list indexed documents with chunk counts and dates")
     docs.add_argument("--collection", help="list this collection only (default: all)")

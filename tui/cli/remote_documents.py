@@ -1,12 +1,15 @@
 """`ingest`, `docs` and `forget` against a running pgpt-serve (``--server`` / ``PGPT_SERVER``): the
 files go to the server's index over its PrivateGPT API, picked by the same rules as a local ingest
-(no symlinks out of a folder, no hidden or binary files), instead of a local index nobody asks."""
+(no symlinks out of a folder, no hidden or binary files), instead of a local index nobody asks.
+After an upload the server's documents sent from the same folders are compared with the files
+there: renamed, gone (still answering) or, with --prune, forgotten, as a local ingest does."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +20,24 @@ _STATUSES = ("added", "updated", "renamed", "unchanged")
 
 
 def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
-    """Upload the files under ``args.paths`` to the server, one at a time, with progress; exit 1
-    when one was refused (each named with the server's reason), else 0."""
+    """Upload the files under ``args.paths`` to the server, one at a time, with progress, then settle
+    the server's documents from those folders whose files are gone here (see :func:`settle_gone`);
+    exit 1 when one was refused (each named with the server's reason), else 0."""
     from pgpt.runtime.documents.discovery import collect_files, split_unreadable
     from pgpt.runtime.errors import PgptError, ServerError, UsageError, user_message
     from pgpt.runtime.remote import connect
 
-    if args.prune or args.reindex:
-        raise UsageError("--prune and --reindex work on a local index; the server keeps its own.",
-                         hint="Run them on the server's machine, or upload without them.")
+    if args.reindex:
+        raise UsageError("--reindex works on a local index; the server rebuilds its own.",
+                         hint="Run `pgpt-tui ingest --reindex PATH` on the server's machine, with its PGPT_HOME, "
+                              "or upload without it.")
     files, skipped = collect_files(list(args.paths), own=(settings.home, settings.model_cache))
     skipped, failed = split_unreadable(skipped)
     names = upload_names(list(args.paths), files)  # names with folders: one tree's README.md files stay apart
     from pgpt.runtime.documents.progress import WorkShares, eta
 
     counts, started, clock = dict.fromkeys(_STATUSES, 0), time.monotonic(), time.perf_counter()
+    added: dict[str, str] = {}  # name -> content hash of each document this run added: a rename's new name
     remote, bar, shares = connect(settings), TextBar(sys.stderr), WorkShares(files)
     try:
         for done, path in enumerate(files):
@@ -39,10 +45,13 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
             left = eta(clock, shares(done), shares.skipped)
             bar.draw(done, len(files), f"{done}/{len(files)} files sent", left, names[path])
             try:
-                status = remote.upload(path, args.collection, names[path])["doc_metadata"].get("status", "unchanged")
+                metadata = remote.upload(path, args.collection, names[path])["doc_metadata"]
+                status = metadata.get("status", "unchanged")
                 counts[status if status in counts else "unchanged"] += 1
                 if status == "unchanged":
                     shares.unchanged(done)
+                elif status == "added":
+                    added[names[path]] = str(metadata.get("content_hash") or "")
             except ServerError as exc:
                 if exc.status in (0, 401, 403, 502, 503):  # the server, not this file: stop here, saying where
                     exc.hint = (f"{sum(counts.values())} of {len(files)} files were indexed on the server before "
@@ -52,6 +61,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                 failed.append((str(path), user_message(exc).text))
             except (OSError, PgptError) as exc:
                 failed.append((str(path), user_message(exc).text))
+        changes = settle_gone(remote, list(args.paths), set(names.values()), added, args.collection, args.prune)
     except KeyboardInterrupt:  # Ctrl-C: what the server has, not the generic "nothing half-written"
         from pgpt.runtime.errors import Cancelled
 
@@ -62,20 +72,127 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     finally:
         bar.close()
         remote.close()
-    seconds = round(time.monotonic() - started, 2)
-    if args.json:
-        print(dumps_json({**counts, "skipped": [{"path": p, "reason": r} for p, r in skipped],
-                          "failed": [{"path": p, "reason": r} for p, r in failed], "server": settings.server,
-                          "seconds": seconds}, indent=2))
-    else:
-        for label, entries in (("skipped", skipped), ("failed", failed)):
-            for path, reason in entries:
-                print(" ".join(strip_controls(f"{label}: {path}: {reason}").split()))
-        print(", ".join(f"{n} {name}" for name, n in counts.items()) + f"; {len(skipped)} skipped, {len(failed)} "
-              f"failed, on the server at {settings.server} (collection {args.collection}), in {seconds:.1f} s")
+    counts["added"] -= len(changes.renamed)  # sent again under its new name, and the old one forgotten
+    counts["renamed"] += len(changes.renamed)
+    _print_ingest(settings, args, {**counts, "removed": len(changes.removed)}, skipped, failed, changes,
+                  round(time.monotonic() - started, 2))
     from pgpt.tui.cli.documents import all_skipped
 
     return 1 if failed or all_skipped(list(args.paths), skipped) else 0  # as without --server
+
+
+def _print_ingest(settings: Any, args: argparse.Namespace, counts: dict[str, int], skipped: list[tuple[str, str]],
+                  failed: list[tuple[str, str]], changes: GoneDocuments, seconds: float) -> None:
+    """The report of a server ingest: as JSON, or a line per file left out, renamed, removed or
+    gone, then the summary in a local ingest's words."""
+    if args.json:
+        print(dumps_json({**counts, "skipped": [{"path": p, "reason": r} for p, r in skipped],
+                          "failed": [{"path": p, "reason": r} for p, r in failed], "gone": changes.gone,
+                          "renamed_documents": [{"from": old, "to": new} for old, new in changes.renamed],
+                          "removed_documents": changes.removed, "not_compared": changes.not_compared,
+                          "server": settings.server, "seconds": seconds}, indent=2))
+        return
+    from pgpt.runtime.documents.ingest import gone_note
+
+    lines = [f"{label}: {path}: {reason}" for label, entries in (("skipped", skipped), ("failed", failed))
+             for path, reason in entries]
+    lines += [f"renamed: {old} -> {new}" for old, new in changes.renamed]
+    lines += [f"removed: {d['path']} ({d['doc_id']})" for d in changes.removed]
+    lines += [f"gone: {name}: no such file here; the server still answers from it" for name in changes.gone]
+    lines += [f"not compared: {path}: its files have no folder in their names on the server, as files sent by "
+              "themselves from anywhere have, so --prune cannot tell its documents from theirs"
+              for path in changes.not_compared if args.prune]
+    for line in lines:
+        print(" ".join(strip_controls(line).split()))
+    print(", ".join(f"{n} {name}" for name, n in counts.items()) + f"; {len(skipped)} skipped, {len(failed)} "
+          f"failed, on the server at {settings.server} (collection {args.collection}), in {seconds:.1f} s"
+          + (gone_note(len(changes.gone)) if changes.gone else ""))
+
+
+@dataclass
+class GoneDocuments:
+    """The server's documents sent from the folders of an ingest whose files are gone here."""
+
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (old name, new name): the old one forgotten
+    removed: list[dict[str, str]] = field(default_factory=list)  # forgotten with --prune: path, doc_id
+    gone: list[str] = field(default_factory=list)  # kept (no --prune): they still answer
+    not_compared: list[str] = field(default_factory=list)  # paths whose documents cannot be told apart
+
+
+def settle_gone(remote: Any, paths: list[Path], sent: set[str], added: dict[str, str], collection: str,
+                prune: bool, cwd: Path | None = None) -> GoneDocuments:
+    """Compare the server's documents in ``collection`` sent from the folders in ``paths`` with the
+    files there, as a local ingest compares its index: a document whose file is gone and whose
+    content a document of this run (``added``: name -> content hash) has is a rename, and the old
+    name is forgotten; another is gone, and forgotten with ``prune``. Through a server the renamed
+    file was sent again, since the server's names are its documents (its old copy kept answering,
+    with the old text after an edit, and nothing said so). Only documents under those folders'
+    names are looked at, never others of the server."""
+    folders, not_compared = folder_names(paths, cwd)
+    changes, claimed = GoneDocuments(not_compared=not_compared), set()
+    for document in _gone_documents(remote.documents(), folders, sent, collection):
+        meta = document["doc_metadata"]
+        name, digest = str(meta.get("path")), str(meta.get("content_hash") or "")  # no hash: an older server
+        new = next((n for n, h in added.items() if digest and h == digest and n not in claimed), None)
+        if new is not None:
+            remote.forget(document["doc_id"])
+            claimed.add(new)
+            changes.renamed.append((name, new))
+        elif prune:
+            remote.forget(document["doc_id"])
+            changes.removed.append({"path": name, "doc_id": document["doc_id"]})
+        else:
+            changes.gone.append(name)
+    return changes
+
+
+def _gone_documents(documents: list[dict[str, Any]], folders: dict[str, Path], sent: set[str],
+                    collection: str) -> list[dict[str, Any]]:
+    """The documents of ``collection`` named under a folder of ``folders`` (name on the server ->
+    local folder) whose local file is gone, and which were not sent now."""
+    gone = {}
+    for document in documents:
+        meta = document["doc_metadata"]
+        name = str(meta.get("path") or "")
+        if meta.get("collection") != collection or not name or name in sent:
+            continue
+        for prefix, folder in folders.items():
+            # a folder's documents, or a vanished file given by itself (a name with a folder only:
+            # a bare name is also that of any file sent by itself)
+            inside = name.startswith(prefix + "/") or (name == prefix and "/" in prefix)
+            if inside and not _exists(folder / name[len(prefix) + 1:]):
+                gone[document["doc_id"]] = document
+    return list(gone.values())
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` is there; a path that cannot be looked at counts as there: it is never
+    reported gone, nor forgotten."""
+    try:
+        return path.exists()
+    except OSError:
+        return True
+
+
+def folder_names(paths: list[Path], cwd: Path | None = None) -> tuple[dict[str, Path], list[str]]:
+    """The name each folder in ``paths`` has on the server, before its files' paths inside it
+    (``docs3`` for ``docs3/museum.txt``: the names upload_names gives), with the local folder; a
+    path that is gone is taken as a folder, or a file of that name (--prune: its documents go).
+    Second, the paths left out: a folder whose files' names have no folder part (the current
+    folder, a hidden one), as files sent by themselves from anywhere have."""
+    here = (cwd or Path.cwd()).resolve()
+    roots = [p.expanduser().resolve() for p in paths if p.expanduser().is_dir()]
+    folders, not_compared = {}, []
+    for path in paths:
+        local = path.expanduser()
+        if local.is_dir() or not (local.exists() or local.is_symlink()):
+            folder = local.resolve()
+            probe = _sent_name(folder / "x", roots + [folder], here)  # a file directly inside it
+            if "/" in probe:
+                folders[probe.rpartition("/")[0]] = folder
+            else:
+                not_compared.append(str(path))
+    return folders, not_compared
 
 
 def _sent_as(document: dict[str, Any], wanted: str) -> bool:
@@ -124,14 +241,16 @@ def upload_names(paths: list[Path], files: list[Path], cwd: Path | None = None) 
     replaced each other on the server."""
     here = (cwd or Path.cwd()).resolve()
     roots = [p.expanduser().resolve() for p in paths if p.expanduser().is_dir()]
-    names = {}
-    for file in files:
-        root = next((r for r in roots if file.is_relative_to(r)), None)
-        candidates = [file.relative_to(here).as_posix()] if file.is_relative_to(here) else []
-        if root is not None:
-            candidates += [f"{root.name}/{file.relative_to(root).as_posix()}", file.relative_to(root).as_posix()]
-        names[file] = next((c for c in candidates if not any(p.startswith(".") for p in c.split("/"))), file.name)
-    return names
+    return {file: _sent_name(file, roots, here) for file in files}
+
+
+def _sent_name(file: Path, roots: list[Path], here: Path) -> str:
+    """The name of ``file`` on the server, from the first folder of ``roots`` it is in (upload_names)."""
+    root = next((r for r in roots if file.is_relative_to(r)), None)
+    candidates = [file.relative_to(here).as_posix()] if file.is_relative_to(here) else []
+    if root is not None:
+        candidates += [f"{root.name}/{file.relative_to(root).as_posix()}", file.relative_to(root).as_posix()]
+    return next((c for c in candidates if not any(p.startswith(".") for p in c.split("/"))), file.name)
 
 
 def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
