@@ -192,6 +192,7 @@ async def test_docs_panel_names_the_whole_path_of_same_named_files(settings: Set
         question = str(app.screen.query_one(Static).render())
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         assert f"Forget {key}?" in question, question
+        assert app.screen.query_one("Confirm > Vertical").outer_size.width <= 60  # 64 wide, its right edge was cut
         await pilot.press("n")
 
 
