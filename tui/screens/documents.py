@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import DirectoryTree, Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
@@ -21,78 +18,16 @@ from pgpt.runtime.errors import Cancelled, user_message
 from pgpt.runtime.sanitize import one_line
 from pgpt.tui.chat.messages import IngestDone, IngestTick
 from pgpt.tui.chat.widgets import fit_fields
-from pgpt.tui.screens.panel import PanelScreen, RowTable
+from pgpt.tui.screens.document_widgets import (PATH_CHARS, DocumentsListed, DocumentTable, Forgotten, VisibleTree,
+                                              remote_record, short_path)
+from pgpt.tui.screens.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
 
-PATH_CHARS = 26  # the file column before the table has a size
 OTHER_COLUMNS = len("chunks") + len("2026-12-05") + 3 * 2  # chunks and date, and 1 column of padding a side
 
 if TYPE_CHECKING:
     from pgpt.runtime.documents.store import DocumentRecord
     from pgpt.tui.chat.library import DocumentLibrary
-
-
-class VisibleTree(DirectoryTree):
-    """The folder tree without hidden entries (.git, .venv): ingest skips them, so listing them
-    offered folders that add nothing."""
-
-    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        """Every path whose name does not start with a dot."""
-        return [path for path in paths if not path.name.startswith(".")]
-
-    def on_key(self, event: events.Key) -> None:
-        """Typing here types into the path field: after Enter on a folder the focus stays in the
-        tree (Enter opens it), and the path a user then typed went nowhere. Backspace shows the
-        folder above: the tree starts at the folder the app was started in, and nothing above it
-        could be picked."""
-        if event.key == "backspace":
-            self.path = Path(self.path).resolve().parent
-            event.stop()
-        elif event.is_printable and event.character:
-            field = self.screen.query_one("#doc-path", Input)
-            field.focus()
-            field.insert_text_at_cursor(event.character)
-            event.stop()
-
-
-@dataclass
-class DocumentsListed(Message):
-    """The documents now in the index (read by a worker)."""
-
-    documents: list[DocumentRecord]
-
-
-def _remote_record(document: dict[str, Any]) -> DocumentRecord:
-    """A server's document (GET /v1/ingest/list) as the table lists a local one."""
-    from pgpt.runtime.documents.store import DocumentRecord
-
-    meta = document.get("doc_metadata") or {}
-    return DocumentRecord(path=str(meta.get("path") or meta.get("file_name") or document.get("doc_id", "")),
-                          collection=str(meta.get("collection", "")), doc_id=str(document.get("doc_id", "")),
-                          content_hash="", chunks=int(meta.get("chunks") or 0),
-                          ingested_at=float(meta.get("ingested_at") or 0))
-
-
-def short_path(path: str, width: int = PATH_CHARS) -> str:
-    """``path`` with the home folder as ~ and, when still too long, only its end after an ellipsis."""
-    home = str(Path.home())
-    if path.startswith(home + "/"):
-        path = "~" + path[len(home):]
-    return path if len(path) <= width else "…" + path[-(width - 1):]
-
-
-@dataclass
-class Forgotten(Message):
-    """A document was removed from the index."""
-
-    summary: str
-    documents: int
-
-
-class DocumentTable(RowTable):
-    """Indexed documents, newest first; Delete forgets the selected one."""
-
-    BINDINGS = [Binding("delete", "screen.forget", "Forget")]
 
 
 class DocumentsScreen(PanelScreen):
@@ -252,7 +187,7 @@ class DocumentsScreen(PanelScreen):
         """Read the document list from the index."""
         library = getattr(self.app, "library", None)
         if library is not None and library.remote is not None:  # a client: the server's index
-            self.post_message(DocumentsListed([_remote_record(d) for d in library.remote.documents()]))
+            self.post_message(DocumentsListed([remote_record(d) for d in library.remote.documents()]))
         elif library is not None and library.store is not None:
             self.post_message(DocumentsListed(library.store.documents()))
 
