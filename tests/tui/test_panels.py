@@ -238,7 +238,7 @@ async def test_palette_lists_every_panel_and_action(settings: Settings) -> None:
         await pilot.press("f1")
         await wait_until(pilot, lambda: isinstance(app.screen, KeysHelp))
         shown = str(app.screen.query_one(Static).render())
-        assert "Ctrl+R" in shown and "switch mode" in shown and "F4 Delete" in shown
+        assert "Ctrl+R" in shown and "switch mode" in shown and "F4 Delete" in shown and "F4 Ctrl+G" in shown
         await pilot.press("escape")
         await wait_until(pilot, lambda: len(app.screen_stack) == 1)
         prompt = app.query_one("#prompt", Input)  # the mode stays in sight once text hides the placeholder

@@ -1,10 +1,10 @@
-"""The Docs screen's widgets: the folder tree, the list of indexed documents and the messages that
-fill it."""
+"""The Docs screen's widgets: the folder tree, the list of indexed documents, the messages that fill
+it, and the files found gone (indexed, still answering, no longer on disk)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,12 +13,18 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DirectoryTree, Input
 
+from pgpt.runtime.sanitize import one_line
 from pgpt.tui.screens.panel import RowTable
 
 if TYPE_CHECKING:
     from pgpt.runtime.documents.store import DocumentRecord
 
 PATH_CHARS = 26  # the file column before the table has a size
+GONE = "[b]file gone[/b]"  # in the added column: the date matters less than that it answers from nothing
+GONE_NAMED = 5  # gone files named in a report; the list marks them all
+# How the app forgets gone files, in the ingest summary (the CLI's is --prune); said so that it is
+# also true in the chat's notice of the same report, where Ctrl+G does nothing.
+FORGET_GONE = "Ctrl+G on the Docs screen forgets"
 
 
 class VisibleTree(DirectoryTree):
@@ -46,9 +52,11 @@ class VisibleTree(DirectoryTree):
 
 @dataclass
 class DocumentsListed(Message):
-    """The documents now in the index (read by a worker)."""
+    """The documents now in the index (read by a worker), and the paths of those whose files are
+    gone (always none for a server's index: its files are not on this machine)."""
 
     documents: list[DocumentRecord]
+    gone: set[str] = field(default_factory=set)
 
 
 def remote_record(document: dict[str, Any]) -> DocumentRecord:
@@ -79,6 +87,38 @@ class Forgotten(Message):
 
 
 class DocumentTable(RowTable):
-    """Indexed documents, newest first; Delete forgets the selected one."""
+    """Indexed documents, those whose file is gone first, then newest first; Delete forgets the selected one."""
 
     BINDINGS = [Binding("delete", "screen.forget", "Forget")]
+
+
+@dataclass
+class GoneKept(Message, bubble=False):
+    """Adding ``root`` found indexed files under it that are gone (they still answer)."""
+
+    root: str
+    paths: list[str]
+
+
+def listing_order(records: list[DocumentRecord], gone: set[str]) -> list[DocumentRecord]:
+    """The files found gone first (a user looks for them to forget them), then the newest first."""
+    return sorted(records, key=lambda d: (d.path not in gone, -d.ingested_at))
+
+
+def gone_lines(paths: list[str]) -> str:
+    """The report's lines naming the gone files, a few of them, then how many more."""
+    lines = "".join(f"\ngone {one_line(path)}" for path in paths[:GONE_NAMED])
+    more = len(paths) - GONE_NAMED
+    return lines + (f"\n… and {more} more gone, marked in the list" if more > 0 else "")
+
+
+def forgotten_gone(forgotten: list[DocumentRecord], root: str) -> str:
+    """The report after Ctrl+G: how many gone files were forgotten, a few by name."""
+    if not forgotten:  # they came back (or were forgotten with Delete) since the report
+        return f"No file under {one_line(root)} is gone now; nothing was forgotten."
+    chunks = sum(d.chunks for d in forgotten)
+    names = ", ".join(one_line(Path(d.path).name) for d in forgotten[:GONE_NAMED])
+    more = f" and {len(forgotten) - GONE_NAMED} more" if len(forgotten) > GONE_NAMED else ""
+    files = "file" if len(forgotten) == 1 else "files"
+    return (f"Forgot {len(forgotten)} gone {files} under {one_line(root)} ({chunks} "
+            f"{'chunk' if chunks == 1 else 'chunks'}): {names}{more}.")
