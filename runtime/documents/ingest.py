@@ -26,7 +26,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,8 +78,9 @@ class IngestReport:
         return not (self.added or self.updated or self.renamed or self.unchanged or self.removed
                     or self.skipped or self.failed)
 
-    def summary(self) -> str:
-        """One line: the counts, chunks and speed (and a note when the index was re-chunked)."""
+    def summary(self, forget: str = "--prune forgets") -> str:
+        """One line: the counts, chunks and speed (and a note when the index was re-chunked).
+        ``forget``: how the gone files are forgotten, the CLI's flag or the app's key."""
         chunks = f"{self.chunks} chunk{'' if self.chunks == 1 else 's'}"
         line = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "
                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.skipped)} skipped, "
@@ -92,16 +93,17 @@ class IngestReport:
                      f"the paths given are indexed now. The damaged table was moved to {self.set_aside} (its "
                      "earlier versions may still be readable there); ingest its folders again to get them back")
         if self.gone:
-            line += gone_note(len(self.gone))
+            line += gone_note(len(self.gone), forget)
         return line
 
 
-def gone_note(count: int) -> str:
+def gone_note(count: int, forget: str = "--prune forgets") -> str:
     """The summary's note on ``count`` indexed files under the paths whose files are gone (kept
-    without --prune, so they still answer); a server's ingest says it in the same words."""
+    without --prune, so they still answer); a server's ingest and the app say it in the same words,
+    ``forget`` naming the way to forget them (the CLI's flag, the app's key)."""
     one = count == 1
     return (f"; {count} indexed {'file' if one else 'files'} under these paths "
-            f"{'is gone but still answers' if one else 'are gone but still answer'} (--prune forgets "
+            f"{'is gone but still answers' if one else 'are gone but still answer'} ({forget} "
             f"{'it' if one else 'them'})")
 
 
@@ -163,7 +165,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
             if prune:
                 _prune(store, known, paths, report)
             else:
-                report.gone = [record.path for record in _gone(known, paths)]
+                report.gone = [record.path for record in gone_documents(known.values(), paths)]
         except BaseException as exc:
             _end_unfinished(store, exc)
             raise
@@ -243,6 +245,19 @@ def forget_document(settings: Settings, embedder: Any, doc_id: str) -> DocumentR
         if record is not None:
             store.forget(doc_id)
     return record
+
+
+def forget_gone(settings: Settings, embedder: Any, paths: list[Path],
+                collection: str = DEFAULT_COLLECTION) -> list[DocumentRecord]:
+    """What ``ingest(..., prune=True)`` forgets, without reading the files again: the documents of
+    ``collection`` under ``paths`` whose files are gone (the app's key after a report of them).
+
+    Raises:
+        IngestLockedError: an ingestion is writing the index.
+    """
+    with writer_lock(settings):
+        store = open_store(settings, embedder)
+        return _prune(store, _catalog(store).get(collection, {}), paths, IngestReport())
 
 
 def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> DocumentStore:
@@ -352,18 +367,21 @@ def _moved_from(known: dict[str, DocumentRecord], content_hash: str) -> Document
 
 
 def _prune(store: DocumentStore, known: dict[str, DocumentRecord], paths: list[Path],
-           report: IngestReport) -> None:
-    """Forget documents under ``paths`` whose files are gone."""
-    for record in _gone(known, paths):
+           report: IngestReport) -> list[DocumentRecord]:
+    """Forget documents under ``paths`` whose files are gone; they are returned too."""
+    gone = gone_documents(known.values(), paths)
+    for record in gone:
         store.forget(record.doc_id)
         report.removed.append(record.path)
+    return gone
 
 
-def _gone(known: dict[str, DocumentRecord], paths: list[Path]) -> list[DocumentRecord]:
-    """The documents indexed under ``paths`` whose files no longer exist."""
-    roots = [p.expanduser().resolve() for p in paths]
-    return [record for record in known.values()
-            if any(Path(record.path) == root or Path(record.path).is_relative_to(root) for root in roots)
+def gone_documents(records: Iterable[DocumentRecord], paths: list[Path] | None = None) -> list[DocumentRecord]:
+    """The documents whose files no longer exist, of those indexed under ``paths`` (None: all of them)."""
+    roots = None if paths is None else [p.expanduser().resolve() for p in paths]
+    return [record for record in records
+            if (roots is None or any(Path(record.path) == root or Path(record.path).is_relative_to(root)
+                                     for root in roots))
             and not Path(record.path).exists()]
 
 

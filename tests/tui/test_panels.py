@@ -192,6 +192,7 @@ async def test_docs_panel_names_the_whole_path_of_same_named_files(settings: Set
         question = str(app.screen.query_one(Static).render())
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         assert f"Forget {key}?" in question, question
+        assert app.screen.query_one("Confirm > Vertical").outer_size.width <= 60  # 64 wide, its right edge was cut
         await pilot.press("n")
 
 
@@ -237,7 +238,7 @@ async def test_palette_lists_every_panel_and_action(settings: Settings) -> None:
         await pilot.press("f1")
         await wait_until(pilot, lambda: isinstance(app.screen, KeysHelp))
         shown = str(app.screen.query_one(Static).render())
-        assert "Ctrl+R" in shown and "switch mode" in shown and "F4 Delete" in shown
+        assert "Ctrl+R" in shown and "switch mode" in shown and "F4 Delete" in shown and "F4 Ctrl+G" in shown
         await pilot.press("escape")
         await wait_until(pilot, lambda: len(app.screen_stack) == 1)
         prompt = app.query_one("#prompt", Input)  # the mode stays in sight once text hides the placeholder

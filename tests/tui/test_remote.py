@@ -92,6 +92,9 @@ async def test_documents_and_search_modes_use_the_servers_index(served: RunningS
         await wait_until(pilot, lambda: table.row_count >= 2)
         names = [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
         assert "ferry.txt" in names and "old-notes.txt" in names  # names, not the server's folders
+        # no file of the server's is on this machine: none is marked gone, and Ctrl+G (local) is not offered
+        assert all("gone" not in str(table.get_row_at(i)[1]) for i in range(table.row_count))
+        assert not app.screen.check_action("forget_gone", ())
         assert str(report.render()).startswith(f"The documents live on the server ({served.url})")
         table.focus()
         table.move_cursor(row=names.index("old-notes.txt"))

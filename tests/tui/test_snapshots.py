@@ -97,6 +97,26 @@ async def test_docs_panel_after_adding_a_folder(snap: Settings, size: tuple[int,
         check_snapshot(app, name)
 
 
+async def test_docs_panel_with_a_gone_file(snap: Settings) -> None:
+    """A file indexed, then moved away: marked in the list, named in the report, and Ctrl+G in the
+    footer beside Delete (80 columns: every key still fits)."""
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.documents.ingest import ingest
+
+    (ROOT / "docs" / "moved.txt").write_text("The harbour office moved to the old fish market.\n")
+    ingest(snap, [ROOT / "docs"], default_embedder(snap))
+    (ROOT / "docs" / "moved.txt").unlink()
+    app = ChatApp(snap)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        await pilot.press("f4", *str(ROOT / "docs"), "enter")
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: not app._ingesting() and app.screen.check_action("forget_gone", ()))
+        table.focus()
+        await settle(pilot)
+        check_snapshot(app, "docs-gone")
+
+
 async def test_chats_panel(snap: Settings) -> None:
     saved = new_conversation("chat", f"{DEFAULT_LLM}-int8")
     saved.turns = [{"kind": "user", "text": "What is the capital of France?"},

@@ -14,7 +14,8 @@ class Confirm(ModalScreen[bool]):
 
     DEFAULT_CSS = """
     Confirm { align: center middle; }
-    Confirm > Vertical { width: 64; height: auto; border: thick $error; padding: 1 2; background: $surface; }
+    Confirm > Vertical { width: 64; max-width: 100%; height: auto; border: thick $error; padding: 1 2;
+                         background: $surface; }
     """
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "Keep")]
 

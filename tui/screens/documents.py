@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import DirectoryTree, Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
@@ -21,78 +18,17 @@ from pgpt.runtime.errors import Cancelled, user_message
 from pgpt.runtime.sanitize import one_line
 from pgpt.tui.chat.messages import IngestDone, IngestTick
 from pgpt.tui.chat.widgets import fit_fields
-from pgpt.tui.screens.panel import PanelScreen, RowTable
+from pgpt.tui.screens.document_widgets import (FORGET_GONE, GONE, PATH_CHARS, DocumentsListed, DocumentTable,
+                                              Forgotten, GoneKept, VisibleTree, forgotten_gone, gone_lines,
+                                              listing_order, remote_record, short_path)
+from pgpt.tui.screens.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
 
-PATH_CHARS = 26  # the file column before the table has a size
 OTHER_COLUMNS = len("chunks") + len("2026-12-05") + 3 * 2  # chunks and date, and 1 column of padding a side
 
 if TYPE_CHECKING:
     from pgpt.runtime.documents.store import DocumentRecord
     from pgpt.tui.chat.library import DocumentLibrary
-
-
-class VisibleTree(DirectoryTree):
-    """The folder tree without hidden entries (.git, .venv): ingest skips them, so listing them
-    offered folders that add nothing."""
-
-    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        """Every path whose name does not start with a dot."""
-        return [path for path in paths if not path.name.startswith(".")]
-
-    def on_key(self, event: events.Key) -> None:
-        """Typing here types into the path field: after Enter on a folder the focus stays in the
-        tree (Enter opens it), and the path a user then typed went nowhere. Backspace shows the
-        folder above: the tree starts at the folder the app was started in, and nothing above it
-        could be picked."""
-        if event.key == "backspace":
-            self.path = Path(self.path).resolve().parent
-            event.stop()
-        elif event.is_printable and event.character:
-            field = self.screen.query_one("#doc-path", Input)
-            field.focus()
-            field.insert_text_at_cursor(event.character)
-            event.stop()
-
-
-@dataclass
-class DocumentsListed(Message):
-    """The documents now in the index (read by a worker)."""
-
-    documents: list[DocumentRecord]
-
-
-def _remote_record(document: dict[str, Any]) -> DocumentRecord:
-    """A server's document (GET /v1/ingest/list) as the table lists a local one."""
-    from pgpt.runtime.documents.store import DocumentRecord
-
-    meta = document.get("doc_metadata") or {}
-    return DocumentRecord(path=str(meta.get("path") or meta.get("file_name") or document.get("doc_id", "")),
-                          collection=str(meta.get("collection", "")), doc_id=str(document.get("doc_id", "")),
-                          content_hash="", chunks=int(meta.get("chunks") or 0),
-                          ingested_at=float(meta.get("ingested_at") or 0))
-
-
-def short_path(path: str, width: int = PATH_CHARS) -> str:
-    """``path`` with the home folder as ~ and, when still too long, only its end after an ellipsis."""
-    home = str(Path.home())
-    if path.startswith(home + "/"):
-        path = "~" + path[len(home):]
-    return path if len(path) <= width else "…" + path[-(width - 1):]
-
-
-@dataclass
-class Forgotten(Message):
-    """A document was removed from the index."""
-
-    summary: str
-    documents: int
-
-
-class DocumentTable(RowTable):
-    """Indexed documents, newest first; Delete forgets the selected one."""
-
-    BINDINGS = [Binding("delete", "screen.forget", "Forget")]
 
 
 class DocumentsScreen(PanelScreen):
@@ -101,7 +37,8 @@ class DocumentsScreen(PanelScreen):
     SHOWS_FAILURES = True
 
     # Priority: the focused path Input would take Ctrl+X (cut) for itself.
-    BINDINGS = [Binding("ctrl+x", "stop_ingest", "Stop adding", priority=True)]
+    BINDINGS = [Binding("ctrl+x", "stop_ingest", "Stop adding", priority=True),
+                Binding("ctrl+g", "forget_gone", "Forget gone")]
 
     DEFAULT_CSS = """
     DocumentsScreen #doc-body { height: 1fr; }
@@ -119,6 +56,8 @@ class DocumentsScreen(PanelScreen):
         self._records: list[DocumentRecord] = []  # listed last: refitted on a resize
         self._progress: list[str] = []  # the last tick's fields, fitted again on a resize
         self._paths: dict[str, str] = {}  # a row's key to its document's whole path (the cell has its end)
+        self._gone: set[str] = set()  # the listed documents whose files are gone (marked in the list)
+        self._gone_kept: GoneKept | None = None  # the last add's gone files: Ctrl+G forgets them
 
     @property
     def ingesting(self) -> bool:
@@ -186,6 +125,7 @@ class DocumentsScreen(PanelScreen):
                                      "or pick a file or folder in the tree."))
             return
         report.update("")  # the previous run's report is not this run's
+        self._gone_kept = None  # and Ctrl+G forgets what this run finds gone
         self._cancel = threading.Event()
         self._show_progress(0, None, f"looking at {clean_text(path)}…")
         self.add_documents(library, path, self._cancel)
@@ -203,8 +143,27 @@ class DocumentsScreen(PanelScreen):
             field.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Stop adding is shown only while documents are being added."""
+        """Stop adding is shown only while documents are being added; Forget gone only while files
+        that the last add found gone are still listed."""
+        if action == "forget_gone":
+            return bool(self._gone_to_forget())
         return self.ingesting if action == "stop_ingest" else True
+
+    def _gone_to_forget(self) -> list[str]:
+        """The last add's gone files that the list still marks gone (Delete may have forgotten some)."""
+        return [path for path in self._gone_kept.paths if path in self._gone] if self._gone_kept else []
+
+    def action_forget_gone(self) -> None:
+        """Forget the files under the path just added that are gone (asks first, saying how many)."""
+        library, gone = self._library(), self._gone_to_forget()
+        if library is None or self._gone_kept is None or not gone:
+            return
+        from pgpt.tui.screens.confirm import Confirm
+
+        root = self._gone_kept.root
+        files = f"the gone file {gone[0]}? Its" if len(gone) == 1 else f"{len(gone)} gone files under {root}? Their"
+        self.app.push_screen(Confirm(f"Forget {clean_text(one_line(files))} passages leave the index.", yes="forget"),
+                             lambda yes: self.forget_gone(library, root) if yes else None)
 
     def action_stop_ingest(self) -> None:
         """Stop adding after the current file."""
@@ -234,9 +193,10 @@ class DocumentsScreen(PanelScreen):
         # the whole path, not the cell's end: files of one name in 5 folders read alike there
         name = clean_text(one_line(self._paths.get(key) or str(key)))
         where = " on the server" if library.remote is not None else ""
+        # a gone file cannot be added again: only the files that are there are told how to come back
+        back = " (its file is gone)" if key in self._gone else "; adding the file again brings it back"
         # it forgot at once: a stray Delete took a document out of every answer (F3 and F5 ask first)
-        self.app.push_screen(Confirm(f"Forget {name}{where}? Its passages leave the index; adding the file again "
-                                     "brings it back.", yes="forget"),
+        self.app.push_screen(Confirm(f"Forget {name}{where}? Its passages leave the index{back}.", yes="forget"),
                              lambda yes: self._forget(library, key, name) if yes else None)
 
     def _forget(self, library: DocumentLibrary, key: str, name: str) -> None:
@@ -252,9 +212,12 @@ class DocumentsScreen(PanelScreen):
         """Read the document list from the index."""
         library = getattr(self.app, "library", None)
         if library is not None and library.remote is not None:  # a client: the server's index
-            self.post_message(DocumentsListed([_remote_record(d) for d in library.remote.documents()]))
+            self.post_message(DocumentsListed([remote_record(d) for d in library.remote.documents()]))
         elif library is not None and library.store is not None:
-            self.post_message(DocumentsListed(library.store.documents()))
+            from pgpt.runtime.documents.ingest import gone_documents
+
+            documents = library.store.documents()
+            self.post_message(DocumentsListed(documents, {d.path for d in gone_documents(documents)}))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")
     def add_documents(self, library: DocumentLibrary, path: str, cancel: threading.Event) -> None:
@@ -273,7 +236,10 @@ class DocumentsScreen(PanelScreen):
                                                                          ("failed", report.failed))
                          for p, why in entries)
         first = nothing_found([Path(path)]) + "\n" if report.found_nothing() else ""
-        self.post_message(IngestDone(first + report.summary() + listed, len(library.store.documents())))
+        if report.gone:  # before IngestDone, whose listing brings their marks
+            self.post_message(GoneKept(str(Path(path).expanduser()), report.gone))
+        self.post_message(IngestDone(first + report.summary(FORGET_GONE) + gone_lines(report.gone) + listed,
+                                     len(library.store.documents())))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="forget")
     def forget_document(self, library: DocumentLibrary, path: str) -> None:
@@ -284,6 +250,14 @@ class DocumentsScreen(PanelScreen):
         chunks = sum(d.chunks for d in forgotten)
         self.post_message(Forgotten(f"Forgot {path} ({chunks} {'chunk' if chunks == 1 else 'chunks'}).",
                                     len(library.store.documents())))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="forget")
+    def forget_gone(self, library: DocumentLibrary, root: str) -> None:
+        """Forget the files under ``root`` that are gone (what `ingest --prune` forgets), then list again."""
+        from pgpt.runtime.documents.ingest import forget_gone
+
+        forgotten = forget_gone(self.settings, library.embedder, [Path(root)])
+        self.post_message(Forgotten(forgotten_gone(forgotten, root), len(library.store.documents())))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="forget")
     def forget_on_server(self, library: DocumentLibrary, doc_id: str, name: str) -> None:
@@ -301,9 +275,10 @@ class DocumentsScreen(PanelScreen):
         report = self.query_one("#doc-report", Static)
         if str(report.render()).startswith("Server unreachable"):  # it answers again: the error is old
             report.update(clean_text(self._on_server()))
-        self._records = message.documents
+        self._records, self._gone = message.documents, message.gone
         self._fill(table)
         self._title_current(table)
+        self.refresh_bindings()  # Forget gone, once none of the files it would forget is listed
 
     def _title_current(self, table: DocumentTable) -> None:
         """The cursor row's path on the report box's rule, none once the list is empty."""
@@ -311,11 +286,11 @@ class DocumentsScreen(PanelScreen):
         self._title_path(row)
 
     def _fill(self, table: DocumentTable) -> None:
-        """The rows, newest first, the file column as wide as the table allows (it was 26 characters at
-        every size: 60 empty columns at 120x40, and "…ork/t32a" for every file at 60x15)."""
+        """The rows, gone files first, then newest first, the file column as wide as the table allows (it
+        was 26 characters at every size: 60 empty columns at 120x40, and "…ork/t32a" for every file at 60x15)."""
         width = self._path_width(table)
-        for record in sorted(self._records, key=lambda d: d.ingested_at, reverse=True):
-            when = time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
+        for record in listing_order(self._records, self._gone):
+            when = GONE if record.path in self._gone else time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
             key = record.doc_id if self.settings.server else record.path  # a server forgets by id
             self._paths[key] = short_path(record.path, width=len(record.path) + 1)  # the home as ~, all else
             # one_line: a cell shows only its first line ("new\nline.txt" read "…/new")
@@ -369,6 +344,10 @@ class DocumentsScreen(PanelScreen):
         """The last tick's fields within the progress text's width (the screen's less the bar's, before a layout)."""
         width = self.query_one("#doc-progress-text").size.width or self.size.width - 34
         return fit_fields(self._progress, width, (3, 2, 0), cut=3)
+
+    @on(GoneKept)
+    def _gone_found(self, message: GoneKept) -> None:
+        self._gone_kept = message
 
     @on(IngestDone)
     def _done(self, message: IngestDone) -> None:

@@ -30,6 +30,7 @@ PANEL_KEYS = (
     ("F3 Delete", "delete that model (asks first)"),
     ("F4 Enter", "add the path typed, or the one chosen in the tree"),
     ("F4 Delete", "forget the document under the cursor (asks first)"),
+    ("F4 Ctrl+G", "forget the files the last add found gone (asks first)"),
     ("F4 Backspace", "in the folder tree: the folder above"),
     ("F5 Enter", "reopen the chat under the cursor"),
     ("F5 Delete", "delete that chat (asks first)"),

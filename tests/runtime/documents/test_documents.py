@@ -13,7 +13,7 @@ from pgpt.runtime.documents.readers import Section, decode_text, read_document
 from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
-from pgpt.runtime.documents.ingest import ingest, open_store
+from pgpt.runtime.documents.ingest import forget_gone, gone_documents, ingest, open_store
 from pgpt.runtime.models import DEFAULT_EMBEDDER
 from pgpt.runtime.documents.retrieval import search
 from pgpt.runtime.settings import Settings
@@ -117,7 +117,23 @@ def test_a_gone_file_is_named_with_the_way_to_forget_it(settings: Settings, embe
     assert [Path(p).name for p in report.gone] == ["notes.txt"] and not report.removed
     assert report.summary().endswith("; 1 indexed file under these paths is gone but still answers "
                                      "(--prune forgets it)")
+    assert report.summary("Ctrl+G forgets").endswith("(Ctrl+G forgets it)")  # the app's way
     assert not run(settings, embedder, corpus, prune=True).gone
+
+
+def test_forget_gone_forgets_what_prune_would_without_reading_the_files(settings: Settings, embedder,  # type: ignore[no-untyped-def]
+                                                                       corpus: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("The night ferry was withdrawn in 1998.\n")
+    run(settings, embedder, corpus)
+    run(settings, embedder, elsewhere)
+    (corpus / "notes.txt").unlink()
+    elsewhere.unlink()  # gone too, but not under the folder asked for: it stays
+    store = open_store(settings, embedder)
+    assert sorted(Path(d.path).name for d in gone_documents(store.documents())) == ["elsewhere.txt", "notes.txt"]
+    assert [Path(d.path).name for d in forget_gone(settings, embedder, [corpus])] == ["notes.txt"]
+    assert [Path(d.path).name for d in gone_documents(open_store(settings, embedder).documents())] == ["elsewhere.txt"]
+    assert forget_gone(settings, embedder, [corpus]) == []
 
 
 def test_another_embedding_model_is_refused_with_an_offer_to_reindex(settings: Settings, embedder,
