@@ -239,6 +239,10 @@ async def test_palette_lists_every_panel_and_action(settings: Settings) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, KeysHelp))
         shown = str(app.screen.query_one(Static).render())
         assert "Ctrl+R" in shown and "switch mode" in shown and "F4 Delete" in shown and "F4 Ctrl+G" in shown
+        from textual.containers import VerticalScroll
+
+        await pilot.pause()
+        assert app.screen.query_one(VerticalScroll).max_scroll_y == 0  # all of it at 80x24 (F5's keys were below)
         await pilot.press("escape")
         await wait_until(pilot, lambda: len(app.screen_stack) == 1)
         prompt = app.query_one("#prompt", Input)  # the mode stays in sight once text hides the placeholder

@@ -9,7 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-# (key, what it does), short enough for one line of the dialog at 80 columns
+# (key, what it does), short enough for one line of the dialog at 80 columns; all of it fits 80x24
+# (the panels' last keys were below the fold there)
 CHAT_KEYS = (
     ("Enter", "ask, chat or search (the mode on the input's frame)"),
     ("Ctrl+R", "switch mode: Documents, Chat, Search"),
@@ -17,8 +18,7 @@ CHAT_KEYS = (
     ("Ctrl+N", "new chat"),
     ("Ctrl+Y", "copy the last answer (OSC 52, works over SSH)"),
     ("PgUp/PgDn", "scroll the conversation"),
-    ("Ctrl+O", "add documents (Docs, with the path field)"),
-    ("Ctrl+X", "stop adding documents after the current batch"),
+    ("Ctrl+O/Ctrl+X", "add documents (Docs) / stop adding after the current batch"),
     ("F2 F3 F4 F5", "Setup (token, network), Models, Docs, Chats"),
     ("Ctrl+P", "command palette: every action by name"),
     ("Ctrl+Q", "quit (asks first while documents are being added)"),
@@ -26,14 +26,12 @@ CHAT_KEYS = (
 PANEL_KEYS = (
     ("Esc", "back to the chat (work there keeps running)"),
     ("Tab", "next field or list"),
-    ("F3 Enter", "use the model under the cursor"),
-    ("F3 Delete", "delete that model (asks first)"),
+    ("F3 Enter/Delete", "use / delete (asks first) the model under the cursor"),
     ("F4 Enter", "add the path typed, or the one chosen in the tree"),
     ("F4 Delete", "forget the document under the cursor (asks first)"),
     ("F4 Ctrl+G", "forget the files the last add found gone (asks first)"),
     ("F4 Backspace", "in the folder tree: the folder above"),
-    ("F5 Enter", "reopen the chat under the cursor"),
-    ("F5 Delete", "delete that chat (asks first)"),
+    ("F5 Enter/Delete", "reopen / delete (asks first) the chat under the cursor"),
 )
 
 
