@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.abstention import is_abstention
-from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence, denies, split_sentences
+from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence
+from pgpt.runtime.documents.sentences import denies, split_sentences
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter
 from pgpt.runtime.documents.retrieval import Hit, search

@@ -28,6 +28,9 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.attachment import misattached
+from pgpt.runtime.documents.sentences import (
+    NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
+)
 
 # A statement's support: SUPPORT_LEXICAL * (share of its content words in the sentence) +
 # (1 - SUPPORT_LEXICAL) * (embedding cosine); supported at SUPPORT_MIN or more.
@@ -56,53 +59,16 @@ OFF_TOPIC = 0.35
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
-# Sentences end at . ! ? before a capital, digit, quote or bracket; lines are joined (PDF and plain
-# text wrap sentences over lines) except at a blank line or a line that starts a list item, a
-# heading or a table row. A hyphen at a line's end before a lower-case letter joins the word.
-# Not after a title or "e.g.": "Dr. Ilse Varga" was cut into "... is Dr. [1] Ilse Varga. [1]".
-_TITLES = "".join(rf"(?<!\b{re.escape(t)})" for t in ("Dr.", "Mr.", "Ms.", "Mrs.", "Prof.", "St.", "vs.", "e.g.", "i.e."))
-# Scripts without capitals (Hebrew, Arabic, CJK, kana, Hangul) start a sentence with any letter: an
-# Arabic sentence after an English one was quoted as part of it.
-_CASELESS = "\u0590-\u08ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
-_CAPITALS = "A-Z\u00c0-\u00d6\u00d8-\u00de\u0391-\u03a9\u0410-\u042f"  # "Émilie ..." starts a sentence too
-SENTENCE_END = re.compile(rf"(?<=[.!?\u3002]){_TITLES}\s*(?<=\s|\u3002)(?=[\"'\u201c(\[{_CAPITALS}0-9*`_{_CASELESS}])")
-HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n\s*(?=[a-z])")
-_BLOCK = re.compile(r"\n\s*\n")
-_NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")
-_CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
-# Letters of the alphabets with spaces between words (Latin with accents, Greek, Cyrillic): read
-# as ASCII only, "Quiría" was "Quir" + "a", and "Quir" stood in "Quirós" (a changed surname passed).
-_LETTERS = "0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u04ff"
-_WORD = re.compile(rf"[{_LETTERS}][{_LETTERS}_+#-]*(?:\.[{_LETTERS}_+#-]+)*")
-# A number stands alone: the digits inside "1DS", "SHA256", "IPv6", "S3" or "v3-8" are no number of
-# their own (the word itself is the fact); read alone, "256" was an invented number that no source
-# sentence held as a word, and a sentence copied from its source was dropped.
-_NUMBER = re.compile(r"(?<![A-Za-z0-9])\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
-_CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
-# A command-line option, "-J" or "--zstd" (its name without the dashes, as a code span's)
-_OPTION = re.compile(r"(?<![\w-])(?:--([A-Za-z][\w-]*[A-Za-z0-9])|-([A-Za-z]))(?![\w-])")
 # A code fence and its language tag ("```python"): the lines inside are checked as statements like
 # any other, but the marker is no statement, and left in it showed as "```python import time [1]".
 _FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
 _LIST_ITEM = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s")  # "- Linux", "2. Copy the file"
-# A statement that denies ("is not recognized as Python") is supported only by a sentence that
-# denies something too: word overlap and embeddings cannot tell "X is a Y" from "X is not a Y".
-_NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without)\b|n't\b", re.IGNORECASE)
 _NUMBER_QUESTION = re.compile(
     r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)"
     # "what version", and with one name between: "what Python version" (not "what does the version ...")
     r"|what (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|percentage|version|number|size)"
     r"|which (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|version))", re.IGNORECASE)
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before being below between both
-but by can could did do does doing done down during each either else few for from further get gets got had has
-have having he her here hers him his how i if in into is it its itself just may me might more most must my no nor
-not now of off on once only or other our out over own same shall she should so some such than that the their them
-then there these they this those through to too under until up upon us use used uses using very via was we were
-what when where which while who whom whose why will with would yes you your one ones way ways thing things give
-gives tell say says said make makes made need needs want wants like also still well able per within without
-does let lets know kind sort type
-""".split())
+
 
 
 @dataclass(frozen=True)
@@ -130,80 +96,9 @@ class Grounding:
     measures: dict[str, float] = field(default_factory=dict)
 
 
-def flatten_text(text: str) -> str:
-    """``text`` with words broken over lines joined and all white space single spaces: the form
-    in which ``split_sentences`` gives its sentences."""
-    return " ".join(HYPHEN_BREAK.sub("", text).split())
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences and list items of ``text``, flattened (see ``flatten_text``), at least 3 characters."""
-    units = []
-    for block in _BLOCK.split(HYPHEN_BREAK.sub("", text)):
-        for part in _NEW_UNIT.split(block):
-            units += SENTENCE_END.split(" ".join(part.split()))
-    return [unit.strip() for unit in units if len(unit.strip()) > 2]
-
-
-def strip_citations(text: str) -> str:
-    """``text`` without its [1], [2, 3] markers."""
-    return _CITATION.sub("", text)
-
-
-def stem(word: str) -> str:
-    """A light stem, so "caches"/"cached"/"caching" meet "cache"."""
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            break
-    return word[:-1] if len(word) > 4 and word.endswith("e") else word
-
-
-def content_words(text: str) -> set[str]:
-    """Stemmed lower-case words of ``text`` that are not stop words."""
-    return {stem(w) for w in (m.group().lower().strip("._-") for m in _WORD.finditer(text))
-            if w and w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
-
-
-def key_facts(text: str) -> set[str]:
-    """Numbers and names in ``text`` (lower case): what an invented answer gets wrong first.
-
-    A name is a word with a capital after its first letter or with a digit, dot or underscore
-    inside (FanoutCache, snapshot_download, utf-8), a command-line option (`--xz`, `-J`), or a
-    capitalized word that does not start its sentence. What a sentence puts in backticks is a name
-    too, words or not (`~`, `YY`, `dehumanize`): a model that answers with an operator or a format
-    token states a fact. Dashes around a span go (`--branch` is the option a manual may call "branch").
-    """
-    # `tqdm.write()` names the function a source calls as tqdm.write("Done"): empty parentheses go
-    facts = set(_NUMBER.findall(text)) | {span.strip(" -").removesuffix("()").lower()
-                                          for span in _CODE_SPAN.findall(text) if span.strip(" -").removesuffix("()")}
-    facts |= {"".join(option).lower() for option in _OPTION.findall(text)}  # "--xz", "-J" ("-cover" is a value)
-    for sentence in split_sentences(text):
-        for index, match in enumerate(_WORD.finditer(sentence)):
-            word = match.group().strip("._-")
-            inner = word[1:]
-            if (any(c.isupper() for c in inner) or "_" in inner or "." in inner
-                    or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
-                    or (index > 0 and word[:1].isupper() and word.lower() not in STOPWORDS)):
-                facts.add(word.lower())
-    return facts
-
-
-def denies(text: str) -> bool:
-    """Whether ``text`` says "not", "no", "never" or the like (curly apostrophes as straight)."""
-    return _NEGATION.search(text.replace("\u2019", "'")) is not None
-
-
 def _covered(words: set[str], sentence: set[str]) -> float:
     return len(words & sentence) / len(words) if words else 0.0
 
-
-def _contains(text: str, fact: str) -> bool:
-    """Whether ``text`` holds ``fact`` as a word of its own; a number as a whole number ("10" is
-    not in "18:10" or "2.10": "10%" passed on a time)."""
-    whole = r"(?<!\d[.,:])", r"(?![.,:]\d)"
-    head, tail = whole if fact[:1].isdigit() else ("", "")
-    return re.search(rf"(?<![{_LETTERS}]){head}{re.escape(fact)}(?![{_LETTERS}]){tail}", text) is not None
 
 
 class Grounder:
@@ -240,7 +135,7 @@ class Grounder:
         return SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine
 
     def _new_number(self, text: str) -> bool:
-        return bool(set(_NUMBER.findall(text)) - set(_NUMBER.findall(self.question)))
+        return bool(set(NUMBER.findall(text)) - set(NUMBER.findall(self.question)))
 
     def _neighbours(self, index: int) -> list[str]:
         """The sentence and those beside it in the same source (a sentence often names its
@@ -317,7 +212,7 @@ class Grounder:
         facts = key_facts(statement) - self._question_facts
 
         def held(i: int) -> int:
-            return sum(_contains(self.sentences[i].text.lower(), fact) for fact in facts)
+            return sum(contains_fact(self.sentences[i].text.lower(), fact) for fact in facts)
 
         near = [i for i in (index - 1, index + 1)
                 if 0 <= i < len(self.sentences) and self.sentences[i].number == self.sentences[index].number]
@@ -338,7 +233,7 @@ class Grounder:
         for statement, index in supported:
             facts = key_facts(statement) - self._question_facts
             text = self.sentences[index].text.lower()
-            if facts and all(_contains(text, fact) for fact in facts):
+            if facts and all(contains_fact(text, fact) for fact in facts):
                 return RELEVANCE_MIN
         return RELEVANCE_MIN_WORDS
 
@@ -358,17 +253,17 @@ class Grounder:
             # beside it): its new content words count, and each new number or name must be there.
             words = content_words(statement)
             new_facts = key_facts(statement) - self._question_facts
-            invented += sum(not _contains(self._all_text, fact) for fact in new_facts)
+            invented += sum(not contains_fact(self._all_text, fact) for fact in new_facts)
             if words - self._question_words or not new_facts:
                 new_words = (words - self._question_words) or words
                 lexical = np.array([_covered(new_words, window) for window in self._window_words])
             else:  # all it adds is a symbol (`~`): a sentence beside it either holds it or not
-                lexical = np.array([float(all(_contains(text, fact) for fact in new_facts))
+                lexical = np.array([float(all(contains_fact(text, fact) for fact in new_facts))
                                     for text in self._window_text])
             score = SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine[row]
             denial = denies(statement)
             holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN
-                     and all(_contains(self._window_text[i], fact) for fact in new_facts)
+                     and all(contains_fact(self._window_text[i], fact) for fact in new_facts)
                      and not self._misattached(new_facts, i)
                      and (not denial or self._denies[i])]
             scores.append(float(score.max()))
@@ -382,8 +277,8 @@ class Grounder:
     def _misattached(self, facts: set[str], index: int) -> bool:
         """Whether a new number of the statement is one the window's sentences tie to other words
         than the question's ("0 if a line is selected, ... 2 if an error occurred": see attachment)."""
-        return any(misattached(fact, self._neighbours(index), self._question_words, self.question, _NUMBER.findall,
-                               content_words) for fact in facts if _NUMBER.fullmatch(fact))
+        return any(misattached(fact, self._neighbours(index), self._question_words, self.question, NUMBER.findall,
+                               content_words) for fact in facts if NUMBER.fullmatch(fact))
 
     def _carries_fact(self, statement: str) -> bool:
         """Whether ``statement`` adds to the question: "The formatter was added in 2.9.0" only

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from pgpt.runtime.documents.grounding import HYPHEN_BREAK, Grounder, SourceSentence, flatten_text, split_sentences
+from pgpt.runtime.documents.grounding import Grounder, SourceSentence
+from pgpt.runtime.documents.sentences import HYPHEN_BREAK, flatten_text, split_sentences
 
 
 def shown_text(text: str) -> str:

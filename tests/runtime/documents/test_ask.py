@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pgpt.runtime.documents.answers import NOT_FOUND, AskStream
-from pgpt.runtime.documents.grounding import flatten_text
+from pgpt.runtime.documents.sentences import flatten_text
 from pgpt.runtime.llm.chat import ChatEngine
 from pgpt.runtime.documents.ingest import ingest, open_store
 from pgpt.runtime.documents.retrieval import search

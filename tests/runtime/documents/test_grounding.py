@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from pgpt.runtime.documents.grounding import Grounder, SourceSentence, content_words, key_facts, split_sentences
+from pgpt.runtime.documents.grounding import Grounder, SourceSentence
+from pgpt.runtime.documents.sentences import content_words, key_facts, split_sentences
 from pgpt.runtime.documents.passage_view import matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter, strip_markup
 from pgpt.runtime.settings import Settings
@@ -369,7 +370,7 @@ def test_a_sentence_in_a_script_without_capitals_is_a_sentence_of_its_own() -> N
 
 def test_table_rows_are_shown_on_lines_of_their_own() -> None:
     """An HTML table's rows ran together in search and "not found" views ("... Closes Monday | 07:00 ...")."""
-    from pgpt.runtime.documents.grounding import flatten_text
+    from pgpt.runtime.documents.sentences import flatten_text
     from pgpt.runtime.documents.passage_view import sentence_window, shown_text
 
     text = ("Oskar's Bakery\n\nOpening hours of the bakery.\n\nDay | Opens | Closes\n\nMonday | 07:00 | 14:00\n\n"
@@ -434,7 +435,7 @@ def test_a_quoted_lead_in_brings_its_list(embedder) -> None:  # type: ignore[no-
 
 def test_list_items_and_markdown_rows_are_shown_on_lines_of_their_own() -> None:
     """A list read "- life jackets counted - radio tested" and a Markdown table's header was joined to the text."""
-    from pgpt.runtime.documents.grounding import flatten_text
+    from pgpt.runtime.documents.sentences import flatten_text
     from pgpt.runtime.documents.passage_view import shown_text
 
     text = ("The checklist has these items:\n- life jackets counted\n- radio tested\n\n"

@@ -148,7 +148,7 @@ def test_a_long_paragraph_is_packed_from_its_sentences_or_lines(joiner: str, end
 def test_an_html_term_and_its_definition_are_one_sentence() -> None:
     """An answer-quality tester's M4: "adm" and "Members of this group ..." were two sentences, so a
     quote showed the bare term or a definition without the term the question asked for."""
-    from pgpt.runtime.documents.grounding import split_sentences
+    from pgpt.runtime.documents.sentences import split_sentences
 
     html = ("<h2>Groups</h2><dl><dt>adm</dt><dd>Members of this group can read many log files.</dd>"
             "<dt><code>ffi_type_sint16</code><a href='#x'> &para;</a></dt><dd>A signed, 16-bit integer type.</dd>"
