@@ -62,6 +62,10 @@ CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its s
 # A code fence and its language tag ("```python"): the lines inside are checked as statements like
 # any other, but the marker is no statement, and left in it showed as "```python import time [1]".
 _FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
+# An HTML tag that no source holds: a model that read an HTML page copied "</pre> <pre><code>" after a
+# supported statement, and it was shown in the answer (one that a source holds, "<b>", may be the answer)
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>\n]{0,200})?/?>")
+_ANY_WORD = re.compile(r"\w")
 _LIST_ITEM = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s")  # "- Linux", "2. Copy the file"
 _NUMBER_QUESTION = re.compile(
     r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)"
@@ -184,7 +188,11 @@ class Grounder:
         if lead.text.rstrip().endswith(":"):
             for i in range(index + 1, min(index + 9, len(self.sentences))):
                 text = self.sentences[i].text.rstrip()
-                if self.sentences[i].number != lead.number or (text.endswith(".") and not _LIST_ITEM.match(text)):
+                item = _LIST_ITEM.match(text)
+                # a marked list ends at its first line without a marker: the quote ran on into the next
+                # lead-in and its list ("To prune a Pellwick tree, the gardener follows these steps:")
+                if (self.sentences[i].number != lead.number or (text.endswith(".") and not item)
+                        or (not item and _LIST_ITEM.match(self.sentences[items[-1]].text))):
                     break
                 items.append(i)
         return items
@@ -223,8 +231,11 @@ class Grounder:
         """The sentence to quote when the draft holds nothing: the most relevant one that is not a
         heading ("# The Harbor Lighthouse" repeats the question's words and answers nothing) and
         has a few words of prose (a link line, "- `Documentation <http://...>`_", answers nothing)."""
+        # a question that denies ("Who is not the harbor master?") is not answered by a sentence that
+        # affirms: the harbor master's name was quoted as the answer
+        negated = denies(self.question)
         candidates = [i for i, s in enumerate(self.sentences) if not (s.heading or s.text.lstrip().startswith("#"))
-                      and _prose_words(s.text) >= QUOTE_MIN_WORDS]
+                      and _prose_words(s.text) >= QUOTE_MIN_WORDS and (not negated or self._denies[i])]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
@@ -241,6 +252,7 @@ class Grounder:
         """The draft's fact-carrying statements that a sentence supports, each with that sentence."""
         # once each: a small model often repeats a sentence until the token limit, and the
         # answer would repeat it as often, each time with its citation
+        draft = _HTML_TAG.sub(lambda tag: tag[0] if tag[0].lower() in self._all_text else " ", draft)
         unique = {" ".join(s.lower().split()): s for s in split_sentences(strip_citations(_FENCE.sub("\n\n", draft)))}
         statements = [s for s in unique.values() if self._carries_fact(s)]
         measures["statements"] = len(statements)
@@ -264,6 +276,7 @@ class Grounder:
             denial = denies(statement)
             holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN
                      and all(contains_fact(self._window_text[i], fact) for fact in new_facts)
+                     and self._numbers_in_sentence(words, new_facts, i)
                      and not self._misattached(new_facts, i)
                      and (not denial or self._denies[i])]
             scores.append(float(score.max()))
@@ -273,6 +286,23 @@ class Grounder:
         measures["invented"] = invented
         measures["supported"] = len(supported)
         return _without_restatements(supported)
+
+    def _numbers_in_sentence(self, words: set[str], facts: set[str], index: int) -> bool:
+        """Whether no new number was taken from beside the sentence the statement is about when that
+        sentence holds a number of its own: "The lighthouse is open every day at 18:10" passed on
+        the lighthouse's sentence ("... from 09:40"), the ferry's 18:10 in the next one. A number in
+        the sentence after one without a number is its value ("[xml] package_depth" / "(integer,
+        default 99) ..."), as a name is often given a sentence before ("Priya Raman ... She will ...")."""
+        numbers = [fact for fact in facts if NUMBER.fullmatch(fact)]
+        if not numbers:
+            return True
+        about = {word for word in words if not NUMBER.fullmatch(word)}
+        window = self._neighbours(index)
+        cover = [len(about & content_words(text)) for text in window]
+        closest = [text.lower() for text, n in zip(window, cover) if n == max(cover)]
+        if not any(NUMBER.search(text) for text in closest):
+            return True
+        return all(any(contains_fact(text, fact) for text in closest) for fact in numbers)
 
     def _misattached(self, facts: set[str], index: int) -> bool:
         """Whether a new number of the statement is one the window's sentences tie to other words
@@ -285,10 +315,11 @@ class Grounder:
         restates "Which formatter was added in 2.9.0?" and answers nothing; "This can be found in
         the changelog, which states ..." points at a source: once the invented value before it
         was dropped, it was shown as the answer to a question no source answers."""
-        if _POINTER.match(statement):
+        if _POINTER.match(statement) or statement.lstrip().startswith("#"):  # a heading copied ("# LGPL 2.")
+            return False
+        if not _ANY_WORD.search(_HTML_TAG.sub(" ", statement)):  # markup alone ("<details>") says nothing
             return False
         return bool(key_facts(statement) - self._question_facts or content_words(statement) - self._question_words)
-
 
 
 def _prose_words(text: str) -> int:

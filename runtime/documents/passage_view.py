@@ -25,13 +25,21 @@ def shown_text(text: str) -> str:
 
     Replacing each line break of the result by a space gives ``flatten_text(text)`` exactly, so a
     position found in the flattened text is the same position here."""
-    lines = [" ".join(line.split()) for line in HYPHEN_BREAK.sub("", text).splitlines()]
-    lines = [line for line in lines if line]
+    lines, after_blank, previous_kept = [], [], True  # the lines, and whether a blank line came before each
+    for line in HYPHEN_BREAK.sub("", text).splitlines():
+        line = " ".join(line.split())
+        if line:
+            after_blank.append(bool(lines) and not previous_kept)
+            lines.append(line)
+        previous_kept = bool(line)
     if not lines:
         return ""
     shown = [lines[0]]
-    for previous, line in zip(lines, lines[1:]):
-        apart = (_is_row(previous) and _is_row(line)) or _OWN_LINE.match(line)
+    for number, (previous, line) in enumerate(zip(lines, lines[1:]), 1):
+        # a paragraph after a list or a table starts its own line too: it read as the last
+        # item's ("- Dovecote Pippin To prune a Pellwick tree, ...")
+        leaves = after_blank[number] and (_is_row(previous) or _OWN_LINE.match(previous))
+        apart = (_is_row(previous) and _is_row(line)) or _OWN_LINE.match(line) or leaves
         shown.append(("\n" if apart else " ") + line)
     return "".join(shown)
 

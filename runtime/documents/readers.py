@@ -217,9 +217,10 @@ def _read_docx(path: Path) -> list[Section]:
     _check_docx_archive(path)
     try:
         document = Document(str(path))
+        marker = _ListMarkers(document)
         blocks = [(block.style.name if block.style is not None else "", "",
                    [[cell.text for cell in row.cells] for row in block.rows]) if isinstance(block, Table)
-                  else (block.style.name if block.style is not None else "", _list_marker(block) + block.text, None)
+                  else (block.style.name if block.style is not None else "", marker(block) + block.text, None)
                   for block in document.iter_inner_content()]
     except PackageNotFoundError:
         raise Skipped("damaged .docx (PackageNotFoundError)") from None
@@ -251,17 +252,49 @@ def _read_docx(path: Path) -> list[Section]:
     return sections
 
 
-def _list_marker(paragraph: Any) -> str:
-    """"- " for a list item (numbering on the paragraph, as pandoc and Google Docs write it, or on
-    its style, as Word's "List Bullet" and "List Number" do), as Markdown's items read; "" else.
-    Without it a list's items ran together in passages and answers."""
-    if not paragraph.text.strip():
+class _ListMarkers:
+    """The marker of each list paragraph of one .docx, as Markdown's items read: "- " for a bullet,
+    "N. " for a numbered item (counted per list and level), "" for other paragraphs. The numbering
+    is on the paragraph (pandoc, Google Docs) or its style (Word's "List Bullet", "List Number").
+    Without markers a list's items ran together in passages and answers, and steps lost their order."""
+
+    def __init__(self, document: Any) -> None:
+        self._document = document
+        self._counts: dict[tuple[str, int], int] = {}
+
+    def __call__(self, paragraph: Any) -> str:
+        if not paragraph.text.strip():
+            return ""
+        for element in (paragraph._p, paragraph.style.element if paragraph.style is not None else None):
+            properties = element.pPr if element is not None else None
+            if properties is not None and properties.numPr is not None:
+                return self._marker(properties.numPr)
         return ""
-    for element in (paragraph._p, paragraph.style.element if paragraph.style is not None else None):
-        properties = element.pPr if element is not None else None
-        if properties is not None and properties.numPr is not None:
+
+    def _marker(self, numbering: Any) -> str:
+        num_id = str(numbering.numId.val) if numbering.numId is not None else ""
+        level = int(numbering.ilvl.val) if numbering.ilvl is not None else 0
+        if self._format(num_id, level) in ("", "bullet", "none"):
             return "- "
-    return ""
+        # a deeper level starts again under each item above it
+        self._counts = {key: n for key, n in self._counts.items() if key[0] != num_id or key[1] <= level}
+        self._counts[(num_id, level)] = self._counts.get((num_id, level), 0) + 1
+        return f"{self._counts[(num_id, level)]}. "
+
+    def _format(self, num_id: str, level: int) -> str:
+        """The numFmt of list ``num_id`` at ``level`` ("decimal", "bullet", ...); "" when not found."""
+        try:  # python-docx makes a missing numbering part with NumberingPart.new(), which raises
+            numbering = self._document.part.numbering_part.element
+        except (KeyError, NotImplementedError):
+            return ""
+        if not num_id.isdigit():
+            return ""
+        abstract = numbering.xpath(f'./w:num[@w:numId="{num_id}"]/w:abstractNumId/@w:val')
+        if not abstract or not str(abstract[0]).isdigit():  # the file's own text: never put into a query unchecked
+            return ""
+        found = numbering.xpath(f'./w:abstractNum[@w:abstractNumId="{abstract[0]}"]/w:lvl[@w:ilvl="{level}"]'
+                                '/w:numFmt/@w:val')
+        return str(found[0]) if found else ""
 
 
 def _check_docx_archive(path: Path) -> None:

@@ -40,7 +40,8 @@ if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks i
 # ("adm Members of this group ..."), not two sentences.
 # Version 4: reST hyperlink targets and image directives are left out of .rst files (they render as
 # nothing, and a link target was quoted as the answer).
-# Version 5: HTML and .docx list items keep a marker ("- ", "2. "), as Markdown's do; line ends are "\n".
+# Version 5: HTML and .docx list items keep a marker ("- ", or "2. " for a numbered one), as Markdown's do;
+# line ends are "\n".
 TEXT_FORMAT = 5
 _META_FORMAT = "pgpt.text_format"  # on the text column's field: schema metadata is fixed at creation
 _META_MODEL = b"pgpt.embed_model"

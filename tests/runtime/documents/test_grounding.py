@@ -270,6 +270,43 @@ def test_a_number_inside_a_time_and_a_changed_accented_name_are_inventions(embed
     assert result.kind == "answer" and result.measures["invented"] == 0, result
 
 
+def test_a_number_must_stand_in_the_supporting_sentence_itself(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A tester's "The lighthouse is open every day at 18:10" passed: the lighthouse's sentence
+    supported its words and the ferry's, next to it, held 18:10. A heading the draft copied is no
+    statement ("# LGPL 2." was the answer once the statement before it lost its support)."""
+    harbor = [SourceSentence(1, "harbor.txt", 0, "The Velmora lighthouse is open to visitors every day from 09:40."),
+              SourceSentence(1, "harbor.txt", 0, "The Velmora ferry to Quiska Island leaves the north pier at 18:10.")]
+    ask = grounder_over(embedder, "When does the Velmora lighthouse open?", harbor)
+    swapped = ask.check("The Velmora lighthouse is open to visitors every day at 18:10. [1]", abstained=False)
+    assert "18:10" not in swapped.text.split("\u201c")[0], swapped  # not stated as the answer (a quote may follow)
+    right = ask.check("The Velmora lighthouse is open to visitors every day from 09:40. [1]", abstained=False)
+    assert right.kind == "answer" and "09:40" in right.text, right
+    assert not ask._carries_fact("# LGPL 2.")
+
+
+def test_html_tags_no_source_holds_leave_a_supported_answer(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A list answer ended in "</pre> <pre><code> <pre><code>", copied from an HTML page's markup."""
+    mill = [SourceSentence(1, "mill.html", 0, "To start the mill wheel, the miller releases the brake lever."),
+            SourceSentence(2, "tags.html", 0, "Wrap bold text in <b> and </b> tags.")]
+    result = grounder_over(embedder, "How does the miller start the mill wheel?", mill).check(
+        "The miller releases the brake lever. </pre> <pre><code> <pre><code> [1]", abstained=False)
+    assert result.kind == "answer" and "<" not in result.text and "brake lever" in result.text, result
+    tags = grounder_over(embedder, "Which tags make text bold?", mill).check(
+        "Wrap bold text in <b> and </b> tags. [2]", abstained=False)
+    assert tags.kind == "answer" and "<b>" in tags.text, tags  # the sources' own tags stay
+
+
+def test_a_question_that_denies_is_not_answered_by_a_quote_that_affirms(embedder) -> None:  # type: ignore[no-untyped-def]
+    """ "Who is not the harbor master?" got the quote naming the harbor master."""
+    harbor = [SourceSentence(1, "harbor.txt", 0, "The harbor master of Velmora is Odalric Brenneke, in post since 2019."),
+              SourceSentence(1, "harbor.txt", 0, "The harbor office opens at 08:00.")]
+    draft = "The harbor master is Ysolde Perrin. [1]"
+    assert grounder_over(embedder, "Who is the harbor master of Velmora?", harbor).check(
+        draft, abstained=False).kind == "quote"
+    result = grounder_over(embedder, "Who is not the harbor master of Velmora?", harbor).check(draft, abstained=False)
+    assert result.kind == "not_found", result
+
+
 def test_a_title_is_never_the_quote(embedder) -> None:  # type: ignore[no-untyped-def]
     """An RST title carries no "#" once read: "Who wrote the guide?" was answered with a quote of
     the title "A guide to masked arrays in NumPy", which repeats the question's words."""
@@ -377,10 +414,10 @@ def test_table_rows_are_shown_on_lines_of_their_own() -> None:
             "Friday | 06:30 | 18:00\n\nBread is baked\ndaily.")
     shown = shown_text(text)
     assert shown.replace("\n", " ") == flatten_text(text)  # positions in the flattened text hold here
-    assert "Day | Opens | Closes\nMonday | 07:00 | 14:00\nFriday | 06:30 | 18:00 Bread is baked daily." in shown
+    assert "Day | Opens | Closes\nMonday | 07:00 | 14:00\nFriday | 06:30 | 18:00\nBread is baked daily." in shown
     before, sentence, after = sentence_window(text, "Monday | 07:00 | 14:00 Friday | 06:30 | 18:00 Bread is baked "
                                                     "daily.", 300)
-    assert sentence == "Monday | 07:00 | 14:00\nFriday | 06:30 | 18:00 Bread is baked daily."
+    assert sentence == "Monday | 07:00 | 14:00\nFriday | 06:30 | 18:00\nBread is baked daily."
     assert before.endswith("Closes\n") and after == ""
 
 
@@ -431,6 +468,13 @@ def test_a_quoted_lead_in_brings_its_list(embedder) -> None:  # type: ignore[no-
     assert result.text == ("Quote from the documents: \u201cEvery sailor must bring the following:\n"
                            "a waterproof jacket\na head torch\na first aid kit\u201d [1]")
     assert [q.text for q in result.quotes][-1] == "a first aid kit"
+    # a marked list ends at its first line without a marker: the quote ran on into the next lead-in
+    orchard = [SourceSentence(1, "orchard.html", 0, text) for text in (
+        "The Pellwick orchard grows the following apple varieties:", "- Amber Quill", "- Frostnell Red",
+        "To prune a Pellwick tree, the gardener follows these steps:", "- Cut the dead branches first.")]
+    quoted = grounder_over(embedder, "Which apple varieties does the Pellwick orchard grow?", orchard).check(
+        "It grows pears and plums.", abstained=False)
+    assert quoted.kind == "quote" and quoted.text.endswith("- Amber Quill\n- Frostnell Red\u201d [1]"), quoted
 
 
 def test_list_items_and_markdown_rows_are_shown_on_lines_of_their_own() -> None:
@@ -440,6 +484,9 @@ def test_list_items_and_markdown_rows_are_shown_on_lines_of_their_own() -> None:
 
     text = ("The checklist has these items:\n- life jackets counted\n- radio tested\n\n"
             "Shifts:\n| Shift | Keeper |\n|---|---|")
-    assert shown_text(text) == ("The checklist has these items:\n- life jackets counted\n- radio tested Shifts:\n"
+    # the paragraph after a list (or a table) starts a line too: it read as the last item's
+    assert shown_text(text) == ("The checklist has these items:\n- life jackets counted\n- radio tested\nShifts:\n"
                                 "| Shift | Keeper |\n|---|---|")
     assert shown_text(text).replace("\n", " ") == flatten_text(text)
+    after = "Steps:\n3. Ring the bell twice.\n\nGrain | Price\nRye | 14\n\nAfter the table.\nStill it."
+    assert shown_text(after) == "Steps:\n3. Ring the bell twice.\nGrain | Price\nRye | 14\nAfter the table. Still it."

@@ -125,11 +125,11 @@ def test_html_and_docx_list_items_keep_their_markers(tmp_path: Path) -> None:
     document = Document()
     document.add_paragraph("The crew safety checklist has these items:")
     document.add_paragraph("life jackets counted", style="List Bullet")
-    document.add_paragraph("radio tested", style="List Number")
+    document.add_paragraph("radio tested", style="List Number")  # Word's numbered items keep their numbers
     document.add_paragraph("Sign the log.")
     document.save(str(tmp_path / "checklist.docx"))
     assert read_document(tmp_path / "checklist.docx")[0].text.split("\n\n") == [
-        "The crew safety checklist has these items:", "- life jackets counted", "- radio tested", "Sign the log."]
+        "The crew safety checklist has these items:", "- life jackets counted", "1. radio tested", "Sign the log."]
 
 
 @pytest.mark.parametrize("joiner, ender", [("\n", "."), (" ", "."), ("\n", "")])
