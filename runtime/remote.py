@@ -112,10 +112,13 @@ class RemoteEngine:
 
     def ask(self, question: str, options: SamplingOptions, cancel: threading.Event | None = None,
             doc_ids: list[str] | None = None, collection: str | None = None, passages: int | None = None,
-            sentences: int | None = None) -> RemoteStream:
+            sentences: int | None = None, earlier: list[str] | None = None) -> RemoteStream:
         """An answer from the server's documents, with sources (PrivateGPT's use_context; pgpt's
-        collection, passages and sentences as `ask` takes them, the server's defaults when None)."""
-        body: dict[str, Any] = {"messages": [{"role": "user", "content": question}], "use_context": True,
+        collection, passages and sentences as `ask` takes them, the server's defaults when None).
+        ``earlier``: the chat's earlier questions, sent before it, so that the server searches a
+        follow-up ("And when does it close?") after what it follows."""
+        asked = [{"role": "user", "content": text} for text in (earlier or [])[-1:]]
+        body: dict[str, Any] = {"messages": [*asked, {"role": "user", "content": question}], "use_context": True,
                                 "include_sources": True, **_body(self.requested, options)}
         if doc_ids is not None:
             body["context_filter"] = {"docs_ids": doc_ids}

@@ -26,7 +26,7 @@ import numpy as np
 
 from pgpt.runtime.documents.abstention import is_abstention
 from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence
-from pgpt.runtime.documents.sentences import denies, split_sentences
+from pgpt.runtime.documents.sentences import content_words, denies, split_sentences
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter
 from pgpt.runtime.documents.retrieval import Hit, search
@@ -57,6 +57,9 @@ MIN_SIMILARITY = 0.25  # cosine of question and best passage below which nothing
 SIMILAR_COSINE = 0.95
 MAX_SIMILAR_ENTRIES = 200
 _BLANK_LINE = re.compile(r"\n\s*\n")
+_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+# words that point back at what an earlier question named ("When does it close?", "his parrot")
+_BACK_REFERENCES = frozenset("it its it's they them their theirs he him his she her hers".split())
 NOT_FOUND = "I could not find anything about this in the indexed documents."
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources given with the question. Cite the sources "
@@ -103,10 +106,13 @@ class AskStream:
     def __init__(self, engine: ChatEngine, store: Any, embedder: Any, question: str, options: SamplingOptions,
                  collection: str | None = None, k: int = DEFAULT_PASSAGES, cancel: threading.Event | None = None,
                  sentences: int = FOCUS_SENTENCES, doc_ids: list[str] | None = None,
-                 history: list[dict[str, str]] | None = None) -> None:
+                 history: list[dict[str, str]] | None = None, earlier: list[str] | None = None) -> None:
         """``history``: the messages before the question (a server's chat). As PrivateGPT does, its
         system messages add to the instructions and its turns come before the question, so a
-        follow-up ("and his parrot?") reads what it follows; retrieval and the check use the question."""
+        follow-up ("and his parrot?") reads what it follows. Retrieval and the check use the question,
+        after the previous question when it is a follow-up (``retrieval_question``). ``earlier``: the
+        user's earlier questions when there is no ``history`` (the app: its model reads the question
+        alone, as `ask` does, but "And when does it close?" is searched after what it follows)."""
         self.engine, self.store, self.embedder = engine, store, embedder
         self.question, self.options, self.collection, self.k, self.cancel = question, options, collection, k, cancel
         self.sentences = sentences
@@ -114,12 +120,13 @@ class AskStream:
         history = history or []
         self.instructions = "\n\n".join(m["content"] for m in history if m["role"] == "system" and m["content"].strip())
         self.turns = self._recent([m for m in history if m["role"] in ("user", "assistant")])
+        self.query = retrieval_question(question, earlier or [m["content"] for m in history if m["role"] == "user"])
         self.result = AskResult()
 
     def __iter__(self) -> Iterator[str]:
         self._refuse_oversized_question()
         started = time.perf_counter()
-        vector, normalized = self.embedder.embed([self.question, normalize_question(self.question)])
+        vector, normalized = self.embedder.embed([self.query, normalize_question(self.question)])
         embedded = time.perf_counter()
         scope = self._scope()
         hit = self._similar(scope, normalized)
@@ -136,7 +143,7 @@ class AskStream:
                                     hit["kind"], hit["quotes"], hit["closest"])
             yield hit["answer"]
             return
-        hits = search(self.store, self.embedder, self.question, k=self.k, collection=self.collection,
+        hits = search(self.store, self.embedder, self.query, k=self.k, collection=self.collection,
                       query_vector=vector, doc_ids=self.doc_ids)
         timings = {"embed_s": round(embedded - started, 4)}
         if not any(h.similarity >= MIN_SIMILARITY for h in hits):
@@ -160,7 +167,7 @@ class AskStream:
             yield tail
         checking = time.perf_counter()
         draft = markup.text
-        grounder = Grounder(self.question, vector, sentences, vectors, self.embedder.embed)
+        grounder = Grounder(self.query, vector, sentences, vectors, self.embedder.embed)
         # an empty draft (the model wrote only markup) is no verdict: the best sentence may still answer
         grounded = grounder.check(draft, bool(draft) and is_abstention(draft))
         self.result = AskResult(
@@ -185,13 +192,15 @@ class AskStream:
         closest = hits[:CLOSEST_PASSAGES]
         found = best_per_source(sentences, relevance, len(closest)) if sentences and relevance is not None else []
         if not found or "" in found:  # a passage the model did not read: its sentences embedded now
-            found = matching_sentences(self.question, vector, [h.text for h in closest], self.embedder.embed)
+            found = matching_sentences(self.query, vector, [h.text for h in closest], self.embedder.embed)
         return [{**_source(hit), "sentence": sentence} for hit, sentence in zip(closest, found)]
 
     def _scope(self) -> str:
         # The same follow-up after another conversation is another question: its own cache scope.
         conversation = {"conversation": cache_key(instructions=self.instructions, turns=self.turns)} \
             if self.instructions or self.turns else {}
+        if self.query != self.question:  # a follow-up searched after the question it follows
+            conversation["searched"] = self.query
         return cache_key(kind="similar-questions-v3", index=self.store.version, embedder=self.embedder.model_id,
                          model=self.engine.model.model_id, collection=self.collection or "",
                          params=self.options.as_key(), passages=self.k, sentences=self.sentences,
@@ -341,6 +350,21 @@ def _unpack(packed: Any, size: int) -> np.ndarray | None:
     except (TypeError, ValueError):
         return None
     return vector if vector.size == size else None
+
+
+def retrieval_question(question: str, earlier: list[str]) -> str:
+    """What retrieval and the check read for ``question``: the question, after the previous one of
+    ``earlier`` (the user's earlier questions, oldest first) when it is a follow-up: it starts with
+    "and", "what about" or the like, refers back ("it", "his", "their"), or holds at most one
+    content words. "And when does it close?" alone found nothing and was "not found" before the
+    model ran, though the model reads the earlier turns."""
+    if not earlier or not earlier[-1].strip():
+        return question
+    words = [w.lower() for w in _WORDS.findall(question)]
+    if (words[:1] in (["and"], ["also"], ["then"]) or words[:2] in (["what", "about"], ["how", "about"])
+            or _BACK_REFERENCES & set(words) or len(content_words(question)) <= 1):
+        return f"{earlier[-1].strip()} {question}"
+    return question
 
 
 def _numbers(question: str) -> list[str]:

@@ -153,6 +153,26 @@ def test_a_documents_answer_stops_within_a_second_of_a_cancel(served: RunningSer
         time.sleep(0.05)
 
 
+def test_a_follow_up_asked_through_the_server_is_sent_after_the_question_before(served: RunningServer,
+                                                                                   tmp_path: Path) -> None:
+    """ "And when does it close?" reached the server alone, which searched it alone: the app in client
+    mode sends the question before it, as a chat's history, so the server searches the follow-up after
+    it (AskStream's retrieval_question; tests/runtime/documents/test_ask.py)."""
+    from pgpt.runtime.remote import connect
+
+    remote = connect(client_settings(served, tmp_path))
+    options = SamplingOptions(max_new_tokens=24)
+    try:
+        after = remote.ask("And what time is that?", options, earlier=["Which ferry is there?",
+                                                                        "When does the ferry to Tresco leave?"])
+        assert [m["content"] for m in after._body["messages"]] == ["When does the ferry to Tresco leave?",
+                                                                    "And what time is that?"]
+        list(after)
+    finally:
+        remote.close()
+    assert "Tresco" in after.result.sources[0]["text"]
+
+
 async def test_the_status_line_says_what_the_server_does_while_it_drafts(served: RunningServer,
                                                                          tmp_path: Path) -> None:
     """A documents answer arrives once checked: the app showed a bare "answering…" for 5-26 s."""

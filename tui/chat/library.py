@@ -35,13 +35,15 @@ class DocumentLibrary:
     documents: int
     remote: Any = None  # the RemoteEngine of PGPT_SERVER
 
-    def ask(self, engine: Any, question: str, options: SamplingOptions, cancel: threading.Event) -> Any:
-        """A stream of the answer from the documents (iterate it, then read ``.result``)."""
+    def ask(self, engine: Any, question: str, options: SamplingOptions, cancel: threading.Event,
+            earlier: list[str] | None = None) -> Any:
+        """A stream of the answer from the documents (iterate it, then read ``.result``); ``earlier``:
+        the chat's earlier questions, so that a follow-up is searched after what it follows."""
         if self.remote is not None:
-            return self.remote.ask(question, options, cancel)
+            return self.remote.ask(question, options, cancel, earlier=earlier)
         from pgpt.runtime.documents.answers import AskStream
 
-        return AskStream(engine, self.store, self.embedder, question, options, cancel=cancel)
+        return AskStream(engine, self.store, self.embedder, question, options, cancel=cancel, earlier=earlier)
 
     def search(self, query: str, k: int = 5) -> list[dict[str, Any]]:
         """The passages closest to ``query`` as source dicts (no language model)."""

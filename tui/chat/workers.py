@@ -64,7 +64,8 @@ class WorkersMixin:
             # ask's length: the same cache entries as the CLI's and a server's other clients
             short = dataclasses.replace(self.sampling, max_new_tokens=min(self.sampling.max_new_tokens,
                                                                           DOCUMENTS_MAX_TOKENS))
-            stream = library.ask(engine, messages[-1]["content"], short, cancel)
+            earlier = [m["content"] for m in messages[:-1] if m["role"] == "user"]
+            stream = library.ask(engine, messages[-1]["content"], short, cancel, earlier=earlier)
         else:
             stream = engine.stream(messages, self.sampling, cancel)
         if hasattr(stream, "on_state"):  # a server's stream: its silences are said on the status line

@@ -197,3 +197,33 @@ def test_a_question_too_long_for_the_context_is_refused_before_it_is_embedded(in
     with pytest.raises(ContextLengthError, match=refused):
         next(iter(stream))
     assert time.perf_counter() - started < 2
+
+
+def test_a_follow_up_is_searched_after_the_question_it_follows(indexed) -> None:  # type: ignore[no-untyped-def]
+    """ "And what is it?" after a question about project Zephyr's launch code found nothing alone: it
+    was "not found" before the model ran (in the app and through a server), though the model reads
+    the earlier turns."""
+    from pgpt.runtime.documents.answers import retrieval_question
+
+    assert retrieval_question("And when does it close?", ["When does the lighthouse open?"]) == (
+        "When does the lighthouse open? And when does it close?")
+    assert retrieval_question("When does the museum open?", ["When does the lighthouse open?"]) == (
+        "When does the museum open?")  # a question of its own
+    assert retrieval_question("And when does it close?", []) == "And when does it close?"
+    settings, embedder, engine, _ = indexed
+    history = [{"role": "user", "content": "When does the lighthouse open?"}, {"role": "assistant", "content": "9:40"}]
+    served = AskStream(engine, open_store(settings, embedder), embedder, "And when does it close?",
+                       SamplingOptions(), history=history)  # a server's chat: the history's questions
+    assert served.query == "When does the lighthouse open? And when does it close?"
+    store, options = open_store(settings, embedder), SamplingOptions(max_new_tokens=48)
+    follow_up = "And what is it?"
+    alone = AskStream(engine, store, embedder, follow_up, options)
+    list(alone)
+    assert alone.result.kind == "not_found" and alone.result.timings["ttft_s"] == 0.0  # the model never ran
+    after = AskStream(engine, store, embedder, follow_up, options, earlier=["Does project Zephyr have a launch code?"])
+    list(after)
+    assert after.result.sources and after.result.sources[0]["source"].endswith("zephyr.txt")
+    assert after.result.timings["ttft_s"] > 0 and not after.result.cached
+    again = AskStream(engine, store, embedder, follow_up, options)  # alone again: not the follow-up's cached answer
+    list(again)
+    assert again.result.kind == "not_found" and again.result.sources == []
