@@ -204,7 +204,8 @@ def active_chat_model(settings: Settings) -> ModelInfo:
                     "(`pgpt-tui models` lists them)." if list_models(settings) else
                     "Export that model (`pgpt-export SOURCE --name NAME`), or unset PGPT_MODEL and run "
                     "`pgpt-export --default` for the built-in models.")
-            raise ModelNotFoundError(f"PGPT_MODEL names a model that is not exported. {exc}", hint=hint) from None
+            raise ModelNotFoundError(f"{settings.named('PGPT_MODEL')} names a model that is not exported. {exc}",
+                                     hint=hint) from None
     name = read_config(settings).get("active_model", "")
     if name:
         return _configured_model(settings, name)

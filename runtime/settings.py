@@ -46,6 +46,8 @@ class Settings:
         server: URL of a pgpt-serve to use instead of loading the model here. ``PGPT_SERVER``.
         server_key: The API key sent to that server. ``PGPT_API_KEY`` or the file ``PGPT_API_KEY_FILE``.
         keep_versions: Versions of a model name kept when it is exported again. ``PGPT_KEEP_VERSIONS``.
+        sources: Where a setting came from when not the environment, by name, for messages:
+            ``{"PGPT_EMBEDDER": "--embedder", "PGPT_MODEL": "/home/me/.env"}``.
     """
 
     home: Path
@@ -62,6 +64,7 @@ class Settings:
     server_key_file: str = ""  # PGPT_API_KEY_FILE: read again at each connect, so a fixed key needs no restart
     keep_versions: int = 3
     extra: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -91,6 +94,14 @@ class Settings:
             server_key_file=env.get("PGPT_API_KEY_FILE", ""),
             keep_versions=_int(env, "PGPT_KEEP_VERSIONS", 3, lowest=1),  # 0 became 1 without a word
         )
+
+    def named(self, name: str) -> str:
+        """``name`` as a message names the setting: the option that set it (``--embedder``), or the
+        variable with the file it was set in (``PGPT_MODEL (set in ./.env)``)."""
+        source = self.sources.get(name, "")
+        if source.startswith("--"):
+            return source
+        return f"{name} (set in {source})" if source else name
 
     @property
     def answer_cache_dir(self) -> Path:

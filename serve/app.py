@@ -209,7 +209,7 @@ class AccessLog:
 
     The line holds the method, the route, the status, model@version, prompt and new tokens, TTFT
     and the total time, then ``cached`` (a cache answered) or ``disconnected`` (the client left
-    before the response ended: a stream cut off shows 200 and no tokens); never a prompt, an
+    before the response ended: a stream cut off shows 200 and the tokens until then); never a prompt, an
     answer or a header (the key travels in one).
     """
 

@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pgpt-serve",
         description="Serve pgpt's chat model, embedder and document index over an OpenAI-compatible HTTP API. "
                     "Every option can also be set as a PGPT_ environment variable (PGPT_PORT, PGPT_API_KEY_FILE, "
-                    "...) or in a .env file.")
+                    "...) or in the .env file of the working folder (the environment wins).")
     add_arguments(parser)
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
     return parser
@@ -39,16 +39,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
     import dataclasses
+    import logging
 
     from pgpt.runtime.logs import setup_logging, warnings_to_stderr
     from pgpt.runtime.settings import Settings
-    from pgpt.serve.config import environment, serve_settings
+    from pgpt.runtime.environment import read_environment
+    from pgpt.runtime.errors import ConfigError
+    from pgpt.serve.config import serve_settings
 
-    env = environment()
-    settings = Settings.from_env(env)
+    env = read_environment()
+    warnings = env.warnings()
+    for warning in warnings:  # before a bad value stops the start: the misspelling may be why
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    try:
+        settings = dataclasses.replace(Settings.from_env(env.values), sources=env.sources())
+        serve = serve_settings(args, env.values)
+    except ConfigError as exc:
+        raise env.explain(exc) from None
     if args.provider:
         settings = dataclasses.replace(settings, provider=args.provider)
-    serve = serve_settings(args, env)
     if serve.model:
         settings = dataclasses.replace(settings, model=serve.model)
     serve.check()
@@ -61,6 +70,8 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
         _check_model(settings, serve.model)
     setup_logging(settings)
     warnings_to_stderr("pgpt-serve")
+    for warning in warnings:  # the log keeps them, for a server started by systemd
+        logging.getLogger("pgpt.serve").warning("%s", warning)
     return settings, serve
 
 

@@ -95,6 +95,7 @@ class Completion:
         finally:
             self.service.answering.discard(self)
             self.lease.release()
+            self._cut_off()
         if self.service.stopping.is_set() and self.cancel.is_set():
             raise stopping("pgpt-serve was told to stop, so the answer was cut off before its end.")
         self._finished()
@@ -117,6 +118,17 @@ class Completion:
         self.service.metrics.observe_generation(self.model, timings, result.cached, cache)
         self.log.update(prompt_tokens=timings.get("prompt_tokens", 0), new_tokens=timings.get("new_tokens", 0),
                         ttft_s=timings.get("ttft_s"), cached=result.cached)
+
+    def _cut_off(self) -> None:
+        """The log's numbers so far of an answer that did not finish (its client left, or an
+        error): the prompt's tokens, the tokens generated until then and the TTFT, when known;
+        a cut stream logged "prompt_tokens=- new_tokens=- ttft_s=-"."""
+        generation = getattr(self.stream, "generation", None)  # the scheduler's handle of a chat answer
+        if "new_tokens" in self.log or generation is None:
+            return
+        timings = generation.timings
+        self.log.update(prompt_tokens=timings["prompt_tokens"], new_tokens=timings["new_tokens"],
+                        ttft_s=timings["ttft_s"] if generation.first_token else None)
 
     def extras(self) -> dict[str, Any]:
         """pgpt's additions to the final chunk or the response: cached, timings (as llama.cpp)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -212,14 +211,6 @@ def read_api_key(path: Path | None, env: Mapping[str, str]) -> str:
     if path is None and env.get("PGPT_API_KEY_FILE"):
         path = Path(env["PGPT_API_KEY_FILE"])
     return read_key_file(path) if path is not None else env.get("PGPT_API_KEY", "").strip()
-
-
-def environment(cwd: Path | None = None) -> dict[str, str]:
-    """``PGPT_*`` values of the ``.env`` file in ``cwd``, overridden by the process environment."""
-    from pgpt.runtime.settings import read_dotenv
-
-    dotenv = {k: v for k, v in read_dotenv((cwd or Path.cwd()) / ".env").items() if k.startswith("PGPT_")}
-    return {**dotenv, **os.environ}
 
 
 def _names(text: str) -> list[str]:

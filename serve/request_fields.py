@@ -5,7 +5,6 @@ do (UIs send vendor fields), and logged by name, never value."""
 
 from __future__ import annotations
 
-import difflib
 import logging
 import typing
 from typing import Any, ClassVar
@@ -100,12 +99,10 @@ def unknown_fields(model: type[BaseModel], data: dict[str, Any], prefix: str = "
 
 
 def close_field(name: str, known: list[str]) -> str:
-    """The known field that ``name`` probably misspells (a case, "-" or "_" variant, or a close
-    spelling), or ''."""
-    plain = name.lower().replace("_", "").replace("-", "")
-    same = [field for field in known if field.replace("_", "") == plain]
-    close = difflib.get_close_matches(name, known, n=1, cutoff=CLOSE_RATIO)
-    return (same or close or [""])[0]
+    """The known field that ``name`` probably misspells, or '' (as a misspelled setting's name)."""
+    from pgpt.runtime.environment import close_name
+
+    return close_name(name, known, CLOSE_RATIO)
 
 
 def _checked_model(annotation: Any) -> type[BaseModel] | None:

@@ -138,8 +138,9 @@ def default_embedder(settings: Settings) -> Embedder:
     try:
         info = find_model(settings, name)
     except ModelNotFoundError as missing:
-        if name != DEFAULT_EMBEDDER:
-            raise
+        if name != DEFAULT_EMBEDDER:  # say which setting named it, as for PGPT_MODEL
+            raise ModelNotFoundError(f"{settings.named('PGPT_EMBEDDER')} names a model that is not exported. "
+                                     f"{missing}", hint=missing.hint) from None
         # deleted on F3 or by hand: it ships with pgpt and comes back in seconds
         raise ModelNotFoundError(f"The embedding model {name} is not exported, and documents cannot be indexed "
                                  "or searched without it.",

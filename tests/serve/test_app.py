@@ -10,9 +10,10 @@ import httpx
 import openai
 import pytest
 
+from pgpt.runtime.environment import read_environment
 from pgpt.runtime.errors import ConfigError
 from pgpt.runtime.settings import Settings
-from pgpt.serve.config import ServeSettings, add_arguments, environment, serve_settings
+from pgpt.serve.config import ServeSettings, add_arguments, serve_settings
 
 
 async def test_a_model_failing_mid_stream_reports_inside_the_stream(settings: Settings) -> None:
@@ -63,7 +64,7 @@ def test_options_come_from_the_command_line_then_the_environment_then_dotenv(tmp
     (tmp_path / ".env").write_text("PGPT_PORT=9000\nPGPT_PARALLEL=3\nPGPT_KEEP_ALIVE=5m\nOTHER=1\n")
     monkeypatch.setenv("PGPT_PARALLEL", "6")
     monkeypatch.delenv("OTHER", raising=False)
-    env = environment(tmp_path)
+    env = read_environment(tmp_path).values
     assert "OTHER" not in env  # only PGPT_ settings are taken from .env
     chosen = serve_settings(parse("--max-queue", "5"), env)
     assert (chosen.port, chosen.parallel, chosen.max_queue, chosen.keep_alive_s) == (9000, 6, 5, 300.0)
@@ -126,3 +127,30 @@ async def test_an_unexpected_error_is_a_json_500_and_the_connection_stays(settin
     assert failed.status_code == 500 and "simulated bug" in failed.json()["error"]["message"]
     assert failed.json()["error"]["type"] == "server_error" and alive.status_code == 200
     assert Broken.metrics.http_requests.labels("/v1/models", "GET", "500")._value.get() == 1
+
+
+def test_a_misspelled_setting_in_dotenv_is_warned_about_at_start(default_models: Settings, tmp_path: Path) -> None:
+    """`PGPT_PARALEL=2` in pgpt-serve's .env ran 4 sequences at once, without a word; a bad value
+    there now says that it came from the .env file."""
+    import dataclasses
+    import subprocess
+
+    from serve_support import serve_command, start_server
+    from support import cli_env
+
+    settings = dataclasses.replace(default_models, home=tmp_path / "home")
+    settings.home.mkdir()
+    (settings.home / ".env").write_text("PGPT_PARALEL=2\n")
+    running = start_server(settings, ready=False, env={"PGPT_MAX_QUEU": "do-not-show"})
+    running.stop()
+    warning = (f"PGPT_PARALEL in {settings.home / '.env'} is not a pgpt setting (did you mean PGPT_PARALLEL?); "
+               "it is ignored")
+    said = running.output.read_text()
+    assert f"warning: {warning}" in said and "warning: PGPT_MAX_QUEU is not a pgpt setting (did you mean " \
+                                            "PGPT_MAX_QUEUE?); it is ignored" in said, said
+    assert warning in settings.log_file.read_text() and "do-not-show" not in running.log_text()
+    (tmp_path / ".env").write_text("PGPT_PORT=eighty\n")
+    refused = subprocess.run(serve_command(), env=cli_env(settings), cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2
+    assert f"PGPT_PORT='eighty' is not a whole number. (PGPT_PORT is set in {tmp_path / '.env'}.)" in refused.stderr

@@ -3,6 +3,7 @@ for the accepted), the max_tokens cap, a disconnect freeing its slot, and a kill
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -88,14 +89,18 @@ def test_a_client_that_leaves_frees_its_slot(one_slot: RunningServer) -> None:
     assert one_slot.metric("pgpt:generation_tokens_total") == generated_after  # nothing runs for nobody
     assert one_slot.openai().chat.completions.create(
         model="default", messages=[{"role": "user", "content": "Hi"}], max_tokens=3).choices[0].message.content
-    # the access log says the client left (it was a plain 200 with no tokens); finished answers do not
+    # the access log says the client left, with the numbers until then (a cut stream logged
+    # "prompt_tokens=- new_tokens=- ttft_s=-"); finished answers do not say it
 
     def access() -> list[str]:
         return [line for line in one_slot.settings.log_file.read_text().splitlines() if "pgpt.serve.access" in line]
 
     wait_for(lambda: any(line.endswith(" disconnected") for line in access()), timeout=10)
-    cut = [line for line in access() if "POST /v1/chat/completions 200 " in line and "new_tokens=- " in line]
-    assert len(cut) == 1 and cut == [line for line in access() if line.endswith(" disconnected")], access()
+    cut = [line for line in access() if line.endswith(" disconnected")]
+    assert len(cut) == 1 and "POST /v1/chat/completions 200 " in cut[0], access()
+    numbers = re.search(r"prompt_tokens=(\d+) new_tokens=(\d+) ttft_s=(\d+\.\d+) ", cut[0])
+    assert numbers, cut[0]
+    assert int(numbers[1]) > 10 and 2 <= int(numbers[2]) < 200 and float(numbers[3]) > 0
 
 
 def test_kill_9_mid_stream_then_a_restart_serves_from_the_same_caches(served_settings: Settings) -> None:

@@ -64,6 +64,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         Binding("f1", "show_keys", "Keys", show=False, priority=True),
     ]
 
+    setting_warnings: tuple[str, ...] = ()  # PGPT_ names no pgpt program reads: run_app sets them
+
     def __init__(self, settings: Settings, sampling: SamplingOptions | None = None, use_cache: bool = True) -> None:
         super().__init__()
         self.settings = settings
@@ -340,12 +342,15 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         self.sub_title = MODES[mode]
 
     def _show_tip_once(self) -> None:
-        """The first start shows where the bigger models, the token and the keys are."""
+        """The first start shows where the bigger models, the token and the keys are; every start
+        shows the PGPT_ names that no pgpt program reads (stderr's warning is under the app)."""
         from pgpt.tui.chat.first_run import tip_once
 
         tip = tip_once(self.settings)
         if tip:
             self._chat.query_one(ChatLog).mount(Static(tip, classes="tip"))
+        for warning in self.setting_warnings:
+            self.notify(clean_text(warning), title="Setting ignored", severity="warning", timeout=15)
 
     def _close_reply(self, answer: str) -> None:
         """Keep the (possibly partial) answer as context; drop a question that got none.

@@ -43,14 +43,18 @@ def _quit_on_signals(loop: asyncio.AbstractEventLoop, app: Any) -> None:
         loop.add_signal_handler(signum, lambda code=code: app.exit(return_code=code))
 
 
-def run_app(settings: Settings) -> int:
-    """Run the chat app until the user quits; logs go to the log file, never the screen."""
+def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
+    """Run the chat app until the user quits; logs go to the log file, never the screen.
+    ``setting_warnings`` (PGPT_ names no program reads) are logged and shown as notifications."""
     from pgpt.runtime.logs import setup_logging
     from pgpt.tui.chat.app import ChatApp
 
     setup_logging(settings)
+    for warning in setting_warnings:
+        log.warning("%s", warning)
     _end_with_the_terminal()
     app = ChatApp(settings)
+    app.setting_warnings = setting_warnings
     # Our own loop: asyncio.run() would wait at its end for the worker threads to finish.
     loop = asyncio.new_event_loop()
     _quit_on_signals(loop, app)

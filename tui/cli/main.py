@@ -29,7 +29,10 @@ def add_server_option(parser: argparse.ArgumentParser, after_command: str = "") 
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
-    parser = argparse.ArgumentParser(prog="pgpt-tui", description="Private chat with your documents, in the terminal.")
+    parser = argparse.ArgumentParser(
+        prog="pgpt-tui", description="Private chat with your documents, in the terminal. Settings are PGPT_ "
+                                     "environment variables (PGPT_HOME, PGPT_MODEL, ...) or PGPT_ lines of the .env "
+                                     "file of the working folder (the environment wins); see README, Configuration.")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
     add_server_option(parser)
     from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
@@ -77,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     from pgpt.runtime.errors import user_message
 
     try:
-        settings = _settings(args)
+        settings, setting_warnings = _settings(args)
         if args.command is None:
             from pgpt.tui.chat.launch import run_app
 
-            return run_app(settings)
+            return run_app(settings, setting_warnings)
         from pgpt.runtime.logs import setup_logging
         from pgpt.runtime.signals import terminate_as_interrupt
 
@@ -176,13 +179,23 @@ def _reader_gone() -> int:
     return 141
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
+    """The settings from the environment over the working folder's .env (as pgpt-serve reads
+    them) and the options; a warning on stderr for each PGPT_ name that no pgpt program reads."""
     import dataclasses
-    import os
 
+    from pgpt.runtime.environment import read_environment
+    from pgpt.runtime.errors import ConfigError
     from pgpt.runtime.settings import Settings
 
-    settings = Settings.from_env({**os.environ, "PGPT_SERVER": args.server} if args.server else None)
+    env = read_environment()
+    warnings = tuple(env.warnings())
+    print_warnings(list(warnings))  # before a bad value stops the command: the misspelling may be why
+    try:
+        settings = Settings.from_env({**env.values, "PGPT_SERVER": args.server} if args.server else env.values)
+    except ConfigError as exc:
+        raise env.explain(exc) from None
+    settings = dataclasses.replace(settings, sources=env.sources())
     if args.provider:
         settings = dataclasses.replace(settings, provider=args.provider)
     if getattr(args, "embedder", None):
@@ -193,8 +206,9 @@ def _settings(args: argparse.Namespace) -> Any:
                              f"at {settings.server} searches its own index with its own.",
                              hint="Leave out --embedder (GET /v1/models names the server's), or run without "
                                   "--server (PGPT_SERVER).")
-        settings = dataclasses.replace(settings, embedder=args.embedder)
-    return settings
+        settings = dataclasses.replace(settings, embedder=args.embedder,
+                                       sources={**settings.sources, "PGPT_EMBEDDER": "--embedder"})
+    return settings, warnings
 
 
 def _chat(settings: Any, args: argparse.Namespace) -> int:

@@ -24,3 +24,14 @@ def test_files_found_unchanged_do_not_speed_up_the_eta(tmp_path: Path) -> None:
     assert naive.eta_s is not None and naive.eta_s < 7  # 10 s for 60%: 6.7 s for the rest
     assert honest.eta_s is not None and honest.eta_s > 35  # 10 s for one file of real work: 40 s for four
     assert tick(5, 10, "5.txt", 0, started, share=shares(5), skipped=shares.skipped).eta_s is None  # none yet
+
+
+def test_no_eta_in_the_first_seconds() -> None:
+    """Six small files showed "3/6 files 3 chunks ETA 99s" in a run of 2.3 s: in its first
+    seconds a run's time goes to starting the reader, not to its bytes, and the ETA waits."""
+    from pgpt.runtime.documents.progress import ETA_AFTER_S, eta
+
+    assert eta(time.perf_counter() - 0.8, share=0.03) is None  # 3% of the bytes in 0.8 s: "ETA 26s" before
+    assert eta(time.perf_counter() - (ETA_AFTER_S - 0.2), share=0.5) is None
+    later = eta(time.perf_counter() - 4.0, share=0.5)  # 4 s for half of the bytes: 4 s for the rest
+    assert later is not None and 3.9 < later < 4.5
