@@ -47,6 +47,7 @@ async def test_adding_a_folder_again_names_its_gone_files_and_the_list_marks_the
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.library is not None)
         await pilot.press("f4", *str(docs), "enter")
+        await wait_until(pilot, lambda: bool(app.screen.query(DataTable)))
         table, report = _panel(app)
         await wait_until(pilot, lambda: not app._ingesting() and "unchanged" in str(report.render()))
         text = str(report.render())
@@ -69,6 +70,7 @@ async def test_delete_forgets_a_gone_file_and_ctrl_g_the_rest_after_asking(setti
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.library is not None)
         await pilot.press("f4")
+        await wait_until(pilot, lambda: bool(app.screen.query(DataTable)))
         table, report = _panel(app)
         await wait_until(pilot, lambda: table.row_count == 4)
         assert [row[1] for row in _rows(table)].count("file gone") == 3  # marked before any add

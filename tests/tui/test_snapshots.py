@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import DataTable
@@ -48,6 +49,13 @@ def snap(default_models: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         monkeypatch.chdir(ROOT)
         yield Settings(home=ROOT / "home", model_cache=ROOT / "models")
     shutil.rmtree(ROOT, ignore_errors=True)
+
+
+async def mounted_table(pilot: Any, app: ChatApp) -> DataTable[str]:
+    """The panel's table once it is mounted: right after the key that opens the panel, a busy CI
+    machine had not mounted it yet (NoMatches)."""
+    await wait_until(pilot, lambda: bool(app.screen.query(DataTable)))
+    return app.screen.query_one(DataTable)
 
 
 async def test_chat_first_start(snap: Settings) -> None:
@@ -90,7 +98,7 @@ async def test_docs_panel_after_adding_a_folder(snap: Settings, size: tuple[int,
     async with app.run_test(size=size) as pilot:
         await wait_until(pilot, lambda: app.library is not None)
         await pilot.press("f4", *str(ROOT / "docs"), "enter")
-        table = app.screen.query_one(DataTable)
+        table = await mounted_table(pilot, app)
         await wait_until(pilot, lambda: not app._ingesting() and table.row_count == 1)
         table.focus()
         await settle(pilot)
@@ -110,7 +118,7 @@ async def test_docs_panel_with_a_gone_file(snap: Settings) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.library is not None)
         await pilot.press("f4", *str(ROOT / "docs"), "enter")
-        table = app.screen.query_one(DataTable)
+        table = await mounted_table(pilot, app)
         await wait_until(pilot, lambda: not app._ingesting() and app.screen.check_action("forget_gone", ()))
         table.focus()
         await settle(pilot)
@@ -125,7 +133,7 @@ async def test_chats_panel(snap: Settings) -> None:
     app = ChatApp(snap)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f5")
-        table = app.screen.query_one(DataTable)
+        table = await mounted_table(pilot, app)
         await wait_until(pilot, lambda: table.row_count == 1)
         await settle(pilot)
         check_snapshot(app, "chats")
@@ -136,7 +144,7 @@ async def test_models_panel(snap: Settings) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
         await pilot.press("f3")
-        table = app.screen.query_one(DataTable)
+        table = await mounted_table(pilot, app)
         await wait_until(pilot, lambda: table.row_count == 3)
         await settle(pilot)
         # Why fp16 is off depends on the machine (no driver, no GPU, ...).
