@@ -49,6 +49,17 @@ class KeysMixin:
             mode = "chat"
         self._set_mode(mode)
 
+    def _set_mode(self, mode: str) -> None:
+        """Show ``mode`` (docs, chat, search) on the input and the title; the next question is asked in it."""
+        self.mode = mode
+        hint = {"docs": "Ask about your documents", "chat": "Chat with the model",
+                "search": "Search your documents"}[mode]
+        prompt = self._chat.query_one("#prompt", Input)
+        prompt.placeholder = f"{hint}, Enter sends (Ctrl+R: mode, F1: keys)"
+        # on the input's frame too: the placeholder, the only sign of the mode, hides once one types
+        prompt.border_title = f"{MODES[mode]} · Ctrl+R"
+        self.sub_title = MODES[mode]
+
     async def action_quit(self) -> None:
         """Quit; while documents are being added, ask first (the app ended at once, and nothing said
         that the folder was only partly indexed)."""
