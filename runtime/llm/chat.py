@@ -283,7 +283,8 @@ class ChatStream:
 
     def _remember(self) -> None:
         cache = self._engine.cache_for(self._options)
-        if cache is not None and self.result.finish_reason in ("stop", "length"):
+        # An empty answer is not kept: replayed, it looked like an answer ("cached") that said nothing.
+        if cache is not None and self.result.answer.strip() and self.result.finish_reason in ("stop", "length"):
             cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
                                   "new_tokens": int(self.result.timings.get("new_tokens", 0)),
                                   "finish_reason": self.result.finish_reason, "repeated": self.result.repeated})

@@ -1,8 +1,9 @@
-"""The chat app at 80x24 on the real default model: a long conversation and a question too long
-(user test t37, finding 9)."""
+"""The chat app at 80x24 on the real default model: a long conversation, a question too long and an
+answer with no text (user test t37, findings 9 and 10)."""
 
 from __future__ import annotations
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -72,4 +73,21 @@ async def test_a_question_too_long_alone_is_refused_with_the_apps_advice_and_kep
         assert prompt.value == long_question.strip() and prompt.selected_text == prompt.value
         await pilot.press(*"Hi")  # a new question replaces it
         assert prompt.value == "Hi"
+
+
+async def test_an_answer_with_no_text_says_no_answer_and_is_not_cached(settings: Settings,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """It showed "…", and the same question later got the empty answer back from the cache, "cached"."""
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=16))
+    async with app.run_test(size=SIZE) as pilot:
+        engine = (await loaded(pilot, 8192)).engine
+        assert engine is not None
+        with monkeypatch.context() as patch:  # the model ends at once: its first token is the end token
+            patch.setattr(engine.model, "generate", lambda *args, **kwargs: iter(()))
+            await send(pilot, "Hello there")
+        answer = turns(app)[-1]
+        assert (answer.text, answer.mark) == ("", "(no answer)")
+        assert "…" not in str(answer.render()) and "(no answer)" in str(answer.render())
+        await send(pilot, "Hello there")
+        assert turns(app)[-1].text.strip() and not status(app).endswith("cached")
 

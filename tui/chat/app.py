@@ -23,8 +23,8 @@ from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded
                                     ServerState)
 from pgpt.tui.chat.panels import PANELS, PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
-from pgpt.tui.chat.widgets import (ChatLog, PromptInput, Turn, describe_result, failed_mark, fit_status,
-                                   provider_label)
+from pgpt.tui.chat.widgets import (NO_ANSWER, ChatLog, PromptInput, Turn, describe_result, failed_mark,
+                                   fit_status, provider_label)
 
 __all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
@@ -266,6 +266,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             mark = "(quoted: the model's own answer was not supported by the sources)"
         elif details is not None and details["kind"] == "not_found" and drafted_an_answer(self._reply.text):
             mark = "(replaced: the model's own answer was not supported by the sources)"
+        if not answer and not mark and self._reply_mode == "chat":  # the model wrote nothing (only an end token)
+            mark = NO_ANSWER
         self._reply.show(answer, mark, message.markup)
         if message.result.left_out_turns and self.engine is not None and not chat_log.query("Turn.note"):  # once a chat
             chat_log.add_turn("note", f"Older turns are left out to fit the model's {self.engine.model.max_context:,} "

@@ -56,3 +56,17 @@ def test_a_question_too_long_alone_is_refused_without_naming_max_tokens_in_the_a
     finally:
         engine.close()
 
+
+def test_an_answer_with_no_text_is_not_cached(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty answer was cached and replayed as "cached" for the same prompt, saying nothing."""
+    engine = ChatEngine(settings)
+    try:
+        options = SamplingOptions(max_new_tokens=8)
+        with monkeypatch.context() as patch:  # the model ends at once: its first token is the end token
+            patch.setattr(engine.model, "generate", lambda *args, **kwargs: iter(()))
+            assert engine.ask("Say nothing.", options).answer == ""
+        again = engine.ask("Say nothing.", options)
+        assert not again.cached and again.answer.strip()
+        assert engine.ask("Say nothing.", options).cached  # an answer with text still is
+    finally:
+        engine.close()
