@@ -1,5 +1,5 @@
-"""The chat app at 80x24 on the real default model: a long conversation, a question too long and an
-answer with no text (user test t37, findings 9 and 10)."""
+"""The chat app at 80x24 on the real default model: a long conversation, a question too long, an
+answer with no text, and Ctrl+C while an answer is written (user test t37, findings 9, 10, 16)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.widgets import Input
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
-from test_app import SIZE, status, turns, wait_until
+from test_app import SIZE, endless_app, status, stop_a_long_answer, turns, wait_until
 
 CONTEXT = 400  # the model's 8,192 tokens made to look small: the same trimming, read in a second
 
@@ -91,3 +91,15 @@ async def test_an_answer_with_no_text_says_no_answer_and_is_not_cached(settings:
         await send(pilot, "Hello there")
         assert turns(app)[-1].text.strip() and not status(app).endswith("cached")
 
+
+async def test_ctrl_c_stops_a_running_answer_and_otherwise_says_how_to_quit(settings: Settings) -> None:
+    """Ctrl+C only said "Press ctrl+q to quit the app" while the answer went on."""
+    app = endless_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        answer = await stop_a_long_answer(pilot, "ctrl+c")
+        assert answer.mark == "(stopped)" and answer.text.strip()
+        assert not any(n.title == "Do you want to quit?" for n in app._notifications)
+        await pilot.press("ctrl+c")  # nothing to stop: Textual's own hint
+        await pilot.pause()
+        assert any(n.title == "Do you want to quit?" for n in app._notifications)
+        assert app.is_running

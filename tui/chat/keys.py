@@ -23,6 +23,14 @@ class KeysMixin:
             self._close_reply("")
             self._set_status("Loading model…", "stopped")
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C: stop the answer being written, as Esc does (a terminal user's reflex; Textual only said
+        how to quit while the answer went on); with none, Textual's hint that Ctrl+Q quits."""
+        if self.answering:
+            self.action_stop()
+        else:
+            super().action_help_quit()  # type: ignore[misc]
+
     def action_new_chat(self) -> None:
         """Forget the conversation (stopping any answer) and start an empty one."""
         self._cancel.set()
