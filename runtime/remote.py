@@ -106,8 +106,12 @@ class RemoteEngine:
         return RemoteModel(f"{chat['id']}@{version or chat.get('version', '?')}", version or str(chat.get("version", "")))
 
     def stream(self, messages: list[dict[str, str]], options: SamplingOptions,
-               cancel: threading.Event | None = None) -> RemoteStream:
-        """An answer to the conversation; iterate for text pieces, then read ``.result``."""
+               cancel: threading.Event | None = None, fit: bool = False) -> RemoteStream:
+        """An answer to the conversation; iterate for text pieces, then read ``.result``.
+
+        ``fit`` is ChatEngine's; it changes nothing here: only the server knows its model's tokens,
+        and it refuses a conversation too long (its API's contract) rather than shorten it.
+        """
         return RemoteStream(self, {"messages": messages, **_body(self.requested, options)}, cancel)
 
     def ask(self, question: str, options: SamplingOptions, cancel: threading.Event | None = None,

@@ -10,7 +10,8 @@ from pgpt.runtime.errors.kinds import (
     SourceNotFoundError, StorageError, TemplateError, UnsafeWeightsError, UnsupportedModelError, UsageError, VersionNotFoundError,
 )
 from pgpt.runtime.errors.messages import (
-    INDEX_DAMAGED, INDEX_DAMAGED_HINT, USER_MISTAKES, UserMessage, http_code, http_status, known_titles,
+    APP_CONTEXT_HINT, INDEX_DAMAGED, INDEX_DAMAGED_HINT, USER_MISTAKES, UserMessage, app_message, http_code,
+    http_status, known_titles,
     usage_titles, user_message,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "RequestRefusedError", "ServerAuthError", "ServerBusyError", "ServerError", "ServerStoppingError",
     "ServerUnreachableError", "ServerUsageError", "SourceError", "SourceNotFoundError", "StorageError", "TemplateError",
     "UnsafeWeightsError", "UnsupportedModelError", "UsageError", "VersionNotFoundError",
-    "INDEX_DAMAGED", "INDEX_DAMAGED_HINT", "USER_MISTAKES", "UserMessage", "http_code", "http_status", "known_titles",
+    "APP_CONTEXT_HINT", "app_message", "INDEX_DAMAGED", "INDEX_DAMAGED_HINT", "USER_MISTAKES", "UserMessage",
+    "http_code", "http_status", "known_titles",
     "usage_titles", "user_message",
 ]

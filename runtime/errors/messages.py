@@ -71,6 +71,21 @@ def user_message(error: BaseException) -> UserMessage:
     )
 
 
+# The chat app has no --max-tokens (its answers have a fixed length) and keeps a conversation:
+# its next step for a prompt too long names what it does have.
+APP_CONTEXT_HINT = "Shorten the question, or start a new chat with Ctrl+N if the earlier turns are the cause."
+
+
+def app_message(error: BaseException) -> UserMessage:
+    """``user_message`` for the chat app: a prompt too long names its next steps, not the CLI's
+    --max-tokens. A hint of the error's own (a documents question's) stays."""
+    message = user_message(error)
+    if isinstance(error, ContextLengthError) and (error.hint == ContextLengthError.hint
+                                                  or isinstance(error, AnswerTooLongError)):
+        return _safe(message.title, f"{error} {APP_CONTEXT_HINT}", message.exit_code, message.http_status)
+    return message
+
+
 def usage_titles() -> frozenset[str]:
     """The titles of USER_MISTAKES: a pgpt-serve message with one is the client's own mistake."""
     classes, titles = list(USER_MISTAKES), set()

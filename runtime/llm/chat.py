@@ -36,6 +36,7 @@ class ChatResult:
     version: str = ""  # the export that answered (pgpt.runtime.versions)
     finish_reason: str = "stop"  # stop, or length when max_new_tokens ended the answer
     repeated: bool = False  # the loop guard ended it (finish_reason "stop"): it began repeating itself
+    left_out_turns: int = 0  # the oldest turns not sent, to fit the context (``stream(fit=True)``)
 
     def as_json(self) -> dict[str, Any]:
         """The documented JSON shape."""
@@ -124,9 +125,14 @@ class ChatEngine:
         messages: list[dict[str, str]],
         options: SamplingOptions,
         cancel: threading.Event | None = None,
+        fit: bool = False,
     ) -> "ChatStream":
-        """Start an answer; iterate the returned stream for text pieces, then read ``.result``."""
-        return ChatStream(self, messages, options, cancel)
+        """Start an answer; iterate the returned stream for text pieces, then read ``.result``.
+
+        ``fit``: leave the oldest whole turns out until the prompt and the answer fit the context (a
+        chat app's long conversation); without it a prompt too long is refused, as a server must.
+        """
+        return ChatStream(self, messages, options, cancel, fit)
 
     def ask(self, prompt: str, options: SamplingOptions) -> ChatResult:
         """Answer one user prompt without streaming."""
@@ -168,6 +174,36 @@ def engine_loading_beside(settings: Settings, model_name: str = "",
                 loading.result().close()
 
 
+def fit_turns(model: LanguageModel, messages: list[dict[str, str]],
+              max_new_tokens: int) -> tuple[list[dict[str, str]], list[int], int]:
+    """The newest turns of ``messages`` whose prompt leaves ``max_new_tokens`` of the context free.
+
+    The system messages and the last question are always kept; the oldest question is left out
+    with its answer, so the template still sees user and assistant alternate. A last question
+    that does not fit alone is left to ``check_context`` to refuse.
+
+    Returns:
+        The messages kept, their prompt's token ids, and how many questions were left out.
+    """
+    kept, left_out = list(messages), 0
+    while True:
+        ids = model.tokenize(model.render_prompt(kept))
+        turn = _oldest_turn(kept)
+        if len(ids) + max_new_tokens <= model.max_context or turn is None:
+            return kept, ids, left_out
+        del kept[turn]
+        left_out += 1
+
+
+def _oldest_turn(messages: list[dict[str, str]]) -> slice | None:
+    """Where the oldest question and its answers stand, or None when only the last question is left."""
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    first = next((i for i, m in enumerate(messages) if m["role"] != "system"), len(messages))
+    if len(users) < 2 or first >= users[-1]:
+        return None
+    return slice(first, next(i for i in users if i > first))
+
+
 def cached_answer_tokens(model: LanguageModel, record: dict[str, Any]) -> int:
     """The completion tokens of a cached answer: the count stored with it, or (entries written
     before counts were stored, and the similar-question cache, which keeps none) its text's tokens.
@@ -192,9 +228,10 @@ class ChatStream:
     """
 
     def __init__(self, engine: ChatEngine, messages: list[dict[str, str]], options: SamplingOptions,
-                 cancel: threading.Event | None) -> None:
+                 cancel: threading.Event | None, fit: bool = False) -> None:
         self._engine = engine
         self._messages = messages
+        self._fit = fit
         self._options = options
         self._cancel = cancel or threading.Event()
         self._started = 0.0
@@ -222,6 +259,9 @@ class ChatStream:
             return
         self._started = time.perf_counter()
         model = self._engine.model
+        if self._fit:
+            self._messages, self._prompt_ids, self.result.left_out_turns = fit_turns(
+                model, self._messages, self._options.max_new_tokens)
         prompt = model.render_prompt(self._messages)
         self._key = cache_key(model=model.model_id, prompt=prompt, params=self._options.as_key())
         cache = self._engine.cache_for(self._options)
@@ -235,7 +275,7 @@ class ChatStream:
                                    "prompt_tokens": hit.get("prompt_tokens", 0), "reused_prompt_tokens": 0,
                                    "new_tokens": cached_answer_tokens(model, hit)}
             return
-        self._prompt_ids = model.tokenize(prompt)
+        self._prompt_ids = self._prompt_ids or model.tokenize(prompt)
         if self._engine.scheduler is None:
             model.check_context(len(self._prompt_ids), self._options.max_new_tokens)
         else:
@@ -243,7 +283,8 @@ class ChatStream:
 
     def _remember(self) -> None:
         cache = self._engine.cache_for(self._options)
-        if cache is not None and self.result.finish_reason in ("stop", "length"):
+        # An empty answer is not kept: replayed, it looked like an answer ("cached") that said nothing.
+        if cache is not None and self.result.answer.strip() and self.result.finish_reason in ("stop", "length"):
             cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
                                   "new_tokens": int(self.result.timings.get("new_tokens", 0)),
                                   "finish_reason": self.result.finish_reason, "repeated": self.result.repeated})

@@ -86,14 +86,21 @@ async def start_a_long_answer(pilot: Pilot) -> None:
     await wait_until(pilot, lambda: bool(app.answering and turns(app)[-1].text))
 
 
+async def stop_a_long_answer(pilot: Pilot, key: str) -> Turn:
+    """Start a long answer, press ``key`` once its first words are shown, and return its turn once it ended."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    await start_a_long_answer(pilot)
+    await pilot.press(key)
+    await wait_until(pilot, lambda: not app.answering, timeout=30)
+    await app.workers.wait_for_complete()
+    return turns(app)[1]
+
+
 async def test_escape_stops_a_running_answer_and_keeps_the_partial_text(settings: Settings) -> None:
     app = endless_app(settings)
     async with app.run_test(size=SIZE) as pilot:
-        await start_a_long_answer(pilot)
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.answering, timeout=30)
-        await app.workers.wait_for_complete()
-        answer = turns(app)[1]
+        answer = await stop_a_long_answer(pilot, "escape")
         assert answer.mark == "(stopped)" and answer.text.strip()
         assert "(stopped)" in str(answer.render())
         assert status(app).endswith("stopped")

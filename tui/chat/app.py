@@ -13,18 +13,18 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from pgpt.runtime.errors import ModelNotFoundError, user_message
+from pgpt.runtime.errors import ModelNotFoundError, app_message, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
-from pgpt.tui.chat.library import (MODES, UNCHECKED, DocumentLibrary, describe_closest, describe_quotes,
+from pgpt.tui.chat.library import (UNCHECKED, DocumentLibrary, describe_closest, describe_quotes,
                                    describe_sources, drafted_an_answer)
 from pgpt.tui.chat.keys import KeysMixin
 from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick,
                                     ServerState)
 from pgpt.tui.chat.panels import PANELS, PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
-from pgpt.tui.chat.widgets import (ChatLog, PromptInput, Turn, describe_result, failed_mark, fit_status,
-                                   provider_label)
+from pgpt.tui.chat.widgets import (NO_ANSWER, ChatLog, PromptInput, Turn, describe_result, failed_mark,
+                                   fit_status, provider_label)
 
 __all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
@@ -139,26 +139,33 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         worker, error = event.worker, event.worker.error
         if event.state is not WorkerState.ERROR or error is None:
             return
-        message = user_message(error)
+        message = app_message(error)
         if message.title == "Unexpected error":  # a bug: its traceback is what the log is for
             log.error("worker %s failed", worker.name, exc_info=error)
         else:
             log.warning("worker %s failed: %s: %s", worker.name, message.title, message.text)
-        self.notify(clean_text(message.text), title=clean_text(message.title), severity="error", timeout=10)
+        prompt = self._chat.query_one("#prompt", Input)
+        # refused before the model answered (too long, a busy server): unless a new one is typed, it comes back
+        refused = (worker is self._answer_worker and self._reply is not None and not self._reply.text
+                   and bool(self.conversation) and self.conversation[-1]["role"] == "user")
+        back = refused and not prompt.value
+        again = " Your question is back in the input, selected: type to replace it, or End to edit it." if back else ""
+        self.notify(clean_text(message.text) + again, title=clean_text(message.title), severity="error", timeout=10)
         if worker.group == "load":
             self._model_unavailable(error)
         elif worker is self._answer_worker and self._reply is not None:
-            unanswered = not self._reply.text and self.conversation and self.conversation[-1]["role"] == "user"
-            question = self.conversation[-1]["content"] if unanswered else ""
+            question = self.conversation[-1]["content"] if refused else ""
             width = self._chat.query_one(ChatLog).size.width or self.size.width  # the turn is not laid out yet
             self._reply.show(self._reply.text, failed_mark(message.title, message.text, width))
             if question:  # refused before the model answered (too long, a busy server): no turn of the saved chat
                 self._reply.refused = self._chat.query_one(ChatLog).question_of(self._reply).refused = True
             self._close_reply("")
             self._set_status(self._model_label(), "failed")
-            prompt = self._chat.query_one("#prompt", Input)
-            if question and not prompt.value:  # a busy server: Enter sends it again, nothing retyped
+            if question and back:  # a busy server: Enter sends it again; too long: it is there to shorten
                 prompt.value = question
+                # Selected, so that a new question typed replaces it: with the cursor at its start, one
+                # was glued before a 16 KB question the one-line input did not show.
+                prompt.select_all()
 
     # Messages from the workers.
 
@@ -261,7 +268,12 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             mark = "(quoted: the model's own answer was not supported by the sources)"
         elif details is not None and details["kind"] == "not_found" and drafted_an_answer(self._reply.text):
             mark = "(replaced: the model's own answer was not supported by the sources)"
+        if not answer and not mark and self._reply_mode == "chat":  # the model wrote nothing (only an end token)
+            mark = NO_ANSWER
         self._reply.show(answer, mark, message.markup)
+        if message.result.left_out_turns and self.engine is not None and not chat_log.query("Turn.note"):  # once a chat
+            chat_log.add_turn("note", f"Older turns are left out to fit the model's {self.engine.model.max_context:,} "
+                              "tokens (Ctrl+N starts a new chat).")
         if details is not None and details["quotes"]:
             chat_log.add_turn("quotes", describe_quotes(details["quotes"]))
         if details is not None and details["closest"]:
@@ -330,16 +342,6 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         self._set_status(self._model_label(), "answering… Esc stops")
         library = self.library if self._reply_mode == "docs" else None
         self._answer_worker = self.generate(self.engine, messages, self._reply_id, self._cancel, library)
-
-    def _set_mode(self, mode: str) -> None:
-        self.mode = mode
-        hint = {"docs": "Ask about your documents", "chat": "Chat with the model",
-                "search": "Search your documents"}[mode]
-        prompt = self._chat.query_one("#prompt", Input)
-        prompt.placeholder = f"{hint}, Enter sends (Ctrl+R: mode, F1: keys)"
-        # on the input's frame too: the placeholder, the only sign of the mode, hides once one types
-        prompt.border_title = f"{MODES[mode]} · Ctrl+R"
-        self.sub_title = MODES[mode]
 
     def _show_tip_once(self) -> None:
         """The first start shows where the bigger models, the token and the keys are; every start

@@ -23,6 +23,14 @@ class KeysMixin:
             self._close_reply("")
             self._set_status("Loading model…", "stopped")
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C: stop the answer being written, as Esc does (a terminal user's reflex; Textual only said
+        how to quit while the answer went on); with none, Textual's hint that Ctrl+Q quits."""
+        if self.answering:
+            self.action_stop()
+        else:
+            super().action_help_quit()  # type: ignore[misc]
+
     def action_new_chat(self) -> None:
         """Forget the conversation (stopping any answer) and start an empty one."""
         self._cancel.set()
@@ -48,6 +56,17 @@ class KeysMixin:
                         severity="warning")
             mode = "chat"
         self._set_mode(mode)
+
+    def _set_mode(self, mode: str) -> None:
+        """Show ``mode`` (docs, chat, search) on the input and the title; the next question is asked in it."""
+        self.mode = mode
+        hint = {"docs": "Ask about your documents", "chat": "Chat with the model",
+                "search": "Search your documents"}[mode]
+        prompt = self._chat.query_one("#prompt", Input)
+        prompt.placeholder = f"{hint}, Enter sends (Ctrl+R: mode, F1: keys)"
+        # on the input's frame too: the placeholder, the only sign of the mode, hides once one types
+        prompt.border_title = f"{MODES[mode]} · Ctrl+R"
+        self.sub_title = MODES[mode]
 
     async def action_quit(self) -> None:
         """Quit; while documents are being added, ask first (the app ended at once, and nothing said

@@ -39,10 +39,12 @@ class Turn(Static):
         text, more = self.text, ""
         if self.kind == "user" and len(text) > QUESTION_SHOWN:  # a pasted 24 KB question filled screens
             text, more = text[:QUESTION_SHOWN], f" [dim italic](and {len(text) - QUESTION_SHOWN:,} more characters)[/]"
-        body = self.markup or (clean_text(text) + more if text else "[dim]…[/]")
-        self.update(f"{body} [dim italic]{clean_text(self.mark)}[/]" if self.mark else body)
+        # "…" is an answer still to come, or stopped before its first word; one that ended empty says only that
+        body = self.markup or (clean_text(text) + more if text else "" if self.mark == NO_ANSWER else "[dim]…[/]")
+        self.update(f"{body} [dim italic]{clean_text(self.mark)}[/]".lstrip() if self.mark else body)
 
 
+NO_ANSWER = "(no answer)"  # the mark of an answer the model ended before writing anything
 QUESTION_SHOWN = 1200  # characters of a question the conversation shows (all of it is asked and saved)
 
 

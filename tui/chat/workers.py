@@ -67,7 +67,7 @@ class WorkersMixin:
             earlier = [m["content"] for m in messages[:-1] if m["role"] == "user"]
             stream = library.ask(engine, messages[-1]["content"], short, cancel, earlier=earlier)
         else:
-            stream = engine.stream(messages, self.sampling, cancel)
+            stream = engine.stream(messages, self.sampling, cancel, fit=True)  # the oldest turns go first
         if hasattr(stream, "on_state"):  # a server's stream: its silences are said on the status line
             stream.on_state = lambda state: self.post_message(ServerState(reply_id, state))
         text = ""

@@ -14,7 +14,7 @@ from textual.widgets import Static
 CHAT_KEYS = (
     ("Enter", "ask, chat or search (the mode on the input's frame)"),
     ("Ctrl+R", "switch mode: Documents, Chat, Search"),
-    ("Esc", "stop the answer being written"),
+    ("Esc/Ctrl+C", "stop the answer being written"),
     ("Ctrl+N", "new chat"),
     ("Ctrl+Y", "copy the last answer (OSC 52, works over SSH)"),
     ("PgUp/PgDn", "scroll the conversation"),

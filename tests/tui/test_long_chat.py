@@ -1,0 +1,105 @@
+"""The chat app at 80x24 on the real default model: a long conversation, a question too long, an
+answer with no text, and Ctrl+C while an answer is written (user test t37, findings 9, 10, 16)."""
+
+from __future__ import annotations
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp
+from test_app import SIZE, endless_app, status, stop_a_long_answer, turns, wait_until
+
+CONTEXT = 400  # the model's 8,192 tokens made to look small: the same trimming, read in a second
+
+
+async def loaded(pilot: Pilot, context: int = CONTEXT) -> ChatApp:
+    """The app once its model is loaded, with a context of ``context`` tokens."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    await wait_until(pilot, lambda: app.engine is not None)
+    assert app.engine is not None
+    app.engine.model.max_context = context
+    return app
+
+
+async def send(pilot: Pilot, question: str) -> None:
+    """Type ``question``, press Enter and wait until the answer (or its refusal) ends."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    await pilot.press(*question, "enter")
+    await wait_until(pilot, lambda: not app.answering)
+    await app.workers.wait_for_complete()
+
+
+async def test_a_long_chat_leaves_out_its_oldest_turns_and_says_so_once(settings: Settings) -> None:
+    """Every turn failed with "Prompt too long" once a chat outgrew the context; nothing dropped old turns."""
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=16), use_cache=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        for number in range(3):
+            app.conversation += [{"role": "user", "content": f"Question {number}: " + "harbor " * 60},
+                                 {"role": "assistant", "content": f"Answer {number}: " + "ferry " * 60}]
+        await send(pilot, "What is two plus two?")
+        answer = [t for t in turns(app) if t.kind == "assistant"][-1]
+        assert answer.text.strip() and not answer.mark.startswith("(failed"), answer.mark
+        (note,) = app.query("Turn.note")
+        assert str(note.text) == "Older turns are left out to fit the model's 400 tokens (Ctrl+N starts a new chat)."
+        assert len(app.conversation) == 8  # the chat keeps every turn; only what the model reads is cut
+        await send(pilot, "And three plus three?")
+        assert len(app.query("Turn.note")) == 1  # said once a chat, not under every answer
+        assert "TTFT" in status(app)
+
+
+async def test_a_question_too_long_alone_is_refused_with_the_apps_advice_and_kept_selected(
+        settings: Settings) -> None:
+    """The refusal named --max-tokens, which the app has not; the question came back with the cursor at
+    its start, and the next question typed was glued before it."""
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=16), use_cache=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        long_question = "harbor " * CONTEXT
+        prompt = app.query_one("#prompt", Input)
+        prompt.value = long_question
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not app.answering)
+        await app.workers.wait_for_complete()
+        assert turns(app)[-1].mark.startswith("(failed: Prompt too long: ")
+        (toast,) = [n for n in app._notifications if n.title == "Prompt too long"]
+        assert "--max-tokens" not in toast.message and "Ctrl+N" in toast.message
+        assert "back in the input, selected" in toast.message
+        assert prompt.value == long_question.strip() and prompt.selected_text == prompt.value
+        await pilot.press(*"Hi")  # a new question replaces it
+        assert prompt.value == "Hi"
+
+
+async def test_an_answer_with_no_text_says_no_answer_and_is_not_cached(settings: Settings,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """It showed "…", and the same question later got the empty answer back from the cache, "cached"."""
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=16))
+    async with app.run_test(size=SIZE) as pilot:
+        engine = (await loaded(pilot, 8192)).engine
+        assert engine is not None
+        with monkeypatch.context() as patch:  # the model ends at once: its first token is the end token
+            patch.setattr(engine.model, "generate", lambda *args, **kwargs: iter(()))
+            await send(pilot, "Hello there")
+        answer = turns(app)[-1]
+        assert (answer.text, answer.mark) == ("", "(no answer)")
+        assert "…" not in str(answer.render()) and "(no answer)" in str(answer.render())
+        await send(pilot, "Hello there")
+        assert turns(app)[-1].text.strip() and not status(app).endswith("cached")
+
+
+async def test_ctrl_c_stops_a_running_answer_and_otherwise_says_how_to_quit(settings: Settings) -> None:
+    """Ctrl+C only said "Press ctrl+q to quit the app" while the answer went on."""
+    app = endless_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        answer = await stop_a_long_answer(pilot, "ctrl+c")
+        assert answer.mark == "(stopped)" and answer.text.strip()
+        assert not any(n.title == "Do you want to quit?" for n in app._notifications)
+        await pilot.press("ctrl+c")  # nothing to stop: Textual's own hint
+        await pilot.pause()
+        assert any(n.title == "Do you want to quit?" for n in app._notifications)
+        assert app.is_running
