@@ -5,6 +5,7 @@ and listed them like any other document."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable, Static
@@ -30,8 +31,9 @@ def _folder(tmp_path: Path, settings: Settings, gone: int) -> Path:
     return docs
 
 
-def _panel(app: ChatApp) -> tuple[DataTable[str], Static]:
-    """The Docs panel's list and report."""
+async def _panel(pilot: Any, app: ChatApp) -> tuple[DataTable[str], Static]:
+    """The Docs panel's list and report, once mounted."""
+    await wait_until(pilot, lambda: bool(app.screen.query(DataTable)))
     return app.screen.query_one(DataTable), app.screen.query_one("#doc-report", Static)
 
 
@@ -47,8 +49,7 @@ async def test_adding_a_folder_again_names_its_gone_files_and_the_list_marks_the
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.library is not None)
         await pilot.press("f4", *str(docs), "enter")
-        await wait_until(pilot, lambda: bool(app.screen.query(DataTable)))
-        table, report = _panel(app)
+        table, report = await _panel(pilot, app)
         await wait_until(pilot, lambda: not app._ingesting() and "unchanged" in str(report.render()))
         text = str(report.render())
         assert "--prune" not in text  # the CLI's flag: the app has none
@@ -70,8 +71,7 @@ async def test_delete_forgets_a_gone_file_and_ctrl_g_the_rest_after_asking(setti
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.library is not None)
         await pilot.press("f4")
-        await wait_until(pilot, lambda: bool(app.screen.query(DataTable)))
-        table, report = _panel(app)
+        table, report = await _panel(pilot, app)
         await wait_until(pilot, lambda: table.row_count == 4)
         assert [row[1] for row in _rows(table)].count("file gone") == 3  # marked before any add
         assert not app.screen.check_action("forget_gone", ())  # but no add has found them gone yet
