@@ -358,13 +358,19 @@ def retrieval_question(question: str, earlier: list[str]) -> str:
     "and", "what about" or the like, refers back ("it", "his", "their"), or holds at most one
     content words. "And when does it close?" alone found nothing and was "not found" before the
     model ran, though the model reads the earlier turns."""
-    if not earlier or not earlier[-1].strip():
+    earlier = [text.strip() for text in earlier if text.strip()]
+    if not earlier or not _follows_up(question):
         return question
+    # a follow-up of a follow-up ("And how much are its tickets?" after "And when does it close?") is
+    # searched after the question the chain started from: it lost its subject
+    start = next((text for text in reversed(earlier) if not _follows_up(text)), earlier[0])
+    return f"{start} {question}"
+
+
+def _follows_up(question: str) -> bool:
     words = [w.lower() for w in _WORDS.findall(question)]
-    if (words[:1] in (["and"], ["also"], ["then"]) or words[:2] in (["what", "about"], ["how", "about"])
-            or _BACK_REFERENCES & set(words) or len(content_words(question)) <= 1):
-        return f"{earlier[-1].strip()} {question}"
-    return question
+    return bool(words[:1] in (["and"], ["also"], ["then"]) or words[:2] in (["what", "about"], ["how", "about"])
+                or _BACK_REFERENCES & set(words) or len(content_words(question)) <= 1)
 
 
 def _numbers(question: str) -> list[str]:

@@ -66,6 +66,11 @@ _FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
 # supported statement, and it was shown in the answer (one that a source holds, "<b>", may be the answer)
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>\n]{0,200})?/?>")
 _ANY_WORD = re.compile(r"\w")
+# a question about what is not so ("Who is not ...?", "Which formats are never read?"), not "why ... not?"
+# or "... without ...", whose answers affirm (a reason, a way)
+_ASKS_NOT = re.compile(r"^\s*(?:who|what|which|where|when)\b[^?]*?\b(?:(?:is|are|was|were|does|do|did|can|has|have|will)"
+                       r"\s+(?:not|never)|isn't|aren't|wasn't|weren't|doesn't|don't|didn't|can't|cannot|never)\b",
+                       re.IGNORECASE)
 _LIST_ITEM = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s")  # "- Linux", "2. Copy the file"
 _NUMBER_QUESTION = re.compile(
     r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)"
@@ -125,6 +130,8 @@ class Grounder:
         # names it ("tar --directory=/var/tmp/tar-man.txt") invents nothing
         self._all_text = " ".join([s.text for s in self.sentences] + list({s.file: 0 for s in self.sentences})).lower()
         self._denies = [denies(s.text) for s in self.sentences]
+        # "Who is not the harbor master?" is not answered by "The harbor master is Odalric Brenneke."
+        self._asks_not = _ASKS_NOT.search(question.replace("\u2019", "'")) is not None
         self.relevance = self._relevance(question_vector)
 
     def _relevance(self, question_vector: np.ndarray) -> np.ndarray:
@@ -233,9 +240,8 @@ class Grounder:
         has a few words of prose (a link line, "- `Documentation <http://...>`_", answers nothing)."""
         # a question that denies ("Who is not the harbor master?") is not answered by a sentence that
         # affirms: the harbor master's name was quoted as the answer
-        negated = denies(self.question)
         candidates = [i for i, s in enumerate(self.sentences) if not (s.heading or s.text.lstrip().startswith("#"))
-                      and _prose_words(s.text) >= QUOTE_MIN_WORDS and (not negated or self._denies[i])]
+                      and _prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
@@ -278,7 +284,8 @@ class Grounder:
                      and all(contains_fact(self._window_text[i], fact) for fact in new_facts)
                      and self._numbers_in_sentence(words, new_facts, i)
                      and not self._misattached(new_facts, i)
-                     and (not denial or self._denies[i])]
+                     and (not denial or self._denies[i])
+                     and (denial or not self._asks_not)]
             scores.append(float(score.max()))
             if holds:
                 supported.append((statement, int(holds[0])))

@@ -250,6 +250,9 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         # the draft streamed first ("The ferry ... leaves at noon"): its vanishing is explained
         assert answer.mark == "(replaced: the model's own answer was not supported by the sources)"
         assert closest.text.startswith("Closest passages") and "ferry.txt" in closest.text
+        # kept for a follow-up ("And when does it close?" was searched alone and "not found" before the model ran)
+        assert app.asked == ["What is the launch code of project Zephyr?",
+                             "How many passengers can the ferry to the island carry?"]
         assert "[reverse]" in closest.markup  # each passage's sentence closest to the question stands out
         prompt = app.query_one("#prompt", Input)
         prompt.value = "Is the ferry late? " * 1300  # 24 KB: refused before the model reads it

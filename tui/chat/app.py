@@ -73,6 +73,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         self.use_cache = use_cache
         self.engine: ChatEngine | None = None
         self.conversation: list[dict[str, str]] = []
+        self.asked: list[str] = []  # Documents mode's questions: a follow-up is searched after them
         self.load_error = ""
         self._reply: Turn | None = None  # the answer being written, or waiting for the model
         self._reply_id = 0  # tags worker messages, so those of an abandoned answer are dropped
@@ -341,6 +342,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             return
         self._set_status(self._model_label(), "answering… Esc stops")
         library = self.library if self._reply_mode == "docs" else None
+        if library is not None:  # its earlier questions, for a follow-up ("And when does it close?")
+            messages = [{"role": "user", "content": text} for text in self.asked[-4:]] + messages[-1:]
         self._answer_worker = self.generate(self.engine, messages, self._reply_id, self._cancel, library)
 
     def _show_tip_once(self) -> None:
@@ -360,6 +363,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         Document answers and search results are single turns: they do not become chat context.
         """
         if self._reply_mode != "chat" and self.conversation and self.conversation[-1]["role"] == "user":
+            if self._reply_mode == "docs":
+                self.asked.append(self.conversation[-1]["content"])
             self.conversation.pop()
         elif answer:
             self.conversation.append({"role": "assistant", "content": answer})

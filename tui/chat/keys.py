@@ -36,7 +36,7 @@ class KeysMixin:
         self._cancel.set()
         self._reply_id += 1
         self._reply = None
-        self.conversation = []
+        self.conversation, self.asked = [], []
         self.saved = None
         self._chat.query_one(ChatLog).remove_children()
         self._set_status(self._model_label() if self.engine else "Loading model…")

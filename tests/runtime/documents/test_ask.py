@@ -210,6 +210,9 @@ def test_a_follow_up_is_searched_after_the_question_it_follows(indexed) -> None:
     assert retrieval_question("When does the museum open?", ["When does the lighthouse open?"]) == (
         "When does the museum open?")  # a question of its own
     assert retrieval_question("And when does it close?", []) == "And when does it close?"
+    # a follow-up of a follow-up is searched after the question the chain started from
+    assert retrieval_question("And how much are its tickets?", ["When does the museum open?", "And when does it close?"]
+                              ) == "When does the museum open? And how much are its tickets?"
     settings, embedder, engine, _ = indexed
     history = [{"role": "user", "content": "When does the lighthouse open?"}, {"role": "assistant", "content": "9:40"}]
     served = AskStream(engine, open_store(settings, embedder), embedder, "And when does it close?",

@@ -303,8 +303,11 @@ def test_a_question_that_denies_is_not_answered_by_a_quote_that_affirms(embedder
     draft = "The harbor master is Ysolde Perrin. [1]"
     assert grounder_over(embedder, "Who is the harbor master of Velmora?", harbor).check(
         draft, abstained=False).kind == "quote"
-    result = grounder_over(embedder, "Who is not the harbor master of Velmora?", harbor).check(draft, abstained=False)
-    assert result.kind == "not_found", result
+    asks_not = grounder_over(embedder, "Who is not the harbor master of Velmora?", harbor)
+    assert asks_not.check(draft, abstained=False).kind == "not_found"
+    # nor by an answer that affirms, though its sentence supports it (a tester's fixed draft)
+    affirmed = asks_not.check("The harbor master of Velmora is Odalric Brenneke. [1]", abstained=False)
+    assert affirmed.kind == "not_found", affirmed
 
 
 def test_a_title_is_never_the_quote(embedder) -> None:  # type: ignore[no-untyped-def]
