@@ -265,6 +265,9 @@ def test_a_large_file_shows_progress_inside_it_and_stops_between_batches(setting
     from pgpt.runtime.errors import Cancelled
 
     monkeypatch.setattr(ingest_module, "EMBED_BATCH", 8)  # the property, at a size a test embeds in seconds
+    from pgpt.runtime.documents import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "ETA_AFTER_S", 0.0)  # an ETA inside the file, in a run of seconds
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "big.txt").write_text("\n\n".join(f"Paragraph {n} is about harbour number {n} and its {n} boats. " * 12
