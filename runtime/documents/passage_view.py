@@ -36,9 +36,9 @@ def shown_text(text: str) -> str:
         return ""
     shown = [lines[0]]
     for number, (previous, line) in enumerate(zip(lines, lines[1:]), 1):
-        # a paragraph after a list or a table starts its own line too: it read as the last
-        # item's ("- Dovecote Pippin To prune a Pellwick tree, ...")
-        leaves = after_blank[number] and (_is_row(previous) or _OWN_LINE.match(previous))
+        # a paragraph after a list, a table or a title starts its own line too: it read as the
+        # last item's ("- Dovecote Pippin To prune a Pellwick tree, ...")
+        leaves = after_blank[number] and (_is_row(previous) or _OWN_LINE.match(previous) or _is_title(previous))
         apart = (_is_row(previous) and _is_row(line)) or _OWN_LINE.match(line) or leaves
         shown.append(("\n" if apart else " ") + line)
     return "".join(shown)
@@ -97,6 +97,12 @@ def best_per_source(sentences: Sequence[SourceSentence], relevance: np.ndarray, 
 
 # a list item ("- radio tested", "2. Copy the file") or a Markdown table row starts a line of its own
 _OWN_LINE = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s|\|")
+
+
+def _is_title(line: str) -> bool:
+    """A line of a few words without a full stop, alone before a blank line: a title ("Ostrava Mill
+    Safety Rules" read as the first words of the paragraph after it)."""
+    return len(line.split()) <= 8 and line[-1] not in ".!?:;,"
 
 
 def _is_row(line: str) -> bool:

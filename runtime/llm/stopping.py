@@ -60,6 +60,11 @@ class LoopGuard:
     LONGEST_RUN_CHARS = 600  # at most this long,
     MIN_RUN_WORDS = 5  # with this many different words (not a rule of "=====" or "ha ha ha")
     _UNIT_END = re.compile(r"[.!?](?=\s)|\n")
+    # a short piece without spaces, with a letter or digit in it, SHORT_COPIES times in a row at the
+    # end: "Leba_Leba_Leba_..." and "#BeerBeer..." ran to the token limit (one endless "word", which
+    # the checks of words above never see); "ha ha ha" and "=====" go on
+    _SHORT_RUN = re.compile(r"((?=\S*?[A-Za-z0-9])\S{1,20}?)\1{%d,}$" % (SHORT_COPIES - 1))
+    SHORT_TAIL_CHARS = 20 * SHORT_COPIES
 
     def __init__(self, enabled: bool = True) -> None:
         self._enabled = enabled
@@ -83,7 +88,10 @@ class LoopGuard:
                 self._recent = f"{self._recent} {unit}"[-self.COPIES * self.LONGEST_RUN_CHARS:]
                 if self._looping():
                     return True
-        return not self._in_code and self._run_repeats(f"{self._recent} {' '.join(self._pending.split())}")
+        if self._in_code:
+            return False
+        return self._run_repeats(f"{self._recent} {' '.join(self._pending.split())}") or bool(
+            self._SHORT_RUN.search(self._pending[-self.SHORT_TAIL_CHARS:]))
 
     def _run_repeats(self, text: str) -> bool:
         """Whether ``text`` ends in COPIES copies of one run of words (see the class)."""

@@ -493,3 +493,5 @@ def test_list_items_and_markdown_rows_are_shown_on_lines_of_their_own() -> None:
     assert shown_text(text).replace("\n", " ") == flatten_text(text)
     after = "Steps:\n3. Ring the bell twice.\n\nGrain | Price\nRye | 14\n\nAfter the table.\nStill it."
     assert shown_text(after) == "Steps:\n3. Ring the bell twice.\nGrain | Price\nRye | 14\nAfter the table. Still it."
+    titled = "Ostrava Mill Safety Rules\n\nBefore entering the mill, wash.\n\nThen go."  # a title read as the text's start
+    assert shown_text(titled) == "Ostrava Mill Safety Rules\nBefore entering the mill, wash. Then go."

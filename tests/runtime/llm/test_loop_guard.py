@@ -73,6 +73,14 @@ def test_runs_that_are_not_a_loop_of_words_go_on(text: str) -> None:
     assert stops_at(text) is None and stops_at(text, piece_size=1) is None
 
 
+@pytest.mark.parametrize("text", ["Hello there. " + "Leba_" * 60, "#Beer" + "Beer" * 80])
+def test_a_short_piece_without_spaces_repeated_ends_the_answer(text: str) -> None:
+    """A re-test's chat streamed "Leba_Leba_..." and "#BeerBeer..." to the 512-token limit."""
+    for size in (1, 3):
+        fired = stops_at(text, piece_size=size)
+        assert fired is not None and fired < len(text) // 2, (text[:20], fired)
+
+
 def test_a_disabled_guard_never_fires() -> None:
     assert stops_at("The option is used to create a new file. " * 8, enabled=False) is None
 
