@@ -148,14 +148,18 @@ class Grounder:
     def _new_number(self, text: str) -> bool:
         return bool(set(NUMBER.findall(text)) - set(NUMBER.findall(self.question)))
 
-    def _neighbours(self, index: int) -> list[str]:
+    def _near(self, index: int) -> list[int]:
         """The sentence and those beside it in the same source (a sentence often names its
-        subject one before)."""
-        return [self.sentences[i].text for i in (index - 1, index, index + 1)
+        subject one before), as indices."""
+        return [i for i in (index - 1, index, index + 1)
                 if 0 <= i < len(self.sentences) and self.sentences[i].number == self.sentences[index].number]
 
+    def _neighbours(self, index: int) -> list[str]:
+        """The texts of ``_near``."""
+        return [self.sentences[i].text for i in self._near(index)]
+
     def _window(self, index: int) -> set[str]:
-        return set().union(*(content_words(text) for text in self._neighbours(index)))
+        return set().union(*(self._words[i] for i in self._near(index)))
 
     def best_sentence(self) -> int:
         """The index of the sentence that answers the question best (-1 when there is none)."""
@@ -304,9 +308,9 @@ class Grounder:
         if not numbers:
             return True
         about = {word for word in words if not NUMBER.fullmatch(word)}
-        window = self._neighbours(index)
-        cover = [len(about & content_words(text)) for text in window]
-        closest = [text.lower() for text, n in zip(window, cover) if n == max(cover)]
+        near = self._near(index)
+        cover = [len(about & self._words[i]) for i in near]  # each sentence's words, read once in __init__
+        closest = [self.sentences[i].text.lower() for i, n in zip(near, cover) if n == max(cover)]
         if not any(NUMBER.search(text) for text in closest):
             return True
         return all(any(contains_fact(text, fact) for text in closest) for fact in numbers)

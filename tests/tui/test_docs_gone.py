@@ -31,8 +31,10 @@ def _folder(tmp_path: Path, settings: Settings, gone: int) -> Path:
     return docs
 
 
-async def _panel(pilot: Any, app: ChatApp) -> tuple[DataTable[str], Static]:
-    """The Docs panel's list and report, once mounted."""
+async def _panel(pilot: Any, app: ChatApp, *keys: str) -> tuple[DataTable[str], Static]:
+    """F4 (then ``keys``) once the documents can be read; the Docs panel's list and report, mounted."""
+    await wait_until(pilot, lambda: app.library is not None)
+    await pilot.press("f4", *keys)
     await wait_until(pilot, lambda: bool(app.screen.query(DataTable)))
     return app.screen.query_one(DataTable), app.screen.query_one("#doc-report", Static)
 
@@ -47,9 +49,7 @@ async def test_adding_a_folder_again_names_its_gone_files_and_the_list_marks_the
     docs = _folder(tmp_path, settings, gone=7)
     app = ChatApp(settings)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.library is not None)
-        await pilot.press("f4", *str(docs), "enter")
-        table, report = await _panel(pilot, app)
+        table, report = await _panel(pilot, app, *str(docs), "enter")
         await wait_until(pilot, lambda: not app._ingesting() and "unchanged" in str(report.render()))
         text = str(report.render())
         assert "--prune" not in text  # the CLI's flag: the app has none
@@ -69,8 +69,6 @@ async def test_delete_forgets_a_gone_file_and_ctrl_g_the_rest_after_asking(setti
     docs = _folder(tmp_path, settings, gone=3)
     app = ChatApp(settings)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.library is not None)
-        await pilot.press("f4")
         table, report = await _panel(pilot, app)
         await wait_until(pilot, lambda: table.row_count == 4)
         assert [row[1] for row in _rows(table)].count("file gone") == 3  # marked before any add
