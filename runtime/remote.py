@@ -109,10 +109,11 @@ class RemoteEngine:
                cancel: threading.Event | None = None, fit: bool = False) -> RemoteStream:
         """An answer to the conversation; iterate for text pieces, then read ``.result``.
 
-        ``fit`` is ChatEngine's; it changes nothing here: only the server knows its model's tokens,
-        and it refuses a conversation too long (its API's contract) rather than shorten it.
+        ``fit``: as ChatEngine's, the oldest turns are left out until the conversation fits. Only the
+        server knows its model's tokens, and it refuses a conversation too long (its API's contract,
+        ``context_length_exceeded``) rather than shorten it: each refusal leaves out one more turn.
         """
-        return RemoteStream(self, {"messages": messages, **_body(self.requested, options)}, cancel)
+        return RemoteStream(self, {"messages": messages, **_body(self.requested, options)}, cancel, fit=fit)
 
     def ask(self, question: str, options: SamplingOptions, cancel: threading.Event | None = None,
             doc_ids: list[str] | None = None, collection: str | None = None, passages: int | None = None,
@@ -182,8 +183,9 @@ class RemoteStream:
     sequence (its slot is free within one decode step).
     """
 
-    def __init__(self, engine: RemoteEngine, body: dict[str, Any], cancel: threading.Event | None) -> None:
-        self._engine, self._body, self._cancel = engine, {**body, "stream": True}, cancel
+    def __init__(self, engine: RemoteEngine, body: dict[str, Any], cancel: threading.Event | None,
+                 fit: bool = False) -> None:
+        self._engine, self._body, self._cancel, self._fit = engine, {**body, "stream": True}, cancel, fit
         # called with what the server is doing while it sends no text ("waiting", "drafting 42")
         self.on_state: Callable[[str], None] | None = None
         self.result = RemoteResult(model=engine.model.info.name, provider=engine.provider,
@@ -194,20 +196,37 @@ class RemoteStream:
 
         engine = self._engine
         try:
-            # the heartbeat: a line each second while the server has nothing to send (queued, a
-            # documents answer drafted and checked), so that a cancel is seen within a second
-            with engine._http.stream("POST", "/v1/chat/completions", json=self._body, timeout=STREAM_TIMEOUT_S,
-                                     headers={"X-Pgpt-Heartbeat": "1"}) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise refused(engine.url, response.status_code, response.text,
-                                  response.headers.get("retry-after"))
-                for data in _events(response.iter_lines(), self._cancel, self.on_state):
-                    piece = self._take(data)
-                    if piece:
-                        yield piece
+            while True:
+                # the heartbeat: a line each second while the server has nothing to send (queued, a
+                # documents answer drafted and checked), so that a cancel is seen within a second
+                with engine._http.stream("POST", "/v1/chat/completions", json=self._body, timeout=STREAM_TIMEOUT_S,
+                                         headers={"X-Pgpt-Heartbeat": "1"}) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        if self._left_out_a_turn(response.status_code, response.text):
+                            continue  # asked again without the oldest turn (a refusal takes milliseconds)
+                        raise refused(engine.url, response.status_code, response.text,
+                                      response.headers.get("retry-after"))
+                    for data in _events(response.iter_lines(), self._cancel, self.on_state):
+                        piece = self._take(data)
+                        if piece:
+                            yield piece
+                    return
         except httpx.HTTPError as exc:
             raise unreachable(engine.url, exc, during_answer=bool(self.result.answer)) from None
+
+    def _left_out_a_turn(self, status: int, text: str) -> bool:
+        """Whether a refusal of a conversation too long left out its oldest turn (``fit`` only)."""
+        from pgpt.runtime.llm.chat import oldest_turn
+
+        if not self._fit or status != 400 or _error_code(text) != "context_length_exceeded":
+            return False
+        turn = oldest_turn(self._body["messages"])
+        if turn is None:  # the last question alone does not fit: the server's refusal stands
+            return False
+        self._body["messages"] = self._body["messages"][:turn.start] + self._body["messages"][turn.stop:]
+        self.result.left_out_turns += 1
+        return True
 
     def _take(self, data: dict[str, Any]) -> str:
         """Fold one event into the result; the text it adds."""
@@ -363,6 +382,14 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
     if title:  # the server's own title ("Usage error"), not "Server error: ... Usage error: ..."
         error.title = title
     return error
+
+
+def _error_code(text: str) -> str:
+    """The ``code`` of an OpenAI-style JSON error answer ("" for any other answer)."""
+    try:
+        return str(json.loads(text)["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def _server_title(message: str) -> tuple[str, str]:

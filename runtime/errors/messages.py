@@ -71,9 +71,11 @@ def user_message(error: BaseException) -> UserMessage:
     )
 
 
-# The chat app has no --max-tokens (its answers have a fixed length) and keeps a conversation:
-# its next step for a prompt too long names what it does have.
-APP_CONTEXT_HINT = "Shorten the question, or start a new chat with Ctrl+N if the earlier turns are the cause."
+# The chat app has no --max-tokens (its answers have a fixed length) and leaves a long chat's
+# oldest turns out by itself: a prompt still too long is the question alone. (Its hint named Ctrl+N
+# for "the earlier turns", also in a new chat, which had none.)
+APP_CONTEXT_HINT = ("Shorten the question: by itself it leaves the answer no room in the model's context (older "
+                    "turns are already left out).")
 
 
 def app_message(error: BaseException) -> UserMessage:

@@ -188,15 +188,16 @@ def fit_turns(model: LanguageModel, messages: list[dict[str, str]],
     kept, left_out = list(messages), 0
     while True:
         ids = model.tokenize(model.render_prompt(kept))
-        turn = _oldest_turn(kept)
+        turn = oldest_turn(kept)
         if len(ids) + max_new_tokens <= model.max_context or turn is None:
             return kept, ids, left_out
         del kept[turn]
         left_out += 1
 
 
-def _oldest_turn(messages: list[dict[str, str]]) -> slice | None:
-    """Where the oldest question and its answers stand, or None when only the last question is left."""
+def oldest_turn(messages: list[dict[str, str]]) -> slice | None:
+    """Where the oldest question and its answers stand, or None when only the last question is left
+    (``fit_turns``, and a client of pgpt-serve, whose server refuses a conversation too long)."""
     users = [i for i, m in enumerate(messages) if m["role"] == "user"]
     first = next((i for i, m in enumerate(messages) if m["role"] != "system"), len(messages))
     if len(users) < 2 or first >= users[-1]:

@@ -1,5 +1,6 @@
-"""The chat app at 80x24 on the real default model: a long conversation, a question too long, an
-answer with no text, and Ctrl+C while an answer is written (user test t37, findings 9, 10, 16)."""
+"""The chat app at 80x24 on the real default model: a long conversation (in this process and as a
+client of pgpt-serve), a question too long, an answer with no text, and Ctrl+C while an answer is
+written (user test t37, findings 9, 10, 16)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
 from test_app import SIZE, endless_app, status, stop_a_long_answer, turns, wait_until
+
+from serve_support import start_server
 
 CONTEXT = 400  # the model's 8,192 tokens made to look small: the same trimming, read in a second
 
@@ -34,23 +37,53 @@ async def send(pilot: Pilot, question: str) -> None:
     await app.workers.wait_for_complete()
 
 
+async def answered_past_the_context(pilot: Pilot) -> str:
+    """Give the app's chat three long turns (more than CONTEXT tokens), ask a question, check that it
+    was answered, and return the one note under it."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    for number in range(3):
+        app.conversation += [{"role": "user", "content": f"Question {number}: " + "harbor " * 60},
+                             {"role": "assistant", "content": f"Answer {number}: " + "ferry " * 60}]
+    await send(pilot, "What is two plus two?")
+    answer = [t for t in turns(app) if t.kind == "assistant"][-1]
+    assert answer.text.strip() and not answer.mark.startswith("(failed"), answer.mark
+    (note,) = app.query("Turn.note")
+    return str(note.text)
+
+
 async def test_a_long_chat_leaves_out_its_oldest_turns_and_says_so_once(settings: Settings) -> None:
     """Every turn failed with "Prompt too long" once a chat outgrew the context; nothing dropped old turns."""
     app = ChatApp(settings, SamplingOptions(max_new_tokens=16), use_cache=False)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        for number in range(3):
-            app.conversation += [{"role": "user", "content": f"Question {number}: " + "harbor " * 60},
-                                 {"role": "assistant", "content": f"Answer {number}: " + "ferry " * 60}]
-        await send(pilot, "What is two plus two?")
-        answer = [t for t in turns(app) if t.kind == "assistant"][-1]
-        assert answer.text.strip() and not answer.mark.startswith("(failed"), answer.mark
-        (note,) = app.query("Turn.note")
-        assert str(note.text) == "Older turns are left out to fit the model's 400 tokens (Ctrl+N starts a new chat)."
+        note = await answered_past_the_context(pilot)
+        assert note == "Older turns are left out to fit the model's 400 tokens (Ctrl+N starts a new chat)."
         assert len(app.conversation) == 8  # the chat keeps every turn; only what the model reads is cut
         await send(pilot, "And three plus three?")
         assert len(app.query("Turn.note")) == 1  # said once a chat, not under every answer
         assert "TTFT" in status(app)
+
+
+@pytest.mark.slow  # a server subprocess
+async def test_a_client_leaves_out_the_oldest_turns_its_server_refuses(settings: Settings) -> None:
+    """As a client of pgpt-serve, a chat past the server's context failed every turn with "Prompt too
+    long" (the server's API refuses rather than shortens), and the note about left-out turns asked
+    a server's model for its size, which only the server knows."""
+    import dataclasses
+
+    server = start_server(dataclasses.replace(settings, home=settings.home / "server"), "--context", str(CONTEXT))
+    try:
+        client = Settings(home=settings.home / "client", model_cache=settings.home / "no-models", server=server.url)
+        app = ChatApp(client, SamplingOptions(max_new_tokens=16), use_cache=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.engine is not None)
+            assert app.mode == "chat"  # the server has no documents
+            note = await answered_past_the_context(pilot)
+            assert note == "Older turns are left out to fit the server model's context (Ctrl+N starts a new chat)."
+            assert len(app.conversation) == 8 and status(app).startswith("server 127.0.0.1:")
+    finally:
+        server.stop()
 
 
 async def test_a_question_too_long_alone_is_refused_with_the_apps_advice_and_kept_selected(
@@ -68,7 +101,8 @@ async def test_a_question_too_long_alone_is_refused_with_the_apps_advice_and_kep
         await app.workers.wait_for_complete()
         assert turns(app)[-1].mark.startswith("(failed: Prompt too long: ")
         (toast,) = [n for n in app._notifications if n.title == "Prompt too long"]
-        assert "--max-tokens" not in toast.message and "Ctrl+N" in toast.message
+        assert "--max-tokens" not in toast.message and "Ctrl+N" not in toast.message  # a new chat has no turns to drop
+        assert "Shorten the question: by itself" in toast.message
         assert "back in the input, selected" in toast.message
         assert prompt.value == long_question.strip() and prompt.selected_text == prompt.value
         await pilot.press(*"Hi")  # a new question replaces it

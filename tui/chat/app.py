@@ -16,8 +16,7 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import ModelNotFoundError, app_message, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
-from pgpt.tui.chat.library import (UNCHECKED, DocumentLibrary, describe_closest, describe_quotes,
-                                   describe_sources, drafted_an_answer)
+from pgpt.tui.chat.library import UNCHECKED, DocumentLibrary, drafted_an_answer
 from pgpt.tui.chat.keys import KeysMixin
 from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick,
                                     ServerState)
@@ -272,16 +271,10 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         if not answer and not mark and self._reply_mode == "chat":  # the model wrote nothing (only an end token)
             mark = NO_ANSWER
         self._reply.show(answer, mark, message.markup)
-        if message.result.left_out_turns and self.engine is not None and not chat_log.query("Turn.note"):  # once a chat
-            chat_log.add_turn("note", f"Older turns are left out to fit the model's {self.engine.model.max_context:,} "
-                              "tokens (Ctrl+N starts a new chat).")
-        if details is not None and details["quotes"]:
-            chat_log.add_turn("quotes", describe_quotes(details["quotes"]))
-        if details is not None and details["closest"]:
-            plain, markup = describe_closest(details["closest"])
-            chat_log.add_turn("closest", plain).show(plain, "", markup)
-        elif details is not None and details["sources"]:
-            chat_log.add_turn("sources", describe_sources(details["sources"]))
+        if message.result.left_out_turns:
+            chat_log.note_left_out_turns(getattr(self.engine.model, "max_context", None) if self.engine else None)
+        if details is not None:
+            chat_log.add_details(details)
         if details is not None or self._reply_mode == "search":  # read from the question down; PgDn shows the rest
             self.call_after_refresh(chat_log.show_from, chat_log.question_of(self._reply))
         self._close_reply(answer)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.containers import VerticalScroll
@@ -85,6 +85,25 @@ class ChatLog(VerticalScroll):
         self.mount(turn)
         self.anchor()
         return turn
+
+    def add_details(self, details: dict[str, Any]) -> None:
+        """A documents answer's quotes, then its closest passages (a "not found") or its sources."""
+        from pgpt.tui.chat.library import describe_closest, describe_quotes, describe_sources
+
+        if details["quotes"]:
+            self.add_turn("quotes", describe_quotes(details["quotes"]))
+        if details["closest"]:
+            plain, markup = describe_closest(details["closest"])
+            self.add_turn("closest", plain).show(plain, "", markup)
+        elif details["sources"]:
+            self.add_turn("sources", describe_sources(details["sources"]))
+
+    def note_left_out_turns(self, context: int | None) -> None:
+        """Say once a chat that its oldest turns no longer reach the model (``context``: the
+        model's tokens; None for a server's model, whose size the client does not know)."""
+        if not self.query("Turn.note"):
+            size = f"the model's {context:,} tokens" if context else "the server model's context"
+            self.add_turn("note", f"Older turns are left out to fit {size} (Ctrl+N starts a new chat).")
 
     def show_from(self, turn: Turn) -> None:
         """Scroll so that ``turn`` starts the view (or as near as the content allows): a documents

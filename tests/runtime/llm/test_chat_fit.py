@@ -52,7 +52,9 @@ def test_a_question_too_long_alone_is_refused_without_naming_max_tokens_in_the_a
         with pytest.raises(ContextLengthError) as refused:
             engine.stream(messages, SamplingOptions(max_new_tokens=64), fit=True).start()
         text = app_message(refused.value).text
-        assert "--max-tokens" not in text and "Ctrl+N" in text and text.startswith("The prompt has ")
+        assert "--max-tokens" not in text and "Ctrl+N" not in text and text.startswith("The prompt has ")
+        assert text.endswith("Shorten the question: by itself it leaves the answer no room in the model's context "
+                             "(older turns are already left out).")
     finally:
         engine.close()
 
