@@ -17,7 +17,8 @@ from fake_hub import ACCEPTED_TOKEN, NOT_ACCEPTED_TOKEN, FakeHub
 from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.hub.token import token_path
 from pgpt.runtime.footprint import footprint
-from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM, find_model, read_config, set_active_model
+from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM, find_model, set_active_model
+from pgpt.runtime.user_config import read_config
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
 from pgpt.runtime.models import ModelInfo

@@ -225,7 +225,7 @@ async def test_f3_in_client_mode_says_what_the_server_serves(served: RunningServ
     from test_models_screen import select_model, text_of
 
     from pgpt.runtime.manifest import write_manifest
-    from pgpt.runtime.models import read_config
+    from pgpt.runtime.user_config import read_config
     from pgpt.tui.screens.models.screen import ModelsScreen
 
     settings = client_settings(served, tmp_path)

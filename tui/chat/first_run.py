@@ -106,7 +106,7 @@ def prepare(settings: Settings, report: Callable[[str, int, int], None], cancel:
 def tip_once(settings: Settings) -> str:
     """The first start's tip, once: "" when it was shown before, and marked shown now."""
     from pgpt.runtime.errors import ConfigError, StorageError
-    from pgpt.runtime.models import read_config, write_config
+    from pgpt.runtime.user_config import read_config, write_config
 
     try:
         config = read_config(settings)
