@@ -1,55 +1,14 @@
-"""Grounding: prompt markup never reaches the user; statements are checked against source
-sentences with the real embedder; a quote or "not found" replaces what is not supported."""
+"""Grounding: statements are checked against source sentences with the real embedder; a quote or
+"not found" replaces what is not supported (prompt markup: test_markup.py; passage views:
+test_passage_view.py)."""
 
 from __future__ import annotations
-
-import random
 
 import pytest
 
 from pgpt.runtime.documents.grounding import Grounder, SourceSentence
 from pgpt.runtime.documents.sentences import content_words, key_facts, split_sentences
 from pgpt.runtime.documents.passage_view import matching_sentences
-from pgpt.runtime.documents.markup import MarkupFilter, strip_markup
-from pgpt.runtime.settings import Settings
-
-LEAKS = [
-    ('Question: What is the launch code?\nAnswer: The launch code is 7341 [1].', "The launch code is 7341 [1]."),
-    ('<source id="4" file="zephyr.md">The launch code is 7341.</source> [1]', "The launch code is 7341. [1]"),
-    ('(source id="2" file="a.md">It is 7341.', "It is 7341."),
-    ("The launch code is 7341 [1].\n\nQuestion: And the ferry?\nAnswer: Noon.", "The launch code is 7341 [1]."),
-    ("<|im_start|>assistant\nThe launch code is 7341.<|im_end|>", "The launch code is 7341."),
-    ("Question: What is the launch code? Answer: 7341 [1]", "7341 [1]"),
-    ("**Answer:** 7341\nSources:\n[1] zephyr.md", "7341\n[1] zephyr.md"),
-    ("[INST] x [/INST] <s>It is 7341.</s>", "x  It is 7341."),
-    ("Use the user flag; a < b holds.", "Use the user flag; a < b holds."),
-    ('The answer is: It is 7341 <source id="10" file="', "It is 7341"),  # a tag cut by the token limit
-    # a model copied "</script>" from a page into an answer that an HTML client may show
-    ("The password is zebra-42. </script> [1] <SCRIPT src=x>", "The password is zebra-42.  [1]"),
-    ("Write <b>bold</b> with the b tag.", "Write <b>bold</b> with the b tag."),
-    # "Q:"/"A:" labels: a German answer ended in "A: <its first sentence again>"
-    ("Die Brücke ist 418 Meter lang. [1]\nA: Die Brücke ist 418 Meter lang. [1]",
-     "Die Brücke ist 418 Meter lang. [1]\nDie Brücke ist 418 Meter lang. [1]"),
-    ("Q: Wer hat sie entworfen? A: Jördis Straßmann. [1]", "Jördis Straßmann. [1]"),
-    ("It opens at 05:30. [1]\nQ: And on Monday?\nA: Closed.", "It opens at 05:30. [1]"),
-    ("Plan A: sail north. [1]", "Plan A: sail north. [1]"),
-]
-
-
-@pytest.mark.parametrize(("raw", "clean"), LEAKS)
-def test_prompt_markup_is_stripped_whole_and_while_streaming(raw: str, clean: str) -> None:
-    assert strip_markup(raw) == clean
-    rng = random.Random(raw)
-    for _ in range(40):  # any split into stream pieces shows the same text, and never a tag
-        markup, shown, position = MarkupFilter(), "", 0
-        while position < len(raw):
-            size = rng.randint(1, 7)
-            piece = markup.feed(raw[position:position + size])
-            assert "<source" not in piece and "<|" not in piece and "Question:" not in piece
-            shown += piece
-            position += size
-        shown += markup.flush()
-        assert shown.strip() == clean == markup.text
 
 
 def test_words_facts_and_sentences() -> None:
@@ -71,13 +30,6 @@ def test_words_facts_and_sentences() -> None:
 SOURCES = [(1, "zephyr.md", 0, "Project Zephyr is a weather balloon. The launch code of project Zephyr is 7341. "
                                "It flies from the harbour."),
            (2, "ferry.pdf", 3, "The ferry to the island leaves at noon every Tuesday. Tickets cost 4 euros.")]
-
-
-@pytest.fixture(scope="module")
-def embedder(default_models: Settings):  # type: ignore[no-untyped-def]
-    from pgpt.runtime.llm.embeddings import default_embedder
-
-    return default_embedder(default_models)
 
 
 def grounder(embedder, question: str) -> Grounder:  # type: ignore[no-untyped-def]
@@ -387,43 +339,6 @@ def test_the_quote_is_the_sentence_of_the_window_that_holds_the_fact(embedder) -
     assert [q.text for q in result.quotes] == [sentences[1].text]
 
 
-def test_a_run_on_sentence_is_shown_cut_around_its_start() -> None:
-    """A search hit whose "sentence" was 150 words without a full stop filled 14 rows of an 80x24 screen."""
-    from pgpt.runtime.documents.passage_view import sentence_window
-
-    run_on = " ".join(["keeper stone bread ferry lantern rope harbor sail meadow bridge"] * 15)
-    before, shown, after = sentence_window("Intro. " + run_on, run_on, 300)
-    assert before == "\u2026" and after == "\u2026" and len(shown) <= 300 and run_on.startswith(shown)
-    assert sentence_window("One. Two is short. Three.", "Two is short.", 300) == ("One. ", "Two is short.", " Three.")
-
-
-def test_a_sentence_in_a_script_without_capitals_is_a_sentence_of_its_own() -> None:
-    """An Arabic sentence after an English one was quoted with it, as support for the English one."""
-    assert split_sentences("The cafe serves green tea. \u0641\u064a \u0627\u0644\u0645\u062f\u064a\u0646\u0629 "
-                           "\u0645\u0643\u062a\u0628\u0629.") == [
-        "The cafe serves green tea.", "\u0641\u064a \u0627\u0644\u0645\u062f\u064a\u0646\u0629 "
-        "\u0645\u0643\u062a\u0628\u0629."]
-    assert split_sentences("\u6771\u4eac\u306f\u5927\u304d\u3044\u3002\u5927\u962a\u3082\u3002") == [
-        "\u6771\u4eac\u306f\u5927\u304d\u3044\u3002", "\u5927\u962a\u3082\u3002"]
-    assert split_sentences("It is pack-\naged. see below.") == ["It is packaged. see below."]  # lower case goes on
-
-
-def test_table_rows_are_shown_on_lines_of_their_own() -> None:
-    """An HTML table's rows ran together in search and "not found" views ("... Closes Monday | 07:00 ...")."""
-    from pgpt.runtime.documents.sentences import flatten_text
-    from pgpt.runtime.documents.passage_view import sentence_window, shown_text
-
-    text = ("Oskar's Bakery\n\nOpening hours of the bakery.\n\nDay | Opens | Closes\n\nMonday | 07:00 | 14:00\n\n"
-            "Friday | 06:30 | 18:00\n\nBread is baked\ndaily.")
-    shown = shown_text(text)
-    assert shown.replace("\n", " ") == flatten_text(text)  # positions in the flattened text hold here
-    assert "Day | Opens | Closes\nMonday | 07:00 | 14:00\nFriday | 06:30 | 18:00\nBread is baked daily." in shown
-    before, sentence, after = sentence_window(text, "Monday | 07:00 | 14:00 Friday | 06:30 | 18:00 Bread is baked "
-                                                    "daily.", 300)
-    assert sentence == "Monday | 07:00 | 14:00\nFriday | 06:30 | 18:00\nBread is baked daily."
-    assert before.endswith("Closes\n") and after == ""
-
-
 def test_a_statement_copied_from_an_unrelated_source_is_dropped(embedder) -> None:  # type: ignore[no-untyped-def]
     """A tester's "How much is a cardamom bun?" was answered with the right sentence, then with
     sentences of other sources copied word for word ("Hidden fact: zebra count 44."), each cited."""
@@ -478,20 +393,3 @@ def test_a_quoted_lead_in_brings_its_list(embedder) -> None:  # type: ignore[no-
     quoted = grounder_over(embedder, "Which apple varieties does the Pellwick orchard grow?", orchard).check(
         "It grows pears and plums.", abstained=False)
     assert quoted.kind == "quote" and quoted.text.endswith("- Amber Quill\n- Frostnell Red\u201d [1]"), quoted
-
-
-def test_list_items_and_markdown_rows_are_shown_on_lines_of_their_own() -> None:
-    """A list read "- life jackets counted - radio tested" and a Markdown table's header was joined to the text."""
-    from pgpt.runtime.documents.sentences import flatten_text
-    from pgpt.runtime.documents.passage_view import shown_text
-
-    text = ("The checklist has these items:\n- life jackets counted\n- radio tested\n\n"
-            "Shifts:\n| Shift | Keeper |\n|---|---|")
-    # the paragraph after a list (or a table) starts a line too: it read as the last item's
-    assert shown_text(text) == ("The checklist has these items:\n- life jackets counted\n- radio tested\nShifts:\n"
-                                "| Shift | Keeper |\n|---|---|")
-    assert shown_text(text).replace("\n", " ") == flatten_text(text)
-    after = "Steps:\n3. Ring the bell twice.\n\nGrain | Price\nRye | 14\n\nAfter the table.\nStill it."
-    assert shown_text(after) == "Steps:\n3. Ring the bell twice.\nGrain | Price\nRye | 14\nAfter the table. Still it."
-    titled = "Ostrava Mill Safety Rules\n\nBefore entering the mill, wash.\n\nThen go."  # a title read as the text's start
-    assert shown_text(titled) == "Ostrava Mill Safety Rules\nBefore entering the mill, wash. Then go."

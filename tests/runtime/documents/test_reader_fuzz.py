@@ -62,13 +62,6 @@ def _mutants(folder: Path) -> list[Path]:
     return made
 
 
-@pytest.fixture(scope="module")
-def embedder(default_models: Settings):  # type: ignore[no-untyped-def]
-    from pgpt.runtime.llm.embeddings import default_embedder
-
-    return default_embedder(default_models)
-
-
 def test_every_mutant_is_indexed_skipped_or_failed_with_a_reason(settings: Settings, embedder,  # type: ignore[no-untyped-def]
                                                                  tmp_path: Path) -> None:
     files = _mutants(tmp_path / "fuzz")

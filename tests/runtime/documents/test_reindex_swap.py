@@ -23,13 +23,6 @@ from support import cli_env
 FILES = 40
 
 
-@pytest.fixture(scope="module")
-def embedder(default_models: Settings):  # type: ignore[no-untyped-def]
-    from pgpt.runtime.llm.embeddings import default_embedder
-
-    return default_embedder(default_models)
-
-
 def _corpus(root: Path) -> None:
     root.mkdir()
     for i in range(FILES):

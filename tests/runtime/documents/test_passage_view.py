@@ -1,0 +1,46 @@
+"""Passage views (search hits, sources, "not found" excerpts): a run-on sentence is cut around its
+start, and a table's rows and a list's items stay on lines of their own."""
+
+from __future__ import annotations
+
+def test_a_run_on_sentence_is_shown_cut_around_its_start() -> None:
+    """A search hit whose "sentence" was 150 words without a full stop filled 14 rows of an 80x24 screen."""
+    from pgpt.runtime.documents.passage_view import sentence_window
+
+    run_on = " ".join(["keeper stone bread ferry lantern rope harbor sail meadow bridge"] * 15)
+    before, shown, after = sentence_window("Intro. " + run_on, run_on, 300)
+    assert before == "\u2026" and after == "\u2026" and len(shown) <= 300 and run_on.startswith(shown)
+    assert sentence_window("One. Two is short. Three.", "Two is short.", 300) == ("One. ", "Two is short.", " Three.")
+
+
+def test_table_rows_are_shown_on_lines_of_their_own() -> None:
+    """An HTML table's rows ran together in search and "not found" views ("... Closes Monday | 07:00 ...")."""
+    from pgpt.runtime.documents.sentences import flatten_text
+    from pgpt.runtime.documents.passage_view import sentence_window, shown_text
+
+    text = ("Oskar's Bakery\n\nOpening hours of the bakery.\n\nDay | Opens | Closes\n\nMonday | 07:00 | 14:00\n\n"
+            "Friday | 06:30 | 18:00\n\nBread is baked\ndaily.")
+    shown = shown_text(text)
+    assert shown.replace("\n", " ") == flatten_text(text)  # positions in the flattened text hold here
+    assert "Day | Opens | Closes\nMonday | 07:00 | 14:00\nFriday | 06:30 | 18:00\nBread is baked daily." in shown
+    before, sentence, after = sentence_window(text, "Monday | 07:00 | 14:00 Friday | 06:30 | 18:00 Bread is baked "
+                                                    "daily.", 300)
+    assert sentence == "Monday | 07:00 | 14:00\nFriday | 06:30 | 18:00\nBread is baked daily."
+    assert before.endswith("Closes\n") and after == ""
+
+
+def test_list_items_and_markdown_rows_are_shown_on_lines_of_their_own() -> None:
+    """A list read "- life jackets counted - radio tested" and a Markdown table's header was joined to the text."""
+    from pgpt.runtime.documents.sentences import flatten_text
+    from pgpt.runtime.documents.passage_view import shown_text
+
+    text = ("The checklist has these items:\n- life jackets counted\n- radio tested\n\n"
+            "Shifts:\n| Shift | Keeper |\n|---|---|")
+    # the paragraph after a list (or a table) starts a line too: it read as the last item's
+    assert shown_text(text) == ("The checklist has these items:\n- life jackets counted\n- radio tested\nShifts:\n"
+                                "| Shift | Keeper |\n|---|---|")
+    assert shown_text(text).replace("\n", " ") == flatten_text(text)
+    after = "Steps:\n3. Ring the bell twice.\n\nGrain | Price\nRye | 14\n\nAfter the table.\nStill it."
+    assert shown_text(after) == "Steps:\n3. Ring the bell twice.\nGrain | Price\nRye | 14\nAfter the table. Still it."
+    titled = "Ostrava Mill Safety Rules\n\nBefore entering the mill, wash.\n\nThen go."  # a title read as the text's start
+    assert shown_text(titled) == "Ostrava Mill Safety Rules\nBefore entering the mill, wash. Then go."
