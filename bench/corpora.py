@@ -6,7 +6,10 @@ READMEs and two licences, some turned into HTML, PDF and DOCX when the corpus is
 manuals, references, licences and a changelog from PyPI source distributions, stored in their
 final formats (PDF, HTML, DOCX, Markdown, text; SOURCES.md says where each comes from and how it
 was made), with a development set and a held-out test set of answerable and unanswerable
-questions. Settings are chosen on the ``dev`` sets and reported on ``manuals-test``.
+questions. Settings are chosen on the ``dev`` sets and reported on ``manuals-test``. ``cjk``
+(bench/data/cjk): six short guides in Chinese and Japanese with invented facts, written for this
+benchmark by a helper that saw neither the code nor the other sets, with one held-out set
+(``cjk-test``, 24 answerable and 8 unanswerable questions): no setting is chosen on it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pgpt.export.quality import QUALITY_TEXT
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "documents"
 MANUALS = DATA / "manuals"
+CJK = DATA / "cjk"
 PLAIN_FILES = ("diskcache.rst", "huggingface_hub.md", "rich.md", "tqdm.rst", "charset_normalizer.md",
                "lancedb.md", "pypdf.md", "urllib3.md")
 MANUAL_SUFFIXES = (".pdf", ".html", ".docx", ".md", ".txt")
@@ -47,12 +51,13 @@ QUESTION_SETS = {s.name: s for s in (
     QuestionSet("paraphrased", "documents", CORPUS / "questions_paraphrased.json", "dev"),
     QuestionSet("manuals-dev", "manuals", MANUALS / "questions_dev.json", "dev"),
     QuestionSet("manuals-test", "manuals", MANUALS / "questions_test.json", "test"),
+    QuestionSet("cjk-test", "cjk", CJK / "questions_test.json", "test"),
 )}
 
 
 def build(corpus: str, target: Path) -> list[Path]:
     """Write the corpus named ``corpus`` into ``target``; its files, sorted."""
-    return {"documents": build_corpus, "manuals": build_manuals}[corpus](target)
+    return {"documents": build_corpus, "manuals": build_manuals, "cjk": build_cjk}[corpus](target)
 
 
 def build_corpus(target: Path) -> list[Path]:
@@ -73,6 +78,15 @@ def build_manuals(target: Path) -> list[Path]:
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(MANUALS.iterdir()):
         if path.suffix in MANUAL_SUFFIXES and path.name != "SOURCES.md":
+            shutil.copy(path, target / path.name)
+    return sorted(target.iterdir())
+
+
+def build_cjk(target: Path) -> list[Path]:
+    """Copy the Chinese and Japanese guides (Markdown and text) into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(CJK.iterdir()):
+        if path.suffix in (".md", ".txt") and path.name != "SOURCES.md":
             shutil.copy(path, target / path.name)
     return sorted(target.iterdir())
 

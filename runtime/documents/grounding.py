@@ -29,7 +29,7 @@ import numpy as np
 
 from pgpt.runtime.documents.attachment import misattached
 from pgpt.runtime.documents.sentences import (
-    NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
+    CJK_RUN, NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
 )
 
 # A statement's support: SUPPORT_LEXICAL * (share of its content words in the sentence) +
@@ -336,8 +336,11 @@ class Grounder:
 def _prose_words(text: str) -> int:
     """How many words (two letters or more) and numbers ``text`` holds once links are taken out; an
     identifier is one word ("PREFERRED_URL_SCHEME" and "www-data" were quoted as answers: a
-    definition list's term alone)."""
-    return sum(1 for token in _LINK.sub(" ", text).split() if re.search(r"[A-Za-z]{2,}|\d", token))
+    definition list's term alone). Letters of any alphabet count (a Russian sentence without a
+    number had none), and a CJK run counts a word for each two characters."""
+    text = _LINK.sub(" ", text)
+    spaced = sum(1 for token in CJK_RUN.sub(" ", text).split() if re.search(r"[^\W\d_]{2,}|\d", token))
+    return spaced + sum(len(run) // 2 for run in CJK_RUN.findall(text))
 
 
 _POINTER = re.compile(r"\s*(?:this|that|it|these)\s+(?:information\s+)?(?:(?:can|could|may)\s+be|is|are)\s+"

@@ -1,8 +1,8 @@
 """Sentences and the facts in them: how the check (grounding) and the passage views cut text into
 sentences and list items, and read a statement's content words, numbers and names.
 
-Words are read in the alphabets written with spaces (Latin with accents, Greek, Cyrillic); a
-sentence may also start in a script without capitals (Hebrew, Arabic, CJK).
+Words are read in the alphabets written with spaces (Latin with accents, Greek, Cyrillic), and by
+character pairs in CJK; a sentence may also start in a script without capitals (Hebrew, Arabic, CJK).
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 # as ASCII only, "Quiría" was "Quir" + "a", and "Quir" stood in "Quirós" (a changed surname passed).
 _LETTERS = "0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u04ff"
 _WORD = re.compile(rf"[{_LETTERS}][{_LETTERS}_+#-]*(?:\.[{_LETTERS}_+#-]+)*")
+# Chinese and Japanese put no spaces between words (Korean does, but joins its particles to them):
+# read by character pairs, a Chinese answer had no words, so no statement could be supported and
+# no sentence quoted, and every answer was "not found".
+CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
 # A number stands alone: the digits inside "1DS", "SHA256", "IPv6", "S3" or "v3-8" are no number of
 # their own (the word itself is the fact); read alone, "256" was an invented number that no source
 # sentence held as a word, and a sentence copied from its source was dropped.
@@ -79,9 +83,11 @@ def stem(word: str) -> str:
 
 
 def content_words(text: str) -> set[str]:
-    """Stemmed lower-case words of ``text`` that are not stop words."""
-    return {stem(w) for w in (m.group().lower().strip("._-") for m in _WORD.finditer(text))
-            if w and w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
+    """Stemmed lower-case words of ``text`` that are not stop words; in scripts written without
+    spaces (CJK), each pair of neighbouring characters, as full-text search engines index them."""
+    words = {stem(w) for w in (m.group().lower().strip("._-") for m in _WORD.finditer(text))
+             if w and w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
+    return words | {run[i:i + 2] for run in CJK_RUN.findall(text) for i in range(max(len(run) - 1, 1))}
 
 
 def key_facts(text: str) -> set[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgpt.bench.corpora import QUESTION_SETS, build_corpus, build_manuals
+from pgpt.bench.corpora import QUESTION_SETS, build_cjk, build_corpus, build_manuals
 from pgpt.bench.scoring import contains_answer, normalize
 from pgpt.runtime.documents.readers import read_document
 
@@ -99,3 +99,15 @@ def test_paraphrased_questions_share_no_distinctive_word_with_their_evidence(set
             shared = _words(q["question"]) & _words(q["evidence"])
             assert not shared, (q["id"], shared)
             assert not any(contains_answer(q["question"], answer) for answer in q["answers"]), q["id"]
+
+
+def test_cjk_set_is_held_out_and_every_span_is_in_its_document_and_no_other(tmp_path: Path) -> None:
+    """The Chinese and Japanese set (32 questions, 8 unanswerable): its spans as the reader gives them."""
+    texts = {f.name: normalize("\n\n".join(s.text for s in read_document(f))) for f in build_cjk(tmp_path)}
+    questions = QUESTION_SETS["cjk-test"].load()
+    assert QUESTION_SETS["cjk-test"].role == "test" and len(texts) == 6
+    assert len(questions) == 32 and sum(bool(q.get("unanswerable")) for q in questions) == 8
+    for q in questions:
+        span = normalize(q.get("evidence") or q["related"])
+        assert [name for name, text in texts.items() if span in text] == [q["source"]], q["id"]
+        assert all(contains_answer(q["evidence"], answer) for answer in q["answers"]), q["id"]
