@@ -355,9 +355,9 @@ def _unpack(packed: Any, size: int) -> np.ndarray | None:
 def retrieval_question(question: str, earlier: list[str]) -> str:
     """What retrieval and the check read for ``question``: the question, after the previous one of
     ``earlier`` (the user's earlier questions, oldest first) when it is a follow-up: it starts with
-    "and", "what about" or the like, refers back ("it", "his", "their"), or holds at most one
-    content words. "And when does it close?" alone found nothing and was "not found" before the
-    model ran, though the model reads the earlier turns."""
+    "and", "what about" or the like, refers back ("it", "his", "their"), or is two words at most
+    with one content word ("What time?", "On Friday?"). "And when does it close?" alone found
+    nothing and was "not found" before the model ran, though the model reads the earlier turns."""
     earlier = [text.strip() for text in earlier if text.strip()]
     if not earlier or not _follows_up(question):
         return question
@@ -368,9 +368,12 @@ def retrieval_question(question: str, earlier: list[str]) -> str:
 
 
 def _follows_up(question: str) -> bool:
+    # By its form, not by being short: "Who is Ferris?" and "What is the budget?" (one content
+    # word each) were searched after an unrelated question before them and were "not found", and
+    # a Japanese question (no word read) got a quote answering the English question before it.
     words = [w.lower() for w in _WORDS.findall(question)]
     return bool(words[:1] in (["and"], ["also"], ["then"]) or words[:2] in (["what", "about"], ["how", "about"])
-                or _BACK_REFERENCES & set(words) or len(content_words(question)) <= 1)
+                or _BACK_REFERENCES & set(words) or (len(words) <= 2 and len(content_words(question)) <= 1))
 
 
 def _numbers(question: str) -> list[str]:

@@ -60,10 +60,12 @@ class LoopGuard:
     LONGEST_RUN_CHARS = 600  # at most this long,
     MIN_RUN_WORDS = 5  # with this many different words (not a rule of "=====" or "ha ha ha")
     _UNIT_END = re.compile(r"[.!?](?=\s)|\n")
-    # a short piece without spaces, with a letter or digit in it, SHORT_COPIES times in a row at the
-    # end: "Leba_Leba_Leba_..." and "#BeerBeer..." ran to the token limit (one endless "word", which
-    # the checks of words above never see); "ha ha ha" and "=====" go on
-    _SHORT_RUN = re.compile(r"((?=\S*?[A-Za-z0-9])\S{1,20}?)\1{%d,}$" % (SHORT_COPIES - 1))
+    # a short piece without spaces, with a letter or digit (of any script) or an emoji in it,
+    # SHORT_COPIES times in a row at the end: "Leba_Leba_Leba_...", "#BeerBeer..." and "👏👏👏..." ran
+    # to the token limit (one endless "word", which the checks of words above never see); "ha ha ha",
+    # "=====" and a rule of box-drawing lines go on
+    _SHORT_RUN = re.compile(r"((?=\S*?(?:[^\W_]|[\u2600-\u27bf\U0001f000-\U0001faff]))\S{1,20}?)\1{%d,}$"
+                            % (SHORT_COPIES - 1))
     SHORT_TAIL_CHARS = 20 * SHORT_COPIES
 
     def __init__(self, enabled: bool = True) -> None:

@@ -210,6 +210,11 @@ def test_a_follow_up_is_searched_after_the_question_it_follows(indexed) -> None:
     assert retrieval_question("When does the museum open?", ["When does the lighthouse open?"]) == (
         "When does the museum open?")  # a question of its own
     assert retrieval_question("And when does it close?", []) == "And when does it close?"
+    # short is no follow-up: a new subject in one content word, or a question in another script
+    for alone in ("Who is Ferris?", "What is the budget?", "\u6771\u4eac\u30aa\u30d5\u30a3\u30b9\u306e\u96fb\u8a71\u756a\u53f7\u306f\uff1f"):
+        assert retrieval_question(alone, ["How much is a week of on-call duty paid?"]) == alone
+    assert retrieval_question("What time?", ["When does the ferry leave?"]) == "When does the ferry leave? What time?"
+    assert retrieval_question("On Friday?", ["When does the ferry leave?"]) == "When does the ferry leave? On Friday?"
     # a follow-up of a follow-up is searched after the question the chain started from
     assert retrieval_question("And how much are its tickets?", ["When does the museum open?", "And when does it close?"]
                               ) == "When does the museum open? And how much are its tickets?"

@@ -67,15 +67,17 @@ def test_a_block_without_a_sentence_end_ends_the_answer_at_its_third_copy() -> N
 
 
 @pytest.mark.parametrize("text", ["=" * 400, "ha " * 200, "- " * 300, "| --- " * 60 + "|\n",
-                                  " ".join(f"item{n}, value {n * 7}" for n in range(120))],
-                         ids=["rule", "laugh", "dashes", "table-rule", "counting"])
+                                  " ".join(f"item{n}, value {n * 7}" for n in range(120)), "\u2500" * 300],
+                         ids=["rule", "laugh", "dashes", "table-rule", "counting", "box-rule"])
 def test_runs_that_are_not_a_loop_of_words_go_on(text: str) -> None:
     assert stops_at(text) is None and stops_at(text, piece_size=1) is None
 
 
-@pytest.mark.parametrize("text", ["Hello there. " + "Leba_" * 60, "#Beer" + "Beer" * 80])
+@pytest.mark.parametrize("text", ["Hello there. " + "Leba_" * 60, "#Beer" + "Beer" * 80,
+                                  "Hello Ana! " + "\U0001f44f" * 120, "\u54c8" * 120])
 def test_a_short_piece_without_spaces_repeated_ends_the_answer(text: str) -> None:
-    """A re-test's chat streamed "Leba_Leba_..." and "#BeerBeer..." to the 512-token limit."""
+    """A re-test's chat streamed "Leba_Leba_...", "#BeerBeer..." and a tester's "👏👏👏..." (33 s)
+    to the 512-token limit."""
     for size in (1, 3):
         fired = stops_at(text, piece_size=size)
         assert fired is not None and fired < len(text) // 2, (text[:20], fired)
