@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             logging.getLogger("pgpt.export").exception("export failed")
         message = user_message(exc)
-        print(f"error: {message.title}: {message.text}", file=sys.stderr)
+        stop = isinstance(exc, KeyboardInterrupt)  # Ctrl-C or SIGTERM: a stop asked for, no error
+        print(message.text if stop else f"error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code
 
 

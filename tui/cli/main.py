@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         start = "\n" if stop and sys.stderr.isatty() else ""
         if stop and getattr(args, "command", None) == "chat" and not sys.stdout.isatty():
             print(flush=True)  # the streamed answer's line ends: "...Pollyerror: Stopped" in one file
-        print(f"{start}error: {message.title}: {message.text}", file=sys.stderr)
+        # a stop the user asked for is no error: its paragraph alone says where things stand
+        print(f"{start}{message.text}" if stop else f"error: {message.title}: {message.text}", file=sys.stderr)
         return message.exit_code
 
 

@@ -224,6 +224,7 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
     assert "Ingestion stopped after 1 of 2 files; the files done are in the index" in rest, rest
     assert "big.txt was not finished and starts over then." in rest  # its embedded chunks are not kept
     assert "Nothing was changed" not in rest and "Traceback" not in rest
+    assert "error:" not in rest  # a stop the user asked for is no error
     listed = tui_cli(settings, "docs", "--json")
     assert [Path(d["path"]).name for d in json.loads(listed.stdout)["documents"]] == ["a-small.md"]
 
