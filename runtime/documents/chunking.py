@@ -1,7 +1,8 @@
 """Split document sections into chunks that fit the embedding model, with overlap.
 
 Chunks follow paragraphs: paragraphs are packed together up to the token limit, a chunk never
-crosses a heading or a PDF page, and a paragraph longer than the limit is packed from its
+crosses a PDF page or a top-level heading (short sections under one top heading are packed
+together), and a paragraph longer than the limit is packed from its
 sentences, else its lines (a CSV, a log, one sentence a line), and only a run of text with neither
 is cut into overlapping windows of words. Each chunk keeps its page, heading trail and character offsets in the
 document's text (the sections joined by blank lines).
