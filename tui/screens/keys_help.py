@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 # (key, what it does), short enough for one line of the dialog at 80 columns; all of it fits 80x24
-# (the panels' last keys were below the fold there)
+# (the panels' last keys were below the fold there), the Setup and Models keys too (they were left out)
 CHAT_KEYS = (
     ("Enter", "ask, chat or search (the mode on the input's frame)"),
     ("Ctrl+R", "switch mode: Documents, Chat, Search"),
@@ -24,14 +24,14 @@ CHAT_KEYS = (
     ("Ctrl+Q", "quit (asks first while documents are being added)"),
 )
 PANEL_KEYS = (
-    ("Esc", "back to the chat (work there keeps running)"),
-    ("Tab", "next field or list"),
-    ("F3 Enter/Delete", "use / delete (asks first) the model under the cursor"),
-    ("F4 Enter", "add the path typed, or the one chosen in the tree"),
-    ("F4 Delete", "forget the document under the cursor (asks first)"),
-    ("F4 Ctrl+G", "forget the files the last add found gone (asks first)"),
+    ("Esc / Tab", "back to the chat (work goes on) / next field"),
+    ("F2 Ctrl+S/L/R", "save / clear (asks) the token / check again"),
+    ("F3 Enter/Delete", "use / delete (asks) the model under the cursor"),
+    ("F3 Ctrl+G/B/R/X", "download / export / check the repo typed; stop"),
+    ("F4 Enter", "add the path typed, or the one chosen below"),
+    ("F4 Delete/Ctrl+G", "forget the document selected / the files gone"),
     ("F4 Backspace", "in the folder tree: the folder above"),
-    ("F5 Enter/Delete", "reopen / delete (asks first) the chat under the cursor"),
+    ("F5 Enter/Delete", "reopen / delete (asks) the chat under the cursor"),
 )
 
 
