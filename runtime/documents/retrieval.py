@@ -50,7 +50,8 @@ def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collecti
     given, limits the search to those documents (PrivateGPT's ``context_filter``).
     """
     store.table.checkout_latest()
-    if not query.strip() or not store.table.count_rows() or doc_ids == []:
+    # a query without a letter or a digit ("???") matches nothing: it gave five arbitrary passages
+    if not re.search(r"[^\W_]", query) or not store.table.count_rows() or doc_ids == []:
         return []
     where = where_clause(collection, doc_ids)
     wanted = k * CANDIDATES_PER_LEG

@@ -238,6 +238,8 @@ def test_search_text_shows_each_passage_around_its_matching_sentence(settings: S
     assert tui_cli(settings, "ingest", str(docs)).returncode == 0
     shown = tui_cli(settings, "search", "Who is the orchard keeper?", "-k", "1").stdout.splitlines()
     assert "The orchard keeper is Bartholomew Quince." in shown[1] and shown[1].strip().startswith("\u2026")
+    # a query without a letter or digit matches nothing (it listed five arbitrary passages)
+    assert tui_cli(settings, "search", "???").stdout.strip() == "No matching passages."
 
 
 def test_an_empty_folder_says_no_files_were_found(settings: Settings, tmp_path: Path) -> None:
