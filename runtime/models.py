@@ -198,9 +198,10 @@ def active_chat_model(settings: Settings) -> ModelInfo:
         try:
             return find_model(settings, settings.model)
         except ModelNotFoundError as exc:  # say where the name came from: the config's choice is overridden
-            hint = ("Unset PGPT_MODEL to use the active chat model, or set it to an exported chat model "
+            unset = "leave out --model" if settings.named("PGPT_MODEL") == "--model" else "unset PGPT_MODEL"
+            hint = (f"{unset.capitalize()} to use the active chat model, or name an exported chat model "
                     "(`pgpt-tui models` lists them)." if list_models(settings) else
-                    "Export that model (`pgpt-export SOURCE --name NAME`), or unset PGPT_MODEL and run "
+                    f"Export that model (`pgpt-export SOURCE --name NAME`), or {unset} and run "
                     "`pgpt-export --default` for the built-in models.")
             raise ModelNotFoundError(f"{settings.named('PGPT_MODEL')} names a model that is not exported. {exc}",
                                      hint=hint) from None

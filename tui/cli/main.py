@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "environment variables (PGPT_HOME, PGPT_MODEL, ...) or PGPT_ lines of the .env "
                                      "file of the working folder (the environment wins); see README, Configuration.")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
+    # the app's model (`pgpt-tui --model NAME`), as PGPT_MODEL; chat, ask and bench take their own after the command
+    parser.add_argument("--model", dest="app_model", metavar="NAME", default="",
+                        help="exported chat model the app starts on (default: PGPT_MODEL or the active one)")
     add_server_option(parser)
     from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
     from pgpt.tui.cli import models as model_commands
@@ -199,6 +202,8 @@ def _settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
     settings = dataclasses.replace(settings, sources=env.sources())
     if args.provider:
         settings = dataclasses.replace(settings, provider=args.provider)
+    if args.app_model:  # it was refused as an unknown command: a user starting the app on another model
+        settings = dataclasses.replace(settings, model=args.app_model, sources={**settings.sources, "PGPT_MODEL": "--model"})
     if getattr(args, "embedder", None):
         if settings.server:  # it was ignored: the server searches its index with its own embedder
             from pgpt.runtime.errors import UsageError

@@ -66,6 +66,20 @@ def test_an_embedder_that_is_not_exported_names_the_setting(settings: Settings, 
         by_option.stderr
 
 
+def test_a_model_named_before_the_command_is_the_apps_model_as_pgpt_model(settings: Settings, tmp_path: Path) -> None:
+    """`pgpt-tui --model NAME` (starting the app on another model) was "invalid choice: 'NAME'";
+    PGPT_MODEL worked. Named before a command, it is that command's model too."""
+    import json
+
+    chosen = tui_cli(settings, tmp_path, "--model", "smollm2-135m-instruct-fp32", "chat", "Hi", "--max-tokens", "2",
+                     "--json")
+    assert chosen.returncode == 0 and json.loads(chosen.stdout)["model"] == "smollm2-135m-instruct-fp32", chosen.stderr
+    missing = tui_cli(settings, tmp_path, "--model", "nosuch", "chat", "Hi")
+    assert missing.stderr.startswith("error: Model not found: --model names a model that is not exported. "), \
+        missing.stderr
+    assert "Leave out --model to use the active chat model" in missing.stderr and "PGPT_MODEL" not in missing.stderr
+
+
 async def test_the_app_shows_the_warning_in_a_notification(tmp_path: Path) -> None:
     """stderr's warning is hidden under the app's screen: the app notifies it too."""
     from pgpt.tui.chat.app import ChatApp
