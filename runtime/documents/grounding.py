@@ -217,12 +217,19 @@ class Grounder:
         kept = {i for _, i in supported if i == closest or self.relevance[i] >= OFF_TOPIC}
         grown = True
         while grown:  # a run grows either way, a sentence at a time (one left out between may be its lead-in)
-            near = {i for _, i in supported if i not in kept and any(k in kept and self.sentences[k].number
-                                                                      == self.sentences[i].number
-                                                                      for k in (i - 2, i - 1, i + 1, i + 2))}
+            # only by list items and lead-ins: grown by any sentence, three rotation rules copied from
+            # the paragraph before came ahead of the on-call pay that was asked
+            near = {i for _, i in supported if i not in kept and self._in_a_list(i)
+                    and any(k in kept and self.sentences[k].number == self.sentences[i].number
+                            for k in (i - 2, i - 1, i + 1, i + 2))}
             kept |= near
             grown = bool(near)
         return [(statement, i) for statement, i in supported if i in kept]
+
+    def _in_a_list(self, index: int) -> bool:
+        """Whether the sentence is a list item, a table row or a list's lead-in ("... these items:")."""
+        text = self.sentences[index].text.strip()
+        return bool(_LIST_ITEM.match(text)) or text.startswith("|") or text.endswith(":")
 
     def _shown(self, index: int, statement: str) -> int:
         """The sentence of ``index``'s window to show as the quote: the window (the sentence and

@@ -1,0 +1,83 @@
+"""The check and lists: a list in an answer stays a list and keeps every item, a quoted lead-in brings
+its items, and an answer grows by a list's items only, not by the sentences around its answer."""
+
+from __future__ import annotations
+
+from pgpt.runtime.documents.grounding import Grounder, SourceSentence
+from pgpt.runtime.documents.sentences import split_sentences
+
+
+def grounder_over(embedder, question: str, sentences: list[SourceSentence]) -> Grounder:  # type: ignore[no-untyped-def]
+    return Grounder(question, embedder.embed([question])[0], sentences, embedder.embed([s.text for s in sentences]),
+                    embedder.embed)
+
+
+def test_a_list_in_the_answer_stays_one_item_a_line(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"The platforms that tmux runs on are: [1] - Linux [1] - MacOS [1]" was one line."""
+    sentences = [SourceSentence(1, "README", 0, "tmux runs on OpenBSD, FreeBSD, NetBSD, Linux, macOS and Solaris.")]
+    ask = grounder_over(embedder, "Which platforms does tmux run on?", sentences)
+    result = ask.check("tmux runs on these platforms:\n- Linux\n- macOS", abstained=False)
+    assert result.kind == "answer", result
+    assert result.text.splitlines()[1:] == ["- Linux [1]", "- macOS [1]"], result.text
+
+
+def test_every_item_of_a_list_answer_is_kept(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A list's items share no word with the question, their lead-in does: the check kept the first
+    item and dropped the rest as far from the question."""
+    sentences = [SourceSentence(1, "notes.txt", 0, text) for text in (
+        "Harbour safety", "The crew safety checklist has these items:", "- life jackets counted", "- radio tested",
+        "- flares checked", "- engine oil level read", "The harbour opens at six.")]
+    ask = grounder_over(embedder, "What items are on the crew safety checklist?", sentences)
+    draft = "The crew safety checklist has these items:\n- life jackets counted\n- radio tested\n- flares checked"
+    result = ask.check(draft + "\n- engine oil level read", abstained=False)
+    assert result.kind == "answer" and result.text.splitlines() == [
+        "- life jackets counted [1]", "- radio tested [1]", "- flares checked [1]",
+        "- engine oil level read [1]"], result
+
+
+def test_a_quoted_lead_in_brings_its_list(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Quote from the documents: “Every sailor must bring the following:”" showed none of the items."""
+    sentences = [SourceSentence(1, "club.html", 0, text) for text in (
+        "Sailing club", "Every sailor must bring the following:", "a waterproof jacket", "a head torch",
+        "a first aid kit", "Boots are provided by the club.")]
+    ask = grounder_over(embedder, "What must every sailor bring?", sentences)
+    result = ask.check("Sailors must bring a lifeboat and a compass.", abstained=False)  # nothing of it holds
+    assert result.kind == "quote", result
+    assert result.text == ("Quote from the documents: \u201cEvery sailor must bring the following:\n"
+                           "a waterproof jacket\na head torch\na first aid kit\u201d [1]")
+    assert [q.text for q in result.quotes][-1] == "a first aid kit"
+    # a marked list ends at its first line without a marker: the quote ran on into the next lead-in
+    orchard = [SourceSentence(1, "orchard.html", 0, text) for text in (
+        "The Pellwick orchard grows the following apple varieties:", "- Amber Quill", "- Frostnell Red",
+        "To prune a Pellwick tree, the gardener follows these steps:", "- Cut the dead branches first.")]
+    quoted = grounder_over(embedder, "Which apple varieties does the Pellwick orchard grow?", orchard).check(
+        "It grows pears and plums.", abstained=False)
+    assert quoted.kind == "quote" and quoted.text.endswith("- Amber Quill\n- Frostnell Red\u201d [1]"), quoted
+
+
+HANDBOOK = """# Platform Team On-Call Handbook
+
+## Rotation
+
+The on-call rotation changes every Monday at 10:00 UTC. Each engineer is on call for one week, then off for at
+least four weeks. The primary on-call engineer carries the pager; the secondary is the backup when the primary
+does not acknowledge within 15 minutes.
+
+## Compensation
+
+Each week of on-call duty is compensated with a flat payment of 450 EUR plus one day off in lieu.
+Night pages between 22:00 and 07:00 are paid an extra 60 EUR each.
+"""
+
+
+def test_an_answer_grows_by_list_items_not_by_the_sentences_before_it(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A tester's "How much is a week of on-call duty paid?" came fourth, after three rotation rules
+    the model copied: each was supported, and the run of kept sentences grew through all of them."""
+    sentences = [SourceSentence(1, "handbook.md", 0, text) for text in split_sentences(HANDBOOK)]
+    ask = grounder_over(embedder, "How much is a week of on-call duty paid?", sentences)
+    result = ask.check("Each engineer is on call for one week, then off for at least four weeks. [1] The primary "
+                       "on-call engineer carries the pager; the secondary is the backup when the primary does not "
+                       "acknowledge within 15 minutes. [1] Each week of on-call duty is compensated with a flat "
+                       "payment of 450 EUR plus one day off in lieu. [1]", abstained=False)
+    assert result.kind == "answer" and result.text == (
+        "Each week of on-call duty is compensated with a flat payment of 450 EUR plus one day off in lieu. [1]"), result
