@@ -1,5 +1,6 @@
-"""An SSH disconnect (SIGHUP, then the terminal is gone) in the middle of an ingestion or a download
-in `pgpt-tui` loses nothing: the app has no shutdown handler, the runtime's guarantees do the work."""
+"""An SSH disconnect (SIGHUP, and the terminal is gone) in `pgpt-tui` loses nothing: an answer being
+written is saved with its chat, marked (stopped); an ingestion or a download is cut where the runtime's
+guarantees keep it whole (documents committed one by one, downloads renamed into place when complete)."""
 
 from __future__ import annotations
 
@@ -40,17 +41,24 @@ SLOW_REPO = "pgpt-test/slow"  # its weights trickle in (tests/fake_hub.py), so a
 KEPT_BEFORE_HANGUP = 5_000_000  # bytes of the weights on disk before the hangup
 
 
+def _controlling_terminal() -> None:
+    """In the child, after setsid: make its stdin (the pseudo-terminal) the session's controlling
+    terminal, as sshd and tmux do, so that closing the master side hangs it up as a dropped SSH
+    session does (the kernel sends SIGHUP, reads fail with EIO, writes fail)."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 @contextlib.contextmanager
 def app_on_pty(env: dict[str, str], cwd: Path, sighup: Any = signal.SIG_DFL) -> Iterator[PtyApp]:
-    """`pgpt-tui` on an 80x24 pseudo-terminal in its own session, run from ``cwd``, with ``sighup``
-    as the SIGHUP disposition it inherits; its process group is killed when the test ends, and the
-    terminal closed unless ``hang_up`` closed it."""
+    """`pgpt-tui` on an 80x24 pseudo-terminal, its controlling terminal, in its own session, run from
+    ``cwd``, with ``sighup`` as the SIGHUP disposition it inherits; its process group is killed when the
+    test ends, and the terminal closed unless ``hang_up`` closed it."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     inherited = signal.signal(signal.SIGHUP, sighup)  # a child keeps an ignored signal across exec
     try:
         process = subprocess.Popen([str(PGPT_TUI)], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_controlling_terminal)
     finally:
         signal.signal(signal.SIGHUP, inherited)
         os.close(slave)
@@ -66,10 +74,13 @@ def app_on_pty(env: dict[str, str], cwd: Path, sighup: Any = signal.SIG_DFL) -> 
 
 
 def hang_up(app: PtyApp) -> int:
-    """What an SSH disconnect does to the app: SIGHUP, then its terminal is gone. Its exit code."""
-    os.kill(app.process.pid, signal.SIGHUP)
+    """What an SSH disconnect (or `tmux kill-session`) does to the app: its terminal is gone (the
+    kernel sends SIGHUP to the terminal's foreground process group), and SIGHUP is sent as sshd and
+    tmux also do. Its exit code."""
     os.close(app.master)
     app.master = -1
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(app.process.pid, signal.SIGHUP)
     try:
         code = app.process.wait(timeout=HANGUP_EXIT_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -234,3 +245,29 @@ def test_sighup_ends_the_app_even_when_it_was_started_with_sighup_ignored(settin
     with app_on_pty(app_env(settings, TERM="xterm-256color"), tmp_path, sighup=signal.SIG_IGN) as app:
         app.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")
         assert hang_up(app) != 0
+
+
+STORY = "Tell me a long story about a lighthouse keeper named Ola."
+
+
+def test_sighup_while_an_answer_is_written_saves_the_chat_with_the_answer_marked_stopped(
+        settings: Settings, tmp_path: Path) -> None:
+    """The tester's case: a new chat's first answer streams, then `tmux kill-session`; the chat was
+    not saved at all (SIGHUP's default ended the app before it saved, which it does after an answer)."""
+    with app_on_pty(app_env(settings, TERM="xterm-256color"), tmp_path) as app:
+        app.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")
+        app.send(b"\x0e")  # Ctrl+N, a new chat, as the tester did
+        app.send(STORY.encode() + b"\r")
+
+        def answer_words(screen: str) -> int:  # between the question and the status line ("CPU · model · answering…")
+            written, status, _ = screen.partition(STORY)[2].partition("answering")
+            return len(re.findall(r"\w+", written)) - 5 if status else 0
+
+        app.wait_for(lambda s: answer_words(s) >= 10, 120, "the answer being written")
+        assert hang_up(app) != 0
+    [saved] = list((settings.home / "conversations").glob("*.json"))
+    chat = json.loads(saved.read_text(encoding="utf-8"))
+    question, answer = chat["turns"]
+    assert question == {"kind": "user", "text": STORY}
+    assert answer["kind"] == "assistant" and answer["mark"] == "(stopped)" and len(answer["text"].split()) > 3, answer
+    assert chat["context"] == [{"role": "user", "content": STORY}, {"role": "assistant", "content": answer["text"]}]
