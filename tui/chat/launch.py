@@ -65,6 +65,17 @@ def _quit_on_signals(loop: asyncio.AbstractEventLoop, app: Any) -> None:
         loop.add_signal_handler(signum, lambda code=code: app.exit(return_code=code))
 
 
+def _say_unfinished_add(settings: Settings) -> None:
+    """After the app quit (Ctrl+Q, SIGTERM) during an add of documents: how far it got and how to go
+    on, on stderr (it ended with exit 0 and not a word). Its marker stays: the next start says it too."""
+    from pgpt.runtime.documents.unfinished import unfinished_adds
+
+    for add in unfinished_adds(settings):
+        if add.pid == os.getpid():  # this app's add, not finished: it ends with the process, now
+            print(f"pgpt-tui: {add.stopped_at()} when the app quit; the files done are in the index. "
+                  f"To continue, add it again (F4) or run: {add.command()}", file=sys.stderr, flush=True)
+
+
 def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     """Run the chat app until the user quits; logs go to the log file, never the screen.
     ``setting_warnings`` (PGPT_ names no program reads) are logged and shown as notifications."""
@@ -82,6 +93,7 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     _quit_on_signals(loop, app)
     app.run(loop=loop)
     code = app.return_code or 0
+    _say_unfinished_add(settings)
     if _worker_thread_busy():
         # A model load or a first-start export is still running in a worker thread, and Python
         # would wait for it at exit. What those threads write survives being cut (exports and
