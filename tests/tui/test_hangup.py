@@ -1,5 +1,6 @@
-"""An SSH disconnect (SIGHUP, then the terminal is gone) in the middle of an ingestion or a download
-in `pgpt-tui` loses nothing: the app has no shutdown handler, the runtime's guarantees do the work."""
+"""An SSH disconnect (SIGHUP, and the terminal is gone) in `pgpt-tui` loses nothing: an answer being
+written is saved with its chat, marked (stopped); an ingestion or a download is cut where the runtime's
+guarantees keep it whole (documents committed one by one, downloads renamed into place when complete)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from fake_hub import COMMIT, FakeHub
+from pgpt.runtime.documents.unfinished import unfinished_adds
 from pgpt.runtime.hub.download import find_ready, ready_marker
 from pgpt.runtime.settings import Settings
 from support import cli_env
@@ -40,17 +42,24 @@ SLOW_REPO = "pgpt-test/slow"  # its weights trickle in (tests/fake_hub.py), so a
 KEPT_BEFORE_HANGUP = 5_000_000  # bytes of the weights on disk before the hangup
 
 
+def _controlling_terminal() -> None:
+    """In the child, after setsid: make its stdin (the pseudo-terminal) the session's controlling
+    terminal, as sshd and tmux do, so that closing the master side hangs it up as a dropped SSH
+    session does (the kernel sends SIGHUP, reads fail with EIO, writes fail)."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 @contextlib.contextmanager
 def app_on_pty(env: dict[str, str], cwd: Path, sighup: Any = signal.SIG_DFL) -> Iterator[PtyApp]:
-    """`pgpt-tui` on an 80x24 pseudo-terminal in its own session, run from ``cwd``, with ``sighup``
-    as the SIGHUP disposition it inherits; its process group is killed when the test ends, and the
-    terminal closed unless ``hang_up`` closed it."""
+    """`pgpt-tui` on an 80x24 pseudo-terminal, its controlling terminal, in its own session, run from
+    ``cwd``, with ``sighup`` as the SIGHUP disposition it inherits; its process group is killed when the
+    test ends, and the terminal closed unless ``hang_up`` closed it."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     inherited = signal.signal(signal.SIGHUP, sighup)  # a child keeps an ignored signal across exec
     try:
         process = subprocess.Popen([str(PGPT_TUI)], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_controlling_terminal)
     finally:
         signal.signal(signal.SIGHUP, inherited)
         os.close(slave)
@@ -66,10 +75,13 @@ def app_on_pty(env: dict[str, str], cwd: Path, sighup: Any = signal.SIG_DFL) -> 
 
 
 def hang_up(app: PtyApp) -> int:
-    """What an SSH disconnect does to the app: SIGHUP, then its terminal is gone. Its exit code."""
-    os.kill(app.process.pid, signal.SIGHUP)
+    """What an SSH disconnect (or `tmux kill-session`) does to the app: its terminal is gone (the
+    kernel sends SIGHUP to the terminal's foreground process group), and SIGHUP is sent as sshd and
+    tmux also do. Its exit code."""
     os.close(app.master)
     app.master = -1
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(app.process.pid, signal.SIGHUP)
     try:
         code = app.process.wait(timeout=HANGUP_EXIT_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -126,6 +138,24 @@ def assert_lock_free(settings: Settings) -> None:
         fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def add_some(app: PtyApp, docs: Path) -> int:
+    """Once the model is loaded, add ``docs`` on the Docs screen (F4) and wait until at least 5 of its
+    FILES files are done; how many the screen shows done."""
+    app.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")
+    app.send(b"\x1bOS")  # F4 as xterm sends it
+    app.wait_for(lambda s: "Documents · Enter adds the path" in s, 60, "Docs screen")
+    app.send(str(docs).encode() + b"\r")
+    progress = re.compile(rf"(\d+)/{FILES} files")
+
+    def some_files_done(screen: str) -> bool:
+        found = progress.search(screen)
+        assert not (found and int(found[1]) == FILES), f"ingestion ended before it was cut:\n{screen}"
+        return bool(found) and int(found[1]) >= 5
+
+    screen = app.wait_for(some_files_done, 300, f"progress of at least 5/{FILES} files")
+    return int(progress.search(screen)[1])  # type: ignore[index]
+
+
 def test_sighup_during_ingestion_keeps_whole_documents_and_the_next_ingest_adds_the_rest(
         settings: Settings, tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     docs = tmp_path / "docs"
@@ -141,19 +171,7 @@ def test_sighup_during_ingestion_keeps_whole_documents_and_the_next_ingest_adds_
     assert whole == PARAGRAPHS  # each paragraph is one chunk: a partial document would have fewer
 
     with app_on_pty(app_env(settings, TERM="xterm-256color"), tmp_path) as app:
-        app.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")
-        app.send(b"\x1bOS")  # F4 as xterm sends it
-        app.wait_for(lambda s: "Documents · Enter adds the path" in s, 60, "Docs screen")
-        app.send(str(docs).encode() + b"\r")
-        progress = re.compile(rf"(\d+)/{FILES} files")
-
-        def some_files_done(screen: str) -> bool:
-            found = progress.search(screen)
-            assert not (found and int(found[1]) == FILES), f"ingestion ended before the hangup:\n{screen}"
-            return bool(found) and int(found[1]) >= 5
-
-        screen = app.wait_for(some_files_done, 300, f"progress of at least 5/{FILES} files")
-        seen_done = int(progress.search(screen)[1])  # type: ignore[index]
+        seen_done = add_some(app, docs)
         code = hang_up(app)
     before = indexed(cli_env(settings))  # reading works without the lock
     record_property("exit_code_after_sighup", code)
@@ -163,6 +181,9 @@ def test_sighup_during_ingestion_keeps_whole_documents_and_the_next_ingest_adds_
     partial = {path: chunks for path, chunks in before.items() if chunks != whole}
     assert not partial, f"documents with fewer or more than {whole} chunks: {partial}"
     assert_lock_free(settings)
+    [unfinished] = unfinished_adds(settings)  # what the next start of the app says (test_unfinished_adds.py)
+    assert unfinished.ended() and unfinished.paths == [str(docs.resolve())]
+    assert unfinished.total == FILES and seen_done <= unfinished.done <= len(before), unfinished
 
     resumed = pgpt(cli_env(settings), "ingest", str(docs), "--json")
     assert resumed.returncode == 0 and "Another ingestion" not in resumed.stderr, resumed.stderr
@@ -176,6 +197,27 @@ def test_sighup_during_ingestion_keeps_whole_documents_and_the_next_ingest_adds_
     assert after == {str(path): whole for path in paths}
     found = pgpt(cli_env(settings), "search", "Report 059 section 7", "--json")  # the full-text index too
     assert found.returncode == 0 and json.loads(found.stdout)["results"], found.stderr
+    assert unfinished_adds(settings) == []  # the CLI's add of the same folder finished it
+
+
+def test_quitting_during_ingestion_says_on_stderr_how_far_it_got_and_how_to_go_on(
+        settings: Settings, tmp_path: Path) -> None:
+    """Ctrl+Q, then y (quit anyway) during an add exited 0 without a word on the shell."""
+    docs = tmp_path / "docs"
+    write_corpus(docs, FILES)
+    with app_on_pty(app_env(settings, TERM="xterm-256color"), tmp_path) as app:
+        seen_done = add_some(app, docs)
+        app.send(b"\x11")  # Ctrl+Q
+        app.wait_for(lambda s: "Quit anyway?" in s, 60, "the question whether to quit")
+        app.send(b"y")
+        assert app.wait_exit() == 0
+    after = app.output.decode("utf-8", "replace").rpartition("\x1b[?1049l")[2]  # after the full screen
+    said = re.search(rf"pgpt-tui: Adding {re.escape(str(docs))} stopped after (\d+) of {FILES} files when the app "
+                     rf"quit; the files done are in the index\. To continue, add it again \(F4\) or run: "
+                     rf"pgpt-tui ingest {re.escape(str(docs))}\r\n", after)
+    assert said and seen_done <= int(said[1]) < FILES, after
+    [unfinished] = unfinished_adds(settings)  # the next start says it too
+    assert unfinished.done >= int(said[1]) and unfinished.ended()  # the add went on until the process ended
 
 
 def test_sighup_during_a_download_marks_nothing_ready_and_the_next_download_resumes(
@@ -234,3 +276,30 @@ def test_sighup_ends_the_app_even_when_it_was_started_with_sighup_ignored(settin
     with app_on_pty(app_env(settings, TERM="xterm-256color"), tmp_path, sighup=signal.SIG_IGN) as app:
         app.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")
         assert hang_up(app) != 0
+
+
+STORY = "Tell me a long story about a lighthouse keeper named Ola."
+
+
+def test_sighup_while_an_answer_is_written_saves_the_chat_with_the_answer_marked_stopped(
+        settings: Settings, tmp_path: Path) -> None:
+    """The tester's case: a new chat's first answer streams, then `tmux kill-session`; the chat was
+    not saved at all (SIGHUP's default ended the app before it saved, which it does after an answer)."""
+    with app_on_pty(app_env(settings, TERM="xterm-256color"), tmp_path) as app:
+        app.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")
+        app.send(b"\x0e")  # Ctrl+N, a new chat, as the tester did
+        app.send(STORY.encode() + b"\r")
+
+        def answer_words(screen: str) -> int:
+            """Words between the question and the status line ("CPU · smollm2-135m-instruct-int8 · answering…")."""
+            written, status, _ = screen.partition(STORY)[2].partition("answering")
+            return len(re.findall(r"\w+", written)) - 5 if status else 0
+
+        app.wait_for(lambda s: answer_words(s) >= 10, 120, "the answer being written")
+        assert hang_up(app) != 0
+    [saved] = list((settings.home / "conversations").glob("*.json"))
+    chat = json.loads(saved.read_text(encoding="utf-8"))
+    question, answer = chat["turns"]
+    assert question == {"kind": "user", "text": STORY}
+    assert answer["kind"] == "assistant" and answer["mark"] == "(stopped)" and len(answer["text"].split()) > 3, answer
+    assert chat["context"] == [{"role": "user", "content": STORY}, {"role": "assistant", "content": answer["text"]}]

@@ -349,6 +349,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             self._chat.query_one(ChatLog).mount(Static(tip, classes="tip"))
         for warning in self.setting_warnings:
             self.notify(clean_text(warning), title="Setting ignored", severity="warning", timeout=15)
+        self.note_unfinished_adds()
 
     def _close_reply(self, answer: str) -> None:
         """Keep the (possibly partial) answer as context; drop a question that got none.

@@ -83,6 +83,12 @@ class KeysMixin:
     def exit(self, result: object = None, return_code: int = 0, message: object = None) -> None:
         """Quit (Ctrl+Q, SIGTERM, SIGINT); an answer being written is kept as Esc keeps it, marked, and
         the chat saved: quitting during a chat's first answer left nothing on disk."""
+        self.keep_stopped_answer()
+        super().exit(result, return_code, message)  # type: ignore[misc]
+
+    def keep_stopped_answer(self) -> None:
+        """Stop the answer being written, keep it as Esc keeps it (marked), and save the chat; nothing
+        when no answer is being written. Quitting and a hangup (launch.py) call it."""
         if self._reply is not None and self.screen_stack:
             self._cancel.set()
             self._reply_id += 1  # the worker's last messages, if any arrive, are dropped
@@ -91,7 +97,6 @@ class KeysMixin:
             self._reply.show(answer, UNCHECKED if draft else "(stopped)")
             self._close_reply(answer)
             self.save_conversation()
-        super().exit(result, return_code, message)  # type: ignore[misc]
 
     def action_copy_answer(self) -> None:
         """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH);

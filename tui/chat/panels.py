@@ -121,6 +121,20 @@ class PanelsMixin:
         self._set_status(self._model_label(), f"{message.documents} documents indexed")
         self.refresh_bindings()
 
+    def note_unfinished_adds(self: Any) -> None:
+        """Say once in the chat each add of documents that the app or a command ended before it finished
+        (a dropped SSH session, a kill, a quit): the index answered from part of a folder without a word.
+        An add still running (the CLI's, a server's) is left alone; so is a client's start (the adds were
+        to this machine's index, which a client does not ask)."""
+        from pgpt.runtime.documents.unfinished import DEFAULT_COLLECTION, unfinished_adds
+
+        for add in [] if self.settings.server else unfinished_adds(self.settings):
+            if add.ended():
+                how = ("add it again to continue (F4)" if add.collection == DEFAULT_COLLECTION
+                       else f"run {add.command()} to continue")
+                self._chat.query_one(ChatLog).add_turn("notice", f"{add.stopped_at()} (the session ended): {how}.")
+                add.forget()
+
     # Saved conversations.
 
     def save_conversation(self: Any) -> None:

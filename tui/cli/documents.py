@@ -73,8 +73,11 @@ def add_embedder_option(parser: Any) -> None:
 
 def run_ingest(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui ingest PATH... [--collection NAME] [--prune] [--reindex] [--json]`."""
+    from contextlib import nullcontext
+
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.documents.unfinished import remembered
 
     _require_paths(list(args.paths), args.prune)
     if settings.server:  # the server's index, not a local one nobody asks
@@ -90,9 +93,12 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         bar.draw(tick.fraction, tick.total, f"{tick.done}/{tick.total} files {tick.chunks} chunks", tick.eta_s,
                  Path(tick.current).name + inside)
 
+    # remembered until it ends (a re-index stopped leaves the index in use as it was: nothing to go on with)
+    marked = nullcontext(draw) if args.reindex else remembered(settings, list(args.paths), args.collection, draw)
     try:
-        report = ingest(settings, list(args.paths), default_embedder(settings), collection=args.collection,
-                        prune=args.prune, reindex=args.reindex, progress=draw, cancel=threading.Event())
+        with marked as progress:
+            report = ingest(settings, list(args.paths), default_embedder(settings), collection=args.collection,
+                            prune=args.prune, reindex=args.reindex, progress=progress, cancel=threading.Event())
     except KeyboardInterrupt:  # Ctrl-C: say what stays, as a cancel does, not the generic "Interrupted"
         from pgpt.runtime.documents.ingest import stopped
 

@@ -222,11 +222,14 @@ class DocumentsScreen(PanelScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")
     def add_documents(self, library: DocumentLibrary, path: str, cancel: threading.Event) -> None:
         """Index ``path``, posting IngestTick messages, then IngestDone (both also reach the chat)."""
-        from pgpt.runtime.documents.ingest import ingest
+        from pgpt.runtime.documents.ingest import DEFAULT_COLLECTION, ingest
+        from pgpt.runtime.documents.unfinished import remembered
 
-        try:
-            report = ingest(self.settings, [Path(path).expanduser()], library.embedder,
-                            progress=lambda tick: self.post_message(IngestTick(tick)), cancel=cancel)
+        paths = [Path(path).expanduser()]
+        try:  # remembered while it runs: the next start says it when the app ends first (unfinished.py)
+            with remembered(self.settings, paths, DEFAULT_COLLECTION,
+                            lambda tick: self.post_message(IngestTick(tick))) as progress:
+                report = ingest(self.settings, paths, library.embedder, progress=progress, cancel=cancel)
         except Cancelled as stopped:
             self.post_message(IngestDone(str(stopped), len(library.store.documents())))
             return

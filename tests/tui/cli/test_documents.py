@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pgpt.runtime.documents.answers import normalize_question
+from pgpt.runtime.documents.unfinished import unfinished_adds
 from pgpt.runtime.settings import Settings
 from support import cli_env
 
@@ -216,6 +217,8 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
     for line in process.stderr:  # not a terminal: one line each time the bar moves a step
         seen.append(line)
         if "chunks of it)" in line:
+            [running] = unfinished_adds(settings)  # remembered while it runs, one file done
+            assert (running.done, running.total, running.pid) == (1, 2, process.pid)
             process.send_signal(getattr(signal, stop))
             break
     rest = process.stderr.read()
@@ -225,6 +228,7 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
     assert "big.txt was not finished and starts over then." in rest  # its embedded chunks are not kept
     assert "Nothing was changed" not in rest and "Traceback" not in rest
     assert "error:" not in rest  # a stop the user asked for is no error
+    assert unfinished_adds(settings) == []  # it said itself that it stopped: the app's next start says nothing
     listed = tui_cli(settings, "docs", "--json")
     assert [Path(d["path"]).name for d in json.loads(listed.stdout)["documents"]] == ["a-small.md"]
 

@@ -1,0 +1,155 @@
+"""Adds of documents that did not finish, remembered across runs.
+
+While an add runs, a small JSON file under ``PGPT_HOME/unfinished-adds`` names its paths and the
+files done of how many. The add removes it when it ends in its own process, however it ends
+(finished; stopped by Ctrl+X or Ctrl-C, or failed: each of those says so itself). One left behind is
+an add whose process ended first: a dropped SSH session, a kill, the app quit during the add. The
+app's next start says it once; before, the index answered from 70 of 200 files without a word.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shlex
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pgpt.runtime.settings import Settings, ensure_private_dir
+
+if TYPE_CHECKING:
+    from pgpt.runtime.documents.progress import IngestProgress
+
+log = logging.getLogger(__name__)
+Progress = Callable[["IngestProgress"], None]
+DEFAULT_COLLECTION = "default"  # ingest's (not imported: the app reads the markers at start, before any ingest)
+
+
+def markers_dir(settings: Settings) -> Path:
+    """Where the markers of running and unfinished adds are kept."""
+    return settings.home / "unfinished-adds"
+
+
+@dataclass(frozen=True)
+class UnfinishedAdd:
+    """One marker: the add's paths (absolute), its collection, files done of ``total``, its process."""
+
+    paths: list[str]
+    collection: str
+    done: int
+    total: int
+    pid: int
+    file: Path = field(compare=False)
+
+    def ended(self) -> bool:
+        """Whether its process is gone (a live one is still adding, or is this process)."""
+        if self.pid == os.getpid():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # another user's process holds the number: alive
+            return False
+        return False
+
+    def stopped_at(self) -> str:
+        """"Adding /docs stopped after 70 of 200 files"."""
+        return f"Adding {', '.join(self.paths)} stopped after {self.done} of {self.total} files"
+
+    def command(self) -> str:
+        """The command line that goes on with it (the files done are skipped)."""
+        into = "" if self.collection == DEFAULT_COLLECTION else f" --collection {shlex.quote(self.collection)}"
+        return f"pgpt-tui ingest {' '.join(shlex.quote(p) for p in self.paths)}{into}"
+
+    def forget(self) -> None:
+        """Remove the marker (its add was reported)."""
+        _remove(self.file)
+
+
+def marker_file(settings: Settings, paths: list[Path], collection: str) -> Path:
+    """The marker of an add of ``paths`` into ``collection``: the same for the same folders however
+    they were named (relative, with ~), so that adding them again from the app or the CLI clears it."""
+    named = sorted(str(Path(p).expanduser().resolve()) for p in paths)
+    key = hashlib.sha256(json.dumps([named, collection]).encode()).hexdigest()[:16]
+    return markers_dir(settings) / f"{key}.json"
+
+
+@contextlib.contextmanager
+def remembered(settings: Settings, paths: list[Path], collection: str,
+               progress: Progress | None = None) -> Iterator[Progress]:
+    """Keep the marker of this add while the block runs: the progress callback it gives (to pass to
+    ``ingest``) writes the files done to it, then calls ``progress``. The marker is removed when the
+    block ends, by an error too; only a process that dies in it leaves the marker."""
+    file = marker_file(settings, paths, collection)
+    record: dict[str, Any] = {"paths": sorted(str(Path(p).expanduser().resolve()) for p in paths),
+                              "collection": collection, "pid": os.getpid(), "started": time.time()}
+    state = {"written": (-1, -1), "open": True}
+
+    def tick(progress_tick: IngestProgress) -> None:
+        files = (progress_tick.done, progress_tick.total)
+        # the last tick (all done) is not written: the add ends and the marker goes with it
+        if state["open"] and files != state["written"] and progress_tick.done < progress_tick.total:
+            state["written"] = files
+            state["open"] = _write(file, {**record, "done": files[0], "total": files[1]})
+        if progress is not None:
+            progress(progress_tick)
+
+    try:
+        yield tick
+    finally:
+        state["open"] = False
+        if state["written"] != (-1, -1):  # refused before it started (another add held the lock): not its marker
+            _remove(file)
+
+
+def _write(file: Path, record: dict[str, Any]) -> bool:
+    """Write the marker atomically; False, logged, when it cannot be (the add goes on without it)."""
+    tmp = file.with_suffix(f".tmp-{os.getpid()}")
+    try:
+        ensure_private_dir(file.parent)
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, file)
+    except OSError as exc:
+        log.warning("the add is not remembered in %s: %s", file.parent, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _remove(file: Path) -> None:
+    """Remove a marker; a failure is logged (a marker left says once too much, never too little)."""
+    try:
+        file.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot remove %s: %s", file, exc)
+
+
+def unfinished_adds(settings: Settings) -> list[UnfinishedAdd]:
+    """Every marker, the oldest first, those of running adds among them (see ``UnfinishedAdd.ended``);
+    one that cannot be read is logged and removed (it only ever held a note)."""
+    folder = markers_dir(settings)
+    found = []
+    for file in sorted(folder.glob("*.json"), key=_age) if folder.is_dir() else []:
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+            found.append(UnfinishedAdd([str(p) for p in data["paths"]], str(data["collection"]), int(data["done"]),
+                                       int(data["total"]), int(data["pid"]), file))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("removing the unreadable marker %s: %s", file, exc)
+            _remove(file)
+    return found
+
+
+def _age(file: Path) -> float:
+    try:
+        return file.stat().st_mtime
+    except OSError:
+        return 0.0

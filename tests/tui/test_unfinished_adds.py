@@ -1,0 +1,54 @@
+"""An add of documents that the app or a command ended before it finished: the next start of the app
+says it once in the chat (the index answered from 70 of 200 files without a word)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from pgpt.runtime.documents.unfinished import marker_file, unfinished_adds
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp, Turn
+from test_app import SIZE, wait_until
+
+
+def left_marker(settings: Settings, folder: Path, collection: str = "default") -> None:
+    """The marker an add of ``folder`` leaves when its process dies after 70 of 200 files."""
+    gone_pid = subprocess.Popen(["true"])  # a process that has ended: its number names none
+    gone_pid.wait()
+    file = marker_file(settings, [folder], collection)
+    file.parent.mkdir(parents=True)
+    file.write_text(json.dumps({"paths": [str(folder)], "collection": collection, "done": 70, "total": 200,
+                                "pid": gone_pid.pid, "started": 0.0}), encoding="utf-8")
+
+
+def notices(app: ChatApp) -> list[str]:
+    return [" ".join(turn.text.split()) for turn in app.query(Turn) if turn.kind == "notice"]
+
+
+async def test_the_next_start_says_once_that_an_add_did_not_finish(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "empty", model="no-such-model")
+    folder = tmp_path / "reports"
+    left_marker(settings, folder)
+    said = f"Adding {folder} stopped after 70 of 200 files (the session ended): add it again to continue (F4)."
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.load_error), timeout=30)  # no model here: its notice comes second
+        assert notices(app)[0] == said
+    assert unfinished_adds(settings) == []  # said once
+    again = ChatApp(settings)
+    async with again.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(again.load_error), timeout=30)
+        assert not any("stopped after" in text for text in notices(again))
+
+
+async def test_an_add_into_another_collection_names_the_command_that_goes_on(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "empty", model="no-such-model")
+    folder = tmp_path / "my reports"
+    left_marker(settings, folder, "notes")
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.load_error), timeout=30)
+        assert notices(app)[0] == (f"Adding {folder} stopped after 70 of 200 files (the session ended): "
+                                   f"run pgpt-tui ingest '{folder}' --collection notes to continue.")
