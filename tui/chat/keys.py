@@ -32,7 +32,9 @@ class KeysMixin:
             super().action_help_quit()  # type: ignore[misc]
 
     def action_new_chat(self) -> None:
-        """Forget the conversation (stopping any answer) and start an empty one."""
+        """Start an empty conversation; an answer being written is stopped and kept in the old one as
+        Esc keeps it, marked, and that chat saved (Ctrl+N threw the question and its answer away)."""
+        self._keep_stopped_reply()
         self._cancel.set()
         self._reply_id += 1
         self._reply = None
@@ -83,15 +85,21 @@ class KeysMixin:
     def exit(self, result: object = None, return_code: int = 0, message: object = None) -> None:
         """Quit (Ctrl+Q, SIGTERM, SIGINT); an answer being written is kept as Esc keeps it, marked, and
         the chat saved: quitting during a chat's first answer left nothing on disk."""
-        if self._reply is not None and self.screen_stack:
-            self._cancel.set()
-            self._reply_id += 1  # the worker's last messages, if any arrive, are dropped
-            draft = self._reply_mode == "docs" and self.engine is not None  # unchecked: no answer to keep
-            answer = "" if draft else self._reply.text
-            self._reply.show(answer, UNCHECKED if draft else "(stopped)")
-            self._close_reply(answer)
-            self.save_conversation()
+        if self.screen_stack:
+            self._keep_stopped_reply()
         super().exit(result, return_code, message)  # type: ignore[misc]
+
+    def _keep_stopped_reply(self) -> None:
+        """Stop the answer being written, if any, keep it as Esc keeps it, marked, and save the chat."""
+        if self._reply is None:
+            return
+        self._cancel.set()
+        self._reply_id += 1  # the worker's last messages, if any arrive, are dropped
+        draft = self._reply_mode == "docs" and self.engine is not None  # unchecked: no answer to keep
+        answer = "" if draft else self._reply.text
+        self._reply.show(answer, UNCHECKED if draft else "(stopped)")
+        self._close_reply(answer)
+        self.save_conversation()
 
     def action_copy_answer(self) -> None:
         """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH);
