@@ -3,12 +3,18 @@ command palette, driven by Pilot on the real default models."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+from textual.widgets import Input
 
 from pgpt.runtime.conversations import load_conversation
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
-from pgpt.tui.chat.library import UNCHECKED
+from pgpt.tui.chat.app import ChatApp
+from pgpt.tui.chat.library import MODES, UNCHECKED
 from test_app import SIZE, ask, endless_app, start_a_long_answer, turns, wait_until
 
 
@@ -67,3 +73,42 @@ async def test_ctrl_n_during_a_documents_answer_keeps_it_marked_as_esc_does(sett
         question, answer = load_conversation(settings, path.stem).turns
         assert question["text"] == "Tell me everything about project Zephyr."
         assert answer == {"kind": "assistant", "text": "", "mark": UNCHECKED}
+
+
+@pytest.fixture()
+def slow_model_load(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """The chat model's load waits until the event is set (it took a second here, minutes for a big model)."""
+    from pgpt.runtime.llm.chat import ChatEngine
+
+    loaded = threading.Event()
+    real_init = ChatEngine.__init__
+
+    def init_when_released(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        loaded.wait(120)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChatEngine, "__init__", init_when_released)
+    yield loaded
+    loaded.set()  # a test that failed early does not leave the worker waiting
+
+
+async def test_ctrl_r_switches_modes_while_the_model_loads(settings: Settings, tmp_path: Path,
+                                                           slow_model_load: threading.Event) -> None:
+    """Ctrl+R during "Loading model…" was refused (Documents and Search "need the embedding model",
+    which was only loading), so the question typed next went to Chat mode."""
+    index_a_note(settings, tmp_path / "docs")
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        prompt = app.query_one("#prompt", Input)
+        assert app.mode == "docs" and app.engine is None
+        for mode in ("chat", "search", "docs", "chat", "search"):
+            await pilot.press("ctrl+r")
+            assert app.mode == mode and prompt.border_title.startswith(MODES[mode])
+        assert not app._notifications  # nothing refused
+        await pilot.press(*"launch code", "enter")  # waits for the model, in the mode shown
+        assert app.answering and app.engine is None
+        slow_model_load.set()
+        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 2)
+        found = turns(app)[1]
+        assert "zephyr.txt" in found.text and "7341" in found.text  # Search's passages, not a chat answer
+        assert app.mode == "search" and app.conversation == []

@@ -46,14 +46,17 @@ class KeysMixin:
         self.refresh_bindings()
 
     def action_cycle_mode(self) -> None:
-        """Documents -> Chat -> Search; Documents and Search need the document index."""
+        """Documents -> Chat -> Search; Documents and Search need the document index, which opens with
+        the model: while that loads, every mode can be chosen (Ctrl+R was refused then, and the question
+        typed next went to Chat mode); should the index not open, the load says so and picks Chat."""
         if self.answering:
             self.notify("Wait for the answer (or press Esc) before switching modes.", severity="warning")
             return
         self._mode_chosen = True
         order = list(MODES)
         mode = order[(order.index(self.mode) + 1) % len(order)]
-        if mode != "chat" and self.library is None:
+        loading = self.engine is None and not self.load_error
+        if mode != "chat" and self.library is None and not loading:
             self.notify("Documents and Search need the embedding model (pgpt-export --default).",
                         severity="warning")
             mode = "chat"
