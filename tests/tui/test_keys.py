@@ -112,3 +112,30 @@ async def test_ctrl_r_switches_modes_while_the_model_loads(settings: Settings, t
         found = turns(app)[1]
         assert "zephyr.txt" in found.text and "7341" in found.text  # Search's passages, not a chat answer
         assert app.mode == "search" and app.conversation == []
+
+
+async def test_ctrl_c_while_documents_are_added_says_that_ctrl_x_stops_adding(settings: Settings,
+                                                                               tmp_path: Path) -> None:
+    """Ctrl+C on the Docs panel during an add said only "Press ctrl+q to quit the app"."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.txt").write_text("The harbour crane lifts forty tonnes.\n")
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        release = threading.Event()  # the add waits before its first file: it is running when Ctrl+C comes
+        real_embed = app.library.embedder.embed
+        app.library.embedder.embed = lambda *args, **kwargs: release.wait(120) and real_embed(*args, **kwargs)
+        try:
+            await pilot.press("f4", *str(docs), "enter")
+            await wait_until(pilot, lambda: app._ingesting())
+            await pilot.press("ctrl+c")
+            (toast,) = list(app._notifications)
+            assert "Ctrl+X stops adding" in toast.message and "Ctrl+Q quits" in toast.message
+            assert app._ingesting() and app.is_running  # Ctrl+C itself stops nothing
+        finally:
+            release.set()
+        await wait_until(pilot, lambda: not app._ingesting(), timeout=60)
+        app.clear_notifications()
+        await pilot.press("ctrl+c")  # nothing running: Textual's hint that Ctrl+Q quits
+        assert [n.title for n in app._notifications] == ["Do you want to quit?"]

@@ -25,9 +25,14 @@ class KeysMixin:
 
     def action_help_quit(self) -> None:
         """Ctrl+C: stop the answer being written, as Esc does (a terminal user's reflex; Textual only said
-        how to quit while the answer went on); with none, Textual's hint that Ctrl+Q quits."""
-        if self.answering:
+        how to quit while the answer went on); while documents are being added (and no answer is in
+        view), say that Ctrl+X stops adding (Textual's hint named only Ctrl+Q, and the add went on);
+        with neither, Textual's hint that Ctrl+Q quits."""
+        if self.answering and (len(self.screen_stack) == 1 or not self._ingesting()):
             self.action_stop()
+        elif self._ingesting():
+            self.notify("Documents are being added: Ctrl+X stops adding after the current batch (the files done "
+                        "stay indexed); Ctrl+Q quits.", title="Adding documents", timeout=6)
         else:
             super().action_help_quit()  # type: ignore[misc]
 
