@@ -139,3 +139,16 @@ async def test_ctrl_c_while_documents_are_added_says_that_ctrl_x_stops_adding(se
         app.clear_notifications()
         await pilot.press("ctrl+c")  # nothing running: Textual's hint that Ctrl+Q quits
         assert [n.title for n in app._notifications] == ["Do you want to quit?"]
+
+
+async def test_the_palette_leaves_out_textuals_maximize(settings: Settings) -> None:
+    """Ctrl+P offered Textual's "Maximize", which blanked the screen with hatching and named no way back."""
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        for key in (None, "f4"):  # the chat's input, then the Docs panel's
+            if key:
+                await pilot.press(key)
+            assert app.screen.focused is not None and app.screen.focused.allow_maximize
+            titles = [command.title for command in app.get_system_commands(app.screen)]
+            assert "Maximize" not in titles and "Minimize" not in titles
+            assert "Docs (F4)" in titles and "Quit (Ctrl+Q)" in titles and "Theme" in titles
