@@ -20,7 +20,7 @@ from pgpt.tui.chat.messages import IngestDone, IngestTick
 from pgpt.tui.chat.widgets import fit_fields
 from pgpt.tui.screens.document_widgets import (FORGET_GONE, GONE, PATH_CHARS, DocumentsListed, DocumentTable,
                                               Forgotten, GoneKept, VisibleTree, forgotten_gone, gone_lines,
-                                              listing_order, remote_record, short_path)
+                                              listing_order, remote_record, short_path, unquoted)
 from pgpt.tui.screens.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
 
@@ -110,7 +110,7 @@ class DocumentsScreen(PanelScreen):
 
     @on(Input.Submitted, "#doc-path")
     def _add(self, event: Input.Submitted) -> None:
-        path = event.value.strip()
+        path = unquoted(event.value)
         library = self._library() if path else None
         if library is None:
             return

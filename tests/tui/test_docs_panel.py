@@ -1,0 +1,32 @@
+"""The Docs panel (F4) as a user types in it: a path in quotes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import DataTable, Static
+
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp
+from test_app import SIZE, wait_until
+
+
+async def test_a_path_in_quotes_is_added_without_them(settings: Settings, tmp_path: Path) -> None:
+    """'/work/t40/docs/minutes', quoted as a file manager's copy-as-path gives it, was "No such file or folder"."""
+    folder = tmp_path / "meeting minutes"  # a space inside the quotes
+    folder.mkdir()
+    (folder / "june.txt").write_text("The June meeting moved the regatta to Saturday.\n")
+    (tmp_path / "office.txt").write_text("The harbour office opens at eight.\n")
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        await pilot.press("f4")
+        table, report = app.screen.query_one(DataTable), app.screen.query_one("#doc-report", Static)
+        for added, typed in enumerate((f"'{folder}'", f' "{tmp_path / "office.txt"}" '), start=1):
+            await pilot.press("ctrl+u", *typed, "enter")
+            assert not str(report.render()).startswith("No such file"), typed
+            await wait_until(pilot, lambda: not app._ingesting() and table.row_count == added)
+            assert "1 added" in str(report.render())
+        await pilot.press("ctrl+u", *f"'{tmp_path / 'nowhere'}'", "enter")  # a typo in quotes: named without them
+        assert str(report.render()).startswith(f"No such file or folder: {tmp_path / 'nowhere'}. Nothing")
