@@ -25,14 +25,21 @@ class KeysMixin:
 
     def action_help_quit(self) -> None:
         """Ctrl+C: stop the answer being written, as Esc does (a terminal user's reflex; Textual only said
-        how to quit while the answer went on); with none, Textual's hint that Ctrl+Q quits."""
-        if self.answering:
+        how to quit while the answer went on); while documents are being added (and no answer is in
+        view), say that Ctrl+X stops adding (Textual's hint named only Ctrl+Q, and the add went on);
+        with neither, Textual's hint that Ctrl+Q quits."""
+        if self.answering and (len(self.screen_stack) == 1 or not self._ingesting()):
             self.action_stop()
+        elif self._ingesting():
+            self.notify("Documents are being added: Ctrl+X stops adding after the current batch (the files done "
+                        "stay indexed); Ctrl+Q quits.", title="Adding documents", timeout=6)
         else:
             super().action_help_quit()  # type: ignore[misc]
 
     def action_new_chat(self) -> None:
-        """Forget the conversation (stopping any answer) and start an empty one."""
+        """Start an empty conversation; an answer being written is stopped and kept in the old one as
+        Esc keeps it, marked, and that chat saved (Ctrl+N threw the question and its answer away)."""
+        self.keep_stopped_answer()
         self._cancel.set()
         self._reply_id += 1
         self._reply = None
@@ -44,14 +51,17 @@ class KeysMixin:
         self.refresh_bindings()
 
     def action_cycle_mode(self) -> None:
-        """Documents -> Chat -> Search; Documents and Search need the document index."""
+        """Documents -> Chat -> Search; Documents and Search need the document index, which opens with
+        the model: while that loads, every mode can be chosen (Ctrl+R was refused then, and the question
+        typed next went to Chat mode); should the index not open, the load says so and picks Chat."""
         if self.answering:
             self.notify("Wait for the answer (or press Esc) before switching modes.", severity="warning")
             return
         self._mode_chosen = True
         order = list(MODES)
         mode = order[(order.index(self.mode) + 1) % len(order)]
-        if mode != "chat" and self.library is None:
+        loading = self.engine is None and not self.load_error
+        if mode != "chat" and self.library is None and not loading:
             self.notify("Documents and Search need the embedding model (pgpt-export --default).",
                         severity="warning")
             mode = "chat"
@@ -88,7 +98,7 @@ class KeysMixin:
 
     def keep_stopped_answer(self) -> None:
         """Stop the answer being written, keep it as Esc keeps it (marked), and save the chat; nothing
-        when no answer is being written. Quitting and a hangup (launch.py) call it."""
+        when no answer is being written. Quitting, Ctrl+N and a hangup (launch.py) call it."""
         if self._reply is not None and self.screen_stack:
             self._cancel.set()
             self._reply_id += 1  # the worker's last messages, if any arrive, are dropped

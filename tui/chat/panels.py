@@ -49,9 +49,11 @@ class PanelsMixin:
         self.push_screen(name)
 
     def get_system_commands(self: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """The command palette (Ctrl+P): every action of the app, with its key."""
+        """The command palette (Ctrl+P): every action of the app, with its key. Textual's Quit and Keys are
+        named with their keys below (F1 shows pgpt's own); its Maximize is left out, with Minimize: it
+        blanked the screen with hatching around the input and said nothing of the way back."""
         for command in super().get_system_commands(screen):  # type: ignore[misc]
-            if command.title not in ("Quit", "Keys"):  # named with their keys below; F1 shows pgpt's own
+            if command.title not in ("Quit", "Keys", "Maximize", "Minimize"):
                 yield command
         for key, title, help_text, action in (
                 ("F1", "Keys", "every key of the chat and the panels", "show_keys"),

@@ -27,6 +27,15 @@ GONE_NAMED = 5  # gone files named in a report; the list marks them all
 FORGET_GONE = "Ctrl+G on the Docs screen forgets"
 
 
+def unquoted(path: str) -> str:
+    """The path typed, without the spaces around it and one pair of matching quotes around that: a file
+    manager's copy-as-path gives '/home/me/my docs' with its quotes, which a shell would have taken away."""
+    path = path.strip()
+    if len(path) >= 2 and path[0] == path[-1] and path[0] in "'\"":
+        return path[1:-1]
+    return path
+
+
 class VisibleTree(DirectoryTree):
     """The folder tree without hidden entries (.git, .venv): ingest skips them, so listing them
     offered folders that add nothing."""

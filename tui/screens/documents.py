@@ -20,7 +20,7 @@ from pgpt.tui.chat.messages import IngestDone, IngestTick
 from pgpt.tui.chat.widgets import fit_fields
 from pgpt.tui.screens.document_widgets import (FORGET_GONE, GONE, PATH_CHARS, DocumentsListed, DocumentTable,
                                               Forgotten, GoneKept, VisibleTree, forgotten_gone, gone_lines,
-                                              listing_order, remote_record, short_path)
+                                              listing_order, remote_record, short_path, unquoted)
 from pgpt.tui.screens.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
 
@@ -110,7 +110,7 @@ class DocumentsScreen(PanelScreen):
 
     @on(Input.Submitted, "#doc-path")
     def _add(self, event: Input.Submitted) -> None:
-        path = event.value.strip()
+        path = unquoted(event.value)
         library = self._library() if path else None
         if library is None:
             return
@@ -273,13 +273,11 @@ class DocumentsScreen(PanelScreen):
     @on(DocumentsListed)
     def _listed(self, message: DocumentsListed) -> None:
         table = self.query_one(DocumentTable)
-        table.clear()
-        self._paths.clear()
         report = self.query_one("#doc-report", Static)
         if str(report.render()).startswith("Server unreachable"):  # it answers again: the error is old
             report.update(clean_text(self._on_server()))
         self._records, self._gone = message.documents, message.gone
-        self._fill(table)
+        self._refill(table)
         self._title_current(table)
         self.refresh_bindings()  # Forget gone, once none of the files it would forget is listed
 
@@ -287,6 +285,16 @@ class DocumentsScreen(PanelScreen):
         """The cursor row's path on the report box's rule, none once the list is empty."""
         row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
         self._title_path(row)
+
+    def _refill(self, table: DocumentTable) -> None:
+        """The rows again, the cursor at the same row: after a Delete the next document's, or the last
+        (it went back to the top, and forgetting neighbours meant going back down each time)."""
+        cursor = table.cursor_row
+        table.clear()
+        self._paths.clear()
+        self._fill(table)
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
 
     def _fill(self, table: DocumentTable) -> None:
         """The rows, gone files first, then newest first, the file column as wide as the table allows (it
@@ -323,11 +331,7 @@ class DocumentsScreen(PanelScreen):
     def on_resize(self) -> None:
         """Fit the file column to the new width."""
         table = self.query_one(DocumentTable)
-        cursor = table.cursor_row
-        table.clear()
-        self._fill(table)
-        if table.row_count:
-            table.move_cursor(row=min(cursor, table.row_count - 1))
+        self._refill(table)
         self._title_current(table)  # cut to the new width
         if self.ingesting and self._progress:
             self.query_one("#doc-progress-text", Static).update(self._fitted_progress())

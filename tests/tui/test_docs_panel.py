@@ -1,0 +1,60 @@
+"""The Docs panel (F4) as a user types in it: a path in quotes, and the list's cursor after Delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import DataTable, Static
+
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp
+from test_app import SIZE, wait_until
+
+
+async def test_a_path_in_quotes_is_added_without_them(settings: Settings, tmp_path: Path) -> None:
+    """'/work/t40/docs/minutes', quoted as a file manager's copy-as-path gives it, was "No such file or folder"."""
+    folder = tmp_path / "meeting minutes"  # a space inside the quotes
+    folder.mkdir()
+    (folder / "june.txt").write_text("The June meeting moved the regatta to Saturday.\n")
+    (tmp_path / "office.txt").write_text("The harbour office opens at eight.\n")
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        await pilot.press("f4")
+        table, report = app.screen.query_one(DataTable), app.screen.query_one("#doc-report", Static)
+        for added, typed in enumerate((f"'{folder}'", f' "{tmp_path / "office.txt"}" '), start=1):
+            await pilot.press("ctrl+u", *typed, "enter")
+            assert not str(report.render()).startswith("No such file"), typed
+            await wait_until(pilot, lambda: not app._ingesting() and table.row_count == added)
+            assert "1 added" in str(report.render())
+        await pilot.press("ctrl+u", *f"'{tmp_path / 'nowhere'}'", "enter")  # a typo in quotes: named without them
+        assert str(report.render()).startswith(f"No such file or folder: {tmp_path / 'nowhere'}. Nothing")
+
+
+async def test_forgetting_a_document_keeps_the_cursor_at_its_row(settings: Settings, tmp_path: Path) -> None:
+    """The cursor went back to the top row after each Delete, so forgetting neighbours meant scrolling back."""
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(4):
+        (docs / f"quay-{n}.txt").write_text(f"Quay {n} takes ships of {n + 2}00 tonnes.\n")
+    ingest(settings, [docs], default_embedder(settings))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.library is not None)
+        await pilot.press("f4")
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 4)
+        keys = [table.coordinate_to_cell_key((row, 0)).row_key.value for row in range(4)]
+        table.focus()
+        await pilot.press("down", "delete", "y")  # the second row
+        await wait_until(pilot, lambda: table.row_count == 3)
+        assert table.cursor_row == 1  # now on the row that was below it
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == keys[2]
+        await pilot.press("end", "delete", "y")  # the last row: the cursor stays on the new last one
+        await wait_until(pilot, lambda: table.row_count == 2)
+        assert table.cursor_row == 1
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == keys[2]
