@@ -58,7 +58,7 @@ def add_parsers(sub: Any, add_embedder_option: Any) -> None:
     bench_docs = sub.add_parser("bench-docs", help="benchmark retrieval, answers and ingestion on real documents")
     bench_docs.add_argument("--json", action="store_true", help="print the results as JSON")
     bench_docs.add_argument("--set", dest="sets", action="append", metavar="NAME",
-                            help="question set: named, paraphrased, manuals-dev, manuals-test "
+                            help="question set: named, paraphrased, manuals-dev, manuals-test, cjk-test "
                                  "(repeatable or comma-separated; default: all)")
     bench_docs.add_argument("--model", default="", help="exported chat model that answers (default: the default one)")
     bench_docs.add_argument("--questions", type=non_negative_int, default=0,
