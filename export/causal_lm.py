@@ -257,9 +257,12 @@ def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> dict[str, Any]
 
     Returns how the weights were written, for the manifest.
     """
+    from pgpt.export.onnx_edits import fp32_matrices, gemms_as_matmuls
     from pgpt.export.quantize import convert_fp16, quantize_weights, save_model
 
     weights: dict[str, Any] = {}
+    if dtype in ("int8", "int4") and (gemms := gemms_as_matmuls(fp32)):
+        report("quantize", f"{gemms} Gemm weight matrices rewritten as MatMul + Add, so that they are quantized too")
     if dtype == "fp16":
         report("quantize", "converting to fp16 (made for CUDA: fp16 on the CPU EP is slow)")
         fp32 = convert_fp16(fp32)
@@ -269,6 +272,10 @@ def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> dict[str, Any]
         weights["method"] = "MatMulNBits 8-bit, block 32, symmetric"
     elif dtype == "int4":
         fp32, weights = _convert_int4(fp32, report)
+    if dtype in ("int8", "int4") and (left := fp32_matrices(fp32)):
+        # say so, and record it: the manifest and `models` must not call fp32 weights int8
+        report("quantize", f"{left} weight matrices could not be quantized and stay fp32")
+        weights["fp32_matrices"] = left
     save_model(fp32, target)
     return weights
 
