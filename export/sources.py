@@ -18,6 +18,7 @@ from pgpt.runtime.errors import (
     UnsupportedModelError,
 )
 from pgpt.runtime.manifest import sha256_file
+from pgpt.runtime.models import plain_name
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".h5")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -63,7 +64,7 @@ def resolve_source(source: str, revision: str | None = None, trust_remote_code: 
     if path.is_dir():
         check_folder(path, trust_remote_code)
         return ModelSource(path.resolve(), record={"type": "folder", "path": str(path.resolve())},
-                           name=path.resolve().name.lower())
+                           name=plain_name(path.resolve().name.lower()))
     if source.startswith((".", "/", "~")) and not path.exists():  # "neither a model folder, ..." of a typo
         raise SourceNotFoundError(f"{source} does not exist.", hint="Check the path (a Hugging Face repo id has "
                                   "the form owner/name, without a leading ., / or ~).")
@@ -141,7 +142,7 @@ def gguf_source(path: Path) -> ModelSource:
     except Exception as exc:  # gguf raises ValueError/IndexError/struct errors on damage
         raise SourceError(f"{path} is a corrupt or truncated GGUF file ({type(exc).__name__}: {exc}).",
                           hint="Download it again and compare its sha256 with the publisher's.") from None
-    name = re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", path.stem, flags=re.I).lower()
+    name = plain_name(re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", path.stem, flags=re.I).lower())
     record = {"type": "gguf", "path": str(path.resolve()), "sha256": sha256_file(path)}
     parameters = sum(int(t.n_elements) for t in reader.tensors)
     return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name,
@@ -169,7 +170,7 @@ def hub_source(repo_id: str, revision: str | None, trust_remote_code: bool,
     check_folder(folder, trust_remote_code)
     # the snapshot folder is named after the commit the preflight pinned
     record = {"type": "hub", "repo_id": repo_id, "revision": revision or "main", "commit": folder.name}
-    return ModelSource(folder, record=record, name=repo_id.split("/")[-1].lower())
+    return ModelSource(folder, record=record, name=plain_name(repo_id.split("/")[-1].lower()))
 
 
 def safetensors_parameters(folder: Path) -> int:
