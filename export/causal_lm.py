@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from pgpt.export.pipeline import (
 )
 from pgpt.export.decoder_spec import SUPPORTED_TYPES
 from pgpt.export.sources import ModelSource
-from pgpt.runtime.errors import ProviderError, UnsupportedModelError
+from pgpt.runtime.errors import ProviderError, TensorShapeError, UnsupportedModelError
 
 TASK = "text-generation-with-past"
 
@@ -38,7 +39,36 @@ def load_torch_model(source: ModelSource, trust_remote_code: bool) -> Any:
         model = AutoModelForCausalLM.from_pretrained(str(source.folder), **kwargs)
     except (ValueError, KeyError) as exc:
         raise UnsupportedModelError(f"transformers cannot load this model as a causal LM ({exc}).") from None
+    except RuntimeError as exc:
+        error = shape_error(exc, source)
+        if error is None:
+            raise
+        raise error from None
     return model.eval()
+
+
+_SIZE_MISMATCH = re.compile(r"for (\w+):\s+size mismatch for ([\w.]+): copying a param with shape "
+                            r"torch\.Size\(\[([\d, ]*)\]\) from checkpoint, the shape in current model is "
+                            r"torch\.Size\(\[([\d, ]*)\]\)")
+
+
+def shape_error(exc: RuntimeError, source: ModelSource) -> TensorShapeError | None:
+    """transformers' state_dict "size mismatch" as one paragraph naming the shapes; None for other errors.
+
+    A mislabelled or damaged file (a falcon header over llama tensors) ended in "Unexpected error ...
+    This is a bug in pgpt"."""
+    found = _SIZE_MISMATCH.search(str(exc))
+    if found is None:
+        return None
+    layer, param, got, expected = found.groups()
+    return TensorShapeError(f"The tensors of {source.gguf_file or source.folder} do not fit its architecture: "
+                            f"transformers expects a {layer} {param} of {_dims(expected)} and the file holds "
+                            f"{_dims(got)}.")
+
+
+def _dims(text: str) -> str:
+    """"512, 256" as "512x256"."""
+    return "x".join(part.strip() for part in text.split(",")) or "a scalar"
 
 
 def load_model_and_tokenizer(source: ModelSource, trust_remote_code: bool) -> tuple[Any, Any]:
@@ -62,7 +92,21 @@ def load_config(source: ModelSource, trust_remote_code: bool) -> Any:
     try:
         return AutoConfig.from_pretrained(str(source.folder), **extra)
     except (ValueError, KeyError) as exc:
-        raise UnsupportedModelError(f"transformers cannot read this model's configuration ({exc}).") from None
+        raise UnsupportedModelError(f"transformers cannot read this model's configuration ({str(exc).rstrip('.')}).",
+                                    hint=_gguf_hint() if source.gguf_file else None) from None
+
+
+def _gguf_hint() -> str:
+    """The next step for a GGUF file transformers cannot read: the architectures it does read."""
+    from pgpt.export.decoder_spec import SUPPORTED_NAMES
+
+    try:
+        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+    except ImportError:
+        return f"Use a GGUF file of a supported architecture such as {SUPPORTED_NAMES}."
+    names = ", ".join(a for a in GGUF_SUPPORTED_ARCHITECTURES if a not in ("general", "tokenizer"))
+    return (f"transformers reads GGUF files of these architectures: {names}; {SUPPORTED_NAMES} get pgpt's fused "
+            "graph. Use a file of a causal LM among them, or the model's Hugging Face folder.")
 
 
 def load_tokenizer(source: ModelSource, trust_remote_code: bool, config: Any) -> tuple[Any, Any]:

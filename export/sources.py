@@ -120,9 +120,9 @@ def check_architecture(model_type: str, task: str) -> None:
     except KeyError:
         tasks = {}
     if task not in tasks:
+        known = f" (the exporter supports it for: {', '.join(sorted(tasks))})" if tasks else ""
         raise UnsupportedModelError(
-            f"The architecture {model_type!r} cannot be exported for {task} "
-            f"(the exporter supports it for: {', '.join(sorted(tasks)) or 'nothing'}).",
+            f"The architecture {model_type!r} cannot be exported for {task}{known}.",
             hint="Pick a model of a supported architecture such as Llama, Mistral, Qwen2, Phi-3 or BERT.",
         )
 

@@ -13,32 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from support import gguf_path, small_disk
+from support import assert_refused, export_cli, gguf_path, hf_folder, small_disk
 
 LLAMA_CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 8}
-
-
-def export_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "pgpt.export.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=900)
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], title: str, *words: str) -> None:
-    assert result.returncode != 0
-    assert f"error: {title}:" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for word in words:
-        assert word in result.stderr
-
-
-def hf_folder(tmp_path: Path, config: dict, files: dict[str, bytes]) -> Path:  # type: ignore[type-arg]
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(config))
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
-    return folder
 
 
 def test_pickle_only_weights_are_refused(tmp_path: Path) -> None:
