@@ -107,11 +107,11 @@ def _versions(settings: Any, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"name": args.versions, "versions": versions}, indent=2))
         return 0
-    print(f"  {'version':<13} {'created':<21} {'dtype':<5} {'prefill':<7} {'size':>8}")
+    print(f"  {'version':<13} {'created':<21} {'dtype':<5} {'prefill':<7} {'size':>8}  source")
     for v in versions:
-        mark = "*" if v["active"] else " "
+        mark = "*" if v["active"] else " "  # the source tells apart versions from X-Q4_K_M.gguf and X-Q8_0.gguf
         print(f"{mark} {v['version']:<13} {v['created']:<21} {v['dtype']:<5} {v['prefill'] or '-':<7} "
-              f"{v['size_mb']:>6.0f}MB")
+              f"{v['size_mb']:>6.0f}MB  {v['source']}")
     return 0
 
 
