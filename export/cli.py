@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from pgpt.runtime.arg_types import fraction, positive_float, positive_int
+from pgpt.runtime.footprint import human_mb
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +123,7 @@ def _run_export(settings, args, source: str, dtype: str, output: Path | None, na
         keep_versions=args.keep_versions or settings.keep_versions,
     )
     info = export_model(options, progress=_print_progress, cancel=threading.Event())
-    print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB; {quality_line(info.manifest)})")
+    print(f"ready: {info.path} ({info.dtype}, {human_mb(info.size_bytes / 1e6)}; {quality_line(info.manifest)})")
     return info
 
 
@@ -152,7 +153,7 @@ def _prepare_default(settings, args) -> int:  # type: ignore[no-untyped-def]
     for info in prepare_defaults(settings, _print_progress, threading.Event(), dtype, models=missing,
                                  device=args.device, graph=args.graph, prefill=args.prefill,
                                  max_memory_gb=args.max_memory or 0.0):
-        print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB; {quality_line(info.manifest)})")
+        print(f"ready: {info.path} ({info.dtype}, {human_mb(info.size_bytes / 1e6)}; {quality_line(info.manifest)})")
     return 0
 
 

@@ -57,7 +57,7 @@ def resolve_source(source: str, revision: str | None = None, trust_remote_code: 
             weights, remote code and unsupported architectures.
     """
     path = Path(source).expanduser()
-    if path.suffix.lower() == ".gguf":
+    if path.suffix.lower() == ".gguf" or _starts_with_gguf_magic(path):  # an Ollama blob has no suffix
         if not path.is_file():
             raise SourceNotFoundError(f"The GGUF file {path} does not exist.", hint="Check the path.")
         return gguf_source(path)
@@ -127,11 +127,30 @@ def check_architecture(model_type: str, task: str) -> None:
         )
 
 
+def _starts_with_gguf_magic(path: Path) -> bool:
+    """Whether ``path`` is a file that begins as a GGUF file does (a file's name need not say so)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"GGUF"
+    except OSError:  # a folder, a missing path, an unreadable file: the other checks name it
+        return False
+
+
+def _general_name(reader: Any) -> str:
+    """The model name a GGUF header records (``general.name``), or ''."""
+    field = reader.fields.get("general.name")
+    try:
+        return bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field is not None else ""
+    except (IndexError, AttributeError):
+        return ""
+
+
 def gguf_source(path: Path) -> ModelSource:
     """Check a GGUF file's header and tensors before transformers reads it."""
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic != b"GGUF":
+    if path.stat().st_size == 0:  # "bad magic bytes" hid the likely cause: an interrupted copy
+        raise SourceError(f"{path} is empty (0 bytes).",
+                          hint="An interrupted download or copy leaves such a file: download or copy it again.")
+    if not _starts_with_gguf_magic(path):
         raise SourceError(f"{path} is not a GGUF file (bad magic bytes).",
                           hint="Download the file again; it may be an HTML error page or a Git LFS pointer.")
     try:
@@ -142,7 +161,8 @@ def gguf_source(path: Path) -> ModelSource:
     except Exception as exc:  # gguf raises ValueError/IndexError/struct errors on damage
         raise SourceError(f"{path} is a corrupt or truncated GGUF file ({type(exc).__name__}: {exc}).",
                           hint="Download it again and compare its sha256 with the publisher's.") from None
-    name = plain_name(re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", path.stem, flags=re.I).lower())
+    stem = path.stem if path.suffix.lower() == ".gguf" else _general_name(reader) or path.name  # a blob: sha256-...
+    name = plain_name(re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", stem, flags=re.I).lower())
     record = {"type": "gguf", "path": str(path.resolve()), "sha256": sha256_file(path)}
     parameters = sum(int(t.n_elements) for t in reader.tensors)
     return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name,

@@ -48,3 +48,29 @@ def test_an_architecture_without_any_export_drops_the_empty_task_list(tmp_path: 
     result = export_cli(str(folder), "-o", str(tmp_path / "out"))
     assert_refused(result, "Unsupported model", "'foobar'")
     assert "supports it for" not in result.stderr
+
+
+def test_an_empty_gguf_is_called_empty(tmp_path: Path) -> None:
+    """It said "not a GGUF file (bad magic bytes)"; an interrupted copy is the likely cause."""
+    empty = tmp_path / "cut.gguf"
+    empty.touch()
+    assert_refused(export_cli(str(empty), "--dtype", "int8", "-o", str(tmp_path / "out")),
+                   "Cannot use this model source", "is empty (0 bytes)", "download or copy it again")
+
+
+def test_a_gguf_file_without_the_suffix_is_exported_and_listed(vocabulary: Vocabulary, tmp_path: Path) -> None:
+    """An Ollama blob (sha256-..., no .gguf) was "neither a model folder, a .gguf file, nor a repo id".
+    It is exported under its header's general.name; the tiny export is listed as <1MB, not 0MB."""
+    import os
+    import subprocess
+    import sys
+
+    blob = write_gguf(tmp_path / "sha256-0f1e2d3c", GGUFModel("llama"), vocabulary)
+    env = dict(os.environ, PGPT_HOME=str(tmp_path / "home"), PGPT_MODEL_CACHE=str(tmp_path / "cache"))
+    result = export_cli(str(blob), "--dtype", "fp32", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "cache" / "synthetic-llama-fp32" / "manifest.json").is_file()
+    listing = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "models"], capture_output=True, text=True,
+                             env=env, timeout=120).stdout
+    row = next(line for line in listing.splitlines() if "synthetic-llama-fp32" in line)
+    assert " <1MB " in row and " 0MB " not in row
