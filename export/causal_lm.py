@@ -316,8 +316,9 @@ def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> dict[str, Any]
         weights["method"] = "MatMulNBits 8-bit, block 32, symmetric"
     elif dtype == "int4":
         fp32, weights = _convert_int4(fp32, report)
-    if dtype in ("int8", "int4") and (left := fp32_matrices(fp32)):
-        # say so, and record it: the manifest and `models` must not call fp32 weights int8
+    helpers = tuple(weights.pop("helper_nodes", ()))
+    if dtype in ("int8", "int4") and (left := fp32_matrices(fp32, exclude=helpers)):
+        # said and recorded: the manifest and `models` called a graph of fp32 weights int8 (GPT-2's Gemms)
         report("quantize", f"{left} weight matrices could not be quantized and stay fp32")
         weights["fp32_matrices"] = left
     save_model(fp32, target)
@@ -336,7 +337,8 @@ def _convert_int4(fp32: Any, report: Any) -> tuple[Any, dict[str, Any]]:
     if exact.left:
         fp32 = quantize_weights(fp32, 4, exclude=tuple(exact.helper_nodes))
     return fp32, {"method": "GGUF blocks written exactly where found, else MatMulNBits 4-bit symmetric",
-                  "exact_blocks": exact.summary(), "requantized": exact.left}
+                  "exact_blocks": exact.summary(), "requantized": exact.left,
+                  "helper_nodes": exact.helper_nodes}  # taken out again by _convert
 
 
 def _measure(model: Any, out: Path, manifest: dict[str, Any], options: ExportOptions, report: Any) -> dict[str, Any]:

@@ -33,7 +33,6 @@ def replace_nodes(model: Any, nodes: list[Any], replaced_weights: set[str]) -> N
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
 
 
-
 def gemms_as_matmuls(model: Any) -> int:
     """Rewrite each ``Gemm(A, W, C)`` whose weight ``W`` is an fp32 initializer as ``MatMul(A, W') + C``
     (in place); returns how many. ONNX Runtime's MatMulNBits quantizer only sees MatMuls, and
@@ -89,13 +88,17 @@ def _scaled(graph: Any, made: dict[tuple[str, bool, float], str], tensor: Any, t
     return made[key]
 
 
-def fp32_matrices(model: Any) -> int:
-    """How many MatMul/Gemm nodes still multiply by an fp32 2-D initializer: weights left unquantized."""
+def fp32_matrices(model: Any, exclude: tuple[str, ...] = ()) -> int:
+    """How many MatMul/Gemm nodes still multiply by an fp32 2-D initializer: weights left unquantized.
+
+    Nodes named in ``exclude`` (the small fp32 offset MatMuls of GGUF blocks) are not counted."""
     from onnx import TensorProto
 
     initializers = {t.name: t for t in model.graph.initializer}
     count = 0
     for node in model.graph.node:
+        if node.name in exclude:
+            continue
         weight = initializers.get(node.input[1]) if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 else None
         count += weight is not None and weight.data_type == TensorProto.FLOAT and len(weight.dims) == 2
     return count
