@@ -11,8 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.manifest import read_manifest
-from pgpt.runtime.versions import Version, linked_version, publish_version, source_label, versions_folder
+from pgpt.runtime.manifest import MANIFEST, read_manifest
+from pgpt.runtime.versions import (
+    Version,
+    linked_version,
+    publish_version,
+    source_label,
+    version_of,
+    versions_folder,
+)
 
 
 def publish(cache: Path, name: str, out: Path, keep: int, report: Callable[[str, str], None]) -> Version:
@@ -20,16 +27,17 @@ def publish(cache: Path, name: str, out: Path, keep: int, report: Callable[[str,
     before = _kept(cache, name)
     previous = linked_version(cache, name)
     old_source = _source_of(versions_folder(cache, name) / previous) if previous else None
-    if not previous and (cache / name / "manifest.json").is_file():  # a plain folder of before versions
-        old_source = _source_of(cache / name)
+    if not previous and (cache / name / MANIFEST).is_file():  # a plain folder from before versions
+        previous = version_of(read_manifest(cache / name))
+        old_source, before = _source_of(cache / name), {previous}
     version = publish_version(cache, name, out, keep)
+    removed = sorted(before - _kept(cache, name) - {version.version})
     new_source = version.manifest.get("source") or {}
     if old_source is not None and old_source != _identity(new_source) and previous != version.version:
-        old = f"version {previous} " if previous else "a version "
-        report("done", f"{name} already had {old}(from {old_source[0]}); version {version.version} (from "
-                       f"{source_label(new_source)}) is now active: --name keeps both, "
-                       f"pgpt-tui models --rollback {name} goes back")
-    for gone in sorted(before - _kept(cache, name) - {version.version}):
+        back = "" if previous in removed else f", pgpt-tui models --rollback {name} goes back"
+        report("done", f"{name} already had version {previous} (from {old_source[0]}); version {version.version} "
+                       f"(from {source_label(new_source)}) is now active: --name keeps both{back}")
+    for gone in removed:
         report("done", f"removed version {gone} (kept the newest {max(keep, 1)}: --keep-versions)")
     return version
 

@@ -39,27 +39,35 @@ def test_a_name_taken_over_by_another_file_and_each_removed_version_are_said(voc
                                                                              tmp_path: Path) -> None:
     """X-Q4_0.gguf and X-Q8_0.gguf derive one name: the second replaced the active model with only
     "wrote ..."; and versions beyond --keep-versions were deleted without a word."""
-    from pgpt.export.pipeline import ExportOptions, export_model
-    from pgpt.runtime.versions import list_versions, versions_folder
-
-    lines: list[str] = []
-    cache = tmp_path / "cache"
-    first = write_gguf(tmp_path / "g-llama-Q4_0.gguf", GGUFModel("llama"), vocabulary)
-    second = write_gguf(tmp_path / "g-llama-Q8_0.gguf", GGUFModel("llama", default_type="Q8_0"), vocabulary)
-    old = export_model(ExportOptions(source=str(first), model_cache=cache, dtype="fp32", prefill="none"))
-    new = export_model(ExportOptions(source=str(second), model_cache=cache, dtype="fp32", prefill="none",
-                                     keep_versions=1), progress=lambda stage, text: lines.append(text))
-    said = "\n".join(lines)
-    assert old.name == new.name == "g-llama-fp32"
-    old_id, new_id = old.path.name, new.path.name
-    assert (f"g-llama-fp32 already had version {old_id} (from g-llama-Q4_0.gguf); version {new_id} (from "
-            f"g-llama-Q8_0.gguf) is now active: --name keeps both, pgpt-tui models --rollback g-llama-fp32 "
-            "goes back") in said
-    assert f"removed version {old_id} (kept the newest 1: --keep-versions)" in said
-    assert [p.name for p in versions_folder(cache, new.name).iterdir() if p.is_dir()] == [new_id]
     import dataclasses
 
+    from pgpt.export.pipeline import ExportOptions, export_model
     from pgpt.runtime.settings import Settings
+    from pgpt.runtime.versions import list_versions
 
+    cache = tmp_path / "cache"
+    q4 = write_gguf(tmp_path / "g-llama-Q4_0.gguf", GGUFModel("llama"), vocabulary)
+    q8 = write_gguf(tmp_path / "g-llama-Q8_0.gguf", GGUFModel("llama", default_type="Q8_0"), vocabulary)
+
+    def export(path: Path, keep: int) -> tuple[str, str]:
+        lines: list[str] = []
+        info = export_model(ExportOptions(source=str(path), model_cache=cache, dtype="fp32", prefill="none",
+                                          keep_versions=keep), progress=lambda stage, text: lines.append(text))
+        assert info.name == "g-llama-fp32"
+        return info.path.name, "\n".join(lines)
+
+    first, _ = export(q4, 3)
+    second, said = export(q8, 3)
+    assert (f"g-llama-fp32 already had version {first} (from g-llama-Q4_0.gguf); version {second} (from "
+            "g-llama-Q8_0.gguf) is now active: --name keeps both, pgpt-tui models --rollback g-llama-fp32 "
+            "goes back") in said
     settings = dataclasses.replace(Settings.from_env(), model_cache=cache)
-    assert [v.summary()["source"] for v in list_versions(settings, new.name)] == ["g-llama-Q8_0.gguf"]
+    assert [v.summary()["source"] for v in list_versions(settings, "g-llama-fp32")] == ["g-llama-Q8_0.gguf",
+                                                                                        "g-llama-Q4_0.gguf"]
+    other = write_gguf(tmp_path / "g-llama.Q4_0.gguf", GGUFModel("llama", seed=1), vocabulary)
+    third, said = export(other, 1)  # the newest, active: both others go
+    assert (f"already had version {second} (from g-llama-Q8_0.gguf); version {third} (from g-llama.Q4_0.gguf) "
+            "is now active: --name keeps both\n") in said  # no rollback: that version is removed
+    for gone in (first, second):
+        assert f"removed version {gone} (kept the newest 1: --keep-versions)" in said
+    assert [v.version for v in list_versions(settings, "g-llama-fp32")] == [third]
