@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         if args.default:
             return _prepare_default(settings, args)
-        if args.dtype is None and str(args.source).lower().endswith(".gguf"):
+        from pgpt.export.sources import is_gguf_file
+
+        if args.dtype is None and is_gguf_file(Path(args.source).expanduser()):
             # a quantized file widened to fp32 takes 4-8x its size on disk and in memory
             print("note: no --dtype, so this exports fp32 weights (4 bytes each); a quantized GGUF is usually "
                   "exported with --dtype int4 (Q4 files) or --dtype int8", file=sys.stderr, flush=True)

@@ -57,7 +57,7 @@ def resolve_source(source: str, revision: str | None = None, trust_remote_code: 
             weights, remote code and unsupported architectures.
     """
     path = Path(source).expanduser()
-    if path.suffix.lower() == ".gguf" or _starts_with_gguf_magic(path):  # an Ollama blob has no suffix
+    if is_gguf_file(path):
         if not path.is_file():
             raise SourceNotFoundError(f"The GGUF file {path} does not exist.", hint="Check the path.")
         return gguf_source(path)
@@ -125,6 +125,11 @@ def check_architecture(model_type: str, task: str) -> None:
             f"The architecture {model_type!r} cannot be exported for {task}{known}.",
             hint="Pick a model of a supported architecture such as Llama, Mistral, Qwen2, Phi-3 or BERT.",
         )
+
+
+def is_gguf_file(path: Path) -> bool:
+    """Whether SOURCE names a GGUF file: by its suffix, or by its first bytes (an Ollama blob has no suffix)."""
+    return path.suffix.lower() == ".gguf" or _starts_with_gguf_magic(path)
 
 
 def _starts_with_gguf_magic(path: Path) -> bool:

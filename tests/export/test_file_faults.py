@@ -67,8 +67,9 @@ def test_a_gguf_file_without_the_suffix_is_exported_and_listed(vocabulary: Vocab
 
     blob = write_gguf(tmp_path / "sha256-0f1e2d3c", GGUFModel("llama"), vocabulary)
     env = dict(os.environ, PGPT_HOME=str(tmp_path / "home"), PGPT_MODEL_CACHE=str(tmp_path / "cache"))
-    result = export_cli(str(blob), "--dtype", "fp32", env=env)
+    result = export_cli(str(blob), env=env)  # no --dtype: fp32, with the note a GGUF gets
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "note: no --dtype, so this exports fp32 weights" in result.stderr
     assert (tmp_path / "cache" / "synthetic-llama-fp32" / "manifest.json").is_file()
     listing = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "models"], capture_output=True, text=True,
                              env=env, timeout=120).stdout
