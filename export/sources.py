@@ -18,6 +18,7 @@ from pgpt.runtime.errors import (
     UnsupportedModelError,
 )
 from pgpt.runtime.manifest import sha256_file
+from pgpt.runtime.models import plain_name
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".h5")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -56,14 +57,14 @@ def resolve_source(source: str, revision: str | None = None, trust_remote_code: 
             weights, remote code and unsupported architectures.
     """
     path = Path(source).expanduser()
-    if path.suffix.lower() == ".gguf":
+    if is_gguf_file(path):
         if not path.is_file():
             raise SourceNotFoundError(f"The GGUF file {path} does not exist.", hint="Check the path.")
         return gguf_source(path)
     if path.is_dir():
         check_folder(path, trust_remote_code)
         return ModelSource(path.resolve(), record={"type": "folder", "path": str(path.resolve())},
-                           name=path.resolve().name.lower())
+                           name=plain_name(path.resolve().name.lower()))
     if source.startswith((".", "/", "~")) and not path.exists():  # "neither a model folder, ..." of a typo
         raise SourceNotFoundError(f"{source} does not exist.", hint="Check the path (a Hugging Face repo id has "
                                   "the form owner/name, without a leading ., / or ~).")
@@ -119,18 +120,42 @@ def check_architecture(model_type: str, task: str) -> None:
     except KeyError:
         tasks = {}
     if task not in tasks:
+        known = f" (the exporter supports it for: {', '.join(sorted(tasks))})" if tasks else ""
         raise UnsupportedModelError(
-            f"The architecture {model_type!r} cannot be exported for {task} "
-            f"(the exporter supports it for: {', '.join(sorted(tasks)) or 'nothing'}).",
+            f"The architecture {model_type!r} cannot be exported for {task}{known}.",
             hint="Pick a model of a supported architecture such as Llama, Mistral, Qwen2, Phi-3 or BERT.",
         )
 
 
+def is_gguf_file(path: Path) -> bool:
+    """Whether SOURCE names a GGUF file: by its suffix, or by its first bytes (an Ollama blob has no suffix)."""
+    return path.suffix.lower() == ".gguf" or _starts_with_gguf_magic(path)
+
+
+def _starts_with_gguf_magic(path: Path) -> bool:
+    """Whether ``path`` is a file that begins as a GGUF file does (a file's name need not say so)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"GGUF"
+    except OSError:  # a folder, a missing path, an unreadable file: the other checks name it
+        return False
+
+
+def _general_name(reader: Any) -> str:
+    """The model name a GGUF header records (``general.name``), or ''."""
+    field = reader.fields.get("general.name")
+    try:
+        return bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field is not None else ""
+    except (IndexError, AttributeError):
+        return ""
+
+
 def gguf_source(path: Path) -> ModelSource:
     """Check a GGUF file's header and tensors before transformers reads it."""
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic != b"GGUF":
+    if path.stat().st_size == 0:  # "bad magic bytes" hid the likely cause: an interrupted copy
+        raise SourceError(f"{path} is empty (0 bytes).",
+                          hint="An interrupted download or copy leaves such a file: download or copy it again.")
+    if not _starts_with_gguf_magic(path):
         raise SourceError(f"{path} is not a GGUF file (bad magic bytes).",
                           hint="Download the file again; it may be an HTML error page or a Git LFS pointer.")
     try:
@@ -141,7 +166,8 @@ def gguf_source(path: Path) -> ModelSource:
     except Exception as exc:  # gguf raises ValueError/IndexError/struct errors on damage
         raise SourceError(f"{path} is a corrupt or truncated GGUF file ({type(exc).__name__}: {exc}).",
                           hint="Download it again and compare its sha256 with the publisher's.") from None
-    name = re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", path.stem, flags=re.I).lower()
+    stem = path.stem if path.suffix.lower() == ".gguf" else _general_name(reader) or path.name  # a blob: sha256-...
+    name = plain_name(re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", stem, flags=re.I).lower())
     record = {"type": "gguf", "path": str(path.resolve()), "sha256": sha256_file(path)}
     parameters = sum(int(t.n_elements) for t in reader.tensors)
     return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name,
@@ -169,7 +195,7 @@ def hub_source(repo_id: str, revision: str | None, trust_remote_code: bool,
     check_folder(folder, trust_remote_code)
     # the snapshot folder is named after the commit the preflight pinned
     record = {"type": "hub", "repo_id": repo_id, "revision": revision or "main", "commit": folder.name}
-    return ModelSource(folder, record=record, name=repo_id.split("/")[-1].lower())
+    return ModelSource(folder, record=record, name=plain_name(repo_id.split("/")[-1].lower()))
 
 
 def safetensors_parameters(folder: Path) -> int:

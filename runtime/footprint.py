@@ -125,6 +125,11 @@ def _read_config(folder: Path) -> dict[str, Any]:
     return read_json(folder / "config.json")
 
 
+def human_mb(megabytes: float, space: str = " ") -> str:
+    """6.2 -> "6 MB", 0.4 -> "<1 MB" (a tiny export was listed as "0 MB", as if it held nothing)."""
+    return f"<1{space}MB" if megabytes < 1 else f"{megabytes:.0f}{space}MB"
+
+
 def human_count(parameters: int) -> str:
     """1_543_714_304 -> "1.54B", 134_515_008 -> "135M"."""
     if parameters >= 1e9:

@@ -157,6 +157,19 @@ def is_plain_name(name: str) -> bool:
     return _PLAIN_NAME.fullmatch(name) is not None and ".." not in name
 
 
+def plain_name(text: str) -> str:
+    """``text`` (a file or folder name) made a name :func:`is_plain_name` accepts, as an export
+    derives it: accents folded to ASCII ("é" -> "e"), any other character outside ``._+-`` and
+    repeats of them made one "-". A derived "g-llama tiny é" had passed into the cache, where
+    `--name` and the server refuse it."""
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "-", ascii_text)
+    name = re.sub(r"([._+-])[._+-]+", r"\1", name).strip("._+-")[:100].strip("._+-")
+    return name or "model"
+
+
 def find_model(settings: Settings, name: str) -> ModelInfo:
     """The exported model called ``name`` (a folder name, ``name@version``, or a path to a model folder).
 

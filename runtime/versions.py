@@ -54,6 +54,13 @@ def parse_ref(ref: str) -> tuple[str, str]:
     return name, version
 
 
+def source_label(record: dict[str, Any]) -> str:
+    """A manifest's ``source`` in a few words: a file's or folder's name, or a repo id."""
+    if record.get("repo_id"):
+        return str(record["repo_id"])
+    return Path(str(record.get("path", ""))).name or "?"
+
+
 @dataclass(frozen=True)
 class Version:
     """One version of a model on disk."""
@@ -79,7 +86,7 @@ class Version:
         return {"name": self.name, "version": self.version, "active": self.active, "created": self.created,
                 "dtype": self.manifest.get("dtype", "?"), "size_mb": round(self.size_bytes / 1e6, 1),
                 "prefill": "int8" if self.manifest.get("prefill") else "",  # the int8 prompt graph beside it
-                "path": str(self.path)}
+                "source": source_label(self.manifest.get("source") or {}), "path": str(self.path)}
 
 
 def versions_folder(cache: Path, name: str) -> Path:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +74,26 @@ def small_disk(folder: Path, megabytes: int) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=False)
+
+
+def export_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "pgpt.export.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=900)
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], title: str, *words: str) -> None:
+    assert result.returncode != 0
+    assert f"error: {title}:" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for word in words:
+        assert word in result.stderr
+
+
+def hf_folder(tmp_path: Path, config: dict, files: dict[str, bytes]) -> Path:  # type: ignore[type-arg]
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder

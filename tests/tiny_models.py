@@ -28,6 +28,21 @@ def make_tiny_llama(folder: Path, seed: int, tokenizer_from: Path) -> Path:
     return folder
 
 
+def make_tiny_gpt2(folder: Path, tokenizer_from: Path) -> Path:
+    """A 2-layer GPT-2 with random weights: Optimum writes its Conv1D linears as Gemm, not MatMul."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=49152, n_embd=64, n_layer=2, n_head=4, n_positions=2048,
+                        initializer_range=0.3, bos_token_id=1, eos_token_id=2)
+    GPT2LMHeadModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    for name in _TOKENIZER_FILES:
+        if (tokenizer_from / name).is_file():
+            shutil.copyfile(tokenizer_from / name, folder / name)
+    return folder
+
+
 def export_tiny_version(cache: Path, work: Path, seed: int, tokenizer_from: Path, keep_versions: int = 3) -> str:
     """Export the tiny model of ``seed`` as a new version of ``tiny-chat-fp32``; returns the version."""
     from pgpt.export.pipeline import ExportOptions, export_model

@@ -7,7 +7,8 @@ from pgpt.runtime.errors.kinds import (
     MemoryNeedError, ModelIntegrityError, ModelLoadError, ModelNotFoundError, OutputExistsError, PgptError,
     ProviderError, QualityError, ReadOnlyError, RemoteCodeError, RequestRefusedError, ServerAuthError,
     ServerBusyError, ServerError, ServerStoppingError, ServerUnreachableError, ServerUsageError, SourceError,
-    SourceNotFoundError, StorageError, TemplateError, UnsafeWeightsError, UnsupportedModelError, UsageError, VersionNotFoundError,
+    SourceNotFoundError, StorageError, TemplateError, TensorShapeError, UnsafeWeightsError, UnsupportedModelError,
+    UsageError, VersionNotFoundError,
 )
 from pgpt.runtime.errors.messages import (
     APP_CONTEXT_HINT, INDEX_DAMAGED, INDEX_DAMAGED_HINT, USER_MISTAKES, UserMessage, app_message, http_code,
@@ -22,7 +23,7 @@ __all__ = [
     "OutputExistsError", "PgptError", "ProviderError", "QualityError", "ReadOnlyError", "RemoteCodeError",
     "RequestRefusedError", "ServerAuthError", "ServerBusyError", "ServerError", "ServerStoppingError",
     "ServerUnreachableError", "ServerUsageError", "SourceError", "SourceNotFoundError", "StorageError", "TemplateError",
-    "UnsafeWeightsError", "UnsupportedModelError", "UsageError", "VersionNotFoundError",
+    "TensorShapeError", "UnsafeWeightsError", "UnsupportedModelError", "UsageError", "VersionNotFoundError",
     "APP_CONTEXT_HINT", "app_message", "INDEX_DAMAGED", "INDEX_DAMAGED_HINT", "USER_MISTAKES", "UserMessage",
     "http_code", "http_status", "known_titles",
     "usage_titles", "user_message",

@@ -53,6 +53,14 @@ class UnsupportedModelError(SourceError):
     title = "Unsupported model"
 
 
+class TensorShapeError(SourceError):
+    """The model file's tensors do not have the shapes its architecture gives them."""
+
+    title = "Tensors do not fit the architecture"
+    hint = ("The file may be damaged or mislabelled (its header names an architecture whose shapes it does not "
+            "have): download it again and compare its sha256 with the publisher's, or use another file of the model.")
+
+
 class OutputExistsError(PgptError, FileExistsError):
     """The export's output folder already exists."""
 

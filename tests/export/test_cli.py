@@ -13,32 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from support import gguf_path, small_disk
+from support import assert_refused, export_cli, gguf_path, hf_folder, small_disk
 
 LLAMA_CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 8}
-
-
-def export_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "pgpt.export.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=900)
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], title: str, *words: str) -> None:
-    assert result.returncode != 0
-    assert f"error: {title}:" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for word in words:
-        assert word in result.stderr
-
-
-def hf_folder(tmp_path: Path, config: dict, files: dict[str, bytes]) -> Path:  # type: ignore[type-arg]
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(config))
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
-    return folder
 
 
 def test_pickle_only_weights_are_refused(tmp_path: Path) -> None:
@@ -279,3 +256,14 @@ def test_a_source_that_names_nothing_is_a_usage_error(tmp_path: Path) -> None:
         result = export_cli(source, "--dtype", "int4", "-o", str(tmp_path / "out"))
         assert_refused(result, "Cannot use this model source", words)
         assert result.returncode == 2 and not (tmp_path / "out").exists()
+
+
+def test_help_says_the_dtype_is_added_to_the_name_and_which_blocks_int4_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--name gate-test --dtype int4` made gate-test-int4, which the help did not say; and it named
+    Q4_1/Q8_0 as the blocks int4 keeps (Q8_0 is re-rounded; Q4_0, Q4_K, Q2_K, Q3_K are kept)."""
+    from pgpt.export.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option: no wrap inside a name
+    text = build_parser().format_help()
+    assert "--name my-model --dtype int4 makes my-model-int4" in text
+    assert "(Q4_0, Q4_1, Q4_K, Q2_K, Q3_K) exactly" in text

@@ -104,6 +104,16 @@ def test_a_weight_read_by_two_matmuls_is_converted_once() -> None:
     np.testing.assert_array_equal(first, again)
 
 
+def test_the_offset_matmuls_of_exact_blocks_are_not_counted_as_fp32_weights(tmp_path: Path) -> None:
+    """int4 of Optimum's graph records weights left fp32; a Q4_1 block's small offset MatMul is none."""
+    from pgpt.export.causal_lm import _convert
+
+    model = _graph({"q41": q4_1_weight(128, 48), "plain": RNG.normal(size=(128, 64)).astype(np.float32)})
+    weights = _convert(model, tmp_path / "model.onnx", "int4", lambda stage, text: None)
+    assert weights["exact_blocks"] == {"q4_1": 1, "q8_0": 0} and weights["requantized"] == 1
+    assert "fp32_matrices" not in weights and "helper_nodes" not in weights
+
+
 def test_int4_export_of_the_gguf_keeps_its_blocks_and_quality(tmp_path: Path) -> None:
     """The default GGUF's int4 export: every linear weight its own Q4_1 blocks, lm_head its Q8_0 blocks."""
     out = tmp_path / "int4"

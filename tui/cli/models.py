@@ -98,6 +98,7 @@ def _report_servers(settings: Any, name: str, version: str, since: float, wait_s
 
 def _versions(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.errors import UsageError
+    from pgpt.runtime.footprint import human_mb
     from pgpt.runtime.versions import list_versions
 
     if "@" in args.versions:  # it said "There is no exported model called 'NAME@VERSION'"
@@ -107,11 +108,11 @@ def _versions(settings: Any, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"name": args.versions, "versions": versions}, indent=2))
         return 0
-    print(f"  {'version':<13} {'created':<21} {'dtype':<5} {'prefill':<7} {'size':>8}")
+    print(f"  {'version':<13} {'created':<21} {'dtype':<5} {'prefill':<7} {'size':>8}  source")
     for v in versions:
-        mark = "*" if v["active"] else " "
+        mark = "*" if v["active"] else " "  # the source tells apart versions from X-Q4_K_M.gguf and X-Q8_0.gguf
         print(f"{mark} {v['version']:<13} {v['created']:<21} {v['dtype']:<5} {v['prefill'] or '-':<7} "
-              f"{v['size_mb']:>6.0f}MB")
+              f"{human_mb(v['size_mb'], ''):>8}  {v['source']}")
     return 0
 
 
@@ -151,7 +152,7 @@ def _active_name(settings: Any) -> tuple[str, str]:
 
 
 def _list(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.runtime.footprint import DEFAULT_CONTEXT, RUNTIME_MB, human_count
+    from pgpt.runtime.footprint import DEFAULT_CONTEXT, RUNTIME_MB, human_count, human_mb
     from pgpt.runtime.models import damaged_models, list_models
     from pgpt.tui.jobs import quality_cell
 
@@ -177,7 +178,7 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
     for m in models:
         mark = "*" if m["active"] else " "
         print(strip_controls(f"{mark} {m['name']:<{width}} {m['version']:<13} {m['kind']:<9} {m['dtype']:<5} "
-                             f"{human_count(m['parameters']):>6} {m['size_mb']:>6.0f}MB "
+                             f"{human_count(m['parameters']):>6} {human_mb(m['size_mb'], ''):>8} "
                              f"{m['expected_memory_mb']:>6.0f}MB  {quality_cell(m['quality'])}"))
     if models:
         print(f"\n* the active chat model (`pgpt-tui models --use NAME` switches); "

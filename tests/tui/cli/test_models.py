@@ -54,6 +54,7 @@ def test_versions_use_and_rollback(tiny_settings: Settings, tiny_versions) -> No
     assert named.returncode == 0 and "one with another PGPT_HOME keeps its own active model" in named.stdout
     table = tui_cli(tiny_settings, "models", "--versions", TINY_MODEL).stdout
     assert f"* {old}" in table and f"  {new}" in table
+    assert "MB  tiny-seed-1" in table and "MB  tiny-seed-2" in table  # each version's source folder
     rolled = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)
     assert rolled.returncode == 0 and rolled.stdout.startswith(f"{TINY_MODEL} is back at version {new}")
     further = tui_cli(tiny_settings, "models", "--rollback", TINY_MODEL)  # the history: old, new, old

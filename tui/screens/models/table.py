@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 
+from pgpt.runtime.footprint import human_mb
 from pgpt.runtime.llm.session import attention_needs_cpu
 from pgpt.tui.jobs import quality_cell
 from pgpt.tui.sanitize import clean_text
@@ -79,7 +80,7 @@ class ModelTable(RowTable):
 
 def _size(size: int) -> str:
     """659 MB, 1.4 GB: three digits at most, so the row fits 80 columns."""
-    return f"{size / 1e6:.0f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
+    return human_mb(size / 1e6) if size < 1e9 else f"{size / 1e9:.1f} GB"
 
 
 class ConfirmDelete(Confirm):
