@@ -95,8 +95,9 @@ def best_per_source(sentences: Sequence[SourceSentence], relevance: np.ndarray, 
     return [sentences[best[n]].text if n in best else "" for n in range(1, sources + 1)]
 
 
-# a list item ("- radio tested", "2. Copy the file") or a Markdown table row starts a line of its own
-_OWN_LINE = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s|\|")
+# a list item ("- radio tested", "2. Copy the file"), a Markdown table row or heading starts a line of
+# its own ("... in business hours. ## Compensation" read as one sentence)
+_OWN_LINE = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)]|#{1,6})\s|\|")
 
 
 def _is_title(line: str) -> bool:

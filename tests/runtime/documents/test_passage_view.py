@@ -44,3 +44,13 @@ def test_list_items_and_markdown_rows_are_shown_on_lines_of_their_own() -> None:
     assert shown_text(after) == "Steps:\n3. Ring the bell twice.\nGrain | Price\nRye | 14\nAfter the table. Still it."
     titled = "Ostrava Mill Safety Rules\n\nBefore entering the mill, wash.\n\nThen go."  # a title read as the text's start
     assert shown_text(titled) == "Ostrava Mill Safety Rules\nBefore entering the mill, wash. Then go."
+
+
+def test_a_markdown_heading_starts_a_line_of_its_own() -> None:
+    """A tester's closest passage read "... SEV3 tickets are handled in business hours. ## Compensation"."""
+    from pgpt.runtime.documents.passage_view import shown_text
+
+    text = ("## Paging\n\nSEV3 tickets are handled in business hours.\n\n## Compensation\n\n"
+            "Each week of on-call duty is paid 450 EUR.")
+    assert shown_text(text) == ("## Paging\nSEV3 tickets are handled in business hours.\n## Compensation\n"
+                                "Each week of on-call duty is paid 450 EUR.")
