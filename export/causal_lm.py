@@ -19,7 +19,7 @@ from pgpt.export.pipeline import (
 )
 from pgpt.export.decoder_spec import SUPPORTED_TYPES
 from pgpt.export.sources import ModelSource
-from pgpt.runtime.errors import ProviderError, TensorShapeError, UnsupportedModelError
+from pgpt.runtime.errors import ProviderError, QualityError, TensorShapeError, UnsupportedModelError
 
 TASK = "text-generation-with-past"
 
@@ -185,7 +185,7 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
             _retry_wide(write_decoder, measure, manifest, out, report)
     else:
         manifest["quality"] = _measure(model, out, manifest, options, report)
-    check_quality(manifest["quality"], options, "llm")
+    _check_quality(manifest, source, options)
     report("validate", f"top-1 agreement {manifest['quality']['top1_agreement']:.1%}, "
                        f"perplexity x{manifest['quality']['perplexity_ratio']:.3f}")
     if "prefill" in manifest:
@@ -193,6 +193,26 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
 
         keep_if_good(manifest, out, options, report)
     return manifest
+
+
+def _check_quality(manifest: dict[str, Any], source: ModelSource, options: ExportOptions) -> None:
+    """The quality gate; an int4 refusal that kept no GGUF block says why (every matrix was
+    re-rounded to 4 bits) and what keeps the quality, where the generic "try a wider type" did not."""
+    try:
+        check_quality(manifest["quality"], options, "llm")
+    except QualityError as refused:
+        weights = manifest.get("weights", {})
+        if options.dtype != "int4" or weights.get("exact_blocks") or not weights.get("requantized"):
+            raise
+        if source.gguf_file:
+            why = (f" This file has no 4-bit blocks to keep exactly, so int4 re-rounded all "
+                   f"{weights['requantized']} of its weight matrices.")
+            keep = "--dtype int8, or a Q4_K_M file of the same model (its 4-bit blocks are kept exactly)"
+        else:
+            why = f" int4 re-rounded all {weights['requantized']} weight matrices of these weights."
+            keep = "--dtype int8, or a Q4_K_M GGUF file of the same model (its 4-bit blocks are kept exactly)"
+        raise QualityError(f"{refused}{why}", hint=f"For the quality use {keep}; or pass "
+                                                    "--accept-quality-loss to keep this export anyway.") from None
 
 
 def _wider_may_pass(manifest: dict[str, Any], options: ExportOptions) -> bool:

@@ -198,3 +198,17 @@ def test_int4_below_the_gate_keeps_its_5_to_8_bit_blocks_at_8_bits(kquant_gguf: 
     assert any("writing them as 8-bit blocks instead" in line for line in lines)
     assert sorted(p.name for p in info.path.iterdir() if p.name.startswith("model.onnx")) == ["model.onnx",
                                                                                             "model.onnx.data"]
+
+
+def test_int4_of_a_file_without_4_bit_blocks_says_why_it_failed(vocabulary: Vocabulary, tmp_path: Path) -> None:
+    """An F16 file has no blocks to keep: int4 re-rounds every matrix, and the refusal said only
+    "Try a wider type"; it names the cause and what keeps the quality (int8, or a Q4_K_M file)."""
+    from pgpt.runtime.errors import QualityError
+
+    f16 = write_gguf(tmp_path / "f16.gguf", GGUFModel("llama", default_type="F16", std=0.05), vocabulary)
+    cause = r"This file has no 4-bit blocks to keep exactly, so int4 re-rounded all 15 of its weight"
+    with pytest.raises(QualityError, match=cause) as refused:
+        export_model(ExportOptions(source=str(f16), output=tmp_path / "int4", dtype="int4", prefill="none",
+                                   min_agreement=1.0))
+    assert "--dtype int8, or a Q4_K_M file of the same model" in refused.value.hint
+    assert not (tmp_path / "int4").exists()
