@@ -139,10 +139,10 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
             config = load_config(source, options.trust_remote_code)
         graph = choose_graph(config, options.graph)
         if graph == "fused":
-            weights, spec = _plan_fused(source, config, options)
+            weights, spec = _plan_fused(source, config, options, report)
         else:
             require_task(config.model_type, TASK)
-            _check_whole_model_memory(source, options)
+            _check_whole_model_memory(source, options, report)
         with report.heartbeat("load", f"reading the tokenizer of {name}"):
             tokenizer, generation = load_tokenizer(source, options.trust_remote_code, config)
         if not getattr(tokenizer, "chat_template", None):
@@ -252,7 +252,7 @@ def _check_device(options: ExportOptions) -> None:
                                 hint="Export on the CPU (--device cpu); the graph still runs on CUDA later.")
 
 
-def _plan_fused(source: ModelSource, config: Any, options: ExportOptions) -> tuple[Any, Any]:
+def _plan_fused(source: ModelSource, config: Any, options: ExportOptions, report: Any) -> tuple[Any, Any]:
     """The weight source and the decoder spec, after checking that memory can hold the export."""
     from pgpt.export.fused_export import fused_spec, open_weights
     from pgpt.export.memory import check_memory, fused_need
@@ -263,17 +263,17 @@ def _plan_fused(source: ModelSource, config: Any, options: ExportOptions) -> tup
     spec = fused_spec(config, weights)
     need = fused_need(spec, options.dtype, prefill_graph.wanted(options, "fused", spec),
                       prefill_stream.wanted(options, "fused", spec))
-    check_memory(need, f"{options.name or source.name} to {options.dtype}", options.max_memory_gb)
+    report("load", check_memory(need, f"{options.name or source.name} to {options.dtype}", options.max_memory_gb))
     return weights, spec
 
 
-def _check_whole_model_memory(source: ModelSource, options: ExportOptions) -> None:
+def _check_whole_model_memory(source: ModelSource, options: ExportOptions, report: Any) -> None:
     from pgpt.export.memory import check_memory, whole_model_need
     from pgpt.export.sources import safetensors_parameters
 
     parameters = source.parameters or safetensors_parameters(source.folder)
-    check_memory(whole_model_need(parameters), f"{options.name or source.name} with Optimum's graph",
-                 options.max_memory_gb)
+    what = f"{options.name or source.name} with Optimum's graph"
+    report("load", check_memory(whole_model_need(parameters), what, options.max_memory_gb))
 
 
 def _write_optimum(source: ModelSource, tokenizer: Any, tmp: Path, options: ExportOptions,

@@ -17,9 +17,11 @@ from pgpt.export.publish import publish
 from pgpt.export.sources import ModelSource, check_architecture, resolve_source, safetensors_parameters
 from pgpt.runtime.errors import (
     Cancelled,
+    DiskFullError,
     DiskSpaceError,
     MemoryNeedError,
     OutputExistsError,
+    PgptError,
     QualityError,
     UnsupportedModelError,
 )
@@ -118,10 +120,29 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
             report("done", f"wrote {final} (version {version.version})")
             return ModelInfo(final.name, version.path, manifest)
         os.replace(out, final)
+    except OSError as exc:
+        fault = _full_disk(exc, final, options.output is not None)
+        if fault is None:
+            raise
+        raise fault from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report("done", f"wrote {final}")
     return ModelInfo(final.name, final, manifest)
+
+
+def _full_disk(error: OSError, final: Path, explicit: bool) -> DiskFullError | None:
+    """A disk that filled up during the export, naming the folder being written and, for -o, another
+    -o as the way out (the generic message said "a data folder" and PGPT_HOME); None for other faults."""
+    from pgpt.runtime.storage_faults import storage_fault
+
+    if isinstance(error, PgptError) or not isinstance(storage_fault(error, final), DiskFullError):
+        return None
+    where = "choose another -o on a disk with room" if explicit else \
+        "point PGPT_MODEL_CACHE (or -o) to a folder on another disk"
+    return DiskFullError(f"Writing the export to {final} failed: the disk is full.", folder=final,
+                         hint=f"Free some space on that disk (df -h shows how much is left), or {where}; "
+                              "nothing was left half-written.")
 
 
 def _export_kind(source: ModelSource, options: ExportOptions, tmp: Path, report: _Reporter) -> dict[str, Any]:
@@ -212,11 +233,13 @@ def export_space_needed(source: ModelSource, dtype: str = "fp32", graph: str = "
 def check_disk(source: ModelSource, target: Path, dtype: str = "fp32", graph: str = "auto",
                prefill: str = "none") -> None:
     """Refuse early when the target disk cannot hold the work files (``export_space_needed``)."""
+    from pgpt.runtime.footprint import human_bytes
+
     needed = export_space_needed(source, dtype, graph, prefill)
     free = shutil.disk_usage(target).free
     if free < needed:
         raise DiskSpaceError(
-            f"Exporting needs about {needed / 1e9:.1f} GB in {target} but only {free / 1e9:.1f} GB are free."
+            f"Exporting needs about {human_bytes(needed)} in {target} but only {human_bytes(free)} are free."
         )
 
 
