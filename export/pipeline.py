@@ -251,7 +251,8 @@ def base_manifest(source: ModelSource, options: ExportOptions, kind: str, task: 
         "task": task,
         "dtype": options.dtype,
         "source": source.record,
-        "parameters": source.parameters or safetensors_parameters(source.folder),
+        # the model's weights: a tied table that a GGUF stores twice counts once (disk checks count both)
+        "parameters": (source.parameters - source.repeated) or safetensors_parameters(source.folder),
         "tools": tool_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -212,3 +212,17 @@ def test_int4_of_a_file_without_4_bit_blocks_says_why_it_failed(vocabulary: Voca
                                    min_agreement=1.0))
     assert "--dtype int8, or a Q4_K_M file of the same model" in refused.value.hint
     assert not (tmp_path / "int4").exists()
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_a_tied_table_stored_twice_counts_once(vocabulary: Vocabulary, tmp_path: Path, copy: bool) -> None:
+    """Qwen2.5-Coder-1.5B's Q4_K_M file stores its tied table as token_embd and output: `models` said 1.78B."""
+    from pgpt.export.pipeline import base_manifest
+    from pgpt.export.sources import gguf_source
+
+    model = GGUFModel("llama", default_type="Q8_0", output_copy=copy)
+    source = gguf_source(write_gguf(tmp_path / "m.gguf", model, vocabulary))
+    table = len(vocabulary.tokens) * model.hidden
+    assert source.repeated == (table if copy else 0)
+    manifest = base_manifest(source, ExportOptions(source=str(tmp_path / "m.gguf")), "llm", "text-generation")
+    assert manifest["parameters"] == source.parameters - (table if copy else 0)
