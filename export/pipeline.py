@@ -317,10 +317,12 @@ class _Reporter:
             self._progress(stage, f"[{self._last_line - self._started:6.1f}s] {message}")
 
     @contextmanager
-    def heartbeat(self, stage: str, message: str | Callable[[], str], every: float = 3.0) -> Iterator[None]:
+    def heartbeat(self, stage: str, message: str | Callable[[], str], every: float = 3.0,
+                  clock: bool = True) -> Iterator[None]:
         """Within the block, a line every ``every`` seconds when nothing else was reported (for
         steps that report nothing themselves: parsing a tokenizer, converting one large tensor).
-        ``message`` may be a function, called for each line."""
+        ``message`` may be a function, called for each line; ``clock=False``: it gives its own time
+        (the block's seconds beside a step's own were two clocks in one line)."""
         stop = threading.Event()
         started = time.perf_counter()
 
@@ -332,7 +334,7 @@ class _Reporter:
         def beat() -> None:
             while not stop.wait(every / 3):
                 if time.perf_counter() - self._last_line >= every:
-                    self.note(stage, f"{text()} ({time.perf_counter() - started:.0f}s)")
+                    self.note(stage, f"{text()} ({time.perf_counter() - started:.0f}s)" if clock else text())
 
         thread = threading.Thread(target=beat, name="export-heartbeat", daemon=True)
         thread.start()

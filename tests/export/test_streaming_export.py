@@ -226,3 +226,28 @@ def test_a_tied_table_stored_twice_counts_once(vocabulary: Vocabulary, tmp_path:
     assert source.repeated == (table if copy else 0)
     manifest = base_manifest(source, ExportOptions(source=str(tmp_path / "m.gguf")), "llm", "text-generation")
     assert manifest["parameters"] == source.parameters - (table if copy else 0)
+
+
+def test_the_check_names_its_steps_and_its_heartbeat_the_current_one(kquant_gguf: Path, tmp_path: Path) -> None:
+    """The check's heartbeat said "comparing (90s)" between the reference's layer lines, on another clock,
+    and "comparing (143s)" through the scoring after them, a step nothing named."""
+    from pgpt.export.fused_export import CheckSteps
+    from pgpt.export.pipeline import _Reporter
+
+    lines: list[str] = []
+    export_model(ExportOptions(source=str(kquant_gguf), output=tmp_path / "int8", dtype="int8", prefill="none"),
+                 progress=lambda stage, line: lines.append(line.partition("] ")[2]))
+    reference = next(i for i, line in enumerate(lines) if line == "running the original as the reference")
+    layers = [i for i, line in enumerate(lines) if line.startswith("reference layer")]
+    scoring = next(i for i, line in enumerate(lines) if line.startswith("scoring the export against the reference"))
+    result = next(i for i, line in enumerate(lines) if line.startswith("top-1 agreement"))
+    assert reference < layers[0] <= layers[-1] < scoring < result
+    beats: list[str] = []
+    report = _Reporter(lambda stage, line: beats.append(line.partition("] ")[2]), time.perf_counter(), None)
+    steps = CheckSteps(report)
+    with report.heartbeat("validate", steps.waiting, every=0.06, clock=False):
+        steps("running the original as the reference")
+        steps.detail("reference layer 1/28, ETA 9s")
+        time.sleep(0.3)
+    assert beats[-1].startswith("running the original as the reference, ") and beats[-1].endswith("s in this step")
+    assert not any(beat.startswith("comparing") for beat in beats[1:])
