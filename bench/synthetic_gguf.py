@@ -102,6 +102,7 @@ class GGUFModel:
     sliding_window: int = 0  # Gemma 3: the window of its local layers
     window_pattern: int = 0  # Gemma 3: every Nth layer is global
     tied: bool = False
+    output_copy: bool = False  # untied, with an output table equal to the embedding (a tied model's file)
     seed: int = 0
     chat_template: bool = True  # False: a base model's file (no template; its tokenizer adds BOS)
     std: float = 0.02  # spread of the matrices' weights (the embedding's is 2.5x)
@@ -184,8 +185,14 @@ def write_gguf(path: Path, model: GGUFModel, vocabulary: Vocabulary) -> Path:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
+    embedding = None
     for name, shape, type_name in tensors:
-        writer.write_tensor_data(_values(name, shape, type_name, model, rng))
+        values = _values(name, shape, type_name, model, rng)
+        if name == "token_embd.weight":
+            embedding = values
+        elif name == "output.weight" and model.output_copy and type_name == model.type_of("token_embd"):
+            values = embedding  # stored twice, as some tied models' files do
+        writer.write_tensor_data(values)
     writer.close()
     return path
 

@@ -19,7 +19,7 @@ from pgpt.export.pipeline import (
 )
 from pgpt.export.decoder_spec import SUPPORTED_TYPES
 from pgpt.export.sources import ModelSource
-from pgpt.runtime.errors import ProviderError, TensorShapeError, UnsupportedModelError
+from pgpt.runtime.errors import ProviderError, QualityError, TensorShapeError, UnsupportedModelError
 
 TASK = "text-generation-with-past"
 
@@ -139,10 +139,10 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
             config = load_config(source, options.trust_remote_code)
         graph = choose_graph(config, options.graph)
         if graph == "fused":
-            weights, spec = _plan_fused(source, config, options)
+            weights, spec = _plan_fused(source, config, options, report)
         else:
             require_task(config.model_type, TASK)
-            _check_whole_model_memory(source, options)
+            _check_whole_model_memory(source, options, report)
         with report.heartbeat("load", f"reading the tokenizer of {name}"):
             tokenizer, generation = load_tokenizer(source, options.trust_remote_code, config)
         if not getattr(tokenizer, "chat_template", None):
@@ -185,7 +185,7 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
             _retry_wide(write_decoder, measure, manifest, out, report)
     else:
         manifest["quality"] = _measure(model, out, manifest, options, report)
-    check_quality(manifest["quality"], options, "llm")
+    _check_quality(manifest, source, options)
     report("validate", f"top-1 agreement {manifest['quality']['top1_agreement']:.1%}, "
                        f"perplexity x{manifest['quality']['perplexity_ratio']:.3f}")
     if "prefill" in manifest:
@@ -193,6 +193,26 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
 
         keep_if_good(manifest, out, options, report)
     return manifest
+
+
+def _check_quality(manifest: dict[str, Any], source: ModelSource, options: ExportOptions) -> None:
+    """The quality gate; an int4 refusal that kept no GGUF block says why (every matrix was
+    re-rounded to 4 bits) and what keeps the quality, where the generic "try a wider type" did not."""
+    try:
+        check_quality(manifest["quality"], options, "llm")
+    except QualityError as refused:
+        weights = manifest.get("weights", {})
+        if options.dtype != "int4" or weights.get("exact_blocks") or not weights.get("requantized"):
+            raise
+        if source.gguf_file:
+            why = (f" This file has no 4-bit blocks to keep exactly, so int4 re-rounded all "
+                   f"{weights['requantized']} of its weight matrices.")
+            keep = "--dtype int8, or a Q4_K_M file of the same model (its 4-bit blocks are kept exactly)"
+        else:
+            why = f" int4 re-rounded all {weights['requantized']} weight matrices of these weights."
+            keep = "--dtype int8, or a Q4_K_M GGUF file of the same model (its 4-bit blocks are kept exactly)"
+        raise QualityError(f"{refused}{why}", hint=f"For the quality use {keep}; or pass "
+                                                    "--accept-quality-loss to keep this export anyway.") from None
 
 
 def _wider_may_pass(manifest: dict[str, Any], options: ExportOptions) -> bool:
@@ -232,7 +252,7 @@ def _check_device(options: ExportOptions) -> None:
                                 hint="Export on the CPU (--device cpu); the graph still runs on CUDA later.")
 
 
-def _plan_fused(source: ModelSource, config: Any, options: ExportOptions) -> tuple[Any, Any]:
+def _plan_fused(source: ModelSource, config: Any, options: ExportOptions, report: Any) -> tuple[Any, Any]:
     """The weight source and the decoder spec, after checking that memory can hold the export."""
     from pgpt.export.fused_export import fused_spec, open_weights
     from pgpt.export.memory import check_memory, fused_need
@@ -243,17 +263,17 @@ def _plan_fused(source: ModelSource, config: Any, options: ExportOptions) -> tup
     spec = fused_spec(config, weights)
     need = fused_need(spec, options.dtype, prefill_graph.wanted(options, "fused", spec),
                       prefill_stream.wanted(options, "fused", spec))
-    check_memory(need, f"{options.name or source.name} to {options.dtype}", options.max_memory_gb)
+    report("load", check_memory(need, f"{options.name or source.name} to {options.dtype}", options.max_memory_gb))
     return weights, spec
 
 
-def _check_whole_model_memory(source: ModelSource, options: ExportOptions) -> None:
+def _check_whole_model_memory(source: ModelSource, options: ExportOptions, report: Any) -> None:
     from pgpt.export.memory import check_memory, whole_model_need
     from pgpt.export.sources import safetensors_parameters
 
     parameters = source.parameters or safetensors_parameters(source.folder)
-    check_memory(whole_model_need(parameters), f"{options.name or source.name} with Optimum's graph",
-                 options.max_memory_gb)
+    what = f"{options.name or source.name} with Optimum's graph"
+    report("load", check_memory(whole_model_need(parameters), what, options.max_memory_gb))
 
 
 def _write_optimum(source: ModelSource, tokenizer: Any, tmp: Path, options: ExportOptions,

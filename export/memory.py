@@ -97,18 +97,22 @@ def _cgroup_value(name: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def check_memory(needed: int, what: str, limit_gb: float = 0.0) -> None:
+def check_memory(needed: int, what: str, limit_gb: float = 0.0) -> str:
     """Refuse before any work when ``needed`` bytes exceed what the machine can give (or ``limit_gb``,
-    pgpt-export's --max-memory, when it is lower).
+    pgpt-export's --max-memory, when it is lower); else the line the export prints, so that a user
+    can weigh the estimate before minutes of work ("needs about 5.7 GB of memory, 20.6 GB available").
 
     Raises:
         MemoryNeedError: naming the need, what is available, and what to do.
     """
+    from pgpt.runtime.footprint import human_bytes
+
     available = available_memory()
     where = "are available"
     if limit_gb and limit_gb * GB < available:
         available, where = int(limit_gb * GB), "are allowed (--max-memory)"
     if needed > available:
         raise MemoryNeedError(
-            f"Exporting {what} needs about {needed / GB:.1f} GB of memory but only {available / GB:.1f} GB {where}."
+            f"Exporting {what} needs about {human_bytes(needed)} of memory but only {human_bytes(available)} {where}."
         )
+    return f"needs about {human_bytes(needed)} of memory, {human_bytes(available)} {where.removeprefix('are ')}"

@@ -17,9 +17,11 @@ from pgpt.export.publish import publish
 from pgpt.export.sources import ModelSource, check_architecture, resolve_source, safetensors_parameters
 from pgpt.runtime.errors import (
     Cancelled,
+    DiskFullError,
     DiskSpaceError,
     MemoryNeedError,
     OutputExistsError,
+    PgptError,
     QualityError,
     UnsupportedModelError,
 )
@@ -118,10 +120,29 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
             report("done", f"wrote {final} (version {version.version})")
             return ModelInfo(final.name, version.path, manifest)
         os.replace(out, final)
+    except OSError as exc:
+        fault = _full_disk(exc, final, options.output is not None)
+        if fault is None:
+            raise
+        raise fault from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report("done", f"wrote {final}")
     return ModelInfo(final.name, final, manifest)
+
+
+def _full_disk(error: OSError, final: Path, explicit: bool) -> DiskFullError | None:
+    """A disk that filled up during the export, naming the folder being written and, for -o, another
+    -o as the way out (the generic message said "a data folder" and PGPT_HOME); None for other faults."""
+    from pgpt.runtime.storage_faults import storage_fault
+
+    if isinstance(error, PgptError) or not isinstance(storage_fault(error, final), DiskFullError):
+        return None
+    where = "choose another -o on a disk with room" if explicit else \
+        "point PGPT_MODEL_CACHE (or -o) to a folder on another disk"
+    return DiskFullError(f"Writing the export to {final} failed: the disk is full.", folder=final,
+                         hint=f"Free some space on that disk (df -h shows how much is left), or {where}; "
+                              "nothing was left half-written.")
 
 
 def _export_kind(source: ModelSource, options: ExportOptions, tmp: Path, report: _Reporter) -> dict[str, Any]:
@@ -212,11 +233,13 @@ def export_space_needed(source: ModelSource, dtype: str = "fp32", graph: str = "
 def check_disk(source: ModelSource, target: Path, dtype: str = "fp32", graph: str = "auto",
                prefill: str = "none") -> None:
     """Refuse early when the target disk cannot hold the work files (``export_space_needed``)."""
+    from pgpt.runtime.footprint import human_bytes
+
     needed = export_space_needed(source, dtype, graph, prefill)
     free = shutil.disk_usage(target).free
     if free < needed:
         raise DiskSpaceError(
-            f"Exporting needs about {needed / 1e9:.1f} GB in {target} but only {free / 1e9:.1f} GB are free."
+            f"Exporting needs about {human_bytes(needed)} in {target} but only {human_bytes(free)} are free."
         )
 
 
@@ -228,7 +251,8 @@ def base_manifest(source: ModelSource, options: ExportOptions, kind: str, task: 
         "task": task,
         "dtype": options.dtype,
         "source": source.record,
-        "parameters": source.parameters or safetensors_parameters(source.folder),
+        # the model's weights: a tied table that a GGUF stores twice counts once (disk checks count both)
+        "parameters": (source.parameters - source.repeated) or safetensors_parameters(source.folder),
         "tools": tool_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -293,10 +317,12 @@ class _Reporter:
             self._progress(stage, f"[{self._last_line - self._started:6.1f}s] {message}")
 
     @contextmanager
-    def heartbeat(self, stage: str, message: str | Callable[[], str], every: float = 3.0) -> Iterator[None]:
+    def heartbeat(self, stage: str, message: str | Callable[[], str], every: float = 3.0,
+                  clock: bool = True) -> Iterator[None]:
         """Within the block, a line every ``every`` seconds when nothing else was reported (for
         steps that report nothing themselves: parsing a tokenizer, converting one large tensor).
-        ``message`` may be a function, called for each line."""
+        ``message`` may be a function, called for each line; ``clock=False``: it gives its own time
+        (the block's seconds beside a step's own were two clocks in one line)."""
         stop = threading.Event()
         started = time.perf_counter()
 
@@ -308,7 +334,7 @@ class _Reporter:
         def beat() -> None:
             while not stop.wait(every / 3):
                 if time.perf_counter() - self._last_line >= every:
-                    self.note(stage, f"{text()} ({time.perf_counter() - started:.0f}s)")
+                    self.note(stage, f"{text()} ({time.perf_counter() - started:.0f}s)" if clock else text())
 
         thread = threading.Thread(target=beat, name="export-heartbeat", daemon=True)
         thread.start()

@@ -129,6 +129,7 @@ def llm_quality(reference: Any, open_model: Callable[[], Any], progress: Callabl
     import gc
 
     gc.collect()  # the session's memory goes before the reference takes its own
+    say("running the original as the reference")
     references = reference.scores([ids for _, ids, _ in sequences])
     quality = _compare(sequences, references, main)
     quality["reference"] = reference.method

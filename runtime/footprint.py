@@ -130,6 +130,11 @@ def human_mb(megabytes: float, space: str = " ") -> str:
     return f"<1{space}MB" if megabytes < 1 else f"{megabytes:.0f}{space}MB"
 
 
+def human_bytes(size: float) -> str:
+    """5.7e9 -> "5.7 GB", 1.3e6 -> "1.3 MB": below 0.1 GB in MB (a small disk's "0.0 GB" said nothing)."""
+    return f"{size / 1e9:.1f} GB" if size >= 1e8 else f"{size / 1e6:.1f} MB"
+
+
 def human_count(parameters: int) -> str:
     """1_543_714_304 -> "1.54B", 134_515_008 -> "135M"."""
     if parameters >= 1e9:

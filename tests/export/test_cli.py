@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -116,6 +117,38 @@ def test_not_enough_disk_is_refused_before_work(tmp_path: Path) -> None:
         assert os.listdir(small) == []
 
 
+def test_a_small_need_and_free_space_are_given_in_mb(tmp_path: Path) -> None:
+    """A 1 MB disk said "needs about 0.0 GB ... only 0.0 GB are free": below 0.1 GB, sizes are in MB."""
+    from pgpt.export.pipeline import check_disk
+    from pgpt.export.sources import ModelSource
+    from pgpt.runtime.errors import DiskSpaceError
+
+    with small_disk(tmp_path / "one", 1) as disk:
+        with pytest.raises(DiskSpaceError, match=r"needs about 6\.4 MB in .* but only 1\.0 MB are free"):
+            check_disk(ModelSource(folder=tmp_path, parameters=1_000_000), disk)
+
+
+def test_a_disk_that_fills_up_names_the_output_folder_and_another_o(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk mid-export said "A data folder cannot be used" and advised PGPT_HOME / PGPT_MODEL_CACHE."""
+    import errno
+
+    from pgpt.export import pipeline
+    from pgpt.runtime.errors import DiskFullError
+    from pgpt.runtime.errors.messages import user_message
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".out.tmp-1" / "out" / "tokenizer.json"))
+
+    monkeypatch.setattr(pipeline, "_export_kind", full)
+    with pytest.raises(DiskFullError) as refused:
+        pipeline.export_model(pipeline.ExportOptions(source=str(gguf_path()), output=tmp_path / "out"))
+    text = user_message(refused.value).text
+    assert f"Writing the export to {tmp_path / 'out'} failed: the disk is full." in text
+    assert "choose another -o" in text and "PGPT_HOME" not in text and "PGPT_MODEL_CACHE" not in text
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_space_the_disk_check_asks_for_is_enough(tmp_path: Path) -> None:
     """Optimum's fp16 export used the most disk of every dtype and graph (1.43x the fp32 weights):
     it fits a disk of exactly the size the check asks for, temporary files included."""
@@ -162,6 +195,8 @@ def test_fp16_export_is_valid_and_warns_about_the_cpu(tmp_path: Path) -> None:
     result = export_cli(str(gguf_path()), "--dtype", "fp16", "-o", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fp16 on the CPU EP is slow" in result.stderr
+    # the estimate is printed before the work, not only in a refusal
+    assert re.search(r"load: .*needs about \d+\.\d [GM]B of memory, \d+\.\d [GM]B available", result.stderr)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["dtype"] == "fp16" and manifest["quality"]["top1_agreement"] >= 0.9
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])

@@ -17,8 +17,10 @@ from pgpt.export.pipeline import ExportOptions
 
 SMOLLM2 = DecoderSpec("llama", 30, 576, 9, 3, 64, 1536, 49152, 1e-5, 8192, True, False, False, False, 0.0,
                       "silu", 1.0, 0.125, (0,) * 30)
+# As pgpt-export reads Qwen2.5-Coder-1.5B's Q4_K_M file: it stores its own `output` table (not tied).
 QWEN_1_5B = dataclasses.replace(SMOLLM2, model_type="qwen2", layers=28, hidden=1536, heads=12, kv_heads=2,
-                                head_dim=128, intermediate=8960, vocab=151936, qkv_bias=True, windows=(0,) * 28)
+                                head_dim=128, intermediate=8960, vocab=151936, qkv_bias=True, tied=False,
+                                windows=(0,) * 28)
 GEMMA_270M = dataclasses.replace(SMOLLM2, model_type="gemma3", layers=18, hidden=640, heads=4, kv_heads=1,
                                  head_dim=256, intermediate=2048, vocab=262144, windows=(0,) * 18)
 MISTRAL_7B = dataclasses.replace(SMOLLM2, model_type="mistral", layers=32, hidden=4096, heads=32, kv_heads=8,
@@ -56,3 +58,13 @@ def test_fp16_is_estimated_between_int8_and_fp32_now_that_it_is_converted_weight
     # It was "the fp32 graph loaded whole": above fp32 itself at 7B.
     assert estimate(QWEN_1_5B, "int8") < estimate(QWEN_1_5B, "fp16") < estimate(QWEN_1_5B, "fp32")
     assert estimate(MISTRAL_7B, "fp16") < estimate(MISTRAL_7B, "fp32")
+
+
+def test_the_readme_gives_the_estimates_the_tool_computes() -> None:
+    """The README said 6.5 GB for int4 with --prefill int8 where pgpt-export said 7.0 (a tied table in the test)."""
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    for dtype, words in (("int8", "int8"), ("int4", "int4"), ("int4 --prefill int8", "int4 with `--prefill int8`")):
+        measured = dict((d, p) for spec, d, p in MEASURED if spec is QWEN_1_5B)[dtype]
+        assert f" {words} {estimate(QWEN_1_5B, dtype):.1f} for {measured:.1f}" in readme, dtype

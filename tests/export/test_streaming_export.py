@@ -198,3 +198,56 @@ def test_int4_below_the_gate_keeps_its_5_to_8_bit_blocks_at_8_bits(kquant_gguf: 
     assert any("writing them as 8-bit blocks instead" in line for line in lines)
     assert sorted(p.name for p in info.path.iterdir() if p.name.startswith("model.onnx")) == ["model.onnx",
                                                                                             "model.onnx.data"]
+
+
+def test_int4_of_a_file_without_4_bit_blocks_says_why_it_failed(vocabulary: Vocabulary, tmp_path: Path) -> None:
+    """An F16 file has no blocks to keep: int4 re-rounds every matrix, and the refusal said only
+    "Try a wider type"; it names the cause and what keeps the quality (int8, or a Q4_K_M file)."""
+    from pgpt.runtime.errors import QualityError
+
+    f16 = write_gguf(tmp_path / "f16.gguf", GGUFModel("llama", default_type="F16", std=0.05), vocabulary)
+    cause = r"This file has no 4-bit blocks to keep exactly, so int4 re-rounded all 15 of its weight"
+    with pytest.raises(QualityError, match=cause) as refused:
+        export_model(ExportOptions(source=str(f16), output=tmp_path / "int4", dtype="int4", prefill="none",
+                                   min_agreement=1.0))
+    assert "--dtype int8, or a Q4_K_M file of the same model" in refused.value.hint
+    assert not (tmp_path / "int4").exists()
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_a_tied_table_stored_twice_counts_once(vocabulary: Vocabulary, tmp_path: Path, copy: bool) -> None:
+    """Qwen2.5-Coder-1.5B's Q4_K_M file stores its tied table as token_embd and output: `models` said 1.78B."""
+    from pgpt.export.pipeline import base_manifest
+    from pgpt.export.sources import gguf_source
+
+    model = GGUFModel("llama", default_type="Q8_0", output_copy=copy)
+    source = gguf_source(write_gguf(tmp_path / "m.gguf", model, vocabulary))
+    table = len(vocabulary.tokens) * model.hidden
+    assert source.repeated == (table if copy else 0)
+    manifest = base_manifest(source, ExportOptions(source=str(tmp_path / "m.gguf")), "llm", "text-generation")
+    assert manifest["parameters"] == source.parameters - (table if copy else 0)
+
+
+def test_the_check_names_its_steps_and_its_heartbeat_the_current_one(kquant_gguf: Path, tmp_path: Path) -> None:
+    """The check's heartbeat said "comparing (90s)" between the reference's layer lines, on another clock,
+    and "comparing (143s)" through the scoring after them, a step nothing named."""
+    from pgpt.export.fused_export import CheckSteps
+    from pgpt.export.pipeline import _Reporter
+
+    lines: list[str] = []
+    export_model(ExportOptions(source=str(kquant_gguf), output=tmp_path / "int8", dtype="int8", prefill="none"),
+                 progress=lambda stage, line: lines.append(line.partition("] ")[2]))
+    reference = next(i for i, line in enumerate(lines) if line == "running the original as the reference")
+    layers = [i for i, line in enumerate(lines) if line.startswith("reference layer")]
+    scoring = next(i for i, line in enumerate(lines) if line.startswith("scoring the export against the reference"))
+    result = next(i for i, line in enumerate(lines) if line.startswith("top-1 agreement"))
+    assert reference < layers[0] <= layers[-1] < scoring < result
+    beats: list[str] = []
+    report = _Reporter(lambda stage, line: beats.append(line.partition("] ")[2]), time.perf_counter(), None)
+    steps = CheckSteps(report)
+    with report.heartbeat("validate", steps.waiting, every=0.06, clock=False):
+        steps("running the original as the reference")
+        steps.detail("reference layer 1/28, ETA 9s")
+        time.sleep(0.3)
+    assert beats[-1].startswith("running the original as the reference, ") and beats[-1].endswith("s in this step")
+    assert not any(beat.startswith("comparing") for beat in beats[1:])

@@ -262,6 +262,9 @@ def print_cut_note(result: Any) -> None:
     from pgpt.runtime.llm.chat import cut_note
 
     if note := cut_note(result):
+        # the answer's line ends first: where both streams go to one place (`2>&1 | less`, a captured log),
+        # stdout's buffered "\n" came after the note ("...Paris(cut at ...)"); stdout's own bytes stay the same
+        sys.stdout.flush()
         hint = "; --max-tokens allows a longer answer" if result.finish_reason == "length" else ""
         print(f"({note}{hint})", file=sys.stderr)
 

@@ -85,7 +85,11 @@ def _report_servers(settings: Any, name: str, version: str, since: float, wait_s
         print(f"chat, ask and the app use it from their next start; no running pgpt-serve with "
               f"PGPT_HOME={settings.home} serves {name} ({others})")
     for outcome in outcomes:
-        if outcome.state == "ok":
+        if outcome.state == "ok" and outcome.pinned and outcome.pinned.partition("@")[0] != name:
+            # its `default` does not follow --use: "now serving" read as the switch clients get
+            print(f"server (pid {outcome.pid}) was started with {_pin(outcome.pinned, outcome.pinned_by)}: "
+                  f"its default stays {outcome.pinned}; {name}@{version} is served to requests that name it")
+        elif outcome.state == "ok":
             print(f"server (pid {outcome.pid}): now serving {name}@{version}")
         elif outcome.state == "failed":
             failed += 1
@@ -94,6 +98,11 @@ def _report_servers(settings: Any, name: str, version: str, since: float, wait_s
         else:
             print(f"server (pid {outcome.pid}): has not switched after {wait_s} s (still loading?)")
     return 1 if failed else 0
+
+
+def _pin(model: str, setting: str) -> str:
+    """How a server's default was pinned: "--model NAME", or "PGPT_MODEL=NAME" (from "PGPT_MODEL (set in ...)")."""
+    return f"{setting} {model}" if setting.startswith("--") else f"{setting.partition(' ')[0] or 'PGPT_MODEL'}={model}"
 
 
 def _versions(settings: Any, args: argparse.Namespace) -> int:

@@ -35,6 +35,9 @@ class StatusFile:
         self._lock = threading.Lock()
         self._switches: dict[str, dict[str, Any]] = {}
         self._written = ""
+        # the name `default` stays on whatever --use does (pgpt-serve --model, PGPT_MODEL): `models --use`
+        # said "now serving NAME" where the server's default did not follow
+        self._pinned = {"name": settings.model, "by": settings.named("PGPT_MODEL")} if settings.model else {}
 
     def switched(self, name: str, target: str, previous: str, ok: bool, reason: str = "") -> None:
         """Record how the switch of ``name`` to ``target`` went (written with the next ``write``)."""
@@ -53,7 +56,7 @@ class StatusFile:
             body = json.dumps({"pid": os.getpid(),
                                "serving": {m.name: m.version for m in loaded if m.serving},
                                "loaded": sorted(m.ref for m in loaded),
-                               "switches": self._switches}, sort_keys=True)
+                               "switches": self._switches, "pinned": self._pinned}, sort_keys=True)
             if body == self._written:
                 return
             ensure_private_dir(self.path.parent)
@@ -74,6 +77,8 @@ class SwitchOutcome:
     pid: int
     state: str  # ok, failed, pending
     reason: str = ""
+    pinned: str = ""  # the model its `default` is pinned to (pgpt-serve --model, PGPT_MODEL), if any
+    pinned_by: str = ""  # what pinned it: "--model", "PGPT_MODEL", "PGPT_MODEL (set in ./.env)"
 
 
 def running_pools(settings: Settings) -> list[dict[str, Any]]:
@@ -106,14 +111,16 @@ def wait_for_switch(settings: Settings, name: str, target: str, since: float, ti
         outcomes = []
         for pool in running_pools(settings):
             switch = pool.get("switches", {}).get(name, {})
+            pinned = pool.get("pinned") or {}
+            pin = {"pinned": str(pinned.get("name", "")), "pinned_by": str(pinned.get("by", ""))}
             # Serving it is done, whatever an earlier switch to another version did (a failed one
             # left the old version serving, and --use of that version waited out its whole time).
             if pool.get("serving", {}).get(name) == target:
-                outcomes.append(SwitchOutcome(pool["pid"], "ok"))
+                outcomes.append(SwitchOutcome(pool["pid"], "ok", **pin))
             elif switch.get("target") == target and not switch.get("ok") and switch.get("at", 0) >= since:
-                outcomes.append(SwitchOutcome(pool["pid"], "failed", str(switch.get("reason", ""))))
+                outcomes.append(SwitchOutcome(pool["pid"], "failed", str(switch.get("reason", "")), **pin))
             elif name in pool.get("serving", {}):
-                outcomes.append(SwitchOutcome(pool["pid"], "pending"))
+                outcomes.append(SwitchOutcome(pool["pid"], "pending", **pin))
         if all(o.state != "pending" for o in outcomes) or time.monotonic() >= deadline:
             return outcomes
         time.sleep(poll_s)

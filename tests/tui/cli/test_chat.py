@@ -52,6 +52,14 @@ def test_an_answer_cut_at_the_token_limit_says_so(settings) -> None:  # type: ig
     assert as_json["finish_reason"] == "length" and as_json["repeated"] is False
 
 
+def test_the_cut_note_starts_its_own_line_in_a_merged_output(settings) -> None:  # type: ignore[no-untyped-def]
+    """A terminal (or `2>&1 | less`) shows stdout and stderr in one: the note came before stdout's last "\n"."""
+    both = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "chat", "Describe Paris in detail.",
+                           "--max-tokens", "5", "--no-cache"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, env={**cli_env(settings), "PYTHONUNBUFFERED": ""}, timeout=600)
+    assert both.returncode == 0 and "\n(cut at the 5-token limit;" in both.stdout, both.stdout
+
+
 def test_a_cache_hit_does_not_run_the_model(settings) -> None:  # type: ignore[no-untyped-def]
     engine = ChatEngine(settings)
     options = SamplingOptions(max_new_tokens=16)

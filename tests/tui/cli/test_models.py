@@ -112,6 +112,30 @@ def test_use_reports_what_a_running_pool_did(tiny_settings: Settings, tiny_versi
         pool.close()
 
 
+def test_use_says_when_a_server_keeps_its_default_pinned(tiny_settings: Settings,  # type: ignore[no-untyped-def]
+                                                           tiny_versions) -> None:
+    """`pgpt-serve --model X`: its `default` stays X whatever --use does; "now serving Y" read as a switch."""
+    import dataclasses
+
+    old, _ = tiny_versions[1]
+    work = tiny_settings.model_cache / ".work-pinned"
+    shutil.copytree(versions_folder(tiny_settings.model_cache, TINY_MODEL) / old, work)
+    (work / ".verified.json").unlink(missing_ok=True)
+    publish_version(tiny_settings.model_cache, "tiny-pinned-fp32", work, keep=1)
+    pinned = dataclasses.replace(tiny_settings, model="tiny-pinned-fp32",
+                                 sources={**tiny_settings.sources, "PGPT_MODEL": "--model"})
+    pool = ModelPool(pinned, PoolConfig(watch_interval_s=0.05), use_cache=False)
+    try:
+        pool.acquire(TINY_MODEL).release()  # requested by name, as the tester's client did
+        switched = tui_cli(tiny_settings, "models", "--use", f"{TINY_MODEL}@{old}", "--wait", "60")
+        assert switched.returncode == 0, switched.stderr
+        assert (f"server (pid {os.getpid()}) was started with --model tiny-pinned-fp32: its default stays "
+                f"tiny-pinned-fp32; {TINY_MODEL}@{old} is served to requests that name it") in switched.stdout
+        assert "now serving" not in switched.stdout
+    finally:
+        pool.close()
+
+
 def test_a_reader_that_goes_away_ends_the_listing_quietly(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
     """`pgpt-tui models --json | head -1` printed "System error: [Errno 32] Broken pipe" (exit 1)
     about as often as not. Now nothing on stderr, and the status of a process SIGPIPE ended."""
