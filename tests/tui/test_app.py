@@ -450,3 +450,28 @@ async def test_a_damaged_config_file_is_named_in_the_chat_and_left_as_it_is(sett
         assert notice.kind == "notice" and "is damaged" in notice.text and "models --use NAME" in notice.text
         assert status(app) == "No chat model loaded"
     assert settings.config_file.read_text() == '{"active_model": 42}'
+
+
+async def test_the_first_start_note_comes_before_the_tip_and_says_when_it_is_done(
+        settings: Settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The 9-line tip pushed the first-start note half-way down a 24-row screen, and once the models
+    were ready the note still said "pgpt is exporting ..." with no line saying it had finished."""
+    import dataclasses
+
+    from pgpt.tui.chat import first_run
+
+    release = threading.Event()
+
+    def fake_prepare(settings: Settings, report: Callable[[str, int, int], None], cancel: threading.Event) -> None:
+        report("smollm2 int8, export (1.0s): exporting", 1, 2)
+        release.wait(60)
+
+    monkeypatch.setattr(first_run, "prepare", fake_prepare)
+    app = ChatApp(dataclasses.replace(settings, home=tmp_path / "home"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: any(t.kind == "notice" for t in turns(app)))
+        shown = [w for w in app.query_one(ChatLog).children if w.has_class("tip") or isinstance(w, Turn)]
+        assert [getattr(w, "text", "tip") for w in shown] == [first_run.FIRST_RUN, "tip"]
+        release.set()
+        await wait_until(pilot, lambda: app.engine is not None)
+        assert [t.text for t in turns(app) if t.kind == "notice"] == [first_run.FIRST_RUN_DONE]

@@ -35,9 +35,6 @@ if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the load
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = CHAT_MAX_TOKENS  # documents answers: at most DOCUMENTS_MAX_TOKENS (workers.py)
-FIRST_RUN = ("First start: pgpt is exporting its built-in chat and embedding models to ONNX and checking "
-             "their quality (about a minute on 2 CPU cores; only this once). You can type a question now: "
-             "it is answered as soon as the model is ready.")
 
 
 class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
@@ -176,6 +173,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         self._chat.query_one("#ingest-progress", ProgressBar).display = self._ingesting()
         first = not self._loaded_once  # a model chosen later (F3) leaves the user's mode alone
         self._loaded_once = True
+        self.first_start_done()
         if first and self.library is not None and self.library.documents and self.mode != "docs":
             self._documents_found()
         elif self.mode != "chat" and self.library is None:
@@ -210,12 +208,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
 
     @on(PrepareTick)
     def _preparing(self, message: PrepareTick) -> None:
-        bar = self._chat.query_one("#ingest-progress", ProgressBar)
-        if not bar.display:
-            bar.display = True
-            self._chat.query_one(ChatLog).add_turn("notice", FIRST_RUN)
-        bar.update(total=message.steps, progress=message.step)
-        self._set_status(f"First start {message.step}/{message.steps}: {message.text}")
+        self.show_first_start(message)
 
     @on(ModelChanged)
     def _model_changed(self, message: ModelChanged) -> None:

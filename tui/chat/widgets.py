@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from pgpt.tui.sanitize import clean_text, strip_controls
@@ -79,10 +80,10 @@ class ChatLog(VerticalScroll):
     def on_mount(self) -> None:
         self.anchor()
 
-    def add_turn(self, kind: str, text: str = "") -> Turn:
-        """Append a user, assistant or notice turn and keep the view at the bottom."""
+    def add_turn(self, kind: str, text: str = "", before: Widget | None = None) -> Turn:
+        """Append a user, assistant or notice turn (or put it ``before`` a widget) and keep the view at the bottom."""
         turn = Turn(kind, text)
-        self.mount(turn)
+        self.mount(turn, before=before)
         self.anchor()
         return turn
 
