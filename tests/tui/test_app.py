@@ -60,6 +60,9 @@ async def test_question_gets_a_streamed_answer_with_timings_and_context(settings
         line = status(app)
         assert line.startswith(("CPU · smollm2-135m-instruct", "CUDA · smollm2-135m-instruct"))
         assert "TTFT" in line and "tok/s" in line and "cached" not in line
+        # which export answers, as the CLI and a server say it (the app never showed a version)
+        info = app.engine.model.info
+        assert f" · {info.name}@{info.version[:6]} · " in line and len(info.version) > 6
         assert app.query_one("#prompt", Input).value == ""
 
         await ask(pilot, "And of Italy?")  # the follow-up is sent with the first exchange
@@ -203,6 +206,9 @@ def test_the_status_line_shows_speeds_only_when_the_model_ran() -> None:
     fast = ChatResult("x", "m", "cuda", timings={"ttft_s": 0.05, "decode_tok_s": 107.1})  # 3 digits are enough
     assert describe_result(fast, False).endswith("m · TTFT 0.05 s · 107 tok/s")
     assert describe_result(early, False).endswith(" · m") and "TTFT" not in describe_result(early, False)
+    local = ChatResult("x", "m", "cpu", version="0123456789ab")  # a server's "m@0123456789ab" is shown as it is
+    assert describe_result(local, False) == "CPU · m@012345"
+    assert describe_result(ChatResult("x", "m@0123456789ab", "server h:1"), False) == "server h:1 · m@0123456789ab"
 
 
 def test_the_status_line_keeps_its_speeds_within_80_columns() -> None:

@@ -23,7 +23,7 @@ from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded
 from pgpt.tui.chat.panels import PANELS, PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
 from pgpt.tui.chat.widgets import (NO_ANSWER, ChatLog, PromptInput, Turn, describe_result, failed_mark,
-                                   fit_status, provider_label)
+                                   fit_status, model_ref, provider_label)
 
 __all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
@@ -390,7 +390,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
     def _model_label(self) -> str:
         if self.engine is None:
             return "No chat model loaded"
-        return f"{provider_label(self.engine.provider)} · {self.engine.model.info.name}"
+        info = self.engine.model.info
+        return f"{provider_label(self.engine.provider)} · {model_ref(info.name, info.version)}"
 
     def _set_status(self, *parts: str) -> None:
         status = self._chat.query_one("#status", Static)
