@@ -249,6 +249,9 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert "\u201cThe launch code of project Zephyr is 7341.\u201d" in quotes.text
         assert sources.kind == "sources" and sources.text.startswith("[1] ") and "zephyr.txt" in sources.text
         assert app.conversation == []  # document answers are single turns
+        await pilot.press("ctrl+y")  # the answer with what supports it, as shown
+        assert app.clipboard == f"{answer.text}\n\n{quotes.text}\n\n{sources.text}"
+        assert list(app._notifications)[-1].message.startswith("Copied the last answer and its quotes and sources (")
         await pilot.press(*"How many passengers can the ferry to the island carry?", "enter")
         await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 7)
         answer, closest = turns(app)[-2:]
@@ -256,6 +259,8 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         # the draft streamed first ("The ferry ... leaves at noon"): its vanishing is explained
         assert answer.mark == "(replaced: the model's own answer was not supported by the sources)"
         assert closest.text.startswith("Closest passages") and "ferry.txt" in closest.text
+        await pilot.press("ctrl+y")  # it copied only "I could not find ...", not the passages to judge
+        assert app.clipboard == f"{answer.text}\n\n{closest.text}" and "ferry.txt" in app.clipboard
         # kept for a follow-up ("And when does it close?" was searched alone and "not found" before the model ran)
         assert app.asked == ["What is the launch code of project Zephyr?",
                              "How many passengers can the ferry to the island carry?"]
