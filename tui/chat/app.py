@@ -174,6 +174,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         first = not self._loaded_once  # a model chosen later (F3) leaves the user's mode alone
         self._loaded_once = True
         self.first_start_done()
+        self.list_documents_again()
         if first and self.library is not None and self.library.documents and self.mode != "docs":
             self._documents_found()
         elif self.mode != "chat" and self.library is None:
