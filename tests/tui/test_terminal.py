@@ -254,7 +254,8 @@ def test_tmux_user_asks_a_question_and_reads_the_answer(settings: Settings) -> N
         tmux.start(f"env TERM=xterm-256color {shlex.quote(str(PGPT_TUI))}")  # tmux sets its own TERM
         seen = [tmux.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")]
         # name@version: which export answers (the first 6 hex digits of the version)
-        assert re.search(r"CPU · smollm2-135m-instruct-int8@[0-9a-f]{6} · loaded in", seen[0]) or "CUDA · " in seen[0]
+        loaded = re.search(r"CPU · smollm2-135m-instruct-int8@[0-9a-f]{6} · loaded in", seen[0])
+        assert loaded or "CUDA · " in seen[0]
         tmux("send-keys", "-t", "pgpt", "-l", QUESTION)
         tmux("send-keys", "-t", "pgpt", "Enter")
         # The status line shows TTFT and tok/s once the answer ends; the answer is greedy and short.
