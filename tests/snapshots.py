@@ -24,7 +24,9 @@ FOLDER = Path(__file__).parent / "snapshots"
 CELL_WIDTH = 12.2  # pixels per terminal column in Textual's SVG export
 _TEXT = re.compile(r'<text class="[^"]*-r\d+" x="([\d.]+)" y="[\d.]+" textLength="[\d.]+" '
                    r'clip-path="url\(#[^)]*-line-(\d+)\)">(.*?)</text>', re.S)
-MASKS = [(re.compile(r"\d+(\.\d+)? ?[KMGT]B\b"), "<size>"), (re.compile(r"\d+"), "#")]
+# a model's version on the status line (name@1a2b3c) depends on the export's bytes
+MASKS = [(re.compile(r"@[0-9a-f]{6}\b"), "@<version>"), (re.compile(r"\d+(\.\d+)? ?[KMGT]B\b"), "<size>"),
+         (re.compile(r"\d+"), "#")]
 
 
 def screen_text(svg: str, width: int = 80, height: int = 24) -> list[str]:

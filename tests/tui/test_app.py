@@ -60,6 +60,9 @@ async def test_question_gets_a_streamed_answer_with_timings_and_context(settings
         line = status(app)
         assert line.startswith(("CPU · smollm2-135m-instruct", "CUDA · smollm2-135m-instruct"))
         assert "TTFT" in line and "tok/s" in line and "cached" not in line
+        # which export answers, as the CLI and a server say it (the app never showed a version)
+        info = app.engine.model.info
+        assert f" · {info.name}@{info.version[:6]} · " in line and len(info.version) > 6
         assert app.query_one("#prompt", Input).value == ""
 
         await ask(pilot, "And of Italy?")  # the follow-up is sent with the first exchange
@@ -203,6 +206,9 @@ def test_the_status_line_shows_speeds_only_when_the_model_ran() -> None:
     fast = ChatResult("x", "m", "cuda", timings={"ttft_s": 0.05, "decode_tok_s": 107.1})  # 3 digits are enough
     assert describe_result(fast, False).endswith("m · TTFT 0.05 s · 107 tok/s")
     assert describe_result(early, False).endswith(" · m") and "TTFT" not in describe_result(early, False)
+    local = ChatResult("x", "m", "cpu", version="0123456789ab")  # a server's "m@0123456789ab" is shown as it is
+    assert describe_result(local, False) == "CPU · m@012345"
+    assert describe_result(ChatResult("x", "m@0123456789ab", "server h:1"), False) == "server h:1 · m@0123456789ab"
 
 
 def test_the_status_line_keeps_its_speeds_within_80_columns() -> None:
@@ -243,6 +249,9 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert "\u201cThe launch code of project Zephyr is 7341.\u201d" in quotes.text
         assert sources.kind == "sources" and sources.text.startswith("[1] ") and "zephyr.txt" in sources.text
         assert app.conversation == []  # document answers are single turns
+        await pilot.press("ctrl+y")  # the answer with what supports it, as shown
+        assert app.clipboard == f"{answer.text}\n\n{quotes.text}\n\n{sources.text}"
+        assert list(app._notifications)[-1].message.startswith("Copied the last answer and its quotes and sources (")
         await pilot.press(*"How many passengers can the ferry to the island carry?", "enter")
         await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 7)
         answer, closest = turns(app)[-2:]
@@ -250,6 +259,8 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         # the draft streamed first ("The ferry ... leaves at noon"): its vanishing is explained
         assert answer.mark == "(replaced: the model's own answer was not supported by the sources)"
         assert closest.text.startswith("Closest passages") and "ferry.txt" in closest.text
+        await pilot.press("ctrl+y")  # it copied only "I could not find ...", not the passages to judge
+        assert app.clipboard == f"{answer.text}\n\n{closest.text}" and "ferry.txt" in app.clipboard
         # kept for a follow-up ("And when does it close?" was searched alone and "not found" before the model ran)
         assert app.asked == ["What is the launch code of project Zephyr?",
                              "How many passengers can the ferry to the island carry?"]
@@ -450,3 +461,28 @@ async def test_a_damaged_config_file_is_named_in_the_chat_and_left_as_it_is(sett
         assert notice.kind == "notice" and "is damaged" in notice.text and "models --use NAME" in notice.text
         assert status(app) == "No chat model loaded"
     assert settings.config_file.read_text() == '{"active_model": 42}'
+
+
+async def test_the_first_start_note_comes_before_the_tip_and_says_when_it_is_done(
+        settings: Settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The 9-line tip pushed the first-start note half-way down a 24-row screen, and once the models
+    were ready the note still said "pgpt is exporting ..." with no line saying it had finished."""
+    import dataclasses
+
+    from pgpt.tui.chat import first_run
+
+    release = threading.Event()
+
+    def fake_prepare(settings: Settings, report: Callable[[str, int, int], None], cancel: threading.Event) -> None:
+        report("smollm2 int8, export (1.0s): exporting", 1, 2)
+        release.wait(60)
+
+    monkeypatch.setattr(first_run, "prepare", fake_prepare)
+    app = ChatApp(dataclasses.replace(settings, home=tmp_path / "home"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: any(t.kind == "notice" for t in turns(app)))
+        shown = [w for w in app.query_one(ChatLog).children if w.has_class("tip") or isinstance(w, Turn)]
+        assert [getattr(w, "text", "tip") for w in shown] == [first_run.FIRST_RUN, "tip"]
+        release.set()
+        await wait_until(pilot, lambda: app.engine is not None)
+        assert [t.text for t in turns(app) if t.kind == "notice"] == [first_run.FIRST_RUN_DONE]

@@ -58,3 +58,29 @@ async def test_forgetting_a_document_keeps_the_cursor_at_its_row(settings: Setti
         await wait_until(pilot, lambda: table.row_count == 2)
         assert table.cursor_row == 1
         assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == keys[2]
+
+
+async def test_the_list_opened_while_the_model_loads_says_so_and_fills_in_aligned(settings: Settings,
+                                                                                 tmp_path: Path) -> None:
+    """F4 opened ~7 s after the start showed only the header, no rows and no "loading…"; on the next
+    F4 the rows came, under a header left at the empty table's widths ("file" over the dates)."""
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "harbour.txt").write_text("The harbour office opens at eight.\n")
+    ingest(settings, [docs], default_embedder(settings))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        assert app.library is None
+        await wait_until(pilot, lambda: bool(app.screen.query(DataTable)))
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1 or app.library is not None)
+        if app.library is None:  # a fast machine may have loaded it already
+            assert str(table.get_row_at(0)[2]).startswith("loading…")
+        # filled in while open, once the model (and with it the index) is loaded
+        await wait_until(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[2].endswith("harbour.txt"))
+        await pilot.pause(0.3)
+        assert [c.content_width for c in table.ordered_columns][:2] == [6, 10]  # "chunks", a date

@@ -23,7 +23,7 @@ from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded
 from pgpt.tui.chat.panels import PANELS, PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
 from pgpt.tui.chat.widgets import (NO_ANSWER, ChatLog, PromptInput, Turn, describe_result, failed_mark,
-                                   fit_status, provider_label)
+                                   fit_status, model_ref, provider_label)
 
 __all__ = ["ChatApp", "Turn"]
 from pgpt.tui.sanitize import clean_text
@@ -35,9 +35,6 @@ if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the load
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = CHAT_MAX_TOKENS  # documents answers: at most DOCUMENTS_MAX_TOKENS (workers.py)
-FIRST_RUN = ("First start: pgpt is exporting its built-in chat and embedding models to ONNX and checking "
-             "their quality (about a minute on 2 CPU cores; only this once). You can type a question now: "
-             "it is answered as soon as the model is ready.")
 
 
 class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
@@ -176,6 +173,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         self._chat.query_one("#ingest-progress", ProgressBar).display = self._ingesting()
         first = not self._loaded_once  # a model chosen later (F3) leaves the user's mode alone
         self._loaded_once = True
+        self.first_start_done()
+        self.list_documents_again()
         if first and self.library is not None and self.library.documents and self.mode != "docs":
             self._documents_found()
         elif self.mode != "chat" and self.library is None:
@@ -210,12 +209,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
 
     @on(PrepareTick)
     def _preparing(self, message: PrepareTick) -> None:
-        bar = self._chat.query_one("#ingest-progress", ProgressBar)
-        if not bar.display:
-            bar.display = True
-            self._chat.query_one(ChatLog).add_turn("notice", FIRST_RUN)
-        bar.update(total=message.steps, progress=message.step)
-        self._set_status(f"First start {message.step}/{message.steps}: {message.text}")
+        self.show_first_start(message)
 
     @on(ModelChanged)
     def _model_changed(self, message: ModelChanged) -> None:
@@ -397,7 +391,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
     def _model_label(self) -> str:
         if self.engine is None:
             return "No chat model loaded"
-        return f"{provider_label(self.engine.provider)} · {self.engine.model.info.name}"
+        info = self.engine.model.info
+        return f"{provider_label(self.engine.provider)} · {model_ref(info.name, info.version)}"
 
     def _set_status(self, *parts: str) -> None:
         status = self._chat.query_one("#status", Static)

@@ -1,7 +1,7 @@
 """The first start: export the embedded default models when nothing usable is in the model cache.
 
 Runs in the app's loading worker (minutes on a 2-core CPU), reporting each export stage; a
-question typed meanwhile is answered as soon as the model is ready.
+question typed meanwhile is answered as soon as both models are ready.
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ from pgpt.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
+FIRST_RUN = ("First start: pgpt is exporting its built-in chat and embedding models to ONNX and checking "
+             "their quality (about a minute on 2 CPU cores; only this once). You can type a question now: "
+             "it is answered as soon as the models are ready.")
+# What FIRST_RUN becomes once the models are ready (it stayed in the present tense, and no line said so).
+FIRST_RUN_DONE = "First start: the built-in models are exported and checked; ask away."
 # Stages export_model reports, in order, for the chat model and the embedder (both int8).
 LLM_STAGES = ("resolve", "load", "export", "quantize", "validate", "done")
 EMBEDDER_STAGES = LLM_STAGES

@@ -7,6 +7,8 @@ from textual.widgets import Input
 from pgpt.tui.chat.library import MODES, UNCHECKED
 from pgpt.tui.chat.widgets import ChatLog, Turn
 
+# The turns under a documents answer (ChatLog.add_details) that Ctrl+Y copies with it, as the notice names them.
+DETAILS = {"quotes": "quotes", "closest": "closest passages", "sources": "sources"}
 CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest"}
 
 
@@ -109,18 +111,33 @@ class KeysMixin:
             self.save_conversation()
 
     def action_copy_answer(self) -> None:
-        """Copy the last answer to the clipboard with OSC 52 (the terminal's, so it works over SSH);
-        without one, say why (a Ctrl+Y that did nothing after a stopped answer looked broken)."""
+        """Copy the last answer, with its quotes, closest passages or sources, to the clipboard with OSC 52
+        (the terminal's, so it works over SSH); without one, say why (a Ctrl+Y that did nothing after a
+        stopped answer looked broken)."""
         answer = self._last_answer()
         if answer is not None and answer.text:
-            self.copy_to_clipboard(answer.text)
-            self.notify(f"Copied the last answer ({len(answer.text)} characters).", timeout=3)
+            details = self._details_of(answer)
+            text = "\n\n".join([answer.text] + [t.text for t in details])
+            self.copy_to_clipboard(text)
+            with_what = " and its " + " and ".join(DETAILS[t.kind] for t in details) if details else ""
+            self.notify(f"Copied the last answer{with_what} ({len(text)} characters).", timeout=3)
         elif answer is None:
             self.notify("Nothing to copy yet: no question has been answered in this chat.", timeout=3)
         elif answer.mark == UNCHECKED:
             self.notify("Nothing to copy: the last answer was stopped before it was checked.", timeout=3)
         else:
             self.notify(f"Nothing to copy: the last answer has no text {answer.mark}".rstrip() + ".", timeout=3)
+
+    def _details_of(self, answer: Turn) -> list[Turn]:
+        """The quotes, closest passages or sources shown under ``answer``: a "not found" copied only
+        its sentence, not the passages the user is told to judge."""
+        shown = list(self._chat.query(Turn))
+        details = []
+        for turn in shown[shown.index(answer) + 1:]:
+            if turn.kind not in DETAILS:
+                break
+            details.append(turn)
+        return details
 
     def _last_answer(self) -> Turn | None:
         """The last answer shown, not the one being written."""

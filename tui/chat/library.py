@@ -91,7 +91,8 @@ def as_chat_result(result: Any, engine: ChatEngine) -> ChatResult:
 
     if isinstance(result, ChatResult):
         return result
-    return ChatResult(answer=result.answer, model=engine.model.info.name, provider=engine.provider,
+    info = engine.model.info  # its version too: the status line shows name@version
+    return ChatResult(answer=result.answer, model=info.name, provider=engine.provider, version=info.version,
                       cached=result.cached, timings=result.timings, finish_reason=result.finish_reason)
 
 

@@ -89,6 +89,13 @@ class PanelsMixin:
         if docs is not None:
             docs.cancel_ingest()
 
+    def list_documents_again(self: Any) -> None:
+        """The model, and with it the index, has loaded: the Docs list in view, opened before, is read now
+        (it showed only its header until opened again)."""
+        docs = self._docs_screen()
+        if docs is not None and self.screen is docs:
+            docs.list_documents()
+
     def _docs_screen(self: Any) -> DocumentsScreen | None:
         return self.get_screen("docs") if self.is_screen_installed("docs") else None
 

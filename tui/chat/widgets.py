@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from pgpt.tui.sanitize import clean_text, strip_controls
@@ -79,10 +80,10 @@ class ChatLog(VerticalScroll):
     def on_mount(self) -> None:
         self.anchor()
 
-    def add_turn(self, kind: str, text: str = "") -> Turn:
-        """Append a user, assistant or notice turn and keep the view at the bottom."""
+    def add_turn(self, kind: str, text: str = "", before: Widget | None = None) -> Turn:
+        """Append a user, assistant or notice turn (or put it ``before`` a widget) and keep the view at the bottom."""
         turn = Turn(kind, text)
-        self.mount(turn)
+        self.mount(turn, before=before)
         self.anchor()
         return turn
 
@@ -125,6 +126,15 @@ def provider_label(provider: str) -> str:
     return provider if provider.startswith("server ") else provider.upper()
 
 
+VERSION_SHOWN = 6  # hex digits of a local export's version on the status line (`models` prints 12)
+
+
+def model_ref(name: str, version: str) -> str:
+    """``name@version`` with the version cut to VERSION_SHOWN digits: the app never said which export
+    answered (the CLI and a server's ``name@version`` did); a server's name has its version already."""
+    return name if "@" in name or not version else f"{name}@{version[:VERSION_SHOWN]}"
+
+
 def fit_status(line: str, width: int) -> str:
     """``line`` within ``width`` columns, the speeds at its end kept in view: a model's @version
     goes first, then the longest part is shortened with an ellipsis (a client's "server HOST:PORT ·
@@ -157,7 +167,7 @@ def fit_fields(fields: list[str], width: int, drop: tuple[int, ...], cut: int | 
 
 def describe_result(result: ChatResult, stopped: bool) -> str:
     """The status line after an answer: provider, model, TTFT, tokens/s, cached or stopped."""
-    parts = [provider_label(result.provider), result.model]
+    parts = [provider_label(result.provider), model_ref(result.model, result.version)]
     timings = result.timings
     if result.cached:
         parts.append("cached")

@@ -14,6 +14,7 @@ from textual import work
 from pgpt.runtime.errors import Cancelled
 from pgpt.tui.chat.library import DocumentLibrary, as_chat_result, load_library, server_ingest
 from pgpt.tui.chat.messages import AnswerFinished, AnswerProgress, EngineLoaded, PrepareTick, ServerState
+from pgpt.tui.chat.widgets import ChatLog, Turn
 
 if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the loading worker
     from pgpt.runtime.llm.chat import ChatEngine
@@ -28,6 +29,32 @@ class WorkersMixin:
     use_cache: bool
     _quitting: threading.Event
     post_message: Any
+    _chat: Any
+    _set_status: Any
+
+    def show_first_start(self, tick: PrepareTick) -> None:
+        """A first-start export's stage on the progress bar and the status line; at the first one, the
+        FIRST_RUN note above the tip (the 9-line tip pushed it half-way down a 24-row screen)."""
+        from textual.widgets import ProgressBar
+
+        from pgpt.tui.chat.first_run import FIRST_RUN
+
+        bar = self._chat.query_one("#ingest-progress", ProgressBar)
+        if not bar.display:
+            bar.display = True
+            chat_log = self._chat.query_one(ChatLog)
+            chat_log.add_turn("notice", FIRST_RUN, before=chat_log.query(".tip").first() if chat_log.query(".tip")
+                              else None)
+        bar.update(total=tick.steps, progress=tick.step)
+        self._set_status(f"First start {tick.step}/{tick.steps}: {tick.text}")
+
+    def first_start_done(self) -> None:
+        """The models are ready: the FIRST_RUN note says so, in the past tense."""
+        from pgpt.tui.chat.first_run import FIRST_RUN, FIRST_RUN_DONE
+
+        for turn in self._chat.query(Turn):
+            if turn.kind == "notice" and turn.text == FIRST_RUN:
+                turn.show(FIRST_RUN_DONE)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load_engine(self) -> None:

@@ -66,6 +66,7 @@ class DocumentsListed(Message):
 
     documents: list[DocumentRecord]
     gone: set[str] = field(default_factory=set)
+    loading: bool = False  # the index opens with the model, which is still loading
 
 
 def remote_record(document: dict[str, Any]) -> DocumentRecord:

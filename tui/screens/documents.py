@@ -54,6 +54,7 @@ class DocumentsScreen(PanelScreen):
         super().__init__(settings)
         self._cancel: threading.Event | None = None
         self._records: list[DocumentRecord] = []  # listed last: refitted on a resize
+        self._loading = False  # the list waits for the model's load, which opens the index
         self._progress: list[str] = []  # the last tick's fields, fitted again on a resize
         self._paths: dict[str, str] = {}  # a row's key to its document's whole path (the cell has its end)
         self._gone: set[str] = set()  # the listed documents whose files are gone (marked in the list)
@@ -218,6 +219,9 @@ class DocumentsScreen(PanelScreen):
 
             documents = library.store.documents()
             self.post_message(DocumentsListed(documents, {d.path for d in gone_documents(documents)}))
+        else:  # the app lists it again once loaded: only a header, no rows, looked as if nothing were indexed
+            loading = getattr(self.app, "engine", None) is None and not getattr(self.app, "load_error", "")
+            self.post_message(DocumentsListed([], loading=loading))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")
     def add_documents(self, library: DocumentLibrary, path: str, cancel: threading.Event) -> None:
@@ -276,7 +280,7 @@ class DocumentsScreen(PanelScreen):
         report = self.query_one("#doc-report", Static)
         if str(report.render()).startswith("Server unreachable"):  # it answers again: the error is old
             report.update(clean_text(self._on_server()))
-        self._records, self._gone = message.documents, message.gone
+        self._records, self._gone, self._loading = message.documents, message.gone, message.loading
         self._refill(table)
         self._title_current(table)
         self.refresh_bindings()  # Forget gone, once none of the files it would forget is listed
@@ -300,6 +304,8 @@ class DocumentsScreen(PanelScreen):
         """The rows, gone files first, then newest first, the file column as wide as the table allows (it
         was 26 characters at every size: 60 empty columns at 120x40, and "…ork/t32a" for every file at 60x15)."""
         width = self._path_width(table)
+        if self._loading and not self._records:  # key "": no path to show, nothing to forget
+            table.add_row("", "", "loading… (the list is read once the model is loaded)", key="")
         for record in listing_order(self._records, self._gone):
             when = GONE if record.path in self._gone else time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
             key = record.doc_id if self.settings.server else record.path  # a server forgets by id
