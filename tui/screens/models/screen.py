@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING
 
@@ -262,7 +263,12 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
             self.query_one("#job-bar", ProgressBar).update(total=len(stages), progress=step)
             self.query_one("#job-total", Static).update(f"stage {step}/{len(stages)}: {message.stage}")
             self.query_one("#job-file", Static).update("")
-        self._add_line(f"{message.stage:>8}: {message.text}")
+        line = f"{message.stage:>8}: {message.text}"
+        # a heartbeat or a layer count repeats its line with other numbers: it updates that line (on a
+        # busy machine they filled the last MAX_LINES and pushed the export's first stages out)
+        if self._lines and re.sub(r"\d+", "#", self._lines[-1]) == re.sub(r"\d+", "#", clean_text(line)):
+            self._lines = self._lines[:-1]
+        self._add_line(line)
 
     @on(JobEnded)
     def _job_ended(self, message: JobEnded) -> None:
