@@ -1,0 +1,32 @@
+"""clean_text: what the app shows of document and model text has no terminal controls and no markup."""
+
+from __future__ import annotations
+
+from textual.content import Content
+
+from pgpt.tui.sanitize import clean_text
+
+
+def test_clean_text_drops_osc_52_clipboard_writes() -> None:
+    assert clean_text("a\x1b]52;c;cm0gLXJmIH4=\x07b") == "ab"
+    assert clean_text("a\x1b]52;c;cm0gLXJmIH4=\x1b\\b") == "ab"
+    assert clean_text("a\x9d52;c;cm0gLXJmIH4=\x9cb") == "ab"
+
+
+def test_clean_text_drops_csi_and_c1_controls() -> None:
+    assert clean_text("x\x1b[31mred\x1b[0m\x1b[2J") == "xred"
+    assert clean_text("p\x9b31mq\x85") == "pq"
+    assert clean_text("tab\tnew\nline\r\n\x00\x07\x08\x7f") == "tab\tnew\nline\n"
+
+
+def test_clean_text_escapes_markup() -> None:
+    for markup in ("[@click=app.quit]x[/]", "[B]bold[/B] [$var] [link='https://e.x']y[/link]"):
+        cleaned = clean_text(markup)
+        content = Content.from_markup(cleaned)
+        assert content.plain == markup and not content.spans
+
+
+def test_clean_text_output_has_no_control_characters() -> None:
+    every_char = "".join(chr(c) for c in range(0x00, 0xA0)) + "[@click=app.quit]x[/]"
+    cleaned = clean_text(every_char)
+    assert not [c for c in cleaned if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0]
