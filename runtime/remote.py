@@ -219,7 +219,7 @@ class RemoteStream:
         """Whether a refusal of a conversation too long left out its oldest turn (``fit`` only)."""
         from pgpt.runtime.llm.chat import oldest_turn
 
-        if not self._fit or status != 400 or _error_code(text) != "context_length_exceeded":
+        if not self._fit or status != 400 or _json_error(text).get("code") != "context_length_exceeded":
             return False
         turn = oldest_turn(self._body["messages"])
         if turn is None:  # the last question alone does not fit: the server's refusal stands
@@ -356,9 +356,10 @@ def not_pgpt_serve(url: str, status: int, text: str) -> ServerError:
 
 def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptError:
     """The error for an HTTP error answer, with the server's own message."""
-    try:
-        message = str(json.loads(text)["error"]["message"])
-    except (ValueError, KeyError, TypeError):
+    error = _json_error(text)
+    if "message" in error:
+        message = str(error["message"])
+    else:
         if status not in (401, 403, 503):
             return not_pgpt_serve(url, status, text)
         message = " ".join(text.split())[:300] or f"HTTP {status}"
@@ -384,12 +385,13 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
     return error
 
 
-def _error_code(text: str) -> str:
-    """The ``code`` of an OpenAI-style JSON error answer ("" for any other answer)."""
+def _json_error(text: str) -> dict[str, Any]:
+    """The ``error`` object of an OpenAI-style JSON error answer ({} for any other answer)."""
     try:
-        return str(json.loads(text)["error"]["code"])
+        error = json.loads(text)["error"]
     except (ValueError, KeyError, TypeError):
-        return ""
+        return {}
+    return error if isinstance(error, dict) else {}
 
 
 def _server_title(message: str) -> tuple[str, str]:

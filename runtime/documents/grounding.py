@@ -29,7 +29,7 @@ import numpy as np
 
 from pgpt.runtime.documents.attachment import misattached
 from pgpt.runtime.documents.sentences import (
-    CJK_RUN, NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
+    CJK_RUN, LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
 )
 
 # A statement's support: SUPPORT_LEXICAL * (share of its content words in the sentence) +
@@ -71,7 +71,6 @@ _ANY_WORD = re.compile(r"\w")
 _ASKS_NOT = re.compile(r"^\s*(?:who|what|which|where|when)\b[^?]*?\b(?:(?:is|are|was|were|does|do|did|can|has|have|will)"
                        r"\s+(?:not|never)|isn't|aren't|wasn't|weren't|doesn't|don't|didn't|can't|cannot|never)\b",
                        re.IGNORECASE)
-_LIST_ITEM = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s")  # "- Linux", "2. Copy the file"
 _NUMBER_QUESTION = re.compile(
     r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)"
     # "what version", and with one name between: "what Python version" (not "what does the version ...")
@@ -177,7 +176,7 @@ class Grounder:
             supported = []  # "how many ...?" answered without a number the question lacks: no answer
         if supported and measures["answer_relevance"] >= self._relevance_gate(supported):
             # a list stays a list: "are: [1] - Linux [1] - MacOS [1]" on one line read as a sentence
-            text = "".join(("\n" if _LIST_ITEM.match(statement) else " ") * bool(n) + statement
+            text = "".join(("\n" if LIST_ITEM.match(statement) else " ") * bool(n) + statement
                            + f" [{self.sentences[i].number}]" for n, (statement, i) in enumerate(supported))
             quotes = [self.sentences[i] for i in dict.fromkeys(self._shown(i, statement) for statement, i in supported)]
             return Grounding("answer", text, quotes, measures)
@@ -199,11 +198,11 @@ class Grounder:
         if lead.text.rstrip().endswith(":"):
             for i in range(index + 1, min(index + 9, len(self.sentences))):
                 text = self.sentences[i].text.rstrip()
-                item = _LIST_ITEM.match(text)
+                item = LIST_ITEM.match(text)
                 # a marked list ends at its first line without a marker: the quote ran on into the next
                 # lead-in and its list ("To prune a Pellwick tree, the gardener follows these steps:")
                 if (self.sentences[i].number != lead.number or (text.endswith(".") and not item)
-                        or (not item and _LIST_ITEM.match(self.sentences[items[-1]].text))):
+                        or (not item and LIST_ITEM.match(self.sentences[items[-1]].text))):
                     break
                 items.append(i)
         return items
@@ -229,7 +228,7 @@ class Grounder:
     def _in_a_list(self, index: int) -> bool:
         """Whether the sentence is a list item, a table row or a list's lead-in ("... these items:")."""
         text = self.sentences[index].text.strip()
-        return bool(_LIST_ITEM.match(text)) or text.startswith("|") or text.endswith(":")
+        return bool(LIST_ITEM.match(text)) or text.startswith("|") or text.endswith(":")
 
     def _shown(self, index: int, statement: str) -> int:
         """The sentence of ``index``'s window to show as the quote: the window (the sentence and

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pgpt.runtime.documents.grounding import Grounder, SourceSentence
-from pgpt.runtime.documents.sentences import HYPHEN_BREAK, flatten_text, split_sentences
+from pgpt.runtime.documents.sentences import HYPHEN_BREAK, LIST_ITEM, flatten_text, split_sentences
 
 
 def shown_text(text: str) -> str:
@@ -97,7 +97,7 @@ def best_per_source(sentences: Sequence[SourceSentence], relevance: np.ndarray, 
 
 # a list item ("- radio tested", "2. Copy the file"), a Markdown table row or heading starts a line of
 # its own ("... in business hours. ## Compensation" read as one sentence)
-_OWN_LINE = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)]|#{1,6})\s|\|")
+_OWN_LINE = re.compile(rf"{LIST_ITEM.pattern}|#{{1,6}}\s|\|")
 
 
 def _is_title(line: str) -> bool:

@@ -21,6 +21,7 @@ _CAPITALS = "A-Z\u00c0-\u00d6\u00d8-\u00de\u0391-\u03a9\u0410-\u042f"  # "Émili
 SENTENCE_END = re.compile(rf"(?<=[.!?\u3002]){_TITLES}\s*(?<=\s|\u3002)(?=[\"'\u201c(\[{_CAPITALS}0-9*`_{_CASELESS}])")
 HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n\s*(?=[a-z])")
 _BLOCK = re.compile(r"\n\s*\n")
+LIST_ITEM = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s")  # "- Linux", "2. Copy the file"
 _NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 # Letters of the alphabets with spaces between words (Latin with accents, Greek, Cyrillic): read

@@ -27,7 +27,7 @@ from pgpt.runtime.documents.unfinished import unfinished_adds
 from pgpt.runtime.hub.download import find_ready, ready_marker
 from pgpt.runtime.settings import Settings
 from support import cli_env
-from test_terminal import COLUMNS, PGPT_TUI, READY, ROWS, START_TIMEOUT, PtyApp, app_env
+from terminal_support import COLUMNS, PGPT_TUI, READY, ROWS, START_TIMEOUT, PtyApp, app_env
 
 pytestmark = pytest.mark.slow
 
