@@ -194,16 +194,19 @@ def check_quality(quality: dict[str, Any], options: ExportOptions, kind: str) ->
     """Refuse a model below the threshold unless the user accepted the loss."""
     if options.accept_quality_loss:
         return
+    # the types that keep more than the one refused (an int8 export was told to try --dtype int8)
+    wider = {"int4": "--dtype int8 or fp32", "int8": "--dtype fp32", "fp16": "--dtype fp32"}.get(options.dtype)
+    hint = {"hint": f"Try a wider type ({wider}), or pass --accept-quality-loss to keep it anyway."} if wider else {}
     if kind == "llm" and quality["top1_agreement"] < options.min_agreement:
         raise QualityError(
             f"The {options.dtype} export agrees with the original on only "
             f"{quality['top1_agreement']:.1%} of next tokens (threshold {percent(options.min_agreement)}; "
-            f"perplexity x{quality['perplexity_ratio']:.2f}); nothing was written."
+            f"perplexity x{quality['perplexity_ratio']:.2f}); nothing was written.", **hint
         )
     if kind == "embedding" and quality["min_cosine"] < options.min_cosine:
         raise QualityError(
             f"The {options.dtype} embeddings reach cosine {quality['min_cosine']:.4f} to the original "
-            f"(threshold {options.min_cosine}); nothing was written."
+            f"(threshold {options.min_cosine}); nothing was written.", **hint
         )
 
 

@@ -51,10 +51,11 @@ def export_name(repo: str) -> str:
     return repo.split("/")[-1].lower()
 
 
-def export_download(settings: Settings, repo: str, folder: str, dtype: str, prefill: str = "auto",
+def export_download(settings: Settings, repo: str | None, folder: str, dtype: str, prefill: str = "auto",
                     progress: Callable[[str, str], None] | None = None,
                     cancel: threading.Event | None = None) -> tuple[ModelInfo, bool]:
-    """Export a downloaded repo into the model cache (``prefill``: pgpt-export's --prefill); a chat
+    """Export a downloaded repo, or with ``repo`` None a model file or folder on this machine (named
+    as pgpt-export names it), into the model cache (``prefill``: pgpt-export's --prefill); a chat
     model becomes the active one.
 
     Returns the exported model and whether it became the active chat model.
@@ -62,13 +63,50 @@ def export_download(settings: Settings, repo: str, folder: str, dtype: str, pref
     from pgpt.export.pipeline import ExportOptions, export_model
     from pgpt.runtime.models import set_active_model
 
-    options = ExportOptions(source=folder, model_cache=settings.model_cache, dtype=dtype, name=export_name(repo),
-                            prefill=prefill)
+    options = ExportOptions(source=folder, model_cache=settings.model_cache, dtype=dtype,
+                            name=export_name(repo) if repo else "", prefill=prefill)
     info = export_model(options, progress=progress, cancel=cancel)
     if info.kind != "llm":
         return info, False
     set_active_model(settings, info.name)
     return info, True
+
+
+def local_model(text: str) -> Path | None:
+    """The model on this machine that ``text`` names: a .gguf file, or a folder with config.json (a
+    Hugging Face model folder); None for anything else, such as a Hub repo id."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".gguf" and path.is_file():
+        return path
+    return path if (path / "config.json").is_file() else None
+
+
+def describe_local(path: Path) -> tuple[str, str]:
+    """What the model file or folder ``path`` is, in a line, and the type to export it as: int4 for a
+    GGUF whose weights are mostly 4-bit blocks (the export keeps them exactly), else int8, the CPU's
+    best; a damaged or unknown file is described, and the export names what is wrong with it."""
+    if path.is_dir():
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            kind = str(config.get("model_type", "?"))
+        except (OSError, ValueError, AttributeError):
+            kind = "?"
+        return f"{path} is a model folder on this machine (model type {kind}).", "int8"
+    length = path.stat().st_size
+    size = f"{length / 1e9:.1f} GB" if length >= 1e9 else f"{max(length / 1e6, 1):.0f} MB"
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(path)  # memory-mapped: the header and tensor table only are read
+        field = reader.fields.get("general.architecture")
+        architecture = bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field else "?"
+        total = sum(int(t.n_elements) for t in reader.tensors) or 1
+        four_bit = sum(int(t.n_elements) for t in reader.tensors if t.tensor_type.name in ("Q4_0", "Q4_1", "Q4_K"))
+    except Exception:  # gguf raises assorted errors on damage; the export says what is wrong
+        return f"{path} is a .gguf file on this machine ({size}) that could not be read.", "int8"
+    share = four_bit / total
+    return (f"{path} is a GGUF file on this machine ({size}, {architecture} architecture, "
+            f"{share:.0%} of its weights in 4-bit blocks).", "int4" if share >= 0.5 else "int8")
 
 
 def delete_exported(settings: Settings, name: str) -> tuple[DeletedModel, str]:

@@ -87,10 +87,7 @@ class QualityError(PgptError):
     """An exported model lost more quality than the threshold allows."""
 
     title = "Quality check failed"
-    hint = (
-        "Try a wider type (--dtype int8 or fp32), or pass --accept-quality-loss "
-        "to keep it anyway."
-    )
+    hint = "Pass --accept-quality-loss to keep it anyway."  # the export adds the wider types to try
 
 
 class ModelNotFoundError(PgptError, LookupError):

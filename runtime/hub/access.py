@@ -89,8 +89,9 @@ def require_repo_id(repo: str) -> None:
     if local:
         raise UsageError(f"{repo} is a model on this machine, not a Hugging Face repo id (owner/name).",
                          hint=f"Export it instead of downloading it: pgpt-export {repo} --dtype int4 (int8 for "
-                              "more quality), in a shell; it then appears in `pgpt-tui models` and the Models list "
-                              "(F3), where Enter makes it the chat model.")
+                              "more quality), or in the app type its path on the Models screen (F3) and press ^b; "
+                              "it then appears in `pgpt-tui models` and the Models list, where Enter makes it the "
+                              "chat model.")
     try:
         validate_repo_id(repo)
     except HFValidationError:

@@ -302,3 +302,16 @@ def test_help_says_the_dtype_is_added_to_the_name_and_which_blocks_int4_keeps(mo
     text = build_parser().format_help()
     assert "--name my-model --dtype int4 makes my-model-int4" in text
     assert "(Q4_0, Q4_1, Q4_K, Q2_K, Q3_K) exactly" in text
+
+
+@pytest.mark.parametrize("dtype, wider", [("int4", "--dtype int8 or fp32"), ("int8", "--dtype fp32"), ("fp32", "")])
+def test_a_quality_refusal_names_only_types_wider_than_the_one_refused(dtype: str, wider: str) -> None:
+    """An int8 export that failed its check was told to "try a wider type (--dtype int8 or fp32)"."""
+    from pgpt.export.pipeline import ExportOptions, check_quality
+    from pgpt.runtime.errors import QualityError
+
+    with pytest.raises(QualityError, match=f"The {dtype} export agrees with the original on only 50.0%") as refused:
+        check_quality({"top1_agreement": 0.5, "perplexity_ratio": 1.3}, ExportOptions(source="x", dtype=dtype), "llm")
+    hint = refused.value.hint
+    assert "--accept-quality-loss" in hint
+    assert (f"Try a wider type ({wider})" in hint) if wider else "wider" not in hint and "--dtype" not in hint

@@ -35,6 +35,14 @@ class AccessChecked(Message):
 
 
 @dataclass
+class LocalChecked(Message):
+    """A model file or folder on this machine was looked at: what it is, and the type to export it as."""
+
+    text: str
+    dtype: str
+
+
+@dataclass
 class DownloadTick(Message):
     """Bytes of the current file and of the whole download; a newer tick replaces an older one."""
 

@@ -16,8 +16,11 @@ from textual.worker import Worker, WorkerState
 
 from pgpt.runtime.errors import Cancelled, PgptError
 from pgpt.tui.chat.messages import ModelChanged
-from pgpt.tui.jobs import WELL_KNOWN_REPOS, export_name
-from pgpt.tui.screens.models.messages import AccessChecked, DownloadTick, ExportStage, JobEnded, ModelDeleted, ModelsListed
+from pgpt.tui.jobs import WELL_KNOWN_REPOS, export_name, local_model
+from pgpt.tui.screens.document_widgets import unquoted
+from pgpt.tui.screens.models.messages import (
+    AccessChecked, DownloadTick, ExportStage, JobEnded, LocalChecked, ModelDeleted, ModelsListed,
+)
 from pgpt.tui.screens.models.report import describe_access, download_lines, export_stages
 from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
 from pgpt.tui.screens.models.workers import ModelWorkersMixin
@@ -32,7 +35,8 @@ DTYPES = ("fp32", "fp16", "int8", "int4")
 HELP = ("Enter or ^r checks the repo's access (gated? token? reachable?), ^g downloads it, ^b downloads and "
         "exports it as the chosen type (^t picks it; ^f adds fast prompts to an int8 or int4 model over 500M "
         "parameters: an int8 prefill graph that read prompts 1.6-1.8x faster on 2 CPU cores, for about 0.75 "
-        "byte per weight more memory). Tab moves on to this text (arrows scroll it), then to the model list: "
+        "byte per weight more memory). A .gguf file or model folder on this machine: Enter says what it is and "
+        "picks its type, ^b exports it. Tab moves on to this text (arrows scroll it), then to the model list: "
         "there Enter makes a model the chat model and Delete deletes it.")
 MAX_LINES = 40
 
@@ -86,8 +90,9 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
         return self._cancel is not None
 
     def compose(self) -> ComposeResult:
-        yield Static("Models · a Hub repo id (→ takes the suggestion) · Esc: back to the chat", classes="panel-title")
-        yield Input(placeholder="owner/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct", id="repo",
+        yield Static("Models · a Hub repo id (→ takes the suggestion) or a local .gguf · Esc: back",
+                     classes="panel-title")
+        yield Input(placeholder="owner/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct, or a .gguf path", id="repo",
                     suggester=SuggestFromList(WELL_KNOWN_REPOS, case_sensitive=False))
         with Horizontal(id="dtype-row"):
             yield Static("^t Type", id="dtype-label")
@@ -126,20 +131,32 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
     def action_check(self) -> None:
         """Run the access preflight of the repo typed."""
         repo = self._repo()
-        if repo:
-            self._start("check", f"Checking {repo}…")
+        if not repo:
+            return
+        path = local_model(repo)
+        self._start("check", f"Looking at {path}…" if path else f"Checking {repo}…")
+        if path:
+            self.run_local_check(path)
+        else:
             self.run_check(repo)
 
     def action_download(self) -> None:
         """Download the repo typed, with per-file and total progress."""
         repo = self._repo()
-        if repo:
+        if repo and local_model(repo):
+            self._show(f"{repo} is on this machine already: ^b exports it as {self.dtype} (^t picks the type).")
+        elif repo:
             self.run_download(repo, "", self._start("download", f"Downloading {repo}…"))
 
     def action_export(self) -> None:
         """Download (verified, resumed) then export the repo typed as the chosen type."""
         repo, dtype = self._repo(), self.dtype
         if not repo:
+            return
+        path = local_model(repo)
+        if path:  # a name exported before gets a new version, as pgpt-export gives it
+            self._stages = export_stages(dtype)[1:]
+            self.run_local_export(path, dtype, self._start("export", f"Exporting {path} as {dtype}…"), self.prefill)
             return
         name = f"{export_name(repo)}-{dtype}"
         if name in self._models:
@@ -247,6 +264,13 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
         self._end_job()
         self._show(describe_access(message.report), markup=True)
 
+    @on(LocalChecked)
+    def _local_checked(self, message: LocalChecked) -> None:
+        self._end_job()
+        self.query_one(f"#dtype-{message.dtype}", RadioButton).value = True
+        self._show(f"{message.text} ^b exports it as {message.dtype} into the model cache (^t picks another type; "
+                   "int8 keeps more quality, int4 takes less memory); a chat model then becomes the chat model.")
+
     @on(DownloadTick)
     def _download_tick(self, message: DownloadTick) -> None:
         total, this_file = download_lines(message.tick)
@@ -303,7 +327,7 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
     # Helpers (main thread only).
 
     def _repo(self) -> str:
-        repo = self.query_one("#repo", Input).value.strip()
+        repo = unquoted(self.query_one("#repo", Input).value)
         if not repo:
             self._show("Type a Hub repo id first, such as HuggingFaceTB/SmolLM2-135M-Instruct.")
             self.query_one("#repo", Input).focus()

@@ -8,11 +8,15 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 
 from pgpt.runtime.errors import Cancelled, PgptError
-from pgpt.tui.jobs import check_repo, download_repo, export_download
-from pgpt.tui.screens.models.messages import AccessChecked, DownloadTick, ExportStage, JobEnded, ModelDeleted, ModelsListed
+from pgpt.tui.jobs import check_repo, describe_local, download_repo, export_download
+from pgpt.tui.screens.models.messages import (
+    AccessChecked, DownloadTick, ExportStage, JobEnded, LocalChecked, ModelDeleted, ModelsListed,
+)
 from pgpt.tui.screens.models.report import describe_export
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pgpt.runtime.settings import Settings
 
 
@@ -62,6 +66,19 @@ class ModelWorkersMixin:
         self.post_message(AccessChecked(check_repo(self.settings, repo)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-job")
+    def run_local_check(self, path: Path) -> None:
+        """What a model file or folder on this machine is (a GGUF's header is read: under a second)."""
+        self.post_message(LocalChecked(*describe_local(path)))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-job")
+    def run_local_export(self, path: Path, dtype: str, cancel: threading.Event, prefill: str = "auto") -> None:
+        """Export a model file or folder on this machine, as `pgpt-export PATH --dtype DTYPE` would."""
+        try:
+            self._export(None, str(path), dtype, prefill, cancel)
+        except Cancelled as stopped:
+            self.post_message(JobEnded(str(stopped), cancelled=True))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="models-job")
     def run_download(self, repo: str, dtype: str, cancel: threading.Event, prefill: str = "auto") -> None:
         """Download and verify ``repo``; with a ``dtype``, then export it into the model cache
         (``prefill``: pgpt-export's --prefill)."""
@@ -73,11 +90,15 @@ class ModelWorkersMixin:
                                            f"({folder}). ^b exports it."))
                 return
             self.post_message(ExportStage("download", f"{repo} downloaded and verified"))
-            model, active = export_download(self.settings, repo, str(folder), dtype, prefill, cancel=cancel,
-                                            progress=lambda stage, text: self.post_message(ExportStage(stage, text)))
+            self._export(repo, str(folder), dtype, prefill, cancel)
         except Cancelled as stopped:
             self.post_message(JobEnded(str(stopped), cancelled=True))
-            return
+
+    def _export(self, repo: str | None, folder: str, dtype: str, prefill: str, cancel: threading.Event) -> None:
+        """Export ``folder`` (a download of ``repo``, or with None a model on this machine), posting its
+        stage lines and its end."""
+        model, active = export_download(self.settings, repo, folder, dtype, prefill, cancel=cancel,
+                                        progress=lambda stage, text: self.post_message(ExportStage(stage, text)))
         self.post_message(JobEnded(describe_export(model, active), model, active))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models-delete")

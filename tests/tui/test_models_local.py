@@ -1,0 +1,63 @@
+"""The Models screen (F3) with a model on this machine: a .gguf file or a Hugging Face folder is
+described and exported from the panel, as `pgpt-export PATH --dtype ...` would (no Hub involved)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input
+
+from pgpt.runtime.models import DEFAULT_LLM, find_model
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp
+from support import gguf_path
+from test_app import wait_until
+from test_models_screen import own_cache  # noqa: F401 (a fixture)
+from test_models_screen import SIZE, engine_name, open_models, screen_text, text_of
+from tiny_models import make_tiny_llama
+
+
+async def test_a_local_gguf_is_described_and_gets_the_type_that_keeps_its_4_bit_blocks(own_cache: Settings) -> None:
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        assert screen.dtype == "fp32"
+        screen.query_one("#repo", Input).value = f"'{gguf_path()}'"  # quoted, as a file manager copies a path
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not screen.busy and "on this machine" in text_of(screen, "#diagnosis"))
+        diagnosis = text_of(screen, "#diagnosis")
+        assert diagnosis.startswith(f"{gguf_path()} is a GGUF file on this machine (")
+        assert "llama architecture" in diagnosis and "weights in 4-bit blocks" in diagnosis
+        assert "^b exports it as int4 into the model cache" in diagnosis
+        assert screen.dtype == "int4"  # the Q4_1 file: its blocks are kept exactly
+        await pilot.press("ctrl+g")  # nothing to download
+        assert "is on this machine already: ^b exports it as int4" in text_of(screen, "#diagnosis")
+        assert not screen.busy
+
+
+async def test_a_local_model_folder_is_exported_from_the_panel_and_becomes_the_chat_model(
+        own_cache: Settings, tmp_path: Path) -> None:
+    folder = make_tiny_llama(tmp_path / "My Tiny Llama", 3, find_model(own_cache, f"{DEFAULT_LLM}-int8").path)
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: engine_name(app) == f"{DEFAULT_LLM}-int8", 120)
+        screen = await open_models(pilot)
+        screen.query_one("#repo", Input).value = str(folder)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not screen.busy and "model folder" in text_of(screen, "#diagnosis"))
+        assert f"{folder} is a model folder on this machine (model type llama)" in text_of(screen, "#diagnosis")
+        assert screen.dtype == "int8"
+        await pilot.press("ctrl+t", "ctrl+t")  # random weights pass the quality check in fp32 only
+        assert screen.dtype == "fp32"
+        await pilot.press("ctrl+b")
+        await wait_until(pilot, lambda: not screen.busy, 600)
+        lines = text_of(screen, "#diagnosis")
+        assert lines.startswith(f"Exporting {folder} as fp32…")
+        for stage in ("resolve:", "load:", "export:", "validate:", "done:"):
+            assert stage in lines, lines
+        assert "download:" not in lines
+        # the name pgpt-export derives from the folder's (spaces made "-"), a new model in the cache
+        assert "my-tiny-llama-fp32 is ready (fp32" in lines, lines
+        assert find_model(own_cache, "my-tiny-llama-fp32").dtype == "fp32"
+        await wait_until(pilot, lambda: engine_name(app) == "my-tiny-llama-fp32", 120)
+        assert "my-tiny-llama-fp32" in screen_text(pilot)
