@@ -212,7 +212,7 @@ def active_chat_model(settings: Settings) -> ModelInfo:
             return find_model(settings, settings.model)
         except ModelNotFoundError as exc:  # say where the name came from: the config's choice is overridden
             unset = "leave out --model" if settings.named("PGPT_MODEL") == "--model" else "unset PGPT_MODEL"
-            hint = (f"{unset.capitalize()} to use the active chat model, or name an exported chat model "
+            hint = (f"{unset[0].upper() + unset[1:]} to use the active chat model, or name an exported chat model "
                     "(`pgpt-tui models` lists them)." if list_models(settings) else
                     f"Export that model (`pgpt-export SOURCE --name NAME`), or {unset} and run "
                     "`pgpt-export --default` for the built-in models.")

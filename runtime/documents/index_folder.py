@@ -71,6 +71,8 @@ def index_state(settings: Settings) -> str:
     """
     import lancedb
 
+    from pgpt.runtime.documents.store import TEXT_FORMAT, table_text_format
+
     folder = index_dir(settings)
     if not folder.is_dir():
         return f"{folder}: empty (nothing ingested yet)"
@@ -84,11 +86,16 @@ def index_state(settings: Settings) -> str:
         rows = table.count_rows()
         documents = len({row["doc_id"] for row in table.search().select(["doc_id"]).limit(max(rows, 1)).to_list()})
         text_index = any(i.index_type == "FTS" for i in table.list_indices())
+        text_format = table_text_format(table)
     except Exception as exc:  # any failure to read it is what doctor is for
         return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); move it aside "
                 f"(mv {folder} {folder}.damaged) and add your documents again with `pgpt-tui ingest PATH...`")
     stale = [t for t in tables if t.startswith(TABLE) and t != name]
     notes = "" if text_index or not rows else ", full-text index missing (the next ingest builds it)"
+    if rows and text_format != TEXT_FORMAT:  # an upgrade: said before the ingest that does it, not only after
+        notes += (f", made by {'an older' if text_format < TEXT_FORMAT else 'a newer'} pgpt (text format "
+                  f"{text_format}, this one writes {TEXT_FORMAT}): the next ingest reads and chunks all its "
+                  f"{documents} documents again")
     if stale and (writer := _writer(folder)):
         notes += f", a re-index or ingestion is running ({writer})"
     elif stale:

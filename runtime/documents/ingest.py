@@ -74,9 +74,10 @@ class IngestReport:
         return self.chunks / self.seconds if self.seconds else 0.0
 
     def found_nothing(self) -> bool:
-        """Whether the paths held no file at all (an empty folder; hidden files are left out)."""
+        """Whether the paths held no file at all (an empty folder; hidden files are left out). Files
+        re-chunked for a new text format count: the first ingest after an upgrade said "No files found"."""
         return not (self.added or self.updated or self.renamed or self.unchanged or self.removed
-                    or self.skipped or self.failed)
+                    or self.skipped or self.failed or self.rechunked)
 
     def summary(self, forget: str = "--prune forgets") -> str:
         """One line: the counts, chunks and speed (and a note when the index was re-chunked).
@@ -86,7 +87,8 @@ class IngestReport:
                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.skipped)} skipped, "
                 f"{len(self.failed)} failed; {chunks} in {self.seconds:.1f} s ({self.chunks_per_s:.1f} chunks/s)")
         if self.rechunked_from:
-            line += (f"; the index was made by an older pgpt (text format {self.rechunked_from}), so its "
+            older = "an older" if self.rechunked_from < TEXT_FORMAT else "a newer"  # a newer one: after a rollback
+            line += (f"; the index was made by {older} pgpt (text format {self.rechunked_from}), so its "
                      f"{len(self.rechunked)} documents were read and chunked again (format {TEXT_FORMAT})")
         if self.set_aside:
             line += (f"; the index in use could not be read (damaged), so none of its documents came along: only "

@@ -90,6 +90,12 @@ def where_clause(collection: str | None, doc_ids: list[str] | None) -> str | Non
     return " AND ".join(filters) or None
 
 
+def table_text_format(table: Any) -> int:
+    """The text format of a LanceDB chunk table (1: written before formats were recorded)."""
+    metadata = table.schema.field("text").metadata or {}
+    return int(metadata.get(_META_FORMAT.encode(), b"1"))
+
+
 class DocumentStore:
     """The chunk table, opened for one embedding model."""
 
@@ -165,8 +171,7 @@ class DocumentStore:
     @property
     def text_format(self) -> int:
         """The version of reading and chunking that wrote the chunks (1: before it was recorded)."""
-        metadata = self.table.schema.field("text").metadata or {}
-        return int(metadata.get(_META_FORMAT.encode(), b"1"))
+        return table_text_format(self.table)
 
     def mark_text_format(self) -> None:
         """Record that every chunk now follows ``TEXT_FORMAT`` (after an ingest re-chunked them all)."""

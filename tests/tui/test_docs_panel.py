@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
 from test_app import SIZE, wait_until
+
+
+async def open_docs(app: ChatApp, pilot: Pilot, rows: int) -> DataTable:
+    """F4 once the index is open, then wait until the list shows ``rows`` documents."""
+    await wait_until(pilot, lambda: app.library is not None)
+    await pilot.press("f4")
+    table = app.screen.query_one(DataTable)
+    await wait_until(pilot, lambda: table.row_count == rows)
+    return table
 
 
 async def test_a_path_in_quotes_is_added_without_them(settings: Settings, tmp_path: Path) -> None:
@@ -44,10 +55,7 @@ async def test_forgetting_a_document_keeps_the_cursor_at_its_row(settings: Setti
     ingest(settings, [docs], default_embedder(settings))
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.library is not None)
-        await pilot.press("f4")
-        table = app.screen.query_one(DataTable)
-        await wait_until(pilot, lambda: table.row_count == 4)
+        table = await open_docs(app, pilot, 4)
         keys = [table.coordinate_to_cell_key((row, 0)).row_key.value for row in range(4)]
         table.focus()
         await pilot.press("down", "delete", "y")  # the second row
@@ -83,3 +91,35 @@ async def test_the_list_opened_while_the_model_loads_says_so_and_fills_in_aligne
         await wait_until(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[2].endswith("harbour.txt"))
         await pilot.pause(0.3)
         assert [c.content_width for c in table.ordered_columns][:2] == [6, 10]  # "chunks", a date
+
+
+async def test_a_file_in_two_collections_is_two_rows_and_one_of_them_can_be_forgotten(settings: Settings,
+                                                                                       tmp_path: Path) -> None:
+    """F4 ended the app with Textual's DuplicateKey traceback once a file was indexed in a second
+    collection (`ingest --collection ops`): both rows had the file's path as their key."""
+    from pgpt.runtime.documents.ingest import ingest, open_store
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    page = tmp_path / "security.md"
+    page.write_text("# Security\n\nBadges are renewed every [two] years at the front desk.\n")
+    embedder = default_embedder(settings)
+    ingest(settings, [page], embedder)
+    ingest(settings, [page], embedder, collection="ops")
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        table = await open_docs(app, pilot, 2)
+        shown = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        rows = re.findall(r"\b1\s+\d{4}-\d\d-\d\d\s+\S*security\.md (\[\w+\])\s*$", shown, re.M)
+        assert sorted(rows) == ["[default]", "[ops]"], shown
+        table.focus()
+        row = next(r for r in range(2) if str(table.get_row_at(r)[2]).endswith("[ops]"))
+        table.move_cursor(row=row)
+        await pilot.press("delete")
+        assert "security.md [ops]?" in str(app.screen.query_one(Static).render())  # the question names it
+        await pilot.press("y")
+        await wait_until(pilot, lambda: table.row_count == 1)
+        report = str(app.screen.query_one("#doc-report", Static).render())
+        assert report.startswith(f"Forgot {page} [ops] (1 chunk)."), report
+        assert "\\[" not in report
+    left = open_store(settings, embedder).documents()
+    assert [(d.path, d.collection) for d in left] == [(str(page), "default")]

@@ -190,8 +190,9 @@ async def test_docs_panel_names_the_whole_path_of_same_named_files(settings: Set
         await pilot.press("delete")
         await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
         question = str(app.screen.query_one(Static).render())
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        assert f"Forget {key}?" in question, question
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value  # the document's id
+        path = next(record.path for record in screen._records if record.doc_id == key)
+        assert f"Forget {path}?" in question, question
         assert app.screen.query_one("Confirm > Vertical").outer_size.width <= 60  # 64 wide, its right edge was cut
         await pilot.press("n")
 

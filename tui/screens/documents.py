@@ -56,7 +56,9 @@ class DocumentsScreen(PanelScreen):
         self._records: list[DocumentRecord] = []  # listed last: refitted on a resize
         self._loading = False  # the list waits for the model's load, which opens the index
         self._progress: list[str] = []  # the last tick's fields, fitted again on a resize
-        self._paths: dict[str, str] = {}  # a row's key to its document's whole path (the cell has its end)
+        # a row's key (its document's id: one file may be indexed in two collections) to its document's
+        # whole path, with the collection where the list holds several (the cell has its end)
+        self._paths: dict[str, str] = {}
         self._gone: set[str] = set()  # the listed documents whose files are gone (marked in the list)
         self._gone_kept: GoneKept | None = None  # the last add's gone files: Ctrl+G forgets them
 
@@ -192,19 +194,21 @@ class DocumentsScreen(PanelScreen):
         from pgpt.tui.screens.confirm import Confirm
 
         # the whole path, not the cell's end: files of one name in 5 folders read alike there
-        name = clean_text(one_line(self._paths.get(key) or str(key)))
+        name = one_line(self._paths.get(key) or str(key))  # made safe where shown (clean_text twice showed "\\[")
         where = " on the server" if library.remote is not None else ""
         # a gone file cannot be added again: only the files that are there are told how to come back
-        back = " (its file is gone)" if key in self._gone else "; adding the file again brings it back"
+        gone = any(r.doc_id == key and r.path in self._gone for r in self._records)
+        back = " (its file is gone)" if gone else "; adding the file again brings it back"
         # it forgot at once: a stray Delete took a document out of every answer (F3 and F5 ask first)
-        self.app.push_screen(Confirm(f"Forget {name}{where}? Its passages leave the index{back}.", yes="forget"),
+        self.app.push_screen(Confirm(f"Forget {clean_text(name)}{where}? Its passages leave the index{back}.",
+                                     yes="forget"),
                              lambda yes: self._forget(library, key, name) if yes else None)
 
     def _forget(self, library: DocumentLibrary, key: str, name: str) -> None:
         if library.remote is not None:
             self.forget_on_server(library, key, name)
         else:
-            self.forget_document(library, key)
+            self.forget_document(library, key, name)
 
     # Workers (they only post messages).
 
@@ -249,13 +253,13 @@ class DocumentsScreen(PanelScreen):
                                      len(library.store.documents())))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="forget")
-    def forget_document(self, library: DocumentLibrary, path: str) -> None:
-        """Remove one document, then list the index again."""
-        from pgpt.runtime.documents.ingest import forget_path
+    def forget_document(self, library: DocumentLibrary, doc_id: str, name: str) -> None:
+        """Remove one document (of one collection), then list the index again."""
+        from pgpt.runtime.documents.ingest import forget_document
 
-        forgotten = forget_path(self.settings, library.embedder, path)
-        chunks = sum(d.chunks for d in forgotten)
-        self.post_message(Forgotten(f"Forgot {path} ({chunks} {'chunk' if chunks == 1 else 'chunks'}).",
+        forgotten = forget_document(self.settings, library.embedder, doc_id)
+        chunks = forgotten.chunks if forgotten is not None else 0  # None: forgotten from outside meanwhile
+        self.post_message(Forgotten(f"Forgot {name} ({chunks} {'chunk' if chunks == 1 else 'chunks'}).",
                                     len(library.store.documents())))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="forget")
@@ -306,12 +310,16 @@ class DocumentsScreen(PanelScreen):
         width = self._path_width(table)
         if self._loading and not self._records:  # key "": no path to show, nothing to forget
             table.add_row("", "", "loading… (the list is read once the model is loaded)", key="")
+        # a file indexed in two collections (`ingest --collection`) is two rows, told apart by the collection
+        several = len({record.collection for record in self._records}) > 1
         for record in listing_order(self._records, self._gone):
             when = GONE if record.path in self._gone else time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
-            key = record.doc_id if self.settings.server else record.path  # a server forgets by id
-            self._paths[key] = short_path(record.path, width=len(record.path) + 1)  # the home as ~, all else
+            where = f" [{one_line(record.collection)}]" if several else ""  # at the end: the cell keeps a path's end
+            # the home as ~, all else
+            self._paths[record.doc_id] = short_path(record.path, width=len(record.path) + 1) + where
             # one_line: a cell shows only its first line ("new\nline.txt" read "…/new")
-            table.add_row(str(record.chunks), when, clean_text(one_line(short_path(record.path, width))), key=key)
+            shown = one_line(short_path(record.path, max(8, width - len(where)))) + where
+            table.add_row(str(record.chunks), when, clean_text(shown), key=record.doc_id)
 
     def _path_width(self, table: DocumentTable) -> int:
         """The file column's characters: the table's width less the other columns, the padding and the

@@ -44,10 +44,17 @@ def old_index(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_next_ingest_rechunks_every_document_and_says_so(old_index) -> None:  # type: ignore[no-untyped-def]
+    from pgpt.runtime.documents.index_folder import index_state
+
     settings, embedder, docs, other = old_index
+    # doctor says it before the ingest does it (it said "ok" and the user learnt of it afterwards)
+    assert index_state(settings).endswith(f": ok, 3 documents, 3 chunks, made by an older pgpt (text format 1, this "
+                                          f"one writes {TEXT_FORMAT}): the next ingest reads and chunks all its 3 "
+                                          "documents again")
     report = ingest(settings, [docs / "ferry.md"], embedder)
     assert sorted(Path(p).name for p in report.rechunked) == ["bakery.txt", "ferry.md", "notes.txt"]
     assert report.rechunked_from == 1 and not report.added and not report.updated and not report.unchanged
+    assert not report.found_nothing()  # it said "No files found under PATH" above this summary
     assert f"text format 1), so its 3 documents were read and chunked again (format {TEXT_FORMAT})" in report.summary()
     store = open_store(settings, embedder)
     assert store.text_format == TEXT_FORMAT
@@ -55,6 +62,7 @@ def test_the_next_ingest_rechunks_every_document_and_says_so(old_index) -> None:
         ("ferry.md", "default"), ("bakery.txt", "default"), ("notes.txt", "archive")}
     again = ingest(settings, [docs], embedder)
     assert not again.rechunked and not again.rechunked_from and len(again.unchanged) == 2
+    assert index_state(settings).endswith(": ok, 3 documents, 3 chunks")
 
 
 @pytest.mark.slow

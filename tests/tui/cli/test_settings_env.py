@@ -78,6 +78,8 @@ def test_a_model_named_before_the_command_is_the_apps_model_as_pgpt_model(settin
     assert missing.stderr.startswith("error: Model not found: --model names a model that is not exported. "), \
         missing.stderr
     assert "Leave out --model to use the active chat model" in missing.stderr and "PGPT_MODEL" not in missing.stderr
+    by_env = tui_cli(settings, tmp_path, "chat", "Hi", PGPT_MODEL="nosuch")
+    assert "Unset PGPT_MODEL to use the active chat model" in by_env.stderr, by_env.stderr  # it said "pgpt_model"
 
 
 async def test_the_app_shows_the_warning_in_a_notification(tmp_path: Path) -> None:
