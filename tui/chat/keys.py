@@ -98,6 +98,35 @@ class KeysMixin:
         self.keep_stopped_answer()
         super().exit(result, return_code, message)  # type: ignore[misc]
 
+    def _handle_exception(self, error: Exception) -> None:
+        """A bug reached Textual, which ends the app: the chat is saved and the traceback logged first
+        (Textual printed a page of traceback with local variables on the terminal, the log had nothing)."""
+        import logging
+
+        logging.getLogger("pgpt.tui.chat.app").error("the app stopped on an unexpected error",
+                                                     exc_info=(type(error), error, error.__traceback__))
+        self._crash = error
+        try:
+            self.keep_stopped_answer()
+        except Exception:  # half torn down: the error above is the one to report
+            logging.getLogger("pgpt.tui.chat.app").exception("the chat could not be saved after the error")
+        super()._handle_exception(error)  # type: ignore[misc]
+
+    def _fatal_error(self) -> None:
+        """What the terminal shows after the app ended on a bug: one paragraph, as the CLI prints it."""
+        from rich.text import Text
+
+        from pgpt.runtime.errors import user_message
+        from pgpt.runtime.sanitize import strip_controls
+
+        message = user_message(self._crash)
+        self.bell()
+        self._exit_renderables.append(Text(strip_controls(
+            f"pgpt-tui: {message.title}: {message.text.replace('; the log file has details.', '.')} "
+            f"The details are in {self.settings.log_file}; the chat was saved and the document index is "
+            "unchanged. Start pgpt-tui again.")))
+        self._close_messages_no_wait()
+
     def keep_stopped_answer(self) -> None:
         """Stop the answer being written, keep it as Esc keeps it (marked), and save the chat; nothing
         when no answer is being written. Quitting, Ctrl+N and a hangup (launch.py) call it."""

@@ -1,0 +1,40 @@
+"""A bug that reaches Textual ends the app: one paragraph on the terminal, the traceback in the log.
+
+Tester t41 found one (F4 with a file in two collections, since fixed): Textual printed a page of
+traceback with local variables over the user's terminal, and pgpt.log had no line about it."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.app import ChatApp
+from test_app import SIZE, wait_until
+
+
+async def test_a_bug_in_a_handler_ends_the_app_with_one_paragraph_and_the_traceback_in_the_log(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from pgpt.tui.screens.documents import DocumentsScreen
+
+    def broken(self: DocumentsScreen, table: object) -> None:
+        raise KeyError("row key '/docs/\x1b]0;x\x07security.md' already exists")  # a path with an escape in it
+
+    monkeypatch.setattr(DocumentsScreen, "_fill", broken)
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    with caplog.at_level(logging.ERROR), pytest.raises(KeyError):  # Pilot raises the app's error at its end
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.library is not None)
+            await pilot.press("f4")
+            await wait_until(pilot, lambda: app._exit_renderables or not app.is_running)
+    shown = capsys.readouterr().err
+    assert shown.startswith("pgpt-tui: Unexpected error: KeyError: "), shown
+    assert "This is a bug in pgpt. The details are in " + str(settings.log_file) in " ".join(shown.split())
+    assert "Traceback" not in shown and "\x1b]0;" not in shown and "locals" not in shown
+    assert len(shown.strip().splitlines()) <= 4  # a paragraph (wrapped by the console), not a page
+    [record] = [r for r in caplog.records if r.message == "the app stopped on an unexpected error"]
+    assert record.exc_info is not None and record.exc_info[0] is KeyError  # the traceback goes to the log
+    assert app.return_code == 1
