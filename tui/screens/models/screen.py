@@ -23,6 +23,7 @@ from pgpt.tui.screens.models.messages import (
 )
 from pgpt.tui.screens.models.report import describe_access, download_lines, export_stages
 from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
+from pgpt.tui.screens.models.toggles import MarkedCheckbox, MarkedRadioButton
 from pgpt.tui.screens.models.workers import ModelWorkersMixin
 from pgpt.tui.screens.panel import PanelScreen, app_error
 from pgpt.tui.sanitize import clean_text
@@ -98,9 +99,9 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
             yield Static("^t Type", id="dtype-label")
             with RadioSet(id="dtype", compact=True):
                 for dtype in DTYPES:
-                    yield RadioButton(dtype, value=dtype == "fp32", id=f"dtype-{dtype}", compact=True,
+                    yield MarkedRadioButton(dtype, value=dtype == "fp32", id=f"dtype-{dtype}", compact=True,
                                       disabled=dtype == "fp16")  # until the GPU check says otherwise
-            yield Checkbox("^f fast prompts", id="prefill", compact=True)
+            yield MarkedCheckbox("^f fast prompts", id="prefill", compact=True)
         yield Static("fp16: checking for a usable GPU…", id="dtype-note")
         with VerticalScroll(id="info"):
             yield Static(HELP, id="diagnosis")
