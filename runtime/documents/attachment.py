@@ -9,6 +9,10 @@ semicolons, colons, "and", "or", "but", "while"), each number takes the words of
 the question's words pick the clause: a number whose clause holds fewer of them than another
 number's does is not what the question asked. The words before the sentence's first number are
 the subject every value shares ("the exit status is"), so they pick none.
+
+The statement's own words bind its numbers too (:func:`bound_elsewhere`): "found 17 critical
+findings" passed on "found 17 findings, of which 3 were rated critical", and "within 15 seconds" on
+"within 15 minutes" (a scale tester's two wrong answers shown as supported).
 """
 
 from __future__ import annotations
@@ -17,6 +21,22 @@ import re
 from collections.abc import Callable, Iterable
 
 _CLAUSE = re.compile(r"[,;:]\s|\s(?:and|or|but|while|whereas)\s", re.IGNORECASE)
+_TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
+# Units of one kind: a number the sources give in one of them and the statement in another is
+# another value ("15 minutes" is not "15 seconds"); written as the word after the number.
+_UNITS = {unit: kind for kind, units in {
+    "time": "second seconds sec secs minute minutes min mins hour hours hr hrs day days week weeks month months "
+            "year years",
+    "size": "byte bytes kb kib kilobyte kilobytes mb mib megabyte megabytes gb gib gigabyte gigabytes tb tib "
+            "terabyte terabytes",
+    "length": "mm cm km metre metres meter meters kilometre kilometres kilometer kilometers mile miles inch "
+              "inches foot feet",
+    "weight": "gram grams kg kilogram kilograms tonne tonnes ton tons lb lbs pound pounds",
+}.items() for unit in units.split()}
+_SAME_UNIT = {"sec": "second", "secs": "second", "min": "minute", "mins": "minute", "hr": "hour", "hrs": "hour",
+              "kib": "kb", "mib": "mb", "gib": "gb", "tib": "tb", "kilobyte": "kb", "megabyte": "mb",
+              "gigabyte": "gb", "terabyte": "tb", "metre": "meter", "kilometre": "km", "kilometer": "km",
+              "kilogram": "kg", "tonne": "ton", "lbs": "pound", "lb": "pound", "feet": "foot", "inche": "inch"}
 
 
 def misattached(value: str, sentences: Iterable[str], question_words: set[str], question: str,
@@ -47,3 +67,59 @@ def _other_number_asked(value: str, sentence: str, question_words: set[str], que
         for number in set(numbers(clause)) - asked_numbers:
             score[number] = max(score.get(number, 0), len(held))
     return score.get(value, 0) < max(score.values(), default=0)
+
+
+def bound_elsewhere(value: str, statement: str, sentences: Iterable[str], numbers: Callable[[str], list[str]],
+                    words: Callable[[str], set[str]]) -> bool:
+    """Whether every sentence of ``sentences`` that holds the number ``value`` gives it another unit
+    than the statement does, or ties the statement's word after it to another of its numbers
+    (False when none holds it)."""
+    after = _word_after(statement, value, numbers)
+    if not after:
+        return False
+    verdicts = [_unit_differs(value, after, text, numbers) or _tied_to_other(value, after, text, numbers, words)
+                for text in sentences if value in numbers(text)]
+    return bool(verdicts) and all(verdicts)
+
+
+def _word_after(text: str, value: str, numbers: Callable[[str], list[str]]) -> str:
+    """The first word after the number ``value`` in ``text`` (lower case), '' when another number
+    or the clause's end comes first."""
+    match = re.search(rf"(?<![\d.,:]){re.escape(value)}(?![\d]|[.,:]\d)", text)
+    if match is None:
+        return ""
+    rest = _CLAUSE.split(text[match.end():], maxsplit=1)[0]
+    token = _TOKEN.search(rest[:40])
+    if token is None or numbers(rest[:token.start()]):
+        return ""
+    return token.group().lower()
+
+
+def _unit(word: str) -> tuple[str, str] | None:
+    """(kind, unit) of a unit word, its plural and short forms made one ("mins" -> minute); None for other words."""
+    if word not in _UNITS:
+        return None
+    single = word[:-1] if word.endswith("s") and word[:-1] in _UNITS else word
+    return _UNITS[word], _SAME_UNIT.get(single, single)
+
+
+def _unit_differs(value: str, after: str, sentence: str, numbers: Callable[[str], list[str]]) -> bool:
+    """The statement's unit after ``value`` and the sentence's are of one kind and differ."""
+    mine, theirs = _unit(after), _unit(_word_after(sentence, value, numbers))
+    return mine is not None and theirs is not None and mine[0] == theirs[0] and mine[1] != theirs[1]
+
+
+def _tied_to_other(value: str, after: str, sentence: str, numbers: Callable[[str], list[str]],
+                   words: Callable[[str], set[str]]) -> bool:
+    """The word after ``value`` in the statement stands in the sentence only in a clause of another
+    of its numbers ("17 critical findings" against "17 findings, of which 3 were rated critical")."""
+    wanted = words(after)
+    if not wanted:
+        return False
+    own = other = False
+    for clause in _CLAUSE.split(sentence):
+        held = bool(words(clause) & wanted)
+        found = set(numbers(clause))
+        own |= held and value in found
+        other |= held and bool(found - {value})
+    return other and not own

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pgpt.runtime.documents.attachment import misattached
+from pgpt.runtime.documents.attachment import bound_elsewhere, misattached
 from pgpt.runtime.documents.sentences import (
     CJK_RUN, LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
 )
@@ -293,7 +293,7 @@ class Grounder:
             holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN
                      and all(contains_fact(self._window_text[i], fact) for fact in new_facts)
                      and self._numbers_in_sentence(words, new_facts, i)
-                     and not self._misattached(new_facts, i)
+                     and not self._misattached(new_facts, i, statement)
                      and (not denial or self._denies[i])
                      and (denial or not self._asks_not)]
             scores.append(float(score.max()))
@@ -321,11 +321,14 @@ class Grounder:
             return True
         return all(any(contains_fact(text, fact) for text in closest) for fact in numbers)
 
-    def _misattached(self, facts: set[str], index: int) -> bool:
+    def _misattached(self, facts: set[str], index: int, statement: str) -> bool:
         """Whether a new number of the statement is one the window's sentences tie to other words
-        than the question's ("0 if a line is selected, ... 2 if an error occurred": see attachment)."""
-        return any(misattached(fact, self._neighbours(index), self._question_words, self.question, NUMBER.findall,
-                               content_words) for fact in facts if NUMBER.fullmatch(fact))
+        than the question's ("0 if a line is selected, ... 2 if an error occurred"), or give another
+        unit or another number the statement's word after it (see attachment)."""
+        near = self._neighbours(index)
+        return any(misattached(fact, near, self._question_words, self.question, NUMBER.findall, content_words)
+                   or bound_elsewhere(fact, statement, near, NUMBER.findall, content_words)
+                   for fact in facts if NUMBER.fullmatch(fact))
 
     def _carries_fact(self, statement: str) -> bool:
         """Whether ``statement`` adds to the question: "The formatter was added in 2.9.0" only

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from grounding_support import grounder_over
 from pgpt.runtime.documents.grounding import Grounder, SourceSentence
 from pgpt.runtime.documents.sentences import content_words, key_facts, split_sentences
 from pgpt.runtime.documents.passage_view import matching_sentences
@@ -35,11 +36,6 @@ SOURCES = [(1, "zephyr.md", 0, "Project Zephyr is a weather balloon. The launch 
 def grounder(embedder, question: str) -> Grounder:  # type: ignore[no-untyped-def]
     sentences = [SourceSentence(n, f, p, s) for n, f, p, text in SOURCES for s in split_sentences(text)]
     return grounder_over(embedder, question, sentences)
-
-
-def grounder_over(embedder, question: str, sentences: list[SourceSentence]) -> Grounder:  # type: ignore[no-untyped-def]
-    return Grounder(question, embedder.embed([question])[0], sentences, embedder.embed([s.text for s in sentences]),
-                    embedder.embed)
 
 
 def test_a_supported_answer_is_kept_and_cited_by_its_supporting_sentence(embedder) -> None:  # type: ignore[no-untyped-def]

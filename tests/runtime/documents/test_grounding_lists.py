@@ -3,13 +3,9 @@ its items, and an answer grows by a list's items only, not by the sentences arou
 
 from __future__ import annotations
 
-from pgpt.runtime.documents.grounding import Grounder, SourceSentence
+from grounding_support import grounder_over
+from pgpt.runtime.documents.grounding import SourceSentence
 from pgpt.runtime.documents.sentences import split_sentences
-
-
-def grounder_over(embedder, question: str, sentences: list[SourceSentence]) -> Grounder:  # type: ignore[no-untyped-def]
-    return Grounder(question, embedder.embed([question])[0], sentences, embedder.embed([s.text for s in sentences]),
-                    embedder.embed)
 
 
 def test_a_list_in_the_answer_stays_one_item_a_line(embedder) -> None:  # type: ignore[no-untyped-def]

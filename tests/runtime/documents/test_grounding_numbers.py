@@ -1,0 +1,49 @@
+"""A number stated with another unit or another qualifier than its source gives it is no supported
+answer: a scale tester's "17 critical findings" (the source: 17 findings, 3 of them critical) and
+"within 15 seconds" (the source: 15 minutes) were shown as supported answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from grounding_support import grounder_over
+from pgpt.runtime.documents.attachment import bound_elsewhere
+from pgpt.runtime.documents.grounding import SourceSentence
+from pgpt.runtime.documents.sentences import NUMBER, content_words
+
+FINDINGS = "The penetration test by Bluefin Labs found 17 findings, of which 3 were rated critical."
+TICKETS = "Priority one tickets must receive a first response within 15 minutes, around the clock."
+
+
+@pytest.mark.parametrize("value, statement, source, refused", [
+    ("17", "The Bluefin Labs penetration test found 17 critical findings.", FINDINGS, True),
+    ("3", "The penetration test found 3 critical findings.", FINDINGS, False),
+    ("17", "The penetration test found 17 findings.", FINDINGS, False),
+    ("15", "Priority one tickets get a first response within 15 seconds.", TICKETS, True),
+    ("15", "Priority one tickets get a first response within 15 min.", TICKETS, False),  # a short form
+    ("5", "The crate weighs 5 kg.", "The crate weighs 5 pounds.", True),
+    ("10", "Each user may store 10 GB.", "Each user may store 10 GiB.", False),
+    ("40", "The Lisbon office seats 40 people.", "The Lisbon office seats 40 people and has 3 meeting rooms.", False),
+    ("30", "Returns are accepted within 30 days.", "Returns are accepted within 30 calendar days.", False),
+    ("8080", "The default port is 8080.", "The server listens on port 8080; the console uses port 9090.", False),
+])
+def test_the_word_after_a_number_must_be_bound_to_it_in_the_source(value: str, statement: str, source: str,
+                                                                     refused: bool) -> None:
+    assert bound_elsewhere(value, statement, [source], NUMBER.findall, content_words) is refused
+
+
+def test_the_testers_two_wrong_numbers_are_no_supported_answers(embedder) -> None:  # type: ignore[no-untyped-def]
+    report = [SourceSentence(1, "report-fact.md", 0, FINDINGS)]
+    critical = grounder_over(embedder, "How many critical findings did the Bluefin Labs penetration test find?",
+                             report)
+    wrong = critical.check("The Bluefin Labs penetration test found 17 critical findings. [1]", abstained=False)
+    assert wrong.kind != "answer", wrong  # a quote of the sentence, or "not found"
+    right = critical.check("The Bluefin Labs penetration test found 3 critical findings. [1]", abstained=False)
+    assert right.kind == "answer" and "3 critical" in right.text, right
+    sla = grounder_over(embedder, "How fast must priority one tickets get a first response?",
+                        [SourceSentence(1, "sla.md", 0, TICKETS)])
+    seconds = sla.check("Priority one tickets must receive a first response within 15 seconds, around the clock. [1]",
+                        abstained=False)
+    assert seconds.kind != "answer", seconds
+    minutes = sla.check("Priority one tickets must receive a first response within 15 minutes. [1]", abstained=False)
+    assert minutes.kind == "answer" and "15 minutes" in minutes.text, minutes
