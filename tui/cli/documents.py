@@ -121,12 +121,21 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         for label, entries in (("skipped", report.skipped), ("failed", report.failed)):
             for path, reason in entries:
                 print(" ".join(strip_controls(f"{label}: {path}: {reason}").split()))
+        # the summary counted them only: which 28 files "still answer", which --prune forgot (tester t42)
+        for label, paths in (("gone", report.gone), ("removed", report.removed)):
+            for path in paths[:NAMED]:
+                print(" ".join(strip_controls(f"{label}: {path}").split()))
+            if len(paths) > NAMED:
+                print(f"… and {len(paths) - NAMED} more {label} (--json lists them all)")
         if report.found_nothing():
             from pgpt.runtime.documents.discovery import nothing_found
 
             print(nothing_found(args.paths))
         print(report.summary())
     return 1 if report.failed or all_skipped(list(args.paths), report.skipped) else 0
+
+
+NAMED = 20  # gone or removed files named after an ingest; --json lists every one
 
 
 def all_skipped(paths: list[Path], skipped: list[tuple[str, str]]) -> bool:

@@ -302,3 +302,23 @@ def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, 
     text = shown.decode("utf-8", "replace")
     assert text.index("loading the model and the document index") < text.index("searching the documents"), text
     assert "writing the answer" in text and "characters\x1b[K\r\x1b[K" in text, text  # cleared before the answer
+
+
+def test_an_ingest_names_the_files_that_are_gone_and_those_prune_forgot(settings: Settings, tmp_path: Path) -> None:
+    """The summary said "28 indexed files under these paths are gone but still answer" and, with
+    --prune, "28 removed", without naming one (the app's Docs panel names them)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("kept.txt", "old-a.txt", "old-b.txt"):
+        (docs / name).write_text(f"The {name[:-4]} note says the ferry leaves at noon.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    (docs / "old-a.txt").unlink()
+    (docs / "old-b.txt").unlink()
+    kept = tui_cli(settings, "ingest", str(docs))
+    assert kept.returncode == 0, kept.stderr
+    lines = kept.stdout.splitlines()
+    assert sorted(lines[:2]) == [f"gone: {docs / 'old-a.txt'}", f"gone: {docs / 'old-b.txt'}"], kept.stdout
+    assert "2 indexed files under these paths are gone but still answer" in lines[-1]
+    pruned = tui_cli(settings, "ingest", str(docs), "--prune")
+    assert sorted(pruned.stdout.splitlines()[:2]) == [f"removed: {docs / 'old-a.txt'}", f"removed: {docs / 'old-b.txt'}"]
+    assert " 2 removed, " in pruned.stdout.splitlines()[-1]
