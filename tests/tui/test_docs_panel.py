@@ -123,3 +123,28 @@ async def test_a_file_in_two_collections_is_two_rows_and_one_of_them_can_be_forg
         assert "\\[" not in report
     left = open_store(settings, embedder).documents()
     assert [(d.path, d.collection) for d in left] == [(str(page), "default")]
+
+
+async def test_the_panel_reopens_on_the_path_field_without_an_old_error(settings: Settings, tmp_path: Path) -> None:
+    """Reopened after Tab to the list, typed paths went to the list; "Ingestion already running (pid
+    N)" from a Delete during another process's ingest stayed under the list 20 minutes after it ended."""
+    from textual.widgets import Input
+
+    from pgpt.runtime.documents.index_folder import writer_lock
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    (tmp_path / "quay.txt").write_text("Quay 4 takes ships of 600 tonnes.\n")
+    ingest(settings, [tmp_path / "quay.txt"], default_embedder(settings))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        table = await open_docs(app, pilot, 1)
+        report = app.screen.query_one("#doc-report", Static)
+        table.focus()
+        with writer_lock(settings):  # another ingest holds the index
+            await pilot.press("delete", "y")
+            await wait_until(pilot, lambda: "already running" in str(report.render()))
+        await pilot.press("escape", "f4")
+        await wait_until(pilot, lambda: "already running" not in str(report.render()))
+        assert isinstance(app.screen.focused, Input) and app.screen.focused.id == "doc-path"
+        assert table.row_count == 1  # nothing was forgotten

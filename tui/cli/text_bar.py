@@ -32,13 +32,29 @@ class TextBar:
         detail, tail = (" ".join(strip_controls(text).split()) for text in (detail, tail))
         line = f"[{'#' * filled}{'.' * (WIDTH - filled)}] {detail} {eta}  {tail}".rstrip()
         if self.tty:  # padded over the longer line drawn before ("z.txttxt" otherwise)
-            self.stream.write("\r" + line[:120].ljust(self.width))
-            self.width = len(line[:120])
+            # A line that wraps is not redrawn by \r (its end stayed): on a narrow terminal the file
+            # name goes first, then the bar narrows, so that the counts and the ETA stay in sight.
+            room = self._columns() - 1
+            if len(line) > room:
+                width = max(10, min(WIDTH, room - len(f"[] {detail} {eta}")))
+                filled = int(width * done / max(total, 1))
+                line = f"[{'#' * filled}{'.' * (width - filled)}] {detail} {eta}"[:room]
+            self.stream.write("\r" + line.ljust(self.width))
+            self.width = len(line)
         elif filled != self.step or time.monotonic() - self.written >= LOG_EVERY_S:
             self.stream.write(line + "\n")
             self.written = time.monotonic()
         self.step = filled
         self.stream.flush()
+
+    def _columns(self) -> int:
+        """The terminal's width (at most 121), read at each draw: it may be resized meanwhile."""
+        import os
+
+        try:
+            return min(os.get_terminal_size(self.stream.fileno()).columns, 121)
+        except (OSError, ValueError, AttributeError):
+            return 121
 
     def close(self) -> None:
         """End the bar's line."""

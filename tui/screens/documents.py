@@ -61,6 +61,7 @@ class DocumentsScreen(PanelScreen):
         self._paths: dict[str, str] = {}
         self._gone: set[str] = set()  # the listed documents whose files are gone (marked in the list)
         self._gone_kept: GoneKept | None = None  # the last add's gone files: Ctrl+G forgets them
+        self._stale_error = False  # the report shows a failed forget or listing, of a moment now past
 
     @property
     def ingesting(self) -> bool:
@@ -98,6 +99,11 @@ class DocumentsScreen(PanelScreen):
 
     def on_screen_resume(self) -> None:
         self.list_documents()  # another process (pgpt-tui ingest) may have changed the index
+        if self._stale_error:  # "Ingestion already running (pid N)" stayed 20 minutes after pid N ended
+            self._stale_error = False
+            self.query_one("#doc-report", Static).update(clean_text(self._on_server()) if self.settings.server else "")
+        if not self.ingesting:  # F4 opens on the path field, as Ctrl+O does (typed paths went to the list)
+            self.query_one("#doc-path", Input).focus()
 
     def _library(self) -> DocumentLibrary | None:
         library = getattr(self.app, "library", None)
@@ -399,6 +405,7 @@ class DocumentsScreen(PanelScreen):
             self.post_message(IngestDone(f"Adding documents failed. {text}", library.documents if library else 0))
         else:
             self.query_one("#doc-report", Static).update(clean_text(text))
+            self._stale_error = True  # said until the panel is opened again
 
     def _show_progress(self, done: float, total: int | None, text: str) -> None:
         self.query_one("#doc-progress-line").display = True

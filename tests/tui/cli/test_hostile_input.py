@@ -160,6 +160,31 @@ def test_the_progress_line_shows_names_clean_and_overwrites_a_longer_one() -> No
     assert lines[2].endswith("new line.txt") and shown.count("\n") == 1
 
 
+def test_the_bar_is_cut_to_the_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line longer than the terminal wrapped, and \r redrew only its second row: ".md" of a longer
+    file name stayed at the end of a tester's 100-column tmux line."""
+    import io
+    import os
+
+    from pgpt.tui.cli.text_bar import TextBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+        def fileno(self) -> int:
+            return 99
+
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((60, 20)))
+    terminal = Terminal()
+    bar = TextBar(terminal)
+    bar.draw(1, 3, "1450/2674 files 924 chunks", 549.0, "very-long-folder-name/quarterly-report-with-a-long-name.md")
+    bar.draw(2, 3, "1451/2674 files 925 chunks", 548.0, "metrics-006.csv")
+    lines = terminal.getvalue().split("\r")[1:]
+    assert all(len(line) <= 59 for line in lines), lines
+    assert lines[1].rstrip().endswith("1451/2674 files 925 chunks ETA  548s")  # the file name gave way first
+
+
 def test_a_log_gets_a_progress_line_while_one_large_file_holds_the_bar_still(monkeypatch: pytest.MonkeyPatch) -> None:
     """Piped to a log, the bar wrote a line only when it moved a step: 2.5 minutes of silence on a 4 MB file."""
     import io
