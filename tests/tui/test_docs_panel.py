@@ -148,3 +148,34 @@ async def test_the_panel_reopens_on_the_path_field_without_an_old_error(settings
         await wait_until(pilot, lambda: "already running" not in str(report.render()))
         assert isinstance(app.screen.focused, Input) and app.screen.focused.id == "doc-path"
         assert table.row_count == 1  # nothing was forgotten
+
+
+async def test_typing_part_of_a_name_in_the_list_finds_the_file(settings: Settings, tmp_path: Path) -> None:
+    """With thousands of rows there was no way to find one file but scrolling."""
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("harbour-fees.txt", "ferry-times.txt", "harbour-map.txt", "crew-list.txt"):
+        (docs / name).write_text(f"The {name[:-4]} page of the port office.\n")
+    ingest(settings, [docs], default_embedder(settings))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        table = await open_docs(app, pilot, 4)
+        table.focus()
+
+        def current() -> str:
+            return str(table.get_row_at(table.cursor_row)[2])
+
+        await pilot.press(*"ferry")
+        assert current().endswith("ferry-times.txt")
+        await pilot.pause(1.6)  # a pause: the next letters are a new name
+        await pilot.press(*"harb")
+        first = current()
+        assert "harbour-" in first
+        await pilot.pause(1.6)
+        await pilot.press(*"harb")  # again: the next row that holds it
+        assert "harbour-" in current() and current() != first
+        await pilot.press("delete")  # the table's own keys still work
+        assert "Forget" in str(app.screen.query_one(Static).render())

@@ -47,6 +47,9 @@ class PanelsMixin:
             module, cls = PANELS[name]  # imported when first shown: a fast first paint of the chat
             self.install_screen(getattr(importlib.import_module(module), cls)(self.settings), name)
         self.push_screen(name)
+        opened = getattr(self.get_screen(name), "opened", None)  # a panel's own "shown again by its key"
+        if opened is not None:
+            self.call_after_refresh(opened)
 
     def get_system_commands(self: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette (Ctrl+P): every action of the app, with its key. Textual's Quit and Keys are

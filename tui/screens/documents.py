@@ -99,10 +99,15 @@ class DocumentsScreen(PanelScreen):
 
     def on_screen_resume(self) -> None:
         self.list_documents()  # another process (pgpt-tui ingest) may have changed the index
-        if self._stale_error:  # "Ingestion already running (pid N)" stayed 20 minutes after pid N ended
+
+    def opened(self) -> None:
+        """F4 (not a closed dialog) showed the panel again: the path field has the focus, as Ctrl+O
+        gives it (typed paths went to the list), and an error of a moment past is gone ("Ingestion
+        already running (pid N)" stayed 20 minutes after pid N ended)."""
+        if self._stale_error:
             self._stale_error = False
             self.query_one("#doc-report", Static).update(clean_text(self._on_server()) if self.settings.server else "")
-        if not self.ingesting:  # F4 opens on the path field, as Ctrl+O does (typed paths went to the list)
+        if not self.ingesting:
             self.query_one("#doc-path", Input).focus()
 
     def _library(self) -> DocumentLibrary | None:

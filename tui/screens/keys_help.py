@@ -30,7 +30,7 @@ PANEL_KEYS = (
     ("F3 Ctrl+G/B/R/X", "download / export / check the repo typed; stop"),
     ("F4 Enter", "add the path typed, or the one chosen below"),
     ("F4 Delete/Ctrl+G", "forget the document selected / the files gone"),
-    ("F4 Backspace", "in the folder tree: the folder above"),
+    ("F4 Backspace/abc", "folder tree: the folder above / list: find a name"),
     ("F5 Enter/Delete", "reopen / delete (asks) the chat under the cursor"),
 )
 
