@@ -101,7 +101,8 @@ def index_state(settings: Settings) -> str:
     elif stale:
         notes += f", {len(stale)} unfinished re-index table(s) (the next ingest drops them)"
     writable = "" if os.access(folder, os.W_OK) else ", NOT writable (ingest cannot add documents)"
-    return f"{folder}: ok, {documents} documents, {rows} chunks{notes}{writable}"
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+    return f"{folder}: ok, {documents} documents, {rows} chunks, {size / 1e6:.0f} MB on disk{notes}{writable}"
 
 
 def _writer(folder: Path) -> str:

@@ -85,7 +85,9 @@ class IngestReport:
         chunks = f"{self.chunks} chunk{'' if self.chunks == 1 else 's'}"
         line = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "
                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.skipped)} skipped, "
-                f"{len(self.failed)} failed; {chunks} in {self.seconds:.1f} s ({self.chunks_per_s:.1f} chunks/s)")
+                f"{len(self.failed)} failed; {chunks} in {self.seconds:.1f} s")
+        if self.chunks >= 100:  # a few chunks after a scan of thousands of unchanged files read "0.1 chunks/s"
+            line += f" ({self.chunks_per_s:.1f} chunks/s)"
         if self.rechunked_from:
             older = "an older" if self.rechunked_from < TEXT_FORMAT else "a newer"  # a newer one: after a rollback
             line += (f"; the index was made by {older} pgpt (text format {self.rechunked_from}), so its "
@@ -309,7 +311,7 @@ def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, pa
         log.exception("indexing %s failed", key)
         report.failed.append((key, f"internal error: {type(exc).__name__}"))
         return
-    store.replace_document(doc_id, rows, vectors)
+    store.replace_document(doc_id, rows, vectors, new=existing is None)
     known[key] = DocumentRecord(key, collection, doc_id, content_hash, len(rows), time.time())
     (report.rechunked if rechunk else report.updated if existing is not None else report.added).append(key)
     report.chunks += len(rows)

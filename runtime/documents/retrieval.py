@@ -56,9 +56,14 @@ def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collecti
     where = where_clause(collection, doc_ids)
     wanted = k * CANDIDATES_PER_LEG
     vector = embedder.embed([query])[0] if query_vector is None else query_vector
-    legs = [_vector_leg(store, vector, wanted, where)]
-    if store.has_text_index():
-        legs.append(_text_leg(store, query, wanted, where))
+
+    def both_legs() -> list[list[dict[str, Any]]]:
+        legs = [_vector_leg(store, vector, wanted, where)]
+        if store.has_text_index():
+            legs.append(_text_leg(store, query, wanted, where))
+        return legs
+
+    legs = store.reading(both_legs)
     for leg in legs:
         for row in leg:  # embeddings are normalized: cosine = dot product = 1 - cosine distance
             if "_distance" in row:
@@ -115,8 +120,8 @@ def neighbours(store: DocumentStore, chunk_id: str, before: int, after: int) -> 
     wanted = [f"{doc_id}:{i}" for i in range(max(index - before, 0), index + after + 1) if i != index]
     if not wanted:
         return [], []
-    rows = (store.table.search().where(f"chunk_id IN ({', '.join(quote(c) for c in wanted)})")
-            .select(["chunk_id", "text"]).limit(len(wanted)).to_list())
+    rows = store.reading(lambda: store.table.search().where(f"chunk_id IN ({', '.join(quote(c) for c in wanted)})")
+                         .select(["chunk_id", "text"]).limit(len(wanted)).to_list())
     texts = {int(r["chunk_id"].rpartition(":")[2]): r["text"] for r in rows}
     return ([texts[i] for i in sorted(texts) if i < index], [texts[i] for i in sorted(texts) if i > index])
 

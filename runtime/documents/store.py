@@ -21,7 +21,8 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgpt.runtime.documents.index_folder import (
     ACTIVE, TABLE, active_table, index_dir, write_atomically, writing,
@@ -43,6 +44,18 @@ if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks i
 # Version 5: HTML and .docx list items keep a marker ("- ", or "2. " for a numbered one), as Markdown's do;
 # line ends are "\n".
 TEXT_FORMAT = 5
+T = TypeVar("T")
+# Every write is a commit with a manifest that lists all data files, and LanceDB keeps old versions
+# 7 days by default: after 2,673 files (one commit each) the index held 357 MB of manifests for 75 MB
+# of data, and each later write took 7-8.5 s, most of it in reading those manifests again (tester
+# t42). So the index is compacted, and versions older than CLEANUP_AFTER_S are removed, at the end
+# of each ingest and every COMPACT_EVERY commits, or one commit per COMPACT_CHUNKS chunks of the index
+# if that is more: a compaction rewrites the whole table, and its old files stay until they are
+# CLEANUP_AFTER_S old. A reader follows the latest version before each search, which takes well
+# under a second, so a version a minute old is no longer read.
+COMPACT_EVERY = 64
+COMPACT_CHUNKS = 100
+CLEANUP_AFTER_S = 60
 _META_FORMAT = "pgpt.text_format"  # on the text column's field: schema metadata is fixed at creation
 _META_MODEL = b"pgpt.embed_model"
 _META_NAME = b"pgpt.embed_name"
@@ -111,6 +124,7 @@ class DocumentStore:
         self.damaged_in_use = ""  # a re-index's unreadable old table (see documents_in_use)
         self.set_aside = ""  # where publish() moved it
         self._changed = False
+        self._commits = 0
         with writing(self.folder, "Opening the document index"):
             ensure_private_dir(self.folder)
             self.db = lancedb.connect(str(self.folder))
@@ -215,16 +229,33 @@ class DocumentStore:
     def _rows(self, columns: list[str], collection: str | None, where: str = "") -> list[dict[str, Any]]:
         self.table.checkout_latest()
         filters = [f for f in (where, f"collection = {quote(collection)}" if collection else "") if f]
-        count = self.table.count_rows(" AND ".join(filters) or None)
-        if not count:
-            return []
-        query = self.table.search().select(columns).limit(count)
-        if filters:
-            query = query.where(" AND ".join(filters))
-        return query.to_list()
 
-    def replace_document(self, doc_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
-        """Insert a document's chunks and delete its old ones in one commit."""
+        def read() -> list[dict[str, Any]]:
+            count = self.table.count_rows(" AND ".join(filters) or None)
+            if not count:
+                return []
+            query = self.table.search().select(columns).limit(count)
+            return (query.where(" AND ".join(filters)) if filters else query).to_list()
+
+        return self.reading(read)
+
+    def reading(self, read: Callable[[], T]) -> T:
+        """``read()``, and once more on the latest version when a writer's compaction removed the
+        files of the version it read (the old version's files go once it is CLEANUP_AFTER_S old, and
+        a reader that checked out the latest a moment before the compaction reads them): LanceDB says
+        "lance error: Not found: .../data/...", which read as a damaged index."""
+        try:
+            return read()
+        except RuntimeError as exc:
+            if "Not found" not in str(exc):
+                raise
+            self.table.checkout_latest()
+            return read()
+
+    def replace_document(self, doc_id: str, rows: list[dict[str, Any]], vectors: np.ndarray,
+                         new: bool = False) -> None:
+        """Insert a document's chunks and delete its old ones in one commit; a ``new`` document (no
+        chunks yet) is appended, without the merge's scan of every chunk for old ones."""
         import numpy as np
         import pyarrow as pa
 
@@ -235,21 +266,40 @@ class DocumentStore:
                                                            self.dimension)
         table = pa.table(data, schema=self._schema())
         with writing(self.folder):
-            (self.table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
-             .when_not_matched_by_source_delete(f"doc_id = {quote(doc_id)}").execute(table))
-        self._changed = True
+            if new:
+                self.table.add(table)
+            else:
+                (self.table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+                 .when_not_matched_by_source_delete(f"doc_id = {quote(doc_id)}").execute(table))
+        self._committed()
 
     def move_document(self, doc_id: str, new_path: str) -> None:
         """A renamed file: its chunks get the new path, no re-embedding (one commit)."""
         with writing(self.folder):
             self.table.update(where=f"doc_id = {quote(doc_id)}", values={"path": new_path})
-        self._changed = True
+        self._committed()
 
     def forget(self, doc_id: str) -> None:
         """Remove one document's chunks (one commit)."""
         with writing(self.folder):
             self.table.delete(f"doc_id = {quote(doc_id)}")
+        self._committed()
+
+    def _committed(self) -> None:
+        """Count a commit; compact the index once enough of them piled up (see COMPACT_EVERY)."""
         self._changed = True
+        self._commits += 1
+        if self._commits >= COMPACT_EVERY and self._commits >= self.table.count_rows() // COMPACT_CHUNKS:
+            with writing(self.folder):
+                self._optimize()
+            self._commits = 0
+
+    def _optimize(self) -> None:
+        """Merge the small data files, bring the full-text indexes up to date and remove the versions
+        older than CLEANUP_AFTER_S (with their files): a second or less for tens of thousands of chunks."""
+        from datetime import timedelta
+
+        self.table.optimize(cleanup_older_than=timedelta(seconds=CLEANUP_AFTER_S))
 
     def finish_batch(self) -> None:
         """After an ingest that changed something: build or update the full-text indexes (text and
@@ -264,8 +314,7 @@ class DocumentStore:
             if missing and self.table.count_rows():
                 for column in missing:
                     self.table.create_index(column, config=FTS(with_position=False), replace=True)
-            if indexed:
-                self.table.optimize()
+            self._optimize()  # also after the indexes were created: it removes the old versions
 
     def publish(self) -> None:
         """End a re-index: readers switch to the new table at once (one atomic rename), and the old
