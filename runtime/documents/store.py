@@ -224,7 +224,7 @@ class DocumentStore:
     def chunk_count(self, collection: str | None = None, doc_ids: list[str] | None = None) -> int:
         """Chunks indexed (in ``collection``, of ``doc_ids`` when given), counted without reading them."""
         self.table.checkout_latest()
-        return self.table.count_rows(where_clause(collection, doc_ids))
+        return self.reading(lambda: self.table.count_rows(where_clause(collection, doc_ids)))  # a filter reads data
 
     def _rows(self, columns: list[str], collection: str | None, where: str = "") -> list[dict[str, Any]]:
         self.table.checkout_latest()
