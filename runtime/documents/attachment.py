@@ -36,7 +36,7 @@ _UNITS = {unit: kind for kind, units in {
 _SAME_UNIT = {"sec": "second", "secs": "second", "min": "minute", "mins": "minute", "hr": "hour", "hrs": "hour",
               "kib": "kb", "mib": "mb", "gib": "gb", "tib": "tb", "kilobyte": "kb", "megabyte": "mb",
               "gigabyte": "gb", "terabyte": "tb", "metre": "meter", "kilometre": "km", "kilometer": "km",
-              "kilogram": "kg", "tonne": "ton", "lbs": "pound", "lb": "pound", "feet": "foot", "inche": "inch"}
+              "kilogram": "kg", "tonne": "ton", "lbs": "pound", "lb": "pound", "feet": "foot", "inches": "inch"}
 
 
 def misattached(value: str, sentences: Iterable[str], question_words: set[str], question: str,

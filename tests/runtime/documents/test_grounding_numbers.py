@@ -23,6 +23,7 @@ TICKETS = "Priority one tickets must receive a first response within 15 minutes,
     ("15", "Priority one tickets get a first response within 15 min.", TICKETS, False),  # a short form
     ("5", "The crate weighs 5 kg.", "The crate weighs 5 pounds.", True),
     ("10", "Each user may store 10 GB.", "Each user may store 10 GiB.", False),
+    ("5", "The screen is 5 inch wide.", "The screen is 5 inches wide.", False),  # singular and plural
     ("40", "The Lisbon office seats 40 people.", "The Lisbon office seats 40 people and has 3 meeting rooms.", False),
     ("30", "Returns are accepted within 30 days.", "Returns are accepted within 30 calendar days.", False),
     ("8080", "The default port is 8080.", "The server listens on port 8080; the console uses port 9090.", False),

@@ -100,7 +100,7 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
             with RadioSet(id="dtype", compact=True):
                 for dtype in DTYPES:
                     yield MarkedRadioButton(dtype, value=dtype == "fp32", id=f"dtype-{dtype}", compact=True,
-                                      disabled=dtype == "fp16")  # until the GPU check says otherwise
+                                            disabled=dtype == "fp16")  # until the GPU check says otherwise
             yield MarkedCheckbox("^f fast prompts", id="prefill", compact=True)
         yield Static("fp16: checking for a usable GPU…", id="dtype-note")
         with VerticalScroll(id="info"):
