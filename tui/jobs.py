@@ -97,11 +97,14 @@ def describe_local(path: Path) -> tuple[str, str]:
     try:
         from gguf import GGUFReader
 
+        from pgpt.export.gguf_quants import GRID_LAYOUTS
+
         reader = GGUFReader(path)  # memory-mapped: the header and tensor table only are read
         field = reader.fields.get("general.architecture")
         architecture = bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field else "?"
         total = sum(int(t.n_elements) for t in reader.tensors) or 1
-        four_bit = sum(int(t.n_elements) for t in reader.tensors if t.tensor_type.name in ("Q4_0", "Q4_1", "Q4_K"))
+        # the export's own table of block layouts: the 4-bit ones are those int4 keeps as they are
+        four_bit = sum(int(t.n_elements) for t in reader.tensors if GRID_LAYOUTS.get(t.tensor_type.name, (0,))[0] == 4)
     except Exception:  # gguf raises assorted errors on damage; the export says what is wrong
         return f"{path} is a .gguf file on this machine ({size}) that could not be read.", "int8"
     share = four_bit / total
