@@ -129,7 +129,7 @@ class KeysMixin:
 
     def keep_stopped_answer(self) -> None:
         """Stop the answer being written, keep it as Esc keeps it (marked), and save the chat; nothing
-        when no answer is being written. Quitting, Ctrl+N and a hangup (launch.py) call it."""
+        when no answer is being written. Quitting, Ctrl+N and a hangup (signals.py) call it."""
         if self._reply is not None and self.screen_stack:
             self._cancel.set()
             self._reply_id += 1  # the worker's last messages, if any arrive, are dropped
