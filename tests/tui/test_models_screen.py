@@ -223,6 +223,9 @@ async def test_download_export_use_and_delete_a_gated_model(
         assert f"Delete {EXPORTED}" in str(dialog.query_one(Static).render())
         await pilot.press("y")
         await wait_until(pilot, lambda: EXPORTED not in screen.query_one(ModelTable).names())
+        assert isinstance(app.focused, ModelTable)  # where Delete was pressed: the dialog gave it back
+        await pilot.press("f2", "f3")  # F3 itself opens on the repo field
+        await wait_until(pilot, lambda: app.focused is screen.query_one("#repo", Input))
         assert not folder.exists() and not versions.exists() and "active_model" not in read_config(own_cache)
         await wait_until(pilot, lambda: f"{EXPORTED}; it was the chat model, chat now uses {DEFAULT_CHAT}"
                          in text_of(screen, "#diagnosis"))

@@ -120,8 +120,13 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
 
     def on_screen_resume(self) -> None:
         self.refresh_models()  # a model may have been exported or deleted from the command line meanwhile
-        if self._cancel is None:  # nothing runs: the repo field, as at the first visit (F3 reopened on the list,
-            self.query_one("#repo", Input).focus()  # where typing was lost and Enter loaded the active model again)
+
+    def opened(self) -> None:
+        """F3 (not a closed dialog: Delete's left the list) showed the panel again: with nothing running,
+        the repo field has the focus, as at the first visit (F3 reopened on the list, where typing was
+        lost and Enter loaded the active model again)."""
+        if self._cancel is None:
+            self.query_one("#repo", Input).focus()
 
     # User actions.
 
