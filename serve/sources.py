@@ -24,7 +24,10 @@ def shown_source(home: Path, source: dict[str, Any]) -> dict[str, Any]:
     """``source`` (a passage, quote or closest passage of an answer) with its path as clients see it
     (a passage keeps it in ``source``, a quote in ``file``: its ``source`` is the citation number)."""
     key = "file" if "file" in source else "source"
-    return {**source, key: shown_path(home, str(source[key]))} if key in source else source
+    shown = {**source, key: shown_path(home, str(source[key]))} if key in source else dict(source)
+    if source.get("also_in"):  # the other files with the same passage: their paths as clients see them too
+        shown["also_in"] = [shown_path(home, str(path)) for path in source["also_in"]]
+    return shown
 
 
 def context_chunk(source: dict[str, Any]) -> dict[str, Any]:

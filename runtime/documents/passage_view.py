@@ -8,8 +8,8 @@ Display only: the sentences the model reads and the check compares are grounding
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Sequence
+from pathlib import PurePath
 
 import numpy as np
 
@@ -66,6 +66,16 @@ def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str
         last = min(start + len(sentence) + room - (start - first), len(text))
     return (("\u2026" if first else "") + text[first:start], sentence,
             text[start + len(sentence):last] + ("\u2026" if last < len(text) else ""))
+
+
+def copies_note(also_in: Sequence[str], named: int = 2) -> str:
+    """`` (the same text in: a.md, b.md and 3 more)`` for a passage found in other files too (copies
+    of one file, shown once), or nothing."""
+    if not also_in:
+        return ""
+    names = [PurePath(path).name for path in also_in[:named]]
+    more = f" and {len(also_in) - named} more" if len(also_in) > named else ""
+    return f" (the same text in: {', '.join(names)}{more})"
 
 
 def indented(text: str, indent: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -35,10 +36,11 @@ class Hit:
     heading: str
     chunk_id: str
     similarity: float  # cosine of the question and the passage
+    also_in: tuple[str, ...] = ()  # other files with this same passage (copies), shown once
 
     def as_json(self) -> dict[str, Any]:
-        """source, page, text, score (+ heading and chunk id)."""
-        return asdict(self)
+        """source, page, text, score (+ heading, chunk id, similarity and the copies' files)."""
+        return {**asdict(self), "also_in": list(self.also_in)}
 
 
 def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collection: str | None = None,
@@ -156,21 +158,28 @@ def _fuse(legs: list[list[dict[str, Any]]], k: int, per_document: int | None) ->
     best_bm25 = max(bm25.values(), default=0.0) or 1.0
     scores = {chunk_id: VECTOR_WEIGHT * (float(row["similarity"]) - low) / spread
               + (1 - VECTOR_WEIGHT) * bm25.get(chunk_id, 0.0) / best_bm25 for chunk_id, row in rows.items()}
-    hits: list[Hit] = []
+    kept: dict[str, tuple[str, list[str]]] = {}  # a passage's text: its best chunk, the other files with it
     taken: dict[str, int] = {}
-    shown: set[tuple[str, str]] = set()  # a file in two collections has each passage twice: show it once
     # On a tie the passage that holds the query's words comes first: "libevent" ranked a passage
-    # without the word (the best cosine, 0.5) above the one with it (the best BM25, 0.5).
-    for chunk_id in sorted(scores, key=lambda c: (-round(scores[c], 9), -bm25.get(c, 0.0))):
+    # without the word (the best cosine, 0.5) above the one with it (the best BM25, 0.5); then the
+    # shorter file name, so that of identical copies the same one is shown, and rather "report.md"
+    # than "Copy of report.md" or "report (1).md".
+    def rank(c: str) -> tuple[float, float, int, str]:
+        return -round(scores[c], 9), -bm25.get(c, 0.0), len(PurePath(rows[c]["path"]).name), rows[c]["path"]
+
+    for chunk_id in sorted(scores, key=rank):
         row = rows[chunk_id]
         if per_document is not None and taken.get(row["doc_id"], 0) >= per_document:
             continue
-        if (row["path"], row["text"]) in shown:
+        # The same text in another file ("Copy of report.md", a file in two collections) is shown once,
+        # naming the copies: each copy took one of the few passages the model reads, leaving others out.
+        first = kept.get(row["text"])
+        if first is not None:
+            if row["path"] != rows[first[0]]["path"] and row["path"] not in first[1]:
+                first[1].append(row["path"])
             continue
-        shown.add((row["path"], row["text"]))
-        taken[row["doc_id"]] = taken.get(row["doc_id"], 0) + 1
-        hits.append(Hit(row["path"], int(row["page"]), row["text"], round(scores[chunk_id], 5),
-                        row["heading"], chunk_id, round(float(row["similarity"]), 4)))
-        if len(hits) == k:
-            break
-    return hits
+        if len(kept) < k:
+            kept[row["text"]] = (chunk_id, [])
+            taken[row["doc_id"]] = taken.get(row["doc_id"], 0) + 1
+    return [Hit(rows[c]["path"], int(rows[c]["page"]), rows[c]["text"], round(scores[c], 5), rows[c]["heading"], c,
+                round(float(rows[c]["similarity"]), 4), tuple(copies)) for c, copies in kept.values()]

@@ -322,3 +322,15 @@ def test_a_misspelled_form_field_or_query_parameter_is_named(server: RunningServ
     assert "POST /v1/ingest/file: ignored query parameters that it does not know: vendor_query" in log
     assert "secret-value" not in log
     http.delete(f"/v1/ingest/{kept.json()['data'][0]['doc_id']}")
+
+
+def test_the_copies_of_a_passage_are_named_as_clients_see_paths(tmp_path: Path) -> None:
+    """A passage's copies in other files (``also_in``) carried the server's own paths to its clients."""
+    from pgpt.serve.sources import shown_source
+
+    home = tmp_path / "home"
+    uploads = home / "uploads" / "default"
+    source = {"source": str(uploads / "report.md"), "also_in": [str(uploads / "Copy of report.md"),
+                                                                str(Path.home() / "team" / "report.md")]}
+    shown = shown_source(home, source)
+    assert shown["source"] == "report.md" and shown["also_in"] == ["Copy of report.md", "~/team/report.md"]

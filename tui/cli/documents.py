@@ -228,10 +228,11 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
         return 0
     if not hits:
         print("No matching passages.")
-    from pgpt.runtime.documents.passage_view import indented, sentence_window
+    from pgpt.runtime.documents.passage_view import copies_note, indented, sentence_window
 
     for number, hit in enumerate(hits, 1):  # each around its sentence that matches best, as the app shows it
-        where = one_line(hit["source"]) + (f", page {hit['page']}" if hit["page"] else "")
+        where = one_line(hit["source"] + (f", page {hit['page']}" if hit["page"] else "")
+                         + copies_note(hit.get("also_in") or ()))
         snippet = "".join(sentence_window(hit["text"], hit.get("sentence", ""), 300))
         print(indented(f"[{number}] {where}  (score {hit['score']:.4f})\n{snippet}", "    "))
     return 0

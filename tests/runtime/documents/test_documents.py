@@ -235,6 +235,25 @@ def test_on_a_tie_the_passage_with_the_query_word_ranks_first() -> None:
         assert [h.source for h in hits] == ["readme.txt", "authors.txt"] and hits[0].score == hits[1].score
 
 
+def test_copies_of_a_passage_in_other_files_are_shown_once_naming_the_copies() -> None:
+    """A team folder's "Copy of report.md" and "report (1).md" (tester t42): each copy of a passage
+    took one of the few places of the results, where the model reads three."""
+    from pgpt.runtime.documents.retrieval import _fuse
+
+    def row(path: str, text: str, similarity: float) -> dict[str, object]:
+        return {"chunk_id": f"{path}:0", "doc_id": path, "path": path, "text": text, "heading": "", "page": 0,
+                "similarity": similarity}
+
+    report = "The audit closed 17 findings in March."
+    vector_leg = [row("team/report (1).md", report, 0.8), row("team/Copy of report.md", report, 0.8),
+                  row("infra/report.md", report, 0.8), row("infra/budget.md", "The budget grew by 4%.", 0.5),
+                  row("infra/plan.md", "The plan starts in May.", 0.3)]
+    hits = _fuse([vector_leg], 3, None)
+    assert [h.source for h in hits] == ["infra/report.md", "infra/budget.md", "infra/plan.md"]  # the same one each time
+    assert hits[0].also_in == ("team/report (1).md", "team/Copy of report.md") and hits[1].also_in == ()
+    assert hits[0].as_json()["also_in"] == ["team/report (1).md", "team/Copy of report.md"]
+
+
 def test_a_long_text_without_blank_lines_is_chunked_to_fit_the_embedder(settings: Settings, embedder,
                                                                         tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # The chunker counted tokens with the embedder's truncating tokenizer: every long paragraph

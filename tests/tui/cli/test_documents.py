@@ -115,6 +115,22 @@ def test_a_file_in_two_collections_is_found_once_and_forgotten_where_asked(setti
     assert left == ["readme.md"]
 
 
+def test_a_copied_file_is_one_result_that_names_the_copy(settings: Settings, tmp_path: Path) -> None:
+    """Identical copies ("Copy of ...", "... (1)") gave the same passage once per copy."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = "# Ferry\n\nThe ferry leaves at noon from the north quay.\n"
+    for name in ("ferry.md", "Copy of ferry.md", "ferry (1).md"):
+        (docs / name).write_text(text)
+    (docs / "bakery.md").write_text("# Bakery\n\nThe bakery sells rye bread and cakes.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    found = json.loads(tui_cli(settings, "search", "When does the ferry leave?", "-k", "3", "--json").stdout)["results"]
+    assert [Path(r["source"]).name for r in found] == ["ferry.md", "bakery.md"]  # the original's name, not a copy's
+    assert [Path(p).name for p in found[0]["also_in"]] == ["ferry (1).md", "Copy of ferry.md"]
+    shown = tui_cli(settings, "search", "When does the ferry leave?", "-k", "3").stdout
+    assert "ferry.md (the same text in: ferry (1).md, Copy of ferry.md)" in shown, shown
+
+
 def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: Settings, tmp_path: Path) -> None:
     """A missing path was "1 skipped" (exit 0) and an unknown collection "not found" or an empty
     list, as if the documents did not say."""
