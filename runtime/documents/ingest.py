@@ -142,8 +142,11 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 if store.text_format != TEXT_FORMAT and store.table.count_rows():
                     # Chunks of the old format first (every collection), then the files asked for.
                     report.rechunked_from = store.text_format
-                    work = [(Path(d.path), d.collection, True) for docs in catalog.values() for d in docs.values()
-                            if Path(d.path).is_file()] + work
+                    again = [(Path(d.path), d.collection, True) for docs in catalog.values() for d in docs.values()
+                             if Path(d.path).is_file()]
+                    # a file asked for that is re-chunked anyway is done once (10 files counted 0/22)
+                    done = {(str(path), into) for path, into, _ in again}
+                    work = again + [item for item in work if (str(item[0]), item[1]) not in done]
                 weights = WorkShares([path for path, _, _ in work])
                 for index, (path, into, rechunk) in enumerate(work):
                     if cancel is not None and cancel.is_set():

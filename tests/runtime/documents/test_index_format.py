@@ -53,8 +53,10 @@ def test_the_next_ingest_rechunks_every_document_and_says_so(old_index) -> None:
     assert index_state(settings).endswith(f"made by an older pgpt (text format 1, this "
                                           f"one writes {TEXT_FORMAT}): the next ingest reads and chunks all its 3 "
                                           "documents again")
-    report = ingest(settings, [docs / "ferry.md"], embedder)
+    ticks: list = []
+    report = ingest(settings, [docs / "ferry.md"], embedder, progress=ticks.append)
     assert sorted(Path(p).name for p in report.rechunked) == ["bakery.txt", "ferry.md", "notes.txt"]
+    assert {t.total for t in ticks} == {3}  # ferry.md, asked for and re-chunked, once (it counted 0/4)
     assert report.rechunked_from == 1 and not report.added and not report.updated and not report.unchanged
     assert not report.found_nothing()  # it said "No files found under PATH" above this summary
     assert f"text format 1), so its 3 documents were read and chunked again (format {TEXT_FORMAT})" in report.summary()
