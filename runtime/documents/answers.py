@@ -373,7 +373,15 @@ def _follows_up(question: str) -> bool:
     # a Japanese question (no word read) got a quote answering the English question before it.
     words = [w.lower() for w in _WORDS.findall(question)]
     return bool(words[:1] in (["and"], ["also"], ["then"]) or words[:2] in (["what", "about"], ["how", "about"])
-                or _BACK_REFERENCES & set(words) or (len(words) <= 2 and len(content_words(question)) <= 1))
+                or _points_back(words) or (len(words) <= 2 and len(content_words(question)) <= 1))
+
+
+def _points_back(words: list[str]) -> bool:
+    """Whether a pronoun ("it", "its", "their") points to an earlier question: not when the question
+    names two things or more before it ("Under the Mozilla license, ... how many days do I have to fix
+    it?", "How long does the client wait before it gives up?" were searched after the question before)."""
+    first = next((n for n, word in enumerate(words) if word in _BACK_REFERENCES), None)
+    return first is not None and len(content_words(" ".join(words[:first]))) < 2
 
 
 def _numbers(question: str) -> list[str]:

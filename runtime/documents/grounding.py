@@ -172,6 +172,7 @@ class Grounder:
         supported = [] if abstained else self._on_topic(self._supported(draft, measures))
         if supported:
             measures["answer_relevance"] = round(max(float(self.relevance[i]) for _, i in supported), 4)
+        supported = _without_bare_lead_ins(supported)
         if self._wants_number and not any(self._new_number(statement) for statement, _ in supported):
             supported = []  # "how many ...?" answered without a number the question lacks: no answer
         if supported and measures["answer_relevance"] >= self._relevance_gate(supported):
@@ -355,6 +356,18 @@ def _prose_words(text: str) -> int:
 _POINTER = re.compile(r"\s*(?:this|that|it|these)\s+(?:information\s+)?(?:(?:can|could|may)\s+be|is|are)\s+"
                       r"(?:found|stated|mentioned|shown|seen|described|given)\b", re.IGNORECASE)
 _LINK = re.compile(r"<?\b(?:https?|ftp)://\S+>?|<[^<>\s]+>|\bwww\.\S+")
+
+
+def _without_bare_lead_ins(supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``supported`` without a lead-in ("... you can type the following command:") that no list item or
+    table row follows: what it led in to was not supported (a wrong command), and the answer was the
+    lead-in, a colon and the next sentence."""
+    def leads_somewhere(n: int) -> bool:
+        after = supported[n + 1][0].lstrip() if n + 1 < len(supported) else ""
+        return bool(LIST_ITEM.match(after)) or after.startswith("|")
+
+    return [(statement, index) for n, (statement, index) in enumerate(supported)
+            if not statement.rstrip().endswith(":") or leads_somewhere(n)]
 
 
 def _without_restatements(supported: list[tuple[str, int]]) -> list[tuple[str, int]]:

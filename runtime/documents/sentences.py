@@ -35,7 +35,9 @@ CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac0
 # A number stands alone: the digits inside "1DS", "SHA256", "IPv6", "S3" or "v3-8" are no number of
 # their own (the word itself is the fact); read alone, "256" was an invented number that no source
 # sentence held as a word, and a sentence copied from its source was dropped.
-NUMBER = re.compile(r"(?<![A-Za-z0-9])\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
+# Not a manual's section ("tar(1)", "ssh_config(5)"): a man page's header line "TAR(1) GNU TAR Manual
+# TAR(1)" was the supporting quote of "The default N is 1".
+NUMBER = re.compile(r"(?<![A-Za-z0-9])(?!(?<=\w\()\d+\))\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
 _CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
 # A command-line option, "-J" or "--zstd" (its name without the dashes, as a code span's)
 _OPTION = re.compile(r"(?<![\w-])(?:--([A-Za-z][\w-]*[A-Za-z0-9])|-([A-Za-z]))(?![\w-])")
@@ -123,6 +125,7 @@ def denies(text: str) -> bool:
 def contains_fact(text: str, fact: str) -> bool:
     """Whether ``text`` holds ``fact`` as a word of its own; a number as a whole number ("10" is
     not in "18:10" or "2.10": "10%" passed on a time)."""
-    whole = r"(?<!\d[.,:])", r"(?![.,:]\d)"
+    # nor a manual's section, as NUMBER reads them ("1" is not in "tar(1)")
+    whole = rf"(?<!\d[.,:])(?!(?<=\w\(){re.escape(fact)}\))", r"(?![.,:]\d)"
     head, tail = whole if fact[:1].isdigit() else ("", "")
     return re.search(rf"(?<![{_LETTERS}]){head}{re.escape(fact)}(?![{_LETTERS}]){tail}", text) is not None

@@ -213,6 +213,11 @@ def test_a_follow_up_is_searched_after_the_question_it_follows(indexed) -> None:
     # short is no follow-up: a new subject in one content word, or a question in another script
     for alone in ("Who is Ferris?", "What is the budget?", "\u6771\u4eac\u30aa\u30d5\u30a3\u30b9\u306e\u96fb\u8a71\u756a\u53f7\u306f\uff1f"):
         assert retrieval_question(alone, ["How much is a week of on-call duty paid?"]) == alone
+    # a pronoun after two things the question names points into the question ("... fix it?"), not back
+    for alone in ("Under the Mozilla license, if a contributor warns me, how many days do I have to fix it?",
+                  "How long does the OpenAI client wait before it gives up on a slow call?"):
+        assert retrieval_question(alone, ["In which courts can someone sue over the license?"]) == alone
+    assert retrieval_question("When was it released?", ["Who wrote pandas?"]) == "Who wrote pandas? When was it released?"
     assert retrieval_question("What time?", ["When does the ferry leave?"]) == "When does the ferry leave? What time?"
     assert retrieval_question("On Friday?", ["When does the ferry leave?"]) == "When does the ferry leave? On Friday?"
     # a follow-up of a follow-up is searched after the question the chain started from

@@ -48,3 +48,18 @@ def test_the_testers_two_wrong_numbers_are_no_supported_answers(embedder) -> Non
     assert seconds.kind != "answer", seconds
     minutes = sla.check("Priority one tickets must receive a first response within 15 minutes. [1]", abstained=False)
     assert minutes.kind == "answer" and "15 minutes" in minutes.text, minutes
+
+
+def test_a_manual_section_number_is_no_number(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A man page's header line "TAR(1) GNU TAR Manual TAR(1)" was the supporting quote of "The default
+    N for tar's --occurrence option is 1" (the "1" of a section number), over the sentence that says it."""
+    assert NUMBER.findall("TAR(1) GNU TAR Manual TAR(1), see ssh_config(5)") == []
+    assert NUMBER.findall("Python (3.6) and items (1) and (2)") == ["3.6", "1", "2"]
+    sentences = [SourceSentence(1, "tar.1", 0, "--occurrence[=N] Process only the Nth occurrence of each file in "
+                                               "the archive."),
+                 SourceSentence(1, "tar.1", 0, "The default N is 1."),
+                 SourceSentence(2, "tar.1", 0, "TAR(1) GNU TAR Manual TAR(1)")]
+    ask = grounder_over(embedder, "What is the default N for tar's --occurrence option?", sentences)
+    result = ask.check("The default N for tar's --occurrence option is 1. [2]", abstained=False)
+    assert "TAR(1)" not in " ".join(q.text for q in result.quotes), result
+    assert result.kind == "answer" and [q.text for q in result.quotes] == ["The default N is 1."], result
