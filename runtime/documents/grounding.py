@@ -270,7 +270,8 @@ class Grounder:
         # once each: a small model often repeats a sentence until the token limit, and the
         # answer would repeat it as often, each time with its citation
         draft = _HTML_TAG.sub(lambda tag: tag[0] if tag[0].lower() in self._all_text else " ", draft)
-        unique = {" ".join(s.lower().split()): s for s in split_sentences(strip_citations(_FENCE.sub("\n\n", draft)))}
+        said = [_without_attribution(s) for s in split_sentences(strip_citations(_FENCE.sub("\n\n", draft)))]
+        unique = {" ".join(s.lower().split()): s for s in said if s}
         statements = [s for s in unique.values() if self._carries_fact(s)]
         measures["statements"] = len(statements)
         if not statements or not self.sentences:
@@ -355,6 +356,20 @@ def _prose_words(text: str) -> int:
 
 _POINTER = re.compile(r"\s*(?:this|that|it|these)\s+(?:information\s+)?(?:(?:can|could|may)\s+be|is|are)\s+"
                       r"(?:found|stated|mentioned|shown|seen|described|given)\b", re.IGNORECASE)
+# "According to the documentation in the source file "a.md", ..." says where, not what: its words are
+# in no source sentence, and a right answer fell below the support it needed (tester t44). A
+# qualifier that names a subject ("According to the Mozilla licence, ...") stays.
+_ATTRIBUTION = re.compile(r"^\s*(?:according to|as (?:stated|described|mentioned) in|based on)\b[^,:\n]{0,150}?"
+                          r"\b(?:sources?|documents?|documentation|files?|text|context|information|passages?|"
+                          r"readme|manual)\b[^,:\n]{0,80}[,:]\s*", re.IGNORECASE)
+
+
+def _without_attribution(statement: str) -> str:
+    """``statement`` without its "According to the sources," (the rest capitalized)."""
+    rest = _ATTRIBUTION.sub("", statement, count=1)
+    return rest if rest == statement else rest[:1].upper() + rest[1:]
+
+
 _LINK = re.compile(r"<?\b(?:https?|ftp)://\S+>?|<[^<>\s]+>|\bwww\.\S+")
 
 

@@ -63,3 +63,21 @@ def test_a_manual_section_number_is_no_number(embedder) -> None:  # type: ignore
     result = ask.check("The default N for tar's --occurrence option is 1. [2]", abstained=False)
     assert "TAR(1)" not in " ".join(q.text for q in result.quotes), result
     assert result.kind == "answer" and [q.text for q in result.quotes] == ["The default N is 1."], result
+
+
+def test_an_answer_that_first_says_where_it_read_is_checked_on_what_it_says(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"According to the OpenAI SDK documentation in the source file "openai-python-readme.md", the default
+    ... is 1200 seconds ..." was "not found": the attribution's words are in no source sentence."""
+    from pgpt.runtime.documents.grounding import _without_attribution
+
+    assert _without_attribution("According to the information provided in the sources, the port is 22.") == (
+        "The port is 22.")
+    kept = "According to the Mozilla Public License, the period is 30 days."  # a subject, not where it was read
+    assert _without_attribution(kept) == kept
+    sentences = [SourceSentence(1, "openai-python-readme.md", 0, "You can also customize the token refresh buffer "
+                                "(default is 1200 seconds (20 minutes) before expiration):")]
+    ask = grounder_over(embedder, "How long before it expires does the SDK renew a workload identity token by default?",
+                        sentences)
+    result = ask.check('According to the OpenAI SDK documentation in the source file "openai-python-readme.md", the '
+                       "default token refresh buffer is 1200 seconds (20 minutes) before expiration.", abstained=False)
+    assert result.kind == "answer" and result.text.startswith("The default token refresh buffer is 1200 seconds"), result
