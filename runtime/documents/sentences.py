@@ -39,6 +39,8 @@ CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac0
 # TAR(1)" was the supporting quote of "The default N is 1".
 NUMBER = re.compile(r"(?<![A-Za-z0-9])(?!(?<=\w\()\d+\))\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
 _CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
+# A symbol in quotes, as a code span: "The default escape character is '~'." (it was no fact at all)
+_QUOTED_SYMBOL = re.compile(r"""(?<!\w)['"\u2018\u201c]([^\w\s'"\u2018\u2019\u201c\u201d]{1,3})['"\u2019\u201d](?!\w)""")
 # A command-line option, "-J" or "--zstd" (its name without the dashes, as a code span's)
 _OPTION = re.compile(r"(?<![\w-])(?:--([A-Za-z][\w-]*[A-Za-z0-9])|-([A-Za-z]))(?![\w-])")
 # A statement that denies ("is not recognized as Python") is supported only by a sentence that
@@ -105,11 +107,14 @@ def key_facts(text: str) -> set[str]:
     # `tqdm.write()` names the function a source calls as tqdm.write("Done"): empty parentheses go
     facts = set(NUMBER.findall(text)) | {span.strip(" -").removesuffix("()").lower()
                                           for span in _CODE_SPAN.findall(text) if span.strip(" -").removesuffix("()")}
+    facts |= set(_QUOTED_SYMBOL.findall(text))
     facts |= {"".join(option).lower() for option in _OPTION.findall(text)}  # "--xz", "-J" ("-cover" is a value)
     for sentence in split_sentences(text):
         for index, match in enumerate(_WORD.finditer(sentence)):
             word = match.group().strip("._-")
             inner = word[1:]
+            if not any(c.isalpha() for c in word):  # a number (NUMBER's): "127.0.0.1" of "127.0.0.1:8000"
+                continue  # was a fact of its own, held by no source that writes the address with its port
             if (any(c.isupper() for c in inner) or "_" in inner or "." in inner
                     or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
                     or (index > 0 and word[:1].isupper() and word.lower() not in STOPWORDS)):

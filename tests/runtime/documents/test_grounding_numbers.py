@@ -81,3 +81,23 @@ def test_an_answer_that_first_says_where_it_read_is_checked_on_what_it_says(embe
     result = ask.check('According to the OpenAI SDK documentation in the source file "openai-python-readme.md", the '
                        "default token refresh buffer is 1200 seconds (20 minutes) before expiration.", abstained=False)
     assert result.kind == "answer" and result.text.startswith("The default token refresh buffer is 1200 seconds"), result
+
+
+def test_an_address_with_its_port_and_a_symbol_in_quotes_are_facts_as_written(embedder) -> None:  # type: ignore[no-untyped-def]
+    """The 1.5B model's right answers "... served at http://127.0.0.1:8000/docs" (the address alone was
+    read as a fact no source held: every source writes it with its port) and "The default escape
+    character in ssh is '~'" (the symbol was no fact, so nothing was left to check) were "not found"."""
+    from pgpt.runtime.documents.sentences import key_facts
+
+    assert key_facts("The API docs are served at http://127.0.0.1:8000/docs.") == {"127.0.0.1:8000", "api"}
+    assert "~" in key_facts("The default escape character in ssh is '~'.")
+    docs = grounder_over(embedder, "At what address does fastapi dev serve the interactive API docs?",
+                         [SourceSentence(1, "README.md", 0, "Run fastapi dev and open the interactive API docs at "
+                                                            "http://127.0.0.1:8000/docs.")])
+    served = docs.check("The interactive API docs are served at http://127.0.0.1:8000/docs. [1]", abstained=False)
+    assert served.kind == "answer", served
+    ssh = grounder_over(embedder, "What is the default escape character in ssh?",
+                        [SourceSentence(1, "ssh.1", 0, "-e escape_char Sets the escape character for sessions with a "
+                                                       "pty (default: \u2018~\u2019).")])
+    assert ssh.check("The default escape character in ssh is '~'. [1]", abstained=False).kind == "answer"
+    assert ssh.check("The default escape character in ssh is '^'. [1]", abstained=False).kind != "answer"
