@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from pgpt.runtime.errors import Cancelled, RequestRefusedError
@@ -28,6 +28,10 @@ TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 _COPY_BYTES = 1 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_PARTS = 16
+# An upload or a delete waits this long for another process's write (a second server on the same
+# home, an app's add): two servers' uploads of small files at once were answered 409, one in two.
+# A long `pgpt-tui ingest` still gets the 409, with Retry-After, within a client's patience.
+LOCK_WAIT_S = 10.0
 
 
 def upload_folder(service: Service, collection: str) -> Path:
@@ -161,7 +165,8 @@ async def _index(service: Service, path: Path, collection: str, store_file: Call
             store_file()
             # a server told to stop stops indexing at the next batch of chunks (it went on for a
             # minute after the client was told the upload failed, and then indexed it)
-            report = ingest(service.settings, [path], embedder, collection=collection, cancel=service.stopping)
+            report = ingest(service.settings, [path], embedder, collection=collection, cancel=service.stopping,
+                            lock_wait_s=LOCK_WAIT_S)
             if report.skipped or report.failed:  # nothing of it is indexed: the earlier file comes back
                 reason = (report.skipped + report.failed)[0][1]
                 raise RequestRefusedError(f"{path.name} was not indexed: {reason}.", status=415,
@@ -219,7 +224,7 @@ async def delete_document(service: Service, doc_id: str) -> None:
 
     def run() -> Any:
         with service.ingest_lock:
-            return forget_document(service.settings, embedder, doc_id)
+            return forget_document(service.settings, embedder, doc_id, lock_wait_s=LOCK_WAIT_S)
 
     record = await asyncio.to_thread(run)
     if record is None:

@@ -6,9 +6,10 @@ import json
 import logging
 from typing import Any
 
-from pgpt.runtime.errors import PgptError, ServerBusyError, http_code, user_message
+from pgpt.runtime.errors import IngestLockedError, PgptError, ServerBusyError, http_code, user_message
 
 log = logging.getLogger("pgpt.serve")
+INGEST_RETRY_AFTER_S = 30  # a 409 for another process's ingest: try again then
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
           404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error", 413: "invalid_request_error",
@@ -30,6 +31,8 @@ def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str,
     headers: dict[str, str] = {}
     if isinstance(error, ServerBusyError):
         headers["Retry-After"] = str(error.retry_after_s)
+    elif isinstance(error, IngestLockedError):  # another process writes the index (a long ingest, say)
+        headers["Retry-After"] = str(INGEST_RETRY_AFTER_S)
     if status >= 500 and not isinstance(error, PgptError):  # a bug: keep the traceback in the log
         log.error("request failed: %s: %s", message.title, message.text, exc_info=error)
     elif status >= 500:  # a full queue is routine under load: not a warning on the server's stderr

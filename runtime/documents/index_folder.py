@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 from pgpt.runtime.errors import IngestLockedError
 from pgpt.runtime.settings import Settings, ensure_private_dir
 from pgpt.runtime.storage_faults import storage_fault
+
+LOCK_POLL_S = 0.2  # how often a writer that waits tries the lock again
 
 TABLE = "chunks"  # the table's name until the first re-index; then active.json names it
 ACTIVE = "active.json"
@@ -134,19 +137,26 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 @contextmanager
-def writer_lock(settings: Settings) -> Iterator[None]:
-    """Hold the index's writer lock; a second writer gets IngestLockedError at once."""
+def writer_lock(settings: Settings, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold the index's writer lock; a second writer gets IngestLockedError once ``wait_s`` seconds
+    have passed (at once by default: a command says so rather than sit silent behind a long ingest)."""
     folder = index_dir(settings)
     with writing(folder, "Locking the document index for writing"):
         ensure_private_dir(folder)
         handle = open(folder / ".writer.lock", "a+", encoding="utf-8")
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise IngestLockedError(f"Another ingestion ({holder}) is writing to the document index.") from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(LOCK_POLL_S)
+                    continue
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise IngestLockedError(f"Another ingestion ({holder}) is writing to the document index.") from None
         with writing(folder, "Locking the document index for writing"):
             handle.seek(0)
             handle.truncate()

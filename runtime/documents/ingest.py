@@ -113,8 +113,9 @@ def gone_note(count: int, forget: str = "--prune forgets") -> str:
 
 def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str = DEFAULT_COLLECTION,
            prune: bool = False, reindex: bool = False, progress: Callable[[IngestProgress], None] | None = None,
-           cancel: threading.Event | None = None) -> IngestReport:
-    """Bring the index up to date with ``paths`` (see the module docstring).
+           cancel: threading.Event | None = None, lock_wait_s: float = 0.0) -> IngestReport:
+    """Bring the index up to date with ``paths`` (see the module docstring); ``lock_wait_s``: how long
+    to wait for another writer (a server's upload) before IngestLockedError.
 
     Raises:
         IngestLockedError: another ingestion holds the writer lock.
@@ -125,7 +126,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     """
     started = time.perf_counter()
     report = IngestReport()
-    with writer_lock(settings):
+    with writer_lock(settings, lock_wait_s):
         store = open_store(settings, embedder, rebuild=reindex)
         work: list[tuple[Path, str, bool]] = []  # (file, collection, re-chunk it even if unchanged)
         try:
@@ -240,13 +241,13 @@ def forget_path(settings: Settings, embedder: Any, path: str, collection: str | 
     return matches
 
 
-def forget_document(settings: Settings, embedder: Any, doc_id: str) -> DocumentRecord | None:
+def forget_document(settings: Settings, embedder: Any, doc_id: str, lock_wait_s: float = 0.0) -> DocumentRecord | None:
     """Remove the document ``doc_id`` (as listed by the index); None when there is none.
 
     Raises:
-        IngestLockedError: an ingestion is writing the index.
+        IngestLockedError: an ingestion is writing the index (``lock_wait_s`` waited for it).
     """
-    with writer_lock(settings):
+    with writer_lock(settings, lock_wait_s):
         store = open_store(settings, embedder)
         record = next((d for d in store.documents() if d.doc_id == doc_id), None)
         if record is not None:

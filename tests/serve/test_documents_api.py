@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from pgpt.serve.documents import LOCK_WAIT_S
+from pgpt.serve.errors import INGEST_RETRY_AFTER_S
 from serve_support import RunningServer
 from support import cli_env, make_pdf
 
@@ -205,6 +208,7 @@ def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: Run
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         refused = server.http().post("/v1/ingest/text", json={"file_name": "late.txt", "text": "Late news."})
         assert refused.status_code == 409 and "Another ingestion" in refused.json()["error"]["message"]
+        assert refused.headers["Retry-After"] == str(INGEST_RETRY_AFTER_S)  # after LOCK_WAIT_S of waiting
         assert server.http().post("/v1/chunks", json={"text": "ferry"}).status_code == 200
         # a refused upload leaves uploads/ as it was: it replaced an indexed document's stored copy
         again = server.http().post("/v1/ingest/text", json={"file_name": "kept.txt", "text": "Overwritten."})
@@ -216,6 +220,24 @@ def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: Run
         holder.wait()
     later = server.http().post("/v1/ingest/text", json={"file_name": "late.txt", "text": "Late news."})
     assert later.status_code == 200 and later.json()["data"][0]["doc_metadata"]["status"] == "added"
+
+
+def test_an_upload_waits_for_another_process_s_short_write(server: RunningServer) -> None:
+    """Two servers on one home, each sent small files at once: one upload in two was answered 409 at
+    once, while the other server's write took a second or two (tester t43)."""
+    code = ("import time\nfrom pgpt.runtime.settings import Settings\n"
+            "from pgpt.runtime.documents.index_folder import writer_lock\n"
+            "with writer_lock(Settings.from_env()):\n    print('locked', flush=True)\n    time.sleep(2)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], env=cli_env(server.settings), stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        waited = server.http().post("/v1/ingest/text", json={"file_name": "memo.txt", "text": "The memo is short."})
+        assert waited.status_code == 200 and time.monotonic() - started < LOCK_WAIT_S, waited.text
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_an_upload_that_cannot_be_indexed_keeps_the_earlier_file_of_its_name(server: RunningServer) -> None:
