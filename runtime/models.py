@@ -305,8 +305,12 @@ def delete_model(settings: Settings, name: str) -> DeletedModel:
 
     Raises:
         ModelNotFoundError: ``name`` is not an exported model of the cache; nothing was deleted.
+        UsageError: a running pgpt-serve has one of its versions loaded; nothing was deleted.
     """
+    from pgpt.runtime.versions import refuse_if_served
+
     entry = _export_folder(settings, name)
+    refuse_if_served(settings, name)  # an app has no such record: only a server's loaded models are known
     versions = versions_folder(settings.model_cache, name) if linked_version(settings.model_cache, name) else None
     if versions is not None and not versions.is_dir():  # the link's versions are gone: the link alone goes
         versions = None

@@ -229,13 +229,7 @@ def delete_version(settings: Settings, name: str, version: str) -> dict[str, Any
         raise UsageError(f"{name}@{chosen.version} is the active version of {name}.",
                          hint=f"Switch first (`pgpt-tui models --use {name}@VERSION` or `--rollback {name}`), or "
                               f"delete every version with `pgpt-tui models --delete {name}`.")
-    ref = f"{name}@{chosen.version}"
-    serving = [pool["pid"] for pool in _running_pools(settings) if ref in pool.get("loaded", [])]
-    if serving:  # its files went, the server went on answering with it and said 404 for it
-        raise UsageError(f"{name}@{chosen.version} is loaded by a running pgpt-serve (pid "
-                         f"{', '.join(map(str, serving))}), which answers requests with it.",
-                         hint="Delete it once the server has unloaded it (after its keep-alive, or restart the "
-                              "server); GET /v1/models lists what it holds.")
+    refuse_if_served(settings, name, chosen.version)
     deleted = chosen.summary()  # its size, while its files are there
     doomed = chosen.path.with_name(f".{chosen.version}.deleting-{os.getpid()}")
     os.replace(chosen.path, doomed)  # a hidden name is never listed, so a half-deleted one never looks usable
@@ -243,6 +237,22 @@ def delete_version(settings: Settings, name: str, version: str) -> dict[str, Any
     cache = settings.model_cache
     _write_history(cache, name, [v for v in _read_history(cache, name) if v != chosen.version])
     return deleted
+
+
+def refuse_if_served(settings: Settings, name: str, version: str = "") -> None:
+    """UsageError when a running pgpt-serve has ``name`` loaded (that version, or any): its files went,
+    the server went on answering with it and said 404 for it."""
+    from pgpt.runtime.errors import UsageError
+
+    prefix = f"{name}@{version}" if version else f"{name}@"
+    loaded = {(pool["pid"], ref) for pool in _running_pools(settings) for ref in pool.get("loaded", [])
+              if ref == prefix or (not version and ref.startswith(prefix))}
+    if loaded:
+        what = f"{name}@{version}" if version else name
+        raise UsageError(f"{what} is loaded by a running pgpt-serve (pid "
+                         f"{', '.join(sorted({str(pid) for pid, _ in loaded}))}), which answers requests with it.",
+                         hint="Delete it once the server has unloaded it (after its keep-alive, or restart the "
+                              "server); GET /v1/models lists what it holds.")
 
 
 def _running_pools(settings: Settings) -> list[dict[str, Any]]:

@@ -130,3 +130,7 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(tiny_server: Runn
     kept = _models_cli(settings, "--delete", f"{TINY_MODEL}@{old}")
     assert kept.returncode == 2 and "is loaded by a running pgpt-serve" in kept.stderr, kept.stderr
     assert (versions_folder(settings.model_cache, TINY_MODEL) / old).is_dir()
+    # the whole model too (every version went, the server's included, with exit 0: tester t43)
+    every = _models_cli(settings, "--delete", TINY_MODEL)
+    assert every.returncode == 2 and f"{TINY_MODEL} is loaded by a running pgpt-serve" in every.stderr, every.stderr
+    assert (versions_folder(settings.model_cache, TINY_MODEL) / old).is_dir()
