@@ -50,6 +50,7 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
         },
         "data": {
             "document index": index_state(settings),
+            "adds of documents": _adds_state(settings),
             "answer cache": cache_state(settings.answer_cache_dir),
             "log file": _log_state(settings.log_file),
         },
@@ -165,3 +166,17 @@ def _log_state(path: Path) -> str:
     if probe is None:
         return f"{path}: not created yet"
     return f"{path}: {'writable' if os.access(probe, os.W_OK) else 'NOT writable (nothing is logged)'}"
+
+
+def _adds_state(settings: Settings) -> str:
+    """Adds of documents running now or cut short (a kill, a dropped session): only the app's next
+    start said so, and `doctor` said nothing while the index held 70 of 200 files."""
+    from pgpt.runtime.documents.unfinished import unfinished_adds
+
+    said = []
+    for add in unfinished_adds(settings):
+        if add.ended():
+            said.append(f"{add.stopped_at()} (its process ended); to continue, run: {add.command()}")
+        else:
+            said.append(f"running (pid {add.pid}): adding {', '.join(add.paths)}, {add.done} of {add.total} files")
+    return "; ".join(said) or "none unfinished"

@@ -78,6 +78,11 @@ with remembered(settings, [Path("docs")], "default") as progress:
     assert add.stopped_at() == f"Adding {tmp_path.resolve() / 'docs'} stopped after 70 of 200 files"
     assert add.file == marker_file(settings, [tmp_path.resolve() / "docs"], "default")
     assert marker_file(settings, [tmp_path.resolve() / "docs"], "other") != add.file
+    # `doctor` says it too (only the app's next start did)
+    from pgpt.runtime.doctor import _adds_state
+
+    assert _adds_state(settings) == (f"{add.stopped_at()} (its process ended); to continue, run: pgpt-tui ingest "
+                                     f"{(tmp_path / 'docs').resolve()}")
     with remembered(settings, [tmp_path / "docs"], "default") as progress:  # the add again, to its end
         progress(IngestProgress(0, 200, "f0.txt", 0, None))
     assert unfinished_adds(settings) == []
@@ -91,6 +96,9 @@ def test_a_running_add_is_not_ended_and_a_damaged_marker_is_dropped(tmp_path: Pa
         [add] = unfinished_adds(settings)  # the damaged one is removed, logged
         assert not add.ended()  # this process's own add runs
         assert add.command() == f"pgpt-tui ingest {(tmp_path / 'docs').resolve()} --collection notes"
+        from pgpt.runtime.doctor import _adds_state
+
+        assert _adds_state(settings) == f"running (pid {os.getpid()}): adding {(tmp_path / 'docs').resolve()}, 1 of 5 files"
         assert sorted(p.name for p in markers_dir(settings).iterdir()) == [add.file.name]
 
 
