@@ -74,9 +74,11 @@ def folder_problem(folder: Path) -> str:
 
     Hashes every file whose stat stamp changed since it was last verified (see verify_folder).
     """
+    from pgpt.runtime.errors import ModelNotFoundError
+
     try:
         verify_folder(folder, read_manifest(folder))
-    except ModelIntegrityError as exc:
+    except (ModelIntegrityError, ModelNotFoundError) as exc:  # the second: deleted meanwhile
         return str(exc)
     return ""
 
@@ -107,7 +109,7 @@ def verify_folder(folder: Path, manifest: dict[str, Any]) -> None:
         try:
             info = path.stat()
         except FileNotFoundError:
-            raise ModelIntegrityError(f"{rel} is missing from {folder}.", folder=folder) from None
+            raise gone_or_damaged(folder, f"{rel} is missing from {folder}.") from None
         if info.st_nlink > 1:
             raise ModelIntegrityError(f"{rel} in {folder} is a hard link to another file.", folder=folder)
         stamp = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
@@ -141,3 +143,16 @@ def _write_stamps(folder: Path, stamps: dict[str, list[int]]) -> None:
             tmp.unlink(missing_ok=True)  # a full disk leaves an empty one otherwise
         except OSError:
             pass  # a read-only folder never had it
+
+
+def gone_or_damaged(folder: Path, damage: str) -> Exception:
+    """The error for a file of ``folder`` that could not be read: the whole folder gone (deleted while
+    the model loaded, `pgpt-tui models --delete` in another shell) is no damage, and exporting it again
+    is not the next step; else ModelIntegrityError saying ``damage``."""
+    from pgpt.runtime.errors import ModelNotFoundError
+
+    if not folder.exists():
+        return ModelNotFoundError(f"The model in {folder} was deleted while it was loading.",
+                                  hint="Run `pgpt-tui models` to list the exported models, and choose one of them "
+                                       "(--model NAME or `pgpt-tui models --use NAME`).")
+    return ModelIntegrityError(damage, folder=folder)

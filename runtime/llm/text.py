@@ -22,7 +22,9 @@ def load_tokenizer(folder: Path) -> Any:
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception on a bad file
-        raise ModelIntegrityError(f"{path} cannot be loaded as a tokenizer ({exc}).") from None
+        from pgpt.runtime.manifest import gone_or_damaged
+
+        raise gone_or_damaged(folder, f"{path} cannot be loaded as a tokenizer ({exc}).") from None
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -186,3 +186,22 @@ def test_a_link_whose_version_folder_is_missing_is_listed_as_damaged_and_can_be_
         assert f"pgpt-tui models --delete {NAME}" in caught.value.hint
     deleted = delete_model(cache_settings, NAME)
     assert deleted.link_only and not copied.is_symlink() and damaged_models(cache_settings) == []
+
+
+def test_a_model_deleted_while_it_loads_is_named_so_not_called_damaged(cache_settings: Settings) -> None:
+    """An `ask` loading a model that `models --delete` removed in another shell said "Model files
+    damaged ... export the model again" (tester t43); one file missing is still damage."""
+    from pgpt.runtime.llm.text import load_tokenizer
+    from pgpt.runtime.manifest import read_manifest, verify_folder
+
+    _publish(cache_settings, 1)
+    folder = find_model(cache_settings, NAME).path
+    manifest = read_manifest(folder)
+    (folder / "config.json").unlink()
+    with pytest.raises(ModelIntegrityError, match="config.json is missing"):
+        verify_folder(folder, manifest)
+    delete_model(cache_settings, NAME)
+    for load in (lambda: verify_folder(folder, manifest), lambda: load_tokenizer(folder)):
+        with pytest.raises(ModelNotFoundError, match="was deleted while it was loading") as deleted:
+            load()
+        assert "export the model again" not in str(deleted.value.hint)
