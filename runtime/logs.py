@@ -3,6 +3,7 @@ warnings and errors on stderr, one line each."""
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import re
@@ -62,7 +63,11 @@ def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
     try:
         ensure_private_dir(settings.log_file.parent)
         fd = os.open(settings.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        handler: logging.Handler = QuietFileHandler(os.fdopen(fd, "a", encoding="utf-8"))
+        stream = os.fdopen(fd, "a", encoding="utf-8")
+        handler: logging.Handler = QuietFileHandler(stream)
+        # A crash in native code (SIGBUS when a model file mapped in memory is rewritten under it,
+        # `cp` over a model cache in use) ended the process with no word anywhere: its stacks go here.
+        faulthandler.enable(file=stream, all_threads=True)
     except OSError:
         handler = logging.NullHandler()
     handler._pgpt = True  # type: ignore[attr-defined]

@@ -25,3 +25,17 @@ def test_the_log_keeps_pgpts_info_and_every_warning_but_no_library_chatter(tmp_p
     log = (tmp_path / "logs" / "pgpt.log").read_text(encoding="utf-8")
     assert "ingest started: 3 files" in log and "a library warning" in log
     assert "Quantization parameters" not in log and "Fused Gelu" not in log
+
+
+def test_a_crash_in_native_code_leaves_its_stacks_in_the_log(tmp_path: Path) -> None:
+    """An `ask` ended by SIGBUS (a model file rewritten under it by `cp`) left no word anywhere."""
+    import signal
+
+    code = ("import os, signal\nfrom pathlib import Path\nfrom pgpt.runtime.logs import setup_logging\n"
+            "from pgpt.runtime.settings import Settings\n"
+            f"setup_logging(Settings(home=Path({str(tmp_path / 'home')!r}), model_cache=Path({str(tmp_path)!r})))\n"
+            "os.kill(os.getpid(), signal.SIGBUS)\n")
+    crashed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == -signal.SIGBUS
+    log = (tmp_path / "home" / "logs" / "pgpt.log").read_text(encoding="utf-8")
+    assert "Fatal Python error: Bus error" in log and "line 6 in <module>" in log, log
