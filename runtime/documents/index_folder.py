@@ -94,13 +94,16 @@ def index_state(settings: Settings) -> str:
         return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); move it aside "
                 f"(mv {folder} {folder}.damaged) and add your documents again with `pgpt-tui ingest PATH...`")
     stale = [t for t in tables if t.startswith(TABLE) and t != name]
-    notes = "" if text_index or not rows else ", full-text index missing (the next ingest builds it)"
+    writer = _writer(folder)
+    # while an ingest runs, its own end builds it ("missing (the next ingest builds it)" was said then)
+    notes = "" if text_index or not rows else (", full-text index built when the running ingestion ends" if writer
+                                              else ", full-text index missing (the next ingest builds it)")
     if rows and text_format != TEXT_FORMAT:  # an upgrade: said before the ingest that does it, not only after
         notes += (f", made by {'an older' if text_format < TEXT_FORMAT else 'a newer'} pgpt (text format "
                   f"{text_format}, this one writes {TEXT_FORMAT}): the next ingest reads and chunks all its "
                   f"{documents} documents again")
-    if stale and (writer := _writer(folder)):
-        notes += f", a re-index or ingestion is running ({writer})"
+    if writer:
+        notes += f", {'a re-index or ' if stale else 'an '}ingestion is running ({writer})"
     elif stale:
         notes += f", {len(stale)} unfinished re-index table(s) (the next ingest drops them)"
     writable = "" if os.access(folder, os.W_OK) else ", NOT writable (ingest cannot add documents)"
@@ -168,6 +171,14 @@ def writer_lock(settings: Settings, wait_s: float = 0.0) -> Iterator[None]:
             handle.close()  # closing releases the lock, also when the process is killed
         except OSError:
             pass  # the pid did not fit on a full disk: the lock is released all the same
+
+
+def refuse_if_writing(settings: Settings) -> None:
+    """IngestLockedError now if another process writes the index: a command that loads the embedder
+    first was refused only after it (5-6 s); the lock is taken again, for real, by the write."""
+    if index_dir(settings).is_dir():
+        with writer_lock(settings):
+            pass
 
 
 def _holder() -> str:

@@ -76,6 +76,7 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
     from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.documents.index_folder import refuse_if_writing
     from pgpt.runtime.documents.ingest import ingest
     from pgpt.runtime.documents.unfinished import remembered
 
@@ -84,6 +85,7 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         from pgpt.tui.cli.remote_documents import ingest_on_server
 
         return ingest_on_server(settings, args)
+    refuse_if_writing(settings)
     bar = TextBar(sys.stderr)
     last: list[Any] = []
 
@@ -178,6 +180,7 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
 def run_forget(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui forget PATH`."""
     from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.documents.index_folder import refuse_if_writing
     from pgpt.runtime.documents.ingest import forget_path
 
     if settings.server:
@@ -185,6 +188,7 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
 
         return forget_on_server(settings, args)
     wanted = str(args.path.expanduser().resolve())
+    refuse_if_writing(settings)
     forgotten = forget_path(settings, default_embedder(settings), wanted, args.collection)
     chunks = sum(d.chunks for d in forgotten)
     files = {d.path for d in forgotten}

@@ -155,6 +155,20 @@ def test_a_second_writer_is_refused_while_reading_goes_on(settings: Settings, em
         with pytest.raises(IngestLockedError, match="pid"):
             run(settings, embedder, corpus / "guide.md")
         assert search(open_store(settings, embedder), embedder, "launch code", k=1)
+        from pgpt.runtime.documents.index_folder import index_state
+
+        assert f", an ingestion is running (pid {os.getpid()})" in index_state(settings)  # `doctor` says who
+
+
+def test_a_command_is_refused_before_it_loads_anything_while_another_writes(settings: Settings) -> None:
+    """`pgpt-tui ingest` and `forget` were refused only after loading the embedder (5-6 s, tester t43)."""
+    from pgpt.runtime.documents.index_folder import index_dir, refuse_if_writing
+
+    refuse_if_writing(settings)  # no index yet: nothing to ask
+    index_dir(settings).mkdir(parents=True)
+    refuse_if_writing(settings)  # nobody writes
+    with writer_lock(settings), pytest.raises(IngestLockedError, match="Another ingestion"):
+        refuse_if_writing(settings)
 
 
 def test_unknown_encodings_decode() -> None:
