@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             print(flush=True)  # the streamed answer's line ends: "...Pollyerror: Stopped" in one file
         # a stop the user asked for is no error: its paragraph alone says where things stand
         print(f"{start}{message.text}" if stop else f"error: {message.title}: {message.text}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reading stdout got nothing at all (tester t43)
+            print(dumps_json({"error": {"title": message.title, "message": message.text,
+                                        "exit_code": message.exit_code}}))
         return message.exit_code
 
 

@@ -140,6 +140,9 @@ def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: S
     typo = tui_cli(settings, "ingest", str(docs), str(tmp_path / "dosc"))
     assert typo.returncode == 2 and "No such file or folder" in typo.stderr and "dosc" in typo.stderr
     assert "--prune" in typo.stderr and "Nothing was indexed" in typo.stderr
+    scripted = tui_cli(settings, "ingest", str(tmp_path / "dosc"), "--json")  # a script reads stdout: one JSON error
+    error = json.loads(scripted.stdout)["error"]
+    assert scripted.returncode == 2 and error["exit_code"] == 2 and "No such file or folder" in error["message"]
     assert tui_cli(settings, "ingest", str(docs), "--collection", "ferries").returncode == 0
     listed = tui_cli(settings, "docs")
     assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 1  # the newline in the name is a space
