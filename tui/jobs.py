@@ -73,10 +73,13 @@ def export_download(settings: Settings, repo: str | None, folder: str, dtype: st
 
 
 def local_model(text: str) -> Path | None:
-    """The model on this machine that ``text`` names: a .gguf file, or a folder with config.json (a
-    Hugging Face model folder); None for anything else, such as a Hub repo id."""
+    """The model on this machine that ``text`` names: a GGUF file (by its suffix or, as pgpt-export
+    reads it, its first bytes: an Ollama blob has no suffix), or a folder with config.json (a Hugging
+    Face model folder); None for anything else, such as a Hub repo id."""
+    from pgpt.export.sources import is_gguf_file
+
     path = Path(text).expanduser()
-    if path.suffix.lower() == ".gguf" and path.is_file():
+    if path.is_file() and is_gguf_file(path):
         return path
     return path if (path / "config.json").is_file() else None
 

@@ -64,3 +64,16 @@ async def test_a_local_model_folder_is_exported_from_the_panel_and_becomes_the_c
         assert find_model(own_cache, "my-tiny-llama-fp32").dtype == "fp32"
         await wait_until(pilot, lambda: engine_name(app) == "my-tiny-llama-fp32", 120)
         assert "my-tiny-llama-fp32" in screen_text(pilot)
+
+
+def test_a_gguf_file_without_its_suffix_is_a_local_model(tmp_path: Path) -> None:
+    """An Ollama blob (models/blobs/sha256-...) is a GGUF file without the suffix: pgpt-export took it,
+    the Models screen sent it to the Hub as a repo id."""
+    from pgpt.tui.jobs import local_model
+
+    blob = tmp_path / "sha256-5ee4f07cdb9b"
+    blob.write_bytes(gguf_path().read_bytes()[:4096])
+    other = tmp_path / "notes"
+    other.write_text("not a model")
+    assert local_model(str(blob)) == blob and local_model(str(other)) is None
+    assert local_model("HuggingFaceTB/SmolLM2-135M-Instruct") is None
