@@ -86,7 +86,7 @@ def local_model(text: str) -> Path | None:
 
 def describe_local(path: Path) -> tuple[str, str]:
     """What the model file or folder ``path`` is, in a line, and the type to export it as: int4 for a
-    GGUF whose weights are mostly 4-bit blocks (the export keeps them exactly), else int8, the CPU's
+    GGUF whose weights are mostly blocks of at most 4 bits (the export keeps them exactly), else int8, the CPU's
     best; a damaged or unknown file is described, and the export names what is wrong with it."""
     if path.is_dir():
         try:
@@ -106,13 +106,15 @@ def describe_local(path: Path) -> tuple[str, str]:
         field = reader.fields.get("general.architecture")
         architecture = bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field else "?"
         total = sum(int(t.n_elements) for t in reader.tensors) or 1
-        # the export's own table of block layouts: the 4-bit ones are those int4 keeps as they are
-        four_bit = sum(int(t.n_elements) for t in reader.tensors if GRID_LAYOUTS.get(t.tensor_type.name, (0,))[0] == 4)
+        # the export's own table of block layouts: int4 keeps blocks of up to 4 bits as they are (Q2_K and
+        # Q3_K too: a mostly-Q3_K file was offered int8, twice the size for no gain)
+        four_bit = sum(int(t.n_elements) for t in reader.tensors
+                       if 0 < GRID_LAYOUTS.get(t.tensor_type.name, (0,))[0] <= 4)
     except Exception:  # gguf raises assorted errors on damage; the export says what is wrong
         return f"{path} is a .gguf file on this machine ({size}) that could not be read.", "int8"
     share = four_bit / total
     return (f"{path} is a GGUF file on this machine ({size}, {architecture} architecture, "
-            f"{share:.0%} of its weights in 4-bit blocks).", "int4" if share >= 0.5 else "int8")
+            f"{share:.0%} of its weights in blocks of at most 4 bits).", "int4" if share >= 0.5 else "int8")
 
 
 def delete_exported(settings: Settings, name: str) -> tuple[DeletedModel, str]:

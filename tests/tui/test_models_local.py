@@ -27,7 +27,7 @@ async def test_a_local_gguf_is_described_and_gets_the_type_that_keeps_its_4_bit_
         await wait_until(pilot, lambda: not screen.busy and "on this machine" in text_of(screen, "#diagnosis"))
         diagnosis = text_of(screen, "#diagnosis")
         assert diagnosis.startswith(f"{gguf_path()} is a GGUF file on this machine (")
-        assert "llama architecture" in diagnosis and "weights in 4-bit blocks" in diagnosis
+        assert "llama architecture" in diagnosis and "weights in blocks of at most 4 bits" in diagnosis
         assert "^b exports it as int4 into the model cache" in diagnosis
         assert screen.dtype == "int4"  # the Q4_1 file: its blocks are kept exactly
         # the choice reads without colour: the dot only on the chosen type, no X in the unticked box
@@ -77,3 +77,15 @@ def test_a_gguf_file_without_its_suffix_is_a_local_model(tmp_path: Path) -> None
     other.write_text("not a model")
     assert local_model(str(blob)) == blob and local_model(str(other)) is None
     assert local_model("HuggingFaceTB/SmolLM2-135M-Instruct") is None
+
+
+def test_a_gguf_of_3_bit_blocks_is_offered_int4(tmp_path: Path) -> None:
+    """int4 keeps Q3_K (and Q2_K) blocks exactly, but a mostly-Q3_K file was offered int8: twice the
+    size for nothing kept better."""
+    from pgpt.bench.synthetic_gguf import GGUFModel, train_vocabulary, write_gguf
+    from pgpt.tui.jobs import describe_local
+
+    model = GGUFModel("llama", hidden=256, intermediate=512, heads=4, kv_heads=2, head_dim=64, default_type="Q3_K")
+    path = write_gguf(tmp_path / "q3k.gguf", model, train_vocabulary(256))
+    line, dtype = describe_local(path)
+    assert dtype == "int4" and "of its weights in blocks of at most 4 bits" in line, line
