@@ -203,7 +203,7 @@ def test_a_follow_up_is_searched_after_the_question_it_follows(indexed) -> None:
     """ "And what is it?" after a question about project Zephyr's launch code found nothing alone: it
     was "not found" before the model ran (in the app and through a server), though the model reads
     the earlier turns."""
-    from pgpt.runtime.documents.answers import retrieval_question
+    from pgpt.runtime.documents.followups import retrieval_question
 
     assert retrieval_question("And when does it close?", ["When does the lighthouse open?"]) == (
         "When does the lighthouse open? And when does it close?")
