@@ -66,8 +66,10 @@ def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
         stream = os.fdopen(fd, "a", encoding="utf-8")
         handler: logging.Handler = QuietFileHandler(stream)
         # A crash in native code (SIGBUS when a model file mapped in memory is rewritten under it,
-        # `cp` over a model cache in use) ended the process with no word anywhere: its stacks go here.
-        faulthandler.enable(file=stream, all_threads=True)
+        # `cp` over a model cache in use) ended the process with no word anywhere: its stacks go here,
+        # through a descriptor of its own (logging closes its stream at exit, and the number may be
+        # reused by another file by then).
+        faulthandler.enable(file=os.fdopen(os.dup(fd), "a", encoding="utf-8"), all_threads=True)
     except OSError:
         handler = logging.NullHandler()
     handler._pgpt = True  # type: ignore[attr-defined]
