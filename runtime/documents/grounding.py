@@ -251,7 +251,9 @@ class Grounder:
         has a few words of prose (a link line, "- `Documentation <http://...>`_", answers nothing)."""
         # a question that denies ("Who is not the harbor master?") is not answered by a sentence that
         # affirms: the harbor master's name was quoted as the answer
-        candidates = [i for i, s in enumerate(self.sentences) if not (s.heading or s.text.lstrip().startswith("#"))
+        # nor an RST directive (".. |license| image:: https://... :alt: License" answered "What license ...?")
+        candidates = [i for i, s in enumerate(self.sentences)
+                      if not (s.heading or s.text.lstrip().startswith(("#", ".. ")))
                       and _prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 

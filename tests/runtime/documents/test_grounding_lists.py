@@ -98,3 +98,16 @@ def test_a_lead_in_whose_list_was_not_supported_is_no_answer(embedder) -> None: 
     ask = grounder_over(embedder, "Which platforms does tmux run on?", sentences)
     result = ask.check("tmux runs on these platforms:\n- Linux\n- macOS", abstained=False)
     assert result.kind == "answer" and result.text.splitlines()[0] == "tmux runs on these platforms: [1]", result
+
+
+def test_an_rst_directive_is_never_the_quote(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What license is psutil distributed under?" got the quote ".. |license| image:: https://...
+    :target: ... :alt: License" (a README's badge) from a tester's unseen documents."""
+    sentences = [SourceSentence(1, "psutil.md", 0, ".. |license| image:: https://img.shields.io/pypi/l/psutil.svg "
+                                                   ":target: https://github.com/giampaolo/psutil/blob/master/LICENSE "
+                                                   ":alt: License"),
+                 SourceSentence(1, "psutil.md", 0, "psutil is a cross-platform library for process and system "
+                                                   "monitoring in Python.")]
+    ask = grounder_over(embedder, "What license is psutil distributed under?", sentences)
+    result = ask.check("The license is shown in the badge.", abstained=False)  # nothing to support: a quote
+    assert not any(q.text.startswith("..") for q in result.quotes), result
