@@ -40,7 +40,8 @@ CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac0
 NUMBER = re.compile(r"(?<![A-Za-z0-9])(?!(?<=\w\()\d+\))\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
 _CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
 # A symbol in quotes, as a code span: "The default escape character is '~'." (it was no fact at all)
-_QUOTED_SYMBOL = re.compile(r"""(?<!\w)['"\u2018\u201c]([^\w\s'"\u2018\u2019\u201c\u201d]{1,3})['"\u2019\u201d](?!\w)""")
+_QUOTED_SYMBOL = re.compile(r"""(?<!\w)['"\u2018\u201c]([^\w\s'"\u2018\u2019\u201c\u201d]{1,3})"""
+                            r"""['"\u2019\u201d](?!\w)""")
 # A command-line option, "-J" or "--zstd" (its name without the dashes, as a code span's)
 _OPTION = re.compile(r"(?<![\w-])(?:--([A-Za-z][\w-]*[A-Za-z0-9])|-([A-Za-z]))(?![\w-])")
 # A statement that denies ("is not recognized as Python") is supported only by a sentence that

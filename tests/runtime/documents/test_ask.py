@@ -217,7 +217,8 @@ def test_a_follow_up_is_searched_after_the_question_it_follows(indexed) -> None:
     for alone in ("Under the Mozilla license, if a contributor warns me, how many days do I have to fix it?",
                   "How long does the OpenAI client wait before it gives up on a slow call?"):
         assert retrieval_question(alone, ["In which courts can someone sue over the license?"]) == alone
-    assert retrieval_question("When was it released?", ["Who wrote pandas?"]) == "Who wrote pandas? When was it released?"
+    assert retrieval_question("When was it released?", ["Who wrote pandas?"]) == (
+        "Who wrote pandas? When was it released?")
     assert retrieval_question("What time?", ["When does the ferry leave?"]) == "When does the ferry leave? What time?"
     assert retrieval_question("On Friday?", ["When does the ferry leave?"]) == "When does the ferry leave? On Friday?"
     # a follow-up of a follow-up is searched after the question the chain started from
