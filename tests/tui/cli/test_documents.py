@@ -31,7 +31,11 @@ def test_ask_and_search_with_nothing_indexed_say_so_instead_of_not_found(setting
                                      "nothing to answer from.") and "pgpt-tui ingest PATH" in refused.stderr
     for args in (["search", "launch code"], ["search", "launch code", "--json"]):
         searched = tui_cli(settings, *args)
-        assert searched.returncode == 2 and searched.stdout == ""
+        assert searched.returncode == 2
+        if "--json" in args:  # the error as JSON on stdout too, for a script (it printed nothing)
+            assert json.loads(searched.stdout)["error"]["title"] == "Usage error"
+        else:
+            assert searched.stdout == ""
         assert searched.stderr.startswith(f"error: Usage error: Nothing is indexed yet in {settings.home}, so "
                                           "there is nothing to search.")
         assert "pgpt-tui ingest PATH" in searched.stderr and len(searched.stderr.strip().splitlines()) == 1
@@ -46,7 +50,8 @@ def test_search_after_every_document_was_forgotten_says_nothing_is_indexed(setti
     assert tui_cli(settings, "search", "canteen").returncode == 0
     assert tui_cli(settings, "forget", str(note)).returncode == 0
     searched = tui_cli(settings, "search", "canteen", "--json")
-    assert searched.returncode == 2 and searched.stdout == "" and "Nothing is indexed yet" in searched.stderr
+    assert searched.returncode == 2 and "Nothing is indexed yet" in searched.stderr
+    assert "Nothing is indexed yet" in json.loads(searched.stdout)["error"]["message"]
 
 
 def test_ingest_docs_search_ask_forget(settings: Settings, tmp_path: Path) -> None:
