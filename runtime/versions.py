@@ -244,13 +244,12 @@ def refuse_if_served(settings: Settings, name: str, version: str = "") -> None:
     the server went on answering with it and said 404 for it."""
     from pgpt.runtime.errors import UsageError
 
-    prefix = f"{name}@{version}" if version else f"{name}@"
-    loaded = {(pool["pid"], ref) for pool in _running_pools(settings) for ref in pool.get("loaded", [])
-              if ref == prefix or (not version and ref.startswith(prefix))}
-    if loaded:
-        what = f"{name}@{version}" if version else name
-        raise UsageError(f"{what} is loaded by a running pgpt-serve (pid "
-                         f"{', '.join(sorted({str(pid) for pid, _ in loaded}))}), which answers requests with it.",
+    what = f"{name}@{version}" if version else name
+    serving = sorted({str(pool["pid"]) for pool in _running_pools(settings) for ref in pool.get("loaded", [])
+                      if ref == what or (not version and ref.startswith(f"{name}@"))})
+    if serving:
+        raise UsageError(f"{what} is loaded by a running pgpt-serve (pid {', '.join(serving)}), which answers "
+                         "requests with it.",
                          hint="Delete it once the server has unloaded it (after its keep-alive, or restart the "
                               "server); GET /v1/models lists what it holds.")
 
