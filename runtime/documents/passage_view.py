@@ -14,7 +14,7 @@ from pathlib import PurePath
 import numpy as np
 
 from pgpt.runtime.documents.grounding import Grounder, SourceSentence
-from pgpt.runtime.documents.sentences import HYPHEN_BREAK, LIST_ITEM, flatten_text, split_sentences
+from pgpt.runtime.documents.sentences import LIST_ITEM, flatten_text, split_sentences, unhyphenated
 
 
 def shown_text(text: str) -> str:
@@ -26,7 +26,7 @@ def shown_text(text: str) -> str:
     Replacing each line break of the result by a space gives ``flatten_text(text)`` exactly, so a
     position found in the flattened text is the same position here."""
     lines, after_blank, previous_kept = [], [], True  # the lines, and whether a blank line came before each
-    for line in HYPHEN_BREAK.sub("", text).splitlines():
+    for line in unhyphenated(text).splitlines():
         line = " ".join(line.split())
         if line:
             after_blank.append(bool(lines) and not previous_kept)

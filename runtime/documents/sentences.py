@@ -19,10 +19,19 @@ _TITLES = "".join(rf"(?<!\b{re.escape(t)})" for t in ("Dr.", "Mr.", "Ms.", "Mrs.
 _CASELESS = "\u0590-\u08ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
 _CAPITALS = "A-Z\u00c0-\u00d6\u00d8-\u00de\u0391-\u03a9\u0410-\u042f"  # "Émilie ..." starts a sentence too
 SENTENCE_END = re.compile(rf"(?<=[.!?\u3002]){_TITLES}\s*(?<=\s|\u3002)(?=[\"'\u201c(\[{_CAPITALS}0-9*`_{_CASELESS}])")
-HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n\s*(?=[a-z])")
+# man pages hyphenate with U+2010 ("inter\u2010\n preted"), some PDFs with a soft hyphen
+HYPHEN_BREAK = re.compile(r"(?<=[a-z])[-\u2010\u00ad]\n\s*(?=[a-z])")
 _BLOCK = re.compile(r"\n\s*\n")
 LIST_ITEM = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s")  # "- Linux", "2. Copy the file"
 _NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")
+# Box-drawing art (a console panel in a README) is read as white space: a whole panel, "╭──
+# FastAPI CLI ──╮ │ │ │ Serving at: ... │ ...", was the quote of an answer. (Cut into its lines,
+# the panel's "API docs: <address>" lost the words around it, and a right answer its relevance.)
+_BOX_ART = {code: " " for code in range(0x2500, 0x2580)}
+# A block's first line in capitals, before a line with small letters, is a heading (a man page's
+# "ESCAPE CHARACTERS" was glued to the sentence after it, and quoted so); a paragraph in capitals
+# (a licence's disclaimer) goes on over lines in capitals and stays one.
+_CAPS_HEADING = re.compile(r"\A\s*[A-Z][A-Z0-9 &/,'()-]*[A-Z0-9)][ \t]*\n(?=[^\n]*[a-z])")
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 # Letters of the alphabets with spaces between words (Latin with accents, Greek, Cyrillic): read
 # as ASCII only, "Quiría" was "Quir" + "a", and "Quir" stood in "Quirós" (a changed surname passed).
@@ -62,13 +71,22 @@ does let lets know kind sort type
 def flatten_text(text: str) -> str:
     """``text`` with words broken over lines joined and all white space single spaces: the form
     in which ``split_sentences`` gives its sentences."""
-    return " ".join(HYPHEN_BREAK.sub("", text).split())
+    return " ".join(unhyphenated(text).split())
+
+
+def unhyphenated(text: str) -> str:
+    """``text`` with words broken over lines joined, and box-drawing art as spaces."""
+    return HYPHEN_BREAK.sub("", text.translate(_BOX_ART))
 
 
 def split_sentences(text: str) -> list[str]:
     """The sentences and list items of ``text``, flattened (see ``flatten_text``), at least 3 characters."""
     units = []
-    for block in _BLOCK.split(HYPHEN_BREAK.sub("", text)):
+    for block in _BLOCK.split(unhyphenated(text)):
+        heading = _CAPS_HEADING.match(block)
+        if heading:
+            units.append(heading.group())
+            block = block[heading.end():]
         for part in _NEW_UNIT.split(block):
             units += SENTENCE_END.split(" ".join(part.split()))
     return [unit.strip() for unit in units if len(unit.strip()) > 2]

@@ -28,6 +28,20 @@ def test_words_facts_and_sentences() -> None:
         "The lead is Dr. Ilse Varga.", "Ask Mr. Quince, e.g. Monday.", "Done."]
 
 
+def test_man_page_headings_and_console_panels_are_units_of_their_own() -> None:
+    # a man page: its heading in capitals was glued to the first sentence (and quoted so), and
+    # groff breaks words with U+2010
+    man = "ESCAPE CHARACTERS\n     When a pty was requested, ssh supports an escape char\u2010\n     acter.\n"
+    assert split_sentences(man) == ["ESCAPE CHARACTERS", "When a pty was requested, ssh supports an escape character."]
+    # a paragraph in capitals (a licence's disclaimer) is sentences, not a heading and the rest
+    caps = "THERE IS NO WARRANTY FOR THE PROGRAM, TO THE\nEXTENT PERMITTED BY LAW. THE ENTIRE RISK IS YOURS.\n"
+    assert split_sentences(caps) == ["THERE IS NO WARRANTY FOR THE PROGRAM, TO THE EXTENT PERMITTED BY LAW.",
+                                     "THE ENTIRE RISK IS YOURS."]
+    # a README's console panel is read without its box-drawing art
+    panel = "\u256d\u2500\u2500 Dev mode \u2500\u2500\u256e\n\u2502 Serving at: http://127.0.0.1:8000 \u2502\n\u2570\u2500\u256f"
+    assert split_sentences(panel) == ["Dev mode Serving at: http://127.0.0.1:8000"]
+
+
 SOURCES = [(1, "zephyr.md", 0, "Project Zephyr is a weather balloon. The launch code of project Zephyr is 7341. "
                                "It flies from the harbour."),
            (2, "ferry.pdf", 3, "The ferry to the island leaves at noon every Tuesday. Tickets cost 4 euros.")]
