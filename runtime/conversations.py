@@ -38,11 +38,12 @@ class Conversation:
     model: str = ""
     turns: list[dict[str, str]] = field(default_factory=list)
     context: list[dict[str, str]] = field(default_factory=list)
+    name: str = ""  # given by the user (F5, r); the first question stands in until then
 
     @property
     def title(self) -> str:
-        """The first question, on one line and shortened."""
-        first = next((t["text"] for t in self.turns if t.get("kind") == "user"), "(no question)")
+        """The name the user gave it, or else the first question, on one line and shortened."""
+        first = self.name or next((t["text"] for t in self.turns if t.get("kind") == "user"), "(no question)")
         line = " ".join(first.split())
         return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 
@@ -59,14 +60,16 @@ def new_conversation(mode: str = "chat", model: str = "") -> Conversation:
     return Conversation(id=f"{stamp}-{secrets.token_hex(3)}", created=now, mode=mode, model=model)
 
 
-def save_conversation(settings: Settings, conversation: Conversation) -> Path:
-    """Write ``conversation`` atomically (owner-only permissions: it holds the user's questions).
+def save_conversation(settings: Settings, conversation: Conversation, touch: bool = True) -> Path:
+    """Write ``conversation`` atomically (owner-only permissions: it holds the user's questions),
+    as updated now when ``touch`` (a rename leaves it where it is in the list).
 
     Raises:
         StorageError: the folder cannot be written (disk full, read-only); no temporary is left.
     """
     folder = conversations_dir(settings)
-    conversation.updated = time.time()
+    if touch:
+        conversation.updated = time.time()
     path = folder / f"{_checked(conversation.id)}.json"
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
     try:
@@ -111,9 +114,12 @@ def load_conversation(settings: Settings, conversation_id: str) -> Conversation:
     path = conversations_dir(settings) / f"{_checked(conversation_id)}.json"
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
+        name = data.get("name", "")  # absent from the files of earlier releases
+        if not isinstance(name, str):
+            raise TypeError("its name is not text")
         conversation = Conversation(**{k: data[k] for k in ("id", "created", "updated", "mode", "model")},
                                     turns=_pairs(data["turns"], "kind", "text", "mark"),
-                                    context=_pairs(data["context"], "role", "content"))
+                                    context=_pairs(data["context"], "role", "content"), name=name)
     except FileNotFoundError:
         raise PgptError(f"There is no saved conversation {conversation_id}.",
                         hint="Open the list of conversations with F5.") from None
@@ -121,6 +127,22 @@ def load_conversation(settings: Settings, conversation_id: str) -> Conversation:
         raise PgptError(f"The conversation file {path} cannot be read ({exc}).",
                         hint="Delete it, or restore it from a backup.") from exc
     return conversation
+
+
+def rename_conversation(settings: Settings, conversation: Conversation, name: str) -> None:
+    """Give ``conversation`` the name ``name`` (on one line, at most TITLE_CHARS characters; empty
+    gives the first question back as its title) and save it.
+
+    Raises:
+        StorageError: the folder cannot be written; the conversation keeps its old name.
+    """
+    old = conversation.name
+    conversation.name = " ".join(name.split())[:TITLE_CHARS]
+    try:
+        save_conversation(settings, conversation, touch=False)
+    except Exception:
+        conversation.name = old
+        raise
 
 
 def delete_conversation(settings: Settings, conversation_id: str) -> None:

@@ -1,4 +1,4 @@
-"""The Chats screen (F5): conversations kept on disk; Enter reopens one, Delete removes it."""
+"""The Chats screen (F5): conversations kept on disk; Enter reopens one, r renames it, Delete removes it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Input, Static
 
 from pgpt.runtime.conversations import Conversation
 from pgpt.tui.screens.panel import PanelScreen, RowTable
@@ -26,10 +28,43 @@ class ConversationsListed(Message):
 
 
 class ConversationTable(RowTable):
-    """One row per saved conversation; Enter opens it, Delete removes it."""
+    """One row per saved conversation; Enter opens it, r renames it, Delete removes it."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Open", show=True),
+                Binding("r", "screen.rename", "Rename"),
                 Binding("delete", "screen.delete", "Delete")]
+
+
+class RenameChat(ModalScreen[str | None]):
+    """The name for a chat, typed over its title; Enter keeps it (empty: the first question again),
+    Esc leaves the name as it was."""
+
+    DEFAULT_CSS = """
+    RenameChat { align: center middle; }
+    RenameChat > Vertical { width: 70; max-width: 100%; height: auto; border: thick $primary; padding: 0 1;
+                            background: $surface; }
+    """
+    BINDINGS = [Binding("escape", "keep", "Keep the name")]
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title_now = title
+
+    def compose(self) -> ComposeResult:
+        from pgpt.runtime.conversations import TITLE_CHARS
+
+        with Vertical() as frame:
+            frame.border_title, frame.border_subtitle = "Rename the chat", "Enter saves · Esc keeps the name"
+            yield Input(self.title_now, max_length=TITLE_CHARS, placeholder="empty: its first question",
+                        id="chat-name")
+
+    @on(Input.Submitted, "#chat-name")
+    def _typed(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_keep(self) -> None:
+        """Close without renaming."""
+        self.dismiss(None)
 
 
 class HistoryScreen(PanelScreen):
@@ -45,13 +80,14 @@ class HistoryScreen(PanelScreen):
         self._conversations: dict[str, Conversation] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static("Chats · saved conversations, newest first · Enter reopens one", classes="panel-title")
+        yield Static("Chats · saved conversations, newest first · Enter reopens one · r renames it",
+                     classes="panel-title")
         yield ConversationTable(id="chat-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="chat-hint")
         yield Footer(compact=True, show_command_palette=False)  # 80 columns; Ctrl+P still opens it
 
     def on_mount(self) -> None:
-        self.query_one(ConversationTable).add_columns("updated", "questions", "mode", "first question")
+        self.query_one(ConversationTable).add_columns("updated", "questions", "mode", "name or first question")
 
     def on_screen_resume(self) -> None:
         self.query_one(ConversationTable).focus()
@@ -67,6 +103,7 @@ class HistoryScreen(PanelScreen):
     @on(ConversationsListed)
     def _listed(self, message: ConversationsListed) -> None:
         table = self.query_one(ConversationTable)
+        chosen, row = self._selected(), table.cursor_row
         table.clear()
         self._conversations = {c.id: c for c in message.conversations}
         for conversation in message.conversations:
@@ -74,6 +111,9 @@ class HistoryScreen(PanelScreen):
             # the user's questions: quotes, sources and notices are turns too (12 questions read "turns 41")
             questions = sum(1 for turn in conversation.turns if turn.get("kind") == "user")
             table.add_row(when, str(questions), conversation.mode, clean_text(conversation.title), key=conversation.id)
+        # the cursor stays with its chat (a renamed one), or at its row (the one after a deleted one)
+        keys = [c.id for c in message.conversations]
+        table.move_cursor(row=keys.index(chosen.id) if chosen is not None and chosen.id in keys else row)
         hint = (f"{len(message.conversations)} saved · Ctrl+N in the chat starts a new one" if message.conversations
                 else "No saved conversations yet: every answered question is saved here.")
         if message.unreadable:  # one line: the log names each file and why
@@ -92,14 +132,40 @@ class HistoryScreen(PanelScreen):
         """Delete the selected conversation's file, after asking (it deleted at once, with no way back)."""
         from pgpt.tui.screens.confirm import Confirm
 
+        conversation = self._selected()
+        if conversation is None:
+            return
+        key = conversation.id
+        self.app.push_screen(Confirm(f"Delete the conversation \u201c{clean_text(conversation.title)}\u201d? "
+                                     "It cannot be brought back."), lambda yes: self._delete(key) if yes else None)
+
+    def action_rename(self) -> None:
+        """Name the selected conversation (the first question was the only label, t40)."""
+        conversation = self._selected()
+        if conversation is not None:
+            self.app.push_screen(RenameChat(conversation.title.rstrip("\u2026")),
+                                 lambda name: self._rename(conversation, name) if name is not None else None)
+
+    def _rename(self, conversation: Conversation, name: str) -> None:
+        from pgpt.runtime.conversations import rename_conversation
+        from pgpt.runtime.errors import StorageError, app_message
+
+        # The chat open on it saves its own copy with its next answer: that copy takes the name too.
+        opened = getattr(self.app, "saved", None)
+        try:
+            rename_conversation(self.settings, opened if opened is not None and opened.id == conversation.id
+                                else conversation, name)
+        except StorageError as fault:  # a full or read-only home: the old name stays, and that is said
+            message = app_message(fault)
+            self.notify(clean_text(message.text), title=f"Not renamed: {message.title}", severity="error")
+            return
+        self.list_conversations()
+
+    def _selected(self) -> Conversation | None:
         table = self.query_one(ConversationTable)
         if table.row_count == 0:
-            return
-        key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        conversation = self._conversations.get(key)
-        title = clean_text(conversation.title) if conversation else key
-        self.app.push_screen(Confirm(f"Delete the conversation \u201c{title}\u201d? It cannot be brought back."),
-                             lambda yes: self._delete(key) if yes else None)
+            return None
+        return self._conversations.get(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
     def _delete(self, key: str) -> None:
         from pgpt.runtime.conversations import delete_conversation

@@ -31,7 +31,7 @@ PANEL_KEYS = (
     ("F4 Enter", "add the path typed, or the one chosen below"),
     ("F4 Delete/Ctrl+G", "forget the document selected / the files gone"),
     ("F4 Backspace/abc", "folder tree: the folder above / list: find a name"),
-    ("F5 Enter/Delete", "reopen / delete (asks) the chat under the cursor"),
+    ("F5 Enter/r/Delete", "reopen / rename / delete (asks) the chat selected"),
 )
 
 
