@@ -101,9 +101,26 @@ def require_repo_id(repo: str) -> None:
 
 
 def hub_endpoint(environ: dict[str, str] | None = None) -> str:
-    """The endpoint in use: ``HF_ENDPOINT`` (a mirror) or huggingface.co."""
+    """The endpoint in use: ``HF_ENDPOINT`` (a mirror) or huggingface.co. For requests only: what
+    is shown or logged is ``shown_endpoint``'s (a mirror's URL may hold a password)."""
     env = os.environ if environ is None else environ
     return (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def shown_endpoint(environ: dict[str, str] | None = None) -> str:
+    """``hub_endpoint`` with a password in it masked (``http://bob:***@mirror``): doctor, F2 and every
+    network error printed a mirror's password in full (a tester's)."""
+    return mask_credentials(hub_endpoint(environ))
+
+
+def mask_credentials(url: str) -> str:
+    """``http://user:secret@host:3128`` -> ``http://user:***@host:3128``."""
+    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def endpoint_has_credentials() -> bool:
+    """Whether HF_ENDPOINT names a user (and password): requests then sends them in place of the token."""
+    return re.match(r"[a-z][a-z0-9+.-]*://[^/@]+@", hub_endpoint(), re.IGNORECASE) is not None
 
 
 def check_access(repo: str, token: TokenChoice, revision: str | None = None,
@@ -121,7 +138,7 @@ def check_access(repo: str, token: TokenChoice, revision: str | None = None,
     require_repo_id(repo)
     started = time.monotonic()
     endpoint = hub_endpoint()
-    report = AccessReport(repo=repo, status="ok", message="", url=f"{endpoint}/{repo}",
+    report = AccessReport(repo=repo, status="ok", message="", url=f"{shown_endpoint()}/{repo}",
                           revision=revision or "main", token_source=token.source)
     try:
         info = _model_info(repo, revision, token, endpoint, timeout)
@@ -225,7 +242,8 @@ def classify_response(status: int, headers: Any, token: TokenChoice) -> str:
 
 def describe(report: AccessReport, token: TokenChoice) -> str:
     """One paragraph: the cause and the next step."""
-    repo, url = report.repo, report.url
+    repo = report.repo
+    url = f"{DEFAULT_ENDPOINT}/{repo}"  # terms are accepted on huggingface.co, never on a mirror
     source = token.source if token.token else "no token"
     messages = {
         "ok": f"{repo} is reachable with {source}: {len(report.files)} files, "
@@ -237,12 +255,16 @@ def describe(report: AccessReport, token: TokenChoice) -> str:
                               f"access list. Accept the terms at {url} while logged in as the token's owner "
                               f"(some repos also wait for the authors' approval); a fine-grained token also "
                               f"needs 'Read access to contents of all public gated repos'.",
-        "invalid_token": f"The Hub rejected the token from {source} ({token.masked}) as invalid or expired. "
-                         f"Create a new one at https://huggingface.co/settings/tokens and run "
-                         f"`pgpt-tui token set` (and remove or fix {source} if it is an old variable).",
+        "invalid_token": (f"The Hub at {shown_endpoint()} refused the request: HF_ENDPOINT holds a user name and "
+                          f"password, which are sent in place of the token from {source}. Take them out of "
+                          "HF_ENDPOINT, or ask the mirror's owner how it wants the token sent."
+                          if endpoint_has_credentials() else
+                          f"The Hub rejected the token from {source} ({token.masked}) as invalid or expired. "
+                          f"Create a new one at https://huggingface.co/settings/tokens and run "
+                          f"`pgpt-tui token set` (and remove or fix {source} if it is an old variable)."),
         "not_found": f"{repo} (revision {report.revision}) does not exist, or it is private. Check the "
                      f"spelling of the repo id; a private repo needs a token of an account with access.",
-        "blocked": f"Something between this machine and {hub_endpoint()} answered 403 without the Hub's "
+        "blocked": f"Something between this machine and {shown_endpoint()} answered 403 without the Hub's "
                    f"error headers: a firewall or proxy blocks the Hub. Ask IT to allow huggingface.co and "
                    f"its file CDN (cdn-lfs*.huggingface.co, *.xethub.hf.co), set HTTPS_PROXY"
                    + (", or ask the mirror's owner to allow this machine." if os.environ.get("HF_ENDPOINT")
@@ -282,9 +304,9 @@ def _network_message(cause: str) -> str:
     if not cause.startswith(("http:", "https:")):  # a sentence starts with a capital, a URL as written
         cause = cause[:1].upper() + cause[1:]
     if cause.startswith("Offline mode"):
-        return (f"{cause}. Unset HF_HUB_OFFLINE to reach {hub_endpoint()}; models already downloaded or "
+        return (f"{cause}. Unset HF_HUB_OFFLINE to reach {shown_endpoint()}; models already downloaded or "
                 "exported still work offline.")
-    first = f"{cause}." if cause else f"{hub_endpoint()} could not be reached (refused, DNS, timeout or TLS)."
+    first = f"{cause}." if cause else f"{shown_endpoint()} could not be reached (refused, DNS, timeout or TLS)."
     mirror = "" if os.environ.get("HF_ENDPOINT") else ", or set HF_ENDPOINT to a mirror"
     return (f"{first} Check HTTPS_PROXY / NO_PROXY, a corporate CA bundle in REQUESTS_CA_BUNDLE{mirror}. "
             "Models already downloaded or exported still work offline.")

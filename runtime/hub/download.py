@@ -32,7 +32,8 @@ from pgpt.runtime.errors import (
     SourceError,
     UnsafeWeightsError,
 )
-from pgpt.runtime.hub.access import AccessReport, check_access, hub_endpoint, require_repo_id, retry_after_seconds
+from pgpt.runtime.hub.access import (AccessReport, check_access, hub_endpoint, require_repo_id, retry_after_seconds,
+                                     shown_endpoint)
 from pgpt.runtime.hub.token import TokenChoice
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
@@ -237,7 +238,7 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
                     kept = blob.with_name(blob.name + ".incomplete")
                     have = kept.stat().st_size / 1e6 if kept.exists() else 0.0
                     raise HubAccessError(
-                        f"The connection to {hub_endpoint()} dropped {RETRIES} times while fetching "
+                        f"The connection to {shown_endpoint()} dropped {RETRIES} times while fetching "
                         f"{entry['path']} ({type(exc).__name__}); {have:.1f} MB of it are kept.",
                         status="network_error", hint="Run the same command again to resume where it stopped.",
                     ) from None

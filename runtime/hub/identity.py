@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from typing import Any
 
-from pgpt.runtime.hub.access import hub_endpoint
+from pgpt.runtime.hub.access import hub_endpoint, mask_credentials, shown_endpoint
 from pgpt.runtime.hub.token import TokenChoice
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "no_proxy")
@@ -48,19 +47,19 @@ def unreachable_reason(error: BaseException) -> str:
     if name == "ProxyError":
         return f"the proxy {mask_proxy(proxy) or '(HTTPS_PROXY)'} did not pass the request on (ProxyError)"
     if "Timeout" in name:
-        return f"{hub_endpoint()} did not answer in time ({name})" + (f" through the proxy {mask_proxy(proxy)}"
+        return f"{shown_endpoint()} did not answer in time ({name})" + (f" through the proxy {mask_proxy(proxy)}"
                                                                       if proxy else "")
-    return f"{hub_endpoint()} could not be reached ({name})"
+    return f"{shown_endpoint()} could not be reached ({name})"
 
 
 def mask_proxy(url: str) -> str:
     """``http://user:secret@proxy:3128`` -> ``http://user:***@proxy:3128``."""
-    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)
+    return mask_credentials(url)
 
 
 def network_report(token: TokenChoice, timeout: float = 5.0) -> dict[str, Any]:
     """Endpoint, proxies (masked), CA bundle, whether the Hub answers and how fast."""
-    report: dict[str, Any] = {"endpoint": hub_endpoint(),
+    report: dict[str, Any] = {"endpoint": shown_endpoint(),
                               "mirror": hub_endpoint() != "https://huggingface.co",
                               "offline (HF_HUB_OFFLINE)": os.environ.get("HF_HUB_OFFLINE", "0")}
     for name in PROXY_VARIABLES:

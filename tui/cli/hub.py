@@ -61,13 +61,13 @@ def _hub_refusal(token: str) -> str:
         HubAccessError: the Hub rejected the token (invalid or expired); nothing is stored.
     """
     from pgpt.runtime.errors import HubAccessError
-    from pgpt.runtime.hub.access import hub_endpoint
+    from pgpt.runtime.hub.access import shown_endpoint
     from pgpt.runtime.hub.identity import REJECTED, whoami
     from pgpt.runtime.hub.token import TokenChoice, mask
 
     identity = whoami(TokenChoice(token, "typed"))
     if identity.get("whoami_error") == REJECTED:
-        raise HubAccessError(f"The Hub at {hub_endpoint()} rejected the token you gave ({mask(token)}) as invalid "
+        raise HubAccessError(f"The Hub at {shown_endpoint()} rejected the token you gave ({mask(token)}) as invalid "
                              "or expired, so it was not stored.", status="unauthorized",
                              hint="Create a new read token at https://huggingface.co/settings/tokens and run "
                                   "`pgpt-tui token set` again.")
@@ -75,12 +75,12 @@ def _hub_refusal(token: str) -> str:
 
 
 def _print_status(settings: Any, choice: Any, as_json: bool) -> int:
-    from pgpt.runtime.hub.access import hub_endpoint
+    from pgpt.runtime.hub.access import shown_endpoint
     from pgpt.runtime.hub.identity import REJECTED, whoami
 
     identity = whoami(choice) if choice.token else {}
     status = {"source": choice.source, "token": choice.masked, "overrides": choice.overridden,
-              "warnings": choice.warnings, "unreadable": choice.unreadable, "endpoint": hub_endpoint(), **identity}
+              "warnings": choice.warnings, "unreadable": choice.unreadable, "endpoint": shown_endpoint(), **identity}
     # a stored token nobody can read must not pass for "none"; one the Hub rejects is no token either
     failed = 1 if choice.unreadable or choice.malformed or identity.get("whoami_error") == REJECTED else 0
     if as_json:

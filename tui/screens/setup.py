@@ -266,7 +266,7 @@ class SetupScreen(PanelScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group=TOKEN_GROUP, description="save_token")
     def save_token(self, check_id: int, secret: Secret) -> None:
         """Ask the Hub whose the typed token is; store it unless refused, then post the new status."""
-        from pgpt.runtime.hub.access import hub_endpoint
+        from pgpt.runtime.hub.access import shown_endpoint
         from pgpt.runtime.hub.identity import REJECTED, whoami
         from pgpt.runtime.hub.token import TokenChoice, find_token, mask, store_token
 
@@ -274,7 +274,7 @@ class SetupScreen(PanelScreen):
         identity = whoami(TokenChoice(token, "typed"))
         if identity.get("whoami_error") == REJECTED:
             self.post_message(TokenRejected(check_id, (
-                f"The Hub at {hub_endpoint()} rejected the token you typed ({mask(token)}) as invalid or "
+                f"The Hub at {shown_endpoint()} rejected the token you typed ({mask(token)}) as invalid or "
                 f"expired, so it was not stored. Create a new read token at {TOKENS_PAGE} and paste it here.")))
             return
         path = store_token(self.settings, token)

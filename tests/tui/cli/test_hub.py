@@ -287,3 +287,24 @@ def test_check_of_a_known_architecture_does_not_import_optimum() -> None:
             "assert not [m for m in sys.modules if m.startswith(('optimum', 'torch', 'transformers'))]")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_mirror_password_is_never_shown_and_is_named_when_it_replaces_the_token(settings: Settings,
+                                                                                   hub: FakeHub) -> None:
+    """A mirror's URL with a password: doctor, F2 and every network error printed it in full, and the
+    Basic auth that requests builds from it replaced the token, which was then called invalid (t48)."""
+    with_password = hub.url.replace("http://", "http://bob:s3cretpw@")
+    doctor = run_cli(settings, hub, "doctor", "--json", extra={"HF_ENDPOINT": with_password})
+    assert json.loads(doctor.stdout)["network"]["endpoint"] == hub.url.replace("http://", "http://bob:***@")
+    gated = run_cli(settings, hub, "check", "pgpt-test/gated-minilm", "--json", token=ACCEPTED_TOKEN,
+                    extra={"HF_ENDPOINT": with_password})
+    report = json.loads(gated.stdout)
+    assert gated.returncode == 1 and "HF_ENDPOINT holds a user name and password" in report["message"], report
+    assert report["url"] == "http://bob:***@" + hub.url.split("//")[1] + "/pgpt-test/gated-minilm"
+    dead = run_cli(settings, hub, "download", "pgpt-test/minilm", extra={"HF_ENDPOINT": "http://bob:s3cretpw@127.0.0.1:9"})
+    assert dead.returncode == 1 and "http://bob:***@127.0.0.1:9 could not be reached" in dead.stderr, dead.stderr
+    for result in (doctor, gated, dead):
+        assert "s3cretpw" not in result.stdout + result.stderr
+    # terms are accepted on huggingface.co, not on the mirror
+    assert "accept the model's terms at https://huggingface.co/pgpt-test/gated-minilm" in run_cli(
+        settings, hub, "check", "pgpt-test/gated-minilm").stdout
