@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -57,6 +58,8 @@ MAX_RETRY_WAIT_S = 60.0
 ETA_AFTER_S = 2.0  # an ETA is shown once this long and this many bytes went by
 ETA_AFTER_BYTES = 1_000_000
 
+log = logging.getLogger(__name__)
+
 
 def hub_cache_dir(environ: dict[str, str] | None = None) -> Path:
     """huggingface_hub's cache folder: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ~/.cache/huggingface/hub."""
@@ -73,14 +76,41 @@ def ready_marker(settings: Settings, repo: str, commit: str) -> Path:
 
 
 def find_ready(settings: Settings, repo: str) -> Path | None:
-    """The snapshot folder of the newest verified download of ``repo`` (for offline use), or None."""
+    """The snapshot folder of the newest verified download of ``repo`` (for offline use), or None.
+
+    Raises:
+        HubAccessError: the download was verified, but a file of it is now missing or cut short (a
+            cleaned cache, a full disk: "ready" was said, then the export failed on a raw errno).
+    """
     markers = sorted((settings.home / "downloads").glob(f"{repo.replace('/', '--')}@*.json"),
                      key=lambda p: p.stat().st_mtime, reverse=True)
     for marker in markers:
-        folder = Path(json.loads(marker.read_text(encoding="utf-8"))["folder"])
+        try:
+            record = json.loads(marker.read_text(encoding="utf-8"))
+            folder, files = Path(record["folder"]), list(record.get("files", []))
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # cut short by a crash or a full disk
+            log.warning("skipping the damaged download record %s: %s", marker, exc)
+            continue
         if folder.is_dir():
+            _require_whole(repo, folder, files)
             return folder
     return None
+
+
+def _require_whole(repo: str, folder: Path, files: list[dict[str, Any]]) -> None:
+    """Every file the download verified is still in ``folder`` at its size (offline, nothing else can check)."""
+    for entry in files:
+        path = folder / str(entry.get("path", ""))
+        size = path.stat().st_size if path.is_file() else -1
+        if size != (entry.get("size") or max(size, 0)):  # a size the Hub did not give: only there
+            state = "missing" if size < 0 else f"cut short ({size:,} of {entry['size']:,} bytes)"
+            raise HubAccessError(f"{repo} was downloaded and verified, but {entry['path']} in {folder} is now "
+                                 f"{state}.", hint="Run the download again with the network (unset HF_HUB_OFFLINE).")
+
+
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE switches the network off, read as huggingface_hub reads it ("ON" too)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
 def download(settings: Settings, repo: str, token: TokenChoice, revision: str | None = None,
@@ -95,11 +125,13 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
         Cancelled: ``cancel`` was set (finished files and the partial one stay; the next run resumes).
     """
     require_repo_id(repo)
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    if hub_offline():
         folder = find_ready(settings, repo)
         if folder is None:
-            raise HubAccessError(f"HF_HUB_OFFLINE is set and {repo} was never downloaded here.",
-                                 hint="Unset HF_HUB_OFFLINE (or run the download on a connected machine).")
+            raise HubAccessError(f"HF_HUB_OFFLINE is set and pgpt has no verified download of {repo} here "
+                                 "(offline, it uses only downloads it verified itself).",
+                                 hint="Unset HF_HUB_OFFLINE (or run the download on a connected machine); files "
+                                      "that other tools put in the Hub cache can be exported as a folder.")
         return folder
     report = check_access(repo, token, revision, architecture_check)
     if report.status != "ok":
@@ -114,18 +146,20 @@ def download(settings: Settings, repo: str, token: TokenChoice, revision: str | 
     try:
         for entry in report.files:
             if cancel is not None and cancel.is_set():
-                raise Cancelled(f"The download of {repo} was cancelled; run it again to resume.")
+                raise Cancelled(f"The download of {repo} was cancelled; run it again to resume.", hint="")
             path = _fetch(report, entry, token, cache, meter, cancel)
             verify_file(path, entry)
             snapshot = path.parent
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM in a command: what stays is worth saying
         raise Cancelled(f"The download of {repo} was stopped; the files fetched and the partial one are kept: "
-                        "the same command resumes it.") from None
+                        "the same command resumes it.", hint="") from None
     assert snapshot is not None
     marker = ready_marker(settings, repo, report.commit)
     ensure_private_dir(marker.parent)
-    marker.write_text(json.dumps({"repo": repo, "commit": report.commit, "folder": str(snapshot),
-                                  "files": report.files}, indent=1), encoding="utf-8")
+    partial = marker.with_suffix(f".tmp-{os.getpid()}")  # whole or absent: a cut record read as a bug
+    partial.write_text(json.dumps({"repo": repo, "commit": report.commit, "folder": str(snapshot),
+                                   "files": report.files}, indent=1), encoding="utf-8")
+    os.replace(partial, marker)
     return snapshot
 
 
@@ -229,7 +263,7 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
                 kept = blob.with_name(blob.name + ".incomplete")
                 have = kept.stat().st_size / 1e6 if kept.exists() else 0.0
                 raise Cancelled(f"The download of {report.repo} was cancelled in {entry['path']} ({have:.1f} MB "
-                                f"of it kept); run it again to resume.") from None
+                                f"of it kept); run it again to resume.", hint="") from None
             except HfHubHTTPError as exc:
                 _retry_or_explain(exc, report, token, attempt)
             except _transfer_errors() as exc:

@@ -40,7 +40,8 @@ def unreachable_reason(error: BaseException) -> str:
     """Why the Hub did not answer, in words: offline mode, the proxy, a timeout, or refused."""
     name = type(error).__name__
     if name == "OfflineModeIsEnabled":  # a setting, not a network fault
-        return "offline mode is on (HF_HUB_OFFLINE=1), so the Hub was not asked"
+        value = os.environ.get("HF_HUB_OFFLINE", "1").strip()  # as set: "ON" was quoted as "1"
+        return f"offline mode is on (HF_HUB_OFFLINE={value}), so the Hub was not asked"
     scheme = hub_endpoint().partition(":")[0].lower()  # the proxy variable that applies to it
     proxy = next((os.environ[v] for v in (f"{scheme.upper()}_PROXY", f"{scheme}_proxy", "ALL_PROXY", "all_proxy")
                   if os.environ.get(v)), "")

@@ -46,6 +46,7 @@ def test_a_stop_ends_the_download_mid_file_and_the_next_run_resumes(
         download(settings, REPO, TokenChoice("", "none"), progress=progress, cancel=cancel)
     assert time.monotonic() - stopped_at[0] < 3  # it used to fetch the rest of the file first (~15 s)
     assert f"cancelled in {WEIGHTS}" in str(stopped.value) and "run it again to resume" in str(stopped.value)
+    assert stopped.value.hint == ""  # not the generic "Nothing was changed; ... start over" after "resume" (t48)
     partial = list((tmp_path / "hf").rglob("*.incomplete"))
     assert len(partial) == 1 and partial[0].stat().st_size > 3_000_000
     kept = partial[0].stat().st_size

@@ -308,3 +308,28 @@ def test_a_mirror_password_is_never_shown_and_is_named_when_it_replaces_the_toke
     # terms are accepted on huggingface.co, not on the mirror
     assert "accept the model's terms at https://huggingface.co/pgpt-test/gated-minilm" in run_cli(
         settings, hub, "check", "pgpt-test/gated-minilm").stdout
+
+
+def test_offline_a_verified_download_is_checked_before_it_is_used(settings: Settings, hub: FakeHub) -> None:
+    """Offline, a file deleted or cut short in the Hub cache was "ready", and the export then failed on a
+    raw errno or "a bug in pgpt"; a damaged download record was "a bug in pgpt" too (t48)."""
+    assert run_cli(settings, hub, "download", "pgpt-test/minilm").returncode == 0
+    offline = {"HF_HUB_OFFLINE": "ON"}  # as huggingface_hub reads it ("1" was the only "on")
+    assert run_cli(settings, hub, "download", "pgpt-test/minilm", extra=offline).returncode == 0
+    [weights] = (settings.home / "hf" / "hub" / "models--pgpt-test--minilm" / "snapshots").glob("*/model.safetensors")
+    blob = weights.resolve()
+    data = blob.read_bytes()
+    blob.write_bytes(data[:1000])
+    cut = run_cli(settings, hub, "download", "pgpt-test/minilm", extra=offline)
+    assert cut.returncode == 1 and "model.safetensors" in cut.stderr and "is now cut short" in cut.stderr, cut.stderr
+    assert "unset HF_HUB_OFFLINE" in cut.stderr
+    blob.unlink()
+    gone = run_cli(settings, hub, "download", "pgpt-test/minilm", extra=offline)
+    assert gone.returncode == 1 and "is now missing" in gone.stderr, gone.stderr
+    [marker] = (settings.home / "downloads").glob("pgpt-test--minilm@*.json")
+    marker.write_text('{"repo": "pgpt-te')  # as a crash or a full disk leaves it
+    damaged = run_cli(settings, hub, "download", "pgpt-test/minilm", extra=offline)
+    assert damaged.returncode == 1 and "has no verified download of pgpt-test/minilm" in damaged.stderr, damaged.stderr
+    assert "bug" not in damaged.stderr
+    assert run_cli(settings, hub, "download", "pgpt-test/minilm").returncode == 0  # online: fetched and whole again
+    assert blob.read_bytes() == data
