@@ -40,7 +40,7 @@ def create_app(settings: Settings, serve: ServeSettings, service: Service | None
     from starlette.exceptions import HTTPException
 
     from pgpt.runtime.errors import PgptError
-    from pgpt.serve.guard import ApiKeyGuard, BodyLimit, HostGuard
+    from pgpt.serve.guard import ApiKeyGuard, BodyLimit, HeadAsGet, HostGuard
     from pgpt.serve.routes import router
 
     serve.check()
@@ -66,14 +66,18 @@ def create_app(settings: Settings, serve: ServeSettings, service: Service | None
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _pgpt_error)  # a JSON 500, not Starlette's plain text
     # add_middleware wraps: the last one added runs first.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(BodyLimit, limit=serve.max_body_bytes)
     app.add_middleware(ApiKeyGuard, key=serve.api_key)
     if serve.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
+        # Any request header from an allowed origin: the official `openai` JS client sends its
+        # X-Stainless-* headers with every request, and their preflight got 400 "Disallowed CORS headers"
+        # (t46; ollama's #4388). The origin is what is trusted; no cookies are sent (no credentials).
         app.add_middleware(CORSMiddleware, allow_origins=list(serve.cors_origins), allow_credentials=False,
-                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"])
     app.add_middleware(HostGuard, names=serve.host_names())
     # outermost: refusals are logged and counted too, under the route they were meant for
     app.add_middleware(AccessLog, metrics=service.metrics, routes=app.routes)

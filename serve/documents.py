@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,7 +76,9 @@ def safe_name(name: str | None, what: str = "file name") -> list[str]:
                                   "or one under plain folder names (docs/report.pdf), none hidden, empty, '.' or "
                                   "'..', without control or invisible characters, at most 255 bytes each.",
                                   status=400, hint="Send the file under a plain name such as report.pdf.")
-    return [part.strip() for part in parts]
+    # one spelling of "é": macOS sends names decomposed (NFD), and "café.txt" from a Mac was a second
+    # document beside the same name typed elsewhere, shown alike, its edits "added", not "updated" (t46)
+    return [unicodedata.normalize("NFC", part.strip()) for part in parts]
 
 
 def _part_problem(part: str) -> str:
@@ -204,11 +207,12 @@ def _kept_until_indexed(path: Path) -> Iterator[None]:
             earlier.unlink(missing_ok=True)
 
 
-async def list_documents(service: Service) -> dict[str, Any]:
-    """Every indexed document (PrivateGPT's ``/v1/ingest/list``)."""
+async def list_documents(service: Service, collection: str | None = None) -> dict[str, Any]:
+    """Every indexed document (PrivateGPT's ``/v1/ingest/list``), or those of one ``collection``."""
     store = await service.store()
     home = service.settings.home
-    return listing([ingested_document(d, home) for d in await asyncio.to_thread(store.documents)])
+    return listing([ingested_document(d, home) for d in await asyncio.to_thread(store.documents)
+                    if collection is None or d.collection == collection])
 
 
 async def delete_document(service: Service, doc_id: str) -> None:

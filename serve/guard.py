@@ -69,6 +69,28 @@ class ApiKeyGuard:
         await self.app(scope, receive, send)
 
 
+class HeadAsGet:
+    """HEAD is answered as GET, without the body, wherever GET is: uptime monitors and `curl -I` use
+    HEAD, and FastAPI's GET routes (``/health`` too) answered 405, so a healthy server looked down."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 def _preflight(scope: dict[str, Any]) -> bool:
     """A CORS preflight: browsers send it without credentials; CORS middleware answers it."""
     return scope["method"] == "OPTIONS" and bool(_header(scope, b"access-control-request-method"))

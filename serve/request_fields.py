@@ -28,6 +28,10 @@ FOREIGN_FIELDS = frozenset({
     "cache_prompt", "n_probs", "max_new_tokens", "do_sample", "top_a", "models", "options", "format", "think",
     "input_type",
 })
+# OpenAI's fields that label or store a request and change nothing in its answer: clients send them
+# always ("user"), and a warning on every request buried the real ones in the journal (t46)
+BOOKKEEPING = frozenset({"user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key",
+                         "parallel_tool_calls"})
 
 
 class RequestBody(BaseModel):
@@ -42,10 +46,14 @@ class RequestBody(BaseModel):
         # before the fields: a misspelled "mesages" is named as such, not as "messages: Field required"
         if not isinstance(data, dict):
             return data
+        # null is "the default" for a field that has one, as in OpenAI's API: clients that send every
+        # unset field ("n": null, "stream": null) got "n: Input should be a valid integer" (t46)
+        data = {name: value for name, value in data.items()
+                if value is not None or name not in cls.model_fields or cls.model_fields[name].is_required()}
         unknown = unknown_fields(cls, data)
         if misspelled := [(name, meant) for name, meant in unknown if meant]:
             raise PydanticCustomError(UNRECOGNIZED, "{text}", {"text": _refusal(misspelled), "name": misspelled[0][0]})
-        log_ignored(f"POST {cls.route}", "request fields", [name for name, _ in unknown])
+        log_ignored(f"POST {cls.route}", "request fields", [name for name, _ in unknown if name not in BOOKKEEPING])
         return data
 
 

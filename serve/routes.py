@@ -239,8 +239,10 @@ def _collection(given: str, query: str | None, field: str) -> str:
 
 @router.get("/v1/ingest/list")
 async def ingest_list(request: Request) -> dict[str, Any]:
-    """PrivateGPT: the indexed documents and their ids."""
-    return await documents.list_documents(service_of(request))
+    """PrivateGPT: the indexed documents and their ids; pgpt's ``?collection=`` lists one collection
+    (it was ignored, and a script listing one team's documents got everybody's, t46)."""
+    check_arguments(f"GET {request.url.path}", list(request.query_params.keys()), ["collection"], "query parameters")
+    return await documents.list_documents(service_of(request), request.query_params.get("collection"))
 
 
 @router.delete("/v1/ingest")

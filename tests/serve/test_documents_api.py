@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -101,6 +102,14 @@ def test_uploads_are_incremental_by_file_name(server: RunningServer, tmp_path: P
     changed = upload(server, note)[1]["data"][0]
     assert [d["doc_metadata"]["status"] for d in (first, again, changed)] == ["added", "unchanged", "updated"]
     assert first["doc_id"] == again["doc_id"] == changed["doc_id"]
+    # a name sent decomposed (NFD, as macOS sends it) is the same document, not a second one that looks alike
+    composed = tmp_path / "caf\u00e9_M\u00fcller.md"
+    composed.write_text("# Caf\u00e9\n\nThe caf\u00e9 opens at eight.\n")
+    added = upload(server, composed)[1]["data"][0]
+    composed.write_text("# Caf\u00e9\n\nThe caf\u00e9 opens at nine.\n")
+    mac = upload(server, composed, unicodedata.normalize("NFD", composed.name))[1]["data"][0]
+    assert mac["doc_metadata"]["status"] == "updated" and mac["doc_id"] == added["doc_id"], mac
+    assert mac["doc_metadata"]["file_name"] == composed.name
 
 
 def test_neighbouring_chunks_come_with_prev_next(server: RunningServer) -> None:
@@ -288,6 +297,11 @@ def test_an_upload_says_where_its_collection_was_read_and_takes_one_file(server:
     by_body = http.post("/v1/ingest/text", json={"file_name": "b.txt", "text": "Beta notes.", "collection": "bodyc"})
     assert by_query.json()["data"][0]["doc_metadata"]["collection"] == "qq", by_query.text
     assert by_body.json()["data"][0]["doc_metadata"]["collection"] == "bodyc", by_body.text
+    # the list of one collection (?collection= was ignored: every collection's documents came back)
+    listed = http.get("/v1/ingest/list", params={"collection": "qq"}).json()["data"]
+    assert [d["doc_metadata"]["file_name"] for d in listed] == ["a.txt"], listed
+    misspelled = http.get("/v1/ingest/list", params={"colection": "qq"})
+    assert misspelled.status_code == 400 and "did you mean collection?" in misspelled.json()["error"]["message"]
     twice = http.post("/v1/ingest/text", params={"collection": "x"},
                       json={"file_name": "b.txt", "text": "Beta.", "collection": "y"})
     assert twice.status_code == 400 and "given twice" in twice.json()["error"]["message"]

@@ -117,6 +117,15 @@ def test_cors_is_off_unless_origins_are_given(server: RunningServer) -> None:
     assert "access-control-allow-origin" not in plain.headers
 
 
+def test_head_is_answered_as_get_without_a_body(server: RunningServer) -> None:
+    """Uptime monitors and `curl -I` use HEAD: /health answered 405, so a healthy server looked down."""
+    for path in ("/health", "/ready", "/metrics"):
+        head, get = httpx.head(server.url + path, timeout=30), httpx.get(server.url + path, timeout=30)
+        assert head.status_code == get.status_code == 200 and head.content == b"", (path, head.status_code)
+        assert head.headers["content-type"] == get.headers["content-type"]
+    assert httpx.head(server.url + "/v1/chat/completions", timeout=30).status_code == 405  # no GET there either
+
+
 def test_non_loopback_bind_without_a_key_is_refused(served_settings: Settings) -> None:
     port = free_port()
     result = subprocess.run(serve_command("--host", "0.0.0.0", "--port", str(port)), capture_output=True, text=True,
@@ -205,6 +214,11 @@ def test_configured_cors_and_hosts_are_honoured(keyed_server: RunningServer) -> 
     response = httpx.options(keyed_server.url + "/v1/chat/completions", headers=allowed, timeout=30)
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+    # the openai JS client's own headers pass the preflight (400 "Disallowed CORS headers", t46)
+    stainless = {**allowed, "Access-Control-Request-Headers": "authorization,content-type,x-stainless-os,"
+                 "x-stainless-lang,x-stainless-retry-count,x-stainless-helper-method"}
+    response = httpx.options(keyed_server.url + "/v1/chat/completions", headers=stainless, timeout=30)
+    assert response.status_code == 200 and "x-stainless-os" in response.headers["access-control-allow-headers"]
     other = httpx.options(keyed_server.url + "/v1/chat/completions", timeout=30,
                           headers={**allowed, "Origin": "http://evil.example"})
     assert other.headers.get("access-control-allow-origin") != "http://evil.example"
