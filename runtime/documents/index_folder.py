@@ -74,7 +74,7 @@ def index_state(settings: Settings) -> str:
     """
     import lancedb
 
-    from pgpt.runtime.documents.store import TEXT_FORMAT, table_text_format
+    from pgpt.runtime.documents.store import TEXT_FORMAT, changed_suffixes, table_text_format
 
     folder = index_dir(settings)
     if not folder.is_dir():
@@ -99,9 +99,10 @@ def index_state(settings: Settings) -> str:
     notes = "" if text_index or not rows else (", full-text index built when the running ingestion ends" if writer
                                               else ", full-text index missing (the next ingest builds it)")
     if rows and text_format != TEXT_FORMAT:  # an upgrade: said before the ingest that does it, not only after
+        changed = changed_suffixes(text_format) if text_format < TEXT_FORMAT else None
+        which = f"all its {documents} documents" if changed is None else f"its {', '.join(changed)} documents"
         notes += (f", made by {'an older' if text_format < TEXT_FORMAT else 'a newer'} pgpt (text format "
-                  f"{text_format}, this one writes {TEXT_FORMAT}): the next ingest reads and chunks all its "
-                  f"{documents} documents again")
+                  f"{text_format}, this one writes {TEXT_FORMAT}): the next ingest reads and chunks {which} again")
     if writer:
         notes += f", {'a re-index or ' if stale else 'an '}ingestion is running ({writer})"
     elif stale:

@@ -37,7 +37,7 @@ from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.readers import Section
 from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.progress import IngestProgress, WorkShares, tick
-from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore
+from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore, changed_suffixes
 from pgpt.runtime.errors import Cancelled, StorageError, UsageError
 from pgpt.runtime.settings import Settings
 
@@ -143,8 +143,10 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 if store.text_format != TEXT_FORMAT and store.table.count_rows():
                     # Chunks of the old format first (every collection), then the files asked for.
                     report.rechunked_from = store.text_format
+                    changed = changed_suffixes(store.text_format)  # after a rollback (a newer format): all
                     again = [(Path(d.path), d.collection, True) for docs in catalog.values() for d in docs.values()
-                             if Path(d.path).is_file()]
+                             if Path(d.path).is_file() and (changed is None or store.text_format > TEXT_FORMAT
+                                                            or Path(d.path).suffix.lower() in changed)]
                     # a file asked for that is re-chunked anyway is done once (10 files counted 0/22)
                     done = {(str(path), into) for path, into, _ in again}
                     work = again + [item for item in work if (str(item[0]), item[1]) not in done]

@@ -53,21 +53,46 @@ def _continues(first_line: str) -> bool:
 
 
 def _drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
-    """Remove lines that repeat at the top or the bottom of most pages (digits ignored: page numbers)."""
+    """Remove lines that repeat at the top or the bottom of most pages, the same text but for one
+    number (the page's): a templated page ("Invoice 1001 for customer 17: total 250 euros.", one
+    record a page) differs in several numbers, and such lines, the documents' facts, were dropped;
+    a page whose every line would go keeps them (a file was skipped as "no text in the file", t47)."""
     if len(pages) < 3:
         return pages
-    top = Counter(key for page in pages for key in {_shape(line) for line in page[:_EDGE_LINES]})
-    bottom = Counter(key for page in pages for key in {_shape(line) for line in page[-_EDGE_LINES:]})
     needed = max(3, len(pages) // 2)
-    running_top = {key for key, count in top.items() if count >= needed}
-    running_bottom = {key for key, count in bottom.items() if count >= needed}
+    running_top = _running([page[:_EDGE_LINES] for page in pages], needed)
+    running_bottom = _running([page[-_EDGE_LINES:] for page in pages], needed)
     cleaned = []
     for page in pages:
         last = len(page) - _EDGE_LINES
-        cleaned.append([line for index, line in enumerate(page)
-                        if not (index < _EDGE_LINES and _shape(line) in running_top)
-                        and not (index >= last and _shape(line) in running_bottom)])
+        kept = [line for index, line in enumerate(page)
+                if not (index < _EDGE_LINES and _shape(line) in running_top)
+                and not (index >= last and _shape(line) in running_bottom)]
+        cleaned.append(kept if kept or not page else page)
     return cleaned
+
+
+def _running(edges: list[list[str]], needed: int) -> set[str]:
+    """The shapes (digits ignored) of the edge lines on at least ``needed`` pages that are the same
+    text on each, or differ only in a page number: one number that goes up with the page."""
+    seen: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    for page, lines in enumerate(edges):
+        for shape, line in {_shape(line): line for line in reversed(lines)}.items():  # a page's first of a shape
+            seen.setdefault(shape, []).append((page, tuple(re.findall(r"\d+", line))))
+    return {shape for shape, found in seen.items() if len(found) >= needed and _same_but_page_number(found)}
+
+
+def _same_but_page_number(found: list[tuple[int, tuple[str, ...]]]) -> bool:
+    """Whether the numbers of a line's occurrences (page index, numbers) differ only in a page number:
+    one number, at a fixed offset from the page's index on most pages ("Total: 250 euros" at the foot
+    of each invoice differs too, and is the invoice's fact)."""
+    varying = [column for column in zip(*(numbers for _, numbers in found)) if len(set(column)) > 1]
+    if not varying:
+        return True
+    if len(varying) > 1:
+        return False
+    offsets = Counter(int(number) - page for number, (page, _) in zip(varying[0], found))
+    return offsets.most_common(1)[0][1] >= 0.8 * len(found)
 
 
 def _shape(line: str) -> str:

@@ -43,7 +43,24 @@ if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks i
 # nothing, and a link target was quoted as the answer).
 # Version 5: HTML and .docx list items keep a marker ("- ", or "2. " for a numbered one), as Markdown's do;
 # line ends are "\n".
-TEXT_FORMAT = 5
+# Version 6: a PDF's line at the top or the foot of most pages is dropped as a running header or
+# footer only when it is the same text on each or differs in its page number alone: templated pages
+# ("Invoice 1001 ... total 250 euros.", one a page) lost those lines, their facts. Only PDFs are read again.
+TEXT_FORMAT = 6
+# The suffixes whose reading changed in each version (None: every document's), so that an upgrade
+# reads again only the documents it changes (a PDF rule re-embedded thousands of Markdown files).
+_CHANGED_IN = {6: (".pdf",)}
+
+
+def changed_suffixes(since: int) -> tuple[str, ...] | None:
+    """The file suffixes read differently now than by text format ``since`` (None: all of them)."""
+    changed: set[str] = set()
+    for version in range(since + 1, TEXT_FORMAT + 1):
+        suffixes = _CHANGED_IN.get(version)
+        if suffixes is None:
+            return None
+        changed.update(suffixes)
+    return tuple(sorted(changed))
 T = TypeVar("T")
 # Every write is a commit with a manifest that lists all data files, and LanceDB keeps old versions
 # 7 days by default: after 2,673 files (one commit each) the index held 357 MB of manifests for 75 MB

@@ -80,3 +80,28 @@ def test_the_cli_reports_the_rechunked_documents(old_index) -> None:  # type: ig
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["rechunked_from_format"] == 1 and len(report["rechunked"]) == 3
+
+
+def test_an_upgrade_from_format_5_reads_only_the_pdfs_again(settings: Settings, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Format 6 changed how PDFs are read, nothing else: re-embedding every Markdown file of a big
+    index for it would cost the user an hour for nothing."""
+    from pgpt.runtime.documents.index_folder import index_state
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from support import make_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text("# Ferry\n\nThe ferry leaves at noon.\n")
+    make_pdf(docs / "invoices.pdf", [f"Invoice {1000 + n} for customer {7 * n}: total {125 * n} euros."
+                                     for n in range(1, 5)])
+    embedder = default_embedder(settings)
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "TEXT_FORMAT", 5)
+        patch.setattr(ingest_module, "TEXT_FORMAT", 5)
+        ingest(settings, [docs], embedder)
+    assert open_store(settings, embedder).text_format == 5
+    assert index_state(settings).endswith("the next ingest reads and chunks its .pdf documents again")
+    report = ingest(settings, [docs], embedder)
+    assert [Path(p).name for p in report.rechunked] == ["invoices.pdf"] and len(report.unchanged) == 1
+    assert open_store(settings, embedder).text_format == TEXT_FORMAT

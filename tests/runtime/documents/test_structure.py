@@ -33,6 +33,18 @@ def test_pdf_headers_footers_and_hyphens_are_undone() -> None:
     assert "general-purpose hold" in text  # ... but a compound the document writes with a hyphen keeps it
 
 
+def test_a_templated_page_keeps_its_lines_that_differ_in_several_numbers() -> None:
+    """One invoice a page: "Invoice 1001 for customer 17: total 250 euros." repeats but for its numbers,
+    as a footer does, and every such line, the facts, was dropped; a page of one line, all of it (t47)."""
+    invoices = [f"Invoice {1000 + n} for customer {n * 7}: total {n * 125} euros.\nPaid by card {n * n}.\nPage {n} of 4"
+                for n in range(1, 5)]
+    text = "\n".join(p for page in pdf_paragraphs(invoices) for p in page)
+    assert "Invoice 1003 for customer 21: total 375 euros." in text and "Page 3 of 4" not in text
+    assert "Paid by card 9." in text  # one number that differs, but no page number: a fact too
+    single = [f"Section {n}: procedure {n} requires form F-{n}." for n in range(1, 6)]
+    assert [p for page in pdf_paragraphs(single) for p in page] == single
+
+
 def test_a_paragraph_running_over_a_page_break_stays_whole_on_its_first_page() -> None:
     pages = [_page(1, LINE, LINE, "the paragraph goes on and on to the end of this page without"),
              _page(2, "stopping here.", LINE, "Short."),
