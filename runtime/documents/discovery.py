@@ -1,7 +1,8 @@
 """Which files an ingest reads under the paths it is given, and why the others are left out:
 symlinks only when they stay inside the folder, no hidden files or folders, no special, binary,
 oversized or unreadable files, no file names that are not UTF-8. The local ingest and an upload
-to a server (`pgpt-tui --server URL ingest`) pick files by these same rules."""
+to a server (`pgpt-tui --server URL ingest`) pick files by these same rules. And which indexed
+documents are gone from the disk (not those that cannot be looked at)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import errno
 import os
 import shlex
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, is_text_file
+
+if TYPE_CHECKING:
+    from pgpt.runtime.documents.store import DocumentRecord
 
 MAX_FILE_BYTES = 100_000_000
 OWN_FOLDER = "pgpt's own folder (PGPT_HOME or the model cache), not documents"
@@ -155,3 +160,33 @@ def _file_problem(path: Path) -> str:
     if path.suffix.lower() not in KNOWN_SUFFIXES and not is_text_file(path):
         return "binary file"
     return ""
+
+
+def gone_documents(records: Iterable[DocumentRecord], paths: list[Path] | None = None) -> list[DocumentRecord]:
+    """The documents whose files no longer exist, of those indexed under ``paths`` (None: all of them)."""
+    roots = None if paths is None else [p.expanduser().resolve() for p in paths]
+    return [record for record in records
+            if (roots is None or any(Path(record.path) == root or Path(record.path).is_relative_to(root)
+                                     for root in roots))
+            and is_gone(record.path)]
+
+
+def is_gone(path: str) -> bool:
+    """Whether ``path`` no longer exists; one that cannot be looked at (a folder made unreadable after
+    it was indexed) is not gone: Path.exists raised PermissionError, which stopped the whole ingest
+    and emptied the app's Docs list (t47)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def readable_file(path: str) -> bool:
+    """``Path.is_file`` that says False for a file that cannot be looked at, instead of raising."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False

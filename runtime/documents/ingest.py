@@ -26,13 +26,14 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.documents.chunking import chunk_sections
-from pgpt.runtime.documents.discovery import collect_files, fs_reason, split_unreadable
+from pgpt.runtime.documents.discovery import (collect_files, fs_reason, gone_documents, is_gone, readable_file,
+                                              split_unreadable)
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.readers import Section
 from pgpt.runtime.documents.index_folder import writer_lock
@@ -145,7 +146,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                     report.rechunked_from = store.text_format
                     changed = changed_suffixes(store.text_format)  # after a rollback (a newer format): all
                     again = [(Path(d.path), d.collection, True) for docs in catalog.values() for d in docs.values()
-                             if Path(d.path).is_file() and (changed is None or store.text_format > TEXT_FORMAT
+                             if readable_file(d.path) and (changed is None or store.text_format > TEXT_FORMAT
                                                             or Path(d.path).suffix.lower() in changed)]
                     # a file asked for that is re-chunked anyway is done once (10 files counted 0/22)
                     done = {(str(path), into) for path, into, _ in again}
@@ -371,7 +372,7 @@ def _embedding_text(chunk: Any) -> str:
 def _moved_from(known: dict[str, DocumentRecord], content_hash: str) -> DocumentRecord | None:
     """A known document with this content whose file no longer exists (a rename)."""
     for record in known.values():
-        if record.content_hash == content_hash and not Path(record.path).exists():
+        if record.content_hash == content_hash and is_gone(record.path):
             return record
     return None
 
@@ -386,15 +387,6 @@ def _prune(store: DocumentStore, known: dict[str, DocumentRecord], paths: list[P
     return gone
 
 
-def gone_documents(records: Iterable[DocumentRecord], paths: list[Path] | None = None) -> list[DocumentRecord]:
-    """The documents whose files no longer exist, of those indexed under ``paths`` (None: all of them)."""
-    roots = None if paths is None else [p.expanduser().resolve() for p in paths]
-    return [record for record in records
-            if (roots is None or any(Path(record.path) == root or Path(record.path).is_relative_to(root)
-                                     for root in roots))
-            and not Path(record.path).exists()]
-
-
 def _carried_over(store: DocumentStore, asked: set[tuple[str, str]],
                   report: IngestReport) -> list[tuple[Path, str, bool]]:
     """A re-index's other work: the documents of the index in use that the paths asked for do not
@@ -404,7 +396,7 @@ def _carried_over(store: DocumentStore, asked: set[tuple[str, str]],
     for record in store.documents_in_use():
         if (record.path, record.collection) in asked:
             continue
-        if os.path.realpath(record.path) == record.path and Path(record.path).is_file():
+        if os.path.realpath(record.path) == record.path and readable_file(record.path):
             work.append((Path(record.path), record.collection, False))
         else:
             report.removed.append(record.path)

@@ -230,7 +230,7 @@ class DocumentsScreen(PanelScreen):
         if library is not None and library.remote is not None:  # a client: the server's index
             self.post_message(DocumentsListed([remote_record(d) for d in library.remote.documents()]))
         elif library is not None and library.store is not None:
-            from pgpt.runtime.documents.ingest import gone_documents
+            from pgpt.runtime.documents.discovery import gone_documents
 
             documents = library.store.documents()
             self.post_message(DocumentsListed(documents, {d.path for d in gone_documents(documents)}))

@@ -13,7 +13,8 @@ from pgpt.runtime.documents.readers import Section, decode_text, read_document
 from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
-from pgpt.runtime.documents.ingest import forget_gone, gone_documents, ingest, open_store
+from pgpt.runtime.documents.discovery import gone_documents
+from pgpt.runtime.documents.ingest import forget_gone, ingest, open_store
 from pgpt.runtime.models import DEFAULT_EMBEDDER
 from pgpt.runtime.documents.retrieval import search
 from pgpt.runtime.settings import Settings
@@ -119,6 +120,29 @@ def test_a_gone_file_is_named_with_the_way_to_forget_it(settings: Settings, embe
                                      "(--prune forgets it)")
     assert report.summary("Ctrl+G forgets").endswith("(Ctrl+G forgets it)")  # the app's way
     assert not run(settings, embedder, corpus, prune=True).gone
+
+
+def test_a_folder_made_unreadable_after_it_was_indexed_is_not_gone_and_stops_nothing(  # type: ignore[no-untyped-def]
+        settings: Settings, embedder, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared folder's permissions changed: Path.exists raised PermissionError, the whole ingest stopped
+    with advice about PGPT_HOME, and the app's Docs list came up empty (t47)."""
+    import os
+
+    run(settings, embedder, corpus)
+    (corpus / "notes.txt").write_text("Project Zephyr was renamed Boreas.\n")  # changed, to be read again
+    real_stat = os.stat
+
+    def no_access(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(path).name == "guide.md":  # as "chmod 000" on its folder does for a user who is not root
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", no_access)
+    store = open_store(settings, embedder)
+    assert gone_documents(store.documents()) == []  # not gone: it cannot be looked at
+    report = run(settings, embedder, corpus)
+    assert [Path(p).name for p in report.updated] == ["notes.txt"] and not report.gone
+    assert "guide.md" in {Path(d.path).name for d in open_store(settings, embedder).documents()}
 
 
 def test_forget_gone_forgets_what_prune_would_without_reading_the_files(settings: Settings, embedder,  # type: ignore[no-untyped-def]
