@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pgpt.runtime.documents.discovery import resolved
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class UnfinishedAdd:
 def marker_file(settings: Settings, paths: list[Path], collection: str) -> Path:
     """The marker of an add of ``paths`` into ``collection``: the same for the same folders however
     they were named (relative, with ~), so that adding them again from the app or the CLI clears it."""
-    named = sorted(str(Path(p).expanduser().resolve()) for p in paths)
+    named = sorted(str(resolved(Path(p))) for p in paths)
     key = hashlib.sha256(json.dumps([named, collection]).encode()).hexdigest()[:16]
     return markers_dir(settings) / f"{key}.json"
 
@@ -88,7 +89,7 @@ def remembered(settings: Settings, paths: list[Path], collection: str,
     ``ingest``) writes the files done to it, then calls ``progress``. The marker is removed when the
     block ends, by an error too; only a process that dies in it leaves the marker."""
     file = marker_file(settings, paths, collection)
-    record: dict[str, Any] = {"paths": sorted(str(Path(p).expanduser().resolve()) for p in paths),
+    record: dict[str, Any] = {"paths": sorted(str(resolved(Path(p))) for p in paths),
                               "collection": collection, "pid": os.getpid(), "started": time.time()}
     state = {"written": (-1, -1), "open": True}
 

@@ -187,7 +187,9 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
         from pgpt.tui.cli.remote_documents import forget_on_server
 
         return forget_on_server(settings, args)
-    wanted = str(args.path.expanduser().resolve())
+    from pgpt.runtime.documents.discovery import resolved
+
+    wanted = str(resolved(args.path))
     refuse_if_writing(settings)
     forgotten = forget_path(settings, default_embedder(settings), wanted, args.collection)
     chunks = sum(d.chunks for d in forgotten)

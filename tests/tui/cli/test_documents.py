@@ -295,6 +295,13 @@ def test_a_named_file_that_is_skipped_is_a_failed_command(settings: Settings, tm
     (tmp_path / "empty.log").write_text("")
     empty = tui_cli(settings, "ingest", str(tmp_path / "empty.log"))  # it was "binary file"
     assert empty.returncode == 1 and "empty.log: no text in the file (it is empty)" in empty.stdout, empty.stdout
+    # a symlink loop named itself: skipped as inside a folder ("RuntimeError ... a bug in pgpt" before, t47)
+    (tmp_path / "loopA").symlink_to(tmp_path / "loopB")
+    (tmp_path / "loopB").symlink_to(tmp_path / "loopA")
+    for command in (("ingest",), ("forget",)):
+        loop = tui_cli(settings, *command, str(tmp_path / "loopA"))
+        assert loop.returncode != 0 and "bug in pgpt" not in loop.stdout + loop.stderr, loop.stderr
+    assert "loopA: a symlink loop" in tui_cli(settings, "ingest", str(tmp_path / "loopA")).stdout
 
 
 def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, tmp_path: Path) -> None:
