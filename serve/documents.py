@@ -158,7 +158,7 @@ async def _index(service: Service, path: Path, collection: str, store_file: Call
     """Put the upload in place and index it, both in one turn of the server's ingest queue: eight
     clients sending one name at once were told "unchanged" for the content that stayed indexed
     and "updated" for content a later rename had replaced before it was read."""
-    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.documents.ingest import STALE, ingest
 
     embedder = await service.embedder()
     store = await service.store()
@@ -172,7 +172,9 @@ async def _index(service: Service, path: Path, collection: str, store_file: Call
                             lock_wait_s=LOCK_WAIT_S)
             if report.skipped or report.failed:  # nothing of it is indexed: the earlier file comes back
                 reason = (report.skipped + report.failed)[0][1]
-                raise RequestRefusedError(f"{path.name} was not indexed: {reason}.", status=415,
+                kept = "; its earlier upload stays indexed" if reason.endswith(STALE) else ""  # (the CLI's words)
+                raise RequestRefusedError(f"{path.name} was not indexed: {reason.removesuffix(STALE)}{kept}.",
+                                          status=415,
                                           hint="Send a text, Markdown, HTML, PDF (with a text layer) or .docx file.")
             return report, next(d for d in store.documents(collection) if d.path == str(path))
 

@@ -102,6 +102,16 @@ class IngestReport:
         return line
 
 
+STALE = " (its version indexed earlier still answers: `pgpt-tui forget PATH`, or Delete in F4, forgets it)"
+
+
+def _mark_stale(report: IngestReport, known: dict[str, DocumentRecord]) -> None:
+    """Say it of a skipped or failed file whose earlier version is indexed: emptied, cut short by a
+    sync or grown past the size limit, it was "skipped" while its old text went on answering (t47)."""
+    for entries in (report.skipped, report.failed):
+        entries[:] = [(path, reason + STALE if path in known else reason) for path, reason in entries]
+
+
 def gone_note(count: int, forget: str = "--prune forgets") -> str:
     """The summary's note on ``count`` indexed files under the paths whose files are gone (kept
     without --prune, so they still answer); a server's ingest and the app say it in the same words,
@@ -177,6 +187,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 _prune(store, known, paths, report)
             else:
                 report.gone = [record.path for record in gone_documents(known.values(), paths)]
+            _mark_stale(report, known)
         except BaseException as exc:
             _end_unfinished(store, exc)
             raise

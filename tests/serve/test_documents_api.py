@@ -257,6 +257,7 @@ def test_an_upload_that_cannot_be_indexed_keeps_the_earlier_file_of_its_name(ser
     assert first.status_code == 200
     refused = http.post("/v1/ingest/file", files={"file": ("pier.txt", b"\x00\x01\x02binary\xff" * 100)})
     assert refused.status_code == 415, refused.text
+    assert "not indexed: binary file; its earlier upload stays indexed." in refused.json()["error"]["message"]
     assert (server.settings.home / "uploads" / "default" / "pier.txt").read_text() == "The pier opens at six."
 
 

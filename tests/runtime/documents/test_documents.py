@@ -14,7 +14,7 @@ from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
 from pgpt.runtime.documents.discovery import gone_documents
-from pgpt.runtime.documents.ingest import forget_gone, ingest, open_store
+from pgpt.runtime.documents.ingest import STALE, forget_gone, ingest, open_store
 from pgpt.runtime.models import DEFAULT_EMBEDDER
 from pgpt.runtime.documents.retrieval import search
 from pgpt.runtime.settings import Settings
@@ -120,6 +120,11 @@ def test_a_gone_file_is_named_with_the_way_to_forget_it(settings: Settings, embe
                                      "(--prune forgets it)")
     assert report.summary("Ctrl+G forgets").endswith("(Ctrl+G forgets it)")  # the app's way
     assert not run(settings, embedder, corpus, prune=True).gone
+    # emptied (a sync cut it short) or damaged: "skipped" while its old text answered, without a word (t47)
+    (corpus / "menu.txt").write_text("")
+    report = run(settings, embedder, corpus)
+    assert (str((corpus / "menu.txt").resolve()), "no text in the file (it is empty)" + STALE) in report.skipped
+    assert not [reason for _, reason in report.skipped + report.failed if reason.endswith(STALE)][1:]  # it alone
 
 
 def test_a_folder_made_unreadable_after_it_was_indexed_is_not_gone_and_stops_nothing(  # type: ignore[no-untyped-def]
