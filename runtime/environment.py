@@ -59,6 +59,7 @@ class Environment:
     dotenv: Path
     from_dotenv: frozenset[str] = frozenset()
     dotenv_names: frozenset[str] = frozenset()
+    unread: frozenset[str] = frozenset()  # Hugging Face and network names the file sets, which it cannot set
 
     def sources(self) -> dict[str, str]:
         """Where the settings that did not come from the environment came from, for messages."""
@@ -78,6 +79,10 @@ class Environment:
             meant = close_name(name, sorted(KNOWN_NAMES - set(TEST_NAMES)))
             guess = f" (did you mean {meant}?)" if meant else ""
             lines.append(f"{shown}{where} is not a pgpt setting{guess}; it is ignored")
+        # the token was read from the same file, the mirror silently not: "set HF_ENDPOINT to a mirror" (t48)
+        lines += [f"{name} in {self.dotenv} is not read from there (the Hugging Face client reads it from the "
+                  "environment only): export it in the shell, or put it in the service's environment file"
+                  for name in sorted(self.unread)]
         return lines
 
     def explain(self, error: ConfigError) -> ConfigError:
@@ -101,8 +106,15 @@ def read_environment(cwd: Path | None = None, environ: Mapping[str, str] | None 
 
     environ = os.environ if environ is None else environ
     path = (cwd or Path.cwd()) / ".env"
-    dotenv = {k: v for k, v in read_dotenv(path).items() if k.upper().startswith("PGPT_")}
-    return Environment({**dotenv, **environ}, path, frozenset(dotenv) - set(environ), frozenset(dotenv))
+    found = read_dotenv(path)
+    dotenv = {k: v for k, v in found.items() if k.upper().startswith("PGPT_")}
+    unread = frozenset(name for name in found if name in ENVIRONMENT_ONLY and name not in environ)
+    return Environment({**dotenv, **environ}, path, frozenset(dotenv) - set(environ), frozenset(dotenv), unread)
+
+
+# What huggingface_hub and requests read from the process environment only, set in .env to no effect
+ENVIRONMENT_ONLY = frozenset({"HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HOME", "HF_HUB_CACHE", "HTTPS_PROXY", "HTTP_PROXY",
+                              "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "REQUESTS_CA_BUNDLE"})
 
 
 def _unknown(name: str) -> bool:

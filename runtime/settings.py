@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,12 +239,14 @@ def ensure_private_dir(path: Path) -> Path:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (quotes and ``export`` allowed); nothing is executed."""
+    """KEY=VALUE lines of a .env file (quotes and ``export`` allowed, a `` # comment`` after an
+    unquoted or quoted value dropped, as python-dotenv and docker compose read it); nothing is executed."""
     values: dict[str, str] = {}
     try:
         if not path.is_file():
             return values
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        # utf-8-sig: Notepad's byte-order mark made the first key "\ufeffHF_TOKEN", silently unread
+        lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     except OSError:
         return values
     for line in lines:
@@ -251,8 +254,17 @@ def read_dotenv(path: Path) -> dict[str, str]:
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, value = line.removeprefix("export ").split("=", 1)
-        values[key.strip()] = value.strip().strip("'\"")
+        values[key.strip()] = _dotenv_value(value.strip())
     return values
+
+
+def _dotenv_value(value: str) -> str:
+    """A value as written, its quotes and a trailing comment taken away: "hf_... # my token" was sent
+    to the Hub whole, and the good token called invalid (t48)."""
+    quoted = re.match(r"""(['"])(.*?)\1(?:\s+#.*)?$""", value)
+    if quoted:
+        return quoted.group(2)
+    return re.sub(r"\s+#.*$", "", value).strip("'\"")
 
 
 def process_alive(pid: int) -> bool:

@@ -53,3 +53,25 @@ def test_the_environment_wins_over_dotenv_and_a_bad_dotenv_value_says_where_it_i
     assert env.explain(ConfigError("PGPT_HOME is a file.")).args == ("PGPT_HOME is a file.",)  # from the environment
     named = Settings(home=tmp_path, model_cache=tmp_path, sources=env.sources()).named("PGPT_MODEL")
     assert named == f"PGPT_MODEL (set in {tmp_path / '.env'})"
+
+
+def test_dotenv_values_lose_their_comments_quotes_and_a_byte_order_mark(tmp_path: Path) -> None:
+    """"HF_TOKEN=hf_... # my token" sent the comment with the token, which the Hub then refused as
+    invalid; a file saved by Notepad (byte-order mark) had its first line unread (t48)."""
+    from pgpt.runtime.settings import read_dotenv
+
+    path = tmp_path / ".env"
+    path.write_bytes("\ufeffHF_TOKEN=hf_abc123 # my token\r\nPGPT_MODEL='a b' # quoted\nPGPT_HOME=\"/x#y\"\n"
+                     "PGPT_PORT=9000#no space: part of the value\n".encode())
+    assert read_dotenv(path) == {"HF_TOKEN": "hf_abc123", "PGPT_MODEL": "a b", "PGPT_HOME": "/x#y",
+                                 "PGPT_PORT": "9000#no space: part of the value"}
+
+
+def test_hub_settings_in_dotenv_are_said_to_be_unread(tmp_path: Path) -> None:
+    """The token was taken from .env and the mirror beside it silently not; the user was then told to
+    "set HF_ENDPOINT to a mirror" (t48)."""
+    (tmp_path / ".env").write_text("HF_TOKEN=hf_x\nHF_ENDPOINT=http://mirror.example\nHF_HUB_OFFLINE=1\n")
+    warnings = read_environment(tmp_path, {"HF_HUB_OFFLINE": "1"}).warnings()
+    assert warnings == [f"HF_ENDPOINT in {tmp_path / '.env'} is not read from there (the Hugging Face client reads it "
+                        "from the environment only): export it in the shell, or put it in the service's environment "
+                        "file"]  # HF_HUB_OFFLINE is set in the environment too: nothing to say
