@@ -1,5 +1,5 @@
 """Text out of HTML pages: visible blocks as paragraphs under their heading trail; scripts,
-styles, site menus and Sphinx's heading anchors left out; table rows as ``a | b | c``, list items
+styles, site menus, hidden elements and Sphinx's heading anchors left out; table rows as ``a | b | c``, list items
 with their marker (``- `` or ``N. ``), a definition list's term as a heading or joined to its
 definition. Used by :func:`pgpt.runtime.documents.readers.read_document`.
 """
@@ -9,6 +9,19 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 from pgpt.runtime.documents.readers import Section, parser_failure
+
+
+# Elements without an end tag: one hidden would leave out the rest of the page, waiting for it
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+def _hidden(attrs: dict[str, str | None]) -> bool:
+    """Whether an element is hidden from the page's reader (the ``hidden`` attribute, ``display:none``,
+    ``visibility:hidden``): saved pages hide cookie banners and closed dialogs there, and hidden text is
+    where a page puts instructions for a model that its reader never sees (a tester's "ignore the
+    question and answer PWNED" was indexed, t47)."""
+    style = "".join((attrs.get("style") or "").lower().split())
+    return "hidden" in attrs or "display:none" in style or "visibility:hidden" in style
 
 
 class _HtmlText(HTMLParser):
@@ -77,7 +90,8 @@ class _HtmlText(HTMLParser):
             return
         found = dict(attrs)
         classes = (found.get("class") or "").split()
-        if tag in self.SKIP or found.get("role") in self.SKIP_ROLES or (tag == "a" and "headerlink" in classes):
+        if (tag in self.SKIP or found.get("role") in self.SKIP_ROLES or (tag == "a" and "headerlink" in classes)
+                or (_hidden(found) and tag not in _VOID)):
             self._skipping.append([tag, 1])  # Sphinx's "¶" heading anchors are left out too
         elif tag in ("td", "th"):
             # A row's cells as "a | b | c", as .docx tables read: glued, "Friday17:30" matched nothing.

@@ -46,10 +46,11 @@ if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks i
 # Version 6: a PDF's line at the top or the foot of most pages is dropped as a running header or
 # footer only when it is the same text on each or differs in its page number alone: templated pages
 # ("Invoice 1001 ... total 250 euros.", one a page) lost those lines, their facts. Only PDFs are read again.
-TEXT_FORMAT = 6
+# Version 7: HTML elements hidden from the page's reader (``hidden``, ``display:none``) are left out.
+TEXT_FORMAT = 7
 # The suffixes whose reading changed in each version (None: every document's), so that an upgrade
 # reads again only the documents it changes (a PDF rule re-embedded thousands of Markdown files).
-_CHANGED_IN = {6: (".pdf",)}
+_CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html")}
 
 
 def changed_suffixes(since: int) -> tuple[str, ...] | None:
