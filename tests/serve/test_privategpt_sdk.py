@@ -77,3 +77,17 @@ def test_openai_clients_keep_openai_shapes(server: RunningServer) -> None:
                                           messages=[{"role": "user", "content": "Say hi."}])
     legacy = client.completions.create(model="default", prompt="Say hi.", max_tokens=4)
     assert chat.object == "chat.completion" and legacy.object == "text_completion" and legacy.choices[0].text
+
+
+def test_the_sdk_reaches_a_server_with_a_key_through_its_http_client(keyed_server: RunningServer) -> None:
+    """The SDK has no key parameter: the README's way, an httpx client that sends the header (t46)."""
+    import httpx
+    from pgpt_python.client import PrivateGPTApi
+    from pgpt_python.core.api_error import ApiError
+
+    with pytest.raises(ApiError) as refused:
+        PrivateGPTApi(base_url=keyed_server.url, timeout=60).ingestion.list_ingested()
+    assert refused.value.status_code == 401
+    keyed = PrivateGPTApi(base_url=keyed_server.url, httpx_client=httpx.Client(
+        headers={"Authorization": f"Bearer {keyed_server.key}"}, timeout=60))
+    assert keyed.ingestion.list_ingested().data is not None
