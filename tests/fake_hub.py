@@ -118,7 +118,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/api/whoami-v2":
             return self._whoami(token)
         if path.startswith("/api/models/"):
-            repo_id, _, _rev = path.removeprefix("/api/models/").partition("/revision/")
+            repo_id, _, revision = path.removeprefix("/api/models/").partition("/revision/")
+            if revision not in ("", "main", COMMIT) and repo_id in self.server_hub.repos:  # as the Hub answers
+                return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
             return self._model_info(repo_id)
         parts = path.strip("/").split("/")
         if len(parts) >= 5 and parts[2] == "resolve":

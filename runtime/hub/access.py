@@ -153,6 +153,8 @@ def check_access(repo: str, token: TokenChoice, revision: str | None = None,
             report.cause = unreachable_reason(exc)  # offline mode, the proxy, a timeout, refused
         if report.status == "rate_limited":
             report.cause = _retry_after_text(getattr(getattr(exc, "response", None), "headers", {}) or {})
+        if report.status == "not_found":
+            report.cause = _not_found_cause(getattr(getattr(exc, "response", None), "headers", {}) or {})
     report.message = describe(report, token)
     if report.status.startswith("gated"):
         report.alternatives = suggest_alternatives(report)
@@ -240,6 +242,29 @@ def classify_response(status: int, headers: Any, token: TokenChoice) -> str:
     return "network_error"
 
 
+def _not_found_cause(headers: Any) -> str:
+    """What a 404 says beyond "not found": "revision" (the Hub knows the repo, not the revision), or
+    "not a hub" (a mirror URL's 404 without the Hub's error headers: every repo "did not exist", and
+    the user re-checked a right repo id while HF_ENDPOINT's path was wrong, t48)."""
+    code = (headers.get("X-Error-Code") or "").strip()
+    if code == "RevisionNotFound":
+        return "revision"
+    return "not a hub" if not code and os.environ.get("HF_ENDPOINT") else ""
+
+
+def _not_found_message(report: AccessReport) -> str:
+    repo = report.repo
+    if report.cause == "revision":
+        return (f"{repo} has no branch, tag or commit {report.revision!r}. Check --revision: the repo's "
+                "\"Files and versions\" page lists its branches and tags.")
+    if report.cause == "not a hub":
+        return (f"{shown_endpoint()} answered 404 without the Hub's error headers: HF_ENDPOINT may not point at a "
+                f"Hugging Face Hub or mirror (a wrong path, such as one ending in /models), or {repo} is not on "
+                "it. Check the HF_ENDPOINT URL (`pgpt-tui doctor` shows it), then the repo id.")
+    return (f"{repo} (revision {report.revision}) does not exist, or it is private. Check the "
+            f"spelling of the repo id; a private repo needs a token of an account with access.")
+
+
 def describe(report: AccessReport, token: TokenChoice) -> str:
     """One paragraph: the cause and the next step."""
     repo = report.repo
@@ -262,8 +287,7 @@ def describe(report: AccessReport, token: TokenChoice) -> str:
                           f"The Hub rejected the token from {source} ({token.masked}) as invalid or expired. "
                           f"Create a new one at https://huggingface.co/settings/tokens and run "
                           f"`pgpt-tui token set` (and remove or fix {source} if it is an old variable)."),
-        "not_found": f"{repo} (revision {report.revision}) does not exist, or it is private. Check the "
-                     f"spelling of the repo id; a private repo needs a token of an account with access.",
+        "not_found": _not_found_message(report),
         "blocked": f"Something between this machine and {shown_endpoint()} answered 403 without the Hub's "
                    f"error headers: a firewall or proxy blocks the Hub. Ask IT to allow huggingface.co and "
                    f"its file CDN (cdn-lfs*.huggingface.co, *.xethub.hf.co), set HTTPS_PROXY"

@@ -333,3 +333,26 @@ def test_offline_a_verified_download_is_checked_before_it_is_used(settings: Sett
     assert "bug" not in damaged.stderr
     assert run_cli(settings, hub, "download", "pgpt-test/minilm").returncode == 0  # online: fetched and whole again
     assert blob.read_bytes() == data
+
+
+def test_a_missing_revision_and_an_endpoint_that_is_no_hub_are_named(settings: Settings, hub: FakeHub,
+                                                                     tmp_path: Path) -> None:
+    """Both were "does not exist ... check the spelling of the repo id", of a right repo id (t48)."""
+    import functools
+    import http.server
+    import threading
+
+    revision = run_cli(settings, hub, "check", "pgpt-test/minilm", "--revision", "v9.9")
+    assert revision.returncode == 1 and "pgpt-test/minilm has no branch, tag or commit 'v9.9'" in revision.stdout
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # some web server, not a Hub
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        other = run_cli(settings, hub, "check", "pgpt-test/minilm",
+                        extra={"HF_ENDPOINT": f"http://127.0.0.1:{web.server_address[1]}"})
+    finally:
+        web.shutdown()
+    assert other.returncode == 1 and "answered 404 without the Hub's error headers" in other.stdout, other.stdout
+    assert "Check the HF_ENDPOINT URL" in other.stdout
+    missing = run_cli(settings, hub, "check", "pgpt-test/nosuch")  # the Hub's own 404: the repo id
+    assert "does not exist, or it is private" in missing.stdout, missing.stdout
