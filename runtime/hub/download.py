@@ -59,6 +59,7 @@ ETA_AFTER_S = 2.0  # an ETA is shown once this long and this many bytes went by
 ETA_AFTER_BYTES = 1_000_000
 
 log = logging.getLogger(__name__)
+CHUNK_BYTES = 1 << 20
 
 
 def hub_cache_dir(environ: dict[str, str] | None = None) -> Path:
@@ -241,10 +242,14 @@ def _fetch(report: AccessReport, entry: dict[str, Any], token: TokenChoice, cach
            cancel: threading.Event | None = None) -> Path:
     """hf_hub_download one file while a watcher reports the growth of its ``.incomplete`` blob;
     ``cancel`` stops it mid-file (the partial blob stays for the next run to resume)."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
 
+    # huggingface_hub reads and writes 10 MB at a time: on a slow line the bar stood at 0 for the first
+    # 10 MB and a stop waited for the current 10 MB (14 s at 0.64 MB/s, t48). The file grows, and the
+    # stop is checked, every CHUNK_BYTES instead (the library reads the setting at each download).
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, CHUNK_BYTES)
     if not are_progress_bars_disabled():  # pgpt draws one bar for the whole download; the Hub's per-file
         disable_progress_bars()           # bars interleaved with it on a terminal
 
