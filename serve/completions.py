@@ -317,8 +317,10 @@ def _max_new_tokens(body: ChatCompletionRequest, prompt_tokens: int, model: Any,
                                  f"{model.holds(context)}.", hint="Shorten the messages.")
     wanted = min(asked, cap)
     if prompt_tokens + wanted > context:
+        # the value sent, and the cap it was lowered to: "max_tokens is 1024" puzzled a client that sent 10**9
+        given = f"{wanted}" if wanted == asked else f"{asked}, lowered to this server's cap of {wanted}"
         raise ContextLengthError(
-            f"The prompt has {prompt_tokens} tokens and max_tokens is {wanted}: {prompt_tokens + wanted} tokens, "
+            f"The prompt has {prompt_tokens} tokens and max_tokens is {given}: {prompt_tokens + wanted} tokens, "
             f"but {model.holds(context)}.",
             hint="Shorten the messages or lower max_tokens.")
     return wanted

@@ -187,6 +187,9 @@ def test_a_path_as_model_loads_nothing_from_the_disk(server: RunningServer, tmp_
      ["9", "10", "4096", "--context", "8192"]),
     # a 2 MB prompt is the user's, not the chat template's fault (it said "Chat template error", 500)
     ({"messages": [{"role": "user", "content": "word " * 420_000}]}, 400, ["Prompt too long", "2,100,000 characters"]),
+    # a max_tokens over the cap is named as sent, then as lowered: "max_tokens is 1024" was never sent (t46)
+    ({"messages": [{"role": "user", "content": "word " * 3500}], "max_tokens": 10**9}, 400,
+     ["max_tokens is 1000000000, lowered to this server's cap of 1024"]),
     # no max_tokens and no room left: it said "max_tokens is 1", which nobody had asked for
     ({"messages": [{"role": "user", "content": "word " * 4200}]}, 400, ["leaves no room for an answer", "4096"]),
     ({"messages": [{"role": "user", "content": ""}]}, 400, ["no text"]),
