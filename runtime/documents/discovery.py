@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from pgpt.runtime.documents.store import DocumentRecord
 
 MAX_FILE_BYTES = 100_000_000
+# Office formats with no reader here, named with the way in ("binary file" said nothing of a spreadsheet)
+_SAVE_AS = "to index it, save it as PDF, .docx, HTML or text"
+OFFICE_FORMATS = {suffix: f"unsupported format ({suffix}): {_SAVE_AS}{extra}" for suffixes, extra in (
+    ((".xlsx", ".xls", ".ods"), " (CSV for a sheet)"), ((".pptx", ".ppt", ".odp"), ""),
+    ((".doc", ".odt"), ""), ((".pages", ".numbers", ".key"), "")) for suffix in suffixes}
 OWN_FOLDER = "pgpt's own folder (PGPT_HOME or the model cache), not documents"
 
 
@@ -158,7 +163,7 @@ def _file_problem(path: Path) -> str:
     if not info.st_size:  # an empty .log was a "binary file"
         return "no text in the file (it is empty)"
     if path.suffix.lower() not in KNOWN_SUFFIXES and not is_text_file(path):
-        return "binary file"
+        return OFFICE_FORMATS.get(path.suffix.lower(), "binary file")
     return ""
 
 

@@ -12,6 +12,7 @@ from hostile_files import hostile_folder
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
+from pgpt.tui.screens.document_widgets import VisibleTree
 from test_app import SIZE, turns, wait_until
 
 
@@ -40,6 +41,10 @@ async def test_the_docs_panel_adds_a_hostile_folder_and_lists_each_bad_file(sett
         await wait_until(pilot, lambda: table.row_count == 6)
         paths = [str(table.get_row_at(row)[2]) for row in range(table.row_count)]
         assert any(p.endswith("new line.txt") for p in paths), paths  # it read "…/mixed/new", cut there
+        # the folder tree shows names as the list does: "report\u202efdp.exe" read "reportexe.pdf" (t47)
+        tree = screen.query_one(VisibleTree)
+        assert tree.process_label("report\u202efdp.exe").plain == "reportfdp.exe"
+        assert tree.process_label("[b]pay\u200broll[/b]").plain == "[b]payroll[/b]"  # shown, not run
 
 
 async def test_a_question_typed_while_the_model_loads_is_answered_from_the_documents(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from pathlib import Path
@@ -194,7 +195,9 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
     forgotten = forget_path(settings, default_embedder(settings), wanted, args.collection)
     chunks = sum(d.chunks for d in forgotten)
     files = {d.path for d in forgotten}
-    what = wanted if files == {wanted} else f"{len(files)} file{'' if len(files) == 1 else 's'} under {wanted}"
+    single = len(files) == 1 and (files == {wanted} or not os.path.isdir(wanted))  # one file, maybe by its shown name
+    what = (one_line(next(iter(files))) if single  # one line: a name with a newline was printed raw
+            else f"{len(files)} file{'' if len(files) == 1 else 's'} under {one_line(wanted)}")
     collections = sorted({d.collection for d in forgotten})
     print(strip_controls(f"forgot {what} ({chunks} chunk{'' if chunks == 1 else 's'}; "
                          f"collection{'' if len(collections) == 1 else 's'} {', '.join(collections)})"))

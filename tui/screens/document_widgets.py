@@ -44,6 +44,15 @@ class VisibleTree(DirectoryTree):
         """Every path whose name does not start with a dot."""
         return [path for path in paths if not path.name.startswith(".")]
 
+    def process_label(self, label: Any) -> Any:
+        """A file's name as text, without controls, bidi overrides or zero-width characters (the
+        documents list beside it cleans them; here "report\u202efdp.exe" read "reportexe.pdf", t47)."""
+        from rich.text import Text
+
+        from pgpt.runtime.sanitize import strip_controls
+
+        return super().process_label(Text(strip_controls(label.plain if isinstance(label, Text) else label)))
+
     def on_key(self, event: events.Key) -> None:
         """Typing here types into the path field: after Enter on a folder the focus stays in the
         tree (Enter opens it), and the path a user then typed went nowhere. Backspace shows the

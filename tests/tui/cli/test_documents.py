@@ -293,6 +293,9 @@ def test_a_named_file_that_is_skipped_is_a_failed_command(settings: Settings, tm
     home = tui_cli(settings, "ingest", str(settings.home))  # named itself: its index's files were indexed
     assert home.returncode == 1 and f"skipped: {settings.home}: pgpt's own folder" in home.stdout, home.stdout
     (tmp_path / "empty.log").write_text("")
+    (tmp_path / "budget.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)  # a spreadsheet is named so
+    sheet = tui_cli(settings, "ingest", str(tmp_path / "budget.xlsx"))
+    assert "budget.xlsx: unsupported format (.xlsx): to index it, save it as PDF, .docx, HTML or text (CSV" in sheet.stdout
     empty = tui_cli(settings, "ingest", str(tmp_path / "empty.log"))  # it was "binary file"
     assert empty.returncode == 1 and "empty.log: no text in the file (it is empty)" in empty.stdout, empty.stdout
     # a symlink loop named itself: skipped as inside a folder ("RuntimeError ... a bug in pgpt" before, t47)
@@ -353,3 +356,18 @@ def test_an_ingest_names_the_files_that_are_gone_and_those_prune_forgot(settings
     pruned = tui_cli(settings, "ingest", str(docs), "--prune")
     assert sorted(pruned.stdout.splitlines()[:2]) == [f"removed: {docs / 'old-a.txt'}", f"removed: {docs / 'old-b.txt'}"]
     assert " 2 removed, " in pruned.stdout.splitlines()[-1]
+
+
+def test_forget_takes_a_name_as_docs_shows_it(settings: Settings, tmp_path: Path) -> None:
+    """`docs` shows "new\\nline.txt" as "new line.txt", which `forget` did not know; given the real name,
+    it printed the newline raw (t47)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "new\nline.txt").write_text("The harbour opens at dawn.\n")
+    (docs / "plain.txt").write_text("The pier closes at dusk.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    listed = tui_cli(settings, "docs").stdout
+    assert f"{docs}/new line.txt" in listed
+    forgot = tui_cli(settings, "forget", f"{docs}/new line.txt")
+    assert forgot.returncode == 0 and forgot.stdout == f"forgot {docs}/new line.txt (1 chunk; collection default)\n"
+    assert "new line.txt" not in tui_cli(settings, "docs").stdout
