@@ -116,6 +116,8 @@ def decode_text(data: bytes) -> str:
         if data.startswith(bom):
             return data.decode(encoding, errors="replace")
     if b"\x00" in data[:8192]:
+        if (wide := _utf16_without_bom(data)) is not None:
+            return wide
         raise Skipped("binary file")
     try:
         return data.decode("utf-8")
@@ -173,6 +175,22 @@ def _isolated_high_bytes(data: bytes) -> bool:
     return re.search(rb"[\x80-\xff]", data) is not None and re.search(rb"[\x80-\xff]{2}", data) is None
 
 
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 text that starts without a byte-order mark (a Windows export): zero bytes at every
+    other position, as Latin text's high bytes are; None for anything else (it was "binary file", t47)."""
+    head = data[:4096] if len(data) % 2 == 0 else data[:4095]
+    evens, odds = head[0::2], head[1::2]
+    for zeros, text, encoding in ((odds, evens, "utf-16-le"), (evens, odds, "utf-16-be")):
+        if zeros.count(0) >= 0.9 * len(zeros) and text.count(0) <= 0.01 * len(text) and len(head) >= 16:
+            try:
+                decoded = data[: len(data) - len(data) % 2].decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            printable = sum(c.isprintable() or c in "\n\r\t" for c in decoded[:2048])
+            return decoded if printable >= 0.95 * min(len(decoded), 2048) else None
+    return None
+
+
 def is_text_file(path: Path) -> bool:
     """Content sniffing for files without a known suffix (source code, .rst, .csv, ...)."""
     try:
@@ -191,7 +209,8 @@ def _read_pdf(path: Path) -> list[Section]:
     try:
         reader = PdfReader(path)
         if reader.is_encrypted and reader.decrypt("") == 0:
-            raise Skipped("encrypted PDF (a password is needed)")
+            raise Skipped("encrypted PDF (a password is needed): index a decrypted copy, e.g. from "
+                          "`qpdf --decrypt --password=PASSWORD in.pdf out.pdf`")
         pages = [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, 1)]
     except Skipped:
         raise

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pgpt.runtime.documents.chunking import chunk_sections
-from pgpt.runtime.documents.readers import Section, decode_text, read_document
+from pgpt.runtime.documents.readers import Section, Skipped, decode_text, read_document
 from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
@@ -215,6 +215,11 @@ def test_unknown_encodings_decode() -> None:
     assert decode_text(mostly.encode() + b"caf\xe9 " + mostly.encode()) == f"{mostly}caf\ufffd {mostly}"
     assert decode_text("\ufeffBOM".encode("utf-8")) == "BOM"
     assert decode_text("wide".encode("utf-16")) == "wide"
+    # a Windows export without its byte-order mark was a "binary file" (t47); binary data stays binary
+    wide = "The ferry leaves at 7:15 from pier 3.\n\u00c9milie keeps the keys.\n"
+    assert decode_text(wide.encode("utf-16-le")) == decode_text(wide.encode("utf-16-be")) == wide
+    with pytest.raises(Skipped):
+        decode_text(bytes(range(256)) * 16)
 
 
 def test_windows_line_ends_are_read_as_line_ends(tmp_path: Path) -> None:
