@@ -198,8 +198,15 @@ def check_free_space(folder: Path, needed: int) -> None:
     """Refuse before the first byte when the download cannot fit."""
     free = shutil.disk_usage(folder).free
     if needed > free:
-        raise DiskSpaceError(f"The download needs {needed / 1e9:.2f} GB in {folder} but only "
-                             f"{free / 1e9:.2f} GB are free.")
+        # the Hub's cache, not the model cache: the hint named PGPT_MODEL_CACHE and a -o download lacks (t48)
+        raise DiskSpaceError(f"The download needs {_size(needed)} in {folder} (the Hugging Face cache) but only "
+                             f"{_size(free)} are free.",
+                             hint="Free some space there, or point HF_HUB_CACHE (or HF_HOME) at a bigger disk.")
+
+
+def _size(count: int) -> str:
+    """Bytes as MB under a gigabyte ("0.02 GB" read as nothing), else GB."""
+    return f"{count / 1e6:.0f} MB" if count < 1e9 else f"{count / 1e9:.2f} GB"
 
 
 def verify_file(path: Path, entry: dict[str, Any]) -> None:

@@ -59,3 +59,14 @@ def test_a_stop_ends_the_download_mid_file_and_the_next_run_resumes(
     assert (folder / WEIGHTS).stat().st_size > kept and not list((tmp_path / "hf").rglob("*.incomplete"))
     ranges = [r["range"] for r in hub.requests if str(r["path"]).endswith(WEIGHTS) and r["method"] == "GET"]
     assert ranges and all(r.startswith("bytes=") for r in ranges), ranges  # resumed, not fetched again
+
+
+def test_a_download_that_cannot_fit_names_the_hub_cache_and_its_setting(tmp_path: Path) -> None:
+    """The hint named PGPT_MODEL_CACHE and -o, which a download has not: it goes to the Hub's cache (t48)."""
+    from pgpt.runtime.errors import DiskSpaceError
+    from pgpt.runtime.hub.download import check_free_space
+
+    with pytest.raises(DiskSpaceError) as refused:
+        check_free_space(tmp_path, 10**18)
+    assert f"in {tmp_path} (the Hugging Face cache)" in str(refused.value) and " GB are free" in str(refused.value)
+    assert "HF_HUB_CACHE" in refused.value.hint and "PGPT_MODEL_CACHE" not in refused.value.hint
