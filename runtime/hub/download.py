@@ -183,10 +183,11 @@ def check_writable(folder: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".pgpt-write-test-"):
             pass
     except OSError as exc:
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR):
             raise
-        why = "is on a read-only file system" if exc.errno == errno.EROFS else \
-            f"is not writable by this user (uid {os.getuid()})"
+        why = ("is on a read-only file system" if exc.errno == errno.EROFS else
+               "is a file, or lies under one, not a folder" if exc.errno in (errno.EEXIST, errno.ENOTDIR) else
+               f"is not writable by this user (uid {os.getuid()})")  # a file: "[Errno 17] File exists" (t48)
         # Named here, not by the generic storage classifier: the next step is the Hub's variables.
         raise FolderPermissionError(
             f"The Hugging Face cache folder {folder} {why}.", folder=folder,

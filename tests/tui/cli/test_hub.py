@@ -163,6 +163,11 @@ def test_the_token_goes_to_the_hub_and_never_to_the_cdn_it_redirects_to(settings
 
 def test_an_unwritable_cache_is_named_before_any_transfer(settings: Settings, hub: FakeHub, tmp_path: Path) -> None:
     """A read-only mount stands for a volume the process cannot write (root ignores file modes)."""
+    (tmp_path / "afile").write_text("")  # a cache set to a file was "[Errno 17] File exists" (t48)
+    for setting in ({"HF_HUB_CACHE": str(tmp_path / "afile")}, {"HF_HOME": str(tmp_path / "afile")}):
+        onto_file = run_cli(settings, hub, "download", "pgpt-test/minilm", extra=setting)
+        assert onto_file.returncode == 1 and "is a file, or lies under one, not a folder" in onto_file.stderr
+        assert "Errno" not in onto_file.stderr and "HF_HUB_CACHE" in onto_file.stderr, onto_file.stderr
     frozen = tmp_path / "frozen"
     frozen.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(frozen)],
