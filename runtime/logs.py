@@ -75,7 +75,8 @@ def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
     handler._pgpt = True  # type: ignore[attr-defined]
     handler.addFilter(PgptInfoOnly())
     handler.addFilter(RedactTokens())
-    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # the process id: servers (and apps) sharing a home write one file, and their lines were not told apart
+    handler.setFormatter(SafeFormatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
 
