@@ -99,12 +99,20 @@ async def _http_error(request: Any, error: Any) -> Any:
 
     from pgpt.serve.errors import error_payload
 
-    detail = str(error.detail)
-    if error.status_code == 400 and detail in _MULTIPART_FAULTS:  # Starlette's words alone name no next step
+    detail, code = str(error.detail), None
+    if error.status_code == 404 and detail == "Not Found":  # Starlette's words: an unknown route
+        detail, code = (f"This server has no route {request.method} {request.url.path[:100]}. It serves OpenAI's "
+                        "/v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models, PrivateGPT's /v1/chunks "
+                        "and /v1/ingest routes, and /health, /ready and /metrics (the README lists them)."), "not_found"
+    elif error.status_code == 405:  # a known route, another method
+        allowed = (getattr(error, "headers", None) or {}).get("Allow", "see the README")
+        detail = f"{request.url.path[:100]} does not take {request.method}; allowed: {allowed}."
+        code = "method_not_allowed"
+    elif error.status_code == 400 and detail in _MULTIPART_FAULTS:  # Starlette's words alone name no next step
         detail = (f"The upload's multipart form cannot be read ({detail.rstrip('.')}): a part's header is malformed "
                   "or longer than the form parser reads (a file name must be at most 255 bytes). Send the file as "
                   "the form field 'file' under a plain name (curl -F file=@report.pdf).")
-    return JSONResponse(error_payload(error.status_code, detail), status_code=error.status_code,
+    return JSONResponse(error_payload(error.status_code, detail, code), status_code=error.status_code,
                         headers=getattr(error, "headers", None))
 
 

@@ -124,6 +124,12 @@ def test_head_is_answered_as_get_without_a_body(server: RunningServer) -> None:
         assert head.status_code == get.status_code == 200 and head.content == b"", (path, head.status_code)
         assert head.headers["content-type"] == get.headers["content-type"]
     assert httpx.head(server.url + "/v1/chat/completions", timeout=30).status_code == 405  # no GET there either
+    # an unknown route or method names what there is ("Not Found" and "Method Not Allowed" alone, t46)
+    with server.http() as client:
+        unknown, wrong = client.post("/v1/responses", json={}), client.get("/v1/chat/completions")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    assert "no route POST /v1/responses" in unknown.json()["error"]["message"]
+    assert wrong.status_code == 405 and "does not take GET; allowed: POST" in wrong.json()["error"]["message"]
 
 
 def test_non_loopback_bind_without_a_key_is_refused(served_settings: Settings) -> None:
