@@ -34,6 +34,8 @@ class ServerMetrics:
         self.prompt_tokens = Counter("pgpt:prompt_tokens", "Prompt tokens read", ["model"], registry=r)
         self.generation_tokens = Counter("pgpt:generation_tokens", "Tokens generated", ["model"], registry=r)
         self.cache_hits = Counter("pgpt:cache_hits", "Answers served from a cache", ["cache"], registry=r)
+        for cache in ("answer", "documents"):  # a sample from the start: a dashboard read "no data", not 0
+            self.cache_hits.labels(cache)
         self.model_loads = Counter("pgpt:model_loads", "Models loaded", ["model"], registry=r)
         self.model_unloads = Counter("pgpt:model_unloads", "Models unloaded", ["model"], registry=r)
         self.model_load_failures = Counter("pgpt:model_load_failures", "Model loads that failed", ["model"],

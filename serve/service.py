@@ -103,6 +103,9 @@ class Service:
                     "load_failed": self.metrics.model_load_failures, "switched": self.metrics.model_switches}
         if event.kind in counters:
             counters[event.kind].labels(event.name).inc()
+        if event.kind == "loaded":  # each model's other counters from 0: dashboards showed "no data" (t46)
+            for counter in counters.values():
+                counter.labels(event.name)
         log.info("model %s: %s@%s%s%s", event.kind, event.name, event.version,
                  f" (was {event.previous})" if event.previous else "", f": {event.reason}" if event.reason else "")
 

@@ -92,6 +92,12 @@ def test_the_same_question_again_comes_from_the_cache_and_says_so(server: Runnin
     assert second.choices[0].message.content == first.choices[0].message.content
     assert second.choices[0].finish_reason == first.choices[0].finish_reason
     assert server.metric("pgpt:cache_hits_total", 'cache="answer"') == before + 1
+    # every counter has a sample from the start (dashboards showed "no data" instead of 0, t46)
+    with server.http() as http:
+        samples = http.get("/metrics").text
+    for name in ('pgpt:cache_hits_total{cache="documents"}', "pgpt:model_unloads_total{model=",
+                 "pgpt:model_load_failures_total{model=", "pgpt:model_switches_total{model="):
+        assert f"\n{name}" in samples, name
     # usage said 0 completion tokens for a cached answer; the metric counts only what the model wrote
     assert second.usage == first.usage and second.usage.completion_tokens > 0
     assert server.metric("pgpt:generation_tokens_total") == generated
