@@ -21,7 +21,7 @@ _SHOWN_NAMES = 10
 # ignores: a real API's name is no misspelling (top_logprobs is not logprobs, min_tokens not max_tokens).
 FOREIGN_FIELDS = frozenset({
     "top_logprobs", "user", "metadata", "store",
-    "parallel_tool_calls", "modalities", "audio", "prediction",
+    "parallel_tool_calls", "prediction",
     "reasoning_effort", "service_tier", "web_search_options", "verbosity", "safety_identifier",
     "prompt_cache_key", "min_p", "min_tokens", "length_penalty", "stop_token_ids",
     "skip_special_tokens", "chat_template_kwargs", "n_predict", "num_predict", "typical_p", "tfs_z", "mirostat",

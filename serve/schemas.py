@@ -85,6 +85,9 @@ class ChatCompletionRequest(RequestBody):
     tool_choice: str | dict[str, Any] | None = None
     function_call: str | dict[str, Any] | None = None
     logprobs: int | bool | None = None
+    # audio output: a client asking for it got text alone with a 200 (t46)
+    modalities: list[str] | None = None
+    audio: dict[str, Any] | None = None
     # OpenAI's penalties this sampler has no counterpart for: a value that changes nothing is accepted,
     # as clients (LangChain) send 0 and {} by default; any other would be silently ignored
     frequency_penalty: float | None = None
@@ -102,6 +105,14 @@ class ChatCompletionRequest(RequestBody):
         if value and value.get("type", "text") != "text":
             raise ValueError(f"type {str(value.get('type'))[:40]!r} is not supported: this server answers in plain "
                              "text only (no JSON mode or schema)")
+        return value
+
+    @field_validator("modalities", "audio")
+    @classmethod
+    def _text_out_only(cls, value: Any, info: Any) -> Any:
+        if value and (info.field_name == "audio" or any(kind != "text" for kind in value)):
+            raise ValueError("audio output is not supported by this server: it answers in text; send the request "
+                             'without audio, with modalities ["text"] or none')
         return value
 
     @field_validator("tools", "functions")

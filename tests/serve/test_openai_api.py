@@ -186,6 +186,8 @@ def test_a_path_as_model_loads_nothing_from_the_disk(server: RunningServer, tmp_
     ({"response_format": {"type": "json_object"}}, 400, ["response_format", "plain text only"]),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, 400, ["tools", "not supported"]),
     ({"logprobs": True}, 400, ["logprobs", "not returned"]),
+    ({"extra_body": {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}}, 400,
+     ["audio output is not supported"]),  # it answered text alone with a 200 (t46)
     # it said "No documents are indexed in the collection '../x'"; the name is what is wrong
     ({"extra_body": {"use_context": True, "collection": "../x"}}, 400, ["collection", "refused"]),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, ["text"]),
