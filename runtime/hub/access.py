@@ -95,8 +95,11 @@ def require_repo_id(repo: str) -> None:
     try:
         validate_repo_id(repo)
     except HFValidationError:
+        # a page's address pasted: its id is named ("Copy the id from the model's page" was all it said, t48)
+        pasted = re.match(r"(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/([\w.-]+/[\w.-]+)", repo)
+        meant = pasted.group(1) if pasted else repo.strip("/") if repo.count("/") == 2 and repo.endswith("/") else ""
         raise UsageError(f"'{repo}' is not a Hugging Face repo id: it has the form owner/name, such as "
-                         "Qwen/Qwen2.5-1.5B-Instruct.",
+                         "Qwen/Qwen2.5-1.5B-Instruct." + (f" Did you mean {meant}?" if meant else ""),
                          hint="Copy the id from the model's page on huggingface.co.") from None
 
 

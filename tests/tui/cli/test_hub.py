@@ -105,6 +105,8 @@ def test_a_local_file_or_a_malformed_id_is_no_repo_and_says_what_to_do(settings:
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "pgpt-export" not in missing.stderr
     malformed = run_cli(settings, hub, "check", "Qwen//Qwen2.5 1.5B")
     assert malformed.returncode == 2 and "is not a Hugging Face repo id" in malformed.stderr, malformed.stderr
+    pasted = run_cli(settings, hub, "check", "https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct")  # a page's address
+    assert pasted.returncode == 2 and "Did you mean Qwen/Qwen2.5-1.5B-Instruct?" in pasted.stderr, pasted.stderr
 
 
 def test_download_shows_progress_and_verifies(settings: Settings, hub: FakeHub) -> None:
