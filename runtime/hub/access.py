@@ -143,6 +143,12 @@ def check_access(repo: str, token: TokenChoice, revision: str | None = None,
     endpoint = hub_endpoint()
     report = AccessReport(repo=repo, status="ok", message="", url=f"{shown_endpoint()}/{repo}",
                           revision=revision or "main", token_source=token.source)
+    if token.malformed and any(c.isspace() or not c.isprintable() for c in token.token):
+        # not sent: no HTTP header holds it (a newline was a "network error" with proxy advice, t48); a
+        # token of other characters is sent, as a mirror may issue such tokens
+        report.status = "invalid_token"
+        report.message = describe(report, token)
+        return report
     try:
         info = _model_info(repo, revision, token, endpoint, timeout)
         _fill_from_info(report, info, architecture_check)
@@ -276,14 +282,21 @@ def describe(report: AccessReport, token: TokenChoice) -> str:
     messages = {
         "ok": f"{repo} is reachable with {source}: {len(report.files)} files, "
               f"{report.total_bytes / 1e6:.1f} MB to download at commit {report.commit[:12]}.",
-        "gated_no_token": f"{repo} is a gated model and no token is set. Create a read token at "
-                          f"https://huggingface.co/settings/tokens, run `pgpt-tui token set`, then accept "
-                          f"the model's terms at {url}.",
+        "gated_no_token": (f"{repo} is a gated model and no token could be read: {'; '.join(token.unreadable)}. "
+                           "Make that file readable by this user, or set HF_TOKEN."  # "no token is set" (t48)
+                           if token.unreadable and not token.token else
+                           f"{repo} is a gated model and no token is set. Create a read token at "
+                           f"https://huggingface.co/settings/tokens, run `pgpt-tui token set`, then accept "
+                           f"the model's terms at {url}."),
         "gated_not_accepted": f"{repo} is gated and the token from {source} ({token.masked}) is not on its "
                               f"access list. Accept the terms at {url} while logged in as the token's owner "
                               f"(some repos also wait for the authors' approval); a fine-grained token also "
                               f"needs 'Read access to contents of all public gated repos'.",
-        "invalid_token": (f"The Hub at {shown_endpoint()} refused the request: HF_ENDPOINT holds a user name and "
+        # "malformed": a comment or a second line pasted with it (the Hub's refusal read "create a new one", t48)
+        "invalid_token": (next((w[:1].upper() + w[1:] for w in token.warnings if "cannot be a Hugging" in w),
+                               f"The token from {source} cannot be a Hugging Face token.")
+                          if token.malformed else
+                          f"The Hub at {shown_endpoint()} refused the request: HF_ENDPOINT holds a user name and "
                           f"password, which are sent in place of the token from {source}. Take them out of "
                           "HF_ENDPOINT, or ask the mirror's owner how it wants the token sent."
                           if endpoint_has_credentials() else

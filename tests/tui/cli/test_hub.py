@@ -363,3 +363,17 @@ def test_a_missing_revision_and_an_endpoint_that_is_no_hub_are_named(settings: S
     assert "Check the HF_ENDPOINT URL" in other.stdout
     missing = run_cli(settings, hub, "check", "pgpt-test/nosuch")  # the Hub's own 404: the repo id
     assert "does not exist, or it is private" in missing.stdout, missing.stdout
+
+
+def test_a_token_with_a_comment_or_a_second_line_is_named_as_such(settings: Settings, hub: FakeHub) -> None:
+    """A second line pasted into HF_TOKEN was "could not be reached (InvalidHeader). Check HTTPS_PROXY";
+    an unreadable token file was "no token is set" (t48)."""
+    hub.requests.clear()
+    two_lines = run_cli(settings, hub, "check", "pgpt-test/gated-minilm", token=f"{ACCEPTED_TOKEN}\n{ACCEPTED_TOKEN}")
+    assert two_lines.returncode == 1 and "cannot be a Hugging Face token" in two_lines.stdout, two_lines.stdout
+    assert "HTTPS_PROXY" not in two_lines.stdout and not [r for r in hub.requests if r.get("authorized")]
+    token_file = settings.home / "hf_token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_bytes(b"\xff\xfe not text")  # unreadable, even for root
+    unreadable = run_cli(settings, hub, "check", "pgpt-test/gated-minilm")
+    assert unreadable.returncode == 1 and "no token could be read" in unreadable.stdout, unreadable.stdout
