@@ -122,7 +122,10 @@ def problems(report: dict[str, dict[str, Any]]) -> list[str]:
             step = f"; next step: {network['next step']}" if network.get("next step") else ""
             found.append(f"network: hub answers: {network['hub answers']}{step}")
         if str(network.get("account", "")).startswith("unknown: "):
-            found.append(f"network: account: {network['account']}")
+            rejected = "rejected" in str(network["account"])  # the token, and where it came from (t48)
+            step = (f"; next step: replace the token ({network.get('token', '')}): `pgpt-tui token set`, or fix or "
+                    "unset the variable or file it came from") if rejected else ""
+            found.append(f"network: account: {network['account']}{step}")
     return found
 
 

@@ -69,10 +69,16 @@ def network_report(token: TokenChoice, timeout: float = 5.0) -> dict[str, Any]:
     report["CA bundle"] = next((f"{n}={os.environ[n]}" for n in CA_VARIABLES if os.environ.get(n)), "system default")
     report["hub answers"] = _ping(timeout)
     if report["hub answers"].startswith("no,") and "offline mode" not in report["hub answers"]:
-        # what to do about it, where the finding is shown (doctor, the app's Setup screen)
-        report["next step"] = ("check the network or the proxy (HTTPS_PROXY), or set HF_ENDPOINT to a mirror; "
-                               "models already here still work, and `pgpt-export FILE.gguf` or a model folder "
-                               "needs no Hub")
+        # what to do about it, where the finding is shown (doctor, the app's Setup screen); with a mirror
+        # set, the mirror's address first ("set HF_ENDPOINT to a mirror" was said to a user with one, t48)
+        first = ("check HF_ENDPOINT (is the mirror up, its address right?) and the proxy"
+                 if os.environ.get("HF_ENDPOINT") else "check the network or the proxy (HTTPS_PROXY), or set "
+                 "HF_ENDPOINT to a mirror")
+        report["next step"] = (f"{first}; models already here still work, and `pgpt-export FILE.gguf` or a model "
+                               "folder needs no Hub")
+    elif report["hub answers"].startswith("blocked?"):  # a firewall's 403 page in front of the whole Hub
+        report["next step"] = ("a firewall or proxy answers for the Hub: ask IT to allow huggingface.co and its "
+                               "file CDN, or use a mirror with HF_ENDPOINT")
     report["token"] = f"{token.masked} from {token.source}" if token.token else "none set"
     return report
 

@@ -171,7 +171,7 @@ async def test_doctor_shows_endpoint_reachability_proxies_and_folders(settings: 
         await wait_until(pilot, lambda: screen.checks["network"]["endpoint"] == dead)
         findings = shown(screen, "#doctor-findings")
         assert "hub answers: no, after" in findings and f"{dead} could not be reached (ConnectionError)" in findings
-        assert "next step: check the network or the proxy" in findings  # what to do, beside the finding
+        assert "next step: check HF_ENDPOINT (is the mirror up, its address right?)" in findings  # beside it
         assert "HTTPS_PROXY: http://user:***@proxy.invalid:3128" in findings and "secret" not in findings
         assert "proxies: none set" not in findings
 

@@ -253,7 +253,8 @@ def test_doctor_exits_1_when_the_hub_refuses_the_token_or_does_not_answer(settin
     silent = run_cli(settings, hub, "doctor", "--json", extra={"HF_ENDPOINT": "http://127.0.0.1:9"})
     assert silent.returncode == 1 and "network: hub answers: no" in silent.stderr, silent.stderr
     assert json.loads(silent.stdout)["problems"][0].startswith("network: hub answers: no")
-    assert "next step: check the network or the proxy (HTTPS_PROXY)" in silent.stderr
+    assert "next step: check HF_ENDPOINT (is the mirror up, its address right?)" in silent.stderr  # not "set one"
+    assert "next step: replace the token (hf_...xxxx from HF_TOKEN)" in refused.stderr
     offline = run_cli(settings, hub, "doctor", extra={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "1"})
     assert offline.returncode == 0, offline.stderr
 
