@@ -85,7 +85,7 @@ def split_sentences(text: str) -> list[str]:
     for block in _BLOCK.split(unhyphenated(text)):
         heading = _CAPS_HEADING.match(block)
         if heading:
-            units.append(heading.group())
+            units.append(" ".join(heading.group().split()))
             block = block[heading.end():]
         for part in _NEW_UNIT.split(block):
             units += SENTENCE_END.split(" ".join(part.split()))
