@@ -33,7 +33,7 @@ from typing import Any
 
 from pgpt.runtime.documents.chunking import chunk_sections
 from pgpt.runtime.documents.discovery import (collect_files, fs_reason, gone_documents, is_gone, readable_file,
-                                              resolved, split_unreadable)
+                                              split_unreadable)
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.readers import Section
 from pgpt.runtime.documents.index_folder import writer_lock
@@ -108,9 +108,9 @@ STALE = " (its version indexed earlier still answers: `pgpt-tui forget PATH`, or
 def _mark_stale(report: IngestReport, known: dict[str, DocumentRecord]) -> None:
     """Say it of a skipped or failed file whose earlier version is indexed: emptied, cut short by a
     sync or grown past the size limit, it was "skipped" while its old text went on answering (t47)."""
-    for entries in (report.skipped, report.failed):  # (a file named as typed, "docs/a.txt", is indexed resolved)
-        entries[:] = [(path, reason + STALE if path in known or str(resolved(Path(path))) in known else reason)
-                      for path, reason in entries]
+    for entries in (report.skipped, report.failed):  # a file named as typed ("docs/a.txt"): made absolute,
+        # its links not followed (a link skipped as "read there, once" is not the file it leads to)
+        entries[:] = [(path, reason + STALE if os.path.abspath(path) in known else reason) for path, reason in entries]
 
 
 def gone_note(count: int, forget: str = "--prune forgets") -> str:
