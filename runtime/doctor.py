@@ -116,7 +116,9 @@ def problems(report: dict[str, dict[str, Any]]) -> list[str]:
     if server and not str(server["answers"]).startswith("yes"):
         found.append(f"server: answers: {server['answers']}")
     network = report.get("network", {})
-    offline = str(network.get("offline (HF_HUB_OFFLINE)", "")).strip().upper() in ("1", "ON", "YES", "TRUE")
+    from pgpt.runtime.hub.access import hub_offline
+
+    offline = hub_offline(str(network.get("offline (HF_HUB_OFFLINE)", "")))
     if network and not offline:
         if not network["hub answers"].startswith(("yes", "answers")):
             step = f"; next step: {network['next step']}" if network.get("next step") else ""

@@ -110,6 +110,13 @@ def hub_endpoint(environ: dict[str, str] | None = None) -> str:
     return (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
+def hub_offline(value: str | None = None) -> bool:
+    """Whether HF_HUB_OFFLINE (or ``value``, as a report shows it) switches the network off, read as
+    huggingface_hub reads it ("ON" too)."""
+    given = os.environ.get("HF_HUB_OFFLINE", "") if value is None else value
+    return given.strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
 def shown_endpoint(environ: dict[str, str] | None = None) -> str:
     """``hub_endpoint`` with a password in it masked (``http://bob:***@mirror``): doctor, F2 and every
     network error printed a mirror's password in full (a tester's)."""

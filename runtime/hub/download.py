@@ -33,8 +33,8 @@ from pgpt.runtime.errors import (
     SourceError,
     UnsafeWeightsError,
 )
-from pgpt.runtime.hub.access import (AccessReport, check_access, hub_endpoint, require_repo_id, retry_after_seconds,
-                                     shown_endpoint)
+from pgpt.runtime.hub.access import (AccessReport, check_access, hub_endpoint, hub_offline, require_repo_id,
+                                     retry_after_seconds, shown_endpoint)
 from pgpt.runtime.hub.token import TokenChoice
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
@@ -107,11 +107,6 @@ def _require_whole(repo: str, folder: Path, files: list[dict[str, Any]]) -> None
             state = "missing" if size < 0 else f"cut short ({size:,} of {entry['size']:,} bytes)"
             raise HubAccessError(f"{repo} was downloaded and verified, but {entry['path']} in {folder} is now "
                                  f"{state}.", hint="Run the download again with the network (unset HF_HUB_OFFLINE).")
-
-
-def hub_offline() -> bool:
-    """Whether HF_HUB_OFFLINE switches the network off, read as huggingface_hub reads it ("ON" too)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
 def download(settings: Settings, repo: str, token: TokenChoice, revision: str | None = None,
