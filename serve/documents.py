@@ -158,7 +158,8 @@ async def _index(service: Service, path: Path, collection: str, store_file: Call
     """Put the upload in place and index it, both in one turn of the server's ingest queue: eight
     clients sending one name at once were told "unchanged" for the content that stayed indexed
     and "updated" for content a later rename had replaced before it was read."""
-    from pgpt.runtime.documents.ingest import STALE, ingest
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.documents.summary import STALE
 
     embedder = await service.embedder()
     store = await service.store()

@@ -92,7 +92,7 @@ def _print_ingest(settings: Any, args: argparse.Namespace, counts: dict[str, int
                           "removed_documents": changes.removed, "not_compared": changes.not_compared,
                           "server": settings.server, "seconds": seconds}, indent=2))
         return
-    from pgpt.runtime.documents.ingest import gone_note
+    from pgpt.runtime.documents.summary import gone_note
 
     lines = [f"{label}: {path}: {reason}" for label, entries in (("skipped", skipped), ("failed", failed))
              for path, reason in entries]

@@ -14,7 +14,8 @@ from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.errors import IndexModelMismatchError, IngestLockedError
 from pgpt.runtime.documents.discovery import gone_documents
-from pgpt.runtime.documents.ingest import STALE, forget_gone, ingest, open_store
+from pgpt.runtime.documents.ingest import forget_gone, ingest, open_store
+from pgpt.runtime.documents.summary import STALE
 from pgpt.runtime.models import DEFAULT_EMBEDDER
 from pgpt.runtime.documents.retrieval import search
 from pgpt.runtime.settings import Settings
