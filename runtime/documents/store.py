@@ -47,10 +47,12 @@ if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks i
 # footer only when it is the same text on each or differs in its page number alone: templated pages
 # ("Invoice 1001 ... total 250 euros.", one a page) lost those lines, their facts. Only PDFs are read again.
 # Version 7: HTML elements hidden from the page's reader (``hidden``, ``display:none``) are left out.
-TEXT_FORMAT = 7
+# Version 8: a Markdown file's front matter (YAML between "---" lines, TOML between "+++") is left out
+# and its title made the heading; it was a passage of its own.
+TEXT_FORMAT = 8
 # The suffixes whose reading changed in each version (None: every document's), so that an upgrade
 # reads again only the documents it changes (a PDF rule re-embedded thousands of Markdown files).
-_CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html")}
+_CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html"), 8: (".markdown", ".md")}
 
 
 def changed_suffixes(since: int) -> tuple[str, ...] | None:

@@ -15,6 +15,9 @@ from pgpt.runtime.documents.readers import Section
 
 _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_FRONT_TITLE = re.compile(r"^title\s*[:=]\s*(.+)$")  # YAML "title: X", TOML 'title = "X"'
+_FRONT_KEY = re.compile(r"^[\w-]+\s*[:=]")
+_FRONT_MATTER_LINES = 200  # a closing marker further down is a rule in the text, not the end of front matter
 # An underline: one punctuation character repeated (reST allows any of these; Markdown = and -).
 _UNDERLINE = re.compile(r"^([=\-~^\"'`:.*+#_])\1{2,}\s*$")
 # reST markup that renders as no text: hyperlink targets (".. _`Cache`: http://..."), anonymous ones
@@ -34,7 +37,8 @@ def markdown_sections(text: str) -> list[Section]:
     titles: dict[int, tuple[int, str]] = {}  # line index -> (level, title)
     skip: set[int] = set()  # underline lines
     fenced = False
-    for index, line in enumerate(lines):
+    start = _front_matter(lines, titles, skip)
+    for index, line in enumerate(lines[start:], start):
         if _FENCE.match(line):
             fenced = not fenced
             continue
@@ -47,6 +51,31 @@ def markdown_sections(text: str) -> list[Section]:
             titles[index - 1] = (1 if line.strip()[0] == "=" else 2, lines[index - 1].strip())
             skip.add(index)
     return _split(lines, titles, skip)
+
+
+def _front_matter(lines: list[str], titles: dict[int, tuple[int, str]], skip: set[int]) -> int:
+    """Leave out a static-site generator's front matter (YAML between ``---`` lines, TOML between
+    ``+++``) and make its title the document's heading; the index of the first line after it.
+    Indexed as text it was a passage of its own, "--- title: ... author: ... tags: [a, b] ---",
+    shown as a closest passage (t47)."""
+    if not lines or lines[0].strip() not in ("---", "+++"):
+        return 0
+    marker = lines[0].strip()
+    ends = ("---", "...") if marker == "---" else ("+++",)
+    end = next((i for i, line in enumerate(lines[1:_FRONT_MATTER_LINES], 1) if line.strip() in ends), None)
+    keys = [line for line in lines[1:end or 1] if line.strip() and not line.lstrip().startswith("#")]
+    if end is None or not keys or not _FRONT_KEY.match(keys[0]):
+        return 0  # a rule at the top of the text, not front matter: it has no end, or its first line is no key
+    skip.update(range(end + 1))
+    for line in lines[1:end]:
+        if found := _FRONT_TITLE.match(line):
+            title = found.group(1).strip().strip("'\"").strip()
+            if title:  # the heading of the text before the first heading of the body
+                lines[end] = title
+                skip.discard(end)
+                titles[end] = (1, title)
+            break
+    return end + 1
 
 
 def underlined_sections(text: str) -> list[Section]:

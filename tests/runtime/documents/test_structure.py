@@ -72,6 +72,19 @@ def test_markdown_headings_atx_and_setext_but_not_in_code() -> None:
     assert "# not a heading" in markdown_sections(text)[2].text
 
 
+@pytest.mark.parametrize("fence, title", [("---", "title: 'Harbour Guide'"), ("+++", 'title = "Harbour Guide"')])
+def test_markdown_front_matter_is_left_out_and_its_title_heads_the_text(fence: str, title: str) -> None:
+    """A static site's front matter was indexed as a passage of its own and shown as a closest passage (t47)."""
+    text = f"{fence}\n{title}\nauthor: Jane\ntags: [a, b]\n{fence}\nThe pilot boards at buoy 4.\n\n## Fees\n\nTen euros."
+    sections = [s for s in markdown_sections(text) if s.text.strip()]
+    assert [s.heading for s in sections] == ["Harbour Guide", "Harbour Guide > Fees"]
+    assert "author" not in " ".join(s.text for s in sections) and "buoy 4" in sections[0].text
+    # a rule at the top is no front matter: the text after it stays
+    for kept, word in (("---\nThe pilot boards at buoy 4.\n\n---\nMore.", "boards"),
+                       ("---\nauthor: Jane\n\nNo closing line.", "Jane")):
+        assert word in " ".join(s.text for s in markdown_sections(kept))
+
+
 def test_underlined_titles_in_text_files_give_heading_trails() -> None:
     text = ("=========\nChangelog\n=========\n\nVersion 2.0\n-----------\n\n- Added Pango.\n\n"
             "Version 1.0\n-----------\n\n- First.\n\n*****\n*   *\n*****\n")
