@@ -75,7 +75,8 @@ def test_markdown_headings_atx_and_setext_but_not_in_code() -> None:
 @pytest.mark.parametrize("fence, title", [("---", "title: 'Harbour Guide'"), ("+++", 'title = "Harbour Guide"')])
 def test_markdown_front_matter_is_left_out_and_its_title_heads_the_text(fence: str, title: str) -> None:
     """A static site's front matter was indexed as a passage of its own and shown as a closest passage (t47)."""
-    text = f"{fence}\n{title}\nauthor: Jane\ntags: [a, b]\n{fence}\nThe pilot boards at buoy 4.\n\n## Fees\n\nTen euros."
+    text = (f"{fence}\n{title}\nauthor: Jane\ntags: [a, b]\n{fence}\n"
+            "The pilot boards at buoy 4.\n\n## Fees\n\nTen euros.")
     sections = [s for s in markdown_sections(text) if s.text.strip()]
     assert [s.heading for s in sections] == ["Harbour Guide", "Harbour Guide > Fees"]
     assert "author" not in " ".join(s.text for s in sections) and "buoy 4" in sections[0].text
