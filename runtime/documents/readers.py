@@ -27,6 +27,7 @@ MARKDOWN_SUFFIXES = (".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
 KNOWN_SUFFIXES = (".txt", ".pdf", ".docx", *MARKDOWN_SUFFIXES, *HTML_SUFFIXES)
 MAX_EXPANDED_BYTES = 200_000_000  # a .docx's unzipped size; real documents stay far below
+_NESTED_TABLES = 4  # .docx tables within tables read as rows; deeper ones as text (a crafted file nests thousands)
 _SHORT_TEXT = 200  # bytes: below this, charset detection guesses badly (GBK read as cp949)
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -237,8 +238,8 @@ def _read_docx(path: Path) -> list[Section]:
     try:
         document = Document(str(path))
         marker = _ListMarkers(document)
-        blocks = [(block.style.name if block.style is not None else "", "",
-                   [[cell.text for cell in row.cells] for row in block.rows]) if isinstance(block, Table)
+        blocks = [(block.style.name if block.style is not None else "", "", _table_lines(block))
+                  if isinstance(block, Table)
                   else (block.style.name if block.style is not None else "", marker(block) + block.text, None)
                   for block in document.iter_inner_content()]
     except PackageNotFoundError:
@@ -251,7 +252,7 @@ def _read_docx(path: Path) -> list[Section]:
     base = 0  # the trail's length at the last real heading: a definition term goes below it
     for style, text, rows in blocks:
         if rows is not None:
-            lines.extend(" | ".join(cells) for cells in rows)
+            lines.extend(rows)
             continue
         level = _heading_level(style or "")
         # A definition list's term (pandoc's "Definition Term" style) heads its definition, like
@@ -269,6 +270,29 @@ def _read_docx(path: Path) -> list[Section]:
         lines.append(text)
     sections.append(Section("\n\n".join(lines), heading=" > ".join(trail)))
     return sections
+
+
+def _table_lines(table: Any, depth: int = 0) -> list[str]:
+    """A .docx table as lines, one a row ("cell | cell"): a cell merged across columns once (it was
+    printed in each), a cell's paragraphs on its line, and a table nested in a cell as its own rows
+    after its row's line (forms nest tables, and the inner one was dropped, t47). Nesting deeper than
+    a few levels is read as text."""
+    lines: list[str] = []
+    for row in table.rows:
+        cells: list[str] = []
+        inner: list[str] = []
+        seen: set[Any] = set()
+        for cell in row.cells:
+            if cell._tc in seen:  # a merged cell: python-docx gives it once for each column it spans
+                continue
+            seen.add(cell._tc)
+            cells.append(" ".join(part.strip() for part in cell.text.splitlines() if part.strip()))  # its paragraphs
+            for nested in cell.tables:
+                inner.extend(_table_lines(nested, depth + 1) if depth < _NESTED_TABLES
+                             else [" ".join(c.text for r in nested.rows for c in r.cells)])
+        lines.append(" | ".join(cells))
+        lines.extend(inner)
+    return lines
 
 
 class _ListMarkers:

@@ -82,10 +82,10 @@ def test_the_cli_reports_the_rechunked_documents(old_index) -> None:  # type: ig
     assert report["rechunked_from_format"] == 1 and len(report["rechunked"]) == 3
 
 
-def test_an_upgrade_from_format_5_reads_only_the_pdfs_html_and_markdown_again(settings: Settings, tmp_path: Path,
+def test_an_upgrade_from_format_5_reads_only_the_kinds_whose_reading_changed(settings: Settings, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """Formats 6 to 8 changed how PDFs, HTML pages and Markdown are read, nothing else: re-embedding every text file of a
-    big index for it would cost the user an hour for nothing."""
+    """Formats 6 to 8 changed how PDFs, HTML pages, Markdown and Word files are read, nothing else:
+    re-embedding every text file of a big index for it would cost the user an hour for nothing."""
     from pgpt.runtime.documents.index_folder import index_state
     from pgpt.runtime.llm.embeddings import default_embedder
     from support import make_pdf
@@ -101,7 +101,8 @@ def test_an_upgrade_from_format_5_reads_only_the_pdfs_html_and_markdown_again(se
         patch.setattr(ingest_module, "TEXT_FORMAT", 5)
         ingest(settings, [docs], embedder)
     assert open_store(settings, embedder).text_format == 5
-    assert index_state(settings).endswith("the next ingest reads and chunks its .htm, .html, .markdown, .md, .pdf documents again")
+    assert index_state(settings).endswith(
+        "the next ingest reads and chunks its .docx, .htm, .html, .markdown, .md, .pdf documents again")
     report = ingest(settings, [docs], embedder)
     assert [Path(p).name for p in report.rechunked] == ["invoices.pdf"] and len(report.unchanged) == 1
     assert open_store(settings, embedder).text_format == TEXT_FORMAT

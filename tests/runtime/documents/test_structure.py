@@ -125,6 +125,23 @@ def test_docx_definition_terms_head_their_definitions() -> None:
     assert any(s.heading == "Expressions > Literals" and "The special constants" in s.text for s in sections)
 
 
+def test_docx_nested_tables_are_read_and_merged_cells_once(tmp_path: Path) -> None:
+    """A table in a table's cell (Word forms nest them) was dropped, and a merged cell printed per column (t47)."""
+    from docx import Document
+
+    document = Document()
+    document.add_paragraph("The nested table below lists the lab rooms.")
+    outer = document.add_table(rows=2, cols=2)
+    outer.rows[0].cells[0].merge(outer.rows[0].cells[1]).text = "Rooms"
+    outer.rows[1].cells[0].text = "Outer cell"
+    inner = outer.rows[1].cells[1].add_table(rows=2, cols=2)
+    for row, (lab, room) in zip(inner.rows, [("Lab X-ray", "Room 714"), ("Lab MRI", "Room 715")]):
+        row.cells[0].text, row.cells[1].text = lab, room
+    document.save(str(tmp_path / "form.docx"))
+    lines = read_document(tmp_path / "form.docx")[0].text.split("\n\n")
+    assert lines[1:] == ["Rooms", "Outer cell | ", "Lab X-ray | Room 714", "Lab MRI | Room 715"]
+
+
 def test_short_sibling_sections_share_a_chunk_under_their_common_heading() -> None:
     sections = [Section("Config", heading="Config"), Section("DEBUG\n\nDebug mode.", heading="Config > DEBUG"),
                 Section("TESTING\n\nTesting mode.", heading="Config > TESTING"),
