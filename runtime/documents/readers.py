@@ -25,7 +25,7 @@ from typing import Any
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
-KNOWN_SUFFIXES = (".txt", ".pdf", ".docx", *MARKDOWN_SUFFIXES, *HTML_SUFFIXES)
+KNOWN_SUFFIXES = (".txt", ".pdf", ".docx", ".rtf", *MARKDOWN_SUFFIXES, *HTML_SUFFIXES)
 MAX_EXPANDED_BYTES = 200_000_000  # a .docx's unzipped size; real documents stay far below
 _NESTED_TABLES = 4  # .docx tables within tables read as rows; deeper ones as text (a crafted file nests thousands)
 _SHORT_TEXT = 200  # bytes: below this, charset detection guesses badly (GBK read as cp949)
@@ -61,9 +61,11 @@ def read_document(path: Path) -> list[Section]:
     elif suffix == ".docx":
         sections = _read_docx(path)
     else:
-        text = decode_text(path.read_bytes())
+        data = path.read_bytes()
+        from pgpt.runtime.documents.rtf_reader import is_rtf, rtf_text
         from pgpt.runtime.documents.text_structure import markdown_sections, underlined_sections, without_rest_markup
 
+        text = rtf_text(data) if suffix == ".rtf" and is_rtf(data) else decode_text(data)
         if suffix in HTML_SUFFIXES:
             from pgpt.runtime.documents.html_reader import read_html
 

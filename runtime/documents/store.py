@@ -49,11 +49,12 @@ if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks i
 # Version 7: HTML elements hidden from the page's reader (``hidden``, ``display:none``) are left out.
 # Version 8: a Markdown file's front matter (YAML between "---" lines, TOML between "+++") is left out
 # and its title made the heading (it was a passage of its own); a .docx table nested in a cell is read
-# (it was dropped), a merged cell once, a cell's paragraphs on its row's line.
+# (it was dropped), a merged cell once, a cell's paragraphs on its row's line; .rtf is read as its text
+# (it was its markup).
 TEXT_FORMAT = 8
 # The suffixes whose reading changed in each version (None: every document's), so that an upgrade
 # reads again only the documents it changes (a PDF rule re-embedded thousands of Markdown files).
-_CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html"), 8: (".docx", ".markdown", ".md")}
+_CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html"), 8: (".docx", ".markdown", ".md", ".rtf")}
 
 
 def changed_suffixes(since: int) -> tuple[str, ...] | None:

@@ -84,7 +84,7 @@ def test_the_cli_reports_the_rechunked_documents(old_index) -> None:  # type: ig
 
 def test_an_upgrade_from_format_5_reads_only_the_kinds_whose_reading_changed(settings: Settings, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """Formats 6 to 8 changed how PDFs, HTML pages, Markdown and Word files are read, nothing else:
+    """Formats 6 to 8 changed how PDFs, HTML pages, Markdown, Word and RTF files are read, nothing else:
     re-embedding every text file of a big index for it would cost the user an hour for nothing."""
     from pgpt.runtime.documents.index_folder import index_state
     from pgpt.runtime.llm.embeddings import default_embedder
@@ -102,7 +102,7 @@ def test_an_upgrade_from_format_5_reads_only_the_kinds_whose_reading_changed(set
         ingest(settings, [docs], embedder)
     assert open_store(settings, embedder).text_format == 5
     assert index_state(settings).endswith(
-        "the next ingest reads and chunks its .docx, .htm, .html, .markdown, .md, .pdf documents again")
+        "the next ingest reads and chunks its .docx, .htm, .html, .markdown, .md, .pdf, .rtf documents again")
     report = ingest(settings, [docs], embedder)
     assert [Path(p).name for p in report.rechunked] == ["invoices.pdf"] and len(report.unchanged) == 1
     assert open_store(settings, embedder).text_format == TEXT_FORMAT

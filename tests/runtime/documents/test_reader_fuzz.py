@@ -26,6 +26,8 @@ HTML = (b"<!doctype html><html><head><title>T</title><style>p{}</style></head><b
         b"<li>two</li></ul><table><tr><td>a</td><td>b</td></tr></table><![CDATA[x]]></body></html>")
 TEXT = "Plain text with caf\u00e9 and \u4e2d\u6587 in UTF-8.\n\nA second paragraph.\n".encode()
 MARKDOWN = b"# Title\n\nSome *markdown* text.\n\n## Part\n\n- a list\n- of items\n\n```\ncode\n```\n"
+RTF = (rb"{\rtf1\ansi\ansicpg1252{\fonttbl{\f0 Arial;}}{\*\generator W;}\uc1\pard Caf\'e9 \u8364? and "
+       rb"{\b bold} text.\par{\pict\wmetafile8 0102}\u-10179\u-8704 ? end\par}")
 
 
 def _mutate(data: bytes, rng: random.Random) -> bytes:
@@ -49,7 +51,7 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
 def _mutants(folder: Path) -> list[Path]:
     rng = random.Random(SEED)
     bases = {".pdf": pdf_bytes(), ".docx": good_docx("Fuzzed docx text with several words."), ".html": HTML,
-             ".txt": TEXT, ".md": MARKDOWN}
+             ".txt": TEXT, ".md": MARKDOWN, ".rtf": RTF}
     folder.mkdir()
     made = []
     for suffix, data in bases.items():

@@ -142,6 +142,20 @@ def test_docx_nested_tables_are_read_and_merged_cells_once(tmp_path: Path) -> No
     assert lines[1:] == ["Rooms", "Outer cell | ", "Lab X-ray | Room 714", "Lab MRI | Room 715"]
 
 
+def test_rtf_is_read_as_its_text_not_its_markup(tmp_path: Path) -> None:
+    """An .rtf file was indexed as its markup, "{\\rtf1\\ansi\\deff0 {\\fonttbl ..." (t47)."""
+    (tmp_path / "memo.rtf").write_bytes(
+        rb"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0\fswiss Arial;}}{\colortbl ;\red255\green0\blue0;}"
+        rb"{\*\generator Riched20 10.0;}{\info{\title Draft}{\author Bob}}\uc1\pard\f0\fs20 The audit is on "
+        rb"{\b Friday}.\par Caf\'e9 cr\'e8me costs \u8364? 5.\par{\pict\wmetafile8 0102ff}\u-10179\u-8704 ? done\par}")
+    (tmp_path / "plain.rtf").write_text("Not RTF at all, just text named .rtf.")
+    assert read_document(tmp_path / "memo.rtf")[0].text == "The audit is on Friday.\n\nCafé crème costs € 5.\n\n😀 done"
+    assert read_document(tmp_path / "plain.rtf")[0].text == "Not RTF at all, just text named .rtf."
+    from pgpt.runtime.documents.rtf_reader import rtf_text
+
+    assert rtf_text(rb"{\rtf1\ansi\ansicpg932 \'93\'fa\'96\'7b\'8c\'ea\par}") == "日本語"  # two bytes a character
+
+
 def test_short_sibling_sections_share_a_chunk_under_their_common_heading() -> None:
     sections = [Section("Config", heading="Config"), Section("DEBUG\n\nDebug mode.", heading="Config > DEBUG"),
                 Section("TESTING\n\nTesting mode.", heading="Config > TESTING"),
