@@ -102,14 +102,14 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                             progress(tick(at, len(work), name, report.chunks + done, started, done, total,
                                            weights(at, done / total if total else 0.0), weights.skipped))
 
-                    unchanged = len(report.unchanged)
+                    quick = len(report.unchanged) + len(report.skipped) + len(report.failed)
                     try:
                         _ingest_file(store, embedder, reader, path, into, catalog.setdefault(into, {}), report,
                                      cancel, rechunk, within)
                     except Cancelled:
                         raise stopped(index, len(work), reindex, str(path)) from None
-                    if len(report.unchanged) > unchanged:
-                        weights.unchanged(index)
+                    if len(report.unchanged) + len(report.skipped) + len(report.failed) > quick:
+                        weights.passed_over(index)
                 if report.rechunked_from:
                     store.mark_text_format()
             if prune:

@@ -44,8 +44,8 @@ def tick(done: int, total: int, current: str, chunks: int, started: float, file_
 def eta(started: float, share: float, skipped: float = 0.0) -> float | None:
     """Seconds left, from ``share``, the part of the work's bytes done (a file's embedded share
     counted): by files, a 4 MB file among small ones read "ETA 10s" with 90 s to go. The rate
-    leaves out ``skipped``, the share of files found unchanged (hashed, not read): when a stopped
-    run went on, they made it read "ETA 1 s" with 100 files to index."""
+    leaves out ``skipped``, the share of files passed over (found unchanged, hashed and not read, or
+    skipped): when a stopped run went on, they made it read "ETA 1 s" with 100 files to index."""
     # Not before 2% of the bytes: while the first file loads, "ETA 337117s" was shown (the reader
     # process starting, a few chunks of a large file done); "ETA ?" says as much and no more.
     worked, elapsed = share - skipped, time.perf_counter() - started
@@ -64,10 +64,12 @@ class WorkShares:
                 sizes.append(1)
         self.sizes, self.total = sizes, max(sum(sizes), 1)
         self.before = [0, *accumulate(sizes)]  # bytes of the files before each one
-        self.skipped = 0.0  # the share of the files found unchanged
+        self.skipped = 0.0  # the share of the files passed over
 
-    def unchanged(self, index: int) -> None:
-        """File ``index`` was found unchanged: its bytes took no time to speak of."""
+    def passed_over(self, index: int) -> None:
+        """File ``index`` was found unchanged, or skipped (too large, binary, no text): its bytes took
+        no time to speak of. A 210 MB file skipped as too large counted as done work, so that 2,000
+        small files still to embed read "ETA 4s" for a minute (t47)."""
         self.skipped += self.sizes[index] / self.total
 
     def __call__(self, index: int, within: float = 0.0) -> float:

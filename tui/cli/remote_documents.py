@@ -49,7 +49,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                 status = metadata.get("status", "unchanged")
                 counts[status if status in counts else "unchanged"] += 1
                 if status == "unchanged":
-                    shares.unchanged(done)
+                    shares.passed_over(done)
                 elif status == "added":
                     added[names[path]] = str(metadata.get("content_hash") or "")
             except ServerError as exc:
@@ -59,8 +59,10 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                                 "unchanged and skipped.")
                     raise
                 failed.append((str(path), user_message(exc).text))
+                shares.passed_over(done)  # refused at once: its bytes took no time
             except (OSError, PgptError) as exc:
                 failed.append((str(path), user_message(exc).text))
+                shares.passed_over(done)
         changes = settle_gone(remote, list(args.paths), set(names.values()), added, args.collection, args.prune)
     except KeyboardInterrupt:  # Ctrl-C: what the server has, not the generic "nothing half-written"
         from pgpt.runtime.errors import Cancelled

@@ -1,4 +1,4 @@
-"""The ETA of an ingestion, from the bytes done, leaving out the files found unchanged."""
+"""The ETA of an ingestion, from the bytes done, leaving out the files found unchanged or skipped."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_files_found_unchanged_do_not_speed_up_the_eta(tmp_path: Path) -> None:
         paths[-1].write_bytes(b"x" * 1000)
     shares = WorkShares(paths)
     for index in range(5):  # the first half was indexed by the run before: found unchanged
-        shares.unchanged(index)
+        shares.passed_over(index)
     started = time.perf_counter() - 10.0  # 10 s ago; half of them hashed, then one indexed
     naive = tick(6, 10, "6.txt", 0, started, share=shares(6))
     honest = tick(6, 10, "6.txt", 0, started, share=shares(6), skipped=shares.skipped)
@@ -35,3 +35,30 @@ def test_no_eta_in_the_first_seconds() -> None:
     assert eta(time.perf_counter() - (ETA_AFTER_S - 0.2), share=0.5) is None
     later = eta(time.perf_counter() - 4.0, share=0.5)  # 4 s for half of the bytes: 4 s for the rest
     assert later is not None and 3.9 < later < 4.5
+
+
+def test_a_large_file_skipped_does_not_count_as_work_done(settings, embedder, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                          monkeypatch) -> None:
+    """A large file the reader skips at once (a damaged or scanned PDF, a damaged .docx) counted as
+    done work at that speed: the small files after it, still to embed, read "ETA 4s" for a minute
+    (t47). Its share is passed over, as an unchanged file's is."""
+    import os
+
+    import pgpt.runtime.documents.ingest as ingest_module
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a-damaged.docx").write_bytes(b"PK\x03\x04" + os.urandom(100_000))  # skipped by the reader
+    for n in range(3):
+        (docs / f"note{n}.txt").write_text(f"Note {n}: the ferry leaves at {n + 9} o'clock.\n")
+    seen: list[tuple[float, float]] = []
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((kwargs.get("share", 0.0), kwargs.get("skipped", 0.0)))
+        return tick(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "tick", recording)
+    report = ingest_module.ingest(settings, [docs], embedder, progress=lambda _: None)
+    assert [Path(p).name for p, _ in report.skipped] == ["a-damaged.docx"] and len(report.added) == 3
+    share, skipped = seen[-1]  # the last file's tick: the skipped one is nearly all the bytes, none of the work
+    assert share > 0.9 and share - skipped < 0.1
