@@ -125,6 +125,24 @@ def _server_class() -> Any:
     return StoppingServer
 
 
+def _stop_on_hangup(server: Any) -> Any:
+    """SIGHUP (the SSH session that started the server closed) stops the server as SIGTERM does:
+    streams end with the "Server stopping" error, the log says so, the status file goes. By default
+    it killed the process mid-stream without a word and left its status file (t49). A hangup
+    ignored before the start (``nohup pgpt-serve``) stays ignored. The event says that it came."""
+    import signal
+    import threading
+
+    hung_up = threading.Event()
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        def handler(signum: int, frame: Any) -> None:
+            hung_up.set()
+            server.handle_exit(signal.SIGTERM, frame)  # uvicorn raises SIGTERM again once stopped
+
+        signal.signal(signal.SIGHUP, handler)
+    return hung_up
+
+
 def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
     import logging
 
@@ -149,6 +167,7 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
     # uvicorn restores the handlers it found and raises the signal it caught again once it has
     # stopped: SIGTERM (systemctl stop) then ended the process without the line Ctrl-C gives
     terminate_as_interrupt()
+    hung_up = _stop_on_hangup(server)
     try:
         server.run(sockets=[listener])
     except SystemExit:  # uvicorn's exit 3: the app's start failed, said only in the log until now
@@ -161,14 +180,16 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
         return message.exit_code if message else 1
     except KeyboardInterrupt as stop:  # uvicorn stops cleanly, then raises the Ctrl-C (or SIGTERM) again
         terminated = isinstance(stop, Terminated)
-        logging.getLogger("pgpt.serve").info("pgpt-serve stopped (%s)", "SIGTERM" if terminated else "Ctrl-C")
+        why = "SIGHUP" if hung_up.is_set() else "SIGTERM" if terminated else "Ctrl-C"
+        logging.getLogger("pgpt.serve").info("pgpt-serve stopped (%s)", why)
         print("pgpt-serve: stopped", file=sys.stderr, flush=True)
         if terminated:  # end by the signal, as before: systemd counts a stop by SIGTERM as clean, not exit 143
             import os
             import signal
 
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            ended_by = signal.SIGHUP if hung_up.is_set() else signal.SIGTERM
+            signal.signal(ended_by, signal.SIG_DFL)
+            os.kill(os.getpid(), ended_by)
         return 130
     logging.getLogger("pgpt.serve").info("pgpt-serve stopped")
     return 0 if server.started else 1

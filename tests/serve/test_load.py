@@ -4,6 +4,7 @@ for the accepted), the max_tokens cap, a disconnect freeing its slot, and a kill
 from __future__ import annotations
 
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -146,14 +147,18 @@ def test_kill_9_mid_stream_then_a_restart_serves_from_the_same_caches(served_set
         remote.close()
 
 
-def test_sigterm_mid_stream_cuts_the_answer_at_once_with_a_clear_error(served_settings: Settings) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_mid_stream_cuts_the_answer_at_once_with_a_clear_error(served_settings: Settings,
+                                                                       stop: signal.Signals) -> None:
     """Ctrl-C / SIGTERM / systemctl stop: the stream ran on for uvicorn's 10 s grace period and was
     then cut with no error (and a CancelledError traceback in the log). Now the client reads
-    "Server stopping" inside the stream at once and the process exits within seconds."""
+    "Server stopping" inside the stream at once and the process exits within seconds. A hangup (the
+    SSH session that started it closed) killed it mid-stream without a word, its status file left
+    behind (t49): it stops the same way."""
     import dataclasses
     import json
 
-    settings = dataclasses.replace(served_settings, home=served_settings.home / "stopping")
+    settings = dataclasses.replace(served_settings, home=served_settings.home / f"stopping-{stop.name}")
     running = start_server(settings)
     body = {"messages": LONG, "max_tokens": 2000, "ignore_eos": True, "stream": True}
     try:
@@ -163,15 +168,17 @@ def test_sigterm_mid_stream_cuts_the_answer_at_once_with_a_clear_error(served_se
             first = [next(events) for _ in range(6)]  # the role chunk, then text
             assert all(line.startswith("data: {") for line in first if line), first
             signalled = time.monotonic()
-            running.process.terminate()
+            running.process.send_signal(stop)
             rest = [line for line in events if line.startswith("data: ")]
             cut_after = time.monotonic() - signalled
         assert rest[-1] == "data: [DONE]" and cut_after < 5.0, (cut_after, rest[-3:])
         error = json.loads(rest[-2].removeprefix("data: "))["error"]
         assert "Server stopping" in error["message"] and "cut" in error["message"]
-        running.process.wait(timeout=10)
+        assert running.process.wait(timeout=10) == -stop  # ended by the signal, as systemd expects of a stop
         assert time.monotonic() - signalled < 8.0
         assert "Traceback" not in running.log_text() and "CancelledError" not in running.log_text()
+        assert f"pgpt-serve stopped ({stop.name})" in running.log_text()
+        assert not list((settings.home / "run").glob("pool-*.json"))  # the status file went with it
         # the same last line as after Ctrl-C (SIGTERM, systemctl stop, ended without one)
         assert running.output.read_text(errors="replace").rstrip().endswith("pgpt-serve: stopped")
     finally:
@@ -201,7 +208,7 @@ def test_sigterm_mid_upload_answers_503_and_keeps_nothing_of_it(served_settings:
                 time.sleep(0.1)
             time.sleep(1.0)  # indexing: reading and embedding its 3,000 chunks takes tens of seconds
             signalled = time.monotonic()
-            running.process.terminate()
+            running.process.send_signal(stop)
             upload.join(timeout=60)
         (response,) = answer
         assert response.status_code == 503 and response.json()["error"]["code"] == "server_stopping", response.text
