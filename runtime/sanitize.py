@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 # Whole escape sequences first, so their parameters (an OSC 52 clipboard payload, say) go too:
@@ -59,11 +60,35 @@ def dumps_json(data: Any, **kwargs: Any) -> str:
 
     json already escapes C0 controls; this also escapes DEL, the C1 controls and lone
     surrogates as ``\\uXXXX``, so the output is safe on a terminal and still decodes to the same
-    strings. Other non-ASCII text stays readable (``ensure_ascii=False``).
+    strings. Other non-ASCII text stays readable (``ensure_ascii=False``) where standard output
+    writes Unicode; where it does not (a latin-1 locale, ``PYTHONIOENCODING=ascii``), it is escaped
+    too, so the JSON is whole and valid instead of a failure.
 
     Args:
         data: A JSON-serialisable value.
         **kwargs: Passed to ``json.dumps`` (``indent``, ``sort_keys``, ...).
     """
-    kwargs.setdefault("ensure_ascii", False)
+    kwargs.setdefault("ensure_ascii", not unicode_output())  # a latin-1 or ASCII stdout gets \\uXXXX escapes
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, **kwargs))
+
+
+def unicode_output() -> bool:
+    """Whether standard output writes every character (a UTF encoding): a latin-1 locale's or
+    ``PYTHONIOENCODING=ascii``'s cannot, and a Chinese result failed as "a bug in pgpt" (t50)."""
+    import codecs
+
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        return codecs.lookup(encoding).name.startswith("utf")
+    except LookupError:
+        return False
+
+
+def tolerant_streams() -> None:
+    """Let standard output and error write what their encoding cannot as escapes (``\\u4e0a``)
+    instead of raising UnicodeEncodeError: a document's or a model's text in Cyrillic or Chinese on
+    a latin-1 terminal. Called at a command's start; a UTF stream is left as it is."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        if encoding and hasattr(stream, "reconfigure") and not encoding.lower().replace("-", "").startswith("utf"):
+            stream.reconfigure(errors="backslashreplace")

@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `pgpt-serve`; returns when the server stops (Ctrl+C or SIGTERM)."""
+    from pgpt.runtime.sanitize import tolerant_streams
+
+    tolerant_streams()  # a latin-1 terminal: names it cannot show as escapes, not a crash
     args = build_parser().parse_args(argv)
     from pgpt.runtime.errors import user_message
 

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `pgpt-tui`."""
+    from pgpt.runtime.sanitize import tolerant_streams
+
+    tolerant_streams()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -278,3 +279,23 @@ def test_a_damaged_index_is_named_and_the_way_out_loses_nothing(settings: Settin
     assert "mv FOLDER FOLDER.damaged" in damaged.stderr and "bug" not in damaged.stderr
     doctor = tui_cli(settings, "doctor", "--offline")
     assert doctor.returncode == 1 and ".damaged) and add your documents again" in doctor.stdout + doctor.stderr
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+def test_a_terminal_that_cannot_show_the_text_gets_escapes_not_a_crash(settings: Settings, tmp_path: Path,
+                                                                       encoding: str) -> None:
+    """A latin-1 locale (or PYTHONIOENCODING=ascii in a cron job): a Chinese passage failed as "a bug in
+    pgpt", and `--json` printed an error instead of its results (t50)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "city.txt").write_text("上海 is the harbour city where the ferry company has its head office.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    env = {**cli_env(settings), "PYTHONIOENCODING": encoding}
+    run = functools.partial(subprocess.run, capture_output=True, env=env, timeout=300)
+    shown = run([sys.executable, "-m", "pgpt.tui.cli.main", "search", "-k", "1", "harbour city head office"])
+    assert shown.returncode == 0, shown.stderr
+    assert b"\\u4e0a\\u6d77 is the harbour city" in shown.stdout  # the characters it cannot write, as escapes
+    data = run([sys.executable, "-m", "pgpt.tui.cli.main", "search", "-k", "1", "--json", "harbour city head office"])
+    assert data.returncode == 0, data.stderr
+    data.stdout.decode("ascii")  # JSON escapes everything that is not ASCII: valid in any encoding
+    assert json.loads(data.stdout)["results"][0]["text"].startswith("上海 is the harbour city")
