@@ -3,7 +3,7 @@
 Each reader returns sections (text, page, heading trail). A file that cannot give text raises
 :class:`Skipped` with the reason the ingest report shows (binary, encrypted PDF, scanned PDF
 without a text layer, damaged file, ...). Text in unknown encodings decodes without failing: BOMs
-first, then UTF-8, then charset detection (GBK, cp1252, ...).
+first, then UTF-8, then detection (:mod:`pgpt.runtime.documents.encodings`).
 
 A damaged file makes a parser (pypdf, python-docx, lxml, zlib, html.parser) raise whatever it
 raises: any exception that starts inside the parser's own code is the file's fault and becomes
@@ -14,7 +14,6 @@ process with a time and memory limit (:mod:`pgpt.runtime.documents.isolation`).
 
 from __future__ import annotations
 
-import codecs
 import errno
 import re
 import types
@@ -28,8 +27,6 @@ HTML_SUFFIXES = (".html", ".htm")
 KNOWN_SUFFIXES = (".txt", ".pdf", ".docx", ".rtf", *MARKDOWN_SUFFIXES, *HTML_SUFFIXES)
 MAX_EXPANDED_BYTES = 200_000_000  # a .docx's unzipped size; real documents stay far below
 _NESTED_TABLES = 4  # .docx tables within tables read as rows; deeper ones as text (a crafted file nests thousands)
-_SHORT_TEXT = 200  # bytes: below this, charset detection guesses badly (GBK read as cp949)
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 # OSError numbers that mean the file could not be read, rather than that its content is damaged.
@@ -114,84 +111,14 @@ def _started_in_pgpt(trace: types.TracebackType | None) -> bool:
 
 
 def decode_text(data: bytes) -> str:
-    """Decode bytes of an unknown encoding, or raise Skipped for binary data."""
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            return data.decode(encoding, errors="replace")
-    if b"\x00" in data[:8192]:
-        if (wide := _utf16_without_bom(data)) is not None:
-            return wide
-        raise Skipped("binary file")
+    """Decode bytes of an unknown encoding (:mod:`pgpt.runtime.documents.encodings`), or raise
+    Skipped for binary data."""
+    from pgpt.runtime.documents.encodings import NotText, decode_bytes
+
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    if (mostly := _mostly_utf8(data)) is not None:
-        return mostly
-    # Accented letters alone between ASCII bytes are single-byte Latin text: a CJK character is two
-    # high bytes, nearly always side by side (gb18030 and charset_normalizer read "Coruña" as "Coru鎙").
-    if _isolated_high_bytes(data):
-        return data.decode(_latin_code_page(data), errors="replace")
-    if len(data) < _SHORT_TEXT:
-        for encoding in ("gb18030", "cp1252"):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                continue
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise Skipped("binary file (no text encoding fits)")
-    return str(best)
-
-
-# The accented letters (and typographic marks) each Windows code page's languages use: the page whose
-# reading of the bytes gives the most of its own wins (charset_normalizer read French as cp1250).
-_CODE_PAGE_LETTERS = {
-    "cp1252": "àâäæçéèêëîïìíôöòóœùûüúÿñãõßøåÀÂÄÆÇÉÈÊËÎÏÔÖŒÙÛÜÑØÅ’‘“”–—€…«»°",
-    "cp1250": "ąćęłńóśźżčďěňřšťůžáéíúýôäĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽÁÉÍÚÝ’‘“”„–—€…°",
-    "cp1254": "çğışöüâîûÇĞİŞÖÜ’‘“”–—€…",
-}
-
-
-def _latin_code_page(data: bytes) -> str:
-    """cp1252, cp1250 or cp1254 for single-byte Latin text, by which gives its own letters most."""
-    def own(page: str) -> int:
-        letters = set(_CODE_PAGE_LETTERS[page])
-        return sum(char in letters for char in data.decode(page, errors="replace") if ord(char) > 0x7F)
-
-    return max(_CODE_PAGE_LETTERS, key=own)  # a tie keeps the first, cp1252
-
-
-def _mostly_utf8(data: bytes) -> str | None:
-    """UTF-8 with its few stray bytes replaced, when valid UTF-8 letters outnumber them ten to one
-    (a 4 MB UTF-8 file with 8 Latin-1 bytes was read whole as another code page)."""
-    text = data.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd")
-    good = len(text) - len(text.encode("ascii", "ignore")) - bad  # valid non-ASCII characters
-    return text if good >= 10 * bad else None
-
-
-def _isolated_high_bytes(data: bytes) -> bool:
-    """Whether every byte above 0x7F stands between two ASCII bytes (or at an end)."""
-    return re.search(rb"[\x80-\xff]", data) is not None and re.search(rb"[\x80-\xff]{2}", data) is None
-
-
-def _utf16_without_bom(data: bytes) -> str | None:
-    """UTF-16 text that starts without a byte-order mark (a Windows export): zero bytes at every
-    other position, as Latin text's high bytes are; None for anything else (it was "binary file", t47)."""
-    head = data[:4096] if len(data) % 2 == 0 else data[:4095]
-    evens, odds = head[0::2], head[1::2]
-    for zeros, text, encoding in ((odds, evens, "utf-16-le"), (evens, odds, "utf-16-be")):
-        if zeros.count(0) >= 0.9 * len(zeros) and text.count(0) <= 0.01 * len(text) and len(head) >= 16:
-            try:
-                decoded = data[: len(data) - len(data) % 2].decode(encoding)
-            except UnicodeDecodeError:
-                return None
-            printable = sum(c.isprintable() or c in "\n\r\t" for c in decoded[:2048])
-            return decoded if printable >= 0.95 * min(len(decoded), 2048) else None
-    return None
+        return decode_bytes(data)
+    except NotText as reason:
+        raise Skipped(str(reason)) from None
 
 
 def is_text_file(path: Path) -> bool:

@@ -212,6 +212,15 @@ def test_unknown_encodings_decode() -> None:
                        ("Türkçe belge için teşekkür ederiz, ışık ve güneş. " * 30, "cp1254"),
                        ("Привет, это русский текст. " * 40, "cp1251"), ("日本語のテキストです。" * 30, "shift_jis")):
         assert decode_text(text.encode(page)) == text, page
+    # short files of a tester's (t50): German with two high bytes side by side ("Grüße" was "Gre", a GBK
+    # reading), Russian read as cp1252 ("Ïðàâèëà"), Greek, and Japanese read as GBK; Chinese stays GBK
+    for text, pages in (("Viele Grüße aus der Hauptstraße, süß und Fußgängerzone.", ("cp1252",)),
+                        ("Правила доступа к серверной. Ключ у Сергея Петрова.", ("cp1251", "koi8_r")),
+                        ("Κανόνες πρόσβασης στο δωμάτιο. Το κλειδί έχει ο Γιώργος.", ("cp1253",)),
+                        ("東京サーバー室の規則。鍵は受付の田中さんが管理しています。", ("shift_jis", "euc_jp")),
+                        ("北京是中华人民共和国的首都。", ("gbk",)), ("Name: 张三, city: 上海.", ("gbk",))):
+        for page in pages:
+            assert decode_text(text.encode(page)) == text, page
     mostly = "© 2025 Günter Milde. " * 5000
     assert decode_text(mostly.encode() + b"caf\xe9 " + mostly.encode()) == f"{mostly}caf\ufffd {mostly}"
     assert decode_text("\ufeffBOM".encode("utf-8")) == "BOM"

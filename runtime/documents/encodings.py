@@ -1,0 +1,144 @@
+"""Text of an unknown encoding: what a file's bytes say, in this order. A byte-order mark; UTF-16
+without one (zero bytes at every other position); UTF-8, also with a few stray bytes; a Latin code
+page when the high bytes are accented letters among ASCII ones; a Cyrillic or Greek single-byte page
+or Japanese, told from Chinese by their words and kana; then GBK for short texts and
+charset_normalizer's detection for the rest. Binary data raises :class:`NotText`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+_SHORT_TEXT = 200  # bytes: below this, charset detection guesses badly (GBK read as cp949)
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+class NotText(ValueError):
+    """The bytes are no text in any encoding (the reason is the message)."""
+
+
+def decode_bytes(data: bytes) -> str:
+    """Decode bytes of an unknown encoding, or raise NotText for binary data."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    if b"\x00" in data[:8192]:
+        if (wide := _utf16_without_bom(data)) is not None:
+            return wide
+        raise NotText("binary file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if (mostly := _mostly_utf8(data)) is not None:
+        return mostly
+    runs = [len(run) for run in re.findall(rb"[\x80-\xff]+", data)]
+    if _latin_like(data, runs):
+        return data.decode(_latin_code_page(data), errors="replace")
+    if (text := _single_byte_script(data, runs) or _japanese(data)) is not None:
+        return text
+    if len(data) < _SHORT_TEXT:
+        for encoding in ("gb18030", "cp1252"):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise NotText("binary file (no text encoding fits)")
+    return str(best)
+
+
+# The accented letters (and typographic marks) each Windows code page's languages use: the page whose
+# reading of the bytes gives the most of its own wins (charset_normalizer read French as cp1250).
+_CODE_PAGE_LETTERS = {
+    "cp1252": "àâäæçéèêëîïìíôöòóœùûüúÿñãõßøåÀÂÄÆÇÉÈÊËÎÏÔÖŒÙÛÜÑØÅ’‘“”–—€…«»°",
+    "cp1250": "ąćęłńóśźżčďěňřšťůžáéíúýôäĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽÁÉÍÚÝ’‘“”„–—€…°",
+    "cp1254": "çğışöüâîûÇĞİŞÖÜ’‘“”–—€…",
+}
+
+
+def _latin_code_page(data: bytes) -> str:
+    """cp1252, cp1250 or cp1254 for single-byte Latin text, by which gives its own letters most."""
+    def own(page: str) -> int:
+        letters = set(_CODE_PAGE_LETTERS[page])
+        return sum(char in letters for char in data.decode(page, errors="replace") if ord(char) > 0x7F)
+
+    return max(_CODE_PAGE_LETTERS, key=own)  # a tie keeps the first, cp1252
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 with its few stray bytes replaced, when valid UTF-8 letters outnumber them ten to one
+    (a 4 MB UTF-8 file with 8 Latin-1 bytes was read whole as another code page)."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = len(text) - len(text.encode("ascii", "ignore")) - bad  # valid non-ASCII characters
+    return text if good >= 10 * bad else None
+
+
+def _latin_like(data: bytes, runs: list[int]) -> bool:
+    """Whether the bytes above 0x7F look like a Latin code page's accented letters: in runs of at most
+    three (ü, üß, ...) among mostly ASCII letters. A CJK character is two high bytes and a CJK text is
+    made of them (gb18030 and charset_normalizer read "Coruña" as "Coru鎙", and "Grüße" as "Gre")."""
+    if not runs or max(runs) > 3:
+        return False
+    ascii_letters = len(re.findall(rb"[A-Za-z]", data))
+    return sum(runs) < ascii_letters
+
+
+# A single-byte code page of a non-Latin script is told from a CJK one by its words: high-byte runs
+# of odd length (a CJK character is two bytes); the page, from the share of that language's ten most
+# common letters in the text it gives (Russian bytes read as Greek are letters too, but rare ones).
+_SCRIPT_PAGES = (("cp1251", "оеаинтсрвл"), ("koi8_r", "оеаинтсрвл"), ("cp1253", "αοειτσςνηυρ"))
+_COMMON_SHARE = 0.35
+
+
+def _single_byte_script(data: bytes, runs: list[int]) -> str | None:
+    """Cyrillic (cp1251, KOI8-R) or Greek (cp1253) text in its single-byte code page, or None. Short
+    files were read as cp1252 or GBK mojibake, never found by their words (t50)."""
+    if len(runs) < 2 or sum(run % 2 for run in runs) < 0.2 * len(runs):
+        return None
+    best, best_share = None, _COMMON_SHARE
+    for page, common in _SCRIPT_PAGES:
+        try:
+            text = data.decode(page)
+        except UnicodeDecodeError:
+            continue
+        high = [char.lower() for char in text if ord(char) > 0x7F]
+        letters = [char for char in high if char.isalpha()]
+        if len(letters) >= 0.8 * len(high) and (share := sum(c in common for c in letters) / len(letters)) > best_share:
+            best, best_share = text, share
+    return best
+
+
+def _japanese(data: bytes) -> str | None:
+    """Japanese in Shift_JIS (Windows' cp932) or EUC-JP, told from Chinese by its kana: a quarter of
+    the characters or more (Chinese text has none). Short files were read as GBK mojibake (t50)."""
+    for page in ("cp932", "euc_jp"):
+        try:
+            text = data.decode(page)
+        except UnicodeDecodeError:
+            continue
+        wide = [char for char in text if ord(char) > 0x7F]
+        if wide and sum("\u3040" <= char <= "\u30ff" for char in wide) >= 0.25 * len(wide):
+            return text
+    return None
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 text that starts without a byte-order mark (a Windows export): zero bytes at every
+    other position, as Latin text's high bytes are; None for anything else (it was "binary file", t47)."""
+    head = data[:4096] if len(data) % 2 == 0 else data[:4095]
+    evens, odds = head[0::2], head[1::2]
+    for zeros, text, encoding in ((odds, evens, "utf-16-le"), (evens, odds, "utf-16-be")):
+        if zeros.count(0) >= 0.9 * len(zeros) and text.count(0) <= 0.01 * len(text) and len(head) >= 16:
+            try:
+                decoded = data[: len(data) - len(data) % 2].decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            printable = sum(c.isprintable() or c in "\n\r\t" for c in decoded[:2048])
+            return decoded if printable >= 0.95 * min(len(decoded), 2048) else None
+    return None
