@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `pgpt-export`."""
     from pgpt.runtime.sanitize import tolerant_streams
+    from pgpt.runtime.telemetry import telemetry_off
 
     tolerant_streams()  # a latin-1 terminal: names it cannot show as escapes, not a crash
+    telemetry_off()  # ONNX Runtime's usage events: none, before anything imports it
     args = build_parser().parse_args(argv)
     if not args.source and not args.default:
         build_parser().error("give a SOURCE or --default")

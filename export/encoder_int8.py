@@ -142,6 +142,9 @@ def find_ffns(model: Any) -> list[Ffn]:
 def activation_maxima(model: Any, tensors: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-channel max |value| of ``tensors`` over the real (unpadded) tokens of ``feeds``."""
     import onnx
+    from pgpt.runtime.telemetry import telemetry_off
+
+    telemetry_off()  # before onnxruntime loads: it reads the opt-out once
     import onnxruntime as ort
 
     probe = onnx.ModelProto()

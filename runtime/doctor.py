@@ -15,6 +15,9 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
 
     ``network=False`` skips the Hub section (it makes requests with a bounded timeout).
     """
+    from pgpt.runtime.telemetry import telemetry_off
+
+    telemetry_off()  # before onnxruntime loads: it reads the opt-out once
     import onnxruntime as ort
 
     from pgpt.runtime.hub.download import hub_cache_dir
@@ -33,6 +36,7 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
             "build": ort.get_device(),
             "providers": ", ".join(ort.get_available_providers()),
             "package conflict": ort_conflict() or "none",
+            "telemetry": _telemetry_state(),
         },
         "gpu": {
             "cuda usable": "yes" if not cuda_reason else f"no: {cuda_reason}",
@@ -185,3 +189,13 @@ def _adds_state(settings: Settings) -> str:
         else:
             said.append(f"running (pid {add.pid}): adding {', '.join(add.paths)}, {add.done} of {add.total} files")
     return "; ".join(said) or "none unfinished"
+
+
+def _telemetry_state() -> str:
+    """Whether ONNX Runtime's usage events are off, as pgpt sets them (a user's own value wins)."""
+    import os
+
+    from pgpt.runtime.telemetry import OPT_OUT
+
+    value = os.environ.get(OPT_OUT, "")
+    return f"off ({OPT_OUT}={value})" if value == "1" else f"on: {OPT_OUT}={value!r} was set before pgpt started"

@@ -25,8 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `pgpt-serve`; returns when the server stops (Ctrl+C or SIGTERM)."""
     from pgpt.runtime.sanitize import tolerant_streams
+    from pgpt.runtime.telemetry import telemetry_off
 
     tolerant_streams()  # a latin-1 terminal: names it cannot show as escapes, not a crash
+    telemetry_off()  # ONNX Runtime's usage events: none, before anything imports it
     args = build_parser().parse_args(argv)
     from pgpt.runtime.errors import user_message
 

@@ -96,6 +96,9 @@ def ort_conflict() -> str:
 @functools.cache  # the probe preloads CUDA libraries; the answer holds for the whole process
 def cuda_unavailable_reason() -> str:
     """Why the CUDA EP cannot run here, or '' when it looks usable."""
+    from pgpt.runtime.telemetry import telemetry_off
+
+    telemetry_off()  # before onnxruntime loads: it reads the opt-out once
     import onnxruntime as ort
 
     if CUDA not in ort.get_available_providers():
@@ -139,6 +142,9 @@ def session_options(threads: int = 0, spinning: bool = True) -> Any:
     ``spinning=False`` parks the session's idle threads at once: for a second session (the
     prefill graph) whose spinning threads would otherwise take cores from the decode session.
     """
+    from pgpt.runtime.telemetry import telemetry_off
+
+    telemetry_off()  # before onnxruntime loads: it reads the opt-out once
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -173,6 +179,9 @@ def create_session(model_path: Path, requested: str, threads: int = 0,
     ``cpu_reason``: why ``auto`` should use the CPU for this model although CUDA may run (shown
     as the choice's reason when CUDA could have run).
     """
+    from pgpt.runtime.telemetry import telemetry_off
+
+    telemetry_off()  # before onnxruntime loads: it reads the opt-out once
     import onnxruntime as ort
 
     choice = choose_provider(requested)

@@ -77,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `pgpt-tui`."""
     from pgpt.runtime.sanitize import tolerant_streams
+    from pgpt.runtime.telemetry import telemetry_off
 
     tolerant_streams()
+    telemetry_off()  # ONNX Runtime's usage events: none, before anything imports it
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:

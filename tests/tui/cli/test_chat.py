@@ -107,6 +107,7 @@ def test_models_lists_dtype_quality_and_source(settings) -> None:  # type: ignor
 def test_doctor_reports_runtime_and_folders(settings) -> None:  # type: ignore[no-untyped-def]
     report = json.loads(tui_cli(settings, "doctor", "--json").stdout)
     assert "CPUExecutionProvider" in report["onnxruntime"]["providers"]
+    assert report["onnxruntime"]["telemetry"] == "off (ORT_DISABLE_TELEMETRY=1)"  # its usage events (t50)
     assert report["cpu"]["physical cores"] >= 1 and report["cpu"]["int8 matrix unit"]
     assert "writable" in report["folders"]["model cache (PGPT_MODEL_CACHE)"]
 
