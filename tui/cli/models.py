@@ -54,7 +54,8 @@ def _use(settings: Any, args: argparse.Namespace) -> int:
         use_version(settings, name, chosen.version)  # a damaged version is refused before anyone switches
     model = set_active_model(settings, name)
     print(f"active chat model: {model.ref}")
-    return _report_servers(settings, model.name, model.version, since, args.wait, version_changed=bool(version))
+    return _report_servers(settings, model.name, model.version, since, args.wait, version_changed=bool(version),
+                           now_default=True)
 
 
 def _rollback(settings: Any, args: argparse.Namespace) -> int:
@@ -66,11 +67,38 @@ def _rollback(settings: Any, args: argparse.Namespace) -> int:
     return _report_servers(settings, restored.name, restored.version, since, args.wait)
 
 
+def _report_idle_servers(settings: Any, name: str, version: str, version_changed: bool, now_default: bool) -> int:
+    """What changes for the running servers of this home that have ``name`` not loaded (none to wait
+    for): an unpinned one's ``default`` follows ``--use`` at its next request. It said "no running
+    pgpt-serve ... serves NAME" while the server's next `default` request got NAME (t49, t51)."""
+    from pgpt.runtime.llm.serving.status_file import running_pools
+
+    # most users run no server: what changes for them comes first
+    # the version in use is the model cache's, the active model each home's own
+    others = ("one with another PGPT_HOME over this model cache switches too: its log says how it went"
+              if version_changed else "one with another PGPT_HOME keeps its own active model")
+    pools = running_pools(settings)
+    if not pools:
+        print(f"chat, ask and the app use it from their next start; no running pgpt-serve with "
+              f"PGPT_HOME={settings.home} serves {name} ({others})")
+    for pool in pools:
+        pinned = pool.get("pinned") or {}
+        pid, pin = pool.get("pid"), str(pinned.get("name", ""))
+        if now_default and not (pin and pin.partition("@")[0] != name):
+            print(f"server (pid {pid}): its default is now {name}@{version}, loaded at its next request")
+        elif now_default:
+            print(f"server (pid {pid}) was started with {_pin(pin, str(pinned.get('by', '')))}: its default "
+                  f"stays {pin}; {name}@{version} is served to requests that name it")
+        else:
+            print(f"server (pid {pid}): {name} is not loaded there; it loads {name}@{version} at its first request")
+    return 0
+
+
 def _report_servers(settings: Any, name: str, version: str, since: float, wait_s: int,
-                    version_changed: bool = True) -> int:
+                    version_changed: bool = True, now_default: bool = False) -> int:
     """Wait for running servers (their pools) to switch ``name``; 1 when one could not.
     ``version_changed``: a model's version changed (every home over this model cache sees it), not
-    only this home's choice of active model."""
+    only this home's choice of active model; ``now_default``: ``name`` became this home's active model."""
     from pgpt.runtime.llm.serving.status_file import wait_for_switch
 
     if not wait_s:
@@ -78,12 +106,7 @@ def _report_servers(settings: Any, name: str, version: str, since: float, wait_s
     failed = 0
     outcomes = wait_for_switch(settings, name, version, since, wait_s)
     if not outcomes:  # servers announce themselves under their PGPT_HOME/run
-        # most users run no server: what changes for them comes first
-        # the version in use is the model cache's, the active model each home's own
-        others = ("one with another PGPT_HOME over this model cache switches too: its log says how it went"
-                  if version_changed else "one with another PGPT_HOME keeps its own active model")
-        print(f"chat, ask and the app use it from their next start; no running pgpt-serve with "
-              f"PGPT_HOME={settings.home} serves {name} ({others})")
+        return _report_idle_servers(settings, name, version, version_changed, now_default)
     for outcome in outcomes:
         if outcome.state == "ok" and outcome.pinned and outcome.pinned.partition("@")[0] != name:
             # its `default` does not follow --use: "now serving" read as the switch clients get

@@ -197,7 +197,10 @@ class ModelPool(HotSwapMixin):
         stamp = tuple(_mtime(path) for path in (self.settings.config_file, self.settings.model_cache))
         cached = self._default
         if cached is None or cached[0] != stamp:
-            cached = self._default = (stamp, active_chat_model(self.settings).name)
+            now = active_chat_model(self.settings).name
+            if cached is not None and cached[1] != now:  # `models --use` of another model: clients follow it
+                log.info("default model is now %s (was %s): `pgpt-tui models --use`", now, cached[1])
+            cached = self._default = (stamp, now)
         return cached[1]
 
     # Loading and unloading ------------------------------------------------------------------

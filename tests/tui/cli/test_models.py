@@ -136,6 +136,34 @@ def test_use_says_when_a_server_keeps_its_default_pinned(tiny_settings: Settings
         pool.close()
 
 
+def test_use_of_another_model_says_a_running_servers_default_follows(tiny_settings: Settings,  # type: ignore[no-untyped-def]
+                                                                     tiny_versions, caplog) -> None:
+    """`models --use OTHER` said "no running pgpt-serve ... serves OTHER" while that server's next
+    `default` request got OTHER (t49, t51): it says what the server does, and the server logs it."""
+    import logging
+
+    old, _ = tiny_versions[1]
+    work = tiny_settings.model_cache / ".work-other"
+    shutil.copytree(versions_folder(tiny_settings.model_cache, TINY_MODEL) / old, work)
+    (work / ".verified.json").unlink(missing_ok=True)
+    other = publish_version(tiny_settings.model_cache, "tiny-other-fp32", work, keep=1).version
+    tui_cli(tiny_settings, "models", "--use", TINY_MODEL)
+    pool = ModelPool(tiny_settings, PoolConfig(watch_interval_s=0.05), use_cache=False)
+    try:
+        with pool.acquire("default") as lease:
+            assert lease.name == TINY_MODEL
+        switched = tui_cli(tiny_settings, "models", "--use", "tiny-other-fp32", "--wait", "60")
+        assert switched.returncode == 0, switched.stderr
+        assert (f"server (pid {os.getpid()}): its default is now tiny-other-fp32@{other}, loaded at its next "
+                "request") in switched.stdout
+        assert "no running pgpt-serve" not in switched.stdout
+        with caplog.at_level(logging.INFO, logger="pgpt"), pool.acquire("default") as lease:
+            assert lease.name == "tiny-other-fp32"
+        assert f"default model is now tiny-other-fp32 (was {TINY_MODEL})" in caplog.text
+    finally:
+        pool.close()
+
+
 def test_a_reader_that_goes_away_ends_the_listing_quietly(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
     """`pgpt-tui models --json | head -1` printed "System error: [Errno 32] Broken pipe" (exit 1)
     about as often as not. Now nothing on stderr, and the status of a process SIGPIPE ended."""
