@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pgpt.runtime.errors import ModelLoadError, ModelNotFoundError, ServerBusyError
 from pgpt.runtime.llm.answer_cache import AnswerCache
