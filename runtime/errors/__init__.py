@@ -4,8 +4,8 @@
 from pgpt.runtime.errors.kinds import (
     AnswerTooLongError, Cancelled, ConfigError, ContextLengthError, DiskFullError, DiskSpaceError, EngineClosedError,
     FolderPermissionError, HubAccessError, IndexModelMismatchError, IngestLockedError, InvalidRequestError,
-    MemoryNeedError, ModelIntegrityError, ModelLoadError, ModelNotFoundError, OutputExistsError, PgptError,
-    ProviderError, QualityError, ReadOnlyError, RemoteCodeError, RequestRefusedError, ServerAuthError,
+    MemoryNeedError, ModelDamagedError, ModelIntegrityError, ModelLoadError, ModelNotFoundError, OutputExistsError,
+    PgptError, ProviderError, QualityError, ReadOnlyError, RemoteCodeError, RequestRefusedError, ServerAuthError,
     ServerBusyError, ServerError, ServerStoppingError, ServerUnreachableError, ServerUsageError, SourceError,
     SourceNotFoundError, StorageError, TemplateError, TensorShapeError, UnsafeWeightsError, UnsupportedModelError,
     UsageError, VersionNotFoundError,
@@ -19,7 +19,8 @@ from pgpt.runtime.errors.messages import (
 __all__ = [
     "AnswerTooLongError", "Cancelled", "ConfigError", "ContextLengthError", "DiskFullError", "DiskSpaceError",
     "EngineClosedError", "FolderPermissionError", "HubAccessError", "IndexModelMismatchError", "IngestLockedError",
-    "InvalidRequestError", "MemoryNeedError", "ModelIntegrityError", "ModelLoadError", "ModelNotFoundError",
+    "InvalidRequestError", "MemoryNeedError", "ModelDamagedError", "ModelIntegrityError", "ModelLoadError",
+    "ModelNotFoundError",
     "OutputExistsError", "PgptError", "ProviderError", "QualityError", "ReadOnlyError", "RemoteCodeError",
     "RequestRefusedError", "ServerAuthError", "ServerBusyError", "ServerError", "ServerStoppingError",
     "ServerUnreachableError", "ServerUsageError", "SourceError", "SourceNotFoundError", "StorageError", "TemplateError",

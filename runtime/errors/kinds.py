@@ -275,6 +275,13 @@ class ModelLoadError(PgptError):
         self.name, self.version, self.reason = name, version, reason
 
 
+class ModelDamagedError(ModelLoadError):
+    """A model version's files are damaged (they fail their manifest's check, or ONNX Runtime cannot
+    read them): a retry cannot help, unlike a load that ran out of memory."""
+
+    title = "Model files damaged"
+
+
 class VersionNotFoundError(ModelNotFoundError):
     """``name@version`` names a version that is not on disk."""
 

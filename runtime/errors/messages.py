@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from pgpt.runtime.errors.kinds import (
     AnswerTooLongError, Cancelled, ConfigError, ContextLengthError, DiskFullError, EngineClosedError,
-    IndexModelMismatchError, IngestLockedError, ModelLoadError, ModelNotFoundError, PgptError, RequestRefusedError,
-    ServerBusyError, ServerError, ServerStoppingError, StorageError, UsageError,
+    IndexModelMismatchError, IngestLockedError, ModelDamagedError, ModelLoadError, ModelNotFoundError, PgptError,
+    RequestRefusedError, ServerBusyError, ServerError, ServerStoppingError, StorageError, UsageError,
 )
 
 # Exit 2: the user named something wrong (a setting, a usage, a model name), as for bad arguments
@@ -165,6 +165,7 @@ _HTTP_STATUSES: list[tuple[type[BaseException], int, str]] = [
     (ServerBusyError, 503, "server_busy"),
     (EngineClosedError, 503, ""),  # the model unloaded under the request: a retry loads it again
     (ServerStoppingError, 503, "server_stopping"),
+    (ModelDamagedError, 500, "model_damaged"),  # not "busy, retry": the openai client retried each 503
     (ModelLoadError, 503, ""),
     (ServerError, 502, ""),
     (DiskFullError, 507, ""),  # Insufficient Storage: the server's disk, not the request

@@ -123,6 +123,15 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(tiny_server: Runn
     assert entry["version"] == broken and entry["switch_failed"]["version"] == broken
     assert "not a valid ONNX model" in entry["switch_failed"]["reason"]
     assert [v["version"] for v in entry["loaded_versions"] if v["serving"]] == [new]
+    # a request that names the damaged version: not 503 "busy, retry" (the openai client retried each one,
+    # hashing the files again), the cause once, and what to do with that version (t49)
+    with tiny_server.http() as http:
+        named = http.post("/v1/chat/completions", json={"model": f"{TINY_MODEL}@{broken}", "max_tokens": 4,
+                                                        "messages": [{"role": "user", "content": "hi"}]})
+    error = named.json()["error"]
+    assert named.status_code == 500 and error["code"] == "model_damaged", named.text
+    assert error["message"].count("could not be loaded") <= 1 and "not a valid ONNX model" in error["message"]
+    assert f"pgpt-tui models --delete {TINY_MODEL}@{broken}" in error["message"]
     # a kept version a request loaded: its files were deleted under the server, which served it on
     # and answered 404 for it
     old = tiny_versions[1][0]

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import ModelLoadError, ModelNotFoundError, ServerBusyError
+from pgpt.runtime.errors import (ModelDamagedError, ModelIntegrityError, ModelLoadError, ModelNotFoundError,
+                                 ServerBusyError)
 from pgpt.runtime.llm.answer_cache import AnswerCache
 from pgpt.runtime.llm.chat import ChatEngine
 from pgpt.runtime.llm.generation import LanguageModel
@@ -246,8 +247,13 @@ class ModelPool(HotSwapMixin):
             reason = failure_reason(exc)
             log.error("loading %s failed: %s", info.ref, reason)
             self._emit(PoolEvent("load_failed", info.name, info.version, reason=reason))
-            raise ModelLoadError(f"{info.ref} could not be loaded: {reason}", name=info.name,
-                                 version=info.version, reason=reason) from exc
+            if isinstance(exc, ModelIntegrityError):  # the title says it could not be loaded: not twice (t49)
+                raise ModelDamagedError(f"{info.ref}: {reason}", name=info.name, version=info.version, reason=reason,
+                                        hint=f"Delete that version (`pgpt-tui models --delete {info.ref}`) and "
+                                             "export the model again, or ask for another version (GET /v1/models "
+                                             "lists them).") from exc
+            raise ModelLoadError(f"{info.ref}: {reason}", name=info.name, version=info.version,
+                                 reason=reason) from exc
         seconds = time.perf_counter() - started
         keep = self.config.keep_alive_s if keep_alive is None else keep_alive
         loaded = _Loaded(info, model, scheduler, ChatEngine.on_scheduler(scheduler, self.cache), keep, seconds)
