@@ -19,7 +19,7 @@ from pgpt.export.pipeline import (
 )
 from pgpt.export.decoder_spec import SUPPORTED_TYPES
 from pgpt.export.sources import ModelSource
-from pgpt.runtime.errors import ProviderError, QualityError, TensorShapeError, UnsupportedModelError
+from pgpt.runtime.errors import ProviderError, QualityError, SourceError, TensorShapeError, UnsupportedModelError
 
 TASK = "text-generation-with-past"
 
@@ -109,11 +109,21 @@ def _gguf_hint() -> str:
             "graph. Use a file of a causal LM among them, or the model's Hugging Face folder.")
 
 
+# The files a Hugging Face folder's tokenizer is made from (a fast one, SentencePiece, or BPE/WordPiece vocabularies).
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "tekken.json")
+
+
 def load_tokenizer(source: ModelSource, trust_remote_code: bool, config: Any) -> tuple[Any, Any]:
     """The tokenizer (converted by transformers from a GGUF's vocabulary) and the generation config."""
     from transformers import AutoTokenizer, GenerationConfig
 
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": trust_remote_code}
+    if not source.gguf_file and not any((source.folder / name).is_file() for name in _TOKENIZER_FILES):
+        # transformers went on without one and failed inside ("'NoneType' object has no attribute
+        # 'endswith'"), which read as a bug in pgpt (t51)
+        raise SourceError(f"{source.folder} has no tokenizer: none of {', '.join(_TOKENIZER_FILES)}.",
+                          hint="Copy the tokenizer files of the model's repository (tokenizer.json, "
+                               "tokenizer_config.json) into the folder, or export the repo id itself.")
     tokenizer = AutoTokenizer.from_pretrained(str(source.folder), **extra)
     try:
         generation = GenerationConfig.from_pretrained(str(source.folder))

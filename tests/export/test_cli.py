@@ -315,3 +315,15 @@ def test_a_quality_refusal_names_only_types_wider_than_the_one_refused(dtype: st
     hint = refused.value.hint
     assert "--accept-quality-loss" in hint
     assert (f"Try a wider type ({wider})" in hint) if wider else "wider" not in hint and "--dtype" not in hint
+
+
+def test_a_folder_without_a_tokenizer_is_refused_by_name(tmp_path: Path) -> None:
+    """A Hugging Face folder without its tokenizer files failed inside transformers ("'NoneType' object
+    has no attribute 'endswith'"), reported as a bug in pgpt (t51)."""
+    from tiny_models import make_tiny_llama
+
+    (tmp_path / "none").mkdir()
+    folder = make_tiny_llama(tmp_path / "notok", seed=1, tokenizer_from=tmp_path / "none")
+    result = export_cli(str(folder), "--dtype", "int8", "-o", str(tmp_path / "out"))
+    assert_refused(result, "Cannot use this model source", "has no tokenizer", "tokenizer.json")
+    assert "bug in pgpt" not in result.stderr and not (tmp_path / "out").exists()
