@@ -36,8 +36,40 @@ def open_weights(source: ModelSource, config: Any) -> WeightSource:
 
 
 def fused_spec(config: Any, weights: WeightSource) -> DecoderSpec:
-    """The decoder's spec; lm_head reads the embedding exactly when the source has no lm_head tensor."""
-    return dataclasses.replace(decoder_spec(config), tied=weights.info("lm_head.weight") is None)
+    """The decoder's spec; lm_head reads the embedding exactly when the source has no lm_head tensor.
+
+    Raises:
+        TensorShapeError: the tensors do not fit the header's architecture (see ``check_tensors``).
+    """
+    spec = dataclasses.replace(decoder_spec(config), tied=weights.info("lm_head.weight") is None)
+    check_tensors(spec, weights)
+    return spec
+
+
+def check_tensors(spec: DecoderSpec, weights: WeightSource) -> None:
+    """Refuse a file whose header and tensors disagree, before any graph is written: a header that
+    counts more layers than the file holds ended in a KeyError, and a wrong width in ONNX Runtime's
+    GroupQueryAttention error, both called a bug in pgpt (t51)."""
+    from pgpt.runtime.errors import TensorShapeError
+
+    expected = {"model.embed_tokens.weight": (spec.vocab, spec.hidden),
+                "model.layers.0.self_attn.q_proj.weight": (spec.heads * spec.head_dim, spec.hidden),
+                "model.layers.0.self_attn.k_proj.weight": (spec.kv_heads * spec.head_dim, spec.hidden)}
+    for name, shape in expected.items():
+        info = weights.info(name)
+        if info is None and name == "model.embed_tokens.weight":
+            raise TensorShapeError("The file has no embedding table (model.embed_tokens.weight).")
+        if info is not None and tuple(info.shape) != shape:
+            raise TensorShapeError(f"Its header's architecture gives {name} the shape {_dims(shape)}, and the "
+                                   f"file holds {_dims(info.shape)}.")
+    present = [i for i in range(spec.layers) if weights.info(f"model.layers.{i}.input_layernorm.weight") is not None]
+    if len(present) < spec.layers:
+        raise TensorShapeError(f"Its header counts {spec.layers} layers, and the file holds the tensors of "
+                               f"{len(present)}.")
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
 
 
 def write_fused(spec: DecoderSpec, config: Any, weights: WeightSource, out: Path, dtype: str,

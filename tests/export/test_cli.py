@@ -327,3 +327,24 @@ def test_a_folder_without_a_tokenizer_is_refused_by_name(tmp_path: Path) -> None
     result = export_cli(str(folder), "--dtype", "int8", "-o", str(tmp_path / "out"))
     assert_refused(result, "Cannot use this model source", "has no tokenizer", "tokenizer.json")
     assert "bug in pgpt" not in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("llama.block_count", 31, "Its header counts 31 layers, and the file holds the tensors of 30."),
+    ("llama.embedding_length", 640, "model.embed_tokens.weight the shape 49152x640, and the file holds 49152x576."),
+], ids=["layers", "width"])
+def test_a_gguf_whose_header_does_not_fit_its_tensors_is_refused_by_name(tmp_path: Path, key: str, value: int,
+                                                                         words: str) -> None:
+    """A header counting more layers than the file holds ended in a KeyError, and a wrong width (with
+    --prefill none, as the earlier message advised) in ONNX Runtime's error: "a bug in pgpt" both (t51)."""
+    import shutil
+
+    from gguf import GGUFReader
+
+    copy = tmp_path / "mislabelled.gguf"
+    shutil.copyfile(gguf_path(), copy)
+    field = GGUFReader(copy, "r+").fields[key]
+    field.parts[field.data[0]][0] = value  # as gguf-set-metadata does, in place
+    result = export_cli(str(copy), "--dtype", "int8", "--prefill", "none", "-o", str(tmp_path / "out"))
+    assert_refused(result, "Tensors do not fit the architecture", words)
+    assert "bug in pgpt" not in result.stderr and not (tmp_path / "out").exists()
