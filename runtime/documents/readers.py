@@ -62,7 +62,7 @@ def read_document(path: Path) -> list[Section]:
         from pgpt.runtime.documents.rtf_reader import is_rtf, rtf_text
         from pgpt.runtime.documents.text_structure import markdown_sections, underlined_sections, without_rest_markup
 
-        text = rtf_text(data) if suffix == ".rtf" and is_rtf(data) else decode_text(data)
+        text = rtf_text(data) if suffix == ".rtf" and is_rtf(data) else decode_text(data, html=suffix in HTML_SUFFIXES)
         if suffix in HTML_SUFFIXES:
             from pgpt.runtime.documents.html_reader import read_html
 
@@ -110,13 +110,13 @@ def _started_in_pgpt(trace: types.TracebackType | None) -> bool:
     return last is not None and str(last.tb_frame.f_globals.get("__name__", "")).startswith("pgpt.")
 
 
-def decode_text(data: bytes) -> str:
-    """Decode bytes of an unknown encoding (:mod:`pgpt.runtime.documents.encodings`), or raise
-    Skipped for binary data."""
-    from pgpt.runtime.documents.encodings import NotText, decode_bytes
+def decode_text(data: bytes, html: bool = False) -> str:
+    """Decode bytes of an unknown encoding (:mod:`pgpt.runtime.documents.encodings`; ``html``: the
+    charset a page declares first), or raise Skipped for binary data."""
+    from pgpt.runtime.documents.encodings import NotText, decode_bytes, decode_html
 
     try:
-        return decode_bytes(data)
+        return decode_html(data) if html else decode_bytes(data)
     except NotText as reason:
         raise Skipped(str(reason)) from None
 

@@ -50,11 +50,11 @@ if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks i
 # Version 8: a Markdown file's front matter (YAML between "---" lines, TOML between "+++") is left out
 # and its title made the heading (it was a passage of its own); a .docx table nested in a cell is read
 # (it was dropped), a merged cell once, a cell's paragraphs on its row's line; .rtf is read as its text
-# (it was its markup).
+# (it was its markup); an HTML page's declared charset is read (Shift_JIS, Big5, KOI8-R pages were mojibake).
 TEXT_FORMAT = 8
 # The suffixes whose reading changed in each version (None: every document's), so that an upgrade
 # reads again only the documents it changes (a PDF rule re-embedded thousands of Markdown files).
-_CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html"), 8: (".docx", ".markdown", ".md", ".rtf")}
+_CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html"), 8: (".docx", ".htm", ".html", ".markdown", ".md", ".rtf")}
 
 
 def changed_suffixes(since: int) -> tuple[str, ...] | None:

@@ -221,6 +221,19 @@ def test_unknown_encodings_decode() -> None:
                         ("北京是中华人民共和国的首都。", ("gbk",)), ("Name: 张三, city: 上海.", ("gbk",))):
         for page in pages:
             assert decode_text(text.encode(page)) == text, page
+    # an HTML page's declared charset wins over detection (Shift_JIS, Big5, KOI8-R pages were mojibake, t50)
+    from pgpt.runtime.documents.encodings import decode_html
+
+    for page, label, words in (("shift_jis", 'http-equiv="Content-Type" content="text/html; charset=shift_jis"',
+                                "鍵は受付の田中さんが管理しています。"), ("big5", 'charset="big5"', "伺服器位於台北資料中心。"),
+                               ("koi8_r", 'charset="koi8-r"', "Сервер находится в Новосибирске."),
+                               ("cp1252", 'charset="iso-8859-1"', "Grüße aus Köln, 5 €.")):
+        html = f"<html><head><meta {label}></head><body><p>{words}</p></body></html>"
+        assert decode_html(html.encode(page)) == html, page
+    xml = '<?xml version="1.0" encoding="windows-1251"?><html><p>Пароль меняется каждый месяц.</p></html>'
+    assert decode_html(xml.encode("cp1251")) == xml
+    liar = '<meta charset="utf-8"><p>Grüße aus Köln, voilà.</p>'  # says UTF-8, is cp1252: detection reads it
+    assert decode_html(liar.encode("cp1252")) == liar
     mostly = "© 2025 Günter Milde. " * 5000
     assert decode_text(mostly.encode() + b"caf\xe9 " + mostly.encode()) == f"{mostly}caf\ufffd {mostly}"
     assert decode_text("\ufeffBOM".encode("utf-8")) == "BOM"
