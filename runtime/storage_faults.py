@@ -8,6 +8,7 @@ import errno
 from pathlib import Path
 
 from pgpt.runtime.errors import DiskFullError, FolderPermissionError, ReadOnlyError, StorageError
+from pgpt.runtime.settings import ensure_private_dir
 
 
 # errno values, and the texts SQLite and Lance (Rust: "(os error 28)") give for the same faults.
@@ -63,7 +64,7 @@ def require_writable(folder: Path, what: str) -> None:
     import tempfile
 
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(folder)  # 0700, as pgpt's other folders: pgpt-serve made a new PGPT_HOME 0755 (t49)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".pgpt-write-test-"):
             pass
     except OSError as exc:
