@@ -327,8 +327,13 @@ def test_an_export_into_a_read_only_model_cache_is_refused_before_any_work(tmp_p
 
 def test_a_data_folder_made_for_a_write_check_is_private(tmp_path: Path) -> None:
     """pgpt-serve's start check made a new PGPT_HOME with mode 0755 (pgpt-tui's 0700): on a shared
-    server it was listable by every user (t49)."""
+    server it was listable by every user (t49). A path under a file is named as such (t51)."""
+    from pgpt.runtime.errors import StorageError
     from pgpt.runtime.storage_faults import require_writable
 
     require_writable(tmp_path / "new" / "home", "PGPT_HOME")
     assert {oct((tmp_path / p).stat().st_mode & 0o777) for p in ("new", "new/home")} == {"0o700"}
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StorageError, match=r"The output folder's parent \(-o\), .*/afile/out, cannot be made: "
+                                           r".*/afile is a file, not a folder"):
+        require_writable(tmp_path / "afile" / "out", "the output folder's parent (-o)")  # "[Errno 17] File exists"
