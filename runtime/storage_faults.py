@@ -65,7 +65,8 @@ def require_writable(folder: Path, what: str) -> None:
 
     blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:  # "[Errno 17] File exists" with a hint on disk space (t51)
-        raise StorageError(f"{what[:1].upper()}{what[1:]}, {folder}, cannot be made: {blocking} is a file, not a folder.",
+        raise StorageError(f"{what[:1].upper()}{what[1:]}, {folder}, cannot be made: {blocking} is a file, "
+                           "not a folder.",
                            folder=folder, hint="Choose a path whose folders are folders, or move that file away.")
     try:
         ensure_private_dir(folder)  # 0700, as pgpt's other folders: pgpt-serve made a new PGPT_HOME 0755 (t49)
