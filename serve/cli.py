@@ -106,9 +106,16 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}.",
-                          hint="Another program (maybe another pgpt-serve) uses that port: stop it or choose "
-                               "another with --port.") from None
+        import errno
+
+        if exc.errno == errno.EADDRINUSE:
+            hint = "Another program (maybe another pgpt-serve) uses that port: stop it or choose another with --port."
+        elif exc.errno == errno.EACCES:
+            hint = "Ports below 1024 need privileges: choose a port from 1024 with --port."
+        else:  # a typo in --host / PGPT_HOST, or an address this machine no longer has (the port was free, t49)
+            hint = (f"{host} is not an address of this machine: fix --host / PGPT_HOST (127.0.0.1 for this machine "
+                    "alone, 0.0.0.0 for every address; `ip -brief address` lists its own).")
+        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}.", hint=hint) from None
     sock.set_inheritable(True)
     return sock
 

@@ -154,7 +154,16 @@ def test_a_taken_port_is_a_clear_error(server: RunningServer) -> None:
     result = subprocess.run(serve_command("--port", str(server.port)), capture_output=True, text=True,
                             env=cli_env(server.settings), timeout=120)
     assert result.returncode == 2 and f"Cannot listen on 127.0.0.1:{server.port}" in result.stderr
-    assert "--port" in result.stderr
+    assert "--port" in result.stderr and "uses that port" in result.stderr
+    # an address that is not this machine's is no port in use (t49); 192.0.2.1 is reserved for documentation
+    key = server.settings.home / "bind-key"
+    key.write_text(KEY)
+    key.chmod(0o600)
+    foreign = subprocess.run(serve_command("--host", "192.0.2.1", "--port", str(server.port), "--api-key-file",
+                                           str(key)), capture_output=True, text=True, env=cli_env(server.settings),
+                             timeout=120)
+    assert foreign.returncode == 2 and "Cannot listen on 192.0.2.1" in foreign.stderr, foreign.stderr
+    assert "192.0.2.1 is not an address of this machine" in foreign.stderr and "uses that port" not in foreign.stderr
 
 
 def test_bodies_over_the_cap_get_413(keyed_server: RunningServer) -> None:
