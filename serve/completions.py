@@ -180,7 +180,11 @@ async def start_completion(service: Service, body: ChatCompletionRequest, log: d
         ServerBusyError: the queue is full, or every loaded model is busy (503 with Retry-After).
     """
     messages = chat_messages(body)
-    lease = await service.lease(body.model, _keep_alive(body.keep_alive))
+    try:
+        lease = await service.lease(body.model, _keep_alive(body.keep_alive))
+    except ServerBusyError:  # every loaded model busy at max_loaded: a rejection too, as a full queue's (t49)
+        service.metrics.rejected.inc()
+        raise
     log["model"] = lease.ref
     cancel = threading.Event()
     try:
