@@ -76,6 +76,8 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 catalog = _catalog(store)
                 known = catalog.setdefault(collection, {})
                 files, left_out = collect_files(paths, own=(settings.home, settings.model_cache))
+                # absolute, as every other path of the report (a file named as typed, "docs/a.txt", was left so, t50)
+                left_out = [(os.path.abspath(path), reason) for path, reason in left_out]
                 report.skipped, report.failed = split_unreadable(left_out)
                 work = [(path, collection, False) for path in files]
                 if reindex:  # every document of the index in use comes along, in its own collection

@@ -377,3 +377,15 @@ def test_a_large_file_shows_progress_inside_it_and_stops_between_batches(setting
     assert open_store(settings, embedder).chunk_count() == 0  # nothing of the stopped file was written
     done = ingest(settings, [docs], embedder)
     assert len(done.added) == 1 and done.chunks == inside[0].file_chunks
+
+
+def test_a_file_named_as_typed_is_reported_by_its_absolute_path(settings: Settings, embedder, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ingest docs/rel.txt docs/empty.txt --json` gave "added" absolute and "skipped" as typed (t50)."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "rel.txt").write_text("The ferry leaves at noon.\n")
+    (tmp_path / "docs" / "empty.txt").write_text("")
+    monkeypatch.chdir(tmp_path)
+    report = run(settings, embedder, Path("docs/rel.txt"), Path("docs/empty.txt"))
+    assert report.added == [str(tmp_path / "docs" / "rel.txt")]
+    assert [path for path, _ in report.skipped] == [str(tmp_path / "docs" / "empty.txt")]
