@@ -7,6 +7,7 @@ there: renamed, gone (still answering) or, with --prune, forgotten, as a local i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     names = upload_names(list(args.paths), files)  # names with folders: one tree's README.md files stay apart
     from pgpt.runtime.documents.progress import WorkShares, eta
 
-    counts, started, clock = dict.fromkeys(_STATUSES, 0), time.monotonic(), time.perf_counter()
+    # each status's files, by their absolute local paths as a local ingest's --json lists them (it gave counts, t50)
+    done_as: dict[str, list[str]] = {status: [] for status in _STATUSES}
+    started, clock = time.monotonic(), time.perf_counter()
     added: dict[str, str] = {}  # name -> content hash of each document this run added: a rename's new name
     remote, bar, shares = connect(settings), TextBar(sys.stderr), WorkShares(files)
     try:
@@ -47,14 +50,14 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
             try:
                 metadata = remote.upload(path, args.collection, names[path])["doc_metadata"]
                 status = metadata.get("status", "unchanged")
-                counts[status if status in counts else "unchanged"] += 1
+                done_as[status if status in done_as else "unchanged"].append(os.path.abspath(path))
                 if status == "unchanged":
                     shares.passed_over(done)
                 elif status == "added":
                     added[names[path]] = str(metadata.get("content_hash") or "")
             except ServerError as exc:
                 if exc.status in (0, 401, 403, 502, 503):  # the server, not this file: stop here, saying where
-                    exc.hint = (f"{sum(counts.values())} of {len(files)} files were indexed on the server before "
+                    exc.hint = (f"{sum(map(len, done_as.values()))} of {len(files)} files were indexed on the server before "
                                 "that. Run the same command again once the server answers: the files done are "
                                 "unchanged and skipped.")
                     raise
@@ -67,28 +70,32 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C: what the server has, not the generic "nothing half-written"
         from pgpt.runtime.errors import Cancelled
 
-        raise Cancelled(f"Stopped after {sum(counts.values())} of {len(files)} files were indexed on the server; "
+        raise Cancelled(f"Stopped after {sum(map(len, done_as.values()))} of {len(files)} files were indexed on the server; "
                         "it may still index the one it was receiving.",
                         hint=f"`pgpt-tui --server {settings.server} docs` lists what it has; the same command "
                              "again sends the rest (sent files come back unchanged).") from None
     finally:
         bar.close()
         remote.close()
-    counts["added"] -= len(changes.renamed)  # sent again under its new name, and the old one forgotten
-    counts["renamed"] += len(changes.renamed)
-    _print_ingest(settings, args, {**counts, "removed": len(changes.removed)}, skipped, failed, changes,
-                  round(time.monotonic() - started, 2))
+    # sent again under its new name, and the old one forgotten: renamed, not added
+    moved = {os.path.abspath(path) for path in files if names[path] in {new for _, new in changes.renamed}}
+    done_as["renamed"] += [path for path in done_as["added"] if path in moved]
+    done_as["added"] = [path for path in done_as["added"] if path not in moved]
+    done_as["removed"] = [str(d["path"]) for d in changes.removed]
+    _print_ingest(settings, args, done_as, skipped, failed, changes, round(time.monotonic() - started, 2))
     from pgpt.tui.cli.documents import all_skipped
 
     return 1 if failed or all_skipped(list(args.paths), skipped) else 0  # as without --server
 
 
-def _print_ingest(settings: Any, args: argparse.Namespace, counts: dict[str, int], skipped: list[tuple[str, str]],
-                  failed: list[tuple[str, str]], changes: GoneDocuments, seconds: float) -> None:
-    """The report of a server ingest: as JSON, or a line per file left out, renamed, removed or
-    gone, then the summary in a local ingest's words."""
+def _print_ingest(settings: Any, args: argparse.Namespace, done_as: dict[str, list[str]],
+                  skipped: list[tuple[str, str]], failed: list[tuple[str, str]], changes: GoneDocuments,
+                  seconds: float) -> None:
+    """The report of a server ingest: as JSON (the files of each status listed, as a local ingest's),
+    or a line per file left out, renamed, removed or gone, then the summary in a local ingest's words."""
+    counts = {status: len(paths) for status, paths in done_as.items()}
     if args.json:
-        print(dumps_json({**counts, "skipped": [{"path": p, "reason": r} for p, r in skipped],
+        print(dumps_json({**done_as, "skipped": [{"path": p, "reason": r} for p, r in skipped],
                           "failed": [{"path": p, "reason": r} for p, r in failed], "gone": changes.gone,
                           "renamed_documents": [{"from": old, "to": new} for old, new in changes.renamed],
                           "removed_documents": changes.removed, "not_compared": changes.not_compared,
