@@ -317,7 +317,8 @@ def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, 
     assert tui_cli(settings, "ingest", str(tmp_path / "ferry.txt")).returncode == 0
     master, slave = os.openpty()  # stderr on a terminal; the answer on a pipe
     process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "ask", "When does the ferry leave?",
-                                "--max-tokens", "8"], env=cli_env(settings), stdout=subprocess.PIPE, stderr=slave)
+                                "--max-tokens", "8"], env={**cli_env(settings), "COLUMNS": "40", "TERM": "dumb"},
+                               stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     shown = b""
     while True:
@@ -334,8 +335,13 @@ def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, 
     os.close(master)
     assert process.wait(timeout=300) == 0 and process.stdout is not None and "[1]" in process.stdout.read().decode()
     text = shown.decode("utf-8", "replace")
-    assert text.index("loading the model and the document index") < text.index("searching the documents"), text
-    assert "writing the answer" in text and "characters\x1b[K\r\x1b[K" in text, text  # cleared before the answer
+    assert text.index("loading the model and the") < text.index("searching the documents"), text
+    # cut to COLUMNS and padded with spaces, no ESC[K (a dumb terminal showed it, and a wrapped line was
+    # not redrawn: 40 columns filled with copies, t50); cleared before the answer
+    assert "\x1b" not in text and "\rwriting the answer, then checking" in text, text
+    status = [line for line in text.split("\r") if line.startswith(("loading", "searching", "writing"))]
+    assert status and all(len(line) == 39 for line in status), [len(line) for line in status]
+    assert "\r" + " " * 39 + "\r" in text, text[-80:]
 
 
 def test_an_ingest_names_the_files_that_are_gone_and_those_prune_forgot(settings: Settings, tmp_path: Path) -> None:
