@@ -14,7 +14,7 @@ from pathlib import PurePath
 import numpy as np
 
 from pgpt.runtime.documents.grounding import Grounder, SourceSentence
-from pgpt.runtime.documents.sentences import LIST_ITEM, flatten_text, split_sentences, unhyphenated
+from pgpt.runtime.documents.sentences import LIST_ITEM, content_words, flatten_text, split_sentences, unhyphenated
 
 
 def shown_text(text: str) -> str:
@@ -92,7 +92,20 @@ def matching_sentences(query: str, query_vector: np.ndarray, passages: Sequence[
     if not sentences:
         return ["" for _ in passages]
     relevance = Grounder(query, query_vector, sentences, embed([s.text for s in sentences]), embed).relevance
-    return best_per_source(sentences, relevance, len(passages))
+    # the sentence that itself holds the query's words wins among its neighbours, which share them in the
+    # check's window: "Петербурге" highlighted the sentence before the one that names the city (t50)
+    asked = _words_and_parts(query)
+    own = np.array([len(asked & _words_and_parts(s.text)) / len(asked) if asked else 0.0 for s in sentences])
+    return best_per_source(sentences, relevance + OWN_WORDS_WEIGHT * own, len(passages))
+
+
+OWN_WORDS_WEIGHT = 0.1  # display only: a tie-break among neighbours, never over a sentence that answers better
+
+
+def _words_and_parts(text: str) -> set[str]:
+    """``content_words`` with the parts of hyphenated words: "Санкт-Петербурге" holds "петербурге"."""
+    words = content_words(text)
+    return words | {part for word in words if "-" in word for part in word.split("-") if len(part) > 1}
 
 
 def best_per_source(sentences: Sequence[SourceSentence], relevance: np.ndarray, sources: int) -> list[str]:

@@ -35,7 +35,11 @@ _CAPS_HEADING = re.compile(r"\A\s*[A-Z][A-Z0-9 &/,'()-]*[A-Z0-9)][ \t]*\n(?=[^\n
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 # Letters of the alphabets with spaces between words (Latin with accents, Greek, Cyrillic): read
 # as ASCII only, "Quiría" was "Quir" + "a", and "Quir" stood in "Quirós" (a changed surname passed).
-_LETTERS = "0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u04ff"
+# Armenian, Hebrew and Arabic letters (with their vowel marks, without their punctuation), Devanagari,
+# Georgian, and Latin and Greek extended too: an Arabic sentence had no words at all (t50).
+_LETTERS = ("0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u04ff\u0531-\u0587"
+            "\u0591-\u05bd\u05d0-\u05ea\u0620-\u065f\u0660-\u0669\u066e-\u06d3\u06fa-\u06ff\u0900-\u0963"
+            "\u10a0-\u10ff\u1e00-\u1fff")
 _WORD = re.compile(rf"[{_LETTERS}][{_LETTERS}_+#-]*(?:\.[{_LETTERS}_+#-]+)*")
 # Chinese and Japanese put no spaces between words (Korean does, but joins its particles to them):
 # read by character pairs, a Chinese answer had no words, so no statement could be supported and

@@ -54,3 +54,18 @@ def test_a_markdown_heading_starts_a_line_of_its_own() -> None:
             "Each week of on-call duty is paid 450 EUR.")
     assert shown_text(text) == ("## Paging\nSEV3 tickets are handled in business hours.\n## Compensation\n"
                                 "Each week of on-call duty is paid 450 EUR.")
+
+
+def test_the_highlighted_sentence_is_the_one_holding_the_words_in_any_alphabet(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A Cyrillic word inside a hyphenated name, and any Arabic word, highlighted the neighbouring
+    sentence (Arabic had no words at all for the check), while Latin words worked (t50)."""
+    from pgpt.runtime.documents.passage_view import matching_sentences
+    from pgpt.runtime.documents.sentences import content_words
+
+    assert content_words("إلى خادم في القاهرة كل ليلة.") >= {"خادم", "القاهرة"}
+    for query, passage, expected in (
+            ("Петербурге", "Ёлка в офисе ставится в декабре. Сервер находится в Санкт-Петербурге.",
+             "Сервер находится в Санкт-Петербурге."),
+            ("القاهرة", "يتم نسخ البيانات احتياطيا. إلى خادم في القاهرة كل ليلة.", "إلى خادم في القاهرة كل ليلة.")):
+        vector = embedder.embed([query])[0]
+        assert matching_sentences(query, vector, [passage], embedder.embed) == [expected], query
