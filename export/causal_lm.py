@@ -152,6 +152,8 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
             weights, spec = _plan_fused(source, config, options, report)
         else:
             require_task(config.model_type, TASK)
+            if options.graph == "auto":  # it went to Optimum without a word (a Mistral with sliding_window, t51)
+                report("load", f"Optimum's graph, not pgpt's fused one: {supports_reason(config)}")
             _check_whole_model_memory(source, options, report)
         with report.heartbeat("load", f"reading the tokenizer of {name}"):
             tokenizer, generation = load_tokenizer(source, options.trust_remote_code, config)
@@ -295,6 +297,13 @@ def _write_optimum(source: ModelSource, tokenizer: Any, tmp: Path, options: Expo
         model = load_torch_model(source, options.trust_remote_code)
     report("export", "exporting to ONNX with Optimum (text-generation-with-past)")
     return model, _export_optimum(model, tokenizer, tmp, options, report)
+
+
+def supports_reason(config: Any) -> str:
+    """Why ``config`` has no fused graph ("" when it has one)."""
+    from pgpt.export.decoder_spec import supports
+
+    return supports(config)[1]
 
 
 def choose_graph(config: Any, asked: str) -> str:

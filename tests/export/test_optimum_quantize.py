@@ -28,10 +28,14 @@ def test_gpt2_gemm_weights_are_quantized_not_left_fp32(default_models: Settings,
 
     folder = make_tiny_gpt2(tmp_path / "gpt2", find_model(default_models, f"{DEFAULT_LLM}-int8").path)
     # a random model's next tokens are near ties that 4 bits reorder: the gate is not what is tested here
+    lines: list[str] = []
     info = export_model(ExportOptions(source=str(folder), output=tmp_path / dtype, dtype=dtype, prefill="none",
-                                      accept_quality_loss=True))
+                                      accept_quality_loss=True), progress=lambda _, line: lines.append(line))
     ops = _ops(info.path)
     assert info.manifest["graph"] == "optimum"
+    # said, with why (a Mistral with sliding_window went to Optimum without a word, t51)
+    assert any("Optimum's graph, not pgpt's fused one: model type 'gpt2' has no fused graph" in line
+               for line in lines), lines
     assert ops["MatMulNBits"] >= 8 and "fp32_matrices" not in info.manifest["weights"]
     import onnx
 
