@@ -39,11 +39,10 @@ def decode_bytes(data: bytes) -> str:
     if (text := _single_byte_script(data, runs) or _japanese(data)) is not None:
         return text
     if len(data) < _SHORT_TEXT:
-        for encoding in ("gb18030", "cp1252"):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                continue
+        try:
+            return data.decode("gb18030")
+        except UnicodeDecodeError:
+            return data.decode(_latin_code_page(data), errors="replace")
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
@@ -52,39 +51,61 @@ def decode_bytes(data: bytes) -> str:
     return str(best)
 
 
-# The accented letters (and typographic marks) each Windows code page's languages use: the page whose
-# reading of the bytes gives the most of its own wins (charset_normalizer read French as cp1250).
+# The accented letters (and typographic marks) each Latin code page's languages use: the page whose
+# reading of the bytes gives the most of its own wins (charset_normalizer read French as cp1250). A
+# high byte that a page reads as a symbol (cp1252's "£", "³", "¿" for Polish "Ł", "ł", "ż") counts
+# against it; "õ" counts half for cp1252 (Portuguese and Estonian only), where cp1250's "ő" is
+# Hungarian's everyday letter (hétfőn was read as "hétfõn" and never found, t50).
 _CODE_PAGE_LETTERS = {
-    "cp1252": "àâäæçéèêëîïìíôöòóœùûüúÿñãõßøåÀÂÄÆÇÉÈÊËÎÏÔÖŒÙÛÜÑØÅ’‘“”–—€…«»°",
-    "cp1250": "ąćęłńóśźżčďěňřšťůžáéíúýôäĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽÁÉÍÚÝ’‘“”„–—€…°",
+    "cp1252": "àâäæçéèêëîïìíôöòóœùûüúÿñãßøåÀÂÄÆÇÉÈÊËÎÏÔÖŒÙÛÜÑØÅ’‘“”–—€…«»°",
+    "cp1250": "ąćęłńóśźżčďěňřšťůžáéíúýôäöüőűĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽÁÉÍÚÝÖÜŐŰ’‘“”„–—€…°",
+    "iso8859_2": "ąćęłńóśźżčďěňřšťůžáéíúýôäöüőűĄĆĘŁŃÓŚŹŻČĎĚŇŘŠŤŮŽÁÉÍÚÝÖÜŐŰ°",
     "cp1254": "çğışöüâîûÇĞİŞÖÜ’‘“”–—€…",
 }
+_HALF = {"cp1252": "õÕ"}
+_SYMBOL_COST = 2.0
 
 
 def _latin_code_page(data: bytes) -> str:
-    """cp1252, cp1250 or cp1254 for single-byte Latin text, by which gives its own letters most."""
-    def own(page: str) -> int:
-        letters = set(_CODE_PAGE_LETTERS[page])
-        return sum(char in letters for char in data.decode(page, errors="replace") if ord(char) > 0x7F)
+    """cp1252, cp1250, ISO-8859-2 or cp1254 for single-byte Latin text: the page that gives its own
+    letters most and symbols least."""
+    def score(page: str) -> float:
+        letters, half = set(_CODE_PAGE_LETTERS[page]), set(_HALF.get(page, ""))
+        total = 0.0
+        for char in data.decode(page, errors="replace"):
+            if ord(char) > 0x7F:
+                total += 1.0 if char in letters else 0.5 if char in half else \
+                    0.0 if char.isalpha() or char in _PUNCTUATION else -_SYMBOL_COST
+        return total
 
-    return max(_CODE_PAGE_LETTERS, key=own)  # a tie keeps the first, cp1252
+    return max(_CODE_PAGE_LETTERS, key=score)  # a tie keeps the first, cp1252
+
+
+_PUNCTUATION = "’‘“”„–—€…«»°·•\u00a0"  # marks any page's text has, not a sign of the wrong page
 
 
 def _mostly_utf8(data: bytes) -> str | None:
-    """UTF-8 with its few stray bytes replaced, when valid UTF-8 letters outnumber them ten to one
+    """UTF-8 with its few stray bytes replaced, when valid UTF-8 letters outnumber them
     (a 4 MB UTF-8 file with 8 Latin-1 bytes was read whole as another code page)."""
     text = data.decode("utf-8", errors="replace")
     bad = text.count("\ufffd")
     good = len(text) - len(text.encode("ascii", "ignore")) - bad  # valid non-ASCII characters
-    return text if good >= 10 * bad else None
+    # Valid multi-byte sequences hardly ever occur by chance in a code page's text: three and twice
+    # the stray bytes settle it too (a note with 5 UTF-8 umlauts and one pasted cp1252 "€" became
+    # "BÃ¼ro", t50).
+    return text if good >= 10 * bad or (good >= 3 and good >= 2 * bad) else None
 
 
 def _latin_like(data: bytes, runs: list[int]) -> bool:
     """Whether the bytes above 0x7F look like a Latin code page's accented letters: in runs of at most
-    three (ü, üß, ...) among mostly ASCII letters. A CJK character is two high bytes and a CJK text is
-    made of them (gb18030 and charset_normalizer read "Coruña" as "Coru鎙", and "Grüße" as "Gre")."""
-    if not runs or max(runs) > 3:
+    four (ü, üß, Polish "żółć") among mostly ASCII letters, a run of three or four inside a word. A CJK
+    character is two high bytes and a CJK text is made of them (gb18030 and charset_normalizer read
+    "Coruña" as "Coru鎙", and "Grüße" as "Gre"); a Chinese name between spaces is a run apart ("上海 is")."""
+    if not runs or max(runs) > 4:
         return False
+    for found in re.finditer(rb"([A-Za-z]?)([\x80-\xff]{3,})([A-Za-z]?)", data):
+        if not (found.group(1) or found.group(3)):
+            return False
     ascii_letters = len(re.findall(rb"[A-Za-z]", data))
     return sum(runs) < ascii_letters
 

@@ -218,7 +218,12 @@ def test_unknown_encodings_decode() -> None:
                         ("Правила доступа к серверной. Ключ у Сергея Петрова.", ("cp1251", "koi8_r")),
                         ("Κανόνες πρόσβασης στο δωμάτιο. Το κλειδί έχει ο Γιώργος.", ("cp1253",)),
                         ("東京サーバー室の規則。鍵は受付の田中さんが管理しています。", ("shift_jis", "euc_jp")),
-                        ("北京是中华人民共和国的首都。", ("gbk",)), ("Name: 张三, city: 上海.", ("gbk",))):
+                        ("北京是中华人民共和国的首都。", ("gbk",)), ("Name: 张三, city: 上海.", ("gbk",)),
+                        ("上海 is the city", ("gbk",)),
+                        ("Klucz do serwerowni ma pan Michał Wójcik. Zażółć gęślą jaźń.", ("cp1250",)),
+                        ("Server v Brně spravuje paní Řeháková. Záloha probíhá každý čtvrtek.", ("cp1250", "iso8859_2")),
+                        ("A kulcsot Kovács Árpád őrzi. A mentés minden hétfőn történik.", ("cp1250",)),
+                        ("As opções de configuração estão em português, não é?", ("cp1252",))):
         for page in pages:
             assert decode_text(text.encode(page)) == text, page
     # an HTML page's declared charset wins over detection (Shift_JIS, Big5, KOI8-R pages were mojibake, t50)
@@ -234,6 +239,9 @@ def test_unknown_encodings_decode() -> None:
     assert decode_html(xml.encode("cp1251")) == xml
     liar = '<meta charset="utf-8"><p>Grüße aus Köln, voilà.</p>'  # says UTF-8, is cp1252: detection reads it
     assert decode_html(liar.encode("cp1252")) == liar
+    # a short UTF-8 note with one pasted cp1252 byte stays UTF-8 (it became "BÃ¼ro", t50)
+    note = "Der Drucker im Büro heißt Brother. Preis: 120 € Grüße von Jörg."
+    assert decode_text(note.encode().replace("€".encode(), b"\x80")) == note.replace("€", "\ufffd")
     mostly = "© 2025 Günter Milde. " * 5000
     assert decode_text(mostly.encode() + b"caf\xe9 " + mostly.encode()) == f"{mostly}caf\ufffd {mostly}"
     assert decode_text("\ufeffBOM".encode("utf-8")) == "BOM"
