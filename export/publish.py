@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.manifest import MANIFEST, read_manifest
+from pgpt.runtime.manifest import MANIFEST, folder_problem, read_manifest
 from pgpt.runtime.versions import (
     Version,
     linked_version,
@@ -30,6 +30,9 @@ def publish(cache: Path, name: str, out: Path, keep: int, report: Callable[[str,
     if not previous and (cache / name / MANIFEST).is_file():  # a plain folder from before versions
         previous = version_of(read_manifest(cache / name))
         old_source, before = _source_of(cache / name), {previous}
+    kept = versions_folder(cache, name) / version_of(read_manifest(out))
+    if kept.is_dir() and (damage := folder_problem(kept)):  # the same version, changed since: replaced
+        report("replace", f"version {kept.name} of {name} is damaged ({damage}); the new export replaces it")
     version = publish_version(cache, name, out, keep)
     removed = sorted(before - _kept(cache, name) - {version.version})
     new_source = version.manifest.get("source") or {}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.errors import ModelNotFoundError, VersionNotFoundError
-from pgpt.runtime.manifest import MANIFEST, manifest_hash, read_manifest, verify_folder
+from pgpt.runtime.manifest import MANIFEST, folder_problem, manifest_hash, read_manifest, verify_folder
 from pgpt.runtime.settings import Settings
 
 VERSIONS = ".versions"
@@ -164,7 +164,8 @@ def publish_version(cache: Path, name: str, folder: Path, keep: int = DEFAULT_KE
     the newest ``keep`` versions (never removing the active one).
 
     ``folder`` must be on the cache's file system (it is renamed, not copied). When the same
-    version is already kept, ``folder`` is deleted and that version becomes active again.
+    version is already kept, ``folder`` is deleted and that version becomes active again, unless
+    the kept one is damaged: then ``folder`` replaces it.
     """
     _adopt_plain_folder(cache, name)
     manifest = read_manifest(folder)
@@ -295,10 +296,14 @@ def _store(cache: Path, name: str, folder: Path, version: str) -> Path:
     already) and make it active; returns the version's folder."""
     target = versions_folder(cache, name) / version
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir():
+    if target.is_dir() and not folder_problem(target):
         shutil.rmtree(folder)
-    else:
+    else:  # new, or kept but damaged: the export replaces it (the damaged files stayed, t51)
+        aside = target.with_name(f".{version}.damaged-{os.getpid()}")
+        if target.is_dir():
+            os.replace(target, aside)  # a server that has it loaded keeps its open files
         os.replace(folder, target)
+        shutil.rmtree(aside, ignore_errors=True)
     _activate(cache, name, version)
     return target
 

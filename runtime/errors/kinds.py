@@ -108,9 +108,9 @@ class ModelIntegrityError(PgptError):
             path = Path(folder)
             # a kept version (<cache>/.versions/NAME/VERSION) is deleted alone, as NAME@VERSION
             name = f"{path.parent.name}@{path.name}" if path.parent.parent.name == ".versions" else path.name
-            hint = (f"The folder was changed after export. Remove it with `pgpt-tui models --delete {name}`, "
-                    "then export the model again; `pgpt-export` (and `--default` for the built-in models) "
-                    "also replaces a damaged folder of the model cache by itself.")
+            hint = (f"The folder was changed after export. Export the model again: `pgpt-export` (and `--default` "
+                    "for the built-in models) replaces a damaged version of the model cache by itself. Or remove "
+                    f"it with `pgpt-tui models --delete {name}` (not while it is the active version).")
         super().__init__(message, hint=hint)
         self.folder = str(folder)
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from support import cli_env
@@ -173,3 +174,25 @@ def test_a_reader_that_goes_away_ends_the_listing_quietly(tiny_settings: Setting
     process.stdout.close()  # before the command writes anything: its first write finds no reader
     error = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141 and error == ""
+
+
+def test_an_export_replaces_its_own_damaged_version(tiny_settings: Settings, tiny_versions,  # type: ignore[no-untyped-def]
+                                                    default_models: Settings, tmp_path: Path) -> None:
+    """Exporting the source of a damaged version again said "wrote ... (version X)" and kept the changed
+    files, so the model stayed unusable; the message's remedy was that very export (t51)."""
+    from tiny_models import export_tiny_version
+
+    from pgpt.runtime.manifest import folder_problem
+    from pgpt.runtime.models import DEFAULT_LLM
+
+    old, new = tiny_versions[1]
+    folder = versions_folder(tiny_settings.model_cache, TINY_MODEL) / new
+    with (folder / "tokenizer_config.json").open("a") as changed:
+        changed.write(" ")
+    refused = tui_cli(tiny_settings, "chat", "hi", "--model", TINY_MODEL)
+    assert refused.returncode == 1 and "Model files damaged" in refused.stderr
+    assert "replaces a damaged version of the model cache by itself" in " ".join(refused.stderr.split())
+    tokenizer_from = find_model(default_models, f"{DEFAULT_LLM}-int8").path
+    assert export_tiny_version(tiny_settings.model_cache, tmp_path, 2, tokenizer_from) == new
+    assert folder_problem(folder) == "" and find_model(tiny_settings, TINY_MODEL).version == new
+    assert tui_cli(tiny_settings, "chat", "hi", "--model", TINY_MODEL, "--max-tokens", "4").returncode == 0
