@@ -34,8 +34,11 @@ def calibration_sequences(tokenizer: Any) -> list[list[int]]:
     text = QUALITY_TEXT.read_text(encoding="utf-8")
     sequences = [tokenizer(text, add_special_tokens=False)["input_ids"][TEXT_TOKENS:2 * TEXT_TOKENS]]
     for prompt in CALIBRATION_PROMPTS:
-        sequences.append(list(tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)))
+        if getattr(tokenizer, "chat_template", None):
+            sequences.append(list(tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)))
+        else:  # a base model is prompted with plain text (apply_chat_template raised: "a bug in pgpt", t51)
+            sequences.append(tokenizer(prompt)["input_ids"])
     return [ids for ids in sequences if ids]
 
 @dataclass

@@ -144,3 +144,13 @@ def test_a_gguf_without_a_chat_template_is_exported_and_named_a_base_model(vocab
     prompt = model.render_prompt([{"role": "user", "content": "Hi"}])
     assert prompt == "<bos>user: Hi\nassistant:"
     assert model.tokenize(prompt)[0] == vocabulary.special["<bos>"]
+
+
+def test_a_base_model_exports_to_int8_with_its_prefill_graph(vocabulary: Vocabulary, tmp_path: Path) -> None:
+    """A Llama base model (no chat template) failed its int8 export: the prefill graph's calibration
+    applied the chat template, "a bug in pgpt" (t51). Its calibration prompts are plain text too."""
+    import dataclasses
+
+    path = write_gguf(tmp_path / "base.gguf", dataclasses.replace(MODELS["llama"], chat_template=False), vocabulary)
+    info = export_model(ExportOptions(source=str(path), output=tmp_path / "out", dtype="int8", accept_quality_loss=True))
+    assert info.manifest.get("prefill"), info.manifest.keys()  # the int8 prefill graph was written
