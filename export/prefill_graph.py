@@ -217,7 +217,7 @@ def write_for_export(source: Any, spec: Any, config: Any, weights: Any, tokenize
         except TensorShapeError as exc:  # only this step needs the PyTorch model of a fused export
             raise TensorShapeError(f"{exc} This happened while calibrating the int8 prefill graph on PyTorch's model "
                                    "of the file; --prefill none leaves that graph out.") from None
-        maxima = activation_maxima(torch_model, calibration_sequences(tokenizer))
+        maxima = activation_maxima(torch_model, calibration_sequences(tokenizer, spec.positions))
         del torch_model
         gc.collect()
     work = tmp / "prefill-fp32"

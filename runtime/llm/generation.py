@@ -102,7 +102,9 @@ class LanguageModel:
         if eos_id is not None:
             ids.add(eos_id)
         self.eos_ids = frozenset(int(i) for i in ids)
-        self.max_context = int(config.get("max_position_embeddings") or 2048)
+        # GPT-2's config names it n_positions (n_ctx): read as 2048, a 512-position model ran past its table
+        self.max_context = int(config.get("max_position_embeddings") or config.get("n_positions")
+                               or config.get("n_ctx") or 2048)
 
     def render_prompt(self, messages: list[dict[str, str]]) -> str:
         """Render the chat template (sandboxed) into the prompt text."""

@@ -61,3 +61,36 @@ def test_gemm_rewrite_keeps_the_product_with_alpha_beta_and_trans_b() -> None:
     assert [n.op_type for n in model.graph.node] == ["MatMul", "Add"]
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(None, {"a": a})[0], 0.5 * a @ w.T + 2.0 * c, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_a_model_of_a_short_context_is_measured_on_what_it_holds(default_models: Settings, tmp_path: Path,
+                                                                 arch: str) -> None:
+    """A 512-position GPT-2 ran its 1024-token quality text past its position table ("a bug in pgpt"),
+    and a 256-token Llama was refused with "Prompt too long ... lower --max-tokens" (t51)."""
+    import shutil
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    from pgpt.export.pipeline import ExportOptions, export_model
+    from pgpt.runtime.models import DEFAULT_LLM, find_model
+
+    torch.manual_seed(0)
+    folder, tokenizer = tmp_path / arch, find_model(default_models, f"{DEFAULT_LLM}-int8").path
+    if arch == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=49152, n_embd=64, n_layer=2, n_head=4, n_positions=512,
+                                           bos_token_id=1, eos_token_id=2))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128,
+                                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                             max_position_embeddings=256, bos_token_id=1, eos_token_id=2))
+    model.eval().save_pretrained(folder, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        if (tokenizer / name).is_file():
+            shutil.copyfile(tokenizer / name, folder / name)
+    info = export_model(ExportOptions(source=str(folder), output=tmp_path / "out", dtype="int8",
+                                      accept_quality_loss=True))
+    quality = info.manifest["quality"]
+    limit = 512 if arch == "gpt2" else 256
+    assert f"first {limit} tokens" in quality["text"] and quality["top1_agreement"] > 0.5, quality
