@@ -44,6 +44,12 @@ def load_torch_model(source: ModelSource, trust_remote_code: bool) -> Any:
         if error is None:
             raise
         raise error from None
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        # an interrupted copy: "Error while deserializing header ..." was called a bug in pgpt (t51)
+        raise SourceError(f"A safetensors file in {source.folder} is corrupt or truncated ({exc}).",
+                          hint="Copy or download it again and compare its sha256 with the publisher's.") from None
     return model.eval()
 
 

@@ -157,12 +157,19 @@ class SafetensorsWeights:
         self._where: dict[str, Path] = {}
         self._info: dict[str, TensorInfo] = {}
         for path in sorted(folder.glob("*.safetensors")):
-            for name, entry in _safetensors_header(path).items():
+            header, data_start = _safetensors_header(path)
+            for name, entry in header.items():
                 if name == "__metadata__":
                     continue
                 self._where[name] = path
                 start, end = entry["data_offsets"]
                 self._info[name] = TensorInfo(name, tuple(entry["shape"]), str(entry["dtype"]), end - start)
+                if data_start + end > path.stat().st_size:  # an interrupted copy ("a bug in pgpt", t51)
+                    from pgpt.runtime.errors import SourceError
+
+                    raise SourceError(f"{path} is truncated: its header places tensor {name} up to byte "
+                                      f"{data_start + end:,} and the file has {path.stat().st_size:,}.",
+                                      hint="Copy or download it again and compare its sha256 with the publisher's.")
         self._bytes = sum(p.stat().st_size for p in set(self._where.values()))
 
     def info(self, name: str) -> TensorInfo | None:
@@ -185,8 +192,19 @@ class SafetensorsWeights:
         return self._bytes
 
 
-def _safetensors_header(path: Path) -> dict[str, Any]:
+def _safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The file's header and where its tensor data starts.
+
+    Raises:
+        SourceError: the header cannot be read (a file cut inside it, or no safetensors file).
+    """
     with open(path, "rb") as handle:
         length = int.from_bytes(handle.read(8), "little")
-        header: dict[str, Any] = json.loads(handle.read(length))
-    return header
+        try:
+            header: dict[str, Any] = json.loads(handle.read(length))
+        except (ValueError, MemoryError, OverflowError):
+            from pgpt.runtime.errors import SourceError
+
+            raise SourceError(f"{path} is not a whole safetensors file: its header cannot be read.",
+                              hint="Copy or download it again and compare its sha256 with the publisher's.") from None
+    return header, 8 + length

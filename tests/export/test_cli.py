@@ -348,3 +348,20 @@ def test_a_gguf_whose_header_does_not_fit_its_tensors_is_refused_by_name(tmp_pat
     result = export_cli(str(copy), "--dtype", "int8", "--prefill", "none", "-o", str(tmp_path / "out"))
     assert_refused(result, "Tensors do not fit the architecture", words)
     assert "bug in pgpt" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_truncated_safetensors_file_is_refused_by_name(tmp_path: Path, default_models) -> None:  # type: ignore[no-untyped-def]
+    """An interrupted copy of model.safetensors: "SafetensorError: Error while deserializing header",
+    called a bug in pgpt (t51)."""
+    from tiny_models import make_tiny_llama
+
+    from pgpt.runtime.models import DEFAULT_LLM, find_model
+
+    tokenizer = find_model(default_models, f"{DEFAULT_LLM}-int8").path
+    folder = make_tiny_llama(tmp_path / "cut", seed=1, tokenizer_from=tokenizer)
+    weights = folder / "model.safetensors"
+    with weights.open("r+b") as handle:
+        handle.truncate(weights.stat().st_size // 2)
+    result = export_cli(str(folder), "--dtype", "int8", "-o", str(tmp_path / "out"))
+    assert_refused(result, "Cannot use this model source", "model.safetensors is truncated")
+    assert "bug in pgpt" not in result.stderr and not (tmp_path / "out").exists()
