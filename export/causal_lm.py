@@ -206,11 +206,28 @@ def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, rep
     _check_quality(manifest, source, options)
     report("validate", f"top-1 agreement {manifest['quality']['top1_agreement']:.1%}, "
                        f"perplexity x{manifest['quality']['perplexity_ratio']:.3f}")
+    if untrained := untrained_note(manifest["quality"], int(read_config(out).get("vocab_size") or 0)):
+        report("validate", untrained)
     if "prefill" in manifest:
         from pgpt.export.prefill_graph import keep_if_good
 
         keep_if_good(manifest, out, options, report)
     return manifest
+
+
+def untrained_note(quality: dict[str, Any], vocabulary: int) -> str:
+    """A warning when the original itself predicts the test text no better than chance (perplexity
+    near the vocabulary's size): the gate measures the export against the original only, and a
+    random-weight model passed at 100% and was published "ready" without a word (t51)."""
+    perplexity = float(quality.get("perplexity_torch") or 0)
+    if vocabulary and perplexity >= UNTRAINED_SHARE * vocabulary:
+        return (f"warning: the original model's perplexity on the test text is {perplexity:,.0f} for a vocabulary "
+                f"of {vocabulary:,} tokens, no better than chance: it looks untrained or damaged, and its answers "
+                "will be noise (the export itself matches it)")
+    return ""
+
+
+UNTRAINED_SHARE = 0.25  # trained models score far below (SmolLM2-135M: about 10 on the licence text)
 
 
 def _check_quality(manifest: dict[str, Any], source: ModelSource, options: ExportOptions) -> None:
