@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from pgpt.runtime.sanitize import tolerant_streams
     from pgpt.runtime.telemetry import telemetry_off
 
+    _closed_streams()
     tolerant_streams()
     telemetry_off()  # ONNX Runtime's usage events: none, before anything imports it
     parser = build_parser()
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         from pgpt.runtime.errors import Cancelled, PgptError
 
         log = logging.getLogger("pgpt")
-        message = user_message(exc)
+        message = _output_fault(exc) or user_message(exc)
         if log.hasHandlers():  # none before setup_logging (a bad setting): logging would print the traceback
             if isinstance(exc, (PgptError, KeyboardInterrupt)):  # a named cause or a stop: a line, no traceback
                 log.warning("command failed: %s (%s)", message.title, type(exc).__name__)
@@ -133,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         # a stop the user asked for is no error: its paragraph alone says where things stand
         print(f"{start}{message.text}" if stop else f"error: {message.title}: {message.text}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading stdout got nothing at all (tester t43)
-            print(dumps_json({"error": {"title": message.title, "message": message.text,
-                                        "exit_code": message.exit_code}}))
+            try:
+                print(dumps_json({"error": {"title": message.title, "message": message.text,
+                                            "exit_code": message.exit_code}}), flush=True)
+            except OSError:  # stdout itself fails (a full disk): stderr has said it
+                _output_fault(OSError(28, "No space left on device"))
         return message.exit_code
 
 
@@ -178,6 +182,41 @@ def _unquoted_words(parser: argparse.ArgumentParser, args: argparse.Namespace,
         return None  # a path too: `forget sp dir/my notes.txt` said "forget does not take dir/my notes.txt"
     action = positionals[0]
     return (action.metavar or action.dest).lower(), " ".join([str(getattr(args, action.dest)), *unknown])
+
+
+def _closed_streams() -> None:
+    """A command started with standard input or output closed (``<&-``, ``>&-``, as a daemon or a cron
+    job may be) reads an empty input and writes nowhere: Python's None streams failed as a bug in pgpt
+    (t50), where ``search -`` now says that standard input was empty."""
+    import os
+
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull, encoding="utf-8")  # for the whole process
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+
+
+def _output_fault(error: BaseException) -> Any:
+    """The message for a write to standard output that failed (``> /dev/full``, a full disk under a
+    cron job's log), or None: it was "Disk full" about PGPT_HOME and the model cache (t50)."""
+    import errno
+    import os
+
+    if not isinstance(error, OSError) or error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    try:
+        out = sys.stdout.fileno()
+        full = os.fstatvfs(out).f_bavail == 0 or os.fstat(out).st_rdev == os.stat("/dev/full").st_rdev != 0
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not full:
+        return None
+    from pgpt.runtime.errors import UserMessage
+
+    devnull = os.open(os.devnull, os.O_WRONLY)  # the interpreter's last flush must not fail again
+    os.dup2(devnull, out)
+    return UserMessage("Cannot write the output", f"Standard output could not be written: {error.strerror}. "
+                       "The disk it goes to is full: free some space there, or send the output elsewhere.", 1)
 
 
 def _reader_gone() -> int:

@@ -299,3 +299,25 @@ def test_a_terminal_that_cannot_show_the_text_gets_escapes_not_a_crash(settings:
     assert data.returncode == 0, data.stderr
     data.stdout.decode("ascii")  # JSON escapes everything that is not ASCII: valid in any encoding
     assert json.loads(data.stdout)["results"][0]["text"].startswith("上海 is the harbour city")
+
+
+def test_closed_or_full_standard_streams_are_named_not_a_bug(settings: Settings, tmp_path: Path) -> None:
+    """Cron and daemons start commands with stdin or stdout closed, or write a log on a full disk:
+    "AttributeError: 'NoneType' object has no attribute 'buffer'" was "a bug in pgpt", and /dev/full
+    a "Disk full" about PGPT_HOME (t50)."""
+    import shlex
+
+    command = shlex.join([sys.executable, "-m", "pgpt.tui.cli.main", "search", "-k", "1"])
+    for redirect, code, words in (("- <&-", 2, "standard input was empty"), ("ferry >&-", 2, "Nothing is indexed"),
+                                  ("ferry --json > /dev/full", 2, "Nothing is indexed")):
+        done = subprocess.run(["bash", "-c", f"{command} {redirect}"], capture_output=True, text=True,
+                              env=cli_env(settings), timeout=300)
+        assert done.returncode == code and words in done.stderr and "bug in pgpt" not in done.stderr, done.stderr
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.txt").write_text("The ferry leaves at noon.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    full = subprocess.run(["bash", "-c", f"{command} ferry > /dev/full"], capture_output=True, text=True,
+                          env=cli_env(settings), timeout=300)
+    assert full.returncode == 1 and full.stderr.startswith("error: Cannot write the output: "), full.stderr
+    assert "PGPT_HOME" not in full.stderr and "Traceback" not in full.stderr
