@@ -234,6 +234,13 @@ def ensure_private_dir(path: Path) -> Path:
             if folder.is_dir():
                 continue  # another process made it just now
             raise
+        except FileNotFoundError as exc:  # a parent where no folder can be made (/proc, a HOME that is not one)
+            from pgpt.runtime.errors import StorageError
+
+            raise StorageError(f"The folder {folder} cannot be created: {exc.strerror}.", folder=folder,
+                               hint="pgpt keeps its data under PGPT_HOME and its models under PGPT_MODEL_CACHE "
+                                    "(both under HOME by default): set them to folders you can write, or HOME to "
+                                    "your home folder.") from None
         os.chmod(folder, 0o700)  # mkdir's mode passes through the umask; this folder is ours
     return path
 

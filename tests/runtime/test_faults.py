@@ -337,3 +337,14 @@ def test_a_data_folder_made_for_a_write_check_is_private(tmp_path: Path) -> None
     with pytest.raises(StorageError, match=r"The output folder's parent \(-o\), .*/afile/out, cannot be made: "
                                            r".*/afile is a file, not a folder"):
         require_writable(tmp_path / "afile" / "out", "the output folder's parent (-o)")  # "[Errno 17] File exists"
+
+
+def test_a_home_where_no_folder_can_be_made_is_named(tmp_path: Path) -> None:
+    """A cron job with HOME=/proc/1: "File not found: ... '/proc/1/.local'. Check the path", about a path
+    the user never gave (t50). The folder and the settings that place it are named."""
+    from pgpt.runtime.errors import StorageError
+    from pgpt.runtime.settings import ensure_private_dir
+
+    with pytest.raises(StorageError, match=r"The folder /proc/1/\.pgpt-test cannot be created") as refused:
+        ensure_private_dir(Path("/proc/1/.pgpt-test/share"))
+    assert "PGPT_HOME" in str(refused.value.hint) and "HOME" in str(refused.value.hint)
