@@ -62,7 +62,8 @@ def add_parsers(sub: Any, add_embedder_option: Any) -> None:
                                  "(repeatable or comma-separated; default: all)")
     bench_docs.add_argument("--model", default="", help="exported chat model that answers (default: the default one)")
     bench_docs.add_argument("--questions", type=non_negative_int, default=0,
-                            help="ask only the first N questions of each set (default: all)")
+                            help="answer only the first N questions of each set (default: all; retrieval "
+                                 "scores every question)")
     bench_docs.add_argument("--retrieval-only", action="store_true",
                             help="ingest and search only: no answers, no embedder comparison")
     add_embedder_option(bench_docs)
