@@ -74,6 +74,7 @@ class LoopGuard:
         self._in_code = False
         self._units: list[str] = []
         self._recent = ""  # the last units, whitespace collapsed, for runs across unit ends
+        self._blank_lines = 0  # empty lines in a row
 
     def feed(self, piece: str) -> bool:
         """Take the next shown text; True when it ends in copies of one block (see the class)."""
@@ -83,6 +84,11 @@ class LoopGuard:
         while (end := self._UNIT_END.search(self._pending)) is not None:
             unit = " ".join(self._pending[:end.end()].split())
             self._pending = self._pending[end.end():]
+            # a run of empty lines is a loop too: an answer of nothing but newlines ran to the token limit,
+            # 512 blank lines in the app (a random or mis-templated model, t51)
+            self._blank_lines = self._blank_lines + 1 if not unit and not self._in_code else 0
+            if self._blank_lines >= self.SHORT_COPIES:
+                return True
             if unit.startswith("```"):
                 self._in_code, self._units, self._recent = not self._in_code, [], ""
             elif unit and not self._in_code:

@@ -42,6 +42,14 @@ def test_a_short_line_many_times_in_a_row_ends_the_answer() -> None:
     assert stops_at("Answers:\n" + "yes\n" * (LoopGuard.SHORT_COPIES - 1) + "no\n") is None
 
 
+def test_a_run_of_empty_lines_ends_the_answer() -> None:
+    """An answer of nothing but newlines ran to the token limit: 512 blank lines in the app (t51)."""
+    fired = stops_at("\n" * 600, piece_size=1)
+    assert fired is not None and fired <= LoopGuard.SHORT_COPIES
+    assert stops_at("".join(f"Part {n} of the guide.\n\n\n\n" for n in range(20))) is None  # paragraphs apart
+    assert stops_at("```\n" + "\n" * 40 + "```\n") is None  # blank lines in code are code
+
+
 def test_a_long_paragraph_twice_in_a_row_ends_the_answer() -> None:
     paragraph = ("The first practical bicycle was built in 1796, but it was not until later that "
                  "practical bicycles began to appear.\n")
