@@ -127,8 +127,13 @@ class Completion:
         if "new_tokens" in self.log or generation is None:
             return
         timings = generation.timings
-        self.log.update(prompt_tokens=timings["prompt_tokens"], new_tokens=timings["new_tokens"],
-                        ttft_s=timings["ttft_s"] if generation.first_token else None)
+        ttft = timings["ttft_s"] if generation.first_token else None
+        self.log.update(prompt_tokens=timings["prompt_tokens"], new_tokens=timings["new_tokens"], ttft_s=ttft)
+        # the model read and wrote them for this request: the token counters and the TTFT count a cut
+        # answer too (a stream its client cut after 203 tokens changed none of them, t49)
+        self.service.metrics.observe_generation(self.model, {"prompt_tokens": timings["prompt_tokens"],
+                                                             "new_tokens": timings["new_tokens"] if ttft else 0,
+                                                             "ttft_s": ttft}, cached=False, cache="")
 
     def extras(self) -> dict[str, Any]:
         """pgpt's additions to the final chunk or the response: cached, timings (as llama.cpp)."""

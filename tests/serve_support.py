@@ -60,12 +60,16 @@ class RunningServer:
             return list(client.get("/v1/ingest/list").json()["data"])
 
     def metric(self, name: str, labels: str = "") -> float:
-        """The value of one sample of /metrics (``labels`` as written there, e.g. 'cache="answer"')."""
+        """The value of one sample of /metrics (``labels`` as written there, e.g. 'cache="answer"');
+        without ``labels``, the sum of all its samples (read as the unlabelled sample alone, a
+        counter with a model label was 0 whatever happened, and checks of it held vacuously)."""
         with self.http() as client:
             text = client.get("/metrics").text
-        wanted = f"{name}{{{labels}}}" if labels else name
+        if not labels:
+            return sum(float(line.split()[-1]) for line in text.splitlines()
+                       if line.startswith((f"{name} ", f"{name}{{")))
         for line in text.splitlines():
-            if line.startswith(wanted + " "):
+            if line.startswith(f"{name}{{{labels}}} "):
                 return float(line.split()[-1])
         return 0.0
 
