@@ -17,6 +17,8 @@ from pgpt.runtime.errors import ConfigError
 from pgpt.runtime.footprint import DEFAULT_CONTEXT
 
 DEFAULT_PORT = 8642
+MIN_CONTEXT = 256  # the scheduler reads prompts 256 tokens at a time; fewer hold no question worth asking
+MAX_PARALLEL = 256  # vLLM's default number of sequences; beyond it the KV buffer alone outgrows any machine
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
@@ -143,11 +145,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="chat model served as 'default' (default: the active one)")
     parser.add_argument("--api-key-file", type=Path, metavar="FILE",
                         help="file holding the API key clients must send as 'Authorization: Bearer KEY'")
-    parser.add_argument("--parallel", type=positive_int, help="sequences generated at once (default 4)")
+    parser.add_argument("--parallel", type=positive_int, help=f"sequences generated at once (default 4, at most "
+                                                              f"{MAX_PARALLEL})")
     parser.add_argument("--context", type=positive_int, metavar="TOKENS",
-                        help=f"tokens one sequence may hold, prompt and answer, at most the model's own (default "
-                             f"{DEFAULT_CONTEXT}); the KV buffer of --parallel such sequences is taken when the model "
-                             "loads")
+                        help=f"tokens one sequence may hold, prompt and answer, {MIN_CONTEXT} to the model's own "
+                             f"(default {DEFAULT_CONTEXT}); the KV buffer of --parallel such sequences is taken when "
+                             "the model loads")
     parser.add_argument("--max-queue", type=non_negative_int, help="requests that may wait for a slot (default 16)")
     parser.add_argument("--max-tokens-cap", type=positive_int, help="largest max_tokens a request gets (default 1024)")
     parser.add_argument("--keep-alive", metavar="DURATION",
@@ -188,8 +191,10 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
         port=number(args.port, "PGPT_PORT", DEFAULT_PORT, 1, 65535),
         model=pick(args.model, "PGPT_MODEL", ""),
         api_key=read_api_key(args.api_key_file, env),
-        parallel=number(args.parallel, "PGPT_PARALLEL", 4, 1),
-        context=number(args.context, "PGPT_CONTEXT", DEFAULT_CONTEXT, 1),
+        # bounds a server can run with: --context 10 refused every request, --parallel 100000 failed to
+        # load the model (its KV buffer), both after a start that looked fine (t49)
+        parallel=number(args.parallel, "PGPT_PARALLEL", 4, 1, MAX_PARALLEL),
+        context=number(args.context, "PGPT_CONTEXT", DEFAULT_CONTEXT, MIN_CONTEXT),
         max_queue=number(args.max_queue, "PGPT_MAX_QUEUE", 16, 0),
         max_tokens_cap=number(args.max_tokens_cap, "PGPT_MAX_TOKENS_CAP", 1024, 1),
         keep_alive_s=keep_alive,

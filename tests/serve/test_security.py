@@ -244,7 +244,10 @@ def test_configured_cors_and_hosts_are_honoured(keyed_server: RunningServer) -> 
     (["--port", "70000"], {}, "argument --port: 70000 is refused: a TCP port is 1 to 65535"),
     (["--port", "0"], {}, "argument --port: 0 is refused: a TCP port is 1 to 65535"),
     ([], {"PGPT_PORT": "70000"}, "PGPT_PORT=70000 is above the highest allowed value, 65535"),
-], ids=["above", "zero", "environment"])
+    # a server that started and then refused every request, or failed to load its model (t49)
+    (["--context", "10"], {}, "PGPT_CONTEXT=10 is below the lowest allowed value, 256"),
+    ([], {"PGPT_PARALLEL": "100000"}, "PGPT_PARALLEL=100000 is above the highest allowed value, 256"),
+], ids=["above", "zero", "environment", "context", "parallel"])
 def test_a_port_out_of_range_is_a_usage_error(served_settings: Settings, args: list[str], env: dict[str, str],
                                               cause: str) -> None:
     """--port 70000 said "Unexpected error: OverflowError ... This is a bug in pgpt" (exit 1)."""
