@@ -248,7 +248,8 @@ def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, pa
         store.move_document(moved.doc_id, key)
         known[key] = DocumentRecord(key, collection, moved.doc_id, content_hash, moved.chunks, moved.ingested_at)
         del known[moved.path]
-        report.renamed.append(f"{moved.path} -> {key}")
+        report.renamed.append(key)
+        report.moved.append((moved.path, key))
         return
     outcome = reader.read(path, cancel)
     if outcome.sections is None:

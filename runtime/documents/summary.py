@@ -15,7 +15,8 @@ class IngestReport:
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
-    renamed: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)  # their new paths
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path) of each renamed file
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)

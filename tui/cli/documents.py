@@ -116,7 +116,9 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
             data["rechunked_from_format"] = report.rechunked_from
         if report.set_aside:
             data["damaged_index_moved_to"] = report.set_aside
-        data.update(skipped=[{"path": p, "reason": r} for p, r in report.skipped],
+        # each rename as its two paths: "OLD -> NEW" in one string had to be split on an arrow a name may hold (t50)
+        data.update(renamed_documents=[{"from": old, "to": new} for old, new in report.moved],
+                    skipped=[{"path": p, "reason": r} for p, r in report.skipped],
                     failed=[{"path": p, "reason": r} for p, r in report.failed],
                     chunks=report.chunks, seconds=round(report.seconds, 2), chunks_per_s=round(report.chunks_per_s, 1))
         print(dumps_json(data, indent=2))
