@@ -74,9 +74,9 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
     if serve.model:
         _check_model(settings, serve.model)
     setup_logging(settings)
-    warnings_to_stderr("pgpt-serve")
-    for warning in warnings:  # the log keeps them, for a server started by systemd
+    for warning in warnings:  # the log keeps them, for a server started by systemd (stderr has them: once, t49)
         logging.getLogger("pgpt.serve").warning("%s", warning)
+    warnings_to_stderr("pgpt-serve")
     return settings, serve
 
 

@@ -149,6 +149,7 @@ def test_a_misspelled_setting_in_dotenv_is_warned_about_at_start(default_models:
     assert f"warning: {warning}" in said and "warning: PGPT_MAX_QUEU is not a pgpt setting (did you mean " \
                                             "PGPT_MAX_QUEUE?); it is ignored" in said, said
     assert warning in settings.log_file.read_text() and "do-not-show" not in running.log_text()
+    assert said.count("PGPT_PARALEL") == 1, said  # once on stderr (the log's copy was printed again, t49)
     (tmp_path / ".env").write_text("PGPT_PORT=eighty\n")
     refused = subprocess.run(serve_command(), env=cli_env(settings), cwd=tmp_path, capture_output=True, text=True,
                              timeout=120)
