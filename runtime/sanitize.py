@@ -49,6 +49,18 @@ def strip_controls(text: str) -> str:
     return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text))
 
 
+# Characters that show as nothing or turn the text around: in a file name, two names looked the same
+# ("re\u200bport.txt" and "report.txt" both listed as report.txt, t50), so a name shows them as escapes.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def shown_name(text: str) -> str:
+    """A file name for a listing: ``one_line``, with each invisible or direction-changing character
+    written as its escape (``\\u200b``), so that names that differ only in them look different and
+    the name shown can be typed back (``forget`` takes it)."""
+    return one_line(_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+
+
 def one_line(text: str) -> str:
     """``strip_controls`` for a field shown on one line (a file name in a list): its newlines and
     tabs become spaces, so a file named with a newline cannot split or forge a line."""

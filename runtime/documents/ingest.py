@@ -178,9 +178,10 @@ def forget_path(settings: Settings, embedder: Any, path: str, collection: str | 
         documents = store.documents(collection)
         matches = [d for d in documents if d.path == path or Path(d.path).is_relative_to(Path(path))]
         if not matches:  # the name as `docs` shows it: a name with a newline or an escape is listed cleaned (t47)
-            from pgpt.runtime.sanitize import one_line
+            from pgpt.runtime.sanitize import one_line, shown_name
 
-            matches = [d for d in documents if one_line(d.path) == one_line(path) != d.path]
+            matches = [d for d in documents if shown_name(d.path) == path != d.path]  # as `docs` shows it
+            matches = matches or [d for d in documents if one_line(d.path) == one_line(path) != d.path]
         if not matches:
             where = f" (collection {collection})" if collection else ""
             raise UsageError(f"{path} is not in the document index{where}, and no indexed file is under it.",

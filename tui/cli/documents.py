@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgpt.runtime.arg_types import (collection_name, given_path, non_negative_int, passage_count, positive_int,
                                      result_count)
-from pgpt.runtime.sanitize import dumps_json, one_line, strip_controls
+from pgpt.runtime.sanitize import dumps_json, one_line, shown_name, strip_controls
 from pgpt.runtime.settings import DOCUMENTS_MAX_TOKENS
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar
@@ -176,7 +176,8 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
         print("No documents indexed yet. Add some with `pgpt-tui ingest PATH`.")
     for d in documents:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
-        print(f"{d.chunks:>6} chunk{' ' if d.chunks == 1 else 's'}  {when}  [{one_line(d.collection)}] {one_line(d.path)}")
+        print(f"{d.chunks:>6} chunk{' ' if d.chunks == 1 else 's'}  {when}  [{one_line(d.collection)}] "
+              f"{shown_name(d.path)}")
     return 0
 
 
@@ -198,7 +199,7 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
     chunks = sum(d.chunks for d in forgotten)
     files = {d.path for d in forgotten}
     single = len(files) == 1 and (files == {wanted} or not os.path.isdir(wanted))  # one file, maybe by its shown name
-    what = (one_line(next(iter(files))) if single  # one line: a name with a newline was printed raw
+    what = (shown_name(next(iter(files))) if single  # one line: a name with a newline was printed raw
             else f"{len(files)} file{'' if len(files) == 1 else 's'} under {one_line(wanted)}")
     collections = sorted({d.collection for d in forgotten})
     print(strip_controls(f"forgot {what} ({chunks} chunk{'' if chunks == 1 else 's'}; "
