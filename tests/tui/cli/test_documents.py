@@ -366,14 +366,20 @@ def test_an_ingest_names_the_files_that_are_gone_and_those_prune_forgot(settings
 
 def test_forget_takes_a_name_as_docs_shows_it(settings: Settings, tmp_path: Path) -> None:
     """`docs` shows "new\\nline.txt" as "new line.txt", which `forget` did not know; given the real name,
-    it printed the newline raw (t47)."""
+    it printed the newline raw (t47). "pl\\u200bain.txt" and "plain.txt" were both listed as plain.txt
+    (t50): an invisible character is shown as its escape, which `forget` takes."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "new\nline.txt").write_text("The harbour opens at dawn.\n")
     (docs / "plain.txt").write_text("The pier closes at dusk.\n")
+    (docs / "pl\u200bain.txt").write_text("The pier with a zero-width space in its name.\n")
     assert tui_cli(settings, "ingest", str(docs)).returncode == 0
     listed = tui_cli(settings, "docs").stdout
     assert f"{docs}/new line.txt" in listed
     forgot = tui_cli(settings, "forget", f"{docs}/new line.txt")
     assert forgot.returncode == 0 and forgot.stdout == f"forgot {docs}/new line.txt (1 chunk; collection default)\n"
     assert "new line.txt" not in tui_cli(settings, "docs").stdout
+    assert f"{docs}/plain.txt" in listed and f"{docs}/pl\\u200bain.txt" in listed, listed
+    hidden = tui_cli(settings, "forget", f"{docs}/pl\\u200bain.txt")  # typed as shown
+    assert hidden.returncode == 0 and hidden.stdout.startswith(f"forgot {docs}/pl\\u200bain.txt ("), hidden.stdout
+    assert f"{docs}/plain.txt" in tui_cli(settings, "docs").stdout  # the other one stays

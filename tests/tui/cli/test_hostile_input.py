@@ -321,19 +321,3 @@ def test_closed_or_full_standard_streams_are_named_not_a_bug(settings: Settings,
                           env=cli_env(settings), timeout=300)
     assert full.returncode == 1 and full.stderr.startswith("error: Cannot write the output: "), full.stderr
     assert "PGPT_HOME" not in full.stderr and "Traceback" not in full.stderr
-
-
-def test_names_that_differ_in_invisible_characters_look_different_and_can_be_forgotten(settings: Settings,
-                                                                                      tmp_path: Path) -> None:
-    """"re\\u200bport.txt" and "report.txt" were both listed as report.txt, and forgetting one by the
-    name shown took whichever came first (t50): an invisible character is shown as its escape."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "report.txt").write_text("The plain report.\n")
-    (docs / "re\u200bport.txt").write_text("The report with a zero-width space in its name.\n")
-    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
-    listed = tui_cli(settings, "docs").stdout
-    assert f"{docs}/report.txt" in listed and f"{docs}/re\\u200bport.txt" in listed, listed
-    forgot = tui_cli(settings, "forget", f"{docs}/re\\u200bport.txt")  # typed as shown
-    assert forgot.returncode == 0 and forgot.stdout.startswith(f"forgot {docs}/re\\u200bport.txt ("), forgot.stdout
-    assert f"{docs}/report.txt" in tui_cli(settings, "docs").stdout  # the other one stays
