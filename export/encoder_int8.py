@@ -167,9 +167,9 @@ def split_outlier_channels(model: Any, ffn: Ffn, gelu_max: np.ndarray, prefix: s
     outliers = np.sort(np.argsort(-gelu_max)[:OUTLIER_CHANNELS])
     normal = np.setdiff1d(np.arange(gelu_max.size), outliers)
     w_in, bias, w_out = (_weight(model, name) for name in (ffn.mm_in.input[1], ffn.gelu.input[1], ffn.mm_out.input[1]))
-    _set_weight(model, ffn.mm_in.input[1], w_in[:, normal])
-    _set_weight(model, ffn.gelu.input[1], bias[normal])
-    _set_weight(model, ffn.mm_out.input[1], w_out[normal])
+    _set_own_weight(model, ffn.mm_in, w_in[:, normal], f"{prefix}/main_w_in")
+    _set_own_weight(model, ffn.gelu, bias[normal], f"{prefix}/main_bias")
+    _set_own_weight(model, ffn.mm_out, w_out[normal], f"{prefix}/main_w_out")
     total = ffn.mm_out.output[0]
     ffn.mm_out.output[0] = f"{prefix}/main_sum"
     names = [_add_weight(model, f"{prefix}/{part}", value)
@@ -213,6 +213,17 @@ def _set_weight(model: Any, name: str, value: np.ndarray) -> None:
 
     tensor = next(t for t in model.graph.initializer if t.name == name)
     tensor.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name))
+
+
+def _set_own_weight(model: Any, node: Any, value: np.ndarray, name: str) -> None:
+    """Set ``node``'s weight (its second input) to ``value``: in place when no other node reads it, else
+    as a copy of its own. Layers of an untrained model share one all-zero bias initializer, and the
+    first layer's split cut it for the second ("IndexError ... a bug in pgpt", t51)."""
+    old = node.input[1]
+    if sum(old in other.input for other in model.graph.node) == 1:
+        _set_weight(model, old, value)
+    else:
+        node.input[1] = _add_weight(model, name, value)
 
 
 def _add_weight(model: Any, name: str, value: np.ndarray) -> str:

@@ -64,6 +64,23 @@ def test_outlier_split_and_smoothing_compute_the_same_in_fp32(default_models: Se
     assert np.abs(after - before).max() < 1e-3 and np.abs(after - before).mean() < 1e-5
 
 
+def test_a_weight_two_layers_share_is_split_for_each(default_models: Settings) -> None:
+    """An untrained embedder's layers share one all-zero bias initializer: the first layer's split cut
+    it to 124 channels and the second indexed it with 128 ("IndexError ... a bug in pgpt", t51)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    graph = find_model(default_models, FP32).path / "model.onnx"
+    model = optimize_model(str(graph), model_type="bert", num_heads=12, hidden_size=384, opt_level=1).model
+    ffns = find_ffns(model)
+    ffns[1].gelu.input[1] = ffns[0].gelu.input[1]  # as ONNX's export writes two identical biases
+    feeds = _feeds(["Licensed under the Apache License, Version 2.0."])
+    before = _run(model, feeds)
+    maxima = activation_maxima(model, [f.gelu.output[0] for f in ffns[:2]], feeds)
+    for index, ffn in enumerate(ffns[:2]):
+        split_outlier_channels(model, ffn, maxima[ffn.gelu.output[0]], f"/outlier_branch{index}")
+    assert np.abs(_run(model, feeds) - before).max() < 1e-3
+
+
 def test_spelled_out_norms_and_gelus_compute_the_same(default_models: Settings) -> None:
     """SkipLayerNormalization and BiasGelu written as plain operators (faster on the CPU EP) give
     the fused graph's outputs."""
