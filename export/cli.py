@@ -131,6 +131,12 @@ def _run_export(settings, args, source: str, dtype: str, output: Path | None, na
     )
     info = export_model(options, progress=_print_progress, cancel=threading.Event())
     print(f"ready: {info.path} ({info.dtype}, {human_mb(info.size_bytes / 1e6)}; {quality_line(info.manifest)})")
+    agreement = info.manifest.get("quality", {}).get("top1_agreement")
+    if agreement is not None and agreement < args.min_agreement:  # kept by --accept-quality-loss, said (t51)
+        from pgpt.export.pipeline import percent
+
+        print(f"note: its top-1 agreement is below the {percent(args.min_agreement)} threshold; --accept-quality-loss "
+              "kept it: its answers may differ from the original's", file=sys.stderr)
     return info
 
 

@@ -180,6 +180,11 @@ def test_a_quantization_below_the_threshold_is_refused(tmp_path: Path) -> None:
     assert_refused(result, "Quality check failed", "threshold 99.5%", "--accept-quality-loss")
     assert not out.exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+    kept = export_cli(str(gguf_path()), "--dtype", "int4", "--prefill", "none", "--min-agreement", "0.995",
+                      "--accept-quality-loss", "-o", str(out))
+    assert kept.returncode == 0 and "ready: " in kept.stdout
+    # kept, and said so: "ready" with 54.7% read as any other export (t51)
+    assert "note: its top-1 agreement is below the 99.5% threshold; --accept-quality-loss kept it" in kept.stderr
 
 
 def test_cli_without_source_shows_usage() -> None:
