@@ -191,6 +191,7 @@ def test_int4_below_the_gate_keeps_its_5_to_8_bit_blocks_at_8_bits(kquant_gguf: 
     assert weights["first_try"]["narrowed_to_4bit"] == 9  # per layer v, o, up, down (Q5-Q6), and the Q6_K lm_head
     assert weights["first_try"]["top1_agreement"] < 0.9 <= quality["top1_agreement"]
     assert weights["narrowed_to_4bit"] == 0 and info.manifest["dtype"] == "int4"
+    assert "wider ones written as 8-bit blocks" in weights["method"] and "re-rounded" not in weights["method"]  # t51
     tensors = weights["tensors"]
     assert tensors["model.layers.0.self_attn.q_proj.weight"] == "q4_k kept exactly (4-bit blocks of 32)"
     assert tensors["model.layers.0.mlp.up_proj.weight"] == "q5_0 kept exactly (8-bit blocks of 32)"
