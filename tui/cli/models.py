@@ -179,8 +179,9 @@ def _active_name(settings: Any) -> tuple[str, str]:
     except (ConfigError, StorageError) as error:
         message = user_message(error)
         return "", f"{message.title}: {message.text}"
-    except PgptError:
-        return "", ""
+    except PgptError as error:  # PGPT_MODEL names no model: the listing marked none without a word (t51)
+        message = user_message(error)
+        return "", f"{message.title}: {message.text}" if settings.model else ""
 
 
 def _list(settings: Any, args: argparse.Namespace) -> int:

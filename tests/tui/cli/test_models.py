@@ -196,3 +196,11 @@ def test_an_export_replaces_its_own_damaged_version(tiny_settings: Settings, tin
     assert export_tiny_version(tiny_settings.model_cache, tmp_path, 2, tokenizer_from) == new
     assert folder_problem(folder) == "" and find_model(tiny_settings, TINY_MODEL).version == new
     assert tui_cli(tiny_settings, "chat", "hi", "--model", TINY_MODEL, "--max-tokens", "4").returncode == 0
+
+
+def test_the_listing_says_when_pgpt_model_names_no_model(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
+    """`PGPT_MODEL=nosuch pgpt-tui models` marked no model and said nothing, exit 0 (t51)."""
+    listed = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "models"], capture_output=True, text=True,
+                            env={**cli_env(tiny_settings), "PGPT_MODEL": "nosuch"}, timeout=300)
+    assert listed.returncode == 0 and TINY_MODEL in listed.stdout and f"* {TINY_MODEL}" not in listed.stdout
+    assert listed.stderr.startswith("warning: Model not found: PGPT_MODEL names a model that is not exported")
