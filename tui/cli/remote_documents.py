@@ -57,9 +57,9 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                     added[names[path]] = str(metadata.get("content_hash") or "")
             except ServerError as exc:
                 if exc.status in (0, 401, 403, 502, 503):  # the server, not this file: stop here, saying where
-                    exc.hint = (f"{sum(map(len, done_as.values()))} of {len(files)} files were indexed on the server before "
-                                "that. Run the same command again once the server answers: the files done are "
-                                "unchanged and skipped.")
+                    exc.hint = (f"{sum(map(len, done_as.values()))} of {len(files)} files were indexed on the server "
+                                "before that. Run the same command again once the server answers: the files done "
+                                "are unchanged and skipped.")
                     raise
                 failed.append((str(path), user_message(exc).text))
                 shares.passed_over(done)  # refused at once: its bytes took no time
@@ -70,15 +70,16 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C: what the server has, not the generic "nothing half-written"
         from pgpt.runtime.errors import Cancelled
 
-        raise Cancelled(f"Stopped after {sum(map(len, done_as.values()))} of {len(files)} files were indexed on the server; "
-                        "it may still index the one it was receiving.",
+        raise Cancelled(f"Stopped after {sum(map(len, done_as.values()))} of {len(files)} files were indexed on the "
+                        "server; it may still index the one it was receiving.",
                         hint=f"`pgpt-tui --server {settings.server} docs` lists what it has; the same command "
                              "again sends the rest (sent files come back unchanged).") from None
     finally:
         bar.close()
         remote.close()
     # sent again under its new name, and the old one forgotten: renamed, not added
-    moved = {os.path.abspath(path) for path in files if names[path] in {new for _, new in changes.renamed}}
+    new_names = {new for _, new in changes.renamed}
+    moved = {os.path.abspath(path) for path in files if names[path] in new_names}
     done_as["renamed"] += [path for path in done_as["added"] if path in moved]
     done_as["added"] = [path for path in done_as["added"] if path not in moved]
     done_as["removed"] = [str(d["path"]) for d in changes.removed]
