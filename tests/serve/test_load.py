@@ -65,6 +65,30 @@ def test_a_full_queue_gets_503_at_once_and_the_accepted_finish(one_slot: Running
     assert one_slot.metric("pgpt:requests_rejected_total") >= 1
 
 
+def test_a_busy_refusal_at_max_loaded_counts_as_rejected(served_settings: Settings) -> None:
+    """Every loaded model busy at --max-loaded: a 503 server_busy that pgpt:requests_rejected_total left
+    out, so an alert on it missed these refusals (t49). The 135M model answering 900 tokens holds its
+    lease for seconds (a tiny random model finished before the second request came)."""
+    import dataclasses
+
+    settings = dataclasses.replace(served_settings, home=served_settings.home / "max-loaded")
+    server = start_server(settings, "--max-loaded", "1", "--parallel", "1", "--keep-alive", "-1")
+    try:
+        with server.http() as http:
+            body = {"model": "smollm2-135m-instruct-int8", "messages": LONG, "max_tokens": 900, "stream": True,
+                    "ignore_eos": True}
+            with http.stream("POST", "/v1/chat/completions", json=body) as running:
+                assert running.status_code == 200
+                next(running.iter_lines())  # streaming: its model is leased until the stream ends
+                refused = http.post("/v1/chat/completions", json={**body, "model": "smollm2-135m-instruct-fp32",
+                                                                  "stream": False, "max_tokens": 4})
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "server_busy", refused.text
+        assert "max_loaded=1" in refused.json()["error"]["message"]
+        assert server.metric("pgpt:requests_rejected_total") == 1
+    finally:
+        server.stop()
+
+
 def test_max_tokens_is_capped(one_slot: RunningServer) -> None:
     reply = one_slot.openai().chat.completions.create(model="default", messages=LONG, max_tokens=5000,
                                                       extra_body={"ignore_eos": True})
