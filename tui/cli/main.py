@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(dumps_json({"error": {"title": message.title, "message": message.text,
                                             "exit_code": message.exit_code}}), flush=True)
             except OSError:  # stdout itself fails (a full disk): stderr has said it
-                _output_fault(OSError(28, "No space left on device"))
+                _discard_stdout()
         return message.exit_code
 
 
@@ -213,8 +213,7 @@ def _output_fault(error: BaseException) -> Any:
         return None
     from pgpt.runtime.errors import UserMessage
 
-    devnull = os.open(os.devnull, os.O_WRONLY)  # the interpreter's last flush must not fail again
-    os.dup2(devnull, out)
+    _discard_stdout()
     return UserMessage("Cannot write the output", f"Standard output could not be written: {error.strerror}. "
                        "The disk it goes to is full: free some space there, or send the output elsewhere.", 1)
 
@@ -223,11 +222,15 @@ def _reader_gone() -> int:
     """The reader of the output went away (``pgpt-tui models | head -1``): quiet, as other tools
     are, with the exit status of a process a SIGPIPE ended (128 + 13). Standard output goes to
     /dev/null so that the interpreter's last flush does not fail again."""
+    _discard_stdout()
+    return 141
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's last flush does not fail again."""
     import os
 
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 141
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
