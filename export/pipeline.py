@@ -27,7 +27,6 @@ from pgpt.runtime.errors import (
 )
 from pgpt.runtime.manifest import write_manifest
 from pgpt.runtime.models import ModelInfo
-from pgpt.runtime.settings import process_alive
 from pgpt.runtime.versions import can_publish
 
 DTYPES = ("fp32", "fp16", "int8", "int4")
@@ -104,7 +103,7 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
         report("replace", f"{final} is damaged ({damaged}); the new export replaces it")
     final.parent.mkdir(parents=True, exist_ok=True)
     check_disk(source, final.parent, options.dtype, options.graph, options.prefill)
-    remove_stale_temporaries(final)
+    remove_stale_temporaries(final, options.model_cache)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -177,12 +176,14 @@ def replaceable_damage(final: Path, model_cache: Path | None) -> str:
     return folder_problem(final)
 
 
-def remove_stale_temporaries(final: Path) -> None:
-    """Delete what earlier exports to ``final`` left when they were killed (their process is gone)."""
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):
-        pid = stale.name.rpartition("-")[2]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+def remove_stale_temporaries(final: Path, model_cache: Path | None = None) -> None:
+    """Delete what killed exports left (their process is gone): in the model cache, those of every
+    name (a never repeated export's leftovers stayed for good); in a folder given with -o, only
+    those of ``final``'s name, as the folder may hold anything else."""
+    from pgpt.runtime.models import stale_exports
+
+    for stale in stale_exports(final.parent, "" if final.parent == model_cache else final.name):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def percent(fraction: float) -> str:

@@ -50,6 +50,7 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
             "exported models": len(list_models(settings)),
             "damaged models": "; ".join(f"{name} ({why} Remove it: pgpt-tui models --delete {name})"
                                         for name, why in damaged_models(settings)) or "none",
+            "left by killed exports": _stale_exports_state(settings.model_cache),
             "hub cache (HF_HUB_CACHE or HF_HOME/hub)": folder_state(hub_cache_dir()),
         },
         "data": {
@@ -167,6 +168,20 @@ def _can_create_in(folder: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def _stale_exports_state(cache: Path) -> str:
+    """What exports killed midway (kill -9, the OOM killer) left in the model cache: GBs for a 1.5B
+    model, never listed as a model, and doctor said nothing of them (t51)."""
+    from pgpt.runtime.footprint import human_bytes
+    from pgpt.runtime.models import stale_exports
+
+    stale = stale_exports(cache)
+    if not stale:
+        return "none"
+    size = sum(f.stat().st_size for folder in stale for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+    return (f"{len(stale)} folder{'s' * (len(stale) > 1)}, {human_bytes(size)}: {', '.join(map(str, stale))} "
+            "(the next pgpt-export removes them, or rm -r them)")
 
 
 def _log_state(path: Path) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pgpt.runtime.errors import ConfigError, ModelIntegrityError, ModelNotFoundError, UsageError
 from pgpt.runtime.manifest import MANIFEST, read_manifest
-from pgpt.runtime.settings import Settings
+from pgpt.runtime.settings import Settings, process_alive
 from pgpt.runtime.user_config import read_config, write_config
 from pgpt.runtime.versions import find_version, linked_version, parse_ref, version_of, versions_folder
 
@@ -95,6 +95,20 @@ def damaged_models(settings: Settings) -> list[tuple[str, str]]:
     """Folders of the model cache whose manifest cannot be read: (name, why). `models` lists them
     and `models --delete NAME` removes them; they are never used."""
     return [(child.name, manifest) for child, manifest in _cache_entries(settings) if isinstance(manifest, str)]
+
+
+def stale_exports(folder: Path, name: str = "") -> list[Path]:
+    """Temporary folders that exports into ``folder`` (of ``name``, or of any name) left when they
+    were killed (kill -9, the kernel's OOM killer): their process is gone. A 1.5B export leaves GBs,
+    and only an export of the same name removed them; `doctor` names them and any export sweeps them."""
+    if not folder.is_dir():
+        return []
+    stale = []
+    for entry in folder.glob(f".{name or '*'}.tmp-*"):
+        pid = entry.name.rpartition("-")[2]
+        if pid.isdigit() and entry.is_dir() and not entry.is_symlink() and not process_alive(int(pid)):
+            stale.append(entry)
+    return sorted(stale)
 
 
 def _cache_entries(settings: Settings) -> list[tuple[Path, dict[str, Any] | str]]:

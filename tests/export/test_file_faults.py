@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,33 @@ def test_a_gguf_file_without_the_suffix_is_exported_and_listed(vocabulary: Vocab
                              env=env, timeout=120).stdout
     row = next(line for line in listing.splitlines() if "synthetic-llama-fp32" in line)
     assert " <1MB " in row and " 0MB " not in row
+
+
+def test_what_killed_exports_left_is_named_by_doctor_and_swept_by_the_next_export(tmp_path: Path) -> None:
+    """A kill -9 (or the OOM killer) mid-export leaves `.NAME.tmp-PID`: GBs at 1.5B. Only an export
+    of the same name removed it, and `doctor` did not mention it (t51)."""
+    import subprocess
+
+    from pgpt.export.pipeline import remove_stale_temporaries
+    from pgpt.runtime.doctor import run_checks
+    from pgpt.runtime.settings import Settings
+
+    cache = tmp_path / "models"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now: the folder's process is gone
+    killed = cache / f".qwen-int4.tmp-{dead.pid}"
+    (killed / "out").mkdir(parents=True)
+    (killed / "out" / "model.onnx.data").write_bytes(b"\0" * 2_000_000)
+    running = cache / f".other-int8.tmp-{os.getpid()}"  # an export still running: never touched
+    running.mkdir()
+    folders = run_checks(Settings(home=tmp_path / "home", model_cache=cache), network=False)["folders"]
+    said = folders["left by killed exports"]
+    assert said.startswith("1 folder, 2.0 MB: ") and str(killed) in said and str(running) not in said
+    assert "the next pgpt-export removes them" in said
+    remove_stale_temporaries(cache / "smollm2-int8", cache)  # an export of another name, into the cache
+    assert not killed.exists() and running.exists()
+    elsewhere = tmp_path / "out"  # a folder given with -o may hold anything: only the name's own leftovers go
+    other = elsewhere / f".mine.tmp-{dead.pid}"
+    other.mkdir(parents=True)
+    remove_stale_temporaries(elsewhere / "model", cache)
+    assert other.exists()
