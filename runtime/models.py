@@ -75,6 +75,7 @@ class ModelInfo:
             "dtype": self.dtype,
             "parameters": sizes.parameters,
             "size_mb": round(self.size_bytes / 1e6, 1),
+            "size_bytes": self.size_bytes,  # shown from this: 4.53 MB was "5 MB" at the export, "4MB" here
             "expected_memory_mb": round(sizes.expected_bytes / 1e6),
             "context_tokens": sizes.context,
             "kv_mb_per_1k_tokens": round(sizes.kv_bytes_per_token * 1000 / 1e6, 1),

@@ -85,6 +85,7 @@ class Version:
         """JSON-friendly: for `pgpt-tui models --versions NAME --json`."""
         return {"name": self.name, "version": self.version, "active": self.active, "created": self.created,
                 "dtype": self.manifest.get("dtype", "?"), "size_mb": round(self.size_bytes / 1e6, 1),
+                "size_bytes": self.size_bytes,  # shown from this: size_mb rounded twice (4.53 MB: 5, then 4)
                 "prefill": "int8" if self.manifest.get("prefill") else "",  # the int8 prompt graph beside it
                 "source": source_label(self.manifest.get("source") or {}), "path": str(self.path)}
 

@@ -205,3 +205,19 @@ def test_a_model_deleted_while_it_loads_is_named_so_not_called_damaged(cache_set
         with pytest.raises(ModelNotFoundError, match="was deleted while it was loading") as deleted:
             load()
         assert "export the model again" not in str(deleted.value.hint)
+
+
+def test_sizes_are_rounded_once_as_the_export_said_them(cache_settings: Settings,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A 4,528,348-byte export was "5 MB" when written and "4MB" in `models --versions`: 4.5 rounded
+    again (half to even) from the JSON's one decimal (t51)."""
+    import argparse
+
+    from pgpt.tui.cli.models import _versions
+
+    cache_settings.model_cache.mkdir(parents=True)
+    work = _export(cache_settings.model_cache / ".work", b"\0" * 4_528_346, "2026-01-01T00:00:00Z")
+    publish_version(cache_settings.model_cache, NAME, work, 3)
+    assert list_versions(cache_settings, NAME)[0].summary()["size_bytes"] == 4_528_348  # with config.json's "{}"
+    _versions(cache_settings, argparse.Namespace(versions=NAME, json=False))
+    assert " 5MB " in capsys.readouterr().out

@@ -144,7 +144,7 @@ def _versions(settings: Any, args: argparse.Namespace) -> int:
     for v in versions:
         mark = "*" if v["active"] else " "  # the source tells apart versions from X-Q4_K_M.gguf and X-Q8_0.gguf
         print(f"{mark} {v['version']:<13} {v['created']:<21} {v['dtype']:<5} {v['prefill'] or '-':<7} "
-              f"{human_mb(v['size_mb'], ''):>8}  {v['source']}")
+              f"{human_mb(v['size_bytes'] / 1e6, ''):>8}  {v['source']}")
     return 0
 
 
@@ -211,7 +211,7 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
     for m in models:
         mark = "*" if m["active"] else " "
         print(strip_controls(f"{mark} {m['name']:<{width}} {m['version']:<13} {m['kind']:<9} {m['dtype']:<5} "
-                             f"{human_count(m['parameters']):>6} {human_mb(m['size_mb'], ''):>8} "
+                             f"{human_count(m['parameters']):>6} {human_mb(m['size_bytes'] / 1e6, ''):>8} "
                              f"{m['expected_memory_mb']:>6.0f}MB  {quality_cell(m['quality'])}"))
     if models:
         print(f"\n* the active chat model (`pgpt-tui models --use NAME` switches); "
