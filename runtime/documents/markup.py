@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+_SCRIPT_TAG = r"</?\s*(?:script|style|iframe|object|embed)\b[^>\n]*>"
 # Tags of the prompt (also in the "(source" form that `_inert` gives document text) and chat
 # template tokens written out as text: <|im_start|>, <s>, [INST], <<SYS>>.
 _TAGS = re.compile(
@@ -21,9 +22,12 @@ _TAGS = re.compile(
     r"|</?s>|\[/?INST\]|<</?SYS>>"
     # tags that run code or load content where an HTML client shows the answer: a model copied
     # "</script>" out of a page it read into an answer (the readers drop scripts from documents)
-    r"|</?\s*(?:script|style|iframe|object|embed)\b[^>\n]*>",
+    rf"|{_SCRIPT_TAG}",
     re.IGNORECASE | re.MULTILINE,
 )
+# What an HTML or Markdown client would run besides those tags: an event handler in any tag
+# (<img src=x onerror=...>) and a javascript: URL ([click](javascript:...)).
+_ACTIVE = re.compile(rf"{_SCRIPT_TAG}|<[a-z][^<>\n]*?\son[a-z]+\s*=[^<>\n]*>|\bjavascript\s*:", re.IGNORECASE)
 _OPEN_TAG = re.compile(r"(?:<|\(\s*/?\s*source\b)[^>\n]{0,200}$", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^\s*(?:assistant|user|system)\s*:?\s*$", re.IGNORECASE)
 # "Q:" and "A:" too: a German answer ended "... [1] A: Die Brücke ... entworfen. [1]", an echo of its start
@@ -60,6 +64,18 @@ def strip_markup(text: str, final: bool = True) -> str:
     if not final:
         return cleaned.lstrip()
     return re.sub(r"\n{3,}", "\n\n", cleaned).strip()
+
+
+def inert_answer(text: str) -> str:
+    """An answer's text as any client may show it: without terminal escapes and control characters
+    (newlines and tabs kept), script-like tags, tags with an event handler and javascript: URLs.
+
+    The draft loses its script tags as it streams; a quote of a source did not: a .txt file's
+    "<script>", "<img onerror=...>" and ESC sequences reached API clients verbatim (t52).
+    """
+    from pgpt.runtime.sanitize import strip_controls
+
+    return _ACTIVE.sub("", strip_controls(text))
 
 
 class MarkupFilter:
