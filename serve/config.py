@@ -120,7 +120,25 @@ def weak_key(key: str) -> str:
         return "it holds spaces"
     if len(key) < MIN_KEY_CHARS:
         return f"it has {len(key)} characters, fewer than {MIN_KEY_CHARS}"
+    # Length alone let "passwordpassword", "1234567890123456" and "your-api-key-here" guard a
+    # server on the network (t52).
+    if re.match(r"[A-Za-z_][A-Za-z0-9_]*=[^=]", key):  # not base64's "==" padding
+        return "it is a whole NAME=value line; keep only the value"
+    lowered = key.lower()
+    if any(word in lowered for word in _PLACEHOLDERS):
+        return "it is a placeholder or a common word, not a random key"
+    if len(set(key)) < MIN_DISTINCT_CHARS:
+        return f"it uses only {len(set(key))} different characters"
+    steps = [ord(b) - ord(a) for a, b in zip(key, key[1:], strict=False)]
+    if sum(step in (1, -1, 0, -9) for step in steps) >= 0.75 * len(steps):  # 0123456789012345, abcdefgh...
+        return "it is a run of consecutive characters"
     return ""
+
+
+MIN_DISTINCT_CHARS = 8
+_PLACEHOLDERS = ("password", "passw0rd", "changeme", "change-me", "change_me", "replaceme", "replace-me",
+                 "your-api-key", "your_api_key", "yourapikey", "api-key-here", "apikeyhere", "example", "xxxxxx",
+                 "qwerty", "letmein", "secret-key", "secretkey")
 
 
 _ORIGIN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")

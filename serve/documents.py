@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -91,7 +92,20 @@ def _part_problem(part: str) -> str:
             # what the one sanitizer hides from display: "fe\u200brry.txt" was shown as a second
             # "ferry.txt" that `forget ferry.txt` missed
             "it holds invisible or direction-changing characters" if strip_controls(base) != base else
-            "a part is longer than 255 bytes" if len(base.encode()) > 255 else "")
+            "a part is longer than 255 bytes" if len(base.encode()) > 255 else
+            # "~/x.txt" posed as a file of the server's own home, as listings show those (t52)
+            "it starts with '~'" if base.startswith("~") else
+            _look_alike(base))
+
+
+def _look_alike(part: str) -> str:
+    """Why ``part`` would be shown like another name: a character that stands for a plain ASCII one
+    ("ｆｅｒｒｙ.md", "ferry․md" beside "ferry.md" were three documents that look the same, t52)."""
+    alike = [c for c in part if ord(c) > 127 and unicodedata.normalize("NFKC", c).isascii()]
+    if not alike:
+        return ""
+    plain = "".join(unicodedata.normalize("NFKC", c) if c in alike else c for c in part)
+    return f"it holds look-alikes of plain characters ({''.join(dict.fromkeys(alike))}); name it {plain!r}"
 
 
 def _upload_target(service: Service, name: str | None, collection: str) -> Path:
@@ -116,13 +130,17 @@ def _taken(name: str | None, part: str, what: str) -> RequestRefusedError:
                                hint="Send it under another name, or into another collection.")
 
 
-async def ingest_upload(service: Service, name: str | None, data: BinaryIO, collection: str) -> dict[str, Any]:
-    """Store an uploaded file and index it; the PrivateGPT answer with its document."""
+async def ingest_upload(service: Service, name: str | None, data: BinaryIO, collection: str,
+                        receive: Any = None) -> dict[str, Any]:
+    """Store an uploaded file and index it; the PrivateGPT answer with its document. With the
+    request's ``receive``, a client that disconnects stops the indexing and the upload is not kept."""
     target = _upload_target(service, name, collection)
-    return await _index(service, target, collection, lambda: _store_file(data, target, service.serve.max_body_bytes))
+    return await _index(service, target, collection, lambda: _store_file(data, target, service.serve.max_body_bytes),
+                        receive)
 
 
-async def ingest_text(service: Service, file_name: str, text: str, collection: str) -> dict[str, Any]:
+async def ingest_text(service: Service, file_name: str, text: str, collection: str,
+                      receive: Any = None) -> dict[str, Any]:
     """Store a text under ``file_name`` (``.txt`` added unless it ends in a text suffix) and index it."""
     import io
 
@@ -131,7 +149,8 @@ async def ingest_text(service: Service, file_name: str, text: str, collection: s
         name += ".txt"
     target = _upload_target(service, name, collection)
     data = io.BytesIO(text.encode("utf-8"))
-    return await _index(service, target, collection, lambda: _store_file(data, target, service.serve.max_body_bytes))
+    return await _index(service, target, collection, lambda: _store_file(data, target, service.serve.max_body_bytes),
+                        receive)
 
 
 def _store_file(data: BinaryIO, target: Path, limit: int) -> None:
@@ -154,22 +173,24 @@ def _store_file(data: BinaryIO, target: Path, limit: int) -> None:
         raise
 
 
-async def _index(service: Service, path: Path, collection: str, store_file: Callable[[], None]) -> dict[str, Any]:
-    """Put the upload in place and index it, both in one turn of the server's ingest queue: eight
+async def _index(service: Service, path: Path, collection: str, store_file: Callable[[], None],
+                 receive: Any = None) -> dict[str, Any]:
+    """Put the upload in place and index it, both in one turn of the server's upload queue: eight
     clients sending one name at once were told "unchanged" for the content that stayed indexed
     and "updated" for content a later rename had replaced before it was read."""
     from pgpt.runtime.documents.ingest import ingest
     from pgpt.runtime.documents.summary import STALE
+    from pgpt.serve.limits import cancelled_when_gone
 
     embedder = await service.embedder()
     store = await service.store()
 
-    def run() -> tuple[Any, Any]:
-        with service.ingest_lock, _kept_until_indexed(path):  # uploads queue here; another process gets 409
+    def run(cancel: threading.Event) -> tuple[Any, Any]:
+        with service.ingest_lock, _kept_until_indexed(path):  # another process's ingest gets 409
             store_file()
-            # a server told to stop stops indexing at the next batch of chunks (it went on for a
-            # minute after the client was told the upload failed, and then indexed it)
-            report = ingest(service.settings, [path], embedder, collection=collection, cancel=service.stopping,
+            # the client gone or the server told to stop: indexing stops at the next batch of chunks
+            # (an abandoned 20 MB upload kept both cores for minutes and was then indexed, t53)
+            report = ingest(service.settings, [path], embedder, collection=collection, cancel=cancel,
                             lock_wait_s=LOCK_WAIT_S)
             if report.skipped or report.failed:  # nothing of it is indexed: the earlier file comes back
                 reason = (report.skipped + report.failed)[0][1]
@@ -179,12 +200,21 @@ async def _index(service: Service, path: Path, collection: str, store_file: Call
                                           hint="Send a text, Markdown, HTML, PDF (with a text layer) or .docx file.")
             return report, next(d for d in store.documents(collection) if d.path == str(path))
 
-    try:
-        report, record = await asyncio.to_thread(run)
-    except Cancelled:
-        from pgpt.serve.completions import stopping
+    async with service.uploads.turn():
+        try:
+            if receive is None:
+                report, record = await asyncio.to_thread(run, service.stopping)
+            else:
+                async with cancelled_when_gone(receive, service.stopping) as cancel:
+                    report, record = await asyncio.to_thread(run, cancel)
+        except Cancelled:
+            from pgpt.serve.completions import stopping
 
-        raise stopping(f"pgpt-serve was told to stop while it indexed {path.name}; the upload was not kept.") from None
+            if service.stopping.is_set():
+                raise stopping(f"pgpt-serve was told to stop while it indexed {path.name}; the upload was not "
+                               "kept.") from None
+            raise Cancelled(f"The client closed the connection before {path.name} was indexed; the upload was "
+                            "not kept.") from None
     status = next((name for name in ("added", "updated", "renamed") if getattr(report, name)), "unchanged")
     return listing([ingested_document(record, service.settings.home, status=status)])
 

@@ -1,4 +1,5 @@
-"""What every request passes before a route runs: the Host allow-list, the API key and the body cap.
+"""What every request passes before a route runs: the Host allow-list, the Origin of a browser's
+write, the API key and the body cap.
 
 Plain ASGI middleware, so each check covers every route the app has, including ones added
 later (vLLM's ``--api-key`` covered ``/v1`` only and left the rest open).
@@ -49,6 +50,33 @@ class HostGuard:
                                  "can add it with --allowed-hosts.", "host_not_allowed")
                 return
         await self.app(scope, receive, send)
+
+
+class OriginGuard:
+    """403 for a write that a web page sent: a browser sends the page's Origin with a cross-site
+    POST, and a form upload needs no CORS preflight, so any page a user opened could add documents
+    to a keyless localhost server (t52). Allowed: the server's own pages (the Origin names the
+    Host), the --cors-origins, and clients outside a browser, which send no Origin."""
+
+    WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, app: Any, origins: frozenset[str]) -> None:
+        self.app, self.origins = app, frozenset(o.rstrip("/").lower() for o in origins)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in self.WRITES and not self._allowed(scope):
+            await send_error(send, 403, "A web page of another site may not send this server requests that change "
+                             "something. Its operator can allow a page's origin with --cors-origins.",
+                             "origin_not_allowed")
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: dict[str, Any]) -> bool:
+        origin = _header(scope, b"origin").strip().rstrip("/").lower()
+        if not origin:  # no browser, or an old one: Sec-Fetch-Site still says a page of another site sent it
+            return _header(scope, b"sec-fetch-site").strip().lower() != "cross-site"
+        own = origin.partition("://")[2] == _header(scope, b"host").strip().lower()
+        return own or origin in self.origins
 
 
 class ApiKeyGuard:

@@ -6,6 +6,7 @@ do (UIs send vendor fields), and logged by name, never value."""
 from __future__ import annotations
 
 import logging
+import re
 import typing
 from typing import Any, ClassVar
 
@@ -15,6 +16,7 @@ from pydantic_core import PydanticCustomError
 log = logging.getLogger("pgpt.serve")
 
 UNRECOGNIZED = "unrecognized_argument"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 CLOSE_RATIO = 0.8  # difflib's: max_token, temprature, colection; not frequency_penalty for repeat_penalty
 _SHOWN_NAMES = 10
 # Fields of OpenAI's API and of other servers (vLLM, llama.cpp, ollama, TGI, OpenRouter) that this server
@@ -48,6 +50,12 @@ class RequestBody(BaseModel):
             return data
         # null is "the default" for a field that has one, as in OpenAI's API: clients that send every
         # unset field ("n": null, "stream": null) got "n: Input should be a valid integer" (t46)
+        if where := unpaired_surrogate(data):
+            # JSON's "\ud800" escape decodes to a str that no tokenizer or UTF-8 writer takes: every
+            # text route answered 500 "a bug in pgpt" with a traceback in the log (t52)
+            raise PydanticCustomError("unpaired_surrogate", "{text}", {"text": (
+                f"{where} holds an unpaired surrogate escape (\\ud800-\\udfff), which is no text; send the "
+                "text as UTF-8, or pair the escape with its other half")})
         data = {name: value for name, value in data.items()
                 if value is not None or name not in cls.model_fields or cls.model_fields[name].is_required()}
         unknown = unknown_fields(cls, data)
@@ -55,6 +63,20 @@ class RequestBody(BaseModel):
             raise PydanticCustomError(UNRECOGNIZED, "{text}", {"text": _refusal(misspelled), "name": misspelled[0][0]})
         log_ignored(f"POST {cls.route}", "request fields", [name for name, _ in unknown if name not in BOOKKEEPING])
         return data
+
+
+def unpaired_surrogate(value: Any, where: str = "") -> str:
+    """The first field (``messages.0.content``) of a JSON value whose text holds a lone surrogate, or ''."""
+    if isinstance(value, str):
+        return (where or "the body") if _SURROGATE.search(value) else ""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        name = f"{where}.{key}" if where else str(key)
+        if isinstance(key, str) and _SURROGATE.search(key):
+            return f"a field name in {where or 'the body'}"
+        if found := unpaired_surrogate(item, name):
+            return found
+    return ""
 
 
 def check_arguments(route: str, given: list[str], known: list[str], what: str) -> None:
@@ -84,9 +106,10 @@ def log_ignored(route: str, what: str, names: list[str]) -> None:
     """One warning naming the ignored ``names`` (never their values: a value may hold a prompt or a key)."""
     if not names:
         return
-    from pgpt.runtime.sanitize import strip_controls
+    from pgpt.runtime.sanitize import shown_name
 
-    shown = [strip_controls(name)[:40] for name in names]
+    # one line whatever the name holds: a JSON key with newlines forged log records (t52)
+    shown = [shown_name(name)[:40] for name in names]
     more = f" and {len(shown) - _SHOWN_NAMES} more" if len(shown) > _SHOWN_NAMES else ""
     log.warning("%s: ignored %s that it does not know: %s%s", route, what, ", ".join(shown[:_SHOWN_NAMES]), more)
 

@@ -11,9 +11,10 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from pgpt.runtime.errors import InvalidRequestError, ModelNotFoundError, RequestRefusedError
+from pgpt.runtime.errors import Cancelled, InvalidRequestError, ModelNotFoundError, RequestRefusedError
 from pgpt.serve import documents
 from pgpt.serve.completions import start_completion
+from pgpt.serve.limits import cancelled_when_gone
 from pgpt.serve.request_fields import check_arguments
 from pgpt.serve.responses import CompletionStream, complete, until_disconnected
 from pgpt.serve.schemas import (ChatCompletionRequest, ChunksRequest, CompletionRequest, EmbeddingsRequest,
@@ -135,9 +136,10 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
                                   "to embed.", hint="Leave empty texts out of the request.")
     if len(texts) > MAX_EMBEDDING_INPUTS:
         raise InvalidRequestError(f"{len(texts)} inputs in one request; the limit is {MAX_EMBEDDING_INPUTS}.")
-    if not body.truncate:
-        await asyncio.to_thread(_refuse_long_inputs, embedder, texts)
-    vectors = await asyncio.to_thread(embedder.embed, texts)
+    async with service.embedding_jobs.turn(), cancelled_when_gone(request.receive, service.stopping) as cancel:
+        if not body.truncate:
+            await asyncio.to_thread(_refuse_long_inputs, embedder, texts)
+        vectors = await asyncio.to_thread(_embed_in_batches, embedder, texts, cancel)
     if body.dimensions not in (None, vectors.shape[1]):  # silently 384 where 64 were asked broke a vector store
         raise InvalidRequestError(f"dimensions={body.dimensions}: {embedder.info.name} gives vectors of "
                                   f"{vectors.shape[1]} dimensions and cannot shorten them.",
@@ -148,6 +150,20 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
             "data": [{"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
                      for i, v in enumerate(vectors)],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _embed_in_batches(embedder: Any, texts: list[str], cancel: Any) -> Any:
+    """The texts' vectors, EMBED_BATCH at a time, stopping between batches once ``cancel`` is set:
+    2,048 long inputs take two minutes of both cores, which went on after the client left (t52)."""
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        if cancel.is_set():
+            raise Cancelled("The client closed the connection before its embeddings were done.")
+        parts.append(embedder.embed(texts[start:start + EMBED_BATCH]))
+    return np.concatenate(parts)
+
+
+EMBED_BATCH = 64
 
 
 def _refuse_long_inputs(embedder: Any, texts: list[str]) -> None:
@@ -205,7 +221,8 @@ async def ingest_file(request: Request, file: UploadFile = File(...), collection
         raise InvalidRequestError(f"The request holds {len(files)} files; each upload takes one (form field file).",
                                   hint="Send one request per file (pgpt-tui ingest PATH does so for a folder).")
     chosen = _collection(collection, request.query_params.get("collection"), "form field")
-    return await documents.ingest_upload(service_of(request), file_name or file.filename, file.file, chosen)
+    return await documents.ingest_upload(service_of(request), file_name or file.filename, file.file, chosen,
+                                         request.receive)
 
 
 @router.post("/v1/ingest/text")
@@ -219,7 +236,7 @@ async def ingest_text(body: IngestTextRequest, request: Request) -> dict[str, An
         raise InvalidRequestError("text holds NUL characters, which no document text has (binary data?).",
                                   hint="Send text; upload a binary document (PDF, .docx) to /v1/ingest/file.")
     chosen = _collection(body.collection or "", request.query_params.get("collection"), "body field")
-    return await documents.ingest_text(service_of(request), body.file_name, body.text, chosen)
+    return await documents.ingest_text(service_of(request), body.file_name, body.text, chosen, request.receive)
 
 
 def _check_query(request: Request) -> None:

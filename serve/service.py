@@ -19,6 +19,7 @@ from typing import Any
 
 from pgpt.runtime.settings import Settings
 from pgpt.serve.config import ServeSettings
+from pgpt.serve.limits import WorkQueue
 from pgpt.serve.metrics import ServerMetrics
 
 log = logging.getLogger("pgpt.serve")
@@ -41,6 +42,9 @@ class Service:
         self.loaded_once = False  # the default chat model loaded well at least once
         self.embedder_error: BaseException | None = None  # documents and embeddings only
         self.ingest_lock = threading.Lock()  # one writer at a time inside this server
+        # uploads and embeddings queue apart from answers, bounded, waiting without a thread (t52, t53)
+        self.uploads = WorkQueue("uploads being indexed", 1, serve.max_queue)
+        self.embedding_jobs = WorkQueue("embedding requests", 1, serve.max_queue)
         self.stopping = threading.Event()  # told to stop: running answers are cut at once
         self.answering: set[Any] = set()  # the Completions whose answers run
 
