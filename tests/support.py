@@ -97,3 +97,30 @@ def hf_folder(tmp_path: Path, config: dict, files: dict[str, bytes]) -> Path:  #
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return folder
+
+
+def stderr_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """``pgpt-tui ARGS`` with stderr on a terminal (a pty) and stdout on a pipe, as a user sees its
+    status lines: (exit status, stdout, what the terminal received)."""
+    import select
+
+    master, slave = os.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", *args], env=env,
+                               stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        try:
+            data = os.read(master, 65536) if ready else b""
+        except OSError:  # EIO: the command ended
+            break
+        if ready and not data:
+            break
+        shown += data
+        if not ready and process.poll() is not None:
+            break
+    os.close(master)
+    code = process.wait(timeout=300)
+    assert process.stdout is not None
+    return code, process.stdout.read().decode(), shown.decode("utf-8", "replace")

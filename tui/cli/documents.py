@@ -14,7 +14,7 @@ from pgpt.runtime.arg_types import (collection_name, given_path, non_negative_in
 from pgpt.runtime.sanitize import dumps_json, one_line, shown_name, strip_controls
 from pgpt.runtime.settings import DOCUMENTS_MAX_TOKENS
 from pgpt.tui.cli.inputs import text_argument
-from pgpt.tui.cli.text_bar import TextBar
+from pgpt.tui.cli.text_bar import TextBar, status_line
 
 if TYPE_CHECKING:
     from pgpt.runtime.errors import UsageError
@@ -294,7 +294,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
             remote.close()
     else:
         _require_documents(settings)
-        _status("loading the model and the document index…", args.json)
+        status_line("loading the model and the document index…", args.json)
         # The chat model loads while the embedder and the index open: both take about 2 s.
         with engine_loading_beside(settings, args.model, use_cache=not args.no_cache) as loaded_engine:
             embedder = default_embedder(settings)
@@ -396,24 +396,11 @@ def _where(path: str, page: int) -> str:
     return one_line(path) + (f", page {page}" if page else "")
 
 
-def _status(text: str, quiet: bool = False) -> None:
-    """One line of what `ask` does now, on a terminal's stderr only, replaced by the next ("" clears it):
-    it showed nothing for the first 5 s (the model, the embedder and the index loading, the search)."""
-    if not quiet and sys.stderr.isatty():
-        # cut to the terminal's width (COLUMNS too) and padded with spaces, not ESC[K: a line that wraps
-        # is not redrawn by \r, and a dumb terminal shows the escape (40 columns filled with copies, t50)
-        import shutil
-
-        room = max(shutil.get_terminal_size().columns - 1, 10)
-        sys.stderr.write("\r" + text[:room].ljust(room) + ("" if text else "\r"))
-        sys.stderr.flush()
-
-
 def _write_progress(stream: Any, quiet: bool) -> None:
     """Read the answer; a terminal sees how much of the draft is written (on stderr) meanwhile."""
-    _status("searching the documents and reading the passages…", quiet)
+    status_line("searching the documents and reading the passages…", quiet)
     written = 0
     for piece in stream:
         written += len(piece)
-        _status(f"writing the answer, then checking it against the sources… {written} characters", quiet)
-    _status("", quiet)
+        status_line(f"writing the answer, then checking it against the sources… {written} characters", quiet)
+    status_line("", quiet)

@@ -271,27 +271,36 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.chat import ChatEngine
     from pgpt.runtime.llm.sampling import SamplingOptions
     from pgpt.tui.cli.inputs import refuse_no_cache_on_server, text_argument
+    from pgpt.tui.cli.text_bar import status_line
 
     prompt = text_argument(args.prompt, "prompt")
     options = SamplingOptions(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                               top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    # a terminal sees what happens before the first word: 14 s of a blank screen while a 1.5B model
+    # loaded and read the prompt looked hung over SSH (t53); stderr only, cleared by the answer
     if settings.server:  # the server keeps the model loaded; its cache serves every client
         from pgpt.runtime.remote import connect
 
         refuse_no_cache_on_server(args.no_cache)
-        engine: Any = connect(settings, args.model)
+        status_line("asking the server…", args.json)
+        engine: Any = _cleared(lambda: connect(settings, args.model), args.json)
     else:
-        engine = ChatEngine(settings, args.model, use_cache=not args.no_cache)
+        status_line("loading the model…", args.json)
+        engine = _cleared(lambda: ChatEngine(settings, args.model, use_cache=not args.no_cache), args.json)
         print_warnings(engine.take_warnings())
+    status_line("reading the prompt…", args.json)
     stream = engine.stream([{"role": "user", "content": prompt}], options)
     written = False
     try:
         for piece in stream:
+            if not written:
+                status_line("", args.json)
             if not args.json:
                 sys.stdout.write(strip_controls(piece))
                 sys.stdout.flush()
                 written = written or bool(piece)
-    except Exception:
+    except BaseException:
+        status_line("", args.json)
         if written:  # a server that died mid-answer: its error starts a line of its own
             sys.stdout.write("\n")
             sys.stdout.flush()
@@ -305,6 +314,16 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         print_cut_note(stream.result)
     return 0
+
+
+def _cleared(make: Any, quiet: bool) -> Any:
+    """``make()``, with the status line cleared before its warning or error is printed."""
+    from pgpt.tui.cli.text_bar import status_line
+
+    try:
+        return make()
+    finally:
+        status_line("", quiet)
 
 
 def print_cut_note(result: Any) -> None:

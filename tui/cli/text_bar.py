@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -61,3 +62,16 @@ class TextBar:
         if self.tty and self.step >= 0:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def status_line(text: str, quiet: bool = False) -> None:
+    """One line of what `ask` or `chat` does now, on a terminal's stderr only, replaced by the next ("" clears it):
+    it showed nothing for the first 5 s (the model, the embedder and the index loading, the search)."""
+    if not quiet and sys.stderr.isatty():
+        # cut to the terminal's width (COLUMNS too) and padded with spaces, not ESC[K: a line that wraps
+        # is not redrawn by \r, and a dumb terminal shows the escape (40 columns filled with copies, t50)
+        import shutil
+
+        room = max(shutil.get_terminal_size().columns - 1, 10)
+        sys.stderr.write("\r" + text[:room].ljust(room) + ("" if text else "\r"))
+        sys.stderr.flush()

@@ -300,3 +300,15 @@ def test_a_file_where_a_data_folder_belongs_is_a_setting_error(settings, tmp_pat
         assert result.returncode == 2 and f"error: Invalid setting: {variable} ({path}) {what}" in result.stderr
         assert f"Point {variable} at a folder" in result.stderr
         assert "Traceback" not in result.stderr and "Errno" not in result.stderr
+
+
+def test_chat_on_a_terminal_says_what_it_does_before_the_first_word(settings) -> None:  # type: ignore[no-untyped-def]
+    """`chat` showed nothing while the model loaded and read the prompt (14 s of a blank screen with
+    a 1.5B model looked hung over SSH, t53); `ask` said so."""
+    from support import stderr_on_a_terminal
+
+    code, out, shown = stderr_on_a_terminal(["chat", "Say hi", "--max-tokens", "4", "--no-cache"],
+                                            {**cli_env(settings), "COLUMNS": "60"})
+    assert code == 0 and out.strip()
+    assert shown.index("loading the model…") < shown.index("reading the prompt…"), shown
+    assert ("\r" + " " * 59 + "\r(cut at the 4-token limit") in shown, repr(shown[-80:])  # cleared before it

@@ -310,31 +310,13 @@ def test_a_named_file_that_is_skipped_is_a_failed_command(settings: Settings, tm
 def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, tmp_path: Path) -> None:
     """On a terminal `ask` showed nothing for about 5 s (the model, the embedder and the index
     loading, then the search) before "writing the answer ..."."""
-    import os
-    import select
+    from support import stderr_on_a_terminal
 
     (tmp_path / "ferry.txt").write_text("The ferry leaves at noon from pier 4.\n")
     assert tui_cli(settings, "ingest", str(tmp_path / "ferry.txt")).returncode == 0
-    master, slave = os.openpty()  # stderr on a terminal; the answer on a pipe
-    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "ask", "When does the ferry leave?",
-                                "--max-tokens", "8"], env={**cli_env(settings), "COLUMNS": "40", "TERM": "dumb"},
-                               stdout=subprocess.PIPE, stderr=slave)
-    os.close(slave)
-    shown = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 1.0)
-        try:
-            data = os.read(master, 65536) if ready else b""
-        except OSError:  # EIO: the command ended
-            break
-        if ready and not data:
-            break
-        shown += data
-        if not ready and process.poll() is not None:
-            break
-    os.close(master)
-    assert process.wait(timeout=300) == 0 and process.stdout is not None and "[1]" in process.stdout.read().decode()
-    text = shown.decode("utf-8", "replace")
+    code, out, text = stderr_on_a_terminal(["ask", "When does the ferry leave?", "--max-tokens", "8"],
+                                           {**cli_env(settings), "COLUMNS": "40", "TERM": "dumb"})
+    assert code == 0 and "[1]" in out
     assert text.index("loading the model and the") < text.index("searching the documents"), text
     # cut to COLUMNS and padded with spaces, no ESC[K (a dumb terminal showed it, and a wrapped line was
     # not redrawn: 40 columns filled with copies, t50); cleared before the answer
