@@ -275,6 +275,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
 
     question = text_argument(args.question, "question")
     options = SamplingOptions(max_new_tokens=args.max_tokens)
+    cancel = threading.Event()  # Ctrl-C sets it (see interrupt.py)
     if settings.server:  # the server's documents, model and caches; it checks the answer too
         from pgpt.runtime.errors import ServerUsageError
         from pgpt.runtime.remote import connect
@@ -283,9 +284,9 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
         refuse_no_cache_on_server(args.no_cache)
         remote = connect(settings, args.model)
         try:
-            stream: Any = remote.ask(question, options, threading.Event(), collection=args.collection,
+            stream: Any = remote.ask(question, options, cancel, collection=args.collection,
                                      passages=args.k, sentences=args.sentences)
-            _write_progress(stream, args.json)
+            _write_progress(stream, cancel, args.json)
         except ServerUsageError:  # the server's "nothing indexed" names its HTTP API, not this command
             if not remote.documents():
                 raise _nothing_indexed(settings, "ask") from None
@@ -303,9 +304,9 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
             engine = loaded_engine()
             print_warnings(engine.take_warnings())
             stream = AskStream(engine, store, embedder, question, options, collection=args.collection,
-                               k=args.k or DEFAULT_PASSAGES, cancel=threading.Event(),
+                               k=args.k or DEFAULT_PASSAGES, cancel=cancel,
                                sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
-            _write_progress(stream, args.json)
+            _write_progress(stream, cancel, args.json)
             print_warnings(engine.take_warnings())
     if args.json:
         print(dumps_json(stream.result.as_json()))
@@ -396,11 +397,13 @@ def _where(path: str, page: int) -> str:
     return one_line(path) + (f", page {page}" if page else "")
 
 
-def _write_progress(stream: Any, quiet: bool) -> None:
+def _write_progress(stream: Any, cancel: threading.Event, quiet: bool) -> None:
     """Read the answer; a terminal sees how much of the draft is written (on stderr) meanwhile."""
+    from pgpt.tui.cli.interrupt import interruptible
+
     status_line("searching the documents and reading the passages…", quiet)
     written = 0
-    for piece in stream:
+    for piece in interruptible(stream, cancel, quiet):
         written += len(piece)
         status_line(f"writing the answer, then checking it against the sources… {written} characters", quiet)
     status_line("", quiet)

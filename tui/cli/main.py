@@ -271,6 +271,9 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.chat import ChatEngine
     from pgpt.runtime.llm.sampling import SamplingOptions
     from pgpt.tui.cli.inputs import refuse_no_cache_on_server, text_argument
+    import threading
+
+    from pgpt.tui.cli.interrupt import interruptible
     from pgpt.tui.cli.text_bar import status_line
 
     prompt = text_argument(args.prompt, "prompt")
@@ -289,10 +292,11 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
         engine = _cleared(lambda: ChatEngine(settings, args.model, use_cache=not args.no_cache), args.json)
         print_warnings(engine.take_warnings())
     status_line("reading the prompt…", args.json)
-    stream = engine.stream([{"role": "user", "content": prompt}], options)
+    cancel = threading.Event()
+    stream = engine.stream([{"role": "user", "content": prompt}], options, cancel)
     written = False
     try:
-        for piece in stream:
+        for piece in interruptible(stream, cancel, args.json):
             if not written:
                 status_line("", args.json)
             if not args.json:

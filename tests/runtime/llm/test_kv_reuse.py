@@ -112,3 +112,28 @@ def test_chat_timings_report_the_reused_tokens(settings) -> None:  # type: ignor
     timings = stream.result.timings
     assert timings["prompt_tokens"] - timings["reused_prompt_tokens"] < 16  # the new message only
     assert timings["reused_prompt_tokens"] > 20 and "Madrid" in answer
+
+
+def test_a_cancel_stops_a_long_prompt_between_chunks_and_leaves_a_sound_buffer(model: LanguageModel,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1.5B model read its whole prompt for 8 s after Ctrl-C (t53): a cancel now stops between
+    256-token chunks, and the buffer claims only the tokens it holds for certain."""
+    pasted = " ".join(["The licence grants a perpetual, worldwide, royalty-free copyright licence."] * 60)
+    prompt = _turn(model, f"Summarize this: {pasted}")
+    assert len(prompt) > 600  # three chunks at least
+    cancel, runs = threading.Event(), []
+    real_run = model._run
+
+    def first_chunk_then_cancel(*args, **kwargs):  # type: ignore[no-untyped-def]
+        runs.append(1)
+        cancel.set()  # as Ctrl-C would, while the first chunk is read
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(model, "_run", first_chunk_then_cancel)
+    with pytest.raises(Cancelled):
+        next(model.generate(prompt, GREEDY, cancel))
+    assert len(runs) == 1
+    monkeypatch.undo()
+    after = _answer(model, prompt)  # reuses only what the buffer holds for certain
+    model.release_kv()
+    assert _answer(model, prompt) == after
