@@ -33,13 +33,20 @@ class TextBar:
         detail, tail = (" ".join(strip_controls(text).split()) for text in (detail, tail))
         line = f"[{'#' * filled}{'.' * (WIDTH - filled)}] {detail} {eta}  {tail}".rstrip()
         if self.tty:  # padded over the longer line drawn before ("z.txttxt" otherwise)
-            # A line that wraps is not redrawn by \r (its end stayed): on a narrow terminal the file
-            # name goes first, then the bar narrows, so that the counts and the ETA stay in sight.
+            # A line that wraps is not redrawn by \r (its end stayed): on a narrow terminal the bar
+            # narrows first, then the file name loses its start, keeping its end and the count inside
+            # it ("…big20.txt (768/42867 chunks of it)"); it went whole on a 100-column terminal, for a
+            # 27-minute file, the one sign of how far that file was (t53). The counts and ETA stay.
             room = self._columns() - 1
             if len(line) > room:
-                width = max(10, min(WIDTH, room - len(f"[] {detail} {eta}")))
+                head = f"{detail} {eta}"
+                width = max(10, min(WIDTH, room - len(f"[] {head}  {tail}")))
                 filled = int(width * done / max(total, 1))
-                line = f"[{'#' * filled}{'.' * (width - filled)}] {detail} {eta}"[:room]
+                line = f"[{'#' * filled}{'.' * (width - filled)}] {head}"
+                left = room - len(line) - 2
+                if tail and left >= 20:  # less shows too little of it to tell
+                    line += "  " + (tail if len(tail) <= left else "…" + tail[-(left - 1):])
+                line = line[:room]
             self.stream.write("\r" + line.ljust(self.width))
             self.width = len(line)
         elif filled != self.step or time.monotonic() - self.written >= LOG_EVERY_S:
