@@ -94,12 +94,14 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                     work = again + [item for item in work if (str(item[0]), item[1]) not in done]
                 weights = WorkShares([path for path, _, _ in work])
                 for index, (path, into, rechunk) in enumerate(work):
+                    embedded = [0, 0]  # the current file's chunks embedded, of how many
                     if cancel is not None and cancel.is_set():
                         raise stopped(index, len(work), reindex)  # between files: none was in progress
                     if progress is not None:
                         progress(tick(index, len(work), str(path), report.chunks, started, share=weights(index),
                                        skipped=weights.skipped))
                     def within(done: int, total: int, at: int = index, name: str = str(path)) -> None:
+                        embedded[:] = [done, total]
                         if progress is not None:
                             progress(tick(at, len(work), name, report.chunks + done, started, done, total,
                                            weights(at, done / total if total else 0.0), weights.skipped))
@@ -109,7 +111,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                         _ingest_file(store, embedder, reader, path, into, catalog.setdefault(into, {}), report,
                                      cancel, rechunk, within)
                     except Cancelled:
-                        raise stopped(index, len(work), reindex, str(path)) from None
+                        raise stopped(index, len(work), reindex, str(path), (embedded[0], embedded[1])) from None
                     if len(report.unchanged) + len(report.skipped) + len(report.failed) > quick:
                         weights.passed_over(index)
                 if report.rechunked_from:
@@ -132,15 +134,18 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     return report
 
 
-def stopped(done: int, total: int, reindex: bool, current: str = "") -> Cancelled:
+def stopped(done: int, total: int, reindex: bool, current: str = "", embedded: tuple[int, int] = (0, 0)) -> Cancelled:
     """The error of an ingest stopped after ``done`` of ``total`` files (a cancel, Ctrl-C): what
     stays and what to run next, in one paragraph (the generic "Nothing was changed" is not true).
     ``current``: the file it stopped inside, whose chunks embedded so far are not kept (a file's
-    chunks are committed together, so that a document is never half in the index)."""
+    chunks are committed together, so that a document is never half in the index); ``embedded``:
+    how many of its chunks were, of how many, so that the user sees what is done again (t53)."""
     if reindex:
         return Cancelled(f"Re-indexing stopped after {done} of {total} files; the index in use is unchanged. "
                          "Run it again to rebuild it.", hint="")
-    inside = f" {Path(current).name} was not finished and starts over then." if current else ""
+    lost = (f" ({embedded[0]:,} of its {embedded[1]:,} chunks were embedded; they are embedded again)"
+            if embedded[0] else "")
+    inside = f" {Path(current).name} was not finished and starts over then{lost}." if current else ""
     return Cancelled(f"Ingestion stopped after {done} of {total} files; the files done are in the index. Run it "
                      f"again to continue where it stopped (the files done are skipped).{inside}", hint="")
 

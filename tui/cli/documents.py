@@ -106,8 +106,10 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         from pgpt.runtime.documents.ingest import stopped
 
         bar.close()
-        inside = last[0].current if last and last[0].file_chunks else ""  # stopped inside a large file
-        raise stopped(last[0].done if last else 0, last[0].total if last else 0, args.reindex, inside) from None
+        tick = last[0] if last else None
+        inside = tick.current if tick and tick.file_chunks else ""  # stopped inside a large file
+        raise stopped(tick.done if tick else 0, tick.total if tick else 0, args.reindex, inside,
+                      (tick.file_chunks_done, tick.file_chunks) if inside and tick else (0, 0)) from None
     bar.close()
     if args.json:
         fields = ("added", "updated", "renamed", "unchanged", "removed", "gone", "rechunked")
