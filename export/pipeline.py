@@ -92,9 +92,12 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
         require_writable(Path(options.output).parent, "the output folder's parent (-o)")
     elif options.model_cache is not None:
         require_writable(options.model_cache, "the model cache (PGPT_MODEL_CACHE)")
-    report("resolve", f"resolving {options.source}")
-    source = resolve_source(options.source, options.revision, options.trust_remote_code,
-                            progress=_download_lines(report), cancel=cancel)
+    report.check()
+    # a line every 3 s meanwhile: reading a GGUF's tensor table (and the libraries it needs) took
+    # 8 s on a busy machine without a word after the first line (t53)
+    with report.heartbeat("resolve", f"resolving {options.source}"):
+        source = resolve_source(options.source, options.revision, options.trust_remote_code,
+                                progress=_download_lines(report), cancel=cancel)
     final = default_output(options, source)
     damaged = replaceable_damage(final, options.model_cache)
     if final.exists() and not damaged and (options.output is not None or not can_publish(final.parent, final.name)):
@@ -309,9 +312,13 @@ class _Reporter:
         self._last_line = started
 
     def __call__(self, stage: str, message: str) -> None:
+        self.check()
+        self.note(stage, message)
+
+    def check(self) -> None:
+        """Raise Cancelled when the export was told to stop."""
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled("The export was cancelled; nothing was written.")
-        self.note(stage, message)
 
     def note(self, stage: str, message: str) -> None:
         """Report without the cancel check (for callbacks on other threads, such as downloads)."""
