@@ -97,6 +97,11 @@ class ServeSettings:
                 hint="Use a random key of 32 hexadecimal characters or more: put the output of `openssl rand -hex 32` "
                      "in the key file (or PGPT_API_KEY; an environment file such as systemd's runs no commands, "
                      "so $(...) stays text).")
+        if "*" in self.allowed_hosts and not self.api_key:
+            raise ConfigError("--allowed-hosts '*' is refused without an API key: a web page could then reach "
+                              "the server by rebinding its own DNS name to this machine (ollama's CVE-2024-28224).",
+                              hint="List the names clients use (--allowed-hosts gpu-box.example), or set a key "
+                                   "(--api-key-file) as a server behind a proxy needs.")
         if any(o.strip() == "*" for o in self.cors_origins):
             raise ConfigError("--cors-origins '*' is refused: any web page could then call the server from "
                               "a visitor's browser.", hint="List the exact origins, e.g. http://localhost:3000.")

@@ -26,10 +26,12 @@ class WorkQueue:
     """At most ``running`` jobs of one kind at once and ``waiting`` more in line; one more is refused
     at once with ServerBusyError (503 and Retry-After), never left to hang."""
 
-    def __init__(self, what: str, running: int, waiting: int, retry_after_s: int = 2) -> None:
+    def __init__(self, what: str, running: int, waiting: int, retry_after_s: int = 2,
+                 gauges: tuple[Any, Any] | None = None) -> None:
         self.what, self.running, self.max_waiting, self.retry_after_s = what, running, waiting, retry_after_s
         self.waiting = 0
         self._slots: asyncio.Semaphore | None = None  # made in the event loop that uses it
+        self._gauges = gauges  # (running, waiting) of /metrics
 
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
@@ -40,15 +42,23 @@ class WorkQueue:
             raise ServerBusyError(f"The server is busy with {self.what}: {self.running} running and "
                                   f"{self.waiting} waiting (max_queue={self.max_waiting}).",
                                   limit=f"max_queue={self.max_waiting}", retry_after_s=self.retry_after_s)
-        self.waiting += 1
+        self._count(waiting=1)
         try:
             await self._slots.acquire()
         finally:
-            self.waiting -= 1
+            self._count(waiting=-1)
+        self._count(running=1)
         try:
             yield
         finally:
+            self._count(running=-1)
             self._slots.release()
+
+    def _count(self, running: int = 0, waiting: int = 0) -> None:
+        self.waiting += waiting
+        if self._gauges is not None:
+            self._gauges[0].inc(running)
+            self._gauges[1].inc(waiting)
 
 
 @contextlib.asynccontextmanager

@@ -42,6 +42,14 @@ class ServerMetrics:
                                            registry=r)
         self.model_switches = Counter("pgpt:model_switches", "Hot swaps to another version", ["model"], registry=r)
         self.loaded = Gauge("pgpt:models_loaded", "Chat model versions in memory", registry=r)
+        # uploads being indexed and embedding requests: their own queues (serve/limits.py)
+        self.jobs_running = Gauge("pgpt:jobs_running", "Uploads or embedding requests being worked on", ["kind"],
+                                  registry=r)
+        self.jobs_waiting = Gauge("pgpt:jobs_waiting", "Uploads or embedding requests waiting for their turn",
+                                  ["kind"], registry=r)
+        for kind in ("uploads", "embeddings"):
+            self.jobs_running.labels(kind)
+            self.jobs_waiting.labels(kind)
         # llama.cpp's n_busy_slots_per_decode: how full the batched decode steps were on average
         self.busy_slots = Gauge("pgpt:busy_slots_per_decode", "Mean sequences per batched decode step", registry=r)
 

@@ -43,8 +43,8 @@ class Service:
         self.embedder_error: BaseException | None = None  # documents and embeddings only
         self.ingest_lock = threading.Lock()  # one writer at a time inside this server
         # uploads and embeddings queue apart from answers, bounded, waiting without a thread (t52, t53)
-        self.uploads = WorkQueue("uploads being indexed", 1, serve.max_queue)
-        self.embedding_jobs = WorkQueue("embedding requests", 1, serve.max_queue)
+        self.uploads = WorkQueue("uploads being indexed", 1, serve.max_queue, gauges=_gauges(metrics, "uploads"))
+        self.embedding_jobs = WorkQueue("embedding requests", 1, serve.max_queue, gauges=_gauges(metrics, "embeddings"))
         self.stopping = threading.Event()  # told to stop: running answers are cut at once
         self.answering: set[Any] = set()  # the Completions whose answers run
 
@@ -240,3 +240,8 @@ async def stream_in_thread(make: Callable[[], Iterable[str]], cancel: threading.
         cancel.set()
         with anyio.CancelScope(shield=True):
             await finished
+
+
+def _gauges(metrics: ServerMetrics, kind: str) -> tuple[Any, Any]:
+    """The running and waiting gauges of one kind of job."""
+    return metrics.jobs_running.labels(kind), metrics.jobs_waiting.labels(kind)

@@ -88,6 +88,9 @@ def test_the_host_rules(tmp_path: Path) -> None:
         ServeSettings(host="10.0.0.5").check()
     with pytest.raises(ConfigError, match="any web page"):
         ServeSettings(cors_origins=("*",)).check()
+    with pytest.raises(ConfigError, match=re.escape("--allowed-hosts '*' is refused without an API key")):
+        ServeSettings(allowed_hosts=("*",)).check()  # the DNS-rebinding guard off, on a keyless server (t52)
+    ServeSettings(allowed_hosts=("*",), api_key="3f9a1c0b7e2d4a5f").check()
     # a key anyone could guess, or a command pasted where no shell runs it, opens a public address
     for key, why in (("abc", "3 characters, fewer than 16"), ("$(openssl rand -hex 32)", "shell command"),
                      ("a key with spaces in it", "spaces")):

@@ -327,3 +327,31 @@ def test_a_hung_server_a_web_page_and_https_each_get_their_own_paragraph(served:
     with pytest.raises(ServerUnreachableError, match="does not speak HTTPS") as caught:
         remote.RemoteEngine(served.url.replace("http:", "https:"), api_key=KEY)
     assert "use http://" in caught.value.hint
+
+
+def test_docs_shows_a_servers_document_id_without_its_escapes(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Every other string a server sends was cleaned before it was printed, but not the id: a hostile
+    server (or anyone on the plain-HTTP path) could set the title, clear the screen or write the
+    clipboard (OSC 52) through `pgpt-tui docs` (t52)."""
+    import argparse
+
+    from pgpt.runtime import remote
+    from pgpt.runtime.settings import Settings
+    from pgpt.tui.cli.remote_documents import docs_on_server
+
+    hostile = "id\x1b]0;OWNED\x07\x1b[2J\x1b[31mEVIL\x1b[0m\x1b]52;c;ZWNobyBwd25lZA==\x07"
+
+    class Server:
+        def documents(self) -> list[dict]:
+            return [{"doc_id": hostile, "doc_metadata": {"path": "p\x1b[31mEVIL", "collection": "default",
+                                                         "chunks": 1, "ingested_at": 0}}]
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(remote, "connect", lambda settings: Server())
+    settings = Settings(home=Path("/nonexistent"), model_cache=Path("/nonexistent"), server="http://127.0.0.1:9")
+    assert docs_on_server(settings, argparse.Namespace(collection=None, json=False)) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown and "(idEVIL)" in shown, repr(shown)

@@ -295,7 +295,7 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.get("ingested_at", 0)))
         chunks = d.get("chunks", 0)
         print(f"{chunks:>6} chunk{' ' if chunks == 1 else 's'}  {when}  [{one_line(str(d.get('collection', '')))}] "
-              f"{one_line(str(d.get('path') or d.get('file_name', '')))}  ({d['doc_id']})")
+              f"{one_line(str(d.get('path') or d.get('file_name', '')))}  ({one_line(str(d['doc_id']))})")
     return 0
 
 
