@@ -240,7 +240,21 @@ def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, pa
     """
     key = str(path)
     try:
-        content_hash = _hash_file(path)
+        opened = _open_regular(path)
+    except OSError as exc:
+        report.failed.append((key, fs_reason(exc)))
+        return
+    with opened:
+        _ingest_opened(store, embedder, reader, path, opened, collection, known, report, cancel, rechunk, within)
+
+
+def _ingest_opened(store: DocumentStore, embedder: Any, reader: IsolatedReader, path: Path, opened: Any,
+                   collection: str, known: dict[str, DocumentRecord], report: IngestReport,
+                   cancel: threading.Event | None, rechunk: bool, within: Callable[[int, int], None] | None) -> None:
+    """``_ingest_file`` once the file is open: hashed and read from that one open file."""
+    key = str(path)
+    try:
+        content_hash = _hash_open(opened)
     except OSError as exc:
         report.failed.append((key, fs_reason(exc)))
         return
@@ -257,7 +271,9 @@ def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, pa
         report.renamed.append(key)
         report.moved.append((moved.path, key))
         return
-    outcome = reader.read(path, cancel)
+    # The reader reads the file that was opened and hashed, never the name again: a file swapped for a
+    # link to a private file after the listing was read through the link and indexed (t52).
+    outcome = reader.read(path, cancel, _open_file_path(opened))
     if outcome.sections is None:
         (report.skipped if outcome.skipped else report.failed).append((key, outcome.skipped or outcome.failed))
         return
@@ -277,17 +293,31 @@ def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, pa
     report.chunks += len(rows)
 
 
-def _hash_file(path: Path) -> str:
-    """sha256 of a regular file, opened without following a link or blocking on a pipe (the file
-    may have been swapped for one since the folder was listed)."""
+def _open_regular(path: Path) -> Any:
+    """``path`` opened for reading without following a link or blocking on a pipe (the file may have
+    been swapped for one since the folder was listed); OSError unless it is a regular file."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file any more")
-        digest = hashlib.sha256()
-        while block := handle.read(1 << 20):
-            digest.update(block)
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise OSError(errno.EINVAL, "not a regular file any more")
+    return handle
+
+
+def _hash_open(handle: Any) -> str:
+    """sha256 of an open file, from its start."""
+    handle.seek(0)
+    digest = hashlib.sha256()
+    while block := handle.read(1 << 20):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def _open_file_path(handle: Any) -> str:
+    """A path to the open file itself (Linux's /proc/PID/fd/N opens the same file whatever its name
+    now points to), or '' where there is none: the reader then opens the name."""
+    path = f"/proc/{os.getpid()}/fd/{handle.fileno()}"
+    return path if os.path.exists(path) else ""
 
 
 def _embedded_rows(embedder: Any, sections: list[Section], doc_id: str, collection: str, key: str,

@@ -67,13 +67,13 @@ class IsolatedReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def read(self, path: Path, cancel: threading.Event | None = None) -> ReadOutcome:
-        """Read one file in the child.
+    def read(self, path: Path, cancel: threading.Event | None = None, source: str = "") -> ReadOutcome:
+        """Read one file in the child (from ``source`` when given: see ``read_document``).
 
         Raises:
             Cancelled: ``cancel`` was set while the file was read (the child is stopped).
         """
-        request = json.dumps({"path": str(path)}).encode() + b"\n"
+        request = json.dumps({"path": str(path), "source": source}).encode() + b"\n"
         for attempt in range(2):
             child = self._running_child()
             assert child.stdin is not None and child.stdout is not None
@@ -193,10 +193,11 @@ def _outcome(answer: dict[str, Any], path: Path) -> ReadOutcome:
     return ReadOutcome(failed=f"internal error: {answer.get('type', '?')}")
 
 
-def read_one(path: Path, memory_mb: int) -> dict[str, Any]:
-    """Read ``path`` and describe the result as JSON-ready data (runs in the child)."""
+def read_one(path: Path, memory_mb: int, source: str = "") -> dict[str, Any]:
+    """Read ``path`` (its bytes from ``source`` when given) and describe the result as JSON-ready data
+    (runs in the child)."""
     try:
-        sections = read_document(path)
+        sections = read_document(path, Path(source) if source else None)
         return {"status": "ok", "sections": [[s.text, s.page, s.heading] for s in sections]}
     except Skipped as exc:
         return {"status": "skipped", "reason": str(exc)}
@@ -244,7 +245,7 @@ def main() -> None:
     answers.flush()
     for line in sys.stdin:
         request = json.loads(line)
-        answer = read_one(Path(request["path"]), memory_mb)
+        answer = read_one(Path(request["path"]), memory_mb, request.get("source", ""))
         answers.write(json.dumps(answer) + "\n")  # ensure_ascii: lone surrogates survive as escapes
         answers.flush()
 

@@ -46,19 +46,21 @@ class Section:
     heading: str = ""
 
 
-def read_document(path: Path) -> list[Section]:
-    """The sections of one file.
+def read_document(path: Path, source: Path | None = None) -> list[Section]:
+    """The sections of one file: ``path`` names it (its suffix gives the format), and its bytes are
+    read from ``source`` when given (the file ingestion opened and hashed, see ``ingest``).
 
     Raises:
         Skipped: binary, encrypted or scanned PDF, damaged file, no text at all.
     """
     suffix = path.suffix.lower()
+    source = path if source is None else source
     if suffix == ".pdf":
-        sections = _read_pdf(path)
+        sections = _read_pdf(source)
     elif suffix == ".docx":
-        sections = _read_docx(path)
+        sections = _read_docx(source)
     else:
-        data = path.read_bytes()
+        data = source.read_bytes()
         from pgpt.runtime.documents.rtf_reader import is_rtf, rtf_text
         from pgpt.runtime.documents.text_structure import markdown_sections, underlined_sections, without_rest_markup
 

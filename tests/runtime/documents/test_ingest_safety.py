@@ -134,3 +134,30 @@ def test_instructions_inside_a_document_stay_data(settings: Settings, embedder, 
         engine.close()
     assert stream.result.sources[0]["source"].endswith("memo.txt") and isinstance(answer, str)
     assert os.listdir(root) == ["memo.txt"]  # nothing but the answer's text was affected
+
+
+def test_a_file_swapped_for_a_link_after_it_was_opened_is_read_as_opened(settings: Settings, embedder,  # type: ignore[no-untyped-def]
+                                                                        tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hash opened the file without following links, but the reader opened its name again: a file
+    swapped for a link to a private file in between was indexed with the private file's text (t52)."""
+    from pgpt.runtime.documents.isolation import IsolatedReader
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("The vault password is hunter2-zebra.\n")
+    share = tmp_path / "share"
+    share.mkdir()
+    note = share / "note.txt"
+    note.write_text("The bakery opens at six in the morning.\n")
+    real_read = IsolatedReader.read
+
+    def swapped_first(self, path, cancel=None, source=""):  # type: ignore[no-untyped-def]
+        note.unlink()
+        note.symlink_to(secret)  # what a racer does between the hash and the read
+        return real_read(self, path, cancel, source)
+
+    monkeypatch.setattr(IsolatedReader, "read", swapped_first)
+    report = ingest(settings, [share], embedder)
+    assert report.added == [str(note)]
+    texts = [hit.text for hit in search(open_store(settings, embedder), embedder, "vault password", k=5)]
+    assert texts and not any("hunter2" in text for text in texts) and "bakery" in texts[0]
