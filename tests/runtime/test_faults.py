@@ -226,6 +226,7 @@ def test_reindex_of_a_damaged_index_moves_it_aside_and_says_what_was_lost(settin
     manifests[-1].write_bytes(b"")
     done = cli(settings, "ingest", "--reindex", str(second))
     assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("Re-indexing: every document of the index is read again")  # not only PATH (t53)
     assert "could not be read (damaged), so none of its documents came along" in done.stdout, done.stdout
     aside = list(settings.home.glob("index.damaged-*"))
     assert len(aside) == 1 and str(aside[0]) in done.stdout

@@ -121,13 +121,15 @@ def main(argv: list[str] | None = None) -> int:
 
         log = logging.getLogger("pgpt")
         message = _output_fault(exc) or user_message(exc)
+        stop = isinstance(exc, (KeyboardInterrupt, Cancelled))
         if log.hasHandlers():  # none before setup_logging (a bad setting): logging would print the traceback
-            if isinstance(exc, (PgptError, KeyboardInterrupt)):  # a named cause or a stop: a line, no traceback
+            if stop:  # no failure: a log watched for warnings counted every Ctrl-C as a failed command (t53)
+                log.info("stopped by the user: %s", " ".join(message.text.split())[:300])
+            elif isinstance(exc, PgptError):  # a named cause: a line, no traceback
                 log.warning("command failed: %s (%s)", message.title, type(exc).__name__)
             else:
                 log.exception("command failed")
         # Ctrl+C mostly lands mid-answer: the error starts its own line, not the answer's.
-        stop = isinstance(exc, (KeyboardInterrupt, Cancelled))
         start = "\n" if stop and sys.stderr.isatty() else ""
         if stop and getattr(args, "command", None) == "chat" and not sys.stdout.isatty():
             print(flush=True)  # the streamed answer's line ends: "...Pollyerror: Stopped" in one file

@@ -121,3 +121,25 @@ def test_an_add_refused_before_it_started_leaves_the_running_ones_marker(tmp_pat
                 raise IngestLockedError("Another ingestion is running.")
         [running] = unfinished_adds(settings)
         assert running.done == 3
+
+
+def test_a_second_writer_is_told_how_far_the_first_ones_add_is(tmp_path: Path) -> None:
+    """"Wait for it to finish" gave no way to know for how long (t53): the refusal names the add and
+    its files done, from the running add's marker."""
+    from pgpt.runtime.documents.index_folder import writer_lock
+    from pgpt.runtime.errors import IngestLockedError
+
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "cache")
+    docs = tmp_path / "docs"
+    with remembered(settings, [docs], "default", lambda tick: None) as progress, writer_lock(settings):
+        progress(IngestProgress(416, 1717, "a.txt", 900, 60.0))
+        holder = subprocess.run([sys.executable, "-c", "from pgpt.runtime.documents.index_folder import writer_lock\n"
+                                 "from pgpt.runtime.settings import Settings\nfrom pathlib import Path\n"
+                                 f"with writer_lock(Settings(home=Path({str(settings.home)!r}), "
+                                 f"model_cache=Path({str(settings.model_cache)!r}))): pass"],
+                                capture_output=True, text=True, timeout=120)
+        assert f"pid {os.getpid()}: adding {docs.resolve()}, 416 of 1717 files) is writing" in holder.stderr, \
+            holder.stderr
+        with pytest.raises(IngestLockedError):  # the same process asking again: refused too (flock per open)
+            with writer_lock(settings):
+                pass

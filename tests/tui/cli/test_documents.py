@@ -255,6 +255,9 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
                      r"they are embedded again\)\.", rest), rest
     assert "Nothing was changed" not in rest and "Traceback" not in rest
     assert "error:" not in rest  # a stop the user asked for is no error
+    log = settings.log_file.read_text()  # nor a failed command in the log a monitor watches (t53)
+    assert "INFO pgpt: stopped by the user: Ingestion stopped after 1 of 2 files" in log
+    assert "command failed: Cancelled" not in log and "command failed: Interrupted" not in log
     assert unfinished_adds(settings) == []  # it said itself that it stopped: the app's next start says nothing
     listed = tui_cli(settings, "docs", "--json")
     assert [Path(d["path"]).name for d in json.loads(listed.stdout)["documents"]] == ["a-small.md"]
