@@ -89,3 +89,28 @@ def test_a_gguf_of_3_bit_blocks_is_offered_int4(tmp_path: Path) -> None:
     path = write_gguf(tmp_path / "q3k.gguf", model, train_vocabulary(256))
     line, dtype = describe_local(path)
     assert dtype == "int4" and "of its weights in blocks of at most 4 bits" in line, line
+
+
+async def test_quitting_during_an_export_asks_first_and_says_what_was_cut(own_cache: Settings) -> None:
+    """Ctrl+Q during an F3 export quit at once, without a word, and left its temporary folder (t53)."""
+    from pgpt.tui.chat.quitting import quit_note
+    from pgpt.tui.screens.confirm import Confirm
+
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        screen.query_one("#repo", Input).value = str(gguf_path())
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not screen.busy and "on this machine" in text_of(screen, "#diagnosis"))
+        await pilot.press("ctrl+b")
+        await wait_until(pilot, lambda: screen.long_job == "export")
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "A model export is running (F3). Quit anyway?" in str(app.screen.query_one("Static").render())
+        assert quit_note(app).startswith("the model export (F3) stopped when the app quit; nothing of it was kept")
+        await pilot.press("n")  # keeps the app and the export
+        await wait_until(pilot, lambda: not isinstance(app.screen, Confirm))
+        assert app.is_running and screen.long_job == "export"
+        await pilot.press("ctrl+x")  # stopped: quitting asks nothing more
+        await wait_until(pilot, lambda: not screen.busy, 120)
+        assert quit_note(app) == ""

@@ -224,9 +224,11 @@ def test_a_signal_from_outside_quits_the_app_and_gives_the_terminal_back(setting
 # 4. Quitting while a first-start export runs.
 
 
-def test_ctrl_q_during_the_first_start_export_quits_at_once(default_models: Settings, tmp_path: Path) -> None:
+def test_ctrl_q_during_the_first_start_export_asks_then_quits_at_once(default_models: Settings,
+                                                                      tmp_path: Path) -> None:
     """The export runs in a worker thread; quitting must not wait for it, and what it leaves is
-    swept by the next export (its temporary folder belongs to a dead process)."""
+    swept by the next export (its temporary folder belongs to a dead process). Ctrl+Q asks first and
+    the shell is told that the next start prepares the models again: it quit without a word (t53)."""
     import dataclasses
 
     from pgpt.export.pipeline import remove_stale_temporaries
@@ -237,9 +239,15 @@ def test_ctrl_q_during_the_first_start_export_quits_at_once(default_models: Sett
     with pty_app(app_env(settings, TERM="xterm-256color")) as app:
         app.wait_for(lambda screen: "int8, export" in screen, START_TIMEOUT, "the export stage")
         app.send(b"\x11")  # Ctrl+Q
+        app.wait_for(lambda screen: "being prepared (first start" in screen and "Quit anyway?" in screen, 60,
+                     "the question whether to quit")
+        app.send(b"y")
         quit_at = time.monotonic()
         assert app.wait_exit() == 0
         assert time.monotonic() - quit_at < 5.0  # the export stage alone takes longer than that
+    after = app.output.decode("utf-8", "replace").rpartition("\x1b[?1049l")[2]  # after the full screen
+    assert "pgpt-tui: the built-in models were being prepared (step " in after
+    assert "when the app quit; the next start prepares them again." in after, after
     final = cache / f"{DEFAULT_LLM}-int8"
     assert not final.exists() and not (cache / DEFAULT_EMBEDDER).exists()  # nothing half-written looks usable
     leftovers = list(cache.glob(f".{final.name}.tmp-*"))

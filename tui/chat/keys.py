@@ -15,6 +15,8 @@ CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "
 class KeysMixin:
     """Mixed into ChatApp, whose state (engine, mode, reply, conversation) these actions change."""
 
+    quit_note = ""  # what quitting cut short, for stderr after the app is gone
+
     def action_stop(self) -> None:
         """Stop the answer being written; what was written stays, marked (stopped)."""
         if self._reply is None:
@@ -81,20 +83,23 @@ class KeysMixin:
         self.sub_title = MODES[mode]
 
     async def action_quit(self) -> None:
-        """Quit; while documents are being added, ask first (the app ended at once, and nothing said
-        that the folder was only partly indexed)."""
+        """Quit; while documents are being added, a model exported or downloaded, or the built-in models
+        prepared, ask first (the app ended at once, and nothing said what was cut short, t53)."""
+        from pgpt.tui.chat.quitting import quit_question
         from pgpt.tui.screens.confirm import Confirm
 
-        if not self._ingesting():
+        question = quit_question(self)
+        if not question:
             self.exit()
         elif not isinstance(self.screen, Confirm):
-            self.push_screen(Confirm("Documents are still being added. Quit anyway? The files done stay indexed; "
-                                     "adding the same folder again goes on where it stopped.", yes="quit"),
-                             lambda yes: self.exit() if yes else None)
+            self.push_screen(Confirm(question, yes="quit"), lambda yes: self.exit() if yes else None)
 
     def exit(self, result: object = None, return_code: int = 0, message: object = None) -> None:
         """Quit (Ctrl+Q, SIGTERM, SIGINT); an answer being written is kept as Esc keeps it, marked, and
         the chat saved: quitting during a chat's first answer left nothing on disk."""
+        from pgpt.tui.chat.quitting import quit_note
+
+        self.quit_note = quit_note(self)  # said on stderr once the app is gone (launch.py)
         self.keep_stopped_answer()
         super().exit(result, return_code, message)  # type: ignore[misc]
 

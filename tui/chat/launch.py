@@ -50,6 +50,8 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     app.run(loop=loop)
     code = app.return_code or 0
     _say_unfinished_add(settings)
+    if app.quit_note:  # an export, a download or the first start's preparation cut short
+        print(f"pgpt-tui: {app.quit_note}", file=sys.stderr, flush=True)
     if _worker_thread_busy():
         # A model load or a first-start export is still running in a worker thread, and Python
         # would wait for it at exit. What those threads write survives being cut (exports and

@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # the engine pulls in onnxruntime; it is imported in the load
 class WorkersMixin:
     """Mixed into ChatApp, which provides settings, sampling, use_cache, _quitting and post_message."""
 
+    preparing: tuple[int, int] | None = None  # the first start's step of steps while it exports
+
     settings: Any
     sampling: Any
     server_model: str  # a client: the server's model chosen on F3 ("" for its default)
@@ -46,11 +48,14 @@ class WorkersMixin:
             chat_log.add_turn("notice", FIRST_RUN, before=chat_log.query(".tip").first() if chat_log.query(".tip")
                               else None)
         bar.update(total=tick.steps, progress=tick.step)
+        self.preparing = (tick.step, tick.steps)
         self._set_status(f"First start {tick.step}/{tick.steps}: {tick.text}")
 
     def first_start_done(self) -> None:
         """The models are ready: the FIRST_RUN note says so, in the past tense."""
         from pgpt.tui.chat.first_run import FIRST_RUN, FIRST_RUN_DONE
+
+        self.preparing = None
 
         for turn in self._chat.query(Turn):
             if turn.kind == "notice" and turn.text == FIRST_RUN:

@@ -90,6 +90,11 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
         """Whether a check, download or export is running."""
         return self._cancel is not None
 
+    @property
+    def long_job(self) -> str:
+        """"export" or "download" while one runs (and is not being stopped), else ''."""
+        return self._job if self._job in ("download", "export") and not self._cancel_requested() else ""
+
     def compose(self) -> ComposeResult:
         yield Static("Models · a Hub repo id (→ takes the suggestion) or a local .gguf · Esc: back",
                      classes="panel-title")
