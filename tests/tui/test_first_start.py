@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from test_app import SIZE, status, turns, wait_until
 from textual.widgets import Static
 
@@ -102,3 +103,25 @@ async def test_the_first_start_note_comes_before_the_tip_and_says_when_it_is_don
         release.set()
         await wait_until(pilot, lambda: app.engine is not None)
         assert [t.text for t in turns(app) if t.kind == "notice"] == [first_run.FIRST_RUN_DONE]
+
+
+def test_the_first_start_bar_never_goes_backwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prefill graph's float pass reports "export" after "quantize" began: the bar went 33% -> 25% ->
+    42% (t53)."""
+    import threading
+
+    from pgpt.export import defaults
+    from pgpt.tui.chat import first_run
+
+    order = ("resolve", "load", "export", "quantize", "export", "quantize", "validate", "done")
+
+    def exported(settings, progress, cancel, models):  # type: ignore[no-untyped-def]
+        for stage in order:
+            progress(stage, f"[   1.0s] {stage}")
+
+    monkeypatch.setattr(first_run, "models_to_prepare", lambda settings: [defaults.missing_defaults(tmp_path)[0]])
+    monkeypatch.setattr(defaults, "prepare_defaults", exported)
+    steps: list[int] = []
+    first_run.prepare(Settings(home=tmp_path / "home", model_cache=tmp_path), lambda text, step, total:
+                      steps.append(step), threading.Event())
+    assert steps == sorted(steps) and steps[-1] == len(first_run.LLM_STAGES), steps

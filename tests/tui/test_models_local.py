@@ -114,3 +114,24 @@ async def test_quitting_during_an_export_asks_first_and_says_what_was_cut(own_ca
         await pilot.press("ctrl+x")  # stopped: quitting asks nothing more
         await wait_until(pilot, lambda: not screen.busy, 120)
         assert quit_note(app) == ""
+
+
+async def test_the_export_bar_never_goes_backwards(own_cache: Settings) -> None:
+    """The prefill graph's float pass reports "export" after "quantize" began: 67% -> 50% -> 67% (t53)."""
+    from textual.widgets import ProgressBar
+
+    from pgpt.tui.screens.models.messages import ExportStage
+
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        screen._start("export", "Exporting…")
+        screen._stages = ["resolve", "load", "export", "quantize", "validate", "done"]
+        shown, labels = [], []
+        for stage in ("resolve", "load", "export", "quantize", "export", "quantize", "validate"):
+            screen._export_stage(ExportStage(stage, "[   1.0s] working"))
+            shown.append(screen.query_one("#job-bar", ProgressBar).progress)
+            labels.append(text_of(screen, "#job-total"))
+        assert shown == sorted(shown) and shown[-1] == 5, shown
+        assert labels[4] == "stage 4/6: quantize", labels
+        screen._end_job()

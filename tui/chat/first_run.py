@@ -97,10 +97,11 @@ def prepare(settings: Settings, report: Callable[[str, int, int], None], cancel:
     quiet_libraries()  # the libraries' warnings go to the log file, never over the screen
     plan = [(m, LLM_STAGES if m.kind == "llm" else EMBEDDER_STAGES) for m in models]
     steps = sum(len(stages) for _, stages in plan)
-    offset = 0
+    offset, reached = 0, [0]
     for model, stages in plan:
         def progress(stage: str, message: str, base: int = offset, stages: tuple[str, ...] = stages) -> None:
-            step = base + (stages.index(stage) + 1 if stage in stages else 0)
+            # never backwards: the prefill graph's float pass reports "export" after "quantize" (t53)
+            step = reached[0] = max(reached[0], base + (stages.index(stage) + 1 if stage in stages else 0))
             elapsed, _, text = message.partition("] ")  # "[  12.3s] what happens"
             report(f"{model.name} {model.dtype}, {stage} ({elapsed.strip('[ ')}): {text}", step, steps)
 

@@ -79,6 +79,7 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
         self._cancel: threading.Event | None = None  # set while a check, download or export runs
         self._job = ""
         self._stages: list[str] = []  # of the running export
+        self._stage_reached = 0  # its furthest stage, which the bar shows
         self._lines: list[str] = []
         self._models: dict[str, ModelInfo] = {}
         self._active = ""
@@ -294,9 +295,13 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
     def _export_stage(self, message: ExportStage) -> None:
         stages = self._stages
         step = stages.index(message.stage) + 1 if message.stage in stages else 0
+        # never backwards: the prefill graph's float pass reports "export" after "quantize" began, and the
+        # bar went 67% -> 50% -> 67% (t53)
+        step = max(step, self._stage_reached) if step else 0
+        self._stage_reached = step or self._stage_reached
         if step:
             self.query_one("#job-bar", ProgressBar).update(total=len(stages), progress=step)
-            self.query_one("#job-total", Static).update(f"stage {step}/{len(stages)}: {message.stage}")
+            self.query_one("#job-total", Static).update(f"stage {step}/{len(stages)}: {stages[step - 1]}")
             self.query_one("#job-file", Static).update("")
         line = f"{message.stage:>8}: {message.text}"
         # a heartbeat or a layer count repeats its line with other numbers: it updates that line (on a
@@ -350,6 +355,7 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
     def _start(self, job: str, text: str) -> threading.Event:
         """Show that ``job`` runs (keys, progress rows); returns its cancel event."""
         self._job, self._cancel = job, threading.Event()
+        self._stage_reached = 0
         self._lines = []
         self._show(text)
         bar = self.query_one("#job-bar", ProgressBar)
