@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from textual.widgets import Input
+
 from pgpt.runtime.documents.unfinished import marker_file, unfinished_adds
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp, Turn
@@ -31,11 +33,14 @@ async def test_the_next_start_says_once_that_an_add_did_not_finish(tmp_path: Pat
     settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "empty", model="no-such-model")
     folder = tmp_path / "reports"
     left_marker(settings, folder)
-    said = f"Adding {folder} stopped after 70 of 200 files (the session ended): add it again to continue (F4)."
+    said = (f"Adding {folder} stopped after 70 of 200 files (the session ended): add it again to continue (F4: "
+            "its path is filled in, Enter).")
     app = ChatApp(settings)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: bool(app.load_error), timeout=30)  # no model here: its notice comes second
         assert notices(app)[0] == said
+        await pilot.press("f4")  # the path the notice names is typed in: it was retyped by hand (t53)
+        await wait_until(pilot, lambda: app.screen.query_one("#doc-path", Input).value == str(folder))
     assert unfinished_adds(settings) == []  # said once
     again = ChatApp(settings)
     async with again.run_test(size=SIZE) as pilot:

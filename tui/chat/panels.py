@@ -34,6 +34,7 @@ class PanelsMixin:
     conversation: list[dict[str, str]]
     saved: Conversation | None
     docs_mode_next: bool
+    unfinished_path = ""  # an add cut short, named at the start: F4 fills it in
 
     # Panels.
 
@@ -50,6 +51,19 @@ class PanelsMixin:
         opened = getattr(self.get_screen(name), "opened", None)  # a panel's own "shown again by its key"
         if opened is not None:
             self.call_after_refresh(opened)
+        if name == "docs" and self.unfinished_path:
+            self.call_after_refresh(self._fill_in_unfinished)
+
+    def _fill_in_unfinished(self: Any) -> None:
+        """F4 after "add it again to continue (F4)": the path is typed in, Enter goes on (the field was
+        empty, and the user retyped the path the app had just named, t53)."""
+        from textual.widgets import Input
+
+        field = self.get_screen("docs").query_one("#doc-path", Input)
+        if not field.value:
+            field.value = self.unfinished_path
+            field.cursor_position = len(field.value)
+        self.unfinished_path = ""
 
     def get_system_commands(self: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette (Ctrl+P): every action of the app, with its key. Textual's Quit and Keys are
@@ -142,8 +156,12 @@ class PanelsMixin:
 
         for add in [] if self.settings.server else unfinished_adds(self.settings):
             if add.ended():
-                how = ("add it again to continue (F4)" if add.collection == DEFAULT_COLLECTION
+                one = add.collection == DEFAULT_COLLECTION and len(add.paths) == 1
+                how = ("add it again to continue (F4: its path is filled in, Enter)" if one else
+                       "add it again to continue (F4)" if add.collection == DEFAULT_COLLECTION
                        else f"run {add.command()} to continue")
+                if one:
+                    self.unfinished_path = add.paths[0]
                 self._chat.query_one(ChatLog).add_turn("notice", f"{add.stopped_at()} (the session ended): {how}.")
                 add.forget()
 
