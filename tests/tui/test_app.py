@@ -371,3 +371,14 @@ async def test_ctrl_o_adds_a_folder_with_progress_and_chat_keeps_answering(setti
         assert "40 added" in notice.text and "skipped" in notice.text and "blob.bin" in notice.text
         assert app.mode == "docs" and app.library is not None and app.library.documents == 40
         assert not app.query_one("#ingest-progress", ProgressBar).display
+
+
+async def test_escape_is_acknowledged_at_once(settings: Settings) -> None:
+    """Esc while a 1.5B model read its prompt showed "answering… Esc stops" for 3-4 s more (t53)."""
+    app = endless_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_a_long_answer(pilot)
+        app.action_stop()  # what Esc runs, read before the worker can answer
+        assert "stopping after the model's current step…" in status(app)
+        await wait_until(pilot, lambda: not app.answering, timeout=30)
+        assert status(app).endswith("stopped")

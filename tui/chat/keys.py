@@ -26,6 +26,8 @@ class KeysMixin:
             self._reply.show("", "(stopped)")
             self._close_reply("")
             self._set_status("Loading model…", "stopped")
+        else:  # said at once: the model stops after its current step (seconds while a 1.5B reads, t53)
+            self._set_status(self._model_label(), "stopping after the model's current step…")
 
     def action_help_quit(self) -> None:
         """Ctrl+C: stop the answer being written, as Esc does (a terminal user's reflex; Textual only said
