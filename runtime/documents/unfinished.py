@@ -87,7 +87,8 @@ def remembered(settings: Settings, paths: list[Path], collection: str,
                progress: Progress | None = None) -> Iterator[Progress]:
     """Keep the marker of this add while the block runs: the progress callback it gives (to pass to
     ``ingest``) writes the files done to it, then calls ``progress``. The marker is removed when the
-    block ends, by an error too; only a process that dies in it leaves the marker."""
+    block ends, by an error or a Ctrl-C too (they say where things stand to the user who is there); a
+    process that dies in it, or is stopped by SIGTERM, leaves the marker."""
     file = marker_file(settings, paths, collection)
     record: dict[str, Any] = {"paths": sorted(str(resolved(Path(p))) for p in paths),
                               "collection": collection, "pid": os.getpid(), "started": time.time()}
@@ -102,11 +103,19 @@ def remembered(settings: Settings, paths: list[Path], collection: str,
         if progress is not None:
             progress(progress_tick)
 
+    from pgpt.runtime.signals import Terminated
+
+    kept = False
     try:
         yield tick
+    except Terminated:
+        # SIGTERM (a timeout in cron, systemctl stop): its paragraph went to a log nobody reads, and then
+        # nothing said the folder was half in; the marker stays for doctor and the app's next start (t53)
+        kept = True
+        raise
     finally:
         state["open"] = False
-        if state["written"] != (-1, -1):  # refused before it started (another add held the lock): not its marker
+        if state["written"] != (-1, -1) and not kept:  # not started (another add held the lock): not its marker
             _remove(file)
 
 

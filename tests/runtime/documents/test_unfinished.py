@@ -52,6 +52,20 @@ def test_an_add_stopped_with_its_own_message_leaves_no_marker(tmp_path: Path, er
     assert not list(markers_dir(settings).glob("*.json"))
 
 
+def test_an_add_stopped_by_sigterm_keeps_its_marker(tmp_path: Path) -> None:
+    """A timeout in cron or `systemctl stop` said "stopped after 1 of 5 files" to a log nobody reads,
+    and then doctor and the app's next start said "none unfinished" (t53)."""
+    from pgpt.runtime.signals import Terminated
+
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "cache")
+    with pytest.raises(Terminated):
+        with remembered(settings, [tmp_path / "docs"], "default") as progress:
+            progress(ticks(3)[2])
+            raise Terminated()
+    [add] = unfinished_adds(settings)
+    assert (add.done, add.total) == (1, 3)
+
+
 def test_a_process_that_dies_in_an_add_leaves_its_marker_and_the_same_folder_named_otherwise_finds_it(
         tmp_path: Path) -> None:
     """An SSH drop or a kill: the process ends in the middle; the marker says how far it got. The
