@@ -263,7 +263,8 @@ async def delete_document(service: Service, doc_id: str) -> None:
         with service.ingest_lock:
             return forget_document(service.settings, embedder, doc_id, lock_wait_s=LOCK_WAIT_S)
 
-    record = await asyncio.to_thread(run)
+    async with service.uploads.turn():  # behind the uploads, waiting without holding a thread
+        record = await asyncio.to_thread(run)
     if record is None:
         raise RequestRefusedError(f"No document has the id {doc_id[:80]!r}.", status=404,
                                   hint="GET /v1/ingest/list lists the documents and their ids.")

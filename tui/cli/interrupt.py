@@ -38,16 +38,18 @@ def interruptible(pieces: Iterable[str], cancel: threading.Event, quiet: bool = 
 
     worker = threading.Thread(target=read, name="pgpt-answer", daemon=True)
     worker.start()
+    ended = False
     try:
         while True:
             kind, value = _next(box)
+            ended = kind != "piece"
             if kind == "end":
                 return
             if kind == "error":
                 raise value
             yield value
     finally:  # Ctrl-C here or in the caller's loop, or the caller stopped reading
-        if worker.is_alive():
+        if not ended and worker.is_alive():
             cancel.set()
             _stop(worker, quiet)
 
