@@ -61,6 +61,12 @@ class WorkQueue:
             self._gauges[1].inc(waiting)
 
 
+async def client_gone(receive: Any) -> None:
+    """Return when the client disconnects (read what it sends after its request's body)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 @contextlib.asynccontextmanager
 async def cancelled_when_gone(receive: Any, stopping: threading.Event) -> AsyncIterator[threading.Event]:
     """An event for the work's ``cancel``, set when the client disconnects or the server is told to
@@ -68,11 +74,7 @@ async def cancelled_when_gone(receive: Any, stopping: threading.Event) -> AsyncI
     cancel = threading.Event()
 
     async def watch() -> None:
-        async def gone() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
-        left = asyncio.ensure_future(gone())
+        left = asyncio.ensure_future(client_gone(receive))
         try:
             while not left.done() and not stopping.is_set():
                 await asyncio.wait({left}, timeout=POLL_S)

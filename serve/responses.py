@@ -106,13 +106,10 @@ async def complete(completion: Completion) -> dict[str, Any]:
 async def until_disconnected(receive: Any, work: Any) -> Any:
     """Run the coroutine ``work`` unless the client disconnects first (then it is cancelled and
     Cancelled is raised): vLLM's ``with_cancellation``, since a plain response never notices."""
+    from pgpt.serve.limits import client_gone
+
     task = asyncio.ensure_future(work)
-
-    async def disconnected() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.ensure_future(disconnected())
+    watcher = asyncio.ensure_future(client_gone(receive))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:

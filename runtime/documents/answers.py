@@ -316,6 +316,7 @@ class AskStream:
         model's citations keep meaning the same source).
         """
         blocks = []
+        controls = getattr(self.engine.model, "control_texts", ())  # the model's special tokens
         for number, hit in enumerate(hits, 1):
             kept = [s.text for s, keep in zip(sentences, shown) if keep and s.number == number]
             if not kept:
@@ -323,7 +324,6 @@ class AskStream:
             text = hit.text if all(shown) else " ".join(kept)
             # The file's name only: its folders add tokens, and made answers depend on where the
             # documents lie (the same corpus in two temporary folders got different answers).
-            controls = getattr(self.engine.model, "control_texts", ())
             where = _inert(PurePath(hit.source).name + (f", page {hit.page}" if hit.page else ""),
                            controls).replace('"', "'")
             blocks.append(f'<source id="{number}" file="{where}">\n{_inert(text, controls)}\n</source>')

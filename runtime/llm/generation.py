@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,17 +113,12 @@ class LanguageModel:
             return render_chat(self.chat_template, messages, self.special_tokens)
         return self.plain_prefix + "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
 
-    @property
+    @functools.cached_property
     def control_texts(self) -> tuple[str, ...]:
         """The tokenizer's special tokens as text (``<|im_start|>``), longest first: found in a
         document, the tokenizer turns them into real turn markers (see ``tokenize``)."""
-        found = getattr(self, "_control_texts", None)
-        if found is None:
-            decoder = self.tokenizer.get_added_tokens_decoder()
-            found = tuple(sorted({t.content for t in decoder.values() if t.special and t.content}, key=len,
-                                 reverse=True))
-            self._control_texts = found
-        return found
+        decoder = self.tokenizer.get_added_tokens_decoder()
+        return tuple(sorted({t.content for t in decoder.values() if t.special and t.content}, key=len, reverse=True))
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (the template already placed the special tokens)."""
