@@ -17,7 +17,7 @@ import base64
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -122,9 +122,17 @@ class AskStream:
         self.turns = self._recent([m for m in history if m["role"] in ("user", "assistant")])
         self.query = retrieval_question(question, earlier or [m["content"] for m in history if m["role"] == "user"])
         self.result = AskResult()
+        # told each step as it starts: "searching", "reading" (the prompt), "writing", "checking"; the app
+        # said "answering…" through all four, a silent half-minute on a long prompt (t53)
+        self.on_state: Callable[[str], None] | None = None
+
+    def _say(self, state: str) -> None:
+        if self.on_state is not None:
+            self.on_state(state)
 
     def __iter__(self) -> Iterator[str]:
         self._refuse_oversized_question()
+        self._say("searching")
         started = time.perf_counter()
         vector, normalized = self.embedder.embed([self.query, normalize_question(self.question)])
         embedded = time.perf_counter()
@@ -158,13 +166,18 @@ class AskStream:
         shown = self._focus(sentences, vectors, vector)
         # retrieval ends when the text the model reads is chosen: the passages, then their sentences
         timings["retrieve_s"] = round(time.perf_counter() - embedded, 4)
+        self._say("reading")
         stream = self.engine.stream(self._messages(passages, sentences, shown), self.options, self.cancel)
-        markup = MarkupFilter()
+        markup, writing = MarkupFilter(), False
         for piece in stream:
             if shown_text := markup.feed(piece):
+                if not writing:
+                    writing = True
+                    self._say("writing")
                 yield shown_text
         if tail := markup.flush():
             yield tail
+        self._say("checking")
         checking = time.perf_counter()
         draft = markup.text
         grounder = Grounder(self.query, vector, sentences, vectors, self.embedder.embed)

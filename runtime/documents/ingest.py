@@ -141,13 +141,24 @@ def stopped(done: int, total: int, reindex: bool, current: str = "", embedded: t
     chunks are committed together, so that a document is never half in the index); ``embedded``:
     how many of its chunks were, of how many, so that the user sees what is done again (t53)."""
     if reindex:
-        return Cancelled(f"Re-indexing stopped after {done} of {total} files; the index in use is unchanged. "
-                         "Run it again to rebuild it.", hint="")
-    lost = (f" ({embedded[0]:,} of its {embedded[1]:,} chunks were embedded; they are embedded again)"
-            if embedded[0] else "")
-    inside = f" {Path(current).name} was not finished and starts over then{lost}." if current else ""
-    return Cancelled(f"Ingestion stopped after {done} of {total} files; the files done are in the index. Run it "
-                     f"again to continue where it stopped (the files done are skipped).{inside}", hint="")
+        error = Cancelled(f"Re-indexing stopped after {done} of {total} files; the index in use is unchanged. "
+                          "Run it again to rebuild it.", hint="")
+    else:
+        inside = f" {starts_over(current, embedded)}" if current else ""
+        error = Cancelled(f"Ingestion stopped after {done} of {total} files; the files done are in the index. Run "
+                          f"it again to continue where it stopped (the files done are skipped).{inside}", hint="")
+    # `ingest --json` printed only this paragraph: a script had to parse English for the counts (t53)
+    error.details = {"stopped": True, "reindex": reindex, "files_done": done, "files_total": total,
+                     "files_done_kept": not reindex, "unfinished_file": current or None,
+                     "unfinished_chunks_embedded": embedded[0], "unfinished_chunks": embedded[1]}
+    return error
+
+
+def starts_over(current: str, embedded: tuple[int, int]) -> str:
+    """The sentence on the file an add stopped inside: it starts over, and how much of it is done again."""
+    lost = f" ({embedded[0]:,} of its {embedded[1]:,} chunks were embedded; they are embedded again)" \
+        if embedded[0] else ""
+    return f"{Path(current).name} was not finished and starts over then{lost}."
 
 
 def _end_unfinished(store: DocumentStore, error: BaseException) -> None:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 
 class PgptError(Exception):
-    """Base of every error pgpt raises on purpose; ``hint`` is the next step for the user."""
+    """Base of every error pgpt raises on purpose; ``hint`` is the next step for the user;
+    ``details``: facts a script reads from a `--json` error instead of parsing the paragraph."""
 
     title = "pgpt error"
     hint = ""
+    details: dict[str, object] = {}
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -16,6 +16,7 @@ from pgpt.runtime.conversations import load_conversation
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp, Turn
+from pgpt.tui.chat.messages import ANSWER_STEPS
 from pgpt.tui.chat.widgets import ChatLog
 
 QUESTION = "What is the capital of France?"
@@ -238,8 +239,15 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
         assert app.mode == "docs" and "documents" in app.query_one("#prompt", Input).placeholder
+        said: list[str] = []
+        set_status = app._set_status
+        app._set_status = lambda *parts: (said.append(" · ".join(parts)), set_status(*parts))[1]  # type: ignore
         await pilot.press(*"What is the launch code of project Zephyr?", "enter")
         await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 4)
+        # its steps, not "answering…" throughout (t53); a step may be replaced by the next before it is shown
+        steps = [step for step in ANSWER_STEPS.values() if any(line.endswith(step) for line in said)]
+        assert steps and steps[-1] == ANSWER_STEPS["checking"], said
+        assert [step for line in said for step in steps if line.endswith(step)] == steps, said
         question, answer, quotes, sources = turns(app)
         assert answer.kind == "assistant" and "7341" in answer.text
         log = app.query_one(ChatLog)  # the question stays in view, though quotes and sources followed it

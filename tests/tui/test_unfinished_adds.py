@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input
 
 from pgpt.runtime.documents.unfinished import marker_file, unfinished_adds
@@ -57,3 +58,25 @@ async def test_an_add_into_another_collection_names_the_command_that_goes_on(tmp
         await wait_until(pilot, lambda: bool(app.load_error), timeout=30)
         assert notices(app)[0] == (f"Adding {folder} stopped after 70 of 200 files (the session ended): "
                                    f"run pgpt-tui ingest '{folder}' --collection notes to continue.")
+
+
+def test_the_quit_line_names_the_large_file_that_starts_over(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The app quit inside a large file: its line said the files done, not that this file (and how
+    many of its chunks) is embedded again, as `ingest` says (t53)."""
+    from pgpt.runtime.documents.progress import IngestProgress
+    from pgpt.runtime.documents.unfinished import remembered
+    from pgpt.tui.chat.launch import _say_unfinished_add
+
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "empty")
+    folder = tmp_path / "manuals"
+    inside = IngestProgress(3, 9, str(folder / "big\x1b[31m.pdf"), 120, None, 1200, 4000)
+    with remembered(settings, [folder], "default") as progress:  # this process's add, as the app runs it
+        progress(inside)
+        _say_unfinished_add(settings, inside)
+        _say_unfinished_add(settings, IngestProgress(3, 9, str(folder / "small.txt"), 120, None))  # between files
+    with_file, between = capsys.readouterr().err.splitlines()
+    assert with_file == (f"pgpt-tui: Adding {folder} stopped after 3 of 9 files when the app quit; the files done "
+                         "are in the index. big.pdf was not finished and starts over then (1,200 of its 4,000 chunks "
+                         f"were embedded; they are embedded again). To continue, add it again (F4) or run: "
+                         f"pgpt-tui ingest {folder}")
+    assert "starts over" not in between and between.startswith(f"pgpt-tui: Adding {folder} stopped after 3 of 9")

@@ -18,8 +18,8 @@ from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
 from pgpt.tui.chat.library import UNCHECKED, DocumentLibrary, drafted_an_answer
 from pgpt.tui.chat.keys import KeysMixin
-from pgpt.tui.chat.messages import (AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged, PrepareTick,
-                                    ServerState)
+from pgpt.tui.chat.messages import (ANSWER_STEPS, AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged,
+                                    PrepareTick, ServerState)
 from pgpt.tui.chat.panels import PANELS, PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
 from pgpt.tui.chat.widgets import (NO_ANSWER, ChatLog, PromptInput, Turn, describe_result, failed_mark,
@@ -240,12 +240,14 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
 
     @on(ServerState)
     def _server_state(self, message: ServerState) -> None:
-        """A client's status line while the server sends nothing: queued, or drafting a documents
-        answer that it sends once checked (5-26 s of a silent "answering…" before)."""
-        if message.reply_id != self._reply_id or self._reply is None:
-            return
+        """The status line through a documents answer's steps: a server's (queued, or drafting an
+        answer it sends once checked: 5-26 s of a silent "answering…" before) or this app's own
+        (searching, reading the passages, writing, checking: t53)."""
+        if message.reply_id != self._reply_id or self._reply is None or self._cancel.is_set():
+            return  # (after Esc the line says "stopping…" until the answer ends)
         tokens = message.state.removeprefix("drafting ")  # short: at 80 columns beside "server HOST:PORT · model"
-        self._set_status(self._model_label(), f"drafting: {tokens} tokens" if tokens.isdigit() else "waiting…")
+        step = ANSWER_STEPS.get(message.state, "waiting…")
+        self._set_status(self._model_label(), f"drafting: {tokens} tokens" if tokens.isdigit() else step)
 
     @on(AnswerFinished)
     def _answer_finished(self, message: AnswerFinished) -> None:
@@ -327,7 +329,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             self._set_status("searching…")
             self._answer_worker = self.find_passages(self.library, messages[-1]["content"], self._reply_id)
             return
-        self._set_status(self._model_label(), "answering… Esc stops")
+        self._set_status(self._model_label(), "answering… Esc stops")  # documents mode: its steps follow
         library = self.library if self._reply_mode == "docs" else None
         if library is not None:  # its earlier questions, for a follow-up ("And when does it close?")
             messages = [{"role": "user", "content": text} for text in self.asked[-4:]] + messages[-1:]

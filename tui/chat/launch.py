@@ -7,7 +7,9 @@ import logging
 import os
 import sys
 import threading
+from typing import Any
 
+from pgpt.runtime.sanitize import strip_controls
 from pgpt.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -21,15 +23,22 @@ def _worker_thread_busy() -> bool:
                for t in threading.enumerate() if t.name.startswith("asyncio_"))
 
 
-def _say_unfinished_add(settings: Settings) -> None:
+def _say_unfinished_add(settings: Settings, tick: Any = None) -> None:
     """After the app quit (Ctrl+Q, SIGTERM) during an add of documents: how far it got and how to go
-    on, on stderr (it ended with exit 0 and not a word). Its marker stays: the next start says it too."""
+    on, on stderr (it ended with exit 0 and not a word). Its marker stays: the next start says it too.
+    ``tick``: the add's latest progress, to name a large file it stopped inside (the CLI said it; t53)."""
+    from pgpt.runtime.documents.ingest import starts_over
     from pgpt.runtime.documents.unfinished import unfinished_adds
 
+    inside = ""
+    if tick is not None and tick.file_chunks and tick.current:
+        inside = " " + starts_over(tick.current, (tick.file_chunks_done, tick.file_chunks))
     for add in unfinished_adds(settings):
         if add.pid == os.getpid():  # this app's add, not finished: it ends with the process, now
-            print(f"pgpt-tui: {add.stopped_at()} when the app quit; the files done are in the index. "
-                  f"To continue, add it again (F4) or run: {add.command()}", file=sys.stderr, flush=True)
+            # a file's name is the user's text: no terminal escape of it reaches the shell's screen
+            print(strip_controls(f"pgpt-tui: {add.stopped_at()} when the app quit; the files done are in the index."
+                                 f"{inside} To continue, add it again (F4) or run: {add.command()}"),
+                  file=sys.stderr, flush=True)
 
 
 def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
@@ -49,7 +58,7 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     handle_signals(app, loop)
     app.run(loop=loop)
     code = app.return_code or 0
-    _say_unfinished_add(settings)
+    _say_unfinished_add(settings, app.last_ingest_tick)
     if app.quit_note:  # an export, a download or the first start's preparation cut short
         print(f"pgpt-tui: {app.quit_note}", file=sys.stderr, flush=True)
     if _worker_thread_busy():

@@ -33,10 +33,16 @@ class AnswerProgress(Message):
         return isinstance(message, AnswerProgress) and message.reply_id == self.reply_id
 
 
+# A documents answer's steps as the status line says them (AskStream.on_state)
+ANSWER_STEPS = {"searching": "searching the documents… Esc stops", "reading": "reading the passages… Esc stops",
+                "writing": "writing the answer… Esc stops", "checking": "checking it against the sources…"}
+
+
 @dataclass
 class ServerState(Message):
     """What a server does while it sends no text: "waiting" (queued, or reading the prompt),
-    "drafting N" (a documents answer, sent once checked)."""
+    "drafting N" (a documents answer, sent once checked); or one of this app's own documents
+    answer's ANSWER_STEPS."""
 
     reply_id: int
     state: str

@@ -35,6 +35,7 @@ class PanelsMixin:
     saved: Conversation | None
     docs_mode_next: bool
     unfinished_path = ""  # an add cut short, named at the start: F4 fills it in
+    last_ingest_tick: Any = None  # the running add's latest progress
 
     # Panels.
 
@@ -122,7 +123,7 @@ class PanelsMixin:
 
     def on_ingest_tick(self: Any, message: IngestTick) -> None:
         """Show ingestion progress under the chat too."""
-        tick = message.tick
+        tick = self.last_ingest_tick = message.tick  # the quit line names the file it stops inside
         bar = self._chat.query_one("#ingest-progress", ProgressBar)
         bar.display = True
         bar.update(total=max(tick.total, 1), progress=tick.fraction)

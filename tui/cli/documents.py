@@ -13,6 +13,7 @@ from pgpt.runtime.arg_types import (collection_name, given_path, non_negative_in
                                      result_count)
 from pgpt.runtime.sanitize import dumps_json, one_line, shown_name, strip_controls
 from pgpt.runtime.settings import DOCUMENTS_MAX_TOKENS
+from pgpt.tui.cli.answer_steps import read_answer
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar, status_line
 
@@ -291,7 +292,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
         try:
             stream: Any = remote.ask(question, options, cancel, collection=args.collection,
                                      passages=args.k, sentences=args.sentences)
-            _write_progress(stream, cancel, args.json)
+            read_answer(stream, cancel, args.json)
         except ServerUsageError:  # the server's "nothing indexed" names its HTTP API, not this command
             if not remote.documents():
                 raise _nothing_indexed(settings, "ask") from None
@@ -311,7 +312,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
             stream = AskStream(engine, store, embedder, question, options, collection=args.collection,
                                k=args.k or DEFAULT_PASSAGES, cancel=cancel,
                                sentences=FOCUS_SENTENCES if args.sentences is None else args.sentences)
-            _write_progress(stream, cancel, args.json)
+            read_answer(stream, cancel, args.json)
             print_warnings(engine.take_warnings())
     if args.json:
         print(dumps_json(stream.result.as_json()))
@@ -400,15 +401,3 @@ def _opening(text: str, width: int = 60) -> str:
 
 def _where(path: str, page: int) -> str:
     return one_line(path) + (f", page {page}" if page else "")
-
-
-def _write_progress(stream: Any, cancel: threading.Event, quiet: bool) -> None:
-    """Read the answer; a terminal sees how much of the draft is written (on stderr) meanwhile."""
-    from pgpt.tui.cli.interrupt import interruptible
-
-    status_line("searching the documents and reading the passages…", quiet)
-    written = 0
-    for piece in interruptible(stream, cancel, quiet):
-        written += len(piece)
-        status_line(f"writing the answer, then checking it against the sources… {written} characters", quiet)
-    status_line("", quiet)

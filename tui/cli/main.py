@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{start}{message.text}" if stop else f"error: {message.title}: {message.text}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading stdout got nothing at all (tester t43)
             try:
-                print(dumps_json({"error": {"title": message.title, "message": message.text,
-                                            "exit_code": message.exit_code}}), flush=True)
+                error = {"title": message.title, "message": message.text, "exit_code": message.exit_code}
+                print(dumps_json({"error": {**error, **getattr(exc, "details", {})}}), flush=True)
             except OSError:  # stdout itself fails (a full disk): stderr has said it
                 _discard_stdout()
         return message.exit_code

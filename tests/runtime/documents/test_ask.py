@@ -63,6 +63,21 @@ def test_nothing_relevant_says_so_instead_of_inventing(indexed) -> None:  # type
     assert all(p["sentence"] and p["sentence"] in flatten_text(p["text"]) for p in result.closest)
 
 
+def test_each_step_is_told_as_it_starts(indexed) -> None:  # type: ignore[no-untyped-def]
+    """The app said "answering…" through the search, the prompt's reading, the draft and the check (t53)."""
+    settings, embedder, engine, _ = indexed
+    store = open_store(settings, embedder)
+    states: list[str] = []
+    stream = AskStream(engine, store, embedder, "Which day does the ferry to the island leave?",
+                       SamplingOptions(max_new_tokens=16))
+    stream.on_state = states.append
+    pieces = list(stream)
+    assert states == ["searching", "reading", "writing", "checking"] and pieces, (states, stream.result.draft)
+    unrelated = AskStream(engine, store, embedder, "How do penguins keep warm in Antarctica?", SamplingOptions())
+    unrelated.on_state = (told := []).append
+    assert list(unrelated) == [NOT_FOUND] and told == ["searching"]  # no passage is close: no model step
+
+
 def test_a_question_next_to_related_text_is_not_found_and_replayed_so(indexed) -> None:  # type: ignore[no-untyped-def]
     question = "How many passengers can the ferry to the island carry?"
     first = ask(indexed, question)

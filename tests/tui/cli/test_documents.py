@@ -235,7 +235,8 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
                                               for n in range(1500)))
     # SIGINT as a terminal's Ctrl-C sends it; a shell that starts a job in the background (CI) makes
     # it ignored for the job's processes, and an ignored signal stays ignored through exec
-    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(docs)],
+    as_json = ["--json"] if stop == "SIGINT" else []  # a script's add: the counts, not only a paragraph (t53)
+    process = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(docs), *as_json],
                                env=cli_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
@@ -260,6 +261,11 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
     assert "command failed: Cancelled" not in log and "command failed: Interrupted" not in log
     if stop == "SIGINT":  # the user at the terminal was told: the app's next start says nothing more
         assert unfinished_adds(settings) == []
+        error = json.loads(process.stdout.read())["error"]
+        assert error["title"] == "Cancelled" and error["exit_code"] == 130 and error["stopped"], error
+        assert (error["files_done"], error["files_total"], error["files_done_kept"]) == (1, 2, True), error
+        assert Path(error["unfinished_file"]).name == "big.txt", error
+        assert 0 < error["unfinished_chunks_embedded"] < error["unfinished_chunks"], error
     else:  # SIGTERM (cron's timeout, systemctl stop): told to a log nobody reads; doctor and the app say it (t53)
         [kept] = unfinished_adds(settings)
         assert kept.done == 1 and kept.total == 2 and kept.ended()
@@ -328,11 +334,14 @@ def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, 
     code, out, text = stderr_on_a_terminal(["ask", "When does the ferry leave?", "--max-tokens", "8"],
                                            {**cli_env(settings), "COLUMNS": "40", "TERM": "dumb"})
     assert code == 0 and "[1]" in out
-    assert text.index("loading the model and the") < text.index("searching the documents"), text
+    steps = ("loading the model and the", "searching the documents", "reading the passages", "writing the answer",
+             "checking the answer against")  # each step as it starts: a long prompt was read under "searching" (t53)
+    assert [text.index(step) for step in steps] == sorted(text.index(step) for step in steps), text
     # cut to COLUMNS and padded with spaces, no ESC[K (a dumb terminal showed it, and a wrapped line was
     # not redrawn: 40 columns filled with copies, t50); cleared before the answer
     assert "\x1b" not in text and "\rwriting the answer, then checking" in text, text
-    status = [line for line in text.split("\r") if line.startswith(("loading", "searching", "writing"))]
+    status = [line for line in text.split("\r") if line.startswith(("loading", "searching", "reading", "writing",
+                                                                     "checking"))]
     assert status and all(len(line) == 39 for line in status), [len(line) for line in status]
     assert "\r" + " " * 39 + "\r" in text, text[-80:]
 
