@@ -30,11 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.documents.chunking import chunk_sections
+from pgpt.runtime.documents.chunk_vectors import KeptVectors, chunk_rows
 from pgpt.runtime.documents.discovery import (collect_files, fs_reason, gone_documents, is_gone, readable_file,
                                               split_unreadable)
 from pgpt.runtime.documents.isolation import IsolatedReader
-from pgpt.runtime.documents.readers import Section
 from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.progress import IngestProgress, WorkShares, tick
 from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore, changed_suffixes
@@ -43,11 +42,6 @@ from pgpt.runtime.errors import Cancelled, StorageError, UsageError
 from pgpt.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
-# Chunks embedded per call: between two calls a large file reports progress and can be stopped
-# (a 20 MB text is 25,000 chunks: 8 minutes on a busy 2-core machine showed "0/12 files" all along).
-# 128, about 2 s on 2 cores: at 512 a stop (Ctrl+X, a server told to stop) waited 6-10 s unanswered;
-# 1,024 chunks embedded 128 or 512 at a time took the same time (13.8-14.9 s, alternated runs).
-EMBED_BATCH = 128
 DEFAULT_COLLECTION = "default"
 
 
@@ -68,6 +62,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     report = IngestReport()
     with writer_lock(settings, lock_wait_s):
         store = open_store(settings, embedder, rebuild=reindex)
+        kept = KeptVectors(settings, embedder.model_id)  # vectors not to embed again (chunk_vectors.py)
         work: list[tuple[Path, str, bool]] = []  # (file, collection, re-chunk it even if unchanged)
         try:
             # The reader process starts first: its Python starts while the index is read and the folders listed.
@@ -108,8 +103,8 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
 
                     quick = len(report.unchanged) + len(report.skipped) + len(report.failed)
                     try:
-                        _ingest_file(store, embedder, reader, path, into, catalog.setdefault(into, {}), report,
-                                     cancel, rechunk, within)
+                        _ingest_file(store, (embedder, kept), reader, path, into, catalog.setdefault(into, {}),
+                                     report, cancel, rechunk, within)
                     except Cancelled:
                         raise stopped(index, len(work), reindex, str(path), (embedded[0], embedded[1])) from None
                     if len(report.unchanged) + len(report.skipped) + len(report.failed) > quick:
@@ -137,9 +132,9 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
 def stopped(done: int, total: int, reindex: bool, current: str = "", embedded: tuple[int, int] = (0, 0)) -> Cancelled:
     """The error of an ingest stopped after ``done`` of ``total`` files (a cancel, Ctrl-C): what
     stays and what to run next, in one paragraph (the generic "Nothing was changed" is not true).
-    ``current``: the file it stopped inside, whose chunks embedded so far are not kept (a file's
-    chunks are committed together, so that a document is never half in the index); ``embedded``:
-    how many of its chunks were, of how many, so that the user sees what is done again (t53)."""
+    ``current``: the file it stopped inside, which is not in the index (a file's chunks are committed
+    together, so that a document is never half in it); ``embedded``: how many of its chunks were, of
+    how many (their vectors are kept for the next run: t53)."""
     if reindex:
         error = Cancelled(f"Re-indexing stopped after {done} of {total} files; the index in use is unchanged. "
                           "Run it again to rebuild it.", hint="")
@@ -155,10 +150,11 @@ def stopped(done: int, total: int, reindex: bool, current: str = "", embedded: t
 
 
 def starts_over(current: str, embedded: tuple[int, int]) -> str:
-    """The sentence on the file an add stopped inside: it starts over, and how much of it is done again."""
-    lost = f" ({embedded[0]:,} of its {embedded[1]:,} chunks were embedded; they are embedded again)" \
-        if embedded[0] else ""
-    return f"{Path(current).name} was not finished and starts over then{lost}."
+    """The sentence on the file an add stopped inside: it is read again, but its chunks embedded so
+    far are kept (chunk_vectors.py), so only the rest is embedded then."""
+    kept = f" ({embedded[0]:,} of its {embedded[1]:,} chunks were embedded; they are kept, and only the rest is " \
+        "embedded then)" if embedded[0] else ""
+    return f"{Path(current).name} was not finished and is read again then{kept}."
 
 
 def _end_unfinished(store: DocumentStore, error: BaseException) -> None:
@@ -239,10 +235,12 @@ def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> Docu
     return DocumentStore(settings, embedder.model_id, embedder.info.name, embedder.dimension, rebuild=rebuild)
 
 
-def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, path: Path, collection: str,
-                 known: dict[str, DocumentRecord], report: IngestReport, cancel: threading.Event | None,
+def _ingest_file(store: DocumentStore, embedding: tuple[Any, KeptVectors], reader: IsolatedReader, path: Path,
+                 collection: str, known: dict[str, DocumentRecord], report: IngestReport,
+                 cancel: threading.Event | None,
                  rechunk: bool = False, within: Callable[[int, int], None] | None = None) -> None:
     """One file, from its hash to its commit; every failure of the file itself ends in ``report``.
+    ``embedding``: the embedder and the vectors it need not make again (chunk_vectors.py);
     ``rechunk``: read and chunk it again even if unchanged (the index's text format changed).
 
     Raises:
@@ -256,11 +254,11 @@ def _ingest_file(store: DocumentStore, embedder: Any, reader: IsolatedReader, pa
         report.failed.append((key, fs_reason(exc)))
         return
     with opened:
-        _ingest_opened(store, embedder, reader, path, opened, collection, known, report, cancel, rechunk, within)
+        _ingest_opened(store, embedding, reader, path, opened, collection, known, report, cancel, rechunk, within)
 
 
-def _ingest_opened(store: DocumentStore, embedder: Any, reader: IsolatedReader, path: Path, opened: Any,
-                   collection: str, known: dict[str, DocumentRecord], report: IngestReport,
+def _ingest_opened(store: DocumentStore, embedding: tuple[Any, KeptVectors], reader: IsolatedReader, path: Path,
+                   opened: Any, collection: str, known: dict[str, DocumentRecord], report: IngestReport,
                    cancel: threading.Event | None, rechunk: bool, within: Callable[[int, int], None] | None) -> None:
     """``_ingest_file`` once the file is open: hashed and read from that one open file."""
     key = str(path)
@@ -289,9 +287,12 @@ def _ingest_opened(store: DocumentStore, embedder: Any, reader: IsolatedReader, 
         (report.skipped if outcome.skipped else report.failed).append((key, outcome.skipped or outcome.failed))
         return
     doc_id = existing.doc_id if existing is not None else uuid.uuid4().hex
+    model, kept = embedding  # the embedder, and the vectors it need not make again
     try:
-        rows, vectors = _embedded_rows(embedder, outcome.sections, doc_id, collection, key, content_hash, cancel,
-                                       within)
+        # an updated document's unchanged chunks, or a stopped run's, are not embedded again
+        reusable = kept.for_document(store, content_hash, existing.doc_id if existing is not None else None)
+        rows, vectors = chunk_rows(model, outcome.sections, doc_id, collection, key, content_hash, cancel, within,
+                                   reusable, kept)
     except Cancelled:
         raise
     except Exception as exc:  # pgpt's own chunking or embedding failed: a bug, logged, and the next file goes on
@@ -329,38 +330,6 @@ def _open_file_path(handle: Any) -> str:
     now points to), or '' where there is none: the reader then opens the name."""
     path = f"/proc/{os.getpid()}/fd/{handle.fileno()}"
     return path if os.path.exists(path) else ""
-
-
-def _embedded_rows(embedder: Any, sections: list[Section], doc_id: str, collection: str, key: str,
-                   content_hash: str, cancel: threading.Event | None = None,
-                   within: Callable[[int, int], None] | None = None) -> tuple[list[dict[str, Any]], Any]:
-    """The rows and vectors of one document's chunks, embedded EMBED_BATCH at a time; ``within``
-    hears (chunks embedded, chunks) after each batch of a file larger than one.
-
-    Raises:
-        Cancelled: ``cancel`` was set between two batches (nothing of the file is written).
-    """
-    import numpy as np
-
-    chunks = chunk_sections(sections, embedder.count_tokens)
-    texts = [_embedding_text(c) for c in chunks]
-    parts = []
-    for start in range(0, len(texts), EMBED_BATCH):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"stopped while embedding {key}")
-        parts.append(embedder.embed(texts[start:start + EMBED_BATCH]))
-        if within is not None and len(texts) > EMBED_BATCH:
-            within(min(start + EMBED_BATCH, len(texts)), len(texts))
-    vectors = np.concatenate(parts) if parts else embedder.embed([])
-    rows = [{"chunk_id": f"{doc_id}:{i}", "doc_id": doc_id, "collection": collection, "path": key,
-             "content_hash": content_hash, "text": c.text, "heading": c.heading, "page": c.page,
-             "start": c.start, "end": c.end} for i, c in enumerate(chunks)]
-    return rows, vectors
-
-
-def _embedding_text(chunk: Any) -> str:
-    """The heading trail gives a chunk its context (a bare paragraph may not name its subject)."""
-    return f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
 
 
 def _moved_from(known: dict[str, DocumentRecord], content_hash: str) -> DocumentRecord | None:

@@ -62,7 +62,7 @@ async def test_an_add_into_another_collection_names_the_command_that_goes_on(tmp
 
 def test_the_quit_line_names_the_large_file_that_starts_over(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The app quit inside a large file: its line said the files done, not that this file (and how
-    many of its chunks) is embedded again, as `ingest` says (t53)."""
+    many of its chunks) were embedded and are kept, as `ingest` says (t53)."""
     from pgpt.runtime.documents.progress import IngestProgress
     from pgpt.runtime.documents.unfinished import remembered
     from pgpt.tui.chat.launch import _say_unfinished_add
@@ -76,7 +76,8 @@ def test_the_quit_line_names_the_large_file_that_starts_over(tmp_path: Path, cap
         _say_unfinished_add(settings, IngestProgress(3, 9, str(folder / "small.txt"), 120, None))  # between files
     with_file, between = capsys.readouterr().err.splitlines()
     assert with_file == (f"pgpt-tui: Adding {folder} stopped after 3 of 9 files when the app quit; the files done "
-                         "are in the index. big.pdf was not finished and starts over then (1,200 of its 4,000 chunks "
-                         f"were embedded; they are embedded again). To continue, add it again (F4) or run: "
+                         "are in the index. big.pdf was not finished and is read again then (1,200 of its 4,000 "
+                         "chunks were embedded; they are kept, and only the rest is embedded then). To continue, add "
+                         f"it again (F4) or run: "
                          f"pgpt-tui ingest {folder}")
-    assert "starts over" not in between and between.startswith(f"pgpt-tui: Adding {folder} stopped after 3 of 9")
+    assert "read again" not in between and between.startswith(f"pgpt-tui: Adding {folder} stopped after 3 of 9")

@@ -361,10 +361,10 @@ def test_a_large_file_shows_progress_inside_it_and_stops_between_batches(setting
     whole file: now each batch of chunks is a tick, and a cancel stops before the next batch."""
     import threading
 
-    from pgpt.runtime.documents import ingest as ingest_module
+    from pgpt.runtime.documents import chunk_vectors
     from pgpt.runtime.errors import Cancelled
 
-    monkeypatch.setattr(ingest_module, "EMBED_BATCH", 8)  # the property, at a size a test embeds in seconds
+    monkeypatch.setattr(chunk_vectors, "EMBED_BATCH", 8)  # the property, at a size a test embeds in seconds
     from pgpt.runtime.documents import progress as progress_module
 
     monkeypatch.setattr(progress_module, "ETA_AFTER_S", 0.0)  # an ETA inside the file, in a run of seconds
@@ -385,8 +385,51 @@ def test_a_large_file_shows_progress_inside_it_and_stops_between_batches(setting
     assert [t.file_chunks_done for t in inside] == [8, 16] and inside[0].file_chunks > 16
     assert 0 < inside[0].fraction < inside[1].fraction < 1 and inside[1].eta_s is not None
     assert open_store(settings, embedder).chunk_count() == 0  # nothing of the stopped file was written
+    assert chunk_vectors.kept_path(settings).is_file()  # but its 16 vectors are kept (t53: all were made again)
+    embedded = count_embedded(embedder, monkeypatch)
     done = ingest(settings, [docs], embedder)
     assert len(done.added) == 1 and done.chunks == inside[0].file_chunks
+    assert len(embedded) == done.chunks - 16 and not chunk_vectors.kept_path(settings).exists()
+    assert_vectors_as_embedded_now(settings, embedder)
+
+
+def count_embedded(embedder, monkeypatch: pytest.MonkeyPatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """The texts the embedder is given from now on (this test's)."""
+    texts: list[str] = []
+    embed = embedder.embed
+    monkeypatch.setattr(embedder, "embed", lambda batch, **kw: (texts.extend(batch), embed(batch, **kw))[1])
+    return texts
+
+
+def assert_vectors_as_embedded_now(settings: Settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Every chunk's vector is the one its text gets when embedded now, reused or not."""
+    import numpy as np
+
+    from pgpt.runtime.documents.chunk_vectors import embedding_text
+
+    store = open_store(settings, embedder)
+    rows = store.table.search().select(["text", "heading", "vector"]).limit(store.chunk_count()).to_list()
+    fresh = embedder.embed([embedding_text(r["heading"], r["text"]) for r in rows])
+    assert np.allclose(np.array([r["vector"] for r in rows]), fresh, atol=1e-5)
+
+
+def test_an_edited_paragraph_is_the_only_one_embedded_again(settings: Settings, embedder, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit to one paragraph of a long manual embedded all of its chunks again."""
+    manual = tmp_path / "manual.md"
+    sections = [f"# Part {n}\n\n" + f"Part {n} covers harbour {n}: its {n} quays, cranes and the boats they load. " * 8
+                for n in range(40)]  # sections of about a chunk each, as in a manual
+    manual.write_text("\n\n".join(sections))
+    first = ingest(settings, [manual], embedder)
+    sections[17] = sections[17].replace("Part 17 covers harbour 17", "The keeper of lighthouse 17 is Oskar Tallgren", 1)
+    manual.write_text("\n\n".join(sections))
+    embedded = count_embedded(embedder, monkeypatch)
+    second = ingest(settings, [manual], embedder)
+    assert second.updated == [str(manual)] and first.chunks >= 20, (first.chunks, second.chunks)
+    assert 1 <= len(embedded) <= 2 and "Oskar Tallgren" in " ".join(embedded), embedded
+    assert_vectors_as_embedded_now(settings, embedder)
+    top = search(open_store(settings, embedder), embedder, "Who keeps the lighthouse of harbour 17?", k=1)[0]
+    assert "Oskar Tallgren" in top.text
 
 
 def test_a_file_named_as_typed_is_reported_by_its_absolute_path(settings: Settings, embedder, tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -252,8 +252,8 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
     assert process.wait(timeout=120) == code and any("big.txt (" in line for line in seen), seen
     assert "Ingestion stopped after 1 of 2 files; the files done are in the index" in rest, rest
     # its embedded chunks are not kept, and the user sees how many are done again (t53)
-    assert re.search(r"big\.txt was not finished and starts over then \([\d,]+ of its [\d,]+ chunks were embedded; "
-                     r"they are embedded again\)\.", rest), rest
+    assert re.search(r"big\.txt was not finished and is read again then \([\d,]+ of its [\d,]+ chunks were embedded; "
+                     r"they are kept, and only the rest is embedded then\)\.", rest), rest
     assert "Nothing was changed" not in rest and "Traceback" not in rest
     assert "error:" not in rest  # a stop the user asked for is no error
     log = settings.log_file.read_text()  # nor a failed command in the log a monitor watches (t53)

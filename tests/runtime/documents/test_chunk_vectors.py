@@ -1,0 +1,63 @@
+"""The vectors a stopped add keeps for its next run: read back for the same file and embedder only,
+never unpickled, and gone once used, damaged or a week old."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pgpt.runtime.documents.chunk_vectors import KeptVectors, kept_path, text_key
+from pgpt.runtime.settings import Settings
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", model_cache=tmp_path / "models")
+
+
+def kept(tmp_path: Path, model: str = "embedder-a") -> KeptVectors:
+    return KeptVectors(settings(tmp_path), model)
+
+
+def test_a_stopped_files_vectors_come_back_for_that_file_and_embedder_only(tmp_path: Path) -> None:
+    vectors = np.arange(8, dtype=np.float32).reshape(2, 4)
+    kept(tmp_path).keep("hash-1", [text_key("one"), text_key("two")], vectors)
+    assert oct(kept_path(settings(tmp_path)).parent.stat().st_mode & 0o777) == "0o700"
+    back = kept(tmp_path).for_document(None, "hash-1", None)
+    assert set(back) == {text_key("one"), text_key("two")} and np.array_equal(back[text_key("two")], vectors[1])
+    assert kept(tmp_path).for_document(None, "hash-2", None) == {}  # the file changed since: nothing
+    assert kept(tmp_path, "embedder-b").for_document(None, "hash-1", None) == {}  # another model's vectors
+    reader = kept(tmp_path)
+    reader.done("hash-1")  # indexed now: the vectors go
+    assert not kept_path(settings(tmp_path)).exists()
+
+
+class Planted:
+    """Unpickling this writes a file: the proof that a cache file ran code."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (Path(os.environ["PLANTED_MARK"]),))
+
+
+def test_a_damaged_or_pickled_file_is_removed_unread(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    mark = tmp_path / "code-ran"
+    monkeypatch.setenv("PLANTED_MARK", str(mark))
+    file = kept_path(settings(tmp_path))
+    file.parent.mkdir(parents=True)
+    with open(file, "wb") as out:  # object arrays are pickled inside an .npz
+        np.savez(out, model_id=np.array("embedder-a"), content_hash=np.array("hash-1"),
+                 keys=np.array([Planted()], dtype=object), vectors=np.zeros((1, 4), np.float32))
+    assert kept(tmp_path).for_document(None, "hash-1", None) == {}
+    assert not mark.exists() and not file.exists()
+    file.write_bytes(b"PK\x03\x04 not a zip at all")
+    assert kept(tmp_path).for_document(None, "hash-1", None) == {} and not file.exists()
+
+
+def test_vectors_of_a_file_not_added_again_for_a_week_are_removed(tmp_path: Path) -> None:
+    kept(tmp_path).keep("hash-1", [text_key("one")], np.ones((1, 4), np.float32))
+    file = kept_path(settings(tmp_path))
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(file, (week_ago, week_ago))
+    assert kept(tmp_path).for_document(None, "hash-1", None) == {} and not file.exists()
