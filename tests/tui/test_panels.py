@@ -41,7 +41,10 @@ def test_conversations_round_trip_and_refuse_bad_files(settings: Settings) -> No
     assert list_conversations(settings) == []
 
 
-async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: Settings) -> None:
+async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: Settings,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TMUX", "STY"):  # a developer's tmux: the copy would say its paste buffer (test_clipboard.py)
+        monkeypatch.delenv(name, raising=False)
     app = ChatApp(settings, SamplingOptions(max_new_tokens=12))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
@@ -56,7 +59,8 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
 
         await pilot.press("ctrl+y")  # copy: the app writes it with OSC 52
         assert app.clipboard == first_answer
-        assert list(app._notifications)[-1].message == f"Copied the last answer ({len(first_answer)} characters)."
+        assert list(app._notifications)[-1].message == (f"Copied the last answer ({len(first_answer)} characters) "
+                                                        "to the terminal's clipboard (OSC 52).")
 
         await pilot.press("ctrl+n")
         assert turns(app) == []

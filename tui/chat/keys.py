@@ -148,15 +148,17 @@ class KeysMixin:
 
     def action_copy_answer(self) -> None:
         """Copy the last answer, with its quotes, closest passages or sources, to the clipboard with OSC 52
-        (the terminal's, so it works over SSH); without one, say why (a Ctrl+Y that did nothing after a
+        (the terminal's, so it works over SSH; inside tmux to its paste buffer too); without one, say why (a Ctrl+Y that did nothing after a
         stopped answer looked broken)."""
         answer = self._last_answer()
         if answer is not None and answer.text:
             details = self._details_of(answer)
             text = "\n\n".join([answer.text] + [t.text for t in details])
-            self.copy_to_clipboard(text)
+            from pgpt.tui.chat.clipboard import copy_text
+
+            where = copy_text(self, text)  # OSC 52, and tmux's buffer inside tmux, which drops OSC 52 (t54)
             with_what = " and its " + " and ".join(DETAILS[t.kind] for t in details) if details else ""
-            self.notify(f"Copied the last answer{with_what} ({len(text)} characters).", timeout=3)
+            self.notify(f"Copied the last answer{with_what} ({len(text)} characters) {where}.", timeout=4)
         elif answer is None:
             self.notify("Nothing to copy yet: no question has been answered in this chat.", timeout=3)
         elif answer.mark == UNCHECKED:

@@ -16,7 +16,7 @@ CHAT_KEYS = (
     ("Ctrl+R", "switch mode: Documents, Chat, Search"),
     ("Esc/Ctrl+C", "stop the answer being written"),
     ("Ctrl+N", "new chat"),
-    ("Ctrl+Y", "copy the last answer (OSC 52, works over SSH)"),
+    ("Ctrl+Y", "copy the last answer (OSC 52, works over SSH; in tmux to its buffer too)"),
     ("PgUp/PgDn", "scroll the conversation"),
     ("Ctrl+O/Ctrl+X", "add documents (Docs) / stop adding after the current batch"),
     ("F2 F3 F4 F5", "Setup (token, network), Models, Docs, Chats"),
