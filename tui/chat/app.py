@@ -42,10 +42,13 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "pgpt"
+    # F1 early and shown, so that a 60-column pane keeps it; Ctrl+R is on the input's frame ("Chat · Ctrl+R") and
+    # the placeholder names Ctrl+P, the way to every panel without F-keys (a tester's SSH client had none: t54)
     BINDINGS = [
+        Binding("f1", "show_keys", "Keys", priority=True),
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+n", "new_chat", "New"),
-        Binding("ctrl+r", "cycle_mode", "Mode"),
+        Binding("ctrl+r", "cycle_mode", "Mode", show=False),
         Binding("ctrl+y", "copy_answer", "Copy"),
         Binding("f2", "show_screen('setup')", "Setup", priority=True),
         Binding("f3", "show_screen('models')", "Models", priority=True),
@@ -57,13 +60,14 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", show=False, priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("f1", "show_keys", "Keys", show=False, priority=True),
     ]
 
     setting_warnings: tuple[str, ...] = ()  # PGPT_ names no pgpt program reads: run_app sets them
 
     def __init__(self, settings: Settings, sampling: SamplingOptions | None = None, use_cache: bool = True) -> None:
         super().__init__()
+        if self.console.color_system == "standard":  # 16 colours (TERM=xterm, linux, vt100): the terminal's own
+            self.theme = "ansi-dark"  # palette; the dark theme's orange keys fell to red on grey, contrast 1.0 (t54)
         self.settings = settings
         self.sampling = sampling or SamplingOptions(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
         self.use_cache = use_cache

@@ -79,7 +79,7 @@ class KeysMixin:
         hint = {"docs": "Ask about your documents", "chat": "Chat with the model",
                 "search": "Search your documents"}[mode]
         prompt = self._chat.query_one("#prompt", Input)
-        prompt.placeholder = f"{hint}, Enter sends (Ctrl+R: mode, F1: keys)"
+        prompt.placeholder = f"{hint}, Enter sends (Ctrl+P: commands)"  # F1 is in the footer, Ctrl+R on the frame
         # on the input's frame too: the placeholder, the only sign of the mode, hides once one types
         prompt.border_title = f"{MODES[mode]} · Ctrl+R"
         self.sub_title = MODES[mode]
