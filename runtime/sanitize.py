@@ -104,3 +104,28 @@ def tolerant_streams() -> None:
         encoding = getattr(stream, "encoding", None)
         if encoding and hasattr(stream, "reconfigure") and not encoding.lower().replace("-", "").startswith("utf"):
             stream.reconfigure(errors="backslashreplace")
+
+
+def cells(text: str) -> int:
+    """The terminal cells ``text`` takes: two for a wide (CJK) character, none for a combining one.
+    A line cut by characters wrapped on a CJK name and stayed on the screen (t54)."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def first_cells(text: str, width: int) -> str:
+    """The longest start of ``text`` that takes at most ``width`` terminal cells."""
+    if cells(text) <= width:
+        return text
+    used = 0
+    for end, char in enumerate(text):
+        used += cells(char)
+        if used > width:
+            return text[:end]
+    return text
+
+
+def last_cells(text: str, width: int) -> str:
+    """The longest end of ``text`` that takes at most ``width`` terminal cells."""
+    return first_cells(text[::-1], width)[::-1]

@@ -30,3 +30,19 @@ def test_clean_text_output_has_no_control_characters() -> None:
     every_char = "".join(chr(c) for c in range(0x00, 0xA0)) + "[@click=app.quit]x[/]"
     cleaned = clean_text(every_char)
     assert not [c for c in cleaned if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0]
+
+
+def test_paths_and_lines_are_cut_in_terminal_cells() -> None:
+    """The Docs list kept a CJK path's end by characters: two cells each, so ".md" was cut to ".m" (t54)."""
+    from rich.cells import cell_len
+
+    from pgpt.runtime.sanitize import cells, first_cells, last_cells
+    from pgpt.tui.screens.document_widgets import short_path
+
+    name = "/srv/docs/Café Ærøskøbing – notes é 日本の店長.md"
+    shown = short_path(name, 24)
+    assert shown.startswith("…") and shown.endswith("日本の店長.md") and cell_len(shown) <= 24, shown
+    for text in (name, "東京の店長は誰ですか", "e\u0301t\u00e9", "한국어 😀"):
+        assert cells(text) == cell_len(text)
+        assert cell_len(first_cells(text, 9)) <= 9 and cell_len(last_cells(text, 9)) <= 9
+    assert first_cells("東京の店長", 5) == "東京" and last_cells("東京の店長", 4) == "店長"

@@ -213,11 +213,21 @@ def test_app_starts_paints_and_quits_under_each_terminal(settings: Settings, ter
         assert palette and palette <= GREY_INDICES and basic <= {0, 7, 8, 15}
 
 
-@pytest.mark.parametrize("stop, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_dumb_terminal_is_told_to_use_the_headless_commands(settings: Settings) -> None:
+    """TERM=dumb (Emacs' shell, a serial console) got the full-screen app in 24-bit colour: a screen of
+    escape sequences that looked hung (t54)."""
+    with pty_app(app_env(settings, TERM="dumb")) as app:
+        assert app.wait_exit() == 2
+    shown = app.output.decode("utf-8", "replace")
+    assert "\x1b" not in shown and "TERM=dumb" in shown and "pgpt-tui ask, chat, search" in shown, shown
+
+
+@pytest.mark.parametrize("stop, code", [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", -1)])  # -1: ended by SIGHUP
 def test_a_signal_from_outside_quits_the_app_and_gives_the_terminal_back(settings: Settings, stop: str,
                                                                          code: int) -> None:
     """`kill -INT` froze the app (its KeyboardInterrupt landed in the event loop's select), and
-    `kill -TERM` ended it in full-screen mode with mouse tracking on, until `reset`."""
+    `kill -TERM` ended it in full-screen mode with mouse tracking on, until `reset`; `kill -HUP`, the
+    terminal still there, the same (t54: it ends at once, the terminal usually gone)."""
     with pty_app(app_env(settings, TERM="xterm-256color")) as app:
         app.wait_for(lambda s: "Enter sends" in s and READY in s, START_TIMEOUT, "chat screen")
         app.process.send_signal(getattr(signal, stop))

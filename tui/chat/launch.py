@@ -41,6 +41,23 @@ def _say_unfinished_add(settings: Settings, tick: Any = None) -> None:
                   file=sys.stderr, flush=True)
 
 
+def _refuse_a_dumb_terminal() -> None:
+    """TERM=dumb (Emacs' shell, a serial console, some CI "terminals") cannot show a full-screen app:
+    it got one anyway, a screen of escape sequences that looked hung (t54). The headless commands
+    fit such a terminal.
+
+    Raises:
+        UsageError: naming TERM and the commands to use instead.
+    """
+    if os.environ.get("TERM", "").strip().lower() == "dumb":
+        from pgpt.runtime.errors import UsageError
+
+        raise UsageError("The app needs a full-screen terminal, and TERM=dumb says this one is not (Emacs' shell, a "
+                         "serial console or a CI log).", hint="Use the headless commands here: pgpt-tui ask, chat, "
+                         "search, ingest and docs (pgpt-tui --help lists them), or run pgpt-tui in a terminal "
+                         "emulator, or over SSH, with TERM set to its type (such as xterm-256color).")
+
+
 def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     """Run the chat app until the user quits; logs go to the log file, never the screen.
     ``setting_warnings`` (PGPT_ names no program reads) are logged and shown as notifications."""
@@ -48,6 +65,7 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     from pgpt.tui.chat.app import ChatApp
     from pgpt.tui.chat.signals import handle_signals
 
+    _refuse_a_dumb_terminal()
     setup_logging(settings)
     for warning in setting_warnings:
         log.warning("%s", warning)

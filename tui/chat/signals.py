@@ -70,11 +70,38 @@ def _save_and_end(app: Any) -> Any:
         except Exception:  # the app may be half shut down (its screens gone), a log write cut: end anyway
             log.exception("the chat could not be saved at the hangup")
         finally:  # always: an exception let out of a signal handler lands where the main thread was
+            _give_terminal_back()
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGHUP)  # ended by SIGHUP, as a shell or supervisor expects
             os._exit(HANGUP_EXIT)  # not reached
 
     return hang_up
+
+
+# What Textual's driver writes when the app ends (stop_application_mode): a SIGHUP sent by `kill` or a
+# supervisor, the terminal still there, left it in the alternate screen with mouse tracking on (t54)
+RESTORE = (b"\x1b[<u\x1b[?1000l\x1b[?1003l\x1b[?1015l\x1b[?1006l\x1b[?2004l\x1b[?2048l\x1b[?1004l"
+           b"\x1b[?1049l\x1b[?25h")
+
+
+def _give_terminal_back() -> None:
+    """Leave the app's terminal modes on a terminal that is still there; a hung-up one refuses the
+    write at once. The terminal is opened anew, non-blocking, so the write never holds the exit and
+    the shell's own open file keeps its flags: /dev/tty, or the one Textual draws on (stderr) when
+    there is no controlling terminal."""
+    for name in ("/dev/tty", 2, 1):
+        try:
+            path = name if isinstance(name, str) else os.ttyname(name)
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            continue
+        try:
+            os.write(fd, RESTORE)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        return
 
 
 def _watch(read_fd: int, app: Any, loop: asyncio.AbstractEventLoop) -> None:

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from pgpt.runtime.sanitize import strip_controls
+from pgpt.runtime.sanitize import cells, first_cells, last_cells, strip_controls
 
 WIDTH = 30
 LOG_EVERY_S = 15.0  # in a log, a line at least this often while a large file holds the bar still
@@ -37,18 +37,21 @@ class TextBar:
             # narrows first, then the file name loses its start, keeping its end and the count inside
             # it ("…big20.txt (768/42867 chunks of it)"); it went whole on a 100-column terminal, for a
             # 27-minute file, the one sign of how far that file was (t53). The counts and ETA stay.
+            # Counted in terminal cells, not characters: a CJK name is two cells a character, and its line
+            # wrapped and stayed on the screen, one line per such file (t54).
             room = self._columns() - 1
-            if len(line) > room:
+            if cells(line) > room:
                 head = f"{detail} {eta}"
-                width = max(10, min(WIDTH, room - len(f"[] {head}  {tail}")))
+                width = max(10, min(WIDTH, room - cells(f"[] {head}  {tail}")))
                 filled = int(width * done / max(total, 1))
                 line = f"[{'#' * filled}{'.' * (width - filled)}] {head}"
-                left = room - len(line) - 2
+                left = room - cells(line) - 2
                 if tail and left >= 20:  # less shows too little of it to tell
-                    line += "  " + (tail if len(tail) <= left else "…" + tail[-(left - 1):])
-                line = line[:room]
-            self.stream.write("\r" + line.ljust(self.width))
-            self.width = len(line)
+                    line += "  " + (tail if cells(tail) <= left else "…" + last_cells(tail, left - 1))
+                line = first_cells(line, room)
+            # padded over the line before, within the terminal's width (it may have narrowed since)
+            self.stream.write("\r" + line + " " * max(min(self.width, room) - cells(line), 0))
+            self.width = cells(line)
         elif filled != self.step or time.monotonic() - self.written >= LOG_EVERY_S:
             self.stream.write(line + "\n")
             self.written = time.monotonic()
@@ -80,5 +83,7 @@ def status_line(text: str, quiet: bool = False) -> None:
         import shutil
 
         room = max(shutil.get_terminal_size().columns - 1, 10)
-        sys.stderr.write("\r" + text[:room].ljust(room) + ("" if text else "\r"))
+        shown = first_cells(text, room)  # in cells: a CJK question is two a character
+        sys.stderr.write("\r" + shown + " " * (room - cells(shown)) + ("" if text else "\r"))
         sys.stderr.flush()
+

@@ -90,11 +90,14 @@ def remote_record(document: dict[str, Any]) -> DocumentRecord:
 
 
 def short_path(path: str, width: int = PATH_CHARS) -> str:
-    """``path`` with the home folder as ~ and, when still too long, only its end after an ellipsis."""
+    """``path`` with the home folder as ~ and, when still too long, only its end after an ellipsis;
+    ``width`` in terminal cells (a CJK name's characters take two: its ".md" was cut to ".m", t54)."""
+    from pgpt.runtime.sanitize import cells, last_cells
+
     home = str(Path.home())
     if path.startswith(home + "/"):
         path = "~" + path[len(home):]
-    return path if len(path) <= width else "…" + path[-(width - 1):]
+    return path if cells(path) <= width else "…" + last_cells(path, width - 1)
 
 
 @dataclass

@@ -190,6 +190,15 @@ def test_the_bar_is_cut_to_the_terminal_width(monkeypatch: pytest.MonkeyPatch) -
     bar.draw(0, 1, "0/1 files 2048 chunks", 1594.0, "documents/archive/2026/big20-export.txt (2048/42867 chunks of it)")
     last = terminal.getvalue().split("\r")[-1].rstrip()
     assert len(last) <= 99 and last.endswith("big20-export.txt (2048/42867 chunks of it)") and "…" in last, last
+    # counted in cells: each CJK character takes two, and such a line wrapped and stayed on screen (t54)
+    from rich.cells import cell_len
+
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((80, 24)))
+    bar.draw(0, 4, "0/4 files 0 chunks", None, "Café Ærøskøbing – notes é 日本の営業時間と店長の名前について.md")
+    bar.draw(1, 4, "1/4 files 3 chunks", 9.0, "b.md")
+    cjk, after = terminal.getvalue().split("\r")[-2:]
+    assert cell_len(cjk) <= 79 and cjk.rstrip().endswith("について.md"), cjk
+    assert cell_len(after) >= cell_len(cjk.rstrip()), after  # padded over it
 
 
 def test_a_log_gets_a_progress_line_while_one_large_file_holds_the_bar_still(monkeypatch: pytest.MonkeyPatch) -> None:
