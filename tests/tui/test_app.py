@@ -193,6 +193,10 @@ async def test_a_pasted_text_keeps_all_its_lines_and_loses_its_control_character
         prompt.post_message(events.Paste("Summarise this:\nThe ferry leaves at noon.\r\n\n  It costs 42 \x1b[31meuros.\n"))
         await pilot.pause()
         assert prompt.value == "Q: Summarise this: The ferry leaves at noon. It costs 42 euros."
+        prompt.clear()  # as a terminal sends a paste: its line ends as CR (they were glued: "Skarhamn?Third", t54)
+        prompt.post_message(events.Paste("When does it leave Skarhamn?\rThird line\rdaily.\r\nLine 2"))
+        await pilot.pause()
+        assert prompt.value == "When does it leave Skarhamn? Third line daily. Line 2"
 
 
 def test_the_status_line_shows_speeds_only_when_the_model_ran() -> None:

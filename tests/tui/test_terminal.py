@@ -222,6 +222,25 @@ def test_a_dumb_terminal_is_told_to_use_the_headless_commands(settings: Settings
     assert "\x1b" not in shown and "TERM=dumb" in shown and "pgpt-tui ask, chat, search" in shown, shown
 
 
+def test_inside_gnu_screen_the_app_leaves_the_mouse_off_so_that_esc_arrives(settings: Settings) -> None:
+    """GNU screen holds a lone Esc until the next key once mouse tracking is on (it may start a mouse
+    report): inside screen one Esc neither stopped an answer nor left a panel (t54)."""
+    with pty_app(app_env(settings, TERM="screen", STY="4242.pts-0.host")) as app:
+        app.wait_for(lambda s: "Enter sends" in s and READY in s, START_TIMEOUT, "chat screen")
+        app.send(b"\x11")  # Ctrl+Q
+        assert app.wait_exit() == 0
+    assert b"\x1b[?1049h" in app.output and b"\x1b[?1000h" not in app.output and b"\x1b[?1003h" not in app.output
+
+
+def test_without_a_terminal_the_app_says_so_instead_of_drawing_escapes(settings: Settings) -> None:
+    """`ssh host pgpt-tui` without -t, cron or a pipe: it wrote escape codes until killed, and with a
+    piped question it drew a screen whose keys were dead (t54)."""
+    done = subprocess.run([str(PGPT_TUI)], input="When does the ferry leave?\n", env=app_env(settings),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == "" and "\x1b" not in done.stderr, done.stderr[:300]
+    assert "keyboard (stdin) and screen (stderr) are not one" in done.stderr and "pgpt-tui ask -" in done.stderr
+
+
 @pytest.mark.parametrize("stop, code", [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", -1)])  # -1: ended by SIGHUP
 def test_a_signal_from_outside_quits_the_app_and_gives_the_terminal_back(settings: Settings, stop: str,
                                                                          code: int) -> None:

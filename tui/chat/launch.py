@@ -41,21 +41,38 @@ def _say_unfinished_add(settings: Settings, tick: Any = None) -> None:
                   file=sys.stderr, flush=True)
 
 
-def _refuse_a_dumb_terminal() -> None:
-    """TERM=dumb (Emacs' shell, a serial console, some CI "terminals") cannot show a full-screen app:
-    it got one anyway, a screen of escape sequences that looked hung (t54). The headless commands
-    fit such a terminal.
+def _refuse_without_a_terminal() -> None:
+    """The app reads keys from stdin and draws on stderr. Without a terminal there (cron, a pipe,
+    `ssh host pgpt-tui` without -t) it wrote escape codes until killed, or drew a screen whose keys
+    were dead; TERM=dumb (Emacs' shell, a serial console) got a screen of escape codes (t54). The
+    headless commands fit all of these.
 
     Raises:
-        UsageError: naming TERM and the commands to use instead.
+        UsageError: naming what is missing and the commands to use instead.
     """
-    if os.environ.get("TERM", "").strip().lower() == "dumb":
-        from pgpt.runtime.errors import UsageError
+    import sys
 
+    from pgpt.runtime.errors import UsageError
+
+    headless = ("Use the headless commands here: pgpt-tui ask, chat, search, ingest and docs (`echo QUESTION | "
+                "pgpt-tui ask -` answers from a pipe; pgpt-tui --help lists them)")
+    missing = [name for name, stream in (("keyboard (stdin)", sys.stdin), ("screen (stderr)", sys.stderr))
+               if stream is None or not stream.isatty()]
+    if missing:
+        raise UsageError(f"The app needs a terminal, and its {' and '.join(missing)} "
+                         f"{'is' if len(missing) == 1 else 'are'} not one here (a pipe, a file, cron, or `ssh HOST "
+                         "pgpt-tui` without -t).", hint=f"{headless}, or start it with `ssh -t HOST pgpt-tui`.")
+    if os.environ.get("TERM", "").strip().lower() == "dumb":
         raise UsageError("The app needs a full-screen terminal, and TERM=dumb says this one is not (Emacs' shell, a "
-                         "serial console or a CI log).", hint="Use the headless commands here: pgpt-tui ask, chat, "
-                         "search, ingest and docs (pgpt-tui --help lists them), or run pgpt-tui in a terminal "
-                         "emulator, or over SSH, with TERM set to its type (such as xterm-256color).")
+                         "serial console or a CI log).", hint=f"{headless}, or run pgpt-tui in a terminal emulator, "
+                         "or over SSH, with TERM set to its type (such as xterm-256color).")
+
+
+def mouse_wanted(env: dict[str, str]) -> bool:
+    """Whether the app asks the terminal for mouse events: not inside GNU screen ($STY), which, once
+    an application turns mouse tracking on, holds a lone Esc until the next key (it may start a mouse
+    report), so Esc neither stopped an answer nor left a panel (t54). The app needs no mouse."""
+    return not env.get("STY")
 
 
 def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
@@ -65,7 +82,7 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     from pgpt.tui.chat.app import ChatApp
     from pgpt.tui.chat.signals import handle_signals
 
-    _refuse_a_dumb_terminal()
+    _refuse_without_a_terminal()
     setup_logging(settings)
     for warning in setting_warnings:
         log.warning("%s", warning)
@@ -74,7 +91,7 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     # Our own loop: asyncio.run() would wait at its end for the worker threads to finish.
     loop = asyncio.new_event_loop()
     handle_signals(app, loop)
-    app.run(loop=loop)
+    app.run(loop=loop, mouse=mouse_wanted(dict(os.environ)))
     code = app.return_code or 0
     _say_unfinished_add(settings, app.last_ingest_tick)
     if app.quit_note:  # an export, a download or the first start's preparation cut short

@@ -64,7 +64,9 @@ class PromptInput(Input):
     characters: Textual's Input kept only the first line of a paste, without a word."""
 
     def _on_paste(self, event: events.Paste) -> None:
-        lines = [" ".join(line.split()) for line in strip_controls(event.text).splitlines()]
+        # split first: terminals send a paste's line ends as CR, a control character, and stripped
+        # first the lines were glued ("Skarhamn?Third", t54)
+        lines = [" ".join(strip_controls(line).split()) for line in event.text.splitlines()]
         text = " ".join(line for line in lines if line)
         if text and self.selection.is_empty:
             self.insert_text_at_cursor(text)
