@@ -57,6 +57,9 @@ def test_tmux_user_asks_a_question_and_reads_the_answer(settings: Settings) -> N
         # The status line shows TTFT and tok/s once the answer ends; the answer is greedy and short.
         seen.append(tmux.wait_for(lambda s: "tok/s" in s, ANSWER_TIMEOUT, "finished answer"))
         assert QUESTION in seen[-1] and "Paris" in seen[-1]
+        # started by `sh -c`, no job control: a stopped app could never be resumed, so Ctrl+Z says why not
+        tmux("send-keys", "-t", "pgpt", "C-z")
+        tmux.wait_for(lambda s: "Ctrl+Z needs a shell with job" in s, 30, "the note on Ctrl+Z")  # a toast, wrapped
         tmux("send-keys", "-t", "pgpt", "C-q")
         status, left = tmux.wait_exit()
         assert status == 0, left
@@ -64,6 +67,31 @@ def test_tmux_user_asks_a_question_and_reads_the_answer(settings: Settings) -> N
         assert [line for line in left.splitlines() if line.strip()] in ([], [left.strip()])
         assert left.strip() == "" or left.strip().startswith("Pane is dead (status 0")  # tmux's own line
         assert_no_logging_on("\n".join(seen), settings)
+    finally:
+        tmux.kill_server()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_ctrl_z_suspends_to_a_job_control_shell_and_fg_paints_the_whole_app(settings: Settings) -> None:
+    """Ctrl+Z did nothing, and after a SIGTSTP from outside and `fg` the screen came back blank but for
+    the input (t54)."""
+    if shutil.which("tmux") is None or shutil.which("bash") is None:
+        pytest.skip("tmux and bash are needed")
+    folder = Path(tempfile.mkdtemp(prefix="pgpt-tmux-"))
+    tmux = Tmux(folder, app_env(settings, TERM="xterm-256color"))
+    try:
+        tmux("new-session", "-d", "-s", "pgpt", "-x", "80", "-y", "24", "bash --norc --noprofile -i")
+        tmux("send-keys", "-t", "pgpt", "-l", f"TERM=xterm-256color {shlex.quote(str(PGPT_TUI))}")
+        tmux("send-keys", "-t", "pgpt", "Enter")
+        tmux.wait_for(lambda s: READY in s, START_TIMEOUT, "loaded model")
+        tmux("send-keys", "-t", "pgpt", "C-z")
+        tmux.wait_for(lambda s: "Stopped" in s and s.rstrip().endswith(("$", "#")), 30, "the shell, the app stopped")
+        tmux("send-keys", "-t", "pgpt", "-l", "fg")
+        tmux("send-keys", "-t", "pgpt", "Enter")
+        back = tmux.wait_for(lambda s: READY in s and "f1 Keys" in s, 30, "the app again")
+        assert "Enter sends" in back and "Stopped" not in back, back
+        tmux("send-keys", "-t", "pgpt", "C-q")
+        tmux.wait_for(lambda s: "f1 Keys" not in s and s.rstrip().endswith(("$", "#")), 30, "the shell after quitting")
     finally:
         tmux.kill_server()
         shutil.rmtree(folder, ignore_errors=True)

@@ -60,14 +60,13 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", show=False, priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+z", "suspend", "Suspend", show=False, priority=True),
     ]
 
     setting_warnings: tuple[str, ...] = ()  # PGPT_ names no pgpt program reads: run_app sets them
 
     def __init__(self, settings: Settings, sampling: SamplingOptions | None = None, use_cache: bool = True) -> None:
         super().__init__()
-        if self.console.color_system == "standard":  # 16 colours (TERM=xterm, linux, vt100): the terminal's own
-            self.theme = "ansi-dark"  # palette; the dark theme's orange keys fell to red on grey, contrast 1.0 (t54)
         self.settings = settings
         self.sampling = sampling or SamplingOptions(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
         self.use_cache = use_cache
@@ -105,6 +104,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         # model loads is answered in the mode shown, from the documents (the index opens with it).
         self._set_mode("docs" if index_has_data(self.settings) else self.mode)
         self._chat.query_one("#prompt", Input).focus()
+        self.app_resume_signal.subscribe(self, self.redraw_after_suspend)  # keys.py: Ctrl+Z, fg
         self.load_engine()
 
     def on_unmount(self) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from textual.widgets import Input
 
 from pgpt.tui.chat.library import MODES, UNCHECKED
@@ -145,6 +148,22 @@ class KeysMixin:
             self._reply.show(answer, UNCHECKED if draft else "(stopped)")
             self._close_reply(answer)
             self.save_conversation()
+
+    def action_suspend(self) -> None:
+        """Ctrl+Z: back to the shell until `fg`, as vim or less do (it did nothing: t54). Only under a
+        shell with job control: started without one (`ssh -t HOST pgpt-tui`), a stopped app could never
+        be resumed, and the session would look hung."""
+        if os.getpgrp() == os.getsid(0):  # our group leads the session: no job-control shell above us
+            self.notify("Ctrl+Z needs a shell with job control, and this app was started without one (as by "
+                        "`ssh -t HOST pgpt-tui`). Ctrl+Q quits.", severity="warning", timeout=6)
+            return
+        self.action_suspend_process()
+
+    def redraw_after_suspend(self, _app: Any = None) -> None:
+        """Paint the whole screen again after `fg` (after a SIGTSTP sent from outside, the screen came
+        back blank but for the input until a panel was opened and closed: t54)."""
+        self.refresh(layout=True)
+        self.screen.refresh(layout=True)
 
     def action_copy_answer(self) -> None:
         """Copy the last answer, with its quotes, closest passages or sources, to the clipboard with OSC 52

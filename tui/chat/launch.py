@@ -87,6 +87,8 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     for warning in setting_warnings:
         log.warning("%s", warning)
     app = ChatApp(settings)
+    if app.console.color_system == "standard":  # 16 colours (TERM=xterm, linux, vt100): the terminal's own
+        app.theme = "ansi-dark"  # palette; the dark theme's orange keys fell to red on grey, contrast 1.0 (t54)
     app.setting_warnings = setting_warnings
     # Our own loop: asyncio.run() would wait at its end for the worker threads to finish.
     loop = asyncio.new_event_loop()

@@ -16,12 +16,12 @@ CHAT_KEYS = (
     ("Ctrl+R", "switch mode: Documents, Chat, Search"),
     ("Esc/Ctrl+C", "stop the answer being written"),
     ("Ctrl+N", "new chat"),
-    ("Ctrl+Y", "copy the last answer (OSC 52, works over SSH; in tmux to its buffer too)"),
+    ("Ctrl+Y", "copy the last answer (OSC 52, and tmux's buffer)"),
     ("PgUp/PgDn", "scroll the conversation"),
     ("Ctrl+O/Ctrl+X", "add documents (Docs) / stop adding after the current batch"),
     ("F2 F3 F4 F5", "Setup (token, network), Models, Docs, Chats"),
     ("Ctrl+P", "command palette: every action by name"),
-    ("Ctrl+Q", "quit (asks first while documents are being added)"),
+    ("Ctrl+Q/Ctrl+Z", "quit (asks first while work runs) / suspend"),
 )
 PANEL_KEYS = (
     ("Esc / Tab", "back to the chat (work goes on) / next field"),
