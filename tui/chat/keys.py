@@ -167,8 +167,8 @@ class KeysMixin:
 
     def action_copy_answer(self) -> None:
         """Copy the last answer, with its quotes, closest passages or sources, to the clipboard with OSC 52
-        (the terminal's, so it works over SSH; inside tmux to its paste buffer too); without one, say why (a Ctrl+Y that did nothing after a
-        stopped answer looked broken)."""
+        (the terminal's, so it works over SSH; inside tmux to its paste buffer too); without one, say
+        why (a Ctrl+Y that did nothing after a stopped answer looked broken)."""
         answer = self._last_answer()
         if answer is not None and answer.text:
             details = self._details_of(answer)
