@@ -193,7 +193,7 @@ def is_gone(path: str) -> bool:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return True
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a UTF-8 name an ISO-8859-1 locale cannot spell (t54)
         return False
     return False
 
@@ -202,5 +202,5 @@ def readable_file(path: str) -> bool:
     """``Path.is_file`` that says False for a file that cannot be looked at, instead of raising."""
     try:
         return Path(path).is_file()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a name the file-system encoding cannot spell
         return False

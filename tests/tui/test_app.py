@@ -199,6 +199,21 @@ async def test_a_pasted_text_keeps_all_its_lines_and_loses_its_control_character
         assert prompt.value == "When does it leave Skarhamn? Third line daily. Line 2"
 
 
+async def test_typing_with_the_conversation_focused_goes_to_the_prompt(tmp_path: Path) -> None:
+    """A click or a mouse selection in the conversation took the focus: the words typed then went
+    nowhere until Tab (t54)."""
+    app = ChatApp(Settings(home=tmp_path / "home", model_cache=tmp_path / "empty", model="no-such-model"))
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.query_one(ChatLog)
+        await pilot.click(ChatLog)
+        log.focus()
+        await pilot.pause()
+        assert app.focused is log
+        await pilot.press(*"Wann?")
+        prompt = app.query_one("#prompt", Input)
+        assert prompt.value == "Wann?" and app.focused is prompt
+
+
 def test_the_status_line_shows_speeds_only_when_the_model_ran() -> None:
     """A "not found" decided before any model ran said "TTFT 0.00 s · 0.0 tok/s"."""
     from pgpt.runtime.llm.chat import ChatResult

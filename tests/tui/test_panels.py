@@ -389,3 +389,33 @@ def test_the_sources_panel_keeps_a_lists_items_and_a_tables_rows_apart() -> None
                                   "    Monday | 07:00", "    Friday | 17:30"]
     long = describe_sources([{"source": "a.txt", "text": "word " * 100}], snippet_chars=40)
     assert long.endswith("\u2026") and len(long.splitlines()[1]) < 50
+
+
+async def test_the_models_panel_actions_are_in_the_palette(settings: Settings) -> None:
+    """F3's export is Ctrl+B, tmux's prefix: in a default tmux it never reached the app, and the palette
+    had no Models action to use instead (t54)."""
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ModelsScreen")
+        commands = {command.title: command for command in app.get_system_commands(app.screen)}
+        for title in ("Check the repo typed (Ctrl+R)", "Download the model typed (Ctrl+G)",
+                      "Export the model typed (Ctrl+B)", "Next export type (Ctrl+T)", "Stop the check, download or "
+                      "export (Ctrl+X)"):
+            assert title in commands, sorted(commands)
+        assert "tmux" in commands["Export the model typed (Ctrl+B)"].help
+        before = app.screen.dtype
+        ran = commands["Next export type (Ctrl+T)"].callback()
+        if ran is not None:  # run_action's coroutine, as the palette awaits it
+            await ran
+        await pilot.pause()
+        assert app.screen.dtype != before  # the command runs the screen's own action
+        from pgpt.tui.screens.keys_help import KeysHelp
+
+        await pilot.press("f1")  # F1 works on a panel too, though its footer leaves it out
+        await wait_until(pilot, lambda: isinstance(app.screen, KeysHelp))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ModelsScreen")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ != "ModelsScreen")
+        assert not any("Export the model" in c.title for c in app.get_system_commands(app.screen))

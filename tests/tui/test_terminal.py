@@ -260,6 +260,15 @@ def test_inside_gnu_screen_the_app_leaves_the_mouse_off_so_that_esc_arrives(sett
     assert b"\x1b[?1049h" in app.output and b"\x1b[?1000h" not in app.output and b"\x1b[?1003h" not in app.output
 
 
+def test_a_locale_that_cannot_write_unicode_is_told_to_use_a_utf8_one(settings: Settings) -> None:
+    """In an ISO-8859-1 (or ASCII) locale the app drew its frames as "\\u2594\\u2594…" text (t54)."""
+    ascii_locale = {"LANG": "C", "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    with pty_app({**app_env(settings, TERM="xterm-256color"), **ascii_locale}) as app:
+        assert app.wait_exit() == 2
+    shown = app.output.decode("utf-8", "replace")
+    assert "\x1b[?1049h" not in shown and "locale writes ascii text" in shown and "LC_ALL=C.UTF-8" in shown, shown
+
+
 def test_without_a_terminal_the_app_says_so_instead_of_drawing_escapes(settings: Settings) -> None:
     """`ssh host pgpt-tui` without -t, cron or a pipe: it wrote escape codes until killed, and with a
     piped question it drew a screen whose keys were dead (t54)."""

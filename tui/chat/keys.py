@@ -12,7 +12,8 @@ from pgpt.tui.chat.widgets import ChatLog, Turn
 
 # The turns under a documents answer (ChatLog.add_details) that Ctrl+Y copies with it, as the notice names them.
 DETAILS = {"quotes": "quotes", "closest": "closest passages", "sources": "sources"}
-CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest"}
+# show_keys too: a panel has its own F1 (PanelScreen.action_keys), out of its footer, which its keys fill
+CHAT_ACTIONS = {"stop", "new_chat", "cycle_mode", "copy_answer", "scroll_log", "stop_ingest", "show_keys"}
 
 
 class KeysMixin:

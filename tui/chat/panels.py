@@ -25,6 +25,17 @@ PANELS = {"setup": ("pgpt.tui.screens.setup", "SetupScreen"), "models": ("pgpt.t
 SAVED_KINDS = ("user", "assistant", "quotes", "closest", "sources")  # notices (errors, ingestion news) are not part of a chat
 
 
+MODELS_COMMANDS = (
+    ("Ctrl+R", "Check the repo typed", "is it gated, is the token right, can it be reached (F3)", "check"),
+    ("Ctrl+G", "Download the model typed", "download the repo typed into the Hugging Face cache (F3)", "download"),
+    ("Ctrl+B", "Export the model typed", "download if needed, then export it as the chosen type (F3; in tmux, "
+     "whose prefix Ctrl+B is, press it twice)", "export"),
+    ("Ctrl+T", "Next export type", "fp32, fp16, int8, int4 (F3)", "next_dtype"),
+    ("Ctrl+F", "Fast prompts on or off", "an int8 prefill graph for int8 and int4 exports (F3)", "toggle_prefill"),
+    ("Ctrl+X", "Stop the check, download or export", "nothing half-written is kept (F3)", "stop"),
+)
+
+
 class PanelsMixin:
     """Mixed into ChatApp (handlers by name: Textual's @on does not reach plain mixins)."""
 
@@ -86,6 +97,10 @@ class PanelsMixin:
                 ("Esc", "Stop answer", "stop the answer being written", "stop"),
                 ("Ctrl+X", "Stop adding documents", "stop after the current batch", "stop_ingest")):
             yield SystemCommand(f"{title} ({key})", help_text, lambda a=action: self.run_action(a))
+        if type(screen).__name__ == "ModelsScreen":
+            # F3's own actions by name: its Ctrl+B is tmux's prefix, which never reached the app (t54)
+            for key, title, help_text, action in MODELS_COMMANDS:
+                yield SystemCommand(f"{title} ({key})", help_text, lambda a=action: screen.run_action(a))
 
     def action_show_keys(self: Any) -> None:
         """F1: the keys of the chat and the panels (once: F1 on the dialog closes it)."""

@@ -82,6 +82,18 @@ class ChatLog(VerticalScroll):
     def on_mount(self) -> None:
         self.anchor()
 
+    def on_key(self, event: events.Key) -> None:
+        """Typing with the conversation focused (a mouse click or a selection gives it the focus) goes
+        to the prompt: the words went nowhere until Tab (t54)."""
+        if event.is_printable and event.character:
+            prompt = self.screen.query_one("#prompt", Input)
+            selects, prompt.select_on_focus = prompt.select_on_focus, False  # or the next key replaces this one
+            prompt.focus()
+            prompt.insert_text_at_cursor(event.character)
+            self.call_after_refresh(setattr, prompt, "select_on_focus", selects)  # once its Focus was handled
+            event.stop()
+            event.prevent_default()
+
     def add_turn(self, kind: str, text: str = "", before: Widget | None = None) -> Turn:
         """Append a user, assistant or notice turn (or put it ``before`` a widget) and keep the view at the bottom."""
         turn = Turn(kind, text)

@@ -21,9 +21,9 @@ def text_argument(value: str, what: str) -> str:
         UsageError: the text is empty (exit code 2).
     """
     raw = sys.stdin.buffer.read() if value == STDIN else value.encode("utf-8", "surrogateescape")
-    # Bytes that are no UTF-8 (a Latin-1 file piped in, a terminal in another encoding) become
-    # U+FFFD: they reached the tokenizer as lone surrogates and failed as "a bug in pgpt".
-    text = raw.decode("utf-8", "replace")
+    # Bytes that are no UTF-8 reached the tokenizer as lone surrogates and failed as "a bug in pgpt";
+    # then, as U+FFFD without a word, "café" in Latin-1 was "caf�" and the answer "not found" (t54)
+    text = _decoded(raw) if value == STDIN else raw.decode("utf-8", "replace")
     if not text.strip():
         if value == STDIN:  # the user did use `-`: the text was missing from the pipe
             raise UsageError(f"Nothing to do: standard input was empty, so there is no {what}.",
@@ -32,6 +32,29 @@ def text_argument(value: str, what: str) -> str:
         raise UsageError(f"Nothing to do: the {what} is empty.",
                          hint=f"Give the {what} as an argument in quotes, or `-` to read it from standard input.")
     return text.strip() if value == STDIN else text
+
+
+def _decoded(raw: bytes) -> str:
+    """Standard input's text: UTF-8, else the locale's encoding (an ISO-8859-1 terminal or file);
+    bytes neither can read become U+FFFD, said on stderr."""
+    import locale
+
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    encoding = locale.getpreferredencoding(False)
+    if encoding.lower().replace("-", "").replace("_", "") not in ("utf8", "ascii", "ansix3.41968"):
+        try:
+            return raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    text = raw.decode("utf-8", "replace")
+    lost = text.count("\ufffd")
+    print(f"pgpt-tui: standard input is not UTF-8: {lost} character{'s' if lost != 1 else ''} could not be read and "
+          f"{'were' if lost != 1 else 'was'} replaced by \ufffd (convert it first, such as with iconv -f latin1 -t "
+          "utf-8).", file=sys.stderr)
+    return text
 
 
 def refuse_no_cache_on_server(no_cache: bool) -> None:

@@ -24,7 +24,9 @@ class PanelScreen(Screen[None]):
     (and keeps its progress) while the user goes back to the chat.
     """
 
-    BINDINGS = [Binding("escape", "app.show_screen('chat')", "Chat")]
+    # F1 works here as in the chat, but out of the footer: the panels' own keys fill 80 columns
+    BINDINGS = [Binding("escape", "app.show_screen('chat')", "Chat"),
+                Binding("f1", "keys", "Keys", show=False)]
     # Whether the screen shows a failed worker's message in its own panel: then a toast on top of it
     # only repeats it (two stacked toasts hid the Models table's columns), so there is one only
     # while the user is elsewhere.
@@ -33,6 +35,10 @@ class PanelScreen(Screen[None]):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
+
+    def action_keys(self) -> None:
+        """F1: the keys page, as in the chat (the app's own F1 is hidden on the panels)."""
+        self.app.action_show_keys()  # type: ignore[attr-defined]
 
     @on(Worker.StateChanged)
     def _notify_failure(self, event: Worker.StateChanged) -> None:

@@ -385,3 +385,20 @@ def test_forget_takes_a_name_as_docs_shows_it(settings: Settings, tmp_path: Path
     hidden = tui_cli(settings, "forget", f"{docs}/pl\\u200bain.txt")  # typed as shown
     assert hidden.returncode == 0 and hidden.stdout.startswith(f"forgot {docs}/pl\\u200bain.txt ("), hidden.stdout
     assert f"{docs}/plain.txt" in tui_cli(settings, "docs").stdout  # the other one stays
+
+
+def test_an_index_made_in_a_utf8_session_is_updated_from_an_ascii_one(settings: Settings, tmp_path: Path) -> None:
+    """A stored path an ASCII or ISO-8859-1 locale cannot spell ("Café – notes.md") ended the ingest with
+    "UnicodeEncodeError ... This is a bug in pgpt" (t54): os.stat could not even be asked."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "Café – notes.md").write_text("The café opens at nine.\n")
+    (docs / "plain.md").write_text("The ferry leaves at noon.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    ascii_locale = {**cli_env(settings), "LANG": "C", "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    again = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(docs)], env=ascii_locale,
+                           capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
+    assert again.returncode == 0 and "bug in pgpt" not in again.stdout + again.stderr, again.stderr
+    assert "1 unchanged" in again.stdout and "not valid UTF-8" in again.stdout, again.stdout  # its name, as read
+    listed = json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]  # nothing was lost
+    assert sorted(Path(d["path"]).name for d in listed) == ["Café – notes.md", "plain.md"]

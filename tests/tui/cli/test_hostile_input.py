@@ -263,6 +263,8 @@ def test_bytes_that_are_no_utf8_an_empty_path_and_a_path_as_name(settings: Setti
     latin = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "chat", "-", "--max-tokens", "2", "--no-cache"],
                            capture_output=True, input="caf\xe9 au lait".encode("latin-1"), env=env, timeout=600)
     assert latin.returncode == 0 and b"Traceback" not in latin.stderr and b"Unexpected" not in latin.stderr
+    # not silently: "café" became "caf�" and the question "not found" without a word (t54)
+    assert "standard input is not UTF-8: 1 character could not be read and was replaced" in latin.stderr.decode()
     argument = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "chat", b"caf\xe9", "--max-tokens", "2",
                                "--no-cache"], capture_output=True, env=env, timeout=600)
     assert argument.returncode == 0 and b"Unexpected" not in argument.stderr, argument.stderr

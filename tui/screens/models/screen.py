@@ -38,7 +38,8 @@ HELP = ("Enter or ^r checks the repo's access (gated? token? reachable?), ^g dow
         "parameters: an int8 prefill graph that read prompts 1.6-1.8x faster on 2 CPU cores, for about 0.75 "
         "byte per weight more memory). A .gguf file or model folder on this machine: Enter says what it is and "
         "picks its type, ^b exports it. Tab moves on to this text (arrows scroll it), then to the model list: "
-        "there Enter makes a model the chat model and Delete deletes it.")
+        "there Enter makes a model the chat model and Delete deletes it. Inside tmux, whose prefix is ^b, press ^b "
+        "twice; Ctrl+P names every action here.")
 MAX_LINES = 40
 
 
