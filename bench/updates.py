@@ -87,7 +87,7 @@ def edit_case(work: Path, way: str, model_cache: Path) -> dict[str, Any]:
     shutil.copytree(MANUALS, folder)
     settings = Settings(home=work / way / "home", model_cache=model_cache)
     embedder = default_embedder(settings)
-    first_s, first_count, first = _timed_ingest(settings, [folder], embedder)
+    first_s, _, first = _timed_ingest(settings, [folder], embedder)
     for name in EDITED:
         _edit_middle(folder / name)
     with _without_reuse(way):

@@ -2,7 +2,7 @@
 index or a stopped run already has a vector for.
 
 Two cases embedded everything again: an edit to one paragraph of a long manual re-embedded all of
-its chunks, and a stop late in a large file (Ctrl-C, Ctrl+X, a reboot) threw its embedded chunks
+its chunks, and a stop late in a large file (Ctrl-C, Ctrl+X, SIGTERM) threw its embedded chunks
 away: the next run started that file over (t53). Now an updated document reuses the vectors of its
 unchanged chunks (read from the index), and a stop keeps the stopped file's vectors in one file,
 ``PGPT_HOME/unfinished-adds/vectors.npz``, which the next run of the same file and embedder reads.
@@ -184,5 +184,5 @@ def chunk_rows(embedder: Any, sections: list[Section], doc_id: str, collection: 
 
 
 def kept_path(settings: Settings) -> Path:
-    """Where a stopped file's vectors are kept (doctor and tests look)."""
+    """Where a stopped file's vectors are kept."""
     return settings.home / "unfinished-adds" / "vectors.npz"

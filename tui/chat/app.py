@@ -45,7 +45,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
     # F1 early and shown, so that a 60-column pane keeps it; Ctrl+R is on the input's frame ("Chat · Ctrl+R") and
     # the placeholder names Ctrl+P, the way to every panel without F-keys (a tester's SSH client had none: t54)
     BINDINGS = [
-        Binding("f1", "show_keys", "Keys"),  # not priority: a panel's own F1 (shown nowhere) wins there
+        Binding("f1", "show_keys", "Keys"),  # hidden on the panels (check_action), whose own F1 opens it
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+n", "new_chat", "New"),
         Binding("ctrl+r", "cycle_mode", "Mode", show=False),
