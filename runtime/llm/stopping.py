@@ -60,6 +60,7 @@ class LoopGuard:
     LONGEST_RUN_CHARS = 600  # at most this long,
     MIN_RUN_WORDS = 5  # with this many different words (not a rule of "=====" or "ha ha ha")
     _UNIT_END = re.compile(r"[.!?](?=\s)|\n")
+    _LIST_NUMBER = re.compile(r"\d{1,4}[.)]")  # a numbered list's marker, which the sentence end splits off
     # a short piece without spaces, with a letter or digit (of any script) or an emoji in it,
     # SHORT_COPIES times in a row at the end: "Leba_Leba_Leba_...", "#BeerBeer..." and "👏👏👏..." ran
     # to the token limit (one endless "word", which the checks of words above never see); "ha ha ha",
@@ -91,6 +92,8 @@ class LoopGuard:
                 return True
             if unit.startswith("```"):
                 self._in_code, self._units, self._recent = not self._in_code, [], ""
+            elif self._LIST_NUMBER.fullmatch(unit):
+                continue  # "28." is a unit of its own: "28. Apple" ... "103. Apple" differed only by it (t54)
             elif unit and not self._in_code:
                 self._units.append(unit)
                 self._recent = f"{self._recent} {unit}"[-self.COPIES * self.LONGEST_RUN_CHARS:]

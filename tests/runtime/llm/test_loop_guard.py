@@ -91,6 +91,17 @@ def test_a_short_piece_without_spaces_repeated_ends_the_answer(text: str) -> Non
         assert fired is not None and fired < len(text) // 2, (text[:20], fired)
 
 
+def test_a_numbered_list_of_one_item_ends_the_answer() -> None:
+    """"28. Apple" ... "103. Apple" ran to the token limit: each line differed by its number (t54)."""
+    fruits = "".join(f"{n}. Apple\n" for n in range(28, 104))
+    fired = stops_at(fruits)
+    assert fired is not None and fruits[:fired].count("Apple") <= LoopGuard.SHORT_COPIES + 1, fired
+    distinct = "".join(f"{n}. {name}\n" for n, name in enumerate(
+        "Apple Banana Cherry Date Elderberry Fig Grape Honeydew Kiwi Lemon Mango Nectarine Orange Papaya Quince "
+        "Raspberry Strawberry Tangerine".split(), start=1))
+    assert stops_at(distinct) is None and stops_at(distinct, piece_size=1) is None
+
+
 def test_a_disabled_guard_never_fires() -> None:
     assert stops_at("The option is used to create a new file. " * 8, enabled=False) is None
 
