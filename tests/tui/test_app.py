@@ -214,6 +214,20 @@ async def test_typing_with_the_conversation_focused_goes_to_the_prompt(tmp_path:
         assert prompt.value == "Wann?" and app.focused is prompt
 
 
+async def test_the_status_line_is_fitted_again_when_the_terminal_widens(tmp_path: Path) -> None:
+    """At 200 columns it kept the model's name cut as at 50, until the next answer (t54)."""
+    app = ChatApp(Settings(home=tmp_path / "home", model_cache=tmp_path / "empty", model="no-such-model"))
+    async with app.run_test(size=(50, 16)) as pilot:
+        await pilot.pause()
+        parts = ("CPU", "smollm2-135m-instruct-int8@9d026a", "TTFT 0.28 s", "32.7 tok/s")
+        app._set_status(*parts)
+        assert "\u2026" in status(app)
+        await pilot.resize_terminal(200, 50)
+        await pilot.pause()
+        await pilot.pause()
+        assert status(app) == " · ".join(parts)
+
+
 def test_the_status_line_shows_speeds_only_when_the_model_ran() -> None:
     """A "not found" decided before any model ran said "TTFT 0.00 s · 0.0 tok/s"."""
     from pgpt.runtime.llm.chat import ChatResult
@@ -260,7 +274,8 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert app.mode == "docs" and "documents" in app.query_one("#prompt", Input).placeholder
         said: list[str] = []
         set_status = app._set_status
-        app._set_status = lambda *parts: (said.append(" · ".join(parts)), set_status(*parts))[1]  # type: ignore
+        app._set_status = (  # type: ignore[method-assign]
+            lambda *parts, **kw: (said.append(" · ".join(parts)), set_status(*parts, **kw))[1])
         await pilot.press(*"What is the launch code of project Zephyr?", "enter")
         await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 4)
         # its steps, not "answering…" throughout (t53); a step may be replaced by the next before it is shown

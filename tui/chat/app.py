@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -400,7 +400,13 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         info = self.engine.model.info
         return f"{provider_label(self.engine.provider)} · {model_ref(info.name, info.version)}"
 
-    def _set_status(self, *parts: str) -> None:
+    def _set_status(self, *parts: str, width: int = 0) -> None:
+        self._status_parts = parts  # fitted again to a new width (it kept a narrow one's cut: t54)
         status = self._chat.query_one("#status", Static)
-        width = status.content_region.width or self.size.width - 2  # 0 before the first layout
+        width = width or status.content_region.width or self.size.width - 2  # 0 before the first layout
         status.update(fit_status(" · ".join(clean_text(p) for p in parts), width))
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fit the status line to the new width (its padding takes a column each side)."""
+        if getattr(self, "_status_parts", None):
+            self._set_status(*self._status_parts, width=event.size.width - 2)
