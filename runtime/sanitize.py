@@ -84,12 +84,13 @@ def dumps_json(data: Any, **kwargs: Any) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, **kwargs))
 
 
-def unicode_output() -> bool:
-    """Whether standard output writes every character (a UTF encoding): a latin-1 locale's or
-    ``PYTHONIOENCODING=ascii``'s cannot, and a Chinese result failed as "a bug in pgpt" (t50)."""
+def unicode_output(stream: Any = None) -> bool:
+    """Whether ``stream`` (standard output by default) writes every character (a UTF encoding): a
+    latin-1 locale's or ``PYTHONIOENCODING=ascii``'s cannot, and a Chinese result failed as "a bug
+    in pgpt" (t50)."""
     import codecs
 
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    encoding = getattr(sys.stdout if stream is None else stream, "encoding", None) or "utf-8"
     try:
         return codecs.lookup(encoding).name.startswith("utf")
     except LookupError:

@@ -62,8 +62,10 @@ def _refuse_without_a_terminal() -> None:
         raise UsageError(f"The app needs a terminal, and its {' and '.join(missing)} "
                          f"{'is' if len(missing) == 1 else 'are'} not one here (a pipe, a file, cron, or `ssh HOST "
                          "pgpt-tui` without -t).", hint=f"{headless}, or start it with `ssh -t HOST pgpt-tui`.")
-    encoding = (getattr(sys.stderr, "encoding", "") or "").lower().replace("-", "").replace("_", "")
-    if encoding not in ("utf8", "utf8sig"):  # the frames came out as "\u2594\u2594…" text (an ISO-8859-1 locale)
+    from pgpt.runtime.sanitize import unicode_output
+
+    encoding = getattr(sys.stderr, "encoding", "") or ""
+    if not unicode_output(sys.stderr):  # the frames came out as "\u2594\u2594…" text (an ISO-8859-1 locale)
         raise UsageError(f"The app draws with Unicode characters, and this terminal's locale writes {encoding or 'no'} "
                          "text (LANG, LC_ALL).", hint=f"{headless}: they write what the locale cannot as "
                          "\\uXXXX. Or start the app with a UTF-8 locale: LC_ALL=C.UTF-8 pgpt-tui.")
