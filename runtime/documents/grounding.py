@@ -31,6 +31,7 @@ from pgpt.runtime.documents.attachment import bound_elsewhere, misattached
 from pgpt.runtime.documents.sentences import (
     CJK_RUN, LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
 )
+from pgpt.runtime.documents.subjects import about_elsewhere
 
 # A statement's support: SUPPORT_LEXICAL * (share of its content words in the sentence) +
 # (1 - SUPPORT_LEXICAL) * (embedding cosine); supported at SUPPORT_MIN or more.
@@ -129,6 +130,8 @@ class Grounder:
         # names it ("tar --directory=/var/tmp/tar-man.txt") invents nothing
         self._all_text = " ".join([s.text for s in self.sentences] + list({s.file: 0 for s in self.sentences})).lower()
         self._denies = [denies(s.text) for s in self.sentences]
+        # the bakery's hours do not answer for the lighthouse: sentences of a file about another subject
+        self._elsewhere = about_elsewhere(self.sentences, self._question_words)
         # "Who is not the harbor master?" is not answered by "The harbor master is Odalric Brenneke."
         self._asks_not = _ASKS_NOT.search(question.replace("\u2019", "'")) is not None
         self.relevance = self._relevance(question_vector)
@@ -254,7 +257,8 @@ class Grounder:
         # nor an RST directive (".. |license| image:: https://... :alt: License" answered "What license ...?")
         candidates = [i for i, s in enumerate(self.sentences)
                       if not (s.heading or s.text.lstrip().startswith(("#", ".. ")))
-                      and _prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])]
+                      and _prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
+                      and not self._elsewhere[i]]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
@@ -298,6 +302,7 @@ class Grounder:
                      and all(contains_fact(self._window_text[i], fact) for fact in new_facts)
                      and self._numbers_in_sentence(words, new_facts, i)
                      and not self._misattached(new_facts, i, statement)
+                     and not self._elsewhere[i]
                      and (not denial or self._denies[i])
                      and (denial or not self._asks_not)]
             scores.append(float(score.max()))

@@ -1,0 +1,65 @@
+"""Grounding across documents: another document's facts never answer for the subject a question names
+(runtime/documents/subjects.py), with the real embedder."""
+
+from __future__ import annotations
+
+from grounding_support import grounder_over
+from pgpt.runtime.documents.grounding import SourceSentence
+from pgpt.runtime.documents.sentences import content_words, split_sentences
+from pgpt.runtime.documents.subjects import about_elsewhere
+
+LIGHTHOUSE = ("# The Varnholm Lighthouse\nThe Varnholm lighthouse was built in 1887. The lighthouse is open to "
+              "visitors from May to September, daily from 10:00 to 16:00. The ferry leaves Skarhamn at 08:15.")
+BAKERY = ("Grimsby Street Bakery\nThe bakery sells rye bread and cardamom buns. The bakery closes at 18:30 on weekdays "
+          "and at 14:00 on Saturdays. It is closed on Sundays.")
+
+
+def sources() -> list[SourceSentence]:
+    return [SourceSentence(n, file, 0, s, heading=s.startswith("#"))
+            for n, (file, text) in enumerate((("lighthouse.md", LIGHTHOUSE), ("bakery.txt", BAKERY)), 1)
+            for s in split_sentences(text)]
+
+
+def test_the_bakery_s_hours_do_not_answer_for_the_lighthouse(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A tester's "When does the lighthouse close?" was answered with the bakery's hours, the bakery's
+    sentences as the supporting quotes: the check reads what a statement adds (the hours), and the
+    question's "lighthouse" need not stand in the supporting sentence."""
+    ask = grounder_over(embedder, "When does the lighthouse close?", sources())
+    result = ask.check("The lighthouse closes at 18:30 on weekdays and 14:00 on Saturdays. It is closed on Sundays.",
+                       abstained=False)
+    assert all(q.file == "lighthouse.md" for q in result.quotes), result
+    assert "18:30" not in result.text and "Sundays" not in result.text, result
+    # the same hours for the bakery, which its own file names, are answered
+    ask = grounder_over(embedder, "When does the bakery close?", sources())
+    result = ask.check("The bakery closes at 18:30 on weekdays and at 14:00 on Saturdays.", abstained=False)
+    assert result.kind == "answer" and "18:30" in result.text and result.quotes[0].file == "bakery.txt", result
+
+
+def test_only_a_word_another_file_is_about_counts(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A paraphrased question's words stand in no file: they never move support to another one; nor
+    does a word of the question that the supporting file writes in another passage."""
+    ask = grounder_over(embedder, "At what hour do the bread sellers shut on a weekday?", sources())
+    result = ask.check("The bakery closes at 18:30 on weekdays.", abstained=False)
+    assert result.kind == "answer" and result.quotes[0].file == "bakery.txt", result
+    # the lighthouse's file, in two passages: the second never says "lighthouse", its file does
+    split = [SourceSentence(1, "notes/lighthouse.md", 0, "# The Varnholm Lighthouse", heading=True),
+             SourceSentence(2, "notes/lighthouse.md", 0, "Its keeper in 1920 was Edda Lund."),
+             *[SourceSentence(3, "bakery.txt", 0, s) for s in split_sentences(BAKERY)]]
+    ask = grounder_over(embedder, "Who was the lighthouse keeper in 1920?", split)
+    result = ask.check("The lighthouse keeper in 1920 was Edda Lund.", abstained=False)
+    assert result.kind == "answer" and "Edda Lund" in result.text, result
+
+
+def test_a_file_s_name_and_headings_say_what_it_is_about() -> None:
+    sentences = [SourceSentence(1, "/srv/docs/pension-fund_handbook.pdf", 3, "Staff get 25 days of leave."),
+                 SourceSentence(2, "policies.txt", 0, "# Travel"),
+                 SourceSentence(2, "policies.txt", 0, "Leave requests go to the office.")]
+    # "pension" names the first file (its file name): the second file's sentences are elsewhere
+    question = content_words("How much leave does the pension fund give?")
+    assert about_elsewhere(sentences, question) == [False, True, True]
+    # "handbook" is a kind of document, not its subject (nor is "changes" of "pygments-changes.txt")
+    assert about_elsewhere(sentences, content_words("How much leave does the handbook give?")) == [False, False, False]
+    # "travel" is the second file's heading, and a word the first file never writes
+    assert about_elsewhere(sentences, content_words("How much travel leave?")) == [True, False, False]
+    assert about_elsewhere(sentences, content_words("How much leave?")) == [False, False, False]
+    assert about_elsewhere(sentences[:1], content_words("Is there a travel handbook?")) == [False]
