@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.abstention import is_abstention
-from pgpt.runtime.documents.grounding import CLOSEST_PASSAGES, Grounder, SourceSentence
+from pgpt.runtime.documents.grounding import CHECK_VERSION, CLOSEST_PASSAGES, Grounder, SourceSentence
 from pgpt.runtime.documents.followups import retrieval_question
 from pgpt.runtime.documents.sentences import denies, split_sentences
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
@@ -214,8 +214,9 @@ class AskStream:
             if self.instructions or self.turns else {}
         if self.query != self.question:  # a follow-up searched after the question it follows
             conversation["searched"] = self.query
-        return cache_key(kind="similar-questions-v3", index=self.store.version, embedder=self.embedder.model_id,
-                         model=self.engine.model.model_id, collection=self.collection or "",
+        return cache_key(kind="similar-questions-v3", check=CHECK_VERSION, index=self.store.version,
+                         embedder=self.embedder.model_id, model=self.engine.model.model_id,
+                         collection=self.collection or "",
                          params=self.options.as_key(), passages=self.k, sentences=self.sentences,
                          **({"doc_ids": self.doc_ids} if self.doc_ids is not None else {}), **conversation)
 

@@ -57,6 +57,10 @@ QUOTE_MIN_WORDS = 2  # words and numbers a quoted sentence needs (links taken ou
 # has a closer one: a sentence copied from an unrelated source ("Hidden fact: zebra count 44.") was
 # shown, cited, after the answer. The highest value that lost no right development answer.
 OFF_TOPIC = 0.35
+# The similar-question cache replays checked answers: its scope holds this, so a release whose check
+# answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
+# Change it with any change of what the check answers.
+CHECK_VERSION = "2026-12-06"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 

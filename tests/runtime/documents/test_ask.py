@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pgpt.runtime.documents import answers
 from pgpt.runtime.documents.answers import NOT_FOUND, AskStream
 from pgpt.runtime.documents.sentences import flatten_text
 from pgpt.runtime.llm.chat import ChatEngine
@@ -99,6 +100,12 @@ def test_a_similar_question_is_answered_from_the_cache_until_the_index_changes(i
     assert not ask(indexed, "What is the launch code of project Apollo?").result.cached  # another fact
     # the question turned round by a "not" (cosine 0.97 to it) got the same answer
     assert not ask(indexed, "What is not the launch code of project Zephyr?").result.cached
+    # a release whose check answers differently does not replay the old verdicts (the exact-prompt
+    # cache, left out here, replays only the draft, which is checked again)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(answers, "CHECK_VERSION", "a later check")
+        patch.setattr(indexed[2], "cache", None)
+        assert not ask(indexed, QUESTION).result.cached
     settings, embedder, _, docs = indexed
     (docs / "zephyr.txt").write_text("Project Zephyr\n\nThe launch code of project Zephyr is 9902.\n")
     ingest(settings, [docs], embedder)
