@@ -204,20 +204,58 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
     if not models and not damaged:
         print(strip_controls(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`."))
         return 0
-    width = max([34, *(len(m["name"]) for m in models)])
+    for line in _table(models, human_count, human_mb, quality_cell):
+        print(strip_controls(line))
     if models:
-        print(f"  {'name':<{width}} {'version':<13} {'kind':<9} {'dtype':<5} {'params':>6} {'disk':>8} {'memory':>8}"
-              "  quality")
-    for m in models:
-        mark = "*" if m["active"] else " "
-        print(strip_controls(f"{mark} {m['name']:<{width}} {m['version']:<13} {m['kind']:<9} {m['dtype']:<5} "
-                             f"{human_count(m['parameters']):>6} {human_mb(m['size_bytes'] / 1e6, ''):>8} "
-                             f"{m['expected_memory_mb']:>6.0f}MB  {quality_cell(m['quality'])}"))
-    if models:
-        print(f"\n* the active chat model (`pgpt-tui models --use NAME` switches); "
-              f"memory: expected RSS once loaded (weights + KV buffer of {DEFAULT_CONTEXT} tokens + "
-              f"{RUNTIME_MB} MB of runtime); `pgpt-tui bench --model NAME` measures the peak.")
+        import textwrap
+
+        print("\n" + textwrap.fill(
+            f"* the active chat model (`pgpt-tui models --use NAME` switches); memory: expected RSS once loaded "
+            f"(weights + KV buffer of {DEFAULT_CONTEXT} tokens + {RUNTIME_MB} MB of runtime); "
+            "`pgpt-tui bench --model NAME` measures the peak.", _terminal_width() or 10_000, break_on_hyphens=False))
     for name, reason in damaged:
         print(" ".join(strip_controls(f"damaged: {name}: {reason} Remove it with `pgpt-tui models --delete {name}` "
                                       "and export it again.").split()))
     return 0
+
+
+# Columns a narrow terminal loses, in this order: a model's size on disk and in memory say more than
+# its parameter count, its name says its dtype in the usual naming (...-int8), and the quality cell its
+# kind ("top-1" for a chat model, "cosine" for an embedder).
+_OPTIONAL_COLUMNS = ("params", "dtype", "kind")
+
+
+def _table(models: list[dict[str, Any]], count: Any, megabytes: Any, quality: Any) -> list[str]:
+    """The listing's lines, each column as wide as its widest cell; on a terminal narrower than that,
+    without the optional columns (the table was 103 columns wide and wrapped mid-word at 80). The
+    version is shown by its first 8 characters: a unique start names it everywhere a version is typed."""
+    columns = {
+        "name": [m["name"] for m in models], "version": [m["version"][:8] for m in models],
+        "kind": [m["kind"] for m in models], "dtype": [m["dtype"] for m in models],
+        "params": [count(m["parameters"]) for m in models],
+        "disk": [megabytes(m["size_bytes"] / 1e6, "") for m in models],
+        "memory": [f"{m['expected_memory_mb']:.0f}MB" for m in models],
+        "quality": [quality(m["quality"]) for m in models]}
+    right = {"params", "disk", "memory"}
+    widths = {name: max(len(name), *(len(cell) for cell in cells)) for name, cells in columns.items()}
+    limit = _terminal_width()
+    for optional in _OPTIONAL_COLUMNS:
+        if not limit or 2 + sum(widths.values()) + len(widths) - 1 <= limit:
+            break
+        del columns[optional], widths[optional]
+
+    def line(mark: str, cells: dict[str, str]) -> str:
+        return (mark + " " + " ".join(cells[name].rjust(widths[name]) if name in right
+                                      else cells[name].ljust(widths[name]) for name in columns)).rstrip()
+
+    rows = [line(" ", {name: name for name in columns})]
+    rows += [line("*" if m["active"] else " ", {name: cells[n] for name, cells in columns.items()})
+             for n, m in enumerate(models)]
+    return rows
+
+
+def _terminal_width() -> int:
+    """The terminal's width, or 0 when the output is no terminal (a file or a pipe keeps every column)."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else 0
