@@ -6,12 +6,13 @@ the question (the hours), and the question's own words ("lighthouse") need not s
 sentence, since a document often calls its subject "it". So another subject's facts passed as supported.
 
 The rule here is narrow on purpose: a word of the question that a sentence's whole document (all its
-passages given to the model, and its file's name) never writes, while another given document names it
-as its subject (in its file's name or a heading), says the question is about that other document, so
-the sentence can neither support an answer nor be quoted as one. A paraphrased question's words are
-usually in no document, so they do not trigger it. (Tried first: only the words a statement shares with
-the question; on the development drafts it changed nothing, while the question's words turned one
-wrong answer, MPL's "Larger Work" answered with GPL's "aggregate", into the right quote.)
+passages given to the model, and its file's name) never writes, while another given document's file
+name holds it, says the question is about that other document, so the sentence can neither support an
+answer nor be quoted as one. A paraphrased question's words are usually in no document, so they do not
+trigger it. (Tried first: only the words a statement shares with the question; on the development
+drafts it changed nothing, while the question's words turned one wrong answer, MPL's "Larger Work"
+answered with GPL's "aggregate", into the right quote. Headings as subjects too changed no draft's
+verdict, and a heading's words are often generic, "Options", "Usage": file names only.)
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ _DOCUMENT_KINDS = content_words(
 class _Sentence(Protocol):
     file: str
     text: str
-    heading: bool
 
 
 def _name_words(file: str) -> set[str]:
@@ -47,16 +47,12 @@ def _name_words(file: str) -> set[str]:
 
 
 def about_elsewhere(sentences: Sequence[_Sentence], question_words: set[str]) -> list[bool]:
-    """For each sentence: whether a word of the question that its file never writes names another
-    file's subject (always False with fewer than two files)."""
-    words: dict[str, set[str]] = {}
-    about: dict[str, set[str]] = {}
+    """For each sentence: whether a word of the question that its file never writes stands in another
+    file's name (always False with fewer than two files)."""
+    about = {s.file: _name_words(s.file) for s in sentences}
+    words = {file: set(subject) for file, subject in about.items()}
     for s in sentences:
-        if s.file not in words:
-            words[s.file], about[s.file] = _name_words(s.file), _name_words(s.file)
         words[s.file] |= content_words(s.text)
-        if s.heading or s.text.lstrip().startswith("#"):
-            about[s.file] |= content_words(s.text)
     elsewhere = {file: any((question_words - words[file]) & subject
                            for other, subject in about.items() if other != file) for file in words}
     return [elsewhere[s.file] for s in sentences]

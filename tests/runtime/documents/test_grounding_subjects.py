@@ -50,7 +50,7 @@ def test_only_a_word_another_file_is_about_counts(embedder) -> None:  # type: ig
     assert result.kind == "answer" and "Edda Lund" in result.text, result
 
 
-def test_a_file_s_name_and_headings_say_what_it_is_about() -> None:
+def test_a_file_s_name_says_what_it_is_about() -> None:
     sentences = [SourceSentence(1, "/srv/docs/pension-fund_handbook.pdf", 3, "Staff get 25 days of leave."),
                  SourceSentence(2, "policies.txt", 0, "# Travel"),
                  SourceSentence(2, "policies.txt", 0, "Leave requests go to the office.")]
@@ -59,7 +59,6 @@ def test_a_file_s_name_and_headings_say_what_it_is_about() -> None:
     assert about_elsewhere(sentences, question) == [False, True, True]
     # "handbook" is a kind of document, not its subject (nor is "changes" of "pygments-changes.txt")
     assert about_elsewhere(sentences, content_words("How much leave does the handbook give?")) == [False, False, False]
-    # "travel" is the second file's heading, and a word the first file never writes
-    assert about_elsewhere(sentences, content_words("How much travel leave?")) == [True, False, False]
-    assert about_elsewhere(sentences, content_words("How much leave?")) == [False, False, False]
-    assert about_elsewhere(sentences[:1], content_words("Is there a travel handbook?")) == [False]
+    # a heading's words are no subject: "Options" or "Usage" head many documents
+    assert about_elsewhere(sentences, content_words("How much travel leave?")) == [False, False, False]
+    assert about_elsewhere(sentences[:1], content_words("Is there a pension policy?")) == [False]
