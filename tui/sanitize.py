@@ -19,6 +19,12 @@ __all__ = ["clean_text", "dumps_json", "strip_controls"]
 _OPEN_BRACKET = re.compile(r"(?<!\\)\[")
 
 
+# An emoji's variation selector 16 (U+FE0F after U+26A0, a README's warning sign) makes it two cells
+# wide for Textual, while tmux 3.3 and many terminals draw it in one: the line's right border moved a
+# column (t54). Without the selector the sign is drawn in its text form, one cell for both.
+_EMOJI_PRESENTATION = "\ufe0f"
+
+
 def clean_text(text: str) -> str:
     """Text from documents or the model, ready for a widget that parses Textual markup."""
-    return _OPEN_BRACKET.sub(r"\\[", escape(strip_controls(text)))
+    return _OPEN_BRACKET.sub(r"\\[", escape(strip_controls(text).replace(_EMOJI_PRESENTATION, "")))

@@ -46,3 +46,11 @@ def test_paths_and_lines_are_cut_in_terminal_cells() -> None:
         assert cells(text) == cell_len(text)
         assert cell_len(first_cells(text, 9)) <= 9 and cell_len(last_cells(text, 9)) <= 9
     assert first_cells("東京の店長", 5) == "東京" and last_cells("東京の店長", 4) == "店長"
+
+
+def test_an_emoji_s_presentation_selector_goes() -> None:
+    """With U+FE0F a sign is two cells for Textual and one in tmux 3.3: the border moved a column (t54)."""
+    from rich.cells import cell_len
+
+    cleaned = clean_text("\u26a0\ufe0f Do not run as root \u2764\ufe0f")
+    assert cleaned == "\u26a0 Do not run as root \u2764" and cell_len(cleaned) == len(cleaned)
