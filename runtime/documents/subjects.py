@@ -52,7 +52,8 @@ def about_elsewhere(sentences: Sequence[_Sentence], question_words: set[str]) ->
     about = {s.file: _name_words(s.file) for s in sentences}
     words = {file: set(subject) for file, subject in about.items()}
     for s in sentences:
-        words[s.file] |= content_words(s.text)
+        # and the parts of its joined words: "Wifi-Guest" writes "wifi"
+        words[s.file] |= content_words(s.text) | content_words(_NAME_SEPARATORS.sub(" ", s.text))
     elsewhere = {file: any((question_words - words[file]) & subject
                            for other, subject in about.items() if other != file) for file in words}
     return [elsewhere[s.file] for s in sentences]

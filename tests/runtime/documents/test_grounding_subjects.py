@@ -62,3 +62,7 @@ def test_a_file_s_name_says_what_it_is_about() -> None:
     # a heading's words are no subject: "Options" or "Usage" head many documents
     assert about_elsewhere(sentences, content_words("How much travel leave?")) == [False, False, False]
     assert about_elsewhere(sentences[:1], content_words("Is there a pension policy?")) == [False]
+    # a file writes the parts of its joined words: the printer's page says "Wifi-Guest"
+    printer = [SourceSentence(1, "printer.md", 0, "Guests on Wifi-Guest cannot print."),
+               SourceSentence(2, "wifi.md", 0, "The office network is called Hafen.")]
+    assert about_elsewhere(printer, content_words("Can I print from the guest wifi?")) == [False, False]
