@@ -51,7 +51,7 @@ def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collecti
     ``query_vector`` is the query's embedding when the caller already has it; ``doc_ids``, when
     given, limits the search to those documents (PrivateGPT's ``context_filter``).
     """
-    store.table.checkout_latest()
+    store.latest()
     # a query without a letter or a digit ("???") matches nothing: it gave five arbitrary passages
     if not re.search(r"[^\W_]", query) or not store.table.count_rows() or doc_ids == []:
         return []

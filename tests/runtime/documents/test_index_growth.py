@@ -21,15 +21,17 @@ from pgpt.runtime.settings import Settings
 WORDS = "harbour kettle ferry quay beacon tide anchor lantern rope gull".split()
 
 
-def chunk_rows(doc_id: str, path: str, count: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+def chunk_rows(doc_id: str, path: str, count: int, rng: np.random.Generator,
+               words: list[str] = WORDS) -> list[dict[str, Any]]:
     return [dict(chunk_id=f"{doc_id}-{n}", doc_id=doc_id, collection="default", path=path, content_hash=doc_id,
-                 text=" ".join(rng.choice(WORDS, 60)), heading="Notes", page=0, start=n * 400, end=n * 400 + 399)
+                 text=" ".join(rng.choice(words, 60)), heading="Notes", page=0, start=n * 400, end=n * 400 + 399)
             for n in range(count)]
 
 
-def add_document(store: DocumentStore, path: str, rng: np.random.Generator, new: bool = True) -> str:
+def add_document(store: DocumentStore, path: str, rng: np.random.Generator, new: bool = True,
+                 words: list[str] = WORDS) -> str:
     doc_id = uuid.uuid4().hex
-    store.replace_document(doc_id, chunk_rows(doc_id, path, 3, rng), rng.standard_normal((3, 384)).astype(np.float32),
+    store.replace_document(doc_id, chunk_rows(doc_id, path, 3, rng, words), rng.standard_normal((3, 384)).astype(np.float32),
                            new=new)
     return doc_id
 
@@ -105,3 +107,42 @@ def test_a_reader_whose_version_a_compaction_removed_reads_the_latest(tmp_path: 
     # search's own checkout comes a moment before the compaction (not seen); the retry's after it
     reader.table.checkout_latest = lambda: calls.append(1) if len(calls) == 0 else real()  # type: ignore[method-assign]
     assert len(search(reader, Embedder(), "harbour kettle", k=3)) == 3 and len(calls) == 1
+
+
+def open_index_files(folder: Path) -> int:
+    """This process's open descriptors on files of the index in ``folder`` (deleted ones too)."""
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            count += str(folder) in str(fd.readlink())
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            pass
+    return count
+
+
+@pytest.mark.filterwarnings("ignore:optimize:UserWarning")  # cleanup at 0 s, on purpose
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+def test_a_reader_keeps_no_file_of_the_versions_it_no_longer_reads(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that searched between uploads (each one an ingest with its own store, then the full-text
+    index updated) held one more descriptor per upload, of an index the clean-up had deleted: about 4 a
+    minute under steady use, so the usual limit of 1,024 within hours (t56)."""
+    from pgpt.runtime.documents.retrieval import search
+
+    monkeypatch.setattr(store_module, "CLEANUP_AFTER_S", 0)
+    rng = np.random.default_rng(1)
+    words = [f"w{n}x{rng.integers(1e6)}" for n in range(3000)]  # a full-text index of some size
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "models")
+    writer = DocumentStore(settings, "m", "m", 384)
+    for n in range(40):
+        add_document(writer, f"/docs/file-{n}.txt", rng, words=words)
+    writer.finish_batch()
+    reader = DocumentStore(settings, "m", "m", 384)
+    for n in range(12):
+        upload = DocumentStore(settings, "m", "m", 384)  # as each ingest opens its own
+        add_document(upload, f"/docs/churn-{n}.txt", rng, words=words)
+        upload.finish_batch()
+        del upload
+        assert search(reader, None, f"{words[n]} {words[n + 1]}", k=3,
+                      query_vector=rng.standard_normal(384).astype(np.float32))
+    assert open_index_files(reader.folder) <= 3, open_index_files(reader.folder)
