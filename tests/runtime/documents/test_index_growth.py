@@ -31,8 +31,8 @@ def chunk_rows(doc_id: str, path: str, count: int, rng: np.random.Generator,
 def add_document(store: DocumentStore, path: str, rng: np.random.Generator, new: bool = True,
                  words: list[str] = WORDS) -> str:
     doc_id = uuid.uuid4().hex
-    store.replace_document(doc_id, chunk_rows(doc_id, path, 3, rng, words), rng.standard_normal((3, 384)).astype(np.float32),
-                           new=new)
+    store.replace_document(doc_id, chunk_rows(doc_id, path, 3, rng, words),
+                           rng.standard_normal((3, 384)).astype(np.float32), new=new)
     return doc_id
 
 
