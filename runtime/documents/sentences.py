@@ -118,6 +118,13 @@ def content_words(text: str) -> set[str]:
     return words | {run[i:i + 2] for run in CJK_RUN.findall(text) for i in range(max(len(run) - 1, 1))}
 
 
+# Numbers written as words are facts as digits are: "Ask IT for VPN access on day two" passed on "...
+# on day one" (four of its five words are there). Not "one", a pronoun as often as a number.
+NUMBER_WORDS = frozenset("two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                         "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+                         "hundred thousand million billion dozen twice".split())
+
+
 def key_facts(text: str) -> set[str]:
     """Numbers and names in ``text`` (lower case): what an invented answer gets wrong first.
 
@@ -138,6 +145,9 @@ def key_facts(text: str) -> set[str]:
             inner = word[1:]
             if not any(c.isalpha() for c in word):  # a number (NUMBER's): "127.0.0.1" of "127.0.0.1:8000"
                 continue  # was a fact of its own, held by no source that writes the address with its port
+            if word.lower() in NUMBER_WORDS:
+                facts.add(word.lower())
+                continue
             if (any(c.isupper() for c in inner) or "_" in inner or "." in inner
                     or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
                     or (index > 0 and word[:1].isupper() and word.lower() not in STOPWORDS)):

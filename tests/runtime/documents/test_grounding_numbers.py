@@ -101,3 +101,16 @@ def test_an_address_with_its_port_and_a_symbol_in_quotes_are_facts_as_written(em
                                                        "pty (default: \u2018~\u2019).")])
     assert ssh.check("The default escape character in ssh is '~'. [1]", abstained=False).kind == "answer"
     assert ssh.check("The default escape character in ssh is '^'. [1]", abstained=False).kind != "answer"
+
+
+def test_a_number_written_as_a_word_is_a_fact_to_check(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Ask IT for VPN access on day two" passed on "... on day one": four of its five words are there."""
+    from pgpt.runtime.documents.sentences import key_facts
+
+    assert {"two", "twelve", "hundred"} <= key_facts("Two forms, twelve rooms and a hundred keys.")
+    assert "one" not in key_facts("Pick one of them.")  # a pronoun as often as a number
+    sources = [SourceSentence(1, "onboarding.txt", 0, "On your first day, IT hands you a laptop and a badge."),
+               SourceSentence(1, "onboarding.txt", 0, "Ask IT for VPN access on day one.")]
+    ask = grounder_over(embedder, "What do I get on my first day?", sources)
+    result = ask.check("You get a laptop and a badge. Ask IT for VPN access on day two.", abstained=False)
+    assert result.kind == "answer" and "laptop" in result.text and "two" not in result.text, result
