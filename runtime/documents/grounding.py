@@ -29,8 +29,7 @@ import numpy as np
 
 from pgpt.runtime.documents.attachment import bound_elsewhere, misattached
 from pgpt.runtime.documents.sentences import (
-    CJK_RUN, LIST_ITEM, NUMBER, NUMBER_WORDS, contains_fact, content_words, denies, key_facts, split_sentences,
-    strip_citations,
+    CJK_RUN, LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
 )
 from pgpt.runtime.documents.subjects import about_elsewhere
 
@@ -153,8 +152,7 @@ class Grounder:
         return SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine
 
     def _new_number(self, text: str) -> bool:
-        """Whether ``text`` holds a number the question does not, in digits or in words ("three times")."""
-        return bool(_numbers(text) - _numbers(self.question))
+        return bool(set(NUMBER.findall(text)) - set(NUMBER.findall(self.question)))
 
     def _near(self, index: int) -> list[int]:
         """The sentence and those beside it in the same source (a sentence often names its
@@ -355,10 +353,6 @@ class Grounder:
         if not _ANY_WORD.search(_HTML_TAG.sub(" ", statement)):  # markup alone ("<details>") says nothing
             return False
         return bool(key_facts(statement) - self._question_facts or content_words(statement) - self._question_words)
-
-
-def _numbers(text: str) -> set[str]:
-    return set(NUMBER.findall(text)) | {w for w in re.findall(r"[a-z]+", text.lower()) if w in NUMBER_WORDS}
 
 
 def _prose_words(text: str) -> int:

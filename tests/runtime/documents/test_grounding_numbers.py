@@ -114,13 +114,3 @@ def test_a_number_written_as_a_word_is_a_fact_to_check(embedder) -> None:  # typ
     ask = grounder_over(embedder, "What do I get on my first day?", sources)
     result = ask.check("You get a laptop and a badge. Ask IT for VPN access on day two.", abstained=False)
     assert result.kind == "answer" and "laptop" in result.text and "two" not in result.text, result
-
-
-def test_how_many_is_answered_by_a_number_in_words(embedder) -> None:  # type: ignore[no-untyped-def]
-    """"How many ...?" needs a number the question lacks: "three times" was no number, and the right
-    answer was "not found"."""
-    sources = [SourceSentence(1, "client.md", 0, "The client retries a failed upload three times before it gives up."),
-               SourceSentence(1, "client.md", 0, "Uploads run in the background.")]
-    ask = grounder_over(embedder, "How many times does the client retry a failed upload?", sources)
-    result = ask.check("The client retries a failed upload three times.", abstained=False)
-    assert result.kind == "answer" and "three" in result.text, result
