@@ -204,11 +204,11 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
     if not models and not damaged:
         print(strip_controls(f"No exported models in {settings.model_cache}. Run `pgpt-export --default`."))
         return 0
-    for line in _table(models, human_count, human_mb, quality_cell):
-        print(strip_controls(line))
     if models:
         import textwrap
 
+        for line in _table(models, human_count, human_mb, quality_cell):
+            print(strip_controls(line))
         print("\n" + textwrap.fill(
             f"* the active chat model (`pgpt-tui models --use NAME` switches); memory: expected RSS once loaded "
             f"(weights + KV buffer of {DEFAULT_CONTEXT} tokens + {RUNTIME_MB} MB of runtime); "

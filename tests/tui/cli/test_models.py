@@ -227,3 +227,13 @@ def test_the_listing_fits_an_80_column_terminal(monkeypatch: pytest.MonkeyPatch)
     full = cli_models._table(rows, human_count, human_mb, quality_cell)
     assert full[0].split() == ["name", "version", "kind", "dtype", "params", "disk", "memory", "quality"]
     assert "1.54B" in full[2] and "int4" in full[2].split()
+
+
+def test_a_cache_of_damaged_exports_only_is_listed(tmp_path: Path) -> None:
+    """No header and no table then, only the damaged ones with the way out."""
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "models")
+    (settings.model_cache / "half-done").mkdir(parents=True)
+    (settings.model_cache / "half-done" / "manifest.json").write_text("{not json")
+    listed = tui_cli(settings, "models")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("damaged: half-done: ") and "models --delete half-done" in listed.stdout
