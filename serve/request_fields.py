@@ -103,7 +103,7 @@ def _refusal(misspelled: list[tuple[str, str]]) -> str:
 
 
 def log_ignored(route: str, what: str, names: list[str]) -> None:
-    """One warning naming the ignored ``names`` (never their values: a value may hold a prompt or a key)."""
+    """One log line naming the ignored ``names`` (never their values: a value may hold a prompt or a key)."""
     if not names:
         return
     from pgpt.runtime.sanitize import shown_name
@@ -111,7 +111,9 @@ def log_ignored(route: str, what: str, names: list[str]) -> None:
     # one line whatever the name holds: a JSON key with newlines forged log records (t52)
     shown = [shown_name(name)[:40] for name in names]
     more = f" and {len(shown) - _SHOWN_NAMES} more" if len(shown) > _SHOWN_NAMES else ""
-    log.warning("%s: ignored %s that it does not know: %s%s", route, what, ", ".join(shown[:_SHOWN_NAMES]), more)
+    # info, into the log file only: a UI that sends a vendor field with every request put a line per request
+    # in the journal, which is for start-up, warnings and errors (t56); a close misspelling is a 400 anyway
+    log.info("%s: ignored %s that it does not know: %s%s", route, what, ", ".join(shown[:_SHOWN_NAMES]), more)
 
 
 def unknown_fields(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
