@@ -291,7 +291,10 @@ class DocumentsScreen(PanelScreen):
 
     @on(DocumentsListed)
     def _listed(self, message: DocumentsListed) -> None:
-        table = self.query_one(DocumentTable)
+        tables = self.query(DocumentTable)
+        if not tables:  # a listing that arrived as the app closed and took the screen's widgets (ci56b)
+            return
+        table = tables.first()
         report = self.query_one("#doc-report", Static)
         if str(report.render()).startswith("Server unreachable"):  # it answers again: the error is old
             report.update(clean_text(self._on_server()))
