@@ -88,13 +88,17 @@ def unicode_output(stream: Any = None) -> bool:
     """Whether ``stream`` (standard output by default) writes every character (a UTF encoding): a
     latin-1 locale's or ``PYTHONIOENCODING=ascii``'s cannot, and a Chinese result failed as "a bug
     in pgpt" (t50)."""
+    return codec_name(getattr(sys.stdout if stream is None else stream, "encoding", None) or "utf-8").startswith("utf")
+
+
+def codec_name(encoding: str) -> str:
+    """Python's own name of an encoding ("ANSI_X3.4-1968" is "ascii", "UTF8" "utf-8"); '' for an unknown one."""
     import codecs
 
-    encoding = getattr(sys.stdout if stream is None else stream, "encoding", None) or "utf-8"
     try:
-        return codecs.lookup(encoding).name.startswith("utf")
+        return codecs.lookup(encoding).name
     except LookupError:
-        return False
+        return ""
 
 
 def tolerant_streams() -> None:

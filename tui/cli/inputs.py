@@ -39,12 +39,14 @@ def _decoded(raw: bytes) -> str:
     bytes neither can read become U+FFFD, said on stderr."""
     import locale
 
+    from pgpt.runtime.sanitize import codec_name
+
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
     encoding = locale.getpreferredencoding(False)
-    if _codec(encoding) not in ("utf-8", "ascii"):  # neither reads what UTF-8 could not
+    if codec_name(encoding) not in ("utf-8", "ascii"):  # neither reads what UTF-8 could not
         try:
             return raw.decode(encoding)
         except (UnicodeDecodeError, LookupError):
@@ -55,16 +57,6 @@ def _decoded(raw: bytes) -> str:
           f"{'were' if lost != 1 else 'was'} replaced by \ufffd (convert it first, such as with iconv -f latin1 -t "
           "utf-8).", file=sys.stderr)
     return text
-
-
-def _codec(encoding: str) -> str:
-    """Python's own name of an encoding ("ANSI_X3.4-1968" is "ascii"); '' for an unknown one."""
-    import codecs
-
-    try:
-        return codecs.lookup(encoding).name
-    except LookupError:
-        return ""
 
 
 def refuse_no_cache_on_server(no_cache: bool) -> None:

@@ -185,9 +185,8 @@ def _active_name(settings: Any) -> tuple[str, str]:
 
 
 def _list(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.runtime.footprint import DEFAULT_CONTEXT, RUNTIME_MB, human_count, human_mb
+    from pgpt.runtime.footprint import DEFAULT_CONTEXT, RUNTIME_MB
     from pgpt.runtime.models import damaged_models, list_models
-    from pgpt.tui.jobs import quality_cell
 
     models = [m.summary() for m in list_models(settings)]
     damaged = damaged_models(settings)
@@ -207,7 +206,7 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
     if models:
         import textwrap
 
-        for line in _table(models, human_count, human_mb, quality_cell):
+        for line in _table(models):
             print(strip_controls(line))
         print("\n" + textwrap.fill(
             f"* the active chat model (`pgpt-tui models --use NAME` switches); memory: expected RSS once loaded "
@@ -225,17 +224,20 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
 _OPTIONAL_COLUMNS = ("params", "dtype", "kind")
 
 
-def _table(models: list[dict[str, Any]], count: Any, megabytes: Any, quality: Any) -> list[str]:
+def _table(models: list[dict[str, Any]]) -> list[str]:
     """The listing's lines, each column as wide as its widest cell; on a terminal narrower than that,
     without the optional columns (the table was 103 columns wide and wrapped mid-word at 80). The
     version is shown by its first 8 characters: a unique start names it everywhere a version is typed."""
+    from pgpt.runtime.footprint import human_count, human_mb
+    from pgpt.tui.jobs import quality_cell
+
     columns = {
         "name": [m["name"] for m in models], "version": [m["version"][:8] for m in models],
         "kind": [m["kind"] for m in models], "dtype": [m["dtype"] for m in models],
-        "params": [count(m["parameters"]) for m in models],
-        "disk": [megabytes(m["size_bytes"] / 1e6, "") for m in models],
+        "params": [human_count(m["parameters"]) for m in models],
+        "disk": [human_mb(m["size_bytes"] / 1e6, "") for m in models],
         "memory": [f"{m['expected_memory_mb']:.0f}MB" for m in models],
-        "quality": [quality(m["quality"]) for m in models]}
+        "quality": [quality_cell(m["quality"]) for m in models]}
     right = {"params", "disk", "memory"}
     widths = {name: max(len(name), *(len(cell) for cell in cells)) for name, cells in columns.items()}
     limit = _terminal_width()

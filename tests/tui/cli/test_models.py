@@ -209,9 +209,7 @@ def test_the_listing_says_when_pgpt_model_names_no_model(tiny_settings: Settings
 def test_the_listing_fits_an_80_column_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """`pgpt-tui models` was 103 columns wide and wrapped mid-word at 80 (t54 F17): on a narrow terminal it
     leaves out the parameter count, then the dtype and the kind; a pipe or a file keeps every column."""
-    from pgpt.runtime.footprint import human_count, human_mb
     from pgpt.tui.cli import models as cli_models
-    from pgpt.tui.jobs import quality_cell
 
     rows = [{"name": "all-minilm-l6-v2-int8", "version": "3d87b3339181", "kind": "embedding", "dtype": "int8",
              "parameters": 22_713_216, "size_bytes": 59e6, "expected_memory_mb": 209.0,
@@ -220,11 +218,11 @@ def test_the_listing_fits_an_80_column_terminal(monkeypatch: pytest.MonkeyPatch)
              "parameters": 1_543_714_304, "size_bytes": 1.07e9, "expected_memory_mb": 1412.0,
              "quality": {"top1_agreement": 0.967}, "active": True}]
     monkeypatch.setattr(cli_models, "_terminal_width", lambda: 80)
-    narrow = cli_models._table(rows, human_count, human_mb, quality_cell)
+    narrow = cli_models._table(rows)
     assert max(map(len, narrow)) <= 80 and "params" not in narrow[0], narrow
     assert narrow[2].startswith("* qwen2.5-coder-1.5b-instruct-int4 c94ca2da ") and narrow[2].endswith("top-1 96.7%")
     monkeypatch.setattr(cli_models, "_terminal_width", lambda: 0)
-    full = cli_models._table(rows, human_count, human_mb, quality_cell)
+    full = cli_models._table(rows)
     assert full[0].split() == ["name", "version", "kind", "dtype", "params", "disk", "memory", "quality"]
     assert "1.54B" in full[2] and "int4" in full[2].split()
 
