@@ -10,6 +10,7 @@ from textual.widgets import Input
 from pgpt.runtime.models import DEFAULT_LLM, find_model
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
+from pgpt.tui.screens.models.messages import LocalChecked
 from support import gguf_path
 from test_app import wait_until
 from test_models_screen import own_cache  # noqa: F401 (a fixture)
@@ -36,6 +37,22 @@ async def test_a_local_gguf_is_described_and_gets_the_type_that_keeps_its_4_bit_
         await pilot.press("ctrl+g")  # nothing to download
         assert "is on this machine already: ^b exports it as int4" in text_of(screen, "#diagnosis")
         assert not screen.busy
+
+
+async def test_the_type_a_check_chooses_holds_at_once(own_cache: Settings) -> None:
+    # the RadioSet learns of a button set from code one message later: ^b pressed in between (or CI's test
+    # above reading the type as the diagnosis appeared) got fp32 for a Q4_1 file
+    app = ChatApp(own_cache)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        screen._local_checked(LocalChecked("a.gguf is a GGUF file on this machine.", "int4"))  # as a handler runs
+        assert screen.dtype == "int4"  # at once, not after the RadioSet's message
+        await pilot.pause()
+        assert screen.dtype == "int4" and "▐●▌ int4" in screen_text(pilot)
+        await pilot.press("ctrl+t")
+        assert screen.dtype == "fp32"  # the next one round (fp16 needs a GPU)
+        await pilot.click("#dtype-int8")
+        assert screen.dtype == "int8"
 
 
 async def test_a_local_model_folder_is_exported_from_the_panel_and_becomes_the_chat_model(

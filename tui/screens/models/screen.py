@@ -86,6 +86,7 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
         self._active = ""
         self._cuda_reason: str | None = None  # None until the first listing has looked
         self._served: list[str] | None = None  # a client's server's chat models, once listed
+        self._dtype = "fp32"  # the export type chosen, as the RadioSet starts
 
     @property
     def busy(self) -> bool:
@@ -189,8 +190,8 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
     def action_next_dtype(self) -> None:
         """Choose the next type that can be exported here (fp16 is skipped without a GPU)."""
         buttons = [b for b in self.query_one("#dtype", RadioSet).query(RadioButton) if not b.disabled]
-        current = next((n for n, b in enumerate(buttons) if b.value), -1)
-        buttons[(current + 1) % len(buttons)].value = True
+        current = next((n for n, b in enumerate(buttons) if b.id == f"dtype-{self.dtype}"), -1)
+        self._choose(buttons[(current + 1) % len(buttons)].id or "dtype-fp32")
 
     def action_toggle_prefill(self) -> None:
         """Ask for (or not) the int8 prefill graph of a large int8/int4 export."""
@@ -251,8 +252,17 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
     @property
     def dtype(self) -> str:
         """The type chosen for the export."""
-        pressed = self.query_one("#dtype", RadioSet).pressed_button
-        return (pressed.id or "dtype-fp32").removeprefix("dtype-") if pressed else "fp32"
+        return self._dtype
+
+    def _choose(self, button_id: str) -> None:
+        # kept here as well: the RadioSet learns of a button set from code one message later, and ^b or a
+        # reader of `dtype` in between would get the old type (a race seen in CI)
+        self._dtype = button_id.removeprefix("dtype-")
+        self.query_one(f"#{button_id}", RadioButton).value = True
+
+    @on(RadioSet.Changed, "#dtype")
+    def _dtype_changed(self, event: RadioSet.Changed) -> None:
+        self._dtype = (event.pressed.id or "dtype-fp32").removeprefix("dtype-")  # a click, or ours arriving
 
     # Messages from the workers.
 
@@ -280,7 +290,7 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
     @on(LocalChecked)
     def _local_checked(self, message: LocalChecked) -> None:
         self._end_job()
-        self.query_one(f"#dtype-{message.dtype}", RadioButton).value = True
+        self._choose(f"dtype-{message.dtype}")
         self._show(f"{message.text} ^b exports it as {message.dtype} into the model cache (^t picks another type; "
                    "int8 keeps more quality, int4 takes less memory); a chat model then becomes the chat model.")
 
