@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pgpt.runtime.documents.compaction import compaction_due, mark_compacted
 from pgpt.runtime.documents.index_folder import (
     ACTIVE, TABLE, active_table, index_dir, write_atomically, writing,
 )
@@ -71,7 +72,7 @@ T = TypeVar("T")
 # 7 days by default: after 2,673 files (one commit each) the index held 357 MB of manifests for 75 MB
 # of data, and each later write took 7-8.5 s, most of it in reading those manifests again (tester
 # t42). So the index is compacted, and versions older than CLEANUP_AFTER_S are removed, at the end
-# of each ingest and every COMPACT_EVERY commits, or one commit per COMPACT_CHUNKS chunks of the index
+# of an ingest once writes piled up (compaction.py) and every COMPACT_EVERY commits, or one commit per COMPACT_CHUNKS chunks of the index
 # if that is more: a compaction rewrites the whole table, and its old files stay until they are
 # CLEANUP_AFTER_S old. A reader follows the latest version before each search, which takes well
 # under a second, so a version a minute old is no longer read.
@@ -337,10 +338,12 @@ class DocumentStore:
         from datetime import timedelta
 
         self.table.optimize(cleanup_older_than=timedelta(seconds=CLEANUP_AFTER_S))
+        mark_compacted(self.folder)
 
     def finish_batch(self) -> None:
-        """After an ingest that changed something: build or update the full-text indexes (text and
-        heading: a search then matches a chunk's heading trail as well as its text) and compact."""
+        """After an ingest that changed something: build the full-text indexes if missing (text and
+        heading: a search then matches a chunk's heading trail as well as its text), and compact,
+        which also brings them up to date, once writes piled up (see compaction.py)."""
         from lancedb.index import FTS
 
         if not self._changed:
@@ -351,7 +354,8 @@ class DocumentStore:
             if missing and self.table.count_rows():
                 for column in missing:
                     self.table.create_index(column, config=FTS(with_position=False), replace=True)
-            self._optimize()  # also after the indexes were created: it removes the old versions
+            if missing or self.rebuilding or compaction_due(self.table, self.folder, self.name, CLEANUP_AFTER_S):
+                self._optimize()  # also after the indexes were created: it removes the old versions
 
     def publish(self) -> None:
         """End a re-index: readers switch to the new table at once (one atomic rename), and the old

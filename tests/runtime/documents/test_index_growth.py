@@ -7,6 +7,7 @@ version and one data file per document."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import numpy as np
 import pytest
 
 from pgpt.runtime.documents import store as store_module
+from pgpt.runtime.documents import compaction
+from pgpt.runtime.documents.compaction import OPTIMIZE_FRAGMENTS, OPTIMIZE_UNINDEXED
 from pgpt.runtime.documents.store import COMPACT_EVERY, DocumentStore
 from pgpt.runtime.settings import Settings
 
@@ -60,6 +63,72 @@ def test_versions_and_data_files_stay_bounded_as_documents_are_added(tmp_path: P
     store.replace_document(doc_id, rows, rng.standard_normal((1, 384)).astype(np.float32), new=True)
     hits = store.table.search("zanzibarite", query_type="fts", fts_columns="text").limit(3).select(["doc_id"]).to_list()
     assert [hit["doc_id"] for hit in hits] == [doc_id]
+
+
+@pytest.mark.filterwarnings("ignore:optimize:UserWarning")  # cleanup at 0 s, on purpose
+def test_an_upload_compacts_only_once_writes_piled_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each compaction kept 0.1-0.2 MB of the process: a server compacting after every upload grew
+    0.13 MB an upload for good (t56). Uploads now leave their small data files until OPTIMIZE_FRAGMENTS
+    piled up (or OPTIMIZE_UNINDEXED chunks), and each is found by its words at once all the same."""
+    monkeypatch.setattr(store_module, "CLEANUP_AFTER_S", 0)
+    rng = np.random.default_rng(3)
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "models")
+    first = DocumentStore(settings, "m", "m", 384)
+    for n in range(5):
+        add_document(first, f"/docs/file-{n}.txt", rng)
+    first.finish_batch()  # builds the full-text indexes and compacts
+
+    def fragments(store: DocumentStore) -> int:
+        return int(store.table.stats()["fragment_stats"]["num_fragments"])
+
+    assert fragments(first) == 1
+    for n in range(1, OPTIMIZE_FRAGMENTS):
+        upload = DocumentStore(settings, "m", "m", 384)  # each upload opens its own, as the server does
+        doc_id = uuid.uuid4().hex
+        rows = chunk_rows(doc_id, f"/docs/upload-{n}.txt", 1, rng)
+        rows[0]["text"] += f" quokka{n}"
+        upload.replace_document(doc_id, rows, rng.standard_normal((1, 384)).astype(np.float32), new=True)
+        upload.finish_batch()
+        hits = upload.latest().search(f"quokka{n}", query_type="fts", fts_columns="text").limit(3).to_list()
+        assert [hit["doc_id"] for hit in hits] == [doc_id]
+        assert fragments(upload) == n + 1 or n + 1 == OPTIMIZE_FRAGMENTS, n
+    assert fragments(upload) <= 2, fragments(upload)  # the 16th compacted them (LanceDB may keep the newest apart)
+    table = upload.folder / f"{upload.name}.lance"
+    assert len(list((table / "_versions").iterdir())) <= 3  # the clean-up came with that compaction
+    big = DocumentStore(settings, "m", "m", 384)  # one large file: its chunks are indexed at once
+    doc_id = uuid.uuid4().hex
+    big.replace_document(doc_id, chunk_rows(doc_id, "/docs/big.txt", OPTIMIZE_UNINDEXED, rng),
+                         rng.standard_normal((OPTIMIZE_UNINDEXED, 384)).astype(np.float32), new=True)
+    big.finish_batch()
+    assert big.table.index_stats("text_idx").num_unindexed_rows == 0 and fragments(big) <= 2
+
+
+@pytest.mark.filterwarnings("ignore:optimize:UserWarning")
+def test_the_files_a_large_ingest_replaced_go_at_the_next_upload_once_old_enough(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compaction keeps the versions under CLEANUP_AFTER_S old (a reader may still be on one), so
+    after a large ingest the index holds the files its compactions replaced; the next upload once
+    they are old enough compacts to remove them, though few data files piled up."""
+    monkeypatch.setattr(store_module, "CLEANUP_AFTER_S", 1)
+    rng = np.random.default_rng(4)
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "models")
+    ingest = DocumentStore(settings, "m", "m", 384)
+    for n in range(OPTIMIZE_FRAGMENTS + 4):
+        add_document(ingest, f"/docs/file-{n}.txt", rng)
+    ingest.finish_batch()
+    versions = ingest.folder / f"{ingest.name}.lance" / "_versions"
+
+    def upload(n: int) -> int:
+        store = DocumentStore(settings, "m", "m", 384)
+        add_document(store, f"/docs/upload-{n}.txt", rng)
+        store.finish_batch()
+        return len(list(versions.glob("*.manifest")))
+
+    kept = len(list(versions.glob("*.manifest")))
+    assert kept > OPTIMIZE_FRAGMENTS  # all under a second old: kept
+    assert upload(0) == kept + 1  # too young to go: no compaction for them
+    time.sleep(1.1)
+    assert upload(1) <= 4  # the new version, the compaction's and the index update's
 
 
 def test_a_changed_document_still_replaces_its_chunks_in_one_commit(tmp_path: Path) -> None:
@@ -130,6 +199,7 @@ def test_a_reader_keeps_no_file_of_the_versions_it_no_longer_reads(tmp_path: Pat
     from pgpt.runtime.documents.retrieval import search
 
     monkeypatch.setattr(store_module, "CLEANUP_AFTER_S", 0)
+    monkeypatch.setattr(compaction, "OPTIMIZE_FRAGMENTS", 1)  # each upload rewrites the full-text index
     rng = np.random.default_rng(1)
     words = [f"w{n}x{rng.integers(1e6)}" for n in range(3000)]  # a full-text index of some size
     settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "models")
