@@ -242,7 +242,7 @@ async def test_palette_lists_every_panel_and_action(settings: Settings) -> None:
 
         await pilot.press("f1")
         await wait_until(pilot, lambda: isinstance(app.screen, KeysHelp))
-        shown = str(app.screen.query_one(Static).render())
+        shown = " ".join(str(static.render()) for static in app.screen.query(Static))
         assert "Ctrl+R" in shown and "switch mode" in shown and "F4 Delete/Ctrl+G" in shown
         assert "F2 Ctrl+S/L/R" in shown and "F3 Ctrl+G/B/R/X" in shown  # Setup's and Models' keys were left out
         from textual.containers import VerticalScroll
@@ -255,6 +255,23 @@ async def test_palette_lists_every_panel_and_action(settings: Settings) -> None:
         assert prompt.border_title and prompt.border_title.startswith(MODES[app.mode])
         await pilot.press("ctrl+r")
         assert prompt.border_title.startswith(MODES[app.mode])
+
+
+async def test_the_keys_page_wraps_a_description_under_its_column(settings: Settings) -> None:
+    """t54: in a narrow pane the F1 page's wrapped descriptions restarted at column 0, under the keys."""
+    from pgpt.tui.screens.keys_help import KeysHelp
+
+    app = ChatApp(settings)
+    async with app.run_test(size=(44, 40)) as pilot:
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, KeysHelp))
+        await pilot.pause()
+        lines = [strip.text for strip in app.screen._compositor.render_strips()]
+        first = next(n for n, line in enumerate(lines) if "Ctrl+Y" in line)
+        column = lines[first].index("copy the last")
+        assert "(OSC 52" not in lines[first]  # it wraps at 44 columns
+        assert lines[first + 1][column:].startswith("(OSC 52"), lines[first:first + 3]
+        assert not lines[first + 1][:column].strip("█ ")  # nothing under the keys
 
 
 async def test_first_start_prepares_the_missing_default_with_progress(default_models: Settings,

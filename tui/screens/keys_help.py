@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -18,7 +18,7 @@ CHAT_KEYS = (
     ("Ctrl+N", "new chat"),
     ("Ctrl+Y", "copy the last answer (OSC 52, and tmux's buffer)"),
     ("PgUp/PgDn", "scroll the conversation"),
-    ("Ctrl+O/Ctrl+X", "add documents (Docs) / stop adding after the current batch"),
+    ("Ctrl+O/Ctrl+X", "add documents (Docs) / stop after the current batch"),
     ("F2 F3 F4 F5", "Setup (token, network), Models, Docs, Chats"),
     ("Ctrl+P", "command palette: every action by name"),
     ("Ctrl+Q/Ctrl+Z", "quit (asks first while work runs) / suspend"),
@@ -38,10 +38,16 @@ PANEL_KEYS = (
 class KeysHelp(ModalScreen[None]):
     """The keys of the chat and the panels; Esc, F1 or q closes it."""
 
+    # a grid, so that a description wrapped in a narrow terminal goes on under its column, not
+    # under the keys (t54: "OSC 52, works / over SSH" restarted at column 0)
     DEFAULT_CSS = """
     KeysHelp { align: center middle; }
     KeysHelp > VerticalScroll { width: 76; max-width: 100%; height: auto; max-height: 100%;
                                 border: thick $primary; padding: 0 1; background: $surface; }
+    KeysHelp Grid { grid-size: 2; grid-columns: auto 1fr; grid-rows: auto; grid-gutter: 0 2; height: auto; }
+    KeysHelp .title { text-style: bold; }
+    KeysHelp .gap { margin-top: 1; }
+    KeysHelp .key { text-style: bold; }
     """
     BINDINGS = [Binding("escape,f1,q", "close", "Close")]
 
@@ -49,13 +55,13 @@ class KeysHelp(ModalScreen[None]):
         frame = VerticalScroll()
         frame.border_title, frame.border_subtitle = "pgpt keys", "Esc, F1 or q closes"
         with frame:
-            yield Static(_table("Chat", CHAT_KEYS) + "\n\n" + _table("Panels", PANEL_KEYS))
+            for title, keys in (("Chat", CHAT_KEYS), ("Panels", PANEL_KEYS)):
+                yield Static(title, classes="title" if title == "Chat" else "title gap", markup=False)
+                with Grid():
+                    for key, what in keys:
+                        yield Static(key, classes="key", markup=False)
+                        yield Static(what, markup=False)
 
     def action_close(self) -> None:
         """Back to where F1 was pressed."""
         self.dismiss(None)
-
-
-def _table(title: str, keys: tuple[tuple[str, str], ...]) -> str:
-    width = max(len(key) for key, _ in keys)
-    return f"[b]{title}[/b]\n" + "\n".join(f"[b]{key:<{width}}[/b]  {what}" for key, what in keys)
