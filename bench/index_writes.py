@@ -37,16 +37,19 @@ def _disk_mb(folder: Path) -> float:
 
 @contextmanager
 def _policy(name: str) -> Iterator[None]:
-    """``before``: the store as it was (merge for every document, 7-day versions, one compaction at the end)."""
+    """``before``: the store as it was (merge for every document, 7-day versions, a compaction at the
+    end of every ingest and none before)."""
+    from pgpt.runtime.documents import compaction
     from pgpt.runtime.documents import store as store_module
 
-    saved = store_module.COMPACT_EVERY, store_module.CLEANUP_AFTER_S
+    saved = store_module.COMPACT_EVERY, store_module.CLEANUP_AFTER_S, compaction.OPTIMIZE_FRAGMENTS
     if name == "before":
         store_module.COMPACT_EVERY, store_module.CLEANUP_AFTER_S = 10**9, 7 * 24 * 3600
+        compaction.OPTIMIZE_FRAGMENTS = 1
     try:
         yield
     finally:
-        store_module.COMPACT_EVERY, store_module.CLEANUP_AFTER_S = saved
+        store_module.COMPACT_EVERY, store_module.CLEANUP_AFTER_S, compaction.OPTIMIZE_FRAGMENTS = saved
 
 
 def run_policy(name: str, home: Path, documents: int, chunks: int) -> dict[str, Any]:
