@@ -72,10 +72,10 @@ T = TypeVar("T")
 # 7 days by default: after 2,673 files (one commit each) the index held 357 MB of manifests for 75 MB
 # of data, and each later write took 7-8.5 s, most of it in reading those manifests again (tester
 # t42). So the index is compacted, and versions older than CLEANUP_AFTER_S are removed, at the end
-# of an ingest once writes piled up (compaction.py) and every COMPACT_EVERY commits, or one commit per COMPACT_CHUNKS chunks of the index
-# if that is more: a compaction rewrites the whole table, and its old files stay until they are
-# CLEANUP_AFTER_S old. A reader follows the latest version before each search, which takes well
-# under a second, so a version a minute old is no longer read.
+# of an ingest once writes piled up (compaction.py) and every COMPACT_EVERY commits, or one commit
+# per COMPACT_CHUNKS chunks of the index if that is more: a compaction rewrites the whole table, and
+# its old files stay until they are CLEANUP_AFTER_S old. A reader follows the latest version before
+# each search, which takes well under a second, so a version a minute old is no longer read.
 COMPACT_EVERY = 64
 COMPACT_CHUNKS = 100
 CLEANUP_AFTER_S = 60
