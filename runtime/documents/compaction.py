@@ -1,8 +1,9 @@
 """When the end of an ingest compacts the document index (LanceDB's `optimize`), and its marker.
 
 Each `optimize` kept 0.1-0.2 MB of the process for good (LanceDB's own; the server grew as much under
-jemalloc), and every upload ran one at its end: a server grew 0.1 MB an upload, 9.9 MB per 100 rounds
-of `python -m pgpt.bench.serve_churn` (t56). So an ingest's end compacts only once writes piled up.
+jemalloc), and every upload ran one at its end: a server grew with its uploads, 6.5 MB per 100 rounds
+of `python -m pgpt.bench.serve_churn` (t56; 3.3 MB now). So an ingest's end compacts only once writes
+piled up.
 Until then nothing is lost: chunks not yet in the full-text index are still found (LanceDB reads them
 in full), and deleted chunks and old versions wait for that compaction's clean-up.
 """
