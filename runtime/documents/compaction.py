@@ -19,14 +19,13 @@ OPTIMIZE_UNINDEXED = 2000  # chunks the full-text index has not taken in (a sear
 COMPACTED = "compacted"  # in the index folder, touched by each compaction: its time is the last clean-up's
 
 
-def compaction_due(table: Any, folder: Path, name: str, cleanup_after_s: float) -> bool:
-    """Whether the writes since the last compaction of ``table`` (named ``name`` in ``folder``) are
-    worth one now: OPTIMIZE_FRAGMENTS data files, OPTIMIZE_UNINDEXED unindexed chunks, or
-    OPTIMIZE_FRAGMENTS old versions that a clean-up would remove now."""
+def compaction_due(table: Any, fts_indexes: list[str], folder: Path, name: str, cleanup_after_s: float) -> bool:
+    """Whether the writes since the last compaction of ``table`` (named ``name`` in ``folder``, its
+    full-text indexes named ``fts_indexes``) are worth one now: OPTIMIZE_FRAGMENTS data files,
+    OPTIMIZE_UNINDEXED unindexed chunks, or OPTIMIZE_FRAGMENTS old versions a clean-up would remove now."""
     if table.stats()["fragment_stats"]["num_fragments"] >= OPTIMIZE_FRAGMENTS:
         return True
-    names = [i.name for i in table.list_indices() if i.index_type == "FTS"]
-    if any(table.index_stats(index).num_unindexed_rows >= OPTIMIZE_UNINDEXED for index in names):
+    if any(table.index_stats(index).num_unindexed_rows >= OPTIMIZE_UNINDEXED for index in fts_indexes):
         return True
     # the last clean-up kept the versions under cleanup_after_s old (a reader may be on one): after a
     # large ingest, the files its compactions replaced, several times the index, go at the next upload

@@ -349,12 +349,15 @@ class DocumentStore:
         if not self._changed:
             return  # nothing to index or compact (and nothing is written, even on a full disk)
         with writing(self.folder):
-            indexed = {column for i in self.table.list_indices() if i.index_type == "FTS" for column in i.columns}
+            fts = [i for i in self.table.list_indices() if i.index_type == "FTS"]
+            indexed = {column for i in fts for column in i.columns}
             missing = [column for column in ("text", "heading") if column not in indexed]
             if missing and self.table.count_rows():
                 for column in missing:
                     self.table.create_index(column, config=FTS(with_position=False), replace=True)
-            if missing or self.rebuilding or compaction_due(self.table, self.folder, self.name, CLEANUP_AFTER_S):
+            due = missing or self.rebuilding or compaction_due(self.table, [i.name for i in fts], self.folder,
+                                                               self.name, CLEANUP_AFTER_S)
+            if due:
                 self._optimize()  # also after the indexes were created: it removes the old versions
 
     def publish(self) -> None:
