@@ -161,6 +161,7 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
     import uvicorn
 
     from pgpt.serve.app import create_app
+    from pgpt.serve.slow_clients import protocol_class
 
     app = create_app(settings, serve)
     shown = f"[{serve.host}]" if ":" in serve.host else serve.host
@@ -171,7 +172,7 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
         print(f"pgpt-serve: answers to Host {', '.join(sorted(names))}; add others (a DNS name of this "
               "machine, a proxy's) with --allowed-hosts", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False,
-                            timeout_graceful_shutdown=10)
+                            timeout_graceful_shutdown=10, http=protocol_class(serve.read_timeout_s))
     server = _server_class()(config)
     server.service = app.state.service
     from pgpt.runtime.signals import Terminated, terminate_as_interrupt

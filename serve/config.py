@@ -42,6 +42,8 @@ class ServeSettings:
         allowed_hosts: Host header names accepted besides the loopback ones; ``*`` any. ``PGPT_ALLOWED_HOSTS``.
         cors_origins: Browser origins allowed by CORS; empty: CORS off. ``PGPT_CORS_ORIGINS``.
         max_body_mb: Largest request body (uploads included), in MB. ``PGPT_MAX_BODY_MB``.
+        read_timeout_s: Seconds a request may take to send its headers, and a body may pause between
+            two reads, before the connection is dropped; -1 never. ``PGPT_READ_TIMEOUT``.
     """
 
     host: str = "127.0.0.1"
@@ -57,6 +59,7 @@ class ServeSettings:
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     max_body_mb: int = 32
+    read_timeout_s: float = 30.0
 
     @property
     def max_body_bytes(self) -> int:
@@ -184,6 +187,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cors-origins", nargs="+", metavar="ORIGIN",
                         help="browser origins allowed to call the server (default: none, CORS off)")
     parser.add_argument("--max-body-mb", type=positive_int, help="largest request body or upload in MB (default 32)")
+    parser.add_argument("--read-timeout", metavar="DURATION",
+                        help="time a client may take to send its request headers, and may pause while sending a "
+                             "body, before it is dropped: 30s, 2m, or -1 for never (default 30s)")
 
 
 def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSettings:
@@ -209,6 +215,7 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
         keep_alive = duration_seconds(pick(args.keep_alive, "PGPT_KEEP_ALIVE", "30m"))
     except argparse.ArgumentTypeError as exc:
         raise ConfigError(f"--keep-alive / PGPT_KEEP_ALIVE: {exc}.") from None
+    read_timeout = _read_timeout(pick(args.read_timeout, "PGPT_READ_TIMEOUT", "30s"))
     return ServeSettings(
         host=pick(args.host, "PGPT_HOST", "127.0.0.1"),
         port=number(args.port, "PGPT_PORT", DEFAULT_PORT, 1, 65535),
@@ -225,7 +232,23 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
         allowed_hosts=tuple(args.allowed_hosts or _names(env.get("PGPT_ALLOWED_HOSTS", ""))),
         cors_origins=tuple(args.cors_origins or _names(env.get("PGPT_CORS_ORIGINS", ""))),
         max_body_mb=number(args.max_body_mb, "PGPT_MAX_BODY_MB", 32, 1),
+        read_timeout_s=read_timeout,
     )
+
+
+def _read_timeout(text: str) -> float:
+    """Seconds from ``--read-timeout`` / ``PGPT_READ_TIMEOUT``; -1 for no limit, 0 refused (it would
+    drop every client before its first byte)."""
+    from pgpt.runtime.arg_types import duration_seconds
+
+    try:
+        seconds = duration_seconds(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"--read-timeout / PGPT_READ_TIMEOUT: {exc}.") from None
+    if seconds == 0:
+        raise ConfigError("--read-timeout / PGPT_READ_TIMEOUT is 0: every client would be dropped before it "
+                          "could send a request.", hint="Give a time such as 30s, or -1 for no limit.")
+    return seconds
 
 
 def read_api_key(path: Path | None, env: Mapping[str, str]) -> str:
