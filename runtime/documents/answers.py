@@ -5,15 +5,12 @@ sentences closest to the question, hand those to the model as numbered, delimite
 instructions), stream the answer and map its citations [1], [2] to files and pages. When no
 passage is close to the question, say so instead of letting the model invent an answer.
 
-The similar-question cache answers at once a question whose embedding lies within
-``SIMILAR_COSINE`` of an earlier one, asked against the same index version, embedding model and
-chat model: any ingest, forget or model change moves to a new scope, so old answers are never
-served for changed documents. Entries are JSON with a checksum (the answer cache's format).
+A question close to an earlier one is answered from the similar-question cache
+(runtime/documents/similar_questions.py).
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import threading
 import time
@@ -27,7 +24,8 @@ import numpy as np
 from pgpt.runtime.documents.abstention import is_abstention
 from pgpt.runtime.documents.grounding import CHECK_VERSION, CLOSEST_PASSAGES, Grounder, SourceSentence
 from pgpt.runtime.documents.followups import retrieval_question
-from pgpt.runtime.documents.sentences import denies, split_sentences
+from pgpt.runtime.documents.sentences import split_sentences
+from pgpt.runtime.documents.similar_questions import find_similar, normalize_question, remember
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter, inert_answer
 from pgpt.runtime.documents.retrieval import Hit, search
@@ -52,11 +50,6 @@ DEFAULT_PASSAGES = 3
 FOCUS_SENTENCES = 8
 PASSAGE_ROOM = 320  # tokens: one chunk (about 256) and its <source> markup; a question leaves room for it
 MIN_SIMILARITY = 0.25  # cosine of question and best passage below which nothing counts as relevant
-# Measured with all-MiniLM-L6-v2 on normalized questions (lower case, no punctuation): rewordings
-# score 0.99-1.0 ("of"/"for", "whats", a missing "?"), while questions that differ in one fact
-# score 0.85-0.91 ("ferry on Tuesday"/"on Friday" 0.909). Numbers must also match exactly.
-SIMILAR_COSINE = 0.95
-MAX_SIMILAR_ENTRIES = 200
 _BLANK_LINE = re.compile(r"\n\s*\n")
 # Not "anything about this": the closest passages shown under it are about it, and at times hold the
 # answer the check could not confirm in the model's wording (a tester read the old headline as false).
@@ -155,12 +148,10 @@ class AskStream:
                       query_vector=vector, doc_ids=self.doc_ids)
         timings = {"embed_s": round(embedded - started, 4)}
         if not any(h.similarity >= MIN_SIMILARITY for h in hits):
-            self.result = AskResult(NOT_FOUND, [], False, {
-                **timings, "retrieve_s": round(time.perf_counter() - embedded, 4), "ttft_s": 0.0,
-                "decode_tok_s": 0.0, "check_s": 0.0, "total_s": round(time.perf_counter() - started, 4)},
-                "not_found", closest=self._closest(hits, vector))
+            timings["retrieve_s"] = round(time.perf_counter() - embedded, 4)
+            self.result = self._without_the_model(hits, vector, timings, started)
             self._remember(scope, normalized)
-            yield NOT_FOUND
+            yield self.result.answer
             return
         passages, sentences, vectors = self._sentences(self._fit(hits))
         shown = self._focus(sentences, vectors, vector)
@@ -196,6 +187,22 @@ class AskStream:
             # a quote or "not found" replaced the draft: how the draft ended is not the answer's end
             draft, grounded.measures, stream.result.finish_reason if grounded.kind == "answer" else "stop")
         self._remember(scope, normalized)
+
+    def _without_the_model(self, hits: list[Hit], vector: np.ndarray, timings: dict[str, float],
+                           started: float) -> AskResult:
+        """The answer when no passage is close enough to the question to give the model: a quote of a
+        sentence of the closest passages that answers it with certainty, else "not found"."""
+        checking = time.perf_counter()
+        passages, sentences, vectors = self._sentences(hits[:CLOSEST_PASSAGES])
+        quoted = Grounder(self.query, vector, sentences, vectors, self.embedder.embed).certain_quote()
+        timings = {**timings, "ttft_s": 0.0, "decode_tok_s": 0.0, "check_s": round(time.perf_counter() - checking, 4)}
+        if quoted is not None:
+            return AskResult(quoted.text, [_source(h) for h in passages], False,
+                             {**timings, "total_s": round(time.perf_counter() - started, 4)}, "quote",
+                             [q.as_quote() for q in quoted.quotes], measures=quoted.measures)
+        closest = self._closest(hits, vector)
+        return AskResult(NOT_FOUND, [], False, {**timings, "total_s": round(time.perf_counter() - started, 4)},
+                         "not_found", closest=closest)
 
     def _closest(self, hits: list[Hit], vector: np.ndarray, sentences: list[SourceSentence] | None = None,
                  relevance: np.ndarray | None = None) -> list[dict[str, Any]]:
@@ -234,40 +241,13 @@ class AskStream:
 
     def _similar(self, scope: str, vector: np.ndarray) -> dict[str, Any] | None:
         cache = self.engine.cache_for(self.options)
-        entries = (cache.get(scope) or {}).get("entries", []) if cache is not None else []
-        numbers, negated = _numbers(self.question), denies(self.question)
-        # the same numbers, and both or neither denying: "Who is not the keeper?" lies at cosine 0.97
-        # from "Who is the keeper?" and got its answer
-        vectors = [(e, _unpack(e.get("vector"), vector.size)) for e in entries
-                   if e.get("numbers") == numbers and e.get("denies", False) == negated]
-        vectors = [(e, v) for e, v in vectors if v is not None]
-        if not vectors:
-            return None
-        matrix = np.stack([v for _, v in vectors])
-        best = int(np.argmax(matrix @ vector))
-        if float(matrix[best] @ vector) < SIMILAR_COSINE:
-            return None
-        record = cache.get(vectors[best][0].get("answer_key", ""))  # None when evicted: a miss
+        record = find_similar(cache, scope, self.question, vector) if cache is not None else None
         return record if record is not None and set(AskResult().record()) <= record.keys() else None
 
     def _remember(self, scope: str, vector: np.ndarray) -> None:
-        """Store the answer under its own key and add the question to the scope's small index.
-
-        The index holds only questions, numbers and packed vectors, so a lookup reads a few KB
-        per entry instead of every cached answer with its passages (measured: 60 entries in JSON
-        lists took 6 ms to parse, which pushed a hit past 50 ms on a slow VM).
-        """
         cache = self.engine.cache_for(self.options)
-        if cache is None or not self.result.answer.strip():
-            return
-        answer_key = cache_key(kind="similar-answer", scope=scope, question=normalize_question(self.question))
-        cache.put(answer_key, self.result.record())
-        entries = [e for e in (cache.get(scope) or {}).get("entries", []) if e.get("answer_key") != answer_key]
-        entries = entries[-(MAX_SIMILAR_ENTRIES - 1):] + [
-            {"question": self.question, "numbers": _numbers(self.question), "denies": denies(self.question),
-             "answer_key": answer_key,
-             "vector": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")}]
-        cache.put(scope, {"entries": entries})
+        if cache is not None and self.result.answer.strip():
+            remember(cache, scope, self.question, vector, self.result.record())
 
     def _refuse_oversized_question(self) -> None:
         """A question that leaves no room for the passages and the answer is refused before it is
@@ -349,11 +329,6 @@ class AskStream:
         return [{"role": "system", "content": system}, *self.turns, {"role": "user", "content": content}]
 
 
-def normalize_question(question: str) -> str:
-    """Lower case, punctuation and extra spaces removed: what the similar-question cache compares."""
-    return " ".join(re.sub(r"[?!.,;:'\"()]+", " ", question.lower()).split())
-
-
 def _inert(text: str, controls: tuple[str, ...] = ()) -> str:
     """Document text cannot open or close a source block (it would step out of the data delimiters),
     nor hold the model's ``controls``: the tokenizer read a document's "<|im_end|><|im_start|>system"
@@ -363,19 +338,6 @@ def _inert(text: str, controls: tuple[str, ...] = ()) -> str:
         if token in text:
             text = text.replace(token, f"{token[:1]} {token[1:]}")
     return text
-
-
-def _unpack(packed: Any, size: int) -> np.ndarray | None:
-    """A vector stored by ``_remember`` (base64 of little-endian float32), or None if it is not one."""
-    try:
-        vector = np.frombuffer(base64.b64decode(packed, validate=True), dtype="<f4")
-    except (TypeError, ValueError):
-        return None
-    return vector if vector.size == size else None
-
-
-def _numbers(question: str) -> list[str]:
-    return sorted(re.findall(r"\d+(?:[.,]\d+)?", question))
 
 
 def _is_title(sentence: str, trail: str, passage: str) -> bool:

@@ -29,7 +29,10 @@ import numpy as np
 
 from pgpt.runtime.documents.attachment import bound_elsewhere, misattached
 from pgpt.runtime.documents.sentences import (
-    CJK_RUN, LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
+    LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
+)
+from pgpt.runtime.documents.statements import (
+    POINTER, prose_words, without_attribution, without_bare_lead_ins, without_restatements,
 )
 from pgpt.runtime.documents.subjects import about_elsewhere
 
@@ -60,7 +63,7 @@ OFF_TOPIC = 0.35
 # The similar-question cache replays checked answers: its scope holds this, so a release whose check
 # answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
 # Change it with any change of what the check answers.
-CHECK_VERSION = "2026-12-06"
+CHECK_VERSION = "2026-12-06b"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -179,7 +182,7 @@ class Grounder:
         supported = [] if abstained else self._on_topic(self._supported(draft, measures))
         if supported:
             measures["answer_relevance"] = round(max(float(self.relevance[i]) for _, i in supported), 4)
-        supported = _without_bare_lead_ins(supported)
+        supported = without_bare_lead_ins(supported)
         if self._wants_number and not any(self._new_number(statement) for statement, _ in supported):
             supported = []  # "how many ...?" answered without a number the question lacks: no answer
         if supported and measures["answer_relevance"] >= self._relevance_gate(supported):
@@ -192,11 +195,23 @@ class Grounder:
                     and measures["best_relevance"] < CERTAIN_QUOTE)
         best = self._best_quote()
         if best >= 0 and not abstained and not invented and self.relevance[best] >= QUOTE_MIN:
-            quoted = [self.sentences[i] for i in self._with_its_list(best)]
-            text = "\n".join(s.text for s in quoted)
-            return Grounding("quote", f"Quote from the documents: \u201c{text}\u201d [{quoted[0].number}]",
-                             quoted, measures)
+            return self._quote(best, measures)
         return Grounding("not_found", "", [], measures)
+
+    def certain_quote(self) -> Grounding | None:
+        """A quote, with no draft, of a sentence that answers the question as well as CERTAIN_QUOTE,
+        else None. For passages the search found too far from the question as wholes: "Who was the
+        keeper in 1920?" is far from a page about a lighthouse (cosine 0.14), yet its sentence "Its
+        keeper in 1920 was Edda Lund." answers it (0.85), and the answer was "not found" (t54)."""
+        best = self._best_quote()
+        if best < 0 or self.relevance[best] < CERTAIN_QUOTE:
+            return None
+        return self._quote(best, {"best_relevance": round(float(self.relevance[best]), 4)})
+
+    def _quote(self, best: int, measures: dict[str, float]) -> Grounding:
+        quoted = [self.sentences[i] for i in self._with_its_list(best)]
+        text = "\n".join(s.text for s in quoted)
+        return Grounding("quote", f"Quote from the documents: \u201c{text}\u201d [{quoted[0].number}]", quoted, measures)
 
     def _with_its_list(self, index: int) -> list[int]:
         """``index``, and when its sentence leads in to a list ("... these items:") the items after it in
@@ -261,7 +276,7 @@ class Grounder:
         # nor an RST directive (".. |license| image:: https://... :alt: License" answered "What license ...?")
         candidates = [i for i, s in enumerate(self.sentences)
                       if not (s.heading or s.text.lstrip().startswith(("#", ".. ")))
-                      and _prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
+                      and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
                       and not self._elsewhere[i]]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
@@ -280,7 +295,7 @@ class Grounder:
         # once each: a small model often repeats a sentence until the token limit, and the
         # answer would repeat it as often, each time with its citation
         draft = _HTML_TAG.sub(lambda tag: tag[0] if tag[0].lower() in self._all_text else " ", draft)
-        said = [_without_attribution(s) for s in split_sentences(strip_citations(_FENCE.sub("\n\n", draft)))]
+        said = [without_attribution(s) for s in split_sentences(strip_citations(_FENCE.sub("\n\n", draft)))]
         unique = {" ".join(s.lower().split()): s for s in said if s}
         statements = [s for s in unique.values() if self._carries_fact(s)]
         measures["statements"] = len(statements)
@@ -315,7 +330,7 @@ class Grounder:
         measures["support_max"] = round(max(scores), 4)
         measures["invented"] = invented
         measures["supported"] = len(supported)
-        return _without_restatements(supported)
+        return without_restatements(supported)
 
     def _numbers_in_sentence(self, words: set[str], facts: set[str], index: int) -> bool:
         """Whether no new number was taken from beside the sentence the statement is about when that
@@ -348,64 +363,9 @@ class Grounder:
         restates "Which formatter was added in 2.9.0?" and answers nothing; "This can be found in
         the changelog, which states ..." points at a source: once the invented value before it
         was dropped, it was shown as the answer to a question no source answers."""
-        if _POINTER.match(statement) or statement.lstrip().startswith("#"):  # a heading copied ("# LGPL 2.")
+        if POINTER.match(statement) or statement.lstrip().startswith("#"):  # a heading copied ("# LGPL 2.")
             return False
         if not _ANY_WORD.search(_HTML_TAG.sub(" ", statement)):  # markup alone ("<details>") says nothing
             return False
         return bool(key_facts(statement) - self._question_facts or content_words(statement) - self._question_words)
 
-
-def _prose_words(text: str) -> int:
-    """How many words (two letters or more) and numbers ``text`` holds once links are taken out; an
-    identifier is one word ("PREFERRED_URL_SCHEME" and "www-data" were quoted as answers: a
-    definition list's term alone). Letters of any alphabet count (a Russian sentence without a
-    number had none), and a CJK run counts a word for each two characters."""
-    text = _LINK.sub(" ", text)
-    spaced = sum(1 for token in CJK_RUN.sub(" ", text).split() if re.search(r"[^\W\d_]{2,}|\d", token))
-    return spaced + sum(len(run) // 2 for run in CJK_RUN.findall(text))
-
-
-_POINTER = re.compile(r"\s*(?:this|that|it|these)\s+(?:information\s+)?(?:(?:can|could|may)\s+be|is|are)\s+"
-                      r"(?:found|stated|mentioned|shown|seen|described|given)\b", re.IGNORECASE)
-# "According to the documentation in the source file "a.md", ..." says where, not what: its words are
-# in no source sentence, and a right answer fell below the support it needed (tester t44). A
-# qualifier that names a subject ("According to the Mozilla licence, ...") stays.
-_ATTRIBUTION = re.compile(r"^\s*(?:according to|as (?:stated|described|mentioned) in|based on)\b[^,:\n]{0,150}?"
-                          r"\b(?:sources?|documents?|documentation|files?|text|context|information|passages?|"
-                          r"readme|manual)\b[^,:\n]{0,80}[,:]\s*", re.IGNORECASE)
-
-
-def _without_attribution(statement: str) -> str:
-    """``statement`` without its "According to the sources," (the rest capitalized)."""
-    rest = _ATTRIBUTION.sub("", statement, count=1)
-    return rest if rest == statement else rest[:1].upper() + rest[1:]
-
-
-_LINK = re.compile(r"<?\b(?:https?|ftp)://\S+>?|<[^<>\s]+>|\bwww\.\S+")
-
-
-def _without_bare_lead_ins(supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    """``supported`` without a lead-in ("... you can type the following command:") that no list item or
-    table row follows: what it led in to was not supported (a wrong command), and the answer was the
-    lead-in, a colon and the next sentence."""
-    def leads_somewhere(n: int) -> bool:
-        after = supported[n + 1][0].lstrip() if n + 1 < len(supported) else ""
-        return bool(LIST_ITEM.match(after)) or after.startswith("|")
-
-    return [(statement, index) for n, (statement, index) in enumerate(supported)
-            if not statement.rstrip().endswith(":") or leads_somewhere(n)]
-
-
-def _without_restatements(supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    """Drop a statement whose words, names and numbers an earlier one already holds: a small model
-    ends with the bare value ("... sold 4,310 bicycles. [1] 4,310 [1]")."""
-    kept: list[tuple[str, int]] = []
-    words: set[str] = set()
-    facts: set[str] = set()
-    for statement, index in supported:
-        if kept and content_words(statement) <= words and key_facts(statement) <= facts:
-            continue
-        kept.append((statement, index))
-        words |= content_words(statement)
-        facts |= key_facts(statement)
-    return kept

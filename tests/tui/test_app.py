@@ -359,6 +359,29 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert "[bold]every[/]" in shown.plain  # the document's brackets shown, not applied
 
 
+async def test_a_quote_found_without_the_model_is_not_said_to_replace_its_answer(settings: Settings,
+                                                                                  tmp_path: Path) -> None:
+    """No passage was close enough to give the model, and a sentence answered the question (t54):
+    the quote is the answer itself, not "quoted: the model's own answer was not supported"."""
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "lighthouse.md").write_text("# The Varnholm Lighthouse\n\nThe Varnholm lighthouse was built in 1887 on "
+                                        "the island of Varnholm. Its keeper in 1920 was Edda Lund.\nThe light can "
+                                        "be seen 22 nautical miles out to sea.\n")
+    ingest(settings, [docs], default_embedder(settings))
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=24))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        await pilot.press(*"Who was the keeper in 1920?", "enter")
+        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 4)
+        answer, quotes = turns(app)[1:3]
+        assert answer.text.startswith("Quote from the documents:") and "Edda Lund" in answer.text
+        assert answer.mark == "" and quotes.kind == "quotes" and "lighthouse.md" in quotes.text
+
+
 async def test_a_documents_question_with_nothing_indexed_says_how_to_add_documents(settings: Settings) -> None:
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
     async with app.run_test(size=SIZE) as pilot:

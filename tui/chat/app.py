@@ -264,7 +264,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         mark = "(stopped)" if message.stopped else f"({note})" if note else ""
         if message.stopped and self._reply_mode == "docs":
             answer, mark = "", UNCHECKED
-        if details is not None and details["kind"] == "quote":
+        if details is not None and details["kind"] == "quote" and self._reply.text.strip() != answer.strip():
+            # (a quote found with no model, where no passage was close enough to give it, replaced nothing)
             mark = "(quoted: the model's own answer was not supported by the sources)"
         elif details is not None and details["kind"] == "not_found" and drafted_an_answer(self._reply.text):
             mark = "(replaced: the model's own answer was not supported by the sources)"

@@ -263,3 +263,38 @@ def test_a_follow_up_is_searched_after_the_question_it_follows(indexed) -> None:
     again = AskStream(engine, store, embedder, follow_up, options)  # alone again: not the follow-up's cached answer
     list(again)
     assert again.result.kind == "not_found" and again.result.sources == []
+
+
+def test_a_sentence_that_answers_a_question_far_from_its_page_is_quoted(settings: Settings, tmp_path: Path) -> None:
+    """"Who was the keeper in 1920?" is far from a page about a lighthouse as a whole, below the gate
+    that keeps unrelated passages from the model, so it was "not found" while the closest passage
+    shown said "Its keeper in 1920 was Edda Lund." (t54). Such a sentence is now quoted; questions
+    that it does not answer stay "not found"."""
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "lighthouse.md").write_text(
+        "# The Varnholm Lighthouse\n\nThe Varnholm lighthouse was built in 1887 on the island of Varnholm. Its "
+        "keeper in 1920 was Edda Lund.\nThe light can be seen 22 nautical miles out to sea. The lighthouse is open "
+        "to visitors from May to September, daily from 10:00 to 16:00.\nThe ferry to Varnholm leaves Skarhamn at "
+        "08:15 every morning.\n")
+    (docs / "bakery.txt").write_text("The bakery on Harbour Street opens at 07:00 and closes at 18:30.\n")
+    embedder = default_embedder(settings)
+    ingest(settings, [docs], embedder)
+    store, engine = open_store(settings, embedder), ChatEngine(settings)
+    try:
+        question = "Who was the keeper in 1920?"
+        assert search(store, embedder, question, k=3)[0].similarity < answers.MIN_SIMILARITY  # the case at hand
+        stream = AskStream(engine, store, embedder, question, SamplingOptions(max_new_tokens=48))
+        assert list(stream) == [stream.result.answer]
+        result = stream.result
+        assert result.kind == "quote" and result.answer.startswith("Quote from the documents:"), result.answer
+        assert result.quotes[0]["sentence"] == "Its keeper in 1920 was Edda Lund."
+        assert result.sources[0]["source"].endswith("lighthouse.md") and result.timings["ttft_s"] == 0.0
+        for other in ("Who was the keeper in 1930?", "When did the keeper retire?"):
+            unanswered = AskStream(engine, store, embedder, other, SamplingOptions(max_new_tokens=48))
+            list(unanswered)
+            assert unanswered.result.kind == "not_found", (other, unanswered.result.answer)
+    finally:
+        engine.close()

@@ -84,16 +84,16 @@ def test_a_lead_in_whose_list_was_not_supported_is_no_answer(embedder) -> None: 
     """A tester's "To close a frozen SSH connection from your side, you can type the following command:
     [1] If you want to ..." was shown as a supported answer: the command after the lead-in (wrong) was
     taken out, the lead-in left, running on into the next sentence."""
-    from pgpt.runtime.documents.grounding import _without_bare_lead_ins
+    from pgpt.runtime.documents.statements import without_bare_lead_ins
 
     lead = "To close a frozen SSH connection from your side, you can type the following command:"
     after = "If you want to end the session at once, type the escape character and a full stop."
-    assert _without_bare_lead_ins([(lead, 0), (after, 3)]) == [(after, 3)]
-    assert _without_bare_lead_ins([(after, 3), (lead, 0)]) == [(after, 3)]
+    assert without_bare_lead_ins([(lead, 0), (after, 3)]) == [(after, 3)]
+    assert without_bare_lead_ins([(after, 3), (lead, 0)]) == [(after, 3)]
     listed = [("tmux runs on these platforms:", 0), ("- Linux", 1), ("- macOS", 2)]
-    assert _without_bare_lead_ins(listed) == listed  # a list answer keeps its lead-in
+    assert without_bare_lead_ins(listed) == listed  # a list answer keeps its lead-in
     table = [("The opening hours are:", 0), ("| Monday | 07:00 | 14:00 |", 1)]
-    assert _without_bare_lead_ins(table) == table
+    assert without_bare_lead_ins(table) == table
     sentences = [SourceSentence(1, "README", 0, "tmux runs on OpenBSD, FreeBSD, NetBSD, Linux, macOS and Solaris.")]
     ask = grounder_over(embedder, "Which platforms does tmux run on?", sentences)
     result = ask.check("tmux runs on these platforms:\n- Linux\n- macOS", abstained=False)

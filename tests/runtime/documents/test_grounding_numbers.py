@@ -68,12 +68,12 @@ def test_a_manual_section_number_is_no_number(embedder) -> None:  # type: ignore
 def test_an_answer_that_first_says_where_it_read_is_checked_on_what_it_says(embedder) -> None:  # type: ignore[no-untyped-def]
     """"According to the OpenAI SDK documentation in the source file "openai-python-readme.md", the default
     ... is 1200 seconds ..." was "not found": the attribution's words are in no source sentence."""
-    from pgpt.runtime.documents.grounding import _without_attribution
+    from pgpt.runtime.documents.statements import without_attribution
 
-    assert _without_attribution("According to the information provided in the sources, the port is 22.") == (
+    assert without_attribution("According to the information provided in the sources, the port is 22.") == (
         "The port is 22.")
     kept = "According to the Mozilla Public License, the period is 30 days."  # a subject, not where it was read
-    assert _without_attribution(kept) == kept
+    assert without_attribution(kept) == kept
     sentences = [SourceSentence(1, "openai-python-readme.md", 0, "You can also customize the token refresh buffer "
                                 "(default is 1200 seconds (20 minutes) before expiration):")]
     ask = grounder_over(embedder, "How long before it expires does the SDK renew a workload identity token by default?",

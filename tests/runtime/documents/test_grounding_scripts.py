@@ -4,7 +4,8 @@ a sentence in Cyrillic or Greek counts its words when it is quoted (one without 
 
 from __future__ import annotations
 
-from pgpt.runtime.documents.grounding import Grounder, SourceSentence, _prose_words
+from pgpt.runtime.documents.grounding import Grounder, SourceSentence
+from pgpt.runtime.documents.statements import prose_words
 from pgpt.runtime.documents.sentences import content_words, split_sentences
 
 FERRY = ("渡轮时刻表\n\n前往特雷斯科的渡轮每天早上9点15分从码头出发。返程渡轮下午4点30分离开特雷斯科。\n"
@@ -34,10 +35,10 @@ def test_a_chinese_answer_copied_from_its_source_is_kept_and_a_changed_time_is_n
 
 
 def test_sentences_in_any_alphabet_have_words_to_quote() -> None:
-    assert _prose_words("Паром отходит от причала рано утром") == 6  # it was 0: no Latin letters
-    assert _prose_words("Το πλοίο φεύγει νωρίς") == 4
-    assert _prose_words("狗可以免费乘船，但必须系上牵引绳。") == 7  # a word for each two characters
-    assert _prose_words("PREFERRED_URL_SCHEME") == 1  # an identifier is still one word
+    assert prose_words("Паром отходит от причала рано утром") == 6  # it was 0: no Latin letters
+    assert prose_words("Το πλοίο φεύγει νωρίς") == 4
+    assert prose_words("狗可以免费乘船，但必须系上牵引绳。") == 7  # a word for each two characters
+    assert prose_words("PREFERRED_URL_SCHEME") == 1  # an identifier is still one word
 
 
 def test_a_sentence_in_a_script_without_capitals_is_a_sentence_of_its_own() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pgpt.runtime.documents.answers import normalize_question
+from pgpt.runtime.documents.similar_questions import normalize_question
 from pgpt.runtime.documents.unfinished import unfinished_adds
 from pgpt.runtime.settings import Settings
 from support import cli_env

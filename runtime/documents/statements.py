@@ -1,0 +1,65 @@
+"""How a draft's statements are shaped around the check (runtime/documents/grounding.py): an
+attribution taken off their front, a lead-in that leads nowhere and a restatement dropped, and how
+many words of prose a sentence holds before it may be quoted."""
+
+from __future__ import annotations
+
+import re
+
+from pgpt.runtime.documents.sentences import CJK_RUN, LIST_ITEM, content_words, key_facts
+
+
+def prose_words(text: str) -> int:
+    """How many words (two letters or more) and numbers ``text`` holds once links are taken out; an
+    identifier is one word ("PREFERRED_URL_SCHEME" and "www-data" were quoted as answers: a
+    definition list's term alone). Letters of any alphabet count (a Russian sentence without a
+    number had none), and a CJK run counts a word for each two characters."""
+    text = _LINK.sub(" ", text)
+    spaced = sum(1 for token in CJK_RUN.sub(" ", text).split() if re.search(r"[^\W\d_]{2,}|\d", token))
+    return spaced + sum(len(run) // 2 for run in CJK_RUN.findall(text))
+
+
+POINTER = re.compile(r"\s*(?:this|that|it|these)\s+(?:information\s+)?(?:(?:can|could|may)\s+be|is|are)\s+"
+                      r"(?:found|stated|mentioned|shown|seen|described|given)\b", re.IGNORECASE)
+# "According to the documentation in the source file "a.md", ..." says where, not what: its words are
+# in no source sentence, and a right answer fell below the support it needed (tester t44). A
+# qualifier that names a subject ("According to the Mozilla licence, ...") stays.
+_ATTRIBUTION = re.compile(r"^\s*(?:according to|as (?:stated|described|mentioned) in|based on)\b[^,:\n]{0,150}?"
+                          r"\b(?:sources?|documents?|documentation|files?|text|context|information|passages?|"
+                          r"readme|manual)\b[^,:\n]{0,80}[,:]\s*", re.IGNORECASE)
+
+
+def without_attribution(statement: str) -> str:
+    """``statement`` without its "According to the sources," (the rest capitalized)."""
+    rest = _ATTRIBUTION.sub("", statement, count=1)
+    return rest if rest == statement else rest[:1].upper() + rest[1:]
+
+
+_LINK = re.compile(r"<?\b(?:https?|ftp)://\S+>?|<[^<>\s]+>|\bwww\.\S+")
+
+
+def without_bare_lead_ins(supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``supported`` without a lead-in ("... you can type the following command:") that no list item or
+    table row follows: what it led in to was not supported (a wrong command), and the answer was the
+    lead-in, a colon and the next sentence."""
+    def leads_somewhere(n: int) -> bool:
+        after = supported[n + 1][0].lstrip() if n + 1 < len(supported) else ""
+        return bool(LIST_ITEM.match(after)) or after.startswith("|")
+
+    return [(statement, index) for n, (statement, index) in enumerate(supported)
+            if not statement.rstrip().endswith(":") or leads_somewhere(n)]
+
+
+def without_restatements(supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Drop a statement whose words, names and numbers an earlier one already holds: a small model
+    ends with the bare value ("... sold 4,310 bicycles. [1] 4,310 [1]")."""
+    kept: list[tuple[str, int]] = []
+    words: set[str] = set()
+    facts: set[str] = set()
+    for statement, index in supported:
+        if kept and content_words(statement) <= words and key_facts(statement) <= facts:
+            continue
+        kept.append((statement, index))
+        words |= content_words(statement)
+        facts |= key_facts(statement)
+    return kept
