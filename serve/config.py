@@ -59,7 +59,7 @@ class ServeSettings:
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     max_body_mb: int = 32
-    read_timeout_s: float = 30.0
+    read_timeout_s: float = 60.0
 
     @property
     def max_body_bytes(self) -> int:
@@ -189,7 +189,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-body-mb", type=positive_int, help="largest request body or upload in MB (default 32)")
     parser.add_argument("--read-timeout", metavar="DURATION",
                         help="time a client may take to send its request headers, and may pause while sending a "
-                             "body, before it is dropped: 30s, 2m, or -1 for never (default 30s)")
+                             "body, before it is dropped: 60s, 2m, or -1 for never (default 60s)")
 
 
 def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSettings:
@@ -215,7 +215,7 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
         keep_alive = duration_seconds(pick(args.keep_alive, "PGPT_KEEP_ALIVE", "30m"))
     except argparse.ArgumentTypeError as exc:
         raise ConfigError(f"--keep-alive / PGPT_KEEP_ALIVE: {exc}.") from None
-    read_timeout = _read_timeout(pick(args.read_timeout, "PGPT_READ_TIMEOUT", "30s"))
+    read_timeout = _read_timeout(pick(args.read_timeout, "PGPT_READ_TIMEOUT", "60s"))
     return ServeSettings(
         host=pick(args.host, "PGPT_HOST", "127.0.0.1"),
         port=number(args.port, "PGPT_PORT", DEFAULT_PORT, 1, 65535),
@@ -247,7 +247,7 @@ def _read_timeout(text: str) -> float:
         raise ConfigError(f"--read-timeout / PGPT_READ_TIMEOUT: {exc}.") from None
     if seconds == 0:
         raise ConfigError("--read-timeout / PGPT_READ_TIMEOUT is 0: every client would be dropped before it "
-                          "could send a request.", hint="Give a time such as 30s, or -1 for no limit.")
+                          "could send a request.", hint="Give a time such as 60s, or -1 for no limit.")
     return seconds
 
 

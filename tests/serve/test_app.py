@@ -74,7 +74,7 @@ def test_options_come_from_the_command_line_then_the_environment_then_dotenv(tmp
         serve_settings(parse(), {"PGPT_MAX_QUEUE": "lots"})
     with pytest.raises(ConfigError, match="keep-alive"):
         serve_settings(parse("--keep-alive", "soon"), {})
-    assert serve_settings(parse(), {}).read_timeout_s == 30.0
+    assert serve_settings(parse(), {}).read_timeout_s == 60.0
     assert serve_settings(parse("--read-timeout", "2m"), {"PGPT_READ_TIMEOUT": "5s"}).read_timeout_s == 120.0
     assert serve_settings(parse(), {"PGPT_READ_TIMEOUT": "-1"}).read_timeout_s == -1.0
     with pytest.raises(ConfigError, match="read-timeout.*0: every client"):
