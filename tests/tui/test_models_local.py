@@ -31,8 +31,10 @@ async def test_a_local_gguf_is_described_and_gets_the_type_that_keeps_its_4_bit_
         assert "llama architecture" in diagnosis and "weights in blocks of at most 4 bits" in diagnosis
         assert "^b exports it as int4 into the model cache" in diagnosis
         assert screen.dtype == "int4"  # the Q4_1 file: its blocks are kept exactly
-        # the choice reads without colour: the dot only on the chosen type, no X in the unticked box
-        assert "▐ ▌ fp32" in screen_text(pilot) and "▐●▌ int4" in screen_text(pilot)
+        # the choice reads without colour: the dot only on the chosen type, no X in the unticked box (the
+        # buttons are drawn a refresh after the type is set: CI once read the screen in between)
+        await wait_until(pilot, lambda: "▐●▌ int4" in screen_text(pilot))
+        assert "▐ ▌ fp32" in screen_text(pilot)
         assert "▐ ▌ ^f fast prompts" in screen_text(pilot)
         await pilot.press("ctrl+g")  # nothing to download
         assert "is on this machine already: ^b exports it as int4" in text_of(screen, "#diagnosis")
