@@ -274,6 +274,34 @@ async def test_the_keys_page_wraps_a_description_under_its_column(settings: Sett
         assert not lines[first + 1][:column].strip("█ ")  # nothing under the keys
 
 
+async def test_a_passage_wraps_under_its_indent_and_again_when_the_pane_widens(settings: Settings) -> None:
+    """t54: the closest passages' wrapped lines restarted at column 0, under their indented first line."""
+    sentence = "Its keeper in 1920 was Edda Lund, who kept the light burning through the great storm of that winter."
+    passage = {"source": "/docs/lighthouse.md", "page": 0, "text": sentence, "sentence": sentence}
+    app = ChatApp(settings)
+    async with app.run_test(size=(50, 30)) as pilot:
+        log = app.query_one(ChatLog)
+        log.add_details({"quotes": [], "closest": [passage], "sources": []})
+        await pilot.pause()
+        await pilot.pause()
+
+        def passage_rows() -> list[str]:
+            rows = [strip.text.rstrip(" ▁▎▊█") for strip in app.screen._compositor.render_strips()]
+            first = next(n for n, row in enumerate(rows) if "Its keeper" in row)
+            last = next(n for n, row in enumerate(rows) if "winter." in row)
+            return rows[first:last + 1]
+
+        rows = passage_rows()
+        column = rows[0].index("Its keeper")
+        assert len(rows) > 2 and all(row[column:column + 1].strip() and not row[:column].strip(" █▊▎") for row in rows), rows
+        await pilot.resize_terminal(90, 30)
+        await pilot.pause()
+        await pilot.pause()
+        assert len(passage_rows()) < len(rows)  # wrapped again at the new width
+        closest = [t for t in log.query("Turn") if t.kind == "closest"][0]
+        assert "\n    Its keeper in 1920 was Edda Lund, who kept" in closest.text  # copied as before: one line
+
+
 async def test_first_start_prepares_the_missing_default_with_progress(default_models: Settings,
                                                                       tmp_path: Path) -> None:
     """A cache with a chat model but no embedding model: the app exports the embedder, then documents work."""

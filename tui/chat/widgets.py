@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from textual import events
+from textual.content import Content
 from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Input, Static
@@ -42,7 +43,36 @@ class Turn(Static):
             text, more = text[:QUESTION_SHOWN], f" [dim italic](and {len(text) - QUESTION_SHOWN:,} more characters)[/]"
         # "…" is an answer still to come, or stopped before its first word; one that ended empty says only that
         body = self.markup or (clean_text(text) + more if text else "" if self.mark == NO_ANSWER else "[dim]…[/]")
-        self.update(f"{body} [dim italic]{clean_text(self.mark)}[/]".lstrip() if self.mark else body)
+        shown = f"{body} [dim italic]{clean_text(self.mark)}[/]".lstrip() if self.mark else body
+        width = self.content_size.width
+        if self._hangs() and width > HANGING_MIN_WIDTH and "\n " in shown:
+            self.update(hanging(Content.from_markup(shown), width))
+        else:
+            self.update(shown)
+
+    def _hangs(self) -> bool:
+        # passages (closest, sources, search results) are indented under their file's line
+        return self.kind in ("closest", "sources") or bool(self.markup)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._hangs():
+            self._refresh_text()  # wrapped again at the new width
+
+
+HANGING_MIN_WIDTH = 12
+
+
+def hanging(content: Content, width: int) -> Content:
+    """``content`` with each indented line wrapped to ``width`` under its own indent: a passage's
+    wrapped lines went back to column 0 under its indented first line (t54)."""
+    lines = []
+    for line in content.split("\n"):
+        indent = len(line.plain) - len(line.plain.lstrip(" "))
+        if not indent or line.cell_length <= width or indent > width // 2:
+            lines.append(line)  # unindented lines are wrapped by Textual as before
+            continue
+        lines += [Content(" " * indent) + part for part in line[indent:].wrap(width - indent)]
+    return Content("\n").join(lines)
 
 
 NO_ANSWER = "(no answer)"  # the mark of an answer the model ended before writing anything
