@@ -100,7 +100,12 @@ async def _http_error(request: Any, error: Any) -> Any:
 
     from pgpt.serve.errors import error_payload
 
+    from starlette.requests import ClientDisconnect
+
     detail, code = str(error.detail), None
+    if isinstance(error.__cause__, ClientDisconnect):  # FastAPI's 400 for a body its client stopped sending
+        return JSONResponse(error_payload(499, "The client closed the connection before its request's body ended.",
+                                          "client_closed"), status_code=499)
     if error.status_code == 404 and detail == "Not Found":  # Starlette's words: an unknown route
         detail, code = (f"This server has no route {request.method} {request.url.path[:100]}. It serves OpenAI's "
                         "/v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models, PrivateGPT's /v1/chunks "
