@@ -277,11 +277,14 @@ async def test_the_keys_page_wraps_a_description_under_its_column(settings: Sett
 async def test_a_passage_wraps_under_its_indent_and_again_when_the_pane_widens(settings: Settings) -> None:
     """t54: the closest passages' wrapped lines restarted at column 0, under their indented first line."""
     sentence = "Its keeper in 1920 was Edda Lund, who kept the light burning through the great storm of that winter."
-    passage = {"source": "/docs/lighthouse.md", "page": 0, "text": sentence, "sentence": sentence}
+    passage = {"source": "/docs/lighthouse.md", "page": 0, "text": sentence, "sentence": sentence,
+               "also_in": ["/docs/copies/lighthouse (copy).md"]}
     app = ChatApp(settings)
     async with app.run_test(size=(50, 30)) as pilot:
         log = app.query_one(ChatLog)
         log.add_details({"quotes": [], "closest": [passage], "sources": []})
+        log.add_details({"quotes": [{"source": 1, "file": "/docs/lighthouse.md", "page": 0, "sentence": sentence}],
+                         "closest": [], "sources": [passage]})
         await pilot.pause()
         await pilot.pause()
 
@@ -293,6 +296,11 @@ async def test_a_passage_wraps_under_its_indent_and_again_when_the_pane_widens(s
 
         rows = passage_rows()
         column = rows[0].index("Its keeper")
+        screen = [strip.text for strip in app.screen._compositor.render_strips()]
+        head = next(n for n, row in enumerate(screen) if "[1] /docs/lighthouse.md" in row)  # its file's line
+        assert screen[head + 1].index("lighthouse (copy)") == screen[head].index("/docs"), screen[head:head + 2]
+        quote = next(n for n, row in enumerate(screen) if "[1] /docs/lighthouse.md: " in row)  # the quote's line
+        assert screen[quote + 1][:screen[quote].index("/docs")].strip(" █▊▎") == "", screen[quote:quote + 2]
         assert len(rows) > 2 and all(row[column:column + 1].strip() and not row[:column].strip(" █▊▎") for row in rows), rows
         await pilot.resize_terminal(90, 30)
         await pilot.pause()

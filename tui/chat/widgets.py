@@ -45,14 +45,15 @@ class Turn(Static):
         body = self.markup or (clean_text(text) + more if text else "" if self.mark == NO_ANSWER else "[dim]…[/]")
         shown = f"{body} [dim italic]{clean_text(self.mark)}[/]".lstrip() if self.mark else body
         width = self.content_size.width
-        if self._hangs() and width > HANGING_MIN_WIDTH and "\n " in shown:
+        if self._hangs() and width > HANGING_MIN_WIDTH and "\n" in shown:
             self.update(hanging(Content.from_markup(shown), width))
         else:
             self.update(shown)
 
     def _hangs(self) -> bool:
-        # passages (closest, sources, search results) are indented under their file's line
-        return self.kind in ("closest", "sources") or bool(self.markup)
+        # passages (closest, sources, search results) are indented under their file's line, and a
+        # numbered line ("[1] file: “quote”") goes on under its text
+        return self.kind in ("closest", "sources", "quotes") or bool(self.markup)
 
     def on_resize(self, event: events.Resize) -> None:
         if self._hangs():
@@ -67,12 +68,17 @@ def hanging(content: Content, width: int) -> Content:
     wrapped lines went back to column 0 under its indented first line (t54)."""
     lines = []
     for line in content.split("\n"):
-        indent = len(line.plain) - len(line.plain.lstrip(" "))
+        numbered = _NUMBERED.match(line.plain)  # "[2] file, page 3 (the same text in: ...)" hangs after "[2] "
+        indent = numbered.end() if numbered else len(line.plain) - len(line.plain.lstrip(" "))
         if not indent or line.cell_length <= width or indent > width // 2:
-            lines.append(line)  # unindented lines are wrapped by Textual as before
+            lines.append(line)  # other lines are wrapped by Textual as before
             continue
-        lines += [Content(" " * indent) + part for part in line[indent:].wrap(width - indent)]
+        parts = line[indent:].wrap(width - indent)
+        lines += [line[:indent] + parts[0], *(Content(" " * indent) + part for part in parts[1:])]
     return Content("\n").join(lines)
+
+
+_NUMBERED = re.compile(r"\[\d+\] ")
 
 
 NO_ANSWER = "(no answer)"  # the mark of an answer the model ended before writing anything
