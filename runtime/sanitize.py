@@ -134,3 +134,30 @@ def first_cells(text: str, width: int) -> str:
 def last_cells(text: str, width: int) -> str:
     """The longest end of ``text`` that takes at most ``width`` terminal cells."""
     return first_cells(text[::-1], width)[::-1]
+
+
+def hanging(text: str, width: int) -> str:
+    """``text`` with each line longer than ``width`` cells wrapped at spaces, its next lines under its
+    own indent or after its number ("  [1] ", "  2. "): a terminal wraps them to column 0 (t54).
+    ``width`` 0 (a file or a pipe): ``text`` as it is."""
+    if width <= 0:
+        return text
+    out: list[str] = []
+    for line in text.split("\n"):
+        indent = _HANGS_AFTER.match(line).end()  # type: ignore[union-attr]  # (the pattern matches "")
+        if cells(line) <= width or indent > width // 2:
+            out.append(line)
+            continue
+        row, lead = "", line[:indent]
+        for word in line[indent:].rstrip(" ").split(" "):
+            if row and cells(row) + 1 + cells(word) > width - indent:
+                out.append(lead + row)
+                row, lead = word, " " * indent
+            else:
+                row = f"{row} {word}" if row else word
+        out.append(lead + row)
+    return "\n".join(out)
+
+
+_HANGS_AFTER = re.compile(r" *(?:\[\d+\] |\d+\. )?")
+

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from pgpt.runtime.arg_types import (collection_name, given_path, non_negative_int, passage_count, positive_int,
                                      result_count)
-from pgpt.runtime.sanitize import dumps_json, one_line, shown_name, strip_controls
+from pgpt.runtime.sanitize import dumps_json, hanging, one_line, shown_name, strip_controls
 from pgpt.runtime.settings import DOCUMENTS_MAX_TOKENS
 from pgpt.tui.cli.answer_steps import read_answer
 from pgpt.tui.cli.inputs import text_argument
-from pgpt.tui.cli.text_bar import TextBar, status_line
+from pgpt.tui.cli.text_bar import TextBar, status_line, terminal_width
 
 if TYPE_CHECKING:
     from pgpt.runtime.errors import UsageError
@@ -252,7 +252,7 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
         where = one_line(hit["source"] + (f", page {hit['page']}" if hit["page"] else "")
                          + copies_note(hit.get("also_in") or ()))
         snippet = "".join(sentence_window(hit["text"], hit.get("sentence", ""), 300))
-        print(indented(f"[{number}] {where}  (score {hit['score']:.4f})\n{snippet}", "    "))
+        print(hanging(indented(f"[{number}] {where}  (score {hit['score']:.4f})\n{snippet}", "    "), terminal_width()))
     return 0
 
 
@@ -317,7 +317,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     if args.json:
         print(dumps_json(stream.result.as_json()))
         return 0
-    print(describe_answer(stream.result.as_json()))
+    print(hanging(describe_answer(stream.result.as_json()), terminal_width()))
     print_cut_note(stream.result)
     return 0
 

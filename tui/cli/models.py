@@ -10,6 +10,7 @@ from typing import Any
 
 from pgpt.runtime.arg_types import non_negative_int
 from pgpt.runtime.sanitize import dumps_json, strip_controls
+from pgpt.tui.cli.text_bar import terminal_width
 
 
 def add_parser(sub: Any) -> None:
@@ -211,7 +212,7 @@ def _list(settings: Any, args: argparse.Namespace) -> int:
         print("\n" + textwrap.fill(
             f"* the active chat model (`pgpt-tui models --use NAME` switches); memory: expected RSS once loaded "
             f"(weights + KV buffer of {DEFAULT_CONTEXT} tokens + {RUNTIME_MB} MB of runtime); "
-            "`pgpt-tui bench --model NAME` measures the peak.", _terminal_width() or 10_000, break_on_hyphens=False))
+            "`pgpt-tui bench --model NAME` measures the peak.", terminal_width() or 10_000, break_on_hyphens=False))
     for name, reason in damaged:
         print(" ".join(strip_controls(f"damaged: {name}: {reason} Remove it with `pgpt-tui models --delete {name}` "
                                       "and export it again.").split()))
@@ -240,7 +241,7 @@ def _table(models: list[dict[str, Any]]) -> list[str]:
         "quality": [quality_cell(m["quality"]) for m in models]}
     right = {"params", "disk", "memory"}
     widths = {name: max(len(name), *(len(cell) for cell in cells)) for name, cells in columns.items()}
-    limit = _terminal_width()
+    limit = terminal_width()
     for optional in _OPTIONAL_COLUMNS:
         if not limit or 2 + sum(widths.values()) + len(widths) - 1 <= limit:
             break
@@ -254,10 +255,3 @@ def _table(models: list[dict[str, Any]]) -> list[str]:
     rows += [line("*" if m["active"] else " ", {name: cells[n] for name, cells in columns.items()})
              for n, m in enumerate(models)]
     return rows
-
-
-def _terminal_width() -> int:
-    """The terminal's width, or 0 when the output is no terminal (a file or a pipe keeps every column)."""
-    import shutil
-
-    return shutil.get_terminal_size().columns if sys.stdout.isatty() else 0

@@ -87,3 +87,10 @@ def status_line(text: str, quiet: bool = False) -> None:
         sys.stderr.write("\r" + shown + " " * (room - cells(shown)) + ("" if text else "\r"))
         sys.stderr.flush()
 
+
+def terminal_width() -> int:
+    """The terminal's width, or 0 when the output is no terminal (a file or a pipe keeps every column)."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else 0
+

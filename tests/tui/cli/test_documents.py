@@ -221,6 +221,23 @@ def test_ask_text_output_shows_quotes_or_the_closest_passages_without_escapes() 
     assert len(snippet) < 260
 
 
+def test_ask_wraps_a_long_line_under_its_indent_on_a_terminal() -> None:
+    """A terminal wrapped a passage's line to column 0, under its indented start (t54); a pipe
+    (width 0) gets the lines whole, for scripts."""
+    from pgpt.runtime.sanitize import cells, hanging
+
+    text = ("Closest passages (the answer may be in them; judge for yourself):\n  1. /d/harbour notes \u65e5\u672c.md\n"
+            "     " + "The ferry to \u65e5\u672c leaves at noon. " * 6 + "\n  [2] /d/a.md: \u201c" + "word " * 20 + "\u201d")
+    assert hanging(text, 0) == text
+    lines = hanging(text, 40).splitlines()
+    assert all(cells(line) <= 40 for line in lines), lines
+    passage = [line for line in lines if "ferry" in line]
+    assert len(passage) > 3 and all(line.startswith("     ") and line[5] != " " for line in passage), passage
+    quote = lines[lines.index(next(line for line in lines if line.startswith("  [2] "))) + 1]
+    assert quote.startswith("      word"), lines
+    assert " ".join(" ".join(lines).split()) == " ".join(text.split())  # every word kept, in order
+
+
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path: Path, stop: str) -> None:
     """Ctrl-C gave the generic "Interrupted" (and ingest's own "Nothing was changed" contradicted

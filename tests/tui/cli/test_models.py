@@ -217,11 +217,11 @@ def test_the_listing_fits_an_80_column_terminal(monkeypatch: pytest.MonkeyPatch)
             {"name": "qwen2.5-coder-1.5b-instruct-int4", "version": "c94ca2dab369", "kind": "llm", "dtype": "int4",
              "parameters": 1_543_714_304, "size_bytes": 1.07e9, "expected_memory_mb": 1412.0,
              "quality": {"top1_agreement": 0.967}, "active": True}]
-    monkeypatch.setattr(cli_models, "_terminal_width", lambda: 80)
+    monkeypatch.setattr(cli_models, "terminal_width", lambda: 80)
     narrow = cli_models._table(rows)
     assert max(map(len, narrow)) <= 80 and "params" not in narrow[0], narrow
     assert narrow[2].startswith("* qwen2.5-coder-1.5b-instruct-int4 c94ca2da ") and narrow[2].endswith("top-1 96.7%")
-    monkeypatch.setattr(cli_models, "_terminal_width", lambda: 0)
+    monkeypatch.setattr(cli_models, "terminal_width", lambda: 0)
     full = cli_models._table(rows)
     assert full[0].split() == ["name", "version", "kind", "dtype", "params", "disk", "memory", "quality"]
     assert "1.54B" in full[2] and "int4" in full[2].split()
