@@ -237,18 +237,22 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
 
 
 def _read_timeout(text: str) -> float:
-    """Seconds from ``--read-timeout`` / ``PGPT_READ_TIMEOUT``; -1 for no limit, 0 refused (it would
-    drop every client before its first byte)."""
+    """Seconds from ``--read-timeout`` / ``PGPT_READ_TIMEOUT``; -1 for no limit; under a second refused
+    (0 dropped every client before its first byte)."""
     from pgpt.runtime.arg_types import duration_seconds
 
     try:
         seconds = duration_seconds(text)
     except argparse.ArgumentTypeError as exc:
         raise ConfigError(f"--read-timeout / PGPT_READ_TIMEOUT: {exc}.") from None
-    if seconds == 0:
-        raise ConfigError("--read-timeout / PGPT_READ_TIMEOUT is 0: every client would be dropped before it "
-                          "could send a request.", hint="Give a time such as 60s, or -1 for no limit.")
+    if 0 <= seconds < MIN_READ_TIMEOUT_S:
+        raise ConfigError(f"--read-timeout / PGPT_READ_TIMEOUT is {seconds:g} s: under {MIN_READ_TIMEOUT_S:g} s, "
+                          "clients would be dropped before they could send a request.",
+                          hint="Give a time such as 60s, or -1 for no limit.")
     return seconds
+
+
+MIN_READ_TIMEOUT_S = 1.0  # a request's headers cross a slow link in well under a second
 
 
 def read_api_key(path: Path | None, env: Mapping[str, str]) -> str:
