@@ -172,7 +172,7 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
         print(f"pgpt-serve: answers to Host {', '.join(sorted(names))}; add others (a DNS name of this "
               "machine, a proxy's) with --allowed-hosts", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False,
-                            timeout_graceful_shutdown=10, http=protocol_class(serve.read_timeout_s))
+                            timeout_graceful_shutdown=10, http=protocol_class(serve.client_timeout_s))
     server = _server_class()(config)
     server.service = app.state.service
     from pgpt.runtime.signals import Terminated, terminate_as_interrupt

@@ -42,8 +42,8 @@ class ServeSettings:
         allowed_hosts: Host header names accepted besides the loopback ones; ``*`` any. ``PGPT_ALLOWED_HOSTS``.
         cors_origins: Browser origins allowed by CORS; empty: CORS off. ``PGPT_CORS_ORIGINS``.
         max_body_mb: Largest request body (uploads included), in MB. ``PGPT_MAX_BODY_MB``.
-        read_timeout_s: Seconds a request may take to send its headers, and a body may pause between
-            two reads, before the connection is dropped; -1 never. ``PGPT_READ_TIMEOUT``.
+        client_timeout_s: Seconds a request may take to send its headers, and a body may pause between
+            two reads, before the connection is dropped; -1 never. ``PGPT_CLIENT_TIMEOUT``.
     """
 
     host: str = "127.0.0.1"
@@ -59,7 +59,7 @@ class ServeSettings:
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     max_body_mb: int = 32
-    read_timeout_s: float = 60.0
+    client_timeout_s: float = 60.0
 
     @property
     def max_body_bytes(self) -> int:
@@ -187,7 +187,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cors-origins", nargs="+", metavar="ORIGIN",
                         help="browser origins allowed to call the server (default: none, CORS off)")
     parser.add_argument("--max-body-mb", type=positive_int, help="largest request body or upload in MB (default 32)")
-    parser.add_argument("--read-timeout", metavar="DURATION",
+    parser.add_argument("--client-timeout", metavar="DURATION",
                         help="time a client may take to send its request headers, and may pause while sending a "
                              "body, before it is dropped: 60s, 2m, or -1 for never (default 60s)")
 
@@ -215,7 +215,7 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
         keep_alive = duration_seconds(pick(args.keep_alive, "PGPT_KEEP_ALIVE", "30m"))
     except argparse.ArgumentTypeError as exc:
         raise ConfigError(f"--keep-alive / PGPT_KEEP_ALIVE: {exc}.") from None
-    read_timeout = _read_timeout(pick(args.read_timeout, "PGPT_READ_TIMEOUT", "60s"))
+    client_timeout = _client_timeout(pick(args.client_timeout, "PGPT_CLIENT_TIMEOUT", "60s"))
     return ServeSettings(
         host=pick(args.host, "PGPT_HOST", "127.0.0.1"),
         port=number(args.port, "PGPT_PORT", DEFAULT_PORT, 1, 65535),
@@ -232,27 +232,27 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
         allowed_hosts=tuple(args.allowed_hosts or _names(env.get("PGPT_ALLOWED_HOSTS", ""))),
         cors_origins=tuple(args.cors_origins or _names(env.get("PGPT_CORS_ORIGINS", ""))),
         max_body_mb=number(args.max_body_mb, "PGPT_MAX_BODY_MB", 32, 1),
-        read_timeout_s=read_timeout,
+        client_timeout_s=client_timeout,
     )
 
 
-def _read_timeout(text: str) -> float:
-    """Seconds from ``--read-timeout`` / ``PGPT_READ_TIMEOUT``; -1 for no limit; under a second refused
+def _client_timeout(text: str) -> float:
+    """Seconds from ``--client-timeout`` / ``PGPT_CLIENT_TIMEOUT``; -1 for no limit; under a second refused
     (0 dropped every client before its first byte)."""
     from pgpt.runtime.arg_types import duration_seconds
 
     try:
         seconds = duration_seconds(text)
     except argparse.ArgumentTypeError as exc:
-        raise ConfigError(f"--read-timeout / PGPT_READ_TIMEOUT: {exc}.") from None
-    if 0 <= seconds < MIN_READ_TIMEOUT_S:
-        raise ConfigError(f"--read-timeout / PGPT_READ_TIMEOUT is {seconds:g} s: under {MIN_READ_TIMEOUT_S:g} s, "
+        raise ConfigError(f"--client-timeout / PGPT_CLIENT_TIMEOUT: {exc}.") from None
+    if 0 <= seconds < MIN_CLIENT_TIMEOUT_S:
+        raise ConfigError(f"--client-timeout / PGPT_CLIENT_TIMEOUT is {seconds:g} s: under {MIN_CLIENT_TIMEOUT_S:g} s, "
                           "clients would be dropped before they could send a request.",
                           hint="Give a time such as 60s, or -1 for no limit.")
     return seconds
 
 
-MIN_READ_TIMEOUT_S = 1.0  # a request's headers cross a slow link in well under a second
+MIN_CLIENT_TIMEOUT_S = 1.0  # a request's headers cross a slow link in well under a second
 
 
 def read_api_key(path: Path | None, env: Mapping[str, str]) -> str:

@@ -4,7 +4,7 @@ uvicorn closes a connection idle for 5 s between two requests, but one that send
 request headers a byte at a time, or stops halfway through a body stays open as long as the client
 likes. Anyone who can reach the port could so hold connections and file descriptors without a key,
 since the key only arrives with the headers (t52). Here, as nginx's client_header_timeout and
-client_body_timeout do, a request has ``read_timeout_s`` from the connection's start (or from the
+client_body_timeout do, a request has ``client_timeout_s`` from the connection's start (or from the
 previous answer's end) to finish its headers, and a body may pause that long between two reads.
 A client late with its headers gets a 408 and the connection closes; one that stalls mid-body is
 cut off, which its route sees as a client that left (an upload is then not indexed).
@@ -21,20 +21,20 @@ from pgpt.serve.errors import error_payload, json_bytes
 log = logging.getLogger("pgpt.serve")
 
 
-def timeout_response(read_timeout_s: float) -> bytes:
+def timeout_response(client_timeout_s: float) -> bytes:
     """The raw 408 a client late with its headers gets (h11 sends no answer before a request)."""
     body = json_bytes(error_payload(408, f"Request timeout: the request's headers did not arrive within "
-                                         f"{read_timeout_s:g} s (--read-timeout).", "request_timeout"))
+                                         f"{client_timeout_s:g} s (--client-timeout).", "request_timeout"))
     return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
-def protocol_class(read_timeout_s: float) -> Any:
-    """uvicorn's h11 protocol with the read deadlines above; ``read_timeout_s`` <= 0: none (as uvicorn)."""
+def protocol_class(client_timeout_s: float) -> Any:
+    """uvicorn's h11 protocol with the read deadlines above; ``client_timeout_s`` <= 0: none (as uvicorn)."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    if read_timeout_s <= 0:
+    if client_timeout_s <= 0:
         return H11Protocol
 
     class TimedH11Protocol(H11Protocol):  # type: ignore[misc]
@@ -73,7 +73,7 @@ def protocol_class(read_timeout_s: float) -> Any:
 
         def _arm(self) -> None:
             self._disarm()
-            self._deadline = self.loop.call_later(read_timeout_s, self._expired)
+            self._deadline = self.loop.call_later(client_timeout_s, self._expired)
 
         def _disarm(self) -> None:
             if self._deadline is not None:
@@ -90,10 +90,10 @@ def protocol_class(read_timeout_s: float) -> Any:
                 return
             where = "%s:%d" % tuple(self.client[:2]) if self.client else "a client"
             if state is h11.IDLE and self.conn.trailing_data[0]:  # part of a request came: say why it ends
-                log.info("dropped %s: its request headers took over %g s", where, read_timeout_s)
-                self.transport.write(timeout_response(read_timeout_s))
+                log.info("dropped %s: its request headers took over %g s", where, client_timeout_s)
+                self.transport.write(timeout_response(client_timeout_s))
             elif state is h11.SEND_BODY:
-                log.info("dropped %s: its request body paused for over %g s", where, read_timeout_s)
+                log.info("dropped %s: its request body paused for over %g s", where, client_timeout_s)
             self.transport.close()
 
     return TimedH11Protocol

@@ -74,12 +74,12 @@ def test_options_come_from_the_command_line_then_the_environment_then_dotenv(tmp
         serve_settings(parse(), {"PGPT_MAX_QUEUE": "lots"})
     with pytest.raises(ConfigError, match="keep-alive"):
         serve_settings(parse("--keep-alive", "soon"), {})
-    assert serve_settings(parse(), {}).read_timeout_s == 60.0
-    assert serve_settings(parse("--read-timeout", "2m"), {"PGPT_READ_TIMEOUT": "5s"}).read_timeout_s == 120.0
-    assert serve_settings(parse(), {"PGPT_READ_TIMEOUT": "-1"}).read_timeout_s == -1.0
+    assert serve_settings(parse(), {}).client_timeout_s == 60.0
+    assert serve_settings(parse("--client-timeout", "2m"), {"PGPT_CLIENT_TIMEOUT": "5s"}).client_timeout_s == 120.0
+    assert serve_settings(parse(), {"PGPT_CLIENT_TIMEOUT": "-1"}).client_timeout_s == -1.0
     for too_short in ("0", "500ms"):
-        with pytest.raises(ConfigError, match="read-timeout.* s: under 1 s, clients would be dropped"):
-            serve_settings(parse("--read-timeout", too_short), {})
+        with pytest.raises(ConfigError, match="client-timeout.* s: under 1 s, clients would be dropped"):
+            serve_settings(parse("--client-timeout", too_short), {})
 
 
 def test_the_host_rules(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ TIMEOUT_S = 2.0
 @pytest.fixture(scope="module")
 def strict_server(served_settings: Settings) -> Iterator[RunningServer]:
     """A server that gives a request 2 s for its headers and a body 2 s between reads."""
-    running = start_server(served_settings, "--read-timeout", f"{TIMEOUT_S:g}s")
+    running = start_server(served_settings, "--client-timeout", f"{TIMEOUT_S:g}s")
     try:
         yield running
     finally:
@@ -45,7 +45,8 @@ def _response(sock: socket.socket) -> bytes:
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
     head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
     while len(body) < length:
         body += sock.recv(65536)
     return head + b"\r\n\r\n" + body
@@ -72,7 +73,7 @@ def test_headers_sent_a_byte_at_a_time_get_a_408_in_time(strict_server: RunningS
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408")
     error = json.loads(body)["error"]
-    assert error["code"] == "request_timeout" and "--read-timeout" in error["message"]
+    assert error["code"] == "request_timeout" and "--client-timeout" in error["message"]
     assert "request headers took over 2 s" in strict_server.log_text()
 
 
