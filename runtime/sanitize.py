@@ -144,7 +144,7 @@ def hanging(text: str, width: int) -> str:
         return text
     out: list[str] = []
     for line in text.split("\n"):
-        indent = _HANGS_AFTER.match(line).end()  # type: ignore[union-attr]  # (the pattern matches "")
+        indent = hang_indent(line)
         if cells(line) <= width or indent > width // 2:
             out.append(line)
             continue
@@ -157,6 +157,11 @@ def hanging(text: str, width: int) -> str:
                 row = f"{row} {word}" if row else word
         out.append(lead + row)
     return "\n".join(out)
+
+
+def hang_indent(line: str) -> int:
+    """Where a wrapped ``line`` goes on: after its leading spaces and its number ("  [1] ", "  2. ")."""
+    return _HANGS_AFTER.match(line).end()  # type: ignore[union-attr]  # (the pattern matches "")
 
 
 _HANGS_AFTER = re.compile(r" *(?:\[\d+\] |\d+\. )?")

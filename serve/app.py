@@ -97,10 +97,9 @@ async def _pgpt_error(request: Any, error: Exception) -> Any:
 
 async def _http_error(request: Any, error: Any) -> Any:
     from fastapi.responses import JSONResponse
+    from starlette.requests import ClientDisconnect
 
     from pgpt.serve.errors import error_payload
-
-    from starlette.requests import ClientDisconnect
 
     detail, code = str(error.detail), None
     if isinstance(error.__cause__, ClientDisconnect):  # FastAPI's 400 for a body its client stopped sending

@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
+from pgpt.runtime.sanitize import hang_indent
 from pgpt.tui.sanitize import clean_text, strip_controls
 
 if TYPE_CHECKING:
@@ -64,21 +65,18 @@ HANGING_MIN_WIDTH = 12
 
 
 def hanging(content: Content, width: int) -> Content:
-    """``content`` with each indented line wrapped to ``width`` under its own indent: a passage's
-    wrapped lines went back to column 0 under its indented first line (t54)."""
+    """``content`` with each indented or numbered line wrapped to ``width`` under its own indent, as
+    ``runtime.sanitize.hanging`` wraps plain text (with the styles kept): a passage's wrapped lines
+    went back to column 0 under its indented first line (t54)."""
     lines = []
     for line in content.split("\n"):
-        numbered = _NUMBERED.match(line.plain)  # "[2] file, page 3 (the same text in: ...)" hangs after "[2] "
-        indent = numbered.end() if numbered else len(line.plain) - len(line.plain.lstrip(" "))
+        indent = hang_indent(line.plain)  # "[2] file, page 3 (the same text in: ...)" hangs after "[2] "
         if not indent or line.cell_length <= width or indent > width // 2:
             lines.append(line)  # other lines are wrapped by Textual as before
             continue
         parts = line[indent:].wrap(width - indent)
         lines += [line[:indent] + parts[0], *(Content(" " * indent) + part for part in parts[1:])]
     return Content("\n").join(lines)
-
-
-_NUMBERED = re.compile(r"\[\d+\] ")
 
 
 NO_ANSWER = "(no answer)"  # the mark of an answer the model ended before writing anything
