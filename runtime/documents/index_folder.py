@@ -74,7 +74,8 @@ def index_state(settings: Settings) -> str:
     """
     import lancedb
 
-    from pgpt.runtime.documents.store import TEXT_FORMAT, changed_suffixes, table_text_format
+    from pgpt.runtime.documents.folding import is_folded
+    from pgpt.runtime.documents.text_format import TEXT_FORMAT, changed_suffixes, table_text_format
 
     folder = index_dir(settings)
     if not folder.is_dir():
@@ -90,6 +91,7 @@ def index_state(settings: Settings) -> str:
         documents = len({row["doc_id"] for row in table.search().select(["doc_id"]).limit(max(rows, 1)).to_list()})
         text_index = any(i.index_type == "FTS" for i in table.list_indices())
         text_format = table_text_format(table)
+        folded = is_folded(table)
     except Exception as exc:  # any failure to read it is what doctor is for
         return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); move it aside "
                 f"(mv {folder} {folder}.damaged) and add your documents again with `pgpt-tui ingest PATH...`")
@@ -103,6 +105,8 @@ def index_state(settings: Settings) -> str:
         which = f"all its {documents} documents" if changed is None else f"its {', '.join(changed)} documents"
         notes += (f", made by {'an older' if text_format < TEXT_FORMAT else 'a newer'} pgpt (text format "
                   f"{text_format}, this one writes {TEXT_FORMAT}): the next ingest reads and chunks {which} again")
+    if rows and not folded:
+        notes += ", full-text search not folded yet (made by an older pgpt: the next ingest folds it in seconds)"
     if writer:
         notes += f", {'a re-index or ' if stale else 'an '}ingestion is running ({writer})"
     elif stale:

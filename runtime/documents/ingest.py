@@ -36,7 +36,8 @@ from pgpt.runtime.documents.discovery import (collect_files, fs_reason, gone_doc
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.progress import IngestProgress, WorkShares, tick
-from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord, DocumentStore, changed_suffixes
+from pgpt.runtime.documents.store import DocumentRecord, DocumentStore
+from pgpt.runtime.documents.text_format import TEXT_FORMAT, changed_suffixes
 from pgpt.runtime.documents.summary import IngestReport, mark_stale
 from pgpt.runtime.errors import Cancelled, StorageError, UsageError
 from pgpt.runtime.settings import Settings
@@ -68,6 +69,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
             # The reader process starts first: its Python starts while the index is read and the folders listed.
             with IsolatedReader(settings.read_timeout_s, settings.read_memory_mb) as reader:
                 store.drop_stale_tables()
+                store.fold_if_needed()  # an index of an earlier release gets its folded search text
                 catalog = _catalog(store)
                 known = catalog.setdefault(collection, {})
                 files, left_out = collect_files(paths, own=(settings.home, settings.model_cache))

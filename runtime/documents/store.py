@@ -25,48 +25,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgpt.runtime.documents.compaction import compaction_due, mark_compacted
+from pgpt.runtime.documents.folding import COLUMNS as FOLDED
+from pgpt.runtime.documents.folding import FOLD_META, FOLD_VERSION, fold_table, folded_columns, is_folded
 from pgpt.runtime.documents.index_folder import (
     ACTIVE, TABLE, active_table, index_dir, write_atomically, writing,
 )
+from pgpt.runtime.documents.text_format import META_FORMAT, TEXT_FORMAT, table_text_format
 from pgpt.runtime.errors import IndexModelMismatchError
 from pgpt.runtime.settings import Settings, ensure_private_dir
 
 if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks index_has_data at start
     import numpy as np
 
-# How documents are read and cut into chunks. Version 2: PDF paragraphs (running headers, footers
-# and hyphenation undone), headings in plain text and setext Markdown, definition-list terms as
-# headings, short sibling sections packed together. An index of another version is re-chunked by
-# the next ingest (`ingest` says so), since its chunks and the new ones would not agree.
-# Version 3: an HTML definition list's term and its definition's first paragraph are one block
-# ("adm Members of this group ..."), not two sentences.
-# Version 4: reST hyperlink targets and image directives are left out of .rst files (they render as
-# nothing, and a link target was quoted as the answer).
-# Version 5: HTML and .docx list items keep a marker ("- ", or "2. " for a numbered one), as Markdown's do;
-# line ends are "\n".
-# Version 6: a PDF's line at the top or the foot of most pages is dropped as a running header or
-# footer only when it is the same text on each or differs in its page number alone: templated pages
-# ("Invoice 1001 ... total 250 euros.", one a page) lost those lines, their facts. Only PDFs are read again.
-# Version 7: HTML elements hidden from the page's reader (``hidden``, ``display:none``) are left out.
-# Version 8: a Markdown file's front matter (YAML between "---" lines, TOML between "+++") is left out
-# and its title made the heading (it was a passage of its own); a .docx table nested in a cell is read
-# (it was dropped), a merged cell once, a cell's paragraphs on its row's line; .rtf is read as its text
-# (it was its markup); an HTML page's declared charset is read (Shift_JIS, Big5, KOI8-R pages were mojibake).
-TEXT_FORMAT = 8
-# The suffixes whose reading changed in each version (None: every document's), so that an upgrade
-# reads again only the documents it changes (a PDF rule re-embedded thousands of Markdown files).
-_CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html"), 8: (".docx", ".htm", ".html", ".markdown", ".md", ".rtf")}
-
-
-def changed_suffixes(since: int) -> tuple[str, ...] | None:
-    """The file suffixes read differently now than by text format ``since`` (None: all of them)."""
-    changed: set[str] = set()
-    for version in range(since + 1, TEXT_FORMAT + 1):
-        suffixes = _CHANGED_IN.get(version)
-        if suffixes is None:
-            return None
-        changed.update(suffixes)
-    return tuple(sorted(changed))
 T = TypeVar("T")
 # Every write is a commit with a manifest that lists all data files, and LanceDB keeps old versions
 # 7 days by default: after 2,673 files (one commit each) the index held 357 MB of manifests for 75 MB
@@ -79,7 +49,6 @@ T = TypeVar("T")
 COMPACT_EVERY = 64
 COMPACT_CHUNKS = 100
 CLEANUP_AFTER_S = 60
-_META_FORMAT = "pgpt.text_format"  # on the text column's field: schema metadata is fixed at creation
 _META_MODEL = b"pgpt.embed_model"
 _META_NAME = b"pgpt.embed_name"
 _META_DIM = b"pgpt.embed_dim"
@@ -126,12 +95,6 @@ def where_clause(collection: str | None, doc_ids: list[str] | None) -> str | Non
     return " AND ".join(filters) or None
 
 
-def table_text_format(table: Any) -> int:
-    """The text format of a LanceDB chunk table (1: written before formats were recorded)."""
-    metadata = table.schema.field("text").metadata or {}
-    return int(metadata.get(_META_FORMAT.encode(), b"1"))
-
-
 class DocumentStore:
     """The chunk table, opened for one embedding model."""
 
@@ -147,6 +110,7 @@ class DocumentStore:
         self.damaged_in_use = ""  # a re-index's unreadable old table (see documents_in_use)
         self.set_aside = ""  # where publish() moved it
         self._changed = False
+        self._folded = False  # known to have the folded columns (fold_if_needed)
         self._commits = 0
         with writing(self.folder, "Opening the document index"):
             ensure_private_dir(self.folder)
@@ -214,8 +178,10 @@ class DocumentStore:
             pa.field("chunk_id", pa.string()), pa.field("doc_id", pa.string()),
             pa.field("collection", pa.string()), pa.field("path", pa.string()),
             pa.field("content_hash", pa.string()),
-            pa.field("text", pa.string(), metadata={_META_FORMAT: str(TEXT_FORMAT)}),
+            pa.field("text", pa.string(), metadata={META_FORMAT: str(TEXT_FORMAT)}),
             pa.field("heading", pa.string()), pa.field("page", pa.int32()),
+            pa.field(FOLDED["text"], pa.string(), metadata={FOLD_META: FOLD_VERSION}),
+            pa.field(FOLDED["heading"], pa.string()),
             pa.field("start", pa.int64()), pa.field("end", pa.int64()),
             pa.field("ingested_at", pa.float64()),
             pa.field("vector", pa.list_(pa.float32(), self.dimension)),
@@ -230,7 +196,7 @@ class DocumentStore:
     def mark_text_format(self) -> None:
         """Record that every chunk now follows ``TEXT_FORMAT`` (after an ingest re-chunked them all)."""
         with writing(self.folder):
-            self.table.update_field_metadata({"path": "text", "metadata": {_META_FORMAT: str(TEXT_FORMAT)}})
+            self.table.update_field_metadata({"path": "text", "metadata": {META_FORMAT: str(TEXT_FORMAT)}})
 
     @property
     def version(self) -> str:
@@ -300,9 +266,11 @@ class DocumentStore:
         now = time.time()
         data = {name: [row[name] for row in rows] for name in ROW_COLUMNS if name != "ingested_at"}
         data["ingested_at"] = [now] * len(rows)
+        data.update(folded_columns(data))
         data["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).ravel()),
                                                            self.dimension)
         table = pa.table(data, schema=self._schema())
+        self.fold_if_needed()  # an index made before the folded columns has no place for them yet
         with writing(self.folder):
             if new:
                 self.table.add(table)
@@ -340,18 +308,32 @@ class DocumentStore:
         self.table.optimize(cleanup_older_than=timedelta(seconds=CLEANUP_AFTER_S))
         mark_compacted(self.folder)
 
+    def fold_if_needed(self) -> None:
+        """Give an index made before the folded columns (folding.py) its folded text, in place; the
+        caller holds the writer lock. finish_batch() then builds the full-text indexes on it."""
+        if self._folded or is_folded(self.table):
+            self._folded = True
+            return
+        with writing(self.folder, "Folding the document index's text for search"):
+            fold_table(self.table)
+        self._folded = self._changed = True
+
     def finish_batch(self) -> None:
-        """After an ingest that changed something: build the full-text indexes if missing (text and
-        heading: a search then matches a chunk's heading trail as well as its text), and compact,
-        which also brings them up to date, once writes piled up (see compaction.py)."""
+        """After an ingest that changed something: build the full-text indexes if missing (on the
+        folded text and heading: a search then matches a chunk's heading trail as well as its text),
+        and compact, which also brings them up to date, once writes piled up (see compaction.py)."""
         from lancedb.index import FTS
 
         if not self._changed:
             return  # nothing to index or compact (and nothing is written, even on a full disk)
+        self.fold_if_needed()  # a batch that only forgot documents may not have folded an old index
         with writing(self.folder):
             fts = [i for i in self.table.list_indices() if i.index_type == "FTS"]
+            for old in [i for i in fts if not set(i.columns) & set(FOLDED.values())]:
+                self.table.drop_index(old.name)  # on the text itself: a search would count both
+                fts.remove(old)
             indexed = {column for i in fts for column in i.columns}
-            missing = [column for column in ("text", "heading") if column not in indexed]
+            missing = [column for column in FOLDED.values() if column not in indexed]
             if missing and self.table.count_rows():
                 for column in missing:
                     self.table.create_index(column, config=FTS(with_position=False), replace=True)
@@ -409,6 +391,8 @@ class DocumentStore:
 
             logging.getLogger(__name__).warning("could not drop the unused index table %s: %s", name, exc)
 
-    def has_text_index(self) -> bool:
-        """Whether full-text search can run (the index exists once something was ingested)."""
-        return any(i.index_type == "FTS" for i in self.table.list_indices())
+    def text_index(self) -> str:
+        """How full-text search runs: "folded" on the folded columns (folding.py), "plain" on the
+        text itself (an index made before them, until its next ingest), "" not yet (nothing ingested)."""
+        columns = {c for i in self.table.list_indices() if i.index_type == "FTS" for c in i.columns}
+        return "folded" if FOLDED["text"] in columns else "plain" if columns else ""

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from pgpt.runtime.documents.store import TEXT_FORMAT, DocumentRecord
+from pgpt.runtime.documents.store import DocumentRecord
+from pgpt.runtime.documents.text_format import TEXT_FORMAT
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 
 from pgpt.runtime.documents import ingest as ingest_module, store as store_module
 from pgpt.runtime.documents.ingest import ingest, open_store
-from pgpt.runtime.documents.store import TEXT_FORMAT
+from pgpt.runtime.documents.text_format import TEXT_FORMAT
 from pgpt.runtime.settings import Settings
 from support import cli_env
 

@@ -61,7 +61,7 @@ def test_versions_and_data_files_stay_bounded_as_documents_are_added(tmp_path: P
     rows = chunk_rows(doc_id, "/docs/late.txt", 1, rng)
     rows[0]["text"] += " zanzibarite"
     store.replace_document(doc_id, rows, rng.standard_normal((1, 384)).astype(np.float32), new=True)
-    hits = store.table.search("zanzibarite", query_type="fts", fts_columns="text").limit(3).select(["doc_id"]).to_list()
+    hits = store.table.search("zanzibarite", query_type="fts", fts_columns="fts_text").limit(3).select(["doc_id"]).to_list()
     assert [hit["doc_id"] for hit in hits] == [doc_id]
 
 
@@ -89,7 +89,7 @@ def test_an_upload_compacts_only_once_writes_piled_up(tmp_path: Path, monkeypatc
         rows[0]["text"] += f" quokka{n}"
         upload.replace_document(doc_id, rows, rng.standard_normal((1, 384)).astype(np.float32), new=True)
         upload.finish_batch()
-        hits = upload.latest().search(f"quokka{n}", query_type="fts", fts_columns="text").limit(3).to_list()
+        hits = upload.latest().search(f"quokka{n}", query_type="fts", fts_columns="fts_text").limit(3).to_list()
         assert [hit["doc_id"] for hit in hits] == [doc_id]
         assert fragments(upload) == n + 1 or n + 1 == OPTIMIZE_FRAGMENTS, n
     assert fragments(upload) <= 2, fragments(upload)  # the 16th compacted them (LanceDB may keep the newest apart)
@@ -100,7 +100,7 @@ def test_an_upload_compacts_only_once_writes_piled_up(tmp_path: Path, monkeypatc
     big.replace_document(doc_id, chunk_rows(doc_id, "/docs/big.txt", OPTIMIZE_UNINDEXED, rng),
                          rng.standard_normal((OPTIMIZE_UNINDEXED, 384)).astype(np.float32), new=True)
     big.finish_batch()
-    assert big.table.index_stats("text_idx").num_unindexed_rows == 0 and fragments(big) <= 2
+    assert big.table.index_stats("fts_text_idx").num_unindexed_rows == 0 and fragments(big) <= 2
 
 
 @pytest.mark.filterwarnings("ignore:optimize:UserWarning")
