@@ -9,6 +9,7 @@ one code path; its streams give the same ``result`` objects (answer, cached, tim
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -320,7 +321,8 @@ def unreachable(url: str, error: BaseException, during_answer: bool = False) -> 
     port = urllib.parse.urlsplit(url).port or 8642
     hint = (f"Start it with `pgpt-serve --port {port}` (or open the SSH tunnel: ssh -L {port}:127.0.0.1:{port} "
             "HOST), or leave out --server (and PGPT_SERVER) to run the model in this process.")
-    reason = " ".join(str(error).split()) or type(error).__name__
+    # an HTTP library's message may quote a request header: never the key in it
+    reason = re.sub(r"(?i)bearer[^'\"]*", "Bearer ***", " ".join(str(error).split())) or type(error).__name__
     if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
         return ServerUnreachableError(
             f"The server at {url} accepted the connection but sent nothing for {_seconds(error)}: it hangs, or a "

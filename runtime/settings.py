@@ -183,7 +183,25 @@ def _server_url(raw: str) -> str:
 def _server_key(env: dict[str, str]) -> str:
     """The key for PGPT_SERVER: the file PGPT_API_KEY_FILE, else PGPT_API_KEY."""
     path = env.get("PGPT_API_KEY_FILE", "")
-    return read_key_file(Path(path), client=True) if path else env.get("PGPT_API_KEY", "").strip()
+    return read_key_file(Path(path), client=True) if path else checked_key(env.get("PGPT_API_KEY", ""), "PGPT_API_KEY")
+
+
+def checked_key(key: str, where: str) -> str:
+    """``key`` stripped, refused when it is not one word of printable ASCII: a key with a line break
+    or a space (a comment line above it in its file) cannot be sent in a header, and the HTTP
+    library's error quoted the whole header, key included (t60). The message never shows the key.
+
+    Raises:
+        ConfigError: the key holds whitespace, control or non-ASCII characters.
+    """
+    from pgpt.runtime.errors import ConfigError
+
+    key = key.strip()
+    if key and not all("!" <= c <= "~" for c in key):
+        raise ConfigError(f"The API key in {where} is not one word of printable ASCII: it holds a line break, a space, "
+                          "or a character outside ASCII (a comment line beside the key?).",
+                          hint="Keep only the key on one line, e.g. the output of `openssl rand -hex 32`.")
+    return key
 
 
 def read_key_file(path: Path, client: bool = False) -> str:
@@ -213,7 +231,7 @@ def read_key_file(path: Path, client: bool = False) -> str:
         raise ConfigError(f"The API key file {path} is empty.",
                           hint="Put the server's key in it (its operator has it)." if client else
                           f"Put a key in it: (umask 077; openssl rand -hex 32 > {path}).")
-    return key
+    return checked_key(key, f"the file {path}")
 
 
 def ensure_private_dir(path: Path) -> Path:

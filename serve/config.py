@@ -259,13 +259,13 @@ def read_api_key(path: Path | None, env: Mapping[str, str]) -> str:
     """The key from ``path``, else ``PGPT_API_KEY_FILE``, else ``PGPT_API_KEY``; '' when none is set.
 
     Raises:
-        ConfigError: the file is missing, empty, or readable by other users.
+        ConfigError: the file is missing, empty, or readable by other users, or the key is not one word.
     """
-    from pgpt.runtime.settings import read_key_file
+    from pgpt.runtime.settings import checked_key, read_key_file
 
     if path is None and env.get("PGPT_API_KEY_FILE"):
         path = Path(env["PGPT_API_KEY_FILE"])
-    return read_key_file(path) if path is not None else env.get("PGPT_API_KEY", "").strip()
+    return read_key_file(path) if path is not None else checked_key(env.get("PGPT_API_KEY", ""), "PGPT_API_KEY")
 
 
 def _names(text: str) -> list[str]:

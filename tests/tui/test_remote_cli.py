@@ -240,6 +240,33 @@ def test_a_key_in_the_server_address_is_refused_and_never_shown(served: RunningS
     assert not logs.exists() or all(secret not in p.read_text() for p in logs.iterdir())
 
 
+def test_a_key_that_is_not_one_word_is_refused_and_never_shown(served: RunningServer, tmp_path: Path) -> None:
+    """A key file with a comment line above the key: the HTTP library refused the header, and its
+    message, whole key included, was printed as "Nothing answers at ..." (by doctor too, t60)."""
+    settings = client_settings(served, tmp_path)
+    key_file = tmp_path / "api-key"
+    key_file.write_text(f"# my pgpt key\n{KEY}\n")
+    key_file.chmod(0o600)
+    base = {**cli_env(settings), "PGPT_SERVER": settings.server}
+    for extra, args in [({"PGPT_API_KEY_FILE": str(key_file)}, ["docs"]),
+                        ({"PGPT_API_KEY_FILE": str(key_file)}, ["doctor", "--offline", "--json"]),
+                        ({"PGPT_API_KEY": f"abc\n{KEY}"}, ["search", "ferry"])]:
+        result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
+                                env={**base, **extra}, timeout=600)
+        shown = result.stdout + result.stderr
+        assert result.returncode == 2 and "is not one word of printable ASCII" in shown, (args, shown)
+        assert KEY not in shown and "Traceback" not in shown and "Nothing answers" not in shown
+
+
+def test_an_http_error_that_quotes_the_key_header_is_shown_without_it() -> None:
+    """Whatever else lets a header through to the HTTP library, its quoted header is not printed."""
+    from pgpt.runtime.remote import unreachable
+
+    error = httpx.LocalProtocolError("Illegal header value b'Bearer # comment\\nsekret-0123456789'")
+    shown = str(unreachable("http://127.0.0.1:8642", error))
+    assert "sekret" not in shown and "comment" not in shown and "Bearer ***" in shown
+
+
 def test_doctor_of_a_client_checks_its_server(served: RunningServer, tmp_path: Path) -> None:
     """As a client, chat, ask and the app run on the server: doctor spoke only of local folders."""
     settings = client_settings(served, tmp_path)
