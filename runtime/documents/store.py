@@ -37,6 +37,7 @@ from pgpt.runtime.settings import Settings, ensure_private_dir
 if TYPE_CHECKING:  # numpy is imported where vectors are written: the app asks index_has_data at start
     import numpy as np
 
+_META_IDENTITY = "pgpt.table_id"  # on the chunk_id field: a table's own random id (see DocumentStore.version)
 T = TypeVar("T")
 # Every write is a commit with a manifest that lists all data files, and LanceDB keeps old versions
 # 7 days by default: after 2,673 files (one commit each) the index held 357 MB of manifests for 75 MB
@@ -117,7 +118,7 @@ class DocumentStore:
             self.db = lancedb.connect(str(self.folder))
             if rebuild:
                 self.name = f"{TABLE}-{uuid.uuid4().hex[:12]}"
-                self._table = self.db.create_table(self.name, schema=self._schema())
+                self._table = _with_identity(self.db.create_table(self.name, schema=self._schema()))
             else:
                 self.name = active_table(self.folder)
                 self._table = self._open_or_create(self.name)
@@ -159,7 +160,7 @@ class DocumentStore:
 
     def _open_or_create(self, name: str) -> Any:
         if name not in self.db.list_tables().tables:
-            return self.db.create_table(name, schema=self._schema(), exist_ok=True)
+            return _with_identity(self.db.create_table(name, schema=self._schema(), exist_ok=True))
         table = self.db.open_table(name)
         meta = table.schema.metadata or {}
         if meta.get(_META_MODEL, b"").decode() != self.model_id:
@@ -200,9 +201,13 @@ class DocumentStore:
 
     @property
     def version(self) -> str:
-        """The table's name and commit number: it changes with every ingest, forget and re-index
-        (a re-indexed table may reach the old one's commit number; its name differs)."""
-        return f"{self.name}@{self.latest().version}"
+        """The table's name, identity and commit number: it changes with every ingest, forget and
+        re-index. An index deleted or moved aside and made again is a table of the same name whose
+        commit number starts over: without its own identity, its answers were taken from the cache of
+        the old one, a forgotten document's text with them (t60)."""
+        table = self.latest()
+        identity = (table.schema.field("chunk_id").metadata or {}).get(_META_IDENTITY.encode(), b"").decode()
+        return f"{self.name}{'.' + identity if identity else ''}@{table.version}"
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         """Indexed documents with their chunk counts, sorted by path."""
@@ -316,6 +321,7 @@ class DocumentStore:
             return
         with writing(self.folder, "Folding the document index's text for search"):
             fold_table(self.table)
+            _with_identity(self.table)  # made before identities too
         self._folded = self._changed = True
 
     def finish_batch(self) -> None:
@@ -396,3 +402,10 @@ class DocumentStore:
         text itself (an index made before them, until its next ingest), "" not yet (nothing ingested)."""
         columns = {c for i in self.table.list_indices() if i.index_type == "FTS" for c in i.columns}
         return "folded" if FOLDED["text"] in columns else "plain" if columns else ""
+
+
+def _with_identity(table: Any) -> Any:
+    """``table``, given a random identity unless it has one (see DocumentStore.version)."""
+    if not (table.schema.field("chunk_id").metadata or {}).get(_META_IDENTITY.encode()):
+        table.update_field_metadata({"path": "chunk_id", "metadata": {_META_IDENTITY: uuid.uuid4().hex[:16]}})
+    return table

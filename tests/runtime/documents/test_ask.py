@@ -113,6 +113,27 @@ def test_a_similar_question_is_answered_from_the_cache_until_the_index_changes(i
     assert not after.cached and "9902" in after.sources[0]["text"]
 
 
+def test_an_index_made_again_is_not_answered_from_the_old_ones_cache(indexed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The index deleted (or moved aside, as "index damaged" advises) and made again from other files:
+    its table had the old one's name and commit number, and the old answer, with the forgotten
+    document's text in its sources, came from the cache (t60)."""
+    import json
+    import shutil
+
+    from pgpt.runtime.documents.index_folder import index_dir
+
+    assert "7341" in ask(indexed, QUESTION).result.answer
+    settings, embedder, _, _ = indexed
+    shutil.rmtree(index_dir(settings))
+    other = tmp_path / "other"
+    other.mkdir()  # as many files as before: the same number of commits
+    (other / "menu.txt").write_text("The canteen serves soup on Mondays and fish on Fridays.\n")
+    (other / "ferry.txt").write_text("The ferry to the island leaves at noon every Tuesday.\n")
+    ingest(settings, [other], embedder)
+    again = ask(indexed, QUESTION).result
+    assert not again.cached and "7341" not in json.dumps(again.as_json()), again.as_json()
+
+
 def test_a_similar_question_from_the_cache_reports_the_answers_tokens(indexed) -> None:  # type: ignore[no-untyped-def]
     """It said 0 completion tokens (and the server's usage with it): the answer has its tokens."""
     first = ask(indexed, QUESTION).result
