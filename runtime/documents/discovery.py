@@ -26,6 +26,12 @@ OFFICE_FORMATS = {suffix: f"unsupported format ({suffix}): {_SAVE_AS}{extra}" fo
     ((".xlsx", ".xls", ".ods"), " (CSV for a sheet)"), ((".pptx", ".ppt", ".odp"), ""),
     ((".doc", ".odt"), ""), ((".pages", ".numbers", ".key"), "")) for suffix in suffixes}
 OWN_FOLDER = "pgpt's own folder (PGPT_HOME or the model cache), not documents"
+# Folders of installed packages inside a project: a code folder's node_modules gave 400 of its 875
+# documents, vendored READMEs answering for the project's own (t61). Left out, and said so; named as a
+# PATH of its own, such a folder is read. (Hidden folders, .git and .venv among them, are left out too.)
+PACKAGE_FOLDERS = {"node_modules": "installed npm packages", "bower_components": "installed Bower packages",
+                   "__pycache__": "Python bytecode", "site-packages": "installed Python packages"}
+OFFICE_FORMATS[".epub"] = f"unsupported format (.epub): {_SAVE_AS}"
 
 
 def missing_paths(paths: list[Path]) -> list[str]:
@@ -88,6 +94,9 @@ def _walk(root: Path, mine: set[Path]) -> Iterator[tuple[Path, str]]:
                 # a link to a folder inside the root: that folder is walked on its own, and said so
                 yield link, _link_problem(link, root) or _inside_link(link, root)
         dirs[:] = [d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink()]
+        for name in sorted(d for d in dirs if _packages(Path(folder) / d)):
+            dirs.remove(name)
+            yield Path(folder) / name, f"{_packages(Path(folder) / name)}, not your documents (name it to index it)"
         for name in sorted(names):
             if name.startswith("."):
                 continue
@@ -101,6 +110,14 @@ def _walk(root: Path, mine: set[Path]) -> Iterator[tuple[Path, str]]:
                 yield path, fs_reason(exc)
     for error in unreadable:
         yield Path(error.filename or root), f"a folder that cannot be listed ({error.strerror})"
+
+
+def _packages(folder: Path) -> str:
+    """What kind of installed packages ``folder`` holds, or '' (a virtual environment without a dot
+    is known by its pyvenv.cfg)."""
+    if folder.name in PACKAGE_FOLDERS:
+        return PACKAGE_FOLDERS[folder.name]
+    return "a Python virtual environment" if (folder / "pyvenv.cfg").is_file() else ""
 
 
 def _inside_link(link: Path, root: Path) -> str:
@@ -157,7 +174,8 @@ def _file_problem(path: Path) -> str:
     if not stat.S_ISREG(info.st_mode):
         return "a special file (device, pipe or socket)"
     if info.st_size > MAX_FILE_BYTES:
-        return f"too large ({info.st_size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB)"
+        return (f"too large ({info.st_size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB): to index "
+                "it, split it (split -C 50M FILE PART-) or index the part you need (tail -n 100000 FILE > PART)")
     if not os.access(path, os.R_OK):
         return "unreadable (permission denied)"
     if not info.st_size:  # an empty .log was a "binary file"
