@@ -3,6 +3,8 @@ lists in HTML and DOCX, and short sibling sections packed into one chunk."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -209,6 +211,31 @@ def test_a_long_paragraph_is_packed_from_its_sentences_or_lines(joiner: str, end
     assert all(len(c.text.split()) <= 100 and sections[0].text[c.start:c.end] == c.text for c in chunks)
     bodies = [row for c in chunks[1:] for row in c.text.split(joiner if ender == "" else f"{ender}{joiner}")]
     assert {b.rstrip(ender) for b in bodies} == {r.rstrip(ender) for r in rows}  # every row whole, in some chunk
+
+
+def test_a_huge_paragraph_is_never_counted_whole() -> None:
+    """A 50 MB CSV (no blank line: one paragraph) was counted by the tokenizer at once, which keeps about
+    300 bytes a character: 13.8 GB (t61). No text over COUNT_LIMIT_CHARS reaches the counter now, and
+    the chunks are those of counting it whole."""
+    from pgpt.runtime.documents.chunking import COUNT_LIMIT_CHARS
+
+    rows = [f"2024-01-{i % 28 + 1:02d},cust_{i},plan_{'abc'[i % 3]},{i % 997}.50,EUR" for i in range(12_000)]
+    sections = [Section("date,customer,plan,amount,currency\n" + "\n".join(rows))]
+    assert len(sections[0].text) > 4 * COUNT_LIMIT_CHARS
+    seen: list[int] = []
+
+    def count(text: str) -> int:
+        seen.append(len(text))
+        return len(re.findall(r"\w+|[^\w\s]", text))  # word pieces, about: words and punctuation
+
+    chunks = chunk_sections(sections, count, max_tokens=200, overlap_tokens=32)
+    assert max(seen) <= COUNT_LIMIT_CHARS and len(chunks) > 100
+    assert all(count(c.text) <= 200 and sections[0].text[c.start:c.end] == c.text for c in chunks)
+    assert {row for c in chunks for row in c.text.split("\n")} >= set(rows)  # every row whole, in some chunk
+    text = "x" * (3 * COUNT_LIMIT_CHARS)  # one word: counted from its first COUNT_LIMIT_CHARS characters
+    seen.clear()
+    assert "".join(c.text for c in chunk_sections([Section(text)], count, 200, 32)) == text
+    assert max(seen) <= COUNT_LIMIT_CHARS
 
 
 def test_an_html_term_and_its_definition_are_one_sentence() -> None:
