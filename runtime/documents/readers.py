@@ -1,4 +1,4 @@
-"""Text out of documents: txt, md, pdf, docx, html and other text files, with pages and headings.
+"""Text out of documents: txt, md, pdf, docx, html, ipynb and other text files, with pages and headings.
 
 Each reader returns sections (text, page, heading trail). A file that cannot give text raises
 :class:`Skipped` with the reason the ingest report shows (binary, encrypted PDF, scanned PDF
@@ -24,7 +24,7 @@ from typing import Any
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
-KNOWN_SUFFIXES = (".txt", ".pdf", ".docx", ".rtf", *MARKDOWN_SUFFIXES, *HTML_SUFFIXES)
+KNOWN_SUFFIXES = (".txt", ".pdf", ".docx", ".rtf", ".ipynb", *MARKDOWN_SUFFIXES, *HTML_SUFFIXES)
 MAX_EXPANDED_BYTES = 200_000_000  # a .docx's unzipped size; real documents stay far below
 _NESTED_TABLES = 4  # .docx tables within tables read as rows; deeper ones as text (a crafted file nests thousands)
 
@@ -71,6 +71,10 @@ def read_document(path: Path, source: Path | None = None) -> list[Section]:
             sections = read_html(text)
         elif suffix in MARKDOWN_SUFFIXES:
             sections = markdown_sections(text)
+        elif suffix == ".ipynb":
+            from pgpt.runtime.documents.notebook_reader import read_notebook
+
+            sections = read_notebook(text)
         else:
             sections = underlined_sections(without_rest_markup(text) if suffix in (".rst", ".rest") else text)
     sections = [Section(_clean(s.text), s.page, _clean(s.heading)) for s in sections if s.text.strip()]
