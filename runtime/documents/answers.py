@@ -29,7 +29,7 @@ from pgpt.runtime.documents.similar_questions import find_similar, normalize_que
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter, inert_answer
 from pgpt.runtime.documents.retrieval import Hit, search
-from pgpt.runtime.llm.answer_cache import cache_key
+from pgpt.runtime.llm.answer_cache import DOCUMENTS, cache_key
 from pgpt.runtime.llm.chat import ChatEngine
 from pgpt.runtime.llm.sampling import SamplingOptions
 
@@ -159,6 +159,7 @@ class AskStream:
         timings["retrieve_s"] = round(time.perf_counter() - embedded, 4)
         self._say("reading")
         stream = self.engine.stream(self._messages(passages, sentences, shown), self.options, self.cancel)
+        stream.cache_tag = DOCUMENTS  # a forget drops the drafts made from its passages (purge.py)
         markup, writing = MarkupFilter(), False
         for piece in stream:
             if shown_text := markup.feed(piece):

@@ -36,6 +36,7 @@ from pgpt.runtime.documents.discovery import (collect_files, fs_reason, gone_doc
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.progress import IngestProgress, WorkShares, tick
+from pgpt.runtime.documents.purge import purge
 from pgpt.runtime.documents.store import DocumentRecord, DocumentStore
 from pgpt.runtime.documents.text_format import TEXT_FORMAT, changed_suffixes
 from pgpt.runtime.documents.summary import IngestReport, mark_stale
@@ -125,6 +126,8 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
         if reindex:
             store.publish()
             report.set_aside = store.set_aside
+        elif report.removed:  # --prune forgot documents: their text leaves the disk too
+            purge(settings, store)
     report.seconds = time.perf_counter() - started
     if progress is not None:
         progress(IngestProgress(len(work), len(work), "", report.chunks, 0.0))
@@ -202,6 +205,7 @@ def forget_path(settings: Settings, embedder: Any, path: str, collection: str | 
                              hint="See the indexed files with `pgpt-tui docs`.")
         for record in matches:
             store.forget(record.doc_id)
+        purge(settings, store)
     return matches
 
 
@@ -216,6 +220,7 @@ def forget_document(settings: Settings, embedder: Any, doc_id: str, lock_wait_s:
         record = next((d for d in store.documents() if d.doc_id == doc_id), None)
         if record is not None:
             store.forget(doc_id)
+            purge(settings, store)
     return record
 
 
@@ -229,7 +234,10 @@ def forget_gone(settings: Settings, embedder: Any, paths: list[Path],
     """
     with writer_lock(settings):
         store = open_store(settings, embedder)
-        return _prune(store, _catalog(store).get(collection, {}), paths, IngestReport())
+        gone = _prune(store, _catalog(store).get(collection, {}), paths, IngestReport())
+        if gone:
+            purge(settings, store)
+        return gone
 
 
 def open_store(settings: Settings, embedder: Any, rebuild: bool = False) -> DocumentStore:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.sentences import denies
-from pgpt.runtime.llm.answer_cache import cache_key
+from pgpt.runtime.llm.answer_cache import DOCUMENTS, cache_key
 
 # Measured with all-MiniLM-L6-v2 on normalized questions (lower case, no punctuation): rewordings
 # score 0.99-1.0 ("of"/"for", "whats", a missing "?"), while questions that differ in one fact
@@ -52,12 +52,12 @@ def remember(cache: Any, scope: str, question: str, vector: np.ndarray, record: 
     lists took 6 ms to parse, which pushed a hit past 50 ms on a slow VM).
     """
     answer_key = cache_key(kind="similar-answer", scope=scope, question=normalize_question(question))
-    cache.put(answer_key, record)
+    cache.put(answer_key, record, tag=DOCUMENTS)
     entries = [e for e in (cache.get(scope) or {}).get("entries", []) if e.get("answer_key") != answer_key]
     entries = entries[-(MAX_SIMILAR_ENTRIES - 1):] + [
         {"question": question, "numbers": _numbers(question), "denies": denies(question), "answer_key": answer_key,
          "vector": base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")}]
-    cache.put(scope, {"entries": entries})
+    cache.put(scope, {"entries": entries}, tag=DOCUMENTS)
 
 
 def normalize_question(question: str) -> str:

@@ -132,6 +132,11 @@ class DocumentStore:
             self._pointer = self._pointer_stamp()
             name = active_table(self.folder)
             if name != self.name:
+                import lancedb
+
+                # a fresh session: the old table's files are deleted (a re-index, a purge after a forget),
+                # and the old one kept them open, as it keeps every index version it searched (t56)
+                self.db = lancedb.connect(str(self.folder))
                 self.name, self._table = name, self._open_or_create(name)
         return self._table
 
@@ -312,6 +317,10 @@ class DocumentStore:
 
         self.table.optimize(cleanup_older_than=timedelta(seconds=CLEANUP_AFTER_S))
         mark_compacted(self.folder)
+
+    def mark_changed(self) -> None:
+        """Rows were written without replace_document (purge.py's copy): finish_batch() indexes them."""
+        self._changed = True
 
     def fold_if_needed(self) -> None:
         """Give an index made before the folded columns (folding.py) its folded text, in place; the

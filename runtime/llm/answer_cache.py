@@ -24,6 +24,7 @@ from pgpt.runtime.settings import ensure_private_dir
 
 log = logging.getLogger(__name__)
 _VERSION = 1
+DOCUMENTS = "documents"  # the tag of entries made from document text (answers, drafts): a forget drops them
 
 
 def _safe_disk_class() -> type:
@@ -120,10 +121,11 @@ class AnswerCache:
             self._discard(key)
         return record
 
-    def put(self, key: str, record: dict[str, Any]) -> None:
-        """Store a record; a full disk or a locked database only skips caching."""
+    def put(self, key: str, record: dict[str, Any], tag: str | None = None) -> None:
+        """Store a record (``tag``: DOCUMENTS for one made from document text, which :meth:`evict`
+        drops); a full disk or a locked database only skips caching."""
         try:
-            self._cache.set(key, _encode(record))
+            self._cache.set(key, _encode(record), tag=tag)
         except Exception as exc:  # the answer was shown already; caching is best effort
             log.warning("answer cache write skipped (%s: %s)", type(exc).__name__, exc)
             if _is_damage(exc):
@@ -141,6 +143,16 @@ class AnswerCache:
     def clear(self) -> None:
         """Drop every entry."""
         self._cache.clear()
+
+    def evict(self, tag: str) -> int:
+        """Drop the entries stored with ``tag``, and their bytes from the database file too (SQLite
+        keeps a deleted row's bytes in its free pages until a VACUUM); how many were dropped."""
+        dropped = self._cache.evict(tag)
+        if dropped:
+            with contextlib.closing(sqlite3.connect(self.folder / "cache.db", timeout=30)) as database:
+                database.execute("VACUUM")
+                database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return dropped
 
     def close(self) -> None:
         """Close the underlying SQLite connection."""

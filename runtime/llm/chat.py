@@ -237,6 +237,7 @@ class ChatStream:
         self._cancel = cancel or threading.Event()
         self._started = 0.0
         self._key = ""
+        self.cache_tag: str | None = None  # DOCUMENTS for a draft from document passages (answer_cache.py)
         self._prompt_ids: list[int] = []
         self.generation: "Generation | None" = None
         self.result = ChatResult(model=engine.model.info.name, provider=engine.provider,
@@ -288,7 +289,8 @@ class ChatStream:
         if cache is not None and self.result.answer.strip() and self.result.finish_reason in ("stop", "length"):
             cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
                                   "new_tokens": int(self.result.timings.get("new_tokens", 0)),
-                                  "finish_reason": self.result.finish_reason, "repeated": self.result.repeated})
+                                  "finish_reason": self.result.finish_reason, "repeated": self.result.repeated},
+                      tag=self.cache_tag)
 
     def __iter__(self) -> Iterator[str]:
         self.start()

@@ -1,0 +1,57 @@
+"""A forgotten document's text leaves the disk: the index's files and the answers cached from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgpt.runtime.documents.answers import AskStream
+from pgpt.runtime.documents.ingest import forget_document, forget_path, ingest, open_store
+from pgpt.runtime.documents.retrieval import search
+from pgpt.runtime.llm.chat import ChatEngine
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+
+SECRET = b"7781-QZ"
+
+
+def _on_disk(home: Path, needle: bytes) -> list[str]:
+    return [str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_a_forgotten_documents_text_leaves_the_index_files_and_the_answer_cache(settings: Settings, embedder,
+                                                                                tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """t60: after `forget` (or --prune, or the server's DELETE) nothing answered from the document
+    any more, but its text stayed in the index's data files until a compaction that might never come,
+    and in the answer cache, passages included, until its size cap evicted it."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "vault.txt").write_text("The vault code is 7781-QZ. Only the night manager may open it.\n")
+    (docs / "ferry.txt").write_text("The ferry to the island leaves at noon every Tuesday.\n")
+    (docs / "menu.txt").write_text("The canteen serves soup on Mondays and fish on Fridays.\n")
+    ingest(settings, [docs], embedder)  # its end compacts: the three share one data file
+    engine = ChatEngine(settings)
+    try:
+        store = open_store(settings, embedder)
+        asked = AskStream(engine, store, embedder, "What is the vault code?", SamplingOptions(max_new_tokens=32))
+        list(asked)
+        assert "7781-QZ" in str(asked.result.as_json())
+        chat = engine.stream([{"role": "user", "content": "Say hello."}], SamplingOptions(max_new_tokens=8))
+        chat_answer = "".join(chat)
+        assert _on_disk(settings.home, SECRET)
+
+        forget_path(settings, embedder, str(docs / "vault.txt"))
+        assert _on_disk(settings.home, SECRET) == []
+        store = open_store(settings, embedder)
+        assert [Path(h.source).name for h in search(store, embedder, "ferry island", k=3)][0] == "ferry.txt"
+        again = AskStream(engine, store, embedder, "What is the vault code?", SamplingOptions(max_new_tokens=32))
+        list(again)
+        assert not again.result.cached and "7781" not in str(again.result.as_json())
+        chat = engine.stream([{"role": "user", "content": "Say hello."}], SamplingOptions(max_new_tokens=8))
+        assert "".join(chat) == chat_answer and chat.result.cached  # chat answers stay cached
+
+        record = next(d for d in store.documents() if d.path.endswith("menu.txt"))
+        assert forget_document(settings, embedder, record.doc_id) is not None  # the server's DELETE
+        assert _on_disk(settings.home, b"fish on Fridays") == []
+        assert [d.path for d in open_store(settings, embedder).documents()] == [str((docs / "ferry.txt").resolve())]
+    finally:
+        engine.close()
