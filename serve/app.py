@@ -58,7 +58,10 @@ def create_app(settings: Settings, serve: ServeSettings, service: Service | None
         finally:
             await service.close()
 
-    app = FastAPI(title="pgpt-serve", version="1", lifespan=lifespan)
+    # No /docs or /redoc page: FastAPI's load their scripts and fonts from CDNs (jsdelivr, Google Fonts),
+    # so opening one contacted those hosts and ran their code on the API's own origin, which may write
+    # (t60). The API's description stays at /openapi.json for any tool to load.
+    app = FastAPI(title="pgpt-serve", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
     app.include_router(router)
     app.add_exception_handler(PgptError, _pgpt_error)

@@ -171,6 +171,10 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
     if not serve.loopback and names:  # which Host names pass the DNS-rebinding guard
         print(f"pgpt-serve: answers to Host {', '.join(sorted(names))}; add others (a DNS name of this "
               "machine, a proxy's) with --allowed-hosts", file=sys.stderr, flush=True)
+    if not serve.loopback:  # the README said so, far down; an operator reads the start lines (t60)
+        print("pgpt-serve: plain HTTP: the key, the questions and the documents cross the network unencrypted; "
+              "across machines, put a TLS proxy in front (README: Running pgpt-serve on a server) or reach it "
+              "through an SSH tunnel", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", server_header=False,
                             timeout_graceful_shutdown=10, http=protocol_class(serve.client_timeout_s))
     server = _server_class()(config)
