@@ -28,7 +28,7 @@ import numpy as np
 
 from pgpt.runtime.documents.chunking import chunk_sections
 from pgpt.runtime.documents.readers import Section
-from pgpt.runtime.documents.store import quote
+from pgpt.runtime.documents.records import quote
 from pgpt.runtime.errors import Cancelled
 from pgpt.runtime.settings import Settings, ensure_private_dir
 

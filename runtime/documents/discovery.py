@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pgpt.runtime.documents.readers import KNOWN_SUFFIXES, is_text_file
 
 if TYPE_CHECKING:
-    from pgpt.runtime.documents.store import DocumentRecord
+    from pgpt.runtime.documents.records import DocumentRecord
 
 MAX_FILE_BYTES = 100_000_000
 # Office formats with no reader here, named with the way in ("binary file" said nothing of a spreadsheet)

@@ -6,7 +6,9 @@ as "resum", so neither found the other ("societe" missed "société", "brucke" m
 "golge" missed "gölge"); Greek accents, the Turkish dotted İ and Russian ё were not folded at all.
 So the index keeps a folded copy of each chunk's text and heading (columns ``fts_text`` and
 ``fts_heading``), the full-text index is built on those, and a query is folded the same way: both
-sides reach the stemmer without accents. The shown text is never folded.
+sides reach the stemmer without accents. The shown text is never folded. The text's copy starts with
+its file's name as words ("data csv", "Makefile"): users name files in questions, and a name was in
+nothing searched (t61).
 
 Folding: case folded (ß is "ss", Greek final ς is σ), combining marks removed after Latin and Greek
 letters, ё/Ё as е and ї as і, ı as i, and the letters with no decomposition (ø, æ, œ, ł, đ, ð, þ)
@@ -17,16 +19,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import PurePath
 from typing import Any
 
 # The version of fold(): an index folded by another version is folded again at its next write.
-FOLD_VERSION = "1"
+FOLD_VERSION = "2"  # 2: the heading's copy is led by the file's name
 FOLD_META = "pgpt.fold"
 COLUMNS = {"text": "fts_text", "heading": "fts_heading"}
 
 # A Latin (Basic, Latin-1, Extended-A/B, Additional) or Greek (and Extended) letter, then its marks.
 _MARKED = re.compile("([A-Za-z\u00c0-\u024f\u1e00-\u1eff\u0370-\u03ff\u1f00-\u1fff])[\u0300-\u036f]+")
 _CYRILLIC_DIAERESIS = re.compile("([\u0415\u0435\u0406\u0456])\u0308")  # ё -> е, ї -> і
+_DOCUMENT_SUFFIXES = {".md", ".markdown", ".txt", ".text", ".rst", ".pdf", ".docx", ".html", ".htm", ".rtf"}
 _LETTERS = str.maketrans({"ı": "i", "ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
                           "ħ": "h", "ŧ": "t"})
 
@@ -43,8 +47,22 @@ def fold(text: str) -> str:
 
 
 def folded_columns(data: dict[str, list[Any]]) -> dict[str, list[str]]:
-    """The folded columns for rows given as columns (``text`` and ``heading`` lists)."""
-    return {folded: [fold(value or "") for value in data[column]] for column, folded in COLUMNS.items()}
+    """The folded columns for rows given as columns (``text``, ``heading`` and ``path`` lists): the
+    heading's is led by the file's name, so that "the Makefile", "data.csv" or "pyproject.toml" in a
+    question finds its file (t61: a file's name was in nothing searched)."""
+    texts = [f"{name_words(path)}\n{text or ''}" for path, text in zip(data["path"], data["text"])]
+    return {COLUMNS["text"]: [fold(value) for value in texts],
+            COLUMNS["heading"]: [fold(value or "") for value in data["heading"]]}
+
+
+def name_words(path: str) -> str:
+    """A file's name as the full-text index reads it: "data.csv" as "data csv", "black-basics.md" as
+    "black basics" (a document suffix says nothing of what it holds; "csv" or "toml" does)."""
+    name = PurePath(path or "").name
+    stem, dot, suffix = name.rpartition(".")
+    if dot and stem and f".{suffix.lower()}" in _DOCUMENT_SUFFIXES:
+        name = stem
+    return re.sub(r"[._\-]+", " ", name).strip()
 
 
 def is_folded(table: Any) -> bool:
@@ -71,8 +89,8 @@ def fold_table(table: Any) -> None:
         table.add_columns(pa.schema(missing))
     count = table.count_rows()
     if count:
-        rows = table.search().select(["chunk_id", *COLUMNS]).limit(count).to_arrow()
-        data = {column: rows.column(column).to_pylist() for column in COLUMNS}
+        rows = table.search().select(["chunk_id", "path", *COLUMNS]).limit(count).to_arrow()
+        data = {column: rows.column(column).to_pylist() for column in ("path", *COLUMNS)}
         update = pa.table({"chunk_id": rows.column("chunk_id"), **folded_columns(data)})
         table.merge_insert("chunk_id").when_matched_update_all().execute(update)
     table.update_field_metadata({"path": COLUMNS["text"], "metadata": {FOLD_META: FOLD_VERSION}})

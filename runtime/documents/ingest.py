@@ -37,7 +37,8 @@ from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.index_folder import writer_lock
 from pgpt.runtime.documents.progress import IngestProgress, WorkShares, tick
 from pgpt.runtime.documents.purge import purge
-from pgpt.runtime.documents.store import DocumentRecord, DocumentStore
+from pgpt.runtime.documents.records import DocumentRecord
+from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.documents.text_format import TEXT_FORMAT, changed_suffixes
 from pgpt.runtime.documents.summary import IngestReport, mark_stale
 from pgpt.runtime.errors import Cancelled, StorageError, UsageError

@@ -20,7 +20,6 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,6 +29,7 @@ from pgpt.runtime.documents.folding import FOLD_META, FOLD_VERSION, fold_table, 
 from pgpt.runtime.documents.index_folder import (
     ACTIVE, TABLE, active_table, index_dir, write_atomically, writing,
 )
+from pgpt.runtime.documents.records import RECORD_COLUMNS, ROW_COLUMNS, DocumentRecord, quote, records_of, where_clause
 from pgpt.runtime.documents.text_format import META_FORMAT, TEXT_FORMAT, table_text_format
 from pgpt.runtime.errors import IndexModelMismatchError
 from pgpt.runtime.settings import Settings, ensure_private_dir
@@ -53,49 +53,6 @@ CLEANUP_AFTER_S = 60
 _META_MODEL = b"pgpt.embed_model"
 _META_NAME = b"pgpt.embed_name"
 _META_DIM = b"pgpt.embed_dim"
-# Columns read for listings and results (never the vectors).
-ROW_COLUMNS = ["chunk_id", "doc_id", "collection", "path", "content_hash", "text", "heading", "page",
-               "start", "end", "ingested_at"]
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """One indexed document, as `pgpt-tui docs` lists it."""
-
-    path: str
-    collection: str
-    doc_id: str
-    content_hash: str
-    chunks: int
-    ingested_at: float
-
-
-RECORD_COLUMNS = ("doc_id", "collection", "path", "content_hash", "ingested_at")
-
-
-def _records(rows: list[dict[str, Any]]) -> list[DocumentRecord]:
-    """Chunk rows as documents with their chunk counts, sorted by collection and path."""
-    found: dict[str, DocumentRecord] = {}
-    for row in rows:
-        known = found.get(row["doc_id"])
-        found[row["doc_id"]] = DocumentRecord(row["path"], row["collection"], row["doc_id"], row["content_hash"],
-                                              (known.chunks if known else 0) + 1, row["ingested_at"])
-    return sorted(found.values(), key=lambda d: (d.collection, d.path))
-
-
-def quote(value: str) -> str:
-    """A SQL string literal for LanceDB filters (single quotes doubled)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def where_clause(collection: str | None, doc_ids: list[str] | None) -> str | None:
-    """The LanceDB filter for one collection and some documents (None: every chunk)."""
-    filters = [f"collection = {quote(collection)}"] if collection else []
-    if doc_ids:
-        filters.append(f"doc_id IN ({', '.join(quote(d) for d in doc_ids)})")
-    return " AND ".join(filters) or None
-
-
 class DocumentStore:
     """The chunk table, opened for one embedding model."""
 
@@ -216,7 +173,7 @@ class DocumentStore:
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         """Indexed documents with their chunk counts, sorted by path."""
-        return _records(self._rows(list(RECORD_COLUMNS), collection))
+        return records_of(self._rows(list(RECORD_COLUMNS), collection))
 
     def documents_in_use(self) -> list[DocumentRecord]:
         """While rebuilding: the documents of the index in use (made with any embedder), which the
@@ -227,7 +184,7 @@ class DocumentStore:
                 return []
             table = self.db.open_table(name)
             count = table.count_rows()
-            return _records(table.search().select(list(RECORD_COLUMNS)).limit(count).to_list() if count else [])
+            return records_of(table.search().select(list(RECORD_COLUMNS)).limit(count).to_list() if count else [])
         except Exception:  # lancedb and pyarrow raise their own kinds on a damaged table
             logging.getLogger(__name__).warning("the index in use could not be read", exc_info=True)
             # Its documents cannot come along; publish() moves it out of the folder instead of
@@ -290,9 +247,20 @@ class DocumentStore:
         self._committed()
 
     def move_document(self, doc_id: str, new_path: str) -> None:
-        """A renamed file: its chunks get the new path, no re-embedding (one commit)."""
+        """A renamed file: its chunks get the new path, and their searched heading its new name (see
+        folding.py), without re-embedding (one commit)."""
+        import pyarrow as pa
+
+        self.fold_if_needed()
+        where = f"doc_id = {quote(doc_id)}"
+        rows = self.table.search().where(where).select(["chunk_id", "heading"]).limit(self.table.count_rows(where))
+        rows = rows.to_list()
+        paths = [new_path] * len(rows)
+        folded = folded_columns({"path": paths, "heading": [r["heading"] for r in rows], "text": [""] * len(rows)})
+        update = pa.table({"chunk_id": [r["chunk_id"] for r in rows], "path": paths,
+                           FOLDED["heading"]: folded[FOLDED["heading"]]})
         with writing(self.folder):
-            self.table.update(where=f"doc_id = {quote(doc_id)}", values={"path": new_path})
+            self.table.merge_insert("chunk_id").when_matched_update_all().execute(update)
         self._committed()
 
     def forget(self, doc_id: str) -> None:

@@ -28,7 +28,7 @@ _NAME_SEPARATORS = re.compile(r"[\W_]+")
 # Words by which a file's name gives its kind, not its subject: "pygments-changes.txt" is about
 # Pygments, and its "changes" turned "How do I stop black from changing my quotes?" away from black's
 # own manual (a right answer lost on the held-out drafts; see the README).
-_DOCUMENT_KINDS = content_words(
+DOCUMENT_KINDS = content_words(
     "readme changes changelog history news release releases notes license licence copying authors contributing "
     "install installation guide manual handbook faq doc docs documentation tutorial intro introduction overview "
     "basics reference api usage config configuration index example examples spec specification todo draft final "
@@ -43,7 +43,7 @@ class _Sentence(Protocol):
 def _name_words(file: str) -> set[str]:
     """The content words of a file's name but for the words of its kind ("employee-handbook_2024.pdf":
     employee, 2024)."""
-    return content_words(_NAME_SEPARATORS.sub(" ", PurePath(file).stem)) - _DOCUMENT_KINDS
+    return content_words(_NAME_SEPARATORS.sub(" ", PurePath(file).stem)) - DOCUMENT_KINDS
 
 
 def about_elsewhere(sentences: Sequence[_Sentence], question_words: set[str]) -> list[bool]:

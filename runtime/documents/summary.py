@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from pgpt.runtime.documents.store import DocumentRecord
+from pgpt.runtime.documents.records import DocumentRecord
 from pgpt.runtime.documents.text_format import TEXT_FORMAT
 
 

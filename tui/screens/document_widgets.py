@@ -17,7 +17,7 @@ from pgpt.runtime.sanitize import one_line
 from pgpt.tui.screens.panel import RowTable
 
 if TYPE_CHECKING:
-    from pgpt.runtime.documents.store import DocumentRecord
+    from pgpt.runtime.documents.records import DocumentRecord
 
 PATH_CHARS = 26  # the file column before the table has a size
 GONE = "[b]file gone[/b]"  # in the added column: the date matters less than that it answers from nothing
@@ -80,7 +80,7 @@ class DocumentsListed(Message):
 
 def remote_record(document: dict[str, Any]) -> DocumentRecord:
     """A server's document (GET /v1/ingest/list) as the table lists a local one."""
-    from pgpt.runtime.documents.store import DocumentRecord
+    from pgpt.runtime.documents.records import DocumentRecord
 
     meta = document.get("doc_metadata") or {}
     return DocumentRecord(path=str(meta.get("path") or meta.get("file_name") or document.get("doc_id", "")),

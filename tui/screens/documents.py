@@ -27,7 +27,7 @@ from pgpt.tui.sanitize import clean_text
 OTHER_COLUMNS = len("chunks") + len("2026-12-05") + 3 * 2  # chunks and date, and 1 column of padding a side
 
 if TYPE_CHECKING:
-    from pgpt.runtime.documents.store import DocumentRecord
+    from pgpt.runtime.documents.records import DocumentRecord
     from pgpt.tui.chat.library import DocumentLibrary
 
 

@@ -107,3 +107,29 @@ def test_folding_keeps_what_changes_a_letter() -> None:
     assert fold("Ὁ Παπαδόπουλος, Ёлка, мой") == "ο παπαδοπουλοσ, елка, мой"
     assert fold("がっこう 한국어 ガ") == "がっこう 한국어 ガ"
     assert fold("Mixed CASE ascii, kept as is.") == "Mixed CASE ascii, kept as is."
+
+
+def test_a_question_that_names_a_file_finds_it(settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """In a code folder users name files: "the Makefile", "the Dockerfile", "data.csv". A file's name
+    was in nothing searched, and all three questions were "not found" (t61). It leads the searched
+    copy of each chunk's heading now, and a renamed file's chunks take the new name."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Makefile").write_text("test:\n\tpytest -q tests/\n\nlint:\n\truff check .\n")
+    (app / "Dockerfile").write_text("FROM python:3.11-slim\nCOPY . /srv\nEXPOSE 7555\nCMD [\"python\", \"-m\", \"srv\"]\n")
+    (app / "data.csv").write_text("customer_id,plan_tier,monthly_fee\n17,basic,9\n18,pro,29\n")
+    (app / "notes.md").write_text("# Notes\n\nThe test suite runs in CI. The web port is set by the operator. "
+                                  "The data columns were agreed with finance.\n")
+    (app / "ports.txt").write_text("Ports in use: the proxy listens on 443 and the admin console on 8443.\n")
+    ingest(settings, [app], embedder)
+    store = open_store(settings, embedder)
+    for question, expected in [("Which port does the Dockerfile expose?", "Dockerfile"),
+                               ("What does the Makefile's test target run?", "Makefile"),
+                               ("What columns does data.csv have?", "data.csv")]:
+        hits = search(store, embedder, question, k=3)
+        assert Path(hits[0].source).name == expected, (question, [(h.source, h.score) for h in hits])
+    (app / "Dockerfile").rename(app / "Containerfile")
+    report = ingest(settings, [app], embedder, prune=True)
+    assert report.renamed and report.chunks == 0  # moved, not read or embedded again
+    hits = search(open_store(settings, embedder), embedder, "Which port does the Containerfile expose?", k=3)
+    assert Path(hits[0].source).name == "Containerfile"
