@@ -150,11 +150,21 @@ def unfinished_adds(settings: Settings) -> list[UnfinishedAdd]:
     for file in sorted(folder.glob("*.json"), key=_age) if folder.is_dir() else []:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
-            found.append(UnfinishedAdd([str(p) for p in data["paths"]], str(data["collection"]), int(data["done"]),
-                                       int(data["total"]), int(data["pid"]), file))
+            add = UnfinishedAdd([str(p) for p in data["paths"]], str(data["collection"]), int(data["done"]),
+                                int(data["total"]), int(data["pid"]), file)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("removing the unreadable marker %s: %s", file, exc)
             _remove(file)
+            continue
+        if add.ended() and not any(os.path.lexists(path) for path in add.paths):
+            # Its folders are gone: nothing to go on with, and `ingest` of them was advised all the same.
+            # The vectors its stopped file kept go too (a confidential folder deleted after a stop, t60).
+            from pgpt.runtime.documents.chunk_vectors import kept_path
+
+            _remove(file)
+            _remove(kept_path(settings))
+            continue
+        found.append(add)
     return found
 
 

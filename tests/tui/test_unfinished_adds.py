@@ -17,7 +17,9 @@ from test_app import SIZE, wait_until
 
 
 def left_marker(settings: Settings, folder: Path, collection: str = "default") -> None:
-    """The marker an add of ``folder`` leaves when its process dies after 70 of 200 files."""
+    """The marker an add of ``folder`` (made here: a marker of a folder since deleted is dropped) leaves
+    when its process dies after 70 of 200 files."""
+    folder.mkdir(parents=True, exist_ok=True)
     gone_pid = subprocess.Popen(["true"])  # a process that has ended: its number names none
     gone_pid.wait()
     file = marker_file(settings, [folder], collection)

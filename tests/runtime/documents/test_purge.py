@@ -55,3 +55,26 @@ def test_a_forgotten_documents_text_leaves_the_index_files_and_the_answer_cache(
         assert [d.path for d in open_store(settings, embedder).documents()] == [str((docs / "ferry.txt").resolve())]
     finally:
         engine.close()
+
+
+def test_a_stopped_add_of_a_folder_since_deleted_keeps_neither_its_note_nor_its_vectors(settings: Settings,
+                                                                                     tmp_path: Path) -> None:
+    """t60: a stopped add of a confidential folder, then the folder deleted: its stopped file's vectors
+    stayed a week, and doctor kept advising `pgpt-tui ingest` of the folder that was gone."""
+    import json
+    import subprocess
+    import sys
+
+    from pgpt.runtime.documents.chunk_vectors import kept_path
+    from pgpt.runtime.documents.unfinished import marker_file, markers_dir, unfinished_adds
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    markers_dir(settings).mkdir(parents=True, exist_ok=True)
+    kept_path(settings).write_bytes(b"vectors of the stopped file")
+    gone, here = tmp_path / "secret-folder", tmp_path / "docs"
+    here.mkdir()
+    for folder in (gone, here):
+        record = {"paths": [str(folder)], "collection": "default", "done": 3, "total": 9, "pid": int(dead.stdout)}
+        marker_file(settings, [folder], "default").write_text(json.dumps(record))
+    assert [add.paths for add in unfinished_adds(settings)] == [[str(here)]]  # the other one's folder is gone
+    assert not marker_file(settings, [gone], "default").exists() and not kept_path(settings).exists()
