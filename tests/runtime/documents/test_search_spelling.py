@@ -133,3 +133,23 @@ def test_a_question_that_names_a_file_finds_it(settings: Settings, embedder, tmp
     assert report.renamed and report.chunks == 0  # moved, not read or embedded again
     hits = search(open_store(settings, embedder), embedder, "Which port does the Containerfile expose?", k=3)
     assert Path(hits[0].source).name == "Containerfile"
+
+
+def test_an_address_or_a_version_searched_alone_comes_first_as_written(settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The full-text index reads "172.16.0.4" as 172, 16, 0 and 4: five SVG snapshots full of such
+    numbers came before the one log line with the address (t61). (In a question the same bonus
+    lost passages on the development sets: it is for a search of the identifier alone.)"""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(5):
+        points = " ".join(f'<rect x="{172 + n}.{16 + n}" y="{n}.4" width="0.{n}" height="16.0"/>' for _ in range(12))
+        (docs / f"snapshot{n}.svg").write_text(f"<svg>{points}</svg>\n")
+    (docs / "gateway.log").write_text("2026-11-30 12:00:01 INFO gateway started\n"
+                                      "2026-11-30 12:00:07 ERROR E1029 upstream 172.16.0.4 refused the connection\n"
+                                      "2026-11-30 12:00:09 INFO retrying in 5 s\n")
+    (docs / "versions.md").write_text("# Releases\n\nVersion 4.12.0-rc3 fixed the cache. Version 4.12.0 followed.\n")
+    ingest(settings, [docs], embedder)
+    store = open_store(settings, embedder)
+    for query, expected in [("172.16.0.4", "gateway.log"), ("4.12.0-rc3", "versions.md")]:
+        hits = search(store, embedder, query, k=3)
+        assert Path(hits[0].source).name == expected, (query, [(h.source, h.score) for h in hits])
