@@ -165,6 +165,7 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
     import time
 
     from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.documents.discovery import gone_documents
     from pgpt.runtime.documents.ingest import open_store
 
     if settings.server:
@@ -174,16 +175,24 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
     store = open_store(settings, default_embedder(settings))
     _require_collection(store, args.collection)
     documents = store.documents(args.collection)
+    # a file deleted since it was indexed still answers until --prune: marked, as F4 marks it (t61)
+    gone = {d.path for d in gone_documents(documents)}
     if args.json:
         print(dumps_json({"documents": [{"path": d.path, "collection": d.collection, "chunks": d.chunks,
-                                         "ingested_at": d.ingested_at} for d in documents]}, indent=2))
+                                         "ingested_at": d.ingested_at, "gone": d.path in gone}
+                                        for d in documents]}, indent=2))
         return 0
     if not documents:
         print("No documents indexed yet. Add some with `pgpt-tui ingest PATH`.")
     for d in documents:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
         print(f"{d.chunks:>6} chunk{' ' if d.chunks == 1 else 's'}  {when}  [{one_line(d.collection)}] "
-              f"{shown_name(d.path)}")
+              f"{shown_name(d.path)}{'  (file gone)' if d.path in gone else ''}")
+    if documents:
+        total = sum(d.chunks for d in documents)
+        print(f"{len(documents)} document{'' if len(documents) == 1 else 's'}, {total} chunk{'' if total == 1 else 's'}"
+              + (f"; {len(gone)} file{'' if len(gone) == 1 else 's'} gone from disk still answer{'s' if len(gone) == 1 else ''}"
+                 " (`pgpt-tui ingest PATH --prune` or `pgpt-tui forget PATH` forgets them)" if gone else ""))
     return 0
 
 

@@ -151,8 +151,9 @@ def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: S
     assert scripted.returncode == 2 and error["exit_code"] == 2 and "No such file or folder" in error["message"]
     assert tui_cli(settings, "ingest", str(docs), "--collection", "ferries").returncode == 0
     listed = tui_cli(settings, "docs")
-    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 1  # the newline in the name is a space
-    assert "two lines.txt" in listed.stdout
+    lines = listed.stdout.splitlines()
+    assert listed.returncode == 0 and len(lines) == 2  # the newline in the name is a space
+    assert "two lines.txt" in lines[0] and lines[1] == "1 document, 1 chunk"
     for command in (["docs"], ["search", "ferry"], ["ask", "When does the ferry leave?"]):
         wrong = tui_cli(settings, *command, "--collection", "ferry")
         assert wrong.returncode == 2 and "'ferry'" in wrong.stderr and "Collections here: ferries" in wrong.stderr
@@ -161,7 +162,11 @@ def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: S
     assert spaced.returncode == 2 and f'pgpt-tui ingest "{tmp_path / "sp"} dir"' in spaced.stderr, spaced.stderr
     near = tui_cli(settings, "search", "ferry", "--collection", "feries")  # a typo: offered an ingest into it
     assert near.returncode == 2 and "'feries': did you mean 'ferries'?" in near.stderr, near.stderr
-    (docs / "two\nlines.txt").unlink()
+    (docs / "two\nlines.txt").unlink()  # gone from disk, it still answers: said as F4 says it (t61)
+    listed = tui_cli(settings, "docs")
+    assert listed.stdout.splitlines()[0].endswith("two lines.txt  (file gone)"), listed.stdout
+    assert "1 file gone from disk still answers (`pgpt-tui ingest PATH --prune`" in listed.stdout
+    assert json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"][0]["gone"] is True
     docs.rmdir()
     pruned = tui_cli(settings, "ingest", str(docs), "--prune", "--collection", "ferries", "--json")
     assert pruned.returncode == 0 and len(json.loads(pruned.stdout)["removed"]) == 1
