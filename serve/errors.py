@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
-from pgpt.runtime.errors import IngestLockedError, PgptError, ServerBusyError, http_code, user_message
+from pgpt.runtime.errors import IngestLockedError, PgptError, ServerBusyError, StorageError, http_code, user_message
 
 log = logging.getLogger("pgpt.serve")
 INGEST_RETRY_AFTER_S = 30  # a 409 for another process's ingest: try again then
@@ -39,7 +40,18 @@ def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str,
         (log.info if isinstance(error, ServerBusyError) else log.warning)(
             "request refused: %s: %s", message.title, message.text)
     param = getattr(error, "param", None)  # InvalidRequestError's field at fault
-    return status, error_payload(status, f"{message.title}: {message.text}", http_code(error) or None, param), headers
+    text = message.text
+    if isinstance(error, (StorageError, IngestLockedError)):  # the log above keeps the whole text
+        text = _without_server_paths(text)
+    return status, error_payload(status, f"{message.title}: {text}", http_code(error) or None, param), headers
+
+
+def _without_server_paths(text: str) -> str:
+    """``text`` without where the server keeps its data or what another process is adding: a key
+    holder need not be the operator, and a folder's name can be confidential (t60: "adding
+    /srv/bigsecretproject-acquisition-of-ACME" in a 409)."""
+    text = re.sub(r": adding [^)]*\)", ")", text)  # "(pgpt-tui, pid 8846: adding /docs, 416 of 1717 files)"
+    return re.sub(r"(?<![\w/.])/(?:[^\s/:;,()'\"]+/)+", ".../", text)
 
 
 def json_bytes(data: dict[str, Any]) -> bytes:

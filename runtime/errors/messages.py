@@ -169,5 +169,5 @@ _HTTP_STATUSES: list[tuple[type[BaseException], int, str]] = [
     (ModelLoadError, 503, ""),
     (ServerError, 502, ""),
     (DiskFullError, 507, ""),  # Insufficient Storage: the server's disk, not the request
-    (StorageError, 503, ""),  # a read-only or forbidden data folder on the server
+    (StorageError, 500, "storage_error"),  # a read-only or forbidden data folder: no retry mends it (t60)
 ]

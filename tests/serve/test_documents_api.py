@@ -205,9 +205,18 @@ def test_unsafe_names_are_refused_not_cut_and_plain_folders_are_kept(server: Run
 
 
 def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: RunningServer) -> None:
-    code = ("import sys, time\nfrom pgpt.runtime.settings import Settings\n"
+    # the other process adds a folder whose name is nobody else's business: the 409 does not say it (t60)
+    secret = server.settings.home.parent / "bigsecretproject-acquisition-of-ACME"
+    code = ("import json, os, sys, time\nfrom pathlib import Path\nfrom pgpt.runtime.settings import Settings\n"
             "from pgpt.runtime.documents.index_folder import writer_lock\n"
-            "with writer_lock(Settings.from_env()):\n    print('locked', flush=True)\n    time.sleep(60)\n")
+            "from pgpt.runtime.documents.unfinished import marker_file\n"
+            "settings = Settings.from_env()\n"
+            f"marker = marker_file(settings, [Path({str(secret)!r})], 'default')\n"
+            "marker.parent.mkdir(parents=True, exist_ok=True)\n"
+            f"marker.write_text(json.dumps({{'paths': [{str(secret)!r}], 'collection': 'default', 'done': 0, "
+            "'total': 1, 'pid': os.getpid()}))\n"
+            "with writer_lock(settings):\n    print('locked', flush=True)\n    time.sleep(60)\n")
+    secret.mkdir(exist_ok=True)
     kept = server.http().post("/v1/ingest/text", json={"file_name": "kept.txt", "text": "The pier opens at six."})
     assert kept.status_code == 200
     stored = server.settings.home / "uploads" / "default" / "kept.txt"
@@ -217,6 +226,7 @@ def test_an_ingest_by_another_process_gives_409_while_search_goes_on(server: Run
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         refused = server.http().post("/v1/ingest/text", json={"file_name": "late.txt", "text": "Late news."})
         assert refused.status_code == 409 and "Another ingestion" in refused.json()["error"]["message"]
+        assert "bigsecret" not in refused.text and str(server.settings.home) not in refused.text
         assert refused.headers["Retry-After"] == str(INGEST_RETRY_AFTER_S)  # after LOCK_WAIT_S of waiting
         assert server.http().post("/v1/chunks", json={"text": "ferry"}).status_code == 200
         # a refused upload leaves uploads/ as it was: it replaced an indexed document's stored copy
@@ -371,3 +381,15 @@ def test_the_copies_of_a_passage_are_named_as_clients_see_paths(tmp_path: Path) 
                                                                 str(Path.home() / "team" / "report.md")]}
     shown = shown_source(home, source)
     assert shown["source"] == "report.md" and shown["also_in"] == ["Copy of report.md", "~/team/report.md"]
+
+
+def test_a_storage_fault_is_a_500_that_names_no_server_folder() -> None:
+    """An upload into a read-only uploads folder answered 503 "overloaded_error" (clients retry a 503;
+    no retry mends a folder's mode) with the server's data path in the message (t60)."""
+    from pgpt.runtime.errors import FolderPermissionError
+    from pgpt.serve.errors import describe_error
+
+    error = FolderPermissionError("/srv/pgpt/home/uploads/default/.upload-e8fb: permission denied.")
+    status, payload, _ = describe_error(error)
+    assert status == 500 and payload["error"]["code"] == "storage_error"
+    assert "/srv/pgpt" not in payload["error"]["message"] and ".../.upload-e8fb" in payload["error"]["message"]
