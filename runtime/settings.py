@@ -234,6 +234,17 @@ def read_key_file(path: Path, client: bool = False) -> str:
     return checked_key(key, f"the file {path}")
 
 
+def write_private(path: Path, text: str, sync: bool = False) -> None:
+    """Write ``text`` to the new file ``path``, readable by its owner only whatever the umask: pgpt's
+    small state files name documents, folders and models (several were 0644, t60). ``sync``: fsync it."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` and its missing parents with mode 0700, since they may hold answers or tokens.
 

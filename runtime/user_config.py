@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from pgpt.runtime.errors import ConfigError
-from pgpt.runtime.settings import Settings, ensure_private_dir
+from pgpt.runtime.settings import Settings, ensure_private_dir, write_private
 from pgpt.runtime.storage_faults import storage_fault
 
 
@@ -60,7 +60,7 @@ def write_config(settings: Settings, config: dict[str, Any]) -> None:
     tmp = settings.config_file.with_suffix(f".{os.getpid()}.tmp")
     try:
         ensure_private_dir(settings.home)
-        tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        write_private(tmp, json.dumps(config, indent=2))
         os.replace(tmp, settings.config_file)
     except OSError as exc:
         with contextlib.suppress(OSError):  # on a read-only disk it was never made

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pgpt.runtime.errors import IngestLockedError
-from pgpt.runtime.settings import Settings, ensure_private_dir
+from pgpt.runtime.settings import Settings, ensure_private_dir, write_private
 from pgpt.runtime.storage_faults import storage_fault
 
 LOCK_POLL_S = 0.2  # how often a writer that waits tries the lock again
@@ -134,10 +134,7 @@ def write_atomically(path: Path, text: str) -> None:
     """Write ``path`` through a temporary file (fsynced, then renamed); no temporary is left behind."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_private(tmp, text, sync=True)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -151,7 +148,8 @@ def writer_lock(settings: Settings, wait_s: float = 0.0) -> Iterator[None]:
     folder = index_dir(settings)
     with writing(folder, "Locking the document index for writing"):
         ensure_private_dir(folder)
-        handle = open(folder / ".writer.lock", "a+", encoding="utf-8")
+        handle = os.fdopen(os.open(folder / ".writer.lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+",
+                           encoding="utf-8")
     try:
         deadline = time.monotonic() + wait_s
         while True:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgpt.runtime.documents.discovery import resolved
-from pgpt.runtime.settings import Settings, ensure_private_dir
+from pgpt.runtime.settings import Settings, ensure_private_dir, write_private
 
 if TYPE_CHECKING:
     from pgpt.runtime.documents.progress import IngestProgress
@@ -124,7 +124,7 @@ def _write(file: Path, record: dict[str, Any]) -> bool:
     tmp = file.with_suffix(f".tmp-{os.getpid()}")
     try:
         ensure_private_dir(file.parent)
-        tmp.write_text(json.dumps(record), encoding="utf-8")
+        write_private(tmp, json.dumps(record))
         os.replace(tmp, file)
     except OSError as exc:
         log.warning("the add is not remembered in %s: %s", file.parent, exc)

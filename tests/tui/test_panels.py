@@ -84,7 +84,7 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
         await wait_until(pilot, lambda: table.row_count == 1)
         await pilot.press("delete")  # it asks first (it deleted at once); n keeps it
         await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
-        assert "Delete the conversation \u201cWhat is the capital of France?\u201d" in str(
+        assert "Delete the conversation \u201cWhat is the capital of France?\u201d for good: " in str(
             app.screen.query_one(Static).render())
         await pilot.press("n")
         await wait_until(pilot, lambda: not isinstance(app.screen, Confirm))

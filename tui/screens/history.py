@@ -136,8 +136,9 @@ class HistoryScreen(PanelScreen):
         if conversation is None:
             return
         key = conversation.id
-        self.app.push_screen(Confirm(f"Delete the conversation \u201c{clean_text(conversation.title)}\u201d? "
-                                     "It cannot be brought back."), lambda yes: self._delete(key) if yes else None)
+        # no "?" after the title: a question's own one made it "...code?”?" (t60)
+        self.app.push_screen(Confirm(f"Delete the conversation \u201c{clean_text(conversation.title)}\u201d for good: "
+                                     "it cannot be brought back."), lambda yes: self._delete(key) if yes else None)
 
     def action_rename(self) -> None:
         """Name the selected conversation (the first question was the only label, t40)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.settings import Settings, ensure_private_dir, process_alive
+from pgpt.runtime.settings import Settings, ensure_private_dir, process_alive, write_private
 
 _NUMBERS = itertools.count(1)
 
@@ -61,7 +61,7 @@ class StatusFile:
                 return
             ensure_private_dir(self.path.parent)
             temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(body, encoding="utf-8")
+            write_private(temporary, body)
             os.replace(temporary, self.path)
             self._written = body
 

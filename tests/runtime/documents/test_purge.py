@@ -78,3 +78,32 @@ def test_a_stopped_add_of_a_folder_since_deleted_keeps_neither_its_note_nor_its_
         marker_file(settings, [folder], "default").write_text(json.dumps(record))
     assert [add.paths for add in unfinished_adds(settings)] == [[str(here)]]  # the other one's folder is gone
     assert not marker_file(settings, [gone], "default").exists() and not kept_path(settings).exists()
+
+
+def test_pgpts_own_state_files_are_private_whatever_the_umask(settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """config.json, index/active.json, the writer lock and an add's marker were 0644 (their folders
+    are 0700, but a `cp -r` of one keeps the mode; t60)."""
+    import os
+    import stat
+
+    from pgpt.runtime.documents.unfinished import remembered
+    from pgpt.runtime.documents.progress import IngestProgress
+    from pgpt.runtime.user_config import write_config
+
+    old = os.umask(0o022)
+    try:
+        docs = tmp_path / "docs"
+        docs.mkdir()
+        (docs / "a.txt").write_text("The ferry leaves at noon.\n")
+        (docs / "b.txt").write_text("The bakery opens at six.\n")
+        ingest(settings, [docs], embedder)
+        forget_path(settings, embedder, str(docs / "b.txt"))  # a purge publishes a table: active.json
+        write_config(settings, {"chat_model": "x"})
+        with remembered(settings, [docs], "default") as tick:
+            tick(IngestProgress(1, 3, "a.txt", 1, None))
+            markers = list((settings.home / "unfinished-adds").glob("*.json"))
+            assert markers and all(stat.S_IMODE(m.stat().st_mode) == 0o600 for m in markers)
+    finally:
+        os.umask(old)
+    for path in (settings.config_file, settings.home / "index" / "active.json", settings.home / "index" / ".writer.lock"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
