@@ -34,6 +34,25 @@ _MAX_PARTS = 16
 # home, an app's add): two servers' uploads of small files at once were answered 409, one in two.
 # A long `pgpt-tui ingest` still gets the 409, with Retry-After, within a client's patience.
 LOCK_WAIT_S = 10.0
+_LEFT_BEHIND = re.compile(r"^\.(?:upload|earlier)-(\d+)-[0-9a-f]+$")
+
+
+def sweep_uploads(home: Path) -> int:
+    """Delete the temporary copies that a server killed mid-upload left in ``home``'s uploads folder
+    (``.upload-PID-*``: an upload being received; ``.earlier-PID-*``: a document's previous copy, kept
+    while its new one was indexed) when their process is gone; how many. Nothing listed or removed
+    them, and one outlived its document's DELETE (t60). A live process's are left alone: two servers
+    may share a home."""
+    from pgpt.runtime.settings import process_alive
+
+    uploads = home / "uploads"
+    removed = 0
+    for path in uploads.rglob(".*") if uploads.is_dir() else []:
+        match = _LEFT_BEHIND.match(path.name)
+        if match and not path.is_symlink() and path.is_file() and not process_alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def upload_folder(service: Service, collection: str) -> Path:
@@ -156,7 +175,7 @@ async def ingest_text(service: Service, file_name: str, text: str, collection: s
 def _store_file(data: BinaryIO, target: Path, limit: int) -> None:
     """Copy into a new private file beside ``target``, then rename over it: a reader never sees
     half a file, and a symlink planted at ``target`` is replaced, never written through."""
-    temporary = target.with_name(f".upload-{uuid.uuid4().hex}")
+    temporary = target.with_name(f".upload-{os.getpid()}-{uuid.uuid4().hex}")  # the pid: see sweep_uploads
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     written = 0
     try:
@@ -224,7 +243,8 @@ def _kept_until_indexed(path: Path) -> Iterator[None]:
     """Give ``path`` back its earlier content (or remove it, when it is new) unless the block ends
     well: an upload refused with 409 (another process ingesting) or stopped midway replaced the
     stored copy of an indexed document, while the index kept the old content."""
-    earlier = path.with_name(f".earlier-{uuid.uuid4().hex}") if path.is_file() and not path.is_symlink() else None
+    earlier = (path.with_name(f".earlier-{os.getpid()}-{uuid.uuid4().hex}")
+               if path.is_file() and not path.is_symlink() else None)
     if earlier is not None:
         os.link(path, earlier, follow_symlinks=False)  # the new upload is renamed over path; this keeps the old
     try:
@@ -249,7 +269,7 @@ async def list_documents(service: Service, collection: str | None = None) -> dic
 
 
 async def delete_document(service: Service, doc_id: str) -> None:
-    """Forget one document (and its uploaded file).
+    """Forget one document (and its uploaded file: forget_document deletes it).
 
     Raises:
         RequestRefusedError: 404 when no document has that id.
@@ -268,10 +288,6 @@ async def delete_document(service: Service, doc_id: str) -> None:
     if record is None:
         raise RequestRefusedError(f"No document has the id {doc_id[:80]!r}.", status=404,
                                   hint="GET /v1/ingest/list lists the documents and their ids.")
-    uploads = service.settings.home / "uploads"
-    path = Path(record.path)
-    if path.is_relative_to(uploads) and not path.is_symlink():
-        path.unlink(missing_ok=True)
 
 
 async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: int,

@@ -65,6 +65,10 @@ class Service:
         config = PoolConfig(keep_alive_s=serve.keep_alive_s, max_loaded=serve.max_loaded,
                             scheduler=SchedulerConfig(parallel=serve.parallel, max_queue=serve.max_queue,
                                                       max_tokens_cap=serve.max_tokens_cap, context=serve.context))
+        from pgpt.serve.documents import sweep_uploads
+
+        if swept := await asyncio.to_thread(sweep_uploads, self.settings.home):
+            log.info("removed %d temporary upload copies a stopped server left", swept)
         self.pool = await asyncio.to_thread(ModelPool, self.settings, config)
         self.pool.subscribe(self._pool_event)
         self._attempted = time.monotonic()

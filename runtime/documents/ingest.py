@@ -206,6 +206,7 @@ def forget_path(settings: Settings, embedder: Any, path: str, collection: str | 
                              hint="See the indexed files with `pgpt-tui docs`.")
         for record in matches:
             store.forget(record.doc_id)
+            _drop_upload(settings, record)
         purge(settings, store)
     return matches
 
@@ -221,8 +222,17 @@ def forget_document(settings: Settings, embedder: Any, doc_id: str, lock_wait_s:
         record = next((d for d in store.documents() if d.doc_id == doc_id), None)
         if record is not None:
             store.forget(doc_id)
+            _drop_upload(settings, record)
             purge(settings, store)
     return record
+
+
+def _drop_upload(settings: Settings, record: DocumentRecord) -> None:
+    """Delete the copy a pgpt-serve keeps of an uploaded document it forgets (under PGPT_HOME/uploads):
+    the server's DELETE did, `pgpt-tui forget` of the same document left the file (t60)."""
+    path = Path(record.path)
+    if path.is_relative_to(settings.home / "uploads") and not path.is_symlink():
+        path.unlink(missing_ok=True)
 
 
 def forget_gone(settings: Settings, embedder: Any, paths: list[Path],

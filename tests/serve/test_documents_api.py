@@ -393,3 +393,21 @@ def test_a_storage_fault_is_a_500_that_names_no_server_folder() -> None:
     status, payload, _ = describe_error(error)
     assert status == 500 and payload["error"]["code"] == "storage_error"
     assert "/srv/pgpt" not in payload["error"]["message"] and ".../.upload-e8fb" in payload["error"]["message"]
+
+
+def test_a_killed_servers_temporary_upload_copies_go_at_the_next_start(tmp_path: Path) -> None:
+    """kill -9 mid-upload left ".upload-*" and ".earlier-*" copies that nothing listed or removed; one
+    outlived its document's DELETE (t60). Those of a live process (a second server on the same home) stay."""
+    import os
+
+    from pgpt.serve.documents import sweep_uploads
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder = tmp_path / "uploads" / "default" / "hr"
+    folder.mkdir(parents=True)
+    left = [folder / f".upload-{dead.stdout.strip()}-0a1b2c", folder / f".earlier-{dead.stdout.strip()}-3d4e5f"]
+    kept = [folder / f".upload-{os.getpid()}-0a1b2c", folder / "pay.txt", folder / ".earlier-notes.txt"]
+    for path in left + kept:
+        path.write_text("GECKO-7070\n")
+    assert sweep_uploads(tmp_path) == 2
+    assert not any(p.exists() for p in left) and all(p.exists() for p in kept)

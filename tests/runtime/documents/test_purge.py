@@ -107,3 +107,17 @@ def test_pgpts_own_state_files_are_private_whatever_the_umask(settings: Settings
         os.umask(old)
     for path in (settings.config_file, settings.home / "index" / "active.json", settings.home / "index" / ".writer.lock"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_forgetting_an_uploaded_document_deletes_the_servers_copy(settings: Settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    """The server's DELETE removed the copy it keeps of an upload; `pgpt-tui forget` of the same
+    document left the file under PGPT_HOME/uploads, which nothing listed any more (t60)."""
+    stored = settings.home / "uploads" / "default" / "hr" / "salary.txt"
+    stored.parent.mkdir(parents=True)
+    stored.write_text("The salary band of grade 7 is OTTER-5150.\n")
+    outside = settings.home.parent / "mine.txt"
+    outside.write_text("A document of the user's own, indexed from where it is.\n")
+    ingest(settings, [stored, outside], embedder)
+    forget_path(settings, embedder, str(stored))
+    forget_path(settings, embedder, str(outside))
+    assert not stored.exists() and outside.exists()  # the user's own file is never deleted
