@@ -14,6 +14,7 @@ from pgpt.runtime.arg_types import (collection_name, given_path, non_negative_in
 from pgpt.runtime.sanitize import dumps_json, hanging, one_line, shown_name, strip_controls
 from pgpt.runtime.settings import DOCUMENTS_MAX_TOKENS
 from pgpt.tui.cli.answer_steps import read_answer
+from pgpt.tui.cli.ingest_report import print_report
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar, status_line, terminal_width
 
@@ -115,38 +116,8 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         raise stopped(tick.done if tick else 0, tick.total if tick else 0, args.reindex, inside,
                       (tick.file_chunks_done, tick.file_chunks) if inside and tick else (0, 0)) from None
     bar.close()
-    if args.json:
-        fields = ("added", "updated", "renamed", "unchanged", "removed", "gone", "rechunked")
-        data = {name: getattr(report, name) for name in fields}
-        if report.rechunked_from:
-            data["rechunked_from_format"] = report.rechunked_from
-        if report.set_aside:
-            data["damaged_index_moved_to"] = report.set_aside
-        # each rename as its two paths: "OLD -> NEW" in one string had to be split on an arrow a name may hold (t50)
-        data.update(renamed_documents=[{"from": old, "to": new} for old, new in report.moved],
-                    skipped=[{"path": p, "reason": r} for p, r in report.skipped],
-                    failed=[{"path": p, "reason": r} for p, r in report.failed],
-                    chunks=report.chunks, seconds=round(report.seconds, 2), chunks_per_s=round(report.chunks_per_s, 1))
-        print(dumps_json(data, indent=2))
-    else:
-        for label, entries in (("skipped", report.skipped), ("failed", report.failed)):
-            for path, reason in entries:
-                print(" ".join(strip_controls(f"{label}: {path}: {reason}").split()))
-        # the summary counted them only: which 28 files "still answer", which --prune forgot (tester t42)
-        for label, paths in (("gone", report.gone), ("removed", report.removed)):
-            for path in paths[:NAMED]:
-                print(" ".join(strip_controls(f"{label}: {path}").split()))
-            if len(paths) > NAMED:
-                print(f"… and {len(paths) - NAMED} more {label} (--json lists them all)")
-        if report.found_nothing():
-            from pgpt.runtime.documents.discovery import nothing_found
-
-            print(nothing_found(args.paths))
-        print(report.summary())
+    print_report(report, args)
     return 1 if report.failed or all_skipped(list(args.paths), report.skipped) else 0
-
-
-NAMED = 20  # gone or removed files named after an ingest; --json lists every one
 
 
 def all_skipped(paths: list[Path], skipped: list[tuple[str, str]]) -> bool:

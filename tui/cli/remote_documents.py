@@ -103,9 +103,9 @@ def _print_ingest(settings: Any, args: argparse.Namespace, done_as: dict[str, li
                           "server": settings.server, "seconds": seconds}, indent=2))
         return
     from pgpt.runtime.documents.summary import gone_note
+    from pgpt.tui.cli.ingest_report import left_out_lines
 
-    lines = [f"{label}: {path}: {reason}" for label, entries in (("skipped", skipped), ("failed", failed))
-             for path, reason in entries]
+    lines = left_out_lines(skipped, failed)
     lines += [f"renamed: {old} -> {new}" for old, new in changes.renamed]
     lines += [f"removed: {d['path']} ({d['doc_id']})" for d in changes.removed]
     lines += [f"gone: {name}: no such file here; the server still answers from it" for name in changes.gone]

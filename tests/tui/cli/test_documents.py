@@ -424,3 +424,16 @@ def test_an_index_made_in_a_utf8_session_is_updated_from_an_ascii_one(settings: 
     assert "1 unchanged" in again.stdout and "not valid UTF-8" in again.stdout, again.stdout  # its name, as read
     listed = json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]  # nothing was lost
     assert sorted(Path(d["path"]).name for d in listed) == ["Café – notes.md", "plain.md"]
+
+
+def test_files_left_out_for_one_reason_share_a_line() -> None:
+    """A code folder's 27 images, archives and links filled the screen at every ingest (t61)."""
+    from pgpt.tui.cli.ingest_report import left_out_lines
+
+    skipped = [(f"/p/img{i}.png", "binary file") for i in range(6)] + [("/p/big.log", "too large (210 MB)"),
+                                                                       ("/p/a.zip", "binary file")]
+    failed = [("/p/secret", "unreadable (permission denied); check its owner and mode: ls -ld /p/secret")]
+    assert left_out_lines(skipped, failed) == [
+        "skipped 7 files: binary file: /p/img0.png, /p/img1.png, /p/img2.png and 4 more (--json lists them)",
+        "skipped: /p/big.log: too large (210 MB)",
+        "failed: /p/secret: unreadable (permission denied); check its owner and mode: ls -ld /p/secret"]
