@@ -23,7 +23,7 @@ from pathlib import PurePath
 from typing import Any
 
 # The version of fold(): an index folded by another version is folded again at its next write.
-FOLD_VERSION = "2"  # 2: the heading's copy is led by the file's name
+FOLD_VERSION = "2"  # 2: the text's copy is led by the file's name
 FOLD_META = "pgpt.fold"
 COLUMNS = {"text": "fts_text", "heading": "fts_heading"}
 
@@ -48,8 +48,9 @@ def fold(text: str) -> str:
 
 def folded_columns(data: dict[str, list[Any]]) -> dict[str, list[str]]:
     """The folded columns for rows given as columns (``text``, ``heading`` and ``path`` lists): the
-    heading's is led by the file's name, so that "the Makefile", "data.csv" or "pyproject.toml" in a
-    question finds its file (t61: a file's name was in nothing searched)."""
+    text's is led by the file's name, so that "the Makefile", "data.csv" or "pyproject.toml" in a
+    question finds its file (t61: a file's name was in nothing searched; in the heading's, a match
+    there counted no more than one in the text, as LanceDB keeps a chunk's best field)."""
     texts = [f"{name_words(path)}\n{text or ''}" for path, text in zip(data["path"], data["text"])]
     return {COLUMNS["text"]: [fold(value) for value in texts],
             COLUMNS["heading"]: [fold(value or "") for value in data["heading"]]}
