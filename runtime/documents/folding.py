@@ -1,4 +1,4 @@
-"""Accent and case folding for the full-text index: "resume" finds "résumé", "elka" finds "ёлка".
+"""Accent and case folding for the full-text index: "resume" finds "résumé", "елка" finds "ёлка".
 
 LanceDB's full-text index stems a word before it folds its accents, and the English stemmer treats
 an accented vowel as a consonant: "résumé" was indexed as "resume" and the query "resume" looked up
