@@ -187,19 +187,20 @@ def _server_key(env: dict[str, str]) -> str:
 
 
 def checked_key(key: str, where: str) -> str:
-    """``key`` stripped, refused when it is not one word of printable ASCII: a key with a line break
-    or a space (a comment line above it in its file) cannot be sent in a header, and the HTTP
-    library's error quoted the whole header, key included (t60). The message never shows the key.
+    """``key`` stripped, refused when it is not one line of printable ASCII: a key with a line break
+    (a comment line above it in its file) or a character outside ASCII cannot be sent in a header,
+    and the HTTP library's error quoted the whole header, key included (t60). The message never
+    shows the key. (A space can be sent; a server on the network refuses it as weak, see weak_key.)
 
     Raises:
-        ConfigError: the key holds whitespace, control or non-ASCII characters.
+        ConfigError: the key holds control or non-ASCII characters.
     """
     from pgpt.runtime.errors import ConfigError
 
     key = key.strip()
-    if key and not all("!" <= c <= "~" for c in key):
-        raise ConfigError(f"The API key in {where} is not one word of printable ASCII: it holds a line break, a space, "
-                          "or a character outside ASCII (a comment line beside the key?).",
+    if key and not all(" " <= c <= "~" for c in key):
+        raise ConfigError(f"The API key in {where} is not one line of printable ASCII: it holds a line break or "
+                          "another control character, or a character outside ASCII (a comment line beside the key?).",
                           hint="Keep only the key on one line, e.g. the output of `openssl rand -hex 32`.")
     return key
 

@@ -259,7 +259,7 @@ def read_api_key(path: Path | None, env: Mapping[str, str]) -> str:
     """The key from ``path``, else ``PGPT_API_KEY_FILE``, else ``PGPT_API_KEY``; '' when none is set.
 
     Raises:
-        ConfigError: the file is missing, empty, or readable by other users, or the key is not one word.
+        ConfigError: the file is missing, empty, or readable by other users, or the key is not one line of ASCII.
     """
     from pgpt.runtime.settings import checked_key, read_key_file
 

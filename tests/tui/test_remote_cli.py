@@ -240,7 +240,7 @@ def test_a_key_in_the_server_address_is_refused_and_never_shown(served: RunningS
     assert not logs.exists() or all(secret not in p.read_text() for p in logs.iterdir())
 
 
-def test_a_key_that_is_not_one_word_is_refused_and_never_shown(served: RunningServer, tmp_path: Path) -> None:
+def test_a_key_that_is_not_one_line_is_refused_and_never_shown(served: RunningServer, tmp_path: Path) -> None:
     """A key file with a comment line above the key: the HTTP library refused the header, and its
     message, whole key included, was printed as "Nothing answers at ..." (by doctor too, t60)."""
     settings = client_settings(served, tmp_path)
@@ -254,7 +254,7 @@ def test_a_key_that_is_not_one_word_is_refused_and_never_shown(served: RunningSe
         result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
                                 env={**base, **extra}, timeout=600)
         shown = result.stdout + result.stderr
-        assert result.returncode == 2 and "is not one word of printable ASCII" in shown, (args, shown)
+        assert result.returncode == 2 and "is not one line of printable ASCII" in shown, (args, shown)
         assert KEY not in shown and "Traceback" not in shown and "Nothing answers" not in shown
 
 
