@@ -50,7 +50,9 @@ def _without_server_paths(text: str) -> str:
     """``text`` without where the server keeps its data or what another process is adding: a key
     holder need not be the operator, and a folder's name can be confidential (t60: "adding
     /srv/bigsecretproject-acquisition-of-ACME" in a 409)."""
-    text = re.sub(r": adding [^)]*\)", ")", text)  # "(pgpt-tui, pid 8846: adding /docs, 416 of 1717 files)"
+    from pgpt.runtime.documents.index_folder import ADDING
+
+    text = re.sub(rf"{re.escape(ADDING)}[^)]*\)", ")", text)  # "(pgpt-tui, pid 8846: adding /docs, 416 of 1717 files)"
     return re.sub(r"(?<![\w/.])/(?:[^\s/:;,()'\"]+/)+", ".../", text)
 
 

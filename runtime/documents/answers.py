@@ -158,8 +158,9 @@ class AskStream:
         # retrieval ends when the text the model reads is chosen: the passages, then their sentences
         timings["retrieve_s"] = round(time.perf_counter() - embedded, 4)
         self._say("reading")
-        stream = self.engine.stream(self._messages(passages, sentences, shown), self.options, self.cancel)
-        stream.cache_tag = DOCUMENTS  # a forget drops the drafts made from its passages (purge.py)
+        # tagged: a forget drops the drafts made from its passages (purge.py)
+        stream = self.engine.stream(self._messages(passages, sentences, shown), self.options, self.cancel,
+                                    cache_tag=DOCUMENTS)
         markup, writing = MarkupFilter(), False
         for piece in stream:
             if shown_text := markup.feed(piece):

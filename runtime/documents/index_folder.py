@@ -177,6 +177,9 @@ def writer_lock(settings: Settings, wait_s: float = 0.0) -> Iterator[None]:
             pass  # the pid did not fit on a full disk: the lock is released all the same
 
 
+ADDING = ": adding "  # how a refusal names the other writer's paths (pgpt-serve's answers leave them out)
+
+
 def _how_far(settings: Settings, holder: str) -> str:
     """": adding /docs, 416 of 1717 files" when the writer's add keeps a marker (the app and `ingest`
     do), else '': the refused command said to wait, with no way to know for how long (t53)."""
@@ -186,7 +189,7 @@ def _how_far(settings: Settings, holder: str) -> str:
 
     pid = re.search(r"pid (\d+)", holder)
     add = next((a for a in unfinished_adds(settings) if pid and a.pid == int(pid.group(1))), None)
-    return f": adding {', '.join(add.paths)}, {add.done} of {add.total} files" if add else ""
+    return f"{ADDING}{', '.join(add.paths)}, {add.done} of {add.total} files" if add else ""
 
 
 def refuse_if_writing(settings: Settings) -> None:

@@ -291,8 +291,9 @@ class DocumentStore:
         self._changed = True
 
     def fold_if_needed(self) -> None:
-        """Give an index made before the folded columns (folding.py) its folded text, in place; the
-        caller holds the writer lock. finish_batch() then builds the full-text indexes on it."""
+        """Give an index made before the folded columns (folding.py) its folded text, in place, and its
+        identity if it has none (see version): both are an older release's table brought up to date by
+        its first writer, which holds the writer lock. finish_batch() then builds the full-text indexes."""
         if self._folded or is_folded(self.table):
             self._folded = True
             return

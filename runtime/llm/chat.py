@@ -126,13 +126,16 @@ class ChatEngine:
         options: SamplingOptions,
         cancel: threading.Event | None = None,
         fit: bool = False,
+        cache_tag: str | None = None,
     ) -> "ChatStream":
         """Start an answer; iterate the returned stream for text pieces, then read ``.result``.
 
         ``fit``: leave the oldest whole turns out until the prompt and the answer fit the context (a
         chat app's long conversation); without it a prompt too long is refused, as a server must.
+        ``cache_tag``: the answer cache's tag for it (DOCUMENTS for a draft from document passages,
+        which a forget drops).
         """
-        return ChatStream(self, messages, options, cancel, fit)
+        return ChatStream(self, messages, options, cancel, fit, cache_tag)
 
     def ask(self, prompt: str, options: SamplingOptions) -> ChatResult:
         """Answer one user prompt without streaming."""
@@ -229,7 +232,7 @@ class ChatStream:
     """
 
     def __init__(self, engine: ChatEngine, messages: list[dict[str, str]], options: SamplingOptions,
-                 cancel: threading.Event | None, fit: bool = False) -> None:
+                 cancel: threading.Event | None, fit: bool = False, cache_tag: str | None = None) -> None:
         self._engine = engine
         self._messages = messages
         self._fit = fit
@@ -237,7 +240,7 @@ class ChatStream:
         self._cancel = cancel or threading.Event()
         self._started = 0.0
         self._key = ""
-        self.cache_tag: str | None = None  # DOCUMENTS for a draft from document passages (answer_cache.py)
+        self._cache_tag = cache_tag
         self._prompt_ids: list[int] = []
         self.generation: "Generation | None" = None
         self.result = ChatResult(model=engine.model.info.name, provider=engine.provider,
@@ -290,7 +293,7 @@ class ChatStream:
             cache.put(self._key, {"answer": self.result.answer, "prompt_tokens": len(self._prompt_ids),
                                   "new_tokens": int(self.result.timings.get("new_tokens", 0)),
                                   "finish_reason": self.result.finish_reason, "repeated": self.result.repeated},
-                      tag=self.cache_tag)
+                      tag=self._cache_tag)
 
     def __iter__(self) -> Iterator[str]:
         self.start()
