@@ -75,6 +75,8 @@ class AskResult:
     draft: str = ""
     measures: dict[str, float] = field(default_factory=dict)
     finish_reason: str = "stop"  # as ChatResult's: "length" when max new tokens cut the answer shown
+    # a "not found"'s files that an add left out and that may hold text (left_out.py): no answer came from them
+    left_out: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def not_found(self) -> bool:
@@ -82,9 +84,10 @@ class AskResult:
         return self.kind == "not_found"
 
     def as_json(self) -> dict[str, Any]:
-        """answer, kind, not_found, quotes, sources, closest, cached, timings."""
+        """answer, kind, not_found, quotes, sources, closest, left_out, cached, timings."""
         return {"answer": self.answer, "kind": self.kind, "not_found": self.not_found, "quotes": self.quotes,
-                "sources": self.sources, "closest": self.closest, "cached": self.cached, "timings": self.timings}
+                "sources": self.sources, "closest": self.closest, "left_out": self.left_out, "cached": self.cached,
+                "timings": self.timings}
 
     def record(self) -> dict[str, Any]:
         """What the similar-question cache keeps of this answer."""
@@ -124,6 +127,15 @@ class AskStream:
             self.on_state(state)
 
     def __iter__(self) -> Iterator[str]:
+        yield from self._answer()
+        folder = getattr(self.store, "folder", None)
+        if self.result.not_found and self.doc_ids is None and folder is not None:
+            from pgpt.runtime.documents.left_out import remembered
+
+            self.result.left_out = [{"path": path, "reason": reason}
+                                    for path, reason, _ in remembered(folder, self.collection)]
+
+    def _answer(self) -> Iterator[str]:
         self._refuse_oversized_question()
         self._say("searching")
         started = time.perf_counter()

@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.documents.chunk_vectors import KeptVectors, chunk_rows
+from pgpt.runtime.documents import left_out
 from pgpt.runtime.documents.discovery import (collect_files, fs_reason, gone_documents, is_gone, readable_file,
-                                              split_unreadable)
+                                              resolved, split_unreadable)
 from pgpt.runtime.documents.isolation import IsolatedReader
-from pgpt.runtime.documents.index_folder import writer_lock
+from pgpt.runtime.documents.index_folder import index_dir, writer_lock
 from pgpt.runtime.documents.progress import IngestProgress, WorkShares, tick
 from pgpt.runtime.documents.purge import purge
 from pgpt.runtime.documents.records import DocumentRecord
@@ -120,6 +121,7 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
             else:
                 report.gone = [record.path for record in gone_documents(known.values(), paths)]
             mark_stale(report, known)
+            _remember_left_out(settings, collection, paths, report)
         except BaseException as exc:
             _end_unfinished(store, exc)
             raise
@@ -133,6 +135,14 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
     if progress is not None:
         progress(IngestProgress(len(work), len(work), "", report.chunks, 0.0))
     return report
+
+
+def _remember_left_out(settings: Settings, collection: str, paths: list[Path], report: IngestReport) -> None:
+    """Note the files this add left out that may hold text (left_out.py), under the paths as typed
+    and as resolved (a folder's files are listed resolved, a file named alone as typed)."""
+    roots = {Path(os.path.abspath(path.expanduser())) for path in paths} | {resolved(path) for path in paths}
+    indexed = report.added + report.updated + report.renamed + report.unchanged + report.rechunked
+    left_out.remember(index_dir(settings), collection, roots, report.skipped + report.failed, indexed)
 
 
 def stopped(done: int, total: int, reindex: bool, current: str = "", embedded: tuple[int, int] = (0, 0)) -> Cancelled:
@@ -185,7 +195,8 @@ def _catalog(store: DocumentStore) -> dict[str, dict[str, DocumentRecord]]:
 
 def forget_path(settings: Settings, embedder: Any, path: str, collection: str | None = None) -> list[DocumentRecord]:
     """Remove the document at ``path`` (an absolute path as indexed), or every document under it
-    when it is a folder, from ``collection`` (None: every collection).
+    when it is a folder, from ``collection`` (None: every collection), and the files left out there
+    from `docs`' list; [] when only such files were there.
 
     Raises:
         UsageError: nothing is indexed under that path (exit 2: a path to check, not a fault).
@@ -200,6 +211,8 @@ def forget_path(settings: Settings, embedder: Any, path: str, collection: str | 
 
             matches = [d for d in documents if shown_name(d.path) == path != d.path]  # as `docs` shows it
             matches = matches or [d for d in documents if one_line(d.path) == one_line(path) != d.path]
+        if not matches and left_out.forget_under(index_dir(settings), path, collection):
+            return []  # only files that were left out when added: they are no longer named (left_out.py)
         if not matches:
             where = f" (collection {collection})" if collection else ""
             raise UsageError(f"{path} is not in the document index{where}, and no indexed file is under it.",
@@ -207,6 +220,7 @@ def forget_path(settings: Settings, embedder: Any, path: str, collection: str | 
         for record in matches:
             store.forget(record.doc_id)
             _drop_upload(settings, record)
+        left_out.forget_under(index_dir(settings), path, collection)
         purge(settings, store)
     return matches
 

@@ -267,6 +267,7 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
     (docs / "zephyr.txt").write_text("Project Zephyr is a weather balloon. The launch code of project Zephyr is 7341. "
                                      "It flies from the harbour [bold]every[/] spring.\n")
     (docs / "ferry.txt").write_text("The ferry to the island leaves at noon every Tuesday.\n")
+    (docs / "[b]timetable.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)  # no reader: left out
     ingest(settings, [docs], default_embedder(settings))
     app = ChatApp(settings, SamplingOptions(max_new_tokens=24))
     async with app.run_test(size=SIZE) as pilot:
@@ -300,6 +301,11 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         # the draft streamed first ("The ferry ... leaves at noon"): its vanishing is explained
         assert answer.mark == "(replaced: the model's own answer was not supported by the sources)"
         assert closest.text.startswith("Closest passages") and "ferry.txt" in closest.text
+        # the spreadsheet that may hold the answer was never read: said under the passages (t61), as plain text
+        assert closest.text.endswith("Not searched: 1 file left out when added, so no answer comes from it: "
+                                     f"{docs}/[b]timetable.xlsx (unsupported format (.xlsx)). `pgpt-tui docs` "
+                                     "lists them with the way to add them.")
+        assert "\\[b]timetable" in closest.markup
         await pilot.press("ctrl+y")  # it copied only "I could not find ...", not the passages to judge
         assert app.clipboard == f"{answer.text}\n\n{closest.text}" and "ferry.txt" in app.clipboard
         # kept for a follow-up ("And when does it close?" was searched alone and "not found" before the model ran)

@@ -137,12 +137,17 @@ class ChatLog(VerticalScroll):
 
     def add_details(self, details: dict[str, Any]) -> None:
         """A documents answer's quotes, then its closest passages (a "not found") or its sources."""
+        from pgpt.runtime.documents.left_out import note
         from pgpt.tui.chat.library import describe_closest, describe_quotes, describe_sources
+        from pgpt.tui.sanitize import clean_text
 
         if details["quotes"]:
             self.add_turn("quotes", describe_quotes(details["quotes"]))
-        if details["closest"]:
+        left_out = note(details.get("left_out", []))  # files never read: the answer may be in them (t61)
+        if details["closest"] or left_out:
             plain, markup = describe_closest(details["closest"])
+            if left_out:
+                plain, markup = (f"{plain}\n\n{left_out}".strip(), f"{markup}\n\n{clean_text(left_out)}".strip())
             self.add_turn("closest", plain).show(plain, "", markup)
         elif details["sources"]:
             self.add_turn("sources", describe_sources(details["sources"]))

@@ -138,6 +138,8 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.discovery import gone_documents
     from pgpt.runtime.documents.ingest import open_store
+    from pgpt.runtime.documents.left_out import remembered
+    from pgpt.tui.cli.ingest_report import left_out_lines
 
     if settings.server:
         from pgpt.tui.cli.remote_documents import docs_on_server
@@ -148,10 +150,13 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
     documents = store.documents(args.collection)
     # a file deleted since it was indexed still answers until --prune: marked, as F4 marks it (t61)
     gone = {d.path for d in gone_documents(documents)}
+    left_out = remembered(store.folder, args.collection)
     if args.json:
         print(dumps_json({"documents": [{"path": d.path, "collection": d.collection, "chunks": d.chunks,
                                          "ingested_at": d.ingested_at, "gone": d.path in gone}
-                                        for d in documents]}, indent=2))
+                                        for d in documents],
+                          "left_out": [{"path": path, "reason": reason, "collection": name}
+                                       for path, reason, name in left_out]}, indent=2))
         return 0
     if not documents:
         print("No documents indexed yet. Add some with `pgpt-tui ingest PATH`.")
@@ -164,7 +169,15 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
         print(f"{len(documents)} document{'' if len(documents) == 1 else 's'}, {total} chunk{'' if total == 1 else 's'}"
               + (f"; {len(gone)} file{'' if len(gone) == 1 else 's'} gone from disk still answer{'s' if len(gone) == 1 else ''}"
                  " (`pgpt-tui ingest PATH --prune` or `pgpt-tui forget PATH` forgets them)" if gone else ""))
+    if left_out:
+        print(LEFT_OUT_HEADING)
+        for line in left_out_lines([(path, reason) for path, reason, _ in left_out], [], ("left out", "")):
+            print(line)
     return 0
+
+
+# The files an add left out that may hold text (runtime/documents/left_out.py): no answer can come from them
+LEFT_OUT_HEADING = "Left out when added, so no answer comes from them (fix the cause, then ingest them again):"
 
 
 def run_forget(settings: Any, args: argparse.Namespace) -> int:
@@ -182,6 +195,9 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
     wanted = str(resolved(args.path))
     refuse_if_writing(settings)
     forgotten = forget_path(settings, default_embedder(settings), wanted, args.collection)
+    if not forgotten:  # files left out when they were added, never indexed: `docs` no longer lists them
+        print(strip_controls(f"{one_line(wanted)} was never indexed (left out when added); `docs` no longer lists it"))
+        return 0
     chunks = sum(d.chunks for d in forgotten)
     files = {d.path for d in forgotten}
     single = len(files) == 1 and (files == {wanted} or not os.path.isdir(wanted))  # one file, maybe by its shown name
@@ -368,6 +384,10 @@ def describe_answer(result: dict[str, Any]) -> str:
         for number, passage in enumerate(result["closest"], 1):  # around the sentence closest to the question
             snippet = "".join(sentence_window(passage["text"], passage.get("sentence", ""), CLOSEST_CHARS))
             lines += [f"  {number}. {_where(passage['source'], passage['page'])}", indented(f"     {snippet}", "     ")]
+    if result.get("left_out"):
+        from pgpt.runtime.documents.left_out import note
+
+        lines += ["", note(result["left_out"])]
     if result["cached"]:
         lines += ["(cached: a similar question was answered before)"]
     return strip_controls("\n".join(lines))

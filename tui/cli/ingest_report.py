@@ -44,12 +44,13 @@ NAMED = 20  # gone or removed files named after an ingest; --json lists every on
 GROUPED = 3  # more files than this left out for one same reason share a line
 
 
-def left_out_lines(skipped: list[tuple[str, str]], failed: list[tuple[str, str]]) -> list[str]:
-    """The report's "skipped:" and "failed:" lines, one a file, but files left out for one same reason
-    share a line when there are more than GROUPED of them, naming the first three: a code folder's
-    27 images, archives and links filled the screen at every ingest (t61). --json lists each one."""
+def left_out_lines(skipped: list[tuple[str, str]], failed: list[tuple[str, str]],
+                   labels: tuple[str, str] = ("skipped", "failed")) -> list[str]:
+    """The report's "skipped:" and "failed:" lines (or ``labels``), one a file, but files left out for
+    one same reason share a line when there are more than GROUPED of them, naming the first three: a
+    code folder's 27 images, archives and links filled the screen at every ingest (t61). --json lists each one."""
     lines = []
-    for label, entries in (("skipped", skipped), ("failed", failed)):
+    for label, entries in zip(labels, (skipped, failed)):
         by_reason: dict[str, list[str]] = {}
         for path, reason in entries:
             by_reason.setdefault(reason, []).append(path)

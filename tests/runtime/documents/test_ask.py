@@ -52,7 +52,7 @@ def test_answer_cites_the_file_it_comes_from_with_its_supporting_quote(indexed) 
     assert set(result.timings) == {"embed_s", "retrieve_s", "ttft_s", "decode_tok_s", "check_s", "total_s",
                                    "prompt_tokens", "new_tokens"}
     assert result.timings["ttft_s"] > 0
-    assert set(result.as_json()) == {"answer", "kind", "not_found", "quotes", "sources", "closest", "cached",
+    assert set(result.as_json()) == {"answer", "kind", "not_found", "quotes", "sources", "closest", "left_out", "cached",
                                      "timings"}
 
 

@@ -437,3 +437,45 @@ def test_files_left_out_for_one_reason_share_a_line() -> None:
         "skipped 7 files: binary file: /p/img0.png, /p/img1.png, /p/img2.png and 4 more (--json lists them)",
         "skipped: /p/big.log: too large (210 MB)",
         "failed: /p/secret: unreadable (permission denied); check its owner and mode: ls -ld /p/secret"]
+
+
+def test_docs_and_a_not_found_name_the_files_an_add_left_out(settings: Settings, tmp_path: Path) -> None:
+    """A spreadsheet ingest could not read was named once, in the ingest's report; a question about
+    it days later ended in a bare "not found" (t61). `docs` lists such files and a "not found" names
+    them, until they are added in a readable form, deleted, or forgotten; binary files are not named."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "canteen.md").write_text("The canteen opens at noon.\n")
+    sheet = docs / "budget.xlsx"
+    sheet.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    (docs / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    listed = tui_cli(settings, "docs")
+    assert listed.stdout.splitlines()[-2:] == [
+        "Left out when added, so no answer comes from them (fix the cause, then ingest them again):",
+        f"left out: {sheet}: unsupported format (.xlsx): to index it, save it as PDF, .docx, HTML or text (CSV for "
+        "a sheet)"]
+    [entry] = json.loads(tui_cli(settings, "docs", "--json").stdout)["left_out"]
+    assert entry["path"] == str(sheet) and entry["collection"] == "default"
+
+    question = "What is the launch code of project Zephyr?"
+    answer = json.loads(tui_cli(settings, "ask", question, "--json").stdout)
+    assert answer["not_found"] and [f["path"] for f in answer["left_out"]] == [str(sheet)]
+    text = tui_cli(settings, "ask", question).stdout  # the "not found" is cached now: named all the same
+    assert text.rstrip().endswith(f"\n\nNot searched: 1 file left out when added, so no answer comes from it: {sheet} "
+                                  "(unsupported format (.xlsx)). `pgpt-tui docs` lists them with the way to add them.\n"
+                                  "(cached: a similar question was answered before)")
+
+    sheet.unlink()  # saved as CSV instead: the next add of the folder no longer names the spreadsheet
+    (docs / "budget.csv").write_text("item,cost\nchairs,120\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    assert json.loads(tui_cli(settings, "docs", "--json").stdout)["left_out"] == []
+    assert "Left out" not in tui_cli(settings, "docs").stdout
+    assert json.loads(tui_cli(settings, "ask", question, "--json").stdout)["left_out"] == []
+
+    sheet.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)  # or forgotten: `forget` of a file never indexed
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    forgot = tui_cli(settings, "forget", str(sheet))
+    assert forgot.returncode == 0 and forgot.stdout == f"{sheet} was never indexed (left out when added); `docs` no " \
+                                                       "longer lists it\n"
+    assert json.loads(tui_cli(settings, "docs", "--json").stdout)["left_out"] == []
