@@ -77,10 +77,12 @@ def main(argv: list[str] | None = None) -> int:
                              "(no path, no '..'), such as qwen2.5-1.5b-instruct")
     from pgpt.runtime.signals import terminate_as_interrupt
 
+    logging_ready = False  # before the log file is set up, logging would print the traceback on stderr
     try:
         terminate_as_interrupt()  # a `kill` cleans up as Ctrl-C does (it left a 300 MB temporary folder)
         settings = Settings.from_env()
         setup_logging(settings)
+        logging_ready = True
         quiet_libraries()
         if args.default:
             return _prepare_default(settings, args)
@@ -95,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as exc:  # every failure becomes one paragraph, no traceback
         import logging
 
-        if isinstance(exc, KeyboardInterrupt):  # a stop, not a fault: one line in the log
-            logging.getLogger("pgpt.export").warning("export stopped: %s", type(exc).__name__)
-        else:
-            logging.getLogger("pgpt.export").exception("export failed")
+        log = logging.getLogger("pgpt.export")
+        if isinstance(exc, KeyboardInterrupt) and logging_ready:  # a stop, not a fault: one line in the log
+            log.warning("export stopped: %s", type(exc).__name__)
+        elif logging_ready:  # else a bad setting (PGPT_THREADS=abc): its paragraph says all (t63)
+            log.exception("export failed")
         message = user_message(exc)
         stop = isinstance(exc, KeyboardInterrupt)  # Ctrl-C or SIGTERM: a stop asked for, no error
         print(message.text if stop else f"error: {message.title}: {message.text}", file=sys.stderr)

@@ -187,6 +187,20 @@ def test_a_quantization_below_the_threshold_is_refused(tmp_path: Path) -> None:
     assert "note: its top-1 agreement is below the 99.5% threshold; --accept-quality-loss kept it" in kept.stderr
 
 
+@pytest.mark.parametrize("variable, value, words", [("PGPT_THREADS", "abc", "is not a whole number"),
+                                                    ("PGPT_KEEP_VERSIONS", "0", "is too small"),
+                                                    ("PGPT_HOME", "FILE", "is a file, not a folder")])
+def test_a_bad_setting_is_one_paragraph_without_a_traceback(tmp_path: Path, variable: str, value: str,
+                                                           words: str) -> None:
+    """Settings are read before the log file is set up: the failure was logged to stderr, "export
+    failed" and a 12-line traceback above the paragraph (t63)."""
+    (tmp_path / "FILE").write_text("")
+    result = export_cli("--default", env={variable: str(tmp_path / value) if value == "FILE" else value,
+                                          "PGPT_MODEL_CACHE": str(tmp_path / "cache")})
+    assert_refused(result, "Invalid setting", variable, words)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "export failed" not in result.stderr
+
+
 def test_cli_without_source_shows_usage() -> None:
     result = export_cli()
     assert result.returncode == 2 and "SOURCE or --default" in result.stderr
