@@ -83,6 +83,20 @@ def folder_problem(folder: Path) -> str:
     return ""
 
 
+def size_problem(folder: Path, manifest: dict[str, Any]) -> str:
+    """Why ``folder``'s files do not match its manifest by presence and size, or '': a check without
+    hashing, for `models` and `doctor`, which look at every model (a file edited after export read
+    "damaged models: none" while every chat failed on it, t63; a load still checks each sha256)."""
+    for entry in manifest["files"]:
+        try:
+            size = (folder / entry["path"]).stat().st_size
+        except OSError:
+            return f"{entry['path']} is missing from {folder}."
+        if size != entry["size"]:
+            return f"{entry['path']} in {folder} has {size} bytes, the manifest says {entry['size']}."
+    return ""
+
+
 def manifest_hash(manifest: dict[str, Any]) -> str:
     """A short stable id of a model's exact contents (used in cache keys)."""
     files = sorted((f["path"], f["sha256"]) for f in manifest["files"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pgpt.runtime.errors import ConfigError, ModelIntegrityError, ModelNotFoundError, UsageError
-from pgpt.runtime.manifest import MANIFEST, read_manifest
+from pgpt.runtime.manifest import MANIFEST, read_manifest, size_problem
 from pgpt.runtime.settings import Settings, process_alive
 from pgpt.runtime.user_config import read_config, write_config
 from pgpt.runtime.versions import find_version, linked_version, parse_ref, version_of, versions_folder
@@ -93,8 +93,9 @@ def list_models(settings: Settings) -> list[ModelInfo]:
 
 
 def damaged_models(settings: Settings) -> list[tuple[str, str]]:
-    """Folders of the model cache whose manifest cannot be read: (name, why). `models` lists them
-    and `models --delete NAME` removes them; they are never used."""
+    """Folders of the model cache whose manifest cannot be read, or whose files are missing or not of
+    the manifest's sizes: (name, why). `models` lists them and `models --delete NAME` removes them;
+    they are never used."""
     return [(child.name, manifest) for child, manifest in _cache_entries(settings) if isinstance(manifest, str)]
 
 
@@ -124,9 +125,11 @@ def _cache_entries(settings: Settings) -> list[tuple[Path, dict[str, Any] | str]
             found.append((child, f"It is {_dangling_reason(child)}"))
         elif child.is_dir() and (child / MANIFEST).is_file() and not child.name.startswith("."):
             try:
-                found.append((child, read_manifest(child)))
+                manifest = read_manifest(child)
             except ModelIntegrityError as exc:
                 found.append((child, str(exc)))
+                continue
+            found.append((child, size_problem(child, manifest) or manifest))
     return found
 
 

@@ -107,14 +107,28 @@ class ModelIntegrityError(PgptError):
 
     def __init__(self, message: str, *, folder: Path | str = "", hint: str | None = None) -> None:
         if hint is None and folder:
-            path = Path(folder)
-            # a kept version (<cache>/.versions/NAME/VERSION) is deleted alone, as NAME@VERSION
-            name = f"{path.parent.name}@{path.name}" if path.parent.parent.name == ".versions" else path.name
-            hint = (f"The folder was changed after export. Export the model again: `pgpt-export` (and `--default` "
+            hint = ("The folder was changed after export. Export the model again: `pgpt-export` (and `--default` "
                     "for the built-in models) replaces a damaged version of the model cache by itself. Or remove "
-                    f"it with `pgpt-tui models --delete {name}` (not while it is the active version).")
+                    f"it: {_deletion(Path(folder))}.")
         super().__init__(message, hint=hint)
         self.folder = str(folder)
+
+
+def _deletion(path: Path) -> str:
+    """The command that removes the damaged model folder ``path``: a kept version
+    (<cache>/.versions/NAME/VERSION) alone, as NAME@VERSION; the active one (the cache's NAME links to
+    it), which `--delete NAME@VERSION` refuses, with every version (t63)."""
+    if path.parent.parent.name != ".versions":
+        return f"`pgpt-tui models --delete {path.name}`"
+    name = path.parent.name
+    try:
+        active = (path.parent.parent.parent / name).resolve() == path.resolve()
+    except (OSError, RuntimeError):
+        active = False
+    if active:
+        return (f"`pgpt-tui models --delete {name}` deletes every version of {name} (this is the active one; "
+                f"`pgpt-tui models --rollback {name}` makes the one before it active instead)")
+    return f"`pgpt-tui models --delete {name}@{path.name}`"
 
 
 class ProviderError(PgptError, RuntimeError):

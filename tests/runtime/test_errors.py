@@ -161,3 +161,16 @@ def test_a_cache_size_or_a_version_count_below_one_is_refused(name: str, value: 
 
     with pytest.raises(e.ConfigError, match=f"{name}='{value}' is too small: the lowest allowed value is 1"):
         Settings.from_env({name: value})
+
+
+def test_a_damaged_version_is_named_as_the_command_that_deletes_it(tmp_path: Path) -> None:
+    """A damaged active version was told to run `models --delete NAME@VERSION`, which refuses the
+    active version (t63): it gets `--delete NAME` (every version) or `--rollback NAME`."""
+    versions = tmp_path / ".versions" / "m"
+    for version in ("abc123", "def456"):
+        (versions / version).mkdir(parents=True)
+    (tmp_path / "m").symlink_to(versions / "abc123")
+    active = e.ModelIntegrityError("x", folder=versions / "abc123").hint
+    assert "`pgpt-tui models --delete m` deletes every version of m" in active and "--rollback m" in active
+    assert "`pgpt-tui models --delete m@def456`" in e.ModelIntegrityError("x", folder=versions / "def456").hint
+    assert "`pgpt-tui models --delete plain`" in e.ModelIntegrityError("x", folder=tmp_path / "plain").hint

@@ -102,6 +102,20 @@ def test_a_damaged_manifest_is_named_listed_and_deletable(settings: Settings, tm
     assert doctor["folders"]["damaged models"] == "none"
 
 
+def test_doctor_and_models_name_a_model_whose_file_was_edited(settings: Settings, tmp_path: Path) -> None:
+    """An edited generation_config.json: chat failed ("has 8 bytes, the manifest says 132") while
+    `doctor` said "damaged models: none" and exited 0 (t63). Sizes are checked without hashing."""
+    copy = _cache_copy(settings, tmp_path, "smollm2-135m-instruct-int8", "all-minilm-l6-v2-int8")
+    edited = copy.model_cache / "smollm2-135m-instruct-int8" / "generation_config.json"
+    edited.write_text('{"x":1}\n')
+    doctor = tui_cli(copy, "doctor", "--offline", "--json")
+    damaged = json.loads(doctor.stdout)["folders"]["damaged models"]
+    assert doctor.returncode == 1 and damaged.startswith("smollm2-135m-instruct-int8 (generation_config.json in ")
+    assert "has 8 bytes, the manifest says" in damaged and "pgpt-tui models --delete smollm2-135m-instruct-int8" in damaged
+    [listed] = json.loads(tui_cli(copy, "models", "--json").stdout)["damaged"]
+    assert listed["name"] == "smollm2-135m-instruct-int8"
+
+
 @pytest.mark.slow
 def test_export_default_replaces_a_tampered_default_model(settings: Settings, tmp_path: Path) -> None:
     """Probe 4.11: after a flipped byte in model.onnx, `pgpt-export --default` said "already
