@@ -88,6 +88,11 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
     # the files of each status, by their local paths, as a local ingest's --json lists them (it gave counts, t50)
     assert sorted(report["added"]) == sorted(str(folder / n) for n in ("canteen.md", "ops/README.md", "dev/README.md"))
     assert report["updated"] == [] and report["server"] == served.url, sent.stderr
+    # a local ingest's keys, so a script that reads "chunks" works with PGPT_SERVER set (t63), and the server's own
+    assert set(report) == {"added", "updated", "renamed", "unchanged", "removed", "gone", "rechunked", "skipped",
+                           "failed", "renamed_documents", "chunks", "seconds", "chunks_per_s",
+                           "server", "removed_documents", "not_compared"}
+    assert report["chunks"] == 3 and report["chunks_per_s"] > 0 and report["rechunked"] == []
     assert {Path(s["path"]).name for s in report["skipped"]} == {"link.txt", "empty.txt"}
     assert [Path(f["path"]).name for f in report["failed"]] == ["broken.pdf"] and sent.returncode == 1
     # the progress gives an ETA once some bytes were sent (it read "ETA ?" on every line)

@@ -41,6 +41,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     done_as: dict[str, list[str]] = {status: [] for status in _STATUSES}
     started, clock = time.monotonic(), time.perf_counter()
     added: dict[str, str] = {}  # name -> content hash of each document this run added: a rename's new name
+    chunks = 0  # of the documents the server added or updated: a local ingest's "chunks" (t63)
     remote, bar, shares = connect(settings), TextBar(sys.stderr), WorkShares(files)
     try:
         for done, path in enumerate(files):
@@ -55,6 +56,8 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                     shares.passed_over(done)
                 elif status == "added":
                     added[names[path]] = str(metadata.get("content_hash") or "")
+                if status in ("added", "updated") and isinstance(metadata.get("chunks"), int):
+                    chunks += metadata["chunks"]
             except ServerError as exc:
                 if exc.status in (0, 401, 403, 502, 503):  # the server, not this file: stop here, saying where
                     exc.hint = (f"{sum(map(len, done_as.values()))} of {len(files)} files were indexed on the server "
@@ -83,7 +86,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     done_as["renamed"] += [path for path in done_as["added"] if path in moved]
     done_as["added"] = [path for path in done_as["added"] if path not in moved]
     done_as["removed"] = [str(d["path"]) for d in changes.removed]
-    _print_ingest(settings, args, done_as, skipped, failed, changes, round(time.monotonic() - started, 2))
+    _print_ingest(settings, args, done_as, skipped, failed, changes, (chunks, round(time.monotonic() - started, 2)))
     from pgpt.tui.cli.documents import all_skipped
 
     return 1 if failed or all_skipped(list(args.paths), skipped) else 0  # as without --server
@@ -91,16 +94,21 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
 
 def _print_ingest(settings: Any, args: argparse.Namespace, done_as: dict[str, list[str]],
                   skipped: list[tuple[str, str]], failed: list[tuple[str, str]], changes: GoneDocuments,
-                  seconds: float) -> None:
-    """The report of a server ingest: as JSON (the files of each status listed, as a local ingest's),
-    or a line per file left out, renamed, removed or gone, then the summary in a local ingest's words."""
+                  work: tuple[int, float]) -> None:
+    """The report of a server ingest: as JSON (a local ingest's keys, with the files of each status
+    listed, and the server's own), or a line per file left out, renamed, removed or gone, then the
+    summary in a local ingest's words. ``work``: the chunks the server wrote, and the seconds."""
     counts = {status: len(paths) for status, paths in done_as.items()}
-    if args.json:
-        print(dumps_json({**done_as, "skipped": [{"path": p, "reason": r} for p, r in skipped],
-                          "failed": [{"path": p, "reason": r} for p, r in failed], "gone": changes.gone,
+    chunks, seconds = work
+    if args.json:  # "rechunked": the server re-reads its own documents after an upgrade, and does not say
+        speed = round(chunks / seconds, 1) if seconds else 0.0
+        print(dumps_json({**done_as, "gone": changes.gone, "rechunked": [],
                           "renamed_documents": [{"from": old, "to": new} for old, new in changes.renamed],
+                          "skipped": [{"path": p, "reason": r} for p, r in skipped],
+                          "failed": [{"path": p, "reason": r} for p, r in failed],
+                          "chunks": chunks, "seconds": seconds, "chunks_per_s": speed,
                           "removed_documents": changes.removed, "not_compared": changes.not_compared,
-                          "server": settings.server, "seconds": seconds}, indent=2))
+                          "server": settings.server}, indent=2))
         return
     from pgpt.runtime.documents.summary import gone_note
     from pgpt.tui.cli.ingest_report import left_out_lines
