@@ -73,12 +73,26 @@ async def list_models(request: Request) -> dict[str, Any]:
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     """One model of GET /v1/models, by its id (OpenAI's ``models.retrieve``)."""
     models = service_of(request).models()
+    name, _, version = model_id.partition("@")
     for model in models:
-        if model_id in (model["id"], f"{model['id']}@{model.get('version', '')}") or (
-                model_id == "default" and model.get("default")):
+        if model_id == model["id"] or (model_id == "default" and model.get("default")):
+            return model
+        # its active version by a unique prefix, as chat completions and `models --use` take it (t63)
+        if version and name == model["id"] and _version_of(request, name, version) == model.get("version"):
             return model
     raise ModelNotFoundError(f"This server serves no model {model_id!r}; it serves "
                              f"{', '.join(m['id'] for m in models) or 'none yet'}.", hint="See GET /v1/models.")
+
+
+def _version_of(request: Request, name: str, prefix: str) -> str:
+    """The version of ``name`` that ``prefix`` starts (among its kept versions), or '' when none or several do."""
+    from pgpt.runtime.errors import PgptError
+    from pgpt.runtime.versions import find_version
+
+    try:
+        return find_version(service_of(request).settings, name, prefix).version
+    except PgptError:
+        return ""
 
 
 @router.post("/v1/chat/completions", response_model=None)

@@ -31,6 +31,13 @@ def test_models_lists_the_chat_model_and_the_embedder(server: RunningServer) -> 
     assert "smollm2-135m-instruct-int8" in models and "all-minilm-l6-v2-int8" in models
     chat = models["smollm2-135m-instruct-int8"].model_extra
     assert chat["kind"] == "llm" and chat["loaded"] is True and len(chat["version"]) == 12
+    # by its version too, whole or a unique prefix, as chat completions take it (a prefix was a 404, t63)
+    for version in (chat["version"], chat["version"][:6]):
+        assert server.openai().models.retrieve(f"smollm2-135m-instruct-int8@{version}").id == "smollm2-135m-instruct-int8"
+    import openai
+
+    with pytest.raises(openai.NotFoundError):
+        server.openai().models.retrieve("smollm2-135m-instruct-int8@zz")
 
 
 def test_a_greedy_answer_is_the_in_process_answer(server: RunningServer, engine) -> None:  # type: ignore[no-untyped-def]
