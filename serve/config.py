@@ -201,14 +201,18 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
 
     def number(arg: object, name: str, default: int, lowest: int, highest: int | None = None) -> int:
         raw = pick(arg, name, str(default))
+        # as it was given: `--parallel 300` was told of "PGPT_PARALLEL=300" (t63)
+        flag = f"--{name.removeprefix('PGPT_').lower().replace('_', '-')} " if arg is not None else ""
         try:
             value = int(raw)
         except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a whole number.") from None
+            raise ConfigError(f"{flag}{raw} is not a whole number." if flag else
+                              f"{name}={raw!r} is not a whole number.") from None
+        given = f"{flag}{value}" if flag else f"{name}={value}"
         if value < lowest:
-            raise ConfigError(f"{name}={value} is below the lowest allowed value, {lowest}.")
+            raise ConfigError(f"{given} is below the lowest allowed value, {lowest}.")
         if highest is not None and value > highest:
-            raise ConfigError(f"{name}={value} is above the highest allowed value, {highest}.")
+            raise ConfigError(f"{given} is above the highest allowed value, {highest}.")
         return value
 
     try:

@@ -40,6 +40,7 @@ class Service:
         self.start_error: BaseException | None = None  # why start() failed: pgpt-serve prints it
         self.load_error: BaseException | None = None  # the default chat model's, at start
         self.loaded_once = False  # the default chat model loaded well at least once
+        self._told_context = False  # the warning that --context is above the model's own, said once
         self.embedder_error: BaseException | None = None  # documents and embeddings only
         self.ingest_lock = threading.Lock()  # one writer at a time inside this server
         # uploads and embeddings queue apart from answers, bounded, waiting without a thread (t52, t53)
@@ -103,6 +104,11 @@ class Service:
             return
         self.load_error, self.loaded_once = None, True
         log.info("serving %s on %s", lease.ref, lease.chat.provider)
+        held = lease.model.max_context
+        if self.serve.context > held and not self._told_context:  # it was lowered without a word (t63)
+            self._told_context = True
+            log.warning("--context %d (PGPT_CONTEXT) is above %s's own %d tokens: its sequences hold %d",
+                        self.serve.context, lease.name, held, held)
         lease.release()  # it stays loaded for its keep-alive
 
     def _pool_event(self, event: Any) -> None:

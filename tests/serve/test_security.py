@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -248,9 +249,10 @@ def test_configured_cors_and_hosts_are_honoured(keyed_server: RunningServer) -> 
     (["--port", "0"], {}, "argument --port: 0 is refused: a TCP port is 1 to 65535"),
     ([], {"PGPT_PORT": "70000"}, "PGPT_PORT=70000 is above the highest allowed value, 65535"),
     # a server that started and then refused every request, or failed to load its model (t49)
-    (["--context", "10"], {}, "PGPT_CONTEXT=10 is below the lowest allowed value, 256"),
+    (["--context", "10"], {}, "--context 10 is below the lowest allowed value, 256"),
     ([], {"PGPT_PARALLEL": "100000"}, "PGPT_PARALLEL=100000 is above the highest allowed value, 256"),
-], ids=["above", "zero", "environment", "context", "parallel"])
+    (["--parallel", "300"], {}, "--parallel 300 is above the highest allowed value, 256"),  # as given (t63)
+], ids=["above", "zero", "environment", "context", "parallel", "parallel-flag"])
 def test_a_port_out_of_range_is_a_usage_error(served_settings: Settings, args: list[str], env: dict[str, str],
                                               cause: str) -> None:
     """--port 70000 said "Unexpected error: OverflowError ... This is a bug in pgpt" (exit 1)."""
@@ -258,6 +260,19 @@ def test_a_port_out_of_range_is_a_usage_error(served_settings: Settings, args: l
                             env=cli_env(served_settings) | env, timeout=120, cwd=served_settings.home)
     assert result.returncode == 2 and cause in result.stderr
     assert "Traceback" not in result.stderr and "bug in pgpt" not in result.stderr
+
+
+def test_a_context_above_the_models_own_is_said_at_the_start(served_settings: Settings) -> None:
+    """--context 100000 started without a word and served 8192-token sequences (t63)."""
+    server = start_server(served_settings, "--context", "100000")
+    try:
+        said = "--context 100000 (PGPT_CONTEXT) is above smollm2-135m-instruct-int8's own 8192 tokens: its sequences hold 8192"
+        deadline = time.monotonic() + 30  # /ready may answer before the start-up load's last lines are written
+        while said not in server.output.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert said in server.output.read_text() and said in served_settings.log_file.read_text()
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("args, env, cause", [
