@@ -198,8 +198,10 @@ def find_model(settings: Settings, name: str) -> ModelInfo:
     if version and "/" not in name:
         chosen = find_version(settings, base, version)
         return ModelInfo(base, chosen.path, chosen.manifest)
-    candidate = Path(name).expanduser()
-    folder = candidate if candidate.is_dir() else settings.model_cache / name
+    candidate, cached = Path(name).expanduser(), settings.model_cache / name
+    # a plain name is the model cache's first: a folder of that name where the command runs took its place (t62)
+    known = is_plain_name(name) and ((cached / MANIFEST).is_file() or _dangling(cached))
+    folder = candidate if candidate.is_dir() and not known else cached
     if folder.parent == settings.model_cache and _dangling(folder):
         # chat said "no exported model called ..." while `models` and `doctor` listed it as damaged
         raise ModelIntegrityError(
@@ -289,6 +291,12 @@ def set_active_model(settings: Settings, name: str) -> ModelInfo:
     """Make ``name`` the chat model of this home and return it; this also repairs a damaged config file."""
     model = require_kind(find_model(settings, name), "llm",
                          hint="Choose a chat model: kind llm in `pgpt-tui models` and in the Models list (F3).")
+    cache = settings.model_cache.resolve()
+    if not model.path.resolve().is_relative_to(cache):  # the config keeps a name: a folder's was another model's (t62)
+        raise UsageError(f"{name} is a model folder outside the model cache ({settings.model_cache}); the active "
+                         "chat model is one of the cache's, kept by its name.",
+                         hint=f"Use it for one command with `--model {name}` (or PGPT_MODEL), or export the model "
+                              "into the model cache (pgpt-export without -o) and pick it by name.")
     config = read_config(settings, repair=True)
     config["active_model"] = model.name
     write_config(settings, config)

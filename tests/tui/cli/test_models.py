@@ -74,6 +74,23 @@ def test_versions_use_and_rollback(tiny_settings: Settings, tiny_versions) -> No
     assert "command failed: Usage error (UsageError)" in log and "Traceback" not in log
 
 
+def test_use_takes_a_name_of_the_model_cache_never_a_folders_base_name(tiny_settings: Settings, tiny_versions,  # type: ignore[no-untyped-def]
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`models --use out/NAME` saved NAME: the next start failed, or used the cache's other model of
+    that name (t62). A folder outside the cache is refused; a plain name is the cache's even where a
+    folder of that name is in the current folder."""
+    outside = tmp_path / "out" / TINY_MODEL  # an export made with -o, under the cache's model's name
+    shutil.copytree(find_model(tiny_settings, TINY_MODEL).path, outside)
+    refused = tui_cli(tiny_settings, "models", "--use", str(outside))
+    assert refused.returncode == 2 and "is a model folder outside the model cache" in refused.stderr
+    assert f"--model {outside}" in refused.stderr
+    assert json.loads((tiny_settings.home / "config.json").read_text())["active_model"] == TINY_MODEL
+    assert find_model(tiny_settings, str(outside)).path == outside  # --model PATH still runs it for one command
+    monkeypatch.chdir(tmp_path / "out")  # a plain name: the cache's model, not ./NAME
+    assert find_model(tiny_settings, TINY_MODEL).path.is_relative_to(tiny_settings.model_cache)
+
+
 def test_a_damaged_version_is_refused_before_anything_switches(tiny_settings: Settings, tiny_versions) -> None:  # type: ignore[no-untyped-def]
     new = tiny_versions[1][1]
     bad = _copy_version(tiny_settings, new, "damaged")
