@@ -99,6 +99,9 @@ def export_model(options: ExportOptions, progress: Progress | None = None,
         source = resolve_source(options.source, options.revision, options.trust_remote_code,
                                 progress=_download_lines(report), cancel=cancel)
     final = default_output(options, source)
+    if options.output is None:
+        refuse_another_kind(final, "embedding" if _is_sentence_transformer(source.folder) and not source.gguf_file
+                            else "llm")
     damaged = replaceable_damage(final, options.model_cache)
     if final.exists() and not damaged and (options.output is not None or not can_publish(final.parent, final.name)):
         raise OutputExistsError(f"The output folder {final} already exists.")
@@ -164,6 +167,24 @@ def _export_kind(source: ModelSource, options: ExportOptions, tmp: Path, report:
 
         raise MemoryNeedError(f"The export ran out of memory in its {report.stage} stage "
                               f"({available_memory() / 1e9:.1f} GB were available when it failed).") from None
+
+
+def refuse_another_kind(final: Path, kind: str) -> None:
+    """Refuse a new version of a name in the model cache that holds another kind of model: a chat
+    model exported as `--name all-minilm-l6-v2` became the embedder's active version, and search,
+    ask and ingest failed, sent to --embedder, until a rollback nothing named (t62)."""
+    from pgpt.runtime.errors import ModelIntegrityError, UsageError
+    from pgpt.runtime.manifest import read_manifest
+
+    try:
+        held = str(read_manifest(final).get("kind", "llm"))
+    except (ModelIntegrityError, OSError):  # nothing there, or damaged: replaceable_damage decides
+        return
+    if held != kind:
+        words = {"llm": "a chat model", "embedding": "an embedding model"}
+        raise UsageError(f"{final.name} in the model cache is {words.get(held, held)}, and this export is "
+                         f"{words.get(kind, kind)}: a new version of that name would replace it. Nothing was "
+                         "exported.", hint="Give the export another name with --name NAME.")
 
 
 def replaceable_damage(final: Path, model_cache: Path | None) -> str:

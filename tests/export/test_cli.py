@@ -201,6 +201,19 @@ def test_a_bad_setting_is_one_paragraph_without_a_traceback(tmp_path: Path, vari
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "export failed" not in result.stderr
 
 
+def test_a_name_that_holds_another_kind_of_model_is_refused_before_the_export(tmp_path: Path) -> None:
+    """`--name all-minilm-l6-v2` made a chat model the embedder's active version: search, ask and
+    ingest failed until a rollback nothing named (t62)."""
+    held = tmp_path / "cache" / "all-minilm-l6-v2-int8"
+    held.mkdir(parents=True)
+    (held / "manifest.json").write_text(json.dumps({"kind": "embedding", "files": []}))
+    result = export_cli(str(gguf_path()), "--name", "all-minilm-l6-v2", "--dtype", "int8",
+                        env={"PGPT_MODEL_CACHE": str(tmp_path / "cache"), "PGPT_HOME": str(tmp_path / "home")})
+    assert_refused(result, "Usage error", "all-minilm-l6-v2-int8 in the model cache is an embedding model, and this "
+                   "export is a chat model", "--name NAME")
+    assert result.returncode == 2 and sorted(p.name for p in held.parent.iterdir()) == ["all-minilm-l6-v2-int8"]
+
+
 def test_cli_without_source_shows_usage() -> None:
     result = export_cli()
     assert result.returncode == 2 and "SOURCE or --default" in result.stderr
