@@ -83,3 +83,19 @@ def test_the_quit_line_names_the_large_file_that_starts_over(tmp_path: Path, cap
                          f"it again (F4) or run: "
                          f"pgpt-tui ingest {folder}")
     assert "read again" not in between and between.startswith(f"pgpt-tui: Adding {folder} stopped after 3 of 9")
+
+
+def test_quitting_removes_the_exports_this_process_was_writing(tmp_path: Path) -> None:
+    """Quitting does not wait for an F3 export's thread, so its own cleanup never ran: 631 MB were
+    left while the app said "nothing of it was kept" (t62). Another process's folders stay."""
+    import os
+
+    from pgpt.tui.chat.launch import remove_own_exports
+
+    cache = tmp_path / "models"
+    mine, other = cache / f".tiny-int8.tmp-{os.getpid()}", cache / ".tiny-int8.tmp-4194304"
+    for folder in (mine, other):
+        (folder / "out").mkdir(parents=True)
+        (folder / "out" / "model.onnx.data").write_bytes(b"0" * 1024)
+    remove_own_exports(Settings(home=tmp_path / "home", model_cache=cache))
+    assert not mine.exists() and (other / "out" / "model.onnx.data").is_file()

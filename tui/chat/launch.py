@@ -23,6 +23,17 @@ def _worker_thread_busy() -> bool:
                for t in threading.enumerate() if t.name.startswith("asyncio_"))
 
 
+def remove_own_exports(settings: Settings) -> None:
+    """Delete the folders this process's exports are writing (``.NAME.tmp-PID`` in the model cache):
+    quitting does not wait for an F3 export's thread, whose own cleanup then never ran (631 MB left
+    behind while the app said "nothing of it was kept", t62). Another process's are left alone."""
+    import shutil
+
+    for folder in settings.model_cache.glob(f".*.tmp-{os.getpid()}"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _say_unfinished_add(settings: Settings, tick: Any = None) -> None:
     """After the app quit (Ctrl+Q, SIGTERM) during an add of documents: how far it got and how to go
     on, on stderr (it ended with exit 0 and not a word). Its marker stays: the next start says it too.
@@ -111,6 +122,7 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
         # downloads are renamed into place when complete, documents are committed one by one),
         # so quit now instead of after it.
         log.info("quitting without waiting for background work")
+        remove_own_exports(settings)
         logging.shutdown()
         sys.stdout.flush()
         os._exit(code)
