@@ -19,7 +19,8 @@ from pgpt.export.pipeline import (
 )
 from pgpt.export.decoder_spec import SUPPORTED_TYPES
 from pgpt.export.sources import ModelSource
-from pgpt.runtime.errors import ProviderError, QualityError, SourceError, TensorShapeError, UnsupportedModelError
+from pgpt.runtime.errors import (PgptError, ProviderError, QualityError, SourceError, TensorShapeError,
+                                 UnsupportedModelError)
 
 TASK = "text-generation-with-past"
 
@@ -79,15 +80,13 @@ def _dims(text: str) -> str:
 
 def load_model_and_tokenizer(source: ModelSource, trust_remote_code: bool) -> tuple[Any, Any]:
     """The fp32 original and its tokenizer; a GGUF file is parsed once for both (see gguf_loading)."""
-    from transformers import AutoTokenizer
-
     from pgpt.export.gguf_loading import fast_gguf_reading
 
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": trust_remote_code}
     with fast_gguf_reading():
         model = load_torch_model(source, trust_remote_code)
         require_task(model.config.model_type, TASK)
-        return model, AutoTokenizer.from_pretrained(str(source.folder), **extra)
+        return model, build_tokenizer(source, extra)
 
 
 def load_config(source: ModelSource, trust_remote_code: bool) -> Any:
@@ -121,7 +120,7 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.tx
 
 def load_tokenizer(source: ModelSource, trust_remote_code: bool, config: Any) -> tuple[Any, Any]:
     """The tokenizer (converted by transformers from a GGUF's vocabulary) and the generation config."""
-    from transformers import AutoTokenizer, GenerationConfig
+    from transformers import GenerationConfig
 
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": trust_remote_code}
     if not source.gguf_file and not any((source.folder / name).is_file() for name in _TOKENIZER_FILES):
@@ -130,12 +129,33 @@ def load_tokenizer(source: ModelSource, trust_remote_code: bool, config: Any) ->
         raise SourceError(f"{source.folder} has no tokenizer: none of {', '.join(_TOKENIZER_FILES)}.",
                           hint="Copy the tokenizer files of the model's repository (tokenizer.json, "
                                "tokenizer_config.json) into the folder, or export the repo id itself.")
-    tokenizer = AutoTokenizer.from_pretrained(str(source.folder), **extra)
+    tokenizer = build_tokenizer(source, extra)
     try:
         generation = GenerationConfig.from_pretrained(str(source.folder))
     except OSError:  # GGUF files and folders without generation_config.json
         generation = GenerationConfig.from_model_config(config)
     return tokenizer, generation
+
+
+def build_tokenizer(source: ModelSource, extra: dict[str, Any]) -> Any:
+    """transformers' tokenizer of ``source``; one it cannot build (a GGUF without tokenizer data, a
+    vocabulary it cannot convert) is a SourceError: it was "Unexpected error: ValueError: tokens and
+    scores need to be passed ... This is a bug in pgpt" (t62)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(source.folder), **extra)
+    except (MemoryError, PgptError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - transformers and tokenizers raise any type for a bad vocabulary
+        where = source.folder / source.gguf_file if source.gguf_file else source.folder
+        cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise SourceError(f"transformers cannot build a tokenizer from {where} ({cause}).",
+                          hint="Export a GGUF file of the model that holds its tokenizer (llama.cpp's "
+                               "convert_hf_to_gguf.py writes it), or the model's Hugging Face folder with its "
+                               "tokenizer files." if source.gguf_file else
+                               "Check the folder's tokenizer files against the model's repository, or export the "
+                               "repo id itself.") from None
 
 
 def export_causal_lm(source: ModelSource, options: ExportOptions, tmp: Path, report: Any) -> dict[str, Any]:

@@ -71,3 +71,20 @@ def test_a_name_taken_over_by_another_file_and_each_removed_version_are_said(voc
     for gone in (first, second):
         assert f"removed version {gone} (kept the newest 1: --keep-versions)" in said
     assert [v.version for v in list_versions(settings, "g-llama-fp32")] == [third]
+
+
+def test_a_gguf_whose_tokenizer_cannot_be_built_is_a_source_error(vocabulary: Vocabulary, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SentencePiece vocabulary without its scores: "Unexpected error: TypeError: argument 'vocab':
+    must be real number, not NoneType. This is a bug in pgpt" (t62). The file is at fault, and said so."""
+    import gguf
+
+    from support import assert_refused, export_cli
+
+    monkeypatch.setattr(gguf.GGUFWriter, "add_token_scores", lambda self, scores: None)
+    path = write_gguf(tmp_path / "no-scores.gguf", GGUFModel("gemma3", layers=1), vocabulary)
+    result = export_cli(str(path), "--dtype", "int8", env={"PGPT_MODEL_CACHE": str(tmp_path / "cache"),
+                                                           "PGPT_HOME": str(tmp_path / "home")})
+    assert_refused(result, "Cannot use this model source", f"transformers cannot build a tokenizer from {path}",
+                   "convert_hf_to_gguf.py")
+    assert "bug in pgpt" not in result.stderr
