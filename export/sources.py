@@ -142,9 +142,9 @@ def _starts_with_gguf_magic(path: Path) -> bool:
         return False
 
 
-def _general_name(reader: Any) -> str:
-    """The model name a GGUF header records (``general.name``), or ''."""
-    field = reader.fields.get("general.name")
+def _general_name(reader: Any, key: str = "general.name") -> str:
+    """The model name a GGUF header records (``general.name``, or another string ``key``), or ''."""
+    field = reader.fields.get(key)
     try:
         return bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field is not None else ""
     except (IndexError, AttributeError):
@@ -167,6 +167,12 @@ def gguf_source(path: Path) -> ModelSource:
     except Exception as exc:  # gguf raises ValueError/IndexError/struct errors on damage
         raise SourceError(f"{path} is a corrupt or truncated GGUF file ({type(exc).__name__}: {exc}).",
                           hint="Download it again and compare its sha256 with the publisher's.") from None
+    if _general_name(reader, "general.type") == "adapter":  # it was "damaged or mislabelled: download it again" (t62)
+        kind = _general_name(reader, "adapter.type")
+        what = {"lora": "a LoRA adapter", "": "an adapter"}.get(kind, f"a {kind} adapter")
+        raise SourceError(f"{path} is {what}, not a model: it holds only the changes to a base model's "
+                          "weights.", hint="Export the base model it was trained on, or merge the adapter into it "
+                          "first (llama.cpp's llama-export-lora writes the merged GGUF) and export that.")
     stem = path.stem if path.suffix.lower() == ".gguf" else _general_name(reader) or path.name  # a blob: sha256-...
     name = plain_name(re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", stem, flags=re.I).lower())
     record = {"type": "gguf", "path": str(path.resolve()), "sha256": sha256_file(path)}

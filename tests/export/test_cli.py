@@ -214,6 +214,28 @@ def test_a_name_that_holds_another_kind_of_model_is_refused_before_the_export(tm
     assert result.returncode == 2 and sorted(p.name for p in held.parent.iterdir()) == ["all-minilm-l6-v2-int8"]
 
 
+def test_a_lora_adapter_gguf_is_named_as_one(tmp_path: Path) -> None:
+    """An adapter's header says what it is; it was "no embedding table ... damaged or mislabelled:
+    download it again" (t62)."""
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "my-lora-adapter-F16.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_type("adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", 16.0)
+    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.zeros((8, 64), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    result = export_cli(str(path), "--dtype", "int8", env={"PGPT_MODEL_CACHE": str(tmp_path / "cache"),
+                                                            "PGPT_HOME": str(tmp_path / "home")})
+    assert_refused(result, "Cannot use this model source", f"{path} is a LoRA adapter, not a model",
+                   "llama-export-lora")
+
+
 def test_cli_without_source_shows_usage() -> None:
     result = export_cli()
     assert result.returncode == 2 and "SOURCE or --default" in result.stderr
