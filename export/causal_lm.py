@@ -123,18 +123,23 @@ def load_tokenizer(source: ModelSource, trust_remote_code: bool, config: Any) ->
     from transformers import GenerationConfig
 
     extra = {"gguf_file": source.gguf_file} if source.gguf_file else {"trust_remote_code": trust_remote_code}
-    if not source.gguf_file and not any((source.folder / name).is_file() for name in _TOKENIZER_FILES):
-        # transformers went on without one and failed inside ("'NoneType' object has no attribute
-        # 'endswith'"), which read as a bug in pgpt (t51)
-        raise SourceError(f"{source.folder} has no tokenizer: none of {', '.join(_TOKENIZER_FILES)}.",
-                          hint="Copy the tokenizer files of the model's repository (tokenizer.json, "
-                               "tokenizer_config.json) into the folder, or export the repo id itself.")
+    if not source.gguf_file:
+        require_tokenizer_files(source.folder)
     tokenizer = build_tokenizer(source, extra)
     try:
         generation = GenerationConfig.from_pretrained(str(source.folder))
     except OSError:  # GGUF files and folders without generation_config.json
         generation = GenerationConfig.from_model_config(config)
     return tokenizer, generation
+
+
+def require_tokenizer_files(folder: Path) -> None:
+    """Refuse a model folder without tokenizer files: transformers went on without one and failed
+    inside ("'NoneType' object has no attribute 'endswith'"), which read as a bug in pgpt (t51)."""
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise SourceError(f"{folder} has no tokenizer: none of {', '.join(_TOKENIZER_FILES)}.",
+                          hint="Copy the tokenizer files of the model's repository (tokenizer.json, "
+                               "tokenizer_config.json) into the folder, or export the repo id itself.")
 
 
 def build_tokenizer(source: ModelSource, extra: dict[str, Any]) -> Any:

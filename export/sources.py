@@ -153,6 +153,19 @@ def _general_name(reader: Any, key: str = "general.name") -> str:
 
 def gguf_source(path: Path) -> ModelSource:
     """Check a GGUF file's header and tensors before transformers reads it."""
+    reader = check_gguf_header(path)
+    stem = path.stem if path.suffix.lower() == ".gguf" else _general_name(reader) or path.name  # a blob: sha256-...
+    name = plain_name(re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", stem, flags=re.I).lower())
+    record = {"type": "gguf", "path": str(path.resolve()), "sha256": sha256_file(path)}
+    parameters = sum(int(t.n_elements) for t in reader.tensors)
+    return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name,
+                       parameters=parameters, repeated=_repeated_embedding(reader))
+
+
+def check_gguf_header(path: Path) -> Any:
+    """The GGUF reader of ``path`` once its header and tensor table read well and it is a model, not
+    an adapter; a SourceError naming what is wrong otherwise (the export and the Models screen's
+    preview check alike)."""
     if path.stat().st_size == 0:  # "bad magic bytes" hid the likely cause: an interrupted copy
         raise SourceError(f"{path} is empty (0 bytes).",
                           hint="An interrupted download or copy leaves such a file: download or copy it again.")
@@ -173,12 +186,7 @@ def gguf_source(path: Path) -> ModelSource:
         raise SourceError(f"{path} is {what}, not a model: it holds only the changes to a base model's "
                           "weights.", hint="Export the base model it was trained on, or merge the adapter into it "
                           "first (llama.cpp's llama-export-lora writes the merged GGUF) and export that.")
-    stem = path.stem if path.suffix.lower() == ".gguf" else _general_name(reader) or path.name  # a blob: sha256-...
-    name = plain_name(re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", stem, flags=re.I).lower())
-    record = {"type": "gguf", "path": str(path.resolve()), "sha256": sha256_file(path)}
-    parameters = sum(int(t.n_elements) for t in reader.tensors)
-    return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name,
-                       parameters=parameters, repeated=_repeated_embedding(reader))
+    return reader
 
 
 def _repeated_embedding(reader: Any) -> int:

@@ -87,31 +87,47 @@ def local_model(text: str) -> Path | None:
 def describe_local(path: Path) -> tuple[str, str]:
     """What the model file or folder ``path`` is, in a line, and the type to export it as: int4 for a
     GGUF whose weights are mostly blocks of at most 4 bits (the export keeps them exactly), else int8, the CPU's
-    best; a damaged or unknown file is described, and the export names what is wrong with it."""
-    if path.is_dir():
-        try:
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-            kind = str(config.get("model_type", "?"))
-        except (OSError, ValueError, AttributeError):
-            kind = "?"
-        return f"{path} is a model folder on this machine (model type {kind}).", "int8"
-    length = path.stat().st_size
-    size = f"{length / 1e9:.1f} GB" if length >= 1e9 else f"{max(length / 1e6, 1):.0f} MB"
+    best; '' for a file or folder the export would refuse, described with the export's own reason (a truncated
+    file or an unsupported architecture read "^b exports it", t62)."""
+    from pgpt.runtime.errors import PgptError, user_message
+
     try:
-        from gguf import GGUFReader
+        return _describe_folder(path) if path.is_dir() else _describe_gguf(path)
+    except PgptError as exc:
+        return f"{path} cannot be exported: {user_message(exc).text}", ""
 
-        from pgpt.export.gguf_quants import GRID_LAYOUTS
 
-        reader = GGUFReader(path)  # memory-mapped: the header and tensor table only are read
-        field = reader.fields.get("general.architecture")
-        architecture = bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field else "?"
-        total = sum(int(t.n_elements) for t in reader.tensors) or 1
-        # the export's own table of block layouts: int4 keeps blocks of up to 4 bits as they are (Q2_K and
-        # Q3_K too: a mostly-Q3_K file was offered int8, twice the size for no gain)
-        four_bit = sum(int(t.n_elements) for t in reader.tensors
-                       if 0 < GRID_LAYOUTS.get(t.tensor_type.name, (0,))[0] <= 4)
-    except Exception:  # gguf raises assorted errors on damage; the export says what is wrong
-        return f"{path} is a .gguf file on this machine ({size}) that could not be read.", "int8"
+def _describe_folder(path: Path) -> tuple[str, str]:
+    """A Hugging Face folder, checked as pgpt-export checks it first (config, weights, remote code,
+    tokenizer; the architecture where pgpt's own graph does not know it, which loads the exporter)."""
+    from pgpt.export.causal_lm import require_tokenizer_files
+    from pgpt.export.decoder_spec import SUPPORTED_TYPES
+    from pgpt.export.sources import check_architecture, check_folder
+
+    config = check_folder(path, trust_remote_code=False)
+    kind = str(config.get("model_type", "?"))
+    if not any((path / name).is_file() for name in ("modules.json", "sentence_bert_config.json")):  # else an embedder
+        require_tokenizer_files(path)
+        if kind not in SUPPORTED_TYPES:
+            check_architecture(kind, "text-generation-with-past")
+    return f"{path} is a model folder on this machine (model type {kind}).", "int8"
+
+
+def _describe_gguf(path: Path) -> tuple[str, str]:
+    """A GGUF file's size, architecture and share of 4-bit blocks, after the export's header checks."""
+    from pgpt.export.gguf_quants import GRID_LAYOUTS
+    from pgpt.export.sources import check_gguf_header
+
+    reader = check_gguf_header(path)  # memory-mapped: the header and tensor table only are read
+    length = path.stat().st_size
+    size = f"{length / 1e9:.1f} GB" if length >= 1e9 else f"{length / 1e6:.0f} MB" if length >= 1e6 else \
+        f"{length:,} bytes"
+    field = reader.fields.get("general.architecture")
+    architecture = bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field else "?"
+    total = sum(int(t.n_elements) for t in reader.tensors) or 1
+    # the export's own table of block layouts: int4 keeps blocks of up to 4 bits as they are (Q2_K and
+    # Q3_K too: a mostly-Q3_K file was offered int8, twice the size for no gain)
+    four_bit = sum(int(t.n_elements) for t in reader.tensors if 0 < GRID_LAYOUTS.get(t.tensor_type.name, (0,))[0] <= 4)
     share = four_bit / total
     return (f"{path} is a GGUF file on this machine ({size}, {architecture} architecture, "
             f"{share:.0%} of its weights in blocks of at most 4 bits).", "int4" if share >= 0.5 else "int8")

@@ -85,6 +85,34 @@ async def test_a_local_model_folder_is_exported_from_the_panel_and_becomes_the_c
         assert "my-tiny-llama-fp32" in screen_text(pilot)
 
 
+def test_the_preview_gives_the_exports_reason_instead_of_offering_an_export_that_fails(tmp_path: Path) -> None:
+    """A truncated GGUF, a 16-byte file, a folder without a tokenizer or of an architecture the
+    exporter does not know read "^b exports it as int8" (and "1 MB" for 16 bytes) (t62)."""
+    import json
+
+    from pgpt.tui.jobs import describe_local
+
+    truncated = tmp_path / "cut.gguf"
+    truncated.write_bytes(gguf_path().read_bytes()[:5_000_000])
+    tiny = tmp_path / "notes.gguf"
+    tiny.write_text("just some notes\n")
+    no_tokenizer = tmp_path / "notok"
+    no_tokenizer.mkdir()
+    (no_tokenizer / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (no_tokenizer / "model.safetensors").write_bytes(b"")
+    mamba = tmp_path / "mamba"
+    mamba.mkdir()
+    (mamba / "config.json").write_text(json.dumps({"model_type": "mamba"}))
+    (mamba / "model.safetensors").write_bytes(b"")
+    (mamba / "tokenizer.json").write_text("{}")
+    for path, words in ((truncated, "is a corrupt or truncated GGUF file"), (tiny, "is not a GGUF file"),
+                        (no_tokenizer, "has no tokenizer"), (mamba, "The architecture 'mamba' cannot be exported")):
+        line, dtype = describe_local(path)
+        assert dtype == "" and line.startswith(f"{path} cannot be exported: ") and words in line, line
+    line, dtype = describe_local(gguf_path())
+    assert dtype == "int4" and "MB" in line and "cannot" not in line
+
+
 def test_a_gguf_file_without_its_suffix_is_a_local_model(tmp_path: Path) -> None:
     """An Ollama blob (models/blobs/sha256-...) is a GGUF file without the suffix: pgpt-export took it,
     the Models screen sent it to the Hub as a repo id."""

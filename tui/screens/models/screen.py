@@ -290,6 +290,9 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
     @on(LocalChecked)
     def _local_checked(self, message: LocalChecked) -> None:
         self._end_job()
+        if not message.dtype:  # the export would refuse it: its reason, and no ^b offered
+            self._show(message.text)
+            return
         self._choose(f"dtype-{message.dtype}")
         self._show(f"{message.text} ^b exports it as {message.dtype} into the model cache (^t picks another type; "
                    "int8 keeps more quality, int4 takes less memory); a chat model then becomes the chat model.")
