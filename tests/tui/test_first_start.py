@@ -55,6 +55,25 @@ async def test_the_first_start_tip_chooses_a_bigger_model_already_exported(setti
                                            "documents; F1 lists the keys.")
 
 
+def test_the_tip_names_the_small_model_that_is_active_not_the_built_in_one(settings: Settings,
+                                                                            tmp_path: Path) -> None:
+    """With a small model of the user's own active, the tip said "this is pgpt's small built-in
+    model (SmolLM2-135M)" above a status line naming the other model (t62)."""
+    import dataclasses
+
+    from pgpt.runtime.manifest import write_manifest
+    from pgpt.tui.chat.first_run import BUILT_IN, first_start_tip
+
+    settings = defaults_only(settings, tmp_path / "models")
+    small = settings.model_cache / "tiny-llama-int4"
+    small.mkdir()
+    write_manifest(small, {"kind": "llm", "dtype": "int4", "parameters": 14_000_000})
+    tip = first_start_tip(dataclasses.replace(settings, model="tiny-llama-int4"))
+    assert tip.startswith("Tip: tiny-llama-int4 is a small model (14M weights): quick, but often wrong about "
+                          "documents. A 1.5B model answers better") and "built-in" not in tip
+    assert first_start_tip(settings).startswith(BUILT_IN)  # the built-in one active: as before
+
+
 def test_the_client_tip_gives_the_command_that_adds_documents_to_the_server(settings: Settings) -> None:
     """In client mode the tip said "F4 adds documents to its index", but F4 there only lists them."""
     import dataclasses

