@@ -263,7 +263,9 @@ def _running_pools(settings: Settings) -> list[dict[str, Any]]:
 
 
 def prune_versions(cache: Path, name: str, keep: int) -> list[str]:
-    """Delete all but the newest ``keep`` versions of ``name`` (the active one always stays)."""
+    """Delete all but the newest ``keep`` versions of ``name``, the active one counted first: an export
+    that made an older version active again (the same file exported again) kept two with
+    `--keep-versions 1`, its first export's time being older than the other's (t62)."""
     active = linked_version(cache, name)
     root = versions_folder(cache, name)
     versions = []
@@ -274,7 +276,7 @@ def prune_versions(cache: Path, name: str, keep: int) -> list[str]:
             except Exception:  # an unreadable version is the first to go
                 created = ""
             versions.append((created, child.stat().st_mtime, child))
-    versions.sort(reverse=True)
+    versions.sort(key=lambda entry: (entry[2].name == active, entry[0], entry[1]), reverse=True)
     removed = []
     for _, _, child in versions[max(keep, 1):]:
         if child.name != active:

@@ -118,6 +118,11 @@ def test_only_the_newest_versions_are_kept_but_never_the_active_one(cache_settin
     use_version(cache_settings, NAME, v2)
     v4 = _publish(cache_settings, 4, keep=1)
     assert [v.version for v in list_versions(cache_settings, NAME)] == [v4]
+    # an older export made again: the same version, active again, and it is the one --keep-versions 1 keeps
+    # (it kept both: its first export's time was older than v5's, t62)
+    v5 = _publish(cache_settings, 5, keep=3)
+    assert _publish(cache_settings, 4, keep=1) == v4
+    assert [v.version for v in list_versions(cache_settings, NAME)] == [v4] and v5 != v4
     assert not [p for p in versions_folder(cache_settings.model_cache, NAME).iterdir() if p.name.startswith(".")]
 
 
