@@ -112,7 +112,11 @@ def check_memory(needed: int, what: str, limit_gb: float = 0.0) -> str:
     if limit_gb and limit_gb * GB < available:
         available, where = int(limit_gb * GB), "are allowed (--max-memory)"
     if needed > available:
-        raise MemoryNeedError(
+        error = MemoryNeedError(
             f"Exporting {what} needs about {human_bytes(needed)} of memory but only {human_bytes(available)} {where}."
         )
+        if what.endswith(" to int4"):  # "a narrower type (--dtype int4 ...)" to a user who asked for int4 (t62)
+            error.hint = ("Close other programs, run it on a machine with more memory, or choose a smaller model "
+                          "(int4, asked for, needs the least of the types).")
+        raise error
     return f"needs about {human_bytes(needed)} of memory, {human_bytes(available)} {where.removeprefix('are ')}"

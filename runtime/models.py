@@ -211,9 +211,12 @@ def find_model(settings: Settings, name: str) -> ModelInfo:
     if not (folder / MANIFEST).is_file():
         models = list_models(settings)
         known = ", ".join(f"{m.name} ({'chat' if m.kind == 'llm' else m.kind})" for m in models) or "none yet"
-        raise ModelNotFoundError(f"There is no exported model called {name!r} (exported: {known}).",
-                                 hint=None if not models else "Check the name (`pgpt-tui models` lists them), or "
-                                 "export that model with `pgpt-export SOURCE --name NAME`.")
+        # `--model tiny-llama` for tiny-llama-int4: `--name tiny-llama` never makes a name without its type (t62)
+        typed = [m.name for m in models if m.name.startswith(f"{name}-")]
+        hint = (f"An export's name ends with its type: did you mean {' or '.join(typed)}?" if typed else
+                "Check the name (`pgpt-tui models` lists them), or export that model with `pgpt-export SOURCE "
+                "--name NAME`." if models else None)
+        raise ModelNotFoundError(f"There is no exported model called {name!r} (exported: {known}).", hint=hint)
     label = folder.name
     if folder.parent == settings.model_cache:
         folder = _version_folder(settings.model_cache, label)

@@ -187,16 +187,16 @@ class Service:
                          "serving": m.serving, "loaded_at": int(m.loaded_at),
                          "expires_at": int(m.expires_at) if m.expires_at is not None else None}
                         for m in loaded if m.name == info.name]
-            entries.append({"id": info.name, "object": "model", "created": int(self.started), "owned_by": "pgpt",
-                            "kind": "llm", "version": info.version, "default": info.name == default,
+            entries.append({"id": info.name, "object": "model", "created": exported_at(info.manifest, self.started),
+                            "owned_by": "pgpt", "kind": "llm", "version": info.version, "default": info.name == default,
                             "loaded": bool(versions), "size_bytes": info.size_bytes, "loaded_versions": versions})
             switch = failed.get(info.name)
             if switch is not None and switch["target"] == info.version:  # the active version would not load
                 entries[-1]["switch_failed"] = {"version": switch["target"], "reason": switch["reason"]}
         if self._embedder is not None:
             info = self._embedder.info
-            entries.append({"id": info.name, "object": "model", "created": int(self.started), "owned_by": "pgpt",
-                            "kind": "embedding", "version": info.version, "loaded": True,
+            entries.append({"id": info.name, "object": "model", "created": exported_at(info.manifest, self.started),
+                            "owned_by": "pgpt", "kind": "embedding", "version": info.version, "loaded": True,
                             "size_bytes": info.size_bytes})
         return entries
 
@@ -207,6 +207,17 @@ class Service:
                 await self._loading
         if self.pool is not None:
             await asyncio.to_thread(self.pool.close)
+
+
+def exported_at(manifest: dict[str, Any], fallback: float) -> int:
+    """OpenAI's ``created`` of a model: when its version was exported (the manifest's time), not when
+    the server started (every model had the same time, t62); ``fallback`` for a manifest without one."""
+    import calendar
+
+    try:
+        return calendar.timegm(time.strptime(str(manifest["created"]), "%Y-%m-%dT%H:%M:%SZ"))
+    except (KeyError, ValueError):
+        return int(fallback)
 
 
 async def stream_in_thread(make: Callable[[], Iterable[str]], cancel: threading.Event) -> AsyncIterator[str]:

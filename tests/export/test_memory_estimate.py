@@ -68,3 +68,16 @@ def test_the_readme_gives_the_estimates_the_tool_computes() -> None:
     for dtype, words in (("int8", "int8"), ("int4", "int4"), ("int4 --prefill int8", "int4 with `--prefill int8`")):
         measured = dict((d, p) for spec, d, p in MEASURED if spec is QWEN_1_5B)[dtype]
         assert f" {words} {estimate(QWEN_1_5B, dtype):.1f} for {measured:.1f}" in readme, dtype
+
+
+def test_a_refused_int4_export_is_not_told_to_try_int4() -> None:
+    """--dtype int4 --max-memory 0.5 was told "or a narrower type (--dtype int4 needs the least)" (t62)."""
+    from pgpt.export.memory import check_memory
+    from pgpt.runtime.errors import MemoryNeedError
+
+    with pytest.raises(MemoryNeedError) as int4:
+        check_memory(2 * 10**9, "tiny-llama to int4", limit_gb=0.5)
+    assert "--dtype int4" not in int4.value.hint and "int4, asked for, needs the least" in int4.value.hint
+    with pytest.raises(MemoryNeedError) as int8:
+        check_memory(2 * 10**9, "tiny-llama to int8", limit_gb=0.5)
+    assert "--dtype int4 needs the least" in int8.value.hint

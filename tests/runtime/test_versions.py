@@ -226,3 +226,13 @@ def test_sizes_are_rounded_once_as_the_export_said_them(cache_settings: Settings
     assert list_versions(cache_settings, NAME)[0].summary()["size_bytes"] == 4_528_348  # with config.json's "{}"
     _versions(cache_settings, argparse.Namespace(versions=NAME, json=False))
     assert " 5MB " in capsys.readouterr().out
+
+
+def test_a_name_without_its_type_suggests_the_exports_that_have_it(cache_settings: Settings) -> None:
+    """`--model tiny-llama` was told to export with `--name NAME`, which never makes a name without
+    its type (t62): the exports of that name are suggested."""
+    _publish(cache_settings, 1)
+    base = NAME.rsplit("-", 1)[0]
+    with pytest.raises(ModelNotFoundError) as missing:
+        find_model(cache_settings, base)
+    assert missing.value.hint == f"An export's name ends with its type: did you mean {NAME}?"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ def test_models_lists_the_chat_model_and_the_embedder(server: RunningServer) -> 
     assert "smollm2-135m-instruct-int8" in models and "all-minilm-l6-v2-int8" in models
     chat = models["smollm2-135m-instruct-int8"].model_extra
     assert chat["kind"] == "llm" and chat["loaded"] is True and len(chat["version"]) == 12
+    # when it was exported (its manifest's time), not the server's start for every model (t62)
+    from pgpt.runtime.models import find_model
+
+    exported = find_model(server.settings, "smollm2-135m-instruct-int8").manifest["created"]
+    assert time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(models["smollm2-135m-instruct-int8"].created)) == exported
     # by its version too, whole or a unique prefix, as chat completions take it (a prefix was a 404, t63)
     for version in (chat["version"], chat["version"][:6]):
         assert server.openai().models.retrieve(f"smollm2-135m-instruct-int8@{version}").id == "smollm2-135m-instruct-int8"
