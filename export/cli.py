@@ -154,6 +154,8 @@ def quality_line(manifest: dict) -> str:  # type: ignore[type-arg]
     prefill = quality.get("prefill")
     if prefill and not prefill.get("dropped"):
         line += f"; with the prefill graph {prefill['top1_agreement']:.1%}"
+    if manifest.get("weights", {}).get("first_try"):  # "int4" alone hid int8's size (t62)
+        line += "; its 5-8-bit blocks stay 8-bit (at 4 bits they missed the quality check), so it is near int8's size"
     return line
 
 

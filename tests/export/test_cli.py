@@ -419,3 +419,15 @@ def test_a_truncated_safetensors_file_is_refused_by_name(tmp_path: Path, default
     result = export_cli(str(folder), "--dtype", "int8", "-o", str(tmp_path / "out"))
     assert_refused(result, "Cannot use this model source", "model.safetensors is truncated")
     assert "bug in pgpt" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_the_ready_line_says_when_int4_kept_8_bit_blocks() -> None:
+    """An int4 export whose 5-8-bit blocks stayed 8-bit read "ready: ... (int4, ...)" with its size
+    that of int8's (t62)."""
+    from pgpt.export.cli import quality_line
+
+    manifest = {"quality": {"top1_agreement": 0.99, "perplexity_ratio": 1.001},
+                "weights": {"first_try": {"narrowed_to_4bit": 14, "top1_agreement": 0.89}}}
+    assert quality_line(manifest).endswith("; its 5-8-bit blocks stay 8-bit (at 4 bits they missed the quality "
+                                           "check), so it is near int8's size")
+    assert "8-bit" not in quality_line({"quality": manifest["quality"], "weights": {}})
