@@ -47,6 +47,9 @@ def package_folder(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+_OLLAMA_TAG = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9._-]+)?:[A-Za-z0-9._-]+$")  # qwen2.5:1.5b, user/model:tag
+
+
 def resolve_source(source: str, revision: str | None = None, trust_remote_code: bool = False,
                    progress: Any = None, cancel: Any = None) -> ModelSource:
     """Turn SOURCE into a ModelSource, refusing unsafe or unsupported models.
@@ -70,10 +73,13 @@ def resolve_source(source: str, revision: str | None = None, trust_remote_code: 
         raise SourceNotFoundError(f"{source} does not exist.", hint="Check the path (a Hugging Face repo id has "
                                   "the form owner/name, without a leading ., / or ~).")
     if path.exists() or source.startswith((".", "/", "~")) or not _REPO_ID.match(source):
-        raise SourceNotFoundError(
-            f"{source!r} is neither a model folder, a .gguf file, nor a Hugging Face repo id.",
-            hint="Give a repo id like HuggingFaceTB/SmolLM2-135M-Instruct, a folder with config.json, or a .gguf file.",
-        )
+        hint = "Give a repo id like HuggingFaceTB/SmolLM2-135M-Instruct, a folder with config.json, or a .gguf file."
+        if _OLLAMA_TAG.match(source) and not path.exists():  # qwen2.5:1.5b: Ollama keeps the GGUF as a blob (t62)
+            hint = (f"{source!r} looks like an Ollama model tag: Ollama keeps its GGUF file as a blob; "
+                    f"`ollama show --modelfile {source}` prints its path (FROM /…/models/blobs/sha256-…), which "
+                    "pgpt-export takes as it is.")
+        raise SourceNotFoundError(f"{source!r} is neither a model folder, a .gguf file, nor a Hugging Face repo id.",
+                                  hint=hint)
     return hub_source(source, revision, trust_remote_code, progress, cancel)
 
 
@@ -81,8 +87,11 @@ def check_folder(folder: Path, trust_remote_code: bool) -> dict[str, Any]:
     """Check a HF-format folder: config present, safetensors weights, no remote code."""
     config_path = folder / "config.json"
     if not config_path.is_file():
+        ggufs = sorted(p.name for p in folder.glob("*.gguf"))  # a folder of GGUF files: name them (t62)
         raise SourceError(f"{folder} has no config.json, so it is not a Hugging Face model folder.",
-                          hint="Point at the folder that holds config.json and the weights.")
+                          hint=f"It holds GGUF files: give one of them ({', '.join(ggufs[:3])}"
+                               f"{', ...' if len(ggufs) > 3 else ''})." if ggufs else
+                          "Point at the folder that holds config.json and the weights.")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except ValueError as exc:

@@ -236,6 +236,19 @@ def test_a_lora_adapter_gguf_is_named_as_one(tmp_path: Path) -> None:
                    "llama-export-lora")
 
 
+def test_an_ollama_tag_and_a_folder_of_gguf_files_get_the_way_to_the_file(tmp_path: Path) -> None:
+    """`pgpt-export qwen2.5:1.5b` and a folder holding .gguf files said only what they were not (t62)."""
+    tag = export_cli("qwen2.5:1.5b", "--dtype", "int4", env={"PGPT_MODEL_CACHE": str(tmp_path / "cache")})
+    assert_refused(tag, "Cannot use this model source", "looks like an Ollama model tag",
+                   "ollama show --modelfile qwen2.5:1.5b")
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "model-Q4_K_M.gguf").write_bytes(b"GGUF")
+    listed = export_cli(str(folder), "--dtype", "int4", env={"PGPT_MODEL_CACHE": str(tmp_path / "cache")})
+    assert_refused(listed, "Cannot use this model source", "has no config.json",
+                   "It holds GGUF files: give one of them (model-Q4_K_M.gguf)")
+
+
 def test_cli_without_source_shows_usage() -> None:
     result = export_cli()
     assert result.returncode == 2 and "SOURCE or --default" in result.stderr
