@@ -34,6 +34,22 @@ class ModelSource:
     name: str = ""
     parameters: int = 0  # weights counted in a GGUF's header (0: count the safetensors files)
     repeated: int = 0  # of those, an output table that repeats the embedding (a tied model's, stored twice)
+    tied: int = 0  # weights of an embedding table that is also the output layer but stored once (GGUF files)
+
+
+def tied_table(folder: Path, config: dict[str, Any] | None = None) -> int:
+    """Weights of a folder model's embedding table when config.json ties it to the output layer
+    (written twice by the fp32 and fp16 graphs), else 0."""
+    if config is None:
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return 0
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    if config.get("tie_word_embeddings") is not True and text.get("tie_word_embeddings") is not True:
+        return 0
+    vocabulary, hidden = text.get("vocab_size"), text.get("hidden_size")
+    return vocabulary * hidden if isinstance(vocabulary, int) and isinstance(hidden, int) else 0
 
 
 def package_folder(package: str) -> Path:
@@ -167,8 +183,10 @@ def gguf_source(path: Path) -> ModelSource:
     name = plain_name(re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", stem, flags=re.I).lower())
     record = {"type": "gguf", "path": str(path.resolve()), "sha256": sha256_file(path)}
     parameters = sum(int(t.n_elements) for t in reader.tensors)
+    tables = {t.name: int(t.n_elements) for t in reader.tensors if t.name in ("token_embd.weight", "output.weight")}
+    tied = tables.get("token_embd.weight", 0) if "output.weight" not in tables else 0
     return ModelSource(path.parent.resolve(), gguf_file=path.name, record=record, name=name,
-                       parameters=parameters, repeated=_repeated_embedding(reader))
+                       parameters=parameters, repeated=_repeated_embedding(reader), tied=tied)
 
 
 def check_gguf_header(path: Path) -> Any:

@@ -161,6 +161,25 @@ def test_the_space_the_disk_check_asks_for_is_enough(tmp_path: Path) -> None:
         assert json.loads((disk / "out" / "manifest.json").read_text())["dtype"] == "fp16"
 
 
+def test_a_table_written_twice_is_counted_twice_by_the_disk_check(tmp_path: Path) -> None:
+    """A model whose tied 49k x 256 table is most of its 13.8M weights wrote 109 MB in fp32 after the
+    check asked for 88 MB, then failed with a full disk (t62): fp32 and fp16 graphs write the table as
+    the embedding and as the output layer."""
+    from pgpt.export.pipeline import export_space_needed as needed
+    from pgpt.export.sources import ModelSource, gguf_source, tied_table
+
+    tied = ModelSource(folder=tmp_path, gguf_file="tiny.gguf", parameters=13_800_000, tied=49_152 * 256)
+    assert needed(tied, "fp32") > 109_000_000 * 1.2
+    assert needed(ModelSource(folder=tmp_path, gguf_file="u.gguf", parameters=13_800_000), "fp32") == 13_800_000 * 4 * 1.6
+    smollm2 = gguf_source(gguf_path())  # tied, its table a fifth of its weights: the measured factor still rules
+    assert smollm2.tied == 49_152 * 576 and needed(smollm2, "fp32") == int(smollm2.parameters * 4 * 1.6)
+    (tmp_path / "config.json").write_text(json.dumps({"tie_word_embeddings": True, "vocab_size": 1000,
+                                                      "hidden_size": 64}))
+    assert tied_table(tmp_path) == 64_000
+    (tmp_path / "config.json").write_text(json.dumps({"vocab_size": 1000, "hidden_size": 64}))
+    assert tied_table(tmp_path) == 0
+
+
 def test_safetensors_weights_are_counted_from_their_headers() -> None:
     from safetensors import safe_open
 
