@@ -73,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     from pgpt.runtime.settings import Settings
 
     if args.name and not is_plain_name(args.name):  # "../../evil" wrote /evil-int8 outside the cache
-        build_parser().error(f"--name {ascii(args.name)} is not a model name: use letters, digits and ._+- "
-                             "(no path, no '..'), such as qwen2.5-1.5b-instruct")
+        from pgpt.runtime.models import plain_name
+
+        # repr, not ascii: "Café" read "Caf\xe9" (t62); repr still escapes control characters
+        such = plain_name(args.name) if plain_name(args.name) and ".." not in args.name else "qwen2.5-1.5b-instruct"
+        build_parser().error(f"--name {args.name!r} is not a model name: use letters, digits and ._+- "
+                             f"(no path, no '..'), such as {such}")
     from pgpt.runtime.signals import terminate_as_interrupt
 
     logging_ready = False  # before the log file is set up, logging would print the traceback on stderr

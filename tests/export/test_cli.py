@@ -463,3 +463,10 @@ def test_the_ready_line_says_when_int4_kept_8_bit_blocks() -> None:
     assert quality_line(manifest).endswith("; its 5-8-bit blocks stay 8-bit (at 4 bits they missed the quality "
                                            "check), so it is near int8's size")
     assert "8-bit" not in quality_line({"quality": manifest["quality"], "weights": {}})
+
+
+def test_a_refused_name_is_shown_as_typed_with_a_name_that_works() -> None:
+    """"--name 'Caf\\xe9 Model' is not a model name": shown escaped, with no way to a name (t62)."""
+    result = export_cli(str(gguf_path()), "--name", "Café Model\u202e")
+    assert result.returncode == 2 and "--name 'Café Model\\u202e' is not a model name" in result.stderr
+    assert "such as Cafe-Model" in result.stderr and "\u202e" not in result.stderr
