@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pgpt.bench.loaders import Job
-from pgpt.runtime.errors import ConfigError, ModelNotFoundError
+from pgpt.runtime.errors import ModelNotFoundError, UsageError
 from pgpt.runtime.models import ModelInfo, find_model
 from pgpt.runtime.settings import Settings
 
@@ -28,7 +28,7 @@ def named_models(settings: Settings, names: tuple[str, ...]) -> list[ModelInfo]:
 
     Raises:
         ModelNotFoundError: a name is not an exported model, or not a chat model.
-        ConfigError: two of them tokenize differently.
+        UsageError: two of them tokenize differently (a choice of models, not a bad setting).
     """
     infos = [find_model(settings, name) for name in names]
     for info in infos:
@@ -37,8 +37,8 @@ def named_models(settings: Settings, names: tuple[str, ...]) -> list[ModelInfo]:
                                      hint="Name a model of kind llm (`pgpt-tui models` lists them).")
     tokenizers = {_tokenizer_hash(info) for info in infos}
     if len(tokenizers) > 1:
-        raise ConfigError(f"{', '.join(names)} have different tokenizers, so they cannot share one prompt.",
-                          hint="Bench exports of one model together (e.g. its int8 and int4), others in another run.")
+        raise UsageError(f"{', '.join(names)} have different tokenizers, so they cannot share one prompt.",
+                         hint="Bench exports of one model together (e.g. its int8 and int4), others in another run.")
     return infos
 
 

@@ -15,7 +15,7 @@ from pgpt.bench.bandwidth import measure_bandwidth, onnx_bytes_per_token
 from pgpt.bench.engines import NOT_INSTALLED, BenchOptions, format_table, missing_exports, not_measured, run_bench
 from pgpt.bench.loaders import Job
 from pgpt.bench.named import gguf_quant, named_models, plan_named
-from pgpt.runtime.errors import ConfigError, ModelNotFoundError
+from pgpt.runtime.errors import ModelNotFoundError, UsageError
 from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM, ModelInfo, find_model
 from pgpt.runtime.settings import Settings
 from support import cli_env, gguf_path
@@ -72,7 +72,7 @@ def test_named_models_must_be_chat_models_with_one_tokenizer(default_models: Set
         named_models(default_models, (DEFAULT_EMBEDDER,))
     _fake_export(tmp_path / "a-int4", "aaa", {})
     _fake_export(tmp_path / "b-int4", "bbb", {})
-    with pytest.raises(ConfigError, match="different tokenizers"):
+    with pytest.raises(UsageError, match="different tokenizers"):
         named_models(default_models, (str(tmp_path / "a-int4"), str(tmp_path / "b-int4")))
 
 
