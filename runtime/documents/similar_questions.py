@@ -23,17 +23,23 @@ from pgpt.runtime.llm.answer_cache import DOCUMENTS, cache_key
 # score 0.85-0.91 ("ferry on Tuesday"/"on Friday" 0.909). Numbers must also match exactly.
 SIMILAR_COSINE = 0.95
 MAX_SIMILAR_ENTRIES = 200
+# Within that cosine, every other word must be in both questions: "above"/"below the limit" (0.985),
+# "Who is"/"was the CEO" (0.972) and "last"/"this year" (0.950) scored as rewordings and were given
+# each other's answers (t65). These words may come and go ("of"/"for", "what's"/"whats"/"what is").
+FILLERS = frozenset({"a", "an", "the", "of", "for", "is", "s", "please"})
+CONTRACTED = {"whats": "what", "whos": "who", "wheres": "where", "whens": "when", "hows": "how", "whys": "why"}
 
 
 def find_similar(cache: Any, scope: str, question: str, vector: np.ndarray) -> dict[str, Any] | None:
     """The answer record kept for the scope's question closest to ``question`` (its normalized
     embedding ``vector``), when within SIMILAR_COSINE; None otherwise or when it was evicted."""
     entries = (cache.get(scope) or {}).get("entries", [])
-    numbers, negated = _numbers(question), denies(question)
+    numbers, negated, words = _numbers(question), denies(question), asked_words(question)
     # the same numbers, and both or neither denying: "Who is not the keeper?" lies at cosine 0.97
     # from "Who is the keeper?" and got its answer
     vectors = [(e, _unpack(e.get("vector"), vector.size)) for e in entries
-               if e.get("numbers") == numbers and e.get("denies", False) == negated]
+               if e.get("numbers") == numbers and e.get("denies", False) == negated
+               and asked_words(str(e.get("question", ""))) == words]
     vectors = [(e, v) for e, v in vectors if v is not None]
     if not vectors:
         return None
@@ -63,6 +69,11 @@ def remember(cache: Any, scope: str, question: str, vector: np.ndarray, record: 
 def normalize_question(question: str) -> str:
     """Lower case, punctuation and extra spaces removed: what the similar-question cache compares."""
     return " ".join(re.sub(r"[?!.,;:'\"()]+", " ", question.lower()).split())
+
+
+def asked_words(question: str) -> frozenset[str]:
+    """The words of ``question`` that a rewording keeps (all but FILLERS, contractions spelled out)."""
+    return frozenset(CONTRACTED.get(word, word) for word in normalize_question(question).split()) - FILLERS
 
 
 def _unpack(packed: Any, size: int) -> np.ndarray | None:
