@@ -294,8 +294,11 @@ def set_active_model(settings: Settings, name: str) -> ModelInfo:
     """Make ``name`` the chat model of this home and return it; this also repairs a damaged config file."""
     model = require_kind(find_model(settings, name), "llm",
                          hint="Choose a chat model: kind llm in `pgpt-tui models` and in the Models list (F3).")
-    cache = settings.model_cache.resolve()
-    if not model.path.resolve().is_relative_to(cache):  # the config keeps a name: a folder's was another model's (t62)
+    # the config keeps a name: a folder's base name was another model's, or none (t62); an entry of the
+    # cache may be a link to a model elsewhere (a shared export), named as such or by its path
+    entry = settings.model_cache / model.name
+    named = is_plain_name(name) or Path(name).expanduser().resolve() == entry.resolve()
+    if not (named and (entry / MANIFEST).is_file()):
         raise UsageError(f"{name} is a model folder outside the model cache ({settings.model_cache}); the active "
                          "chat model is one of the cache's, kept by its name.",
                          hint=f"Use it for one command with `--model {name}` (or PGPT_MODEL), or export the model "

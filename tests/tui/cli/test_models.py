@@ -87,6 +87,9 @@ def test_use_takes_a_name_of_the_model_cache_never_a_folders_base_name(tiny_sett
     assert f"--model {outside}" in refused.stderr
     assert json.loads((tiny_settings.home / "config.json").read_text())["active_model"] == TINY_MODEL
     assert find_model(tiny_settings, str(outside)).path == outside  # --model PATH still runs it for one command
+    (tiny_settings.model_cache / "linked-fp32").symlink_to(outside)  # an entry of the cache that links elsewhere
+    linked = tui_cli(tiny_settings, "models", "--use", "linked-fp32")
+    assert linked.returncode == 0 and linked.stdout.startswith("active chat model: linked-fp32@"), linked.stderr
     monkeypatch.chdir(tmp_path / "out")  # a plain name: the cache's model, not ./NAME
     assert find_model(tiny_settings, TINY_MODEL).path.is_relative_to(tiny_settings.model_cache)
 
