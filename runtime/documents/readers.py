@@ -70,7 +70,9 @@ def read_document(path: Path, source: Path | None = None) -> list[Section]:
 
             sections = read_html(text)
         elif suffix in MARKDOWN_SUFFIXES:
-            sections = markdown_sections(text)
+            from pgpt.runtime.documents.hidden_text import markdown_visible
+
+            sections = markdown_sections(markdown_visible(text))
         elif suffix == ".ipynb":
             from pgpt.runtime.documents.notebook_reader import read_notebook
 
@@ -169,13 +171,16 @@ def _read_docx(path: Path) -> list[Section]:
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
+    from pgpt.runtime.documents.hidden_text import docx_paragraph_text
+
     _check_docx_archive(path)
     try:
         document = Document(str(path))
         marker = _ListMarkers(document)
         blocks = [(block.style.name if block.style is not None else "", "", _table_lines(block))
                   if isinstance(block, Table)
-                  else (block.style.name if block.style is not None else "", marker(block) + block.text, None)
+                  else (block.style.name if block.style is not None else "", marker(block) + docx_paragraph_text(block),
+                        None)
                   for block in document.iter_inner_content()]
     except PackageNotFoundError:
         raise Skipped("damaged .docx (PackageNotFoundError)") from None

@@ -30,11 +30,13 @@ META_FORMAT = "pgpt.text_format"  # on the text column's field: schema metadata 
 # (it was dropped), a merged cell once, a cell's paragraphs on its row's line; .rtf is read as its text
 # (it was its markup); an HTML page's declared charset is read (Shift_JIS, Big5, KOI8-R pages were mojibake).
 # Version 9: a Jupyter notebook (.ipynb) is read as its cells (Markdown, code, text outputs), not as JSON.
-TEXT_FORMAT = 9
+# Version 10: text its reader never sees is left out (hidden_text.py): Markdown comments and hidden HTML
+# elements, reST comments, .docx runs marked hidden.
+TEXT_FORMAT = 10
 # The suffixes whose reading changed in each version (None: every document's), so that an upgrade
 # reads again only the documents it changes (a PDF rule re-embedded thousands of Markdown files).
 _CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html"), 8: (".docx", ".htm", ".html", ".markdown", ".md", ".rtf"),
-               9: (".ipynb",)}
+               9: (".ipynb",), 10: (".docx", ".markdown", ".md", ".rest", ".rst")}
 
 
 def changed_suffixes(since: int) -> tuple[str, ...] | None:

@@ -29,6 +29,9 @@ _REST_ADMONITION = re.compile(r"^\.\.\s+(note|warning|tip|important|caution|atte
                               re.IGNORECASE)
 _REST_IMAGE = re.compile(r"^\.\.\s+(?:\|[^|]+\|\s+)?(?:image|figure)::")
 _REST_OPTION = re.compile(r"^\s+:[\w-]+:")
+# a comment: ".." alone or followed by text that is no directive ("name::"), target ("_"), substitution
+# ("|name|") nor footnote or citation ("[1]")
+_REST_COMMENT = re.compile(r"^\.\.(?:[ \t]*$|[ \t]+(?![_|\[])(?![\w.+-]+::).*$)")
 
 
 def markdown_sections(text: str) -> list[Section]:
@@ -105,7 +108,7 @@ def without_rest_markup(text: str) -> str:
     DiskCache's licence was answered from ".. _`DiskCache Documentation`: http://...", and a badge's
     ".. image:: ...badge.svg" was the first passage found."""
     kept: list[str] = []
-    in_image = False
+    in_image = in_comment = False
     for line in text.splitlines():
         if _REST_IMAGE.match(line):
             in_image = True
@@ -113,6 +116,11 @@ def without_rest_markup(text: str) -> str:
         if in_image and _REST_OPTION.match(line):
             continue
         in_image = False
+        # a comment and its indented lines render as nothing: one answered "the gym code" (t65)
+        in_comment = bool(_REST_COMMENT.match(line)) or (in_comment and line[:1] in (" ", "\t") and bool(line.strip()))
+        if in_comment:
+            kept.append("")
+            continue
         if not (_REST_TARGET.match(line) or _REST_BADGES.match(line)):
             kept.append(_REST_ADMONITION.sub(lambda m: f"{m.group(1).capitalize()}: ", line))
     return "\n".join(kept)

@@ -102,7 +102,8 @@ def test_an_upgrade_from_format_5_reads_only_the_kinds_whose_reading_changed(set
         ingest(settings, [docs], embedder)
     assert open_store(settings, embedder).text_format == 5
     assert index_state(settings).endswith(
-        "the next ingest reads and chunks its .docx, .htm, .html, .ipynb, .markdown, .md, .pdf, .rtf documents again")
+        "the next ingest reads and chunks its .docx, .htm, .html, .ipynb, .markdown, .md, .pdf, .rest, .rst, .rtf "
+        "documents again")
     report = ingest(settings, [docs], embedder)
     assert [Path(p).name for p in report.rechunked] == ["invoices.pdf"] and len(report.unchanged) == 1
     assert open_store(settings, embedder).text_format == TEXT_FORMAT
