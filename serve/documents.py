@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from pgpt.runtime.errors import Cancelled, RequestRefusedError
-from pgpt.runtime.sanitize import strip_controls
+from pgpt.runtime.sanitize import shown_name, strip_controls
 from pgpt.serve.completions import ADD_TO_COLLECTION
 from pgpt.serve.sources import context_chunk, shown_path
 from pgpt.serve.service import Service
@@ -318,7 +318,7 @@ def ingested_document(record: Any, home: Path, status: str = "") -> dict[str, An
     """PrivateGPT's ``ingest.document``: the id, and the file name in ``doc_metadata`` (``path`` as
     clients see it: :func:`shown_path`; ``content_hash``, the sha256 of the file, by which a client
     tells a renamed file from a new one)."""
-    metadata: dict[str, Any] = {"file_name": Path(record.path).name, "path": shown_path(home, record.path),
+    metadata: dict[str, Any] = {"file_name": shown_name(Path(record.path).name), "path": shown_path(home, record.path),
                                 "collection": record.collection, "chunks": record.chunks,
                                 "ingested_at": record.ingested_at, "content_hash": record.content_hash}
     if status:

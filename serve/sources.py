@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pgpt.runtime.documents.markup import inert_answer
+from pgpt.runtime.sanitize import shown_name
+
 
 def shown_path(home: Path, path: str) -> str:
     """A document's path as the server's clients see it: an upload by the name it was sent under
@@ -15,9 +18,18 @@ def shown_path(home: Path, path: str) -> str:
     uploads = home / "uploads"
     where = Path(path)
     if where.is_relative_to(uploads):  # uploads/COLLECTION/NAME
-        return "/".join(where.relative_to(uploads).parts[1:]) or where.name
+        return shown_name("/".join(where.relative_to(uploads).parts[1:]) or where.name)
     account = Path.home()
-    return f"~/{where.relative_to(account)}" if where.is_relative_to(account) else path
+    # as `docs` shows it: a local file's name with ESC[31m or U+202E reached every client raw (t65)
+    return shown_name(f"~/{where.relative_to(account)}" if where.is_relative_to(account) else path)
+
+
+def inert(value: Any) -> Any:
+    """Document text (or a list of passages) as any client may print it: no terminal escapes,
+    controls, script-like tags or javascript: URLs; answers had this, their sources did not (t65)."""
+    if isinstance(value, str):
+        return inert_answer(value)
+    return [inert(item) for item in value] if isinstance(value, list) else value
 
 
 def shown_source(home: Path, source: dict[str, Any]) -> dict[str, Any]:
@@ -25,6 +37,7 @@ def shown_source(home: Path, source: dict[str, Any]) -> dict[str, Any]:
     (a passage keeps it in ``source``, a quote in ``file``: its ``source`` is the citation number)."""
     key = "file" if "file" in source else "source"
     shown = {**source, key: shown_path(home, str(source[key]))} if key in source else dict(source)
+    shown.update({field: inert(source[field]) for field in ("text", "sentence") if field in source})
     if source.get("also_in"):  # the other files with the same passage: their paths as clients see them too
         shown["also_in"] = [shown_path(home, str(path)) for path in source["also_in"]]
     return shown
@@ -35,7 +48,7 @@ def context_chunk(source: dict[str, Any]) -> dict[str, Any]:
     # page_label is always there, so a client reads one shape: the page number as text (PrivateGPT's
     # "1", "2"), or null for a file without pages (text, Markdown, Word).
     page = source.get("page")
-    metadata: dict[str, Any] = {"file_name": Path(str(source.get("source", ""))).name,
+    metadata: dict[str, Any] = {"file_name": shown_name(Path(str(source.get("source", ""))).name),
                                 "path": source.get("source", ""), "page_label": str(page) if page else None}
     # score: PrivateGPT's, the passage's similarity to the question (comparable between questions);
     # rank_score: pgpt's fused rank score (cosine and BM25, scaled within one result list).
@@ -43,5 +56,5 @@ def context_chunk(source: dict[str, Any]) -> dict[str, Any]:
             "rank_score": source.get("score", 0.0),
             "document": {"object": "ingest.document", "doc_id": source.get("doc_id", ""),
                          "doc_metadata": metadata},
-            "text": source.get("text", ""), "previous_texts": source.get("previous_texts"),
-            "next_texts": source.get("next_texts")}
+            "text": inert(source.get("text", "")), "previous_texts": inert(source.get("previous_texts")),
+            "next_texts": inert(source.get("next_texts"))}

@@ -383,6 +383,31 @@ def test_the_copies_of_a_passage_are_named_as_clients_see_paths(tmp_path: Path) 
     assert shown["source"] == "report.md" and shown["also_in"] == ["Copy of report.md", "~/team/report.md"]
 
 
+def test_passages_and_names_reach_clients_without_escapes_or_active_markup(server: RunningServer, tmp_path: Path) -> None:
+    """/v1/chunks and an answer's sources carried a document's OSC 52 clipboard write, ESC[2J, RLO and
+    <script> raw inside the JSON, and a local file's name with ESC[31m: a client that printed a source
+    ran them (t65). Answers had this treatment; their passages and names now do too."""
+    from pgpt.serve.sources import context_chunk, shown_source
+
+    text = ("The parking code is 4455. \x1b]52;c;ZXZpbA==\x1b\\ \x1b[2J cleared \u202eevil\u202c "
+            "<script>alert(1)</script><img src=x onerror=alert(2)> done.")
+    doc_id = server.http().post("/v1/ingest/text", json={"file_name": "display.txt", "text": text}
+                                ).json()["data"][0]["doc_id"]
+    found = server.http().post("/v1/chunks", json={"text": "parking code", "limit": 1,
+                                                   "context_filter": {"docs_ids": [doc_id]}}).json()["data"][0]
+    assert found["text"].startswith("The parking code is 4455.") and found["text"].endswith("done.")
+    for raw in ("\x1b", "\u202e", "<script>", "onerror"):
+        assert raw not in found["text"], raw
+    home = tmp_path / "home"
+    local = {"source": str(tmp_path / "evil\nname\x1b[31m\u202etxt.exe"), "text": text, "sentence": text}
+    shown = shown_source(home, local)
+    assert "\x1b" not in shown["source"] + shown["text"] + shown["sentence"] and "\n" not in shown["source"]
+    assert shown["source"].endswith("evil name\\u202etxt.exe")  # as `docs` shows it
+    name = context_chunk(shown)["document"]["doc_metadata"]["file_name"]
+    assert name == "evil name\\u202etxt.exe"
+    server.http().delete(f"/v1/ingest/{doc_id}")
+
+
 def test_a_storage_fault_is_a_500_that_names_no_server_folder() -> None:
     """An upload into a read-only uploads folder answered 503 "overloaded_error" (clients retry a 503;
     no retry mends a folder's mode) with the server's data path in the message (t60)."""
