@@ -27,4 +27,10 @@ _EMOJI_PRESENTATION = "\ufe0f"
 
 def clean_text(text: str) -> str:
     """Text from documents or the model, ready for a widget that parses Textual markup."""
-    return _OPEN_BRACKET.sub(r"\\[", escape(strip_controls(text).replace(_EMOJI_PRESENTATION, "")))
+    text = strip_controls(text).replace(_EMOJI_PRESENTATION, "")
+    if text.endswith("\\"):
+        # `escape` doubles a last backslash, which Textual then shows doubled, and the pair took the
+        # next tag's "[" as escaped: "bonus\\" + "[/reverse]" showed the tag and reversed every
+        # passage after it (t65). A zero-width space ends the text instead: nothing to escape.
+        text += "\u200b"
+    return _OPEN_BRACKET.sub(r"\\[", escape(text))

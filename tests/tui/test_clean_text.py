@@ -54,3 +54,20 @@ def test_an_emoji_s_presentation_selector_goes() -> None:
 
     cleaned = clean_text("\u26a0\ufe0f Do not run as root \u2764\ufe0f")
     assert cleaned == "\u26a0 Do not run as root \u2764" and cell_len(cleaned) == len(cleaned)
+
+
+def test_a_last_backslash_shows_once_and_leaves_the_next_tag_alone() -> None:
+    """A passage sentence ending in "\\" showed a literal "[/reverse]" and reversed every passage after
+    it, and a last backslash showed doubled (t65)."""
+    from textual.markup import to_content
+
+    from pgpt.tui.chat.library import describe_hits
+
+    sentence = "The shared drive for bonus files is \\\\fileserver\\bonus\\"
+    plain, markup = describe_hits([{"source": "share.txt", "page": 0, "text": f"Ask HR first. {sentence}"},
+                                   {"source": "other.txt", "page": 0, "text": "Nothing here."}], [sentence, ""])
+    content = to_content(markup)
+    assert "[/reverse]" not in str(content) and "bonus\\\u200b" in str(content) and "bonus\\\\" not in str(content)
+    [span] = content.spans
+    assert str(content)[span.start:span.end] == sentence + "\u200b"  # the highlight ends with the sentence
+    assert str(to_content(clean_text("a\\"))) == "a\\\u200b"
