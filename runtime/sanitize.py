@@ -54,6 +54,16 @@ def strip_controls(text: str) -> str:
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
+# Characters with no look and no meaning inside a word: a zero-width space, a word joiner, a BOM, a soft
+# hyphen. "77\u200b88" showed as 7788 while the index and the answer check held it split (t65).
+_NO_LOOK = re.compile("[\u200b\u2060\ufeff\u00ad]")
+
+
+def without_invisible(text: str) -> str:
+    """``text`` without the characters that show as nothing and mean nothing inside a word."""
+    return _NO_LOOK.sub("", text) if not text.isascii() else text
+
+
 def shown_name(text: str) -> str:
     """A file name for a listing: ``one_line``, with each invisible or direction-changing character
     written as its escape (``\\u200b``), so that names that differ only in them look different and

@@ -22,8 +22,10 @@ import unicodedata
 from pathlib import PurePath
 from typing import Any
 
+from pgpt.runtime.sanitize import without_invisible
+
 # The version of fold(): an index folded by another version is folded again at its next write.
-FOLD_VERSION = "2"  # 2: the text's copy is led by the file's name
+FOLD_VERSION = "3"  # 2: the text's copy is led by the file's name; 3: zero-width characters dropped
 FOLD_META = "pgpt.fold"
 COLUMNS = {"text": "fts_text", "heading": "fts_heading"}
 
@@ -40,6 +42,7 @@ def fold(text: str) -> str:
     ASCII text comes back unchanged (the index lowercases it itself), so its scores do not move."""
     if text.isascii():
         return text
+    text = without_invisible(text)  # "77\u200b88" is the 7788 the reader sees (t65)
     decomposed = unicodedata.normalize("NFD", text.casefold())
     bare = _CYRILLIC_DIAERESIS.sub(r"\1", _MARKED.sub(r"\1", decomposed))
     # Composed again: Hangul syllables and kana with their voiced marks are single letters to the index.

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from pgpt.runtime.documents.statements import (
     POINTER, prose_words, without_attribution, without_bare_lead_ins, without_restatements,
 )
 from pgpt.runtime.documents.subjects import about_elsewhere
+from pgpt.runtime.sanitize import without_invisible
 
 # A statement's support: SUPPORT_LEXICAL * (share of its content words in the sentence) +
 # (1 - SUPPORT_LEXICAL) * (embedding cosine); supported at SUPPORT_MIN or more.
@@ -63,7 +64,7 @@ OFF_TOPIC = 0.35
 # The similar-question cache replays checked answers: its scope holds this, so a release whose check
 # answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
 # Change it with any change of what the check answers.
-CHECK_VERSION = "2026-12-06b"
+CHECK_VERSION = "2026-12-06c"  # c: no quote of a sentence made of the question's own words
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -126,7 +127,9 @@ class Grounder:
 
     def __init__(self, question: str, question_vector: np.ndarray, sentences: Sequence[SourceSentence],
                  vectors: np.ndarray, embed: Callable[[list[str]], np.ndarray]) -> None:
-        self.question, self.sentences, self.vectors, self.embed = question, list(sentences), vectors, embed
+        # read as shown: a zero-width space inside "77\u200b88" left the 7788 the reader sees unsupported (t65)
+        sentences = [replace(s, text=without_invisible(s.text)) for s in sentences]
+        self.question, self.sentences, self.vectors, self.embed = question, sentences, vectors, embed
         self._question_words = content_words(question)
         self._question_facts = key_facts(question)
         self._wants_number = _NUMBER_QUESTION.search(question) is not None
@@ -179,6 +182,7 @@ class Grounder:
         model itself said the sources do not hold the answer."""
         best = self.best_sentence()
         measures = {"best_relevance": round(float(self.relevance[best]), 4) if best >= 0 else 0.0}
+        draft = without_invisible(draft)  # as the sentences are read
         supported = [] if abstained else self._on_topic(self._supported(draft, measures))
         if supported:
             measures["answer_relevance"] = round(max(float(self.relevance[i]) for _, i in supported), 4)
@@ -274,10 +278,12 @@ class Grounder:
         # a question that denies ("Who is not the harbor master?") is not answered by a sentence that
         # affirms: the harbor master's name was quoted as the answer
         # nor an RST directive (".. |license| image:: https://... :alt: License" answered "What license ...?")
+        # nor a sentence of the question's own words ("Wifi password office wifi password what is the office
+        # wifi password.", stuffed into a file 60 times, was quoted as the answer, t65)
         candidates = [i for i, s in enumerate(self.sentences)
                       if not (s.heading or s.text.lstrip().startswith(("#", ".. ")))
                       and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
-                      and not self._elsewhere[i]]
+                      and not self._elsewhere[i] and self._words[i] - self._question_words]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:

@@ -142,6 +142,30 @@ def test_a_bare_restatement_and_a_heading_are_no_answers(embedder) -> None:  # t
     assert "#" not in heading_first.text and heading_first.kind != "quote" or "1931" in heading_first.text
 
 
+def test_a_sentence_of_the_questions_own_words_is_never_the_quote(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A file stuffed with "Wifi password office wifi password what is the office wifi password."
+    had that sentence quoted as the answer (t65); a sentence that adds a word may be quoted."""
+    echo = "Wifi password office wifi password what is the office wifi password."
+    sentences = [SourceSentence(1, "seo.txt", 0, echo), SourceSentence(2, "it.txt", 0, "Guests use the lobby kiosk.")]
+    check = grounder_over(embedder, "What is the office wifi password?", sentences).check
+    result = check("The password is on the fridge.", abstained=False)
+    assert result.measures["best_relevance"] >= 0.6 and echo not in result.text, result
+    sentences.append(SourceSentence(3, "it.txt", 0, "The office wifi password is harbour-42."))
+    found = grounder_over(embedder, "What is the office wifi password?", sentences).check(
+        "The password is on the fridge.", abstained=False)
+    assert found.kind == "quote" and "harbour-42" in found.text, found
+
+
+def test_a_number_is_checked_as_the_reader_sees_it(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"77\u200b88" shows as 7788: the draft "7788" was unsupported, while the model's copy of the
+    hidden zero-width space passed (t65)."""
+    sentences = [SourceSentence(1, "display.txt", 0, "The visitor code is 77\u200b88.")]
+    check = grounder_over(embedder, "What is the visitor code?", sentences).check
+    for draft in ("The visitor code is 7788 [1].", "The visitor code is 77\u200b88 [1]."):
+        result = check(draft, abstained=False)
+        assert result.kind == "answer" and result.text == "The visitor code is 7788. [1]", result
+
+
 def test_a_link_line_is_never_quoted_as_the_answer(embedder) -> None:  # type: ignore[no-untyped-def]
     """The 1.5B model's draft about psutil went unsupported and the closest "sentence", a README's
     link line, was quoted as the answer: "- `Documentation <http://psutil.readthedocs.io>`_"."""

@@ -153,3 +153,11 @@ def test_an_address_or_a_version_searched_alone_comes_first_as_written(settings:
     for query, expected in [("172.16.0.4", "gateway.log"), ("4.12.0-rc3", "versions.md")]:
         hits = search(store, embedder, query, k=3)
         assert Path(hits[0].source).name == expected, (query, [(h.source, h.score) for h in hits])
+
+
+def test_zero_width_characters_are_folded_away() -> None:
+    """A zero-width space inside "77\u200b88" hid the file from `search 7788` (t65)."""
+    from pgpt.runtime.documents.folding import fold
+
+    assert fold("visitor code 77\u200b88, soft\u00adhyphen") == "visitor code 7788, softhyphen"
+    assert fold("Caf\u00e9\ufeff") == "cafe"
