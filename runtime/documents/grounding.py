@@ -64,8 +64,9 @@ OFF_TOPIC = 0.35
 # The similar-question cache replays checked answers: its scope holds this, so a release whose check
 # answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
 # Change it with any change of what the check answers.
-CHECK_VERSION = "2026-12-06c"  # c: no quote of a sentence made of the question's own words
+CHECK_VERSION = "2026-12-06d"  # c: no quote of the question's own words; d: records, numbered things
 CLOSEST_PASSAGES = 3
+_THING = re.compile(r"\b([A-Za-z]+)[-_](\d+)\b")  # a numbered thing: "Larkspur-7", "ZEBRA-4471", "O-112341"
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
 # A code fence and its language tag ("```python"): the lines inside are checked as statements like
@@ -132,6 +133,7 @@ class Grounder:
         self.question, self.sentences, self.vectors, self.embed = question, sentences, vectors, embed
         self._question_words = content_words(question)
         self._question_facts = key_facts(question)
+        self._asked_things = {(name.lower(), number) for name, number in _THING.findall(question)}
         self._wants_number = _NUMBER_QUESTION.search(question) is not None
         self._words = [content_words(s.text) for s in self.sentences]
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
@@ -239,6 +241,8 @@ class Grounder:
         but for the one whose sentence is closest and those whose sentences run on from a kept one in
         its source: a list's items ("- radio tested") share no word with the question, their lead-in
         does, and the answer kept the first item only."""
+        supported = [(statement, i) for statement, i in supported
+                     if not (self._other_thing(self.sentences[i].text) or self._other_thing(statement))]
         closest = max((i for _, i in supported), key=lambda i: self.relevance[i], default=-1)
         kept = {i for _, i in supported if i == closest or self.relevance[i] >= OFF_TOPIC}
         grown = True
@@ -251,6 +255,17 @@ class Grounder:
             kept |= near
             grown = bool(near)
         return [(statement, i) for statement, i in supported if i in kept]
+
+    def _other_thing(self, text: str) -> bool:
+        """Whether ``text`` names another of the numbered things the question asks about: asked for
+        project Larkspur-7, "the budget code for project Larkspur-19 is LK-1019" was the cited answer
+        (t64). Only a name joined to its number ("Larkspur-7", "ZEBRA-4471"), and only when the asked
+        one is not in the text too."""
+        for name, number in self._asked_things:
+            found = {n for m, n in _THING.findall(text) if m.lower() == name}
+            if found and number not in found:
+                return True
+        return False
 
     def _in_a_list(self, index: int) -> bool:
         """Whether the sentence is a list item, a table row or a list's lead-in ("... these items:")."""
@@ -283,7 +298,8 @@ class Grounder:
         candidates = [i for i, s in enumerate(self.sentences)
                       if not (s.heading or s.text.lstrip().startswith(("#", ".. ")))
                       and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
-                      and not self._elsewhere[i] and self._words[i] - self._question_words]
+                      and not self._elsewhere[i] and self._words[i] - self._question_words
+                      and not self._other_thing(self.sentences[i].text)]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:

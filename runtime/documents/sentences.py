@@ -22,6 +22,7 @@ SENTENCE_END = re.compile(rf"(?<=[.!?\u3002]){_TITLES}\s*(?<=\s|\u3002)(?=[\"'\u
 # man pages hyphenate with U+2010 ("inter\u2010\n preted"), some PDFs with a soft hyphen
 HYPHEN_BREAK = re.compile(r"(?<=[a-z])[-\u2010\u00ad]\n\s*(?=[a-z])")
 _BLOCK = re.compile(r"\n\s*\n")
+LONG_UNIT = 300  # characters: a longer run of lines without a sentence end may be records (see _records)
 LIST_ITEM = re.compile(r"(?:[-*\u2022]|\d{1,3}[.)])\s")  # "- Linux", "2. Copy the file"
 _NEW_UNIT = re.compile(r"\n(?=\s*(?:[-*\u2022+]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|#{1,6}\s|\||```))")
 # Box-drawing art (a console panel in a README) is read as white space: a whole panel, "╭──
@@ -92,8 +93,23 @@ def split_sentences(text: str) -> list[str]:
             units.append(" ".join(heading.group().split()))
             block = block[heading.end():]
         for part in _NEW_UNIT.split(block):
-            units += SENTENCE_END.split(" ".join(part.split()))
+            flat = " ".join(part.split())
+            records = _records(part) if len(flat) > LONG_UNIT else None
+            units += records if records else SENTENCE_END.split(flat)
     return [unit.strip() for unit in units if len(unit.strip()) > 2]
+
+
+def _records(part: str) -> list[str] | None:
+    """The lines of ``part`` when they are records (a log's lines, a CSV's rows: most start with a
+    digit, or hold as many delimiters as the first), else None. Read as one "sentence", a log's chunk
+    showed its first lines in search and under a "not found", never the line that matched (t64)."""
+    lines = [" ".join(line.split()) for line in part.split("\n") if line.strip()]
+    if len(lines) < 3:
+        return None
+    shape = [sum(line.count(mark) for mark in ",;\t|") for line in part.split("\n") if line.strip()]
+    alike = sum(count == shape[0] for count in shape) if shape[0] else 0
+    numbered = sum(line[:1].isdigit() for line in lines)
+    return lines if max(alike, numbered) >= 0.8 * len(lines) else None
 
 
 def strip_citations(text: str) -> str:

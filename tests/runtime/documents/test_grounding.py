@@ -166,6 +166,39 @@ def test_a_number_is_checked_as_the_reader_sees_it(embedder) -> None:  # type: i
         assert result.kind == "answer" and result.text == "The visitor code is 7788. [1]", result
 
 
+def test_an_answer_about_another_numbered_thing_is_no_answer(embedder) -> None:  # type: ignore[no-untyped-def]
+    """Asked for project Larkspur-7's budget code, the answer cited Larkspur-19's (t64): notes that
+    differ in one number fill mail archives and ticket exports."""
+    sentences = [SourceSentence(1, "post-019.txt", 0, "Meeting note 19: the budget code for project Larkspur-19 is LK-1019."),
+                 SourceSentence(2, "post-008.txt", 0, "Meeting note 8: the budget code for project Larkspur-8 is LK-1008.")]
+    check = grounder_over(embedder, "What is the budget code for project Larkspur-7?", sentences).check
+    wrong = check("The budget code for project Larkspur-19 is LK-1019 [1].", abstained=False)
+    assert wrong.kind == "not_found" and "LK-10" not in wrong.text, wrong
+    sentences.append(SourceSentence(3, "post-007.txt", 0, "Meeting note 7: the budget code for project Larkspur-7 is LK-1007."))
+    right = grounder_over(embedder, "What is the budget code for project Larkspur-7?", sentences).check(
+        "The budget code for project Larkspur-7 is LK-1007 [3].", abstained=False)
+    assert right.kind == "answer" and "LK-1007" in right.text, right
+
+
+def test_a_log_line_or_a_csv_row_is_a_sentence_of_its_own() -> None:
+    """A log's chunk was one "sentence" of 40 lines: search and a "not found" showed its first lines,
+    never the line that matched (t64). Prose wrapped at 80 columns stays whole."""
+    from pgpt.runtime.documents.sentences import split_sentences
+
+    log = "\n".join(f"2026-11-16T01:{m:02d}:31Z INFO auth: slow query took {m * 7} ms on table orders" for m in range(8))
+    log += "\n2026-11-16T01:15:00Z ERROR payments: card processor rejected batch ZEBRA-4471: expired certificate"
+    assert split_sentences(log)[-1] == ("2026-11-16T01:15:00Z ERROR payments: card processor rejected batch "
+                                        "ZEBRA-4471: expired certificate") and len(split_sentences(log)) == 9
+    rows = "id,customer,item,qty\n" + "\n".join(f"O-1123{i},Ann Lee,desk lamp,{i}" for i in range(10))
+    assert split_sentences(rows + "\nO-112342,Velmora Quist,harpsichord tuning kit,1")[-1] == \
+        "O-112342,Velmora Quist,harpsichord tuning kit,1"
+    prose = ("This licence applies to the software, and to every copy of it that is made, in whole or in part,\n"
+             "by anyone who has received it from the copyright holder or from anyone else, whatever the medium\n"
+             "or the form, provided that this notice and the disclaimer below are kept intact in every copy and\n"
+             "that no fee is charged for the licence itself, only for the act of transferring a copy.")
+    assert len(split_sentences(prose)) == 1
+
+
 def test_a_link_line_is_never_quoted_as_the_answer(embedder) -> None:  # type: ignore[no-untyped-def]
     """The 1.5B model's draft about psutil went unsupported and the closest "sentence", a README's
     link line, was quoted as the answer: "- `Documentation <http://psutil.readthedocs.io>`_"."""
