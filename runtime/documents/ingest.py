@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.documents.chunk_vectors import KeptVectors, chunk_rows
+from pgpt.runtime.documents.chunk_vectors import KeptVectors, chunk_rows, embedding_text, text_key
 from pgpt.runtime.documents import left_out
 from pgpt.runtime.documents.discovery import (collect_files, fs_reason, gone_documents, is_gone, readable_file,
                                               resolved, split_unreadable)
@@ -338,6 +338,7 @@ def _ingest_opened(store: DocumentStore, embedding: tuple[Any, KeptVectors], rea
     known[key] = DocumentRecord(key, collection, doc_id, content_hash, len(rows), time.time())
     (report.rechunked if rechunk else report.updated if existing is not None else report.added).append(key)
     report.chunks += len(rows)
+    report.embedded += len(rows) - sum(text_key(embedding_text(r["heading"], r["text"])) in reusable for r in rows)
 
 
 def _open_regular(path: Path) -> Any:

@@ -27,12 +27,14 @@ class IngestReport:
     gone: list[str] = field(default_factory=list)  # indexed under the paths, file gone, kept (no --prune)
     set_aside: str = ""  # a re-index found the index in use unreadable: the folder it was moved to
     chunks: int = 0
+    embedded: int = 0  # of the chunks, those embedded now (an edited file's unchanged ones, a stopped run's, were not)
     seconds: float = 0.0
 
     @property
     def chunks_per_s(self) -> float:
-        """Chunks embedded and written per second of the run."""
-        return self.chunks / self.seconds if self.seconds else 0.0
+        """Chunks embedded per second of the run: counting the chunks whose vectors were kept read
+        "252.7 chunks/s" for a one-line edit of a 732-chunk file (t64)."""
+        return self.embedded / self.seconds if self.seconds else 0.0
 
     def found_nothing(self) -> bool:
         """Whether the paths held no file at all (an empty folder; hidden files are left out). Files
@@ -43,12 +45,13 @@ class IngestReport:
     def summary(self, forget: str = "--prune forgets") -> str:
         """One line: the counts, chunks and speed (and a note when the index was re-chunked).
         ``forget``: how the gone files are forgotten, the CLI's flag or the app's key."""
-        chunks = f"{self.chunks} chunk{'' if self.chunks == 1 else 's'}"
+        chunks = f"{self.chunks} chunk{'' if self.chunks == 1 else 's'}" + (
+            f" ({self.embedded} embedded, the others' vectors kept)" if self.embedded != self.chunks else "")
         line = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "
                 f"{len(self.unchanged)} unchanged, {len(self.removed)} removed, {len(self.skipped)} skipped, "
                 f"{len(self.failed)} failed; {chunks} in {self.seconds:.1f} s")
-        if self.chunks >= 100:  # a few chunks after a scan of thousands of unchanged files read "0.1 chunks/s"
-            line += f" ({self.chunks_per_s:.1f} chunks/s)"
+        if self.embedded >= 100:  # a few chunks after a scan of thousands of unchanged files read "0.1 chunks/s"
+            line += f" ({self.chunks_per_s:.1f} chunks embedded/s)"
         if self.rechunked_from:
             older = "an older" if self.rechunked_from < TEXT_FORMAT else "a newer"  # a newer one: after a rollback
             line += (f"; the index was made by {older} pgpt (text format {self.rechunked_from}), so its "

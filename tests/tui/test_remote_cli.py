@@ -90,7 +90,7 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
     assert report["updated"] == [] and report["server"] == served.url, sent.stderr
     # a local ingest's keys, so a script that reads "chunks" works with PGPT_SERVER set (t63), and the server's own
     assert set(report) == {"added", "updated", "renamed", "unchanged", "removed", "gone", "rechunked", "skipped",
-                           "failed", "renamed_documents", "chunks", "seconds", "chunks_per_s",
+                           "failed", "renamed_documents", "chunks", "embedded", "seconds", "chunks_per_s",
                            "server", "removed_documents", "not_compared"}
     assert report["chunks"] == 3 and report["chunks_per_s"] > 0 and report["rechunked"] == []
     assert {Path(s["path"]).name for s in report["skipped"]} == {"link.txt", "empty.txt"}

@@ -22,7 +22,8 @@ def print_report(report: Any, args: argparse.Namespace) -> None:
         data.update(renamed_documents=[{"from": old, "to": new} for old, new in report.moved],
                     skipped=[{"path": p, "reason": r} for p, r in report.skipped],
                     failed=[{"path": p, "reason": r} for p, r in report.failed],
-                    chunks=report.chunks, seconds=round(report.seconds, 2), chunks_per_s=round(report.chunks_per_s, 1))
+                    chunks=report.chunks, embedded=report.embedded, seconds=round(report.seconds, 2),
+                    chunks_per_s=round(report.chunks_per_s, 1))
         print(dumps_json(data, indent=2))
     else:
         for line in left_out_lines(report.skipped, report.failed):

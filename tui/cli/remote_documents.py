@@ -106,7 +106,8 @@ def _print_ingest(settings: Any, args: argparse.Namespace, done_as: dict[str, li
                           "renamed_documents": [{"from": old, "to": new} for old, new in changes.renamed],
                           "skipped": [{"path": p, "reason": r} for p, r in skipped],
                           "failed": [{"path": p, "reason": r} for p, r in failed],
-                          "chunks": chunks, "seconds": seconds, "chunks_per_s": speed,
+                          # "embedded": the server does not say which chunks it embedded again
+                          "chunks": chunks, "embedded": None, "seconds": seconds, "chunks_per_s": speed,
                           "removed_documents": changes.removed, "not_compared": changes.not_compared,
                           "server": settings.server}, indent=2))
         return
