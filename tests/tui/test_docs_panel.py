@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -93,11 +94,18 @@ async def test_the_list_opened_while_the_model_loads_says_so_and_fills_in_aligne
         assert [c.content_width for c in table.ordered_columns][:2] == [6, 10]  # "chunks", a date
 
 
-async def test_a_file_in_two_collections_is_two_rows_and_one_of_them_can_be_forgotten(settings: Settings,
-                                                                                       tmp_path: Path) -> None:
+async def test_a_file_in_two_collections_is_two_rows_and_one_of_them_can_be_forgotten(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """F4 ended the app with Textual's DuplicateKey traceback once a file was indexed in a second
-    collection (`ingest --collection ops`): both rows had the file's path as their key."""
+    collection (`ingest --collection ops`): both rows had the file's path as their key. And the
+    forgetting said nothing while it ran: 3-10 s of silence in a large index (t64)."""
+    import threading
+
+    from pgpt.runtime.documents import ingest as ingest_module
     from pgpt.runtime.documents.ingest import ingest, open_store
+
+    release, forget = threading.Event(), ingest_module.forget_document
+    monkeypatch.setattr(ingest_module, "forget_document", lambda *a, **k: (release.wait(30), forget(*a, **k))[1])
     from pgpt.runtime.llm.embeddings import default_embedder
 
     page = tmp_path / "security.md"
@@ -117,6 +125,9 @@ async def test_a_file_in_two_collections_is_two_rows_and_one_of_them_can_be_forg
         await pilot.press("delete")
         assert "security.md [ops]?" in str(app.screen.query_one(Static).render())  # the question names it
         await pilot.press("y")
+        await wait_until(pilot, lambda: str(app.screen.query_one("#doc-report", Static).render()).startswith(
+            f"Forgetting {page} [ops]…"))
+        release.set()
         await wait_until(pilot, lambda: table.row_count == 1)
         report = str(app.screen.query_one("#doc-report", Static).render())
         assert report.startswith(f"Forgot {page} [ops] (1 chunk)."), report

@@ -177,7 +177,12 @@ class DocumentsScreen(PanelScreen):
         root = self._gone_kept.root
         files = f"the gone file {gone[0]}? Its" if len(gone) == 1 else f"{len(gone)} gone files under {root}? Their"
         self.app.push_screen(Confirm(f"Forget {clean_text(one_line(files))} passages leave the index.", yes="forget"),
-                             lambda yes: self.forget_gone(library, root) if yes else None)
+                             lambda yes: self._forget_gone(library, root, len(gone)) if yes else None)
+
+    def _forget_gone(self, library: DocumentLibrary, root: str, count: int) -> None:
+        self.query_one("#doc-report", Static).update(clean_text(one_line(f"Forgetting {count} gone files under "
+                                                                         f"{root}…")))
+        self.forget_gone(library, root)
 
     def action_stop_ingest(self) -> None:
         """Stop adding after the current file."""
@@ -216,6 +221,8 @@ class DocumentsScreen(PanelScreen):
                              lambda yes: self._forget(library, key, name) if yes else None)
 
     def _forget(self, library: DocumentLibrary, key: str, name: str) -> None:
+        # said at once: the index is rewritten without it, 3-10 s of silence in a large one (t64)
+        self.query_one("#doc-report", Static).update(clean_text(f"Forgetting {name}…"))
         if library.remote is not None:
             self.forget_on_server(library, key, name)
         else:
