@@ -103,6 +103,8 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
         listed = client_cli(settings, "docs", "--collection", "sent")
         assert listed.returncode == 0 and "[sent] to-send/canteen.md" in listed.stdout, listed.stdout
         assert "to-send/ops/README.md" in listed.stdout and "to-send/dev/README.md" in listed.stdout
+        narrowed = client_cli(settings, "docs", "to-send/ops", "--collection", "sent").stdout  # names that start so
+        assert "to-send/ops/README.md" in narrowed and "canteen" not in narrowed and "dev/" not in narrowed
         # the file by itself, from the same folder, is the same document (its name is its path from here)
         again = client_cli(settings, "ingest", "to-send/canteen.md", "--collection", "sent", cwd=tmp_path)
         assert again.returncode == 0 and "1 unchanged" in again.stdout and served.url in again.stdout

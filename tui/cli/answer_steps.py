@@ -1,13 +1,15 @@
 """What `ask` shows on a terminal while it answers: each step as it starts (searching, reading
 the passages, writing with the draft's length, checking), on stderr; the answer is read in a
 worker thread that Ctrl-C stops (interrupt.py). A 1.5B model read a long prompt for half a
-minute under "searching the documents and reading the passages…" (t53)."""
+minute under "searching the documents and reading the passages…" (t53). Then the answer as text
+(``describe_answer``)."""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
+from pgpt.runtime.sanitize import one_line, strip_controls
 from pgpt.tui.cli.interrupt import interruptible
 from pgpt.tui.cli.text_bar import status_line
 
@@ -35,3 +37,41 @@ def _say_step(state: str, quiet: bool) -> None:
         status_line(f"the server is writing the answer, then checking it… {tokens} tokens", quiet)
     elif state in STEPS:
         status_line(STEPS[state], quiet)
+
+
+def describe_answer(result: dict[str, Any]) -> str:
+    """`ask`'s text output: the answer, its supporting quotes, the sources (or, when nothing was
+    found, the closest passages), all free of terminal escapes."""
+    lines = [result["answer"]]
+    if result.get("quotes"):
+        lines += ["", "Supporting quotes:"]
+        lines += [f"  [{q['source']}] {_where(q['file'], q['page'])}: \u201c{q['sentence']}\u201d" for q in result["quotes"]]
+    if result["sources"] and not result.get("not_found"):
+        # each with its opening words: two passages of one PDF page were "[1] a.pdf, page 3" twice
+        lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'])}: {_opening(s.get('text', ''))}"
+                                     for n, s in enumerate(result["sources"], 1)]
+    if result.get("closest"):
+        lines += ["", "Closest passages (the answer may be in them; judge for yourself):"]
+        from pgpt.runtime.documents.grounding import CLOSEST_CHARS
+        from pgpt.runtime.documents.passage_view import indented, sentence_window
+
+        for number, passage in enumerate(result["closest"], 1):  # around the sentence closest to the question
+            snippet = "".join(sentence_window(passage["text"], passage.get("sentence", ""), CLOSEST_CHARS))
+            lines += [f"  {number}. {_where(passage['source'], passage['page'])}", indented(f"     {snippet}", "     ")]
+    if result.get("left_out"):
+        from pgpt.runtime.documents.left_out import note
+
+        lines += ["", note(result["left_out"])]
+    if result["cached"]:
+        lines += ["(cached: a similar question was answered before)"]
+    return strip_controls("\n".join(lines))
+
+
+def _opening(text: str, width: int = 60) -> str:
+    """A passage's first words on one line, cut at a word within ``width`` characters, with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0] + "\u2026"
+
+
+def _where(path: str, page: int) -> str:
+    return one_line(path) + (f", page {page}" if page else "")

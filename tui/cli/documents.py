@@ -13,7 +13,7 @@ from pgpt.runtime.arg_types import (collection_name, given_path, non_negative_in
                                      result_count)
 from pgpt.runtime.sanitize import dumps_json, hanging, one_line, shown_name, strip_controls
 from pgpt.runtime.settings import DOCUMENTS_MAX_TOKENS
-from pgpt.tui.cli.answer_steps import read_answer
+from pgpt.tui.cli.answer_steps import describe_answer, read_answer
 from pgpt.tui.cli.ingest_report import print_report
 from pgpt.tui.cli.inputs import text_argument
 from pgpt.tui.cli.text_bar import TextBar, status_line, terminal_width
@@ -38,6 +38,8 @@ def add_parsers(sub: Any) -> None:
                              "it is done (not with --server)")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     docs = sub.add_parser("docs", help="list indexed documents with chunk counts and dates")
+    docs.add_argument("path", nargs="?", type=given_path, metavar="PATH",
+                      help="only the documents at or under this file or folder (with --server: whose names start so)")
     docs.add_argument("--collection", help="list this collection only (default: all)")
     docs.add_argument("--json", action="store_true", help="print one JSON object")
     forget = sub.add_parser("forget", help="remove a document, or every document under a folder, from the index")
@@ -148,9 +150,11 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
     store = open_store(settings, default_embedder(settings))
     _require_collection(store, args.collection)
     documents = store.documents(args.collection)
+    left_out = remembered(store.folder, args.collection)
+    if args.path is not None:  # 3,213 lines, and no way to narrow them to a folder (t64)
+        documents, left_out = _under(args.path, documents, left_out)
     # a file deleted since it was indexed still answers until --prune: marked, as F4 marks it (t61)
     gone = {d.path for d in gone_documents(documents)}
-    left_out = remembered(store.folder, args.collection)
     if args.json:
         print(dumps_json({"documents": [{"path": d.path, "collection": d.collection, "chunks": d.chunks,
                                          "ingested_at": d.ingested_at, "gone": d.path in gone}
@@ -174,6 +178,25 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
         for line in left_out_lines([(path, reason) for path, reason, _ in left_out], [], ("left out", "")):
             print(line)
     return 0
+
+
+def _under(path: Path, documents: list[Any], left_out: list[tuple[str, str, str]]) -> tuple[list[Any], list[Any]]:
+    """The documents and left-out files at or under ``path``; a path with neither is a usage error
+    (a typo listed nothing, with exit 0)."""
+    from pgpt.runtime.documents.discovery import resolved
+    from pgpt.runtime.errors import UsageError
+
+    wanted = str(resolved(path))
+    inside = wanted.rstrip(os.sep) + os.sep
+
+    def under(name: str) -> bool:
+        return name == wanted or name.startswith(inside)
+
+    documents, left_out = [d for d in documents if under(d.path)], [f for f in left_out if under(f[0])]
+    if not documents and not left_out:
+        raise UsageError(f"{one_line(wanted)} is not in the document index, and no indexed file is under it.",
+                         hint="See the indexed files with `pgpt-tui docs`.")
+    return documents, left_out
 
 
 # The files an add left out that may hold text (runtime/documents/left_out.py): no answer can come from them
@@ -365,39 +388,3 @@ def _require_collection(store: Any, collection: str | None) -> None:
     require_collection(store, collection, f"`pgpt-tui ingest PATH --collection {collection}`")
 
 
-def describe_answer(result: dict[str, Any]) -> str:
-    """`ask`'s text output: the answer, its supporting quotes, the sources (or, when nothing was
-    found, the closest passages), all free of terminal escapes."""
-    lines = [result["answer"]]
-    if result.get("quotes"):
-        lines += ["", "Supporting quotes:"]
-        lines += [f"  [{q['source']}] {_where(q['file'], q['page'])}: \u201c{q['sentence']}\u201d" for q in result["quotes"]]
-    if result["sources"] and not result.get("not_found"):
-        # each with its opening words: two passages of one PDF page were "[1] a.pdf, page 3" twice
-        lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'])}: {_opening(s.get('text', ''))}"
-                                     for n, s in enumerate(result["sources"], 1)]
-    if result.get("closest"):
-        lines += ["", "Closest passages (the answer may be in them; judge for yourself):"]
-        from pgpt.runtime.documents.grounding import CLOSEST_CHARS
-        from pgpt.runtime.documents.passage_view import indented, sentence_window
-
-        for number, passage in enumerate(result["closest"], 1):  # around the sentence closest to the question
-            snippet = "".join(sentence_window(passage["text"], passage.get("sentence", ""), CLOSEST_CHARS))
-            lines += [f"  {number}. {_where(passage['source'], passage['page'])}", indented(f"     {snippet}", "     ")]
-    if result.get("left_out"):
-        from pgpt.runtime.documents.left_out import note
-
-        lines += ["", note(result["left_out"])]
-    if result["cached"]:
-        lines += ["(cached: a similar question was answered before)"]
-    return strip_controls("\n".join(lines))
-
-
-def _opening(text: str, width: int = 60) -> str:
-    """A passage's first words on one line, cut at a word within ``width`` characters, with an ellipsis."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0] + "\u2026"
-
-
-def _where(path: str, page: int) -> str:
-    return one_line(path) + (f", page {page}" if page else "")

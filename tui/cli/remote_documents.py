@@ -281,6 +281,9 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
         listed = [d["doc_metadata"] | {"doc_id": d["doc_id"]} for d in remote.documents()]
     finally:
         remote.close()
+    if getattr(args, "path", None) is not None:  # the names the server shows, which start as sent
+        prefix = str(args.path)
+        listed = [d for d in listed if str(d.get("path", d.get("file_name", ""))).startswith(prefix)]
     if args.collection:
         collections = sorted({str(d.get("collection", "")) for d in listed})
         listed = [d for d in listed if d.get("collection") == args.collection]

@@ -199,7 +199,7 @@ def test_ask_reports_a_model_that_fails_to_load_beside_the_index(settings: Setti
 
 
 def test_ask_text_output_shows_quotes_or_the_closest_passages_without_escapes() -> None:
-    from pgpt.tui.cli.documents import describe_answer
+    from pgpt.tui.cli.answer_steps import describe_answer
 
     quote = {"file": "/d/zephyr.pdf", "page": 3, "sentence": "The code is 7341.\x1b]52;c;ZXZpbA==\x07", "source": 1}
     answered = describe_answer({"answer": "The code is 7341 [1].", "kind": "answer", "not_found": False,
@@ -479,3 +479,18 @@ def test_docs_and_a_not_found_name_the_files_an_add_left_out(settings: Settings,
     assert forgot.returncode == 0 and forgot.stdout == f"{sheet} was never indexed (left out when added); `docs` no " \
                                                        "longer lists it\n"
     assert json.loads(tui_cli(settings, "docs", "--json").stdout)["left_out"] == []
+
+
+def test_docs_lists_the_documents_under_a_folder(settings: Settings, tmp_path: Path) -> None:
+    """3,213 lines and no way to narrow them to a folder (t64); a path with nothing under it is a typo."""
+    for team in ("ops", "dev"):
+        folder = tmp_path / "docs" / team
+        folder.mkdir(parents=True)
+        (folder / "notes.md").write_text(f"The {team} team meets on Thursdays.\n")
+    assert tui_cli(settings, "ingest", str(tmp_path / "docs")).returncode == 0
+    listed = json.loads(tui_cli(settings, "docs", str(tmp_path / "docs" / "ops"), "--json").stdout)["documents"]
+    assert [d["path"] for d in listed] == [str(tmp_path / "docs" / "ops" / "notes.md")]
+    text = tui_cli(settings, "docs", str(tmp_path / "docs" / "dev")).stdout
+    assert "dev/notes.md" in text and "ops/" not in text and text.rstrip().endswith("1 document, 1 chunk")
+    typo = tui_cli(settings, "docs", str(tmp_path / "docs" / "opz"))
+    assert typo.returncode == 2 and "is not in the document index" in typo.stderr and "pgpt-tui docs" in typo.stderr
