@@ -100,8 +100,9 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
     def draw(tick: Any) -> None:
         last[:] = [tick]
         inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks of it)" if tick.file_chunks else ""
+        # the name as `docs` shows it: a right-to-left override was dropped here, escaped there (t65)
         bar.draw(tick.fraction, tick.total, f"{tick.done}/{tick.total} files {tick.chunks} chunks", tick.eta_s,
-                 Path(tick.current).name + inside)
+                 shown_name(Path(tick.current).name) + inside)
 
     # remembered until it ends (a re-index stopped leaves the index in use as it was: nothing to go on with)
     marked = nullcontext(draw) if args.reindex else remembered(settings, list(args.paths), args.collection, draw)

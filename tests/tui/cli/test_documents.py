@@ -494,3 +494,12 @@ def test_docs_lists_the_documents_under_a_folder(settings: Settings, tmp_path: P
     assert "dev/notes.md" in text and "ops/" not in text and text.rstrip().endswith("1 document, 1 chunk")
     typo = tui_cli(settings, "docs", str(tmp_path / "docs" / "opz"))
     assert typo.returncode == 2 and "is not in the document index" in typo.stderr and "pgpt-tui docs" in typo.stderr
+
+
+def test_the_progress_line_shows_a_name_as_docs_does(settings: Settings, tmp_path: Path) -> None:
+    """The progress line dropped a right-to-left override that `docs` shows escaped (t65)."""
+    odd = tmp_path / "invoice\u202efdp.exe.txt"
+    odd.write_text("Invoice 1001 is due on Friday.\n")
+    ingested = tui_cli(settings, "ingest", str(tmp_path))
+    assert ingested.returncode == 0 and "invoice\\u202efdp.exe.txt" in ingested.stderr and "\u202e" not in ingested.stderr
+    assert "invoice\\u202efdp.exe.txt" in tui_cli(settings, "docs").stdout
