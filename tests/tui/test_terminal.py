@@ -298,12 +298,11 @@ def test_a_signal_from_outside_quits_the_app_and_gives_the_terminal_back(setting
 
 def test_ctrl_q_during_the_first_start_export_asks_then_quits_at_once(default_models: Settings,
                                                                       tmp_path: Path) -> None:
-    """The export runs in a worker thread; quitting must not wait for it, and what it leaves is
-    swept by the next export (its temporary folder belongs to a dead process). Ctrl+Q asks first and
-    the shell is told that the next start prepares the models again: it quit without a word (t53)."""
+    """The export runs in a worker thread; quitting must not wait for it, and removes what it was
+    writing (its temporary folder stayed, 631 MB for an F3 export, t62). Ctrl+Q asks first and the
+    shell is told that the next start prepares the models again: it quit without a word (t53)."""
     import dataclasses
 
-    from pgpt.export.pipeline import remove_stale_temporaries
     from pgpt.runtime.models import DEFAULT_EMBEDDER, DEFAULT_LLM
 
     cache = tmp_path / "models"  # empty: the first start exports the chat model (minutes)
@@ -322,7 +321,4 @@ def test_ctrl_q_during_the_first_start_export_asks_then_quits_at_once(default_mo
     assert "when the app quit; the next start prepares them again." in after, after
     final = cache / f"{DEFAULT_LLM}-int8"
     assert not final.exists() and not (cache / DEFAULT_EMBEDDER).exists()  # nothing half-written looks usable
-    leftovers = list(cache.glob(f".{final.name}.tmp-*"))
-    assert leftovers
-    remove_stale_temporaries(final)
-    assert not any(path.exists() for path in leftovers)
+    assert not list(cache.glob(f".{final.name}.tmp-*"))  # nor left behind
