@@ -124,3 +124,11 @@ def stderr_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str
     code = process.wait(timeout=300)
     assert process.stdout is not None
     return code, process.stdout.read().decode(), shown.decode("utf-8", "replace")
+
+
+def tui_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pgpt-tui ARGS`` run as a script runs it, with ``settings``' folders; never a traceback."""
+    result = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
+                            env=cli_env(settings), timeout=600)
+    assert "Traceback" not in result.stderr
+    return result
