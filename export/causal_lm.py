@@ -327,7 +327,8 @@ def _plan_fused(source: ModelSource, config: Any, options: ExportOptions, report
     spec = fused_spec(config, weights)
     need = fused_need(spec, options.dtype, prefill_graph.wanted(options, "fused", spec),
                       prefill_stream.wanted(options, "fused", spec))
-    report("load", check_memory(need, f"{options.name or source.name} to {options.dtype}", options.max_memory_gb))
+    report("load", check_memory(need, f"{options.name or source.name} to {options.dtype}", options.max_memory_gb,
+                                options.dtype))
     return weights, spec
 
 

@@ -97,10 +97,11 @@ def _cgroup_value(name: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def check_memory(needed: int, what: str, limit_gb: float = 0.0) -> str:
+def check_memory(needed: int, what: str, limit_gb: float = 0.0, dtype: str = "") -> str:
     """Refuse before any work when ``needed`` bytes exceed what the machine can give (or ``limit_gb``,
-    pgpt-export's --max-memory, when it is lower); else the line the export prints, so that a user
-    can weigh the estimate before minutes of work ("needs about 5.7 GB of memory, 20.6 GB available").
+    pgpt-export's --max-memory, when it is lower; ``dtype``: the type asked for); else the line the
+    export prints, so that a user can weigh the estimate before minutes of work ("needs about 5.7 GB
+    of memory, 20.6 GB available").
 
     Raises:
         MemoryNeedError: naming the need, what is available, and what to do.
@@ -115,7 +116,7 @@ def check_memory(needed: int, what: str, limit_gb: float = 0.0) -> str:
         error = MemoryNeedError(
             f"Exporting {what} needs about {human_bytes(needed)} of memory but only {human_bytes(available)} {where}."
         )
-        if what.endswith(" to int4"):  # "a narrower type (--dtype int4 ...)" to a user who asked for int4 (t62)
+        if dtype == "int4":  # "a narrower type (--dtype int4 ...)" to a user who asked for int4 (t62)
             error.hint = ("Close other programs, run it on a machine with more memory, or choose a smaller model "
                           "(int4, asked for, needs the least of the types).")
         raise error

@@ -83,8 +83,9 @@ def docx_paragraph_text(paragraph: Any) -> str:
     runs = paragraph.runs
     if not any(run.font.hidden for run in runs):
         return str(paragraph.text)
+    from docx.text.run import Run
+
     shown = []
-    for item in paragraph.iter_inner_content():  # runs and hyperlinks, in order
-        pieces = item.runs if hasattr(item, "runs") and not hasattr(item, "font") else [item]
-        shown.extend(piece.text for piece in pieces if not piece.font.hidden)
+    for item in paragraph.iter_inner_content():  # runs and hyperlinks (which hold runs), in order
+        shown.extend(run.text for run in ([item] if isinstance(item, Run) else item.runs) if not run.font.hidden)
     return "".join(shown)

@@ -103,10 +103,11 @@ def _records(part: str) -> list[str] | None:
     """The lines of ``part`` when they are records (a log's lines, a CSV's rows: most start with a
     digit, or hold as many delimiters as the first), else None. Read as one "sentence", a log's chunk
     showed its first lines in search and under a "not found", never the line that matched (t64)."""
-    lines = [" ".join(line.split()) for line in part.split("\n") if line.strip()]
-    if len(lines) < 3:
+    raw = [line for line in part.split("\n") if line.strip()]
+    if len(raw) < 3:
         return None
-    shape = [sum(line.count(mark) for mark in ",;\t|") for line in part.split("\n") if line.strip()]
+    shape = [sum(line.count(mark) for mark in ",;\t|") for line in raw]  # before tabs become spaces
+    lines = [" ".join(line.split()) for line in raw]
     alike = sum(count == shape[0] for count in shape) if shape[0] else 0
     numbered = sum(line[:1].isdigit() for line in lines)
     return lines if max(alike, numbered) >= 0.8 * len(lines) else None

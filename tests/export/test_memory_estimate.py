@@ -76,8 +76,8 @@ def test_a_refused_int4_export_is_not_told_to_try_int4() -> None:
     from pgpt.runtime.errors import MemoryNeedError
 
     with pytest.raises(MemoryNeedError) as int4:
-        check_memory(2 * 10**9, "tiny-llama to int4", limit_gb=0.5)
+        check_memory(2 * 10**9, "tiny-llama to int4", limit_gb=0.5, dtype="int4")
     assert "--dtype int4" not in int4.value.hint and "int4, asked for, needs the least" in int4.value.hint
     with pytest.raises(MemoryNeedError) as int8:
-        check_memory(2 * 10**9, "tiny-llama to int8", limit_gb=0.5)
+        check_memory(2 * 10**9, "tiny-llama to int8", limit_gb=0.5, dtype="int8")
     assert "--dtype int4 needs the least" in int8.value.hint
