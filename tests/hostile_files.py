@@ -82,14 +82,19 @@ def lying_zip_bomb_docx(expanded: int = 30_000_000) -> bytes:
     return bytes(data)
 
 
-def pdf_bytes(text: str = "Hello PDF text GOODPDF words") -> bytes:
-    """Probe 3.6's one-page PDF with a plain xref table (so a byte change lands where it is meant to)."""
-    stream = b"BT /F1 12 Tf 72 720 Td (" + text.encode() + b") Tj ET"
+def pdf_bytes(text: str = "Hello PDF text GOODPDF words", stream: bytes = b"", image: bool = False) -> bytes:
+    """Probe 3.6's one-page PDF with a plain xref table (so a byte change lands where it is meant to):
+    ``text`` on one line, or the content ``stream`` given (font /F1; with ``image``, a 1x1 image /Im1)."""
+    stream = stream or b"BT /F1 12 Tf 72 720 Td (" + text.encode() + b") Tj ET"
+    images = b" /XObject << /Im1 6 0 R >>" if image else b""
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> "
-               b"/Contents 4 0 R >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >>%s >> "
+               b"/Contents 4 0 R >>" % images,
                b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    if image:
+        objects.append(b"<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray "
+                       b"/BitsPerComponent 8 /Length 1 >>\nstream\n\x80\nendstream")
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
     offsets = []

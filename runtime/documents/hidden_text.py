@@ -1,10 +1,13 @@
-"""Text a document's reader never sees, left out of Markdown, reStructuredText and .docx files as the
-HTML reader leaves out hidden elements.
+"""Text a document's reader never sees, left out of Markdown, reStructuredText, .docx and PDF files as
+the HTML reader leaves out hidden elements.
 
 Whoever can write to a shared folder can hide a sentence that answers for everyone: a Markdown
 ``<!-- comment -->`` or ``<div style="display:none">``, a reST comment, a Word run marked hidden
 (``w:vanish``) were indexed, answered from and quoted as if visible (t65: "The gym code is 9292",
 from a hidden div). Fenced code keeps its text: a Markdown guide about HTML comments shows them.
+A PDF hides text by drawing it invisibly (text render mode 3), outside the page or at a size
+nobody can read; on a page that shows an image, invisible text is kept: it is an OCR text layer
+over a scan (OCRmyPDF and scanners write it so), the only text such a page has.
 """
 
 from __future__ import annotations
@@ -89,3 +92,69 @@ def docx_paragraph_text(paragraph: Any) -> str:
     for item in paragraph.iter_inner_content():  # runs and hyperlinks (which hold runs), in order
         shown.extend(run.text for run in ([item] if isinstance(item, Run) else item.runs) if not run.font.hidden)
     return "".join(shown)
+
+
+# A PDF's text-showing operators and the index of the operand that holds their text.
+_SHOWS = {b"Tj": 0, b"'": 0, b'"': 2, b"TJ": 0}
+_INVISIBLE_MODES = (3, 7)  # neither filled nor stroked (7 also adds to the clip path): drawn as nothing
+_SMALLEST_PT = 1.0  # below a point, text is a hiding place, not print
+_MARGIN_PT = 72.0  # text that starts this far left of the page may still run onto it
+
+
+def pdf_visible_text(page: Any) -> tuple[str, int]:
+    """A pypdf page's extracted text without the text drawn where nobody sees it, and how many
+    text-showing operations were left out (0 in the common case: the same text as extract_text)."""
+    from pypdf.generic import ArrayObject, TextStringObject
+
+    box = page.mediabox
+    left, bottom, right, top = float(box.left), float(box.bottom), float(box.right), float(box.top)
+    scanned = _shows_image(page)
+    state = {"mode": 0, "size": 12.0}
+    saved: list[dict[str, float]] = []
+    hidden = 0
+
+    def before(operator: bytes, operands: list[Any], cm: list[float], tm: list[float]) -> None:
+        nonlocal hidden
+        if operator == b"q":
+            saved.append(dict(state))
+        elif operator == b"Q" and saved:
+            state.update(saved.pop())
+        elif operator == b"Tr" and operands:
+            state["mode"] = _number(operands[0], 0)
+        elif operator == b"Tf" and len(operands) >= 2:
+            state["size"] = _number(operands[1], 12.0)
+        elif operator in _SHOWS and len(operands) > _SHOWS[operator]:
+            x, y, scale = _placement(cm, tm)
+            off_page = not (left - _MARGIN_PT <= x <= right and bottom <= y <= top)
+            unseen = state["mode"] in _INVISIBLE_MODES and not scanned
+            if off_page or unseen or (abs(state["size"]) * scale < _SMALLEST_PT and not scanned):
+                # emptied before pypdf reads it: its extraction then lays out the visible text alone
+                operands[_SHOWS[operator]] = ArrayObject() if operator == b"TJ" else TextStringObject("")
+                hidden += 1
+
+    return page.extract_text(visitor_operand_before=before) or "", hidden
+
+
+def _placement(cm: list[float], tm: list[float]) -> tuple[float, float, float]:
+    """Where text starts on the page (x, y in points) and how much its font size is scaled there."""
+    a, b = tm[0] * cm[0] + tm[1] * cm[2], tm[0] * cm[1] + tm[1] * cm[3]
+    c, d = tm[2] * cm[0] + tm[3] * cm[2], tm[2] * cm[1] + tm[3] * cm[3]
+    x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+    y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+    return x, y, abs(a * d - b * c) ** 0.5
+
+
+def _number(value: Any, default: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):  # a damaged operand: pypdf reads on, so do we
+        return default
+
+
+def _shows_image(page: Any) -> bool:
+    """Whether the page's resources hold an image (a scan under an OCR layer)."""
+    try:
+        objects = page.get("/Resources", {}).get_object().get("/XObject", {}).get_object()
+        return any(item.get_object().get("/Subtype") == "/Image" for item in objects.values())
+    except Exception:  # damaged resources: treat the page as an ordinary one
+        return False

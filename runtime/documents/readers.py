@@ -144,26 +144,30 @@ def _read_pdf(path: Path) -> list[Section]:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError
 
+    from pgpt.runtime.documents.hidden_text import pdf_visible_text
+
     try:
         reader = PdfReader(path)
         if reader.is_encrypted and reader.decrypt("") == 0:
             raise Skipped("encrypted PDF (a password is needed): index a decrypted copy, e.g. from "
                           "`qpdf --decrypt --password=PASSWORD in.pdf out.pdf`")
-        pages = [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, 1)]
+        pages = [(number, *pdf_visible_text(page)) for number, page in enumerate(reader.pages, 1)]
     except Skipped:
         raise
     except DependencyError:
         raise Skipped("encrypted PDF (AES; a password is needed)") from None
     except Exception as exc:  # whatever pypdf raises on a damaged file (see parser_failure)
         raise parser_failure(exc, "PDF") from None
-    if not all(isinstance(text, str) for _, text in pages):
+    if not all(isinstance(text, str) for _, text, _ in pages):
         raise Skipped("damaged PDF (its text layer is not text)")
-    if sum(len(text.strip()) for _, text in pages) < 2 * max(len(pages), 1):
+    if sum(len(text.strip()) for _, text, _ in pages) < 2 * max(len(pages), 1):
+        if any(hidden for _, _, hidden in pages):
+            raise Skipped("PDF whose text is all hidden (drawn invisibly, off the page or too small to read)")
         raise Skipped("scanned PDF without a text layer (run OCR on it first)")
     from pgpt.runtime.documents.pdf_text import pdf_paragraphs
 
-    paragraphs = pdf_paragraphs([text for _, text in pages])
-    return [Section("\n\n".join(page), page=number) for (number, _), page in zip(pages, paragraphs)]
+    paragraphs = pdf_paragraphs([text for _, text, _ in pages])
+    return [Section("\n\n".join(page), page=number) for (number, _, _), page in zip(pages, paragraphs)]
 
 
 def _read_docx(path: Path) -> list[Section]:

@@ -32,11 +32,12 @@ META_FORMAT = "pgpt.text_format"  # on the text column's field: schema metadata 
 # Version 9: a Jupyter notebook (.ipynb) is read as its cells (Markdown, code, text outputs), not as JSON.
 # Version 10: text its reader never sees is left out (hidden_text.py): Markdown comments and hidden HTML
 # elements, reST comments, .docx runs marked hidden.
-TEXT_FORMAT = 10
+# Version 11: a PDF's text drawn invisibly (not over a scan), outside the page or below 1 pt is left out.
+TEXT_FORMAT = 11
 # The suffixes whose reading changed in each version (None: every document's), so that an upgrade
 # reads again only the documents it changes (a PDF rule re-embedded thousands of Markdown files).
 _CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html"), 8: (".docx", ".htm", ".html", ".markdown", ".md", ".rtf"),
-               9: (".ipynb",), 10: (".docx", ".markdown", ".md", ".rest", ".rst")}
+               9: (".ipynb",), 10: (".docx", ".markdown", ".md", ".rest", ".rst"), 11: (".pdf",)}
 
 
 def changed_suffixes(since: int) -> tuple[str, ...] | None:
