@@ -46,14 +46,53 @@ def writing(folder: Path, action: str = "Writing the document index") -> Iterato
 
 
 def active_table(folder: Path) -> str:
-    """The name of the table readers use (see the module docstring)."""
+    """The name of the table readers use (see the module docstring and read_pointer)."""
+    return read_pointer(folder)[0]
+
+
+def read_pointer(folder: Path) -> tuple[str, bool, str]:
+    """The table readers use, whether that is certain, and what is wrong with ``active.json`` ('' if nothing).
+
+    A pointer that is missing, damaged or names a table that is not there is not taken to mean the
+    first table: after a re-index the index is another table, and taking ``chunks`` showed an empty
+    index, and the next ingest dropped the real one as unfinished (t66). The tables on disk decide:
+    ``chunks`` where no pointer was ever written, else the only table there is. Between several
+    tables and no pointer the largest is read, and nothing may be dropped (``certain`` is False).
+    """
+    problem = ""
     try:
         name = json.loads((folder / ACTIVE).read_text(encoding="utf-8")).get("table")
+        if not (isinstance(name, str) and name.startswith(TABLE)):
+            problem = "names no table"
     except FileNotFoundError:
-        return TABLE
-    except (OSError, ValueError, AttributeError):
-        return TABLE  # damaged: `doctor` says so; the first table is the best guess
-    return name if isinstance(name, str) and name.startswith(TABLE) else TABLE
+        name = None  # never re-indexed (the first table), or deleted
+    except (OSError, ValueError, AttributeError) as exc:
+        name, problem = None, f"is damaged ({type(exc).__name__})"
+    tables = _tables_on_disk(folder)
+    if not problem and isinstance(name, str):
+        if name in tables or not tables:
+            return name, True, ""
+        problem = f"names {name}, which is not there"
+    if not problem and (TABLE in tables or not tables):
+        return TABLE, True, ""
+    problem = problem or "is missing"
+    if len(tables) <= 1:
+        return (tables or [TABLE])[0], True, problem
+    return max(tables, key=lambda table: _size(folder / f"{table}.lance")), False, problem
+
+
+def _tables_on_disk(folder: Path) -> list[str]:
+    try:
+        return sorted(path.name.removesuffix(".lance") for path in folder.glob(f"{TABLE}*.lance") if path.is_dir())
+    except OSError:
+        return []
+
+
+def _size(folder: Path) -> int:
+    try:
+        return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    except OSError:
+        return 0
 
 
 def index_has_data(settings: Settings) -> bool:
@@ -80,7 +119,11 @@ def index_state(settings: Settings) -> str:
     folder = index_dir(settings)
     if not folder.is_dir():
         return f"{folder}: empty (nothing ingested yet)"
-    name = active_table(folder)
+    name, certain, pointer = read_pointer(folder)
+    if pointer:  # said first: it decides which table the rest describes
+        pointer = (f", {ACTIVE} {pointer}: reading {name}, "
+                   + ("the next ingest writes it again" if certain else "the largest of several tables (the next "
+                      "ingest drops none of them; `pgpt-tui ingest --reindex PATH...` rebuilds one index)"))
     try:
         db = lancedb.connect(str(folder))
         tables = db.list_tables().tables
@@ -95,7 +138,7 @@ def index_state(settings: Settings) -> str:
     except Exception as exc:  # any failure to read it is what doctor is for
         return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); move it aside "
                 f"(mv {folder} {folder}.damaged) and add your documents again with `pgpt-tui ingest PATH...`")
-    stale = [t for t in tables if t.startswith(TABLE) and t != name]
+    stale = [t for t in tables if t.startswith(TABLE) and t != name and certain]
     writer = _writer(folder)
     # while an ingest runs, its own end builds it ("missing (the next ingest builds it)" was said then)
     notes = "" if text_index or not rows else (", full-text index built when the running ingestion ends" if writer
@@ -111,6 +154,7 @@ def index_state(settings: Settings) -> str:
         notes += f", {'a re-index or ' if stale else 'an '}ingestion is running ({writer})"
     elif stale:
         notes += f", {len(stale)} unfinished re-index table(s) (the next ingest drops them)"
+    notes = pointer + notes
     writable = "" if os.access(folder, os.W_OK) else ", NOT writable (ingest cannot add documents)"
     size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
     return f"{folder}: ok, {documents} documents, {rows} chunks, {size / 1e6:.0f} MB on disk{notes}{writable}"

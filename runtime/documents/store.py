@@ -27,7 +27,7 @@ from pgpt.runtime.documents.compaction import compaction_due, mark_compacted
 from pgpt.runtime.documents.folding import COLUMNS as FOLDED
 from pgpt.runtime.documents.folding import FOLD_META, FOLD_VERSION, fold_table, folded_columns, is_folded
 from pgpt.runtime.documents.index_folder import (
-    ACTIVE, TABLE, active_table, index_dir, write_atomically, writing,
+    ACTIVE, TABLE, active_table, index_dir, read_pointer, write_atomically, writing,
 )
 from pgpt.runtime.documents.records import RECORD_COLUMNS, ROW_COLUMNS, DocumentRecord, quote, records_of, where_clause
 from pgpt.runtime.documents.text_format import META_FORMAT, TEXT_FORMAT, table_text_format
@@ -74,6 +74,7 @@ class DocumentStore:
             ensure_private_dir(self.folder)
             self.db = lancedb.connect(str(self.folder))
             if rebuild:
+                self._repair_pointer()
                 self.name = f"{TABLE}-{uuid.uuid4().hex[:12]}"
                 self._table = _with_identity(self.db.create_table(self.name, schema=self._schema()))
             else:
@@ -362,10 +363,25 @@ class DocumentStore:
 
         Only a writer calls this, under the writer lock: no other process is building a table.
         """
-        keep = {active_table(self.folder), self.name}
+        active, certain, problem = read_pointer(self.folder)
+        if not certain:  # several tables and no pointer to say which is the index: keep them all (doctor says so)
+            logging.getLogger(__name__).warning("index/%s %s: no unused table is dropped", ACTIVE, problem)
+            return
+        if not self.rebuilding:
+            with writing(self.folder):
+                self._repair_pointer()
+        keep = {active, self.name}
         for name in self.db.list_tables().tables:
             if name.startswith(TABLE) and name not in keep:
                 self._drop(name)
+
+    def _repair_pointer(self) -> None:
+        """A writer's: rewrite a missing or damaged ``active.json`` where the tables on disk say for certain
+        which one is the index (read_pointer), before a re-index adds a second table that would blur it."""
+        active, certain, problem = read_pointer(self.folder)
+        if problem and certain:
+            logging.getLogger(__name__).warning("index/%s %s: it names %s again", ACTIVE, problem, active)
+            write_atomically(self.folder / ACTIVE, json.dumps({"table": active}))
 
     def _drop(self, name: str) -> None:
         try:
