@@ -211,7 +211,10 @@ def answer_scores(qs: QuestionSet, questions: list[dict[str, Any]], answers: lis
     out["per_question"] = [{"id": q.get("id", str(i)), "score": s, "abstained": x, "answer": a}
                            for i, (q, s, x, a) in enumerate(zip(questions, scores, abstained, answers))]
     for row, result in zip(out["per_question"], results or []):
-        row.update(kind=result.kind, draft=result.draft)
+        row.update(kind=result.kind, draft=result.draft,
+                   differs=[q["sentence"] for q in result.quotes if q.get("differs")])
+    if results:  # answers shown with a source that says otherwise (conflicts.py): a corpus without conflicts has none
+        out["differing_sources"] = sum(any(q.get("differs") for q in r.quotes) for r in results)
     if results:
         out["drafts_right"] = scoring.rate(sum(scoring.answer_is_right(q, r.draft) for q, r in zip(questions, results)
                                                if not q.get("unanswerable")), out["answerable"])

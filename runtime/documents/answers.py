@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.abstention import is_abstention
-from pgpt.runtime.documents.grounding import CHECK_VERSION, CLOSEST_PASSAGES, Grounder, SourceSentence
+from pgpt.runtime.documents.conflicts import with_differing
 from pgpt.runtime.documents.followups import retrieval_question
+from pgpt.runtime.documents.grounding import CHECK_VERSION, CLOSEST_PASSAGES, RELEVANCE_MIN, Grounder, SourceSentence
 from pgpt.runtime.documents.sentences import split_sentences
 from pgpt.runtime.documents.similar_questions import find_similar, normalize_question, remember
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
@@ -188,6 +189,7 @@ class AskStream:
         grounder = Grounder(self.query, vector, sentences, vectors, self.embedder.embed)
         # an empty draft (the model wrote only markup) is no verdict: the best sentence may still answer
         grounded = grounder.check(draft, bool(draft) and is_abstention(draft))
+        quotes = with_differing(grounder, grounded.quotes, RELEVANCE_MIN)  # and any source that says otherwise
         self.result = AskResult(
             inert_answer(grounded.text) or NOT_FOUND, [_source(h) for h in passages], stream.result.cached, {
                 **timings, "ttft_s": stream.result.timings.get("ttft_s", 0.0),
@@ -196,7 +198,7 @@ class AskStream:
                 "total_s": round(time.perf_counter() - started, 4),
                 "prompt_tokens": stream.result.timings.get("prompt_tokens", 0),
                 "new_tokens": stream.result.timings.get("new_tokens", 0)},
-            grounded.kind, [q.as_quote() for q in grounded.quotes],
+            grounded.kind, quotes,
             self._closest(hits, vector, sentences, grounder.relevance) if grounded.kind == "not_found" else [],
             # a quote or "not found" replaced the draft: how the draft ended is not the answer's end
             draft, grounded.measures, stream.result.finish_reason if grounded.kind == "answer" else "stop")
@@ -208,12 +210,13 @@ class AskStream:
         sentence of the closest passages that answers it with certainty, else "not found"."""
         checking = time.perf_counter()
         passages, sentences, vectors = self._sentences(hits[:CLOSEST_PASSAGES])
-        quoted = Grounder(self.query, vector, sentences, vectors, self.embedder.embed).certain_quote()
+        grounder = Grounder(self.query, vector, sentences, vectors, self.embedder.embed)
+        quoted = grounder.certain_quote()
         timings = {**timings, "ttft_s": 0.0, "decode_tok_s": 0.0, "check_s": round(time.perf_counter() - checking, 4)}
         if quoted is not None:
             return AskResult(quoted.text, [_source(h) for h in passages], False,
                              {**timings, "total_s": round(time.perf_counter() - started, 4)}, "quote",
-                             [q.as_quote() for q in quoted.quotes], measures=quoted.measures)
+                             with_differing(grounder, quoted.quotes, RELEVANCE_MIN), measures=quoted.measures)
         closest = self._closest(hits, vector)
         return AskResult(NOT_FOUND, [], False, {**timings, "total_s": round(time.perf_counter() - started, 4)},
                          "not_found", closest=closest)

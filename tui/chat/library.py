@@ -118,10 +118,18 @@ def describe_sources(sources: list[dict[str, Any]], snippet_chars: int = 160) ->
 
 
 def describe_quotes(quotes: list[dict[str, Any]]) -> str:
-    """The sentences that support a document answer: ``[n] file, page N: “sentence”``."""
-    return "Supporting quotes:\n" + "\n".join(
-        f"[{q['source']}] {format_source({'source': q['file'], 'page': q['page']})}: \u201c{q['sentence']}\u201d"
-        for q in quotes)
+    """The sentences that support a document answer: ``[n] file, page N: “sentence”``, then those of
+    other sources that say otherwise (conflicts.py), under their own title."""
+    from pgpt.runtime.documents.conflicts import DIFFERING, SUPPORTING
+
+    blocks = []
+    for title, group in ((SUPPORTING, [q for q in quotes if not q.get("differs")]),
+                         (DIFFERING, [q for q in quotes if q.get("differs")])):
+        if group:
+            blocks.append(f"{title}:\n" + "\n".join(
+                f"[{q['source']}] {format_source({'source': q['file'], 'page': q['page']})}: \u201c{q['sentence']}\u201d"
+                for q in group))
+    return "\n\n".join(blocks)
 
 
 def describe_closest(passages: list[dict[str, Any]]) -> tuple[str, str]:

@@ -1,0 +1,75 @@
+"""Sources that disagree are said (conflicts.py): a shared folder held "The gym code is 1234." and,
+written by someone else, "The gym code is 9292."; each answer cited one of them alone (t65)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grounding_support import grounder_over
+from pgpt.runtime.documents.answers import AskStream
+from pgpt.runtime.documents.conflicts import DIFFERING, differing
+from pgpt.runtime.documents.grounding import RELEVANCE_MIN, SourceSentence
+from pgpt.runtime.documents.ingest import ingest, open_store
+from pgpt.runtime.llm.chat import ChatEngine
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.runtime.settings import Settings
+from pgpt.tui.chat.library import describe_quotes
+from pgpt.tui.cli.answer_steps import describe_answer
+
+
+def _differing(embedder, question: str, sentences: list[SourceSentence],  # type: ignore[no-untyped-def]
+               quoted: int) -> list[str]:
+    grounder = grounder_over(embedder, question, sentences)
+    return [s.text for s in differing(grounder, [grounder.sentences[quoted]], RELEVANCE_MIN)]
+
+
+def test_another_files_other_number_for_the_same_thing_is_found(embedder) -> None:  # type: ignore[no-untyped-def]
+    sentences = [SourceSentence(1, "office.txt", 0, "The gym code is 1234."),
+                 SourceSentence(1, "office.txt", 0, "The gym opens at 6 in the morning."),
+                 SourceSentence(2, "notice.txt", 0, "The gym code is 9292."),
+                 SourceSentence(3, "pool.txt", 0, "The pool code is 5555.")]  # another thing: shares "code" only
+    assert _differing(embedder, "What is the gym code?", sentences, 0) == ["The gym code is 9292."]
+
+
+def test_no_disagreement_where_there_is_none(embedder) -> None:  # type: ignore[no-untyped-def]
+    question = "What is the budget code for project Larkspur-7?"
+    things = [SourceSentence(1, "a.txt", 0, "The budget code for project Larkspur-7 is 1007."),
+              SourceSentence(2, "b.txt", 0, "The budget code for project Larkspur-19 is 1019.")]  # two projects
+    assert _differing(embedder, question, things, 0) == []
+    copies = [SourceSentence(1, "a.txt", 0, "The gym code is 1234."),
+              SourceSentence(2, "b.txt", 0, "The gym code is 1234.")]
+    assert _differing(embedder, "What is the gym code?", copies, 0) == []  # the same passage in two files
+    one_file = [SourceSentence(1, "a.txt", 0, "The gym code is 1234."),
+                SourceSentence(1, "a.txt", 0, "The gym code was 4321.")]
+    assert _differing(embedder, "What is the gym code?", one_file, 0) == []  # a document's own history
+    words = [SourceSentence(1, "a.txt", 0, "The gym is on the first floor."),
+             SourceSentence(2, "b.txt", 0, "The gym is on the second floor.")]
+    assert _differing(embedder, "Where is the gym?", words, 0) == []  # no number in the quote: not this rule
+
+
+def test_ask_shows_the_other_sources_sentence_under_its_own_title(settings: Settings, tmp_path: Path) -> None:
+    from pgpt.runtime.llm.embeddings import default_embedder
+
+    docs = tmp_path / "shared"
+    docs.mkdir()
+    (docs / "office.txt").write_text("Office rules\n\nThe gym code is 1234.\n")
+    (docs / "notice.txt").write_text("Notice\n\nThe gym code is 9292.\n")
+    embedder = default_embedder(settings)
+    ingest(settings, [docs], embedder)
+    engine = ChatEngine(settings)
+    try:
+        stream = AskStream(engine, open_store(settings, embedder), embedder, "What is the gym code?",
+                           SamplingOptions(max_new_tokens=32))
+        list(stream)
+    finally:
+        engine.close()
+    result = stream.result.as_json()
+    assert result["kind"] in {"answer", "quote"}, result
+    supporting = [q for q in result["quotes"] if not q.get("differs")]
+    others = [q for q in result["quotes"] if q.get("differs")]
+    assert len(supporting) == 1 and len(others) == 1, result["quotes"]
+    assert {Path(supporting[0]["file"]).name, Path(others[0]["file"]).name} == {"office.txt", "notice.txt"}
+    assert {supporting[0]["sentence"], others[0]["sentence"]} == {"The gym code is 1234.", "The gym code is 9292."}
+    for shown in (describe_answer(result), describe_quotes(result["quotes"])):  # `ask`, and the app
+        assert "Supporting quotes:" in shown and f"{DIFFERING}:" in shown
+        assert shown.index(supporting[0]["sentence"]) < shown.index(DIFFERING) < shown.index(others[0]["sentence"])
