@@ -29,7 +29,8 @@ import numpy as np
 
 from pgpt.runtime.documents.attachment import bound_elsewhere, misattached
 from pgpt.runtime.documents.sentences import (
-    LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, split_sentences, strip_citations,
+    LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, numbered_things, split_sentences,
+    strip_citations,
 )
 from pgpt.runtime.documents.statements import (
     POINTER, prose_words, without_attribution, without_bare_lead_ins, without_restatements,
@@ -64,9 +65,8 @@ OFF_TOPIC = 0.35
 # The similar-question cache replays checked answers: its scope holds this, so a release whose check
 # answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
 # Change it with any change of what the check answers.
-CHECK_VERSION = "2026-12-06d"  # c: no quote of the question's own words; d: records, numbered things
+CHECK_VERSION = "2026-12-07a"  # c: no quote of the question's own words; d: records, numbered things; 07a: conflicts
 CLOSEST_PASSAGES = 3
-_THING = re.compile(r"\b([A-Za-z]+)[-_](\d+)\b")  # a numbered thing: "Larkspur-7", "ZEBRA-4471", "O-112341"
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
 # A code fence and its language tag ("```python"): the lines inside are checked as statements like
@@ -133,7 +133,7 @@ class Grounder:
         self.question, self.sentences, self.vectors, self.embed = question, sentences, vectors, embed
         self._question_words = content_words(question)
         self._question_facts = key_facts(question)
-        self._asked_things = {(name.lower(), number) for name, number in _THING.findall(question)}
+        self._asked_things = numbered_things(question)
         self._wants_number = _NUMBER_QUESTION.search(question) is not None
         self._words = [content_words(s.text) for s in self.sentences]
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
@@ -259,10 +259,10 @@ class Grounder:
     def _other_thing(self, text: str) -> bool:
         """Whether ``text`` names another of the numbered things the question asks about: asked for
         project Larkspur-7, "the budget code for project Larkspur-19 is LK-1019" was the cited answer
-        (t64). Only a name joined to its number ("Larkspur-7", "ZEBRA-4471"), and only when the asked
-        one is not in the text too."""
+        (t64). Only a name joined to its number ("Larkspur-7", "server number 7": sentences.THING), and
+        only when the asked one is not in the text too."""
         for name, number in self._asked_things:
-            found = {n for m, n in _THING.findall(text) if m.lower() == name}
+            found = {n for m, n in numbered_things(text) if m == name}
             if found and number not in found:
                 return True
         return False

@@ -52,6 +52,10 @@ CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac0
 # Not a manual's section ("tar(1)", "ssh_config(5)"): a man page's header line "TAR(1) GNU TAR Manual
 # TAR(1)" was the supporting quote of "The default N is 1".
 NUMBER = re.compile(r"(?<![A-Za-z0-9])(?!(?<=\w\()\d+\))\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
+# A numbered thing, a name and its number: "Larkspur-7", "ZEBRA_4471", "server number 7", "room no. 12",
+# "issue #123". Asked about server number 7, "The backup server number 74 runs on port 9074." was the
+# supporting quote of a wrong answer (t66): two numbered things are two things (numbered_things).
+THING = re.compile(r"\b([A-Za-z]+)(?:[-_]|\s+(?:number|no\.|nr\.)\s*|\s*#\s*)(\d+)\b", re.IGNORECASE)
 _CODE_SPAN = re.compile(r"`([^`\n]{1,40})`")
 # A symbol in quotes, as a code span: "The default escape character is '~'." (it was no fact at all)
 _QUOTED_SYMBOL = re.compile(r"""(?<!\w)['"\u2018\u201c]([^\w\s'"\u2018\u2019\u201c\u201d]{1,3})"""
@@ -184,3 +188,8 @@ def contains_fact(text: str, fact: str) -> bool:
     whole = rf"(?<!\d[.,:])(?!(?<=\w\(){re.escape(fact)}\))", r"(?![.,:]\d)"
     head, tail = whole if fact[:1].isdigit() else ("", "")
     return re.search(rf"(?<![{_LETTERS}]){head}{re.escape(fact)}(?![{_LETTERS}]){tail}", text) is not None
+
+
+def numbered_things(text: str) -> set[tuple[str, str]]:
+    """The numbered things ``text`` names, as (name in lower case, number): see THING."""
+    return {(name.lower(), number) for name, number in THING.findall(text) if name.lower() not in STOPWORDS}

@@ -180,6 +180,24 @@ def test_an_answer_about_another_numbered_thing_is_no_answer(embedder) -> None: 
     assert right.kind == "answer" and "LK-1007" in right.text, right
 
 
+def test_server_number_7_is_not_server_number_74(embedder) -> None:  # type: ignore[no-untyped-def]
+    """Asked for backup server number 7's port, "... number 7 runs on port 9074" was the checked answer,
+    quoting server 74's page (t66): a thing numbered with "number", "no." or "#" is a numbered thing too."""
+    from pgpt.runtime.documents.sentences import numbered_things
+
+    assert numbered_things("Server number 7, room No. 12, issue #123 and the number 5") == {
+        ("server", "7"), ("room", "12"), ("issue", "123")}  # "the number 5" names no thing
+    question = "Which port does backup server number 7 run on?"
+    sentences = [SourceSentence(1, "page074.md", 0, "The backup server number 74 runs on port 9074.")]
+    wrong = grounder_over(embedder, question, sentences).check("The backup server number 7 runs on port 9074. [1]",
+                                                                abstained=False)
+    assert wrong.kind == "not_found", wrong
+    sentences.append(SourceSentence(2, "page007.md", 0, "The backup server number 7 runs on port 9007."))
+    right = grounder_over(embedder, question, sentences).check("Backup server number 7 runs on port 9007. [2]",
+                                                                abstained=False)
+    assert right.kind == "answer" and "9007" in right.text, right
+
+
 def test_a_log_line_or_a_csv_row_is_a_sentence_of_its_own() -> None:
     """A log's chunk was one "sentence" of 40 lines: search and a "not found" showed its first lines,
     never the line that matched (t64). Prose wrapped at 80 columns stays whole."""
