@@ -165,12 +165,13 @@ def stopped(done: int, total: int, reindex: bool, current: str = "", embedded: t
     return error
 
 
-def starts_over(current: str, embedded: tuple[int, int]) -> str:
+def starts_over(current: str, embedded: tuple[int, int], kept: bool = True) -> str:
     """The sentence on the file an add stopped inside: it is read again, but its chunks embedded so
-    far are kept (chunk_vectors.py), so only the rest is embedded then."""
-    kept = f" ({embedded[0]:,} of its {embedded[1]:,} chunks were embedded; they are kept, and only the rest is " \
-        "embedded then)" if embedded[0] else ""
-    return f"{Path(current).name} was not finished and is read again then{kept}."
+    far are kept (chunk_vectors.py), so only the rest is embedded then; ``kept`` False: they were not
+    saved (an app that quit before its add reached a batch's end), and are embedded again."""
+    then = "they are kept, and only the rest is embedded then" if kept else "they are embedded again then"
+    done = f" ({embedded[0]:,} of its {embedded[1]:,} chunks were embedded; {then})" if embedded[0] else ""
+    return f"{Path(current).name} was not finished and is read again then{done}."
 
 
 def _end_unfinished(store: DocumentStore, error: BaseException) -> None:

@@ -83,12 +83,13 @@ def marker_file(settings: Settings, paths: list[Path], collection: str) -> Path:
 
 
 @contextlib.contextmanager
-def remembered(settings: Settings, paths: list[Path], collection: str,
-               progress: Progress | None = None) -> Iterator[Progress]:
+def remembered(settings: Settings, paths: list[Path], collection: str, progress: Progress | None = None,
+               keep: Callable[[], bool] | None = None) -> Iterator[Progress]:
     """Keep the marker of this add while the block runs: the progress callback it gives (to pass to
     ``ingest``) writes the files done to it, then calls ``progress``. The marker is removed when the
     block ends, by an error or a Ctrl-C too (they say where things stand to the user who is there); a
-    process that dies in it, or is stopped by SIGTERM, leaves the marker."""
+    process that dies in it, or is stopped by SIGTERM, leaves the marker, and so does a block ended
+    while ``keep()`` is true (the app stopped the add because it quits)."""
     file = marker_file(settings, paths, collection)
     record: dict[str, Any] = {"paths": sorted(str(resolved(Path(p))) for p in paths),
                               "collection": collection, "pid": os.getpid(), "started": time.time()}
@@ -115,6 +116,7 @@ def remembered(settings: Settings, paths: list[Path], collection: str,
         raise
     finally:
         state["open"] = False
+        kept = kept or (keep is not None and keep())
         if state["written"] != (-1, -1) and not kept:  # not started (another add held the lock): not its marker
             _remove(file)
 

@@ -4,12 +4,16 @@ says it once in the chat (the index answered from 70 of 200 files without a word
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from textual.widgets import Input
 
+from pgpt.runtime.documents.chunk_vectors import kept_path
 from pgpt.runtime.documents.unfinished import marker_file, unfinished_adds
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp, Turn
@@ -74,15 +78,53 @@ def test_the_quit_line_names_the_large_file_that_starts_over(tmp_path: Path, cap
     inside = IngestProgress(3, 9, str(folder / "big\x1b[31m.pdf"), 120, None, 1200, 4000)
     with remembered(settings, [folder], "default") as progress:  # this process's add, as the app runs it
         progress(inside)
-        _say_unfinished_add(settings, inside)
+        _say_unfinished_add(settings, inside)  # its vectors were not saved: the add had not stopped in time
         _say_unfinished_add(settings, IngestProgress(3, 9, str(folder / "small.txt"), 120, None))  # between files
-    with_file, between = capsys.readouterr().err.splitlines()
+        kept_path(settings).parent.mkdir(parents=True, exist_ok=True)
+        kept_path(settings).write_bytes(b"saved by the stopped add")
+        _say_unfinished_add(settings, inside, time.time() - 1)
+    with_file, between, saved = capsys.readouterr().err.splitlines()
     assert with_file == (f"pgpt-tui: Adding {folder} stopped after 3 of 9 files when the app quit; the files done "
                          "are in the index. big.pdf was not finished and is read again then (1,200 of its 4,000 "
-                         "chunks were embedded; they are kept, and only the rest is embedded then). To continue, add "
-                         f"it again (F4) or run: "
+                         "chunks were embedded; they are embedded again then). To continue, add it again (F4) or run: "
                          f"pgpt-tui ingest {folder}")
     assert "read again" not in between and between.startswith(f"pgpt-tui: Adding {folder} stopped after 3 of 9")
+    assert "(1,200 of its 4,000 chunks were embedded; they are kept, and only the rest is embedded then)" in saved
+
+
+async def test_quitting_during_a_large_file_keeps_its_embedded_chunks_and_the_marker(settings: Settings,
+                                                                                      tmp_path: Path) -> None:
+    """The quit line said "1,151 of its 26,454 chunks were embedded; they are kept", and none of them were
+    saved: quitting ended the process before the add's own stop kept them, as Ctrl+X does (t67)."""
+    import numpy as np
+
+    from pgpt.runtime.documents.chunk_vectors import EMBED_BATCH
+    from pgpt.tui.chat.launch import QUIT_ADD_WAIT_S
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "log.txt").write_text("".join(f"Entry {i}: the harbour crane number {i} lifted {i * 3} tonnes of grain "
+                                          "before the morning tide turned.\n\n" for i in range(5000)))
+    app = ChatApp(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None and app.library is not None)
+        embedder, calls, release = app.library.embedder, [], threading.Event()
+        real_embed = embedder.embed
+
+        def embed_one_batch_then_wait(texts, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(len(texts))
+            if len(calls) == 2:  # the second batch waits for the quit
+                release.wait(120)
+            return real_embed(texts, *args, **kwargs)
+
+        embedder.embed = embed_one_batch_then_wait
+        await pilot.press("ctrl+o", *str(docs), "enter")
+        await wait_until(pilot, lambda: len(calls) >= 2, timeout=120)
+        threading.Timer(0.5, release.set).start()  # the batch ends after the quit's stop was asked for
+        app.stop_add_for_quit(QUIT_ADD_WAIT_S * 6)  # as run_app does once the app has quit (a slow machine: more)
+    with np.load(kept_path(settings), allow_pickle=False) as kept:
+        assert len(kept["keys"]) == 2 * EMBED_BATCH  # both batches' vectors, kept for the next run
+    assert [add.pid for add in unfinished_adds(settings)] == [os.getpid()]  # the add did not finish: said next time
 
 
 def test_quitting_removes_the_exports_this_process_was_writing(tmp_path: Path) -> None:

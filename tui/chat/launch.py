@@ -7,12 +7,16 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 from pgpt.runtime.sanitize import strip_controls
 from pgpt.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
+# How long a quit waits for a running add to reach the end of its batch of chunks (128: a second or two
+# on 2 cores) and keep the vectors of a file it stopped inside; a longer wait would hold the shell.
+QUIT_ADD_WAIT_S = 5.0
 
 
 def _worker_thread_busy() -> bool:
@@ -34,16 +38,22 @@ def remove_own_exports(settings: Settings) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _say_unfinished_add(settings: Settings, tick: Any = None) -> None:
+def _say_unfinished_add(settings: Settings, tick: Any = None, stopped_at: float = 0.0) -> None:
     """After the app quit (Ctrl+Q, SIGTERM) during an add of documents: how far it got and how to go
     on, on stderr (it ended with exit 0 and not a word). Its marker stays: the next start says it too.
-    ``tick``: the add's latest progress, to name a large file it stopped inside (the CLI said it; t53)."""
+    ``tick``: the add's latest progress, to name a large file it stopped inside (the CLI said it; t53);
+    its vectors are said to be kept only when they were saved after ``stopped_at`` (the quit's stop)."""
+    from pgpt.runtime.documents.chunk_vectors import kept_path
     from pgpt.runtime.documents.ingest import starts_over
     from pgpt.runtime.documents.unfinished import unfinished_adds
 
     inside = ""
     if tick is not None and tick.file_chunks and tick.current:
-        inside = " " + starts_over(tick.current, (tick.file_chunks_done, tick.file_chunks))
+        try:
+            kept = kept_path(settings).stat().st_mtime >= stopped_at
+        except OSError:
+            kept = False
+        inside = " " + starts_over(tick.current, (tick.file_chunks_done, tick.file_chunks), kept)
     for add in unfinished_adds(settings):
         if add.pid == os.getpid():  # this app's add, not finished: it ends with the process, now
             # a file's name is the user's text: no terminal escape of it reaches the shell's screen
@@ -113,7 +123,9 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     handle_signals(app, loop)
     app.run(loop=loop, mouse=mouse_wanted(dict(os.environ)))
     code = app.return_code or 0
-    _say_unfinished_add(settings, app.last_ingest_tick)
+    stopped_at = time.time() - 1  # a file system's clock granularity
+    app.stop_add_for_quit(QUIT_ADD_WAIT_S)
+    _say_unfinished_add(settings, app.last_ingest_tick, stopped_at)
     if app.quit_note:  # an export, a download or the first start's preparation cut short
         print(f"pgpt-tui: {app.quit_note}", file=sys.stderr, flush=True)
     if _worker_thread_busy():

@@ -122,6 +122,12 @@ class PanelsMixin:
         if docs is not None:
             docs.cancel_ingest()
 
+    def stop_add_for_quit(self: Any, wait_s: float) -> None:
+        """The app has quit: stop a running add of documents, waiting up to ``wait_s`` (launch.py)."""
+        docs = self._docs_screen()
+        if docs is not None and docs.ingesting:
+            docs.stop_for_quit(wait_s)
+
     def list_documents_again(self: Any) -> None:
         """The model, and with it the index, has loaded: the Docs list in view, opened before, is read now
         (it showed only its header until opened again)."""

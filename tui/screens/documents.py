@@ -53,6 +53,8 @@ class DocumentsScreen(PanelScreen):
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
         self._cancel: threading.Event | None = None
+        self._ended = threading.Event()  # the running add's worker returned (stop_for_quit waits for it)
+        self._quitting = False
         self._records: list[DocumentRecord] = []  # listed last: refitted on a resize
         self._loading = False  # the list waits for the model's load, which opens the index
         self._progress: list[str] = []  # the last tick's fields, fitted again on a resize
@@ -141,6 +143,7 @@ class DocumentsScreen(PanelScreen):
         report.update("")  # the previous run's report is not this run's
         self._gone_kept = None  # and Ctrl+G forgets what this run finds gone
         self._cancel = threading.Event()
+        self._ended = threading.Event()
         self._show_progress(0, None, f"looking at {clean_text(path)}…")
         self.add_documents(library, path, self._cancel)
         event.input.clear()  # the next path typed was appended to this one (a typo stays, to be mended)
@@ -187,6 +190,15 @@ class DocumentsScreen(PanelScreen):
     def action_stop_ingest(self) -> None:
         """Stop adding after the current file."""
         self.cancel_ingest()
+
+    def stop_for_quit(self, wait_s: float) -> None:
+        """The app quits during an add: stop it at its next batch of chunks and wait up to ``wait_s`` for
+        that, so that a large file's vectors embedded so far are kept as Ctrl+X keeps them (chunk_vectors.py;
+        they were said to be kept, and were not, t67). Its marker stays: the add did not finish."""
+        if self._cancel is not None:
+            self._quitting = True
+            self._cancel.set()
+            self._ended.wait(wait_s)
 
     def cancel_ingest(self) -> None:
         """Stop adding after the current file (the files done so far stay indexed)."""
@@ -252,13 +264,17 @@ class DocumentsScreen(PanelScreen):
         from pgpt.runtime.documents.unfinished import remembered
 
         paths = [Path(path).expanduser()]
+        ended = self._ended
         try:  # remembered while it runs: the next start says it when the app ends first (unfinished.py)
-            with remembered(self.settings, paths, DEFAULT_COLLECTION,
-                            lambda tick: self.post_message(IngestTick(tick))) as progress:
+            with remembered(self.settings, paths, DEFAULT_COLLECTION, lambda tick: self.post_message(IngestTick(tick)),
+                            keep=lambda: self._quitting) as progress:
                 report = ingest(self.settings, paths, library.embedder, progress=progress, cancel=cancel)
         except Cancelled as stopped:
-            self.post_message(IngestDone(str(stopped), len(library.store.documents())))
+            if not self._quitting:
+                self.post_message(IngestDone(str(stopped), len(library.store.documents())))
             return
+        finally:
+            ended.set()
         from pgpt.runtime.documents.discovery import nothing_found
 
         listed = "".join(f"\n{label} {p}: {why}" for label, entries in (("skipped", report.skipped),
