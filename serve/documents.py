@@ -34,25 +34,43 @@ _MAX_PARTS = 16
 # home, an app's add): two servers' uploads of small files at once were answered 409, one in two.
 # A long `pgpt-tui ingest` still gets the 409, with Retry-After, within a client's patience.
 LOCK_WAIT_S = 10.0
-_LEFT_BEHIND = re.compile(r"^\.(?:upload|earlier)-(\d+)-[0-9a-f]+$")
+_LEFT_BEHIND = re.compile(r"^\.(upload|earlier|new)-(\d+)-([0-9a-f]+)$")
 
 
 def sweep_uploads(home: Path) -> int:
-    """Delete the temporary copies that a server killed mid-upload left in ``home``'s uploads folder
-    (``.upload-PID-*``: an upload being received; ``.earlier-PID-*``: a document's previous copy, kept
-    while its new one was indexed) when their process is gone; how many. Nothing listed or removed
-    them, and one outlived its document's DELETE (t60). A live process's are left alone: two servers
-    may share a home."""
+    """Undo what a server killed mid-upload left in ``home``'s uploads folder, when its process is gone;
+    how many files it removed or put back. ``.upload-PID-*``: an upload being received, removed;
+    ``.earlier-PID-TAG``: a document's previous copy, kept while its new one was indexed, put back over
+    the upload it names (TAG, _name_tag); ``.new-PID-TAG``: a new document being indexed, whose file is
+    removed: it never made it into the index (it stayed under its own name, unlisted, t66). Nothing
+    listed or removed them, and one outlived its document's DELETE (t60). A live process's are left
+    alone: two servers may share a home."""
     from pgpt.runtime.settings import process_alive
 
     uploads = home / "uploads"
-    removed = 0
-    for path in uploads.rglob(".*") if uploads.is_dir() else []:
+    undone = 0
+    for path in sorted(uploads.rglob(".*")) if uploads.is_dir() else []:
         match = _LEFT_BEHIND.match(path.name)
-        if match and not path.is_symlink() and path.is_file() and not process_alive(int(match.group(1))):
+        if not match or path.is_symlink() or not path.is_file() or process_alive(int(match.group(2))):
+            continue
+        kind, tag = match.group(1), match.group(3)
+        upload = next((p for p in path.parent.iterdir() if not p.name.startswith(".") and _name_tag(p.name) == tag
+                       and p.is_file() and not p.is_symlink()), None)
+        if kind == "earlier" and upload is not None:
+            os.replace(path, upload)  # the index holds the earlier content: so does its file again
+        else:
+            if kind == "new" and upload is not None:
+                upload.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+        undone += 1
+    return undone
+
+
+def _name_tag(name: str) -> str:
+    """The tag that ties an upload's temporary files to its name (names may be long: not the name)."""
+    import hashlib
+
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def upload_folder(service: Service, collection: str) -> Path:
@@ -243,10 +261,13 @@ def _kept_until_indexed(path: Path) -> Iterator[None]:
     """Give ``path`` back its earlier content (or remove it, when it is new) unless the block ends
     well: an upload refused with 409 (another process ingesting) or stopped midway replaced the
     stored copy of an indexed document, while the index kept the old content."""
-    earlier = (path.with_name(f".earlier-{os.getpid()}-{uuid.uuid4().hex}")
-               if path.is_file() and not path.is_symlink() else None)
+    tag = f"{os.getpid()}-{_name_tag(path.name)}"  # a server killed here: sweep_uploads undoes it at its start
+    earlier = path.with_name(f".earlier-{tag}") if path.is_file() and not path.is_symlink() else None
+    new = path.with_name(f".new-{tag}") if earlier is None else None
     if earlier is not None:
         os.link(path, earlier, follow_symlinks=False)  # the new upload is renamed over path; this keeps the old
+    elif new is not None:
+        new.write_bytes(b"")
     try:
         yield
     except BaseException:
@@ -256,8 +277,9 @@ def _kept_until_indexed(path: Path) -> Iterator[None]:
             path.unlink(missing_ok=True)
         raise
     finally:
-        if earlier is not None:
-            earlier.unlink(missing_ok=True)
+        for left in (earlier, new):
+            if left is not None:
+                left.unlink(missing_ok=True)
 
 
 async def list_documents(service: Service, collection: str | None = None) -> dict[str, Any]:

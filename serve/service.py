@@ -69,7 +69,8 @@ class Service:
         from pgpt.serve.documents import sweep_uploads
 
         if swept := await asyncio.to_thread(sweep_uploads, self.settings.home):
-            log.info("removed %d temporary upload copies a stopped server left", swept)
+            log.info("undid %d files of uploads a stopped server left (copies removed, earlier versions put back, "
+                     "documents it never indexed removed)", swept)
         self.pool = await asyncio.to_thread(ModelPool, self.settings, config)
         self.pool.subscribe(self._pool_event)
         self._attempted = time.monotonic()

@@ -3,6 +3,7 @@ and the CLI's hostile-file rules for uploads."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -436,3 +437,33 @@ def test_a_killed_servers_temporary_upload_copies_go_at_the_next_start(tmp_path:
         path.write_text("GECKO-7070\n")
     assert sweep_uploads(tmp_path) == 2
     assert not any(p.exists() for p in left) and all(p.exists() for p in kept)
+
+
+def test_a_server_killed_while_it_indexed_an_upload_leaves_no_unindexed_file(tmp_path: Path) -> None:
+    """kill -9 while an upload was indexed left it under its own name in uploads/, never indexed, never
+    listed, for good (t66); an update's new content stayed while the index kept the old. The next start
+    removes the new document's file and puts the updated one's earlier content back."""
+    from pgpt.serve.documents import _name_tag, sweep_uploads
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = dead.stdout.strip()
+    folder = tmp_path / "uploads" / "default"
+    folder.mkdir(parents=True)
+    (folder / "new.txt").write_text("never indexed\n")  # its upload was being indexed
+    (folder / f".new-{pid}-{_name_tag('new.txt')}").write_bytes(b"")
+    (folder / "policy.txt").write_text("the new version, never indexed\n")
+    (folder / f".earlier-{pid}-{_name_tag('policy.txt')}").write_text("the version the index holds\n")
+    (folder / "other.txt").write_text("indexed long ago\n")
+    assert sweep_uploads(tmp_path) == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["other.txt", "policy.txt"]
+    assert (folder / "policy.txt").read_text() == "the version the index holds\n"
+    # the marks an upload leaves while it is indexed are the ones the sweep reads
+    from pgpt.serve.documents import _kept_until_indexed
+
+    for name in ("fresh.txt", "policy.txt"):
+        with _kept_until_indexed(folder / name):
+            (folder / name).write_text("uploaded\n")
+            marks = {p.name for p in folder.iterdir() if p.name.startswith(".")}
+            kind = "earlier" if name == "policy.txt" else "new"
+            assert marks == {f".{kind}-{os.getpid()}-{_name_tag(name)}"}
+    assert not any(p.name.startswith(".") for p in folder.iterdir())  # gone once indexed
