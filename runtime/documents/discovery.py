@@ -117,7 +117,10 @@ def _packages(folder: Path) -> str:
     is known by its pyvenv.cfg)."""
     if folder.name in PACKAGE_FOLDERS:
         return PACKAGE_FOLDERS[folder.name]
-    return "a Python virtual environment" if (folder / "pyvenv.cfg").is_file() else ""
+    try:
+        return "a Python virtual environment" if (folder / "pyvenv.cfg").is_file() else ""
+    except OSError:  # a folder that cannot be entered: the walk names it, and goes on (it stopped the whole add, t66)
+        return ""
 
 
 def _inside_link(link: Path, root: Path) -> str:

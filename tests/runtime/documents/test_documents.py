@@ -446,3 +446,35 @@ def test_a_file_named_as_typed_is_reported_by_its_absolute_path(settings: Settin
     report = run(settings, embedder, Path("docs/rel.txt"), Path("docs/empty.txt"))
     assert report.added == [str(tmp_path / "docs" / "rel.txt")]
     assert [path for path, _ in report.skipped] == [str(tmp_path / "docs" / "empty.txt")]
+
+
+def test_one_folder_that_cannot_be_entered_costs_that_folder_only(tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`chmod 000` on one subfolder failed the whole add, blamed on the folder above it: nothing new was
+    indexed from a shared tree with one private folder (t66). Root passes any mode, so the kernel's
+    answer to another user is played here."""
+    import os
+
+    from pgpt.runtime.documents.discovery import collect_files
+
+    docs = tmp_path / "docs"
+    (docs / "secret").mkdir(parents=True)
+    (docs / "secret" / "a.txt").write_text("hidden\n")
+    (docs / "new1.html").write_text("<p>new content</p>\n")
+    real_stat, real_scandir = os.stat, os.scandir
+
+    def stat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(path).parent.name == "secret":  # what is inside cannot be looked at
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    def scandir(path="."):  # type: ignore[no-untyped-def]
+        if Path(path).name == "secret":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "scandir", scandir)
+    files, left_out = collect_files([docs])
+    assert [f.name for f in files] == ["new1.html"]
+    assert left_out == [(str(docs / "secret"), "a folder that cannot be listed (Permission denied)")]
