@@ -41,6 +41,13 @@ def storage_fault(error: BaseException, folder: Path | str, action: str = "") ->
             if kind is ReadOnlyError and code is None:
                 cause = "the folder or its files are read-only (by their mode or a read-only mount)"
             return kind(_fault_text(action, folder, cause), folder=folder)
+    if code == errno.EFBIG or (code is None and any(t in text for t in ("file too large", "(os error 27)"))):
+        # `ulimit -f` (Python ignores SIGXFSZ: the write fails instead), or a FAT32 disk's 4 GB: it read as
+        # "Index damaged ... add your documents again", while the index was whole (t66)
+        return StorageError(_fault_text(action, folder, "a file reached the largest size allowed here (the shell's "
+                                        "`ulimit -f` or the file system's limit)"), folder=folder,
+                            hint="Raise the limit (`ulimit -f unlimited`) or use a folder on another file system; "
+                                 "what was written before is unchanged.")
     if code is None and "disk i/o error" in text:  # SQLite's word for a failed write, most often a full disk
         return StorageError(_fault_text(action, folder, "a disk I/O error (a full disk or a failing one)"),
                             folder=folder)

@@ -96,6 +96,16 @@ def test_storage_faults_name_the_folder_and_the_next_step(error: BaseException, 
     assert any(word in message.text for word in ("df -h", "chmod", "ls -l", "PGPT_HOME"))
 
 
+@pytest.mark.parametrize("error", [OSError(27, "File too large"), RuntimeError(
+    "lance error: LanceError(IO): File too large (os error 27), lance-file-13.0.0/src/writer/structural.rs:191:9")])
+def test_a_file_size_limit_is_said_as_such_not_as_a_damaged_index(error: BaseException) -> None:
+    """`ulimit -f` during an ingest read "Index damaged ... move that folder aside and add your documents
+    again", while the index was whole (t66)."""
+    message = e.user_message(storage_fault(error, "/srv/pgpt/index", "Writing the document index"))
+    assert message.title == "Cannot use the data folder" and "largest size allowed here" in message.text
+    assert "ulimit -f unlimited" in message.text and "damaged" not in message.text
+
+
 def test_other_errors_are_not_storage_faults() -> None:
     assert storage_fault(RuntimeError("boom"), "/x") is None
     assert storage_fault(sqlite3.DatabaseError("file is not a database"), "/x") is None
