@@ -148,9 +148,16 @@ def chunk_rows(embedder: Any, sections: list[Section], doc_id: str, collection: 
     ``kept``.
 
     Raises:
-        Cancelled: ``cancel`` was set between two batches (nothing of the file is written).
+        Cancelled: ``cancel`` was set while the file was cut into chunks or between two batches
+            (nothing of the file is written).
     """
-    chunks = chunk_sections(sections, embedder.count_tokens)
+    count_tokens = embedder.count_tokens
+    if cancel is not None:  # cutting a 60 MB log into chunks took 3 minutes after its client had gone (t67)
+        def count_tokens(text: str, count: Callable[[str], int] = embedder.count_tokens) -> int:
+            if cancel.is_set():
+                raise Cancelled(f"stopped while cutting {key} into chunks")
+            return count(text)
+    chunks = chunk_sections(sections, count_tokens)
     texts = [embedding_text(c.heading, c.text) for c in chunks]
     keys = [text_key(text) for text in texts]
     known = known or {}

@@ -61,3 +61,36 @@ def test_vectors_of_a_file_not_added_again_for_a_week_are_removed(tmp_path: Path
     week_ago = time.time() - 8 * 24 * 3600
     os.utime(file, (week_ago, week_ago))
     assert kept(tmp_path).for_document(None, "hash-1", None) == {} and not file.exists()
+
+
+def test_a_stop_lands_while_a_large_file_is_cut_into_chunks(tmp_path: Path) -> None:
+    """A client that left during a 60 MB upload kept the server cutting it into chunks for 3 minutes,
+    its upload turn held (t67): the stop is heard between two token counts, before any embedding."""
+    import threading
+
+    import pytest
+
+    from pgpt.runtime.documents.chunk_vectors import chunk_rows
+    from pgpt.runtime.documents.readers import Section
+    from pgpt.runtime.errors import Cancelled
+
+    cancel = threading.Event()
+
+    class Embedder:
+        dimension = 4
+        counted = 0
+
+        def count_tokens(self, text: str) -> int:
+            self.counted += 1
+            if self.counted == 50:
+                cancel.set()  # the client goes, mid-way through the file
+            return len(text.split())
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            raise AssertionError("nothing is embedded after the stop")
+
+    embedder = Embedder()
+    sections = [Section(" ".join(f"line {i} word {j}." for j in range(40))) for i in range(2000)]
+    with pytest.raises(Cancelled, match="cutting big.log into chunks"):
+        chunk_rows(embedder, sections, "doc", "default", "big.log", "hash", cancel=cancel)
+    assert embedder.counted == 50  # stopped at the first count after the stop
