@@ -325,8 +325,11 @@ def _ingest_opened(store: DocumentStore, embedding: tuple[Any, KeptVectors], rea
     doc_id = existing.doc_id if existing is not None else uuid.uuid4().hex
     model, kept = embedding  # the embedder, and the vectors it need not make again
     try:
-        # an updated document's unchanged chunks, or a stopped run's, are not embedded again
-        reusable = kept.for_document(store, content_hash, existing.doc_id if existing is not None else None)
+        # an updated document's unchanged chunks, or a stopped run's, are not embedded again, nor a copy's of a
+        # document indexed under another path (a server's upload of a file added from its folder was embedded
+        # again in full, t67)
+        twin = existing or next((r for r in known.values() if r.content_hash == content_hash), None)
+        reusable = kept.for_document(store, content_hash, twin.doc_id if twin is not None else None)
         rows, vectors = chunk_rows(model, outcome.sections, doc_id, collection, key, content_hash, cancel, within,
                                    reusable, kept)
     except Cancelled:

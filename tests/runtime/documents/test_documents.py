@@ -436,6 +436,22 @@ def test_an_edited_paragraph_is_the_only_one_embedded_again(settings: Settings, 
     assert "Oskar Tallgren" in top.text
 
 
+def test_a_copy_of_an_indexed_file_is_not_embedded_again(settings: Settings, embedder, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server's upload of a file already added from its folder was embedded again in full, 443
+    chunks in 47.6 s (t67): the same content under another path takes the indexed copy's vectors."""
+    first, second = tmp_path / "a" / "manual.md", tmp_path / "b" / "manual-copy.md"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_text("\n\n".join(f"# Part {n}\n\n" + f"Part {n} covers harbour {n} and its cranes. " * 8
+                                     for n in range(12)))
+    ingest(settings, [first], embedder)
+    embedded = count_embedded(embedder, monkeypatch)
+    copy = ingest(settings, [second], embedder)
+    assert copy.added == [str(second)] and copy.embedded == 0 and embedded == [] and copy.chunks >= 6
+    assert_vectors_as_embedded_now(settings, embedder)
+
+
 def test_a_file_named_as_typed_is_reported_by_its_absolute_path(settings: Settings, embedder, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """`ingest docs/rel.txt docs/empty.txt --json` gave "added" absolute and "skipped" as typed (t50)."""
