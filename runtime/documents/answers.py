@@ -307,7 +307,8 @@ class AskStream:
 
     def _sentences(self, hits: list[Hit]) -> tuple[list[Hit], list[SourceSentence], np.ndarray]:
         """The passages and all their sentences, numbered as the sources, with the sentences' embeddings."""
-        sentences = [SourceSentence(number, hit.source, hit.page, text, _is_title(text, hit.heading, hit.text))
+        sentences = [SourceSentence(number, hit.source, hit.page, text, _is_title(text, hit.heading, hit.text),
+                                    hit.heading)
                      for number, hit in enumerate(hits, 1) for text in split_sentences(hit.text)]
         return hits, sentences, self.embedder.embed([s.text for s in sentences])
 

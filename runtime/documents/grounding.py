@@ -35,7 +35,7 @@ from pgpt.runtime.documents.sentences import (
 from pgpt.runtime.documents.statements import (
     POINTER, prose_words, without_attribution, without_bare_lead_ins, without_restatements,
 )
-from pgpt.runtime.documents.subjects import about_elsewhere
+from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
 
 # A statement's support: SUPPORT_LEXICAL * (share of its content words in the sentence) +
@@ -65,7 +65,7 @@ OFF_TOPIC = 0.35
 # The similar-question cache replays checked answers: its scope holds this, so a release whose check
 # answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
 # Change it with any change of what the check answers.
-CHECK_VERSION = "2026-12-07a"  # c: no quote of the question's own words; d: records, numbered things; 07a: conflicts
+CHECK_VERSION = "2026-12-07b"  # c: no quote of the question's own words; d: records, numbered things; 07b: releases
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -98,6 +98,7 @@ class SourceSentence:
     page: int
     text: str
     heading: bool = False  # a title of its passage (RST, HTML, Word headings carry no "#")
+    trail: str = ""  # its passage's headings ("pluggy 1.6.0 > Removals"): which release a changelog line is of
 
     def as_quote(self) -> dict[str, Any]:
         """The JSON of a supporting quote: file, page, sentence and the source's number."""
@@ -144,6 +145,8 @@ class Grounder:
         self._denies = [denies(s.text) for s in self.sentences]
         # the bakery's hours do not answer for the lighthouse: sentences of a file about another subject
         self._elsewhere = about_elsewhere(self.sentences, self._question_words)
+        # "... as of pluggy 1.6.0?" is not answered by a line of 1.1.0's section (subjects.py)
+        self._other_version = about_other_version(self.sentences, question)
         # "Who is not the harbor master?" is not answered by "The harbor master is Odalric Brenneke."
         self._asks_not = _ASKS_NOT.search(question.replace("\u2019", "'")) is not None
         self.relevance = self._relevance(question_vector)
@@ -241,8 +244,8 @@ class Grounder:
         but for the one whose sentence is closest and those whose sentences run on from a kept one in
         its source: a list's items ("- radio tested") share no word with the question, their lead-in
         does, and the answer kept the first item only."""
-        supported = [(statement, i) for statement, i in supported
-                     if not (self._other_thing(self.sentences[i].text) or self._other_thing(statement))]
+        supported = [(statement, i) for statement, i in supported if not (
+            self._other_thing(self.sentences[i].text) or self._other_thing(statement) or self._other_version[i])]
         closest = max((i for _, i in supported), key=lambda i: self.relevance[i], default=-1)
         kept = {i for _, i in supported if i == closest or self.relevance[i] >= OFF_TOPIC}
         grown = True
@@ -299,7 +302,7 @@ class Grounder:
                       if not (s.heading or s.text.lstrip().startswith(("#", ".. ")))
                       and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
                       and not self._elsewhere[i] and self._words[i] - self._question_words
-                      and not self._other_thing(self.sentences[i].text)]
+                      and not self._other_thing(self.sentences[i].text) and not self._other_version[i]]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:

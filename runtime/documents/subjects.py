@@ -57,3 +57,44 @@ def about_elsewhere(sentences: Sequence[_Sentence], question_words: set[str]) ->
     elsewhere = {file: any((question_words - words[file]) & subject
                            for other, subject in about.items() if other != file) for file in words}
     return [elsewhere[s.file] for s in sentences]
+
+
+# A dotted version ("1.6.0", "v2.1", "3.8"), and one of three parts or more, which names a release
+# wherever it stands ("3.8" may be Python's, "2.33.0" is a release of something).
+_VERSION = re.compile(r"(?<![\w.])v?(\d+(?:\.\d+)+)(?![\w.]*\d)")
+_RELEASE = re.compile(r"(?<![\w.])v?(\d+\.\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)")
+
+
+class _Titled(_Sentence, Protocol):
+    heading: bool
+    trail: str
+
+
+def about_other_version(sentences: Sequence[_Titled], question: str) -> list[bool]:
+    """For each sentence: whether it belongs to another release than the one the question names.
+
+    A changelog's sentences rarely repeat their version: "Python 3.6 is no longer supported." stood
+    under "pluggy 1.1.0" and was quoted for "... as of pluggy 1.6.0?", while source [1] was 1.6.0's
+    section; "2.7.0 (2015-05-03)" answered when requests 2.0.0 was released (t68). Two rules: a
+    sentence under headings of other versions only, when another source's headings hold the asked one
+    (so a question that names Python 3.8 keeps pluggy 1.6.0's section, which no heading of 3.8 rivals);
+    and a sentence that itself names only other releases of three parts than the question's.
+    """
+    asked, releases = set(_VERSION.findall(question)), set(_RELEASE.findall(question))
+    if not asked:
+        return [False] * len(sentences)
+    sections = [set(_VERSION.findall(s.trail)) | (set(_VERSION.findall(s.text)) if s.heading else set())
+                for s in sentences]
+    asked_section = any(_matches(section, asked) for section in sections)
+    out = []
+    for s, section in zip(sentences, sections):
+        named = set(_RELEASE.findall(s.text))
+        other_section = asked_section and bool(section) and not _matches(section, asked) and not _matches(named, asked)
+        other_release = bool(releases) and bool(named) and not _matches(named, releases)
+        out.append(other_section or other_release)
+    return out
+
+
+def _matches(versions: set[str], asked: set[str]) -> bool:
+    """Whether one of ``versions`` is one of ``asked``, or a release of it ("2.1.0" of "2.1")."""
+    return any(v == a or v.startswith(a + ".") or a.startswith(v + ".") for v in versions for a in asked)

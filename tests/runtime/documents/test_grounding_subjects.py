@@ -66,3 +66,32 @@ def test_a_file_s_name_says_what_it_is_about() -> None:
     printer = [SourceSentence(1, "printer.md", 0, "Guests on Wifi-Guest cannot print."),
                SourceSentence(2, "wifi.md", 0, "The office network is called Hafen.")]
     assert about_elsewhere(printer, content_words("Can I print from the guest wifi?")) == [False, False]
+
+
+def test_a_line_of_another_release_s_section_answers_nothing(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Python 3.6 is no longer supported." stood under pluggy 1.1.0 and was quoted for "... as of pluggy
+    1.6.0?", while source [1] was 1.6.0's section; "2.7.0 (2015-05-03)" answered when requests 2.0.0 was
+    released (t68)."""
+    question = "Which Python version is no longer supported as of pluggy 1.6.0?"
+    sentences = [SourceSentence(1, "CHANGELOG.rst", 0, "- #556: Python 3.8 is no longer supported.", False,
+                                "pluggy 1.6.0 (2025-05-15) > Deprecations and Removals"),
+                 SourceSentence(2, "CHANGELOG.rst", 0, "- #364: Python 3.6 is no longer supported.", False,
+                                "pluggy 1.1.0 (YANKED) > Deprecations and Removals")]
+    check = grounder_over(embedder, question, sentences).check
+    assert "3.6" not in check("Python 3.6 is no longer supported. [2]", abstained=False).text
+    right = check("Python 3.8 is no longer supported. [1]", abstained=False)
+    assert right.kind == "answer" and "3.8" in right.text, right
+    dated = [SourceSentence(1, "HISTORY.md", 0, "2.7.0 (2015-05-03)", True, "2.7.0 (2015-05-03)")]
+    answer = grounder_over(embedder, "When was requests 2.0.0 released?", dated).check("2015-05-03 [1]", abstained=False)
+    assert answer.kind == "not_found", answer
+
+
+def test_a_version_the_headings_do_not_rival_keeps_its_sentences() -> None:
+    """A question that names Python 3.8 is answered from pluggy 1.6.0's section: no heading names 3.8."""
+    from pgpt.runtime.documents.subjects import about_other_version
+
+    sentences = [SourceSentence(1, "CHANGELOG.rst", 0, "- #556: Python 3.8 is no longer supported.", False,
+                                "pluggy 1.6.0 (2025-05-15) > Deprecations and Removals")]
+    assert about_other_version(sentences, "Which pluggy release dropped Python 3.8?") == [False]
+    assert about_other_version(sentences, "What does pluggy 1.6 remove?") == [False]  # a release of 1.6
+    assert about_other_version(sentences, "How long does the 1.5 s timeout last?") == [False]  # no section asked
