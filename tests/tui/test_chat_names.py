@@ -85,3 +85,26 @@ async def test_f5_renames_the_chat_under_the_cursor_and_the_open_chat_keeps_the_
         await wait_until(pilot, lambda: app.engine is not None)
         await ask(pilot, "And who built it?")
         assert load_conversation(settings, newer).name == "Lighthouse"
+
+
+async def test_f5_opens_on_the_chat_in_the_app_else_the_newest(settings: Settings) -> None:
+    """The cursor stayed on the chat opened last: after Ctrl+N and a new chat, F5 and Enter reopened an
+    older chat, not the one just left (t68)."""
+    older = _saved(settings, "When does the ferry leave?", 1000.0)
+    newer = _saved(settings, "Who keeps the lighthouse?", 2000.0)
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 2)
+        assert table.cursor_row == 0  # the newest
+        await pilot.press("down", "enter")  # the older chat is opened
+        await wait_until(pilot, lambda: len(app.screen_stack) == 1 and app.saved is not None)
+        assert app.saved.id == older
+        await pilot.press("f5")
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 2 and table.cursor_row == 1)  # the chat in the app
+        await pilot.press("escape", "ctrl+n", "f5")  # a new chat, not saved yet: the newest
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 2 and table.cursor_row == 0)
+        assert [c.id for c in list_conversations(settings)][0] == newer

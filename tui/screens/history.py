@@ -91,6 +91,8 @@ class HistoryScreen(PanelScreen):
 
     def on_screen_resume(self) -> None:
         self.query_one(ConversationTable).focus()
+        # shown by F5 (not back from its own dialog): the listing puts the cursor on the chat in the app
+        self._opened, self._dialog = not getattr(self, "_dialog", False), False
         self.list_conversations()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="conversations")
@@ -111,8 +113,13 @@ class HistoryScreen(PanelScreen):
             # the user's questions: quotes, sources and notices are turns too (12 questions read "turns 41")
             questions = sum(1 for turn in conversation.turns if turn.get("kind") == "user")
             table.add_row(when, str(questions), conversation.mode, clean_text(conversation.title), key=conversation.id)
-        # the cursor stays with its chat (a renamed one), or at its row (the one after a deleted one)
+        # the cursor stays with its chat (a renamed one), or at its row (the one after a deleted one); the
+        # panel just opened, on the chat in the app, else the newest: it stayed on the chat opened last,
+        # and Enter opened an older chat than the one just left (t68)
         keys = [c.id for c in message.conversations]
+        if getattr(self, "_opened", False):
+            self._opened, current = False, getattr(self.app, "saved", None)
+            chosen, row = current, 0
         table.move_cursor(row=keys.index(chosen.id) if chosen is not None and chosen.id in keys else row)
         hint = (f"{len(message.conversations)} saved · Ctrl+N in the chat starts a new one" if message.conversations
                 else "No saved conversations yet: every answered question is saved here.")
@@ -137,6 +144,7 @@ class HistoryScreen(PanelScreen):
             return
         key = conversation.id
         # no "?" after the title: a question's own one made it "...code?”?" (t60)
+        self._dialog = True
         self.app.push_screen(Confirm(f"Delete the conversation \u201c{clean_text(conversation.title)}\u201d for good: "
                                      "it cannot be brought back."), lambda yes: self._delete(key) if yes else None)
 
@@ -144,6 +152,7 @@ class HistoryScreen(PanelScreen):
         """Name the selected conversation (the first question was the only label, t40)."""
         conversation = self._selected()
         if conversation is not None:
+            self._dialog = True
             self.app.push_screen(RenameChat(conversation.title.rstrip("\u2026")),
                                  lambda name: self._rename(conversation, name) if name is not None else None)
 
