@@ -114,7 +114,8 @@ class KeptVectors:
         tmp = self.file.with_name(f"vectors.tmp-{os.getpid()}.npz")
         try:
             ensure_private_dir(self.file.parent)
-            with open(tmp, "wb") as out:
+            # 0600 whatever the umask, as pgpt's other state files (it was 0644, t67)
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
                 np.savez(out, model_id=np.array(self.model_id), content_hash=np.array(content_hash),
                          keys=np.array(keys, dtype="S32"), vectors=vectors.astype(np.float32))
             os.replace(tmp, self.file)

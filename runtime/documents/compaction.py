@@ -39,4 +39,4 @@ def compaction_due(table: Any, fts_indexes: list[str], folder: Path, name: str, 
 
 def mark_compacted(folder: Path) -> None:
     """Note the time of a compaction (and of its clean-up)."""
-    (folder / COMPACTED).touch()
+    (folder / COMPACTED).touch(mode=0o600)  # a new one private, as pgpt's other state files (t66)

@@ -25,6 +25,7 @@ def test_a_stopped_files_vectors_come_back_for_that_file_and_embedder_only(tmp_p
     vectors = np.arange(8, dtype=np.float32).reshape(2, 4)
     kept(tmp_path).keep("hash-1", [text_key("one"), text_key("two")], vectors)
     assert oct(kept_path(settings(tmp_path)).parent.stat().st_mode & 0o777) == "0o700"
+    assert oct(kept_path(settings(tmp_path)).stat().st_mode & 0o777) == "0o600"  # it was 0644 (t67)
     back = kept(tmp_path).for_document(None, "hash-1", None)
     assert set(back) == {text_key("one"), text_key("two")} and np.array_equal(back[text_key("two")], vectors[1])
     assert kept(tmp_path).for_document(None, "hash-2", None) == {}  # the file changed since: nothing

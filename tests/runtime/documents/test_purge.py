@@ -105,7 +105,8 @@ def test_pgpts_own_state_files_are_private_whatever_the_umask(settings: Settings
             assert markers and all(stat.S_IMODE(m.stat().st_mode) == 0o600 for m in markers)
     finally:
         os.umask(old)
-    for path in (settings.config_file, settings.home / "index" / "active.json", settings.home / "index" / ".writer.lock"):
+    for path in (settings.config_file, settings.home / "index" / "active.json", settings.home / "index" / ".writer.lock",
+                 settings.home / "index" / "compacted"):  # the last was 0644 (t66)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
