@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from pgpt.runtime.errors.kinds import (
@@ -64,7 +66,11 @@ def user_message(error: BaseException) -> UserMessage:
             return _safe(title, hint if kind is KeyboardInterrupt else f"{_describe(error)} {hint}".strip(),
                          stop_code if kind is KeyboardInterrupt else 1)
     if str(error).lower().startswith("lance error"):  # a table file cut short (a crash, a full disk)
-        return _safe(INDEX_DAMAGED, f"The document index cannot be read ({_describe(error)}) {INDEX_DAMAGED_HINT}")
+        # without the Rust source line Lance appends (".../lance-file-13.0.0/src/writer/structural.rs:191:9"),
+        # which named a file on the machine that built it, not the one that is damaged (t66)
+        text = _RUST_SOURCE.sub("", str(error))
+        return _safe(INDEX_DAMAGED, f"The document index cannot be read ({_describe(RuntimeError(text))}) "
+                                    f"{INDEX_DAMAGED_HINT}")
     return _safe(
         "Unexpected error",
         f"{type(error).__name__}: {_describe(error)} This is a bug in pgpt; the log file has details.",
@@ -130,6 +136,9 @@ def http_code(error: BaseException) -> str:
     if isinstance(error, RequestRefusedError):  # its own status, not its base classes' row
         return ""
     return next((code for kind, _, code in _HTTP_STATUSES if isinstance(error, kind)), "")
+
+
+_RUST_SOURCE = re.compile(r",?\s*(?:[\w.~-]*/)+[\w.-]+\.rs:\d+:\d+")
 
 
 def _describe(error: BaseException) -> str:

@@ -184,3 +184,13 @@ def test_a_damaged_version_is_named_as_the_command_that_deletes_it(tmp_path: Pat
     assert "`pgpt-tui models --delete m` deletes every version of m" in active and "--rollback m" in active
     assert "`pgpt-tui models --delete m@def456`" in e.ModelIntegrityError("x", folder=versions / "def456").hint
     assert "`pgpt-tui models --delete plain`" in e.ModelIntegrityError("x", folder=tmp_path / "plain").hint
+
+
+def test_a_damaged_index_is_said_without_the_rust_source_line_lance_appends() -> None:
+    """"Index damaged ... (lance error: ..., /root/.cargo/registry/src/.../reader.rs:12:3.)" named a file of
+    the machine that built Lance, not the damaged one (t66)."""
+    message = e.user_message(RuntimeError("lance error: Corrupt file /srv/pgpt/index/chunks.lance/data/a.lance: bad "
+                                          "footer, /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/"
+                                          "lance-file-13.0.0/src/reader.rs:12:3"))
+    assert message.title == "Index damaged" and ".rs:" not in message.text and ".cargo" not in message.text
+    assert "/srv/pgpt/index/chunks.lance/data/a.lance: bad footer." in message.text
