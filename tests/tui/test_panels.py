@@ -356,3 +356,28 @@ async def test_the_models_panel_actions_are_in_the_palette(settings: Settings) -
         await pilot.press("escape")
         await wait_until(pilot, lambda: type(app.screen).__name__ != "ModelsScreen")
         assert not any("Export the model" in c.title for c in app.get_system_commands(app.screen))
+
+
+async def test_a_chat_that_cannot_be_saved_is_said_in_the_log_and_at_the_quit(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A read-only conversations folder got a toast that went by; the quit exited 0 with nothing on stderr
+    and nothing in the log, so the lost chat went unnoticed (t66). Root writes any mode: the refusal is
+    played as save_conversation raises it."""
+    from pgpt.runtime import conversations
+    from pgpt.runtime.errors import ReadOnlyError
+    from pgpt.tui.chat.launch import say_quit_notes
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ReadOnlyError("Saving the chat in /home/u/pgpt/conversations failed: the folder is read-only.",
+                            folder="/home/u/pgpt/conversations")
+
+    monkeypatch.setattr(conversations, "save_conversation", refuse)
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=4))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        await ask(pilot, "Hi")
+        assert app.not_saved.startswith("Read-only folder: Saving the chat in /home/u/pgpt/conversations failed")
+    say_quit_notes(app)
+    assert capsys.readouterr().err == f"pgpt-tui: the last chat was not saved. {app.not_saved}\n"
+    assert "the chat was not saved: Saving the chat in" in caplog.text  # run_app sends it to logs/pgpt.log

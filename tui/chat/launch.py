@@ -62,6 +62,15 @@ def _say_unfinished_add(settings: Settings, tick: Any = None, stopped_at: float 
                   file=sys.stderr, flush=True)
 
 
+def say_quit_notes(app: Any) -> None:
+    """On stderr once the app has quit: what it cut short (an export, a download, the first start's
+    preparation), and a chat it could not save (a toast was all, and the quit exited 0, t66)."""
+    if app.quit_note:
+        print(f"pgpt-tui: {app.quit_note}", file=sys.stderr, flush=True)
+    if app.not_saved:
+        print(strip_controls(f"pgpt-tui: the last chat was not saved. {app.not_saved}"), file=sys.stderr, flush=True)
+
+
 def _refuse_without_a_terminal() -> None:
     """The app reads keys from stdin and draws on stderr. Without a terminal there (cron, a pipe,
     `ssh host pgpt-tui` without -t) it wrote escape codes until killed, or drew a screen whose keys
@@ -126,8 +135,7 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     stopped_at = time.time() - 1  # a file system's clock granularity
     app.stop_add_for_quit(QUIT_ADD_WAIT_S)
     _say_unfinished_add(settings, app.last_ingest_tick, stopped_at)
-    if app.quit_note:  # an export, a download or the first start's preparation cut short
-        print(f"pgpt-tui: {app.quit_note}", file=sys.stderr, flush=True)
+    say_quit_notes(app)
     if _worker_thread_busy():
         # A model load or a first-start export is still running in a worker thread, and Python
         # would wait for it at exit. What those threads write survives being cut (exports and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ class PanelsMixin:
     docs_mode_next: bool
     unfinished_path = ""  # an add cut short, named at the start: F4 fills it in
     last_ingest_tick: Any = None  # the running add's latest progress
+    not_saved = ""  # why the chat's last save failed ('' once one succeeds): said again on stderr at the quit
 
     # Panels.
 
@@ -202,9 +204,13 @@ class PanelsMixin:
         self.saved.turns, self.saved.context, self.saved.mode = turns, list(self.conversation), self.mode
         try:
             save_conversation(self.settings, self.saved)  # a small JSON file: fine on the main thread
+            self.not_saved = ""
         except StorageError as fault:  # a full or read-only home: the chat goes on, unsaved, and says so
             message = user_message(fault)
             self.notify(clean_text(message.text), title=f"Not saved: {message.title}", severity="warning")
+            # a toast that went by was all: the app quit with exit 0 and the chat was lost unnoticed (t66)
+            logging.getLogger(__name__).warning("the chat was not saved: %s", message.text)
+            self.not_saved = f"{message.title}: {message.text}"
 
     def open_conversation(self: Any, saved: Conversation) -> None:
         """Show a saved conversation in the chat; a plain chat goes on with its context."""
