@@ -175,3 +175,13 @@ def _age(file: Path) -> float:
         return file.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def taken_up(settings: Settings, paths: list[Path], collection: str) -> str:
+    """The sentence an add says when it goes on with the same add whose process ended before it
+    finished (its marker is this one's), or ''. An ingest run again after a kill said nothing (t66)."""
+    mine = marker_file(settings, paths, collection)
+    for add in unfinished_adds(settings):
+        if add.file == mine and add.ended():
+            return f"{add.stopped_at()} (its process ended); going on: the files done are skipped."
+    return ""

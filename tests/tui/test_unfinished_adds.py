@@ -141,3 +141,19 @@ def test_quitting_removes_the_exports_this_process_was_writing(tmp_path: Path) -
         (folder / "out" / "model.onnx.data").write_bytes(b"0" * 1024)
     remove_own_exports(Settings(home=tmp_path / "home", model_cache=cache))
     assert not mine.exists() and (other / "out" / "model.onnx.data").is_file()
+
+
+def test_an_ingest_run_again_after_its_process_died_says_it_goes_on(settings: Settings, tmp_path: Path) -> None:
+    """`ingest` run again after a kill -9 of the same add said nothing of the earlier stop (t66)."""
+    from support import tui_cli
+
+    folder = tmp_path / "reports"
+    left_marker(settings, folder)
+    (folder / "q3.txt").write_text("Revenue in the third quarter was 4.2 million.\n")
+    result = tui_cli(settings, "ingest", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert (f"Adding {folder} stopped after 70 of 200 files (its process ended); going on: the files done are "
+            "skipped.") in result.stderr
+    assert unfinished_adds(settings) == []  # this add finished: its marker went with it
+    again = tui_cli(settings, "ingest", str(folder))
+    assert "going on" not in again.stderr

@@ -83,7 +83,7 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.index_folder import refuse_if_writing
     from pgpt.runtime.documents.ingest import ingest
-    from pgpt.runtime.documents.unfinished import remembered
+    from pgpt.runtime.documents.unfinished import remembered, taken_up
 
     _require_paths(list(args.paths), args.prune)
     if settings.server:  # the server's index, not a local one nobody asks
@@ -104,6 +104,8 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         bar.draw(tick.fraction, tick.total, f"{tick.done}/{tick.total} files {tick.chunks} chunks", tick.eta_s,
                  shown_name(Path(tick.current).name) + inside)
 
+    if not args.reindex and (earlier := taken_up(settings, list(args.paths), args.collection)):
+        print(strip_controls(earlier), file=sys.stderr)  # the same add again after its process died (t66)
     # remembered until it ends (a re-index stopped leaves the index in use as it was: nothing to go on with)
     marked = nullcontext(draw) if args.reindex else remembered(settings, list(args.paths), args.collection, draw)
     try:
