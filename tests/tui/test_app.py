@@ -236,6 +236,8 @@ def test_the_status_line_shows_speeds_only_when_the_model_ran() -> None:
     fast = ChatResult("x", "m", "cuda", timings={"ttft_s": 0.05, "decode_tok_s": 107.1})  # 3 digits are enough
     assert describe_result(fast, False).endswith("m · TTFT 0.05 s · 107 tok/s")
     assert describe_result(early, False).endswith(" · m") and "TTFT" not in describe_result(early, False)
+    one_token = ChatResult("OK", "m", "cpu", timings={"ttft_s": 0.4, "decode_tok_s": 0.0})  # no decode step (t68)
+    assert describe_result(one_token, False).endswith("m · TTFT 0.40 s")
     local = ChatResult("x", "m", "cpu", version="0123456789ab")  # a server's "m@0123456789ab" is shown as it is
     assert describe_result(local, False) == "CPU · m@012345"
     assert describe_result(ChatResult("x", "m@0123456789ab", "server h:1"), False) == "server h:1 · m@0123456789ab"

@@ -228,7 +228,8 @@ def describe_result(result: ChatResult, stopped: bool) -> str:
         rate = timings.get("decode_tok_s", 0.0)
         # three digits say enough: "107.1 tok/s" pushed a client's line past 80 columns (GPU: 1018)
         speed = f"{rate:.0f} tok/s" if rate >= 100 else f"{rate:.1f} tok/s"
-        parts += [f"TTFT {timings.get('ttft_s', 0.0):.2f} s", speed]
+        # a one-token answer ("OK") has no decode step to time: "0.0 tok/s" read as a stalled model (t68)
+        parts += [f"TTFT {timings.get('ttft_s', 0.0):.2f} s"] + ([speed] if rate > 0 else [])
     if stopped:
         parts.append("stopped")
     return " · ".join(parts)
