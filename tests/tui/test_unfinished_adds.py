@@ -99,7 +99,7 @@ async def test_quitting_during_a_large_file_keeps_its_embedded_chunks_and_the_ma
     import numpy as np
 
     from pgpt.runtime.documents.chunk_vectors import EMBED_BATCH
-    from pgpt.tui.chat.launch import QUIT_ADD_WAIT_S
+    from pgpt.tui.chat.launch import QUIT_ADD_WAIT_S, wait_for_add_stop
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -120,8 +120,10 @@ async def test_quitting_during_a_large_file_keeps_its_embedded_chunks_and_the_ma
         embedder.embed = embed_one_batch_then_wait
         await pilot.press("ctrl+o", *str(docs), "enter")
         await wait_until(pilot, lambda: len(calls) >= 2, timeout=120)
-        threading.Timer(0.5, release.set).start()  # the batch ends after the quit's stop was asked for
-        app.stop_add_for_quit(QUIT_ADD_WAIT_S * 6)  # as run_app does once the app has quit (a slow machine: more)
+        threading.Timer(1.0, release.set).start()  # the batch ends after the quit's stop was asked for
+        app.exit()  # Ctrl+Q, y: the app closes, its screens with it (the stop asked for after that never came, t69)
+    asked_at = wait_for_add_stop(app, QUIT_ADD_WAIT_S * 6)  # as run_app does once the app has quit (slow VMs: more)
+    assert 0 < asked_at <= time.time() and kept_path(settings).stat().st_mtime >= asked_at
     with np.load(kept_path(settings), allow_pickle=False) as kept:
         assert len(kept["keys"]) == 2 * EMBED_BATCH  # both batches' vectors, kept for the next run
     assert [add.pid for add in unfinished_adds(settings)] == [os.getpid()]  # the add did not finish: said next time

@@ -106,6 +106,7 @@ class KeysMixin:
         from pgpt.tui.chat.quitting import quit_note
 
         self.quit_note = quit_note(self)  # said on stderr once the app is gone (launch.py)
+        self.stop_add_for_quit()
         self.keep_stopped_answer()
         super().exit(result, return_code, message)  # type: ignore[misc]
 

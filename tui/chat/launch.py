@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 import threading
-import time
 from typing import Any
 
 from pgpt.runtime.sanitize import strip_controls
@@ -71,6 +70,17 @@ def say_quit_notes(app: Any) -> None:
         print(strip_controls(f"pgpt-tui: the last chat was not saved. {app.not_saved}"), file=sys.stderr, flush=True)
 
 
+def wait_for_add_stop(app: Any, wait_s: float = QUIT_ADD_WAIT_S) -> float:
+    """Once the app has quit during an add: wait up to ``wait_s`` for the add to reach its batch's end,
+    where it keeps the vectors of a large file (the app asked it to stop as it quit); when the stop was
+    asked for (0.0: no add ran)."""
+    if app.add_stopping is None:
+        return 0.0
+    ended, asked_at = app.add_stopping
+    ended.wait(wait_s)
+    return asked_at
+
+
 def _refuse_without_a_terminal() -> None:
     """The app reads keys from stdin and draws on stderr. Without a terminal there (cron, a pipe,
     `ssh host pgpt-tui` without -t) it wrote escape codes until killed, or drew a screen whose keys
@@ -132,9 +142,7 @@ def run_app(settings: Settings, setting_warnings: tuple[str, ...] = ()) -> int:
     handle_signals(app, loop)
     app.run(loop=loop, mouse=mouse_wanted(dict(os.environ)))
     code = app.return_code or 0
-    stopped_at = time.time() - 1  # a file system's clock granularity
-    app.stop_add_for_quit(QUIT_ADD_WAIT_S)
-    _say_unfinished_add(settings, app.last_ingest_tick, stopped_at)
+    _say_unfinished_add(settings, app.last_ingest_tick, wait_for_add_stop(app))
     say_quit_notes(app)
     if _worker_thread_busy():
         # A model load or a first-start export is still running in a worker thread, and Python

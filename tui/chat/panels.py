@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ class PanelsMixin:
     unfinished_path = ""  # an add cut short, named at the start: F4 fills it in
     last_ingest_tick: Any = None  # the running add's latest progress
     not_saved = ""  # why the chat's last save failed ('' once one succeeds): said again on stderr at the quit
+    add_stopping: tuple[Any, float] | None = None  # a quit's stop of an add: (its end, asked at), see launch.py
 
     # Panels.
 
@@ -124,11 +126,12 @@ class PanelsMixin:
         if docs is not None:
             docs.cancel_ingest()
 
-    def stop_add_for_quit(self: Any, wait_s: float) -> None:
-        """The app has quit: stop a running add of documents, waiting up to ``wait_s`` (launch.py)."""
+    def stop_add_for_quit(self: Any) -> None:
+        """The app quits: ask a running add of documents to stop at its next batch, while its screen is
+        still there (once the app has closed, it is not); launch.py waits for ``add_stopping`` then."""
         docs = self._docs_screen()
         if docs is not None and docs.ingesting:
-            docs.stop_for_quit(wait_s)
+            self.add_stopping = (docs.stop_for_quit(), time.time() - 1)  # a file system's clock granularity
 
     def list_documents_again(self: Any) -> None:
         """The model, and with it the index, has loaded: the Docs list in view, opened before, is read now

@@ -191,14 +191,14 @@ class DocumentsScreen(PanelScreen):
         """Stop adding after the current file."""
         self.cancel_ingest()
 
-    def stop_for_quit(self, wait_s: float) -> None:
-        """The app quits during an add: stop it at its next batch of chunks and wait up to ``wait_s`` for
-        that, so that a large file's vectors embedded so far are kept as Ctrl+X keeps them (chunk_vectors.py;
-        they were said to be kept, and were not, t67). Its marker stays: the add did not finish."""
+    def stop_for_quit(self) -> threading.Event:
+        """The app quits during an add: stop it at its next batch of chunks, so that a large file's vectors
+        embedded so far are kept as Ctrl+X keeps them (chunk_vectors.py; they were said to be kept, and were
+        not, t67). Its marker stays: the add did not finish. The event is set once the add has ended."""
         if self._cancel is not None:
             self._quitting = True
             self._cancel.set()
-            self._ended.wait(wait_s)
+        return self._ended
 
     def cancel_ingest(self) -> None:
         """Stop adding after the current file (the files done so far stay indexed)."""
