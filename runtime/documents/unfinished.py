@@ -47,6 +47,7 @@ class UnfinishedAdd:
     total: int
     pid: int
     file: Path = field(compare=False)
+    said: bool = field(default=False, compare=False)  # the app's start has said it once (mark_said)
 
     def ended(self) -> bool:
         """Whether its process is gone (a live one is still adding, or is this process)."""
@@ -72,6 +73,15 @@ class UnfinishedAdd:
     def forget(self) -> None:
         """Remove the marker (its add was reported)."""
         _remove(self.file)
+
+    def mark_said(self) -> None:
+        """Note in the marker that the app's start said it: it is not said again, but `doctor` still names
+        it until the add is run again (the start removed it, and doctor then said "none unfinished", t69)."""
+        try:
+            record = json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        _write(self.file, {**record, "said": True})
 
 
 def marker_file(settings: Settings, paths: list[Path], collection: str) -> Path:
@@ -153,7 +163,7 @@ def unfinished_adds(settings: Settings) -> list[UnfinishedAdd]:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
             add = UnfinishedAdd([str(p) for p in data["paths"]], str(data["collection"]), int(data["done"]),
-                                int(data["total"]), int(data["pid"]), file)
+                                int(data["total"]), int(data["pid"]), file, bool(data.get("said")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("removing the unreadable marker %s: %s", file, exc)
             _remove(file)

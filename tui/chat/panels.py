@@ -182,7 +182,7 @@ class PanelsMixin:
         from pgpt.runtime.documents.unfinished import DEFAULT_COLLECTION, unfinished_adds
 
         for add in [] if self.settings.server else unfinished_adds(self.settings):
-            if add.ended():
+            if add.ended() and not add.said:
                 one = add.collection == DEFAULT_COLLECTION and len(add.paths) == 1
                 how = ("add it again to continue (F4: its path is filled in, Enter)" if one else
                        "add it again to continue (F4)" if add.collection == DEFAULT_COLLECTION
@@ -190,7 +190,7 @@ class PanelsMixin:
                 if one:
                     self.unfinished_path = add.paths[0]
                 self._chat.query_one(ChatLog).add_turn("notice", f"{add.stopped_at()} (the session ended): {how}.")
-                add.forget()
+                add.mark_said()
 
     # Saved conversations.
 
