@@ -34,43 +34,40 @@ def with_differing(grounder: Any, quotes: list[Any], relevance_min: float) -> li
 def differing(grounder: Any, quotes: list[Any], relevance_min: float) -> list[Any]:
     """The sentences (SourceSentence) of other files than the quotes' that give other numbers for
     what a quote says, best answers to the question first; [] in the common case."""
-    asked = _numbers(grounder.question)
+    asked = _Reading(grounder.question).numbers
     quoted = {(q.file, q.text) for q in quotes}
+    read: dict[str, _Reading] = {}  # each text read once, however many quotes it is held against
     found: dict[int, float] = {}
     for quote in quotes:
-        numbers, frame = _numbers(quote.text) - asked, _frame(quote.text)
-        if not numbers or len(frame) < FRAME_WORDS:
+        mine = read.setdefault(quote.text, _Reading(quote.text))
+        numbers = mine.numbers - asked
+        if not numbers or len(mine.frame) < FRAME_WORDS:
             continue
         for index, other in enumerate(grounder.sentences):
             if other.file == quote.file or (other.file, other.text) in quoted:
                 continue
             if grounder.relevance[index] < relevance_min:
                 continue
-            theirs = _numbers(other.text) - asked
-            if not (theirs - numbers and numbers - theirs):
+            theirs = read.setdefault(other.text, _Reading(other.text))
+            if not (theirs.numbers - asked - numbers and numbers - theirs.numbers):
                 continue  # the same numbers (a copy of the passage), or none to disagree with
-            if _names(quote.text) - _names(other.text) and _names(other.text) - _names(quote.text):
+            if mine.names - theirs.names and theirs.names - mine.names:
                 continue  # each names what the other does not: two things ("Larkspur-7", "Larkspur-19")
-            shared = frame & _frame(other.text)
-            if len(shared) >= FRAME_WORDS and len(shared) >= SAME_FRAME * max(len(frame), len(_frame(other.text))):
+            shared = mine.frame & theirs.frame
+            if len(shared) >= FRAME_WORDS and len(shared) >= SAME_FRAME * max(len(mine.frame), len(theirs.frame)):
                 found[index] = float(grounder.relevance[index])
     best = sorted(found, key=lambda i: -found[i])[:MOST_SHOWN]
     return [grounder.sentences[i] for i in best]
 
 
-def _numbers(text: str) -> set[str]:
-    """The numbers of ``text``, those of numbered things left out (they are part of a name)."""
-    return set(NUMBER.findall(THING.sub(" ", text)))
+class _Reading:
+    """What the rule reads in a text: its numbers (those of numbered things left out: they are part of
+    a name), its names (key_facts without the numbers, numbered things included) and its frame (what
+    it says without its numbers: content words, numbered things as names)."""
 
-
-def _names(text: str) -> set[str]:
-    """The names of ``text`` (key_facts without its numbers), its numbered things included."""
-    plain = THING.sub(" ", text)
-    return (key_facts(plain) - set(NUMBER.findall(plain))) | {f"{n}-{d}" for n, d in numbered_things(text)}
-
-
-def _frame(text: str) -> set[str]:
-    """What ``text`` says without its numbers: its content words, and its numbered things as names."""
-    things = {f"{name}-{number}" for name, number in numbered_things(text)}
-    plain = THING.sub(" ", text)
-    return (content_words(plain) - set(NUMBER.findall(plain))) | things
+    def __init__(self, text: str) -> None:
+        plain = THING.sub(" ", text)
+        self.numbers = set(NUMBER.findall(plain))
+        things = {f"{name}-{number}" for name, number in numbered_things(text)}
+        self.names = (key_facts(plain) - self.numbers) | things
+        self.frame = (content_words(plain) - self.numbers) | things

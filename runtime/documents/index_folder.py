@@ -89,8 +89,9 @@ def _tables_on_disk(folder: Path) -> list[str]:
 
 
 def _size(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (links not followed); 0 when it cannot be read."""
     try:
-        return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+        return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
     except OSError:
         return 0
 
@@ -156,8 +157,7 @@ def index_state(settings: Settings) -> str:
         notes += f", {len(stale)} unfinished re-index table(s) (the next ingest drops them)"
     notes = pointer + notes
     writable = "" if os.access(folder, os.W_OK) else ", NOT writable (ingest cannot add documents)"
-    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
-    return f"{folder}: ok, {documents} documents, {rows} chunks, {size / 1e6:.0f} MB on disk{notes}{writable}"
+    return f"{folder}: ok, {documents} documents, {rows} chunks, {_size(folder) / 1e6:.0f} MB on disk{notes}{writable}"
 
 
 def _writer(folder: Path) -> str:

@@ -34,6 +34,19 @@ def _saved(settings: Settings, question: str, updated: float) -> str:
     return conversation.id
 
 
+def _two_chats(settings: Settings) -> tuple[str, str]:
+    """An older and a newer saved chat (their ids), as F5 lists them: the newer first."""
+    return _saved(settings, "When does the ferry leave?", 1000.0), _saved(settings, "Who keeps the lighthouse?", 2000.0)
+
+
+async def _open_chats(app: ChatApp, pilot) -> DataTable:  # type: ignore[no-untyped-def]
+    """F5, once both chats are listed."""
+    await pilot.press("f5")
+    table = app.screen.query_one(DataTable)
+    await wait_until(pilot, lambda: table.row_count == 2)
+    return table
+
+
 def test_a_name_is_kept_on_one_line_and_old_files_without_one_still_load(settings: Settings) -> None:
     key = _saved(settings, "When does the ferry leave?", 1000.0)
     conversation = load_conversation(settings, key)
@@ -51,13 +64,10 @@ def test_a_name_is_kept_on_one_line_and_old_files_without_one_still_load(setting
 
 
 async def test_f5_renames_the_chat_under_the_cursor_and_the_open_chat_keeps_the_name(settings: Settings) -> None:
-    older = _saved(settings, "When does the ferry leave?", 1000.0)
-    newer = _saved(settings, "Who keeps the lighthouse?", 2000.0)
+    older, newer = _two_chats(settings)
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
-        table = app.screen.query_one(DataTable)
-        await wait_until(pilot, lambda: table.row_count == 2)
+        table = await _open_chats(app, pilot)
         table.focus()
         await pilot.press("down", "r")  # the older chat
         await wait_until(pilot, lambda: isinstance(app.screen, RenameChat))
@@ -75,9 +85,7 @@ async def test_f5_renames_the_chat_under_the_cursor_and_the_open_chat_keeps_the_
         # The open chat saves its own copy with each answer: renamed from F5, that copy has the name too
         await pilot.press("up", "enter")
         await wait_until(pilot, lambda: len(app.screen_stack) == 1 and app.saved is not None)
-        await pilot.press("f5")
-        table = app.screen.query_one(DataTable)
-        await wait_until(pilot, lambda: table.row_count == 2)
+        table = await _open_chats(app, pilot)
         table.focus()
         await pilot.press("home", "r", "ctrl+u", *"Lighthouse", "enter")
         await wait_until(pilot, lambda: shown(table, 0) == "Lighthouse")
@@ -90,13 +98,10 @@ async def test_f5_renames_the_chat_under_the_cursor_and_the_open_chat_keeps_the_
 async def test_f5_opens_on_the_chat_in_the_app_else_the_newest(settings: Settings) -> None:
     """The cursor stayed on the chat opened last: after Ctrl+N and a new chat, F5 and Enter reopened an
     older chat, not the one just left (t68)."""
-    older = _saved(settings, "When does the ferry leave?", 1000.0)
-    newer = _saved(settings, "Who keeps the lighthouse?", 2000.0)
+    older, newer = _two_chats(settings)
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
-        table = app.screen.query_one(DataTable)
-        await wait_until(pilot, lambda: table.row_count == 2)
+        table = await _open_chats(app, pilot)
         assert table.cursor_row == 0  # the newest
         await pilot.press("down", "enter")  # the older chat is opened
         await wait_until(pilot, lambda: len(app.screen_stack) == 1 and app.saved is not None)
