@@ -170,11 +170,12 @@ def unfinished_adds(settings: Settings) -> list[UnfinishedAdd]:
             continue
         if add.ended() and not any(os.path.lexists(path) for path in add.paths):
             # Its folders are gone: nothing to go on with, and `ingest` of them was advised all the same.
-            # The vectors its stopped file kept go too (a confidential folder deleted after a stop, t60).
-            from pgpt.runtime.documents.chunk_vectors import kept_path
+            # The vectors its stopped file kept go too (a confidential folder deleted after a stop, t60);
+            # other stopped adds' stay.
+            from pgpt.runtime.documents.chunk_vectors import drop_kept_under
 
             _remove(file)
-            _remove(kept_path(settings))
+            drop_kept_under(settings, add.paths)
             continue
         found.append(add)
     return found

@@ -65,19 +65,25 @@ def test_a_stopped_add_of_a_folder_since_deleted_keeps_neither_its_note_nor_its_
     import subprocess
     import sys
 
-    from pgpt.runtime.documents.chunk_vectors import kept_path
+    import numpy as np
+
+    from pgpt.runtime.documents.chunk_vectors import KeptVectors, text_key
     from pgpt.runtime.documents.unfinished import marker_file, markers_dir, unfinished_adds
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     markers_dir(settings).mkdir(parents=True, exist_ok=True)
-    kept_path(settings).write_bytes(b"vectors of the stopped file")
     gone, here = tmp_path / "secret-folder", tmp_path / "docs"
+    for folder in (gone, here):  # each add stopped inside a file, whose vectors were kept
+        KeptVectors(settings, "embedder").keep(folder.name, [text_key(folder.name)], np.ones((1, 4), np.float32),
+                                               str(folder / "big.log"))
     here.mkdir()
     for folder in (gone, here):
         record = {"paths": [str(folder)], "collection": "default", "done": 3, "total": 9, "pid": int(dead.stdout)}
         marker_file(settings, [folder], "default").write_text(json.dumps(record))
     assert [add.paths for add in unfinished_adds(settings)] == [[str(here)]]  # the other one's folder is gone
-    assert not marker_file(settings, [gone], "default").exists() and not kept_path(settings).exists()
+    assert not marker_file(settings, [gone], "default").exists()
+    assert KeptVectors(settings, "embedder").for_document(None, gone.name, None) == {}
+    assert len(KeptVectors(settings, "embedder").for_document(None, here.name, None)) == 1  # the other add's stay
 
 
 def test_pgpts_own_state_files_are_private_whatever_the_umask(settings: Settings, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
