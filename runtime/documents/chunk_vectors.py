@@ -200,11 +200,11 @@ def read_kept(file: Path, model_id: str) -> dict[str, StoppedFile]:
 
 def chunk_rows(embedder: Any, sections: list[Section], doc_id: str, collection: str, key: str,
                content_hash: str, cancel: threading.Event | None = None,
-               within: Callable[[int, int], None] | None = None, known: dict[bytes, np.ndarray] | None = None,
+               within: Callable[[int, int, int], None] | None = None, known: dict[bytes, np.ndarray] | None = None,
                kept: KeptVectors | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
     """The rows and vectors of one document's chunks; texts with a ``known`` vector are not
     embedded, the others are, EMBED_BATCH at a time; ``within`` hears (chunks with a vector,
-    chunks) after each batch of a file larger than one. A stop keeps the vectors made so far in
+    chunks, chunks whose vector was known) after each batch of a file larger than one. A stop keeps the vectors made so far in
     ``kept``.
 
     Raises:
@@ -226,9 +226,11 @@ def chunk_rows(embedder: Any, sections: list[Section], doc_id: str, collection: 
     for i, k in enumerate(keys):
         if k in known and known[k].shape == (embedder.dimension,):
             vectors[i], have[i] = known[k], True
-    missing = [i for i in range(len(texts)) if not have[i]]
-    if within is not None and len(texts) > EMBED_BATCH and have.any():
-        within(int(have.sum()), len(texts))  # a stopped file goes on from where it was
+    missing, reused = [i for i in range(len(texts)) if not have[i]], int(have.sum())
+    if within is not None and len(texts) > EMBED_BATCH:
+        # the chunk count as soon as it is known (after minutes of reading a 60 MB log, t67), and where
+        # a stopped file goes on from
+        within(reused, len(texts), reused)
     try:
         for start in range(0, len(missing), EMBED_BATCH):
             if cancel is not None and cancel.is_set():
@@ -237,7 +239,7 @@ def chunk_rows(embedder: Any, sections: list[Section], doc_id: str, collection: 
             vectors[batch] = embedder.embed([texts[i] for i in batch])
             have[batch] = True
             if within is not None and len(texts) > EMBED_BATCH:
-                within(int(have.sum()), len(texts))
+                within(int(have.sum()), len(texts), reused)
     except BaseException:  # a cancel, Ctrl-C, SIGTERM: what was embedded is kept for the next run
         if kept is not None and have.any() and not have.all():
             kept.keep(content_hash, [k for k, h in zip(keys, have) if h], vectors[have], key)

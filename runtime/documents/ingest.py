@@ -99,9 +99,10 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                         raise stopped(index, len(work), reindex)  # between files: none was in progress
                     if progress is not None:
                         progress(tick(index, len(work), str(path), report.chunks, started, share=weights(index),
-                                       skipped=weights.skipped))
-                    def within(done: int, total: int, at: int = index, name: str = str(path)) -> None:
+                                       skipped=weights.skipped, size=weights.sizes[index]))
+                    def within(done: int, total: int, reused: int, at: int = index, name: str = str(path)) -> None:
                         embedded[:] = [done, total]
+                        weights.reused(at, reused / total if total else 0.0)
                         if progress is not None:
                             progress(tick(at, len(work), name, report.chunks + done, started, done, total,
                                            weights(at, done / total if total else 0.0), weights.skipped))

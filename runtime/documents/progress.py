@@ -21,6 +21,7 @@ class IngestProgress:
     eta_s: float | None
     file_chunks_done: int = 0
     file_chunks: int = 0
+    reading: bool = False  # a large file is being read and cut into chunks: no chunk count yet
 
     @property
     def fraction(self) -> float:
@@ -34,11 +35,25 @@ ETA_FROM_SHARE = 0.02
 ETA_AFTER_S = 2.0
 
 
+# A file this large is said to be read (a 60 MB log showed "0/1 files 0 chunks ETA ?" for 3 minutes
+# while it was read and cut into chunks, t67); a small one is read in a moment.
+READING_SHOWN_BYTES = 1 << 20
+
+
 def tick(done: int, total: int, current: str, chunks: int, started: float, file_done: int = 0,
-          file_chunks: int = 0, share: float = 0.0, skipped: float = 0.0) -> IngestProgress:
-    """A tick, with the ETA of ``eta``."""
+          file_chunks: int = 0, share: float = 0.0, skipped: float = 0.0, size: int = 0) -> IngestProgress:
+    """A tick, with the ETA of ``eta``; ``size``: the bytes of the file about to be read."""
     eta_s = eta(started, share, skipped)
-    return IngestProgress(done, total, current, chunks, eta_s, file_done, file_chunks)
+    return IngestProgress(done, total, current, chunks, eta_s, file_done, file_chunks,
+                          size >= READING_SHOWN_BYTES and not file_chunks)
+
+
+def shown_step(tick: IngestProgress) -> str:
+    """What a bar or a line says after the current file's name: its chunks embedded, or that it is
+    being read."""
+    if tick.file_chunks:
+        return f"{tick.file_chunks_done}/{tick.file_chunks} chunks of it"
+    return "reading it and cutting it into chunks" if tick.reading else ""
 
 
 def eta(started: float, share: float, skipped: float = 0.0) -> float | None:
@@ -64,13 +79,26 @@ class WorkShares:
                 sizes.append(1)
         self.sizes, self.total = sizes, max(sum(sizes), 1)
         self.before = [0, *accumulate(sizes)]  # bytes of the files before each one
-        self.skipped = 0.0  # the share of the files passed over
+        self.passed = 0.0  # the share of the files passed over
+        self.known: dict[int, float] = {}  # the share of a file whose vectors were known, by file
+
+    @property
+    def skipped(self) -> float:
+        """The share of the work that took no time: files passed over, and the chunks of a file whose
+        vectors were known (kept from a stopped run, or an edited file's unchanged chunks)."""
+        return self.passed + sum(self.known.values())
 
     def passed_over(self, index: int) -> None:
         """File ``index`` was found unchanged, or skipped (too large, binary, no text): its bytes took
         no time to speak of. A 210 MB file skipped as too large counted as done work, so that 2,000
         small files still to embed read "ETA 4s" for a minute (t47)."""
-        self.skipped += self.sizes[index] / self.total
+        self.passed += self.sizes[index] / self.total
+
+    def reused(self, index: int, within: float) -> None:
+        """``within`` of file ``index`` had its vectors already: right after a resume, 1,023 kept
+        chunks counted as work done in the first second, and the ETA read 1,056 s with 3,000 s to go
+        (t67)."""
+        self.known[index] = self.sizes[index] * within / self.total
 
     def __call__(self, index: int, within: float = 0.0) -> float:
         return (self.before[index] + self.sizes[index] * within) / self.total

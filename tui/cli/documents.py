@@ -84,6 +84,7 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.documents.index_folder import refuse_if_writing
     from pgpt.runtime.documents.ingest import ingest
     from pgpt.runtime.documents.unfinished import remembered, taken_up
+    from pgpt.runtime.documents.progress import shown_step
 
     _require_paths(list(args.paths), args.prune)
     if settings.server:  # the server's index, not a local one nobody asks
@@ -99,7 +100,7 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
 
     def draw(tick: Any) -> None:
         last[:] = [tick]
-        inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks of it)" if tick.file_chunks else ""
+        inside = f" ({step})" if (step := shown_step(tick)) else ""
         # the name as `docs` shows it: a right-to-left override was dropped here, escaped there (t65)
         bar.draw(tick.fraction, tick.total, f"{tick.done}/{tick.total} files {tick.chunks} chunks", tick.eta_s,
                  shown_name(Path(tick.current).name) + inside)

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DirectoryTree, Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
+from pgpt.runtime.documents.progress import shown_step
 from pgpt.runtime.errors import Cancelled, user_message
 from pgpt.runtime.sanitize import one_line
 from pgpt.tui.chat.messages import IngestDone, IngestTick
@@ -391,7 +392,7 @@ class DocumentsScreen(PanelScreen):
     def _tick(self, message: IngestTick) -> None:
         tick = message.tick  # the message goes on to the app, which shows it under the chat too
         name = Path(tick.current).name if tick.current else ""
-        inside = f" ({tick.file_chunks_done}/{tick.file_chunks} chunks)" if tick.file_chunks else ""
+        inside = f" ({step})" if (step := shown_step(tick)) else ""
         eta = f"ETA {tick.eta_s:.0f} s" if tick.eta_s is not None else ""
         # narrower than the line, whole fields go from its end: the file's name, the chunks, the ETA
         self._progress = [eta, f"{tick.done}/{tick.total} files", f"{tick.chunks} chunks",

@@ -62,3 +62,72 @@ def test_a_large_file_skipped_does_not_count_as_work_done(settings, embedder, tm
     assert [Path(p).name for p, _ in report.skipped] == ["a-damaged.docx"] and len(report.added) == 3
     share, skipped = seen[-1]  # the last file's tick: the skipped one is nearly all the bytes, none of the work
     assert share > 0.9 and share - skipped < 0.1
+
+
+def test_a_resumed_files_kept_vectors_do_not_speed_up_the_eta(tmp_path: Path) -> None:
+    """t67: a resumed add of rows.csv read "ETA 1056 s" with about 3,000 s to go: the 1,023 chunks
+    whose vectors were kept counted as work done in its first second."""
+    import numpy as np
+
+    from pgpt.runtime.documents.chunk_vectors import chunk_rows, embedding_text, text_key
+    from pgpt.runtime.documents.readers import Section
+
+    class Embedder:
+        dimension = 4
+
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return np.ones((len(texts), 4), np.float32)
+
+    sections = [Section(" ".join(f"row {i} cell {j}." for j in range(60))) for i in range(400)]
+    rows, _ = chunk_rows(Embedder(), sections, "doc", "default", "rows.csv", "hash")
+    known = {text_key(embedding_text(r["heading"], r["text"])): np.ones(4, np.float32) for r in rows[:len(rows) // 2]}
+    heard: list[tuple[int, int, int]] = []
+    chunk_rows(Embedder(), sections, "doc", "default", "rows.csv", "hash",
+               within=lambda *counts: heard.append(counts), known=known)
+    assert heard[0] == (len(known), len(rows), len(known))  # where it goes on from, all of it known
+    assert heard[-1] == (len(rows), len(rows), len(known))
+
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b"x" * 1000)
+    shares = WorkShares([path])
+    started = time.perf_counter() - 30.0  # 30 s for a quarter embedded after half was kept
+    shares.reused(0, 0.5)
+    honest = tick(0, 1, "rows.csv", 0, started, share=shares(0, 0.75), skipped=shares.skipped)
+    naive = tick(0, 1, "rows.csv", 0, started, share=shares(0, 0.75))
+    assert naive.eta_s is not None and naive.eta_s < 11  # 75% in 30 s: "10 s" left
+    assert honest.eta_s is not None and 29 < honest.eta_s < 31  # 25% in 30 s: 30 s for the last 25%
+
+
+def test_a_large_file_says_it_is_read_then_its_chunk_count_at_once(tmp_path: Path) -> None:
+    """t67: a 60 MB log showed "0/1 files 0 chunks ETA ? app.log" for 3 minutes while it was read and
+    cut into chunks, and its chunk count only after the first batch was embedded."""
+    import numpy as np
+
+    from pgpt.runtime.documents.chunk_vectors import chunk_rows
+    from pgpt.runtime.documents.progress import READING_SHOWN_BYTES, shown_step
+    from pgpt.runtime.documents.readers import Section
+
+    large = tick(0, 1, "app.log", 0, time.perf_counter(), size=READING_SHOWN_BYTES)
+    assert shown_step(large) == "reading it and cutting it into chunks"
+    assert shown_step(tick(0, 1, "note.txt", 0, time.perf_counter(), size=2000)) == ""  # read in a moment
+    assert shown_step(tick(0, 1, "app.log", 0, time.perf_counter(), 0, 900, size=READING_SHOWN_BYTES)) \
+        == "0/900 chunks of it"
+
+    class Embedder:
+        dimension = 4
+
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            assert heard, "the chunk count is heard before the first batch is embedded"
+            return np.ones((len(texts), 4), np.float32)
+
+    heard: list[tuple[int, int, int]] = []
+    sections = [Section(" ".join(f"line {i} word {j}." for j in range(60))) for i in range(400)]
+    rows, _ = chunk_rows(Embedder(), sections, "doc", "default", "app.log", "hash",
+                         within=lambda *counts: heard.append(counts))
+    assert heard[0] == (0, len(rows), 0) and heard[-1] == (len(rows), len(rows), 0)

@@ -257,7 +257,7 @@ def test_ctrl_c_during_a_large_file_says_what_stays(settings: Settings, tmp_path
     seen = []
     for line in process.stderr:  # not a terminal: one line each time the bar moves a step
         seen.append(line)
-        if "chunks of it)" in line:
+        if re.search(r"\([1-9][\d]*/\d+ chunks of it\)", line):  # a batch embedded (0/N: the count, at once)
             [running] = unfinished_adds(settings)  # remembered while it runs, one file done
             assert (running.done, running.total, running.pid) == (1, 2, process.pid)
             process.send_signal(getattr(signal, stop))
