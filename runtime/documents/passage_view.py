@@ -96,10 +96,36 @@ def matching_sentences(query: str, query_vector: np.ndarray, passages: Sequence[
     # check's window: "Петербурге" highlighted the sentence before the one that names the city (t50)
     asked = _words_and_parts(query)
     own = np.array([len(asked & _words_and_parts(s.text)) / len(asked) if asked else 0.0 for s in sentences])
-    return best_per_source(sentences, relevance + OWN_WORDS_WEIGHT * own, len(passages))
+    best = best_per_source(sentences, relevance + OWN_WORDS_WEIGHT * own, len(passages))
+    return [focused(sentence, asked) for sentence in best]
 
 
 OWN_WORDS_WEIGHT = 0.1  # display only: a tie-break among neighbours, never over a sentence that answers better
+# A "sentence" longer than this (a JSON record, a list without full stops) is shown by its part that
+# holds most of the question's words: from its start, a record was cut just before the asked bay (t67).
+FOCUS_CHARS = 240
+
+
+def focused(sentence: str, asked: set[str], width: int = FOCUS_CHARS) -> str:
+    """``sentence``, or, when longer than ``width``, its ``width`` characters (whole words) that hold
+    the most of the ``asked`` words, from the first of them."""
+    if len(sentence) <= width or not asked:
+        return sentence
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", sentence)]
+    hits = [i for i, (s, e) in enumerate(words) if _words_and_parts(sentence[s:e]) & asked]
+    best, most = 0, 0
+    for first in hits:
+        seen: set[str] = set()
+        for i in hits:
+            if words[first][0] <= words[i][0] and words[i][1] - words[first][0] <= width:
+                seen |= _words_and_parts(sentence[words[i][0]:words[i][1]]) & asked
+        if len(seen) > most:
+            best, most = first, len(seen)
+    start = words[best][0] if most else 0
+    # a few words before the first asked one, so that it is not the first word shown
+    start = words[max(next(i for i, w in enumerate(words) if w[0] == start) - 3, 0)][0]
+    end = max((e for s, e in words if e - start <= width), default=start + width)
+    return sentence[start:end]
 
 
 def _words_and_parts(text: str) -> set[str]:

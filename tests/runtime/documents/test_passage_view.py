@@ -69,3 +69,19 @@ def test_the_highlighted_sentence_is_the_one_holding_the_words_in_any_alphabet(e
             ("القاهرة", "يتم نسخ البيانات احتياطيا. إلى خادم في القاهرة كل ليلة.", "إلى خادم في القاهرة كل ليلة.")):
         vector = embedder.embed([query])[0]
         assert matching_sentences(query, vector, [passage], embedder.embed) == [expected], query
+
+
+def test_a_long_record_is_shown_by_its_part_holding_the_asked_words(embedder) -> None:  # type: ignore[no-untyped-def]
+    """t67: a JSON dump's chunk has no sentence end, so the highlighted "sentence" was the whole chunk
+    from its start, and search's snippet (and `--json`'s sentence) stopped just before the asked bay."""
+    from pgpt.runtime.documents.passage_view import FOCUS_CHARS, matching_sentences, sentence_window
+
+    records = [f'{{"id": {n}, "name": "item{n}", "desc": "Spare part {name} is kept in aisle {n % 7}"}},'
+               for n, name in ((7097, "Brasswick gear"), (7098, "Tollham valve"), (7099, "Mirefold seal"))]
+    passage = " ".join(records) + ' {"id": 7100, "name": "item7100", "desc": "Spare part Glimmerwick rotor is ' \
+        'stored in warehouse bay R-42 next to the loading dock"}'
+    query = "Glimmerwick rotor warehouse bay"
+    [sentence] = matching_sentences(query, embedder.embed([query])[0], [passage], embedder.embed)
+    assert len(sentence) <= FOCUS_CHARS and "Glimmerwick rotor" in sentence and "bay R-42" in sentence, sentence
+    before, shown, after = sentence_window(passage, sentence, 300)
+    assert "bay R-42" in shown and (before + shown + after).startswith("\u2026")
