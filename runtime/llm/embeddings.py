@@ -141,8 +141,9 @@ def default_embedder(settings: Settings) -> Embedder:
         if name != DEFAULT_EMBEDDER:  # say which setting named it, as for PGPT_MODEL
             raise ModelNotFoundError(f"{settings.named('PGPT_EMBEDDER')} names a model that is not exported. "
                                      f"{missing}", hint=missing.hint) from None
-        # deleted on F3 or by hand: it ships with pgpt and comes back in seconds
+        # never prepared (a fresh PGPT_MODEL_CACHE), or deleted on F3 or by hand: it ships with pgpt; "again"
+        # read oddly on a first ingest (t67)
         raise ModelNotFoundError(f"The embedding model {name} is not exported, and documents cannot be indexed "
                                  "or searched without it.",
-                                 hint="Prepare it again with `pgpt-export --default` (it ships with pgpt).") from missing
+                                 hint="Prepare it with `pgpt-export --default` (it ships with pgpt).") from missing
     return Embedder(info, provider=settings.provider, threads=settings.threads)
