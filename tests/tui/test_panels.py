@@ -72,6 +72,7 @@ async def test_answers_are_saved_and_a_chat_reopens_with_its_context(settings: S
         hint = app.screen.query_one("#chat-hint", Static)
         await wait_until(pilot, lambda: "could not be read" in str(hint.render()))
         assert "1 saved · 1 file in conversations/ could not be read" in str(hint.render())
+        assert "move it out of the folder or delete it" in str(hint.render())  # the next step (t66)
         damaged.unlink()
         await pilot.press("enter")  # reopen it
         await wait_until(pilot, lambda: len(app.screen_stack) == 1 and len(turns(app)) == 2)

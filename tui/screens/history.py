@@ -124,9 +124,11 @@ class HistoryScreen(PanelScreen):
         hint = (f"{len(message.conversations)} saved · Ctrl+N in the chat starts a new one" if message.conversations
                 else "No saved conversations yet: every answered question is saved here.")
         if message.unreadable:  # one line: the log names each file and why
-            count = len(message.unreadable)
+            count, them = len(message.unreadable), "them" if len(message.unreadable) > 1 else "it"
+            # and what to do: it was named with no next step (t66); pgpt never changes such a file
             hint = (f"{len(message.conversations)} saved · {count} file{'s' if count > 1 else ''} in conversations/ "
-                    f"could not be read (logs/pgpt.log says why): {clean_text(', '.join(message.unreadable))}")
+                    f"could not be read (logs/pgpt.log says why; they stay as they are: move {them} out of the "
+                    f"folder or delete {them}): {clean_text(', '.join(message.unreadable))}")
         self.query_one("#chat-hint", Static).update(hint)
 
     @on(DataTable.RowSelected, "#chat-table")
