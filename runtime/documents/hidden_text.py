@@ -5,8 +5,8 @@ Whoever can write to a shared folder can hide a sentence that answers for everyo
 ``<!-- comment -->`` or ``<div style="display:none">``, a reST comment, a Word run marked hidden
 (``w:vanish``) were indexed, answered from and quoted as if visible (t65: "The gym code is 9292",
 from a hidden div). Fenced code keeps its text: a Markdown guide about HTML comments shows them.
-A PDF hides text by drawing it invisibly (text render mode 3), outside the page or at a size
-nobody can read; on a page that shows an image, invisible text is kept: it is an OCR text layer
+A PDF hides text by drawing it invisibly (text render mode 3), in white where nothing dark was
+filled under it, outside the page or at a size nobody can read; on a page that shows an image, invisible text is kept: it is an OCR text layer
 over a scan (OCRmyPDF and scanners write it so), the only text such a page has.
 """
 
@@ -99,6 +99,11 @@ _SHOWS = {b"Tj": 0, b"'": 0, b'"': 2, b"TJ": 0}
 _INVISIBLE_MODES = (3, 7)  # neither filled nor stroked (7 also adds to the clip path): drawn as nothing
 _SMALLEST_PT = 1.0  # below a point, text is a hiding place, not print
 _MARGIN_PT = 72.0  # text that starts this far left of the page may still run onto it
+# Fill colours (gray, RGB, CMYK, or the colour space's own) and what fills: white text drawn on the white
+# page was indexed and found (t69: "1 1 1 rg ... (zebrapassword) Tj"). An image or form (Do) may be
+# under the text too.
+_FILL_COLOURS = (b"g", b"rg", b"k", b"sc", b"scn")
+_PAINTS = (b"f", b"F", b"f*", b"B", b"B*", b"b", b"b*", b"sh", b"Do")
 
 
 def pdf_visible_text(page: Any) -> tuple[str, int]:
@@ -109,12 +114,12 @@ def pdf_visible_text(page: Any) -> tuple[str, int]:
     box = page.mediabox
     left, bottom, right, top = float(box.left), float(box.bottom), float(box.right), float(box.top)
     scanned = _shows_image(page)
-    state = {"mode": 0, "size": 12.0}
+    state = {"mode": 0, "size": 12.0, "white": 0.0}
     saved: list[dict[str, float]] = []
-    hidden = 0
+    hidden, painted = 0, False  # painted: something not white was filled on the page (a dark box)
 
     def before(operator: bytes, operands: list[Any], cm: list[float], tm: list[float]) -> None:
-        nonlocal hidden
+        nonlocal hidden, painted
         if operator == b"q":
             saved.append(dict(state))
         elif operator == b"Q" and saved:
@@ -123,10 +128,16 @@ def pdf_visible_text(page: Any) -> tuple[str, int]:
             state["mode"] = _number(operands[0], 0)
         elif operator == b"Tf" and len(operands) >= 2:
             state["size"] = _number(operands[1], 12.0)
+        elif operator in _FILL_COLOURS:
+            state["white"] = float(_is_white(operands))
+        elif operator in _PAINTS and not state["white"]:
+            painted = True
         elif operator in _SHOWS and len(operands) > _SHOWS[operator]:
             x, y, scale = _placement(cm, tm)
             off_page = not (left - _MARGIN_PT <= x <= right and bottom <= y <= top)
-            unseen = state["mode"] in _INVISIBLE_MODES and not scanned
+            # white text on a page where nothing dark was filled before it (white on a dark box is legitimate)
+            blank = state["white"] and state["mode"] in (0, 4) and not painted
+            unseen = (state["mode"] in _INVISIBLE_MODES or blank) and not scanned
             if off_page or unseen or (abs(state["size"]) * scale < _SMALLEST_PT and not scanned):
                 # emptied before pypdf reads it: its extraction then lays out the visible text alone
                 operands[_SHOWS[operator]] = ArrayObject() if operator == b"TJ" else TextStringObject("")
@@ -142,6 +153,14 @@ def _placement(cm: list[float], tm: list[float]) -> tuple[float, float, float]:
     x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
     y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
     return x, y, abs(a * d - b * c) ** 0.5
+
+
+def _is_white(operands: list[Any]) -> bool:
+    """Whether a fill colour's operands are white: gray or RGB at 1, CMYK at 0 (a pattern's name is not)."""
+    values = [_number(value, -1.0) for value in operands]
+    if len(values) in (1, 3):
+        return all(value >= 0.98 for value in values)
+    return len(values) == 4 and all(0.0 <= value <= 0.02 for value in values)
 
 
 def _number(value: Any, default: float) -> float:

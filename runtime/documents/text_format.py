@@ -33,11 +33,13 @@ META_FORMAT = "pgpt.text_format"  # on the text column's field: schema metadata 
 # Version 10: text its reader never sees is left out (hidden_text.py): Markdown comments and hidden HTML
 # elements, reST comments, .docx runs marked hidden.
 # Version 11: a PDF's text drawn invisibly (not over a scan), outside the page or below 1 pt is left out.
-TEXT_FORMAT = 11
+# Version 12: a PDF's text drawn white on the white page (nothing dark filled before it) is left out too.
+TEXT_FORMAT = 12
 # The suffixes whose reading changed in each version (None: every document's), so that an upgrade
 # reads again only the documents it changes (a PDF rule re-embedded thousands of Markdown files).
 _CHANGED_IN = {6: (".pdf",), 7: (".htm", ".html"), 8: (".docx", ".htm", ".html", ".markdown", ".md", ".rtf"),
-               9: (".ipynb",), 10: (".docx", ".markdown", ".md", ".rest", ".rst"), 11: (".pdf",)}
+               9: (".ipynb",), 10: (".docx", ".markdown", ".md", ".rest", ".rst"), 11: (".pdf",),
+               12: (".pdf",)}
 
 
 def changed_suffixes(since: int) -> tuple[str, ...] | None:
