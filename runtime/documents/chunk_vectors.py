@@ -204,8 +204,8 @@ def chunk_rows(embedder: Any, sections: list[Section], doc_id: str, collection: 
                kept: KeptVectors | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
     """The rows and vectors of one document's chunks; texts with a ``known`` vector are not
     embedded, the others are, EMBED_BATCH at a time; ``within`` hears (chunks with a vector,
-    chunks, chunks whose vector was known) after each batch of a file larger than one. A stop keeps the vectors made so far in
-    ``kept``.
+    chunks, chunks whose vector was known) once the chunks are known and after each batch, for a file
+    larger than one batch. A stop keeps the vectors made so far in ``kept``.
 
     Raises:
         Cancelled: ``cancel`` was set while the file was cut into chunks or between two batches
