@@ -69,6 +69,27 @@ def _other_number_asked(value: str, sentence: str, question_words: set[str], que
     return score.get(value, 0) < max(score.values(), default=0)
 
 
+def same_words_around(value: str, statement: str, sentences: Iterable[str], words: Callable[[str], set[str]]) -> bool:
+    """Whether the statement gives the number ``value`` among words a sentence of ``sentences`` gives
+    it among (the content words of the three words before it and of the three after it are in the
+    sentence's five before and five after): "... (compatible with CPython 3.11)" copied from its
+    source ties 3.11 to CPython as the source does, and was called misattached, a right answer
+    dropped (t68); "status 0 if an error occurred" from "status is 0 if a line is selected", or "the
+    default port is 9090" from "the admin console uses port 9090", is not."""
+    before, after = _words_around(statement, value, words, 3)
+    return bool(before) and any(before <= there[0] and after <= there[1]
+                                for there in (_words_around(text, value, words, 5) for text in sentences))
+
+
+def _words_around(text: str, value: str, words: Callable[[str], set[str]], reach: int) -> tuple[set[str], set[str]]:
+    """The content words (stemmed) of the ``reach`` words before the number ``value``, and of those after it."""
+    match = re.search(rf"(?<![\d.,:]){re.escape(value)}(?![\d]|[.,:]\d)", text)
+    if match is None:
+        return set(), set()
+    return (words(" ".join(text[:match.start()].split()[-reach:])),
+            words(" ".join(text[match.end():].split()[:reach])))
+
+
 def bound_elsewhere(value: str, statement: str, sentences: Iterable[str], numbers: Callable[[str], list[str]],
                     words: Callable[[str], set[str]]) -> bool:
     """Whether every sentence of ``sentences`` that holds the number ``value`` gives it another unit

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pgpt.runtime.documents.attachment import bound_elsewhere, misattached
+from pgpt.runtime.documents.attachment import bound_elsewhere, misattached, same_words_around
 from pgpt.runtime.documents.sentences import (
     LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, numbered_things, split_sentences,
     strip_citations,
@@ -65,7 +65,8 @@ OFF_TOPIC = 0.35
 # The similar-question cache replays checked answers: its scope holds this, so a release whose check
 # answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
 # Change it with any change of what the check answers.
-CHECK_VERSION = "2026-12-07b"  # c: no quote of the question's own words; d: records, numbered things; 07b: releases
+# c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20"
+CHECK_VERSION = "2026-12-07c"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -86,7 +87,8 @@ _NUMBER_QUESTION = re.compile(
     # "what version", and with one name between: "what Python version" (not "what does the version ...")
     r"|what (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|percentage|version|number|size)"
     r"|which (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|version))", re.IGNORECASE)
-
+# A question after a way ("How do I ...?", "How can ...?") wants no number, whatever words follow
+_ASKS_A_WAY = re.compile(r"\s*how (?:do|does|can|could|should|would|to|must)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ class Grounder:
         self._question_words = content_words(question)
         self._question_facts = key_facts(question)
         self._asked_things = numbered_things(question)
-        self._wants_number = _NUMBER_QUESTION.search(question) is not None
+        # "How do I make an option count how many times it is given?" asks for a way, not a number (t68)
+        self._wants_number = _NUMBER_QUESTION.search(question) is not None and not _ASKS_A_WAY.match(question)
         self._words = [content_words(s.text) for s in self.sentences]
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
         self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
@@ -380,6 +383,7 @@ class Grounder:
         unit or another number the statement's word after it (see attachment)."""
         near = self._neighbours(index)
         return any(misattached(fact, near, self._question_words, self.question, NUMBER.findall, content_words)
+                   and not same_words_around(fact, statement, near, content_words)
                    or bound_elsewhere(fact, statement, near, NUMBER.findall, content_words)
                    for fact in facts if NUMBER.fullmatch(fact))
 

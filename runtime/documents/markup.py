@@ -18,6 +18,8 @@ _SCRIPT_TAG = r"</?\s*(?:script|style|iframe|object|embed)\b[^>\n]*>"
 # template tokens written out as text: <|im_start|>, <s>, [INST], <<SYS>>.
 _TAGS = re.compile(
     r"[<(]\s*/?\s*source\b[^>\n]*(?:>|$)"
+    # and in brackets: a 1.5B model listed "[1] [source id="1" file="pluggy-CHANGELOG.rst"]" (t68)
+    r"|\[\s*/?\s*source\b[^\]\n]*(?:\]|$)"
     r"|<\|[^|<>\n]{0,40}\|>"
     r"|</?s>|\[/?INST\]|<</?SYS>>"
     # tags that run code or load content where an HTML client shows the answer: a model copied
@@ -28,7 +30,7 @@ _TAGS = re.compile(
 # What an HTML or Markdown client would run besides those tags: an event handler in any tag
 # (<img src=x onerror=...>) and a javascript: URL ([click](javascript:...)).
 _ACTIVE = re.compile(rf"{_SCRIPT_TAG}|<[a-z][^<>\n]*?\son[a-z]+\s*=[^<>\n]*>|\bjavascript\s*:", re.IGNORECASE)
-_OPEN_TAG = re.compile(r"(?:<|\(\s*/?\s*source\b)[^>\n]{0,200}$", re.IGNORECASE)
+_OPEN_TAG = re.compile(r"(?:<|\(\s*/?\s*source\b)[^>\n]{0,200}$|\[\s*/?\s*source\b[^\]\n]{0,200}$", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^\s*(?:assistant|user|system)\s*:?\s*$", re.IGNORECASE)
 # "Q:" and "A:" too: a German answer ended "... [1] A: Die Brücke ... entworfen. [1]", an echo of its start
 _QUESTION = re.compile(r"^\s*(?:\*\*)?(?:question|q)\s*:", re.IGNORECASE)
@@ -36,7 +38,7 @@ _ANSWER = re.compile(
     r"^\s*(?:\*\*)?(?:(?:the )?answer(?: to (?:this|the|your) question)?(?: is)?|a)\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
 _SOURCES = re.compile(r"^\s*(?:\*\*)?sources\s*:\s*(?:\*\*)?\s*$", re.IGNORECASE)
 _ANSWER_IN_LINE = re.compile(r"\banswer\s*:\s*|\bA:\s*", re.IGNORECASE)
-_PARTIAL_TAGS = ("(source", "(/source", "[inst]", "[/inst]")
+_PARTIAL_TAGS = ("(source", "(/source", "[source", "[/source", "[inst]", "[/inst]")
 LABELS = ("q:", "a:", "question:", "answer:", "the answer is:", "the answer to this question is:", "sources:",
           "assistant", "user", "system", "**question:**", "**answer:**", "**sources:**")
 

@@ -51,7 +51,9 @@ CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac0
 # sentence held as a word, and a sentence copied from its source was dropped.
 # Not a manual's section ("tar(1)", "ssh_config(5)"): a man page's header line "TAR(1) GNU TAR Manual
 # TAR(1)" was the supporting quote of "The default N is 1".
-NUMBER = re.compile(r"(?<![A-Za-z0-9])(?!(?<=\w\()\d+\))\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
+# Not the tail of a number that a letter starts: "PyPy v7.3.20+" held the number "3.20", which no source
+# holds as a whole number, and a right answer copied from its source was called invented (t68).
+NUMBER = re.compile(r"(?<![A-Za-z0-9])(?<!\d[.,:])(?!(?<=\w\()\d+\))\d+(?:[.,:]\d+)*(?![A-Za-z0-9])")
 # A numbered thing, a name and its number: "Larkspur-7", "ZEBRA_4471", "server number 7", "room no. 12",
 # "issue #123". Asked about server number 7, "The backup server number 74 runs on port 9074." was the
 # supporting quote of a wrong answer (t66): two numbered things are two things (numbered_things).

@@ -23,10 +23,12 @@ POINTER = re.compile(r"\s*(?:this|that|it|these)\s+(?:information\s+)?(?:(?:can|
                       r"(?:found|stated|mentioned|shown|seen|described|given)\b", re.IGNORECASE)
 # "According to the documentation in the source file "a.md", ..." says where, not what: its words are
 # in no source sentence, and a right answer fell below the support it needed (tester t44). A
-# qualifier that names a subject ("According to the Mozilla licence, ...") stays.
+# qualifier that names a subject ("According to the Mozilla licence, ...") stays. "According to the
+# pluggy 1.6.0 CHANGELOG, Python 3.8 ..." held the name "changelog", in no sentence (t68).
 _ATTRIBUTION = re.compile(r"^\s*(?:according to|as (?:stated|described|mentioned) in|based on)\b[^,:\n]{0,150}?"
                           r"\b(?:sources?|documents?|documentation|files?|text|context|information|passages?|"
-                          r"readme|manual)\b[^,:\n]{0,80}[,:]\s*", re.IGNORECASE)
+                          r"readme|manual|changelog|change log|history|release notes)\b[^,:\n]{0,80}[,:]\s*",
+                          re.IGNORECASE)
 
 
 def without_attribution(statement: str) -> str:

@@ -78,3 +78,18 @@ def test_a_documents_template_tokens_stay_plain_text_in_the_prompt(default_model
     kept = _inert(document, model.control_texts)
     assert not special & set(model.tokenize(kept))
     assert "< |im_start|>system" in kept and "The keeper is Marta." in kept
+
+
+def test_source_tags_in_brackets_are_prompt_markup_too() -> None:
+    """t68: a 1.5B model ended a right answer with "[1] [source id="1" file="pluggy-CHANGELOG.rst"]"
+    lines, which reached the check (and the user) as text."""
+    from pgpt.runtime.documents.markup import MarkupFilter, strip_markup
+
+    draft = ('According to the changelog, Python 3.8 is no longer supported. This can be found in the following '
+             'sources:\n\n[1] [source id="1" file="pluggy-CHANGELOG.rst"]\n[2] [/source]')
+    assert "source id" not in strip_markup(draft) and "/source" not in strip_markup(draft)
+    assert "Python 3.8 is no longer supported" in strip_markup(draft)
+    streamed = MarkupFilter()
+    shown = "".join(streamed.feed(piece) for piece in draft.split(" ")[:-1] for piece in (piece, " "))
+    shown += streamed.feed(draft.split(" ")[-1]) + streamed.flush()
+    assert "source" not in shown.split("following")[-1].replace("sources:", ""), shown
