@@ -142,14 +142,22 @@ class RemoteEngine:
         """The server's indexed documents (``doc_id`` and ``doc_metadata``)."""
         return list(self._request("GET", "/v1/ingest/list").get("data", []))
 
-    def upload(self, path: Path, collection: str, name: str = "") -> dict[str, Any]:
+    def upload(self, path: Path, collection: str, name: str = "",
+               on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Send one file to the server's index (PrivateGPT's /v1/ingest/file) under ``name``
         (its folders too, as ``docs/guide/README.md``; its file name when ""); its document, with
-        ``doc_metadata.status`` added, updated, renamed or unchanged."""
-        with open(path, "rb") as handle:
+        ``doc_metadata.status`` added, updated, renamed or unchanged. ``on_progress`` hears the
+        server's progress on it meanwhile (remote_progress.py)."""
+        from contextlib import nullcontext
+
+        from pgpt.runtime.remote_progress import PROGRESS_HEADER, new_key, polled
+
+        key = new_key()
+        watching = polled(self._http, key, on_progress) if on_progress is not None else nullcontext()
+        with open(path, "rb") as handle, watching:
             data = self._request("POST", "/v1/ingest/file", files={"file": (path.name, handle)},
                                  data={"collection": collection, "file_name": name or path.name},
-                                 timeout=INDEXING_TIMEOUT_S)
+                                 headers={PROGRESS_HEADER: key}, timeout=INDEXING_TIMEOUT_S)
         return dict(data["data"][0])
 
     def forget(self, doc_id: str) -> None:

@@ -168,16 +168,17 @@ def _taken(name: str | None, part: str, what: str) -> RequestRefusedError:
 
 
 async def ingest_upload(service: Service, name: str | None, data: BinaryIO, collection: str,
-                        receive: Any = None) -> dict[str, Any]:
+                        receive: Any = None, progress_key: str = "") -> dict[str, Any]:
     """Store an uploaded file and index it; the PrivateGPT answer with its document. With the
-    request's ``receive``, a client that disconnects stops the indexing and the upload is not kept."""
+    request's ``receive``, a client that disconnects stops the indexing and the upload is not kept;
+    ``progress_key``: the id its progress is told under (upload_progress.py)."""
     target = _upload_target(service, name, collection)
     return await _index(service, target, collection, lambda: _store_file(data, target, service.serve.max_body_bytes),
-                        receive)
+                        receive, progress_key)
 
 
 async def ingest_text(service: Service, file_name: str, text: str, collection: str,
-                      receive: Any = None) -> dict[str, Any]:
+                      receive: Any = None, progress_key: str = "") -> dict[str, Any]:
     """Store a text under ``file_name`` (``.txt`` added unless it ends in a text suffix) and index it."""
     import io
 
@@ -187,7 +188,7 @@ async def ingest_text(service: Service, file_name: str, text: str, collection: s
     target = _upload_target(service, name, collection)
     data = io.BytesIO(text.encode("utf-8"))
     return await _index(service, target, collection, lambda: _store_file(data, target, service.serve.max_body_bytes),
-                        receive)
+                        receive, progress_key)
 
 
 def _store_file(data: BinaryIO, target: Path, limit: int) -> None:
@@ -211,7 +212,7 @@ def _store_file(data: BinaryIO, target: Path, limit: int) -> None:
 
 
 async def _index(service: Service, path: Path, collection: str, store_file: Callable[[], None],
-                 receive: Any = None) -> dict[str, Any]:
+                 receive: Any = None, progress_key: str = "") -> dict[str, Any]:
     """Put the upload in place and index it, both in one turn of the server's upload queue: eight
     clients sending one name at once were told "unchanged" for the content that stayed indexed
     and "updated" for content a later rename had replaced before it was read."""
@@ -228,7 +229,7 @@ async def _index(service: Service, path: Path, collection: str, store_file: Call
             # the client gone or the server told to stop: indexing stops at the next batch of chunks
             # (an abandoned 20 MB upload kept both cores for minutes and was then indexed, t53)
             report = ingest(service.settings, [path], embedder, collection=collection, cancel=cancel,
-                            lock_wait_s=LOCK_WAIT_S)
+                            lock_wait_s=LOCK_WAIT_S, progress=told)
             if report.skipped or report.failed:  # nothing of it is indexed: the earlier file comes back
                 reason = (report.skipped + report.failed)[0][1]
                 kept = "; its earlier upload stays indexed" if reason.endswith(STALE) else ""  # (the CLI's words)
@@ -237,21 +238,27 @@ async def _index(service: Service, path: Path, collection: str, store_file: Call
                                           hint="Send a text, Markdown, HTML, PDF (with a text layer) or .docx file.")
             return report, next(d for d in store.documents(collection) if d.path == str(path))
 
-    async with service.uploads.turn():
-        try:
+    def told(tick: Any) -> None:
+        service.upload_progress.tick(progress_key, tick)
+
+    service.upload_progress.waiting(progress_key)
+    try:
+        async with service.uploads.turn():
             if receive is None:
                 report, record = await asyncio.to_thread(run, service.stopping)
             else:
                 async with cancelled_when_gone(receive, service.stopping) as cancel:
                     report, record = await asyncio.to_thread(run, cancel)
-        except Cancelled:
-            from pgpt.serve.completions import stopping
+    except Cancelled:
+        from pgpt.serve.completions import stopping
 
-            if service.stopping.is_set():
-                raise stopping(f"pgpt-serve was told to stop while it indexed {path.name}; the upload was not "
-                               "kept.") from None
-            raise Cancelled(f"The client closed the connection before {path.name} was indexed; the upload was "
-                            "not kept.") from None
+        if service.stopping.is_set():
+            raise stopping(f"pgpt-serve was told to stop while it indexed {path.name}; the upload was not "
+                           "kept.") from None
+        raise Cancelled(f"The client closed the connection before {path.name} was indexed; the upload was "
+                        "not kept.") from None
+    finally:
+        service.upload_progress.ended(progress_key)
     status = next((name for name in ("added", "updated", "renamed") if getattr(report, name)), "unchanged")
     return listing([ingested_document(record, service.settings.home, status=status)])
 

@@ -20,6 +20,7 @@ from pgpt.serve.responses import CompletionStream, complete, until_disconnected
 from pgpt.serve.schemas import (ChatCompletionRequest, ChunksRequest, CompletionRequest, EmbeddingsRequest,
                                 IngestTextRequest)
 from pgpt.serve.service import Service
+from pgpt.serve.upload_progress import progress_id
 
 router = APIRouter()
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit per request
@@ -236,7 +237,7 @@ async def ingest_file(request: Request, file: UploadFile = File(...), collection
                                   hint="Send one request per file (pgpt-tui ingest PATH does so for a folder).")
     chosen = _collection(collection, request.query_params.get("collection"), "form field")
     return await documents.ingest_upload(service_of(request), file_name or file.filename, file.file, chosen,
-                                         request.receive)
+                                         request.receive, progress_id(request.headers))
 
 
 @router.post("/v1/ingest/text")
@@ -250,7 +251,20 @@ async def ingest_text(body: IngestTextRequest, request: Request) -> dict[str, An
         raise InvalidRequestError("text holds NUL characters, which no document text has (binary data?).",
                                   hint="Send text; upload a binary document (PDF, .docx) to /v1/ingest/file.")
     chosen = _collection(body.collection or "", request.query_params.get("collection"), "body field")
-    return await documents.ingest_text(service_of(request), body.file_name, body.text, chosen, request.receive)
+    return await documents.ingest_text(service_of(request), body.file_name, body.text, chosen, request.receive,
+                                       progress_id(request.headers))
+
+
+@router.get("/v1/ingest/progress/{key}")
+async def ingest_progress(key: str, request: Request) -> dict[str, Any]:
+    """pgpt: how far the upload sent with ``X-Pgpt-Progress-Id: KEY`` is (upload_progress.py); 404
+    before it arrives and once it is answered."""
+    found = service_of(request).upload_progress.get(key.lower())
+    if found is None:
+        raise RequestRefusedError("No upload with this progress id is being indexed (it was answered, or has not "
+                                  "arrived).", status=404,
+                                  hint="Send the upload with the header X-Pgpt-Progress-Id: 32 hex digits.")
+    return {"object": "ingest.progress", **found}
 
 
 def _check_query(request: Request) -> None:

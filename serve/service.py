@@ -21,6 +21,7 @@ from pgpt.runtime.settings import Settings
 from pgpt.serve.config import ServeSettings
 from pgpt.serve.limits import WorkQueue
 from pgpt.serve.metrics import ServerMetrics
+from pgpt.serve.upload_progress import UploadProgress
 
 log = logging.getLogger("pgpt.serve")
 RETRY_LOAD_S = 5.0  # a failed start-up load is tried again on /ready or a documents request, at most this often
@@ -43,6 +44,7 @@ class Service:
         self._told_context = False  # the warning that --context is above the model's own, said once
         self.embedder_error: BaseException | None = None  # documents and embeddings only
         self.ingest_lock = threading.Lock()  # one writer at a time inside this server
+        self.upload_progress = UploadProgress()  # how far each upload's indexing is, for its client
         # uploads and embeddings queue apart from answers, bounded, waiting without a thread (t52, t53)
         self.uploads = WorkQueue("uploads being indexed", 1, serve.max_queue, gauges=_gauges(metrics, "uploads"))
         self.embedding_jobs = WorkQueue("embedding requests", 1, serve.max_queue, gauges=_gauges(metrics, "embeddings"))

@@ -309,3 +309,33 @@ async def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(serve
     finally:  # the module's other tests expect the one document
         with served.http() as client:
             assert client.post("/v1/ingest/text", json={"file_name": "ferry.txt", "text": FERRY}).status_code == 200
+
+
+def test_an_uploads_indexing_is_told_while_the_client_waits(served: RunningServer, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """t67: `ingest --server` showed "0/1 files sent ETA ?" for the whole 47 s the server indexed a
+    .docx: the client now asks the server how far it is while the upload waits for its answer."""
+    import httpx
+
+    from pgpt.runtime import remote_progress
+    from pgpt.runtime.remote import connect
+
+    monkeypatch.setattr(remote_progress, "POLL_S", 0.2)
+    big = tmp_path / "harbour-log.txt"
+    big.write_text("\n\n".join(f"Entry {n}: the harbour crane {n} lifted {n * 3} crates before noon." * 6
+                               for n in range(700)))
+    heard: list[dict] = []
+    remote = connect(client_settings(served, tmp_path))
+    try:
+        document = remote.upload(big, "progress", on_progress=heard.append)
+    finally:
+        remote.close()
+    embedding = [p for p in heard if p["state"] == "embedding"]
+    assert embedding and all(p["chunks"] == embedding[-1]["chunks"] > 128 for p in embedding), heard
+    assert [p["chunks_done"] for p in embedding] == sorted(p["chunks_done"] for p in embedding)
+    assert document["doc_metadata"]["status"] == "added"
+    assert remote_progress.server_step(embedding[-1]).startswith("the server embedded ")
+    with served.http() as client:  # once answered, and for an id never sent: 404 with the way to use it
+        gone = client.get(f"/v1/ingest/progress/{'0' * 32}")
+        assert gone.status_code == 404 and "X-Pgpt-Progress-Id" in gone.json()["error"]["message"], gone.text
+    assert httpx.get(f"{served.url}/v1/ingest/progress/{'0' * 32}").status_code == 401  # the key guards it

@@ -36,6 +36,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     skipped, failed = split_unreadable(skipped)
     names = upload_names(list(args.paths), files)  # names with folders: one tree's README.md files stay apart
     from pgpt.runtime.documents.progress import WorkShares, eta
+    from pgpt.runtime.remote_progress import server_step
 
     # each status's files, by their absolute local paths as a local ingest's --json lists them (it gave counts, t50)
     done_as: dict[str, list[str]] = {status: [] for status in _STATUSES}
@@ -49,7 +50,13 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
             left = eta(clock, shares(done), shares.skipped)
             bar.draw(done, len(files), f"{done}/{len(files)} files sent", left, names[path])
             try:
-                metadata = remote.upload(path, args.collection, names[path])["doc_metadata"]
+                def shown(progress: dict[str, Any], at: int = done, name: str = names[path], left: Any = left) -> None:
+                    part = progress.get("chunks_done", 0) / progress["chunks"] if progress.get("chunks") else 0.0
+                    step = server_step(progress)
+                    bar.draw(at + part, len(files), f"{at}/{len(files)} files sent", left,
+                             name + (f" ({step})" if step else ""))
+
+                metadata = remote.upload(path, args.collection, names[path], shown)["doc_metadata"]
                 status = metadata.get("status", "unchanged")
                 done_as[status if status in done_as else "unchanged"].append(os.path.abspath(path))
                 if status == "unchanged":
