@@ -264,13 +264,16 @@ class AccessLog:
             route = getattr(scope.get("route"), "path", None) or route_template(self.routes, scope)
             method = known_method(scope["method"])
             self.metrics.http_requests.labels(route, method, str(status)).inc()
-            access_log.info(
-                "%s %s %s model=%s prompt_tokens=%s new_tokens=%s ttft_s=%s total_s=%.3f%s%s",
+            # a client polls an upload's progress each second: those lines would bury the upload's own
+            level = logging.DEBUG if route in POLLED_ROUTES and status < 400 else logging.INFO
+            access_log.log(
+                level, "%s %s %s model=%s prompt_tokens=%s new_tokens=%s ttft_s=%s total_s=%.3f%s%s",
                 method, route, status, fields.get("model", "-"), fields.get("prompt_tokens", "-"),
                 fields.get("new_tokens", "-"), _seconds(fields.get("ttft_s")), time.perf_counter() - started,
                 " cached" if fields.get("cached") else "", " disconnected" if left else "")
 
 
+POLLED_ROUTES = frozenset({"/v1/ingest/progress/{key}"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
