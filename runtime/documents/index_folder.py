@@ -9,6 +9,7 @@ Everything here works without opening the table or loading an embedder (the app'
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -97,12 +98,21 @@ def _size(folder: Path) -> int:
 
 
 def index_has_data(settings: Settings) -> bool:
-    """Whether anything was ever written to the index, looked up without opening it (fast: no LanceDB)."""
+    """Whether anything was ever written to the index, looked up without opening it (fast: no LanceDB).
+
+    Raises:
+        StorageError: the index may not be read (its owner or mode): a home restored as another user's
+            read as "Nothing is indexed yet", and the user re-added everything (t70).
+    """
     folder = index_dir(settings)
-    data = folder / f"{active_table(folder)}.lance" / "data"
     try:
-        return any(data.iterdir())
-    except OSError:
+        return any((folder / f"{active_table(folder)}.lance" / "data").iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        fault = storage_fault(exc, folder, "Reading the document index")
+        if fault is not None and exc.errno in (errno.EACCES, errno.EPERM):
+            raise fault from None
         return False
 
 
@@ -137,6 +147,10 @@ def index_state(settings: Settings) -> str:
         text_format = table_text_format(table)
         folded = is_folded(table)
     except Exception as exc:  # any failure to read it is what doctor is for
+        if "permission denied" in str(exc).lower() or isinstance(exc, PermissionError):  # restored as another's
+            return (f"{folder}: cannot be read by this user (permission denied; owner uid {_owner(folder)}, you "
+                    f"are uid {os.getuid()}): the index may be whole. Run pgpt as its owner, or give it to this "
+                    f"user (chown -R {os.getuid()} {folder})")
         return (f"{folder}: DAMAGED or unreadable ({type(exc).__name__}: {exc}); move it aside "
                 f"(mv {folder} {folder}.damaged) and add your documents again with `pgpt-tui ingest PATH...`")
     stale = [t for t in tables if t.startswith(TABLE) and t != name and certain]
@@ -249,3 +263,10 @@ def _holder() -> str:
     sent users looking for an `ingest` process that was the server indexing an upload)."""
     program = Path(sys.argv[0]).name
     return f"{program}, pid {os.getpid()}" if program.startswith("pgpt") else f"pid {os.getpid()}"
+
+
+def _owner(path: Path) -> str:
+    try:
+        return str(path.stat().st_uid)
+    except OSError:
+        return "?"

@@ -349,3 +349,26 @@ def test_a_home_where_no_folder_can_be_made_is_named(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=r"The folder /proc/1/\.pgpt-test cannot be created") as refused:
         ensure_private_dir(Path("/proc/1/.pgpt-test/share"))
     assert "PGPT_HOME" in str(refused.value.hint) and "HOME" in str(refused.value.hint)
+
+
+def test_an_index_this_user_may_not_read_is_named_not_called_empty_or_damaged(settings: Settings,
+                                                                               tmp_path: Path) -> None:
+    """t70: a home restored with another user's owner read as "Nothing is indexed yet" in search and
+    ask, and doctor called the index damaged and advised moving it aside and adding everything again."""
+    if not _can([*NO_DAC, "true"]):
+        pytest.skip("needs capsh and root to make root obey file modes")
+    corpus = _corpus(tmp_path / "corpus", 2, "delta")
+    assert cli(settings, "ingest", str(corpus)).returncode == 0
+    index = settings.home / "index"
+    index.chmod(0o000)  # as a folder of another user's, mode 0700, reads to this one
+    try:
+        for command in (["search", "DELTA1X"], ["ask", "What is the delta codeword of note 1?"]):
+            done = cli(settings, *command, drop_dac=True)
+            assert done.returncode == 1 and "Nothing is indexed" not in done.stderr, done.stderr
+            assert "Permission denied" in done.stderr and str(index) in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
+        doctor = cli(settings, "doctor", "--offline", drop_dac=True)
+        assert "cannot be read by this user (permission denied" in doctor.stdout + doctor.stderr, doctor.stdout
+        assert "DAMAGED" not in doctor.stdout + doctor.stderr and "chown -R" in doctor.stdout + doctor.stderr
+    finally:
+        index.chmod(0o700)

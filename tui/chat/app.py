@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from pgpt.runtime.errors import ModelNotFoundError, app_message, user_message
+from pgpt.runtime.errors import ModelNotFoundError, StorageError, app_message, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
 from pgpt.tui.chat.library import UNCHECKED, DocumentLibrary, drafted_an_answer
@@ -102,7 +102,12 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         self._show_tip_once()
         # Documents mode from the start when something is indexed: a question typed while the
         # model loads is answered in the mode shown, from the documents (the index opens with it).
-        self._set_mode("docs" if index_has_data(self.settings) else self.mode)
+        try:
+            has_documents = index_has_data(self.settings)
+        except StorageError as exc:  # an index this user may not read: said, not taken for an empty one (t70)
+            has_documents = True
+            self.notify(clean_text(user_message(exc).text), title="Documents", severity="error", timeout=15)
+        self._set_mode("docs" if has_documents else self.mode)
         self._chat.query_one("#prompt", Input).focus()
         self.app_resume_signal.subscribe(self, self.redraw_after_suspend)  # keys.py: Ctrl+Z, fg
         self.load_engine()
@@ -323,7 +328,10 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         """Whether there is an index to ask (a server's own is not looked at from here)."""
         from pgpt.runtime.documents.index_folder import index_has_data
 
-        return bool(self.settings.server) or index_has_data(self.settings)
+        try:
+            return bool(self.settings.server) or index_has_data(self.settings)
+        except StorageError:  # not readable: the answer's own opening of the index says why
+            return True
 
     # Helpers (main thread only).
 
