@@ -160,8 +160,20 @@ class Service:
         from pgpt.runtime.documents.ingest import open_store
 
         if self._store is None:
-            self._store = await asyncio.to_thread(open_store, self.settings, await self.embedder())
+            store = await asyncio.to_thread(open_store, self.settings, await self.embedder())
+            await asyncio.to_thread(self._relocate, store)
+            self._store = store
         return self._store
+
+    def _relocate(self, store: Any) -> None:
+        """Uploads of this home when it was elsewhere (moved_home.py), found where they are now."""
+        from pgpt.serve.moved_home import relocate_uploads
+
+        with self.ingest_lock:
+            moved = relocate_uploads(self.settings, store)
+        if moved:
+            log.info("%d uploads indexed under another home's path (the home was moved, restored or copied) now "
+                     "point to this home's uploads folder, e.g. %s", len(moved), moved[0][1])
 
     def refresh_gauges(self) -> None:
         """Queue depth, running sequences, loaded models and batch fill, read from the pool now."""

@@ -92,3 +92,44 @@ def test_the_environment_file_refuses_the_key_command_pasted_as_text(tmp_path: P
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 2 and "shell command" in result.stderr and "Traceback" not in result.stderr
     assert "openssl rand -hex 32" in ENV_FILE.read_text()
+
+
+def test_a_moved_or_copied_server_home_finds_its_uploads_where_they_are_now(default_models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """t70: after `mv` of a server's PGPT_HOME (or a restore to another path) every upload was listed
+    under the old home's path as "file gone", and `--prune` would have dropped them all; a copy kept
+    reading, and deleting, the first home's files."""
+    import dataclasses
+    import os
+
+    from pgpt.runtime.documents.ingest import open_store
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from serve_support import start_server
+
+    first = tmp_path / "srv" / "pgpt"
+    note = tmp_path / "boatshed.txt"
+    note.write_text("The boat shed combination lock opens with 6-1-9-4.\n")
+    server = start_server(dataclasses.replace(default_models, home=first))
+    try:
+        with server.http() as client, open(note, "rb") as handle:
+            assert client.post("/v1/ingest/file", files={"file": ("team/boatshed.txt", handle)}).status_code == 200
+    finally:
+        server.stop()
+    moved = tmp_path / "data" / "pgpt"
+    moved.parent.mkdir()
+    os.rename(first, moved)  # the admin moves the home; a copy of it is made too
+    copied = tmp_path / "copy"
+    shutil.copytree(moved, copied, symlinks=True)
+    for home in (moved, copied):
+        server = start_server(dataclasses.replace(default_models, home=home))
+        try:
+            with server.http() as client:
+                found = client.post("/v1/chunks", json={"text": "boat shed combination"}).json()["data"]
+                listed = client.get("/v1/ingest/list").json()["data"]
+        finally:
+            server.stop()
+        settings = dataclasses.replace(default_models, home=home)
+        store = open_store(settings, default_embedder(settings))
+        upload = home / "uploads" / "default" / "team" / "boatshed.txt"
+        assert [d.path for d in store.documents()] == [str(upload)]  # no "file gone" under the old home
+        assert found and [d["doc_metadata"]["path"] for d in listed] == ["team/boatshed.txt"]
+        assert "indexed under another home's path" in (home / "logs" / "pgpt.log").read_text()
