@@ -39,8 +39,9 @@ def test_a_large_file_shows_progress_inside_it_and_stops_between_batches(setting
     with pytest.raises(Cancelled, match="stopped after 0 of 1 files"):
         ingest(settings, [docs], embedder, progress=stop_at_second_batch, cancel=cancel)
     inside = [t for t in ticks if t.file_chunks]
-    assert [t.file_chunks_done for t in inside] == [8, 16] and inside[0].file_chunks > 16
-    assert 0 < inside[0].fraction < inside[1].fraction < 1 and inside[1].eta_s is not None
+    # the chunk count as soon as the file is cut (0 embedded), then each batch
+    assert [t.file_chunks_done for t in inside] == [0, 8, 16] and inside[0].file_chunks > 16
+    assert 0 < inside[1].fraction < inside[2].fraction < 1 and inside[2].eta_s is not None
     assert open_store(settings, embedder).chunk_count() == 0  # nothing of the stopped file was written
     assert chunk_vectors.kept_path(settings).is_file()  # but its 16 vectors are kept (t53: all were made again)
     embedded = count_embedded(embedder, monkeypatch)
