@@ -189,8 +189,11 @@ def _file_problem(path: Path) -> str:
 
 
 def gone_documents(records: Iterable[DocumentRecord], paths: list[Path] | None = None) -> list[DocumentRecord]:
-    """The documents whose files no longer exist, of those indexed under ``paths`` (None: all of them)."""
-    roots = None if paths is None else [resolved(p) for p in paths]
+    """The documents whose files no longer exist, of those indexed under ``paths`` (None: all of them),
+    each path as typed or with its links followed (`--prune docs`, docs a link to the folder's new
+    place, left the gone files indexed under docs/ alone, t70)."""
+    roots = None if paths is None else list({*(resolved(p) for p in paths),
+                                             *(Path(os.path.abspath(p.expanduser())) for p in paths)})
     return [record for record in records
             if (roots is None or any(Path(record.path) == root or Path(record.path).is_relative_to(root)
                                      for root in roots))

@@ -18,11 +18,8 @@ the run: a full disk, a read-only or forbidden folder (StorageError), another wr
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import logging
 import os
-import stat
 import threading
 import time
 import uuid
@@ -35,6 +32,7 @@ from pgpt.runtime.documents import left_out
 from pgpt.runtime.documents.discovery import (collect_files, fs_reason, gone_documents, is_gone, readable_file,
                                               resolved, split_unreadable)
 from pgpt.runtime.documents.isolation import IsolatedReader
+from pgpt.runtime.documents.opened_files import hash_open, open_file_path, open_regular
 from pgpt.runtime.documents.index_folder import index_dir, writer_lock
 from pgpt.runtime.documents.progress import IngestProgress, WorkShares, tick
 from pgpt.runtime.documents.purge import purge
@@ -286,7 +284,7 @@ def _ingest_file(store: DocumentStore, embedding: tuple[Any, KeptVectors], reade
     """
     key = str(path)
     try:
-        opened = _open_regular(path)
+        opened = open_regular(path)
     except OSError as exc:
         report.failed.append((key, fs_reason(exc)))
         return
@@ -300,7 +298,7 @@ def _ingest_opened(store: DocumentStore, embedding: tuple[Any, KeptVectors], rea
     """``_ingest_file`` once the file is open: hashed and read from that one open file."""
     key = str(path)
     try:
-        content_hash = _hash_open(opened)
+        content_hash = hash_open(opened)
     except OSError as exc:
         report.failed.append((key, fs_reason(exc)))
         return
@@ -309,7 +307,7 @@ def _ingest_opened(store: DocumentStore, embedding: tuple[Any, KeptVectors], rea
         if key not in report.rechunked:
             report.unchanged.append(key)
         return
-    moved = _moved_from(known, content_hash) if existing is None else None
+    moved = _moved_from(known, content_hash, key) if existing is None else None
     if moved is not None:
         store.move_document(moved.doc_id, key)
         known[key] = DocumentRecord(key, collection, moved.doc_id, content_hash, moved.chunks, moved.ingested_at)
@@ -319,7 +317,7 @@ def _ingest_opened(store: DocumentStore, embedding: tuple[Any, KeptVectors], rea
         return
     # The reader reads the file that was opened and hashed, never the name again: a file swapped for a
     # link to a private file after the listing was read through the link and indexed (t52).
-    outcome = reader.read(path, cancel, _open_file_path(opened))
+    outcome = reader.read(path, cancel, open_file_path(opened))
     if outcome.sections is None:
         (report.skipped if outcome.skipped else report.failed).append((key, outcome.skipped or outcome.failed))
         return
@@ -346,39 +344,22 @@ def _ingest_opened(store: DocumentStore, embedding: tuple[Any, KeptVectors], rea
     report.embedded += len(rows) - sum(text_key(embedding_text(r["heading"], r["text"])) in reusable for r in rows)
 
 
-def _open_regular(path: Path) -> Any:
-    """``path`` opened for reading without following a link or blocking on a pipe (the file may have
-    been swapped for one since the folder was listed); OSError unless it is a regular file."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    handle = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        handle.close()
-        raise OSError(errno.EINVAL, "not a regular file any more")
-    return handle
-
-
-def _hash_open(handle: Any) -> str:
-    """sha256 of an open file, from its start."""
-    handle.seek(0)
-    digest = hashlib.sha256()
-    while block := handle.read(1 << 20):
-        digest.update(block)
-    return digest.hexdigest()
-
-
-def _open_file_path(handle: Any) -> str:
-    """A path to the open file itself (Linux's /proc/PID/fd/N opens the same file whatever its name
-    now points to), or '' where there is none: the reader then opens the name."""
-    path = f"/proc/{os.getpid()}/fd/{handle.fileno()}"
-    return path if os.path.exists(path) else ""
-
-
-def _moved_from(known: dict[str, DocumentRecord], content_hash: str) -> DocumentRecord | None:
-    """A known document with this content whose file no longer exists (a rename)."""
+def _moved_from(known: dict[str, DocumentRecord], content_hash: str, key: str) -> DocumentRecord | None:
+    """A known document with this content whose file no longer exists, or is ``key`` now (a rename)."""
     for record in known.values():
-        if record.content_hash == content_hash and is_gone(record.path):
+        # or the same file under the path a link now gives it: `mv docs /data/docs && ln -s /data/docs docs`
+        # indexed every document a second time (t70)
+        if record.content_hash == content_hash and (is_gone(record.path) or _same_file(record.path, key)):
             return record
     return None
+
+
+def _same_file(indexed: str, key: str) -> bool:
+    """Whether the indexed path leads, through links, to the file ``key`` (itself a resolved path)."""
+    try:
+        return indexed != key and os.path.realpath(indexed) == key
+    except (OSError, ValueError):
+        return False
 
 
 def _prune(store: DocumentStore, known: dict[str, DocumentRecord], paths: list[Path],

@@ -212,6 +212,7 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.index_folder import refuse_if_writing
     from pgpt.runtime.documents.ingest import forget_path
+    from pgpt.runtime.errors import UsageError
 
     if settings.server:
         from pgpt.tui.cli.remote_documents import forget_on_server
@@ -219,9 +220,19 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
         return forget_on_server(settings, args)
     from pgpt.runtime.documents.discovery import resolved
 
-    wanted = str(resolved(args.path))
+    # the documents under the path as typed first (what `docs` lists): through a link left at a moved
+    # folder's old place, `forget docs` forgot the new place's copies and kept docs/'s (t70)
+    typed, wanted = os.path.abspath(args.path.expanduser()), str(resolved(args.path))
     refuse_if_writing(settings)
-    forgotten = forget_path(settings, default_embedder(settings), wanted, args.collection)
+    embedder = default_embedder(settings)
+    forgotten = None
+    if typed != wanted:
+        try:
+            forgotten, wanted = forget_path(settings, embedder, typed, args.collection), typed
+        except UsageError:  # nothing under it as typed: the place it leads to is meant
+            pass
+    if forgotten is None:
+        forgotten = forget_path(settings, embedder, wanted, args.collection)
     if not forgotten:  # files left out when they were added, never indexed: `docs` no longer lists them
         print(strip_controls(f"{one_line(wanted)} was never indexed (left out when added); `docs` no longer lists it"))
         return 0

@@ -1,0 +1,54 @@
+"""A documents folder moved, with a link left at its old place (`mv docs /data/docs && ln -s
+/data/docs docs`, a common way to move a data folder): no document twice, and `--prune` and `forget`
+act on the path as typed, which is what `docs` lists (t70)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pgpt.runtime.settings import Settings
+from support import tui_cli
+
+
+def test_a_folder_moved_behind_a_link_is_renamed_not_indexed_twice(settings: Settings, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(3):
+        (docs / f"note{n}.md").write_text(f"# Note {n}\n\nThe locker code of room {n} is {4400 + n}.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    moved = tmp_path / "data" / "docs"
+    moved.parent.mkdir()
+    docs.rename(moved)
+    docs.symlink_to(moved)  # the old place leads to the new one
+    (moved / "note2.md").unlink()  # and one file went in the move
+    again = json.loads(tui_cli(settings, "ingest", str(docs), "--json").stdout)
+    assert again["added"] == [] and len(again["renamed"]) == 2, again  # it added every document a second time
+    listed = json.loads(tui_cli(settings, "docs", "--json").stdout)
+    paths = sorted(d["path"] for d in listed["documents"])
+    assert paths == sorted([str(moved / "note0.md"), str(moved / "note1.md"), str(docs / "note2.md")]), paths
+    pruned = json.loads(tui_cli(settings, "ingest", str(docs), "--prune", "--json").stdout)
+    assert pruned["removed"] == [str(docs / "note2.md")], pruned  # the gone file under the path as typed
+    link = tmp_path / "old-name"
+    link.symlink_to(moved)
+    (moved / "note3.md").write_text("# Note 3\n\nThe locker code of room 3 is 4403.\n")
+    assert tui_cli(settings, "ingest", str(link / "note3.md")).returncode == 0
+    forgot = tui_cli(settings, "forget", str(docs))  # nothing under docs/ as typed now: where it leads
+    assert forgot.returncode == 0 and "3 files under" in forgot.stdout, forgot.stdout
+
+
+def test_forget_through_a_link_forgets_what_docs_lists_under_that_path(settings: Settings, tmp_path: Path) -> None:
+    """`forget docs` followed the link and forgot the new place's documents, keeping docs/'s."""
+    docs, other = tmp_path / "docs", tmp_path / "moved"
+    docs.mkdir()
+    other.mkdir()
+    (docs / "a.md").write_text("# A\n\nThe ferry leaves at nine.\n")
+    (other / "b.md").write_text("# B\n\nThe bus leaves at ten.\n")
+    assert tui_cli(settings, "ingest", str(docs), str(other)).returncode == 0
+    (docs / "a.md").rename(other / "a.md")
+    docs.rmdir()
+    docs.symlink_to(other)  # docs/a.md is still indexed, and leads to moved/a.md
+    forgot = tui_cli(settings, "forget", str(docs))
+    assert forgot.returncode == 0 and f"forgot 1 file under {docs} " in forgot.stdout, forgot.stdout
+    left = [d["path"] for d in json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]]
+    assert left == [str(other / "b.md")], left
