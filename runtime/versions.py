@@ -247,19 +247,21 @@ def refuse_if_served(settings: Settings, name: str, version: str = "") -> None:
     from pgpt.runtime.errors import UsageError
 
     what = f"{name}@{version}" if version else name
-    serving = sorted({str(pool["pid"]) for pool in _running_pools(settings) for ref in pool.get("loaded", [])
+    serving = sorted({f"pid {pool['pid']}" + (f", PGPT_HOME={pool['home']}" if pool.get("home") else "")
+                      for pool in _running_pools(settings) for ref in pool.get("loaded", [])
                       if ref == what or (not version and ref.startswith(f"{name}@"))})
     if serving:
-        raise UsageError(f"{what} is loaded by a running pgpt-serve (pid {', '.join(serving)}), which answers "
+        raise UsageError(f"{what} is loaded by a running pgpt-serve ({'; '.join(serving)}), which answers "
                          "requests with it.",
                          hint="Delete it once the server has unloaded it (after its keep-alive, or restart the "
                               "server); GET /v1/models lists what it holds.")
 
 
 def _running_pools(settings: Settings) -> list[dict[str, Any]]:
-    from pgpt.runtime.llm.serving.status_file import running_pools
+    # any home's server over this model cache: the files are the cache's (t70)
+    from pgpt.runtime.llm.serving.status_file import pools_over_cache
 
-    return running_pools(settings)
+    return pools_over_cache(settings)
 
 
 def prune_versions(cache: Path, name: str, keep: int) -> list[str]:

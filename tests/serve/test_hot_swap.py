@@ -143,3 +143,10 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(tiny_server: Runn
     every = _models_cli(settings, "--delete", TINY_MODEL)
     assert every.returncode == 2 and f"{TINY_MODEL} is loaded by a running pgpt-serve" in every.stderr, every.stderr
     assert (versions_folder(settings.model_cache, TINY_MODEL) / old).is_dir()
+    # nor by a user of another PGPT_HOME over the same model cache (t70: exit 0, and the server's next answer a 404)
+    import dataclasses
+
+    other = _models_cli(dataclasses.replace(settings, home=settings.home.parent / "another-users-home"),
+                        "--delete", TINY_MODEL)
+    assert other.returncode == 2 and f"PGPT_HOME={settings.home.resolve()}" in other.stderr, other.stderr
+    assert (versions_folder(settings.model_cache, TINY_MODEL) / old).is_dir()

@@ -8,9 +8,12 @@ each name's last switch went), written by the pool's watcher and removed when th
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from typing import Any
 
 from pgpt.runtime.settings import Settings, ensure_private_dir, process_alive, write_private
 
+log = logging.getLogger(__name__)
 _NUMBERS = itertools.count(1)
 
 
@@ -27,11 +31,24 @@ def run_folder(settings: Settings) -> Path:
     return settings.home / "run"
 
 
+def cache_run_folder(settings: Settings) -> Path:
+    """Where running pools also write them in the model cache, which homes share: a user of another
+    PGPT_HOME deleted the model a server was answering with (t70)."""
+    return settings.model_cache / ".run"
+
+
+def _home_id(settings: Settings) -> str:
+    return os.path.realpath(settings.home)
+
+
 class StatusFile:
     """The status file of one pool (written only when its content changes)."""
 
     def __init__(self, settings: Settings) -> None:
         self.path = run_folder(settings) / f"pool-{os.getpid()}-{next(_NUMBERS)}.json"
+        self.shared = cache_run_folder(settings) / self.path.name
+        # a copied home's file named the first home's live server as its own (t70)
+        self.home, self.host = _home_id(settings), socket.gethostname()
         self._lock = threading.Lock()
         self._switches: dict[str, dict[str, Any]] = {}
         self._written = ""
@@ -53,21 +70,31 @@ class StatusFile:
     def write(self, loaded: list[Any]) -> None:
         """Write the file if anything changed (``loaded``: the pool's LoadedModelInfo list)."""
         with self._lock:
-            body = json.dumps({"pid": os.getpid(),
+            body = json.dumps({"pid": os.getpid(), "home": self.home, "host": self.host,
                                "serving": {m.name: m.version for m in loaded if m.serving},
                                "loaded": sorted(m.ref for m in loaded),
                                "switches": self._switches, "pinned": self._pinned}, sort_keys=True)
             if body == self._written:
                 return
-            ensure_private_dir(self.path.parent)
-            temporary = self.path.with_suffix(".tmp")
-            write_private(temporary, body)
-            os.replace(temporary, self.path)
+            _replace(self.path, body)
+            try:
+                _replace(self.shared, body)
+            except OSError as exc:  # a read-only model cache: this home's own file still says it
+                log.debug("cannot write %s: %s", self.shared, exc)
             self._written = body
 
     def remove(self) -> None:
-        """Delete the file (the pool is closing)."""
+        """Delete the files (the pool is closing)."""
         self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.shared.unlink(missing_ok=True)
+
+
+def _replace(path: Path, body: str) -> None:
+    ensure_private_dir(path.parent)
+    temporary = path.with_suffix(".tmp")
+    write_private(temporary, body)
+    os.replace(temporary, path)
 
 
 @dataclass(frozen=True)
@@ -82,19 +109,37 @@ class SwitchOutcome:
 
 
 def running_pools(settings: Settings) -> list[dict[str, Any]]:
-    """Status of every pool whose process still runs (stale files of dead processes are removed)."""
+    """Status of every pool of this home whose process still runs (stale files of dead processes are
+    removed; a file copied with the home from another is not this home's)."""
+    home = _home_id(settings)
+    return [pool for pool in _live(run_folder(settings)) if pool.get("home", home) == home]
+
+
+def pools_over_cache(settings: Settings) -> list[dict[str, Any]]:
+    """Status of every running pool of this machine over this model cache, whatever its home."""
+    host = socket.gethostname()
+    pools = {int(pool["pid"]): pool for pool in running_pools(settings)}
+    for pool in _live(cache_run_folder(settings), host):
+        pools.setdefault(int(pool["pid"]), pool)
+    return list(pools.values())
+
+
+def _live(folder: Path, host: str = "") -> list[dict[str, Any]]:
+    """The status files in ``folder`` whose process runs (of ``host``'s only, when given)."""
     pools = []
-    folder = run_folder(settings)
     for path in sorted(folder.glob("pool-*.json")) if folder.is_dir() else []:
         try:
             status = json.loads(path.read_text(encoding="utf-8"))
             pid = int(status["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
+        if host and status.get("host") != host:  # a model cache on a share: another machine's process
+            continue
         if process_alive(pid):
             pools.append(status)
         else:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
     return pools
 
 
