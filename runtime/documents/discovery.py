@@ -26,6 +26,8 @@ OFFICE_FORMATS = {suffix: f"unsupported format ({suffix}): {_SAVE_AS}{extra}" fo
     ((".xlsx", ".xls", ".ods"), " (CSV for a sheet)"), ((".pptx", ".ppt", ".odp"), ""),
     ((".doc", ".odt"), ""), ((".pages", ".numbers", ".key"), "")) for suffix in suffixes}
 OWN_FOLDER = "pgpt's own folder (PGPT_HOME or the model cache), not documents"
+ANOTHER_HOME = ("a pgpt home (a copy, or another user's: saved chats, logs and an index), not documents; "
+                "a server's uploads in it are in its uploads/ folder")
 # Folders of installed packages inside a project: a code folder's node_modules gave 400 of its 875
 # documents, vendored READMEs answering for the project's own (t61). Left out, and said so; named as a
 # PATH of its own, such a folder is read. (Hidden folders, .git and .venv among them, are left out too.)
@@ -61,6 +63,8 @@ def collect_files(paths: list[Path], own: tuple[Path, ...] = ()) -> tuple[list[P
                 skipped.append((str(root), "no such file or folder"))
             elif _pgpt_owns(root.resolve(), mine):  # `ingest $PGPT_HOME` indexed its index's files
                 skipped.append((str(root), OWN_FOLDER))
+            elif root.is_dir() and is_pgpt_home(root):
+                skipped.append((str(root), ANOTHER_HOME))
             elif root.is_dir():
                 for path, reason in _walk(root.resolve(), mine):
                     (skipped.append((str(path), reason)) if reason else files.append(path))
@@ -94,6 +98,9 @@ def _walk(root: Path, mine: set[Path]) -> Iterator[tuple[Path, str]]:
                 # a link to a folder inside the root: that folder is walked on its own, and said so
                 yield link, _link_problem(link, root) or _inside_link(link, root)
         dirs[:] = [d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink()]
+        for name in sorted(d for d in dirs if is_pgpt_home(Path(folder) / d)):
+            dirs.remove(name)
+            yield Path(folder) / name, ANOTHER_HOME
         for name in sorted(d for d in dirs if _packages(Path(folder) / d)):
             dirs.remove(name)
             yield Path(folder) / name, f"{_packages(Path(folder) / name)}, not your documents (name it to index it)"
@@ -110,6 +117,16 @@ def _walk(root: Path, mine: set[Path]) -> Iterator[tuple[Path, str]]:
                 yield path, fs_reason(exc)
     for error in unreadable:
         yield Path(error.filename or root), f"a folder that cannot be listed ({error.strerror})"
+
+
+def is_pgpt_home(folder: Path) -> bool:
+    """Whether ``folder`` has a PGPT_HOME's layout (an index and saved chats or pgpt's settings): a
+    backup of a home inside an indexed folder gave its chats, logs and Lance files as sources (t70)."""
+    try:
+        return (any((folder / "index").glob("*.lance"))
+                and ((folder / "conversations").is_dir() or (folder / "config.json").is_file()))
+    except OSError:
+        return False
 
 
 def _packages(folder: Path) -> str:

@@ -40,3 +40,26 @@ def test_a_file_over_the_limit_is_skipped_with_the_way_in(tmp_path: Path) -> Non
     reasons = {Path(path).name: why for path, why in skipped}
     assert reasons["server.log"].startswith("too large (100 MB; the limit is 100 MB): to index it, split it (split -C")
     assert reasons["book.epub"].startswith("unsupported format (.epub): to index it, save it as")
+
+
+def test_a_copy_of_a_pgpt_home_is_not_read_as_documents(tmp_path: Path) -> None:
+    """t70: a backup of a PGPT_HOME kept under an indexed folder gave its saved chats, logs and Lance
+    files as sources ("What is the gym door code?" answered from an old chat's JSON)."""
+    from pgpt.runtime.documents.discovery import ANOTHER_HOME, collect_files
+
+    docs = tmp_path / "docs"
+    (docs / "backups" / "pgpt-home" / "index" / "chunks.lance" / "data").mkdir(parents=True)
+    home = docs / "backups" / "pgpt-home"
+    (home / "conversations").mkdir()
+    (home / "conversations" / "20261207-040749-e31540.json").write_text('{"turns": [{"text": "gym door code"}]}')
+    (home / "logs").mkdir()
+    (home / "logs" / "pgpt.log").write_text("INFO pgpt: chat model loaded\n")
+    (home / "uploads" / "default").mkdir(parents=True)
+    (home / "uploads" / "default" / "memo.txt").write_text("The memo says the gym opens at six.\n")
+    (docs / "gym.md").write_text("# Gym\n\nThe gym door code is 4471.\n")
+    files, skipped = collect_files([docs])
+    assert files == [docs / "gym.md"]
+    assert (str(home), ANOTHER_HOME) in skipped
+    files, skipped = collect_files([home])  # named itself: left out too, its uploads folder named instead
+    assert files == [] and skipped == [(str(home), ANOTHER_HOME)]
+    assert collect_files([home / "uploads"])[0] == [home / "uploads" / "default" / "memo.txt"]
