@@ -55,6 +55,7 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
         },
         "data": {
             "document index": index_state(settings),
+            "embedding model": _embedder_state(settings),
             "adds of documents": _adds_state(settings),
             "answer cache": cache_state(settings.answer_cache_dir),
             "log file": _log_state(settings.log_file),
@@ -99,7 +100,29 @@ def _server_section(settings: Settings) -> dict[str, Any]:
 
 
 # Words the checks above put in a value when something needs the user's attention.
-_FAULT_MARKERS = ("NOT writable", "DAMAGED")
+_FAULT_MARKERS = ("NOT writable", "DAMAGED", "ALL FILES GONE", "MISSING")
+
+
+def _embedder_state(settings: Settings) -> str:
+    """The embedding model documents are searched with; MISSING when documents are indexed and it is
+    not exported (a restore without the model cache passed, and every search failed, t70)."""
+    from pgpt.runtime.documents.index_folder import index_has_data
+    from pgpt.runtime.errors import PgptError
+    from pgpt.runtime.models import DEFAULT_EMBEDDER, find_model
+
+    name = settings.embedder or DEFAULT_EMBEDDER
+    try:
+        find_model(settings, name)
+        return f"{name}: exported"
+    except PgptError:
+        try:
+            indexed = index_has_data(settings)
+        except PgptError:
+            indexed = True
+        if not indexed:
+            return f"{name}: not exported yet (the app's first start, or `pgpt-export --default`, prepares it)"
+        return (f"{name}: MISSING, so the indexed documents cannot be searched or added to: run "
+                "`pgpt-export --default` (or copy the model cache back)")
 
 
 def problems(report: dict[str, dict[str, Any]]) -> list[str]:

@@ -142,7 +142,9 @@ def index_state(settings: Settings) -> str:
             return f"{folder}: empty (nothing ingested yet)"
         table = db.open_table(name)
         rows = table.count_rows()
-        documents = len({row["doc_id"] for row in table.search().select(["doc_id"]).limit(max(rows, 1)).to_list()})
+        paths = {row["doc_id"]: row["path"] for row in
+                 table.search().select(["doc_id", "path"]).limit(max(rows, 1)).to_list()}
+        documents = len(paths)
         text_index = any(i.index_type == "FTS" for i in table.list_indices())
         text_format = table_text_format(table)
         folded = is_folded(table)
@@ -169,7 +171,7 @@ def index_state(settings: Settings) -> str:
         notes += f", {'a re-index or ' if stale else 'an '}ingestion is running ({writer})"
     elif stale:
         notes += f", {len(stale)} unfinished re-index table(s) (the next ingest drops them)"
-    notes = pointer + notes
+    notes = pointer + notes + _gone_note(list(paths.values()))
     writable = "" if os.access(folder, os.W_OK) else ", NOT writable (ingest cannot add documents)"
     return f"{folder}: ok, {documents} documents, {rows} chunks, {_size(folder) / 1e6:.0f} MB on disk{notes}{writable}"
 
@@ -263,6 +265,18 @@ def _holder() -> str:
     sent users looking for an `ingest` process that was the server indexing an upload)."""
     program = Path(sys.argv[0]).name
     return f"{program}, pid {os.getpid()}" if program.startswith("pgpt") else f"pid {os.getpid()}"
+
+
+def _gone_note(paths: list[str]) -> str:
+    """What doctor adds on documents whose files are not on disk: a restore whose documents stayed
+    behind passed as "ok, 15 documents" (t70)."""
+    from pgpt.runtime.documents.discovery import is_gone
+
+    gone = sum(is_gone(path) for path in paths)
+    if paths and gone == len(paths):
+        return (f", ALL FILES GONE: none of its {gone} documents' files is on disk (they still answer; moved? "
+                "`pgpt-tui ingest NEW-PLACE` finds them renamed)")
+    return f", {gone} of its documents' files gone from disk (`pgpt-tui docs` marks them)" if gone else ""
 
 
 def _owner(path: Path) -> str:

@@ -52,3 +52,24 @@ def test_forget_through_a_link_forgets_what_docs_lists_under_that_path(settings:
     assert forgot.returncode == 0 and f"forgot 1 file under {docs} " in forgot.stdout, forgot.stdout
     left = [d["path"] for d in json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]]
     assert left == [str(other / "b.md")], left
+
+
+def test_doctor_says_when_a_restored_home_cannot_answer(settings: Settings, tmp_path: Path) -> None:
+    """t70: doctor, the check after a restore, passed ("ok, 15 documents", exit 0) with every indexed
+    file gone from disk, and with no embedding model to search them with."""
+    import dataclasses
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(2):
+        (docs / f"note{n}.md").write_text(f"# Note {n}\n\nThe locker code of room {n} is {4400 + n}.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    (docs / "note1.md").unlink()
+    some = tui_cli(settings, "doctor", "--offline")
+    assert "1 of its documents' files gone from disk" in some.stdout and "ALL FILES GONE" not in some.stdout
+    (docs / "note0.md").unlink()
+    done = tui_cli(settings, "doctor", "--offline")
+    assert done.returncode == 1 and "ALL FILES GONE: none of its 2 documents' files is on disk" in done.stdout
+    empty_cache = dataclasses.replace(settings, model_cache=tmp_path / "restored-without-models")
+    bare = tui_cli(empty_cache, "doctor", "--offline")
+    assert bare.returncode == 1 and "all-minilm-l6-v2-int8: MISSING" in bare.stdout, bare.stdout
