@@ -29,7 +29,7 @@ from pgpt.runtime.documents.sentences import split_sentences
 from pgpt.runtime.documents.similar_questions import find_similar, normalize_question, remember
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter, inert_answer
-from pgpt.runtime.documents.retrieval import Hit, search
+from pgpt.runtime.documents.retrieval import Hit, marked_gone, search
 from pgpt.runtime.llm.answer_cache import DOCUMENTS, cache_key
 from pgpt.runtime.llm.chat import ChatEngine
 from pgpt.runtime.llm.sampling import SamplingOptions
@@ -149,12 +149,13 @@ class AskStream:
 
             # No prompt was read (the question's embedding found the answer); the answer's own
             # tokens are its completion tokens, as the server's usage reports them.
-            self.result = AskResult(hit["answer"], hit["sources"], True,
+            # its sources marked as they are now: a file may have gone since the answer was cached
+            self.result = AskResult(hit["answer"], [marked_gone(s) for s in hit["sources"]], True,
                                     {"embed_s": round(embedded - started, 4), "retrieve_s": 0.0, "ttft_s": 0.0,
                                      "decode_tok_s": 0.0, "check_s": 0.0,
                                      "total_s": round(time.perf_counter() - started, 4), "prompt_tokens": 0,
                                      "new_tokens": cached_answer_tokens(self.engine.model, hit)},
-                                    hit["kind"], hit["quotes"], hit["closest"])
+                                    hit["kind"], hit["quotes"], [marked_gone(s) for s in hit["closest"]])
             yield hit["answer"]
             return
         hits = search(self.store, self.embedder, self.query, k=self.k, collection=self.collection,
@@ -380,5 +381,6 @@ def _title_line(sentence: str, passage: str) -> bool:
 
 
 def _source(hit: Hit) -> dict[str, Any]:
-    return {"source": hit.source, "page": hit.page, "text": hit.text, "score": hit.score,
-            "similarity": hit.similarity, "doc_id": hit.chunk_id.rpartition(":")[0], "also_in": list(hit.also_in)}
+    return marked_gone({"source": hit.source, "page": hit.page, "text": hit.text, "score": hit.score,
+                        "similarity": hit.similarity, "doc_id": hit.chunk_id.rpartition(":")[0],
+                        "also_in": list(hit.also_in)})

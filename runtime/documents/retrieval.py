@@ -41,8 +41,18 @@ class Hit:
     also_in: tuple[str, ...] = ()  # other files with this same passage (copies), shown once
 
     def as_json(self) -> dict[str, Any]:
-        """source, page, text, score (+ heading, chunk id, similarity and the copies' files)."""
-        return {**asdict(self), "also_in": list(self.also_in)}
+        """source, page, text, score (+ heading, chunk id, similarity and the copies' files; ``gone``
+        when the file is no longer on disk)."""
+        return marked_gone({**asdict(self), "also_in": list(self.also_in)})
+
+
+def marked_gone(source: dict[str, Any]) -> dict[str, Any]:
+    """``source`` (a hit or an answer's source) with ``"gone": true`` when its file is no longer on
+    disk, as `docs` marks it: answers and search cited moved or deleted files unmarked (t70)."""
+    from pgpt.runtime.documents.discovery import is_gone
+
+    source = {key: value for key, value in source.items() if key != "gone"}
+    return {**source, "gone": True} if is_gone(str(source.get("source", ""))) else source
 
 
 def search(store: DocumentStore, embedder: Any, query: str, k: int = 5, collection: str | None = None,

@@ -97,11 +97,12 @@ def as_chat_result(result: Any, engine: ChatEngine) -> ChatResult:
 
 
 def format_source(source: dict[str, Any]) -> str:
-    """``file, page N`` for a source of an answer or a search hit, and the other files with its text."""
+    """``file, page N`` for a source of an answer or a search hit, the other files with its text, and
+    "(file gone)" when its file is no longer on disk."""
     from pgpt.runtime.documents.passage_view import copies_note
 
     return (str(source["source"]) + (f", page {source['page']}" if source.get("page") else "")
-            + copies_note(source.get("also_in") or ()))
+            + copies_note(source.get("also_in") or ()) + (" (file gone)" if source.get("gone") else ""))
 
 
 def describe_sources(sources: list[dict[str, Any]], snippet_chars: int = 160) -> str:

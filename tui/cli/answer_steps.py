@@ -50,11 +50,12 @@ def describe_answer(result: dict[str, Any]) -> str:
                          (DIFFERING, [q for q in quotes if q.get("differs")])):
         if group:
             lines += ["", title + ":"]
-            lines += [f"  [{q['source']}] {_where(q['file'], q['page'])}: \u201c{q['sentence']}\u201d" for q in group]
+            lines += [f"  [{q['source']}] {_where(q['file'], q['page'], _gone(result, q['source']))}: "
+                      f"\u201c{q['sentence']}\u201d" for q in group]
     if result["sources"] and not result.get("not_found"):
         # each with its opening words: two passages of one PDF page were "[1] a.pdf, page 3" twice
-        lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'])}: {_opening(s.get('text', ''))}"
-                                     for n, s in enumerate(result["sources"], 1)]
+        lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'], bool(s.get('gone')))}: "
+                                     f"{_opening(s.get('text', ''))}" for n, s in enumerate(result["sources"], 1)]
     if result.get("closest"):
         lines += ["", "Closest passages (the answer may be in them; judge for yourself):"]
         from pgpt.runtime.documents.grounding import CLOSEST_CHARS
@@ -62,7 +63,8 @@ def describe_answer(result: dict[str, Any]) -> str:
 
         for number, passage in enumerate(result["closest"], 1):  # around the sentence closest to the question
             snippet = "".join(sentence_window(passage["text"], passage.get("sentence", ""), CLOSEST_CHARS))
-            lines += [f"  {number}. {_where(passage['source'], passage['page'])}", indented(f"     {snippet}", "     ")]
+            lines += [f"  {number}. {_where(passage['source'], passage['page'], bool(passage.get('gone')))}",
+                      indented(f"     {snippet}", "     ")]
     if result.get("left_out"):
         from pgpt.runtime.documents.left_out import note
 
@@ -78,5 +80,11 @@ def _opening(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0] + "\u2026"
 
 
-def _where(path: str, page: int) -> str:
-    return one_line(path) + (f", page {page}" if page else "")
+def _where(path: str, page: int, gone: bool = False) -> str:
+    return one_line(path) + (f", page {page}" if page else "") + (" (file gone)" if gone else "")
+
+
+def _gone(result: dict[str, Any], number: Any) -> bool:
+    """Whether source ``number`` (1-based) of the answer is a file no longer on disk."""
+    sources = result.get("sources") or []
+    return isinstance(number, int) and 0 < number <= len(sources) and bool(sources[number - 1].get("gone"))

@@ -73,3 +73,20 @@ def test_doctor_says_when_a_restored_home_cannot_answer(settings: Settings, tmp_
     empty_cache = dataclasses.replace(settings, model_cache=tmp_path / "restored-without-models")
     bare = tui_cli(empty_cache, "doctor", "--offline")
     assert bare.returncode == 1 and "all-minilm-l6-v2-int8: MISSING" in bare.stdout, bare.stdout
+
+
+def test_search_and_ask_mark_a_source_whose_file_is_gone(settings: Settings, tmp_path: Path) -> None:
+    """t70: `docs` marked moved or deleted files "(file gone)", but search and ask cited them unmarked,
+    cached answers too."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "gym.md").write_text("# Gym\n\nThe gym door code is 4471. The gym opens at six.\n")
+    (docs / "bikes.md").write_text("# Bikes\n\nThe bike shed opens with the blue key.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    (docs / "gym.md").unlink()
+    found = tui_cli(settings, "search", "gym door code")
+    assert f"[1] {docs / 'gym.md'} (file gone)" in found.stdout, found.stdout
+    results = json.loads(tui_cli(settings, "search", "gym door code", "--json").stdout)["results"]
+    assert results[0]["gone"] is True and "gone" not in results[-1], results
+    asked = tui_cli(settings, "ask", "What is the gym door code?", "--max-tokens", "24")
+    assert f"{docs / 'gym.md'} (file gone)" in asked.stdout, asked.stdout
