@@ -54,11 +54,11 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
             "hub cache (HF_HUB_CACHE or HF_HOME/hub)": folder_state(hub_cache_dir()),
         },
         "data": {
-            "document index": index_state(settings),
-            "embedding model": _embedder_state(settings),
-            "adds of documents": _adds_state(settings),
-            "answer cache": cache_state(settings.answer_cache_dir),
-            "log file": _log_state(settings.log_file),
+            "document index": _checked(index_state, settings),
+            "embedding model": _checked(_embedder_state, settings),
+            "adds of documents": _checked(_adds_state, settings),
+            "answer cache": _checked(cache_state, settings.answer_cache_dir),
+            "log file": _checked(_log_state, settings.log_file),
         },
     }
     if settings.server:
@@ -100,7 +100,19 @@ def _server_section(settings: Settings) -> dict[str, Any]:
 
 
 # Words the checks above put in a value when something needs the user's attention.
-_FAULT_MARKERS = ("NOT writable", "DAMAGED", "ALL FILES GONE", "MISSING")
+_FAULT_MARKERS = ("NOT writable", "NOT readable", "DAMAGED", "ALL FILES GONE", "MISSING")
+
+
+def _checked(check: Any, where: Any) -> str:
+    """``check(where)``, or what keeps it from being made: doctor stopped at the first file it could
+    not read (an answer cache of another owner), and said nothing of the rest (t70)."""
+    from pgpt.runtime.errors import PgptError, user_message
+
+    try:
+        return str(check(where))
+    except (PgptError, OSError) as exc:
+        message = user_message(exc)
+        return f"NOT readable: {message.title}: {message.text}"
 
 
 def _embedder_state(settings: Settings) -> str:

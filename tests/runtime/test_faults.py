@@ -367,8 +367,15 @@ def test_an_index_this_user_may_not_read_is_named_not_called_empty_or_damaged(se
             assert done.returncode == 1 and "Nothing is indexed" not in done.stderr, done.stderr
             assert "Permission denied" in done.stderr and str(index) in done.stderr, done.stderr
             assert "Traceback" not in done.stderr
+        cache = settings.answer_cache_dir
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / "cache.db").write_bytes(b"")
+        cache.chmod(0o000)  # doctor stopped at such a file, and said nothing of the rest
         doctor = cli(settings, "doctor", "--offline", drop_dac=True)
-        assert "cannot be read by this user (permission denied" in doctor.stdout + doctor.stderr, doctor.stdout
-        assert "DAMAGED" not in doctor.stdout + doctor.stderr and "chown -R" in doctor.stdout + doctor.stderr
+        said = doctor.stdout + doctor.stderr
+        assert "cannot be read by this user (permission denied" in said and "chown -R" in said, said
+        assert "DAMAGED" not in said and "answer cache" in said and "log file" in said, said
+        assert doctor.returncode == 1 and "Traceback" not in said
     finally:
         index.chmod(0o700)
+        settings.answer_cache_dir.chmod(0o700)
