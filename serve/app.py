@@ -264,8 +264,9 @@ class AccessLog:
             route = getattr(scope.get("route"), "path", None) or route_template(self.routes, scope)
             method = known_method(scope["method"])
             self.metrics.http_requests.labels(route, method, str(status)).inc()
-            # a client polls an upload's progress each second: those lines would bury the upload's own
-            level = logging.DEBUG if route in POLLED_ROUTES and status < 400 else logging.INFO
+            # a client polls an upload's progress each second (404 before the upload arrives and after it is
+            # answered): those lines would bury the upload's own
+            level = logging.DEBUG if route in POLLED_ROUTES and status in (200, 404) else logging.INFO
             access_log.log(
                 level, "%s %s %s model=%s prompt_tokens=%s new_tokens=%s ttft_s=%s total_s=%.3f%s%s",
                 method, route, status, fields.get("model", "-"), fields.get("prompt_tokens", "-"),

@@ -340,4 +340,5 @@ def test_an_uploads_indexing_is_told_while_the_client_waits(served: RunningServe
         assert gone.status_code == 404 and "X-Pgpt-Progress-Id" in gone.json()["error"]["message"], gone.text
     assert httpx.get(f"{served.url}/v1/ingest/progress/{'0' * 32}").status_code == 401  # the key guards it
     log = served.log_text()  # the polls each second stay out of the request log at its default level
-    assert "GET /v1/ingest/progress/{key} 404" in log and "GET /v1/ingest/progress/{key} 200" not in log
+    assert "POST /v1/ingest/file 200" in log and "/v1/ingest/progress/{key} 401" in log  # refused: said
+    assert "/v1/ingest/progress/{key} 200" not in log and "/v1/ingest/progress/{key} 404" not in log
