@@ -6,8 +6,9 @@ Whoever can write to a shared folder can hide a sentence that answers for everyo
 (``w:vanish``) were indexed, answered from and quoted as if visible (t65: "The gym code is 9292",
 from a hidden div). Fenced code keeps its text: a Markdown guide about HTML comments shows them.
 A PDF hides text by drawing it invisibly (text render mode 3), in white where nothing dark was
-filled under it, outside the page or at a size nobody can read; on a page that shows an image, invisible text is kept: it is an OCR text layer
-over a scan (OCRmyPDF and scanners write it so), the only text such a page has.
+filled under it, outside the page or at a size nobody can read; on a page that shows an image,
+invisible text is kept: it is an OCR text layer over a scan (OCRmyPDF and scanners write it so),
+the only text such a page has.
 """
 
 from __future__ import annotations
