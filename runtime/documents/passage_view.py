@@ -68,12 +68,14 @@ def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str
             text[start + len(sentence):last] + ("\u2026" if last < len(text) else ""))
 
 
-def copies_note(also_in: Sequence[str], named: int = 2) -> str:
+def copies_note(also_in: Sequence[str], named: int = 2, own: str = "") -> str:
     """`` (the same text in: a.md, b.md and 3 more)`` for a passage found in other files too (copies
-    of one file, shown once), or nothing."""
+    of one file, shown once), or nothing; a copy named as the passage's ``own`` file is named by its
+    whole path ("recipe.txt (the same text in: recipe.txt)" read as a file copied onto itself, t70)."""
     if not also_in:
         return ""
-    names = [PurePath(path).name for path in also_in[:named]]
+    mine = PurePath(own).name if own else None
+    names = [path if PurePath(path).name == mine else PurePath(path).name for path in also_in[:named]]
     more = f" and {len(also_in) - named} more" if len(also_in) > named else ""
     return f" (the same text in: {', '.join(names)}{more})"
 

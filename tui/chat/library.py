@@ -102,7 +102,8 @@ def format_source(source: dict[str, Any]) -> str:
     from pgpt.runtime.documents.passage_view import copies_note
 
     return (str(source["source"]) + (f", page {source['page']}" if source.get("page") else "")
-            + copies_note(source.get("also_in") or ()) + (" (file gone)" if source.get("gone") else ""))
+            + copies_note(source.get("also_in") or (), own=str(source["source"]))
+            + (" (file gone)" if source.get("gone") else ""))
 
 
 def describe_sources(sources: list[dict[str, Any]], snippet_chars: int = 160) -> str:

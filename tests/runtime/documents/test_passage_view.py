@@ -85,3 +85,12 @@ def test_a_long_record_is_shown_by_its_part_holding_the_asked_words(embedder) ->
     assert len(sentence) <= FOCUS_CHARS and "Glimmerwick rotor" in sentence and "bay R-42" in sentence, sentence
     before, shown, after = sentence_window(passage, sentence, 300)
     assert "bay R-42" in shown and (before + shown + after).startswith("\u2026")
+
+
+def test_a_copy_of_the_same_name_is_named_by_its_path() -> None:
+    """t70: "[1] /srv/copy/docs/recipe.txt (the same text in: recipe.txt)" read as a file copied onto itself."""
+    from pgpt.runtime.documents.passage_view import copies_note
+
+    assert copies_note(["/srv/moved/docs/recipe.txt", "/srv/old/cake.txt"], own="/srv/copy/docs/recipe.txt") == \
+        " (the same text in: /srv/moved/docs/recipe.txt, cake.txt)"
+    assert copies_note(["/a/ferry (1).md"], own="/a/ferry.md") == " (the same text in: ferry (1).md)"
