@@ -100,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(settings)
         terminate_as_interrupt()
         from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
-        from pgpt.tui.cli import models as model_commands
+        from pgpt.tui.cli import forget as forget_command, models as model_commands
 
         handler = {"chat": _chat, "models": model_commands.run_models, "doctor": _doctor, "bench": bench_commands.run_bench,
                    "token": hub_commands.run_token, "check": hub_commands.run_check,
                    "download": hub_commands.run_download, "ingest": doc_commands.run_ingest,
-                   "docs": doc_commands.run_docs, "forget": doc_commands.run_forget,
+                   "docs": doc_commands.run_docs, "forget": forget_command.run_forget,
                    "search": doc_commands.run_search, "ask": doc_commands.run_ask,
                    "bench-docs": bench_commands.run_bench_docs, "bench-chat": bench_commands.run_bench_chat,
                    "bench-serve": bench_commands.run_bench_serve}[args.command]
