@@ -25,6 +25,7 @@ _SAVE_AS = "to index it, save it as PDF, .docx, HTML or text"
 OFFICE_FORMATS = {suffix: f"unsupported format ({suffix}): {_SAVE_AS}{extra}" for suffixes, extra in (
     ((".xlsx", ".xls", ".ods"), " (CSV for a sheet)"), ((".pptx", ".ppt", ".odp"), ""),
     ((".doc", ".odt"), ""), ((".pages", ".numbers", ".key"), "")) for suffix in suffixes}
+NO_SUCH_PATH = "no such file or folder"
 OWN_FOLDER = "pgpt's own folder (PGPT_HOME or the model cache), not documents"
 ANOTHER_HOME = ("a pgpt home (a copy, or another user's: saved chats, logs and an index), not documents; "
                 "a server's uploads in it are in its uploads/ folder")
@@ -60,7 +61,7 @@ def collect_files(paths: list[Path], own: tuple[Path, ...] = ()) -> tuple[list[P
         root = root.expanduser()
         try:
             if not root.exists() and not root.is_symlink():
-                skipped.append((str(root), "no such file or folder"))
+                skipped.append((str(root), NO_SUCH_PATH))
             elif _pgpt_owns(root.resolve(), mine):  # `ingest $PGPT_HOME` indexed its index's files
                 skipped.append((str(root), OWN_FOLDER))
             elif root.is_dir() and is_pgpt_home(root):

@@ -29,8 +29,8 @@ from typing import Any
 
 from pgpt.runtime.documents.chunk_vectors import KeptVectors, chunk_rows, embedding_text, text_key
 from pgpt.runtime.documents import left_out
-from pgpt.runtime.documents.discovery import (collect_files, fs_reason, gone_documents, is_gone, readable_file,
-                                              resolved, split_unreadable)
+from pgpt.runtime.documents.discovery import (NO_SUCH_PATH, collect_files, fs_reason, gone_documents, is_gone,
+                                              readable_file, resolved, split_unreadable)
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.opened_files import hash_open, open_file_path, open_regular
 from pgpt.runtime.documents.index_folder import index_dir, writer_lock
@@ -76,6 +76,8 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                 files, left_out = collect_files(paths, own=(settings.home, settings.model_cache))
                 # absolute, as every other path of the report (a file named as typed, "docs/a.txt", was left so, t50)
                 left_out = [(os.path.abspath(path), reason) for path, reason in left_out]
+                if prune:  # a PATH that is gone is what --prune is for: its documents go, it is no skipped file
+                    left_out = [(path, reason) for path, reason in left_out if reason != NO_SUCH_PATH]
                 report.skipped, report.failed = split_unreadable(left_out)
                 work = [(path, collection, False) for path in files]
                 if reindex:  # every document of the index in use comes along, in its own collection

@@ -90,3 +90,18 @@ def test_search_and_ask_mark_a_source_whose_file_is_gone(settings: Settings, tmp
     assert results[0]["gone"] is True and "gone" not in results[-1], results
     asked = tui_cli(settings, "ask", "What is the gym door code?", "--max-tokens", "24")
     assert f"{docs / 'gym.md'} (file gone)" in asked.stdout, asked.stdout
+
+
+def test_prune_of_a_deleted_folder_removes_its_documents_and_skips_nothing(settings: Settings, tmp_path: Path) -> None:
+    """t70: `ingest --prune COPY` of a deleted folder said "skipped: COPY: no such file or folder", then
+    its 15 removals, "1 skipped", and exited 1, as if nothing had happened."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "recipe.txt").write_text("Cardamom buns need two teaspoons of cardamom.\n")
+    assert tui_cli(settings, "ingest", str(copy)).returncode == 0
+    shutil.rmtree(copy)
+    pruned = tui_cli(settings, "ingest", str(copy), "--prune")
+    assert pruned.returncode == 0 and "skipped:" not in pruned.stdout + pruned.stderr, pruned.stdout + pruned.stderr
+    assert f"removed: {copy / 'recipe.txt'}" in pruned.stdout + pruned.stderr
