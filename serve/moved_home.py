@@ -10,7 +10,6 @@ such a document to this home's upload of the same name and content (no embedding
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -54,15 +53,15 @@ def _here(record: Any, ours: Path) -> Path | None:
         # the old home is gone (moved) or is a pgpt home (a copy): a user's own folder called uploads is neither
         home_like = not old_home.exists() or (old_home / "index").is_dir()
         if (home_like and candidate.is_file() and not candidate.is_symlink()
-                and _sha256(candidate) == record.content_hash):
+                and _content_hash(candidate) == record.content_hash):
             return candidate
         start = record.path.find(marker, start + 1)
     return None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _content_hash(path: Path) -> str:
+    """The file's content hash as ingest records it."""
+    from pgpt.runtime.documents.opened_files import hash_open
+
     with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hash_open(handle)

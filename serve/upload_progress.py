@@ -14,13 +14,14 @@ import re
 import threading
 from typing import Any
 
-PROGRESS_HEADER = "x-pgpt-progress-id"
+from pgpt.runtime.remote_progress import PROGRESS_HEADER  # the client's, which sends it
+
 _ID = re.compile(r"[0-9a-f]{32}")
 
 
 def progress_id(headers: Any) -> str:
     """The request's progress id (32 lower-case hex digits), or '' when it sends none or another form."""
-    given = str(headers.get(PROGRESS_HEADER, "")).strip().lower()
+    given = str(headers.get(PROGRESS_HEADER.lower(), "")).strip().lower()
     return given if _ID.fullmatch(given) else ""
 
 

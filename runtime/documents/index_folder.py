@@ -9,7 +9,6 @@ Everything here works without opening the table or loading an embedder (the app'
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pgpt.runtime.errors import IngestLockedError
+from pgpt.runtime.errors import FolderPermissionError, IngestLockedError
 from pgpt.runtime.settings import Settings, ensure_private_dir, write_private
 from pgpt.runtime.storage_faults import storage_fault
 
@@ -107,12 +106,9 @@ def index_has_data(settings: Settings) -> bool:
     folder = index_dir(settings)
     try:
         return any((folder / f"{active_table(folder)}.lance" / "data").iterdir())
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError as exc:
-        fault = storage_fault(exc, folder, "Reading the document index")
-        if fault is not None and exc.errno in (errno.EACCES, errno.EPERM):
-            raise fault from None
+    except PermissionError as exc:
+        raise storage_fault(exc, folder, "Reading the document index") or exc from None
+    except OSError:
         return False
 
 
@@ -149,7 +145,7 @@ def index_state(settings: Settings) -> str:
         text_format = table_text_format(table)
         folded = is_folded(table)
     except Exception as exc:  # any failure to read it is what doctor is for
-        if "permission denied" in str(exc).lower() or isinstance(exc, PermissionError):  # restored as another's
+        if isinstance(storage_fault(exc, folder), FolderPermissionError):  # a home restored as another user's
             return (f"{folder}: cannot be read by this user (permission denied; owner uid {_owner(folder)}, you "
                     f"are uid {os.getuid()}): the index may be whole. Run pgpt as its owner, or give it to this "
                     f"user (chown -R {os.getuid()} {folder})")

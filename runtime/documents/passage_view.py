@@ -110,22 +110,20 @@ FOCUS_CHARS = 240
 
 def focused(sentence: str, asked: set[str], width: int = FOCUS_CHARS) -> str:
     """``sentence``, or, when longer than ``width``, its ``width`` characters (whole words) that hold
-    the most of the ``asked`` words, from the first of them."""
+    the most of the ``asked`` words, from a few words before the first of them."""
     if len(sentence) <= width or not asked:
         return sentence
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", sentence)]
-    hits = [i for i, (s, e) in enumerate(words) if _words_and_parts(sentence[s:e]) & asked]
-    best, most = 0, 0
-    for first in hits:
-        seen: set[str] = set()
-        for i in hits:
-            if words[first][0] <= words[i][0] and words[i][1] - words[first][0] <= width:
-                seen |= _words_and_parts(sentence[words[i][0]:words[i][1]]) & asked
-        if len(seen) > most:
-            best, most = first, len(seen)
-    start = words[best][0] if most else 0
+    held = [_words_and_parts(sentence[s:e]) & asked for s, e in words]  # each word's asked words, read once
+
+    def covered(first: int) -> int:  # the asked words in ``width`` characters from word ``first``
+        reach = words[first][0] + width
+        return len(set().union(*(h for (_, end), h in zip(words[first:], held[first:]) if end <= reach)))
+
+    counts = {i: covered(i) for i, h in enumerate(held) if h}
+    best = max(counts, key=lambda i: (counts[i], -i), default=0)
     # a few words before the first asked one, so that it is not the first word shown
-    start = words[max(next(i for i, w in enumerate(words) if w[0] == start) - 3, 0)][0]
+    start = words[max(best - 3, 0)][0] if counts else 0
     end = max((e for s, e in words if e - start <= width), default=start + width)
     return sentence[start:end]
 
