@@ -133,3 +133,10 @@ def wait_until_up(server: RunningServer, ready: bool = True) -> None:
         time.sleep(0.2)
     server.stop()
     raise AssertionError(f"pgpt-serve did not get ready in {START_TIMEOUT_S:.0f} s:\n{server.log_text()[-3000:]}")
+
+
+def upload(server: RunningServer, path: Path, name: str | None = None) -> tuple[int, dict]:
+    """POST /v1/ingest/file of ``path`` (under ``name``): the status and the JSON answer."""
+    with server.http() as client, open(path, "rb") as handle:
+        response = client.post("/v1/ingest/file", files={"file": (name or path.name, handle)})
+    return response.status_code, response.json()
