@@ -18,12 +18,12 @@ from test_app import SIZE, wait_until
 async def test_a_bug_in_a_handler_ends_the_app_with_one_paragraph_and_the_traceback_in_the_log(
         settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from pgpt.tui.screens.documents import DocumentsScreen
+    from pgpt.tui.screens.documents.table import DocumentTable
 
-    def broken(self: DocumentsScreen, table: object) -> None:
+    def broken(self: DocumentTable) -> None:
         raise KeyError("row key '/docs/\x1b]0;x\x07security.md' already exists")  # a path with an escape in it
 
-    monkeypatch.setattr(DocumentsScreen, "_fill", broken)
+    monkeypatch.setattr(DocumentTable, "_fill", broken)
     app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
     with caplog.at_level(logging.ERROR), pytest.raises(KeyError):  # Pilot raises the app's error at its end
         async with app.run_test(size=SIZE) as pilot:

@@ -37,7 +37,7 @@ def test_paths_and_lines_are_cut_in_terminal_cells() -> None:
     from rich.cells import cell_len
 
     from pgpt.runtime.sanitize import cells, first_cells, last_cells
-    from pgpt.tui.screens.document_widgets import short_path
+    from pgpt.tui.screens.documents.widgets import short_path
 
     name = "/srv/docs/Café Ærøskøbing – notes é 日本の店長.md"
     shown = short_path(name, 24)

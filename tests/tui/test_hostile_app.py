@@ -12,7 +12,7 @@ from hostile_files import hostile_folder
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
-from pgpt.tui.screens.document_widgets import VisibleTree
+from pgpt.tui.screens.documents.widgets import VisibleTree
 from test_app import SIZE, turns, wait_until
 
 

@@ -18,6 +18,7 @@ from pgpt.tui.chat.app import ChatApp
 from pgpt.tui.chat.library import MODES
 from pgpt.tui.chat.widgets import ChatLog
 from pgpt.tui.screens.confirm import Confirm
+from pgpt.tui.screens.documents.table import DocumentTable
 from test_app import SIZE, ask, turns, wait_until
 
 
@@ -196,7 +197,7 @@ async def test_docs_panel_names_the_whole_path_of_same_named_files(settings: Set
         await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
         question = str(app.screen.query_one(Static).render())
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value  # the document's id
-        path = next(record.path for record in screen._records if record.doc_id == key)
+        path = next(record.path for record in screen.query_one(DocumentTable).listed if record.doc_id == key)
         assert f"Forget {path}?" in question, question
         assert app.screen.query_one("Confirm > Vertical").outer_size.width <= 60  # 64 wide, its right edge was cut
         await pilot.press("n")

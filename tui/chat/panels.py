@@ -19,10 +19,10 @@ from pgpt.tui.sanitize import clean_text
 
 if TYPE_CHECKING:
     from pgpt.runtime.conversations import Conversation
-    from pgpt.tui.screens.documents import DocumentsScreen
+    from pgpt.tui.screens.documents.screen import DocumentsScreen
 
 PANELS = {"setup": ("pgpt.tui.screens.setup", "SetupScreen"), "models": ("pgpt.tui.screens.models.screen", "ModelsScreen"),
-          "docs": ("pgpt.tui.screens.documents", "DocumentsScreen"),
+          "docs": ("pgpt.tui.screens.documents.screen", "DocumentsScreen"),
           "history": ("pgpt.tui.screens.history", "HistoryScreen")}
 SAVED_KINDS = ("user", "assistant", "quotes", "closest", "sources")  # notices (errors, ingestion news) are not part of a chat
 

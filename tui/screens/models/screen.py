@@ -17,7 +17,7 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import Cancelled, PgptError
 from pgpt.tui.chat.messages import ModelChanged
 from pgpt.tui.jobs import WELL_KNOWN_REPOS, export_name, local_model
-from pgpt.tui.screens.document_widgets import unquoted
+from pgpt.tui.screens.documents.widgets import unquoted
 from pgpt.tui.screens.models.messages import (
     AccessChecked, DownloadTick, ExportStage, JobEnded, LocalChecked, ModelDeleted, ModelsListed,
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,16 +18,13 @@ from pgpt.runtime.errors import Cancelled, user_message
 from pgpt.runtime.sanitize import one_line
 from pgpt.tui.chat.messages import IngestDone, IngestTick
 from pgpt.tui.chat.widgets import fit_fields
-from pgpt.tui.screens.document_widgets import (FORGET_GONE, GONE, PATH_CHARS, DocumentsListed, DocumentTable,
-                                              Forgotten, GoneKept, VisibleTree, forgotten_gone, gone_lines,
-                                              listing_order, remote_record, short_path, unquoted)
+from pgpt.tui.screens.documents.table import DocumentTable
+from pgpt.tui.screens.documents.widgets import (FORGET_GONE, DocumentsListed, Forgotten, GoneKept, VisibleTree,
+                                                forgotten_gone, gone_lines, remote_record, short_path, unquoted)
 from pgpt.tui.screens.panel import PanelScreen
 from pgpt.tui.sanitize import clean_text
 
-OTHER_COLUMNS = len("chunks") + len("2026-12-05") + 3 * 2  # chunks and date, and 1 column of padding a side
-
 if TYPE_CHECKING:
-    from pgpt.runtime.documents.records import DocumentRecord
     from pgpt.tui.chat.library import DocumentLibrary
 
 
@@ -56,13 +52,7 @@ class DocumentsScreen(PanelScreen):
         self._cancel: threading.Event | None = None
         self._ended = threading.Event()  # the running add's worker returned (stop_for_quit waits for it)
         self._quitting = False
-        self._records: list[DocumentRecord] = []  # listed last: refitted on a resize
-        self._loading = False  # the list waits for the model's load, which opens the index
         self._progress: list[str] = []  # the last tick's fields, fitted again on a resize
-        # a row's key (its document's id: one file may be indexed in two collections) to its document's
-        # whole path, with the collection where the list holds several (the cell has its end)
-        self._paths: dict[str, str] = {}
-        self._gone: set[str] = set()  # the listed documents whose files are gone (marked in the list)
         self._gone_kept: GoneKept | None = None  # the last add's gone files: Ctrl+G forgets them
         self._stale_error = False  # the report shows a failed forget or listing, of a moment now past
 
@@ -169,7 +159,7 @@ class DocumentsScreen(PanelScreen):
 
     def _gone_to_forget(self) -> list[str]:
         """The last add's gone files that the list still marks gone (Delete may have forgotten some)."""
-        return [path for path in self._gone_kept.paths if path in self._gone] if self._gone_kept else []
+        return [path for path in self._gone_kept.paths if path in self.query_one(DocumentTable).gone_paths] if self._gone_kept else []
 
     def action_forget_gone(self) -> None:
         """Forget the files under the path just added that are gone (asks first, saying how many)."""
@@ -217,16 +207,16 @@ class DocumentsScreen(PanelScreen):
         library = shared if shared is not None and shared.remote is not None else self._library()
         if library is None or table.row_count == 0:
             return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = table.current_key()
         if not key:
             return
         from pgpt.tui.screens.confirm import Confirm
 
         # the whole path, not the cell's end: files of one name in 5 folders read alike there
-        name = one_line(self._paths.get(key) or str(key))  # made safe where shown (clean_text twice showed "\\[")
+        name = one_line(table.paths.get(key) or str(key))  # made safe where shown (clean_text twice showed "\\[")
         where = " on the server" if library.remote is not None else ""
         # a gone file cannot be added again: only the files that are there are told how to come back
-        gone = any(r.doc_id == key and r.path in self._gone for r in self._records)
+        gone = any(r.doc_id == key and r.path in table.gone_paths for r in table.listed)
         back = " (its file is gone)" if gone else "; adding the file again brings it back"
         # it forgot at once: a stray Delete took a document out of every answer (F3 and F5 ask first)
         self.app.push_screen(Confirm(f"Forget {clean_text(name)}{where}? Its passages leave the index{back}.",
@@ -322,52 +312,13 @@ class DocumentsScreen(PanelScreen):
         report = self.query_one("#doc-report", Static)
         if str(report.render()).startswith("Server unreachable"):  # it answers again: the error is old
             report.update(clean_text(self._on_server()))
-        self._records, self._gone, self._loading = message.documents, message.gone, message.loading
-        self._refill(table)
+        table.show(message.documents, message.gone, message.loading)
         self._title_current(table)
         self.refresh_bindings()  # Forget gone, once none of the files it would forget is listed
 
     def _title_current(self, table: DocumentTable) -> None:
         """The cursor row's path on the report box's rule, none once the list is empty."""
-        row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
-        self._title_path(row)
-
-    def _refill(self, table: DocumentTable) -> None:
-        """The rows again, the cursor at the same row: after a Delete the next document's, or the last
-        (it went back to the top, and forgetting neighbours meant going back down each time)."""
-        cursor = table.cursor_row
-        table.clear()
-        self._paths.clear()
-        self._fill(table)
-        if table.row_count:
-            table.move_cursor(row=min(cursor, table.row_count - 1))
-
-    def _fill(self, table: DocumentTable) -> None:
-        """The rows, gone files first, then newest first, the file column as wide as the table allows (it
-        was 26 characters at every size: 60 empty columns at 120x40, and "…ork/t32a" for every file at 60x15)."""
-        width = self._path_width(table)
-        if self._loading and not self._records:  # key "": no path to show, nothing to forget
-            table.add_row("", "", "loading… (the list is read once the model is loaded)", key="")
-        # a file indexed in two collections (`ingest --collection`) is two rows, told apart by the collection
-        several = len({record.collection for record in self._records}) > 1
-        for record in listing_order(self._records, self._gone):
-            when = GONE if record.path in self._gone else time.strftime("%Y-%m-%d", time.localtime(record.ingested_at))
-            where = f" [{one_line(record.collection)}]" if several else ""  # at the end: the cell keeps a path's end
-            # the home as ~, all else
-            self._paths[record.doc_id] = short_path(record.path, width=len(record.path) + 1) + where
-            # one_line: a cell shows only its first line ("new\nline.txt" read "…/new")
-            shown = one_line(short_path(record.path, max(8, width - len(where)))) + where
-            table.add_row(str(record.chunks), when, clean_text(shown), key=record.doc_id)
-
-    def _path_width(self, table: DocumentTable) -> int:
-        """The file column's characters: the table's width less the other columns, the padding and the
-        scrollbar when the rows overflow (a guess of 3 columns cut paths that fitted, with 3 left free)."""
-        if not table.size.width:
-            return PATH_CHARS
-        # the room it has, not its own height (that of the rows it holds, the header's alone once cleared)
-        overflows = len(self._records) > self.query_one("#doc-body").size.height - 1  # the header takes a row
-        scrollbar = table.styles.scrollbar_size_vertical if overflows else 0
-        return max(8, table.size.width - OTHER_COLUMNS - scrollbar)
+        self._title_path(table.current_key())
 
     @on(DocumentTable.RowHighlighted)
     def _show_whole_path(self, event: DocumentTable.RowHighlighted) -> None:
@@ -376,14 +327,14 @@ class DocumentsScreen(PanelScreen):
         self._title_path(event.row_key.value)
 
     def _title_path(self, key: str | None) -> None:
-        box, path = self.query_one("#doc-report-box"), self._paths.get(key or "", "")
+        box, path = self.query_one("#doc-report-box"), self.query_one(DocumentTable).paths.get(key or "", "")
         room = max(8, box.size.width - 4)  # the rule's corners and a space either side of the title
         box.border_title = clean_text(one_line(short_path(path, room))) if path else None
 
     def on_resize(self) -> None:
         """Fit the file column to the new width."""
         table = self.query_one(DocumentTable)
-        self._refill(table)
+        table.refill()
         self._title_current(table)  # cut to the new width
         if self.ingesting and self._progress:
             self.query_one("#doc-progress-text", Static).update(self._fitted_progress())

@@ -1,5 +1,5 @@
-"""The Docs screen's widgets: the folder tree, the list of indexed documents, the messages that fill
-it, and the files found gone (indexed, still answering, no longer on disk)."""
+"""The Docs screen's folder tree, the messages its workers post, and the reports of files found gone
+(indexed, still answering, no longer on disk)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import events
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DirectoryTree, Input
 
 from pgpt.runtime.sanitize import one_line
-from pgpt.tui.screens.panel import RowTable
 
 if TYPE_CHECKING:
     from pgpt.runtime.documents.records import DocumentRecord
 
 PATH_CHARS = 26  # the file column before the table has a size
-GONE = "[b]file gone[/b]"  # in the added column: the date matters less than that it answers from nothing
 GONE_NAMED = 5  # gone files named in a report; the list marks them all
 # How the app forgets gone files, in the ingest summary (the CLI's is --prune); said so that it is
 # also true in the chat's notice of the same report, where Ctrl+G does nothing.
@@ -108,50 +105,12 @@ class Forgotten(Message):
     documents: int
 
 
-class DocumentTable(RowTable):
-    """Indexed documents, those whose file is gone first, then newest first; Delete forgets the selected
-    one; typing part of a file's name moves to the next row that holds it (a tester scrolled through
-    2,670 rows to find one: the list had no way to look for a name)."""
-
-    BINDINGS = [Binding("delete", "screen.forget", "Forget")]
-    FIND_PAUSE_S = 1.5  # a pause this long starts a new name
-
-    typed = ""
-    _typed_at = 0.0
-
-    def on_key(self, event: events.Key) -> None:
-        """Letters, digits and punctuation look for a file name; the table's own keys go on."""
-        import time
-
-        char = event.character
-        if not char or not char.isprintable() or (char == " " and not self.typed) or not self.row_count:
-            return
-        event.stop()
-        event.prevent_default()
-        now = time.monotonic()
-        self.typed = (self.typed if now - self._typed_at < self.FIND_PAUSE_S else "") + char.lower()
-        self._typed_at = now
-        # the name typed so far may still fit the row it found; a new name looks from the next row
-        start = self.cursor_row + (len(self.typed) == 1)
-        for step in range(self.row_count):
-            row = (start + step) % self.row_count
-            if self.typed in str(self.get_row_at(row)[2]).replace("\\[", "[").lower():
-                self.move_cursor(row=row)
-                return
-        self.app.bell()
-
-
 @dataclass
 class GoneKept(Message, bubble=False):
     """Adding ``root`` found indexed files under it that are gone (they still answer)."""
 
     root: str
     paths: list[str]
-
-
-def listing_order(records: list[DocumentRecord], gone: set[str]) -> list[DocumentRecord]:
-    """The files found gone first (a user looks for them to forget them), then the newest first."""
-    return sorted(records, key=lambda d: (d.path not in gone, -d.ingested_at))
 
 
 def gone_lines(paths: list[str]) -> str:
