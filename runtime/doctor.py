@@ -81,7 +81,7 @@ def _server_section(settings: Settings) -> dict[str, Any]:
     """A client's pgpt-serve (PGPT_SERVER): whether it answers and takes the key, what it serves.
     Why: as a client, chat, ask and the app run there; the local sections say little about them."""
     from pgpt.runtime.errors import PgptError, user_message
-    from pgpt.runtime.remote import connect
+    from pgpt.runtime.remote.client import connect
 
     key = ("from PGPT_API_KEY_FILE" if settings.server_key_file else
            "from PGPT_API_KEY" if settings.server_key else "none set")

@@ -14,7 +14,7 @@ import re
 import threading
 from typing import Any
 
-from pgpt.runtime.remote_progress import PROGRESS_HEADER  # the client's, which sends it
+from pgpt.runtime.remote.progress import PROGRESS_HEADER  # the client's, which sends it
 
 _ID = re.compile(r"[0-9a-f]{32}")
 

@@ -45,7 +45,7 @@ def test_runtime_imports_no_torch_transformers_optimum_or_textual() -> None:
     code = (
         "import sys, pgpt.runtime.llm.chat, pgpt.runtime.llm.embeddings, pgpt.runtime.doctor, pgpt.runtime.llm.answer_cache\n"
         "import pgpt.runtime.documents.answers, pgpt.runtime.documents.ingest, pgpt.runtime.hub.download\n"
-        "import pgpt.runtime.remote, pgpt.serve.app, pgpt.serve.routes\n"
+        "import pgpt.runtime.remote.client, pgpt.runtime.remote.progress, pgpt.serve.app, pgpt.serve.routes\n"
         "bad = [m for m in ('torch', 'transformers', 'optimum', 'textual', 'pgpt.tui') if m in sys.modules]\n"
         "print(bad)"
     )

@@ -129,7 +129,7 @@ def test_a_servers_error_keeps_its_own_title_once(server_message: str, title: st
     client's own mistakes exit 2, as without a server."""
     import json
 
-    from pgpt.runtime.remote import refused
+    from pgpt.runtime.remote.faults import refused
 
     body = json.dumps({"error": {"message": server_message}})
     message = e.user_message(refused("http://127.0.0.1:8642", 400, body, None))

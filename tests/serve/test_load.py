@@ -138,7 +138,7 @@ def test_kill_9_mid_stream_then_a_restart_serves_from_the_same_caches(served_set
 
     from pgpt.runtime.errors import ServerUnreachableError
     from pgpt.runtime.llm.sampling import SamplingOptions
-    from pgpt.runtime.remote import RemoteEngine
+    from pgpt.runtime.remote.client import RemoteEngine
 
     settings = dataclasses.replace(served_settings, home=served_settings.home / "crash")
     first = start_server(settings)

@@ -126,7 +126,7 @@ def test_a_documents_answer_stops_within_a_second_of_a_cancel(served: RunningSer
     """The server sends nothing while it drafts and checks a documents answer; the client saw its
     cancel only at the next piece, so Esc waited for the whole draft (the server's heartbeat)."""
     from pgpt.runtime.errors import Cancelled
-    from pgpt.runtime.remote import connect
+    from pgpt.runtime.remote.client import connect
 
     remote = connect(client_settings(served, tmp_path))
     cancel = threading.Event()
@@ -158,7 +158,7 @@ def test_a_follow_up_asked_through_the_server_is_sent_after_the_question_before(
     """ "And when does it close?" reached the server alone, which searched it alone: the app in client
     mode sends the question before it, as a chat's history, so the server searches the follow-up after
     it (AskStream's retrieval_question; tests/runtime/documents/test_ask.py)."""
-    from pgpt.runtime.remote import connect
+    from pgpt.runtime.remote.client import connect
 
     remote = connect(client_settings(served, tmp_path))
     options = SamplingOptions(max_new_tokens=24)
@@ -317,8 +317,8 @@ def test_an_uploads_indexing_is_told_while_the_client_waits(served: RunningServe
     .docx: the client now asks the server how far it is while the upload waits for its answer."""
     import httpx
 
-    from pgpt.runtime import remote_progress
-    from pgpt.runtime.remote import connect
+    from pgpt.runtime.remote import progress as remote_progress
+    from pgpt.runtime.remote.client import connect
 
     monkeypatch.setattr(remote_progress, "POLL_S", 0.2)
     big = tmp_path / "harbour-log.txt"

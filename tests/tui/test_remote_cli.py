@@ -267,7 +267,7 @@ def test_a_key_that_is_not_one_line_is_refused_and_never_shown(served: RunningSe
 
 def test_an_http_error_that_quotes_the_key_header_is_shown_without_it() -> None:
     """Whatever else lets a header through to the HTTP library, its quoted header is not printed."""
-    from pgpt.runtime.remote import unreachable
+    from pgpt.runtime.remote.faults import unreachable
 
     error = httpx.LocalProtocolError("Illegal header value b'Bearer # comment\\nsekret-0123456789'")
     shown = str(unreachable("http://127.0.0.1:8642", error))
@@ -339,7 +339,7 @@ def test_a_hung_server_a_web_page_and_https_each_get_their_own_paragraph(served:
     import socket
     import threading
 
-    from pgpt.runtime import remote
+    from pgpt.runtime.remote import client as remote
     from pgpt.runtime.errors import ServerError, ServerUnreachableError
 
     monkeypatch.setattr(remote, "READ_TIMEOUT_S", 1.0)
@@ -370,7 +370,7 @@ def test_docs_shows_a_servers_document_id_without_its_escapes(monkeypatch: pytes
     clipboard (OSC 52) through `pgpt-tui docs` (t52)."""
     import argparse
 
-    from pgpt.runtime import remote
+    from pgpt.runtime.remote import client as remote
     from pgpt.runtime.settings import Settings
     from pgpt.tui.cli.remote_documents import docs_on_server
 

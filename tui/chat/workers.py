@@ -66,7 +66,7 @@ class WorkersMixin:
         """Load the active chat model (seconds), or connect to PGPT_SERVER, then post EngineLoaded."""
         engine: Any
         if self.settings.server:
-            from pgpt.runtime.remote import connect
+            from pgpt.runtime.remote.client import connect
 
             engine = connect(self.settings, self.server_model)  # "": the model the server serves as default
             library = load_library(self.settings, remote=engine)

@@ -216,7 +216,7 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
 
     query = text_argument(args.query, "query")
     if settings.server:
-        from pgpt.runtime.remote import connect
+        from pgpt.runtime.remote.client import connect
 
         remote = connect(settings)
         try:
@@ -280,7 +280,7 @@ def run_ask(settings: Any, args: argparse.Namespace) -> int:
     cancel = threading.Event()  # Ctrl-C sets it (see interrupt.py)
     if settings.server:  # the server's documents, model and caches; it checks the answer too
         from pgpt.runtime.errors import ServerUsageError
-        from pgpt.runtime.remote import connect
+        from pgpt.runtime.remote.client import connect
         from pgpt.tui.cli.inputs import refuse_no_cache_on_server
 
         refuse_no_cache_on_server(args.no_cache)

@@ -284,7 +284,7 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
     # a terminal sees what happens before the first word: 14 s of a blank screen while a 1.5B model
     # loaded and read the prompt looked hung over SSH (t53); stderr only, cleared by the answer
     if settings.server:  # the server keeps the model loaded; its cache serves every client
-        from pgpt.runtime.remote import connect
+        from pgpt.runtime.remote.client import connect
 
         refuse_no_cache_on_server(args.no_cache)
         status_line("asking the server…", args.json)

@@ -26,7 +26,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     exit 1 when one was refused (each named with the server's reason), else 0."""
     from pgpt.runtime.documents.discovery import collect_files, split_unreadable
     from pgpt.runtime.errors import PgptError, ServerError, UsageError, user_message
-    from pgpt.runtime.remote import connect
+    from pgpt.runtime.remote.client import connect
 
     if args.reindex:
         raise UsageError("--reindex works on a local index; the server rebuilds its own.",
@@ -36,7 +36,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     skipped, failed = split_unreadable(skipped)
     names = upload_names(list(args.paths), files)  # names with folders: one tree's README.md files stay apart
     from pgpt.runtime.documents.progress import WorkShares, eta
-    from pgpt.runtime.remote_progress import server_step
+    from pgpt.runtime.remote.progress import server_step
 
     # each status's files, by their absolute local paths as a local ingest's --json lists them (it gave counts, t50)
     done_as: dict[str, list[str]] = {status: [] for status in _STATUSES}
@@ -281,7 +281,7 @@ def _sent_name(file: Path, roots: list[Path], here: Path) -> str:
 
 def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
     """The server's indexed documents, as `docs` lists local ones."""
-    from pgpt.runtime.remote import connect
+    from pgpt.runtime.remote.client import connect
 
     remote = connect(settings)
     try:
@@ -323,7 +323,7 @@ def forget_on_server(settings: Any, args: argparse.Namespace) -> int:
     is ``args.path``, that are under the folder of that name, or that were sent from that local
     file or folder; a file name alone when it names one document only. Each is named as forgotten."""
     from pgpt.runtime.errors import UsageError
-    from pgpt.runtime.remote import connect
+    from pgpt.runtime.remote.client import connect
 
     wanted = str(args.path)
     remote = connect(settings)

@@ -45,7 +45,7 @@ class ModelWorkersMixin:
         server or when it cannot be asked (the chat says why)."""
         if not self.settings.server:
             return None
-        from pgpt.runtime.remote import connect
+        from pgpt.runtime.remote.client import connect
 
         try:
             remote = connect(self.settings)
