@@ -218,6 +218,28 @@ def gone_documents(records: Iterable[DocumentRecord], paths: list[Path] | None =
             and is_gone(record.path)]
 
 
+def emptied_roots(records: Iterable[DocumentRecord], paths: list[Path],
+                  found: Iterable[str]) -> list[tuple[str, list[DocumentRecord]]]:
+    """The folders among ``paths`` that are missing or hold nothing now (``found``: every file found
+    under the paths, left-out ones too) although documents are indexed under them, with those documents.
+    `ingest /mnt/share --prune` on a night the share was not mounted forgot the whole share (t71),
+    as Unison refuses to sync a replica root found empty. A named path that was itself an indexed
+    file is no folder: a file deleted on purpose."""
+    found = [Path(os.path.abspath(path)) for path in found]
+    records = list(records)
+    emptied = []
+    for path in paths:
+        if os.path.isfile(path.expanduser()) or str(Path(os.path.abspath(path.expanduser()))) in {
+                r.path for r in records}:
+            continue
+        roots = {resolved(path), Path(os.path.abspath(path.expanduser()))}
+        under = [r for r in records if any(Path(r.path).is_relative_to(root) for root in roots)]
+        if under and not any(f.is_relative_to(root) for f in found for root in roots) \
+                and all(is_gone(r.path) for r in under):
+            emptied.append((os.path.abspath(path.expanduser()), under))
+    return emptied
+
+
 def resolved(path: Path) -> Path:
     """``path`` with its links followed, or as given (absolute) where they loop: `ingest loopA` ended
     in "RuntimeError: Symlink loop ... This is a bug in pgpt" after collect_files had skipped it (t47)."""

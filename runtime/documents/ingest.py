@@ -29,8 +29,8 @@ from typing import Any
 
 from pgpt.runtime.documents.chunk_vectors import KeptVectors, chunk_rows, embedding_text, text_key
 from pgpt.runtime.documents import left_out
-from pgpt.runtime.documents.discovery import (NO_SUCH_PATH, collect_files, fs_reason, gone_documents, is_gone,
-                                              readable_file, resolved, split_unreadable)
+from pgpt.runtime.documents.discovery import (NO_SUCH_PATH, collect_files, emptied_roots, fs_reason, gone_documents,
+                                              is_gone, readable_file, resolved, split_unreadable)
 from pgpt.runtime.documents.isolation import IsolatedReader
 from pgpt.runtime.documents.opened_files import hash_open, open_file_path, open_regular
 from pgpt.runtime.documents.index_folder import index_dir, writer_lock
@@ -117,8 +117,11 @@ def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str
                         weights.passed_over(index)
                 if report.rechunked_from:
                     store.mark_text_format()
-            if prune:
-                _prune(store, known, paths, report)
+            if prune:  # a folder found empty or missing keeps its documents: an unmounted share, not a purge
+                emptied = emptied_roots(known.values(), paths, [*map(str, files), *(p for p, _ in left_out)])
+                report.not_pruned = [(root, len(records)) for root, records in emptied]
+                kept = {record.doc_id for _, records in emptied for record in records}
+                _prune(store, {key: r for key, r in known.items() if r.doc_id not in kept}, paths, report)
             else:
                 report.gone = [record.path for record in gone_documents(known.values(), paths)]
             mark_stale(report, known)

@@ -26,6 +26,7 @@ class IngestReport:
     rechunked_from: int = 0  # the index's text format before this run, when it was re-chunked
     gone: list[str] = field(default_factory=list)  # indexed under the paths, file gone, kept (no --prune)
     set_aside: str = ""  # a re-index found the index in use unreadable: the folder it was moved to
+    not_pruned: list[tuple[str, int]] = field(default_factory=list)  # (folder found empty or missing, documents kept)
     chunks: int = 0
     embedded: int = 0  # of the chunks, those embedded now (an edited file's unchanged ones, a stopped run's, were not)
     seconds: float = 0.0
@@ -62,6 +63,8 @@ class IngestReport:
                      "earlier versions may still be readable there); ingest its folders again to get them back")
         if self.gone:
             line += gone_note(len(self.gone), forget)
+        for root, count in self.not_pruned:
+            line += not_pruned_note(root, count)
         return line
 
 
@@ -84,3 +87,13 @@ def gone_note(count: int, forget: str = "--prune forgets") -> str:
     return (f"; {count} indexed {'file' if one else 'files'} under these paths "
             f"{'is gone but still answers' if one else 'are gone but still answer'} ({forget} "
             f"{'it' if one else 'them'})")
+
+
+def not_pruned_note(root: str, count: int) -> str:
+    """The summary's note on a folder that --prune found empty or missing and left alone."""
+    from pgpt.runtime.sanitize import one_line
+
+    documents = f"{count} indexed document{'' if count == 1 else 's'}"
+    return (f"; NOT pruned: {one_line(root)} is empty or missing, so its {documents} stay (an unmounted share "
+            f"or a missing disk looks the same, and --prune would have emptied the index of it). If the folder "
+            f"is gone on purpose, forget them with `pgpt-tui forget {one_line(root)}`")

@@ -124,7 +124,8 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
                       (tick.file_chunks_done, tick.file_chunks) if inside and tick else (0, 0)) from None
     bar.close()
     print_report(report, args)
-    return 1 if report.failed or all_skipped(list(args.paths), report.skipped) else 0
+    # a folder --prune left alone is a night to look at: cron mails what exits non-zero
+    return 1 if report.failed or report.not_pruned or all_skipped(list(args.paths), report.skipped) else 0
 
 
 def all_skipped(paths: list[Path], skipped: list[tuple[str, str]]) -> bool:

@@ -18,6 +18,8 @@ def print_report(report: Any, args: argparse.Namespace) -> None:
             data["rechunked_from_format"] = report.rechunked_from
         if report.set_aside:
             data["damaged_index_moved_to"] = report.set_aside
+        if report.not_pruned:  # folders --prune found empty or missing: their documents stay (exit 1)
+            data["not_pruned"] = [{"path": root, "documents": count} for root, count in report.not_pruned]
         # each rename as its two paths: "OLD -> NEW" in one string had to be split on an arrow a name may hold (t50)
         data.update(renamed_documents=[{"from": old, "to": new} for old, new in report.moved],
                     skipped=[{"path": p, "reason": r} for p, r in report.skipped],

@@ -96,7 +96,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     _print_ingest(settings, args, done_as, skipped, failed, changes, (chunks, round(time.monotonic() - started, 2)))
     from pgpt.tui.cli.documents import all_skipped
 
-    return 1 if failed or all_skipped(list(args.paths), skipped) else 0  # as without --server
+    return 1 if failed or changes.not_pruned or all_skipped(list(args.paths), skipped) else 0  # as without --server
 
 
 def _print_ingest(settings: Any, args: argparse.Namespace, done_as: dict[str, list[str]],
@@ -116,9 +116,11 @@ def _print_ingest(settings: Any, args: argparse.Namespace, done_as: dict[str, li
                           # "embedded": the server does not say which chunks it embedded again
                           "chunks": chunks, "embedded": None, "seconds": seconds, "chunks_per_s": speed,
                           "removed_documents": changes.removed, "not_compared": changes.not_compared,
+                          **({"not_pruned": [{"path": root, "documents": n} for root, n in changes.not_pruned]}
+                             if changes.not_pruned else {}),
                           "server": settings.server}, indent=2))
         return
-    from pgpt.runtime.documents.summary import gone_note
+    from pgpt.runtime.documents.summary import gone_note, not_pruned_note
     from pgpt.tui.cli.ingest_report import left_out_lines
 
     lines = left_out_lines(skipped, failed)
@@ -132,7 +134,8 @@ def _print_ingest(settings: Any, args: argparse.Namespace, done_as: dict[str, li
         print(" ".join(strip_controls(line).split()))
     print(", ".join(f"{n} {name}" for name, n in counts.items()) + f"; {len(skipped)} skipped, {len(failed)} "
           f"failed, on the server at {settings.server} (collection {args.collection}), in {seconds:.1f} s"
-          + (gone_note(len(changes.gone)) if changes.gone else ""))
+          + (gone_note(len(changes.gone)) if changes.gone else "")
+          + "".join(not_pruned_note(root, count) for root, count in changes.not_pruned))
 
 
 @dataclass
@@ -143,6 +146,7 @@ class GoneDocuments:
     removed: list[dict[str, str]] = field(default_factory=list)  # forgotten with --prune: path, doc_id
     gone: list[str] = field(default_factory=list)  # kept (no --prune): they still answer
     not_compared: list[str] = field(default_factory=list)  # paths whose documents cannot be told apart
+    not_pruned: list[tuple[str, int]] = field(default_factory=list)  # (folder found empty or missing, documents kept)
 
 
 def settle_gone(remote: Any, paths: list[Path], sent: set[str], added: dict[str, str], collection: str,
@@ -156,20 +160,38 @@ def settle_gone(remote: Any, paths: list[Path], sent: set[str], added: dict[str,
     names are looked at, never others of the server."""
     folders, not_compared = folder_names(paths, cwd)
     changes, claimed = GoneDocuments(not_compared=not_compared), set()
+    # a folder found empty or missing keeps its documents, as a local --prune does: an unmounted share (t71)
+    emptied = {prefix: folder for prefix, folder in folders.items() if _empty(folder)}
+    kept: dict[str, int] = {}
     for document in _gone_documents(remote.documents(), folders, sent, collection):
         meta = document["doc_metadata"]
         name, digest = str(meta.get("path")), str(meta.get("content_hash") or "")  # no hash: an older server
         new = next((n for n, h in added.items() if digest and h == digest and n not in claimed), None)
+        empty = next((str(folder) for prefix, folder in emptied.items() if name.startswith(prefix + "/")), None)
         if new is not None:
             remote.forget(document["doc_id"])
             claimed.add(new)
             changes.renamed.append((name, new))
+        elif prune and empty is not None:
+            kept[empty] = kept.get(empty, 0) + 1
         elif prune:
             remote.forget(document["doc_id"])
             changes.removed.append({"path": name, "doc_id": document["doc_id"]})
         else:
             changes.gone.append(name)
+    changes.not_pruned = sorted(kept.items())
     return changes
+
+
+def _empty(folder: Path) -> bool:
+    """Whether ``folder`` is missing or holds nothing but hidden entries (an unmounted share's mount point)."""
+    try:
+        with os.scandir(folder) as entries:
+            return not any(not entry.name.startswith(".") for entry in entries)
+    except FileNotFoundError:
+        return True
+    except OSError:  # there, but not to be looked at: never taken for empty
+        return False
 
 
 def _gone_documents(documents: list[dict[str, Any]], folders: dict[str, Path], sent: set[str],

@@ -92,16 +92,41 @@ def test_search_and_ask_mark_a_source_whose_file_is_gone(settings: Settings, tmp
     assert f"{docs / 'gym.md'} (file gone)" in asked.stdout, asked.stdout
 
 
-def test_prune_of_a_deleted_folder_removes_its_documents_and_skips_nothing(settings: Settings, tmp_path: Path) -> None:
-    """t70: `ingest --prune COPY` of a deleted folder said "skipped: COPY: no such file or folder", then
-    its 15 removals, "1 skipped", and exited 1, as if nothing had happened."""
+def test_prune_of_a_missing_or_empty_folder_keeps_its_documents_and_forget_removes_them(
+        settings: Settings, tmp_path: Path) -> None:
+    """t71: a nightly `ingest /mnt/share --prune` on a night the share was not mounted (its mount point
+    empty, or gone) forgot and purged the whole share, exit 0. Now its documents stay, the run says why
+    and exits 1; `forget` is the way for a folder deleted on purpose. t70: nothing is "skipped" there."""
     import shutil
 
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    (copy / "recipe.txt").write_text("Cardamom buns need two teaspoons of cardamom.\n")
-    assert tui_cli(settings, "ingest", str(copy)).returncode == 0
-    shutil.rmtree(copy)
-    pruned = tui_cli(settings, "ingest", str(copy), "--prune")
-    assert pruned.returncode == 0 and "skipped:" not in pruned.stdout + pruned.stderr, pruned.stdout + pruned.stderr
-    assert f"removed: {copy / 'recipe.txt'}" in pruned.stdout + pruned.stderr
+    share = tmp_path / "mnt" / "share"
+    share.mkdir(parents=True)
+    for n in range(3):
+        (share / f"recipe{n}.txt").write_text(f"Cardamom buns number {n} need {n + 2} teaspoons of cardamom.\n")
+    assert tui_cli(settings, "ingest", str(share)).returncode == 0
+    shutil.move(share, tmp_path / "share-off")
+    share.mkdir()  # the mount point, empty
+    for attempt in ("empty", "missing"):
+        pruned = tui_cli(settings, "ingest", str(share), "--prune", "--json")
+        assert pruned.returncode == 1, (attempt, pruned.stdout, pruned.stderr)
+        report = json.loads(pruned.stdout)
+        assert report["removed"] == [] and report["skipped"] == [], report
+        assert report["not_pruned"] == [{"path": str(share), "documents": 3}], report
+        said = tui_cli(settings, "ingest", str(share), "--prune")
+        assert said.returncode == 1 and "removed:" not in said.stdout and "skipped:" not in said.stdout
+        assert f"NOT pruned: {share} is empty or missing, so its 3 indexed documents stay" in said.stdout, said.stdout
+        assert f"`pgpt-tui forget {share}`" in said.stdout
+        share.rmdir() if attempt == "empty" else None
+    listed = json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]
+    assert len(listed) == 3 and all(d["gone"] for d in listed), listed
+    (tmp_path / "mnt" / "share-part").mkdir()  # a folder beside it that still has a file: pruned as before
+    kept = tmp_path / "mnt" / "share-part" / "kept.txt"
+    gone = tmp_path / "mnt" / "share-part" / "gone.txt"
+    kept.write_text("The kept file says the kettle is in the left cupboard.\n")
+    gone.write_text("The gone file says the toaster is in the right cupboard.\n")
+    assert tui_cli(settings, "ingest", str(kept.parent)).returncode == 0
+    gone.unlink()
+    part = json.loads(tui_cli(settings, "ingest", str(kept.parent), "--prune", "--json").stdout)
+    assert part["removed"] == [str(gone)] and "not_pruned" not in part, part
+    forgot = tui_cli(settings, "forget", str(share))
+    assert forgot.returncode == 0 and "forgot 3 files under" in forgot.stdout, forgot.stdout + forgot.stderr
