@@ -254,7 +254,10 @@ def active_chat_model(settings: Settings) -> ModelInfo:
         raise ModelIntegrityError(f"No usable chat model: {why}", folder=entry, hint=(
             f"Remove the link with `pgpt-tui models --delete {name}` and export the model again."
             if _dangling(entry) else None))
-    raise ModelNotFoundError("No chat model has been exported yet.")
+    raise ModelNotFoundError(f"No chat model has been exported yet into {settings.models_where()}.",
+                             hint="If your models are in another folder, set PGPT_MODEL_CACHE to it (a cron job does "
+                                  "not read your shell's profile); else run `pgpt-export --default` (or `pgpt-tui "
+                                  "models` to list exported models).")
 
 
 def _fallback_chat_model(settings: Settings, excluding: str = "") -> ModelInfo | None:

@@ -104,6 +104,13 @@ class Settings:
             return source
         return f"{name} (set in {source})" if source else name
 
+    def models_where(self) -> str:
+        """The model cache as a "not exported" message names it, with whether PGPT_MODEL_CACHE chose it:
+        a cron job without the variable was told to export the models again, into another folder (t71)."""
+        if self.model_cache == _default_model_cache():
+            return f"{self.model_cache} (the default folder: PGPT_MODEL_CACHE is not set)"
+        return f"{self.model_cache} ({self.named('PGPT_MODEL_CACHE')})"
+
     @property
     def answer_cache_dir(self) -> Path:
         """Folder of the disk cache of answers."""

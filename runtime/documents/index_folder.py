@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pgpt.runtime.errors import FolderPermissionError, IngestLockedError
 from pgpt.runtime.settings import Settings, ensure_private_dir, write_private
@@ -280,3 +281,22 @@ def _owner(path: Path) -> str:
         return str(path.stat().st_uid)
     except OSError:
         return "?"
+
+
+def listing_store(settings: Settings) -> Any:
+    """The index opened with the embedding model it was built with, named by its own metadata, to list
+    its documents without that model (`docs` in a cron job without PGPT_MODEL_CACHE refused to list,
+    t71); None when nothing is indexed. Searching or adding needs the model itself."""
+    import lancedb
+
+    from pgpt.runtime.documents import store as stores
+
+    folder = index_dir(settings)
+    if not index_has_data(settings):
+        return None
+    name = active_table(folder)
+    if name not in lancedb.connect(str(folder)).list_tables().tables:
+        return None
+    meta = lancedb.connect(str(folder)).open_table(name).schema.metadata or {}
+    return stores.DocumentStore(settings, meta.get(stores._META_MODEL, b"").decode(),
+                                meta.get(stores._META_NAME, b"?").decode(), int(meta.get(stores._META_DIM, b"0")))

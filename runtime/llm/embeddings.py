@@ -143,7 +143,9 @@ def default_embedder(settings: Settings) -> Embedder:
                                      f"{missing}", hint=missing.hint) from None
         # never prepared (a fresh PGPT_MODEL_CACHE), or deleted on F3 or by hand: it ships with pgpt; "again"
         # read oddly on a first ingest (t67)
-        raise ModelNotFoundError(f"The embedding model {name} is not exported, and documents cannot be indexed "
-                                 "or searched without it.",
-                                 hint="Prepare it with `pgpt-export --default` (it ships with pgpt).") from missing
+        raise ModelNotFoundError(f"The embedding model {name} is not exported in {settings.models_where()}, and "
+                                 "documents cannot be indexed or searched without it.",
+                                 hint="If your models are in another folder, set PGPT_MODEL_CACHE to it (a cron job "
+                                      "does not read your shell's profile); else prepare it with `pgpt-export "
+                                      "--default` (it ships with pgpt).") from missing
     return Embedder(info, provider=settings.provider, threads=settings.threads)

@@ -147,13 +147,20 @@ def run_docs(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.documents.discovery import gone_documents
     from pgpt.runtime.documents.ingest import open_store
     from pgpt.runtime.documents.left_out import remembered
+    from pgpt.runtime.errors import ModelNotFoundError
     from pgpt.tui.cli.ingest_report import left_out_lines
 
     if settings.server:
         from pgpt.tui.cli.remote_documents import docs_on_server
 
         return docs_on_server(settings, args)
-    store = open_store(settings, default_embedder(settings))
+    try:
+        store = open_store(settings, default_embedder(settings))
+    except ModelNotFoundError:  # listing needs no model: the index names the one it was built with (t71)
+        from pgpt.runtime.documents.index_folder import listing_store
+
+        if (store := listing_store(settings)) is None:
+            raise
     _require_collection(store, args.collection)
     documents = store.documents(args.collection)
     left_out = remembered(store.folder, args.collection)
