@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from pgpt.runtime.arg_types import fraction, positive_float, positive_int
+from pgpt.runtime.arg_types import VersionAction, fraction, positive_float, positive_int
 from pgpt.runtime.footprint import human_mb
 
 
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-memory", type=positive_float, default=None, metavar="GB",
                         help="refuse, before any work, an export that needs more memory than this (default: "
                         "what the machine has available)")
+    parser.add_argument("--version", action=VersionAction)
     return parser
 
 

@@ -104,3 +104,20 @@ def _checked(text: str, parse: Callable[[str], float], kind: str, allowed: Calla
     if not allowed(value):
         raise argparse.ArgumentTypeError(f"{value} is refused: {why}")
     return value
+
+
+class VersionAction(argparse.Action):
+    """``--version``: the program's name and release (runtime/release.py), exit 0; the release is read
+    only when asked, so that --help stays instant. A cron job or a bug report had no way to say which
+    pgpt ran (t71)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, nargs=0,
+                         help="print the release (version and git commit) and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        from pgpt.runtime.release import release
+
+        print(f"{parser.prog} {release()}")
+        parser.exit()

@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "...) or in the .env file of the working folder (the environment wins).")
     add_arguments(parser)
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), help="execution provider (default: PGPT_PROVIDER or auto)")
+    from pgpt.runtime.arg_types import VersionAction
+
+    parser.add_argument("--version", action=VersionAction)
     return parser
 
 

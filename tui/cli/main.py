@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.arg_types import non_negative_int, positive_int
+from pgpt.runtime.arg_types import VersionAction, non_negative_int, positive_int
 from pgpt.runtime.settings import CHAT_MAX_TOKENS
 from pgpt.runtime.sanitize import dumps_json, strip_controls
+from pgpt.tui.cli.usage_errors import ParseError, Parser, unknown_arguments, usage_error
 
 
 SERVER_USES = {"ingest": "upload the files to its index", "docs": "list its documents",
@@ -29,7 +29,7 @@ def add_server_option(parser: argparse.ArgumentParser, after_command: str = "") 
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of pgpt-tui and its subcommands (no heavy imports: --help stays instant)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pgpt-tui", description="Private chat with your documents, in the terminal. Settings are PGPT_ "
                                      "environment variables (PGPT_HOME, PGPT_MODEL, ...) or PGPT_ lines of the .env "
                                      "file of the working folder (the environment wins); see README, Configuration.")
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", dest="app_model", metavar="NAME", default="",
                         help="exported chat model the app starts on (default: PGPT_MODEL or the active one)")
     add_server_option(parser)
+    parser.add_argument("--version", action=VersionAction)
     from pgpt.tui.cli import bench as bench_commands, documents as doc_commands, hub as hub_commands
     from pgpt.tui.cli import models as model_commands
 
@@ -79,13 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     from pgpt.runtime.sanitize import tolerant_streams
     from pgpt.runtime.telemetry import telemetry_off
 
-    _closed_streams()
+    stdout_closed = _closed_streams()
     tolerant_streams()
     telemetry_off()  # ONNX Runtime's usage events: none, before anything imports it
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except ParseError as refused:  # argparse's own line, and its JSON under --json
+        return usage_error(f"{refused.prog}: {refused.text}", "--json" in (sys.argv[1:] if argv is None else argv))
     if unknown:
-        return _unknown_arguments(parser, args, unknown)
+        return unknown_arguments(parser, args, unknown)
+    if stdout_closed and args.command is not None:  # exit 0 and no output hid a script's broken redirection (t71)
+        return usage_error(f"standard output is closed (>&-), so what `pgpt-tui {args.command}` prints would be "
+                           "lost; nothing was done. Send it to a file, or to /dev/null to run without it "
+                           "(>/dev/null).", False)
     from pgpt.runtime.errors import user_message
 
     try:
@@ -144,58 +152,19 @@ def main(argv: list[str] | None = None) -> int:
         return message.exit_code
 
 
-def _unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> int:
-    """Exit 2 naming what was not understood, the nearest option of the command, and its --help
-    (argparse printed the top level's usage for `ingest docs --colection x`)."""
-    import difflib
-
-    command = getattr(args, "command", None)
-    choices = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
-    where = choices.get(command, parser) if command else parser
-    options = [flag for action in where._actions for flag in action.option_strings]
-    guess = next((difflib.get_close_matches(word.split("=")[0], options, n=1) for word in unknown
-                  if word.startswith("-")), [])
-    prog = f"pgpt-tui {command}" if command else "pgpt-tui"
-    print(where.format_usage().rstrip(), file=sys.stderr)
-    words = _unquoted_words(where, args, unknown)
-    if words and words[0] == "repo":  # `check not a repo` said "check does not take a repo"
-        print(strip_controls(f"error: Usage error: {prog} takes one Hugging Face repo id, such as "
-                             f"HuggingFaceTB/SmolLM2-135M-Instruct, not the words {words[1]!r}."), file=sys.stderr)
-        return 2
-    if words:  # `ask What is the MPL` said "ask does not take is the MPL": the cause is the missing quotes
-        print(strip_controls(f"error: Usage error: {prog} takes its {words[0]} as one argument: put it in quotes, "
-                             f"{prog} \"{words[1]}\"" + (" (or - to read it from standard input)."
-                                                          if command in ("ask", "chat") else ".")), file=sys.stderr)
-        return 2
-    print(strip_controls(f"error: Usage error: {prog} does not take {' '.join(unknown)}."
-                         + (f" Did you mean {guess[0]}?" if guess else "") + f" See `{prog} --help`."),
-          file=sys.stderr)
-    return 2
-
-
-def _unquoted_words(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                    unknown: list[str]) -> tuple[str, str] | None:
-    """(the positional's name, the words joined) when the words left over are no options and the
-    command takes one text (a question, a query, a repo id): they were meant as one argument."""
-    if any(word.startswith("-") for word in unknown):
-        return None
-    positionals = [a for a in parser._actions if not a.option_strings and a.nargs is None]
-    if len(positionals) != 1 or not isinstance(getattr(args, positionals[0].dest, None), (str, Path)):
-        return None  # a path too: `forget sp dir/my notes.txt` said "forget does not take dir/my notes.txt"
-    action = positionals[0]
-    return (action.metavar or action.dest).lower(), " ".join([str(getattr(args, action.dest)), *unknown])
-
-
-def _closed_streams() -> None:
+def _closed_streams() -> bool:
     """A command started with standard input or output closed (``<&-``, ``>&-``, as a daemon or a cron
-    job may be) reads an empty input and writes nowhere: Python's None streams failed as a bug in pgpt
-    (t50), where ``search -`` now says that standard input was empty."""
+    job may be) reads an empty input: Python's None streams failed as a bug in pgpt (t50), where
+    ``search -`` now says that standard input was empty. Returns whether standard output was closed
+    (it then writes nowhere, and main() refuses a command: its output would be lost)."""
     import os
 
     if sys.stdin is None:
         sys.stdin = open(os.devnull, encoding="utf-8")  # for the whole process
-    if sys.stdout is None:
+    closed = sys.stdout is None
+    if closed:
         sys.stdout = open(os.devnull, "w", encoding="utf-8")
+    return closed
 
 
 def _output_fault(error: BaseException) -> Any:

@@ -339,7 +339,7 @@ def test_closed_or_full_standard_streams_are_named_not_a_bug(settings: Settings,
     import shlex
 
     command = shlex.join([sys.executable, "-m", "pgpt.tui.cli.main", "search", "-k", "1"])
-    for redirect, code, words in (("- <&-", 2, "standard input was empty"), ("ferry >&-", 2, "Nothing is indexed"),
+    for redirect, code, words in (("- <&-", 2, "standard input was empty"), ("ferry >&-", 2, "standard output is closed (>&-)"),
                                   ("ferry --json > /dev/full", 2, "Nothing is indexed")):
         done = subprocess.run(["bash", "-c", f"{command} {redirect}"], capture_output=True, text=True,
                               env=cli_env(settings), timeout=300)

@@ -43,3 +43,42 @@ def test_a_cron_job_without_the_model_cache_is_told_where_pgpt_looked_and_docs_s
         assert refused.returncode == 2, shown
         assert f"{fake_home}/.cache/pgpt/models (the default folder: PGPT_MODEL_CACHE is not set)" in shown, shown
         assert "set PGPT_MODEL_CACHE to it" in shown, shown
+
+
+def test_a_closed_standard_output_is_refused_before_any_work(settings: Settings, tmp_path: Path) -> None:
+    """t71: `search ... >&-` (a daemon wrapper, `exec >&-`) exited 0 with its output dropped, no word."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The ferry leaves at noon.\n")
+    command = " ".join([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(docs)])
+    done = subprocess.run(["bash", "-c", f"{command} >&-"], capture_output=True, text=True,
+                          env={**os.environ, "PGPT_HOME": str(settings.home),
+                               "PGPT_MODEL_CACHE": str(settings.model_cache)}, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "standard output is closed (>&-), so what `pgpt-tui ingest` prints would be lost; nothing was done" in \
+        " ".join(done.stderr.split())
+    assert not (settings.home / "index").exists()  # nothing was done
+
+
+def test_version_of_each_program() -> None:
+    """t71: no `--version`: a CI job or a bug report could not record which pgpt ran."""
+    from importlib import metadata
+
+    for module, name in (("pgpt.tui.cli.main", "pgpt-tui"), ("pgpt.serve.cli", "pgpt-serve"),
+                         ("pgpt.export.cli", "pgpt-export")):
+        done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.startswith(f"{name} {metadata.version('pgpt-terminal')}"), done
+
+
+def test_arguments_the_parser_refuses_give_the_json_error_too(settings: Settings) -> None:
+    """t71: `search wifi -k 0 --json` (and a missing argument, an unknown option) printed nothing on
+    stdout: a wrapper's json.loads(stdout) raised."""
+    for args, words in ((("search", "wifi", "-k", "0", "--json"), "a search gives 1 to 100 results"),
+                        (("ask", "--json"), "the following arguments are required: question"),
+                        (("search", "wifi", "--bogus", "--json"), "does not take --bogus")):
+        done = tui_cli(settings, *args)
+        assert done.returncode == 2 and words in done.stderr, done.stderr
+        error = json.loads(done.stdout)["error"]
+        assert error["title"] == "Usage error" and error["exit_code"] == 2 and words in error["message"], error
+    plain = tui_cli(settings, "search", "wifi", "-k", "0")
+    assert plain.returncode == 2 and plain.stdout == ""
