@@ -18,11 +18,18 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permi
           503: "overloaded_error"}
 
 
+# A code by status where the error has none of its own: "404" beside "not_found" for the same status
+# read as two kinds of error (t71); OpenAI's clients take the code for a name.
+_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
+          413: "request_too_large", 415: "unsupported_media_type", 422: "invalid_request", 499: "cancelled",
+          500: "internal_error", 503: "unavailable"}
+
+
 def error_payload(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     """``{"error": {"message", "type", "param", "code"}}`` as OpenAI's API answers errors; ``param``
     names the request's field at fault, where one is."""
     return {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "param": param,
-                      "code": code or str(status)}}
+                      "code": code or _CODES.get(status, str(status))}}
 
 
 def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -43,7 +50,9 @@ def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str,
     text = message.text
     if isinstance(error, (StorageError, IngestLockedError)):  # the log above keeps the whole text
         text = _without_server_paths(text)
-    return status, error_payload(status, f"{message.title}: {text}", http_code(error) or None, param), headers
+    # the table's code (OpenAI's names: context_length_exceeded), else the error's own (model_not_found)
+    code = http_code(error) or (message.code if isinstance(error, PgptError) else None)
+    return status, error_payload(status, f"{message.title}: {text}", code, param), headers
 
 
 def _without_server_paths(text: str) -> str:

@@ -15,6 +15,11 @@ from pgpt.runtime.errors.kinds import (
 # Exit 2: the user named something wrong (a setting, a usage, a model name), as for bad arguments
 # (an answer length that cannot fit after even a short prompt is a bad --max-tokens).
 USER_MISTAKES = (ConfigError, UsageError, ModelNotFoundError, AnswerTooLongError)
+# Exit 75 (EX_TEMPFAIL, as mail tools use it): the same command may work in a moment, so a cron
+# wrapper can retry these without matching English titles (t71): another ingest holds the index, the
+# server is busy or restarting.
+TEMPORARY = (IngestLockedError, ServerBusyError, ServerStoppingError)
+TEMPFAIL = 75
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class UserMessage:
     text: str
     exit_code: int = 1
     http_status: int = 500
+    code: str = ""  # for scripts: ingest_locked, server_busy, model_not_found ... (see error_code)
 
 
 INDEX_DAMAGED = "Index damaged"
@@ -51,8 +57,9 @@ def user_message(error: BaseException) -> UserMessage:
         if error.hint:
             text = f"{text} {error.hint}"
         wrong = isinstance(error, USER_MISTAKES)
-        return _safe(error.title, text, 2 if wrong else stop_code if isinstance(error, Cancelled) else 1,
-                     http_status(error))
+        exit_code = (2 if wrong else stop_code if isinstance(error, Cancelled)
+                     else TEMPFAIL if isinstance(error, TEMPORARY) else 1)
+        return _safe(error.title, text, exit_code, http_status(error), error_code(error))
     from pgpt.runtime.storage_faults import storage_fault  # it builds this module's errors
 
     fault = storage_fault(error, getattr(error, "filename", None) or "")
@@ -90,7 +97,8 @@ def app_message(error: BaseException) -> UserMessage:
     message = user_message(error)
     if isinstance(error, ContextLengthError) and (error.hint == ContextLengthError.hint
                                                   or isinstance(error, AnswerTooLongError)):
-        return _safe(message.title, f"{error} {APP_CONTEXT_HINT}", message.exit_code, message.http_status)
+        return _safe(message.title, f"{error} {APP_CONTEXT_HINT}", message.exit_code, message.http_status,
+                     message.code)
     return message
 
 
@@ -115,11 +123,20 @@ def known_titles() -> frozenset[str]:
     return frozenset(titles)
 
 
-def _safe(title: str, text: str, exit_code: int = 1, status: int = 500) -> UserMessage:
-    """Messages often quote file names, which may hold terminal escapes: one sanitizer for all."""
+def _safe(title: str, text: str, exit_code: int = 1, status: int = 500, code: str = "") -> UserMessage:
+    """Messages often quote file names, which may hold terminal escapes: one sanitizer for all. A
+    foreign error's code is its title's words ("disk_full", "interrupted")."""
     from pgpt.runtime.sanitize import strip_controls
 
-    return UserMessage(strip_controls(title), " ".join(strip_controls(text).split()), exit_code, status)
+    code = code or "_".join(re.findall(r"[a-z0-9]+", title.lower()))
+    return UserMessage(strip_controls(title), " ".join(strip_controls(text).split()), exit_code, status, code)
+
+
+def error_code(error: PgptError) -> str:
+    """A pgpt error's code for scripts, from its class, which stays when its title's words change:
+    IngestLockedError -> "ingest_locked", ServerBusyError -> "server_busy"."""
+    name = type(error).__name__.removesuffix("Error") or "pgpt"
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def http_status(error: BaseException) -> int:

@@ -8,8 +8,8 @@ import re
 import urllib.parse
 from typing import Any
 
-from pgpt.runtime.errors import (PgptError, ServerAuthError, ServerBusyError, ServerError, ServerUnreachableError,
-                                 ServerUsageError, usage_titles)
+from pgpt.runtime.errors import (IngestLockedError, PgptError, ServerAuthError, ServerBusyError, ServerError,
+                                 ServerUnreachableError, ServerUsageError, usage_titles)
 
 
 def unreachable(url: str, error: BaseException, during_answer: bool = False) -> ServerError:
@@ -78,6 +78,10 @@ def refused(url: str, status: int, text: str, retry_after: str | None) -> PgptEr
                                hint="Try again in a moment; if it is busy often, ask its operator to raise the "
                                     "limit the message names.")  # a client cannot raise it itself
     title, message = server_title(message)
+    if status == 409 and (error.get("code") == "ingest_locked" or title == IngestLockedError.title):
+        return IngestLockedError(f"The server at {url} is adding other documents: {message}",  # exit 75: retry
+                                 hint="Run the same command again once that ends (the server says when: "
+                                      f"Retry-After {retry_after or '30'} s); files already sent come back unchanged.")
     kind = ServerUsageError if title in usage_titles() else ServerError  # exit 2, as without a server
     error = kind(f"The server at {url} answered {status}: {message}", status=status, hint="")
     if title:  # the server's own title ("Usage error"), not "Server error: ... Usage error: ..."

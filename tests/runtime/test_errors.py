@@ -36,7 +36,11 @@ def test_pgpt_errors_map_to_cause_and_next_step(error: Exception, title: str, wo
     assert str(error) in message.text and words in message.text
     assert "\n" not in message.text and "Traceback" not in message.text
     wrong = isinstance(error, (e.ConfigError, e.UsageError, e.ModelNotFoundError))
-    assert message.exit_code == (2 if wrong else 130 if isinstance(error, e.Cancelled) else 1)  # 130: a Ctrl-C
+    assert message.exit_code == (2 if wrong else 130 if isinstance(error, e.Cancelled)  # 130: a Ctrl-C
+                                 else 75 if isinstance(error, e.IngestLockedError) else 1)  # 75: try again (t71)
+    assert message.code == {"Invalid setting": "config", "Ingestion already running": "ingest_locked",
+                            "Index built with another embedding model": "index_model_mismatch"}.get(title, message.code)
+    assert message.code and message.code.replace("_", "").isalnum() and message.code.islower()
 
 
 @pytest.mark.parametrize(
@@ -56,6 +60,7 @@ def test_foreign_errors_have_a_title_and_a_next_step(error: BaseException, title
     message = e.user_message(error)
     assert message.title == title
     assert message.exit_code == (130 if isinstance(error, KeyboardInterrupt) else 1)  # as a shell says Ctrl-C
+    assert message.code and message.code.replace("_", "").isalnum() and message.code.islower()  # "interrupted"
     assert message.text.endswith((".", "details."))
 
 

@@ -234,6 +234,8 @@ def test_bad_requests_get_a_json_error_naming_the_cause(server: RunningServer, r
     # OpenAI's code for a prompt that does not fit, which its clients look for (it was "400")
     too_long = error.body["message"].startswith(("Prompt too long:", "Answer length too large:"))
     assert (error.body["code"] == "context_length_exceeded") == too_long, error.body
+    # a name, never the status as a string ("404" beside "not_found", t71); OpenAI's own for a model it lacks
+    assert not error.body["code"].isdigit() and (error.body["code"] == "model_not_found") == (status == 404), error.body
     if set(request_fields) & {"n", "temperature"}:  # the field at fault in OpenAI's param, too (it was null)
         assert error.body["param"] == next(iter(request_fields)), error.body
 

@@ -304,11 +304,15 @@ def test_a_server_that_is_down_refuses_or_is_busy_gives_one_paragraph(served: Ru
 
     with occupied(served):
         busy = client_cli(client_settings(served, tmp_path), "chat", "Hi", "--max-tokens", "4")
-        assert busy.returncode == 1 and "error: Server busy" in busy.stderr and "retry in" in busy.stderr
+        assert busy.returncode == 75 and "error: Server busy" in busy.stderr and "retry in" in busy.stderr
         # the server's own title and hint are not repeated inside the client's message
         assert busy.stderr.count("Server busy") == 1 and busy.stderr.count("Try again in a moment") == 1, busy.stderr
         assert "ask its operator to raise" in busy.stderr  # a client cannot raise --parallel itself
         assert "It holds 1 request," in busy.stderr  # "1 request(s)"; documents answers say it alike
+        # a cron wrapper retries on the code and waits as the server asks, no English matched (t71)
+        as_json = client_cli(client_settings(served, tmp_path), "chat", "Hi", "--max-tokens", "4", "--json")
+        error = json.loads(as_json.stdout)["error"]
+        assert as_json.returncode == 75 and error["code"] == "server_busy" and error["retry_after_s"] >= 1, error
     assert httpx.get(served.url + "/health", timeout=10).status_code == 200
 
 

@@ -145,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{start}{message.text}" if stop else f"error: {message.title}: {message.text}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading stdout got nothing at all (tester t43)
             try:
-                error = {"title": message.title, "message": message.text, "exit_code": message.exit_code}
+                error = {"title": message.title, "code": message.code, "message": message.text,
+                         "exit_code": message.exit_code}
+                if isinstance(getattr(exc, "retry_after_s", None), int):  # a busy server's Retry-After
+                    error["retry_after_s"] = exc.retry_after_s
                 print(dumps_json({"error": {**error, **getattr(exc, "details", {})}}), flush=True)
             except OSError:  # stdout itself fails (a full disk): stderr has said it
                 _discard_stdout()

@@ -34,7 +34,7 @@ def usage_error(text: str, wants_json: bool) -> int:
     """Print a usage error (stderr; stdout too as JSON when asked) and return its exit code, 2."""
     print(strip_controls(f"error: Usage error: {text}"), file=sys.stderr)
     if wants_json:
-        print(dumps_json({"error": {"title": "Usage error", "message": text, "exit_code": 2}}), flush=True)
+        print(dumps_json({"error": {"title": "Usage error", "code": "usage", "message": text, "exit_code": 2}}), flush=True)
     return 2
 
 
