@@ -91,7 +91,30 @@ def dumps_json(data: Any, **kwargs: Any) -> str:
         **kwargs: Passed to ``json.dumps`` (``indent``, ``sort_keys``, ...).
     """
     kwargs.setdefault("ensure_ascii", not unicode_output())  # a latin-1 or ASCII stdout gets \\uXXXX escapes
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, **kwargs))
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(_whole_text(data), **kwargs))
+
+
+def _whole_text(value: Any) -> Any:
+    """``value`` with no lone surrogate in its strings: a file name's bytes that are not UTF-8 as
+    ``\\xe9`` (what Python's backslashreplace writes), any other as U+FFFD. As ``\\udce9`` escapes
+    the JSON was valid, but strict parsers (serde_json, Go) refuse them and Python's own string
+    could not be encoded again (t71)."""
+    if isinstance(value, str):
+        if not _SURROGATE.search(value):
+            return value
+        if not _only_escaped_bytes(value):
+            return _SURROGATE.sub("\ufffd", value)
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {_whole_text(key): _whole_text(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_whole_text(item) for item in value]
+    return value
+
+
+def _only_escaped_bytes(text: str) -> bool:
+    """Whether every surrogate in ``text`` is one of os.fsdecode's escaped bytes (U+DC80-U+DCFF)."""
+    return all("\udc80" <= char <= "\udcff" for char in _SURROGATE.findall(text))
 
 
 def unicode_output(stream: Any = None) -> bool:

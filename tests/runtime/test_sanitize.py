@@ -40,7 +40,11 @@ def test_json_keeps_the_text_but_escapes_every_control() -> None:
     text = dumps_json(data, indent=2)
     assert not RAW.search(text)
     assert "caf\u00e9 \u4e2d\u6587" in text  # other non-ASCII stays readable
-    assert json.loads(text) == data  # nothing lost
+    # nothing lost, a name's bytes that are not UTF-8 as \\xff: a lone surrogate's \\udcff escape was valid
+    # JSON that strict parsers refuse, and Python could not encode the string again (t71)
+    assert json.loads(text) == {**data, "path": "/d/m_bad\\xff\\xfename.txt"}
+    json.loads(text)["path"].encode("utf-8")
+    assert json.loads(dumps_json({"pdf": "a\ud800b"})) == {"pdf": "a\ufffdb"}  # another lone surrogate
 
 
 def test_one_line_fields_cannot_split_or_forge_a_line() -> None:
