@@ -36,9 +36,11 @@ CHILD = textwrap.dedent("""
                                 keep_stopped_answer=save, exit=lambda return_code: None)
     logging.basicConfig(filename=sys.argv[1], level=logging.INFO)  # as the app logs to its file
     handle_signals(app, asyncio.new_event_loop())  # the signal thread starts with SIGHUP unblocked
-    print("ready", flush=True)
     if sys.argv[2] == "main thread waits":
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # so the kernel hands it to another thread
+    # ready once blocked: a SIGHUP sent between the two (a loaded CI machine) ended it with the default action
+    print("ready", flush=True)
+    if sys.argv[2] == "main thread waits":
         stuck = threading.Lock()
         stuck.acquire()
         stuck.acquire()  # as the event loop on Textual's full output queue

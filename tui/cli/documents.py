@@ -124,8 +124,10 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
                       (tick.file_chunks_done, tick.file_chunks) if inside and tick else (0, 0)) from None
     bar.close()
     print_report(report, args)
-    # a folder --prune left alone is a night to look at: cron mails what exits non-zero
-    return 1 if report.failed or report.not_pruned or all_skipped(list(args.paths), report.skipped) else 0
+    # a folder --prune left alone is a night to look at (cron mails what exits non-zero); so is a run that
+    # indexed nothing at all: an empty folder, one of damaged files only (it was exit 0, t71)
+    indexed = report.added or report.updated or report.renamed or report.unchanged or report.removed or report.rechunked
+    return 1 if report.failed or report.not_pruned or not indexed or all_skipped(list(args.paths), report.skipped) else 0
 
 
 def all_skipped(paths: list[Path], skipped: list[tuple[str, str]]) -> bool:

@@ -98,7 +98,8 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     _print_ingest(settings, args, done_as, skipped, failed, changes, (chunks, round(time.monotonic() - started, 2)))
     from pgpt.tui.cli.documents import all_skipped
 
-    return 1 if failed or changes.not_pruned or all_skipped(list(args.paths), skipped) else 0  # as without --server
+    indexed = any(done_as.values()) or changes.removed or changes.renamed  # nothing at all: exit 1 (t71)
+    return 1 if failed or changes.not_pruned or not indexed or all_skipped(list(args.paths), skipped) else 0
 
 
 def _print_ingest(settings: Any, args: argparse.Namespace, done_as: dict[str, list[str]],

@@ -302,12 +302,21 @@ def test_search_text_shows_each_passage_around_its_matching_sentence(settings: S
     assert tui_cli(settings, "search", "???").stdout.strip() == "No matching passages."
 
 
-def test_an_empty_folder_says_no_files_were_found(settings: Settings, tmp_path: Path) -> None:
-    """It printed "0 added, 0 updated, ... 0 skipped" and nothing else."""
+def test_an_empty_folder_says_no_files_were_found_and_fails(settings: Settings, tmp_path: Path) -> None:
+    """It printed "0 added, 0 updated, ... 0 skipped" and nothing else; then exit 0, as for a folder of
+    damaged files only: a cron job took a run that indexed nothing for one that worked (t71)."""
     (tmp_path / "empty" / ".hidden").mkdir(parents=True)
     (tmp_path / "empty" / ".hidden" / "notes.md").write_text("# Notes\n")
     result = tui_cli(settings, "ingest", str(tmp_path / "empty"))
-    assert result.returncode == 0 and "No files found under" in result.stdout and "hidden" in result.stdout
+    assert result.returncode == 1 and "No files found under" in result.stdout and "hidden" in result.stdout
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<\n")
+    (tmp_path / "bad" / "empty.txt").write_text("")
+    bad = tui_cli(settings, "ingest", str(tmp_path / "bad"))
+    assert bad.returncode == 1 and "0 added" in bad.stdout and "2 skipped" in bad.stdout, bad.stdout
+    (tmp_path / "bad" / "good.txt").write_text("The ferry leaves at noon.\n")
+    assert tui_cli(settings, "ingest", str(tmp_path / "bad")).returncode == 0  # one file indexed: it worked
+    assert tui_cli(settings, "ingest", str(tmp_path / "bad")).returncode == 0  # and unchanged the next night
 
 
 def test_a_named_file_that_is_skipped_is_a_failed_command(settings: Settings, tmp_path: Path) -> None:
