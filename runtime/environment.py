@@ -29,7 +29,7 @@ SERVE_NAMES = ("PGPT_HOST", "PGPT_PORT", "PGPT_PARALLEL", "PGPT_CONTEXT", "PGPT_
                "PGPT_KEEP_ALIVE", "PGPT_MAX_LOADED", "PGPT_ALLOWED_HOSTS", "PGPT_CORS_ORIGINS", "PGPT_MAX_BODY_MB",
                "PGPT_CLIENT_TIMEOUT")
 # Read by the test suite (tests/conftest.py, tests/snapshots.py): set in a developer's shell, not misspelled.
-TEST_NAMES = ("PGPT_TEST_MODEL_CACHE", "PGPT_UPDATE_SNAPSHOTS")
+TEST_NAMES = ("PGPT_TEST_MODEL_CACHE", "PGPT_TEST_WORKERS", "PGPT_UPDATE_SNAPSHOTS")
 KNOWN_NAMES = frozenset((*CLIENT_NAMES, *SERVE_NAMES, *TEST_NAMES))
 CLOSE_RATIO = 0.8  # difflib's, as for a request's fields: PGPT_MODLE, PGPT_THREAD, PGPT_PARALEL
 _LONGEST_NAME = 60  # a name is shown; a very long one is cut
