@@ -56,7 +56,9 @@ class RemoteResult(ChatResult):
         sources, closest, cached, timings)."""
         if self.documents:
             checked = {"kind": "answer", "not_found": False, "quotes": [], "closest": [], **self.grounding}
-            return {"answer": self.answer, **checked, "sources": self.sources, "cached": self.cached,
+            # "left_out": a local answer's files never read; the server keeps no such list (the key is
+            # there all the same: one shape with or without --server, t71)
+            return {"answer": self.answer, **checked, "sources": self.sources, "left_out": [], "cached": self.cached,
                     "timings": self.timings}
         name, _, version = self.model.partition("@")  # shown as name@version; in JSON as in-process
         return {**super().as_json(), "model": name, "version": version or self.version}

@@ -103,6 +103,9 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
         listed = client_cli(settings, "docs", "--collection", "sent")
         assert listed.returncode == 0 and "[sent] to-send/canteen.md" in listed.stdout, listed.stdout
         assert "to-send/ops/README.md" in listed.stdout and "to-send/dev/README.md" in listed.stdout
+        assert f"3 documents, 3 chunks, on the server at {served.url}" in listed.stdout  # a local docs' totals (t71)
+        as_json = json.loads(client_cli(settings, "docs", "--collection", "sent", "--json").stdout)
+        assert as_json["left_out"] == [] and all(d["gone"] is False for d in as_json["documents"]), as_json
         narrowed = client_cli(settings, "docs", "to-send/ops", "--collection", "sent").stdout  # names that start so
         assert "to-send/ops/README.md" in narrowed and "canteen" not in narrowed and "dev/" not in narrowed
         # the file by itself, from the same folder, is the same document (its name is its path from here)
@@ -170,6 +173,7 @@ def test_a_renamed_or_deleted_file_is_named_and_pruned_on_the_server(served: Run
         assert "] docs3/maritime-museum.txt " not in listed and "[default] docs3-old/museum.txt " in listed
         assert "[side] docs3/museum.txt " in listed  # another collection's copy stays
         asked = client_cli(settings, "ask", "Who is the director of the Velmora Maritime Museum?", "--json")
+        assert json.loads(asked.stdout)["left_out"] == []  # a local ask's keys, through a server too (t71)
         sources = {source["source"] for source in json.loads(asked.stdout)["sources"]}
         assert "docs3/museum-2.txt" in sources and "docs3/maritime-museum.txt" not in sources, asked.stdout
         old.rmdir()

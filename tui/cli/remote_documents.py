@@ -82,10 +82,17 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C: what the server has, not the generic "nothing half-written"
         from pgpt.runtime.errors import Cancelled
 
-        raise Cancelled(f"Stopped after {sum(map(len, done_as.values()))} of {len(files)} files were indexed on the "
-                        "server; it may still index the one it was receiving.",
-                        hint=f"`pgpt-tui --server {settings.server} docs` lists what it has; the same command "
-                             "again sends the rest (sent files come back unchanged).") from None
+        done = sum(map(len, done_as.values()))
+        error = Cancelled(f"Stopped after {done} of {len(files)} files were indexed on the server; it may still "
+                          "index the one it was receiving.",
+                          hint=f"`pgpt-tui --server {settings.server} docs` lists what it has; the same command "
+                               "again sends the rest (sent files come back unchanged).")
+        # the keys of a local ingest's stop (`ingest --json` has one shape with or without --server, t71);
+        # the file being sent, if the server took it whole, is indexed there: not known here
+        error.details = {"stopped": True, "reindex": False, "files_done": done, "files_total": len(files),
+                         "files_done_kept": True, "unfinished_file": None, "unfinished_chunks_embedded": 0,
+                         "unfinished_chunks": 0}
+        raise error from None
     finally:
         bar.close()
         remote.close()
@@ -328,9 +335,12 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
                                   f"collection to list them all, or add documents to it with `pgpt-tui --server URL "
                                   f"ingest PATH --collection {args.collection}`.")
     if args.json:
+        # a local `docs --json`'s keys (t71): the server's files are its uploads, never gone; it keeps no
+        # list of files left out (an upload it refuses is refused at once, named to the sender)
         print(dumps_json({"documents": [{"path": d.get("path", d.get("file_name", "")), "doc_id": d["doc_id"],
                                          "collection": d.get("collection", ""), "chunks": d.get("chunks", 0),
-                                         "ingested_at": d.get("ingested_at", 0)} for d in listed]}, indent=2))
+                                         "ingested_at": d.get("ingested_at", 0), "gone": False} for d in listed],
+                          "left_out": []}, indent=2))
         return 0
     if not listed:
         print(f"No documents indexed on the server at {settings.server} yet. Add some with "
@@ -340,6 +350,10 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
         chunks = d.get("chunks", 0)
         print(f"{chunks:>6} chunk{' ' if chunks == 1 else 's'}  {when}  [{one_line(str(d.get('collection', '')))}] "
               f"{one_line(str(d.get('path') or d.get('file_name', '')))}  ({one_line(str(d['doc_id']))})")
+    if listed:  # the totals line a local `docs` ends with (t71)
+        total = sum(int(d.get("chunks") or 0) for d in listed)
+        print(f"{len(listed)} document{'' if len(listed) == 1 else 's'}, {total} chunk{'' if total == 1 else 's'}, "
+              f"on the server at {settings.server}")
     return 0
 
 

@@ -82,3 +82,45 @@ def test_arguments_the_parser_refuses_give_the_json_error_too(settings: Settings
         assert error["title"] == "Usage error" and error["exit_code"] == 2 and words in error["message"], error
     plain = tui_cli(settings, "search", "wifi", "-k", "0")
     assert plain.returncode == 2 and plain.stdout == ""
+
+
+def test_an_ingest_through_a_server_stopped_gives_a_local_stops_json_keys(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """t71: `timeout 10 pgpt-tui --server URL ingest DIR --json` printed only the paragraph's error, without
+    the `stopped`, `files_done` and `files_total` keys a local stop gives (`ingest --json` has one shape).
+    The server is a stand-in here whose third upload is cut by Ctrl-C; the CLI's code is the real one."""
+    import argparse
+
+    import pytest
+
+    from pgpt.runtime.documents.ingest import stopped
+    from pgpt.runtime.errors import Cancelled
+    from pgpt.runtime.remote import client
+    from pgpt.tui.cli.remote_documents import ingest_on_server
+
+    class Server:
+        sent = 0
+
+        def upload(self, path: Path, collection: str, name: str = "", on_progress=None) -> dict:  # type: ignore[no-untyped-def]
+            Server.sent += 1
+            if Server.sent == 3:
+                raise KeyboardInterrupt
+            return {"doc_metadata": {"status": "added", "chunks": 1, "content_hash": str(Server.sent)}}
+
+        def documents(self) -> list:
+            return []
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(client, "connect", lambda settings: Server())
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(5):
+        (docs / f"note{n}.txt").write_text(f"Note {n} says the ferry leaves at {n} o'clock.\n")
+    settings = Settings(home=tmp_path / "home", model_cache=tmp_path / "models", server="http://127.0.0.1:9")
+    args = argparse.Namespace(paths=[docs], collection="default", prune=False, reindex=False, json=True)
+    with pytest.raises(Cancelled) as caught:
+        ingest_on_server(settings, args)
+    details = caught.value.details
+    assert details.keys() == stopped(2, 5, False).details.keys(), details
+    assert (details["stopped"], details["files_done"], details["files_total"]) == (True, 2, 5), details
