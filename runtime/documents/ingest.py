@@ -40,7 +40,7 @@ from pgpt.runtime.documents.records import DocumentRecord
 from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.documents.text_format import TEXT_FORMAT, changed_suffixes
 from pgpt.runtime.documents.summary import IngestReport, mark_stale
-from pgpt.runtime.errors import Cancelled, StorageError, UsageError
+from pgpt.runtime.errors import Cancelled, NotIndexedError, StorageError
 from pgpt.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def forget_path(settings: Settings, embedder: Any, path: str, collection: str | 
     from `docs`' list; [] when only such files were there.
 
     Raises:
-        UsageError: nothing is indexed under that path (exit 2: a path to check, not a fault).
+        NotIndexedError: nothing is indexed under that path (exit 2: a path to check, not a fault).
         IngestLockedError: an ingestion is writing the index.
     """
     with writer_lock(settings):
@@ -220,8 +220,8 @@ def forget_path(settings: Settings, embedder: Any, path: str, collection: str | 
             return []  # only files that were left out when added: they are no longer named (left_out.py)
         if not matches:
             where = f" (collection {collection})" if collection else ""
-            raise UsageError(f"{path} is not in the document index{where}, and no indexed file is under it.",
-                             hint="See the indexed files with `pgpt-tui docs`.")
+            raise NotIndexedError(f"{path} is not in the document index{where}, and no indexed file is under it.",
+                                  hint="See the indexed files with `pgpt-tui docs`.")
         for record in matches:
             store.forget(record.doc_id)
             _drop_upload(settings, record)

@@ -4,7 +4,8 @@
 from pgpt.runtime.errors.kinds import (
     AnswerTooLongError, Cancelled, ConfigError, ContextLengthError, DiskFullError, DiskSpaceError, EngineClosedError,
     FolderPermissionError, HubAccessError, IndexModelMismatchError, IngestLockedError, InvalidRequestError,
-    MemoryNeedError, ModelDamagedError, ModelIntegrityError, ModelLoadError, ModelNotFoundError, OutputExistsError,
+    MemoryNeedError, ModelDamagedError, ModelIntegrityError, ModelLoadError, ModelNotFoundError, NotIndexedError,
+    OutputExistsError,
     PgptError, ProviderError, QualityError, ReadOnlyError, RemoteCodeError, RequestRefusedError, ServerAuthError,
     ServerBusyError, ServerError, ServerStoppingError, ServerUnreachableError, ServerUsageError, SourceError,
     SourceNotFoundError, StorageError, TemplateError, TensorShapeError, UnsafeWeightsError, UnsupportedModelError,
@@ -20,7 +21,7 @@ __all__ = [
     "AnswerTooLongError", "Cancelled", "ConfigError", "ContextLengthError", "DiskFullError", "DiskSpaceError",
     "EngineClosedError", "FolderPermissionError", "HubAccessError", "IndexModelMismatchError", "IngestLockedError",
     "InvalidRequestError", "MemoryNeedError", "ModelDamagedError", "ModelIntegrityError", "ModelLoadError",
-    "ModelNotFoundError",
+    "ModelNotFoundError", "NotIndexedError",
     "OutputExistsError", "PgptError", "ProviderError", "QualityError", "ReadOnlyError", "RemoteCodeError",
     "RequestRefusedError", "ServerAuthError", "ServerBusyError", "ServerError", "ServerStoppingError",
     "ServerUnreachableError", "ServerUsageError", "SourceError", "SourceNotFoundError", "StorageError", "TemplateError",

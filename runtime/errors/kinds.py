@@ -196,6 +196,10 @@ class UsageError(PgptError, ValueError):
     hint = "See the command's --help."
 
 
+class NotIndexedError(UsageError):
+    """A path or name to forget that no indexed document has (exit 2; `forget --missing-ok`: nothing to do)."""
+
+
 class SourceNotFoundError(SourceError, UsageError):
     """The export's SOURCE is no file, folder or repo id (a typo): exit 2, as ingest's wrong path (it was 1)."""
 

@@ -47,6 +47,10 @@ def add_parsers(sub: Any) -> None:
     forget.add_argument("path", type=given_path,
                         help="its path or a folder's (with --server: its file name, path or id)")
     forget.add_argument("--collection", help="from this collection only (default: every collection)")
+    forget.add_argument("--json", action="store_true", help="print one JSON object: what was forgotten")
+    forget.add_argument("--missing-ok", action="store_true",
+                        help="a PATH with no indexed document is no error (exit 0, nothing forgotten): for a "
+                             "clean-up script run twice")
     search = sub.add_parser("search", help="find passages (hybrid vector + full-text search, no LLM)")
     search.add_argument("query", help="what to look for, or - to read it from standard input")
     search.add_argument("-k", type=result_count, default=5, help="number of results, 1 to 100 (default 5)")

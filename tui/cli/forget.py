@@ -6,11 +6,25 @@ import argparse
 import os
 from typing import Any
 
-from pgpt.runtime.sanitize import one_line, shown_name, strip_controls
+from pgpt.runtime.sanitize import dumps_json, one_line, shown_name, strip_controls
 
 
 def run_forget(settings: Any, args: argparse.Namespace) -> int:
-    """`pgpt-tui forget PATH`."""
+    """`pgpt-tui forget PATH [--collection NAME] [--json] [--missing-ok]`."""
+    from pgpt.runtime.errors import NotIndexedError
+
+    try:
+        return _forget(settings, args)
+    except NotIndexedError as missing:
+        if not args.missing_ok:
+            raise
+        # a clean-up run a second time, or after --prune: it had to match the English message (t71)
+        print(dumps_json({"forgotten": [], "chunks": 0}) if args.json
+              else strip_controls(f"nothing to forget: {missing}"))
+        return 0
+
+
+def _forget(settings: Any, args: argparse.Namespace) -> int:
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.documents.index_folder import refuse_if_writing
     from pgpt.runtime.documents.ingest import forget_path
@@ -35,10 +49,14 @@ def run_forget(settings: Any, args: argparse.Namespace) -> int:
             pass
     if forgotten is None:
         forgotten = forget_path(settings, embedder, wanted, args.collection)
+    chunks = sum(d.chunks for d in forgotten)
+    if args.json:
+        print(dumps_json({"forgotten": [{"path": d.path, "collection": d.collection, "chunks": d.chunks}
+                                        for d in forgotten], "chunks": chunks}, indent=2))
+        return 0
     if not forgotten:  # files left out when they were added, never indexed: `docs` no longer lists them
         print(strip_controls(f"{one_line(wanted)} was never indexed (left out when added); `docs` no longer lists it"))
         return 0
-    chunks = sum(d.chunks for d in forgotten)
     files = {d.path for d in forgotten}
     single = len(files) == 1 and (files == {wanted} or not os.path.isdir(wanted))  # one file, maybe by its shown name
     what = (shown_name(next(iter(files))) if single  # one line: a name with a newline was printed raw

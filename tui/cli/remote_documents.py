@@ -361,7 +361,7 @@ def forget_on_server(settings: Any, args: argparse.Namespace) -> int:
     """Forget the server's documents (in ``args.collection``, or every collection) whose id or name
     is ``args.path``, that are under the folder of that name, or that were sent from that local
     file or folder; a file name alone when it names one document only. Each is named as forgotten."""
-    from pgpt.runtime.errors import UsageError
+    from pgpt.runtime.errors import NotIndexedError
     from pgpt.runtime.remote.client import connect
 
     wanted = str(args.path)
@@ -372,13 +372,19 @@ def forget_on_server(settings: Any, args: argparse.Namespace) -> int:
         matches = [d for d in documents if _sent_as(d, wanted)] or _by_file_name(documents, wanted, settings.server)
         if not matches:
             where = f" in the collection {args.collection!r}" if args.collection else ""
-            raise UsageError(f"The server at {settings.server} has no document {wanted!r}{where}.",
-                             hint="`pgpt-tui --server URL docs` lists its documents with their names and ids.")
+            raise NotIndexedError(f"The server at {settings.server} has no document {wanted!r}{where}.",
+                                  hint="`pgpt-tui --server URL docs` lists its documents with their names and ids.")
         for document in matches:
             remote.forget(document["doc_id"])
     finally:
         remote.close()
     chunks = sum(d["doc_metadata"].get("chunks", 0) for d in matches)
+    if getattr(args, "json", False):  # a local forget's keys, and each document's id
+        metas = [(d["doc_metadata"], d["doc_id"]) for d in matches]
+        print(dumps_json({"forgotten": [{"path": str(meta.get("path") or meta.get("file_name", "")),
+                                         "collection": meta.get("collection", ""), "chunks": meta.get("chunks", 0),
+                                         "doc_id": doc_id} for meta, doc_id in metas], "chunks": chunks}, indent=2))
+        return 0
     print(strip_controls(f"forgot {wanted} on the server at {settings.server} ({len(matches)} document"
                          f"{'' if len(matches) == 1 else 's'}, {chunks} chunk{'' if chunks == 1 else 's'}):"))
     for d in matches:  # which ones: a name or folder can stand for several

@@ -124,3 +124,24 @@ def test_an_ingest_through_a_server_stopped_gives_a_local_stops_json_keys(monkey
     details = caught.value.details
     assert details.keys() == stopped(2, 5, False).details.keys(), details
     assert (details["stopped"], details["files_done"], details["files_total"]) == (True, 2, 5), details
+
+
+def test_forget_in_json_and_a_second_forget_with_missing_ok(settings: Settings, tmp_path: Path) -> None:
+    """t71: `forget` had no --json, and a clean-up script's second `forget X` (or one after --prune) failed,
+    exit 2, unless it matched the English message."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The ferry leaves at noon.\n")
+    (docs / "b.txt").write_text("The bakery opens at seven.\n")
+    assert tui_cli(settings, "ingest", str(docs)).returncode == 0
+    forgot = tui_cli(settings, "forget", str(docs), "--json")
+    assert forgot.returncode == 0, forgot.stderr
+    report = json.loads(forgot.stdout)
+    assert sorted(d["path"] for d in report["forgotten"]) == [str(docs / "a.txt"), str(docs / "b.txt")], report
+    assert report["chunks"] == 2 and {d["collection"] for d in report["forgotten"]} == {"default"}
+    again = tui_cli(settings, "forget", str(docs), "--json")
+    assert again.returncode == 2 and json.loads(again.stdout)["error"]["code"] == "not_indexed", again.stdout
+    quiet = tui_cli(settings, "forget", str(docs), "--json", "--missing-ok")
+    assert quiet.returncode == 0 and json.loads(quiet.stdout) == {"forgotten": [], "chunks": 0}
+    said = tui_cli(settings, "forget", str(docs), "--missing-ok")
+    assert said.returncode == 0 and said.stdout.startswith(f"nothing to forget: {docs} is not in the document index")
