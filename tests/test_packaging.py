@@ -66,5 +66,5 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
 
 def test_console_scripts_are_declared() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"pgpt-tui": "pgpt.tui.cli.main:main", "pgpt-export": "pgpt.export.cli:main",
+    assert scripts == {"pgpt-tui": "pgpt.tui.cli.main:run", "pgpt-export": "pgpt.export.cli:main",
                        "pgpt-serve": "pgpt.serve.cli:main"}

@@ -342,5 +342,26 @@ def _doctor(settings: Any, args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
+def run() -> None:
+    """The `pgpt-tui` console script: main(), then exit with its code. A command stopped by Ctrl-C or
+    SIGTERM (exit 130 or 143) has said what stays and settled the index when it gets here; it ends
+    without the interpreter's teardown, in which a native library's thread still winding down (LanceDB's,
+    ONNX Runtime's) made `timeout` of an `ingest --reindex` end in "terminate called without an active
+    exception", exit 134, 2 runs in 20 (t71)."""
+    code = main()
+    if code in (130, 143):
+        import logging
+        import os
+
+        logging.shutdown()  # the log file's last lines, as the normal exit would write them
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
