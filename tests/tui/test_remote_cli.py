@@ -98,6 +98,7 @@ def test_ingest_docs_and_forget_work_on_the_servers_index(served: RunningServer,
     # the progress gives an ETA once some bytes were sent (it read "ETA ?" on every line)
     # the bar's ETA field ("?" in the first 2 s: a run of 4 small files ends before it has one)
     assert re.search(r"\d/4 files sent ETA +(?:\d+s|\?)", sent.stderr), sent.stderr
+    assert "4/4 files sent" in sent.stderr.splitlines()[-1], sent.stderr  # a refused file ends it too (t71)
     assert not (settings.home / "index").exists()  # nothing local
     try:
         listed = client_cli(settings, "docs", "--collection", "sent")

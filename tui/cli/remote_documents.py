@@ -78,6 +78,8 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
             except (OSError, PgptError) as exc:
                 failed.append((str(path), user_message(exc).text))
                 shares.passed_over(done)
+        if files:  # the last line says all were sent (refused ones too): it stopped at "2/3 files sent" (t71)
+            bar.draw(len(files), len(files), f"{len(files)}/{len(files)} files sent", 0.0)
         changes = settle_gone(remote, list(args.paths), set(names.values()), added, args.collection, args.prune)
     except KeyboardInterrupt:  # Ctrl-C: what the server has, not the generic "nothing half-written"
         from pgpt.runtime.errors import Cancelled
