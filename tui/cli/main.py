@@ -132,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         stop = isinstance(exc, (KeyboardInterrupt, Cancelled))
         if log.hasHandlers():  # none before setup_logging (a bad setting): logging would print the traceback
             if stop:  # no failure: a log watched for warnings counted every Ctrl-C as a failed command (t53)
-                log.info("stopped by the user: %s", " ".join(message.text.split())[:300])
+                from pgpt.runtime.signals import terminated
+
+                # SIGTERM is timeout's, systemd's or kill's, not the user's: the log said "the user" (t71)
+                log.info("stopped by %s: %s", "SIGTERM" if terminated(exc) else "the user",
+                         " ".join(message.text.split())[:300])
             elif isinstance(exc, PgptError):  # a named cause: a line, no traceback
                 log.warning("command failed: %s (%s)", message.title, type(exc).__name__)
             else:
