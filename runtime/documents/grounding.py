@@ -29,8 +29,8 @@ import numpy as np
 
 from pgpt.runtime.documents.attachment import bound_elsewhere, misattached, same_words_around
 from pgpt.runtime.documents.sentences import (
-    LIST_ITEM, NUMBER, contains_fact, content_words, denies, key_facts, numbered_things, split_sentences,
-    strip_citations,
+    LIST_ITEM, NUMBER, contains_fact, content_words, days_named, denies, key_facts, numbered_things,
+    split_sentences, strip_citations,
 )
 from pgpt.runtime.documents.statements import (
     POINTER, prose_words, without_attribution, without_bare_lead_ins, without_restatements,
@@ -65,8 +65,9 @@ OFF_TOPIC = 0.35
 # The similar-question cache replays checked answers: its scope holds this, so a release whose check
 # answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
 # Change it with any change of what the check answers.
-# c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20"
-CHECK_VERSION = "2026-12-07c"
+# c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
+# 07d: another weekday
+CHECK_VERSION = "2026-12-07d"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -137,6 +138,7 @@ class Grounder:
         self._question_words = content_words(question)
         self._question_facts = key_facts(question)
         self._asked_things = numbered_things(question)
+        self._asked_days = days_named(question) or set()  # "open on Sunday?" (t72)
         # "How do I make an option count how many times it is given?" asks for a way, not a number (t68)
         self._wants_number = _NUMBER_QUESTION.search(question) is not None and not _ASKS_A_WAY.match(question)
         self._words = [content_words(s.text) for s in self.sentences]
@@ -271,7 +273,9 @@ class Grounder:
             found = {n for m, n in numbered_things(text) if m == name}
             if found and number not in found:
                 return True
-        return False
+        # another weekday alike: "On Saturday the library opens at 11:00" was the quote for Sunday (t72)
+        days = days_named(text) if self._asked_days else None
+        return bool(days) and not days & self._asked_days
 
     def _in_a_list(self, index: int) -> bool:
         """Whether the sentence is a list item, a table row or a list's lead-in ("... these items:")."""

@@ -195,3 +195,18 @@ def contains_fact(text: str, fact: str) -> bool:
 def numbered_things(text: str) -> set[tuple[str, str]]:
     """The numbered things ``text`` names, as (name in lower case, number): see THING."""
     return {(name.lower(), number) for name, number in THING.findall(text) if name.lower() not in STOPWORDS}
+
+
+_DAY_NAMES = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_DAY = re.compile(rf"\b({_DAY_NAMES})s?\b", re.IGNORECASE)
+# what names every day, or a span of them: "Monday to Friday", "Mon-Fri", "weekdays", "daily"
+_ALL_DAYS = re.compile(rf"\b(?:{_DAY_NAMES})s?\s*(?:to|through|till|until|-|\u2013)\s*(?:{_DAY_NAMES})\b|\b(?:weekdays?|"
+                       r"weekends?|daily|every day|each day|all week|seven days)\b", re.IGNORECASE)
+
+
+def days_named(text: str) -> set[str] | None:
+    """The weekdays ``text`` names, in lower case; None when it names every day or a span of them
+    ("Monday to Friday", "weekdays"), which may hold any day asked about."""
+    if _ALL_DAYS.search(text):
+        return None
+    return {day.lower() for day in _DAY.findall(text)}

@@ -298,6 +298,14 @@ def test_a_follow_up_is_searched_after_the_question_it_follows(indexed) -> None:
     list(after)
     assert after.result.sources and after.result.sources[0]["source"].endswith("zephyr.txt")
     assert after.result.timings["ttft_s"] > 0 and not after.result.cached
+    # without earlier turns the model is asked the follow-up as it is searched: it read "And what is it?"
+    # alone, so one draft (and its cached copy) answered whichever question came before (t72)
+    passages, sentences, _ = after._sentences(search(store, embedder, after.query, k=1))
+    asked = after._messages(passages, sentences, [True] * len(sentences))[-1]["content"]
+    assert asked.startswith("Question: Does project Zephyr have a launch code? And what is it?"), asked
+    other = AskStream(engine, store, embedder, follow_up, options, earlier=["Who leads project Zephyr?"])
+    list(other)
+    assert not other.result.cached  # another chain: not the first chain's draft from the cache
     again = AskStream(engine, store, embedder, follow_up, options)  # alone again: not the follow-up's cached answer
     list(again)
     assert again.result.kind == "not_found" and again.result.sources == []

@@ -154,3 +154,26 @@ def test_a_number_given_with_other_words_than_its_sources_stays_misattached() ->
     assert not same_words_around("0", "grep returns exit status 0 if an error occurred.", source, content_words)
     assert same_words_around("0", "The exit status is 0 if a line is selected.", source, content_words)
     assert not NUMBER.findall("PyPy v7.3.20+") and NUMBER.findall("version 7.3.20") == ["7.3.20"]
+
+
+def test_a_sentence_about_another_weekday_is_no_answer(embedder) -> None:  # type: ignore[no-untyped-def]
+    """t72: "When is the library open on Sunday?" got Saturday's hours quoted, and "... on Tuesday?"
+    "opens at 9:00" supported by Wednesday's sentence; a span of days ("Monday to Friday") may hold it."""
+    from pgpt.runtime.documents.sentences import days_named
+
+    assert days_named("Open Monday to Friday, and weekdays only") is None and days_named("Mon-Fri") == set()
+    hours = [SourceSentence(1, "hours.md", 0, "On Tuesday the library opens at 10:00 and closes at 20:00."),
+             SourceSentence(1, "hours.md", 0, "On Wednesday the library opens at 9:00 and closes at 17:00."),
+             SourceSentence(1, "hours.md", 0, "On Saturday the library opens at 11:00 and closes at 15:00.")]
+    sunday = grounder_over(embedder, "When is the library open on Sunday?", hours).check(
+        "On Saturday the library opens at 11:00 and closes at 15:00. [1]", abstained=False)
+    assert sunday.kind == "not_found" and "11:00" not in sunday.text, sunday
+    tuesday = grounder_over(embedder, "When does the library open on Tuesday?", hours).check
+    wrong = tuesday("The library opens on Tuesday at 9:00. [1]", abstained=False)
+    assert "9:00" not in wrong.text, wrong
+    right = tuesday("On Tuesday the library opens at 10:00. [1]", abstained=False)
+    assert right.kind == "answer" and "10:00" in right.text, right
+    span = [SourceSentence(1, "hours.md", 0, "The library opens at 9:00 from Monday to Friday.")]
+    weekday = grounder_over(embedder, "When does the library open on Wednesday?", span).check(
+        "The library opens at 9:00 from Monday to Friday. [1]", abstained=False)
+    assert weekday.kind == "answer" and "9:00" in weekday.text, weekday
