@@ -254,7 +254,7 @@ class AskStream:
             if cost > budget - self.turn_tokens:
                 break
             self.turn_tokens += cost
-            kept.append({"role": turn["role"], "content": turn["content"]})
+            kept.append({"role": turn["role"], "content": _unlabelled(turn["content"])})
         return kept[::-1]
 
     def _similar(self, scope: str, vector: np.ndarray) -> dict[str, Any] | None:
@@ -348,6 +348,16 @@ class AskStream:
         content = f"Question: {asked}\n\nSources:\n" + "\n".join(blocks) + f"\n\nQuestion: {asked}"
         system = SYSTEM_PROMPT + (f"\n\n{self.instructions}" if self.instructions else "")
         return [{"role": "system", "content": system}, *self.turns, {"role": "user", "content": content}]
+
+
+def _unlabelled(text: str) -> str:
+    """An earlier answer as the model reads it: a quote without pgpt's "Quote from the documents:"
+    label, which the model copied into its next draft, then around sentences of its own (t72)."""
+    label = "Quote from the documents: \u201c"
+    if not text.startswith(label):
+        return text
+    quoted, _, cited = text[len(label):].rpartition("\u201d")
+    return f"{quoted}{cited}" if quoted else text
 
 
 def _inert(text: str, controls: tuple[str, ...] = ()) -> str:

@@ -34,13 +34,17 @@ _OPEN_TAG = re.compile(r"(?:<|\(\s*/?\s*source\b)[^>\n]{0,200}$|\[\s*/?\s*source
 _ROLE_LINE = re.compile(r"^\s*(?:assistant|user|system)\s*:?\s*$", re.IGNORECASE)
 # "Q:" and "A:" too: a German answer ended "... [1] A: Die Brücke ... entworfen. [1]", an echo of its start
 _QUESTION = re.compile(r"^\s*(?:\*\*)?(?:question|q)\s*:", re.IGNORECASE)
+# also pgpt's own label of a quote, which the model copies from an earlier answer in a chat (t72): its
+# words are then checked as any draft's, never shown as a verbatim quote
 _ANSWER = re.compile(
-    r"^\s*(?:\*\*)?(?:(?:the )?answer(?: to (?:this|the|your) question)?(?: is)?|a)\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
+    r"^\s*(?:\*\*)?(?:(?:the )?answer(?: to (?:this|the|your) question)?(?: is)?|a|quote from the documents?)\s*:\s*"
+    r"(?:\*\*)?\s*(?:(?<=documents: )\u201c|(?<=document: )\u201c)?", re.IGNORECASE)
 _SOURCES = re.compile(r"^\s*(?:\*\*)?sources\s*:\s*(?:\*\*)?\s*$", re.IGNORECASE)
 _ANSWER_IN_LINE = re.compile(r"\banswer\s*:\s*|\bA:\s*", re.IGNORECASE)
 _PARTIAL_TAGS = ("(source", "(/source", "[source", "[/source", "[inst]", "[/inst]")
 LABELS = ("q:", "a:", "question:", "answer:", "the answer is:", "the answer to this question is:", "sources:",
-          "assistant", "user", "system", "**question:**", "**answer:**", "**sources:**")
+          "assistant", "user", "system", "**question:**", "**answer:**", "**sources:**", "quote from the documents:",
+          "quote from the document:")
 
 
 def strip_markup(text: str, final: bool = True) -> str:

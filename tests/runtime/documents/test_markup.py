@@ -93,3 +93,18 @@ def test_source_tags_in_brackets_are_prompt_markup_too() -> None:
     shown = "".join(streamed.feed(piece) for piece in draft.split(" ")[:-1] for piece in (piece, " "))
     shown += streamed.feed(draft.split(" ")[-1]) + streamed.flush()
     assert "source" not in shown.split("following")[-1].replace("sources:", ""), shown
+
+
+def test_pgpt_s_own_quote_label_copied_by_the_model_is_no_quote() -> None:
+    """t72: after one of pgpt's quote answers in a chat, the model began its next draft with "Quote from
+    the document: “", around sentences of its own, and the label reached the user on an invented answer.
+    The label leaves the draft (its sentences are checked as any draft's), and the earlier answer reaches
+    the model without it."""
+    from pgpt.runtime.documents.answers import _unlabelled
+
+    draft = "Quote from the document: \u201cOn Sunday the library opens at 11:00. [1] It is closed all day. [1]"
+    assert strip_markup(draft) == "On Sunday the library opens at 11:00. [1] It is closed all day. [1]"
+    assert strip_markup("Quote from the documents: \u201cThe ferry leaves at noon.") == "The ferry leaves at noon."
+    earlier = "Quote from the documents: \u201cOn Tuesday the library opens at 10:00.\u201d [1]"
+    assert _unlabelled(earlier) == "On Tuesday the library opens at 10:00. [1]"
+    assert _unlabelled("The ferry leaves at noon. [1]") == "The ferry leaves at noon. [1]"
