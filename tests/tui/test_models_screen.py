@@ -299,7 +299,7 @@ def test_models_delete_on_the_command_line_refuses_what_is_not_an_export(setting
     (cache / "docs").mkdir()
     (cache / "docs" / "a.txt").write_text("A note.")
     without = tui_cli(own_cache, "ingest", str(cache / "docs"))  # and how to get it back
-    assert without.returncode != 0 and "Prepare it with `pgpt-export --default`" in without.stderr, without.stderr
+    assert without.returncode != 0 and "prepare it with `pgpt-export --default`" in without.stderr, without.stderr
 
 
 async def test_fast_prompts_export_a_prefill_graph_made_from_the_decode_graph(

@@ -160,9 +160,11 @@ def test_typos_in_paths_and_collections_are_errors_not_empty_results(settings: S
     assert listed.stdout.splitlines()[0].endswith("two lines.txt  (file gone)"), listed.stdout
     assert "1 file gone from disk still answers (`pgpt-tui ingest PATH --prune`" in listed.stdout
     assert json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"][0]["gone"] is True
-    docs.rmdir()
+    docs.rmdir()  # a folder gone whole keeps its documents (an unmounted share looks the same, t71): forget them
     pruned = tui_cli(settings, "ingest", str(docs), "--prune", "--collection", "ferries", "--json")
-    assert pruned.returncode == 0 and len(json.loads(pruned.stdout)["removed"]) == 1
+    assert pruned.returncode == 1 and json.loads(pruned.stdout)["not_pruned"] == [{"path": str(docs), "documents": 1}]
+    forgot = tui_cli(settings, "forget", str(docs), "--collection", "ferries", "--json")
+    assert forgot.returncode == 0 and len(json.loads(forgot.stdout)["forgotten"]) == 1, forgot.stdout
 
 
 def test_a_collection_name_that_is_not_plain_is_a_usage_error(settings: Settings, tmp_path: Path) -> None:
