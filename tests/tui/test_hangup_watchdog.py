@@ -38,12 +38,22 @@ CHILD = textwrap.dedent("""
     handle_signals(app, asyncio.new_event_loop())  # the signal thread starts with SIGHUP unblocked
     if sys.argv[2] == "main thread waits":
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # so the kernel hands it to another thread
-    # ready once blocked: a SIGHUP sent between the two (a loaded CI machine) ended it with the default action
-    print("ready", flush=True)
-    if sys.argv[2] == "main thread waits":
         stuck = threading.Lock()
         stuck.acquire()
+        waiting = False
+
+        def announce():
+            # "ready" once the main thread waits: while it still runs Python, it runs the handler itself
+            # (the C handler in another thread trips the flag it checks), which two CI runs caught
+            while not waiting:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            print("ready", flush=True)
+
+        threading.Thread(target=announce, daemon=True).start()
+        waiting = True
         stuck.acquire()  # as the event loop on Textual's full output queue
+    print("ready", flush=True)
     while True:
         time.sleep(0.05)  # the main thread runs Python, so the handler runs
 """)
