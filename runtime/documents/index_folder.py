@@ -294,9 +294,9 @@ def listing_store(settings: Settings) -> Any:
     folder = index_dir(settings)
     if not index_has_data(settings):
         return None
-    name = active_table(folder)
-    if name not in lancedb.connect(str(folder)).list_tables().tables:
+    name, db = active_table(folder), lancedb.connect(str(folder))
+    if name not in db.list_tables().tables:
         return None
-    meta = lancedb.connect(str(folder)).open_table(name).schema.metadata or {}
+    meta = db.open_table(name).schema.metadata or {}
     return stores.DocumentStore(settings, meta.get(stores._META_MODEL, b"").decode(),
                                 meta.get(stores._META_NAME, b"?").decode(), int(meta.get(stores._META_DIM, b"0")))
