@@ -39,6 +39,7 @@ class Conversation:
     turns: list[dict[str, str]] = field(default_factory=list)
     context: list[dict[str, str]] = field(default_factory=list)
     name: str = ""  # given by the user (F5, r); the first question stands in until then
+    left_out: int = 0  # the oldest questions of ``context`` no longer sent: they did not fit the model
 
     @property
     def title(self) -> str:
@@ -115,11 +116,15 @@ def load_conversation(settings: Settings, conversation_id: str) -> Conversation:
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
         name = data.get("name", "")  # absent from the files of earlier releases
+        left_out = data.get("left_out", 0)
         if not isinstance(name, str):
             raise TypeError("its name is not text")
+        if not isinstance(left_out, int) or isinstance(left_out, bool) or left_out < 0:
+            raise TypeError("its left_out is not a count")
         conversation = Conversation(**{k: data[k] for k in ("id", "created", "updated", "mode", "model")},
                                     turns=_pairs(data["turns"], "kind", "text", "mark"),
-                                    context=_pairs(data["context"], "role", "content"), name=name)
+                                    context=_pairs(data["context"], "role", "content"), name=name,
+                                    left_out=left_out)
     except FileNotFoundError:
         raise PgptError(f"There is no saved conversation {conversation_id}.",
                         hint="Open the list of conversations with F5.") from None

@@ -254,7 +254,7 @@ class AskStream:
             if cost > budget - self.turn_tokens:
                 break
             self.turn_tokens += cost
-            kept.append({"role": turn["role"], "content": _unlabelled(turn["content"])})
+            kept.append({"role": turn["role"], "content": unlabelled(turn["content"])})
         return kept[::-1]
 
     def _similar(self, scope: str, vector: np.ndarray) -> dict[str, Any] | None:
@@ -350,7 +350,7 @@ class AskStream:
         return [{"role": "system", "content": system}, *self.turns, {"role": "user", "content": content}]
 
 
-def _unlabelled(text: str) -> str:
+def unlabelled(text: str) -> str:
     """An earlier answer as the model reads it: a quote without pgpt's "Quote from the documents:"
     label, which the model copied into its next draft, then around sentences of its own (t72)."""
     label = "Quote from the documents: \u201c"

@@ -8,12 +8,13 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from pgpt.runtime.conversations import load_conversation
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
 from test_app import SIZE, endless_app, status, stop_a_long_answer, turns, wait_until
 
-from serve_support import start_server
+from serve_support import RunningServer, start_server
 
 CONTEXT = 400  # the model's 8,192 tokens made to look small: the same trimming, read in a second
 
@@ -52,6 +53,14 @@ async def answered_past_the_context(pilot: Pilot) -> str:
     return str(note.text)
 
 
+def refusals(server: RunningServer) -> float:
+    """The server's 400 answers to /v1/chat/completions, as its /metrics counts them."""
+    with server.http() as client:
+        lines = client.get("/metrics").text.splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.startswith("pgpt:http_requests_total{")
+               and 'status="400"' in line and "/v1/chat/completions" in line)
+
+
 async def test_a_long_chat_leaves_out_its_oldest_turns_and_says_so_once(settings: Settings) -> None:
     """Every turn failed with "Prompt too long" once a chat outgrew the context; nothing dropped old turns."""
     app = ChatApp(settings, SamplingOptions(max_new_tokens=16), use_cache=False)
@@ -60,9 +69,18 @@ async def test_a_long_chat_leaves_out_its_oldest_turns_and_says_so_once(settings
         note = await answered_past_the_context(pilot)
         assert note == "Older turns are left out to fit the model's 400 tokens (Ctrl+N starts a new chat)."
         assert len(app.conversation) == 8  # the chat keeps every turn; only what the model reads is cut
+        left_out = app.left_out_turns
+        assert left_out >= 1
         await send(pilot, "And three plus three?")
         assert len(app.query("Turn.note")) == 1  # said once a chat, not under every answer
         assert "TTFT" in status(app)
+        # reopened (F5), the chat keeps its note and does not send its left-out turns again (t72)
+        assert app.saved is not None
+        saved = load_conversation(settings, app.saved.id)
+        assert saved.left_out >= left_out and saved.turns[-3]["kind"] == "note"
+        app.open_conversation(saved)
+        await pilot.pause()
+        assert app.left_out_turns == saved.left_out and [t.text for t in app.query("Turn.note")] == [note]
 
 
 @pytest.mark.slow  # a server subprocess
@@ -82,6 +100,12 @@ async def test_a_client_leaves_out_the_oldest_turns_its_server_refuses(settings:
             note = await answered_past_the_context(pilot)
             assert note == "Older turns are left out to fit the server model's context (Ctrl+N starts a new chat)."
             assert len(app.conversation) == 8 and status(app).startswith("server 127.0.0.1:")
+            # the next turn starts from what fitted: it asked the full chat again, one more refusal
+            # for each turn left out, every turn (t72)
+            refused = refusals(server)
+            assert refused == app.left_out_turns >= 1
+            await send(pilot, "And three plus three?")
+            assert refusals(server) == refused and "TTFT" in status(app)
     finally:
         server.stop()
 

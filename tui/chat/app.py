@@ -17,6 +17,7 @@ from pgpt.runtime.errors import ModelNotFoundError, StorageError, app_message, u
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
 from pgpt.tui.chat.library import UNCHECKED, DocumentLibrary, drafted_an_answer
+from pgpt.tui.chat.context import REPEATED_NOTE, close_turn, messages_to_send, repeats, rework_hint
 from pgpt.tui.chat.keys import KeysMixin
 from pgpt.tui.chat.messages import (ANSWER_STEPS, AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged,
                                     PrepareTick, ServerState)
@@ -73,6 +74,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         self.engine: ChatEngine | None = None
         self.conversation: list[dict[str, str]] = []
         self.asked: list[str] = []  # Documents mode's questions: a follow-up is searched after them
+        self.left_out_turns = 0  # the conversation's oldest questions no longer sent (they did not fit)
         self.load_error = ""
         self._reply: Turn | None = None  # the answer being written, or waiting for the model
         self._reply_id = 0  # tags worker messages, so those of an abandoned answer are dropped
@@ -277,10 +279,12 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         if not answer and not mark and self._reply_mode == "chat":  # the model wrote nothing (only an end token)
             mark = NO_ANSWER
         self._reply.show(answer, mark, message.markup)
-        if message.result.left_out_turns:
+        if message.result.left_out_turns and self._reply_mode == "chat":
+            self.left_out_turns += message.result.left_out_turns  # not sent again: see messages_to_send
             chat_log.note_left_out_turns(getattr(self.engine.model, "max_context", None) if self.engine else None)
         if details is not None:
             chat_log.add_details(details)
+            chat_log.note_once(rework_hint(self.conversation, details))
         if details is not None or self._reply_mode == "search":  # read from the question down; PgDn shows the rest
             self.call_after_refresh(chat_log.show_from, chat_log.question_of(self._reply))
         self._close_reply(answer)
@@ -337,15 +341,13 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
 
     def _start_answer(self) -> None:
         assert self.engine is not None
-        messages = [dict(m) for m in self.conversation]  # the worker gets its own copy
+        messages = messages_to_send(self.conversation, self.asked, self._reply_mode, self.left_out_turns)
         if self._reply_mode == "search" and self.library is not None:
             self._set_status("searching…")
             self._answer_worker = self.find_passages(self.library, messages[-1]["content"], self._reply_id)
             return
         self._set_status(self._model_label(), "answering… Esc stops")  # documents mode: its steps follow
         library = self.library if self._reply_mode == "docs" else None
-        if library is not None:  # its earlier questions, for a follow-up ("And when does it close?")
-            messages = [{"role": "user", "content": text} for text in self.asked[-4:]] + messages[-1:]
         self._answer_worker = self.generate(self.engine, messages, self._reply_id, self._cancel, library)
 
     def _show_tip_once(self) -> None:
@@ -361,18 +363,10 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         self.note_unfinished_adds()
 
     def _close_reply(self, answer: str) -> None:
-        """Keep the (possibly partial) answer as context; drop a question that got none.
-
-        Document answers and search results are single turns: they do not become chat context.
-        """
-        if self._reply_mode != "chat" and self.conversation and self.conversation[-1]["role"] == "user":
-            if self._reply_mode == "docs":
-                self.asked.append(self.conversation[-1]["content"])
-            self.conversation.pop()
-        elif answer:
-            self.conversation.append({"role": "assistant", "content": answer})
-        elif self.conversation and self.conversation[-1]["role"] == "user":
-            self.conversation.pop()
+        """Keep the (possibly partial) answer as context (close_turn); drop a question that got none."""
+        close_turn(self.conversation, self.asked, self._reply_mode, answer)
+        if self._reply_mode == "chat" and repeats(self.conversation) >= 3:
+            self._chat.query_one(ChatLog).note_once(REPEATED_NOTE.format(count=repeats(self.conversation)))
         self._reply = None
         if self.docs_mode_next:  # documents were indexed while this answer was written
             self.docs_mode_next = False

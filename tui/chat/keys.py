@@ -53,7 +53,7 @@ class KeysMixin:
         self._cancel.set()
         self._reply_id += 1
         self._reply = None
-        self.conversation, self.asked = [], []
+        self.conversation, self.asked, self.left_out_turns = [], [], 0
         self.saved = None
         self._chat.query_one(ChatLog).remove_children()
         self._set_status(self._model_label() if self.engine else "Loading model…")

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 PANELS = {"setup": ("pgpt.tui.screens.setup", "SetupScreen"), "models": ("pgpt.tui.screens.models.screen", "ModelsScreen"),
           "docs": ("pgpt.tui.screens.documents.screen", "DocumentsScreen"),
           "history": ("pgpt.tui.screens.history", "HistoryScreen")}
-SAVED_KINDS = ("user", "assistant", "quotes", "closest", "sources")  # notices (errors, ingestion news) are not part of a chat
+SAVED_KINDS = ("user", "assistant", "quotes", "closest", "sources", "note")  # notices (errors, ingestion news)
+# are not part of a chat; a dim note under an answer is ("Older turns are left out ...": t72)
 
 
 MODELS_COMMANDS = (
@@ -205,6 +206,7 @@ class PanelsMixin:
         if self.saved is None:
             self.saved = new_conversation(self.mode, self.engine.model.info.name if self.engine else "")
         self.saved.turns, self.saved.context, self.saved.mode = turns, list(self.conversation), self.mode
+        self.saved.left_out = self.left_out_turns
         try:
             save_conversation(self.settings, self.saved)  # a small JSON file: fine on the main thread
             self.not_saved = ""
@@ -219,7 +221,7 @@ class PanelsMixin:
         """Show a saved conversation in the chat; a plain chat goes on with its context."""
         self.action_new_chat()
         self.saved = saved
-        self.conversation = [dict(m) for m in saved.context]
+        self.conversation, self.left_out_turns = [dict(m) for m in saved.context], saved.left_out
         chat_log = self._chat.query_one(ChatLog)
         shown = [chat_log.add_turn(turn["kind"], turn["text"]) for turn in saved.turns]
         for widget, turn in zip(shown, saved.turns):  # with its mark: "(stopped)", "(cut at the 256-token limit)"

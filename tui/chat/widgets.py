@@ -155,9 +155,14 @@ class ChatLog(VerticalScroll):
     def note_left_out_turns(self, context: int | None) -> None:
         """Say once a chat that its oldest turns no longer reach the model (``context``: the
         model's tokens; None for a server's model, whose size the client does not know)."""
-        if not self.query("Turn.note"):
-            size = f"the model's {context:,} tokens" if context else "the server model's context"
-            self.add_turn("note", f"Older turns are left out to fit {size} (Ctrl+N starts a new chat).")
+        size = f"the model's {context:,} tokens" if context else "the server model's context"
+        self.note_once(f"Older turns are left out to fit {size} (Ctrl+N starts a new chat).")
+
+    def note_once(self, text: str) -> None:
+        """A dim note, unless one that begins the same (up to its first colon or digit) is shown."""
+        start = re.split(r"[:\d]", text, maxsplit=1)[0]
+        if text and not any(str(note.text).startswith(start) for note in self.query("Turn.note")):
+            self.add_turn("note", text)
 
     def show_from(self, turn: Turn) -> None:
         """Scroll so that ``turn`` starts the view (or as near as the content allows): a documents

@@ -100,11 +100,11 @@ def test_pgpt_s_own_quote_label_copied_by_the_model_is_no_quote() -> None:
     the document: “", around sentences of its own, and the label reached the user on an invented answer.
     The label leaves the draft (its sentences are checked as any draft's), and the earlier answer reaches
     the model without it."""
-    from pgpt.runtime.documents.answers import _unlabelled
+    from pgpt.runtime.documents.answers import unlabelled
 
     draft = "Quote from the document: \u201cOn Sunday the library opens at 11:00. [1] It is closed all day. [1]"
     assert strip_markup(draft) == "On Sunday the library opens at 11:00. [1] It is closed all day. [1]"
     assert strip_markup("Quote from the documents: \u201cThe ferry leaves at noon.") == "The ferry leaves at noon."
     earlier = "Quote from the documents: \u201cOn Tuesday the library opens at 10:00.\u201d [1]"
-    assert _unlabelled(earlier) == "On Tuesday the library opens at 10:00. [1]"
-    assert _unlabelled("The ferry leaves at noon. [1]") == "The ferry leaves at noon. [1]"
+    assert unlabelled(earlier) == "On Tuesday the library opens at 10:00. [1]"
+    assert unlabelled("The ferry leaves at noon. [1]") == "The ferry leaves at noon. [1]"
