@@ -33,8 +33,9 @@ from pgpt.runtime.documents.sentences import (
     split_sentences, strip_citations,
 )
 from pgpt.runtime.documents.statements import (
-    POINTER, prose_words, without_attribution, without_bare_lead_ins, without_restatements,
+    POINTER, mended, prose_words, without_attribution, without_bare_lead_ins, without_restatements,
 )
+from pgpt.runtime.documents.question_kinds import asks_what_is_not, unknown_codes, wants_a_number
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
 
@@ -66,8 +67,8 @@ OFF_TOPIC = 0.35
 # answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
-# 07d: another weekday
-CHECK_VERSION = "2026-12-07d"
+# 07d: another weekday; 07e: a word broken by a stray apostrophe mended
+CHECK_VERSION = "2026-12-07e"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -78,20 +79,6 @@ _FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
 # supported statement, and it was shown in the answer (one that a source holds, "<b>", may be the answer)
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>\n]{0,200})?/?>")
 _ANY_WORD = re.compile(r"\w")
-# a question about what is not so ("Who is not ...?", "Which formats are never read?"), not "why ... not?"
-# or "... without ...", whose answers affirm (a reason, a way)
-_ASKS_NOT = re.compile(r"^\s*(?:who|what|which|where|when)\b[^?]*?\b(?:(?:is|are|was|were|does|do|did|can|has|have|will)"
-                       r"\s+(?:not|never)|isn't|aren't|wasn't|weren't|doesn't|don't|didn't|can't|cannot|never)\b",
-                       re.IGNORECASE)
-_NUMBER_QUESTION = re.compile(
-    r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)"
-    # "what version", and with one name between: "what Python version" (not "what does the version ...")
-    r"|what (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|percentage|version|number|size)"
-    r"|which (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|version))", re.IGNORECASE)
-# A question after a way ("How do I ...?", "How can ...?") wants no number, whatever words follow
-_ASKS_A_WAY = re.compile(r"\s*how (?:do|does|can|could|should|would|to|must)\b", re.IGNORECASE)
-
-
 @dataclass(frozen=True)
 class SourceSentence:
     """One sentence of a source handed to the model: its number [n], file, page and text."""
@@ -122,7 +109,6 @@ def _covered(words: set[str], sentence: set[str]) -> float:
     return len(words & sentence) / len(words) if words else 0.0
 
 
-
 class Grounder:
     """Checks drafts against the sentences of the sources one question was answered from.
 
@@ -140,20 +126,25 @@ class Grounder:
         self._asked_things = numbered_things(question)
         self._asked_days = days_named(question) or set()  # "open on Sunday?" (t72)
         # "How do I make an option count how many times it is given?" asks for a way, not a number (t68)
-        self._wants_number = _NUMBER_QUESTION.search(question) is not None and not _ASKS_A_WAY.match(question)
+        self._wants_number = wants_a_number(question)
         self._words = [content_words(s.text) for s in self.sentences]
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
         self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
         # the passages and their files' names: the prompt shows each source's file, and a draft that
         # names it ("tar --directory=/var/tmp/tar-man.txt") invents nothing
         self._all_text = " ".join([s.text for s in self.sentences] + list({s.file: 0 for s in self.sentences})).lower()
+        # a code of the question that no source holds ("Q2", "room B30"): the documents do not speak of
+        # it, and an answer about what they do hold echoed it (t73). Codes only: a version or a count
+        # is often in a heading or written otherwise, and a project's pages seldom name the project.
+        headed = " ".join([self._all_text] + list({s.trail: 0 for s in self.sentences})).lower()
+        self._unknown_facts = unknown_codes(self._question_facts, headed)
         self._denies = [denies(s.text) for s in self.sentences]
         # the bakery's hours do not answer for the lighthouse: sentences of a file about another subject
         self._elsewhere = about_elsewhere(self.sentences, self._question_words)
         # "... as of pluggy 1.6.0?" is not answered by a line of 1.1.0's section (subjects.py)
         self._other_version = about_other_version(self.sentences, question)
         # "Who is not the harbor master?" is not answered by "The harbor master is Odalric Brenneke."
-        self._asks_not = _ASKS_NOT.search(question.replace("\u2019", "'")) is not None
+        self._asks_not = asks_what_is_not(question)
         self.relevance = self._relevance(question_vector)
 
     def _relevance(self, question_vector: np.ndarray) -> np.ndarray:
@@ -193,6 +184,9 @@ class Grounder:
         best = self.best_sentence()
         measures = {"best_relevance": round(float(self.relevance[best]), 4) if best >= 0 else 0.0}
         draft = without_invisible(draft)  # as the sentences are read
+        if self._unknown_facts:
+            measures["unknown_question_facts"] = len(self._unknown_facts)
+            return Grounding("not_found", "", [], measures)
         supported = [] if abstained else self._on_topic(self._supported(draft, measures))
         if supported:
             measures["answer_relevance"] = round(max(float(self.relevance[i]) for _, i in supported), 4)
@@ -201,6 +195,7 @@ class Grounder:
             supported = []  # "how many ...?" answered without a number the question lacks: no answer
         if supported and measures["answer_relevance"] >= self._relevance_gate(supported):
             # a list stays a list: "are: [1] - Linux [1] - MacOS [1]" on one line read as a sentence
+            supported = [(mended(statement, " ".join(self._neighbours(i))), i) for statement, i in supported]
             text = "".join(("\n" if LIST_ITEM.match(statement) else " ") * bool(n) + statement
                            + f" [{self.sentences[i].number}]" for n, (statement, i) in enumerate(supported))
             quotes = [self.sentences[i] for i in dict.fromkeys(self._shown(i, statement) for statement, i in supported)]
@@ -218,7 +213,7 @@ class Grounder:
         keeper in 1920?" is far from a page about a lighthouse (cosine 0.14), yet its sentence "Its
         keeper in 1920 was Edda Lund." answers it (0.85), and the answer was "not found" (t54)."""
         best = self._best_quote()
-        if best < 0 or self.relevance[best] < CERTAIN_QUOTE:
+        if best < 0 or self.relevance[best] < CERTAIN_QUOTE or self._unknown_facts:
             return None
         return self._quote(best, {"best_relevance": round(float(self.relevance[best]), 4)})
 

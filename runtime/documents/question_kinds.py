@@ -1,0 +1,55 @@
+"""What a question asks for, as the check reads it: a number ("How many ...?", "What version ...?"),
+a way ("How do I ...?", which wants no number) or what is not so ("Who is not ...?", answered by a denial);
+and the codes it names that no source writes ("Q2", "room B30")."""
+
+from __future__ import annotations
+
+import re
+
+from pgpt.runtime.documents.sentences import contains_fact
+
+# a question about what is not so ("Who is not ...?", "Which formats are never read?"), not "why ... not?"
+# or "... without ...", whose answers affirm (a reason, a way)
+_ASKS_NOT = re.compile(r"^\s*(?:who|what|which|where|when)\b[^?]*?\b(?:(?:is|are|was|were|does|do|did|can|has|have|will)"
+                       r"\s+(?:not|never)|isn't|aren't|wasn't|weren't|doesn't|don't|didn't|can't|cannot|never)\b",
+                       re.IGNORECASE)
+_NUMBER_QUESTION = re.compile(
+    r"\b(?:how (?:many|much|long|big|large|old|often|fast|far)"
+    # "what version", and with one name between: "what Python version" (not "what does the version ...")
+    r"|what (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|percentage|version|number|size)"
+    r"|which (?:(?!(?:is|are|was|were|does|do|did|the|a|an|this|that)\b)[\w.+-]+ )?(?:year|version))", re.IGNORECASE)
+# A question after a way ("How do I ...?", "How can ...?") wants no number, whatever words follow
+_ASKS_A_WAY = re.compile(r"\s*how (?:do|does|can|could|should|would|to|must)\b", re.IGNORECASE)
+
+
+def wants_a_number(question: str) -> bool:
+    """Whether ``question`` asks for a number ("How many ...?"), not a way ("How do I ...?")."""
+    return _NUMBER_QUESTION.search(question) is not None and not _ASKS_A_WAY.match(question)
+
+
+def asks_what_is_not(question: str) -> bool:
+    """Whether ``question`` asks what is not so ("Who is not ...?"), whose answer is a denial."""
+    return _ASKS_NOT.search(question.replace("\u2019", "'")) is not None
+
+
+# a version ("v7.3.20"): no code (_a_code)
+_VERSION = re.compile(r"v\d[\d.]*")
+
+
+def _a_code(fact: str) -> bool:
+    """Whether a key fact is a code of letters and digits ("q2", "b30", "ec2"), which a document that
+    speaks of it writes, unlike a name (a project's own pages seldom name it) or a version."""
+    return (any(c.isalpha() for c in fact) and any(c.isdigit() for c in fact)
+            and not _VERSION.fullmatch(fact))
+
+
+def _names_of(fact: str) -> list[str]:
+    """``fact`` and, for a name with a release number ("gplv3", "python3"), the name alone, which the
+    documents may write without it ("the GPL", "GNU General Public License version 3")."""
+    stem = re.sub(r"v?\d+$", "", fact)
+    return [fact, stem] if stem != fact and len(stem) >= 3 else [fact]
+
+
+def unknown_codes(facts: set[str], text: str) -> list[str]:
+    """The codes among a question's key ``facts`` that ``text`` (the sources, lower case) never writes."""
+    return sorted(f for f in facts if _a_code(f) and not any(contains_fact(text, name) for name in _names_of(f)))
