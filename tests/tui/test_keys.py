@@ -152,3 +152,32 @@ async def test_the_palette_leaves_out_textuals_maximize(settings: Settings) -> N
             titles = [command.title for command in app.get_system_commands(app.screen)]
             assert "Maximize" not in titles and "Minimize" not in titles
             assert "Docs (F4)" in titles and "Quit (Ctrl+Q)" in titles and "Theme" in titles
+
+
+async def test_ctrl_y_copies_the_answer_in_view_after_pgup(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the last answer could be copied: an earlier one, scrolled back to, had no key (t72 M7)."""
+    from pgpt.runtime.conversations import new_conversation
+
+    for name in ("TMUX", "STY"):  # a developer's tmux: the notice would name its paste buffer
+        monkeypatch.delenv(name, raising=False)
+    saved = new_conversation()
+    for number in range(1, 7):
+        saved.turns += [{"kind": "user", "text": f"Question {number}?"},
+                        {"kind": "assistant", "text": f"Answer {number}. " + "The harbour is quiet. " * 30}]
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        app.open_conversation(saved)
+        await pilot.pause()
+        log = app.query_one("#log")
+        await pilot.press("end")
+        await wait_until(pilot, lambda: log.scroll_y == log.max_scroll_y)
+        await pilot.press("ctrl+y")
+        assert app.clipboard.startswith("Answer 6. ")
+        assert list(app._notifications)[-1].message.startswith("Copied the last answer (")
+        while log.scroll_y > 0:
+            await pilot.press("pageup")
+            await pilot.pause()
+        await pilot.press("ctrl+y")  # the top of the chat: the first answer is the last one in view
+        assert app.clipboard.startswith("Answer 1. ")
+        assert list(app._notifications)[-1].message.startswith("Copied the answer in view (")

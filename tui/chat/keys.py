@@ -168,10 +168,11 @@ class KeysMixin:
         self.screen.refresh(layout=True)
 
     def action_copy_answer(self) -> None:
-        """Copy the last answer, with its quotes, closest passages or sources, to the clipboard with OSC 52
-        (the terminal's, so it works over SSH; inside tmux to its paste buffer too); without one, say
-        why (a Ctrl+Y that did nothing after a stopped answer looked broken)."""
-        answer = self._last_answer()
+        """Copy the last answer (the one in view when scrolled up), with its quotes, closest passages or
+        sources, to the clipboard with OSC 52 (the terminal's, so it works over SSH; inside tmux to its
+        paste buffer too); without one, say why (a Ctrl+Y that did nothing after a stopped answer
+        looked broken)."""
+        answer = self._answer_to_copy()
         if answer is not None and answer.text:
             details = self._details_of(answer)
             text = "\n\n".join([answer.text] + [t.text for t in details])
@@ -179,13 +180,19 @@ class KeysMixin:
 
             where = copy_text(self, text)  # OSC 52, and tmux's buffer inside tmux, which drops OSC 52 (t54)
             with_what = " and its " + " and ".join(DETAILS[t.kind] for t in details) if details else ""
-            self.notify(f"Copied the last answer{with_what} ({len(text)} characters) {where}.", timeout=4)
+            which = "the last answer" if answer is self._last_answer() else "the answer in view"
+            self.notify(f"Copied {which}{with_what} ({len(text)} characters) {where}.", timeout=4)
         elif answer is None:
             self.notify("Nothing to copy yet: no question has been answered in this chat.", timeout=3)
         elif answer.mark == UNCHECKED:
             self.notify("Nothing to copy: the last answer was stopped before it was checked.", timeout=3)
         else:
             self.notify(f"Nothing to copy: the last answer has no text {answer.mark}".rstrip() + ".", timeout=3)
+
+    def _last_answer(self) -> Turn | None:
+        """The last answer shown, wherever the view is."""
+        answers = [t for t in self._chat.query(Turn) if t.kind == "assistant" and t is not self._reply]
+        return answers[-1] if answers else None
 
     def _details_of(self, answer: Turn) -> list[Turn]:
         """The quotes, closest passages or sources shown under ``answer``: a "not found" copied only
@@ -198,9 +205,14 @@ class KeysMixin:
             details.append(turn)
         return details
 
-    def _last_answer(self) -> Turn | None:
-        """The last answer shown, not the one being written."""
+    def _answer_to_copy(self) -> Turn | None:
+        """The last answer shown, not the one being written; with the conversation scrolled up (PgUp),
+        the last one that starts above the middle of the view: only the last could be copied (t72)."""
         answers = [t for t in self._chat.query(Turn) if t.kind == "assistant" and t is not self._reply]
+        chat_log = self._chat.query_one(ChatLog)
+        if chat_log.scroll_y < chat_log.max_scroll_y:
+            middle = chat_log.scroll_y + chat_log.scrollable_content_region.height // 2
+            answers = [t for t in answers if t.virtual_region.y <= middle] or answers
         return answers[-1] if answers else None
 
     def action_scroll_log(self, pages: int) -> None:

@@ -97,7 +97,37 @@ class PromptInput(Input):
     """The one-line prompt. A paste keeps all its lines, joined by spaces, and loses its control
     characters: Textual's Input kept only the first line of a paste, without a word."""
 
+    _typed = ""  # printable keys not in the value yet: they go in together (see _on_key)
+
+    async def _on_key(self, event: events.Key) -> None:
+        """Printable keys are gathered and inserted at once, after the keys already waiting: each
+        insert costs the length of the value, so a long paste without bracketed paste (one key event
+        a character) froze the app for a minute at 8,000 characters (t72). The prompt's own keys
+        (Backspace, Enter, arrows) act here, in turn, after what was typed before them: as bindings
+        they acted once they had bubbled up to the app, after the keys behind them were in (a burst
+        "ab", Backspace, "c", Enter submitted "ab", in Textual's Input too)."""
+        if event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            if not self._typed:
+                self.call_later(self.insert_typed)
+            self._typed += event.character
+            return
+        self.insert_typed()
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority and await self.app.run_action(binding.action, self):
+                event.stop()
+                event.prevent_default()
+                return
+
+    def insert_typed(self) -> None:
+        """Put the gathered keys in at the cursor (over a selection, as a key would)."""
+        typed, self._typed = self._typed, ""
+        if typed:
+            self.insert_text_at_cursor(typed) if self.selection.is_empty else self.replace(typed, *self.selection)
+
     def _on_paste(self, event: events.Paste) -> None:
+        self.insert_typed()
         # split first: terminals send a paste's line ends as CR, a control character, and stripped
         # first the lines were glued ("Skarhamn?Third", t54)
         lines = [" ".join(strip_controls(line).split()) for line in event.text.splitlines()]

@@ -16,7 +16,7 @@ CHAT_KEYS = (
     ("Ctrl+R", "switch mode: Documents, Chat, Search"),
     ("Esc/Ctrl+C", "stop the answer being written"),
     ("Ctrl+N", "new chat"),
-    ("Ctrl+Y", "copy the last answer (OSC 52, and tmux's buffer)"),
+    ("Ctrl+Y", "copy the last answer, or after PgUp the one in view (OSC 52)"),
     ("PgUp/PgDn", "scroll the conversation"),
     ("Ctrl+O/Ctrl+X", "add documents (Docs) / stop after the current batch"),
     ("F2 F3 F4 F5", "Setup (token, network), Models, Docs, Chats"),
