@@ -74,6 +74,7 @@ class Completion:
             ServerStoppingError: the server was told to stop while the answer ran.
         """
         self.service.answering.add(self)
+        whole = False  # the answer ran to its end: _finished counts it, not _cut_off as well (t74)
         try:
             if self.service.stopping.is_set():
                 raise stopping("pgpt-serve is stopping; the answer was not started.")
@@ -89,13 +90,18 @@ class Completion:
                     yield piece
                     if self.service.stopping.is_set():
                         break
+            whole = not self.service.stopping.is_set()
+        except ServerBusyError:  # a documents answer queues after its search: counted as a plain chat's is (t74)
+            self.service.metrics.rejected.inc()
+            raise
         except Cancelled:
             if not self.service.stopping.is_set():
                 raise
         finally:
             self.service.answering.discard(self)
             self.lease.release()
-            self._cut_off()
+            if not whole:
+                self._cut_off()
         if self.service.stopping.is_set() and self.cancel.is_set():
             raise stopping("pgpt-serve was told to stop, so the answer was cut off before its end.")
         self._finished()
@@ -112,6 +118,8 @@ class Completion:
         self.lease.release()
 
     def _finished(self) -> None:
+        if "new_tokens" in self.log:  # counted as cut off (the server stopped it): once is all
+            return
         result = self.stream.result
         timings = dict(result.timings)
         cache = "documents" if self.body.use_context else "answer"

@@ -53,6 +53,41 @@ async def test_a_model_failing_mid_stream_reports_inside_the_stream(settings: Se
         await service.close()
 
 
+async def test_a_documents_answer_refused_after_its_search_counts_as_rejected(settings: Settings,
+                                                                                tmp_path: Path) -> None:
+    """A documents answer queues after its search; the queue found full then was a 503 that
+    pgpt:requests_rejected_total never counted (t74). The moment cannot be caused for real on
+    demand: the served model's scheduler refuses every submit."""
+    from pgpt.runtime.documents.ingest import ingest
+    from pgpt.runtime.errors import ServerBusyError
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.serve.app import create_app
+    from pgpt.serve.metrics import ServerMetrics
+    from pgpt.serve.service import Service
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "ferry.txt").write_text("The ferry to the island leaves at noon every Tuesday.\n")
+    ingest(settings, [tmp_path / "docs"], default_embedder(settings))
+    service = Service(settings, ServeSettings(), ServerMetrics())
+    await service.start()
+    lease = await service.lease("default")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise ServerBusyError("Every slot is taken (max_queue=0).", limit="max_queue")
+
+    lease.chat.scheduler.submit = full
+    lease.release()
+    transport = httpx.ASGITransport(app=create_app(settings, ServeSettings(), service))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            refused = await client.post("/v1/chat/completions", json={
+                "messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True})
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "server_busy"
+        assert service.metrics.rejected._value.get() == 1
+    finally:
+        await service.close()
+
+
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -427,3 +427,27 @@ def test_legacy_completions_answer_a_prompt_as_one_user_message(server: RunningS
             client.completions.create(model="default", prompt="Hi", max_tokens=2, **{field: value})
     with pytest.raises(openai.BadRequestError, match="the prompt is empty"):
         client.completions.create(model="default", prompt=" ", max_tokens=2)
+
+
+def test_the_token_counters_and_ttft_count_each_answer_once(server: RunningServer) -> None:
+    """Every plain chat answer that ended normally was counted twice: 20 tokens written read +40, and
+    the TTFT histogram had twice the latency histogram's samples (t74)."""
+    def counters() -> tuple[float, float, float]:
+        return (server.metric("pgpt:prompt_tokens_total"), server.metric("pgpt:generation_tokens_total"),
+                server.metric("pgpt:time_to_first_token_seconds_count"))
+
+    client = server.openai()
+    before = counters()
+    answer = client.chat.completions.create(model="default", max_tokens=7,
+                                            messages=[{"role": "user", "content": "Count the ferries, once."}])
+    after = counters()
+    assert not answer.model_extra["cached"]
+    assert (after[0] - before[0], after[1] - before[1], after[2] - before[2]) == (
+        answer.usage.prompt_tokens, answer.usage.completion_tokens, 1)
+    chunks = list(client.chat.completions.create(
+        model="default", max_tokens=7, stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Count the harbours, once."}]))
+    usage = chunks[-1].usage
+    streamed = counters()
+    assert (streamed[0] - after[0], streamed[1] - after[1], streamed[2] - after[2]) == (
+        usage.prompt_tokens, usage.completion_tokens, 1)
