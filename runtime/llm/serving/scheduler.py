@@ -268,7 +268,10 @@ class Scheduler:
             if active:
                 self._one_at_a_time(active[0])
             return
-        reading = [s for s in active if s.reading]  # admission order: the oldest first
+        # the least left to read first (admission order among equals): a client's short question waited
+        # for another's 3,000-token prompt to be read whole, 17 s with slots free (t74). The long one
+        # waits for the short ones reading beside it, at most --parallel - 1 of them at a time.
+        reading = sorted((s for s in active if s.reading), key=lambda s: len(s.prompt) - s.length)
         deadline = time.perf_counter() + self.config.prefill_budget_s
         while reading:  # at least one chunk, then more until the budget is spent
             self._read_prompt(reading[0])

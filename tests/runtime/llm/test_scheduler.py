@@ -124,6 +124,26 @@ def test_a_long_prompt_is_read_between_decode_steps(model: LanguageModel, budget
         scheduler.close()
 
 
+def test_a_short_prompt_is_read_before_the_rest_of_a_long_one(model: LanguageModel) -> None:
+    """A short question waited until another client's 3,234-token prompt was read whole: 17 s for its
+    first token with slots free (t74). One chunk a turn (no budget) makes the order plain."""
+    scheduler = Scheduler(model, SchedulerConfig(parallel=2, prefill_chunk=64, prefill_budget_s=0.0))
+    try:
+        text = " ".join(f"Line {n}: the ferry leaves the harbour at nine." for n in range(80))
+        long = scheduler.submit(_ids(model, f"{text}\nWhen does the ferry leave?"), SamplingOptions(max_new_tokens=4))
+        while not long.admitted:
+            time.sleep(0.005)
+        short_ids = _ids(model, PROMPTS[0])
+        assert len(short_ids) <= 64
+        short = scheduler.submit(short_ids, SamplingOptions(max_new_tokens=4))
+        _wait_all([short, long])
+        assert short.first_token < long.first_token  # read in the long one's 13 chunks, not after them
+        _assert_same_or_near_tie(model, short_ids, _single(model, short_ids, SamplingOptions(max_new_tokens=4)),
+                                 short.tokens)
+    finally:
+        scheduler.close()
+
+
 def test_full_queue_is_refused_at_once_and_accepted_requests_finish(model: LanguageModel) -> None:
     scheduler = Scheduler(model, SchedulerConfig(parallel=1, max_queue=1, retry_after_s=2))
     try:
