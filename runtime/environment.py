@@ -27,7 +27,7 @@ CLIENT_NAMES = ("PGPT_HOME", "PGPT_MODEL_CACHE", "PGPT_PROVIDER", "PGPT_THREADS"
 # Read by serve_settings (serve/config.py): pgpt-serve only.
 SERVE_NAMES = ("PGPT_HOST", "PGPT_PORT", "PGPT_PARALLEL", "PGPT_CONTEXT", "PGPT_MAX_QUEUE", "PGPT_MAX_TOKENS_CAP",
                "PGPT_KEEP_ALIVE", "PGPT_MAX_LOADED", "PGPT_ALLOWED_HOSTS", "PGPT_CORS_ORIGINS", "PGPT_MAX_BODY_MB",
-               "PGPT_CLIENT_TIMEOUT")
+               "PGPT_CLIENT_TIMEOUT", "PGPT_KEEP_ALIVE_FIXED")
 # Read by the test suite (tests/conftest.py, tests/snapshots.py): set in a developer's shell, not misspelled.
 TEST_NAMES = ("PGPT_TEST_MODEL_CACHE", "PGPT_TEST_WORKERS", "PGPT_UPDATE_SNAPSHOTS")
 KNOWN_NAMES = frozenset((*CLIENT_NAMES, *SERVE_NAMES, *TEST_NAMES))

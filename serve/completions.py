@@ -194,7 +194,8 @@ async def start_completion(service: Service, body: ChatCompletionRequest, log: d
     """
     messages = chat_messages(body)
     try:
-        lease = await service.lease(body.model, _keep_alive(body.keep_alive))
+        keep_alive = _keep_alive(body.keep_alive)  # checked even where ignored: a typo is still named
+        lease = await service.lease(body.model, None if service.serve.keep_alive_fixed else keep_alive)
     except ServerBusyError:  # every loaded model busy at max_loaded: a rejection too, as a full queue's (t49)
         service.metrics.rejected.inc()
         raise

@@ -38,6 +38,8 @@ class ServeSettings:
         max_queue: Requests waiting for a slot before new ones get 503. ``PGPT_MAX_QUEUE``.
         max_tokens_cap: Upper bound of a request's max_tokens. ``PGPT_MAX_TOKENS_CAP``.
         keep_alive_s: Idle seconds before a model unloads; -1 never. ``PGPT_KEEP_ALIVE``.
+        keep_alive_fixed: Requests' ``keep_alive`` is ignored: one client unloaded (0) or pinned (-1)
+            the shared model for every other (t74). ``PGPT_KEEP_ALIVE_FIXED``.
         max_loaded: Chat models loaded at once. ``PGPT_MAX_LOADED``.
         allowed_hosts: Host header names accepted besides the loopback ones; ``*`` any. ``PGPT_ALLOWED_HOSTS``.
         cors_origins: Browser origins allowed by CORS; empty: CORS off. ``PGPT_CORS_ORIGINS``.
@@ -55,6 +57,7 @@ class ServeSettings:
     max_queue: int = 16
     max_tokens_cap: int = 1024
     keep_alive_s: float = 1800.0
+    keep_alive_fixed: bool = False
     max_loaded: int = 2
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
@@ -181,6 +184,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens-cap", type=positive_int, help="largest max_tokens a request gets (default 1024)")
     parser.add_argument("--keep-alive", metavar="DURATION",
                         help="idle time before a model unloads: 30m, 1h, 90s, 0 or -1 for never (default 30m)")
+    parser.add_argument("--keep-alive-fixed", action="store_true", default=None,
+                        help="ignore requests' keep_alive, so that no client can unload or pin a model for the "
+                             "others; --keep-alive holds")
     parser.add_argument("--max-loaded", type=positive_int, help="chat models loaded at once (default 2)")
     parser.add_argument("--allowed-hosts", nargs="+", metavar="NAME",
                         help="Host header names accepted besides localhost (* for any; DNS-rebinding guard)")
@@ -232,6 +238,8 @@ def serve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSet
         max_queue=number(args.max_queue, "PGPT_MAX_QUEUE", 16, 0),
         max_tokens_cap=number(args.max_tokens_cap, "PGPT_MAX_TOKENS_CAP", 1024, 1),
         keep_alive_s=keep_alive,
+        keep_alive_fixed=bool(args.keep_alive_fixed) or _yes(env.get("PGPT_KEEP_ALIVE_FIXED", ""),
+                                                             "PGPT_KEEP_ALIVE_FIXED"),
         max_loaded=number(args.max_loaded, "PGPT_MAX_LOADED", 2, 1),
         allowed_hosts=tuple(args.allowed_hosts or _names(env.get("PGPT_ALLOWED_HOSTS", ""))),
         cors_origins=tuple(args.cors_origins or _names(env.get("PGPT_CORS_ORIGINS", ""))),
@@ -274,3 +282,13 @@ def read_api_key(path: Path | None, env: Mapping[str, str]) -> str:
 
 def _names(text: str) -> list[str]:
     return [part for part in text.replace(",", " ").split() if part]
+
+
+def _yes(value: str, name: str) -> bool:
+    """A yes/no variable: 1/true/yes or 0/false/no/empty (anything else is refused, not read as no)."""
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} is neither yes nor no.", hint=f"Set {name}=1 to turn it on, or unset it.")

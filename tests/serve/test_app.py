@@ -88,6 +88,31 @@ async def test_a_documents_answer_refused_after_its_search_counts_as_rejected(se
         await service.close()
 
 
+@pytest.mark.parametrize("fixed", [False, True])
+async def test_keep_alive_fixed_keeps_a_clients_keep_alive_from_unloading_the_model(settings: Settings,
+                                                                                    fixed: bool) -> None:
+    """One client's keep_alive 0 unloaded the shared model for every other client, who paid the reload (t74)."""
+    from pgpt.serve.app import create_app
+    from pgpt.serve.metrics import ServerMetrics
+    from pgpt.serve.service import Service
+
+    serve = ServeSettings(keep_alive_fixed=fixed)
+    service = Service(settings, serve, ServerMetrics())
+    await service.start()
+    transport = httpx.ASGITransport(app=create_app(settings, serve, service))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            answered = await client.post("/v1/chat/completions", json={
+                "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "keep_alive": 0})
+            assert answered.status_code == 200
+            assert bool(service.pool.loaded()) is fixed  # fixed: the server's 30 minutes hold
+            typo = await client.post("/v1/chat/completions", json={
+                "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "keep_alive": "soon"})
+            assert typo.status_code == 400  # named even where ignored
+    finally:
+        await service.close()
+
+
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -110,6 +135,11 @@ def test_options_come_from_the_command_line_then_the_environment_then_dotenv(tmp
     with pytest.raises(ConfigError, match="keep-alive"):
         serve_settings(parse("--keep-alive", "soon"), {})
     assert serve_settings(parse(), {}).client_timeout_s == 60.0
+    assert not serve_settings(parse(), {}).keep_alive_fixed
+    assert serve_settings(parse("--keep-alive-fixed"), {}).keep_alive_fixed
+    assert serve_settings(parse(), {"PGPT_KEEP_ALIVE_FIXED": "1"}).keep_alive_fixed
+    with pytest.raises(ConfigError, match="PGPT_KEEP_ALIVE_FIXED='maybe' is neither yes nor no"):
+        serve_settings(parse(), {"PGPT_KEEP_ALIVE_FIXED": "maybe"})
     assert serve_settings(parse("--client-timeout", "2m"), {"PGPT_CLIENT_TIMEOUT": "5s"}).client_timeout_s == 120.0
     assert serve_settings(parse(), {"PGPT_CLIENT_TIMEOUT": "-1"}).client_timeout_s == -1.0
     for too_short in ("0", "500ms"):
