@@ -88,13 +88,31 @@ class ApiKeyGuard:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and self.key and scope["path"] not in PUBLIC_PATHS and not _preflight(scope):
-            scheme, _, given = _header(scope, b"authorization").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), self.key):
+            if not self._holds_key(_header(scope, b"authorization")):
                 await send_error(send, 401, "Missing or wrong API key: send 'Authorization: Bearer KEY' with the "
-                                 "key the server was started with.", "invalid_api_key",
-                                 {"WWW-Authenticate": "Bearer"})
+                                 "key the server was started with (or Basic with the key as password, as "
+                                 "`curl -u pgpt:KEY` sends it).", "invalid_api_key", {"WWW-Authenticate": "Bearer"})
                 return
         await self.app(scope, receive, send)
+
+    def _holds_key(self, header: str) -> bool:
+        """``Bearer KEY``; or, for PrivateGPT's scripts (its secret is the whole header, "Basic ...": t73),
+        ``Basic KEY`` or HTTP Basic with the key as password and any user name."""
+        import base64
+        import binascii
+
+        scheme, _, given = header.partition(" ")
+        token = given.strip().encode("utf-8")
+        if scheme.lower() == "bearer":
+            return hmac.compare_digest(token, self.key)
+        if scheme.lower() != "basic":
+            return False
+        try:
+            password = base64.b64decode(token, validate=True).partition(b":")[2]
+        except (binascii.Error, ValueError):
+            password = b""
+        # both compared, always: the time taken does not say which form was sent
+        return hmac.compare_digest(token, self.key) | hmac.compare_digest(password, self.key)
 
 
 class HeadAsGet:

@@ -23,7 +23,13 @@ async def event_stream(completion: Completion) -> AsyncIterator[bytes]:
         yield completion.chunk({"role": "assistant", "content": ""})
     try:
         async for piece in _beating(completion.pieces(), HEARTBEAT_S if completion.heartbeat else None):
-            yield completion.heartbeat_line() if piece is None else completion.chunk({"content": piece})
+            if piece is None:
+                yield completion.heartbeat_line()
+                continue
+            # a documents answer's one piece comes once it is checked: its sources are known, and
+            # PrivateGPT's scripts read them from the content chunks (they were only on the last: t73)
+            with_sources = completion.sources() if completion.body.use_context else None
+            yield completion.chunk({"content": piece}, None, {"sources": with_sources} if with_sources else None)
     except Exception as exc:  # headers are gone: the error travels inside the stream
         status, payload, _ = describe_error(exc)
         completion.log["status"] = status

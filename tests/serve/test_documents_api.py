@@ -83,6 +83,9 @@ def test_a_pdf_upload_answers_with_file_and_page_streamed(server: RunningServer,
     files = {s["document"]["doc_metadata"]["file_name"] for s in final.choices[0].model_extra["sources"]}
     assert "2" in pages and files == {"timetable.pdf"}
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    # on the content chunk too, where PrivateGPT's scripts read them (they were only on the last: t73)
+    content = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert all(c.choices[0].model_extra["sources"] == final.choices[0].model_extra["sources"] for c in content)
 
 
 def test_uploads_are_incremental_by_file_name(server: RunningServer, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ and no key or prompt in the logs."""
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import time
@@ -46,7 +47,9 @@ def test_the_route_list_covers_the_api() -> None:
 
 def test_every_route_but_health_needs_the_key(keyed_server: RunningServer) -> None:
     for method, path in every_route():
-        for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": f"Basic {KEY}"}):
+        wrong = base64.b64encode(f"pgpt:{KEY}x".encode()).decode()
+        for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": f"Basic {KEY}x"},
+                        {"Authorization": f"Basic {wrong}"}, {"Authorization": f"Token {KEY}"}):
             response = httpx.request(method, keyed_server.url + path, headers=headers, timeout=60)
             if path == "/health":
                 assert response.status_code == 200
@@ -64,6 +67,9 @@ def test_every_route_but_health_needs_the_key(keyed_server: RunningServer) -> No
     with keyed_server.http() as client:
         assert client.get("/v1/models").status_code == 200
         assert client.get("/metrics").status_code == 200
+    # PrivateGPT's scripts send their secret as the whole header, "Basic ..."; curl -u sends Basic user:password (t73)
+    assert httpx.get(keyed_server.url + "/v1/models", headers={"Authorization": f"Basic {KEY}"}).status_code == 200
+    assert httpx.get(keyed_server.url + "/v1/models", auth=("anyone", KEY)).status_code == 200
     answer = keyed_server.openai().chat.completions.create(
         model="default", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
     assert answer.choices[0].message.content is not None
