@@ -7,10 +7,12 @@ import logging
 import re
 from typing import Any
 
-from pgpt.runtime.errors import IngestLockedError, PgptError, ServerBusyError, StorageError, http_code, user_message
+from pgpt.runtime.errors import (IngestLockedError, PgptError, RequestRefusedError, ServerBusyError,
+                                 ServerStoppingError, StorageError, http_code, user_message)
 
 log = logging.getLogger("pgpt.serve")
 INGEST_RETRY_AFTER_S = 30  # a 409 for another process's ingest: try again then
+STOPPING_RETRY_AFTER_S = 10  # a 503 of a server stopping: systemd restarts it in seconds (RestartSec)
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
           404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error", 413: "invalid_request_error",
@@ -41,6 +43,8 @@ def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str,
         headers["Retry-After"] = str(error.retry_after_s)
     elif isinstance(error, IngestLockedError):  # another process writes the index (a long ingest, say)
         headers["Retry-After"] = str(INGEST_RETRY_AFTER_S)
+    elif isinstance(error, ServerStoppingError):  # the only 503 a client could not time its retry by (t74)
+        headers["Retry-After"] = str(STOPPING_RETRY_AFTER_S)
     if status >= 500 and not isinstance(error, PgptError):  # a bug: keep the traceback in the log
         log.error("request failed: %s: %s", message.title, message.text, exc_info=error)
     elif status >= 500:  # a full queue is routine under load: not a warning on the server's stderr
@@ -52,6 +56,8 @@ def describe_error(error: BaseException) -> tuple[int, dict[str, Any], dict[str,
         text = _without_server_paths(text)
     # the table's code (OpenAI's names: context_length_exceeded), else the error's own (model_not_found)
     code = http_code(error) or (message.code if isinstance(error, PgptError) else None)
+    if isinstance(error, RequestRefusedError):  # its class says only "refused": its status says what (t73)
+        code = _CODES.get(status, code)
     return status, error_payload(status, f"{message.title}: {text}", code, param), headers
 
 

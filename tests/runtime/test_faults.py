@@ -379,3 +379,16 @@ def test_an_index_this_user_may_not_read_is_named_not_called_empty_or_damaged(se
     finally:
         index.chmod(0o700)
         settings.answer_cache_dir.chmod(0o700)
+
+
+def test_a_hub_that_does_not_answer_is_no_problem_for_a_client_of_a_server() -> None:
+    """An air-gapped client of a healthy pgpt-serve: doctor exited 1 every run over the Hub, which the
+    client never uses (its server holds the models), so a health cron alerted every time (t73)."""
+    from pgpt.runtime.doctor import problems
+
+    report = {"onnxruntime": {"package conflict": "none"}, "gpu": {"provider setting": "cpu", "cuda usable": "no"},
+              "folders": {"damaged models": "none"},
+              "network": {"hub answers": "no: ConnectionError", "offline (HF_HUB_OFFLINE)": "no"}}
+    assert problems(report) == ["network: hub answers: no: ConnectionError"]
+    client = {**report, "server": {"answers": "yes: chat model smollm2@466db8"}}
+    assert problems(client) == []

@@ -36,6 +36,7 @@ def test_text_in_list_chunks_answer_with_sources_then_delete(server: RunningServ
     # an id that names no document: 404 (it was an empty list, and "not found" as an answer)
     elsewhere = http.post("/v1/chunks", json={"text": "ferry", "context_filter": {"docs_ids": ["no-such-id"]}})
     assert elsewhere.status_code == 404 and "No document has the id 'no-such-id'" in elsewhere.text
+    assert elsewhere.json()["error"]["code"] == "not_found"  # not "request_refused" (t73)
     unknown = {"messages": [{"role": "user", "content": "When does the ferry leave?"}], "use_context": True,
                "context_filter": {"docs_ids": ["no-such-id", "nor-this"]}}
     answered = http.post("/v1/chat/completions", json=unknown)

@@ -239,6 +239,7 @@ def test_sigterm_mid_upload_answers_503_and_keeps_nothing_of_it(served_settings:
             upload.join(timeout=60)
         (response,) = answer
         assert response.status_code == 503 and response.json()["error"]["code"] == "server_stopping", response.text
+        assert response.headers["retry-after"] == "10"  # when to try again, as every other 503 says (t74)
         assert "big.txt" in response.json()["error"]["message"]
         running.process.wait(timeout=30)
         assert time.monotonic() - signalled < 8.0

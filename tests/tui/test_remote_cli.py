@@ -286,7 +286,7 @@ def test_doctor_of_a_client_checks_its_server(served: RunningServer, tmp_path: P
     settings = client_settings(served, tmp_path)
     report = json.loads(client_cli(settings, "doctor", "--offline", "--json").stdout)
     server = report["server"]
-    assert server["url (PGPT_SERVER)"] == served.url and server["api key"] == "from PGPT_API_KEY (never shown)"
+    assert server["url (--server, PGPT_SERVER)"] == served.url and server["api key"] == "from PGPT_API_KEY (never shown)"
     assert server["answers"] == "yes: chat model smollm2-135m-instruct-int8@" + server["answers"].rpartition("@")[2]
     assert server["documents"] >= 1 and not [p for p in report["problems"] if p.startswith("server")]
     refused = client_cli(settings, "doctor", "--offline", key="wrong-key")

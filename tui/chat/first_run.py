@@ -45,9 +45,9 @@ def first_start_tip(settings: Settings) -> str:
 
     if settings.server:  # a client: the models and the documents are the server's, not this machine's
         # F4 only lists the server's documents: they are added from the command line
-        return (f"Tip: this app asks the pgpt-serve at {settings.server} (PGPT_SERVER): its chat model answers "
-                f"from its index; add documents with {server_ingest(settings.server)} and F4 lists them. "
-                "`pgpt-tui doctor` checks the connection and the key; unset PGPT_SERVER to run a model here. "
+        return (f"Tip: this app asks the pgpt-serve at {settings.server} (--server, PGPT_SERVER): its chat model "
+                f"answers from its index; add documents with {server_ingest(settings.server)} and F4 lists them. "
+                "`pgpt-tui doctor` checks the connection and the key; without --server and PGPT_SERVER a model runs here. "
                 "F1 lists the keys.")
     bigger = []
     for model in list_models(settings):
