@@ -33,9 +33,10 @@ from pgpt.runtime.documents.sentences import (
     split_sentences, strip_citations,
 )
 from pgpt.runtime.documents.statements import (
-    POINTER, mended, prose_words, without_attribution, without_bare_lead_ins, without_restatements,
+    POINTER, mended, prose_words, reuses_a_definition, without_attribution, without_bare_lead_ins,
+    without_restatements,
 )
-from pgpt.runtime.documents.question_kinds import asks_what_is_not, unknown_codes, wants_a_number
+from pgpt.runtime.documents.question_kinds import asked_attribute, asks_what_is_not, unknown_codes, wants_a_number
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
 
@@ -67,8 +68,8 @@ OFF_TOPIC = 0.35
 # answers differently does not serve the old verdicts (a wrong answer it now refuses stayed cached).
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
-# 07d: another weekday; 07e: a word broken by a stray apostrophe mended
-CHECK_VERSION = "2026-12-07e"
+# 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
+CHECK_VERSION = "2026-12-07f"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -133,11 +134,10 @@ class Grounder:
         # the passages and their files' names: the prompt shows each source's file, and a draft that
         # names it ("tar --directory=/var/tmp/tar-man.txt") invents nothing
         self._all_text = " ".join([s.text for s in self.sentences] + list({s.file: 0 for s in self.sentences})).lower()
-        # a code of the question that no source holds ("Q2", "room B30"): the documents do not speak of
-        # it, and an answer about what they do hold echoed it (t73). Codes only: a version or a count
-        # is often in a heading or written otherwise, and a project's pages seldom name the project.
-        headed = " ".join([self._all_text] + list({s.trail: 0 for s in self.sentences})).lower()
-        self._unknown_facts = unknown_codes(self._question_facts, headed)
+        # a code of the question no source writes ("Q2", "room B30") is not answered (t73, question_kinds)
+        self._unknown_facts = unknown_codes(self._question_facts, self._all_text, [s.trail for s in self.sentences])
+        # the attribute asked ("the payload of ..."), where a sentence names it: a quote must name it (t73)
+        self._attribute = asked_attribute(question, self._words)
         self._denies = [denies(s.text) for s in self.sentences]
         # the bakery's hours do not answer for the lighthouse: sentences of a file about another subject
         self._elsewhere = about_elsewhere(self.sentences, self._question_words)
@@ -304,7 +304,8 @@ class Grounder:
                       if not (s.heading or s.text.lstrip().startswith(("#", ".. ")))
                       and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
                       and not self._elsewhere[i] and self._words[i] - self._question_words
-                      and not self._other_thing(self.sentences[i].text) and not self._other_version[i]]
+                      and not self._other_thing(self.sentences[i].text) and not self._other_version[i]
+                      and self._attribute <= self._words[i]]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
@@ -348,6 +349,7 @@ class Grounder:
                      and all(contains_fact(self._window_text[i], fact) for fact in new_facts)
                      and self._numbers_in_sentence(words, new_facts, i)
                      and not self._misattached(new_facts, i, statement)
+                     and not any(reuses_a_definition(statement, text) for text in self._neighbours(i))
                      and not self._elsewhere[i]
                      and (not denial or self._denies[i])
                      and (denial or not self._asks_not)]

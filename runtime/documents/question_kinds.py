@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from pgpt.runtime.documents.sentences import contains_fact
+from pgpt.runtime.documents.sentences import contains_fact, content_words
 
 # a question about what is not so ("Who is not ...?", "Which formats are never read?"), not "why ... not?"
 # or "... without ...", whose answers affirm (a reason, a way)
@@ -50,6 +50,22 @@ def _names_of(fact: str) -> list[str]:
     return [fact, stem] if stem != fact and len(stem) >= 3 else [fact]
 
 
-def unknown_codes(facts: set[str], text: str) -> list[str]:
-    """The codes among a question's key ``facts`` that ``text`` (the sources, lower case) never writes."""
+def unknown_codes(facts: set[str], text: str, trails: list[str]) -> list[str]:
+    """The codes among a question's key ``facts`` that the sources (``text``, lower case, and their
+    passages' headings, ``trails``) never write: the documents do not speak of them, and an answer about
+    what they do hold echoed the code ("the cloud budget for Q2 2027" answered with Q1's, t73)."""
+    text = " ".join([text, *dict.fromkeys(trails)]).lower()
     return sorted(f for f in facts if _a_code(f) and not any(contains_fact(text, name) for name in _names_of(f)))
+
+
+_ATTRIBUTE_OF = re.compile(r"^\s*what\s+(?:is|are|was|were)\s+the\s+(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)"
+                           r"\s+of\b", re.IGNORECASE)
+
+
+def asked_attribute(question: str, sentence_words: list[set[str]]) -> set[str]:
+    """The content words of the attribute "What is the payload of the Orca Gripper X2?" asks for
+    ("payload"), where one of the sources' sentences (``sentence_words``) names it; else an empty set.
+    The page's sentence saying what the gripper is was quoted as its payload (t73)."""
+    match = _ATTRIBUTE_OF.match(question)
+    attribute = content_words(match["attribute"]) if match else set()
+    return attribute if attribute and any(attribute <= words for words in sentence_words) else set()

@@ -82,3 +82,24 @@ def mended(statement: str, source: str) -> str:
         return joined if joined.lower() in words and match[0].lower() not in lowered else match[0]
 
     return _BROKEN_WORD.sub(join, statement)
+
+
+# "The payload of the Orca Gripper X2 is ...": an attribute of a subject, stated to be something
+_ATTRIBUTE_IS = re.compile(r"^(?:the\s+)?(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)\s+of\s+(?:the\s+)?"
+                           r"(?P<subject>.+?)\s+(?:is|are)\s+(?P<value>.+?)[.!]?$", re.IGNORECASE)
+_COPULA = re.compile(r"\b(?:is|are)\b", re.IGNORECASE)
+
+
+def reuses_a_definition(statement: str, sentence: str) -> bool:
+    """Whether ``statement`` says an attribute of a subject is what ``sentence`` says the subject itself
+    is: "The payload of the Orca Gripper X2 is a two-finger electric gripper ..." from "The Orca Gripper X2
+    is a two-finger electric gripper ...", which holds no payload (the table row beside it does). Every
+    word of it stood in the sentence, so it passed as supported, cited (t73)."""
+    claim = _ATTRIBUTE_IS.match(statement.strip())
+    copula = _COPULA.search(sentence)
+    if claim is None or copula is None:
+        return False
+    attribute, written = content_words(claim["attribute"]), content_words(sentence)
+    return (bool(attribute) and not attribute & written
+            and bool(content_words(claim["subject"]) & content_words(sentence[:copula.start()]))
+            and content_words(claim["value"]) <= content_words(sentence[copula.end():]))

@@ -472,3 +472,26 @@ def test_a_name_of_the_question_that_no_source_holds_is_not_answered(embedder) -
     gpl = [SourceSentence(1, "gpl-3.0.txt", 0, "The GPL lets you cure a violation within 30 days.")]
     assert grounder_over(embedder, "How long do I have to cure a GPLv3 violation?", gpl)._unknown_facts == []
     assert grounder_over(embedder, "What did version 1.0.0 change?", gpl)._unknown_facts == []
+
+
+def test_what_a_subject_is_does_not_answer_for_one_of_its_attributes(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What is the payload of the Orca Gripper X2?" was answered "The payload of the Orca Gripper X2 is a
+    two-finger electric gripper for collaborative robots. [1]": every word stood in the page's first
+    sentence, which says what the gripper is; the payload was in the table beside it (t73 B2)."""
+    from pgpt.runtime.documents.statements import reuses_a_definition
+
+    text = ("The Orca Gripper X2 is a two-finger electric gripper for collaborative robots.\nPayload | 7.5 kg\n"
+            "Stroke | 110 mm\nWarranty: 24 months.")
+    sentences = [SourceSentence(1, "product-sheet.html", 0, s) for s in split_sentences(text)]
+    for attribute in ("payload", "warranty", "stroke"):
+        question = f"What is the {attribute} of the Orca Gripper X2?"
+        result = grounder_over(embedder, question, sentences).check(
+            f"The {attribute} of the Orca Gripper X2 is a two-finger electric gripper for collaborative robots.",
+            abstained=False)
+        assert "two-finger" not in result.text, (attribute, result)
+    right = grounder_over(embedder, "What is the payload of the Orca Gripper X2?", sentences).check(
+        "The payload of the Orca Gripper X2 is 7.5 kg.", abstained=False)
+    assert right.kind == "answer" and "7.5 kg" in right.text
+    # a sentence that names the attribute, or says no "is", is no definition reused
+    assert not reuses_a_definition("The capital of France is Paris.", "Paris is the capital of France.")
+    assert not reuses_a_definition("The population of Oslo is 700,000.", "Oslo has 700,000 inhabitants.")
