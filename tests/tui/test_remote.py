@@ -96,6 +96,9 @@ async def test_documents_and_search_modes_use_the_servers_index(served: RunningS
         assert all("gone" not in str(table.get_row_at(i)[1]) for i in range(table.row_count))
         assert not app.screen.check_action("forget_gone", ())
         assert str(report.render()).startswith(f"The documents live on the server ({served.url})")
+        # no path to type nor folder tree to pick from: it offered "Enter adds the path", then refused (t73)
+        assert not app.screen.query_one("#doc-path").display and not app.screen.query_one("#doc-tree").display
+        assert app.screen.focused is table
         table.focus()
         table.move_cursor(row=names.index("old-notes.txt"))
         await pilot.press("delete", "y")  # forgets it on the server (it only said where documents live)

@@ -62,13 +62,14 @@ class DocumentsScreen(PanelScreen):
         return self._cancel is not None
 
     def compose(self) -> ComposeResult:
-        yield Static("Documents · Enter adds the path · Tab: folder tree (Backspace: up), list",
-                     classes="panel-title")
+        client = bool(self.settings.server)  # a client adds nothing from here: no path, no tree (t73)
+        yield Static("Documents on the server · Delete forgets the selected one" if client else
+                     "Documents · Enter adds the path · Tab: folder tree (Backspace: up), list", classes="panel-title")
         # not selected on focus: a path typed in the tree goes on here character by character
         yield Input(placeholder="A file or folder to add (searched recursively), e.g. ~/docs", id="doc-path",
-                    select_on_focus=False)
+                    select_on_focus=False, disabled=client)
         with Horizontal(id="doc-body"):
-            yield VisibleTree(Path.cwd(), id="doc-tree")
+            yield VisibleTree(Path.cwd(), id="doc-tree", disabled=client)
             yield DocumentTable(id="doc-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="doc-progress-line"):
             yield ProgressBar(id="doc-progress", show_eta=False)  # its ETA counts files: ours counts bytes
@@ -82,6 +83,8 @@ class DocumentsScreen(PanelScreen):
         table.add_columns("chunks", "added", "file")
         self.query_one("#doc-path", Input).focus()
         if self.settings.server:  # said before the user tries to add, not after
+            self.query_one("#doc-path").display = self.query_one("#doc-tree").display = False
+            table.focus()
             self.query_one("#doc-report", Static).update(clean_text(self._on_server()))
         self.list_documents()
 
