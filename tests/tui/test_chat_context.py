@@ -78,3 +78,14 @@ def test_a_saved_chat_keeps_what_it_left_out(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"left_out": 1', '"left_out": -1'))
     with pytest.raises(PgptError, match="left_out is not a count"):
         load_conversation(settings, conversation.id)
+
+
+def test_a_draft_the_check_trimmed_is_told_apart_from_one_it_kept() -> None:
+    """The draft streamed "</pre> ... document.write(...)" for 15 s, then the checked answer took its place
+    with no mark, though a quote or "not found" in its place is marked (t73 C6)."""
+    from pgpt.tui.chat.library import trimmed
+
+    answer = "The fire assembly point is the car park. [1]"
+    assert not trimmed("The fire assembly point is the car park [2].", answer)  # citations renumbered only
+    assert not trimmed("", answer)  # a cached answer streams nothing of its own
+    assert trimmed("</pre> document.write(`<h1>The fire assembly point is the car park.</h1>`);", answer)

@@ -16,12 +16,12 @@ from textual.worker import Worker, WorkerState
 from pgpt.runtime.errors import ModelNotFoundError, StorageError, app_message, user_message
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import CHAT_MAX_TOKENS, Settings
-from pgpt.tui.chat.library import UNCHECKED, DocumentLibrary, drafted_an_answer
+from pgpt.tui.chat.library import UNCHECKED, DocumentLibrary, drafted_an_answer, trimmed
 from pgpt.tui.chat.context import REPEATED_NOTE, close_turn, messages_to_send, repeats, rework_hint
 from pgpt.tui.chat.keys import KeysMixin
 from pgpt.tui.chat.messages import (ANSWER_STEPS, AnswerFinished, AnswerProgress, EngineLoaded, ModelChanged,
                                     PrepareTick, ServerState)
-from pgpt.tui.chat.panels import PANELS, PanelsMixin
+from pgpt.tui.chat.panels import PanelsMixin
 from pgpt.tui.chat.workers import WorkersMixin
 from pgpt.tui.chat.widgets import (NO_ANSWER, ChatLog, PromptInput, Turn, describe_result, failed_mark,
                                    fit_status, model_ref, provider_label)
@@ -101,7 +101,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
     def on_mount(self) -> None:
         from pgpt.runtime.documents.index_folder import index_has_data
 
-        self._show_tip_once()
+        self.show_tip_once()
         # Documents mode from the start when something is indexed: a question typed while the
         # model loads is answered in the mode shown, from the documents (the index opens with it).
         try:
@@ -235,7 +235,7 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         elif self.settings.model:  # PGPT_MODEL would win over the choice just made (F3 said "loading it")
             self.notify(f"PGPT_MODEL={self.settings.model} is set in the environment; your choice replaces it "
                         "until pgpt-tui starts again.", timeout=8)
-            self._forget_model_variable()
+            self.forget_model_variable()
         old, self.engine, self.load_error = self.engine, None, ""
         if old is not None and self._answer_running:  # a stopping answer still holds it: closed when that answer ends
             self._retired = old
@@ -276,6 +276,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             mark = "(quoted: the model's own answer was not supported by the sources)"
         elif details is not None and details["kind"] == "not_found" and drafted_an_answer(self._reply.text):
             mark = "(replaced: the model's own answer was not supported by the sources)"
+        elif details is not None and details["kind"] == "answer" and trimmed(self._reply.text, answer):
+            mark = "(trimmed: what the sources do not support was left out of the model's draft)"
         if not answer and not mark and self._reply_mode == "chat":  # the model wrote nothing (only an end token)
             mark = NO_ANSWER
         self._reply.show(answer, mark, message.markup)
@@ -350,18 +352,6 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         library = self.library if self._reply_mode == "docs" else None
         self._answer_worker = self.generate(self.engine, messages, self._reply_id, self._cancel, library)
 
-    def _show_tip_once(self) -> None:
-        """The first start shows where the bigger models, the token and the keys are; every start
-        shows the PGPT_ names that no pgpt program reads (stderr's warning is under the app)."""
-        from pgpt.tui.chat.first_run import tip_once
-
-        tip = tip_once(self.settings)
-        if tip:
-            self._chat.query_one(ChatLog).mount(Static(tip, classes="tip"))
-        for warning in self.setting_warnings:
-            self.notify(clean_text(warning), title="Setting ignored", severity="warning", timeout=15)
-        self.note_unfinished_adds()
-
     def _close_reply(self, answer: str) -> None:
         """Keep the (possibly partial) answer as context (close_turn); drop a question that got none."""
         close_turn(self.conversation, self.asked, self._reply_mode, answer)
@@ -372,15 +362,6 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
             self.docs_mode_next = False
             self._set_mode("docs")
         self.refresh_bindings()
-
-    def _forget_model_variable(self) -> None:
-        """Load the configured active model from now on (the panels' settings too), not PGPT_MODEL's."""
-        import dataclasses
-
-        self.settings = dataclasses.replace(self.settings, model="")
-        for name in PANELS:
-            if self.is_screen_installed(name):
-                self.get_screen(name).settings = self.settings
 
     def _model_unavailable(self, error: BaseException) -> None:
         message = user_message(error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -172,3 +173,12 @@ def drafted_an_answer(streamed: str) -> bool:
     from pgpt.runtime.documents.abstention import is_abstention
 
     return bool(streamed.strip()) and not is_abstention(streamed)
+
+
+def trimmed(streamed: str, answer: str) -> bool:
+    """Whether the check left part of the streamed draft out of a supported answer (words, not the
+    citations' numbers or the spacing, differ): the draft's junk vanished without a word (t73)."""
+    def words(text: str) -> list[str]:
+        return re.findall(r"\w+", re.sub(r"\[\d+\]", " ", text).lower())
+
+    return bool(streamed.strip()) and words(streamed) != words(answer)

@@ -232,3 +232,24 @@ class PanelsMixin:
         asked = [widget for widget in shown if widget.kind == "user"]
         if asked:  # read from the last question down, as a live answer is (its end hid the question)
             self.call_after_refresh(chat_log.show_from, asked[-1])
+
+    def show_tip_once(self: Any) -> None:
+        """The first start shows where the bigger models, the token and the keys are; every start
+        shows the PGPT_ names that no pgpt program reads (stderr's warning is under the app)."""
+        from pgpt.tui.chat.first_run import tip_once
+
+        tip = tip_once(self.settings)
+        if tip:
+            self._chat.query_one(ChatLog).mount(Static(tip, classes="tip"))
+        for warning in self.setting_warnings:
+            self.notify(clean_text(warning), title="Setting ignored", severity="warning", timeout=15)
+        self.note_unfinished_adds()
+
+    def forget_model_variable(self: Any) -> None:
+        """Load the configured active model from now on (the panels' settings too), not PGPT_MODEL's."""
+        import dataclasses
+
+        self.settings = dataclasses.replace(self.settings, model="")
+        for name in PANELS:
+            if self.is_screen_installed(name):
+                self.get_screen(name).settings = self.settings
