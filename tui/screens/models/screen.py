@@ -21,6 +21,7 @@ from pgpt.tui.screens.documents.widgets import unquoted
 from pgpt.tui.screens.models.messages import (
     AccessChecked, DownloadTick, ExportStage, JobEnded, LocalChecked, ModelDeleted, ModelsListed,
 )
+from pgpt.tui.screens.models.info_area import InfoAreaMixin
 from pgpt.tui.screens.models.report import describe_access, download_lines, export_stages
 from pgpt.tui.screens.models.table import ConfirmDelete, ModelTable
 from pgpt.tui.screens.models.toggles import MarkedCheckbox, MarkedRadioButton
@@ -40,10 +41,9 @@ HELP = ("Enter or ^r checks the repo's access (gated? token? reachable?), ^g dow
         "picks its type, ^b exports it. Tab moves on to this text (arrows scroll it), then to the model list: "
         "there Enter makes a model the chat model and Delete deletes it. Inside tmux, whose prefix is ^b, press ^b "
         "twice; Ctrl+P names every action here.")
-MAX_LINES = 40
 
 
-class ModelsScreen(ModelWorkersMixin, PanelScreen):
+class ModelsScreen(InfoAreaMixin, ModelWorkersMixin, PanelScreen):
     """Get models from the Hub and manage the exported ones; a running job survives going back to the chat."""
 
     SHOWS_FAILURES = True
@@ -390,32 +390,6 @@ class ModelsScreen(ModelWorkersMixin, PanelScreen):
 
     def _cancel_requested(self) -> bool:
         return self._cancel is not None and self._cancel.is_set()
-
-    def _show(self, text: str, markup: bool = False) -> None:
-        """Replace the info area with ``text`` (outside text, cleaned unless already built with clean_text)."""
-        self._lines = [text if markup else clean_text(text)]
-        self._render_lines(at_end=False)  # a diagnosis is read from its headline
-
-    def _add_line(self, text: str, bold: bool = False) -> None:
-        line = clean_text(text)
-        self._lines = [*self._lines, f"[b]{line}[/b]" if bold else line][-MAX_LINES:]
-        self._render_lines()
-        self.refresh_bindings()
-
-    def _render_lines(self, at_end: bool = True) -> None:
-        self.query_one("#diagnosis", Static).update("\n".join(self._lines))
-        info = self.query_one("#info", VerticalScroll)
-        if not at_end:
-            info.scroll_home(animate=False)
-            return
-        # Stage lines follow the newest, but a failure's cause is read from its first words: the end,
-        # never past the newest line's start (at 60x15 the area has two rows; its end said nothing).
-        from textual.content import Content
-
-        diagnosis, earlier = self.query_one("#diagnosis", Static), "\n".join(self._lines[:-1])
-        width = diagnosis.content_region.width
-        start = Content.from_markup(earlier).get_height(diagnosis.styles, width) if earlier else 0
-        info.scroll_to(y=start, animate=False)  # after the refresh, clamped to what the new lines allow
 
     def _show_fp16(self, reason: str) -> None:
         fp16 = self.query_one("#dtype-fp16", RadioButton)
