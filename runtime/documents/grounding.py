@@ -36,7 +36,9 @@ from pgpt.runtime.documents.statements import (
     POINTER, mended, prose_words, reuses_a_definition, without_attribution, without_bare_lead_ins,
     without_restatements,
 )
-from pgpt.runtime.documents.question_kinds import asked_attribute, asks_what_is_not, unknown_codes, wants_a_number
+from pgpt.runtime.documents.question_kinds import (
+    another_code, asked_attribute, asks_what_is_not, unknown_codes, wants_a_number,
+)
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
 
@@ -134,8 +136,10 @@ class Grounder:
         # the passages and their files' names: the prompt shows each source's file, and a draft that
         # names it ("tar --directory=/var/tmp/tar-man.txt") invents nothing
         self._all_text = " ".join([s.text for s in self.sentences] + list({s.file: 0 for s in self.sentences})).lower()
-        # a code of the question no source writes ("Q2", "room B30") is not answered (t73, question_kinds)
+        # a code of the question no source writes ("Q2", "room B30") is a fact a statement must find, not
+        # one it may repeat from the question, and no quote of another code answers for it (t73, t75)
         self._unknown_facts = unknown_codes(self._question_facts, self._all_text, [s.trail for s in self.sentences])
+        self._question_facts -= set(self._unknown_facts)
         # the attribute asked ("the payload of ..."), where a sentence names it: a quote must name it (t73)
         self._attribute = asked_attribute(question, self._words)
         self._denies = [denies(s.text) for s in self.sentences]
@@ -184,9 +188,6 @@ class Grounder:
         best = self.best_sentence()
         measures = {"best_relevance": round(float(self.relevance[best]), 4) if best >= 0 else 0.0}
         draft = without_invisible(draft)  # as the sentences are read
-        if self._unknown_facts:
-            measures["unknown_question_facts"] = len(self._unknown_facts)
-            return Grounding("not_found", "", [], measures)
         supported = [] if abstained else self._on_topic(self._supported(draft, measures))
         if supported:
             measures["answer_relevance"] = round(max(float(self.relevance[i]) for _, i in supported), 4)
@@ -200,9 +201,9 @@ class Grounder:
                            + f" [{self.sentences[i].number}]" for n, (statement, i) in enumerate(supported))
             quotes = [self.sentences[i] for i in dict.fromkeys(self._shown(i, statement) for statement, i in supported)]
             return Grounding("answer", text, quotes, measures)
+        best = self._best_quote()  # the quote's own relevance: the best sentence may be no quote (another code)
         invented = (INVENTED_MEANS_NOT_FOUND and measures.get("invented", 0) > 0
-                    and measures["best_relevance"] < CERTAIN_QUOTE)
-        best = self._best_quote()
+                    and (best < 0 or self.relevance[best] < CERTAIN_QUOTE))
         if best >= 0 and not abstained and not invented and self.relevance[best] >= QUOTE_MIN:
             return self._quote(best, measures)
         return Grounding("not_found", "", [], measures)
@@ -213,7 +214,7 @@ class Grounder:
         keeper in 1920?" is far from a page about a lighthouse (cosine 0.14), yet its sentence "Its
         keeper in 1920 was Edda Lund." answers it (0.85), and the answer was "not found" (t54)."""
         best = self._best_quote()
-        if best < 0 or self.relevance[best] < CERTAIN_QUOTE or self._unknown_facts:
+        if best < 0 or self.relevance[best] < CERTAIN_QUOTE:
             return None
         return self._quote(best, {"best_relevance": round(float(self.relevance[best]), 4)})
 
@@ -305,7 +306,7 @@ class Grounder:
                       and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
                       and not self._elsewhere[i] and self._words[i] - self._question_words
                       and not self._other_thing(self.sentences[i].text) and not self._other_version[i]
-                      and self._attribute <= self._words[i]]
+                      and self._attribute <= self._words[i] and not another_code(self._unknown_facts, s.text)]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:

@@ -32,6 +32,8 @@ def asks_what_is_not(question: str) -> bool:
     return _ASKS_NOT.search(question.replace("\u2019", "'")) is not None
 
 
+# a dash between a code's letters and digits ("CN-2291")
+_CODE_DASH = re.compile(r"(?<=[a-z])-(?=\d)")
 # a version ("v7.3.20"): no code (_a_code)
 _VERSION = re.compile(r"v\d[\d.]*")
 
@@ -55,7 +57,15 @@ def unknown_codes(facts: set[str], text: str, trails: list[str]) -> list[str]:
     passages' headings, ``trails``) never write: the documents do not speak of them, and an answer about
     what they do hold echoed the code ("the cloud budget for Q2 2027" answered with Q1's, t73)."""
     text = " ".join([text, *dict.fromkeys(trails)]).lower()
+    text += " " + _CODE_DASH.sub("", text)  # "CN2291" is written "CN-2291" (t75)
     return sorted(f for f in facts if _a_code(f) and not any(contains_fact(text, name) for name in _names_of(f)))
+
+
+def another_code(codes: list[str], sentence: str) -> bool:
+    """Whether ``sentence`` names another code of the same letters as one of ``codes`` (the question's,
+    that no source writes): room B6's chairs were quoted for room B30's (t73)."""
+    return any(re.search(rf"\b{re.escape(code.rstrip('0123456789'))}-?\d+\b", sentence, re.IGNORECASE)
+               for code in codes if code.rstrip("0123456789").isalpha())
 
 
 _ATTRIBUTE_OF = re.compile(r"^\s*what\s+(?:is|are|was|were)\s+the\s+(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)"

@@ -67,7 +67,9 @@ def without_restatements(supported: list[tuple[str, int]]) -> list[tuple[str, in
     return kept
 
 
-_BROKEN_WORD = re.compile(r"\b([^\W\d_]+)['\u2019-]([^\W\d_]+)\b")
+# a stray apostrophe or hyphen inside a word; not a contraction ("it's", "we're", "can't", "I'll": after
+# an apostrophe, at most two letters), whose joined letters may be a word of the source ("its", t75)
+_BROKEN_WORD = re.compile(r"\b([^\W\d_]+)(?:['\u2019](?=[^\W\d_]{3})|-)([^\W\d_]+)\b")
 
 
 def mended(statement: str, source: str) -> str:

@@ -16,6 +16,8 @@ def test_a_word_the_model_broke_is_spelt_as_its_source_has_it(embedder) -> None:
     assert mended("The staff can'teen sells lemon c-ake.", source) == "The staff canteen sells lemon cake."
     assert mended("Don't park at the well-known gate.", source) == "Don't park at the well-known gate."
     assert mended("It is a can't-miss cake.", source) == "It is a can't-miss cake."  # neither joined word is there
+    # a contraction is no broken word, though its letters joined are a word of the source (t75)
+    assert mended("It's red, we're late, I can't.", "Its lid. Were they? Cant.") == "It's red, we're late, I can't."
     sentences = [SourceSentence(1, "cake.txt", 0, s) for s in split_sentences(source)]
     result = grounder_over(embedder, "How much is the lemon cake?", sentences).check(
         "The staff can'teen on floor 9 sells lemon cake for 3.10 euros.", abstained=False)
@@ -33,12 +35,20 @@ def test_a_name_of_the_question_that_no_source_holds_is_not_answered(embedder) -
                             ("How many chairs are in room B30?", "I could not find it.")]:
         checker = grounder_over(embedder, question, sentences)
         result = checker.check(draft, abstained=False)
-        assert result.kind == "not_found" and result.measures["unknown_question_facts"] == 1, question
+        assert result.kind == "not_found", (question, result)
         assert checker.certain_quote() is None
     # the same questions about what the documents do name are answered
     result = grounder_over(embedder, "What is the cloud budget for Q1 2027?", sentences).check(
         "The cloud budget for Q1 2027 is 42,000 dollars.", abstained=False)
     assert result.kind == "answer" and "42,000 dollars" in result.text
+    # a code the question only mentions does not stop the answer to what it asks (t75), and one the
+    # documents write with a dash is written
+    onboarding = [SourceSentence(1, "onboarding.md", 0, "The onboarding buddy programme lasts 6 weeks."),
+                  SourceSentence(2, "contracts.md", 0, "Contract CN-2291 covers the hosting of the web shop.")]
+    result = grounder_over(embedder, "I sit in room B30. How many weeks does the onboarding buddy programme last?",
+                           onboarding).check("The onboarding buddy programme lasts 6 weeks.", abstained=False)
+    assert result.kind == "answer" and "6 weeks" in result.text
+    assert grounder_over(embedder, "What is contract CN2291 about?", onboarding)._unknown_facts == []
     # a release written another way, or a version in no sentence, is no unknown name
     gpl = [SourceSentence(1, "gpl-3.0.txt", 0, "The GPL lets you cure a violation within 30 days.")]
     assert grounder_over(embedder, "How long do I have to cure a GPLv3 violation?", gpl)._unknown_facts == []
