@@ -75,6 +75,18 @@ def test_every_route_but_health_needs_the_key(keyed_server: RunningServer) -> No
     assert answer.choices[0].message.content is not None
 
 
+def test_a_key_file_holding_privategpts_whole_header_is_matched_by_it() -> None:
+    """PrivateGPT's secret is the whole header, "Basic c2Vj...": a key file holding it word for word was
+    taken at start, and then every PrivateGPT client got 401 (t75)."""
+    from pgpt.serve.guard import ApiKeyGuard
+
+    guard = ApiKeyGuard(None, "Basic c2VjcmV0OmtleQ==")
+    assert guard._holds_key("Basic c2VjcmV0OmtleQ==") and not guard._holds_key("Basic c2VjcmV0OmtleQ")
+    plain = ApiKeyGuard(None, KEY)
+    assert plain._holds_key(f"Bearer {KEY}") and plain._holds_key(f"Basic {KEY}")
+    assert not plain._holds_key(f"Token {KEY}") and not plain._holds_key(f"Bearer {KEY}x")
+
+
 def test_the_key_and_the_prompts_never_reach_the_log(keyed_server: RunningServer) -> None:
     secret_prompt = "my-secret-prompt-4711"
     keyed_server.openai().chat.completions.create(

@@ -47,6 +47,9 @@ def test_a_documents_answer_stays_in_the_context_search_results_do_not() -> None
     conversation.append({"role": "user", "content": "When?"})
     close_turn(conversation, asked, "docs", "")  # stopped before it was checked: nothing to keep
     assert len(conversation) == 2 and asked[-1] == "When?"
+    conversation.append({"role": "user", "content": "Who runs the chess club?"})
+    close_turn(conversation, asked, "docs", "I could not find a clear answer to this in the indexed documents.")
+    assert len(conversation) == 2  # the model gave a "not found" it read back as its next answer (t75)
 
 
 def test_the_same_answer_to_different_questions_is_counted() -> None:

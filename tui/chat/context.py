@@ -43,14 +43,18 @@ def close_turn(conversation: list[dict[str, str]], asked: list[str], mode: str, 
 
     A Documents answer stays in the conversation too, as the model would read it, so that Chat mode
     (Ctrl+R) sees what is on the screen ("say that shorter" was answered blind: t72); Search results
-    are passage lists, not answers, and stay out.
+    are passage lists, not answers, and stay out, as does a "not found".
     """
     from pgpt.runtime.documents.answers import unlabelled
+
+    from pgpt.runtime.documents.abstention import is_abstention
 
     asking = bool(conversation) and conversation[-1]["role"] == "user"
     if mode == "docs" and asking:
         asked.append(conversation[-1]["content"])
-    if answer and mode != "search":
+    # nor a "not found": read as context, the small model gave it back as its next answer (t75)
+    found = mode == "chat" or (mode == "docs" and not is_abstention(answer))
+    if answer and found:
         conversation.append({"role": "assistant", "content": unlabelled(answer) if mode == "docs" else answer})
     elif asking:
         conversation.pop()
