@@ -99,6 +99,8 @@ class Completion:
                 raise
         finally:
             self.service.answering.discard(self)
+            if getattr(self.stream, "reservation", None) is not None:  # not used: a cached or model-less answer
+                self.stream.reservation.release()
             self.lease.release()
             if not whole:
                 self._cut_off()
@@ -113,8 +115,10 @@ class Completion:
         return HEARTBEAT if not self.drafted else f": waiting drafting {self.drafted}\n\n".encode()
 
     def close(self) -> None:
-        """Stop the answer (if it runs) and give the model back; harmless when it is done."""
+        """Stop the answer (if it runs) and give the model back, and its queue place; harmless when done."""
         self.cancel.set()
+        if getattr(self.stream, "reservation", None) is not None:
+            self.stream.reservation.release()
         self.lease.release()
 
     def _finished(self) -> None:
@@ -231,10 +235,25 @@ async def _prepare(service: Service, body: ChatCompletionRequest, lease: Any, me
         stream = engine.stream(messages, options, cancel)
         await asyncio.to_thread(stream.start)  # the cache, then the scheduler's queue
         return stream
+    # an answer from the documents submits after its search: its queue place is held from now on, so a
+    # burst is refused here, with a 503, not inside a stream already answered 200 (t75)
+    reservation = lease.scheduler.reserve()
+    try:
+        stream = await _ask_stream(service, body, lease, messages, options, cancel, url)
+    except BaseException:
+        reservation.release()
+        raise
+    stream.reservation = reservation
+    return stream
+
+
+async def _ask_stream(service: Service, body: ChatCompletionRequest, lease: Any, messages: list[dict[str, str]],
+                      options: Any, cancel: threading.Event, url: str) -> Any:
+    """The documents answer's stream, once the index, the collection and the documents asked for are there."""
     from pgpt.runtime.documents.answers import DEFAULT_PASSAGES, FOCUS_SENTENCES, AskStream
     from pgpt.runtime.documents.retrieval import require_collection, require_documents
 
-    _check_room(lease)  # an answer from the documents submits after retrieval: look at the queue now
+    engine = lease.chat
     filters = body.context_filter.docs_ids if body.context_filter else None
     store = await service.store()
     if not await asyncio.to_thread(store.chunk_count):
@@ -264,16 +283,6 @@ def stopping(message: str) -> ServerStoppingError:
 
 
 ADD_TO_COLLECTION = "POST /v1/ingest/file (form field collection)"  # how a client fills a collection
-
-
-def _check_room(lease: Any) -> None:
-    """ServerBusyError now when the lease's scheduler could take no more work."""
-    stats = lease.scheduler.stats()
-    if stats.running >= stats.parallel and stats.queued >= stats.max_queue:
-        from pgpt.runtime.llm.serving.scheduler import busy_message
-
-        raise ServerBusyError(busy_message(stats.running + stats.queued, stats.parallel, stats.max_queue),
-                              limit=f"max_queue={stats.max_queue}")
 
 
 def _keep_alive(value: str | int | float | None) -> float | None:

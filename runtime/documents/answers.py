@@ -122,6 +122,7 @@ class AskStream:
         # told each step as it starts: "searching", "reading" (the prompt), "writing", "checking"; the app
         # said "answering…" through all four, a silent half-minute on a long prompt (t53)
         self.on_state: Callable[[str], None] | None = None
+        self.reservation: Any = None  # a server's queue place, held for the draft since the request came
 
     def _say(self, state: str) -> None:
         if self.on_state is not None:
@@ -174,7 +175,7 @@ class AskStream:
         self._say("reading")
         # tagged: a forget drops the drafts made from its passages (purge.py)
         stream = self.engine.stream(self._messages(passages, sentences, shown), self.options, self.cancel,
-                                    cache_tag=DOCUMENTS)
+                                    cache_tag=DOCUMENTS, reservation=self.reservation)
         markup, writing = MarkupFilter(), False
         for piece in stream:
             if shown_text := markup.feed(piece):

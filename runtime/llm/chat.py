@@ -127,6 +127,7 @@ class ChatEngine:
         cancel: threading.Event | None = None,
         fit: bool = False,
         cache_tag: str | None = None,
+        reservation: Any = None,
     ) -> "ChatStream":
         """Start an answer; iterate the returned stream for text pieces, then read ``.result``.
 
@@ -135,7 +136,9 @@ class ChatEngine:
         ``cache_tag``: the answer cache's tag for it (DOCUMENTS for a draft from document passages,
         which a forget drops).
         """
-        return ChatStream(self, messages, options, cancel, fit, cache_tag)
+        stream = ChatStream(self, messages, options, cancel, fit, cache_tag)
+        stream.reservation = reservation  # the queue place a server held for it since it arrived
+        return stream
 
     def ask(self, prompt: str, options: SamplingOptions) -> ChatResult:
         """Answer one user prompt without streaming."""
@@ -243,6 +246,7 @@ class ChatStream:
         self._cache_tag = cache_tag
         self._prompt_ids: list[int] = []
         self.generation: "Generation | None" = None
+        self.reservation: Any = None  # a scheduler's Reservation: submitted in its place
         self.result = ChatResult(model=engine.model.info.name, provider=engine.provider,
                                  version=engine.model.info.version)
 
@@ -284,7 +288,8 @@ class ChatStream:
         if self._engine.scheduler is None:
             model.check_context(len(self._prompt_ids), self._options.max_new_tokens)
         else:
-            self.generation = self._engine.scheduler.submit(self._prompt_ids, self._options, self._cancel)
+            self.generation = self._engine.scheduler.submit(self._prompt_ids, self._options, self._cancel,
+                                                            reservation=self.reservation)
 
     def _remember(self) -> None:
         cache = self._engine.cache_for(self._options)

@@ -318,3 +318,36 @@ def test_models_exported_after_the_start_are_found_without_a_restart(served_sett
         assert output.count("pgpt-serve: error: chat model loading failed") == 1 and "Traceback" not in output
     finally:
         running.stop()
+
+
+def test_a_burst_of_streamed_documents_questions_is_refused_before_the_stream(served_settings: Settings,
+                                                                             tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A documents answer was checked against the queue at arrival and queued after its search: in a
+    burst, 3 of 9 streams answered 200 and then carried a server_busy error, which clients that retry
+    on 503 did not retry (t75). Its place is now held from arrival: a refusal is a 503."""
+    from serve_support import upload
+
+    server = start_server(served_settings, "--parallel", "1", "--max-queue", "1", "--max-tokens-cap", "24")
+    try:
+        note = tmp_path / "ferry.txt"
+        note.write_text("The ferry to the island leaves at noon every Tuesday. Tickets cost 4 euros.\n")
+        assert upload(server, note)[0] == 200
+        outcomes: list[tuple[int, bool]] = []
+
+        def ask(number: int) -> None:
+            body = {"messages": [{"role": "user", "content": f"When does ferry {number} to the island leave?"}],
+                    "use_context": True, "stream": True, "max_tokens": 24}
+            with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=300) as response:
+                text = response.read().decode()
+            outcomes.append((response.status_code, '"error"' in text))
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert len(outcomes) == 6 and {status for status, _ in outcomes} <= {200, 503}, outcomes
+        assert not [o for o in outcomes if o == (200, True)], outcomes  # no refusal inside a started stream
+        assert any(status == 200 for status, _ in outcomes)
+    finally:
+        server.stop()

@@ -26,6 +26,27 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+class Reservation:
+    """A place in the scheduler's queue, held from a request's arrival until it submits (or gives the
+    place back): a documents answer searches first, and its queue was checked only at arrival, so a
+    burst overfilled it after the search, and the refusal came inside a stream already answered 200 (t75)."""
+
+    TTL_S = 120.0  # a place never used nor given back (a bug, a lost request) frees itself then
+
+    def __init__(self) -> None:
+        self._held = True  # False once used by a submit or given back
+        self._made = time.monotonic()
+
+    @property
+    def held(self) -> bool:
+        """Whether the place is still held for its submit."""
+        return self._held and time.monotonic() - self._made < self.TTL_S
+
+    def release(self) -> None:
+        """Give the place back (harmless when used or given back already)."""
+        self._held = False
+
+
 class Generation:
     """One request's answer as the scheduler produces it.
 

@@ -20,79 +20,21 @@ import logging
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pgpt.runtime.errors import Cancelled, ConfigError, EngineClosedError, ServerBusyError
-from pgpt.runtime.llm.generation import PREFILL_CHUNK, LanguageModel
+from pgpt.runtime.llm.generation import LanguageModel
 from pgpt.runtime.llm.sampling import SamplingOptions, TokenPicker
-from pgpt.runtime.llm.serving.request import FinishReason, Generation
+from pgpt.runtime.llm.serving.limits import SchedulerConfig, SchedulerStats, busy_message
+from pgpt.runtime.llm.serving.request import FinishReason, Generation, Reservation
 from pgpt.runtime.llm.serving.slots import SlotBuffer
 from pgpt.runtime.llm.stopping import LoopGuard, StopFilter
 from pgpt.runtime.llm.text import IncrementalDecoder
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SchedulerConfig:
-    """Limits of one scheduler.
-
-    Attributes:
-        parallel: Sequences decoded together (slots of the KV buffer).
-        max_queue: Requests that may wait for a slot; one more is refused at once.
-        max_tokens_cap: A request's max_new_tokens is lowered to this.
-        context: Tokens one sequence may hold, prompt and answer; 0 means the model's context.
-        prefill_budget_s: Seconds of prompt reading a turn may take before the running
-            sequences' next decode step: new prompts are read back to back up to it, so that a
-            burst of requests gets its first tokens sooner, at the cost of one longer pause
-            between the running streams' tokens (vLLM also puts prefills first). 0: one chunk
-            a turn.
-        prefill_chunk: Prompt tokens read between two decode steps. The default is the
-            single-stream chunk, so a prompt's logits are those of ``LanguageModel.generate``.
-        retry_after_s: Seconds a refused client is told to wait.
-        reuse_prefix: A prompt that starts with at least this many of the tokens a free row still
-            holds (a conversation's next turn, resent whole to a server) is read from where they
-            end, as the in-process chat does; 0 turns it off. The default leaves out prompts that
-            share only the chat template's first tokens.
-    """
-
-    parallel: int = 4
-    max_queue: int = 16
-    max_tokens_cap: int = 1024
-    context: int = 0
-    prefill_chunk: int = PREFILL_CHUNK
-    prefill_budget_s: float = 0.3
-    retry_after_s: int = 1
-    reuse_prefix: int = 64
-
-    def __post_init__(self) -> None:
-        for name in ("parallel", "max_tokens_cap", "prefill_chunk", "retry_after_s"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"The scheduler's {name} must be at least 1 (got {getattr(self, name)}).")
-        for name in ("max_queue", "context", "reuse_prefix", "prefill_budget_s"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"The scheduler's {name} must be 0 or more (got {getattr(self, name)}).")
-
-
-@dataclass(frozen=True)
-class SchedulerStats:
-    """A snapshot for metrics: gauges (queued, running, prefilling) and counters since start."""
-
-    queued: int
-    running: int
-    prefilling: int
-    parallel: int
-    max_queue: int
-    decode_steps: int
-    decode_rows: int  # sequences decoded, summed over steps: / decode_steps = mean batch
-    tokens_generated: int
-    prompt_tokens: int  # prompt tokens read
-    reused_tokens: int  # prompt tokens found in a free row's keys and values instead
-    finished: dict[str, int] = field(default_factory=dict)  # by finish reason
-    kv_bytes: int = 0
 
 
 @dataclass(eq=False)
@@ -132,6 +74,7 @@ class Scheduler:
         self._lock = threading.Condition()
         self._waiting: collections.deque[_Sequence] = collections.deque()
         self._by_slot: list[_Sequence | None] = [None] * self.parallel
+        self._reservations: list[Reservation] = []  # places held for submits to come (see reserve)
         self._closed = False
         self._ids = itertools.count(1)
         self._counts = collections.Counter[str]()
@@ -140,9 +83,34 @@ class Scheduler:
 
     # The callers' side ----------------------------------------------------------------------
 
+    def reserve(self) -> Reservation:
+        """Hold a place in the queue for a submit to come (see Reservation).
+
+        Raises:
+            ServerBusyError: as ``submit`` would, counting the places held.
+        """
+        with self._lock:
+            self._refuse_when_full()
+            reservation = Reservation()
+            self._reservations.append(reservation)
+            return reservation
+
+    def _refuse_when_full(self) -> None:
+        """ServerBusyError when the running, the waiting and the held places fill the queue (lock held)."""
+        if self._closed:
+            raise EngineClosedError(f"The engine of {self.model.info.name} was shut down.")
+        self._reservations = [r for r in self._reservations if r.held]
+        held = self.parallel - self._by_slot.count(None) + len(self._waiting) + len(self._reservations)
+        if held >= self.parallel + self.config.max_queue:
+            # one total: a request that waits for its prompt to be read holds no slot yet, so
+            # "1 running (parallel=4) and 19 waiting (max_queue=16)" read as a contradiction
+            raise ServerBusyError(busy_message(held, self.parallel, self.config.max_queue),
+                                  limit=f"max_queue={self.config.max_queue}", retry_after_s=self.config.retry_after_s)
+
     def submit(self, prompt_ids: list[int], options: SamplingOptions,
-               cancel: threading.Event | None = None, request_id: str = "") -> Generation:
-        """Queue a generation and return its handle at once.
+               cancel: threading.Event | None = None, request_id: str = "",
+               reservation: Reservation | None = None) -> Generation:
+        """Queue a generation and return its handle at once (in the place ``reservation`` holds, if held).
 
         Raises:
             ServerBusyError: ``parallel`` sequences run and ``max_queue`` requests wait already.
@@ -160,16 +128,12 @@ class Scheduler:
                              IncrementalDecoder(self.model.tokenizer), StopFilter(options.stop),
                              LoopGuard(enabled=not options.ignore_eos), np.asarray(prompt_ids, dtype=np.int64))
         with self._lock:
-            if self._closed:
-                raise EngineClosedError(f"The engine of {self.model.info.name} was shut down.")
-            running = self.parallel - self._by_slot.count(None)
-            if running + len(self._waiting) >= self.parallel + self.config.max_queue:
-                # one total: a request that waits for its prompt to be read holds no slot yet, so
-                # "1 running (parallel=4) and 19 waiting (max_queue=16)" read as a contradiction
-                held = running + len(self._waiting)
-                raise ServerBusyError(busy_message(held, self.parallel, self.config.max_queue),
-                                      limit=f"max_queue={self.config.max_queue}",
-                                      retry_after_s=self.config.retry_after_s)
+            if reservation is not None and reservation.held:
+                reservation.release()  # its place becomes this sequence's
+                if self._closed:
+                    raise EngineClosedError(f"The engine of {self.model.info.name} was shut down.")
+            else:
+                self._refuse_when_full()
             self._waiting.append(sequence)
             self._lock.notify_all()
         return generation
@@ -402,9 +366,3 @@ class Scheduler:
     def _count(self, key: str, amount: int) -> None:
         with self._lock:
             self._counts[key] += amount
-
-
-def busy_message(held: int, parallel: int, max_queue: int) -> str:
-    """What a full scheduler says (chat and documents answers alike)."""
-    return (f"It holds {held} request{'' if held == 1 else 's'}, as many as it takes (parallel={parallel} "
-            f"answered at once, max_queue={max_queue} waiting).")

@@ -295,3 +295,24 @@ def test_a_burst_of_prompts_is_read_before_the_next_decode_step(model: LanguageM
             assert scheduler.stats().decode_steps == steps, (budget, scheduler.stats())
         finally:
             scheduler.close()
+
+
+def test_a_held_place_counts_as_queued_until_its_submit_uses_it(model: LanguageModel) -> None:
+    """A documents answer searches before it submits: a burst passed the queue's check at arrival and was
+    refused after its search, inside a stream already answered 200 (t75). Its place is held from arrival."""
+    scheduler = Scheduler(model, SchedulerConfig(parallel=1, max_queue=1))
+    try:
+        first, second = scheduler.reserve(), scheduler.reserve()
+        with pytest.raises(ServerBusyError, match=r"parallel=1.*max_queue=1"):
+            scheduler.reserve()  # refused at arrival, before any search
+        ids = _ids(model, PROMPTS[0])
+        with pytest.raises(ServerBusyError):
+            scheduler.submit(ids, GREEDY)  # a plain chat does not take a held place
+        running = scheduler.submit(ids, SamplingOptions(max_new_tokens=4), reservation=first)
+        second.release()  # a cached answer, or one found without the model: the place is given back
+        waiting = scheduler.submit(ids, SamplingOptions(max_new_tokens=4))
+        first.release()  # used already: harmless
+        _wait_all([running, waiting])
+        assert running.tokens and waiting.tokens
+    finally:
+        scheduler.close()
