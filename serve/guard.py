@@ -7,6 +7,8 @@ later (vLLM's ``--api-key`` covered ``/v1`` only and left the rest open).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from typing import Any
 
@@ -98,9 +100,6 @@ class ApiKeyGuard:
     def _holds_key(self, header: str) -> bool:
         """``Bearer KEY``; or, for PrivateGPT's scripts (its secret is the whole header, "Basic ...": t73),
         ``Basic KEY`` or HTTP Basic with the key as password and any user name."""
-        import base64
-        import binascii
-
         scheme, _, given = header.partition(" ")
         token = given.strip().encode("utf-8")
         if hmac.compare_digest(header.strip().encode("utf-8"), self.key):  # a key file holding "Basic ..." (t75)

@@ -355,8 +355,9 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
     def _close_reply(self, answer: str) -> None:
         """Keep the (possibly partial) answer as context (close_turn); drop a question that got none."""
         close_turn(self.conversation, self.asked, self._reply_mode, answer)
-        if self._reply_mode == "chat" and repeats(self.conversation) >= 3:
-            self._chat.query_one(ChatLog).note_once(REPEATED_NOTE.format(count=repeats(self.conversation)))
+        same = repeats(self.conversation) if self._reply_mode == "chat" else 0
+        if same >= 3:
+            self._chat.query_one(ChatLog).note_once(REPEATED_NOTE.format(count=same))
         self._reply = None
         if self.docs_mode_next:  # documents were indexed while this answer was written
             self.docs_mode_next = False
