@@ -194,14 +194,18 @@ class ChatLog(VerticalScroll):
         if text and not any(str(note.text).startswith(start) for note in self.query("Turn.note")):
             self.add_turn("note", text)
 
-    def show_from(self, turn: Turn) -> None:
+    def show_from(self, turn: Turn, tries: int = 4) -> None:
         """Scroll so that ``turn`` starts the view (or as near as the content allows): a documents
         answer's quotes and sources pushed the question and the answer's start off a 24-row screen.
         Not only when it is above the view now: the new turns may not be laid out yet, and the
         anchor then scrolled to the bottom after this looked (a test saw it once the app did less
-        work at load)."""
+        work at load). Tried again after the next refreshes while the view stops short of the turn:
+        a scroll is clamped to the height laid out so far, and a search result's lines, not yet laid
+        out, stayed below a 24-row view with the anchor released (CI, 2026-12-07)."""
         self.release_anchor()  # the user's own scrolling, as PgUp would; the next turn anchors again
-        self.scroll_to_widget(turn, top=True, animate=False)
+        self.scroll_to_widget(turn, top=True, animate=False, immediate=True)
+        if tries and self.scroll_y < turn.virtual_region.y:  # short of it: clamped, or the turn ends the log
+            self.call_after_refresh(self.show_from, turn, tries - 1)
 
     def question_of(self, reply: Turn) -> Turn:
         """The question that ``reply`` answers: the turn before it (``reply`` itself when it is the first)."""
