@@ -11,7 +11,6 @@ from textual.content import Content
 from textual.widgets import Input
 
 from pgpt.runtime.conversations import load_conversation
-from pgpt.runtime.documents.answers import unlabelled
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
 from pgpt.tui.chat.app import ChatApp
@@ -53,9 +52,11 @@ async def test_documents_mode_answers_with_quotes_and_search_mode_highlights_the
         assert quotes.kind == "quotes" and "zephyr.txt" in quotes.text
         assert "\u201cThe launch code of project Zephyr is 7341.\u201d" in quotes.text
         assert sources.kind == "sources" and sources.text.startswith("[1] ") and "zephyr.txt" in sources.text
-        # in the chat's context as shown, so that Chat mode (Ctrl+R) reads them too: "say that shorter" (t72)
+        # in the chat's context as shown, so that Chat mode (Ctrl+R) reads them too: "say that shorter" (t72),
+        # but for the citation markers, which the model copied into its chat replies (t76)
+        assert "[1]" in answer.text
         assert app.conversation == [{"role": "user", "content": "What is the launch code of project Zephyr?"},
-                                    {"role": "assistant", "content": unlabelled(answer.text)}]
+                                    {"role": "assistant", "content": answer.text.replace(" [1]", "").strip()}]
         await pilot.press("ctrl+y")  # the answer with what supports it, as shown
         assert app.clipboard == f"{answer.text}\n\n{quotes.text}\n\n{sources.text}"
         assert list(app._notifications)[-1].message.startswith("Copied the last answer and its quotes and sources (")

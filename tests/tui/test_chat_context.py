@@ -10,7 +10,7 @@ import pytest
 from pgpt.runtime.conversations import load_conversation, new_conversation, save_conversation
 from pgpt.runtime.errors import PgptError
 from pgpt.runtime.settings import Settings
-from pgpt.tui.chat.context import REWORK_HINT, close_turn, messages_to_send, repeats, rework_hint
+from pgpt.tui.chat.context import REWORK_HINT, close_turn, messages_to_send, repeats, rework_hint, uncited
 
 
 def chat(*pairs: tuple[str, str]) -> list[dict[str, str]]:
@@ -39,7 +39,9 @@ def test_a_documents_answer_stays_in_the_context_search_results_do_not() -> None
     """Switched to Chat mode, "say that shorter" was answered blind: the documents turns were not sent (t72 M1)."""
     conversation, asked = [{"role": "user", "content": "Who runs the club?"}], []
     close_turn(conversation, asked, "docs", "Quote from the documents: \u201cAnn runs the club.\u201d [1]")
-    assert conversation[-1] == {"role": "assistant", "content": "Ann runs the club. [1]"}  # without pgpt's label
+    # without pgpt's label, nor the citation markers Chat mode's replies copied ("[2]", t76)
+    assert conversation[-1] == {"role": "assistant", "content": "Ann runs the club."}
+    assert uncited("Ann [1] and Bo [2, 3] run it.[4]") == "Ann and Bo run it."
     assert asked == ["Who runs the club?"]
     conversation.append({"role": "user", "content": "club"})
     close_turn(conversation, asked, "search", "[1] club.txt: Ann runs the club.")

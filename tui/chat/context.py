@@ -6,6 +6,7 @@ Plain functions on the app's lists, so that the chat screen, its keys and its sa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # A Documents-mode question that asks about the answer before it ("say that shorter", "tell me
@@ -13,6 +14,9 @@ from typing import Any
 REWORK_HINT = ("To rework an earlier answer (shorter, in more detail, in other words), press Ctrl+R for "
                "Chat mode: it reads this conversation; Documents mode searches each question in your documents.")
 REWORK_WORDS = 8  # "Explain that in more detail, please." has 6; a question of the documents is often longer
+# a citation marker, "[2]" or "[1, 3]": Chat mode shows no sources, and the model copied the
+# markers of the Documents answers it read into its own replies (t76)
+_CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 REPEATED_NOTE = ("The model gave this same answer {count} times in a row: a long chat can trap a small model. "
                  "Ctrl+N starts a new chat.")
 
@@ -45,8 +49,6 @@ def close_turn(conversation: list[dict[str, str]], asked: list[str], mode: str, 
     (Ctrl+R) sees what is on the screen ("say that shorter" was answered blind: t72); Search results
     are passage lists, not answers, and stay out, as does a "not found".
     """
-    from pgpt.runtime.documents.answers import unlabelled
-
     from pgpt.runtime.documents.abstention import is_abstention
 
     asking = bool(conversation) and conversation[-1]["role"] == "user"
@@ -55,9 +57,17 @@ def close_turn(conversation: list[dict[str, str]], asked: list[str], mode: str, 
     # nor a "not found": read as context, the small model gave it back as its next answer (t75)
     found = mode == "chat" or (mode == "docs" and not is_abstention(answer))
     if answer and found:
-        conversation.append({"role": "assistant", "content": unlabelled(answer) if mode == "docs" else answer})
+        conversation.append({"role": "assistant", "content": uncited(answer) if mode == "docs" else answer})
     elif asking:
         conversation.pop()
+
+
+def uncited(answer: str) -> str:
+    """A Documents answer as Chat mode's model reads it: without pgpt's quote label (answers.unlabelled)
+    and without its citation markers, which point at sources that Chat mode does not send."""
+    from pgpt.runtime.documents.answers import unlabelled
+
+    return _CITATION.sub("", unlabelled(answer)).strip()
 
 
 def repeats(conversation: list[dict[str, str]]) -> int:
