@@ -48,14 +48,18 @@ def _name_words(file: str) -> set[str]:
 
 def about_elsewhere(sentences: Sequence[_Sentence], question_words: set[str]) -> list[bool]:
     """For each sentence: whether a word of the question that its file never writes stands in another
-    file's name (always False with fewer than two files)."""
+    file's name, unless a word of the question that the other file never writes stands in its own
+    (always False with fewer than two files)."""
     about = {s.file: _name_words(s.file) for s in sentences}
     words = {file: set(subject) for file, subject in about.items()}
     for s in sentences:
         # and the parts of its joined words: "Wifi-Guest" writes "wifi"
         words[s.file] |= content_words(s.text) | content_words(_NAME_SEPARATORS.sub(" ", s.text))
-    elsewhere = {file: any((question_words - words[file]) & subject
-                           for other, subject in about.items() if other != file) for file in words}
+    names = {file: {other for other, subject in about.items() if other != file and (question_words - words[file]) & subject}
+             for file in words}
+    # not where each names the other: the question is about both ("I sit in room B30. How long is the
+    # onboarding?" beside rooms.md and onboarding.md), and either may answer it (t76)
+    elsewhere = {file: any(file not in names[other] for other in names[file]) for file in words}
     return [elsewhere[s.file] for s in sentences]
 
 

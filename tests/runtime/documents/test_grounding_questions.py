@@ -48,6 +48,11 @@ def test_a_name_of_the_question_that_no_source_holds_is_not_answered(embedder) -
     result = grounder_over(embedder, "I sit in room B30. How many weeks does the onboarding buddy programme last?",
                            onboarding).check("The onboarding buddy programme lasts 6 weeks.", abstained=False)
     assert result.kind == "answer" and "6 weeks" in result.text
+    # nor does its word "room" make the onboarding guide "about another subject" beside a rooms file (t76)
+    rooms = [*onboarding, SourceSentence(3, "rooms.md", 0, "Room B6 has 8 chairs and a screen.")]
+    result = grounder_over(embedder, "I sit in room B30. How many weeks does the onboarding buddy programme last?",
+                           rooms).check("The onboarding buddy programme lasts 6 weeks.", abstained=False)
+    assert result.kind == "answer" and "6 weeks" in result.text
     assert grounder_over(embedder, "What is contract CN2291 about?", onboarding)._unknown_facts == []
     # a release written another way, or a version in no sentence, is no unknown name
     gpl = [SourceSentence(1, "gpl-3.0.txt", 0, "The GPL lets you cure a violation within 30 days.")]
@@ -76,3 +81,4 @@ def test_what_a_subject_is_does_not_answer_for_one_of_its_attributes(embedder) -
     # a sentence that names the attribute, or says no "is", is no definition reused
     assert not reuses_a_definition("The capital of France is Paris.", "Paris is the capital of France.")
     assert not reuses_a_definition("The population of Oslo is 700,000.", "Oslo has 700,000 inhabitants.")
+

@@ -66,6 +66,13 @@ def test_a_file_s_name_says_what_it_is_about() -> None:
     printer = [SourceSentence(1, "printer.md", 0, "Guests on Wifi-Guest cannot print."),
                SourceSentence(2, "wifi.md", 0, "The office network is called Hafen.")]
     assert about_elsewhere(printer, content_words("Can I print from the guest wifi?")) == [False, False]
+    # a question that names both files' subjects is about both: neither file's sentences are elsewhere
+    # (t76: "I sit in room B30. How long is the onboarding?" beside rooms.md), a third file's are
+    both = [SourceSentence(1, "onboarding.md", 0, "The buddy programme lasts 6 weeks."),
+            SourceSentence(2, "rooms.md", 0, "Room B6 has 8 chairs."),
+            SourceSentence(3, "bakery.txt", 0, "The bakery opens at 7.")]
+    question = content_words("I sit in room B30. How long is the onboarding?")
+    assert about_elsewhere(both, question) == [False, False, True]
 
 
 def test_a_line_of_another_release_s_section_answers_nothing(embedder) -> None:  # type: ignore[no-untyped-def]
