@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgpt.runtime.errors import Cancelled, ModelNotFoundError, ServerError, ServerUsageError
+from pgpt.runtime.errors import Cancelled, ModelNotFoundError, PgptError, ServerBusyError, ServerError, ServerUsageError
 from pgpt.runtime.llm.chat import ChatResult
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.remote.faults import json_error, not_pgpt_serve, refused, server_title, unreachable
@@ -28,6 +28,8 @@ CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
 STREAM_TIMEOUT_S = 300.0
 INDEXING_TIMEOUT_S = 600.0
+# The longest wait for a busy server between two tries, whatever its Retry-After says.
+BUSY_WAIT_CAP_S = 10
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,11 @@ class RemoteResult(ChatResult):
 class RemoteEngine:
     """A pgpt-serve reached over HTTP, used like a loaded ChatEngine."""
 
-    def __init__(self, url: str, api_key: str = "", model: str = "") -> None:
+    def __init__(self, url: str, api_key: str = "", model: str = "", retries: int = 3) -> None:
         import httpx
 
-        self.url = url.rstrip("/")
+        # a busy server's 503 is asked again this often, as OpenAI's own client does (settings.server_retries)
+        self.url, self.retries = url.rstrip("/"), retries
         self.requested = model or "default"  # what requests ask for: "default" follows the server's switches
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers,
@@ -195,6 +198,7 @@ class RemoteStream:
     def __init__(self, engine: RemoteEngine, body: dict[str, Any], cancel: threading.Event | None,
                  fit: bool = False) -> None:
         self._engine, self._body, self._cancel, self._fit = engine, {**body, "stream": True}, cancel, fit
+        self._retries = engine.retries
         # called with what the server is doing while it sends no text ("waiting", "drafting 42")
         self.on_state: Callable[[str], None] | None = None
         self.result = RemoteResult(model=engine.model.info.name, provider=engine.provider,
@@ -214,15 +218,37 @@ class RemoteStream:
                         response.read()
                         if self._left_out_a_turn(response.status_code, response.text):
                             continue  # asked again without the oldest turn (a refusal takes milliseconds)
-                        raise refused(engine.url, response.status_code, response.text,
-                                      response.headers.get("retry-after"))
-                    for data in _events(response.iter_lines(), self._cancel, self.on_state):
-                        piece = self._take(data)
-                        if piece:
-                            yield piece
+                        error = refused(engine.url, response.status_code, response.text,
+                                        response.headers.get("retry-after"))
+                        if self._waited_busy(error):
+                            continue
+                        raise error
+                    try:
+                        for data in _events(response.iter_lines(), self._cancel, self.on_state):
+                            piece = self._take(data)
+                            if piece:
+                                yield piece
+                    except ServerBusyError as error:  # inside the stream (after heartbeats), before any text
+                        if self.result.answer or not self._waited_busy(error):
+                            raise
+                        continue
                     return
         except httpx.HTTPError as exc:
             raise unreachable(engine.url, exc, during_answer=bool(self.result.answer)) from None
+
+    def _waited_busy(self, error: PgptError) -> bool:
+        """Whether a busy server's refusal was waited out, to ask again: after its Retry-After (at most
+        BUSY_WAIT_CAP_S), said as the state "busy N" and stopped by ``cancel``, while tries are left. A
+        burst of questions on a shared server failed at once, though the server said when to come back."""
+        if not isinstance(error, ServerBusyError) or self._retries <= 0:
+            return False
+        self._retries -= 1
+        wait = min(max(int(error.retry_after_s or 1), 1), BUSY_WAIT_CAP_S)
+        if self.on_state is not None:
+            self.on_state(f"busy {wait}")
+        if (self._cancel or threading.Event()).wait(wait):
+            raise Cancelled("Generation stopped.")
+        return True
 
     def _left_out_a_turn(self, status: int, text: str) -> bool:
         """Whether a refusal of a conversation too long left out its oldest turn (``fit`` only)."""
@@ -277,7 +303,7 @@ def connect(settings: Any, model: str = "") -> RemoteEngine:
         from pgpt.runtime.settings import read_key_file
 
         key = read_key_file(Path(settings.server_key_file), client=True)
-    return RemoteEngine(settings.server, key, model)
+    return RemoteEngine(settings.server, key, model, retries=getattr(settings, "server_retries", 3))
 
 
 def _events(lines: Iterator[str], cancel: threading.Event | None = None,

@@ -37,17 +37,25 @@ def served(default_models: Settings, tmp_path_factory: pytest.TempPathFactory) -
     running.stop()
 
 
-def client_settings(server: RunningServer, tmp_path: Path, key: str = KEY) -> Settings:
-    """A client home and an empty model cache: answers can only come from the server."""
+def client_settings(server: RunningServer, tmp_path: Path, key: str = KEY, retries: int = 0) -> Settings:
+    """A client home and an empty model cache: answers can only come from the server (which, when
+    busy, is asked again ``retries`` times: none, for the tests of what a refusal shows)."""
     (tmp_path / "no-models").mkdir(exist_ok=True)
-    return Settings(home=tmp_path / "client", model_cache=tmp_path / "no-models", server=server.url, server_key=key)
+    return Settings(home=tmp_path / "client", model_cache=tmp_path / "no-models", server=server.url, server_key=key,
+                    server_retries=retries)
 
 
 def client_cli(settings: Settings, *args: str, key: str = KEY,
-               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**cli_env(settings), "PGPT_SERVER": settings.server, "PGPT_API_KEY": key}
+               cwd: Path | None = None, retries: int = 0) -> subprocess.CompletedProcess[str]:
+    """The CLI as the server's client (a busy server is asked again ``retries`` times)."""
+    env = {**client_env(settings, key), "PGPT_SERVER_RETRIES": str(retries)}
     return subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", *args], capture_output=True, text=True,
                           env=env, timeout=600, cwd=cwd)
+
+
+def client_env(settings: Settings, key: str = KEY) -> dict[str, str]:
+    """The environment of a CLI that is the server's client."""
+    return {**cli_env(settings), "PGPT_SERVER": settings.server, "PGPT_API_KEY": key}
 
 
 @contextlib.contextmanager

@@ -257,7 +257,8 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
         if message.reply_id != self._reply_id or self._reply is None or self._cancel.is_set():
             return  # (after Esc the line says "stopping…" until the answer ends)
         tokens = message.state.removeprefix("drafting ")  # short: at 80 columns beside "server HOST:PORT · model"
-        step = ANSWER_STEPS.get(message.state, "waiting…")
+        busy = message.state.removeprefix("busy ")  # refused as busy: asked again after the wait it asked for
+        step = f"busy: retry in {busy} s…" if busy.isdigit() else ANSWER_STEPS.get(message.state, "waiting…")
         self._set_status(self._model_label(), f"drafting: {tokens} tokens" if tokens.isdigit() else step)
 
     @on(AnswerFinished)

@@ -41,7 +41,8 @@ ANSWER_STEPS = {"searching": "searching the documents… Esc stops", "reading": 
 @dataclass
 class ServerState(Message):
     """What a server does while it sends no text: "waiting" (queued, or reading the prompt),
-    "drafting N" (a documents answer, sent once checked); or one of this app's own documents
+    "drafting N" (a documents answer, sent once checked), "busy N" (refused as busy: asked again in
+    N seconds); or one of this app's own documents
     answer's ANSWER_STEPS."""
 
     reply_id: int

@@ -22,7 +22,7 @@ def read_answer(stream: Any, cancel: threading.Event, quiet: bool) -> None:
     then holds the checked answer. ``quiet`` (--json, or no terminal): nothing is shown."""
     status_line(STEPS["searching"], quiet)
     if hasattr(stream, "on_state"):  # called from the worker thread; a status line is one write
-        stream.on_state = lambda state: _say_step(state, quiet)
+        stream.on_state = lambda state: say_step(state, quiet)
     written = 0
     for piece in interruptible(stream, cancel, quiet):
         written += len(piece)
@@ -30,11 +30,13 @@ def read_answer(stream: Any, cancel: threading.Event, quiet: bool) -> None:
     status_line("", quiet)
 
 
-def _say_step(state: str, quiet: bool) -> None:
+def say_step(state: str, quiet: bool) -> None:
     """A step on the status line ("writing" is said by the pieces, with their count)."""
-    tokens = state.removeprefix("drafting ")
+    tokens, busy = state.removeprefix("drafting "), state.removeprefix("busy ")
     if tokens.isdigit():  # a server drafts in silence: it sends the answer once checked
         status_line(f"the server is writing the answer, then checking it… {tokens} tokens", quiet)
+    elif busy.isdigit():  # refused as busy: asked again after the wait the server asked for
+        status_line(f"the server is busy: asking again in {busy} s… (Ctrl-C stops)", quiet)
     elif state in STEPS:
         status_line(STEPS[state], quiet)
 

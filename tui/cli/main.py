@@ -272,6 +272,11 @@ def _chat(settings: Any, args: argparse.Namespace) -> int:
     status_line("reading the prompt…", args.json)
     cancel = threading.Event()
     stream = engine.stream([{"role": "user", "content": prompt}], options, cancel)
+    if hasattr(stream, "on_state"):  # a server's refusal as busy, asked again after its Retry-After
+        from pgpt.tui.cli.answer_steps import say_step
+
+        # (that only: a "waiting" heartbeat between two pieces would write over the answer's line)
+        stream.on_state = lambda state: say_step(state, args.json) if state.startswith("busy ") else None
     written = False
     try:
         for piece in interruptible(stream, cancel, args.json):

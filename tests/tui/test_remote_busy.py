@@ -1,0 +1,55 @@
+"""A busy pgpt-serve asked again: its 503 says when to come back (Retry-After), and the app and the
+CLI wait that long and ask again (PGPT_SERVER_RETRIES times) before they say it is busy; a burst of
+questions on a shared server failed at once (t71)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from remote_support import client_env, client_settings, occupied, served  # noqa: F401 (a fixture)
+from test_app import SIZE, status, turns, wait_until
+
+from pgpt.runtime.llm.sampling import SamplingOptions
+from pgpt.tui.chat.app import ChatApp
+from serve_support import RunningServer
+
+pytestmark = pytest.mark.slow  # a server subprocess
+
+REJECTED = "pgpt:requests_rejected_total"
+
+
+def refused_once_more(served: RunningServer, before: float) -> None:
+    """Wait until the server has refused one more request as busy than ``before``."""
+    deadline = time.monotonic() + 60
+    while served.metric(REJECTED) <= before:
+        assert time.monotonic() < deadline, "the client was never refused"
+        time.sleep(0.05)
+
+
+def test_the_cli_asks_a_busy_server_again_after_the_wait_it_asks_for(served: RunningServer, tmp_path: Path) -> None:
+    settings = client_settings(served, tmp_path, retries=5)
+    before = served.metric(REJECTED)
+    with occupied(served):
+        chat = subprocess.Popen([sys.executable, "-m", "pgpt.tui.cli.main", "chat", "Hi", "--max-tokens", "4"],
+                                env={**client_env(settings), "PGPT_SERVER_RETRIES": "5"}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        refused_once_more(served, before)  # refused while the slot is taken, then it is freed
+    out, err = chat.communicate(timeout=120)
+    assert chat.returncode == 0 and out.strip() and "Server busy" not in err, (out, err)
+    assert served.metric(REJECTED) - before <= 5
+
+
+async def test_the_app_says_it_waits_for_a_busy_server_then_answers(served: RunningServer, tmp_path: Path) -> None:
+    app = ChatApp(client_settings(served, tmp_path, retries=5), SamplingOptions(max_new_tokens=6))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        with occupied(served):
+            await pilot.press(*"When does the ferry leave?", "enter")
+            await wait_until(pilot, lambda: status(app).endswith(" · busy: retry in 1 s…"), timeout=60)
+        await wait_until(pilot, lambda: not app.answering, timeout=120)
+        reply = turns(app)[1]
+        assert reply.kind == "assistant" and reply.text and not reply.mark.startswith("(failed"), reply.mark
