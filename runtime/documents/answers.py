@@ -52,6 +52,7 @@ FOCUS_SENTENCES = 8
 PASSAGE_ROOM = 320  # tokens: one chunk (about 256) and its <source> markup; a question leaves room for it
 MIN_SIMILARITY = 0.25  # cosine of question and best passage below which nothing counts as relevant
 _BLANK_LINE = re.compile(r"\n\s*\n")
+_SUBTITLE = re.compile(r"\s+[-\u2013\u2014]\s+")  # "Riverside Chess Club - rules and history"
 # Not "anything about this": the closest passages shown under it are about it, and at times hold the
 # answer the check could not confirm in the model's wording (a tester read the old headline as false).
 NOT_FOUND = "I could not find a clear answer to this in the indexed documents."
@@ -384,11 +385,15 @@ def _is_title(sentence: str, trail: str, passage: str) -> bool:
 def _title_line(sentence: str, passage: str) -> bool:
     """Whether ``sentence`` is a line standing alone between blank lines, of at most 6 words, its
     long words capitalized, with no full stop, digit, table cell or list marker: a plain text file's
-    title ("Velmora Bakery"), which was quoted as the answer to "On which day is the bakery closed?"."""
-    words = sentence.split()
-    if (not 1 <= len(words) <= 6 or sentence[-1] in ".!?:;,)\"'" or any(c.isdigit() for c in sentence)
+    title ("Velmora Bakery"), which was quoted as the answer to "On which day is the bakery closed?";
+    or such a title with a subtitle after a dash, of 12 words at most ("Riverside Chess Club - rules
+    and history" was quoted as when the club was founded, t77)."""
+    words, head = sentence.split(), _SUBTITLE.split(sentence, maxsplit=1)[0].split()
+    subtitled = len(head) < len(words)  # a title of two words or more before the dash: "Open - closed on Sundays" is none
+    if (not (2 if subtitled else 1) <= len(head) <= 6 or len(words) > (12 if subtitled else 6)
+            or sentence[-1] in ".!?:;,)\"'" or any(c.isdigit() for c in sentence)
             or "|" in sentence or sentence.startswith(("-", "*", "\u2022"))
-            or not all(word[0].isupper() for word in words if len(word) > 3 and word[0].isalpha())):
+            or not all(word[0].isupper() for word in head if len(word) > 3 and word[0].isalpha())):
         return False
     return sentence in {" ".join(block.split()) for block in _BLANK_LINE.split(passage)}
 

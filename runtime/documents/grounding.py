@@ -71,7 +71,7 @@ OFF_TOPIC = 0.35
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07g"
+CHECK_VERSION = "2026-12-07h"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -245,8 +245,10 @@ class Grounder:
         but for the one whose sentence is closest and those whose sentences run on from a kept one in
         its source: a list's items ("- radio tested") share no word with the question, their lead-in
         does, and the answer kept the first item only."""
+        # nor those whose sentence names another code or year than the question's, which no source writes
         supported = [(statement, i) for statement, i in supported if not (
-            self._other_thing(self.sentences[i].text) or self._other_thing(statement) or self._other_version[i])]
+            self._other_thing(self.sentences[i].text) or self._other_thing(statement) or self._other_version[i]
+            or another_code(self._unknown_facts, self.sentences[i].text))]
         closest = max((i for _, i in supported), key=lambda i: self.relevance[i], default=-1)
         kept = {i for _, i in supported if i == closest or self.relevance[i] >= OFF_TOPIC}
         grown = True

@@ -36,13 +36,16 @@ def asks_what_is_not(question: str) -> bool:
 _CODE_DASH = re.compile(r"(?<=[a-z])-(?=\d)")
 # a version ("v7.3.20"): no code (_a_code)
 _VERSION = re.compile(r"v\d[\d.]*")
+# a year: a budget, a plan or a champion of one year is no other year's (t77: the 2026 garden budget
+# was quoted for 2027's)
+_YEAR = re.compile(r"(?:19|20)\d\d")
 
 
 def _a_code(fact: str) -> bool:
-    """Whether a key fact is a code of letters and digits ("q2", "b30", "ec2"), which a document that
-    speaks of it writes, unlike a name (a project's own pages seldom name it) or a version."""
+    """Whether a key fact is a code of letters and digits ("q2", "b30", "ec2") or a year, which a
+    document that speaks of it writes, unlike a name (a project's own pages seldom name it) or a version."""
     return (any(c.isalpha() for c in fact) and any(c.isdigit() for c in fact)
-            and not _VERSION.fullmatch(fact))
+            and not _VERSION.fullmatch(fact)) or _YEAR.fullmatch(fact) is not None
 
 
 def _names_of(fact: str) -> list[str]:
@@ -63,9 +66,12 @@ def unknown_codes(facts: set[str], text: str, trails: list[str]) -> list[str]:
 
 def another_code(codes: list[str], sentence: str) -> bool:
     """Whether ``sentence`` names another code of the same letters as one of ``codes`` (the question's,
-    that no source writes): room B6's chairs were quoted for room B30's (t73)."""
+    that no source writes), or another year than a year of them: room B6's chairs were quoted for room
+    B30's (t73), the 2026 garden budget for 2027's (t77)."""
     return any(re.search(rf"\b{re.escape(code.rstrip('0123456789'))}-?\d+\b", sentence, re.IGNORECASE)
-               for code in codes if code.rstrip("0123456789").isalpha())
+               for code in codes if code.rstrip("0123456789").isalpha()) or \
+        (any(_YEAR.fullmatch(code) for code in codes) and re.search(rf"(?<![\d.,]){_YEAR.pattern}(?![\d.,]\d)",
+                                                                    sentence) is not None)
 
 
 _ATTRIBUTE_OF = re.compile(r"^\s*what\s+(?:is|are|was|were)\s+the\s+(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)"

@@ -358,8 +358,12 @@ def test_a_title_is_never_the_quote(embedder) -> None:  # type: ignore[no-untype
     bakery = "Velmora Bakery\n\nThe Velmora bakery opens at 05:30 every day except Monday.\n\nOpening Hours\nDaily."
     assert _is_title("Velmora Bakery", "", bakery)
     assert not _is_title("Opening Hours", "", bakery)  # not a line of its own: it runs on into "Daily."
-    for line in ("- Radio Tested", "Monday | Closed", "Version 2 Notes", "The Bakery Is Closed.", "the bakery shop"):
+    for line in ("- Radio Tested", "Monday | Closed", "Version 2 Notes", "The Bakery Is Closed.", "the bakery shop",
+                 "Bring your board - we have none", "Open - closed on Sundays"):
         assert not _is_title(line, "", f"{line}\n\nMore text.")
+    # nor one with a subtitle after a dash: it was quoted as when the club was founded (t77)
+    for line in ("Riverside Chess Club - rules and history", "Pellworth Bakery \u2013 staff handbook"):
+        assert _is_title(line, "", f"{line}\n\nThe club was founded in 1952.")
     sentences = [SourceSentence(1, "guide.rst", 0, "A guide to masked arrays in NumPy", heading=True),
                  SourceSentence(1, "guide.rst", 0, "Masked arrays hide invalid entries from every computation.")]
     result = grounder_over(embedder, "What is the guide to masked arrays in NumPy about?", sentences).check(

@@ -82,3 +82,21 @@ def test_what_a_subject_is_does_not_answer_for_one_of_its_attributes(embedder) -
     assert not reuses_a_definition("The capital of France is Paris.", "Paris is the capital of France.")
     assert not reuses_a_definition("The population of Oslo is 700,000.", "Oslo has 700,000 inhabitants.")
 
+
+
+def test_another_year_does_not_answer_for_the_year_asked(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What is the 2027 garden budget?" was answered with a quote of the 2026 budget, and "... the Kestrel
+    rover on the Moon in 2030?" with a draft that repeated the question's year and moon (t77)."""
+    sentences = [SourceSentence(1, "garden.md", 0, s) for s in split_sentences(
+        "The 2026 garden budget is 7,400 euros. The greenhouse covers 420 square metres.")]
+    for draft in ("The 2027 garden budget is 7,400 euros. [1]", "The garden budget is 7,400 euros. [1]", ""):
+        result = grounder_over(embedder, "What is the 2027 garden budget?", sentences).check(draft, abstained=not draft)
+        assert "7,400" not in result.text, (draft, result)
+    right = grounder_over(embedder, "What is the 2026 garden budget?", sentences).check(
+        "The 2026 garden budget is 7,400 euros. [1]", abstained=False)
+    assert right.kind == "answer" and "7,400 euros" in right.text
+    # a year no source writes is no fact a draft may repeat: the documents do not speak of 2030
+    rover = [SourceSentence(1, "kestrel.md", 0, "The Kestrel rover has a top speed of 4.5 kilometres per hour.")]
+    result = grounder_over(embedder, "What is the top speed of the Kestrel rover on the Moon in 2030?", rover).check(
+        "The top speed of the Kestrel rover on the Moon in 2030 is 4.5 kilometres per hour. [1]", abstained=False)
+    assert result.kind != "answer" and "2030" not in result.text, result
