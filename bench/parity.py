@@ -36,8 +36,8 @@ DOCUMENT = Path(__file__).parent / "data" / "manuals" / "lgpl-2.1.txt"
 
 def torch_reference(gguf: Path) -> Any:
     """transformers' float32 model of the GGUF (dequantized by transformers itself), eager
-    attention: the export's own loader (``causal_lm.load_torch_model``), the file parsed once."""
-    from pgpt.export.causal_lm import load_torch_model
+    attention: the export's own loader (``model_loading.load_torch_model``), the file parsed once."""
+    from pgpt.export.model_loading import load_torch_model
     from pgpt.export.gguf_loading import fast_gguf_reading
     from pgpt.export.sources import gguf_source
 

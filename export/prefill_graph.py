@@ -205,7 +205,7 @@ def write_for_export(source: Any, spec: Any, config: Any, weights: Any, tokenize
 
     import onnx
 
-    from pgpt.export.causal_lm import load_torch_model
+    from pgpt.export.model_loading import load_torch_model
     from pgpt.export.fused_export import write_fused
     from pgpt.export.gguf_loading import fast_gguf_reading
     from pgpt.export.quality import calibration_sequences

@@ -65,7 +65,7 @@ def settings(default_models: Settings, tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def torch_llm():  # type: ignore[no-untyped-def]
     """The PyTorch original of the default LLM (loaded once)."""
-    from pgpt.export.causal_lm import load_torch_model
+    from pgpt.export.model_loading import load_torch_model
     from pgpt.export.sources import gguf_source
 
     return load_torch_model(gguf_source(gguf_path()), trust_remote_code=False)

@@ -100,7 +100,7 @@ def describe_local(path: Path) -> tuple[str, str]:
 def _describe_folder(path: Path) -> tuple[str, str]:
     """A Hugging Face folder, checked as pgpt-export checks it first (config, weights, remote code,
     tokenizer; the architecture where pgpt's own graph does not know it, which loads the exporter)."""
-    from pgpt.export.causal_lm import require_tokenizer_files
+    from pgpt.export.model_loading import require_tokenizer_files
     from pgpt.export.decoder_spec import SUPPORTED_TYPES
     from pgpt.export.sources import check_architecture, check_folder
 

@@ -13,7 +13,7 @@ def test_gguf_file_is_parsed_once_and_loads_the_same_weights_and_vocabulary(torc
     import gguf
     import torch
 
-    from pgpt.export.causal_lm import load_model_and_tokenizer
+    from pgpt.export.model_loading import load_model_and_tokenizer
     from pgpt.export.sources import gguf_source
     from pgpt.runtime.models import DEFAULT_LLM
     from pgpt.runtime.llm.text import load_tokenizer
