@@ -334,9 +334,9 @@ async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: 
         for hit in search(store, embedder, text, k=limit, collection=collection, per_document=limit,
                           doc_ids=doc_ids):
             before, after = neighbours(store, hit.chunk_id, around, around) if around else (None, None)
-            found.append(context_chunk({"source": shown_path(service.settings.home, hit.source), "page": hit.page, "text": hit.text,
-                                        "score": hit.score, "similarity": hit.similarity,
-                                        "doc_id": hit.chunk_id.rpartition(":")[0],
+            found.append(context_chunk({"source": shown_path(service.settings.home, hit.source), "page": hit.page,
+                                        "text": hit.text, "score": hit.score, "similarity": hit.similarity,
+                                        "doc_id": hit.chunk_id.rpartition(":")[0], "collection": hit.collection,
                                         "previous_texts": before, "next_texts": after}))
         return found
 

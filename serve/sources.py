@@ -50,6 +50,8 @@ def context_chunk(source: dict[str, Any]) -> dict[str, Any]:
     page = source.get("page")
     metadata: dict[str, Any] = {"file_name": shown_name(Path(str(source.get("source", ""))).name),
                                 "path": source.get("source", ""), "page_label": str(page) if page else None}
+    if source.get("collection"):  # whose passage it is, where one server keeps several teams' collections (t74)
+        metadata["collection"] = source["collection"]
     # score: PrivateGPT's, the passage's similarity to the question (comparable between questions);
     # rank_score: pgpt's fused rank score (cosine and BM25, scaled within one result list).
     return {"object": "context.chunk", "score": source.get("similarity", source.get("score", 0.0)),

@@ -401,4 +401,4 @@ def _title_line(sentence: str, passage: str) -> bool:
 def _source(hit: Hit) -> dict[str, Any]:
     return marked_gone({"source": hit.source, "page": hit.page, "text": hit.text, "score": hit.score,
                         "similarity": hit.similarity, "doc_id": hit.chunk_id.rpartition(":")[0],
-                        "also_in": list(hit.also_in)})
+                        "also_in": list(hit.also_in), "collection": hit.collection})

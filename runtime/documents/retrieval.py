@@ -39,10 +39,13 @@ class Hit:
     chunk_id: str
     similarity: float  # cosine of the question and the passage
     also_in: tuple[str, ...] = ()  # other files with this same passage (copies), shown once
+    # where it is indexed: a server shared by teams searched every collection, and its sources did
+    # not say whose passage each was (t74)
+    collection: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        """source, page, text, score (+ heading, chunk id, similarity and the copies' files; ``gone``
-        when the file is no longer on disk)."""
+        """source, page, text, score (+ heading, chunk id, similarity, the copies' files and the
+        collection; ``gone`` when the file is no longer on disk)."""
         return marked_gone({**asdict(self), "also_in": list(self.also_in)})
 
 
@@ -182,7 +185,7 @@ def _other_spelling(words: str) -> str:
     return re.sub(r"ss", "ß", words, flags=re.IGNORECASE)
 
 
-_COLUMNS = ["chunk_id", "doc_id", "path", "text", "heading", "page"]
+_COLUMNS = ["chunk_id", "doc_id", "path", "text", "heading", "page", "collection"]
 # Added to the fused score (0-1) of the passages of a file the question names: "Which port does the
 # Dockerfile expose?" ranked a file about ports first, the Dockerfile second (t61). 0.2, 0.5 and 1.0 gave
 # the same hits on the development sets (manuals-dev strict hit@1 28 -> 29 of 46, the rest unchanged);
@@ -263,4 +266,5 @@ def _fuse(legs: list[list[dict[str, Any]]], k: int, per_document: int | None, qu
             kept[row["text"]] = (chunk_id, [])
             taken[row["doc_id"]] = taken.get(row["doc_id"], 0) + 1
     return [Hit(rows[c]["path"], int(rows[c]["page"]), rows[c]["text"], round(scores[c], 5), rows[c]["heading"], c,
-                round(float(rows[c]["similarity"]), 4), tuple(copies)) for c, copies in kept.values()]
+                round(float(rows[c]["similarity"]), 4), tuple(copies), rows[c].get("collection") or "")
+            for c, copies in kept.values()]

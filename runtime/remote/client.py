@@ -345,4 +345,4 @@ def _source(chunk: dict[str, Any]) -> dict[str, Any]:
     return {"source": metadata.get("path") or metadata.get("file_name", "?"), "page": int(page) if page.isdigit() else 0,
             "text": chunk.get("text", ""),
             "score": chunk.get("rank_score", chunk.get("score", 0.0)),  # the in-process search's score
-            "doc_id": (chunk.get("document") or {}).get("doc_id", "")}
+            "doc_id": (chunk.get("document") or {}).get("doc_id", ""), "collection": metadata.get("collection", "")}

@@ -207,6 +207,10 @@ def test_an_upload_says_where_its_collection_was_read_and_takes_one_file(server:
     # the list of one collection (?collection= was ignored: every collection's documents came back)
     listed = http.get("/v1/ingest/list", params={"collection": "qq"}).json()["data"]
     assert [d["doc_metadata"]["file_name"] for d in listed] == ["a.txt"], listed
+    # a search of every collection says whose each passage is (a server shared by teams, t74)
+    found = {c["document"]["doc_metadata"]["file_name"]: c["document"]["doc_metadata"].get("collection")
+             for c in http.post("/v1/chunks", json={"text": "Alpha Beta notes", "limit": 10}).json()["data"]}
+    assert found.get("a.txt") == "qq" and found.get("b.txt") == "bodyc", found
     misspelled = http.get("/v1/ingest/list", params={"colection": "qq"})
     assert misspelled.status_code == 400 and "did you mean collection?" in misspelled.json()["error"]["message"]
     twice = http.post("/v1/ingest/text", params={"collection": "x"},
