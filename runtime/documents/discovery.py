@@ -201,9 +201,26 @@ def _file_problem(path: Path) -> str:
         return "unreadable (permission denied)"
     if not info.st_size:  # an empty .log was a "binary file"
         return "no text in the file (it is empty)"
+    if path.suffix.lower() in OFFICE_FORMATS and _office_container(path):
+        return OFFICE_FORMATS[path.suffix.lower()]
     if path.suffix.lower() not in KNOWN_SUFFIXES and not is_text_file(path):
         return OFFICE_FORMATS.get(path.suffix.lower(), "binary file")
     return ""
+
+
+# The first bytes of a zip (.xlsx, .pptx, .odt, .epub) and of an OLE file (.xls, .doc, .ppt)
+_CONTAINERS = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+
+
+def _office_container(path: Path) -> bool:
+    """Whether an office-named file starts as a zip or OLE file does: one cut short after its first
+    bytes read as text ("PK\x03\x04garbage" named budget.xlsx was indexed as "PKgarbage", t77), while
+    a text file named .doc is still read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) in _CONTAINERS
+    except OSError:  # gone or locked since it was looked at: the reader says so
+        return False
 
 
 def gone_documents(records: Iterable[DocumentRecord], paths: list[Path] | None = None) -> list[DocumentRecord]:

@@ -42,6 +42,16 @@ def test_a_file_over_the_limit_is_skipped_with_the_way_in(tmp_path: Path) -> Non
     assert reasons["book.epub"].startswith("unsupported format (.epub): to index it, save it as")
 
 
+def test_an_office_file_cut_short_is_not_read_as_text(tmp_path: Path) -> None:
+    """A spreadsheet of a zip's first bytes and some letters was indexed as the text "PKgarbage" (t77);
+    a text file named .doc is still read."""
+    (tmp_path / "budget.xlsx").write_bytes(b"PK\x03\x04garbage")
+    (tmp_path / "old.doc").write_text("Minutes of the meeting: the budget was approved.\n")
+    files, skipped = collect_files([tmp_path])
+    assert [f.name for f in files] == ["old.doc"]
+    assert [(Path(p).name, why.split(":")[0]) for p, why in skipped] == [("budget.xlsx", "unsupported format (.xlsx)")]
+
+
 def test_a_copy_of_a_pgpt_home_is_not_read_as_documents(tmp_path: Path) -> None:
     """t70: a backup of a PGPT_HOME kept under an indexed folder gave its saved chats, logs and Lance
     files as sources ("What is the gym door code?" answered from an old chat's JSON)."""
