@@ -74,7 +74,7 @@ def another_code(codes: list[str], sentence: str) -> bool:
                                                                     sentence) is not None)
 
 
-_ATTRIBUTE_OF = re.compile(r"^\s*what\s+(?:is|are|was|were)\s+the\s+(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)"
+_ATTRIBUTE_OF = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+the\s+(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)"
                            r"\s+of\b", re.IGNORECASE)
 
 

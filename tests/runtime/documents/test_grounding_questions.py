@@ -100,3 +100,17 @@ def test_another_year_does_not_answer_for_the_year_asked(embedder) -> None:  # t
     result = grounder_over(embedder, "What is the top speed of the Kestrel rover on the Moon in 2030?", rover).check(
         "The top speed of the Kestrel rover on the Moon in 2030 is 4.5 kilometres per hour. [1]", abstained=False)
     assert result.kind != "answer" and "2030" not in result.text, result
+
+
+def test_who_is_the_a_of_s_is_answered_by_a_sentence_that_names_a(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Who is the president of the Riverside Chess Club?" was answered with a quote of the club's founding
+    sentence, the president being named in the next one (t77), as "What is the payload ...?" was (t73)."""
+    sentences = [SourceSentence(1, "chess.md", 0, "The Riverside Chess Club was founded in 1952 and meets every "
+                                                  "Tuesday evening in the library."),
+                 SourceSentence(1, "chess.md", 0, "Its president is Mara Olsen.")]
+    question = "Who is the president of the Riverside Chess Club?"
+    quoted = grounder_over(embedder, question, sentences).check("", abstained=False)
+    assert quoted.kind == "quote" and "Mara Olsen" in quoted.text, quoted
+    invented = grounder_over(embedder, question, sentences).check(
+        "The president of the Riverside Chess Club is John Smith.", abstained=False)
+    assert "founded in 1952" not in invented.text and "John Smith" not in invented.text, invented
