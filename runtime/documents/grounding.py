@@ -36,6 +36,7 @@ from pgpt.runtime.documents.statements import (
     POINTER, mended, prose_words, reuses_a_definition, without_attribution, without_bare_lead_ins,
     without_restatements,
 )
+from pgpt.runtime.documents.list_runs import in_a_list, lead_in, with_its_list
 from pgpt.runtime.documents.question_kinds import (
     another_code, asked_attribute, asks_what_is_not, unknown_codes, wants_a_number,
 )
@@ -71,7 +72,7 @@ OFF_TOPIC = 0.35
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07i"
+CHECK_VERSION = "2026-12-07j"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -219,26 +220,9 @@ class Grounder:
         return self._quote(best, {"best_relevance": round(float(self.relevance[best]), 4)})
 
     def _quote(self, best: int, measures: dict[str, float]) -> Grounding:
-        quoted = [self.sentences[i] for i in self._with_its_list(best)]
+        quoted = [self.sentences[i] for i in with_its_list(self.sentences, best)]
         text = "\n".join(s.text for s in quoted)
         return Grounding("quote", f"Quote from the documents: \u201c{text}\u201d [{quoted[0].number}]", quoted, measures)
-
-    def _with_its_list(self, index: int) -> list[int]:
-        """``index``, and when its sentence leads in to a list ("... these items:") the items after it in
-        its source (up to 8, to the first full sentence): the lead-in alone was quoted as the answer."""
-        lead = self.sentences[index]
-        items = [index]
-        if lead.text.rstrip().endswith(":"):
-            for i in range(index + 1, min(index + 9, len(self.sentences))):
-                text = self.sentences[i].text.rstrip()
-                item = LIST_ITEM.match(text)
-                # a marked list ends at its first line without a marker: the quote ran on into the next
-                # lead-in and its list ("To prune a Pellwick tree, the gardener follows these steps:")
-                if (self.sentences[i].number != lead.number or (text.endswith(".") and not item)
-                        or (not item and LIST_ITEM.match(self.sentences[items[-1]].text))):
-                    break
-                items.append(i)
-        return items
 
     def _on_topic(self, supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """``supported`` without the statements whose sentence is far from the question (OFF_TOPIC),
@@ -255,7 +239,7 @@ class Grounder:
         while grown:  # a run grows either way, a sentence at a time (one left out between may be its lead-in)
             # only by list items and lead-ins: grown by any sentence, three rotation rules copied from
             # the paragraph before came ahead of the on-call pay that was asked
-            near = {i for _, i in supported if i not in kept and self._in_a_list(i)
+            near = {i for _, i in supported if i not in kept and in_a_list(self.sentences[i].text)
                     and any(k in kept and self.sentences[k].number == self.sentences[i].number
                             for k in (i - 2, i - 1, i + 1, i + 2))}
             kept |= near
@@ -274,11 +258,6 @@ class Grounder:
         # another weekday alike: "On Saturday the library opens at 11:00" was the quote for Sunday (t72)
         days = days_named(text) if self._asked_days else None
         return bool(days) and not days & self._asked_days
-
-    def _in_a_list(self, index: int) -> bool:
-        """Whether the sentence is a list item, a table row or a list's lead-in ("... these items:")."""
-        text = self.sentences[index].text.strip()
-        return bool(LIST_ITEM.match(text)) or text.startswith("|") or text.endswith(":")
 
     def _shown(self, index: int, statement: str) -> int:
         """The sentence of ``index``'s window to show as the quote: the window (the sentence and
@@ -310,6 +289,18 @@ class Grounder:
                       and not self._other_thing(self.sentences[i].text) and not self._other_version[i]
                       and self._attribute <= self._words[i] and not another_code(self._unknown_facts, s.text)]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
+
+    def _names_the_attribute(self, i: int, facts: set[str]) -> bool:
+        """Whether sentence ``i`` (or the lead-in of its list) names the thing the question asks for,
+        where a passage names it, and the sentence itself holds the statement's new ``facts``: "What
+        discount do staff get?" was answered with the bakery's founding, the sentence before the
+        discount's, supported through its neighbour (t77)."""
+        if not self._attribute:
+            return True
+        lead = lead_in(self.sentences, i)
+        named = self._words[i] | (self._words[lead] if lead >= 0 else set())
+        text = self.sentences[i].text.lower()
+        return self._attribute <= named and all(contains_fact(text, fact) for fact in facts)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
         """RELEVANCE_MIN when a supported statement's new names and numbers all stand in its
@@ -353,7 +344,7 @@ class Grounder:
                      and self._numbers_in_sentence(words, new_facts, i)
                      and not self._misattached(new_facts, i, statement)
                      and not any(reuses_a_definition(statement, text) for text in self._neighbours(i))
-                     and not self._elsewhere[i]
+                     and not self._elsewhere[i] and self._names_the_attribute(i, new_facts)
                      and (not denial or self._denies[i])
                      and (denial or not self._asks_not)]
             scores.append(float(score.max()))

@@ -78,10 +78,16 @@ _ATTRIBUTE_OF = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+the\s+(?P<
                            r"\s+of\b", re.IGNORECASE)
 
 
+_WHAT_A = re.compile(r"^\s*(?:what|which)\s+(?P<attribute>[^\W\d_][\w-]*)\s+(?:do|does|did|is|are|was|were|can|will|has|have)\b",
+                     re.IGNORECASE)
+_NO_ATTRIBUTE = content_words("time times year years version versions number size percentage day days date kind type "
+                              "way one ones thing things")
+
+
 def asked_attribute(question: str, sentence_words: list[set[str]]) -> set[str]:
     """The content words of the attribute "What is the payload of the Orca Gripper X2?" asks for
     ("payload"), where one of the sources' sentences (``sentence_words``) names it; else an empty set.
     The page's sentence saying what the gripper is was quoted as its payload (t73)."""
-    match = _ATTRIBUTE_OF.match(question)
-    attribute = content_words(match["attribute"]) if match else set()
+    match = _ATTRIBUTE_OF.match(question) or _WHAT_A.match(question)
+    attribute = content_words(match["attribute"]) - _NO_ATTRIBUTE if match else set()
     return attribute if attribute and any(attribute <= words for words in sentence_words) else set()

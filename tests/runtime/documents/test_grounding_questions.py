@@ -114,3 +114,25 @@ def test_who_is_the_a_of_s_is_answered_by_a_sentence_that_names_a(embedder) -> N
     invented = grounder_over(embedder, question, sentences).check(
         "The president of the Riverside Chess Club is John Smith.", abstained=False)
     assert "founded in 1952" not in invented.text and "John Smith" not in invented.text, invented
+
+
+def test_what_a_do_they_is_answered_from_a_sentence_that_names_a(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What discount do bakery staff get on bread?" was answered, checked, with the bakery's founding
+    sentence, every time (t77): where a passage names the thing asked for ("discount"), a statement
+    must be supported by a sentence that names it, and so must a quote."""
+    from pgpt.runtime.documents.question_kinds import asked_attribute
+
+    sentences = [SourceSentence(1, "handbook.md", 0, "Pellworth Bakery was opened in 1987 by the brothers Anton and Luis."),
+                 SourceSentence(1, "handbook.md", 0, "Staff get a 20 percent discount on bread and cakes.")]
+    question = "What discount do bakery staff get on bread?"
+    wrong = grounder_over(embedder, question, sentences).check(
+        "Pellworth Bakery was opened in 1987 by the brothers Anton and Luis. [1]", abstained=False)
+    assert "1987" not in wrong.text, wrong
+    right = grounder_over(embedder, question, sentences).check(
+        "Bakery staff get a 20 percent discount on bread. [1]", abstained=False)
+    assert right.kind == "answer" and "20 percent" in right.text, right
+    words = [{"discount", "bread"}, {"time", "closes"}]
+    assert asked_attribute(question, words) == {"discount"}
+    # a number's or a time's word is left to the number rules: "What time does it close?" names no thing
+    assert asked_attribute("What time does the museum close?", words) == set()
+    assert asked_attribute("What does the museum sell?", words) == set()

@@ -1,0 +1,59 @@
+"""Lists among a passage's sentences, as the check reads them: a lead-in ("The checklist has these
+items:") and its items, marked ("- radio tested") or not ("a head torch"), in one source.
+
+A list's items share few words with the question, their lead-in does: the check quotes a lead-in with
+its items, keeps an answer's items beside a kept one, and reads the thing a question asks for ("What
+items ...?") in an item's lead-in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pgpt.runtime.documents.sentences import LIST_ITEM
+
+MAX_ITEMS = 8  # items a quoted lead-in brings
+MAX_LIST = 30  # sentences back from an item to its lead-in
+
+
+class _Sentence(Protocol):
+    number: int
+    text: str
+
+
+def with_its_list(sentences: Sequence[_Sentence], index: int) -> list[int]:
+    """``index``, and when its sentence leads in to a list ("... these items:") the items after it in
+    its source (up to MAX_ITEMS, to the first full sentence): the lead-in alone was quoted as the answer."""
+    lead = sentences[index]
+    items = [index]
+    if lead.text.rstrip().endswith(":"):
+        for i in range(index + 1, min(index + MAX_ITEMS + 1, len(sentences))):
+            text = sentences[i].text.rstrip()
+            item = LIST_ITEM.match(text)
+            # a marked list ends at its first line without a marker: the quote ran on into the next
+            # lead-in and its list ("To prune a Pellwick tree, the gardener follows these steps:")
+            if (sentences[i].number != lead.number or (text.endswith(".") and not item)
+                    or (not item and LIST_ITEM.match(sentences[items[-1]].text))):
+                break
+            items.append(i)
+    return items
+
+
+def lead_in(sentences: Sequence[_Sentence], index: int) -> int:
+    """The index of the lead-in of the list whose item sentence ``index`` is, in its source: the
+    nearest sentence before it that ends with a colon, with no full sentence between; else -1."""
+    j = index - 1
+    while j >= 0 and sentences[j].number == sentences[index].number and index - j <= MAX_LIST:
+        text = sentences[j].text.rstrip()
+        if text.endswith(":"):
+            return j
+        if text.endswith((".", "!", "?")):  # prose: no list runs through it
+            return -1
+        j -= 1
+    return -1
+
+
+def in_a_list(text: str) -> bool:
+    """Whether a sentence is a list item, a table row or a list's lead-in ("... these items:")."""
+    text = text.strip()
+    return bool(LIST_ITEM.match(text)) or text.startswith("|") or text.endswith(":")
