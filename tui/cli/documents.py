@@ -107,7 +107,8 @@ def run_ingest(settings: Any, args: argparse.Namespace) -> int:
         last[:] = [tick]
         inside = f" ({step})" if (step := shown_step(tick)) else ""
         # the name as `docs` shows it: a right-to-left override was dropped here, escaped there (t65)
-        bar.draw(tick.fraction, tick.total, f"{tick.done}/{tick.total} files {tick.chunks} chunks", tick.eta_s,
+        chunks = f"{tick.chunks} chunk{'' if tick.chunks == 1 else 's'}"  # "1 chunks" (t77)
+        bar.draw(tick.fraction, tick.total, f"{tick.done}/{tick.total} files {chunks}", tick.eta_s,
                  shown_name(Path(tick.current).name) + inside)
 
     if not args.reindex and (earlier := taken_up(settings, list(args.paths), args.collection)):
