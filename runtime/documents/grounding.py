@@ -38,7 +38,7 @@ from pgpt.runtime.documents.statements import (
 )
 from pgpt.runtime.documents.list_runs import in_a_list, lead_in, with_its_list
 from pgpt.runtime.documents.question_kinds import (
-    another_code, asked_attribute, asks_what_is_not, unknown_codes, wants_a_number,
+    another_code, asked_attribute, asked_codes, asks_what_is_not, unknown_codes, wants_a_number,
 )
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
@@ -72,7 +72,7 @@ OFF_TOPIC = 0.35
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07j"
+CHECK_VERSION = "2026-12-07k"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -140,6 +140,7 @@ class Grounder:
         # a code of the question no source writes ("Q2", "room B30") is a fact a statement must find, not
         # one it may repeat from the question, and no quote of another code answers for it (t73, t75)
         self._unknown_facts = unknown_codes(self._question_facts, self._all_text, [s.trail for s in self.sentences])
+        self._codes = asked_codes(self._question_facts)  # no sentence of another one answers for them (t78)
         self._question_facts -= set(self._unknown_facts)
         # the attribute asked ("the payload of ..."), where a sentence names it: a quote must name it (t73)
         self._attribute = asked_attribute(question, self._words)
@@ -229,10 +230,8 @@ class Grounder:
         but for the one whose sentence is closest and those whose sentences run on from a kept one in
         its source: a list's items ("- radio tested") share no word with the question, their lead-in
         does, and the answer kept the first item only."""
-        # nor those whose sentence names another code or year than the question's, which no source writes
         supported = [(statement, i) for statement, i in supported if not (
-            self._other_thing(self.sentences[i].text) or self._other_thing(statement) or self._other_version[i]
-            or another_code(self._unknown_facts, self.sentences[i].text))]
+            self._other_thing(self.sentences[i].text) or self._other_thing(statement) or self._other_version[i])]
         closest = max((i for _, i in supported), key=lambda i: self.relevance[i], default=-1)
         kept = {i for _, i in supported if i == closest or self.relevance[i] >= OFF_TOPIC}
         grown = True
@@ -287,7 +286,7 @@ class Grounder:
                       and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
                       and not self._elsewhere[i] and self._words[i] - self._question_words
                       and not self._other_thing(self.sentences[i].text) and not self._other_version[i]
-                      and self._attribute <= self._words[i] and not another_code(self._unknown_facts, s.text)]
+                      and self._attribute <= self._words[i] and not another_code(self._codes, s.text)]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _names_the_attribute(self, i: int, facts: set[str]) -> bool:
@@ -345,6 +344,9 @@ class Grounder:
                      and not self._misattached(new_facts, i, statement)
                      and not any(reuses_a_definition(statement, text) for text in self._neighbours(i))
                      and not self._elsewhere[i] and self._names_the_attribute(i, new_facts)
+                     # nor where it and its neighbours name another code or year than the question's, and
+                     # not its own: B20's chairs for B5's, 2026's budget for 2027's (t77, t78)
+                     and not another_code(self._codes, self._window_text[i])
                      and (not denial or self._denies[i])
                      and (denial or not self._asks_not)]
             scores.append(float(score.max()))

@@ -64,22 +64,35 @@ def unknown_codes(facts: set[str], text: str, trails: list[str]) -> list[str]:
     return sorted(f for f in facts if _a_code(f) and not any(contains_fact(text, name) for name in _names_of(f)))
 
 
+def asked_codes(facts: set[str]) -> list[str]:
+    """The codes of letters and digits and the years among a question's key ``facts``, without dashes."""
+    return sorted({f.replace("-", "") for f in facts if _a_code(f)})
+
+
 def another_code(codes: list[str], sentence: str) -> bool:
-    """Whether ``sentence`` names another code of the same letters as one of ``codes`` (the question's,
-    that no source writes), or another year than a year of them: room B6's chairs were quoted for room
-    B30's (t73), the 2026 garden budget for 2027's (t77)."""
-    return any(re.search(rf"\b{re.escape(code.rstrip('0123456789'))}-?\d+\b", sentence, re.IGNORECASE)
-               for code in codes if code.rstrip("0123456789").isalpha()) or \
-        (any(_YEAR.fullmatch(code) for code in codes) and re.search(rf"(?<![\d.,]){_YEAR.pattern}(?![\d.,]\d)",
-                                                                    sentence) is not None)
+    """Whether ``sentence`` names another code of the same letters as one of ``codes`` (the question's),
+    or another year than a year of them, and not that code itself: room B6's chairs were quoted for room
+    B30's (t73), the 2026 garden budget for 2027's (t77), room B20's chairs for B5's, and 2026's budget
+    for 2027's where another file wrote 2027 (t78)."""
+    for code in codes:
+        letters = code.rstrip("0123456789")
+        if _YEAR.fullmatch(code):
+            named = re.findall(rf"(?<![\d.,])({_YEAR.pattern})(?![\d.,]\d)", sentence)
+        elif letters.isalpha():
+            named = [m.lower().replace("-", "") for m in re.findall(rf"\b{re.escape(letters)}-?\d+\b", sentence,
+                                                                    re.IGNORECASE)]
+        else:
+            continue
+        if named and code not in named:
+            return True
+    return False
 
 
-_ATTRIBUTE_OF = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+the\s+(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)"
-                           r"\s+of\b", re.IGNORECASE)
-
-
-_WHAT_A = re.compile(r"^\s*(?:what|which)\s+(?P<attribute>[^\W\d_][\w-]*)\s+(?:do|does|did|is|are|was|were|can|will|has|have)\b",
-                     re.IGNORECASE)
+_ATTRIBUTE_OF = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+the\s+"
+                           r"(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)\s+of\b", re.IGNORECASE)
+# "What discount do staff get?": discount
+_WHAT_A = re.compile(r"^\s*(?:what|which)\s+(?P<attribute>[^\W\d_][\w-]*)\s+"
+                     r"(?:do|does|did|is|are|was|were|can|will|has|have)\b", re.IGNORECASE)
 _NO_ATTRIBUTE = content_words("time times year years version versions number size percentage day days date kind type "
                               "way one ones thing things")
 

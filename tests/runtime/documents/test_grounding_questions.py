@@ -136,3 +136,22 @@ def test_what_a_do_they_is_answered_from_a_sentence_that_names_a(embedder) -> No
     # a number's or a time's word is left to the number rules: "What time does it close?" names no thing
     assert asked_attribute("What time does the museum close?", words) == set()
     assert asked_attribute("What does the museum sell?", words) == set()
+
+
+def test_a_code_or_year_another_file_writes_is_still_not_answered_by_another(embedder) -> None:  # type: ignore[no-untyped-def]
+    """The year rule held only while no file wrote the asked year: with "the 2027 regional championship"
+    indexed, "What is the 2027 garden budget?" was answered with 2026's again; and "How many chairs
+    does room B5 have?" with room B20's line of the same list (t78)."""
+    garden = [SourceSentence(1, "garden.md", 0, "The 2026 garden budget is 7,400 euros."),
+              SourceSentence(2, "events.txt", 0, "The club will host the 2027 regional championship in May.")]
+    for draft in ("The 2027 garden budget is 7,400 euros. [1]", ""):
+        result = grounder_over(embedder, "What is the 2027 garden budget?", garden).check(draft, abstained=False)
+        assert "7,400" not in result.text, (draft, result)
+    rooms = [SourceSentence(1, "rooms.md", 0, "Rooms and their chairs:")] + [
+        SourceSentence(1, "rooms.md", 0, f"- Room B{n} has {chairs} chairs.") for n, chairs in ((5, 23), (20, 17))]
+    wrong = grounder_over(embedder, "How many chairs does room B5 have?", rooms).check(
+        "Room B5 has 17 chairs. [1]", abstained=False)
+    assert "17" not in wrong.text, wrong
+    right = grounder_over(embedder, "How many chairs does room B5 have?", rooms).check(
+        "Room B5 has 23 chairs. [1]", abstained=False)
+    assert right.kind == "answer" and "23 chairs" in right.text, right
