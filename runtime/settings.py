@@ -47,7 +47,8 @@ class Settings:
         server: URL of a pgpt-serve to use instead of loading the model here. ``PGPT_SERVER``.
         server_key: The API key sent to that server. ``PGPT_API_KEY`` or the file ``PGPT_API_KEY_FILE``.
         server_retries: Times a question the server refused as busy is asked again, after the wait it
-            asks for (its Retry-After, 1-10 s), before the refusal is said. ``PGPT_SERVER_RETRIES``.
+            asks for (its Retry-After) or longer, doubled each time (1, 2, 4, 8, 10 s), before the refusal
+            is said. ``PGPT_SERVER_RETRIES``.
         keep_versions: Versions of a model name kept when it is exported again. ``PGPT_KEEP_VERSIONS``.
         sources: Where a setting came from when not the environment, by name, for messages:
             ``{"PGPT_EMBEDDER": "--embedder", "PGPT_MODEL": "/home/me/.env"}``.
@@ -65,7 +66,7 @@ class Settings:
     server: str = ""
     server_key: str = field(default="", repr=False)
     server_key_file: str = ""  # PGPT_API_KEY_FILE: read again at each connect, so a fixed key needs no restart
-    server_retries: int = 3
+    server_retries: int = 5
     keep_versions: int = 3
     extra: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
@@ -96,7 +97,7 @@ class Settings:
             server=_server_url(env.get("PGPT_SERVER", "")),
             server_key=_server_key(env),
             server_key_file=env.get("PGPT_API_KEY_FILE", ""),
-            server_retries=_int(env, "PGPT_SERVER_RETRIES", 3, lowest=0, highest=20),
+            server_retries=_int(env, "PGPT_SERVER_RETRIES", 5, lowest=0, highest=20),
             keep_versions=_int(env, "PGPT_KEEP_VERSIONS", 3, lowest=1),  # 0 became 1 without a word
         )
 

@@ -69,7 +69,7 @@ class RemoteResult(ChatResult):
 class RemoteEngine:
     """A pgpt-serve reached over HTTP, used like a loaded ChatEngine."""
 
-    def __init__(self, url: str, api_key: str = "", model: str = "", retries: int = 3) -> None:
+    def __init__(self, url: str, api_key: str = "", model: str = "", retries: int = 5) -> None:
         import httpx
 
         # a busy server's 503 is asked again this often, as OpenAI's own client does (settings.server_retries)
@@ -198,7 +198,7 @@ class RemoteStream:
     def __init__(self, engine: RemoteEngine, body: dict[str, Any], cancel: threading.Event | None,
                  fit: bool = False) -> None:
         self._engine, self._body, self._cancel, self._fit = engine, {**body, "stream": True}, cancel, fit
-        self._retries = engine.retries
+        self._retries, self._waits = engine.retries, 0
         # called with what the server is doing while it sends no text ("waiting", "drafting 42")
         self.on_state: Callable[[str], None] | None = None
         self.result = RemoteResult(model=engine.model.info.name, provider=engine.provider,
@@ -237,13 +237,16 @@ class RemoteStream:
             raise unreachable(engine.url, exc, during_answer=bool(self.result.answer)) from None
 
     def _waited_busy(self, error: PgptError) -> bool:
-        """Whether a busy server's refusal was waited out, to ask again: after its Retry-After (at most
-        BUSY_WAIT_CAP_S), said as the state "busy N" and stopped by ``cancel``, while tries are left. A
+        """Whether a busy server's refusal was waited out, to ask again: after its Retry-After or longer (at
+        most BUSY_WAIT_CAP_S), said as the state "busy N" and stopped by ``cancel``, while tries are left. A
         burst of questions on a shared server failed at once, though the server said when to come back."""
         if not isinstance(error, ServerBusyError) or self._retries <= 0:
             return False
+        # doubled each time (1, 2, 4, 8, 10 s): a slot frees when an answer ends, and 3 tries of the
+        # server's 1 s gave up after 4 s beside 8-19 s answers (t78)
+        self._waits += 1
         self._retries -= 1
-        wait = min(max(int(error.retry_after_s or 1), 1), BUSY_WAIT_CAP_S)
+        wait = min(max(int(error.retry_after_s or 1), 2 ** (self._waits - 1)), BUSY_WAIT_CAP_S)
         if self.on_state is not None:
             self.on_state(f"busy {wait}")
         if (self._cancel or threading.Event()).wait(wait):
@@ -303,7 +306,7 @@ def connect(settings: Any, model: str = "") -> RemoteEngine:
         from pgpt.runtime.settings import read_key_file
 
         key = read_key_file(Path(settings.server_key_file), client=True)
-    return RemoteEngine(settings.server, key, model, retries=getattr(settings, "server_retries", 3))
+    return RemoteEngine(settings.server, key, model, retries=getattr(settings, "server_retries", 5))
 
 
 def _events(lines: Iterator[str], cancel: threading.Event | None = None,

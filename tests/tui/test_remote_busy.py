@@ -53,3 +53,26 @@ async def test_the_app_says_it_waits_for_a_busy_server_then_answers(served: Runn
         await wait_until(pilot, lambda: not app.answering, timeout=120)
         reply = turns(app)[1]
         assert reply.kind == "assistant" and reply.text and not reply.mark.startswith("(failed"), reply.mark
+
+
+def test_the_waits_double_from_the_server_s_retry_after() -> None:
+    """3 tries of the server's 1 s gave up after 4 s beside answers of 8-19 s (t78): the waits double,
+    from the server's Retry-After up to 10 s, and the last refusal is said."""
+    from pgpt.runtime.errors import ServerBusyError
+    from pgpt.runtime.remote.client import RemoteStream
+
+    class Clock:  # the cancel event's wait, timed instead of waited
+        def __init__(self) -> None:
+            self.waits: list[float] = []
+
+        def wait(self, seconds: float) -> bool:
+            self.waits.append(seconds)
+            return False
+
+    stream, clock, states = RemoteStream.__new__(RemoteStream), Clock(), []
+    stream.on_state, stream._cancel, stream._retries, stream._waits = states.append, clock, 5, 0
+    busy = ServerBusyError("busy", retry_after_s=1)
+    assert [stream._waited_busy(busy) for _ in range(6)] == [True] * 5 + [False]
+    assert clock.waits == [1, 2, 4, 8, 10] and states == ["busy 1", "busy 2", "busy 4", "busy 8", "busy 10"]
+    stream._retries, stream._waits, clock.waits = 1, 0, []
+    assert stream._waited_busy(ServerBusyError("busy", retry_after_s=3)) and clock.waits == [3]  # never shorter
