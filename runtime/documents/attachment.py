@@ -144,3 +144,33 @@ def _tied_to_other(value: str, after: str, sentence: str, numbers: Callable[[str
         own |= held and value in found
         other |= held and bool(found - {value})
     return other and not own
+
+
+
+def renamed(value: str, statement: str, sentences: Iterable[str], question_words: set[str],
+            words: Callable[[str], set[str]]) -> bool:
+    """Whether ``statement`` gives the number ``value`` to another subject than every sentence of
+    ``sentences`` that gives it: both say "SUBJECT is VALUE", the sentence's subject holds a word the
+    statement lacks and the statement's holds a word of the question that the sentence lacks ("The 2026
+    garden club membership is 7,400 euros." from "The 2026 garden budget is 7,400 euros.", asked what
+    membership costs, t78). Only that plain shape: a sentence's other words before a number (a verb,
+    "specifically targets") rename nothing."""
+    said = _subject_of(statement, value, words)
+    if said is None:
+        return False
+    verdicts = [bool(source - words(statement)) and bool((said & question_words) - words(text))
+                for text in sentences if (source := _subject_of(text, value, words)) is not None]
+    return bool(verdicts) and all(verdicts)
+
+
+_IS_VALUE = r"\b(?:is|are|was|were)\s+(?:about\s+|around\s+|roughly\s+)?[$\u20ac\u00a3]?"
+
+
+def _subject_of(text: str, value: str, words: Callable[[str], set[str]]) -> set[str] | None:
+    """The content words of the subject of "SUBJECT is VALUE" in a clause of ``text`` (None when no
+    clause says it so, or the value stands inside a name, a setting or an address)."""
+    for clause in _CLAUSE.split(text):
+        found = re.search(rf"{_IS_VALUE}{re.escape(value)}(?![\d])", clause, re.IGNORECASE)
+        if found:
+            return words(clause[:found.start()])
+    return None

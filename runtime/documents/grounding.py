@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pgpt.runtime.documents.attachment import bound_elsewhere, misattached, same_words_around
+from pgpt.runtime.documents.attachment import bound_elsewhere, misattached, renamed, same_words_around
 from pgpt.runtime.documents.sentences import (
     LIST_ITEM, NUMBER, contains_fact, content_words, days_named, denies, key_facts, numbered_things,
     split_sentences, strip_citations,
@@ -72,7 +72,7 @@ OFF_TOPIC = 0.35
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07k"
+CHECK_VERSION = "2026-12-07l"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -382,6 +382,7 @@ class Grounder:
         return any(misattached(fact, near, self._question_words, self.question, NUMBER.findall, content_words)
                    and not same_words_around(fact, statement, near, content_words)
                    or bound_elsewhere(fact, statement, near, NUMBER.findall, content_words)
+                   or renamed(fact, statement, near, self._question_words, content_words)
                    for fact in facts if NUMBER.fullmatch(fact))
 
     def _carries_fact(self, statement: str) -> bool:

@@ -155,3 +155,27 @@ def test_a_code_or_year_another_file_writes_is_still_not_answered_by_another(emb
     right = grounder_over(embedder, "How many chairs does room B5 have?", rooms).check(
         "Room B5 has 23 chairs. [1]", abstained=False)
     assert right.kind == "answer" and "23 chairs" in right.text, right
+
+
+def test_a_number_given_to_another_subject_is_not_supported(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"How much does garden club membership cost per year?" was answered "The 2026 garden club membership
+    is 7,400 euros.": the budget's number, its subject renamed with the question's words (t78)."""
+    from pgpt.runtime.documents.attachment import renamed
+    from pgpt.runtime.documents.sentences import content_words
+
+    sentences = [SourceSentence(1, "garden.md", 0, text) for text in (
+        "The Hollow Creek garden club meets on Saturdays.", "The 2026 garden budget is 7,400 euros.",
+        "The treasurer is Tomas Varga.", "Membership costs 25 euros a year.")]
+    question = "How much does garden club membership cost per year?"
+    wrong = grounder_over(embedder, question, sentences).check("The 2026 garden club membership is 7,400 euros.",
+                                                               abstained=False)
+    assert "7,400" not in wrong.text, wrong
+    right = grounder_over(embedder, question, sentences).check("Garden club membership costs 25 euros a year.",
+                                                               abstained=False)
+    assert right.kind == "answer" and "25 euros" in right.text, right
+    # a number inside a setting names no subject; nor does a statement that keeps the sentence's words
+    words = content_words(question) | content_words("Which environment variable helps?")
+    assert not renamed("1", "The environment variable is TQDM_POSITION=-1.", ["Set TQDM_POSITION=-1 in CI."], words,
+                       content_words)
+    assert not renamed("7,400", "The garden budget for 2026 is 7,400 euros.", ["The 2026 garden budget is 7,400 euros."],
+                       words, content_words)
