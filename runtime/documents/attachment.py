@@ -146,7 +146,6 @@ def _tied_to_other(value: str, after: str, sentence: str, numbers: Callable[[str
     return other and not own
 
 
-
 def renamed(value: str, statement: str, sentences: Iterable[str], question_words: set[str],
             words: Callable[[str], set[str]]) -> bool:
     """Whether ``statement`` gives the number ``value`` to another subject than every sentence of

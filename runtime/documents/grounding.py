@@ -141,6 +141,9 @@ class Grounder:
         # one it may repeat from the question, and no quote of another code answers for it (t73, t75)
         self._unknown_facts = unknown_codes(self._question_facts, self._all_text, [s.trail for s in self.sentences])
         self._codes = asked_codes(self._question_facts)  # no sentence of another one answers for them (t78)
+        # per sentence, once: whether it and its neighbours name another code or year than the question's,
+        # and not its own (B20's chairs for B5's, 2026's budget for 2027's: t77, t78)
+        self._other_code = [another_code(self._codes, text) for text in self._window_text]
         self._question_facts -= set(self._unknown_facts)
         # the attribute asked ("the payload of ..."), where a sentence names it: a quote must name it (t73)
         self._attribute = asked_attribute(question, self._words)
@@ -344,9 +347,7 @@ class Grounder:
                      and not self._misattached(new_facts, i, statement)
                      and not any(reuses_a_definition(statement, text) for text in self._neighbours(i))
                      and not self._elsewhere[i] and self._names_the_attribute(i, new_facts)
-                     # nor where it and its neighbours name another code or year than the question's, and
-                     # not its own: B20's chairs for B5's, 2026's budget for 2027's (t77, t78)
-                     and not another_code(self._codes, self._window_text[i])
+                     and not self._other_code[i]
                      and (not denial or self._denies[i])
                      and (denial or not self._asks_not)]
             scores.append(float(score.max()))
