@@ -33,7 +33,9 @@ def run_checks(settings: Settings, network: bool = True) -> dict[str, dict[str, 
     checks: dict[str, dict[str, Any]] = {
         "onnxruntime": {
             "version": ort.__version__,
-            "build": ort.get_device(),
+            # the GPU build runs on CPU where no GPU is usable: "GPU" alone read as a GPU found (t77)
+            "build": ort.get_device() + (" (runs on the CPU here: no usable GPU)"
+                                         if ort.get_device() == "GPU" and cuda_reason else ""),
             "providers": ", ".join(ort.get_available_providers()),
             "package conflict": ort_conflict() or "none",
             "telemetry": _telemetry_state(),
