@@ -43,3 +43,17 @@ async def test_a_bug_in_a_handler_ends_the_app_with_one_paragraph_and_the_traceb
     [record] = [r for r in caplog.records if r.message == "the app stopped on an unexpected error"]
     assert record.exc_info is not None and record.exc_info[0] is KeyError  # the traceback goes to the log
     assert app.return_code == 1
+
+
+async def test_a_model_loaded_after_the_app_closed_is_released_not_a_crash(settings: Settings) -> None:
+    """On a loaded CI machine the app was closed before its model finished loading, and the loaded
+    message then looked for the chat screen of an app without screens: "Unexpected error: IndexError"."""
+    from pgpt.runtime.llm.chat import ChatEngine
+    from pgpt.tui.chat.messages import EngineLoaded
+
+    app = ChatApp(settings, SamplingOptions(max_new_tokens=8))
+    async with app.run_test(size=SIZE):
+        pass
+    engine = ChatEngine(settings)
+    app._engine_loaded(EngineLoaded(engine))  # as the worker's message arrives after the exit
+    assert app.engine is None and engine.model.session is None  # released, not kept by a closed app

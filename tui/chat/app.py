@@ -179,6 +179,9 @@ class ChatApp(KeysMixin, PanelsMixin, WorkersMixin, App[int]):
 
     @on(EngineLoaded)
     def _engine_loaded(self, message: EngineLoaded) -> None:
+        if not self.screen_stack:  # the app closed while the model loaded (a loaded CI machine, once)
+            message.engine.close()
+            return
         self.engine = message.engine
         self.library = message.library
         self._chat.query_one("#ingest-progress", ProgressBar).display = self._ingesting()
