@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("export failed")
         message = user_message(exc)
         stop = isinstance(exc, KeyboardInterrupt)  # Ctrl-C or SIGTERM: a stop asked for, no error
-        print(message.text if stop else f"error: {message.title}: {message.text}", file=sys.stderr)
+        print(message.text if stop else message.line(), file=sys.stderr)
         return message.exit_code
 
 

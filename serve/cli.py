@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         listener = _bind(serve.host, serve.port)
     except Exception as exc:  # one paragraph to stderr, never a traceback
         message = user_message(exc)
-        print(f"error: {message.title}: {message.text}", file=sys.stderr)
+        print(message.line(), file=sys.stderr)
         return message.exit_code
     return _run(settings, serve, listener)
 
@@ -195,7 +195,7 @@ def _run(settings: Any, serve: Any, listener: socket.socket) -> int:
 
         error = server.service.start_error
         message = user_message(error) if error is not None else None
-        print(f"error: {message.title}: {message.text}" if message else "error: pgpt-serve could not start; the "
+        print(message.line() if message else "error: pgpt-serve could not start; the "
               f"log ({settings.log_file}) says why.", file=sys.stderr, flush=True)
         return message.exit_code if message else 1
     except KeyboardInterrupt as stop:  # uvicorn stops cleanly, then raises the Ctrl-C (or SIGTERM) again

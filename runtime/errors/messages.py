@@ -32,6 +32,12 @@ class UserMessage:
     http_status: int = 500
     code: str = ""  # for scripts: ingest_locked, server_busy, model_not_found ... (see error_code)
 
+    def line(self) -> str:
+        """The line the programs print on stderr: ``error: Title: text``, or ``Title: text`` for a title
+        that says "error" itself ("error: Usage error: ..." read the word twice, t79)."""
+        said = f"{self.title}: {self.text}"
+        return said if self.title.lower().endswith("error") else f"error: {said}"
+
 
 INDEX_DAMAGED = "Index damaged"
 # Not `ingest --reindex` alone: it can carry no document of an unreadable table over (it moves the

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if stop and getattr(args, "command", None) == "chat" and not sys.stdout.isatty():
             print(flush=True)  # the streamed answer's line ends: "...Pollyerror: Stopped" in one file
         # a stop the user asked for is no error: its paragraph alone says where things stand
-        print(f"{start}{message.text}" if stop else f"error: {message.title}: {message.text}", file=sys.stderr)
+        print(f"{start}{message.text}" if stop else message.line(), file=sys.stderr)
         if getattr(args, "json", False):  # a script reading stdout got nothing at all (tester t43)
             try:
                 error = {"title": message.title, "code": message.code, "message": message.text,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from pgpt.runtime.errors import UserMessage
 from pgpt.runtime.sanitize import dumps_json, strip_controls
 
 
@@ -32,7 +33,7 @@ class Parser(argparse.ArgumentParser):
 
 def usage_error(text: str, wants_json: bool) -> int:
     """Print a usage error (stderr; stdout too as JSON when asked) and return its exit code, 2."""
-    print(strip_controls(f"error: Usage error: {text}"), file=sys.stderr)
+    print(strip_controls(UserMessage("Usage error", text).line()), file=sys.stderr)
     if wants_json:
         print(dumps_json({"error": {"title": "Usage error", "code": "usage", "message": text, "exit_code": 2}}), flush=True)
     return 2

@@ -208,7 +208,7 @@ def test_a_model_of_the_wrong_kind_is_a_usage_error(settings, args: list[str], c
     """It said "Model files damaged ... The folder was changed after export. Export the model again": false."""
     settings.home.mkdir(parents=True, exist_ok=True)
     result = tui_cli(settings, *[str(settings.home) if arg == "HOME" else arg for arg in args])
-    assert result.returncode == 2 and f"error: Usage error: {cause}" in result.stderr, result.stderr
+    assert result.returncode == 2 and f"Usage error: {cause}" in result.stderr, result.stderr
     assert step in result.stderr and "damaged" not in result.stderr and "Traceback" not in result.stderr
 
 
@@ -229,7 +229,7 @@ def test_a_mistyped_option_names_the_command_and_the_nearest_option(capsys: pyte
     assert main(["ingest", "docs", "--colection", "x"]) == 2
     shown = capsys.readouterr().err.splitlines()
     assert shown[0].startswith("usage: pgpt-tui ingest ") and shown[-1] == (
-        "error: Usage error: pgpt-tui ingest does not take --colection x. Did you mean --collection? "
+        "Usage error: pgpt-tui ingest does not take --colection x. Did you mean --collection? "
         "See `pgpt-tui ingest --help`.")
 
 
@@ -249,7 +249,7 @@ def test_an_unquoted_question_is_told_to_be_quoted(argv: list[str], said: str,
     from pgpt.tui.cli.main import main
 
     assert main(argv) == 2
-    assert capsys.readouterr().err.splitlines()[-1] == f"error: Usage error: {said}"
+    assert capsys.readouterr().err.splitlines()[-1] == f"Usage error: {said}"
 
 
 @pytest.mark.parametrize("text, cause", [

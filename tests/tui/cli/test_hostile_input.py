@@ -32,7 +32,7 @@ def test_an_empty_prompt_is_a_usage_error(settings: Settings, args: list[str], s
     """Probe 4.1: `chat ""` invented an answer with exit 0; `search ""` asked "Is anything indexed?"."""
     done = tui_cli(settings, *args, stdin=stdin)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("error: Usage error: Nothing to do:") and "empty" in done.stderr
+    assert done.stderr.startswith("Usage error: Nothing to do:") and "empty" in done.stderr
     if stdin is None:
         assert "`-` to read it from standard input" in done.stderr
     else:  # `-` was used: the pipe was empty (it advised `-` to someone who had used it)
