@@ -26,6 +26,7 @@ from pgpt.runtime.documents.conflicts import with_differing
 from pgpt.runtime.documents.followups import retrieval_question
 from pgpt.runtime.documents.grounding import CHECK_VERSION, CLOSEST_PASSAGES, RELEVANCE_MIN, Grounder, SourceSentence
 from pgpt.runtime.documents.sentences import split_sentences
+from pgpt.runtime.documents.statements import answer_end
 from pgpt.runtime.documents.similar_questions import find_similar, normalize_question, remember
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
 from pgpt.runtime.documents.markup import MarkupFilter, inert_answer
@@ -86,10 +87,10 @@ class AskResult:
         return self.kind == "not_found"
 
     def as_json(self) -> dict[str, Any]:
-        """answer, kind, not_found, quotes, sources, closest, left_out, cached, timings."""
+        """answer, kind, not_found, quotes, sources, closest, left_out, cached, finish_reason, timings."""
         return {"answer": self.answer, "kind": self.kind, "not_found": self.not_found, "quotes": self.quotes,
                 "sources": self.sources, "closest": self.closest, "left_out": self.left_out, "cached": self.cached,
-                "timings": self.timings}
+                "finish_reason": self.finish_reason, "timings": self.timings}
 
     def record(self) -> dict[str, Any]:
         """What the similar-question cache keeps of this answer."""
@@ -204,7 +205,8 @@ class AskStream:
             grounded.kind, quotes,
             self._closest(hits, vector, sentences, grounder.relevance) if grounded.kind == "not_found" else [],
             # a quote or "not found" replaced the draft: how the draft ended is not the answer's end
-            draft, grounded.measures, stream.result.finish_reason if grounded.kind == "answer" else "stop")
+            draft, grounded.measures,
+            answer_end(draft, grounded.text, stream.result.finish_reason) if grounded.kind == "answer" else "stop")
         self._remember(scope, normalized)
 
     def _without_the_model(self, hits: list[Hit], vector: np.ndarray, timings: dict[str, float],

@@ -7,13 +7,15 @@ cited alone, and the disagreement was never said (t65). The rule is strict so th
 on ordinary folders: the other sentence must answer the question (relevance), share nearly all of
 the quote's words, and differ in a number that neither the question nor the quote's own numbers
 hold; a numbered thing ("Larkspur-7", "Larkspur-19") is a name, not a number, so two of them are
-two things, not a disagreement.
+two things, not a disagreement; and where the question names a year, a sentence of another year is
+about another year ("revenue in 2024": 2025's revenue is no disagreement, t79).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pgpt.runtime.documents.question_kinds import YEAR
 from pgpt.runtime.documents.sentences import NUMBER, THING, content_words, key_facts, numbered_things
 
 # the share of each sentence's words the other must hold, and at least this many words in common
@@ -35,6 +37,7 @@ def differing(grounder: Any, quotes: list[Any], relevance_min: float) -> list[An
     """The sentences (SourceSentence) of other files than the quotes' that give other numbers for
     what a quote says, best answers to the question first; [] in the common case."""
     asked = _Reading(grounder.question).numbers
+    years = {n for n in asked if YEAR.fullmatch(n)}
     quoted = {(q.file, q.text) for q in quotes}
     read: dict[str, _Reading] = {}  # each text read once, however many quotes it is held against
     found: dict[int, float] = {}
@@ -53,6 +56,8 @@ def differing(grounder: Any, quotes: list[Any], relevance_min: float) -> list[An
                 continue  # the same numbers (a copy of the passage), or none to disagree with
             if mine.names - theirs.names and theirs.names - mine.names:
                 continue  # each names what the other does not: two things ("Larkspur-7", "Larkspur-19")
+            if years and {n for n in theirs.numbers - mine.numbers - asked if YEAR.fullmatch(n)}:
+                continue  # the question's year is not theirs: "In 2025 ... £9.7 million" for 2024's revenue
             shared = mine.frame & theirs.frame
             if len(shared) >= FRAME_WORDS and len(shared) >= SAME_FRAME * max(len(mine.frame), len(theirs.frame)):
                 found[index] = float(grounder.relevance[index])

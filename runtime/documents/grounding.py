@@ -29,8 +29,8 @@ import numpy as np
 
 from pgpt.runtime.documents.attachment import bound_elsewhere, misattached, renamed, same_words_around
 from pgpt.runtime.documents.sentences import (
-    LIST_ITEM, NUMBER, contains_fact, content_words, days_named, denies, key_facts, numbered_things,
-    split_sentences, strip_citations,
+    LIST_ITEM, NUMBER, contains_fact, content_words, dates_named, days_named, denies, key_facts, numbered_things,
+    split_sentences, strip_citations, unbulleted, without_dates,
 )
 from pgpt.runtime.documents.statements import (
     POINTER, mended, prose_words, reuses_a_definition, without_attribution, without_bare_lead_ins,
@@ -38,7 +38,8 @@ from pgpt.runtime.documents.statements import (
 )
 from pgpt.runtime.documents.list_runs import in_a_list, lead_in, with_its_list
 from pgpt.runtime.documents.question_kinds import (
-    another_code, asked_attribute, asked_codes, asks_what_is_not, unknown_codes, wants_a_number,
+    another_code, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, names_someone, unknown_codes,
+    wants_a_number,
 )
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
@@ -72,7 +73,7 @@ OFF_TOPIC = 0.35
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07l"
+CHECK_VERSION = "2026-12-07m"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -83,6 +84,8 @@ _FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
 # supported statement, and it was shown in the answer (one that a source holds, "<b>", may be the answer)
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>\n]{0,200})?/?>")
 _ANY_WORD = re.compile(r"\w")
+
+
 @dataclass(frozen=True)
 class SourceSentence:
     """One sentence of a source handed to the model: its number [n], file, page and text."""
@@ -96,7 +99,7 @@ class SourceSentence:
 
     def as_quote(self) -> dict[str, Any]:
         """The JSON of a supporting quote: file, page, sentence and the source's number."""
-        return {"file": self.file, "page": self.page, "sentence": self.text, "source": self.number}
+        return {"file": self.file, "page": self.page, "sentence": unbulleted(self.text), "source": self.number}
 
 
 @dataclass
@@ -129,6 +132,7 @@ class Grounder:
         self._question_facts = key_facts(question)
         self._asked_things = numbered_things(question)
         self._asked_days = days_named(question) or set()  # "open on Sunday?" (t72)
+        self._asked_dates = dates_named(question)
         # "How do I make an option count how many times it is given?" asks for a way, not a number (t68)
         self._wants_number = wants_a_number(question)
         self._words = [content_words(s.text) for s in self.sentences]
@@ -154,6 +158,7 @@ class Grounder:
         self._other_version = about_other_version(self.sentences, question)
         # "Who is not the harbor master?" is not answered by "The harbor master is Odalric Brenneke."
         self._asks_not = asks_what_is_not(question)
+        self._counts = asks_a_count(question)
         self.relevance = self._relevance(question_vector)
 
     def _relevance(self, question_vector: np.ndarray) -> np.ndarray:
@@ -168,6 +173,7 @@ class Grounder:
         return SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine
 
     def _new_number(self, text: str) -> bool:
+        text = without_dates(text) if self._counts else text  # a date is no count
         return bool(set(NUMBER.findall(text)) - set(NUMBER.findall(self.question)))
 
     def _near(self, index: int) -> list[int]:
@@ -225,7 +231,7 @@ class Grounder:
 
     def _quote(self, best: int, measures: dict[str, float]) -> Grounding:
         quoted = [self.sentences[i] for i in with_its_list(self.sentences, best)]
-        text = "\n".join(s.text for s in quoted)
+        text = "\n".join(s.text for s in quoted) if len(quoted) > 1 else unbulleted(quoted[0].text)
         return Grounding("quote", f"Quote from the documents: \u201c{text}\u201d [{quoted[0].number}]", quoted, measures)
 
     def _on_topic(self, supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -289,7 +295,8 @@ class Grounder:
                       and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
                       and not self._elsewhere[i] and self._words[i] - self._question_words
                       and not self._other_thing(self.sentences[i].text) and not self._other_version[i]
-                      and self._attribute <= self._words[i] and not another_code(self._codes, s.text)]
+                      and self._attribute.named_by(self._words[i]) and not another_code(self._codes, s.text)
+                      and names_someone(self.question, s.text, self._question_facts)]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _names_the_attribute(self, i: int, facts: set[str]) -> bool:
@@ -297,12 +304,12 @@ class Grounder:
         where a passage names it, and the sentence itself holds the statement's new ``facts``: "What
         discount do staff get?" was answered with the bakery's founding, the sentence before the
         discount's, supported through its neighbour (t77)."""
-        if not self._attribute:
+        if not self._attribute.words:
             return True
         lead = lead_in(self.sentences, i)
         named = self._words[i] | (self._words[lead] if lead >= 0 else set())
         text = self.sentences[i].text.lower()
-        return self._attribute <= named and all(contains_fact(text, fact) for fact in facts)
+        return self._attribute.named_by(named) and all(contains_fact(text, fact) for fact in facts)
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
         """RELEVANCE_MIN when a supported statement's new names and numbers all stand in its
@@ -380,6 +387,8 @@ class Grounder:
         than the question's ("0 if a line is selected, ... 2 if an error occurred"), or give another
         unit or another number the statement's word after it (see attachment)."""
         near = self._neighbours(index)
+        if dates_named(statement) - self._asked_dates - dates_named(" ".join(near)):
+            return True  # a day of the year the window does not write: "12 April" of "£12 ... 2026"
         return any(misattached(fact, near, self._question_words, self.question, NUMBER.findall, content_words)
                    and not same_words_around(fact, statement, near, content_words)
                    or bound_elsewhere(fact, statement, near, NUMBER.findall, content_words)

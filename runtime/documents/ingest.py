@@ -36,7 +36,7 @@ from pgpt.runtime.documents.opened_files import hash_open, open_file_path, open_
 from pgpt.runtime.documents.index_folder import index_dir, writer_lock
 from pgpt.runtime.documents.progress import IngestProgress, WorkShares, tick
 from pgpt.runtime.documents.purge import purge
-from pgpt.runtime.documents.records import DocumentRecord
+from pgpt.runtime.documents.records import DEFAULT_COLLECTION, DocumentRecord
 from pgpt.runtime.documents.store import DocumentStore
 from pgpt.runtime.documents.text_format import TEXT_FORMAT, changed_suffixes
 from pgpt.runtime.documents.summary import IngestReport, mark_stale
@@ -44,7 +44,6 @@ from pgpt.runtime.errors import Cancelled, NotIndexedError, StorageError
 from pgpt.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
-DEFAULT_COLLECTION = "default"
 
 
 def ingest(settings: Settings, paths: list[Path], embedder: Any, collection: str = DEFAULT_COLLECTION,

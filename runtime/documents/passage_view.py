@@ -8,12 +8,14 @@ Display only: the sentences the model reads and the check compares are grounding
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
+from typing import Any
 
 import numpy as np
 
 from pgpt.runtime.documents.grounding import Grounder, SourceSentence
+from pgpt.runtime.documents.records import DEFAULT_COLLECTION
 from pgpt.runtime.documents.sentences import LIST_ITEM, content_words, flatten_text, split_sentences, unhyphenated
 
 
@@ -78,6 +80,30 @@ def copies_note(also_in: Sequence[str], named: int = 2, own: str = "") -> str:
     names = [path if PurePath(path).name == mine else PurePath(path).name for path in also_in[:named]]
     more = f" and {len(also_in) - named} more" if len(also_in) > named else ""
     return f" (the same text in: {', '.join(names)}{more})"
+
+
+def where(source: Mapping[str, Any]) -> str:
+    """Where a source or hit comes from, on one line: ``file, page N``, the other files with its text,
+    the collection when it is not the default one (two teams' shared/policy.md read alike, t78), and
+    "(file gone)" when its file is no longer on disk. ``source`` has ``source`` (the file), and may have
+    ``page``, ``also_in``, ``collection`` and ``gone``."""
+    from pgpt.runtime.sanitize import one_line
+
+    own = str(source["source"])
+    collection = str(source.get("collection") or "")
+    return one_line(own + (f", page {source['page']}" if source.get("page") else "")
+                    + (f" (collection {collection})" if collection and collection != DEFAULT_COLLECTION else "")
+                    + copies_note(source.get("also_in") or (), own=own)
+                    + (" (file gone)" if source.get("gone") else ""))
+
+
+def quoted_source(quote: Mapping[str, Any], sources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A supporting quote's file as ``where`` reads it: its file and page, and the collection and
+    "file gone" of the answer's source it quotes (``quote["source"]``, 1-based)."""
+    number = quote.get("source")
+    cited = sources[number - 1] if isinstance(number, int) and 0 < number <= len(sources) else {}
+    return {"source": quote["file"], "page": quote.get("page"), "collection": cited.get("collection"),
+            "gone": cited.get("gone")}
 
 
 def indented(text: str, indent: str) -> str:

@@ -5,8 +5,9 @@ and the codes it names that no source writes ("Q2", "room B30")."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from pgpt.runtime.documents.sentences import contains_fact, content_words
+from pgpt.runtime.documents.sentences import contains_fact, content_words, key_facts
 
 # a question about what is not so ("Who is not ...?", "Which formats are never read?"), not "why ... not?"
 # or "... without ...", whose answers affirm (a reason, a way)
@@ -27,9 +28,26 @@ def wants_a_number(question: str) -> bool:
     return _NUMBER_QUESTION.search(question) is not None and not _ASKS_A_WAY.match(question)
 
 
+def asks_a_count(question: str) -> bool:
+    """Whether ``question`` asks how many or how much, which no date answers (sentences.without_dates)."""
+    return re.match(r"\s*how\s+(?:many|much)\b", question, re.IGNORECASE) is not None
+
+
 def asks_what_is_not(question: str) -> bool:
     """Whether ``question`` asks what is not so ("Who is not ...?"), whose answer is a denial."""
     return _ASKS_NOT.search(question.replace("\u2019", "'")) is not None
+
+
+_WHO = re.compile(r"\s*who\b", re.IGNORECASE)
+
+
+def names_someone(question: str, sentence: str, question_facts: set[str]) -> bool:
+    """Whether ``sentence`` may be quoted for ``question``: for a "Who ...?" question it must name someone
+    the question does not (a name: a capitalized word inside the sentence, or one with a capital inside);
+    "Who is the CTO?" was answered with "After 4 hours the CTO is informed." (t79). Other questions: True."""
+    if not _WHO.match(question):
+        return True
+    return any(not fact[:1].isdigit() for fact in key_facts(sentence) - question_facts)
 
 
 # a dash between a code's letters and digits ("CN-2291")
@@ -38,14 +56,14 @@ _CODE_DASH = re.compile(r"(?<=[a-z])-(?=\d)")
 _VERSION = re.compile(r"v\d[\d.]*")
 # a year: a budget, a plan or a champion of one year is no other year's (t77: the 2026 garden budget
 # was quoted for 2027's)
-_YEAR = re.compile(r"(?:19|20)\d\d")
+YEAR = re.compile(r"(?:19|20)\d\d")
 
 
 def _a_code(fact: str) -> bool:
     """Whether a key fact is a code of letters and digits ("q2", "b30", "ec2") or a year, which a
     document that speaks of it writes, unlike a name (a project's own pages seldom name it) or a version."""
     return (any(c.isalpha() for c in fact) and any(c.isdigit() for c in fact)
-            and not _VERSION.fullmatch(fact)) or _YEAR.fullmatch(fact) is not None
+            and not _VERSION.fullmatch(fact)) or YEAR.fullmatch(fact) is not None
 
 
 def _names_of(fact: str) -> list[str]:
@@ -76,8 +94,8 @@ def another_code(codes: list[str], sentence: str) -> bool:
     for 2027's where another file wrote 2027 (t78)."""
     for code in codes:
         letters = code.rstrip("0123456789")
-        if _YEAR.fullmatch(code):
-            named = re.findall(rf"(?<![\d.,])({_YEAR.pattern})(?![\d.,]\d)", sentence)
+        if YEAR.fullmatch(code):
+            named = re.findall(rf"(?<![\d.,])({YEAR.pattern})(?![\d.,]\d)", sentence)
         elif letters.isalpha():
             named = [m.lower().replace("-", "") for m in re.findall(rf"\b{re.escape(letters)}-?\d+\b", sentence,
                                                                     re.IGNORECASE)]
@@ -88,7 +106,8 @@ def another_code(codes: list[str], sentence: str) -> bool:
     return False
 
 
-_ATTRIBUTE_OF = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+the\s+"
+# "What is the payload of ...?", "How much is the membership fee of ...?": payload, membership fee
+_ATTRIBUTE_OF = re.compile(r"^\s*(?:what|who|how\s+much|how\s+many)\s+(?:is|are|was|were)\s+the\s+"
                            r"(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)\s+of\b", re.IGNORECASE)
 # "What discount do staff get?": discount
 _WHAT_A = re.compile(r"^\s*(?:what|which)\s+(?P<attribute>[^\W\d_][\w-]*)\s+"
@@ -97,10 +116,29 @@ _NO_ATTRIBUTE = content_words("time times year years version versions number siz
                               "way one ones thing things")
 
 
-def asked_attribute(question: str, sentence_words: list[set[str]]) -> set[str]:
-    """The content words of the attribute "What is the payload of the Orca Gripper X2?" asks for
-    ("payload"), where one of the sources' sentences (``sentence_words``) names it; else an empty set.
-    The page's sentence saying what the gripper is was quoted as its payload (t73)."""
+@dataclass(frozen=True)
+class Attribute:
+    """The thing a question asks for ("the payload of ..."), as content words, and whether one source
+    sentence names all of them (then a supporting sentence must too) or only some (then it must name
+    one: "Membership costs 25 euros a year." names the membership fee, the budget's sentence nothing)."""
+
+    words: frozenset[str] = frozenset()
+    whole: bool = True
+
+    def named_by(self, words: set[str]) -> bool:
+        """Whether a sentence of ``words`` names the attribute (always, when the question asks for none)."""
+        return self.words <= words if self.whole else bool(self.words & words)
+
+
+def asked_attribute(question: str, sentence_words: list[set[str]]) -> Attribute:
+    """The attribute "What is the payload of the Orca Gripper X2?" asks for ("payload"), where one of
+    the sources' sentences (``sentence_words``) names it, or a word of it; else none. The page's
+    sentence saying what the gripper is was quoted as its payload (t73), the garden budget's as the
+    membership fee (t78)."""
     match = _ATTRIBUTE_OF.match(question) or _WHAT_A.match(question)
-    attribute = content_words(match["attribute"]) - _NO_ATTRIBUTE if match else set()
-    return attribute if attribute and any(attribute <= words for words in sentence_words) else set()
+    attribute = frozenset(content_words(match["attribute"]) - _NO_ATTRIBUTE) if match else frozenset()
+    if attribute and any(attribute <= words for words in sentence_words):
+        return Attribute(attribute)
+    if len(attribute) > 1 and any(attribute & words for words in sentence_words):
+        return Attribute(attribute, whole=False)
+    return Attribute()

@@ -22,6 +22,8 @@ class DocumentRecord:
     ingested_at: float
 
 
+DEFAULT_COLLECTION = "default"  # where documents go when no collection is named
+
 RECORD_COLUMNS = ("doc_id", "collection", "path", "content_hash", "ingested_at")
 
 

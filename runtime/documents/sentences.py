@@ -119,6 +119,15 @@ def _records(part: str) -> list[str] | None:
     return lines if max(alike, numbered) >= 0.8 * len(lines) else None
 
 
+def unbulleted(text: str) -> str:
+    """A single list item's text without its bullet ("- The bakery closes ..." quoted with its dash,
+    t77); a numbered step keeps its number, and several lines (a lead-in and its items) stay as they are."""
+    return text if "\n" in text.strip() else _BULLET.sub("", text, count=1)
+
+
+_BULLET = re.compile(r"^\s*[-*\u2022]\s+(?=\S)")
+
+
 def strip_citations(text: str) -> str:
     """``text`` without its [1], [2, 3] markers."""
     return _CITATION.sub("", text)
@@ -210,3 +219,23 @@ def days_named(text: str) -> set[str] | None:
     if _ALL_DAYS.search(text):
         return None
     return {day.lower() for day in _DAY.findall(text)}
+
+
+_MONTHS = ("january|february|march|april|june|july|august|september|october|november|december"
+           "|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec")
+# "12 April", "12th of April", "April 12" (not "may 3": the verb as often as the month; "12 May" is one)
+_DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTHS}|may)\b"
+                   rf"|\b({_MONTHS})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?![:.]\d)", re.IGNORECASE)
+
+
+def without_dates(text: str) -> str:
+    """``text`` with its days of the year (and a year after one) taken out: "started on 16 March 2026"
+    holds no count of anything, yet answered "How many customers signed up?" (t79)."""
+    return re.sub(rf"(?:{_DATE.pattern})(?:,?\s+\d{{4}})?", " ", text, flags=re.IGNORECASE)
+
+
+def dates_named(text: str) -> set[tuple[int, str]]:
+    """The days of the year ``text`` names, as (day, month's first three letters): "12 April 2026"
+    and "April 12" are (12, "apr"). A date is one fact, not a day and a year that stand anywhere:
+    "12 April 2026" passed on "£12" and "2026" in another sentence (t79)."""
+    return {(int(m[1] or m[4]), (m[2] or m[3])[:3].lower()) for m in _DATE.finditer(text)}

@@ -105,3 +105,19 @@ def reuses_a_definition(statement: str, sentence: str) -> bool:
     return (bool(attribute) and not attribute & written
             and bool(content_words(claim["subject"]) & content_words(sentence[:copula.start()]))
             and content_words(claim["value"]) <= content_words(sentence[copula.end():]))
+
+
+def answer_words(text: str) -> list[str]:
+    """An answer's words, lowercased, without its citations' numbers or its spacing."""
+    return re.findall(r"\w+", re.sub(r"\[\d+\]", " ", text).lower())
+
+
+def answer_end(draft: str, answer: str, finish_reason: str) -> str:
+    """How the answer shown ends: "length" only when the token limit cut the draft and the answer ends
+    where the draft did; a check that left the draft's cut tail out shows a whole answer, and "cut at
+    the 256-token limit; --max-tokens allows a longer answer" under two kept sentences asked for a
+    slower answer that would say no more (t79)."""
+    tail = answer_words(draft)[-3:]
+    if finish_reason != "length" or not tail:
+        return finish_reason
+    return "length" if answer_words(answer)[-len(tail):] == tail else "stop"

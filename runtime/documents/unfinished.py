@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgpt.runtime.documents.discovery import resolved
+from pgpt.runtime.documents.records import DEFAULT_COLLECTION
 from pgpt.runtime.settings import Settings, ensure_private_dir, write_private
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Progress = Callable[["IngestProgress"], None]
-DEFAULT_COLLECTION = "default"  # ingest's (not imported: the app reads the markers at start, before any ingest)
 
 
 def markers_dir(settings: Settings) -> Path:

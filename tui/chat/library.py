@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -97,40 +96,31 @@ def as_chat_result(result: Any, engine: ChatEngine) -> ChatResult:
                       cached=result.cached, timings=result.timings, finish_reason=result.finish_reason)
 
 
-def format_source(source: dict[str, Any]) -> str:
-    """``file, page N`` for a source of an answer or a search hit, the other files with its text, and
-    "(file gone)" when its file is no longer on disk."""
-    from pgpt.runtime.documents.passage_view import copies_note
-
-    return (str(source["source"]) + (f", page {source['page']}" if source.get("page") else "")
-            + copies_note(source.get("also_in") or (), own=str(source["source"]))
-            + (" (file gone)" if source.get("gone") else ""))
-
-
 def describe_sources(sources: list[dict[str, Any]], snippet_chars: int = 160) -> str:
     """The sources panel: ``[n] file, page N`` and about ``snippet_chars`` of the cited passage
     (around its ``sentence`` when the source names one), for each source. A table's rows and a
     list's items stay on lines of their own ("- life jackets counted - radio tested" ran together)."""
-    from pgpt.runtime.documents.passage_view import indented, sentence_window
+    from pgpt.runtime.documents.passage_view import indented, sentence_window, where
 
     lines = []
     for number, source in enumerate(sources, 1):
         snippet = "".join(sentence_window(str(source.get("text", "")), str(source.get("sentence", "")), snippet_chars))
-        lines.append(f"[{number}] {format_source(source)}" + (f"\n    {indented(snippet, '    ')}" if snippet else ""))
+        lines.append(f"[{number}] {where(source)}" + (f"\n    {indented(snippet, '    ')}" if snippet else ""))
     return "\n".join(lines)
 
 
-def describe_quotes(quotes: list[dict[str, Any]]) -> str:
+def describe_quotes(quotes: list[dict[str, Any]], sources: list[dict[str, Any]]) -> str:
     """The sentences that support a document answer: ``[n] file, page N: “sentence”``, then those of
     other sources that say otherwise (conflicts.py), under their own title."""
     from pgpt.runtime.documents.conflicts import DIFFERING, SUPPORTING
+    from pgpt.runtime.documents.passage_view import quoted_source, where
 
     blocks = []
     for title, group in ((SUPPORTING, [q for q in quotes if not q.get("differs")]),
                          (DIFFERING, [q for q in quotes if q.get("differs")])):
         if group:
             blocks.append(f"{title}:\n" + "\n".join(
-                f"[{q['source']}] {format_source({'source': q['file'], 'page': q['page']})}: \u201c{q['sentence']}\u201d"
+                f"[{q['source']}] {where(quoted_source(q, sources))}: \u201c{q['sentence']}\u201d"
                 for q in group))
     return "\n\n".join(blocks)
 
@@ -153,13 +143,13 @@ def describe_hits(hits: list[dict[str, Any]], sentences: list[str], width: int =
 
     Each passage is shown around its matching sentence, about ``width`` characters.
     """
-    from pgpt.runtime.documents.passage_view import indented, sentence_window
+    from pgpt.runtime.documents.passage_view import indented, sentence_window, where
     from pgpt.tui.sanitize import clean_text
 
     plain, markup = [], []
     for number, (hit, sentence) in enumerate(zip(hits, sentences), 1):
         before, sentence, after = sentence_window(str(hit.get("text", "")), sentence, width)
-        head = f"[{number}] {format_source(hit)}"
+        head = f"[{number}] {where(hit)}"
         plain.append(indented(f"{head}\n{before}{sentence}{after}", "    "))
         markup.append(indented(f"{clean_text(head)}\n{clean_text(before)}"
                                + (f"[reverse]{clean_text(sentence)}[/reverse]" if sentence else "")
@@ -178,7 +168,6 @@ def drafted_an_answer(streamed: str) -> bool:
 def trimmed(streamed: str, answer: str) -> bool:
     """Whether the check left part of the streamed draft out of a supported answer (words, not the
     citations' numbers or the spacing, differ): the draft's junk vanished without a word (t73)."""
-    def words(text: str) -> list[str]:
-        return re.findall(r"\w+", re.sub(r"\[\d+\]", " ", text).lower())
+    from pgpt.runtime.documents.statements import answer_words
 
-    return bool(streamed.strip()) and words(streamed) != words(answer)
+    return bool(streamed.strip()) and answer_words(streamed) != answer_words(answer)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from pgpt.runtime.sanitize import one_line, strip_controls
+from pgpt.runtime.sanitize import strip_controls
 from pgpt.tui.cli.interrupt import interruptible
 from pgpt.tui.cli.text_bar import status_line
 
@@ -46,18 +46,19 @@ def describe_answer(result: dict[str, Any]) -> str:
     found, the closest passages), all free of terminal escapes."""
     lines = [result["answer"]]
     from pgpt.runtime.documents.conflicts import DIFFERING, SUPPORTING
+    from pgpt.runtime.documents.passage_view import quoted_source, where
 
     quotes = result.get("quotes") or []
     for title, group in ((SUPPORTING, [q for q in quotes if not q.get("differs")]),
                          (DIFFERING, [q for q in quotes if q.get("differs")])):
         if group:
             lines += ["", title + ":"]
-            lines += [f"  [{q['source']}] {_where(q['file'], q['page'], _gone(result, q['source']))}: "
-                      f"\u201c{q['sentence']}\u201d" for q in group]
+            lines += [f"  [{q['source']}] {where(quoted_source(q, result['sources']))}: \u201c{q['sentence']}\u201d"
+                      for q in group]
     if result["sources"] and not result.get("not_found"):
         # each with its opening words: two passages of one PDF page were "[1] a.pdf, page 3" twice
-        lines += ["", "Sources:"] + [f"  [{n}] {_where(s['source'], s['page'], bool(s.get('gone')))}: "
-                                     f"{_opening(s.get('text', ''))}" for n, s in enumerate(result["sources"], 1)]
+        lines += ["", "Sources:"] + [f"  [{n}] {where(s)}: {_opening(s.get('text', ''))}"
+                                     for n, s in enumerate(result["sources"], 1)]
     if result.get("closest"):
         lines += ["", "Closest passages (the answer may be in them; judge for yourself):"]
         from pgpt.runtime.documents.grounding import CLOSEST_CHARS
@@ -65,8 +66,7 @@ def describe_answer(result: dict[str, Any]) -> str:
 
         for number, passage in enumerate(result["closest"], 1):  # around the sentence closest to the question
             snippet = "".join(sentence_window(passage["text"], passage.get("sentence", ""), CLOSEST_CHARS))
-            lines += [f"  {number}. {_where(passage['source'], passage['page'], bool(passage.get('gone')))}",
-                      indented(f"     {snippet}", "     ")]
+            lines += [f"  {number}. {where(passage)}", indented(f"     {snippet}", "     ")]
     if result.get("left_out"):
         from pgpt.runtime.documents.left_out import note
 
@@ -80,13 +80,3 @@ def _opening(text: str, width: int = 60) -> str:
     """A passage's first words on one line, cut at a word within ``width`` characters, with an ellipsis."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0] + "\u2026"
-
-
-def _where(path: str, page: int, gone: bool = False) -> str:
-    return one_line(path) + (f", page {page}" if page else "") + (" (file gone)" if gone else "")
-
-
-def _gone(result: dict[str, Any], number: Any) -> bool:
-    """Whether source ``number`` (1-based) of the answer is a file no longer on disk."""
-    sources = result.get("sources") or []
-    return isinstance(number, int) and 0 < number <= len(sources) and bool(sources[number - 1].get("gone"))

@@ -256,14 +256,11 @@ def run_search(settings: Any, args: argparse.Namespace) -> int:
         return 0
     if not hits:
         print("No matching passages.")
-    from pgpt.runtime.documents.passage_view import copies_note, indented, sentence_window
+    from pgpt.runtime.documents.passage_view import indented, sentence_window, where
 
     for number, hit in enumerate(hits, 1):  # each around its sentence that matches best, as the app shows it
-        where = one_line(hit["source"] + (f", page {hit['page']}" if hit["page"] else "")
-                         + copies_note(hit.get("also_in") or (), own=hit["source"])
-                         + (" (file gone)" if hit.get("gone") else ""))
         snippet = "".join(sentence_window(hit["text"], hit.get("sentence", ""), 300))
-        print(hanging(indented(f"[{number}] {where}  (score {hit['score']:.4f})\n{snippet}", "    "), terminal_width()))
+        print(hanging(indented(f"[{number}] {where(hit)}  (score {hit['score']:.4f})\n{snippet}", "    "), terminal_width()))
     return 0
 
 

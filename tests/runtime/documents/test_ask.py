@@ -53,7 +53,19 @@ def test_answer_cites_the_file_it_comes_from_with_its_supporting_quote(indexed) 
                                    "prompt_tokens", "new_tokens"}
     assert result.timings["ttft_s"] > 0
     assert set(result.as_json()) == {"answer", "kind", "not_found", "quotes", "sources", "closest", "left_out", "cached",
-                                     "timings"}
+                                     "finish_reason", "timings"}
+
+
+def test_an_answer_is_cut_only_where_it_ends_where_the_cut_draft_ended() -> None:
+    """"(cut at the 256-token limit; --max-tokens allows a longer answer)" stood under two whole
+    sentences the check kept of a draft that ran on (t79): the answer ends where the draft did, or is whole."""
+    from pgpt.runtime.documents.statements import answer_end
+
+    draft = "The cache cut the load time to 2.1 seconds. It ships in Beacon 2.0. The cache cut the load time to"
+    assert answer_end(draft, "The cache cut the load time to 2.1 seconds. [1]", "length") == "stop"
+    assert answer_end(draft, "The cache cut the load time to 2.1 seconds. [1] The cache cut the load time to [1]",
+                      "length") == "length"
+    assert answer_end(draft, "The cache cut the load time to 2.1 seconds. [1]", "stop") == "stop"
 
 
 def test_nothing_relevant_says_so_instead_of_inventing(indexed) -> None:  # type: ignore[no-untyped-def]

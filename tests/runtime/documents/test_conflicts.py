@@ -45,6 +45,11 @@ def test_no_disagreement_where_there_is_none(embedder) -> None:  # type: ignore[
     words = [SourceSentence(1, "a.txt", 0, "The gym is on the first floor."),
              SourceSentence(2, "b.txt", 0, "The gym is on the second floor.")]
     assert _differing(embedder, "Where is the gym?", words, 0) == []  # no number in the quote: not this rule
+    years = [SourceSentence(1, "report-2024.html", 0, "In 2024 Northwind had revenue of 8.2 million, 14% over 2023."),
+             SourceSentence(2, "report-2025.html", 0, "In 2025 Northwind had revenue of 9.7 million, 18% over 2024.")]
+    # the question's year is the quote's: another year's figure is no disagreement (t79); without a year it is
+    assert _differing(embedder, "What was Northwind's revenue in 2024?", years, 0) == []
+    assert _differing(embedder, "What was Northwind's revenue?", years, 0) == [years[1].text]
 
 
 def test_ask_shows_the_other_sources_sentence_under_its_own_title(settings: Settings, tmp_path: Path) -> None:
@@ -70,6 +75,6 @@ def test_ask_shows_the_other_sources_sentence_under_its_own_title(settings: Sett
     assert len(supporting) == 1 and len(others) == 1, result["quotes"]
     assert {Path(supporting[0]["file"]).name, Path(others[0]["file"]).name} == {"office.txt", "notice.txt"}
     assert {supporting[0]["sentence"], others[0]["sentence"]} == {"The gym code is 1234.", "The gym code is 9292."}
-    for shown in (describe_answer(result), describe_quotes(result["quotes"])):  # `ask`, and the app
+    for shown in (describe_answer(result), describe_quotes(result["quotes"], result["sources"])):  # `ask`, and the app
         assert "Supporting quotes:" in shown and f"{DIFFERING}:" in shown
         assert shown.index(supporting[0]["sentence"]) < shown.index(DIFFERING) < shown.index(others[0]["sentence"])

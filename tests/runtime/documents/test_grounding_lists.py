@@ -111,3 +111,16 @@ def test_an_rst_directive_is_never_the_quote(embedder) -> None:  # type: ignore[
     ask = grounder_over(embedder, "What license is psutil distributed under?", sentences)
     result = ask.check("The license is shown in the badge.", abstained=False)  # nothing to support: a quote
     assert not any(q.text.startswith("..") for q in result.quotes), result
+
+
+def test_a_quoted_list_item_is_shown_without_its_bullet(embedder) -> None:  # type: ignore[no-untyped-def]
+    """“- The bakery closes for annual holidays from 1 August to 21 August.” was quoted with its dash
+    (t77), in the answer and under it; a numbered step keeps its number."""
+    sentences = [SourceSentence(1, "handbook.md", 0, text) for text in (
+        "Holidays", "- The bakery closes for annual holidays from 1 August to 21 August.",
+        "- Staff get a 20 percent discount on bread.")]
+    ask = grounder_over(embedder, "When does the bakery close for its annual holidays?", sentences)
+    result = ask.check("The bakery is closed in winter.", abstained=False)  # not supported: the quote stands in
+    assert result.kind == "quote" and "\u201cThe bakery closes for annual holidays" in result.text, result
+    assert result.quotes[0].as_quote()["sentence"].startswith("The bakery closes"), result.quotes
+    assert SourceSentence(1, "a.md", 0, "2. Copy the file.").as_quote()["sentence"] == "2. Copy the file."

@@ -177,3 +177,35 @@ def test_a_sentence_about_another_weekday_is_no_answer(embedder) -> None:  # typ
     weekday = grounder_over(embedder, "When does the library open on Wednesday?", span).check(
         "The library opens at 9:00 from Monday to Friday. [1]", abstained=False)
     assert weekday.kind == "answer" and "9:00" in weekday.text, weekday
+
+
+def test_a_date_is_one_fact_not_a_day_and_a_year_found_anywhere(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"... the question on 12 April 2026 would be revisited" passed, quoting minutes that hold "£12"
+    and "2026" but no 12 April (t79): a day of the year the statement adds must stand as one."""
+    from pgpt.runtime.documents.sentences import dates_named
+
+    sentences = [SourceSentence(1, "minutes-02.txt", 0, "After discussion the group decided to keep the price at £12 "
+                                "until the end of 2026 and to revisit the question in November."),
+                 SourceSentence(2, "minutes-03.txt", 0, "Next meeting: 14 April 2026, 10:00, Room Calder.")]
+    question = "What was decided at the steering group meeting on 14 April 2026?"
+    invented = grounder_over(embedder, question, sentences).check(
+        "The steering group meeting on 14 April 2026 confirmed that the question on 12 April 2026 would be "
+        "revisited in November. [1]", abstained=False)
+    assert "12 April" not in invented.text, invented
+    written = grounder_over(embedder, "When is the next meeting?", sentences).check(
+        "The next meeting is on 14 April 2026 at 10:00. [2]", abstained=False)
+    assert written.kind == "answer" and "14 April 2026" in written.text, written
+    assert dates_named("on April 12th, or the 3rd of May; 2 decks, you may 3 times") == {(12, "apr"), (3, "may")}
+
+
+def test_a_date_does_not_answer_how_many(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"How many customers signed up for the beta in its first week?" was answered "The public beta
+    started on 16 March 2026." (t79): the numbers of a date are no count."""
+    dated = "Customers signed up for the public beta, which started in its first week on 16 March 2026."
+    counted = "312 customers signed up in the first week."
+    question = "How many customers signed up for the beta in its first week?"
+    result = grounder_over(embedder, question, [SourceSentence(1, "m.txt", 0, dated)]).check(f"{dated} [1]", False)
+    assert result.kind == "not_found", result
+    both = [SourceSentence(1, "m.txt", 0, dated), SourceSentence(2, "n.txt", 0, counted)]
+    result = grounder_over(embedder, question, both).check(f"{counted} [2]", abstained=False)
+    assert result.kind == "answer" and "312" in result.text, result

@@ -21,7 +21,7 @@ def test_ask_and_search_with_nothing_indexed_say_so_instead_of_not_found(setting
     `search` said so on stdout with exit 0 (and `--json` printed no results): now it fails as `ask` does."""
     refused = tui_cli(settings, "ask", "What is the launch code of project Zephyr?")
     assert refused.returncode == 2 and refused.stdout == ""
-    assert refused.stderr.startswith(f"error: Usage error: Nothing is indexed yet in {settings.home}, so there is "
+    assert refused.stderr.startswith(f"Usage error: Nothing is indexed yet in {settings.home}, so there is "
                                      "nothing to answer from.") and "pgpt-tui ingest PATH" in refused.stderr
     for args in (["search", "launch code"], ["search", "launch code", "--json"]):
         searched = tui_cli(settings, *args)
@@ -30,7 +30,7 @@ def test_ask_and_search_with_nothing_indexed_say_so_instead_of_not_found(setting
             assert json.loads(searched.stdout)["error"]["title"] == "Usage error"
         else:
             assert searched.stdout == ""
-        assert searched.stderr.startswith(f"error: Usage error: Nothing is indexed yet in {settings.home}, so "
+        assert searched.stderr.startswith(f"Usage error: Nothing is indexed yet in {settings.home}, so "
                                           "there is nothing to search.")
         assert "pgpt-tui ingest PATH" in searched.stderr and len(searched.stderr.strip().splitlines()) == 1
 
@@ -112,6 +112,21 @@ def test_a_file_in_two_collections_is_found_once_and_forgotten_where_asked(setti
         in folder.stdout, folder.stdout
     left = [Path(d["path"]).name for d in json.loads(tui_cli(settings, "docs", "--json").stdout)["documents"]]
     assert left == ["readme.md"]
+
+
+def test_sources_name_their_collection_unless_it_is_the_default(settings: Settings, tmp_path: Path) -> None:
+    """Two teams' shared/policy.md read alike in `search` and `ask` (t78): a source of a named
+    collection says which; the default collection's sources stay as they were."""
+    for team, years in (("team-a", "three"), ("team-b", "five"), ("default", "ten")):
+        (tmp_path / team / "shared").mkdir(parents=True)
+        (tmp_path / team / "shared" / "policy.md").write_text(f"# Laptops\n\nLaptops are replaced every {years} years.\n")
+        assert tui_cli(settings, "ingest", str(tmp_path / team), "--collection", team).returncode == 0
+    shown = tui_cli(settings, "search", "How often are laptops replaced?", "-k", "3").stdout
+    assert "policy.md (collection team-a)" in shown and "policy.md (collection team-b)" in shown, shown
+    assert shown.count("(collection ") == 2, shown
+    asked = tui_cli(settings, "ask", "How often are laptops replaced?", "--collection", "team-b")
+    assert asked.returncode == 0 and "policy.md (collection team-b)" in asked.stdout, asked.stdout
+    assert "team-a" not in asked.stdout
 
 
 def test_a_copied_file_is_one_result_that_names_the_copy(settings: Settings, tmp_path: Path) -> None:
