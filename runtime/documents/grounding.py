@@ -63,7 +63,7 @@ INVENTED_MEANS_NOT_FOUND = True
 # ... unless a sentence answers the question this well: no unanswerable development question
 # came above 0.69, while a draft cut by the token limit ("... project Zephy") "invents" a name.
 CERTAIN_QUOTE = 0.8
-QUOTE_MIN_WORDS = 2  # words and numbers a quoted sentence needs (links taken out)
+QUOTE_MIN_WORDS = 4  # words and numbers a quoted sentence needs (links out): "Harbour ferry timetable." is a title (t80)
 # A supported statement whose sentence is this far from the question is dropped from an answer that
 # has a closer one: a sentence copied from an unrelated source ("Hidden fact: zebra count 44.") was
 # shown, cited, after the answer. The highest value that lost no right development answer.
@@ -73,7 +73,7 @@ OFF_TOPIC = 0.35
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07m"
+CHECK_VERSION = "2026-12-07n"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -131,7 +131,7 @@ class Grounder:
         self._question_words = content_words(question)
         self._question_facts = key_facts(question)
         self._asked_things = numbered_things(question)
-        self._asked_days = days_named(question) or set()  # "open on Sunday?" (t72)
+        self._asked_days = days_named(question)  # "open on Sunday?" (t72), "on weekdays?" (t80)
         self._asked_dates = dates_named(question)
         # "How do I make an option count how many times it is given?" asks for a way, not a number (t68)
         self._wants_number = wants_a_number(question)
@@ -264,7 +264,7 @@ class Grounder:
             if found and number not in found:
                 return True
         # another weekday alike: "On Saturday the library opens at 11:00" was the quote for Sunday (t72)
-        days = days_named(text) if self._asked_days else None
+        days = days_named(text) if self._asked_days else set()
         return bool(days) and not days & self._asked_days
 
     def _shown(self, index: int, statement: str) -> int:

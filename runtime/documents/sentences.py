@@ -206,19 +206,34 @@ def numbered_things(text: str) -> set[tuple[str, str]]:
     return {(name.lower(), number) for name, number in THING.findall(text) if name.lower() not in STOPWORDS}
 
 
-_DAY_NAMES = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+WEEK = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAY_NAMES = "|".join(WEEK)
 _DAY = re.compile(rf"\b({_DAY_NAMES})s?\b", re.IGNORECASE)
-# what names every day, or a span of them: "Monday to Friday", "Mon-Fri", "weekdays", "daily"
-_ALL_DAYS = re.compile(rf"\b(?:{_DAY_NAMES})s?\s*(?:to|through|till|until|-|\u2013)\s*(?:{_DAY_NAMES})\b|\b(?:weekdays?|"
-                       r"weekends?|daily|every day|each day|all week|seven days)\b", re.IGNORECASE)
+_SHORT = "mon|tues?|wed|thur?s?|fri|sat|sun"  # only in a span: "sat" and "sun" alone are words
+# a span of days, "Monday to Friday", "Mon-Fri", "Tuesdays through Thursdays"
+_SPAN = re.compile(rf"\b({_DAY_NAMES}|{_SHORT})s?\.?\s*(?:to|through|till|until|-|\u2013)\s*({_DAY_NAMES}|{_SHORT})s?\b",
+                   re.IGNORECASE)
+_GROUPS = ((re.compile(r"\b(?:week|working|work|business)[ -]?days?\b", re.IGNORECASE), WEEK[:5]),
+           (re.compile(r"\bweek-?ends?\b", re.IGNORECASE), WEEK[5:]),
+           (re.compile(r"\b(?:daily|every day|each day|all week|seven days)\b", re.IGNORECASE), WEEK))
 
 
-def days_named(text: str) -> set[str] | None:
-    """The weekdays ``text`` names, in lower case; None when it names every day or a span of them
-    ("Monday to Friday", "weekdays"), which may hold any day asked about."""
-    if _ALL_DAYS.search(text):
-        return None
-    return {day.lower() for day in _DAY.findall(text)}
+def _day(name: str) -> int:
+    return next(i for i, day in enumerate(WEEK) if day.startswith(name.lower()[:2]))
+
+
+def days_named(text: str) -> set[str]:
+    """The weekdays ``text`` names, in lower case, with spans read as their days: "weekdays" is Monday
+    to Friday, "weekends" Saturday and Sunday, "Mon-Wed" three days, "daily" all seven. "On weekdays"
+    was read as any day, and its sentence was the quote for Sunday's ferry (t80)."""
+    days = {day.lower() for day in _DAY.findall(text)}
+    for first, last in _SPAN.findall(text):
+        start, end = _day(first), _day(last)
+        days.update(WEEK[(start + n) % 7] for n in range((end - start) % 7 + 1))
+    for group, named in _GROUPS:
+        if group.search(text):
+            days.update(named)
+    return days
 
 
 _MONTHS = ("january|february|march|april|june|july|august|september|october|november|december"

@@ -161,7 +161,9 @@ def test_a_sentence_about_another_weekday_is_no_answer(embedder) -> None:  # typ
     "opens at 9:00" supported by Wednesday's sentence; a span of days ("Monday to Friday") may hold it."""
     from pgpt.runtime.documents.sentences import days_named
 
-    assert days_named("Open Monday to Friday, and weekdays only") is None and days_named("Mon-Fri") == set()
+    weekdays = {"monday", "tuesday", "wednesday", "thursday", "friday"}
+    assert days_named("Open Monday to Friday") == days_named("Mon-Fri") == days_named("on weekdays") == weekdays
+    assert days_named("Fri-Mon") == {"friday", "saturday", "sunday", "monday"} and len(days_named("daily")) == 7
     hours = [SourceSentence(1, "hours.md", 0, "On Tuesday the library opens at 10:00 and closes at 20:00."),
              SourceSentence(1, "hours.md", 0, "On Wednesday the library opens at 9:00 and closes at 17:00."),
              SourceSentence(1, "hours.md", 0, "On Saturday the library opens at 11:00 and closes at 15:00.")]
@@ -177,6 +179,18 @@ def test_a_sentence_about_another_weekday_is_no_answer(embedder) -> None:  # typ
     weekday = grounder_over(embedder, "When does the library open on Wednesday?", span).check(
         "The library opens at 9:00 from Monday to Friday. [1]", abstained=False)
     assert weekday.kind == "answer" and "9:00" in weekday.text, weekday
+
+
+def test_weekdays_and_weekends_are_their_days(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"When does the ferry leave on weekdays?" got Saturday's sentence quoted, and "... on Sundays?"
+    the weekdays' (t80): "on weekdays" was read as any day."""
+    ferry = [SourceSentence(1, "ferry.txt", 0, text) for text in (
+        "Harbour ferry timetable.", "The ferry to Nordholm leaves the harbour at 07:15 and 16:40 on weekdays.",
+        "On Saturdays the ferry leaves only at 10:30.", "There is no ferry on Sundays.")]
+    for question, wrong, right in (("When does the ferry leave on weekdays?", "10:30", "16:40"),
+                                   ("When does the ferry leave on Sundays?", "16:40", "no ferry")):
+        result = grounder_over(embedder, question, ferry).check("The ferry is fast and comfortable.", abstained=False)
+        assert wrong not in result.text and (result.kind == "not_found" or right in result.text), result
 
 
 def test_a_date_is_one_fact_not_a_day_and_a_year_found_anywhere(embedder) -> None:  # type: ignore[no-untyped-def]
