@@ -27,11 +27,13 @@ class WorkQueue:
     at once with ServerBusyError (503 and Retry-After), never left to hang."""
 
     def __init__(self, what: str, running: int, waiting: int, retry_after_s: int = 2,
-                 gauges: tuple[Any, Any] | None = None) -> None:
+                 gauges: tuple[Any, Any] | None = None, rejected: Any = None) -> None:
         self.what, self.running, self.max_waiting, self.retry_after_s = what, running, waiting, retry_after_s
         self.waiting = 0
         self._slots: asyncio.Semaphore | None = None  # made in the event loop that uses it
         self._gauges = gauges  # (running, waiting) of /metrics
+        # pgpt:requests_rejected_total counts these refusals too: an alert on it missed a full upload queue (t80)
+        self._rejected = rejected
 
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
@@ -39,6 +41,8 @@ class WorkQueue:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.running)
         if self._slots.locked() and self.waiting >= self.max_waiting:
+            if self._rejected is not None:
+                self._rejected.inc()
             raise ServerBusyError(f"The server is busy with {self.what}: {self.running} running and "
                                   f"{self.waiting} waiting (max_queue={self.max_waiting}).",
                                   limit=f"max_queue={self.max_waiting}", retry_after_s=self.retry_after_s)

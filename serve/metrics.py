@@ -25,8 +25,8 @@ class ServerMetrics:
                                      ["route", "method", "status"], registry=r)
         self.running = Gauge("pgpt:num_requests_running", "Sequences being generated now", registry=r)
         self.waiting = Gauge("pgpt:num_requests_waiting", "Requests waiting for a generation slot", registry=r)
-        self.rejected = Counter("pgpt:requests_rejected", "Requests refused with 503 server_busy: the queue was "
-                                "full, or every loaded model was busy at max_loaded", registry=r)
+        self.rejected = Counter("pgpt:requests_rejected", "Requests refused with 503 server_busy: a queue (answers, "
+                                "uploads, embeddings) was full, or every loaded model was busy at max_loaded", registry=r)
         self.ttft = Histogram("pgpt:time_to_first_token_seconds", "Time to the first answer token",
                               ["model"], buckets=TTFT_BUCKETS, registry=r)
         self.latency = Histogram("pgpt:e2e_request_latency_seconds", "Whole generation requests, start to end",

@@ -46,8 +46,10 @@ class Service:
         self.ingest_lock = threading.Lock()  # one writer at a time inside this server
         self.upload_progress = UploadProgress()  # how far each upload's indexing is, for its client
         # uploads and embeddings queue apart from answers, bounded, waiting without a thread (t52, t53)
-        self.uploads = WorkQueue("uploads being indexed", 1, serve.max_queue, gauges=_gauges(metrics, "uploads"))
-        self.embedding_jobs = WorkQueue("embedding requests", 1, serve.max_queue, gauges=_gauges(metrics, "embeddings"))
+        self.uploads = WorkQueue("uploads being indexed", 1, serve.max_queue, gauges=_gauges(metrics, "uploads"),
+                                 rejected=metrics.rejected)
+        self.embedding_jobs = WorkQueue("embedding requests", 1, serve.max_queue,
+                                        gauges=_gauges(metrics, "embeddings"), rejected=metrics.rejected)
         self.stopping = threading.Event()  # told to stop: running answers are cut at once
         self.answering: set[Any] = set()  # the Completions whose answers run
 

@@ -32,6 +32,13 @@ INDEXING_TIMEOUT_S = 600.0
 BUSY_WAIT_CAP_S = 10
 
 
+def busy_wait_s(error: ServerBusyError, waits: int) -> int:
+    """Seconds to wait before the ``waits``-th try again of a busy server: its Retry-After, or longer,
+    doubled each time (1, 2, 4, 8, 10 s): a slot frees when an answer ends, and 3 tries of the server's
+    1 s gave up after 4 s beside 8-19 s answers (t78)."""
+    return min(max(int(error.retry_after_s or 1), 2 ** (waits - 1)), BUSY_WAIT_CAP_S)
+
+
 @dataclass(frozen=True)
 class RemoteModel:
     """What the app shows of the served model: ``info.name`` is ``name@version``."""
@@ -155,13 +162,23 @@ class RemoteEngine:
 
         from pgpt.runtime.remote.progress import PROGRESS_HEADER, new_key, polled
 
-        key = new_key()
-        watching = polled(self._http, key, on_progress) if on_progress is not None else nullcontext()
-        with open(path, "rb") as handle, watching:
-            data = self._request("POST", "/v1/ingest/file", files={"file": (path.name, handle)},
-                                 data={"collection": collection, "file_name": name or path.name},
-                                 headers={PROGRESS_HEADER: key}, timeout=INDEXING_TIMEOUT_S)
-        return dict(data["data"][0])
+        for waits in range(1, self.retries + 2):
+            key = new_key()
+            watching = polled(self._http, key, on_progress) if on_progress is not None else nullcontext()
+            try:
+                with open(path, "rb") as handle, watching:
+                    data = self._request("POST", "/v1/ingest/file", files={"file": (path.name, handle)},
+                                         data={"collection": collection, "file_name": name or path.name},
+                                         headers={PROGRESS_HEADER: key}, timeout=INDEXING_TIMEOUT_S)
+                return dict(data["data"][0])
+            except ServerBusyError as error:  # a full upload queue: sent again when it asks, as `ask` asks again
+                if waits > self.retries:  # (every file "failed" at once, though the server said when, t80)
+                    raise
+                wait = busy_wait_s(error, waits)
+                if on_progress is not None:
+                    on_progress({"state": "busy", "retry_in_s": wait})
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def forget(self, doc_id: str) -> None:
         """Remove one document from the server's index (and its uploaded file)."""
@@ -242,11 +259,9 @@ class RemoteStream:
         burst of questions on a shared server failed at once, though the server said when to come back."""
         if not isinstance(error, ServerBusyError) or self._retries <= 0:
             return False
-        # doubled each time (1, 2, 4, 8, 10 s): a slot frees when an answer ends, and 3 tries of the
-        # server's 1 s gave up after 4 s beside 8-19 s answers (t78)
         self._waits += 1
         self._retries -= 1
-        wait = min(max(int(error.retry_after_s or 1), 2 ** (self._waits - 1)), BUSY_WAIT_CAP_S)
+        wait = busy_wait_s(error, self._waits)
         if self.on_state is not None:
             self.on_state(f"busy {wait}")
         if (self._cancel or threading.Event()).wait(wait):

@@ -55,4 +55,6 @@ def server_step(progress: dict[str, Any]) -> str:
         return f"the server embedded {progress.get('chunks_done', 0)}/{progress.get('chunks', 0)} chunks of it"
     if state == "reading":
         return "the server reads it and cuts it into chunks"
+    if state == "busy":  # its upload queue is full: sent again after the wait (client.py)
+        return f"the server is busy: sending it again in {progress.get('retry_in_s', 1)} s"
     return "waiting for the server's upload turn" if state == "waiting" else ""

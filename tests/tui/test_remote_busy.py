@@ -76,3 +76,37 @@ def test_the_waits_double_from_the_server_s_retry_after() -> None:
     assert clock.waits == [1, 2, 4, 8, 10] and states == ["busy 1", "busy 2", "busy 4", "busy 8", "busy 10"]
     stream._retries, stream._waits, clock.waits = 1, 0, []
     assert stream._waited_busy(ServerBusyError("busy", retry_after_s=3)) and clock.waits == [3]  # never shorter
+
+
+def test_an_upload_refused_by_a_full_upload_queue_is_sent_again(served: RunningServer, tmp_path: Path) -> None:
+    """`ingest --server` failed every file at once on a full upload queue, though the server said when
+    to come back, and the refusals were not counted as rejected (t80): it sends each again, as `ask` asks."""
+    import random
+    import threading
+
+    words = "harbour ferry lighthouse keeper ticket island museum parrot budget printer".split()
+    rng = random.Random(7)
+    big = tmp_path / "big.txt"  # a few seconds of embedding: the server's one upload turn is taken meanwhile
+    big.write_text("\n\n".join(" ".join(rng.choice(words) for _ in range(120)) + "." for _ in range(500)))
+
+    def hold() -> None:
+        with served.http() as client:
+            client.post("/v1/ingest/file", files={"file": ("big.txt", big.read_bytes())}, data={"collection": "bulk"},
+                        timeout=300)
+
+    holder = threading.Thread(target=hold)
+    before = served.metric(REJECTED)
+    holder.start()
+    deadline = time.monotonic() + 60
+    while served.metric("pgpt:jobs_running", 'kind="uploads"') < 1:
+        assert time.monotonic() < deadline, "the big upload never started"
+        time.sleep(0.05)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "note.txt").write_text("The island museum opens at nine.\n")
+    settings = client_settings(served, tmp_path, retries=8)
+    sent = subprocess.run([sys.executable, "-m", "pgpt.tui.cli.main", "ingest", str(tmp_path / "docs"), "--collection",
+                           "retry"], env={**client_env(settings), "PGPT_SERVER_RETRIES": "8"}, text=True,
+                          capture_output=True, timeout=300)
+    holder.join(timeout=300)
+    assert sent.returncode == 0 and "1 added" in sent.stdout, (sent.stdout, sent.stderr)
+    assert served.metric(REJECTED) > before  # refused at least once while the big one was indexed

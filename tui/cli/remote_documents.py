@@ -25,7 +25,7 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
     the server's documents from those folders whose files are gone here (see :func:`settle_gone`);
     exit 1 when one was refused (each named with the server's reason), else 0."""
     from pgpt.runtime.documents.discovery import collect_files, split_unreadable
-    from pgpt.runtime.errors import IngestLockedError, PgptError, ServerError, UsageError, user_message
+    from pgpt.runtime.errors import IngestLockedError, PgptError, ServerBusyError, ServerError, UsageError, user_message
     from pgpt.runtime.remote.client import connect
 
     if args.reindex:
@@ -65,10 +65,10 @@ def ingest_on_server(settings: Any, args: argparse.Namespace) -> int:
                     added[names[path]] = str(metadata.get("content_hash") or "")
                 if status in ("added", "updated") and isinstance(metadata.get("chunks"), int):
                     chunks += metadata["chunks"]
-            except (ServerError, IngestLockedError) as exc:
+            except (ServerError, IngestLockedError, ServerBusyError) as exc:
                 # the server, not this file: stop here, saying where (a 409 "another ingestion" listed every
-                # file failed, exit 1; now exit 75, to retry, t71)
-                if isinstance(exc, IngestLockedError) or exc.status in (0, 401, 403, 502, 503):
+                # file failed, exit 1; now exit 75, to retry, t71; still busy after the retries, t80)
+                if isinstance(exc, (IngestLockedError, ServerBusyError)) or exc.status in (0, 401, 403, 502, 503):
                     exc.hint = (f"{sum(map(len, done_as.values()))} of {len(files)} files were indexed on the server "
                                 "before that. Run the same command again once the server answers: the files done "
                                 "are unchanged and skipped.")
