@@ -251,10 +251,13 @@ async def _ask_stream(service: Service, body: ChatCompletionRequest, lease: Any,
                       options: Any, cancel: threading.Event, url: str) -> Any:
     """The documents answer's stream, once the index, the collection and the documents asked for are there."""
     from pgpt.runtime.documents.answers import DEFAULT_PASSAGES, FOCUS_SENTENCES, AskStream
+    from pgpt.runtime.documents.prompt_room import refuse_oversized_question
     from pgpt.runtime.documents.retrieval import require_collection, require_documents
 
     engine = lease.chat
     filters = body.context_filter.docs_ids if body.context_filter else None
+    # a question or a --context with no room for an answer: a 400 before the stream, not an error inside it (t80)
+    await asyncio.to_thread(refuse_oversized_question, engine, messages[-1]["content"], options.max_new_tokens)
     store = await service.store()
     if not await asyncio.to_thread(store.chunk_count):
         # "not found" would say the documents were searched and do not hold it (the CLI: exit 2)

@@ -29,6 +29,7 @@ from pgpt.runtime.documents.sentences import split_sentences
 from pgpt.runtime.documents.statements import answer_end
 from pgpt.runtime.documents.similar_questions import find_similar, normalize_question, remember
 from pgpt.runtime.documents.passage_view import best_per_source, matching_sentences
+from pgpt.runtime.documents.prompt_room import fit_passages, refuse_oversized_question
 from pgpt.runtime.documents.markup import MarkupFilter, inert_answer
 from pgpt.runtime.documents.retrieval import Hit, marked_gone, search
 from pgpt.runtime.llm.answer_cache import DOCUMENTS, cache_key
@@ -50,7 +51,6 @@ DEFAULT_PASSAGES = 3
 # prompt is about half as long. 5 sentences: 0.40 / 0.20; 12: 0.43 / 0.17. `ask --sentences 0`
 # shows whole passages (a bigger chat model may use them better).
 FOCUS_SENTENCES = 8
-PASSAGE_ROOM = 320  # tokens: one chunk (about 256) and its <source> markup; a question leaves room for it
 MIN_SIMILARITY = 0.25  # cosine of question and best passage below which nothing counts as relevant
 _BLANK_LINE = re.compile(r"\n\s*\n")
 _SUBTITLE = re.compile(r"\s+[-\u2013\u2014]\s+")  # "Riverside Chess Club - rules and history"
@@ -140,7 +140,7 @@ class AskStream:
                                     for path, reason, _ in remembered(folder, self.collection)]
 
     def _answer(self) -> Iterator[str]:
-        self._refuse_oversized_question()
+        refuse_oversized_question(self.engine, self.question, self.options.max_new_tokens)
         self._say("searching")
         started = time.perf_counter()
         vector, normalized = self.embedder.embed([self.query, normalize_question(self.question)])
@@ -170,7 +170,9 @@ class AskStream:
             self._remember(scope, normalized)
             yield self.result.answer
             return
-        passages, sentences, vectors = self._sentences(self._fit(hits))
+        fitted = fit_passages(self.engine, hits, self.question, self.options.max_new_tokens,
+                              SYSTEM_PROMPT + self.instructions, self.turn_tokens)
+        passages, sentences, vectors = self._sentences(fitted)
         shown = self._focus(sentences, vectors, vector)
         # retrieval ends when the text the model reads is chosen: the passages, then their sentences
         timings["retrieve_s"] = round(time.perf_counter() - embedded, 4)
@@ -252,7 +254,7 @@ class AskStream:
     def _recent(self, turns: list[dict[str, str]]) -> list[dict[str, str]]:
         """The newest turns that fit a quarter of the context (the sources need the rest), oldest first;
         their tokens (with the template's few per turn) go to ``turn_tokens`` for :meth:`_fit`."""
-        budget, kept, self.turn_tokens = self.engine.model.max_context // 4, [], 0
+        budget, kept, self.turn_tokens = self.engine.context // 4, [], 0
         for turn in reversed(turns):
             cost = len(self.engine.model.tokenize(turn["content"])) + 8
             if cost > budget - self.turn_tokens:
@@ -270,45 +272,6 @@ class AskStream:
         cache = self.engine.cache_for(self.options)
         if cache is not None and self.result.answer.strip():
             remember(cache, scope, self.question, vector, self.result.record())
-
-    def _refuse_oversized_question(self) -> None:
-        """A question that leaves no room for the passages and the answer is refused before it is
-        embedded and searched: a 4 MB `ask -` took 39 s and 2 GB to end in "not found"."""
-        model = self.engine.model
-        # the prompt holds the question twice (before and after the sources) and needs room for the
-        # template, the answer and one passage at least: a question under the old limit (the context
-        # less the answer) overflowed the model with 9,068 tokens
-        room = (model.max_context - self.options.max_new_tokens - 256 - PASSAGE_ROOM) // 2
-        if len(self.question) * 4 <= room:  # a byte-level token holds at least a quarter of a character
-            return
-        if len(self.question) > 8 * model.max_context:  # tokenizing megabytes takes seconds too
-            size = f"{len(self.question):,} characters"
-        else:
-            tokens = len(model.tokenize(self.question))
-            if tokens <= room:
-                return
-            size = f"{tokens:,} tokens"
-        from pgpt.runtime.errors import ContextLengthError
-
-        raise ContextLengthError(
-            f"The question has {size}, but {model.holds(model.max_context)}, which must take the question twice "
-            f"(before and after the passages), the passages and the answer: a documents question may have up to "
-            f"{room:,} tokens.",
-            hint="Shorten the question; to ask about a long text, save it as a file and ingest it.")
-
-    def _fit(self, hits: list[Hit]) -> list[Hit]:
-        """The passages, best first, that fit the context with room for the answer."""
-        model = self.engine.model
-        budget = model.max_context - self.options.max_new_tokens - 256  # the template and question
-        question = len(model.tokenize(self.question))  # read twice: before and after the sources
-        used, spent = [], len(model.tokenize(SYSTEM_PROMPT + self.instructions)) + 2 * question + self.turn_tokens
-        for hit in hits:
-            cost = len(model.tokenize(hit.text)) + 24
-            if spent + cost > budget:
-                break
-            used.append(hit)
-            spent += cost
-        return used
 
     def _sentences(self, hits: list[Hit]) -> tuple[list[Hit], list[SourceSentence], np.ndarray]:
         """The passages and all their sentences, numbered as the sources, with the sentences' embeddings."""

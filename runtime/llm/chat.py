@@ -147,6 +147,12 @@ class ChatEngine:
             pass
         return stream.result
 
+    @property
+    def context(self) -> int:
+        """The tokens one sequence holds here: the model's window, or a server's smaller --context (its
+        scheduler's): documents answers fitted to the window overflowed `pgpt-serve --context 512` (t80)."""
+        return self.scheduler.context if self.scheduler is not None else self.model.max_context
+
     def close(self) -> None:
         """Release the cache's database and the model (when this engine loaded them); an engine
         on a scheduler leaves both to the pool that owns them."""

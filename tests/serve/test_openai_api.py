@@ -198,6 +198,9 @@ def test_a_path_as_model_loads_nothing_from_the_disk(server: RunningServer, tmp_
     ({"messages": [{"role": "system", "content": " "}, {"role": "user", "content": [{"type": "text", "text": "\n"}]}]},
      400, ["no text"]),
     ({"messages": [{"role": "user", "content": " "}], "extra_body": {"use_context": True}}, 400, ["no text"]),
+    # a documents question too long for the sequence: a 400 before the stream, not an error inside a 200 (t80)
+    ({"messages": [{"role": "user", "content": "word " * 3000}], "stream": True, "extra_body": {"use_context": True}},
+     400, ["Prompt too long", "a documents question may have up to"]),
     ({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
                    {"role": "user", "content": ""}], "extra_body": {"use_context": True}}, 400, ["question", "empty"]),
 ])

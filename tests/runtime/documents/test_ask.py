@@ -11,6 +11,7 @@ from pgpt.runtime.documents.answers import NOT_FOUND, AskStream
 from pgpt.runtime.documents.sentences import flatten_text
 from pgpt.runtime.llm.chat import ChatEngine
 from pgpt.runtime.documents.ingest import ingest, open_store
+from pgpt.runtime.documents.prompt_room import fit_passages
 from pgpt.runtime.documents.retrieval import search
 from pgpt.runtime.llm.sampling import SamplingOptions
 from pgpt.runtime.settings import Settings
@@ -223,7 +224,8 @@ def test_a_follow_up_reads_the_conversation_and_the_system_prompt(indexed) -> No
                {"role": "assistant", "content": "Project Zephyr has one [1]."}]
     store = open_store(settings, embedder)
     stream = AskStream(engine, store, embedder, "What is it?", SamplingOptions(max_new_tokens=24), history=history)
-    hits = stream._fit(search(store, embedder, QUESTION, k=2))
+    hits = fit_passages(engine, search(store, embedder, QUESTION, k=2), "What is it?", 24,
+                        answers.SYSTEM_PROMPT + stream.instructions, stream.turn_tokens)
     passages, sentences, _ = stream._sentences(hits)
     messages = stream._messages(passages, sentences, [True] * len(sentences))
     assert messages[0]["role"] == "system" and messages[0]["content"].endswith("\n\nAnswer in one short sentence.")
@@ -356,3 +358,39 @@ def test_a_sentence_that_answers_a_question_far_from_its_page_is_quoted(settings
             assert unanswered.result.kind == "not_found", (other, unanswered.result.answer)
     finally:
         engine.close()
+
+
+def test_the_passages_fit_a_server_sequence_smaller_than_the_models_window(settings: Settings, tmp_path: Path) -> None:
+    """`pgpt-serve --context 512` refused every documents question with "Prompt too long ... Shorten the
+    prompt": the passages were fitted to the model's window (t80). Now to the sequence's, and a sequence
+    too small for any documents answer says so and names the server's setting."""
+    from pgpt.runtime.errors import ContextLengthError
+    from pgpt.runtime.llm.embeddings import default_embedder
+    from pgpt.runtime.llm.serving.limits import SchedulerConfig
+    from pgpt.runtime.llm.serving.scheduler import Scheduler
+
+    docs = tmp_path / "long"
+    docs.mkdir()
+    for name in ("alpha", "beta", "gamma"):  # passages of about 250 tokens each, more than 1024 in all
+        (docs / f"{name}.txt").write_text(f"The {name} launch code is 7341. " + "The ferry leaves at noon. " * 80)
+    embedder = default_embedder(settings)
+    ingest(settings, [docs], embedder)
+    owner = ChatEngine(settings)
+    try:
+        for context in (1024, 512):
+            scheduler = Scheduler(owner.model, SchedulerConfig(parallel=1, context=context))
+            try:
+                engine = ChatEngine.on_scheduler(scheduler, None)
+                assert engine.context == context and owner.context == owner.model.max_context
+                stream = AskStream(engine, open_store(settings, embedder), embedder, "What is the alpha launch code?",
+                                   SamplingOptions(max_new_tokens=48), sentences=0)
+                if context == 512:
+                    with pytest.raises(ContextLengthError, match="at least 656 tokens, but a sequence here holds 512"):
+                        "".join(stream)
+                    continue
+                "".join(stream)
+                assert stream.result.sources and stream.result.timings["prompt_tokens"] + 48 <= context
+            finally:
+                scheduler.close()
+    finally:
+        owner.close()
