@@ -267,7 +267,7 @@ async def _ask_stream(service: Service, body: ChatCompletionRequest, lease: Any,
                               "on the server's machine), or with POST /v1/ingest/file or /v1/ingest/text; or ask "
                               "without use_context.")
     await asyncio.to_thread(require_collection, store, body.collection, ADD_TO_COLLECTION)
-    await asyncio.to_thread(require_documents, store, filters)
+    await asyncio.to_thread(require_documents, store, filters, body.collection)
     return AskStream(engine, store, await service.embedder(), messages[-1]["content"], options,
                      collection=body.collection, k=body.passages or DEFAULT_PASSAGES, cancel=cancel,
                      sentences=FOCUS_SENTENCES if body.sentences is None else body.sentences, doc_ids=filters,

@@ -329,7 +329,7 @@ async def chunks(service: Service, text: str, doc_ids: list[str] | None, limit: 
 
     def run() -> list[dict[str, Any]]:
         require_collection(store, collection, ADD_TO_COLLECTION)
-        require_documents(store, doc_ids)
+        require_documents(store, doc_ids, collection)
         found = []
         for hit in search(store, embedder, text, k=limit, collection=collection, per_document=limit,
                           doc_ids=doc_ids):

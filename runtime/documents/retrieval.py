@@ -111,18 +111,26 @@ def require_collection(store: DocumentStore, collection: str | None, how_to_add:
                           f"them all, or add documents to it with {how_to_add}.")
 
 
-def require_documents(store: DocumentStore, doc_ids: list[str] | None) -> None:
-    """Refuse a filter none of whose ids is indexed (PrivateGPT's ``context_filter``): a misspelled
-    id gave no passages and "not found", as if the documents did not say.
+def require_documents(store: DocumentStore, doc_ids: list[str] | None, collection: str | None = None) -> None:
+    """Refuse a filter none of whose ids is indexed (PrivateGPT's ``context_filter``), or, with
+    ``collection``, none in that collection: a misspelled id, or another team's document, gave no
+    passages and "not found", as if the documents did not say (t80).
 
     Raises:
-        RequestRefusedError: 404 naming the ids.
+        RequestRefusedError: 404 naming the ids; 400 naming the collections they are in.
     """
     from pgpt.runtime.errors import RequestRefusedError
 
-    if not doc_ids or store.chunk_count(doc_ids=doc_ids):
+    if not doc_ids or store.chunk_count(collection=collection, doc_ids=doc_ids):
         return
     shown = ", ".join(repr(d[:40]) for d in doc_ids[:3]) + (f" and {len(doc_ids) - 3} more" if len(doc_ids) > 3 else "")
+    if collection and store.chunk_count(doc_ids=doc_ids):
+        wanted = set(doc_ids)
+        theirs = sorted({d.collection for d in store.documents() if d.doc_id in wanted})
+        raise RequestRefusedError(
+            f"The document {shown} (context_filter.docs_ids) is in the collection {', '.join(theirs)}, not in "
+            f"{collection!r} (collection).", status=400,
+            hint="Leave out collection, or name the collection the documents are in.")
     raise RequestRefusedError(f"No document has the id {shown} (context_filter.docs_ids).", status=404,
                               hint="GET /v1/ingest/list lists the documents and their ids.")
 
