@@ -277,14 +277,14 @@ async def test_search_and_ask_against_a_server_with_nothing_indexed_say_so(serve
         assert search.returncode == 2 and json.loads(search.stdout)["error"]["exit_code"] == 2, search.stderr
         assert f"Nothing is indexed yet on the server at {served.url}" in search.stderr
         # the command that adds them from here (it named the server's HTTP API)
-        assert "pgpt-tui --server URL ingest PATH" in search.stderr and "Traceback" not in search.stderr
+        assert f"pgpt-tui --server {served.url} ingest PATH" in search.stderr and "Traceback" not in search.stderr
         # the server refuses a documents question itself (400), so every client hears it: the
         # CLI, the app and PrivateGPT's clients; the CLI names its own next step
         asked = client_cli(settings, "ask", "When does the ferry to Tresco leave?", "--json")
         assert asked.returncode == 2 and "Traceback" not in asked.stderr  # was 1
         assert "Nothing is indexed yet" in json.loads(asked.stdout)["error"]["message"]
         assert f"Nothing is indexed yet on the server at {served.url}" in asked.stderr
-        assert "pgpt-tui --server URL ingest PATH" in asked.stderr and "use_context" not in asked.stderr
+        assert f"pgpt-tui --server {served.url} ingest PATH" in asked.stderr and "use_context" not in asked.stderr
         # one title: not "Server error: ... answered 400: Usage error: ..."
         assert "Usage error" in asked.stderr and "Server error" not in asked.stderr
         assert asked.stderr.count("Usage error") == 1, asked.stderr

@@ -56,7 +56,7 @@ def test_collection_and_reading_options_reach_the_server(served: RunningServer, 
     assert asked.returncode == 2 and "'defualt'" in asked.stderr, asked.stderr  # a usage error, as without a server
     listed = client_cli(settings, "docs", "--collection", "defualt")  # it said "no documents ... yet", exit 0
     assert listed.returncode == 2 and "Collections there: default" in listed.stderr, listed.stderr
-    assert "pgpt-tui --server URL ingest PATH --collection defualt" in listed.stderr
+    assert f"pgpt-tui --server {settings.server} ingest PATH --collection defualt" in listed.stderr
     for command in ("ask", "chat"):  # chat took the server's cached answer without a word
         uncached = client_cli(settings, command, "When does the ferry to Tresco leave?", "--no-cache")
         assert uncached.returncode == 2 and "--no-cache" in uncached.stderr and "server" in uncached.stderr

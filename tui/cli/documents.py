@@ -348,7 +348,7 @@ def _nothing_indexed(settings: Any, command: str) -> UsageError:
                      if command == "ask" else ("to search", ", then search again."))
     if settings.server:  # the documents live on the server, not in this machine's home
         return UsageError(f"Nothing is indexed yet on the server at {settings.server}, so there is nothing {purpose}.",
-                          hint="Send documents to it from here with `pgpt-tui --server URL ingest PATH` (files or "
+                          hint=f"Send documents to it from here with `pgpt-tui --server {settings.server} ingest PATH` (files or "
                                f"folders){then}")
     return UsageError(f"Nothing is indexed yet in {settings.home}, so there is nothing {purpose}.",
                       hint=f"Add documents with `pgpt-tui ingest PATH` (files or folders){then}")

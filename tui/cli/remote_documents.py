@@ -288,8 +288,8 @@ def _by_file_name(documents: list[dict[str, Any]], wanted: str, server: str) -> 
     if len(paths) > 1:
         raise UsageError(f"{len(paths)} documents on the server at {server} are named {wanted!r}, in different "
                          f"folders: {', '.join(one_line(p) for p in paths)}. Nothing was forgotten.",
-                         hint=f"Give the folder too (`pgpt-tui --server URL forget {one_line(paths[0])}`), or the "
-                              "document's id from `pgpt-tui --server URL docs`.")
+                         hint=f"Give the folder too (`pgpt-tui --server {server} forget {one_line(paths[0])}`), or the "
+                              f"document's id from `pgpt-tui --server {server} docs`.")
     return named
 
 
@@ -334,7 +334,7 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
             raise UsageError(f"No documents are indexed in the collection {args.collection!r} on the server at "
                              f"{settings.server}.",
                              hint=f"Collections there: {', '.join(collections) or 'none yet'}. Leave out the "
-                                  f"collection to list them all, or add documents to it with `pgpt-tui --server URL "
+                                  f"collection to list them all, or add documents to it with `pgpt-tui --server {settings.server} "
                                   f"ingest PATH --collection {args.collection}`.")
     if args.json:
         # a local `docs --json`'s keys (t71): the server's files are its uploads, never gone; it keeps no
@@ -346,7 +346,7 @@ def docs_on_server(settings: Any, args: argparse.Namespace) -> int:
         return 0
     if not listed:
         print(f"No documents indexed on the server at {settings.server} yet. Add some with "
-              "`pgpt-tui --server URL ingest PATH`.")
+              f"`pgpt-tui --server {settings.server} ingest PATH`.")
     for d in listed:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.get("ingested_at", 0)))
         chunks = d.get("chunks", 0)
@@ -375,7 +375,7 @@ def forget_on_server(settings: Any, args: argparse.Namespace) -> int:
         if not matches:
             where = f" in the collection {args.collection!r}" if args.collection else ""
             raise NotIndexedError(f"The server at {settings.server} has no document {wanted!r}{where}.",
-                                  hint="`pgpt-tui --server URL docs` lists its documents with their names and ids.")
+                                  hint=f"`pgpt-tui --server {settings.server} docs` lists its documents with their names and ids.")
         for document in matches:
             remote.forget(document["doc_id"])
     finally:
