@@ -173,3 +173,15 @@ def _subject_of(text: str, value: str, words: Callable[[str], set[str]]) -> set[
         if found:
             return words(clause[:found.start()])
     return None
+
+
+def misattached_number(values: set[str], statement: str, sentences: list[str], question_words: set[str], question: str,
+                       numbers: Callable[[str], list[str]], words: Callable[[str], set[str]]) -> bool:
+    """Whether a number of ``values`` (a statement's new ones) is one ``sentences`` (its window) tie to
+    other words than the question's and the statement keeps none of their words around it, or give
+    another unit or another number the statement's word after it, or give to another subject."""
+    return any(misattached(value, sentences, question_words, question, numbers, words)
+               and not same_words_around(value, statement, sentences, words)
+               or bound_elsewhere(value, statement, sentences, numbers, words)
+               or renamed(value, statement, sentences, question_words, words)
+               for value in values)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pgpt.runtime.documents.attachment import bound_elsewhere, misattached, renamed, same_words_around
+from pgpt.runtime.documents.attachment import misattached_number
 from pgpt.runtime.documents.sentences import (
     LIST_ITEM, NUMBER, contains_fact, content_words, dates_named, days_named, denies, key_facts, numbered_things,
     split_sentences, strip_citations, unbulleted, without_dates,
@@ -38,7 +38,7 @@ from pgpt.runtime.documents.statements import (
 )
 from pgpt.runtime.documents.list_runs import in_a_list, lead_in, with_its_list
 from pgpt.runtime.documents.question_kinds import (
-    another_code, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, names_someone, unknown_codes,
+    another_code, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, answers_the_kind, unknown_codes,
     wants_a_number,
 )
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
@@ -63,7 +63,7 @@ INVENTED_MEANS_NOT_FOUND = True
 # ... unless a sentence answers the question this well: no unanswerable development question
 # came above 0.69, while a draft cut by the token limit ("... project Zephy") "invents" a name.
 CERTAIN_QUOTE = 0.8
-QUOTE_MIN_WORDS = 4  # words and numbers a quoted sentence needs (links out): "Harbour ferry timetable." is a title (t80)
+QUOTE_MIN_WORDS = 4  # words and numbers of a quoted sentence (links out): "Harbour ferry timetable." is a title
 # A supported statement whose sentence is this far from the question is dropped from an answer that
 # has a closer one: a sentence copied from an unrelated source ("Hidden fact: zebra count 44.") was
 # shown, cited, after the answer. The highest value that lost no right development answer.
@@ -73,7 +73,7 @@ OFF_TOPIC = 0.35
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07n"
+CHECK_VERSION = "2026-12-07o"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -202,7 +202,8 @@ class Grounder:
         supported = [] if abstained else self._on_topic(self._supported(draft, measures))
         if supported:
             measures["answer_relevance"] = round(max(float(self.relevance[i]) for _, i in supported), 4)
-        supported = without_bare_lead_ins(supported)
+        supported = [(s, i) for s, i in without_bare_lead_ins(supported)  # a name for "who", not a time for "where"
+                     if answers_the_kind(self.question, s, self._question_facts)]
         if self._wants_number and not any(self._new_number(statement) for statement, _ in supported):
             supported = []  # "how many ...?" answered without a number the question lacks: no answer
         if supported and measures["answer_relevance"] >= self._relevance_gate(supported):
@@ -276,9 +277,7 @@ class Grounder:
         def held(i: int) -> int:
             return sum(contains_fact(self.sentences[i].text.lower(), fact) for fact in facts)
 
-        near = [i for i in (index - 1, index + 1)
-                if 0 <= i < len(self.sentences) and self.sentences[i].number == self.sentences[index].number]
-        best = max(near, key=held, default=index)
+        best = max((i for i in self._near(index) if i != index), key=held, default=index)
         return best if facts and held(best) > held(index) else index
 
     def _best_quote(self) -> int:
@@ -296,7 +295,7 @@ class Grounder:
                       and not self._elsewhere[i] and self._words[i] - self._question_words
                       and not self._other_thing(self.sentences[i].text) and not self._other_version[i]
                       and self._attribute.named_by(self._words[i]) and not another_code(self._codes, s.text)
-                      and names_someone(self.question, s.text, self._question_facts)]
+                      and answers_the_kind(self.question, s.text, self._question_facts)]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
     def _names_the_attribute(self, i: int, facts: set[str]) -> bool:
@@ -314,12 +313,10 @@ class Grounder:
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
         """RELEVANCE_MIN when a supported statement's new names and numbers all stand in its
         supporting sentence itself, else RELEVANCE_MIN_WORDS."""
-        for statement, index in supported:
-            facts = key_facts(statement) - self._question_facts
-            text = self.sentences[index].text.lower()
-            if facts and all(contains_fact(text, fact) for fact in facts):
-                return RELEVANCE_MIN
-        return RELEVANCE_MIN_WORDS
+        held = any((facts := key_facts(statement) - self._question_facts)
+                   and all(contains_fact(self.sentences[index].text.lower(), fact) for fact in facts)
+                   for statement, index in supported)
+        return RELEVANCE_MIN if held else RELEVANCE_MIN_WORDS
 
     def _supported(self, draft: str, measures: dict[str, float]) -> list[tuple[str, int]]:
         """The draft's fact-carrying statements that a sentence supports, each with that sentence."""
@@ -386,14 +383,10 @@ class Grounder:
         """Whether a new number of the statement is one the window's sentences tie to other words
         than the question's ("0 if a line is selected, ... 2 if an error occurred"), or give another
         unit or another number the statement's word after it (see attachment)."""
-        near = self._neighbours(index)
-        if dates_named(statement) - self._asked_dates - dates_named(" ".join(near)):
-            return True  # a day of the year the window does not write: "12 April" of "£12 ... 2026"
-        return any(misattached(fact, near, self._question_words, self.question, NUMBER.findall, content_words)
-                   and not same_words_around(fact, statement, near, content_words)
-                   or bound_elsewhere(fact, statement, near, NUMBER.findall, content_words)
-                   or renamed(fact, statement, near, self._question_words, content_words)
-                   for fact in facts if NUMBER.fullmatch(fact))
+        near = self._neighbours(index)  # and a day of the year the window does not write: "12 April" of "£12 ... 2026"
+        return bool(dates_named(statement) - self._asked_dates - dates_named(" ".join(near))) or misattached_number(
+            {fact for fact in facts if NUMBER.fullmatch(fact)}, statement, near, self._question_words, self.question,
+            NUMBER.findall, content_words)
 
     def _carries_fact(self, statement: str) -> bool:
         """Whether ``statement`` adds to the question: "The formatter was added in 2.9.0" only

@@ -39,15 +39,24 @@ def asks_what_is_not(question: str) -> bool:
 
 
 _WHO = re.compile(r"\s*who\b", re.IGNORECASE)
+_WHERE = re.compile(r"\s*where\b", re.IGNORECASE)
+# what says when, not where: a clock time, a weekday, a month, a year
+_WHEN = re.compile(r"\d{1,2}[:.]\d{2}|(?:mon|tues|wednes|thurs|fri|satur|sun)day|(?:19|20)\d\d|january|february|march|"
+                   r"april|may|june|july|august|september|october|november|december")
 
 
-def names_someone(question: str, sentence: str, question_facts: set[str]) -> bool:
-    """Whether ``sentence`` may be quoted for ``question``: for a "Who ...?" question it must name someone
-    the question does not (a name: a capitalized word inside the sentence, or one with a capital inside);
-    "Who is the CTO?" was answered with "After 4 hours the CTO is informed." (t79). Other questions: True."""
-    if not _WHO.match(question):
-        return True
-    return any(not fact[:1].isdigit() for fact in key_facts(sentence) - question_facts)
+def answers_the_kind(question: str, text: str, question_facts: set[str]) -> bool:
+    """Whether ``text`` (a quote, or a statement) can answer ``question`` by its kind: for "Who ...?" it
+    names someone the question does not (a name: a capitalized word inside the sentence, or one with a
+    capital inside; "Who is the CTO?" was answered "After 4 hours the CTO is informed.", t79); for
+    "Where ...?" what it adds is not a time alone ("Where should we gather when the fire alarm goes
+    off?" was answered "The fire alarm is tested every Wednesday at 10:00.", t79). Other questions: True."""
+    if _WHO.match(question):
+        return any(not fact[:1].isdigit() for fact in key_facts(text) - question_facts)
+    if _WHERE.match(question):
+        added = key_facts(text) - question_facts
+        return not added or not all(_WHEN.fullmatch(fact) for fact in added)
+    return True
 
 
 # a dash between a code's letters and digits ("CN-2291")

@@ -211,8 +211,8 @@ _DAY_NAMES = "|".join(WEEK)
 _DAY = re.compile(rf"\b({_DAY_NAMES})s?\b", re.IGNORECASE)
 _SHORT = "mon|tues?|wed|thur?s?|fri|sat|sun"  # only in a span: "sat" and "sun" alone are words
 # a span of days, "Monday to Friday", "Mon-Fri", "Tuesdays through Thursdays"
-_SPAN = re.compile(rf"\b({_DAY_NAMES}|{_SHORT})s?\.?\s*(?:to|through|till|until|-|\u2013)\s*({_DAY_NAMES}|{_SHORT})s?\b",
-                   re.IGNORECASE)
+_SPAN = re.compile(rf"\b({_DAY_NAMES}|{_SHORT})s?\.?\s*(?:to|through|till|until|-|\u2013)\s*"
+                   rf"({_DAY_NAMES}|{_SHORT})s?\b", re.IGNORECASE)
 _GROUPS = ((re.compile(r"\b(?:week|working|work|business)[ -]?days?\b", re.IGNORECASE), WEEK[:5]),
            (re.compile(r"\bweek-?ends?\b", re.IGNORECASE), WEEK[5:]),
            (re.compile(r"\b(?:daily|every day|each day|all week|seven days)\b", re.IGNORECASE), WEEK))

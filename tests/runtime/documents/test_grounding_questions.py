@@ -125,12 +125,8 @@ def test_what_a_do_they_is_answered_from_a_sentence_that_names_a(embedder) -> No
     sentences = [SourceSentence(1, "handbook.md", 0, "Pellworth Bakery was opened in 1987 by the brothers Anton and Luis."),
                  SourceSentence(1, "handbook.md", 0, "Staff get a 20 percent discount on bread and cakes.")]
     question = "What discount do bakery staff get on bread?"
-    wrong = grounder_over(embedder, question, sentences).check(
-        "Pellworth Bakery was opened in 1987 by the brothers Anton and Luis. [1]", abstained=False)
-    assert "1987" not in wrong.text, wrong
-    right = grounder_over(embedder, question, sentences).check(
-        "Bakery staff get a 20 percent discount on bread. [1]", abstained=False)
-    assert right.kind == "answer" and "20 percent" in right.text, right
+    _wrong_then_right(embedder, question, sentences, "Pellworth Bakery was opened in 1987 by the brothers Anton and "
+                      "Luis. [1]", "Bakery staff get a 20 percent discount on bread. [1]", ("1987", "20 percent"))
     words = [{"discount", "bread"}, {"time", "closes"}]
     assert asked_attribute(question, words).words == {"discount"}
     # a number's or a time's word is left to the number rules: "What time does it close?" names no thing
@@ -206,10 +202,23 @@ def test_a_who_question_is_not_answered_by_a_quote_that_names_no_one(embedder) -
     assert found.kind == "quote" and "Priya Raman" in found.text, found
 
 
+def test_a_where_question_is_not_answered_by_a_time_alone(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Where should we gather when the fire alarm goes off?" was answered "The fire alarm is tested
+    every Wednesday at 10:00." (t79): what a statement adds for "Where ...?" is more than a time."""
+    sentences = [SourceSentence(1, "handbook.md", 0, "The fire alarm is tested every Wednesday at 10:00."),
+                 SourceSentence(1, "handbook.md", 0, "When the fire alarm goes off, gather in the car park of the "
+                                                     "Queens Hotel.")]
+    question = "Where should we gather when the fire alarm goes off?"
+    _wrong_then_right(embedder, question, sentences, "The fire alarm is tested every Wednesday at 10:00. [1]",
+                      "When the fire alarm goes off, gather in the car park of the Queens Hotel. [1]",
+                      ("10:00", "Queens Hotel"))
+
+
 def _wrong_then_right(embedder, question: str, sentences: list[SourceSentence],  # type: ignore[no-untyped-def]
-                      wrong: str, right: str) -> None:
-    """The garden's budget drafted as the membership fee is not the answer; its 25 euros is."""
+                      wrong: str, right: str, marks: tuple[str, str] = ("7,400", "25 euros")) -> None:
+    """The ``wrong`` draft's mark is not in the checked answer; the ``right`` one is answered with its mark
+    (by default: the garden's budget drafted as the membership fee, and its 25 euros)."""
     refused = grounder_over(embedder, question, sentences).check(wrong, abstained=False)
-    assert "7,400" not in refused.text, refused
+    assert marks[0] not in refused.text, refused
     kept = grounder_over(embedder, question, sentences).check(right, abstained=False)
-    assert kept.kind == "answer" and "25 euros" in kept.text, kept
+    assert kept.kind == "answer" and marks[1] in kept.text, kept
