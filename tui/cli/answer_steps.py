@@ -6,6 +6,7 @@ minute under "searching the documents and reading the passages…" (t53). Then t
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -77,6 +78,8 @@ def describe_answer(result: dict[str, Any]) -> str:
 
 
 def _opening(text: str, width: int = 60) -> str:
-    """A passage's first words on one line, cut at a word within ``width`` characters, with an ellipsis."""
-    flat = " ".join(text.split())
+    """A passage's first words on one line, cut at a word within ``width`` characters, with an ellipsis,
+    without Markdown's heading marks and table rules ("## Kitchen and facilities ...", "|----|", t79)."""
+    lines = (re.sub(r"^\s*#{1,6}\s+", "", line) for line in text.splitlines())
+    flat = " ".join(" ".join(line for line in lines if not re.fullmatch(r"\s*\|?[\s:|-]*-[\s:|-]*", line)).split())
     return flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0] + "\u2026"

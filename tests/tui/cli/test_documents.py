@@ -214,7 +214,7 @@ def test_ask_text_output_shows_quotes_or_the_closest_passages_without_escapes() 
     quote = {"file": "/d/zephyr.pdf", "page": 3, "sentence": "The code is 7341.\x1b]52;c;ZXZpbA==\x07", "source": 1}
     answered = describe_answer({"answer": "The code is 7341 [1].", "kind": "answer", "not_found": False,
                                 "quotes": [quote], "sources": [{"source": "/d/zephyr.pdf", "page": 3,
-                                                                "text": "Launch codes\n\nThe code is 7341. " * 3}],
+                                                                "text": "## Launch codes\n\nThe code is 7341.\n" * 3}],
                                 "closest": [], "cached": True})
     assert answered.splitlines() == ["The code is 7341 [1].", "", "Supporting quotes:",
                                      "  [1] /d/zephyr.pdf, page 3: \u201cThe code is 7341.\u201d", "", "Sources:",
