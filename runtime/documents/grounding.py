@@ -36,7 +36,7 @@ from pgpt.runtime.documents.statements import (
     POINTER, mended, prose_words, reuses_a_definition, without_attribution, without_bare_lead_ins,
     without_restatements,
 )
-from pgpt.runtime.documents.list_runs import in_a_list, lead_in, with_its_list
+from pgpt.runtime.documents.list_runs import in_a_list, lead_in, table_header, with_its_list
 from pgpt.runtime.documents.question_kinds import (
     another_code, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, answers_the_kind, unknown_codes,
     wants_a_number,
@@ -231,7 +231,8 @@ class Grounder:
         return self._quote(best, {"best_relevance": round(float(self.relevance[best]), 4)})
 
     def _quote(self, best: int, measures: dict[str, float]) -> Grounding:
-        quoted = [self.sentences[i] for i in with_its_list(self.sentences, best)]
+        header = table_header(self.sentences, best)  # a row with its table's header: which number is which
+        quoted = [self.sentences[i] for i in [header] * (header >= 0) + with_its_list(self.sentences, best)]
         text = "\n".join(s.text for s in quoted) if len(quoted) > 1 else unbulleted(quoted[0].text)
         return Grounding("quote", f"Quote from the documents: \u201c{text}\u201d [{quoted[0].number}]", quoted, measures)
 

@@ -7,6 +7,7 @@ items ...?") in an item's lead-in."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -57,3 +58,22 @@ def in_a_list(text: str) -> bool:
     """Whether a sentence is a list item, a table row or a list's lead-in ("... these items:")."""
     text = text.strip()
     return bool(LIST_ITEM.match(text)) or text.startswith("|") or text.endswith(":")
+
+
+def table_header(sentences: Sequence[_Sentence], index: int) -> int:
+    """The index of the header row of the table whose row sentence ``index`` is, in its source (the
+    first row of its run of rows); -1 when it is no row, or is the header itself. A quoted row
+    without its header ("| Pro | 1,000 | Email, Slack, SMS | 90 days | £79 |") does not say which
+    number is the price (t79)."""
+    def row(i: int) -> bool:
+        return " | " in sentences[i].text or _RULE.fullmatch(sentences[i].text.strip()) is not None
+
+    if not row(index) or _RULE.fullmatch(sentences[index].text.strip()):
+        return -1
+    first = index
+    while first > 0 and sentences[first - 1].number == sentences[index].number and row(first - 1):
+        first -= 1
+    return first if first < index and not _RULE.fullmatch(sentences[first].text.strip()) else -1
+
+
+_RULE = re.compile(r"\|?[\s:|-]*-[\s:|-]*")  # a table's rule under its header: |----|:---:|

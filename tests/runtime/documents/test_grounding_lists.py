@@ -124,3 +124,20 @@ def test_a_quoted_list_item_is_shown_without_its_bullet(embedder) -> None:  # ty
     assert result.kind == "quote" and "\u201cThe bakery closes for annual holidays" in result.text, result
     assert result.quotes[0].as_quote()["sentence"].startswith("The bakery closes"), result.quotes
     assert SourceSentence(1, "a.md", 0, "2. Copy the file.").as_quote()["sentence"] == "2. Copy the file."
+
+
+def test_a_quoted_table_row_comes_with_its_header(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A quoted row alone ("| Pro | 1,000 | Email, Slack, SMS | 90 days | £79 |") does not say which number is
+    the price (t79): the quote brings the table's header row."""
+    from pgpt.runtime.documents.list_runs import table_header
+
+    rows = ["| Plan | Alert rules | Notification channels | Data retention | Price per month |",
+            "|----------|-------------|-----------------------|----------------|-----------------|",
+            "| Basic | 50 | Email | 14 days | £19 |", "| Pro | 1,000 | Email, Slack, SMS | 90 days | £79 |"]
+    sentences = [SourceSentence(1, "lighthouse.md", 0, text) for text in ["Lighthouse plans.", *rows]]
+    assert [table_header(sentences, i) for i in range(5)] == [-1, -1, -1, 1, 1]
+    ask = grounder_over(embedder, "What does the Lighthouse Pro plan cost per month?", sentences)
+    quoted = ask._quote(4, {})  # as a row that is the best quote is shown
+    assert quoted.text == f"Quote from the documents: \u201c{rows[0]}\n{rows[3]}\u201d [1]", quoted.text
+    assert [q.text for q in quoted.quotes] == [rows[0], rows[3]]
+    assert table_header([SourceSentence(1, "a.csv", 0, "a | b"), SourceSentence(2, "b.csv", 0, "c | d")], 1) == -1
