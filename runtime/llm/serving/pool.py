@@ -318,6 +318,7 @@ class ModelPool(HotSwapMixin):
                 self._unload(loaded, "keep_alive")
             try:
                 self.check_registry()
+                self._default_name()  # logs a `models --use` switch when it happens, not at the next request (t80)
                 self._status.write(self.loaded())
             except Exception:  # the watcher must survive a bad registry read; the next turn retries
                 log.exception("model pool watcher")
