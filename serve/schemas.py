@@ -67,7 +67,7 @@ class ChatCompletionRequest(RequestBody):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
-    n: int = Field(default=1, ge=1, le=1)
+    n: int = 1
     keep_alive: str | int | float | None = None
     ignore_eos: bool = False  # vLLM's: decode exactly max_tokens (benchmarks)
     use_context: bool = False
@@ -98,6 +98,14 @@ class ChatCompletionRequest(RequestBody):
     @classmethod
     def _plain_collection(cls, value: str | None) -> str | None:
         return plain_collection(value)
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int) -> int:
+        if value != 1:  # "Input should be less than or equal to 1" did not say why (t80)
+            raise ValueError(f"{value} choices are not supported: this server answers with one; send n=1 or leave "
+                             "it out")
+        return value
 
     @field_validator("response_format")
     @classmethod

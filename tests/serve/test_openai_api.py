@@ -171,7 +171,7 @@ def test_a_path_as_model_loads_nothing_from_the_disk(server: RunningServer, tmp_
     # the model exists but is no chat model: the request is wrong (it said 404, "not found")
     ({"model": "all-minilm-l6-v2-int8"}, 400, ["all-minilm-l6-v2-int8 is an embedding model, not a chat model",
                                                "GET /v1/models"]),
-    ({"n": 2}, 400, ["n"]),
+    ({"n": 2}, 400, ["n", "2 choices are not supported"]),
     ({"temperature": -1}, 400, ["temperature"]),
     # refused, not silently ignored: the client would take plain text for JSON mode or a tool call
     ({"response_format": {"type": "json_object"}}, 400, ["response_format", "plain text only"]),
