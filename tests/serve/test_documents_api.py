@@ -42,7 +42,7 @@ def test_text_in_list_chunks_answer_with_sources_then_delete(server: RunningServ
     answered = http.post("/v1/chat/completions", json=unknown)
     assert answered.status_code == 404 and "'nor-this'" in answered.json()["error"]["message"]
     # another collection's document: it was an empty list and "not found" (t80); now a 400 naming its collection
-    http.post("/v1/ingest/text?collection=team-b", json={"file_name": "b.txt", "text": "Team B's printer is on floor 2."})
+    http.post("/v1/ingest/text?collection=team-b", json={"file_name": "printer-b.txt", "text": "Printer on floor 2."})
     theirs = http.post("/v1/chunks", json={"text": "ferry", "collection": "team-b",
                                            "context_filter": {"docs_ids": [doc["doc_id"]]}})
     assert theirs.status_code == 400 and "is in the collection default, not in 'team-b'" in theirs.text, theirs.text
