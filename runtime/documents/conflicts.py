@@ -13,9 +13,10 @@ about another year ("revenue in 2024": 2025's revenue is no disagreement, t79).
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
-from pgpt.runtime.documents.question_kinds import YEAR
+from pgpt.runtime.documents.question_kinds import YEAR, another_time
 from pgpt.runtime.documents.sentences import NUMBER, THING, content_words, key_facts, numbered_things
 
 # the share of each sentence's words the other must hold, and at least this many words in common
@@ -56,8 +57,10 @@ def differing(grounder: Any, quotes: list[Any], relevance_min: float) -> list[An
                 continue  # the same numbers (a copy of the passage), or none to disagree with
             if mine.names - theirs.names and theirs.names - mine.names:
                 continue  # each names what the other does not: two things ("Larkspur-7", "Larkspur-19")
-            if years and {n for n in theirs.numbers - mine.numbers - asked if YEAR.fullmatch(n)}:
-                continue  # the question's year is not theirs: "In 2025 ... £9.7 million" for 2024's revenue
+            if years and ({n for n in theirs.numbers - mine.numbers - asked if YEAR.fullmatch(n)}
+                          or another_time(sorted(years), set(), other.text, other.text,
+                                           f"{PurePath(other.file).name} {other.trail}")):
+                continue  # the question's year is not theirs: "In 2025 ... £9.7 million", or annual_report_2025's 92%
             shared = mine.frame & theirs.frame
             if len(shared) >= FRAME_WORDS and len(shared) >= SAME_FRAME * max(len(mine.frame), len(theirs.frame)):
                 found[index] = float(grounder.relevance[index])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -38,8 +39,8 @@ from pgpt.runtime.documents.statements import (
 )
 from pgpt.runtime.documents.list_runs import in_a_list, lead_in, table_header, with_its_list
 from pgpt.runtime.documents.question_kinds import (
-    another_code, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, answers_the_kind, unknown_codes,
-    wants_a_number,
+    another_code, another_time, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, answers_the_kind,
+    unknown_codes, wants_a_number,
 )
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
@@ -73,7 +74,7 @@ OFF_TOPIC = 0.35
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07p"
+CHECK_VERSION = "2026-12-07q"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -148,6 +149,8 @@ class Grounder:
         # per sentence, once: whether it and its neighbours name another code or year than the question's,
         # and not its own (B20's chairs for B5's, 2026's budget for 2027's: t77, t78)
         self._other_code = [another_code(self._codes, text) for text in self._window_text]
+        self._other_time = [another_time(self._codes, self._asked_dates, text, s.text, f"{PurePath(s.file).name} "
+                                         f"{s.trail}") for s, text in zip(self.sentences, self._window_text)]
         self._question_facts -= set(self._unknown_facts)
         # the attribute asked ("the payload of ..."), where a sentence names it: a quote must name it (t73)
         self._attribute = asked_attribute(question, self._words)
@@ -265,9 +268,9 @@ class Grounder:
             found = {n for m, n in numbered_things(text) if m == name}
             if found and number not in found:
                 return True
-        # another weekday alike: "On Saturday the library opens at 11:00" was the quote for Sunday (t72)
-        days = days_named(text) if self._asked_days else set()
-        return bool(days) and not days & self._asked_days
+        # another weekday alike, or none: "On Saturday the library opens at 11:00" was the quote for Sunday
+        # (t72), and "A single ticket costs 14 euros." the answer to "Is there a ferry on Sundays?" (t81)
+        return bool(self._asked_days) and not days_named(text) & self._asked_days
 
     def _shown(self, index: int, statement: str) -> int:
         """The sentence of ``index``'s window to show as the quote: the window (the sentence and
@@ -296,6 +299,7 @@ class Grounder:
                       and not self._elsewhere[i] and self._words[i] - self._question_words
                       and not self._other_thing(self.sentences[i].text) and not self._other_version[i]
                       and self._attribute.named_by(self._words[i]) and not another_code(self._codes, s.text)
+                      and not self._other_time[i]
                       and answers_the_kind(self.question, s.text, self._question_facts)]
         return max(candidates, key=lambda i: self.relevance[i], default=-1)
 
@@ -352,7 +356,7 @@ class Grounder:
                      and not self._misattached(new_facts, i, statement)
                      and not any(reuses_a_definition(statement, text) for text in self._neighbours(i))
                      and not self._elsewhere[i] and self._names_the_attribute(i, new_facts)
-                     and not self._other_code[i]
+                     and not self._other_code[i] and not self._other_time[i]
                      and (not denial or self._denies[i])
                      and (denial or not self._asks_not)]
             scores.append(float(score.max()))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pgpt.runtime.documents.sentences import contains_fact, content_words, key_facts
+from pgpt.runtime.documents.sentences import contains_fact, content_words, dates_named, key_facts
 
 # a question about what is not so ("Who is not ...?", "Which formats are never read?"), not "why ... not?"
 # or "... without ...", whose answers affirm (a reason, a way)
@@ -116,6 +116,19 @@ def another_code(codes: list[str], sentence: str) -> bool:
 
 
 # "What is the payload of ...?", "How much is the membership fee of ...?": payload, membership fee
+def another_time(codes: list[str], dates: set[tuple[int, str]], window: str, sentence: str, place: str) -> bool:
+    """Whether a sentence is of another time than the question's: its ``window`` (it and its neighbours)
+    names days of the year and none of the asked ``dates`` (the 10 February minutes' header was quoted
+    for the meeting of 14 April, t81); or the ``sentence`` does not name the asked year of ``codes``
+    while its file's name or headings (``place``) name another year ("121 employees" of
+    annual_report_2025.html answered 2024's, t81)."""
+    named = dates_named(window)
+    if dates and named and not named & dates:
+        return True
+    years = [code for code in codes if YEAR.fullmatch(code)]
+    return bool(years) and not any(year in sentence for year in years) and another_code(years, place)
+
+
 _ATTRIBUTE_OF = re.compile(r"^\s*(?:what|who|how\s+much|how\s+many)\s+(?:is|are|was|were)\s+the\s+"
                            r"(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)\s+of\b", re.IGNORECASE)
 # "What discount do staff get?": discount

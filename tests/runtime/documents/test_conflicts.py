@@ -50,6 +50,10 @@ def test_no_disagreement_where_there_is_none(embedder) -> None:  # type: ignore[
     # the question's year is the quote's: another year's figure is no disagreement (t79); without a year it is
     assert _differing(embedder, "What was Northwind's revenue in 2024?", years, 0) == []
     assert _differing(embedder, "What was Northwind's revenue?", years, 0) == [years[1].text]
+    places = [SourceSentence(1, "annual_report_2024.html", 0, "Office electricity came 70% from renewable sources."),
+              SourceSentence(2, "annual_report_2025.html", 0, "Office electricity came 92% from renewable sources.")]
+    # the year in the file's name only (t81)
+    assert _differing(embedder, "What share of office electricity was renewable in 2024?", places, 0) == []
 
 
 def test_ask_shows_the_other_sources_sentence_under_its_own_title(settings: Settings, tmp_path: Path) -> None:

@@ -191,6 +191,30 @@ def test_weekdays_and_weekends_are_their_days(embedder) -> None:  # type: ignore
                                    ("When does the ferry leave on Sundays?", "16:40", "no ferry")):
         result = grounder_over(embedder, question, ferry).check("The ferry is fast and comfortable.", abstained=False)
         assert wrong not in result.text and (result.kind == "not_found" or right in result.text), result
+    # a sentence that names no day is no answer about one: the ticket price answered "Is there a ferry on Sundays?"
+    ferry.append(SourceSentence(1, "ferry.txt", 0, "A single ticket costs 14 euros; children under 12 travel free."))
+    ticket = grounder_over(embedder, "Is there a ferry on Sundays?", ferry).check(
+        "A single ticket costs 14 euros; children under 12 travel free. [1]", abstained=False)
+    assert "14 euros" not in ticket.text, ticket
+
+
+def test_a_sentence_of_another_date_or_of_another_years_file_answers_nothing(embedder) -> None:  # type: ignore[no-untyped-def]
+    """t81: the 10 February minutes' header was quoted for the meeting of 14 April, and "121 employees"
+    of annual_report_2025.html answered "How many employees ... at the end of 2024?"."""
+    from pgpt.runtime.documents.question_kinds import another_time
+
+    header, next_one = "Date: 10 February 2026 Location: Room Aire", "Next meeting: 14 April 2026, 10:00."
+    assert another_time([], {(14, "apr")}, header, header, "minutes.txt")
+    assert not another_time([], {(14, "apr")}, next_one, next_one, "minutes.txt")
+    ended, in_2024 = "Northwind had 121 employees at year end.", "In 2024 it had 96 employees."
+    # the sentence's neighbour "... 18% over 2024" names the asked year: the sentence itself must
+    assert another_time(["2024"], set(), f"Revenue rose 18% over 2024. {ended}", ended, "annual_report_2025.html ")
+    assert not another_time(["2024"], set(), in_2024, in_2024, "annual_report_2025.html ")
+    assert not another_time(["2024"], set(), ended, ended, "annual_report_2024.html ")
+    reports = [SourceSentence(1, "annual_report_2025.html", 0, "Northwind had 121 employees at the end of the year.")]
+    result = grounder_over(embedder, "How many employees did Northwind have at the end of 2024?", reports).check(
+        "Northwind had 121 employees at the end of the year. [1]", abstained=False)
+    assert "121" not in result.text, result
 
 
 def test_a_date_is_one_fact_not_a_day_and_a_year_found_anywhere(embedder) -> None:  # type: ignore[no-untyped-def]
