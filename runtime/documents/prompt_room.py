@@ -22,10 +22,12 @@ def refuse_oversized_question(engine: Any, question: str, max_new_tokens: int) -
     # limit (the context less the answer) overflowed the model with 9,068 tokens
     room = (context - max_new_tokens - TEMPLATE_ROOM - PASSAGE_ROOM) // 2
     if room < 16:
+        needed = context - 2 * room + 32
         raise ContextLengthError(
             f"A documents answer needs the instructions, the question twice, a passage and the answer in one "
-            f"sequence, at least {context - 2 * room + 32} tokens, but {model.holds(context)}.",
-            hint="Start the server with a larger --context (2048 or more), or ask without the documents.")
+            f"sequence, at least {needed} tokens, but {model.holds(context)}.",
+            hint=f"Start the server with --context {needed} or more (2048 leaves room for several passages), or ask "
+                 "without the documents.")
     if len(question) * 4 <= room:  # a byte-level token holds at least a quarter of a character
         return
     if len(question) > 8 * context:  # tokenizing megabytes takes seconds too

@@ -121,12 +121,18 @@ def require_documents(store: DocumentStore, doc_ids: list[str] | None, collectio
     """
     from pgpt.runtime.errors import RequestRefusedError
 
-    if not doc_ids or store.chunk_count(collection=collection, doc_ids=doc_ids):
+    if not doc_ids:
         return
-    shown = ", ".join(repr(d[:40]) for d in doc_ids[:3]) + (f" and {len(doc_ids) - 3} more" if len(doc_ids) > 3 else "")
-    if collection and store.chunk_count(doc_ids=doc_ids):
-        wanted = set(doc_ids)
-        theirs = sorted({d.collection for d in store.documents() if d.doc_id in wanted})
+    # an id of another collection beside one of this: dropped silently, as all of them were (t81)
+    wanted = set(doc_ids)
+    elsewhere = ({d.doc_id: d.collection for d in store.documents() if d.doc_id in wanted and d.collection != collection}
+                 if collection else {})
+    if not elsewhere and store.chunk_count(collection=collection, doc_ids=doc_ids):
+        return
+    shown = ", ".join(repr(d[:40]) for d in (list(elsewhere) or doc_ids)[:3]) + (
+        f" and {len(elsewhere or doc_ids) - 3} more" if len(elsewhere or doc_ids) > 3 else "")
+    if elsewhere:
+        theirs = sorted(set(elsewhere.values()))
         raise RequestRefusedError(
             f"The document {shown} (context_filter.docs_ids) is in the collection {', '.join(theirs)}, not in "
             f"{collection!r} (collection).", status=400,

@@ -46,6 +46,10 @@ def test_text_in_list_chunks_answer_with_sources_then_delete(server: RunningServ
     theirs = http.post("/v1/chunks", json={"text": "ferry", "collection": "team-b",
                                            "context_filter": {"docs_ids": [doc["doc_id"]]}})
     assert theirs.status_code == 400 and "is in the collection default, not in 'team-b'" in theirs.text, theirs.text
+    printer = http.get("/v1/ingest/list", params={"collection": "team-b"}).json()["data"][0]["doc_id"]
+    mixed = http.post("/v1/chunks", json={"text": "ferry", "collection": "team-b",  # beside one of team-b's (t81)
+                                          "context_filter": {"docs_ids": [printer, doc["doc_id"]]}})
+    assert mixed.status_code == 400 and "is in the collection default" in mixed.text, mixed.text
 
     question = {"model": "default", "messages": [{"role": "user", "content": "When does the ferry to Tresco leave?"}],
                 "max_tokens": 24, "extra_body": {"use_context": True, "include_sources": True,
