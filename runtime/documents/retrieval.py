@@ -125,8 +125,8 @@ def require_documents(store: DocumentStore, doc_ids: list[str] | None, collectio
         return
     # an id of another collection beside one of this: dropped silently, as all of them were (t81)
     wanted = set(doc_ids)
-    elsewhere = ({d.doc_id: d.collection for d in store.documents() if d.doc_id in wanted and d.collection != collection}
-                 if collection else {})
+    elsewhere = ({d.doc_id: d.collection for d in store.documents()
+                  if d.doc_id in wanted and d.collection != collection} if collection else {})
     if not elsewhere and store.chunk_count(collection=collection, doc_ids=doc_ids):
         return
     shown = ", ".join(repr(d[:40]) for d in (list(elsewhere) or doc_ids)[:3]) + (
