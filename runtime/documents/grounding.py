@@ -245,7 +245,8 @@ class Grounder:
         its source: a list's items ("- radio tested") share no word with the question, their lead-in
         does, and the answer kept the first item only."""
         supported = [(statement, i) for statement, i in supported if not (
-            self._other_thing(self.sentences[i].text) or self._other_thing(statement) or self._other_version[i])]
+            self._other_thing(self.sentences[i].text) or self._other_thing(statement, said=True)
+            or self._other_version[i])]
         closest = max((i for _, i in supported), key=lambda i: self.relevance[i], default=-1)
         kept = {i for _, i in supported if i == closest or self.relevance[i] >= OFF_TOPIC}
         grown = True
@@ -259,18 +260,17 @@ class Grounder:
             grown = bool(near)
         return [(statement, i) for statement, i in supported if i in kept]
 
-    def _other_thing(self, text: str) -> bool:
-        """Whether ``text`` names another of the numbered things the question asks about: asked for
-        project Larkspur-7, "the budget code for project Larkspur-19 is LK-1019" was the cited answer
-        (t64). Only a name joined to its number ("Larkspur-7", "server number 7": sentences.THING), and
-        only when the asked one is not in the text too."""
+    def _other_thing(self, text: str, said: bool = False) -> bool:
+        """Whether ``text`` names another of the numbered things the question asks about ("Larkspur-19"
+        for Larkspur-7, t64: a name joined to its number, sentences.THING), and not the asked one too."""
         for name, number in self._asked_things:
             found = {n for m, n in numbered_things(text) if m == name}
             if found and number not in found:
                 return True
-        # another weekday alike, or none: "On Saturday the library opens at 11:00" was the quote for Sunday
-        # (t72), and "A single ticket costs 14 euros." the answer to "Is there a ferry on Sundays?" (t81)
-        return bool(self._asked_days) and not days_named(text) & self._asked_days
+        # another weekday, or none in a source's sentence (an answer ``said`` may leave it out): Saturday's
+        # hours quoted for Sunday (t72), the ticket price for "Is there a ferry on Sundays?" (t81)
+        days = days_named(text) if self._asked_days else set()
+        return bool(self._asked_days) and (bool(days) or not said) and not days & self._asked_days
 
     def _shown(self, index: int, statement: str) -> int:
         """The sentence of ``index``'s window to show as the quote: the window (the sentence and
@@ -394,10 +394,8 @@ class Grounder:
             NUMBER.findall, content_words)
 
     def _carries_fact(self, statement: str) -> bool:
-        """Whether ``statement`` adds to the question: "The formatter was added in 2.9.0" only
-        restates "Which formatter was added in 2.9.0?" and answers nothing; "This can be found in
-        the changelog, which states ..." points at a source: once the invented value before it
-        was dropped, it was shown as the answer to a question no source answers."""
+        """Whether ``statement`` adds to the question: "The formatter was added in 2.9.0" restates "Which
+        formatter was added in 2.9.0?"; "This can be found in the changelog ..." points at a source."""
         if POINTER.match(statement) or statement.lstrip().startswith("#"):  # a heading copied ("# LGPL 2.")
             return False
         if not _ANY_WORD.search(_HTML_TAG.sub(" ", statement)):  # markup alone ("<details>") says nothing
