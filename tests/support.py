@@ -83,8 +83,10 @@ def export_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None =
 
 
 def assert_refused(result: subprocess.CompletedProcess[str], title: str, *words: str) -> None:
+    from pgpt.runtime.errors import UserMessage
+
     assert result.returncode != 0
-    assert f"error: {title}:" in result.stderr
+    assert UserMessage(title, "").line().rstrip() in result.stderr  # "error: Title:", or "Usage error:" once
     assert "Traceback" not in result.stderr + result.stdout
     for word in words:
         assert word in result.stderr
