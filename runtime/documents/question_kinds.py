@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pgpt.runtime.documents.sentences import contains_fact, content_words, dates_named, key_facts
+from pgpt.runtime.documents.sentences import MONTHS, WEEK, contains_fact, content_words, dates_named, key_facts
 
 # a question about what is not so ("Who is not ...?", "Which formats are never read?"), not "why ... not?"
 # or "... without ...", whose answers affirm (a reason, a way)
@@ -41,8 +41,7 @@ def asks_what_is_not(question: str) -> bool:
 _WHO = re.compile(r"\s*who\b", re.IGNORECASE)
 _WHERE = re.compile(r"\s*where\b", re.IGNORECASE)
 # what says when, not where: a clock time, a weekday, a month, a year
-_WHEN = re.compile(r"\d{1,2}[:.]\d{2}|(?:mon|tues|wednes|thurs|fri|satur|sun)day|(?:19|20)\d\d|january|february|march|"
-                   r"april|may|june|july|august|september|october|november|december")
+_WHEN = re.compile(rf"\d{{1,2}}[:.]\d{{2}}|(?:19|20)\d\d|{'|'.join(WEEK)}|{MONTHS}|may")
 
 
 def answers_the_kind(question: str, text: str, question_facts: set[str]) -> bool:

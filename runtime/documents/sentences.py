@@ -236,11 +236,11 @@ def days_named(text: str) -> set[str]:
     return days
 
 
-_MONTHS = ("january|february|march|april|june|july|august|september|october|november|december"
+MONTHS = ("january|february|march|april|june|july|august|september|october|november|december"
            "|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec")
 # "12 April", "12th of April", "April 12" (not "may 3": the verb as often as the month; "12 May" is one)
-_DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTHS}|may)\b"
-                   rf"|\b({_MONTHS})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?![:.]\d)", re.IGNORECASE)
+_DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({MONTHS}|may)\b"
+                   rf"|\b({MONTHS})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?![:.]\d)", re.IGNORECASE)
 
 
 def without_dates(text: str) -> str:
