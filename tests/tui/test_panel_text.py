@@ -94,6 +94,8 @@ async def test_narrow_progress_lines_drop_whole_fields_from_their_end(settings: 
 
     app = ChatApp(settings)
     async with app.run_test(size=(60, 15)) as pilot:
+        # the model's "loaded in 3.2 s" replaced the line when it loaded after the tick (a loaded CI machine)
+        await wait_until(pilot, lambda: app.engine is not None, timeout=60)
         await pilot.press("f4")
         screen = app.screen
         await pilot.pause()
