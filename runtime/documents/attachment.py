@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from pgpt.runtime.documents.sentences import NUMBER, contains_fact
+
 _CLAUSE = re.compile(r"[,;:]\s|\s(?:and|or|but|while|whereas)\s", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
 # Units of one kind: a number the sources give in one of them and the statement in another is
@@ -185,3 +187,47 @@ def misattached_number(values: set[str], statement: str, sentences: list[str], q
                or bound_elsewhere(value, statement, sentences, numbers, words)
                or renamed(value, statement, sentences, question_words, words)
                for value in values)
+
+
+def anothers_value(words: set[str], question_words: set[str], window: list[set[str]], headings: list[bool]) -> bool:
+    """Whether a statement of content ``words`` takes what it adds from one sentence of a ``window``
+    (each sentence's content words, ``headings`` marking titles) while another there names more of the
+    question's words the statement repeats, and not that: "The colour badge for contractors is blue."
+    passed on "Every employee gets a blue access badge ...", the sentence before "Contractors receive
+    a grey badge ..." (t81). A sentence that names only the subject ("It opens at 09:40" after "The
+    lighthouse stands on the cape.") is no rival: it must hold all the question's words the holder
+    does, and words of its own."""
+    new, asked = words - question_words, words & question_words
+    holder = max(range(len(window)), key=lambda j: len(new & window[j]))
+    value, named = new & window[holder], asked & window[holder]
+    return bool(value) and any(j != holder and asked & window[j] > named and value - window[j]
+                               and not headings[j] and window[j] - question_words for j in range(len(window)))
+
+
+# a word of letters and digits, with dashes or underscores: a password, an id, a key ("bluewhale-42", "A7x9")
+_CODE = re.compile(r"(?<![\w-])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[\w-]*[A-Za-z0-9](?![\w-])")
+
+
+def recased_code(statement: str, sources: str) -> bool:
+    """Whether ``statement`` writes a code of letters and digits ("Bluewhale-42") that the ``sources``
+    write only in another case ("bluewhale-42"): a password, an id or a licence key is not the same in
+    another case, and an answer changed one while its quote showed the other (t81)."""
+    lower = sources.lower()
+    return any(code not in sources and code.lower() in lower for code in _CODE.findall(statement))
+
+
+def numbers_in_sentence(numbers: set[str], words: set[str], window: list[tuple[set[str], str]]) -> bool:
+    """Whether no new number of a statement (its ``numbers``, of content ``words``) was taken from beside
+    the sentence it is about, of a ``window`` of sentences (content words, lower-case text), when that
+    sentence holds a number of its own: "The lighthouse is open every day at 18:10" passed on the
+    lighthouse's sentence ("... from 09:40"), the ferry's 18:10 in the next one. A number in the
+    sentence after one without a number is its value ("[xml] package_depth" / "(integer, default 99)
+    ..."), as a name is often given a sentence before ("Priya Raman ... She will ...")."""
+    if not numbers:
+        return True
+    about = {word for word in words if not NUMBER.fullmatch(word)}
+    cover = [len(about & sentence_words) for sentence_words, _ in window]
+    closest = [text for (_, text), n in zip(window, cover) if n == max(cover)]
+    if not any(NUMBER.search(text) for text in closest):
+        return True
+    return all(any(contains_fact(text, number) for text in closest) for number in numbers)

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from pgpt.runtime.documents.attachment import misattached_number
+from pgpt.runtime.documents.attachment import (
+    anothers_value, misattached_number, numbers_in_sentence, recased_code,
+)
 from pgpt.runtime.documents.sentences import (
     LIST_ITEM, NUMBER, contains_fact, content_words, dates_named, days_named, denies, key_facts, numbered_things,
     split_sentences, strip_citations, unbulleted, without_dates,
@@ -40,7 +42,7 @@ from pgpt.runtime.documents.statements import (
 from pgpt.runtime.documents.list_runs import in_a_list, lead_in, table_header, with_its_list
 from pgpt.runtime.documents.question_kinds import (
     another_code, another_time, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, answers_the_kind,
-    unknown_codes, wants_a_number,
+    unknown_codes, unknown_names, wants_a_number,
 )
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
@@ -64,6 +66,7 @@ INVENTED_MEANS_NOT_FOUND = True
 # ... unless a sentence answers the question this well: no unanswerable development question
 # came above 0.69, while a draft cut by the token limit ("... project Zephy") "invents" a name.
 CERTAIN_QUOTE = 0.8
+QUOTE_OWN_WORDS = 0.25  # of two quotes, the one whose own words cover more of the question's (_best_quote)
 QUOTE_MIN_WORDS = 4  # words and numbers of a quoted sentence (links out): "Harbour ferry timetable." is a title
 # A supported statement whose sentence is this far from the question is dropped from an answer that
 # has a closer one: a sentence copied from an unrelated source ("Hidden fact: zebra count 44.") was
@@ -74,7 +77,7 @@ OFF_TOPIC = 0.35
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07q"
+CHECK_VERSION = "2026-12-07r"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -141,10 +144,13 @@ class Grounder:
         self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
         # the passages and their files' names: the prompt shows each source's file, and a draft that
         # names it ("tar --directory=/var/tmp/tar-man.txt") invents nothing
+        self._raw_text = " ".join(s.text for s in self.sentences)
         self._all_text = " ".join([s.text for s in self.sentences] + list({s.file: 0 for s in self.sentences})).lower()
         # a code of the question no source writes ("Q2", "room B30") is a fact a statement must find, not
         # one it may repeat from the question, and no quote of another code answers for it (t73, t75)
-        self._unknown_facts = unknown_codes(self._question_facts, self._all_text, [s.trail for s in self.sentences])
+        trails = [s.trail for s in self.sentences]
+        self._unknown_facts = (unknown_codes(self._question_facts, self._all_text, trails)
+                               + unknown_names(self._question_facts, self._all_text, trails))
         self._codes = asked_codes(self._question_facts)  # no sentence of another one answers for them (t78)
         # per sentence, once: whether it and its neighbours name another code or year than the question's,
         # and not its own (B20's chairs for B5's, 2026's budget for 2027's: t77, t78)
@@ -298,10 +304,15 @@ class Grounder:
                       and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
                       and not self._elsewhere[i] and self._words[i] - self._question_words
                       and not self._other_thing(self.sentences[i].text) and not self._other_version[i]
-                      and self._attribute.named_by(self._words[i]) and not another_code(self._codes, s.text)
+                      and self._attribute.named_by(self._words[i], self._names(s.text))
+                      and not another_code(self._codes, s.text)
                       and not self._other_time[i]
                       and answers_the_kind(self.question, s.text, self._question_facts)]
-        return max(candidates, key=lambda i: self.relevance[i], default=-1)
+        # relevance reads a sentence with its neighbours, which then tie: of two, the one that itself
+        # holds more of the question's words ("Laptops are replaced every four years." was quoted for
+        # "Which laptop do new starters receive?" beside "New starters receive a ThinkPad T14", t81)
+        return max(candidates, key=lambda i: self.relevance[i] + QUOTE_OWN_WORDS * _covered(
+            self._question_words, self._words[i]), default=-1)
 
     def _names_the_attribute(self, i: int, facts: set[str]) -> bool:
         """Whether sentence ``i`` (or the lead-in of its list) names the thing the question asks for,
@@ -313,7 +324,12 @@ class Grounder:
         lead = lead_in(self.sentences, i)
         named = self._words[i] | (self._words[lead] if lead >= 0 else set())
         text = self.sentences[i].text.lower()
-        return self._attribute.named_by(named) and all(contains_fact(text, fact) for fact in facts)
+        return (self._attribute.named_by(named, {f for f in facts if not NUMBER.fullmatch(f)})
+                and all(contains_fact(text, fact) for fact in facts))
+
+    def _names(self, text: str) -> set[str]:
+        """The names (not numbers) of ``text`` that the question does not hold."""
+        return {fact for fact in key_facts(text) - self._question_facts if not NUMBER.fullmatch(fact)}
 
     def _relevance_gate(self, supported: list[tuple[str, int]]) -> float:
         """RELEVANCE_MIN when a supported statement's new names and numbers all stand in its
@@ -349,11 +365,14 @@ class Grounder:
                 lexical = np.array([float(all(contains_fact(text, fact) for fact in new_facts))
                                     for text in self._window_text])
             score = SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine[row]
-            denial = denies(statement)
-            holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN
+            denial, recased = denies(statement), recased_code(statement, self._raw_text)
+            holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN and not recased
                      and all(contains_fact(self._window_text[i], fact) for fact in new_facts)
-                     and self._numbers_in_sentence(words, new_facts, i)
+                     and numbers_in_sentence({f for f in new_facts if NUMBER.fullmatch(f)}, words,
+                                             [(self._words[j], self.sentences[j].text.lower()) for j in self._near(i)])
                      and not self._misattached(new_facts, i, statement)
+                     and not anothers_value(words, self._question_words, [self._words[j] for j in self._near(i)],
+                                            [self.sentences[j].heading for j in self._near(i)])
                      and not any(reuses_a_definition(statement, text) for text in self._neighbours(i))
                      and not self._elsewhere[i] and self._names_the_attribute(i, new_facts)
                      and not self._other_code[i] and not self._other_time[i]
@@ -366,23 +385,6 @@ class Grounder:
         measures["invented"] = invented
         measures["supported"] = len(supported)
         return without_restatements(supported)
-
-    def _numbers_in_sentence(self, words: set[str], facts: set[str], index: int) -> bool:
-        """Whether no new number was taken from beside the sentence the statement is about when that
-        sentence holds a number of its own: "The lighthouse is open every day at 18:10" passed on
-        the lighthouse's sentence ("... from 09:40"), the ferry's 18:10 in the next one. A number in
-        the sentence after one without a number is its value ("[xml] package_depth" / "(integer,
-        default 99) ..."), as a name is often given a sentence before ("Priya Raman ... She will ...")."""
-        numbers = [fact for fact in facts if NUMBER.fullmatch(fact)]
-        if not numbers:
-            return True
-        about = {word for word in words if not NUMBER.fullmatch(word)}
-        near = self._near(index)
-        cover = [len(about & self._words[i]) for i in near]  # each sentence's words, read once in __init__
-        closest = [self.sentences[i].text.lower() for i, n in zip(near, cover) if n == max(cover)]
-        if not any(NUMBER.search(text) for text in closest):
-            return True
-        return all(any(contains_fact(text, fact) for text in closest) for fact in numbers)
 
     def _misattached(self, facts: set[str], index: int, statement: str) -> bool:
         """Whether a new number of the statement is one the window's sentences tie to other words

@@ -90,6 +90,17 @@ def unknown_codes(facts: set[str], text: str, trails: list[str]) -> list[str]:
     return sorted(f for f in facts if _a_code(f) and not any(contains_fact(text, name) for name in _names_of(f)))
 
 
+def unknown_names(facts: set[str], text: str, trails: list[str]) -> list[str]:
+    """The names of words among a question's key ``facts`` ("Manchester") that the sources never write,
+    as ``unknown_codes``: "What is the nightly hotel limit in Manchester?" was answered "... in Manchester
+    is £150", London's limit, from "The nightly limit is £150 in London and £110 elsewhere" (t81). Not
+    a day's or a month's name (a question capitalizes "Sundays"), nor a word the sources write in part."""
+    text = " ".join([text, *dict.fromkeys(trails)]).lower()
+    calendar = set(WEEK) | set(MONTHS.split("|")) | {"may"}
+    return sorted(f for f in facts if f.isalpha() and len(f) > 2 and f.rstrip("s") not in calendar
+                  and not any(contains_fact(text, form) for form in (f, f.removesuffix("s"), f + "s")))
+
+
 def asked_codes(facts: set[str]) -> list[str]:
     """The codes of letters and digits and the years among a question's key ``facts``, without dashes."""
     return sorted({f.replace("-", "") for f in facts if _a_code(f)})
@@ -131,7 +142,7 @@ def another_time(codes: list[str], dates: set[tuple[int, str]], window: str, sen
 _ATTRIBUTE_OF = re.compile(r"^\s*(?:what|who|how\s+much|how\s+many)\s+(?:is|are|was|were)\s+the\s+"
                            r"(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*)?)\s+of\b", re.IGNORECASE)
 # "What discount do staff get?": discount
-_WHAT_A = re.compile(r"^\s*(?:what|which)\s+(?P<attribute>[^\W\d_][\w-]*)\s+"
+_WHAT_A = re.compile(r"^\s*(?:what|(?P<which>which))\s+(?P<attribute>[^\W\d_][\w-]*)\s+"
                      r"(?:do|does|did|is|are|was|were|can|will|has|have)\b", re.IGNORECASE)
 _NO_ATTRIBUTE = content_words("time times year years version versions number size percentage day days date kind type "
                               "way one ones thing things")
@@ -145,9 +156,15 @@ class Attribute:
 
     words: frozenset[str] = frozenset()
     whole: bool = True
+    # "Which laptop do new starters receive?" asks for one of a kind, and a sentence that names one ("a
+    # ThinkPad T14") answers it without the kind's word: the laptops' replacement was quoted instead (t81)
+    one_of_a_kind: bool = False
 
-    def named_by(self, words: set[str]) -> bool:
-        """Whether a sentence of ``words`` names the attribute (always, when the question asks for none)."""
+    def named_by(self, words: set[str], names: set[str] | frozenset[str] = frozenset()) -> bool:
+        """Whether a sentence of ``words`` (and new ``names``) names the attribute (always, when the
+        question asks for none)."""
+        if self.one_of_a_kind and names:
+            return True
         return self.words <= words if self.whole else bool(self.words & words)
 
 
@@ -159,7 +176,7 @@ def asked_attribute(question: str, sentence_words: list[set[str]]) -> Attribute:
     match = _ATTRIBUTE_OF.match(question) or _WHAT_A.match(question)
     attribute = frozenset(content_words(match["attribute"]) - _NO_ATTRIBUTE) if match else frozenset()
     if attribute and any(attribute <= words for words in sentence_words):
-        return Attribute(attribute)
+        return Attribute(attribute, one_of_a_kind=match.groupdict().get("which") is not None)
     if len(attribute) > 1 and any(attribute & words for words in sentence_words):
         return Attribute(attribute, whole=False)
     return Attribute()

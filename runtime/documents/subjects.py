@@ -18,7 +18,7 @@ verdict, and a heading's words are often generic, "Options", "Usage": file names
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import PurePath
 from typing import Protocol
 
@@ -67,9 +67,12 @@ def about_elsewhere(sentences: Sequence[_Sentence], question_words: set[str]) ->
 # wherever it stands ("3.8" may be Python's, "2.33.0" is a release of something).
 _VERSION = re.compile(r"(?<![\w.])v?(\d+(?:\.\d+)+)(?![\w.]*\d)")
 _RELEASE = re.compile(r"(?<![\w.])v?(\d+\.\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)")
+# A product's name and its version: "Beacon 2.0", "Python 3.12", "Lighthouse v1.4"
+_NAMED_VERSION = re.compile(r"\b([A-Z][A-Za-z]+)\s+v?(\d+(?:\.\d+)+)(?![\w.]*\d)")
 
 
 class _Titled(_Sentence, Protocol):
+    number: int
     heading: bool
     trail: str
 
@@ -82,11 +85,13 @@ def about_other_version(sentences: Sequence[_Titled], question: str) -> list[boo
     section; "2.7.0 (2015-05-03)" answered when requests 2.0.0 was released (t68). Two rules: a
     sentence under headings of other versions only, when another source's headings hold the asked one
     (so a question that names Python 3.8 keeps pluggy 1.6.0's section, which no heading of 3.8 rivals);
-    and a sentence that itself names only other releases of three parts than the question's.
+    a sentence that itself names only other releases of three parts than the question's; and one
+    beside other versions only of the product the question names with its version (_other_named_version).
     """
     asked, releases = set(_VERSION.findall(question)), set(_RELEASE.findall(question))
     if not asked:
         return [False] * len(sentences)
+    named_other = _other_named_version(sentences, question)
     sections = [set(_VERSION.findall(s.trail)) | (set(_VERSION.findall(s.text)) if s.heading else set())
                 for s in sentences]
     asked_section = any(_matches(section, asked) for section in sections)
@@ -95,8 +100,21 @@ def about_other_version(sentences: Sequence[_Titled], question: str) -> list[boo
         named = set(_RELEASE.findall(s.text))
         other_section = asked_section and bool(section) and not _matches(section, asked) and not _matches(named, asked)
         other_release = bool(releases) and bool(named) and not _matches(named, releases)
-        out.append(other_section or other_release)
+        out.append(other_section or other_release or next(named_other))
     return out
+
+
+def _other_named_version(sentences: Sequence[_Titled], question: str) -> Iterator[bool]:
+    """For each sentence: whether it, or a sentence beside it in its passage, names the product the
+    question names with another version only, and the sentence does not name the asked one: "Release
+    planning for Beacon 2.0 ... the Beacon 2.0 beta slipped" was quoted for "When will Beacon 3.0 be
+    released?" (t81), and the line after it, of 2.0's dates too, names no version."""
+    asked = {(name.lower(), version) for name, version in _NAMED_VERSION.findall(question)}
+    names = {name for name, _ in asked}
+    for index, s in enumerate(sentences):
+        near = [o.text for o in sentences[max(index - 1, 0):index + 2] if o.number == s.number]
+        seen = {(n.lower(), v) for text in near for n, v in _NAMED_VERSION.findall(text) if n.lower() in names}
+        yield bool(seen) and not any(_matches({v}, {a}) for n, v in seen for m, a in asked if n == m)
 
 
 def _matches(versions: set[str], asked: set[str]) -> bool:

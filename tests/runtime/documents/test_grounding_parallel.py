@@ -1,0 +1,82 @@
+"""Parallel facts: documents give the same attribute for several subjects (employees and contractors,
+London and elsewhere, Beacon 2.0 and 3.0), and an answer must take the asked subject's (t81), with the
+real embedder."""
+
+from __future__ import annotations
+
+from grounding_support import grounder_over
+from pgpt.runtime.documents.grounding import SourceSentence
+from pgpt.runtime.documents.sentences import split_sentences
+
+HANDBOOK = ("Every employee gets a blue access badge on their first day from reception. Contractors receive a grey "
+            "badge that expires after 90 days. Laptops are replaced every four years. New starters receive a "
+            "ThinkPad T14 and a 27-inch monitor.")
+EXPENSES = "Hotels are booked through the travel desk. The nightly limit is £150 in London and £110 elsewhere in the UK."
+MINUTES = ("Release planning for Beacon 2.0. Tom reported that the Beacon 2.0 beta slipped by two weeks. The public "
+           "beta will now start on 16 March 2026. General availability remains planned for 4 May 2026.")
+WIFI = "The guest wifi password for team B is bluewhale-42. It changes every quarter."
+
+
+def sources(*texts: tuple[str, str]) -> list[SourceSentence]:
+    return [SourceSentence(n, file, 0, s) for n, (file, text) in enumerate(texts, 1) for s in split_sentences(text)]
+
+
+def test_a_value_beside_the_asked_subject_is_not_its_value(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What colour badge do contractors get?" was answered "blue", the employees' badge, supported by
+    its sentence while the next one gives the contractors' grey badge."""
+    given = sources(("office_handbook.md", HANDBOOK))
+    result = grounder_over(embedder, "What colour badge do contractors get?", given).check(
+        "The colour badge for contractors is blue.", abstained=False)
+    assert "blue" not in result.text, result
+    assert result.kind == "quote" and "grey" in result.text, result
+    # the employees' own badge is answered, and so is the contractors' grey one
+    result = grounder_over(embedder, "What colour access badge does every employee get?", given).check(
+        "Every employee gets a blue access badge.", abstained=False)
+    assert result.kind == "answer" and "blue" in result.text, result
+    result = grounder_over(embedder, "What colour badge do contractors get?", given).check(
+        "Contractors receive a grey badge.", abstained=False)
+    assert result.kind == "answer" and "grey" in result.text, result
+
+
+def test_which_asks_for_one_of_a_kind_that_a_name_answers(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Which laptop do new starters receive?" quoted "Laptops are replaced every four years.": the
+    quote had to name "laptop", and the ThinkPad's sentence does not."""
+    given = sources(("office_handbook.md", HANDBOOK))
+    result = grounder_over(embedder, "Which laptop do new starters receive?", given).check(
+        "The laptop that is mentioned in the source is the laptop that is mentioned in the source.", abstained=False)
+    assert result.kind == "quote" and "ThinkPad T14" in result.text, result
+
+
+def test_another_version_of_the_asked_product_answers_nothing(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"When will Beacon 3.0 be released?" was answered with a quote of 2.0's release planning."""
+    given = sources(("minutes.txt", MINUTES))
+    ask = grounder_over(embedder, "When will Beacon 3.0 be released?", given)
+    result = ask.check("The Beacon 3.0 beta will be released on 16 March 2026.", abstained=False)
+    assert result.kind == "not_found", result
+    # 2.0's dates answer for 2.0, the line without a version beside its name included
+    result = grounder_over(embedder, "When is general availability of Beacon 2.0 planned?", given).check(
+        "General availability of Beacon 2.0 is planned for 4 May 2026.", abstained=False)
+    assert result.kind == "answer" and "4 May 2026" in result.text, result
+
+
+def test_a_place_no_source_names_is_not_answered_with_another_s(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What is the nightly hotel limit in Manchester?" was answered "£150", London's."""
+    given = sources(("expense_policy.md", EXPENSES))
+    result = grounder_over(embedder, "What is the nightly hotel limit in Manchester?", given).check(
+        "The nightly hotel limit in Manchester is £150.", abstained=False)
+    assert "£150" not in result.text or result.kind == "quote", result
+    assert result.kind != "answer", result
+    result = grounder_over(embedder, "What is the nightly hotel limit in London?", given).check(
+        "The nightly hotel limit in London is £150.", abstained=False)
+    assert result.kind == "answer" and "£150" in result.text, result
+
+
+def test_a_code_in_another_case_is_another_code(embedder) -> None:  # type: ignore[no-untyped-def]
+    """The answer gave the password as "Bluewhale-42" while its quote read "bluewhale-42"."""
+    given = sources(("wifi.txt", WIFI))
+    ask = grounder_over(embedder, "What is the guest wifi password for team B?", given)
+    result = ask.check("The guest wifi password for team B is Bluewhale-42.", abstained=False)
+    assert "Bluewhale-42" not in result.text, result
+    assert result.kind == "quote" and "bluewhale-42" in result.text, result
+    result = ask.check("The guest wifi password for team B is bluewhale-42.", abstained=False)
+    assert result.kind == "answer" and "bluewhale-42" in result.text, result
