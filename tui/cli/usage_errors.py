@@ -26,8 +26,11 @@ class Parser(argparse.ArgumentParser):
     instead of ending the process; its subcommands' parsers are of this class too."""
 
     def error(self, message: str) -> NoReturn:
-        """Print the usage, as argparse does, and raise ParseError for main() to report."""
-        self.print_usage(sys.stderr)
+        """Print the usage, as argparse does, unless the message names the argument whose value was
+        refused (`ask -k 50` printed the whole usage block before its one line, t79, t81); raise
+        ParseError for main() to report."""
+        if not message.startswith("argument "):
+            self.print_usage(sys.stderr)
         raise ParseError(self.prog, message)
 
 

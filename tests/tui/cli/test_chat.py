@@ -177,6 +177,7 @@ def test_out_of_range_numbers_are_refused_before_any_work(settings, args: list[s
     result = tui_cli(settings, *args)
     assert result.returncode == 2 and cause in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line, no usage block (t81)
 
 
 def test_any_whole_number_is_a_seed(settings) -> None:  # type: ignore[no-untyped-def]
