@@ -39,6 +39,15 @@ def busy_wait_s(error: ServerBusyError, waits: int) -> int:
     return min(max(int(error.retry_after_s or 1), 2 ** (waits - 1)), BUSY_WAIT_CAP_S)
 
 
+def _count_down(wait: int, on_progress: Callable[[dict[str, Any]], None] | None) -> None:
+    """Sleep ``wait`` seconds, telling ``on_progress`` the seconds left each second: the bar said
+    "sending it again in 8 s" for all 8 of them (t81)."""
+    for left in range(wait, 0, -1):
+        if on_progress is not None:
+            on_progress({"state": "busy", "retry_in_s": left})
+        time.sleep(1)
+
+
 @dataclass(frozen=True)
 class RemoteModel:
     """What the app shows of the served model: ``info.name`` is ``name@version``."""
@@ -174,10 +183,7 @@ class RemoteEngine:
             except ServerBusyError as error:  # a full upload queue: sent again when it asks, as `ask` asks again
                 if waits > self.retries:  # (every file "failed" at once, though the server said when, t80)
                     raise
-                wait = busy_wait_s(error, waits)
-                if on_progress is not None:
-                    on_progress({"state": "busy", "retry_in_s": wait})
-                time.sleep(wait)
+                _count_down(busy_wait_s(error, waits), on_progress)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def forget(self, doc_id: str) -> None:

@@ -78,6 +78,31 @@ def test_the_waits_double_from_the_server_s_retry_after() -> None:
     assert stream._waited_busy(ServerBusyError("busy", retry_after_s=3)) and clock.waits == [3]  # never shorter
 
 
+def test_an_upload_s_wait_for_a_busy_server_counts_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar said "sending it again in 8 s" for all 8 seconds (t81): it says the seconds left."""
+    from pgpt.runtime.errors import ServerBusyError
+    from pgpt.runtime.remote import client
+    from pgpt.runtime.remote.progress import server_step
+
+    slept: list[float] = []
+    monkeypatch.setattr(client.time, "sleep", slept.append)
+    answers = iter([ServerBusyError("busy", retry_after_s=3), {"data": [{"doc_id": "d1"}]}])
+
+    def request(*args: object, **kwargs: object) -> object:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    engine = client.RemoteEngine.__new__(client.RemoteEngine)
+    engine.retries, engine._http, engine._request = 2, None, request  # no server: its progress polls are skipped
+    (tmp_path / "a.txt").write_text("text")
+    said: list[str] = []
+    assert engine.upload(tmp_path / "a.txt", "default", on_progress=lambda p: said.append(server_step(p))) == {
+        "doc_id": "d1"}
+    assert said == [f"the server is busy: sending it again in {n} s" for n in (3, 2, 1)] and slept == [1, 1, 1]
+
+
 def test_an_upload_refused_by_a_full_upload_queue_is_sent_again(served: RunningServer, tmp_path: Path) -> None:
     """`ingest --server` failed every file at once on a full upload queue, though the server said when
     to come back, and the refusals were not counted as rejected (t80): it sends each again, as `ask` asks."""
