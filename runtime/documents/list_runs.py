@@ -69,11 +69,29 @@ def table_header(sentences: Sequence[_Sentence], index: int) -> int:
         return " | " in sentences[i].text or _RULE.fullmatch(sentences[i].text.strip()) is not None
 
     if not row(index) or _RULE.fullmatch(sentences[index].text.strip()):
-        return -1
+        return _delimited_header(sentences, index)
     first = index
     while first > 0 and sentences[first - 1].number == sentences[index].number and row(first - 1):
         first -= 1
     return first if first < index and not _RULE.fullmatch(sentences[first].text.strip()) else -1
+
+
+def _delimited_header(sentences: Sequence[_Sentence], index: int) -> int:
+    """The header line of the CSV rows sentence ``index`` is one of: the first of its run of lines with
+    as many commas (or semicolons, or tabs), when that line holds no digit ("team,employee,days,type")
+    and the row does; else -1. A quoted row ("Backend,Tom Okafor,2026-07-06,10,annual leave") did
+    not say which number is which (t79)."""
+    def shape(i: int) -> tuple[int, ...]:  # a sentence's end is prose's ("Tea, coffee, and cake.")
+        text = sentences[i].text.rstrip()
+        return (0,) if text.endswith((".", "!", "?")) else tuple(text.count(mark) for mark in ",;\t")
+
+    own = shape(index)
+    if max(own) < 2 or not any(c.isdigit() for c in sentences[index].text):
+        return -1
+    first = index
+    while first > 0 and sentences[first - 1].number == sentences[index].number and shape(first - 1) == own:
+        first -= 1
+    return first if first < index and not any(c.isdigit() for c in sentences[first].text) else -1
 
 
 _RULE = re.compile(r"\|?[\s:|-]*-[\s:|-]*")  # a table's rule under its header: |----|:---:|

@@ -141,3 +141,21 @@ def test_a_quoted_table_row_comes_with_its_header(embedder) -> None:  # type: ig
     assert quoted.text == f"Quote from the documents: \u201c{rows[0]}\n{rows[3]}\u201d [1]", quoted.text
     assert [q.text for q in quoted.quotes] == [rows[0], rows[3]]
     assert table_header([SourceSentence(1, "a.csv", 0, "a | b"), SourceSentence(2, "b.csv", 0, "c | d")], 1) == -1
+
+
+def test_a_quoted_csv_row_comes_with_its_header_line() -> None:
+    """A CSV's row was quoted alone ("Backend,Tom Okafor,2026-07-06,2026-07-17,10,annual leave", t79):
+    its header line comes with it, where the passage holds it (a line of as many commas, no digit)."""
+    from pgpt.runtime.documents.list_runs import table_header
+    from pgpt.runtime.documents.sentences import split_sentences
+
+    text = ("team,employee,leave_start,leave_end,days,type\nBackend,Tom Okafor,2026-07-06,2026-07-17,10,annual leave\n"
+            "Design,Lena Fischer,2026-06-22,2026-07-03,10,annual leave\nSales,Marco Ruiz,2026-05-25,2026-05-29,5,x\n"
+            "Support,Aisha Bello,2026-09-14,2026-09-25,10,annual leave\nBackend,Priya Raman,2026-10-05,2026-10-09,5,x\n")
+    sentences = [SourceSentence(1, "holidays.csv", 0, s) for s in split_sentences(text)]
+    assert [table_header(sentences, i) for i in range(6)] == [-1, 0, 0, 0, 0, 0]
+    # a passage from the middle of the file, without the header: no row is taken for it
+    assert [table_header(sentences[1:], i) for i in range(5)] == [-1] * 5
+    # nor is a sentence with two commas beside another such sentence a row
+    prose = [SourceSentence(1, "a.txt", 0, t) for t in ("Tea, coffee, and cake.", "Open 9, 10, or 11 on Sundays.")]
+    assert table_header(prose, 1) == -1
