@@ -26,7 +26,7 @@ def refuse_oversized_question(engine: Any, question: str, max_new_tokens: int) -
         raise ContextLengthError(
             f"A documents answer needs the instructions, the question twice, a passage and the answer in one "
             f"sequence, at least {needed} tokens, but {model.holds(context)}.",
-            hint=f"Start the server with --context {needed} or more (2048 leaves room for several passages), or ask "
+            hint=f"Start the server with --context {needed} or more (1024 holds about one passage, 2048 several), or ask "
                  "without the documents.")
     if len(question) * 4 <= room:  # a byte-level token holds at least a quarter of a character
         return
