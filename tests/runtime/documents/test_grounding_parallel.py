@@ -80,3 +80,16 @@ def test_a_code_in_another_case_is_another_code(embedder) -> None:  # type: igno
     assert result.kind == "quote" and "bluewhale-42" in result.text, result
     result = ask.check("The guest wifi password for team B is bluewhale-42.", abstained=False)
     assert result.kind == "answer" and "bluewhale-42" in result.text, result
+
+
+def test_an_answer_keeps_to_its_closest_sentence_s_facts(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Within how many days are late claims rejected?" was answered with three day counts: the 90 asked
+    for, the 30 days to submit a claim, and a support guide's 2 business days, each "supported"."""
+    given = sources(("expense_policy.md", "Claims must be submitted within 30 days of the expense. Claims are approved "
+                     "by the line manager. Late claims, older than 90 days, are rejected."),
+                    ("support.txt", "Severity 3 - a minor issue or a question. Response within 2 business days."))
+    result = grounder_over(embedder, "Within how many days are late claims rejected?", given).check(
+        "Claims must be submitted within 30 days of the expense. Late claims, older than 90 days, are rejected. "
+        "Response within 2 business days.", abstained=False)
+    assert result.kind == "answer" and "90 days" in result.text, result
+    assert "30 days" not in result.text and "2 business days" not in result.text, result
