@@ -42,7 +42,7 @@ from pgpt.runtime.documents.statements import (
 from pgpt.runtime.documents.list_runs import in_a_list, lead_in, table_header, with_its_list
 from pgpt.runtime.documents.question_kinds import (
     another_code, another_time, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, answers_the_kind,
-    unknown_codes, unknown_names, wants_a_number,
+    other_thing, unknown_codes, unknown_names, wants_a_number,
 )
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
@@ -272,16 +272,8 @@ class Grounder:
         return [(statement, i) for statement, i in supported if i in kept]
 
     def _other_thing(self, text: str, said: bool = False) -> bool:
-        """Whether ``text`` names another of the numbered things the question asks about ("Larkspur-19"
-        for Larkspur-7, t64: a name joined to its number, sentences.THING), and not the asked one too."""
-        for name, number in self._asked_things:
-            found = {n for m, n in numbered_things(text) if m == name}
-            if found and number not in found:
-                return True
-        # another weekday, or none in a source's sentence (an answer ``said`` may leave it out): Saturday's
-        # hours quoted for Sunday (t72), the ticket price for "Is there a ferry on Sundays?" (t81)
-        days = days_named(text) if self._asked_days else set()
-        return bool(self._asked_days) and (bool(days) or not said) and not days & self._asked_days
+        """Whether ``text`` names another numbered thing or weekday than the question's (other_thing)."""
+        return other_thing(self._asked_things, self._asked_days, text, said)
 
     def _shown(self, index: int, statement: str) -> int:
         """The sentence of ``index``'s window to show as the quote: the window (the sentence and

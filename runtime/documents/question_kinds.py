@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pgpt.runtime.documents.sentences import MONTHS, WEEK, contains_fact, content_words, dates_named, key_facts
+from pgpt.runtime.documents.sentences import (
+    MONTHS, WEEK, contains_fact, content_words, dates_named, days_named, key_facts, numbered_things,
+)
 
 # a question about what is not so ("Who is not ...?", "Which formats are never read?"), not "why ... not?"
 # or "... without ...", whose answers affirm (a reason, a way)
@@ -180,3 +182,17 @@ def asked_attribute(question: str, sentence_words: list[set[str]]) -> Attribute:
     if len(attribute) > 1 and any(attribute & words for words in sentence_words):
         return Attribute(attribute, whole=False)
     return Attribute()
+
+
+def other_thing(asked_things: set[tuple[str, str]], asked_days: set[str], text: str, said: bool = False) -> bool:
+    """Whether ``text`` names another of the numbered things a question asks about (``asked_things``:
+    "Larkspur-19" for Larkspur-7, t64: a name joined to its number, sentences.THING), and not the asked
+    one too; or, for a question about days (``asked_days``), another weekday, or none in a source's
+    sentence (an answer ``said`` may leave it out): Saturday's hours quoted for Sunday (t72), the ticket
+    price for "Is there a ferry on Sundays?" (t81)."""
+    for name, number in asked_things:
+        found = {n for m, n in numbered_things(text) if m == name}
+        if found and number not in found:
+            return True
+    days = days_named(text) if asked_days else set()
+    return bool(asked_days) and (bool(days) or not said) and not days & asked_days
