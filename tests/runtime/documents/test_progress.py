@@ -131,3 +131,34 @@ def test_a_large_file_says_it_is_read_then_its_chunk_count_at_once(tmp_path: Pat
     rows, _ = chunk_rows(Embedder(), sections, "doc", "default", "app.log", "hash",
                          within=lambda *counts: heard.append(counts))
     assert heard[0] == (0, len(rows), 0) and heard[-1] == (len(rows), len(rows), 0)
+
+
+def test_the_time_before_the_first_file_is_not_counted_in_the_rate(settings, embedder, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                   monkeypatch) -> None:
+    """11 small files read "ETA 194s" at the second one in a run of 8 s (t79): the seconds spent before
+    any file (the writer lock, the index, the folders' listing) counted as the time of its bytes."""
+    import pgpt.runtime.documents.ingest as ingest_module
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(20):
+        (docs / f"note{n:02}.txt").write_text(f"Note {n}: the ferry leaves at {n % 12 + 1} o'clock from pier {n}.\n")
+    listing = ingest_module.collect_files
+
+    def slow_listing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(4.0)  # a slow share, or a large index opened: seconds before the first file
+        return listing(*args, **kwargs)
+
+    def slow_file(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.25)  # files of some size: the run lasts long enough for an ETA
+        return one_file(*args, **kwargs)
+
+    one_file = ingest_module._ingest_file
+    monkeypatch.setattr(ingest_module, "collect_files", slow_listing)
+    monkeypatch.setattr(ingest_module, "_ingest_file", slow_file)
+    etas: list[float] = []
+    begun = time.perf_counter()
+    ingest_module.ingest(settings, [docs], embedder, progress=lambda t: etas.append(t.eta_s) if t.eta_s else None)
+    files_s = time.perf_counter() - begun - 4.0
+    # counted from the start, the first ETA shown was 4 s x 19 files at least; from the first file, at most the run
+    assert etas and all(eta < 2 * files_s for eta in etas), (etas, files_s)
