@@ -69,6 +69,7 @@ _VERSION = re.compile(r"(?<![\w.])v?(\d+(?:\.\d+)+)(?![\w.]*\d)")
 _RELEASE = re.compile(r"(?<![\w.])v?(\d+\.\d+\.\d+(?:\.\d+)*)(?![\w.]*\d)")
 # A product's name and its version: "Beacon 2.0", "Python 3.12", "Lighthouse v1.4"
 _NAMED_VERSION = re.compile(r"\b([A-Z][A-Za-z]+)\s+v?(\d+(?:\.\d+)+)(?![\w.]*\d)")
+_FLOOR = re.compile(r"\d\+|\b(?:or|and)\s+(?:later|newer|higher|above|up)\b|\bat\s+least\b|\bminimum\b", re.IGNORECASE)
 
 
 class _Titled(_Sentence, Protocol):
@@ -108,13 +109,15 @@ def _other_named_version(sentences: Sequence[_Titled], question: str) -> Iterato
     """For each sentence: whether it, or a sentence beside it in its passage, names the product the
     question names with another version only, and the sentence does not name the asked one: "Release
     planning for Beacon 2.0 ... the Beacon 2.0 beta slipped" was quoted for "When will Beacon 3.0 be
-    released?" (t81), and the line after it, of 2.0's dates too, names no version."""
+    released?" (t81), and the line after it, of 2.0's dates too, names no version. Not where a version
+    is a floor ("Python 3.8 or later" answers for 3.12)."""
     asked = {(name.lower(), version) for name, version in _NAMED_VERSION.findall(question)}
     names = {name for name, _ in asked}
     for index, s in enumerate(sentences):
         near = [o.text for o in sentences[max(index - 1, 0):index + 2] if o.number == s.number]
         seen = {(n.lower(), v) for text in near for n, v in _NAMED_VERSION.findall(text) if n.lower() in names}
-        yield bool(seen) and not any(_matches({v}, {a}) for n, v in seen for m, a in asked if n == m)
+        yield (bool(seen) and not any(_matches({v}, {a}) for n, v in seen for m, a in asked if n == m)
+               and not any(_FLOOR.search(text) for text in near))
 
 
 def _matches(versions: set[str], asked: set[str]) -> bool:

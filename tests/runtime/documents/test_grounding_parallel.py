@@ -93,3 +93,11 @@ def test_an_answer_keeps_to_its_closest_sentence_s_facts(embedder) -> None:  # t
         "Response within 2 business days.", abstained=False)
     assert result.kind == "answer" and "90 days" in result.text, result
     assert "30 days" not in result.text and "2 business days" not in result.text, result
+
+
+def test_a_version_that_is_a_floor_answers_for_later_ones(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Python 3.8 or later" names another version than 3.12, and answers for it."""
+    given = sources(("install.md", "Beacon runs on Linux and macOS. It requires Python 3.8 or later and PostgreSQL 14."))
+    result = grounder_over(embedder, "Does Beacon run on Python 3.12?", given).check(
+        "Beacon requires Python 3.8 or later, so it runs on Python 3.12.", abstained=False)
+    assert result.kind == "answer" and "3.8 or later" in result.text, result
