@@ -36,14 +36,15 @@ from pgpt.runtime.documents.sentences import (
     split_sentences, strip_citations, unbulleted, without_dates,
 )
 from pgpt.runtime.documents.statements import (
-    POINTER, mended, prose_words, reuses_a_definition, without_attribution, without_bare_lead_ins,
+    POINTER, mended, reuses_a_definition, without_attribution, without_bare_lead_ins,
     without_restatements,
 )
-from pgpt.runtime.documents.list_runs import in_a_list, lead_in, table_header, with_its_list
+from pgpt.runtime.documents.list_runs import in_a_list, lead_in, table_header
 from pgpt.runtime.documents.question_kinds import (
     another_code, another_time, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, answers_the_kind,
-    other_thing, unknown_codes, unknown_names, wants_a_number,
+    other_thing, the_other_extreme, unknown_codes, unknown_names, wants_a_number,
 )
+from pgpt.runtime.documents.quote_choice import CERTAIN_QUOTE, QUOTE_MIN, QuoteChoice, covered
 from pgpt.runtime.documents.subjects import about_elsewhere, about_other_version
 from pgpt.runtime.sanitize import without_invisible
 
@@ -59,15 +60,9 @@ SUPPORT_MIN = 0.6
 # development drafts of both models (bench/grounding_drafts.py), then checked on held-out ones.
 RELEVANCE_MIN = 0.4
 RELEVANCE_MIN_WORDS = 0.5
-QUOTE_MIN = 0.6  # a quote stands in for an unsupported draft only from this relevance up
 # A draft that states a number or name found in no source was invented: the model had nothing to
 # go on, which says more about the question (unanswerable) than any score of the sources does.
 INVENTED_MEANS_NOT_FOUND = True
-# ... unless a sentence answers the question this well: no unanswerable development question
-# came above 0.69, while a draft cut by the token limit ("... project Zephy") "invents" a name.
-CERTAIN_QUOTE = 0.8
-QUOTE_OWN_WORDS = 0.25  # of two quotes, the one whose own words cover more of the question's (_best_quote)
-QUOTE_MIN_WORDS = 4  # words and numbers of a quoted sentence (links out): "Harbour ferry timetable." is a title
 # A supported statement whose sentence is this far from the question is dropped from an answer that
 # has a closer one: a sentence copied from an unrelated source ("Hidden fact: zebra count 44.") was
 # shown, cited, after the answer. The highest value that lost no right development answer.
@@ -81,7 +76,7 @@ OFF_TOPIC_SHARE = 0.7
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07t"
+CHECK_VERSION = "2026-12-07u"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -92,6 +87,7 @@ _FENCE = re.compile(r"```[A-Za-z0-9_+.-]*")
 # supported statement, and it was shown in the answer (one that a source holds, "<b>", may be the answer)
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>\n]{0,200})?/?>")
 _ANY_WORD = re.compile(r"\w")
+_INLINE_HEADING = re.compile(r"(?:(?<=[.!?:])|^)[ \t]*#{1,6}[ \t]+", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -120,11 +116,7 @@ class Grounding:
     measures: dict[str, float] = field(default_factory=dict)
 
 
-def _covered(words: set[str], sentence: set[str]) -> float:
-    return len(words & sentence) / len(words) if words else 0.0
-
-
-class Grounder:
+class Grounder(QuoteChoice):
     """Checks drafts against the sentences of the sources one question was answered from.
 
     ``vectors`` are the unit embeddings of ``sentences`` (computed once, when the sentences
@@ -143,7 +135,10 @@ class Grounder:
         self._asked_dates = dates_named(question)
         # "How do I make an option count how many times it is given?" asks for a way, not a number (t68)
         self._wants_number = wants_a_number(question)
-        self._words = [content_words(s.text) for s in self.sentences]
+        # a table's row is read with its header, which names what its cells are ("office" for "Glasgow", t83)
+        headers = [table_header(self.sentences, i) for i in range(len(self.sentences))]
+        self._words = [content_words(s.text) | (content_words(self.sentences[h].text) if h >= 0 else set())
+                       for s, h in zip(self.sentences, headers)]
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
         self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
         # the passages and their files' names: the prompt shows each source's file, and a draft that
@@ -165,6 +160,7 @@ class Grounder:
         # the attribute asked ("the payload of ..."), where a sentence names it: a quote must name it (t73)
         self._attribute = asked_attribute(question, self._words)
         self._denies = [denies(s.text) for s in self.sentences]
+        self._other_end = [the_other_extreme(question, s.text) for s in self.sentences]  # the maximum for the minimum
         # the bakery's hours do not answer for the lighthouse: sentences of a file about another subject
         self._elsewhere = about_elsewhere(self.sentences, self._question_words)
         # "... as of pluggy 1.6.0?" is not answered by a line of 1.1.0's section (subjects.py)
@@ -180,7 +176,7 @@ class Grounder:
         if not self.sentences:
             return np.zeros(0, dtype=np.float32)
         cosine = self.vectors @ question_vector
-        lexical = np.array([_covered(self._question_words, words) for words in self._window_words])
+        lexical = np.array([covered(self._question_words, words) for words in self._window_words])
         if self._wants_number:  # "how many", "which version": a sentence without a new number cannot answer
             lexical = lexical * np.array([self._new_number(s.text) for s in self.sentences])
         return SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine
@@ -221,10 +217,14 @@ class Grounder:
             supported = []  # "how many ...?" answered without a number the question lacks: no answer
         if supported and measures["answer_relevance"] >= self._relevance_gate(supported):
             # a list stays a list: "are: [1] - Linux [1] - MacOS [1]" on one line read as a sentence
-            supported = [(mended(statement, " ".join(self._neighbours(i))), i) for statement, i in supported]
+            supported = [(self._without_title(mended(statement, " ".join(self._neighbours(i))), i), i)
+                         for statement, i in supported]
             text = "".join(("\n" if LIST_ITEM.match(statement) else " ") * bool(n) + statement
                            + f" [{self.sentences[i].number}]" for n, (statement, i) in enumerate(supported))
-            quotes = [self.sentences[i] for i in dict.fromkeys(self._shown(i, statement) for statement, i in supported)]
+            shown = [self._shown(i, statement) for statement, i in supported]
+            # a table's row with its header row, as a quote shows it (t83: which number is the rate limit)
+            rows = (j for i in shown for j in (table_header(self.sentences, i), i) if j >= 0)
+            quotes = [self.sentences[i] for i in dict.fromkeys(rows)]
             return Grounding("answer", text, quotes, measures)
         best = self._best_quote()  # the quote's own relevance: the best sentence may be no quote (another code)
         invented = (INVENTED_MEANS_NOT_FOUND and measures.get("invented", 0) > 0
@@ -232,22 +232,6 @@ class Grounder:
         if best >= 0 and not abstained and not invented and self.relevance[best] >= QUOTE_MIN:
             return self._quote(best, measures)
         return Grounding("not_found", "", [], measures)
-
-    def certain_quote(self) -> Grounding | None:
-        """A quote, with no draft, of a sentence that answers the question as well as CERTAIN_QUOTE,
-        else None. For passages the search found too far from the question as wholes: "Who was the
-        keeper in 1920?" is far from a page about a lighthouse (cosine 0.14), yet its sentence "Its
-        keeper in 1920 was Edda Lund." answers it (0.85), and the answer was "not found" (t54)."""
-        best = self._best_quote()
-        if best < 0 or self.relevance[best] < CERTAIN_QUOTE:
-            return None
-        return self._quote(best, {"best_relevance": round(float(self.relevance[best]), 4)})
-
-    def _quote(self, best: int, measures: dict[str, float]) -> Grounding:
-        header = table_header(self.sentences, best)  # a row with its table's header: which number is which
-        quoted = [self.sentences[i] for i in [header] * (header >= 0) + with_its_list(self.sentences, best)]
-        text = "\n".join(s.text for s in quoted) if len(quoted) > 1 else unbulleted(quoted[0].text)
-        return Grounding("quote", f"Quote from the documents: \u201c{text}\u201d [{quoted[0].number}]", quoted, measures)
 
     def _on_topic(self, supported: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """``supported`` without the statements whose sentence is far from the question (OFF_TOPIC),
@@ -274,42 +258,6 @@ class Grounder:
     def _other_thing(self, text: str, said: bool = False) -> bool:
         """Whether ``text`` names another numbered thing or weekday than the question's (other_thing)."""
         return other_thing(self._asked_things, self._asked_days, text, said)
-
-    def _shown(self, index: int, statement: str) -> int:
-        """The sentence of ``index``'s window to show as the quote: the window (the sentence and
-        its neighbours) supports a statement, but one sentence is shown, and "License: curl" was
-        the quote of a copyright holder named in the line before it."""
-        facts = key_facts(statement) - self._question_facts
-
-        def held(i: int) -> int:
-            return sum(contains_fact(self.sentences[i].text.lower(), fact) for fact in facts)
-
-        best = max((i for i in self._near(index) if i != index), key=held, default=index)
-        return best if facts and held(best) > held(index) else index
-
-    def _best_quote(self) -> int:
-        """The sentence to quote when the draft holds nothing: the most relevant one that is not a
-        heading ("# The Harbor Lighthouse" repeats the question's words and answers nothing) and
-        has a few words of prose (a link line, "- `Documentation <http://...>`_", answers nothing)."""
-        # a question that denies ("Who is not the harbor master?") is not answered by a sentence that
-        # affirms: the harbor master's name was quoted as the answer
-        # nor an RST directive (".. |license| image:: https://... :alt: License" answered "What license ...?")
-        # nor a sentence of the question's own words ("Wifi password office wifi password what is the office
-        # wifi password.", stuffed into a file 60 times, was quoted as the answer, t65)
-        candidates = [i for i, s in enumerate(self.sentences)
-                      if not (s.heading or s.text.lstrip().startswith(("#", ".. ")))
-                      and prose_words(s.text) >= QUOTE_MIN_WORDS and (not self._asks_not or self._denies[i])
-                      and not self._elsewhere[i] and self._words[i] - self._question_words
-                      and not self._other_thing(self.sentences[i].text) and not self._other_version[i]
-                      and self._attribute.named_by(self._words[i], self._names(s.text))
-                      and not another_code(self._codes, s.text)
-                      and not self._other_time[i]
-                      and answers_the_kind(self.question, s.text, self._question_facts)]
-        # relevance reads a sentence with its neighbours, which then tie: of two, the one that itself
-        # holds more of the question's words ("Laptops are replaced every four years." was quoted for
-        # "Which laptop do new starters receive?" beside "New starters receive a ThinkPad T14", t81)
-        return max(candidates, key=lambda i: self.relevance[i] + QUOTE_OWN_WORDS * _covered(
-            self._question_words, self._words[i]), default=-1)
 
     def _names_the_attribute(self, i: int, facts: set[str]) -> bool:
         """Whether sentence ``i`` (or the lead-in of its list) names the thing the question asks for,
@@ -341,7 +289,10 @@ class Grounder:
         # once each: a small model often repeats a sentence until the token limit, and the
         # answer would repeat it as often, each time with its citation
         draft = _HTML_TAG.sub(lambda tag: tag[0] if tag[0].lower() in self._all_text else " ", draft)
-        said = [without_attribution(s) for s in split_sentences(strip_citations(_FENCE.sub("\n\n", draft)))]
+        # a Markdown heading the model copied after a sentence starts a new one ("... approval. ## Production
+        # Production deploys ..." was one statement, its "##" shown in the answer, t83)
+        draft = _INLINE_HEADING.sub("\n\n", _FENCE.sub("\n\n", draft))
+        said = [without_attribution(s) for s in split_sentences(strip_citations(draft))]
         unique = {" ".join(s.lower().split()): s for s in said if s}
         statements = [s for s in unique.values() if self._carries_fact(s)]
         measures["statements"] = len(statements)
@@ -357,7 +308,7 @@ class Grounder:
             invented += sum(not contains_fact(self._all_text, fact) for fact in new_facts)
             if words - self._question_words or not new_facts:
                 new_words = (words - self._question_words) or words
-                lexical = np.array([_covered(new_words, window) for window in self._window_words])
+                lexical = np.array([covered(new_words, window) for window in self._window_words])
             else:  # all it adds is a symbol (`~`): a sentence beside it either holds it or not
                 lexical = np.array([float(all(contains_fact(text, fact) for fact in new_facts))
                                     for text in self._window_text])
@@ -372,7 +323,7 @@ class Grounder:
                                             [self.sentences[j].heading for j in self._near(i)])
                      and not any(reuses_a_definition(statement, text) for text in self._neighbours(i))
                      and not self._elsewhere[i] and self._names_the_attribute(i, new_facts)
-                     and not self._other_code[i] and not self._other_time[i]
+                     and not self._other_code[i] and not self._other_time[i] and not self._other_end[i]
                      and (not denial or self._denies[i])
                      and (denial or not self._asks_not)]
             scores.append(float(score.max()))

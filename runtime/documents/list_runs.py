@@ -76,6 +76,12 @@ def table_header(sentences: Sequence[_Sentence], index: int) -> int:
     return first if first < index and not _RULE.fullmatch(sentences[first].text.strip()) else -1
 
 
+def a_header_row(sentences: Sequence[_Sentence], index: int) -> bool:
+    """Whether sentence ``index`` is the header row of a table or a CSV's header line: alone it answers
+    nothing ("| Endpoint | Method | Rate limit | Timeout |" was quoted as a timeout, t83)."""
+    return any(j < len(sentences) and table_header(sentences, j) == index for j in (index + 1, index + 2))
+
+
 def _delimited_header(sentences: Sequence[_Sentence], index: int) -> int:
     """The header line of the CSV rows sentence ``index`` is one of: the first of its run of lines with
     as many commas (or semicolons, or tabs), when that line holds no digit ("team,employee,days,type")

@@ -196,3 +196,21 @@ def other_thing(asked_things: set[tuple[str, str]], asked_days: set[str], text: 
             return True
     days = days_named(text) if asked_days else set()
     return bool(asked_days) and (bool(days) or not said) and not days & asked_days
+
+
+_LOWEST = frozenset("minimum min lowest smallest fewest shortest".split())
+_HIGHEST = frozenset("maximum max highest largest biggest longest".split())
+
+
+def the_other_extreme(question: str, sentence: str) -> bool:
+    """Whether ``sentence`` speaks of the other end than the question asks for, and not of its own:
+    "What is the minimum payment amount?" was answered "10,000 EUR" from "The maximum payment amount
+    was raised from 10,000 EUR to 25,000 EUR." (t83)."""
+    asked, said = set(_EXTREME.findall(question.lower())), set(_EXTREME.findall(sentence.lower()))
+    for one, other in ((_LOWEST, _HIGHEST), (_HIGHEST, _LOWEST)):
+        if asked & one and not asked & other and said & other and not said & one:
+            return True
+    return False
+
+
+_EXTREME = re.compile(rf"\b({'|'.join(sorted(_LOWEST | _HIGHEST))})\b")

@@ -134,12 +134,14 @@ def strip_citations(text: str) -> str:
 
 
 def stem(word: str) -> str:
-    """A light stem, so "caches"/"cached"/"caching" meet "cache"."""
+    """A light stem, so "caches"/"cached"/"caching" meet "cache", and "employees" "employee" (t83)."""
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             word = word[: -len(suffix)]
             break
-    return word[:-1] if len(word) > 4 and word.endswith("e") else word
+    while len(word) > 4 and word.endswith("e"):  # "employee" and "employe(es)" both "employ"
+        word = word[:-1]
+    return word
 
 
 def content_words(text: str) -> set[str]:
@@ -245,7 +247,9 @@ _DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({MONTHS}|may)\b
 
 def without_dates(text: str) -> str:
     """``text`` with its days of the year (and a year after one) taken out: "started on 16 March 2026"
-    holds no count of anything, yet answered "How many customers signed up?" (t79)."""
+    holds no count of anything, yet answered "How many customers signed up?" (t79); nor does an ISO
+    date, a CSV row's "2023-12-01" for "How many days is Ivan Petrov off?" (t83)."""
+    text = re.sub(r"(?<![\d-])\d{4}-\d{2}-\d{2}(?![\d-])", " ", text)
     return re.sub(rf"(?:{_DATE.pattern})(?:,?\s+\d{{4}})?", " ", text, flags=re.IGNORECASE)
 
 

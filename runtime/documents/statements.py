@@ -13,9 +13,10 @@ def prose_words(text: str) -> int:
     """How many words (two letters or more) and numbers ``text`` holds once links are taken out; an
     identifier is one word ("PREFERRED_URL_SCHEME" and "www-data" were quoted as answers: a
     definition list's term alone). Letters of any alphabet count (a Russian sentence without a
-    number had none), and a CJK run counts a word for each two characters."""
+    number had none), and a CJK run counts a word for each two characters. A CSV's commas part words
+    as spaces do ("Gus Nilsson,Engineering,Frontend Engineer,Glasgow" is a row of six, t83)."""
     text = _LINK.sub(" ", text)
-    spaced = sum(1 for token in CJK_RUN.sub(" ", text).split() if re.search(r"[^\W\d_]{2,}|\d", token))
+    spaced = sum(1 for token in re.split(r"[\s,;]+", CJK_RUN.sub(" ", text)) if re.search(r"[^\W\d_]{2,}|\d", token))
     return spaced + sum(len(run) // 2 for run in CJK_RUN.findall(text))
 
 

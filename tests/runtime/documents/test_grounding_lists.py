@@ -159,3 +159,55 @@ def test_a_quoted_csv_row_comes_with_its_header_line() -> None:
     # nor is a sentence with two commas beside another such sentence a row
     prose = [SourceSentence(1, "a.txt", 0, t) for t in ("Tea, coffee, and cake.", "Open 9, 10, or 11 on Sundays.")]
     assert table_header(prose, 1) == -1
+
+
+API = ["| Endpoint | Method | Rate limit | Timeout |", "|---|---|---|---|",
+       "| /v2/payments | POST | 50 requests per second | 10 s |", "| /v2/reports | GET | 2 requests per minute | 120 s |"]
+STAFF = ("name,team,role,office,start_date\nAna Lopes,Design,Designer,London,2020-02-03\n"
+         "Erin Walsh,Finance,Controller,Edinburgh,2018-11-19\nGus Nilsson,Engineering,Frontend Engineer,Glasgow,2025-01-06\n"
+         "Hana Kim,People,HR Partner,London,2021-10-04\nIvan Petrov,Engineering,Data Engineer,Cardiff,2023-12-01\n")
+
+
+def test_a_table_s_header_names_its_rows_cells_and_is_no_answer_alone(embedder) -> None:  # type: ignore[no-untyped-def]
+    """t83: "What is the timeout of the reports endpoint?" was answered with a quote of the header row
+    alone, and "Which office is Gus Nilsson in?" was "not found" with the right CSV row closest (its
+    header names the office; the row's commas made it "three words", under a quote's four)."""
+    from pgpt.runtime.documents.list_runs import a_header_row
+
+    rows = [SourceSentence(1, "api.md", 0, text) for text in ["Rate limits per endpoint.", *API]]
+    assert [a_header_row(rows, i) for i in range(5)] == [False, True, False, False, False]
+    ask = grounder_over(embedder, "What is the timeout of the reports endpoint?", rows)
+    result = ask.check("The timeout of the reports endpoint is long.", abstained=False)
+    assert result.kind == "quote" and "120 s" in result.text and API[0] in result.text, result
+    staff = [SourceSentence(1, "staff.csv", 0, text) for text in split_sentences(STAFF)]
+    ask = grounder_over(embedder, "Which office is Gus Nilsson in?", staff)
+    best = ask._best_quote()  # the row, read with its header's "office", is the quote (with its header)
+    assert best >= 0 and "Glasgow" in staff[best].text and ask.relevance[best] == max(ask.relevance), best
+    assert ask._quote(best, {}).text.startswith("Quote from the documents: \u201cname,team,role,office")
+    # a date's numbers count nothing: "How many days is Ivan Petrov off?" is not his row's start date
+    result = grounder_over(embedder, "How many days is Ivan Petrov off?", staff).check(
+        "Ivan Petrov,Engineering,Data Engineer,Cardiff,2023-12-01", abstained=False)
+    assert result.kind != "answer", result
+
+
+def test_a_heading_the_model_glued_to_a_statement_is_neither_shown_nor_quoted(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"... no approval. ## Production Production deploys need approval from the on-call lead." was one
+    statement, its "##" in the answer and "## Production" its supporting quote (t83)."""
+    text = ["## Staging", "Deploys to staging need no approval.", "## Production",
+            "The production database is PostgreSQL 14.", "Production deploys need approval from the on-call lead."]
+    given = [SourceSentence(1, "environments.md", 0, t, heading=t.startswith("#")) for t in text]
+    result = grounder_over(embedder, "Who approves production deploys?", given).check(
+        "Deploys to staging need no approval. ## Production Production deploys need approval from the on-call lead.",
+        abstained=False)
+    assert result.kind == "answer" and "#" not in result.text, result
+    assert "Production deploys need approval from the on-call lead. [1]" in result.text, result
+    assert "Production Production" not in result.text and all(not q.text.startswith("#") for q in result.quotes), result
+
+
+def test_a_table_row_that_supports_an_answer_is_shown_with_its_header(embedder) -> None:  # type: ignore[no-untyped-def]
+    """The "Quote from the documents" form brought a row's header, a supported answer's quote did not
+    ("| /v2/payments | POST | 50 requests per second | 10 s |" alone, t83)."""
+    rows = [SourceSentence(1, "api.md", 0, text) for text in ["Rate limits per endpoint.", *API]]
+    result = grounder_over(embedder, "What is the rate limit for POST /v2/payments?", rows).check(
+        "The rate limit for POST /v2/payments is 50 requests per second.", abstained=False)
+    assert result.kind == "answer" and [q.text for q in result.quotes] == [API[0], API[2]], result

@@ -101,3 +101,39 @@ def test_a_version_that_is_a_floor_answers_for_later_ones(embedder) -> None:  # 
     result = grounder_over(embedder, "Does Beacon run on Python 3.12?", given).check(
         "Beacon requires Python 3.8 or later, so it runs on Python 3.12.", abstained=False)
     assert result.kind == "answer" and "3.8 or later" in result.text, result
+
+
+RUNBOOK = ("Expected recovery time: 15 minutes in eu-west-1 and 25 minutes in us-east-1. In staging there is no "
+           "replica: restore from the latest backup instead, which takes about 40 minutes.")
+
+
+def test_a_rival_sentence_counts_the_question_s_words_not_the_statement_s(embedder) -> None:  # type: ignore[no-untyped-def]
+    """t83 reworded t81's questions: "What badge do contractors get?" was answered "The badge is a blue
+    access badge." (the statement does not repeat "contractors"), and "How long does a restore take in
+    staging?" "15 minutes." from the production regions' sentence before the staging one."""
+    result = grounder_over(embedder, "What badge do contractors get?", sources(("handbook.md", HANDBOOK))).check(
+        "The badge is a blue access badge.", abstained=False)
+    assert "blue" not in result.text and "grey" in result.text, result
+    result = grounder_over(embedder, "How long does a restore take in staging?", sources(("runbook.txt", RUNBOOK))).check(
+        "15 minutes.", abstained=False)
+    assert "15 minutes" not in result.text and "40 minutes" in result.text, result
+    # "employees" and "employee" are one word to the check (a stem of "employe(es)" missed the rival)
+    result = grounder_over(embedder, "Which badge do employees get?", sources(("handbook.md", HANDBOOK))).check(
+        "Contractors receive a grey badge that expires after 90 days.", abstained=False)
+    assert "grey" not in result.text and "blue" in result.text, result
+
+
+def test_the_maximum_does_not_answer_for_the_minimum(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What is the minimum payment amount?" was answered "10,000 EUR" from "The maximum payment amount
+    was raised from 10,000 EUR to 25,000 EUR." (t83)."""
+    from pgpt.runtime.documents.question_kinds import the_other_extreme
+
+    given = sources(("changelog.md", "The maximum payment amount was raised from 10,000 EUR to 25,000 EUR. Webhooks "
+                                     "are retried 3 times."),
+                    ("errors.md", "LDG-422: the amount is below the 50-cent minimum or above the 25,000 EUR maximum."))
+    result = grounder_over(embedder, "What is the minimum payment amount?", given).check(
+        "The minimum payment amount is 10,000 EUR.", abstained=False)
+    assert "10,000" not in result.text, result
+    assert the_other_extreme("What is the maximum timeout?", "The minimum timeout is 2 s.")
+    assert not the_other_extreme("What is the maximum timeout?", "The timeout is at least 2 s and at most 60 s.")
+    assert not the_other_extreme("What are the minimum and maximum amounts?", "The maximum amount is 25,000 EUR.")
