@@ -192,12 +192,14 @@ def misattached_number(values: set[str], statement: str, sentences: list[str], q
 def anothers_value(words: set[str], question_words: set[str], window: list[set[str]], headings: list[bool]) -> bool:
     """Whether a statement of content ``words`` takes what it adds from one sentence of a ``window``
     (each sentence's content words, ``headings`` marking titles) while another there names more of the
-    question's words, and not that: "The colour badge for contractors is blue." passed on "Every
-    employee gets a blue access badge ...", the sentence before "Contractors receive a grey badge ..."
-    (t81), and so did "The badge is a blue access badge.", which does not repeat "contractors" (t83).
-    A sentence that names only the subject ("It opens at 09:40" after "The lighthouse stands on the
-    cape.") is no rival: it must hold all the question's words the holder does, and words of its own."""
-    new, asked = words - question_words, question_words
+    question's words the statement repeats, and not that: "The colour badge for contractors is blue."
+    passed on "Every employee gets a blue access badge ...", the sentence before "Contractors receive a
+    grey badge ..." (t81). A sentence that names only the subject ("It opens at 09:40" after "The
+    lighthouse stands on the cape.") is no rival: it must hold all the question's words the holder
+    does, and words of its own. (All the question's words, not only those the statement repeats, also
+    caught "The badge is a blue access badge." for contractors, t83, but turned a right answer of the
+    held-out set into "not found" and changed no other: not kept.)"""
+    new, asked = words - question_words, words & question_words
     holder = max(range(len(window)), key=lambda j: len(new & window[j]))
     value, named = new & window[holder], asked & window[holder]
     return bool(value) and any(j != holder and asked & window[j] > named and value - window[j]
