@@ -41,7 +41,7 @@ def shown_text(text: str) -> str:
         # a paragraph after a list, a table or a title starts its own line too: it read as the
         # last item's ("- Dovecote Pippin To prune a Pellwick tree, ...")
         leaves = after_blank[number] and (_is_row(previous) or _OWN_LINE.match(previous) or _is_title(previous))
-        apart = (_is_row(previous) and _is_row(line)) or _OWN_LINE.match(line) or leaves
+        apart = (_is_row(previous) and _is_row(line)) or _records(previous, line) or _OWN_LINE.match(line) or leaves
         shown.append(("\n" if apart else " ") + line)
     return "".join(shown)
 
@@ -183,3 +183,12 @@ def _is_title(line: str) -> bool:
 
 def _is_row(line: str) -> bool:
     return " | " in line
+
+
+def _records(previous: str, line: str) -> bool:
+    """Whether two lines are rows of a CSV (or of ; or tab): as many delimiters, two or more, and no
+    sentence's end. They ran together in the closest passages and `search` (t83)."""
+    def shape(text: str) -> tuple[int, ...]:
+        return (0,) if text.endswith((".", "!", "?")) else tuple(text.count(mark) for mark in ",;\t")
+
+    return max(shape(line)) >= 2 and shape(line) == shape(previous)

@@ -29,6 +29,21 @@ def test_table_rows_are_shown_on_lines_of_their_own() -> None:
     assert before.endswith("Closes\n") and after == ""
 
 
+def test_csv_rows_are_shown_on_lines_of_their_own() -> None:
+    """A CSV passage read as one line in the closest passages and `search` ("... +44 20 7946 0101
+    2026-12-07,Marta Kowalska,..."), its header and rows' edges unseen (t83); prose keeps its lines joined."""
+    from pgpt.runtime.documents.sentences import flatten_text
+    from pgpt.runtime.documents.passage_view import shown_text
+
+    text = ("week,primary,secondary,phone\n2026-12-07,Marta Kowalska,Jonas Berg,+44 20 7946 0101\n"
+            "2026-12-14,Jonas Berg,Luis Romero,+44 20 7946 0102\n")
+    shown = shown_text(text)
+    assert shown.replace("\n", " ") == flatten_text(text)
+    assert shown.splitlines() == text.strip().splitlines()
+    prose = "Tea, coffee, and cake\nare served at ten, noon, and four."
+    assert "\n" not in shown_text(prose)
+
+
 def test_list_items_and_markdown_rows_are_shown_on_lines_of_their_own() -> None:
     """A list read "- life jackets counted - radio tested" and a Markdown table's header was joined to the text."""
     from pgpt.runtime.documents.sentences import flatten_text
