@@ -136,9 +136,9 @@ class Grounder(QuoteChoice):
         # "How do I make an option count how many times it is given?" asks for a way, not a number (t68)
         self._wants_number = wants_a_number(question)
         # a table's row is read with its header, which names what its cells are ("office" for "Glasgow", t83)
-        headers = [table_header(self.sentences, i) for i in range(len(self.sentences))]
+        self._headers = [table_header(self.sentences, i) for i in range(len(self.sentences))]
         self._words = [content_words(s.text) | (content_words(self.sentences[h].text) if h >= 0 else set())
-                       for s, h in zip(self.sentences, headers)]
+                       for s, h in zip(self.sentences, self._headers)]
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
         self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
         # the passages and their files' names: the prompt shows each source's file, and a draft that
@@ -223,7 +223,7 @@ class Grounder(QuoteChoice):
                            + f" [{self.sentences[i].number}]" for n, (statement, i) in enumerate(supported))
             shown = [self._shown(i, statement) for statement, i in supported]
             # a table's row with its header row, as a quote shows it (t83: which number is the rate limit)
-            rows = (j for i in shown for j in (table_header(self.sentences, i), i) if j >= 0)
+            rows = (j for i in shown for j in (self._headers[i], i) if j >= 0)
             quotes = [self.sentences[i] for i in dict.fromkeys(rows)]
             return Grounding("answer", text, quotes, measures)
         best = self._best_quote()  # the quote's own relevance: the best sentence may be no quote (another code)

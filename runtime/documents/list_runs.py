@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from pgpt.runtime.documents.sentences import LIST_ITEM
+from pgpt.runtime.documents.sentences import LIST_ITEM, delimiter_counts
 
 MAX_ITEMS = 8  # items a quoted lead-in brings
 MAX_LIST = 30  # sentences back from an item to its lead-in
@@ -87,9 +87,8 @@ def _delimited_header(sentences: Sequence[_Sentence], index: int) -> int:
     as many commas (or semicolons, or tabs), when that line holds no digit ("team,employee,days,type")
     and the row does; else -1. A quoted row ("Backend,Tom Okafor,2026-07-06,10,annual leave") did
     not say which number is which (t79)."""
-    def shape(i: int) -> tuple[int, ...]:  # a sentence's end is prose's ("Tea, coffee, and cake.")
-        text = sentences[i].text.rstrip()
-        return (0,) if text.endswith((".", "!", "?")) else tuple(text.count(mark) for mark in ",;\t")
+    def shape(i: int) -> tuple[int, ...]:
+        return delimiter_counts(sentences[i].text)
 
     own = shape(index)
     if max(own) < 2 or not any(c.isdigit() for c in sentences[index].text):

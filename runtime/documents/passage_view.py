@@ -16,7 +16,9 @@ import numpy as np
 
 from pgpt.runtime.documents.grounding import Grounder, SourceSentence
 from pgpt.runtime.documents.records import DEFAULT_COLLECTION
-from pgpt.runtime.documents.sentences import LIST_ITEM, content_words, flatten_text, split_sentences, unhyphenated
+from pgpt.runtime.documents.sentences import (
+    LIST_ITEM, content_words, delimiter_counts, flatten_text, split_sentences, unhyphenated,
+)
 
 
 def shown_text(text: str) -> str:
@@ -188,7 +190,5 @@ def _is_row(line: str) -> bool:
 def _records(previous: str, line: str) -> bool:
     """Whether two lines are rows of a CSV (or of ; or tab): as many delimiters, two or more, and no
     sentence's end. They ran together in the closest passages and `search` (t83)."""
-    def shape(text: str) -> tuple[int, ...]:
-        return (0,) if text.endswith((".", "!", "?")) else tuple(text.count(mark) for mark in ",;\t")
-
-    return max(shape(line)) >= 2 and shape(line) == shape(previous)
+    shape = delimiter_counts(line)
+    return max(shape) >= 2 and shape == delimiter_counts(previous)

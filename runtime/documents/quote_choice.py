@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pgpt.runtime.documents.list_runs import a_header_row, table_header, with_its_list
+from pgpt.runtime.documents.list_runs import a_header_row, with_its_list
 from pgpt.runtime.documents.question_kinds import another_code, answers_the_kind
 from pgpt.runtime.documents.sentences import contains_fact, key_facts, unbulleted
 from pgpt.runtime.documents.statements import prose_words
@@ -37,6 +37,7 @@ class QuoteChoice:
     sentences: Any
     relevance: Any
     question: str
+    _headers: list[int]  # each sentence's table header row (list_runs.table_header), -1 for none
 
     def certain_quote(self) -> Grounding | None:
         """A quote, with no draft, of a sentence that answers the question as well as CERTAIN_QUOTE,
@@ -52,7 +53,7 @@ class QuoteChoice:
         """Sentence ``best`` as the quote: with its table's header row, or its list."""
         from pgpt.runtime.documents.grounding import Grounding
 
-        header = table_header(self.sentences, best)  # a row with its table's header: which number is which
+        header = self._headers[best]  # a row with its table's header: which number is which
         quoted = [self.sentences[i] for i in [header] * (header >= 0) + with_its_list(self.sentences, best)]
         text = "\n".join(s.text for s in quoted) if len(quoted) > 1 else unbulleted(quoted[0].text)
         return Grounding("quote", f"Quote from the documents: \u201c{text}\u201d [{quoted[0].number}]", quoted, measures)

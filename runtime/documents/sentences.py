@@ -105,6 +105,13 @@ def split_sentences(text: str) -> list[str]:
     return [unit.strip() for unit in units if len(unit.strip()) > 2]
 
 
+def delimiter_counts(line: str) -> tuple[int, ...]:
+    """How many commas, semicolons and tabs ``line`` holds, the shape a CSV's rows share; (0,) for a
+    line that ends as a sentence does ("Tea, coffee, and cake." is prose)."""
+    line = line.rstrip()
+    return (0,) if line.endswith((".", "!", "?")) else tuple(line.count(mark) for mark in ",;\t")
+
+
 def _records(part: str) -> list[str] | None:
     """The lines of ``part`` when they are records (a log's lines, a CSV's rows: most start with a
     digit, or hold as many delimiters as the first), else None. Read as one "sentence", a log's chunk
