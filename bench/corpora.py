@@ -55,9 +55,74 @@ QUESTION_SETS = {s.name: s for s in (
 )}
 
 
+OWN = "own"  # the name of a user's own question set (`bench-docs --own FOLDER QUESTIONS`)
+_FOLDER = "folder:"  # a corpus that is a user's folder: "folder:/path/to/docs"
+
+
+def own_set(folder: Path, questions: Path) -> QuestionSet:
+    """A user's own documents and questions as a held-out set named "own": ``questions`` is a JSON list
+    in the format of bench/data/manuals/questions_test.json, each question naming its ``source`` file in
+    ``folder``. Raises UsageError, naming what is wrong and where, before anything is ingested."""
+    from pgpt.runtime.errors import UsageError
+
+    if not folder.is_dir():
+        raise UsageError(f"bench-docs --own: {folder} is no folder.", hint="Give the folder of your documents first, "
+                         "then the questions file.")
+    try:
+        items = json.loads(questions.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UsageError(f"bench-docs --own: cannot read the questions file {questions}: {error}.",
+                         hint="Give a JSON list of questions (README, bench-docs, your own questions).") from None
+    problems = question_problems(items, {path.name for path in folder_files(folder)})
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise UsageError(f"bench-docs --own: {questions}: {'; '.join(problems[:3])}{more}.",
+                         hint="Each question is an object with \"question\", \"source\" (a file name in the "
+                              "folder) and \"answers\" (a list, empty with \"unanswerable\": true); README, "
+                              "bench-docs, shows one.")
+    return QuestionSet(OWN, _FOLDER + str(folder.resolve()), questions, "test")
+
+
+def question_problems(items: Any, names: set[str]) -> list[str]:
+    """What keeps ``items`` from being a question set over files named ``names``: one phrase per fault."""
+    if not isinstance(items, list) or not items:
+        return ["it holds no JSON list of questions"]
+    problems = []
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not str(item.get("question") or "").strip():
+            problems.append(f"question {number} has no \"question\" text")
+        elif item.get("source") not in names:
+            problems.append(f"question {number}'s source {item.get('source')!r} is no file of the folder")
+        elif not item.get("unanswerable") and not (isinstance(item.get("answers"), list) and item["answers"]):
+            problems.append(f"question {number} has no \"answers\" and is not marked \"unanswerable\"")
+    return problems
+
+
 def build(corpus: str, target: Path) -> list[Path]:
     """Write the corpus named ``corpus`` into ``target``; its files, sorted."""
+    if corpus.startswith(_FOLDER):
+        return copy_folder(Path(corpus[len(_FOLDER):]), target)
     return {"documents": build_corpus, "manuals": build_manuals, "cjk": build_cjk}[corpus](target)
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files under ``folder``, sorted; a link, which may lead out of the folder, is neither listed
+    nor followed (as ingest does)."""
+    import os
+
+    return sorted(Path(root) / name for root, _, names in os.walk(folder)  # os.walk enters no linked folder
+                  for name in names if (Path(root) / name).is_file() and not (Path(root) / name).is_symlink())
+
+
+def copy_folder(folder: Path, target: Path) -> list[Path]:
+    """A user's folder's files (``folder_files``) copied into ``target``; the copies, sorted."""
+    target.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for path in folder_files(folder):
+        copies.append(target / path.relative_to(folder))
+        copies[-1].parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, copies[-1])
+    return copies
 
 
 def build_corpus(target: Path) -> list[Path]:

@@ -39,6 +39,7 @@ class DocBenchOptions:
     model: str = ""  # chat model for the answers ("" = the default one)
     questions: int = 0  # ask only the first N questions of each set (0 = all)
     answers: bool = True  # False: ingestion and retrieval only
+    own: QuestionSet | None = None  # a user's own folder and questions (corpora.own_set), after ``sets``
 
 
 def run_doc_bench(settings: Settings, progress: Callable[[str], None] = print,
@@ -48,7 +49,7 @@ def run_doc_bench(settings: Settings, progress: Callable[[str], None] = print,
     from pgpt.runtime.llm.embeddings import default_embedder
     from pgpt.runtime.llm.session import cpu_summary
 
-    sets = [QUESTION_SETS[name] for name in options.sets]
+    sets = [QUESTION_SETS[name] for name in options.sets] + ([options.own] if options.own else [])
     results: dict[str, Any] = {"machine": cpu_summary(), "corpora": {}, "retrieval": {}}
     with tempfile.TemporaryDirectory(prefix="pgpt-bench-docs-") as tmp:
         stores: dict[str, Any] = {}

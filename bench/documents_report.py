@@ -84,6 +84,8 @@ def breakdown(name: str, retrieval: dict[str, Any], answers: dict[str, Any] | No
 
 
 def _embedding_cell(e: dict[str, Any]) -> str:
+    if "skipped" in e:
+        return f"not measured: {e['skipped']}"
     if "speedup" not in e:
         return f"pgpt {e['pgpt_chunks_per_s']:.1f} chunks/s; sentence-transformers {e.get('sentence_transformers')}"
     rounds = ", ".join(f"{x:.2f}x" for x in e["speedups"])

@@ -29,6 +29,8 @@ def embedding_speed(embedder: Any, files: list[Path], rounds: int = EMBED_ROUNDS
             continue
     size = 180  # ~256 word pieces for this English text
     texts = [" ".join(words[i:i + size]) for i in range(0, len(words) - size, size)][:EMBED_CHUNKS]
+    if not texts:  # a small own folder (bench-docs --own): "0.0 chunks/s" read as a broken embedder
+        return {"chunks": 0, "skipped": f"the corpus holds no {size} words to make a chunk of"}
     reference = _sentence_transformers(embedder)
     embedder.embed(texts[:8])
     if reference is not None:

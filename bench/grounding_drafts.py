@@ -7,7 +7,7 @@ without the noise of a second run. ``capture`` asks every question of some bench
 sources' sentences and their vectors); ``score`` checks the saved drafts again with the check of
 the code it runs from and prints bench-docs' answer scores (bench/scoring.py).
 
-    python -m pgpt.bench.grounding_drafts capture manuals-dev,named drafts.json [--model NAME]
+    python -m pgpt.bench.grounding_drafts capture manuals-dev,named drafts.json [--model NAME] [--own DIR QS]
     python -m pgpt.bench.grounding_drafts score drafts.json
 
 To compare two versions of the check, run ``score`` from each: for a version older than this
@@ -28,18 +28,17 @@ from typing import Any
 import numpy as np
 
 from pgpt.bench import scoring
-from pgpt.bench.corpora import QUESTION_SETS, build
+from pgpt.bench.corpora import QUESTION_SETS, QuestionSet, build, own_set
 from pgpt.runtime.settings import Settings
 
 
-def capture(settings: Settings, set_names: list[str], out: Path, model: str = "") -> None:
-    """Ask every question of ``set_names`` on fresh indexes of their corpora and save each draft
+def capture(settings: Settings, sets: list[QuestionSet], out: Path, model: str = "") -> None:
+    """Ask every question of ``sets`` on fresh indexes of their corpora and save each draft
     with the check's inputs in ``out``."""
     from pgpt.runtime.documents.ingest import ingest, open_store
     from pgpt.runtime.llm.chat import ChatEngine
     from pgpt.runtime.llm.embeddings import default_embedder
 
-    sets = [QUESTION_SETS[name] for name in set_names]
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pgpt-drafts-") as tmp:
         stores, embedder = {}, None
@@ -145,18 +144,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pgpt.bench.grounding_drafts", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     take = sub.add_parser("capture", help="ask the questions, save drafts and what the check saw")
-    take.add_argument("sets", help=f"comma-separated question sets: {', '.join(QUESTION_SETS)}")
+    take.add_argument("sets", help=f"comma-separated question sets: {', '.join(QUESTION_SETS)} (\"\": none)")
     take.add_argument("out", type=Path)
+    take.add_argument("--own", nargs=2, type=Path, metavar=("FOLDER", "QUESTIONS"),
+                      help="also a folder of documents and its questions (bench-docs --own)")
     take.add_argument("--model", default="", help="an exported chat model (default: the active one)")
     again = sub.add_parser("score", help="check saved drafts again with this code and score them")
     again.add_argument("file", type=Path)
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "capture":
-        unknown = [n for n in args.sets.split(",") if n not in QUESTION_SETS]
+        names = [n for n in args.sets.split(",") if n]
+        unknown = [n for n in names if n not in QUESTION_SETS]
         if unknown:
             parser.error(f"unknown question set {unknown[0]!r}; the sets are {', '.join(QUESTION_SETS)}")
-        capture(settings, args.sets.split(","), args.out, args.model)
+        own = [own_set(*args.own)] if args.own else []
+        capture(settings, [QUESTION_SETS[n] for n in names] + own, args.out, args.model)
         return
     rows = rechecked(settings, args.file)
     by_set: dict[str, list[tuple[dict[str, Any], str, str]]] = {}

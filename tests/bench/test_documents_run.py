@@ -117,3 +117,69 @@ def test_saved_drafts_checked_again_give_the_same_answers(small_bench, tmp_path:
     assert scores["questions"] == 4 and scores["accuracy"]["n"] == 3 and scores["abstention_on_unanswerable"]["n"] == 1
     assert sum(scores["kinds"].values()) == 4
     assert scores["wrong"] == sum(n for kind, n in scores["kinds"].items() if kind.endswith("-1"))
+
+
+def _own_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """DOCS in a folder with a link to a file outside it, and QUESTIONS in a file beside it."""
+    docs = tmp_path / "own"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    (tmp_path / "secret.md").write_text("The vault code is 4711.\n", encoding="utf-8")
+    (docs / "secret.md").symlink_to(tmp_path / "secret.md")
+    file = tmp_path / "questions.json"
+    file.write_text(json.dumps(QUESTIONS), encoding="utf-8")
+    return docs, file
+
+
+def test_own_documents_and_questions_are_scored_as_a_held_out_set(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench-docs --own FOLDER QUESTIONS`: a user measures retrieval on their own documents; a link
+    out of the folder is neither copied nor read."""
+    from pgpt.tui.cli.main import main
+
+    docs, file = _own_folder(tmp_path)
+    monkeypatch.setenv("PGPT_HOME", str(settings.home))
+    monkeypatch.setenv("PGPT_MODEL_CACHE", str(settings.model_cache))
+    assert main(["bench-docs", "--own", str(docs), str(file), "--retrieval-only", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert list(results["retrieval"]) == ["own"]  # without --set, only the user's own set
+    own = results["retrieval"]["own"]
+    assert own["role"] == "test" and own["questions"] == 3 and own["strict_hit_at_5"]["hits"] == 3
+    (corpus,) = results["corpora"].values()
+    assert corpus["files"] == 2 and corpus["formats"] == [".md", ".txt"]  # secret.md, a link, left out
+
+
+@pytest.mark.parametrize(("questions", "expected"), [
+    ("not json", "cannot read the questions file"),
+    ('{"question": "x"}', "holds no JSON list of questions"),
+    ('[{"question": "When?", "source": "nope.md", "answers": ["noon"]}]', "source 'nope.md' is no file of the folder"),
+    ('[{"question": "When?", "source": "secret.md", "answers": ["4711"]}]', "source 'secret.md' is no file"),
+    ('[{"question": "When?", "source": "ferry.md"}]', "question 1 has no \"answers\" and is not marked"),
+])
+def test_own_questions_that_cannot_be_scored_are_refused_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], questions: str, expected: str) -> None:
+    from pgpt.tui.cli.main import main
+
+    docs, file = _own_folder(tmp_path)
+    file.write_text(questions, encoding="utf-8")
+    assert main(["bench-docs", "--own", str(docs), str(file)]) == 2
+    error = capsys.readouterr().err
+    assert expected in error and "Traceback" not in error and len(error.strip().splitlines()) == 1
+    assert main(["bench-docs", "--own", str(tmp_path / "nowhere"), str(file)]) == 2
+    assert "is no folder" in capsys.readouterr().err
+
+
+def test_a_corpus_too_small_for_the_embedder_timing_says_so(small_bench) -> None:  # type: ignore[no-untyped-def]
+    """A small own folder has no ~256-token chunk to time: the row says so ("0.0 chunks/s" read as broken)."""
+    from pgpt.bench.documents_report import format_results
+    from pgpt.bench.embedding_speed import embedding_speed
+
+    _, _, embedder, _, files = small_bench
+    row = embedding_speed(embedder, files)
+    assert row["chunks"] == 0 and "180 words" in row["skipped"]
+    from pgpt.runtime.llm.session import cpu_summary
+
+    report = format_results({"machine": cpu_summary(), "corpora": {}, "retrieval": {}, "embedding": row})
+    assert "| embedder, ~256-token chunks | not measured: the corpus holds no 180 words" in report

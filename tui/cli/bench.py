@@ -66,6 +66,9 @@ def add_parsers(sub: Any, add_embedder_option: Any) -> None:
                                  "scores every question)")
     bench_docs.add_argument("--retrieval-only", action="store_true",
                             help="ingest and search only: no answers, no embedder comparison")
+    bench_docs.add_argument("--own", nargs=2, metavar=("FOLDER", "QUESTIONS"),
+                            help="also (without --set: only) your own documents and questions: a folder and a JSON "
+                                 "list of questions in bench-docs' format (README), scored as a held-out set \"own\"")
     add_embedder_option(bench_docs)
     add_serve_parser(sub)
 
@@ -153,7 +156,9 @@ def run_bench_chat(settings: Any, args: argparse.Namespace) -> int:
 
 def run_bench_docs(settings: Any, args: argparse.Namespace) -> int:
     """`pgpt-tui bench-docs`."""
-    from pgpt.bench.corpora import QUESTION_SETS
+    from pathlib import Path
+
+    from pgpt.bench.corpora import QUESTION_SETS, own_set
     from pgpt.bench.documents import DocBenchOptions, format_results, run_doc_bench
 
     sets = tuple(dict.fromkeys(name.strip() for value in args.sets or [] for name in value.split(",") if name.strip()))
@@ -162,8 +167,9 @@ def run_bench_docs(settings: Any, args: argparse.Namespace) -> int:
         print(f"error: bench-docs: no question set named {', '.join(unknown)}; the sets are "
               f"{', '.join(QUESTION_SETS)}.", file=sys.stderr)
         return 2
-    options = DocBenchOptions(sets=sets or tuple(QUESTION_SETS), model=args.model, questions=args.questions,
-                              answers=not args.retrieval_only)
+    own = own_set(Path(args.own[0]), Path(args.own[1])) if args.own else None  # UsageError: exit 2, one paragraph
+    options = DocBenchOptions(sets=sets or (() if own else tuple(QUESTION_SETS)), model=args.model,
+                              questions=args.questions, answers=not args.retrieval_only, own=own)
     results = run_doc_bench(settings, progress=_progress, options=options)
     print(json.dumps(results, indent=2) if args.json else format_results(results))
     return 0
