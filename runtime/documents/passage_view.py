@@ -68,8 +68,25 @@ def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str
         room = max(width - len(sentence), 0)
         first = max(start - room // 2, 0)
         last = min(start + len(sentence) + room - (start - first), len(text))
+        first, last = _word_edge(text, first, start, forward=True), _word_edge(text, last, start + len(sentence))
     return (("\u2026" if first else "") + text[first:start], sentence,
             text[start + len(sentence):last] + ("\u2026" if last < len(text) else ""))
+
+
+def _word_edge(text: str, cut: int, limit: int, forward: bool = False) -> int:
+    """``cut`` moved to the nearest white space between it and ``limit`` (a snippet's edge at a whole
+    word: "…ble" was the end of "timetable"), or left where it is when a cut lies at the text's end or
+    no white space is near."""
+    if cut in (0, len(text)) or (text[cut - 1] if forward else text[cut]).isspace():
+        return cut
+    if forward:
+        space = next((i for i in range(cut, min(limit, cut + WORD_EDGE_CHARS)) if text[i].isspace()), None)
+        return cut if space is None else space + 1
+    space = next((i for i in range(cut - 1, max(limit, cut - WORD_EDGE_CHARS) - 1, -1) if text[i].isspace()), None)
+    return cut if space is None else space
+
+
+WORD_EDGE_CHARS = 25  # a longer "word" (a URL, a hash) is cut where it is rather than dropping a whole line of it
 
 
 def copies_note(also_in: Sequence[str], named: int = 2, own: str = "") -> str:
