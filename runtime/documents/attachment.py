@@ -233,3 +233,30 @@ def numbers_in_sentence(numbers: set[str], words: set[str], window: list[tuple[s
     if not any(NUMBER.search(text) for text in closest):
         return True
     return all(any(contains_fact(text, number) for text in closest) for number in numbers)
+
+
+# a range of two numbers or clock times: "12:00 - 00:30", "5 to 10", "3-5"
+_RANGE = re.compile(r"(?<![\w.,:])(\d+(?:[.,:]\d+)*)\s*(?:-|\u2013|\u2014|to|till|until)\s*"
+                    r"(\d+(?:[.,:]\d+)*)(?![\w.,:]*\d)")
+# what a question asks for: the end of a span (when it closes, until when) or its start (when it opens);
+# "open" alone ("When is it open?") asks for both ends, so it counts only after "does": "When does it open?"
+_ASKS_END = re.compile(r"\b(?:clos(?:e|es|ed|ing)|until|till|ends?|ending|finish(?:es|ed|ing)?|latest)\b",
+                       re.IGNORECASE)
+_ASKS_START = re.compile(r"\b(?:opens|opening|starts?|starting|begins?|beginning|earliest)\b"
+                         r"|\b(?:do|does|did|will)\b[^?]*\bopen\b", re.IGNORECASE)
+
+
+def wrong_end(question: str, numbers: set[str], text: str) -> bool:
+    """Whether a number of a statement (of ``numbers``) stands in ``text`` only at the other end of its
+    ranges than the question asks for, the other end unsaid: "The Harbourside taproom closes at 12:00 on
+    Saturday" passed on "Friday and Saturday 12:00 - 00:30", where 12:00 is when it opens (t84)."""
+    end, start = bool(_ASKS_END.search(question)), bool(_ASKS_START.search(question))
+    if end == start:
+        return False
+    ranges = _RANGE.findall(text)
+    for number in numbers:
+        count = NUMBER.findall(text).count(number)
+        other_end = [(last if end else first) for first, last in ranges if (first if end else last) == number]
+        if count and len(other_end) == count and not numbers & set(other_end):
+            return True
+    return False

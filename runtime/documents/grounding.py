@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from pgpt.runtime.documents.attachment import (
-    anothers_value, misattached_number, numbers_in_sentence, recased_code,
+    anothers_value, misattached_number, numbers_in_sentence, recased_code, wrong_end,
 )
 from pgpt.runtime.documents.sentences import (
     LIST_ITEM, NUMBER, contains_fact, content_words, dates_named, days_named, denies, key_facts, numbered_things,
-    split_sentences, strip_citations, unbulleted, without_dates,
+    split_sentences, strip_citations, unbulleted, without_dates, without_section_number,
 )
 from pgpt.runtime.documents.statements import (
     POINTER, mended, reuses_a_definition, without_attribution, without_bare_lead_ins,
@@ -76,7 +76,7 @@ OFF_TOPIC_SHARE = 0.7
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-07v"
+CHECK_VERSION = "2026-12-08a"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -140,7 +140,9 @@ class Grounder(QuoteChoice):
         self._words = [content_words(s.text) | (content_words(self.sentences[h].text) if h >= 0 else set())
                        for s, h in zip(self.sentences, self._headers)]
         self._window_words = [self._window(i) for i in range(len(self.sentences))]
-        self._window_text = [" ".join(self._neighbours(i)).lower() for i in range(len(self.sentences))]
+        # what a sentence says, as the values are read: a heading's section number ("### 6.2 ...") is none
+        self._said = [without_section_number(s.text, s.heading) for s in self.sentences]
+        self._window_text = [" ".join(self._said[j] for j in self._near(i)).lower() for i in range(len(self.sentences))]
         # the passages and their files' names: the prompt shows each source's file, and a draft that
         # names it ("tar --directory=/var/tmp/tar-man.txt") invents nothing
         self._raw_text = " ".join(s.text for s in self.sentences)
@@ -178,7 +180,7 @@ class Grounder(QuoteChoice):
         cosine = self.vectors @ question_vector
         lexical = np.array([covered(self._question_words, words) for words in self._window_words])
         if self._wants_number:  # "how many", "which version": a sentence without a new number cannot answer
-            lexical = lexical * np.array([self._new_number(s.text) for s in self.sentences])
+            lexical = lexical * np.array([self._new_number(text) for text in self._said])
         return SUPPORT_LEXICAL * lexical + (1 - SUPPORT_LEXICAL) * cosine
 
     def _new_number(self, text: str) -> bool:
@@ -317,13 +319,14 @@ class Grounder(QuoteChoice):
             holds = [i for i in np.argsort(-score, kind="stable") if score[i] >= SUPPORT_MIN and not recased
                      and all(contains_fact(self._window_text[i], fact) for fact in new_facts)
                      and numbers_in_sentence({f for f in new_facts if NUMBER.fullmatch(f)}, words,
-                                             [(self._words[j], self.sentences[j].text.lower()) for j in self._near(i)])
+                                             [(self._words[j], self._said[j].lower()) for j in self._near(i)])
                      and not self._misattached(new_facts, i, statement)
                      and not anothers_value(words, self._question_words, [self._words[j] for j in self._near(i)],
                                             [self.sentences[j].heading for j in self._near(i)])
                      and not any(reuses_a_definition(statement, text) for text in self._neighbours(i))
                      and not self._elsewhere[i] and self._names_the_attribute(i, new_facts)
                      and not self._other_code[i] and not self._other_time[i] and not self._other_end[i]
+                     and not wrong_end(self.question, {f for f in new_facts if NUMBER.fullmatch(f)}, self._said[i])
                      and (not denial or self._denies[i])
                      and (denial or not self._asks_not)]
             scores.append(float(score.max()))

@@ -105,6 +105,22 @@ def split_sentences(text: str) -> list[str]:
     return [unit.strip() for unit in units if len(unit.strip()) > 2]
 
 
+def without_section_number(text: str, heading: bool = False) -> str:
+    """``text`` without the section number a heading starts with ("### 6.2 Dissolved oxygen", a title
+    line "6.2 Dissolved oxygen"): no value of what the section says, though the check read it as one
+    ("The dissolved oxygen limit for cans is 6.2.", t84). A release's heading ("## 2.3.0 (2024-05-01)")
+    and a year ("## 2024 budget") are kept: only numbers of up to two digits a part, before a word."""
+    match = _SECTION_NUMBER.match(text)
+    title = len(text.split()) <= 8 and not text.rstrip().endswith((".", "!", "?"))  # "6.2 Dissolved oxygen"
+    if match and (heading or text.lstrip().startswith("#") or (title and re.search(r"\d\.\d", match["number"]))):
+        return text[match.end():]
+    return text
+
+
+_SECTION_NUMBER = re.compile(r"\s*(?:#{1,6}\s*)?(?:\u00a7\s*)?(?P<number>\d{1,2}(?:\.\d{1,2})*\.?)"
+                             r"\s+(?=[^\W\d_])")
+
+
 def delimiter_counts(line: str) -> tuple[int, ...]:
     """How many commas, semicolons and tabs ``line`` holds, the shape a CSV's rows share; (0,) for a
     line that ends as a sentence does ("Tea, coffee, and cake." is prose)."""

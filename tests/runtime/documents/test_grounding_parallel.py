@@ -126,3 +126,62 @@ def test_the_maximum_does_not_answer_for_the_minimum(embedder) -> None:  # type:
     assert the_other_extreme("What is the maximum timeout?", "The minimum timeout is 2 s.")
     assert not the_other_extreme("What is the maximum timeout?", "The timeout is at least 2 s and at most 60 s.")
     assert not the_other_extreme("What are the minimum and maximum amounts?", "The maximum amount is 25,000 EUR.")
+
+
+TAPROOMS = ("This handbook applies to our two taprooms: the Millbrook Taproom, which sits beside the pilot brewhouse "
+            "on Mill Lane, and the Harbourside Taproom on Quay Street.\n\nHarbourside Taproom:\n"
+            "  Monday to Thursday   15:00 - 23:00\n  Friday and Saturday  12:00 - 00:30\n  Sunday 12:00 - 22:00\n")
+SAFETY = ("Assembly points: Dunmore - the staff car park by the gatehouse. Harbourside - the quay railings outside "
+          "the main entrance.")
+
+
+def test_an_opening_time_is_no_closing_time(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What time does the Harbourside taproom close on a Saturday?" was answered "12:00", the start of
+    "Friday and Saturday 12:00 - 00:30" (t84)."""
+    from pgpt.runtime.documents.attachment import wrong_end
+
+    given = sources(("taproom_handbook.txt", TAPROOMS))
+    question = "What time does the Harbourside taproom close on a Saturday?"
+    result = grounder_over(embedder, question, given).check(
+        "The Harbourside taproom closes at 12:00 on Saturday.", abstained=False)
+    assert result.kind != "answer", result
+    result = grounder_over(embedder, question, given).check(
+        "The Harbourside taproom closes at 00:30 on Saturday.", abstained=False)
+    assert result.kind == "answer" and "00:30" in result.text, result
+    hours = "Friday and Saturday 12:00 - 00:30"
+    assert wrong_end("When does it open on Friday?", {"00:30"}, hours)
+    assert not wrong_end("When does it open on Friday?", {"12:00"}, hours)
+    assert not wrong_end("When is it open on Friday?", {"12:00", "00:30"}, hours)  # both ends asked
+    assert not wrong_end("What time does it close on Friday?", {"12:00", "00:30"}, hours)  # the span said whole
+
+
+def test_a_section_number_is_no_value(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What is the dissolved oxygen limit for cans?" was answered "6.2", the number of the heading
+    "### 6.2 Dissolved oxygen" (t84)."""
+    from pgpt.runtime.documents.sentences import without_section_number
+
+    manual = ("### 6.2 Dissolved oxygen\n\nDissolved oxygen (DO) in the packaged beer is the test that most often "
+              "fails. Limits:\n\n- Kegs: at most 50 ppb.\n- Cans: at most 80 ppb total package oxygen (TPO).")
+    given = [SourceSentence(1, "quality_manual.md", 0, s, heading=s.startswith("#"))
+             for s in split_sentences(manual)]
+    question = "What is the dissolved oxygen limit for cans?"
+    result = grounder_over(embedder, question, given).check("The dissolved oxygen limit for cans is 6.2.", False)
+    assert "6.2" not in result.text, result
+    result = grounder_over(embedder, question, given).check("The dissolved oxygen limit for cans is 80 ppb.", False)
+    assert result.kind == "answer" and "80 ppb" in result.text, result
+    assert without_section_number("6.2 Dissolved oxygen") == "Dissolved oxygen"
+    for kept in ("## 2.3.0 (2024-05-01)", "## 2024 budget", "2. Copy the file", "6.2 million cans were sold."):
+        assert without_section_number(kept) == kept
+
+
+def test_the_attribute_asked_after_where_must_be_named(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"Where is the assembly point at Harbourside?" was answered "the corner of Quay Street and Mill
+    Lane", the streets of two taprooms in a sentence that names no assembly point (t84)."""
+    given = sources(("taproom_handbook.txt", TAPROOMS), ("site_safety_rules.txt", SAFETY))
+    question = "Where is the assembly point at Harbourside?"
+    result = grounder_over(embedder, question, given).check(
+        "The assembly point at Harbourside is located at the corner of Quay Street and Mill Lane.", False)
+    assert "Quay Street" not in result.text, result
+    result = grounder_over(embedder, question, given).check(
+        "The assembly point at Harbourside is the quay railings outside the main entrance.", False)
+    assert result.kind == "answer" and "railings" in result.text, result
