@@ -28,6 +28,17 @@ SUPPORTING = "Supporting quotes"
 DIFFERING = "Another source says otherwise (check which is right)"
 
 
+def quote_groups(result: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The quotes a documents answer (``result``: answer, kind, quotes) shows under it, by title
+    (SUPPORTING, then DIFFERING), each title with at least one quote. A quote answer's own sentences
+    are not shown again: its quote was printed twice, as the answer and under it (t84)."""
+    shown = " ".join(str(result.get("answer", "")).split()) if result.get("kind") == "quote" else ""
+    supporting = [q for q in result.get("quotes") or [] if not q.get("differs")
+                  and not (shown and " ".join(str(q["sentence"]).split()) in shown)]
+    groups = ((SUPPORTING, supporting), (DIFFERING, [q for q in result.get("quotes") or [] if q.get("differs")]))
+    return [(title, group) for title, group in groups if group]
+
+
 def with_differing(grounder: Any, quotes: list[Any], relevance_min: float) -> list[dict[str, Any]]:
     """The quotes' JSON, then that of each sentence that says otherwise, marked ``"differs": true``."""
     return ([q.as_quote() for q in quotes]

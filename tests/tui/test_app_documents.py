@@ -148,10 +148,11 @@ async def test_a_quote_found_without_the_model_is_not_said_to_replace_its_answer
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.engine is not None)
         await pilot.press(*"Who was the keeper in 1920?", "enter")
-        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 4)
-        answer, quotes = turns(app)[1:3]
+        await wait_until(pilot, lambda: not app.answering and len(turns(app)) == 3)
+        answer, sources = turns(app)[1:3]
         assert answer.text.startswith("Quote from the documents:") and "Edda Lund" in answer.text
-        assert answer.mark == "" and quotes.kind == "quotes" and "lighthouse.md" in quotes.text
+        # the quote is the answer: not printed again under "Supporting quotes" (t84), its file under Sources
+        assert answer.mark == "" and sources.kind == "sources" and "lighthouse.md" in sources.text
 
 
 async def test_a_documents_question_with_nothing_indexed_says_how_to_add_documents(settings: Settings) -> None:

@@ -109,20 +109,16 @@ def describe_sources(sources: list[dict[str, Any]], snippet_chars: int = 160) ->
     return "\n".join(lines)
 
 
-def describe_quotes(quotes: list[dict[str, Any]], sources: list[dict[str, Any]]) -> str:
-    """The sentences that support a document answer: ``[n] file, page N: “sentence”``, then those of
-    other sources that say otherwise (conflicts.py), under their own title."""
-    from pgpt.runtime.documents.conflicts import DIFFERING, SUPPORTING
+def describe_quotes(result: dict[str, Any]) -> str:
+    """The sentences that support a documents answer (``result``: answer, kind, quotes, sources):
+    ``[n] file, page N: “sentence”``, then those of other sources that say otherwise (conflicts.py),
+    under their own title; a quote answer's own sentence is not repeated."""
+    from pgpt.runtime.documents.conflicts import quote_groups
     from pgpt.runtime.documents.passage_view import quoted_source, where
 
-    blocks = []
-    for title, group in ((SUPPORTING, [q for q in quotes if not q.get("differs")]),
-                         (DIFFERING, [q for q in quotes if q.get("differs")])):
-        if group:
-            blocks.append(f"{title}:\n" + "\n".join(
-                f"[{q['source']}] {where(quoted_source(q, sources))}: \u201c{q['sentence']}\u201d"
-                for q in group))
-    return "\n\n".join(blocks)
+    return "\n\n".join(f"{title}:\n" + "\n".join(
+        f"[{q['source']}] {where(quoted_source(q, result['sources']))}: \u201c{q['sentence']}\u201d" for q in group)
+        for title, group in quote_groups(result))
 
 
 def describe_closest(passages: list[dict[str, Any]]) -> tuple[str, str]:

@@ -171,8 +171,9 @@ class ChatLog(VerticalScroll):
         from pgpt.tui.chat.library import describe_closest, describe_quotes, describe_sources
         from pgpt.tui.sanitize import clean_text
 
-        if details["quotes"]:
-            self.add_turn("quotes", describe_quotes(details["quotes"], details["sources"]))
+        quotes = describe_quotes(details)
+        if quotes:
+            self.add_turn("quotes", quotes)
         left_out = note(details.get("left_out", []))  # files never read: the answer may be in them (t61)
         if details["closest"] or left_out:
             plain, markup = describe_closest(details["closest"])

@@ -79,6 +79,24 @@ def test_ask_shows_the_other_sources_sentence_under_its_own_title(settings: Sett
     assert len(supporting) == 1 and len(others) == 1, result["quotes"]
     assert {Path(supporting[0]["file"]).name, Path(others[0]["file"]).name} == {"office.txt", "notice.txt"}
     assert {supporting[0]["sentence"], others[0]["sentence"]} == {"The gym code is 1234.", "The gym code is 9292."}
-    for shown in (describe_answer(result), describe_quotes(result["quotes"], result["sources"])):  # `ask`, and the app
-        assert "Supporting quotes:" in shown and f"{DIFFERING}:" in shown
-        assert shown.index(supporting[0]["sentence"]) < shown.index(DIFFERING) < shown.index(others[0]["sentence"])
+    for shown in (describe_answer(result), describe_quotes(result)):  # `ask`, and the app
+        # a quote answer's sentence is the answer itself: not repeated as a supporting quote
+        assert ("Supporting quotes:" in shown) == (result["kind"] == "answer") and f"{DIFFERING}:" in shown
+        assert shown.index(DIFFERING) < shown.index(others[0]["sentence"])
+    shown = describe_answer(result).split("\nSources:")[0]  # the sources' opening words aside
+    assert shown.index(supporting[0]["sentence"]) < shown.index(DIFFERING) and shown.count("The gym code is 1234.") == 1
+
+
+def test_a_quote_answer_does_not_show_its_quote_twice() -> None:
+    """A quote answer printed its sentence as the answer and again under "Supporting quotes" (t84);
+    an answer in the model's words keeps its supporting quote."""
+    quote = {"file": "/docs/suppliers.txt", "page": None, "sentence": "Lead time: 7 working days", "source": 1}
+    sources = [{"source": "/docs/suppliers.txt", "text": "Greenbine Hop Merchants\nLead time: 7 working days"}]
+    quoted = {"answer": "Quote from the documents: \u201cLead time: 7 working days\u201d [1]", "kind": "quote",
+              "quotes": [quote], "sources": sources, "not_found": False, "cached": False}
+    for shown in (describe_answer(quoted).split("\nSources:")[0], describe_quotes(quoted)):
+        assert shown.count("Lead time: 7 working days") == (1 if shown.startswith("Quote") else 0), shown
+        assert "Supporting quotes" not in shown
+    worded = {**quoted, "answer": "The lead time is 7 working days. [1]", "kind": "answer"}
+    for shown in (describe_answer(worded), describe_quotes(worded)):
+        assert "Supporting quotes:" in shown and "suppliers.txt: \u201cLead time: 7 working days\u201d" in shown
