@@ -31,7 +31,23 @@ class Parser(argparse.ArgumentParser):
         ParseError for main() to report."""
         if not message.startswith("argument "):
             self.print_usage(sys.stderr)
-        raise ParseError(self.prog, message)
+        raise ParseError(self.prog, _with_a_guess(message))
+
+
+def _with_a_guess(message: str) -> str:
+    """argparse's "invalid choice" with the closest choice named ("did you mean ingest?") and the long
+    list of choices left to --help: `pgpt-tui injest` listed all 15 commands and guessed none (t84)."""
+    import difflib
+    import re
+
+    match = re.fullmatch(r"argument (\S+): invalid choice: '(.*)' \(choose from (.*)\)", message, re.DOTALL)
+    if not match:
+        return message
+    choices = [choice.strip().strip("'") for choice in match[3].split(",")]
+    guess = difflib.get_close_matches(match[2], choices, n=1, cutoff=0.6)
+    what = "command" if match[1] == "COMMAND" else match[1].strip("-").lower()
+    return (f"no {what} named {match[2]!r}" + (f"; did you mean {guess[0]}?" if guess else "")
+            + f" ({what}s: {', '.join(choices)})")
 
 
 def usage_error(text: str, wants_json: bool) -> int:

@@ -39,6 +39,19 @@ def test_an_empty_prompt_is_a_usage_error(settings: Settings, args: list[str], s
         assert "standard input was empty" in done.stderr and "Pipe the" in done.stderr
 
 
+
+def test_a_mistyped_command_is_named_with_the_closest_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """`pgpt-tui injest docs` listed all 15 commands and guessed none (t84)."""
+    from pgpt.tui.cli.main import main
+
+    assert main(["injest", "docs"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("Usage error: pgpt-tui: no command named 'injest'; did you mean ingest? (commands: ")
+    assert len(error.strip().splitlines()) == 1 and "invalid choice" not in error
+    assert main(["zzz"]) == 2
+    error = capsys.readouterr().err
+    assert "no command named 'zzz' (commands: chat, " in error and "did you mean" not in error
+
 def test_a_prompt_on_standard_input_needs_no_argument(settings: Settings, tmp_path: Path) -> None:
     """Probe 4.6: a 1 MB question could not be passed at all (Linux refuses an argument over 128 KiB)."""
     answer = tui_cli(settings, "chat", "-", "--json", "--max-tokens", "24", stdin="What is the capital of France?\n")
