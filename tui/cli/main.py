@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                    "search": doc_commands.run_search, "ask": doc_commands.run_ask,
                    "bench-docs": bench_commands.run_bench_docs, "bench-chat": bench_commands.run_bench_chat,
                    "bench-serve": bench_commands.run_bench_serve}[args.command]
+        from pgpt.tui.cli.first_use import prepare_built_in
+
+        prepare_built_in(settings, args.command)  # a first `ingest` on a new machine (t84), as the app's first start
         code = handler(settings, args)
         sys.stdout.flush()  # here, where a reader that went away (| head) is caught below
         return code

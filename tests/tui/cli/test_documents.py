@@ -386,3 +386,24 @@ def test_ask_on_a_terminal_says_what_it_does_from_the_start(settings: Settings, 
                                                                      "checking"))]
     assert status and all(len(line) == 39 for line in status), [len(line) for line in status]
     assert "\r" + " " * 39 + "\r" in text, text[-80:]
+
+
+@pytest.mark.slow
+def test_a_first_ingest_on_a_new_machine_prepares_the_built_in_embedder(tmp_path: Path) -> None:
+    """A new user's first command over SSH was `pgpt-tui ingest docs`, refused until `pgpt-export
+    --default` (t84): it now exports the embedder it needs, once, saying so stage by stage; an existing
+    index with an empty model cache (a cron job without PGPT_MODEL_CACHE, t71) is refused as before."""
+    fresh = Settings(home=tmp_path / "home", model_cache=tmp_path / "cache")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.txt").write_text("The ferry to Inselby leaves at noon every Tuesday.\n")
+    first = tui_cli(fresh, "ingest", str(docs))
+    assert first.returncode == 0, first.stderr
+    assert "pgpt: first use: preparing the built-in all-minilm-l6-v2 (int8)" in first.stderr
+    assert "validate:" in first.stderr and "1 added" in first.stdout
+    assert [p.name for p in fresh.model_cache.iterdir() if not p.name.startswith(".")] == ["all-minilm-l6-v2-int8"]
+    found = tui_cli(fresh, "search", "ferry")  # ready: no second export
+    assert found.returncode == 0 and "ferry.txt" in found.stdout and "first use" not in found.stderr
+    elsewhere = Settings(home=fresh.home, model_cache=tmp_path / "empty-cache")
+    refused = tui_cli(elsewhere, "search", "ferry")
+    assert refused.returncode == 2 and "is not exported in" in refused.stderr and "first use" not in refused.stderr
