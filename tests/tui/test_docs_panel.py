@@ -190,3 +190,18 @@ async def test_typing_part_of_a_name_in_the_list_finds_the_file(settings: Settin
         assert "harbour-" in current() and current() != first
         await pilot.press("delete")  # the table's own keys still work
         assert "Forget" in str(app.screen.query_one(Static).render())
+
+
+def test_the_newest_add_comes_first_and_each_add_s_files_by_path() -> None:
+    """One add's files were listed newest first, so a folder read from Z to A (t84)."""
+    from pgpt.runtime.documents.records import DocumentRecord
+    from pgpt.tui.screens.documents.table import listing_order
+
+    def record(path: str, at: float) -> DocumentRecord:
+        return DocumentRecord(path, "default", path, "", 1, at)
+
+    first_add = [record(f"/docs/{name}", 100.0 + n / 10) for n, name in enumerate(("a.md", "m.md", "z.md"))]
+    later = record("/notes/b.md", 500.0)
+    gone = record("/docs/c.md", 100.2)
+    order = listing_order([*first_add, later, gone], {"/docs/c.md"})
+    assert [Path(r.path).name for r in order] == ["c.md", "b.md", "a.md", "m.md", "z.md"]

@@ -111,5 +111,17 @@ class DocumentTable(RowTable):
 
 
 def listing_order(records: list[DocumentRecord], gone: set[str]) -> list[DocumentRecord]:
-    """The files found gone first (a user looks for them to forget them), then the newest first."""
-    return sorted(records, key=lambda d: (d.path not in gone, -d.ingested_at))
+    """The files found gone first (a user looks for them to forget them), then the newest add first,
+    each add's files by path: one add's files came newest first, so a folder read Z to A (t84). An add
+    is a run of files written less than ADD_GAP_S apart."""
+    newest = sorted(records, key=lambda d: -d.ingested_at)
+    add, previous = 0, None
+    adds = {}
+    for record in newest:
+        if previous is not None and previous - record.ingested_at > ADD_GAP_S:
+            add += 1
+        adds[id(record)], previous = add, record.ingested_at
+    return sorted(records, key=lambda d: (d.path not in gone, adds[id(d)], d.path))
+
+
+ADD_GAP_S = 60.0
