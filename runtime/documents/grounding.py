@@ -33,13 +33,13 @@ from pgpt.runtime.documents.attachment import (
 )
 from pgpt.runtime.documents.sentences import (
     LIST_ITEM, NUMBER, contains_fact, content_words, dates_named, days_named, denies, key_facts, numbered_things,
-    split_sentences, strip_citations, unbulleted, without_dates, without_section_number,
+    split_sentences, strip_citations, unbulleted, without_dates, without_emphasis, without_section_number,
 )
 from pgpt.runtime.documents.statements import (
     POINTER, mended, reuses_a_definition, without_attribution, without_bare_lead_ins,
     without_restatements,
 )
-from pgpt.runtime.documents.list_runs import in_a_list, lead_in, table_header
+from pgpt.runtime.documents.list_runs import another_record, in_a_list, lead_in, table_header
 from pgpt.runtime.documents.question_kinds import (
     another_code, another_time, asked_attribute, asked_codes, asks_a_count, asks_what_is_not, answers_the_kind,
     other_thing, the_other_extreme, unknown_codes, unknown_names, wants_a_number,
@@ -76,7 +76,7 @@ OFF_TOPIC_SHARE = 0.7
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-08a"
+CHECK_VERSION = "2026-12-08b"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 
@@ -103,7 +103,8 @@ class SourceSentence:
 
     def as_quote(self) -> dict[str, Any]:
         """The JSON of a supporting quote: file, page, sentence and the source's number."""
-        return {"file": self.file, "page": self.page, "sentence": unbulleted(self.text), "source": self.number}
+        return {"file": self.file, "page": self.page, "sentence": without_emphasis(unbulleted(self.text)),
+                "source": self.number}
 
 
 @dataclass
@@ -164,7 +165,10 @@ class Grounder(QuoteChoice):
         self._denies = [denies(s.text) for s in self.sentences]
         self._other_end = [the_other_extreme(question, s.text) for s in self.sentences]  # the maximum for the minimum
         # the bakery's hours do not answer for the lighthouse: sentences of a file about another subject
-        self._elsewhere = about_elsewhere(self.sentences, self._question_words)
+        # and a record's fields do not answer for another's ("Clearflow Hygiene" / "Lead time: 2 working days")
+        self._elsewhere = [file or record for file, record in zip(
+            about_elsewhere(self.sentences, self._question_words),
+            another_record(self.sentences, self._headers, self._words, self._question_words))]
         # "... as of pluggy 1.6.0?" is not answered by a line of 1.1.0's section (subjects.py)
         self._other_version = about_other_version(self.sentences, question)
         # "Who is not the harbor master?" is not answered by "The harbor master is Odalric Brenneke."
@@ -198,7 +202,10 @@ class Grounder(QuoteChoice):
         return [self.sentences[i].text for i in self._near(index)]
 
     def _window(self, index: int) -> set[str]:
-        return set().union(*(self._words[i] for i in self._near(index)))
+        """The content words of ``_near`` and, for a line of a list or timetable, of its lead-in
+        ("Harbourside Taproom:" over "Friday and Saturday 12:00 - 00:30", three lines up, t84)."""
+        lead = -1 if self.sentences[index].text.rstrip().endswith((".", "!", "?")) else lead_in(self.sentences, index)
+        return set().union(*(self._words[i] for i in self._near(index) + [lead] * (lead >= 0)))
 
     def best_sentence(self) -> int:
         """The index of the sentence that answers the question best (-1 when there is none)."""

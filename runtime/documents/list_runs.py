@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from pgpt.runtime.documents.sentences import LIST_ITEM, delimiter_counts
+from pgpt.runtime.documents.sentences import FIELD, LIST_ITEM, delimiter_counts
 
 MAX_ITEMS = 8  # items a quoted lead-in brings
 MAX_LIST = 30  # sentences back from an item to its lead-in
@@ -68,6 +68,9 @@ def table_header(sentences: Sequence[_Sentence], index: int) -> int:
     def row(i: int) -> bool:
         return " | " in sentences[i].text or _RULE.fullmatch(sentences[i].text.strip()) is not None
 
+    if FIELD.match(sentences[index].text) and " | " not in sentences[index].text:
+        return _record_name(sentences, index)
+
     if not row(index) or _RULE.fullmatch(sentences[index].text.strip()):
         return _delimited_header(sentences, index)
     first = index
@@ -80,6 +83,23 @@ def a_header_row(sentences: Sequence[_Sentence], index: int) -> bool:
     """Whether sentence ``index`` is the header row of a table or a CSV's header line: alone it answers
     nothing ("| Endpoint | Method | Rate limit | Timeout |" was quoted as a timeout, t83)."""
     return any(j < len(sentences) and table_header(sentences, j) == index for j in (index + 1, index + 2))
+
+
+def _record_name(sentences: Sequence[_Sentence], index: int) -> int:
+    """The name line of the record whose field sentence ``index`` is ("Greenbine Hop Merchants" above
+    "Lead time: 7 working days"): the nearest line before its run of fields in its source, of at most
+    MAX_NAME_WORDS words and no sentence end; -1 when prose or nothing comes first. Alone, "Lead time: 7
+    working days" did not say whose (t84)."""
+    j = index - 1
+    while j >= 0 and sentences[j].number == sentences[index].number and index - j <= MAX_ITEMS:
+        text = sentences[j].text.rstrip()
+        if not FIELD.match(text):
+            return j if len(text.split()) <= MAX_NAME_WORDS and not text.endswith((".", "!", "?")) else -1
+        j -= 1
+    return -1
+
+
+MAX_NAME_WORDS = 8
 
 
 def _delimited_header(sentences: Sequence[_Sentence], index: int) -> int:
@@ -100,3 +120,17 @@ def _delimited_header(sentences: Sequence[_Sentence], index: int) -> int:
 
 
 _RULE = re.compile(r"\|?[\s:|-]*-[\s:|-]*")  # a table's rule under its header: |----|:---:|
+
+
+def another_record(sentences: Sequence[_Sentence], headers: Sequence[int], words: Sequence[set[str]],
+                   question_words: set[str]) -> list[bool]:
+    """For each sentence: whether it is a row or field of a record (under a header, ``headers[i]`` >= 0,
+    or a field whose record's name the passage cut off) that holds fewer of the question's words found
+    in headers than another record does (``words``: each sentence's content words with its header's).
+    "What is the lead time for hops from Greenbine?" was answered with "Clearflow Hygiene" / "Lead time:
+    2 working days" (t84). Rows under one header tie."""
+    named = question_words & set().union(*(words[h] for h in set(headers) if h >= 0))
+    record = [h >= 0 or bool(FIELD.match(s.text)) for s, h in zip(sentences, headers)]
+    held = [len(named & words[i]) if record[i] else -1 for i in range(len(headers))]
+    best = max(held, default=-1)
+    return [record[i] and held[i] < best for i in range(len(headers))]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgpt.runtime.documents.list_runs import a_header_row, with_its_list
 from pgpt.runtime.documents.question_kinds import another_code, answers_the_kind
-from pgpt.runtime.documents.sentences import contains_fact, key_facts, unbulleted
+from pgpt.runtime.documents.sentences import contains_fact, key_facts, unbulleted, without_emphasis
 from pgpt.runtime.documents.statements import prose_words
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class QuoteChoice:
         header = self._headers[best]  # a row with its table's header: which number is which
         quoted = [self.sentences[i] for i in [header] * (header >= 0) + with_its_list(self.sentences, best)]
         text = "\n".join(s.text for s in quoted) if len(quoted) > 1 else unbulleted(quoted[0].text)
+        text = without_emphasis(text)  # "**Packaging Lead**" quoted with its asterisks (t84)
         return Grounding("quote", f"Quote from the documents: \u201c{text}\u201d [{quoted[0].number}]", quoted, measures)
 
     def _shown(self, index: int, statement: str) -> int:

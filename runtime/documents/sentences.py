@@ -101,7 +101,8 @@ def split_sentences(text: str) -> list[str]:
         for part in _NEW_UNIT.split(block):
             flat = " ".join(part.split())
             records = _records(part) if len(flat) > LONG_UNIT else None
-            units += records if records else SENTENCE_END.split(flat)
+            lines = records or _fields(part) or [flat]
+            units += [unit for line in lines for unit in ([line] if records else SENTENCE_END.split(line))]
     return [unit.strip() for unit in units if len(unit.strip()) > 2]
 
 
@@ -142,6 +143,34 @@ def _records(part: str) -> list[str] | None:
     return lines if max(alike, numbered) >= 0.8 * len(lines) else None
 
 
+def _fields(part: str) -> list[str] | None:
+    """The lines of ``part`` when it is a plain text's record of fields ("Lead time: 7 working days",
+    "Friday and Saturday  12:00 - 00:30", a name line above them), at least two of them fields; a line
+    that runs on (it starts in lower case, or the one before ends with a comma or a little word) joins
+    the one before. Read as one "sentence", a suppliers' list was quoted as 600 characters holding
+    three suppliers' lead times, and a timetable's "Saturday 12:00" read as a closing time (t84)."""
+    lines: list[str] = []
+    for line in (" ".join(line.split()) for line in part.split("\n")):
+        if lines and line and (line[0].islower() or lines[-1].endswith(_RUNS_ON)
+                               or lines[-1].rsplit(" ", 1)[-1].lower() in _LITTLE_WORDS):
+            lines[-1] += " " + line
+        elif line:
+            lines.append(line)
+    fields = sum(bool(FIELD.match(line)) for line in lines)
+    columns = sum(bool(_COLUMNS.search(line)) and not _CODE_LINE.match(line) for line in part.split("\n"))
+    return lines if len(lines) >= 2 and fields + columns >= 2 else None
+
+
+# a field of a record: "Lead time: 7 working days", "Minimum order: none" (a name of up to 4 words)
+FIELD = re.compile(r"[A-Z][\w()/'&.-]*(?: [\w()/'&.-]+){0,3}:\s+\S")
+# cells set apart by spaces: "Sunday        12:00 - 22:00" (not two spaces after a sentence's end)
+_COLUMNS = re.compile(r"[^\s.!?:;,](?: {2,}|\t)\S")
+# a line of code or a shell session, whose spaces before a comment are no columns (">>> help(Cache)  # doctest")
+_CODE_LINE = re.compile(r"\s*(?:>>>|\.\.\.|\$\s|#|//)|.*[=(){};<>\[\]`]")
+_RUNS_ON = (",", ";", "-", "\u2013", "(", "&", "/")
+_LITTLE_WORDS = frozenset("a an the and or of to in on at by for from with as is are was were be that which".split())
+
+
 def unbulleted(text: str) -> str:
     """A single list item's text without its bullet ("- The bakery closes ..." quoted with its dash,
     t77); a numbered step keeps its number, and several lines (a lead-in and its items) stay as they are."""
@@ -149,6 +178,15 @@ def unbulleted(text: str) -> str:
 
 
 _BULLET = re.compile(r"^\s*[-*\u2022]\s+(?=\S)")
+
+
+def without_emphasis(text: str) -> str:
+    """``text`` without Markdown's bold marks ("**Packaging Lead** — Sinead Kerrigan." was quoted with
+    its asterisks, t84); a lone asterisk ("5 * 3", a bullet) stays, and so do underscores ("__init__")."""
+    return _BOLD.sub(r"\1", text)
+
+
+_BOLD = re.compile(r"\*\*(?=\S)([^\n]+?)(?<=\S)\*\*")
 
 
 def strip_citations(text: str) -> str:

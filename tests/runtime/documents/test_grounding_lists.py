@@ -211,3 +211,69 @@ def test_a_table_row_that_supports_an_answer_is_shown_with_its_header(embedder) 
     result = grounder_over(embedder, "What is the rate limit for POST /v2/payments?", rows).check(
         "The rate limit for POST /v2/payments is 50 requests per second.", abstained=False)
     assert result.kind == "answer" and [q.text for q in result.quotes] == [API[0], API[2]], result
+
+
+SUPPLIERS = """APPROVED SUPPLIERS
+
+HOPS
+  Greenbine Hop Merchants
+    Supplies: Cascade, Centennial, Citra, Mosaic
+    Lead time: 7 working days
+    Minimum order: 5 kg per variety
+  Westacre Hop Farm (English hops)
+    Supplies: East Kent Goldings, Fuggles
+    Lead time: 3 working days
+    Minimum order: none
+  Simcoe: the contract with Northline Hops ends in February 2027 and will not be renewed,
+  because Northline could not guarantee the volume.
+CLEANING
+  Clearflow Hygiene
+    Supplies: caustic, acid and sanitiser
+    Lead time: 2 working days
+"""
+
+
+def test_a_plain_text_record_is_read_a_field_a_line() -> None:
+    """A suppliers' list in a text file was one "sentence" of 600 characters, three suppliers' lead
+    times in one quote; a timetable's lines ran together ("Friday and Saturday 12:00 - 00:30 Sunday ...",
+    t84). Prose wrapped over lines stays one sentence."""
+    units = split_sentences(SUPPLIERS)
+    assert "Greenbine Hop Merchants" in units and "Lead time: 7 working days" in units
+    assert "Minimum order: none" in units and "Westacre Hop Farm (English hops)" in units
+    assert ("Simcoe: the contract with Northline Hops ends in February 2027 and will not be renewed, because "
+            "Northline could not guarantee the volume.") in units  # a field run on over two lines
+    hours = "Harbourside Taproom:\n  Monday to Thursday   15:00 - 23:00\n  Friday and Saturday  12:00 - 00:30\n"
+    assert split_sentences(hours) == ["Harbourside Taproom:", "Monday to Thursday 15:00 - 23:00",
+                                      "Friday and Saturday 12:00 - 00:30"]
+    prose = ("Only approved suppliers may be used. A new supplier needs a completed questionnaire, a copy of\n"
+             "their food safety certificate and the approval of the\nQuality Manager. Note: it takes a week.")
+    assert split_sentences(prose) == ["Only approved suppliers may be used.", "A new supplier needs a completed "
+                                      "questionnaire, a copy of their food safety certificate and the approval of "
+                                      "the Quality Manager.", "Note: it takes a week."]
+
+
+def test_a_record_s_field_answers_for_its_own_record_and_is_shown_with_its_name(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"What is the lead time for hops from Greenbine?" was answered "2 working days", Clearflow
+    Hygiene's, from a lone "Lead time: 2 working days" (t84); a field is quoted under its record's name."""
+    given = [SourceSentence(1, "suppliers.txt", 0, s) for s in split_sentences(SUPPLIERS)]
+    question = "What is the lead time for hops from Greenbine?"
+    result = grounder_over(embedder, question, given).check("The lead time for Greenbine is 2 working days.", False)
+    assert "2 working days" not in result.text, result
+    result = grounder_over(embedder, question, given).check("The lead time for Greenbine is 7 working days.", False)
+    assert result.kind == "answer" and "7 working days" in result.text, result
+    assert [q.text for q in result.quotes] == ["Greenbine Hop Merchants", "Lead time: 7 working days"]
+    result = grounder_over(embedder, "What is the lead time from Westacre Hop Farm?", given).check(
+        "The lead time is 7 working days.", False)
+    assert "7 working days" not in result.text, result  # Greenbine's, though both names hold "hop"
+
+
+def test_a_quote_is_shown_without_markdown_bold_marks(embedder) -> None:  # type: ignore[no-untyped-def]
+    """"**Packaging Lead** — Sinead Kerrigan." was quoted with its asterisks (t84)."""
+    given = [SourceSentence(1, "staff_roles.md", 0, s) for s in split_sentences(
+        "## Packaging\n\n**Packaging Lead** — Sinead Kerrigan. She plans every can run.")]
+    ask = grounder_over(embedder, "Who is the Packaging Lead?", given)
+    result = ask.check("The Packaging Lead is Sinead Kerrigan.", abstained=False)
+    assert result.kind == "answer", result
+    assert [q.as_quote()["sentence"] for q in result.quotes] == ["Packaging Lead \u2014 Sinead Kerrigan."]
+    quoted = ask._quote(ask.best_sentence(), {})
+    assert "**" not in quoted.text and "Sinead Kerrigan" in quoted.text
