@@ -68,9 +68,25 @@ def sentence_window(text: str, sentence: str, width: int) -> tuple[str, str, str
         room = max(width - len(sentence), 0)
         first = max(start - room // 2, 0)
         last = min(start + len(sentence) + room - (start - first), len(text))
+        # not "…°C only, because ..." for "- Hollow Oak Stout is crashed to 4 °C only" (t84); the end stays,
+        # as the words after the sentence may be the answer (they were for a development question)
+        first = _line_start(text, first)
         first, last = _word_edge(text, first, start, forward=True), _word_edge(text, last, start + len(sentence))
     return (("\u2026" if first else "") + text[first:start], sentence,
             text[start + len(sentence):last] + ("\u2026" if last < len(text) else ""))
+
+
+def _line_start(text: str, cut: int) -> int:
+    """The start of the line or sentence that ``cut`` falls in, when it is at most LEAD_CHARS before
+    it, else ``cut``: a window that opened mid-line lost the line's subject and number (the window
+    grows by as much)."""
+    for i in range(cut, max(cut - LEAD_CHARS, 0) - 1, -1):
+        if i == 0 or text[i - 1] == "\n" or (i >= 2 and text[i - 1] == " " and text[i - 2] in ".!?"):
+            return i
+    return cut
+
+
+LEAD_CHARS = 60
 
 
 def _word_edge(text: str, cut: int, limit: int, forward: bool = False) -> int:

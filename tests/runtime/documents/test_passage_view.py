@@ -16,18 +16,23 @@ def test_a_run_on_sentence_is_shown_cut_around_its_start() -> None:
 
 def test_a_window_starts_and_ends_at_whole_words() -> None:
     """A search hit began "…ble" (the end of "timetable") and a window could end mid-word; a word longer
-    than a line (a URL) is still cut where it is rather than dropped."""
+    than a line (a URL) is still cut where it is rather than dropped; a window that would open a little
+    into a line opens at its start ("…°C only" lost "Stout is crashed to 4", t84)."""
     from pgpt.runtime.documents.passage_view import sentence_window
 
     text = "Ferry timetable\nThe ferry to Inselby leaves at noon. Bikes cost 3 euros each way on every crossing."
     before, sentence, after = sentence_window(text, "The ferry to Inselby leaves at noon.", 60)
-    assert before == "\u2026timetable " and sentence == "The ferry to Inselby leaves at noon."
+    assert before == "Ferry timetable " and sentence == "The ferry to Inselby leaves at noon."
     assert after.endswith("\u2026") and text.replace("\n", " ").find(after[:-1].strip()) > 0
     assert after[:-1].rstrip().split()[-1] in text.split()  # ends at a whole word
-    url = "x" * 80 + " The answer. " + "y" * 80
+    url = "x" * 200 + " The answer. " + "y" * 200
     assert sentence_window(url, "The answer.", 40) == ("\u2026", "The answer.", "\u2026")
     before, _, after = sentence_window(url, "The answer.", 100)
     assert before.startswith("\u2026x") and after.endswith("y\u2026")  # an overlong word cut, not dropped
+    items = "- Ales are crashed to 2 °C.\n- Hollow Oak Stout is crashed to 4 °C only, because its oat proteins haze.\n"
+    before, sentence, _ = sentence_window(items + "- Frostbound is conditioned at 10 °C.", "- Frostbound is "
+                                          "conditioned at 10 °C.", 110)
+    assert before.startswith("\u2026- Hollow Oak Stout is crashed to 4") and sentence.startswith("- Frostbound")
 
 def test_table_rows_are_shown_on_lines_of_their_own() -> None:
     """An HTML table's rows ran together in search and "not found" views ("... Closes Monday | 07:00 ...")."""
