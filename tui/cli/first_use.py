@@ -22,12 +22,8 @@ def prepare_built_in(settings: Settings, command: str) -> None:
     client, or where the user chose other models); where they cannot be exported here, nothing: the
     command's own error then names what is missing."""
     from pgpt.export.defaults import cannot_prepare_reason, prepare_defaults
-    from pgpt.tui.chat.first_run import models_to_prepare
 
-    if settings.server or command not in EMBEDDER_COMMANDS or not first_use(settings):
-        return
-    models = [m for m in models_to_prepare(settings)
-              if (m.kind == "llm" and command in CHAT_COMMANDS) or (m.kind == "embedding" and not settings.embedder)]
+    models = to_prepare(settings, command)
     if not models or cannot_prepare_reason():
         return
     from pgpt.export.cli import quiet_libraries
@@ -40,15 +36,30 @@ def prepare_built_in(settings: Settings, command: str) -> None:
     print("pgpt: the built-in models are ready", file=sys.stderr, flush=True)
 
 
-def first_use(settings: Settings) -> bool:
-    """Whether this is a new installation's first use: the model cache holds no model and the home no
-    index. Anything else is an existing setup looking in the wrong place (a cron job without
+def to_prepare(settings: Settings, command: str) -> list:  # type: ignore[type-arg]
+    """The built-in models (export.defaults.DefaultModel) that ``command`` needs and a first use lacks."""
+    from pgpt.tui.chat.first_run import models_to_prepare
+
+    if settings.server or command not in EMBEDDER_COMMANDS:
+        return []
+    stage = first_use(settings)
+    return [m for m in models_to_prepare(settings) if (m.kind == "llm" and command in CHAT_COMMANDS and stage)
+            or (m.kind == "embedding" and not settings.embedder and stage == "new")]
+
+
+def first_use(settings: Settings) -> str:
+    """"new" for a new installation (the model cache holds no model, the home no index), "begun" after
+    a first `ingest` (the cache holds the built-in embedder alone: `ask` next lacked its chat model,
+    t85), else "". Anything else is an existing setup looking in the wrong place (a cron job without
     PGPT_MODEL_CACHE, t71): exporting the models again there would hide that, so its command's error
     names where pgpt looked instead."""
     from pgpt.runtime.documents.index_folder import index_dir
-    from pgpt.runtime.models import list_models
+    from pgpt.runtime.models import DEFAULT_EMBEDDER, list_models
 
-    return not index_dir(settings).exists() and not list_models(settings)
+    models = list_models(settings)
+    if not models:
+        return "" if index_dir(settings).exists() else "new"
+    return "begun" if [m.name for m in models] == [DEFAULT_EMBEDDER] else ""
 
 
 def _stage_line(stage: str, message: str) -> None:

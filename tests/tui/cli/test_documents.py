@@ -404,6 +404,11 @@ def test_a_first_ingest_on_a_new_machine_prepares_the_built_in_embedder(tmp_path
     assert [p.name for p in fresh.model_cache.iterdir() if not p.name.startswith(".")] == ["all-minilm-l6-v2-int8"]
     found = tui_cli(fresh, "search", "ferry")  # ready: no second export
     assert found.returncode == 0 and "ferry.txt" in found.stdout and "first use" not in found.stderr
+    from pgpt.tui.cli.first_use import to_prepare
+
+    # `ask` next prepares the chat model (t85: "No chat model has been exported yet"); search needs nothing
+    assert [m.kind for m in to_prepare(fresh, "ask")] == ["llm"] and to_prepare(fresh, "search") == []
     elsewhere = Settings(home=fresh.home, model_cache=tmp_path / "empty-cache")
     refused = tui_cli(elsewhere, "search", "ferry")
     assert refused.returncode == 2 and "is not exported in" in refused.stderr and "first use" not in refused.stderr
+    assert to_prepare(elsewhere, "ask") == []  # nor its chat model: the setup looks in the wrong place
