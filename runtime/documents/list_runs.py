@@ -88,18 +88,32 @@ def a_header_row(sentences: Sequence[_Sentence], index: int) -> bool:
 def _record_name(sentences: Sequence[_Sentence], index: int) -> int:
     """The name line of the record whose field sentence ``index`` is ("Greenbine Hop Merchants" above
     "Lead time: 7 working days"): the nearest line before its run of fields in its source, of at most
-    MAX_NAME_WORDS words and no sentence end; -1 when prose or nothing comes first. Alone, "Lead time: 7
-    working days" did not say whose (t84)."""
-    j = index - 1
-    while j >= 0 and sentences[j].number == sentences[index].number and index - j <= MAX_ITEMS:
+    MAX_NAME_WORDS words and no sentence end. Where none is (prose or the passage's start before the
+    run), the field that starts each record, of the run's first field's key: "Vessel: MV Puffin" over
+    "Crew: 5" (t85). Else -1. Alone, "Lead time: 7 working days" did not say whose (t84)."""
+    j, first = index - 1, -1
+    while j >= 0 and sentences[j].number == sentences[index].number and index - j <= MAX_RECORD:
         text = sentences[j].text.rstrip()
         if not FIELD.match(text):
-            return j if len(text.split()) <= MAX_NAME_WORDS and not text.endswith((".", "!", "?")) else -1
-        j -= 1
-    return -1
+            if len(text.split()) <= MAX_NAME_WORDS and not text.endswith((".", "!", "?")):
+                return j
+            break
+        first, j = j, j - 1
+    if first < 0:
+        return -1
+    key = _key(sentences[first].text)
+    if _key(sentences[index].text) == key:  # a record's own name
+        return -1
+    return next((k for k in range(index - 1, first - 1, -1) if _key(sentences[k].text) == key), -1)
+
+
+def _key(text: str) -> str:
+    """The key of a field line ("Vessel" of "Vessel: MV Puffin")."""
+    return text.split(":", 1)[0].strip().lower()
 
 
 MAX_NAME_WORDS = 8
+MAX_RECORD = 40  # lines back from a field to its record's name
 
 
 def _delimited_header(sentences: Sequence[_Sentence], index: int) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 from pgpt.runtime.documents.grounding import Grounder, SourceSentence
 from pgpt.runtime.documents.records import DEFAULT_COLLECTION
 from pgpt.runtime.documents.sentences import (
-    LIST_ITEM, content_words, delimiter_counts, flatten_text, split_sentences, unhyphenated,
+    FIELD, LIST_ITEM, content_words, delimiter_counts, flatten_text, in_columns, split_sentences, unhyphenated,
 )
 
 
@@ -30,11 +30,13 @@ def shown_text(text: str) -> str:
     Replacing each line break of the result by a space gives ``flatten_text(text)`` exactly, so a
     position found in the flattened text is the same position here."""
     lines, after_blank, previous_kept = [], [], True  # the lines, and whether a blank line came before each
-    for line in unhyphenated(text).splitlines():
-        line = " ".join(line.split())
+    fields = []  # whether each is a record's field or a timetable's line: one a line (t85)
+    for raw in unhyphenated(text).splitlines():
+        line = " ".join(raw.split())
         if line:
             after_blank.append(bool(lines) and not previous_kept)
             lines.append(line)
+            fields.append(bool(FIELD.match(line)) or in_columns(raw))
         previous_kept = bool(line)
     if not lines:
         return ""
@@ -43,7 +45,8 @@ def shown_text(text: str) -> str:
         # a paragraph after a list, a table or a title starts its own line too: it read as the
         # last item's ("- Dovecote Pippin To prune a Pellwick tree, ...")
         leaves = after_blank[number] and (_is_row(previous) or _OWN_LINE.match(previous) or _is_title(previous))
-        apart = (_is_row(previous) and _is_row(line)) or _records(previous, line) or _OWN_LINE.match(line) or leaves
+        apart = ((_is_row(previous) and _is_row(line)) or _records(previous, line) or _OWN_LINE.match(line) or leaves
+                 or (fields[number] and not line[:1].islower()) or (fields[number - 1] and line[:1].isupper()))
         shown.append(("\n" if apart else " ") + line)
     return "".join(shown)
 

@@ -141,9 +141,10 @@ def another_time(codes: list[str], dates: set[tuple[int, str]], window: str, sen
     return bool(years) and not any(year in sentence for year in years) and another_code(years, place)
 
 
-# "Where is the assembly point at Harbourside?": assembly point (t84: answered with the streets of two taprooms)
+# "Where is the assembly point at Harbourside?": assembly point (t84: answered with the streets of two taprooms);
+# "What is the minimum order from Westacre?": minimum order (t85: its lead time was quoted)
 _ATTRIBUTE_OF = re.compile(r"^\s*(?:what|who|where|how\s+much|how\s+many)\s+(?:is|are|was|were)\s+the\s+"
-                           r"(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*){0,2}?)\s+(?:of|at|for|in|on)\b",
+                           r"(?P<attribute>[^\W\d_][\w-]*(?:\s+[^\W\d_][\w-]*){0,2}?)\s+(?:of|at|for|in|on|from)\b",
                            re.IGNORECASE)
 # "What discount do staff get?": discount
 _WHAT_A = re.compile(r"^\s*(?:what|(?P<which>which))\s+(?P<attribute>[^\W\d_][\w-]*)\s+"

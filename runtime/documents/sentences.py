@@ -157,8 +157,14 @@ def _fields(part: str) -> list[str] | None:
         elif line:
             lines.append(line)
     fields = sum(bool(FIELD.match(line)) for line in lines)
-    columns = sum(bool(_COLUMNS.search(line)) and not _CODE_LINE.match(line) for line in part.split("\n"))
+    columns = sum(in_columns(line) for line in part.split("\n"))
     return lines if len(lines) >= 2 and fields + columns >= 2 else None
+
+
+def in_columns(line: str) -> bool:
+    """Whether a line as written (its spaces not yet collapsed) sets cells apart by spaces or a tab, as
+    a timetable does ("Sunday        12:00 - 22:00"), and is no line of code."""
+    return bool(_COLUMNS.search(line)) and not _CODE_LINE.match(line)
 
 
 # a field of a record: "Lead time: 7 working days", "Minimum order: none" (a name of up to 4 words)

@@ -277,3 +277,40 @@ def test_a_quote_is_shown_without_markdown_bold_marks(embedder) -> None:  # type
     assert [q.as_quote()["sentence"] for q in result.quotes] == ["Packaging Lead \u2014 Sinead Kerrigan."]
     quoted = ask._quote(ask.best_sentence(), {})
     assert "**" not in quoted.text and "Sinead Kerrigan" in quoted.text
+
+
+FLEET = ("Our vessels are listed below.\n\nVessel: MV Puffin\nLength: 30 m\nMinimum crew: 5\n\n"
+         "Vessel: MV Gannet\nLength: 24 m\nMinimum crew: 3\n")
+
+
+def test_a_record_that_starts_with_its_name_field_names_its_other_fields(embedder) -> None:  # type: ignore[no-untyped-def]
+    """Records that start with "Vessel: MV Puffin" had no name line, so another vessel's "Minimum crew"
+    answered (t85); "What is the minimum order from Westacre?" quoted Westacre's lead time (t85)."""
+    from pgpt.runtime.documents.list_runs import table_header
+
+    given = [SourceSentence(1, "fleet.txt", 0, s) for s in split_sentences(FLEET)]
+    names = {given[i].text: given[h].text if h >= 0 else None for i in range(len(given))
+             for h in [table_header(given, i)]}
+    assert names["Minimum crew: 3"] == "Vessel: MV Gannet" and names["Length: 30 m"] == "Vessel: MV Puffin"
+    assert names["Vessel: MV Gannet"] is None  # a record's own name
+    result = grounder_over(embedder, "What is the minimum crew of the MV Puffin?", given).check(
+        "The minimum crew of the MV Puffin is 3.", False)
+    assert "3" not in result.text, result
+    suppliers = [SourceSentence(1, "suppliers.txt", 0, s) for s in split_sentences(SUPPLIERS)]
+    quoted = grounder_over(embedder, "What is the minimum order from Westacre?", suppliers).check(
+        "The minimum order from Westacre is 5 kg.", False)
+    assert "5 kg" not in quoted.text and "Lead time" not in quoted.text, quoted
+
+
+def test_a_timetable_and_a_record_keep_their_lines_in_a_passage_view() -> None:
+    """A plain text's timetable ran into one line in `search` and the closest passages (t85)."""
+    from pgpt.runtime.documents.passage_view import shown_text
+    from pgpt.runtime.documents.sentences import flatten_text
+
+    text = ("Harbourside Taproom:\n  Monday to Thursday   15:00 - 23:00\n  Sunday               12:00 - 22:00\n\n"
+            "Westacre Hop Farm\n    Lead time: 3 working days\n    Note: used for Old Tollgate and\n    the stout.")
+    shown = shown_text(text)
+    assert shown.replace("\n", " ") == flatten_text(text)
+    assert shown.splitlines() == ["Harbourside Taproom:", "Monday to Thursday 15:00 - 23:00",
+                                  "Sunday 12:00 - 22:00", "Westacre Hop Farm", "Lead time: 3 working days",
+                                  "Note: used for Old Tollgate and the stout."]
