@@ -76,7 +76,7 @@ OFF_TOPIC_SHARE = 0.7
 # Change it with any change of what the check answers.
 # c: no quote of the question's own words; d: records, numbered things; 07b: releases; 07c: ways, "v7.3.20";
 # 07d: another weekday; 07e: a question's unknown code, a broken word mended; 07f: a definition reused
-CHECK_VERSION = "2026-12-08c"
+CHECK_VERSION = "2026-12-08d"
 CLOSEST_PASSAGES = 3
 CLOSEST_CHARS = 240  # how much of each a "not found" answer shows, around its sentence closest to the question
 

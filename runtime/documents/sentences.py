@@ -101,8 +101,7 @@ def split_sentences(text: str) -> list[str]:
         for part in _NEW_UNIT.split(block):
             flat = " ".join(part.split())
             records = _records(part) if len(flat) > LONG_UNIT else None
-            lines = records or _fields(part) or [flat]
-            units += [unit for line in lines for unit in ([line] if records else SENTENCE_END.split(line))]
+            units += records if records else SENTENCE_END.split(flat)
     return [unit.strip() for unit in units if len(unit.strip()) > 2]
 
 
@@ -143,24 +142,6 @@ def _records(part: str) -> list[str] | None:
     return lines if max(alike, numbered) >= 0.8 * len(lines) else None
 
 
-def _fields(part: str) -> list[str] | None:
-    """The lines of ``part`` when it is a plain text's record of fields ("Lead time: 7 working days",
-    "Friday and Saturday  12:00 - 00:30", a name line above them), at least two of them fields; a line
-    that runs on (it starts in lower case, or the one before ends with a comma or a little word) joins
-    the one before. Read as one "sentence", a suppliers' list was quoted as 600 characters holding
-    three suppliers' lead times, and a timetable's "Saturday 12:00" read as a closing time (t84)."""
-    lines: list[str] = []
-    for line in (" ".join(line.split()) for line in part.split("\n")):
-        if lines and line and (line[0].islower() or lines[-1].endswith(_RUNS_ON)
-                               or lines[-1].rsplit(" ", 1)[-1].lower() in _LITTLE_WORDS):
-            lines[-1] += " " + line
-        elif line:
-            lines.append(line)
-    fields = sum(bool(FIELD.match(line)) for line in lines)
-    columns = sum(in_columns(line) for line in part.split("\n"))
-    return lines if len(lines) >= 2 and fields + columns >= 2 else None
-
-
 def in_columns(line: str) -> bool:
     """Whether a line as written (its spaces not yet collapsed) sets cells apart by spaces or a tab, as
     a timetable does ("Sunday        12:00 - 22:00"), and is no line of code."""
@@ -173,8 +154,6 @@ FIELD = re.compile(r"[A-Z][\w()/'&.-]*(?: [\w()/'&.-]+){0,3}:\s+\S")
 _COLUMNS = re.compile(r"[^\s.!?:;,](?: {2,}|\t)\S")
 # a line of code or a shell session, whose spaces before a comment are no columns (">>> help(Cache)  # doctest")
 _CODE_LINE = re.compile(r"\s*(?:>>>|\.\.\.|\$\s|#|//)|.*[=(){};<>\[\]`]")
-_RUNS_ON = (",", ";", "-", "\u2013", "(", "&", "/")
-_LITTLE_WORDS = frozenset("a an the and or of to in on at by for from with as is are was were be that which".split())
 
 
 def unbulleted(text: str) -> str:
