@@ -89,12 +89,14 @@ def question_problems(items: Any, names: set[str]) -> list[str]:
         return ["it holds no JSON list of questions"]
     problems = []
     for number, item in enumerate(items, 1):
+        # by its id where it has one: a position alone had to be counted out in the file (t85)
+        which = f"question {number}" + (f" ({item['id']})" if isinstance(item, dict) and item.get("id") else "")
         if not isinstance(item, dict) or not str(item.get("question") or "").strip():
-            problems.append(f"question {number} has no \"question\" text")
+            problems.append(f"{which} has no \"question\" text")
         elif item.get("source") not in names:
-            problems.append(f"question {number}'s source {item.get('source')!r} is no file of the folder")
+            problems.append(f"{which}: its source {item.get('source')!r} is no file of the folder")
         elif not item.get("unanswerable") and not (isinstance(item.get("answers"), list) and item["answers"]):
-            problems.append(f"question {number} has no \"answers\" and is not marked \"unanswerable\"")
+            problems.append(f"{which} has no \"answers\" and is not marked \"unanswerable\"")
     return problems
 
 

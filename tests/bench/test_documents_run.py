@@ -154,8 +154,9 @@ def test_own_documents_and_questions_are_scored_as_a_held_out_set(
 @pytest.mark.parametrize(("questions", "expected"), [
     ("not json", "cannot read the questions file"),
     ('{"question": "x"}', "holds no JSON list of questions"),
-    ('[{"question": "When?", "source": "nope.md", "answers": ["noon"]}]', "source 'nope.md' is no file of the folder"),
-    ('[{"question": "When?", "source": "secret.md", "answers": ["4711"]}]', "source 'secret.md' is no file"),
+    ('[{"id": "q7", "question": "When?", "source": "nope.md", "answers": ["noon"]}]',
+     "question 1 (q7): its source 'nope.md' is no file of the folder"),
+    ('[{"question": "When?", "source": "secret.md", "answers": ["4711"]}]', "its source 'secret.md' is no file"),
     ('[{"question": "When?", "source": "ferry.md"}]', "question 1 has no \"answers\" and is not marked"),
 ])
 def test_own_questions_that_cannot_be_scored_are_refused_before_any_work(
