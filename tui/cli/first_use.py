@@ -57,9 +57,13 @@ def first_use(settings: Settings) -> str:
     from pgpt.runtime.models import DEFAULT_EMBEDDER, list_models
 
     models = list_models(settings)
-    if not models:
+    # every folder counts, a damaged one too: a chat model whose manifest broke is named, not exported
+    # again over it (probe 4.12)
+    folders = sorted(p.name for p in settings.model_cache.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if settings.model_cache.is_dir() else []
+    if not models and not folders:
         return "" if index_dir(settings).exists() else "new"
-    return "begun" if [m.name for m in models] == [DEFAULT_EMBEDDER] else ""
+    return "begun" if [m.name for m in models] == folders == [DEFAULT_EMBEDDER] else ""
 
 
 def _stage_line(stage: str, message: str) -> None:
