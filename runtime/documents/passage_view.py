@@ -135,6 +135,11 @@ def where(source: Mapping[str, Any]) -> str:
                     + (" (file gone)" if source.get("gone") else ""))
 
 
+def quote_line(quote: Mapping[str, Any], sources: Sequence[Mapping[str, Any]]) -> str:
+    """A supporting quote as `ask` and the app show it: ``[n] file, page N: “sentence”``."""
+    return f"[{quote['source']}] {where(quoted_source(quote, sources))}: \u201c{quote['sentence']}\u201d"
+
+
 def quoted_source(quote: Mapping[str, Any], sources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A supporting quote's file as ``where`` reads it: its file and page, and the collection and
     "file gone" of the answer's source it quotes (``quote["source"]``, 1-based)."""

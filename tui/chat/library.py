@@ -114,11 +114,10 @@ def describe_quotes(result: dict[str, Any]) -> str:
     ``[n] file, page N: “sentence”``, then those of other sources that say otherwise (conflicts.py),
     under their own title; a quote answer's own sentence is not repeated."""
     from pgpt.runtime.documents.conflicts import quote_groups
-    from pgpt.runtime.documents.passage_view import quoted_source, where
+    from pgpt.runtime.documents.passage_view import quote_line
 
-    return "\n\n".join(f"{title}:\n" + "\n".join(
-        f"[{q['source']}] {where(quoted_source(q, result['sources']))}: \u201c{q['sentence']}\u201d" for q in group)
-        for title, group in quote_groups(result))
+    return "\n\n".join(f"{title}:\n" + "\n".join(quote_line(q, result["sources"]) for q in group)
+                       for title, group in quote_groups(result))
 
 
 def describe_closest(passages: list[dict[str, Any]]) -> tuple[str, str]:

@@ -47,12 +47,10 @@ def describe_answer(result: dict[str, Any]) -> str:
     found, the closest passages), all free of terminal escapes."""
     lines = [result["answer"]]
     from pgpt.runtime.documents.conflicts import quote_groups
-    from pgpt.runtime.documents.passage_view import quoted_source, where
+    from pgpt.runtime.documents.passage_view import quote_line, where
 
     for title, group in quote_groups(result):
-        lines += ["", title + ":"]
-        lines += [f"  [{q['source']}] {where(quoted_source(q, result['sources']))}: \u201c{q['sentence']}\u201d"
-                  for q in group]
+        lines += ["", title + ":"] + [f"  {quote_line(q, result['sources'])}" for q in group]
     if result["sources"] and not result.get("not_found"):
         # each with its opening words: two passages of one PDF page were "[1] a.pdf, page 3" twice
         lines += ["", "Sources:"] + [f"  [{n}] {where(s)}: {_opening(s.get('text', ''))}"
